@@ -1,0 +1,74 @@
+/** `pgscale init`: writes a commented pgscale.yaml for N shards of 1 primary + R standbys. */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseConfig } from '../../config/load.js';
+import { INIT_DEFAULTS, renderConfig } from '../../config/template.js';
+import { ConfigError, ErrorCodes } from '../../errors.js';
+import { serviceCanReach, serviceUser } from '../../cluster/run-as.js';
+import { intOption, parse } from '../args.js';
+import { out } from '../context.js';
+
+export const help = `Usage: pgscale init [--dir DIR] [--shards N] [--replicas R] [--port-base P] [options]
+
+Writes DIR/pgscale.yaml (default: the current directory) describing N shards, each a primary
+with R streaming standbys, on this host.
+
+Options:
+  --dir DIR          directory for pgscale.yaml and the cluster's data (default .)
+  --shards N         number of shards (default 1)
+  --replicas R       standbys per shard (default 2)
+  --port-base P      first PostgreSQL port; nodes take P, P+1, … (default 54320)
+  --proxy-port P     proxy port (default 6432)
+  --http-port P      HTTP API port (default 8008)
+  --name NAME        cluster name (default pgscale)
+  --force            overwrite an existing pgscale.yaml
+`;
+
+export function run(argv: string[]): number {
+  const { values } = parse('init', argv, {
+    dir: { type: 'string' },
+    shards: { type: 'string' },
+    replicas: { type: 'string' },
+    'port-base': { type: 'string' },
+    'proxy-port': { type: 'string' },
+    'http-port': { type: 'string' },
+    name: { type: 'string' },
+    force: { type: 'boolean' },
+  });
+  if (values.help) return (out(help), 0);
+  const dir = resolve(typeof values.dir === 'string' ? values.dir : '.');
+  const file = typeof values.config === 'string' ? resolve(values.config) : join(dir, 'pgscale.yaml');
+  if (existsSync(file) && !values.force) {
+    throw new ConfigError(ErrorCodes.CONFIG_EXISTS, `${file} already exists; use --force to overwrite it`);
+  }
+  const name = typeof values.name === 'string' ? values.name : INIT_DEFAULTS.name;
+  const opts = {
+    ...INIT_DEFAULTS,
+    name,
+    shards: intOption('shards', values.shards, 1, 64) ?? INIT_DEFAULTS.shards,
+    replicas: intOption('replicas', values.replicas, 0, 15) ?? INIT_DEFAULTS.replicas,
+    portBase: intOption('port-base', values['port-base'], 1024, 65000) ?? INIT_DEFAULTS.portBase,
+    proxyPort: intOption('proxy-port', values['proxy-port'], 1, 65535) ?? INIT_DEFAULTS.proxyPort,
+    httpPort: intOption('http-port', values['http-port'], 1, 65535) ?? INIT_DEFAULTS.httpPort,
+  };
+  mkdirSync(dir, { recursive: true });
+  let note = '';
+  if (serviceUser() && !serviceCanReach(dir)) {
+    // As root, PostgreSQL runs as an unprivileged user that must reach its data directory.
+    const tag = createHash('sha256').update(dir).digest('hex').slice(0, 8);
+    opts.dataDir = `/var/lib/pgscale/${name}-${tag}`;
+    note =
+      `\nRunning as root: PostgreSQL runs as user "${serviceUser()!.name}", which cannot enter ${dir};\n` +
+      `the data directory is therefore ${opts.dataDir} (cluster.data_dir).`;
+  }
+  const text = renderConfig(opts);
+  parseConfig(text, file); // what we write must load
+  writeFileSync(file, text);
+  const last = opts.portBase + opts.shards * (opts.replicas + 1) - 1;
+  out(
+    `wrote ${file}: ${opts.shards} shard(s) × (1 primary + ${opts.replicas} standbys), ports ${opts.portBase}–${last}, ` +
+      `proxy ${opts.proxyPort}, HTTP ${opts.httpPort}.${note}\nNext: pgscale up -c ${file}`,
+  );
+  return 0;
+}

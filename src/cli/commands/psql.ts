@@ -1,0 +1,101 @@
+/**
+ * `pgscale psql` and `pgscale url`. psql runs as the cluster's superuser with the password passed
+ * through a passfile (never on the command line or in the environment); `url` prints the
+ * application role's connection URI. Both target shard 0's primary until the proxy exists.
+ */
+import { spawn } from 'node:child_process';
+import { findNode } from '../../config/load.js';
+import type { NodeRef } from '../../config/load.js';
+import { ClusterError, ErrorCodes, UsageError } from '../../errors.js';
+import type { Cluster } from '../../cluster/cluster.js';
+import { passfilePath } from '../../cluster/secrets.js';
+import { cleanEnv } from '../../cluster/run-as.js';
+import { parse } from '../args.js';
+import { openCluster, out } from '../context.js';
+
+export const psqlHelp = `Usage: pgscale psql [-c FILE] [NODE] [-- PSQL-ARGS…]
+
+Runs psql on NODE (default: the primary of shard 0) as the cluster superuser, in the
+application database. Arguments after -- go to psql, e.g.:
+  pgscale psql s0n1 -- -At -c 'select pg_is_in_recovery()'
+`;
+
+export const urlHelp = `Usage: pgscale url [-c FILE] [--node NAME] [--superuser]
+
+Prints a connection URI for the application role (default: the primary of shard 0).
+`;
+
+function pickNode(cluster: Cluster, name: string | undefined): NodeRef {
+  if (name) {
+    const n = findNode(cluster.config, name);
+    if (!n)
+      throw new ClusterError(ErrorCodes.NODE_NOT_FOUND, `no node named "${name}" in ${cluster.loaded.file}`);
+    return n;
+  }
+  const p = cluster.primaryOf(0);
+  if (!p)
+    throw new ClusterError(ErrorCodes.NO_PRIMARY, 'the cluster has not been created yet; run `pgscale up`');
+  return p;
+}
+
+export async function psql(argv: string[]): Promise<number> {
+  const dd = argv.indexOf('--');
+  const own = dd >= 0 ? argv.slice(0, dd) : argv;
+  const extra = dd >= 0 ? argv.slice(dd + 1) : [];
+  const { values, positionals } = parse('psql', own, {}, 1);
+  if (values.help) return (out(psqlHelp), 0);
+  const cluster = openCluster(values);
+  const node = pickNode(cluster, positionals[0]);
+  const bin = cluster.bins.psql;
+  if (!bin) {
+    throw new ClusterError(
+      ErrorCodes.BINARIES_NOT_FOUND,
+      'psql not found (not beside the server binaries nor on PATH); install the PostgreSQL client (e.g. apt-get install postgresql-client)',
+    );
+  }
+  cluster.secrets();
+  const args = [
+    '-h',
+    node.host,
+    '-p',
+    String(node.port),
+    '-U',
+    cluster.config.postgres.superuser,
+    '-d',
+    cluster.config.app.database,
+    ...extra,
+  ];
+  const child = spawn(bin, args, {
+    stdio: 'inherit',
+    env: {
+      ...cleanEnv(),
+      PGPASSFILE: passfilePath(cluster.dataDir),
+      PGAPPNAME: 'pgscale psql',
+      PGCONNECT_TIMEOUT: '10',
+    },
+  });
+  process.on('SIGINT', () => undefined); // psql handles Ctrl-C itself
+  return new Promise((resolve) => {
+    child.on('error', (e) => {
+      out(`pgscale: could not run psql: ${e.message}`);
+      resolve(1);
+    });
+    child.on('exit', (code) => resolve(code ?? 1));
+  });
+}
+
+export function url(argv: string[]): number {
+  const { values } = parse('url', argv, { node: { type: 'string' }, superuser: { type: 'boolean' } });
+  if (values.help) return (out(urlHelp), 0);
+  if (values.node === '') throw new UsageError('--node needs a node name');
+  const cluster = openCluster(values);
+  const node = pickNode(cluster, typeof values.node === 'string' ? values.node : undefined);
+  const s = cluster.secrets();
+  const user = values.superuser ? cluster.config.postgres.superuser : cluster.config.app.user;
+  const password = values.superuser ? s.superuser : s.app;
+  const host = node.host.includes(':') ? `[${node.host}]` : node.host;
+  out(
+    `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${host}:${node.port}/${encodeURIComponent(cluster.config.app.database)}`,
+  );
+  return 0;
+}

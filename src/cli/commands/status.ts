@@ -1,0 +1,67 @@
+/** `pgscale status [--json]`: every node's role, state, positions, lag, slot and archiver. */
+import type { Cluster } from '../../cluster/cluster.js';
+import { parse } from '../args.js';
+import { openCluster, out } from '../context.js';
+import { formatBytes, table } from '../table.js';
+
+export const help = `Usage: pgscale status [-c FILE] [--json]
+
+Shows each node: shard, name, role, state, pid, port, timeline, WAL position (current on a
+primary, replayed on a replica), lag in bytes and seconds, replication slot and archiving.
+--json prints the same as an object for scripts (shape in docs/status.md).
+`;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parse('status', argv, { json: { type: 'boolean' } });
+  if (values.help) return (out(help), 0);
+  const cluster = openCluster(values);
+  return printStatus(cluster, values.json === true);
+}
+
+export async function printStatus(cluster: Cluster, json: boolean): Promise<number> {
+  const nodes = await cluster.status();
+  if (json) {
+    out(
+      JSON.stringify(
+        {
+          cluster: cluster.config.cluster.name,
+          postgres: { version: cluster.bins.version, bin_dir: cluster.bins.dir, source: cluster.bins.source },
+          nodes,
+        },
+        null,
+        2,
+      ),
+    );
+  } else {
+    out(
+      table(
+        ['SHARD', 'NODE', 'ROLE', 'STATE', 'PID', 'PORT', 'TL', 'LSN', 'LAG', 'LAG(s)', 'SLOT', 'ARCHIVE'],
+        nodes.map((n) => [
+          n.shard,
+          n.name,
+          n.role,
+          n.role === 'replica' && n.state === 'running'
+            ? n.streaming
+              ? 'streaming'
+              : 'not streaming'
+            : n.state,
+          n.pid,
+          n.port,
+          n.timeline,
+          n.lsn,
+          formatBytes(n.lagBytes),
+          n.lagSeconds === null ? null : n.lagSeconds.toFixed(1),
+          n.slot ? `${n.slot.name}${n.slot.active ? '' : ' (inactive)'}` : null,
+          n.archive
+            ? n.archive.failedCount > 0 && n.archive.lastFailedWal
+              ? `FAILING ${n.archive.lastFailedWal} (${n.archive.failedCount} failures)`
+              : (n.archive.lastArchivedWal ?? (n.role === 'primary' ? 'none yet' : null))
+            : null,
+        ]),
+      ),
+    );
+    for (const n of nodes.filter((x) => x.error)) out(`${n.name}: ${n.error}`);
+  }
+  const bad = nodes.some((n) => n.state !== 'running' || (n.role === 'replica' && !n.streaming));
+  return bad ? 3 : 0;
+}

@@ -1,0 +1,73 @@
+/**
+ * The `pgscale` command: dispatches to a command module, prints errors as one clear message
+ * (with the error's stable code under PGSCALE_DEBUG=1) and maps them to exit codes:
+ * 0 success, 1 failure, 2 usage error.
+ */
+import { readFileSync } from 'node:fs';
+import { PgscaleError, UsageError } from '../errors.js';
+import * as doctor from './commands/doctor.js';
+import * as init from './commands/init.js';
+import * as psql from './commands/psql.js';
+import * as replicas from './commands/replicas.js';
+import * as status from './commands/status.js';
+import * as upCmd from './commands/up.js';
+
+type Handler = (argv: string[]) => number | Promise<number>;
+
+const commands: Record<string, { run: Handler; summary: string }> = {
+  init: { run: init.run, summary: 'write a commented pgscale.yaml' },
+  up: { run: upCmd.up, summary: 'provision and start the cluster' },
+  status: { run: status.run, summary: 'show every node (role, lag, slot, archive)' },
+  down: { run: upCmd.down, summary: 'stop every node' },
+  destroy: { run: upCmd.destroy, summary: 'stop and delete all data (--yes)' },
+  'add-replica': { run: replicas.add, summary: 'add a standby online' },
+  'remove-replica': { run: replicas.remove, summary: 'remove a standby online' },
+  psql: { run: psql.psql, summary: 'run psql on a node as the superuser' },
+  url: { run: psql.url, summary: 'print the application connection URI' },
+  doctor: { run: doctor.run, summary: 'show the PostgreSQL binaries found and what is missing' },
+};
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((c) => c.length));
+  return (
+    `pgscale ${version()}: horizontal scaling for PostgreSQL\n\n` +
+    `Usage: pgscale <command> [options]   (pgscale <command> --help for details)\n\nCommands:\n` +
+    Object.entries(commands)
+      .map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`)
+      .join('\n') +
+    `\n\nEvery command takes -c FILE (default ./pgscale.yaml).\n`
+  );
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const [cmd, ...rest] = argv;
+  let code: number;
+  try {
+    if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+      process.stdout.write(usage());
+      code = 0;
+    } else if (cmd === '--version' || cmd === '-V') {
+      process.stdout.write(`${version()}\n`);
+      code = 0;
+    } else {
+      const c = commands[cmd];
+      if (!c) throw new UsageError(`unknown command "${cmd}"; run pgscale --help for the list`);
+      code = await c.run(rest);
+    }
+  } catch (e) {
+    code = e instanceof UsageError ? 2 : 1;
+    const msg = e instanceof Error ? e.message : String(e);
+    process.stderr.write(`pgscale: ${msg}\n`);
+    if (process.env.PGSCALE_DEBUG && e instanceof Error) {
+      process.stderr.write(`${e instanceof PgscaleError ? e.code + '\n' : ''}${e.stack ?? ''}\n`);
+    }
+  }
+  process.exitCode = code;
+}

