@@ -201,7 +201,9 @@ for (const bins of sets) {
       assert.equal(loadConfig(tc.file).config.shards[0]!.nodes.length, 3);
       const slots = await withClient(
         primary(),
-        async (c) => (await c.query<{ slot_name: string }>('SELECT slot_name FROM pg_replication_slots ORDER BY 1')).rows,
+        async (c) =>
+          (await c.query<{ slot_name: string }>('SELECT slot_name FROM pg_replication_slots ORDER BY 1'))
+            .rows,
       );
       assert.deepEqual(
         slots.map((r) => r.slot_name),

@@ -127,7 +127,7 @@ function formatIssue(issue: z.core.$ZodIssue): string {
     const keys = issue.keys.map((k) => (at === '(top level)' ? k : `${at}.${k}`)).join(', ');
     return `unknown key ${keys}${accepted.length ? ` (accepted keys here: ${accepted.join(', ')})` : ''}`;
   }
-  if (issue.code === 'invalid_type' && issue.input === undefined) return `${at}: is required`;
+  if (issue.code === 'invalid_type' && /received undefined/.test(issue.message)) return `${at}: is required`;
   return `${at}: ${issue.message}`;
 }
 

@@ -23,16 +23,11 @@ const cidr = z
 const size = (what: string) => z.string().regex(SIZE, `must be a size such as 256MB or 4GB (${what})`);
 
 export const synchronousMode = z
-  .union(
-    [
-      z.literal('off'),
-      z.literal('on'),
-      z.string().regex(/^quorum [1-9]\d*$/, 'quorum needs a number, e.g. "quorum 1"'),
-      z.boolean(),
-    ],
-    { error: 'accepted values: off, on, "quorum N" (N ≥ 1)' },
-  )
+  .union([z.string(), z.boolean()])
   .transform((v) => (v === true ? 'on' : v === false ? 'off' : v))
+  .refine((v) => /^(off|on|quorum [1-9]\d*)$/.test(v), {
+    error: 'accepted values: off, on, "quorum N" (N ≥ 1)',
+  })
   .describe('off | on | "quorum N": manages synchronous_standby_names as ANY N (standbys…).');
 
 export const nodeSchema = z

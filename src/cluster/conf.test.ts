@@ -1,0 +1,62 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig } from '../config/load.js';
+import { INIT_DEFAULTS, renderConfig } from '../config/template.js';
+import { ARCHIVE_SCRIPT, primaryConninfo, renderHba, synchronousStandbyNames } from './conf.js';
+
+const cfg = (sync: string) =>
+  parseConfig(renderConfig(INIT_DEFAULTS).replace('synchronous: off', `synchronous: ${sync}`), '/x/p.yaml')
+    .config;
+
+test('synchronous_standby_names follows the mode', () => {
+  assert.equal(synchronousStandbyNames(cfg('off'), ['a', 'b']), '');
+  assert.equal(synchronousStandbyNames(cfg('on'), ['a', 'b']), 'ANY 1 ("a", "b")');
+  assert.equal(synchronousStandbyNames(cfg('"quorum 2"'), ['a', 'b']), 'ANY 2 ("a", "b")');
+  assert.equal(synchronousStandbyNames(cfg('on'), []), '');
+});
+
+test('pg_hba.conf allows SCRAM only, and replication only for the replicator role', () => {
+  const hba = renderHba(cfg('off'));
+  const rules = hba.split('\n').filter((l) => l && !l.startsWith('#'));
+  assert.ok(rules.every((l) => l.endsWith('scram-sha-256')));
+  assert.ok(rules.filter((l) => l.includes('replication')).every((l) => /replication\s+replicator/.test(l)));
+  assert.doesNotMatch(hba, /trust|md5|0\.0\.0\.0\/0/);
+});
+
+test('primary_conninfo names a passfile, never a password', () => {
+  const c = primaryConninfo({ host: 'localhost', port: 5432 }, 's0n1', '/d/secrets/pgpass');
+  assert.match(c, /passfile=\/d\/secrets\/pgpass/);
+  assert.match(c, /application_name=s0n1/);
+  assert.doesNotMatch(c, /password=/);
+  assert.match(primaryConninfo({ host: 'h', port: 1 }, 'n', "/odd dir/it's"), /passfile='\/odd dir\/it\\'s'/);
+});
+
+test('the archive script never overwrites a different file and leaves no temporary file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgscale-arch-'));
+  try {
+    const script = join(dir, 'archive.sh');
+    writeFileSync(script, ARCHIVE_SCRIPT, { mode: 0o755 });
+    const arch = join(dir, 'archive');
+    execFileSync('mkdir', [arch]);
+    const seg = join(dir, 'seg');
+    writeFileSync(seg, 'wal-content-1');
+    const run = () => spawnSync(script, [seg, '000000010000000000000001', arch], { encoding: 'utf8' });
+    assert.equal(run().status, 0);
+    assert.equal(readFileSync(join(arch, '000000010000000000000001'), 'utf8'), 'wal-content-1');
+    assert.equal(run().status, 0, 'same content again is success');
+    writeFileSync(seg, 'different');
+    const r = run();
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /refusing to overwrite/);
+    assert.equal(readFileSync(join(arch, '000000010000000000000001'), 'utf8'), 'wal-content-1');
+    const missing = spawnSync(script, [join(dir, 'nope'), 'x', arch], { encoding: 'utf8' });
+    assert.notEqual(missing.status, 0);
+    assert.deepEqual(readdirSync(arch), ['000000010000000000000001']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,13 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { formatLsn, parseLsn } from './lsn.js';
+
+test('LSNs parse to 64-bit positions and back', () => {
+  assert.equal(parseLsn('0/0'), 0n);
+  assert.equal(parseLsn('16/B374D848'), (0x16n << 32n) | 0xb374d848n);
+  assert.equal(parseLsn('FFFFFFFF/FFFFFFFF'), (1n << 64n) - 1n);
+  for (const bad of ['', '1', '1/', '/1', 'G/0', '1/2/3', '123456789/0', null, undefined])
+    assert.equal(parseLsn(bad), null);
+  fc.assert(fc.property(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), (v) => parseLsn(formatLsn(v)) === v));
+});

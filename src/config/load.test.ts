@@ -1,0 +1,116 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfig, allNodes } from './load.js';
+import { INIT_DEFAULTS, renderConfig } from './template.js';
+
+const base = renderConfig(INIT_DEFAULTS);
+const bad = (text: string) => () => parseConfig(text, '/x/pgscale.yaml');
+
+test('the generated default config loads with the documented defaults', () => {
+  const { config, dataDir } = parseConfig(base, '/x/pgscale.yaml');
+  assert.equal(dataDir, '/x/data');
+  assert.equal(config.replication.synchronous, 'off');
+  assert.equal(config.replication.archive, true);
+  assert.equal(config.proxy.port, 6432);
+  assert.equal(config.http.port, 8008);
+  assert.deepEqual(
+    allNodes(config).map((n) => [n.name, n.port, n.shard, n.index]),
+    [
+      ['s0n0', 54320, 0, 0],
+      ['s0n1', 54321, 0, 1],
+      ['s0n2', 54322, 0, 2],
+    ],
+  );
+  assert.ok(Object.isFrozen(config.shards[0]!.nodes[0]));
+});
+
+test('a minimal config gets defaults for everything but shards', () => {
+  const { config } = parseConfig('shards:\n  - nodes:\n      - { name: a, port: 5000 }\n', '/x/p.yaml');
+  assert.equal(config.cluster.name, 'pgscale');
+  assert.equal(config.postgres.superuser, 'postgres');
+  assert.equal(config.shards[0]!.nodes[0]!.host, 'localhost');
+});
+
+test('synchronous accepts off, on, quorum N and booleans', () => {
+  for (const [v, want] of [
+    ['off', 'off'],
+    ['on', 'on'],
+    ['"quorum 2"', 'quorum 2'],
+    ['true', 'on'],
+    ['false', 'off'],
+  ]) {
+    const { config } = parseConfig(base.replace('synchronous: off', `synchronous: ${v}`), '/x/p.yaml');
+    assert.equal(config.replication.synchronous, want);
+  }
+});
+
+const cases: [string, string, RegExp][] = [
+  ['unknown top-level key', base + 'shardz: 1\n', /unknown key shardz/],
+  [
+    'unknown nested key, with the accepted ones',
+    base.replace('archive: true', 'archiv: true'),
+    /unknown key replication\.archiv \(accepted keys here: synchronous, archive,/,
+  ],
+  ['wrong type', base.replace('port: 6432', 'port: "six"'), /proxy\.port: .*expected number/],
+  ['port out of range', base.replace('port: 54320', 'port: 70000'), /shards\[0\]\.nodes\[0\]\.port/],
+  [
+    'bad synchronous value',
+    base.replace('synchronous: off', 'synchronous: maybe'),
+    /replication\.synchronous: accepted values: off, on, "quorum N"/,
+  ],
+  [
+    'bad size',
+    base.replace('wal_keep_size: 256MB', 'wal_keep_size: lots'),
+    /replication\.wal_keep_size: must be a size/,
+  ],
+  [
+    'bad node name',
+    base.replace('name: s0n1', 'name: S0-N1'),
+    /shards\[0\]\.nodes\[1\]\.name: must be lowercase/,
+  ],
+  [
+    'duplicate node name',
+    base.replace('name: s0n1', 'name: s0n0'),
+    /"s0n0" is already the name of shards\[0\]\.nodes\[0\]/,
+  ],
+  [
+    'duplicate port',
+    base.replace('port: 54321', 'port: 54320'),
+    /shards\[0\]\.nodes\[1\]\.port: port 54320 is already used by shards\[0\]\.nodes\[0\]\.port/,
+  ],
+  [
+    'node port equal to the proxy port',
+    base.replace('port: 54322', 'port: 6432'),
+    /port 6432 is already used by proxy\.port/,
+  ],
+  [
+    'quorum larger than the standbys',
+    base.replace('synchronous: off', 'synchronous: quorum 3'),
+    /needs 3 standbys but shard 0 has 2/,
+  ],
+  ['missing shards', base.replace(/^shards:[\s\S]*$/m, ''), /shards: is required/],
+  [
+    'empty shard',
+    base.replace(/^shards:[\s\S]*$/m, 'shards:\n  - nodes: []\n'),
+    /a shard needs at least one node/,
+  ],
+  ['invalid YAML', base + 'proxy: [unclosed\n', /invalid YAML/],
+  ['duplicate YAML key', base + 'http:\n  port: 1\n', /invalid YAML/],
+  ['a list at the top', '- a\n- b\n', /expected a mapping/],
+  [
+    'bad network',
+    base.replace('networks: [127.0.0.1/32, ::1/128]', 'networks: [everyone]'),
+    /postgres\.client_networks\[0\]: must be an address range/,
+  ],
+];
+
+for (const [what, text, re] of cases) {
+  test(`config error: ${what}`, () => {
+    assert.throws(bad(text), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'PGSCALE_CONFIG_INVALID');
+      assert.match(e.message, re);
+      assert.match(e.message, /^\/x\/pgscale\.yaml: /);
+      return true;
+    });
+  });
+}
