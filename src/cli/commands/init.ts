@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseConfig } from '../../config/load.js';
 import { INIT_DEFAULTS, renderConfig } from '../../config/template.js';
+import type { InitOptions } from '../../config/template.js';
 import { ConfigError, ErrorCodes } from '../../errors.js';
 import { serviceCanReach, serviceUser } from '../../cluster/run-as.js';
 import { intOption, parse } from '../args.js';
@@ -52,12 +53,18 @@ export function run(argv: string[]): number {
     proxyPort: intOption('proxy-port', values['proxy-port'], 1, 65535) ?? INIT_DEFAULTS.proxyPort,
     httpPort: intOption('http-port', values['http-port'], 1, 65535) ?? INIT_DEFAULTS.httpPort,
   };
+  out(`${writeConfig(dir, file, opts)}\nNext: pgscale up -c ${file}`);
+  return 0;
+}
+
+/** Writes a new pgscale.yaml (used by `init` and by `up` when there is none); returns a summary. */
+export function writeConfig(dir: string, file: string, opts: InitOptions): string {
   mkdirSync(dir, { recursive: true });
   let note = '';
   if (serviceUser() && !serviceCanReach(dir)) {
     // As root, PostgreSQL runs as an unprivileged user that must reach its data directory.
     const tag = createHash('sha256').update(dir).digest('hex').slice(0, 8);
-    opts.dataDir = `/var/lib/pgscale/${name}-${tag}`;
+    opts = { ...opts, dataDir: `/var/lib/pgscale/${opts.name}-${tag}` };
     note =
       `\nRunning as root: PostgreSQL runs as user "${serviceUser()!.name}", which cannot enter ${dir};\n` +
       `the data directory is therefore ${opts.dataDir} (cluster.data_dir).`;
@@ -66,9 +73,8 @@ export function run(argv: string[]): number {
   parseConfig(text, file); // what we write must load
   writeFileSync(file, text);
   const last = opts.portBase + opts.shards * (opts.replicas + 1) - 1;
-  out(
+  return (
     `wrote ${file}: ${opts.shards} shard(s) × (1 primary + ${opts.replicas} standbys), ports ${opts.portBase}–${last}, ` +
-      `proxy ${opts.proxyPort}, HTTP ${opts.httpPort}.${note}\nNext: pgscale up -c ${file}`,
+    `proxy ${opts.proxyPort}, HTTP ${opts.httpPort}.${note}`
   );
-  return 0;
 }

@@ -11,11 +11,15 @@ import { UsageError } from '../../errors.js';
 import { runningPid } from '../../cluster/instance.js';
 import type { Cluster } from '../../cluster/cluster.js';
 import { parse } from '../args.js';
+import { defaultConfigPath } from '../../config/load.js';
+import { INIT_DEFAULTS } from '../../config/template.js';
+import { writeConfig } from './init.js';
 import { openCluster, out } from '../context.js';
 import { printStatus } from './status.js';
 
 export const upHelp = `Usage: pgscale up [-c FILE] [--detach]
 
+Without -c and with no ./pgscale.yaml, first writes the defaults of \`pgscale init\`.
 Provisions what is missing (initdb, roles, standbys cloned from the primary), starts every node
 and waits until every standby streams. Running it again is harmless.
 
@@ -44,6 +48,10 @@ export async function up(argv: string[]): Promise<number> {
   const timeout = values.timeout === undefined ? 120 : Number(values.timeout);
   if (!Number.isFinite(timeout) || timeout <= 0)
     throw new UsageError(`--timeout must be a positive number of seconds`);
+  if (values.config === undefined && !existsSync(defaultConfigPath())) {
+    // First run in a directory: start from the defaults `pgscale init` would write.
+    out(writeConfig(process.cwd(), defaultConfigPath(), INIT_DEFAULTS));
+  }
   const cluster = openCluster(values);
   const t0 = Date.now();
   out(`pgscale: bringing up cluster "${cluster.config.cluster.name}" (${cluster.loaded.file})`);
