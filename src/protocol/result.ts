@@ -6,6 +6,7 @@
  */
 
 import type { SqlStateCode } from './sqlstate.js';
+import { ErrorCodes, ProtocolError } from '../errors.js';
 
 export interface Failure {
   readonly ok: false;
@@ -27,4 +28,17 @@ export function ok<T>(value: T): Success<T> {
 
 export function fail(sqlstate: SqlStateCode, message: string, detail?: string): Failure {
   return detail === undefined ? { ok: false, sqlstate, message } : { ok: false, sqlstate, message, detail };
+}
+
+/**
+ * Wraps a Failure in the project's ProtocolError for code paths that do throw (start-up, admin
+ * tools). Class 28 (authorization) maps to ErrorCodes.AUTH, everything else to PROTOCOL; the
+ * SQLSTATE stays readable at the front of the message.
+ */
+export function failureToError(f: Failure): ProtocolError {
+  const code = f.sqlstate.startsWith('28') ? ErrorCodes.AUTH : ErrorCodes.PROTOCOL;
+  return new ProtocolError(
+    code,
+    `${f.sqlstate}: ${f.message}${f.detail === undefined ? '' : ` (${f.detail})`}`,
+  );
 }
