@@ -1,0 +1,307 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import type { Frame, PushResult } from './framer.js';
+import { Framer } from './framer.js';
+import { encodeCancelRequest, encodeSSLRequest, encodeStartupMessage } from './startup-messages.js';
+import { encodeFrontendMessage } from './frontend-messages.js';
+import { encodeBackendMessage } from './backend-messages.js';
+import { PQ_LARGE_MESSAGE_LIMIT, PROTOCOL_3_0 } from './limits.js';
+
+function show(frames: readonly Frame[]): unknown[] {
+  return frames.map((f) =>
+    f.kind === 'typed'
+      ? { kind: f.kind, type: f.type, payload: f.payload.toString('hex'), bytes: f.bytes.toString('hex') }
+      : { kind: f.kind, code: f.code, payload: f.payload.toString('hex'), bytes: f.bytes.toString('hex') },
+  );
+}
+
+function feed(framer: Framer, chunks: readonly Buffer[]): { frames: Frame[]; last: PushResult } {
+  const frames: Frame[] = [];
+  let last: PushResult = { ok: true, frames: [] };
+  for (const c of chunks) {
+    last = framer.push(c);
+    frames.push(...last.frames);
+    if (!last.ok) break;
+  }
+  return { frames, last };
+}
+
+const frontendStream = Buffer.concat([
+  encodeStartupMessage({
+    version: PROTOCOL_3_0,
+    params: new Map([
+      ['user', 'alice'],
+      ['database', 'db'],
+    ]),
+  }),
+  encodeFrontendMessage({ name: 'Query', query: 'select 1' }),
+  encodeFrontendMessage({ name: 'Parse', statement: 's1', query: 'select $1', paramTypes: [23] }),
+  encodeFrontendMessage({
+    name: 'Bind',
+    portal: '',
+    statement: 's1',
+    paramFormats: [0],
+    params: [Buffer.from('42'), null],
+    resultFormats: [],
+  }),
+  encodeFrontendMessage({ name: 'Execute', portal: '', maxRows: 0 }),
+  encodeFrontendMessage({ name: 'Sync' }),
+  encodeFrontendMessage({ name: 'Terminate' }),
+]);
+
+const backendStream = Buffer.concat([
+  encodeBackendMessage({ name: 'AuthenticationOk' }),
+  encodeBackendMessage({ name: 'ParameterStatus', parameter: 'server_version', value: '18.0' }),
+  encodeBackendMessage({ name: 'BackendKeyData', processId: 7, secretKey: Buffer.alloc(32, 1) }),
+  encodeBackendMessage({ name: 'ReadyForQuery', status: 'I' }),
+  encodeBackendMessage({ name: 'DataRow', values: [Buffer.from('x'), null] }),
+  encodeBackendMessage({ name: 'CommandComplete', tag: 'SELECT 1' }),
+]);
+
+function whole(side: 'frontend' | 'backend', stream: Buffer): Frame[] {
+  const r = (side === 'frontend' ? Framer.frontend() : Framer.backend()).push(stream);
+  assert.equal(r.ok, true);
+  return r.frames;
+}
+
+for (const [side, stream, count] of [
+  ['frontend', frontendStream, 7],
+  ['backend', backendStream, 6],
+] as const) {
+  void test(`${side}: one coalesced chunk yields every message`, () => {
+    const frames = whole(side, stream);
+    assert.equal(frames.length, count);
+    assert.equal(Buffer.concat(frames.map((f) => f.bytes)).equals(stream), true);
+  });
+
+  void test(`${side}: splitting at every offset gives identical frames`, () => {
+    const expected = show(whole(side, stream));
+    for (let i = 0; i <= stream.length; i++) {
+      const framer = side === 'frontend' ? Framer.frontend() : Framer.backend();
+      const { frames, last } = feed(framer, [stream.subarray(0, i), stream.subarray(i)]);
+      assert.equal(last.ok, true);
+      assert.deepEqual(show(frames), expected, `split at ${i}`);
+      assert.equal(framer.bufferedBytes, 0);
+    }
+  });
+
+  void test(`${side}: 1-byte chunks give identical frames`, () => {
+    const framer = side === 'frontend' ? Framer.frontend() : Framer.backend();
+    const chunks = [...stream].map((b) => Buffer.from([b]));
+    const { frames, last } = feed(framer, chunks);
+    assert.equal(last.ok, true);
+    assert.deepEqual(show(frames), show(whole(side, stream)));
+  });
+}
+
+void test('many messages coalesced into one chunk', () => {
+  const one = encodeFrontendMessage({ name: 'Sync' });
+  const framer = Framer.frontend();
+  framer.push(encodeStartupMessage({ version: PROTOCOL_3_0, params: new Map([['user', 'u']]) }));
+  const r = framer.push(Buffer.concat(Array.from({ length: 10000 }, () => one)));
+  assert.equal(r.ok, true);
+  assert.equal(r.frames.length, 10000);
+  assert.ok(r.frames.every((f) => f.kind === 'typed' && f.type === 'S' && f.payload.length === 0));
+});
+
+void test('a frame inside one chunk is a view of it (zero copy)', () => {
+  const chunk = encodeBackendMessage({ name: 'CommandComplete', tag: 'OK' });
+  const r = Framer.backend().push(chunk);
+  assert.equal(r.frames[0]?.bytes.buffer, chunk.buffer);
+});
+
+function typedHeader(type: string, length: number): Buffer {
+  const b = Buffer.alloc(5);
+  b.write(type, 0, 'latin1');
+  b.writeUInt32BE(length >>> 0, 1);
+  return b;
+}
+
+for (const length of [0, 1, 2, 3, 0x7fffffff + 1, 0xffffffff]) {
+  void test(`typed length ${length} is a 08P01 value and nothing is kept`, () => {
+    const framer = Framer.backend({ maxMessageLength: 0x7fffffff });
+    const r = framer.push(typedHeader('D', length));
+    assert.equal(r.ok, false);
+    if (!r.ok) assert.equal(r.sqlstate, '08P01');
+    assert.equal(framer.bufferedBytes, 0);
+    assert.equal(framer.phase, 'failed');
+  });
+}
+
+void test('length 0x7FFFFFFF is rejected by the default limits', () => {
+  for (const framer of [Framer.backend(), withStartup(Framer.frontend())]) {
+    const r = framer.push(typedHeader('D', 0x7fffffff));
+    assert.equal(r.ok, false);
+  }
+});
+
+function withStartup(f: Framer): Framer {
+  const r = f.push(encodeStartupMessage({ version: PROTOCOL_3_0, params: new Map([['user', 'u']]) }));
+  assert.equal(r.ok, true);
+  return f;
+}
+
+void test('a huge claimed length that is within limits is not allocated up front', () => {
+  const framer = withStartup(Framer.frontend());
+  framer.setMaxMessageLength(PQ_LARGE_MESSAGE_LIMIT);
+  const before = process.memoryUsage().arrayBuffers;
+  const r = framer.push(Buffer.concat([typedHeader('Q', PQ_LARGE_MESSAGE_LIMIT), Buffer.alloc(100)]));
+  assert.equal(r.ok, true);
+  assert.equal(r.frames.length, 0);
+  assert.equal(framer.bufferedBytes, 105);
+  assert.ok(
+    process.memoryUsage().arrayBuffers - before < 1024 * 1024,
+    'framer must not allocate by claimed length',
+  );
+});
+
+void test('pre-auth limit is 10000 and can be raised after authentication', () => {
+  const big = encodeFrontendMessage({ name: 'Query', query: 'x'.repeat(10000) });
+  assert.equal(withStartup(Framer.frontend()).push(big).ok, false);
+  const f = withStartup(Framer.frontend());
+  f.setMaxMessageLength(PQ_LARGE_MESSAGE_LIMIT);
+  const r = f.push(big);
+  assert.equal(r.ok, true);
+  assert.equal(r.frames.length, 1);
+});
+
+void test('startup packet length < 8 or > 10000 is rejected before buffering', () => {
+  for (const length of [0, 4, 7, 10001, 0x7fffffff, 0xffffffff]) {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(length);
+    const framer = Framer.frontend();
+    const r = framer.push(b);
+    assert.equal(r.ok, false, `length ${length}`);
+    assert.equal(framer.bufferedBytes, 0);
+  }
+});
+
+void test('unknown type byte fails at once, before any length arrives', () => {
+  const framer = withStartup(Framer.frontend());
+  const r = framer.push(Buffer.from('z'));
+  assert.equal(r.ok, false);
+  if (!r.ok) assert.match(r.message, /invalid frontend message type/);
+  // Backend 'D' is DataRow, but the frontend also knows 'D' (Describe); '1' is backend only.
+  assert.equal(withStartup(Framer.frontend()).push(Buffer.from('1')).ok, false);
+  assert.equal(Framer.backend({ knownTypesOnly: false }).push(Buffer.from('z')).ok, true);
+});
+
+void test('a failed framer stays failed', () => {
+  const framer = Framer.backend();
+  assert.equal(framer.push(typedHeader('D', 2)).ok, false);
+  const r = framer.push(encodeBackendMessage({ name: 'NoData' }));
+  assert.equal(r.ok, false);
+  assert.equal(r.frames.length, 0);
+});
+
+void test('frames before a framing error are still returned', () => {
+  const framer = Framer.backend();
+  const r = framer.push(Buffer.concat([encodeBackendMessage({ name: 'NoData' }), typedHeader('D', 1)]));
+  assert.equal(r.ok, false);
+  assert.equal(r.frames.length, 1);
+});
+
+void test('SSLRequest pauses framing; bytes sent after it are visible (CVE-2021-23214)', () => {
+  const startup = encodeStartupMessage({ version: PROTOCOL_3_0, params: new Map([['user', 'u']]) });
+  const framer = Framer.frontend();
+  const r = framer.push(Buffer.concat([encodeSSLRequest(), startup]));
+  assert.equal(r.ok, true);
+  assert.equal(r.frames.length, 1);
+  assert.equal(framer.phase, 'negotiating');
+  assert.equal(framer.bufferedBytes, startup.length);
+  // After answering 'N' the plaintext startup continues.
+  const resumed = framer.resumeStartup();
+  assert.equal(resumed.frames.length, 1);
+  assert.equal(resumed.frames[0]?.kind, 'startup');
+  assert.equal(framer.phase, 'typed');
+});
+
+void test('negotiating phase holds at most one startup packet worth of bytes', () => {
+  const framer = Framer.frontend();
+  framer.push(encodeSSLRequest());
+  assert.equal(framer.push(Buffer.alloc(20000)).ok, false);
+});
+
+void test('CancelRequest ends the stream; further bytes are an error', () => {
+  const framer = Framer.frontend();
+  const r = framer.push(encodeCancelRequest({ processId: 1, secretKey: Buffer.alloc(4) }));
+  assert.equal(r.ok, true);
+  assert.equal(framer.phase, 'cancelled');
+  assert.equal(framer.push(Buffer.from([0])).ok, false);
+});
+
+void test('a 1 MB message in 1-byte chunks is framed in linear time', () => {
+  const payload = Buffer.alloc(1024 * 1024, 0x61);
+  const msg = encodeBackendMessage({ name: 'CopyData', data: payload });
+  const framer = Framer.backend();
+  const started = performance.now();
+  let frames = 0;
+  for (let i = 0; i < msg.length; i++) frames += framer.push(msg.subarray(i, i + 1)).frames.length;
+  const elapsed = performance.now() - started;
+  assert.equal(frames, 1);
+  assert.ok(elapsed < 5000, `took ${elapsed} ms`);
+});
+
+void test('property: random bytes in random chunks never throw, only yield 08P01 values', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 20 }),
+      fc.boolean(),
+      fc.integer({ min: 4, max: 20000 }),
+      fc.boolean(),
+      (chunks, frontend, limit, knownTypesOnly) => {
+        const options = { maxMessageLength: limit, knownTypesOnly };
+        const framer = frontend ? Framer.frontend(options) : Framer.backend(options);
+        let failed = false;
+        for (const c of chunks) {
+          const r = framer.push(Buffer.from(c));
+          if (!r.ok) {
+            assert.equal(r.sqlstate, '08P01');
+            failed = true;
+          } else {
+            assert.equal(failed, false, 'a failed framer must stay failed');
+          }
+          if (framer.phase === 'negotiating') framer.resumeStartup();
+        }
+        assert.ok(framer.bufferedBytes <= chunks.reduce((n, c) => n + c.length, 0));
+      },
+    ),
+    { numRuns: 2000 },
+  );
+});
+
+void test('property: any split of a valid backend stream reproduces the same frames', () => {
+  const msg = fc.oneof(
+    fc
+      .string({ maxLength: 30 })
+      .map((tag) => encodeBackendMessage({ name: 'CommandComplete', tag: tag.replaceAll('\0', '') })),
+    fc
+      .uint8Array({ maxLength: 300 })
+      .map((d) => encodeBackendMessage({ name: 'CopyData', data: Buffer.from(d) })),
+    fc.constant(encodeBackendMessage({ name: 'NoData' })),
+  );
+  fc.assert(
+    fc.property(
+      fc.array(msg, { minLength: 1, maxLength: 10 }),
+      fc.array(fc.nat(), { maxLength: 10 }),
+      (msgs, cuts) => {
+        const stream = Buffer.concat(msgs);
+        const points = [...new Set(cuts.map((c) => c % (stream.length + 1)))].sort((a, b) => a - b);
+        const chunks: Buffer[] = [];
+        let prev = 0;
+        for (const p of points) {
+          chunks.push(stream.subarray(prev, p));
+          prev = p;
+        }
+        chunks.push(stream.subarray(prev));
+        const { frames, last } = feed(Framer.backend(), chunks);
+        assert.equal(last.ok, true);
+        assert.deepEqual(
+          frames.map((f) => f.bytes.toString('hex')),
+          msgs.map((m) => m.toString('hex')),
+        );
+      },
+    ),
+  );
+});

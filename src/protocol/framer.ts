@@ -1,0 +1,279 @@
+/**
+ * Chunk-safe incremental framing of PostgreSQL protocol streams, for both directions. A socket
+ * delivers arbitrary slices of the byte stream; `push` accepts each slice and returns every whole
+ * message completed by it. The frontend (client → proxy) stream starts with untyped startup-phase
+ * packets (int32 length incl. itself, then an int32 code: StartupMessage version, SSLRequest,
+ * GSSENCRequest or CancelRequest) and switches to typed messages (type byte + int32 length) after a
+ * StartupMessage; the backend stream is typed only
+ * (https://www.postgresql.org/docs/current/protocol-overview.html#PROTOCOL-MESSAGE-CONCEPTS).
+ *
+ * Safety rules, after PostgreSQL's pq_getmessage and ProcessStartupPacket
+ * (src/backend/libpq/pqcomm.c, src/backend/tcop/backend_startup.c):
+ * - a claimed length is checked against the limits as soon as its 4 bytes are here, before any
+ *   byte of the body is buffered or allocated; a type byte is checked as soon as it arrives;
+ * - a framing error cannot be resynchronised, so the framer then stays failed for good and drops
+ *   what it held;
+ * - a large message arriving in many small chunks is kept as a list and concatenated once, so
+ *   framing is linear in the bytes received, never quadratic.
+ *
+ * Frames expose `bytes` (the whole message, header included, for forwarding untouched) and
+ * `payload` (the body after the length). Both are views: when a message lies inside one pushed
+ * chunk they share that chunk's memory (zero copy); when it spans chunks they view one fresh
+ * concatenation. The caller must therefore not mutate or recycle a chunk after pushing it (Node's
+ * socket `data` chunks are never recycled).
+ */
+
+import type { Failure } from './result.js';
+import { fail } from './result.js';
+import { SqlState } from './sqlstate.js';
+import {
+  CANCEL_REQUEST_CODE,
+  GSSENC_REQUEST_CODE,
+  MAX_STARTUP_PACKET_LENGTH,
+  MIN_STARTUP_PACKET_LENGTH,
+  PQ_LARGE_MESSAGE_LIMIT,
+  PQ_SMALL_MESSAGE_LIMIT,
+  SSL_REQUEST_CODE,
+} from './limits.js';
+import { isBackendType, isFrontendType } from './message-types.js';
+
+/** An untyped startup-phase packet. `code` is the first int32 of the payload. */
+export interface StartupFrame {
+  readonly kind: 'startup';
+  readonly code: number;
+  readonly bytes: Buffer;
+  /** Everything after the length field, starting with the 4 code bytes. */
+  readonly payload: Buffer;
+}
+
+/** A typed message. `type` is the one-character type byte. */
+export interface TypedFrame {
+  readonly kind: 'typed';
+  readonly type: string;
+  readonly bytes: Buffer;
+  /** Everything after the type byte and length field. */
+  readonly payload: Buffer;
+}
+
+export type Frame = StartupFrame | TypedFrame;
+
+/**
+ * - `startup`: expecting an untyped packet (frontend only);
+ * - `negotiating`: an SSLRequest/GSSENCRequest was framed; parsing pauses so the caller can answer
+ *   and can see (`bufferedBytes`) whether the client sent anything after the request;
+ * - `cancelled`: a CancelRequest was framed; the connection has nothing more to say;
+ * - `typed`: regular messages; `failed`: a framing error happened, nothing more is parsed.
+ */
+export type FramerPhase = 'startup' | 'negotiating' | 'cancelled' | 'typed' | 'failed';
+
+export type PushResult =
+  { readonly ok: true; readonly frames: Frame[] } | (Failure & { readonly frames: Frame[] });
+
+export interface FramerOptions {
+  /**
+   * Largest accepted value of a typed message's length field (which counts itself). Defaults:
+   * frontend PQ_SMALL_MESSAGE_LIMIT (10000, right for the unauthenticated phase: call
+   * `setMaxMessageLength` after authentication), backend PQ_LARGE_MESSAGE_LIMIT.
+   */
+  readonly maxMessageLength?: number;
+  /** Reject type bytes that are not messages of this direction (default true). */
+  readonly knownTypesOnly?: boolean;
+}
+
+type Side = 'frontend' | 'backend';
+
+export class Framer {
+  private parts: Buffer[] = [];
+  private size = 0;
+  /** Total bytes (header included) of the message being collected, or -1 if its header is unread. */
+  private need = -1;
+  private state: FramerPhase;
+  private failure: Failure | undefined;
+  private maxLength: number;
+  private readonly knownTypesOnly: boolean;
+  private readonly header = Buffer.alloc(5);
+
+  private constructor(
+    private readonly side: Side,
+    options: FramerOptions,
+  ) {
+    this.state = side === 'frontend' ? 'startup' : 'typed';
+    this.maxLength = checkLimit(
+      options.maxMessageLength ?? (side === 'frontend' ? PQ_SMALL_MESSAGE_LIMIT : PQ_LARGE_MESSAGE_LIMIT),
+    );
+    this.knownTypesOnly = options.knownTypesOnly ?? true;
+  }
+
+  /** Frames what a client sends: startup phase first, then typed messages. */
+  static frontend(options: FramerOptions = {}): Framer {
+    return new Framer('frontend', options);
+  }
+
+  /** Frames what a server sends: typed messages only. */
+  static backend(options: FramerOptions = {}): Framer {
+    return new Framer('backend', options);
+  }
+
+  get phase(): FramerPhase {
+    return this.state;
+  }
+
+  /** Bytes received but not yet returned in a frame. */
+  get bufferedBytes(): number {
+    return this.size;
+  }
+
+  get maxMessageLength(): number {
+    return this.maxLength;
+  }
+
+  /** Changes the typed-message limit, e.g. to PQ_LARGE_MESSAGE_LIMIT once a client authenticated. */
+  setMaxMessageLength(limit: number): void {
+    this.maxLength = checkLimit(limit);
+  }
+
+  /** Feeds one chunk; returns the completed frames, and the failure if framing broke. */
+  push(chunk: Buffer): PushResult {
+    if (this.failure) return { ...this.failure, frames: [] };
+    if (chunk.length > 0) {
+      this.parts.push(chunk);
+      this.size += chunk.length;
+    }
+    return this.drain();
+  }
+
+  /**
+   * Continues the startup phase after the caller answered an SSLRequest/GSSENCRequest with 'N'
+   * (plaintext goes on). Returns frames from bytes that were held while negotiating. After an
+   * 'S'/'G' answer, do not resume: require `bufferedBytes === 0` (CVE-2021-23214) and frame the
+   * decrypted stream with a new Framer.
+   */
+  resumeStartup(): PushResult {
+    if (this.failure) return { ...this.failure, frames: [] };
+    if (this.state === 'negotiating') this.state = 'startup';
+    return this.drain();
+  }
+
+  private drain(): PushResult {
+    const frames: Frame[] = [];
+    for (;;) {
+      if (this.state === 'negotiating') {
+        // Nothing is parsed until the caller answers; but hold no more than one startup packet.
+        if (this.size > MAX_STARTUP_PACKET_LENGTH) {
+          return this.fail(frames, 'too much data after encryption request');
+        }
+        break;
+      }
+      if (this.state === 'cancelled') {
+        if (this.size > 0) return this.fail(frames, 'unexpected data after CancelRequest');
+        break;
+      }
+      if (this.need < 0) {
+        const bad = this.state === 'typed' ? this.readTypedHeader() : this.readStartupHeader();
+        if (bad !== undefined) return this.fail(frames, bad);
+        if (this.need < 0) break; // header incomplete
+      }
+      if (this.size < this.need) break;
+      const bytes = this.take(this.need);
+      this.need = -1;
+      if (this.state === 'typed') {
+        frames.push({
+          kind: 'typed',
+          type: String.fromCharCode(bytes[0] ?? 0),
+          bytes,
+          payload: bytes.subarray(5),
+        });
+      } else {
+        const code = bytes.readUInt32BE(4);
+        frames.push({ kind: 'startup', code, bytes, payload: bytes.subarray(4) });
+        if (code === SSL_REQUEST_CODE || code === GSSENC_REQUEST_CODE) this.state = 'negotiating';
+        else if (code === CANCEL_REQUEST_CODE) this.state = 'cancelled';
+        else this.state = 'typed';
+      }
+    }
+    return { ok: true, frames };
+  }
+
+  /** Sets `need` when the 5-byte header is complete; returns an error message if it is invalid. */
+  private readTypedHeader(): string | undefined {
+    if (this.size === 0) return undefined;
+    const type = this.parts[0]?.[0] ?? 0;
+    if (this.knownTypesOnly && !(this.side === 'frontend' ? isFrontendType(type) : isBackendType(type))) {
+      return `invalid ${this.side} message type ${type}`;
+    }
+    if (this.size < 5) return undefined;
+    this.peek(5);
+    const length = this.header.readUInt32BE(1);
+    // The sign bit set (> 0x7FFFFFFF) or < 4 is never valid: the length counts its own 4 bytes.
+    if (length < 4 || length > 0x7fffffff) return `invalid message length ${length}`;
+    if (length > this.maxLength) return `message length ${length} exceeds the limit of ${this.maxLength}`;
+    this.need = 1 + length;
+    return undefined;
+  }
+
+  private readStartupHeader(): string | undefined {
+    if (this.size < 4) return undefined;
+    this.peek(4);
+    const length = this.header.readUInt32BE(0);
+    if (length < MIN_STARTUP_PACKET_LENGTH || length > MAX_STARTUP_PACKET_LENGTH) {
+      return `invalid length of startup packet: ${length}`;
+    }
+    this.need = length;
+    return undefined;
+  }
+
+  /** Copies the first `n` (≤ 5) buffered bytes into `header` without consuming them. */
+  private peek(n: number): void {
+    let filled = 0;
+    for (const part of this.parts) {
+      const k = Math.min(part.length, n - filled);
+      part.copy(this.header, filled, 0, k);
+      filled += k;
+      if (filled === n) return;
+    }
+  }
+
+  /** Removes and returns the first `n` buffered bytes (n ≤ size), copying only when they span parts. */
+  private take(n: number): Buffer {
+    this.size -= n;
+    const first = this.parts[0] as Buffer;
+    if (first.length >= n) {
+      if (first.length === n) this.parts.shift();
+      else this.parts[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const pieces: Buffer[] = [];
+    let remaining = n;
+    let i = 0;
+    while (remaining > 0) {
+      const part = this.parts[i] as Buffer;
+      if (part.length <= remaining) {
+        pieces.push(part);
+        remaining -= part.length;
+        i++;
+      } else {
+        pieces.push(part.subarray(0, remaining));
+        this.parts[i] = part.subarray(remaining);
+        remaining = 0;
+      }
+    }
+    this.parts.splice(0, i);
+    return Buffer.concat(pieces, n);
+  }
+
+  private fail(frames: Frame[], message: string): PushResult {
+    this.state = 'failed';
+    this.parts = [];
+    this.size = 0;
+    this.need = -1;
+    this.failure = fail(SqlState.PROTOCOL_VIOLATION, message);
+    return { ...this.failure, frames };
+  }
+}
+
+function checkLimit(limit: number): number {
+  if (!Number.isInteger(limit) || limit < 4 || limit > 0x7fffffff) {
+    throw new RangeError(`maxMessageLength must be an integer in 4..2147483647, got ${limit}`);
+  }
+  return limit;
+}
