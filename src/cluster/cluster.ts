@@ -357,12 +357,12 @@ export class Cluster {
       const has = async (sql: string, v: string) => ((await c.query(sql, [v])).rowCount ?? 0) > 0;
       if (!(await has('SELECT 1 FROM pg_roles WHERE rolname = $1', REPLICATION_USER))) {
         await c.query(
-          `CREATE ROLE ${sqlIdent(REPLICATION_USER)} WITH REPLICATION LOGIN PASSWORD ${sqlLiteral(scramVerifier(secrets.replicator))}`,
+          `CREATE ROLE ${sqlIdent(REPLICATION_USER)} WITH REPLICATION LOGIN PASSWORD ${sqlLiteral(await scramVerifier(secrets.replicator))}`,
         );
       }
       if (user !== superuser && !(await has('SELECT 1 FROM pg_roles WHERE rolname = $1', user))) {
         await c.query(
-          `CREATE ROLE ${sqlIdent(user)} WITH LOGIN PASSWORD ${sqlLiteral(scramVerifier(secrets.app))}`,
+          `CREATE ROLE ${sqlIdent(user)} WITH LOGIN PASSWORD ${sqlLiteral(await scramVerifier(secrets.app))}`,
         );
         this.reporter.step(`created application role ${user}`);
       }

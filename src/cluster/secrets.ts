@@ -5,7 +5,8 @@
  * with a SCRAM-SHA-256 verifier computed here, so not even the server's statement log sees a
  * password.
  */
-import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { buildScramSecret, formatScramSecret } from '../protocol/scram-secret.js';
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chownToService, ensureOwnedDir } from './run-as.js';
@@ -75,18 +76,9 @@ function writePrivate(path: string, text: string, forService: boolean): void {
   renameSync(tmp, path);
 }
 
-/**
- * PostgreSQL's SCRAM-SHA-256 verifier for a password (RFC 7677 as in
- * https://www.postgresql.org/docs/current/catalog-pg-authid.html), 4096 iterations as the server
- * uses by default.
- */
-export function scramVerifier(password: string, iterations = 4096): string {
-  const salt = randomBytes(16);
-  const salted = pbkdf2Sync(password.normalize('NFKC'), salt, iterations, 32, 'sha256');
-  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
-  const storedKey = createHash('sha256').update(clientKey).digest();
-  const serverKey = createHmac('sha256', salted).update('Server Key').digest();
-  return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
+/** PostgreSQL's SCRAM-SHA-256 verifier for a password (computed off the event loop). */
+export async function scramVerifier(password: string): Promise<string> {
+  return formatScramSecret(await buildScramSecret(password));
 }
 
 /** Quotes a SQL string literal. */
