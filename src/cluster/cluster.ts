@@ -165,6 +165,12 @@ export class Cluster {
   /** Everything that can be known before acting; throws naming the first problems found. */
   async preflight(): Promise<void> {
     const problems: string[] = [];
+    if (this.config.shards.length === 0) {
+      throw new ClusterError(
+        ErrorCodes.CONFIG_INVALID,
+        `${this.loaded.file} names no shards: nothing to run (see pgscale init)`,
+      );
+    }
     const id = this.identity();
     if (existsSync(this.dataDir) && !id && !isEmptyOrMissing(this.dataDir)) {
       const ours = ['nodes', 'logs', 'archive', 'secrets', 'bin', 'secrets.json'];

@@ -102,6 +102,9 @@ function crossChecks(config: Config): string[] {
       claim(`${hostKey(n.host)}|${n.port}`, `${where}.port`);
     }),
   );
+  if (config.shards.length === 0 && Object.keys(config.proxy.databases).length === 0) {
+    problems.push('shards: is required (at least one shard; or proxy.databases for a standalone proxy)');
+  }
   const sync = config.replication.synchronous;
   if (sync.startsWith('quorum ')) {
     const n = Number(sync.slice(7));
