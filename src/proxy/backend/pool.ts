@@ -1,0 +1,314 @@
+/**
+ * A pool of server connections for one (database, user, server). State is the list an object is
+ * in (PgBouncer's discipline): `idle` connections, `active` ones lent to clients, `waiters`
+ * (clients queued for a connection, first come first served). A connection goes back to the pool
+ * only in a clean state: no transaction open (rolled back otherwise), no cancel in flight, and
+ * reset with DISCARD ALL when a client left state we cannot restore. Idle connections are checked
+ * before reuse when they have been idle a while, and retired after their idle time or lifetime.
+ */
+import { buildErrorResponse } from '../../protocol/error-response.js';
+import { SqlState } from '../../protocol/sqlstate.js';
+import type { PoolMode, ServerCredentials, ServerTarget, ServerTlsMode } from '../types.js';
+import { now } from '../types.js';
+import { ServerConn, ServerLoginError } from './server-conn.js';
+
+export interface PoolSettings {
+  size: number;
+  minSize: number;
+  mode: PoolMode;
+  queryWaitTimeoutMs: number;
+  serverIdleTimeoutMs: number;
+  serverLifetimeMs: number;
+  serverCheckDelayMs: number;
+  connectTimeoutMs: number;
+  tls: { mode: ServerTlsMode; caFile: string | null };
+  maxPreparedStatements: number;
+}
+
+export interface PoolStats {
+  xacts: number;
+  queries: number;
+  bytesReceived: number;
+  bytesSent: number;
+  xactTimeUs: number;
+  queryTimeUs: number;
+  waitTimeUs: number;
+  waits: number;
+}
+
+interface Waiter {
+  resolve: (c: ServerConn) => void;
+  reject: (e: ServerLoginError) => void;
+  since: number;
+  timer: NodeJS.Timeout | null;
+}
+
+export class Pool {
+  readonly idle: ServerConn[] = [];
+  readonly active = new Set<ServerConn>();
+  /** Being reset, rolled back or checked: neither idle nor lent. */
+  readonly tested = new Set<ServerConn>();
+  private connecting = 0;
+  private readonly waiters: Waiter[] = [];
+  paused = false;
+  private closed = false;
+  /** Parameters a fresh server reported (for clients' start-up ParameterStatus). */
+  serverParams = new Map<string, string>();
+  readonly stats: PoolStats = {
+    xacts: 0,
+    queries: 0,
+    bytesReceived: 0,
+    bytesSent: 0,
+    xactTimeUs: 0,
+    queryTimeUs: 0,
+    waitTimeUs: 0,
+    waits: 0,
+  };
+  /** The last login failure, for SHOW and for failing queued clients. */
+  lastError: ServerLoginError | null = null;
+
+  constructor(
+    readonly database: string,
+    readonly target: ServerTarget,
+    private creds: ServerCredentials,
+    public settings: PoolSettings,
+  ) {}
+
+  get waiting(): number {
+    return this.waiters.length;
+  }
+
+  get total(): number {
+    return this.idle.length + this.active.size + this.tested.size + this.connecting;
+  }
+
+  /** Newer credentials (a client logged in with SCRAM keys after a password change). */
+  updateCredentials(c: ServerCredentials): void {
+    this.creds = c;
+  }
+
+  /** A connection for a client; waits (bounded) when the pool is full or paused. */
+  acquire(): Promise<ServerConn> {
+    if (this.closed) return Promise.reject(poolError(SqlState.CANNOT_CONNECT_NOW, 'the pool is shutting down'));
+    if (!this.paused) {
+      const c = this.takeIdle();
+      if (c) return this.lend(c);
+    }
+    return new Promise((resolve, reject) => {
+      const w: Waiter = { resolve, reject, since: now(), timer: null };
+      if (this.settings.queryWaitTimeoutMs > 0) {
+        w.timer = setTimeout(() => {
+          const i = this.waiters.indexOf(w);
+          if (i >= 0) this.waiters.splice(i, 1);
+          reject(
+            poolError(
+              SqlState.TOO_MANY_CONNECTIONS,
+              `no server connection became available within query_wait_timeout (${this.settings.queryWaitTimeoutMs / 1000} s)`,
+            ),
+          );
+        }, this.settings.queryWaitTimeoutMs);
+        w.timer.unref();
+      }
+      this.waiters.push(w);
+      this.stats.waits++;
+      this.grow();
+    });
+  }
+
+  private takeIdle(): ServerConn | null {
+    while (this.idle.length > 0) {
+      const c = this.idle.pop()!;
+      if (c.closed) continue;
+      if (now() - c.createdAt > this.settings.serverLifetimeMs) {
+        c.close();
+        continue;
+      }
+      return c;
+    }
+    return null;
+  }
+
+  /** Hands a connection out, checking it first when it sat idle for a while. */
+  private async lend(c: ServerConn): Promise<ServerConn> {
+    if (now() - c.lastUsedAt > this.settings.serverCheckDelayMs) {
+      this.tested.add(c);
+      const ok = await c.query('SELECT 1', this.settings.connectTimeoutMs).then(
+        (r) => r.error === null,
+        () => false,
+      );
+      this.tested.delete(c);
+      if (!ok || c.closed) {
+        c.destroy();
+        return this.acquire();
+      }
+    }
+    c.state = 'active';
+    c.lastUsedAt = now();
+    this.active.add(c);
+    return c;
+  }
+
+  /** Opens connections while clients wait and the pool has room. */
+  private grow(): void {
+    while (!this.closed && !this.paused && this.waiters.length > this.connecting && this.total < this.settings.size) {
+      this.connectOne();
+    }
+    this.serveWaiters();
+  }
+
+  /** A connection outside the pool's accounting (the LISTEN fan-out), with the pool's credentials. */
+  openDedicated(applicationName: string): Promise<ServerConn> {
+    return ServerConn.connect(this.target, this.creds, {
+      connectTimeoutMs: this.settings.connectTimeoutMs,
+      tls: this.settings.tls,
+      startupParams: { application_name: applicationName },
+    });
+  }
+
+  private connectOne(): void {
+    this.connecting++;
+    this.openDedicated('pgscale').then(
+      (c) => {
+        this.connecting--;
+        this.lastError = null;
+        if (this.serverParams.size === 0) this.serverParams = new Map(c.params);
+        c.onClose(() => this.forget(c));
+        if (this.closed) return c.close();
+        this.idle.push(c);
+        this.serveWaiters();
+        this.grow();
+      },
+      (e: ServerLoginError) => {
+        this.connecting--;
+        this.lastError = e;
+        // Without a server nobody can be served: fail the queued clients with the server's reason.
+        const ws = this.waiters.splice(0, Math.max(0, this.waiters.length - this.connecting));
+        for (const w of ws) {
+          if (w.timer) clearTimeout(w.timer);
+          w.reject(e);
+        }
+      },
+    );
+  }
+
+  private serveWaiters(): void {
+    while (this.waiters.length > 0 && !this.paused) {
+      const c = this.takeIdle();
+      if (!c) return;
+      const w = this.waiters.shift()!;
+      if (w.timer) clearTimeout(w.timer);
+      this.stats.waitTimeUs += Math.round((now() - w.since) * 1000);
+      this.lend(c).then(w.resolve, w.reject);
+    }
+  }
+
+  private forget(c: ServerConn): void {
+    this.active.delete(c);
+    this.tested.delete(c);
+    const i = this.idle.indexOf(c);
+    if (i >= 0) this.idle.splice(i, 1);
+    if (this.waiters.length > 0) this.grow();
+  }
+
+  /**
+   * Takes a connection back from a client. It returns to `idle` only once clean: an open
+   * transaction is rolled back, unrestorable state is discarded, in-flight cancels have landed.
+   */
+  release(c: ServerConn): void {
+    this.active.delete(c);
+    c.setHandler(null);
+    if (c.closed) return this.forget(c);
+    c.lastUsedAt = now();
+    const dirty = c.txStatus !== 'I' || c.needsReset || c.cancelsInFlight > 0 || this.settings.mode === 'session';
+    if (!dirty) {
+      c.state = 'idle';
+      this.idle.push(c);
+      this.serveWaiters();
+      return;
+    }
+    c.state = 'tested';
+    this.tested.add(c);
+    this.clean(c).then(
+      (ok) => {
+        this.tested.delete(c);
+        if (!ok || c.closed || this.closed) {
+          c.destroy();
+          this.forget(c);
+          return;
+        }
+        c.state = 'idle';
+        this.idle.push(c);
+        this.serveWaiters();
+      },
+      () => {
+        this.tested.delete(c);
+        c.destroy();
+        this.forget(c);
+      },
+    );
+  }
+
+  private async clean(c: ServerConn): Promise<boolean> {
+    for (let i = 0; i < 100 && c.cancelsInFlight > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    if (c.cancelsInFlight > 0) return false;
+    if (c.txStatus !== 'I') {
+      const r = await c.query('ROLLBACK');
+      if (r.error) return false;
+    }
+    if (c.needsReset || this.settings.mode === 'session') {
+      // Session mode resets at every release, as PgBouncer's server_reset_query does.
+      const r = await c.query('DISCARD ALL');
+      if (r.error) return false;
+      c.prepared.clear();
+      c.settings = new Map();
+      c.needsReset = false;
+    }
+    return c.txStatus === 'I';
+  }
+
+  /** Closes idle connections past their idle time or lifetime, keeps min_pool_size open. */
+  maintain(): void {
+    const t = now();
+    for (const c of [...this.idle]) {
+      const tooOld = t - c.createdAt > this.settings.serverLifetimeMs;
+      const tooIdle = t - c.lastUsedAt > this.settings.serverIdleTimeoutMs && this.total > this.settings.minSize;
+      if (tooOld || tooIdle) {
+        this.idle.splice(this.idle.indexOf(c), 1);
+        c.close();
+      }
+    }
+    while (!this.closed && !this.paused && this.total < this.settings.minSize && this.lastError === null) {
+      this.connectOne();
+    }
+  }
+
+  /** Stops handing out connections (PAUSE); resumes with resume(). */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.grow();
+  }
+
+  /** Closes every connection; queued clients get an error. */
+  close(reason = 'the pool is shutting down'): void {
+    this.closed = true;
+    for (const w of this.waiters.splice(0)) {
+      if (w.timer) clearTimeout(w.timer);
+      w.reject(poolError(SqlState.ADMIN_SHUTDOWN, reason));
+    }
+    for (const c of this.idle.splice(0)) c.close();
+    for (const c of this.tested) c.destroy();
+  }
+
+  /** Closes idle connections now (KILL, RECONNECT, topology change). */
+  closeIdle(): void {
+    for (const c of this.idle.splice(0)) c.close();
+  }
+}
+
+export function poolError(sqlstate: string, message: string): ServerLoginError {
+  return new ServerLoginError(message, sqlstate, buildErrorResponse('FATAL', sqlstate, message));
+}

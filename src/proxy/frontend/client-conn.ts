@@ -1,0 +1,337 @@
+/**
+ * One client connection, from the first byte to the end of authentication: encryption
+ * negotiation (SSLRequest answered S with TLS configured, N otherwise; GSSENCRequest answered N;
+ * each at most once; nothing may follow a request before the handshake), the start-up packet
+ * (protocol version, parameters), a CancelRequest, and client authentication (SCRAM-SHA-256,
+ * md5 or trust). Unknown users and wrong passwords fail identically (28P01, same message, a mock
+ * SCRAM salt). Until authentication succeeds nothing reaches a server; afterwards the connection's
+ * messages go to its session (a pooled session or the admin console).
+ */
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import type { SecureContext } from 'node:tls';
+import { randomBytes } from 'node:crypto';
+import { Framer } from '../../protocol/framer.js';
+import type { Frame, TypedFrame } from '../../protocol/framer.js';
+import { decodeStartupPacket, negotiateProtocol, startupIdentity } from '../../protocol/startup-messages.js';
+import type { StartupMessage } from '../../protocol/startup-messages.js';
+import { encodeAuthentication, decodePasswordMessage, decodeSASLInitialResponse, decodeSASLResponse } from '../../protocol/auth-messages.js';
+import { encodeBackendMessage } from '../../protocol/backend-messages.js';
+import { buildErrorResponse, fatalFromFailure } from '../../protocol/error-response.js';
+import { SqlState } from '../../protocol/sqlstate.js';
+import { ScramServer } from '../../protocol/scram-server.js';
+import { verifyMd5Response, md5Salt } from '../../protocol/md5.js';
+import type { UserSecret } from '../../protocol/userlist.js';
+import { PROTOCOL_3_0, PROTOCOL_3_2 } from '../../protocol/limits.js';
+import type { ClientId, ServerCredentials } from '../types.js';
+import { now } from '../types.js';
+import type { Credentials } from './credentials.js';
+import { startupSettings } from './startup-params.js';
+import type { StartupSettings } from './startup-params.js';
+
+export interface ClientSessionLike {
+  onClientFrames(frames: TypedFrame[]): void;
+  close(): void;
+}
+
+export interface LoginRequest {
+  user: string;
+  database: string;
+  settings: StartupSettings;
+  serverCreds: ServerCredentials;
+  client: ClientConn;
+}
+
+export type LoginResult =
+  | { ok: true; session: ClientSessionLike; params: Map<string, string> }
+  | { ok: false; fatal: Buffer };
+
+export interface FrontendHost {
+  readonly authType: 'scram-sha-256' | 'md5' | 'trust';
+  readonly tlsMode: 'disable' | 'allow' | 'require';
+  readonly tlsContext: SecureContext | null;
+  readonly credentials: Credentials;
+  readonly mockKey: Buffer;
+  readonly loginTimeoutMs: number;
+  readonly maxPacketSize: number;
+  readonly ignoreStartupParameters: readonly string[];
+  login(req: LoginRequest): Promise<LoginResult>;
+  cancel(processId: number, key: Buffer): void;
+  closed(c: ClientConn): void;
+}
+
+type Phase = 'startup' | 'auth' | 'ready' | 'closed';
+
+let nextClientId = 1;
+
+export class ClientConn {
+  readonly id = nextClientId++ as ClientId;
+  readonly connectedAt = now();
+  socket: Socket;
+  phase: Phase = 'startup';
+  user = '';
+  database = '';
+  applicationName = '';
+  tls = false;
+  protocol = PROTOCOL_3_0;
+  /** The key this client must present to cancel its queries (ours, not a server's). */
+  readonly cancelKey: Buffer;
+  session: ClientSessionLike | null = null;
+  private readonly framer = Framer.frontend();
+  private sslRequests = 0;
+  private gssRequests = 0;
+  private authHandler: ((f: TypedFrame) => void) | null = null;
+  private loginTimer: NodeJS.Timeout | null;
+  private readonly onDataBound = (chunk: Buffer) => this.onData(chunk);
+
+  constructor(
+    socket: Socket,
+    private readonly host: FrontendHost,
+    readonly remote: string,
+  ) {
+    this.socket = socket;
+    this.cancelKey = randomBytes(32);
+    socket.setNoDelay(true);
+    socket.on('data', this.onDataBound);
+    socket.on('error', () => undefined);
+    socket.on('close', () => this.onClose());
+    this.loginTimer = setTimeout(
+      () => this.fail(buildErrorResponse('FATAL', SqlState.CONNECTION_FAILURE, 'client did not complete authentication in time')),
+      host.loginTimeoutMs,
+    );
+    this.loginTimer.unref();
+  }
+
+  /** The 4-byte (3.0) or 32-byte (3.2) secret sent in BackendKeyData. */
+  get visibleCancelKey(): Buffer {
+    return this.protocol >= PROTOCOL_3_2 ? this.cancelKey : this.cancelKey.subarray(0, 4);
+  }
+
+  send(buf: Buffer): void {
+    if (!this.socket.destroyed) this.socket.write(buf);
+  }
+
+  /** Sends a FATAL error (if given) and closes. */
+  fail(fatal?: Buffer): void {
+    if (this.phase === 'closed') return;
+    if (fatal && !this.socket.destroyed) this.socket.end(fatal);
+    else this.socket.end();
+    this.phase = 'closed';
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.loginTimer) clearTimeout(this.loginTimer);
+    this.loginTimer = null;
+    this.session?.close();
+    this.host.closed(this);
+  }
+
+  private onClose(): void {
+    if (this.phase === 'closed') return;
+    this.phase = 'closed';
+    this.finish();
+  }
+
+  private onData(chunk: Buffer): void {
+    const r = this.framer.push(chunk);
+    this.onFrames(r.frames);
+    if (!r.ok && this.phase !== 'closed') this.fail(fatalFromFailure(r));
+  }
+
+  private onFrames(frames: Frame[]): void {
+    for (const f of frames) {
+      if (this.phase === 'closed') return;
+      if (f.kind === 'startup') this.onStartupFrame(f.payload);
+      else if (this.phase === 'auth') {
+        if (f.type !== 'p' || !this.authHandler) {
+          return this.fail(
+            buildErrorResponse('FATAL', SqlState.PROTOCOL_VIOLATION, `expected an authentication response, got message type "${f.type}"`),
+          );
+        }
+        const h = this.authHandler;
+        this.authHandler = null;
+        h(f);
+      } else if (this.phase === 'ready' && this.session) {
+        // Collect the typed frames of this chunk and hand them over together.
+        const rest = frames.slice(frames.indexOf(f)).filter((x): x is TypedFrame => x.kind === 'typed');
+        this.session.onClientFrames(rest);
+        return;
+      } else {
+        return this.fail(buildErrorResponse('FATAL', SqlState.PROTOCOL_VIOLATION, 'unexpected message before authentication'));
+      }
+    }
+  }
+
+  private onStartupFrame(payload: Buffer): void {
+    const p = decodeStartupPacket(payload);
+    if (!p.ok) return this.fail(fatalFromFailure(p));
+    const m = p.value;
+    switch (m.name) {
+      case 'SSLRequest':
+        return this.onSSLRequest();
+      case 'GSSENCRequest':
+        if (++this.gssRequests > 1 || this.tls) return this.fail();
+        this.socket.write('N');
+        return this.resume();
+      case 'CancelRequest':
+        this.host.cancel(m.processId, m.secretKey);
+        this.phase = 'closed';
+        this.socket.destroy();
+        return this.finish();
+      case 'StartupMessage':
+        return void this.onStartup(m);
+    }
+  }
+
+  private resume(): void {
+    const r = this.framer.resumeStartup();
+    this.onFrames(r.frames);
+    if (!r.ok && this.phase !== 'closed') this.fail(fatalFromFailure(r));
+  }
+
+  private onSSLRequest(): void {
+    if (++this.sslRequests > 1 || this.tls) return this.fail();
+    // Bytes after the request, before the handshake, would be read as if encrypted (CVE-2021-23214).
+    if (this.framer.bufferedBytes > 0) return this.fail();
+    const ctx = this.host.tlsContext;
+    if (!ctx || this.host.tlsMode === 'disable') {
+      this.socket.write('N');
+      return this.resume();
+    }
+    this.socket.write('S');
+    const raw = this.socket;
+    raw.removeListener('data', this.onDataBound);
+    const secure = new TLSSocket(raw, { isServer: true, secureContext: ctx });
+    secure.on('error', () => this.fail());
+    secure.on('secure', () => {
+      this.tls = true;
+    });
+    secure.on('data', this.onDataBound);
+    this.socket = secure;
+    this.resume();
+  }
+
+  private async onStartup(m: StartupMessage): Promise<void> {
+    const neg = negotiateProtocol(m.version, m.params);
+    if (!neg.ok) return this.fail(fatalFromFailure(neg));
+    this.protocol = neg.value.version;
+    const id = startupIdentity(m.params);
+    if (!id.ok) return this.fail(fatalFromFailure(id));
+    this.user = id.value.user;
+    this.database = id.value.database;
+    this.applicationName = m.params.get('application_name') ?? '';
+    if (this.host.tlsMode === 'require' && !this.tls) {
+      return this.fail(buildErrorResponse('FATAL', SqlState.INVALID_AUTHORIZATION_SPECIFICATION, 'SSL required'));
+    }
+    const settings = startupSettings(m.params, this.host.ignoreStartupParameters);
+    if (!settings.ok) return this.fail(fatalFromFailure(settings));
+    if (neg.value.negotiate) {
+      this.send(
+        encodeBackendMessage({
+          name: 'NegotiateProtocolVersion',
+          version: neg.value.version,
+          unsupportedOptions: neg.value.unsupportedOptions,
+        }),
+      );
+    }
+    this.phase = 'auth';
+    const secret = await this.host.credentials.lookup(this.user, this.database);
+    if (this.phase !== 'auth') return;
+    const creds = await this.authenticate(secret);
+    if (creds === null || this.phase !== 'auth') return;
+    this.framer.setMaxMessageLength(this.host.maxPacketSize);
+    const result = await this.host.login({
+      user: this.user,
+      database: this.database,
+      settings: settings.value,
+      serverCreds: creds,
+      client: this,
+    });
+    if (this.phase !== 'auth') {
+      if (result.ok) result.session.close();
+      return;
+    }
+    if (!result.ok) return this.fail(result.fatal);
+    if (this.loginTimer) clearTimeout(this.loginTimer);
+    this.loginTimer = null;
+    const parts: Buffer[] = [encodeAuthentication({ name: 'AuthenticationOk' })];
+    for (const [k, v] of result.params) parts.push(encodeBackendMessage({ name: 'ParameterStatus', parameter: k, value: v }));
+    parts.push(encodeBackendMessage({ name: 'BackendKeyData', processId: this.id, secretKey: this.visibleCancelKey }));
+    parts.push(encodeBackendMessage({ name: 'ReadyForQuery', status: 'I' }));
+    this.send(Buffer.concat(parts));
+    this.session = result.session;
+    this.phase = 'ready';
+  }
+
+  /** Runs the configured exchange; returns what the proxy may use to log in to servers, or null. */
+  private authenticate(secret: UserSecret | undefined): Promise<ServerCredentials | null> {
+    const badPassword = () =>
+      buildErrorResponse('FATAL', SqlState.INVALID_PASSWORD, `password authentication failed for user "${this.user}"`);
+    const serverCreds = (s: UserSecret | undefined, clientKey?: Buffer): ServerCredentials => {
+      if (!s) return { kind: 'none' };
+      if (s.kind === 'plain') return { kind: 'password', password: s.password };
+      if (s.kind === 'md5') return { kind: 'md5-hash', hash: s.hash };
+      if (clientKey) {
+        return { kind: 'scram-keys', clientKey, serverKey: s.secret.serverKey, salt: s.secret.salt, iterations: s.secret.iterations };
+      }
+      return { kind: 'none' };
+    };
+    if (this.host.authType === 'trust') return Promise.resolve(serverCreds(secret));
+    if (this.host.authType === 'md5') {
+      const salt = md5Salt();
+      this.send(encodeAuthentication({ name: 'AuthenticationMD5Password', salt }));
+      return new Promise((resolve) => {
+        this.authHandler = (f) => {
+          const pm = decodePasswordMessage(f.payload);
+          const cred = secret?.kind === 'plain' ? ({ kind: 'plain', password: secret.password } as const) : secret?.kind === 'md5' ? ({ kind: 'md5', hash: secret.hash } as const) : null;
+          if (!pm.ok || !cred || !verifyMd5Response(pm.value.password, cred, this.user, salt)) {
+            this.fail(badPassword());
+            return resolve(null);
+          }
+          resolve(serverCreds(secret));
+        };
+      });
+    }
+    // SCRAM-SHA-256. Plain passwords get a (cached) verifier; md5 hashes cannot serve SCRAM.
+    return (async () => {
+      const scramSecret =
+        secret?.kind === 'scram'
+          ? secret.secret
+          : secret?.kind === 'plain'
+            ? await this.host.credentials.scramFor(this.user, secret.password)
+            : undefined;
+      const scram = new ScramServer({ user: this.user, secret: scramSecret, mockKey: this.host.mockKey });
+      this.send(encodeAuthentication({ name: 'AuthenticationSASL', mechanisms: scram.mechanisms() }));
+      const first = await this.nextAuthMessage();
+      if (!first) return null;
+      const init = decodeSASLInitialResponse(first.payload);
+      if (!init.ok) return this.failWith(fatalFromFailure(init));
+      const r1 = scram.handleInitialResponse(init.value.mechanism, init.value.data);
+      if (!r1.ok) return this.failWith(fatalFromFailure(r1));
+      this.send(encodeAuthentication({ name: 'AuthenticationSASLContinue', data: r1.value }));
+      const second = await this.nextAuthMessage();
+      if (!second) return null;
+      const resp = decodeSASLResponse(second.payload);
+      if (!resp.ok) return this.failWith(fatalFromFailure(resp));
+      const r2 = scram.handleResponse(resp.value.data);
+      if (!r2.ok) return this.failWith(r2.sqlstate === SqlState.INVALID_PASSWORD ? badPassword() : fatalFromFailure(r2));
+      this.send(encodeAuthentication({ name: 'AuthenticationSASLFinal', data: r2.value }));
+      return serverCreds(secret, scram.clientKey);
+    })();
+  }
+
+  private failWith(fatal: Buffer): null {
+    this.fail(fatal);
+    return null;
+  }
+
+  private nextAuthMessage(): Promise<TypedFrame | null> {
+    return new Promise((resolve) => {
+      if (this.phase !== 'auth') return resolve(null);
+      this.authHandler = resolve;
+      this.socket.once('close', () => resolve(null));
+    });
+  }
+}

@@ -1,0 +1,366 @@
+/**
+ * The proxy: listens on the PostgreSQL port, accepts clients up to max_client_conn, authenticates
+ * them, and gives each a session on the pool of its (database, user, server). It owns the pools,
+ * the LISTEN fan-out connections, the cancel-key registry and the admin console's view of all of
+ * it. Where a database's connections go comes from a resolver, so the same proxy serves a
+ * standalone config (proxy.databases) and `pgscale up` (the shard's primary from the topology).
+ */
+import { createServer, connect as netConnect } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import { createSecureContext } from 'node:tls';
+import type { SecureContext } from 'node:tls';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { ProxyConfig } from '../config/schema.js';
+import { buildErrorResponse } from '../protocol/error-response.js';
+import { encodeCancelRequest } from '../protocol/startup-messages.js';
+import { SqlState } from '../protocol/sqlstate.js';
+import { ConfigError, ErrorCodes, PgscaleError } from '../errors.js';
+import { Pool } from './backend/pool.js';
+import type { PoolSettings } from './backend/pool.js';
+import { ServerLoginError } from './backend/server-conn.js';
+import { ClientConn } from './frontend/client-conn.js';
+import type { FrontendHost, LoginRequest, LoginResult } from './frontend/client-conn.js';
+import { Credentials } from './frontend/credentials.js';
+import { REPORTED_NAMES } from './frontend/startup-params.js';
+import { ListenerHub } from './listener-hub.js';
+import { Session } from './session.js';
+import { AdminSession, ADMIN_DATABASES } from './admin.js';
+import type { PoolMode } from './types.js';
+
+export interface DatabaseTarget {
+  host: string;
+  port: number;
+  /** Database name on the server. */
+  dbname: string;
+  /** Force this server user (and its password) for every client of this database. */
+  user?: string;
+  password?: string;
+  poolSize?: number;
+  poolMode?: PoolMode;
+}
+
+export type DatabaseResolver = (database: string) => DatabaseTarget | null;
+
+export interface ProxyServerOptions {
+  config: ProxyConfig;
+  resolve: DatabaseResolver;
+  /** Users whose passwords the embedding program knows (pgscale up: the app role, the superuser). */
+  inlineUsers?: ReadonlyMap<string, string>;
+  log?: (line: string) => void;
+}
+
+const MAX_CONCURRENT_CANCELS = 64;
+
+export class ProxyServer implements FrontendHost {
+  private config: ProxyConfig;
+  private server: Server | null = null;
+  readonly clients = new Set<ClientConn>();
+  private readonly byPid = new Map<number, ClientConn>();
+  readonly pools = new Map<string, Pool>();
+  private readonly hubs = new Map<Pool, ListenerHub>();
+  readonly credentials: Credentials;
+  readonly mockKey = randomBytes(32);
+  tlsContext: SecureContext | null = null;
+  private cancels = 0;
+  private maintenance: NodeJS.Timeout | null = null;
+  readonly startedAt = Date.now();
+  paused = false;
+  private resolver: DatabaseResolver;
+  private readonly log: (line: string) => void;
+
+  constructor(opts: ProxyServerOptions) {
+    this.config = opts.config;
+    this.resolver = opts.resolve;
+    this.log = opts.log ?? (() => undefined);
+    this.credentials = new Credentials(opts.inlineUsers ?? new Map(), opts.config.auth_file, opts.config.auth_query ? (db, user) => this.runAuthQuery(db, user) : null);
+    this.tlsContext = loadTls(opts.config);
+  }
+
+  get settings(): ProxyConfig {
+    return this.config;
+  }
+  get authType() {
+    return this.config.auth_type;
+  }
+  get tlsMode() {
+    return this.config.tls.mode;
+  }
+  get loginTimeoutMs() {
+    return this.config.client_login_timeout * 1000;
+  }
+  get maxPacketSize() {
+    return this.config.max_packet_size;
+  }
+  get ignoreStartupParameters() {
+    return this.config.ignore_startup_parameters;
+  }
+
+  async start(): Promise<{ host: string; port: number }> {
+    const srv = createServer((s) => this.onConnection(s));
+    this.server = srv;
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', (e: NodeJS.ErrnoException) =>
+        reject(
+          new PgscaleError(
+            ErrorCodes.PORT_IN_USE,
+            e.code === 'EADDRINUSE'
+              ? `proxy.port ${this.config.port} on ${this.config.listen} is already in use`
+              : `proxy cannot listen on ${this.config.listen}:${this.config.port}: ${e.message}`,
+          ),
+        ),
+      );
+      srv.listen({ host: this.config.listen, port: this.config.port, backlog: 4096 }, () => resolve());
+    });
+    this.maintenance = setInterval(() => {
+      for (const p of this.pools.values()) p.maintain();
+      this.enforceClientTimeouts();
+    }, 1000);
+    this.maintenance.unref();
+    const a = srv.address();
+    const port = typeof a === 'object' && a ? a.port : this.config.port;
+    this.log(`proxy listening on ${this.config.listen}:${port}`);
+    return { host: this.config.listen, port };
+  }
+
+  async stop(): Promise<void> {
+    if (this.maintenance) clearInterval(this.maintenance);
+    const srv = this.server;
+    this.server = null;
+    const closed = srv ? new Promise<void>((r) => srv.close(() => r())) : Promise.resolve();
+    const bye = buildErrorResponse('FATAL', SqlState.ADMIN_SHUTDOWN, 'the pgscale proxy is shutting down');
+    for (const c of [...this.clients]) c.fail(bye);
+    for (const h of this.hubs.values()) h.close();
+    for (const p of this.pools.values()) p.close();
+    await closed;
+  }
+
+  /** Applies a new config; returns the settings that need a restart to take effect. */
+  reload(next: ProxyConfig, resolve?: DatabaseResolver): string[] {
+    const restart: string[] = [];
+    if (next.listen !== this.config.listen) restart.push('proxy.listen');
+    if (next.port !== this.config.port) restart.push('proxy.port');
+    this.credentials.reloadFile(next.auth_file);
+    this.tlsContext = loadTls(next);
+    this.config = next;
+    if (resolve) this.resolver = resolve;
+    for (const p of this.pools.values()) p.settings = this.poolSettings(p.settings.mode, p.settings.size === this.config.default_pool_size ? undefined : p.settings.size);
+    return restart;
+  }
+
+  private onConnection(socket: Socket): void {
+    if (this.clients.size >= this.config.max_client_conn) {
+      socket.on('error', () => undefined);
+      socket.end(buildErrorResponse('FATAL', SqlState.TOO_MANY_CONNECTIONS, 'sorry, too many clients already'));
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return;
+    }
+    const c = new ClientConn(socket, this, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`);
+    this.clients.add(c);
+    this.byPid.set(c.id, c);
+  }
+
+  closed(c: ClientConn): void {
+    this.clients.delete(c);
+    this.byPid.delete(c.id);
+  }
+
+  private poolSettings(mode: PoolMode, size?: number): PoolSettings {
+    const c = this.config;
+    return {
+      size: size ?? c.default_pool_size,
+      minSize: c.min_pool_size,
+      mode,
+      queryWaitTimeoutMs: c.query_wait_timeout * 1000,
+      serverIdleTimeoutMs: c.server_idle_timeout * 1000,
+      serverLifetimeMs: c.server_lifetime * 1000,
+      serverCheckDelayMs: c.server_check_delay * 1000,
+      connectTimeoutMs: c.server_connect_timeout * 1000,
+      tls: { mode: c.server_tls.mode, caFile: c.server_tls.ca_file },
+      maxPreparedStatements: c.max_prepared_statements,
+    };
+  }
+
+  private poolFor(database: string, t: DatabaseTarget, user: string, creds: LoginRequest['serverCreds']): Pool {
+    const key = `${database}\0${user}\0${t.host}:${t.port}/${t.dbname}`;
+    let p = this.pools.get(key);
+    if (!p) {
+      p = new Pool(database, { host: t.host, port: t.port, database: t.dbname, user }, creds, this.poolSettings(t.poolMode ?? this.config.pool_mode, t.poolSize));
+      if (this.paused) p.pause();
+      this.pools.set(key, p);
+    } else if (creds.kind !== 'none') {
+      p.updateCredentials(creds);
+    }
+    return p;
+  }
+
+  async login(req: LoginRequest): Promise<LoginResult> {
+    if (ADMIN_DATABASES.has(req.database)) {
+      const admin = this.config.admin_users.includes(req.user);
+      const stats = this.config.stats_users.includes(req.user);
+      if (!admin && !stats) {
+        return { ok: false, fatal: buildErrorResponse('FATAL', SqlState.INSUFFICIENT_PRIVILEGE, `user "${req.user}" is not allowed on the admin console`) };
+      }
+      return { ok: true, session: new AdminSession(this, req.client, admin), params: adminParams() };
+    }
+    const t = this.resolver(req.database);
+    if (!t) {
+      return { ok: false, fatal: buildErrorResponse('FATAL', SqlState.INVALID_CATALOG_NAME, `database "${req.database}" does not exist`) };
+    }
+    const serverUser = t.user ?? req.user;
+    const creds = t.password !== undefined ? ({ kind: 'password', password: t.password } as const) : req.serverCreds;
+    const pool = this.poolFor(req.database, t, serverUser, creds);
+    if (pool.serverParams.size === 0) {
+      try {
+        const s = await pool.acquire();
+        pool.release(s);
+      } catch (e) {
+        const fatal = e instanceof ServerLoginError ? e.errorResponse : buildErrorResponse('FATAL', SqlState.CONNECTION_FAILURE, 'cannot reach the server');
+        return { ok: false, fatal };
+      }
+    }
+    const params = new Map(pool.serverParams);
+    for (const [k, v] of req.settings.raw) {
+      const reported = REPORTED_NAMES[k];
+      if (reported) params.set(reported, v);
+    }
+    if (!params.has('application_name')) params.set('application_name', '');
+    params.set('session_authorization', serverUser);
+    const mode = t.poolMode ?? this.config.pool_mode;
+    const session = new Session(
+      { id: req.client.id, socket: req.client.socket, terminate: (fatal) => req.client.fail(fatal) },
+      {
+        pool,
+        mode,
+        maxPreparedStatements: this.config.max_prepared_statements,
+        listeners: mode === 'transaction' ? this.hubFor(pool) : null,
+        startupSettings: req.settings.settings,
+      },
+    );
+    return { ok: true, session, params };
+  }
+
+  private hubFor(pool: Pool): ListenerHub {
+    let h = this.hubs.get(pool);
+    if (!h) {
+      h = new ListenerHub(pool);
+      this.hubs.set(pool, h);
+    }
+    return h;
+  }
+
+  /** Forwards a CancelRequest to the server running the client's current query, if any. */
+  cancel(processId: number, key: Buffer): void {
+    const c = this.byPid.get(processId);
+    if (!c || !(c.session instanceof Session)) return;
+    const expected = c.visibleCancelKey;
+    if (key.length !== expected.length || !timingSafeEqual(key, expected)) return;
+    const server = c.session.cancelTarget();
+    if (!server || this.cancels >= MAX_CONCURRENT_CANCELS) return;
+    this.cancels++;
+    server.cancelsInFlight++;
+    const done = () => {
+      this.cancels--;
+      server.cancelsInFlight--;
+    };
+    const s = netConnect({ host: server.target.host, port: server.target.port });
+    let finished = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      done();
+      s.destroy();
+    };
+    s.setTimeout(5000, finish);
+    s.on('error', finish);
+    s.on('close', finish);
+    s.on('connect', () => s.write(encodeCancelRequest({ processId: server.backendPid, secretKey: server.backendKey })));
+  }
+
+  private enforceClientTimeouts(): void {
+    const idle = this.config.client_idle_timeout * 1000;
+    const idleTx = this.config.idle_transaction_timeout * 1000;
+    if (!idle && !idleTx) return;
+    const t = performance.now();
+    for (const c of this.clients) {
+      const s = c.session;
+      if (!(s instanceof Session)) continue;
+      const quiet = t - s.lastActivity;
+      if (idleTx && s.txStatus !== 'I' && quiet > idleTx) {
+        c.fail(buildErrorResponse('FATAL', '25P03', 'idle transaction timeout'));
+      } else if (idle && s.txStatus === 'I' && quiet > idle) {
+        c.fail(buildErrorResponse('FATAL', SqlState.ADMIN_SHUTDOWN, 'client idle timeout'));
+      }
+    }
+  }
+
+  /** auth_query: the user's secret, read on the server as auth_user. */
+  private async runAuthQuery(database: string, user: string): Promise<string | null> {
+    const q = this.config.auth_query;
+    const authUser = this.config.auth_user;
+    if (!q || !authUser) return null;
+    const t = this.resolver(database);
+    if (!t) return null;
+    const secret = await this.credentials.lookup(authUser, database);
+    const creds =
+      secret?.kind === 'plain' ? ({ kind: 'password', password: secret.password } as const) : secret?.kind === 'md5' ? ({ kind: 'md5-hash', hash: secret.hash } as const) : null;
+    if (!creds) return null;
+    const pool = this.poolFor(database, t, authUser, creds);
+    const s = await pool.acquire();
+    try {
+      const literal = `'${user.replace(/'/g, "''")}'`;
+      const r = await s.query(q.replace(/\$1\b/g, literal));
+      return r.error ? null : (r.rows[0]?.[1] ?? null);
+    } finally {
+      pool.release(s);
+    }
+  }
+
+  pauseAll(): void {
+    this.paused = true;
+    for (const p of this.pools.values()) p.pause();
+  }
+
+  resumeAll(): void {
+    this.paused = false;
+    for (const p of this.pools.values()) p.resume();
+  }
+
+  /** Closes every client and server connection of a database (admin KILL). */
+  kill(database: string): number {
+    let n = 0;
+    for (const c of [...this.clients]) {
+      if (c.database === database) {
+        c.fail(buildErrorResponse('FATAL', SqlState.ADMIN_SHUTDOWN, 'closed by an administrator (KILL)'));
+        n++;
+      }
+    }
+    for (const p of this.pools.values()) if (p.database === database) p.closeIdle();
+    return n;
+  }
+}
+
+function loadTls(c: ProxyConfig): SecureContext | null {
+  if (c.tls.mode === 'disable') return null;
+  if (!c.tls.cert_file || !c.tls.key_file) {
+    throw new ConfigError(ErrorCodes.CONFIG_INVALID, `proxy.tls.mode ${c.tls.mode} needs proxy.tls.cert_file and proxy.tls.key_file`);
+  }
+  try {
+    return createSecureContext({ cert: readFileSync(c.tls.cert_file), key: readFileSync(c.tls.key_file), minVersion: 'TLSv1.2' });
+  } catch (e) {
+    throw new ConfigError(ErrorCodes.CONFIG_INVALID, `proxy.tls: cannot load the certificate or key: ${(e as Error).message}`);
+  }
+}
+
+function adminParams(): Map<string, string> {
+  return new Map([
+    ['server_version', '16.0 (pgscale)'],
+    ['server_encoding', 'UTF8'],
+    ['client_encoding', 'UTF8'],
+    ['DateStyle', 'ISO, MDY'],
+    ['integer_datetimes', 'on'],
+    ['standard_conforming_strings', 'on'],
+    ['TimeZone', 'UTC'],
+    ['application_name', ''],
+  ]);
+}

@@ -1,0 +1,754 @@
+/**
+ * A client's session after authentication: the transaction-pooling engine. Client messages are
+ * forwarded to a server connection taken from the pool when the first one that needs a server
+ * arrives, and the connection goes back to the pool at ReadyForQuery with status idle once every
+ * response the client waits for has come (never mid-pipeline, never inside a transaction or a
+ * COPY). What drivers must not notice is tracked here, per client:
+ *
+ * - named prepared statements (protocol Parse/Bind/Describe/Close, and SQL PREPARE/EXECUTE) get
+ *   server-side names derived from their text, are re-prepared on a connection that lacks them,
+ *   and a Parse the connection already holds is answered with a synthetic ParseComplete;
+ * - SET/RESET of session parameters (and the start-up parameters) are replayed on whichever
+ *   connection the client gets, so no client ever sees another's settings;
+ * - state that cannot be replayed (SET ROLE, temporary tables, session advisory locks, WITH HOLD
+ *   cursors, LISTEN outside the fan-out) pins the connection to the client for the rest of the
+ *   session, and it is reset with DISCARD ALL before anyone else uses it.
+ *
+ * Responses are matched to requests with a queue of expected replies, one entry per message that
+ * produces a reply, in order; synthetic replies wait in the same queue so that the client sees
+ * them exactly where PostgreSQL would have sent them.
+ */
+import { createHash } from 'node:crypto';
+import type { Socket } from 'node:net';
+import type { TypedFrame } from '../protocol/framer.js';
+import { decodeBind, decodeClose, decodeDescribe, decodeParse, decodeQuery } from '../protocol/frontend-messages.js';
+import { decodeCommandComplete, decodeReadyForQuery } from '../protocol/backend-messages.js';
+import type { TransactionStatus } from '../protocol/backend-messages.js';
+import { buildErrorResponse } from '../protocol/error-response.js';
+import { SqlState } from '../protocol/sqlstate.js';
+import { sessionEffects } from '../sql/session-effects.js';
+import type { SessionEffect } from '../sql/session-effects.js';
+import { renamePreparedRefs } from '../sql/rename-prepared.js';
+import type { ServerConn } from './backend/server-conn.js';
+import { ServerLoginError } from './backend/server-conn.js';
+import type { Pool } from './backend/pool.js';
+import { OutputBatch } from './batch.js';
+import {
+  CLOSE_COMPLETE,
+  PARSE_COMPLETE,
+  commandComplete,
+  queryMessage,
+  readyForQuery,
+  renameBind,
+  renameParse,
+  renameTarget,
+} from './rewrite.js';
+import type { ClientId, PoolMode } from './types.js';
+import { now } from './types.js';
+import type { ListenerHub } from './listener-hub.js';
+
+type Pending =
+  | { k: 'query'; swallow: boolean; failed: boolean; wasInBlock: boolean }
+  | { k: 'parse'; swallow: boolean; serverName: string | null }
+  | { k: 'bind' }
+  | { k: 'describe'; statement: boolean; sawDescription: boolean }
+  | { k: 'execute' }
+  | { k: 'close'; swallow: boolean }
+  | { k: 'sync' }
+  | { k: 'synthetic'; bytes: Buffer }
+  | { k: 'copy-end' };
+
+interface ClientStatement {
+  serverName: string;
+  /** The Parse message under the server-side name, to re-prepare on another connection. */
+  parse: Buffer;
+}
+
+interface SqlStatement {
+  serverName: string;
+  /** The PREPARE statement under the server-side name. */
+  prepare: string;
+}
+
+export interface SessionHost {
+  readonly id: ClientId;
+  readonly socket: Socket;
+  /** Closes the client connection after sending `fatal` (an ErrorResponse), if given. */
+  terminate(fatal?: Buffer): void;
+}
+
+export interface SessionOptions {
+  pool: Pool;
+  mode: PoolMode;
+  maxPreparedStatements: number;
+  listeners: ListenerHub | null;
+  /** Session settings from the start-up packet (lowercase name → SQL literal). */
+  startupSettings: ReadonlyMap<string, string>;
+}
+
+export class Session {
+  server: ServerConn | null = null;
+  txStatus: TransactionStatus = 'I';
+  /** Pinned: holds a connection for the whole session (session mode, or untrackable state). */
+  pinned: boolean;
+  pinReason: string | null = null;
+  private pending: Pending[] = [];
+  private inbox: TypedFrame[] = [];
+  private acquiring = false;
+  private closed = false;
+  private copyIn = false;
+  private readonly out = new OutputBatch();
+  private settings: Map<string, string>;
+  /** Settings changed inside the current transaction: kept on commit, dropped on rollback. */
+  private txSettings: SessionEffect[] = [];
+  private readonly statements = new Map<string, ClientStatement>();
+  private readonly sqlStatements = new Map<string, SqlStatement>();
+  readonly channels = new Set<string>();
+  private attachedAt = 0;
+  private queryStartedAt = 0;
+  /** Bytes and counts for SHOW CLIENTS / STATS. */
+  readonly counters = { queries: 0, xacts: 0, waitUs: 0 };
+  lastActivity = now();
+
+  constructor(
+    private readonly host: SessionHost,
+    private readonly opts: SessionOptions,
+  ) {
+    this.settings = new Map(opts.startupSettings);
+    this.pinned = opts.mode === 'session';
+    if (this.pinned) this.pinReason = 'session pool mode';
+  }
+
+  get pool(): Pool {
+    return this.opts.pool;
+  }
+
+  get state(): 'active' | 'waiting' | 'idle' {
+    return this.acquiring ? 'waiting' : this.server ? 'active' : 'idle';
+  }
+
+  // ------------------------------------------------------------------ client → server
+
+  onClientFrames(frames: TypedFrame[]): void {
+    this.lastActivity = now();
+    this.inbox.push(...frames);
+    this.drain();
+  }
+
+  private drain(): void {
+    while (this.inbox.length > 0 && !this.closed) {
+      const f = this.inbox[0]!;
+      if (f.type === 'X') {
+        this.inbox = [];
+        this.close();
+        return;
+      }
+      if (!this.server && !this.handleWithoutServer(f)) {
+        this.attach();
+        return;
+      }
+      this.inbox.shift();
+      if (this.server) this.forward(f);
+    }
+    this.flushClient();
+  }
+
+  /** Answers what needs no server when none is attached; false when a server is needed. */
+  private handleWithoutServer(f: TypedFrame): boolean {
+    if (f.type === 'C') {
+      const c = decodeClose(f.payload);
+      if (c.ok && c.value.target === 'statement' && c.value.targetName !== '') {
+        this.statements.delete(c.value.targetName);
+        this.inbox.shift();
+        this.out.add(CLOSE_COMPLETE);
+        return true;
+      }
+    }
+    if (f.type === 'Q' && this.opts.listeners && this.txStatus === 'I') {
+      const q = decodeQuery(f.payload);
+      if (q.ok && this.tryListen(q.value.query)) {
+        this.inbox.shift();
+        return true;
+      }
+    }
+    if (f.type === 'H') {
+      this.inbox.shift();
+      return true;
+    }
+    return false;
+  }
+
+  /** LISTEN/UNLISTEN alone in a Query outside a transaction: served by the fan-out connection. */
+  private tryListen(sql: string): boolean {
+    const hub = this.opts.listeners;
+    if (!hub) return false;
+    const effects = sessionEffects(sql);
+    if (effects.length !== 1) return false;
+    const e = effects[0]!;
+    if (e.kind === 'listen') {
+      this.channels.add(e.channel);
+      hub.subscribe(e.channel, this);
+      this.out.add(commandComplete('LISTEN'));
+      this.out.add(readyForQuery('I'));
+      return true;
+    }
+    if (e.kind === 'unlisten') {
+      if (e.channel === '*') {
+        for (const ch of this.channels) hub.unsubscribe(ch, this);
+        this.channels.clear();
+      } else {
+        this.channels.delete(e.channel);
+        hub.unsubscribe(e.channel, this);
+      }
+      this.out.add(commandComplete('UNLISTEN'));
+      this.out.add(readyForQuery('I'));
+      return true;
+    }
+    return false;
+  }
+
+  /** A notification from the fan-out connection. */
+  deliverNotification(bytes: Buffer): void {
+    this.out.add(bytes);
+    if (!this.server || this.pending.length === 0) this.flushClient();
+  }
+
+  private attach(): void {
+    if (this.acquiring || this.closed) return;
+    this.acquiring = true;
+    this.host.socket.pause();
+    const t0 = now();
+    this.opts.pool.acquire().then(
+      (server) => {
+        this.acquiring = false;
+        this.counters.waitUs += Math.round((now() - t0) * 1000);
+        if (this.closed) {
+          this.opts.pool.release(server);
+          return;
+        }
+        this.server = server;
+        this.attachedAt = now();
+        server.setHandler((frames) => this.onServerFrames(frames));
+        server.onClose(() => this.onServerLost(server));
+        this.syncSettings(server);
+        this.host.socket.resume();
+        this.drain();
+      },
+      (e: unknown) => {
+        this.acquiring = false;
+        const fatal =
+          e instanceof ServerLoginError
+            ? e.errorResponse
+            : buildErrorResponse('FATAL', SqlState.CONNECTION_FAILURE, 'could not get a server connection');
+        this.host.terminate(fatal);
+      },
+    );
+  }
+
+  /** Replays the client's session settings on a connection that holds other ones. */
+  private syncSettings(server: ServerConn): void {
+    const stmts: string[] = [];
+    for (const [k, v] of server.settings) {
+      if (!this.settings.has(k)) stmts.push(`RESET ${quoteName(k)}`);
+    }
+    for (const [k, v] of this.settings) {
+      if (server.settings.get(k) !== v) stmts.push(`SET ${quoteName(k)} = ${v}`);
+    }
+    if (stmts.length === 0) return;
+    server.settings = new Map(this.settings);
+    this.sendToServer(queryMessage(stmts.join('; ')));
+    this.pending.push({ k: 'query', swallow: true, failed: false, wasInBlock: false });
+  }
+
+  private sendToServer(buf: Buffer): void {
+    const s = this.server!;
+    this.opts.pool.stats.bytesReceived += buf.length;
+    if (!s.write(buf)) {
+      // The server reads slower than the client writes: stop reading the client until it drains.
+      this.host.socket.pause();
+      s.socket.once('drain', () => this.host.socket.resume());
+    }
+  }
+
+  private forward(f: TypedFrame): void {
+    const server = this.server!;
+    switch (f.type) {
+      case 'Q':
+        return this.forwardQuery(f, server);
+      case 'P':
+        return this.forwardParse(f, server);
+      case 'B': {
+        const b = decodeBind(f.payload);
+        if (b.ok && b.value.statement !== '') {
+          const name = this.ensurePrepared(b.value.statement, server);
+          if (name) {
+            this.sendToServer(renameBind(f.payload, name));
+            this.pending.push({ k: 'bind' });
+            return;
+          }
+        }
+        this.sendToServer(f.bytes);
+        this.pending.push({ k: 'bind' });
+        return;
+      }
+      case 'D': {
+        const d = decodeDescribe(f.payload);
+        const statement = d.ok && d.value.target === 'statement';
+        if (d.ok && statement && d.value.targetName !== '') {
+          const name = this.ensurePrepared(d.value.targetName, server);
+          if (name) {
+            this.sendToServer(renameTarget('D', name));
+            this.pending.push({ k: 'describe', statement, sawDescription: false });
+            return;
+          }
+        }
+        this.sendToServer(f.bytes);
+        this.pending.push({ k: 'describe', statement, sawDescription: false });
+        return;
+      }
+      case 'C': {
+        const c = decodeClose(f.payload);
+        if (c.ok && c.value.target === 'statement' && c.value.targetName !== '') {
+          // Server statements are shared by text; the client's name just goes away.
+          this.statements.delete(c.value.targetName);
+          this.pending.push({ k: 'synthetic', bytes: CLOSE_COMPLETE });
+          this.emitSynthetic();
+          return;
+        }
+        this.sendToServer(f.bytes);
+        this.pending.push({ k: 'close', swallow: false });
+        return;
+      }
+      case 'E':
+        this.sendToServer(f.bytes);
+        this.pending.push({ k: 'execute' });
+        return;
+      case 'S':
+        this.sendToServer(f.bytes);
+        // PostgreSQL ignores Sync during COPY IN from an extended-protocol Execute.
+        if (!this.copyIn) this.pending.push({ k: 'sync' });
+        return;
+      case 'H':
+        this.sendToServer(f.bytes);
+        return;
+      case 'd':
+        this.sendToServer(f.bytes);
+        return;
+      case 'c':
+      case 'f':
+        this.sendToServer(f.bytes);
+        this.pending.push({ k: 'copy-end' });
+        return;
+      case 'F':
+        this.sendToServer(f.bytes);
+        this.pending.push({ k: 'query', swallow: false, failed: false, wasInBlock: this.txStatus !== 'I' });
+        return;
+      default:
+        this.host.terminate(
+          buildErrorResponse('FATAL', SqlState.PROTOCOL_VIOLATION, `invalid frontend message type "${f.type}"`),
+        );
+    }
+  }
+
+  private forwardQuery(f: TypedFrame, server: ServerConn): void {
+    const q = decodeQuery(f.payload);
+    if (!q.ok) {
+      this.host.terminate(buildErrorResponse('FATAL', q.sqlstate, q.message));
+      return;
+    }
+    let sql = q.value.query;
+    const effects = sessionEffects(sql);
+    let rewritten = false;
+    for (const e of effects) {
+      switch (e.kind) {
+        case 'set':
+        case 'reset':
+        case 'reset_all':
+          this.txSettings.push(e);
+          break;
+        case 'prepare': {
+          const serverName = sqlStatementName(e.text);
+          this.sqlStatements.set(e.name, { serverName, prepare: renameIn(e.text, e.name, serverName) });
+          if (server.prepared.has(serverName)) {
+            this.sendToServer(queryMessage(`DEALLOCATE ${serverName}`));
+            this.pending.push({ k: 'query', swallow: true, failed: false, wasInBlock: false });
+          }
+          server.prepared.set(serverName, true);
+          rewritten = true;
+          break;
+        }
+        case 'execute':
+          if (this.ensureSqlPrepared(e.name, server)) rewritten = true;
+          break;
+        case 'deallocate':
+          if (e.name === null) {
+            this.sqlStatements.clear();
+            this.statements.clear();
+            server.prepared.clear();
+          } else {
+            const s = this.sqlStatements.get(e.name);
+            if (s) server.prepared.delete(s.serverName);
+            this.sqlStatements.delete(e.name);
+            rewritten = true;
+          }
+          break;
+        case 'discard':
+          if (e.what === 'all') {
+            server.prepared.clear();
+            server.settings = new Map();
+            this.statements.clear();
+            this.sqlStatements.clear();
+            this.txSettings.push({ kind: 'reset_all' });
+          } else if (e.what === 'plans') {
+            // Plans only: statements survive.
+          } else if (e.what === 'temp') {
+            /* temp tables gone: nothing to track */
+          }
+          break;
+        case 'listen':
+          this.pin('LISTEN');
+          break;
+        case 'sticky':
+          this.pin(e.reason);
+          break;
+        default:
+          break;
+      }
+    }
+    if (rewritten) {
+      sql = renamePreparedRefs(sql, (name) => this.sqlStatements.get(name)?.serverName);
+      this.sendToServer(queryMessage(sql));
+    } else {
+      this.sendToServer(f.bytes);
+    }
+    this.counters.queries++;
+    this.opts.pool.stats.queries++;
+    this.queryStartedAt = now();
+    this.pending.push({ k: 'query', swallow: false, failed: false, wasInBlock: this.txStatus !== 'I' });
+  }
+
+  private forwardParse(f: TypedFrame, server: ServerConn): void {
+    const p = decodeParse(f.payload);
+    if (!p.ok) {
+      this.host.terminate(buildErrorResponse('FATAL', p.sqlstate, p.message));
+      return;
+    }
+    this.counters.queries++;
+    this.opts.pool.stats.queries++;
+    if (p.value.statement === '') {
+      this.sendToServer(f.bytes);
+      this.pending.push({ k: 'parse', swallow: false, serverName: null });
+      return;
+    }
+    const serverName = protocolStatementName(p.value.query, p.value.paramTypes);
+    const parse = renameParse(f.payload, serverName);
+    this.statements.set(p.value.statement, { serverName, parse });
+    if (server.prepared.has(serverName)) {
+      server.prepared.delete(serverName);
+      server.prepared.set(serverName, true); // most recently used
+      this.pending.push({ k: 'synthetic', bytes: PARSE_COMPLETE });
+      this.emitSynthetic();
+      return;
+    }
+    this.evictIfFull(server);
+    server.prepared.set(serverName, true);
+    this.sendToServer(parse);
+    this.pending.push({ k: 'parse', swallow: false, serverName });
+  }
+
+  /** Makes sure the attached connection holds the client's statement; returns its server name. */
+  private ensurePrepared(clientName: string, server: ServerConn): string | null {
+    const st = this.statements.get(clientName);
+    if (!st) return null; // unknown to us: the server will report 26000 itself
+    if (server.prepared.has(st.serverName)) return st.serverName;
+    this.evictIfFull(server);
+    server.prepared.set(st.serverName, true);
+    this.sendToServer(st.parse);
+    this.pending.push({ k: 'parse', swallow: true, serverName: st.serverName });
+    return st.serverName;
+  }
+
+  private ensureSqlPrepared(clientName: string, server: ServerConn): boolean {
+    const st = this.sqlStatements.get(clientName);
+    if (!st) return false;
+    if (!server.prepared.has(st.serverName)) {
+      server.prepared.set(st.serverName, true);
+      this.sendToServer(queryMessage(st.prepare));
+      this.pending.push({ k: 'query', swallow: true, failed: false, wasInBlock: false });
+    }
+    return true;
+  }
+
+  private evictIfFull(server: ServerConn): void {
+    const max = this.opts.maxPreparedStatements;
+    if (max <= 0) return;
+    while (server.prepared.size >= max) {
+      const oldest = server.prepared.keys().next().value as string;
+      server.prepared.delete(oldest);
+      if (oldest.startsWith('pgscale_s_')) {
+        this.sendToServer(queryMessage(`DEALLOCATE ${oldest}`));
+        this.pending.push({ k: 'query', swallow: true, failed: false, wasInBlock: false });
+      } else {
+        this.sendToServer(renameTarget('C', oldest));
+        this.pending.push({ k: 'close', swallow: true });
+      }
+    }
+  }
+
+  private pin(reason: string): void {
+    if (!this.pinned) {
+      this.pinned = true;
+      this.pinReason = reason;
+    }
+    if (this.server) this.server.needsReset = true;
+  }
+
+  // ------------------------------------------------------------------ server → client
+
+  private onServerFrames(frames: TypedFrame[]): void {
+    for (const f of frames) {
+      this.opts.pool.stats.bytesSent += f.bytes.length;
+      switch (f.type) {
+        case 'N':
+        case 'S':
+        case 'A':
+          this.out.add(f.bytes);
+          continue;
+        default:
+          this.onResponse(f);
+      }
+      if (this.closed) return;
+    }
+    this.flushClient();
+  }
+
+  private onResponse(f: TypedFrame): void {
+    const head = this.pending[0];
+    if (!head) {
+      // Unsolicited (a FATAL before the server goes away): the client should know.
+      this.out.add(f.bytes);
+      return;
+    }
+    switch (head.k) {
+      case 'query':
+        if (!head.swallow) this.out.add(f.bytes);
+        if (f.type === 'E') head.failed = true;
+        else if (f.type === 'C' && !head.swallow) this.onCommandComplete(f);
+        else if (f.type === 'G') this.copyIn = true;
+        if (f.type === 'Z') {
+          this.pending.shift();
+          this.copyIn = false;
+          this.onReadyForQuery(f, head);
+        }
+        return;
+      case 'sync':
+        this.out.add(f.bytes);
+        if (f.type === 'Z') {
+          this.pending.shift();
+          this.onReadyForQuery(f, null);
+        }
+        return;
+      case 'parse':
+        if (f.type === 'E') {
+          if (head.serverName && this.server) this.server.prepared.delete(head.serverName);
+          return this.onExtendedError(f);
+        }
+        if (!head.swallow) this.out.add(f.bytes);
+        return this.popHead();
+      case 'close':
+        if (f.type === 'E') return this.onExtendedError(f);
+        if (!head.swallow) this.out.add(f.bytes);
+        return this.popHead();
+      case 'bind':
+        if (f.type === 'E') return this.onExtendedError(f);
+        this.out.add(f.bytes);
+        return this.popHead();
+      case 'describe':
+        if (f.type === 'E') return this.onExtendedError(f);
+        this.out.add(f.bytes);
+        if (f.type === 't') return; // ParameterDescription: RowDescription or NoData follows
+        return this.popHead();
+      case 'execute':
+        if (f.type === 'E') {
+          this.copyIn = false;
+          return this.onExtendedError(f);
+        }
+        this.out.add(f.bytes);
+        if (f.type === 'G') {
+          this.copyIn = true;
+          this.dropSyncsSentDuringCopy();
+          return;
+        }
+        if (f.type === 'C' || f.type === 'I' || f.type === 's') {
+          if (f.type === 'C') this.onCommandComplete(f);
+          this.copyIn = false;
+          return this.popHead();
+        }
+        return; // DataRow, CopyOutResponse, CopyData, CopyDone
+      case 'synthetic':
+      case 'copy-end':
+        this.popHead();
+        return this.onResponse(f);
+    }
+  }
+
+  /** Sync messages the client sent between an Execute that started COPY IN and CopyDone are ignored by the server. */
+  private dropSyncsSentDuringCopy(): void {
+    for (let i = 1; i < this.pending.length; i++) {
+      const e = this.pending[i]!;
+      if (e.k === 'copy-end') return;
+      if (e.k === 'sync') this.pending.splice(i--, 1);
+    }
+  }
+
+  private popHead(): void {
+    this.pending.shift();
+    this.emitSynthetic();
+  }
+
+  /** Emits synthetic replies (and skips markers) now at the head of the queue. */
+  private emitSynthetic(): void {
+    while (this.pending.length > 0) {
+      const h = this.pending[0]!;
+      if (h.k === 'synthetic') this.out.add(h.bytes);
+      else if (h.k !== 'copy-end') return;
+      this.pending.shift();
+    }
+  }
+
+  /** After an error in an extended-protocol message the server skips everything up to Sync. */
+  private onExtendedError(f: TypedFrame): void {
+    this.out.add(f.bytes);
+    this.pending.shift();
+    while (this.pending.length > 0 && this.pending[0]!.k !== 'sync') this.pending.shift();
+  }
+
+  private onCommandComplete(f: TypedFrame): void {
+    const c = decodeCommandComplete(f.payload);
+    if (!c.ok) return;
+    const tag = c.value.tag;
+    if (tag === 'ROLLBACK') this.txSettings = [];
+    if (tag === 'COMMIT' || tag === 'ROLLBACK') {
+      this.counters.xacts++;
+      this.opts.pool.stats.xacts++;
+    }
+  }
+
+  private onReadyForQuery(f: TypedFrame, query: Extract<Pending, { k: 'query' }> | null): void {
+    const z = decodeReadyForQuery(f.payload);
+    if (!z.ok) return;
+    const status = z.value.status;
+    if (query?.swallow) {
+      this.emitSynthetic();
+      this.maybeRelease(status);
+      return;
+    }
+    if (query) this.opts.pool.stats.queryTimeUs += Math.round((now() - this.queryStartedAt) * 1000);
+    if (status === 'I') {
+      const failedImplicit = query !== null && query.failed && !query.wasInBlock;
+      if (!failedImplicit) this.commitSettings();
+      this.txSettings = [];
+      if (this.txStatus === 'I' && query) {
+        this.counters.xacts++;
+        this.opts.pool.stats.xacts++;
+      }
+    }
+    this.txStatus = status;
+    this.emitSynthetic();
+    this.maybeRelease(status);
+  }
+
+  private commitSettings(): void {
+    for (const e of this.txSettings) {
+      if (e.kind === 'set') {
+        this.settings.set(e.name, e.value);
+      } else if (e.kind === 'reset') this.settings.delete(e.name);
+      else if (e.kind === 'reset_all') this.settings = new Map(this.opts.startupSettings);
+    }
+    if (this.server) this.server.settings = new Map(this.settings);
+  }
+
+  /** Gives the connection back when the client waits for nothing more and holds no transaction. */
+  private maybeRelease(status: TransactionStatus): void {
+    const s = this.server;
+    if (!s || this.pinned || status !== 'I' || this.pending.length > 0 || this.copyIn) return;
+    if (this.inbox.length > 0) return;
+    this.opts.pool.stats.xactTimeUs += Math.round((now() - this.attachedAt) * 1000);
+    this.detach(s);
+    this.opts.pool.release(s);
+  }
+
+  private detach(s: ServerConn): void {
+    s.setHandler(null);
+    this.server = null;
+  }
+
+  private onServerLost(s: ServerConn): void {
+    if (this.server !== s || this.closed) return;
+    this.server = null;
+    this.flushClient();
+    // Whatever was in flight is lost; the client must learn it rather than wait forever.
+    this.host.terminate(
+      buildErrorResponse(
+        'FATAL',
+        SqlState.ADMIN_SHUTDOWN,
+        'server connection lost: the transaction or statement in progress was not completed',
+      ),
+    );
+  }
+
+  private flushClient(): void {
+    if (this.out.empty) return;
+    if (!this.out.flush(this.host.socket) && this.server) {
+      // The client reads slower than the server sends: stop reading the server (backpressure).
+      const s = this.server;
+      s.socket.pause();
+      this.host.socket.once('drain', () => s.socket.resume());
+    }
+  }
+
+  /** The server connection's backend running this client's work now, for cancel requests. */
+  cancelTarget(): ServerConn | null {
+    return this.server && this.pending.length > 0 ? this.server : null;
+  }
+
+  /** Client gone: give the connection back in a clean state (the pool rolls back or resets). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.opts.listeners) for (const ch of this.channels) this.opts.listeners.unsubscribe(ch, this);
+    const s = this.server;
+    this.server = null;
+    if (!s) return;
+    s.setHandler(null);
+    if (this.pending.length > 0 || this.copyIn) {
+      // Mid-request: the reply stream cannot be resynchronised cheaply; drop the connection.
+      s.destroy();
+      this.opts.pool.release(s);
+      return;
+    }
+    if (this.pinned) s.needsReset = true;
+    this.opts.pool.release(s);
+  }
+}
+
+function quoteName(name: string): string {
+  return /^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
+}
+
+function hash(s: string): string {
+  return createHash('sha256').update(s).digest('base64url').slice(0, 22);
+}
+
+/** Server-side name of a protocol-level statement: same text and types, same name, on every connection. */
+export function protocolStatementName(query: string, types: readonly number[]): string {
+  return `pgscale_p_${hash(`${types.join(',')}\0${query}`)}`;
+}
+
+function sqlStatementName(prepareText: string): string {
+  return `pgscale_s_${hash(renamePreparedRefs(prepareText, () => 'x'))}`;
+}
+
+function renameIn(text: string, from: string, to: string): string {
+  return renamePreparedRefs(text, (n) => (n === from ? to : undefined));
+}

@@ -1,0 +1,38 @@
+/**
+ * Identifiers and small shared types of the proxy. Branded ids keep look-alikes apart: the
+ * proxy's own client ids and cancel pids are never confused with a server's backend pid.
+ */
+
+export type ClientId = number & { readonly __brand: 'ClientId' };
+export type ServerId = number & { readonly __brand: 'ServerId' };
+export type BackendPid = number & { readonly __brand: 'BackendPid' };
+
+export type PoolMode = 'transaction' | 'session';
+
+/** Where a pool's connections go and as whom. */
+export interface ServerTarget {
+  readonly host: string;
+  readonly port: number;
+  /** Database name on the server. */
+  readonly database: string;
+  readonly user: string;
+}
+
+export type ServerCredentials =
+  | { readonly kind: 'password'; readonly password: string }
+  | {
+      readonly kind: 'scram-keys';
+      readonly clientKey: Buffer;
+      readonly serverKey: Buffer;
+      readonly salt: Buffer;
+      readonly iterations: number;
+    }
+  | { readonly kind: 'md5-hash'; readonly hash: string }
+  | { readonly kind: 'none' };
+
+export type ServerTlsMode = 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
+
+/** Monotonic milliseconds: time-outs must not jump with the wall clock. */
+export function now(): number {
+  return performance.now();
+}
