@@ -288,7 +288,8 @@ function operatorEnd(sql: string, i: number): number {
     let mathOnly = true;
     for (let k = i; k < i + len; k++) if (NON_MATH_OP_CHARS.includes(sql.charAt(k))) mathOnly = false;
     if (mathOnly) {
-      while (len > 1 && (sql.charCodeAt(i + len - 1) === C.PLUS || sql.charCodeAt(i + len - 1) === C.DASH)) len--;
+      while (len > 1 && (sql.charCodeAt(i + len - 1) === C.PLUS || sql.charCodeAt(i + len - 1) === C.DASH))
+        len--;
     }
   }
   return i + len;
