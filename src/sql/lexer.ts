@@ -48,34 +48,53 @@ const C = {
   BACKSLASH: 0x5c,
 } as const;
 
+// Character classes of ASCII, looked up in a table because the scan loop runs once per character.
+const SPACE = 1;
+const DIGIT = 2;
+const IDENT_START = 4;
+const OP_CHAR = 8;
+const SELF = 16; // punctuation that is a token on its own
+const NON_MATH_OP = 32; // operator characters that let an operator end in + or -
+const ASCII = new Uint8Array(128);
+function mark(chars: string, bit: number): void {
+  for (const ch of chars) ASCII[ch.charCodeAt(0)] = (ASCII[ch.charCodeAt(0)] ?? 0) | bit;
+}
+mark(' \t\n\r\f\v', SPACE);
+mark('0123456789', DIGIT);
+mark('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_', IDENT_START);
+mark('~!@#^&|`?+-*/%<>=', OP_CHAR);
+mark('~!@#^&|`?%', NON_MATH_OP);
+mark(',()[];:.', SELF);
+
+/** Class bits of a code unit; NaN (past the end) has none, and non-ASCII units start identifiers. */
+function classOf(c: number): number {
+  return c < 128 ? (ASCII[c] ?? 0) : c >= 128 ? IDENT_START : 0;
+}
+
 function isSpace(c: number): boolean {
-  return c === C.SPACE || (c >= C.TAB && c <= C.CR);
+  return (classOf(c) & SPACE) !== 0;
 }
 
 function isDigit(c: number): boolean {
-  return c >= 0x30 && c <= 0x39;
+  return (classOf(c) & DIGIT) !== 0;
 }
 
 /** Letters, underscore and every non-ASCII code unit, as scan.l's ident_start ([\200-\377]). */
 function isIdentStart(c: number): boolean {
-  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f || c >= 0x80;
+  return (classOf(c) & IDENT_START) !== 0;
 }
 
 function isIdentCont(c: number): boolean {
-  return isIdentStart(c) || isDigit(c) || c === C.DOLLAR;
+  return (classOf(c) & (IDENT_START | DIGIT)) !== 0 || c === C.DOLLAR;
 }
 
-/** Characters that may start or continue a dollar-quote tag: an identifier without `$`. */
+/** Characters that may continue a dollar-quote tag: an identifier without `$`. */
 function isTagCont(c: number): boolean {
-  return isIdentStart(c) || isDigit(c);
+  return (classOf(c) & (IDENT_START | DIGIT)) !== 0;
 }
-
-const OP_CHARS = '~!@#^&|`?+-*/%<>=';
-const NON_MATH_OP_CHARS = '~!@#^&|`?%';
-const SELF_CHARS = ',()[];:.';
 
 function isOpChar(c: number): boolean {
-  return c < 0x80 && OP_CHARS.includes(String.fromCharCode(c));
+  return (classOf(c) & OP_CHAR) !== 0;
 }
 
 /** Scans `sql` into a compact `TokenList`. */
@@ -169,7 +188,7 @@ function scanToken(sql: string, i: number, c: number, next: number, out: TokenLi
     out.push(K.punct, i, i + 2);
     return i + 2;
   }
-  if (SELF_CHARS.includes(String.fromCharCode(c))) {
+  if (classOf(c) & SELF) {
     out.push(K.punct, i, i + 1);
     return i + 1;
   }
@@ -286,7 +305,7 @@ function operatorEnd(sql: string, i: number): number {
   let len = j - i;
   if (len > 1) {
     let mathOnly = true;
-    for (let k = i; k < i + len; k++) if (NON_MATH_OP_CHARS.includes(sql.charAt(k))) mathOnly = false;
+    for (let k = i; k < i + len; k++) if (classOf(sql.charCodeAt(k)) & NON_MATH_OP) mathOnly = false;
     if (mathOnly) {
       while (len > 1 && (sql.charCodeAt(i + len - 1) === C.PLUS || sql.charCodeAt(i + len - 1) === C.DASH))
         len--;

@@ -16,9 +16,9 @@ export class TokenList {
   /** Set when input ended inside a string, quoted identifier, dollar quote or block comment. */
   unterminated = false;
 
-  private kinds = new Uint8Array(16);
-  private starts = new Int32Array(16);
-  private ends = new Int32Array(16);
+  private kinds: Uint8Array;
+  private starts: Int32Array;
+  private ends: Int32Array;
   private commentStarts = new Int32Array(4);
   private commentEnds = new Int32Array(4);
   private commentOpen = new Uint8Array(4);
@@ -26,7 +26,13 @@ export class TokenList {
   constructor(
     readonly text: string,
     readonly standardConformingStrings: boolean,
-  ) {}
+  ) {
+    // Typical SQL has a token every four to eight characters; start near that to avoid regrowth.
+    const capacity = Math.max(16, text.length >> 3);
+    this.kinds = new Uint8Array(capacity);
+    this.starts = new Int32Array(capacity);
+    this.ends = new Int32Array(capacity);
+  }
 
   push(kind: KindCode, start: number, end: number): void {
     if (this.count === this.kinds.length) {
@@ -93,7 +99,15 @@ export class TokenList {
 
   /** True when token `i` is the unquoted keyword `word` (given in lower case). */
   isWord(i: number, word: string): boolean {
-    return this.code(i) === K.ident && this.end(i) - this.start(i) === word.length && this.value(i) === word;
+    const start = this.start(i);
+    if (this.code(i) !== K.ident || this.end(i) - start !== word.length) return false;
+    // Compared in place: this runs for most identifiers of a statement, so no slicing.
+    for (let k = 0; k < word.length; k++) {
+      let c = this.text.charCodeAt(start + k);
+      if (c >= 0x41 && c <= 0x5a) c += 0x20;
+      if (c !== word.charCodeAt(k)) return false;
+    }
+    return true;
   }
 
   /** The keyword at `i` in lower case, or undefined when it is not an unquoted identifier. */
@@ -111,6 +125,14 @@ export class TokenList {
   isSymbol(i: number, p: string): boolean {
     const c = this.code(i);
     return (c === K.punct || c === K.op) && this.end(i) - this.start(i) === p.length && this.raw(i) === p;
+  }
+
+  /** The character code of a one-character punctuation or operator token, else -1. */
+  charOf(i: number): number {
+    const c = this.code(i);
+    return (c === K.punct || c === K.op) && this.end(i) - this.start(i) === 1
+      ? this.text.charCodeAt(this.start(i))
+      : -1;
   }
 
   /** Fast test for a one-character punctuation or operator token, by character code. */
