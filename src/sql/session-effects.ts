@@ -7,6 +7,7 @@
  */
 import type { SessionEffect } from './session-effect.js';
 import type { LexOptions } from './token.js';
+import type { TokenList } from './token-list.js';
 import { lex } from './lexer.js';
 import { eachStatement } from './split.js';
 import { StatementTokens, STAR } from './statement-tokens.js';
@@ -22,7 +23,12 @@ const OTHER: SessionEffect = { kind: 'other' };
 
 /** One effect per non-empty statement of `sql`, in order. */
 export function sessionEffects(sql: string, options: LexOptions = {}): SessionEffect[] {
-  const tokens = lex(sql, options);
+  return sessionEffectsOf(lex(sql, options));
+}
+
+/** The same, for text already lexed (the proxy lexes each Query once). */
+export function sessionEffectsOf(tokens: TokenList): SessionEffect[] {
+  const options: LexOptions = { standardConformingStrings: tokens.standardConformingStrings };
   const out: SessionEffect[] = [];
   eachStatement(tokens, (first, last) =>
     out.push(statementEffect(new StatementTokens(tokens, first, last), options)),

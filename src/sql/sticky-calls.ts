@@ -31,36 +31,43 @@ interface Frame {
 /**
  * The reason the statement pins session state through a function call, or null. One pass with a
  * stack of open set_config calls, so nested calls cost nothing extra and depth is not recursion.
+ * This runs over every token of every statement, so it reads each token's kind once and keeps
+ * the previous token's candidacy instead of looking ahead.
  */
 export function findStickyCall(s: StatementTokens): string | null {
+  const t = s.tokens;
   const frames: Frame[] = [];
   let depth = 0;
+  let candidate = -1; // the previous token, if it could be the name of a call we look for
   for (let i = s.first; i < s.last; i++) {
-    const top = frames[frames.length - 1];
-    const c = s.charOf(i);
-    if (top && depth === top.depth + 1 && (c === COMMA || c === CLOSE)) {
+    const code = t.code(i);
+    const c = code === K.punct ? t.charOf(i) : -1;
+    const top = frames.length > 0 ? frames[frames.length - 1] : undefined;
+    if (top !== undefined && depth === top.depth + 1 && (c === COMMA || c === CLOSE)) {
       if (c === COMMA) top.arg++;
       else if (!isLocal(s, frames.pop() ?? top)) return 'set_config(…, is_local false)';
-    } else if (top && top.arg === 2) {
-      if (top.thirdCount++ === 0) top.thirdFirst = i;
+    } else if (top !== undefined && top.arg === 2 && top.thirdCount++ === 0) {
+      top.thirdFirst = i;
     }
-    if (c === OPEN) depth++;
-    else if (c === CLOSE) depth = Math.max(0, depth - 1);
-    else if (s.charOf(i + 1) === OPEN && isNameOfLength(s, i)) {
-      const name = s.name(i) ?? '';
-      if (SESSION_LOCKS.has(name)) return `session advisory lock: ${name}()`;
-      if (name === 'set_config') frames.push({ depth, arg: 0, thirdFirst: -1, thirdCount: 0 });
+    if (c === OPEN) {
+      if (candidate >= 0) {
+        const name = t.name(candidate) ?? '';
+        if (SESSION_LOCKS.has(name)) return `session advisory lock: ${name}()`;
+        if (name === 'set_config') frames.push({ depth, arg: 0, thirdFirst: -1, thirdCount: 0 });
+      }
+      depth++;
+    } else if (c === CLOSE) {
+      depth = Math.max(0, depth - 1);
     }
+    candidate = (code === K.ident || code === K.quotedIdent) && isNameOfLength(s, i, code) ? i : -1;
   }
   // A call left open at the end is a syntax error for the server; assume the worst anyway.
   return frames.length > 0 ? 'set_config(…) not closed' : null;
 }
 
 /** Cheap filter before decoding a name: only the lengths of the names we look for. */
-function isNameOfLength(s: StatementTokens, i: number): boolean {
-  const c = s.code(i);
-  if (c !== K.ident && c !== K.quotedIdent) return false;
-  const len = s.tokens.end(i) - s.tokens.start(i) - (c === K.quotedIdent ? 2 : 0);
+function isNameOfLength(s: StatementTokens, i: number, code: number): boolean {
+  const len = s.tokens.end(i) - s.tokens.start(i) - (code === K.quotedIdent ? 2 : 0);
   return len >= 10 && len <= 27;
 }
 
