@@ -28,12 +28,8 @@ export function tokenize(sql: string, options: LexOptions = {}): LexResult {
 }
 
 const C = {
-  TAB: 0x09,
   LF: 0x0a,
-  VT: 0x0b,
-  FF: 0x0c,
   CR: 0x0d,
-  SPACE: 0x20,
   DQUOTE: 0x22,
   DOLLAR: 0x24,
   AMP: 0x26,
