@@ -5,7 +5,9 @@
  * same list runs against any `DriverTarget`: a directly connected PostgreSQL to prove the
  * scenarios, and pgscale's transaction-pooling proxy to prove the proxy.
  */
+import { nodePgScenario } from './node-pg.js';
 import { pgbenchScenario } from './pgbench.js';
+import { postgresJsScenario } from './postgres-js.js';
 import { psqlScenario } from './psql.js';
 import type { Scenario } from './scenario.js';
 import { findClientTools } from './util.js';
@@ -19,5 +21,7 @@ export function driverScenarios(tools: ClientTools = findClientTools()): Scenari
   return [
     psqlScenario,
     pgbenchScenario,
+    nodePgScenario,
+    postgresJsScenario,
   ].map((make) => make(tools));
 }
