@@ -7,8 +7,10 @@
  */
 import { nodePgScenario } from './node-pg.js';
 import { pgbenchScenario } from './pgbench.js';
+import { pgjdbcScenario } from './pgjdbc.js';
 import { postgresJsScenario } from './postgres-js.js';
 import { psqlScenario } from './psql.js';
+import { psycopg2Scenario } from './psycopg2.js';
 import type { Scenario } from './scenario.js';
 import { findClientTools } from './util.js';
 import type { ClientTools } from './util.js';
@@ -23,5 +25,7 @@ export function driverScenarios(tools: ClientTools = findClientTools()): Scenari
     pgbenchScenario,
     nodePgScenario,
     postgresJsScenario,
+    psycopg2Scenario,
+    pgjdbcScenario,
   ].map((make) => make(tools));
 }
