@@ -5,6 +5,7 @@
  * same list runs against any `DriverTarget`: a directly connected PostgreSQL to prove the
  * scenarios, and pgscale's transaction-pooling proxy to prove the proxy.
  */
+import { concurrencyScenario } from './concurrency.js';
 import { nodePgScenario } from './node-pg.js';
 import { pgbenchScenario } from './pgbench.js';
 import { pgjdbcScenario } from './pgjdbc.js';
@@ -27,5 +28,6 @@ export function driverScenarios(tools: ClientTools = findClientTools()): Scenari
     postgresJsScenario,
     psycopg2Scenario,
     pgjdbcScenario,
+    concurrencyScenario,
   ].map((make) => make(tools));
 }
