@@ -54,7 +54,10 @@ export const concurrencyScenario: ScenarioFactory = () => ({
       assert.equal(await adminScalar(t, `SELECT sum(balance) FROM ${accounts}`), String(ACCOUNTS * OPENING));
       assert.equal(await adminScalar(t, `SELECT count(*) FROM ${log}`), String(committed));
       assert.equal(
-        await adminScalar(t, `SELECT count(*) FROM (SELECT client FROM ${log} GROUP BY client HAVING count(*) = ${TXNS}) x`),
+        await adminScalar(
+          t,
+          `SELECT count(*) FROM (SELECT client FROM ${log} GROUP BY client HAVING count(*) = ${TXNS}) x`,
+        ),
         String(CLIENTS),
       );
       const mismatched = await adminScalar(
@@ -81,12 +84,24 @@ async function transfer(
   amount: number,
 ): Promise<number> {
   // Lock rows in id order: concurrent transfers then queue instead of deadlocking.
-  const steps: [number, number][] = src < dst ? [[src, -amount], [dst, amount]] : [[dst, amount], [src, -amount]];
+  const steps: [number, number][] =
+    src < dst
+      ? [
+          [src, -amount],
+          [dst, amount],
+        ]
+      : [
+          [dst, amount],
+          [src, -amount],
+        ];
   for (let attempt = 0; ; attempt++) {
     try {
       await c.query('BEGIN');
       for (const [id, delta] of steps) {
-        const r = await c.query(`UPDATE ${tables.accounts} SET balance = balance + $1 WHERE id = $2`, [delta, id]);
+        const r = await c.query(`UPDATE ${tables.accounts} SET balance = balance + $1 WHERE id = $2`, [
+          delta,
+          id,
+        ]);
         assert.equal(r.rowCount, 1);
       }
       await c.query(

@@ -43,7 +43,7 @@ export const nodePgScenario: ScenarioFactory = () => ({
 async function typesRoundTrip(c: pg.Client): Promise<void> {
   const ts = new Date('2024-02-29T23:59:58.123Z');
   const bytes = Buffer.from([0, 1, 2, 127, 128, 254, 255, 0x5c, 0x27]);
-  const text = "ünï©ødé ☃ 𝄞 \u00a0 tab\there 'quote' \"dq\" back\\slash \r\n end";
+  const text = 'ünï©ødé ☃ 𝄞 \u00a0 tab\there \'quote\' "dq" back\\slash \r\n end';
   const json = { a: [1, 2.5, null, true], s: 'ü☃', nested: { x: { y: 'z' } } };
   const uuid = '6ba7b810-9dad-11d1-80b4-00c04fd430c8';
   const big = '-123456789012345678901234567890.123456789012345678901234567890';
@@ -58,9 +58,26 @@ async function typesRoundTrip(c: pg.Client): Promise<void> {
             $14::timestamptz = '2024-02-29 23:59:58.123+00' AS ts_exact,
             $16::interval = '1 year 2 mons 3 days 04:05:06.789' AS iv_exact`,
     [
-      -32768, 2147483647, '-9223372036854775808', big, 'NaN', 'Infinity', '-Infinity', true,
-      text, bytes, JSON.stringify(json), JSON.stringify(json), uuid, ts, '2024-02-29',
-      '1 year 2 months 3 days 04:05:06.789', [1, null, -3], ['a', 'b,c', '"q"', null, '', 'NULL'], null, null,
+      -32768,
+      2147483647,
+      '-9223372036854775808',
+      big,
+      'NaN',
+      'Infinity',
+      '-Infinity',
+      true,
+      text,
+      bytes,
+      JSON.stringify(json),
+      JSON.stringify(json),
+      uuid,
+      ts,
+      '2024-02-29',
+      '1 year 2 months 3 days 04:05:06.789',
+      [1, null, -3],
+      ['a', 'b,c', '"q"', null, '', 'NULL'],
+      null,
+      null,
     ],
   );
   const row = r.rows[0]!;
@@ -95,7 +112,9 @@ const CLIENTS = 20;
 const TXNS_PER_CLIENT = 50;
 
 async function namedStatements(t: DriverTarget, table: string): Promise<void> {
-  await withApp(t, (c) => c.query(`CREATE TABLE ${table} (id bigserial PRIMARY KEY, client int, n int, v text)`));
+  await withApp(t, (c) =>
+    c.query(`CREATE TABLE ${table} (id bigserial PRIMARY KEY, client int, n int, v text)`),
+  );
   const clients = Array.from({ length: CLIENTS }, () => appClient(t));
   try {
     await Promise.all(clients.map((c) => c.connect()));
@@ -105,7 +124,11 @@ async function namedStatements(t: DriverTarget, table: string): Promise<void> {
       clients.map(async (c, ci) => {
         for (let n = 0; n < TXNS_PER_CLIENT; n++) {
           await c.query('BEGIN');
-          const ins = await c.query<{ id: string }>({ name: 'q1', text: insert, values: [ci, n, `c${ci}n${n}`] });
+          const ins = await c.query<{ id: string }>({
+            name: 'q1',
+            text: insert,
+            values: [ci, n, `c${ci}n${n}`],
+          });
           assert.equal(ins.rowCount, 1);
           const seen = await c.query<{ n: number }>({ name: 'q2', text: check, values: [ci] });
           assert.equal(seen.rows[0]!.n, n + 1, 'own uncommitted row visible in its transaction');
@@ -118,7 +141,10 @@ async function namedStatements(t: DriverTarget, table: string): Promise<void> {
   }
   assert.equal(await adminScalar(t, `SELECT count(*) FROM ${table}`), String(CLIENTS * TXNS_PER_CLIENT));
   assert.equal(
-    await adminScalar(t, `SELECT count(DISTINCT (client, n)) FROM ${table} WHERE v = 'c' || client || 'n' || n`),
+    await adminScalar(
+      t,
+      `SELECT count(DISTINCT (client, n)) FROM ${table} WHERE v = 'c' || client || 'n' || n`,
+    ),
     String(CLIENTS * TXNS_PER_CLIENT),
   );
 }
@@ -141,7 +167,12 @@ async function largeResult(c: pg.Client): Promise<void> {
     `SELECT md5(string_agg(md5(g::text), '' ORDER BY g)) AS h FROM generate_series(1, ${N}) g`,
   );
   const { createHash } = await import('node:crypto');
-  assert.equal(createHash('md5').update(r.rows.map((x) => x.s).join('')).digest('hex'), server.rows[0]!.h);
+  assert.equal(
+    createHash('md5')
+      .update(r.rows.map((x) => x.s).join(''))
+      .digest('hex'),
+    server.rows[0]!.h,
+  );
 }
 
 async function savepoints(c: pg.Client, table: string): Promise<void> {
@@ -169,7 +200,10 @@ async function errorInTransaction(c: pg.Client, table: string): Promise<void> {
   await c.query(`INSERT INTO ${table} VALUES (1)`);
   await assert.rejects(c.query('SELECT 1/0'), (e: PgError) => e.code === '22012');
   await assert.rejects(c.query('SELECT 1'), (e: PgError) => e.code === '25P02');
-  await assert.rejects(c.query({ name: 'in_failed', text: 'SELECT $1::int', values: [1] }), (e: PgError) => e.code === '25P02');
+  await assert.rejects(
+    c.query({ name: 'in_failed', text: 'SELECT $1::int', values: [1] }),
+    (e: PgError) => e.code === '25P02',
+  );
   await c.query('ROLLBACK');
   const r = await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`);
   assert.equal(r.rows[0]!.n, 0);
@@ -253,7 +287,10 @@ async function cancel(t: DriverTarget): Promise<void> {
     // A wrong secret key cancels nothing.
     const q2 = c.query<{ x: number }>('SELECT pg_sleep(0.5), 1 AS x');
     await new Promise((r) => setTimeout(r, 100));
-    await sendCancel(t.host, t.port, { processID: key.processID, secretKey: (key.secretKey ^ 0x5a5a5a5a) | 0 });
+    await sendCancel(t.host, t.port, {
+      processID: key.processID,
+      secretKey: (key.secretKey ^ 0x5a5a5a5a) | 0,
+    });
     assert.equal((await q2).rows[0]!.x, 1);
   });
 }

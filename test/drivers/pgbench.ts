@@ -16,10 +16,17 @@ const TABLES = ['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers', 'pgbe
 export const pgbenchScenario: ScenarioFactory = (tools) => ({
   name: 'pgbench: -i -s 1, then simple, extended and prepared protocol runs',
   async run(t: DriverTarget) {
-    const pgbench = required(tools.pgbench, 'pgbench', 'install postgresql-contrib or the PostgreSQL client tools');
+    const pgbench = required(
+      tools.pgbench,
+      'pgbench',
+      'install postgresql-contrib or the PostgreSQL client tools',
+    );
     const env = libpqEnv(t);
     try {
-      const init = expectSuccess(await run(pgbench, ['-i', '-s', '1', '-q'], { env, timeoutMs: 60_000 }), 'pgbench -i');
+      const init = expectSuccess(
+        await run(pgbench, ['-i', '-s', '1', '-q'], { env, timeoutMs: 60_000 }),
+        'pgbench -i',
+      );
       assert.match(init.stderr, /done in/);
       assert.equal(await adminScalar(t, 'SELECT count(*) FROM pgbench_accounts'), '100000');
       for (const mode of ['simple', 'extended', 'prepared'] as const) {
@@ -39,8 +46,16 @@ export const pgbenchScenario: ScenarioFactory = (tools) => ({
           out,
         );
         assert.match(out, /number of failed transactions: 0 \(0\.000%\)/, out);
-        assert.doesNotMatch(out.replace(/number of failed transactions: 0 \(0\.000%\)/, ''), /fail|abort|error/i, out);
-        assert.equal(await adminScalar(t, 'SELECT count(*) FROM pgbench_history'), String(CLIENTS * TXNS), mode);
+        assert.doesNotMatch(
+          out.replace(/number of failed transactions: 0 \(0\.000%\)/, ''),
+          /fail|abort|error/i,
+          out,
+        );
+        assert.equal(
+          await adminScalar(t, 'SELECT count(*) FROM pgbench_history'),
+          String(CLIENTS * TXNS),
+          mode,
+        );
         // TPC-B keeps the books balanced: every delta lands on one account, teller and branch.
         const balanced = await adminScalar(
           t,

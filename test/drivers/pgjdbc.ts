@@ -14,26 +14,33 @@ export const pgjdbcScenario: ScenarioFactory = (tools) => ({
   async run(t: DriverTarget) {
     const javac = required(tools.javac, 'javac', 'install a JDK (default-jdk-headless)');
     const java = required(tools.java, 'java', 'install a JDK (default-jdk-headless)');
-    if (!existsSync(tools.pgjdbcJar)) throw new Error(`${tools.pgjdbcJar} missing: install libpostgresql-jdbc-java`);
+    if (!existsSync(tools.pgjdbcJar))
+      throw new Error(`${tools.pgjdbcJar} missing: install libpostgresql-jdbc-java`);
     const prefix = uniqueName('pgjdbc');
     const classes = tempDir('pgscale-drivers-java-');
     try {
       expectSuccess(
-        await run(javac, ['-encoding', 'UTF-8', '-cp', tools.pgjdbcJar, '-d', classes, source], { timeoutMs: 60_000 }),
+        await run(javac, ['-encoding', 'UTF-8', '-cp', tools.pgjdbcJar, '-d', classes, source], {
+          timeoutMs: 60_000,
+        }),
         'javac',
       );
-      const r = await run(java, ['-Dfile.encoding=UTF-8', '-cp', `${classes}:${tools.pgjdbcJar}`, 'PgjdbcScenarios'], {
-        env: {
-          ...process.env,
-          DRV_HOST: t.host,
-          DRV_PORT: String(t.port),
-          DRV_DATABASE: t.database,
-          DRV_USER: t.user,
-          DRV_PASSWORD: t.password,
-          DRV_TABLE: prefix,
+      const r = await run(
+        java,
+        ['-Dfile.encoding=UTF-8', '-cp', `${classes}:${tools.pgjdbcJar}`, 'PgjdbcScenarios'],
+        {
+          env: {
+            ...process.env,
+            DRV_HOST: t.host,
+            DRV_PORT: String(t.port),
+            DRV_DATABASE: t.database,
+            DRV_USER: t.user,
+            DRV_PASSWORD: t.password,
+            DRV_TABLE: prefix,
+          },
+          timeoutMs: 60_000,
         },
-        timeoutMs: 60_000,
-      });
+      );
       expectSuccess(r, 'PgjdbcScenarios');
       assert.equal(r.stdout.trim().split('\n').length, 5, r.stdout);
     } finally {

@@ -99,7 +99,10 @@ async function copyInOut(sql: postgres.Sql, table: string, t: DriverTarget): Pro
   const writable = await sql`COPY ${sql(table)} (id, v) FROM STDIN`.writable();
   await pipeline(Readable.from(rows()), writable);
   assert.equal(await adminScalar(t, `SELECT count(*) FROM ${table}`), String(COPY_ROWS));
-  assert.equal(await adminScalar(t, `SELECT sum(id) FROM ${table}`), String((COPY_ROWS * (COPY_ROWS + 1)) / 2));
+  assert.equal(
+    await adminScalar(t, `SELECT sum(id) FROM ${table}`),
+    String((COPY_ROWS * (COPY_ROWS + 1)) / 2),
+  );
   assert.equal(await adminScalar(t, `SELECT v FROM ${table} WHERE id = 77777`), 'row 77777 ☃');
 
   const readable = await sql`COPY (SELECT * FROM ${sql(table)} ORDER BY id) TO STDOUT`.readable();
@@ -146,13 +149,17 @@ async function listenNotify(t: DriverTarget): Promise<void> {
     await notifier.begin(async (tx) => {
       await tx`SELECT pg_notify(${channel}, 'third')`;
     });
-    await notifier.begin(async (tx) => {
-      await tx`SELECT pg_notify(${channel}, 'never: rolled back')`;
-      throw new Error('rollback');
-    }).catch(() => undefined);
+    await notifier
+      .begin(async (tx) => {
+        await tx`SELECT pg_notify(${channel}, 'never: rolled back')`;
+        throw new Error('rollback');
+      })
+      .catch(() => undefined);
     await Promise.race([
       all,
-      new Promise((_, reject) => setTimeout(() => reject(new Error(`notifications: ${received.join(', ')}`)), 5000)),
+      new Promise((_, reject) =>
+        setTimeout(() => reject(new Error(`notifications: ${received.join(', ')}`)), 5000),
+      ),
     ]);
     await new Promise((r) => setTimeout(r, 200));
     assert.deepEqual(received, ['first', 'second ☃', 'third']);

@@ -30,7 +30,10 @@ export const psqlScenario: ScenarioFactory = (tools) => ({
       );
       assert.deepEqual(simple.stdout.trim().split('\n'), ['2', 'héllo ☃', t.user]);
 
-      expectSuccess(await psql(['-c', `CREATE TABLE ${table} (id int PRIMARY KEY, v text, n numeric)`]), 'create');
+      expectSuccess(
+        await psql(['-c', `CREATE TABLE ${table} (id int PRIMARY KEY, v text, n numeric)`]),
+        'create',
+      );
       const lines: string[] = [];
       for (let i = 1; i <= ROWS; i++) lines.push(`${i}\tvalue ${i} \\\\ tab\\there\t${i}.${i % 100}`);
       const inFile = join(dir, 'in.tsv');
@@ -39,7 +42,10 @@ export const psqlScenario: ScenarioFactory = (tools) => ({
       const copyIn = expectSuccess(await psql(['-c', `\\copy ${table} FROM '${inFile}'`]), '\\copy in');
       assert.equal(copyIn.stderr, '');
       const counted = expectSuccess(
-        await psql(['-c', `SELECT count(*), sum(id), sum(n), count(*) FILTER (WHERE position(chr(92) IN v) > 0) FROM ${table}`]),
+        await psql([
+          '-c',
+          `SELECT count(*), sum(id), sum(n), count(*) FILTER (WHERE position(chr(92) IN v) > 0) FROM ${table}`,
+        ]),
         'count',
       );
       // sum(n) = sum(i) + sum((i % 100) / 10^digits): checked against the same formula in SQL.
@@ -54,8 +60,15 @@ export const psqlScenario: ScenarioFactory = (tools) => ({
       const tabbed = expectSuccess(await psql(['-c', `SELECT v FROM ${table} WHERE id = 7`]), 'escapes');
       assert.equal(tabbed.stdout, 'value 7 \\ tab\there\n');
 
-      expectSuccess(await psql(['-c', `\\copy (SELECT * FROM ${table} ORDER BY id) TO '${outFile}'`]), '\\copy out');
-      assert.equal(readFileSync(outFile, 'utf8'), readFileSync(inFile, 'utf8'), '\\copy out equals what went in');
+      expectSuccess(
+        await psql(['-c', `\\copy (SELECT * FROM ${table} ORDER BY id) TO '${outFile}'`]),
+        '\\copy out',
+      );
+      assert.equal(
+        readFileSync(outFile, 'utf8'),
+        readFileSync(inFile, 'utf8'),
+        '\\copy out equals what went in',
+      );
 
       // A script: transaction, savepoint rolled back, savepoint released.
       const script = [

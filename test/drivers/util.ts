@@ -74,7 +74,9 @@ export function run(
 /** Asserts exit code 0, showing the child's output otherwise. */
 export function expectSuccess(r: RunResult, what: string): RunResult {
   if (r.code !== 0) {
-    throw new Error(`${what} exited with ${r.code}\n--- stderr\n${r.stderr}\n--- stdout\n${r.stdout.slice(-4000)}`);
+    throw new Error(
+      `${what} exited with ${r.code}\n--- stderr\n${r.stderr}\n--- stdout\n${r.stdout.slice(-4000)}`,
+    );
   }
   return r;
 }
@@ -117,10 +119,18 @@ export async function withAdmin<T>(t: DriverTarget, fn: (c: pg.Client) => Promis
   }
 }
 
-/** Drops tables directly on the server; clean-up that works even when the target is broken. */
+/**
+ * Drops tables directly on the server, so clean-up works even when the target is broken. Runs in
+ * `finally` blocks: a failure here is reported but not thrown, so it never hides the scenario's
+ * own error.
+ */
 export async function dropTables(t: DriverTarget, ...names: string[]): Promise<void> {
   if (names.length === 0) return;
-  await withAdmin(t, (c) => c.query(`DROP TABLE IF EXISTS ${names.join(', ')}`));
+  try {
+    await withAdmin(t, (c) => c.query(`DROP TABLE IF EXISTS ${names.join(', ')}`));
+  } catch (e) {
+    process.stderr.write(`driver suite: could not drop ${names.join(', ')}: ${String(e)}\n`);
+  }
 }
 
 /** One scalar of the first row, through the admin connection. */
