@@ -200,7 +200,11 @@ def statement_timeout(conn):
 
 def main():
     steps = [types_round_trip, named_cursor, copy_in_out, transactions, statement_timeout]
-    conn = connect()
+    try:
+        conn = connect()
+    except psycopg2.Error as e:
+        sys.stderr.write(f"psycopg2: cannot connect: {e}")
+        return 1
     try:
         for step in steps:
             try:
