@@ -1,0 +1,106 @@
+/**
+ * The one PostgreSQL server every target of a benchmark run talks to: a single-node pgscale
+ * cluster provisioned with the project's own `Cluster` code (through the integration-test
+ * harness) in a temporary directory, on a free loopback port, with `max_connections` raised so
+ * that the direct target can take 1,000 clients while both proxies keep their pools open. WAL
+ * archiving is off: the benchmark measures the proxies, not the archive.
+ */
+import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { binarySets, makeCluster } from '../test/harness.js';
+import type { PgBinaries } from '../src/cluster/binaries.js';
+import { serviceUser } from '../src/cluster/run-as.js';
+import { onCleanup } from './cleanup.js';
+
+/** How clients reach the server, as the application user and as the superuser. */
+export interface ServerInfo {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  password: string;
+  superuser: string;
+  superPassword: string;
+}
+
+export interface BenchServer {
+  info: ServerInfo;
+  bins: PgBinaries & { pgbench: string };
+  pgdata: string;
+  maxConnections: number;
+  /** Connections the direct target must leave free (superuser reserve and our own sessions). */
+  reserve: number;
+  stop(): Promise<void>;
+}
+
+export interface ServerOptions {
+  maxConnections: number;
+  sharedBuffers: string;
+}
+
+/** The newest system PostgreSQL build that ships pgbench (the embedded one has none). */
+export function pickBinaries(): PgBinaries & { pgbench: string } {
+  const b = binarySets().find((s): s is PgBinaries & { pgbench: string } => s.pgbench !== null);
+  if (!b)
+    throw new Error(
+      'no PostgreSQL build with pgbench found (install postgresql-contrib or set PGSCALE_TEST_PG_BINS)',
+    );
+  return b;
+}
+
+export async function startServer(opts: ServerOptions): Promise<BenchServer> {
+  const bins = pickBinaries();
+  const tc = await makeCluster(bins, {
+    replicas: 0,
+    host: '127.0.0.1',
+    name: 'bench',
+    extra: (text) => {
+      const doc = parseDocument(text);
+      doc.setIn(['postgres', 'parameters'], {
+        max_connections: opts.maxConnections,
+        shared_buffers: opts.sharedBuffers,
+        superuser_reserved_connections: 3,
+      });
+      doc.setIn(['replication', 'archive'], false);
+      return doc.toString();
+    },
+  });
+  const node = tc.cluster.nodes()[0]!;
+  const pgdata = tc.cluster.paths(node.name).pgdata;
+  const forget = onCleanup(
+    'PostgreSQL',
+    () => tc.cleanup(),
+    () => {
+      const u = serviceUser();
+      spawnSync(bins.pgCtl, ['stop', '-D', pgdata, '-m', 'immediate', '-w', '-s'], {
+        stdio: 'ignore',
+        timeout: 30_000,
+        ...(u ? { uid: u.uid, gid: u.gid } : {}),
+      });
+      rmSync(tc.dir, { recursive: true, force: true });
+    },
+  );
+  await tc.cluster.up({ waitStreamingMs: 30_000 });
+  const secrets = tc.cluster.secrets();
+  const cfg = tc.cluster.config;
+  return {
+    info: {
+      host: node.host,
+      port: node.port,
+      database: cfg.app.database,
+      user: cfg.app.user,
+      password: secrets.app,
+      superuser: cfg.postgres.superuser,
+      superPassword: secrets.superuser,
+    },
+    bins,
+    pgdata,
+    maxConnections: opts.maxConnections,
+    reserve: 3 + 7,
+    stop: async () => {
+      await tc.cleanup();
+      forget();
+    },
+  };
+}
