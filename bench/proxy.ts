@@ -144,6 +144,43 @@ async function tidy(server: ServerInfo): Promise<void> {
   }
 }
 
+/**
+ * After `pgbench -i`: a checkpoint (so its writes do not land in the first measured run) and a
+ * short discarded run through every target, so that caches, pools and JIT are warm for all alike.
+ */
+async function warmUp(o: Options, server: BenchServer, running: Map<string, Running>): Promise<void> {
+  const c = new pg.Client({
+    host: server.info.host,
+    port: server.info.port,
+    user: server.info.superuser,
+    password: server.info.superPassword,
+    database: server.info.database,
+  });
+  c.on('error', () => undefined);
+  await c.connect();
+  try {
+    await c.query('VACUUM ANALYZE');
+    await c.query('CHECKPOINT');
+  } finally {
+    await c.end();
+  }
+  for (const [name, r] of running) {
+    log(`warming up ${name}…`);
+    await runPgbench({
+      pgbench: server.bins.pgbench,
+      host: r.host,
+      port: r.port,
+      user: server.info.user,
+      password: server.info.password,
+      database: server.info.database,
+      workload: 'select-only',
+      mode: 'simple',
+      clients: Math.min(10, Math.max(...o.clients)),
+      durationS: Math.min(3, o.durationS),
+    });
+  }
+}
+
 async function machine(server: BenchServer) {
   const c = new pg.Client({
     host: server.info.host,
@@ -308,6 +345,7 @@ async function main(argv: string[]): Promise<number> {
     running.set(t.name, r);
     log(`${t.name}: ${r.host}:${r.port}${r.pid ? ` (pid ${r.pid})` : ''}`);
   }
+  await warmUp(o, server, running);
   const points = await runPoints(o, server, running, names);
   for (const r of running.values()) await r.stop();
   running.clear();

@@ -1,17 +1,22 @@
 /**
  * The one PostgreSQL server every target of a benchmark run talks to: a single-node pgscale
- * cluster provisioned with the project's own `Cluster` code (through the integration-test
- * harness) in a temporary directory, on a free loopback port, with `max_connections` raised so
+ * cluster provisioned with the project's own `Cluster` code (as the integration-test harness
+ * does) in a temporary directory, on a free loopback port, with `max_connections` raised so
  * that the direct target can take 1,000 clients while both proxies keep their pools open. WAL
  * archiving is off: the benchmark measures the proxies, not the archive.
  */
 import { spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseDocument } from 'yaml';
-import { binarySets, makeCluster } from '../test/harness.js';
+import { binarySets, tempDir } from '../test/harness.js';
+import { Cluster } from '../src/cluster/cluster.js';
+import { parseConfig } from '../src/config/load.js';
+import { INIT_DEFAULTS, renderConfig } from '../src/config/template.js';
 import type { PgBinaries } from '../src/cluster/binaries.js';
 import { serviceUser } from '../src/cluster/run-as.js';
 import { onCleanup } from './cleanup.js';
+import { freePort } from './process.js';
 
 /** How clients reach the server, as the application user and as the superuser. */
 export interface ServerInfo {
@@ -49,23 +54,45 @@ export function pickBinaries(): PgBinaries & { pgbench: string } {
   return b;
 }
 
+/** The YAML of a one-node cluster on `port`, from `pgscale init`'s template. */
+function benchConfig(port: number, opts: ServerOptions): string {
+  const doc = parseDocument(
+    renderConfig({
+      ...INIT_DEFAULTS,
+      name: 'bench',
+      shards: 1,
+      replicas: 0,
+      host: '127.0.0.1',
+      portBase: port,
+      // Unused here (no proxy or HTTP API runs from this file), but must be valid.
+      proxyPort: port + 1,
+      httpPort: port + 2,
+    }),
+  );
+  doc.setIn(['postgres', 'parameters'], {
+    max_connections: opts.maxConnections,
+    shared_buffers: opts.sharedBuffers,
+    superuser_reserved_connections: 3,
+  });
+  doc.setIn(['replication', 'archive'], false);
+  return doc.toString();
+}
+
 export async function startServer(opts: ServerOptions): Promise<BenchServer> {
   const bins = pickBinaries();
-  const tc = await makeCluster(bins, {
-    replicas: 0,
-    host: '127.0.0.1',
-    name: 'bench',
-    extra: (text) => {
-      const doc = parseDocument(text);
-      doc.setIn(['postgres', 'parameters'], {
-        max_connections: opts.maxConnections,
-        shared_buffers: opts.sharedBuffers,
-        superuser_reserved_connections: 3,
-      });
-      doc.setIn(['replication', 'archive'], false);
-      return doc.toString();
+  // As the test harness's makeCluster does, with a prefix of our own so that a leftover is ours.
+  const dir = tempDir('pgscale-bench-pg-');
+  const file = join(dir, 'pgscale.yaml');
+  writeFileSync(file, benchConfig(await freePort(), opts));
+  const cluster = new Cluster(parseConfig(readFileSync(file, 'utf8'), file), undefined, bins);
+  const tc = {
+    dir,
+    cluster,
+    cleanup: async () => {
+      await cluster.destroy().catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
     },
-  });
+  };
   const node = tc.cluster.nodes()[0]!;
   const pgdata = tc.cluster.paths(node.name).pgdata;
   const forget = onCleanup(
