@@ -14,6 +14,12 @@ interface Task {
 
 const tasks: Task[] = [];
 let running: Promise<void> | null = null;
+let signalled: NodeJS.Signals | null = null;
+
+/** The signal that interrupted the run, if any (errors after it are consequences, not news). */
+export function interruptedBy(): NodeJS.Signals | null {
+  return signalled;
+}
 
 /** Registers an undo; the returned function removes it (after the caller cleaned up itself). */
 export function onCleanup(name: string, undo: () => Promise<void>, undoSync: () => void): () => void {
@@ -57,14 +63,13 @@ function runCleanupSync(): void {
 
 /** Signal and exit handlers: cleanup before leaving, whatever the way out. */
 export function installCleanupHandlers(): void {
-  let signalled = false;
   const onSignal = (sig: NodeJS.Signals) => {
     if (signalled) {
       process.stderr.write(`\nbench: ${sig} again; killing everything now\n`);
       runCleanupSync();
       process.exit(130);
     }
-    signalled = true;
+    signalled = sig;
     process.stderr.write(`\nbench: ${sig}; stopping servers and removing temporary files…\n`);
     runCleanup().then(
       () => process.exit(sig === 'SIGINT' ? 130 : 143),

@@ -12,7 +12,7 @@ import { writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { installCleanupHandlers, runCleanup } from './cleanup.js';
+import { installCleanupHandlers, interruptedBy, runCleanup } from './cleanup.js';
 import { ensureNofile, measureIdleClients } from './memory.js';
 import type { MemoryResult } from './memory.js';
 import { initPgbench, runPgbench } from './pgbench.js';
@@ -385,7 +385,8 @@ let code = 1;
 try {
   code = await main(process.argv.slice(2));
 } catch (e) {
-  process.stderr.write(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  if (!interruptedBy())
+    process.stderr.write(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   code = 1;
 } finally {
   await runCleanup();

@@ -99,11 +99,12 @@ export function errorNotes(points: readonly Point[]): string[] {
     for (const [name, o] of Object.entries(p.outcomes)) {
       const r = ok(o);
       if (!r?.firstError) continue;
-      const msg = r.firstError.replace(/client \d+/g, 'client N').replace(/"P\d+_\d+"/g, '"Pn_n"');
+      const first = r.firstError.replace(/^(pgbench:\s*)+/, 'pgbench: ');
+      const msg = first.replace(/client \d+/g, 'client N').replace(/"P\d+_\d+"/g, '"Pn_n"');
       const key = `${name}\0${msg}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      notes.push(`${name} (${p.workload} ${p.mode} ${p.clients} clients, first seen): ${r.firstError}`);
+      notes.push(`${name} (${p.workload} ${p.mode} ${p.clients} clients, first seen): ${first}`);
     }
   }
   return notes;
