@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { repoRoot, tempDir } from '../test/harness.js';
 import { cleanEnv, serviceUser } from '../src/cluster/run-as.js';
+import { parseConfig } from '../src/config/load.js';
 import { onCleanup } from './cleanup.js';
 import { freePort, startDaemon, waitAccepting } from './process.js';
 import type { Daemon } from './process.js';
@@ -199,7 +200,10 @@ export const pgscale: Target = {
       },
       shards: [],
     };
-    writePrivate(file, stringify(config), null);
+    const text = stringify(config);
+    // Validate with pgscale's own loader first: a schema mismatch is then reported as such.
+    parseConfig(text, file);
+    writePrivate(file, text, null);
     const daemon = startDaemon({
       name: 'pgscale proxy',
       file: process.execPath,
