@@ -364,8 +364,10 @@ async function main(argv: string[]): Promise<number> {
     '',
     resultsTable(points, names),
     '',
-    'TPS*: the run had errors; TPS counts completed transactions only. Ratios divide TPS of the same point.',
+    'Ratios divide the TPS of two targets at the same point of this run.',
   ];
+  if (out.some((l) => /\d\*/.test(l)))
+    out.push('TPS*: the run had errors; its TPS counts completed transactions only.');
   const notes = errorNotes(points);
   if (notes.length) out.push('', 'errors:', ...notes.map((n) => `  ${n}`));
   if (memory.length) out.push('', 'memory per idle client (proxy RSS, VmRSS):', memoryTable(memory));

@@ -20,7 +20,7 @@ export interface Point {
 const ok = (o: Outcome | undefined): PgbenchResult | null => (o && 'result' in o ? o.result : null);
 
 function hasErrors(r: PgbenchResult): boolean {
-  return r.failed > 0 || r.aborted > 0 || r.errorLines > 0 || r.exitCode !== 0;
+  return r.failed > 0 || r.aborted > 0 || r.errorLines > 0 || r.exitCode !== 0 || r.tps === null;
 }
 
 export function tpsOf(o: Outcome | undefined): number | null {
@@ -57,7 +57,7 @@ function fmtErrors(outcomes: Record<string, Outcome>): string {
     const what = [
       r.aborted ? `${r.aborted} aborted` : '',
       r.failed ? `${r.failed} failed` : '',
-      !r.aborted && !r.failed ? `${r.errorLines} error lines, exit ${r.exitCode}` : '',
+      !r.aborted && !r.failed ? (r.firstError ?? `exit ${r.exitCode}`) : '',
     ].filter(Boolean);
     parts.push(`${name}: ${what.join(', ')}`);
   }
