@@ -370,7 +370,9 @@ async function main(argv: string[]): Promise<number> {
     out.push('TPS*: the run had errors; its TPS counts completed transactions only.');
   const notes = errorNotes(points);
   if (notes.length) out.push('', 'errors:', ...notes.map((n) => `  ${n}`));
-  if (memory.length) out.push('', 'memory per idle client (proxy RSS, VmRSS):', memoryTable(memory));
+  if (memory.length) {
+    out.push('', `memory per idle client (proxy VmRSS; open-file limit ${nofile}):`, memoryTable(memory));
+  }
   process.stdout.write(out.join('\n') + '\n');
   if (o.json) {
     writeFileSync(
