@@ -1,0 +1,110 @@
+/**
+ * Memory per idle client of a proxy: the proxy process's resident set (VmRSS in
+ * /proc/<pid>/status) before and after opening many idle, fully authenticated client
+ * connections (node-postgres clients, opened in batches; each has completed the StartupMessage,
+ * SCRAM and ReadyForQuery). If the machine refuses more connections (file descriptors, ports,
+ * the proxy's own limits), the measurement stops there and reports how many were reached.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import pg from 'pg';
+import type { Login } from './process.js';
+
+export interface MemoryResult {
+  target: string;
+  wanted: number;
+  reached: number;
+  rssBeforeKb: number;
+  rssAfterKb: number;
+  /** (after - before) / reached, in kB; null when nothing was reached. */
+  perClientKb: number | null;
+  /** Why fewer than `wanted` were reached. */
+  stoppedBy: string | null;
+}
+
+/** VmRSS of a process in kB (Linux). */
+export function rssKb(pid: number): number {
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(m[1]);
+}
+
+function nofile(): { soft: number; hard: number } {
+  const m = /^Max open files\s+(\S+)\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+  const n = (s: string | undefined) => (s === 'unlimited' || s === undefined ? Infinity : Number(s));
+  return { soft: n(m?.[1]), hard: n(m?.[2]) };
+}
+
+/**
+ * Raises our open-file limit (inherited by proxies started afterwards) to at least `want`, with
+ * prlimit on our own pid (root may raise the hard limit too). Returns the soft limit in force.
+ */
+export function ensureNofile(want: number): number {
+  const cur = nofile();
+  if (cur.soft >= want) return cur.soft;
+  const hard = Math.max(cur.hard === Infinity ? want : cur.hard, want);
+  spawnSync('prlimit', ['--pid', String(process.pid), `--nofile=${want}:${hard}`], { stdio: 'ignore' });
+  const after = nofile();
+  if (after.soft < want && after.hard > after.soft) {
+    spawnSync('prlimit', ['--pid', String(process.pid), `--nofile=${after.hard}:${after.hard}`], {
+      stdio: 'ignore',
+    });
+  }
+  return nofile().soft;
+}
+
+async function settle(): Promise<void> {
+  await new Promise((r) => setTimeout(r, 500));
+}
+
+export async function measureIdleClients(
+  target: string,
+  pid: number,
+  login: Login,
+  wanted: number,
+  batch = 100,
+  progress: (n: number) => void = () => undefined,
+): Promise<MemoryResult> {
+  await settle();
+  const before = rssKb(pid);
+  const clients: pg.Client[] = [];
+  let stoppedBy: string | null = null;
+  try {
+    while (clients.length < wanted && stoppedBy === null) {
+      const n = Math.min(batch, wanted - clients.length);
+      const opened = await Promise.allSettled(
+        Array.from({ length: n }, async () => {
+          const c = new pg.Client({ ...login, connectionTimeoutMillis: 60_000 });
+          c.on('error', () => undefined);
+          try {
+            await c.connect();
+          } catch (e) {
+            await c.end().catch(() => undefined);
+            throw e;
+          }
+          return c;
+        }),
+      );
+      for (const o of opened) {
+        if (o.status === 'fulfilled') clients.push(o.value);
+        else stoppedBy ??= o.reason instanceof Error ? o.reason.message : String(o.reason);
+      }
+      progress(clients.length);
+    }
+    await settle();
+    const after = rssKb(pid);
+    return {
+      target,
+      wanted,
+      reached: clients.length,
+      rssBeforeKb: before,
+      rssAfterKb: after,
+      perClientKb: clients.length > 0 ? (after - before) / clients.length : null,
+      stoppedBy,
+    };
+  } finally {
+    for (let i = 0; i < clients.length; i += 500) {
+      await Promise.allSettled(clients.slice(i, i + 500).map((c) => c.end()));
+    }
+  }
+}

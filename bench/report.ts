@@ -1,0 +1,125 @@
+/**
+ * The benchmark's results as a plain-text table for people and as JSON for scripts. Throughput is
+ * compared only as ratios between targets measured in the same run, at the same point, so that
+ * the noise of a shared machine affects numerator and denominator alike.
+ */
+import { table } from '../src/cli/table.js';
+import type { MemoryResult } from './memory.js';
+import type { PgbenchResult, QueryMode, Workload } from './pgbench.js';
+
+export type Outcome = { result: PgbenchResult } | { skipped: string };
+
+export interface Point {
+  workload: Workload;
+  mode: QueryMode;
+  clients: number;
+  /** By target name, for every target of the run. */
+  outcomes: Record<string, Outcome>;
+}
+
+const ok = (o: Outcome | undefined): PgbenchResult | null => (o && 'result' in o ? o.result : null);
+
+function hasErrors(r: PgbenchResult): boolean {
+  return r.failed > 0 || r.aborted > 0 || r.errorLines > 0 || r.exitCode !== 0 || r.tps === null;
+}
+
+export function tpsOf(o: Outcome | undefined): number | null {
+  const r = ok(o);
+  return r && r.tps !== null && r.tps > 0 ? r.tps : null;
+}
+
+function fmtTps(o: Outcome | undefined): string {
+  if (!o) return '-';
+  if ('skipped' in o) return o.skipped;
+  if (o.result.tps === null) return 'error';
+  // A star: the run had errors, so its TPS counts only what completed.
+  return `${o.result.tps.toFixed(0)}${hasErrors(o.result) ? '*' : ''}`;
+}
+
+function fmtLat(o: Outcome | undefined): string {
+  const r = ok(o);
+  if (!r || r.p50Ms === null || r.p99Ms === null) return '-';
+  const f = (ms: number) => (ms < 10 ? ms.toFixed(2) : ms < 100 ? ms.toFixed(1) : ms.toFixed(0));
+  return `${f(r.p50Ms)}/${f(r.p99Ms)}`;
+}
+
+function ratio(a: Outcome | undefined, b: Outcome | undefined): string {
+  const x = tpsOf(a);
+  const y = tpsOf(b);
+  return x !== null && y !== null ? (x / y).toFixed(2) : '-';
+}
+
+function fmtErrors(outcomes: Record<string, Outcome>): string {
+  const parts: string[] = [];
+  for (const [name, o] of Object.entries(outcomes)) {
+    const r = ok(o);
+    if (!r || !hasErrors(r)) continue;
+    const what = [
+      r.aborted ? `${r.aborted} aborted` : '',
+      r.failed ? `${r.failed} failed` : '',
+      !r.aborted && !r.failed ? (r.firstError ?? `exit ${r.exitCode}`) : '',
+    ].filter(Boolean);
+    parts.push(`${name}: ${what.join(', ')}`);
+  }
+  return parts.length ? parts.join('; ') : '0';
+}
+
+export function resultsTable(points: readonly Point[], targets: readonly string[]): string {
+  const has = (t: string) => targets.includes(t);
+  const ratios: [string, string, string][] = [];
+  if (has('pgscale') && has('pgbouncer')) ratios.push(['pgscale/pgbouncer', 'pgscale', 'pgbouncer']);
+  if (has('pgscale') && has('direct')) ratios.push(['pgscale/direct', 'pgscale', 'direct']);
+  if (has('pgbouncer') && has('direct')) ratios.push(['pgbouncer/direct', 'pgbouncer', 'direct']);
+  const headers = [
+    'workload',
+    'mode',
+    'clients',
+    ...targets.map((t) => `TPS ${t}`),
+    ...targets.map((t) => `p50/p99 ms ${t}`),
+    ...ratios.map(([h]) => h),
+    'errors',
+  ];
+  const rows = points.map((p) => [
+    p.workload,
+    p.mode,
+    p.clients,
+    ...targets.map((t) => fmtTps(p.outcomes[t])),
+    ...targets.map((t) => fmtLat(p.outcomes[t])),
+    ...ratios.map(([, a, b]) => ratio(p.outcomes[a], p.outcomes[b])),
+    fmtErrors(p.outcomes),
+  ]);
+  return table(headers, rows);
+}
+
+/** The first error of each target, once per distinct message (the table only counts them). */
+export function errorNotes(points: readonly Point[]): string[] {
+  const seen = new Set<string>();
+  const notes: string[] = [];
+  for (const p of points) {
+    for (const [name, o] of Object.entries(p.outcomes)) {
+      const r = ok(o);
+      if (!r?.firstError) continue;
+      const first = r.firstError.replace(/^(pgbench:\s*)+/, 'pgbench: ');
+      const msg = first.replace(/client \d+/g, 'client N').replace(/"P\d+_\d+"/g, '"Pn_n"');
+      const key = `${name}\0${msg}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      notes.push(`${name} (${p.workload} ${p.mode} ${p.clients} clients, first seen): ${first}`);
+    }
+  }
+  return notes;
+}
+
+export function memoryTable(rows: readonly MemoryResult[]): string {
+  return table(
+    ['target', 'idle clients', 'RSS before', 'RSS after', 'per idle client', 'stopped by'],
+    rows.map((m) => [
+      m.target,
+      m.reached === m.wanted ? m.reached : `${m.reached} of ${m.wanted}`,
+      `${(m.rssBeforeKb / 1024).toFixed(1)} MB`,
+      `${(m.rssAfterKb / 1024).toFixed(1)} MB`,
+      m.perClientKb === null ? '-' : `${m.perClientKb.toFixed(2)} kB`,
+      m.stoppedBy ?? '-',
+    ]),
+  );
+}
