@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { PgscaleError, UsageError } from '../errors.js';
 import * as doctor from './commands/doctor.js';
 import * as init from './commands/init.js';
+import * as proxy from './commands/proxy.js';
 import * as psql from './commands/psql.js';
 import * as replicas from './commands/replicas.js';
 import * as status from './commands/status.js';
@@ -24,6 +25,7 @@ const commands: Record<string, { run: Handler; summary: string }> = {
   'remove-replica': { run: replicas.remove, summary: 'remove a standby online' },
   psql: { run: psql.psql, summary: 'run psql on a node as the superuser' },
   url: { run: psql.url, summary: 'print the application connection URI' },
+  proxy: { run: proxy.run, summary: 'run the proxy alone (pgscale.yaml or a pgbouncer.ini)' },
   doctor: { run: doctor.run, summary: 'show the PostgreSQL binaries found and what is missing' },
 };
 

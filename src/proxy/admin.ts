@@ -12,6 +12,7 @@ import { SqlState } from '../protocol/sqlstate.js';
 import type { ClientConn, ClientSessionLike } from './frontend/client-conn.js';
 import type { ProxyServer } from './proxy-server.js';
 import { Session } from './session.js';
+import type { Pool } from './backend/pool.js';
 
 export const ADMIN_DATABASES = new Set(['pgscale', 'pgbouncer']);
 
@@ -64,7 +65,11 @@ export class AdminSession implements ClientSessionLike {
       if (f.type !== 'Q') {
         this.client.send(
           Buffer.concat([
-            buildErrorResponse('ERROR', SqlState.FEATURE_NOT_SUPPORTED, 'the admin console accepts simple queries only'),
+            buildErrorResponse(
+              'ERROR',
+              SqlState.FEATURE_NOT_SUPPORTED,
+              'the admin console accepts simple queries only',
+            ),
             encodeBackendMessage({ name: 'ReadyForQuery', status: 'I' }),
           ]),
         );
@@ -81,7 +86,10 @@ export class AdminSession implements ClientSessionLike {
   }
 
   private async run(sql: string): Promise<void> {
-    const words = sql.trim().replace(/;+\s*$/, '').split(/\s+/);
+    const words = sql
+      .trim()
+      .replace(/;+\s*$/, '')
+      .split(/\s+/);
     const cmd = (words[0] ?? '').toUpperCase();
     const arg = words[1];
     const parts: Buffer[] = [];
@@ -114,14 +122,26 @@ export class AdminSession implements ClientSessionLike {
       } else if (cmd === 'RELOAD') {
         const restart = AdminSession.hooks.reload ? await AdminSession.hooks.reload() : [];
         for (const r of restart) {
-          parts.push(encodeBackendMessage({ name: 'NoticeResponse', fields: [{ code: 'S', value: 'NOTICE' }, { code: 'V', value: 'NOTICE' }, { code: 'C', value: '01000' }, { code: 'M', value: `${r} changed: takes effect after a restart` }] }));
+          parts.push(
+            encodeBackendMessage({
+              name: 'NoticeResponse',
+              fields: [
+                { code: 'S', value: 'NOTICE' },
+                { code: 'V', value: 'NOTICE' },
+                { code: 'C', value: '01000' },
+                { code: 'M', value: `${r} changed: takes effect after a restart` },
+              ],
+            }),
+          );
         }
         done('RELOAD');
       } else if (cmd === 'SHUTDOWN') {
         done('SHUTDOWN');
         parts.push(encodeBackendMessage({ name: 'ReadyForQuery', status: 'I' }));
         this.client.send(Buffer.concat(parts));
-        setImmediate(() => (AdminSession.hooks.shutdown ? AdminSession.hooks.shutdown() : void this.proxy.stop()));
+        setImmediate(() =>
+          AdminSession.hooks.shutdown ? AdminSession.hooks.shutdown() : void this.proxy.stop(),
+        );
         return;
       } else {
         error(SqlState.SYNTAX_ERROR, `unknown admin command "${words.slice(0, 2).join(' ')}"; try SHOW HELP`);
@@ -133,7 +153,7 @@ export class AdminSession implements ClientSessionLike {
     this.client.send(Buffer.concat(parts));
   }
 
-  private forPools(db: string, fn: (p: import('./backend/pool.js').Pool) => void): void {
+  private forPools(db: string, fn: (p: Pool) => void): void {
     for (const p of this.proxy.pools.values()) if (p.database === db) fn(p);
   }
 
@@ -144,44 +164,154 @@ export class AdminSession implements ClientSessionLike {
       case 'HELP':
         return {
           columns: ['command'],
-          rows: ['SHOW POOLS|CLIENTS|SERVERS|STATS|CONFIG|DATABASES|USERS|VERSION', 'PAUSE [db]', 'RESUME [db]', 'KILL db', 'RELOAD', 'SHUTDOWN'].map((r) => [r]),
+          rows: [
+            'SHOW POOLS|CLIENTS|SERVERS|STATS|CONFIG|DATABASES|USERS|VERSION',
+            'PAUSE [db]',
+            'RESUME [db]',
+            'KILL db',
+            'RELOAD',
+            'SHUTDOWN',
+          ].map((r) => [r]),
         };
       case 'VERSION':
         return { columns: ['version'], rows: [['pgscale proxy']] };
       case 'POOLS':
         return {
-          columns: ['database', 'user', 'cl_active', 'cl_waiting', 'sv_active', 'sv_idle', 'sv_used', 'sv_tested', 'sv_login', 'maxwait', 'pool_mode', 'paused'],
+          columns: [
+            'database',
+            'user',
+            'cl_active',
+            'cl_waiting',
+            'sv_active',
+            'sv_idle',
+            'sv_used',
+            'sv_tested',
+            'sv_login',
+            'maxwait',
+            'pool_mode',
+            'paused',
+          ],
           rows: pools.map((p) => {
-            const sessions = [...proxy.clients].map((c) => c.session).filter((s): s is Session => s instanceof Session);
+            const sessions = [...proxy.clients]
+              .map((c) => c.session)
+              .filter((s): s is Session => s instanceof Session);
             const mine = sessions.filter((s) => s.pool === p);
-            return [p.database, p.target.user, mine.filter((s) => s.state === 'active').length, p.waiting, p.active.size, p.idle.length, 0, p.tested.size, p.total - p.active.size - p.idle.length - p.tested.size, 0, p.settings.mode, p.paused];
+            return [
+              p.database,
+              p.target.user,
+              mine.filter((s) => s.state === 'active').length,
+              p.waiting,
+              p.active.size,
+              p.idle.length,
+              0,
+              p.tested.size,
+              p.total - p.active.size - p.idle.length - p.tested.size,
+              0,
+              p.settings.mode,
+              p.paused,
+            ];
           }),
         };
       case 'CLIENTS':
         return {
-          columns: ['type', 'user', 'database', 'state', 'addr', 'connect_time', 'tls', 'application_name', 'pinned', 'queries', 'xacts'],
+          columns: [
+            'type',
+            'user',
+            'database',
+            'state',
+            'addr',
+            'connect_time',
+            'tls',
+            'application_name',
+            'pinned',
+            'queries',
+            'xacts',
+          ],
           rows: [...proxy.clients].map((c) => {
             const s = c.session instanceof Session ? c.session : null;
-            return ['C', c.user, c.database, c.phase !== 'ready' ? 'login' : s ? s.state : 'admin', c.remote, new Date(Date.now() - (performance.now() - c.connectedAt)).toISOString(), c.tls, c.applicationName, s?.pinReason ?? null, s?.counters.queries ?? 0, s?.counters.xacts ?? 0];
+            return [
+              'C',
+              c.user,
+              c.database,
+              c.phase !== 'ready' ? 'login' : s ? s.state : 'admin',
+              c.remote,
+              new Date(Date.now() - (performance.now() - c.connectedAt)).toISOString(),
+              c.tls,
+              c.applicationName,
+              s?.pinReason ?? null,
+              s?.counters.queries ?? 0,
+              s?.counters.xacts ?? 0,
+            ];
           }),
         };
       case 'SERVERS':
         return {
-          columns: ['type', 'user', 'database', 'state', 'addr', 'port', 'backend_pid', 'prepared', 'connect_time'],
+          columns: [
+            'type',
+            'user',
+            'database',
+            'state',
+            'addr',
+            'port',
+            'backend_pid',
+            'prepared',
+            'connect_time',
+          ],
           rows: pools.flatMap((p) =>
-            [...p.active, ...p.idle, ...p.tested].map((s) => ['S', p.target.user, p.database, s.state, p.target.host, p.target.port, s.backendPid, s.prepared.size, new Date(Date.now() - (performance.now() - s.createdAt)).toISOString()]),
+            [...p.active, ...p.idle, ...p.tested].map((s) => [
+              'S',
+              p.target.user,
+              p.database,
+              s.state,
+              p.target.host,
+              p.target.port,
+              s.backendPid,
+              s.prepared.size,
+              new Date(Date.now() - (performance.now() - s.createdAt)).toISOString(),
+            ]),
           ),
         };
       case 'STATS':
         return {
-          columns: ['database', 'user', 'total_xact_count', 'total_query_count', 'total_received', 'total_sent', 'total_xact_time', 'total_query_time', 'total_wait_time', 'total_waits'],
-          rows: pools.map((p) => [p.database, p.target.user, p.stats.xacts, p.stats.queries, p.stats.bytesReceived, p.stats.bytesSent, p.stats.xactTimeUs, p.stats.queryTimeUs, p.stats.waitTimeUs, p.stats.waits]),
+          columns: [
+            'database',
+            'user',
+            'total_xact_count',
+            'total_query_count',
+            'total_received',
+            'total_sent',
+            'total_xact_time',
+            'total_query_time',
+            'total_wait_time',
+            'total_waits',
+          ],
+          rows: pools.map((p) => [
+            p.database,
+            p.target.user,
+            p.stats.xacts,
+            p.stats.queries,
+            p.stats.bytesReceived,
+            p.stats.bytesSent,
+            p.stats.xactTimeUs,
+            p.stats.queryTimeUs,
+            p.stats.waitTimeUs,
+            p.stats.waits,
+          ]),
         };
       case 'DATABASES': {
         const c = proxy.settings;
         return {
           columns: ['name', 'host', 'port', 'database', 'force_user', 'pool_size', 'pool_mode', 'paused'],
-          rows: Object.entries(c.databases).map(([name, d]) => [name, d.host, d.port, d.dbname ?? name, d.user ?? null, d.pool_size ?? c.default_pool_size, d.pool_mode ?? c.pool_mode, proxy.paused]),
+          rows: Object.entries(c.databases).map(([name, d]) => [
+            name,
+            d.host,
+            d.port,
+            d.dbname ?? name,
+            d.user ?? null,
+            d.pool_size ?? c.default_pool_size,
+            d.pool_mode ?? c.pool_mode,
+            proxy.paused,
+          ]),
         };
       }
       case 'USERS':
@@ -190,7 +320,15 @@ export class AdminSession implements ClientSessionLike {
         const c = proxy.settings as unknown as Record<string, unknown>;
         return {
           columns: ['key', 'value', 'changeable'],
-          rows: Object.entries(c).map(([k, v]) => [k, k === 'databases' ? JSON.stringify(maskDatabases(v)) : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v), RELOADABLE.has(k) ? 'yes' : 'no']),
+          rows: Object.entries(c).map(([k, v]) => [
+            k,
+            k === 'databases'
+              ? JSON.stringify(maskDatabases(v))
+              : typeof v === 'object' && v !== null
+                ? JSON.stringify(v)
+                : String(v),
+            RELOADABLE.has(k) ? 'yes' : 'no',
+          ]),
         };
       }
       default:
@@ -210,13 +348,23 @@ function maskDatabases(v: unknown): unknown {
 function rowDescription(columns: string[]): Buffer {
   return encodeBackendMessage({
     name: 'RowDescription',
-    fields: columns.map((name) => ({ name, tableOid: 0, columnAttr: 0, typeOid: 25, typeSize: -1, typeModifier: -1, format: 0 })),
+    fields: columns.map((name) => ({
+      name,
+      tableOid: 0,
+      columnAttr: 0,
+      typeOid: 25,
+      typeSize: -1,
+      typeModifier: -1,
+      format: 0,
+    })),
   });
 }
 
 function dataRow(cells: Cell[]): Buffer {
   return encodeBackendMessage({
     name: 'DataRow',
-    values: cells.map((c) => (c === null ? null : Buffer.from(typeof c === 'boolean' ? (c ? 't' : 'f') : String(c), 'utf8'))),
+    values: cells.map((c) =>
+      c === null ? null : Buffer.from(typeof c === 'boolean' ? (c ? 't' : 'f') : String(c), 'utf8'),
+    ),
   });
 }

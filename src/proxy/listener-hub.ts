@@ -19,9 +19,11 @@ export class ListenerHub {
   private conn: ServerConn | null = null;
   private connecting: Promise<ServerConn | null> | null = null;
   private readonly subscribers = new Map<string, Set<NotificationSink>>();
+  /** Per channel: settles once the server has run our LISTEN for it. */
+  private readonly ready = new Map<string, Promise<boolean>>();
   private closed = false;
-  /** Statements sent whose ReadyForQuery has not come yet (the connection is ours alone). */
-  private outstanding = 0;
+  /** Resolvers of statements sent whose ReadyForQuery has not come yet, in order. */
+  private outstanding: ((ok: boolean) => void)[] = [];
 
   constructor(private readonly pool: Pool) {}
 
@@ -29,14 +31,19 @@ export class ListenerHub {
     return this.subscribers.size;
   }
 
-  subscribe(channel: string, sink: NotificationSink): void {
+  /**
+   * Adds a subscriber; resolves true once the listener connection LISTENs on the channel (so a
+   * NOTIFY sent after the client's LISTEN returned is never missed), false if it could not.
+   */
+  subscribe(channel: string, sink: NotificationSink): Promise<boolean> {
     let set = this.subscribers.get(channel);
     if (!set) {
       set = new Set();
       this.subscribers.set(channel, set);
-      this.send(`LISTEN ${quoteIdent(channel)}`);
+      this.ready.set(channel, this.send(`LISTEN ${quoteIdent(channel)}`));
     }
     set.add(sink);
+    return this.ready.get(channel) ?? Promise.resolve(true);
   }
 
   unsubscribe(channel: string, sink: NotificationSink): void {
@@ -45,17 +52,21 @@ export class ListenerHub {
     set.delete(sink);
     if (set.size === 0) {
       this.subscribers.delete(channel);
-      this.send(`UNLISTEN ${quoteIdent(channel)}`);
+      this.ready.delete(channel);
+      void this.send(`UNLISTEN ${quoteIdent(channel)}`);
     }
   }
 
-  private send(sql: string): void {
-    if (this.closed) return;
-    void this.ensure().then((c) => {
-      if (!c) return;
-      this.outstanding++;
-      c.write(queryMessage(sql));
-    });
+  private send(sql: string): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    return this.ensure().then(
+      (c) =>
+        new Promise<boolean>((resolve) => {
+          if (!c) return resolve(false);
+          this.outstanding.push(resolve);
+          c.write(queryMessage(sql));
+        }),
+    );
   }
 
   private ensure(): Promise<ServerConn | null> {
@@ -85,7 +96,7 @@ export class ListenerHub {
         const bytes = Buffer.from(f.bytes);
         for (const s of this.subscribers.get(n.value.channel) ?? []) s.deliverNotification(bytes);
       } else if (f.type === 'Z') {
-        this.outstanding = Math.max(0, this.outstanding - 1);
+        this.outstanding.shift()?.(true);
       }
     }
   }
@@ -93,11 +104,12 @@ export class ListenerHub {
   private onLost(c: ServerConn): void {
     if (this.conn !== c || this.closed) return;
     this.conn = null;
-    this.outstanding = 0;
+    for (const r of this.outstanding.splice(0)) r(false);
     const channels = [...this.subscribers.keys()];
     if (channels.length > 0) {
       setTimeout(() => {
-        for (const ch of channels) if (this.subscribers.has(ch)) this.send(`LISTEN ${quoteIdent(ch)}`);
+        for (const ch of channels)
+          if (this.subscribers.has(ch)) this.ready.set(ch, this.send(`LISTEN ${quoteIdent(ch)}`));
       }, 500).unref();
     }
   }

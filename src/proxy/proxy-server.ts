@@ -73,7 +73,11 @@ export class ProxyServer implements FrontendHost {
     this.config = opts.config;
     this.resolver = opts.resolve;
     this.log = opts.log ?? (() => undefined);
-    this.credentials = new Credentials(opts.inlineUsers ?? new Map(), opts.config.auth_file, opts.config.auth_query ? (db, user) => this.runAuthQuery(db, user) : null);
+    this.credentials = new Credentials(
+      opts.inlineUsers ?? new Map(),
+      opts.config.auth_file,
+      opts.config.auth_query ? (db, user) => this.runAuthQuery(db, user) : null,
+    );
     this.tlsContext = loadTls(opts.config);
   }
 
@@ -144,14 +148,20 @@ export class ProxyServer implements FrontendHost {
     this.tlsContext = loadTls(next);
     this.config = next;
     if (resolve) this.resolver = resolve;
-    for (const p of this.pools.values()) p.settings = this.poolSettings(p.settings.mode, p.settings.size === this.config.default_pool_size ? undefined : p.settings.size);
+    for (const p of this.pools.values())
+      p.settings = this.poolSettings(
+        p.settings.mode,
+        p.settings.size === this.config.default_pool_size ? undefined : p.settings.size,
+      );
     return restart;
   }
 
   private onConnection(socket: Socket): void {
     if (this.clients.size >= this.config.max_client_conn) {
       socket.on('error', () => undefined);
-      socket.end(buildErrorResponse('FATAL', SqlState.TOO_MANY_CONNECTIONS, 'sorry, too many clients already'));
+      socket.end(
+        buildErrorResponse('FATAL', SqlState.TOO_MANY_CONNECTIONS, 'sorry, too many clients already'),
+      );
       setTimeout(() => socket.destroy(), 1000).unref();
       return;
     }
@@ -181,11 +191,21 @@ export class ProxyServer implements FrontendHost {
     };
   }
 
-  private poolFor(database: string, t: DatabaseTarget, user: string, creds: LoginRequest['serverCreds']): Pool {
+  private poolFor(
+    database: string,
+    t: DatabaseTarget,
+    user: string,
+    creds: LoginRequest['serverCreds'],
+  ): Pool {
     const key = `${database}\0${user}\0${t.host}:${t.port}/${t.dbname}`;
     let p = this.pools.get(key);
     if (!p) {
-      p = new Pool(database, { host: t.host, port: t.port, database: t.dbname, user }, creds, this.poolSettings(t.poolMode ?? this.config.pool_mode, t.poolSize));
+      p = new Pool(
+        database,
+        { host: t.host, port: t.port, database: t.dbname, user },
+        creds,
+        this.poolSettings(t.poolMode ?? this.config.pool_mode, t.poolSize),
+      );
       if (this.paused) p.pause();
       this.pools.set(key, p);
     } else if (creds.kind !== 'none') {
@@ -199,23 +219,41 @@ export class ProxyServer implements FrontendHost {
       const admin = this.config.admin_users.includes(req.user);
       const stats = this.config.stats_users.includes(req.user);
       if (!admin && !stats) {
-        return { ok: false, fatal: buildErrorResponse('FATAL', SqlState.INSUFFICIENT_PRIVILEGE, `user "${req.user}" is not allowed on the admin console`) };
+        return {
+          ok: false,
+          fatal: buildErrorResponse(
+            'FATAL',
+            SqlState.INSUFFICIENT_PRIVILEGE,
+            `user "${req.user}" is not allowed on the admin console`,
+          ),
+        };
       }
       return { ok: true, session: new AdminSession(this, req.client, admin), params: adminParams() };
     }
     const t = this.resolver(req.database);
     if (!t) {
-      return { ok: false, fatal: buildErrorResponse('FATAL', SqlState.INVALID_CATALOG_NAME, `database "${req.database}" does not exist`) };
+      return {
+        ok: false,
+        fatal: buildErrorResponse(
+          'FATAL',
+          SqlState.INVALID_CATALOG_NAME,
+          `database "${req.database}" does not exist`,
+        ),
+      };
     }
     const serverUser = t.user ?? req.user;
-    const creds = t.password !== undefined ? ({ kind: 'password', password: t.password } as const) : req.serverCreds;
+    const creds =
+      t.password !== undefined ? ({ kind: 'password', password: t.password } as const) : req.serverCreds;
     const pool = this.poolFor(req.database, t, serverUser, creds);
     if (pool.serverParams.size === 0) {
       try {
         const s = await pool.acquire();
         pool.release(s);
       } catch (e) {
-        const fatal = e instanceof ServerLoginError ? e.errorResponse : buildErrorResponse('FATAL', SqlState.CONNECTION_FAILURE, 'cannot reach the server');
+        const fatal =
+          e instanceof ServerLoginError
+            ? e.errorResponse
+            : buildErrorResponse('FATAL', SqlState.CONNECTION_FAILURE, 'cannot reach the server');
         return { ok: false, fatal };
       }
     }
@@ -274,7 +312,9 @@ export class ProxyServer implements FrontendHost {
     s.setTimeout(5000, finish);
     s.on('error', finish);
     s.on('close', finish);
-    s.on('connect', () => s.write(encodeCancelRequest({ processId: server.backendPid, secretKey: server.backendKey })));
+    s.on('connect', () =>
+      s.write(encodeCancelRequest({ processId: server.backendPid, secretKey: server.backendKey })),
+    );
   }
 
   private enforceClientTimeouts(): void {
@@ -303,7 +343,11 @@ export class ProxyServer implements FrontendHost {
     if (!t) return null;
     const secret = await this.credentials.lookup(authUser, database);
     const creds =
-      secret?.kind === 'plain' ? ({ kind: 'password', password: secret.password } as const) : secret?.kind === 'md5' ? ({ kind: 'md5-hash', hash: secret.hash } as const) : null;
+      secret?.kind === 'plain'
+        ? ({ kind: 'password', password: secret.password } as const)
+        : secret?.kind === 'md5'
+          ? ({ kind: 'md5-hash', hash: secret.hash } as const)
+          : null;
     if (!creds) return null;
     const pool = this.poolFor(database, t, authUser, creds);
     const s = await pool.acquire();
@@ -343,12 +387,22 @@ export class ProxyServer implements FrontendHost {
 function loadTls(c: ProxyConfig): SecureContext | null {
   if (c.tls.mode === 'disable') return null;
   if (!c.tls.cert_file || !c.tls.key_file) {
-    throw new ConfigError(ErrorCodes.CONFIG_INVALID, `proxy.tls.mode ${c.tls.mode} needs proxy.tls.cert_file and proxy.tls.key_file`);
+    throw new ConfigError(
+      ErrorCodes.CONFIG_INVALID,
+      `proxy.tls.mode ${c.tls.mode} needs proxy.tls.cert_file and proxy.tls.key_file`,
+    );
   }
   try {
-    return createSecureContext({ cert: readFileSync(c.tls.cert_file), key: readFileSync(c.tls.key_file), minVersion: 'TLSv1.2' });
+    return createSecureContext({
+      cert: readFileSync(c.tls.cert_file),
+      key: readFileSync(c.tls.key_file),
+      minVersion: 'TLSv1.2',
+    });
   } catch (e) {
-    throw new ConfigError(ErrorCodes.CONFIG_INVALID, `proxy.tls: cannot load the certificate or key: ${(e as Error).message}`);
+    throw new ConfigError(
+      ErrorCodes.CONFIG_INVALID,
+      `proxy.tls: cannot load the certificate or key: ${(e as Error).message}`,
+    );
   }
 }
 

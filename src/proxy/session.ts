@@ -21,7 +21,13 @@
 import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { TypedFrame } from '../protocol/framer.js';
-import { decodeBind, decodeClose, decodeDescribe, decodeParse, decodeQuery } from '../protocol/frontend-messages.js';
+import {
+  decodeBind,
+  decodeClose,
+  decodeDescribe,
+  decodeParse,
+  decodeQuery,
+} from '../protocol/frontend-messages.js';
 import { decodeCommandComplete, decodeReadyForQuery } from '../protocol/backend-messages.js';
 import type { TransactionStatus } from '../protocol/backend-messages.js';
 import { buildErrorResponse } from '../protocol/error-response.js';
@@ -46,6 +52,8 @@ import {
 import type { ClientId, PoolMode } from './types.js';
 import { now } from './types.js';
 import type { ListenerHub } from './listener-hub.js';
+
+const TRACE = process.env.PGSCALE_TRACE === '1';
 
 type Pending =
   | { k: 'query'; swallow: boolean; failed: boolean; wasInBlock: boolean }
@@ -95,6 +103,8 @@ export class Session {
   private pending: Pending[] = [];
   private inbox: TypedFrame[] = [];
   private acquiring = false;
+  /** Waiting for the LISTEN fan-out before answering: later messages wait in order. */
+  private blocked = false;
   private closed = false;
   private copyIn = false;
   private readonly out = new OutputBatch();
@@ -130,13 +140,14 @@ export class Session {
   // ------------------------------------------------------------------ client → server
 
   onClientFrames(frames: TypedFrame[]): void {
+    if (TRACE) process.stderr.write(`C${this.host.id}> ${frames.map((f) => f.type).join('')}\n`);
     this.lastActivity = now();
     this.inbox.push(...frames);
     this.drain();
   }
 
   private drain(): void {
-    while (this.inbox.length > 0 && !this.closed) {
+    while (this.inbox.length > 0 && !this.closed && !this.blocked) {
       const f = this.inbox[0]!;
       if (f.type === 'X') {
         this.inbox = [];
@@ -187,9 +198,25 @@ export class Session {
     const e = effects[0]!;
     if (e.kind === 'listen') {
       this.channels.add(e.channel);
-      hub.subscribe(e.channel, this);
-      this.out.add(commandComplete('LISTEN'));
-      this.out.add(readyForQuery('I'));
+      this.blocked = true;
+      this.host.socket.pause();
+      void hub.subscribe(e.channel, this).then((ok) => {
+        this.blocked = false;
+        if (this.closed) return;
+        this.host.socket.resume();
+        this.out.add(
+          ok
+            ? commandComplete('LISTEN')
+            : buildErrorResponse(
+                'ERROR',
+                SqlState.CONNECTION_FAILURE,
+                'LISTEN failed: the listener connection is unavailable',
+              ),
+        );
+        this.out.add(readyForQuery('I'));
+        this.drain();
+        this.flushClient();
+      });
       return true;
     }
     if (e.kind === 'unlisten') {
@@ -248,7 +275,7 @@ export class Session {
   /** Replays the client's session settings on a connection that holds other ones. */
   private syncSettings(server: ServerConn): void {
     const stmts: string[] = [];
-    for (const [k, v] of server.settings) {
+    for (const k of server.settings.keys()) {
       if (!this.settings.has(k)) stmts.push(`RESET ${quoteName(k)}`);
     }
     for (const [k, v] of this.settings) {
@@ -345,7 +372,11 @@ export class Session {
         return;
       default:
         this.host.terminate(
-          buildErrorResponse('FATAL', SqlState.PROTOCOL_VIOLATION, `invalid frontend message type "${f.type}"`),
+          buildErrorResponse(
+            'FATAL',
+            SqlState.PROTOCOL_VIOLATION,
+            `invalid frontend message type "${f.type}"`,
+          ),
         );
     }
   }
@@ -359,6 +390,8 @@ export class Session {
     let sql = q.value.query;
     const effects = sessionEffects(sql);
     let rewritten = false;
+    /** Client name → server name for this query's text, fixed before the maps change. */
+    const renames = new Map<string, string>();
     for (const e of effects) {
       switch (e.kind) {
         case 'set':
@@ -369,6 +402,7 @@ export class Session {
         case 'prepare': {
           const serverName = sqlStatementName(e.text);
           this.sqlStatements.set(e.name, { serverName, prepare: renameIn(e.text, e.name, serverName) });
+          renames.set(e.name, serverName);
           if (server.prepared.has(serverName)) {
             this.sendToServer(queryMessage(`DEALLOCATE ${serverName}`));
             this.pending.push({ k: 'query', swallow: true, failed: false, wasInBlock: false });
@@ -378,7 +412,10 @@ export class Session {
           break;
         }
         case 'execute':
-          if (this.ensureSqlPrepared(e.name, server)) rewritten = true;
+          if (this.ensureSqlPrepared(e.name, server)) {
+            renames.set(e.name, this.sqlStatements.get(e.name)!.serverName);
+            rewritten = true;
+          }
           break;
         case 'deallocate':
           if (e.name === null) {
@@ -387,9 +424,12 @@ export class Session {
             server.prepared.clear();
           } else {
             const s = this.sqlStatements.get(e.name);
-            if (s) server.prepared.delete(s.serverName);
-            this.sqlStatements.delete(e.name);
-            rewritten = true;
+            if (s && this.ensureSqlPrepared(e.name, server)) {
+              renames.set(e.name, s.serverName);
+              server.prepared.delete(s.serverName);
+              this.sqlStatements.delete(e.name);
+              rewritten = true;
+            }
           }
           break;
         case 'discard':
@@ -416,7 +456,7 @@ export class Session {
       }
     }
     if (rewritten) {
-      sql = renamePreparedRefs(sql, (name) => this.sqlStatements.get(name)?.serverName);
+      sql = renamePreparedRefs(sql, (name) => renames.get(name));
       this.sendToServer(queryMessage(sql));
     } else {
       this.sendToServer(f.bytes);
@@ -506,6 +546,13 @@ export class Session {
   // ------------------------------------------------------------------ server → client
 
   private onServerFrames(frames: TypedFrame[]): void {
+    if (TRACE)
+      process.stderr.write(
+        `S>C${this.host.id} ${frames
+          .map((f) => f.type)
+          .join('')
+          .replace(/D{5,}/g, 'D…')} pending=${this.pending.map((p) => p.k).join(',')}\n`,
+      );
     for (const f of frames) {
       this.opts.pool.stats.bytesSent += f.bytes.length;
       switch (f.type) {
@@ -737,7 +784,7 @@ function quoteName(name: string): string {
 }
 
 function hash(s: string): string {
-  return createHash('sha256').update(s).digest('base64url').slice(0, 22);
+  return createHash('sha256').update(s).digest('hex').slice(0, 32);
 }
 
 /** Server-side name of a protocol-level statement: same text and types, same name, on every connection. */

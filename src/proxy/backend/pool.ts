@@ -89,7 +89,8 @@ export class Pool {
 
   /** A connection for a client; waits (bounded) when the pool is full or paused. */
   acquire(): Promise<ServerConn> {
-    if (this.closed) return Promise.reject(poolError(SqlState.CANNOT_CONNECT_NOW, 'the pool is shutting down'));
+    if (this.closed)
+      return Promise.reject(poolError(SqlState.CANNOT_CONNECT_NOW, 'the pool is shutting down'));
     if (!this.paused) {
       const c = this.takeIdle();
       if (c) return this.lend(c);
@@ -150,7 +151,12 @@ export class Pool {
 
   /** Opens connections while clients wait and the pool has room. */
   private grow(): void {
-    while (!this.closed && !this.paused && this.waiters.length > this.connecting && this.total < this.settings.size) {
+    while (
+      !this.closed &&
+      !this.paused &&
+      this.waiters.length > this.connecting &&
+      this.total < this.settings.size
+    ) {
       this.connectOne();
     }
     this.serveWaiters();
@@ -219,7 +225,8 @@ export class Pool {
     c.setHandler(null);
     if (c.closed) return this.forget(c);
     c.lastUsedAt = now();
-    const dirty = c.txStatus !== 'I' || c.needsReset || c.cancelsInFlight > 0 || this.settings.mode === 'session';
+    const dirty =
+      c.txStatus !== 'I' || c.needsReset || c.cancelsInFlight > 0 || this.settings.mode === 'session';
     if (!dirty) {
       c.state = 'idle';
       this.idle.push(c);
@@ -271,7 +278,8 @@ export class Pool {
     const t = now();
     for (const c of [...this.idle]) {
       const tooOld = t - c.createdAt > this.settings.serverLifetimeMs;
-      const tooIdle = t - c.lastUsedAt > this.settings.serverIdleTimeoutMs && this.total > this.settings.minSize;
+      const tooIdle =
+        t - c.lastUsedAt > this.settings.serverIdleTimeoutMs && this.total > this.settings.minSize;
       if (tooOld || tooIdle) {
         this.idle.splice(this.idle.indexOf(c), 1);
         c.close();

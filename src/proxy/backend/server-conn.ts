@@ -13,7 +13,11 @@ import { readFileSync } from 'node:fs';
 import { Framer } from '../../protocol/framer.js';
 import type { TypedFrame } from '../../protocol/framer.js';
 import { decodeAuthentication, encodeAuthResponse } from '../../protocol/auth-messages.js';
-import { decodeBackendKeyData, decodeParameterStatus, decodeReadyForQuery } from '../../protocol/backend-messages.js';
+import {
+  decodeBackendKeyData,
+  decodeParameterStatus,
+  decodeReadyForQuery,
+} from '../../protocol/backend-messages.js';
 import type { TransactionStatus } from '../../protocol/backend-messages.js';
 import { encodeSSLRequest, encodeStartupMessage } from '../../protocol/startup-messages.js';
 import { PROTOCOL_3_0 } from '../../protocol/limits.js';
@@ -77,7 +81,11 @@ export class ServerConn {
     readonly target: ServerTarget,
   ) {}
 
-  static async connect(target: ServerTarget, creds: ServerCredentials, opts: ServerConnOptions): Promise<ServerConn> {
+  static async connect(
+    target: ServerTarget,
+    creds: ServerCredentials,
+    opts: ServerConnOptions,
+  ): Promise<ServerConn> {
     const raw = await openSocket(target, opts);
     const conn = new ServerConn(raw, target);
     try {
@@ -115,7 +123,8 @@ export class ServerConn {
   /** Sends Terminate and closes; idempotent. */
   close(): void {
     if (this.state === 'closed') return;
-    if (!this.socket.destroyed && this.socket.writable) this.socket.end(encodeFrontendMessage({ name: 'Terminate' }));
+    if (!this.socket.destroyed && this.socket.writable)
+      this.socket.end(encodeFrontendMessage({ name: 'Terminate' }));
     this.state = 'closed';
     setTimeout(() => this.socket.destroy(), 1000).unref();
   }
@@ -164,7 +173,10 @@ export class ServerConn {
    * Runs a simple query on a connection nobody else owns and returns its rows as text (or the
    * error). For the proxy's own needs: resets, checks, auth_query.
    */
-  query(sql: string, timeoutMs = 10_000): Promise<{ rows: (string | null)[][]; error: ErrorResponse | null }> {
+  query(
+    sql: string,
+    timeoutMs = 10_000,
+  ): Promise<{ rows: (string | null)[][]; error: ErrorResponse | null }> {
     return new Promise((resolve, reject) => {
       const rows: (string | null)[][] = [];
       let error: ErrorResponse | null = null;
@@ -209,7 +221,10 @@ export class ServerConn {
       const framer = Framer.backend();
       let scram: ScramClient | null = null;
       let done = false;
-      const timer = setTimeout(() => finish(loginError(SqlState.CONNECTION_FAILURE, `server login timed out`)), opts.connectTimeoutMs);
+      const timer = setTimeout(
+        () => finish(loginError(SqlState.CONNECTION_FAILURE, `server login timed out`)),
+        opts.connectTimeoutMs,
+      );
       const finish = (err?: Error) => {
         if (done) return;
         done = true;
@@ -220,13 +235,20 @@ export class ServerConn {
         if (err) reject(err);
         else resolve();
       };
-      const onError = (e: Error) => finish(loginError(SqlState.CONNECTION_FAILURE, `server connection failed: ${e.message}`));
-      const onClose = () => finish(loginError(SqlState.CONNECTION_FAILURE, 'server closed the connection during login'));
+      const onError = (e: Error) =>
+        finish(loginError(SqlState.CONNECTION_FAILURE, `server connection failed: ${e.message}`));
+      const onClose = () =>
+        finish(loginError(SqlState.CONNECTION_FAILURE, 'server closed the connection during login'));
       const onData = (chunk: Buffer) => {
         const r = framer.push(chunk);
         for (const f of r.frames as TypedFrame[]) {
           if (done) return;
-          const step = this.loginFrame(f, creds, () => scram, (s) => (scram = s));
+          const step = this.loginFrame(
+            f,
+            creds,
+            () => scram,
+            (s) => (scram = s),
+          );
           if (step === 'ready') return finish();
           if (step instanceof Error) return finish(step);
           if (step instanceof Promise) {
@@ -237,7 +259,8 @@ export class ServerConn {
             );
           }
         }
-        if (!r.ok) finish(loginError(SqlState.PROTOCOL_VIOLATION, `invalid message from server: ${r.message}`));
+        if (!r.ok)
+          finish(loginError(SqlState.PROTOCOL_VIOLATION, `invalid message from server: ${r.message}`));
       };
       this.socket.on('data', onData);
       this.socket.on('close', onClose);
@@ -266,7 +289,8 @@ export class ServerConn {
             return 'continue';
           case 'AuthenticationMD5Password': {
             let response: string;
-            if (creds.kind === 'password') response = md5PasswordResponse(this.target.user, creds.password, m.salt);
+            if (creds.kind === 'password')
+              response = md5PasswordResponse(this.target.user, creds.password, m.salt);
             else if (creds.kind === 'md5-hash') response = md5ResponseFromHash(creds.hash, m.salt);
             else return noCreds(this.target.user, 'an md5 hash or password');
             this.socket.write(encodeAuthResponse({ name: 'PasswordMessage', password: response }));
@@ -274,14 +298,23 @@ export class ServerConn {
           }
           case 'AuthenticationSASL': {
             if (!m.mechanisms.includes('SCRAM-SHA-256')) {
-              return loginError(SqlState.FEATURE_NOT_SUPPORTED, `server offers no supported SASL mechanism (${m.mechanisms.join(', ')})`);
+              return loginError(
+                SqlState.FEATURE_NOT_SUPPORTED,
+                `server offers no supported SASL mechanism (${m.mechanisms.join(', ')})`,
+              );
             }
             let s: ScramClient;
             if (creds.kind === 'password') s = new ScramClient({ password: creds.password });
             else if (creds.kind === 'scram-keys') s = new ScramClient(creds);
             else return noCreds(this.target.user, 'a password or SCRAM keys');
             setScram(s);
-            this.socket.write(encodeAuthResponse({ name: 'SASLInitialResponse', mechanism: s.mechanism, data: s.clientFirst() }));
+            this.socket.write(
+              encodeAuthResponse({
+                name: 'SASLInitialResponse',
+                mechanism: s.mechanism,
+                data: s.clientFirst(),
+              }),
+            );
             return 'continue';
           }
           case 'AuthenticationSASLContinue': {
@@ -319,13 +352,20 @@ export class ServerConn {
       case 'E': {
         const e = decodeErrorResponse(f.payload);
         const s = e.ok ? summarizeError(e.value) : null;
-        return new ServerLoginError(s?.message ?? 'server refused the login', s?.sqlstate ?? SqlState.CONNECTION_FAILURE, Buffer.from(f.bytes));
+        return new ServerLoginError(
+          s?.message ?? 'server refused the login',
+          s?.sqlstate ?? SqlState.CONNECTION_FAILURE,
+          Buffer.from(f.bytes),
+        );
       }
       case 'N':
       case 'v':
         return 'continue';
       default:
-        return loginError(SqlState.PROTOCOL_VIOLATION, `unexpected message "${f.type}" from server during login`);
+        return loginError(
+          SqlState.PROTOCOL_VIOLATION,
+          `unexpected message "${f.type}" from server during login`,
+        );
     }
   }
 }
@@ -362,11 +402,21 @@ function openSocket(target: ServerTarget, opts: ServerConnOptions): Promise<Sock
     const sock = netConnect({ host: target.host, port: target.port });
     const timer = setTimeout(() => {
       sock.destroy();
-      reject(loginError(SqlState.CONNECTION_FAILURE, `could not connect to server ${target.host}:${target.port}: timeout`));
+      reject(
+        loginError(
+          SqlState.CONNECTION_FAILURE,
+          `could not connect to server ${target.host}:${target.port}: timeout`,
+        ),
+      );
     }, opts.connectTimeoutMs);
     sock.once('error', (e) => {
       clearTimeout(timer);
-      reject(loginError(SqlState.CONNECTION_FAILURE, `could not connect to server ${target.host}:${target.port}: ${e.message}`));
+      reject(
+        loginError(
+          SqlState.CONNECTION_FAILURE,
+          `could not connect to server ${target.host}:${target.port}: ${e.message}`,
+        ),
+      );
     });
     sock.once('connect', () => {
       if (opts.tls.mode === 'disable') {
@@ -388,7 +438,12 @@ function openSocket(target: ServerTarget, opts: ServerConnOptions): Promise<Sock
           if (opts.tls.mode === 'prefer') resolve(sock);
           else {
             sock.destroy();
-            reject(loginError(SqlState.CONNECTION_FAILURE, 'server does not support TLS but server_tls requires it'));
+            reject(
+              loginError(
+                SqlState.CONNECTION_FAILURE,
+                'server does not support TLS but server_tls requires it',
+              ),
+            );
           }
           return;
         }
@@ -401,7 +456,9 @@ function openSocket(target: ServerTarget, opts: ServerConnOptions): Promise<Sock
           checkServerIdentity: opts.tls.mode === 'verify-full' ? undefined : () => undefined,
         });
         t.once('secureConnect', () => resolve(t));
-        t.once('error', (e) => reject(loginError(SqlState.CONNECTION_FAILURE, `TLS to server failed: ${e.message}`)));
+        t.once('error', (e: Error) =>
+          reject(loginError(SqlState.CONNECTION_FAILURE, `TLS to server failed: ${e.message}`)),
+        );
       });
     });
   });

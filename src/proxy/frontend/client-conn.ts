@@ -15,7 +15,12 @@ import { Framer } from '../../protocol/framer.js';
 import type { Frame, TypedFrame } from '../../protocol/framer.js';
 import { decodeStartupPacket, negotiateProtocol, startupIdentity } from '../../protocol/startup-messages.js';
 import type { StartupMessage } from '../../protocol/startup-messages.js';
-import { encodeAuthentication, decodePasswordMessage, decodeSASLInitialResponse, decodeSASLResponse } from '../../protocol/auth-messages.js';
+import {
+  encodeAuthentication,
+  decodePasswordMessage,
+  decodeSASLInitialResponse,
+  decodeSASLResponse,
+} from '../../protocol/auth-messages.js';
 import { encodeBackendMessage } from '../../protocol/backend-messages.js';
 import { buildErrorResponse, fatalFromFailure } from '../../protocol/error-response.js';
 import { SqlState } from '../../protocol/sqlstate.js';
@@ -43,8 +48,7 @@ export interface LoginRequest {
 }
 
 export type LoginResult =
-  | { ok: true; session: ClientSessionLike; params: Map<string, string> }
-  | { ok: false; fatal: Buffer };
+  { ok: true; session: ClientSessionLike; params: Map<string, string> } | { ok: false; fatal: Buffer };
 
 export interface FrontendHost {
   readonly authType: 'scram-sha-256' | 'md5' | 'trust';
@@ -96,7 +100,14 @@ export class ClientConn {
     socket.on('error', () => undefined);
     socket.on('close', () => this.onClose());
     this.loginTimer = setTimeout(
-      () => this.fail(buildErrorResponse('FATAL', SqlState.CONNECTION_FAILURE, 'client did not complete authentication in time')),
+      () =>
+        this.fail(
+          buildErrorResponse(
+            'FATAL',
+            SqlState.CONNECTION_FAILURE,
+            'client did not complete authentication in time',
+          ),
+        ),
       host.loginTimeoutMs,
     );
     this.loginTimer.unref();
@@ -147,7 +158,11 @@ export class ClientConn {
       else if (this.phase === 'auth') {
         if (f.type !== 'p' || !this.authHandler) {
           return this.fail(
-            buildErrorResponse('FATAL', SqlState.PROTOCOL_VIOLATION, `expected an authentication response, got message type "${f.type}"`),
+            buildErrorResponse(
+              'FATAL',
+              SqlState.PROTOCOL_VIOLATION,
+              `expected an authentication response, got message type "${f.type}"`,
+            ),
           );
         }
         const h = this.authHandler;
@@ -159,7 +174,13 @@ export class ClientConn {
         this.session.onClientFrames(rest);
         return;
       } else {
-        return this.fail(buildErrorResponse('FATAL', SqlState.PROTOCOL_VIOLATION, 'unexpected message before authentication'));
+        return this.fail(
+          buildErrorResponse(
+            'FATAL',
+            SqlState.PROTOCOL_VIOLATION,
+            'unexpected message before authentication',
+          ),
+        );
       }
     }
   }
@@ -223,7 +244,9 @@ export class ClientConn {
     this.database = id.value.database;
     this.applicationName = m.params.get('application_name') ?? '';
     if (this.host.tlsMode === 'require' && !this.tls) {
-      return this.fail(buildErrorResponse('FATAL', SqlState.INVALID_AUTHORIZATION_SPECIFICATION, 'SSL required'));
+      return this.fail(
+        buildErrorResponse('FATAL', SqlState.INVALID_AUTHORIZATION_SPECIFICATION, 'SSL required'),
+      );
     }
     const settings = startupSettings(m.params, this.host.ignoreStartupParameters);
     if (!settings.ok) return this.fail(fatalFromFailure(settings));
@@ -257,8 +280,11 @@ export class ClientConn {
     if (this.loginTimer) clearTimeout(this.loginTimer);
     this.loginTimer = null;
     const parts: Buffer[] = [encodeAuthentication({ name: 'AuthenticationOk' })];
-    for (const [k, v] of result.params) parts.push(encodeBackendMessage({ name: 'ParameterStatus', parameter: k, value: v }));
-    parts.push(encodeBackendMessage({ name: 'BackendKeyData', processId: this.id, secretKey: this.visibleCancelKey }));
+    for (const [k, v] of result.params)
+      parts.push(encodeBackendMessage({ name: 'ParameterStatus', parameter: k, value: v }));
+    parts.push(
+      encodeBackendMessage({ name: 'BackendKeyData', processId: this.id, secretKey: this.visibleCancelKey }),
+    );
     parts.push(encodeBackendMessage({ name: 'ReadyForQuery', status: 'I' }));
     this.send(Buffer.concat(parts));
     this.session = result.session;
@@ -268,13 +294,23 @@ export class ClientConn {
   /** Runs the configured exchange; returns what the proxy may use to log in to servers, or null. */
   private authenticate(secret: UserSecret | undefined): Promise<ServerCredentials | null> {
     const badPassword = () =>
-      buildErrorResponse('FATAL', SqlState.INVALID_PASSWORD, `password authentication failed for user "${this.user}"`);
+      buildErrorResponse(
+        'FATAL',
+        SqlState.INVALID_PASSWORD,
+        `password authentication failed for user "${this.user}"`,
+      );
     const serverCreds = (s: UserSecret | undefined, clientKey?: Buffer): ServerCredentials => {
       if (!s) return { kind: 'none' };
       if (s.kind === 'plain') return { kind: 'password', password: s.password };
       if (s.kind === 'md5') return { kind: 'md5-hash', hash: s.hash };
       if (clientKey) {
-        return { kind: 'scram-keys', clientKey, serverKey: s.secret.serverKey, salt: s.secret.salt, iterations: s.secret.iterations };
+        return {
+          kind: 'scram-keys',
+          clientKey,
+          serverKey: s.secret.serverKey,
+          salt: s.secret.salt,
+          iterations: s.secret.iterations,
+        };
       }
       return { kind: 'none' };
     };
@@ -285,7 +321,12 @@ export class ClientConn {
       return new Promise((resolve) => {
         this.authHandler = (f) => {
           const pm = decodePasswordMessage(f.payload);
-          const cred = secret?.kind === 'plain' ? ({ kind: 'plain', password: secret.password } as const) : secret?.kind === 'md5' ? ({ kind: 'md5', hash: secret.hash } as const) : null;
+          const cred =
+            secret?.kind === 'plain'
+              ? ({ kind: 'plain', password: secret.password } as const)
+              : secret?.kind === 'md5'
+                ? ({ kind: 'md5', hash: secret.hash } as const)
+                : null;
           if (!pm.ok || !cred || !verifyMd5Response(pm.value.password, cred, this.user, salt)) {
             this.fail(badPassword());
             return resolve(null);
@@ -316,7 +357,10 @@ export class ClientConn {
       const resp = decodeSASLResponse(second.payload);
       if (!resp.ok) return this.failWith(fatalFromFailure(resp));
       const r2 = scram.handleResponse(resp.value.data);
-      if (!r2.ok) return this.failWith(r2.sqlstate === SqlState.INVALID_PASSWORD ? badPassword() : fatalFromFailure(r2));
+      if (!r2.ok)
+        return this.failWith(
+          r2.sqlstate === SqlState.INVALID_PASSWORD ? badPassword() : fatalFromFailure(r2),
+        );
       this.send(encodeAuthentication({ name: 'AuthenticationSASLFinal', data: r2.value }));
       return serverCreds(secret, scram.clientKey);
     })();

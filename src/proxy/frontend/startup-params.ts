@@ -51,7 +51,10 @@ export function sqlLiteral(v: string): string {
   return `'${v.replace(/'/g, "''")}'`;
 }
 
-export function startupSettings(params: ReadonlyMap<string, string>, ignored: readonly string[]): Result<StartupSettings> {
+export function startupSettings(
+  params: ReadonlyMap<string, string>,
+  ignored: readonly string[],
+): Result<StartupSettings> {
   const settings = new Map<string, string>();
   const raw = new Map<string, string>();
   const ignore = new Set(ignored.map((s) => s.toLowerCase()));
@@ -60,7 +63,10 @@ export function startupSettings(params: ReadonlyMap<string, string>, ignored: re
     if (k === 'user' || k === 'database' || k.startsWith('_pq_.')) continue;
     if (k === 'replication') {
       if (value === 'false' || value === 'off' || value === '0' || value === 'no') continue;
-      return fail(SqlState.FEATURE_NOT_SUPPORTED, 'replication connections are not supported through the pgscale proxy');
+      return fail(
+        SqlState.FEATURE_NOT_SUPPORTED,
+        'replication connections are not supported through the pgscale proxy',
+      );
     }
     if (k === 'options') {
       const opts = parseOptions(value);

@@ -1,0 +1,34 @@
+/**
+ * Where a client's database goes. Standalone (`pgscale proxy`): the `proxy.databases` table, with
+ * `*` as the fallback, as in PgBouncer. Inside `pgscale up`: the current primary of shard 0 from
+ * the topology (sharding will route by shard later), database name unchanged.
+ */
+import type { ProxyConfig } from '../config/schema.js';
+import type { TopologyView } from '../topology/topology.js';
+import type { DatabaseResolver } from './proxy-server.js';
+
+export function databasesResolver(cfg: ProxyConfig): DatabaseResolver {
+  return (db) => {
+    const d = cfg.databases[db] ?? cfg.databases['*'];
+    if (!d) return null;
+    return {
+      host: d.host,
+      port: d.port,
+      dbname: d.dbname ?? db,
+      ...(d.user !== undefined ? { user: d.user } : {}),
+      ...(d.password !== undefined ? { password: d.password } : {}),
+      ...(d.pool_size !== undefined ? { poolSize: d.pool_size } : {}),
+      ...(d.pool_mode !== undefined ? { poolMode: d.pool_mode } : {}),
+    };
+  };
+}
+
+export function topologyResolver(view: TopologyView, fallback?: DatabaseResolver): DatabaseResolver {
+  return (db) => {
+    const explicit = fallback?.(db);
+    if (explicit) return explicit;
+    const primary = view.current().shards[0]?.primary;
+    if (!primary) return null;
+    return { host: primary.host, port: primary.port, dbname: db };
+  };
+}

@@ -1,0 +1,127 @@
+/**
+ * Proxy test harness: one real PostgreSQL (through the cluster code) and a pgscale proxy in this
+ * process in front of it, on free ports; clients connect through the proxy with real drivers.
+ */
+import pg from 'pg';
+import { parseConfig } from '../src/config/load.js';
+import type { ProxyConfig } from '../src/config/schema.js';
+import { ProxyServer } from '../src/proxy/proxy-server.js';
+import { databasesResolver } from '../src/proxy/resolver.js';
+import { readSecrets } from '../src/cluster/secrets.js';
+import { findFreePortBlock } from '../src/cluster/ports.js';
+import { binarySets, makeCluster } from './harness.js';
+import type { TestCluster } from './harness.js';
+
+export interface ProxyFixture {
+  tc: TestCluster;
+  proxy: ProxyServer;
+  port: number;
+  serverPort: number;
+  appPassword: string;
+  superPassword: string;
+  client(opts?: Partial<pg.ClientConfig>): Promise<pg.Client>;
+  direct(opts?: Partial<pg.ClientConfig>): Promise<pg.Client>;
+  restartProxy(overrides: Record<string, unknown>): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function proxyConfig(
+  serverPort: number,
+  port: number,
+  overrides: Record<string, unknown> = {},
+): ProxyConfig {
+  const yaml = JSON.stringify({
+    proxy: {
+      listen: '127.0.0.1',
+      port,
+      default_pool_size: 4,
+      admin_users: ['postgres'],
+      stats_users: ['app'],
+      server_check_delay: 0,
+      databases: {
+        app: { host: '127.0.0.1', port: serverPort },
+        postgres: { host: '127.0.0.1', port: serverPort },
+      },
+      ...overrides,
+    },
+  });
+  return parseConfig(yaml, '/proxy-test.yaml').config.proxy;
+}
+
+export async function startProxyFixture(
+  overrides: Record<string, unknown> = {},
+  pgParameters: Record<string, string | number> = {},
+): Promise<ProxyFixture> {
+  const bins = binarySets()[0]!;
+  const params = Object.entries({ max_connections: 200, ...pgParameters })
+    .map(([k, v]) => `    ${k}: ${typeof v === 'number' ? v : JSON.stringify(v)}`)
+    .join('\n');
+  const tc = await makeCluster(bins, {
+    replicas: 0,
+    extra: (t) => t.replace('  parameters: {}', `  parameters:\n${params}`),
+  });
+  await tc.cluster.up();
+  const secrets = readSecrets(tc.cluster.dataDir)!;
+  const serverPort = tc.cluster.nodes()[0]!.port;
+  const port = await findFreePortBlock(1);
+  const inline = new Map([
+    ['app', secrets.app],
+    ['postgres', secrets.superuser],
+  ]);
+  let proxy = new ProxyServer({
+    config: proxyConfig(serverPort, port, overrides),
+    resolve: () => null,
+    inlineUsers: inline,
+  });
+  const start = async (o: Record<string, unknown>) => {
+    const cfg = proxyConfig(serverPort, port, o);
+    proxy = new ProxyServer({ config: cfg, resolve: databasesResolver(cfg), inlineUsers: inline });
+    await proxy.start();
+  };
+  await start(overrides);
+  const fx: ProxyFixture = {
+    tc,
+    get proxy() {
+      return proxy;
+    },
+    port,
+    serverPort,
+    appPassword: secrets.app,
+    superPassword: secrets.superuser,
+    async client(opts = {}) {
+      const c = new pg.Client({
+        host: '127.0.0.1',
+        port,
+        user: 'app',
+        password: secrets.app,
+        database: 'app',
+        ...opts,
+      });
+      c.on('error', () => undefined);
+      await c.connect();
+      return c;
+    },
+    async direct(opts = {}) {
+      const c = new pg.Client({
+        host: '127.0.0.1',
+        port: serverPort,
+        user: 'postgres',
+        password: secrets.superuser,
+        database: 'app',
+        ...opts,
+      });
+      c.on('error', () => undefined);
+      await c.connect();
+      return c;
+    },
+    async restartProxy(o) {
+      await proxy.stop();
+      await start(o);
+    },
+    async close() {
+      await proxy.stop();
+      await tc.cleanup();
+    },
+  };
+  return fx;
+}
