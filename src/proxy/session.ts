@@ -67,6 +67,8 @@ type Pending =
   | { k: 'copy-end' };
 
 interface ClientStatement {
+  /** SET/RESET effects of the statement's text, applied when a portal of it is executed. */
+  effects: SessionEffect[];
   serverName: string;
   /** The Parse message under the server-side name, to re-prepare on another connection. */
   parse: Buffer;
@@ -112,6 +114,9 @@ export class Session {
   /** Settings changed inside the current transaction: kept on commit, dropped on rollback. */
   private txSettings: SessionEffect[] = [];
   private readonly statements = new Map<string, ClientStatement>();
+  /** Effects of the unnamed statement and of bound portals (extended protocol SET/RESET). */
+  private unnamedEffects: SessionEffect[] = [];
+  private readonly portalEffects = new Map<string, SessionEffect[]>();
   private readonly sqlStatements = new Map<string, SqlStatement>();
   readonly channels = new Set<string>();
   private attachedAt = 0;
@@ -306,6 +311,14 @@ export class Session {
         return this.forwardParse(f, server);
       case 'B': {
         const b = decodeBind(f.payload);
+        if (b.ok) {
+          const eff =
+            b.value.statement === ''
+              ? this.unnamedEffects
+              : (this.statements.get(b.value.statement)?.effects ?? []);
+          if (eff.length > 0) this.portalEffects.set(b.value.portal, eff);
+          else this.portalEffects.delete(b.value.portal);
+        }
         if (b.ok && b.value.statement !== '') {
           const name = this.ensurePrepared(b.value.statement, server);
           if (name) {
@@ -346,10 +359,16 @@ export class Session {
         this.pending.push({ k: 'close', swallow: false });
         return;
       }
-      case 'E':
+      case 'E': {
+        if (this.portalEffects.size > 0) {
+          const portal = f.payload.toString('utf8', 0, Math.max(0, f.payload.indexOf(0)));
+          const eff = this.portalEffects.get(portal);
+          if (eff) this.txSettings.push(...eff);
+        }
         this.sendToServer(f.bytes);
         this.pending.push({ k: 'execute' });
         return;
+      }
       case 'S':
         this.sendToServer(f.bytes);
         // PostgreSQL ignores Sync during COPY IN from an extended-protocol Execute.
@@ -475,14 +494,16 @@ export class Session {
     }
     this.counters.queries++;
     this.opts.pool.stats.queries++;
+    const effects = this.extendedEffects(p.value.query);
     if (p.value.statement === '') {
+      this.unnamedEffects = effects;
       this.sendToServer(f.bytes);
       this.pending.push({ k: 'parse', swallow: false, serverName: null });
       return;
     }
     const serverName = protocolStatementName(p.value.query, p.value.paramTypes);
     const parse = renameParse(f.payload, serverName);
-    this.statements.set(p.value.statement, { serverName, parse });
+    this.statements.set(p.value.statement, { serverName, parse, effects });
     if (server.prepared.has(serverName)) {
       server.prepared.delete(serverName);
       server.prepared.set(serverName, true); // most recently used
@@ -494,6 +515,29 @@ export class Session {
     server.prepared.set(serverName, true);
     this.sendToServer(parse);
     this.pending.push({ k: 'parse', swallow: false, serverName });
+  }
+
+  /**
+   * Session effects of an extended-protocol statement. SET/RESET are replayed like simple-protocol
+   * ones (once executed); LISTEN and untrackable state pin the connection right away, since the
+   * reply of a Parse cannot be faked into a fan-out subscription.
+   */
+  private extendedEffects(query: string): SessionEffect[] {
+    const effects = cachedEffects(query);
+    const tracked: SessionEffect[] = [];
+    for (const e of effects) {
+      if (e.kind === 'set' || e.kind === 'reset' || e.kind === 'reset_all') tracked.push(e);
+      else if (e.kind === 'sticky') this.pin(e.reason);
+      else if (e.kind === 'listen') this.pin('LISTEN (extended protocol)');
+      else if (
+        e.kind === 'prepare' ||
+        e.kind === 'deallocate' ||
+        (e.kind === 'discard' && e.what === 'all')
+      ) {
+        this.pin(`${e.kind.toUpperCase()} (extended protocol)`);
+      }
+    }
+    return tracked;
   }
 
   /** Makes sure the attached connection holds the client's statement; returns its server name. */
@@ -777,6 +821,20 @@ export class Session {
     if (this.pinned) s.needsReset = true;
     this.opts.pool.release(s);
   }
+}
+
+const EFFECTS_CACHE_SIZE = 2000;
+const effectsCache = new Map<string, SessionEffect[]>();
+
+/** sessionEffects by statement text, cached: drivers Parse the same few texts over and over. */
+function cachedEffects(query: string): SessionEffect[] {
+  let e = effectsCache.get(query);
+  if (e) return e;
+  e = sessionEffects(query);
+  if (effectsCache.size >= EFFECTS_CACHE_SIZE)
+    effectsCache.delete(effectsCache.keys().next().value as string);
+  effectsCache.set(query, e);
+  return e;
 }
 
 function quoteName(name: string): string {
