@@ -10,17 +10,21 @@
  *              then HTTP API → cluster.down() → controller.json removed.
  */
 import type { Cluster } from '../cluster/cluster.js';
-import { portInUse } from '../cluster/ports.js';
 import type { LoadedConfig } from '../config/load.js';
 import { ErrorCodes, errorMessage } from '../errors.js';
 import type { Logger } from '../obs/logger.js';
 import { childLogger } from '../obs/logger.js';
 import type { Registry } from '../obs/metrics.js';
 import { createRegistry } from '../obs/metrics.js';
-import { HttpApi, url } from '../web/http-api.js';
+import { HttpApi, checkListen, url } from '../web/http-api.js';
 import type { ServiceReport } from '../web/http-api.js';
 import type { ControllerInfo } from '../web/status-report.js';
-import { ControllerError, claimControllerFile, liveController, releaseControllerFile } from './controller-file.js';
+import {
+  ControllerError,
+  claimControllerFile,
+  liveController,
+  releaseControllerFile,
+} from './controller-file.js';
 import type { Service, ServiceState } from './service.js';
 import { Supervisor } from './supervisor.js';
 
@@ -90,7 +94,10 @@ export class Controller {
   /** Registers a service; it starts after the cluster is up, in the order of registration. */
   addService(service: Service): void {
     if (this.current !== 'new') {
-      throw new ControllerError(ErrorCodes.INTERNAL, `service ${service.name} added after the controller started`);
+      throw new ControllerError(
+        ErrorCodes.INTERNAL,
+        `service ${service.name} added after the controller started`,
+      );
     }
     if (this.entries.some((e) => e.service.name === service.name)) {
       throw new ControllerError(ErrorCodes.INTERNAL, `two services are named ${service.name}`);
@@ -256,7 +263,10 @@ export class Controller {
   private async downCluster(): Promise<void> {
     try {
       const stopped = await this.cluster.down();
-      this.log.info({ nodes: stopped }, stopped.length ? `stopped ${stopped.join(', ')}` : 'no node was running');
+      this.log.info(
+        { nodes: stopped },
+        stopped.length ? `stopped ${stopped.join(', ')}` : 'no node was running',
+      );
     } catch (err) {
       this.log.error({ err }, `stopping the nodes failed: ${errorMessage(err)}`);
       throw err;
@@ -277,14 +287,8 @@ export class Controller {
   }
 }
 
-/** Fails naming http.port when something already listens there (checked before anything starts). */
+/** Fails naming http.port (or http.listen) when the HTTP API could not listen; nothing is started. */
 export async function checkHttpPort(loaded: LoadedConfig): Promise<void> {
   const { listen, port } = loaded.config.http;
-  if (await portInUse(port, listen)) {
-    throw new ControllerError(
-      ErrorCodes.PORT_IN_USE,
-      `port ${port} of the HTTP API (http.port, on ${listen}) is already in use by another process; ` +
-        `stop it or choose another http.port in ${loaded.file}`,
-    );
-  }
+  await checkListen(listen, port, loaded.file);
 }

@@ -30,7 +30,7 @@ export class ClusterMetrics {
     });
     this.lagSeconds = new Gauge({
       name: 'pgscale_replication_lag_seconds',
-      help: "Replica replay lag in seconds (pg_stat_replication.replay_lag on the primary).",
+      help: 'Replica replay lag in seconds (pg_stat_replication.replay_lag on the primary).',
       labelNames: ['node', 'shard'],
       registers,
     });

@@ -140,27 +140,40 @@ export function url(host: string, port: number): string {
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
-function bindError(e: NodeJS.ErrnoException, host: string, port: number): HttpApiError {
+/**
+ * Binds and releases host:port, so that a port in use or an address this host lacks is reported
+ * (naming http.port / http.listen) before anything starts.
+ */
+export async function checkListen(host: string, port: number, configFile?: string): Promise<void> {
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', (e: NodeJS.ErrnoException) => reject(bindError(e, host, port, configFile)));
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
+
+function bindError(e: NodeJS.ErrnoException, host: string, port: number, configFile?: string): HttpApiError {
   const where = `${host}:${port}`;
+  const config = configFile ?? 'the config';
   switch (e.code) {
     case 'EADDRINUSE':
       return new HttpApiError(
         ErrorCodes.PORT_IN_USE,
-        `the HTTP API cannot listen on ${where}: port ${port} is already in use by another process; ` +
-          'stop it or choose another http.port in the config',
+        `port ${port} of the HTTP API (http.port, on ${host}) is already in use by another process; ` +
+          `stop it or choose another http.port in ${config}`,
         { cause: e },
       );
     case 'EACCES':
       return new HttpApiError(
         ErrorCodes.PORT_IN_USE,
-        `the HTTP API cannot listen on ${where}: permission denied (ports below 1024 need privileges); choose another http.port`,
+        `the HTTP API cannot listen on ${where}: permission denied (ports below 1024 need privileges); choose another http.port in ${config}`,
         { cause: e },
       );
     case 'EADDRNOTAVAIL':
     case 'ENOTFOUND':
       return new HttpApiError(
         ErrorCodes.PORT_IN_USE,
-        `the HTTP API cannot listen on ${where}: address ${host} is not available on this host; check http.listen`,
+        `the HTTP API cannot listen on ${where}: address ${host} is not available on this host; check http.listen in ${config}`,
         { cause: e },
       );
     default:

@@ -22,7 +22,10 @@ export interface StatusReport {
   nodes: NodeStatus[];
 }
 
-export async function statusReport(cluster: Cluster, controller: ControllerInfo | null): Promise<StatusReport> {
+export async function statusReport(
+  cluster: Cluster,
+  controller: ControllerInfo | null,
+): Promise<StatusReport> {
   const nodes = await cluster.status();
   return {
     cluster: cluster.config.cluster.name,
