@@ -10,7 +10,12 @@ import { existsSync } from 'node:fs';
 import { runningPid } from '../../cluster/instance.js';
 import type { Cluster } from '../../cluster/cluster.js';
 import { checkHttpPort } from '../../controller/controller.js';
-import { ControllerError, liveController, stopController } from '../../controller/controller-file.js';
+import {
+  ControllerError,
+  liveController,
+  pidAlive,
+  stopController,
+} from '../../controller/controller-file.js';
 import { defaultConfigPath } from '../../config/load.js';
 import { INIT_DEFAULTS } from '../../config/template.js';
 import { ErrorCodes, UsageError } from '../../errors.js';
@@ -121,7 +126,11 @@ export async function down(argv: string[]): Promise<number> {
   const { values } = parse('down', argv, {});
   if (values.help) return (out(downHelp), 0);
   const cluster = openCluster(values);
-  const alive = () => cluster.nodes().filter((n) => runningPid(cluster.paths(n.name).pgdata) !== null);
+  const alive = () =>
+    cluster.nodes().filter((n) => {
+      const pid = runningPid(cluster.paths(n.name).pgdata);
+      return pid !== null && pidAlive(pid); // a killed, unreaped postmaster is not running
+    });
   const before = alive().map((n) => n.name);
   await stopRunningController(cluster);
   await cluster.down();
