@@ -219,7 +219,7 @@ export class Controller {
       this.stopRequested = true;
       this.log.info('stop requested during start-up; stopping once the current step ends');
       await this.starting?.catch(() => undefined);
-      return; // the failed start has undone what it did
+      // A start that failed has undone what it did; one that finished first is stopped below.
     }
     if (this.current !== 'running') return;
     this.current = 'stopping';
