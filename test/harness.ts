@@ -16,6 +16,7 @@ import { Cluster } from '../src/cluster/cluster.js';
 import { candidateDirs, inspect } from '../src/cluster/binaries.js';
 import type { PgBinaries } from '../src/cluster/binaries.js';
 import { findFreePortBlock } from '../src/cluster/ports.js';
+import { stopController } from '../src/controller/controller-file.js';
 
 export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 
@@ -81,6 +82,8 @@ export async function makeCluster(
     bins,
     env: { PGSCALE_PG_BIN: bins.dir },
     cleanup: async () => {
+      // A controller left by `up --detach` stops first, so it does not outlive its cluster.
+      await stopController(cluster.dataDir, 60_000).catch(() => undefined);
       await cluster.destroy().catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
     },

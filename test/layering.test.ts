@@ -21,6 +21,7 @@ const allowed: Record<string, string[]> = {
   ha: ['errors.ts', 'config', 'obs', 'cluster', 'topology', 'protocol'],
   proxy: ['errors.ts', 'protocol', 'sql', 'sharding', 'topology', 'config', 'obs'],
   web: ['errors.ts', 'config', 'obs', 'cluster', 'topology', 'ha', 'proxy', 'protocol', 'sql', 'sharding'],
+  controller: ['errors.ts', 'config', 'obs', 'cluster', 'topology', 'ha', 'proxy', 'web', 'protocol', 'sql'],
   cli: ['*'],
 };
 

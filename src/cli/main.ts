@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { PgscaleError, UsageError } from '../errors.js';
+import * as controllerCmd from './commands/controller.js';
 import * as doctor from './commands/doctor.js';
 import * as init from './commands/init.js';
 import * as proxy from './commands/proxy.js';
@@ -15,11 +16,11 @@ import * as upCmd from './commands/up.js';
 
 type Handler = (argv: string[]) => number | Promise<number>;
 
-const commands: Record<string, { run: Handler; summary: string }> = {
+const commands: Record<string, { run: Handler; summary: string; hidden?: true }> = {
   init: { run: init.run, summary: 'write a commented pgscale.yaml' },
-  up: { run: upCmd.up, summary: 'provision and start the cluster' },
+  up: { run: upCmd.up, summary: 'provision and start the cluster and its controller (HTTP API)' },
   status: { run: status.run, summary: 'show every node (role, lag, slot, archive)' },
-  down: { run: upCmd.down, summary: 'stop every node' },
+  down: { run: upCmd.down, summary: 'stop the controller and every node' },
   destroy: { run: upCmd.destroy, summary: 'stop and delete all data (--yes)' },
   'add-replica': { run: replicas.add, summary: 'add a standby online' },
   'remove-replica': { run: replicas.remove, summary: 'remove a standby online' },
@@ -27,6 +28,8 @@ const commands: Record<string, { run: Handler; summary: string }> = {
   url: { run: psql.url, summary: 'print the application connection URI' },
   proxy: { run: proxy.run, summary: 'run the proxy alone (pgscale.yaml or a pgbouncer.ini)' },
   doctor: { run: doctor.run, summary: 'show the PostgreSQL binaries found and what is missing' },
+  // What `up --detach` runs in the background; not listed in the help.
+  controller: { run: controllerCmd.run, summary: 'run the controller in the foreground', hidden: true },
 };
 
 function version(): string {
@@ -37,13 +40,12 @@ function version(): string {
 }
 
 function usage(): string {
-  const width = Math.max(...Object.keys(commands).map((c) => c.length));
+  const listed = Object.entries(commands).filter(([, c]) => !c.hidden);
+  const width = Math.max(...listed.map(([name]) => name.length));
   return (
     `pgscale ${version()}: horizontal scaling for PostgreSQL\n\n` +
     `Usage: pgscale <command> [options]   (pgscale <command> --help for details)\n\nCommands:\n` +
-    Object.entries(commands)
-      .map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`)
-      .join('\n') +
+    listed.map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`).join('\n') +
     `\n\nEvery command takes -c FILE (default ./pgscale.yaml).\n`
   );
 }

@@ -1,5 +1,8 @@
 /** `pgscale status [--json]`: every node's role, state, positions, lag, slot and archiver. */
 import type { Cluster } from '../../cluster/cluster.js';
+import { liveController } from '../../controller/controller-file.js';
+import { url } from '../../web/http-api.js';
+import { statusReport } from '../../web/status-report.js';
 import { parse } from '../args.js';
 import { openCluster, out } from '../context.js';
 import { formatBytes, table } from '../table.js';
@@ -7,7 +10,8 @@ import { formatBytes, table } from '../table.js';
 export const help = `Usage: pgscale status [-c FILE] [--json]
 
 Shows each node: shard, name, role, state, pid, port, timeline, WAL position (current on a
-primary, replayed on a replica), lag in bytes and seconds, replication slot and archiving.
+primary, replayed on a replica), lag in bytes and seconds, replication slot and archiving, and
+the controller (pid, HTTP API) when one runs. Works with or without a running controller.
 --json prints the same as an object for scripts (shape in docs/status.md).
 `;
 
@@ -19,19 +23,10 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 export async function printStatus(cluster: Cluster, json: boolean): Promise<number> {
-  const nodes = await cluster.status();
+  const report = await statusReport(cluster, liveController(cluster.dataDir));
+  const { nodes, controller } = report;
   if (json) {
-    out(
-      JSON.stringify(
-        {
-          cluster: cluster.config.cluster.name,
-          postgres: { version: cluster.bins.version, bin_dir: cluster.bins.dir, source: cluster.bins.source },
-          nodes,
-        },
-        null,
-        2,
-      ),
-    );
+    out(JSON.stringify(report, null, 2));
   } else {
     out(
       table(
@@ -61,6 +56,11 @@ export async function printStatus(cluster: Cluster, json: boolean): Promise<numb
       ),
     );
     for (const n of nodes.filter((x) => x.error)) out(`${n.name}: ${n.error}`);
+    out(
+      controller
+        ? `controller: pid ${controller.pid} since ${controller.started_at}, HTTP API ${url(controller.http.host, controller.http.port)}`
+        : 'controller: not running (`pgscale up` starts it)',
+    );
   }
   const bad = nodes.some((n) => n.state !== 'running' || (n.role === 'replica' && !n.streaming));
   return bad ? 3 : 0;

@@ -1,121 +1,141 @@
 /**
- * `pgscale up`, `down` and `destroy`. `up` provisions what is missing, starts every node and
- * returns (with --detach) once every standby streams; without --detach it stays in the
- * foreground, reports nodes that stop, and Ctrl-C (or `pgscale down` from elsewhere) stops the
- * cluster cleanly. The PostgreSQL servers run in their own sessions, so they never receive the
- * terminal's Ctrl-C directly: pgscale stops them in order.
+ * `pgscale up`, `down` and `destroy`. `up` runs the cluster's controller (src/controller): in the
+ * foreground, where Ctrl-C or SIGTERM stops it and the nodes cleanly, or with --detach as a
+ * background process that `up` waits for and then leaves running. `down` asks the controller to
+ * stop (SIGTERM to the pid in <data_dir>/controller.json, waiting for it to exit), then stops any
+ * node still running. The PostgreSQL servers run in their own sessions, so they never receive the
+ * terminal's Ctrl-C directly: the controller stops them in order.
  */
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { UsageError } from '../../errors.js';
+import { existsSync } from 'node:fs';
 import { runningPid } from '../../cluster/instance.js';
 import type { Cluster } from '../../cluster/cluster.js';
-import { parse } from '../args.js';
+import { checkHttpPort } from '../../controller/controller.js';
+import {
+  ControllerError,
+  liveController,
+  pidAlive,
+  stopController,
+} from '../../controller/controller-file.js';
 import { defaultConfigPath } from '../../config/load.js';
 import { INIT_DEFAULTS } from '../../config/template.js';
-import { writeConfig } from './init.js';
+import { ErrorCodes, UsageError } from '../../errors.js';
+import { createLogger } from '../../obs/logger.js';
+import { url } from '../../web/http-api.js';
+import { parse } from '../args.js';
+import { controllerLogPath, startInBackground } from '../background.js';
 import { openCluster, out } from '../context.js';
+import { runController, timeoutOption } from './controller.js';
+import { writeConfig } from './init.js';
 import { printStatus } from './status.js';
 
-export const upHelp = `Usage: pgscale up [-c FILE] [--detach]
+export const upHelp = `Usage: pgscale up [-c FILE] [--detach] [--timeout SECONDS]
 
 Without -c and with no ./pgscale.yaml, first writes the defaults of \`pgscale init\`.
-Provisions what is missing (initdb, roles, standbys cloned from the primary), starts every node
-and waits until every standby streams. Running it again is harmless.
+Runs the cluster's controller: it provisions what is missing (initdb, roles, standbys cloned
+from the primary), starts every node, waits until every standby streams, then supervises the
+nodes and serves the HTTP API on http.listen:http.port (/health, /status, /metrics, /services;
+see docs/http-api.md). Without --detach it stays in the foreground (JSON logs on stderr) and
+Ctrl-C stops the controller and the nodes. Running it again while a controller runs is harmless.
 
 Options:
   -c, --config FILE  cluster configuration (default ./pgscale.yaml)
-  --detach           return once the cluster is ready, leaving it running
+  --detach           start the controller in the background (log: <data_dir>/logs/controller.log),
+                     return once it is ready
   --timeout SECONDS  how long to wait for standbys to stream (default 120)
 `;
 
 export const downHelp = `Usage: pgscale down [-c FILE]
 
-Stops every node (fast shutdown: open transactions are rolled back; committed data is kept),
-each shard's primary first. A foreground \`pgscale up\` is told to stop as well.
+Stops the controller (SIGTERM; it stops its services, its HTTP API and the nodes), then any node
+still running (fast shutdown: open transactions are rolled back; committed data is kept), each
+shard's primary first.
 `;
 
 export const destroyHelp = `Usage: pgscale destroy --yes [-c FILE]
 
-Stops every node and deletes the cluster's data directory (data, WAL archive, logs, secrets).
+Stops the controller and every node and deletes the cluster's data directory (data, WAL
+archive, logs, secrets).
 `;
 
-const pidFile = (c: Cluster) => join(c.dataDir, 'up.pid');
+/** How long `down` waits for the controller to exit before killing it. */
+const STOP_TIMEOUT_MS = 150_000;
 
 export async function up(argv: string[]): Promise<number> {
   const { values } = parse('up', argv, { detach: { type: 'boolean' }, timeout: { type: 'string' } });
   if (values.help) return (out(upHelp), 0);
-  const timeout = values.timeout === undefined ? 120 : Number(values.timeout);
-  if (!Number.isFinite(timeout) || timeout <= 0)
-    throw new UsageError(`--timeout must be a positive number of seconds`);
+  const timeoutS = timeoutOption(values.timeout);
   if (values.config === undefined && !existsSync(defaultConfigPath())) {
     // First run in a directory: start from the defaults `pgscale init` would write.
     out(writeConfig(process.cwd(), defaultConfigPath(), INIT_DEFAULTS));
   }
   const cluster = openCluster(values);
-  const t0 = Date.now();
-  out(`pgscale: bringing up cluster "${cluster.config.cluster.name}" (${cluster.loaded.file})`);
-  await cluster.up({ waitStreamingMs: timeout * 1000 });
-  out(`ready in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
-  await printStatus(cluster, false);
-  if (values.detach) return 0;
-  return foreground(cluster);
-}
-
-/** Stays in the foreground until Ctrl-C / SIGTERM, then stops the cluster. */
-function foreground(cluster: Cluster): Promise<number> {
-  writeFileSync(pidFile(cluster), `${process.pid}\n`);
-  out('\nRunning in the foreground; Ctrl-C stops the cluster.');
-  const known = new Map<string, boolean>();
-  const monitor = setInterval(() => {
-    for (const n of cluster.nodes()) {
-      const alive = runningPid(cluster.paths(n.name).pgdata) !== null;
-      if (known.get(n.name) === true && !alive)
-        out(`node ${n.name} has stopped (log: ${cluster.paths(n.name).log})`);
-      known.set(n.name, alive);
+  const name = cluster.config.cluster.name;
+  const running = liveController(cluster.dataDir);
+  if (running) {
+    const where = `pid ${running.pid}, HTTP API ${url(running.http.host, running.http.port)}`;
+    if (!values.detach) {
+      throw new ControllerError(
+        ErrorCodes.USAGE,
+        `the controller of cluster "${name}" is already running (${where}); \`pgscale down\` stops it`,
+      );
     }
-  }, 1000);
-  return new Promise((resolve) => {
-    let stopping = false;
-    const stopAll = (sig: string) => {
-      if (stopping) return;
-      stopping = true;
-      clearInterval(monitor);
-      out(`\n${sig}: stopping the cluster`);
-      cluster
-        .down()
-        .then(() => resolve(0))
-        .catch((e: unknown) => {
-          out(`stopping failed: ${(e as Error).message}`);
-          resolve(1);
-        })
-        .finally(() => rmSync(pidFile(cluster), { force: true }));
-    };
-    process.on('SIGINT', () => stopAll('SIGINT'));
-    process.on('SIGTERM', () => stopAll('SIGTERM'));
-    process.on('SIGHUP', () => stopAll('SIGHUP'));
+    out(`pgscale: the controller of cluster "${name}" is already running (${where})\n`);
+    await printStatus(cluster, false);
+    return 0;
+  }
+  const t0 = performance.now();
+  out(`pgscale: bringing up cluster "${name}" (${cluster.loaded.file})`);
+  if (values.detach) {
+    // Check here what would stop the controller at once, so the message comes straight to the
+    // terminal and nothing (not even the log file) is created.
+    await cluster.preflight();
+    await checkHttpPort(cluster.loaded);
+    const c = await startInBackground(cluster, timeoutS, (l) => out(`  ${l}`));
+    out(`ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    out(
+      `controller running in the background: pid ${c.pid}, HTTP API ${url(cluster.config.http.listen, cluster.config.http.port)}, log ${c.log}\n`,
+    );
+    await printStatus(cluster, false);
+    return 0;
+  }
+  return runController(cluster, createLogger({ base: { cluster: name } }), {
+    timeoutS,
+    stopOnHangup: true,
+    onReady: async () => {
+      out(`ready in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+      await printStatus(cluster, false);
+      out(
+        `\nRunning in the foreground (controller pid ${process.pid}, HTTP API ${url(cluster.config.http.listen, cluster.config.http.port)}); Ctrl-C stops the cluster.`,
+      );
+    },
   });
 }
 
-async function stopForeground(cluster: Cluster): Promise<void> {
-  const f = pidFile(cluster);
-  if (!existsSync(f)) return;
-  const pid = Number(readFileSync(f, 'utf8').trim());
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    rmSync(f, { force: true });
-    return;
-  }
-  for (let i = 0; i < 300 && existsSync(f); i++) await new Promise((r) => setTimeout(r, 500));
+/** Stops the controller if one runs; says so. */
+async function stopRunningController(cluster: Cluster): Promise<void> {
+  const r = await stopController(cluster.dataDir, STOP_TIMEOUT_MS);
+  if (!r) return;
+  out(
+    r.killed
+      ? `the controller (pid ${r.pid}) did not stop within ${STOP_TIMEOUT_MS / 1000} s and was killed; see ${controllerLogPath(cluster.dataDir)}`
+      : `stopped the controller (pid ${r.pid})`,
+  );
 }
 
 export async function down(argv: string[]): Promise<number> {
   const { values } = parse('down', argv, {});
   if (values.help) return (out(downHelp), 0);
   const cluster = openCluster(values);
-  await stopForeground(cluster);
-  const stopped = await cluster.down();
+  const alive = () =>
+    cluster.nodes().filter((n) => {
+      const pid = runningPid(cluster.paths(n.name).pgdata);
+      return pid !== null && pidAlive(pid); // a killed, unreaped postmaster is not running
+    });
+  const before = alive().map((n) => n.name);
+  await stopRunningController(cluster);
+  await cluster.down();
+  const still = new Set(alive().map((n) => n.name));
+  const stopped = before.filter((n) => !still.has(n));
   out(stopped.length ? `stopped ${stopped.join(', ')}` : 'no node was running');
   return 0;
 }
@@ -125,7 +145,7 @@ export async function destroy(argv: string[]): Promise<number> {
   if (values.help) return (out(destroyHelp), 0);
   if (!values.yes) throw new UsageError('destroy deletes all data of the cluster; confirm with --yes');
   const cluster = openCluster(values);
-  await stopForeground(cluster);
+  await stopRunningController(cluster);
   await cluster.destroy();
   out(`destroyed cluster "${cluster.config.cluster.name}"`);
   return 0;

@@ -1,0 +1,97 @@
+/**
+ * The controller process, seen from the CLI. `runController` wires config → cluster → services
+ * → controller, handles signals (SIGINT/SIGTERM stop it cleanly) and returns the exit code; the
+ * foreground `pgscale up` and the hidden `pgscale controller` command (what `up --detach` starts
+ * in the background, JSON logs only) both use it.
+ */
+import { childLogger, createLogger } from '../../obs/logger.js';
+import type { Logger } from '../../obs/logger.js';
+import type { Cluster } from '../../cluster/cluster.js';
+import { Controller } from '../../controller/controller.js';
+import { errorMessage, UsageError } from '../../errors.js';
+import { parse } from '../args.js';
+import { openCluster, out } from '../context.js';
+import { buildServices } from '../services.js';
+
+export const help = `Usage: pgscale controller -c FILE [--timeout SECONDS]
+
+Runs the cluster's controller in the foreground, logging JSON lines to stderr: brings the
+cluster up, supervises its nodes, runs its services and the HTTP API (http.listen:http.port)
+until SIGTERM or SIGINT, then stops them and the nodes. This is the process \`pgscale up --detach\`
+starts in the background (logging to <data_dir>/logs/controller.log); \`pgscale up\` without
+--detach runs the same with progress for people. There is no need to run it directly.
+`;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parse('controller', argv, { timeout: { type: 'string' } });
+  if (values.help) return (out(help), 0);
+  const timeoutS = timeoutOption(values.timeout);
+  const logger = createLogger();
+  const clusterLog = childLogger(logger, { component: 'cluster' });
+  const cluster = openCluster(values, { step: (m) => clusterLog.info(m) });
+  return runController(cluster, logger, { timeoutS, stopOnHangup: false });
+}
+
+export function timeoutOption(v: string | boolean | undefined): number {
+  const timeout = v === undefined ? 120 : Number(v);
+  if (!Number.isFinite(timeout) || timeout <= 0)
+    throw new UsageError(`--timeout must be a positive number of seconds`);
+  return timeout;
+}
+
+export interface RunOptions {
+  /** Seconds cluster.up() waits for standbys to stream. */
+  timeoutS: number;
+  /** SIGHUP stops the controller (a foreground terminal closed); otherwise it is logged and ignored. */
+  stopOnHangup: boolean;
+  onReady?: (c: Controller) => Promise<void> | void;
+}
+
+export async function runController(cluster: Cluster, logger: Logger, opts: RunOptions): Promise<number> {
+  const controller = new Controller(cluster.loaded, cluster, logger, {
+    waitStreamingMs: opts.timeoutS * 1000,
+  });
+  for (const s of buildServices({ loaded: cluster.loaded, cluster, logger, registry: controller.registry }))
+    controller.addService(s);
+  const log = childLogger(logger, { component: 'controller' });
+  let signalled: string | null = null;
+  let finish: (code: number) => void = () => undefined;
+  const finished = new Promise<number>((r) => (finish = r));
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (sig === 'SIGHUP' && !opts.stopOnHangup) {
+      log.info('SIGHUP ignored (configuration reload is not supported yet)');
+      return;
+    }
+    if (signalled) {
+      log.warn({ signal: sig }, `${sig}: already stopping`);
+      return;
+    }
+    signalled = sig;
+    log.info({ signal: sig }, `${sig}: stopping`);
+    controller.stop().then(
+      () => finish(0),
+      (e: unknown) => {
+        log.error({ err: e }, `stopping failed: ${errorMessage(e)}`);
+        finish(1);
+      },
+    );
+  };
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const s of signals) process.on(s, onSignal);
+  try {
+    try {
+      await controller.start();
+    } catch (e) {
+      if (signalled) {
+        await finished;
+        log.warn(`interrupted by ${String(signalled)} during start-up`);
+        return 1;
+      }
+      throw e;
+    }
+    await opts.onReady?.(controller);
+    return await finished;
+  } finally {
+    for (const s of signals) process.off(s, onSignal);
+  }
+}

@@ -1,0 +1,20 @@
+/**
+ * What the controller runs besides the PostgreSQL nodes: the proxy, later the HA agents, each a
+ * Service. The controller starts them in the order they were added, after the cluster is up and
+ * before the HTTP API, and stops them in reverse order before it stops the nodes. status() is
+ * what GET /services shows for the service (plain JSON; secret-named keys are redacted anyway).
+ */
+export interface Service {
+  /** Unique among the controller's services; names the service in logs and GET /services. */
+  readonly name: string;
+  /** Resolves once the service works (e.g. listens); a rejection aborts the controller's start. */
+  start(): Promise<void>;
+  /**
+   * Resolves once the service has released everything. Also called after its own start() failed,
+   * so it must cope with a half-started or already stopped service.
+   */
+  stop(): Promise<void>;
+  status?(): unknown;
+}
+
+export type ServiceState = 'registered' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';

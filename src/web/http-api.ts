@@ -1,0 +1,186 @@
+/**
+ * The HTTP API of a controller (node:http, JSON): GET /health, /status, /metrics, /services.
+ * Read-only for now; anything but GET is 405, an unknown path 404, both as JSON. Every JSON body
+ * passes through the same secret redaction as the logs, so a service that puts a password into
+ * its status cannot leak it here. Shapes are documented in docs/http-api.md.
+ */
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Cluster } from '../cluster/cluster.js';
+import { ErrorCodes, PgscaleError, errorMessage } from '../errors.js';
+import type { Logger } from '../obs/logger.js';
+import { redactSecrets } from '../obs/logger.js';
+import type { Registry } from '../obs/metrics.js';
+import { ClusterMetrics } from './cluster-metrics.js';
+import type { ControllerInfo } from './status-report.js';
+import { statusReport } from './status-report.js';
+
+export class HttpApiError extends PgscaleError {}
+
+/** One service as GET /services shows it. */
+export interface ServiceReport {
+  name: string;
+  /** starting, running, stopping, stopped or failed. */
+  state: string;
+  /** What the service's status() returned (null when it has none or it threw). */
+  status: unknown;
+  error?: string;
+}
+
+export interface HttpApiOptions {
+  host: string;
+  port: number;
+  cluster: Cluster;
+  registry: Registry;
+  logger: Logger;
+  /** The controller's state; /health answers 200 only while it is `running`. */
+  state: () => string;
+  controller: () => ControllerInfo | null;
+  services: () => ServiceReport[];
+}
+
+export class HttpApi {
+  private server: Server | null = null;
+  private readonly clusterMetrics: ClusterMetrics;
+
+  constructor(private readonly opts: HttpApiOptions) {
+    this.clusterMetrics = new ClusterMetrics(opts.registry);
+  }
+
+  /** Listens; rejects with a message naming the address and `http.port` when it cannot. */
+  async start(): Promise<{ host: string; port: number }> {
+    const { host, port } = this.opts;
+    const server = createServer((req, res) => {
+      this.handle(req, res).catch((e: unknown) => {
+        this.opts.logger.error({ err: e, path: req.url }, 'HTTP request failed');
+        if (!res.headersSent) send(res, 500, { error: 'internal error' });
+        else res.destroy();
+      });
+    });
+    server.keepAliveTimeout = 5000;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (e: NodeJS.ErrnoException) => {
+        server.off('listening', onListening);
+        reject(bindError(e, host, port));
+      };
+      const onListening = () => {
+        server.off('error', onError);
+        resolve();
+      };
+      server.once('error', onError);
+      server.once('listening', onListening);
+      server.listen({ host, port, exclusive: true });
+    });
+    server.on('error', (e) => this.opts.logger.error({ err: e }, 'HTTP server error'));
+    this.server = server;
+    this.opts.logger.info({ host, port }, `HTTP API listening on ${url(host, port)}`);
+    return { host, port };
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = null;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const known = ['/health', '/status', '/metrics', '/services'];
+    if (req.method !== 'GET') {
+      res.setHeader('Allow', 'GET');
+      return send(res, 405, { error: `method ${req.method ?? '?'} not allowed; the API is read-only (GET)` });
+    }
+    switch (path) {
+      case '/health': {
+        const state = this.opts.state();
+        const info = this.opts.controller();
+        return send(res, state === 'running' ? 200 : 503, {
+          status: state === 'running' ? 'ok' : state,
+          pid: process.pid,
+          started_at: info?.started_at ?? null,
+        });
+      }
+      case '/status':
+        return send(res, 200, await statusReport(this.opts.cluster, this.opts.controller()));
+      case '/metrics': {
+        try {
+          this.clusterMetrics.update(await this.opts.cluster.status());
+        } catch (e) {
+          this.opts.logger.warn({ err: e }, 'could not read node status for /metrics');
+          this.clusterMetrics.failed();
+        }
+        const text = await this.opts.registry.metrics();
+        res.writeHead(200, { 'Content-Type': this.opts.registry.contentType, 'Cache-Control': 'no-store' });
+        res.end(text);
+        return;
+      }
+      case '/services':
+        return send(res, 200, { services: this.opts.services() });
+      default:
+        return send(res, 404, { error: `no such endpoint ${path}`, endpoints: known });
+    }
+  }
+}
+
+function send(res: ServerResponse, code: number, body: unknown): void {
+  const text = JSON.stringify(redactSecrets(body), null, 2) + '\n';
+  res.writeHead(code, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(text),
+    'Cache-Control': 'no-store',
+  });
+  res.end(text);
+}
+
+export function url(host: string, port: number): string {
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * Binds and releases host:port, so that a port in use or an address this host lacks is reported
+ * (naming http.port / http.listen) before anything starts.
+ */
+export async function checkListen(host: string, port: number, configFile?: string): Promise<void> {
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', (e: NodeJS.ErrnoException) => reject(bindError(e, host, port, configFile)));
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
+
+function bindError(e: NodeJS.ErrnoException, host: string, port: number, configFile?: string): HttpApiError {
+  const where = `${host}:${port}`;
+  const config = configFile ?? 'the config';
+  switch (e.code) {
+    case 'EADDRINUSE':
+      return new HttpApiError(
+        ErrorCodes.PORT_IN_USE,
+        `port ${port} of the HTTP API (http.port, on ${host}) is already in use by another process; ` +
+          `stop it or choose another http.port in ${config}`,
+        { cause: e },
+      );
+    case 'EACCES':
+      return new HttpApiError(
+        ErrorCodes.PORT_IN_USE,
+        `the HTTP API cannot listen on ${where}: permission denied (ports below 1024 need privileges); choose another http.port in ${config}`,
+        { cause: e },
+      );
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+      return new HttpApiError(
+        ErrorCodes.PORT_IN_USE,
+        `the HTTP API cannot listen on ${where}: address ${host} is not available on this host; check http.listen in ${config}`,
+        { cause: e },
+      );
+    default:
+      return new HttpApiError(
+        ErrorCodes.PORT_IN_USE,
+        `the HTTP API cannot listen on ${where} (http.listen, http.port): ${errorMessage(e)}`,
+        { cause: e },
+      );
+  }
+}
