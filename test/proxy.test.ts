@@ -113,7 +113,7 @@ describe('proxy, transaction pooling (pool of 4 server connections)', () => {
       b.query('SELECT pg_sleep(0.3)'),
     ]);
     assert.equal(ra.status, 'rejected');
-    assert.match(String((ra).reason), /statement timeout/);
+    assert.match(String(ra.reason), /statement timeout/);
     assert.equal(rb.status, 'fulfilled');
     await a.end();
     await b.end();
@@ -230,7 +230,9 @@ describe('proxy, transaction pooling (pool of 4 server connections)', () => {
       });
       const counted = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM copied`;
       assert.equal(counted[0]!.n, 100_000);
-      const results = await Promise.all(Array.from({ length: 500 }, (_, i) => sql<{ i: number }[]>`SELECT ${i}::int AS i`));
+      const results = await Promise.all(
+        Array.from({ length: 500 }, (_, i) => sql<{ i: number }[]>`SELECT ${i}::int AS i`),
+      );
       assert.deepEqual(
         results.map((x) => x[0]!.i),
         Array.from({ length: 500 }, (_, i) => i),

@@ -12,6 +12,7 @@ import type { LoadedConfig } from '../config/load.js';
 import type { Service } from '../controller/service.js';
 import type { Logger } from '../obs/logger.js';
 import type { Registry } from '../obs/metrics.js';
+import { ProxyService } from './proxy-service.js';
 
 export interface ServiceContext {
   loaded: LoadedConfig;
@@ -21,8 +22,12 @@ export interface ServiceContext {
   registry: Registry;
 }
 
-export function buildServices(_ctx: ServiceContext): Service[] {
+export function buildServices(ctx: ServiceContext): Service[] {
   const list: Service[] = [];
-  // The proxy joins here once src/proxy provides it.
+  if (ctx.loaded.config.proxy.enabled) {
+    list.push(
+      new ProxyService(ctx.loaded, ctx.cluster, ctx.logger.child({ component: 'proxy' }), ctx.registry),
+    );
+  }
   return list;
 }

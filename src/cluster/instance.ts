@@ -68,11 +68,21 @@ export function runningPid(pgdata: string): number | null {
     return null;
   }
   if (!Number.isInteger(pid) || pid <= 0) return null;
+  return pidAlive(pid) ? pid : null;
+}
+
+/** Whether pid names a running process (a zombie, dead but not yet reaped, does not count). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return pid;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM' ? pid : null;
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return !existsSync('/proc/self/stat'); // no /proc (macOS): kill(0) is all we know
   }
 }
 

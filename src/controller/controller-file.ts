@@ -5,7 +5,7 @@
  * to reach or stop the controller. A file naming a dead process (a controller killed with -9) is
  * stale and replaced; one naming a live process that is not pgscale (a reused pid) too.
  */
-import { existsSync, linkSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCodes, PgscaleError } from '../errors.js';
 import type { ControllerInfo } from '../web/status-report.js';
@@ -29,20 +29,9 @@ export function readControllerFile(dataDir: string): ControllerInfo | null {
   }
 }
 
-/** Whether pid names a running process (a zombie, dead but not yet reaped, does not count). */
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return !existsSync('/proc/self/stat'); // no /proc (macOS): kill(0) is all we know
-  }
-}
+import { pidAlive } from '../cluster/instance.js';
+
+export { pidAlive };
 
 /**
  * Whether pid is a live pgscale process. Where /proc exists its command line must mention pgscale

@@ -135,6 +135,7 @@ export class Controller {
         );
       }
       await checkHttpPort(this.loaded);
+      for (const e of this.entries) await e.service.preflight?.();
       // controller.json is the lock. In a brand-new data directory it can only be written once
       // the cluster exists (the cluster refuses a data directory holding files it does not know).
       if (this.cluster.identity()) this.claim();

@@ -15,6 +15,8 @@ export interface Service {
    */
   stop(): Promise<void>;
   status?(): unknown;
+  /** Checks what would make start() fail at once (a port in use), before anything is started. */
+  preflight?(): Promise<void>;
 }
 
 export type ServiceState = 'registered' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';

@@ -11,19 +11,30 @@ import type { Cluster } from '../../cluster/cluster.js';
 import { passfilePath } from '../../cluster/secrets.js';
 import { cleanEnv } from '../../cluster/run-as.js';
 import { parse } from '../args.js';
+import { liveController } from '../../controller/controller-file.js';
 import { openCluster, out } from '../context.js';
 
 export const psqlHelp = `Usage: pgscale psql [-c FILE] [NODE] [-- PSQL-ARGS…]
 
-Runs psql on NODE (default: the primary of shard 0) as the cluster superuser, in the
-application database. Arguments after -- go to psql, e.g.:
+Runs psql as the cluster superuser, in the application database: on NODE when named, else
+through the proxy while the controller runs (else on the primary of shard 0). Arguments after
+-- go to psql, e.g.:
   pgscale psql s0n1 -- -At -c 'select pg_is_in_recovery()'
 `;
 
 export const urlHelp = `Usage: pgscale url [-c FILE] [--node NAME] [--superuser]
 
-Prints a connection URI for the application role (default: the primary of shard 0).
+Prints a connection URI for the application role: through the proxy (proxy.port) unless
+--node names a node to reach directly (or the proxy is disabled: the primary of shard 0).
 `;
+
+/** The proxy endpoint, when no node is named and the cluster's proxy is on. */
+function proxyEndpoint(cluster: Cluster): { host: string; port: number } | null {
+  const p = cluster.config.proxy;
+  if (!p.enabled) return null;
+  const host = p.listen === '0.0.0.0' || p.listen === '' ? '127.0.0.1' : p.listen === '::' ? '::1' : p.listen;
+  return { host, port: p.port };
+}
 
 function pickNode(cluster: Cluster, name: string | undefined): NodeRef {
   if (name) {
@@ -45,7 +56,9 @@ export async function psql(argv: string[]): Promise<number> {
   const { values, positionals } = parse('psql', own, {}, 1);
   if (values.help) return (out(psqlHelp), 0);
   const cluster = openCluster(values);
-  const node = pickNode(cluster, positionals[0]);
+  const viaProxy =
+    positionals[0] === undefined && liveController(cluster.dataDir) ? proxyEndpoint(cluster) : null;
+  const node = viaProxy ?? pickNode(cluster, positionals[0]);
   const bin = cluster.bins.psql;
   if (!bin) {
     throw new ClusterError(
@@ -89,7 +102,9 @@ export function url(argv: string[]): number {
   if (values.help) return (out(urlHelp), 0);
   if (values.node === '') throw new UsageError('--node needs a node name');
   const cluster = openCluster(values);
-  const node = pickNode(cluster, typeof values.node === 'string' ? values.node : undefined);
+  const node =
+    (typeof values.node === 'string' ? null : proxyEndpoint(cluster)) ??
+    pickNode(cluster, typeof values.node === 'string' ? values.node : undefined);
   const s = cluster.secrets();
   const user = values.superuser ? cluster.config.postgres.superuser : cluster.config.app.user;
   const password = values.superuser ? s.superuser : s.app;

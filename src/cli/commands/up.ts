@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { runningPid } from '../../cluster/instance.js';
 import type { Cluster } from '../../cluster/cluster.js';
 import { checkHttpPort } from '../../controller/controller.js';
+import { checkProxyPort } from '../proxy-service.js';
 import {
   ControllerError,
   liveController,
@@ -90,6 +91,7 @@ export async function up(argv: string[]): Promise<number> {
     // terminal and nothing (not even the log file) is created.
     await cluster.preflight();
     await checkHttpPort(cluster.loaded);
+    await checkProxyPort(cluster.loaded);
     const c = await startInBackground(cluster, timeoutS, (l) => out(`  ${l}`));
     out(`ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     out(

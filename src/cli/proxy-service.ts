@@ -1,0 +1,197 @@
+/**
+ * The proxy as a controller service inside `pgscale up`: one endpoint on proxy.port in front of
+ * shard 0's primary (sharding will route by shard later). It knows the cluster's own roles (the
+ * application role and the superuser, whose passwords pgscale generated), makes the superuser an
+ * admin of the console, follows the topology the cluster publishes, and exports its gauges to the
+ * controller's /metrics.
+ */
+import { Gauge } from 'prom-client';
+import { portInUse } from '../cluster/ports.js';
+import { ErrorCodes, PgscaleError } from '../errors.js';
+import type { Registry } from 'prom-client';
+import type { Cluster } from '../cluster/cluster.js';
+import type { LoadedConfig } from '../config/load.js';
+import type { ProxyConfig } from '../config/schema.js';
+import type { Service } from '../controller/service.js';
+import type { Logger } from '../obs/logger.js';
+import { ProxyServer } from '../proxy/proxy-server.js';
+import { databasesResolver, topologyResolver } from '../proxy/resolver.js';
+import { Session } from '../proxy/session.js';
+import type { Topology } from '../topology/topology.js';
+import { TopologyView } from '../topology/topology.js';
+
+/** The cluster's current topology as its data directories describe it (HA will publish its own). */
+export function clusterTopology(cluster: Cluster, epoch: number): Topology {
+  return {
+    epoch,
+    shards: cluster.config.shards.map((_, shard) => {
+      const primary = cluster.primaryOf(shard);
+      return {
+        primary: primary ? { name: primary.name, host: primary.host, port: primary.port } : null,
+        replicas: cluster
+          .nodes()
+          .filter((n) => n.shard === shard && n.name !== primary?.name)
+          .map((n) => ({ name: n.name, host: n.host, port: n.port })),
+      };
+    }),
+  };
+}
+
+export function proxyConfigFor(loaded: LoadedConfig): ProxyConfig {
+  const c = loaded.config;
+  const admins = c.proxy.admin_users.includes(c.postgres.superuser)
+    ? c.proxy.admin_users
+    : [...c.proxy.admin_users, c.postgres.superuser];
+  return { ...c.proxy, admin_users: admins };
+}
+
+/** Fails naming proxy.port when something else listens there; nothing is started. */
+export async function checkProxyPort(loaded: LoadedConfig): Promise<void> {
+  const { enabled, listen, port } = loaded.config.proxy;
+  if (enabled && (await portInUse(port, listen))) {
+    throw new PgscaleError(
+      ErrorCodes.PORT_IN_USE,
+      `port ${port} of the proxy (proxy.port, on ${listen}) is already in use by another process; ` +
+        `stop it or choose another proxy.port in ${loaded.file}`,
+    );
+  }
+}
+
+export class ProxyService implements Service {
+  readonly name = 'proxy';
+  private proxy: ProxyServer | null = null;
+  readonly view: TopologyView;
+
+  constructor(
+    private readonly loaded: LoadedConfig,
+    private readonly cluster: Cluster,
+    private readonly logger: Logger,
+    registry: Registry,
+  ) {
+    this.view = new TopologyView();
+    this.registerMetrics(registry);
+  }
+
+  async preflight(): Promise<void> {
+    await checkProxyPort(this.loaded);
+  }
+
+  async start(): Promise<void> {
+    // Services start after the cluster is up, so the data directories now say who is primary.
+    this.view.publish(clusterTopology(this.cluster, this.view.current().epoch + 1));
+    const secrets = this.cluster.secrets();
+    const cfg = proxyConfigFor(this.loaded);
+    const inline = new Map([
+      [this.loaded.config.app.user, secrets.app],
+      [this.loaded.config.postgres.superuser, secrets.superuser],
+    ]);
+    const explicit = Object.keys(cfg.databases).length > 0 ? databasesResolver(cfg) : undefined;
+    this.proxy = new ProxyServer({
+      config: cfg,
+      resolve: topologyResolver(this.view, explicit),
+      inlineUsers: inline,
+      log: (line) => this.logger.info(line),
+    });
+    const a = await this.proxy.start();
+    this.logger.info({ host: a.host, port: a.port }, 'proxy ready');
+  }
+
+  async stop(): Promise<void> {
+    const p = this.proxy;
+    this.proxy = null;
+    if (p) await p.stop();
+  }
+
+  status(): unknown {
+    const p = this.proxy;
+    if (!p) return { running: false };
+    const t = this.view.current();
+    return {
+      running: true,
+      listen: `${p.settings.listen}:${p.settings.port}`,
+      pool_mode: p.settings.pool_mode,
+      clients: p.clients.size,
+      pools: [...p.pools.values()].map((pool) => ({
+        database: pool.database,
+        user: pool.target.user,
+        server: `${pool.target.host}:${pool.target.port}`,
+        active: pool.active.size,
+        idle: pool.idle.length,
+        waiting: pool.waiting,
+      })),
+      topology: { epoch: t.epoch, primaries: t.shards.map((s) => s.primary?.name ?? null) },
+    };
+  }
+
+  private registerMetrics(registry: Registry): void {
+    // prom-client calls collect() with the metric as `this`; the service is reached through this.
+    const service = {
+      get proxy() {
+        return current();
+      },
+    };
+    const current = () => this.proxy;
+    new Gauge({
+      name: 'pgscale_proxy_clients',
+      help: 'Client connections to the proxy, by state.',
+      labelNames: ['state'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const p = service.proxy;
+        if (!p) return;
+        const counts: Record<string, number> = { login: 0, active: 0, idle: 0, waiting: 0, admin: 0 };
+        for (const c of p.clients) {
+          const s = c.session;
+          const state = c.phase !== 'ready' ? 'login' : s instanceof Session ? s.state : 'admin';
+          counts[state] = (counts[state] ?? 0) + 1;
+        }
+        for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+      },
+    });
+    new Gauge({
+      name: 'pgscale_proxy_server_connections',
+      help: 'Server connections held by the proxy pools, by database, user and state.',
+      labelNames: ['database', 'user', 'state'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const pool of service.proxy?.pools.values() ?? []) {
+          const l = { database: pool.database, user: pool.target.user };
+          this.set({ ...l, state: 'active' }, pool.active.size);
+          this.set({ ...l, state: 'idle' }, pool.idle.length);
+          this.set({ ...l, state: 'tested' }, pool.tested.size);
+        }
+      },
+    });
+    new Gauge({
+      name: 'pgscale_proxy_clients_waiting',
+      help: 'Clients queued for a server connection, by database and user.',
+      labelNames: ['database', 'user'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const pool of service.proxy?.pools.values() ?? [])
+          this.set({ database: pool.database, user: pool.target.user }, pool.waiting);
+      },
+    });
+    for (const [name, key, help] of [
+      ['pgscale_proxy_transactions_total', 'xacts', 'Transactions run through the proxy.'],
+      ['pgscale_proxy_queries_total', 'queries', 'Queries run through the proxy.'],
+      ['pgscale_proxy_received_bytes_total', 'bytesReceived', 'Bytes sent by clients to servers.'],
+      ['pgscale_proxy_sent_bytes_total', 'bytesSent', 'Bytes sent by servers to clients.'],
+    ] as const) {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['database', 'user'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const pool of service.proxy?.pools.values() ?? [])
+            this.set({ database: pool.database, user: pool.target.user }, pool.stats[key]);
+        },
+      });
+    }
+  }
+}

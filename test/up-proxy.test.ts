@@ -1,0 +1,95 @@
+/**
+ * The proxy inside `pgscale up`: the endpoint `pgscale url` prints goes through it to the
+ * primary, the cluster's superuser administers it, its gauges reach the controller's /metrics,
+ * and a proxy port in use stops `up` before anything starts.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { existsSync } from 'node:fs';
+import pg from 'pg';
+import { binarySets, cli, makeCluster } from './harness.js';
+import type { TestCluster } from './harness.js';
+import { readSecrets } from '../src/cluster/secrets.js';
+
+const bins = binarySets()[0]!;
+
+describe('the proxy inside pgscale up', () => {
+  let tc: TestCluster;
+  before(async () => {
+    tc = await makeCluster(bins, { replicas: 1 });
+  });
+  after(async () => {
+    await cli(['down', '-c', tc.file], tc.env);
+    await tc.cleanup();
+  });
+
+  test('a proxy port in use stops up --detach before anything is created', async () => {
+    const port = tc.cluster.config.proxy.port;
+    const srv = createServer();
+    await new Promise<void>((r) => srv.listen(port, '127.0.0.1', r));
+    try {
+      const r = await cli(['up', '-c', tc.file, '--detach'], tc.env);
+      assert.equal(r.code, 1);
+      assert.match(
+        r.stderr,
+        new RegExp(`port ${port} of the proxy \\(proxy.port, on 127.0.0.1\\) is already in use`),
+      );
+      assert.equal(existsSync(tc.cluster.dataDir), false);
+    } finally {
+      await new Promise((r) => srv.close(r));
+    }
+  });
+
+  test('pgscale url goes through the proxy to the primary', async () => {
+    const up = await cli(['up', '-c', tc.file, '--detach'], tc.env);
+    assert.equal(up.code, 0, up.stderr + up.stdout);
+    const u = await cli(['url', '-c', tc.file], tc.env);
+    assert.equal(u.code, 0, u.stderr);
+    const url = new URL(u.stdout.trim());
+    assert.equal(Number(url.port), tc.cluster.config.proxy.port);
+    const c = new pg.Client({ connectionString: u.stdout.trim() });
+    await c.connect();
+    await c.query('CREATE TABLE t (id int)');
+    await c.query('INSERT INTO t VALUES (1)');
+    const r = await c.query<{ port: number; rec: boolean }>(
+      "SELECT current_setting('port')::int AS port, pg_is_in_recovery() AS rec",
+    );
+    assert.equal(r.rows[0]!.port, tc.cluster.nodes()[0]!.port);
+    assert.equal(r.rows[0]!.rec, false);
+    await c.end();
+  });
+
+  test('psql without a node goes through the proxy', { skip: bins.psql ? false : 'no psql' }, async () => {
+    const r = await cli(['psql', '-c', tc.file, '--', '-At', '-c', "SELECT current_setting('port')"], tc.env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(Number(r.stdout.trim()), tc.cluster.nodes()[0]!.port);
+  });
+
+  test('the superuser administers the proxy; its gauges are on /metrics', async () => {
+    const s = readSecrets(tc.cluster.dataDir)!;
+    const admin = new pg.Client({
+      host: '127.0.0.1',
+      port: tc.cluster.config.proxy.port,
+      user: 'postgres',
+      password: s.superuser,
+      database: 'pgscale',
+    });
+    await admin.connect();
+    const pools = await admin.query<{ database: string }>('SHOW POOLS');
+    assert.ok(pools.rows.some((p) => p.database === 'app'));
+    await admin.end();
+    const m = await fetch(`http://127.0.0.1:${tc.cluster.config.http.port}/metrics`);
+    const text = await m.text();
+    assert.match(text, /pgscale_proxy_clients\{state="idle"\}/);
+    assert.match(text, /pgscale_proxy_server_connections\{database="app",user="app",state="idle"\} \d+/);
+    assert.ok(!text.includes(s.app) && !text.includes(s.superuser));
+    const services = (await (
+      await fetch(`http://127.0.0.1:${tc.cluster.config.http.port}/services`)
+    ).json()) as {
+      name: string;
+      state: string;
+    }[];
+    assert.ok(JSON.stringify(services).includes('"proxy"'));
+  });
+});
