@@ -148,7 +148,10 @@ describe(`controller with PostgreSQL ${bins.version} (${bins.source})`, () => {
     const body = JSON.parse(s.body) as { services: { name: string; state: string }[] };
     assert.deepEqual(
       body.services.map((x) => [x.name, x.state]),
-      [['supervisor', 'running']],
+      [
+        ['supervisor', 'running'],
+        ['proxy', 'running'],
+      ],
     );
     const nf = await http(port, '/nope');
     assert.equal(nf.code, 404);
