@@ -1,0 +1,180 @@
+/**
+ * `pgscale proxy` as a user runs it: from an existing pgbouncer.ini (SCRAM secrets in a
+ * PgBouncer userlist, used to log in to the server without any plain password), from a
+ * pgscale.yaml with auth_query, reloaded by SIGHUP and by RELOAD without dropping clients,
+ * stopped by SIGTERM.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { binarySets, makeCluster, repoRoot, until } from './harness.js';
+import type { TestCluster } from './harness.js';
+import { readSecrets } from '../src/cluster/secrets.js';
+import { findFreePortBlock } from '../src/cluster/ports.js';
+
+const bins = binarySets()[0]!;
+
+interface Running {
+  child: ChildProcess;
+  out: () => string;
+  stop(): Promise<number | null>;
+}
+
+async function startProxy(args: string[]): Promise<Running> {
+  const child = spawn(process.execPath, [join(repoRoot, 'bin', 'pgscale.js'), 'proxy', ...args], {
+    env: { ...process.env, PGSCALE_DEV: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let text = '';
+  child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (text += d.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  await until(
+    'the proxy to be ready',
+    () => Promise.resolve(text.includes('ready on') || child.exitCode !== null),
+    30_000,
+  );
+  if (child.exitCode !== null) throw new Error(`pgscale proxy exited: ${text}`);
+  return {
+    child,
+    out: () => text,
+    stop: async () => {
+      child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+describe('pgscale proxy (standalone)', () => {
+  let tc: TestCluster;
+  let serverPort: number;
+  let superPassword: string;
+  let appPassword: string;
+  let appVerifier: string;
+  const running: Running[] = [];
+
+  before(async () => {
+    tc = await makeCluster(bins, { replicas: 0 });
+    await tc.cluster.up();
+    const s = readSecrets(tc.cluster.dataDir)!;
+    superPassword = s.superuser;
+    appPassword = s.app;
+    serverPort = tc.cluster.nodes()[0]!.port;
+    const c = new pg.Client({
+      host: '127.0.0.1',
+      port: serverPort,
+      user: 'postgres',
+      password: s.superuser,
+      database: 'app',
+    });
+    await c.connect();
+    appVerifier = (
+      await c.query<{ p: string }>("SELECT rolpassword AS p FROM pg_authid WHERE rolname = 'app'")
+    ).rows[0]!.p;
+    await c.query("CREATE ROLE bob LOGIN PASSWORD 'bob-secret-1'");
+    await c.query('GRANT CONNECT ON DATABASE app TO bob');
+    await c.end();
+  });
+  after(async () => {
+    for (const r of running) if (r.child.exitCode === null) await r.stop();
+    await tc.cleanup();
+  });
+
+  test('an existing pgbouncer.ini works as it is; SIGHUP reloads without dropping clients', async () => {
+    const port = await findFreePortBlock(1);
+    writeFileSync(join(tc.dir, 'userlist.txt'), `"app" "${appVerifier}"\n"postgres" "${superPassword}"\n`);
+    const ini = (poolSize: number) =>
+      `;; the classic guide's config\n[databases]\napp = host=127.0.0.1 port=${serverPort} dbname=app\n\n` +
+      `[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = ${port}\nauth_type = scram-sha-256\n` +
+      `auth_file = userlist.txt\npool_mode = transaction\nmax_client_conn = 100\n` +
+      `default_pool_size = ${poolSize}\nadmin_users = postgres\nlogfile = /var/log/pgbouncer/pgbouncer.log\n` +
+      `ignore_startup_parameters = extra_float_digits\n`;
+    const file = join(tc.dir, 'pgbouncer.ini');
+    writeFileSync(file, ini(5));
+    const r = await startProxy(['--pgbouncer-ini', file]);
+    running.push(r);
+    assert.match(r.out(), /warning: .*logfile/);
+    // The userlist holds only the server's SCRAM verifier: the proxy logs in to the server with
+    // the ClientKey recovered from the client's own proof.
+    const c = new pg.Client({ host: '127.0.0.1', port, user: 'app', password: appPassword, database: 'app' });
+    await c.connect();
+    assert.equal((await c.query('SELECT current_user AS u')).rows[0].u, 'app');
+    writeFileSync(file, ini(7));
+    r.child.kill('SIGHUP');
+    await until('the reload', () => Promise.resolve(r.out().includes('configuration reloaded')));
+    assert.equal((await c.query('SELECT 1 AS one')).rows[0].one, 1, 'the client survived the reload');
+    const admin = new pg.Client({
+      host: '127.0.0.1',
+      port,
+      user: 'postgres',
+      password: superPassword,
+      database: 'pgbouncer',
+    });
+    await admin.connect();
+    const cfg = await admin.query<{ key: string; value: string }>('SHOW CONFIG');
+    assert.equal(cfg.rows.find((x) => x.key === 'default_pool_size')?.value, '7');
+    // A setting that needs a restart is reported, and nothing breaks.
+    writeFileSync(file, ini(7).replace(`listen_port = ${port}`, `listen_port = ${port + 1}`));
+    const notices: string[] = [];
+    admin.on('notice', (n) => notices.push(n.message ?? ''));
+    await admin.query('RELOAD');
+    await until('the notice', () => Promise.resolve(notices.length > 0));
+    assert.match(notices.join(), /proxy.port changed: takes effect after a restart/);
+    await admin.end();
+    assert.equal((await c.query('SELECT 2 AS two')).rows[0].two, 2);
+    await c.end();
+    assert.equal(await r.stop(), 0);
+  });
+
+  test('auth_query finds users the proxy was never told about', async () => {
+    const port = await findFreePortBlock(1);
+    writeFileSync(join(tc.dir, 'auth-users.txt'), `"postgres" "${superPassword}"\n`);
+    const yaml = join(tc.dir, 'proxy.yaml');
+    writeFileSync(
+      yaml,
+      [
+        'proxy:',
+        '  listen: 127.0.0.1',
+        `  port: ${port}`,
+        `  auth_file: ${join(tc.dir, 'auth-users.txt')}`,
+        '  auth_user: postgres',
+        '  auth_query: SELECT rolname, rolpassword FROM pg_authid WHERE rolname = $1 AND rolcanlogin',
+        '  databases:',
+        `    app: { host: 127.0.0.1, port: ${serverPort} }`,
+        '',
+      ].join('\n'),
+    );
+    const r = await startProxy(['-c', yaml]);
+    running.push(r);
+    const bob = new pg.Client({
+      host: '127.0.0.1',
+      port,
+      user: 'bob',
+      password: 'bob-secret-1',
+      database: 'app',
+    });
+    await bob.connect();
+    assert.equal((await bob.query('SELECT current_user AS u')).rows[0].u, 'bob');
+    await bob.end();
+    const wrong = new pg.Client({ host: '127.0.0.1', port, user: 'bob', password: 'nope', database: 'app' });
+    wrong.on('error', () => undefined);
+    await assert.rejects(wrong.connect(), (e: Error & { code?: string }) => e.code === '28P01');
+    assert.equal(await r.stop(), 0);
+  });
+
+  test('bad invocations are named', async () => {
+    const { cli } = await import('./harness.js');
+    const a = await cli(['proxy', '--pgbouncer-ini', join(tc.dir, 'missing.ini')]);
+    assert.equal(a.code, 1);
+    assert.match(a.stderr, /missing\.ini/);
+    const yaml = join(tc.dir, 'noproxy.yaml');
+    writeFileSync(yaml, `shards:\n  - nodes:\n      - { name: a, port: ${serverPort} }\n`);
+    const b = await cli(['proxy', '-c', yaml]);
+    assert.equal(b.code, 1);
+    assert.match(b.stderr, /proxy\.databases is empty/);
+  });
+});
