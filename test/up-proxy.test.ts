@@ -92,4 +92,35 @@ describe('the proxy inside pgscale up', () => {
     }[];
     assert.ok(JSON.stringify(services).includes('"proxy"'));
   });
+
+  test('SIGHUP to the controller reloads the proxy settings without dropping clients', async () => {
+    const s = readSecrets(tc.cluster.dataDir)!;
+    const port = tc.cluster.config.proxy.port;
+    const app = new pg.Client({ host: '127.0.0.1', port, user: 'app', password: s.app, database: 'app' });
+    await app.connect();
+    const { readFileSync, writeFileSync } = await import('node:fs');
+    writeFileSync(
+      tc.file,
+      readFileSync(tc.file, 'utf8').replace(/(\nproxy:\n)/, '$1  default_pool_size: 9\n'),
+    );
+    const info = JSON.parse(readFileSync(`${tc.cluster.dataDir}/controller.json`, 'utf8')) as { pid: number };
+    process.kill(info.pid, 'SIGHUP');
+    const admin = new pg.Client({
+      host: '127.0.0.1',
+      port,
+      user: 'postgres',
+      password: s.superuser,
+      database: 'pgscale',
+    });
+    await admin.connect();
+    const { until } = await import('./harness.js');
+    await until('the new pool size', async () => {
+      const cfg = await admin.query<{ key: string; value: string }>('SHOW CONFIG');
+      return cfg.rows.find((x) => x.key === 'default_pool_size')?.value === '9';
+    });
+    await admin.query('RELOAD');
+    await admin.end();
+    assert.equal((await app.query('SELECT 1 AS one')).rows[0].one, 1);
+    await app.end();
+  });
 });

@@ -11,6 +11,8 @@ import { ErrorCodes, PgscaleError } from '../errors.js';
 import type { Registry } from 'prom-client';
 import type { Cluster } from '../cluster/cluster.js';
 import type { LoadedConfig } from '../config/load.js';
+import { loadConfig } from '../config/load.js';
+import { AdminSession } from '../proxy/admin.js';
 import type { ProxyConfig } from '../config/schema.js';
 import type { Service } from '../controller/service.js';
 import type { Logger } from '../obs/logger.js';
@@ -92,8 +94,19 @@ export class ProxyService implements Service {
       inlineUsers: inline,
       log: (line) => this.logger.info(line),
     });
+    AdminSession.hooks = { reload: () => this.reload() };
     const a = await this.proxy.start();
     this.logger.info({ host: a.host, port: a.port }, 'proxy ready');
+  }
+
+  /** Re-reads pgscale.yaml's proxy section (SIGHUP, or RELOAD on the admin console). */
+  reload(): Promise<string[]> {
+    const p = this.proxy;
+    if (!p) return Promise.resolve([]);
+    const next = loadConfig(this.loaded.file);
+    const cfg = proxyConfigFor(next);
+    const explicit = Object.keys(cfg.databases).length > 0 ? databasesResolver(cfg) : undefined;
+    return Promise.resolve(p.reload(cfg, topologyResolver(this.view, explicit)));
   }
 
   async stop(): Promise<void> {

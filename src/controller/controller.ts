@@ -120,6 +120,25 @@ export class Controller {
     return this.starting;
   }
 
+  /** Asks every running service to re-read its configuration (SIGHUP); logs what needs a restart. */
+  async reload(): Promise<void> {
+    for (const e of this.entries) {
+      if (e.state !== 'running' || !e.service.reload) continue;
+      try {
+        const restart = await e.service.reload();
+        this.log.info(
+          { service: e.service.name, needs_restart: restart },
+          `service ${e.service.name} reloaded${restart.length ? `; needs a restart: ${restart.join(', ')}` : ''}`,
+        );
+      } catch (err) {
+        this.log.error(
+          { service: e.service.name, err },
+          `reload of ${e.service.name} failed, keeping the old configuration: ${errorMessage(err)}`,
+        );
+      }
+    }
+  }
+
   private async doStart(): Promise<void> {
     const { dataDir } = this.loaded;
     const { listen, port } = this.loaded.config.http;

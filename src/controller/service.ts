@@ -15,6 +15,8 @@ export interface Service {
    */
   stop(): Promise<void>;
   status?(): unknown;
+  /** Re-reads its configuration (SIGHUP); returns the settings that need a restart. */
+  reload?(): Promise<string[]>;
   /** Checks what would make start() fail at once (a port in use), before anything is started. */
   preflight?(): Promise<void>;
 }

@@ -42,7 +42,7 @@ export function timeoutOption(v: string | boolean | undefined): number {
 export interface RunOptions {
   /** Seconds cluster.up() waits for standbys to stream. */
   timeoutS: number;
-  /** SIGHUP stops the controller (a foreground terminal closed); otherwise it is logged and ignored. */
+  /** SIGHUP stops the controller (a foreground terminal closed); otherwise it reloads the services. */
   stopOnHangup: boolean;
   onReady?: (c: Controller) => Promise<void> | void;
 }
@@ -59,7 +59,8 @@ export async function runController(cluster: Cluster, logger: Logger, opts: RunO
   const finished = new Promise<number>((r) => (finish = r));
   const onSignal = (sig: NodeJS.Signals) => {
     if (sig === 'SIGHUP' && !opts.stopOnHangup) {
-      log.info('SIGHUP ignored (configuration reload is not supported yet)');
+      log.info('SIGHUP: reloading the configuration');
+      void controller.reload();
       return;
     }
     if (signalled) {
