@@ -280,7 +280,11 @@ export class RawClient {
     const e = await this.expectError(sqlstate, { timeoutMs: within, allowBefore: opts.allowBefore });
     assert.equal(errorField(e, 'S'), 'FATAL', 'a connection-ending error is FATAL');
     const after = await this.expectClose(Math.max(1, within - (performance.now() - t0)));
-    assert.deepEqual(after.map((m) => m.type), [], 'nothing after the FATAL error');
+    assert.deepEqual(
+      after.map((m) => m.type),
+      [],
+      'nothing after the FATAL error',
+    );
     return e;
   }
 
@@ -332,7 +336,11 @@ export class RawClient {
     const scram = new ScramClient({ password });
     this.scram = scram;
     await out(
-      encodeAuthResponse({ name: 'SASLInitialResponse', mechanism: scram.mechanism, data: scram.clientFirst() }),
+      encodeAuthResponse({
+        name: 'SASLInitialResponse',
+        mechanism: scram.mechanism,
+        data: scram.clientFirst(),
+      }),
     );
     const cont = await this.nextAuth(timeoutMs);
     assert.equal(cont.name, 'AuthenticationSASLContinue');
@@ -343,7 +351,9 @@ export class RawClient {
   }
 
   /** The next Authentication request; fails on anything else (an ErrorResponse is shown). */
-  async nextAuth(timeoutMs = DEFAULT_DEADLINE_MS): Promise<BackendMessage & { name: `Authentication${string}` }> {
+  async nextAuth(
+    timeoutMs = DEFAULT_DEADLINE_MS,
+  ): Promise<BackendMessage & { name: `Authentication${string}` }> {
     for (;;) {
       const m = await this.next(timeoutMs);
       if (!m) assert.fail(`expected an Authentication message, got ${this.closed ? 'a close' : 'nothing'}`);
@@ -365,7 +375,11 @@ export class RawClient {
   static rows(reply: readonly RawMessage[]): (string | null)[][] {
     return reply
       .filter((m) => m.msg?.name === 'DataRow')
-      .map((m) => (m.msg as Extract<BackendMessage, { name: 'DataRow' }>).values.map((v) => v?.toString('utf8') ?? null));
+      .map((m) =>
+        (m.msg as Extract<BackendMessage, { name: 'DataRow' }>).values.map(
+          (v) => v?.toString('utf8') ?? null,
+        ),
+      );
   }
 
   /** Ends the connection abruptly (TCP RST). */
