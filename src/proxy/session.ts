@@ -156,7 +156,10 @@ export class Session {
       const f = this.inbox[0]!;
       if (f.type === 'X') {
         this.inbox = [];
+        this.flushClient();
         this.close();
+        // PostgreSQL closes the connection on Terminate; a client left open would keep its slot.
+        this.host.terminate();
         return;
       }
       if (!this.server && !this.handleWithoutServer(f)) {

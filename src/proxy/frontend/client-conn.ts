@@ -27,7 +27,7 @@ import { SqlState } from '../../protocol/sqlstate.js';
 import { ScramServer } from '../../protocol/scram-server.js';
 import { verifyMd5Response, md5Salt } from '../../protocol/md5.js';
 import type { UserSecret } from '../../protocol/userlist.js';
-import { PROTOCOL_3_0, PROTOCOL_3_2 } from '../../protocol/limits.js';
+import { CANCEL_REQUEST_CODE, PROTOCOL_3_0, PROTOCOL_3_2 } from '../../protocol/limits.js';
 import type { ClientId, ServerCredentials } from '../types.js';
 import { now } from '../types.js';
 import type { Credentials } from './credentials.js';
@@ -187,7 +187,12 @@ export class ClientConn {
 
   private onStartupFrame(payload: Buffer): void {
     const p = decodeStartupPacket(payload);
-    if (!p.ok) return this.fail(fatalFromFailure(p));
+    if (!p.ok) {
+      // A CancelRequest never gets a reply, not even for a malformed one (PostgreSQL logs it as
+      // COMMERROR and closes): an error here would tell a prober what the proxy accepts.
+      if (payload.readUInt32BE(0) === CANCEL_REQUEST_CODE) return this.fail();
+      return this.fail(fatalFromFailure(p));
+    }
     const m = p.value;
     switch (m.name) {
       case 'SSLRequest':

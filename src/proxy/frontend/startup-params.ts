@@ -51,6 +51,69 @@ export function sqlLiteral(v: string): string {
   return `'${v.replace(/'/g, "''")}'`;
 }
 
+/**
+ * Settings whose value is a list of identifiers (GUC_LIST_INPUT | GUC_LIST_QUOTE in PostgreSQL's
+ * guc_tables.c). A start-up value such as `search_path=a,b` is a raw list string, but
+ * `SET search_path = 'a,b'` makes one schema named "a,b" of it; so the value is split as
+ * PostgreSQL splits it and replayed as a list, `SET search_path = 'a', 'b'`.
+ */
+const IDENTIFIER_LIST_SETTINGS = new Set(['search_path']);
+
+/** The SQL text after `SET name =` that gives `name` the start-up value `value`. */
+function settingSql(name: string, value: string): Result<string> {
+  if (!IDENTIFIER_LIST_SETTINGS.has(name)) return ok(sqlLiteral(value));
+  const names = splitIdentifierList(value);
+  if (!names) {
+    return fail(
+      SqlState.INVALID_PARAMETER_VALUE,
+      `invalid value for parameter "${name}": "${value.slice(0, 64)}"`,
+      'List syntax is invalid.',
+    );
+  }
+  return ok(names.length === 0 ? "''" : names.map(sqlLiteral).join(', '));
+}
+
+/**
+ * PostgreSQL's SplitIdentifierString (src/backend/utils/adt/varlena.c) with ',' as separator:
+ * whitespace around names is ignored, "quoted" names keep their case ("" is a quote), unquoted
+ * names are lowercased (ASCII, as downcase_identifier does for UTF-8). Undefined on bad syntax.
+ */
+export function splitIdentifierList(raw: string): string[] | undefined {
+  const out: string[] = [];
+  const isSpace = (c: string | undefined) => c !== undefined && /\s/.test(c);
+  let i = 0;
+  while (isSpace(raw[i])) i++;
+  if (i === raw.length) return out;
+  for (;;) {
+    let name = '';
+    if (raw[i] === '"') {
+      i++;
+      for (;;) {
+        if (i >= raw.length) return undefined; // unterminated quote
+        if (raw[i] === '"') {
+          if (raw[i + 1] !== '"') break;
+          i++;
+        }
+        name += raw[i];
+        i++;
+      }
+      i++;
+      if (name === '') return undefined; // PostgreSQL refuses ""
+    } else {
+      const start = i;
+      while (i < raw.length && raw[i] !== ',' && !isSpace(raw[i])) i++;
+      if (i === start) return undefined; // empty name
+      name = raw.slice(start, i).replace(/[A-Z]+/g, (m) => m.toLowerCase());
+    }
+    out.push(name);
+    while (isSpace(raw[i])) i++;
+    if (i === raw.length) return out;
+    if (raw[i] !== ',') return undefined;
+    i++;
+    while (isSpace(raw[i])) i++;
+  }
+}
+
 export function startupSettings(
   params: ReadonlyMap<string, string>,
   ignored: readonly string[],
@@ -75,13 +138,17 @@ export function startupSettings(
         if (!TRACKED_STARTUP_SETTINGS.has(n)) {
           return fail(SqlState.PROTOCOL_VIOLATION, `unsupported startup parameter in options: ${n}`);
         }
-        settings.set(n, sqlLiteral(v));
+        const sql = settingSql(n, v);
+        if (!sql.ok) return sql;
+        settings.set(n, sql.value);
         raw.set(n, v);
       }
       continue;
     }
     if (TRACKED_STARTUP_SETTINGS.has(k)) {
-      settings.set(k, sqlLiteral(value));
+      const sql = settingSql(k, value);
+      if (!sql.ok) return sql;
+      settings.set(k, sql.value);
       raw.set(k, value);
       continue;
     }
