@@ -1,0 +1,136 @@
+/**
+ * The read/write classifier: tells the router whether a Query text (or the text of a Parse
+ * message) may run on a replica. Each distinct text is classified once and kept in an LRU
+ * cache; a miss is answered by a token-level fast path for the obvious shapes, else by the real
+ * PostgreSQL parser (libpg-query) and a walk of the parse tree. The answer is a class, the
+ * reason (for logs and SHOW), and any routing hint found in a comment; what to do with them is
+ * the router's decision. It never throws: text that cannot be classified (syntax errors, inputs
+ * too big or too deeply nested to parse, a parser failure) is a write, which the primary can
+ * always run or reject.
+ * https://www.postgresql.org/docs/current/hot-standby.html#HOT-STANDBY-USERS lists what a
+ * standby accepts.
+ */
+import { lex } from './lexer.js';
+import { routingHintOf } from './hints.js';
+import type { RoutingHint } from './hints.js';
+import { LruCache } from './lru-cache.js';
+import { FunctionPolicy } from './read-only-functions.js';
+import { fastPathClass } from './classify-fast-path.js';
+import { tooDeepToParse, tooLargeToParse } from './parse-guard.js';
+import { loadParser, parseStatements } from './pg-parser.js';
+import { classifyStatement, combine } from './classify-tree.js';
+import type { Verdict } from './classify-tree.js';
+import type { Classification, StatementClass } from './classification.js';
+
+export type { Classification, StatementClass } from './classification.js';
+
+export interface ClassifierOptions {
+  /** Functions that may run on a replica, besides the built-in list; lowercased, schema-qualified or not. */
+  readonly readOnlyFunctions?: readonly string[];
+  /** Functions that always make a statement a write; they override both allow lists. */
+  readonly writeFunctions?: readonly string[];
+  /** Entries in the LRU cache keyed by statement text; default 5,000, 0 disables it. */
+  readonly cacheSize?: number;
+  /** Answer obvious cases without the parser (default true); off for tests and benchmarks. */
+  readonly fastPath?: boolean;
+}
+
+export interface ClassifierStats {
+  /** Answers served from the cache. */
+  hits: number;
+  /** Answers computed: fastPath + parsed + those given without either (too big, too deep, parser down). */
+  misses: number;
+  fastPath: number;
+  /** Texts handed to the parser, including the ones it rejected. */
+  parsed: number;
+}
+
+export const DEFAULT_CACHE_SIZE = 5000;
+
+/** An answer and whether it may be cached (not when the parser was merely unavailable). */
+interface Computed {
+  readonly result: Classification;
+  readonly cacheable: boolean;
+}
+
+export class Classifier {
+  readonly stats: ClassifierStats = { hits: 0, misses: 0, fastPath: 0, parsed: 0 };
+  private readonly cache: LruCache<Classification>;
+  private readonly policy: FunctionPolicy;
+  private readonly fastPath: boolean;
+
+  /**
+   * Usable at once, but until the parser is loaded (see `create`) statements that need it are
+   * answered 'write' / 'parser unavailable' and not cached.
+   */
+  constructor(opts: ClassifierOptions = {}) {
+    this.cache = new LruCache(opts.cacheSize ?? DEFAULT_CACHE_SIZE);
+    this.policy = new FunctionPolicy(opts.readOnlyFunctions, opts.writeFunctions);
+    this.fastPath = opts.fastPath ?? true;
+  }
+
+  /** A classifier with the parser loaded (the WASM module is instantiated once per process). */
+  static async create(opts: ClassifierOptions = {}): Promise<Classifier> {
+    await loadParser();
+    return new Classifier(opts);
+  }
+
+  classify(sql: string): Classification {
+    const cached = this.cache.get(sql);
+    if (cached !== undefined) {
+      this.stats.hits++;
+      return cached;
+    }
+    this.stats.misses++;
+    let computed: Computed;
+    try {
+      computed = this.compute(sql);
+    } catch {
+      // Not expected (every step returns values), but a proxy must not fall over on client text.
+      computed = { result: freeze('write', 'unclassifiable', null), cacheable: false };
+    }
+    if (computed.cacheable) this.cache.set(sql, computed.result);
+    return computed.result;
+  }
+
+  private compute(sql: string): Computed {
+    const tokens = lex(sql);
+    const hint = routingHintOf(tokens);
+    const answer = (v: Verdict, cacheable = true): Computed => ({
+      result: freeze(v.cls, v.reason, hint),
+      cacheable,
+    });
+    if (tokens.count === 0) return answer({ cls: 'read', reason: 'empty' });
+    if (this.fastPath) {
+      const fast = fastPathClass(tokens);
+      if (fast !== null) {
+        this.stats.fastPath++;
+        return answer(fast);
+      }
+    }
+    if (tooLargeToParse(sql)) return answer({ cls: 'write', reason: 'too large to parse' });
+    if (tooDeepToParse(tokens)) return answer({ cls: 'write', reason: 'too deeply nested to parse' });
+    const outcome = parseStatements(sql);
+    switch (outcome.kind) {
+      case 'unavailable':
+        return answer({ cls: 'write', reason: 'parser unavailable' }, false);
+      case 'crashed':
+        // Cached: the same text would only crash the replacement instance too.
+        return answer({ cls: 'write', reason: 'unparsable' });
+      case 'rejected':
+        this.stats.parsed++;
+        return answer({ cls: 'write', reason: 'unparsable' });
+      case 'parsed': {
+        this.stats.parsed++;
+        const verdicts = outcome.stmts.map((raw) =>
+          classifyStatement((raw as { stmt?: unknown } | null)?.stmt, this.policy),
+        );
+        return answer(combine(verdicts));
+      }
+    }
+  }
+}
+
+function freeze(cls: StatementClass, reason: string, hint: RoutingHint | null): Classification {
+  return Object.freeze({ cls, reason, hint });
+}
