@@ -29,6 +29,7 @@ export function proxyConfig(
   serverPort: number,
   port: number,
   overrides: Record<string, unknown> = {},
+  replicaPorts: number[] = [],
 ): ProxyConfig {
   const yaml = JSON.stringify({
     proxy: {
@@ -39,7 +40,11 @@ export function proxyConfig(
       stats_users: ['app'],
       server_check_delay: 0,
       databases: {
-        app: { host: '127.0.0.1', port: serverPort },
+        app: {
+          host: '127.0.0.1',
+          port: serverPort,
+          replicas: replicaPorts.map((p) => ({ host: '127.0.0.1', port: p })),
+        },
         postgres: { host: '127.0.0.1', port: serverPort },
       },
       ...overrides,
@@ -51,13 +56,14 @@ export function proxyConfig(
 export async function startProxyFixture(
   overrides: Record<string, unknown> = {},
   pgParameters: Record<string, string | number> = {},
+  replicas = 0,
 ): Promise<ProxyFixture> {
   const bins = binarySets()[0]!;
   const params = Object.entries({ max_connections: 200, ...pgParameters })
     .map(([k, v]) => `    ${k}: ${typeof v === 'number' ? v : JSON.stringify(v)}`)
     .join('\n');
   const tc = await makeCluster(bins, {
-    replicas: 0,
+    replicas,
     extra: (t) => t.replace('  parameters: {}', `  parameters:\n${params}`),
   });
   await tc.cluster.up();
@@ -74,7 +80,15 @@ export async function startProxyFixture(
     inlineUsers: inline,
   });
   const start = async (o: Record<string, unknown>) => {
-    const cfg = proxyConfig(serverPort, port, o);
+    const cfg = proxyConfig(
+      serverPort,
+      port,
+      o,
+      tc.cluster
+        .nodes()
+        .slice(1)
+        .map((n) => n.port),
+    );
     proxy = new ProxyServer({ config: cfg, resolve: databasesResolver(cfg), inlineUsers: inline });
     await proxy.start();
   };

@@ -53,17 +53,49 @@ describe('the proxy inside pgscale up', () => {
     await c.query('CREATE TABLE t (id int)');
     await c.query('INSERT INTO t VALUES (1)');
     const r = await c.query<{ port: number; rec: boolean }>(
-      "SELECT current_setting('port')::int AS port, pg_is_in_recovery() AS rec",
+      "/* pgscale:primary */ SELECT current_setting('port')::int AS port, pg_is_in_recovery() AS rec",
     );
     assert.equal(r.rows[0]!.port, tc.cluster.nodes()[0]!.port);
     assert.equal(r.rows[0]!.rec, false);
     await c.end();
   });
 
+  test('reads through the proxy go to the standby, writes to the primary', async () => {
+    const s = readSecrets(tc.cluster.dataDir)!;
+    const { until } = await import('./harness.js');
+    const c = new pg.Client({
+      host: '127.0.0.1',
+      port: tc.cluster.config.proxy.port,
+      user: 'app',
+      password: s.app,
+      database: 'app',
+    });
+    await c.connect();
+    await until(
+      'a read served by the standby',
+      async () => (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]!.r,
+      10_000,
+    );
+    const w = await c.query<{ r: boolean }>('INSERT INTO t VALUES (2) RETURNING pg_is_in_recovery() AS r');
+    assert.equal(w.rows[0]!.r, false);
+    // Read-your-writes: the row just written is visible to this client's next read.
+    assert.equal((await c.query<{ n: string }>('SELECT count(*) AS n FROM t WHERE id = 2')).rows[0]!.n, '1');
+    await c.end();
+  });
+
   test('psql without a node goes through the proxy', { skip: bins.psql ? false : 'no psql' }, async () => {
-    const r = await cli(['psql', '-c', tc.file, '--', '-At', '-c', "SELECT current_setting('port')"], tc.env);
+    const r = await cli(['psql', '-c', tc.file, '--', '-At', '-c', 'SELECT inet_server_port()'], tc.env);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(Number(r.stdout.trim()), tc.cluster.nodes()[0]!.port);
+    // A read: the primary or its standby, reached through the proxy's port.
+    assert.ok(
+      tc.cluster.nodes().some((n) => n.port === Number(r.stdout.trim())),
+      r.stdout,
+    );
+    const admin = await cli(['psql', '-c', tc.file, '--', '-At', '-c', 'SELECT 1'], {
+      ...tc.env,
+      PGDATABASE: 'x',
+    });
+    assert.equal(admin.code, 0, admin.stderr);
   });
 
   test('the superuser administers the proxy; its gauges are on /metrics', async () => {

@@ -64,6 +64,10 @@ export const proxyDatabaseSchema = z
     password: z.string().optional().describe('Password for `user` (prefer auth_file).'),
     pool_size: z.number().int().min(1).optional().describe('Overrides default_pool_size.'),
     pool_mode: poolModeSchema.optional().describe('Overrides pool_mode.'),
+    replicas: z
+      .array(z.object({ host: z.string().min(1), port: port.default(5432) }).strict())
+      .default([])
+      .describe('Read replicas of this server, for read/write splitting.'),
   })
   .strict();
 
@@ -165,6 +169,20 @@ export const proxySchema = z
       })
       .strict()
       .default({ mode: 'disable', ca_file: null }),
+    read_write_split: z
+      .boolean()
+      .default(true)
+      .describe('Send reads to replicas (transaction pooling only); writes always go to the primary.'),
+    consistency: z
+      .enum(['read-your-writes', 'eventual', 'primary'])
+      .default('read-your-writes')
+      .describe('Reads: read-your-writes (never older than the client\'s own commits), eventual, or primary.'),
+    ryw_wait_ms: z.number().int().min(0).default(50).describe('How long a read waits for a caught-up replica before using the primary.'),
+    max_lag_bytes: z.number().int().min(0).default(16 * 1024 * 1024).describe('Replicas further behind leave the read set (0: no limit).'),
+    check_interval_ms: z.number().int().min(5).default(20).describe('How often replica positions and health are polled.'),
+    balance: z.enum(['round-robin', 'least-outstanding']).default('round-robin').describe('How reads are spread over replicas.'),
+    read_only_functions: z.array(z.string()).default([]).describe('Functions that may run on replicas, besides the built-in list.'),
+    write_functions: z.array(z.string()).default([]).describe('Functions that always go to the primary.'),
     databases: z
       .record(z.string().min(1), proxyDatabaseSchema)
       .default({})

@@ -165,7 +165,7 @@ export class AdminSession implements ClientSessionLike {
         return {
           columns: ['command'],
           rows: [
-            'SHOW POOLS|CLIENTS|SERVERS|STATS|CONFIG|DATABASES|USERS|VERSION',
+            'SHOW POOLS|CLIENTS|SERVERS|STATS|CONFIG|DATABASES|NODES|USERS|VERSION',
             'PAUSE [db]',
             'RESUME [db]',
             'KILL db',
@@ -314,6 +314,30 @@ export class AdminSession implements ClientSessionLike {
           ]),
         };
       }
+      case 'NODES': {
+        const rows: Cell[][] = [];
+        for (const [pool, r] of proxy.routers) {
+          const plsn = r.primary.monitor?.lsn ?? null;
+          const pm = r.primary.monitor;
+          rows.push([pool.database, 'primary', `${pool.target.host}:${pool.target.port}`, pm?.healthy ?? null, pm?.lsn !== null && pm?.lsn !== undefined ? formatLsn(pm.lsn) : null, 0, null, null, pm?.lastError ?? null]);
+          const usable = new Set(r.usable());
+          for (const x of r.replicas) {
+            const m = x.monitor;
+            rows.push([
+              pool.database,
+              m.inRecovery === false ? 'primary?' : 'replica',
+              `${x.pool.target.host}:${x.pool.target.port}`,
+              usable.has(x),
+              m.lsn !== null ? formatLsn(m.lsn) : null,
+              plsn !== null && m.lsn !== null ? String(plsn - m.lsn) : null,
+              x.readsServed,
+              x.outstanding,
+              m.lastError,
+            ]);
+          }
+        }
+        return { columns: ['database', 'role', 'addr', 'in_read_set', 'lsn', 'lag_bytes', 'reads_served', 'outstanding', 'last_error'], rows };
+      }
       case 'USERS':
         return { columns: ['name'], rows: proxy.credentials.users().map((u) => [u]) };
       case 'CONFIG': {
@@ -335,6 +359,10 @@ export class AdminSession implements ClientSessionLike {
         return null;
     }
   }
+}
+
+function formatLsn(v: bigint): string {
+  return `${(v >> 32n).toString(16).toUpperCase()}/${(v & 0xffffffffn).toString(16).toUpperCase()}`;
 }
 
 function maskDatabases(v: unknown): unknown {

@@ -27,6 +27,13 @@ import { ListenerHub } from './listener-hub.js';
 import { Session } from './session.js';
 import { AdminSession, ADMIN_DATABASES } from './admin.js';
 import type { PoolMode } from './types.js';
+import { NodeMonitor, ReadRouter } from './read-router.js';
+import type { ReplicaTarget, RouterSettings } from './read-router.js';
+import { Classifier } from '../sql/classify.js';
+
+function routerMonitors(r: ReadRouter): NodeMonitor[] {
+  return [...(r.primary.monitor ? [r.primary.monitor] : []), ...r.replicas.map((x) => x.monitor)];
+}
 
 export interface DatabaseTarget {
   host: string;
@@ -38,6 +45,8 @@ export interface DatabaseTarget {
   password?: string;
   poolSize?: number;
   poolMode?: PoolMode;
+  /** Read replicas of this server (read/write splitting). */
+  replicas?: readonly { name?: string; host: string; port: number }[];
 }
 
 export type DatabaseResolver = (database: string) => DatabaseTarget | null;
@@ -59,6 +68,9 @@ export class ProxyServer implements FrontendHost {
   private readonly byPid = new Map<number, ClientConn>();
   readonly pools = new Map<string, Pool>();
   private readonly hubs = new Map<Pool, ListenerHub>();
+  /** Read routers by primary pool; their monitors poll the replicas. */
+  readonly routers = new Map<Pool, ReadRouter>();
+  classifier: Classifier | null = null;
   readonly credentials: Credentials;
   readonly mockKey = randomBytes(32);
   tlsContext: SecureContext | null = null;
@@ -101,6 +113,12 @@ export class ProxyServer implements FrontendHost {
   }
 
   async start(): Promise<{ host: string; port: number }> {
+    if (this.config.read_write_split) {
+      this.classifier = await Classifier.create({
+        readOnlyFunctions: this.config.read_only_functions,
+        writeFunctions: this.config.write_functions,
+      });
+    }
     const srv = createServer((s) => this.onConnection(s));
     this.server = srv;
     await new Promise<void>((resolve, reject) => {
@@ -135,6 +153,7 @@ export class ProxyServer implements FrontendHost {
     const bye = buildErrorResponse('FATAL', SqlState.ADMIN_SHUTDOWN, 'the pgscale proxy is shutting down');
     for (const c of [...this.clients]) c.fail(bye);
     for (const h of this.hubs.values()) h.close();
+    for (const r of this.routers.values()) for (const m of routerMonitors(r)) m.stop();
     for (const p of this.pools.values()) p.close();
     await closed;
   }
@@ -265,6 +284,11 @@ export class ProxyServer implements FrontendHost {
     if (!params.has('application_name')) params.set('application_name', '');
     params.set('session_authorization', serverUser);
     const mode = t.poolMode ?? this.config.pool_mode;
+    const router =
+      mode === 'transaction' && this.config.read_write_split && this.classifier && (t.replicas?.length ?? 0) > 0
+        ? this.routerFor(req.database, t, serverUser, creds, pool)
+        : null;
+    const classifier = this.classifier;
     const session = new Session(
       { id: req.client.id, socket: req.client.socket, terminate: (fatal) => req.client.fail(fatal) },
       {
@@ -273,9 +297,46 @@ export class ProxyServer implements FrontendHost {
         maxPreparedStatements: this.config.max_prepared_statements,
         listeners: mode === 'transaction' ? this.hubFor(pool) : null,
         startupSettings: req.settings.settings,
+        router,
+        classify: classifier ? (sql) => classifier.classify(sql) : null,
+        consistency: this.config.consistency,
       },
     );
     return { ok: true, session, params };
+  }
+
+  /** The read router of a primary pool: a pool and a monitor per replica, polled continuously. */
+  private routerFor(database: string, t: DatabaseTarget, user: string, creds: LoginRequest['serverCreds'], primary: Pool): ReadRouter {
+    const existing = this.routers.get(primary);
+    if (existing) {
+      existing.settings = this.routerSettings();
+      return existing;
+    }
+    const interval = this.config.check_interval_ms;
+    const monitor = (name: string, p: Pool) => {
+      const m = new NodeMonitor(name, () => p.openDedicated('pgscale monitor'), interval, 2);
+      m.start();
+      return m;
+    };
+    const replicas: ReplicaTarget[] = (t.replicas ?? []).map((r) => {
+      const pool = this.poolFor(database, { ...t, host: r.host, port: r.port }, user, creds);
+      return { name: r.name ?? `${r.host}:${r.port}`, monitor: monitor(r.name ?? `${r.host}:${r.port}`, pool), pool, outstanding: 0, readsServed: 0 };
+    });
+    const router = new ReadRouter({ pool: primary, monitor: monitor('primary', primary) }, replicas, this.routerSettings());
+    this.routers.set(primary, router);
+    return router;
+  }
+
+  private routerSettings(): RouterSettings {
+    const c = this.config;
+    return {
+      consistency: c.consistency,
+      rywWaitMs: c.ryw_wait_ms,
+      maxLagBytes: c.max_lag_bytes,
+      checkIntervalMs: c.check_interval_ms,
+      balance: c.balance,
+      failuresToBan: 2,
+    };
   }
 
   private hubFor(pool: Pool): ListenerHub {

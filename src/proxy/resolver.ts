@@ -19,6 +19,7 @@ export function databasesResolver(cfg: ProxyConfig): DatabaseResolver {
       ...(d.password !== undefined ? { password: d.password } : {}),
       ...(d.pool_size !== undefined ? { poolSize: d.pool_size } : {}),
       ...(d.pool_mode !== undefined ? { poolMode: d.pool_mode } : {}),
+      replicas: d.replicas,
     };
   };
 }
@@ -27,8 +28,9 @@ export function topologyResolver(view: TopologyView, fallback?: DatabaseResolver
   return (db) => {
     const explicit = fallback?.(db);
     if (explicit) return explicit;
-    const primary = view.current().shards[0]?.primary;
+    const shard = view.current().shards[0];
+    const primary = shard?.primary;
     if (!primary) return null;
-    return { host: primary.host, port: primary.port, dbname: db };
+    return { host: primary.host, port: primary.port, dbname: db, replicas: shard.replicas };
   };
 }

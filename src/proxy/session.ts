@@ -30,7 +30,7 @@ import {
 } from '../protocol/frontend-messages.js';
 import { decodeCommandComplete, decodeReadyForQuery } from '../protocol/backend-messages.js';
 import type { TransactionStatus } from '../protocol/backend-messages.js';
-import { buildErrorResponse } from '../protocol/error-response.js';
+import { buildErrorResponse, decodeErrorResponse } from '../protocol/error-response.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import { sessionEffects } from '../sql/session-effects.js';
 import type { SessionEffect } from '../sql/session-effects.js';
@@ -52,11 +52,14 @@ import {
 import type { ClientId, PoolMode } from './types.js';
 import { now } from './types.js';
 import type { ListenerHub } from './listener-hub.js';
+import type { Consistency, ReadRouter, ReplicaTarget } from './read-router.js';
+import { parseLsnText } from './read-router.js';
+import type { Classification } from '../sql/classify.js';
 
 const TRACE = process.env.PGSCALE_TRACE === '1';
 
 type Pending =
-  | { k: 'query'; swallow: boolean; failed: boolean; wasInBlock: boolean }
+  | { k: 'query'; swallow: boolean; failed: boolean; wasInBlock: boolean; captureLsn?: boolean }
   | { k: 'parse'; swallow: boolean; serverName: string | null }
   | { k: 'bind' }
   | { k: 'describe'; statement: boolean; sawDescription: boolean }
@@ -67,6 +70,8 @@ type Pending =
   | { k: 'copy-end' };
 
 interface ClientStatement {
+  /** May run on a replica (classified at Parse). */
+  read: boolean;
   /** SET/RESET effects of the statement's text, applied when a portal of it is executed. */
   effects: SessionEffect[];
   serverName: string;
@@ -94,6 +99,10 @@ export interface SessionOptions {
   listeners: ListenerHub | null;
   /** Session settings from the start-up packet (lowercase name → SQL literal). */
   startupSettings: ReadonlyMap<string, string>;
+  /** Read/write splitting: absent when there are no replicas or pooling is per session. */
+  router?: ReadRouter | null;
+  classify?: ((sql: string) => Classification) | null;
+  consistency?: Consistency;
 }
 
 export class Session {
@@ -120,6 +129,21 @@ export class Session {
   private readonly sqlStatements = new Map<string, SqlStatement>();
   readonly channels = new Set<string>();
   private attachedAt = 0;
+  /** The pool the attached server came from (the primary's, or a replica's). */
+  private attachedPool: Pool | null = null;
+  private attachedReplica: ReplicaTarget | null = null;
+  /** WAL position of this client's last commit on the primary (read-your-writes). */
+  private wroteLsn: bigint | null = null;
+  /** On the primary for something not known to be a read: learn the commit position at release. */
+  private needLsn = false;
+  /** A write is waiting while the replica finishes earlier reads; then the primary takes over. */
+  private switching = false;
+  /** On a replica: what was forwarded since attaching, to replay elsewhere if the replica goes away. */
+  private replay: TypedFrame[] | null = null;
+  /** Whether the client has been sent any reply since attaching (then a replay is impossible). */
+  private replied = false;
+  /** Reads served by replicas / by the primary, for SHOW CLIENTS. */
+  readonly routing = { replica: 0, primary: 0 };
   private queryStartedAt = 0;
   /** Bytes and counts for SHOW CLIENTS / STATS. */
   readonly counters = { queries: 0, xacts: 0, waitUs: 0 };
@@ -166,10 +190,115 @@ export class Session {
         this.attach();
         return;
       }
+      if (this.server && this.attachedReplica && this.needsPrimary(f)) {
+        // A write behind reads on a replica: let the replica finish, then move to the primary.
+        this.switching = true;
+        if (this.pending.length === 0 && this.txStatus === 'I') this.releaseServer();
+        else break;
+        continue;
+      }
       this.inbox.shift();
-      if (this.server) this.forward(f);
+      if (this.server) {
+        this.replay?.push(f);
+        // Anything run on the primary may write: learn the commit position before releasing,
+        // even when the connection was attached for something else (a capture already done).
+        if (!this.attachedReplica && f.type !== 'S' && f.type !== 'H' && this.router && this.consistency() === 'read-your-writes') {
+          this.needLsn = true;
+        }
+        this.forward(f);
+      }
     }
     this.flushClient();
+  }
+
+  /**
+   * A replica went away (shutdown, crash) before this client got any reply: nothing it did there
+   * can have had an effect, since reads are all that go to replicas, so the same messages are
+   * replayed on another server and the client never notices.
+   */
+  private retryElsewhere(s: ServerConn): boolean {
+    const replica = this.attachedReplica;
+    if (!replica || this.replied || this.replay === null || this.txStatus !== 'I' || this.closed) return false;
+    replica.monitor.healthy = false; // out of the read set until its next good check
+    replica.outstanding--;
+    const frames = this.replay;
+    this.replay = null;
+    this.pending = [];
+    this.copyIn = false;
+    s.setHandler(null);
+    s.destroy();
+    this.server = null;
+    this.attachedPool = null;
+    this.attachedReplica = null;
+    this.inbox.unshift(...frames);
+    this.drain();
+    return true;
+  }
+
+  // ------------------------------------------------------------------ routing
+
+  private get router(): ReadRouter | null {
+    return this.pinned ? null : (this.opts.router ?? null);
+  }
+
+  /** The session's own choice (SET pgscale.target / pgscale.consistency), without quotes. */
+  private setting(name: string): string | undefined {
+    const v = this.settings.get(name);
+    return v?.replace(/^'(.*)'$/s, '$1').toLowerCase();
+  }
+
+  private consistency(): Consistency {
+    const v = this.setting('pgscale.consistency');
+    return v === 'eventual' || v === 'primary' || v === 'read-your-writes' ? v : (this.opts.consistency ?? 'read-your-writes');
+  }
+
+  /** 'read' when the message may run on a replica, 'write' when it must run on the primary, else null. */
+  private classOf(f: TypedFrame): 'read' | 'write' | null {
+    const classify = this.opts.classify;
+    if (!classify) return 'write';
+    let sql: string | null = null;
+    if (f.type === 'Q') {
+      const q = decodeQuery(f.payload);
+      if (q.ok) sql = q.value.query;
+    } else if (f.type === 'P') {
+      const p = decodeParse(f.payload);
+      if (p.ok) sql = p.value.query;
+    } else if (f.type === 'B') {
+      const b = decodeBind(f.payload);
+      if (b.ok && b.value.statement !== '') {
+        const st = this.statements.get(b.value.statement);
+        return st ? (st.read ? 'read' : 'write') : null;
+      }
+      return null;
+    } else if (f.type === 'F') {
+      return 'write';
+    } else {
+      return null;
+    }
+    if (sql === null) return 'write';
+    const c = classify(sql);
+    const target = c.hint ?? this.setting('pgscale.target') ?? 'any';
+    if (target === 'primary') return 'write';
+    if (target === 'replica') return 'read';
+    if (c.cls === 'read' || c.cls === 'transaction-begin-read-only') return 'read';
+    if (c.cls === 'session' || c.cls === 'transaction-end') return null;
+    return 'write';
+  }
+
+  private needsPrimary(f: TypedFrame): boolean {
+    return this.classOf(f) === 'write';
+  }
+
+  /** Where the next attachment goes: a replica only if what is queued is all reads (or neutral). */
+  private wantsReplica(): boolean {
+    if (!this.router || this.consistency() === 'primary') return false;
+    let reads = 0;
+    for (const f of this.inbox) {
+      const c = this.classOf(f);
+      if (c === 'write') return false;
+      if (c === 'read') reads++;
+    }
+    return reads > 0;
   }
 
   /** Answers what needs no server when none is attached; false when a server is needed. */
@@ -253,15 +382,36 @@ export class Session {
     this.acquiring = true;
     this.host.socket.pause();
     const t0 = now();
-    this.opts.pool.acquire().then(
+    const router = this.router;
+    const choice =
+      router && this.wantsReplica()
+        ? router.forRead(this.consistency(), this.consistency() === 'read-your-writes' ? this.wroteLsn : null)
+        : Promise.resolve({ pool: this.opts.pool, replica: null });
+    void choice.then(({ pool, replica }) => this.acquireFrom(pool, replica, t0));
+  }
+
+  private acquireFrom(pool: Pool, replica: ReplicaTarget | null, t0: number): void {
+    pool.acquire().then(
       (server) => {
         this.acquiring = false;
         this.counters.waitUs += Math.round((now() - t0) * 1000);
         if (this.closed) {
-          this.opts.pool.release(server);
+          pool.release(server);
           return;
         }
         this.server = server;
+        this.attachedPool = pool;
+        this.attachedReplica = replica;
+        this.switching = false;
+        this.replay = replica ? [] : null;
+        this.replied = false;
+        if (replica) {
+          replica.outstanding++;
+          replica.readsServed++;
+          this.routing.replica++;
+        } else {
+          this.routing.primary++;
+        }
         this.attachedAt = now();
         server.setHandler((frames) => this.onServerFrames(frames));
         server.onClose(() => this.onServerLost(server));
@@ -270,6 +420,12 @@ export class Session {
         this.drain();
       },
       (e: unknown) => {
+        if (replica && !this.closed) {
+          // The replica cannot take a connection: the primary serves the read.
+          replica.monitor.healthy = false;
+          this.acquireFrom(this.opts.pool, null, t0);
+          return;
+        }
         this.acquiring = false;
         const fatal =
           e instanceof ServerLoginError
@@ -506,7 +662,7 @@ export class Session {
     }
     const serverName = protocolStatementName(p.value.query, p.value.paramTypes);
     const parse = renameParse(f.payload, serverName);
-    this.statements.set(p.value.statement, { serverName, parse, effects });
+    this.statements.set(p.value.statement, { serverName, parse, effects, read: this.classOf(f) === 'read' });
     if (server.prepared.has(serverName)) {
       server.prepared.delete(serverName);
       server.prepared.set(serverName, true); // most recently used
@@ -609,6 +765,10 @@ export class Session {
           this.out.add(f.bytes);
           continue;
         default:
+          if (this.replay !== null && !this.replied && f.type === 'E' && isServerGoingAway(f.payload) && this.server) {
+            if (this.retryElsewhere(this.server)) return;
+          }
+          if (this.replay !== null && !this.replied && this.forwardsToClient()) this.replied = true;
           this.onResponse(f);
       }
       if (this.closed) return;
@@ -626,6 +786,10 @@ export class Session {
     switch (head.k) {
       case 'query':
         if (!head.swallow) this.out.add(f.bytes);
+        if (head.captureLsn && f.type === 'D') {
+          const lsn = parseLsnText(decodeFirstText(f.payload));
+          if (lsn !== null && (this.wroteLsn === null || lsn > this.wroteLsn)) this.wroteLsn = lsn;
+        }
         if (f.type === 'E') head.failed = true;
         else if (f.type === 'C' && !head.swallow) this.onCommandComplete(f);
         else if (f.type === 'G') this.copyIn = true;
@@ -684,6 +848,14 @@ export class Session {
         this.popHead();
         return this.onResponse(f);
     }
+  }
+
+  /** Whether the reply now expected goes to the client (not a swallowed internal reply). */
+  private forwardsToClient(): boolean {
+    const h = this.pending[0];
+    if (!h) return true;
+    if ((h.k === 'query' || h.k === 'parse' || h.k === 'close') && h.swallow) return false;
+    return true;
   }
 
   /** Sync messages the client sent between an Execute that started COPY IN and CopyDone are ignored by the server. */
@@ -766,20 +938,43 @@ export class Session {
   private maybeRelease(status: TransactionStatus): void {
     const s = this.server;
     if (!s || this.pinned || status !== 'I' || this.pending.length > 0 || this.copyIn) return;
-    if (this.inbox.length > 0) return;
+    if (this.inbox.length > 0 && !this.switching) return;
+    if (this.needLsn) {
+      // Read-your-writes: learn where the primary's WAL stands after this client's commit, on the
+      // same connection, before anyone else can use it.
+      this.needLsn = false;
+      this.sendToServer(queryMessage('SELECT pg_current_wal_lsn()'));
+      this.pending.push({ k: 'query', swallow: true, failed: false, wasInBlock: false, captureLsn: true });
+      return;
+    }
+    this.releaseServer();
+    if (this.switching) this.drain();
+  }
+
+  private releaseServer(): void {
+    const s = this.server;
+    if (!s) return;
     this.opts.pool.stats.xactTimeUs += Math.round((now() - this.attachedAt) * 1000);
+    const pool = this.attachedPool ?? this.opts.pool;
+    if (this.attachedReplica) this.attachedReplica.outstanding--;
     this.detach(s);
-    this.opts.pool.release(s);
+    pool.release(s);
   }
 
   private detach(s: ServerConn): void {
     s.setHandler(null);
     this.server = null;
+    this.attachedPool = null;
+    this.attachedReplica = null;
   }
 
   private onServerLost(s: ServerConn): void {
     if (this.server !== s || this.closed) return;
+    if (this.retryElsewhere(s)) return;
+    if (this.attachedReplica) this.attachedReplica.outstanding--;
     this.server = null;
+    this.attachedPool = null;
+    this.attachedReplica = null;
     this.flushClient();
     // Whatever was in flight is lost; the client must learn it rather than wait forever.
     this.host.terminate(
@@ -812,17 +1007,21 @@ export class Session {
     this.closed = true;
     if (this.opts.listeners) for (const ch of this.channels) this.opts.listeners.unsubscribe(ch, this);
     const s = this.server;
+    const pool = this.attachedPool ?? this.opts.pool;
+    if (this.attachedReplica) this.attachedReplica.outstanding--;
     this.server = null;
+    this.attachedPool = null;
+    this.attachedReplica = null;
     if (!s) return;
     s.setHandler(null);
     if (this.pending.length > 0 || this.copyIn) {
       // Mid-request: the reply stream cannot be resynchronised cheaply; drop the connection.
       s.destroy();
-      this.opts.pool.release(s);
+      pool.release(s);
       return;
     }
     if (this.pinned) s.needsReset = true;
-    this.opts.pool.release(s);
+    pool.release(s);
   }
 }
 
@@ -838,6 +1037,21 @@ function cachedEffects(query: string): SessionEffect[] {
     effectsCache.delete(effectsCache.keys().next().value as string);
   effectsCache.set(query, e);
   return e;
+}
+
+/** FATAL errors by which a server says it is going away (shutdown, crash, recovery). */
+function isServerGoingAway(payload: Buffer): boolean {
+  const e = decodeErrorResponse(payload);
+  if (!e.ok) return false;
+  const code = e.value.fields.find((x) => x.code === 'C')?.value;
+  return code === '57P01' || code === '57P02' || code === '57P03';
+}
+
+/** The first column of a DataRow as text (for the proxy's own one-value queries). */
+function decodeFirstText(payload: Buffer): string | null {
+  if (payload.length < 6 || payload.readUInt16BE(0) < 1) return null;
+  const len = payload.readInt32BE(2);
+  return len < 0 ? null : payload.toString('utf8', 6, 6 + len);
 }
 
 function quoteName(name: string): string {

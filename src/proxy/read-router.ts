@@ -1,0 +1,168 @@
+/**
+ * Read scaling: where a client's read goes. Each replica has a monitor that polls, every few
+ * milliseconds, whether it is still a replica and how far it has replayed the WAL (and the
+ * primary's monitor how far the primary has written), so lag is known in bytes. A replica that
+ * fails its checks, or lags beyond max_lag_bytes, leaves the read set and comes back once it
+ * recovers. A read of a client that must see its own writes (read-your-writes) goes only to a
+ * replica that has replayed the WAL position of that client's last commit, waits a bounded time
+ * for one, and otherwise goes to the primary.
+ */
+import type { ServerConn } from './backend/server-conn.js';
+import type { Pool } from './backend/pool.js';
+import { now } from './types.js';
+
+export type Consistency = 'read-your-writes' | 'eventual' | 'primary';
+export type BalanceMode = 'round-robin' | 'least-outstanding';
+
+export interface RouterSettings {
+  consistency: Consistency;
+  rywWaitMs: number;
+  maxLagBytes: number;
+  checkIntervalMs: number;
+  balance: BalanceMode;
+  /** Failed checks in a row before a replica leaves the read set. */
+  failuresToBan: number;
+}
+
+export function parseLsnText(s: string | null | undefined): bigint | null {
+  if (!s) return null;
+  const m = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(s);
+  return m ? (BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`) : null;
+}
+
+/** Polls one node: role and WAL position. */
+export class NodeMonitor {
+  inRecovery: boolean | null = null;
+  /** Replica: replayed position; primary: current write position. */
+  lsn: bigint | null = null;
+  healthy = false;
+  failures = 0;
+  lastError: string | null = null;
+  lastCheckAt = 0;
+  private conn: ServerConn | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private busy = false;
+  private stopped = false;
+  private readonly waiters: (() => void)[] = [];
+
+  constructor(
+    readonly name: string,
+    private readonly open: () => Promise<ServerConn>,
+    private readonly intervalMs: number,
+    private readonly failuresToBan: number,
+  ) {}
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.check(), this.intervalMs);
+    this.timer.unref();
+    void this.check();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.conn?.close();
+    this.conn = null;
+  }
+
+  /** Resolves at the next completed check (for read-your-writes waits). */
+  nextCheck(): Promise<void> {
+    return new Promise((r) => this.waiters.push(r));
+  }
+
+  private async check(): Promise<void> {
+    if (this.busy || this.stopped) return;
+    this.busy = true;
+    try {
+      if (!this.conn || this.conn.closed) this.conn = await this.open();
+      const r = await this.conn.query(
+        'SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END',
+        Math.max(1000, this.intervalMs * 20),
+      );
+      if (r.error) throw new Error('check query failed');
+      const row = r.rows[0] ?? [];
+      this.inRecovery = row[0] === 't';
+      this.lsn = parseLsnText(row[1]);
+      this.failures = 0;
+      this.healthy = true;
+      this.lastError = null;
+    } catch (e) {
+      this.failures++;
+      this.lastError = (e as Error).message;
+      if (this.failures >= this.failuresToBan) this.healthy = false;
+      this.conn?.destroy();
+      this.conn = null;
+    } finally {
+      this.busy = false;
+      this.lastCheckAt = now();
+      for (const w of this.waiters.splice(0)) w();
+    }
+  }
+}
+
+export interface ReplicaTarget {
+  readonly name: string;
+  readonly monitor: NodeMonitor;
+  readonly pool: Pool;
+  outstanding: number;
+  readsServed: number;
+}
+
+export interface ReadChoice {
+  pool: Pool;
+  replica: ReplicaTarget | null;
+}
+
+/** Chooses a server for one client's read; one router per (database, user) pool group. */
+export class ReadRouter {
+  private rr = 0;
+
+  constructor(
+    readonly primary: { pool: Pool; monitor: NodeMonitor | null },
+    readonly replicas: ReplicaTarget[],
+    public settings: RouterSettings,
+  ) {}
+
+  /** Replicas usable for reads now (healthy, really replicas, not lagging too far). */
+  usable(): ReplicaTarget[] {
+    const plsn = this.primary.monitor?.lsn ?? null;
+    return this.replicas.filter((r) => {
+      const m = r.monitor;
+      if (!m.healthy || m.inRecovery !== true || m.lsn === null) return false;
+      if (plsn !== null && this.settings.maxLagBytes > 0 && plsn - m.lsn > BigInt(this.settings.maxLagBytes)) return false;
+      return true;
+    });
+  }
+
+  private pick(candidates: ReplicaTarget[]): ReplicaTarget | null {
+    if (candidates.length === 0) return null;
+    if (this.settings.balance === 'least-outstanding') {
+      return candidates.reduce((a, b) => (b.outstanding < a.outstanding ? b : a));
+    }
+    return candidates[this.rr++ % candidates.length]!;
+  }
+
+  /**
+   * The pool for a read. `minLsn` is the position the client must see (its last commit) under
+   * read-your-writes; replicas behind it are skipped, waiting up to rywWaitMs for one to catch up.
+   */
+  async forRead(consistency: Consistency, minLsn: bigint | null): Promise<ReadChoice> {
+    if (consistency === 'primary' || this.replicas.length === 0) return { pool: this.primary.pool, replica: null };
+    const deadline = now() + this.settings.rywWaitMs;
+    for (;;) {
+      const usable = this.usable();
+      const eligible =
+        consistency === 'read-your-writes' && minLsn !== null ? usable.filter((r) => r.monitor.lsn! >= minLsn) : usable;
+      const r = this.pick(eligible);
+      if (r) return { pool: r.pool, replica: r };
+      // Nobody usable at all: the primary serves the read at once.
+      if (usable.length === 0 || now() >= deadline) return { pool: this.primary.pool, replica: null };
+      await Promise.race([
+        Promise.race(usable.map((u) => u.monitor.nextCheck())),
+        new Promise((res) => setTimeout(res, Math.max(1, deadline - now()))),
+      ]);
+    }
+  }
+}

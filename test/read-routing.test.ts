@@ -1,0 +1,191 @@
+/**
+ * Read scaling through the proxy with 1 primary + 2 streaming replicas: reads spread over the
+ * replicas (counted by PostgreSQL itself), writes reach the primary, a client never reads data
+ * older than its own writes (read-your-writes, with one replica delayed) while `eventual` shows
+ * that stale reads really happen without it, and a stopped replica leaves the read set and
+ * comes back.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import pg from 'pg';
+import { startProxyFixture } from './proxy-harness.js';
+import type { ProxyFixture } from './proxy-harness.js';
+import { until } from './harness.js';
+import { start, stop } from '../src/cluster/instance.js';
+
+async function xacts(fx: ProxyFixture): Promise<number[]> {
+  const out: number[] = [];
+  for (const n of fx.tc.cluster.nodes()) {
+    const c = new pg.Client({
+      host: '127.0.0.1',
+      port: n.port,
+      user: 'postgres',
+      password: fx.superPassword,
+      database: 'postgres',
+    });
+    await c.connect();
+    const r = await c.query<{ n: string }>(
+      "SELECT xact_commit::text AS n FROM pg_stat_database WHERE datname = 'app'",
+    );
+    out.push(Number(r.rows[0]!.n));
+    await c.end();
+  }
+  return out;
+}
+
+describe('read/write split over two replicas', () => {
+  let fx: ProxyFixture;
+  before(async () => {
+    fx = await startProxyFixture({ default_pool_size: 10, max_lag_bytes: 0, ryw_wait_ms: 200 }, {}, 2);
+    const d = await fx.direct();
+    await d.query('CREATE TABLE kv (k int PRIMARY KEY, v int NOT NULL); GRANT ALL ON kv TO app');
+    await d.query('INSERT INTO kv SELECT g, 0 FROM generate_series(1, 100) g');
+    await d.end();
+    await until(
+      'both replicas in the read set',
+      async () => {
+        const a = new pg.Client({
+          host: '127.0.0.1',
+          port: fx.port,
+          user: 'postgres',
+          password: fx.superPassword,
+          database: 'pgscale',
+        });
+        await a.connect();
+        const c = await fx.client();
+        await c.query('SELECT 1'); // creates the router
+        await c.end();
+        const r = await a.query<{ role: string; in_read_set: string }>('SHOW NODES');
+        await a.end();
+        return r.rows.filter((x) => x.role === 'replica' && x.in_read_set === 't').length === 2;
+      },
+      15_000,
+    );
+  });
+  after(async () => {
+    await fx.close();
+  });
+
+  test('reads go to the replicas, spread within ±15 %; writes to the primary', async () => {
+    await new Promise((r) => setTimeout(r, 1200)); // let pg_stat_database settle
+    const before = await xacts(fx);
+    const clients = await Promise.all(Array.from({ length: 20 }, () => fx.client()));
+    await Promise.all(
+      clients.map(async (c) => {
+        for (let i = 0; i < 100; i++) await c.query('SELECT v FROM kv WHERE k = $1', [i + 1]);
+      }),
+    );
+    const w = await clients[0]!.query<{ rec: boolean }>(
+      'UPDATE kv SET v = v + 1 WHERE k = 1 RETURNING pg_is_in_recovery() AS rec',
+    );
+    assert.equal(w.rows[0]!.rec, false);
+    await Promise.all(clients.map((c) => c.end()));
+    await new Promise((r) => setTimeout(r, 1500));
+    const afterN = await xacts(fx);
+    const d = afterN.map((a, i) => a - before[i]!);
+    const [primary, r1, r2] = d as [number, number, number];
+    assert.ok(r1 + r2 >= 1900, `replicas served ${r1 + r2} of 2000 reads (primary ${primary})`);
+    const mean = (r1 + r2) / 2;
+    assert.ok(Math.abs(r1 - mean) <= 0.15 * mean, `spread ${r1} vs ${r2}`);
+  });
+
+  test('read-your-writes: 10,000 write-then-read cycles never read an old value, with one replica delayed', async () => {
+    const d = await fx.direct();
+    const replicaPort = fx.tc.cluster.nodes()[2]!.port;
+    const r2 = new pg.Client({
+      host: '127.0.0.1',
+      port: replicaPort,
+      user: 'postgres',
+      password: fx.superPassword,
+      database: 'postgres',
+    });
+    await r2.connect();
+    await r2.query("ALTER SYSTEM SET recovery_min_apply_delay = '150ms'");
+    await r2.query('SELECT pg_reload_conf()');
+    const staleInfo: string[] = [];
+    const run = async (consistency: string, cycles: number) => {
+      const clients = await Promise.all(Array.from({ length: 20 }, () => fx.client()));
+      let stale = 0;
+      await Promise.all(
+        clients.map(async (c, i) => {
+          await c.query(`SET pgscale.consistency = '${consistency}'`);
+          const k = i + 1;
+          for (let n = 1; n <= cycles; n++) {
+            const v = (await c.query<{ v: number }>('UPDATE kv SET v = v + 1 WHERE k = $1 RETURNING v', [k]))
+              .rows[0]!.v;
+            const row = (
+              await c.query<{ v: number; port: string }>(
+                "SELECT v, current_setting('port') AS port FROM kv WHERE k = $1",
+                [k],
+              )
+            ).rows[0]!;
+            if (row.v !== v) {
+              stale++;
+              if (consistency === 'read-your-writes')
+                staleInfo.push(`k=${k} wrote ${v} read ${row.v} on port ${row.port}`);
+            }
+          }
+        }),
+      );
+      await Promise.all(clients.map((c) => c.end()));
+      return stale;
+    };
+    try {
+      assert.equal(
+        await run('read-your-writes', 500),
+        0,
+        `no stale read under read-your-writes: ${staleInfo.join('; ')}`,
+      );
+      assert.ok((await run('eventual', 50)) > 0, 'eventual consistency does show stale reads');
+    } finally {
+      await r2.query('ALTER SYSTEM RESET recovery_min_apply_delay');
+      await r2.query('SELECT pg_reload_conf()');
+      await r2.end();
+      await d.end();
+    }
+  });
+
+  test('a stopped replica leaves the read set and comes back; reads keep working', async () => {
+    const node = fx.tc.cluster.nodes()[2]!;
+    const paths = fx.tc.cluster.paths(node.name);
+    const admin = new pg.Client({
+      host: '127.0.0.1',
+      port: fx.port,
+      user: 'postgres',
+      password: fx.superPassword,
+      database: 'pgscale',
+    });
+    await admin.connect();
+    const inSet = async () =>
+      (await admin.query<{ addr: string; in_read_set: string }>('SHOW NODES')).rows.find((r) =>
+        r.addr.endsWith(`:${node.port}`),
+      )?.in_read_set === 't';
+    const c = await fx.client();
+    let errors = 0;
+    let reads = 0;
+    let stopReads = false;
+    const reader = (async () => {
+      while (!stopReads) {
+        try {
+          await c.query('SELECT count(*) FROM kv');
+          reads++;
+        } catch {
+          errors++;
+          break;
+        }
+      }
+    })();
+    await stop(fx.tc.bins, paths.pgdata, 'fast');
+    await until('the stopped replica to leave the read set', async () => !(await inSet()), 5000);
+    const readsWhileDown = reads;
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(reads > readsWhileDown, 'reads go on while a replica is down');
+    await start(fx.tc.bins, paths, node.name);
+    await until('the replica to come back', () => inSet(), 15_000);
+    stopReads = true;
+    await reader;
+    assert.equal(errors, 0, 'the reading client saw no error');
+    await c.end();
+    await admin.end();
+  });
+});
