@@ -11,6 +11,7 @@ import { performance } from 'node:perf_hooks';
 import type { Cluster } from '../cluster/cluster.js';
 import type { NodeStatus } from '../cluster/status.js';
 import type { LoadedConfig, NodeRef } from '../config/load.js';
+import { allNodes } from '../config/load.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../obs/logger.js';
 import { serverVersionNum } from '../web/health-checks.js';
@@ -36,6 +37,11 @@ interface Snapshot {
   /** performance.now() when the read started. */
   at: number;
   iso: string;
+}
+
+/** Fails naming the api_port (and how to change it) of the first node whose port is taken. */
+export async function checkAgentPorts(loaded: LoadedConfig): Promise<void> {
+  for (const n of allNodes(loaded.config)) await checkAgentPort(loaded.config.http.listen, n, loaded.file);
 }
 
 export class NodeAgentsService implements Service {
@@ -79,7 +85,7 @@ export class NodeAgentsService implements Service {
   }
 
   async preflight(): Promise<void> {
-    for (const n of this.nodes) await checkAgentPort(this.loaded.config.http.listen, n, this.loaded.file);
+    await checkAgentPorts(this.loaded);
   }
 
   async start(): Promise<void> {
