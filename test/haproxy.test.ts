@@ -176,10 +176,15 @@ describe(
       await query(s2, 'SELECT pg_wal_replay_pause()');
       try {
         await query(node('s0n0').port, 'CREATE TABLE lag_probe AS SELECT generate_series(1, 1000) AS i');
-        await until('s0n2 to fail /replica?lag=0', async () => (await api('s0n2', '/replica?lag=0')).code === 503);
+        await until(
+          's0n2 to fail /replica?lag=0',
+          async () => (await api('s0n2', '/replica?lag=0')).code === 503,
+        );
         assert.equal((await api('s0n2', '/replica?lag=1GB')).code, 200);
         assert.equal((await api('s0n2', '/replica')).code, 200, 'no limit, still a streaming replica');
-        const doc = JSON.parse((await api('s0n2', '/replica?lag=0')).body) as { pgscale: { lag_bytes: number } };
+        const doc = JSON.parse((await api('s0n2', '/replica?lag=0')).body) as {
+          pgscale: { lag_bytes: number };
+        };
         assert.ok(doc.pgscale.lag_bytes > 0);
       } finally {
         await query(s2, 'SELECT pg_wal_replay_resume()');
@@ -252,7 +257,11 @@ describe(
       assert.equal((await api('s0n0', '/health')).code, 503);
       await query(node('s0n1').port, 'SELECT pg_promote()');
       await until('s0n1 to pass /primary', async () => (await api('s0n1', '/primary')).code === 200, 30_000);
-      await waitStates({ 'pgscale_write/s0n0': 'DOWN', 'pgscale_write/s0n1': 'UP', 'pgscale_read/s0n1': 'DOWN' });
+      await waitStates({
+        'pgscale_write/s0n0': 'DOWN',
+        'pgscale_write/s0n1': 'UP',
+        'pgscale_read/s0n1': 'DOWN',
+      });
       const w = await until(
         'the write port to reach a writable s0n1',
         async () => {

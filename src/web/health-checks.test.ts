@@ -1,13 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { NodeStatus } from '../cluster/status.js';
-import {
-  checkCode,
-  endpointOf,
-  parseLag,
-  serverVersionNum,
-  statusDocument,
-} from './health-checks.js';
+import { checkCode, endpointOf, parseLag, serverVersionNum, statusDocument } from './health-checks.js';
 import type { Endpoint } from './health-checks.js';
 
 function node(over: Partial<NodeStatus>): NodeStatus {

@@ -24,14 +24,7 @@ import type { NodeStatus } from '../cluster/status.js';
 import { parseLsn } from '../cluster/lsn.js';
 
 export type Endpoint =
-  | 'primary'
-  | 'replica'
-  | 'read-only'
-  | 'sync'
-  | 'async'
-  | 'health'
-  | 'liveness'
-  | 'patroni';
+  'primary' | 'replica' | 'read-only' | 'sync' | 'async' | 'health' | 'liveness' | 'patroni';
 
 const PATHS: Record<string, Endpoint> = {
   '/': 'primary',

@@ -50,7 +50,9 @@ export function run(argv: string[]): number {
     const v = values['max-lag'].trim();
     if (v === 'off') maxLag = null;
     else if (parseLag(v) === null)
-      throw new UsageError(`--max-lag must be bytes or a size such as 1024kB, 16MB, 1GB (or off), got "${v}"`);
+      throw new UsageError(
+        `--max-lag must be bytes or a size such as 1024kB, 16MB, 1GB (or off), got "${v}"`,
+      );
     else maxLag = v;
   }
   const text = renderHaproxyConfig(loaded.config, {
