@@ -60,14 +60,17 @@ export async function makeCluster(
   const dir = tempDir();
   const shards = opts.shards ?? 1;
   const replicas = opts.replicas ?? 2;
-  const count = shards * (replicas + 1) + 4;
+  // Layout of the block: proxy, HTTP API, then the agents' default api ports (http.port + 1 + the
+  // node's position, with room for two added replicas), then the node ports (room for two more).
+  const nodes = shards * (replicas + 1);
+  const count = 2 * nodes + 6;
   const base = await findFreePortBlock(count);
   let text = renderConfig({
     ...INIT_DEFAULTS,
     ...opts,
     shards,
     replicas,
-    portBase: base + 2,
+    portBase: base + 4 + nodes,
     proxyPort: base,
     httpPort: base + 1,
   });

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { PgscaleError, UsageError } from '../errors.js';
 import * as controllerCmd from './commands/controller.js';
 import * as doctor from './commands/doctor.js';
+import * as haproxyConfig from './commands/haproxy-config.js';
 import * as init from './commands/init.js';
 import * as proxy from './commands/proxy.js';
 import * as psql from './commands/psql.js';
@@ -27,6 +28,10 @@ const commands: Record<string, { run: Handler; summary: string; hidden?: true }>
   psql: { run: psql.psql, summary: 'run psql on a node as the superuser' },
   url: { run: psql.url, summary: 'print the application connection URI' },
   proxy: { run: proxy.run, summary: 'run the proxy alone (pgscale.yaml or a pgbouncer.ini)' },
+  'haproxy-config': {
+    run: haproxyConfig.run,
+    summary: 'print a haproxy.cfg: writes to the primary, reads over the replicas',
+  },
   doctor: { run: doctor.run, summary: 'show the PostgreSQL binaries found and what is missing' },
   // What `up --detach` runs in the background; not listed in the help.
   controller: { run: controllerCmd.run, summary: 'run the controller in the foreground', hidden: true },

@@ -3,7 +3,7 @@
  * PostgreSQL nodes and the HTTP API. Each entry is a Service (src/controller/service.ts) that the
  * controller starts after the cluster is up, in this order, and stops in reverse order.
  *
- * To add one (the proxy, later the HA agents): construct it here from the config, the cluster
+ * To add one (later the HA decide loop): construct it here from the config, the cluster
  * and a child logger, register its metrics into `registry`, and return it in the list, e.g.
  *   if (loaded.config.proxy.enabled) list.push(new ProxyService({ config: loaded.config.proxy, … }));
  */
@@ -12,6 +12,7 @@ import type { LoadedConfig } from '../config/load.js';
 import type { Service } from '../controller/service.js';
 import type { Logger } from '../obs/logger.js';
 import type { Registry } from '../obs/metrics.js';
+import { NodeAgentsService } from '../controller/node-agents.js';
 import { ProxyService } from './proxy-service.js';
 
 export interface ServiceContext {
@@ -29,5 +30,7 @@ export function buildServices(ctx: ServiceContext): Service[] {
       new ProxyService(ctx.loaded, ctx.cluster, ctx.logger.child({ component: 'proxy' }), ctx.registry),
     );
   }
+  // Each node's health endpoints (Patroni's /primary, /replica …) on its api_port, for HAProxy.
+  list.push(new NodeAgentsService(ctx.loaded, ctx.cluster, ctx.logger.child({ component: 'agents' })));
   return list;
 }

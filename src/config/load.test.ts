@@ -24,6 +24,25 @@ test('the generated default config loads with the documented defaults', () => {
   assert.ok(Object.isFrozen(config.shards[0]!.nodes[0]));
 });
 
+test('api ports default to http.port + 1 + the position among all nodes; api_port overrides', () => {
+  const { config } = parseConfig(
+    renderConfig({ ...INIT_DEFAULTS, shards: 2, replicas: 1 }).replace(
+      'port: 54322',
+      'port: 54322\n        api_port: 9100',
+    ),
+    '/x/p.yaml',
+  );
+  assert.deepEqual(
+    allNodes(config).map((n) => [n.name, n.apiPort]),
+    [
+      ['s0n0', 8009],
+      ['s0n1', 8010],
+      ['s1n0', 9100],
+      ['s1n1', 8012],
+    ],
+  );
+});
+
 test('a minimal config gets defaults for everything but shards', () => {
   const { config } = parseConfig('shards:\n  - nodes:\n      - { name: a, port: 5000 }\n', '/x/p.yaml');
   assert.equal(config.cluster.name, 'pgscale');
@@ -82,6 +101,21 @@ const cases: [string, string, RegExp][] = [
     'node port equal to the proxy port',
     base.replace('port: 54322', 'port: 6432'),
     /port 6432 is already used by proxy\.port/,
+  ],
+  [
+    'derived api port on a node port',
+    base.replace('port: 8008', 'port: 54319'),
+    /shards\[0\]\.nodes\[0\]\.api_port \(not set; derived as http\.port \+ 1 \+ 0 = 54320: set api_port explicitly or move http\.port\): port 54320 is already used by shards\[0\]\.nodes\[0\]\.port/,
+  ],
+  [
+    'explicit api port on the proxy port',
+    base.replace('port: 54321', 'port: 54321\n        api_port: 6432'),
+    /shards\[0\]\.nodes\[1\]\.api_port: port 6432 is already used by proxy\.port/,
+  ],
+  [
+    'two nodes with the same api port',
+    base.replace('port: 54321', 'port: 54321\n        api_port: 8009'),
+    /shards\[0\]\.nodes\[1\]\.api_port: port 8009 is already used by shards\[0\]\.nodes\[0\]\.api_port \(not set; derived/,
   ],
   [
     'quorum larger than the standbys',

@@ -23,6 +23,11 @@ export interface NodeRef extends NodeConfig {
   readonly shard: number;
   /** Position inside its shard; 0 is the initial primary. */
   readonly index: number;
+  /**
+   * Port of the node's health endpoints (the agent): `api_port`, or by default
+   * http.port + 1 + the node's position among all nodes of the file (shard by shard).
+   */
+  readonly apiPort: number;
 }
 
 export function defaultConfigPath(): string {
@@ -74,7 +79,19 @@ export function parseConfig(text: string, file: string): LoadedConfig {
 }
 
 export function allNodes(config: Config): NodeRef[] {
-  return config.shards.flatMap((s, shard) => s.nodes.map((n, index) => ({ ...n, shard, index })));
+  let position = 0;
+  return config.shards.flatMap((s, shard) =>
+    s.nodes.map((n, index) => {
+      const apiPort = n.api_port ?? defaultApiPort(config, position);
+      position++;
+      return { ...n, shard, index, apiPort };
+    }),
+  );
+}
+
+/** The default api_port of the node at `position` among all nodes (0-based, shard by shard). */
+export function defaultApiPort(config: Config, position: number): number {
+  return config.http.port + 1 + position;
 }
 
 export function findNode(config: Config, name: string): NodeRef | undefined {
@@ -100,6 +117,22 @@ function crossChecks(config: Config): string[] {
       if (prev) problems.push(`${where}.name: "${n.name}" is already the name of ${prev}`);
       else names.set(n.name, where);
       claim(`${hostKey(n.host)}|${n.port}`, `${where}.port`);
+    }),
+  );
+  // The agents' health endpoints listen on http.listen, one port per node: they must clash with
+  // nothing else on this host (a derived one is named as such, with how to change it).
+  let position = 0;
+  config.shards.forEach((s, si) =>
+    s.nodes.forEach((n, ni) => {
+      const where = `shards[${si}].nodes[${ni}].api_port`;
+      const port = n.api_port ?? defaultApiPort(config, position);
+      position++;
+      const what =
+        n.api_port === undefined
+          ? `${where} (not set; derived as http.port + 1 + ${position - 1} = ${port}: set api_port explicitly or move http.port)`
+          : where;
+      if (port > 65535) problems.push(`${what}: ${port} is not a valid port`);
+      else claim(`localhost|${port}`, what);
     }),
   );
   if (config.shards.length === 0 && Object.keys(config.proxy.databases).length === 0) {

@@ -37,6 +37,11 @@ export const nodeSchema = z
     port: port.describe('PostgreSQL port of the node.'),
     priority: z.number().int().min(0).default(100).describe('Failover priority (higher wins).'),
     nofailover: z.boolean().default(false).describe('Never promote this node.'),
+    api_port: port
+      .optional()
+      .describe(
+        "Port of the node's health endpoints (/primary, /replica …, for HAProxy); default http.port + 1 + the node's position among all nodes.",
+      ),
   })
   .strict();
 

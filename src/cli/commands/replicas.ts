@@ -4,7 +4,7 @@
  * source of truth; a failed provisioning takes the node back out.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { allNodes, findNode, loadConfig, parseConfig } from '../../config/load.js';
+import { allNodes, defaultApiPort, findNode, loadConfig, parseConfig } from '../../config/load.js';
 import { addNodeToText, nodeNameFor, removeNodeFromText } from '../../config/template.js';
 import { ClusterError, ErrorCodes, UsageError } from '../../errors.js';
 import { Cluster } from '../../cluster/cluster.js';
@@ -47,7 +47,13 @@ export async function add(argv: string[]): Promise<number> {
   }
   let port = intOption('port', values.port, 1, 65535);
   if (port === undefined) {
-    const used = new Set([...nodes.map((n) => n.port), config.proxy.port, config.http.port]);
+    // Also skip the agents' api ports, the new node's own default one (the next position) included.
+    const used = new Set([
+      ...nodes.flatMap((n) => [n.port, n.apiPort]),
+      config.proxy.port,
+      config.http.port,
+      defaultApiPort(config, nodes.length),
+    ]);
     port = Math.max(...nodes.map((n) => n.port)) + 1;
     while (used.has(port) || (await portInUse(port, shardNodes[0]!.host))) port++;
   }

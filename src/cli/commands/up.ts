@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { runningPid } from '../../cluster/instance.js';
 import type { Cluster } from '../../cluster/cluster.js';
 import { checkHttpPort } from '../../controller/controller.js';
+import { checkAgentPorts } from '../../controller/node-agents.js';
 import { checkProxyPort } from '../proxy-service.js';
 import {
   ControllerError,
@@ -92,6 +93,7 @@ export async function up(argv: string[]): Promise<number> {
     await cluster.preflight();
     await checkHttpPort(cluster.loaded);
     await checkProxyPort(cluster.loaded);
+    await checkAgentPorts(cluster.loaded);
     const c = await startInBackground(cluster, timeoutS, (l) => out(`  ${l}`));
     out(`ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     out(
