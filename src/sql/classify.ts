@@ -60,8 +60,9 @@ export class Classifier {
   private readonly fastPath: boolean;
 
   /**
-   * Usable at once, but until the parser is loaded (see `create`) statements that need it are
-   * answered 'write' / 'parser unavailable' and not cached.
+   * Usable at once, but until the parser is loaded (see `create`; the first such statement
+   * starts loading it) statements that need it are answered 'write' / 'parser unavailable' and
+   * not cached.
    */
   constructor(opts: ClassifierOptions = {}) {
     this.cache = new LruCache(opts.cacheSize ?? DEFAULT_CACHE_SIZE);
