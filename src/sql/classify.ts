@@ -60,8 +60,9 @@ export class Classifier {
   private readonly fastPath: boolean;
 
   /**
-   * Usable at once, but until the parser is loaded (see `create`) statements that need it are
-   * answered 'write' / 'parser unavailable' and not cached.
+   * Usable at once, but until the parser is loaded (see `create`; the first such statement
+   * starts loading it) statements that need it are answered 'write' / 'parser unavailable' and
+   * not cached.
    */
   constructor(opts: ClassifierOptions = {}) {
     this.cache = new LruCache(opts.cacheSize ?? DEFAULT_CACHE_SIZE);
@@ -96,39 +97,40 @@ export class Classifier {
   private compute(sql: string): Computed {
     const tokens = lex(sql);
     const hint = routingHintOf(tokens);
-    const answer = (v: Verdict, cacheable = true): Computed => ({
-      result: freeze(v.cls, v.reason, hint),
-      cacheable,
-    });
-    if (tokens.count === 0) return answer({ cls: 'read', reason: 'empty' });
+    if (tokens.count === 0) return answer({ cls: 'read', reason: 'empty' }, hint);
     if (this.fastPath) {
       const fast = fastPathClass(tokens);
       if (fast !== null) {
         this.stats.fastPath++;
-        return answer(fast);
+        return answer(fast, hint);
       }
     }
-    if (tooLargeToParse(sql)) return answer({ cls: 'write', reason: 'too large to parse' });
-    if (tooDeepToParse(tokens)) return answer({ cls: 'write', reason: 'too deeply nested to parse' });
+    if (tooLargeToParse(sql)) return answer({ cls: 'write', reason: 'too large to parse' }, hint);
+    if (tooDeepToParse(tokens)) return answer({ cls: 'write', reason: 'too deeply nested to parse' }, hint);
     const outcome = parseStatements(sql);
     switch (outcome.kind) {
       case 'unavailable':
-        return answer({ cls: 'write', reason: 'parser unavailable' }, false);
+        return answer({ cls: 'write', reason: 'parser unavailable' }, hint, false);
       case 'crashed':
         // Cached: the same text would only crash the replacement instance too.
-        return answer({ cls: 'write', reason: 'unparsable' });
+        return answer({ cls: 'write', reason: 'unparsable' }, hint);
       case 'rejected':
         this.stats.parsed++;
-        return answer({ cls: 'write', reason: 'unparsable' });
+        return answer({ cls: 'write', reason: 'unparsable' }, hint);
       case 'parsed': {
         this.stats.parsed++;
         const verdicts = outcome.stmts.map((raw) =>
           classifyStatement((raw as { stmt?: unknown } | null)?.stmt, this.policy),
         );
-        return answer(combine(verdicts));
+        return answer(combine(verdicts), hint);
       }
     }
   }
+}
+
+/** A module function, not a closure per call: the answer is built on every miss. */
+function answer(v: Verdict, hint: RoutingHint | null, cacheable = true): Computed {
+  return { result: freeze(v.cls, v.reason, hint), cacheable };
 }
 
 function freeze(cls: StatementClass, reason: string, hint: RoutingHint | null): Classification {

@@ -53,6 +53,7 @@ async function instantiate(): Promise<void> {
     lastLoadError = null;
   } catch (err) {
     lastLoadError = err;
+    lastLoadFailureAt = performance.now();
     throw err;
   }
 }
@@ -72,9 +73,20 @@ function isEngine(mod: unknown): mod is Engine {
   return typeof m.loadModule === 'function' && typeof m.parseSync === 'function';
 }
 
+/** After a failed load, how long `parseStatements` waits before it tries loading again. */
+const RELOAD_BACKOFF_MS = 5000;
+let lastLoadFailureAt = -Infinity;
+
 export function parseStatements(sql: string): ParseOutcome {
   const current = engine;
-  if (current === null) return { kind: 'unavailable' };
+  if (current === null) {
+    // Nobody awaited loadParser() (a classifier built with `new`), or a replacement failed:
+    // start a load in the background, at most once per back-off period after a failure.
+    if (loading === null && performance.now() - lastLoadFailureAt >= RELOAD_BACKOFF_MS) {
+      loadParser().catch(() => undefined);
+    }
+    return { kind: 'unavailable' };
+  }
   let tree: unknown;
   try {
     tree = current.parseSync(sql);
