@@ -36,7 +36,11 @@ async function xacts(fx: ProxyFixture): Promise<number[]> {
 describe('read/write split over two replicas', () => {
   let fx: ProxyFixture;
   before(async () => {
-    fx = await startProxyFixture({ default_pool_size: 10, max_lag_bytes: 0, ryw_wait_ms: 200 }, {}, 2);
+    fx = await startProxyFixture(
+      { default_pool_size: 10, max_lag_bytes: 1024 * 1024, ryw_wait_ms: 200 },
+      {},
+      2,
+    );
     const d = await fx.direct();
     await d.query('CREATE TABLE kv (k int PRIMARY KEY, v int NOT NULL); GRANT ALL ON kv TO app');
     await d.query('INSERT INTO kv SELECT g, 0 FROM generate_series(1, 100) g');
@@ -187,5 +191,69 @@ describe('read/write split over two replicas', () => {
     assert.equal(errors, 0, 'the reading client saw no error');
     await c.end();
     await admin.end();
+  });
+
+  test('SET pgscale.target and comment hints override the routing; bad values are refused', async () => {
+    const primaryPort = fx.tc.cluster.nodes()[0]!.port;
+    const c = await fx.client();
+    const port = async (sql: string) => Number((await c.query<{ p: number }>(sql)).rows[0]!.p);
+    await until(
+      'a read on a replica',
+      async () => (await port('SELECT inet_server_port() AS p')) !== primaryPort,
+    );
+    await c.query('SET pgscale.target = primary');
+    for (let i = 0; i < 5; i++) assert.equal(await port('SELECT inet_server_port() AS p'), primaryPort);
+    await c.query('RESET pgscale.target');
+    await until(
+      'reads back on replicas',
+      async () => (await port('SELECT inet_server_port() AS p')) !== primaryPort,
+    );
+    assert.equal(await port('/* pgscale:primary */ SELECT inet_server_port() AS p'), primaryPort);
+    await assert.rejects(
+      c.query('SET pgscale.target = sideways'),
+      (e: Error & { code?: string }) => e.code === '22023',
+    );
+    assert.equal((await c.query('SELECT 1 AS one')).rows[0].one, 1);
+    await c.end();
+  });
+
+  test('a replica lagging beyond max_lag_bytes leaves the read set and comes back', async () => {
+    const node = fx.tc.cluster.nodes()[1]!;
+    const r = new pg.Client({
+      host: '127.0.0.1',
+      port: node.port,
+      user: 'postgres',
+      password: fx.superPassword,
+      database: 'postgres',
+    });
+    await r.connect();
+    const admin = new pg.Client({
+      host: '127.0.0.1',
+      port: fx.port,
+      user: 'postgres',
+      password: fx.superPassword,
+      database: 'pgscale',
+    });
+    await admin.connect();
+    const inSet = async () =>
+      (await admin.query<{ addr: string; in_read_set: string }>('SHOW NODES')).rows.find((x) =>
+        x.addr.endsWith(`:${node.port}`),
+      )?.in_read_set === 't';
+    const d = await fx.direct();
+    try {
+      await r.query('SELECT pg_wal_replay_pause()');
+      await d.query(
+        "CREATE TABLE filler AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 20000) g",
+      );
+      await until('the lagging replica to leave the read set', async () => !(await inSet()), 10_000);
+      await r.query('SELECT pg_wal_replay_resume()');
+      await until('the replica to come back', () => inSet(), 15_000);
+    } finally {
+      await r.query('SELECT pg_wal_replay_resume()').catch(() => undefined);
+      await d.query('DROP TABLE IF EXISTS filler');
+      await d.end();
+      await r.end();
+      await admin.end();
+    }
   });
 });

@@ -361,7 +361,9 @@ export class Cluster {
     const { database, user } = this.config.app;
     await withClient(this.target(primary), async (c) => {
       // Keep even the SCRAM verifiers out of the server log, whatever log_statement says.
-      await c.query("SET log_statement = 'none'; SET log_min_duration_statement = -1; SET log_min_error_statement = 'panic'");
+      await c.query(
+        "SET log_statement = 'none'; SET log_min_duration_statement = -1; SET log_min_error_statement = 'panic'",
+      );
       const has = async (sql: string, v: string) => ((await c.query(sql, [v])).rowCount ?? 0) > 0;
       if (!(await has('SELECT 1 FROM pg_roles WHERE rolname = $1', REPLICATION_USER))) {
         await c.query(

@@ -181,12 +181,40 @@ export const proxySchema = z
     consistency: z
       .enum(['read-your-writes', 'eventual', 'primary'])
       .default('read-your-writes')
-      .describe('Reads: read-your-writes (never older than the client\'s own commits), eventual, or primary.'),
-    ryw_wait_ms: z.number().int().min(0).default(50).describe('How long a read waits for a caught-up replica before using the primary.'),
-    max_lag_bytes: z.number().int().min(0).default(16 * 1024 * 1024).describe('Replicas further behind leave the read set (0: no limit).'),
-    check_interval_ms: z.number().int().min(5).default(20).describe('How often replica positions and health are polled.'),
-    balance: z.enum(['round-robin', 'least-outstanding']).default('round-robin').describe('How reads are spread over replicas.'),
-    read_only_functions: z.array(z.string()).default([]).describe('Functions that may run on replicas, besides the built-in list.'),
+      .describe("Reads: read-your-writes (never older than the client's own commits), eventual, or primary."),
+    ryw_wait_ms: z
+      .number()
+      .int()
+      .min(0)
+      .default(50)
+      .describe('How long a read waits for a caught-up replica before using the primary.'),
+    max_lag_bytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(16 * 1024 * 1024)
+      .describe('Replicas further behind leave the read set (0: no limit).'),
+    check_interval_ms: z
+      .number()
+      .int()
+      .min(5)
+      .default(20)
+      .describe('How often replica positions and health are polled.'),
+    primary_read_weight: z
+      .number()
+      .int()
+      .min(0)
+      .max(100)
+      .default(0)
+      .describe("The primary's share of reads next to the replicas (each weighs 1); 0 keeps reads off it."),
+    balance: z
+      .enum(['round-robin', 'least-outstanding'])
+      .default('round-robin')
+      .describe('How reads are spread over replicas.'),
+    read_only_functions: z
+      .array(z.string())
+      .default([])
+      .describe('Functions that may run on replicas, besides the built-in list.'),
     write_functions: z.array(z.string()).default([]).describe('Functions that always go to the primary.'),
     databases: z
       .record(z.string().min(1), proxyDatabaseSchema)

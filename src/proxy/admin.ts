@@ -319,7 +319,17 @@ export class AdminSession implements ClientSessionLike {
         for (const [pool, r] of proxy.routers) {
           const plsn = r.primary.monitor?.lsn ?? null;
           const pm = r.primary.monitor;
-          rows.push([pool.database, 'primary', `${pool.target.host}:${pool.target.port}`, pm?.healthy ?? null, pm?.lsn !== null && pm?.lsn !== undefined ? formatLsn(pm.lsn) : null, 0, null, null, pm?.lastError ?? null]);
+          rows.push([
+            pool.database,
+            'primary',
+            `${pool.target.host}:${pool.target.port}`,
+            pm?.healthy ?? null,
+            pm?.lsn !== null && pm?.lsn !== undefined ? formatLsn(pm.lsn) : null,
+            0,
+            null,
+            null,
+            pm?.lastError ?? null,
+          ]);
           const usable = new Set(r.usable());
           for (const x of r.replicas) {
             const m = x.monitor;
@@ -336,7 +346,20 @@ export class AdminSession implements ClientSessionLike {
             ]);
           }
         }
-        return { columns: ['database', 'role', 'addr', 'in_read_set', 'lsn', 'lag_bytes', 'reads_served', 'outstanding', 'last_error'], rows };
+        return {
+          columns: [
+            'database',
+            'role',
+            'addr',
+            'in_read_set',
+            'lsn',
+            'lag_bytes',
+            'reads_served',
+            'outstanding',
+            'last_error',
+          ],
+          rows,
+        };
       }
       case 'USERS':
         return { columns: ['name'], rows: proxy.credentials.users().map((u) => [u]) };

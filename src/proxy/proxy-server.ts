@@ -285,7 +285,10 @@ export class ProxyServer implements FrontendHost {
     params.set('session_authorization', serverUser);
     const mode = t.poolMode ?? this.config.pool_mode;
     const router =
-      mode === 'transaction' && this.config.read_write_split && this.classifier && (t.replicas?.length ?? 0) > 0
+      mode === 'transaction' &&
+      this.config.read_write_split &&
+      this.classifier &&
+      (t.replicas?.length ?? 0) > 0
         ? this.routerFor(req.database, t, serverUser, creds, pool)
         : null;
     const classifier = this.classifier;
@@ -306,7 +309,13 @@ export class ProxyServer implements FrontendHost {
   }
 
   /** The read router of a primary pool: a pool and a monitor per replica, polled continuously. */
-  private routerFor(database: string, t: DatabaseTarget, user: string, creds: LoginRequest['serverCreds'], primary: Pool): ReadRouter {
+  private routerFor(
+    database: string,
+    t: DatabaseTarget,
+    user: string,
+    creds: LoginRequest['serverCreds'],
+    primary: Pool,
+  ): ReadRouter {
     const existing = this.routers.get(primary);
     if (existing) {
       existing.settings = this.routerSettings();
@@ -320,9 +329,19 @@ export class ProxyServer implements FrontendHost {
     };
     const replicas: ReplicaTarget[] = (t.replicas ?? []).map((r) => {
       const pool = this.poolFor(database, { ...t, host: r.host, port: r.port }, user, creds);
-      return { name: r.name ?? `${r.host}:${r.port}`, monitor: monitor(r.name ?? `${r.host}:${r.port}`, pool), pool, outstanding: 0, readsServed: 0 };
+      return {
+        name: r.name ?? `${r.host}:${r.port}`,
+        monitor: monitor(r.name ?? `${r.host}:${r.port}`, pool),
+        pool,
+        outstanding: 0,
+        readsServed: 0,
+      };
     });
-    const router = new ReadRouter({ pool: primary, monitor: monitor('primary', primary) }, replicas, this.routerSettings());
+    const router = new ReadRouter(
+      { pool: primary, monitor: monitor('primary', primary) },
+      replicas,
+      this.routerSettings(),
+    );
     this.routers.set(primary, router);
     return router;
   }
@@ -336,6 +355,7 @@ export class ProxyServer implements FrontendHost {
       checkIntervalMs: c.check_interval_ms,
       balance: c.balance,
       failuresToBan: 2,
+      primaryWeight: c.primary_read_weight,
     };
   }
 

@@ -22,6 +22,8 @@ export interface RouterSettings {
   balance: BalanceMode;
   /** Failed checks in a row before a replica leaves the read set. */
   failuresToBan: number;
+  /** The primary's share of reads, in replica units (0: reads only on replicas while any is usable). */
+  primaryWeight: number;
 }
 
 export function parseLsnText(s: string | null | undefined): bigint | null {
@@ -131,7 +133,8 @@ export class ReadRouter {
     return this.replicas.filter((r) => {
       const m = r.monitor;
       if (!m.healthy || m.inRecovery !== true || m.lsn === null) return false;
-      if (plsn !== null && this.settings.maxLagBytes > 0 && plsn - m.lsn > BigInt(this.settings.maxLagBytes)) return false;
+      if (plsn !== null && this.settings.maxLagBytes > 0 && plsn - m.lsn > BigInt(this.settings.maxLagBytes))
+        return false;
       return true;
     });
   }
@@ -149,12 +152,22 @@ export class ReadRouter {
    * read-your-writes; replicas behind it are skipped, waiting up to rywWaitMs for one to catch up.
    */
   async forRead(consistency: Consistency, minLsn: bigint | null): Promise<ReadChoice> {
-    if (consistency === 'primary' || this.replicas.length === 0) return { pool: this.primary.pool, replica: null };
+    if (consistency === 'primary' || this.replicas.length === 0)
+      return { pool: this.primary.pool, replica: null };
     const deadline = now() + this.settings.rywWaitMs;
     for (;;) {
       const usable = this.usable();
       const eligible =
-        consistency === 'read-your-writes' && minLsn !== null ? usable.filter((r) => r.monitor.lsn! >= minLsn) : usable;
+        consistency === 'read-your-writes' && minLsn !== null
+          ? usable.filter((r) => r.monitor.lsn! >= minLsn)
+          : usable;
+      if (eligible.length > 0 && this.settings.primaryWeight > 0) {
+        // Weighted round robin over the replicas (weight 1 each) and the primary.
+        const slot = this.rr++ % (eligible.length + this.settings.primaryWeight);
+        if (slot >= eligible.length) return { pool: this.primary.pool, replica: null };
+        const r = eligible[slot]!;
+        return { pool: r.pool, replica: r };
+      }
       const r = this.pick(eligible);
       if (r) return { pool: r.pool, replica: r };
       // Nobody usable at all: the primary serves the read at once.

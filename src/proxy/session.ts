@@ -142,6 +142,8 @@ export class Session {
   private replay: TypedFrame[] | null = null;
   /** Whether the client has been sent any reply since attaching (then a replay is impossible). */
   private replied = false;
+  /** The proxy's own settings (pgscale.target, pgscale.consistency): never sent to servers. */
+  private readonly proxySettings = new Map<string, string>();
   /** Reads served by replicas / by the primary, for SHOW CLIENTS. */
   readonly routing = { replica: 0, primary: 0 };
   private queryStartedAt = 0;
@@ -186,6 +188,10 @@ export class Session {
         this.host.terminate();
         return;
       }
+      if (this.tryProxySetting(f)) {
+        this.inbox.shift();
+        continue;
+      }
       if (!this.server && !this.handleWithoutServer(f)) {
         this.attach();
         return;
@@ -202,7 +208,13 @@ export class Session {
         this.replay?.push(f);
         // Anything run on the primary may write: learn the commit position before releasing,
         // even when the connection was attached for something else (a capture already done).
-        if (!this.attachedReplica && f.type !== 'S' && f.type !== 'H' && this.router && this.consistency() === 'read-your-writes') {
+        if (
+          !this.attachedReplica &&
+          f.type !== 'S' &&
+          f.type !== 'H' &&
+          this.router &&
+          this.consistency() === 'read-your-writes'
+        ) {
           this.needLsn = true;
         }
         this.forward(f);
@@ -218,7 +230,8 @@ export class Session {
    */
   private retryElsewhere(s: ServerConn): boolean {
     const replica = this.attachedReplica;
-    if (!replica || this.replied || this.replay === null || this.txStatus !== 'I' || this.closed) return false;
+    if (!replica || this.replied || this.replay === null || this.txStatus !== 'I' || this.closed)
+      return false;
     replica.monitor.healthy = false; // out of the read set until its next good check
     replica.outstanding--;
     const frames = this.replay;
@@ -243,13 +256,52 @@ export class Session {
 
   /** The session's own choice (SET pgscale.target / pgscale.consistency), without quotes. */
   private setting(name: string): string | undefined {
-    const v = this.settings.get(name);
-    return v?.replace(/^'(.*)'$/s, '$1').toLowerCase();
+    return this.proxySettings.get(name);
+  }
+
+  /**
+   * `SET pgscale.target = primary` and friends are the proxy's own: answered here (PostgreSQL
+   * would even reject the unquoted keyword `primary`), in order with the replies still due.
+   */
+  private tryProxySetting(f: TypedFrame): boolean {
+    if (f.type !== 'Q') return false;
+    const q = decodeQuery(f.payload);
+    if (!q.ok || !/pgscale\./i.test(q.value.query)) return false;
+    const effects = sessionEffects(q.value.query);
+    if (effects.length !== 1) return false;
+    const e = effects[0]!;
+    if ((e.kind !== 'set' && e.kind !== 'reset') || !e.name.startsWith('pgscale.')) return false;
+    let reply: Buffer;
+    if (e.kind === 'set') {
+      const v = e.value.replace(/^'(.*)'$/s, '$1').toLowerCase();
+      const allowed = PROXY_SETTINGS[e.name];
+      if (!allowed || !allowed.includes(v)) {
+        reply = buildErrorResponse(
+          'ERROR',
+          SqlState.INVALID_PARAMETER_VALUE,
+          allowed
+            ? `invalid value for parameter "${e.name}": "${v}" (accepted: ${allowed.join(', ')})`
+            : `unrecognized configuration parameter "${e.name}"`,
+        );
+      } else {
+        this.proxySettings.set(e.name, v);
+        reply = commandComplete('SET');
+      }
+    } else {
+      this.proxySettings.delete(e.name);
+      reply = commandComplete('RESET');
+    }
+    const bytes = Buffer.concat([reply, readyForQuery(this.txStatus)]);
+    if (this.pending.length > 0) this.pending.push({ k: 'synthetic', bytes });
+    else this.out.add(bytes);
+    return true;
   }
 
   private consistency(): Consistency {
     const v = this.setting('pgscale.consistency');
-    return v === 'eventual' || v === 'primary' || v === 'read-your-writes' ? v : (this.opts.consistency ?? 'read-your-writes');
+    return v === 'eventual' || v === 'primary' || v === 'read-your-writes'
+      ? v
+      : (this.opts.consistency ?? 'read-your-writes');
   }
 
   /** 'read' when the message may run on a replica, 'write' when it must run on the primary, else null. */
@@ -765,7 +817,13 @@ export class Session {
           this.out.add(f.bytes);
           continue;
         default:
-          if (this.replay !== null && !this.replied && f.type === 'E' && isServerGoingAway(f.payload) && this.server) {
+          if (
+            this.replay !== null &&
+            !this.replied &&
+            f.type === 'E' &&
+            isServerGoingAway(f.payload) &&
+            this.server
+          ) {
             if (this.retryElsewhere(this.server)) return;
           }
           if (this.replay !== null && !this.replied && this.forwardsToClient()) this.replied = true;
@@ -1038,6 +1096,12 @@ function cachedEffects(query: string): SessionEffect[] {
   effectsCache.set(query, e);
   return e;
 }
+
+/** The proxy's own session settings and their accepted values. */
+const PROXY_SETTINGS: Record<string, readonly string[]> = {
+  'pgscale.target': ['primary', 'replica', 'any'],
+  'pgscale.consistency': ['read-your-writes', 'eventual', 'primary'],
+};
 
 /** FATAL errors by which a server says it is going away (shutdown, crash, recovery). */
 function isServerGoingAway(payload: Buffer): boolean {

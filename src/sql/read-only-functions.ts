@@ -51,6 +51,7 @@ export const BUILTIN_READ_ONLY_FUNCTIONS: readonly string[] = [
   ...words('jsonb_path_query jsonb_path_query_array jsonb_path_query_first'),
   // server and catalog information (all answer on a standby)
   ...words('version current_setting current_database current_schema current_schemas'),
+  ...words('inet_server_port inet_server_addr inet_client_port inet_client_addr pg_conf_load_time'),
   ...words('pg_backend_pid pg_is_in_recovery pg_last_wal_replay_lsn pg_last_wal_receive_lsn'),
   ...words('pg_last_xact_replay_timestamp pg_postmaster_start_time pg_typeof format_type'),
   ...words('pg_size_pretty pg_relation_size pg_total_relation_size pg_table_size'),
