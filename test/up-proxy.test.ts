@@ -110,6 +110,8 @@ describe('the proxy inside pgscale up', () => {
     const text = await m.text();
     assert.match(text, /pgscale_proxy_clients\{state="idle"\}/);
     assert.match(text, /pgscale_proxy_server_connections\{database="app",user="app",state="idle"\} \d+/);
+    assert.match(text, /pgscale_proxy_node_in_read_set\{database="app",user="app",node="s0n1"\} 1/);
+    assert.match(text, /pgscale_proxy_node_reads_total\{database="app",user="app",node="s0n1"\} [1-9]/);
     assert.ok(!text.includes(s.app) && !text.includes(s.superuser));
     const services = (await (
       await fetch(`http://127.0.0.1:${tc.cluster.config.http.port}/services`)

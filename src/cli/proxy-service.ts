@@ -188,6 +188,55 @@ export class ProxyService implements Service {
           this.set({ database: pool.database, user: pool.target.user }, pool.waiting);
       },
     });
+    new Gauge({
+      name: 'pgscale_proxy_node_in_read_set',
+      help: 'Whether a replica is in the read set (1) or not (0), by database and node.',
+      labelNames: ['database', 'user', 'node'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [pool, r] of service.proxy?.routers ?? []) {
+          const usable = new Set(r.usable());
+          for (const x of r.replicas)
+            this.set(
+              { database: pool.database, user: pool.target.user, node: x.name },
+              usable.has(x) ? 1 : 0,
+            );
+        }
+      },
+    });
+    new Gauge({
+      name: 'pgscale_proxy_node_lag_bytes',
+      help: "A replica's replay lag behind the primary's WAL position, in bytes, as the proxy last saw it.",
+      labelNames: ['database', 'user', 'node'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [pool, r] of service.proxy?.routers ?? []) {
+          const p = r.primary.monitor?.lsn ?? null;
+          for (const x of r.replicas) {
+            if (p !== null && x.monitor.lsn !== null)
+              this.set(
+                { database: pool.database, user: pool.target.user, node: x.name },
+                Number(p - x.monitor.lsn),
+              );
+          }
+        }
+      },
+    });
+    new Gauge({
+      name: 'pgscale_proxy_node_reads_total',
+      help: 'Read transactions the proxy sent to each replica.',
+      labelNames: ['database', 'user', 'node'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [pool, r] of service.proxy?.routers ?? []) {
+          for (const x of r.replicas)
+            this.set({ database: pool.database, user: pool.target.user, node: x.name }, x.readsServed);
+        }
+      },
+    });
     for (const [name, key, help] of [
       ['pgscale_proxy_transactions_total', 'xacts', 'Transactions run through the proxy.'],
       ['pgscale_proxy_queries_total', 'queries', 'Queries run through the proxy.'],
