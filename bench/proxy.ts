@@ -8,11 +8,13 @@
  * end, on failure and on Ctrl-C. Results are ratios measured in the same run: no timed asserts.
  */
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { availableParallelism, cpus } from 'node:os';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { installCleanupHandlers, interruptedBy, runCleanup } from './cleanup.js';
+import { summarizeProfile } from './cpuprofile.js';
 import { ensureNofile, measureIdleClients } from './memory.js';
 import type { MemoryResult } from './memory.js';
 import { initPgbench, runPgbench } from './pgbench.js';
@@ -37,6 +39,9 @@ const USAGE = `Usage: npm run bench:proxy -- [options]
   --scale N            pgbench scale factor (default 10)
   --idle-clients N     idle clients for the memory measurement (default 10000; 0 skips it)
   --json FILE          also write every number to FILE
+  --profile            run pgscale's proxy under node --cpu-prof (the measured points only, not
+                       the memory test); keeps the .cpuprofile in a temporary directory and
+                       prints its top self-time functions
   -h, --help           this text
 `;
 
@@ -51,6 +56,7 @@ interface Options {
   idleClients: number;
   json: string | null;
   quick: boolean;
+  profile: boolean;
 }
 
 function list<T extends string>(v: string | undefined, allowed: readonly T[], def: T[], what: string): T[] {
@@ -87,6 +93,7 @@ function parseOptions(argv: string[]): Options | null {
       scale: { type: 'string' },
       'idle-clients': { type: 'string' },
       json: { type: 'string' },
+      profile: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -119,6 +126,7 @@ function parseOptions(argv: string[]): Options | null {
     scale: int(values.scale, 10, 'scale', 1),
     idleClients: int(values['idle-clients'], 10_000, 'idle-clients'),
     json: values.json ?? null,
+    profile: values.profile ?? false,
   };
 }
 
@@ -338,10 +346,12 @@ async function main(argv: string[]): Promise<number> {
   await initPgbench(server.bins.pgbench, server.info, o.scale);
   const meta = await machine(server);
 
+  // Kept after the run (it is the output): not registered for cleanup.
+  const profileDir = o.profile ? mkdtempSync(join(tmpdir(), 'pgscale-bench-profile-')) : null;
   const running = new Map<string, Running>();
   const maxClients = Math.max(...o.clients);
   for (const t of available) {
-    const r = await t.start(server.info, { poolSize: o.poolSize, maxClients });
+    const r = await t.start(server.info, { poolSize: o.poolSize, maxClients, cpuProfileDir: profileDir });
     running.set(t.name, r);
     log(`${t.name}: ${r.host}:${r.port}${r.pid ? ` (pid ${r.pid})` : ''}`);
   }
@@ -372,6 +382,12 @@ async function main(argv: string[]): Promise<number> {
   if (notes.length) out.push('', 'errors:', ...notes.map((n) => `  ${n}`));
   if (memory.length) {
     out.push('', `memory per idle client (proxy VmRSS; open-file limit ${nofile}):`, memoryTable(memory));
+  }
+  if (profileDir) {
+    const files = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'));
+    out.push('', `CPU profile of pgscale's proxy (warm-up and every point above), in ${profileDir}:`);
+    if (files.length === 0) out.push('  no .cpuprofile written (did the proxy exit cleanly on SIGTERM?)');
+    for (const f of files) out.push(summarizeProfile(join(profileDir, f)));
   }
   process.stdout.write(out.join('\n') + '\n');
   if (o.json) {

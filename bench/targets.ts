@@ -23,6 +23,8 @@ export type { ServerInfo } from './server.js';
 export interface TargetOptions {
   poolSize: number;
   maxClients: number;
+  /** pgscale only: run the proxy under `node --cpu-prof`, writing its .cpuprofile here on exit. */
+  cpuProfileDir?: string | null;
 }
 
 export interface Running {
@@ -207,7 +209,13 @@ export const pgscale: Target = {
     const daemon = startDaemon({
       name: 'pgscale proxy',
       file: process.execPath,
-      args: [pgscaleBin, 'proxy', '-c', file],
+      args: [
+        ...(opts.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfileDir}`] : []),
+        pgscaleBin,
+        'proxy',
+        '-c',
+        file,
+      ],
       cwd: work.dir,
       env: cleanEnv(),
       logFile: join(work.dir, 'proxy.log'),
