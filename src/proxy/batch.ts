@@ -18,6 +18,11 @@ export class OutputBatch {
     }
   }
 
+  /** Drops what is queued (its destination is gone). */
+  clear(): void {
+    this.parts = [];
+  }
+
   get empty(): boolean {
     return this.parts.length === 0;
   }

@@ -119,6 +119,7 @@ export class Session {
   private closed = false;
   private copyIn = false;
   private readonly out = new OutputBatch();
+  private readonly toServer = new OutputBatch();
   private settings: Map<string, string>;
   /** Settings changed inside the current transaction: kept on commit, dropped on rollback. */
   private txSettings: SessionEffect[] = [];
@@ -194,6 +195,7 @@ export class Session {
       }
       if (!this.server && !this.handleWithoutServer(f)) {
         this.attach();
+        this.flushClient();
         return;
       }
       if (this.server && this.attachedReplica && this.needsPrimary(f)) {
@@ -220,6 +222,7 @@ export class Session {
         this.forward(f);
       }
     }
+    this.flushServer();
     this.flushClient();
   }
 
@@ -236,6 +239,7 @@ export class Session {
     replica.outstanding--;
     const frames = this.replay;
     this.replay = null;
+    this.toServer.clear();
     this.pending = [];
     this.copyIn = false;
     s.setHandler(null);
@@ -267,7 +271,7 @@ export class Session {
     if (f.type !== 'Q') return false;
     const q = decodeQuery(f.payload);
     if (!q.ok || !/pgscale\./i.test(q.value.query)) return false;
-    const effects = sessionEffects(q.value.query);
+    const effects = cachedEffects(q.value.query);
     if (effects.length !== 1) return false;
     const e = effects[0]!;
     if ((e.kind !== 'set' && e.kind !== 'reset') || !e.name.startsWith('pgscale.')) return false;
@@ -382,7 +386,8 @@ export class Session {
   private tryListen(sql: string): boolean {
     const hub = this.opts.listeners;
     if (!hub) return false;
-    const effects = sessionEffects(sql);
+    if (!/listen/i.test(sql)) return false;
+    const effects = cachedEffects(sql);
     if (effects.length !== 1) return false;
     const e = effects[0]!;
     if (e.kind === 'listen') {
@@ -503,10 +508,19 @@ export class Session {
     this.pending.push({ k: 'query', swallow: true, failed: false, wasInBlock: false });
   }
 
+  /**
+   * Queues bytes for the attached server; flushServer() writes them. A pipeline's messages
+   * (Bind, Describe, Execute, Sync…) that arrived in one chunk thus leave in one write.
+   */
   private sendToServer(buf: Buffer): void {
-    const s = this.server!;
     this.opts.pool.stats.bytesReceived += buf.length;
-    if (!s.write(buf)) {
+    this.toServer.add(buf);
+  }
+
+  private flushServer(): void {
+    const s = this.server;
+    if (!s || this.toServer.empty) return;
+    if (!this.toServer.flush(s.socket)) {
       // The server reads slower than the client writes: stop reading the client until it drains.
       this.host.socket.pause();
       s.socket.once('drain', () => this.host.socket.resume());
@@ -618,7 +632,7 @@ export class Session {
       return;
     }
     let sql = q.value.query;
-    const effects = sessionEffects(sql);
+    const effects = cachedEffects(sql);
     let rewritten = false;
     /** Client name → server name for this query's text, fixed before the maps change. */
     const renames = new Map<string, string>();
@@ -1003,6 +1017,7 @@ export class Session {
       this.needLsn = false;
       this.sendToServer(queryMessage('SELECT pg_current_wal_lsn()'));
       this.pending.push({ k: 'query', swallow: true, failed: false, wasInBlock: false, captureLsn: true });
+      this.flushServer();
       return;
     }
     this.releaseServer();
@@ -1020,6 +1035,7 @@ export class Session {
   }
 
   private detach(s: ServerConn): void {
+    this.flushServer();
     s.setHandler(null);
     this.server = null;
     this.attachedPool = null;
@@ -1030,6 +1046,7 @@ export class Session {
     if (this.server !== s || this.closed) return;
     if (this.retryElsewhere(s)) return;
     if (this.attachedReplica) this.attachedReplica.outstanding--;
+    this.toServer.clear();
     this.server = null;
     this.attachedPool = null;
     this.attachedReplica = null;
@@ -1072,6 +1089,7 @@ export class Session {
     this.attachedReplica = null;
     if (!s) return;
     s.setHandler(null);
+    this.toServer.clear();
     if (this.pending.length > 0 || this.copyIn) {
       // Mid-request: the reply stream cannot be resynchronised cheaply; drop the connection.
       s.destroy();
