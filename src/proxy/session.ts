@@ -120,6 +120,9 @@ export class Session {
   private copyIn = false;
   private readonly out = new OutputBatch();
   private readonly toServer = new OutputBatch();
+  private readonly onServerFramesBound = (frames: TypedFrame[]) => this.onServerFrames(frames);
+  /** Client reads paused while waiting for a server. */
+  private paused = false;
   private settings: Map<string, string>;
   /** Settings changed inside the current transaction: kept on commit, dropped on rollback. */
   private txSettings: SessionEffect[] = [];
@@ -243,6 +246,7 @@ export class Session {
     this.pending = [];
     this.copyIn = false;
     s.setHandler(null);
+    s.setLostHandler(null);
     s.destroy();
     this.server = null;
     this.attachedPool = null;
@@ -357,13 +361,15 @@ export class Session {
     return reads > 0;
   }
 
-  /** Answers what needs no server when none is attached; false when a server is needed. */
+  /**
+   * Answers what needs no server when none is attached; false when a server is needed. The
+   * caller takes the message off the inbox either way.
+   */
   private handleWithoutServer(f: TypedFrame): boolean {
     if (f.type === 'C') {
       const c = decodeClose(f.payload);
       if (c.ok && c.value.target === 'statement' && c.value.targetName !== '') {
         this.statements.delete(c.value.targetName);
-        this.inbox.shift();
         this.out.add(CLOSE_COMPLETE);
         return true;
       }
@@ -371,12 +377,34 @@ export class Session {
     if (f.type === 'Q' && this.opts.listeners && this.txStatus === 'I') {
       const q = decodeQuery(f.payload);
       if (q.ok && this.tryListen(q.value.query)) {
-        this.inbox.shift();
         return true;
       }
     }
     if (f.type === 'H') {
-      this.inbox.shift();
+      return true;
+    }
+    if (f.type === 'P' && !this.pinned && this.txStatus === 'I') {
+      // A statement some connection of the pool has already prepared: answer here and prepare
+      // it on whichever connection the Bind lands (pgbench and pgjdbc prepare with a blocking
+      // Parse+Sync; needing a server just to say ParseComplete can deadlock a busy pool).
+      const p = decodeParse(f.payload);
+      if (p.ok && p.value.statement !== '') {
+        const serverName = protocolStatementName(p.value.query, p.value.paramTypes);
+        if (this.opts.pool.knownStatements.has(serverName)) {
+          this.statements.set(p.value.statement, {
+            serverName,
+            parse: renameParse(f.payload, serverName),
+            effects: this.extendedEffects(p.value.query),
+            read: this.classOf(f) === 'read',
+          });
+          this.out.add(PARSE_COMPLETE);
+          return true;
+        }
+      }
+    }
+    if (f.type === 'S' && this.txStatus === 'I' && this.pending.length === 0) {
+      // Nothing is running: a Sync alone only asks for ReadyForQuery.
+      this.out.add(readyForQuery('I'));
       return true;
     }
     return false;
@@ -437,45 +465,35 @@ export class Session {
   private attach(): void {
     if (this.acquiring || this.closed) return;
     this.acquiring = true;
-    this.host.socket.pause();
     const t0 = now();
     const router = this.router;
-    const choice =
-      router && this.wantsReplica()
-        ? router.forRead(this.consistency(), this.consistency() === 'read-your-writes' ? this.wroteLsn : null)
-        : Promise.resolve({ pool: this.opts.pool, replica: null });
-    void choice.then(({ pool, replica }) => this.acquireFrom(pool, replica, t0));
+    if (router && this.wantsReplica()) {
+      this.pauseClient();
+      const minLsn = this.consistency() === 'read-your-writes' ? this.wroteLsn : null;
+      void router
+        .forRead(this.consistency(), minLsn)
+        .then(({ pool, replica }) => this.acquireFrom(pool, replica, t0));
+    } else {
+      this.acquireFrom(this.opts.pool, null, t0);
+    }
+  }
+
+  /** Stops reading the client while it waits for a server (its messages queue in the kernel). */
+  private pauseClient(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.host.socket.pause();
   }
 
   private acquireFrom(pool: Pool, replica: ReplicaTarget | null, t0: number): void {
+    const ready = pool.tryAcquire();
+    if (ready) {
+      this.onAcquired(pool, replica, t0, ready);
+      return;
+    }
+    this.pauseClient();
     pool.acquire().then(
-      (server) => {
-        this.acquiring = false;
-        this.counters.waitUs += Math.round((now() - t0) * 1000);
-        if (this.closed) {
-          pool.release(server);
-          return;
-        }
-        this.server = server;
-        this.attachedPool = pool;
-        this.attachedReplica = replica;
-        this.switching = false;
-        this.replay = replica ? [] : null;
-        this.replied = false;
-        if (replica) {
-          replica.outstanding++;
-          replica.readsServed++;
-          this.routing.replica++;
-        } else {
-          this.routing.primary++;
-        }
-        this.attachedAt = now();
-        server.setHandler((frames) => this.onServerFrames(frames));
-        server.onClose(() => this.onServerLost(server));
-        this.syncSettings(server);
-        this.host.socket.resume();
-        this.drain();
-      },
+      (server) => this.onAcquired(pool, replica, t0, server),
       (e: unknown) => {
         if (replica && !this.closed) {
           // The replica cannot take a connection: the primary serves the read.
@@ -491,6 +509,37 @@ export class Session {
         this.host.terminate(fatal);
       },
     );
+  }
+
+  private onAcquired(pool: Pool, replica: ReplicaTarget | null, t0: number, server: ServerConn): void {
+    this.acquiring = false;
+    this.counters.waitUs += Math.round((now() - t0) * 1000);
+    if (this.closed) {
+      pool.release(server);
+      return;
+    }
+    this.server = server;
+    this.attachedPool = pool;
+    this.attachedReplica = replica;
+    this.switching = false;
+    this.replay = replica ? [] : null;
+    this.replied = false;
+    if (replica) {
+      replica.outstanding++;
+      replica.readsServed++;
+      this.routing.replica++;
+    } else {
+      this.routing.primary++;
+    }
+    this.attachedAt = now();
+    server.setHandler(this.onServerFramesBound);
+    server.setLostHandler(() => this.onServerLost(server));
+    this.syncSettings(server);
+    if (this.paused) {
+      this.paused = false;
+      this.host.socket.resume();
+    }
+    this.drain();
   }
 
   /** Replays the client's session settings on a connection that holds other ones. */
@@ -883,6 +932,7 @@ export class Session {
           if (head.serverName && this.server) this.server.prepared.delete(head.serverName);
           return this.onExtendedError(f);
         }
+        if (head.serverName) this.opts.pool.rememberStatement(head.serverName);
         if (!head.swallow) this.out.add(f.bytes);
         return this.popHead();
       case 'close':
@@ -1037,6 +1087,7 @@ export class Session {
   private detach(s: ServerConn): void {
     this.flushServer();
     s.setHandler(null);
+    s.setLostHandler(null);
     this.server = null;
     this.attachedPool = null;
     this.attachedReplica = null;
@@ -1089,6 +1140,7 @@ export class Session {
     this.attachedReplica = null;
     if (!s) return;
     s.setHandler(null);
+    s.setLostHandler(null);
     this.toServer.clear();
     if (this.pending.length > 0 || this.copyIn) {
       // Mid-request: the reply stream cannot be resynchronised cheaply; drop the connection.

@@ -64,6 +64,8 @@ export class Pool {
     waitTimeUs: 0,
     waits: 0,
   };
+  /** Server-side statement names some connection prepared successfully (their text is valid). */
+  readonly knownStatements = new Set<string>();
   /** The last login failure, for SHOW and for failing queued clients. */
   lastError: ServerLoginError | null = null;
 
@@ -82,12 +84,36 @@ export class Pool {
     return this.idle.length + this.active.size + this.tested.size + this.connecting;
   }
 
+  rememberStatement(name: string): void {
+    if (this.knownStatements.size >= 10_000) this.knownStatements.clear();
+    this.knownStatements.add(name);
+  }
+
   /** Newer credentials (a client logged in with SCRAM keys after a password change). */
   updateCredentials(c: ServerCredentials): void {
     this.creds = c;
   }
 
   /** A connection for a client; waits (bounded) when the pool is full or paused. */
+  /**
+   * An idle connection right now, when one needs no check (the common case under load): no
+   * promise, no waiting. Null means: use acquire().
+   */
+  tryAcquire(): ServerConn | null {
+    if (this.closed || this.paused || this.waiters.length > 0) return null;
+    while (this.idle.length > 0) {
+      const c = this.idle[this.idle.length - 1]!;
+      if (c.closed || now() - c.createdAt > this.settings.serverLifetimeMs) return null;
+      if (now() - c.lastUsedAt > this.settings.serverCheckDelayMs) return null;
+      this.idle.pop();
+      c.state = 'active';
+      c.lastUsedAt = now();
+      this.active.add(c);
+      return c;
+    }
+    return null;
+  }
+
   acquire(): Promise<ServerConn> {
     if (this.closed)
       return Promise.reject(poolError(SqlState.CANNOT_CONNECT_NOW, 'the pool is shutting down'));

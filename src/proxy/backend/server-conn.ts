@@ -74,6 +74,7 @@ export class ServerConn {
   /** Who reads its messages now. */
   private handler: FrameHandler | null = null;
   private closeHandlers: ((err?: Error) => void)[] = [];
+  private lostHandler: (() => void) | null = null;
   private readonly framer = Framer.backend();
 
   private constructor(
@@ -109,6 +110,11 @@ export class ServerConn {
 
   onClose(fn: (err?: Error) => void): void {
     this.closeHandlers.push(fn);
+  }
+
+  /** The current owner's reaction to the connection dying (replaced at each attachment, not accumulated). */
+  setLostHandler(fn: (() => void) | null): void {
+    this.lostHandler = fn;
   }
 
   get closed(): boolean {
@@ -164,6 +170,9 @@ export class ServerConn {
 
   private onClosed(): void {
     this.state = 'closed';
+    const lost = this.lostHandler;
+    this.lostHandler = null;
+    lost?.();
     const hs = this.closeHandlers;
     this.closeHandlers = [];
     for (const h of hs) h();
