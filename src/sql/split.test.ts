@@ -1,42 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { anyText, sqlishText } from './arbitraries.test-util.js';
 import { splitStatements } from './split.js';
-
-/** Arbitrary text, and text made of the fragments that switch the lexer between states. */
-// fc.string() is ASCII-ish; 'binary' is v4's replacement for fullUnicodeString; the last adds lone surrogates.
-const anyText = fc.oneof(
-  fc.string(),
-  fc.string({ unit: 'binary' }),
-  fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((n) => String.fromCharCode(n)) }),
-);
-const sqlishText = fc
-  .array(
-    fc.oneof(
-      fc.constantFrom(
-        "'",
-        '"',
-        '$$',
-        '$a$',
-        '$1',
-        '/*',
-        '*/',
-        '--',
-        '\n',
-        ';',
-        '(',
-        ')',
-        '\\',
-        "E'",
-        'U&"',
-        ' ',
-      ),
-      fc.constantFrom('set ', 'execute ', 'x', 'é', '::', '=', '-', '.', '0', '😀'),
-      fc.string({ maxLength: 3 }),
-    ),
-    { maxLength: 40 },
-  )
-  .map((parts) => parts.join(''));
 
 function texts(sql: string): string[] {
   return splitStatements(sql).map((s) => s.text);
