@@ -2,7 +2,8 @@
  * Where the CPU went during one benchmark run, from /proc: the host's busy share over all cores
  * (/proc/stat), and the CPU time of given processes (utime + stime of /proc/<pid>/stat) — the
  * proxy, and pgbench, which is found among our children by name and sampled while it runs (it
- * exits before we could read its final figure, so up to one sampling interval is lost).
+ * exits before we could read its final figure, so up to one sampling interval is lost) — and how
+ * long the proxy waited for a core (schedstat), which shows CPU starvation on a busy host.
  * https://man7.org/linux/man-pages/man5/proc.5.html
  */
 import { execFileSync } from 'node:child_process';
@@ -46,6 +47,26 @@ export function procCpuS(pid: number): number | null {
   }
 }
 
+/**
+ * Seconds `pid`'s threads spent runnable but waiting for a core (second field of
+ * /proc/<pid>/task/<tid>/schedstat, ns), summed over its threads; null when it is gone.
+ */
+export function procWaitS(pid: number): number | null {
+  try {
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[1]);
+      } catch {
+        /* thread gone */
+      }
+    }
+    return ns / 1e9;
+  } catch {
+    return null;
+  }
+}
+
 /** Our child processes whose command name is `comm`. */
 function childrenNamed(comm: string): number[] {
   const out: number[] = [];
@@ -71,6 +92,11 @@ export interface CpuReport {
   proxyCores: number | null;
   /** The same for pgbench (approximate, see the module comment), or null. */
   pgbenchCores: number | null;
+  /**
+   * Time the proxy's threads were runnable but not running, per second of wall time (0.5: as
+   * much waiting for a core as half a thread's worth of time), or null: CPU starvation.
+   */
+  proxyRunqueueWait: number | null;
   /** 1-minute load average at the end. */
   load1: number;
 }
@@ -80,6 +106,7 @@ export function startCpuMeter(proxyPid: number | null): { stop(): CpuReport } {
   const t0 = process.hrtime.bigint();
   const h0 = hostSample();
   const p0 = proxyPid !== null ? procCpuS(proxyPid) : null;
+  const w0 = proxyPid !== null ? procWaitS(proxyPid) : null;
   const pgbench = new Map<number, number>();
   const sample = () => {
     for (const pid of childrenNamed('pgbench')) {
@@ -96,12 +123,14 @@ export function startCpuMeter(proxyPid: number | null): { stop(): CpuReport } {
       const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
       const h1 = hostSample();
       const p1 = proxyPid !== null ? procCpuS(proxyPid) : null;
+      const w1 = proxyPid !== null ? procWaitS(proxyPid) : null;
       const pgbenchS = [...pgbench.values()].reduce((a, b) => a + b, 0);
       return {
         wallS,
         hostBusy: h1.total > h0.total ? (h1.busy - h0.busy) / (h1.total - h0.total) : 0,
         proxyCores: p0 !== null && p1 !== null ? (p1 - p0) / wallS : null,
         pgbenchCores: pgbench.size > 0 ? pgbenchS / wallS : null,
+        proxyRunqueueWait: w0 !== null && w1 !== null ? (w1 - w0) / wallS : null,
         load1: Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]),
       };
     },

@@ -3,8 +3,8 @@
  * against the primary alone, with every PostgreSQL node capped to the same CPU share by the
  * cgroup cpu controller (to emulate separate machines on one host), plus the cost of classifying
  * a statement. One cluster (primary + 2 streaming replicas, the project's `Cluster` code),
- * `pgbench -i`, then for each round and each configuration — direct (primary, no proxy), proxy
- * with 0, 1, 2 replicas — a fresh proxy process, a short discarded warm-up and a measured
+ * `pgbench -i`, then for each round and each configuration — the primary directly (the
+ * single-node baseline), a replica directly, the proxy with 0, 1, 2 replicas — a fresh proxy process, a short discarded warm-up and a measured
  * `pgbench -S` run. The order of the configurations alternates from round to round so that drift
  * on a shared host hits all of them alike. Reports TPS, p50/p99, ratios, how the reads were
  * spread over the nodes (PostgreSQL's own xact_commit counters and the proxy's SHOW NODES), and
@@ -37,7 +37,7 @@ const USAGE = `Usage: npm run bench:reads -- [options]
   --quota-us N      CPU quota of each PostgreSQL node per 100 ms period, in µs (default 25000:
                     a quarter of a core); 0 runs uncapped
   --clients N       pgbench clients (default 32)
-  --rounds N        passes over the four configurations (default 2; 1 with --quick)
+  --rounds N        passes over the five configurations (default 2; 1 with --quick)
   --mode M          pgbench -M: prepared (default), extended or simple
   --pool-size N     proxy server connections per server (default: the client count)
   --scale N         pgbench -i -s N (default 10)
@@ -115,13 +115,20 @@ function parseOptions(argv: string[]): Options | null {
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The four configurations, by the number of replicas behind the proxy (null: no proxy). */
+/**
+ * The configurations: without the proxy, pgbench talks to one node (`direct`: the primary, the
+ * single-node baseline; `replica-direct`: a replica, to tell what a standby costs per read from
+ * what the proxy costs); with it, `replicas` is how many replicas the proxy may read from.
+ */
 interface Config {
   name: string;
   replicas: number | null;
+  /** Without the proxy: the index of the node pgbench connects to. */
+  node?: number;
 }
 const CONFIGS: readonly Config[] = [
-  { name: 'direct', replicas: null },
+  { name: 'direct', replicas: null, node: 0 },
+  { name: 'replica-direct', replicas: null, node: 1 },
   { name: 'proxy-0', replicas: 0 },
   { name: 'proxy-1', replicas: 1 },
   { name: 'proxy-2', replicas: 2 },
@@ -218,7 +225,8 @@ async function measure(
 ): Promise<RunRecord> {
   let proxy: ReadProxy | null = null;
   try {
-    let endpoint = { host: cluster.info.host, port: cluster.info.port };
+    const target = cluster.nodes[config.node ?? 0]!;
+    let endpoint = { host: target.host, port: target.port };
     if (config.replicas !== null) {
       proxy = await startReadProxy(cluster.info, {
         replicas: cluster.nodes.slice(1, 1 + config.replicas),
@@ -296,6 +304,7 @@ interface Summary {
   nodeCores: Record<string, number | null>;
   nodeThrottled: Record<string, number | null>;
   proxyCores: number | null;
+  proxyWait: number | null;
   pgbenchCores: number | null;
   hostBusy: number;
   load1: number;
@@ -332,6 +341,7 @@ function summarize(runs: readonly RunRecord[], nodes: readonly BenchNode[]): Sum
       nodeCores: Object.fromEntries(nodes.map((n) => [n.name, avgOrNull(rs.map((r) => r.nodes[n.name]!.cores))])),
       nodeThrottled: Object.fromEntries(nodes.map((n) => [n.name, avgOrNull(rs.map((r) => r.nodes[n.name]!.throttled))])),
       proxyCores: avgOrNull(rs.map((r) => r.cpu.proxyCores)),
+      proxyWait: avgOrNull(rs.map((r) => r.cpu.proxyRunqueueWait)),
       pgbenchCores: avgOrNull(rs.map((r) => r.cpu.pgbenchCores)),
       hostBusy: mean(rs.map((r) => r.cpu.hostBusy)),
       load1: mean(rs.map((r) => r.cpu.load1)),
@@ -341,7 +351,10 @@ function summarize(runs: readonly RunRecord[], nodes: readonly BenchNode[]): Sum
 
 function describeConfig(name: string, nodes: readonly BenchNode[]): string {
   const c = CONFIGS.find((x) => x.name === name)!;
-  if (c.replicas === null) return `${nodes[0]!.name} (primary) directly, no proxy`;
+  if (c.replicas === null) {
+    const n = nodes[c.node ?? 0]!;
+    return `${n.name} (${n.role}) directly, no proxy`;
+  }
   if (c.replicas === 0) return `proxy -> ${nodes[0]!.name}; no replicas`;
   return `proxy -> ${nodes[0]!.name} + ${nodes
     .slice(1, 1 + c.replicas)
@@ -376,6 +389,7 @@ function resourceTable(s: readonly Summary[], nodes: readonly BenchNode[]): stri
       `PG cores ${names.join('/')}`,
       `throttled ${names.join('/')}`,
       'proxy cores',
+      'proxy runq wait',
       'pgbench cores',
       'host busy',
       'load1',
@@ -387,6 +401,7 @@ function resourceTable(s: readonly Summary[], nodes: readonly BenchNode[]): stri
       names.map((n) => f2(x.nodeCores[n] ?? null)).join('/'),
       names.map((n) => pct(x.nodeThrottled[n] ?? null)).join('/'),
       f2(x.proxyCores),
+      f2(x.proxyWait),
       f2(x.pgbenchCores),
       pct(x.hostBusy),
       x.load1.toFixed(1),
@@ -499,7 +514,7 @@ async function main(argv: string[]): Promise<number> {
       log(
         `[${runs.length}/${total}] round ${round + 1} ${config.name}: ${r.pgbench.tps?.toFixed(0) ?? '-'} tps, ` +
           `p50 ${f2(r.pgbench.p50Ms)} ms, p99 ${f2(r.pgbench.p99Ms)} ms; xact_commit ${spread}; ` +
-          `proxy ${f2(r.cpu.proxyCores)} cores, pgbench ${f2(r.cpu.pgbenchCores)}, host busy ${pct(r.cpu.hostBusy)}` +
+          `proxy ${f2(r.cpu.proxyCores)} cores (runq wait ${f2(r.cpu.proxyRunqueueWait)}), pgbench ${f2(r.cpu.pgbenchCores)}, host busy ${pct(r.cpu.hostBusy)}` +
           (r.strays ? `; ${r.strays} processes moved into their cgroup` : '') +
           (r.pgbench.errorLines ? `; ${r.pgbench.errorLines} error lines (${r.pgbench.firstError ?? ''})` : ''),
       );
@@ -513,6 +528,7 @@ async function main(argv: string[]): Promise<number> {
 
   const summary = summarize(runs, cluster.nodes);
   const d2 = summary.find((s) => s.config === 'proxy-2')!;
+  const rd = summary.find((s) => s.config === 'replica-direct')!;
   const command = `npm run bench:reads -- ${argv.join(' ')}`.trim();
   const capLine = noCaps
     ? `CPU caps: NONE (${noCaps}). Every node shares the host's ${meta.nproc} cores with the proxy and pgbench: ` +
@@ -538,8 +554,11 @@ async function main(argv: string[]): Promise<number> {
     'TPS: mean over rounds; p50/p99: mean of the rounds\' percentiles. x direct: TPS / TPS of the primary alone under the same cap.',
     'xact_commit share: of the app database\'s commits counted by each node during the runs (includes the proxy\'s health checks, ~50/s per node).',
     'PG cores: CPU each node used (cpuacct), in cores; throttled: share of 100 ms periods in which the node hit its quota.',
+    'proxy runq wait: seconds the proxy was runnable but waiting for a core, per second (CPU starvation); host busy: all cores, every process on the host.',
     '',
     `target: proxy-2 >= 2.5 x direct: ${f2(d2.vsDirect)} -> ${d2.vsDirect >= 2.5 ? 'met' : 'NOT met'}`,
+    `The proxy reads from replicas only (the primary serves reads only when no replica is usable), so with 2 replicas ` +
+      `its ceiling is 2 x one replica: proxy-2 / (2 x replica-direct) = ${f2(d2.tps / (2 * rd.tps))}.`,
     '',
     classificationTable(classification),
     `(${classification.source}; CPU time, median of trials)`,
