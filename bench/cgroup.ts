@@ -100,6 +100,11 @@ function cgroupOf(pid: number, controller: string): string | null {
   return null;
 }
 
+/** Blocks for `ms` (cleanup must also work from a synchronous exit handler). */
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 function readNum(file: string): number {
   return Number(readFileSync(file, 'utf8').trim());
 }
@@ -123,7 +128,10 @@ export function createCpuCaps(groups: readonly string[], quotaUs: number, period
     // Children first, then the parent: move every process back to the root group, then rmdir.
     for (const dir of [...created].reverse()) {
       const root = dir.startsWith(CPUACCT_ROOT) ? CPUACCT_ROOT : CPU_ROOT;
-      for (let attempt = 0; attempt < 5; attempt++) {
+      // rmdir fails with EBUSY while a task is still accounted to the group, which includes
+      // processes that are exiting (backends of a proxy pool just closed): retry for a while.
+      const deadline = Date.now() + 10_000;
+      for (;;) {
         let procs: number[] = [];
         try {
           procs = readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
@@ -136,7 +144,11 @@ export function createCpuCaps(groups: readonly string[], quotaUs: number, period
           break;
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code === 'ENOENT') break;
-          if (attempt === 4) process.stderr.write(`bench: could not remove cgroup ${dir}: ${String(e)}\n`);
+          if (Date.now() > deadline) {
+            process.stderr.write(`bench: could not remove cgroup ${dir}: ${String(e)}\n`);
+            break;
+          }
+          sleepSync(50);
         }
       }
     }
