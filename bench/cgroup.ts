@@ -105,6 +105,16 @@ function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
+/** Whether the process is a zombie or dying (state Z or X in /proc/<pid>/stat), or gone. */
+function exiting(pid: number): boolean {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return /^[ZXx]/.test(s.slice(s.lastIndexOf(')') + 2));
+  } catch {
+    return true;
+  }
+}
+
 function readNum(file: string): number {
   return Number(readFileSync(file, 'utf8').trim());
 }
@@ -192,6 +202,8 @@ export function createCpuCaps(groups: readonly string[], quotaUs: number, period
     strays(group, rootPid) {
       const want = `/${parentName}/${group}`;
       return processTree(rootPid).filter((p) => {
+        // An exiting process (a backend of a pool just closed) shows the root group: not a stray.
+        if (exiting(p)) return false;
         const g = cgroupOf(p, 'cpu');
         return g !== null && g !== want;
       });
