@@ -144,10 +144,9 @@ export async function startCluster(opts: ClusterOptions): Promise<BenchCluster> 
         const c = await superClient(n);
         try {
           for (;;) {
-            const r = await c.query<{ ok: boolean }>(
-              'SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok',
-              [target],
-            );
+            const r = await c.query<{ ok: boolean }>('SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok', [
+              target,
+            ]);
             if (r.rows[0]?.ok) break;
             if (Date.now() > deadline) throw new Error(`${n.name} has not replayed ${target} yet`);
             await new Promise((res) => setTimeout(res, 200));

@@ -122,9 +122,12 @@ export async function startReadProxy(server: ServerInfo, o: ReadProxyOptions): P
       c.on('error', () => undefined);
       await c.connect();
       try {
-        const r = await c.query<{ role: string; addr: string; in_read_set: string; reads_served: string | null }>(
-          'SHOW NODES',
-        );
+        const r = await c.query<{
+          role: string;
+          addr: string;
+          in_read_set: string;
+          reads_served: string | null;
+        }>('SHOW NODES');
         return r.rows.map((x) => ({
           role: x.role,
           addr: x.addr,

@@ -97,7 +97,8 @@ function parseOptions(argv: string[]): Options | null {
   if (!['simple', 'extended', 'prepared'].includes(mode))
     throw new Error(`--mode: expected simple, extended or prepared, got "${mode}"`);
   const quotaUs = int(values['quota-us'], 25_000, 'quota-us');
-  if (quotaUs > 0 && quotaUs < 1000) throw new Error('--quota-us: the kernel accepts 1000 µs at least (or 0)');
+  if (quotaUs > 0 && quotaUs < 1000)
+    throw new Error('--quota-us: the kernel accepts 1000 µs at least (or 0)');
   const clients = int(values.clients, 32, 'clients', 1);
   return {
     durationS: int(values.duration, quick ? 5 : 20, 'duration', 1),
@@ -267,11 +268,18 @@ async function measure(
       const b = c1?.[n.name];
       nodes[n.name] = {
         xacts: x1[n.name]! - x0[n.name]!,
-        cores: a && b && a.usageNs !== null && b.usageNs !== null ? (b.usageNs - a.usageNs) / 1e9 / cpu.wallS : null,
-        throttled: a && b && b.nrPeriods > a.nrPeriods ? (b.nrThrottled - a.nrThrottled) / (b.nrPeriods - a.nrPeriods) : null,
+        cores:
+          a && b && a.usageNs !== null && b.usageNs !== null
+            ? (b.usageNs - a.usageNs) / 1e9 / cpu.wallS
+            : null,
+        throttled:
+          a && b && b.nrPeriods > a.nrPeriods
+            ? (b.nrThrottled - a.nrThrottled) / (b.nrPeriods - a.nrPeriods)
+            : null,
       };
     }
-    const readsServed = s0 && s1 ? Object.fromEntries(Object.entries(s1).map(([k, v]) => [k, v - (s0[k] ?? 0)])) : null;
+    const readsServed =
+      s0 && s1 ? Object.fromEntries(Object.entries(s1).map(([k, v]) => [k, v - (s0[k] ?? 0)])) : null;
     return { round, config: config.name, pgbench: res, nodes, readsServed, cpu, strays };
   } finally {
     await proxy?.stop();
@@ -321,9 +329,9 @@ function summarize(runs: readonly RunRecord[], nodes: readonly BenchNode[]): Sum
     const totalX = nodes.map((n) => rs.reduce((a, r) => a + r.nodes[n.name]!.xacts, 0));
     const sumX = totalX.reduce((a, b) => a + b, 0);
     const served: Record<string, number> = {};
-    for (const r of rs) for (const [k, v] of Object.entries(r.readsServed ?? {})) served[k] = (served[k] ?? 0) + v;
-    const avgOrNull = (xs: (number | null)[]) =>
-      xs.every((x) => x !== null) && xs.length ? mean(xs) : null;
+    for (const r of rs)
+      for (const [k, v] of Object.entries(r.readsServed ?? {})) served[k] = (served[k] ?? 0) + v;
+    const avgOrNull = (xs: (number | null)[]) => (xs.every((x) => x !== null) && xs.length ? mean(xs) : null);
     const errs = rs.filter((r) => r.pgbench.errorLines > 0 || r.pgbench.failed > 0 || r.pgbench.tps === null);
     return {
       config: c.name,
@@ -335,11 +343,17 @@ function summarize(runs: readonly RunRecord[], nodes: readonly BenchNode[]): Sum
       // Per round: this configuration against direct in the same round.
       vsDirectRounds: rs.map((r) => tpsOf(r) / tpsOf(direct.find((d) => d.round === r.round)!)),
       vsProxy0: mean(tpsRounds) / mean(proxy0.map(tpsOf)),
-      errors: errs.length ? errs.map((r) => r.pgbench.firstError ?? `exit ${r.pgbench.exitCode}`).join('; ') : null,
+      errors: errs.length
+        ? errs.map((r) => r.pgbench.firstError ?? `exit ${r.pgbench.exitCode}`).join('; ')
+        : null,
       spread: Object.fromEntries(nodes.map((n, i) => [n.name, sumX > 0 ? totalX[i]! / sumX : NaN])),
       readsServed: c.replicas ? served : null,
-      nodeCores: Object.fromEntries(nodes.map((n) => [n.name, avgOrNull(rs.map((r) => r.nodes[n.name]!.cores))])),
-      nodeThrottled: Object.fromEntries(nodes.map((n) => [n.name, avgOrNull(rs.map((r) => r.nodes[n.name]!.throttled))])),
+      nodeCores: Object.fromEntries(
+        nodes.map((n) => [n.name, avgOrNull(rs.map((r) => r.nodes[n.name]!.cores))]),
+      ),
+      nodeThrottled: Object.fromEntries(
+        nodes.map((n) => [n.name, avgOrNull(rs.map((r) => r.nodes[n.name]!.throttled))]),
+      ),
       proxyCores: avgOrNull(rs.map((r) => r.cpu.proxyCores)),
       proxyWait: avgOrNull(rs.map((r) => r.cpu.proxyRunqueueWait)),
       pgbenchCores: avgOrNull(rs.map((r) => r.cpu.pgbenchCores)),
@@ -364,7 +378,17 @@ function describeConfig(name: string, nodes: readonly BenchNode[]): string {
 
 function throughputTable(s: readonly Summary[], nodes: readonly BenchNode[]): string {
   return table(
-    ['config', 'servers', 'TPS', 'TPS per round', 'p50/p99 ms', 'x direct', 'x direct per round', 'x proxy-0', 'errors'],
+    [
+      'config',
+      'servers',
+      'TPS',
+      'TPS per round',
+      'p50/p99 ms',
+      'x direct',
+      'x direct per round',
+      'x proxy-0',
+      'errors',
+    ],
     s.map((x) => [
       x.config,
       describeConfig(x.config, nodes),
@@ -411,7 +435,13 @@ function resourceTable(s: readonly Summary[], nodes: readonly BenchNode[]): stri
 
 function classificationTable(c: ClassificationFigures): string {
   return table(
-    ['classification, µs CPU per statement', 'fast path', 'parser, uncached', 'miss (fast path on, no cache)', 'cache hit'],
+    [
+      'classification, µs CPU per statement',
+      'fast path',
+      'parser, uncached',
+      'miss (fast path on, no cache)',
+      'cache hit',
+    ],
     [['', f2(c.fastPathUs), f2(c.parsedUncachedUs), f2(c.mixedUncachedUs), f2(c.cachedUs)]],
   );
 }
@@ -435,7 +465,9 @@ async function machine(cluster: BenchCluster) {
     node: process.version,
     postgres: v,
     pgbench,
-    loadAtStart: loadavg().map((l) => l.toFixed(2)).join(' '),
+    loadAtStart: loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' '),
   };
 }
 
@@ -445,7 +477,9 @@ async function prewarm(cluster: BenchCluster): Promise<void> {
   try {
     await p.query('CREATE EXTENSION IF NOT EXISTS pg_prewarm');
   } catch (e) {
-    log(`pg_prewarm unavailable (${e instanceof Error ? e.message : String(e)}); the warm-up runs fill the caches`);
+    log(
+      `pg_prewarm unavailable (${e instanceof Error ? e.message : String(e)}); the warm-up runs fill the caches`,
+    );
     return;
   } finally {
     await p.end();
@@ -481,7 +515,9 @@ async function main(argv: string[]): Promise<number> {
 
   log('starting PostgreSQL: 1 primary + 2 streaming replicas…');
   const cluster = await startCluster({ replicas: 2, maxConnections: 300, sharedBuffers: '256MB' });
-  log(`${cluster.nodes.map((n) => `${n.name} (${n.role}) :${n.port}`).join(', ')}; pgbench -i -s ${o.scale}…`);
+  log(
+    `${cluster.nodes.map((n) => `${n.name} (${n.role}) :${n.port}`).join(', ')}; pgbench -i -s ${o.scale}…`,
+  );
   await initPgbench(cluster.bins.pgbench, cluster.info, o.scale);
   {
     const c = await cluster.superClient(cluster.nodes[0]!);
@@ -516,7 +552,9 @@ async function main(argv: string[]): Promise<number> {
           `p50 ${f2(r.pgbench.p50Ms)} ms, p99 ${f2(r.pgbench.p99Ms)} ms; xact_commit ${spread}; ` +
           `proxy ${f2(r.cpu.proxyCores)} cores (runq wait ${f2(r.cpu.proxyRunqueueWait)}), pgbench ${f2(r.cpu.pgbenchCores)}, host busy ${pct(r.cpu.hostBusy)}` +
           (r.strays ? `; ${r.strays} processes moved into their cgroup` : '') +
-          (r.pgbench.errorLines ? `; ${r.pgbench.errorLines} error lines (${r.pgbench.firstError ?? ''})` : ''),
+          (r.pgbench.errorLines
+            ? `; ${r.pgbench.errorLines} error lines (${r.pgbench.firstError ?? ''})`
+            : ''),
       );
     }
   }
@@ -551,8 +589,8 @@ async function main(argv: string[]): Promise<number> {
     '',
     resourceTable(summary, cluster.nodes),
     '',
-    'TPS: mean over rounds; p50/p99: mean of the rounds\' percentiles. x direct: TPS / TPS of the primary alone under the same cap.',
-    'xact_commit share: of the app database\'s commits counted by each node during the runs (includes the proxy\'s health checks, ~50/s per node).',
+    "TPS: mean over rounds; p50/p99: mean of the rounds' percentiles. x direct: TPS / TPS of the primary alone under the same cap.",
+    "xact_commit share: of the app database's commits counted by each node during the runs (includes the proxy's health checks, ~50/s per node).",
     'PG cores: CPU each node used (cpuacct), in cores; throttled: share of 100 ms periods in which the node hit its quota.',
     'proxy runq wait: seconds the proxy was runnable but waiting for a core, per second (CPU starvation); host busy: all cores, every process on the host.',
     '',
@@ -569,7 +607,12 @@ async function main(argv: string[]): Promise<number> {
       o.json,
       JSON.stringify(
         {
-          meta: { ...meta, command, options: o, caps: noCaps ? { unavailable: noCaps } : { quotaUs: o.quotaUs, periodUs: PERIOD_US } },
+          meta: {
+            ...meta,
+            command,
+            options: o,
+            caps: noCaps ? { unavailable: noCaps } : { quotaUs: o.quotaUs, periodUs: PERIOD_US },
+          },
           nodes: cluster.nodes.map((n) => ({ name: n.name, role: n.role, port: n.port })),
           runs,
           summary,
@@ -589,7 +632,8 @@ let code = 1;
 try {
   code = await main(process.argv.slice(2));
 } catch (e) {
-  if (!interruptedBy()) process.stderr.write(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  if (!interruptedBy())
+    process.stderr.write(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   code = 1;
 } finally {
   await runCleanup();
