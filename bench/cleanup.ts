@@ -79,3 +79,21 @@ export function installCleanupHandlers(): void {
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
   process.on('exit', runCleanupSync);
 }
+
+/**
+ * Runs a benchmark's main function as the process entry point: reports a failure (unless the
+ * user interrupted it), always undoes what the run started, and sets the exit code.
+ */
+export async function runMain(main: (argv: string[]) => Promise<number>): Promise<void> {
+  let code = 1;
+  try {
+    code = await main(process.argv.slice(2));
+  } catch (e) {
+    if (!interruptedBy())
+      process.stderr.write(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    code = 1;
+  } finally {
+    await runCleanup();
+  }
+  process.exitCode = code;
+}

@@ -13,7 +13,7 @@ import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { installCleanupHandlers, interruptedBy, runCleanup } from './cleanup.js';
+import { installCleanupHandlers, runMain } from './cleanup.js';
 import { summarizeProfile } from './cpuprofile.js';
 import { ensureNofile, measureIdleClients } from './memory.js';
 import type { MemoryResult } from './memory.js';
@@ -401,14 +401,4 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-let code = 1;
-try {
-  code = await main(process.argv.slice(2));
-} catch (e) {
-  if (!interruptedBy())
-    process.stderr.write(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-  code = 1;
-} finally {
-  await runCleanup();
-}
-process.exitCode = code;
+await runMain(main);

@@ -18,7 +18,7 @@ import pg from 'pg';
 import { table } from '../src/cli/table.js';
 import { capsUnavailable, createCpuCaps } from './cgroup.js';
 import type { CapStat, CpuCaps } from './cgroup.js';
-import { installCleanupHandlers, interruptedBy, runCleanup } from './cleanup.js';
+import { installCleanupHandlers, runMain } from './cleanup.js';
 import { startCluster } from './cluster.js';
 import type { BenchCluster, BenchNode } from './cluster.js';
 import { startCpuMeter } from './cpu-usage.js';
@@ -628,14 +628,4 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-let code = 1;
-try {
-  code = await main(process.argv.slice(2));
-} catch (e) {
-  if (!interruptedBy())
-    process.stderr.write(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-  code = 1;
-} finally {
-  await runCleanup();
-}
-process.exitCode = code;
+await runMain(main);
