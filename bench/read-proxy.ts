@@ -24,6 +24,8 @@ export interface ReadProxyOptions {
   replicas: readonly { host: string; port: number }[];
   poolSize: number;
   maxClients: number;
+  /** proxy.primary_read_weight: the primary's share of reads next to each replica's 1. */
+  primaryWeight?: number;
 }
 
 export interface ReadProxy {
@@ -71,6 +73,7 @@ export async function startReadProxy(server: ServerInfo, o: ReadProxyOptions): P
       auth_file: auth,
       admin_users: [server.superuser],
       ignore_startup_parameters: ['extra_float_digits'],
+      primary_read_weight: o.primaryWeight ?? 0,
       databases: {
         [server.database]: {
           host: server.host,

@@ -40,6 +40,7 @@ const USAGE = `Usage: npm run bench:reads -- [options]
   --rounds N        passes over the five configurations (default 2; 1 with --quick)
   --mode M          pgbench -M: prepared (default), extended or simple
   --pool-size N     proxy server connections per server (default: the client count)
+  --primary-weight N  proxy.primary_read_weight: the primary's share of reads (default 0)
   --scale N         pgbench -i -s N (default 10)
   --quick           --duration 5, one round (a smoke test)
   --json FILE       also write every number to FILE
@@ -53,6 +54,7 @@ interface Options {
   rounds: number;
   mode: QueryMode;
   poolSize: number;
+  primaryWeight: number;
   scale: number;
   quick: boolean;
   json: string | null;
@@ -84,6 +86,7 @@ function parseOptions(argv: string[]): Options | null {
       rounds: { type: 'string' },
       mode: { type: 'string' },
       'pool-size': { type: 'string' },
+      'primary-weight': { type: 'string' },
       scale: { type: 'string' },
       quick: { type: 'boolean', default: false },
       json: { type: 'string' },
@@ -107,6 +110,7 @@ function parseOptions(argv: string[]): Options | null {
     rounds: int(values.rounds, quick ? 1 : 2, 'rounds', 1),
     mode: mode as QueryMode,
     poolSize: int(values['pool-size'], clients, 'pool-size', 1),
+    primaryWeight: int(values['primary-weight'], 0, 'primary-weight', 0),
     scale: int(values.scale, 10, 'scale', 1),
     quick,
     json: values.json ?? null,
@@ -233,6 +237,7 @@ async function measure(
         replicas: cluster.nodes.slice(1, 1 + config.replicas),
         poolSize: o.poolSize,
         maxClients: o.clients,
+        primaryWeight: o.primaryWeight,
       });
       await waitReadSet(proxy, config.replicas, cluster);
       endpoint = { host: proxy.host, port: proxy.port };
