@@ -211,14 +211,14 @@ export class Session {
       this.inbox.shift();
       if (this.server) {
         this.replay?.push(f);
-        // Anything run on the primary may write: learn the commit position before releasing,
-        // even when the connection was attached for something else (a capture already done).
+        // A write on the primary: learn the commit position before releasing, even when the
+        // connection was attached for something else (a capture already done). Reads that the
+        // primary serves (weight, fallback) need none.
         if (
           !this.attachedReplica &&
-          f.type !== 'S' &&
-          f.type !== 'H' &&
           this.router &&
-          this.consistency() === 'read-your-writes'
+          this.consistency() === 'read-your-writes' &&
+          this.classOf(f) === 'write'
         ) {
           this.needLsn = true;
         }
