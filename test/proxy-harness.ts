@@ -21,6 +21,8 @@ export interface ProxyFixture {
   superPassword: string;
   client(opts?: Partial<pg.ClientConfig>): Promise<pg.Client>;
   direct(opts?: Partial<pg.ClientConfig>): Promise<pg.Client>;
+  /** The admin console (database pgscale) as the superuser. */
+  admin(): Promise<pg.Client>;
   restartProxy(overrides: Record<string, unknown>): Promise<void>;
   close(): Promise<void>;
 }
@@ -123,6 +125,18 @@ export async function startProxyFixture(
         password: secrets.superuser,
         database: 'app',
         ...opts,
+      });
+      c.on('error', () => undefined);
+      await c.connect();
+      return c;
+    },
+    async admin() {
+      const c = new pg.Client({
+        host: '127.0.0.1',
+        port,
+        user: 'postgres',
+        password: secrets.superuser,
+        database: 'pgscale',
       });
       c.on('error', () => undefined);
       await c.connect();

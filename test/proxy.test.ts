@@ -349,14 +349,7 @@ describe('proxy authentication and admin console', () => {
   });
 
   test('admin console: SHOW for admins and stats users, commands for admins only', async () => {
-    const admin = new pg.Client({
-      host: '127.0.0.1',
-      port: fx.port,
-      user: 'postgres',
-      password: fx.superPassword,
-      database: 'pgscale',
-    });
-    await admin.connect();
+    const admin = await fx.admin();
     for (const what of ['POOLS', 'CLIENTS', 'SERVERS', 'STATS', 'CONFIG', 'DATABASES']) {
       const r = await admin.query(`SHOW ${what}`);
       assert.ok(r.fields.length > 0, what);

@@ -49,14 +49,7 @@ describe('read/write split over two replicas', () => {
     await until(
       'both replicas in the read set',
       async () => {
-        const a = new pg.Client({
-          host: '127.0.0.1',
-          port: fx.port,
-          user: 'postgres',
-          password: fx.superPassword,
-          database: 'pgscale',
-        });
-        await a.connect();
+        const a = await fx.admin();
         const c = await fx.client();
         await c.query('SELECT 1'); // creates the router
         await c.end();
@@ -161,14 +154,7 @@ describe('read/write split over two replicas', () => {
   test('a stopped replica leaves the read set and comes back; reads keep working', async () => {
     const node = fx.tc.cluster.nodes()[2]!;
     const paths = fx.tc.cluster.paths(node.name);
-    const admin = new pg.Client({
-      host: '127.0.0.1',
-      port: fx.port,
-      user: 'postgres',
-      password: fx.superPassword,
-      database: 'pgscale',
-    });
-    await admin.connect();
+    const admin = await fx.admin();
     const inSet = async () =>
       (await admin.query<{ addr: string; in_read_set: string }>('SHOW NODES')).rows.find((r) =>
         r.addr.endsWith(`:${node.port}`),
@@ -236,14 +222,7 @@ describe('read/write split over two replicas', () => {
       database: 'postgres',
     });
     await r.connect();
-    const admin = new pg.Client({
-      host: '127.0.0.1',
-      port: fx.port,
-      user: 'postgres',
-      password: fx.superPassword,
-      database: 'pgscale',
-    });
-    await admin.connect();
+    const admin = await fx.admin();
     const inSet = async () =>
       (await admin.query<{ addr: string; in_read_set: string }>('SHOW NODES')).rows.find((x) =>
         x.addr.endsWith(`:${node.port}`),
