@@ -129,6 +129,18 @@ export function makeError(spec: ErrorSpec, name: ErrorResponse['name'] = 'ErrorR
   return { name, fields };
 }
 
+function build(
+  name: ErrorResponse['name'],
+  severity: Severity,
+  sqlstate: string,
+  message: string,
+  detail?: string,
+): Buffer {
+  const spec =
+    detail === undefined ? { severity, sqlstate, message } : { severity, sqlstate, message, detail };
+  return encodeErrorResponse(makeError(spec, name));
+}
+
 /** Encoded ErrorResponse from (severity, sqlstate, message, detail?). */
 export function buildErrorResponse(
   severity: Severity,
@@ -136,11 +148,7 @@ export function buildErrorResponse(
   message: string,
   detail?: string,
 ): Buffer {
-  return encodeErrorResponse(
-    makeError(
-      detail === undefined ? { severity, sqlstate, message } : { severity, sqlstate, message, detail },
-    ),
-  );
+  return build('ErrorResponse', severity, sqlstate, message, detail);
 }
 
 /** Encoded NoticeResponse, e.g. a WARNING the proxy adds. */
@@ -150,12 +158,7 @@ export function buildNoticeResponse(
   message: string,
   detail?: string,
 ): Buffer {
-  return encodeErrorResponse(
-    makeError(
-      detail === undefined ? { severity, sqlstate, message } : { severity, sqlstate, message, detail },
-      'NoticeResponse',
-    ),
-  );
+  return build('NoticeResponse', severity, sqlstate, message, detail);
 }
 
 /** The FATAL ErrorResponse for a protocol-layer Failure: what the proxy sends before closing. */

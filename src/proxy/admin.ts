@@ -7,7 +7,7 @@
 import type { TypedFrame } from '../protocol/framer.js';
 import { decodeQuery } from '../protocol/frontend-messages.js';
 import { encodeBackendMessage } from '../protocol/backend-messages.js';
-import { buildErrorResponse } from '../protocol/error-response.js';
+import { buildErrorResponse, buildNoticeResponse } from '../protocol/error-response.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import type { ClientConn, ClientSessionLike } from './frontend/client-conn.js';
 import type { ProxyServer } from './proxy-server.js';
@@ -122,17 +122,7 @@ export class AdminSession implements ClientSessionLike {
       } else if (cmd === 'RELOAD') {
         const restart = AdminSession.hooks.reload ? await AdminSession.hooks.reload() : [];
         for (const r of restart) {
-          parts.push(
-            encodeBackendMessage({
-              name: 'NoticeResponse',
-              fields: [
-                { code: 'S', value: 'NOTICE' },
-                { code: 'V', value: 'NOTICE' },
-                { code: 'C', value: '01000' },
-                { code: 'M', value: `${r} changed: takes effect after a restart` },
-              ],
-            }),
-          );
+          parts.push(buildNoticeResponse('NOTICE', '01000', `${r} changed: takes effect after a restart`));
         }
         done('RELOAD');
       } else if (cmd === 'SHUTDOWN') {

@@ -4,6 +4,7 @@
  * passes through the same secret redaction as the logs, so a service that puts a password into
  * its status cannot leak it here. Shapes are documented in docs/http-api.md.
  */
+import { closeHttpServer } from './http-server.js';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Cluster } from '../cluster/cluster.js';
@@ -81,10 +82,7 @@ export class HttpApi {
     const server = this.server;
     if (!server) return;
     this.server = null;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    await closeHttpServer(server);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -9,6 +9,7 @@
  * OPTIONS answer the same status code without a body (HAProxy's `option httpchk` alone sends
  * `OPTIONS /`); anything else is 405.
  */
+import { closeHttpServer } from './http-server.js';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { NodeStatus } from '../cluster/status.js';
@@ -82,10 +83,7 @@ export class NodeAgent {
     const server = this.server;
     if (!server) return;
     this.server = null;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    await closeHttpServer(server);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
