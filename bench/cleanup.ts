@@ -81,13 +81,32 @@ export function installCleanupHandlers(): void {
 }
 
 /**
- * Runs a benchmark's main function as the process entry point: reports a failure (unless the
- * user interrupted it), always undoes what the run started, and sets the exit code.
+ * Runs a benchmark as the process entry point: parses its options (usage errors exit 2 with the
+ * usage text, --help prints it), installs the clean-up handlers, runs it, reports a failure
+ * (unless the user interrupted it), always undoes what the run started, and sets the exit code.
  */
-export async function runMain(main: (argv: string[]) => Promise<number>): Promise<void> {
+export async function runMain<O>(
+  parseOptions: (argv: string[]) => O | null,
+  usage: string,
+  main: (options: O) => Promise<number>,
+): Promise<void> {
   let code = 1;
   try {
-    code = await main(process.argv.slice(2));
+    let o: O | null;
+    try {
+      o = parseOptions(process.argv.slice(2));
+    } catch (e) {
+      process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n\n${usage}`);
+      process.exitCode = 2;
+      return;
+    }
+    if (!o) {
+      process.stdout.write(usage);
+      process.exitCode = 0;
+      return;
+    }
+    installCleanupHandlers();
+    code = await main(o);
   } catch (e) {
     if (!interruptedBy())
       process.stderr.write(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);

@@ -13,7 +13,7 @@ import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { installCleanupHandlers, runMain } from './cleanup.js';
+import { runMain } from './cleanup.js';
 import { summarizeProfile } from './cpuprofile.js';
 import { ensureNofile, measureIdleClients } from './memory.js';
 import type { MemoryResult } from './memory.js';
@@ -312,19 +312,7 @@ async function runMemory(
   return out;
 }
 
-async function main(argv: string[]): Promise<number> {
-  let o: Options | null;
-  try {
-    o = parseOptions(argv);
-  } catch (e) {
-    process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n\n${USAGE}`);
-    return 2;
-  }
-  if (!o) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  installCleanupHandlers();
+async function main(o: Options): Promise<number> {
   const nofile = ensureNofile(Math.max(o.idleClients, ...o.clients) + 2000);
   const selected = ALL_TARGETS.filter((t) => o.targets.includes(t.name));
   const unavailable: Record<string, string> = {};
@@ -362,7 +350,7 @@ async function main(argv: string[]): Promise<number> {
 
   const memory = o.idleClients > 0 ? await runMemory(o, server, available, nofile) : [];
 
-  const command = `node --import tsx bench/proxy.ts ${argv.join(' ')}`.trim();
+  const command = `node --import tsx bench/proxy.ts ${process.argv.slice(2).join(' ')}`.trim();
   const out: string[] = [
     '',
     `command: ${command}`,
@@ -401,4 +389,4 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-await runMain(main);
+await runMain(parseOptions, USAGE, main);

@@ -18,7 +18,7 @@ import pg from 'pg';
 import { table } from '../src/cli/table.js';
 import { capsUnavailable, createCpuCaps } from './cgroup.js';
 import type { CapStat, CpuCaps } from './cgroup.js';
-import { installCleanupHandlers, runMain } from './cleanup.js';
+import { runMain } from './cleanup.js';
 import { startCluster } from './cluster.js';
 import type { BenchCluster, BenchNode } from './cluster.js';
 import { startCpuMeter } from './cpu-usage.js';
@@ -502,19 +502,7 @@ async function prewarm(cluster: BenchCluster): Promise<void> {
   }
 }
 
-async function main(argv: string[]): Promise<number> {
-  let o: Options | null;
-  try {
-    o = parseOptions(argv);
-  } catch (e) {
-    process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n\n${USAGE}`);
-    return 2;
-  }
-  if (!o) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  installCleanupHandlers();
+async function main(o: Options): Promise<number> {
   const noCaps = o.quotaUs === 0 ? '--quota-us 0' : capsUnavailable();
   if (noCaps) log(`CPU caps: unavailable (${noCaps}); running UNCAPPED`);
 
@@ -572,7 +560,7 @@ async function main(argv: string[]): Promise<number> {
   const summary = summarize(runs, cluster.nodes);
   const d2 = summary.find((s) => s.config === 'proxy-2')!;
   const rd = summary.find((s) => s.config === 'replica-direct')!;
-  const command = `npm run bench:reads -- ${argv.join(' ')}`.trim();
+  const command = `npm run bench:reads -- ${process.argv.slice(2).join(' ')}`.trim();
   const capLine = noCaps
     ? `CPU caps: NONE (${noCaps}). Every node shares the host's ${meta.nproc} cores with the proxy and pgbench: ` +
       'these figures do NOT emulate separate machines, and read scaling cannot show.'
@@ -633,4 +621,4 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-await runMain(main);
+await runMain(parseOptions, USAGE, main);
