@@ -22,6 +22,8 @@ export const ErrorCodes = {
   PROTOCOL: 'PGSCALE_PROTOCOL',
   AUTH: 'PGSCALE_AUTH',
   INTERNAL: 'PGSCALE_INTERNAL',
+  STORE_UNAVAILABLE: 'PGSCALE_STORE_UNAVAILABLE',
+  HA_REFUSED: 'PGSCALE_HA_REFUSED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
