@@ -6,7 +6,7 @@
  * the data directories (the one without standby.signal), never assumed from the config order.
  */
 import { randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoadedConfig, NodeRef } from '../config/load.js';
 import { allNodes } from '../config/load.js';
@@ -31,6 +31,7 @@ import {
   isEmptyOrMissing,
   isProvisioned,
   isStandbyDir,
+  pidAlive,
   readMarker,
   reload,
   runningPid,
@@ -39,7 +40,7 @@ import {
   writeMarker,
 } from './instance.js';
 import { portInUse } from './ports.js';
-import { chownToService, ensureOwnedDir, serviceCanReach, serviceUser } from './run-as.js';
+import { chownToService, ensureOwnedDir, run, serviceCanReach, serviceUser } from './run-as.js';
 import type { Secrets } from './secrets.js';
 import {
   REPLICATION_USER,
@@ -56,6 +57,9 @@ import type { ConnTarget } from './sql.js';
 import { withClient } from './sql.js';
 import type { NodeStatus } from './status.js';
 import { nodeStatuses } from './status.js';
+
+/** Written into a fenced former primary's data directory until it has rejoined as a standby. */
+export const REJOIN_MARKER = 'pgscale-rejoin';
 
 export interface Reporter {
   step(message: string): void;
@@ -276,6 +280,12 @@ export class Cluster {
     await this.bootstrapRoles(primary, secrets);
     for (const n of nodes) {
       if (n.name === primary.name) continue;
+      if (this.needsRejoin(n)) {
+        // A fenced former primary: its WAL may hold commits the new primary never had, so it must
+        // not run (not even read-only) until HA has rewound it.
+        this.reporter.step(`${n.name} is a former primary; high availability rejoins it with pg_rewind`);
+        continue;
+      }
       if (!isProvisioned(this.paths(n.name).pgdata)) await this.cloneNode(n, primary);
       await this.startNode(n, []);
     }
@@ -412,7 +422,9 @@ export class Cluster {
     let pending: NodeStatus[] = [];
     while (Date.now() < deadline) {
       const st = await this.status();
-      pending = st.filter((s) => s.role === 'replica' && !s.streaming);
+      pending = st.filter(
+        (s) => s.role === 'replica' && !s.streaming && !this.needsRejoin(this.nodes().find((n) => n.name === s.name)!),
+      );
       if (pending.length === 0) return;
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -520,4 +532,192 @@ export class Cluster {
     rmSync(pgdata, { recursive: true, force: true });
     rmSync(log, { force: true });
   }
+
+  // ---------------------------------------------------------------- roles (used by HA)
+
+  /** Where a standby's primary_conninfo points (postgresql.auto.conf), or null. */
+  upstreamOf(n: NodeRef): { host: string; port: number } | null {
+    const auto = join(this.paths(n.name).pgdata, 'postgresql.auto.conf');
+    let text: string;
+    try {
+      text = readFileSync(auto, 'utf8');
+    } catch {
+      return null;
+    }
+    const line = text.split('\n').find((l) => /^\s*primary_conninfo\s*=/.test(l));
+    if (!line) return null;
+    const host = /\bhost=([^\s']+)/.exec(line)?.[1];
+    const port = /\bport=(\d+)/.exec(line)?.[1];
+    return host && port ? { host, port: Number(port) } : null;
+  }
+
+  /** Promotes a standby with pg_promote() and waits until it accepts writes (standby.signal goes). */
+  async promote(n: NodeRef, timeoutS = 60): Promise<void> {
+    await withClient(
+      this.target(n),
+      async (c) => {
+        const r = await c.query<{ ok: boolean }>('SELECT pg_promote(true, $1) AS ok', [timeoutS]);
+        if (!r.rows[0]?.ok) {
+          throw new ClusterError(ErrorCodes.TIMEOUT, `${n.name} did not finish promotion within ${timeoutS} s`);
+        }
+      },
+      5000,
+    );
+  }
+
+  /**
+   * Fences a local node: SIGKILL to its postmaster and to every process the postmaster forked
+   * (collected first: once the postmaster is gone they are re-parented), which works on a frozen
+   * (SIGSTOP) server too, then writes standby.signal so that nothing restarts it as a primary.
+   * Returns how many processes were killed.
+   */
+  fence(n: NodeRef): number {
+    const { pgdata } = this.paths(n.name);
+    let killed = 0;
+    const pid = postmasterPidOf(pgdata);
+    if (pid !== null && pidAlive(pid)) {
+      const children = childPids(pid);
+      for (const p of [pid, ...children]) {
+        try {
+          process.kill(p, 'SIGKILL');
+          killed++;
+        } catch {
+          // already gone
+        }
+      }
+    }
+    if (isProvisioned(pgdata)) {
+      for (const f of ['standby.signal', REJOIN_MARKER]) {
+        writeFileSync(join(pgdata, f), '', { mode: 0o600 });
+        chownToService(join(pgdata, f));
+      }
+    }
+    return killed;
+  }
+
+  /** Fenced as a former primary and not yet rejoined (its WAL may hold what the new primary lacks). */
+  needsRejoin(n: NodeRef): boolean {
+    return existsSync(join(this.paths(n.name).pgdata, REJOIN_MARKER));
+  }
+
+  /** Stops a node (fast shutdown by default: its standbys receive the shutdown checkpoint). */
+  async stopNode(n: NodeRef, mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
+    await stop(this.bins, this.paths(n.name).pgdata, mode);
+  }
+
+  /** Makes sure the primary has a physical slot for each standby (after a promotion it has none). */
+  async ensureSlots(primary: NodeRef, standbys: readonly NodeRef[]): Promise<void> {
+    if (standbys.length === 0) return;
+    await withClient(this.target(primary), async (c) => {
+      for (const s of standbys) {
+        await c.query(
+          `SELECT pg_create_physical_replication_slot($1, true)
+            WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`,
+          [slotName(s.name)],
+        );
+      }
+    });
+  }
+
+  /**
+   * Points a standby at `primary` (primary_conninfo and its slot in postgresql.auto.conf) and
+   * reloads it when it runs: PostgreSQL 13+ restarts the WAL receiver, no server restart.
+   */
+  async repoint(n: NodeRef, primary: NodeRef): Promise<void> {
+    const { pgdata } = this.paths(n.name);
+    writeStandbySettings(pgdata, primaryConninfo(primary, n.name, this.passfile()), slotName(n.name));
+    for (const f of ['postgresql.auto.conf', 'standby.signal']) chownToService(join(pgdata, f));
+    this.writeConf(n, []);
+    await reload(this.bins, pgdata);
+  }
+
+  /** Starts a stopped node as a standby of `primary`. */
+  async startStandby(n: NodeRef, primary: NodeRef): Promise<void> {
+    const { pgdata } = this.paths(n.name);
+    writeStandbySettings(pgdata, primaryConninfo(primary, n.name, this.passfile()), slotName(n.name));
+    for (const f of ['postgresql.auto.conf', 'standby.signal']) chownToService(join(pgdata, f));
+    await this.startNode(n, []);
+  }
+
+  /** Starts a stopped node as the primary of its shard (after a store outage stopped it). */
+  async startPrimary(n: NodeRef): Promise<void> {
+    await this.startNode(n, this.standbyNames(n.shard, n.name));
+  }
+
+  /**
+   * Brings a stopped former primary back as a standby of `primary`: pg_rewind first (data
+   * checksums are on; PostgreSQL 13+ finishes the crash recovery of a killed server itself), and a
+   * fresh clone when rewinding is impossible. Returns how it was done. The node is never started
+   * as a primary on the way: standby.signal is written before it starts.
+   */
+  async rejoin(n: NodeRef, primary: NodeRef): Promise<'pg_rewind' | 'clone'> {
+    const { pgdata } = this.paths(n.name);
+    if (runningPid(pgdata) !== null) await stop(this.bins, pgdata, 'fast');
+    let how: 'pg_rewind' | 'clone' = 'clone';
+    if (this.bins.pgRewind && isProvisioned(pgdata)) {
+      // Single-user crash recovery (run by pg_rewind when needed) refuses standby mode.
+      rmSync(join(pgdata, 'standby.signal'), { force: true });
+      rmSync(join(pgdata, 'recovery.signal'), { force: true });
+      const src = this.target(primary);
+      const conninfo = `host=${src.host} port=${src.port} user=${src.user} dbname=postgres connect_timeout=10`;
+      const r = await run(this.bins.pgRewind, ['-D', pgdata, `--source-server=${conninfo}`], {
+        env: { PGPASSFILE: this.passfile() },
+        timeoutMs: 30 * 60_000,
+        allowFail: true,
+      });
+      if (r.code === 0) how = 'pg_rewind';
+      else this.reporter.step(`pg_rewind of ${n.name} failed, cloning instead: ${r.stderr.trim().split('\n').pop() ?? ''}`);
+    }
+    if (how === 'pg_rewind') {
+      // pg_rewind copied the source's files, our marker and settings among them.
+      this.mark(n);
+      rmSync(join(pgdata, 'postmaster.pid'), { force: true });
+      writeStandbySettings(pgdata, primaryConninfo(primary, n.name, this.passfile()), slotName(n.name));
+      for (const f of ['postgresql.auto.conf', 'standby.signal']) chownToService(join(pgdata, f));
+    } else {
+      await this.cloneNode(n, primary);
+    }
+    rmSync(join(pgdata, REJOIN_MARKER), { force: true });
+    await this.ensureSlots(primary, [n]);
+    await this.startNode(n, []);
+    return how;
+  }
+
+  /** Rewrites the primary's conf (synchronous_standby_names names its standbys) and reloads it. */
+  async refreshPrimaryConf(primary: NodeRef): Promise<void> {
+    this.writeConf(primary, this.standbyNames(primary.shard, primary.name));
+    await reload(this.bins, this.paths(primary.name).pgdata);
+  }
+}
+
+/** The pid in postmaster.pid (alive or not), or null. */
+function postmasterPidOf(pgdata: string): number | null {
+  try {
+    const pid = Number(readFileSync(join(pgdata, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Direct children of a process, from /proc (empty where there is no /proc). */
+function childPids(parent: number): number[] {
+  const out: number[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent) out.push(Number(e));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
 }
