@@ -76,6 +76,58 @@ export const proxyDatabaseSchema = z
   })
   .strict();
 
+
+export const haSchema = z
+  .object({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe('Automatic failover, switchover and rejoin (the decide loop runs inside the controller).'),
+    store: z
+      .enum(['embedded', 'etcd'])
+      .default('embedded')
+      .describe('Where the leader lease and history live: embedded (one host) or etcd (several hosts).'),
+    etcd: z
+      .object({
+        endpoints: z
+          .array(z.string().regex(/^https?:\/\/[^\s/]+$/, 'must be a URL such as http://127.0.0.1:2379'))
+          .min(1)
+          .default(['http://127.0.0.1:2379'])
+          .describe('etcd v3 client URLs.'),
+        prefix: z.string().default('/pgscale').describe('Key prefix; the cluster name is appended.'),
+        timeout_ms: z.number().int().min(100).default(1000).describe('Per-operation timeout.'),
+      })
+      .strict()
+      .default({ endpoints: ['http://127.0.0.1:2379'], prefix: '/pgscale', timeout_ms: 1000 }),
+    ttl: seconds('Leader lease TTL (s): a primary whose lease cannot be renewed this long is stopped.')
+      .min(2)
+      .default(10),
+    loop_wait: seconds('Period of the decide loop (s).').min(0.05).default(0.25),
+    primary_down_grace: seconds(
+      'A primary whose postmaster is gone is replaced after this long (s), unless it runs again.',
+    ).default(1),
+    unreachable_timeout: seconds(
+      'A primary that answers no health query this long (s) is fenced and replaced.',
+    ).default(3),
+    maximum_lag_on_failover: z
+      .number()
+      .int()
+      .min(0)
+      .default(1024 * 1024)
+      .describe('A standby further behind than this (bytes) is not promoted in asynchronous mode.'),
+    proxy_hold_timeout: seconds(
+      'During a failover or switchover new transactions wait this long (s) for the new primary.',
+    ).default(30),
+    switchover_timeout: seconds(
+      'A switchover waits this long (s) for running transactions to end before it gives up.',
+    ).default(10),
+    rejoin: z
+      .boolean()
+      .default(true)
+      .describe('Bring a former primary back as a standby (pg_rewind, else a fresh clone).'),
+  })
+  .strict();
+
 export const proxySchema = z
   .object({
     enabled: z.boolean().default(true).describe('Run the proxy inside `pgscale up`.'),
@@ -224,6 +276,7 @@ export const proxySchema = z
   .strict();
 
 export type ProxyConfig = z.output<typeof proxySchema>;
+export type HaConfig = z.output<typeof haSchema>;
 export type ProxyDatabase = z.output<typeof proxyDatabaseSchema>;
 
 export const configSchema = z
@@ -310,6 +363,7 @@ export const configSchema = z
       .strict()
       .default({ database: 'app', user: 'app' }),
     proxy: proxySchema.default(proxySchema.parse({})),
+    ha: haSchema.default(haSchema.parse({})),
     http: z
       .object({
         listen: z
