@@ -62,17 +62,26 @@ export async function checkProxyPort(loaded: LoadedConfig): Promise<void> {
 export class ProxyService implements Service {
   readonly name = 'proxy';
   private proxy: ProxyServer | null = null;
+  private unsubscribe: (() => void) | null = null;
   readonly view: TopologyView;
 
+  /**
+   * `view`: the topology high availability publishes; without one (HA disabled) the proxy
+   * publishes the data directories' view once at start.
+   */
   constructor(
     private readonly loaded: LoadedConfig,
     private readonly cluster: Cluster,
     private readonly logger: Logger,
     registry: Registry,
+    view?: TopologyView,
   ) {
-    this.view = new TopologyView();
+    this.view = view ?? new TopologyView();
+    this.ownsTopology = view === undefined;
     this.registerMetrics(registry);
   }
+
+  private readonly ownsTopology: boolean;
 
   async preflight(): Promise<void> {
     await checkProxyPort(this.loaded);
@@ -80,7 +89,7 @@ export class ProxyService implements Service {
 
   async start(): Promise<void> {
     // Services start after the cluster is up, so the data directories now say who is primary.
-    this.view.publish(clusterTopology(this.cluster, this.view.current().epoch + 1));
+    if (this.ownsTopology) this.view.publish(clusterTopology(this.cluster, this.view.current().epoch + 1));
     const secrets = this.cluster.secrets();
     const cfg = proxyConfigFor(this.loaded);
     const inline = new Map([
@@ -96,6 +105,21 @@ export class ProxyService implements Service {
     });
     AdminSession.hooks = { reload: () => this.reload() };
     const a = await this.proxy.start();
+    const holdMs = this.loaded.config.ha.proxy_hold_timeout * 1000;
+    this.unsubscribe = this.view.subscribe((t, prev) => {
+      const s = t.shards[0];
+      const p = prev.shards[0];
+      if (!s) return;
+      const same =
+        s.primary?.name === p?.primary?.name &&
+        JSON.stringify(s.replicas.map((r) => r.name)) === JSON.stringify(p?.replicas.map((r) => r.name) ?? []);
+      if (same) return;
+      this.logger.info(
+        { epoch: t.epoch, primary: s.primary?.name ?? null, replicas: s.replicas.map((r) => r.name) },
+        s.primary ? `routing writes to ${s.primary.name}` : 'no primary: holding new transactions',
+      );
+      this.proxy?.followTopology(s.primary, s.replicas, holdMs);
+    });
     this.logger.info({ host: a.host, port: a.port }, 'proxy ready');
   }
 
@@ -110,6 +134,8 @@ export class ProxyService implements Service {
   }
 
   async stop(): Promise<void> {
+    this.unsubscribe?.();
+    this.unsubscribe = null;
     const p = this.proxy;
     this.proxy = null;
     if (p) await p.stop();

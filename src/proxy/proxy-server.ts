@@ -47,6 +47,8 @@ export interface DatabaseTarget {
   poolMode?: PoolMode;
   /** Read replicas of this server (read/write splitting). */
   replicas?: readonly { name?: string; host: string; port: number }[];
+  /** The target comes from the cluster's topology and follows its primary (HA). */
+  followsTopology?: boolean;
 }
 
 export type DatabaseResolver = (database: string) => DatabaseTarget | null;
@@ -70,6 +72,12 @@ export class ProxyServer implements FrontendHost {
   private readonly hubs = new Map<Pool, ListenerHub>();
   /** Read routers by primary pool; their monitors poll the replicas. */
   readonly routers = new Map<Pool, ReadRouter>();
+  /** Primary pools whose server follows the topology, with what routerFor needs to add replicas. */
+  private topologyHold: { ms: number; reason: (db: string) => string } | null = null;
+  private readonly following = new Map<
+    Pool,
+    { database: string; t: DatabaseTarget; user: string; creds: LoginRequest['serverCreds'] }
+  >();
   classifier: Classifier | null = null;
   readonly credentials: Credentials;
   readonly mockKey = randomBytes(32);
@@ -216,7 +224,7 @@ export class ProxyServer implements FrontendHost {
     user: string,
     creds: LoginRequest['serverCreds'],
   ): Pool {
-    const key = `${database}\0${user}\0${t.host}:${t.port}/${t.dbname}`;
+    const key = poolKey(database, user, t.host, t.port, t.dbname);
     let p = this.pools.get(key);
     if (!p) {
       p = new Pool(
@@ -264,6 +272,10 @@ export class ProxyServer implements FrontendHost {
     const creds =
       t.password !== undefined ? ({ kind: 'password', password: t.password } as const) : req.serverCreds;
     const pool = this.poolFor(req.database, t, serverUser, creds);
+    if (t.followsTopology && !this.following.has(pool)) {
+      this.following.set(pool, { database: req.database, t, user: serverUser, creds });
+      if (this.topologyHold) pool.hold(this.topologyHold.ms, this.topologyHold.reason(pool.database));
+    }
     if (pool.serverParams.size === 0) {
       try {
         const s = await pool.acquire();
@@ -327,16 +339,9 @@ export class ProxyServer implements FrontendHost {
       m.start();
       return m;
     };
-    const replicas: ReplicaTarget[] = (t.replicas ?? []).map((r) => {
-      const pool = this.poolFor(database, { ...t, host: r.host, port: r.port }, user, creds);
-      return {
-        name: r.name ?? `${r.host}:${r.port}`,
-        monitor: monitor(r.name ?? `${r.host}:${r.port}`, pool),
-        pool,
-        outstanding: 0,
-        readsServed: 0,
-      };
-    });
+    const replicas: ReplicaTarget[] = (t.replicas ?? []).map((r) =>
+      this.replicaTarget(database, t, user, creds, r),
+    );
     const router = new ReadRouter(
       { pool: primary, monitor: monitor('primary', primary) },
       replicas,
@@ -344,6 +349,80 @@ export class ProxyServer implements FrontendHost {
     );
     this.routers.set(primary, router);
     return router;
+  }
+
+  private replicaTarget(
+    database: string,
+    t: DatabaseTarget,
+    user: string,
+    creds: LoginRequest['serverCreds'],
+    r: { name?: string; host: string; port: number },
+  ): ReplicaTarget {
+    const pool = this.poolFor(database, { ...t, host: r.host, port: r.port }, user, creds);
+    const name = r.name ?? `${r.host}:${r.port}`;
+    const m = new NodeMonitor(name, () => pool.openDedicated('pgscale monitor'), this.config.check_interval_ms, 2);
+    m.start();
+    return { name, monitor: m, pool, outstanding: 0, readsServed: 0 };
+  }
+
+  /**
+   * The cluster's primary changed (HA). `primary` null: there is none for now (failover or
+   * switchover under way): the pools that follow the topology hold new transactions, bounded by
+   * `holdMs`, while reads keep going to replicas. A new primary: those pools are pointed at it
+   * (their queued clients proceed there; connections to the old one are dropped as they come
+   * back) and the read routers take the new set of replicas.
+   */
+  followTopology(
+    primary: { name: string; host: string; port: number } | null,
+    replicas: readonly { name: string; host: string; port: number }[],
+    holdMs: number,
+  ): void {
+    const reason = (db: string) =>
+      `no primary is available for database "${db}" (failover in progress for more than ${holdMs / 1000} s)`;
+    this.topologyHold = primary === null ? { ms: holdMs, reason } : null;
+    for (const [pool, ctx] of this.following) {
+      if (primary === null) {
+        pool.hold(holdMs, reason(pool.database));
+        continue;
+      }
+      const oldKey = poolKey(pool.database, pool.target.user, pool.target.host, pool.target.port, pool.target.database);
+      if (pool.target.host !== primary.host || pool.target.port !== primary.port) {
+        const newKey = poolKey(pool.database, pool.target.user, primary.host, primary.port, pool.target.database);
+        // The new primary's pool as a replica (if any) gives way to the primary pool.
+        const stale = this.pools.get(newKey);
+        if (stale && stale !== pool) {
+          this.pools.delete(newKey);
+          stale.close('the node became the primary');
+        }
+        if (this.pools.get(oldKey) === pool) this.pools.delete(oldKey);
+        pool.retarget({ ...pool.target, host: primary.host, port: primary.port });
+        this.pools.set(newKey, pool);
+        ctx.t = { ...ctx.t, host: primary.host, port: primary.port, replicas };
+        this.log(`database ${pool.database}: primary is now ${primary.name} (${primary.host}:${primary.port})`);
+      } else {
+        pool.unhold();
+      }
+      const router = this.routers.get(pool);
+      if (!router) continue;
+      const wanted = new Map(replicas.map((r) => [`${r.host}:${r.port}`, r]));
+      for (let i = router.replicas.length - 1; i >= 0; i--) {
+        const r = router.replicas[i]!;
+        const key = `${r.pool.target.host}:${r.pool.target.port}`;
+        if (wanted.has(key) && r.pool !== pool) {
+          wanted.delete(key);
+          continue;
+        }
+        r.monitor.stop();
+        router.replicas.splice(i, 1);
+        if (r.pool !== pool) {
+          for (const [k, v] of this.pools) if (v === r.pool) this.pools.delete(k);
+          r.pool.close('the node left the read set');
+        }
+      }
+      for (const r of wanted.values()) {
+        router.replicas.push(this.replicaTarget(ctx.database, ctx.t, ctx.user, ctx.creds, r));
+      }
+    }
   }
 
   private routerSettings(): RouterSettings {
@@ -463,6 +542,10 @@ export class ProxyServer implements FrontendHost {
     for (const p of this.pools.values()) if (p.database === database) p.closeIdle();
     return n;
   }
+}
+
+function poolKey(database: string, user: string, host: string, port: number, dbname: string): string {
+  return `${database}\0${user}\0${host}:${port}/${dbname}`;
 }
 
 function loadTls(c: ProxyConfig): SecureContext | null {

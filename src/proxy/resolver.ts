@@ -25,12 +25,22 @@ export function databasesResolver(cfg: ProxyConfig): DatabaseResolver {
 }
 
 export function topologyResolver(view: TopologyView, fallback?: DatabaseResolver): DatabaseResolver {
+  // While a failover is under way the topology names no primary; logins go on against the last
+  // one (the pool is held and follows the new primary once published) instead of failing.
+  let last: { host: string; port: number } | null = null;
   return (db) => {
     const explicit = fallback?.(db);
     if (explicit) return explicit;
     const shard = view.current().shards[0];
-    const primary = shard?.primary;
+    const primary = shard?.primary ?? last;
     if (!primary) return null;
-    return { host: primary.host, port: primary.port, dbname: db, replicas: shard.replicas };
+    last = { host: primary.host, port: primary.port };
+    return {
+      host: primary.host,
+      port: primary.port,
+      dbname: db,
+      replicas: shard?.replicas ?? [],
+      followsTopology: true,
+    };
   };
 }

@@ -51,6 +51,14 @@ export class Pool {
   private connecting = 0;
   private readonly waiters: Waiter[] = [];
   paused = false;
+  /**
+   * Held: the server has no primary for now (a failover or switchover is under way). Clients
+   * queue as when paused; after the hold timeout they get 57P03 and new ones fail at once.
+   */
+  private held: { timer: NodeJS.Timeout; expired: boolean; reason: string } | null = null;
+  /** Bumped by retarget(): connections of an older generation never return to `idle`. */
+  private generation = 0;
+  private readonly generations = new WeakMap<ServerConn, number>();
   private closed = false;
   /** Parameters a fresh server reported (for clients' start-up ParameterStatus). */
   serverParams = new Map<string, string>();
@@ -71,7 +79,7 @@ export class Pool {
 
   constructor(
     readonly database: string,
-    readonly target: ServerTarget,
+    public target: ServerTarget,
     private creds: ServerCredentials,
     public settings: PoolSettings,
   ) {}
@@ -100,7 +108,7 @@ export class Pool {
    * promise, no waiting. Null means: use acquire().
    */
   tryAcquire(): ServerConn | null {
-    if (this.closed || this.paused || this.waiters.length > 0) return null;
+    if (this.closed || this.paused || this.held || this.waiters.length > 0) return null;
     while (this.idle.length > 0) {
       const c = this.idle[this.idle.length - 1]!;
       if (c.closed || now() - c.createdAt > this.settings.serverLifetimeMs) return null;
@@ -117,7 +125,8 @@ export class Pool {
   acquire(): Promise<ServerConn> {
     if (this.closed)
       return Promise.reject(poolError(SqlState.CANNOT_CONNECT_NOW, 'the pool is shutting down'));
-    if (!this.paused) {
+    if (this.held?.expired) return Promise.reject(poolError(SqlState.CANNOT_CONNECT_NOW, this.held.reason));
+    if (!this.paused && !this.held) {
       const c = this.takeIdle();
       if (c) return this.lend(c);
     }
@@ -180,6 +189,7 @@ export class Pool {
     while (
       !this.closed &&
       !this.paused &&
+      !this.held &&
       this.waiters.length > this.connecting &&
       this.total < this.settings.size
     ) {
@@ -199,9 +209,17 @@ export class Pool {
 
   private connectOne(): void {
     this.connecting++;
+    const generation = this.generation;
     this.openDedicated('pgscale').then(
       (c) => {
         this.connecting--;
+        if (generation !== this.generation) {
+          // Opened to the server this pool no longer targets.
+          c.close();
+          this.grow();
+          return;
+        }
+        this.generations.set(c, generation);
         this.lastError = null;
         if (this.serverParams.size === 0) this.serverParams = new Map(c.params);
         c.onClose(() => this.forget(c));
@@ -224,7 +242,7 @@ export class Pool {
   }
 
   private serveWaiters(): void {
-    while (this.waiters.length > 0 && !this.paused) {
+    while (this.waiters.length > 0 && !this.paused && !this.held) {
       const c = this.takeIdle();
       if (!c) return;
       const w = this.waiters.shift()!;
@@ -250,6 +268,10 @@ export class Pool {
     this.active.delete(c);
     c.setHandler(null);
     if (c.closed) return this.forget(c);
+    if (this.closed || this.generations.get(c) !== this.generation) {
+      c.destroy();
+      return this.forget(c);
+    }
     c.lastUsedAt = now();
     const dirty =
       c.txStatus !== 'I' || c.needsReset || c.cancelsInFlight > 0 || this.settings.mode === 'session';
@@ -264,7 +286,7 @@ export class Pool {
     this.clean(c).then(
       (ok) => {
         this.tested.delete(c);
-        if (!ok || c.closed || this.closed) {
+        if (!ok || c.closed || this.closed || this.generations.get(c) !== this.generation) {
           c.destroy();
           this.forget(c);
           return;
@@ -311,7 +333,13 @@ export class Pool {
         c.close();
       }
     }
-    while (!this.closed && !this.paused && this.total < this.settings.minSize && this.lastError === null) {
+    while (
+      !this.closed &&
+      !this.paused &&
+      !this.held &&
+      this.total < this.settings.minSize &&
+      this.lastError === null
+    ) {
       this.connectOne();
     }
   }
@@ -323,6 +351,51 @@ export class Pool {
 
   resume(): void {
     this.paused = false;
+    this.grow();
+  }
+
+  /**
+   * Holds new work (no primary for now): clients queue; after `timeoutMs` the queued ones get
+   * 57P03 with `reason` and later ones fail at once, until retarget() or unhold().
+   */
+  hold(timeoutMs: number, reason: string): void {
+    if (this.held) return;
+    const timer = setTimeout(() => {
+      if (!this.held) return;
+      this.held.expired = true;
+      for (const w of this.waiters.splice(0)) {
+        if (w.timer) clearTimeout(w.timer);
+        w.reject(poolError(SqlState.CANNOT_CONNECT_NOW, reason));
+      }
+    }, timeoutMs);
+    timer.unref();
+    this.held = { timer, expired: false, reason };
+  }
+
+  unhold(): void {
+    if (!this.held) return;
+    clearTimeout(this.held.timer);
+    this.held = null;
+    this.grow();
+  }
+
+  get isHeld(): boolean {
+    return this.held !== null;
+  }
+
+  /**
+   * Points the pool at another server (the new primary after a failover or switchover): idle
+   * connections close, lent ones close when they come back, statements are prepared afresh, and
+   * held clients are served from the new server.
+   */
+  retarget(target: ServerTarget): void {
+    this.target = target;
+    this.generation++;
+    this.knownStatements.clear();
+    this.lastError = null;
+    this.closeIdle();
+    for (const c of this.tested) c.destroy();
+    this.unhold();
     this.grow();
   }
 
