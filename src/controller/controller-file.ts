@@ -5,7 +5,7 @@
  * to reach or stop the controller. A file naming a dead process (a controller killed with -9) is
  * stale and replaced; one naming a live process that is not pgscale (a reused pid) too.
  */
-import { linkSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCodes, PgscaleError } from '../errors.js';
 import type { ControllerInfo } from '../web/status-report.js';
@@ -129,3 +129,27 @@ export async function stopController(dataDir: string, timeoutMs = 120_000): Prom
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The token the CLI sends for the HTTP API's changing endpoints (switchover, failover …). */
+export function apiTokenPath(dataDir: string): string {
+  return join(dataDir, 'api-token');
+}
+
+export function writeApiToken(dataDir: string, token: string): void {
+  const p = apiTokenPath(dataDir);
+  const tmp = `${p}.tmp-${process.pid}`;
+  writeFileSync(tmp, token + '\n', { mode: 0o600 });
+  renameSync(tmp, p);
+}
+
+export function removeApiToken(dataDir: string): void {
+  rmSync(apiTokenPath(dataDir), { force: true });
+}
+
+export function readApiToken(dataDir: string): string | null {
+  try {
+    return readFileSync(apiTokenPath(dataDir), 'utf8').trim() || null;
+  } catch {
+    return null;
+  }
+}

@@ -19,9 +19,12 @@ import { createRegistry } from '../obs/metrics.js';
 import { HttpApi, checkListen, url } from '../web/http-api.js';
 import type { ServiceReport } from '../web/http-api.js';
 import type { ControllerInfo } from '../web/status-report.js';
+import { randomBytes } from 'node:crypto';
 import {
   ControllerError,
   claimControllerFile,
+  removeApiToken,
+  writeApiToken,
   liveController,
   releaseControllerFile,
 } from './controller-file.js';
@@ -55,6 +58,8 @@ export class Controller {
   private current: ControllerState = 'new';
   private info: ControllerInfo | null = null;
   private claimed = false;
+  /** Bearer token of the HTTP API's changing endpoints, in <data_dir>/api-token (0600). */
+  private token: string | null = null;
   private stopRequested = false;
   private starting: Promise<void> | null = null;
   private stopping: Promise<void> | null = null;
@@ -79,6 +84,15 @@ export class Controller {
       state: () => this.current,
       controller: () => this.info,
       services: () => this.serviceReports(),
+      actions: async (method, path, body, query) => {
+        for (const e of this.entries) {
+          if (e.state !== 'running' || !e.service.handle) continue;
+          const r = await e.service.handle(method, path, body, query);
+          if (r) return r;
+        }
+        return null;
+      },
+      token: () => this.token,
     });
   }
 
@@ -216,10 +230,16 @@ export class Controller {
   private claim(): void {
     claimControllerFile(this.loaded.dataDir, this.info!);
     this.claimed = true;
+    this.token = randomBytes(24).toString('base64url');
+    writeApiToken(this.loaded.dataDir, this.token);
   }
 
   private release(): void {
-    if (this.claimed) releaseControllerFile(this.loaded.dataDir, process.pid);
+    if (this.claimed) {
+      releaseControllerFile(this.loaded.dataDir, process.pid);
+      removeApiToken(this.loaded.dataDir);
+    }
+    this.token = null;
     this.claimed = false;
     this.info = null;
   }

@@ -19,6 +19,16 @@ export interface Service {
   reload?(): Promise<string[]>;
   /** Checks what would make start() fail at once (a port in use), before anything is started. */
   preflight?(): Promise<void>;
+  /**
+   * HTTP endpoints of the service (under /ha/ for now): null when the path is not its own.
+   * Anything but GET arrives only with the controller's token checked.
+   */
+  handle?(
+    method: string,
+    path: string,
+    body: unknown,
+    query: URLSearchParams,
+  ): Promise<{ status: number; body: unknown } | null>;
 }
 
 export type ServiceState = 'registered' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';

@@ -5,6 +5,7 @@
  * its status cannot leak it here. Shapes are documented in docs/http-api.md.
  */
 import { closeHttpServer } from './http-server.js';
+import { timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Cluster } from '../cluster/cluster.js';
@@ -38,7 +39,22 @@ export interface HttpApiOptions {
   state: () => string;
   controller: () => ControllerInfo | null;
   services: () => ServiceReport[];
+  /**
+   * Endpoints under /ha/ (and any other a service adds): GET ones are open like the rest;
+   * anything else needs `Authorization: Bearer <token>` with the token of `token()`.
+   */
+  actions?: ActionHandler;
+  token?: () => string | null;
 }
+
+export type ActionHandler = (
+  method: string,
+  path: string,
+  body: unknown,
+  query: URLSearchParams,
+) => Promise<{ status: number; body: unknown } | null>;
+
+const MAX_BODY = 64 * 1024;
 
 export class HttpApi {
   private server: Server | null = null;
@@ -86,8 +102,10 @@ export class HttpApi {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    const known = ['/health', '/status', '/metrics', '/services'];
+    const u = new URL(req.url ?? '/', 'http://localhost');
+    const path = u.pathname;
+    const known = ['/health', '/status', '/metrics', '/services', '/ha', '/ha/history'];
+    if (path === '/ha' || path.startsWith('/ha/')) return this.action(req, res, path, u.searchParams);
     if (req.method !== 'GET') {
       res.setHeader('Allow', 'GET');
       return send(res, 405, { error: `method ${req.method ?? '?'} not allowed; the API is read-only (GET)` });
@@ -121,6 +139,50 @@ export class HttpApi {
       default:
         return send(res, 404, { error: `no such endpoint ${path}`, endpoints: known });
     }
+  }
+
+  private async action(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    query: URLSearchParams,
+  ): Promise<void> {
+    const method = req.method ?? 'GET';
+    if (!this.opts.actions) return send(res, 404, { error: `no such endpoint ${path}` });
+    if (method !== 'GET') {
+      const expected = this.opts.token?.() ?? null;
+      const given = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+      const ok =
+        expected !== null &&
+        given.length === expected.length &&
+        timingSafeEqual(Buffer.from(given), Buffer.from(expected));
+      if (!ok) {
+        return send(res, 401, {
+          error: 'this endpoint changes the cluster and needs the controller token (the pgscale CLI sends it)',
+        });
+      }
+    }
+    let body: unknown = null;
+    if (method !== 'GET') {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const c of req as AsyncIterable<Buffer>) {
+        size += c.length;
+        if (size > MAX_BODY) return send(res, 413, { error: `request body over ${MAX_BODY} bytes` });
+        chunks.push(c);
+      }
+      const text = Buffer.concat(chunks).toString('utf8').trim();
+      if (text) {
+        try {
+          body = JSON.parse(text);
+        } catch {
+          return send(res, 400, { error: 'the request body is not JSON' });
+        }
+      }
+    }
+    const r = await this.opts.actions(method, path, body, query);
+    if (!r) return send(res, 404, { error: `no such endpoint ${method} ${path}` });
+    return send(res, r.status, r.body);
   }
 }
 
