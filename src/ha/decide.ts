@@ -1,0 +1,251 @@
+/**
+ * The decision of one cycle of the HA loop, as a pure function of an immutable snapshot (the
+ * store's view of a shard plus what each node reported), in the manner of Patroni: at most one
+ * action per shard per cycle, with the reason that the loop logs in one line. Nothing here does
+ * I/O or reads a clock: durations arrive in the snapshot, measured on the monotonic clock.
+ */
+
+export interface MemberView {
+  readonly name: string;
+  readonly priority: number;
+  readonly nofailover: boolean;
+  /** A data directory exists. */
+  readonly provisioned: boolean;
+  /** The data directory holds standby.signal. */
+  readonly standbyDir: boolean;
+  /** Fenced as a former primary: must rejoin (pg_rewind or clone) before it may run. */
+  readonly needsRejoin: boolean;
+  /** Its postmaster is alive. */
+  readonly running: boolean;
+  /** The last probe answered. */
+  readonly reachable: boolean;
+  readonly inRecovery: boolean | null;
+  readonly currentLsn: bigint | null;
+  readonly receiveLsn: bigint | null;
+  readonly replayLsn: bigint | null;
+  readonly streaming: boolean;
+  /** The node its primary_conninfo names (standbys), or null. */
+  readonly upstream: string | null;
+  /** How long its postmaster has been gone (0 while it runs). */
+  readonly downForMs: number;
+  /** How long it has been running without answering (0 while it answers). */
+  readonly unreachableForMs: number;
+  /** How long it has been a running standby of the leader without streaming. */
+  readonly notStreamingForMs: number;
+}
+
+export interface Leader {
+  readonly node: string;
+  readonly epoch: number;
+}
+
+export type Request =
+  | { readonly kind: 'switchover'; readonly to: string | null }
+  | { readonly kind: 'failover'; readonly to: string | null };
+
+export interface DecideSettings {
+  readonly primaryDownGraceMs: number;
+  readonly unreachableTimeoutMs: number;
+  readonly maximumLagOnFailover: number;
+  readonly rejoin: boolean;
+  /** Synchronous replication: ANY k of the standbys; null when off. */
+  readonly syncQuorum: number | null;
+  /** A standby of the leader that does not stream this long is rewound. */
+  readonly notStreamingRejoinMs: number;
+}
+
+export interface ShardSnapshot {
+  readonly shard: number;
+  readonly leader: Leader | null;
+  /** The highest epoch ever published for the shard. */
+  readonly lastEpoch: number;
+  /** The last WAL position the leader reported while healthy. */
+  readonly lastPrimaryLsn: bigint | null;
+  readonly paused: boolean;
+  readonly request: Request | null;
+  readonly members: readonly MemberView[];
+  readonly settings: DecideSettings;
+}
+
+export type Action =
+  | { kind: 'none'; reason: string }
+  | { kind: 'acquire'; node: string; reason: string }
+  | { kind: 'start_primary'; node: string; reason: string }
+  | { kind: 'failover'; from: string | null; to: string; reason: string }
+  | { kind: 'switchover'; from: string; to: string; reason: string }
+  | { kind: 'fence'; node: string; reason: string }
+  | { kind: 'repoint'; node: string; reason: string }
+  | { kind: 'rejoin'; node: string; reason: string }
+  | { kind: 'start_standby'; node: string; reason: string }
+  | { kind: 'refuse'; reason: string };
+
+export function healthyPrimary(m: MemberView): boolean {
+  return m.running && m.reachable && m.inRecovery === false;
+}
+
+function healthyStandby(m: MemberView): boolean {
+  return m.running && m.reachable && m.inRecovery === true && !m.needsRejoin;
+}
+
+/** Received position of a standby (what promotion would replay), else its replay position. */
+function position(m: MemberView): bigint {
+  return m.receiveLsn ?? m.replayLsn ?? -1n;
+}
+
+/**
+ * The standby to promote, or the reason there is none. `exclude` is the failed or departing
+ * primary. With synchronous replication (ANY k of N standbys) every acknowledged commit is on at
+ * least k standbys, so at least N - k + 1 of them must be seen to be sure the most advanced has
+ * them all; otherwise promoting could lose an acknowledged commit, and we refuse.
+ */
+export function pickCandidate(
+  s: ShardSnapshot,
+  exclude: string | null,
+  wanted: string | null,
+): { node: string } | { refuse: string } {
+  const standbys = s.members.filter((m) => m.name !== exclude && m.provisioned && !m.needsRejoin);
+  const healthy = standbys.filter(healthyStandby);
+  const k = s.settings.syncQuorum;
+  if (k !== null) {
+    const need = Math.max(1, standbys.length - k + 1);
+    if (healthy.length < need) {
+      return {
+        refuse:
+          `synchronous mode: only ${healthy.length} of ${standbys.length} standbys answer and ${need} are needed ` +
+          'to be sure no acknowledged commit is lost',
+      };
+    }
+  }
+  const best = healthy.reduce<bigint>((a, m) => (position(m) > a ? position(m) : a), -1n);
+  const eligible = healthy.filter((m) => {
+    if (m.nofailover) return false;
+    if (k !== null) return position(m) === best; // nothing acknowledged may be missing
+    if (s.lastPrimaryLsn !== null && s.lastPrimaryLsn - position(m) > BigInt(s.settings.maximumLagOnFailover)) {
+      return false;
+    }
+    return true;
+  });
+  if (wanted !== null) {
+    const w = standbys.find((m) => m.name === wanted);
+    if (!w) return { refuse: `${wanted} is not a standby of shard ${s.shard}` };
+    if (!eligible.includes(w)) {
+      return {
+        refuse: `${wanted} cannot be promoted (${
+          w.nofailover
+            ? 'nofailover is set'
+            : !healthyStandby(w)
+              ? 'it is not a healthy standby'
+              : k !== null
+                ? 'it is behind another standby; an acknowledged commit could be lost'
+                : 'it lags more than maximum_lag_on_failover'
+        })`,
+      };
+    }
+    return { node: w.name };
+  }
+  if (eligible.length === 0) {
+    return {
+      refuse:
+        healthy.length === 0
+          ? 'no healthy standby to promote'
+          : 'no standby is eligible (nofailover, or lagging more than maximum_lag_on_failover)',
+    };
+  }
+  const sorted = [...eligible].sort((a, b) => {
+    const d = position(b) - position(a);
+    if (d !== 0n) return d > 0n ? 1 : -1;
+    if (a.priority !== b.priority) return b.priority - a.priority;
+    return a.name < b.name ? -1 : 1;
+  });
+  return { node: sorted[0]!.name };
+}
+
+export function decide(s: ShardSnapshot): Action {
+  const members = new Map(s.members.map((m) => [m.name, m]));
+  const writable = s.members.filter(healthyPrimary);
+
+  // No leader: whoever runs as the primary takes the lease (a fresh start, a restarted controller
+  // or a lease that ended while the store was away). Nothing is promoted without a leader key.
+  if (!s.leader) {
+    if (writable.length === 1) {
+      return { kind: 'acquire', node: writable[0]!.name, reason: 'no leader key; the running primary takes it' };
+    }
+    if (writable.length > 1) {
+      const keep = writable.find((m) => !m.standbyDir) ?? writable[0]!;
+      const other = writable.find((m) => m !== keep)!;
+      return { kind: 'fence', node: other.name, reason: `two writable nodes without a leader; keeping ${keep.name}` };
+    }
+    const stoppedPrimary = s.members.find((m) => m.provisioned && !m.standbyDir && !m.needsRejoin && !m.running);
+    if (stoppedPrimary && !s.paused) {
+      return { kind: 'start_primary', node: stoppedPrimary.name, reason: 'no leader and no running primary' };
+    }
+    return { kind: 'none', reason: 'no leader and no primary running yet' };
+  }
+
+  const leader = members.get(s.leader.node);
+  // A second writable node is fenced whatever else happens: at most one node accepts writes.
+  const intruder = writable.find((m) => m.name !== s.leader!.node);
+  if (intruder) {
+    return { kind: 'fence', node: intruder.name, reason: `writable but the leader is ${s.leader.node}` };
+  }
+
+  if (leader && healthyPrimary(leader)) {
+    if (s.request?.kind === 'switchover' || s.request?.kind === 'failover') {
+      const c = pickCandidate(s, leader.name, s.request.to);
+      if ('refuse' in c) return { kind: 'refuse', reason: `${s.request.kind} refused: ${c.refuse}` };
+      return s.request.kind === 'switchover'
+        ? { kind: 'switchover', from: leader.name, to: c.node, reason: 'requested' }
+        : { kind: 'failover', from: leader.name, to: c.node, reason: 'requested' };
+    }
+    return maintain(s, leader);
+  }
+
+  // The leader is not a healthy primary.
+  if (s.paused) return { kind: 'none', reason: `leader ${s.leader.node} is unhealthy but HA is paused` };
+  const why = !leader
+    ? 'the leader is not a member'
+    : !leader.running
+      ? leader.downForMs >= s.settings.primaryDownGraceMs
+        ? `its postmaster has been gone for ${(leader.downForMs / 1000).toFixed(1)} s`
+        : null
+      : leader.unreachableForMs >= s.settings.unreachableTimeoutMs
+        ? `it has not answered for ${(leader.unreachableForMs / 1000).toFixed(1)} s`
+        : leader.reachable && leader.inRecovery === true
+          ? 'it runs as a standby'
+          : null;
+  if (s.request?.kind === 'failover') {
+    const c = pickCandidate(s, s.leader.node, s.request.to);
+    if ('refuse' in c) return { kind: 'refuse', reason: `failover refused: ${c.refuse}` };
+    return { kind: 'failover', from: s.leader.node, to: c.node, reason: 'requested' };
+  }
+  if (why === null) return { kind: 'none', reason: `leader ${s.leader.node} unhealthy, waiting` };
+  const c = pickCandidate(s, s.leader.node, null);
+  if ('refuse' in c) return { kind: 'refuse', reason: `primary ${s.leader.node} failed (${why}) but ${c.refuse}` };
+  return { kind: 'failover', from: s.leader.node, to: c.node, reason: `primary ${s.leader.node} failed: ${why}` };
+}
+
+/** With a healthy leader: bring every other node back into line, one step per cycle. */
+function maintain(s: ShardSnapshot, leader: MemberView): Action {
+  for (const m of s.members) {
+    if (m.name === leader.name || !m.provisioned) continue;
+    if (!m.running) {
+      if (m.needsRejoin || !m.standbyDir) {
+        if (!s.settings.rejoin) continue;
+        return { kind: 'rejoin', node: m.name, reason: `former primary rejoins ${leader.name}` };
+      }
+      return { kind: 'start_standby', node: m.name, reason: `standby stopped; restarting it under ${leader.name}` };
+    }
+    if (!m.reachable) continue;
+    if (m.upstream !== leader.name) {
+      return { kind: 'repoint', node: m.name, reason: `follows ${m.upstream ?? 'nobody'}, not ${leader.name}` };
+    }
+    if (m.notStreamingForMs >= s.settings.notStreamingRejoinMs && s.settings.rejoin) {
+      return {
+        kind: 'rejoin',
+        node: m.name,
+        reason: `not streaming from ${leader.name} for ${(m.notStreamingForMs / 1000).toFixed(0)} s (diverged?)`,
+      };
+    }
+  }
+  return { kind: 'none', reason: 'healthy' };
+}
