@@ -23,6 +23,8 @@ export const ErrorCodes = {
   AUTH: 'PGSCALE_AUTH',
   INTERNAL: 'PGSCALE_INTERNAL',
   STORE_UNAVAILABLE: 'PGSCALE_STORE_UNAVAILABLE',
+  /** A put or compare-and-set named a lease that has ended (or never existed). */
+  STORE_LEASE_NOT_FOUND: 'PGSCALE_STORE_LEASE_NOT_FOUND',
   HA_REFUSED: 'PGSCALE_HA_REFUSED',
 } as const;
 

@@ -9,7 +9,8 @@
  * revision of its last change; compare-and-set compares that revision (0 = the key is absent);
  * a key written with a lease disappears when the lease expires or is revoked. Lease lifetimes run
  * on monotonic clocks. Every operation either completes or rejects with a StoreError
- * (STORE_UNAVAILABLE) within the store's operation timeout; none hangs.
+ * (STORE_UNAVAILABLE) within the store's operation timeout; none hangs. After such a rejection
+ * a change may or may not have been applied (as with any timeout): re-read before retrying.
  */
 import { PgscaleError } from '../errors.js';
 
@@ -33,7 +34,11 @@ export interface WatchEvent {
 }
 
 export interface PutOptions {
-  /** Attach the key to this lease: it is deleted when the lease ends. */
+  /**
+   * Attach the key to this lease: it is deleted when the lease ends. A lease that has already
+   * ended makes the write reject with STORE_LEASE_NOT_FOUND (nothing is written). A later put
+   * without this option detaches the key.
+   */
   readonly lease?: LeaseId;
 }
 
@@ -51,7 +56,7 @@ export interface StateStore {
    * Returns the new revision, or null when the comparison failed (nothing written).
    */
   compareAndSet(key: string, expected: number, value: string, opts?: PutOptions): Promise<number | null>;
-  /** Deletes the key only if its revision is `expected`; false when it was not. */
+  /** Deletes the key only if its revision is `expected`; false when it was not (or it is absent). */
   compareAndDelete(key: string, expected: number): Promise<boolean>;
   /** A new lease that ends `ttlMs` from now unless kept alive. */
   grantLease(ttlMs: number): Promise<LeaseId>;
