@@ -3,16 +3,18 @@
  * PostgreSQL nodes and the HTTP API. Each entry is a Service (src/controller/service.ts) that the
  * controller starts after the cluster is up, in this order, and stops in reverse order.
  *
- * To add one (later the HA decide loop): construct it here from the config, the cluster
- * and a child logger, register its metrics into `registry`, and return it in the list, e.g.
- *   if (loaded.config.proxy.enabled) list.push(new ProxyService({ config: loaded.config.proxy, … }));
+ * High availability comes first: its first cycle publishes the topology (who is primary) before
+ * the proxy, which routes by it, accepts a client.
  */
 import type { Cluster } from '../cluster/cluster.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { Service } from '../controller/service.js';
+import { HaService } from '../ha/ha-service.js';
+import { openStore } from '../ha/open-store.js';
 import type { Logger } from '../obs/logger.js';
 import type { Registry } from '../obs/metrics.js';
 import { NodeAgentsService } from '../controller/node-agents.js';
+import { TopologyView } from '../topology/topology.js';
 import { ProxyService } from './proxy-service.js';
 
 export interface ServiceContext {
@@ -25,9 +27,15 @@ export interface ServiceContext {
 
 export function buildServices(ctx: ServiceContext): Service[] {
   const list: Service[] = [];
+  const ha = ctx.loaded.config.ha.enabled;
+  const view = ha ? new TopologyView() : undefined;
+  if (view) {
+    const log = ctx.logger.child({ component: 'ha' });
+    list.push(new HaService(ctx.loaded, ctx.cluster, () => openStore(ctx.loaded, log), view, log));
+  }
   if (ctx.loaded.config.proxy.enabled) {
     list.push(
-      new ProxyService(ctx.loaded, ctx.cluster, ctx.logger.child({ component: 'proxy' }), ctx.registry),
+      new ProxyService(ctx.loaded, ctx.cluster, ctx.logger.child({ component: 'proxy' }), ctx.registry, view),
     );
   }
   // Each node's health endpoints (Patroni's /primary, /replica …) on its api_port, for HAProxy.

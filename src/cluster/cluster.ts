@@ -556,10 +556,16 @@ export class Cluster {
     await withClient(
       this.target(n),
       async (c) => {
-        const r = await c.query<{ ok: boolean }>('SELECT pg_promote(true, $1) AS ok', [timeoutS]);
-        if (!r.rows[0]?.ok) {
-          throw new ClusterError(ErrorCodes.TIMEOUT, `${n.name} did not finish promotion within ${timeoutS} s`);
+        // pg_promote(wait => true) checks once every 100 ms; polling ourselves every 5 ms takes
+        // that much off the time without writes.
+        await c.query('SELECT pg_promote(false)');
+        const deadline = Date.now() + timeoutS * 1000;
+        while (Date.now() < deadline) {
+          const r = await c.query<{ rec: boolean }>('SELECT pg_is_in_recovery() AS rec');
+          if (!r.rows[0]?.rec) return;
+          await new Promise((res) => setTimeout(res, 5));
         }
+        throw new ClusterError(ErrorCodes.TIMEOUT, `${n.name} did not finish promotion within ${timeoutS} s`);
       },
       5000,
     );
@@ -602,7 +608,19 @@ export class Cluster {
 
   /** Stops a node (fast shutdown by default: its standbys receive the shutdown checkpoint). */
   async stopNode(n: NodeRef, mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
-    await stop(this.bins, this.paths(n.name).pgdata, mode);
+    const { pgdata } = this.paths(n.name);
+    const pid = runningPid(pgdata);
+    if (pid === null) return;
+    // Signal the postmaster ourselves and watch it every 5 ms (pg_ctl checks every 100 ms):
+    // in a switchover this wait is part of the time without writes.
+    try {
+      process.kill(pid, mode === 'fast' ? 'SIGINT' : 'SIGQUIT');
+    } catch {
+      return stop(this.bins, pgdata, mode);
+    }
+    const deadline = Date.now() + 120_000;
+    while (Date.now() < deadline && pidAlive(pid)) await new Promise((r) => setTimeout(r, 5));
+    if (pidAlive(pid)) await stop(this.bins, pgdata, 'immediate');
   }
 
   /** Makes sure the primary has a physical slot for each standby (after a promotion it has none). */
@@ -653,40 +671,69 @@ export class Cluster {
   async rejoin(n: NodeRef, primary: NodeRef): Promise<'pg_rewind' | 'clone'> {
     const { pgdata } = this.paths(n.name);
     if (runningPid(pgdata) !== null) await stop(this.bins, pgdata, 'fast');
-    let how: 'pg_rewind' | 'clone' = 'clone';
+    await this.ensureSlots(primary, [n]);
     if (this.bins.pgRewind && isProvisioned(pgdata)) {
-      // Single-user crash recovery (run by pg_rewind when needed) refuses standby mode.
-      rmSync(join(pgdata, 'standby.signal'), { force: true });
-      rmSync(join(pgdata, 'recovery.signal'), { force: true });
-      const src = this.target(primary);
-      const conninfo = `host=${src.host} port=${src.port} user=${src.user} dbname=postgres connect_timeout=10`;
-      const r = await run(this.bins.pgRewind, ['-D', pgdata, `--source-server=${conninfo}`], {
-        env: { PGPASSFILE: this.passfile() },
-        timeoutMs: 30 * 60_000,
-        allowFail: true,
-      });
-      if (r.code === 0) how = 'pg_rewind';
-      else this.reporter.step(`pg_rewind of ${n.name} failed, cloning instead: ${r.stderr.trim().split('\n').pop() ?? ''}`);
+      try {
+        await this.rewind(n, primary);
+        await this.startNode(n, []);
+        rmSync(join(pgdata, REJOIN_MARKER), { force: true });
+        return 'pg_rewind';
+      } catch (e) {
+        this.reporter.step(`pg_rewind of ${n.name} did not work, cloning instead: ${(e as Error).message.split('\n')[0]}`);
+        await stop(this.bins, pgdata, 'immediate').catch(() => undefined);
+      }
     }
-    if (how === 'pg_rewind') {
-      // pg_rewind copied the source's files, our marker and settings among them.
-      this.mark(n);
-      rmSync(join(pgdata, 'postmaster.pid'), { force: true });
-      writeStandbySettings(pgdata, primaryConninfo(primary, n.name, this.passfile()), slotName(n.name));
-      for (const f of ['postgresql.auto.conf', 'standby.signal']) chownToService(join(pgdata, f));
-    } else {
-      await this.cloneNode(n, primary);
-    }
-    rmSync(join(pgdata, REJOIN_MARKER), { force: true });
+    await this.cloneNode(n, primary);
     await this.ensureSlots(primary, [n]);
     await this.startNode(n, []);
-    return how;
+    rmSync(join(pgdata, REJOIN_MARKER), { force: true });
+    return 'clone';
+  }
+
+  private async rewind(n: NodeRef, primary: NodeRef): Promise<void> {
+    const { pgdata } = this.paths(n.name);
+    // pg_rewind reads the source's timeline from its control file, which a promotion updates
+    // only at the next checkpoint: without one it would find "no rewind required" and leave the
+    // diverged WAL in place.
+    await withClient(this.target(primary), (c) => c.query('CHECKPOINT'));
+    // Single-user crash recovery (run by pg_rewind for a killed server) refuses standby mode.
+    rmSync(join(pgdata, 'standby.signal'), { force: true });
+    rmSync(join(pgdata, 'recovery.signal'), { force: true });
+    const src = this.target(primary);
+    const conninfo = `host=${src.host} port=${src.port} user=${src.user} dbname=postgres connect_timeout=10`;
+    try {
+      await run(this.bins.pgRewind!, ['-D', pgdata, `--source-server=${conninfo}`], {
+        env: { PGPASSFILE: this.passfile() },
+        timeoutMs: 30 * 60_000,
+      });
+    } finally {
+      // Whatever happened, the directory must never start as a primary.
+      writeFileSync(join(pgdata, 'standby.signal'), '', { mode: 0o600 });
+      chownToService(join(pgdata, 'standby.signal'));
+    }
+    // pg_rewind copied the source's files, our marker and settings among them.
+    this.mark(n);
+    rmSync(join(pgdata, 'postmaster.pid'), { force: true });
+    writeStandbySettings(pgdata, primaryConninfo(primary, n.name, this.passfile()), slotName(n.name));
+    for (const f of ['postgresql.auto.conf', 'standby.signal']) chownToService(join(pgdata, f));
+  }
+
+  /** Marks a node to rejoin (it failed to start as a standby: its WAL has probably diverged). */
+  markForRejoin(n: NodeRef): void {
+    const p = join(this.paths(n.name).pgdata, REJOIN_MARKER);
+    writeFileSync(p, '', { mode: 0o600 });
+    chownToService(p);
   }
 
   /** Rewrites the primary's conf (synchronous_standby_names names its standbys) and reloads it. */
+  /** Writes the primary's conf (synchronous_standby_names naming its standbys); reload it after. */
+  writePrimaryConf(primary: NodeRef): void {
+    this.writeConf(primary, this.standbyNames(primary.shard, primary.name));
+  }
+
   async refreshPrimaryConf(primary: NodeRef): Promise<void> {
     this.writeConf(primary, this.standbyNames(primary.shard, primary.name));
-    await reload(this.bins, this.paths(primary.name).pgdata);
+    await withClient(this.target(primary), (c) => c.query('SELECT pg_reload_conf()'));
   }
 }
 

@@ -20,6 +20,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Cluster } from '../cluster/cluster.js';
+import { slotName } from '../cluster/conf.js';
 import { formatLsn } from '../cluster/lsn.js';
 import { isProvisioned, isStandbyDir, runningPid } from '../cluster/instance.js';
 import type { LoadedConfig, NodeRef } from '../config/load.js';
@@ -465,7 +466,13 @@ export class HaService {
         return;
       case 'start_standby':
         await this.renew(shard);
-        await this.cluster.startStandby(this.node(a.node), this.node(st.leader!.node));
+        try {
+          await this.cluster.startStandby(this.node(a.node), this.node(st.leader!.node));
+        } catch (e) {
+          // A standby that cannot start under the leader has most likely diverged: rewind it next.
+          this.cluster.markForRejoin(this.node(a.node));
+          throw e;
+        }
         await this.record({ shard, event: 'standby_restarted', node: a.node });
         return;
       case 'rejoin': {
@@ -571,7 +578,7 @@ export class HaService {
     st.leaderKv = null;
     st.lastEpoch = epoch;
     const newPrimary = this.node(to);
-    await this.cluster.promote(newPrimary);
+    await this.promote(newPrimary);
     await note({ shard, event: 'promoted', node: to, epoch, detail: `${ms(t0)} ms after detection` });
     await this.afterPromotion(shard, newPrimary, from, note, t0);
     this.finishRequest(shard, { ok: true, events });
@@ -588,8 +595,18 @@ export class HaService {
     const others = this.shardNodes(shard).filter(
       (n) => n.name !== primary.name && isProvisioned(this.cluster.paths(n.name).pgdata),
     );
-    await this.cluster.ensureSlots(primary, others);
-    await this.cluster.refreshPrimaryConf(primary);
+    // Over the probe connection (already authenticated): every millisecond here is one without
+    // writes. Synchronous names are in place before the proxy sends the first write.
+    const prober = this.probers.get(primary.name)!;
+    for (const n of others) {
+      await prober.query(
+        `SELECT pg_create_physical_replication_slot($1, true)
+          WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`,
+        [slotName(n.name)],
+      );
+    }
+    this.cluster.writePrimaryConf(primary);
+    await prober.query('SELECT pg_reload_conf()');
     this.publishNow(shard, primary);
     await note({ shard, event: 'proxy_switched', node: primary.name, detail: `${ms(t0)} ms after detection` });
     for (const n of others) {
@@ -620,7 +637,7 @@ export class HaService {
         .query<{ n: string }>(
           `SELECT count(*) AS n FROM pg_stat_activity
             WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
-              AND xact_start IS NOT NULL AND application_name NOT LIKE 'pgscale%'`,
+              AND xact_start IS NOT NULL AND application_name <> 'pgscale ha'`,
         )
         .catch(() => [{ n: '0' }]);
       busy = Number(rows[0]?.n ?? 0);
@@ -666,13 +683,37 @@ export class HaService {
     st.leader = { node: to, epoch };
     st.leaderKv = null;
     st.lastEpoch = epoch;
-    await this.cluster.promote(target);
+    await this.promote(target);
     await note({ shard, event: 'promoted', node: to, epoch, detail: `${ms(t0)} ms after the hold` });
     await this.afterPromotion(shard, target, from, note, t0);
+    const pause = ms(t0);
     // The old primary shut down cleanly and the target has all of its WAL: it follows as is.
     await this.cluster.startStandby(old, target);
-    await note({ shard, event: 'switchover_done', node: to, epoch, detail: `write pause ${ms(t0)} ms` });
+    await note({
+      shard,
+      event: 'switchover_done',
+      node: to,
+      epoch,
+      detail: `new transactions held for ${pause} ms; ${from} follows ${to}`,
+    });
     this.finishRequest(shard, { ok: true, events });
+  }
+
+  /** pg_promote() without its 100 ms polling, over the probe connection. */
+  private async promote(n: NodeRef): Promise<void> {
+    const prober = this.probers.get(n.name)!;
+    try {
+      await prober.query('SELECT pg_promote(false)');
+    } catch {
+      return this.cluster.promote(n);
+    }
+    const deadline = performance.now() + 60_000;
+    while (performance.now() < deadline) {
+      const r = await prober.query<{ rec: boolean }>('SELECT pg_is_in_recovery() AS rec').catch(() => null);
+      if (r && r[0]?.rec === false) return;
+      await sleep(5);
+    }
+    throw new HaError(ErrorCodes.TIMEOUT, `${n.name} did not finish its promotion within 60 s`);
   }
 
   private finishRequest(shard: number, r: { ok: true; events: HaEvent[] } | { ok: false; reason: string }): void {

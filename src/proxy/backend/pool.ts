@@ -230,6 +230,12 @@ export class Pool {
       },
       (e: ServerLoginError) => {
         this.connecting--;
+        // A connection to the server being replaced (failover, switchover) failing says nothing
+        // about the next one: queued clients wait for the new primary instead of failing.
+        if (generation !== this.generation || this.held) {
+          this.grow();
+          return;
+        }
         this.lastError = e;
         // Without a server nobody can be served: fail the queued clients with the server's reason.
         const ws = this.waiters.splice(0, Math.max(0, this.waiters.length - this.connecting));
