@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { PgscaleError, UsageError } from '../errors.js';
 import * as controllerCmd from './commands/controller.js';
 import * as doctor from './commands/doctor.js';
+import * as ha from './commands/ha.js';
 import * as haproxyConfig from './commands/haproxy-config.js';
 import * as init from './commands/init.js';
 import * as proxy from './commands/proxy.js';
@@ -25,6 +26,11 @@ const commands: Record<string, { run: Handler; summary: string; hidden?: true }>
   destroy: { run: upCmd.destroy, summary: 'stop and delete all data (--yes)' },
   'add-replica': { run: replicas.add, summary: 'add a standby online' },
   'remove-replica': { run: replicas.remove, summary: 'remove a standby online' },
+  switchover: { run: ha.switchover, summary: 'planned change of primary, without client errors' },
+  failover: { run: ha.failover, summary: 'fence the primary and promote a standby now' },
+  history: { run: ha.history, summary: 'HA events: detection, fencing, promotion, rejoin' },
+  'pause-ha': { run: ha.pauseHa, summary: 'pause automatic failover (maintenance)' },
+  'resume-ha': { run: ha.resumeHa, summary: 'resume automatic failover' },
   psql: { run: psql.psql, summary: 'run psql on a node as the superuser' },
   url: { run: psql.url, summary: 'print the application connection URI' },
   proxy: { run: proxy.run, summary: 'run the proxy alone (pgscale.yaml or a pgbouncer.ini)' },

@@ -679,7 +679,7 @@ export class Cluster {
         rmSync(join(pgdata, REJOIN_MARKER), { force: true });
         return 'pg_rewind';
       } catch (e) {
-        this.reporter.step(`pg_rewind of ${n.name} did not work, cloning instead: ${(e as Error).message.split('\n')[0]}`);
+        this.reporter.step(`pg_rewind of ${n.name} did not work, cloning instead: ${(e as Error).message.replace(/\s*\n\s*/g, ' | ')}`);
         await stop(this.bins, pgdata, 'immediate').catch(() => undefined);
       }
     }
@@ -696,6 +696,9 @@ export class Cluster {
     // only at the next checkpoint: without one it would find "no rewind required" and leave the
     // diverged WAL in place.
     await withClient(this.target(primary), (c) => c.query('CHECKPOINT'));
+    // A killed postmaster may linger as a zombie where nothing reaps orphans (containers):
+    // PostgreSQL would take its pid file for a live server.
+    if (runningPid(pgdata) === null) rmSync(join(pgdata, 'postmaster.pid'), { force: true });
     // Single-user crash recovery (run by pg_rewind for a killed server) refuses standby mode.
     rmSync(join(pgdata, 'standby.signal'), { force: true });
     rmSync(join(pgdata, 'recovery.signal'), { force: true });

@@ -4,7 +4,7 @@
  * running pid?). Each data directory carries a marker naming its cluster and node, so pgscale
  * never starts or overwrites a directory that belongs to something else.
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PgBinaries } from './binaries.js';
 import { ClusterError, ErrorCodes } from '../errors.js';
@@ -116,6 +116,9 @@ export async function start(
   node: string,
   timeoutS = 60,
 ): Promise<number> {
+  // A pid file naming a dead or zombie postmaster (nothing reaps orphans in some containers)
+  // would make PostgreSQL refuse to start.
+  if (runningPid(paths.pgdata) === null) rmSync(join(paths.pgdata, 'postmaster.pid'), { force: true });
   try {
     await run(
       bins.pgCtl,

@@ -1,0 +1,188 @@
+/**
+ * High-availability commands: `pgscale switchover`, `failover`, `history`, `pause-ha` and
+ * `resume-ha`. They ask the running controller over its HTTP API (the changing ones with the
+ * token it keeps in <data_dir>/api-token, readable only by its owner); `history` also works with
+ * the controller down, from the embedded store.
+ */
+import { liveController, readApiToken } from '../../controller/controller-file.js';
+import { ClusterError, ErrorCodes, UsageError } from '../../errors.js';
+import type { HaEvent } from '../../ha/ha-service.js';
+import { openStore } from '../../ha/open-store.js';
+import { url } from '../../web/http-api.js';
+import { intOption, parse } from '../args.js';
+import { openCluster, out } from '../context.js';
+import type { Cluster } from '../../cluster/cluster.js';
+import { table } from '../table.js';
+
+export const switchoverHelp = `Usage: pgscale switchover [-c FILE] [--shard N] [--to NODE] [--json]
+
+Planned change of primary: the proxy holds new transactions, running ones finish (bounded by
+ha.switchover_timeout), the primary shuts down cleanly, NODE (default: the most advanced
+standby) is promoted once it has received everything, the proxy resumes on it, and the former
+primary follows it as a standby. Clients between transactions see no error.
+`;
+
+export const failoverHelp = `Usage: pgscale failover [-c FILE] [--shard N] [--to NODE] [--json]
+
+Immediate change of primary: the current primary (if it still runs) is fenced — killed and
+kept from restarting as a primary — and NODE (default: the most advanced eligible standby) is
+promoted. For a failed primary while automatic failover is paused, or to force a choice.
+Prefer \`pgscale switchover\` for planned maintenance.
+`;
+
+export const historyHelp = `Usage: pgscale history [-c FILE] [--limit N] [--json]
+
+HA events with their times: leader changes, failure detection, fencing, promotion, the proxy's
+switch, rejoins, switchovers, refusals. Works whether or not the controller runs.
+`;
+
+export const pauseHelp = `Usage: pgscale pause-ha [-c FILE]
+
+Pauses automatic failover (for maintenance): nothing is promoted while paused, even if the
+primary fails. \`pgscale resume-ha\` ends it; \`pgscale failover\` still works when paused.
+`;
+
+export const resumeHelp = `Usage: pgscale resume-ha [-c FILE]
+
+Resumes automatic failover after \`pgscale pause-ha\`.
+`;
+
+async function call(
+  cluster: Cluster,
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const c = liveController(cluster.dataDir);
+  if (!c) {
+    throw new ClusterError(
+      ErrorCodes.USAGE,
+      `no controller runs for cluster "${cluster.config.cluster.name}"; start it with \`pgscale up\``,
+    );
+  }
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (method !== 'GET') {
+    const token = readApiToken(cluster.dataDir);
+    if (!token) {
+      throw new ClusterError(
+        ErrorCodes.USAGE,
+        `cannot read the controller's token in ${cluster.dataDir}/api-token (run this as the user who started the cluster)`,
+      );
+    }
+    headers.authorization = `Bearer ${token}`;
+  }
+  const base = url(c.http.host, c.http.port);
+  let res: Response;
+  try {
+    res = await fetch(`${base}${path}`, {
+      method,
+      headers,
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      signal: AbortSignal.timeout(180_000),
+    });
+  } catch (e) {
+    throw new ClusterError(ErrorCodes.INTERNAL, `cannot reach the controller at ${base}: ${(e as Error).message}`);
+  }
+  const text = await res.text();
+  let parsed: Record<string, unknown> = {};
+  try {
+    parsed = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    parsed = { error: text };
+  }
+  if (res.status === 404) {
+    throw new ClusterError(
+      ErrorCodes.USAGE,
+      `the controller at ${base} does not run high availability (ha.enabled is false in ${cluster.loaded.file}, or it is an older version)`,
+    );
+  }
+  return { status: res.status, body: parsed };
+}
+
+function printEvents(events: HaEvent[]): void {
+  out(
+    table(
+      ['TIME', 'SHARD', 'EVENT', 'NODE', 'EPOCH', 'DETAIL'],
+      events.map((e) => [e.at, e.shard < 0 ? '-' : e.shard, e.event, e.node ?? null, e.epoch ?? null, e.detail ?? null]),
+    ),
+  );
+}
+
+async function change(kind: 'switchover' | 'failover', argv: string[]): Promise<number> {
+  const { values } = parse(kind, argv, {
+    shard: { type: 'string' },
+    to: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  if (values.help) return (out(kind === 'switchover' ? switchoverHelp : failoverHelp), 0);
+  const cluster = openCluster(values);
+  const shard = intOption('shard', values.shard, 0, cluster.config.shards.length - 1) ?? 0;
+  const to = typeof values.to === 'string' ? values.to : undefined;
+  if (to !== undefined && !cluster.nodes().some((n) => n.name === to && n.shard === shard)) {
+    throw new UsageError(`--to ${to}: no such node in shard ${shard} of ${cluster.loaded.file}`);
+  }
+  const r = await call(cluster, 'POST', `/ha/${kind}`, { shard, ...(to ? { to } : {}) });
+  if (values.json) out(JSON.stringify(r.body, null, 2));
+  if (r.status !== 200) {
+    if (!values.json) out(`${kind} not done: ${String(r.body.error ?? r.status)}`);
+    return 1;
+  }
+  if (!values.json) {
+    printEvents((r.body.events as HaEvent[]) ?? []);
+  }
+  return 0;
+}
+
+export function switchover(argv: string[]): Promise<number> {
+  return change('switchover', argv);
+}
+
+export function failover(argv: string[]): Promise<number> {
+  return change('failover', argv);
+}
+
+export async function history(argv: string[]): Promise<number> {
+  const { values } = parse('history', argv, { limit: { type: 'string' }, json: { type: 'boolean' } });
+  if (values.help) return (out(historyHelp), 0);
+  const cluster = openCluster(values);
+  const limit = intOption('limit', values.limit, 1, 100_000) ?? 500;
+  let events: HaEvent[];
+  if (liveController(cluster.dataDir)) {
+    const r = await call(cluster, 'GET', `/ha/history?limit=${limit}`);
+    events = (r.body.events as HaEvent[]) ?? [];
+  } else if (cluster.config.ha.store === 'embedded' && !cluster.identity()) {
+    events = [];
+  } else {
+    const store = await openStore(cluster.loaded);
+    try {
+      events = (await store.list('history/')).slice(-limit).map((kv) => JSON.parse(kv.value) as HaEvent);
+    } finally {
+      await store.close();
+    }
+  }
+  if (values.json) out(JSON.stringify(events, null, 2));
+  else if (events.length === 0) out('no HA events recorded yet');
+  else printEvents(events);
+  return 0;
+}
+
+async function setPaused(paused: boolean, argv: string[]): Promise<number> {
+  const { values } = parse(paused ? 'pause-ha' : 'resume-ha', argv, {});
+  if (values.help) return (out(paused ? pauseHelp : resumeHelp), 0);
+  const cluster = openCluster(values);
+  const r = await call(cluster, 'POST', paused ? '/ha/pause' : '/ha/resume');
+  if (r.status !== 200) {
+    out(`not done: ${String(r.body.error ?? r.status)}`);
+    return 1;
+  }
+  out(paused ? 'automatic failover paused (`pgscale resume-ha` resumes it)' : 'automatic failover resumed');
+  return 0;
+}
+
+export function pauseHa(argv: string[]): Promise<number> {
+  return setPaused(true, argv);
+}
+
+export function resumeHa(argv: string[]): Promise<number> {
+  return setPaused(false, argv);
+}
