@@ -14,7 +14,7 @@ import { request } from 'node:http';
 import { createServer } from 'node:net';
 import type { Server } from 'node:net';
 import { join } from 'node:path';
-import { binarySets, cli, makeCluster, repoRoot, until } from './harness.js';
+import { binarySets, cli, makeCluster, repoRoot, until, withoutHa } from './harness.js';
 import type { TestCluster } from './harness.js';
 import { runningPid } from '../src/cluster/instance.js';
 import { readSecrets } from '../src/cluster/secrets.js';
@@ -69,7 +69,9 @@ describe(`controller with PostgreSQL ${bins.version} (${bins.source})`, () => {
   };
 
   before(async () => {
-    tc = await makeCluster(bins, { replicas: 1 });
+    // The controller itself, without high availability (test/ha.test.ts covers it): a killed
+    // standby must stay down here.
+    tc = await makeCluster(bins, { replicas: 1, extra: withoutHa });
     port = tc.cluster.config.http.port;
   });
   after(async () => {

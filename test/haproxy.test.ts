@@ -14,7 +14,7 @@ import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
-import { binarySets, cli, makeCluster, until } from './harness.js';
+import { binarySets, cli, makeCluster, until, withoutHa } from './harness.js';
 import type { TestCluster } from './harness.js';
 import { findFreePortBlock } from '../src/cluster/ports.js';
 import { stop } from '../src/cluster/instance.js';
@@ -98,7 +98,8 @@ describe(
     }
 
     before(async () => {
-      tc = await makeCluster(bins, { replicas: 2 });
+      // A promotion by hand, as HAProxy users do without HA: the decide loop would fence it.
+      tc = await makeCluster(bins, { replicas: 2, extra: withoutHa });
       const base = await findFreePortBlock(3);
       ports = { write: base, read: base + 1, stats: base + 2 };
     });

@@ -93,6 +93,13 @@ export async function makeCluster(
   };
 }
 
+/** makeCluster's `extra` for tests of what runs without high availability. */
+export function withoutHa(yaml: string): string {
+  return yaml.replace(/^ha:\n {2}(#[^\n]*\n {2})*enabled: true/m, (m) =>
+    m.replace('enabled: true', 'enabled: false'),
+  );
+}
+
 export interface CliResult {
   code: number;
   stdout: string;

@@ -112,7 +112,8 @@ export class ProxyService implements Service {
       if (!s) return;
       const same =
         s.primary?.name === p?.primary?.name &&
-        JSON.stringify(s.replicas.map((r) => r.name)) === JSON.stringify(p?.replicas.map((r) => r.name) ?? []);
+        JSON.stringify(s.replicas.map((r) => r.name)) ===
+          JSON.stringify(p?.replicas.map((r) => r.name) ?? []);
       if (same) return;
       this.logger.info(
         { epoch: t.epoch, primary: s.primary?.name ?? null, replicas: s.replicas.map((r) => r.name) },

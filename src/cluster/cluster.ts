@@ -423,7 +423,10 @@ export class Cluster {
     while (Date.now() < deadline) {
       const st = await this.status();
       pending = st.filter(
-        (s) => s.role === 'replica' && !s.streaming && !this.needsRejoin(this.nodes().find((n) => n.name === s.name)!),
+        (s) =>
+          s.role === 'replica' &&
+          !s.streaming &&
+          !this.needsRejoin(this.nodes().find((n) => n.name === s.name)!),
       );
       if (pending.length === 0) return;
       await new Promise((r) => setTimeout(r, 200));
@@ -679,7 +682,9 @@ export class Cluster {
         rmSync(join(pgdata, REJOIN_MARKER), { force: true });
         return 'pg_rewind';
       } catch (e) {
-        this.reporter.step(`pg_rewind of ${n.name} did not work, cloning instead: ${(e as Error).message.replace(/\s*\n\s*/g, ' | ')}`);
+        this.reporter.step(
+          `pg_rewind of ${n.name} did not work, cloning instead: ${(e as Error).message.replace(/\s*\n\s*/g, ' | ')}`,
+        );
         await stop(this.bins, pgdata, 'immediate').catch(() => undefined);
       }
     }

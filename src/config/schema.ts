@@ -76,7 +76,6 @@ export const proxyDatabaseSchema = z
   })
   .strict();
 
-
 export const haSchema = z
   .object({
     enabled: z

@@ -76,6 +76,20 @@ replication:
   # Who may connect as the replicator role.
   networks: [127.0.0.1/32, ::1/128]
 
+ha:
+  # Automatic failover, switchover (\`pgscale switchover\`) and rejoin, decided by the controller.
+  enabled: true
+  # embedded (one host: <data_dir>/state/store.json) or etcd (several hosts; set ha.etcd.endpoints).
+  store: embedded
+  # Leader lease (s): a primary whose lease cannot be renewed this long stops taking writes.
+  ttl: 10
+  # A primary whose postmaster is gone is replaced after primary_down_grace s; one that runs but
+  # does not answer (frozen, cut off) after unreachable_timeout s.
+  primary_down_grace: 1
+  unreachable_timeout: 3
+  # During a failover or switchover, new transactions wait at the proxy this long (s).
+  proxy_hold_timeout: 30
+
 app:
   # Database and role created by \`pgscale up\` for applications (password generated).
   database: app

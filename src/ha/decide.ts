@@ -32,6 +32,8 @@ export interface MemberView {
   readonly unreachableForMs: number;
   /** How long it has been a running standby of the leader without streaming. */
   readonly notStreamingForMs: number;
+  /** A long action (rejoin, restart) on it is still running in the background. */
+  readonly busy: boolean;
 }
 
 export interface Leader {
@@ -79,6 +81,9 @@ export type Action =
   | { kind: 'start_standby'; node: string; reason: string }
   | { kind: 'refuse'; reason: string };
 
+/** A stopped standby is restarted after this long. */
+export const STANDBY_RESTART_GRACE_MS = 3000;
+
 export function healthyPrimary(m: MemberView): boolean {
   return m.running && m.reachable && m.inRecovery === false;
 }
@@ -120,7 +125,10 @@ export function pickCandidate(
   const eligible = healthy.filter((m) => {
     if (m.nofailover) return false;
     if (k !== null) return position(m) === best; // nothing acknowledged may be missing
-    if (s.lastPrimaryLsn !== null && s.lastPrimaryLsn - position(m) > BigInt(s.settings.maximumLagOnFailover)) {
+    if (
+      s.lastPrimaryLsn !== null &&
+      s.lastPrimaryLsn - position(m) > BigInt(s.settings.maximumLagOnFailover)
+    ) {
       return false;
     }
     return true;
@@ -168,14 +176,24 @@ export function decide(s: ShardSnapshot): Action {
   // or a lease that ended while the store was away). Nothing is promoted without a leader key.
   if (!s.leader) {
     if (writable.length === 1) {
-      return { kind: 'acquire', node: writable[0]!.name, reason: 'no leader key; the running primary takes it' };
+      return {
+        kind: 'acquire',
+        node: writable[0]!.name,
+        reason: 'no leader key; the running primary takes it',
+      };
     }
     if (writable.length > 1) {
       const keep = writable.find((m) => !m.standbyDir) ?? writable[0]!;
       const other = writable.find((m) => m !== keep)!;
-      return { kind: 'fence', node: other.name, reason: `two writable nodes without a leader; keeping ${keep.name}` };
+      return {
+        kind: 'fence',
+        node: other.name,
+        reason: `two writable nodes without a leader; keeping ${keep.name}`,
+      };
     }
-    const stoppedPrimary = s.members.find((m) => m.provisioned && !m.standbyDir && !m.needsRejoin && !m.running);
+    const stoppedPrimary = s.members.find(
+      (m) => m.provisioned && !m.standbyDir && !m.needsRejoin && !m.running,
+    );
     if (stoppedPrimary && !s.paused) {
       return { kind: 'start_primary', node: stoppedPrimary.name, reason: 'no leader and no running primary' };
     }
@@ -220,24 +238,40 @@ export function decide(s: ShardSnapshot): Action {
   }
   if (why === null) return { kind: 'none', reason: `leader ${s.leader.node} unhealthy, waiting` };
   const c = pickCandidate(s, s.leader.node, null);
-  if ('refuse' in c) return { kind: 'refuse', reason: `primary ${s.leader.node} failed (${why}) but ${c.refuse}` };
-  return { kind: 'failover', from: s.leader.node, to: c.node, reason: `primary ${s.leader.node} failed: ${why}` };
+  if ('refuse' in c)
+    return { kind: 'refuse', reason: `primary ${s.leader.node} failed (${why}) but ${c.refuse}` };
+  return {
+    kind: 'failover',
+    from: s.leader.node,
+    to: c.node,
+    reason: `primary ${s.leader.node} failed: ${why}`,
+  };
 }
 
 /** With a healthy leader: bring every other node back into line, one step per cycle. */
 function maintain(s: ShardSnapshot, leader: MemberView): Action {
   for (const m of s.members) {
-    if (m.name === leader.name || !m.provisioned) continue;
+    if (m.name === leader.name || !m.provisioned || m.busy) continue;
     if (!m.running) {
       if (m.needsRejoin || !m.standbyDir) {
         if (!s.settings.rejoin) continue;
         return { kind: 'rejoin', node: m.name, reason: `former primary rejoins ${leader.name}` };
       }
-      return { kind: 'start_standby', node: m.name, reason: `standby stopped; restarting it under ${leader.name}` };
+      // Not at once: a standby being removed (remove-replica) or restarted by hand is left alone.
+      if (m.downForMs < Math.max(s.settings.primaryDownGraceMs, STANDBY_RESTART_GRACE_MS)) continue;
+      return {
+        kind: 'start_standby',
+        node: m.name,
+        reason: `standby stopped; restarting it under ${leader.name}`,
+      };
     }
     if (!m.reachable) continue;
     if (m.upstream !== leader.name) {
-      return { kind: 'repoint', node: m.name, reason: `follows ${m.upstream ?? 'nobody'}, not ${leader.name}` };
+      return {
+        kind: 'repoint',
+        node: m.name,
+        reason: `follows ${m.upstream ?? 'nobody'}, not ${leader.name}`,
+      };
     }
     if (m.notStreamingForMs >= s.settings.notStreamingRejoinMs && s.settings.rejoin) {
       return {

@@ -81,6 +81,8 @@ export class HaService {
   private readonly trackers = new Map<string, Tracker>();
   private readonly shards: ShardState[];
   private readonly requests = new Map<number, PendingRequest>();
+  /** Long actions (rejoin, standby restart) running in the background, by node. */
+  private readonly busy = new Map<string, Promise<void>>();
   private readonly cfg: HaConfig;
   private storeRef: StateStore | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -115,7 +117,12 @@ export class HaService {
     }));
     for (const n of cluster.nodes()) {
       this.probers.set(n.name, new NodeProber(() => cluster.target(n), Math.max(500, this.loopMs * 4)));
-      this.trackers.set(n.name, { downSince: null, unreachableSince: null, notStreamingSince: null, last: null });
+      this.trackers.set(n.name, {
+        downSince: null,
+        unreachableSince: null,
+        notStreamingSince: null,
+        last: null,
+      });
     }
   }
 
@@ -150,6 +157,7 @@ export class HaService {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     await this.cycle?.catch(() => undefined);
+    await Promise.all(this.busy.values());
     for (const r of this.requests.values()) r.resolve({ ok: false, reason: 'the controller is stopping' });
     this.requests.clear();
     for (const p of this.probers.values()) p.close();
@@ -192,7 +200,10 @@ export class HaService {
         return { status: 200, body: this.status() };
       case 'GET /ha/history': {
         const limit = Number(query.get('limit') ?? HISTORY_LIMIT);
-        return { status: 200, body: { events: await this.history(Number.isFinite(limit) ? limit : HISTORY_LIMIT) } };
+        return {
+          status: 200,
+          body: { events: await this.history(Number.isFinite(limit) ? limit : HISTORY_LIMIT) },
+        };
       }
       case 'POST /ha/switchover':
       case 'POST /ha/failover': {
@@ -211,7 +222,9 @@ export class HaService {
         await this.setPaused(path === '/ha/pause');
         return { status: 200, body: { ok: true, paused: this.paused } };
       default:
-        return path === '/ha' || path.startsWith('/ha/') ? { status: 404, body: { error: `no such endpoint ${key}` } } : null;
+        return path === '/ha' || path.startsWith('/ha/')
+          ? { status: 404, body: { error: `no such endpoint ${key}` } }
+          : null;
     }
   }
 
@@ -225,7 +238,10 @@ export class HaService {
       return Promise.resolve({ ok: false, reason: `there is no shard ${shard}` });
     }
     if (this.requests.has(shard)) {
-      return Promise.resolve({ ok: false, reason: `a ${this.requests.get(shard)!.request.kind} of shard ${shard} is already in progress` });
+      return Promise.resolve({
+        ok: false,
+        reason: `a ${this.requests.get(shard)!.request.kind} of shard ${shard} is already in progress`,
+      });
     }
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
@@ -308,7 +324,9 @@ export class HaService {
           this.onStoreError(e);
         } else {
           this.log.error({ err: e, shard, action: action.kind }, `${action.kind} failed: ${errorMessage(e)}`);
-          await this.record({ shard, event: `${action.kind}_failed`, detail: errorMessage(e) }).catch(() => undefined);
+          await this.record({ shard, event: `${action.kind}_failed`, detail: errorMessage(e) }).catch(
+            () => undefined,
+          );
           this.finishRequest(shard, { ok: false, reason: `${action.kind} failed: ${errorMessage(e)}` });
         }
       }
@@ -373,8 +391,9 @@ export class HaService {
       const upstream =
         upstreamAddr === null
           ? null
-          : (this.shardNodes(shard).find((x) => x.port === upstreamAddr.port && sameHost(x.host, upstreamAddr.host))
-              ?.name ?? `${upstreamAddr.host}:${upstreamAddr.port}`);
+          : (this.shardNodes(shard).find(
+              (x) => x.port === upstreamAddr.port && sameHost(x.host, upstreamAddr.host),
+            )?.name ?? `${upstreamAddr.host}:${upstreamAddr.port}`);
       const standbyDir = isProvisioned(pgdata) && isStandbyDir(pgdata);
       const m: MemberView = {
         name: n.name,
@@ -394,6 +413,7 @@ export class HaService {
         downForMs: tr.downSince === null ? 0 : t - tr.downSince,
         unreachableForMs: tr.unreachableSince === null ? 0 : t - tr.unreachableSince,
         notStreamingForMs: 0,
+        busy: this.busy.has(n.name),
       };
       // How long a running standby of the leader has not been streaming.
       const standbyOfLeader = m.reachable && m.inRecovery === true && m.upstream === st.leader?.node;
@@ -428,7 +448,10 @@ export class HaService {
   private async act(shard: number, snap: ShardSnapshot, a: Action): Promise<void> {
     const st = this.shards[shard]!;
     if (a.kind !== 'none' && a.kind !== 'refuse') {
-      this.log.info({ shard, action: a.kind, ...('node' in a ? { node: a.node } : {}) }, `shard ${shard}: ${describe(a)}`);
+      this.log.info(
+        { shard, action: a.kind, ...('node' in a ? { node: a.node } : {}) },
+        `shard ${shard}: ${describe(a)}`,
+      );
     }
     switch (a.kind) {
       case 'none':
@@ -456,7 +479,12 @@ export class HaService {
         return;
       case 'fence': {
         const killed = this.cluster.fence(this.node(a.node));
-        await this.record({ shard, event: 'fenced', node: a.node, detail: `${a.reason}; ${killed} processes killed` });
+        await this.record({
+          shard,
+          event: 'fenced',
+          node: a.node,
+          detail: `${a.reason}; ${killed} processes killed`,
+        });
         return;
       }
       case 'repoint':
@@ -464,29 +492,36 @@ export class HaService {
         await this.cluster.repoint(this.node(a.node), this.node(st.leader!.node));
         await this.record({ shard, event: 'repointed', node: a.node, detail: a.reason });
         return;
-      case 'start_standby':
+      case 'start_standby': {
         await this.renew(shard);
-        try {
-          await this.cluster.startStandby(this.node(a.node), this.node(st.leader!.node));
-        } catch (e) {
-          // A standby that cannot start under the leader has most likely diverged: rewind it next.
-          this.cluster.markForRejoin(this.node(a.node));
-          throw e;
-        }
-        await this.record({ shard, event: 'standby_restarted', node: a.node });
+        const leader = this.node(st.leader!.node);
+        this.background(shard, a.node, 'start_standby', async () => {
+          try {
+            await this.cluster.startStandby(this.node(a.node), leader);
+          } catch (e) {
+            // A standby that cannot start under the leader has most likely diverged: rewind it next.
+            this.cluster.markForRejoin(this.node(a.node));
+            throw e;
+          }
+          await this.record({ shard, event: 'standby_restarted', node: a.node });
+        });
         return;
+      }
       case 'rejoin': {
         await this.renew(shard);
         const t0 = performance.now();
         const leader = this.node(st.leader!.node);
-        await this.cluster.ensureSlots(leader, [this.node(a.node)]);
-        const how = await this.cluster.rejoin(this.node(a.node), leader);
-        this.trackers.get(a.node)!.notStreamingSince = null;
-        await this.record({
-          shard,
-          event: 'rejoined',
-          node: a.node,
-          detail: `${how} in ${ms(t0)} ms; follows ${leader.name}`,
+        // In the background: a rewind takes seconds and a clone minutes, during which the loop
+        // must go on watching the primary (and the proxy must not wait for it).
+        this.background(shard, a.node, 'rejoin', async () => {
+          const how = await this.cluster.rejoin(this.node(a.node), leader);
+          this.trackers.get(a.node)!.notStreamingSince = null;
+          await this.record({
+            shard,
+            event: 'rejoined',
+            node: a.node,
+            detail: `${how} in ${ms(t0)} ms; follows ${leader.name}`,
+          });
         });
         return;
       }
@@ -495,6 +530,18 @@ export class HaService {
       case 'switchover':
         return this.switchover(shard, a.from, a.to);
     }
+  }
+
+  private background(shard: number, node: string, what: string, fn: () => Promise<void>): void {
+    const task = fn()
+      .catch(async (e: unknown) => {
+        this.log.error({ err: e, shard, node }, `${what} of ${node} failed: ${errorMessage(e)}`);
+        await this.record({ shard, event: `${what}_failed`, node, detail: errorMessage(e) }).catch(
+          () => undefined,
+        );
+      })
+      .finally(() => this.busy.delete(node));
+    this.busy.set(node, task);
   }
 
   private async acquire(shard: number, node: string): Promise<void> {
@@ -571,7 +618,10 @@ export class HaService {
       ? await this.store.compareAndSet(KEY.leader(shard), st.leaderKv.revision, value, { lease })
       : await this.store.compareAndSet(KEY.leader(shard), 0, value, { lease });
     if (rev === null) {
-      throw new HaError(ErrorCodes.HA_REFUSED, `shard ${shard}: the leader key changed under us; not promoting`);
+      throw new HaError(
+        ErrorCodes.HA_REFUSED,
+        `shard ${shard}: the leader key changed under us; not promoting`,
+      );
     }
     await this.store.put(KEY.epoch(shard), JSON.stringify({ epoch, node: to }));
     st.leader = { node: to, epoch };
@@ -607,14 +657,27 @@ export class HaService {
     }
     this.cluster.writePrimaryConf(primary);
     await prober.query('SELECT pg_reload_conf()');
+    // Until the next probe, what we know: it is the primary now.
+    const tr = this.trackers.get(primary.name)!;
+    if (tr.last) tr.last = { ...tr.last, inRecovery: false, ok: true };
     this.publishNow(shard, primary);
-    await note({ shard, event: 'proxy_switched', node: primary.name, detail: `${ms(t0)} ms after detection` });
+    await note({
+      shard,
+      event: 'proxy_switched',
+      node: primary.name,
+      detail: `${ms(t0)} ms after detection`,
+    });
     for (const n of others) {
       if (n.name === former) continue;
       if (runningPid(this.cluster.paths(n.name).pgdata) === null) continue;
-      await this.cluster.repoint(n, primary).catch((e: unknown) =>
-        this.log.warn({ shard, node: n.name }, `re-pointing ${n.name} failed (retried): ${errorMessage(e)}`),
-      );
+      await this.cluster
+        .repoint(n, primary)
+        .catch((e: unknown) =>
+          this.log.warn(
+            { shard, node: n.name },
+            `re-pointing ${n.name} failed (retried): ${errorMessage(e)}`,
+          ),
+        );
     }
   }
 
@@ -678,7 +741,8 @@ export class HaService {
       JSON.stringify({ node: to, epoch } satisfies Leader),
       { lease },
     );
-    if (rev === null) throw new HaError(ErrorCodes.HA_REFUSED, 'the leader key changed during the switchover');
+    if (rev === null)
+      throw new HaError(ErrorCodes.HA_REFUSED, 'the leader key changed during the switchover');
     await this.store.put(KEY.epoch(shard), JSON.stringify({ epoch, node: to }));
     st.leader = { node: to, epoch };
     st.leaderKv = null;
@@ -716,7 +780,10 @@ export class HaService {
     throw new HaError(ErrorCodes.TIMEOUT, `${n.name} did not finish its promotion within 60 s`);
   }
 
-  private finishRequest(shard: number, r: { ok: true; events: HaEvent[] } | { ok: false; reason: string }): void {
+  private finishRequest(
+    shard: number,
+    r: { ok: true; events: HaEvent[] } | { ok: false; reason: string },
+  ): void {
     const p = this.requests.get(shard);
     if (!p) return;
     this.requests.delete(shard);
@@ -727,7 +794,10 @@ export class HaService {
 
   private onStoreError(e: unknown): void {
     if (!this.storeDown) {
-      this.log.warn({ err: e }, `the state store does not answer (${errorMessage(e)}); no failover until it does`);
+      this.log.warn(
+        { err: e },
+        `the state store does not answer (${errorMessage(e)}); no failover until it does`,
+      );
     }
     this.storeDown = true;
   }
@@ -804,7 +874,8 @@ export class HaService {
     }
     const key = JSON.stringify(shards);
     if (key === this.published) return;
-    const primaries = (t: Pick<Topology, 'shards'>) => JSON.stringify(t.shards.map((s) => s.primary?.name ?? null));
+    const primaries = (t: Pick<Topology, 'shards'>) =>
+      JSON.stringify(t.shards.map((s) => s.primary?.name ?? null));
     // The proxy's epoch moves at every change of a primary (including "none" during a hold).
     if (primaries({ shards }) !== primaries(this.view.current())) this.topologyEpoch++;
     this.published = key;

@@ -360,7 +360,12 @@ export class ProxyServer implements FrontendHost {
   ): ReplicaTarget {
     const pool = this.poolFor(database, { ...t, host: r.host, port: r.port }, user, creds);
     const name = r.name ?? `${r.host}:${r.port}`;
-    const m = new NodeMonitor(name, () => pool.openDedicated('pgscale monitor'), this.config.check_interval_ms, 2);
+    const m = new NodeMonitor(
+      name,
+      () => pool.openDedicated('pgscale monitor'),
+      this.config.check_interval_ms,
+      2,
+    );
     m.start();
     return { name, monitor: m, pool, outstanding: 0, readsServed: 0 };
   }
@@ -385,9 +390,21 @@ export class ProxyServer implements FrontendHost {
         pool.hold(holdMs, reason(pool.database));
         continue;
       }
-      const oldKey = poolKey(pool.database, pool.target.user, pool.target.host, pool.target.port, pool.target.database);
+      const oldKey = poolKey(
+        pool.database,
+        pool.target.user,
+        pool.target.host,
+        pool.target.port,
+        pool.target.database,
+      );
       if (pool.target.host !== primary.host || pool.target.port !== primary.port) {
-        const newKey = poolKey(pool.database, pool.target.user, primary.host, primary.port, pool.target.database);
+        const newKey = poolKey(
+          pool.database,
+          pool.target.user,
+          primary.host,
+          primary.port,
+          pool.target.database,
+        );
         // The new primary's pool as a replica (if any) gives way to the primary pool.
         const stale = this.pools.get(newKey);
         if (stale && stale !== pool) {
@@ -398,7 +415,9 @@ export class ProxyServer implements FrontendHost {
         pool.retarget({ ...pool.target, host: primary.host, port: primary.port });
         this.pools.set(newKey, pool);
         ctx.t = { ...ctx.t, host: primary.host, port: primary.port, replicas };
-        this.log(`database ${pool.database}: primary is now ${primary.name} (${primary.host}:${primary.port})`);
+        this.log(
+          `database ${pool.database}: primary is now ${primary.name} (${primary.host}:${primary.port})`,
+        );
       } else {
         pool.unhold();
       }

@@ -158,7 +158,8 @@ export class HttpApi {
         timingSafeEqual(Buffer.from(given), Buffer.from(expected));
       if (!ok) {
         return send(res, 401, {
-          error: 'this endpoint changes the cluster and needs the controller token (the pgscale CLI sends it)',
+          error:
+            'this endpoint changes the cluster and needs the controller token (the pgscale CLI sends it)',
         });
       }
     }

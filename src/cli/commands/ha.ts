@@ -81,7 +81,10 @@ async function call(
       signal: AbortSignal.timeout(180_000),
     });
   } catch (e) {
-    throw new ClusterError(ErrorCodes.INTERNAL, `cannot reach the controller at ${base}: ${(e as Error).message}`);
+    throw new ClusterError(
+      ErrorCodes.INTERNAL,
+      `cannot reach the controller at ${base}: ${(e as Error).message}`,
+    );
   }
   const text = await res.text();
   let parsed: Record<string, unknown> = {};
@@ -99,11 +102,22 @@ async function call(
   return { status: res.status, body: parsed };
 }
 
+function errorText(r: { status: number; body: Record<string, unknown> }): string {
+  return typeof r.body.error === 'string' ? r.body.error : `HTTP ${r.status}`;
+}
+
 function printEvents(events: HaEvent[]): void {
   out(
     table(
       ['TIME', 'SHARD', 'EVENT', 'NODE', 'EPOCH', 'DETAIL'],
-      events.map((e) => [e.at, e.shard < 0 ? '-' : e.shard, e.event, e.node ?? null, e.epoch ?? null, e.detail ?? null]),
+      events.map((e) => [
+        e.at,
+        e.shard < 0 ? '-' : e.shard,
+        e.event,
+        e.node ?? null,
+        e.epoch ?? null,
+        e.detail ?? null,
+      ]),
     ),
   );
 }
@@ -124,7 +138,7 @@ async function change(kind: 'switchover' | 'failover', argv: string[]): Promise<
   const r = await call(cluster, 'POST', `/ha/${kind}`, { shard, ...(to ? { to } : {}) });
   if (values.json) out(JSON.stringify(r.body, null, 2));
   if (r.status !== 200) {
-    if (!values.json) out(`${kind} not done: ${String(r.body.error ?? r.status)}`);
+    if (!values.json) out(`${kind} not done: ${errorText(r)}`);
     return 1;
   }
   if (!values.json) {
@@ -172,7 +186,7 @@ async function setPaused(paused: boolean, argv: string[]): Promise<number> {
   const cluster = openCluster(values);
   const r = await call(cluster, 'POST', paused ? '/ha/pause' : '/ha/resume');
   if (r.status !== 200) {
-    out(`not done: ${String(r.body.error ?? r.status)}`);
+    out(`not done: ${errorText(r)}`);
     return 1;
   }
   out(paused ? 'automatic failover paused (`pgscale resume-ha` resumes it)' : 'automatic failover resumed');

@@ -1,0 +1,169 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { MemberView, ShardSnapshot } from './decide.js';
+import { STANDBY_RESTART_GRACE_MS, decide } from './decide.js';
+
+const primary = (name: string, over: Partial<MemberView> = {}): MemberView => ({
+  name,
+  priority: 100,
+  nofailover: false,
+  provisioned: true,
+  standbyDir: false,
+  needsRejoin: false,
+  running: true,
+  reachable: true,
+  inRecovery: false,
+  currentLsn: 1000n,
+  receiveLsn: null,
+  replayLsn: null,
+  streaming: false,
+  upstream: null,
+  downForMs: 0,
+  unreachableForMs: 0,
+  notStreamingForMs: 0,
+  busy: false,
+  ...over,
+});
+
+const standby = (name: string, lsn: bigint, over: Partial<MemberView> = {}): MemberView =>
+  primary(name, {
+    standbyDir: true,
+    inRecovery: true,
+    currentLsn: null,
+    receiveLsn: lsn,
+    replayLsn: lsn,
+    streaming: true,
+    upstream: 'a',
+    ...over,
+  });
+
+const dead = (m: MemberView, downForMs = 5000): MemberView => ({
+  ...m,
+  running: false,
+  reachable: false,
+  inRecovery: null,
+  downForMs,
+});
+
+function snap(
+  members: MemberView[],
+  over: Partial<ShardSnapshot> = {},
+  sync: number | null = null,
+): ShardSnapshot {
+  return {
+    shard: 0,
+    leader: { node: 'a', epoch: 3 },
+    lastEpoch: 3,
+    lastPrimaryLsn: 1000n,
+    paused: false,
+    request: null,
+    members,
+    settings: {
+      primaryDownGraceMs: 1000,
+      unreachableTimeoutMs: 3000,
+      maximumLagOnFailover: 100,
+      rejoin: true,
+      syncQuorum: sync,
+      notStreamingRejoinMs: 15_000,
+    },
+    ...over,
+  };
+}
+
+describe('decide', () => {
+  test('a healthy shard needs nothing', () => {
+    assert.equal(decide(snap([primary('a'), standby('b', 1000n), standby('c', 990n)])).kind, 'none');
+  });
+
+  test('without a leader key the running primary takes it; nothing is promoted', () => {
+    const a = decide(snap([primary('a'), standby('b', 1000n)], { leader: null }));
+    assert.deepEqual([a.kind, 'node' in a ? a.node : null], ['acquire', 'a']);
+    const b = decide(snap([dead(primary('a')), standby('b', 1000n)], { leader: null, paused: true }));
+    assert.equal(b.kind, 'none');
+  });
+
+  test('a dead primary is replaced after the grace, by the most advanced standby', () => {
+    const early = decide(snap([dead(primary('a'), 500), standby('b', 1000n), standby('c', 999n)]));
+    assert.equal(early.kind, 'none');
+    const a = decide(snap([dead(primary('a')), standby('b', 990n), standby('c', 999n)]));
+    assert.equal(a.kind, 'failover');
+    assert.equal(a.kind === 'failover' && a.to, 'c');
+  });
+
+  test('equal positions: priority, then name; nofailover is never promoted', () => {
+    const a = decide(snap([dead(primary('a')), standby('b', 999n), standby('c', 999n, { priority: 200 })]));
+    assert.equal(a.kind === 'failover' && a.to, 'c');
+    const b = decide(
+      snap([dead(primary('a')), standby('b', 999n), standby('c', 1000n, { nofailover: true })]),
+    );
+    assert.equal(b.kind === 'failover' && b.to, 'b');
+  });
+
+  test('an unreachable primary is replaced only after unreachable_timeout', () => {
+    const frozen = (ms: number) => primary('a', { reachable: false, inRecovery: null, unreachableForMs: ms });
+    assert.equal(decide(snap([frozen(2000), standby('b', 1000n)])).kind, 'none');
+    assert.equal(decide(snap([frozen(3000), standby('b', 1000n)])).kind, 'failover');
+  });
+
+  test('asynchronous mode: a standby lagging beyond maximum_lag_on_failover is not promoted', () => {
+    const a = decide(snap([dead(primary('a')), standby('b', 800n)]));
+    assert.equal(a.kind, 'refuse');
+    assert.match(a.kind === 'refuse' ? a.reason : '', /maximum_lag_on_failover/);
+  });
+
+  test('synchronous mode: enough standbys must answer to be sure to hold every acknowledged commit', () => {
+    // ANY 1 of 2: an acknowledged commit may be on either, so both must be seen.
+    const one = decide(snap([dead(primary('a')), standby('b', 1000n), dead(standby('c', 0n))], {}, 1));
+    assert.equal(one.kind, 'refuse');
+    assert.match(one.kind === 'refuse' ? one.reason : '', /synchronous mode: only 1 of 2/);
+    const both = decide(snap([dead(primary('a')), standby('b', 900n), standby('c', 1000n)], {}, 1));
+    assert.equal(both.kind === 'failover' && both.to, 'c');
+    // ANY 2 of 2: every commit is on both; one is enough to look at. Lag limits do not apply.
+    const q2 = decide(snap([dead(primary('a')), standby('b', 10n), dead(standby('c', 0n))], {}, 2));
+    assert.equal(q2.kind === 'failover' && q2.to, 'b');
+  });
+
+  test('synchronous mode: only the most advanced standby may be chosen, even by request', () => {
+    const a = decide(
+      snap(
+        [primary('a'), standby('b', 900n), standby('c', 1000n)],
+        { request: { kind: 'switchover', to: 'b' } },
+        1,
+      ),
+    );
+    assert.equal(a.kind, 'refuse');
+  });
+
+  test('a second writable node is fenced at once, whoever it is', () => {
+    const a = decide(snap([primary('a'), primary('b', { standbyDir: false })]));
+    assert.deepEqual([a.kind, 'node' in a ? a.node : null], ['fence', 'b']);
+  });
+
+  test('paused: an unhealthy leader is left alone', () => {
+    assert.equal(decide(snap([dead(primary('a')), standby('b', 1000n)], { paused: true })).kind, 'none');
+  });
+
+  test('a fenced former primary rejoins; a stopped standby restarts after a grace; a stray one is re-pointed', () => {
+    const rejoin = decide(snap([primary('a'), dead(standby('b', 0n, { needsRejoin: true }))]));
+    assert.deepEqual([rejoin.kind, 'node' in rejoin ? rejoin.node : null], ['rejoin', 'b']);
+    const soon = decide(snap([primary('a'), dead(standby('b', 0n), STANDBY_RESTART_GRACE_MS - 1)]));
+    assert.equal(soon.kind, 'none');
+    const later = decide(snap([primary('a'), dead(standby('b', 0n), STANDBY_RESTART_GRACE_MS)]));
+    assert.equal(later.kind, 'start_standby');
+    const stray = decide(snap([primary('a'), standby('b', 1000n, { upstream: 'c' })]));
+    assert.equal(stray.kind, 'repoint');
+  });
+
+  test('switchover to a named standby; to an unknown one is refused', () => {
+    const a = decide(
+      snap([primary('a'), standby('b', 1000n), standby('c', 1000n)], {
+        request: { kind: 'switchover', to: 'b' },
+      }),
+    );
+    assert.deepEqual(a.kind === 'switchover' && [a.from, a.to], ['a', 'b']);
+    const b = decide(
+      snap([primary('a'), standby('b', 1000n)], { request: { kind: 'switchover', to: 'zz' } }),
+    );
+    assert.equal(b.kind, 'refuse');
+  });
+});
