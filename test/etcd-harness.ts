@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { findFreePortBlock } from '../src/cluster/ports.js';
@@ -99,8 +99,30 @@ export class EtcdProcess {
     await exited;
   }
 
-  pause(): void {
+  /**
+   * SIGSTOP, and waits until every thread has actually stopped: kill() returns before that, and a
+   * thread already on a CPU could still answer a request sent right after.
+   */
+  async pause(): Promise<void> {
+    const pid = this.child?.pid;
+    if (pid === undefined) return;
     this.child?.kill('SIGSTOP');
+    const tasks = `/proc/${pid}/task`;
+    if (!existsSync(tasks)) return void (await sleep(200));
+    const state = (tid: string) => {
+      try {
+        // The state follows the command name in parentheses, which may itself contain spaces.
+        const stat = readFileSync(join(tasks, tid, 'stat'), 'utf8');
+        return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      } catch {
+        return 'T'; // the thread is gone
+      }
+    };
+    const deadline = Date.now() + 5000;
+    while (!readdirSync(tasks).every((tid) => ['T', 't'].includes(state(tid)))) {
+      if (Date.now() > deadline) throw new Error(`etcd (pid ${pid}) did not stop after SIGSTOP`);
+      await sleep(5);
+    }
   }
 
   resume(): void {

@@ -51,7 +51,8 @@ async function failsWithin(timeoutMs: number, what: string, op: () => Promise<un
     unavailable(what),
   );
   const elapsed = performance.now() - t0;
-  assert.ok(elapsed < timeoutMs + 500, `${what} took ${Math.round(elapsed)} ms, timeout ${timeoutMs} ms`);
+  // The slack is for a loaded machine's timers; a hang would take far longer.
+  assert.ok(elapsed < timeoutMs + 1000, `${what} took ${Math.round(elapsed)} ms, timeout ${timeoutMs} ms`);
   return err as StoreError;
 }
 
@@ -126,7 +127,7 @@ describe('etcd store against a real etcd', { skip }, () => {
     await withStore(await open({ timeoutMs }), async (s) => {
       const r = await s.put('k', 'v');
       const lease = await s.grantLease(5000);
-      etcd.pause();
+      await etcd.pause();
       try {
         const e = await failsWithin(timeoutMs, 'get', () => s.get('k'));
         assert.match(e.message, new RegExp(`${etcd.url}: no answer within ${timeoutMs} ms`));
