@@ -47,9 +47,9 @@ interface Header {
   readonly header?: { readonly revision?: string };
 }
 
-const READ: CallOptions = { retryable: true };
+const RETRYABLE: CallOptions = { retryable: true };
 /** A txn must not run twice: the second run would see the first one's write. */
-const TXN: CallOptions = { retryable: false };
+const ONCE: CallOptions = { retryable: false };
 
 export class EtcdStore implements StateStore {
   readonly kind = 'etcd';
@@ -114,7 +114,7 @@ export class EtcdStore implements StateStore {
       '/v3/kv/put',
       { key: this.full(checkKey(key)), value: b64(value), lease: opts?.lease },
       // Writing the same value twice is harmless.
-      READ,
+      RETRYABLE,
     );
     return this.revisionOf(reply);
   }
@@ -136,7 +136,7 @@ export class EtcdStore implements StateStore {
         compare: [compare],
         success: [{ request_put: { key: full, value: b64(value), lease: opts?.lease } }],
       },
-      TXN,
+      ONCE,
     );
     return reply.succeeded ? this.revisionOf(reply) : null;
   }
@@ -151,7 +151,7 @@ export class EtcdStore implements StateStore {
         compare: [{ key: full, target: 'MOD', result: 'EQUAL', mod_revision: String(expected) }],
         success: [{ request_delete_range: { key: full } }],
       },
-      TXN,
+      ONCE,
     );
     return reply.succeeded === true;
   }
@@ -163,7 +163,7 @@ export class EtcdStore implements StateStore {
     const reply = await this.call<Header & { ID?: string }>(
       '/v3/lease/grant',
       { TTL: String(Math.ceil(ttlMs / 1000)) },
-      READ,
+      RETRYABLE,
     );
     if (!reply.ID)
       throw new StoreError(ErrorCodes.STORE_UNAVAILABLE, `${this.describe}: no lease id in the reply`);
@@ -172,13 +172,13 @@ export class EtcdStore implements StateStore {
 
   async keepAlive(lease: LeaseId): Promise<boolean> {
     // etcd answers an ended lease with TTL 0 (the field is then left out).
-    const reply = await this.call<Header & { TTL?: string }>('/v3/lease/keepalive', { ID: lease }, READ);
+    const reply = await this.call<Header & { TTL?: string }>('/v3/lease/keepalive', { ID: lease }, RETRYABLE);
     return Number(reply.TTL ?? 0) > 0;
   }
 
   async revokeLease(lease: LeaseId): Promise<void> {
     try {
-      await this.call('/v3/lease/revoke', { ID: lease }, READ);
+      await this.call('/v3/lease/revoke', { ID: lease }, RETRYABLE);
     } catch (e) {
       if (!(e instanceof StoreError && e.code === ErrorCodes.STORE_LEASE_NOT_FOUND)) throw e;
     }
@@ -230,7 +230,7 @@ export class EtcdStore implements StateStore {
   }
 
   private async range(body: Record<string, unknown>): Promise<RawKv[]> {
-    const reply = await this.call<Header & { kvs?: RawKv[] }>('/v3/kv/range', body, READ);
+    const reply = await this.call<Header & { kvs?: RawKv[] }>('/v3/kv/range', body, RETRYABLE);
     return reply.kvs ?? [];
   }
 
