@@ -13,6 +13,7 @@ import pg from 'pg';
 import { runningPid } from '../src/cluster/instance.js';
 import { binarySets, cli, makeCluster, until } from './harness.js';
 import type { TestCluster } from './harness.js';
+import { EtcdProcess, etcdSkipReason } from './etcd-harness.js';
 import { WritableSampler, WriteLoad } from './ha-load.js';
 import type { LoadResult } from './ha-load.js';
 
@@ -90,13 +91,21 @@ function report(what: string, r: LoadResult, lostIds: number[]): void {
 
 async function setUp(
   synchronous: boolean,
+  etcd: string | null = null,
 ): Promise<{ tc: TestCluster; url: string; sampler: () => WritableSampler }> {
   const tc = await makeCluster(bins, {
     replicas: 2,
-    extra: (t) =>
-      t
+    extra: (t) => {
+      let y = t
         .replace('unreachable_timeout: 3', 'unreachable_timeout: 2')
-        .replace('synchronous: off', `synchronous: ${synchronous ? 'on' : 'off'}`),
+        .replace('synchronous: off', `synchronous: ${synchronous ? 'on' : 'off'}`);
+      if (etcd) {
+        y = y
+          .replace('store: embedded', `store: etcd\n  etcd:\n    endpoints: [${etcd}]`)
+          .replace('ttl: 10', 'ttl: 4');
+      }
+      return y;
+    },
   });
   const up = await cli(['up', '-c', tc.file, '--detach'], tc.env);
   assert.equal(up.code, 0, up.stderr + up.stdout);
@@ -317,5 +326,83 @@ describe('high availability, synchronous replication (embedded store)', () => {
     // Explicit transactions open on the old primary when it stops may fail; none other may.
     const total = [...r.errors.values()].reduce((a, b) => a + b, 0);
     assert.ok(total <= 4, JSON.stringify([...r.errors]));
+  });
+});
+
+describe('high availability with etcd as the store', { skip: etcdSkipReason() }, () => {
+  let etcd: EtcdProcess;
+  let tc: TestCluster;
+  let url: string;
+  let sampler: () => WritableSampler;
+  before(async () => {
+    etcd = await EtcdProcess.start();
+    ({ tc, url, sampler } = await setUp(false, etcd.url));
+  });
+  after(async () => {
+    await cli(['down', '-c', tc.file], tc.env);
+    await tc.cleanup();
+    await etcd.cleanup();
+  });
+
+  test('kill -9 of the primary during writes: failover through etcd, then rejoin', async () => {
+    const s = sampler();
+    const { r, old, lostIds } = await killPrimaryUnderLoad(tc, url, s);
+    report('etcd kill -9', r, lostIds);
+    assert.equal(s.maxWritable, 1);
+    assertOnlyInFlightErrors(r, 4);
+    await until(`${old} back as a streaming standby`, () => streamingReplica(tc, old), 90_000);
+  });
+
+  test('switchover under load through etcd: no client error, nothing lost', async () => {
+    const { leader: old } = await leaderOf(tc);
+    const load = new WriteLoad(url, 4);
+    load.start();
+    await until('writes before', () => Promise.resolve(load.count > 100), 30_000);
+    const sw = await cli(['switchover', '-c', tc.file], tc.env);
+    assert.equal(sw.code, 0, sw.stdout + sw.stderr);
+    const mark = load.count;
+    await until('writes after', () => Promise.resolve(load.count > mark + 100), 30_000);
+    const r = await load.stop();
+    const { leader } = await leaderOf(tc);
+    assert.notEqual(leader, old);
+    const lostIds = lost(r, await storedIds(tc, leader!));
+    report('etcd switchover', r, lostIds);
+    assert.deepEqual(Object.fromEntries(r.errors), {});
+    assert.deepEqual(lostIds, []);
+  });
+
+  test('etcd unavailable: nothing is promoted, the primary stops taking writes within the TTL, and all recovers', async () => {
+    const { leader: old } = await leaderOf(tc);
+    const s = sampler();
+    s.start();
+    await etcd.stop();
+    try {
+      // ttl 4 s: the primary is stopped once the lease cannot have been renewed for that long.
+      await until(
+        'the primary stopped for want of a lease',
+        () => Promise.resolve(runningPid(tc.cluster.paths(old!).pgdata) === null),
+        30_000,
+      );
+      await new Promise((r) => setTimeout(r, 2000));
+      assert.equal(s.maxWritable, 1, 'no standby was promoted without the store');
+      const ev = readFileSync(`${tc.cluster.dataDir}/logs/controller.log`, 'utf8');
+      assert.match(ev, /no lease for 4 s \(state store unreachable\); stopping primary/);
+    } finally {
+      await etcd.start();
+    }
+    await until(
+      'a healthy leader again',
+      async () => {
+        const l = await leaderOf(tc);
+        return l.leader !== null && runningPid(tc.cluster.paths(l.leader).pgdata) !== null ? l : null;
+      },
+      60_000,
+    );
+    const load = new WriteLoad(url, 2);
+    load.start();
+    await until('writes work again', () => Promise.resolve(load.count > 20), 60_000);
+    await load.stop();
+    await s.stop();
+    assert.equal(s.maxWritable, 1);
   });
 });
