@@ -42,8 +42,10 @@ export class Cleanup {
     this.running ??= (async () => {
       while (this.tasks.length > 0) {
         const t = this.tasks.pop()!;
+        const started = Date.now();
         try {
           await t.undo();
+          if (process.env.PGSCALE_DEBUG) this.warn(`cleanup of ${t.name}: ${Date.now() - started} ms`);
         } catch (e) {
           this.warn(`cleanup of ${t.name} failed (${String(e)}); forcing it`);
           this.runOne(t);

@@ -6,7 +6,7 @@
  * Ctrl-C — unless asked to keep the cluster.
  */
 import { readFileSync } from 'node:fs';
-import { availableParallelism, cpus, release, tmpdir, totalmem, type } from 'node:os';
+import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
 import { resolve } from 'node:path';
 import { Cleanup } from './cleanup.js';
 import { DemoCluster, haAvailable } from './cluster.js';
@@ -88,6 +88,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     quick: o.quick,
     keys: o.quick ? 20_000 : 100_000,
     nodeCores: coresPerNode,
+    loadAtStart: loadavg()[0] ?? 0,
   };
   let code = 0;
   try {
@@ -187,6 +188,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
         memoryGb: Math.round(totalmem() / 2 ** 30),
         os: type(),
         kernel: release(),
+        loadAtStart: settings.loadAtStart,
       },
       node: process.version,
       postgres: { version: cluster.postgresVersion(), source: cluster.source() },

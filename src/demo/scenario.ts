@@ -13,6 +13,8 @@ export interface DemoSettings {
   keys: number;
   /** CPU share of each node in cores, or null when the nodes run uncapped. */
   nodeCores: number | null;
+  /** The host's 1-minute load average when the demo started, before it started anything. */
+  loadAtStart: number;
 }
 
 export interface ScenarioContext {

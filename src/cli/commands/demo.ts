@@ -9,7 +9,7 @@ import { UsageError } from '../../errors.js';
 import { parse } from '../args.js';
 import { out } from '../context.js';
 
-export const help = `Usage: pgscale demo [--quick] [--keep] [--report DIR] [--node-cpu CORES] [--only IDS]
+export const help = `Usage: pgscale demo [--quick] [--keep] [--report DIR] [--node-cpu CORES] [--only IDS] [--tmp-dir DIR]
 
 Builds a cluster on this machine (a primary and two streaming replicas, in a temporary
 directory on free ports), runs the scenarios below with a live progress line each, prints a
@@ -28,6 +28,7 @@ Options:
   --report DIR       where to write the report (default ./pgscale-report)
   --node-cpu CORES   CPU share of each node (default 0.25; 0: no caps)
   --only IDS         run only these scenarios (comma-separated ids)
+  --tmp-dir DIR      where to create the cluster's temporary directory (default: the system's)
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -37,6 +38,7 @@ export async function run(argv: string[]): Promise<number> {
     report: { type: 'string' },
     'node-cpu': { type: 'string' },
     only: { type: 'string' },
+    'tmp-dir': { type: 'string' },
   });
   if (values.help) return (out(help), 0);
   if (values.config !== undefined)
@@ -63,6 +65,7 @@ export async function run(argv: string[]): Promise<number> {
     reportDir: typeof values.report === 'string' ? values.report : 'pgscale-report',
     nodeCpu,
     only,
+    ...(typeof values['tmp-dir'] === 'string' ? { tmp: values['tmp-dir'] } : {}),
     command: ['pgscale', 'demo', ...argv].join(' '),
   });
 }

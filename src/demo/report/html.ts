@@ -13,7 +13,15 @@ export interface Environment {
   pgscale: string;
   command: string;
   mode: 'quick' | 'full';
-  host: { cpu: string; cores: number; memoryGb: number; os: string; kernel: string };
+  host: {
+    cpu: string;
+    cores: number;
+    memoryGb: number;
+    os: string;
+    kernel: string;
+    /** 1-minute load average before the demo started anything: other programs' demand. */
+    loadAtStart: number;
+  };
   node: string;
   postgres: { version: string; source: string };
   caps: {
@@ -89,7 +97,8 @@ export function renderHtml(r: DemoReport): string {
       ['run', `${e.command} (${e.mode}, ${r.seconds.toFixed(0)} s)`],
       [
         'machine',
-        `${e.host.cpu}, ${e.host.cores} cores, ${e.host.memoryGb} GB, ${e.host.os} ${e.host.kernel}`,
+        `${e.host.cpu}, ${e.host.cores} cores, ${e.host.memoryGb} GB, ${e.host.os} ${e.host.kernel}; ` +
+          `load average ${e.host.loadAtStart.toFixed(2)} when the demo started`,
       ],
       ['PostgreSQL', `${e.postgres.version} (${e.postgres.source})`],
       ['Node.js / pgscale', `${e.node} / ${e.pgscale}`],

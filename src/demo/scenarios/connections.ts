@@ -157,7 +157,7 @@ export const connections: Scenario = {
   async run(ctx: ScenarioContext): Promise<ScenarioOutcome> {
     const { cluster, settings, progress } = ctx;
     const clients = settings.quick ? 200 : 1000;
-    const seconds = settings.quick ? 4 : 15;
+    const seconds = settings.quick ? 3 : 15;
     const primary = await cluster.primary();
     const direct = await measureTarget(ctx, 'direct', cluster.endpoint(primary), clients, seconds, 0, 0.5);
     progress.note(

@@ -5,12 +5,13 @@
  * taking the same share as a replica). Each node is capped to the same CPU share, so more nodes
  * should mean more reads per second. Figures: reads/s, p50/p99, and the ratio to the primary alone.
  */
+import { availableParallelism } from 'node:os';
 import type { DemoCluster, StandaloneProxy } from '../cluster.js';
 import { int, ms, pct, ratio } from '../format.js';
 import type { Endpoint, LoadResult } from '../load.js';
 import { runLoad } from '../load.js';
 import { hostBusyMeter } from '../measure.js';
-import type { Scenario, ScenarioContext, ScenarioOutcome } from '../scenario.js';
+import type { DemoSettings, Scenario, ScenarioContext, ScenarioOutcome } from '../scenario.js';
 
 const CLIENTS = 32;
 
@@ -80,8 +81,9 @@ async function warmCaches(cluster: DemoCluster): Promise<void> {
 
 export function conclude(
   stages: readonly StageFigures[],
-  nodeCores: number | null,
+  settings: Pick<DemoSettings, 'nodeCores' | 'loadAtStart'>,
 ): Pick<ScenarioOutcome, 'conclusion' | 'headline' | 'notes'> {
+  const { nodeCores, loadAtStart } = settings;
   const first = stages[0]!;
   const last = stages[stages.length - 1]!;
   const r = last.readsPerSecond / first.readsPerSecond;
@@ -94,6 +96,11 @@ export function conclude(
   if (nodeCores === null)
     notes.push(
       'The nodes ran uncapped: they share every core of this host with each other, the proxy and the load generator, so adding nodes on one machine cannot add CPU, and the ratio says little about separate machines.',
+    );
+  const cores = availableParallelism();
+  if (loadAtStart > cores / 2)
+    notes.push(
+      `Other programs were already using this host when the demo started (load average ${loadAtStart.toFixed(1)} on ${cores} cores): they competed for the CPU, so these figures are lower and noisier than on an idle machine.`,
     );
   const busy = Math.max(...stages.map((s) => s.hostBusy ?? 0));
   if (busy > 0.85)
@@ -113,7 +120,7 @@ export const readScaling: Scenario = {
   unavailable: () => null,
   async run(ctx: ScenarioContext): Promise<ScenarioOutcome> {
     const { cluster, settings, progress } = ctx;
-    const seconds = settings.quick ? 4 : 15;
+    const seconds = settings.quick ? 3 : 15;
     const warmup = settings.quick ? 1 : 3;
     await warmCaches(cluster);
     const nodes = cluster.nodes();
@@ -170,7 +177,7 @@ export const readScaling: Scenario = {
     }
     const base = stages[0]!.readsPerSecond;
     return {
-      ...conclude(stages, settings.nodeCores),
+      ...conclude(stages, settings),
       figures: {
         clients: CLIENTS,
         seconds,
