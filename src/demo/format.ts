@@ -14,7 +14,7 @@ export function ratio(n: number): string {
 }
 
 export function mb(bytes: number): string {
-  return `${(bytes / 2 ** 20).toFixed(0)} MB`;
+  return `${int(bytes / 2 ** 20)} MB`;
 }
 
 export function seconds(n: number): string {

@@ -142,7 +142,7 @@ function conclude(d: TargetFigures, p: TargetFigures): Pick<ScenarioOutcome, 'co
   return {
     conclusion: `With ${int(p.clients)} clients through the proxy, ${parts.join(', ')}${tail}.`,
     headline:
-      `${int(p.clients)} clients: ${p.serverConnections ?? '?'} server connections via the proxy vs ${d.serverConnections ?? '?'} direct` +
+      `${int(p.clients)} clients: ${p.serverConnections ?? '?'} server connections via the proxy vs ${d.serverConnections === null ? '?' : int(d.serverConnections)} direct` +
       (d.memoryBytes !== null && p.memoryBytes !== null
         ? `, ${mb(p.memoryBytes)} vs ${mb(d.memoryBytes)}`
         : '') +
@@ -157,7 +157,7 @@ export const connections: Scenario = {
   async run(ctx: ScenarioContext): Promise<ScenarioOutcome> {
     const { cluster, settings, progress } = ctx;
     const clients = settings.quick ? 200 : 1000;
-    const seconds = settings.quick ? 3 : 15;
+    const seconds = settings.quick ? 3 : 10;
     const primary = await cluster.primary();
     const direct = await measureTarget(ctx, 'direct', cluster.endpoint(primary), clients, seconds, 0, 0.5);
     progress.note(

@@ -120,7 +120,7 @@ export const readScaling: Scenario = {
   unavailable: () => null,
   async run(ctx: ScenarioContext): Promise<ScenarioOutcome> {
     const { cluster, settings, progress } = ctx;
-    const seconds = settings.quick ? 3 : 15;
+    const seconds = settings.quick ? 3 : 10;
     const warmup = settings.quick ? 1 : 3;
     await warmCaches(cluster);
     const nodes = cluster.nodes();
