@@ -22,6 +22,20 @@ const allowed: Record<string, string[]> = {
   proxy: ['errors.ts', 'protocol', 'sql', 'sharding', 'topology', 'config', 'obs'],
   web: ['errors.ts', 'config', 'obs', 'cluster', 'topology', 'ha', 'proxy', 'protocol', 'sql', 'sharding'],
   controller: ['errors.ts', 'config', 'obs', 'cluster', 'topology', 'ha', 'proxy', 'web', 'protocol', 'sql'],
+  demo: [
+    'errors.ts',
+    'config',
+    'obs',
+    'cluster',
+    'topology',
+    'ha',
+    'proxy',
+    'web',
+    'controller',
+    'protocol',
+    'sql',
+    'sharding',
+  ],
   cli: ['*'],
 };
 

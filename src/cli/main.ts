@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { PgscaleError, UsageError } from '../errors.js';
 import * as controllerCmd from './commands/controller.js';
+import * as demo from './commands/demo.js';
 import * as doctor from './commands/doctor.js';
 import * as ha from './commands/ha.js';
 import * as haproxyConfig from './commands/haproxy-config.js';
@@ -19,6 +20,7 @@ import * as upCmd from './commands/up.js';
 type Handler = (argv: string[]) => number | Promise<number>;
 
 const commands: Record<string, { run: Handler; summary: string; hidden?: true }> = {
+  demo: { run: demo.run, summary: 'build a cluster here, measure what pgscale brings, write a report' },
   init: { run: init.run, summary: 'write a commented pgscale.yaml' },
   up: { run: upCmd.up, summary: 'provision and start the cluster and its controller (HTTP API)' },
   status: { run: status.run, summary: 'show every node (role, lag, slot, archive)' },

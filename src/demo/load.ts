@@ -1,0 +1,379 @@
+/**
+ * The demo's load generator: many PostgreSQL connections (node-postgres clients, one loop each)
+ * running a read or a write workload for a while, measuring what a user would see. Latencies go
+ * into HDR-style histograms, errors are counted by kind (SQLSTATE, or the socket error), and a
+ * per-second timeline keeps successes and errors of each kind of operation. Every write inserts
+ * a row with an id unique to that attempt; the ids whose INSERT was acknowledged (the reply to
+ * the autocommit INSERT, i.e. COMMIT succeeded) are recorded, and those whose outcome is unknown
+ * (the connection broke before the reply) are kept apart, so that after a failover the table
+ * can be compared with what clients were told. A connection that breaks is reopened, so the
+ * load keeps running through a failover. Not pgbench: that is what makes the last two possible.
+ */
+import { performance } from 'node:perf_hooks';
+import pg from 'pg';
+import { Histogram } from './histogram.js';
+
+export interface Endpoint {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  database: string;
+}
+
+export type OpKind = 'read' | 'write';
+
+export interface ClientGroup {
+  kind: OpKind;
+  clients: number;
+  /** Pause after each operation (ms), for clients that are not busy all the time. */
+  thinkMs?: number;
+}
+
+export interface LoadOptions {
+  endpoint: Endpoint;
+  groups: readonly ClientGroup[];
+  /** Reads pick a random row id in 1..keys. */
+  keys: number;
+  /** Statement comment prepended to every query (e.g. a routing hint); same text for all targets. */
+  comment?: string;
+  /** How many connections are opened at once at the start (logins are costly). */
+  connectConcurrency?: number;
+  /** A query without a reply for this long counts as an error and its connection is dropped. */
+  queryTimeoutMs?: number;
+  /** First write id (ids of one run are consecutive from here). */
+  firstWriteId?: number;
+}
+
+export interface KindStats {
+  ok: number;
+  errors: number;
+  latency: Histogram;
+}
+
+export interface TimelinePoint {
+  /** Seconds since the measurement started (the bucket [t, t+1)). */
+  t: number;
+  readOk: number;
+  writeOk: number;
+  errors: number;
+}
+
+export interface LoadResult {
+  /** Measured seconds (after the connections were open). */
+  seconds: number;
+  /** Seconds it took to open every connection. */
+  connectSeconds: number;
+  /** Connections open once the start-up logins were done. */
+  connected: number;
+  /** Connections that could not be opened at the start, by kind of error. */
+  connectErrors: Record<string, number>;
+  read: KindStats;
+  write: KindStats;
+  /** Errors by kind (SQLSTATE and condition name, or the socket error). */
+  errorsByKind: Record<string, number>;
+  timeline: TimelinePoint[];
+  /** Ids of writes the server acknowledged. */
+  acknowledged: number[];
+  /** Ids of writes whose outcome is unknown (connection lost before the reply). */
+  inDoubt: number[];
+  /** Longest time without a successful write, with where it started (s since start); null without writes. */
+  writeGap: { seconds: number; from: number } | null;
+}
+
+/** Names of the SQLSTATEs a client sees around restarts and failovers. */
+const CONDITIONS: Record<string, string> = {
+  '08000': 'connection_exception',
+  '08001': 'sqlclient_unable_to_establish_sqlconnection',
+  '08003': 'connection_does_not_exist',
+  '08004': 'sqlserver_rejected_establishment_of_sqlconnection',
+  '08006': 'connection_failure',
+  '08P01': 'protocol_violation',
+  '25006': 'read_only_sql_transaction',
+  '23505': 'unique_violation',
+  '28P01': 'invalid_password',
+  '40001': 'serialization_failure',
+  '53300': 'too_many_connections',
+  '57014': 'query_canceled',
+  '57P01': 'admin_shutdown',
+  '57P02': 'crash_shutdown',
+  '57P03': 'cannot_connect_now',
+};
+
+/** A short, stable name for an error, for counting. */
+export function errorKind(e: unknown): string {
+  const err = e as { code?: unknown; message?: unknown };
+  const code = typeof err.code === 'string' ? err.code : null;
+  if (code && /^[0-9A-Z]{5}$/.test(code)) return `${code} ${CONDITIONS[code] ?? 'error'}`;
+  if (code) return code; // ECONNREFUSED, ECONNRESET …
+  const msg = typeof err.message === 'string' ? err.message : String(e);
+  if (/timeout/i.test(msg)) return 'timeout';
+  if (/terminated|ended|closed/i.test(msg)) return 'connection closed';
+  return 'other';
+}
+
+/** Whether the error came from the server as an answer (the connection is still usable). */
+function isServerAnswer(e: unknown): boolean {
+  const code = (e as { code?: unknown }).code;
+  return (
+    typeof code === 'string' &&
+    /^[0-9A-Z]{5}$/.test(code) &&
+    !code.startsWith('08') &&
+    !code.startsWith('57P')
+  );
+}
+
+const READ_SQL = 'SELECT abalance FROM demo_accounts WHERE aid = $1';
+const WRITE_SQL = 'INSERT INTO demo_writes (id, client) VALUES ($1, $2)';
+
+/** Creates the demo's tables and fills demo_accounts with `keys` rows (as the app user). */
+export async function createTables(endpoint: Endpoint, keys: number): Promise<void> {
+  const c = new pg.Client(endpoint);
+  c.on('error', () => undefined);
+  await c.connect();
+  try {
+    await c.query('DROP TABLE IF EXISTS demo_accounts, demo_writes');
+    await c.query(
+      'CREATE TABLE demo_accounts (aid int PRIMARY KEY, abalance int NOT NULL, filler char(84) NOT NULL)',
+    );
+    await c.query("INSERT INTO demo_accounts SELECT g, 0, '' FROM generate_series(1, $1::int) g", [keys]);
+    await c.query(
+      'CREATE TABLE demo_writes (id bigint PRIMARY KEY, client int NOT NULL, at timestamptz NOT NULL DEFAULT now())',
+    );
+    await c.query('VACUUM ANALYZE demo_accounts');
+  } finally {
+    await c.end();
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * One run: open the connections, then `start()` begins the measured period and `stop()` ends it
+ * and returns the figures. `live()` gives running totals for progress displays.
+ */
+export class Load {
+  private readonly read: KindStats = { ok: 0, errors: 0, latency: new Histogram() };
+  private readonly write: KindStats = { ok: 0, errors: 0, latency: new Histogram() };
+  private readonly errorsByKind: Record<string, number> = {};
+  private readonly timeline: TimelinePoint[] = [];
+  private readonly acknowledged: number[] = [];
+  private readonly inDoubt: number[] = [];
+  private readonly clients: (pg.Client | null)[] = [];
+  private readonly loops: Promise<void>[] = [];
+  private nextId: number;
+  private t0 = 0;
+  private measuring = false;
+  private stopped = false;
+  private lastWriteOk: number | null = null;
+  private maxGap: { seconds: number; from: number } | null = null;
+  private connectSeconds = 0;
+  private opened = 0;
+  private readonly connectErrors: Record<string, number> = {};
+
+  constructor(private readonly o: LoadOptions) {
+    this.nextId = o.firstWriteId ?? 1;
+  }
+
+  /** Opens every connection (a few at a time) and starts the loops, unmeasured until start(). */
+  async open(): Promise<void> {
+    const t = performance.now();
+    const specs = this.o.groups.flatMap((g) => Array.from({ length: g.clients }, () => g));
+    const limit = this.o.connectConcurrency ?? 32;
+    let next = 0;
+    const openers = Array.from({ length: Math.min(limit, specs.length) }, async () => {
+      for (let i = next++; i < specs.length; i = next++) {
+        this.clients[i] = await this.connect().catch((e: unknown) => {
+          const k = errorKind(e);
+          this.connectErrors[k] = (this.connectErrors[k] ?? 0) + 1;
+          return null;
+        });
+      }
+    });
+    await Promise.all(openers);
+    this.connectSeconds = (performance.now() - t) / 1000;
+    this.opened = this.connected;
+    specs.forEach((g, i) => this.loops.push(this.loop(i, g)));
+  }
+
+  /** Connections currently open. */
+  get connected(): number {
+    return this.clients.filter((c) => c !== null).length;
+  }
+
+  start(): void {
+    this.t0 = performance.now();
+    this.measuring = true;
+    this.lastWriteOk = this.o.groups.some((g) => g.kind === 'write') ? this.t0 : null;
+  }
+
+  /** Seconds since start(). */
+  elapsed(): number {
+    return this.measuring ? (performance.now() - this.t0) / 1000 : 0;
+  }
+
+  /** Running totals, for progress lines. */
+  live(): { readOk: number; writeOk: number; errors: number; seconds: number } {
+    return {
+      readOk: this.read.ok,
+      writeOk: this.write.ok,
+      errors: this.read.errors + this.write.errors,
+      seconds: this.elapsed(),
+    };
+  }
+
+  async stop(): Promise<LoadResult> {
+    const end = performance.now();
+    const seconds = (end - this.t0) / 1000;
+    this.measuring = false;
+    this.stopped = true;
+    if (this.lastWriteOk !== null) this.noteGap(end);
+    await Promise.all(this.loops);
+    await Promise.all(
+      this.clients.filter((c): c is pg.Client => c !== null).map((c) => c.end().catch(() => undefined)),
+    );
+    const timeline = Array.from({ length: Math.ceil(seconds) }, (_, t) => this.timeline[t] ?? point(t));
+    return {
+      seconds,
+      connectSeconds: this.connectSeconds,
+      connected: this.opened,
+      connectErrors: { ...this.connectErrors },
+      read: this.read,
+      write: this.write,
+      errorsByKind: { ...this.errorsByKind },
+      timeline,
+      acknowledged: [...this.acknowledged],
+      inDoubt: [...this.inDoubt],
+      writeGap: this.maxGap,
+    };
+  }
+
+  private async connect(): Promise<pg.Client> {
+    const c = new pg.Client({
+      ...this.o.endpoint,
+      connectionTimeoutMillis: 30_000,
+      query_timeout: this.o.queryTimeoutMs ?? 60_000,
+    });
+    c.on('error', () => undefined); // a broken connection is noticed by the next query
+    await c.connect();
+    return c;
+  }
+
+  private async loop(i: number, g: ClientGroup): Promise<void> {
+    const comment = this.o.comment ? `${this.o.comment} ` : '';
+    const read = { name: 'demo_read', text: comment + READ_SQL };
+    const write = { name: 'demo_write', text: comment + WRITE_SQL };
+    let backoff = 50;
+    while (!this.stopped) {
+      let c = this.clients[i] ?? null;
+      if (!c) {
+        try {
+          c = await this.connect();
+          if (this.stopped) {
+            await c.end().catch(() => undefined);
+            return;
+          }
+          this.clients[i] = c;
+          backoff = 50;
+        } catch (e) {
+          this.countError(e, g.kind);
+          await sleep(backoff);
+          backoff = Math.min(1000, backoff * 2);
+          continue;
+        }
+      }
+      const id = g.kind === 'write' ? this.nextId++ : 0;
+      const t = performance.now();
+      try {
+        if (g.kind === 'read') {
+          await c.query({ ...read, values: [1 + Math.floor(Math.random() * this.o.keys)] });
+        } else {
+          await c.query({ ...write, values: [id, i] });
+        }
+        this.countOk(g.kind, t, id);
+      } catch (e) {
+        this.countError(e, g.kind);
+        if (g.kind === 'write' && !isServerAnswer(e)) this.inDoubt.push(id);
+        if (!isServerAnswer(e)) {
+          this.clients[i] = null;
+          void c.end().catch(() => undefined);
+          await sleep(backoff);
+          backoff = Math.min(1000, backoff * 2);
+        }
+      }
+      if (g.thinkMs) await sleep(g.thinkMs);
+    }
+  }
+
+  private bucket(now: number): TimelinePoint | null {
+    if (!this.measuring) return null;
+    const t = Math.floor((now - this.t0) / 1000);
+    if (t < 0) return null;
+    return (this.timeline[t] ??= point(t));
+  }
+
+  private countOk(kind: OpKind, started: number, id: number): void {
+    const now = performance.now();
+    if (kind === 'write') this.acknowledged.push(id); // before any early return: always recorded
+    if (!this.measuring || started < this.t0) return;
+    const s = kind === 'read' ? this.read : this.write;
+    s.ok++;
+    s.latency.record((now - started) * 1000);
+    const b = this.bucket(now);
+    if (b) {
+      if (kind === 'read') b.readOk++;
+      else b.writeOk++;
+    }
+    if (kind === 'write') {
+      this.noteGap(now);
+      this.lastWriteOk = now;
+    }
+  }
+
+  private noteGap(now: number): void {
+    if (this.lastWriteOk === null) return;
+    const gap = (now - this.lastWriteOk) / 1000;
+    if (!this.maxGap || gap > this.maxGap.seconds)
+      this.maxGap = { seconds: gap, from: (this.lastWriteOk - this.t0) / 1000 };
+  }
+
+  private countError(e: unknown, kind?: OpKind): void {
+    if (!this.measuring) return;
+    const k = errorKind(e);
+    this.errorsByKind[k] = (this.errorsByKind[k] ?? 0) + 1;
+    if (kind) (kind === 'read' ? this.read : this.write).errors++;
+    const b = this.bucket(performance.now());
+    if (b) b.errors++;
+  }
+}
+
+function point(t: number): TimelinePoint {
+  return { t, readOk: 0, writeOk: 0, errors: 0 };
+}
+
+export interface RunPlan {
+  seconds: number;
+  /** Unmeasured seconds first (pools fill, caches warm). */
+  warmupSeconds: number;
+  /** Called when the measured period starts. */
+  onStart?: () => void;
+  /** Called every 250 ms during the measured period. */
+  tick?: (l: Load) => void;
+}
+
+/** Opens the connections, runs unmeasured for the warm-up, then measures for `seconds`. */
+export async function runLoad(o: LoadOptions, plan: RunPlan): Promise<LoadResult> {
+  const load = new Load(o);
+  await load.open();
+  await sleep(plan.warmupSeconds * 1000);
+  load.start();
+  plan.onStart?.();
+  const tick = plan.tick;
+  const timer = tick ? setInterval(() => tick(load), 250) : null;
+  try {
+    await sleep(plan.seconds * 1000);
+  } finally {
+    if (timer) clearInterval(timer);
+  }
+  return load.stop();
+}

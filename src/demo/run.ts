@@ -1,0 +1,241 @@
+/**
+ * `pgscale demo`, the run: builds a cluster (a primary and two streaming replicas) in a
+ * temporary directory on free ports through pgscale's own controller, caps each node to the same
+ * CPU share when the machine allows it, runs the scenarios in order with a progress line each,
+ * prints a summary, writes the report, and removes everything — at the end, on a failure and on
+ * Ctrl-C — unless asked to keep the cluster.
+ */
+import { readFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
+import { resolve } from 'node:path';
+import { Cleanup } from './cleanup.js';
+import { DemoCluster, haAvailable } from './cluster.js';
+import { capsUnavailable, createCpuCaps } from './cpu-caps.js';
+import type { CpuCaps } from './cpu-caps.js';
+import { seconds as secs } from './format.js';
+import { createTables } from './load.js';
+import { createProgress } from './progress.js';
+import type { Progress } from './progress.js';
+import { writeReport } from './report/html.js';
+import type { DemoReport, Environment } from './report/html.js';
+import type { DemoSettings, ScenarioContext, ScenarioResult } from './scenario.js';
+import { SCENARIOS } from './scenarios/index.js';
+
+export interface DemoOptions {
+  quick: boolean;
+  keep: boolean;
+  /** Directory for index.html and results.json. */
+  reportDir: string;
+  /** CPU per node in cores; 0 runs uncapped. */
+  nodeCpu: number;
+  /** Scenario ids to run (all when empty). */
+  only: readonly string[];
+  /** Parent of the cluster's temporary directory. */
+  tmp?: string;
+  /** The command line, for the report. */
+  command: string;
+  out?: (line: string) => void;
+  progress?: Progress;
+}
+
+const PERIOD_US = 100_000;
+
+function version(): string {
+  try {
+    const p = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
+    return p.version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Keeps every node's processes in its cgroup: a restarted node has a new postmaster. */
+function sweeper(caps: CpuCaps, cluster: DemoCluster): () => void {
+  const known = new Map<string, number>();
+  const sweep = () => {
+    for (const n of cluster.nodes()) {
+      const pid = cluster.postmasterPid(n.name);
+      if (pid !== null && known.get(n.name) !== pid) {
+        caps.move(n.name, pid);
+        known.set(n.name, pid);
+      }
+    }
+  };
+  sweep();
+  const timer = setInterval(sweep, 1000);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+export async function runDemo(o: DemoOptions): Promise<number> {
+  const out = o.out ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const progress = o.progress ?? createProgress();
+  const cleanup = new Cleanup((l) => process.stderr.write(`pgscale demo: ${l}\n`));
+  cleanup.install((sig) => {
+    out(`\n${sig}: stopping the demo and removing its cluster… (again to kill at once)`);
+    cleanup.run().then(
+      () => process.exit(130),
+      () => process.exit(1),
+    );
+  });
+  const t0 = Date.now();
+  const scenarios = SCENARIOS.filter((s) => o.only.length === 0 || o.only.includes(s.id));
+  const noCaps = o.nodeCpu === 0 ? 'disabled with --node-cpu 0' : capsUnavailable();
+  const coresPerNode = noCaps ? null : o.nodeCpu;
+  const settings: DemoSettings = {
+    quick: o.quick,
+    keys: o.quick ? 20_000 : 100_000,
+    nodeCores: coresPerNode,
+    loadAtStart: loadavg()[0] ?? 0,
+  };
+  let code = 0;
+  try {
+    out(
+      `pgscale demo${o.quick ? ' (quick)' : ''}: a primary and 2 streaming replicas on this machine, ` +
+        `${scenarios.length} scenario${scenarios.length === 1 ? '' : 's'}; everything is removed at the end${o.keep ? ' (except with --keep)' : ''}.`,
+    );
+    out(
+      noCaps
+        ? `CPU caps: none (${noCaps}). The nodes share all ${availableParallelism()} cores with each other and the load generator, ` +
+            'so the figures do not show what separate machines would: more nodes on one host add no CPU.'
+        : `CPU caps: each PostgreSQL node is capped at ${o.nodeCpu} core (cgroup cpu controller), so that this host behaves like several small machines.`,
+    );
+    const cluster = await DemoCluster.create(
+      {
+        dir: o.tmp ?? tmpdir(),
+        maxConnections: o.quick ? 400 : 1_150,
+        synchronous: haAvailable() && o.quick ? 'on' : 'off',
+      },
+      cleanup,
+    );
+    progress.begin('Starting the cluster');
+    await cluster.start((s) => progress.update(Math.min(0.95, s / 15), `${s.toFixed(0)} s`));
+    await createTables(cluster.endpoint(), settings.keys);
+    const nodes = cluster.nodes();
+    progress.end(
+      'ok',
+      `in ${secs((Date.now() - t0) / 1000)}: ${nodes.map((n) => `${n.name} :${n.port}`).join(', ')}; ` +
+        `proxy :${cluster.proxyPort}; PostgreSQL ${cluster.postgresVersion()}; ${cluster.dir}`,
+    );
+    let caps: CpuCaps | null = null;
+    if (!noCaps) {
+      const c = createCpuCaps(
+        'pgscale-demo',
+        nodes.map((n) => n.name),
+        Math.round(o.nodeCpu * PERIOD_US),
+        PERIOD_US,
+        (l) => process.stderr.write(`pgscale demo: ${l}\n`),
+      );
+      caps = c;
+      cleanup.add(
+        'CPU caps',
+        () => Promise.resolve(c.remove()),
+        () => c.remove(),
+      );
+      const stopSweeping = sweeper(c, cluster);
+      cleanup.add('CPU caps sweeper', () => Promise.resolve(stopSweeping()), stopSweeping);
+    }
+    let writeId = 1;
+    const ctx: ScenarioContext = {
+      cluster,
+      settings,
+      progress,
+      nextWriteId: (count = 1) => {
+        const id = writeId;
+        writeId += count;
+        return id;
+      },
+    };
+    const results: ScenarioResult[] = [];
+    for (const s of scenarios) {
+      const started = Date.now();
+      progress.begin(s.title);
+      const why = s.unavailable(ctx);
+      if (why) {
+        results.push({ id: s.id, title: s.title, status: 'skipped', reason: why, seconds: 0 });
+        progress.end('skipped', why);
+        continue;
+      }
+      try {
+        const r = await s.run(ctx);
+        const seconds = (Date.now() - started) / 1000;
+        results.push({ id: s.id, title: s.title, status: 'ok', seconds, ...r });
+        progress.end('ok', `${r.headline} (${secs(seconds)})`);
+      } catch (e) {
+        if (cleanup.interruptedBy) throw e;
+        const reason = e instanceof Error ? e.message : String(e);
+        results.push({
+          id: s.id,
+          title: s.title,
+          status: 'failed',
+          reason,
+          seconds: (Date.now() - started) / 1000,
+        });
+        progress.end('failed', reason);
+        code = 1;
+      }
+    }
+    const environment: Environment = {
+      date: new Date(t0).toISOString(),
+      pgscale: version(),
+      command: o.command,
+      mode: o.quick ? 'quick' : 'full',
+      host: {
+        cpu: cpus()[0]?.model.trim() ?? 'unknown',
+        cores: availableParallelism(),
+        memoryGb: Math.round(totalmem() / 2 ** 30),
+        os: type(),
+        kernel: release(),
+        loadAtStart: settings.loadAtStart,
+      },
+      node: process.version,
+      postgres: { version: cluster.postgresVersion(), source: cluster.source() },
+      caps: {
+        applied: caps !== null,
+        coresPerNode,
+        reason: noCaps,
+        meaning: noCaps
+          ? 'The nodes, the proxy and the load generator share every core of one host: adding a node adds no CPU, so scaling figures understate what separate machines give.'
+          : 'The proxy and the load generator are not capped and share the remaining cores; when the host is busy they compete with the nodes, which lowers the scaling figures.',
+      },
+    };
+    const report: DemoReport = { environment, seconds: (Date.now() - t0) / 1000, scenarios: results };
+    const files = writeReport(resolve(o.reportDir), report);
+    out('');
+    out(
+      `Summary (${secs(report.seconds)}${coresPerNode ? `, each node capped at ${coresPerNode} core` : ', nodes uncapped'}):`,
+    );
+    for (const [i, r] of results.entries()) {
+      const what = r.status === 'ok' ? r.headline : `${r.status}: ${r.reason ?? ''}`;
+      out(`  ${i + 1}. ${r.title.padEnd(40)} ${what}`);
+      if (r.status === 'ok' && r.conclusion) out(`     ${r.conclusion}`);
+    }
+    out('');
+    out(`Report: ${files.html}`);
+    out(`        ${files.json}`);
+    if (o.keep) {
+      caps?.remove();
+      cluster.keep();
+      out('');
+      out(`The cluster keeps running (--keep): ${cluster.file}`);
+      out(`  npx pgscale status -c ${cluster.file}`);
+      out(`  psql "$(npx pgscale url -c ${cluster.file})"`);
+      out(`  npx pgscale destroy --yes -c ${cluster.file} && rm -r ${cluster.dir}`);
+    }
+  } catch (e) {
+    if (!cleanup.interruptedBy) throw e;
+    code = 130;
+  } finally {
+    if (cleanup.interruptedBy) {
+      // The signal handler is cleaning up and will exit; a second signal must still force it.
+      await cleanup.run();
+    } else {
+      await cleanup.run();
+      if (!o.keep) out('Removed the demo cluster and its temporary directory.');
+      cleanup.uninstall();
+    }
+  }
+  return code;
+}

@@ -1,0 +1,88 @@
+/**
+ * What a demo scenario is: a named experiment run against the demo's cluster that returns its
+ * measured figures, a table and charts for the report, and a one-sentence conclusion computed
+ * from those figures. The demo runs the list in src/demo/scenarios/index.ts in order; adding a
+ * scenario (sharding, later) is adding an entry there.
+ */
+import type { DemoCluster } from './cluster.js';
+import type { Progress } from './progress.js';
+
+export interface DemoSettings {
+  quick: boolean;
+  /** Rows of demo_accounts (reads pick one at random). */
+  keys: number;
+  /** CPU share of each node in cores, or null when the nodes run uncapped. */
+  nodeCores: number | null;
+  /** The host's 1-minute load average when the demo started, before it started anything. */
+  loadAtStart: number;
+}
+
+export interface ScenarioContext {
+  cluster: DemoCluster;
+  settings: DemoSettings;
+  progress: Progress;
+  /** Next unused write id (write ids stay unique over the whole run). */
+  nextWriteId(count?: number): number;
+}
+
+export interface BarChart {
+  type: 'bars';
+  title: string;
+  unit: string;
+  bars: { label: string; value: number; note?: string }[];
+}
+
+export interface PercentileChart {
+  type: 'percentiles';
+  title: string;
+  /** Latency in ms at each percentile, per series. */
+  series: { name: string; points: { p: number; ms: number }[] }[];
+}
+
+export interface TimelineChart {
+  type: 'timeline';
+  title: string;
+  unit: string;
+  /** One value per second, per series. */
+  series: { name: string; values: number[] }[];
+  markers: { t: number; label: string }[];
+}
+
+export type Chart = BarChart | PercentileChart | TimelineChart;
+
+export interface Table {
+  headers: string[];
+  rows: (string | number | null)[][];
+}
+
+export interface ScenarioOutcome {
+  /** One sentence computed from the figures. */
+  conclusion: string;
+  /** The raw figures, for results.json. */
+  figures: Record<string, unknown>;
+  table?: Table;
+  charts?: Chart[];
+  /** Caveats about the figures (e.g. the host was saturated). */
+  notes?: string[];
+  /** The one-line result for the terminal summary. */
+  headline: string;
+}
+
+export interface Scenario {
+  id: string;
+  title: string;
+  /** Why the scenario cannot run in this build or on this machine; null when it can. */
+  unavailable(ctx: ScenarioContext): string | null;
+  run(ctx: ScenarioContext): Promise<ScenarioOutcome>;
+}
+
+export type ScenarioStatus = 'ok' | 'skipped' | 'failed';
+
+export interface ScenarioResult extends Partial<ScenarioOutcome> {
+  id: string;
+  title: string;
+  status: ScenarioStatus;
+  /** Why it was skipped or how it failed. */
+  reason?: string;
+  seconds: number;
+}

@@ -1,0 +1,180 @@
+/**
+ * Scenario 3, surviving a primary failure: steady writes and reads through the proxy while the
+ * primary's postmaster is killed with kill -9, once per synchronous mode (`replication.synchronous`
+ * on and off; --quick runs `on` only). Figures: the timeline, the longest time without a
+ * successful write, errors by kind, acknowledged commits missing afterwards (none may be missing
+ * with synchronous replication), and how long until the old primary was back as a replica.
+ * Needs automatic failover (the `ha` section of pgscale.yaml); skipped in builds without it.
+ */
+import { haAvailable } from '../cluster.js';
+import { int, seconds as secs } from '../format.js';
+import type { Scenario, ScenarioContext, ScenarioOutcome } from '../scenario.js';
+import { timelineChart, underLoad } from './under-load.js';
+import type { UnderLoadResult } from './under-load.js';
+
+export const HA_MISSING = 'high availability not available in this build';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface FailoverFigures {
+  synchronous: 'on' | 'off';
+  killed: string;
+  promoted: string | null;
+  writePauseSeconds: number | null;
+  acknowledged: number;
+  lost: number;
+  inDoubt: number;
+  inDoubtCommitted: number;
+  errors: number;
+  errorsByKind: Record<string, number>;
+  rejoinedAfterSeconds: number | null;
+  events: UnderLoadResult['events'];
+}
+
+async function failoverOnce(
+  ctx: ScenarioContext,
+  mode: 'on' | 'off',
+  base: number,
+  span: number,
+): Promise<{ figures: FailoverFigures; run: UnderLoadResult }> {
+  const { cluster } = ctx;
+  if (cluster.config.replication.synchronous !== mode) {
+    ctx.progress.note(`restarting the cluster with replication.synchronous: ${mode}`);
+    await cluster.stopController();
+    cluster.setSynchronous(mode);
+    await cluster.start();
+  }
+  const before = ctx.settings.quick ? 3 : 5;
+  const after = ctx.settings.quick ? 3 : 8;
+  let killed = '';
+  let killedAt = 0;
+  const run = await underLoad(ctx, {
+    label: `kill -9 of the primary, synchronous ${mode}`,
+    before,
+    after,
+    expectSeconds: before + after + 10,
+    progressBase: base,
+    progressSpan: span,
+    async action(elapsed) {
+      const p = await cluster.primary();
+      if (!p.pid) throw new Error(`no pid for the primary ${p.name}`);
+      killed = p.name;
+      killedAt = Date.now();
+      process.kill(p.pid, 'SIGKILL');
+      const t = elapsed();
+      // Over when another node is the primary (the proxy then sends writes there).
+      const deadline = Date.now() + 120_000;
+      for (;;) {
+        const now = await cluster.status().catch(() => []);
+        if (now.some((n) => n.role === 'primary' && n.state === 'running' && n.name !== killed)) break;
+        if (Date.now() > deadline) throw new Error('no new primary within 120 s of the kill');
+        await sleep(200);
+      }
+      return [{ t, label: `kill -9 ${killed}` }];
+    },
+  });
+  // The old primary should come back by itself as a replica.
+  let rejoined: number | null = null;
+  const deadline = Date.now() + 90_000;
+  while (Date.now() < deadline) {
+    const n = (await cluster.status().catch(() => [])).find((x) => x.name === killed);
+    if (n?.role === 'replica' && n.streaming) {
+      rejoined = (Date.now() - killedAt) / 1000;
+      break;
+    }
+    await sleep(500);
+  }
+  const promoted = (await cluster.primary()).name;
+  const r = run.load;
+  return {
+    run,
+    figures: {
+      synchronous: mode,
+      killed,
+      promoted,
+      writePauseSeconds: r.writeGap?.seconds ?? null,
+      acknowledged: r.acknowledged.length,
+      lost: run.lost.length,
+      inDoubt: r.inDoubt.length,
+      inDoubtCommitted: run.inDoubtCommitted,
+      errors: r.read.errors + r.write.errors,
+      errorsByKind: r.errorsByKind,
+      rejoinedAfterSeconds: rejoined,
+      events: run.events,
+    },
+  };
+}
+
+export const failover: Scenario = {
+  id: 'failover',
+  title: 'Surviving a primary failure',
+  unavailable: () => (haAvailable() ? null : HA_MISSING),
+  async run(ctx: ScenarioContext): Promise<ScenarioOutcome> {
+    const modes: ('on' | 'off')[] = ctx.settings.quick ? ['on'] : ['off', 'on'];
+    const results: { figures: FailoverFigures; run: UnderLoadResult }[] = [];
+    for (const [i, mode] of modes.entries()) {
+      const r = await failoverOnce(ctx, mode, i / modes.length, 1 / modes.length);
+      results.push(r);
+      const f = r.figures;
+      ctx.progress.note(
+        `synchronous ${mode}: ${f.killed} killed, ${f.promoted ?? '?'} promoted; no writes for ` +
+          `${f.writePauseSeconds === null ? '?' : secs(f.writePauseSeconds)}; ${int(f.lost)} of ${int(f.acknowledged)} acknowledged writes lost; ` +
+          (f.rejoinedAfterSeconds === null
+            ? 'old primary not back yet'
+            : `old primary back as a replica after ${secs(f.rejoinedAfterSeconds)}`),
+      );
+    }
+    const figs = results.map((r) => r.figures);
+    const on = figs.find((f) => f.synchronous === 'on');
+    const off = figs.find((f) => f.synchronous === 'off');
+    const main = on ?? figs[0]!;
+    const pause = main.writePauseSeconds === null ? 'an unknown time' : secs(main.writePauseSeconds);
+    const conclusion =
+      `After kill -9 of the primary, writes stopped for ${pause} and ${int(main.lost)} of ${int(main.acknowledged)} ` +
+      `acknowledged commits were lost with synchronous replication ${main.synchronous}` +
+      (off && off !== main
+        ? ` (${int(off.lost)} with it off, writes stopped ${off.writePauseSeconds === null ? '?' : secs(off.writePauseSeconds)})`
+        : '') +
+      `; ${main.killed} ` +
+      (main.rejoinedAfterSeconds === null
+        ? 'had not rejoined as a replica by the end.'
+        : `rejoined as a replica ${secs(main.rejoinedAfterSeconds)} after the kill.`);
+    return {
+      conclusion,
+      headline: `writes paused ${pause}, ${int(main.lost)} acknowledged commits lost (synchronous ${main.synchronous})`,
+      figures: { runs: figs },
+      table: {
+        headers: [
+          'synchronous',
+          'killed',
+          'promoted',
+          'no writes for',
+          'acknowledged',
+          'lost',
+          'in doubt (committed)',
+          'errors',
+          'rejoined after',
+        ],
+        rows: figs.map((f) => [
+          f.synchronous,
+          f.killed,
+          f.promoted,
+          f.writePauseSeconds === null ? null : secs(f.writePauseSeconds),
+          int(f.acknowledged),
+          int(f.lost),
+          `${int(f.inDoubt)} (${int(f.inDoubtCommitted)})`,
+          `${int(f.errors)} ${Object.entries(f.errorsByKind)
+            .map(([k, v]) => `${k}: ${v}`)
+            .join(', ')}`.trim(),
+          f.rejoinedAfterSeconds === null ? 'not yet' : secs(f.rejoinedAfterSeconds),
+        ]),
+      },
+      charts: results.map((r) =>
+        timelineChart(
+          `Operations per second, kill -9 of the primary (synchronous ${r.figures.synchronous})`,
+          r.run,
+        ),
+      ),
+    };
+  },
+};

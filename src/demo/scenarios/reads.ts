@@ -1,0 +1,226 @@
+/**
+ * Scenario 1, reads scale with replicas: the same read workload (many clients, each looking up
+ * random rows by primary key) against the primary alone, directly, then through pgscale's proxy
+ * in front of the primary and 1, then 2, of its replicas (reads split over them, the primary
+ * taking the same share as a replica). Each node is capped to the same CPU share, so more nodes
+ * should mean more reads per second. Figures: reads/s, p50/p99, and the ratio to the primary alone.
+ */
+import { availableParallelism } from 'node:os';
+import type { DemoCluster, StandaloneProxy } from '../cluster.js';
+import { int, ms, pct, ratio } from '../format.js';
+import type { Endpoint, LoadResult } from '../load.js';
+import { runLoad } from '../load.js';
+import { hostBusyMeter } from '../measure.js';
+import type { DemoSettings, Scenario, ScenarioContext, ScenarioOutcome } from '../scenario.js';
+
+const CLIENTS = 32;
+
+interface Stage {
+  label: string;
+  /** Replicas behind the proxy; null: the primary directly, no proxy. */
+  replicas: number | null;
+}
+
+const STAGES: readonly Stage[] = [
+  { label: 'primary alone', replicas: null },
+  { label: 'proxy + 1 replica', replicas: 1 },
+  { label: 'proxy + 2 replicas', replicas: 2 },
+];
+
+export interface StageFigures {
+  label: string;
+  nodes: number;
+  readsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+  errors: number;
+  hostBusy: number | null;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until the proxy's read set holds every replica it was given (its monitors poll them). */
+async function waitReadSet(cluster: DemoCluster, proxy: StandaloneProxy, replicas: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const rows = await cluster.showNodes(proxy.endpoint.port).catch(() => []);
+    if (rows.filter((r) => r.role === 'replica' && r.inReadSet).length === replicas) return;
+    if (Date.now() > deadline) throw new Error(`the proxy's read set did not reach ${replicas} replicas`);
+    await sleep(100);
+  }
+}
+
+/** Reads every row on every node once, so that no stage pays for a cold cache. */
+async function warmCaches(cluster: DemoCluster): Promise<void> {
+  const primary = await cluster.primary();
+  const p = await cluster.superClient(primary);
+  const lsn = (await p.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]!.l;
+  await p.end();
+  for (const n of cluster.nodes()) {
+    const c = await cluster.superClient(n);
+    try {
+      if (n.name !== primary.name) {
+        const deadline = Date.now() + 60_000;
+        while (
+          !(await c.query<{ ok: boolean }>('SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok', [lsn]))
+            .rows[0]?.ok
+        ) {
+          if (Date.now() > deadline) throw new Error(`${n.name} did not replay the demo's table`);
+          await sleep(100);
+        }
+      }
+      await c.query('SELECT sum(abalance) FROM demo_accounts');
+      await c.query('SET enable_seqscan = off');
+      await c.query('SELECT count(*) FROM demo_accounts WHERE aid > 0');
+    } finally {
+      await c.end();
+    }
+  }
+}
+
+export function conclude(
+  stages: readonly StageFigures[],
+  settings: Pick<DemoSettings, 'nodeCores' | 'loadAtStart'>,
+): Pick<ScenarioOutcome, 'conclusion' | 'headline' | 'notes'> {
+  const { nodeCores, loadAtStart } = settings;
+  const first = stages[0]!;
+  const last = stages[stages.length - 1]!;
+  const r = last.readsPerSecond / first.readsPerSecond;
+  const verb = r >= 1.5 ? 'scaled' : r >= 1.15 ? 'scaled modestly' : 'did not scale';
+  const conclusion =
+    `Reads ${verb} with replicas: through the proxy with ${last.nodes - 1} replicas the cluster served ` +
+    `${ratio(r)} the reads per second of the primary alone (${int(last.readsPerSecond)} vs ${int(first.readsPerSecond)}), ` +
+    `with p99 latency ${ms(last.p99Ms)} ms vs ${ms(first.p99Ms)} ms.`;
+  const notes: string[] = [];
+  if (nodeCores === null)
+    notes.push(
+      'The nodes ran uncapped: they share every core of this host with each other, the proxy and the load generator, so adding nodes on one machine cannot add CPU, and the ratio says little about separate machines.',
+    );
+  const cores = availableParallelism();
+  if (loadAtStart > cores / 2)
+    notes.push(
+      `Other programs were already using this host when the demo started (load average ${loadAtStart.toFixed(1)} on ${cores} cores): they competed for the CPU, so these figures are lower and noisier than on an idle machine.`,
+    );
+  const busy = Math.max(...stages.map((s) => s.hostBusy ?? 0));
+  if (busy > 0.85)
+    notes.push(
+      `The host's cores were up to ${pct(busy)} busy (nodes, proxy and load generator together): the proxy and the load generator competed with the nodes for CPU, so the ratio is a lower bound of what separate machines would give.`,
+    );
+  return {
+    conclusion,
+    notes,
+    headline: `${ratio(r)} the reads/s of the primary alone with 2 replicas (${int(first.readsPerSecond)} -> ${int(last.readsPerSecond)}/s)`,
+  };
+}
+
+export const readScaling: Scenario = {
+  id: 'read-scaling',
+  title: 'Reads scale with replicas',
+  unavailable: () => null,
+  async run(ctx: ScenarioContext): Promise<ScenarioOutcome> {
+    const { cluster, settings, progress } = ctx;
+    const seconds = settings.quick ? 3 : 10;
+    const warmup = settings.quick ? 1 : 3;
+    await warmCaches(cluster);
+    const nodes = cluster.nodes();
+    const primary = await cluster.primary();
+    const replicas = nodes.filter((n) => n.name !== primary.name);
+    const stages: StageFigures[] = [];
+    const total = STAGES.length * (seconds + warmup);
+    for (const [i, stage] of STAGES.entries()) {
+      let proxy: StandaloneProxy | null = null;
+      let endpoint: Endpoint = cluster.endpoint(primary);
+      if (stage.replicas !== null) {
+        proxy = await cluster.startProxy(replicas.slice(0, stage.replicas), CLIENTS);
+        await waitReadSet(cluster, proxy, stage.replicas);
+        endpoint = proxy.endpoint;
+      }
+      let r: LoadResult;
+      let busy: () => number | null = () => null;
+      try {
+        const done = i * (seconds + warmup);
+        r = await runLoad(
+          { endpoint, groups: [{ kind: 'read', clients: CLIENTS }], keys: settings.keys },
+          {
+            seconds,
+            warmupSeconds: warmup,
+            onStart: () => (busy = hostBusyMeter()),
+            tick: (l) => {
+              const live = l.live();
+              progress.update(
+                (done + warmup + live.seconds) / total,
+                `${stage.label}: ${int(live.readOk / Math.max(live.seconds, 0.001))} reads/s`,
+              );
+            },
+          },
+        );
+      } finally {
+        await proxy?.stop();
+      }
+      const s = r.read.latency.summary();
+      const f: StageFigures = {
+        label: stage.label,
+        nodes: 1 + (stage.replicas ?? 0),
+        readsPerSecond: r.read.ok / r.seconds,
+        p50Ms: s.p50 / 1000,
+        p99Ms: s.p99 / 1000,
+        p999Ms: s.p999 / 1000,
+        errors: r.read.errors,
+        hostBusy: busy(),
+      };
+      stages.push(f);
+      progress.note(
+        `${f.label}: ${int(f.readsPerSecond)} reads/s, p50 ${ms(f.p50Ms)} ms, p99 ${ms(f.p99Ms)} ms` +
+          (f.errors ? `, ${f.errors} errors` : ''),
+      );
+    }
+    const base = stages[0]!.readsPerSecond;
+    return {
+      ...conclude(stages, settings),
+      figures: {
+        clients: CLIENTS,
+        seconds,
+        warmupSeconds: warmup,
+        stages,
+        ratio: stages[stages.length - 1]!.readsPerSecond / base,
+      },
+      table: {
+        headers: [
+          'configuration',
+          'nodes',
+          'reads/s',
+          'x primary alone',
+          'p50 ms',
+          'p99 ms',
+          'p99.9 ms',
+          'errors',
+          'host busy',
+        ],
+        rows: stages.map((s) => [
+          s.label,
+          s.nodes,
+          int(s.readsPerSecond),
+          ratio(s.readsPerSecond / base),
+          ms(s.p50Ms),
+          ms(s.p99Ms),
+          ms(s.p999Ms),
+          s.errors,
+          s.hostBusy === null ? null : pct(s.hostBusy),
+        ]),
+      },
+      charts: [
+        {
+          type: 'bars',
+          title: 'Reads per second by number of nodes',
+          unit: 'reads/s',
+          bars: stages.map((s) => ({
+            label: `${s.label} (${s.nodes} node${s.nodes > 1 ? 's' : ''})`,
+            value: s.readsPerSecond,
+            note: `${int(s.readsPerSecond)}/s · ${ratio(s.readsPerSecond / base)} · p99 ${ms(s.p99Ms)} ms`,
+          })),
+        },
+      ],
+    };
+  },
+};

@@ -1,0 +1,161 @@
+/**
+ * The frame of the high-availability scenarios: steady writes and reads through the proxy while
+ * a fault (kill -9 of the primary) or an operation (a switchover) happens, with a per-second
+ * timeline, the longest time without a successful write, errors by kind, and — the promise that
+ * matters — every acknowledged write compared with what the table holds afterwards on the
+ * (new) primary. Also reads `pgscale history --json` (the HA event log) for the timeline's marks.
+ */
+import type { DemoCluster } from '../cluster.js';
+import { pgscaleCli } from '../cluster.js';
+import { int } from '../format.js';
+import { Load } from '../load.js';
+import type { LoadResult } from '../load.js';
+import type { ScenarioContext, TimelineChart } from '../scenario.js';
+
+export interface HaEvent {
+  at: string;
+  shard: number;
+  event: string;
+  node?: string;
+  detail?: string;
+}
+
+export interface Marker {
+  t: number;
+  label: string;
+}
+
+export interface UnderLoadResult {
+  load: LoadResult;
+  markers: Marker[];
+  /** Acknowledged writes missing from the table afterwards. */
+  lost: number[];
+  /** Writes whose outcome the clients never learned that did commit. */
+  inDoubtCommitted: number;
+  /** Rows in demo_writes after the run. */
+  rows: number;
+  events: HaEvent[];
+}
+
+export interface UnderLoadPlan {
+  /** Seconds of steady load before the action. */
+  before: number;
+  /** The action; returns markers (t: seconds since the load started) and resolves when it is over. */
+  action(elapsed: () => number): Promise<Marker[]>;
+  /** Seconds of load after the action is over. */
+  after: number;
+  /** Label for the progress line. */
+  label: string;
+  /** Expected total seconds, for the progress bar. */
+  expectSeconds: number;
+  progressBase: number;
+  progressSpan: number;
+}
+
+const WRITERS = 8;
+const READERS = 8;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The HA event log (`pgscale history -c FILE --json`), or [] when the build has none. */
+export async function history(cluster: DemoCluster): Promise<HaEvent[]> {
+  const r = await pgscaleCli(['history', '-c', cluster.file, '--json']);
+  if (r.code !== 0) return [];
+  try {
+    const v = JSON.parse(r.stdout) as unknown;
+    return Array.isArray(v) ? (v as HaEvent[]) : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Empties demo_writes (on the primary, through the proxy). */
+async function truncateWrites(cluster: DemoCluster): Promise<void> {
+  const c = await cluster.superClient(await cluster.primary());
+  try {
+    await c.query('TRUNCATE demo_writes');
+  } finally {
+    await c.end();
+  }
+}
+
+/** Ids present in demo_writes on the current primary. */
+async function committedIds(cluster: DemoCluster): Promise<Set<number>> {
+  const c = await cluster.superClient(await cluster.primary());
+  try {
+    const r = await c.query<{ id: string }>('SELECT id::text AS id FROM demo_writes');
+    return new Set(r.rows.map((x) => Number(x.id)));
+  } finally {
+    await c.end();
+  }
+}
+
+export async function underLoad(ctx: ScenarioContext, plan: UnderLoadPlan): Promise<UnderLoadResult> {
+  const { cluster, progress } = ctx;
+  await truncateWrites(cluster);
+  const startedAt = Date.now();
+  const load = new Load({
+    endpoint: cluster.endpoint(),
+    groups: [
+      { kind: 'write', clients: WRITERS },
+      { kind: 'read', clients: READERS },
+    ],
+    keys: ctx.settings.keys,
+    firstWriteId: ctx.nextWriteId(10_000_000),
+    queryTimeoutMs: 30_000,
+  });
+  await load.open();
+  load.start();
+  const t0 = Date.now();
+  const timer = setInterval(() => {
+    const l = load.live();
+    const tl = l.seconds;
+    progress.update(
+      plan.progressBase + plan.progressSpan * Math.min(1, tl / plan.expectSeconds),
+      `${plan.label}: ${int(l.writeOk)} writes, ${int(l.readOk)} reads, ${int(l.errors)} errors`,
+    );
+  }, 250);
+  let markers: Marker[] = [];
+  let r: LoadResult;
+  try {
+    await sleep(plan.before * 1000);
+    markers = await plan.action(() => load.elapsed());
+    await sleep(plan.after * 1000);
+  } finally {
+    clearInterval(timer);
+    r = await load.stop();
+  }
+  const present = await committedIds(cluster);
+  const lost = r.acknowledged.filter((id) => !present.has(id));
+  const events = (await history(cluster)).filter((e) => Date.parse(e.at) >= startedAt - 1000);
+  return {
+    load: r,
+    markers: [...markers, ...eventMarkers(events, t0)].sort((a, b) => a.t - b.t),
+    lost,
+    inDoubtCommitted: r.inDoubt.filter((id) => present.has(id)).length,
+    rows: present.size,
+    events,
+  };
+}
+
+/** The timeline chart of a run under load. */
+export function timelineChart(title: string, r: UnderLoadResult): TimelineChart {
+  return {
+    type: 'timeline',
+    title,
+    unit: 'operations/s',
+    series: [
+      { name: 'writes/s', values: r.load.timeline.map((p) => p.writeOk) },
+      { name: 'reads/s', values: r.load.timeline.map((p) => p.readOk) },
+      { name: 'errors/s', values: r.load.timeline.map((p) => p.errors) },
+    ],
+    markers: r.markers,
+  };
+}
+
+/** Seconds from the load's start of an HA event, given the wall-clock time the load started at. */
+export function eventMarkers(events: readonly HaEvent[], loadStartedAt: number): Marker[] {
+  return events.map((e) => ({
+    t: (Date.parse(e.at) - loadStartedAt) / 1000,
+    label: e.node ? `${e.event} (${e.node})` : e.event,
+  }));
+}

@@ -1,0 +1,172 @@
+/**
+ * `pgscale demo --quick`, as a new user runs it: it must print a summary, write a report whose
+ * figures make sense, and leave nothing behind (no PostgreSQL process, no temporary directory, no
+ * cgroup). Then the report is opened in a real headless browser (Debian's chromium through
+ * playwright-core): every chart must have drawn data, with no console error and no network
+ * request besides the file itself. PGSCALE_UPDATE_SCREENSHOT=1 saves docs/demo-report.png.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { cli, repoRoot, tempDir } from './harness.js';
+
+const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
+
+interface Results {
+  environment: { caps: { applied: boolean; reason: string | null }; postgres: { version: string } };
+  scenarios: {
+    id: string;
+    status: 'ok' | 'skipped' | 'failed';
+    reason?: string;
+    conclusion?: string;
+    figures?: Record<string, unknown>;
+  }[];
+}
+
+/** Processes whose command line mentions `text` (our cluster's directory). */
+function processesMentioning(text: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (cmd.includes(text)) out.push(`${e}: ${cmd}`);
+    } catch {
+      // exited
+    }
+  }
+  return out;
+}
+
+test('pgscale demo --quick: summary, report, nothing left behind; the report renders in a browser', async (t) => {
+  const tmp = tempDir('pgscale-test-demo-');
+  const work = tempDir('pgscale-test-demo-cwd-');
+  t.after(() => {
+    rmSync(tmp, { recursive: true, force: true });
+    rmSync(work, { recursive: true, force: true });
+  });
+  const r = await cli(['demo', '--quick', '--tmp-dir', tmp], {}, work);
+  assert.equal(r.code, 0, `exit ${r.code}\n${r.stdout}\n${r.stderr}`);
+  assert.match(r.stdout, /^Summary \(/m);
+  assert.match(r.stdout, /Reads scale with replicas/);
+  assert.match(r.stdout, /Removed the demo cluster/);
+
+  // The cluster is gone: its directory (under --tmp-dir), its processes, its cgroups.
+  const dir = /(\S*pgscale-demo-\d+-[a-z0-9]+)/.exec(r.stdout)?.[1];
+  assert.ok(dir?.startsWith(tmp), `cluster directory under ${tmp} in:\n${r.stdout}`);
+  assert.deepEqual(readdirSync(tmp), [], 'the temporary directory is empty');
+  assert.deepEqual(processesMentioning(dir!), []);
+  if (existsSync('/sys/fs/cgroup/cpu'))
+    for (const g of readdirSync('/sys/fs/cgroup/cpu').filter((n) => n.startsWith('pgscale-demo-'))) {
+      const pid = Number(g.slice('pgscale-demo-'.length));
+      assert.ok(existsSync(`/proc/${pid}`), `cgroup ${g} left behind by a finished demo`);
+    }
+
+  // The report and its figures.
+  const reportDir = join(work, 'pgscale-report');
+  const html = join(reportDir, 'index.html');
+  const results = JSON.parse(readFileSync(join(reportDir, 'results.json'), 'utf8')) as Results;
+  assert.ok(results.environment.postgres.version);
+  const byId = new Map(results.scenarios.map((s) => [s.id, s]));
+  assert.deepEqual([...byId.keys()], ['read-scaling', 'connections', 'failover', 'switchover']);
+
+  const reads = byId.get('read-scaling')!;
+  assert.equal(reads.status, 'ok', reads.reason);
+  const stages = reads.figures!.stages as {
+    nodes: number;
+    readsPerSecond: number;
+    p50Ms: number;
+    p99Ms: number;
+  }[];
+  assert.deepEqual(
+    stages.map((s) => s.nodes),
+    [1, 2, 3],
+  );
+  for (const s of stages) {
+    assert.ok(s.readsPerSecond > 0, JSON.stringify(s));
+    assert.ok(s.p50Ms > 0 && s.p99Ms >= s.p50Ms, JSON.stringify(s));
+  }
+  const ratio = reads.figures!.ratio as number;
+  assert.ok(Math.abs(ratio - stages[2]!.readsPerSecond / stages[0]!.readsPerSecond) < 1e-9);
+  assert.ok(reads.conclusion?.includes(`${ratio.toFixed(2)}×`), reads.conclusion);
+
+  const conns = byId.get('connections')!;
+  assert.equal(conns.status, 'ok', conns.reason);
+  type Target = { clients: number; connected: number; readsPerSecond: number; serverConnections: number };
+  const direct = conns.figures!.direct as Target;
+  const proxy = conns.figures!.proxy as Target;
+  assert.equal(direct.connected, direct.clients);
+  assert.equal(proxy.connected, proxy.clients);
+  assert.ok(direct.readsPerSecond > 0 && proxy.readsPerSecond > 0);
+  // Every direct client is a backend; the proxy's pool holds far fewer.
+  assert.ok(direct.serverConnections >= direct.clients, JSON.stringify(direct));
+  assert.ok(proxy.serverConnections < proxy.clients / 2, JSON.stringify(proxy));
+
+  for (const id of ['failover', 'switchover']) {
+    const s = byId.get(id)!;
+    if (s.status === 'skipped') {
+      assert.equal(s.reason, 'high availability not available in this build');
+    } else {
+      assert.equal(s.status, 'ok', s.reason);
+      const runs =
+        id === 'failover'
+          ? (s.figures!.runs as { synchronous: string; lost: number }[])
+          : [s.figures as { lost: number }];
+      for (const run of runs)
+        if (!('synchronous' in run) || run.synchronous === 'on') assert.equal(run.lost, 0);
+    }
+  }
+
+  // The report in a real browser.
+  if (!CHROMIUM) {
+    if (process.env.CI) assert.fail('chromium is missing (apt-get install chromium)');
+    t.diagnostic('skipping the browser check: no chromium (apt-get install chromium)');
+    return;
+  }
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+    const problems: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    const url = pathToFileURL(html).href;
+    page.on('request', (req) => {
+      if (req.url() !== url) problems.push(`request: ${req.url()}`);
+    });
+    await page.goto(url);
+    // Runs in the page; typed by hand since this project compiles without the DOM library.
+    interface El {
+      getAttribute(n: string): string | null;
+      getBoundingClientRect(): { width: number };
+      querySelectorAll(s: string): Iterable<{ getBBox(): { width: number; height: number } }>;
+    }
+    const charts = await page.$$eval('svg.chart', (svgs) =>
+      (svgs as unknown as El[]).map((svg) => ({
+        kind: svg.getAttribute('data-chart'),
+        width: svg.getBoundingClientRect().width,
+        data: [...svg.querySelectorAll('.datum')].filter((d) => {
+          const b = d.getBBox();
+          return b.width > 0 || b.height > 0;
+        }).length,
+      })),
+    );
+    const expected = results.scenarios.filter((s) => s.status === 'ok').length;
+    assert.ok(charts.length >= expected, `${charts.length} charts for ${expected} scenarios run`);
+    for (const c of charts) {
+      assert.ok(c.width > 0, `chart ${c.kind} has no size`);
+      assert.ok(c.data > 0, `chart ${c.kind} drew no data`);
+    }
+    assert.deepEqual(problems, []);
+    if (process.env.PGSCALE_UPDATE_SCREENSHOT === '1') {
+      await page.screenshot({ path: join(repoRoot, 'docs', 'demo-report.png'), fullPage: true });
+      t.diagnostic('saved docs/demo-report.png');
+    }
+  } finally {
+    await browser.close();
+  }
+});
