@@ -155,7 +155,8 @@ function assertOnlyInFlightErrors(r: LoadResult, clients: number): void {
   );
   for (const code of r.errors.keys()) {
     assert.ok(
-      ['57P01', '08006', '08003', 'ECONNRESET'].includes(code) || /Connection terminated/.test(code),
+      ['57P01', '08006', '08003', 'ECONNRESET'].includes(code) ||
+        /Connection terminated|connection error/.test(code),
       `unexpected error kind ${code}`,
     );
   }
