@@ -695,6 +695,9 @@ export class HaService {
     this.hold(shard);
     const deadline = t0 + this.cfg.switchover_timeout * 1000;
     let busy = 0;
+    // Three quiet samples in a row: a statement a client sent just before the hold may still be
+    // on its way to the server when one sample looks.
+    let quiet = 0;
     for (;;) {
       const rows = await prober
         .query<{ n: string }>(
@@ -704,7 +707,8 @@ export class HaService {
         )
         .catch(() => [{ n: '0' }]);
       busy = Number(rows[0]?.n ?? 0);
-      if (busy === 0 || performance.now() > deadline) break;
+      quiet = busy === 0 ? quiet + 1 : 0;
+      if (quiet >= 3 || performance.now() > deadline) break;
       await sleep(20);
     }
     const lastLsn = (await prober.probe()).currentLsn;
