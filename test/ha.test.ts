@@ -8,6 +8,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import pg from 'pg';
 import { runningPid } from '../src/cluster/instance.js';
@@ -76,6 +77,18 @@ async function storedIds(tc: TestCluster, leader: string): Promise<Set<number>> 
   } finally {
     await c.end();
   }
+}
+
+function iptablesSkip(): string | false {
+  if (process.getuid?.() !== 0) return 'needs root for iptables';
+  return spawnSync('iptables', ['-L', '-n'], { stdio: 'ignore' }).status === 0
+    ? false
+    : 'iptables is not available (Debian package iptables)';
+}
+
+function iptables(op: '-A' | '-D', rule: string[]): void {
+  const r = spawnSync('iptables', [op, ...rule], { encoding: 'utf8' });
+  if (r.status !== 0 && op === '-A') throw new Error(`iptables ${op} ${rule.join(' ')}: ${r.stderr}`);
 }
 
 function lost(r: LoadResult, stored: Set<number>): number[] {
@@ -252,6 +265,47 @@ describe('high availability, asynchronous replication (embedded store)', () => {
     await s.stop();
     assert.equal(s.maxWritable, 1, 'never two writable nodes');
   });
+
+  test(
+    'network cut of the primary (iptables drops every packet to and from its port), then healed',
+    { skip: iptablesSkip() },
+    async () => {
+      const { leader: old } = await leaderOf(tc);
+      const port = String(tc.cluster.nodes().find((n) => n.name === old)!.port);
+      const rules = [
+        ['INPUT', '-i', 'lo', '-p', 'tcp', '--dport', port, '-j', 'DROP'],
+        ['INPUT', '-i', 'lo', '-p', 'tcp', '--sport', port, '-j', 'DROP'],
+      ];
+      const s = sampler();
+      const load = new WriteLoad(url, 4);
+      load.start();
+      await until('writes before the cut', () => Promise.resolve(load.count > 100), 30_000);
+      s.start();
+      for (const r of rules) iptables('-A', r);
+      let leader: string | null = null;
+      try {
+        ({ leader } = await until(
+          'a new leader',
+          async () => {
+            const l = await leaderOf(tc);
+            return l.leader !== old ? l : null;
+          },
+          30_000,
+        ));
+      } finally {
+        for (const r of rules) iptables('-D', r);
+      }
+      const mark = load.count;
+      await until('writes on the new primary', () => Promise.resolve(load.count > mark + 100), 60_000);
+      const r = await load.stop();
+      await s.stop();
+      report('network cut', r, lost(r, await storedIds(tc, leader!)));
+      assert.equal(s.maxWritable, 1, 'never two writable nodes');
+      const total = [...r.errors.values()].reduce((a, b) => a + b, 0);
+      assert.ok(total <= 4, `at most one error per client: ${JSON.stringify([...r.errors])}`);
+      await until(`${old!} back as a streaming standby`, () => streamingReplica(tc, old!), 90_000);
+    },
+  );
 
   test('a killed standby is restarted and no failover happens', async () => {
     const before = await leaderOf(tc);
