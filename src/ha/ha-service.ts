@@ -709,7 +709,7 @@ export class HaService {
       busy = Number(rows[0]?.n ?? 0);
       quiet = busy === 0 ? quiet + 1 : 0;
       if (quiet >= 3 || performance.now() > deadline) break;
-      await sleep(20);
+      await sleep(5);
     }
     const lastLsn = (await prober.probe()).currentLsn;
     await this.cluster.stopNode(old, 'fast');
@@ -726,7 +726,7 @@ export class HaService {
     };
     let ok = await caughtUp();
     for (let i = 0; !ok && i < 100; i++) {
-      await sleep(20);
+      await sleep(5);
       ok = await caughtUp();
     }
     if (!ok) {
