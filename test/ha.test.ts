@@ -169,7 +169,7 @@ function assertOnlyInFlightErrors(r: LoadResult, clients: number): void {
   for (const code of r.errors.keys()) {
     assert.ok(
       ['57P01', '08006', '08003', 'ECONNRESET'].includes(code) ||
-        /Connection terminated|connection error/.test(code),
+        /Connection terminated|connection erro/.test(code),
       `unexpected error kind ${code}`,
     );
   }

@@ -2,6 +2,7 @@
  * Port checks before anything is started, so that a clash is reported by name ("port 54321 of
  * node s0n1 is in use") instead of surfacing as a PostgreSQL start-up failure in a log file.
  */
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 /** Resolves true when something already listens on host:port (or binding is refused). */
@@ -21,8 +22,29 @@ function bindable(port: number, host: string): Promise<boolean> {
   });
 }
 
-/** A base port such that base..base+count-1 are all free on localhost (for tests and the demo). */
-export async function findFreePortBlock(count: number, from = 20000, to = 60000): Promise<number> {
+/**
+ * The kernel's range for outgoing connections' local ports (Linux), which listening ports chosen
+ * at random must avoid: a client connection may take one of them between our check and the bind.
+ */
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    if (lo && hi) return [lo, hi];
+  } catch {
+    // not Linux: IANA's dynamic range (macOS, BSD)
+  }
+  return [49152, 65535];
+}
+
+/**
+ * A base port such that base..base+count-1 are all free on localhost (for tests and the demo),
+ * below the ephemeral range so that no outgoing connection takes one of them meanwhile.
+ */
+export async function findFreePortBlock(count: number, from = 10000, to?: number): Promise<number> {
+  to ??= Math.max(from + count + 1000, ephemeralRange()[0] - 1);
   for (let attempt = 0; attempt < 200; attempt++) {
     const base = from + Math.floor(Math.random() * (to - from - count));
     let ok = true;

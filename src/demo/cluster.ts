@@ -166,6 +166,9 @@ export class DemoCluster {
     // Reads go to the replicas and, with the same share, to the primary.
     doc.setIn(['proxy', 'primary_read_weight'], 1);
     doc.setIn(['proxy', 'max_client_conn'], Math.max(10_000, o.maxConnections * 2));
+    // Scenario 2 saturates a primary capped at a fraction of a core on purpose; a primary that
+    // is slow to answer must not be taken for a dead one (the failover scenario kills it).
+    doc.setIn(['ha', 'unreachable_timeout'], 15);
     const file = join(dir, 'pgscale.yaml');
     const text = doc.toString();
     parseConfig(text, file);

@@ -116,7 +116,9 @@ export class HaService {
       lastNone: null,
     }));
     for (const n of cluster.nodes()) {
-      this.probers.set(n.name, new NodeProber(() => cluster.target(n), Math.max(500, this.loopMs * 4)));
+      // A probe may take a third of unreachable_timeout: a busy server is slow, not dead.
+      const probeMs = Math.max(1000, (this.cfg.unreachable_timeout * 1000) / 3);
+      this.probers.set(n.name, new NodeProber(() => cluster.target(n), probeMs));
       this.trackers.set(n.name, {
         downSince: null,
         unreachableSince: null,
