@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
+import { connect } from 'node:net';
 import pg from 'pg';
 import { runningPid } from '../src/cluster/instance.js';
 import { binarySets, cli, makeCluster, until } from './harness.js';
@@ -363,6 +364,46 @@ describe('high availability, synchronous replication (embedded store)', () => {
     assert.equal(s.maxWritable, 1);
     assertOnlyInFlightErrors(r, 4);
     await until(`${old} back as a streaming standby`, () => streamingReplica(tc, old), 90_000);
+  });
+
+  test('the proxy never cancels a COMMIT waiting for a synchronous standby', async () => {
+    assert.equal((await cli(['pause-ha', '-c', tc.file], tc.env)).code, 0);
+    const { leader } = await leaderOf(tc);
+    const standbys = tc.cluster.nodes().filter((n) => n.name !== leader);
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      for (const n of standbys) await tc.cluster.stopNode(n, 'fast');
+      await c.query('BEGIN');
+      await c.query('INSERT INTO acks (id) VALUES ($1)', [2_000_000_000]);
+      let settled = false;
+      const commit = c.query('COMMIT').finally(() => (settled = true));
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(settled, false, 'COMMIT waits for a synchronous standby');
+      // The client's cancel key is the proxy's; a cancel now would end the wait with a WARNING and
+      // report success for a commit no standby has.
+      const { processID, secretKey } = c as unknown as { processID: number; secretKey: number };
+      const buf = Buffer.alloc(16);
+      buf.writeInt32BE(16, 0);
+      buf.writeInt32BE(80877102, 4);
+      buf.writeInt32BE(processID, 8);
+      buf.writeInt32BE(secretKey, 12);
+      const sock = connect({ host: '127.0.0.1', port: tc.cluster.config.proxy.port });
+      await new Promise<void>((r) => sock.once('connect', () => r()));
+      sock.end(buf);
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(settled, false, 'the cancel did not end the COMMIT');
+      // A standby back: the commit is replicated and acknowledged.
+      await tc.cluster.startStandby(
+        standbys[0]!,
+        tc.cluster.nodes().find((n) => n.name === leader)!,
+      );
+      await commit;
+    } finally {
+      await c.end().catch(() => undefined);
+      assert.equal((await cli(['resume-ha', '-c', tc.file], tc.env)).code, 0);
+    }
+    for (const n of standbys) await until(`${n.name} streaming`, () => streamingReplica(tc, n.name), 60_000);
   });
 
   test('switchover under load in synchronous mode: nothing lost, no error', async () => {

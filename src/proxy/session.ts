@@ -58,6 +58,9 @@ import type { Classification } from '../sql/classify.js';
 
 const TRACE = process.env.PGSCALE_TRACE === '1';
 
+/** COMMIT, END, COMMIT AND CHAIN (not COMMIT PREPARED, which commits another transaction). */
+const COMMIT_TEXT = /^\s*(commit|end)\b(?!\s+prepared)/i;
+
 type Pending =
   | { k: 'query'; swallow: boolean; failed: boolean; wasInBlock: boolean; captureLsn?: boolean }
   | { k: 'parse'; swallow: boolean; serverName: string | null }
@@ -136,6 +139,8 @@ export class Session {
   /** The pool the attached server came from (the primary's, or a replica's). */
   private attachedPool: Pool | null = null;
   private attachedReplica: ReplicaTarget | null = null;
+  /** A COMMIT sent in a transaction block has not been answered yet (cancels are withheld). */
+  private commitInFlight = false;
   /** WAL position of this client's last commit on the primary (read-your-writes). */
   private wroteLsn: bigint | null = null;
   /** On the primary for something not known to be a read: learn the commit position at release. */
@@ -757,6 +762,7 @@ export class Session {
     this.counters.queries++;
     this.opts.pool.stats.queries++;
     this.queryStartedAt = now();
+    if (this.txStatus !== 'I' && COMMIT_TEXT.test(sql)) this.commitInFlight = true;
     this.pending.push({ k: 'query', swallow: false, failed: false, wasInBlock: this.txStatus !== 'I' });
   }
 
@@ -1025,6 +1031,7 @@ export class Session {
   private onReadyForQuery(f: TypedFrame, query: Extract<Pending, { k: 'query' }> | null): void {
     const z = decodeReadyForQuery(f.payload);
     if (!z.ok) return;
+    this.commitInFlight = false;
     const status = z.value.status;
     if (query?.swallow) {
       this.emitSynthetic();
@@ -1124,6 +1131,9 @@ export class Session {
 
   /** The server connection's backend running this client's work now, for cancel requests. */
   cancelTarget(): ServerConn | null {
+    // A COMMIT is never cancelled: all a cancel can do to it is end its wait for a synchronous
+    // standby, and the client would then see success for a commit a failover may lose.
+    if (this.commitInFlight) return null;
     return this.server && this.pending.length > 0 ? this.server : null;
   }
 
