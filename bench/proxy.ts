@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { runMain } from './cleanup.js';
 import { summarizeProfile } from './cpuprofile.js';
+import { startCpuMeter } from './cpu-usage.js';
 import { ensureNofile, measureIdleClients } from './memory.js';
 import type { MemoryResult } from './memory.js';
 import { initPgbench, runPgbench } from './pgbench.js';
@@ -245,6 +246,7 @@ async function runPoints(
             continue;
           }
           if (workload === 'tpcb') await tidy(server.info);
+          const meter = r.pid !== undefined ? startCpuMeter(r.pid) : null;
           const res = await runPgbench({
             pgbench: server.bins.pgbench,
             host: r.host,
@@ -257,10 +259,25 @@ async function runPoints(
             clients,
             durationS: o.durationS,
           });
-          p.outcomes[name] = { result: res };
+          const cpu = meter?.stop();
+          const cpuS = cpu?.proxyCores != null ? cpu.proxyCores * cpu.wallS : null;
+          p.outcomes[name] =
+            cpu && cpuS !== null
+              ? {
+                  result: res,
+                  proxyCpu: {
+                    cpuS,
+                    usPerTx: res.transactions > 0 ? (cpuS * 1e6) / res.transactions : null,
+                    runqueueWait: cpu.proxyRunqueueWait,
+                  },
+                }
+              : { result: res };
+          const outcome = p.outcomes[name];
+          const us = 'proxyCpu' in outcome ? outcome.proxyCpu?.usPerTx : undefined;
           log(
             `[${k + 1}/${total}] ${workload} ${mode} c=${clients} ${name}: ` +
               `${res.tps?.toFixed(0) ?? '-'} tps, p50 ${res.p50Ms?.toFixed(2) ?? '-'} ms, p99 ${res.p99Ms?.toFixed(2) ?? '-'} ms` +
+              (us != null ? `, proxy CPU ${us.toFixed(0)} µs/tx` : '') +
               (res.errorLines ? `, ${res.errorLines} error lines (${res.firstError ?? ''})` : ''),
           );
         }
@@ -362,7 +379,8 @@ async function main(o: Options): Promise<number> {
     '',
     resultsTable(points, names),
     '',
-    'Ratios divide the TPS of two targets at the same point of this run.',
+    'Ratios divide the TPS of two targets at the same point of this run. CPU µs/tx: the proxy',
+    "process's CPU time (user + system) during the run divided by the transactions completed.",
   ];
   if (out.some((l) => /\d\*/.test(l)))
     out.push('TPS*: the run had errors; its TPS counts completed transactions only.');
