@@ -32,7 +32,7 @@ import { decodeCommandComplete, decodeReadyForQuery } from '../protocol/backend-
 import type { TransactionStatus } from '../protocol/backend-messages.js';
 import { buildErrorResponse, decodeErrorResponse } from '../protocol/error-response.js';
 import { SqlState } from '../protocol/sqlstate.js';
-import { sessionEffects } from '../sql/session-effects.js';
+import { cannotChangeSession, sessionEffects } from '../sql/session-effects.js';
 import type { SessionEffect } from '../sql/session-effects.js';
 import { renamePreparedRefs } from '../sql/rename-prepared.js';
 import type { ServerConn } from './backend/server-conn.js';
@@ -1154,10 +1154,17 @@ export class Session {
 }
 
 const EFFECTS_CACHE_SIZE = 2000;
-const effectsCache = new Map<string, SessionEffect[]>();
+const effectsCache = new Map<string, readonly SessionEffect[]>();
+const NO_EFFECTS: readonly SessionEffect[] = Object.freeze([]);
 
-/** sessionEffects by statement text, cached: drivers Parse the same few texts over and over. */
-function cachedEffects(query: string): SessionEffect[] {
+/**
+ * sessionEffects by statement text, cached: drivers Parse the same few texts over and over. Texts
+ * that plainly cannot touch session state (most queries; simple-protocol texts with literals differ
+ * every time, so a cache would not help them) skip the lexer and the cache: empty, which every
+ * caller here treats like a list of `other`.
+ */
+function cachedEffects(query: string): readonly SessionEffect[] {
+  if (cannotChangeSession(query)) return NO_EFFECTS;
   let e = effectsCache.get(query);
   if (e) return e;
   e = sessionEffects(query);
