@@ -154,6 +154,9 @@ export class Session {
   /** Bytes and counts for SHOW CLIENTS / STATS. */
   readonly counters = { queries: 0, xacts: 0, waitUs: 0 };
   lastActivity = now();
+  /** The Query frame decoded last and its decoding: up to four checks look at each Query. */
+  private queryFrame: TypedFrame | null = null;
+  private queryDecoded: ReturnType<typeof decodeQuery> | null = null;
 
   constructor(
     private readonly host: SessionHost,
@@ -225,6 +228,9 @@ export class Session {
         this.forward(f);
       }
     }
+    // Do not keep the last Query (and the chunk it views) alive while the client idles.
+    this.queryFrame = null;
+    this.queryDecoded = null;
     this.flushServer();
     this.flushClient();
   }
@@ -256,6 +262,15 @@ export class Session {
     return true;
   }
 
+  /** decodeQuery, once per frame (the text is decoded and UTF-8-checked only once). */
+  private decodeQuery(f: TypedFrame): ReturnType<typeof decodeQuery> {
+    if (this.queryFrame !== f || this.queryDecoded === null) {
+      this.queryFrame = f;
+      this.queryDecoded = decodeQuery(f.payload);
+    }
+    return this.queryDecoded;
+  }
+
   // ------------------------------------------------------------------ routing
 
   private get router(): ReadRouter | null {
@@ -273,7 +288,7 @@ export class Session {
    */
   private tryProxySetting(f: TypedFrame): boolean {
     if (f.type !== 'Q') return false;
-    const q = decodeQuery(f.payload);
+    const q = this.decodeQuery(f);
     if (!q.ok || !/pgscale\./i.test(q.value.query)) return false;
     const effects = cachedEffects(q.value.query);
     if (effects.length !== 1) return false;
@@ -318,7 +333,7 @@ export class Session {
     if (!classify) return 'write';
     let sql: string | null = null;
     if (f.type === 'Q') {
-      const q = decodeQuery(f.payload);
+      const q = this.decodeQuery(f);
       if (q.ok) sql = q.value.query;
     } else if (f.type === 'P') {
       const p = decodeParse(f.payload);
@@ -375,7 +390,7 @@ export class Session {
       }
     }
     if (f.type === 'Q' && this.opts.listeners && this.txStatus === 'I') {
-      const q = decodeQuery(f.payload);
+      const q = this.decodeQuery(f);
       if (q.ok && this.tryListen(q.value.query)) {
         return true;
       }
@@ -675,7 +690,7 @@ export class Session {
   }
 
   private forwardQuery(f: TypedFrame, server: ServerConn): void {
-    const q = decodeQuery(f.payload);
+    const q = this.decodeQuery(f);
     if (!q.ok) {
       this.host.terminate(buildErrorResponse('FATAL', q.sqlstate, q.message));
       return;
