@@ -507,7 +507,7 @@ export class Session {
       return;
     }
     this.pauseClient();
-    pool.acquire().then(
+    pool.acquireThen(
       (server) => this.onAcquired(pool, replica, t0, server),
       (e: unknown) => {
         if (replica && !this.closed) {

@@ -37,8 +37,8 @@ export interface PoolStats {
 }
 
 interface Waiter {
-  resolve: (c: ServerConn) => void;
-  reject: (e: ServerLoginError) => void;
+  ready: (c: ServerConn) => void;
+  fail: (e: ServerLoginError) => void;
   since: number;
   timer: NodeJS.Timeout | null;
 }
@@ -94,7 +94,6 @@ export class Pool {
     this.creds = c;
   }
 
-  /** A connection for a client; waits (bounded) when the pool is full or paused. */
   /**
    * An idle connection right now, when one needs no check (the common case under load): no
    * promise, no waiting. Null means: use acquire().
@@ -114,32 +113,44 @@ export class Pool {
     return null;
   }
 
+  /** A connection for a client; waits (bounded) when the pool is full or paused. */
   acquire(): Promise<ServerConn> {
-    if (this.closed)
-      return Promise.reject(poolError(SqlState.CANNOT_CONNECT_NOW, 'the pool is shutting down'));
+    return new Promise((resolve, reject) => this.acquireThen(resolve, reject));
+  }
+
+  /**
+   * acquire() with callbacks: `ready` runs synchronously, without a promise or a microtask, when
+   * a connection is idle and needs no check, and likewise when a released connection goes
+   * straight to a queued client (from inside release(): the caller must be in a consistent state
+   * when it releases). Failures always arrive asynchronously.
+   */
+  acquireThen(ready: (c: ServerConn) => void, fail: (e: ServerLoginError) => void): void {
+    if (this.closed) {
+      const e = poolError(SqlState.CANNOT_CONNECT_NOW, 'the pool is shutting down');
+      queueMicrotask(() => fail(e));
+      return;
+    }
     if (!this.paused) {
       const c = this.takeIdle();
-      if (c) return this.lend(c);
+      if (c) return this.lend(c, ready, fail);
     }
-    return new Promise((resolve, reject) => {
-      const w: Waiter = { resolve, reject, since: now(), timer: null };
-      if (this.settings.queryWaitTimeoutMs > 0) {
-        w.timer = setTimeout(() => {
-          const i = this.waiters.indexOf(w);
-          if (i >= 0) this.waiters.splice(i, 1);
-          reject(
-            poolError(
-              SqlState.TOO_MANY_CONNECTIONS,
-              `no server connection became available within query_wait_timeout (${this.settings.queryWaitTimeoutMs / 1000} s)`,
-            ),
-          );
-        }, this.settings.queryWaitTimeoutMs);
-        w.timer.unref();
-      }
-      this.waiters.push(w);
-      this.stats.waits++;
-      this.grow();
-    });
+    const w: Waiter = { ready, fail, since: now(), timer: null };
+    if (this.settings.queryWaitTimeoutMs > 0) {
+      w.timer = setTimeout(() => {
+        const i = this.waiters.indexOf(w);
+        if (i >= 0) this.waiters.splice(i, 1);
+        fail(
+          poolError(
+            SqlState.TOO_MANY_CONNECTIONS,
+            `no server connection became available within query_wait_timeout (${this.settings.queryWaitTimeoutMs / 1000} s)`,
+          ),
+        );
+      }, this.settings.queryWaitTimeoutMs);
+      w.timer.unref();
+    }
+    this.waiters.push(w);
+    this.stats.waits++;
+    this.grow();
   }
 
   private takeIdle(): ServerConn | null {
@@ -156,23 +167,37 @@ export class Pool {
   }
 
   /** Hands a connection out, checking it first when it sat idle for a while. */
-  private async lend(c: ServerConn): Promise<ServerConn> {
-    if (now() - c.lastUsedAt > this.settings.serverCheckDelayMs) {
-      this.tested.add(c);
-      const ok = await c.query('SELECT 1', this.settings.connectTimeoutMs).then(
-        (r) => r.error === null,
-        () => false,
-      );
-      this.tested.delete(c);
-      if (!ok || c.closed) {
-        c.destroy();
-        return this.acquire();
-      }
+  private lend(c: ServerConn, ready: (c: ServerConn) => void, fail: (e: ServerLoginError) => void): void {
+    if (now() - c.lastUsedAt <= this.settings.serverCheckDelayMs) {
+      c.state = 'active';
+      c.lastUsedAt = now();
+      this.active.add(c);
+      ready(c);
+      return;
+    }
+    this.tested.add(c);
+    void c.query('SELECT 1', this.settings.connectTimeoutMs).then(
+      (r) => this.afterCheck(c, r.error === null, ready, fail),
+      () => this.afterCheck(c, false, ready, fail),
+    );
+  }
+
+  private afterCheck(
+    c: ServerConn,
+    ok: boolean,
+    ready: (c: ServerConn) => void,
+    fail: (e: ServerLoginError) => void,
+  ): void {
+    this.tested.delete(c);
+    if (!ok || c.closed) {
+      c.destroy();
+      this.acquireThen(ready, fail);
+      return;
     }
     c.state = 'active';
     c.lastUsedAt = now();
     this.active.add(c);
-    return c;
+    ready(c);
   }
 
   /** Opens connections while clients wait and the pool has room. */
@@ -217,7 +242,7 @@ export class Pool {
         const ws = this.waiters.splice(0, Math.max(0, this.waiters.length - this.connecting));
         for (const w of ws) {
           if (w.timer) clearTimeout(w.timer);
-          w.reject(e);
+          w.fail(e);
         }
       },
     );
@@ -230,7 +255,7 @@ export class Pool {
       const w = this.waiters.shift()!;
       if (w.timer) clearTimeout(w.timer);
       this.stats.waitTimeUs += Math.round((now() - w.since) * 1000);
-      this.lend(c).then(w.resolve, w.reject);
+      this.lend(c, w.ready, w.fail);
     }
   }
 
@@ -331,7 +356,7 @@ export class Pool {
     this.closed = true;
     for (const w of this.waiters.splice(0)) {
       if (w.timer) clearTimeout(w.timer);
-      w.reject(poolError(SqlState.ADMIN_SHUTDOWN, reason));
+      w.fail(poolError(SqlState.ADMIN_SHUTDOWN, reason));
     }
     for (const c of this.idle.splice(0)) c.close();
     for (const c of this.tested) c.destroy();
