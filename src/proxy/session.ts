@@ -181,6 +181,7 @@ export class Session {
     if (TRACE) process.stderr.write(`C${this.host.id}> ${frames.map((f) => f.type).join('')}\n`);
     this.lastActivity = now();
     this.inbox.push(...frames);
+    if (this.acquiring) this.pauseClient();
     this.drain();
   }
 
@@ -483,7 +484,6 @@ export class Session {
     const t0 = now();
     const router = this.router;
     if (router && this.wantsReplica()) {
-      this.pauseClient();
       const minLsn = this.consistency() === 'read-your-writes' ? this.wroteLsn : null;
       void router
         .forRead(this.consistency(), minLsn)
@@ -493,7 +493,11 @@ export class Session {
     }
   }
 
-  /** Stops reading the client while it waits for a server (its messages queue in the kernel). */
+  /**
+   * Stops reading the client while it waits for a server (its messages queue in the kernel).
+   * Called only once the client sends more while waiting: most clients send one request and wait
+   * for its reply, and pausing and resuming a socket costs a nextTick and two events per wait.
+   */
   private pauseClient(): void {
     if (this.paused) return;
     this.paused = true;
@@ -506,7 +510,6 @@ export class Session {
       this.onAcquired(pool, replica, t0, ready);
       return;
     }
-    this.pauseClient();
     pool.acquireThen(
       (server) => this.onAcquired(pool, replica, t0, server),
       (e: unknown) => {
@@ -559,6 +562,7 @@ export class Session {
 
   /** Replays the client's session settings on a connection that holds other ones. */
   private syncSettings(server: ServerConn): void {
+    if (sameSettings(server.settings, this.settings)) return; // the usual case: nothing to send
     const stmts: string[] = [];
     for (const k of server.settings.keys()) {
       if (!this.settings.has(k)) stmts.push(`RESET ${quoteName(k)}`);
@@ -1068,7 +1072,11 @@ export class Session {
       } else if (e.kind === 'reset') this.settings.delete(e.name);
       else if (e.kind === 'reset_all') this.settings = new Map(this.opts.startupSettings);
     }
-    if (this.server) this.server.settings = new Map(this.settings);
+    // A transaction that changed nothing leaves the connection's record as it is (no copy per
+    // transaction); anything else, or a record that drifted, is replaced by a copy.
+    const s = this.server;
+    if (s && (this.txSettings.length > 0 || !sameSettings(s.settings, this.settings)))
+      s.settings = new Map(this.settings);
   }
 
   /** Gives the connection back when the client waits for nothing more and holds no transaction. */
@@ -1208,6 +1216,12 @@ function decodeFirstText(payload: Buffer): string | null {
   if (payload.length < 6 || payload.readUInt16BE(0) < 1) return null;
   const len = payload.readInt32BE(2);
   return len < 0 ? null : payload.toString('utf8', 6, 6 + len);
+}
+
+function sameSettings(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) if (b.get(k) !== v) return false;
+  return true;
 }
 
 function quoteName(name: string): string {

@@ -100,17 +100,16 @@ export class Pool {
    */
   tryAcquire(): ServerConn | null {
     if (this.closed || this.paused || this.waiters.length > 0) return null;
-    while (this.idle.length > 0) {
-      const c = this.idle[this.idle.length - 1]!;
-      if (c.closed || now() - c.createdAt > this.settings.serverLifetimeMs) return null;
-      if (now() - c.lastUsedAt > this.settings.serverCheckDelayMs) return null;
-      this.idle.pop();
-      c.state = 'active';
-      c.lastUsedAt = now();
-      this.active.add(c);
-      return c;
-    }
-    return null;
+    const c = this.idle[this.idle.length - 1];
+    if (c === undefined) return null;
+    const t = now();
+    if (c.closed || t - c.createdAt > this.settings.serverLifetimeMs) return null;
+    if (t - c.lastUsedAt > this.settings.serverCheckDelayMs) return null;
+    this.idle.pop();
+    c.state = 'active';
+    c.lastUsedAt = t;
+    this.active.add(c);
+    return c;
   }
 
   /** A connection for a client; waits (bounded) when the pool is full or paused. */
