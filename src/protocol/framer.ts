@@ -99,6 +99,12 @@ export interface FramerOptions {
 
 type Side = 'frontend' | 'backend';
 
+/**
+ * Scratch space for a header that spans chunks, shared by every framer: it is filled and read
+ * within one synchronous call, and one Buffer per connection would cost memory per idle client.
+ */
+const HEADER = Buffer.alloc(5);
+
 export class Framer {
   private parts: Buffer[] = [];
   /** Bytes of parts[0] already returned: consumed in place, not re-sliced after every message. */
@@ -110,7 +116,6 @@ export class Framer {
   private failure: Failure | undefined;
   private maxLength: number;
   private readonly knownTypesOnly: boolean;
-  private readonly header = Buffer.alloc(5);
 
   private constructor(
     private readonly side: Side,
@@ -221,7 +226,7 @@ export class Framer {
     if (first.length - this.head >= 5) length = first.readUInt32BE(this.head + 1);
     else {
       this.peek(5);
-      length = this.header.readUInt32BE(1);
+      length = HEADER.readUInt32BE(1);
     }
     // The sign bit set (> 0x7FFFFFFF) or < 4 is never valid: the length counts its own 4 bytes.
     if (length < 4 || length > 0x7fffffff) return `invalid message length ${length}`;
@@ -233,7 +238,7 @@ export class Framer {
   private readStartupHeader(): string | undefined {
     if (this.size < 4) return undefined;
     this.peek(4);
-    const length = this.header.readUInt32BE(0);
+    const length = HEADER.readUInt32BE(0);
     if (length < MIN_STARTUP_PACKET_LENGTH || length > MAX_STARTUP_PACKET_LENGTH) {
       return `invalid length of startup packet: ${length}`;
     }
@@ -241,13 +246,13 @@ export class Framer {
     return undefined;
   }
 
-  /** Copies the first `n` (≤ 5) buffered bytes into `header` without consuming them. */
+  /** Copies the first `n` (≤ 5) buffered bytes into HEADER without consuming them. */
   private peek(n: number): void {
     let filled = 0;
     let from = this.head;
     for (const part of this.parts) {
       const k = Math.min(part.length - from, n - filled);
-      part.copy(this.header, filled, from, from + k);
+      part.copy(HEADER, filled, from, from + k);
       filled += k;
       from = 0;
       if (filled === n) return;
