@@ -28,7 +28,7 @@ import {
   decodeParse,
   decodeQuery,
 } from '../protocol/frontend-messages.js';
-import { decodeCommandComplete, decodeReadyForQuery } from '../protocol/backend-messages.js';
+import { commandCompleteIs, readyForQueryStatus } from '../protocol/backend-messages.js';
 import type { TransactionStatus } from '../protocol/backend-messages.js';
 import { buildErrorResponse, decodeErrorResponse } from '../protocol/error-response.js';
 import { SqlState } from '../protocol/sqlstate.js';
@@ -1031,20 +1031,18 @@ export class Session {
   }
 
   private onCommandComplete(f: TypedFrame): void {
-    const c = decodeCommandComplete(f.payload);
-    if (!c.ok) return;
-    const tag = c.value.tag;
-    if (tag === 'ROLLBACK') this.txSettings = [];
-    if (tag === 'COMMIT' || tag === 'ROLLBACK') {
+    // Only two tags matter here; most are SELECT n, INSERT 0 n… and need no decoding.
+    const rollback = commandCompleteIs(f.bytes, 'ROLLBACK');
+    if (rollback) this.txSettings = [];
+    if (rollback || commandCompleteIs(f.bytes, 'COMMIT')) {
       this.counters.xacts++;
       this.opts.pool.stats.xacts++;
     }
   }
 
   private onReadyForQuery(f: TypedFrame, query: Extract<Pending, { k: 'query' }> | null): void {
-    const z = decodeReadyForQuery(f.payload);
-    if (!z.ok) return;
-    const status = z.value.status;
+    const status = readyForQueryStatus(f.bytes);
+    if (status === null) return;
     if (query?.swallow) {
       this.emitSynthetic();
       this.maybeRelease(status);
