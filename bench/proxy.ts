@@ -24,7 +24,7 @@ import { errorNotes, memoryTable, resultsTable } from './report.js';
 import type { Outcome, Point } from './report.js';
 import { startServer } from './server.js';
 import type { BenchServer, ServerInfo } from './server.js';
-import { ALL_TARGETS, pgbouncerVersion } from './targets.js';
+import { ALL_TARGETS, pgbouncerVersion, pgscaleAt } from './targets.js';
 import type { Running, Target } from './targets.js';
 
 const USAGE = `Usage: npm run bench:proxy -- [options]
@@ -40,6 +40,8 @@ const USAGE = `Usage: npm run bench:proxy -- [options]
   --scale N            pgbench scale factor (default 10)
   --idle-clients N     idle clients for the memory measurement (default 10000; 0 skips it)
   --json FILE          also write every number to FILE
+  --baseline DIR       also measure pgscale-baseline: the proxy of another built checkout DIR
+                       (bin/ and dist/, e.g. the commit before a change), in the same run
   --profile            run pgscale's proxy under node --cpu-prof (the measured points only, not
                        the memory test); keeps the .cpuprofile in a temporary directory and
                        prints its top self-time functions
@@ -58,6 +60,8 @@ interface Options {
   json: string | null;
   quick: boolean;
   profile: boolean;
+  /** A built checkout whose proxy runs as the extra target `pgscale-baseline`. */
+  baseline: string | null;
 }
 
 function list<T extends string>(v: string | undefined, allowed: readonly T[], def: T[], what: string): T[] {
@@ -95,6 +99,7 @@ function parseOptions(argv: string[]): Options | null {
       'idle-clients': { type: 'string' },
       json: { type: 'string' },
       profile: { type: 'boolean', default: false },
+      baseline: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -128,6 +133,7 @@ function parseOptions(argv: string[]): Options | null {
     idleClients: int(values['idle-clients'], 10_000, 'idle-clients'),
     json: values.json ?? null,
     profile: values.profile ?? false,
+    baseline: values.baseline ?? null,
   };
 }
 
@@ -332,6 +338,7 @@ async function runMemory(
 async function main(o: Options): Promise<number> {
   const nofile = ensureNofile(Math.max(o.idleClients, ...o.clients) + 2000);
   const selected = ALL_TARGETS.filter((t) => o.targets.includes(t.name));
+  if (o.baseline) selected.push(pgscaleAt('pgscale-baseline', o.baseline));
   const unavailable: Record<string, string> = {};
   for (const t of selected) {
     const why = t.unavailable?.() ?? null;
