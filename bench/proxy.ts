@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { runMain } from './cleanup.js';
 import { summarizeProfile } from './cpuprofile.js';
+import { startCpuMeter } from './cpu-usage.js';
 import { ensureNofile, measureIdleClients } from './memory.js';
 import type { MemoryResult } from './memory.js';
 import { initPgbench, runPgbench } from './pgbench.js';
@@ -23,7 +24,7 @@ import { errorNotes, memoryTable, resultsTable } from './report.js';
 import type { Outcome, Point } from './report.js';
 import { startServer } from './server.js';
 import type { BenchServer, ServerInfo } from './server.js';
-import { ALL_TARGETS, pgbouncerVersion } from './targets.js';
+import { ALL_TARGETS, pgbouncerVersion, pgscaleAt } from './targets.js';
 import type { Running, Target } from './targets.js';
 
 const USAGE = `Usage: npm run bench:proxy -- [options]
@@ -39,6 +40,8 @@ const USAGE = `Usage: npm run bench:proxy -- [options]
   --scale N            pgbench scale factor (default 10)
   --idle-clients N     idle clients for the memory measurement (default 10000; 0 skips it)
   --json FILE          also write every number to FILE
+  --baseline DIR       also measure pgscale-baseline: the proxy of another built checkout DIR
+                       (bin/ and dist/, e.g. the commit before a change), in the same run
   --profile            run pgscale's proxy under node --cpu-prof (the measured points only, not
                        the memory test); keeps the .cpuprofile in a temporary directory and
                        prints its top self-time functions
@@ -57,6 +60,8 @@ interface Options {
   json: string | null;
   quick: boolean;
   profile: boolean;
+  /** A built checkout whose proxy runs as the extra target `pgscale-baseline`. */
+  baseline: string | null;
 }
 
 function list<T extends string>(v: string | undefined, allowed: readonly T[], def: T[], what: string): T[] {
@@ -94,6 +99,7 @@ function parseOptions(argv: string[]): Options | null {
       'idle-clients': { type: 'string' },
       json: { type: 'string' },
       profile: { type: 'boolean', default: false },
+      baseline: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -127,6 +133,7 @@ function parseOptions(argv: string[]): Options | null {
     idleClients: int(values['idle-clients'], 10_000, 'idle-clients'),
     json: values.json ?? null,
     profile: values.profile ?? false,
+    baseline: values.baseline ?? null,
   };
 }
 
@@ -245,6 +252,7 @@ async function runPoints(
             continue;
           }
           if (workload === 'tpcb') await tidy(server.info);
+          const meter = r.pid !== undefined ? startCpuMeter(r.pid) : null;
           const res = await runPgbench({
             pgbench: server.bins.pgbench,
             host: r.host,
@@ -257,10 +265,25 @@ async function runPoints(
             clients,
             durationS: o.durationS,
           });
-          p.outcomes[name] = { result: res };
+          const cpu = meter?.stop();
+          const cpuS = cpu?.proxyCores != null ? cpu.proxyCores * cpu.wallS : null;
+          p.outcomes[name] =
+            cpu && cpuS !== null
+              ? {
+                  result: res,
+                  proxyCpu: {
+                    cpuS,
+                    usPerTx: res.transactions > 0 ? (cpuS * 1e6) / res.transactions : null,
+                    runqueueWait: cpu.proxyRunqueueWait,
+                  },
+                }
+              : { result: res };
+          const outcome = p.outcomes[name];
+          const us = 'proxyCpu' in outcome ? outcome.proxyCpu?.usPerTx : undefined;
           log(
             `[${k + 1}/${total}] ${workload} ${mode} c=${clients} ${name}: ` +
               `${res.tps?.toFixed(0) ?? '-'} tps, p50 ${res.p50Ms?.toFixed(2) ?? '-'} ms, p99 ${res.p99Ms?.toFixed(2) ?? '-'} ms` +
+              (us != null ? `, proxy CPU ${us.toFixed(0)} µs/tx` : '') +
               (res.errorLines ? `, ${res.errorLines} error lines (${res.firstError ?? ''})` : ''),
           );
         }
@@ -315,6 +338,7 @@ async function runMemory(
 async function main(o: Options): Promise<number> {
   const nofile = ensureNofile(Math.max(o.idleClients, ...o.clients) + 2000);
   const selected = ALL_TARGETS.filter((t) => o.targets.includes(t.name));
+  if (o.baseline) selected.push(pgscaleAt('pgscale-baseline', o.baseline));
   const unavailable: Record<string, string> = {};
   for (const t of selected) {
     const why = t.unavailable?.() ?? null;
@@ -362,7 +386,8 @@ async function main(o: Options): Promise<number> {
     '',
     resultsTable(points, names),
     '',
-    'Ratios divide the TPS of two targets at the same point of this run.',
+    'Ratios divide the TPS of two targets at the same point of this run. CPU µs/tx: the proxy',
+    "process's CPU time (user + system) during the run divided by the transactions completed.",
   ];
   if (out.some((l) => /\d\*/.test(l)))
     out.push('TPS*: the run had errors; its TPS counts completed transactions only.');

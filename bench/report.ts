@@ -7,7 +7,19 @@ import { table } from '../src/cli/table.js';
 import type { MemoryResult } from './memory.js';
 import type { PgbenchResult, QueryMode, Workload } from './pgbench.js';
 
-export type Outcome = { result: PgbenchResult } | { skipped: string };
+/**
+ * CPU the proxy process used during one pgbench run (utime + stime from /proc, so it counts the
+ * proxy's system calls too), per completed transaction: unlike TPS, barely affected by how busy
+ * the rest of the host was, so it compares two proxies (or two versions of one) more steadily.
+ */
+export interface ProxyCpu {
+  cpuS: number;
+  usPerTx: number | null;
+  /** Seconds the proxy was runnable but waited for a core, per second of the run. */
+  runqueueWait: number | null;
+}
+
+export type Outcome = { result: PgbenchResult; proxyCpu?: ProxyCpu } | { skipped: string };
 
 export interface Point {
   workload: Workload;
@@ -43,6 +55,11 @@ function fmtLat(o: Outcome | undefined): string {
   return `${f(r.p50Ms)}/${f(r.p99Ms)}`;
 }
 
+function fmtCpu(o: Outcome | undefined): string {
+  const us = o && 'result' in o ? o.proxyCpu?.usPerTx : undefined;
+  return us === undefined || us === null ? '-' : us.toFixed(0);
+}
+
 function ratio(a: Outcome | undefined, b: Outcome | undefined): string {
   const x = tpsOf(a);
   const y = tpsOf(b);
@@ -66,16 +83,22 @@ function fmtErrors(outcomes: Record<string, Outcome>): string {
 
 export function resultsTable(points: readonly Point[], targets: readonly string[]): string {
   const has = (t: string) => targets.includes(t);
+  const proxies = targets.filter((t) => t !== 'direct');
   const ratios: [string, string, string][] = [];
   if (has('pgscale') && has('pgbouncer')) ratios.push(['pgscale/pgbouncer', 'pgscale', 'pgbouncer']);
   if (has('pgscale') && has('direct')) ratios.push(['pgscale/direct', 'pgscale', 'direct']);
   if (has('pgbouncer') && has('direct')) ratios.push(['pgbouncer/direct', 'pgbouncer', 'direct']);
+  if (has('pgscale-baseline') && has('pgbouncer'))
+    ratios.push(['baseline/pgbouncer', 'pgscale-baseline', 'pgbouncer']);
+  if (has('pgscale-baseline') && has('pgscale'))
+    ratios.push(['pgscale/baseline', 'pgscale', 'pgscale-baseline']);
   const headers = [
     'workload',
     'mode',
     'clients',
     ...targets.map((t) => `TPS ${t}`),
     ...targets.map((t) => `p50/p99 ms ${t}`),
+    ...proxies.map((t) => `CPU µs/tx ${t}`),
     ...ratios.map(([h]) => h),
     'errors',
   ];
@@ -85,6 +108,7 @@ export function resultsTable(points: readonly Point[], targets: readonly string[
     p.clients,
     ...targets.map((t) => fmtTps(p.outcomes[t])),
     ...targets.map((t) => fmtLat(p.outcomes[t])),
+    ...proxies.map((t) => fmtCpu(p.outcomes[t])),
     ...ratios.map(([, a, b]) => ratio(p.outcomes[a], p.outcomes[b])),
     fmtErrors(p.outcomes),
   ]);

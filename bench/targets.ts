@@ -166,62 +166,69 @@ export const pgbouncer: Target = {
   },
 };
 
-const pgscaleBin = join(repoRoot, 'bin', 'pgscale.js');
+/**
+ * pgscale's proxy from the checkout at `root` (its `bin/pgscale.js`, running its own `dist/`):
+ * this repository for `pgscale`, another built checkout for a same-run baseline.
+ */
+export function pgscaleAt(name: string, root: string): Target {
+  const pgscaleBin = join(root, 'bin', 'pgscale.js');
+  return {
+    name,
+    unavailable: () => {
+      const r = spawnSync(process.execPath, [pgscaleBin, 'proxy', '--help'], {
+        cwd: root,
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      if (r.status === 0) return null;
+      const why = (r.stderr || r.stdout).trim().split('\n')[0] ?? '';
+      return `\`pgscale proxy --help\` exited with ${r.status ?? r.signal}${why ? `: ${why}` : ''}`;
+    },
+    async start(server, opts) {
+      const work = workDir('pgscale-bench-proxy-', null);
+      const [port, httpPort] = [await freePort(), await freePort()];
+      const auth = join(work.dir, 'userlist.txt');
+      writePrivate(auth, userlist({ [server.user]: server.password }), null);
+      const file = join(work.dir, 'pgscale.yaml');
+      const config = {
+        cluster: { name: 'bench', data_dir: join(work.dir, 'data') },
+        http: { listen: '127.0.0.1', port: httpPort },
+        proxy: {
+          listen: '127.0.0.1',
+          port,
+          pool_mode: 'transaction',
+          default_pool_size: opts.poolSize,
+          max_client_conn: opts.maxClients + CLIENT_MARGIN,
+          auth_type: 'scram-sha-256',
+          auth_file: auth,
+          ignore_startup_parameters: ['extra_float_digits'],
+          databases: { [server.database]: { host: server.host, port: server.port } },
+        },
+        shards: [],
+      };
+      const text = stringify(config);
+      // Validate with pgscale's own loader first: a schema mismatch is then reported as such.
+      parseConfig(text, file);
+      writePrivate(file, text, null);
+      const daemon = startDaemon({
+        name: 'pgscale proxy',
+        file: process.execPath,
+        args: [
+          ...(opts.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfileDir}`] : []),
+          pgscaleBin,
+          'proxy',
+          '-c',
+          file,
+        ],
+        cwd: work.dir,
+        env: cleanEnv(),
+        logFile: join(work.dir, 'proxy.log'),
+      });
+      return ready(server, port, daemon, `${name} proxy`, () => work.remove());
+    },
+  };
+}
 
-export const pgscale: Target = {
-  name: 'pgscale',
-  unavailable: () => {
-    const r = spawnSync(process.execPath, [pgscaleBin, 'proxy', '--help'], {
-      cwd: repoRoot,
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
-    if (r.status === 0) return null;
-    const why = (r.stderr || r.stdout).trim().split('\n')[0] ?? '';
-    return `\`pgscale proxy --help\` exited with ${r.status ?? r.signal}${why ? `: ${why}` : ''}`;
-  },
-  async start(server, opts) {
-    const work = workDir('pgscale-bench-proxy-', null);
-    const [port, httpPort] = [await freePort(), await freePort()];
-    const auth = join(work.dir, 'userlist.txt');
-    writePrivate(auth, userlist({ [server.user]: server.password }), null);
-    const file = join(work.dir, 'pgscale.yaml');
-    const config = {
-      cluster: { name: 'bench', data_dir: join(work.dir, 'data') },
-      http: { listen: '127.0.0.1', port: httpPort },
-      proxy: {
-        listen: '127.0.0.1',
-        port,
-        pool_mode: 'transaction',
-        default_pool_size: opts.poolSize,
-        max_client_conn: opts.maxClients + CLIENT_MARGIN,
-        auth_type: 'scram-sha-256',
-        auth_file: auth,
-        ignore_startup_parameters: ['extra_float_digits'],
-        databases: { [server.database]: { host: server.host, port: server.port } },
-      },
-      shards: [],
-    };
-    const text = stringify(config);
-    // Validate with pgscale's own loader first: a schema mismatch is then reported as such.
-    parseConfig(text, file);
-    writePrivate(file, text, null);
-    const daemon = startDaemon({
-      name: 'pgscale proxy',
-      file: process.execPath,
-      args: [
-        ...(opts.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfileDir}`] : []),
-        pgscaleBin,
-        'proxy',
-        '-c',
-        file,
-      ],
-      cwd: work.dir,
-      env: cleanEnv(),
-      logFile: join(work.dir, 'proxy.log'),
-    });
-    return ready(server, port, daemon, 'pgscale proxy', () => work.remove());
-  },
-};
+export const pgscale: Target = pgscaleAt('pgscale', repoRoot);
 
 export const ALL_TARGETS: readonly Target[] = [direct, pgbouncer, pgscale];

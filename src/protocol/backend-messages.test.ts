@@ -2,7 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { BackendMessage } from './backend-messages.js';
-import { decodeBackendKeyData, decodeBackendMessage, encodeBackendMessage } from './backend-messages.js';
+import {
+  commandCompleteIs,
+  decodeBackendKeyData,
+  decodeBackendMessage,
+  decodeCommandComplete,
+  decodeReadyForQuery,
+  encodeBackendMessage,
+  readyForQueryStatus,
+} from './backend-messages.js';
 import { PROTOCOL_3_0, PROTOCOL_3_2 } from './limits.js';
 
 const text = fc.string({ unit: 'grapheme', maxLength: 20 }).map((s) => s.replaceAll('\0', ''));
@@ -171,4 +179,30 @@ void test('known bytes: ReadyForQuery and AuthenticationSASL', () => {
 void test('DataRow with a negative length other than -1 is malformed', () => {
   const b = Buffer.from([0, 1, 0xff, 0xff, 0xff, 0xfe]);
   assert.equal(decodeBackendMessage('D', b).ok, false);
+});
+
+void test('readyForQueryStatus and commandCompleteIs agree with the decoders on any payload', () => {
+  const payload = fc.oneof(
+    fc.uint8Array({ maxLength: 12 }).map((a) => Buffer.from(a)),
+    fc
+      .constantFrom('I', 'T', 'E', 'X', 'COMMIT\0', 'ROLLBACK\0', 'COMMIT', 'SELECT 1\0', 'COMMIT\0\0')
+      .map((s) => Buffer.from(s, 'latin1')),
+  );
+  const whole = (type: string, p: Buffer) => {
+    const h = Buffer.alloc(5);
+    h.write(type, 0, 'latin1');
+    h.writeInt32BE(p.length + 4, 1);
+    return Buffer.concat([h, p]);
+  };
+  fc.assert(
+    fc.property(payload, (p) => {
+      const z = decodeReadyForQuery(p);
+      assert.equal(readyForQueryStatus(whole('Z', p)), z.ok ? z.value.status : null);
+      const c = decodeCommandComplete(p);
+      for (const tag of ['COMMIT', 'ROLLBACK']) {
+        assert.equal(commandCompleteIs(whole('C', p), tag), c.ok && c.value.tag === tag);
+      }
+    }),
+    { numRuns: 2000 },
+  );
 });

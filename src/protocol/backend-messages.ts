@@ -162,6 +162,27 @@ export function decodeReadyForQuery(payload: Buffer): Result<ReadyForQuery> {
   return { ok: true, value: { name: 'ReadyForQuery', status: s } };
 }
 
+/**
+ * The status of a whole ReadyForQuery message (header included), or null when it is malformed:
+ * what decodeReadyForQuery(payload) accepts, without allocating (a proxy sees one per request).
+ */
+export function readyForQueryStatus(bytes: Buffer): TransactionStatus | null {
+  if (bytes.length !== 6) return null;
+  const c = bytes[5];
+  return c === 0x49 ? 'I' : c === 0x54 ? 'T' : c === 0x45 ? 'E' : null;
+}
+
+/**
+ * Whether a whole CommandComplete message (header included) carries exactly `tag`: what comparing
+ * decodeCommandComplete(payload).value.tag would say, without decoding every tag (ASCII tags only).
+ */
+export function commandCompleteIs(bytes: Buffer, tag: string): boolean {
+  const n = tag.length;
+  if (bytes.length !== 6 + n || bytes[5 + n] !== 0) return false;
+  for (let i = 0; i < n; i++) if (bytes[5 + i] !== tag.charCodeAt(i)) return false;
+  return true;
+}
+
 export function decodeNegotiateProtocolVersion(payload: Buffer): Result<NegotiateProtocolVersion> {
   const r = new Reader(payload);
   const version = r.uint32();

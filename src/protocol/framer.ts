@@ -58,6 +58,23 @@ export interface TypedFrame {
 export type Frame = StartupFrame | TypedFrame;
 
 /**
+ * A typed frame whose payload view is made only when asked for: a proxy forwards most messages
+ * (DataRow, RowDescription…) without ever looking inside them, so the second Buffer per message
+ * would be pure allocation on the hot path.
+ */
+class TypedMessage implements TypedFrame {
+  readonly kind = 'typed';
+  constructor(
+    readonly type: string,
+    readonly bytes: Buffer,
+  ) {}
+
+  get payload(): Buffer {
+    return this.bytes.subarray(5);
+  }
+}
+
+/**
  * - `startup`: expecting an untyped packet (frontend only);
  * - `negotiating`: an SSLRequest/GSSENCRequest was framed; parsing pauses so the caller can answer
  *   and can see (`bufferedBytes`) whether the client sent anything after the request;
@@ -82,8 +99,16 @@ export interface FramerOptions {
 
 type Side = 'frontend' | 'backend';
 
+/**
+ * Scratch space for a header that spans chunks, shared by every framer: it is filled and read
+ * within one synchronous call, and one Buffer per connection would cost memory per idle client.
+ */
+const HEADER = Buffer.alloc(5);
+
 export class Framer {
   private parts: Buffer[] = [];
+  /** Bytes of parts[0] already returned: consumed in place, not re-sliced after every message. */
+  private head = 0;
   private size = 0;
   /** Total bytes (header included) of the message being collected, or -1 if its header is unread. */
   private need = -1;
@@ -91,7 +116,6 @@ export class Framer {
   private failure: Failure | undefined;
   private maxLength: number;
   private readonly knownTypesOnly: boolean;
-  private readonly header = Buffer.alloc(5);
 
   private constructor(
     private readonly side: Side,
@@ -177,12 +201,7 @@ export class Framer {
       const bytes = this.take(this.need);
       this.need = -1;
       if (this.state === 'typed') {
-        frames.push({
-          kind: 'typed',
-          type: String.fromCharCode(bytes[0] ?? 0),
-          bytes,
-          payload: bytes.subarray(5),
-        });
+        frames.push(new TypedMessage(String.fromCharCode(bytes[0] ?? 0), bytes));
       } else {
         const code = bytes.readUInt32BE(4);
         frames.push({ kind: 'startup', code, bytes, payload: bytes.subarray(4) });
@@ -197,13 +216,18 @@ export class Framer {
   /** Sets `need` when the 5-byte header is complete; returns an error message if it is invalid. */
   private readTypedHeader(): string | undefined {
     if (this.size === 0) return undefined;
-    const type = this.parts[0]?.[0] ?? 0;
+    const first = this.parts[0]!;
+    const type = first[this.head] ?? 0;
     if (this.knownTypesOnly && !(this.side === 'frontend' ? isFrontendType(type) : isBackendType(type))) {
       return `invalid ${this.side} message type ${type}`;
     }
     if (this.size < 5) return undefined;
-    this.peek(5);
-    const length = this.header.readUInt32BE(1);
+    let length: number;
+    if (first.length - this.head >= 5) length = first.readUInt32BE(this.head + 1);
+    else {
+      this.peek(5);
+      length = HEADER.readUInt32BE(1);
+    }
     // The sign bit set (> 0x7FFFFFFF) or < 4 is never valid: the length counts its own 4 bytes.
     if (length < 4 || length > 0x7fffffff) return `invalid message length ${length}`;
     if (length > this.maxLength) return `message length ${length} exceeds the limit of ${this.maxLength}`;
@@ -214,7 +238,7 @@ export class Framer {
   private readStartupHeader(): string | undefined {
     if (this.size < 4) return undefined;
     this.peek(4);
-    const length = this.header.readUInt32BE(0);
+    const length = HEADER.readUInt32BE(0);
     if (length < MIN_STARTUP_PACKET_LENGTH || length > MAX_STARTUP_PACKET_LENGTH) {
       return `invalid length of startup packet: ${length}`;
     }
@@ -222,13 +246,15 @@ export class Framer {
     return undefined;
   }
 
-  /** Copies the first `n` (≤ 5) buffered bytes into `header` without consuming them. */
+  /** Copies the first `n` (≤ 5) buffered bytes into HEADER without consuming them. */
   private peek(n: number): void {
     let filled = 0;
+    let from = this.head;
     for (const part of this.parts) {
-      const k = Math.min(part.length, n - filled);
-      part.copy(this.header, filled, 0, k);
+      const k = Math.min(part.length - from, n - filled);
+      part.copy(HEADER, filled, from, from + k);
       filled += k;
+      from = 0;
       if (filled === n) return;
     }
   }
@@ -237,33 +263,42 @@ export class Framer {
   private take(n: number): Buffer {
     this.size -= n;
     const first = this.parts[0] as Buffer;
-    if (first.length >= n) {
-      if (first.length === n) this.parts.shift();
-      else this.parts[0] = first.subarray(n);
-      return first.subarray(0, n);
+    const start = this.head;
+    if (first.length - start >= n) {
+      this.head += n;
+      if (this.head === first.length) {
+        this.parts.shift();
+        this.head = 0;
+      }
+      return first.subarray(start, start + n);
     }
     const pieces: Buffer[] = [];
     let remaining = n;
     let i = 0;
+    let from = start;
     while (remaining > 0) {
       const part = this.parts[i] as Buffer;
-      if (part.length <= remaining) {
-        pieces.push(part);
-        remaining -= part.length;
+      const avail = part.length - from;
+      if (avail <= remaining) {
+        pieces.push(from === 0 ? part : part.subarray(from));
+        remaining -= avail;
         i++;
+        from = 0;
       } else {
-        pieces.push(part.subarray(0, remaining));
-        this.parts[i] = part.subarray(remaining);
+        pieces.push(part.subarray(from, from + remaining));
+        from += remaining;
         remaining = 0;
       }
     }
     this.parts.splice(0, i);
+    this.head = from;
     return Buffer.concat(pieces, n);
   }
 
   private fail(frames: Frame[], message: string): PushResult {
     this.state = 'failed';
     this.parts = [];
+    this.head = 0;
     this.size = 0;
     this.need = -1;
     this.failure = fail(SqlState.PROTOCOL_VIOLATION, message);

@@ -8,28 +8,57 @@ import type { Socket } from 'node:net';
 
 export class OutputBatch {
   private parts: Buffer[] = [];
+  /**
+   * The run being extended: `runLength` bytes from the start of `run`, which may reach past
+   * `run.length` into the same chunk. The merged view is made once, when the run ends, instead of
+   * one new Buffer per message added.
+   */
+  private run: Buffer | null = null;
+  private runLength = 0;
 
   add(buf: Buffer): void {
-    const last = this.parts[this.parts.length - 1];
-    if (last && last.buffer === buf.buffer && last.byteOffset + last.length === buf.byteOffset) {
-      this.parts[this.parts.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + buf.length);
-    } else {
-      this.parts.push(buf);
+    const run = this.run;
+    if (run !== null && run.buffer === buf.buffer && run.byteOffset + this.runLength === buf.byteOffset) {
+      this.runLength += buf.length;
+      return;
     }
+    this.endRun();
+    this.run = buf;
+    this.runLength = buf.length;
+  }
+
+  private endRun(): void {
+    const run = this.run;
+    if (run === null) return;
+    this.parts.push(
+      this.runLength === run.length ? run : Buffer.from(run.buffer, run.byteOffset, this.runLength),
+    );
+    this.run = null;
   }
 
   /** Drops what is queued (its destination is gone). */
   clear(): void {
     this.parts = [];
+    this.run = null;
   }
 
   get empty(): boolean {
-    return this.parts.length === 0;
+    return this.run === null && this.parts.length === 0;
   }
 
   /** Writes everything to the socket; returns false when the socket asks us to wait (backpressure). */
   flush(socket: Socket): boolean {
-    if (this.parts.length === 0) return true;
+    if (this.empty) return true;
+    if (this.parts.length === 0) {
+      // The usual case, one run: no array.
+      const run = this.run!;
+      const one =
+        this.runLength === run.length ? run : Buffer.from(run.buffer, run.byteOffset, this.runLength);
+      this.run = null;
+      if (socket.destroyed || !socket.writable) return true;
+      return socket.write(one);
+    }
+    this.endRun();
     const parts = this.parts;
     this.parts = [];
     if (socket.destroyed || !socket.writable) return true;

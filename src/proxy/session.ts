@@ -28,11 +28,11 @@ import {
   decodeParse,
   decodeQuery,
 } from '../protocol/frontend-messages.js';
-import { decodeCommandComplete, decodeReadyForQuery } from '../protocol/backend-messages.js';
+import { commandCompleteIs, readyForQueryStatus } from '../protocol/backend-messages.js';
 import type { TransactionStatus } from '../protocol/backend-messages.js';
 import { buildErrorResponse, decodeErrorResponse } from '../protocol/error-response.js';
 import { SqlState } from '../protocol/sqlstate.js';
-import { sessionEffects } from '../sql/session-effects.js';
+import { cannotChangeSession, sessionEffects } from '../sql/session-effects.js';
 import type { SessionEffect } from '../sql/session-effects.js';
 import { renamePreparedRefs } from '../sql/rename-prepared.js';
 import type { ServerConn } from './backend/server-conn.js';
@@ -159,6 +159,9 @@ export class Session {
   /** Bytes and counts for SHOW CLIENTS / STATS. */
   readonly counters = { queries: 0, xacts: 0, waitUs: 0 };
   lastActivity = now();
+  /** The Query frame decoded last and its decoding: up to four checks look at each Query. */
+  private queryFrame: TypedFrame | null = null;
+  private queryDecoded: ReturnType<typeof decodeQuery> | null = null;
 
   constructor(
     private readonly host: SessionHost,
@@ -183,6 +186,7 @@ export class Session {
     if (TRACE) process.stderr.write(`C${this.host.id}> ${frames.map((f) => f.type).join('')}\n`);
     this.lastActivity = now();
     this.inbox.push(...frames);
+    if (this.acquiring) this.pauseClient();
     this.drain();
   }
 
@@ -230,6 +234,9 @@ export class Session {
         this.forward(f);
       }
     }
+    // Do not keep the last Query (and the chunk it views) alive while the client idles.
+    this.queryFrame = null;
+    this.queryDecoded = null;
     this.flushServer();
     this.flushClient();
   }
@@ -261,6 +268,15 @@ export class Session {
     return true;
   }
 
+  /** decodeQuery, once per frame (the text is decoded and UTF-8-checked only once). */
+  private decodeQuery(f: TypedFrame): ReturnType<typeof decodeQuery> {
+    if (this.queryFrame !== f || this.queryDecoded === null) {
+      this.queryFrame = f;
+      this.queryDecoded = decodeQuery(f.payload);
+    }
+    return this.queryDecoded;
+  }
+
   // ------------------------------------------------------------------ routing
 
   private get router(): ReadRouter | null {
@@ -278,7 +294,7 @@ export class Session {
    */
   private tryProxySetting(f: TypedFrame): boolean {
     if (f.type !== 'Q') return false;
-    const q = decodeQuery(f.payload);
+    const q = this.decodeQuery(f);
     if (!q.ok || !/pgscale\./i.test(q.value.query)) return false;
     const effects = cachedEffects(q.value.query);
     if (effects.length !== 1) return false;
@@ -323,7 +339,7 @@ export class Session {
     if (!classify) return 'write';
     let sql: string | null = null;
     if (f.type === 'Q') {
-      const q = decodeQuery(f.payload);
+      const q = this.decodeQuery(f);
       if (q.ok) sql = q.value.query;
     } else if (f.type === 'P') {
       const p = decodeParse(f.payload);
@@ -380,7 +396,7 @@ export class Session {
       }
     }
     if (f.type === 'Q' && this.opts.listeners && this.txStatus === 'I') {
-      const q = decodeQuery(f.payload);
+      const q = this.decodeQuery(f);
       if (q.ok && this.tryListen(q.value.query)) {
         return true;
       }
@@ -473,7 +489,6 @@ export class Session {
     const t0 = now();
     const router = this.router;
     if (router && this.wantsReplica()) {
-      this.pauseClient();
       const minLsn = this.consistency() === 'read-your-writes' ? this.wroteLsn : null;
       void router
         .forRead(this.consistency(), minLsn)
@@ -483,7 +498,11 @@ export class Session {
     }
   }
 
-  /** Stops reading the client while it waits for a server (its messages queue in the kernel). */
+  /**
+   * Stops reading the client while it waits for a server (its messages queue in the kernel).
+   * Called only once the client sends more while waiting: most clients send one request and wait
+   * for its reply, and pausing and resuming a socket costs a nextTick and two events per wait.
+   */
   private pauseClient(): void {
     if (this.paused) return;
     this.paused = true;
@@ -496,8 +515,7 @@ export class Session {
       this.onAcquired(pool, replica, t0, ready);
       return;
     }
-    this.pauseClient();
-    pool.acquire().then(
+    pool.acquireThen(
       (server) => this.onAcquired(pool, replica, t0, server),
       (e: unknown) => {
         if (replica && !this.closed) {
@@ -549,6 +567,7 @@ export class Session {
 
   /** Replays the client's session settings on a connection that holds other ones. */
   private syncSettings(server: ServerConn): void {
+    if (sameSettings(server.settings, this.settings)) return; // the usual case: nothing to send
     const stmts: string[] = [];
     for (const k of server.settings.keys()) {
       if (!this.settings.has(k)) stmts.push(`RESET ${quoteName(k)}`);
@@ -680,7 +699,7 @@ export class Session {
   }
 
   private forwardQuery(f: TypedFrame, server: ServerConn): void {
-    const q = decodeQuery(f.payload);
+    const q = this.decodeQuery(f);
     if (!q.ok) {
       this.host.terminate(buildErrorResponse('FATAL', q.sqlstate, q.message));
       return;
@@ -1018,21 +1037,19 @@ export class Session {
   }
 
   private onCommandComplete(f: TypedFrame): void {
-    const c = decodeCommandComplete(f.payload);
-    if (!c.ok) return;
-    const tag = c.value.tag;
-    if (tag === 'ROLLBACK') this.txSettings = [];
-    if (tag === 'COMMIT' || tag === 'ROLLBACK') {
+    // Only two tags matter here; most are SELECT n, INSERT 0 n… and need no decoding.
+    const rollback = commandCompleteIs(f.bytes, 'ROLLBACK');
+    if (rollback) this.txSettings = [];
+    if (rollback || commandCompleteIs(f.bytes, 'COMMIT')) {
       this.counters.xacts++;
       this.opts.pool.stats.xacts++;
     }
   }
 
   private onReadyForQuery(f: TypedFrame, query: Extract<Pending, { k: 'query' }> | null): void {
-    const z = decodeReadyForQuery(f.payload);
-    if (!z.ok) return;
+    const status = readyForQueryStatus(f.bytes);
+    if (status === null) return;
     this.commitInFlight = false;
-    const status = z.value.status;
     if (query?.swallow) {
       this.emitSynthetic();
       this.maybeRelease(status);
@@ -1060,7 +1077,11 @@ export class Session {
       } else if (e.kind === 'reset') this.settings.delete(e.name);
       else if (e.kind === 'reset_all') this.settings = new Map(this.opts.startupSettings);
     }
-    if (this.server) this.server.settings = new Map(this.settings);
+    // A transaction that changed nothing leaves the connection's record as it is (no copy per
+    // transaction); anything else, or a record that drifted, is replaced by a copy.
+    const s = this.server;
+    if (s && (this.txSettings.length > 0 || !sameSettings(s.settings, this.settings)))
+      s.settings = new Map(this.settings);
   }
 
   /** Gives the connection back when the client waits for nothing more and holds no transaction. */
@@ -1164,10 +1185,17 @@ export class Session {
 }
 
 const EFFECTS_CACHE_SIZE = 2000;
-const effectsCache = new Map<string, SessionEffect[]>();
+const effectsCache = new Map<string, readonly SessionEffect[]>();
+const NO_EFFECTS: readonly SessionEffect[] = Object.freeze([]);
 
-/** sessionEffects by statement text, cached: drivers Parse the same few texts over and over. */
-function cachedEffects(query: string): SessionEffect[] {
+/**
+ * sessionEffects by statement text, cached: drivers Parse the same few texts over and over. Texts
+ * that plainly cannot touch session state (most queries; simple-protocol texts with literals differ
+ * every time, so a cache would not help them) skip the lexer and the cache: empty, which every
+ * caller here treats like a list of `other`.
+ */
+function cachedEffects(query: string): readonly SessionEffect[] {
+  if (cannotChangeSession(query)) return NO_EFFECTS;
   let e = effectsCache.get(query);
   if (e) return e;
   e = sessionEffects(query);
@@ -1196,6 +1224,12 @@ function decodeFirstText(payload: Buffer): string | null {
   if (payload.length < 6 || payload.readUInt16BE(0) < 1) return null;
   const len = payload.readInt32BE(2);
   return len < 0 ? null : payload.toString('utf8', 6, 6 + len);
+}
+
+function sameSettings(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) if (b.get(k) !== v) return false;
+  return true;
 }
 
 function quoteName(name: string): string {

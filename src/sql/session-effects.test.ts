@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { anyText, sqlishText } from './arbitraries.test-util.js';
 import type { SessionEffect } from './session-effects.js';
-import { sessionEffects } from './session-effects.js';
+import { cannotChangeSession, sessionEffects } from './session-effects.js';
 
 function one(sql: string): SessionEffect {
   const all = sessionEffects(sql);
@@ -228,4 +228,91 @@ void test('sessionEffects: 10 MB and pathological nesting complete', () => {
   assert.equal(sessionEffects('select ' + '('.repeat(100_000)).length, 1);
   const doBody = 'DO $$ BEGIN ' + 'CREATE TABLE x (); '.repeat(100_000) + 'END $$';
   assert.deepEqual(sessionEffects(doBody), [OTHER]);
+});
+
+void test('cannotChangeSession: plain application statements skip the lexer, anything doubtful does not', () => {
+  for (const sql of [
+    'SELECT abalance FROM pgbench_accounts WHERE aid = 1;',
+    'UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = 2;',
+    'INSERT INTO t (a) VALUES (1)',
+    'BEGIN;',
+    'END;',
+    'select settings from t',
+  ]) {
+    assert.equal(cannotChangeSession(sql), true, sql);
+  }
+  for (const sql of [
+    'SET a = 1',
+    '  reset all',
+    'set\ta = 1',
+    'DO $$ BEGIN PERFORM 1; END $$',
+    'DO $$BEGIN SET a = 1 END$$',
+    '/* c */ SET a = 1',
+    '-- c\nSET a = 1',
+    'select 1; set a = 1',
+    "select set_config('a', 'b', false)",
+    'select pg_advisory_lock(1)',
+    'create temp table t ()',
+    'select * into temporary t from u',
+    'declare c cursor with hold for select 1',
+    "load 'x'",
+    'listen x',
+    'prepare p as select 1',
+    'execute p',
+    'deallocate p',
+    'discard all',
+    'select U&"pg_adv\\0069sory_lock"(1)',
+    "select E'\\x41'",
+  ]) {
+    assert.equal(cannotChangeSession(sql), false, sql);
+  }
+});
+
+void test('property: whatever cannotChangeSession lets through has no tracked effect', () => {
+  const inert = new Set(['other', 'begin', 'commit', 'rollback', 'notify']);
+  const words = fc.constantFrom(
+    'set ',
+    'SET ',
+    'reset ',
+    'Set',
+    'local ',
+    'session ',
+    'do ',
+    '$$',
+    'begin ',
+    'update t set a = 1 ',
+    'select ',
+    'into ',
+    'temp ',
+    'temporary ',
+    'table ',
+    'create ',
+    'with hold ',
+    'declare ',
+    'cursor ',
+    'for ',
+    'load ',
+    'listen ',
+    'unlisten ',
+    'prepare ',
+    'execute ',
+    'explain ',
+    'deallocate ',
+    'discard ',
+    'all ',
+    'pg_advisory_lock',
+    'set_config',
+    "('a', 'b', false)",
+    ' as ',
+    'pg_temp.',
+    'x ',
+  );
+  const text = fc.array(fc.oneof(words, sqlishText), { maxLength: 12 }).map((parts) => parts.join(''));
+  fc.assert(
+    fc.property(fc.oneof(text, anyText, sqlishText), (sql) => {
+      if (!cannotChangeSession(sql)) return;
+      for (const e of sessionEffects(sql)) assert.ok(inert.has(e.kind), `${sql}: ${e.kind}`);
+    }),
+    { numRuns: 20_000 },
+  );
 });

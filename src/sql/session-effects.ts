@@ -21,6 +21,31 @@ export type { SessionEffect } from './session-effect.js';
 
 const OTHER: SessionEffect = { kind: 'other' };
 
+/**
+ * Words without which no statement can have an effect beyond `other`, `begin`, `commit`,
+ * `rollback` or `notify` (SET/RESET are handled apart, since `UPDATE … SET` is everywhere), and
+ * characters that let text hide a word from a plain search: `\` (escapes in E'' strings, which a
+ * DO body may use) and `&` (U&"…" identifiers and U&'…' strings with Unicode escapes). Matching is
+ * ASCII-case-insensitive like PostgreSQL's own keyword folding.
+ */
+const MAY_TRACK =
+  /listen|prepare|execute|deallocate|discard|temp|hold|load|advisory|set_config|[\\&]|^\s*(?:(?:set|reset|do)(?![a-z0-9_$\u0080-\uffff])|--|\/\*)/i;
+/** A `;` that ends a statement with more text after it than trailing white space. */
+const INNER_SEMICOLON = /;(?!\s*$)/;
+
+/**
+ * True when every statement of `sql` is certain to be `other`, `begin`, `commit`, `rollback` or
+ * `notify` — effects a caller that tracks session state ignores — so that lexing it can be
+ * skipped. A cheap, conservative pre-check for the proxy's hot path: most application queries
+ * (`SELECT …`, `UPDATE … SET …`, `INSERT …`) contain none of the words or characters that could
+ * make a statement change session state. False means "lex it", not "it changes the session".
+ * Only one statement is judged this way (plus a trailing `;`): after a `;` the next statement's
+ * first word could be SET, behind a comment.
+ */
+export function cannotChangeSession(sql: string): boolean {
+  return !MAY_TRACK.test(sql) && !INNER_SEMICOLON.test(sql);
+}
+
 /** One effect per non-empty statement of `sql`, in order. */
 export function sessionEffects(sql: string, options: LexOptions = {}): SessionEffect[] {
   return sessionEffectsOf(lex(sql, options));

@@ -37,8 +37,8 @@ export interface PoolStats {
 }
 
 interface Waiter {
-  resolve: (c: ServerConn) => void;
-  reject: (e: ServerLoginError) => void;
+  ready: (c: ServerConn) => void;
+  fail: (e: ServerLoginError) => void;
   since: number;
   timer: NodeJS.Timeout | null;
 }
@@ -102,53 +102,67 @@ export class Pool {
     this.creds = c;
   }
 
-  /** A connection for a client; waits (bounded) when the pool is full or paused. */
   /**
    * An idle connection right now, when one needs no check (the common case under load): no
    * promise, no waiting. Null means: use acquire().
    */
   tryAcquire(): ServerConn | null {
     if (this.closed || this.paused || this.held || this.waiters.length > 0) return null;
-    while (this.idle.length > 0) {
-      const c = this.idle[this.idle.length - 1]!;
-      if (c.closed || now() - c.createdAt > this.settings.serverLifetimeMs) return null;
-      if (now() - c.lastUsedAt > this.settings.serverCheckDelayMs) return null;
-      this.idle.pop();
-      c.state = 'active';
-      c.lastUsedAt = now();
-      this.active.add(c);
-      return c;
-    }
-    return null;
+    const c = this.idle[this.idle.length - 1];
+    if (c === undefined) return null;
+    const t = now();
+    if (c.closed || t - c.createdAt > this.settings.serverLifetimeMs) return null;
+    if (t - c.lastUsedAt > this.settings.serverCheckDelayMs) return null;
+    this.idle.pop();
+    c.state = 'active';
+    c.lastUsedAt = t;
+    this.active.add(c);
+    return c;
   }
 
+  /** A connection for a client; waits (bounded) when the pool is full or paused. */
   acquire(): Promise<ServerConn> {
-    if (this.closed)
-      return Promise.reject(poolError(SqlState.CANNOT_CONNECT_NOW, 'the pool is shutting down'));
-    if (this.held?.expired) return Promise.reject(poolError(SqlState.CANNOT_CONNECT_NOW, this.held.reason));
+    return new Promise((resolve, reject) => this.acquireThen(resolve, reject));
+  }
+
+  /**
+   * acquire() with callbacks: `ready` runs synchronously, without a promise or a microtask, when
+   * a connection is idle and needs no check, and likewise when a released connection goes
+   * straight to a queued client (from inside release(): the caller must be in a consistent state
+   * when it releases). Failures always arrive asynchronously.
+   */
+  acquireThen(ready: (c: ServerConn) => void, fail: (e: ServerLoginError) => void): void {
+    if (this.closed) {
+      const e = poolError(SqlState.CANNOT_CONNECT_NOW, 'the pool is shutting down');
+      queueMicrotask(() => fail(e));
+      return;
+    }
+    if (this.held?.expired) {
+      const e = poolError(SqlState.CANNOT_CONNECT_NOW, this.held.reason);
+      queueMicrotask(() => fail(e));
+      return;
+    }
     if (!this.paused && !this.held) {
       const c = this.takeIdle();
-      if (c) return this.lend(c);
+      if (c) return this.lend(c, ready, fail);
     }
-    return new Promise((resolve, reject) => {
-      const w: Waiter = { resolve, reject, since: now(), timer: null };
-      if (this.settings.queryWaitTimeoutMs > 0) {
-        w.timer = setTimeout(() => {
-          const i = this.waiters.indexOf(w);
-          if (i >= 0) this.waiters.splice(i, 1);
-          reject(
-            poolError(
-              SqlState.TOO_MANY_CONNECTIONS,
-              `no server connection became available within query_wait_timeout (${this.settings.queryWaitTimeoutMs / 1000} s)`,
-            ),
-          );
-        }, this.settings.queryWaitTimeoutMs);
-        w.timer.unref();
-      }
-      this.waiters.push(w);
-      this.stats.waits++;
-      this.grow();
-    });
+    const w: Waiter = { ready, fail, since: now(), timer: null };
+    if (this.settings.queryWaitTimeoutMs > 0) {
+      w.timer = setTimeout(() => {
+        const i = this.waiters.indexOf(w);
+        if (i >= 0) this.waiters.splice(i, 1);
+        fail(
+          poolError(
+            SqlState.TOO_MANY_CONNECTIONS,
+            `no server connection became available within query_wait_timeout (${this.settings.queryWaitTimeoutMs / 1000} s)`,
+          ),
+        );
+      }, this.settings.queryWaitTimeoutMs);
+      w.timer.unref();
+    }
+    this.waiters.push(w);
+    this.stats.waits++;
+    this.grow();
   }
 
   private takeIdle(): ServerConn | null {
@@ -165,23 +179,37 @@ export class Pool {
   }
 
   /** Hands a connection out, checking it first when it sat idle for a while. */
-  private async lend(c: ServerConn): Promise<ServerConn> {
-    if (now() - c.lastUsedAt > this.settings.serverCheckDelayMs) {
-      this.tested.add(c);
-      const ok = await c.query('SELECT 1', this.settings.connectTimeoutMs).then(
-        (r) => r.error === null,
-        () => false,
-      );
-      this.tested.delete(c);
-      if (!ok || c.closed) {
-        c.destroy();
-        return this.acquire();
-      }
+  private lend(c: ServerConn, ready: (c: ServerConn) => void, fail: (e: ServerLoginError) => void): void {
+    if (now() - c.lastUsedAt <= this.settings.serverCheckDelayMs) {
+      c.state = 'active';
+      c.lastUsedAt = now();
+      this.active.add(c);
+      ready(c);
+      return;
+    }
+    this.tested.add(c);
+    void c.query('SELECT 1', this.settings.connectTimeoutMs).then(
+      (r) => this.afterCheck(c, r.error === null, ready, fail),
+      () => this.afterCheck(c, false, ready, fail),
+    );
+  }
+
+  private afterCheck(
+    c: ServerConn,
+    ok: boolean,
+    ready: (c: ServerConn) => void,
+    fail: (e: ServerLoginError) => void,
+  ): void {
+    this.tested.delete(c);
+    if (!ok || c.closed) {
+      c.destroy();
+      this.acquireThen(ready, fail);
+      return;
     }
     c.state = 'active';
     c.lastUsedAt = now();
     this.active.add(c);
-    return c;
+    ready(c);
   }
 
   /** Opens connections while clients wait and the pool has room. */
@@ -241,7 +269,7 @@ export class Pool {
         const ws = this.waiters.splice(0, Math.max(0, this.waiters.length - this.connecting));
         for (const w of ws) {
           if (w.timer) clearTimeout(w.timer);
-          w.reject(e);
+          w.fail(e);
         }
       },
     );
@@ -254,7 +282,7 @@ export class Pool {
       const w = this.waiters.shift()!;
       if (w.timer) clearTimeout(w.timer);
       this.stats.waitTimeUs += Math.round((now() - w.since) * 1000);
-      this.lend(c).then(w.resolve, w.reject);
+      this.lend(c, w.ready, w.fail);
     }
   }
 
@@ -371,7 +399,7 @@ export class Pool {
       this.held.expired = true;
       for (const w of this.waiters.splice(0)) {
         if (w.timer) clearTimeout(w.timer);
-        w.reject(poolError(SqlState.CANNOT_CONNECT_NOW, reason));
+        w.fail(poolError(SqlState.CANNOT_CONNECT_NOW, reason));
       }
     }, timeoutMs);
     timer.unref();
@@ -410,7 +438,7 @@ export class Pool {
     this.closed = true;
     for (const w of this.waiters.splice(0)) {
       if (w.timer) clearTimeout(w.timer);
-      w.reject(poolError(SqlState.ADMIN_SHUTDOWN, reason));
+      w.fail(poolError(SqlState.ADMIN_SHUTDOWN, reason));
     }
     for (const c of this.idle.splice(0)) c.close();
     for (const c of this.tested) c.destroy();

@@ -16,7 +16,7 @@ import { decodeAuthentication, encodeAuthResponse } from '../../protocol/auth-me
 import {
   decodeBackendKeyData,
   decodeParameterStatus,
-  decodeReadyForQuery,
+  readyForQueryStatus,
 } from '../../protocol/backend-messages.js';
 import type { TransactionStatus } from '../../protocol/backend-messages.js';
 import { encodeSSLRequest, encodeStartupMessage } from '../../protocol/startup-messages.js';
@@ -145,8 +145,8 @@ export class ServerConn {
     const frames = r.frames as TypedFrame[];
     for (const f of frames) {
       if (f.type === 'Z') {
-        const z = decodeReadyForQuery(f.payload);
-        if (z.ok) this.txStatus = z.value.status;
+        const status = readyForQueryStatus(f.bytes);
+        if (status !== null) this.txStatus = status;
       } else if (f.type === 'S') {
         const p = decodeParameterStatus(f.payload);
         if (p.ok) this.params.set(p.value.parameter, p.value.value);
