@@ -367,9 +367,10 @@ describe('high availability, synchronous replication (embedded store)', () => {
   });
 
   test('the proxy never cancels a COMMIT waiting for a synchronous standby', async () => {
-    assert.equal((await cli(['pause-ha', '-c', tc.file], tc.env)).code, 0);
     const { leader } = await leaderOf(tc);
     const standbys = tc.cluster.nodes().filter((n) => n.name !== leader);
+    for (const n of standbys) await until(`${n.name} streaming`, () => streamingReplica(tc, n.name), 90_000);
+    assert.equal((await cli(['pause-ha', '-c', tc.file], tc.env)).code, 0);
     const c = new pg.Client({ connectionString: url });
     await c.connect();
     try {

@@ -104,8 +104,9 @@ export class ProxyService implements Service {
       log: (line) => this.logger.info(line),
     });
     AdminSession.hooks = { reload: () => this.reload() };
-    const a = await this.proxy.start();
     const holdMs = this.loaded.config.ha.proxy_hold_timeout * 1000;
+    if (!this.ownsTopology) this.proxy.holdOnUnreachableMs = holdMs;
+    const a = await this.proxy.start();
     this.unsubscribe = this.view.subscribe((t, prev) => {
       const s = t.shards[0];
       const p = prev.shards[0];

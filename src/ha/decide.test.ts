@@ -139,8 +139,11 @@ describe('decide', () => {
     assert.deepEqual([a.kind, 'node' in a ? a.node : null], ['fence', 'b']);
   });
 
-  test('paused: an unhealthy leader is left alone', () => {
+  test('paused: an unhealthy leader is left alone, a stopped standby too; an intruder is still fenced', () => {
     assert.equal(decide(snap([dead(primary('a')), standby('b', 1000n)], { paused: true })).kind, 'none');
+    const stopped = dead(standby('b', 0n), STANDBY_RESTART_GRACE_MS * 2);
+    assert.equal(decide(snap([primary('a'), stopped], { paused: true })).kind, 'none');
+    assert.equal(decide(snap([primary('a'), primary('b')], { paused: true })).kind, 'fence');
   });
 
   test('a fenced former primary rejoins; a stopped standby restarts after a grace; a stray one is re-pointed', () => {

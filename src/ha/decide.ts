@@ -215,6 +215,8 @@ export function decide(s: ShardSnapshot): Action {
         ? { kind: 'switchover', from: leader.name, to: c.node, reason: 'requested' }
         : { kind: 'failover', from: leader.name, to: c.node, reason: 'requested' };
     }
+    // Paused (maintenance): nothing is restarted, rewound or re-pointed behind the operator's back.
+    if (s.paused) return { kind: 'none', reason: 'HA is paused' };
     return maintain(s, leader);
   }
 

@@ -74,6 +74,8 @@ export class ProxyServer implements FrontendHost {
   readonly routers = new Map<Pool, ReadRouter>();
   /** Primary pools whose server follows the topology, with what routerFor needs to add replicas. */
   private topologyHold: { ms: number; reason: (db: string) => string } | null = null;
+  /** HA runs: an unreachable primary makes its clients wait this long for a failover (ms). */
+  holdOnUnreachableMs = 0;
   private readonly following = new Map<
     Pool,
     { database: string; t: DatabaseTarget; user: string; creds: LoginRequest['serverCreds'] }
@@ -274,6 +276,7 @@ export class ProxyServer implements FrontendHost {
     const pool = this.poolFor(req.database, t, serverUser, creds);
     if (t.followsTopology && !this.following.has(pool)) {
       this.following.set(pool, { database: req.database, t, user: serverUser, creds });
+      pool.holdOnUnreachableMs = this.holdOnUnreachableMs;
       if (this.topologyHold) pool.hold(this.topologyHold.ms, this.topologyHold.reason(pool.database));
     }
     if (pool.serverParams.size === 0) {

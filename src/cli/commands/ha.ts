@@ -38,8 +38,9 @@ switch, rejoins, switchovers, refusals. Works whether or not the controller runs
 
 export const pauseHelp = `Usage: pgscale pause-ha [-c FILE]
 
-Pauses automatic failover (for maintenance): nothing is promoted while paused, even if the
-primary fails. \`pgscale resume-ha\` ends it; \`pgscale failover\` still works when paused.
+Pauses automatic failover (for maintenance): nothing is promoted, restarted, rewound or re-pointed
+while paused, even if the primary fails. \`pgscale resume-ha\` ends it; \`pgscale failover\` and
+\`pgscale switchover\` still work when paused.
 `;
 
 export const resumeHelp = `Usage: pgscale resume-ha [-c FILE]

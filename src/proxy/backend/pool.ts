@@ -55,7 +55,14 @@ export class Pool {
    * Held: the server has no primary for now (a failover or switchover is under way). Clients
    * queue as when paused; after the hold timeout they get 57P03 and new ones fail at once.
    */
-  private held: { timer: NodeJS.Timeout; expired: boolean; reason: string } | null = null;
+  private held: { timer: NodeJS.Timeout; expired: boolean; reason: string; self: boolean } | null = null;
+  /**
+   * For a pool that follows the cluster's primary (HA on): a server that cannot be reached holds
+   * the pool for this long (ms) instead of failing the queued clients, since a failover is the
+   * likely cause and HA will point the pool at the new primary; 0 = fail at once.
+   */
+  holdOnUnreachableMs = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
   /** Bumped by retarget(): connections of an older generation never return to `idle`. */
   private generation = 0;
   private readonly generations = new WeakMap<ServerConn, number>();
@@ -260,8 +267,19 @@ export class Pool {
         this.connecting--;
         // A connection to the server being replaced (failover, switchover) failing says nothing
         // about the next one: queued clients wait for the new primary instead of failing.
-        if (generation !== this.generation || this.held) {
+        if (generation !== this.generation || (this.held && !this.held.self)) {
           this.grow();
+          return;
+        }
+        if (this.holdOnUnreachableMs > 0 && e.sqlstate === SqlState.CONNECTION_FAILURE) {
+          if (!this.held) {
+            this.hold(
+              this.holdOnUnreachableMs,
+              `the primary of database "${this.database}" cannot be reached (${e.message})`,
+            );
+            this.held!.self = true;
+          }
+          this.retryLater();
           return;
         }
         this.lastError = e;
@@ -393,7 +411,11 @@ export class Pool {
    * 57P03 with `reason` and later ones fail at once, until retarget() or unhold().
    */
   hold(timeoutMs: number, reason: string): void {
-    if (this.held) return;
+    if (this.held) {
+      // HA's hold supersedes one the pool took itself: only HA releases it now.
+      this.held.self = false;
+      return;
+    }
     const timer = setTimeout(() => {
       if (!this.held) return;
       this.held.expired = true;
@@ -403,13 +425,42 @@ export class Pool {
       }
     }, timeoutMs);
     timer.unref();
-    this.held = { timer, expired: false, reason };
+    this.held = { timer, expired: false, reason, self: false };
+  }
+
+  /** Held by itself (server unreachable): try a connection again soon; one that works releases it. */
+  private retryLater(): void {
+    if (this.retryTimer || this.closed) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (!this.held?.self || this.closed) return;
+      const generation = this.generation;
+      this.connecting++;
+      this.openDedicated('pgscale').then(
+        (c) => {
+          this.connecting--;
+          if (generation !== this.generation || this.closed) return c.close();
+          this.generations.set(c, generation);
+          c.onClose(() => this.forget(c));
+          this.idle.push(c);
+          if (this.held?.self) this.unhold();
+          else this.serveWaiters();
+        },
+        () => {
+          this.connecting--;
+          this.retryLater();
+        },
+      );
+    }, 200);
+    this.retryTimer.unref();
   }
 
   unhold(): void {
     if (!this.held) return;
     clearTimeout(this.held.timer);
     this.held = null;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     this.grow();
   }
 
