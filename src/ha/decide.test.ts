@@ -144,6 +144,13 @@ describe('decide', () => {
     const stopped = dead(standby('b', 0n), STANDBY_RESTART_GRACE_MS * 2);
     assert.equal(decide(snap([primary('a'), stopped], { paused: true })).kind, 'none');
     assert.equal(decide(snap([primary('a'), primary('b')], { paused: true })).kind, 'fence');
+    const manual = decide(
+      snap([dead(primary('a')), standby('b', 1000n)], {
+        paused: true,
+        request: { kind: 'failover', to: null },
+      }),
+    );
+    assert.equal(manual.kind, 'failover', 'pgscale failover works while paused');
   });
 
   test('a fenced former primary rejoins; a stopped standby restarts after a grace; a stray one is re-pointed', () => {

@@ -221,7 +221,6 @@ export function decide(s: ShardSnapshot): Action {
   }
 
   // The leader is not a healthy primary.
-  if (s.paused) return { kind: 'none', reason: `leader ${s.leader.node} is unhealthy but HA is paused` };
   const why = !leader
     ? 'the leader is not a member'
     : !leader.running
@@ -238,6 +237,7 @@ export function decide(s: ShardSnapshot): Action {
     if ('refuse' in c) return { kind: 'refuse', reason: `failover refused: ${c.refuse}` };
     return { kind: 'failover', from: s.leader.node, to: c.node, reason: 'requested' };
   }
+  if (s.paused) return { kind: 'none', reason: `leader ${s.leader.node} is unhealthy but HA is paused` };
   if (why === null) return { kind: 'none', reason: `leader ${s.leader.node} unhealthy, waiting` };
   const c = pickCandidate(s, s.leader.node, null);
   if ('refuse' in c)
