@@ -497,7 +497,15 @@ describe('high availability with etcd as the store', { skip: etcdSkipReason() },
     );
     const load = new WriteLoad(url, 2);
     load.start();
-    await until('writes work again', () => Promise.resolve(load.count > 20), 60_000);
+    try {
+      await until('writes work again', () => Promise.resolve(load.count > 20), 60_000);
+    } catch (e) {
+      const r = await load.stop();
+      const log = readFileSync(`${tc.cluster.dataDir}/logs/controller.log`, 'utf8').trim().split('\n');
+      throw new Error(
+        `${(e as Error).message}; load errors ${JSON.stringify([...r.errors])}; controller log:\n${log.slice(-40).join('\n')}`,
+      );
+    }
     await load.stop();
     await s.stop();
     assert.equal(s.maxWritable, 1);
