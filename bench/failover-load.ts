@@ -1,0 +1,159 @@
+/**
+ * The write load of the failover benchmark (the idea of test/ha-load.ts, with a record of every
+ * attempt): K connections doing autocommit INSERTs of unique ids, reconnecting after an error
+ * (20 ms pause), as an application would. Every attempt is kept with its start and end time and
+ * its outcome, so that the analysis can tell when writes stopped and when they came back.
+ */
+import pg from 'pg';
+
+export interface Attempt {
+  /** performance.now() when the statement (or the connection it needed) was started, ms. */
+  start: number;
+  end: number;
+  ok: boolean;
+  id: number;
+  /** SQLSTATE, network code or the start of the message (failed attempts only). */
+  kind?: string;
+}
+
+/** Ids are unique within a benchmark process: every load of a target shares its table. */
+let nextId = 1;
+
+export const LOAD_TABLE = 'failover_acks';
+
+export async function prepareTable(url: string): Promise<void> {
+  const c = new pg.Client({ connectionString: url });
+  c.on('error', () => undefined);
+  await c.connect();
+  try {
+    await c.query(
+      `CREATE TABLE IF NOT EXISTS ${LOAD_TABLE} (id bigint PRIMARY KEY, at timestamptz DEFAULT now())`,
+    );
+  } finally {
+    await c.end();
+  }
+}
+
+function errorKind(e: unknown): string {
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === 'string' && code) return code;
+  const msg = e instanceof Error ? e.message : String(e);
+  return msg.slice(0, 50);
+}
+
+export class FailoverLoad {
+  readonly attempts: Attempt[] = [];
+  private stopped = false;
+  private readonly loops: Promise<void>[] = [];
+
+  constructor(
+    private readonly url: string,
+    private readonly clients: number,
+  ) {}
+
+  start(): void {
+    for (let i = 0; i < this.clients; i++) this.loops.push(this.loop());
+  }
+
+  async stop(): Promise<Attempt[]> {
+    this.stopped = true;
+    await Promise.all(this.loops);
+    return this.attempts;
+  }
+
+  private async loop(): Promise<void> {
+    let c: pg.Client | null = null;
+    while (!this.stopped) {
+      const id = nextId++;
+      const start = performance.now();
+      try {
+        if (!c) {
+          // No client-side timeouts beyond these: a write held by a proxy must be seen as held.
+          c = new pg.Client({
+            connectionString: this.url,
+            connectionTimeoutMillis: 60_000,
+            query_timeout: 120_000,
+          });
+          c.on('error', () => undefined);
+          await c.connect();
+        }
+        await c.query(`INSERT INTO ${LOAD_TABLE} (id) VALUES ($1)`, [id]);
+        this.attempts.push({ start, end: performance.now(), ok: true, id });
+      } catch (e) {
+        this.attempts.push({ start, end: performance.now(), ok: false, id, kind: errorKind(e) });
+        const dead = c;
+        c = null;
+        await dead?.end().catch(() => undefined);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    await c?.end().catch(() => undefined);
+  }
+}
+
+export interface Disruption {
+  /**
+   * kill -9: from the fault to the end of the first successful write started after it.
+   * switchover: the longest time between two successful writes from the command on (the write
+   * pause). Null when writes did not come back.
+   */
+  rtoMs: number | null;
+  /** Longest time between two successful writes from 5 s before the fault to the end. */
+  longestGapMs: number;
+  /** Failed attempts that ended after the fault. */
+  errors: number;
+  errorKinds: Record<string, number>;
+  acked: number;
+  attempts: number;
+}
+
+/** Longest interval between consecutive successful completions within [from, to]. */
+export function longestGap(attempts: readonly Attempt[], from: number, to = Infinity): number {
+  const t = attempts
+    .filter((a) => a.ok && a.end >= from && a.end <= to)
+    .map((a) => a.end)
+    .sort((a, b) => a - b);
+  let gap = 0;
+  for (let i = 1; i < t.length; i++) gap = Math.max(gap, t[i]! - t[i - 1]!);
+  return gap;
+}
+
+/** First successful write that started at or after `t` (its completion time), or null. */
+export function firstSuccessAfter(attempts: readonly Attempt[], t: number): number | null {
+  let best: number | null = null;
+  for (const a of attempts) if (a.ok && a.start >= t && (best === null || a.end < best)) best = a.end;
+  return best;
+}
+
+export function analyse(
+  attempts: readonly Attempt[],
+  scenario: 'kill9' | 'switchover',
+  faultAt: number,
+): Disruption {
+  let rtoMs: number | null;
+  if (scenario === 'kill9') {
+    const back = firstSuccessAfter(attempts, faultAt);
+    rtoMs = back === null ? null : back - faultAt;
+  } else {
+    // The last success before the command counts as the start of a pause that spans it.
+    const before = attempts.filter((a) => a.ok && a.end < faultAt).map((a) => a.end);
+    const from = before.length > 0 ? Math.max(...before) : faultAt;
+    rtoMs = firstSuccessAfter(attempts, faultAt) === null ? null : longestGap(attempts, from);
+  }
+  const errorKinds: Record<string, number> = {};
+  let errors = 0;
+  for (const a of attempts) {
+    if (a.ok || a.end < faultAt) continue;
+    errors++;
+    const k = a.kind ?? '?';
+    errorKinds[k] = (errorKinds[k] ?? 0) + 1;
+  }
+  return {
+    rtoMs,
+    longestGapMs: longestGap(attempts, faultAt - 5000),
+    errors,
+    errorKinds,
+    acked: attempts.filter((a) => a.ok).length,
+    attempts: attempts.length,
+  };
+}
