@@ -93,12 +93,13 @@ export class FailoverLoad {
 
 export interface Disruption {
   /**
-   * kill -9: from the fault to the end of the first successful write started after it.
-   * switchover: the longest time between two successful writes from the command on (the write
-   * pause). Null when writes did not come back.
+   * From the start of the disruption to the first successful write started after the last failed
+   * one (writes are back for good). The disruption starts at the kill (kill -9), or for a
+   * switchover at the first failed write after the command or at the last success before the
+   * longest pause, whichever is earlier. Null when writes did not come back.
    */
   rtoMs: number | null;
-  /** Longest time between two successful writes from 5 s before the fault to the end. */
+  /** Longest time between two successful writes, from the last one before the fault to the end. */
   longestGapMs: number;
   /** Failed attempts that ended after the fault. */
   errors: number;
@@ -107,15 +108,21 @@ export interface Disruption {
   attempts: number;
 }
 
-/** Longest interval between consecutive successful completions within [from, to]. */
-export function longestGap(attempts: readonly Attempt[], from: number, to = Infinity): number {
+interface Gap {
+  from: number;
+  to: number;
+}
+
+/** Longest interval between consecutive successful completions at or after `from`. */
+export function longestGap(attempts: readonly Attempt[], from: number): Gap | null {
   const t = attempts
-    .filter((a) => a.ok && a.end >= from && a.end <= to)
+    .filter((a) => a.ok && a.end >= from)
     .map((a) => a.end)
     .sort((a, b) => a - b);
-  let gap = 0;
-  for (let i = 1; i < t.length; i++) gap = Math.max(gap, t[i]! - t[i - 1]!);
-  return gap;
+  let best: Gap | null = null;
+  for (let i = 1; i < t.length; i++)
+    if (!best || t[i]! - t[i - 1]! > best.to - best.from) best = { from: t[i - 1]!, to: t[i]! };
+  return best;
 }
 
 /** First successful write that started at or after `t` (its completion time), or null. */
@@ -130,28 +137,29 @@ export function analyse(
   scenario: 'kill9' | 'switchover',
   faultAt: number,
 ): Disruption {
-  let rtoMs: number | null;
-  if (scenario === 'kill9') {
-    const back = firstSuccessAfter(attempts, faultAt);
-    rtoMs = back === null ? null : back - faultAt;
-  } else {
-    // The last success before the command counts as the start of a pause that spans it.
-    const before = attempts.filter((a) => a.ok && a.end < faultAt).map((a) => a.end);
-    const from = before.length > 0 ? Math.max(...before) : faultAt;
-    rtoMs = firstSuccessAfter(attempts, faultAt) === null ? null : longestGap(attempts, from);
+  const before = attempts.filter((a) => a.ok && a.end < faultAt).map((a) => a.end);
+  const lastBefore = before.length > 0 ? Math.max(...before) : faultAt;
+  const gap = longestGap(attempts, lastBefore);
+  const failures = attempts.filter((a) => !a.ok && a.end >= faultAt);
+  let start = faultAt;
+  if (scenario === 'switchover') {
+    start = gap?.from ?? faultAt;
+    for (const f of failures) start = Math.min(start, Math.max(f.start, faultAt));
   }
+  // Writes are back with the first success started after the last failure (or after the start).
+  const lastFailure = failures.length > 0 ? Math.max(...failures.map((f) => f.end)) : start;
+  let back = firstSuccessAfter(attempts, Math.max(lastFailure, start));
+  // A pause without any failure (writes held by the proxy) ends with the longest gap.
+  if (failures.length === 0 && scenario === 'switchover' && gap) back = gap.to;
   const errorKinds: Record<string, number> = {};
-  let errors = 0;
-  for (const a of attempts) {
-    if (a.ok || a.end < faultAt) continue;
-    errors++;
+  for (const a of failures) {
     const k = a.kind ?? '?';
     errorKinds[k] = (errorKinds[k] ?? 0) + 1;
   }
   return {
-    rtoMs,
-    longestGapMs: longestGap(attempts, faultAt - 5000),
-    errors,
+    rtoMs: back === null ? null : back - start,
+    longestGapMs: gap ? gap.to - gap.from : 0,
+    errors: failures.length,
     errorKinds,
     acked: attempts.filter((a) => a.ok).length,
     attempts: attempts.length,

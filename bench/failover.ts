@@ -160,28 +160,31 @@ async function measure(
     }
     await sleep(50);
   }
-  let commandMs: number | null = null;
-  let commandOutput: string | null = null;
-  let commandError: unknown = null;
-  let commandDone = false;
+  // Filled in by the switchover's promise (an object: TypeScript does not narrow it away).
+  const cmd: { ms: number | null; output: string | null; error: string | null; done: boolean } = {
+    ms: null,
+    output: null,
+    error: null,
+    done: false,
+  };
   const faultAt = performance.now();
   if (scenario === 'kill9') {
     t.killPrimary(before);
-    commandDone = true;
+    cmd.done = true;
   } else {
     void t
       .switchover(before)
       .then(
         (out) => {
-          commandOutput = out;
+          cmd.output = out;
         },
         (e: unknown) => {
-          commandError = e;
+          cmd.error = e instanceof Error ? e.message : String(e);
         },
       )
       .finally(() => {
-        commandMs = performance.now() - faultAt;
-        commandDone = true;
+        cmd.ms = performance.now() - faultAt;
+        cmd.done = true;
       });
   }
   // Until writes are back: some success started after the fault (kill -9) or a new primary
@@ -196,8 +199,8 @@ async function measure(
       timedOut = true;
       break;
     }
-    if (!commandDone) continue;
-    if (commandError) break;
+    if (!cmd.done) continue;
+    if (cmd.error) break;
     if (!leaderChanged && now - lastLeaderCheck > 500) {
       lastLeaderCheck = now;
       const l = await t.leader();
@@ -217,7 +220,7 @@ async function measure(
   }
   const attempts = await load.stop();
   const d = analyse(attempts, scenario, faultAt);
-  const after = timedOut || commandError ? await t.leader() : await currentLeader(t, 60_000);
+  const after = timedOut || cmd.error ? await t.leader() : await currentLeader(t, 60_000);
   let lostIds: number[] = [];
   if (after) {
     const ids = attempts.map((x) => x.id);
@@ -241,18 +244,17 @@ async function measure(
     ...d,
     lost: lostIds.length,
     lostIds: lostIds.slice(0, 100),
-    commandMs,
-    commandOutput,
+    commandMs: cmd.ms,
+    commandOutput: cmd.output,
     wholeAgainMs,
     timedOut,
   };
-  if (commandError)
-    rec.note = `switchover failed: ${commandError instanceof Error ? commandError.message : String(commandError)}`;
+  if (cmd.error) rec.note = `switchover failed: ${cmd.error}`;
   log(
     `  ${t.name} ${t.mode} ${scenario} #${run}: ${before.name} → ${rec.newPrimary ?? '?'}, ` +
       `RTO ${fmtS(d.rtoMs)} s, longest gap ${fmtS(d.longestGapMs)} s, errors ${d.errors} ` +
       `${JSON.stringify(d.errorKinds)}, lost ${rec.lost}` +
-      (commandMs !== null ? `, command ${fmtS(commandMs)} s` : '') +
+      (cmd.ms !== null ? `, command ${fmtS(cmd.ms)} s` : '') +
       (wholeAgainMs !== null ? `, whole again after ${fmtS(wholeAgainMs)} s` : '') +
       (timedOut ? ' (TIMED OUT)' : '') +
       (rec.note ? ` (${rec.note})` : ''),
@@ -324,7 +326,9 @@ function markdown(summary: Summary[], scenarios: Scenario[], modes: Mode[]): str
   const out: string[] = [];
   for (const sc of scenarios) {
     for (const mode of modes) {
-      const rows = summary.filter((s) => s.scenario === sc && s.mode === mode);
+      const rows = summary
+        .filter((s) => s.scenario === sc && s.mode === mode)
+        .sort((a, b) => TARGETS.indexOf(a.target as TargetName) - TARGETS.indexOf(b.target as TargetName));
       if (rows.length === 0) continue;
       out.push(
         `### ${SCENARIO_TITLE[sc]}, ${mode === 'sync' ? 'synchronous' : 'asynchronous'} replication`,
@@ -333,9 +337,9 @@ function markdown(summary: Summary[], scenarios: Scenario[], modes: Mode[]): str
       const head = [
         'target',
         'runs',
-        sc === 'kill9' ? 'RTO median (s)' : 'write pause median (s)',
+        'RTO median (s)',
         'min–max (s)',
-        'longest gap median (s)',
+        'longest write pause median (s)',
         'errors per run',
         'lost commits per run',
         sc === 'kill9' ? 'whole again (s)' : 'command (s)',
