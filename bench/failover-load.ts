@@ -14,6 +14,7 @@ export interface Attempt {
   id: number;
   /** SQLSTATE, network code or the start of the message (failed attempts only). */
   kind?: string;
+  message?: string;
 }
 
 /** Ids are unique within a benchmark process: every load of a target shares its table. */
@@ -38,7 +39,11 @@ function errorKind(e: unknown): string {
   const code = (e as { code?: unknown }).code;
   if (typeof code === 'string' && code) return code;
   const msg = e instanceof Error ? e.message : String(e);
-  return msg.slice(0, 50);
+  return msg.slice(0, 64);
+}
+
+function errorMessage(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).slice(0, 200);
 }
 
 export class FailoverLoad {
@@ -80,7 +85,14 @@ export class FailoverLoad {
         await c.query(`INSERT INTO ${LOAD_TABLE} (id) VALUES ($1)`, [id]);
         this.attempts.push({ start, end: performance.now(), ok: true, id });
       } catch (e) {
-        this.attempts.push({ start, end: performance.now(), ok: false, id, kind: errorKind(e) });
+        this.attempts.push({
+          start,
+          end: performance.now(),
+          ok: false,
+          id,
+          kind: errorKind(e),
+          message: errorMessage(e),
+        });
         const dead = c;
         c = null;
         await dead?.end().catch(() => undefined);
@@ -104,6 +116,8 @@ export interface Disruption {
   /** Failed attempts that ended after the fault. */
   errors: number;
   errorKinds: Record<string, number>;
+  /** The first message seen of each kind. */
+  errorSamples: Record<string, string>;
   acked: number;
   attempts: number;
 }
@@ -152,15 +166,18 @@ export function analyse(
   // A pause without any failure (writes held by the proxy) ends with the longest gap.
   if (failures.length === 0 && scenario === 'switchover' && gap) back = gap.to;
   const errorKinds: Record<string, number> = {};
+  const errorSamples: Record<string, string> = {};
   for (const a of failures) {
     const k = a.kind ?? '?';
     errorKinds[k] = (errorKinds[k] ?? 0) + 1;
+    errorSamples[k] ??= a.message ?? '';
   }
   return {
     rtoMs: back === null ? null : back - start,
     longestGapMs: gap ? gap.to - gap.from : 0,
     errors: failures.length,
     errorKinds,
+    errorSamples,
     acked: attempts.filter((a) => a.ok).length,
     attempts: attempts.length,
   };

@@ -285,9 +285,22 @@ interface Summary {
   rtoMaxMs: number | null;
   gapMedianMs: number | null;
   errorsPerRun: number[];
+  /** Failed writes by kind over all runs, with the first message of each kind. */
+  errorKinds: Record<string, { count: number; sample: string }>;
   lostPerRun: number[];
   commandMedianMs: number | null;
   wholeAgainMedianMs: number | null;
+}
+
+function errorKindsOf(rs: RunRecord[]): Record<string, { count: number; sample: string }> {
+  const out: Record<string, { count: number; sample: string }> = {};
+  for (const r of rs) {
+    for (const [k, n] of Object.entries(r.errorKinds)) {
+      const e = (out[k] ??= { count: 0, sample: r.errorSamples[k] ?? '' });
+      e.count += n;
+    }
+  }
+  return out;
 }
 
 function summarise(records: RunRecord[]): Summary[] {
@@ -310,6 +323,7 @@ function summarise(records: RunRecord[]): Summary[] {
       rtoMaxMs: rto.length ? Math.max(...rto) : null,
       gapMedianMs: median(rs.map((r) => r.longestGapMs)),
       errorsPerRun: rs.map((r) => r.errors),
+      errorKinds: errorKindsOf(rs),
       lostPerRun: rs.map((r) => r.lost),
       commandMedianMs: median(rs.map((r) => r.commandMs).filter((x): x is number => x !== null)),
       wholeAgainMedianMs: median(rs.map((r) => r.wholeAgainMs).filter((x): x is number => x !== null)),
@@ -358,6 +372,15 @@ function markdown(summary: Summary[], scenarios: Scenario[], modes: Mode[]): str
             s.lostPerRun.join(', '),
             fmtS(sc === 'kill9' ? s.wholeAgainMedianMs : s.commandMedianMs),
           ].join(' | ')} |`,
+        );
+      }
+      out.push('');
+      for (const s of rows) {
+        const kinds = Object.entries(s.errorKinds).sort((a, b) => b[1].count - a[1].count);
+        if (kinds.length === 0) continue;
+        out.push(
+          `- ${s.target} errors: ` +
+            kinds.map(([k, e]) => `${e.count} × \`${k}\` (“${e.sample.replaceAll('|', '/')}”)`).join('; '),
         );
       }
       out.push('');
@@ -435,6 +458,7 @@ async function main(o: Options): Promise<number> {
               longestGapMs: 0,
               errors: 0,
               errorKinds: {},
+              errorSamples: {},
               acked: 0,
               attempts: 0,
               lost: 0,
