@@ -245,8 +245,10 @@ describe(`controller with PostgreSQL ${bins.version} (${bins.source})`, () => {
     const from = readFileSync(log(), 'utf8').length;
     const started = cli(['up', '-c', tc.file, '--detach'], tc.env);
     // The controller checks the port first, then brings the cluster up: take the port meanwhile.
-    await until('the controller to start the cluster', () =>
-      Promise.resolve(readFileSync(log(), 'utf8').slice(from).includes('starting the cluster')),
+    await until(
+      'the controller to start the cluster',
+      () => Promise.resolve(readFileSync(log(), 'utf8').slice(from).includes('starting the cluster')),
+      60_000,
     );
     srv = await listen(port);
     try {
