@@ -315,7 +315,10 @@ describe('high availability, asynchronous replication (embedded store)', () => {
     await until(`${standby} restarted and streaming`, () => streamingReplica(tc, standby), 60_000);
     const now = await leaderOf(tc);
     assert.deepEqual(now, before);
-    assert.ok((await events(tc)).some((e) => e.event === 'standby_restarted' && e.node === standby));
+    // The event is recorded once the start has returned, which may be just after it streams.
+    await until('the restart in the history', async () =>
+      (await events(tc)).some((e) => e.event === 'standby_restarted' && e.node === standby),
+    );
   });
 
   test('kill -9 of the controller while the primary lives: no failover, the next up changes nothing', async () => {
