@@ -409,14 +409,16 @@ export class ProxyServer implements FrontendHost {
           pool.target.database,
         );
         // The new primary's pool as a replica (if any) gives way to the primary pool.
-        const stale = this.pools.get(newKey);
-        if (stale && stale !== pool) {
+        const there = this.pools.get(newKey);
+        // The new primary's pool as a replica gives way to the primary pool; another pool that
+        // follows the primary (sessions hold it) is never closed, only pointed there too.
+        if (there && there !== pool && !this.following.has(there)) {
           this.pools.delete(newKey);
-          stale.close('the node became the primary');
+          there.close('the node became the primary');
         }
         if (this.pools.get(oldKey) === pool) this.pools.delete(oldKey);
         pool.retarget({ ...pool.target, host: primary.host, port: primary.port });
-        this.pools.set(newKey, pool);
+        if (!this.pools.has(newKey)) this.pools.set(newKey, pool);
         ctx.t = { ...ctx.t, host: primary.host, port: primary.port, replicas };
         this.log(
           `database ${pool.database}: primary is now ${primary.name} (${primary.host}:${primary.port})`,

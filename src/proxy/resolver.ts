@@ -27,14 +27,19 @@ export function databasesResolver(cfg: ProxyConfig): DatabaseResolver {
 export function topologyResolver(view: TopologyView, fallback?: DatabaseResolver): DatabaseResolver {
   // While a failover is under way the topology names no primary; logins go on against the last
   // one (the pool is held and follows the new primary once published) instead of failing.
-  let last: { host: string; port: number } | null = null;
+  // `last` follows every publication, not only the ones a login happened to see: a stale one
+  // would name a node that has since become a replica.
+  let last: { host: string; port: number } | null = view.current().shards[0]?.primary ?? null;
+  view.subscribe((t) => {
+    const p = t.shards[0]?.primary;
+    if (p) last = { host: p.host, port: p.port };
+  });
   return (db) => {
     const explicit = fallback?.(db);
     if (explicit) return explicit;
     const shard = view.current().shards[0];
     const primary = shard?.primary ?? last;
     if (!primary) return null;
-    last = { host: primary.host, port: primary.port };
     return {
       host: primary.host,
       port: primary.port,
