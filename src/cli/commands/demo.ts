@@ -23,7 +23,7 @@ Each node is capped to the same CPU share (cgroup cpu controller, as root on Lin
 host behaves like several small machines; where that is impossible the demo says so.
 
 Options:
-  --quick            a short version (under a minute), for a first look and for tests
+  --quick            a short version (about a minute), for a first look and for tests
   --keep             leave the cluster running afterwards, to explore it
   --report DIR       where to write the report (default ./pgscale-report)
   --node-cpu CORES   CPU share of each node (default 0.25; 0: no caps)
