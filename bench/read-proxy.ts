@@ -8,11 +8,12 @@
  */
 import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import pg from 'pg';
 import { stringify } from 'yaml';
 import { repoRoot, tempDir } from '../test/harness.js';
 import { cleanEnv } from '../src/cluster/run-as.js';
 import { parseConfig } from '../src/config/load.js';
+import { showNodes } from '../src/demo/proxy-nodes.js';
+import type { ProxyNode } from '../src/demo/proxy-nodes.js';
 import { onCleanup } from './cleanup.js';
 import { freePort, startDaemon, waitAccepting } from './process.js';
 import type { Daemon } from './process.js';
@@ -38,12 +39,7 @@ export interface ReadProxy {
   stop(): Promise<void>;
 }
 
-export interface NodeRow {
-  role: string;
-  addr: string;
-  inReadSet: boolean;
-  readsServed: number;
-}
+export type NodeRow = ProxyNode;
 
 const pgscaleBin = join(repoRoot, 'bin', 'pgscale.js');
 
@@ -114,33 +110,10 @@ export async function startReadProxy(server: ServerInfo, o: ReadProxyOptions): P
     port,
     pid: daemon.pid,
     daemon,
-    async showNodes() {
-      const c = new pg.Client({
-        host: '127.0.0.1',
-        port,
-        user: server.superuser,
-        password: server.superPassword,
-        database: 'pgscale',
-      });
-      c.on('error', () => undefined);
-      await c.connect();
-      try {
-        const r = await c.query<{
-          role: string;
-          addr: string;
-          in_read_set: string;
-          reads_served: string | null;
-        }>('SHOW NODES');
-        return r.rows.map((x) => ({
-          role: x.role,
-          addr: x.addr,
-          inReadSet: x.in_read_set === 't',
-          readsServed: Number(x.reads_served ?? 0),
-        }));
-      } finally {
-        await c.end();
-      }
+    showNodes() {
+      return showNodes({ host: '127.0.0.1', port, user: server.superuser, password: server.superPassword });
     },
+
     stop,
   };
 }

@@ -5,8 +5,8 @@
  * lines are echoed from the log. If the controller exits first, its last log lines are shown.
  */
 import { spawn } from 'node:child_process';
+import { health } from '../web/health-client.js';
 import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
-import { get } from 'node:http';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -78,30 +78,6 @@ export async function startInBackground(
     }
     await new Promise((r) => setTimeout(r, 150));
   }
-}
-
-/** GET /health; null when nothing (or something else) answers. */
-export function health(
-  host: string,
-  port: number,
-  timeoutMs = 1000,
-): Promise<{ status: string; pid: number } | null> {
-  return new Promise((resolve) => {
-    const req = get({ host, port, path: '/health', timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => (body += d));
-      res.on('end', () => {
-        try {
-          resolve(JSON.parse(body) as { status: string; pid: number });
-        } catch {
-          resolve(null);
-        }
-      });
-      res.on('error', () => resolve(null));
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(null));
-  });
 }
 
 /** Reads what the controller appends to its log: progress to echo, and the tail on failure. */

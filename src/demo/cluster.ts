@@ -12,7 +12,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { get } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -26,6 +25,9 @@ import { loadConfig, parseConfig } from '../config/load.js';
 import type { NodeRef } from '../config/load.js';
 import { configSchema } from '../config/schema.js';
 import { INIT_DEFAULTS, renderConfig } from '../config/template.js';
+import { health } from '../web/health-client.js';
+import { showNodes } from './proxy-nodes.js';
+import type { ProxyNode } from './proxy-nodes.js';
 import type { Cleanup } from './cleanup.js';
 import type { Endpoint } from './load.js';
 
@@ -47,26 +49,6 @@ export function haAvailable(): boolean {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** GET /health of a controller; null when nothing (or something else) answers. */
-function health(port: number): Promise<{ status: string; pid: number } | null> {
-  return new Promise((resolve) => {
-    const req = get({ host: HOST, port, path: '/health', timeout: 1000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => (body += d));
-      res.on('end', () => {
-        try {
-          resolve(JSON.parse(body) as { status: string; pid: number });
-        } catch {
-          resolve(null);
-        }
-      });
-      res.on('error', () => resolve(null));
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(null));
-  });
-}
 
 function tail(file: string, lines: number): string {
   try {
@@ -230,32 +212,13 @@ export class DemoCluster {
   }
 
   /** `SHOW NODES` on a proxy's admin console (as the superuser): role, address, read set, reads. */
-  async showNodes(port: number): Promise<ProxyNode[]> {
-    const c = new pg.Client({
+  showNodes(port: number): Promise<ProxyNode[]> {
+    return showNodes({
       host: HOST,
       port,
       user: this.config.postgres.superuser,
       password: this.cluster.secrets().superuser,
-      database: 'pgscale',
     });
-    c.on('error', () => undefined);
-    await c.connect();
-    try {
-      const r = await c.query<{
-        role: string;
-        addr: string;
-        in_read_set: string;
-        reads_served: string | null;
-      }>('SHOW NODES');
-      return r.rows.map((x) => ({
-        role: x.role,
-        addr: x.addr,
-        inReadSet: x.in_read_set === 't',
-        readsServed: Number(x.reads_served ?? 0),
-      }));
-    } finally {
-      await c.end();
-    }
   }
 
   status(): Promise<NodeStatus[]> {
@@ -305,7 +268,7 @@ export class DemoCluster {
           `the cluster's controller stopped during start-up (${String(exited)}); last lines of ${log}:\n${tail(log, 15)}`,
         );
       }
-      const h = await health(this.httpPort);
+      const h = await health(HOST, this.httpPort);
       if (h?.status === 'ok' && h.pid === child.pid) return;
       if (Date.now() - t0 > 300_000) throw new Error(`the controller was not ready after 300 s; see ${log}`);
       onWait?.((Date.now() - t0) / 1000);
@@ -449,13 +412,6 @@ export class DemoCluster {
     }
     return { endpoint, pid, stop };
   }
-}
-
-export interface ProxyNode {
-  role: string;
-  addr: string;
-  inReadSet: boolean;
-  readsServed: number;
 }
 
 export interface StandaloneProxy {
