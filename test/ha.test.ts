@@ -160,6 +160,29 @@ async function killPrimaryUnderLoad(
   return { r, old, leader: after.leader!, lostIds };
 }
 
+/** `pgscale switchover` under a write load; returns the load's result, the old and new leader. */
+async function switchoverUnderLoad(
+  tc: TestCluster,
+  url: string,
+  what: string,
+  explicitTx = false,
+): Promise<{ r: LoadResult; old: string; leader: string; lostIds: number[] }> {
+  const { leader: old } = await leaderOf(tc);
+  const load = new WriteLoad(url, 4, explicitTx);
+  load.start();
+  await until('writes before', () => Promise.resolve(load.count > 50), 30_000);
+  const sw = await cli(['switchover', '-c', tc.file], tc.env);
+  assert.equal(sw.code, 0, sw.stdout + sw.stderr);
+  const mark = load.count;
+  await until('writes after', () => Promise.resolve(load.count > mark + 50), 30_000);
+  const r = await load.stop();
+  const { leader } = await leaderOf(tc);
+  assert.notEqual(leader, old);
+  const lostIds = lost(r, await storedIds(tc, leader!));
+  report(what, r, lostIds);
+  return { r, old: old!, leader: leader!, lostIds };
+}
+
 /** Errors a client may see: only for the statement that was running on the killed primary. */
 function assertOnlyInFlightErrors(r: LoadResult, clients: number): void {
   const total = [...r.errors.values()].reduce((a, b) => a + b, 0);
@@ -204,22 +227,10 @@ describe('high availability, asynchronous replication (embedded store)', () => {
   });
 
   test('switchover under load: no client error, no lost commit, the old primary follows', async () => {
-    const { leader: old } = await leaderOf(tc);
-    const load = new WriteLoad(url, 4);
-    load.start();
-    await until('writes before', () => Promise.resolve(load.count > 100), 30_000);
-    const sw = await cli(['switchover', '-c', tc.file, '--json'], tc.env);
-    assert.equal(sw.code, 0, sw.stdout + sw.stderr);
-    const mark = load.count;
-    await until('writes after', () => Promise.resolve(load.count > mark + 100), 30_000);
-    const r = await load.stop();
-    const { leader } = await leaderOf(tc);
-    assert.notEqual(leader, old);
-    const lostIds = lost(r, await storedIds(tc, leader!));
-    report('switchover', r, lostIds);
+    const { r, old, lostIds } = await switchoverUnderLoad(tc, url, 'switchover');
     assert.deepEqual(Object.fromEntries(r.errors), {}, 'clients between transactions see no error');
     assert.deepEqual(lostIds, []);
-    await until(`${old!} follows the new primary`, () => streamingReplica(tc, old!), 60_000);
+    await until(`${old} follows the new primary`, () => streamingReplica(tc, old), 60_000);
   });
 
   test('SIGSTOP of the primary beyond unreachable_timeout, then SIGCONT: it never accepts a write again', async () => {
@@ -411,17 +422,12 @@ describe('high availability, synchronous replication (embedded store)', () => {
   });
 
   test('switchover under load in synchronous mode: nothing lost, no error', async () => {
-    const load = new WriteLoad(url, 4, true);
-    load.start();
-    await until('writes before', () => Promise.resolve(load.count > 50), 30_000);
-    const sw = await cli(['switchover', '-c', tc.file], tc.env);
-    assert.equal(sw.code, 0, sw.stdout + sw.stderr);
-    const mark = load.count;
-    await until('writes after', () => Promise.resolve(load.count > mark + 50), 30_000);
-    const r = await load.stop();
-    const { leader } = await leaderOf(tc);
-    const lostIds = lost(r, await storedIds(tc, leader!));
-    report('sync switchover (explicit transactions)', r, lostIds);
+    const { r, lostIds } = await switchoverUnderLoad(
+      tc,
+      url,
+      'sync switchover (explicit transactions)',
+      true,
+    );
     assert.deepEqual(lostIds, []);
     // Explicit transactions open on the old primary when it stops may fail; none other may.
     const total = [...r.errors.values()].reduce((a, b) => a + b, 0);
@@ -454,19 +460,7 @@ describe('high availability with etcd as the store', { skip: etcdSkipReason() },
   });
 
   test('switchover under load through etcd: no client error, nothing lost', async () => {
-    const { leader: old } = await leaderOf(tc);
-    const load = new WriteLoad(url, 4);
-    load.start();
-    await until('writes before', () => Promise.resolve(load.count > 100), 30_000);
-    const sw = await cli(['switchover', '-c', tc.file], tc.env);
-    assert.equal(sw.code, 0, sw.stdout + sw.stderr);
-    const mark = load.count;
-    await until('writes after', () => Promise.resolve(load.count > mark + 100), 30_000);
-    const r = await load.stop();
-    const { leader } = await leaderOf(tc);
-    assert.notEqual(leader, old);
-    const lostIds = lost(r, await storedIds(tc, leader!));
-    report('etcd switchover', r, lostIds);
+    const { r, lostIds } = await switchoverUnderLoad(tc, url, 'etcd switchover');
     assert.deepEqual(Object.fromEntries(r.errors), {});
     assert.deepEqual(lostIds, []);
   });
