@@ -211,6 +211,35 @@ describe('high availability, asynchronous replication (embedded store)', () => {
     await tc.cleanup();
   });
 
+  test('bad requests to HA change nothing: no token, a wrong token, bad JSON, an unknown node, a usage error', async () => {
+    const before = await leaderOf(tc);
+    const base = `http://127.0.0.1:${tc.cluster.config.http.port}`;
+    const token = readFileSync(`${tc.cluster.dataDir}/api-token`, 'utf8').trim();
+    const post = (path: string, body: string, auth?: string) =>
+      fetch(`${base}${path}`, {
+        method: 'POST',
+        body,
+        headers: auth ? { authorization: `Bearer ${auth}` } : {},
+      });
+    assert.equal((await post('/ha/switchover', '{}')).status, 401);
+    assert.equal((await post('/ha/failover', '{}', 'x'.repeat(token.length))).status, 401);
+    assert.equal((await post('/ha/pause', '{}', token.slice(1))).status, 401);
+    const notJson = await post('/ha/switchover', '{nope', token);
+    assert.equal(notJson.status, 400);
+    assert.match(((await notJson.json()) as { error: string }).error, /not JSON/);
+    const unknown = await post('/ha/switchover', JSON.stringify({ to: 'nosuch' }), token);
+    assert.equal(unknown.status, 400);
+    assert.match(((await unknown.json()) as { error: string }).error, /nosuch is not a node of shard 0/);
+    assert.equal((await post('/ha/switchover', JSON.stringify({ shard: 'x' }), token)).status, 400);
+    assert.equal((await post('/ha/nothing', '{}', token)).status, 404);
+    assert.equal((await post('/ha/switchover', 'x'.repeat(100_000), token)).status, 413);
+    const r = await cli(['switchover', '-c', tc.file, '--to', 'nosuch'], tc.env);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--to nosuch: no such node in shard 0/);
+    assert.deepEqual(await leaderOf(tc), before, 'nothing changed');
+    assert.equal((await api<{ paused: boolean }>(tc, '/ha')).paused, false);
+  });
+
   test('kill -9 of the primary during writes: a standby takes over, the old primary rejoins with pg_rewind', async () => {
     const s = sampler();
     const { r, old, leader, lostIds } = await killPrimaryUnderLoad(tc, url, s);
