@@ -260,8 +260,8 @@ export const proxySchema = z
       .describe("The primary's share of reads next to the replicas (each weighs 1); 0 keeps reads off it."),
     balance: z
       .enum(['round-robin', 'least-outstanding'])
-      .default('round-robin')
-      .describe('How reads are spread over replicas.'),
+      .default('least-outstanding')
+      .describe('How reads are spread: to the server with the fewest reads running per unit of weight, or in turns.'),
     read_only_functions: z
       .array(z.string())
       .default([])

@@ -32,6 +32,29 @@ export function parseLsnText(s: string | null | undefined): bigint | null {
   return m ? (BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`) : null;
 }
 
+/**
+ * Index of the target with the least load per unit of weight ((load + 1) / weight, so that an idle
+ * target still counts its weight). Ties go to the first one found scanning from `start` (modulo the
+ * length), so that equal targets take turns instead of the first one taking everything under light
+ * load.
+ */
+export function leastLoaded(targets: readonly { load: number; weight: number }[], start: number): number {
+  const n = targets.length;
+  let best = -1;
+  let bestScore = Infinity;
+  for (let k = 0; k < n; k++) {
+    const i = (start + k) % n;
+    const t = targets[i]!;
+    if (t.weight <= 0) continue;
+    const score = (t.load + 1) / t.weight;
+    if (score < bestScore) {
+      best = i;
+      bestScore = score;
+    }
+  }
+  return best;
+}
+
 /** Polls one node: role and WAL position. */
 export class NodeMonitor {
   inRecovery: boolean | null = null;
@@ -139,41 +162,60 @@ export class ReadRouter {
     });
   }
 
-  private pick(candidates: ReplicaTarget[]): ReplicaTarget | null {
-    if (candidates.length === 0) return null;
+  /**
+   * One of the eligible replicas, or the primary when it takes reads (primaryWeight > 0); null
+   * when none is eligible.
+   */
+  private pick(eligible: ReplicaTarget[]): ReadChoice | null {
+    if (eligible.length === 0) return null;
+    const pw = this.settings.primaryWeight;
     if (this.settings.balance === 'least-outstanding') {
-      return candidates.reduce((a, b) => (b.outstanding < a.outstanding ? b : a));
+      const loads = eligible.map((r) => ({ load: r.outstanding, weight: 1 }));
+      if (pw > 0) {
+        // The primary's load is everything its pool runs or queues, writes included.
+        const p = this.primary.pool;
+        loads.push({ load: p.active.size + p.waiting, weight: pw });
+      }
+      const i = leastLoaded(loads, this.rr++);
+      return i < eligible.length ? { pool: eligible[i]!.pool, replica: eligible[i]! } : this.toPrimary;
     }
-    return candidates[this.rr++ % candidates.length]!;
+    // Weighted round robin: each replica weighs 1, the primary primaryWeight.
+    const slot = this.rr++ % (eligible.length + pw);
+    if (slot >= eligible.length) return this.toPrimary;
+    return { pool: eligible[slot]!.pool, replica: eligible[slot]! };
+  }
+
+  private get toPrimary(): ReadChoice {
+    return { pool: this.primary.pool, replica: null };
   }
 
   /**
    * The pool for a read. `minLsn` is the position the client must see (its last commit) under
    * read-your-writes; replicas behind it are skipped, waiting up to rywWaitMs for one to catch up.
    */
+  /**
+   * The choice for a read if it can be made now; null when the client must wait for a replica to
+   * replay its last commit (then forRead waits).
+   */
+  readNow(consistency: Consistency, minLsn: bigint | null): ReadChoice | null {
+    if (consistency === 'primary' || this.replicas.length === 0) return this.toPrimary;
+    const usable = this.usable();
+    const eligible =
+      consistency === 'read-your-writes' && minLsn !== null
+        ? usable.filter((r) => r.monitor.lsn! >= minLsn)
+        : usable;
+    // Nobody usable at all: the primary serves the read at once.
+    return this.pick(eligible) ?? (usable.length === 0 ? this.toPrimary : null);
+  }
+
   async forRead(consistency: Consistency, minLsn: bigint | null): Promise<ReadChoice> {
-    if (consistency === 'primary' || this.replicas.length === 0)
-      return { pool: this.primary.pool, replica: null };
     const deadline = now() + this.settings.rywWaitMs;
     for (;;) {
-      const usable = this.usable();
-      const eligible =
-        consistency === 'read-your-writes' && minLsn !== null
-          ? usable.filter((r) => r.monitor.lsn! >= minLsn)
-          : usable;
-      if (eligible.length > 0 && this.settings.primaryWeight > 0) {
-        // Weighted round robin over the replicas (weight 1 each) and the primary.
-        const slot = this.rr++ % (eligible.length + this.settings.primaryWeight);
-        if (slot >= eligible.length) return { pool: this.primary.pool, replica: null };
-        const r = eligible[slot]!;
-        return { pool: r.pool, replica: r };
-      }
-      const r = this.pick(eligible);
-      if (r) return { pool: r.pool, replica: r };
-      // Nobody usable at all: the primary serves the read at once.
-      if (usable.length === 0 || now() >= deadline) return { pool: this.primary.pool, replica: null };
+      const choice = this.readNow(consistency, minLsn);
+      if (choice) return choice;
+      if (now() >= deadline) return this.toPrimary;
       await Promise.race([
-        Promise.race(usable.map((u) => u.monitor.nextCheck())),
+        Promise.race(this.usable().map((u) => u.monitor.nextCheck())),
         new Promise((res) => setTimeout(res, Math.max(1, deadline - now()))),
       ]);
     }
