@@ -7,7 +7,8 @@
 import type { Socket } from 'node:net';
 
 export class OutputBatch {
-  private parts: Buffer[] = [];
+  /** Finished runs; null (no array) while there are none, which is the usual state of an idle client. */
+  private parts: Buffer[] | null = null;
   /**
    * The run being extended: `runLength` bytes from the start of `run`, which may reach past
    * `run.length` into the same chunk. The merged view is made once, when the run ends, instead of
@@ -30,7 +31,7 @@ export class OutputBatch {
   private endRun(): void {
     const run = this.run;
     if (run === null) return;
-    this.parts.push(
+    (this.parts ??= []).push(
       this.runLength === run.length ? run : Buffer.from(run.buffer, run.byteOffset, this.runLength),
     );
     this.run = null;
@@ -38,18 +39,18 @@ export class OutputBatch {
 
   /** Drops what is queued (its destination is gone). */
   clear(): void {
-    this.parts = [];
+    this.parts = null;
     this.run = null;
   }
 
   get empty(): boolean {
-    return this.run === null && this.parts.length === 0;
+    return this.run === null && this.parts === null;
   }
 
   /** Writes everything to the socket; returns false when the socket asks us to wait (backpressure). */
   flush(socket: Socket): boolean {
     if (this.empty) return true;
-    if (this.parts.length === 0) {
+    if (this.parts === null) {
       // The usual case, one run: no array.
       const run = this.run!;
       const one =
@@ -60,7 +61,7 @@ export class OutputBatch {
     }
     this.endRun();
     const parts = this.parts;
-    this.parts = [];
+    this.parts = null;
     if (socket.destroyed || !socket.writable) return true;
     let ok = true;
     if (parts.length === 1) ok = socket.write(parts[0]!);

@@ -306,9 +306,9 @@ export class ProxyServer implements FrontendHost {
       (t.replicas?.length ?? 0) > 0
         ? this.routerFor(req.database, t, serverUser, creds, pool)
         : null;
-    const classifier = this.classifier;
     const session = new Session(
-      { id: req.client.id, socket: req.client.socket, terminate: (fatal) => req.client.fail(fatal) },
+      // The client connection is the session's host: no object or closure per client for it.
+      req.client,
       {
         pool,
         mode,
@@ -316,7 +316,7 @@ export class ProxyServer implements FrontendHost {
         listeners: mode === 'transaction' ? this.hubFor(pool) : null,
         startupSettings: req.settings.settings,
         router,
-        classify: classifier ? (sql) => classifier.classify(sql) : null,
+        classifier: this.classifier,
         consistency: this.config.consistency,
       },
     );

@@ -104,7 +104,8 @@ export interface SessionOptions {
   startupSettings: ReadonlyMap<string, string>;
   /** Read/write splitting: absent when there are no replicas or pooling is per session. */
   router?: ReadRouter | null;
-  classify?: ((sql: string) => Classification) | null;
+  /** Shared by every session of the proxy (a per-session closure would cost memory per client). */
+  classifier?: { classify(sql: string): Classification } | null;
   consistency?: Consistency;
 }
 
@@ -123,18 +124,23 @@ export class Session {
   private copyIn = false;
   private readonly out = new OutputBatch();
   private readonly toServer = new OutputBatch();
-  private readonly onServerFramesBound = (frames: TypedFrame[]) => this.onServerFrames(frames);
+  // Assigned in the constructor, not as a class field: a class-field arrow function is given its
+  // name at run time, which costs each instance a property store (~250 bytes per client).
+  private readonly onServerFramesBound: (frames: TypedFrame[]) => void;
   /** Client reads paused while waiting for a server. */
   private paused = false;
-  private settings: Map<string, string>;
+  /** The client's session settings: the start-up packet's own map until the client changes one. */
+  private settings: ReadonlyMap<string, string>;
   /** Settings changed inside the current transaction: kept on commit, dropped on rollback. */
   private txSettings: SessionEffect[] = [];
-  private readonly statements = new Map<string, ClientStatement>();
+  // Per-client maps start as one shared empty map and are made on their first entry: an idle
+  // client then costs no map it never uses (10,000 idle clients are a normal sight for a pooler).
+  private statements: ReadonlyMap<string, ClientStatement> = EMPTY_MAP;
   /** Effects of the unnamed statement and of bound portals (extended protocol SET/RESET). */
   private unnamedEffects: SessionEffect[] = [];
-  private readonly portalEffects = new Map<string, SessionEffect[]>();
-  private readonly sqlStatements = new Map<string, SqlStatement>();
-  readonly channels = new Set<string>();
+  private portalEffects: ReadonlyMap<string, SessionEffect[]> = EMPTY_MAP;
+  private sqlStatements: ReadonlyMap<string, SqlStatement> = EMPTY_MAP;
+  channels: ReadonlySet<string> = EMPTY_SET;
   private attachedAt = 0;
   /** The pool the attached server came from (the primary's, or a replica's). */
   private attachedPool: Pool | null = null;
@@ -152,7 +158,7 @@ export class Session {
   /** Whether the client has been sent any reply since attaching (then a replay is impossible). */
   private replied = false;
   /** The proxy's own settings (pgscale.target, pgscale.consistency): never sent to servers. */
-  private readonly proxySettings = new Map<string, string>();
+  private proxySettings: ReadonlyMap<string, string> = EMPTY_MAP;
   /** Reads served by replicas / by the primary, for SHOW CLIENTS. */
   readonly routing = { replica: 0, primary: 0 };
   private queryStartedAt = 0;
@@ -167,9 +173,42 @@ export class Session {
     private readonly host: SessionHost,
     private readonly opts: SessionOptions,
   ) {
-    this.settings = new Map(opts.startupSettings);
+    this.settings = opts.startupSettings;
+    this.onServerFramesBound = (frames) => this.onServerFrames(frames);
     this.pinned = opts.mode === 'session';
     if (this.pinned) this.pinReason = 'session pool mode';
+  }
+
+  // The maps behind the per-client fields, each made on its first entry (see EMPTY_MAP).
+  private ownStatements(): Map<string, ClientStatement> {
+    if (this.statements === EMPTY_MAP) this.statements = new Map();
+    return this.statements as Map<string, ClientStatement>;
+  }
+
+  private ownPortalEffects(): Map<string, SessionEffect[]> {
+    if (this.portalEffects === EMPTY_MAP) this.portalEffects = new Map();
+    return this.portalEffects as Map<string, SessionEffect[]>;
+  }
+
+  private ownSqlStatements(): Map<string, SqlStatement> {
+    if (this.sqlStatements === EMPTY_MAP) this.sqlStatements = new Map();
+    return this.sqlStatements as Map<string, SqlStatement>;
+  }
+
+  private ownProxySettings(): Map<string, string> {
+    if (this.proxySettings === EMPTY_MAP) this.proxySettings = new Map();
+    return this.proxySettings as Map<string, string>;
+  }
+
+  private ownChannels(): Set<string> {
+    if (this.channels === EMPTY_SET) this.channels = new Set();
+    return this.channels as Set<string>;
+  }
+
+  /** The client's own copy of its settings, made on its first change. */
+  private ownSettings(): Map<string, string> {
+    if (this.settings === this.opts.startupSettings) this.settings = new Map(this.settings);
+    return this.settings as Map<string, string>;
   }
 
   get pool(): Pool {
@@ -313,11 +352,11 @@ export class Session {
             : `unrecognized configuration parameter "${e.name}"`,
         );
       } else {
-        this.proxySettings.set(e.name, v);
+        this.ownProxySettings().set(e.name, v);
         reply = commandComplete('SET');
       }
     } else {
-      this.proxySettings.delete(e.name);
+      this.ownProxySettings().delete(e.name);
       reply = commandComplete('RESET');
     }
     const bytes = Buffer.concat([reply, readyForQuery(this.txStatus)]);
@@ -335,8 +374,8 @@ export class Session {
 
   /** 'read' when the message may run on a replica, 'write' when it must run on the primary, else null. */
   private classOf(f: TypedFrame): 'read' | 'write' | null {
-    const classify = this.opts.classify;
-    if (!classify) return 'write';
+    const classifier = this.opts.classifier;
+    if (!classifier) return 'write';
     let sql: string | null = null;
     if (f.type === 'Q') {
       const q = this.decodeQuery(f);
@@ -357,7 +396,7 @@ export class Session {
       return null;
     }
     if (sql === null) return 'write';
-    const c = classify(sql);
+    const c = classifier.classify(sql);
     const target = c.hint ?? this.setting('pgscale.target') ?? 'any';
     if (target === 'primary') return 'write';
     if (target === 'replica') return 'read';
@@ -390,7 +429,7 @@ export class Session {
     if (f.type === 'C') {
       const c = decodeClose(f.payload);
       if (c.ok && c.value.target === 'statement' && c.value.targetName !== '') {
-        this.statements.delete(c.value.targetName);
+        this.ownStatements().delete(c.value.targetName);
         this.out.add(CLOSE_COMPLETE);
         return true;
       }
@@ -412,7 +451,7 @@ export class Session {
       if (p.ok && p.value.statement !== '') {
         const serverName = protocolStatementName(p.value.query, p.value.paramTypes);
         if (this.opts.pool.knownStatements.has(serverName)) {
-          this.statements.set(p.value.statement, {
+          this.ownStatements().set(p.value.statement, {
             serverName,
             parse: renameParse(f.payload, serverName),
             effects: this.extendedEffects(p.value.query),
@@ -440,7 +479,7 @@ export class Session {
     if (effects.length !== 1) return false;
     const e = effects[0]!;
     if (e.kind === 'listen') {
-      this.channels.add(e.channel);
+      this.ownChannels().add(e.channel);
       this.blocked = true;
       this.host.socket.pause();
       void hub.subscribe(e.channel, this).then((ok) => {
@@ -465,9 +504,9 @@ export class Session {
     if (e.kind === 'unlisten') {
       if (e.channel === '*') {
         for (const ch of this.channels) hub.unsubscribe(ch, this);
-        this.channels.clear();
+        this.channels = EMPTY_SET;
       } else {
-        this.channels.delete(e.channel);
+        this.ownChannels().delete(e.channel);
         hub.unsubscribe(e.channel, this);
       }
       this.out.add(commandComplete('UNLISTEN'));
@@ -489,10 +528,14 @@ export class Session {
     const t0 = now();
     const router = this.router;
     if (router && this.wantsReplica()) {
-      const minLsn = this.consistency() === 'read-your-writes' ? this.wroteLsn : null;
-      void router
-        .forRead(this.consistency(), minLsn)
-        .then(({ pool, replica }) => this.acquireFrom(pool, replica, t0));
+      const consistency = this.consistency();
+      const minLsn = consistency === 'read-your-writes' ? this.wroteLsn : null;
+      const now = router.readNow(consistency, minLsn);
+      if (now) this.acquireFrom(now.pool, now.replica, t0);
+      else
+        void router
+          .forRead(consistency, minLsn)
+          .then(({ pool, replica }) => this.acquireFrom(pool, replica, t0));
     } else {
       this.acquireFrom(this.opts.pool, null, t0);
     }
@@ -614,8 +657,8 @@ export class Session {
             b.value.statement === ''
               ? this.unnamedEffects
               : (this.statements.get(b.value.statement)?.effects ?? []);
-          if (eff.length > 0) this.portalEffects.set(b.value.portal, eff);
-          else this.portalEffects.delete(b.value.portal);
+          if (eff.length > 0) this.ownPortalEffects().set(b.value.portal, eff);
+          else this.ownPortalEffects().delete(b.value.portal);
         }
         if (b.ok && b.value.statement !== '') {
           const name = this.ensurePrepared(b.value.statement, server);
@@ -648,7 +691,7 @@ export class Session {
         const c = decodeClose(f.payload);
         if (c.ok && c.value.target === 'statement' && c.value.targetName !== '') {
           // Server statements are shared by text; the client's name just goes away.
-          this.statements.delete(c.value.targetName);
+          this.ownStatements().delete(c.value.targetName);
           this.pending.push({ k: 'synthetic', bytes: CLOSE_COMPLETE });
           this.emitSynthetic();
           return;
@@ -718,7 +761,7 @@ export class Session {
           break;
         case 'prepare': {
           const serverName = sqlStatementName(e.text);
-          this.sqlStatements.set(e.name, { serverName, prepare: renameIn(e.text, e.name, serverName) });
+          this.ownSqlStatements().set(e.name, { serverName, prepare: renameIn(e.text, e.name, serverName) });
           renames.set(e.name, serverName);
           if (server.prepared.has(serverName)) {
             this.sendToServer(queryMessage(`DEALLOCATE ${serverName}`));
@@ -736,15 +779,15 @@ export class Session {
           break;
         case 'deallocate':
           if (e.name === null) {
-            this.sqlStatements.clear();
-            this.statements.clear();
+            this.sqlStatements = EMPTY_MAP;
+            this.statements = EMPTY_MAP;
             server.prepared.clear();
           } else {
             const s = this.sqlStatements.get(e.name);
             if (s && this.ensureSqlPrepared(e.name, server)) {
               renames.set(e.name, s.serverName);
               server.prepared.delete(s.serverName);
-              this.sqlStatements.delete(e.name);
+              this.ownSqlStatements().delete(e.name);
               rewritten = true;
             }
           }
@@ -753,8 +796,8 @@ export class Session {
           if (e.what === 'all') {
             server.prepared.clear();
             server.settings = new Map();
-            this.statements.clear();
-            this.sqlStatements.clear();
+            this.statements = EMPTY_MAP;
+            this.sqlStatements = EMPTY_MAP;
             this.txSettings.push({ kind: 'reset_all' });
           } else if (e.what === 'plans') {
             // Plans only: statements survive.
@@ -802,7 +845,7 @@ export class Session {
     }
     const serverName = protocolStatementName(p.value.query, p.value.paramTypes);
     const parse = renameParse(f.payload, serverName);
-    this.statements.set(p.value.statement, { serverName, parse, effects, read: this.classOf(f) === 'read' });
+    this.ownStatements().set(p.value.statement, { serverName, parse, effects, read: this.classOf(f) === 'read' });
     if (server.prepared.has(serverName)) {
       server.prepared.delete(serverName);
       server.prepared.set(serverName, true); // most recently used
@@ -1073,9 +1116,10 @@ export class Session {
   private commitSettings(): void {
     for (const e of this.txSettings) {
       if (e.kind === 'set') {
-        this.settings.set(e.name, e.value);
-      } else if (e.kind === 'reset') this.settings.delete(e.name);
-      else if (e.kind === 'reset_all') this.settings = new Map(this.opts.startupSettings);
+        this.ownSettings().set(e.name, e.value);
+      } else if (e.kind === 'reset') {
+        if (this.settings.has(e.name)) this.ownSettings().delete(e.name);
+      } else if (e.kind === 'reset_all') this.settings = this.opts.startupSettings;
     }
     // A transaction that changed nothing leaves the connection's record as it is (no copy per
     // transaction); anything else, or a record that drifted, is replaced by a copy.
@@ -1225,6 +1269,20 @@ function decodeFirstText(payload: Buffer): string | null {
   const len = payload.readInt32BE(2);
   return len < 0 ? null : payload.toString('utf8', 6, 6 + len);
 }
+
+/** Shared, empty and read-only (as types say; writing to it would be a bug, so it throws). */
+class EmptyMap extends Map<never, never> {
+  override set(): this {
+    throw new Error('internal error: write to the shared empty map');
+  }
+}
+class EmptySet extends Set<never> {
+  override add(): this {
+    throw new Error('internal error: write to the shared empty set');
+  }
+}
+const EMPTY_MAP: ReadonlyMap<never, never> = new EmptyMap();
+const EMPTY_SET: ReadonlySet<never> = new EmptySet();
 
 function sameSettings(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean {
   if (a.size !== b.size) return false;

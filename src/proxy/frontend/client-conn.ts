@@ -86,7 +86,9 @@ export class ClientConn {
   private gssRequests = 0;
   private authHandler: ((f: TypedFrame) => void) | null = null;
   private loginTimer: NodeJS.Timeout | null;
-  private readonly onDataBound = (chunk: Buffer) => this.onData(chunk);
+  // Assigned in the constructor, not as a class field: a class-field arrow function is given its
+  // name at run time, which costs each instance a property store (~250 bytes per client).
+  private readonly onDataBound: (chunk: Buffer) => void;
 
   constructor(
     socket: Socket,
@@ -94,6 +96,7 @@ export class ClientConn {
     readonly remote: string,
   ) {
     this.socket = socket;
+    this.onDataBound = (chunk) => this.onData(chunk);
     this.cancelKey = randomBytes(32);
     socket.setNoDelay(true);
     socket.on('data', this.onDataBound);
@@ -120,6 +123,11 @@ export class ClientConn {
 
   send(buf: Buffer): void {
     if (!this.socket.destroyed) this.socket.write(buf);
+  }
+
+  /** The session's way to end this client (SessionHost). */
+  terminate(fatal?: Buffer): void {
+    this.fail(fatal);
   }
 
   /** Sends a FATAL error (if given) and closes. */
@@ -379,8 +387,14 @@ export class ClientConn {
   private nextAuthMessage(): Promise<TypedFrame | null> {
     return new Promise((resolve) => {
       if (this.phase !== 'auth') return resolve(null);
-      this.authHandler = resolve;
-      this.socket.once('close', () => resolve(null));
+      // The close listener goes when the message comes: left behind, it would keep this promise,
+      // and through it the frame, for the whole life of the connection.
+      const onClose = () => resolve(null);
+      this.authHandler = (f) => {
+        this.socket.removeListener('close', onClose);
+        resolve(f);
+      };
+      this.socket.once('close', onClose);
     });
   }
 }
