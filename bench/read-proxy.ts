@@ -27,6 +27,8 @@ export interface ReadProxyOptions {
   maxClients: number;
   /** proxy.primary_read_weight: the primary's share of reads next to each replica's 1. */
   primaryWeight?: number;
+  /** proxy.balance. */
+  balance?: 'round-robin' | 'least-outstanding';
 }
 
 export interface ReadProxy {
@@ -70,6 +72,7 @@ export async function startReadProxy(server: ServerInfo, o: ReadProxyOptions): P
       admin_users: [server.superuser],
       ignore_startup_parameters: ['extra_float_digits'],
       primary_read_weight: o.primaryWeight ?? 0,
+      ...(o.balance ? { balance: o.balance } : {}),
       databases: {
         [server.database]: {
           host: server.host,

@@ -36,11 +36,16 @@ const USAGE = `Usage: npm run bench:reads -- [options]
   --duration S      seconds of transactions per measured pgbench run (default 20; 5 with --quick)
   --quota-us N      CPU quota of each PostgreSQL node per 100 ms period, in µs (default 25000:
                     a quarter of a core); 0 runs uncapped
+  --period-us N     CFS period of those caps, in µs (default 100000); a shorter period makes each
+                    throttled stall shorter (a node then behaves more like a slower machine than
+                    one that stops for most of every 100 ms)
   --clients N       pgbench clients (default 32)
   --rounds N        passes over the five configurations (default 2; 1 with --quick)
   --mode M          pgbench -M: prepared (default), extended or simple
   --pool-size N     proxy server connections per server (default: the client count)
-  --primary-weight N  proxy.primary_read_weight: the primary's share of reads (default 0)
+  --primary-weight N  proxy.primary_read_weight: the primary's share of reads next to each replica's 1
+                    (default 1: the target is about a primary and 2 replicas together; 0 keeps reads off it)
+  --balance B       proxy.balance: least-outstanding (default) or round-robin
   --scale N         pgbench -i -s N (default 10)
   --quick           --duration 5, one round (a smoke test)
   --json FILE       also write every number to FILE
@@ -50,17 +55,18 @@ const USAGE = `Usage: npm run bench:reads -- [options]
 interface Options {
   durationS: number;
   quotaUs: number;
+  periodUs: number;
   clients: number;
   rounds: number;
   mode: QueryMode;
   poolSize: number;
   primaryWeight: number;
+  balance: 'round-robin' | 'least-outstanding';
   scale: number;
   quick: boolean;
   json: string | null;
 }
 
-const PERIOD_US = 100_000;
 /** Seconds of discarded warm-up before every measured run (pools, caches, JIT). */
 const WARMUP_S = 3;
 /**
@@ -76,17 +82,25 @@ function int(v: string | undefined, def: number, what: string, min = 0): number 
   return n;
 }
 
+function balanceOption(v: string | undefined): Options['balance'] {
+  if (v === undefined) return 'least-outstanding';
+  if (v === 'round-robin' || v === 'least-outstanding') return v;
+  throw new Error(`--balance: expected round-robin or least-outstanding, got "${v}"`);
+}
+
 function parseOptions(argv: string[]): Options | null {
   const { values } = parseArgs({
     args: argv,
     options: {
       duration: { type: 'string' },
       'quota-us': { type: 'string' },
+      'period-us': { type: 'string' },
       clients: { type: 'string' },
       rounds: { type: 'string' },
       mode: { type: 'string' },
       'pool-size': { type: 'string' },
       'primary-weight': { type: 'string' },
+      balance: { type: 'string' },
       scale: { type: 'string' },
       quick: { type: 'boolean', default: false },
       json: { type: 'string' },
@@ -106,11 +120,13 @@ function parseOptions(argv: string[]): Options | null {
   return {
     durationS: int(values.duration, quick ? 5 : 20, 'duration', 1),
     quotaUs,
+    periodUs: int(values['period-us'], 100_000, 'period-us', 1000),
     clients,
     rounds: int(values.rounds, quick ? 1 : 2, 'rounds', 1),
     mode: mode as QueryMode,
     poolSize: int(values['pool-size'], clients, 'pool-size', 1),
-    primaryWeight: int(values['primary-weight'], 0, 'primary-weight', 0),
+    primaryWeight: int(values['primary-weight'], 1, 'primary-weight', 0),
+    balance: balanceOption(values.balance),
     scale: int(values.scale, 10, 'scale', 1),
     quick,
     json: values.json ?? null,
@@ -130,9 +146,15 @@ interface Config {
   replicas: number | null;
   /** Without the proxy: the index of the node pgbench connects to. */
   node?: number;
+  /** pgbench clients as a share of --clients (default 1). */
+  clientShare?: number;
 }
 const CONFIGS: readonly Config[] = [
   { name: 'direct', replicas: null, node: 0 },
+  // The primary alone with the concurrency each of 3 nodes sees in proxy-2: a capped node can do
+  // more with fewer backends competing for its quota, so the target is judged against the better
+  // of the two direct runs, not against an overloaded one.
+  { name: 'direct-third', replicas: null, node: 0, clientShare: 1 / 3 },
   { name: 'replica-direct', replicas: null, node: 1 },
   { name: 'proxy-0', replicas: 0 },
   { name: 'proxy-1', replicas: 1 },
@@ -238,6 +260,7 @@ async function measure(
         poolSize: o.poolSize,
         maxClients: o.clients,
         primaryWeight: o.primaryWeight,
+        balance: o.balance,
       });
       await waitReadSet(proxy, config.replicas, cluster);
       endpoint = { host: proxy.host, port: proxy.port };
@@ -251,7 +274,7 @@ async function measure(
         database: cluster.info.database,
         workload: 'select-only',
         mode: o.mode,
-        clients: o.clients,
+        clients: Math.max(1, Math.round(o.clients * (config.clientShare ?? 1))),
         durationS,
       });
     const strays = sweep(caps, cluster.nodes);
@@ -372,7 +395,7 @@ function describeConfig(name: string, nodes: readonly BenchNode[]): string {
   const c = CONFIGS.find((x) => x.name === name)!;
   if (c.replicas === null) {
     const n = nodes[c.node ?? 0]!;
-    return `${n.name} (${n.role}) directly, no proxy`;
+    return `${n.name} (${n.role}) directly${c.clientShare ? `, ${c.clientShare === 1 / 3 ? 'a third of the' : c.clientShare} clients` : ''}`;
   }
   if (c.replicas === 0) return `proxy -> ${nodes[0]!.name}; no replicas`;
   return `proxy -> ${nodes[0]!.name} + ${nodes
@@ -527,10 +550,10 @@ async function main(o: Options): Promise<number> {
     caps = createCpuCaps(
       cluster.nodes.map((n) => n.name),
       o.quotaUs,
-      PERIOD_US,
+      o.periodUs,
     );
     sweep(caps, cluster.nodes);
-    log(`CPU caps: ${caps.path}/<node>: cfs_quota_us ${o.quotaUs} per cfs_period_us ${PERIOD_US}`);
+    log(`CPU caps: ${caps.path}/<node>: cfs_quota_us ${o.quotaUs} per cfs_period_us ${o.periodUs}`);
   }
 
   const runs: RunRecord[] = [];
@@ -560,12 +583,15 @@ async function main(o: Options): Promise<number> {
   const summary = summarize(runs, cluster.nodes);
   const d2 = summary.find((s) => s.config === 'proxy-2')!;
   const rd = summary.find((s) => s.config === 'replica-direct')!;
+  const dr = summary.find((s) => s.config === 'direct')!;
+  const dt = summary.find((s) => s.config === 'direct-third')!;
+  const best = dt.tps > dr.tps ? dt : dr;
   const command = `npm run bench:reads -- ${process.argv.slice(2).join(' ')}`.trim();
   const capLine = noCaps
     ? `CPU caps: NONE (${noCaps}). Every node shares the host's ${meta.nproc} cores with the proxy and pgbench: ` +
       'these figures do NOT emulate separate machines, and read scaling cannot show.'
     : `CPU caps: cgroup v1 cpu controller, each PostgreSQL node (postmaster and every backend) capped at ` +
-      `${(o.quotaUs / PERIOD_US).toFixed(2)} core (cfs_quota_us ${o.quotaUs} / cfs_period_us ${PERIOD_US}), ` +
+      `${(o.quotaUs / o.periodUs).toFixed(2)} core (cfs_quota_us ${o.quotaUs} / cfs_period_us ${o.periodUs}), ` +
       'to emulate separate, equally sized machines on one host; the proxy and pgbench are uncapped.';
   const out = [
     '',
@@ -576,7 +602,7 @@ async function main(o: Options): Promise<number> {
     capLine,
     `workload: pgbench -S -n -M ${o.mode} -c ${o.clients} -j ${Math.min(o.clients, 4)}, ${o.durationS} s measured ` +
       `after a ${WARMUP_S} s warm-up, scale ${o.scale}; ${o.rounds} round(s), order alternating; ` +
-      `proxy: transaction pooling, pool ${o.poolSize} per server, consistency read-your-writes (default), balance round-robin`,
+      `proxy: transaction pooling, pool ${o.poolSize} per server, consistency read-your-writes (default), balance ${o.balance}, primary_read_weight ${o.primaryWeight}`,
     '',
     throughputTable(summary, cluster.nodes),
     '',
@@ -587,9 +613,13 @@ async function main(o: Options): Promise<number> {
     'PG cores: CPU each node used (cpuacct), in cores; throttled: share of 100 ms periods in which the node hit its quota.',
     'proxy runq wait: seconds the proxy was runnable but waiting for a core, per second (CPU starvation); host busy: all cores, every process on the host.',
     '',
-    `target: proxy-2 >= 2.5 x direct: ${f2(d2.vsDirect)} -> ${d2.vsDirect >= 2.5 ? 'met' : 'NOT met'}`,
-    `The proxy reads from replicas only (the primary serves reads only when no replica is usable), so with 2 replicas ` +
-      `its ceiling is 2 x one replica: proxy-2 / (2 x replica-direct) = ${f2(d2.tps / (2 * rd.tps))}.`,
+    `target: proxy-2 >= 2.5 x the primary alone, at the better of its two client counts (${best.config}, ` +
+      `${f0(best.tps)} TPS): ${f2(d2.tps / best.tps)} -> ${d2.tps / best.tps >= 2.5 ? 'met' : 'NOT met'}`,
+    o.primaryWeight === 0
+      ? `The proxy reads from replicas only (primary_read_weight 0: the primary serves reads only when no replica is ` +
+        `usable), so with 2 replicas its ceiling is 2 x one replica: proxy-2 / (2 x replica-direct) = ${f2(d2.tps / (2 * rd.tps))}.`
+      : `The primary takes reads too (primary_read_weight ${o.primaryWeight}), so the ceiling is direct + 2 x replica-direct: ` +
+        `proxy-2 / ceiling = ${f2(d2.tps / (best.tps + 2 * rd.tps))}.`,
     '',
     classificationTable(classification),
     `(${classification.source}; CPU time, median of trials)`,
@@ -604,7 +634,7 @@ async function main(o: Options): Promise<number> {
             ...meta,
             command,
             options: o,
-            caps: noCaps ? { unavailable: noCaps } : { quotaUs: o.quotaUs, periodUs: PERIOD_US },
+            caps: noCaps ? { unavailable: noCaps } : { quotaUs: o.quotaUs, periodUs: o.periodUs },
           },
           nodes: cluster.nodes.map((n) => ({ name: n.name, role: n.role, port: n.port })),
           runs,
