@@ -34,8 +34,9 @@ const USAGE = `Usage: npm run bench:reads -- [options]
        node --import tsx bench/reads.ts [options]
 
   --duration S      seconds of transactions per measured pgbench run (default 20; 5 with --quick)
-  --quota-us N      CPU quota of each PostgreSQL node per 100 ms period, in µs (default 25000:
-                    a quarter of a core); 0 runs uncapped
+  --quota-us N      CPU quota of each PostgreSQL node per period, in µs (default 15000: 0.15 core,
+                    so that on a 2-core host the capped nodes, not the host, are the limit);
+                    0 runs uncapped
   --period-us N     CFS period of those caps, in µs (default 100000); a shorter period makes each
                     throttled stall shorter (a node then behaves more like a slower machine than
                     one that stops for most of every 100 ms)
@@ -113,7 +114,7 @@ function parseOptions(argv: string[]): Options | null {
   const mode = values.mode ?? 'prepared';
   if (!['simple', 'extended', 'prepared'].includes(mode))
     throw new Error(`--mode: expected simple, extended or prepared, got "${mode}"`);
-  const quotaUs = int(values['quota-us'], 25_000, 'quota-us');
+  const quotaUs = int(values['quota-us'], 15_000, 'quota-us');
   if (quotaUs > 0 && quotaUs < 1000)
     throw new Error('--quota-us: the kernel accepts 1000 µs at least (or 0)');
   const clients = int(values.clients, 32, 'clients', 1);
