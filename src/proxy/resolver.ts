@@ -26,19 +26,14 @@ export function databasesResolver(cfg: ProxyConfig): DatabaseResolver {
 
 export function topologyResolver(view: TopologyView, fallback?: DatabaseResolver): DatabaseResolver {
   // While a failover is under way the topology names no primary; logins go on against the last
-  // one (the pool is held and follows the new primary once published) instead of failing.
-  // `last` follows every publication, not only the ones a login happened to see: a stale one
-  // would name a node that has since become a replica.
-  let last: { host: string; port: number } | null = view.current().shards[0]?.primary ?? null;
-  view.subscribe((t) => {
-    const p = t.shards[0]?.primary;
-    if (p) last = { host: p.host, port: p.port };
-  });
+  // one published (the pool is held and follows the new primary once published) instead of
+  // failing. The view remembers it from every publication, not only the ones a login happened to
+  // see: a stale one would name a node that has since become a replica.
   return (db) => {
     const explicit = fallback?.(db);
     if (explicit) return explicit;
     const shard = view.current().shards[0];
-    const primary = shard?.primary ?? last;
+    const primary = view.lastPrimary(0);
     if (!primary) return null;
     return {
       host: primary.host,

@@ -30,9 +30,23 @@ type Listener = (t: Topology, previous: Topology) => void;
 export class TopologyView {
   private value: Topology;
   private readonly listeners = new Set<Listener>();
+  /** The last primary published for each shard, kept while a failover leaves the shard without one. */
+  private readonly lastPrimaries: (Endpoint | null)[] = [];
 
   constructor(initial: Topology = EMPTY_TOPOLOGY) {
     this.value = initial;
+    this.remember(initial);
+  }
+
+  /** The shard's primary now, or the last one published while it has none (a failover is running). */
+  lastPrimary(shard: number): Endpoint | null {
+    return this.value.shards[shard]?.primary ?? this.lastPrimaries[shard] ?? null;
+  }
+
+  private remember(t: Topology): void {
+    t.shards.forEach((s, i) => {
+      if (s.primary) this.lastPrimaries[i] = s.primary;
+    });
   }
 
   current(): Topology {
@@ -42,6 +56,7 @@ export class TopologyView {
   publish(next: Topology): void {
     const previous = this.value;
     this.value = next;
+    this.remember(next);
     for (const l of this.listeners) l(next, previous);
   }
 
