@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'bin/**', 'scripts/**', '*.config.js', 'coverage/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'bin/**', 'scripts/**', 'bench/*.mjs', '*.config.js', 'coverage/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -31,7 +31,8 @@ const USAGE = `Usage: npm run bench:proxy -- [options]
        node --import tsx bench/proxy.ts [options]
 
   --quick              smoke test: clients 1,10,50; -T 5; modes simple,prepared
-  --targets LIST       direct,pgbouncer,pgscale (default: all three)
+  --targets LIST       direct,pgbouncer,pgscale,node-pipe (default: the first three); node-pipe is a
+                       Node.js relay that only copies bytes: the floor under any Node proxy
   --clients LIST       client counts (default 1,10,50,200,1000)
   --duration S         seconds per pgbench run (default 30; 5 with --quick)
   --modes LIST         simple,extended,prepared (default all; simple,prepared with --quick)
@@ -115,7 +116,7 @@ function parseOptions(argv: string[]): Options | null {
     quick,
     targets: list(
       values.targets,
-      ['direct', 'pgbouncer', 'pgscale'],
+      ['direct', 'pgbouncer', 'pgscale', 'node-pipe'],
       ['direct', 'pgbouncer', 'pgscale'],
       'targets',
     ),

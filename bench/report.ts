@@ -88,6 +88,8 @@ export function resultsTable(points: readonly Point[], targets: readonly string[
   if (has('pgscale') && has('pgbouncer')) ratios.push(['pgscale/pgbouncer', 'pgscale', 'pgbouncer']);
   if (has('pgscale') && has('direct')) ratios.push(['pgscale/direct', 'pgscale', 'direct']);
   if (has('pgbouncer') && has('direct')) ratios.push(['pgbouncer/direct', 'pgbouncer', 'direct']);
+  if (has('node-pipe') && has('pgbouncer')) ratios.push(['node-pipe/pgbouncer', 'node-pipe', 'pgbouncer']);
+  if (has('pgscale') && has('node-pipe')) ratios.push(['pgscale/node-pipe', 'pgscale', 'node-pipe']);
   if (has('pgscale-baseline') && has('pgbouncer'))
     ratios.push(['baseline/pgbouncer', 'pgscale-baseline', 'pgbouncer']);
   if (has('pgscale-baseline') && has('pgscale'))

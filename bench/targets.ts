@@ -231,4 +231,25 @@ export function pgscaleAt(name: string, root: string): Target {
 
 export const pgscale: Target = pgscaleAt('pgscale', repoRoot);
 
-export const ALL_TARGETS: readonly Target[] = [direct, pgbouncer, pgscale];
+/**
+ * A Node.js relay that only copies bytes (bench/node-pipe.mjs): what Node's socket layer alone
+ * costs per transaction, the floor under any proxy written for Node. Not a default target.
+ */
+export const nodePipe: Target = {
+  name: 'node-pipe',
+  async start(server) {
+    const work = workDir('pgscale-bench-pipe-', null);
+    const port = await freePort();
+    const daemon = startDaemon({
+      name: 'node-pipe',
+      file: process.execPath,
+      args: [join(repoRoot, 'bench', 'node-pipe.mjs'), String(port), server.host, String(server.port)],
+      cwd: work.dir,
+      env: cleanEnv(),
+      logFile: join(work.dir, 'pipe.log'),
+    });
+    return ready(server, port, daemon, 'node-pipe', () => work.remove());
+  },
+};
+
+export const ALL_TARGETS: readonly Target[] = [direct, pgbouncer, pgscale, nodePipe];
