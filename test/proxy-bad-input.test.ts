@@ -25,7 +25,7 @@
  *   suite stays fast; the full sizes belong to the load benchmarks.
  * - 40, "admin/metrics port still answers": the admin console shares the proxy port and the
  *   client limit; there is no separate admin or metrics port to check.
- * - 41 (malicious server): needs a scriptable fake PostgreSQL server, not built yet.
+ * - 41 (malicious server): in test/proxy-fake-server.test.ts, against a scriptable fake server.
  * - O1's RSS/fd/handle baselines and O2's pgbench p99 are approximated by the proxy's open-client
  *   count, the heap (with a real gc), and the canary transaction, to keep the suite fast.
  */

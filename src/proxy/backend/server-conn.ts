@@ -227,7 +227,9 @@ export class ServerConn {
       ...Object.entries(opts.startupParams ?? {}),
     ]);
     return new Promise((resolve, reject) => {
-      const framer = Framer.backend();
+      // Everything a server sends before ReadyForQuery is short: a bound that low keeps a hostile
+      // or broken server from making the proxy buffer a huge message before it is logged in.
+      const framer = Framer.backend({ maxMessageLength: LOGIN_MESSAGE_LIMIT });
       let scram: ScramClient | null = null;
       let done = false;
       const timer = setTimeout(
@@ -286,6 +288,12 @@ export class ServerConn {
   ): 'ready' | 'continue' | Error | Promise<void> {
     switch (f.type) {
       case 'R': {
+        // libpq's own bound: an authentication request longer than this is not one.
+        if (f.payload.length > AUTH_REQUEST_LIMIT)
+          return loginError(
+            SqlState.PROTOCOL_VIOLATION,
+            `invalid authentication request from server (${f.payload.length} bytes)`,
+          );
         const a = decodeAuthentication(f.payload);
         if (!a.ok) return loginError(SqlState.PROTOCOL_VIOLATION, a.message);
         const m = a.value;
@@ -361,15 +369,24 @@ export class ServerConn {
       case 'E': {
         const e = decodeErrorResponse(f.payload);
         const s = e.ok ? summarizeError(e.value) : null;
-        return new ServerLoginError(
-          s?.message ?? 'server refused the login',
-          s?.sqlstate ?? SqlState.CONNECTION_FAILURE,
-          Buffer.from(f.bytes),
-        );
+        // Passed on to the client as it is only when it is a well-formed error; a server that
+        // leaves out the severity, the code or the message gets its error replaced by ours.
+        if (!s || !s.sqlstate || !/^[0-9A-Z]{5}$/.test(s.sqlstate) || s.message === undefined || !s.severity)
+          return loginError(
+            SqlState.PROTOCOL_VIOLATION,
+            'server refused the login with a malformed ErrorResponse',
+          );
+        return new ServerLoginError(s.message, s.sqlstate, Buffer.from(f.bytes));
       }
       case 'N':
-      case 'v':
         return 'continue';
+      case 'v':
+        // The proxy asks for protocol 3.0 with no options: there is nothing to negotiate, and a
+        // server that says otherwise is not speaking PostgreSQL's protocol.
+        return loginError(
+          SqlState.PROTOCOL_VIOLATION,
+          'server sent NegotiateProtocolVersion although the proxy asked for 3.0 without options',
+        );
       default:
         return loginError(
           SqlState.PROTOCOL_VIOLATION,
@@ -378,6 +395,11 @@ export class ServerConn {
     }
   }
 }
+
+/** Bytes of one message from a server before it is logged in (libpq bounds short messages alike). */
+const LOGIN_MESSAGE_LIMIT = 30_000;
+/** Bytes of an authentication request's payload (libpq's bound). */
+const AUTH_REQUEST_LIMIT = 2000;
 
 function loginError(sqlstate: string, message: string): ServerLoginError {
   return new ServerLoginError(message, sqlstate, buildErrorResponse('FATAL', sqlstate, message));
