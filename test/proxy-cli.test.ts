@@ -166,6 +166,40 @@ describe('pgscale proxy (standalone)', () => {
     assert.equal(await r.stop(), 0);
   });
 
+  test('--http serves the gauges on /metrics and a liveness answer on /health', async () => {
+    const [port, httpPort] = [await findFreePortBlock(1), await findFreePortBlock(1)];
+    writeFileSync(join(tc.dir, 'userlist-m.txt'), `"app" "${appPassword}"\n`);
+    const file = join(tc.dir, 'pgbouncer-m.ini');
+    writeFileSync(
+      file,
+      `[databases]\napp = host=127.0.0.1 port=${serverPort} dbname=app\n\n` +
+        `[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = ${port}\nauth_type = scram-sha-256\n` +
+        `auth_file = userlist-m.txt\npool_mode = transaction\ndefault_pool_size = 2\n`,
+    );
+    const r = await startProxy(['--pgbouncer-ini', file, '--http', `127.0.0.1:${httpPort}`]);
+    running.push(r);
+    assert.match(r.out(), new RegExp(`metrics on http://127.0.0.1:${httpPort}/metrics`));
+    const c = new pg.Client({ host: '127.0.0.1', port, user: 'app', password: appPassword, database: 'app' });
+    await c.connect();
+    await c.query('SELECT 1');
+    const base = `http://127.0.0.1:${httpPort}`;
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    assert.match(
+      metrics,
+      /^pgscale_proxy_clients\{[^}]*state="idle"[^}]*\} 1$/m,
+      'the one idle client is counted',
+    );
+    assert.match(metrics, /^pgscale_proxy_transactions_total\{[^}]*database="app"[^}]*\} [1-9]/m);
+    assert.doesNotMatch(metrics, new RegExp(appPassword), 'no secret in the metrics');
+    const health = await fetch(`${base}/health`);
+    assert.equal(health.status, 200);
+    assert.equal(((await health.json()) as { clients: number }).clients, 1);
+    assert.equal((await fetch(`${base}/metrics`, { method: 'POST' })).status, 405);
+    assert.equal((await fetch(`${base}/nothing`)).status, 404);
+    await c.end();
+    assert.equal(await r.stop(), 0);
+  });
+
   test('bad invocations are named', async () => {
     const { cli } = await import('./harness.js');
     const a = await cli(['proxy', '--pgbouncer-ini', join(tc.dir, 'missing.ini')]);
@@ -176,5 +210,11 @@ describe('pgscale proxy (standalone)', () => {
     const b = await cli(['proxy', '-c', yaml]);
     assert.equal(b.code, 1);
     assert.match(b.stderr, /proxy\.databases is empty/);
+    const c = await cli(['proxy', '-c', yaml, '--http', 'localhost:99999']);
+    assert.equal(c.code, 2);
+    assert.match(
+      c.stderr,
+      /--http: expected HOST:PORT or PORT with a port from 1 to 65535, got "localhost:99999"/,
+    );
   });
 });

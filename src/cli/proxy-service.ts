@@ -5,7 +5,6 @@
  * admin of the console, follows the topology the cluster publishes, and exports its gauges to the
  * controller's /metrics.
  */
-import { Gauge } from 'prom-client';
 import { portInUse } from '../cluster/ports.js';
 import { ErrorCodes, PgscaleError } from '../errors.js';
 import type { Registry } from 'prom-client';
@@ -18,9 +17,9 @@ import type { Service } from '../controller/service.js';
 import type { Logger } from '../obs/logger.js';
 import { ProxyServer } from '../proxy/proxy-server.js';
 import { databasesResolver, topologyResolver } from '../proxy/resolver.js';
-import { Session } from '../proxy/session.js';
 import type { Topology } from '../topology/topology.js';
 import { TopologyView } from '../topology/topology.js';
+import { registerProxyMetrics } from './proxy-metrics.js';
 
 /** The cluster's current topology as its data directories describe it (HA will publish its own). */
 export function clusterTopology(cluster: Cluster, epoch: number): Topology {
@@ -78,7 +77,7 @@ export class ProxyService implements Service {
   ) {
     this.view = view ?? new TopologyView();
     this.ownsTopology = view === undefined;
-    this.registerMetrics(registry);
+    registerProxyMetrics(registry, () => this.proxy);
   }
 
   private readonly ownsTopology: boolean;
@@ -162,126 +161,5 @@ export class ProxyService implements Service {
       })),
       topology: { epoch: t.epoch, primaries: t.shards.map((s) => s.primary?.name ?? null) },
     };
-  }
-
-  private registerMetrics(registry: Registry): void {
-    // prom-client calls collect() with the metric as `this`; the service is reached through this.
-    const service = {
-      get proxy() {
-        return current();
-      },
-    };
-    const current = () => this.proxy;
-    new Gauge({
-      name: 'pgscale_proxy_clients',
-      help: 'Client connections to the proxy, by state.',
-      labelNames: ['state'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        const p = service.proxy;
-        if (!p) return;
-        const counts: Record<string, number> = { login: 0, active: 0, idle: 0, waiting: 0, admin: 0 };
-        for (const c of p.clients) {
-          const s = c.session;
-          const state = c.phase !== 'ready' ? 'login' : s instanceof Session ? s.state : 'admin';
-          counts[state] = (counts[state] ?? 0) + 1;
-        }
-        for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
-      },
-    });
-    new Gauge({
-      name: 'pgscale_proxy_server_connections',
-      help: 'Server connections held by the proxy pools, by database, user and state.',
-      labelNames: ['database', 'user', 'state'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const pool of service.proxy?.pools.values() ?? []) {
-          const l = { database: pool.database, user: pool.target.user };
-          this.set({ ...l, state: 'active' }, pool.active.size);
-          this.set({ ...l, state: 'idle' }, pool.idle.length);
-          this.set({ ...l, state: 'tested' }, pool.tested.size);
-        }
-      },
-    });
-    new Gauge({
-      name: 'pgscale_proxy_clients_waiting',
-      help: 'Clients queued for a server connection, by database and user.',
-      labelNames: ['database', 'user'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const pool of service.proxy?.pools.values() ?? [])
-          this.set({ database: pool.database, user: pool.target.user }, pool.waiting);
-      },
-    });
-    new Gauge({
-      name: 'pgscale_proxy_node_in_read_set',
-      help: 'Whether a replica is in the read set (1) or not (0), by database and node.',
-      labelNames: ['database', 'user', 'node'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const [pool, r] of service.proxy?.routers ?? []) {
-          const usable = new Set(r.usable());
-          for (const x of r.replicas)
-            this.set(
-              { database: pool.database, user: pool.target.user, node: x.name },
-              usable.has(x) ? 1 : 0,
-            );
-        }
-      },
-    });
-    new Gauge({
-      name: 'pgscale_proxy_node_lag_bytes',
-      help: "A replica's replay lag behind the primary's WAL position, in bytes, as the proxy last saw it.",
-      labelNames: ['database', 'user', 'node'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const [pool, r] of service.proxy?.routers ?? []) {
-          const p = r.primary.monitor?.lsn ?? null;
-          for (const x of r.replicas) {
-            if (p !== null && x.monitor.lsn !== null)
-              this.set(
-                { database: pool.database, user: pool.target.user, node: x.name },
-                Number(p - x.monitor.lsn),
-              );
-          }
-        }
-      },
-    });
-    new Gauge({
-      name: 'pgscale_proxy_node_reads_total',
-      help: 'Read transactions the proxy sent to each replica.',
-      labelNames: ['database', 'user', 'node'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const [pool, r] of service.proxy?.routers ?? []) {
-          for (const x of r.replicas)
-            this.set({ database: pool.database, user: pool.target.user, node: x.name }, x.readsServed);
-        }
-      },
-    });
-    for (const [name, key, help] of [
-      ['pgscale_proxy_transactions_total', 'xacts', 'Transactions run through the proxy.'],
-      ['pgscale_proxy_queries_total', 'queries', 'Queries run through the proxy.'],
-      ['pgscale_proxy_received_bytes_total', 'bytesReceived', 'Bytes sent by clients to servers.'],
-      ['pgscale_proxy_sent_bytes_total', 'bytesSent', 'Bytes sent by servers to clients.'],
-    ] as const) {
-      new Gauge({
-        name,
-        help,
-        labelNames: ['database', 'user'],
-        registers: [registry],
-        collect() {
-          this.reset();
-          for (const pool of service.proxy?.pools.values() ?? [])
-            this.set({ database: pool.database, user: pool.target.user }, pool.stats[key]);
-        },
-      });
-    }
   }
 }

@@ -4,6 +4,8 @@
  * on the admin console) re-reads the file without dropping clients; SIGINT/SIGTERM stop it.
  */
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
 import { resolve } from 'node:path';
 import { loadConfig, defaultConfigPath } from '../../config/load.js';
 import type { ProxyConfig } from '../../config/schema.js';
@@ -11,10 +13,13 @@ import { ConfigError, ErrorCodes, UsageError } from '../../errors.js';
 import { ProxyServer } from '../../proxy/proxy-server.js';
 import { databasesResolver } from '../../proxy/resolver.js';
 import { AdminSession } from '../../proxy/admin.js';
+import { createRegistry } from '../../obs/metrics.js';
+import { closeHttpServer } from '../../web/http-server.js';
 import { parse } from '../args.js';
 import { out } from '../context.js';
+import { registerProxyMetrics } from '../proxy-metrics.js';
 
-export const help = `Usage: pgscale proxy [-c FILE | --pgbouncer-ini FILE]
+export const help = `Usage: pgscale proxy [-c FILE | --pgbouncer-ini FILE] [--http HOST:PORT]
 
 Runs the pgscale proxy alone, in front of the servers listed under proxy.databases in FILE
 (default ./pgscale.yaml), or of those of an existing PgBouncer configuration.
@@ -23,7 +28,51 @@ SIGHUP reloads the configuration; SIGINT or SIGTERM stops the proxy.
 Options:
   -c, --config FILE       pgscale.yaml with a proxy section
   --pgbouncer-ini FILE    read a pgbouncer.ini instead ([databases], [pgbouncer])
+  --http HOST:PORT        also serve GET /metrics (Prometheus) and GET /health over HTTP there
 `;
+
+/** HOST:PORT (or just PORT, on 127.0.0.1) for --http; a usage error names what is wrong. */
+export function parseHttpAddress(v: string): { host: string; port: number } {
+  const m = /^(?:(.+):)?(\d+)$/.exec(v);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !Number.isInteger(port) || port < 1 || port > 65535)
+    throw new UsageError(`--http: expected HOST:PORT or PORT with a port from 1 to 65535, got "${v}"`);
+  return { host: (m[1] ?? '127.0.0.1').replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+/** The standalone proxy's HTTP endpoint: its gauges and a liveness answer, nothing else. */
+async function serveHttp(addr: { host: string; port: number }, proxy: ProxyServer): Promise<Server> {
+  const registry = createRegistry({ service: 'pgscale-proxy' });
+  registerProxyMetrics(registry, () => proxy);
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (path === '/metrics') {
+      registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+        () => res.writeHead(500).end(),
+      );
+    } else if (path === '/health') {
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ status: 'ok', clients: proxy.clients.size }));
+    } else res.writeHead(404).end();
+  });
+  await new Promise<void>((ok, fail) => {
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      fail(
+        new UsageError(
+          `--http ${addr.host}:${addr.port}: cannot listen there (${e.code === 'EADDRINUSE' ? 'the port is in use' : e.message})`,
+        ),
+      ),
+    );
+    server.listen(addr.port, addr.host, () => ok());
+  });
+  return server;
+}
 
 async function loadProxyConfig(
   values: Record<string, string | boolean | undefined>,
@@ -46,7 +95,7 @@ async function loadProxyConfig(
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parse('proxy', argv, { 'pgbouncer-ini': { type: 'string' } });
+  const { values } = parse('proxy', argv, { 'pgbouncer-ini': { type: 'string' }, http: { type: 'string' } });
   if (values.help) return (out(help), 0);
   if (values['pgbouncer-ini'] !== undefined && values.config !== undefined) {
     throw new UsageError('give either -c FILE or --pgbouncer-ini FILE, not both');
@@ -58,6 +107,7 @@ export async function run(argv: string[]): Promise<number> {
   ) {
     throw new UsageError('no configuration: pass -c FILE or --pgbouncer-ini FILE');
   }
+  const httpAddr = typeof values.http === 'string' ? parseHttpAddress(values.http) : null;
   const { config, warnings } = await loadProxyConfig(values);
   for (const w of warnings) process.stderr.write(`pgscale proxy: warning: ${w}\n`);
   const proxy = new ProxyServer({ config, resolve: databasesResolver(config), log: (l) => out(l) });
@@ -69,14 +119,26 @@ export async function run(argv: string[]): Promise<number> {
     return restart;
   };
   const a = await proxy.start();
-  out(`pgscale proxy ready on ${a.host}:${a.port}`);
+  let http: Server | null = null;
+  if (httpAddr) {
+    try {
+      http = await serveHttp(httpAddr, proxy);
+    } catch (e) {
+      await proxy.stop();
+      throw e;
+    }
+  }
+  out(
+    `pgscale proxy ready on ${a.host}:${a.port}` +
+      (httpAddr ? `; metrics on http://${httpAddr.host}:${httpAddr.port}/metrics` : ''),
+  );
   return new Promise((resolvePromise) => {
     let stopping = false;
     const stop = (why: string) => {
       if (stopping) return;
       stopping = true;
       out(`${why}: stopping the proxy`);
-      void proxy.stop().then(() => resolvePromise(0));
+      void Promise.all([proxy.stop(), http ? closeHttpServer(http) : null]).then(() => resolvePromise(0));
     };
     AdminSession.hooks = { reload, shutdown: () => stop('SHUTDOWN') };
     process.on('SIGINT', () => stop('SIGINT'));

@@ -1,0 +1,126 @@
+/**
+ * The proxy's Prometheus gauges: clients by state, server connections, queues, the read set and
+ * per-pool totals. Registered by the controller's proxy service (inside `pgscale up`) and by the
+ * standalone `pgscale proxy --http`; `current` gives the running proxy, or null between restarts.
+ */
+import { Gauge } from 'prom-client';
+import type { Registry } from 'prom-client';
+import type { ProxyServer } from '../proxy/proxy-server.js';
+import { Session } from '../proxy/session.js';
+
+export function registerProxyMetrics(registry: Registry, current: () => ProxyServer | null): void {
+  // prom-client calls collect() with the metric as `this`; the proxy is reached through this.
+  const service = {
+    get proxy() {
+      return current();
+    },
+  };
+  new Gauge({
+    name: 'pgscale_proxy_clients',
+    help: 'Client connections to the proxy, by state.',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const p = service.proxy;
+      if (!p) return;
+      const counts: Record<string, number> = { login: 0, active: 0, idle: 0, waiting: 0, admin: 0 };
+      for (const c of p.clients) {
+        const s = c.session;
+        const state = c.phase !== 'ready' ? 'login' : s instanceof Session ? s.state : 'admin';
+        counts[state] = (counts[state] ?? 0) + 1;
+      }
+      for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+    },
+  });
+  new Gauge({
+    name: 'pgscale_proxy_server_connections',
+    help: 'Server connections held by the proxy pools, by database, user and state.',
+    labelNames: ['database', 'user', 'state'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const pool of service.proxy?.pools.values() ?? []) {
+        const l = { database: pool.database, user: pool.target.user };
+        this.set({ ...l, state: 'active' }, pool.active.size);
+        this.set({ ...l, state: 'idle' }, pool.idle.length);
+        this.set({ ...l, state: 'tested' }, pool.tested.size);
+      }
+    },
+  });
+  new Gauge({
+    name: 'pgscale_proxy_clients_waiting',
+    help: 'Clients queued for a server connection, by database and user.',
+    labelNames: ['database', 'user'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const pool of service.proxy?.pools.values() ?? [])
+        this.set({ database: pool.database, user: pool.target.user }, pool.waiting);
+    },
+  });
+  new Gauge({
+    name: 'pgscale_proxy_node_in_read_set',
+    help: 'Whether a replica is in the read set (1) or not (0), by database and node.',
+    labelNames: ['database', 'user', 'node'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [pool, r] of service.proxy?.routers ?? []) {
+        const usable = new Set(r.usable());
+        for (const x of r.replicas)
+          this.set({ database: pool.database, user: pool.target.user, node: x.name }, usable.has(x) ? 1 : 0);
+      }
+    },
+  });
+  new Gauge({
+    name: 'pgscale_proxy_node_lag_bytes',
+    help: "A replica's replay lag behind the primary's WAL position, in bytes, as the proxy last saw it.",
+    labelNames: ['database', 'user', 'node'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [pool, r] of service.proxy?.routers ?? []) {
+        const p = r.primary.monitor?.lsn ?? null;
+        for (const x of r.replicas) {
+          if (p !== null && x.monitor.lsn !== null)
+            this.set(
+              { database: pool.database, user: pool.target.user, node: x.name },
+              Number(p - x.monitor.lsn),
+            );
+        }
+      }
+    },
+  });
+  new Gauge({
+    name: 'pgscale_proxy_node_reads_total',
+    help: 'Read transactions the proxy sent to each replica.',
+    labelNames: ['database', 'user', 'node'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [pool, r] of service.proxy?.routers ?? []) {
+        for (const x of r.replicas)
+          this.set({ database: pool.database, user: pool.target.user, node: x.name }, x.readsServed);
+      }
+    },
+  });
+  for (const [name, key, help] of [
+    ['pgscale_proxy_transactions_total', 'xacts', 'Transactions run through the proxy.'],
+    ['pgscale_proxy_queries_total', 'queries', 'Queries run through the proxy.'],
+    ['pgscale_proxy_received_bytes_total', 'bytesReceived', 'Bytes sent by clients to servers.'],
+    ['pgscale_proxy_sent_bytes_total', 'bytesSent', 'Bytes sent by servers to clients.'],
+  ] as const) {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['database', 'user'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const pool of service.proxy?.pools.values() ?? [])
+          this.set({ database: pool.database, user: pool.target.user }, pool.stats[key]);
+      },
+    });
+  }
+}
