@@ -13,6 +13,8 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import pg from 'pg';
 import { runningPid } from '../src/cluster/instance.js';
+import { readSecrets } from '../src/cluster/secrets.js';
+import { showNodes } from '../src/demo/proxy-nodes.js';
 import { binarySets, cli, makeCluster, until } from './harness.js';
 import type { TestCluster } from './harness.js';
 import { EtcdProcess, etcdSkipReason } from './etcd-harness.js';
@@ -448,6 +450,38 @@ describe('high availability, synchronous replication (embedded store)', () => {
       assert.equal((await cli(['resume-ha', '-c', tc.file], tc.env)).code, 0);
     }
     for (const n of standbys) await until(`${n.name} streaming`, () => streamingReplica(tc, n.name), 60_000);
+  });
+
+  test('kill -9 of one synchronous standby under load: writes go on through the other, no failover; it leaves the read set and returns', async () => {
+    const before = await leaderOf(tc);
+    const standbys = tc.cluster.nodes().filter((n) => n.name !== before.leader);
+    for (const n of standbys) await until(`${n.name} streaming`, () => streamingReplica(tc, n.name), 90_000);
+    const victim = standbys[0]!;
+    const admin = {
+      host: '127.0.0.1',
+      port: tc.cluster.config.proxy.port,
+      user: 'postgres',
+      password: readSecrets(tc.cluster.dataDir)!.superuser,
+    };
+    const inReadSet = async () =>
+      (await showNodes(admin)).find((x) => x.addr.endsWith(`:${victim.port}`))?.inReadSet ?? null;
+    const load = new WriteLoad(url, 4);
+    load.start();
+    await until('writes before the fault', () => Promise.resolve(load.count > 100), 30_000);
+    await until(`${victim.name} in the read set`, async () => (await inReadSet()) === true, 30_000);
+    process.kill(pidOf(tc, victim.name), 'SIGKILL');
+    // Out of the read set before the controller restarts it (start_standby waits 3 s).
+    await until(`${victim.name} out of the read set`, async () => (await inReadSet()) === false, 10_000);
+    const mark = load.count;
+    await until('writes after the fault', () => Promise.resolve(load.count > mark + 100), 30_000);
+    await until(`${victim.name} restarted and streaming`, () => streamingReplica(tc, victim.name), 60_000);
+    await until(`${victim.name} back in the read set`, async () => (await inReadSet()) === true, 30_000);
+    const r = await load.stop();
+    const lostIds = lost(r, await storedIds(tc, before.leader!));
+    report('sync standby kill -9', r, lostIds);
+    assert.deepEqual(lostIds, []);
+    assert.equal(r.errors.size, 0, `no client error: ${JSON.stringify([...r.errors])}`);
+    assert.deepEqual(await leaderOf(tc), before, 'no failover: same leader, same epoch');
   });
 
   test('switchover under load in synchronous mode: nothing lost, no error', async () => {
