@@ -15,13 +15,13 @@
  * Everything started is registered with bench/cleanup.ts, so it goes away on success, failure
  * and Ctrl-C.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chownSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { stringify } from 'yaml';
-import { tempDir } from '../test/harness.js';
+import { cli, repoRoot, tempDir } from '../test/harness.js';
+import type { CliResult } from '../test/harness.js';
 import { Cluster } from '../src/cluster/cluster.js';
 import { runningPid } from '../src/cluster/instance.js';
 import { findFreePortBlock } from '../src/cluster/ports.js';
@@ -64,7 +64,6 @@ export interface FailoverTarget {
   stop(): Promise<void>;
 }
 
-const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
@@ -163,27 +162,9 @@ function pgCtlStopImmediate(pgCtl: string, pgdata: string): void {
 // ---------------------------------------------------------------------------------------------
 // pgscale
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs bin/pgscale.js (dist/ when built: `npm run bench:failover` builds first). */
+/** Runs bin/pgscale.js on its built dist/ (`npm run bench:failover` builds first), not the sources. */
 function pgscaleCli(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(repoRoot, 'bin', 'pgscale.js'), ...args], {
-      cwd: repoRoot,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  return cli(args, { ...env, PGSCALE_DEV: '' });
 }
 
 export async function startPgscale(mode: Mode, bins: PgBinaries): Promise<FailoverTarget> {
