@@ -3,7 +3,7 @@
  * per-pool totals. Registered by the controller's proxy service (inside `pgscale up`) and by the
  * standalone `pgscale proxy --http`; `current` gives the running proxy, or null between restarts.
  */
-import { Gauge } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
 import type { ProxyServer } from '../proxy/proxy-server.js';
 import { Session } from '../proxy/session.js';
@@ -102,6 +102,30 @@ export function registerProxyMetrics(registry: Registry, current: () => ProxySer
       for (const [pool, r] of service.proxy?.routers ?? []) {
         for (const x of r.replicas)
           this.set({ database: pool.database, user: pool.target.user, node: x.name }, x.readsServed);
+      }
+    },
+  });
+  // A true counter: it follows the running proxy's own totals, and a new proxy (restart) starts
+  // from zero, so only the growth since the last scrape is added.
+  const seen = new Map<string, number>();
+  let seenProxy: ProxyServer | null = null;
+  new Counter({
+    name: 'pgscale_proxy_login_failures_total',
+    help: 'Failed client logins: authentication (wrong password or unknown user), refused (database or console not allowed), throttled (failed-login back-off).',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      const p = service.proxy;
+      if (!p) return;
+      if (p !== seenProxy) {
+        seenProxy = p;
+        seen.clear();
+      }
+      for (const [kind, n] of Object.entries(p.loginFailures)) {
+        const grew = n - (seen.get(kind) ?? 0);
+        if (grew > 0) this.inc({ kind }, grew);
+        else if (!seen.has(kind)) this.inc({ kind }, 0);
+        seen.set(kind, n);
       }
     },
   });

@@ -101,6 +101,7 @@ export class ProxyService implements Service {
       resolve: topologyResolver(this.view, explicit),
       inlineUsers: inline,
       log: (line) => this.logger.info(line),
+      logger: this.logger,
     });
     AdminSession.hooks = { reload: () => this.reload() };
     const holdMs = this.loaded.config.ha.proxy_hold_timeout * 1000;

@@ -20,7 +20,9 @@ import { Pool } from './backend/pool.js';
 import type { PoolSettings } from './backend/pool.js';
 import { ServerLoginError } from './backend/server-conn.js';
 import { ClientConn } from './frontend/client-conn.js';
-import type { FrontendHost, LoginRequest, LoginResult } from './frontend/client-conn.js';
+import type { FrontendHost, LoginFailure, LoginRequest, LoginResult } from './frontend/client-conn.js';
+import { LoginBackoff } from './frontend/login-backoff.js';
+import type { BackoffSettings } from './frontend/login-backoff.js';
 import { Credentials } from './frontend/credentials.js';
 import { REPORTED_NAMES } from './frontend/startup-params.js';
 import { ListenerHub } from './listener-hub.js';
@@ -59,6 +61,10 @@ export interface ProxyServerOptions {
   /** Users whose passwords the embedding program knows (pgscale up: the app role, the superuser). */
   inlineUsers?: ReadonlyMap<string, string>;
   log?: (line: string) => void;
+  /** Structured events (failed logins) go here as pino lines; else to `log` as text. */
+  logger?: { warn(fields: Record<string, unknown>, msg: string): void };
+  /** The failed-login back-off (defaults in login-backoff.ts); false: none. */
+  loginBackoff?: Partial<BackoffSettings> | false;
 }
 
 const MAX_CONCURRENT_CANCELS = 64;
@@ -90,11 +96,21 @@ export class ProxyServer implements FrontendHost {
   paused = false;
   private resolver: DatabaseResolver;
   private readonly log: (line: string) => void;
+  private readonly logger: ProxyServerOptions['logger'];
+  readonly loginBackoff: LoginBackoff | null;
+  /** Failed logins since start, by kind (pgscale_proxy_login_failures_total). */
+  readonly loginFailures: Record<LoginFailure['kind'], number> = {
+    authentication: 0,
+    refused: 0,
+    throttled: 0,
+  };
 
   constructor(opts: ProxyServerOptions) {
     this.config = opts.config;
     this.resolver = opts.resolve;
     this.log = opts.log ?? (() => undefined);
+    this.logger = opts.logger;
+    this.loginBackoff = opts.loginBackoff === false ? null : new LoginBackoff(opts.loginBackoff ?? {});
     this.credentials = new Credentials(
       opts.inlineUsers ?? new Map(),
       opts.config.auth_file,
@@ -197,6 +213,41 @@ export class ProxyServer implements FrontendHost {
     const c = new ClientConn(socket, this, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`);
     this.clients.add(c);
     this.byPid.set(c.id, c);
+  }
+
+  /**
+   * One log line per failed login: user, database, client address and reason, never a password
+   * or a proof. Back-off refusals are not logged one by one (a flood would flood the log): the
+   * next failure's line says how many there were.
+   */
+  loginFailed(f: LoginFailure): void {
+    this.loginFailures[f.kind]++;
+    if (f.kind === 'throttled') return;
+    const counted =
+      f.kind === 'authentication' && this.loginBackoff
+        ? this.loginBackoff.failure(f.address, Date.now())
+        : null;
+    const fields: Record<string, unknown> = {
+      event: 'login_failed',
+      user: f.user.slice(0, 128),
+      database: f.database.slice(0, 128),
+      client: f.address,
+      reason: f.reason.slice(0, 256),
+    };
+    if (counted) {
+      fields.failures = counted.failures;
+      const delay = this.loginBackoff!.delayFor(counted.failures);
+      if (delay > 0) fields.next_delay_ms = delay;
+      if (counted.refused > 0) fields.throttled = counted.refused;
+    }
+    if (this.logger) this.logger.warn(fields, 'login failed');
+    else
+      this.log(
+        `login failed: ${Object.entries(fields)
+          .filter(([k]) => k !== 'event')
+          .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+          .join(' ')}`,
+      );
   }
 
   closed(c: ClientConn): void {

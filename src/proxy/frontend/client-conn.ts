@@ -22,7 +22,12 @@ import {
   decodeSASLResponse,
 } from '../../protocol/auth-messages.js';
 import { encodeBackendMessage } from '../../protocol/backend-messages.js';
-import { buildErrorResponse, fatalFromFailure } from '../../protocol/error-response.js';
+import {
+  buildErrorResponse,
+  decodeErrorResponse,
+  errorField,
+  fatalFromFailure,
+} from '../../protocol/error-response.js';
 import { SqlState } from '../../protocol/sqlstate.js';
 import { ScramServer } from '../../protocol/scram-server.js';
 import { verifyMd5Response, md5Salt } from '../../protocol/md5.js';
@@ -33,6 +38,7 @@ import { now } from '../types.js';
 import type { Credentials } from './credentials.js';
 import { startupSettings } from './startup-params.js';
 import type { StartupSettings } from './startup-params.js';
+import type { LoginBackoff } from './login-backoff.js';
 
 export interface ClientSessionLike {
   onClientFrames(frames: TypedFrame[]): void;
@@ -47,6 +53,18 @@ export interface LoginRequest {
   client: ClientConn;
 }
 
+/** A failed login, for the log and the metric (never a password or a proof). */
+export interface LoginFailure {
+  /** authentication: wrong password, unknown user or a bad exchange (counts for the back-off);
+   * refused: authenticated but not admitted (database, console); throttled: back-off. */
+  kind: 'authentication' | 'refused' | 'throttled';
+  user: string;
+  database: string;
+  /** The client's IP address. */
+  address: string;
+  reason: string;
+}
+
 export type LoginResult =
   { ok: true; session: ClientSessionLike; params: Map<string, string> } | { ok: false; fatal: Buffer };
 
@@ -59,6 +77,10 @@ export interface FrontendHost {
   readonly loginTimeoutMs: number;
   readonly maxPacketSize: number;
   readonly ignoreStartupParameters: readonly string[];
+  /** Failed-login back-off per client address; null: none. */
+  readonly loginBackoff: LoginBackoff | null;
+  /** Logs and counts a failed login (and feeds the back-off for authentication failures). */
+  loginFailed(f: LoginFailure): void;
   login(req: LoginRequest): Promise<LoginResult>;
   cancel(processId: number, key: Buffer): void;
   closed(c: ClientConn): void;
@@ -114,6 +136,12 @@ export class ClientConn {
       host.loginTimeoutMs,
     );
     this.loginTimer.unref();
+  }
+
+  /** The client's IP address (without the port): what the login back-off is kept by. */
+  get address(): string {
+    const i = this.remote.lastIndexOf(':');
+    return i < 0 ? this.remote : this.remote.slice(0, i);
   }
 
   /** The 4-byte (3.0) or 32-byte (3.2) secret sent in BackendKeyData. */
@@ -272,11 +300,30 @@ export class ClientConn {
         }),
       );
     }
+    const backoff = this.host.authType === 'trust' ? null : this.host.loginBackoff;
+    const place = backoff ? backoff.admit(this.address, Date.now()) : 'free';
+    if (place === 'refused') {
+      this.host.loginFailed(this.failure('throttled', 'too many failed logins from this address'));
+      return this.fail(
+        buildErrorResponse(
+          'FATAL',
+          SqlState.TOO_MANY_CONNECTIONS,
+          'too many failed login attempts from this address',
+          'Try again later.',
+        ),
+      );
+    }
     this.phase = 'auth';
-    const secret = await this.host.credentials.lookup(this.user, this.database);
-    if (this.phase !== 'auth') return;
-    const creds = await this.authenticate(secret);
+    let creds: ServerCredentials | null;
+    try {
+      const secret = await this.host.credentials.lookup(this.user, this.database);
+      if (this.phase !== 'auth') return;
+      creds = await this.authenticate(secret);
+    } finally {
+      if (place === 'held') backoff?.done(this.address);
+    }
     if (creds === null || this.phase !== 'auth') return;
+    backoff?.success(this.address);
     this.framer.setMaxMessageLength(this.host.maxPacketSize);
     const result = await this.host.login({
       user: this.user,
@@ -289,7 +336,10 @@ export class ClientConn {
       if (result.ok) result.session.close();
       return;
     }
-    if (!result.ok) return this.fail(result.fatal);
+    if (!result.ok) {
+      this.host.loginFailed(this.failure('refused', errorMessageOf(result.fatal)));
+      return this.fail(result.fatal);
+    }
     if (this.loginTimer) clearTimeout(this.loginTimer);
     this.loginTimer = null;
     const parts: Buffer[] = [encodeAuthentication({ name: 'AuthenticationOk' })];
@@ -329,24 +379,30 @@ export class ClientConn {
     };
     if (this.host.authType === 'trust') return Promise.resolve(serverCreds(secret));
     if (this.host.authType === 'md5') {
-      const salt = md5Salt();
-      this.send(encodeAuthentication({ name: 'AuthenticationMD5Password', salt }));
-      return new Promise((resolve) => {
-        this.authHandler = (f) => {
-          const pm = decodePasswordMessage(f.payload);
-          const cred =
-            secret?.kind === 'plain'
-              ? ({ kind: 'plain', password: secret.password } as const)
-              : secret?.kind === 'md5'
-                ? ({ kind: 'md5', hash: secret.hash } as const)
-                : null;
-          if (!pm.ok || !cred || !verifyMd5Response(pm.value.password, cred, this.user, salt)) {
-            this.fail(badPassword());
-            return resolve(null);
-          }
-          resolve(serverCreds(secret));
-        };
-      });
+      return (async () => {
+        const salt = md5Salt();
+        this.send(encodeAuthentication({ name: 'AuthenticationMD5Password', salt }));
+        const f = await this.nextAuthMessage();
+        if (!f || !(await this.waitTurn())) return null;
+        const pm = decodePasswordMessage(f.payload);
+        const cred =
+          secret?.kind === 'plain'
+            ? ({ kind: 'plain', password: secret.password } as const)
+            : secret?.kind === 'md5'
+              ? ({ kind: 'md5', hash: secret.hash } as const)
+              : null;
+        if (!pm.ok || !cred || !verifyMd5Response(pm.value.password, cred, this.user, salt)) {
+          const reason = !pm.ok
+            ? 'malformed password message'
+            : !secret
+              ? 'unknown user'
+              : !cred
+                ? 'no md5-usable secret for the user'
+                : 'wrong password';
+          return this.authFailed(reason, badPassword());
+        }
+        return serverCreds(secret);
+      })();
     }
     // SCRAM-SHA-256. Plain passwords get a (cached) verifier; md5 hashes cannot serve SCRAM.
     return (async () => {
@@ -361,27 +417,52 @@ export class ClientConn {
       const first = await this.nextAuthMessage();
       if (!first) return null;
       const init = decodeSASLInitialResponse(first.payload);
-      if (!init.ok) return this.failWith(fatalFromFailure(init));
+      if (!init.ok) return this.authFailed(`bad SASL message: ${init.message}`, fatalFromFailure(init));
       const r1 = scram.handleInitialResponse(init.value.mechanism, init.value.data);
-      if (!r1.ok) return this.failWith(fatalFromFailure(r1));
+      if (!r1.ok) return this.authFailed(`bad SCRAM message: ${r1.message}`, fatalFromFailure(r1));
       this.send(encodeAuthentication({ name: 'AuthenticationSASLContinue', data: r1.value }));
       const second = await this.nextAuthMessage();
-      if (!second) return null;
+      if (!second || !(await this.waitTurn())) return null;
       const resp = decodeSASLResponse(second.payload);
-      if (!resp.ok) return this.failWith(fatalFromFailure(resp));
+      if (!resp.ok) return this.authFailed(`bad SASL message: ${resp.message}`, fatalFromFailure(resp));
       const r2 = scram.handleResponse(resp.value.data);
-      if (!r2.ok)
-        return this.failWith(
-          r2.sqlstate === SqlState.INVALID_PASSWORD ? badPassword() : fatalFromFailure(r2),
-        );
+      if (!r2.ok) {
+        return r2.sqlstate === SqlState.INVALID_PASSWORD
+          ? this.authFailed(
+              scramSecret
+                ? 'wrong password'
+                : secret
+                  ? 'no SCRAM-usable secret for the user'
+                  : 'unknown user',
+              badPassword(),
+            )
+          : this.authFailed(`bad SCRAM message: ${r2.message}`, fatalFromFailure(r2));
+      }
       this.send(encodeAuthentication({ name: 'AuthenticationSASLFinal', data: r2.value }));
       return serverCreds(secret, scram.clientKey);
     })();
   }
 
-  private failWith(fatal: Buffer): null {
+  private failure(kind: LoginFailure['kind'], reason: string): LoginFailure {
+    return { kind, user: this.user, database: this.database, address: this.address, reason };
+  }
+
+  /** An authentication failure: logged and counted (the back-off), then the client is told. */
+  private authFailed(reason: string, fatal: Buffer): null {
+    if (this.phase === 'auth') this.host.loginFailed(this.failure('authentication', reason));
     this.fail(fatal);
     return null;
+  }
+
+  /**
+   * Waits for this address's turn to have a password checked (the login back-off): the wait
+   * comes before the check, so hanging up early teaches a guesser nothing. False if the client
+   * is gone meanwhile.
+   */
+  private async waitTurn(): Promise<boolean> {
+    const ms = this.host.loginBackoff?.turn(this.address, Date.now()) ?? 0;
+    if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
+    return this.phase === 'auth';
   }
 
   private nextAuthMessage(): Promise<TypedFrame | null> {
@@ -397,4 +478,10 @@ export class ClientConn {
       this.socket.once('close', onClose);
     });
   }
+}
+
+/** The message of an ErrorResponse we built (for the log line of a refused login). */
+function errorMessageOf(fatal: Buffer): string {
+  const e = decodeErrorResponse(fatal.subarray(5));
+  return (e.ok ? errorField(e.value, 'M') : undefined) ?? 'refused';
 }
