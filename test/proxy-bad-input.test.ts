@@ -140,6 +140,7 @@ describe('proxy, hostile input (catalogue 4a)', () => {
       config: cfg,
       resolve: databasesResolver(cfg),
       inlineUsers: extraUsers(),
+      loginBackoff: false,
     });
     await proxy.start();
     return { proxy, port };

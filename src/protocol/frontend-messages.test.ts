@@ -98,10 +98,17 @@ void test('Query without terminator or with trailing bytes is malformed', () => 
   assert.equal(decodeQuery(Buffer.from('select 1\0x')).ok, false);
 });
 
-void test('invalid UTF-8 in SQL is 22021, not a lossy string', () => {
-  const r = decodeQuery(Buffer.from([0x73, 0xff, 0x00]));
-  assert.equal(r.ok, false);
-  if (!r.ok) assert.equal(r.sqlstate, '22021');
+void test('SQL that is not UTF-8 (LATIN1 and friends) decodes losslessly, not as a lossy string', () => {
+  // The server judges the encoding (a UTF8 client gets its ERROR 22021, a LATIN1 client its data).
+  const r = decodeQuery(Buffer.from("SELECT 'caf\xe9'\0", 'latin1'));
+  assert.equal(r.ok, true);
+  if (r.ok) {
+    assert.equal(r.value.query.length, 13);
+    assert.ok(!r.value.query.includes('\uFFFD'));
+    assert.deepEqual(encodeFrontendMessage(r.value).subarray(5), Buffer.from("SELECT 'caf\xe9'\0", 'latin1'));
+  }
+  const p = decodeParse(Buffer.from('st\xe9\0SELECT 1\0\0\0', 'latin1'));
+  assert.ok(p.ok && p.value.statement.length === 3);
 });
 
 void test('Parse with a claimed parameter count larger than the message is malformed', () => {

@@ -4,8 +4,10 @@
  * COPY-from-client. Layouts: https://www.postgresql.org/docs/current/protocol-message-formats.html.
  * The proxy decodes Query/Parse/Bind for routing and forwards the original bytes; decoded Buffers
  * (Bind parameter values) are views into the frame, so nothing is copied on the hot path.
- * Strings must be UTF-8: pgscale analyses SQL as text, and a lossy decode could make the router
- * see different SQL from the server.
+ * Strings are in the client's encoding: they are decoded losslessly (UTF-8 when valid, else one
+ * character per byte, see sql-text.ts), so the router sees the SQL's structure exactly as the
+ * server will, and whatever is re-encoded (rewrites) gives the client's bytes back. Invalid UTF-8
+ * from a UTF8 client is the server's to reject (ERROR 22021), as with no proxy in between.
  * The 'p' message (password / SASL) depends on the authentication state and is decoded by the
  * functions in auth-messages.ts; here it is returned as an opaque AuthResponse.
  */
@@ -107,13 +109,13 @@ export type FrontendMessage =
 
 export function decodeQuery(payload: Buffer): Result<Query> {
   const r = new Reader(payload);
-  return finish(r, 'Query', { name: 'Query', query: r.cstring() });
+  return finish(r, 'Query', { name: 'Query', query: r.cstringText() });
 }
 
 export function decodeParse(payload: Buffer): Result<Parse> {
   const r = new Reader(payload);
-  const statement = r.cstring();
-  const query = r.cstring();
+  const statement = r.cstringText();
+  const query = r.cstringText();
   const n = r.uint16();
   const paramTypes: number[] = [];
   for (let i = 0; i < n && !r.failed; i++) paramTypes.push(r.uint32());
@@ -122,8 +124,8 @@ export function decodeParse(payload: Buffer): Result<Parse> {
 
 export function decodeBind(payload: Buffer): Result<Bind> {
   const r = new Reader(payload);
-  const portal = r.cstring();
-  const statement = r.cstring();
+  const portal = r.cstringText();
+  const statement = r.cstringText();
   const nf = r.uint16();
   const paramFormats: number[] = [];
   for (let i = 0; i < nf && !r.failed; i++) paramFormats.push(r.int16());
@@ -157,7 +159,7 @@ export function bindParamFormat(bind: Bind, i: number): number {
 function decodeTarget(payload: Buffer, what: 'Describe' | 'Close'): Result<Describe | Close> {
   const r = new Reader(payload);
   const t = r.byte();
-  const targetName = r.cstring();
+  const targetName = r.cstringText();
   if (!r.failed && t !== 0x53 && t !== 0x50) return malformed(what, `invalid ${what} message subtype ${t}`);
   const target: DescribeTarget = t === 0x53 ? 'statement' : 'portal';
   return finish(r, what, { name: what, target, targetName });
@@ -173,7 +175,7 @@ export function decodeClose(payload: Buffer): Result<Close> {
 
 export function decodeExecute(payload: Buffer): Result<Execute> {
   const r = new Reader(payload);
-  const portal = r.cstring();
+  const portal = r.cstringText();
   const maxRows = r.int32();
   return finish(r, 'Execute', { name: 'Execute', portal, maxRows });
 }

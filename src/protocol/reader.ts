@@ -7,6 +7,7 @@
  */
 
 import { isUtf8 } from 'node:buffer';
+import { decodeText } from './sql-text.js';
 
 export class Reader {
   private offset = 0;
@@ -103,6 +104,14 @@ export class Reader {
       return '';
     }
     return b.toString('utf8');
+  }
+
+  /**
+   * A C string in the client's encoding, whatever it is: UTF-8 when valid, else one character
+   * per byte (see sql-text.ts); `encodeText` gives the same bytes back. For SQL and names.
+   */
+  cstringText(): string {
+    return decodeText(this.cstringBytes());
   }
 
   /** A C string decoded leniently (invalid UTF-8 becomes U+FFFD): for text we only display. */

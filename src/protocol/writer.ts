@@ -6,6 +6,8 @@
  * socket write (e.g. AuthenticationOk + ParameterStatus* + BackendKeyData + ReadyForQuery).
  */
 
+import { encodeText, hasRawBytes } from './sql-text.js';
+
 const DEFAULT_SIZE = 1024;
 /** After a flush, a buffer that grew past this is dropped so one huge message is not kept alive. */
 const SHRINK_ABOVE = 1024 * 1024;
@@ -91,8 +93,9 @@ export class Writer {
     return this;
   }
 
-  /** UTF-8 text without terminator. */
+  /** UTF-8 text without terminator (raw bytes from `decodeText` written back as they came). */
   string(s: string): this {
+    if (hasRawBytes(s)) return this.bytes(encodeText(s));
     const n = Buffer.byteLength(s, 'utf8');
     this.ensure(n);
     this.buf.write(s, this.offset, 'utf8');

@@ -55,6 +55,14 @@ import type { ListenerHub } from './listener-hub.js';
 import type { Consistency, ReadRouter, ReplicaTarget } from './read-router.js';
 import { parseLsnText } from './read-router.js';
 import type { Classification } from '../sql/classify.js';
+import { decodeText, encodeText, hasRawBytes } from '../protocol/sql-text.js';
+import {
+  encodingTag,
+  refusedEncodingQuery,
+  refusedEncodingSet,
+  unsafeEncodingFatal,
+  unsafeEncodingStatus,
+} from './client-encoding.js';
 
 const TRACE = process.env.PGSCALE_TRACE === '1';
 
@@ -449,7 +457,11 @@ export class Session {
       // Parse+Sync; needing a server just to say ParseComplete can deadlock a busy pool).
       const p = decodeParse(f.payload);
       if (p.ok && p.value.statement !== '') {
-        const serverName = protocolStatementName(p.value.query, p.value.paramTypes);
+        const serverName = protocolStatementName(
+          p.value.query,
+          p.value.paramTypes,
+          this.tagOf(p.value.query),
+        );
         if (this.opts.pool.knownStatements.has(serverName)) {
           this.ownStatements().set(p.value.statement, {
             serverName,
@@ -608,6 +620,11 @@ export class Session {
     this.drain();
   }
 
+  /** The encoding tag for a statement name of this text (client-encoding.ts). */
+  private tagOf(text: string): string {
+    return encodingTag(text, this.txSettings, this.settings, this.opts.startupSettings);
+  }
+
   /** Replays the client's session settings on a connection that holds other ones. */
   private syncSettings(server: ServerConn): void {
     if (sameSettings(server.settings, this.settings)) return; // the usual case: nothing to send
@@ -620,6 +637,13 @@ export class Session {
     }
     if (stmts.length === 0) return;
     server.settings = new Map(this.settings);
+    // The server reads a Query in the encoding in force when it arrives: the client's encoding
+    // goes first, alone, so that the values after it are read as the client wrote them.
+    const enc = stmts.findIndex((x) => /^(SET|RESET) "?client_encoding\b/.test(x));
+    if (enc >= 0 && stmts.length > 1) {
+      this.sendToServer(queryMessage(stmts.splice(enc, 1)[0]!));
+      this.pending.push({ k: 'query', swallow: true, failed: false, wasInBlock: false });
+    }
     this.sendToServer(queryMessage(stmts.join('; ')));
     this.pending.push({ k: 'query', swallow: true, failed: false, wasInBlock: false });
   }
@@ -702,7 +726,7 @@ export class Session {
       }
       case 'E': {
         if (this.portalEffects.size > 0) {
-          const portal = f.payload.toString('utf8', 0, Math.max(0, f.payload.indexOf(0)));
+          const portal = decodeText(f.payload.subarray(0, Math.max(0, f.payload.indexOf(0))));
           const eff = this.portalEffects.get(portal);
           if (eff) this.txSettings.push(...eff);
         }
@@ -752,6 +776,13 @@ export class Session {
     let rewritten = false;
     /** Client name → server name for this query's text, fixed before the maps change. */
     const renames = new Map<string, string>();
+    const refused = effects.map(refusedEncodingSet).find((c) => c !== null);
+    if (refused) {
+      // An encoding the proxy cannot analyse: the server refuses the SET (see client-encoding.ts).
+      this.sendToServer(queryMessage(refusedEncodingQuery(refused)));
+      this.pending.push({ k: 'query', swallow: false, failed: false, wasInBlock: this.txStatus !== 'I' });
+      return;
+    }
     for (const e of effects) {
       switch (e.kind) {
         case 'set':
@@ -760,7 +791,7 @@ export class Session {
           this.txSettings.push(e);
           break;
         case 'prepare': {
-          const serverName = sqlStatementName(e.text);
+          const serverName = sqlStatementName(e.text, this.tagOf(e.text));
           this.ownSqlStatements().set(e.name, { serverName, prepare: renameIn(e.text, e.name, serverName) });
           renames.set(e.name, serverName);
           if (server.prepared.has(serverName)) {
@@ -843,9 +874,14 @@ export class Session {
       this.pending.push({ k: 'parse', swallow: false, serverName: null });
       return;
     }
-    const serverName = protocolStatementName(p.value.query, p.value.paramTypes);
+    const serverName = protocolStatementName(p.value.query, p.value.paramTypes, this.tagOf(p.value.query));
     const parse = renameParse(f.payload, serverName);
-    this.ownStatements().set(p.value.statement, { serverName, parse, effects, read: this.classOf(f) === 'read' });
+    this.ownStatements().set(p.value.statement, {
+      serverName,
+      parse,
+      effects,
+      read: this.classOf(f) === 'read',
+    });
     if (server.prepared.has(serverName)) {
       server.prepared.delete(serverName);
       server.prepared.set(serverName, true); // most recently used
@@ -942,8 +978,19 @@ export class Session {
     for (const f of frames) {
       this.opts.pool.stats.bytesSent += f.bytes.length;
       switch (f.type) {
+        case 'S': {
+          const unsafe = unsafeEncodingStatus(f.payload);
+          if (unsafe) {
+            // Set behind the classifier's back (set_config, a function): nothing after it can be
+            // analysed safely, so the session ends (its server connection is dropped, not reused).
+            this.flushClient();
+            this.host.terminate(unsafeEncodingFatal(unsafe));
+            return;
+          }
+          this.out.add(f.bytes);
+          continue;
+        }
         case 'N':
-        case 'S':
         case 'A':
           this.out.add(f.bytes);
           continue;
@@ -1295,16 +1342,22 @@ function quoteName(name: string): string {
 }
 
 function hash(s: string): string {
-  return createHash('sha256').update(s).digest('hex').slice(0, 32);
+  // Raw bytes of a client not in UTF8 (sql-text.ts) are hashed as they came: as UTF-8 they
+  // would all be U+FFFD, and two different statements would share a name.
+  return createHash('sha256')
+    .update(hasRawBytes(s) ? encodeText(s) : s)
+    .digest('hex')
+    .slice(0, 32);
 }
 
 /** Server-side name of a protocol-level statement: same text and types, same name, on every connection. */
-export function protocolStatementName(query: string, types: readonly number[]): string {
-  return `pgscale_p_${hash(`${types.join(',')}\0${query}`)}`;
+/** `tag`: the client's encoding for non-ASCII text of a client not in UTF8 (encodingTag). */
+export function protocolStatementName(query: string, types: readonly number[], tag = ''): string {
+  return `pgscale_p_${hash(`${tag === '' ? '' : `${tag}\0`}${types.join(',')}\0${query}`)}`;
 }
 
-function sqlStatementName(prepareText: string): string {
-  return `pgscale_s_${hash(renamePreparedRefs(prepareText, () => 'x'))}`;
+function sqlStatementName(prepareText: string, tag: string): string {
+  return `pgscale_s_${hash(`${tag === '' ? '' : `${tag}\0`}${renamePreparedRefs(prepareText, () => 'x')}`)}`;
 }
 
 function renameIn(text: string, from: string, to: string): string {

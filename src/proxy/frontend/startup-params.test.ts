@@ -28,3 +28,14 @@ test('a start-up search_path is replayed as a list, not as one quoted name', () 
   assert.ok(other.ok);
   assert.equal(other.value.settings.get('application_name'), "'x,y'");
 });
+
+test('client_encoding: reported canonically; SJIS and friends refused at login (0A000)', () => {
+  const r = startupSettings(new Map([['client_encoding', 'latin1']]), []);
+  assert.ok(r.ok && r.value.raw.get('client_encoding') === 'LATIN1');
+  for (const e of ['SJIS', 'big5', 'GBK', 'UHC', 'JOHAB', 'GB18030', 'SHIFT_JIS_2004']) {
+    const bad = startupSettings(new Map([['client_encoding', e]]), []);
+    assert.ok(!bad.ok && bad.sqlstate === '0A000' && /not supported through pgscale/.test(bad.message), e);
+  }
+  const viaOptions = startupSettings(new Map([['options', '-c client_encoding=sjis']]), []);
+  assert.ok(!viaOptions.ok);
+});

@@ -5,6 +5,7 @@
  * `replication`, role changes and anything unknown are refused, so a start-up packet can never
  * escalate privileges or reach the proxy's own internal connections.
  */
+import { ASCII_UNSAFE_ENCODINGS, canonicalEncoding, unsafeEncodingDetail } from '../../protocol/encodings.js';
 import { SqlState } from '../../protocol/sqlstate.js';
 import type { Result } from '../../protocol/result.js';
 import { fail, ok } from '../../protocol/result.js';
@@ -154,6 +155,18 @@ export function startupSettings(
     }
     if (ignore.has(k)) continue;
     return fail(SqlState.PROTOCOL_VIOLATION, `unsupported startup parameter: ${key.slice(0, 64)}`);
+  }
+  const enc = raw.get('client_encoding');
+  const canonical = enc === undefined ? null : canonicalEncoding(enc);
+  if (canonical !== null) {
+    if (ASCII_UNSAFE_ENCODINGS.has(canonical)) {
+      return fail(
+        SqlState.FEATURE_NOT_SUPPORTED,
+        `client_encoding ${canonical} is not supported through pgscale`,
+        unsafeEncodingDetail(canonical),
+      );
+    }
+    raw.set('client_encoding', canonical); // reported as PostgreSQL reports it ("latin1" → LATIN1)
   }
   return ok({ settings, raw });
 }
