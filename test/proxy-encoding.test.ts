@@ -173,6 +173,19 @@ describe('client_encoding LATIN1 / WIN1252 through the proxy; SJIS refused', () 
     });
   }
 
+  test('LISTEN/NOTIFY of a LATIN1 client: channel and payload in its encoding', async () => {
+    const r = await psql(
+      fx.port,
+      'LATIN1',
+      L(`LISTEN "caf\xe9";\nNOTIFY "caf\xe9", 'cr\xe8me';\nSELECT 1;\n`),
+    );
+    assert.equal(r.stderr, '');
+    assert.match(
+      r.stdout.toString('latin1'),
+      /Asynchronous notification "caf\xe9" with payload "cr\xe8me" received/,
+    );
+  });
+
   test('a replica in the read set serves LATIN1 reads', async () => {
     let last = '';
     for (let i = 0; i < 100; i++) {

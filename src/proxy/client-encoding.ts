@@ -17,17 +17,15 @@ import type { SessionEffect } from '../sql/session-effects.js';
 const NON_ASCII = /[^\x00-\x7f]/;
 
 /**
- * The tag that goes into the server-side name of a statement with this text: '' for ASCII text
- * or a UTF8 client (names unchanged), else the client's encoding. The encoding is the last one
- * set in the transaction under way, else the session's.
+ * The client's encoding for what it sends now, '' for UTF8 (or unset: the server's default,
+ * UTF8 in every pgscale cluster): the last one set in the transaction under way, else the
+ * session's.
  */
-export function encodingTag(
-  text: string,
+export function sessionEncoding(
   txSettings: readonly SessionEffect[],
   settings: ReadonlyMap<string, string>,
   startup: ReadonlyMap<string, string>,
 ): string {
-  if (!NON_ASCII.test(text)) return '';
   let value: string | undefined;
   for (let i = txSettings.length - 1; i >= 0 && value === undefined; i--) {
     const e = txSettings[i]!;
@@ -39,6 +37,19 @@ export function encodingTag(
   if (value === '') return '';
   const c = canonicalEncoding(value);
   return c === 'UTF8' ? '' : (c ?? value.toLowerCase());
+}
+
+/**
+ * The tag that goes into the server-side name of a statement with this text: '' for ASCII text
+ * or a UTF8 client (names unchanged), else the client's encoding.
+ */
+export function encodingTag(
+  text: string,
+  txSettings: readonly SessionEffect[],
+  settings: ReadonlyMap<string, string>,
+  startup: ReadonlyMap<string, string>,
+): string {
+  return NON_ASCII.test(text) ? sessionEncoding(txSettings, settings, startup) : '';
 }
 
 /** The canonical name if this SET effect makes client_encoding one the proxy cannot analyse. */

@@ -59,6 +59,7 @@ import { decodeText, encodeText, hasRawBytes } from '../protocol/sql-text.js';
 import {
   encodingTag,
   refusedEncodingQuery,
+  sessionEncoding,
   refusedEncodingSet,
   unsafeEncodingFatal,
   unsafeEncodingStatus,
@@ -487,6 +488,9 @@ export class Session {
     const hub = this.opts.listeners;
     if (!hub) return false;
     if (!/listen/i.test(sql)) return false;
+    // The fan-out connection speaks UTF8: a client in another encoding listens on its own
+    // connection (pinned), so channel names and payloads reach it in its encoding.
+    if (sessionEncoding(this.txSettings, this.settings, this.opts.startupSettings) !== '') return false;
     const effects = cachedEffects(sql);
     if (effects.length !== 1) return false;
     const e = effects[0]!;
