@@ -233,6 +233,27 @@ describe('high availability, asynchronous replication (embedded store)', () => {
     assert.equal(unknown.status, 400);
     assert.match(((await unknown.json()) as { error: string }).error, /nosuch is not a node of shard 0/);
     assert.equal((await post('/ha/switchover', JSON.stringify({ shard: 'x' }), token)).status, 400);
+    // A non-ASCII token of the token's length (its UTF-8 bytes read as Latin-1): 401, not 500.
+    assert.equal((await post('/ha/pause', '{}', 'é'.repeat(token.length))).status, 401);
+    // Malformed bodies: 400 naming the field, and no switchover or failover runs.
+    const historyBefore = (await events(tc)).length;
+    for (const [path, body, field] of [
+      ['/ha/failover', { shard: '0x0' }, /^shard: /],
+      ['/ha/failover', { to: 5 }, /^to: /],
+      ['/ha/switchover', { to: ['s0n1'] }, /^to: /],
+      ['/ha/failover', { shard: 0.5 }, /^shard: /],
+      ['/ha/failover', { shard: 7 }, /^shard: there is no shard 7/],
+      ['/ha/switchover', { shard: 0, node: 's0n1' }, /^unknown key "node"/],
+      ['/ha/failover', [0], /^the request body: /],
+      ['/ha/pause', { paused: true }, /^unknown key "paused"/],
+    ] as const) {
+      const r = await post(path, JSON.stringify(body), token);
+      const text = await r.text();
+      assert.equal(r.status, 400, `${path} ${JSON.stringify(body)}: ${text}`);
+      assert.match((JSON.parse(text) as { error: string }).error, field, `${path} ${JSON.stringify(body)}`);
+    }
+    assert.deepEqual(await leaderOf(tc), before, 'no failover or switchover ran');
+    assert.equal((await events(tc)).length, historyBefore, 'nothing recorded');
     assert.equal((await post('/ha/nothing', '{}', token)).status, 404);
     assert.equal((await post('/ha/switchover', 'x'.repeat(100_000), token)).status, 413);
     const r = await cli(['switchover', '-c', tc.file, '--to', 'nosuch'], tc.env);

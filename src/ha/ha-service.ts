@@ -30,20 +30,15 @@ import type { Logger } from '../obs/logger.js';
 import type { Endpoint, Topology, TopologyView } from '../topology/topology.js';
 import type { Action, Leader, MemberView, Request, ShardSnapshot } from './decide.js';
 import { decide, healthyPrimary, pickCandidate } from './decide.js';
+import type { HaControl, HaEvent, RequestOutcome, RouteResult } from './ha-routes.js';
+import { HISTORY_LIMIT, handleHaRoute } from './ha-routes.js';
 import type { ProbeResult } from './probe.js';
 import { NodeProber } from './probe.js';
 import type { KeyValue, LeaseId, StateStore } from './store.js';
 
 export class HaError extends PgscaleError {}
 
-export interface HaEvent {
-  at: string;
-  shard: number;
-  event: string;
-  node?: string;
-  epoch?: number;
-  detail?: string;
-}
+export type { HaEvent } from './ha-routes.js';
 
 interface Tracker {
   downSince: number | null;
@@ -67,7 +62,6 @@ interface ShardState {
   lastNone: string | null;
 }
 
-const HISTORY_LIMIT = 500;
 const KEY = {
   leader: (s: number) => `shards/${s}/leader`,
   epoch: (s: number) => `shards/${s}/epoch`,
@@ -75,7 +69,7 @@ const KEY = {
   history: 'history/',
 };
 
-export class HaService {
+export class HaService implements HaControl {
   readonly name = 'ha';
   private readonly probers = new Map<string, NodeProber>();
   private readonly trackers = new Map<string, Tracker>();
@@ -186,56 +180,25 @@ export class HaService {
 
   // ---------------------------------------------------------------- requests (CLI, HTTP API)
 
-  /** GET /ha, GET /ha/history, POST /ha/switchover|failover|pause|resume. */
-  async handle(
-    method: string,
-    path: string,
-    body: unknown,
-    query: URLSearchParams,
-  ): Promise<{ status: number; body: unknown } | null> {
-    const b = (body ?? {}) as { shard?: unknown; to?: unknown };
-    const shard = b.shard === undefined ? 0 : Number(b.shard);
-    const to = typeof b.to === 'string' && b.to !== '' ? b.to : null;
-    const key = `${method} ${path}`;
-    switch (key) {
-      case 'GET /ha':
-        return { status: 200, body: this.status() };
-      case 'GET /ha/history': {
-        const limit = Number(query.get('limit') ?? HISTORY_LIMIT);
-        return {
-          status: 200,
-          body: { events: await this.history(Number.isFinite(limit) ? limit : HISTORY_LIMIT) },
-        };
-      }
-      case 'POST /ha/switchover':
-      case 'POST /ha/failover': {
-        if (!Number.isInteger(shard)) return { status: 400, body: { error: 'shard must be an integer' } };
-        if (to !== null && !this.shardNodes(shard).some((n) => n.name === to)) {
-          return { status: 400, body: { error: `${to} is not a node of shard ${shard}` } };
-        }
-        const kind = path === '/ha/switchover' ? 'switchover' : 'failover';
-        const r = await this.request(shard, { kind, to });
-        return r.ok
-          ? { status: 200, body: { ok: true, events: r.events } }
-          : { status: 409, body: { ok: false, error: r.reason } };
-      }
-      case 'POST /ha/pause':
-      case 'POST /ha/resume':
-        await this.setPaused(path === '/ha/pause');
-        return { status: 200, body: { ok: true, paused: this.paused } };
-      default:
-        return path === '/ha' || path.startsWith('/ha/')
-          ? { status: 404, body: { error: `no such endpoint ${key}` } }
-          : null;
-    }
+  /** GET /ha, GET /ha/history, POST /ha/switchover|failover|pause|resume (see ha-routes.ts). */
+  handle(method: string, path: string, body: unknown, query: URLSearchParams): Promise<RouteResult | null> {
+    return handleHaRoute(this, method, path, body, query);
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  get shardCount(): number {
+    return this.shards.length;
+  }
+
+  nodesOf(shard: number): string[] {
+    return this.shardNodes(shard).map((n) => n.name);
   }
 
   /** Queues a switchover or failover for the next cycle; resolves when it is done or refused. */
-  request(
-    shard: number,
-    request: Request,
-    timeoutMs = 120_000,
-  ): Promise<{ ok: true; events: HaEvent[] } | { ok: false; reason: string }> {
+  request(shard: number, request: Request, timeoutMs = 120_000): Promise<RequestOutcome> {
     if (shard < 0 || shard >= this.shards.length) {
       return Promise.resolve({ ok: false, reason: `there is no shard ${shard}` });
     }
