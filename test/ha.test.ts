@@ -384,6 +384,55 @@ describe('high availability, asynchronous replication (embedded store)', () => {
     );
   });
 
+  test('a killed standby whose processes outlive its postmaster is restarted, not re-cloned, and the restart is in history', async () => {
+    // Under load the children of a killed postmaster can take seconds to notice its death, and
+    // hold its shared memory meanwhile: a SIGSTOPped checkpointer stands for such a slow child.
+    const before = await leaderOf(tc);
+    const standby = tc.cluster.nodes().find((n) => n.name !== before.leader)!.name;
+    const pm = pidOf(tc, standby);
+    const checkpointer = tree(pm).find((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('checkpointer');
+      } catch {
+        return false;
+      }
+    });
+    assert.ok(checkpointer, 'found the checkpointer');
+    const seen = (await events(tc)).length;
+    process.kill(checkpointer, 'SIGSTOP');
+    process.kill(pm, 'SIGKILL');
+    // Longer than the 3 s after which a stopped standby is restarted.
+    const cont = setTimeout(() => {
+      try {
+        process.kill(checkpointer, 'SIGCONT');
+      } catch {
+        // gone already
+      }
+    }, 6000);
+    try {
+      await until(`${standby} restarted and streaming`, () => streamingReplica(tc, standby), 60_000);
+      const restarted = await until(
+        'the restart in the history',
+        async () => {
+          const ev = (await events(tc)).slice(seen);
+          return ev.some((e) => e.event === 'standby_restarted' && e.node === standby) ? ev : null;
+        },
+        30_000,
+      );
+      const kinds = restarted.map((e) => e.event);
+      assert.ok(!kinds.includes('start_standby_failed'), `no failed start: ${kinds.join(', ')}`);
+      assert.ok(!kinds.includes('rejoined'), `not rewound or re-cloned: ${kinds.join(', ')}`);
+    } finally {
+      clearTimeout(cont);
+      try {
+        process.kill(checkpointer, 'SIGCONT');
+      } catch {
+        // gone
+      }
+    }
+    assert.deepEqual(await leaderOf(tc), before, 'no failover');
+  });
+
   test('kill -9 of the controller while the primary lives: no failover, the next up changes nothing', async () => {
     const before = await leaderOf(tc);
     const primaryPid = pidOf(tc, before.leader!);

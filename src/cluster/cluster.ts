@@ -25,6 +25,7 @@ import {
 } from './conf.js';
 import type { InstancePaths } from './instance.js';
 import {
+  clearOrphanedServer,
   dataMajorVersion,
   initdb,
   instancePaths,
@@ -674,6 +675,8 @@ export class Cluster {
   async rejoin(n: NodeRef, primary: NodeRef): Promise<'pg_rewind' | 'clone'> {
     const { pgdata } = this.paths(n.name);
     if (runningPid(pgdata) !== null) await stop(this.bins, pgdata, 'fast');
+    // pg_rewind's single-user crash recovery, like a start, needs the old server's processes gone.
+    await clearOrphanedServer(pgdata);
     await this.ensureSlots(primary, [n]);
     if (this.bins.pgRewind && isProvisioned(pgdata)) {
       try {
