@@ -42,6 +42,25 @@ async function events(tc: TestCluster): Promise<{ event: string; node?: string; 
     .events;
 }
 
+async function metrics(tc: TestCluster): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${tc.cluster.config.http.port}/metrics`)).text();
+}
+
+/** The value of one series (name with its labels, as exposed), NaN when absent. */
+function value(text: string, seriesName: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${seriesName} `));
+  return line ? Number(line.slice(seriesName.length + 1)) : NaN;
+}
+
+/** Names and labels of the per-node and HA series: what a switchover must not change. */
+function nodeSeries(text: string): string[] {
+  return text
+    .split('\n')
+    .filter((l) => /^pgscale_(node_|replica|replication|ha_leader|ha_epoch)/.test(l))
+    .map((l) => l.slice(0, l.lastIndexOf(' ')))
+    .sort();
+}
+
 function pidOf(tc: TestCluster, node: string): number {
   const pid = runningPid(tc.cluster.paths(node).pgdata);
   assert.ok(pid, `${node} runs`);
@@ -276,13 +295,38 @@ describe('high availability, asynchronous replication (embedded store)', () => {
     for (const e of ['failover_detected', 'fenced', 'promoted', 'proxy_switched', 'rejoined']) {
       assert.ok(ev.includes(e), `history has ${e}: ${ev.join(', ')}`);
     }
+    const m = await metrics(tc);
+    assert.match(m, /^# TYPE pgscale_ha_failovers_total counter$/m);
+    assert.ok(value(m, 'pgscale_ha_failovers_total{shard="0"}') >= 1);
+    const at = value(m, 'pgscale_ha_last_failover_timestamp_seconds{shard="0"}');
+    assert.ok(Math.abs(at - Date.now() / 1000) < 600, `last failover at ${at}`);
+    assert.equal(value(m, `pgscale_ha_leader{shard="0",node="${leader}"}`), 1);
   });
 
   test('switchover under load: no client error, no lost commit, the old primary follows', async () => {
+    const before = await metrics(tc);
     const { r, old, lostIds } = await switchoverUnderLoad(tc, url, 'switchover');
     assert.deepEqual(Object.fromEntries(r.errors), {}, 'clients between transactions see no error');
     assert.deepEqual(lostIds, []);
     await until(`${old} follows the new primary`, () => streamingReplica(tc, old), 60_000);
+    // Metrics: the switchover counted, the same series as before (the role is a value, not a
+    // label), and the planned stop of the old primary is no node exit.
+    const after = await metrics(tc);
+    assert.equal(
+      value(after, `pgscale_ha_switchovers_total{shard="0"}`),
+      value(before, `pgscale_ha_switchovers_total{shard="0"}`) + 1,
+    );
+    assert.deepEqual(nodeSeries(after), nodeSeries(before));
+    assert.equal(value(after, `pgscale_ha_leader{shard="0",node="${old}"}`), 0);
+    assert.equal(value(after, `pgscale_node_is_replica{node="${old}",shard="0"}`), 1);
+    const exits = (t: string) =>
+      t
+        .split('\n')
+        .filter((l) => l.startsWith('pgscale_node_exits_total'))
+        .join();
+    assert.equal(exits(after), exits(before), 'the switchover is no node exit');
+    const log = readFileSync(`${tc.cluster.dataDir}/logs/controller.log`, 'utf8');
+    assert.doesNotMatch(log, /no automatic recovery yet/);
   });
 
   test('SIGSTOP of the primary beyond unreachable_timeout, then SIGCONT: it never accepts a write again', async () => {
@@ -639,5 +683,10 @@ describe('high availability with etcd as the store', { skip: etcdSkipReason() },
     await load.stop();
     await s.stop();
     assert.equal(s.maxWritable, 1);
+    // The stop happened while the store was away: it is recorded once the store answers again.
+    const stopped = await until('the stop in the history', async () =>
+      (await events(tc)).find((e) => e.event === 'primary_stopped' && e.node === old),
+    );
+    assert.match(stopped.detail ?? '', /no lease for 4 s \(state store unreachable\); stopped/);
   });
 });

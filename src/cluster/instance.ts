@@ -4,7 +4,15 @@
  * running pid?). Each data directory carries a marker naming its cluster and node, so pgscale
  * never starts or overwrites a directory that belongs to something else.
  */
-import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, join } from 'node:path';
 import type { PgBinaries } from './binaries.js';
 import { ClusterError, ErrorCodes } from '../errors.js';

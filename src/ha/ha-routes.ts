@@ -62,7 +62,8 @@ export function parseChangeBody(
     return { error: `shard: there is no shard ${shard} (the cluster has ${shardCount})` };
   }
   const to = r.data.to ?? null;
-  if (to !== null && !nodesOf(shard).includes(to)) return { error: `to: ${to} is not a node of shard ${shard}` };
+  if (to !== null && !nodesOf(shard).includes(to))
+    return { error: `to: ${to} is not a node of shard ${shard}` };
   return { shard, to };
 }
 

@@ -32,6 +32,7 @@ import type { Action, Leader, MemberView, Request, ShardSnapshot } from './decid
 import { decide, healthyPrimary, pickCandidate } from './decide.js';
 import type { HaControl, HaEvent, RequestOutcome, RouteResult } from './ha-routes.js';
 import { HISTORY_LIMIT, handleHaRoute } from './ha-routes.js';
+import type { HaMetricsSnapshot } from './ha-metrics.js';
 import type { ProbeResult } from './probe.js';
 import { NodeProber } from './probe.js';
 import type { KeyValue, LeaseId, StateStore } from './store.js';
@@ -60,6 +61,11 @@ interface ShardState {
   lastPrimaryLsn: bigint | null;
   lastRefusal: string | null;
   lastNone: string | null;
+  /** Done by this controller since it started (metrics). */
+  failovers: number;
+  switchovers: number;
+  /** Unix ms of the last failover's promotion (read back from the history at start). */
+  lastFailoverAt: number | null;
 }
 
 const KEY = {
@@ -90,6 +96,8 @@ export class HaService implements HaControl {
   private published = '';
   private topologyEpoch = 0;
   private historySeq = 0;
+  /** Events that could not be recorded yet (the store was unreachable), oldest first. */
+  private readonly unrecorded: HaEvent[] = [];
   private cycles = 0;
   private lastCycleAt: string | null = null;
 
@@ -108,6 +116,9 @@ export class HaService implements HaControl {
       lastPrimaryLsn: null,
       lastRefusal: null,
       lastNone: null,
+      failovers: 0,
+      switchovers: 0,
+      lastFailoverAt: null,
     }));
     for (const n of cluster.nodes()) {
       // A probe may take a third of unreachable_timeout: a busy server is slow, not dead.
@@ -136,6 +147,7 @@ export class HaService implements HaControl {
   async start(): Promise<void> {
     this.storeRef = await this.openStore();
     this.paused = (await this.store.get(KEY.paused).catch(() => null))?.value === 'true';
+    await this.readLastFailovers().catch(() => undefined);
     // One cycle before the proxy starts, so that it begins with a topology it can trust.
     for (let i = 0; i < 3; i++) {
       await this.runCycle();
@@ -176,6 +188,39 @@ export class HaService implements HaControl {
         last_refusal: s.lastRefusal,
       })),
     };
+  }
+
+  /** What GET /metrics shows of HA (see ha-metrics.ts). */
+  metricsSnapshot(): HaMetricsSnapshot {
+    return {
+      paused: this.paused,
+      storeReachable: !this.storeDown,
+      cycles: this.cycles,
+      shards: this.shards.map((s, shard) => ({
+        shard,
+        nodes: this.nodesOf(shard),
+        leader: s.leader?.node ?? null,
+        epoch: s.leader?.epoch ?? s.lastEpoch,
+        failovers: s.failovers,
+        switchovers: s.switchovers,
+        lastFailoverAt: s.lastFailoverAt,
+      })),
+    };
+  }
+
+  /** The time of each shard's last failover, from the history (a promotion after failover_detected). */
+  private async readLastFailovers(): Promise<void> {
+    const inFailover = new Set<number>();
+    for (const e of await this.history(HISTORY_LIMIT)) {
+      const st = this.shards[e.shard];
+      if (!st) continue;
+      if (e.event === 'failover_detected') inFailover.add(e.shard);
+      else if (e.event === 'switchover_started') inFailover.delete(e.shard);
+      else if (e.event === 'promoted' && inFailover.has(e.shard)) {
+        st.lastFailoverAt = Date.parse(e.at);
+        inFailover.delete(e.shard);
+      }
+    }
   }
 
   // ---------------------------------------------------------------- requests (CLI, HTTP API)
@@ -300,6 +345,7 @@ export class HaService implements HaControl {
       if (this.storeDown) this.log.info('the state store answers again');
       this.storeDown = false;
       this.lastStoreOk = performance.now();
+      await this.flushUnrecorded().catch((e: unknown) => this.onStoreError(e));
     } else {
       await this.leaseLost();
     }
@@ -594,6 +640,8 @@ export class HaService implements HaControl {
     st.lastEpoch = epoch;
     const newPrimary = this.node(to);
     await this.promote(newPrimary);
+    st.failovers++;
+    st.lastFailoverAt = Date.now();
     await note({ shard, event: 'promoted', node: to, epoch, detail: `${ms(t0)} ms after detection` });
     await this.afterPromotion(shard, newPrimary, from, note, t0);
     this.finishRequest(shard, { ok: true, events });
@@ -720,6 +768,7 @@ export class HaService implements HaControl {
     await note({ shard, event: 'promoted', node: to, epoch, detail: `${ms(t0)} ms after the hold` });
     await this.afterPromotion(shard, target, from, note, t0);
     const pause = ms(t0);
+    st.switchovers++;
     // The old primary shut down cleanly and the target has all of its WAL: it follows as is.
     await this.cluster.startStandby(old, target);
     await note({
@@ -788,9 +837,29 @@ export class HaService implements HaControl {
         { shard, node },
         `shard ${shard}: no lease for ${this.cfg.ttl} s (state store unreachable); stopping primary ${node}`,
       );
-      await this.cluster.stopNode(n, 'fast').catch(() => undefined);
+      const stopped = await this.cluster.stopNode(n, 'fast').then(
+        () => 'stopped',
+        (e: unknown) => `stop failed: ${errorMessage(e)}`,
+      );
       st.leader = null;
       st.leaderKv = null;
+      // The store is what cannot be reached: the event waits for it (see flushUnrecorded).
+      this.unrecorded.push({
+        at: new Date().toISOString(),
+        shard,
+        event: 'primary_stopped',
+        node,
+        detail: `no lease for ${this.cfg.ttl} s (state store unreachable); ${stopped}`,
+      });
+    }
+  }
+
+  /** Writes the events that happened while the store could not be reached, in order. */
+  private async flushUnrecorded(): Promise<void> {
+    while (this.unrecorded.length > 0) {
+      const { at, ...e } = this.unrecorded[0]!;
+      await this.record(e, at);
+      this.unrecorded.shift();
     }
   }
 
@@ -858,8 +927,8 @@ export class HaService implements HaControl {
 
   // ---------------------------------------------------------------- helpers
 
-  private async record(e: Omit<HaEvent, 'at'>): Promise<HaEvent> {
-    const ev: HaEvent = { at: new Date().toISOString(), ...e };
+  private async record(e: Omit<HaEvent, 'at'>, at = new Date().toISOString()): Promise<HaEvent> {
+    const ev: HaEvent = { at, ...e };
     const key = `${KEY.history}${Date.now().toString().padStart(15, '0')}-${String(this.historySeq++).padStart(6, '0')}`;
     await this.store.put(key, JSON.stringify(ev));
     this.historySeq %= 1_000_000;
