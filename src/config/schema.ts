@@ -261,7 +261,9 @@ export const proxySchema = z
     balance: z
       .enum(['round-robin', 'least-outstanding'])
       .default('least-outstanding')
-      .describe('How reads are spread: to the server with the fewest reads running per unit of weight, or in turns.'),
+      .describe(
+        'How reads are spread: to the server with the fewest reads running per unit of weight, or in turns.',
+      ),
     read_only_functions: z
       .array(z.string())
       .default([])
@@ -373,6 +375,26 @@ export const configSchema = z
       })
       .strict()
       .default({ listen: '127.0.0.1', port: 8008 }),
+    log: z
+      .object({
+        rotate_size_mb: z
+          .number()
+          .int()
+          .min(1)
+          .default(10)
+          .describe(
+            'The background controller log (<data_dir>/logs/controller.log) is rotated when it reaches this many MB.',
+          ),
+        keep_files: z
+          .number()
+          .int()
+          .min(1)
+          .max(1000)
+          .default(5)
+          .describe('Rotated controller logs kept: controller.log.1 (newest) … controller.log.N.'),
+      })
+      .strict()
+      .default({ rotate_size_mb: 10, keep_files: 5 }),
     shards: z
       .array(shardSchema)
       .default([])
