@@ -72,7 +72,7 @@ export const proxyDatabaseSchema = z
     replicas: z
       .array(z.object({ host: z.string().min(1), port: port.default(5432) }).strict())
       .default([])
-      .describe('Read replicas of this server, for read/write splitting.'),
+      .describe('Read replicas of this server ({host, port}), for read/write splitting.'),
   })
   .strict();
 
@@ -209,9 +209,16 @@ export const proxySchema = z
       .describe('Startup parameters accepted and ignored (besides the tracked ones).'),
     tls: z
       .object({
-        mode: z.enum(['disable', 'allow', 'require']).default('disable').describe('TLS for clients.'),
-        cert_file: z.string().nullable().default(null),
-        key_file: z.string().nullable().default(null),
+        mode: z
+          .enum(['disable', 'allow', 'require'])
+          .default('disable')
+          .describe('TLS for clients: disable, allow (clients choose) or require.'),
+        cert_file: z
+          .string()
+          .nullable()
+          .default(null)
+          .describe('PEM certificate (chain) the proxy presents to clients.'),
+        key_file: z.string().nullable().default(null).describe('PEM private key of cert_file.'),
       })
       .strict()
       .default({ mode: 'disable', cert_file: null, key_file: null }),
@@ -220,8 +227,12 @@ export const proxySchema = z
         mode: z
           .enum(['disable', 'prefer', 'require', 'verify-ca', 'verify-full'])
           .default('disable')
-          .describe('TLS to servers.'),
-        ca_file: z.string().nullable().default(null),
+          .describe('TLS to servers: disable, prefer, require, verify-ca or verify-full (as libpq sslmode).'),
+        ca_file: z
+          .string()
+          .nullable()
+          .default(null)
+          .describe('PEM CA certificates that verify the servers (verify-ca, verify-full).'),
       })
       .strict()
       .default({ mode: 'disable', ca_file: null }),
