@@ -325,6 +325,18 @@ describe('high availability, asynchronous replication (embedded store)', () => {
         .filter((l) => l.startsWith('pgscale_node_exits_total'))
         .join();
     assert.equal(exits(after), exits(before), 'the switchover is no node exit');
+    // The supervisor saw the old primary's postmaster go (or be replaced) and knows pgscale did it.
+    const services = (
+      await api<{ services: { name: string; status: { events: { node: string; event: string }[] } }[] }>(
+        tc,
+        '/services',
+      )
+    ).services;
+    const sup = services.find((x) => x.name === 'supervisor')!.status.events.filter((e) => e.node === old);
+    assert.ok(
+      sup.some((e) => e.event === 'stopped') && !sup.some((e) => e.event === 'exited'),
+      `supervisor events of ${old}: ${JSON.stringify(sup)}`,
+    );
     const log = readFileSync(`${tc.cluster.dataDir}/logs/controller.log`, 'utf8');
     assert.doesNotMatch(log, /no automatic recovery yet/);
   });
