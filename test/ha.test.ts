@@ -291,7 +291,12 @@ describe('high availability, asynchronous replication (embedded store)', () => {
     assertOnlyInFlightErrors(r, 4);
     assert.notEqual(leader, old);
     await until(`${old} back as a streaming standby`, () => streamingReplica(tc, old), 90_000);
-    const ev = (await events(tc)).map((e) => e.event);
+    // 'rejoined' is recorded once the start has returned (pg_ctl polls every 100 ms), which may be
+    // just after the node streams.
+    const ev = await until('the rejoin in the history', async () => {
+      const list = (await events(tc)).map((e) => e.event);
+      return list.includes('rejoined') ? list : null;
+    });
     for (const e of ['failover_detected', 'fenced', 'promoted', 'proxy_switched', 'rejoined']) {
       assert.ok(ev.includes(e), `history has ${e}: ${ev.join(', ')}`);
     }

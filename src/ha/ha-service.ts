@@ -32,6 +32,7 @@ import type { Action, Leader, MemberView, Request, ShardSnapshot } from './decid
 import { decide, healthyPrimary, pickCandidate } from './decide.js';
 import type { HaControl, HaEvent, RequestOutcome, RouteResult } from './ha-routes.js';
 import { HISTORY_LIMIT, handleHaRoute } from './ha-routes.js';
+import { HaHistory, lastFailovers } from './ha-history.js';
 import type { HaMetricsSnapshot } from './ha-metrics.js';
 import type { ProbeResult } from './probe.js';
 import { NodeProber } from './probe.js';
@@ -72,7 +73,6 @@ const KEY = {
   leader: (s: number) => `shards/${s}/leader`,
   epoch: (s: number) => `shards/${s}/epoch`,
   paused: 'paused',
-  history: 'history/',
 };
 
 export class HaService implements HaControl {
@@ -95,9 +95,7 @@ export class HaService implements HaControl {
   private paused = false;
   private published = '';
   private topologyEpoch = 0;
-  private historySeq = 0;
-  /** Events that could not be recorded yet (the store was unreachable), oldest first. */
-  private readonly unrecorded: HaEvent[] = [];
+  private readonly events = new HaHistory(() => this.store);
   private cycles = 0;
   private lastCycleAt: string | null = null;
 
@@ -147,7 +145,8 @@ export class HaService implements HaControl {
   async start(): Promise<void> {
     this.storeRef = await this.openStore();
     this.paused = (await this.store.get(KEY.paused).catch(() => null))?.value === 'true';
-    await this.readLastFailovers().catch(() => undefined);
+    const last = lastFailovers(await this.history().catch(() => []), this.shards.length);
+    for (const [shard, st] of this.shards.entries()) st.lastFailoverAt = last[shard] ?? null;
     // One cycle before the proxy starts, so that it begins with a topology it can trust.
     for (let i = 0; i < 3; i++) {
       await this.runCycle();
@@ -208,21 +207,6 @@ export class HaService implements HaControl {
     };
   }
 
-  /** The time of each shard's last failover, from the history (a promotion after failover_detected). */
-  private async readLastFailovers(): Promise<void> {
-    const inFailover = new Set<number>();
-    for (const e of await this.history(HISTORY_LIMIT)) {
-      const st = this.shards[e.shard];
-      if (!st) continue;
-      if (e.event === 'failover_detected') inFailover.add(e.shard);
-      else if (e.event === 'switchover_started') inFailover.delete(e.shard);
-      else if (e.event === 'promoted' && inFailover.has(e.shard)) {
-        st.lastFailoverAt = Date.parse(e.at);
-        inFailover.delete(e.shard);
-      }
-    }
-  }
-
   // ---------------------------------------------------------------- requests (CLI, HTTP API)
 
   /** GET /ha, GET /ha/history, POST /ha/switchover|failover|pause|resume (see ha-routes.ts). */
@@ -278,9 +262,8 @@ export class HaService implements HaControl {
     this.log.info(paused ? 'automatic failover paused' : 'automatic failover resumed');
   }
 
-  async history(limit = HISTORY_LIMIT): Promise<HaEvent[]> {
-    const kvs = await this.store.list(KEY.history);
-    return kvs.slice(-limit).map((kv) => JSON.parse(kv.value) as HaEvent);
+  history(limit = HISTORY_LIMIT): Promise<HaEvent[]> {
+    return this.events.list(limit);
   }
 
   // ---------------------------------------------------------------- the loop
@@ -345,7 +328,7 @@ export class HaService implements HaControl {
       if (this.storeDown) this.log.info('the state store answers again');
       this.storeDown = false;
       this.lastStoreOk = performance.now();
-      await this.flushUnrecorded().catch((e: unknown) => this.onStoreError(e));
+      await this.events.flush().catch((e: unknown) => this.onStoreError(e));
     } else {
       await this.leaseLost();
     }
@@ -843,23 +826,13 @@ export class HaService implements HaControl {
       );
       st.leader = null;
       st.leaderKv = null;
-      // The store is what cannot be reached: the event waits for it (see flushUnrecorded).
-      this.unrecorded.push({
-        at: new Date().toISOString(),
+      // The store is what cannot be reached: the event waits for it.
+      this.events.defer({
         shard,
         event: 'primary_stopped',
         node,
         detail: `no lease for ${this.cfg.ttl} s (state store unreachable); ${stopped}`,
       });
-    }
-  }
-
-  /** Writes the events that happened while the store could not be reached, in order. */
-  private async flushUnrecorded(): Promise<void> {
-    while (this.unrecorded.length > 0) {
-      const { at, ...e } = this.unrecorded[0]!;
-      await this.record(e, at);
-      this.unrecorded.shift();
     }
   }
 
@@ -927,24 +900,8 @@ export class HaService implements HaControl {
 
   // ---------------------------------------------------------------- helpers
 
-  private async record(e: Omit<HaEvent, 'at'>, at = new Date().toISOString()): Promise<HaEvent> {
-    const ev: HaEvent = { at, ...e };
-    const key = `${KEY.history}${Date.now().toString().padStart(15, '0')}-${String(this.historySeq++).padStart(6, '0')}`;
-    await this.store.put(key, JSON.stringify(ev));
-    this.historySeq %= 1_000_000;
-    if (this.historySeq % 50 === 0) void this.trimHistory();
-    return ev;
-  }
-
-  private async trimHistory(): Promise<void> {
-    try {
-      const all = await this.store.list(KEY.history);
-      for (const kv of all.slice(0, Math.max(0, all.length - HISTORY_LIMIT))) {
-        await this.store.compareAndDelete(kv.key, kv.revision);
-      }
-    } catch {
-      // next time
-    }
+  private record(e: Omit<HaEvent, 'at'>): Promise<HaEvent> {
+    return this.events.record(e);
   }
 
   private shardNodes(shard: number): NodeRef[] {
