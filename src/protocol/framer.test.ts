@@ -305,3 +305,24 @@ void test('property: any split of a valid backend stream reproduces the same fra
     ),
   );
 });
+
+void test('pendingMessageLength names the size of the message being collected, once its header is in', () => {
+  const f = Framer.backend();
+  assert.equal(f.pendingMessageLength, 0);
+  const msg = encodeBackendMessage({ name: 'CopyData', data: Buffer.alloc(1000, 7) });
+  f.push(msg.subarray(0, 3));
+  assert.equal(f.pendingMessageLength, 0, 'the length field is not complete yet');
+  f.push(msg.subarray(3, 10));
+  assert.equal(f.pendingMessageLength, msg.length);
+  assert.equal(f.bufferedBytes, 10);
+  const r = f.push(msg.subarray(10));
+  assert.equal(r.frames.length, 1);
+  assert.equal(f.pendingMessageLength, 0, 'nothing is being collected after the message completes');
+  // The next message's header in the same chunk as the end of the previous one.
+  const two = Buffer.concat([msg, msg]);
+  f.push(two.subarray(0, msg.length + 5));
+  assert.equal(f.pendingMessageLength, msg.length);
+  const fe = Framer.frontend();
+  fe.push(encodeStartupMessage({ version: PROTOCOL_3_0, params: new Map([['user', 'u']]) }).subarray(0, 6));
+  assert.equal(fe.pendingMessageLength, 0, 'startup packets are not counted (they are capped at 10000)');
+});

@@ -147,6 +147,15 @@ export class Framer {
     return this.size;
   }
 
+  /**
+   * Total bytes (header included) of the typed message being collected once its header has been
+   * read, else 0. A caller that limits memory can reserve this much, or stop reading, before the
+   * body arrives: the framer has then buffered no more than the chunks pushed so far.
+   */
+  get pendingMessageLength(): number {
+    return this.state === 'typed' && this.need >= 0 ? this.need : 0;
+  }
+
   get maxMessageLength(): number {
     return this.maxLength;
   }

@@ -22,6 +22,7 @@ import { ServerLoginError } from './backend/server-conn.js';
 import { ClientConn } from './frontend/client-conn.js';
 import type { FrontendHost, LoginRequest, LoginResult } from './frontend/client-conn.js';
 import { Credentials } from './frontend/credentials.js';
+import { MessageBudget } from './frontend/message-budget.js';
 import { REPORTED_NAMES } from './frontend/startup-params.js';
 import { ListenerHub } from './listener-hub.js';
 import { Session } from './session.js';
@@ -83,6 +84,8 @@ export class ProxyServer implements FrontendHost {
   classifier: Classifier | null = null;
   readonly credentials: Credentials;
   readonly mockKey = randomBytes(32);
+  /** Bounds the memory held for large client messages across all clients (max_buffered_bytes). */
+  readonly messageBudget: MessageBudget;
   tlsContext: SecureContext | null = null;
   private cancels = 0;
   private maintenance: NodeJS.Timeout | null = null;
@@ -101,6 +104,7 @@ export class ProxyServer implements FrontendHost {
       opts.config.auth_query ? (db, user) => this.runAuthQuery(db, user) : null,
     );
     this.tlsContext = loadTls(opts.config);
+    this.messageBudget = new MessageBudget(opts.config.max_buffered_bytes);
   }
 
   get settings(): ProxyConfig {
@@ -176,6 +180,7 @@ export class ProxyServer implements FrontendHost {
     this.credentials.reloadFile(next.auth_file);
     this.tlsContext = loadTls(next);
     this.config = next;
+    this.messageBudget.setLimit(next.max_buffered_bytes);
     if (resolve) this.resolver = resolve;
     for (const p of this.pools.values())
       p.settings = this.poolSettings(

@@ -33,10 +33,19 @@ import { now } from '../types.js';
 import type { Credentials } from './credentials.js';
 import { startupSettings } from './startup-params.js';
 import type { StartupSettings } from './startup-params.js';
+import { LARGE_MESSAGE_BYTES } from './message-budget.js';
+import type { BudgetTicket, MessageBudget } from './message-budget.js';
+
+import { ReadPause } from './read-pause.js';
 
 export interface ClientSessionLike {
   onClientFrames(frames: TypedFrame[]): void;
   close(): void;
+  /**
+   * True when the session calls `inputFlushed` once the messages it was given have left the
+   * process; otherwise they are taken to be done with when `onClientFrames` returns.
+   */
+  readonly reportsInputFlushed?: boolean;
 }
 
 export interface LoginRequest {
@@ -58,6 +67,8 @@ export interface FrontendHost {
   readonly mockKey: Buffer;
   readonly loginTimeoutMs: number;
   readonly maxPacketSize: number;
+  /** Shared by every client of the process: bounds the bytes held for large messages. */
+  readonly messageBudget: MessageBudget;
   readonly ignoreStartupParameters: readonly string[];
   login(req: LoginRequest): Promise<LoginResult>;
   cancel(processId: number, key: Buffer): void;
@@ -86,6 +97,13 @@ export class ClientConn {
   private gssRequests = 0;
   private authHandler: ((f: TypedFrame) => void) | null = null;
   private loginTimer: NodeJS.Timeout | null;
+  /** ReadPause bits in force. */
+  private pauses = 0;
+  /** Budget reserved for the large message the framer is collecting. */
+  private reserved = 0;
+  /** Budget of large messages handed to the session that have not left the process yet. */
+  private held = 0;
+  private ticket: BudgetTicket | null = null;
   // Assigned in the constructor, not as a class field: a class-field arrow function is given its
   // name at run time, which costs each instance a property store (~250 bytes per client).
   private readonly onDataBound: (chunk: Buffer) => void;
@@ -130,6 +148,29 @@ export class ClientConn {
     this.fail(fatal);
   }
 
+  /** Stops reading this client for `reason` (SessionHost). */
+  pauseReading(reason: ReadPause): void {
+    if (this.pauses === 0) this.socket.pause();
+    this.pauses |= reason;
+  }
+
+  /** Withdraws `reason`; the socket is read again once no reason is left (SessionHost). */
+  resumeReading(reason: ReadPause): void {
+    if ((this.pauses & reason) === 0) return;
+    this.pauses &= ~reason;
+    if (this.pauses === 0 && this.phase !== 'closed') this.socket.resume();
+  }
+
+  /**
+   * The session says every message it was given has left the process (forwarded to a server
+   * that took the bytes, or answered): their budget goes back (SessionHost).
+   */
+  inputFlushed(): void {
+    if (this.held === 0) return;
+    this.host.messageBudget.release(this.held);
+    this.held = 0;
+  }
+
   /** Sends a FATAL error (if given) and closes. */
   fail(fatal?: Buffer): void {
     if (this.phase === 'closed') return;
@@ -144,6 +185,7 @@ export class ClientConn {
     if (this.loginTimer) clearTimeout(this.loginTimer);
     this.loginTimer = null;
     this.session?.close();
+    this.returnBudget();
     this.host.closed(this);
   }
 
@@ -154,9 +196,50 @@ export class ClientConn {
   }
 
   private onData(chunk: Buffer): void {
+    // A socket someone resumed early (a 'drain' listener of an older pause) hands over at most
+    // this chunk before it is stopped again.
+    if (this.pauses !== 0 && !this.socket.isPaused()) this.socket.pause();
     const r = this.framer.push(chunk);
+    // The message the reservation was for is the first to complete: the session holds it now.
+    if (this.reserved > 0 && r.frames.length > 0) {
+      this.held += this.reserved;
+      this.reserved = 0;
+    }
     this.onFrames(r.frames);
     if (!r.ok && this.phase !== 'closed') this.fail(fatalFromFailure(r));
+    this.reserveForPartial();
+  }
+
+  /**
+   * Before more of a large message is read, its whole length is reserved in the budget; without
+   * room, this client is not read until the budget grants it (in arrival order). Only typed
+   * messages after authentication can be this large (the limit before it is 10000 bytes).
+   */
+  private reserveForPartial(): void {
+    if (this.phase === 'closed' || this.reserved > 0 || this.ticket) return;
+    const n = this.framer.pendingMessageLength;
+    if (n <= LARGE_MESSAGE_BYTES) return;
+    const budget = this.host.messageBudget;
+    if (budget.tryReserve(n)) {
+      this.reserved = n;
+      return;
+    }
+    this.pauseReading(ReadPause.budget);
+    this.ticket = budget.enqueue(n, () => {
+      this.ticket = null;
+      this.reserved = n;
+      this.resumeReading(ReadPause.budget);
+    });
+  }
+
+  /** The client is gone: whatever it reserved or waits for goes back to the others. */
+  private returnBudget(): void {
+    const budget = this.host.messageBudget;
+    if (this.ticket) budget.cancel(this.ticket);
+    this.ticket = null;
+    budget.release(this.reserved + this.held);
+    this.reserved = 0;
+    this.held = 0;
   }
 
   private onFrames(frames: Frame[]): void {
@@ -179,7 +262,9 @@ export class ClientConn {
       } else if (this.phase === 'ready' && this.session) {
         // Collect the typed frames of this chunk and hand them over together.
         const rest = frames.slice(frames.indexOf(f)).filter((x): x is TypedFrame => x.kind === 'typed');
-        this.session.onClientFrames(rest);
+        const session = this.session;
+        session.onClientFrames(rest);
+        if (session.reportsInputFlushed !== true) this.inputFlushed();
         return;
       } else {
         return this.fail(

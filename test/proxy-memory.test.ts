@@ -1,0 +1,171 @@
+/**
+ * The proxy's memory stays bounded when logged-in clients send large messages slowly
+ * (`proxy.max_buffered_bytes`, issue #11 item 3). The proxy runs as its own process (a standalone
+ * `pgscale proxy`), so its resident set is the proxy's alone. Several clients each send all but
+ * the last bytes of a large Query and hold; the proxy may read only as many of them as the budget
+ * allows and must leave the rest in the kernel and the clients. Then every client finishes its
+ * message, and every one is executed whole; meanwhile a small query from another client answers
+ * as usual.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { binarySets, makeCluster, repoRoot, until } from './harness.js';
+import type { TestCluster } from './harness.js';
+import { RawClient, fe } from './raw-client.js';
+import { readSecrets } from '../src/cluster/secrets.js';
+import { findFreePortBlock } from '../src/cluster/ports.js';
+
+const bins = binarySets()[0]!;
+const MB = 1024 * 1024;
+
+function rssMb(pid: number): number {
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(m[1]) / 1024;
+}
+
+interface Running {
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+async function startProxy(config: string): Promise<Running> {
+  const child = spawn(process.execPath, [join(repoRoot, 'bin', 'pgscale.js'), 'proxy', '-c', config], {
+    env: { ...process.env, PGSCALE_DEV: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let text = '';
+  child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (text += d.toString()));
+  const exited = new Promise<void>((r) => child.on('exit', () => r()));
+  await until(
+    'the proxy to be ready',
+    () => Promise.resolve(text.includes('ready on') || child.exitCode !== null),
+    60_000,
+  );
+  if (child.exitCode !== null) throw new Error(`pgscale proxy exited: ${text}`);
+  return {
+    child,
+    stop: async () => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+describe('proxy memory with large client messages', () => {
+  let tc: TestCluster;
+  let proxy: Running | null = null;
+  let port = 0;
+  let appPassword = '';
+  const BUDGET_MB = 48;
+
+  before(async () => {
+    tc = await makeCluster(bins, { replicas: 0 });
+    await tc.cluster.up();
+    appPassword = readSecrets(tc.cluster.dataDir)!.app;
+    const serverPort = tc.cluster.nodes()[0]!.port;
+    port = await findFreePortBlock(1);
+    writeFileSync(join(tc.dir, 'mem-users.txt'), `"app" "${appPassword}"\n`);
+    const yaml = join(tc.dir, 'mem-proxy.yaml');
+    writeFileSync(
+      yaml,
+      [
+        'proxy:',
+        '  listen: 127.0.0.1',
+        `  port: ${port}`,
+        `  auth_file: ${join(tc.dir, 'mem-users.txt')}`,
+        `  max_buffered_bytes: ${BUDGET_MB * MB}`,
+        '  databases:',
+        `    app: { host: 127.0.0.1, port: ${serverPort} }`,
+        '',
+      ].join('\n'),
+    );
+    proxy = await startProxy(yaml);
+  });
+  after(async () => {
+    await proxy?.stop();
+    await tc.cleanup();
+  });
+
+  test('clients holding partial 40 MB messages cost the budget, not 40 MB each; nothing is lost', async () => {
+    const CLIENTS = 5;
+    const SIZE = 40 * MB;
+    const pid = proxy!.child.pid!;
+    const clients: RawClient[] = [];
+    for (let i = 0; i < CLIENTS; i++) {
+      const c = await RawClient.connect(port);
+      await c.loginScram({ user: 'app', database: 'app' }, appPassword, { timeoutMs: 30_000 });
+      clients.push(c);
+    }
+    // Warm up the path a large message takes (one of budget size, alone), so that what the
+    // proxy's code and heap need once is in the baseline.
+    const warm = await RawClient.connect(port);
+    await warm.loginScram({ user: 'app', database: 'app' }, appPassword, { timeoutMs: 30_000 });
+    const warmReply = await warm.query(`SELECT length('${'w'.repeat(8 * MB)}')`, 120_000);
+    assert.deepEqual(RawClient.rows(warmReply), [[String(8 * MB)]]);
+    warm.destroy();
+    const baseline = rssMb(pid);
+
+    // Each client: a Query whose text is `SELECT <i>, length('xxx…')`, all but its last 64 kB sent.
+    const messages = clients.map((_, i) =>
+      fe({ name: 'Query', query: `SELECT ${i}, length('${'x'.repeat(SIZE)}')` }),
+    );
+    const HOLD = 64 * 1024;
+    clients.forEach((c, i) => c.socket.write(messages[i]!.subarray(0, messages[i]!.length - HOLD)));
+    // Wait until the proxy reads no more: every client's bytes are taken (the unbounded proxy), or
+    // one client's are and the others' have not moved for 3 s (the proxy stopped reading them).
+    const queued = () => clients.map((c) => c.socket.writableLength);
+    let last = queued();
+    let stableSince = Date.now();
+    await until(
+      'the proxy to stop reading',
+      () => {
+        const now = queued();
+        if (now.some((n, i) => n !== last[i])) {
+          last = now;
+          stableSince = Date.now();
+        }
+        return Promise.resolve(
+          now.every((n) => n === 0) || (now.some((n) => n === 0) && Date.now() - stableSince > 3000),
+        );
+      },
+      300_000,
+    );
+    const grown = rssMb(pid) - baseline;
+    const pending = queued().filter((n) => n > 0).length;
+    process.stderr.write(`proxy-memory: grew ${grown.toFixed(1)} MB, ${pending} clients not fully read\n`);
+
+    // Meanwhile another client's small query answers as usual.
+    const small = new pg.Client({
+      host: '127.0.0.1',
+      port,
+      user: 'app',
+      password: appPassword,
+      database: 'app',
+    });
+    await small.connect();
+    assert.equal((await small.query('SELECT 42 AS n')).rows[0].n, 42);
+    await small.end();
+
+    assert.ok(
+      grown < BUDGET_MB + 40,
+      `the proxy grew by ${grown.toFixed(0)} MB holding ${CLIENTS} partial ${SIZE / MB} MB messages ` +
+        `(budget ${BUDGET_MB} MB; ${pending} clients still had bytes the proxy had not read)`,
+    );
+    assert.ok(pending >= CLIENTS - 1, 'the clients beyond the budget were not read');
+
+    // Every client finishes its message; each is executed whole, none lost or mixed up.
+    clients.forEach((c, i) => c.socket.write(messages[i]!.subarray(messages[i]!.length - HOLD)));
+    const replies = await Promise.all(clients.map((c) => c.until('Z', 300_000)));
+    replies.forEach((r, i) =>
+      assert.deepEqual(RawClient.rows(r), [[String(i), String(SIZE)]], `client ${i}`),
+    );
+    for (const c of clients) c.destroy();
+  });
+});
