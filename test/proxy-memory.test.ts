@@ -139,7 +139,6 @@ describe('proxy memory with large client messages', () => {
     );
     const grown = rssMb(pid) - baseline;
     const pending = queued().filter((n) => n > 0).length;
-    process.stderr.write(`proxy-memory: grew ${grown.toFixed(1)} MB, ${pending} clients not fully read\n`);
 
     // Meanwhile another client's small query answers as usual.
     const small = new pg.Client({

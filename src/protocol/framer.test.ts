@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import type { Frame, PushResult } from './framer.js';
+import type { Frame, PushResult, TypedFrame } from './framer.js';
 import { Framer } from './framer.js';
 import { encodeCancelRequest, encodeSSLRequest, encodeStartupMessage } from './startup-messages.js';
 import { encodeFrontendMessage } from './frontend-messages.js';
@@ -325,4 +325,41 @@ void test('pendingMessageLength names the size of the message being collected, o
   const fe = Framer.frontend();
   fe.push(encodeStartupMessage({ version: PROTOCOL_3_0, params: new Map([['user', 'u']]) }).subarray(0, 6));
   assert.equal(fe.pendingMessageLength, 0, 'startup packets are not counted (they are capped at 10000)');
+});
+
+void test('collectPending gathers a message into one buffer of its length; framing is unchanged', () => {
+  const big = encodeBackendMessage({ name: 'CopyData', data: Buffer.alloc(300_000, 'ab') });
+  const small = encodeBackendMessage({ name: 'CommandComplete', tag: 'COPY 1' });
+  const stream = Buffer.concat([small, big, small, big, small]);
+  for (const size of [1, 7, 4096, 65536, 299_999]) {
+    const f = Framer.backend();
+    const frames: Frame[] = [];
+    for (let at = 0; at < stream.length; at += size) {
+      const r = f.push(stream.subarray(at, at + size));
+      assert.equal(r.ok, true);
+      frames.push(...r.frames);
+      if (f.pendingMessageLength > 1000) {
+        f.collectPending();
+        f.collectPending(); // twice is harmless
+        assert.ok(f.bufferedBytes < f.pendingMessageLength);
+      }
+    }
+    assert.deepEqual(
+      frames.map((x) => x.bytes.toString('hex')),
+      [small, big, small, big, small].map((m) => m.toString('hex')),
+      `chunks of ${size}`,
+    );
+    const whole = frames.filter((x) => x.bytes.length === big.length);
+    for (const w of whole) {
+      assert.equal(w.bytes.byteOffset, 0, 'its own buffer');
+      assert.equal(w.bytes.buffer.byteLength >= big.length, true);
+      assert.equal((w as TypedFrame).type, 'd');
+      assert.deepEqual(w.payload, big.subarray(5));
+    }
+    assert.equal(f.bufferedBytes, 0);
+  }
+  // Nothing being collected: a no-op.
+  const idle = Framer.backend();
+  idle.collectPending();
+  assert.equal(idle.push(small).frames.length, 1);
 });

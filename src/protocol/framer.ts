@@ -112,6 +112,8 @@ export class Framer {
   private size = 0;
   /** Total bytes (header included) of the message being collected, or -1 if its header is unread. */
   private need = -1;
+  /** The message being collected straight into one buffer of its length (see collectPending). */
+  private whole: Buffer | null = null;
   private state: FramerPhase;
   private failure: Failure | undefined;
   private maxLength: number;
@@ -165,14 +167,48 @@ export class Framer {
     this.maxLength = checkLimit(limit);
   }
 
+  /**
+   * Collects the rest of the message being collected (its header read, its length checked)
+   * straight into one buffer of its full length, allocated now: each later chunk is copied in and
+   * dropped, so the message costs its length once instead of its chunks and then their
+   * concatenation. Call it only when that memory has been accounted for (this allocates by the
+   * claimed length, which the framer otherwise never does); a no-op if nothing is being collected.
+   */
+  collectPending(): void {
+    if (this.state !== 'typed' || this.need < 0 || this.whole !== null || this.size >= this.need) return;
+    const whole = Buffer.allocUnsafe(this.need);
+    let at = 0;
+    let from = this.head;
+    for (const part of this.parts) {
+      at += part.copy(whole, at, from);
+      from = 0;
+    }
+    this.parts = [];
+    this.head = 0;
+    this.whole = whole;
+  }
+
   /** Feeds one chunk; returns the completed frames, and the failure if framing broke. */
   push(chunk: Buffer): PushResult {
     if (this.failure) return { ...this.failure, frames: [] };
+    const frames: Frame[] = [];
+    const whole = this.whole;
+    if (whole !== null && chunk.length > 0) {
+      const k = Math.min(chunk.length, this.need - this.size);
+      chunk.copy(whole, this.size, 0, k);
+      this.size += k;
+      if (this.size < this.need) return { ok: true, frames };
+      this.whole = null;
+      this.size = 0;
+      this.need = -1;
+      frames.push(new TypedMessage(String.fromCharCode(whole[0] ?? 0), whole));
+      chunk = chunk.subarray(k);
+    }
     if (chunk.length > 0) {
       this.parts.push(chunk);
       this.size += chunk.length;
     }
-    return this.drain();
+    return this.drain(frames);
   }
 
   /**
@@ -184,11 +220,10 @@ export class Framer {
   resumeStartup(): PushResult {
     if (this.failure) return { ...this.failure, frames: [] };
     if (this.state === 'negotiating') this.state = 'startup';
-    return this.drain();
+    return this.drain([]);
   }
 
-  private drain(): PushResult {
-    const frames: Frame[] = [];
+  private drain(frames: Frame[]): PushResult {
     for (;;) {
       if (this.state === 'negotiating') {
         // Nothing is parsed until the caller answers; but hold no more than one startup packet.
@@ -310,6 +345,7 @@ export class Framer {
     this.head = 0;
     this.size = 0;
     this.need = -1;
+    this.whole = null;
     this.failure = fail(SqlState.PROTOCOL_VIOLATION, message);
     return { ...this.failure, frames };
   }

@@ -212,8 +212,9 @@ export class ClientConn {
 
   /**
    * Before more of a large message is read, its whole length is reserved in the budget; without
-   * room, this client is not read until the budget grants it (in arrival order). Only typed
-   * messages after authentication can be this large (the limit before it is 10000 bytes).
+   * room, this client is not read until the budget grants it (in arrival order). Once reserved,
+   * the message is collected into one buffer of its length (no chunks, then a copy of them).
+   * Only typed messages after authentication can be this large (the limit before it is 10000).
    */
   private reserveForPartial(): void {
     if (this.phase === 'closed' || this.reserved > 0 || this.ticket) return;
@@ -222,12 +223,14 @@ export class ClientConn {
     const budget = this.host.messageBudget;
     if (budget.tryReserve(n)) {
       this.reserved = n;
+      this.framer.collectPending();
       return;
     }
     this.pauseReading(ReadPause.budget);
     this.ticket = budget.enqueue(n, () => {
       this.ticket = null;
       this.reserved = n;
+      this.framer.collectPending();
       this.resumeReading(ReadPause.budget);
     });
   }
