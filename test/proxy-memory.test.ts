@@ -58,6 +58,11 @@ async function startProxy(config: string): Promise<Running> {
   };
 }
 
+/** Resolves once `c` has nothing queued in its own process: the proxy (or the kernel) took it all. */
+async function sent(c: RawClient): Promise<void> {
+  await until('the bytes to leave the client', () => Promise.resolve(c.socket.writableLength === 0), 300_000);
+}
+
 describe('proxy memory with large client messages', () => {
   let tc: TestCluster;
   let proxy: Running | null = null;
@@ -166,5 +171,55 @@ describe('proxy memory with large client messages', () => {
       assert.deepEqual(RawClient.rows(r), [[String(i), String(SIZE)]], `client ${i}`),
     );
     for (const c of clients) c.destroy();
+  });
+
+  async function login(): Promise<RawClient> {
+    const c = await RawClient.connect(port);
+    await c.loginScram({ user: 'app', database: 'app' }, appPassword, { timeoutMs: 30_000 });
+    return c;
+  }
+
+  test('a message larger than the whole budget waits for the others, then runs alone; none deadlocks', async () => {
+    const a = await login();
+    const b = await login();
+    const partA = fe({ name: 'Query', query: `SELECT 'a', length('${'a'.repeat(20 * MB)}')` });
+    const big = 60 * MB; // more than the 48 MB budget
+    const msgB = fe({ name: 'Query', query: `SELECT 'b', length('${'b'.repeat(big)}')` });
+    a.socket.write(partA.subarray(0, partA.length - 10));
+    await sent(a);
+    b.socket.write(msgB);
+    // B cannot be had while A holds its reservation: B's answer waits for A's message.
+    assert.equal(await b.next(3000), null, 'B is not answered while A holds the budget');
+    a.socket.write(partA.subarray(partA.length - 10));
+    assert.deepEqual(RawClient.rows(await a.until('Z', 120_000)), [['a', String(20 * MB)]]);
+    assert.deepEqual(RawClient.rows(await b.until('Z', 300_000)), [['b', String(big)]]);
+    a.destroy();
+    b.destroy();
+  });
+
+  test('a client that leaves in the middle of a large message gives its budget back', async () => {
+    const a = await login();
+    const b = await login();
+    const msgA = fe({ name: 'Query', query: `SELECT length('${'a'.repeat(40 * MB)}')` });
+    const msgB = fe({ name: 'Query', query: `SELECT 'b', length('${'b'.repeat(40 * MB)}')` });
+    a.socket.write(msgA.subarray(0, msgA.length - 1000));
+    await sent(a);
+    b.socket.write(msgB);
+    const early = await b.next(2000);
+    assert.equal(early, null, 'B waits while A holds the budget');
+    a.reset();
+    assert.deepEqual(RawClient.rows(await b.until('Z', 300_000)), [['b', String(40 * MB)]]);
+    // Pipelined large messages of one client are each taken in turn.
+    const three = Buffer.concat(
+      [1, 2, 3].map((i) => fe({ name: 'Query', query: `SELECT ${i}, length('${'p'.repeat(30 * MB)}')` })),
+    );
+    b.socket.write(three);
+    const rows: (string | null)[][] = [];
+    for (let i = 0; i < 3; i++) rows.push(...RawClient.rows(await b.until('Z', 300_000)));
+    assert.deepEqual(
+      rows,
+      [1, 2, 3].map((i) => [String(i), String(30 * MB)]),
+    );
+    b.destroy();
   });
 });
