@@ -11,12 +11,13 @@
  * no more than the message itself, so the server's memory does not limit how many run at once.
  * The clients never hold a message in memory: every chunk is a view of one shared 64 kB buffer.
  * A proxy whose RSS passes --abort-rss-mb (default 6144) is stopped and reported as such, so a
- * proxy without a bound cannot exhaust a shared machine.
+ * proxy without a bound cannot exhaust a shared machine. `--rows` measures the other direction:
+ * each client asks for one row of S bytes and leaves it unread for 5 s before reading it.
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { table } from '../src/cli/table.js';
-import { RawClient } from '../test/raw-client.js';
+import { RawClient, fe } from '../test/raw-client.js';
 import { runMain } from './cleanup.js';
 import { rssKb } from './memory.js';
 import { startServer } from './server.js';
@@ -33,6 +34,8 @@ const USAGE = `Usage: npm run build && node --import tsx bench/memory-large-mess
   --pause-ms MS        pause after each write (default 1)
   --pool-size N        server connections of the proxy's pool (default 20)
   --abort-rss-mb MB    stop a proxy whose RSS passes this (default 6144)
+  --rows               the other direction: each client asks for one row of --size MiB
+                       (SELECT repeat(…)) and does not read for 5 s, then reads it all
   --baseline DIR       also measure the proxy of another built checkout DIR (e.g. /work/main)
   --json FILE          also write the numbers to FILE
   -h, --help           this text
@@ -47,6 +50,7 @@ interface Options {
   abortRssMb: number;
   baseline: string | null;
   json: string | null;
+  rows: boolean;
 }
 
 function parseOptions(argv: string[]): Options | null {
@@ -61,6 +65,7 @@ function parseOptions(argv: string[]): Options | null {
       'abort-rss-mb': { type: 'string', default: '6144' },
       baseline: { type: 'string' },
       json: { type: 'string' },
+      rows: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -79,11 +84,13 @@ function parseOptions(argv: string[]): Options | null {
     abortRssMb: n('abort-rss-mb', values['abort-rss-mb'], 64),
     baseline: values.baseline ?? null,
     json: values.json ?? null,
+    rows: values.rows,
   };
 }
 
 export interface LargeMessageResult {
   target: string;
+  direction: 'to server' | 'to client';
   clients: number;
   messageMb: number;
   rssBaseMb: number;
@@ -171,11 +178,20 @@ async function measure(t: Target, server: ServerInfo, o: Options): Promise<Large
       }, 100);
     });
     const runs = clients.map(async (c, i) => {
-      await sendSlowly(c, i, size, filler, o, () => aborted !== null);
+      if (o.rows) {
+        // A row of `size` bytes of the digit i, not read for 5 s.
+        c.socket.pause();
+        c.send(fe({ name: 'Query', query: `SELECT repeat('${i % 10}', ${size}) AS big_row` }));
+        await sleep(5000);
+        c.socket.resume();
+      } else {
+        await sendSlowly(c, i, size, filler, o, () => aborted !== null);
+      }
       if (aborted !== null) return;
       const reply = await c.until('Z', 3_600_000);
       const rows = RawClient.rows(reply);
-      if (rows.length === 1 && rows[0]![0] === String(i)) answered++;
+      const want = o.rows ? String(i % 10).repeat(size) : String(i);
+      if (rows.length === 1 && rows[0]![0] === want) answered++;
       done++;
     });
     await Promise.race([Promise.allSettled(runs), abortedP]);
@@ -184,6 +200,7 @@ async function measure(t: Target, server: ServerInfo, o: Options): Promise<Large
     clearInterval(progress);
     return {
       target: t.name,
+      direction: o.rows ? 'to client' : 'to server',
       clients: o.clients,
       messageMb: o.sizeMb,
       rssBaseMb: base / 1024,
@@ -214,9 +231,21 @@ async function main(o: Options): Promise<number> {
     await server.stop();
   }
   const out = table(
-    ['target', 'clients', 'message', 'RSS after logins', 'RSS peak', 'growth', 'answered', 'time', 'note'],
+    [
+      'target',
+      'direction',
+      'clients',
+      'message',
+      'RSS after logins',
+      'RSS peak',
+      'growth',
+      'answered',
+      'time',
+      'note',
+    ],
     results.map((r) => [
       r.target,
+      r.direction,
       String(r.clients),
       `${r.messageMb} MB`,
       `${r.rssBaseMb.toFixed(0)} MB`,

@@ -222,4 +222,58 @@ describe('proxy memory with large client messages', () => {
     );
     b.destroy();
   });
+
+  test('large rows to clients that do not read are streamed: the proxy holds a chunk of each, not the row', async () => {
+    const CLIENTS = 5;
+    const ROW = 40 * MB;
+    const pid = proxy!.child.pid!;
+    const direct = new pg.Client({
+      host: '127.0.0.1',
+      port: tc.cluster.nodes()[0]!.port,
+      user: 'postgres',
+      password: readSecrets(tc.cluster.dataDir)!.superuser,
+      database: 'app',
+    });
+    await direct.connect();
+    try {
+      const clients: RawClient[] = [];
+      for (let i = 0; i < CLIENTS; i++) clients.push(await login());
+      const baseline = rssMb(pid);
+      for (const [i, c] of clients.entries()) {
+        c.socket.pause();
+        c.send(fe({ name: 'Query', query: `SELECT repeat('${i}', ${ROW}) AS big_row_${i}` }));
+      }
+      // Each server either blocks writing to the proxy (the proxy stopped reading it) or has sent
+      // its whole row (the proxy took it all, as an unbounded proxy does), and stays so for 3 s
+      // (a server can block for a moment on a proxy that is merely busy).
+      let since = 0;
+      await until(
+        'every server to block on the proxy or finish',
+        async () => {
+          const r = await direct.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_stat_activity
+              WHERE query LIKE 'SELECT repeat(%big_row_%' AND (wait_event = 'ClientWrite' OR state = 'idle')`,
+          );
+          if (r.rows[0]!.n !== CLIENTS) since = 0;
+          else since ||= Date.now();
+          return since > 0 && Date.now() - since > 3000;
+        },
+        300_000,
+      );
+      const grown = rssMb(pid) - baseline;
+      assert.ok(
+        grown < 40,
+        `the proxy grew by ${grown.toFixed(0)} MB for ${CLIENTS} clients not reading a ${ROW / MB} MB row each`,
+      );
+      for (const [i, c] of clients.entries()) {
+        c.socket.resume();
+        const rows = RawClient.rows(await c.until('Z', 300_000));
+        assert.equal(rows.length, 1);
+        assert.equal(rows[0]![0], String(i).repeat(ROW), `client ${i} got its whole row`);
+        c.destroy();
+      }
+    } finally {
+      await direct.end();
+    }
+  });
 });

@@ -363,3 +363,47 @@ void test('collectPending gathers a message into one buffer of its length; frami
   idle.collectPending();
   assert.equal(idle.push(small).frames.length, 1);
 });
+
+void test('streamed types over streamAbove come out as pieces that add up to the message; others are whole', () => {
+  const row = encodeBackendMessage({ name: 'DataRow', values: [Buffer.alloc(200_000, 'r'), null] });
+  const copy = encodeBackendMessage({ name: 'CopyData', data: Buffer.alloc(150_000, 'c') });
+  const notice = encodeBackendMessage({ name: 'CommandComplete', tag: 'SELECT 1' });
+  const bigError = encodeBackendMessage({ name: 'CopyInResponse', format: 0, columnFormats: [] });
+  const stream = Buffer.concat([notice, row, notice, copy, bigError, row]);
+  for (const size of [1, 3, 5, 6, 4096, 65536, 100_003, stream.length]) {
+    const f = Framer.backend({ streamAbove: 1000, streamTypes: 'Dd' });
+    const frames: TypedFrame[] = [];
+    for (let at = 0; at < stream.length; at += size) {
+      const r = f.push(stream.subarray(at, at + size));
+      assert.equal(r.ok, true);
+      frames.push(...(r.frames as TypedFrame[]));
+      // Only the small messages are ever held whole; of a streamed one, nothing.
+      assert.ok(f.bufferedBytes <= Math.max(size, 100), `held ${f.bufferedBytes} with chunks of ${size}`);
+    }
+    // Reassemble: consecutive pieces of one message, in order.
+    const out: { type: string; bytes: string; partial: boolean }[] = [];
+    for (const fr of frames) {
+      const last = out[out.length - 1];
+      if (fr.partial && last?.partial && last.bytes.length / 2 < (last.type === 'D' ? row : copy).length)
+        last.bytes += fr.bytes.toString('hex');
+      else out.push({ type: fr.type, bytes: fr.bytes.toString('hex'), partial: fr.partial === true });
+    }
+    assert.deepEqual(
+      out.map((o) => [o.type, o.bytes, o.partial]),
+      [
+        ['C', notice.toString('hex'), false],
+        ['D', row.toString('hex'), true],
+        ['C', notice.toString('hex'), false],
+        ['d', copy.toString('hex'), true],
+        ['G', bigError.toString('hex'), false],
+        ['D', row.toString('hex'), true],
+      ],
+      `chunks of ${size}`,
+    );
+  }
+  // Small messages of a streamed type are whole frames as before.
+  const small = encodeBackendMessage({ name: 'DataRow', values: [Buffer.from('x')] });
+  const r = Framer.backend({ streamAbove: 1000, streamTypes: 'Dd' }).push(small);
+  assert.equal((r.frames[0] as TypedFrame).partial, false);
+  assert.deepEqual(r.frames[0]!.payload, small.subarray(5));
+});

@@ -15,6 +15,9 @@
  *   what it held;
  * - a large message arriving in many small chunks is kept as a list and concatenated once, so
  *   framing is linear in the bytes received, never quadratic.
+ * - or, for the message types a caller only forwards (`streamTypes`, e.g. DataRow), a message
+ *   over `streamAbove` bytes is not kept at all: each chunk's share of it is returned at once as
+ *   a `partial` piece, so its length costs nothing.
  *
  * Frames expose `bytes` (the whole message, header included, for forwarding untouched) and
  * `payload` (the body after the length). Both are views: when a message lies inside one pushed
@@ -53,6 +56,12 @@ export interface TypedFrame {
   readonly bytes: Buffer;
   /** Everything after the type byte and length field. */
   readonly payload: Buffer;
+  /**
+   * True for a piece of a message streamed in pieces (see FramerOptions.streamAbove): `bytes` is
+   * the next slice of that message on the wire (the first piece starts with its header) and
+   * `payload` means nothing. Such pieces are for forwarding, not decoding.
+   */
+  readonly partial?: boolean;
 }
 
 export type Frame = StartupFrame | TypedFrame;
@@ -71,6 +80,17 @@ class TypedMessage implements TypedFrame {
 
   get payload(): Buffer {
     return this.bytes.subarray(5);
+  }
+
+  get partial(): boolean {
+    return false;
+  }
+}
+
+/** A slice of a message streamed in pieces (no copy of the chunk it lies in). */
+class MessagePiece extends TypedMessage {
+  override get partial(): boolean {
+    return true;
   }
 }
 
@@ -95,6 +115,14 @@ export interface FramerOptions {
   readonly maxMessageLength?: number;
   /** Reject type bytes that are not messages of this direction (default true). */
   readonly knownTypesOnly?: boolean;
+  /**
+   * Messages of `streamTypes` longer than this many bytes are not collected: each chunk's share
+   * of them is returned at once as a `partial` frame, so a proxy that only forwards them (a
+   * DataRow, CopyData) holds no more than a chunk of one, however long it is. Default: never.
+   */
+  readonly streamAbove?: number;
+  /** Type bytes that may be streamed, e.g. 'Dd' (default none). */
+  readonly streamTypes?: string;
 }
 
 type Side = 'frontend' | 'backend';
@@ -118,6 +146,11 @@ export class Framer {
   private failure: Failure | undefined;
   private maxLength: number;
   private readonly knownTypesOnly: boolean;
+  private readonly streamAbove: number;
+  private readonly streamTypes: string;
+  /** Bytes of the message being streamed still to come, and its type. */
+  private streamLeft = 0;
+  private streamType = '';
 
   private constructor(
     private readonly side: Side,
@@ -128,6 +161,8 @@ export class Framer {
       options.maxMessageLength ?? (side === 'frontend' ? PQ_SMALL_MESSAGE_LIMIT : PQ_LARGE_MESSAGE_LIMIT),
     );
     this.knownTypesOnly = options.knownTypesOnly ?? true;
+    this.streamAbove = options.streamAbove ?? Infinity;
+    this.streamTypes = options.streamTypes ?? '';
   }
 
   /** Frames what a client sends: startup phase first, then typed messages. */
@@ -236,10 +271,27 @@ export class Framer {
         if (this.size > 0) return this.fail(frames, 'unexpected data after CancelRequest');
         break;
       }
+      if (this.streamLeft > 0) {
+        if (this.size === 0) break;
+        // One piece per buffered part: a view of it, never a copy.
+        const n = Math.min(this.parts[0]!.length - this.head, this.streamLeft);
+        this.streamLeft -= n;
+        frames.push(new MessagePiece(this.streamType, this.take(n)));
+        continue;
+      }
       if (this.need < 0) {
         const bad = this.state === 'typed' ? this.readTypedHeader() : this.readStartupHeader();
         if (bad !== undefined) return this.fail(frames, bad);
         if (this.need < 0) break; // header incomplete
+        if (this.state === 'typed' && this.need > this.streamAbove) {
+          const type = String.fromCharCode(this.parts[0]![this.head] ?? 0);
+          if (this.streamTypes.includes(type)) {
+            this.streamType = type;
+            this.streamLeft = this.need;
+            this.need = -1;
+            continue;
+          }
+        }
       }
       if (this.size < this.need) break;
       const bytes = this.take(this.need);
@@ -346,6 +398,7 @@ export class Framer {
     this.size = 0;
     this.need = -1;
     this.whole = null;
+    this.streamLeft = 0;
     this.failure = fail(SqlState.PROTOCOL_VIOLATION, message);
     return { ...this.failure, frames };
   }

@@ -1004,7 +1004,7 @@ export class Session {
     switch (head.k) {
       case 'query':
         if (!head.swallow) this.out.add(f.bytes);
-        if (head.captureLsn && f.type === 'D') {
+        if (head.captureLsn && f.type === 'D' && f.partial !== true) {
           const lsn = parseLsnText(decodeFirstText(f.payload));
           if (lsn !== null && (this.wroteLsn === null || lsn > this.wroteLsn)) this.wroteLsn = lsn;
         }
