@@ -34,8 +34,9 @@ interface Running {
   stop(): Promise<void>;
 }
 
-async function startProxy(config: string): Promise<Running> {
-  const child = spawn(process.execPath, [join(repoRoot, 'bin', 'pgscale.js'), 'proxy', '-c', config], {
+async function startProxy(config: string, http: string): Promise<Running> {
+  const bin = join(repoRoot, 'bin', 'pgscale.js');
+  const child = spawn(process.execPath, [bin, 'proxy', '-c', config, '--http', http], {
     env: { ...process.env, PGSCALE_DEV: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -67,6 +68,7 @@ describe('proxy memory with large client messages', () => {
   let tc: TestCluster;
   let proxy: Running | null = null;
   let port = 0;
+  let httpPort = 0;
   let appPassword = '';
   const BUDGET_MB = 48;
 
@@ -76,6 +78,7 @@ describe('proxy memory with large client messages', () => {
     appPassword = readSecrets(tc.cluster.dataDir)!.app;
     const serverPort = tc.cluster.nodes()[0]!.port;
     port = await findFreePortBlock(1);
+    httpPort = await findFreePortBlock(1);
     writeFileSync(join(tc.dir, 'mem-users.txt'), `"app" "${appPassword}"\n`);
     const yaml = join(tc.dir, 'mem-proxy.yaml');
     writeFileSync(
@@ -91,18 +94,20 @@ describe('proxy memory with large client messages', () => {
         '',
       ].join('\n'),
     );
-    proxy = await startProxy(yaml);
+    proxy = await startProxy(yaml, `127.0.0.1:${httpPort}`);
   });
   after(async () => {
     await proxy?.stop();
     await tc.cleanup();
   });
 
-  test('clients holding partial 40 MB messages cost the budget, not 40 MB each; nothing is lost', async () => {
+  test('clients holding partial 40 MB messages cost the budget, not 40 MB each; nothing is lost', async (t) => {
     const CLIENTS = 5;
     const SIZE = 40 * MB;
     const pid = proxy!.child.pid!;
     const clients: RawClient[] = [];
+    // A failed assertion must not leave reservations behind for the next test.
+    t.after(() => clients.forEach((c) => c.destroy()));
     for (let i = 0; i < CLIENTS; i++) {
       const c = await RawClient.connect(port);
       await c.loginScram({ user: 'app', database: 'app' }, appPassword, { timeoutMs: 30_000 });
@@ -163,6 +168,14 @@ describe('proxy memory with large client messages', () => {
         `(budget ${BUDGET_MB} MB; ${pending} clients still had bytes the proxy had not read)`,
     );
     assert.ok(pending >= CLIENTS - 1, 'the clients beyond the budget were not read');
+    const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+    const gauge = (name: string) =>
+      Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)$`, 'm').exec(metrics)?.[1]);
+    const budgetLines = metrics.split('\n').filter((l) => l.startsWith('pgscale_proxy_message_buffer'));
+    assert.equal(gauge('pgscale_proxy_message_buffer_waiting_clients'), CLIENTS - 1, budgetLines.join('\n'));
+    assert.equal(gauge('pgscale_proxy_message_buffer_limit_bytes'), BUDGET_MB * MB);
+    const used = gauge('pgscale_proxy_message_buffer_bytes');
+    assert.ok(used > SIZE && used <= BUDGET_MB * MB, `reserved ${used}`);
 
     // Every client finishes its message; each is executed whole, none lost or mixed up.
     clients.forEach((c, i) => c.socket.write(messages[i]!.subarray(messages[i]!.length - HOLD)));
@@ -179,9 +192,10 @@ describe('proxy memory with large client messages', () => {
     return c;
   }
 
-  test('a message larger than the whole budget waits for the others, then runs alone; none deadlocks', async () => {
+  test('a message larger than the whole budget waits for the others, then runs alone; none deadlocks', async (t) => {
     const a = await login();
     const b = await login();
+    t.after(() => [a, b].forEach((c) => c.destroy()));
     const partA = fe({ name: 'Query', query: `SELECT 'a', length('${'a'.repeat(20 * MB)}')` });
     const big = 60 * MB; // more than the 48 MB budget
     const msgB = fe({ name: 'Query', query: `SELECT 'b', length('${'b'.repeat(big)}')` });
@@ -197,9 +211,10 @@ describe('proxy memory with large client messages', () => {
     b.destroy();
   });
 
-  test('a client that leaves in the middle of a large message gives its budget back', async () => {
+  test('a client that leaves in the middle of a large message gives its budget back', async (t) => {
     const a = await login();
     const b = await login();
+    t.after(() => [a, b].forEach((c) => c.destroy()));
     const msgA = fe({ name: 'Query', query: `SELECT length('${'a'.repeat(40 * MB)}')` });
     const msgB = fe({ name: 'Query', query: `SELECT 'b', length('${'b'.repeat(40 * MB)}')` });
     a.socket.write(msgA.subarray(0, msgA.length - 1000));

@@ -32,8 +32,6 @@ export class MessageBudget {
   private readonly queue: BudgetTicket[] = [];
   /** Highest reserved total seen, for SHOW and the benchmarks. */
   peakBytes = 0;
-  /** Reservations that had to wait. */
-  waits = 0;
 
   constructor(private limitBytes: number) {
     checkLimit(limitBytes);
@@ -75,7 +73,6 @@ export class MessageBudget {
    */
   enqueue(bytes: number, grant: () => void): BudgetTicket {
     const t: BudgetTicket = { bytes, grant };
-    this.waits++;
     this.queue.push(t);
     return t;
   }
