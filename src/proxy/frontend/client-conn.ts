@@ -5,7 +5,9 @@
  * (protocol version, parameters), a CancelRequest, and client authentication (SCRAM-SHA-256,
  * md5 or trust). Unknown users and wrong passwords fail identically (28P01, same message, a mock
  * SCRAM salt). Until authentication succeeds nothing reaches a server; afterwards the connection's
- * messages go to its session (a pooled session or the admin console).
+ * messages go to its session (a pooled session or the admin console). A message over 1 MiB is
+ * read only once the proxy's message budget has room for it (message-budget.ts), and reading is
+ * paused for several independent reasons at once (read-pause.ts).
  */
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
@@ -35,7 +37,6 @@ import { startupSettings } from './startup-params.js';
 import type { StartupSettings } from './startup-params.js';
 import { LARGE_MESSAGE_BYTES } from './message-budget.js';
 import type { BudgetTicket, MessageBudget } from './message-budget.js';
-
 import { ReadPause } from './read-pause.js';
 
 export interface ClientSessionLike {
@@ -196,8 +197,8 @@ export class ClientConn {
   }
 
   private onData(chunk: Buffer): void {
-    // A socket someone resumed early (a 'drain' listener of an older pause) hands over at most
-    // this chunk before it is stopped again.
+    // Pauses go through pauseReading; should anything resume the socket directly, at most this
+    // chunk comes in before it is stopped again.
     if (this.pauses !== 0 && !this.socket.isPaused()) this.socket.pause();
     const r = this.framer.push(chunk);
     // The message the reservation was for is the first to complete: the session holds it now.
