@@ -213,6 +213,9 @@ async function main(o: Options): Promise<void> {
         terminate: () => {
           throw new Error('a session was terminated');
         },
+        pauseReading: () => undefined,
+        resumeReading: () => undefined,
+        inputFlushed: () => undefined,
       },
       {
         pool,

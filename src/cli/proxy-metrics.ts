@@ -133,6 +133,34 @@ export function registerProxyMetrics(registry: Registry, current: () => ProxySer
       }
     },
   });
+  // The budget for large client messages (proxy.max_buffered_bytes): used, limit, clients waiting.
+  for (const [name, help, value] of [
+    [
+      'pgscale_proxy_message_buffer_bytes',
+      'Bytes reserved now for client messages over 1 MiB.',
+      (p: ProxyServer) => p.messageBudget.used,
+    ],
+    [
+      'pgscale_proxy_message_buffer_limit_bytes',
+      'proxy.max_buffered_bytes: the most reserved for client messages over 1 MiB.',
+      (p: ProxyServer) => p.messageBudget.limit,
+    ],
+    [
+      'pgscale_proxy_message_buffer_waiting_clients',
+      'Clients not read until their large message fits in proxy.max_buffered_bytes.',
+      (p: ProxyServer) => p.messageBudget.waiting,
+    ],
+  ] as const) {
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const p = service.proxy;
+        if (p) this.set(value(p));
+      },
+    });
+  }
   for (const [name, key, help] of [
     ['pgscale_proxy_transactions_total', 'xacts', 'Transactions run through the proxy.'],
     ['pgscale_proxy_queries_total', 'queries', 'Queries run through the proxy.'],

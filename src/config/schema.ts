@@ -177,6 +177,17 @@ export const proxySchema = z
       .max(1073741823)
       .default(268435456)
       .describe('Largest message accepted from a client after authentication, in bytes.'),
+    max_buffered_bytes: z
+      .number()
+      .int()
+      .min(1048576)
+      .max(68719476736)
+      .default(134217728)
+      .describe(
+        'Bytes the proxy process holds at most for client messages over 1 MiB, summed over all ' +
+          'clients; a client whose message does not fit is not read until it does (in arrival order). ' +
+          'A message larger than this is taken when it is alone.',
+      ),
     auth_type: authTypeSchema
       .default('scram-sha-256')
       .describe('Client authentication: scram-sha-256, md5 (old clients) or trust (local only).'),

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import type { Frame, PushResult } from './framer.js';
+import type { Frame, PushResult, TypedFrame } from './framer.js';
 import { Framer } from './framer.js';
 import { encodeCancelRequest, encodeSSLRequest, encodeStartupMessage } from './startup-messages.js';
 import { encodeFrontendMessage } from './frontend-messages.js';
@@ -304,4 +304,106 @@ void test('property: any split of a valid backend stream reproduces the same fra
       },
     ),
   );
+});
+
+void test('pendingMessageLength names the size of the message being collected, once its header is in', () => {
+  const f = Framer.backend();
+  assert.equal(f.pendingMessageLength, 0);
+  const msg = encodeBackendMessage({ name: 'CopyData', data: Buffer.alloc(1000, 7) });
+  f.push(msg.subarray(0, 3));
+  assert.equal(f.pendingMessageLength, 0, 'the length field is not complete yet');
+  f.push(msg.subarray(3, 10));
+  assert.equal(f.pendingMessageLength, msg.length);
+  assert.equal(f.bufferedBytes, 10);
+  const r = f.push(msg.subarray(10));
+  assert.equal(r.frames.length, 1);
+  assert.equal(f.pendingMessageLength, 0, 'nothing is being collected after the message completes');
+  // The next message's header in the same chunk as the end of the previous one.
+  const two = Buffer.concat([msg, msg]);
+  f.push(two.subarray(0, msg.length + 5));
+  assert.equal(f.pendingMessageLength, msg.length);
+  const fe = Framer.frontend();
+  fe.push(encodeStartupMessage({ version: PROTOCOL_3_0, params: new Map([['user', 'u']]) }).subarray(0, 6));
+  assert.equal(fe.pendingMessageLength, 0, 'startup packets are not counted (they are capped at 10000)');
+});
+
+void test('collectPending gathers a message into one buffer of its length; framing is unchanged', () => {
+  const big = encodeBackendMessage({ name: 'CopyData', data: Buffer.alloc(300_000, 'ab') });
+  const small = encodeBackendMessage({ name: 'CommandComplete', tag: 'COPY 1' });
+  const stream = Buffer.concat([small, big, small, big, small]);
+  for (const size of [1, 7, 4096, 65536, 299_999]) {
+    const f = Framer.backend();
+    const frames: Frame[] = [];
+    for (let at = 0; at < stream.length; at += size) {
+      const r = f.push(stream.subarray(at, at + size));
+      assert.equal(r.ok, true);
+      frames.push(...r.frames);
+      if (f.pendingMessageLength > 1000) {
+        f.collectPending();
+        f.collectPending(); // twice is harmless
+        assert.ok(f.bufferedBytes < f.pendingMessageLength);
+      }
+    }
+    assert.deepEqual(
+      frames.map((x) => x.bytes.toString('hex')),
+      [small, big, small, big, small].map((m) => m.toString('hex')),
+      `chunks of ${size}`,
+    );
+    const whole = frames.filter((x) => x.bytes.length === big.length);
+    for (const w of whole) {
+      assert.equal(w.bytes.byteOffset, 0, 'its own buffer');
+      assert.equal(w.bytes.buffer.byteLength >= big.length, true);
+      assert.equal((w as TypedFrame).type, 'd');
+      assert.deepEqual(w.payload, big.subarray(5));
+    }
+    assert.equal(f.bufferedBytes, 0);
+  }
+  // Nothing being collected: a no-op.
+  const idle = Framer.backend();
+  idle.collectPending();
+  assert.equal(idle.push(small).frames.length, 1);
+});
+
+void test('streamed types over streamAbove come out as pieces that add up to the message; others are whole', () => {
+  const row = encodeBackendMessage({ name: 'DataRow', values: [Buffer.alloc(200_000, 'r'), null] });
+  const copy = encodeBackendMessage({ name: 'CopyData', data: Buffer.alloc(150_000, 'c') });
+  const notice = encodeBackendMessage({ name: 'CommandComplete', tag: 'SELECT 1' });
+  const bigError = encodeBackendMessage({ name: 'CopyInResponse', format: 0, columnFormats: [] });
+  const stream = Buffer.concat([notice, row, notice, copy, bigError, row]);
+  for (const size of [1, 3, 5, 6, 4096, 65536, 100_003, stream.length]) {
+    const f = Framer.backend({ streamAbove: 1000, streamTypes: 'Dd' });
+    const frames: TypedFrame[] = [];
+    for (let at = 0; at < stream.length; at += size) {
+      const r = f.push(stream.subarray(at, at + size));
+      assert.equal(r.ok, true);
+      frames.push(...(r.frames as TypedFrame[]));
+      // Only the small messages are ever held whole; of a streamed one, nothing.
+      assert.ok(f.bufferedBytes <= Math.max(size, 100), `held ${f.bufferedBytes} with chunks of ${size}`);
+    }
+    // Reassemble: consecutive pieces of one message, in order.
+    const out: { type: string; bytes: string; partial: boolean }[] = [];
+    for (const fr of frames) {
+      const last = out[out.length - 1];
+      if (fr.partial && last?.partial && last.bytes.length / 2 < (last.type === 'D' ? row : copy).length)
+        last.bytes += fr.bytes.toString('hex');
+      else out.push({ type: fr.type, bytes: fr.bytes.toString('hex'), partial: fr.partial === true });
+    }
+    assert.deepEqual(
+      out.map((o) => [o.type, o.bytes, o.partial]),
+      [
+        ['C', notice.toString('hex'), false],
+        ['D', row.toString('hex'), true],
+        ['C', notice.toString('hex'), false],
+        ['d', copy.toString('hex'), true],
+        ['G', bigError.toString('hex'), false],
+        ['D', row.toString('hex'), true],
+      ],
+      `chunks of ${size}`,
+    );
+  }
+  // Small messages of a streamed type are whole frames as before.
+  const small = encodeBackendMessage({ name: 'DataRow', values: [Buffer.from('x')] });
+  const r = Framer.backend({ streamAbove: 1000, streamTypes: 'Dd' }).push(small);
+  assert.equal((r.frames[0] as TypedFrame).partial, false);
+  assert.deepEqual(r.frames[0]!.payload, small.subarray(5));
 });

@@ -15,6 +15,9 @@
  *   what it held;
  * - a large message arriving in many small chunks is kept as a list and concatenated once, so
  *   framing is linear in the bytes received, never quadratic.
+ * - or, for the message types a caller only forwards (`streamTypes`, e.g. DataRow), a message
+ *   over `streamAbove` bytes is not kept at all: each chunk's share of it is returned at once as
+ *   a `partial` piece, so its length costs nothing.
  *
  * Frames expose `bytes` (the whole message, header included, for forwarding untouched) and
  * `payload` (the body after the length). Both are views: when a message lies inside one pushed
@@ -53,6 +56,12 @@ export interface TypedFrame {
   readonly bytes: Buffer;
   /** Everything after the type byte and length field. */
   readonly payload: Buffer;
+  /**
+   * True for a piece of a message streamed in pieces (see FramerOptions.streamAbove): `bytes` is
+   * the next slice of that message on the wire (the first piece starts with its header) and
+   * `payload` means nothing. Such pieces are for forwarding, not decoding.
+   */
+  readonly partial?: boolean;
 }
 
 export type Frame = StartupFrame | TypedFrame;
@@ -71,6 +80,17 @@ class TypedMessage implements TypedFrame {
 
   get payload(): Buffer {
     return this.bytes.subarray(5);
+  }
+
+  get partial(): boolean {
+    return false;
+  }
+}
+
+/** A slice of a message streamed in pieces (no copy of the chunk it lies in). */
+class MessagePiece extends TypedMessage {
+  override get partial(): boolean {
+    return true;
   }
 }
 
@@ -95,6 +115,14 @@ export interface FramerOptions {
   readonly maxMessageLength?: number;
   /** Reject type bytes that are not messages of this direction (default true). */
   readonly knownTypesOnly?: boolean;
+  /**
+   * Messages of `streamTypes` longer than this many bytes are not collected: each chunk's share
+   * of them is returned at once as a `partial` frame, so a proxy that only forwards them (a
+   * DataRow, CopyData) holds no more than a chunk of one, however long it is. Default: never.
+   */
+  readonly streamAbove?: number;
+  /** Type bytes that may be streamed, e.g. 'Dd' (default none). */
+  readonly streamTypes?: string;
 }
 
 type Side = 'frontend' | 'backend';
@@ -112,10 +140,17 @@ export class Framer {
   private size = 0;
   /** Total bytes (header included) of the message being collected, or -1 if its header is unread. */
   private need = -1;
+  /** The message being collected straight into one buffer of its length (see collectPending). */
+  private whole: Buffer | null = null;
   private state: FramerPhase;
   private failure: Failure | undefined;
   private maxLength: number;
   private readonly knownTypesOnly: boolean;
+  private readonly streamAbove: number;
+  private readonly streamTypes: string;
+  /** Bytes of the message being streamed still to come, and its type. */
+  private streamLeft = 0;
+  private streamType = '';
 
   private constructor(
     private readonly side: Side,
@@ -126,6 +161,8 @@ export class Framer {
       options.maxMessageLength ?? (side === 'frontend' ? PQ_SMALL_MESSAGE_LIMIT : PQ_LARGE_MESSAGE_LIMIT),
     );
     this.knownTypesOnly = options.knownTypesOnly ?? true;
+    this.streamAbove = options.streamAbove ?? Infinity;
+    this.streamTypes = options.streamTypes ?? '';
   }
 
   /** Frames what a client sends: startup phase first, then typed messages. */
@@ -147,6 +184,15 @@ export class Framer {
     return this.size;
   }
 
+  /**
+   * Total bytes (header included) of the typed message being collected once its header has been
+   * read, else 0. A caller that limits memory can reserve this much, or stop reading, before the
+   * body arrives: the framer has then buffered no more than the chunks pushed so far.
+   */
+  get pendingMessageLength(): number {
+    return this.state === 'typed' && this.need >= 0 ? this.need : 0;
+  }
+
   get maxMessageLength(): number {
     return this.maxLength;
   }
@@ -156,14 +202,48 @@ export class Framer {
     this.maxLength = checkLimit(limit);
   }
 
+  /**
+   * Collects the rest of the message being collected (its header read, its length checked)
+   * straight into one buffer of its full length, allocated now: each later chunk is copied in and
+   * dropped, so the message costs its length once instead of its chunks and then their
+   * concatenation. Call it only when that memory has been accounted for (this allocates by the
+   * claimed length, which the framer otherwise never does); a no-op if nothing is being collected.
+   */
+  collectPending(): void {
+    if (this.state !== 'typed' || this.need < 0 || this.whole !== null || this.size >= this.need) return;
+    const whole = Buffer.allocUnsafe(this.need);
+    let at = 0;
+    let from = this.head;
+    for (const part of this.parts) {
+      at += part.copy(whole, at, from);
+      from = 0;
+    }
+    this.parts = [];
+    this.head = 0;
+    this.whole = whole;
+  }
+
   /** Feeds one chunk; returns the completed frames, and the failure if framing broke. */
   push(chunk: Buffer): PushResult {
     if (this.failure) return { ...this.failure, frames: [] };
+    const frames: Frame[] = [];
+    const whole = this.whole;
+    if (whole !== null && chunk.length > 0) {
+      const k = Math.min(chunk.length, this.need - this.size);
+      chunk.copy(whole, this.size, 0, k);
+      this.size += k;
+      if (this.size < this.need) return { ok: true, frames };
+      this.whole = null;
+      this.size = 0;
+      this.need = -1;
+      frames.push(new TypedMessage(String.fromCharCode(whole[0] ?? 0), whole));
+      chunk = chunk.subarray(k);
+    }
     if (chunk.length > 0) {
       this.parts.push(chunk);
       this.size += chunk.length;
     }
-    return this.drain();
+    return this.drain(frames);
   }
 
   /**
@@ -175,11 +255,10 @@ export class Framer {
   resumeStartup(): PushResult {
     if (this.failure) return { ...this.failure, frames: [] };
     if (this.state === 'negotiating') this.state = 'startup';
-    return this.drain();
+    return this.drain([]);
   }
 
-  private drain(): PushResult {
-    const frames: Frame[] = [];
+  private drain(frames: Frame[]): PushResult {
     for (;;) {
       if (this.state === 'negotiating') {
         // Nothing is parsed until the caller answers; but hold no more than one startup packet.
@@ -192,10 +271,27 @@ export class Framer {
         if (this.size > 0) return this.fail(frames, 'unexpected data after CancelRequest');
         break;
       }
+      if (this.streamLeft > 0) {
+        if (this.size === 0) break;
+        // One piece per buffered part: a view of it, never a copy.
+        const n = Math.min(this.parts[0]!.length - this.head, this.streamLeft);
+        this.streamLeft -= n;
+        frames.push(new MessagePiece(this.streamType, this.take(n)));
+        continue;
+      }
       if (this.need < 0) {
         const bad = this.state === 'typed' ? this.readTypedHeader() : this.readStartupHeader();
         if (bad !== undefined) return this.fail(frames, bad);
         if (this.need < 0) break; // header incomplete
+        if (this.state === 'typed' && this.need > this.streamAbove) {
+          const type = String.fromCharCode(this.parts[0]![this.head] ?? 0);
+          if (this.streamTypes.includes(type)) {
+            this.streamType = type;
+            this.streamLeft = this.need;
+            this.need = -1;
+            continue;
+          }
+        }
       }
       if (this.size < this.need) break;
       const bytes = this.take(this.need);
@@ -301,6 +397,8 @@ export class Framer {
     this.head = 0;
     this.size = 0;
     this.need = -1;
+    this.whole = null;
+    this.streamLeft = 0;
     this.failure = fail(SqlState.PROTOCOL_VIOLATION, message);
     return { ...this.failure, frames };
   }

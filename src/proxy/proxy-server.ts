@@ -24,6 +24,7 @@ import type { FrontendHost, LoginFailure, LoginRequest, LoginResult } from './fr
 import { LoginBackoff } from './frontend/login-backoff.js';
 import type { BackoffSettings } from './frontend/login-backoff.js';
 import { Credentials } from './frontend/credentials.js';
+import { MessageBudget } from './frontend/message-budget.js';
 import { REPORTED_NAMES } from './frontend/startup-params.js';
 import { ListenerHub } from './listener-hub.js';
 import { Session } from './session.js';
@@ -89,6 +90,8 @@ export class ProxyServer implements FrontendHost {
   classifier: Classifier | null = null;
   readonly credentials: Credentials;
   readonly mockKey = randomBytes(32);
+  /** Bounds the memory held for large client messages across all clients (max_buffered_bytes). */
+  readonly messageBudget: MessageBudget;
   tlsContext: SecureContext | null = null;
   private cancels = 0;
   private maintenance: NodeJS.Timeout | null = null;
@@ -117,6 +120,7 @@ export class ProxyServer implements FrontendHost {
       opts.config.auth_query ? (db, user) => this.runAuthQuery(db, user) : null,
     );
     this.tlsContext = loadTls(opts.config);
+    this.messageBudget = new MessageBudget(opts.config.max_buffered_bytes);
   }
 
   get settings(): ProxyConfig {
@@ -192,6 +196,7 @@ export class ProxyServer implements FrontendHost {
     this.credentials.reloadFile(next.auth_file);
     this.tlsContext = loadTls(next);
     this.config = next;
+    this.messageBudget.setLimit(next.max_buffered_bytes);
     if (resolve) this.resolver = resolve;
     for (const p of this.pools.values())
       p.settings = this.poolSettings(

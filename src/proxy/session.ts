@@ -50,6 +50,8 @@ import {
   renameTarget,
 } from './rewrite.js';
 import type { ClientId, PoolMode } from './types.js';
+import { ReadPause } from './frontend/read-pause.js';
+import { LARGE_MESSAGE_BYTES } from './frontend/message-budget.js';
 import { now } from './types.js';
 import type { ListenerHub } from './listener-hub.js';
 import type { Consistency, ReadRouter, ReplicaTarget } from './read-router.js';
@@ -102,6 +104,11 @@ export interface SessionHost {
   readonly socket: Socket;
   /** Closes the client connection after sending `fatal` (an ErrorResponse), if given. */
   terminate(fatal?: Buffer): void;
+  /** Stops reading the client for a reason; it is read again when no reason is left. */
+  pauseReading(reason: ReadPause): void;
+  resumeReading(reason: ReadPause): void;
+  /** Every message given to the session so far has left the process (their memory budget ends). */
+  inputFlushed(): void;
 }
 
 export interface SessionOptions {
@@ -220,6 +227,11 @@ export class Session {
     return this.settings as Map<string, string>;
   }
 
+  /** This session calls `host.inputFlushed()` (a getter: no field per client). */
+  get reportsInputFlushed(): boolean {
+    return true;
+  }
+
   get pool(): Pool {
     return this.opts.pool;
   }
@@ -267,7 +279,11 @@ export class Session {
       }
       this.inbox.shift();
       if (this.server) {
-        this.replay?.push(f);
+        // A large message is not kept for a replay: its memory must end once it is forwarded.
+        if (this.replay !== null) {
+          if (f.bytes.length > LARGE_MESSAGE_BYTES) this.replay = null;
+          else this.replay.push(f);
+        }
         // A write on the primary: learn the commit position before releasing, even when the
         // connection was attached for something else (a capture already done). Reads that the
         // primary serves (weight, fallback) need none.
@@ -287,6 +303,14 @@ export class Session {
     this.queryDecoded = null;
     this.flushServer();
     this.flushClient();
+  }
+
+  /** Tells the client connection when what it gave us has left the process (message budget). */
+  private reportFlushed(): void {
+    if (this.inbox.length > 0 || this.blocked) return;
+    const s = this.server;
+    if (s && (!this.toServer.empty || s.socket.writableNeedDrain)) return;
+    this.host.inputFlushed();
   }
 
   /**
@@ -497,11 +521,11 @@ export class Session {
     if (e.kind === 'listen') {
       this.ownChannels().add(e.channel);
       this.blocked = true;
-      this.host.socket.pause();
+      this.host.pauseReading(ReadPause.listen);
       void hub.subscribe(e.channel, this).then((ok) => {
         this.blocked = false;
         if (this.closed) return;
-        this.host.socket.resume();
+        this.host.resumeReading(ReadPause.listen);
         this.out.add(
           ok
             ? commandComplete('LISTEN')
@@ -565,7 +589,7 @@ export class Session {
   private pauseClient(): void {
     if (this.paused) return;
     this.paused = true;
-    this.host.socket.pause();
+    this.host.pauseReading(ReadPause.waitingForServer);
   }
 
   private acquireFrom(pool: Pool, replica: ReplicaTarget | null, t0: number): void {
@@ -619,7 +643,7 @@ export class Session {
     this.syncSettings(server);
     if (this.paused) {
       this.paused = false;
-      this.host.socket.resume();
+      this.host.resumeReading(ReadPause.waitingForServer);
     }
     this.drain();
   }
@@ -663,12 +687,17 @@ export class Session {
 
   private flushServer(): void {
     const s = this.server;
-    if (!s || this.toServer.empty) return;
+    if (!s || this.toServer.empty) return this.reportFlushed();
     if (!this.toServer.flush(s.socket)) {
       // The server reads slower than the client writes: stop reading the client until it drains.
-      this.host.socket.pause();
-      s.socket.once('drain', () => this.host.socket.resume());
+      this.host.pauseReading(ReadPause.serverBusy);
+      s.socket.once('drain', () => {
+        this.host.resumeReading(ReadPause.serverBusy);
+        if (!this.closed) this.reportFlushed();
+      });
+      return;
     }
+    this.reportFlushed();
   }
 
   private forward(f: TypedFrame): void {
@@ -1026,7 +1055,7 @@ export class Session {
     switch (head.k) {
       case 'query':
         if (!head.swallow) this.out.add(f.bytes);
-        if (head.captureLsn && f.type === 'D') {
+        if (head.captureLsn && f.type === 'D' && f.partial !== true) {
           const lsn = parseLsnText(decodeFirstText(f.payload));
           if (lsn !== null && (this.wroteLsn === null || lsn > this.wroteLsn)) this.wroteLsn = lsn;
         }
@@ -1280,6 +1309,8 @@ export class Session {
 }
 
 const EFFECTS_CACHE_SIZE = 2000;
+/** Longer texts are lexed every time: 2,000 cached keys of up to max_packet_size would be unbounded. */
+const EFFECTS_CACHE_MAX_KEY = 16 * 1024;
 const effectsCache = new Map<string, readonly SessionEffect[]>();
 const NO_EFFECTS: readonly SessionEffect[] = Object.freeze([]);
 
@@ -1294,6 +1325,7 @@ function cachedEffects(query: string): readonly SessionEffect[] {
   let e = effectsCache.get(query);
   if (e) return e;
   e = sessionEffects(query);
+  if (query.length > EFFECTS_CACHE_MAX_KEY) return e;
   if (effectsCache.size >= EFFECTS_CACHE_SIZE)
     effectsCache.delete(effectsCache.keys().next().value as string);
   effectsCache.set(query, e);

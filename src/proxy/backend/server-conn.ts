@@ -75,7 +75,9 @@ export class ServerConn {
   private handler: FrameHandler | null = null;
   private closeHandlers: ((err?: Error) => void)[] = [];
   private lostHandler: (() => void) | null = null;
-  private readonly framer = Framer.backend();
+  // DataRow and CopyData are only forwarded: a long one is passed on a chunk at a time, never
+  // held whole (a 100 MB value for each of 100 slow clients would otherwise be 10 GB here).
+  private readonly framer = Framer.backend({ streamAbove: STREAM_ABOVE, streamTypes: 'Dd' });
 
   private constructor(
     readonly socket: Socket,
@@ -201,7 +203,9 @@ export class ServerConn {
       this.closeHandlers.push(onClose);
       this.handler = (frames) => {
         for (const f of frames) {
-          if (f.type === 'D') rows.push(decodeTextRow(f.payload));
+          // A row streamed in pieces is far larger than anything the proxy asks for itself.
+          if (f.partial) error ??= { name: 'ErrorResponse', fields: [] };
+          else if (f.type === 'D') rows.push(decodeTextRow(f.payload));
           else if (f.type === 'E') {
             const e = decodeErrorResponse(f.payload);
             error = e.ok ? e.value : { name: 'ErrorResponse', fields: [] };
@@ -396,6 +400,8 @@ export class ServerConn {
   }
 }
 
+/** DataRow/CopyData messages longer than this are forwarded in pieces as they arrive. */
+const STREAM_ABOVE = 64 * 1024;
 /** Bytes of one message from a server before it is logged in (libpq bounds short messages alike). */
 const LOGIN_MESSAGE_LIMIT = 30_000;
 /** Bytes of an authentication request's payload (libpq's bound). */

@@ -5,7 +5,9 @@
  * (protocol version, parameters), a CancelRequest, and client authentication (SCRAM-SHA-256,
  * md5 or trust). Unknown users and wrong passwords fail identically (28P01, same message, a mock
  * SCRAM salt). Until authentication succeeds nothing reaches a server; afterwards the connection's
- * messages go to its session (a pooled session or the admin console).
+ * messages go to its session (a pooled session or the admin console). A message over 1 MiB is
+ * read only once the proxy's message budget has room for it (message-budget.ts), and reading is
+ * paused for several independent reasons at once (read-pause.ts).
  */
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
@@ -39,10 +41,18 @@ import type { Credentials } from './credentials.js';
 import { startupSettings } from './startup-params.js';
 import type { StartupSettings } from './startup-params.js';
 import type { LoginBackoff } from './login-backoff.js';
+import { LARGE_MESSAGE_BYTES } from './message-budget.js';
+import type { BudgetTicket, MessageBudget } from './message-budget.js';
+import { ReadPause } from './read-pause.js';
 
 export interface ClientSessionLike {
   onClientFrames(frames: TypedFrame[]): void;
   close(): void;
+  /**
+   * True when the session calls `inputFlushed` once the messages it was given have left the
+   * process; otherwise they are taken to be done with when `onClientFrames` returns.
+   */
+  readonly reportsInputFlushed?: boolean;
 }
 
 export interface LoginRequest {
@@ -76,6 +86,8 @@ export interface FrontendHost {
   readonly mockKey: Buffer;
   readonly loginTimeoutMs: number;
   readonly maxPacketSize: number;
+  /** Shared by every client of the process: bounds the bytes held for large messages. */
+  readonly messageBudget: MessageBudget;
   readonly ignoreStartupParameters: readonly string[];
   /** Failed-login back-off per client address; null: none. */
   readonly loginBackoff: LoginBackoff | null;
@@ -108,6 +120,13 @@ export class ClientConn {
   private gssRequests = 0;
   private authHandler: ((f: TypedFrame) => void) | null = null;
   private loginTimer: NodeJS.Timeout | null;
+  /** ReadPause bits in force. */
+  private pauses = 0;
+  /** Budget reserved for the large message the framer is collecting. */
+  private reserved = 0;
+  /** Budget of large messages handed to the session that have not left the process yet. */
+  private held = 0;
+  private ticket: BudgetTicket | null = null;
   // Assigned in the constructor, not as a class field: a class-field arrow function is given its
   // name at run time, which costs each instance a property store (~250 bytes per client).
   private readonly onDataBound: (chunk: Buffer) => void;
@@ -158,6 +177,29 @@ export class ClientConn {
     this.fail(fatal);
   }
 
+  /** Stops reading this client for `reason` (SessionHost). */
+  pauseReading(reason: ReadPause): void {
+    if (this.pauses === 0) this.socket.pause();
+    this.pauses |= reason;
+  }
+
+  /** Withdraws `reason`; the socket is read again once no reason is left (SessionHost). */
+  resumeReading(reason: ReadPause): void {
+    if ((this.pauses & reason) === 0) return;
+    this.pauses &= ~reason;
+    if (this.pauses === 0 && this.phase !== 'closed') this.socket.resume();
+  }
+
+  /**
+   * The session says every message it was given has left the process (forwarded to a server
+   * that took the bytes, or answered): their budget goes back (SessionHost).
+   */
+  inputFlushed(): void {
+    if (this.held === 0) return;
+    this.host.messageBudget.release(this.held);
+    this.held = 0;
+  }
+
   /** Sends a FATAL error (if given) and closes. */
   fail(fatal?: Buffer): void {
     if (this.phase === 'closed') return;
@@ -172,6 +214,7 @@ export class ClientConn {
     if (this.loginTimer) clearTimeout(this.loginTimer);
     this.loginTimer = null;
     this.session?.close();
+    this.returnBudget();
     this.host.closed(this);
   }
 
@@ -182,9 +225,53 @@ export class ClientConn {
   }
 
   private onData(chunk: Buffer): void {
+    // Pauses go through pauseReading; should anything resume the socket directly, at most this
+    // chunk comes in before it is stopped again.
+    if (this.pauses !== 0 && !this.socket.isPaused()) this.socket.pause();
     const r = this.framer.push(chunk);
+    // The message the reservation was for is the first to complete: the session holds it now.
+    if (this.reserved > 0 && r.frames.length > 0) {
+      this.held += this.reserved;
+      this.reserved = 0;
+    }
     this.onFrames(r.frames);
     if (!r.ok && this.phase !== 'closed') this.fail(fatalFromFailure(r));
+    this.reserveForPartial();
+  }
+
+  /**
+   * Before more of a large message is read, its whole length is reserved in the budget; without
+   * room, this client is not read until the budget grants it (in arrival order). Once reserved,
+   * the message is collected into one buffer of its length (no chunks, then a copy of them).
+   * Only typed messages after authentication can be this large (the limit before it is 10000).
+   */
+  private reserveForPartial(): void {
+    if (this.phase === 'closed' || this.reserved > 0 || this.ticket) return;
+    const n = this.framer.pendingMessageLength;
+    if (n <= LARGE_MESSAGE_BYTES) return;
+    const budget = this.host.messageBudget;
+    if (budget.tryReserve(n)) {
+      this.reserved = n;
+      this.framer.collectPending();
+      return;
+    }
+    this.pauseReading(ReadPause.budget);
+    this.ticket = budget.enqueue(n, () => {
+      this.ticket = null;
+      this.reserved = n;
+      this.framer.collectPending();
+      this.resumeReading(ReadPause.budget);
+    });
+  }
+
+  /** The client is gone: whatever it reserved or waits for goes back to the others. */
+  private returnBudget(): void {
+    const budget = this.host.messageBudget;
+    if (this.ticket) budget.cancel(this.ticket);
+    this.ticket = null;
+    budget.release(this.reserved + this.held);
+    this.reserved = 0;
+    this.held = 0;
   }
 
   private onFrames(frames: Frame[]): void {
@@ -207,7 +294,9 @@ export class ClientConn {
       } else if (this.phase === 'ready' && this.session) {
         // Collect the typed frames of this chunk and hand them over together.
         const rest = frames.slice(frames.indexOf(f)).filter((x): x is TypedFrame => x.kind === 'typed');
-        this.session.onClientFrames(rest);
+        const session = this.session;
+        session.onClientFrames(rest);
+        if (session.reportsInputFlushed !== true) this.inputFlushed();
         return;
       } else {
         return this.fail(
