@@ -6,9 +6,13 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { Server } from 'node:net';
 import { join } from 'node:path';
-import { binarySets, repoRoot, tempDir } from './harness.js';
+import { allNodes, loadConfig } from '../src/config/load.js';
+import { findFreePortBlock } from '../src/cluster/ports.js';
+import { binarySets, cli, repoRoot, tempDir } from './harness.js';
 
 const bins = binarySets()[0]!;
 const env = { PGSCALE_PG_BIN: bins.dir };
@@ -50,5 +54,51 @@ describe('output into a closed pipe', () => {
     const status = await cliClosedStdout(['status', '-c', join(d, 'pgscale.yaml')]);
     assert.equal(status.stderr, '');
     assert.equal(status.code, 3);
+  });
+});
+
+function listen(port: number): Promise<Server> {
+  const srv = createServer();
+  return new Promise((resolve) => srv.listen(port, '127.0.0.1', () => resolve(srv)));
+}
+
+describe('init --port-base and port clashes', () => {
+  test('--port-base moves every port: nodes, proxy, HTTP API, health endpoints', async () => {
+    const d = dir();
+    const base = await findFreePortBlock(105);
+    const r = await cli(['init', '--dir', d, '--port-base', String(base)], env);
+    assert.equal(r.code, 0, r.stderr);
+    const { config } = loadConfig(join(d, 'pgscale.yaml'));
+    const ports = [
+      config.proxy.port,
+      config.http.port,
+      ...allNodes(config).flatMap((n) => [n.port, n.apiPort]),
+    ];
+    assert.equal(new Set(ports).size, ports.length, `ports repeat: ${ports.join(' ')}`);
+    for (const p of ports) assert.ok(p >= base && p < base + 105, `port ${p} is outside ${base}…${base + 104}`);
+    assert.equal(allNodes(config)[0]!.port, base);
+  });
+
+  test('up names every port in use in one message, and creates nothing', async () => {
+    const d = dir();
+    const base = await findFreePortBlock(105);
+    assert.equal((await cli(['init', '--dir', d, '--port-base', String(base)], env)).code, 0);
+    const file = join(d, 'pgscale.yaml');
+    const { config, dataDir } = loadConfig(file);
+    const [n0, n1] = allNodes(config);
+    const taken = [n1!.port, config.proxy.port, config.http.port, n0!.apiPort];
+    const servers = await Promise.all(taken.map(listen));
+    try {
+      const r = await cli(['up', '-c', file, '--detach'], env);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /4 ports of cluster "pgscale" cannot be used/);
+      assert.match(r.stderr, new RegExp(`port ${n1!.port} of node s0n1`));
+      assert.match(r.stderr, new RegExp(`port ${config.proxy.port} of the proxy`));
+      assert.match(r.stderr, new RegExp(`port ${config.http.port} of the HTTP API`));
+      assert.match(r.stderr, new RegExp(`port ${n0!.apiPort} of the health endpoints of node s0n0`));
+      assert.equal(existsSync(dataDir), false);
+    } finally {
+      await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+    }
   });
 });

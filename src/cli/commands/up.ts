@@ -9,9 +9,7 @@
 import { existsSync } from 'node:fs';
 import { runningPid } from '../../cluster/instance.js';
 import type { Cluster } from '../../cluster/cluster.js';
-import { checkHttpPort } from '../../controller/controller.js';
-import { checkAgentPorts } from '../../controller/node-agents.js';
-import { checkProxyPort } from '../proxy-service.js';
+import { checkAllPorts } from '../port-check.js';
 import {
   ControllerError,
   liveController,
@@ -90,10 +88,8 @@ export async function up(argv: string[]): Promise<number> {
   if (values.detach) {
     // Check here what would stop the controller at once, so the message comes straight to the
     // terminal and nothing (not even the log file) is created.
+    await checkAllPorts(cluster);
     await cluster.preflight();
-    await checkHttpPort(cluster.loaded);
-    await checkProxyPort(cluster.loaded);
-    await checkAgentPorts(cluster.loaded);
     const c = await startInBackground(cluster, timeoutS, (l) => out(`  ${l}`));
     out(`ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     out(
@@ -102,6 +98,7 @@ export async function up(argv: string[]): Promise<number> {
     await printStatus(cluster, false);
     return 0;
   }
+  await checkAllPorts(cluster);
   return runController(cluster, createLogger({ base: { cluster: name } }), {
     timeoutS,
     stopOnHangup: true,
