@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseConfig } from '../../config/load.js';
-import { INIT_DEFAULTS, renderConfig } from '../../config/template.js';
+import { INIT_DEFAULTS, newClusterId, renderConfig } from '../../config/template.js';
 import type { InitOptions } from '../../config/template.js';
 import { ConfigError, ErrorCodes, UsageError } from '../../errors.js';
 import { serviceCanReach, serviceUser } from '../../cluster/run-as.js';
@@ -25,7 +25,8 @@ Options:
   --proxy-port P     proxy port (default 6432, or P+100 with --port-base)
   --http-port P      HTTP API port (default 8008, or P+101 with --port-base); the nodes'
                      health endpoints take the ports after it
-  --name NAME        cluster name (default pgscale)
+  --name NAME        cluster name (default pgscale); cluster.id is NAME and 8 random hex
+                     digits, unique to this cluster
   --force            overwrite an existing pgscale.yaml
 `;
 
@@ -63,6 +64,7 @@ export function run(argv: string[]): number {
   const opts = {
     ...INIT_DEFAULTS,
     name,
+    id: newClusterId(name),
     shards,
     replicas,
     portBase: base ?? INIT_DEFAULTS.portBase,
@@ -89,6 +91,7 @@ export function writeConfig(dir: string, file: string, opts: InitOptions): strin
       `\nRunning as root: PostgreSQL runs as user "${serviceUser()!.name}", which cannot enter ${dir};\n` +
       `the data directory is therefore ${opts.dataDir} (cluster.data_dir).`;
   }
+  opts = { ...opts, id: opts.id ?? newClusterId(opts.name) };
   const text = renderConfig(opts);
   parseConfig(text, file); // what we write must load
   writeFileSync(file, text);
