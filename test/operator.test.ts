@@ -6,13 +6,14 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { Server } from 'node:net';
 import { join } from 'node:path';
 import { allNodes, loadConfig } from '../src/config/load.js';
 import { findFreePortBlock } from '../src/cluster/ports.js';
 import { binarySets, cli, repoRoot, tempDir } from './harness.js';
+import type { CliResult } from './harness.js';
 
 const bins = binarySets()[0]!;
 const env = { PGSCALE_PG_BIN: bins.dir };
@@ -75,7 +76,8 @@ describe('init --port-base and port clashes', () => {
       ...allNodes(config).flatMap((n) => [n.port, n.apiPort]),
     ];
     assert.equal(new Set(ports).size, ports.length, `ports repeat: ${ports.join(' ')}`);
-    for (const p of ports) assert.ok(p >= base && p < base + 105, `port ${p} is outside ${base}…${base + 104}`);
+    for (const p of ports)
+      assert.ok(p >= base && p < base + 105, `port ${p} is outside ${base}…${base + 104}`);
     assert.equal(allNodes(config)[0]!.port, base);
   });
 
@@ -101,4 +103,73 @@ describe('init --port-base and port clashes', () => {
       await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
     }
   });
+});
+
+/** Splits one shell line into words: '…' and "…" quoting, $(npx pgscale …) substitution. */
+async function words(line: string, sub: (cmd: string) => Promise<string>): Promise<string[]> {
+  const out: string[] = [];
+  const re = /'([^']*)'|"\$\(([^)]*)\)"|(\S+)/g;
+  for (const m of line.matchAll(re)) {
+    if (m[1] !== undefined) out.push(m[1]);
+    else if (m[2] !== undefined) out.push(await sub(m[2]));
+    else out.push(m[3]!);
+  }
+  return out;
+}
+
+function run(bin: string, args: string[]): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+describe("the README's usage, as a new user runs it", () => {
+  test(
+    'init, up, psql create table, the app inserts through the proxy, switchover, add/remove-replica, destroy',
+    { skip: bins.psql ? false : 'no psql', timeout: 600_000 },
+    async () => {
+      const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
+      const block = /## Usage\n\n```sh\n([\s\S]*?)```/.exec(readme)![1]!;
+      const lines = block
+        .split('\n')
+        .map((l) => l.replace(/\s+#.*$/, '').trim())
+        .filter((l) => l.includes('./c1/') || l.includes('--dir ./c1'))
+        // Needs a fixed port and prints only; the test checks the HTTP API elsewhere.
+        .filter((l) => !l.startsWith('curl') && !l.includes('haproxy-config'));
+      assert.ok(lines.length >= 12, lines.join('\n'));
+      const d = dir();
+      const c1 = join(d, 'c1');
+      const base = await findFreePortBlock(105);
+      const pgscale = async (cmd: string): Promise<CliResult> => {
+        const args = (await words(cmd.replaceAll('./c1', c1), pgscaleOut)).slice(2); // "npx pgscale"
+        // The one change: a port block of its own, as the machine runs other clusters.
+        if (args[0] === 'init') args.push('--port-base', String(base));
+        return cli(args, env, d);
+      };
+      const pgscaleOut = async (cmd: string) => {
+        const r = await pgscale(cmd);
+        assert.equal(r.code, 0, `${cmd}: ${r.stderr}`);
+        return r.stdout.trim();
+      };
+      try {
+        for (const line of lines) {
+          const r = line.startsWith('npx pgscale ')
+            ? await pgscale(line)
+            : line.startsWith('psql ')
+              ? await run(bins.psql!, (await words(line.replaceAll('./c1', c1), pgscaleOut)).slice(1))
+              : assert.fail(`a README line the test cannot run: ${line}`);
+          assert.equal(r.code, 0, `${line}\n${r.stdout}\n${r.stderr}`);
+          if (line.includes('insert into t')) assert.match(r.stdout, /INSERT 0 1/);
+        }
+      } finally {
+        await cli(['destroy', '--yes', '-c', join(c1, 'pgscale.yaml')], env, d);
+      }
+    },
+  );
 });

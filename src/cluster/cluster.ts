@@ -391,6 +391,18 @@ export class Cluster {
         this.reporter.step(`created database ${database}`);
       }
     });
+    if (user === superuser) return;
+    // The application role owns its database (and so, from PostgreSQL 15, its public schema).
+    // Tables and sequences the superuser creates there (`pgscale psql -- -c 'create table …'`,
+    // as the README shows) are granted to it too; otherwise the application gets "permission
+    // denied" on the very table it was shown. Idempotent, so every `up` ensures it.
+    await withClient(this.target(primary, database), async (c) => {
+      for (const what of ['TABLES', 'SEQUENCES']) {
+        await c.query(
+          `ALTER DEFAULT PRIVILEGES FOR ROLE ${sqlIdent(superuser)} IN SCHEMA public GRANT ALL ON ${what} TO ${sqlIdent(user)}`,
+        );
+      }
+    });
   }
 
   private async cloneNode(n: NodeRef, primary: NodeRef): Promise<void> {
