@@ -3,7 +3,7 @@
  * `init --port-base` moving every port, port clashes all named at once, and the README's own
  * sequence of commands working as written.
  */
-import { after, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -12,8 +12,10 @@ import type { Server } from 'node:net';
 import { join } from 'node:path';
 import { allNodes, loadConfig } from '../src/config/load.js';
 import { findFreePortBlock } from '../src/cluster/ports.js';
-import { binarySets, cli, repoRoot, tempDir } from './harness.js';
-import type { CliResult } from './harness.js';
+import { binarySets, cli, makeCluster, repoRoot, tempDir, until } from './harness.js';
+import type { CliResult, TestCluster } from './harness.js';
+import pg from 'pg';
+import { readSecrets } from '../src/cluster/secrets.js';
 
 const bins = binarySets()[0]!;
 const env = { PGSCALE_PG_BIN: bins.dir };
@@ -172,4 +174,105 @@ describe("the README's usage, as a new user runs it", () => {
       }
     },
   );
+});
+
+describe('under a running controller', () => {
+  let tc: TestCluster;
+  before(async () => {
+    tc = await makeCluster(bins, { replicas: 1 });
+    const r = await cli(['up', '-c', tc.file, '--detach'], tc.env);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+  });
+  after(async () => {
+    await tc?.cleanup();
+  });
+
+  const status = async () => {
+    const r = await cli(['status', '-c', tc.file, '--json'], tc.env);
+    return (JSON.parse(r.stdout) as { nodes: { name: string; role: string | null; state: string }[] }).nodes;
+  };
+
+  test('right after a failover, status shows the old primary fenced, not as a primary', async () => {
+    const f = await cli(['failover', '-c', tc.file], tc.env);
+    assert.equal(f.code, 0, f.stderr + f.stdout);
+    const nodes = await status();
+    const primaries = nodes.filter((n) => n.role === 'primary');
+    assert.deepEqual(
+      primaries.map((n) => [n.name, n.state]),
+      [['s0n1', 'running']],
+      JSON.stringify(nodes),
+    );
+    const old = nodes.find((n) => n.name === 's0n0')!;
+    if (old.state !== 'running') assert.equal(old.state, 'fenced', JSON.stringify(old));
+  });
+
+  test('add-replica under a running controller: at once in the read set, with health endpoints; switchover --to it works', async () => {
+    // After the failover above: once the old primary has rejoined and streams.
+    await until(
+      'every node running and streaming',
+      async () => (await cli(['status', '-c', tc.file], tc.env)).code === 0,
+      60_000,
+    );
+    const add = await cli(['add-replica', '-c', tc.file], tc.env);
+    assert.equal(add.code, 0, add.stderr + add.stdout);
+    assert.match(add.stdout, /the controller supervises s0n2/);
+    const n2 = allNodes(loadConfig(tc.file).config).find((n) => n.name === 's0n2')!;
+    // Its health endpoint answers, as a replica.
+    const res = await fetch(`http://127.0.0.1:${n2.apiPort}/replica`);
+    assert.equal(res.status, 200, await res.text());
+    // The proxy reads from it.
+    const s = readSecrets(tc.cluster.dataDir)!;
+    const admin = new pg.Client({
+      host: '127.0.0.1',
+      port: tc.cluster.config.proxy.port,
+      user: tc.cluster.config.postgres.superuser,
+      password: s.superuser,
+      database: 'pgscale',
+    });
+    // A pool for the application (the read set belongs to it).
+    const app = new pg.Client({
+      host: '127.0.0.1',
+      port: tc.cluster.config.proxy.port,
+      user: 'app',
+      password: s.app,
+      database: 'app',
+    });
+    await app.connect();
+    await app.query('SELECT 1');
+    await admin.connect();
+    try {
+      await until(
+        "s0n2 in the proxy's read set",
+        async () => {
+          const r = await admin.query<{ addr: string; in_read_set: string }>('SHOW NODES');
+          return r.rows.some((x) => x.addr.endsWith(`:${n2.port}`) && x.in_read_set === 't');
+        },
+        30_000,
+      );
+    } finally {
+      await admin.end();
+      await app.end();
+    }
+    // A planned switchover to it.
+    const sw = await cli(['switchover', '-c', tc.file, '--to', 's0n2'], tc.env);
+    assert.equal(sw.code, 0, sw.stderr + sw.stdout);
+    const nodes = await status();
+    assert.equal(nodes.find((n) => n.name === 's0n2')?.role, 'primary', JSON.stringify(nodes));
+  });
+
+  test('remove-replica under a running controller: let go first, not restarted', async () => {
+    const before = await status();
+    const victim = before.find((n) => n.role === 'replica' && n.state === 'running')!;
+    const r = await cli(['remove-replica', '-c', tc.file, victim.name], tc.env);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, new RegExp(`the controller no longer supervises ${victim.name}`));
+    // High availability does not bring it back (it would after 3 s: STANDBY_RESTART_GRACE_MS).
+    await new Promise((res) => setTimeout(res, 5000));
+    assert.equal(existsSync(tc.cluster.paths(victim.name).pgdata), false);
+    const after = await status();
+    assert.equal(
+      after.find((n) => n.name === victim.name),
+      undefined,
+    );
+  });
 });

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoadedConfig, NodeRef } from '../config/load.js';
-import { allNodes } from '../config/load.js';
+import { allNodes, loadConfig } from '../config/load.js';
 import { ClusterError, ErrorCodes } from '../errors.js';
 import type { PgBinaries } from './binaries.js';
 import { findBinaries } from './binaries.js';
@@ -25,6 +25,7 @@ import {
 } from './conf.js';
 import type { InstancePaths } from './instance.js';
 import {
+  REJOIN_MARKER,
   dataMajorVersion,
   initdb,
   instancePaths,
@@ -58,8 +59,7 @@ import { withClient } from './sql.js';
 import type { NodeStatus } from './status.js';
 import { nodeStatuses } from './status.js';
 
-/** Written into a fenced former primary's data directory until it has rejoined as a standby. */
-export const REJOIN_MARKER = 'pgscale-rejoin';
+export { REJOIN_MARKER } from './instance.js';
 
 export interface Reporter {
   step(message: string): void;
@@ -76,16 +76,45 @@ interface ClusterIdentity {
 export class Cluster {
   readonly bins: PgBinaries;
 
+  private current: LoadedConfig;
+
   constructor(
-    readonly loaded: LoadedConfig,
+    loaded: LoadedConfig,
     private readonly reporter: Reporter = silentReporter,
     bins?: PgBinaries,
   ) {
+    this.current = loaded;
     this.bins = bins ?? findBinaries(loaded.config.postgres.bin_dir);
   }
 
+  get loaded(): LoadedConfig {
+    return this.current;
+  }
+
   get config() {
-    return this.loaded.config;
+    return this.current.config;
+  }
+
+  /**
+   * Re-reads the nodes (the `shards` section) from the config file, keeping every other setting
+   * as loaded: what a running controller does when add-replica or remove-replica changed them.
+   * Returns the names added and removed.
+   */
+  reloadMembers(): { added: string[]; removed: string[] } {
+    const fresh = loadConfig(this.current.file).config;
+    if (fresh.shards.length !== this.config.shards.length) {
+      throw new ClusterError(
+        ErrorCodes.CONFIG_INVALID,
+        `${this.current.file} now has ${fresh.shards.length} shards instead of ${this.config.shards.length}; restart the controller to change them`,
+      );
+    }
+    const before = new Set(this.nodes().map((n) => n.name));
+    this.current = { ...this.current, config: { ...this.current.config, shards: fresh.shards } };
+    const after = new Set(this.nodes().map((n) => n.name));
+    return {
+      added: [...after].filter((n) => !before.has(n)),
+      removed: [...before].filter((n) => !after.has(n)),
+    };
   }
 
   get dataDir() {

@@ -115,10 +115,28 @@ export class HaService {
       lastRefusal: null,
       lastNone: null,
     }));
-    for (const n of cluster.nodes()) {
+    this.syncMembers();
+  }
+
+  /**
+   * A prober and a tracker per node of the cluster, as its node list is now: add-replica and
+   * remove-replica change it while the controller runs (Cluster.reloadMembers), and the next
+   * cycle takes the new node in (or lets the removed one go).
+   */
+  private syncMembers(): void {
+    const nodes = this.cluster.nodes();
+    const names = new Set(nodes.map((n) => n.name));
+    for (const [name, prober] of this.probers) {
+      if (names.has(name)) continue;
+      prober.close();
+      this.probers.delete(name);
+      this.trackers.delete(name);
+    }
+    for (const n of nodes) {
+      if (this.probers.has(n.name)) continue;
       // A probe may take a third of unreachable_timeout: a busy server is slow, not dead.
       const probeMs = Math.max(1000, (this.cfg.unreachable_timeout * 1000) / 3);
-      this.probers.set(n.name, new NodeProber(() => cluster.target(n), probeMs));
+      this.probers.set(n.name, new NodeProber(() => this.cluster.target(n), probeMs));
       this.trackers.set(n.name, {
         downSince: null,
         unreachableSince: null,
@@ -303,6 +321,7 @@ export class HaService {
   }
 
   private async doCycle(): Promise<void> {
+    this.syncMembers();
     this.cycles++;
     this.lastCycleAt = new Date().toISOString();
     const probes = await this.probeAll();
