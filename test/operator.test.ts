@@ -16,6 +16,7 @@ import { binarySets, cli, makeCluster, repoRoot, tempDir, until } from './harnes
 import type { CliResult, TestCluster } from './harness.js';
 import pg from 'pg';
 import { readSecrets } from '../src/cluster/secrets.js';
+import { pidAlive, runningPid } from '../src/cluster/instance.js';
 
 const bins = binarySets()[0]!;
 const env = { PGSCALE_PG_BIN: bins.dir };
@@ -273,6 +274,59 @@ describe('under a running controller', () => {
     assert.equal(
       after.find((n) => n.name === victim.name),
       undefined,
+    );
+  });
+});
+
+describe('a cluster left without a primary', () => {
+  let tc: TestCluster;
+  let blocker: Server | null = null;
+  before(async () => {
+    tc = await makeCluster(bins, {
+      replicas: 0,
+      extra: (t) => t.replace('ttl: 10', 'ttl: 3'),
+    });
+    const r = await cli(['up', '-c', tc.file, '--detach'], tc.env);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+  });
+  after(async () => {
+    await new Promise((r) => (blocker ? blocker.close(r) : r(undefined)));
+    await tc?.cleanup();
+  });
+
+  const history = async () => {
+    const res = await fetch(`http://127.0.0.1:${tc.cluster.config.http.port}/ha/history`);
+    return ((await res.json()) as { events: { event: string; at: string }[] }).events;
+  };
+
+  test('a primary that cannot start is retried with back-off, and the same failure is not written every cycle', async () => {
+    const s0n0 = tc.cluster.nodes()[0]!;
+    const pid = runningPid(tc.cluster.paths('s0n0').pgdata)!;
+    // Its port taken by something else: every start fails the same way, and nothing changes.
+    process.kill(pid, 'SIGKILL');
+    await until('the postmaster gone', () => Promise.resolve(!pidAlive(pid)), 10_000);
+    blocker = await listen(s0n0.port);
+    await until(
+      'a failed start of the primary',
+      async () => (await history()).some((e) => e.event === 'start_primary_failed'),
+      60_000,
+    );
+    const before = (await history()).length;
+    await new Promise((r) => setTimeout(r, 15_000));
+    const written = (await history()).length - before;
+    // 60 cycles of 250 ms: one event per cycle before; now the first failure only, then back-off
+    // and the same failure is not written again.
+    assert.ok(
+      written <= 3,
+      `${written} events in 15 s:\n${JSON.stringify((await history()).slice(-10), null, 1)}`,
+    );
+    // Once the port is free again, the primary is started again (within the back-off's cap).
+    await new Promise((r) => blocker!.close(r));
+    blocker = null;
+    await until(
+      'the primary running again',
+      async () => (await cli(['status', '-c', tc.file], tc.env)).code === 0,
+      90_000,
     );
   });
 });
