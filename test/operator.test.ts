@@ -61,8 +61,9 @@ describe('output into a closed pipe', () => {
   });
 });
 
+/** Something else on a port: accepts connections and never answers (they are dropped at close). */
 function listen(port: number): Promise<Server> {
-  const srv = createServer();
+  const srv = createServer((socket) => socket.destroy());
   return new Promise((resolve) => srv.listen(port, '127.0.0.1', () => resolve(srv)));
 }
 
