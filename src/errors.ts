@@ -25,6 +25,8 @@ export const ErrorCodes = {
   STORE_UNAVAILABLE: 'PGSCALE_STORE_UNAVAILABLE',
   /** A put or compare-and-set named a lease that has ended (or never existed). */
   STORE_LEASE_NOT_FOUND: 'PGSCALE_STORE_LEASE_NOT_FOUND',
+  /** The cluster's keys in the state store are held by another cluster (same cluster.id). */
+  STORE_CLAIMED: 'PGSCALE_STORE_CLAIMED',
   HA_REFUSED: 'PGSCALE_HA_REFUSED',
 } as const;
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../src/config/load.js';
-import { renderConfig, INIT_DEFAULTS } from '../src/config/template.js';
+import { newClusterId, renderConfig, INIT_DEFAULTS } from '../src/config/template.js';
 import type { InitOptions } from '../src/config/template.js';
 import { Cluster } from '../src/cluster/cluster.js';
 import { candidateDirs, inspect } from '../src/cluster/binaries.js';
@@ -67,6 +67,8 @@ export async function makeCluster(
   const base = await findFreePortBlock(count);
   let text = renderConfig({
     ...INIT_DEFAULTS,
+    // A unique id, as `pgscale init` writes.
+    id: newClusterId(opts.name ?? INIT_DEFAULTS.name),
     ...opts,
     shards,
     replicas,

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { PgscaleError, UsageError } from '../errors.js';
+import { dropOutputOnBrokenPipe } from './broken-pipe.js';
 import * as controllerCmd from './commands/controller.js';
 import * as demo from './commands/demo.js';
 import * as doctor from './commands/doctor.js';
@@ -65,6 +66,8 @@ function usage(): string {
 
 export async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
+  dropOutputOnBrokenPipe(process.stdout);
+  dropOutputOnBrokenPipe(process.stderr);
   let code: number;
   try {
     if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') {

@@ -17,6 +17,7 @@ import type { Registry } from '../obs/metrics.js';
 import { NodeAgentsService } from '../controller/node-agents.js';
 import { TopologyView } from '../topology/topology.js';
 import { ProxyService } from './proxy-service.js';
+import { openClaimedStore } from './store-keys.js';
 
 export interface ServiceContext {
   loaded: LoadedConfig;
@@ -32,7 +33,9 @@ export function buildServices(ctx: ServiceContext): Service[] {
   const view = ha ? new TopologyView() : undefined;
   if (view) {
     const log = ctx.logger.child({ component: 'ha' });
-    const service = new HaService(ctx.loaded, ctx.cluster, () => openStore(ctx.loaded, log), view, log);
+    // The cluster claims its keys before HA reads or writes any (one cluster per set of keys).
+    const open = () => openClaimedStore(ctx.cluster, () => openStore(ctx.loaded, log));
+    const service = new HaService(ctx.loaded, ctx.cluster, open, view, log);
     registerHaMetrics(ctx.registry, () => service.metricsSnapshot());
     list.push(service);
   }

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoadedConfig, NodeRef } from '../config/load.js';
-import { allNodes } from '../config/load.js';
+import { allNodes, loadConfig } from '../config/load.js';
 import { ClusterError, ErrorCodes } from '../errors.js';
 import type { PgBinaries } from './binaries.js';
 import { findBinaries } from './binaries.js';
@@ -26,6 +26,7 @@ import {
 import type { InstancePaths } from './instance.js';
 import {
   clearOrphanedServer,
+  REJOIN_MARKER,
   dataMajorVersion,
   initdb,
   instancePaths,
@@ -59,8 +60,7 @@ import { withClient } from './sql.js';
 import type { NodeStatus } from './status.js';
 import { nodeStatuses } from './status.js';
 
-/** Written into a fenced former primary's data directory until it has rejoined as a standby. */
-export const REJOIN_MARKER = 'pgscale-rejoin';
+export { REJOIN_MARKER } from './instance.js';
 
 export interface Reporter {
   step(message: string): void;
@@ -79,16 +79,45 @@ export class Cluster {
   /** The postmaster pid of each node's last stop that this Cluster asked for. */
   private readonly planned = new Map<string, number>();
 
+  private current: LoadedConfig;
+
   constructor(
-    readonly loaded: LoadedConfig,
+    loaded: LoadedConfig,
     private readonly reporter: Reporter = silentReporter,
     bins?: PgBinaries,
   ) {
+    this.current = loaded;
     this.bins = bins ?? findBinaries(loaded.config.postgres.bin_dir);
   }
 
+  get loaded(): LoadedConfig {
+    return this.current;
+  }
+
   get config() {
-    return this.loaded.config;
+    return this.current.config;
+  }
+
+  /**
+   * Re-reads the nodes (the `shards` section) from the config file, keeping every other setting
+   * as loaded: what a running controller does when add-replica or remove-replica changed them.
+   * Returns the names added and removed.
+   */
+  reloadMembers(): { added: string[]; removed: string[] } {
+    const fresh = loadConfig(this.current.file).config;
+    if (fresh.shards.length !== this.config.shards.length) {
+      throw new ClusterError(
+        ErrorCodes.CONFIG_INVALID,
+        `${this.current.file} now has ${fresh.shards.length} shards instead of ${this.config.shards.length}; restart the controller to change them`,
+      );
+    }
+    const before = new Set(this.nodes().map((n) => n.name));
+    this.current = { ...this.current, config: { ...this.current.config, shards: fresh.shards } };
+    const after = new Set(this.nodes().map((n) => n.name));
+    return {
+      added: [...after].filter((n) => !before.has(n)),
+      removed: [...before].filter((n) => !after.has(n)),
+    };
   }
 
   get dataDir() {
@@ -392,6 +421,18 @@ export class Cluster {
       if (!(await has('SELECT 1 FROM pg_database WHERE datname = $1', database))) {
         await c.query(`CREATE DATABASE ${sqlIdent(database)} OWNER ${sqlIdent(user)}`);
         this.reporter.step(`created database ${database}`);
+      }
+    });
+    if (user === superuser) return;
+    // The application role owns its database (and so, from PostgreSQL 15, its public schema).
+    // Tables and sequences the superuser creates there (`pgscale psql -- -c 'create table …'`,
+    // as the README shows) are granted to it too; otherwise the application gets "permission
+    // denied" on the very table it was shown. Idempotent, so every `up` ensures it.
+    await withClient(this.target(primary, database), async (c) => {
+      for (const what of ['TABLES', 'SEQUENCES']) {
+        await c.query(
+          `ALTER DEFAULT PRIVILEGES FOR ROLE ${sqlIdent(superuser)} IN SCHEMA public GRANT ALL ON ${what} TO ${sqlIdent(user)}`,
+        );
       }
     });
   }

@@ -35,6 +35,9 @@ export function instancePaths(dataDir: string, node: string): InstancePaths {
   return { pgdata: join(dataDir, 'nodes', node), log: join(dataDir, 'logs', `${node}.log`) };
 }
 
+/** Written into a fenced former primary's data directory until it has rejoined as a standby. */
+export const REJOIN_MARKER = 'pgscale-rejoin';
+
 export function isProvisioned(pgdata: string): boolean {
   return existsSync(join(pgdata, 'PG_VERSION'));
 }

@@ -6,13 +6,19 @@
  */
 import type { NodeRef } from '../config/load.js';
 import { parseLsn } from './lsn.js';
-import { instancePaths, isProvisioned, isStandbyDir, runningPid } from './instance.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { REJOIN_MARKER, instancePaths, isProvisioned, isStandbyDir, runningPid } from './instance.js';
 import { slotName } from './conf.js';
 import type { ConnTarget } from './sql.js';
 import { withClient } from './sql.js';
 
 export type Role = 'primary' | 'replica';
-export type NodeState = 'running' | 'stopped' | 'unreachable' | 'not provisioned';
+/**
+ * `fenced`: a former primary stopped by high availability (a failover) that must rejoin as a
+ * standby (pg_rewind) before it runs again; as `patronictl list` shows it, never as a primary.
+ */
+export type NodeState = 'running' | 'stopped' | 'fenced' | 'unreachable' | 'not provisioned';
 
 export interface ArchiveStatus {
   archivedCount: number;
@@ -95,6 +101,19 @@ export async function nodeStatuses(
   target: (n: NodeRef) => ConnTarget,
 ): Promise<NodeStatus[]> {
   const base = await Promise.all(nodes.map((n) => probeNode(n, dataDir, target(n))));
+  // A stopped node whose data directory still says primary while another node of its shard runs
+  // as the primary is a former primary being rejoined (pg_rewind removes standby.signal and our
+  // marker while it works): fenced, never a second primary.
+  for (const s of base) {
+    if (s.state !== 'stopped' || s.role !== 'primary') continue;
+    const other = base.find(
+      (x) => x.shard === s.shard && x.name !== s.name && x.role === 'primary' && x.state === 'running',
+    );
+    if (other) {
+      s.state = 'fenced';
+      s.role = 'replica';
+    }
+  }
   // Lag and slot come from each shard's primary.
   const shards = new Set(nodes.map((n) => n.shard));
   for (const shard of shards) {
@@ -166,7 +185,9 @@ async function probeNode(n: NodeRef, dataDir: string, t: ConnTarget): Promise<No
   s.role = isStandbyDir(pgdata) ? 'replica' : 'primary';
   s.pid = runningPid(pgdata);
   if (s.pid === null) {
-    s.state = 'stopped';
+    s.state = existsSync(join(pgdata, REJOIN_MARKER)) ? 'fenced' : 'stopped';
+    // Fenced: it holds a primary's WAL but may only come back as a standby.
+    if (s.state === 'fenced') s.role = 'replica';
     return s;
   }
   try {

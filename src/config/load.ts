@@ -30,6 +30,15 @@ export interface NodeRef extends NodeConfig {
   readonly apiPort: number;
 }
 
+/**
+ * The id under which the cluster's keys live in a state store: cluster.id, or for a file
+ * written before cluster.id existed its name (where those versions kept the keys, so an upgrade
+ * finds its state; the claim of src/ha/store-claim.ts still refuses a second cluster there).
+ */
+export function clusterId(config: Config): string {
+  return config.cluster.id ?? config.cluster.name;
+}
+
 export function defaultConfigPath(): string {
   return resolve(process.env.PGSCALE_CONFIG ?? 'pgscale.yaml');
 }

@@ -311,6 +311,16 @@ export const configSchema = z
           .regex(/^[a-z][a-z0-9-]{0,40}$/, 'must be lowercase letters, digits or -, starting with a letter')
           .default('pgscale')
           .describe('Cluster name.'),
+        id: z
+          .string()
+          .regex(
+            /^[a-z0-9][a-z0-9-]{0,62}$/,
+            'must be lowercase letters, digits or -, starting with a letter or digit, at most 63 characters',
+          )
+          .optional()
+          .describe(
+            "Unique id of the cluster (`pgscale init` writes a random one): its keys in a shared state store live under it (etcd: <ha.etcd.prefix>/<id>/). Without one, the name is the id.",
+          ),
         data_dir: z
           .string()
           .min(1)

@@ -2,12 +2,15 @@
  * Writes the commented `pgscale.yaml` that `pgscale init` creates, and edits an existing file
  * in place (add or remove a node) through yaml's Document API so the user's comments survive.
  */
+import { randomBytes } from 'node:crypto';
 import { parseDocument, YAMLMap, YAMLSeq } from 'yaml';
 import type { Scalar } from 'yaml';
 import { ConfigError, ErrorCodes } from '../errors.js';
 
 export interface InitOptions {
   name: string;
+  /** cluster.id; `init` draws a random one (newClusterId). */
+  id?: string;
   dataDir: string;
   shards: number;
   replicas: number;
@@ -27,6 +30,14 @@ export const INIT_DEFAULTS: InitOptions = {
   httpPort: 8008,
   host: 'localhost',
 };
+
+/**
+ * A new cluster's id: its name and 8 random hex digits, so that two clusters given the same name
+ * (every `init` used to call them "pgscale") never share keys in a state store.
+ */
+export function newClusterId(name: string): string {
+  return `${name.slice(0, 54)}-${randomBytes(4).toString('hex')}`;
+}
 
 export function nodeNameFor(shard: number, index: number): string {
   return `s${shard}n${index}`;
@@ -50,7 +61,14 @@ export function renderConfig(o: InitOptions): string {
 # Every key is optional except shards; an unknown key is an error.
 
 cluster:
-  name: ${o.name}
+  name: ${o.name}${
+    o.id === undefined
+      ? ''
+      : `
+  # Unique id: this cluster's keys in a shared state store (etcd) live under it. A copy of
+  # this file for another cluster needs another id (pgscale init draws a random one).
+  id: ${o.id}`
+  }
   # Node data directories, logs, the WAL archive and generated secrets (relative to this file).
   data_dir: ${o.dataDir}
 

@@ -69,19 +69,46 @@ export class NodeAgentsService implements Service {
     this.staleMs = opts.staleMs ?? 5000;
     this.waitMs = opts.waitMs ?? 2000;
     this.nodes = cluster.nodes();
-    const serverVersion = serverVersionNum(cluster.bins.version);
-    this.agents = this.nodes.map(
-      (node) =>
-        new NodeAgent({
-          node,
-          host: loaded.config.http.listen,
-          cluster: loaded.config.cluster.name,
-          serverVersion,
-          current: () => this.current(node.name),
-          logger: log.child({ node: node.name, shard: node.shard }),
-          configFile: loaded.file,
-        }),
-    );
+    this.agents = this.nodes.map((node) => this.agentFor(node));
+  }
+
+  private agentFor(node: NodeRef): NodeAgent {
+    return new NodeAgent({
+      node,
+      host: this.loaded.config.http.listen,
+      cluster: this.loaded.config.cluster.name,
+      serverVersion: serverVersionNum(this.cluster.bins.version),
+      current: () => this.current(node.name),
+      logger: this.log.child({ node: node.name, shard: node.shard }),
+      configFile: this.loaded.file,
+    });
+  }
+
+  /**
+   * Follows the cluster's node list (add-replica, remove-replica while the controller runs): a
+   * new node gets its health endpoints at once, a removed one loses them. Nothing needs a restart.
+   */
+  async reload(): Promise<string[]> {
+    const key = (n: NodeRef) => `${n.name}:${n.apiPort}`;
+    const wanted = this.cluster.nodes();
+    const keep = new Set(wanted.map(key));
+    for (let i = this.nodes.length - 1; i >= 0; i--) {
+      if (keep.has(key(this.nodes[i]!))) continue;
+      await this.agents[i]!.stop();
+      this.log.info({ node: this.nodes[i]!.name }, `health endpoints of ${this.nodes[i]!.name} closed`);
+      this.nodes.splice(i, 1);
+      this.agents.splice(i, 1);
+    }
+    const have = new Set(this.nodes.map(key));
+    for (const n of wanted) {
+      if (have.has(key(n))) continue;
+      const agent = this.agentFor(n);
+      await agent.start();
+      this.nodes.push(n);
+      this.agents.push(agent);
+      this.log.info({ node: n.name }, `health endpoints of ${n.name} listening on :${n.apiPort}`);
+    }
+    return [];
   }
 
   async preflight(): Promise<void> {

@@ -67,6 +67,15 @@ interface ShardState {
   switchovers: number;
   /** Unix ms of the last failover's promotion (read back from the history at start). */
   lastFailoverAt: number | null;
+  /** The last action that failed (kind:node), how often in a row, and when it may run again. */
+  failure: { key: string; message: string; count: number; retryAt: number } | null;
+}
+
+/** A failing action is retried after loop_wait × 2^failures, at most this long (ms). */
+const FAILURE_BACKOFF_MAX_MS = 30_000;
+
+function actionKey(a: Action): string {
+  return `${a.kind}:${'node' in a ? a.node : 'to' in a ? a.to : ''}`;
 }
 
 const KEY = {
@@ -117,11 +126,30 @@ export class HaService implements HaControl {
       failovers: 0,
       switchovers: 0,
       lastFailoverAt: null,
+      failure: null,
     }));
-    for (const n of cluster.nodes()) {
+    this.syncMembers();
+  }
+
+  /**
+   * A prober and a tracker per node of the cluster, as its node list is now: add-replica and
+   * remove-replica change it while the controller runs (Cluster.reloadMembers), and the next
+   * cycle takes the new node in (or lets the removed one go).
+   */
+  private syncMembers(): void {
+    const nodes = this.cluster.nodes();
+    const names = new Set(nodes.map((n) => n.name));
+    for (const [name, prober] of this.probers) {
+      if (names.has(name)) continue;
+      prober.close();
+      this.probers.delete(name);
+      this.trackers.delete(name);
+    }
+    for (const n of nodes) {
+      if (this.probers.has(n.name)) continue;
       // A probe may take a third of unreachable_timeout: a busy server is slow, not dead.
       const probeMs = Math.max(1000, (this.cfg.unreachable_timeout * 1000) / 3);
-      this.probers.set(n.name, new NodeProber(() => cluster.target(n), probeMs));
+      this.probers.set(n.name, new NodeProber(() => this.cluster.target(n), probeMs));
       this.trackers.set(n.name, {
         downSince: null,
         unreachableSince: null,
@@ -294,6 +322,7 @@ export class HaService implements HaControl {
   }
 
   private async doCycle(): Promise<void> {
+    this.syncMembers();
     this.cycles++;
     this.lastCycleAt = new Date().toISOString();
     const probes = await this.probeAll();
@@ -309,18 +338,32 @@ export class HaService implements HaControl {
       }
       const snap = this.snapshot(shard, probes);
       const action = decide(snap);
+      // The same action failed a moment ago and nothing asks for it now: wait out the back-off
+      // rather than fail (and write to the store) every cycle.
+      const f = this.shards[shard]!.failure;
+      if (f && f.key === actionKey(action) && performance.now() < f.retryAt && !snap.request) continue;
       try {
         await this.act(shard, snap, action);
+        // Background actions (start_standby, rejoin) clear their own failure when they succeed.
+        const done = this.shards[shard]!;
+        if (
+          done.failure?.key === actionKey(action) &&
+          action.kind !== 'start_standby' &&
+          action.kind !== 'rejoin'
+        ) {
+          done.failure = null;
+        }
       } catch (e) {
         if (isStoreError(e)) {
           storeOk = false;
           this.onStoreError(e);
         } else {
-          this.log.error({ err: e, shard, action: action.kind }, `${action.kind} failed: ${errorMessage(e)}`);
-          await this.record({ shard, event: `${action.kind}_failed`, detail: errorMessage(e) }).catch(
-            () => undefined,
-          );
-          this.finishRequest(shard, { ok: false, reason: `${action.kind} failed: ${errorMessage(e)}` });
+          const msg = errorMessage(e);
+          if (this.noteFailure(shard, actionKey(action), msg)) {
+            this.log.error({ err: e, shard, action: action.kind }, `${action.kind} failed: ${msg}`);
+            await this.record({ shard, event: `${action.kind}_failed`, detail: msg }).catch(() => undefined);
+          }
+          this.finishRequest(shard, { ok: false, reason: `${action.kind} failed: ${msg}` });
         }
       }
     }
@@ -333,6 +376,27 @@ export class HaService implements HaControl {
       await this.leaseLost();
     }
     this.publish();
+  }
+
+  /**
+   * Counts a failure of an action and sets its back-off; true when it is news (not the action
+   * that failed last time), which alone is logged as an error and written to history:
+   * a shard left without a primary must not write the same failure every cycle.
+   */
+  private noteFailure(shard: number, key: string, message: string): boolean {
+    const st = this.shards[shard]!;
+    // By action alone: a failure's message often carries times and pids (a log tail).
+    const same = st.failure?.key === key;
+    const count = same ? st.failure!.count + 1 : 1;
+    const delay = Math.min(this.loopMs * 2 ** count, FAILURE_BACKOFF_MAX_MS);
+    st.failure = { key, message, count, retryAt: performance.now() + delay };
+    if (same) {
+      this.log.warn(
+        { shard, action: key, failures: count },
+        `${key} failed again (${count} times in a row), next try in ${Math.round(delay / 1000)} s: ${message}`,
+      );
+    }
+    return !same;
   }
 
   private async probeAll(): Promise<Map<string, ProbeResult | null>> {
@@ -528,7 +592,11 @@ export class HaService implements HaControl {
 
   private background(shard: number, node: string, what: string, fn: () => Promise<void>): void {
     const task = fn()
+      .then(() => {
+        if (this.shards[shard]!.failure?.key === `${what}:${node}`) this.shards[shard]!.failure = null;
+      })
       .catch(async (e: unknown) => {
+        if (!this.noteFailure(shard, `${what}:${node}`, errorMessage(e))) return;
         this.log.error({ err: e, shard, node }, `${what} of ${node} failed: ${errorMessage(e)}`);
         await this.record({ shard, event: `${what}_failed`, node, detail: errorMessage(e) }).catch(
           () => undefined,

@@ -48,6 +48,9 @@ export function timeoutOption(v: string | boolean | undefined): number {
   return timeout;
 }
 
+/** What add-replica and remove-replica send a running controller: re-read the node list. */
+export const MEMBERS_SIGNAL: NodeJS.Signals = 'SIGUSR2';
+
 export interface RunOptions {
   /** Seconds cluster.up() waits for standbys to stream. */
   timeoutS: number;
@@ -67,8 +70,20 @@ export async function runController(cluster: Cluster, logger: Logger, opts: RunO
   let finish: (code: number) => void = () => undefined;
   const finished = new Promise<number>((r) => (finish = r));
   const onSignal = (sig: NodeJS.Signals) => {
-    if (sig === 'SIGHUP' && !opts.stopOnHangup) {
-      log.info('SIGHUP: reloading the configuration');
+    // SIGUSR2: add-replica / remove-replica changed the nodes in pgscale.yaml (in both modes).
+    if (sig === MEMBERS_SIGNAL || (sig === 'SIGHUP' && !opts.stopOnHangup)) {
+      log.info(`${sig}: reloading the configuration`);
+      try {
+        const m = cluster.reloadMembers();
+        if (m.added.length || m.removed.length) {
+          log.info(
+            { added: m.added, removed: m.removed },
+            `nodes: ${[...m.added.map((n) => `+${n}`), ...m.removed.map((n) => `-${n}`)].join(' ')}`,
+          );
+        }
+      } catch (e) {
+        log.error({ err: e }, `cannot re-read the nodes, keeping the old list: ${errorMessage(e)}`);
+      }
       void controller.reload();
       return;
     }
@@ -86,7 +101,7 @@ export async function runController(cluster: Cluster, logger: Logger, opts: RunO
       },
     );
   };
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', MEMBERS_SIGNAL];
   for (const s of signals) process.on(s, onSignal);
   try {
     try {

@@ -3,9 +3,9 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseConfig } from '../../config/load.js';
-import { INIT_DEFAULTS, renderConfig } from '../../config/template.js';
+import { INIT_DEFAULTS, newClusterId, renderConfig } from '../../config/template.js';
 import type { InitOptions } from '../../config/template.js';
-import { ConfigError, ErrorCodes } from '../../errors.js';
+import { ConfigError, ErrorCodes, UsageError } from '../../errors.js';
 import { serviceCanReach, serviceUser } from '../../cluster/run-as.js';
 import { intOption, parse } from '../args.js';
 import { out } from '../context.js';
@@ -19,12 +19,19 @@ Options:
   --dir DIR          directory for pgscale.yaml and the cluster's data (default .)
   --shards N         number of shards (default 1)
   --replicas R       standbys per shard (default 2)
-  --port-base P      first PostgreSQL port; nodes take P, P+1, … (default 54320)
-  --proxy-port P     proxy port (default 6432)
-  --http-port P      HTTP API port (default 8008)
-  --name NAME        cluster name (default pgscale)
+  --port-base P      moves every port of the cluster: the PostgreSQL nodes take P, P+1, …,
+                     the proxy P+100, the HTTP API P+101 and the nodes' health endpoints
+                     P+102, P+103, … (default: nodes 54320…, proxy 6432, HTTP 8008…)
+  --proxy-port P     proxy port (default 6432, or P+100 with --port-base)
+  --http-port P      HTTP API port (default 8008, or P+101 with --port-base); the nodes'
+                     health endpoints take the ports after it
+  --name NAME        cluster name (default pgscale); cluster.id is NAME and 8 random hex
+                     digits, unique to this cluster
   --force            overwrite an existing pgscale.yaml
 `;
+
+/** With --port-base P, PostgreSQL takes P…P+99 (room for added replicas), the rest follows. */
+const PORT_BLOCK_NODES = 100;
 
 export function run(argv: string[]): number {
   const { values } = parse('init', argv, {
@@ -44,14 +51,29 @@ export function run(argv: string[]): number {
     throw new ConfigError(ErrorCodes.CONFIG_EXISTS, `${file} already exists; use --force to overwrite it`);
   }
   const name = typeof values.name === 'string' ? values.name : INIT_DEFAULTS.name;
+  const shards = intOption('shards', values.shards, 1, 64) ?? INIT_DEFAULTS.shards;
+  const replicas = intOption('replicas', values.replicas, 0, 15) ?? INIT_DEFAULTS.replicas;
+  const base = intOption('port-base', values['port-base'], 1024, 65000);
+  const nodes = shards * (replicas + 1);
+  if (base !== undefined && (nodes > PORT_BLOCK_NODES || base + PORT_BLOCK_NODES + 1 + nodes > 65535)) {
+    throw new UsageError(
+      `--port-base ${base} leaves no room for ${nodes} nodes: the block is P…P+${PORT_BLOCK_NODES - 1} for PostgreSQL, ` +
+        `then the proxy, the HTTP API and one health endpoint per node; choose a lower --port-base or fewer nodes`,
+    );
+  }
   const opts = {
     ...INIT_DEFAULTS,
     name,
-    shards: intOption('shards', values.shards, 1, 64) ?? INIT_DEFAULTS.shards,
-    replicas: intOption('replicas', values.replicas, 0, 15) ?? INIT_DEFAULTS.replicas,
-    portBase: intOption('port-base', values['port-base'], 1024, 65000) ?? INIT_DEFAULTS.portBase,
-    proxyPort: intOption('proxy-port', values['proxy-port'], 1, 65535) ?? INIT_DEFAULTS.proxyPort,
-    httpPort: intOption('http-port', values['http-port'], 1, 65535) ?? INIT_DEFAULTS.httpPort,
+    id: newClusterId(name),
+    shards,
+    replicas,
+    portBase: base ?? INIT_DEFAULTS.portBase,
+    proxyPort:
+      intOption('proxy-port', values['proxy-port'], 1, 65535) ??
+      (base === undefined ? INIT_DEFAULTS.proxyPort : base + PORT_BLOCK_NODES),
+    httpPort:
+      intOption('http-port', values['http-port'], 1, 65535) ??
+      (base === undefined ? INIT_DEFAULTS.httpPort : base + PORT_BLOCK_NODES + 1),
   };
   out(`${writeConfig(dir, file, opts)}\nNext: pgscale up -c ${file}`);
   return 0;
@@ -69,12 +91,13 @@ export function writeConfig(dir: string, file: string, opts: InitOptions): strin
       `\nRunning as root: PostgreSQL runs as user "${serviceUser()!.name}", which cannot enter ${dir};\n` +
       `the data directory is therefore ${opts.dataDir} (cluster.data_dir).`;
   }
+  opts = { ...opts, id: opts.id ?? newClusterId(opts.name) };
   const text = renderConfig(opts);
   parseConfig(text, file); // what we write must load
   writeFileSync(file, text);
   const last = opts.portBase + opts.shards * (opts.replicas + 1) - 1;
   return (
     `wrote ${file}: ${opts.shards} shard(s) × (1 primary + ${opts.replicas} standbys), ports ${opts.portBase}–${last}, ` +
-    `proxy ${opts.proxyPort}, HTTP ${opts.httpPort}.${note}`
+    `proxy ${opts.proxyPort}, HTTP ${opts.httpPort}, health endpoints ${opts.httpPort + 1}–${opts.httpPort + opts.shards * (opts.replicas + 1)}.${note}`
   );
 }

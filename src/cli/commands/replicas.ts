@@ -1,7 +1,11 @@
 /**
  * `pgscale add-replica` and `remove-replica`: change a shard's standbys online. The node is
  * written into (or removed from) pgscale.yaml with its comments kept, so the file stays the
- * source of truth; a failed provisioning takes the node back out.
+ * source of truth; a failed provisioning takes the node back out. When the cluster's controller
+ * runs, it is told (MEMBERS_SIGNAL) to re-read the nodes, and the command waits until it has:
+ * an added node is then supervised by high availability, in the proxy's read set and serving its
+ * health endpoints (a switchover to it works at once); a removed node is let go by the
+ * controller before it is stopped, so that high availability does not restart it.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { allNodes, defaultApiPort, findNode, loadConfig, parseConfig } from '../../config/load.js';
@@ -9,8 +13,75 @@ import { addNodeToText, nodeNameFor, removeNodeFromText } from '../../config/tem
 import { ClusterError, ErrorCodes, UsageError } from '../../errors.js';
 import { Cluster } from '../../cluster/cluster.js';
 import { portInUse } from '../../cluster/ports.js';
+import type { NodeRef } from '../../config/load.js';
+import { liveController } from '../../controller/controller-file.js';
+import type { ControllerInfo } from '../../web/status-report.js';
+import { url } from '../../web/http-api.js';
 import { intOption, parse } from '../args.js';
 import { openCluster, out, progress } from '../context.js';
+import { MEMBERS_SIGNAL } from './controller.js';
+
+/** How long add/remove-replica wait for a running controller to take the change in. */
+const CONTROLLER_WAIT_MS = 60_000;
+
+/** Status of GET path on a node's health endpoints, or null when nothing answers. */
+async function agentStatus(cluster: Cluster, n: NodeRef, path: string): Promise<number | null> {
+  const listen = cluster.config.http.listen;
+  const host = listen === '0.0.0.0' || listen === '' ? '127.0.0.1' : listen === '::' ? '[::1]' : listen;
+  try {
+    const res = await fetch(
+      `http://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${n.apiPort}${path}`,
+      {
+        signal: AbortSignal.timeout(2000),
+      },
+    );
+    await res.arrayBuffer();
+    return res.status;
+  } catch {
+    return null;
+  }
+}
+
+/** The nodes whose health endpoints the running controller serves (GET /services), or null. */
+async function supervised(c: { http: { host: string; port: number } }): Promise<string[] | null> {
+  try {
+    const res = await fetch(`${url(c.http.host, c.http.port)}/services`, {
+      signal: AbortSignal.timeout(2000),
+    });
+    const body = (await res.json()) as {
+      services?: { name: string; status?: { nodes?: { name: string }[] } }[];
+    };
+    const agents = body.services?.find((x) => x.name === 'agents');
+    return agents?.status?.nodes?.map((n) => n.name) ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Signals the running controller (if any) to re-read the nodes and waits until `done` holds;
+ * returns false when no controller runs.
+ */
+async function tellController(
+  cluster: Cluster,
+  what: string,
+  done: (c: ControllerInfo) => Promise<boolean>,
+): Promise<boolean> {
+  const c = liveController(cluster.dataDir);
+  if (!c) return false;
+  process.kill(c.pid, MEMBERS_SIGNAL);
+  const deadline = Date.now() + CONTROLLER_WAIT_MS;
+  while (!(await done(c))) {
+    if (Date.now() > deadline) {
+      throw new ClusterError(
+        ErrorCodes.TIMEOUT,
+        `the controller (pid ${c.pid}) did not take in ${what} within ${CONTROLLER_WAIT_MS / 1000} s; see its log`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return true;
+}
 
 export const addHelp = `Usage: pgscale add-replica [-c FILE] [--shard N] [--name NAME] [--port P]
 
@@ -61,14 +132,27 @@ export async function add(argv: string[]): Promise<number> {
   const next = addNodeToText(text, shard, { name, host: shardNodes[0]!.host, port });
   const loaded = parseConfig(next, file); // validates the name and port against the rest
   const cluster = new Cluster(loaded, progress, before.bins);
+  const node = findNode(loaded.config, name)!;
   writeFileSync(file, next);
   try {
-    await cluster.addReplica(findNode(loaded.config, name)!);
+    await cluster.addReplica(node);
   } catch (e) {
     writeFileSync(file, text);
     throw e;
   }
   out(`added ${name} to shard ${shard} on port ${port} (recorded in ${file})`);
+  // Its health endpoint says "replica" once the controller supervises it.
+  const told = await tellController(
+    cluster,
+    name,
+    async (c) =>
+      (await supervised(c))?.includes(name) === true &&
+      (await agentStatus(cluster, node, '/replica')) === 200,
+  );
+  if (told)
+    out(
+      `the controller supervises ${name}: health endpoints on port ${node.apiPort}, in the proxy's read set`,
+    );
   return 0;
 }
 
@@ -84,8 +168,30 @@ export async function remove(argv: string[]): Promise<number> {
   const text = readFileSync(cluster.loaded.file, 'utf8');
   const next = removeNodeFromText(text, name);
   parseConfig(next, cluster.loaded.file);
-  await cluster.removeReplica(node);
+  if (cluster.primaryOf(node.shard)?.name === node.name) {
+    throw new ClusterError(
+      ErrorCodes.USAGE,
+      `${node.name} is the primary of shard ${node.shard}; switch over to another node before removing it`,
+    );
+  }
+  // The controller lets it go first: high availability would otherwise restart the stopped node.
   writeFileSync(cluster.loaded.file, next);
+  try {
+    if (
+      await tellController(
+        cluster,
+        `the removal of ${name}`,
+        async (c) => (await supervised(c))?.includes(name) === false,
+      )
+    ) {
+      out(`the controller no longer supervises ${name}`);
+    }
+    await cluster.removeReplica(node);
+  } catch (e) {
+    writeFileSync(cluster.loaded.file, text);
+    await tellController(cluster, `${name} again`, () => Promise.resolve(true)).catch(() => false);
+    throw e;
+  }
   // synchronous_standby_names must stop naming it.
   await new Cluster(loadConfig(cluster.loaded.file), progress, cluster.bins).refreshConf(node.shard);
   out(`removed ${name} from shard ${node.shard}`);

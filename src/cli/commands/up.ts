@@ -9,9 +9,8 @@
 import { existsSync } from 'node:fs';
 import { runningPid } from '../../cluster/instance.js';
 import type { Cluster } from '../../cluster/cluster.js';
-import { checkHttpPort } from '../../controller/controller.js';
-import { checkAgentPorts } from '../../controller/node-agents.js';
-import { checkProxyPort } from '../proxy-service.js';
+import { checkAllPorts } from '../port-check.js';
+import { checkStoreKeys, destroyStoreKeys } from '../store-keys.js';
 import {
   ControllerError,
   liveController,
@@ -56,7 +55,9 @@ shard's primary first.
 export const destroyHelp = `Usage: pgscale destroy --yes [-c FILE]
 
 Stops the controller and every node and deletes the cluster's data directory (data, WAL
-archive, logs, secrets).
+archive, logs, secrets). With ha.store etcd it also removes the cluster's keys from etcd (those
+under ha.etcd.prefix/cluster.id, when this cluster holds them); if etcd cannot be reached it says
+which prefix to remove and exits 1.
 `;
 
 /** How long `down` waits for the controller to exit before killing it. */
@@ -90,10 +91,9 @@ export async function up(argv: string[]): Promise<number> {
   if (values.detach) {
     // Check here what would stop the controller at once, so the message comes straight to the
     // terminal and nothing (not even the log file) is created.
+    await checkAllPorts(cluster);
     await cluster.preflight();
-    await checkHttpPort(cluster.loaded);
-    await checkProxyPort(cluster.loaded);
-    await checkAgentPorts(cluster.loaded);
+    await checkStoreKeys(cluster);
     const c = await startInBackground(cluster, timeoutS, (l) => out(`  ${l}`));
     out(`ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     out(
@@ -102,6 +102,8 @@ export async function up(argv: string[]): Promise<number> {
     await printStatus(cluster, false);
     return 0;
   }
+  await checkAllPorts(cluster);
+  await checkStoreKeys(cluster);
   return runController(cluster, createLogger({ base: { cluster: name } }), {
     timeoutS,
     stopOnHangup: true,
@@ -150,7 +152,10 @@ export async function destroy(argv: string[]): Promise<number> {
   if (!values.yes) throw new UsageError('destroy deletes all data of the cluster; confirm with --yes');
   const cluster = openCluster(values);
   await stopRunningController(cluster);
+  // The keys first: they are found by the data directory's identity, which destroy removes.
+  const keys = await destroyStoreKeys(cluster);
   await cluster.destroy();
+  if (keys) out(keys);
   out(`destroyed cluster "${cluster.config.cluster.name}"`);
-  return 0;
+  return keys?.startsWith('warning:') ? 1 : 0;
 }
