@@ -8,6 +8,7 @@
  * A measurement, not a gate: it exits 0 when every mode ran, whatever failed; 1 when a mode could
  * not run at all. The sources are fetched and regress.so built once (bench/regress-source.ts).
  */
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { availableParallelism, cpus } from 'node:os';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -157,9 +158,13 @@ async function startProxy(server: ServerInfo, mode: 'session' | 'transaction', p
   return { port, stop, logTail: (n?: number) => daemon.logTail(n) };
 }
 
-interface ModeResult extends Omit<RegressOutcome, 'diffs'> {
+interface ModeResult extends Omit<RegressOutcome, 'diffs' | 'tests'> {
   mode: Mode;
   total: number;
+  /** Tests pg_regress ran but whose failure it ignores (none in the parallel schedule today). */
+  ignored: string[];
+  /** Failing tests that pass directly (filled in when the direct mode ran too). */
+  differsFromDirect?: string[];
   /** Failing tests with the first changed lines of their diff. */
   excerpts: Record<string, string[]>;
 }
@@ -183,10 +188,11 @@ async function runMode(o: Options, mode: Mode, psqlDir: string, src: ReturnType<
       o.timeoutS * 1000,
     );
     if (r.error && proxy) log(`proxy log (last lines):\n${proxy.logTail(20)}`);
-    const { diffs, ...rest } = r;
+    const { diffs, tests, ...rest } = r;
     const excerpts: Record<string, string[]> = {};
     for (const t of r.failed) excerpts[t] = diffExcerpt(diffs[t] ?? '');
-    const res: ModeResult = { mode, total: r.tests.length, excerpts, ...rest };
+    const ignored = tests.filter((t) => t.status === 'ignored').map((t) => t.name);
+    const res: ModeResult = { mode, total: tests.length, ignored, ...rest, excerpts };
     return res;
   } finally {
     await proxy?.stop();
@@ -213,6 +219,14 @@ function summary(results: ModeResult[]): string {
   return lines.join('\n');
 }
 
+/** The checkout's commit (and whether it has local changes): which proxy was measured. */
+function gitHead(): string {
+  const git = (args: string[]) =>
+    spawnSync('git', args, { cwd: repoRoot, encoding: 'utf8' }).stdout?.trim() ?? '';
+  const head = git(['rev-parse', '--short', 'HEAD']) || 'unknown';
+  return git(['status', '--porcelain', '--untracked-files=no']) ? `${head} (with local changes)` : head;
+}
+
 async function main(o: Options): Promise<number> {
   const bins = pickBinaries();
   const version = serverVersion(bins.postgres);
@@ -224,12 +238,17 @@ async function main(o: Options): Promise<number> {
   mkdirSync(o.out, { recursive: true });
   const results: ModeResult[] = [];
   for (const mode of o.modes) results.push(await runMode(o, mode, psqlDirOf(bins.psql), src));
+  const direct = results.find((r) => r.mode === 'direct');
+  for (const r of results) {
+    if (direct && r !== direct) r.differsFromDirect = r.failed.filter((t) => !direct.failed.includes(t));
+  }
   const text = summary(results);
   process.stdout.write(`${text}\n\nDiffs: ${o.out}/<mode>/<test>.diff\n`);
   const json = {
     date: new Date().toISOString(),
     machine: { nproc: availableParallelism(), cpu: cpus()[0]?.model ?? 'unknown', node: process.version },
     server: version.line,
+    pgscale: { commit: gitHead() },
     suite: { version: src.version, origin: src.origin, sha256: src.sha256, schedule: 'parallel_schedule' },
     proxy: { pool_size: o.poolSize },
     modes: results,
