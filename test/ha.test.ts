@@ -42,6 +42,25 @@ async function events(tc: TestCluster): Promise<{ event: string; node?: string; 
     .events;
 }
 
+async function metrics(tc: TestCluster): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${tc.cluster.config.http.port}/metrics`)).text();
+}
+
+/** The value of one series (name with its labels, as exposed), NaN when absent. */
+function value(text: string, seriesName: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${seriesName} `));
+  return line ? Number(line.slice(seriesName.length + 1)) : NaN;
+}
+
+/** Names and labels of the per-node and HA series: what a switchover must not change. */
+function nodeSeries(text: string): string[] {
+  return text
+    .split('\n')
+    .filter((l) => /^pgscale_(node_|replica|replication|ha_leader|ha_epoch)/.test(l))
+    .map((l) => l.slice(0, l.lastIndexOf(' ')))
+    .sort();
+}
+
 function pidOf(tc: TestCluster, node: string): number {
   const pid = runningPid(tc.cluster.paths(node).pgdata);
   assert.ok(pid, `${node} runs`);
@@ -233,6 +252,27 @@ describe('high availability, asynchronous replication (embedded store)', () => {
     assert.equal(unknown.status, 400);
     assert.match(((await unknown.json()) as { error: string }).error, /nosuch is not a node of shard 0/);
     assert.equal((await post('/ha/switchover', JSON.stringify({ shard: 'x' }), token)).status, 400);
+    // A non-ASCII token of the token's length (its UTF-8 bytes read as Latin-1): 401, not 500.
+    assert.equal((await post('/ha/pause', '{}', 'é'.repeat(token.length))).status, 401);
+    // Malformed bodies: 400 naming the field, and no switchover or failover runs.
+    const historyBefore = (await events(tc)).length;
+    for (const [path, body, field] of [
+      ['/ha/failover', { shard: '0x0' }, /^shard: /],
+      ['/ha/failover', { to: 5 }, /^to: /],
+      ['/ha/switchover', { to: ['s0n1'] }, /^to: /],
+      ['/ha/failover', { shard: 0.5 }, /^shard: /],
+      ['/ha/failover', { shard: 7 }, /^shard: there is no shard 7/],
+      ['/ha/switchover', { shard: 0, node: 's0n1' }, /^unknown key "node"/],
+      ['/ha/failover', [0], /^the request body: /],
+      ['/ha/pause', { paused: true }, /^unknown key "paused"/],
+    ] as const) {
+      const r = await post(path, JSON.stringify(body), token);
+      const text = await r.text();
+      assert.equal(r.status, 400, `${path} ${JSON.stringify(body)}: ${text}`);
+      assert.match((JSON.parse(text) as { error: string }).error, field, `${path} ${JSON.stringify(body)}`);
+    }
+    assert.deepEqual(await leaderOf(tc), before, 'no failover or switchover ran');
+    assert.equal((await events(tc)).length, historyBefore, 'nothing recorded');
     assert.equal((await post('/ha/nothing', '{}', token)).status, 404);
     assert.equal((await post('/ha/switchover', 'x'.repeat(100_000), token)).status, 413);
     const r = await cli(['switchover', '-c', tc.file, '--to', 'nosuch'], tc.env);
@@ -251,17 +291,59 @@ describe('high availability, asynchronous replication (embedded store)', () => {
     assertOnlyInFlightErrors(r, 4);
     assert.notEqual(leader, old);
     await until(`${old} back as a streaming standby`, () => streamingReplica(tc, old), 90_000);
-    const ev = (await events(tc)).map((e) => e.event);
+    // 'rejoined' is recorded once the start has returned (pg_ctl polls every 100 ms), which may be
+    // just after the node streams.
+    const ev = await until('the rejoin in the history', async () => {
+      const list = (await events(tc)).map((e) => e.event);
+      return list.includes('rejoined') ? list : null;
+    });
     for (const e of ['failover_detected', 'fenced', 'promoted', 'proxy_switched', 'rejoined']) {
       assert.ok(ev.includes(e), `history has ${e}: ${ev.join(', ')}`);
     }
+    const m = await metrics(tc);
+    assert.match(m, /^# TYPE pgscale_ha_failovers_total counter$/m);
+    assert.ok(value(m, 'pgscale_ha_failovers_total{shard="0"}') >= 1);
+    const at = value(m, 'pgscale_ha_last_failover_timestamp_seconds{shard="0"}');
+    assert.ok(Math.abs(at - Date.now() / 1000) < 600, `last failover at ${at}`);
+    assert.equal(value(m, `pgscale_ha_leader{shard="0",node="${leader}"}`), 1);
   });
 
   test('switchover under load: no client error, no lost commit, the old primary follows', async () => {
+    const before = await metrics(tc);
     const { r, old, lostIds } = await switchoverUnderLoad(tc, url, 'switchover');
     assert.deepEqual(Object.fromEntries(r.errors), {}, 'clients between transactions see no error');
     assert.deepEqual(lostIds, []);
     await until(`${old} follows the new primary`, () => streamingReplica(tc, old), 60_000);
+    // Metrics: the switchover counted, the same series as before (the role is a value, not a
+    // label), and the planned stop of the old primary is no node exit.
+    const after = await metrics(tc);
+    assert.equal(
+      value(after, `pgscale_ha_switchovers_total{shard="0"}`),
+      value(before, `pgscale_ha_switchovers_total{shard="0"}`) + 1,
+    );
+    assert.deepEqual(nodeSeries(after), nodeSeries(before));
+    assert.equal(value(after, `pgscale_ha_leader{shard="0",node="${old}"}`), 0);
+    assert.equal(value(after, `pgscale_node_is_replica{node="${old}",shard="0"}`), 1);
+    const exits = (t: string) =>
+      t
+        .split('\n')
+        .filter((l) => l.startsWith('pgscale_node_exits_total'))
+        .join();
+    assert.equal(exits(after), exits(before), 'the switchover is no node exit');
+    // The supervisor saw the old primary's postmaster go (or be replaced) and knows pgscale did it.
+    const services = (
+      await api<{ services: { name: string; status: { events: { node: string; event: string }[] } }[] }>(
+        tc,
+        '/services',
+      )
+    ).services;
+    const sup = services.find((x) => x.name === 'supervisor')!.status.events.filter((e) => e.node === old);
+    assert.ok(
+      sup.some((e) => e.event === 'stopped') && !sup.some((e) => e.event === 'exited'),
+      `supervisor events of ${old}: ${JSON.stringify(sup)}`,
+    );
+    const log = readFileSync(`${tc.cluster.dataDir}/logs/controller.log`, 'utf8');
+    assert.doesNotMatch(log, /no automatic recovery yet/);
   });
 
   test('SIGSTOP of the primary beyond unreachable_timeout, then SIGCONT: it never accepts a write again', async () => {
@@ -361,6 +443,55 @@ describe('high availability, asynchronous replication (embedded store)', () => {
     await until('the restart in the history', async () =>
       (await events(tc)).some((e) => e.event === 'standby_restarted' && e.node === standby),
     );
+  });
+
+  test('a killed standby whose processes outlive its postmaster is restarted, not re-cloned, and the restart is in history', async () => {
+    // Under load the children of a killed postmaster can take seconds to notice its death, and
+    // hold its shared memory meanwhile: a SIGSTOPped checkpointer stands for such a slow child.
+    const before = await leaderOf(tc);
+    const standby = tc.cluster.nodes().find((n) => n.name !== before.leader)!.name;
+    const pm = pidOf(tc, standby);
+    const checkpointer = tree(pm).find((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('checkpointer');
+      } catch {
+        return false;
+      }
+    });
+    assert.ok(checkpointer, 'found the checkpointer');
+    const seen = (await events(tc)).length;
+    process.kill(checkpointer, 'SIGSTOP');
+    process.kill(pm, 'SIGKILL');
+    // Longer than the 3 s after which a stopped standby is restarted.
+    const cont = setTimeout(() => {
+      try {
+        process.kill(checkpointer, 'SIGCONT');
+      } catch {
+        // gone already
+      }
+    }, 6000);
+    try {
+      await until(`${standby} restarted and streaming`, () => streamingReplica(tc, standby), 60_000);
+      const restarted = await until(
+        'the restart in the history',
+        async () => {
+          const ev = (await events(tc)).slice(seen);
+          return ev.some((e) => e.event === 'standby_restarted' && e.node === standby) ? ev : null;
+        },
+        30_000,
+      );
+      const kinds = restarted.map((e) => e.event);
+      assert.ok(!kinds.includes('start_standby_failed'), `no failed start: ${kinds.join(', ')}`);
+      assert.ok(!kinds.includes('rejoined'), `not rewound or re-cloned: ${kinds.join(', ')}`);
+    } finally {
+      clearTimeout(cont);
+      try {
+        process.kill(checkpointer, 'SIGCONT');
+      } catch {
+        // gone
+      }
+    }
+    assert.deepEqual(await leaderOf(tc), before, 'no failover');
   });
 
   test('kill -9 of the controller while the primary lives: no failover, the next up changes nothing', async () => {
@@ -569,5 +700,10 @@ describe('high availability with etcd as the store', { skip: etcdSkipReason() },
     await load.stop();
     await s.stop();
     assert.equal(s.maxWritable, 1);
+    // The stop happened while the store was away: it is recorded once the store answers again.
+    const stopped = await until('the stop in the history', async () =>
+      (await events(tc)).find((e) => e.event === 'primary_stopped' && e.node === old),
+    );
+    assert.match(stopped.detail ?? '', /no lease for 4 s \(state store unreachable\); stopped/);
   });
 });

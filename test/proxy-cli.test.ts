@@ -21,6 +21,9 @@ const bins = binarySets()[0]!;
 interface Running {
   child: ChildProcess;
   out: () => string;
+  /** What it wrote to stderr alone (its log) and to stdout alone. */
+  stderr: () => string;
+  stdout: () => string;
   stop(): Promise<number | null>;
 }
 
@@ -30,8 +33,10 @@ async function startProxy(args: string[]): Promise<Running> {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let text = '';
-  child.stdout.on('data', (d: Buffer) => (text += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (text += d.toString()));
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => ((text += d.toString()), (stdout += d.toString())));
+  child.stderr.on('data', (d: Buffer) => ((text += d.toString()), (stderr += d.toString())));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   await until(
     'the proxy to be ready',
@@ -42,6 +47,8 @@ async function startProxy(args: string[]): Promise<Running> {
   return {
     child,
     out: () => text,
+    stderr: () => stderr,
+    stdout: () => stdout,
     stop: async () => {
       child.kill('SIGTERM');
       return exited;
@@ -128,6 +135,22 @@ describe('pgscale proxy (standalone)', () => {
     assert.equal((await c.query('SELECT 2 AS two')).rows[0].two, 2);
     await c.end();
     assert.equal(await r.stop(), 0);
+    // It logs as the controller does: pino JSON lines on stderr, nothing else, no secret.
+    assert.equal(r.stdout(), '');
+    const lines = r.stderr().trim().split('\n');
+    assert.ok(lines.length >= 4, r.stderr());
+    for (const l of lines) {
+      const o = JSON.parse(l) as { level: number; time: string; msg: string; component: string };
+      assert.equal(typeof o.level, 'number', l);
+      assert.match(o.time, /^\d{4}-\d\d-\d\dT/, l);
+      assert.equal(o.component, 'proxy', l);
+      assert.equal(typeof o.msg, 'string', l);
+    }
+    assert.ok(
+      lines.some((l) => /"level":40.*warning: .*logfile/.test(l)),
+      'the warning is a WARN line',
+    );
+    assert.ok(!r.stderr().includes(superPassword) && !r.stderr().includes(appVerifier));
   });
 
   test('auth_query finds users the proxy was never told about', async () => {
@@ -216,5 +239,8 @@ describe('pgscale proxy (standalone)', () => {
       c.stderr,
       /--http: expected HOST:PORT or PORT with a port from 1 to 65535, got "localhost:99999"/,
     );
+    const d = await cli(['proxy', '-c', yaml, '--log-format', 'yaml']);
+    assert.equal(d.code, 2);
+    assert.match(d.stderr, /--log-format: expected json or text, got "yaml"/);
   });
 });

@@ -98,6 +98,8 @@ class LogFollower {
       return;
     }
     try {
+      // The controller rotated its log (copy, then truncate): read the new one from its start.
+      if (statSync(this.file).size < this.offset) this.offset = 0;
       const buf = Buffer.alloc(64 * 1024);
       for (;;) {
         const n = readSync(fd, buf, 0, buf.length, this.offset);

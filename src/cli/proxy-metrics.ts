@@ -1,7 +1,11 @@
 /**
- * The proxy's Prometheus gauges: clients by state, server connections, queues, the read set and
- * per-pool totals. Registered by the controller's proxy service (inside `pgscale up`) and by the
- * standalone `pgscale proxy --http`; `current` gives the running proxy, or null between restarts.
+ * The proxy's Prometheus metrics: gauges for clients by state, server connections, queues and the
+ * read set; counters (`*_total`, as Prometheus' naming rules and pgbouncer_exporter have them)
+ * for transactions, queries, bytes and reads per replica. Every value is read from the proxy at
+ * scrape time; a counter starts again from 0 when the proxy restarts, which Prometheus' rate()
+ * handles as a counter reset. Registered by the controller's proxy service (inside `pgscale up`)
+ * and by the standalone `pgscale proxy --http`; `current` gives the running proxy, or null
+ * between restarts.
  */
 import { Counter, Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
@@ -92,7 +96,7 @@ export function registerProxyMetrics(registry: Registry, current: () => ProxySer
       }
     },
   });
-  new Gauge({
+  new Counter({
     name: 'pgscale_proxy_node_reads_total',
     help: 'Read transactions the proxy sent to each replica.',
     labelNames: ['database', 'user', 'node'],
@@ -101,7 +105,7 @@ export function registerProxyMetrics(registry: Registry, current: () => ProxySer
       this.reset();
       for (const [pool, r] of service.proxy?.routers ?? []) {
         for (const x of r.replicas)
-          this.set({ database: pool.database, user: pool.target.user, node: x.name }, x.readsServed);
+          this.inc({ database: pool.database, user: pool.target.user, node: x.name }, x.readsServed);
       }
     },
   });
@@ -134,8 +138,40 @@ export function registerProxyMetrics(registry: Registry, current: () => ProxySer
     ['pgscale_proxy_queries_total', 'queries', 'Queries run through the proxy.'],
     ['pgscale_proxy_received_bytes_total', 'bytesReceived', 'Bytes sent by clients to servers.'],
     ['pgscale_proxy_sent_bytes_total', 'bytesSent', 'Bytes sent by servers to clients.'],
+    ['pgscale_proxy_client_waits_total', 'waits', 'Times a client waited for a server connection.'],
   ] as const) {
-    new Gauge({
+    new Counter({
+      name,
+      help,
+      labelNames: ['database', 'user'],
+      registers: [registry],
+      collect() {
+        // A counter has no set(): start from zero and add the proxy's running total.
+        this.reset();
+        for (const pool of service.proxy?.pools.values() ?? [])
+          this.inc({ database: pool.database, user: pool.target.user }, pool.stats[key]);
+      },
+    });
+  }
+  // Times in seconds, as pgbouncer_exporter exports PgBouncer's microsecond totals.
+  for (const [name, key, help] of [
+    [
+      'pgscale_proxy_transaction_duration_seconds_total',
+      'xactTimeUs',
+      'Time spent in transactions on servers, summed over transactions.',
+    ],
+    [
+      'pgscale_proxy_query_duration_seconds_total',
+      'queryTimeUs',
+      'Time spent in queries on servers, summed.',
+    ],
+    [
+      'pgscale_proxy_client_wait_seconds_total',
+      'waitTimeUs',
+      'Time clients spent waiting for a server connection, summed.',
+    ],
+  ] as const) {
+    new Counter({
       name,
       help,
       labelNames: ['database', 'user'],
@@ -143,7 +179,7 @@ export function registerProxyMetrics(registry: Registry, current: () => ProxySer
       collect() {
         this.reset();
         for (const pool of service.proxy?.pools.values() ?? [])
-          this.set({ database: pool.database, user: pool.target.user }, pool.stats[key]);
+          this.inc({ database: pool.database, user: pool.target.user }, pool.stats[key] / 1e6);
       },
     });
   }

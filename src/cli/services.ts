@@ -9,6 +9,7 @@
 import type { Cluster } from '../cluster/cluster.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { Service } from '../controller/service.js';
+import { registerHaMetrics } from '../ha/ha-metrics.js';
 import { HaService } from '../ha/ha-service.js';
 import { openStore } from '../ha/open-store.js';
 import type { Logger } from '../obs/logger.js';
@@ -31,7 +32,9 @@ export function buildServices(ctx: ServiceContext): Service[] {
   const view = ha ? new TopologyView() : undefined;
   if (view) {
     const log = ctx.logger.child({ component: 'ha' });
-    list.push(new HaService(ctx.loaded, ctx.cluster, () => openStore(ctx.loaded, log), view, log));
+    const service = new HaService(ctx.loaded, ctx.cluster, () => openStore(ctx.loaded, log), view, log);
+    registerHaMetrics(ctx.registry, () => service.metricsSnapshot());
+    list.push(service);
   }
   if (ctx.loaded.config.proxy.enabled) {
     list.push(

@@ -25,6 +25,7 @@ import {
 } from './conf.js';
 import type { InstancePaths } from './instance.js';
 import {
+  clearOrphanedServer,
   dataMajorVersion,
   initdb,
   instancePaths,
@@ -75,6 +76,8 @@ interface ClusterIdentity {
 
 export class Cluster {
   readonly bins: PgBinaries;
+  /** The postmaster pid of each node's last stop that this Cluster asked for. */
+  private readonly planned = new Map<string, number>();
 
   constructor(
     readonly loaded: LoadedConfig,
@@ -471,6 +474,7 @@ export class Cluster {
       for (const n of order) {
         const { pgdata } = this.paths(n.name);
         if (runningPid(pgdata) === null) continue;
+        this.planStop(n.name);
         await stop(this.bins, pgdata, 'fast');
         stopped.push(n.name);
         this.reporter.step(`stopped ${n.name}`);
@@ -526,6 +530,7 @@ export class Cluster {
       );
     }
     const { pgdata, log } = this.paths(n.name);
+    this.planStop(n.name);
     await stop(this.bins, pgdata, 'fast');
     this.reporter.step(`stopped ${n.name}`);
     if (primary && runningPid(this.paths(primary.name).pgdata) !== null) {
@@ -585,6 +590,7 @@ export class Cluster {
     let killed = 0;
     const pid = postmasterPidOf(pgdata);
     if (pid !== null && pidAlive(pid)) {
+      this.planned.set(n.name, pid);
       const children = childPids(pid);
       for (const p of [pid, ...children]) {
         try {
@@ -604,6 +610,19 @@ export class Cluster {
     return killed;
   }
 
+  /**
+   * Whether this Cluster stopped (or fenced) the postmaster `pid` of node `name` itself: a
+   * switchover, a fence, a rejoin, `down`. The supervisor does not count those as exits.
+   */
+  stoppedOnPurpose(name: string, pid: number): boolean {
+    return this.planned.get(name) === pid;
+  }
+
+  private planStop(name: string): void {
+    const pid = runningPid(this.paths(name).pgdata);
+    if (pid !== null) this.planned.set(name, pid);
+  }
+
   /** Fenced as a former primary and not yet rejoined (its WAL may hold what the new primary lacks). */
   needsRejoin(n: NodeRef): boolean {
     return existsSync(join(this.paths(n.name).pgdata, REJOIN_MARKER));
@@ -614,6 +633,7 @@ export class Cluster {
     const { pgdata } = this.paths(n.name);
     const pid = runningPid(pgdata);
     if (pid === null) return;
+    this.planned.set(n.name, pid);
     // Signal the postmaster ourselves and watch it every 5 ms (pg_ctl checks every 100 ms):
     // in a switchover this wait is part of the time without writes.
     try {
@@ -673,7 +693,12 @@ export class Cluster {
    */
   async rejoin(n: NodeRef, primary: NodeRef): Promise<'pg_rewind' | 'clone'> {
     const { pgdata } = this.paths(n.name);
-    if (runningPid(pgdata) !== null) await stop(this.bins, pgdata, 'fast');
+    if (runningPid(pgdata) !== null) {
+      this.planStop(n.name);
+      await stop(this.bins, pgdata, 'fast');
+    }
+    // pg_rewind's single-user crash recovery, like a start, needs the old server's processes gone.
+    await clearOrphanedServer(pgdata);
     await this.ensureSlots(primary, [n]);
     if (this.bins.pgRewind && isProvisioned(pgdata)) {
       try {

@@ -4,8 +4,16 @@
  * running pid?). Each data directory carries a marker naming its cluster and node, so pgscale
  * never starts or overwrites a directory that belongs to something else.
  */
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  existsSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { basename, join } from 'node:path';
 import type { PgBinaries } from './binaries.js';
 import { ClusterError, ErrorCodes } from '../errors.js';
 import { run } from './run-as.js';
@@ -86,6 +94,71 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
+/**
+ * Server processes still running in `pgdata` while its postmaster is dead. Every PostgreSQL
+ * process works in its data directory (its cwd), and the children of a killed postmaster exit
+ * only once they notice its death: under CPU or I/O load that can take seconds, during which they
+ * hold its shared memory and a new postmaster (or pg_rewind's single-user crash recovery) refuses
+ * to start with "pre-existing shared memory block … is still in use". Linux /proc; empty elsewhere.
+ */
+export function orphanedServerPids(pgdata: string): number[] {
+  let dir: string;
+  let entries: string[];
+  try {
+    dir = realpathSync(pgdata);
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  const out: number[] = [];
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    const pid = Number(e);
+    if (pid === process.pid) continue;
+    try {
+      if (readlinkSync(`/proc/${e}/cwd`) !== dir) continue;
+      const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8');
+      let exe = '';
+      try {
+        exe = basename(readlinkSync(`/proc/${e}/exe`));
+      } catch {
+        // not ours to read: the command line decides
+      }
+      if ((exe.startsWith('postgres') || cmd.startsWith('postgres')) && pidAlive(pid)) out.push(pid);
+    } catch {
+      // gone meanwhile, or another user's
+    }
+  }
+  return out;
+}
+
+/**
+ * Before a node whose postmaster is gone starts again: waits up to `graceMs` for the leftovers of
+ * the old server to exit by themselves, then SIGKILLs those still there (their postmaster is dead,
+ * so nothing they do counts: crash recovery redoes it). Returns how many had to be killed.
+ */
+export async function clearOrphanedServer(pgdata: string, graceMs = 5000): Promise<number> {
+  if (runningPid(pgdata) !== null) return 0;
+  const deadline = Date.now() + graceMs;
+  let left = orphanedServerPids(pgdata);
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    left = orphanedServerPids(pgdata);
+  }
+  for (const pid of left) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const killDeadline = Date.now() + 10_000;
+  while (left.length > 0 && orphanedServerPids(pgdata).length > 0 && Date.now() < killDeadline) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return left.length;
+}
+
 export async function initdb(
   bins: PgBinaries,
   pgdata: string,
@@ -117,8 +190,12 @@ export async function start(
   timeoutS = 60,
 ): Promise<number> {
   // A pid file naming a dead or zombie postmaster (nothing reaps orphans in some containers)
-  // would make PostgreSQL refuse to start.
-  if (runningPid(paths.pgdata) === null) rmSync(join(paths.pgdata, 'postmaster.pid'), { force: true });
+  // would make PostgreSQL refuse to start; so would processes of a killed server still holding its
+  // shared memory.
+  if (runningPid(paths.pgdata) === null) {
+    await clearOrphanedServer(paths.pgdata);
+    rmSync(join(paths.pgdata, 'postmaster.pid'), { force: true });
+  }
   try {
     await run(
       bins.pgCtl,

@@ -13,6 +13,7 @@ test('the generated default config loads with the documented defaults', () => {
   assert.equal(config.replication.archive, true);
   assert.equal(config.proxy.port, 6432);
   assert.equal(config.http.port, 8008);
+  assert.deepEqual(config.log, { rotate_size_mb: 10, keep_files: 5 });
   assert.deepEqual(
     allNodes(config).map((n) => [n.name, n.port, n.shard, n.index]),
     [
@@ -140,6 +141,7 @@ const cases: [string, string, RegExp][] = [
   ['invalid YAML', base + 'proxy: [unclosed\n', /invalid YAML/],
   ['duplicate YAML key', base + 'http:\n  port: 1\n', /invalid YAML/],
   ['a list at the top', '- a\n- b\n', /expected a mapping/],
+  ['no rotated log kept', base + 'log:\n  keep_files: 0\n', /log\.keep_files: /],
   [
     'bad network',
     base.replace('networks: [127.0.0.1/32, ::1/128]', 'networks: [everyone]'),

@@ -72,7 +72,7 @@ export const proxyDatabaseSchema = z
     replicas: z
       .array(z.object({ host: z.string().min(1), port: port.default(5432) }).strict())
       .default([])
-      .describe('Read replicas of this server, for read/write splitting.'),
+      .describe('Read replicas of this server ({host, port}), for read/write splitting.'),
   })
   .strict();
 
@@ -209,9 +209,16 @@ export const proxySchema = z
       .describe('Startup parameters accepted and ignored (besides the tracked ones).'),
     tls: z
       .object({
-        mode: z.enum(['disable', 'allow', 'require']).default('disable').describe('TLS for clients.'),
-        cert_file: z.string().nullable().default(null),
-        key_file: z.string().nullable().default(null),
+        mode: z
+          .enum(['disable', 'allow', 'require'])
+          .default('disable')
+          .describe('TLS for clients: disable, allow (clients choose) or require.'),
+        cert_file: z
+          .string()
+          .nullable()
+          .default(null)
+          .describe('PEM certificate (chain) the proxy presents to clients.'),
+        key_file: z.string().nullable().default(null).describe('PEM private key of cert_file.'),
       })
       .strict()
       .default({ mode: 'disable', cert_file: null, key_file: null }),
@@ -220,8 +227,12 @@ export const proxySchema = z
         mode: z
           .enum(['disable', 'prefer', 'require', 'verify-ca', 'verify-full'])
           .default('disable')
-          .describe('TLS to servers.'),
-        ca_file: z.string().nullable().default(null),
+          .describe('TLS to servers: disable, prefer, require, verify-ca or verify-full (as libpq sslmode).'),
+        ca_file: z
+          .string()
+          .nullable()
+          .default(null)
+          .describe('PEM CA certificates that verify the servers (verify-ca, verify-full).'),
       })
       .strict()
       .default({ mode: 'disable', ca_file: null }),
@@ -261,7 +272,9 @@ export const proxySchema = z
     balance: z
       .enum(['round-robin', 'least-outstanding'])
       .default('least-outstanding')
-      .describe('How reads are spread: to the server with the fewest reads running per unit of weight, or in turns.'),
+      .describe(
+        'How reads are spread: to the server with the fewest reads running per unit of weight, or in turns.',
+      ),
     read_only_functions: z
       .array(z.string())
       .default([])
@@ -373,6 +386,26 @@ export const configSchema = z
       })
       .strict()
       .default({ listen: '127.0.0.1', port: 8008 }),
+    log: z
+      .object({
+        rotate_size_mb: z
+          .number()
+          .int()
+          .min(1)
+          .default(10)
+          .describe(
+            'The background controller log (<data_dir>/logs/controller.log) is rotated when it reaches this many MB.',
+          ),
+        keep_files: z
+          .number()
+          .int()
+          .min(1)
+          .max(1000)
+          .default(5)
+          .describe('Rotated controller logs kept: controller.log.1 (newest) … controller.log.N.'),
+      })
+      .strict()
+      .default({ rotate_size_mb: 10, keep_files: 5 }),
     shards: z
       .array(shardSchema)
       .default([])

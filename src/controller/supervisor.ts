@@ -2,8 +2,9 @@
  * Watches the local PostgreSQL nodes once a second (on the monotonic clock) and notices a
  * postmaster that died: one warning line per change naming the node, a counter, and an entry in
  * the recent events that GET /services shows. It does not restart or promote anything: deciding
- * that is high availability's job (a later module), and a restart loop without fencing would do
- * harm. A node that runs again (started by hand) is noticed too.
+ * that is high availability's job (src/ha), and a restart loop without fencing would do harm.
+ * A stop pgscale asked for itself (switchover, fence, rejoin, down) is logged as such and is not
+ * an exit. A node that runs again (restarted by HA, or by hand) is noticed too.
  */
 import { Counter } from 'prom-client';
 import type { Cluster } from '../cluster/cluster.js';
@@ -21,7 +22,7 @@ export interface NodeEvent {
   at: string;
   node: string;
   shard: number;
-  event: 'exited' | 'running';
+  event: 'exited' | 'stopped' | 'running';
   pid: number | null;
 }
 
@@ -95,22 +96,37 @@ export class Supervisor implements Service {
       const before = this.pids.get(n.name) ?? null;
       const now = this.alivePid(n);
       this.pids.set(n.name, now);
-      const log = this.log.child({ node: n.name, shard: n.shard });
-      const logFile = this.cluster.paths(n.name).log;
-      if (before !== null && now === null) {
-        this.exits.inc({ node: n.name, shard: String(n.shard) });
-        this.record({ node: n.name, shard: n.shard, event: 'exited', pid: before });
-        log.warn(
-          { event: 'node_exited', pid: before, log: logFile },
-          `node ${n.name} (shard ${n.shard}, postmaster pid ${before}) is no longer running; ` +
-            'not restarting it (no automatic recovery yet)',
-        );
-      } else if (now !== null && before !== now) {
+      if (before !== null && now !== before) this.gone(n, before);
+      if (now !== null && before !== now) {
         this.record({ node: n.name, shard: n.shard, event: 'running', pid: now });
-        log.info({ event: 'node_running', pid: now }, `node ${n.name} is running (postmaster pid ${now})`);
+        this.log
+          .child({ node: n.name, shard: n.shard })
+          .info({ event: 'node_running', pid: now }, `node ${n.name} is running (postmaster pid ${now})`);
       }
     }
     this.lastCheck = new Date().toISOString();
+  }
+
+  /** The postmaster `pid` of node `n` is gone (or was replaced by another between two passes). */
+  private gone(n: NodeRef, pid: number): void {
+    const log = this.log.child({ node: n.name, shard: n.shard });
+    if (this.cluster.stoppedOnPurpose(n.name, pid)) {
+      this.record({ node: n.name, shard: n.shard, event: 'stopped', pid });
+      log.info(
+        { event: 'node_stopped', pid },
+        `node ${n.name} (postmaster pid ${pid}) was stopped by pgscale (switchover, fence, rejoin or down)`,
+      );
+      return;
+    }
+    this.exits.inc({ node: n.name, shard: String(n.shard) });
+    this.record({ node: n.name, shard: n.shard, event: 'exited', pid });
+    const next = this.cluster.config.ha.enabled
+      ? 'high availability restarts it, or fails over if it was the primary'
+      : 'not restarting it (high availability is disabled: ha.enabled)';
+    log.warn(
+      { event: 'node_exited', pid, log: this.cluster.paths(n.name).log },
+      `node ${n.name} (shard ${n.shard}, postmaster pid ${pid}) is no longer running; ${next}`,
+    );
   }
 
   private alivePid(n: NodeRef): number | null {

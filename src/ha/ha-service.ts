@@ -30,20 +30,17 @@ import type { Logger } from '../obs/logger.js';
 import type { Endpoint, Topology, TopologyView } from '../topology/topology.js';
 import type { Action, Leader, MemberView, Request, ShardSnapshot } from './decide.js';
 import { decide, healthyPrimary, pickCandidate } from './decide.js';
+import type { HaControl, HaEvent, RequestOutcome, RouteResult } from './ha-routes.js';
+import { HISTORY_LIMIT, handleHaRoute } from './ha-routes.js';
+import { HaHistory, lastFailovers } from './ha-history.js';
+import type { HaMetricsSnapshot } from './ha-metrics.js';
 import type { ProbeResult } from './probe.js';
 import { NodeProber } from './probe.js';
 import type { KeyValue, LeaseId, StateStore } from './store.js';
 
 export class HaError extends PgscaleError {}
 
-export interface HaEvent {
-  at: string;
-  shard: number;
-  event: string;
-  node?: string;
-  epoch?: number;
-  detail?: string;
-}
+export type { HaEvent } from './ha-routes.js';
 
 interface Tracker {
   downSince: number | null;
@@ -65,17 +62,20 @@ interface ShardState {
   lastPrimaryLsn: bigint | null;
   lastRefusal: string | null;
   lastNone: string | null;
+  /** Done by this controller since it started (metrics). */
+  failovers: number;
+  switchovers: number;
+  /** Unix ms of the last failover's promotion (read back from the history at start). */
+  lastFailoverAt: number | null;
 }
 
-const HISTORY_LIMIT = 500;
 const KEY = {
   leader: (s: number) => `shards/${s}/leader`,
   epoch: (s: number) => `shards/${s}/epoch`,
   paused: 'paused',
-  history: 'history/',
 };
 
-export class HaService {
+export class HaService implements HaControl {
   readonly name = 'ha';
   private readonly probers = new Map<string, NodeProber>();
   private readonly trackers = new Map<string, Tracker>();
@@ -95,7 +95,7 @@ export class HaService {
   private paused = false;
   private published = '';
   private topologyEpoch = 0;
-  private historySeq = 0;
+  private readonly events = new HaHistory(() => this.store);
   private cycles = 0;
   private lastCycleAt: string | null = null;
 
@@ -114,6 +114,9 @@ export class HaService {
       lastPrimaryLsn: null,
       lastRefusal: null,
       lastNone: null,
+      failovers: 0,
+      switchovers: 0,
+      lastFailoverAt: null,
     }));
     for (const n of cluster.nodes()) {
       // A probe may take a third of unreachable_timeout: a busy server is slow, not dead.
@@ -142,6 +145,8 @@ export class HaService {
   async start(): Promise<void> {
     this.storeRef = await this.openStore();
     this.paused = (await this.store.get(KEY.paused).catch(() => null))?.value === 'true';
+    const last = lastFailovers(await this.history().catch(() => []), this.shards.length);
+    for (const [shard, st] of this.shards.entries()) st.lastFailoverAt = last[shard] ?? null;
     // One cycle before the proxy starts, so that it begins with a topology it can trust.
     for (let i = 0; i < 3; i++) {
       await this.runCycle();
@@ -184,58 +189,45 @@ export class HaService {
     };
   }
 
+  /** What GET /metrics shows of HA (see ha-metrics.ts). */
+  metricsSnapshot(): HaMetricsSnapshot {
+    return {
+      paused: this.paused,
+      storeReachable: !this.storeDown,
+      cycles: this.cycles,
+      shards: this.shards.map((s, shard) => ({
+        shard,
+        nodes: this.nodesOf(shard),
+        leader: s.leader?.node ?? null,
+        epoch: s.leader?.epoch ?? s.lastEpoch,
+        failovers: s.failovers,
+        switchovers: s.switchovers,
+        lastFailoverAt: s.lastFailoverAt,
+      })),
+    };
+  }
+
   // ---------------------------------------------------------------- requests (CLI, HTTP API)
 
-  /** GET /ha, GET /ha/history, POST /ha/switchover|failover|pause|resume. */
-  async handle(
-    method: string,
-    path: string,
-    body: unknown,
-    query: URLSearchParams,
-  ): Promise<{ status: number; body: unknown } | null> {
-    const b = (body ?? {}) as { shard?: unknown; to?: unknown };
-    const shard = b.shard === undefined ? 0 : Number(b.shard);
-    const to = typeof b.to === 'string' && b.to !== '' ? b.to : null;
-    const key = `${method} ${path}`;
-    switch (key) {
-      case 'GET /ha':
-        return { status: 200, body: this.status() };
-      case 'GET /ha/history': {
-        const limit = Number(query.get('limit') ?? HISTORY_LIMIT);
-        return {
-          status: 200,
-          body: { events: await this.history(Number.isFinite(limit) ? limit : HISTORY_LIMIT) },
-        };
-      }
-      case 'POST /ha/switchover':
-      case 'POST /ha/failover': {
-        if (!Number.isInteger(shard)) return { status: 400, body: { error: 'shard must be an integer' } };
-        if (to !== null && !this.shardNodes(shard).some((n) => n.name === to)) {
-          return { status: 400, body: { error: `${to} is not a node of shard ${shard}` } };
-        }
-        const kind = path === '/ha/switchover' ? 'switchover' : 'failover';
-        const r = await this.request(shard, { kind, to });
-        return r.ok
-          ? { status: 200, body: { ok: true, events: r.events } }
-          : { status: 409, body: { ok: false, error: r.reason } };
-      }
-      case 'POST /ha/pause':
-      case 'POST /ha/resume':
-        await this.setPaused(path === '/ha/pause');
-        return { status: 200, body: { ok: true, paused: this.paused } };
-      default:
-        return path === '/ha' || path.startsWith('/ha/')
-          ? { status: 404, body: { error: `no such endpoint ${key}` } }
-          : null;
-    }
+  /** GET /ha, GET /ha/history, POST /ha/switchover|failover|pause|resume (see ha-routes.ts). */
+  handle(method: string, path: string, body: unknown, query: URLSearchParams): Promise<RouteResult | null> {
+    return handleHaRoute(this, method, path, body, query);
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  get shardCount(): number {
+    return this.shards.length;
+  }
+
+  nodesOf(shard: number): string[] {
+    return this.shardNodes(shard).map((n) => n.name);
   }
 
   /** Queues a switchover or failover for the next cycle; resolves when it is done or refused. */
-  request(
-    shard: number,
-    request: Request,
-    timeoutMs = 120_000,
-  ): Promise<{ ok: true; events: HaEvent[] } | { ok: false; reason: string }> {
+  request(shard: number, request: Request, timeoutMs = 120_000): Promise<RequestOutcome> {
     if (shard < 0 || shard >= this.shards.length) {
       return Promise.resolve({ ok: false, reason: `there is no shard ${shard}` });
     }
@@ -270,9 +262,8 @@ export class HaService {
     this.log.info(paused ? 'automatic failover paused' : 'automatic failover resumed');
   }
 
-  async history(limit = HISTORY_LIMIT): Promise<HaEvent[]> {
-    const kvs = await this.store.list(KEY.history);
-    return kvs.slice(-limit).map((kv) => JSON.parse(kv.value) as HaEvent);
+  history(limit = HISTORY_LIMIT): Promise<HaEvent[]> {
+    return this.events.list(limit);
   }
 
   // ---------------------------------------------------------------- the loop
@@ -337,6 +328,7 @@ export class HaService {
       if (this.storeDown) this.log.info('the state store answers again');
       this.storeDown = false;
       this.lastStoreOk = performance.now();
+      await this.events.flush().catch((e: unknown) => this.onStoreError(e));
     } else {
       await this.leaseLost();
     }
@@ -631,6 +623,8 @@ export class HaService {
     st.lastEpoch = epoch;
     const newPrimary = this.node(to);
     await this.promote(newPrimary);
+    st.failovers++;
+    st.lastFailoverAt = Date.now();
     await note({ shard, event: 'promoted', node: to, epoch, detail: `${ms(t0)} ms after detection` });
     await this.afterPromotion(shard, newPrimary, from, note, t0);
     this.finishRequest(shard, { ok: true, events });
@@ -757,6 +751,7 @@ export class HaService {
     await note({ shard, event: 'promoted', node: to, epoch, detail: `${ms(t0)} ms after the hold` });
     await this.afterPromotion(shard, target, from, note, t0);
     const pause = ms(t0);
+    st.switchovers++;
     // The old primary shut down cleanly and the target has all of its WAL: it follows as is.
     await this.cluster.startStandby(old, target);
     await note({
@@ -825,9 +820,19 @@ export class HaService {
         { shard, node },
         `shard ${shard}: no lease for ${this.cfg.ttl} s (state store unreachable); stopping primary ${node}`,
       );
-      await this.cluster.stopNode(n, 'fast').catch(() => undefined);
+      const stopped = await this.cluster.stopNode(n, 'fast').then(
+        () => 'stopped',
+        (e: unknown) => `stop failed: ${errorMessage(e)}`,
+      );
       st.leader = null;
       st.leaderKv = null;
+      // The store is what cannot be reached: the event waits for it.
+      this.events.defer({
+        shard,
+        event: 'primary_stopped',
+        node,
+        detail: `no lease for ${this.cfg.ttl} s (state store unreachable); ${stopped}`,
+      });
     }
   }
 
@@ -895,24 +900,8 @@ export class HaService {
 
   // ---------------------------------------------------------------- helpers
 
-  private async record(e: Omit<HaEvent, 'at'>): Promise<HaEvent> {
-    const ev: HaEvent = { at: new Date().toISOString(), ...e };
-    const key = `${KEY.history}${Date.now().toString().padStart(15, '0')}-${String(this.historySeq++).padStart(6, '0')}`;
-    await this.store.put(key, JSON.stringify(ev));
-    this.historySeq %= 1_000_000;
-    if (this.historySeq % 50 === 0) void this.trimHistory();
-    return ev;
-  }
-
-  private async trimHistory(): Promise<void> {
-    try {
-      const all = await this.store.list(KEY.history);
-      for (const kv of all.slice(0, Math.max(0, all.length - HISTORY_LIMIT))) {
-        await this.store.compareAndDelete(kv.key, kv.revision);
-      }
-    } catch {
-      // next time
-    }
+  private record(e: Omit<HaEvent, 'at'>): Promise<HaEvent> {
+    return this.events.record(e);
   }
 
   private shardNodes(shard: number): NodeRef[] {

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { childLogger, createLogger, redactSecrets, REDACTED } from './logger.js';
+import { childLogger, createLogger, redactSecrets, REDACTED, textDestination } from './logger.js';
 
-function capture(): { stream: Writable; lines: () => Record<string, unknown>[] } {
+function capture(): { stream: Writable; lines: () => Record<string, unknown>[]; text: () => string } {
   let text = '';
   const stream = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -13,6 +13,7 @@ function capture(): { stream: Writable; lines: () => Record<string, unknown>[] }
   });
   return {
     stream,
+    text: () => text,
     lines: () =>
       text
         .trim()
@@ -76,4 +77,40 @@ test('redactSecrets copies only what changes and survives cycles', () => {
   assert.equal(cyclic.password, 'p', 'the original is not modified');
   const err = new Error('boom');
   assert.equal(redactSecrets({ err }).err, err);
+});
+
+test('a key bound once (base, child) and given again never appears twice in a line', () => {
+  const c = capture();
+  const root = createLogger({ destination: c.stream, base: { cluster: 'c1' } });
+  root.info({ cluster: 'c1', config: 'x.yaml' }, 'starting');
+  const ha = childLogger(childLogger(root, { component: 'ha', cluster: 'c1' }), {
+    component: 'ha',
+    shard: 0,
+  });
+  ha.info({ component: 'ha', shard: 0, node: 's0n1' }, 'acting');
+  root.info('plain');
+  for (const raw of c.text().trim().split('\n')) {
+    for (const key of ['cluster', 'component', 'shard', 'pid']) {
+      const n = raw.split(`"${key}":`).length - 1;
+      assert.ok(n <= 1, `${key} ${n} times in ${raw}`);
+    }
+  }
+  const [a, b, p] = c.lines();
+  assert.equal(a!.cluster, 'c1');
+  assert.equal(a!.config, 'x.yaml');
+  assert.equal(b!.component, 'ha');
+  assert.equal(b!.node, 's0n1');
+  assert.equal(b!.cluster, 'c1');
+  assert.equal(p!.msg, 'plain');
+});
+
+test('the text destination writes time, level and message, secrets still redacted', () => {
+  let out = '';
+  const log = createLogger({ destination: textDestination({ write: (s: string) => (out += s) }) });
+  log.warn({ password: 'pw-x' }, 'warning: logfile is ignored');
+  log.error({ err: new Error('boom') }, 'reload failed');
+  const [a, b] = out.trim().split('\n');
+  assert.match(a!, /^\d{4}-\d\d-\d\dT\S+ WARN warning: logfile is ignored$/);
+  assert.match(b!, /^\S+ ERROR reload failed: boom$/);
+  assert.ok(!out.includes('pw-x'));
 });

@@ -89,6 +89,23 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       base: { pid: process.pid, ...opts.base },
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: redactPaths(), censor: REDACTED },
+      hooks: {
+        // A key given both as a binding (base or child) and in the call would appear twice in
+        // the JSON line (pino concatenates them): drop it from the call when the values agree.
+        logMethod(args, method) {
+          const [first, ...rest] = args as unknown[];
+          if (isPlainObject(first)) {
+            const bound = this.bindings();
+            const dup = Object.keys(first).filter((k) => k in bound && sameValue(bound[k], first[k]));
+            if (dup.length > 0) {
+              const copy = { ...first };
+              for (const k of dup) delete copy[k];
+              return method.apply(this, [copy, ...rest] as Parameters<typeof method>);
+            }
+          }
+          return method.apply(this, args);
+        },
+      },
       formatters: {
         log: (obj) => redactSecrets(obj),
         bindings: (b) => redactSecrets(b),
@@ -105,6 +122,44 @@ export interface LogContext {
   shard?: number;
 }
 
-export function childLogger(parent: Logger, ctx: LogContext): Logger {
-  return parent.child(ctx);
+/** A child logger with `ctx`, less the keys the parent already binds to the same values. */
+export function childLogger(parent: Logger, ctx: LogContext | Record<string, unknown>): Logger {
+  const bound = parent.bindings();
+  const fresh = Object.fromEntries(
+    Object.entries(ctx).filter(([k, v]) => !(k in bound && sameValue(bound[k], v))),
+  );
+  return parent.child(fresh);
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  return a === b || (typeof a === 'object' && JSON.stringify(a) === JSON.stringify(b));
+}
+
+const LEVEL_NAMES: Record<number, string> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO',
+  40: 'WARN',
+  50: 'ERROR',
+  60: 'FATAL',
+};
+
+/**
+ * A destination that writes each pino line as text for a person: time, level, message, and the
+ * error message when there is one (the JSON fields are already redacted when they arrive here).
+ */
+export function textDestination(out: { write(s: string): unknown }): DestinationStream {
+  return {
+    write(line: string) {
+      let o: { time?: string; level?: number; msg?: string; err?: { message?: string } };
+      try {
+        o = JSON.parse(line) as typeof o;
+      } catch {
+        out.write(line);
+        return;
+      }
+      const err = o.err?.message && !o.msg?.includes(o.err.message) ? `: ${o.err.message}` : '';
+      out.write(`${o.time ?? ''} ${LEVEL_NAMES[o.level ?? 30] ?? o.level} ${o.msg ?? ''}${err}\n`);
+    },
+  };
 }

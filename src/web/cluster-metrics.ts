@@ -1,45 +1,53 @@
 /**
  * The cluster's gauges, read at scrape time from the same node status `pgscale status` shows:
- * whether each node is up (with its role), and each replica's lag and streaming state. Nodes that
- * leave the config stop being reported (the gauges are reset at each collection).
+ * whether each node is up, its role, timeline, lag and streaming state. Every series is labelled
+ * by `{node, shard}` only: the role is a 0/1 value (pgscale_node_is_primary / _is_replica, as
+ * Patroni's patroni_primary / patroni_replica), never a label, so a switchover changes values
+ * and creates no series. Nodes that leave the config stop being reported (the gauges are reset at
+ * each collection).
  */
 import { Counter, Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
 import type { NodeStatus } from '../cluster/status.js';
 
+type NodeLabels = 'node' | 'shard';
+
 export class ClusterMetrics {
-  private readonly up: Gauge<'node' | 'shard' | 'role'>;
-  private readonly lagBytes: Gauge<'node' | 'shard'>;
-  private readonly lagSeconds: Gauge<'node' | 'shard'>;
-  private readonly streaming: Gauge<'node' | 'shard'>;
+  private readonly up: Gauge<NodeLabels>;
+  private readonly isPrimary: Gauge<NodeLabels>;
+  private readonly isReplica: Gauge<NodeLabels>;
+  private readonly timeline: Gauge<NodeLabels>;
+  private readonly lagBytes: Gauge<NodeLabels>;
+  private readonly lagSeconds: Gauge<NodeLabels>;
+  private readonly streaming: Gauge<NodeLabels>;
   private readonly errors: Counter;
 
   constructor(registry: Registry) {
     const registers = [registry];
-    this.up = new Gauge({
-      name: 'pgscale_node_up',
-      help: 'Whether the node answers SQL (1) or not (0); role is primary, replica or none (not provisioned).',
-      labelNames: ['node', 'shard', 'role'],
-      registers,
-    });
-    this.lagBytes = new Gauge({
-      name: 'pgscale_replication_lag_bytes',
-      help: "Bytes of WAL the node has not replayed yet, against its shard primary's current position (0 on a primary).",
-      labelNames: ['node', 'shard'],
-      registers,
-    });
-    this.lagSeconds = new Gauge({
-      name: 'pgscale_replication_lag_seconds',
-      help: 'Replica replay lag in seconds (pg_stat_replication.replay_lag on the primary).',
-      labelNames: ['node', 'shard'],
-      registers,
-    });
-    this.streaming = new Gauge({
-      name: 'pgscale_replica_streaming',
-      help: "Whether the replica's WAL receiver is streaming (1) or not (0).",
-      labelNames: ['node', 'shard'],
-      registers,
-    });
+    const gauge = (name: string, help: string) =>
+      new Gauge({ name, help, labelNames: ['node', 'shard'], registers });
+    this.up = gauge('pgscale_node_up', 'Whether the node answers SQL (1) or not (0).');
+    this.isPrimary = gauge(
+      'pgscale_node_is_primary',
+      "Whether the node runs as a primary (1) or not (0), as Patroni's patroni_primary.",
+    );
+    this.isReplica = gauge(
+      'pgscale_node_is_replica',
+      "Whether the node runs as a standby (1) or not (0), as Patroni's patroni_replica.",
+    );
+    this.timeline = gauge('pgscale_node_timeline', 'The timeline the node is on (running nodes).');
+    this.lagBytes = gauge(
+      'pgscale_replication_lag_bytes',
+      "Bytes of WAL the node has not replayed yet, against its shard primary's current position (0 on a primary).",
+    );
+    this.lagSeconds = gauge(
+      'pgscale_replication_lag_seconds',
+      'Replica replay lag in seconds (pg_stat_replication.replay_lag on the primary; 0 on a primary or an idle standby).',
+    );
+    this.streaming = gauge(
+      'pgscale_replica_streaming',
+      "Whether the node's WAL receiver is streaming (1) or not (0); 0 on a primary.",
+    );
     this.errors = new Counter({
       name: 'pgscale_status_collect_errors_total',
       help: 'Scrapes for which the node status could not be read.',
@@ -51,10 +59,15 @@ export class ClusterMetrics {
     this.clear();
     for (const n of nodes) {
       const l = { node: n.name, shard: String(n.shard) };
-      this.up.set({ ...l, role: n.role ?? 'none' }, n.state === 'running' ? 1 : 0);
+      const running = n.state === 'running';
+      this.up.set(l, running ? 1 : 0);
+      this.isPrimary.set(l, running && n.role === 'primary' ? 1 : 0);
+      this.isReplica.set(l, running && n.role === 'replica' ? 1 : 0);
+      this.streaming.set(l, running && n.role === 'replica' && n.streaming ? 1 : 0);
+      if (running && n.timeline !== null) this.timeline.set(l, n.timeline);
       if (n.lagBytes !== null) this.lagBytes.set(l, n.lagBytes);
-      if (n.lagSeconds !== null) this.lagSeconds.set(l, n.lagSeconds);
-      if (n.role === 'replica') this.streaming.set(l, n.streaming ? 1 : 0);
+      // replay_lag is NULL on a primary and on an idle standby: nothing to replay is no lag.
+      if (n.lagSeconds !== null || running) this.lagSeconds.set(l, n.lagSeconds ?? 0);
     }
   }
 
@@ -65,9 +78,16 @@ export class ClusterMetrics {
   }
 
   private clear(): void {
-    this.up.reset();
-    this.lagBytes.reset();
-    this.lagSeconds.reset();
-    this.streaming.reset();
+    for (const g of [
+      this.up,
+      this.isPrimary,
+      this.isReplica,
+      this.timeline,
+      this.lagBytes,
+      this.lagSeconds,
+      this.streaming,
+    ]) {
+      g.reset();
+    }
   }
 }

@@ -5,7 +5,7 @@
  * its status cannot leak it here. Shapes are documented in docs/http-api.md.
  */
 import { closeHttpServer } from './http-server.js';
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Cluster } from '../cluster/cluster.js';
@@ -90,8 +90,10 @@ export class HttpApi {
     });
     server.on('error', (e) => this.opts.logger.error({ err: e }, 'HTTP server error'));
     this.server = server;
-    this.opts.logger.info({ host, port }, `HTTP API listening on ${url(host, port)}`);
-    return { host, port };
+    const addr = server.address();
+    const bound = typeof addr === 'object' && addr ? addr.port : port;
+    this.opts.logger.info({ host, port: bound }, `HTTP API listening on ${url(host, bound)}`);
+    return { host, port: bound };
   }
 
   async stop(): Promise<void> {
@@ -152,10 +154,7 @@ export class HttpApi {
     if (method !== 'GET') {
       const expected = this.opts.token?.() ?? null;
       const given = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
-      const ok =
-        expected !== null &&
-        given.length === expected.length &&
-        timingSafeEqual(Buffer.from(given), Buffer.from(expected));
+      const ok = expected !== null && tokensEqual(given, expected);
       if (!ok) {
         return send(res, 401, {
           error:
@@ -185,6 +184,16 @@ export class HttpApi {
     if (!r) return send(res, 404, { error: `no such endpoint ${method} ${path}` });
     return send(res, r.status, r.body);
   }
+}
+
+/**
+ * Constant-time comparison of two tokens of any length and any characters: their SHA-256 digests
+ * always have the same length, which timingSafeEqual requires (comparing string lengths is not
+ * enough: a header read as Latin-1 can have the token's length and twice its bytes in UTF-8).
+ */
+export function tokensEqual(given: string, expected: string): boolean {
+  const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+  return timingSafeEqual(digest(given), digest(expected));
 }
 
 function send(res: ServerResponse, code: number, body: unknown): void {

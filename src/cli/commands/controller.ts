@@ -4,12 +4,14 @@
  * foreground `pgscale up` and the hidden `pgscale controller` command (what `up --detach` starts
  * in the background, JSON logs only) both use it.
  */
+import { RotatingLogFile, fdIsFile } from '../../obs/log-file.js';
 import { childLogger, createLogger } from '../../obs/logger.js';
 import type { Logger } from '../../obs/logger.js';
 import type { Cluster } from '../../cluster/cluster.js';
 import { Controller } from '../../controller/controller.js';
 import { errorMessage, UsageError } from '../../errors.js';
 import { parse } from '../args.js';
+import { controllerLogPath } from '../background.js';
 import { openCluster, out } from '../context.js';
 import { buildServices } from '../services.js';
 
@@ -26,9 +28,16 @@ export async function run(argv: string[]): Promise<number> {
   const { values } = parse('controller', argv, { timeout: { type: 'string' } });
   if (values.help) return (out(help), 0);
   const timeoutS = timeoutOption(values.timeout);
-  const logger = createLogger();
-  const clusterLog = childLogger(logger, { component: 'cluster' });
-  const cluster = openCluster(values, { step: (m) => clusterLog.info(m) });
+  let clusterLog: Logger | null = null;
+  const cluster = openCluster(values, { step: (m) => clusterLog?.info(m) });
+  // Started by `up --detach`, stderr is <data_dir>/logs/controller.log: write it ourselves, so
+  // that it rotates (log.rotate_size_mb, log.keep_files). Elsewhere (a terminal, systemd's
+  // journal) stderr it stays.
+  const file = controllerLogPath(cluster.dataDir);
+  const { rotate_size_mb: mb, keep_files: keep } = cluster.config.log;
+  const destination = fdIsFile(2, file) ? new RotatingLogFile(file, { maxBytes: mb * 1024 * 1024, keep }) : 2;
+  const logger = createLogger({ destination, base: { cluster: cluster.config.cluster.name } });
+  clusterLog = childLogger(logger, { component: 'cluster' });
   return runController(cluster, logger, { timeoutS, stopOnHangup: false });
 }
 

@@ -2,6 +2,7 @@
  * `pgscale proxy`: the proxy alone, in front of any PostgreSQL servers named in the config's
  * `proxy.databases` (a managed database, say) or in an existing pgbouncer.ini. SIGHUP (or RELOAD
  * on the admin console) re-reads the file without dropping clients; SIGINT/SIGTERM stop it.
+ * It logs as the controller does: pino JSON lines on stderr (`--log-format text` for people).
  */
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -14,12 +15,14 @@ import { ProxyServer } from '../../proxy/proxy-server.js';
 import { databasesResolver } from '../../proxy/resolver.js';
 import { AdminSession } from '../../proxy/admin.js';
 import { createRegistry } from '../../obs/metrics.js';
+import { createLogger, textDestination } from '../../obs/logger.js';
+import type { Logger } from '../../obs/logger.js';
 import { closeHttpServer } from '../../web/http-server.js';
 import { parse } from '../args.js';
 import { out } from '../context.js';
 import { registerProxyMetrics } from '../proxy-metrics.js';
 
-export const help = `Usage: pgscale proxy [-c FILE | --pgbouncer-ini FILE] [--http HOST:PORT]
+export const help = `Usage: pgscale proxy [-c FILE | --pgbouncer-ini FILE] [--http HOST:PORT] [--log-format json|text]
 
 Runs the pgscale proxy alone, in front of the servers listed under proxy.databases in FILE
 (default ./pgscale.yaml), or of those of an existing PgBouncer configuration.
@@ -29,7 +32,19 @@ Options:
   -c, --config FILE       pgscale.yaml with a proxy section
   --pgbouncer-ini FILE    read a pgbouncer.ini instead ([databases], [pgbouncer])
   --http HOST:PORT        also serve GET /metrics (Prometheus) and GET /health over HTTP there
+  --log-format FORMAT     json (default: one pino JSON line per event on stderr, as the
+                          controller logs) or text (time, level and message, for a terminal)
 `;
+
+function proxyLogger(format: string | boolean | undefined): Logger {
+  if (format !== undefined && format !== 'json' && format !== 'text') {
+    throw new UsageError(`--log-format: expected json or text, got "${String(format)}"`);
+  }
+  return createLogger({
+    base: { component: 'proxy' },
+    ...(format === 'text' ? { destination: textDestination(process.stderr) } : {}),
+  });
+}
 
 /** HOST:PORT (or just PORT, on 127.0.0.1) for --http; a usage error names what is wrong. */
 export function parseHttpAddress(v: string): { host: string; port: number } {
@@ -95,8 +110,13 @@ async function loadProxyConfig(
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parse('proxy', argv, { 'pgbouncer-ini': { type: 'string' }, http: { type: 'string' } });
+  const { values } = parse('proxy', argv, {
+    'pgbouncer-ini': { type: 'string' },
+    http: { type: 'string' },
+    'log-format': { type: 'string' },
+  });
   if (values.help) return (out(help), 0);
+  const log = proxyLogger(values['log-format']);
   if (values['pgbouncer-ini'] !== undefined && values.config !== undefined) {
     throw new UsageError('give either -c FILE or --pgbouncer-ini FILE, not both');
   }
@@ -109,13 +129,16 @@ export async function run(argv: string[]): Promise<number> {
   }
   const httpAddr = typeof values.http === 'string' ? parseHttpAddress(values.http) : null;
   const { config, warnings } = await loadProxyConfig(values);
-  for (const w of warnings) process.stderr.write(`pgscale proxy: warning: ${w}\n`);
-  const proxy = new ProxyServer({ config, resolve: databasesResolver(config), log: (l) => out(l) });
+  for (const w of warnings) log.warn(`warning: ${w}`);
+  const proxy = new ProxyServer({ config, resolve: databasesResolver(config), log: (l) => log.info(l) });
   const reload = async (): Promise<string[]> => {
     const next = await loadProxyConfig(values);
-    for (const w of next.warnings) process.stderr.write(`pgscale proxy: warning: ${w}\n`);
+    for (const w of next.warnings) log.warn(`warning: ${w}`);
     const restart = proxy.reload(next.config, databasesResolver(next.config));
-    out(`configuration reloaded${restart.length ? `; needs a restart: ${restart.join(', ')}` : ''}`);
+    log.info(
+      { needs_restart: restart },
+      `configuration reloaded${restart.length ? `; needs a restart: ${restart.join(', ')}` : ''}`,
+    );
     return restart;
   };
   const a = await proxy.start();
@@ -128,7 +151,8 @@ export async function run(argv: string[]): Promise<number> {
       throw e;
     }
   }
-  out(
+  log.info(
+    { host: a.host, port: a.port, http: httpAddr },
     `pgscale proxy ready on ${a.host}:${a.port}` +
       (httpAddr ? `; metrics on http://${httpAddr.host}:${httpAddr.port}/metrics` : ''),
   );
@@ -137,7 +161,7 @@ export async function run(argv: string[]): Promise<number> {
     const stop = (why: string) => {
       if (stopping) return;
       stopping = true;
-      out(`${why}: stopping the proxy`);
+      log.info(`${why}: stopping the proxy`);
       void Promise.all([proxy.stop(), http ? closeHttpServer(http) : null]).then(() => resolvePromise(0));
     };
     AdminSession.hooks = { reload, shutdown: () => stop('SHUTDOWN') };
@@ -145,9 +169,7 @@ export async function run(argv: string[]): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGHUP', () => {
       reload().catch((e: unknown) =>
-        process.stderr.write(
-          `pgscale proxy: reload failed, keeping the old configuration: ${(e as Error).message}\n`,
-        ),
+        log.error({ err: e }, `reload failed, keeping the old configuration: ${(e as Error).message}`),
       );
     });
   });
