@@ -72,7 +72,7 @@ function versionAtLeast(v: string | null, major: number, minor: number): boolean
 }
 
 /** A temporary directory for a proxy's files, owned by `owner` when given; removed at cleanup. */
-function workDir(
+export function workDir(
   prefix: string,
   owner: { uid: number; gid: number } | null,
 ): { dir: string; remove(): void } {
@@ -89,7 +89,7 @@ function workDir(
   };
 }
 
-function writePrivate(path: string, text: string, owner: { uid: number; gid: number } | null): void {
+export function writePrivate(path: string, text: string, owner: { uid: number; gid: number } | null): void {
   writeFileSync(path, text, { mode: 0o600 });
   chmodSync(path, 0o600);
   if (owner) chownSync(path, owner.uid, owner.gid);
