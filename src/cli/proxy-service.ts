@@ -1,9 +1,11 @@
 /**
  * The proxy as a controller service inside `pgscale up`: one endpoint on proxy.port in front of
  * shard 0's primary (sharding will route by shard later). It knows the cluster's own roles (the
- * application role and the superuser, whose passwords pgscale generated), makes the superuser an
- * admin of the console, follows the topology the cluster publishes, and exports its gauges to the
- * controller's /metrics.
+ * application role and the superuser, whose passwords pgscale generated), serves the application
+ * database (and the ones proxy.exposed_databases adds), follows the topology the cluster
+ * publishes, and exports its gauges to the controller's /metrics. It owns its proxy: SHUTDOWN on
+ * the admin console is refused, and a listener that stops for any other reason is noticed,
+ * logged and started again.
  */
 import { portInUse } from '../cluster/ports.js';
 import { ErrorCodes, PgscaleError } from '../errors.js';
@@ -11,7 +13,6 @@ import type { Registry } from 'prom-client';
 import type { Cluster } from '../cluster/cluster.js';
 import type { LoadedConfig } from '../config/load.js';
 import { loadConfig } from '../config/load.js';
-import { AdminSession } from '../proxy/admin.js';
 import type { ProxyConfig } from '../config/schema.js';
 import type { Service } from '../controller/service.js';
 import type { Logger } from '../obs/logger.js';
@@ -38,12 +39,19 @@ export function clusterTopology(cluster: Cluster, epoch: number): Topology {
   };
 }
 
+/**
+ * The proxy section as the proxy takes it. Nobody is an admin of the console unless listed in
+ * proxy.admin_users (`pgscale init` lists the superuser there, visibly); being the cluster's
+ * superuser grants nothing on its own.
+ */
 export function proxyConfigFor(loaded: LoadedConfig): ProxyConfig {
+  return loaded.config.proxy;
+}
+
+/** The cluster's databases the proxy serves: the application's and those the config adds. */
+export function servedDatabases(loaded: LoadedConfig): string[] {
   const c = loaded.config;
-  const admins = c.proxy.admin_users.includes(c.postgres.superuser)
-    ? c.proxy.admin_users
-    : [...c.proxy.admin_users, c.postgres.superuser];
-  return { ...c.proxy, admin_users: admins };
+  return [c.app.database, ...c.proxy.exposed_databases];
 }
 
 /** Fails naming proxy.port when something else listens there; nothing is started. */
@@ -98,11 +106,11 @@ export class ProxyService implements Service {
     const explicit = Object.keys(cfg.databases).length > 0 ? databasesResolver(cfg) : undefined;
     this.proxy = new ProxyServer({
       config: cfg,
-      resolve: topologyResolver(this.view, explicit),
+      resolve: topologyResolver(this.view, servedDatabases(this.loaded), explicit),
       inlineUsers: inline,
       log: (line) => this.logger.info(line),
     });
-    AdminSession.hooks = { reload: () => this.reload() };
+    this.proxy.adminHooks = { reload: () => this.reload() };
     const holdMs = this.loaded.config.ha.proxy_hold_timeout * 1000;
     if (!this.ownsTopology) this.proxy.holdOnUnreachableMs = holdMs;
     const a = await this.proxy.start();
@@ -131,7 +139,7 @@ export class ProxyService implements Service {
     const next = loadConfig(this.loaded.file);
     const cfg = proxyConfigFor(next);
     const explicit = Object.keys(cfg.databases).length > 0 ? databasesResolver(cfg) : undefined;
-    return Promise.resolve(p.reload(cfg, topologyResolver(this.view, explicit)));
+    return Promise.resolve(p.reload(cfg, topologyResolver(this.view, servedDatabases(next), explicit)));
   }
 
   async stop(): Promise<void> {
