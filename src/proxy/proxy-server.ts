@@ -66,6 +66,11 @@ export interface ProxyServerOptions {
   /** Users whose passwords the embedding program knows (pgscale up: the app role, the superuser). */
   inlineUsers?: ReadonlyMap<string, string>;
   log?: (line: string) => void;
+  /**
+   * The listener closed: `stopped` after stop() (asked by anyone, e.g. SHUTDOWN), `closed` when
+   * it closed on its own. The program that owns the proxy decides whether that was expected.
+   */
+  onListenerClosed?: (why: 'stopped' | 'closed') => void;
 }
 
 const MAX_CONCURRENT_CANCELS = 64;
@@ -101,11 +106,14 @@ export class ProxyServer implements FrontendHost {
   adminHooks: AdminHooks = {};
   private resolver: DatabaseResolver;
   private readonly log: (line: string) => void;
+  private readonly onListenerClosed: ((why: 'stopped' | 'closed') => void) | undefined;
+  private stopped = false;
 
   constructor(opts: ProxyServerOptions) {
     this.config = opts.config;
     this.resolver = opts.resolve;
     this.log = opts.log ?? (() => undefined);
+    this.onListenerClosed = opts.onListenerClosed;
     this.credentials = new Credentials(
       opts.inlineUsers ?? new Map(),
       opts.config.auth_file,
@@ -140,6 +148,31 @@ export class ProxyServer implements FrontendHost {
         writeFunctions: this.config.write_functions,
       });
     }
+    const a = await this.listen();
+    this.maintenance = setInterval(() => {
+      for (const p of this.pools.values()) p.maintain();
+      this.enforceClientTimeouts();
+      this.freeIdleOnDemandPools();
+    }, 1000);
+    this.maintenance.unref();
+    return a;
+  }
+
+  /** Whether the listener accepts connections. */
+  get listening(): boolean {
+    return this.server?.listening ?? false;
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  /**
+   * Opens the listener (start() does; the owner calls it again to listen anew after the listener
+   * closed without stop()). Clients already connected and the pools are unaffected.
+   */
+  async listen(): Promise<{ host: string; port: number }> {
+    if (this.server?.listening) throw new PgscaleError(ErrorCodes.INTERNAL, 'the proxy is already listening');
     const srv = createServer((s) => this.onConnection(s));
     this.server = srv;
     await new Promise<void>((resolve, reject) => {
@@ -154,13 +187,14 @@ export class ProxyServer implements FrontendHost {
         ),
       );
       srv.listen({ host: this.config.listen, port: this.config.port, backlog: 4096 }, () => resolve());
+    }).catch((e: unknown) => {
+      if (this.server === srv) this.server = null;
+      throw e;
     });
-    this.maintenance = setInterval(() => {
-      for (const p of this.pools.values()) p.maintain();
-      this.enforceClientTimeouts();
-      this.freeIdleOnDemandPools();
-    }, 1000);
-    this.maintenance.unref();
+    srv.on('close', () => {
+      if (this.server === srv) this.server = null;
+      this.onListenerClosed?.(this.stopped ? 'stopped' : 'closed');
+    });
     const a = srv.address();
     const port = typeof a === 'object' && a ? a.port : this.config.port;
     this.log(`proxy listening on ${this.config.listen}:${port}`);
@@ -168,6 +202,7 @@ export class ProxyServer implements FrontendHost {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.maintenance) clearInterval(this.maintenance);
     const srv = this.server;
     this.server = null;
