@@ -397,6 +397,8 @@ export class ProxyServer implements FrontendHost {
       }
     }
     if (!this.config.allow_superuser && pool.serverParams.get('is_superuser') === 'on') {
+      // No superuser connection stays pooled for nobody to use.
+      if (this.unused(pool)) this.dropPool(pool, 'superuser logins through the proxy are refused');
       return {
         ok: false,
         fatal: buildErrorResponse(
