@@ -191,6 +191,9 @@ export class ProxyServer implements FrontendHost {
       if (this.server === srv) this.server = null;
       throw e;
     });
+    // After listening, an error (accept failing with EMFILE, say) must not become an uncaught
+    // exception in the process that also runs HA: log it; the listener stays open.
+    srv.on('error', (e) => this.log(`proxy listener error: ${e.message}`));
     srv.on('close', () => {
       if (this.server === srv) this.server = null;
       this.onListenerClosed?.(this.stopped ? 'stopped' : 'closed');
