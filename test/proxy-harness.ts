@@ -40,6 +40,8 @@ export function proxyConfig(
       default_pool_size: 4,
       admin_users: ['postgres'],
       stats_users: ['app'],
+      // Several tests reach the server through the proxy as the superuser (PgBouncer-style).
+      allow_superuser: true,
       server_check_delay: 0,
       databases: {
         app: {

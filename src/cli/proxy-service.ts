@@ -1,17 +1,18 @@
 /**
  * The proxy as a controller service inside `pgscale up`: one endpoint on proxy.port in front of
  * shard 0's primary (sharding will route by shard later). It knows the cluster's own roles (the
- * application role and the superuser, whose passwords pgscale generated), makes the superuser an
- * admin of the console, follows the topology the cluster publishes, and exports its gauges to the
- * controller's /metrics.
+ * application role and the superuser, whose passwords pgscale generated), serves the application
+ * database (and the ones proxy.exposed_databases adds), follows the topology the cluster
+ * publishes, and exports its gauges to the controller's /metrics. It owns its proxy: SHUTDOWN on
+ * the admin console is refused, and a listener that stops for any other reason is noticed,
+ * logged and started again.
  */
 import { portInUse } from '../cluster/ports.js';
-import { ErrorCodes, PgscaleError } from '../errors.js';
+import { ErrorCodes, PgscaleError, errorMessage } from '../errors.js';
 import type { Registry } from 'prom-client';
 import type { Cluster } from '../cluster/cluster.js';
 import type { LoadedConfig } from '../config/load.js';
 import { loadConfig } from '../config/load.js';
-import { AdminSession } from '../proxy/admin.js';
 import type { ProxyConfig } from '../config/schema.js';
 import type { Service } from '../controller/service.js';
 import type { Logger } from '../obs/logger.js';
@@ -20,6 +21,9 @@ import { databasesResolver, topologyResolver } from '../proxy/resolver.js';
 import type { Topology } from '../topology/topology.js';
 import { TopologyView } from '../topology/topology.js';
 import { registerProxyMetrics } from './proxy-metrics.js';
+
+const RESTART_FIRST_MS = 1000;
+const RESTART_MAX_MS = 10_000;
 
 /** The cluster's current topology as its data directories describe it (HA will publish its own). */
 export function clusterTopology(cluster: Cluster, epoch: number): Topology {
@@ -38,12 +42,19 @@ export function clusterTopology(cluster: Cluster, epoch: number): Topology {
   };
 }
 
+/**
+ * The proxy section as the proxy takes it. Nobody is an admin of the console unless listed in
+ * proxy.admin_users (`pgscale init` lists the superuser there, visibly); being the cluster's
+ * superuser grants nothing on its own.
+ */
 export function proxyConfigFor(loaded: LoadedConfig): ProxyConfig {
+  return loaded.config.proxy;
+}
+
+/** The cluster's databases the proxy serves: the application's and those the config adds. */
+export function servedDatabases(loaded: LoadedConfig): string[] {
   const c = loaded.config;
-  const admins = c.proxy.admin_users.includes(c.postgres.superuser)
-    ? c.proxy.admin_users
-    : [...c.proxy.admin_users, c.postgres.superuser];
-  return { ...c.proxy, admin_users: admins };
+  return [c.app.database, ...c.proxy.exposed_databases];
 }
 
 /** Fails naming proxy.port when something else listens there; nothing is started. */
@@ -81,6 +92,12 @@ export class ProxyService implements Service {
   }
 
   private readonly ownsTopology: boolean;
+  private stopping = false;
+  private restartTimer: NodeJS.Timeout | null = null;
+  /** Times the listener was opened again after it closed unasked. */
+  private restarts = 0;
+  private lastRestart: string | null = null;
+  private issue: string | null = null;
 
   async preflight(): Promise<void> {
     await checkProxyPort(this.loaded);
@@ -89,24 +106,9 @@ export class ProxyService implements Service {
   async start(): Promise<void> {
     // Services start after the cluster is up, so the data directories now say who is primary.
     if (this.ownsTopology) this.view.publish(clusterTopology(this.cluster, this.view.current().epoch + 1));
-    const secrets = this.cluster.secrets();
-    const cfg = proxyConfigFor(this.loaded);
-    const inline = new Map([
-      [this.loaded.config.app.user, secrets.app],
-      [this.loaded.config.postgres.superuser, secrets.superuser],
-    ]);
-    const explicit = Object.keys(cfg.databases).length > 0 ? databasesResolver(cfg) : undefined;
-    this.proxy = new ProxyServer({
-      config: cfg,
-      resolve: topologyResolver(this.view, explicit),
-      inlineUsers: inline,
-      log: (line) => this.logger.info(line),
-      logger: this.logger,
-    });
-    AdminSession.hooks = { reload: () => this.reload() };
+    this.stopping = false;
     const holdMs = this.loaded.config.ha.proxy_hold_timeout * 1000;
-    if (!this.ownsTopology) this.proxy.holdOnUnreachableMs = holdMs;
-    const a = await this.proxy.start();
+    const a = await this.launch();
     this.unsubscribe = this.view.subscribe((t, prev) => {
       const s = t.shards[0];
       const p = prev.shards[0];
@@ -125,6 +127,95 @@ export class ProxyService implements Service {
     this.logger.info({ host: a.host, port: a.port }, 'proxy ready');
   }
 
+  /** A new ProxyServer, listening. */
+  private async launch(): Promise<{ host: string; port: number }> {
+    const secrets = this.cluster.secrets();
+    const cfg = proxyConfigFor(this.loaded);
+    const inline = new Map([
+      [this.loaded.config.app.user, secrets.app],
+      [this.loaded.config.postgres.superuser, secrets.superuser],
+    ]);
+    const explicit = Object.keys(cfg.databases).length > 0 ? databasesResolver(cfg) : undefined;
+    const proxy = new ProxyServer({
+      config: cfg,
+      resolve: topologyResolver(this.view, servedDatabases(this.loaded), explicit),
+      inlineUsers: inline,
+      log: (line) => this.logger.info(line),
+      logger: this.logger,
+      onListenerClosed: (why) => this.onListenerClosed(proxy, why),
+    });
+    proxy.adminHooks = {
+      reload: () => this.reload(),
+      refuseShutdown: (who) => {
+        this.logger.warn(
+          { event: 'admin_shutdown_refused', user: who.user, client: who.addr },
+          `SHUTDOWN on the admin console refused (user ${who.user} from ${who.addr}): the controller owns the proxy`,
+        );
+        return 'SHUTDOWN is refused: this proxy belongs to the pgscale controller; `pgscale down` stops the cluster and its proxy';
+      },
+    };
+    if (!this.ownsTopology) proxy.holdOnUnreachableMs = this.loaded.config.ha.proxy_hold_timeout * 1000;
+    this.proxy = proxy;
+    return proxy.start();
+  }
+
+  /**
+   * The listener closed. Unless this service is stopping, that was not supposed to happen (the
+   * controller owns the proxy): log it, report it (status, /services, /health) and listen again,
+   * retrying with a growing delay while the port cannot be had.
+   */
+  private onListenerClosed(proxy: ProxyServer, why: 'stopped' | 'closed'): void {
+    if (this.stopping || proxy !== this.proxy) return;
+    const where = `${proxy.settings.listen}:${proxy.settings.port}`;
+    this.issue = `the proxy stopped listening on ${where} at ${new Date().toISOString()} (${why}); restarting it`;
+    this.logger.error(
+      { event: 'proxy_listener_closed', listen: where, why },
+      `the proxy stopped listening on ${where} without being asked (${why}); restarting it`,
+    );
+    this.scheduleRestart(RESTART_FIRST_MS);
+  }
+
+  private scheduleRestart(delayMs: number): void {
+    if (this.restartTimer) return;
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null;
+      void this.restart(delayMs);
+    }, delayMs);
+    this.restartTimer.unref();
+  }
+
+  private async restart(delayMs: number): Promise<void> {
+    const old = this.proxy;
+    if (this.stopping || !old) return;
+    const where = `${old.settings.listen}:${old.settings.port}`;
+    try {
+      // A proxy that was stopped has closed its pools: start a new one; otherwise only the
+      // listener is gone and the clients connected through it carry on.
+      if (old.isStopped) await this.launch();
+      else await old.listen();
+      this.restarts++;
+      this.lastRestart = new Date().toISOString();
+      this.issue = null;
+      this.logger.warn(
+        { event: 'proxy_restarted', listen: where, restarts: this.restarts },
+        `the proxy listens on ${where} again (restart ${this.restarts})`,
+      );
+    } catch (err) {
+      const next = Math.min(delayMs * 2, RESTART_MAX_MS);
+      this.issue = `the proxy is not listening on ${where}: ${errorMessage(err)}; retrying every ${next / 1000} s`;
+      this.logger.error(
+        { event: 'proxy_restart_failed', listen: where, err },
+        `the proxy could not listen on ${where} again: ${errorMessage(err)}; retrying in ${next / 1000} s`,
+      );
+      this.scheduleRestart(next);
+    }
+  }
+
+  /** What keeps the proxy from serving now (the controller reports it), or null. */
+  problem(): string | null {
+    return this.issue;
+  }
+
   /** Re-reads pgscale.yaml's proxy section (SIGHUP, or RELOAD on the admin console). */
   reload(): Promise<string[]> {
     const p = this.proxy;
@@ -132,10 +223,13 @@ export class ProxyService implements Service {
     const next = loadConfig(this.loaded.file);
     const cfg = proxyConfigFor(next);
     const explicit = Object.keys(cfg.databases).length > 0 ? databasesResolver(cfg) : undefined;
-    return Promise.resolve(p.reload(cfg, topologyResolver(this.view, explicit)));
+    return Promise.resolve(p.reload(cfg, topologyResolver(this.view, servedDatabases(next), explicit)));
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
     this.unsubscribe?.();
     this.unsubscribe = null;
     const p = this.proxy;
@@ -149,7 +243,11 @@ export class ProxyService implements Service {
     const t = this.view.current();
     return {
       running: true,
+      listening: p.listening,
       listen: `${p.settings.listen}:${p.settings.port}`,
+      restarts: this.restarts,
+      last_restart: this.lastRestart,
+      problem: this.issue,
       pool_mode: p.settings.pool_mode,
       clients: p.clients.size,
       pools: [...p.pools.values()].map((pool) => ({

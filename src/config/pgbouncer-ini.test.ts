@@ -187,6 +187,17 @@ test("PgBouncer's defaults apply where they differ from ours and the file is sil
   assert.equal(config.server_tls.mode, 'prefer');
   assert.equal(config.listen, '127.0.0.1');
   assert.ok(warnings.some((w) => /listen_addr is not set/.test(w)));
+  // PgBouncer lets superusers through; pgscale's own default refuses them.
+  assert.equal(config.allow_superuser, true);
+  assert.equal(proxySchema.parse({}).allow_superuser, false);
+});
+
+test('autodb_idle_timeout maps to the same name (seconds)', () => {
+  const { proxy, warnings } = conv(
+    ini('[pgbouncer]', 'autodb_idle_timeout = 90', '[databases]', '* = host=h'),
+  );
+  assert.equal(proxySchema.parse(proxy).autodb_idle_timeout, 90);
+  assert.ok(!warnings.some((w) => /autodb_idle_timeout/.test(w)), warnings.join('\n'));
 });
 
 test('auth_user without auth_query gets the pg_authid lookup PgBouncer uses by default', () => {

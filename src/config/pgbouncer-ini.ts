@@ -234,6 +234,7 @@ const SECONDS_KEYS = [
   'client_login_timeout',
   'client_idle_timeout',
   'idle_transaction_timeout',
+  'autodb_idle_timeout',
 ] as const;
 
 const LIST_KEYS = ['admin_users', 'stats_users', 'ignore_startup_parameters'] as const;
@@ -295,7 +296,6 @@ for (const k of [
   'server_check_query',
   'server_fast_close',
   'server_login_retry',
-  'autodb_idle_timeout',
   'pool_idle_timeout',
   'query_timeout',
   'query_wait_notify',
@@ -509,6 +509,8 @@ class Converter {
     if (unset('auth_type')) this.proxy.auth_type = 'md5';
     if (unset('ignore_startup_parameters')) this.proxy.ignore_startup_parameters = [];
     if (unset('max_packet_size')) this.proxy.max_packet_size = MAX_PACKET;
+    // PgBouncer lets any user it can authenticate through, superusers included.
+    if (unset('allow_superuser')) this.proxy.allow_superuser = true;
     if (this.serverTls.mode === undefined) this.serverTls.mode = 'prefer';
     if (typeof this.proxy.auth_user === 'string' && unset('auth_query'))
       this.proxy.auth_query = DEFAULT_AUTH_QUERY;

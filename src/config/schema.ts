@@ -209,11 +209,28 @@ export const proxySchema = z
     admin_users: z
       .array(z.string())
       .default([])
-      .describe('Users allowed on the admin console (database "pgscale").'),
+      .describe(
+        'Users allowed every command on the admin console (database "pgscale"); nobody else is, the superuser included.',
+      ),
     stats_users: z
       .array(z.string())
       .default([])
       .describe('Users allowed read-only SHOW commands on the admin console.'),
+    allow_superuser: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Let clients reach a database through the proxy as a superuser (the server reports is_superuser); off: 28000.',
+      ),
+    exposed_databases: z
+      .array(z.string().min(1))
+      .default([])
+      .describe(
+        'Inside `pgscale up`: databases served besides app.database ("*": every database, pools freed when unused).',
+      ),
+    autodb_idle_timeout: seconds(
+      'Pools of databases served through a "*" entry are freed after this long (s) without clients.',
+    ).default(3600),
     ignore_startup_parameters: z
       .array(z.string())
       .default(['extra_float_digits'])

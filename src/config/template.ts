@@ -116,6 +116,13 @@ app:
 proxy:
   listen: 127.0.0.1
   port: ${o.proxyPort}
+  # Who may use the admin console (database pgscale on the proxy port): every command, or SHOW only.
+  admin_users: [postgres]
+  stats_users: []
+  # Databases served besides app.database (postgres and template1 are not, unless listed here).
+  exposed_databases: []
+  # Superuser logins through the proxy (to a database, not the admin console) are refused unless on.
+  allow_superuser: false
 
 http:
   listen: 127.0.0.1

@@ -81,7 +81,7 @@ export class Controller {
       cluster,
       registry: this.registry,
       logger: childLogger(logger, { component: 'http' }),
-      state: () => this.current,
+      state: () => (this.current === 'running' && this.problems().length > 0 ? 'degraded' : this.current),
       controller: () => this.info,
       services: () => this.serviceReports(),
       actions: async (method, path, body, query) => {
@@ -317,13 +317,34 @@ export class Controller {
     return this.entries.map((e) => {
       let status: unknown = null;
       let error = e.error;
+      let state: ServiceState = e.state;
       try {
         status = e.service.status?.() ?? null;
+        const problem = e.state === 'running' ? (e.service.problem?.() ?? null) : null;
+        if (problem) {
+          state = 'degraded';
+          error = problem;
+        }
       } catch (err) {
         error = errorMessage(err);
       }
-      return { name: e.service.name, state: e.state, status, ...(error ? { error } : {}) };
+      return { name: e.service.name, state, status, ...(error ? { error } : {}) };
     });
+  }
+
+  /** Problems running services report now (see Service.problem). */
+  problems(): { service: string; problem: string }[] {
+    const out: { service: string; problem: string }[] = [];
+    for (const e of this.entries) {
+      if (e.state !== 'running') continue;
+      try {
+        const p = e.service.problem?.() ?? null;
+        if (p) out.push({ service: e.service.name, problem: p });
+      } catch (err) {
+        out.push({ service: e.service.name, problem: errorMessage(err) });
+      }
+    }
+    return out;
   }
 }
 

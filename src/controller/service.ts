@@ -15,6 +15,12 @@ export interface Service {
    */
   stop(): Promise<void>;
   status?(): unknown;
+  /**
+   * What keeps a running service from doing its work right now (the proxy's listener closed and
+   * is being reopened, say), or null. The controller shows the service as `degraded` in GET
+   * /services and answers GET /health with 503 `degraded` while there is one.
+   */
+  problem?(): string | null;
   /** Re-reads its configuration (SIGHUP); returns the settings that need a restart. */
   reload?(): Promise<string[]>;
   /** Checks what would make start() fail at once (a port in use), before anything is started. */
@@ -31,4 +37,5 @@ export interface Service {
   ): Promise<{ status: number; body: unknown } | null>;
 }
 
-export type ServiceState = 'registered' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+export type ServiceState =
+  'registered' | 'starting' | 'running' | 'degraded' | 'stopping' | 'stopped' | 'failed';

@@ -52,6 +52,8 @@ export const SqlState = {
   SERIALIZATION_FAILURE: '40001',
   /** 22021 character_not_in_repertoire: invalid byte sequence for the encoding. */
   CHARACTER_NOT_IN_REPERTOIRE: '22021',
+  /** 55000 object_not_in_prerequisite_state: e.g. SHUTDOWN of a proxy the controller owns. */
+  OBJECT_NOT_IN_PREREQUISITE_STATE: '55000',
   /** 42501 insufficient_privilege. */
   INSUFFICIENT_PRIVILEGE: '42501',
   /** 42704 undefined_object: e.g. unknown configuration parameter. */

@@ -1,8 +1,8 @@
 /**
  * The admin console: database "pgscale" (or "pgbouncer", for tools written for PgBouncer) on the
- * proxy port. Admin users may run every command; stats users only SHOW. The SHOW commands follow
- * PgBouncer's column names where they exist, so existing dashboards keep working. No secret is
- * ever shown: passwords in the config are masked.
+ * proxy port. Admin users may run every command; stats users only SHOW (tables in admin-show.ts).
+ * Commands run one at a time in the order they arrived, so a client that pipelines several
+ * queries in one write gets its answers in that order even when one of them (RELOAD) waits.
  */
 import type { TypedFrame } from '../protocol/framer.js';
 import { decodeQuery } from '../protocol/frontend-messages.js';
@@ -11,47 +11,29 @@ import { buildErrorResponse, buildNoticeResponse } from '../protocol/error-respo
 import { SqlState } from '../protocol/sqlstate.js';
 import type { ClientConn, ClientSessionLike } from './frontend/client-conn.js';
 import type { ProxyServer } from './proxy-server.js';
-import { Session } from './session.js';
 import type { Pool } from './backend/pool.js';
+import { dataRow, rowDescription, showTable } from './admin-show.js';
 
 export const ADMIN_DATABASES = new Set(['pgscale', 'pgbouncer']);
 
-type Cell = string | number | boolean | null;
-
-const RELOADABLE = new Set([
-  'default_pool_size',
-  'min_pool_size',
-  'max_client_conn',
-  'query_wait_timeout',
-  'client_login_timeout',
-  'client_idle_timeout',
-  'idle_transaction_timeout',
-  'server_idle_timeout',
-  'server_lifetime',
-  'server_check_delay',
-  'server_connect_timeout',
-  'max_prepared_statements',
-  'max_packet_size',
-  'auth_type',
-  'auth_file',
-  'auth_query',
-  'auth_user',
-  'admin_users',
-  'stats_users',
-  'ignore_startup_parameters',
-  'tls',
-  'server_tls',
-  'databases',
-  'pool_mode',
-]);
-
+/** What the program running the proxy does for RELOAD and SHUTDOWN. */
 export interface AdminHooks {
   reload?: () => Promise<string[]>;
+  /** SHUTDOWN: stops the whole program (default: the proxy alone stops). */
   shutdown?: () => void;
+  /**
+   * A message refusing SHUTDOWN, or null to allow it: inside `pgscale up` the controller owns the
+   * proxy, so it refuses (and logs who asked).
+   */
+  refuseShutdown?: (who: { user: string; addr: string }) => string | null;
 }
 
+const READY = encodeBackendMessage({ name: 'ReadyForQuery', status: 'I' });
+
 export class AdminSession implements ClientSessionLike {
-  static hooks: AdminHooks = {};
+  /** The commands not yet answered run after this one (pipelined queries, in order). */
+  private tail: Promise<void> = Promise.resolve();
+  private closed = false;
 
   constructor(
     private readonly proxy: ProxyServer,
@@ -63,29 +45,38 @@ export class AdminSession implements ClientSessionLike {
     for (const f of frames) {
       if (f.type === 'X') return this.client.fail();
       if (f.type !== 'Q') {
-        this.client.send(
-          Buffer.concat([
-            buildErrorResponse(
-              'ERROR',
-              SqlState.FEATURE_NOT_SUPPORTED,
-              'the admin console accepts simple queries only',
-            ),
-            encodeBackendMessage({ name: 'ReadyForQuery', status: 'I' }),
-          ]),
-        );
+        const reply = Buffer.concat([
+          buildErrorResponse(
+            'ERROR',
+            SqlState.FEATURE_NOT_SUPPORTED,
+            'the admin console accepts simple queries only',
+          ),
+          READY,
+        ]);
+        this.enqueue(() => Promise.resolve(reply));
         continue;
       }
       const q = decodeQuery(f.payload);
       if (!q.ok) return this.client.fail(buildErrorResponse('FATAL', q.sqlstate, q.message));
-      void this.run(q.value.query);
+      const sql = q.value.query;
+      this.enqueue(() => this.run(sql));
     }
   }
 
   close(): void {
-    /* nothing held */
+    this.closed = true;
   }
 
-  private async run(sql: string): Promise<void> {
+  /** Runs `work` after everything queued before it and sends its reply. */
+  private enqueue(work: () => Promise<Buffer | null>): void {
+    this.tail = this.tail.then(async () => {
+      if (this.closed) return;
+      const reply = await work();
+      if (reply && !this.closed) this.client.send(reply);
+    });
+  }
+
+  private async run(sql: string): Promise<Buffer | null> {
     const words = sql
       .trim()
       .replace(/;+\s*$/, '')
@@ -95,11 +86,12 @@ export class AdminSession implements ClientSessionLike {
     const parts: Buffer[] = [];
     const done = (tag: string) => parts.push(encodeBackendMessage({ name: 'CommandComplete', tag }));
     const error = (code: string, msg: string) => parts.push(buildErrorResponse('ERROR', code, msg));
+    const hooks = this.proxy.adminHooks;
     try {
       if (cmd === '') {
         parts.push(encodeBackendMessage({ name: 'EmptyQueryResponse' }));
       } else if (cmd === 'SHOW' && arg) {
-        const table = this.show(arg.toUpperCase());
+        const table = showTable(this.proxy, arg.toUpperCase());
         if (!table) error(SqlState.SYNTAX_ERROR, `unknown SHOW item "${arg}"; try SHOW HELP`);
         else {
           parts.push(rowDescription(table.columns));
@@ -120,292 +112,33 @@ export class AdminSession implements ClientSessionLike {
         this.proxy.kill(arg);
         done('KILL');
       } else if (cmd === 'RELOAD') {
-        const restart = AdminSession.hooks.reload ? await AdminSession.hooks.reload() : [];
+        const restart = hooks.reload ? await hooks.reload() : [];
         for (const r of restart) {
           parts.push(buildNoticeResponse('NOTICE', '01000', `${r} changed: takes effect after a restart`));
         }
         done('RELOAD');
       } else if (cmd === 'SHUTDOWN') {
-        done('SHUTDOWN');
-        parts.push(encodeBackendMessage({ name: 'ReadyForQuery', status: 'I' }));
-        this.client.send(Buffer.concat(parts));
-        setImmediate(() =>
-          AdminSession.hooks.shutdown ? AdminSession.hooks.shutdown() : void this.proxy.stop(),
-        );
-        return;
+        const refused = hooks.refuseShutdown?.({ user: this.client.user, addr: this.client.remote });
+        if (typeof refused === 'string') {
+          error(SqlState.OBJECT_NOT_IN_PREREQUISITE_STATE, refused);
+        } else {
+          done('SHUTDOWN');
+          parts.push(READY);
+          this.client.send(Buffer.concat(parts));
+          setImmediate(() => (hooks.shutdown ? hooks.shutdown() : void this.proxy.stop()));
+          return null;
+        }
       } else {
         error(SqlState.SYNTAX_ERROR, `unknown admin command "${words.slice(0, 2).join(' ')}"; try SHOW HELP`);
       }
     } catch (e) {
       error(SqlState.INTERNAL_ERROR, (e as Error).message);
     }
-    parts.push(encodeBackendMessage({ name: 'ReadyForQuery', status: 'I' }));
-    this.client.send(Buffer.concat(parts));
+    parts.push(READY);
+    return Buffer.concat(parts);
   }
 
   private forPools(db: string, fn: (p: Pool) => void): void {
     for (const p of this.proxy.pools.values()) if (p.database === db) fn(p);
   }
-
-  private show(what: string): { columns: string[]; rows: Cell[][] } | null {
-    const proxy = this.proxy;
-    const pools = [...proxy.pools.values()];
-    switch (what) {
-      case 'HELP':
-        return {
-          columns: ['command'],
-          rows: [
-            'SHOW POOLS|CLIENTS|SERVERS|STATS|CONFIG|DATABASES|NODES|USERS|VERSION',
-            'PAUSE [db]',
-            'RESUME [db]',
-            'KILL db',
-            'RELOAD',
-            'SHUTDOWN',
-          ].map((r) => [r]),
-        };
-      case 'VERSION':
-        return { columns: ['version'], rows: [['pgscale proxy']] };
-      case 'POOLS':
-        return {
-          columns: [
-            'database',
-            'user',
-            'cl_active',
-            'cl_waiting',
-            'sv_active',
-            'sv_idle',
-            'sv_used',
-            'sv_tested',
-            'sv_login',
-            'maxwait',
-            'pool_mode',
-            'paused',
-          ],
-          rows: pools.map((p) => {
-            const sessions = [...proxy.clients]
-              .map((c) => c.session)
-              .filter((s): s is Session => s instanceof Session);
-            const mine = sessions.filter((s) => s.pool === p);
-            return [
-              p.database,
-              p.target.user,
-              mine.filter((s) => s.state === 'active').length,
-              p.waiting,
-              p.active.size,
-              p.idle.length,
-              0,
-              p.tested.size,
-              p.total - p.active.size - p.idle.length - p.tested.size,
-              0,
-              p.settings.mode,
-              p.paused,
-            ];
-          }),
-        };
-      case 'CLIENTS':
-        return {
-          columns: [
-            'type',
-            'user',
-            'database',
-            'state',
-            'addr',
-            'connect_time',
-            'tls',
-            'application_name',
-            'pinned',
-            'queries',
-            'xacts',
-          ],
-          rows: [...proxy.clients].map((c) => {
-            const s = c.session instanceof Session ? c.session : null;
-            return [
-              'C',
-              c.user,
-              c.database,
-              c.phase !== 'ready' ? 'login' : s ? s.state : 'admin',
-              c.remote,
-              new Date(Date.now() - (performance.now() - c.connectedAt)).toISOString(),
-              c.tls,
-              c.applicationName,
-              s?.pinReason ?? null,
-              s?.counters.queries ?? 0,
-              s?.counters.xacts ?? 0,
-            ];
-          }),
-        };
-      case 'SERVERS':
-        return {
-          columns: [
-            'type',
-            'user',
-            'database',
-            'state',
-            'addr',
-            'port',
-            'backend_pid',
-            'prepared',
-            'connect_time',
-          ],
-          rows: pools.flatMap((p) =>
-            [...p.active, ...p.idle, ...p.tested].map((s) => [
-              'S',
-              p.target.user,
-              p.database,
-              s.state,
-              p.target.host,
-              p.target.port,
-              s.backendPid,
-              s.prepared.size,
-              new Date(Date.now() - (performance.now() - s.createdAt)).toISOString(),
-            ]),
-          ),
-        };
-      case 'STATS':
-        return {
-          columns: [
-            'database',
-            'user',
-            'total_xact_count',
-            'total_query_count',
-            'total_received',
-            'total_sent',
-            'total_xact_time',
-            'total_query_time',
-            'total_wait_time',
-            'total_waits',
-          ],
-          rows: pools.map((p) => [
-            p.database,
-            p.target.user,
-            p.stats.xacts,
-            p.stats.queries,
-            p.stats.bytesReceived,
-            p.stats.bytesSent,
-            p.stats.xactTimeUs,
-            p.stats.queryTimeUs,
-            p.stats.waitTimeUs,
-            p.stats.waits,
-          ]),
-        };
-      case 'DATABASES': {
-        const c = proxy.settings;
-        return {
-          columns: ['name', 'host', 'port', 'database', 'force_user', 'pool_size', 'pool_mode', 'paused'],
-          rows: Object.entries(c.databases).map(([name, d]) => [
-            name,
-            d.host,
-            d.port,
-            d.dbname ?? name,
-            d.user ?? null,
-            d.pool_size ?? c.default_pool_size,
-            d.pool_mode ?? c.pool_mode,
-            proxy.paused,
-          ]),
-        };
-      }
-      case 'NODES': {
-        const rows: Cell[][] = [];
-        for (const [pool, r] of proxy.routers) {
-          const plsn = r.primary.monitor?.lsn ?? null;
-          const pm = r.primary.monitor;
-          rows.push([
-            pool.database,
-            'primary',
-            `${pool.target.host}:${pool.target.port}`,
-            pm?.healthy ?? null,
-            pm?.lsn !== null && pm?.lsn !== undefined ? formatLsn(pm.lsn) : null,
-            0,
-            null,
-            null,
-            pm?.lastError ?? null,
-          ]);
-          const usable = new Set(r.usable());
-          for (const x of r.replicas) {
-            const m = x.monitor;
-            rows.push([
-              pool.database,
-              m.inRecovery === false ? 'primary?' : 'replica',
-              `${x.pool.target.host}:${x.pool.target.port}`,
-              usable.has(x),
-              m.lsn !== null ? formatLsn(m.lsn) : null,
-              plsn !== null && m.lsn !== null ? String(plsn - m.lsn) : null,
-              x.readsServed,
-              x.outstanding,
-              m.lastError,
-            ]);
-          }
-        }
-        return {
-          columns: [
-            'database',
-            'role',
-            'addr',
-            'in_read_set',
-            'lsn',
-            'lag_bytes',
-            'reads_served',
-            'outstanding',
-            'last_error',
-          ],
-          rows,
-        };
-      }
-      case 'USERS':
-        return { columns: ['name'], rows: proxy.credentials.users().map((u) => [u]) };
-      case 'CONFIG': {
-        const c = proxy.settings as unknown as Record<string, unknown>;
-        return {
-          columns: ['key', 'value', 'changeable'],
-          rows: Object.entries(c).map(([k, v]) => [
-            k,
-            k === 'databases'
-              ? JSON.stringify(maskDatabases(v))
-              : typeof v === 'object' && v !== null
-                ? JSON.stringify(v)
-                : String(v),
-            RELOADABLE.has(k) ? 'yes' : 'no',
-          ]),
-        };
-      }
-      default:
-        return null;
-    }
-  }
-}
-
-function formatLsn(v: bigint): string {
-  return `${(v >> 32n).toString(16).toUpperCase()}/${(v & 0xffffffffn).toString(16).toUpperCase()}`;
-}
-
-function maskDatabases(v: unknown): unknown {
-  const out: Record<string, unknown> = {};
-  for (const [k, d] of Object.entries(v as Record<string, Record<string, unknown>>)) {
-    out[k] = { ...d, ...(d.password !== undefined ? { password: '********' } : {}) };
-  }
-  return out;
-}
-
-function rowDescription(columns: string[]): Buffer {
-  return encodeBackendMessage({
-    name: 'RowDescription',
-    fields: columns.map((name) => ({
-      name,
-      tableOid: 0,
-      columnAttr: 0,
-      typeOid: 25,
-      typeSize: -1,
-      typeModifier: -1,
-      format: 0,
-    })),
-  });
-}
-
-function dataRow(cells: Cell[]): Buffer {
-  return encodeBackendMessage({
-    name: 'DataRow',
-    values: cells.map((c) =>
-      c === null ? null : Buffer.from(typeof c === 'boolean' ? (c ? 't' : 'f') : String(c), 'utf8'),
-    ),
-  });
 }

@@ -29,6 +29,7 @@ import { REPORTED_NAMES } from './frontend/startup-params.js';
 import { ListenerHub } from './listener-hub.js';
 import { Session } from './session.js';
 import { AdminSession, ADMIN_DATABASES } from './admin.js';
+import type { AdminHooks } from './admin.js';
 import type { PoolMode } from './types.js';
 import { NodeMonitor, ReadRouter } from './read-router.js';
 import type { ReplicaTarget, RouterSettings } from './read-router.js';
@@ -52,6 +53,12 @@ export interface DatabaseTarget {
   replicas?: readonly { name?: string; host: string; port: number }[];
   /** The target comes from the cluster's topology and follows its primary (HA). */
   followsTopology?: boolean;
+  /**
+   * Served through a `*` entry rather than by name: its pools are made on demand and freed once
+   * no client has used them for autodb_idle_timeout (PgBouncer's autodb), so client-chosen names
+   * cannot grow the proxy without bound.
+   */
+  onDemand?: boolean;
 }
 
 export type DatabaseResolver = (database: string) => DatabaseTarget | null;
@@ -66,6 +73,11 @@ export interface ProxyServerOptions {
   logger?: { warn(fields: Record<string, unknown>, msg: string): void };
   /** The failed-login back-off (defaults in login-backoff.ts); false: none. */
   loginBackoff?: Partial<BackoffSettings> | false;
+  /**
+   * The listener closed: `stopped` after stop() (asked by anyone, e.g. SHUTDOWN), `closed` when
+   * it closed on its own. The program that owns the proxy decides whether that was expected.
+   */
+  onListenerClosed?: (why: 'stopped' | 'closed') => void;
 }
 
 const MAX_CONCURRENT_CANCELS = 64;
@@ -83,6 +95,8 @@ export class ProxyServer implements FrontendHost {
   private topologyHold: { ms: number; reason: (db: string) => string } | null = null;
   /** HA runs: an unreachable primary makes its clients wait this long for a failover (ms). */
   holdOnUnreachableMs = 0;
+  /** Pools made on demand, with when a session last used them (performance.now()). */
+  private readonly onDemand = new Map<Pool, number>();
   private readonly following = new Map<
     Pool,
     { database: string; t: DatabaseTarget; user: string; creds: LoginRequest['serverCreds'] }
@@ -97,6 +111,8 @@ export class ProxyServer implements FrontendHost {
   private maintenance: NodeJS.Timeout | null = null;
   readonly startedAt = Date.now();
   paused = false;
+  /** What RELOAD and SHUTDOWN on the admin console do (set by the program running the proxy). */
+  adminHooks: AdminHooks = {};
   private resolver: DatabaseResolver;
   private readonly log: (line: string) => void;
   private readonly logger: ProxyServerOptions['logger'];
@@ -107,6 +123,8 @@ export class ProxyServer implements FrontendHost {
     refused: 0,
     throttled: 0,
   };
+  private readonly onListenerClosed: ((why: 'stopped' | 'closed') => void) | undefined;
+  private stopped = false;
 
   constructor(opts: ProxyServerOptions) {
     this.config = opts.config;
@@ -114,6 +132,7 @@ export class ProxyServer implements FrontendHost {
     this.log = opts.log ?? (() => undefined);
     this.logger = opts.logger;
     this.loginBackoff = opts.loginBackoff === false ? null : new LoginBackoff(opts.loginBackoff ?? {});
+    this.onListenerClosed = opts.onListenerClosed;
     this.credentials = new Credentials(
       opts.inlineUsers ?? new Map(),
       opts.config.auth_file,
@@ -149,6 +168,31 @@ export class ProxyServer implements FrontendHost {
         writeFunctions: this.config.write_functions,
       });
     }
+    const a = await this.listen();
+    this.maintenance = setInterval(() => {
+      for (const p of this.pools.values()) p.maintain();
+      this.enforceClientTimeouts();
+      this.freeIdleOnDemandPools();
+    }, 1000);
+    this.maintenance.unref();
+    return a;
+  }
+
+  /** Whether the listener accepts connections. */
+  get listening(): boolean {
+    return this.server?.listening ?? false;
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  /**
+   * Opens the listener (start() does; the owner calls it again to listen anew after the listener
+   * closed without stop()). Clients already connected and the pools are unaffected.
+   */
+  async listen(): Promise<{ host: string; port: number }> {
+    if (this.server?.listening) throw new PgscaleError(ErrorCodes.INTERNAL, 'the proxy is already listening');
     const srv = createServer((s) => this.onConnection(s));
     this.server = srv;
     await new Promise<void>((resolve, reject) => {
@@ -163,12 +207,17 @@ export class ProxyServer implements FrontendHost {
         ),
       );
       srv.listen({ host: this.config.listen, port: this.config.port, backlog: 4096 }, () => resolve());
+    }).catch((e: unknown) => {
+      if (this.server === srv) this.server = null;
+      throw e;
     });
-    this.maintenance = setInterval(() => {
-      for (const p of this.pools.values()) p.maintain();
-      this.enforceClientTimeouts();
-    }, 1000);
-    this.maintenance.unref();
+    // After listening, an error (accept failing with EMFILE, say) must not become an uncaught
+    // exception in the process that also runs HA: log it; the listener stays open.
+    srv.on('error', (e) => this.log(`proxy listener error: ${e.message}`));
+    srv.on('close', () => {
+      if (this.server === srv) this.server = null;
+      this.onListenerClosed?.(this.stopped ? 'stopped' : 'closed');
+    });
     const a = srv.address();
     const port = typeof a === 'object' && a ? a.port : this.config.port;
     this.log(`proxy listening on ${this.config.listen}:${port}`);
@@ -176,6 +225,7 @@ export class ProxyServer implements FrontendHost {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.maintenance) clearInterval(this.maintenance);
     const srv = this.server;
     this.server = null;
@@ -260,6 +310,58 @@ export class ProxyServer implements FrontendHost {
     this.byPid.delete(c.id);
   }
 
+  /** The pools some client's session holds. */
+  private poolsInUse(): Set<Pool> {
+    const used = new Set<Pool>();
+    for (const c of this.clients) if (c.session instanceof Session) used.add(c.session.pool);
+    return used;
+  }
+
+  /** Whether a pool may go: no session, no server connection lent or being made, nobody queued. */
+  private unused(p: Pool, inUse = this.poolsInUse()): boolean {
+    return (
+      !inUse.has(p) &&
+      p.total === p.idle.length &&
+      p.waiting === 0 &&
+      ![...this.routers.values()].some((r) => r.replicas.some((x) => x.pool === p))
+    );
+  }
+
+  /** Closes a pool and forgets it with its router, listener hub and topology bookkeeping. */
+  private dropPool(p: Pool, reason: string): void {
+    for (const [k, v] of this.pools) if (v === p) this.pools.delete(k);
+    const router = this.routers.get(p);
+    if (router) {
+      for (const m of routerMonitors(router)) m.stop();
+      this.routers.delete(p);
+      for (const r of router.replicas) {
+        for (const [k, v] of this.pools) if (v === r.pool) this.pools.delete(k);
+        this.onDemand.delete(r.pool);
+        r.pool.close(reason);
+      }
+    }
+    this.hubs.get(p)?.close();
+    this.hubs.delete(p);
+    this.following.delete(p);
+    this.onDemand.delete(p);
+    p.close(reason);
+  }
+
+  /** PgBouncer's autodb_idle_timeout: on-demand pools without a client that long are freed. */
+  private freeIdleOnDemandPools(): void {
+    if (this.onDemand.size === 0) return;
+    const limit = this.config.autodb_idle_timeout * 1000;
+    const t = performance.now();
+    const inUse = this.poolsInUse();
+    for (const [p, since] of [...this.onDemand]) {
+      if (!this.unused(p, inUse)) this.onDemand.set(p, t);
+      else if (t - since >= limit) {
+        this.log(`database ${p.database}: pool of user ${p.target.user} freed (unused, made through "*")`);
+        this.dropPool(p, 'the pool was unused');
+      }
+    }
+  }
+
   private poolSettings(mode: PoolMode, size?: number): PoolSettings {
     const c = this.config;
     return {
@@ -293,6 +395,7 @@ export class ProxyServer implements FrontendHost {
       );
       if (this.paused) p.pause();
       this.pools.set(key, p);
+      if (t.onDemand) this.onDemand.set(p, performance.now());
     } else if (creds.kind !== 'none') {
       p.updateCredentials(creds);
     }
@@ -344,8 +447,26 @@ export class ProxyServer implements FrontendHost {
           e instanceof ServerLoginError
             ? e.errorResponse
             : buildErrorResponse('FATAL', SqlState.CONNECTION_FAILURE, 'cannot reach the server');
+        // A pool that never logged in (a database the server does not have, say) and serves
+        // nobody is not kept: otherwise every name a client tries would leave one behind.
+        if (pool.total === 0 && pool.serverParams.size === 0 && this.unused(pool)) {
+          this.dropPool(pool, 'its first login failed');
+        }
         return { ok: false, fatal };
       }
+    }
+    if (!this.config.allow_superuser && pool.serverParams.get('is_superuser') === 'on') {
+      // No superuser connection stays pooled for nobody to use.
+      if (this.unused(pool)) this.dropPool(pool, 'superuser logins through the proxy are refused');
+      return {
+        ok: false,
+        fatal: buildErrorResponse(
+          'FATAL',
+          SqlState.INVALID_AUTHORIZATION_SPECIFICATION,
+          `superuser "${serverUser}" may not log in through the proxy (proxy.allow_superuser is off); ` +
+            'connect to the node directly',
+        ),
+      };
     }
     const params = new Map(pool.serverParams);
     for (const [k, v] of req.settings.raw) {

@@ -1,7 +1,8 @@
 /**
  * Where a client's database goes. Standalone (`pgscale proxy`): the `proxy.databases` table, with
- * `*` as the fallback, as in PgBouncer. Inside `pgscale up`: the current primary of shard 0 from
- * the topology (sharding will route by shard later), database name unchanged.
+ * `*` as the fallback, as in PgBouncer (pools made through `*` are on demand: freed when unused).
+ * Inside `pgscale up`: the current primary of shard 0 from the topology (sharding will route by
+ * shard later), database name unchanged, for the databases the cluster exposes only.
  */
 import type { ProxyConfig } from '../config/schema.js';
 import type { TopologyView } from '../topology/topology.js';
@@ -9,9 +10,11 @@ import type { DatabaseResolver } from './proxy-server.js';
 
 export function databasesResolver(cfg: ProxyConfig): DatabaseResolver {
   return (db) => {
-    const d = cfg.databases[db] ?? cfg.databases['*'];
+    const named = cfg.databases[db];
+    const d = named ?? cfg.databases['*'];
     if (!d) return null;
     return {
+      ...(named ? {} : { onDemand: true }),
       host: d.host,
       port: d.port,
       dbname: d.dbname ?? db,
@@ -24,7 +27,18 @@ export function databasesResolver(cfg: ProxyConfig): DatabaseResolver {
   };
 }
 
-export function topologyResolver(view: TopologyView, fallback?: DatabaseResolver): DatabaseResolver {
+/**
+ * `served`: the cluster's databases clients may reach (app.database and proxy.exposed_databases);
+ * `*` among them serves every database, each pool then made on demand and freed when unused. Any
+ * other name is refused with 3D000 (after authentication), like a database that does not exist.
+ */
+export function topologyResolver(
+  view: TopologyView,
+  served: readonly string[],
+  fallback?: DatabaseResolver,
+): DatabaseResolver {
+  const named = new Set(served.filter((d) => d !== '*'));
+  const any = served.includes('*');
   // While a failover is under way the topology names no primary; logins go on against the last
   // one published (the pool is held and follows the new primary once published) instead of
   // failing. The view remembers it from every publication, not only the ones a login happened to
@@ -32,6 +46,7 @@ export function topologyResolver(view: TopologyView, fallback?: DatabaseResolver
   return (db) => {
     const explicit = fallback?.(db);
     if (explicit) return explicit;
+    if (!named.has(db) && !any) return null;
     const shard = view.current().shards[0];
     const primary = view.lastPrimary(0);
     if (!primary) return null;
@@ -41,6 +56,7 @@ export function topologyResolver(view: TopologyView, fallback?: DatabaseResolver
       dbname: db,
       replicas: shard?.replicas ?? [],
       followsTopology: true,
+      ...(named.has(db) ? {} : { onDemand: true }),
     };
   };
 }

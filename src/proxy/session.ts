@@ -763,6 +763,9 @@ export class Session {
           const eff = this.portalEffects.get(portal);
           if (eff) this.txSettings.push(...eff);
         }
+        // A query is counted when it runs (each Execute), not when it is prepared (Parse).
+        this.counters.queries++;
+        this.opts.pool.stats.queries++;
         this.sendToServer(f.bytes);
         this.pending.push({ k: 'execute' });
         return;
@@ -898,8 +901,6 @@ export class Session {
       this.host.terminate(buildErrorResponse('FATAL', p.sqlstate, p.message));
       return;
     }
-    this.counters.queries++;
-    this.opts.pool.stats.queries++;
     const effects = this.extendedEffects(p.value.query);
     if (p.value.statement === '') {
       this.unnamedEffects = effects;

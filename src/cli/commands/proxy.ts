@@ -13,7 +13,6 @@ import type { ProxyConfig } from '../../config/schema.js';
 import { ConfigError, ErrorCodes, UsageError } from '../../errors.js';
 import { ProxyServer } from '../../proxy/proxy-server.js';
 import { databasesResolver } from '../../proxy/resolver.js';
-import { AdminSession } from '../../proxy/admin.js';
 import { createRegistry } from '../../obs/metrics.js';
 import { createLogger, textDestination } from '../../obs/logger.js';
 import type { Logger } from '../../obs/logger.js';
@@ -164,7 +163,7 @@ export async function run(argv: string[]): Promise<number> {
       log.info(`${why}: stopping the proxy`);
       void Promise.all([proxy.stop(), http ? closeHttpServer(http) : null]).then(() => resolvePromise(0));
     };
-    AdminSession.hooks = { reload, shutdown: () => stop('SHUTDOWN') };
+    proxy.adminHooks = { reload, shutdown: () => stop('SHUTDOWN') };
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGHUP', () => {

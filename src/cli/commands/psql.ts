@@ -16,9 +16,9 @@ import { openCluster, out } from '../context.js';
 
 export const psqlHelp = `Usage: pgscale psql [-c FILE] [NODE] [-- PSQL-ARGS…]
 
-Runs psql as the cluster superuser, in the application database: on NODE when named, else
-through the proxy while the controller runs (else on the primary of shard 0). Arguments after
--- go to psql, e.g.:
+Runs psql as the cluster superuser, in the application database: on NODE when named, else on
+the primary of shard 0 (through the proxy instead while the controller runs, if
+proxy.allow_superuser lets the superuser through it). Arguments after -- go to psql, e.g.:
   pgscale psql s0n1 -- -At -c 'select pg_is_in_recovery()'
 `;
 
@@ -56,8 +56,11 @@ export async function psql(argv: string[]): Promise<number> {
   const { values, positionals } = parse('psql', own, {}, 1);
   if (values.help) return (out(psqlHelp), 0);
   const cluster = openCluster(values);
+  // The superuser goes through the proxy only where the proxy lets superusers through.
   const viaProxy =
-    positionals[0] === undefined && liveController(cluster.dataDir) ? proxyEndpoint(cluster) : null;
+    positionals[0] === undefined && cluster.config.proxy.allow_superuser && liveController(cluster.dataDir)
+      ? proxyEndpoint(cluster)
+      : null;
   const node = viaProxy ?? pickNode(cluster, positionals[0]);
   const bin = cluster.bins.psql;
   if (!bin) {

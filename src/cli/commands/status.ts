@@ -3,6 +3,7 @@ import type { Cluster } from '../../cluster/cluster.js';
 import { liveController } from '../../controller/controller-file.js';
 import { url } from '../../web/http-api.js';
 import { statusReport } from '../../web/status-report.js';
+import { proxyStatusLine } from '../proxy-status.js';
 import { parse } from '../args.js';
 import { openCluster, out } from '../context.js';
 import { formatBytes, table } from '../table.js';
@@ -25,6 +26,7 @@ export async function run(argv: string[]): Promise<number> {
 export async function printStatus(cluster: Cluster, json: boolean): Promise<number> {
   const report = await statusReport(cluster, liveController(cluster.dataDir));
   const { nodes, controller } = report;
+  const proxy = json ? null : await proxyStatusLine(controller);
   if (json) {
     out(JSON.stringify(report, null, 2));
   } else {
@@ -61,7 +63,9 @@ export async function printStatus(cluster: Cluster, json: boolean): Promise<numb
         ? `controller: pid ${controller.pid} since ${controller.started_at}, HTTP API ${url(controller.http.host, controller.http.port)}`
         : 'controller: not running (`pgscale up` starts it)',
     );
+    if (proxy) out(proxy.line);
   }
-  const bad = nodes.some((n) => n.state !== 'running' || (n.role === 'replica' && !n.streaming));
+  const bad =
+    nodes.some((n) => n.state !== 'running' || (n.role === 'replica' && !n.streaming)) || proxy?.bad === true;
   return bad ? 3 : 0;
 }
