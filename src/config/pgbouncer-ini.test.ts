@@ -191,7 +191,7 @@ test("PgBouncer's defaults apply where they differ from ours and the file is sil
 
 test('auth_user without auth_query gets the pg_authid lookup PgBouncer uses by default', () => {
   const { proxy } = conv(ini('[pgbouncer]', 'auth_user = pgb', '[databases]', 'db = host=h'));
-  assert.match(String(proxy.auth_query), /FROM pg_authid WHERE rolname = \$1/);
+  assert.match(String(proxy.auth_query), /FROM pg_catalog\.pg_authid WHERE rolname = \$1/);
 });
 
 test('connection strings: quoted values with spaces, doubled quotes and backslash escapes', () => {

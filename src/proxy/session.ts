@@ -35,8 +35,10 @@ import { SqlState } from '../protocol/sqlstate.js';
 import { cannotChangeSession, sessionEffects } from '../sql/session-effects.js';
 import type { SessionEffect } from '../sql/session-effects.js';
 import { renamePreparedRefs } from '../sql/rename-prepared.js';
+import { hiddenEffectRisk, mayHideEffects } from '../sql/session-safety.js';
+import { quoteSettingName, stateCheckFinding, stateCheckQuery } from './backend/state-check.js';
 import type { ServerConn } from './backend/server-conn.js';
-import { ServerLoginError } from './backend/server-conn.js';
+import { ServerLoginError, decodeTextRow } from './backend/server-conn.js';
 import type { Pool } from './backend/pool.js';
 import { OutputBatch } from './batch.js';
 import {
@@ -62,7 +64,15 @@ const TRACE = process.env.PGSCALE_TRACE === '1';
 const COMMIT_TEXT = /^\s*(commit|end)\b(?!\s+prepared)/i;
 
 type Pending =
-  | { k: 'query'; swallow: boolean; failed: boolean; wasInBlock: boolean; captureLsn?: boolean }
+  | {
+      k: 'query';
+      swallow: boolean;
+      failed: boolean;
+      wasInBlock: boolean;
+      captureLsn?: boolean;
+      /** The session-state check: its rows, and what made it necessary. */
+      check?: { rows: (string | null)[][]; cause: string; tracked: ReadonlyMap<string, string> };
+    }
   | { k: 'parse'; swallow: boolean; serverName: string | null }
   | { k: 'bind' }
   | { k: 'describe'; statement: boolean; sawDescription: boolean }
@@ -77,6 +87,8 @@ interface ClientStatement {
   read: boolean;
   /** SET/RESET effects of the statement's text, applied when a portal of it is executed. */
   effects: SessionEffect[];
+  /** Why executing it may change session state the proxy cannot see (then checked), or null. */
+  risk: string | null;
   serverName: string;
   /** The Parse message under the server-side name, to re-prepare on another connection. */
   parse: Buffer;
@@ -138,6 +150,15 @@ export class Session {
   private statements: ReadonlyMap<string, ClientStatement> = EMPTY_MAP;
   /** Effects of the unnamed statement and of bound portals (extended protocol SET/RESET). */
   private unnamedEffects: SessionEffect[] = [];
+  private unnamedRisk: string | null = null;
+  /**
+   * Something ran since attaching that may have changed session state out of the proxy's sight
+   * (a user function, DO, EXECUTE…): the server's session is checked before the connection goes
+   * back to the pool, and the connection is pinned if the client left state there.
+   */
+  private checkCause: string | null = null;
+  /** A DISCARD ALL was sent in the current Query: its CommandComplete clears our records. */
+  private discardAllSent = false;
   private portalEffects: ReadonlyMap<string, SessionEffect[]> = EMPTY_MAP;
   private sqlStatements: ReadonlyMap<string, SqlStatement> = EMPTY_MAP;
   channels: ReadonlySet<string> = EMPTY_SET;
@@ -252,8 +273,12 @@ export class Session {
       if (this.server && this.attachedReplica && this.needsPrimary(f)) {
         // A write behind reads on a replica: let the replica finish, then move to the primary.
         this.switching = true;
-        if (this.pending.length === 0 && this.txStatus === 'I') this.releaseServer();
-        else break;
+        if (this.pending.length === 0 && this.txStatus === 'I' && this.checkCause === null)
+          this.releaseServer();
+        else {
+          if (this.pending.length === 0 && this.txStatus === 'I') this.checkState(this.server);
+          break;
+        }
         continue;
       }
       this.inbox.shift();
@@ -455,6 +480,7 @@ export class Session {
             serverName,
             parse: renameParse(f.payload, serverName),
             effects: this.extendedEffects(p.value.query),
+            risk: cachedRisk(p.value.query),
             read: this.classOf(f) === 'read',
           });
           this.out.add(PARSE_COMPLETE);
@@ -659,6 +685,9 @@ export class Session {
               : (this.statements.get(b.value.statement)?.effects ?? []);
           if (eff.length > 0) this.ownPortalEffects().set(b.value.portal, eff);
           else this.ownPortalEffects().delete(b.value.portal);
+          const risk =
+            b.value.statement === '' ? this.unnamedRisk : (this.statements.get(b.value.statement)?.risk ?? null);
+          if (risk !== null && this.checkCause === null) this.checkCause = risk;
         }
         if (b.ok && b.value.statement !== '') {
           const name = this.ensurePrepared(b.value.statement, server);
@@ -727,6 +756,8 @@ export class Session {
         this.pending.push({ k: 'copy-end' });
         return;
       case 'F':
+        // A fast-path function call runs whatever function the client names.
+        this.checkCause ??= 'FunctionCall message';
         this.sendToServer(f.bytes);
         this.pending.push({ k: 'query', swallow: false, failed: false, wasInBlock: this.txStatus !== 'I' });
         return;
@@ -794,10 +825,9 @@ export class Session {
           break;
         case 'discard':
           if (e.what === 'all') {
-            server.prepared.clear();
-            server.settings = new Map();
-            this.statements = EMPTY_MAP;
-            this.sqlStatements = EMPTY_MAP;
+            // Forgotten only once the server says DISCARD ALL ran: inside a transaction block it
+            // fails (25001) and the connection keeps every statement (onCommandComplete).
+            this.discardAllSent = true;
             this.txSettings.push({ kind: 'reset_all' });
           } else if (e.what === 'plans') {
             // Plans only: statements survive.
@@ -815,6 +845,7 @@ export class Session {
           break;
       }
     }
+    if (!this.pinned && this.checkCause === null) this.checkCause = cachedRisk(sql);
     if (rewritten) {
       sql = renamePreparedRefs(sql, (name) => renames.get(name));
       this.sendToServer(queryMessage(sql));
@@ -837,15 +868,23 @@ export class Session {
     this.counters.queries++;
     this.opts.pool.stats.queries++;
     const effects = this.extendedEffects(p.value.query);
+    const risk = this.pinned ? null : cachedRisk(p.value.query);
     if (p.value.statement === '') {
       this.unnamedEffects = effects;
+      this.unnamedRisk = risk;
       this.sendToServer(f.bytes);
       this.pending.push({ k: 'parse', swallow: false, serverName: null });
       return;
     }
     const serverName = protocolStatementName(p.value.query, p.value.paramTypes);
     const parse = renameParse(f.payload, serverName);
-    this.ownStatements().set(p.value.statement, { serverName, parse, effects, read: this.classOf(f) === 'read' });
+    this.ownStatements().set(p.value.statement, {
+      serverName,
+      parse,
+      effects,
+      risk,
+      read: this.classOf(f) === 'read',
+    });
     if (server.prepared.has(serverName)) {
       server.prepared.delete(serverName);
       server.prepared.set(serverName, true); // most recently used
@@ -960,7 +999,7 @@ export class Session {
           if (this.replay !== null && !this.replied && this.forwardsToClient()) this.replied = true;
           this.onResponse(f);
       }
-      if (this.closed) return;
+      if (this.closed && this.server === null) return;
     }
     this.flushClient();
   }
@@ -975,6 +1014,7 @@ export class Session {
     switch (head.k) {
       case 'query':
         if (!head.swallow) this.out.add(f.bytes);
+        if (head.check && f.type === 'D') head.check.rows.push(decodeTextRow(f.payload));
         if (head.captureLsn && f.type === 'D') {
           const lsn = parseLsnText(decodeFirstText(f.payload));
           if (lsn !== null && (this.wroteLsn === null || lsn > this.wroteLsn)) this.wroteLsn = lsn;
@@ -1080,6 +1120,12 @@ export class Session {
   }
 
   private onCommandComplete(f: TypedFrame): void {
+    if (this.discardAllSent && this.server && commandCompleteIs(f.bytes, 'DISCARD ALL')) {
+      this.server.prepared.clear();
+      this.server.settings = new Map();
+      this.statements = EMPTY_MAP;
+      this.sqlStatements = EMPTY_MAP;
+    }
     // Only two tags matter here; most are SELECT n, INSERT 0 n… and need no decoding.
     const rollback = commandCompleteIs(f.bytes, 'ROLLBACK');
     if (rollback) this.txSettings = [];
@@ -1094,11 +1140,18 @@ export class Session {
     if (status === null) return;
     this.commitInFlight = false;
     if (query?.swallow) {
+      if (query.check && this.server) {
+        const c = query.check;
+        const found = stateCheckFinding(c.rows, this.server.target.user, c.tracked, query.failed);
+        if (found !== null) this.pin(`session state left by ${c.cause}: ${found}`);
+      }
       this.emitSynthetic();
       this.maybeRelease(status);
+      if (query.check && this.switching && this.pending.length === 0) this.drain();
       return;
     }
     if (query) this.opts.pool.stats.queryTimeUs += Math.round((now() - this.queryStartedAt) * 1000);
+    this.discardAllSent = false;
     if (status === 'I') {
       const failedImplicit = query !== null && query.failed && !query.wasInBlock;
       if (!failedImplicit) this.commitSettings();
@@ -1131,6 +1184,13 @@ export class Session {
   /** Gives the connection back when the client waits for nothing more and holds no transaction. */
   private maybeRelease(status: TransactionStatus): void {
     const s = this.server;
+    if (s && this.closed) {
+      // The client left while the proxy's own queries ran (see close()).
+      if (this.pending.length > 0) return;
+      if (this.pinned || this.checkCause !== null || status !== 'I') s.needsReset = true;
+      this.releaseServer();
+      return;
+    }
     if (!s || this.pinned || status !== 'I' || this.pending.length > 0 || this.copyIn) return;
     if (this.inbox.length > 0 && !this.switching) return;
     if (this.needLsn) {
@@ -1142,8 +1202,32 @@ export class Session {
       this.flushServer();
       return;
     }
+    if (this.checkCause !== null) {
+      this.checkState(s);
+      return;
+    }
     this.releaseServer();
     if (this.switching) this.drain();
+  }
+
+  /**
+   * Asks the server what its session holds (src/proxy/backend/state-check.ts) before giving the
+   * connection back; the reply decides in onReadyForQuery whether it is pinned to this client.
+   */
+  private checkState(s: ServerConn): void {
+    const cause = this.checkCause ?? '';
+    this.checkCause = null;
+    (this.attachedPool ?? this.opts.pool).stats.stateChecks++;
+    const tracked = s.settings;
+    this.sendToServer(queryMessage(stateCheckQuery(tracked)));
+    this.pending.push({
+      k: 'query',
+      swallow: true,
+      failed: false,
+      wasInBlock: false,
+      check: { rows: [], cause, tracked },
+    });
+    this.flushServer();
   }
 
   private releaseServer(): void {
@@ -1185,6 +1269,7 @@ export class Session {
   }
 
   private flushClient(): void {
+    if (this.closed) this.out.clear();
     if (this.out.empty) return;
     if (!this.out.flush(this.host.socket) && this.server) {
       // The client reads slower than the server sends: stop reading the server (backpressure).
@@ -1208,6 +1293,13 @@ export class Session {
     this.closed = true;
     if (this.opts.listeners) for (const ch of this.channels) this.opts.listeners.unsubscribe(ch, this);
     const s = this.server;
+    this.inbox = [];
+    this.out.clear();
+    if (s && !this.copyIn && this.pending.length > 0 && this.pending.every(isInternalQuery)) {
+      // Only the proxy's own queries are in flight (the state check, the WAL position): let them
+      // finish, then maybeRelease gives the connection back, reset if the check found state.
+      return;
+    }
     const pool = this.attachedPool ?? this.opts.pool;
     if (this.attachedReplica) this.attachedReplica.outstanding--;
     this.server = null;
@@ -1223,7 +1315,8 @@ export class Session {
       pool.release(s);
       return;
     }
-    if (this.pinned) s.needsReset = true;
+    // Leaving right after something unchecked ran (Terminate pipelined behind it): reset it.
+    if (this.pinned || this.checkCause !== null) s.needsReset = true;
     pool.release(s);
   }
 }
@@ -1247,6 +1340,24 @@ function cachedEffects(query: string): readonly SessionEffect[] {
     effectsCache.delete(effectsCache.keys().next().value as string);
   effectsCache.set(query, e);
   return e;
+}
+
+const riskCache = new Map<string, string | null>();
+
+/** hiddenEffectRisk by statement text, cached like cachedEffects (texts without `(` cost a regex test). */
+function cachedRisk(query: string): string | null {
+  if (!mayHideEffects(query)) return null;
+  let r = riskCache.get(query);
+  if (r !== undefined) return r;
+  r = hiddenEffectRisk(query);
+  if (riskCache.size >= EFFECTS_CACHE_SIZE) riskCache.delete(riskCache.keys().next().value as string);
+  riskCache.set(query, r);
+  return r;
+}
+
+/** A query the proxy sent for itself (replay, state check, WAL position): no client waits for it. */
+function isInternalQuery(p: Pending): boolean {
+  return p.k === 'query' && p.swallow;
 }
 
 /** The proxy's own session settings and their accepted values. */
@@ -1290,9 +1401,7 @@ function sameSettings(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, str
   return true;
 }
 
-function quoteName(name: string): string {
-  return /^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
-}
+const quoteName = quoteSettingName;
 
 function hash(s: string): string {
   return createHash('sha256').update(s).digest('hex').slice(0, 32);

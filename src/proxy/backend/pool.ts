@@ -34,6 +34,8 @@ export interface PoolStats {
   queryTimeUs: number;
   waitTimeUs: number;
   waits: number;
+  /** Session-state checks run before giving a connection back (src/proxy/backend/state-check.ts). */
+  stateChecks: number;
 }
 
 interface Waiter {
@@ -78,6 +80,7 @@ export class Pool {
     queryTimeUs: 0,
     waitTimeUs: 0,
     waits: 0,
+    stateChecks: 0,
   };
   /** Server-side statement names some connection prepared successfully (their text is valid). */
   readonly knownStatements = new Set<string>();
@@ -233,12 +236,15 @@ export class Pool {
     this.serveWaiters();
   }
 
-  /** A connection outside the pool's accounting (the LISTEN fan-out), with the pool's credentials. */
-  openDedicated(applicationName: string): Promise<ServerConn> {
+  /**
+   * A connection outside the pool's accounting (the LISTEN fan-out, monitors, auth_query), with
+   * the pool's credentials; `startupParams` are the proxy's own (never a client's).
+   */
+  openDedicated(applicationName: string, startupParams: Record<string, string> = {}): Promise<ServerConn> {
     return ServerConn.connect(this.target, this.creds, {
       connectTimeoutMs: this.settings.connectTimeoutMs,
       tls: this.settings.tls,
-      startupParams: { application_name: applicationName },
+      startupParams: { application_name: applicationName, ...startupParams },
     });
   }
 
