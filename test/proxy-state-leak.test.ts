@@ -29,6 +29,7 @@ const SETUP = `
     BEGIN CREATE TEMP TABLE leaked (x int); INSERT INTO leaked VALUES (42); RETURN 1; END $$;
   CREATE FUNCTION public.f_listen() RETURNS int LANGUAGE plpgsql AS $$ BEGIN LISTEN leakchan; RETURN 1; END $$;
   CREATE FUNCTION public.f_lock() RETURNS int LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_lock(4242); RETURN 1; END $$;
+  CREATE FUNCTION evil.lower(text) RETURNS text LANGUAGE sql AS $$ SELECT set_config('role', 'other', false) $$;
   CREATE VIEW public.v_path AS SELECT public.f_path() AS x;
   GRANT SELECT ON public.v_path TO PUBLIC;
   CREATE TABLE public.marker (x int); GRANT ALL ON public.marker TO PUBLIC;
@@ -83,6 +84,12 @@ const VECTORS: Vector[] = [
   { name: 'a function creating a temp table', steps: ['SELECT public.f_temp()'], own: HAS_TEMP, onReplica: false },
   { name: 'a function running LISTEN', steps: ['SELECT public.f_listen()'], own: LISTENS, onReplica: false },
   { name: 'a function taking an advisory lock', steps: ['SELECT public.f_lock()'], own: HOLDS_LOCK, onReplica: true },
+  {
+    name: 'a built-in name shadowed through search_path (evil, pg_catalog)',
+    steps: ['SET search_path = evil, pg_catalog', "SELECT lower('X')"],
+    own: ROLE_OTHER,
+    onReplica: true,
+  },
   {
     name: 'a view calling set_config',
     steps: ['SELECT * FROM public.v_path'],

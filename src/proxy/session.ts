@@ -35,7 +35,7 @@ import { SqlState } from '../protocol/sqlstate.js';
 import { cannotChangeSession, sessionEffects } from '../sql/session-effects.js';
 import type { SessionEffect } from '../sql/session-effects.js';
 import { renamePreparedRefs } from '../sql/rename-prepared.js';
-import { hiddenEffectRisk, mayHideEffects } from '../sql/session-safety.js';
+import { hiddenEffectRisk, mayHideEffects, searchPathShadowsBuiltins } from '../sql/session-safety.js';
 import { quoteSettingName, stateCheckFinding, stateCheckQuery } from './backend/state-check.js';
 import type { ServerConn } from './backend/server-conn.js';
 import { ServerLoginError, decodeTextRow } from './backend/server-conn.js';
@@ -687,7 +687,8 @@ export class Session {
           else this.ownPortalEffects().delete(b.value.portal);
           const risk =
             b.value.statement === '' ? this.unnamedRisk : (this.statements.get(b.value.statement)?.risk ?? null);
-          if (risk !== null && this.checkCause === null) this.checkCause = risk;
+          if (this.checkCause === null && !this.pinned)
+            this.checkCause = risk ?? (this.shadowsBuiltins() ? SHADOWED : null);
         }
         if (b.ok && b.value.statement !== '') {
           const name = this.ensurePrepared(b.value.statement, server);
@@ -845,7 +846,9 @@ export class Session {
           break;
       }
     }
-    if (!this.pinned && this.checkCause === null) this.checkCause = cachedRisk(sql);
+    if (!this.pinned && this.checkCause === null) {
+      this.checkCause = cachedRisk(sql) ?? (mayHideEffects(sql) && this.shadowsBuiltins() ? SHADOWED : null);
+    }
     if (rewritten) {
       sql = renamePreparedRefs(sql, (name) => renames.get(name));
       this.sendToServer(queryMessage(sql));
@@ -1210,6 +1213,17 @@ export class Session {
     if (this.switching) this.drain();
   }
 
+  /** The client's search_path (as of this transaction) lets user functions shadow built-ins. */
+  private shadowsBuiltins(): boolean {
+    for (let i = this.txSettings.length - 1; i >= 0; i--) {
+      const e = this.txSettings[i]!;
+      if (e.kind === 'reset_all' || (e.kind === 'reset' && e.name === 'search_path')) return false;
+      if (e.kind === 'set' && e.name === 'search_path') return searchPathShadowsBuiltins(e.value);
+    }
+    const v = this.settings.get('search_path');
+    return v !== undefined && searchPathShadowsBuiltins(v);
+  }
+
   /**
    * Asks the server what its session holds (src/proxy/backend/state-check.ts) before giving the
    * connection back; the reply decides in onReadyForQuery whether it is pinned to this client.
@@ -1343,6 +1357,7 @@ function cachedEffects(query: string): readonly SessionEffect[] {
 }
 
 const riskCache = new Map<string, string | null>();
+const SHADOWED = 'a call under a search_path that puts a schema before pg_catalog';
 
 /** hiddenEffectRisk by statement text, cached like cachedEffects (texts without `(` cost a regex test). */
 function cachedRisk(query: string): string | null {

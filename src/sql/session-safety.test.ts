@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { anyText, sqlishText } from './arbitraries.test-util.js';
-import { hiddenEffectRisk, mayHideEffects } from './session-safety.js';
+import { hiddenEffectRisk, mayHideEffects, searchPathShadowsBuiltins } from './session-safety.js';
 
 const SAFE = [
   'SELECT 1',
@@ -37,6 +37,7 @@ const RISKY: [string, string][] = [
   ['SELECT 1; SELECT g()', 'function g()'],
   ['UPDATE t SET x = mine(x)', 'function mine()'],
   ['SELECT evil.lower(x)', 'function evil.lower()'],
+  ["SELECT set_config('search_path', 'evil, pg_catalog', true)", 'function set_config()'],
 ];
 
 test('statements that only call built-ins and SQL syntax are provably free of hidden effects', () => {
@@ -63,4 +64,11 @@ test('never throws on arbitrary input', () => {
     }),
     { numRuns: 2000 },
   );
+});
+
+test('a search_path naming pg_catalog after another schema lets built-in names be shadowed', () => {
+  for (const v of ['evil, pg_catalog', "'evil, pg_catalog'", '"$user", public, "pg_catalog"'])
+    assert.equal(searchPathShadowsBuiltins(v), true, v);
+  for (const v of ['public', '"$user", public', 'pg_catalog, evil', "'pg_catalog', public", "''"])
+    assert.equal(searchPathShadowsBuiltins(v), false, v);
 });

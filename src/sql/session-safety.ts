@@ -17,8 +17,10 @@ import { BUILTIN_READ_ONLY_FUNCTIONS } from './read-only-functions.js';
 
 /**
  * Built-in functions that may write or take transaction-level resources but leave nothing in the
- * session once the transaction is over. set_config and the session advisory locks are listed too:
- * the session-effects scan pins a connection on their session-level forms on its own.
+ * session once the transaction is over. The session advisory locks are listed too: the
+ * session-effects scan pins a connection on them on its own. set_config is not: even its
+ * transaction-local form can point search_path at a schema whose functions shadow built-ins
+ * for the rest of the transaction.
  */
 const SESSION_NEUTRAL_FUNCTIONS = [
   'nextval',
@@ -35,7 +37,6 @@ const SESSION_NEUTRAL_FUNCTIONS = [
   'pg_advisory_xact_lock_shared',
   'pg_try_advisory_xact_lock',
   'pg_try_advisory_xact_lock_shared',
-  'set_config',
   'pg_advisory_lock',
   'pg_advisory_lock_shared',
   'pg_try_advisory_lock',
@@ -83,6 +84,14 @@ const MAY_HIDE = /\(|\b(?:do|execute|call|chain)\b/i;
 const OPEN = 0x28;
 const DOT = 0x2e;
 const SEMICOLON = 0x3b;
+
+/**
+ * True when a search_path value (as SQL text) names pg_catalog after another schema: then an
+ * unqualified built-in name may resolve to a user's function, and no call is provably built-in.
+ */
+export function searchPathShadowsBuiltins(value: string): boolean {
+  return /pg_catalog/i.test(value) && !/^[\s'"]*pg_catalog\b/i.test(value);
+}
 
 /** False when `sql` certainly cannot call anything or run hidden SQL (a regex test, no lexing). */
 export function mayHideEffects(sql: string): boolean {
