@@ -29,6 +29,7 @@ const SETUP = `
     BEGIN CREATE TEMP TABLE leaked (x int); INSERT INTO leaked VALUES (42); RETURN 1; END $$;
   CREATE FUNCTION public.f_listen() RETURNS int LANGUAGE plpgsql AS $$ BEGIN LISTEN leakchan; RETURN 1; END $$;
   CREATE FUNCTION public.f_lock() RETURNS int LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_lock(4242); RETURN 1; END $$;
+  CREATE FUNCTION public.f_clean() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$;
   CREATE FUNCTION evil.lower(text) RETURNS text LANGUAGE sql AS $$ SELECT set_config('role', 'other', false) $$;
   CREATE VIEW public.v_path AS SELECT public.f_path() AS x;
   GRANT SELECT ON public.v_path TO PUBLIC;
@@ -41,6 +42,11 @@ interface Vector {
   steps: string[];
   /** A query A runs afterwards whose single column `ok` says A still sees its own state. */
   own: string;
+  /**
+   * What SHOW CLIENTS says once A's connection is needed by B: why A is pinned, or null when A's
+   * state needs no pin (settings replayed by the proxy, LISTEN served by its fan-out).
+   */
+  pin: RegExp | null;
   /** Possible on a hot standby (temporary tables and LISTEN are not). */
   onReplica: boolean;
   /** A known blind spot of the mechanism: reported as todo, not failed. */
@@ -54,54 +60,69 @@ const HOLDS_LOCK =
 const HAS_TEMP = 'SELECT (SELECT x FROM leaked) = 42 AS ok';
 const LISTENS = "SELECT 'leakchan' IN (SELECT pg_listening_channels()) AS ok";
 
+/** Pinned by the session-state check (state hidden from the statement classifier). */
+const CHECKED = /^session state left by /;
+
 const VECTORS: Vector[] = [
   {
     name: 'SQL PREPARE of set_config(…, false), then EXECUTE',
     steps: ["PREPARE p1 AS SELECT set_config('search_path', 'evil', false)", 'EXECUTE p1'],
     own: PATH_EVIL,
+    pin: CHECKED,
     onReplica: true,
   },
   {
     name: 'SQL PREPARE of pg_advisory_lock, then EXECUTE',
     steps: ['PREPARE p2 AS SELECT pg_advisory_lock(4242)', 'EXECUTE p2'],
     own: HOLDS_LOCK,
+    pin: CHECKED,
     onReplica: true,
   },
   {
     name: 'COMMIT AND CHAIN, then ROLLBACK',
     steps: ['BEGIN', 'SET search_path = evil', 'COMMIT AND CHAIN', 'ROLLBACK'],
     own: PATH_EVIL,
+    pin: CHECKED,
     onReplica: true,
   },
   {
     name: "DO with EXECUTE 'SET …'",
     steps: ["DO $$ BEGIN EXECUTE 'SET search_path = evil'; END $$"],
     own: PATH_EVIL,
+    pin: CHECKED,
     onReplica: true,
   },
-  { name: 'a function calling set_config', steps: ['SELECT public.f_path()'], own: PATH_EVIL, onReplica: true },
-  { name: "a function calling set_config('role')", steps: ['SELECT public.f_role()'], own: ROLE_OTHER, onReplica: true },
-  { name: 'a function creating a temp table', steps: ['SELECT public.f_temp()'], own: HAS_TEMP, onReplica: false },
-  { name: 'a function running LISTEN', steps: ['SELECT public.f_listen()'], own: LISTENS, onReplica: false },
-  { name: 'a function taking an advisory lock', steps: ['SELECT public.f_lock()'], own: HOLDS_LOCK, onReplica: true },
+  { name: 'a function calling set_config', steps: ['SELECT public.f_path()'], own: PATH_EVIL, pin: CHECKED, onReplica: true },
+  { name: "a function calling set_config('role')", steps: ['SELECT public.f_role()'], own: ROLE_OTHER, pin: CHECKED, onReplica: true },
+  { name: 'a function creating a temp table', steps: ['SELECT public.f_temp()'], own: HAS_TEMP, pin: CHECKED, onReplica: false },
+  { name: 'a function running LISTEN', steps: ['SELECT public.f_listen()'], own: LISTENS, pin: CHECKED, onReplica: false },
+  { name: 'a function taking an advisory lock', steps: ['SELECT public.f_lock()'], own: HOLDS_LOCK, pin: CHECKED, onReplica: true },
   {
     name: 'a built-in name shadowed through search_path (evil, pg_catalog)',
     steps: ['SET search_path = evil, pg_catalog', "SELECT lower('X')"],
     own: ROLE_OTHER,
+    pin: CHECKED,
     onReplica: true,
   },
   {
     name: 'a view calling set_config',
     steps: ['SELECT * FROM public.v_path'],
     own: PATH_EVIL,
+    pin: CHECKED,
     onReplica: true,
     todo: 'user code behind a relation (view, trigger, rule, policy) is not seen: docs/proxy.md',
   },
   // Catalogue case 44: the same state set directly.
-  { name: 'LISTEN', steps: ['LISTEN leakchan'], own: 'SELECT true AS ok', onReplica: false },
-  { name: 'SET ROLE', steps: ['SET ROLE other'], own: ROLE_OTHER, onReplica: true },
-  { name: 'SET search_path', steps: ['SET search_path = evil'], own: PATH_EVIL, onReplica: true },
-  { name: 'pg_advisory_lock()', steps: ['SELECT pg_advisory_lock(4242)'], own: HOLDS_LOCK, onReplica: true },
+  { name: 'LISTEN', steps: ['LISTEN leakchan'], own: 'SELECT true AS ok', pin: null, onReplica: false },
+  { name: 'SET ROLE', steps: ['SET ROLE other'], own: ROLE_OTHER, pin: /^SET ROLE$/, onReplica: true },
+  { name: 'SET search_path', steps: ['SET search_path = evil'], own: PATH_EVIL, pin: null, onReplica: true },
+  {
+    name: 'pg_advisory_lock()',
+    steps: ['SELECT pg_advisory_lock(4242)'],
+    own: HOLDS_LOCK,
+    pin: /advisory lock/,
+    onReplica: true,
+  },
 ];
 
 /** B's view of the session it got. */
@@ -180,7 +201,7 @@ describe('no session state crosses clients in transaction pooling', () => {
     await fx?.close();
   });
 
-  function connect(user: 'app' | 'postgres', database: string): Promise<pg.Client> {
+  function connect(user: 'app' | 'postgres', database: string, name = 'test'): Promise<pg.Client> {
     return (async () => {
       const c = new pg.Client({
         host: '127.0.0.1',
@@ -188,6 +209,7 @@ describe('no session state crosses clients in transaction pooling', () => {
         user,
         password: user === 'app' ? fx.appPassword : fx.superPassword,
         database,
+        application_name: name,
       });
       c.on('error', () => undefined);
       await c.connect();
@@ -207,20 +229,33 @@ describe('no session state crosses clients in transaction pooling', () => {
           if (where === 'replica' && !v.onReplica) continue;
           test(v.name, { todo: v.todo }, async () => {
             const direct = await fx.direct();
-            const a = await connect(setup.a, setup.database);
-            const b = await connect(setup.b, setup.database);
+            const a = await connect(setup.a, setup.database, 'client-a');
+            const b = await connect(setup.b, setup.database, 'client-b');
             try {
               // Plain reads would go to the replica by themselves: each case says where it runs.
               await a.query(`SET pgscale.target = ${where}`);
               await b.query(`SET pgscale.target = ${where}`);
               const aPid = (await a.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
               for (const s of v.steps) await a.query(s);
-              // A keeps its session: its state is there, and its connection is pinned to it.
+              // A keeps its session: its state is there.
               assert.equal((await a.query<{ ok: boolean }>(v.own)).rows[0]!.ok, true, 'A lost its own state');
-              await a.end();
               const notified: string[] = [];
               b.on('notification', (n) => notified.push(n.channel));
-              const r = (await b.query(CLEAN_STATE)).rows[0];
+              // B asks for the only server connection while A is still there, idle.
+              let bDone = false;
+              const bState = b.query(CLEAN_STATE).finally(() => (bDone = true));
+              bState.catch(() => undefined);
+              if (v.pin) {
+                // A's state is found and A keeps the connection (pinned: session semantics).
+                assert.match(await until('A is pinned', () => pinReasonOf('client-a'), v.todo ? 3000 : 20_000), v.pin);
+                assert.equal((await a.query<{ ok: boolean }>(v.own)).rows[0]!.ok, true, 'A lost its state');
+              } else {
+                // Nothing to pin for (the proxy replays or fans it out), though the proxy may pin
+                // anyway (a LISTEN that reaches the server while its connection is still attached).
+                await until('B served or A pinned', async () => bDone || (await pinReasonOf('client-a')) !== null, 20_000);
+              }
+              await a.end();
+              const r = (await bState).rows[0];
               assert.equal(r.pid, aPid, 'B must get the server connection A used (pool size 1)');
               assert.equal(r.standby, where === 'replica');
               assert.deepEqual(
@@ -256,10 +291,20 @@ describe('no session state crosses clients in transaction pooling', () => {
     }
   }
 
-  test('plain statements cost no check; a pinned client shows why in SHOW CLIENTS', async () => {
+  /** SHOW CLIENTS' pin reason of the client with this application_name, or null. */
+  async function pinReasonOf(name: string): Promise<string | null> {
+    const admin = await connect('postgres', 'pgscale');
+    const r = await admin.query<{ application_name: string; pinned: string | null }>('SHOW CLIENTS');
+    await admin.end();
+    return r.rows.find((x) => x.application_name === name)?.pinned ?? null;
+  }
+
+  test('plain statements cost no check; a user function is checked only when another client needs the connection', async () => {
     const checks = () => [...proxy.pools.values()].reduce((n, p) => n + p.stats.stateChecks, 0);
-    const a = await connect('app', 'app');
+    const a = await connect('app', 'app', 'client-a');
+    const b = await connect('app', 'app', 'client-b');
     await a.query('SET pgscale.target = primary');
+    await b.query('SET pgscale.target = primary');
     const before = checks();
     await a.query('SELECT count(*) FROM marker WHERE x = $1', [1]);
     await a.query("INSERT INTO marker (x) SELECT 1 WHERE lower('A') = 'b'");
@@ -267,19 +312,25 @@ describe('no session state crosses clients in transaction pooling', () => {
     await a.query('BEGIN');
     await a.query('SELECT now(), coalesce(max(x), 0) FROM marker');
     await a.query('COMMIT');
+    await b.query('SELECT 1');
     assert.equal(checks(), before, 'plain statements ran the state check');
-    const pinReason = async () => {
-      const admin = await connect('postgres', 'pgscale');
-      const r = await admin.query<{ database: string; user: string; pinned: string | null }>('SHOW CLIENTS');
-      await admin.end();
-      return r.rows.find((x) => x.database === 'app' && x.user === 'app')?.pinned ?? null;
-    };
-    assert.equal(await pinReason(), null);
-    await a.query('SELECT public.f_path()');
-    const reason = await until('A is pinned', pinReason, 10_000);
-    assert.match(reason, /session state left by function public\.f_path\(\): setting search_path/);
+    // A user function that leaves nothing: A keeps the connection unchecked while alone…
+    for (let i = 0; i < 5; i++) await a.query('SELECT public.f_clean()');
+    assert.equal(checks(), before, 'checked although nobody else needed the connection');
+    // …and B's need makes the proxy check it once and hand it over (A is not pinned).
+    await b.query('SELECT 1');
     assert.equal(checks(), before + 1);
+    assert.equal(await pinReasonOf('client-a'), null);
+    // A function that leaves state: A is pinned when B needs the connection, and SHOW CLIENTS says why.
+    await a.query('SELECT public.f_path()');
+    const bWaits = b.query('SELECT 1');
+    bWaits.catch(() => undefined);
+    const reason = await until('A is pinned', () => pinReasonOf('client-a'), 20_000);
+    assert.match(reason, /^session state left by function public\.f_path\(\): setting search_path$/);
+    assert.equal(checks(), before + 2);
     await a.end();
+    await bWaits;
+    await b.end();
   });
 
   test('a failed BEGIN; DISCARD ALL leaves prepared statements usable, for this and another client', async () => {

@@ -39,7 +39,7 @@ import { hiddenEffectRisk, mayHideEffects, searchPathShadowsBuiltins } from '../
 import { quoteSettingName, stateCheckFinding, stateCheckQuery } from './backend/state-check.js';
 import type { ServerConn } from './backend/server-conn.js';
 import { ServerLoginError, decodeTextRow } from './backend/server-conn.js';
-import type { Pool } from './backend/pool.js';
+import type { Keeper, Pool } from './backend/pool.js';
 import { OutputBatch } from './batch.js';
 import {
   CLOSE_COMPLETE,
@@ -121,7 +121,7 @@ export interface SessionOptions {
   consistency?: Consistency;
 }
 
-export class Session {
+export class Session implements Keeper {
   server: ServerConn | null = null;
   txStatus: TransactionStatus = 'I';
   /** Pinned: holds a connection for the whole session (session mode, or untrackable state). */
@@ -157,6 +157,11 @@ export class Session {
    * back to the pool, and the connection is pinned if the client left state there.
    */
   private checkCause: string | null = null;
+  /**
+   * Holding on to the connection after such a transaction, unchecked, until the client needs it
+   * again (no check at all) or another client needs a connection (then check, release or pin).
+   */
+  private keeping = false;
   /** A DISCARD ALL was sent in the current Query: its CommandComplete clears our records. */
   private discardAllSent = false;
   private portalEffects: ReadonlyMap<string, SessionEffect[]> = EMPTY_MAP;
@@ -251,6 +256,7 @@ export class Session {
   }
 
   private drain(): void {
+    if (this.keeping && this.inbox.length > 0) this.stopKeeping();
     while (this.inbox.length > 0 && !this.closed && !this.blocked) {
       const f = this.inbox[0]!;
       if (f.type === 'X') {
@@ -1146,7 +1152,11 @@ export class Session {
       if (query.check && this.server) {
         const c = query.check;
         const found = stateCheckFinding(c.rows, this.server.target.user, c.tracked, query.failed);
-        if (found !== null) this.pin(`session state left by ${c.cause}: ${found}`);
+        if (found !== null) {
+          this.pin(`session state left by ${c.cause}: ${found}`);
+          // The connection stays with this client: whoever waits needs another keeper's.
+          (this.attachedPool ?? this.opts.pool).reclaim();
+        }
       }
       this.emitSynthetic();
       this.maybeRelease(status);
@@ -1206,11 +1216,33 @@ export class Session {
       return;
     }
     if (this.checkCause !== null) {
-      this.checkState(s);
+      if (this.switching) {
+        this.checkState(s);
+      } else {
+        // Checking costs the server more than most transactions (pg_settings): keep the
+        // connection instead, and check only when another client needs it (giveBack).
+        this.keeping = true;
+        (this.attachedPool ?? this.opts.pool).keep(this);
+      }
       return;
     }
     this.releaseServer();
     if (this.switching) this.drain();
+  }
+
+  /** Pool → keeper: someone waits for a connection; check this one and give it back if clean. */
+  giveBack(): void {
+    if (!this.keeping) return;
+    this.keeping = false;
+    const s = this.server;
+    if (!s || this.closed || this.pinned || this.pending.length > 0 || this.txStatus !== 'I') return;
+    this.checkState(s);
+  }
+
+  private stopKeeping(): void {
+    if (!this.keeping) return;
+    this.keeping = false;
+    (this.attachedPool ?? this.opts.pool).unkeep(this);
   }
 
   /** The client's search_path (as of this transaction) lets user functions shadow built-ins. */
@@ -1255,6 +1287,7 @@ export class Session {
   }
 
   private detach(s: ServerConn): void {
+    this.stopKeeping();
     this.flushServer();
     s.setHandler(null);
     s.setLostHandler(null);
@@ -1265,6 +1298,15 @@ export class Session {
 
   private onServerLost(s: ServerConn): void {
     if (this.server !== s || this.closed) return;
+    if (this.keeping && this.pending.length === 0) {
+      // Kept while idle: nothing was in flight, so the client need not notice.
+      this.stopKeeping();
+      if (this.attachedReplica) this.attachedReplica.outstanding--;
+      this.server = null;
+      this.attachedPool = null;
+      this.attachedReplica = null;
+      return;
+    }
     if (this.retryElsewhere(s)) return;
     if (this.attachedReplica) this.attachedReplica.outstanding--;
     this.toServer.clear();
@@ -1307,6 +1349,7 @@ export class Session {
     this.closed = true;
     if (this.opts.listeners) for (const ch of this.channels) this.opts.listeners.unsubscribe(ch, this);
     const s = this.server;
+    this.stopKeeping();
     this.inbox = [];
     this.out.clear();
     if (s && !this.copyIn && this.pending.length > 0 && this.pending.every(isInternalQuery)) {
