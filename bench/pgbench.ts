@@ -235,10 +235,14 @@ export function parseSummary(stdout: string): { tps: number | null; failed: numb
   return { tps: pick ? Number(pick[1]) : null, failed: failed ? Number(failed[1]) : 0 };
 }
 
+let scriptPath: string | null = null;
+
 /** The user-function script as a file (pgbench reads scripts from files): one per process. */
 function userFunctionScript(): string {
+  if (scriptPath !== null) return scriptPath;
   const path = join(tmpdir(), `pgscale-bench-user-function-${process.pid}.sql`);
   writeFileSync(path, USER_FUNCTION_SCRIPT);
   process.once('exit', () => rmSync(path, { force: true }));
+  scriptPath = path;
   return path;
 }
