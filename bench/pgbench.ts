@@ -8,13 +8,35 @@
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { tempDir } from '../test/harness.js';
 import { cleanEnv } from '../src/cluster/run-as.js';
 import { onCleanup } from './cleanup.js';
 import type { Login } from './process.js';
 
-export type Workload = 'select-only' | 'tpcb';
+/**
+ * pgbench's built-in select-only and TPC-B-like scripts, and `user-function`: one call of a
+ * PL/pgSQL function per transaction (created by createUserFunction), which makes pgscale check
+ * the server's session state before giving the connection back (docs/proxy.md).
+ */
+export type Workload = 'select-only' | 'tpcb' | 'user-function';
+
+const USER_FUNCTION_SCRIPT = '\\set aid random(1, 100000)\nSELECT pgscale_bench_balance(:aid);\n';
+
+/** Creates the function the user-function workload calls (straight on the server). */
+export async function createUserFunction(login: Login): Promise<void> {
+  const c = new pg.Client({ ...login });
+  c.on('error', () => undefined);
+  await c.connect();
+  try {
+    await c.query(`CREATE OR REPLACE FUNCTION pgscale_bench_balance(a int) RETURNS int
+      LANGUAGE plpgsql STABLE AS $$ BEGIN RETURN (SELECT abalance FROM pgbench_accounts WHERE aid = a); END $$`);
+  } finally {
+    await c.end();
+  }
+}
 export type QueryMode = 'simple' | 'extended' | 'prepared';
 
 export interface PgbenchRun extends Login {
@@ -125,6 +147,7 @@ export function connectAllowanceS(clients: number): number {
 export function pgbenchArgs(r: Pick<PgbenchRun, 'workload' | 'mode' | 'clients' | 'durationS'>): string[] {
   return [
     ...(r.workload === 'select-only' ? ['-S'] : []),
+    ...(r.workload === 'user-function' ? ['-f', userFunctionScript()] : []),
     // -n: no vacuum before the run (the caller vacuums straight on the server, not through a proxy).
     '-n',
     '-M',
@@ -210,4 +233,16 @@ export function parseSummary(stdout: string): { tps: number | null; failed: numb
     tpsLines.find((m) => /without initial connection|excluding connections/.test(m[2]!)) ?? tpsLines[0];
   const failed = /^number of failed transactions: (\d+)/m.exec(stdout);
   return { tps: pick ? Number(pick[1]) : null, failed: failed ? Number(failed[1]) : 0 };
+}
+
+let scriptPath: string | null = null;
+
+/** The user-function script as a file (pgbench reads scripts from files): one per process. */
+function userFunctionScript(): string {
+  if (scriptPath !== null) return scriptPath;
+  const path = join(tmpdir(), `pgscale-bench-user-function-${process.pid}.sql`);
+  writeFileSync(path, USER_FUNCTION_SCRIPT);
+  process.once('exit', () => rmSync(path, { force: true }));
+  scriptPath = path;
+  return path;
 }

@@ -18,7 +18,7 @@ import { summarizeProfile } from './cpuprofile.js';
 import { startCpuMeter } from './cpu-usage.js';
 import { ensureNofile, measureIdleClients } from './memory.js';
 import type { MemoryResult } from './memory.js';
-import { initPgbench, runPgbench } from './pgbench.js';
+import { createUserFunction, initPgbench, runPgbench } from './pgbench.js';
 import type { QueryMode, Workload } from './pgbench.js';
 import { errorNotes, memoryTable, resultsTable } from './report.js';
 import type { Outcome, Point } from './report.js';
@@ -36,7 +36,9 @@ const USAGE = `Usage: npm run bench:proxy -- [options]
   --clients LIST       client counts (default 1,10,50,200,1000)
   --duration S         seconds per pgbench run (default 30; 5 with --quick)
   --modes LIST         simple,extended,prepared (default all; simple,prepared with --quick)
-  --workloads LIST     select-only,tpcb (default both)
+  --workloads LIST     select-only,tpcb,user-function (default the first two); user-function
+                       calls a PL/pgSQL function in every transaction, after which pgscale checks
+                       the server's session state (compare with --baseline to see that cost)
   --pool-size N        server connections per proxy pool (default 20)
   --scale N            pgbench scale factor (default 10)
   --idle-clients N     idle clients for the memory measurement (default 10000; 0 skips it)
@@ -128,7 +130,7 @@ function parseOptions(argv: string[]): Options | null {
       quick ? ['simple', 'prepared'] : ['simple', 'extended', 'prepared'],
       'modes',
     ),
-    workloads: list(values.workloads, ['select-only', 'tpcb'], ['select-only', 'tpcb'], 'workloads'),
+    workloads: list(values.workloads, ['select-only', 'tpcb', 'user-function'], ['select-only', 'tpcb'], 'workloads'),
     poolSize: int(values['pool-size'], 20, 'pool-size', 1),
     scale: int(values.scale, 10, 'scale', 1),
     idleClients: int(values['idle-clients'], 10_000, 'idle-clients'),
@@ -357,6 +359,7 @@ async function main(o: Options): Promise<number> {
     `PostgreSQL ${server.bins.version} on ${server.info.host}:${server.info.port}; pgbench -i -s ${o.scale}…`,
   );
   await initPgbench(server.bins.pgbench, server.info, o.scale);
+  if (o.workloads.includes('user-function')) await createUserFunction(server.info);
   const meta = await machine(server);
 
   // Kept after the run (it is the output): not registered for cleanup.

@@ -202,7 +202,7 @@ test('autodb_idle_timeout maps to the same name (seconds)', () => {
 
 test('auth_user without auth_query gets the pg_authid lookup PgBouncer uses by default', () => {
   const { proxy } = conv(ini('[pgbouncer]', 'auth_user = pgb', '[databases]', 'db = host=h'));
-  assert.match(String(proxy.auth_query), /FROM pg_authid WHERE rolname = \$1/);
+  assert.match(String(proxy.auth_query), /FROM pg_catalog\.pg_authid WHERE rolname = \$1/);
 });
 
 test('connection strings: quoted values with spaces, doubled quotes and backslash escapes', () => {

@@ -36,8 +36,8 @@ const MAX_INCLUDE_DEPTH = 10;
 /** Databases the proxy answers itself (admin console). */
 const RESERVED_DATABASES = new Set(['pgscale', 'pgbouncer']);
 /** What PgBouncer runs when auth_user is set without auth_query (same lookup, our wording). */
-const DEFAULT_AUTH_QUERY =
-  'SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE rolpassword END FROM pg_authid WHERE rolname = $1 AND rolcanlogin';
+export const DEFAULT_AUTH_QUERY =
+  'SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE rolpassword END FROM pg_catalog.pg_authid WHERE rolname = $1 AND rolcanlogin';
 /** Largest max_packet_size we accept (PostgreSQL's own message limit). */
 const MAX_PACKET = 1073741823;
 

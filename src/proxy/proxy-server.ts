@@ -710,14 +710,17 @@ export class ProxyServer implements FrontendHost {
           ? ({ kind: 'md5-hash', hash: secret.hash } as const)
           : null;
     if (!creds) return null;
+    // A connection of its own, never one a client used: a client's session state (search_path
+    // above all) must not decide which table answers. search_path is fixed at login to
+    // pg_catalog, so even an unqualified pg_shadow in an operator's auth_query is the real one.
     const pool = this.poolFor(database, t, authUser, creds);
-    const s = await pool.acquire();
+    const s = await pool.openDedicated('pgscale auth_query', { options: '-c search_path=pg_catalog' });
     try {
       const literal = `'${user.replace(/'/g, "''")}'`;
       const r = await s.query(q.replace(/\$1\b/g, literal));
       return r.error ? null : (r.rows[0]?.[1] ?? null);
     } finally {
-      pool.release(s);
+      s.close();
     }
   }
 

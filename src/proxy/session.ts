@@ -35,9 +35,11 @@ import { SqlState } from '../protocol/sqlstate.js';
 import { cannotChangeSession, sessionEffects } from '../sql/session-effects.js';
 import type { SessionEffect } from '../sql/session-effects.js';
 import { renamePreparedRefs } from '../sql/rename-prepared.js';
+import { hiddenEffectRisk, mayHideEffects, searchPathShadowsBuiltins } from '../sql/session-safety.js';
+import { quoteSettingName, stateCheckFinding, stateCheckQuery } from './backend/state-check.js';
 import type { ServerConn } from './backend/server-conn.js';
-import { ServerLoginError } from './backend/server-conn.js';
-import type { Pool } from './backend/pool.js';
+import { ServerLoginError, decodeTextRow } from './backend/server-conn.js';
+import type { Keeper, Pool } from './backend/pool.js';
 import { OutputBatch } from './batch.js';
 import {
   CLOSE_COMPLETE,
@@ -73,7 +75,15 @@ const TRACE = process.env.PGSCALE_TRACE === '1';
 const COMMIT_TEXT = /^\s*(commit|end)\b(?!\s+prepared)/i;
 
 type Pending =
-  | { k: 'query'; swallow: boolean; failed: boolean; wasInBlock: boolean; captureLsn?: boolean }
+  | {
+      k: 'query';
+      swallow: boolean;
+      failed: boolean;
+      wasInBlock: boolean;
+      captureLsn?: boolean;
+      /** The session-state check: its rows, and what made it necessary. */
+      check?: { rows: (string | null)[][]; cause: string; tracked: ReadonlyMap<string, string> };
+    }
   | { k: 'parse'; swallow: boolean; serverName: string | null }
   | { k: 'bind' }
   | { k: 'describe'; statement: boolean; sawDescription: boolean }
@@ -88,6 +98,8 @@ interface ClientStatement {
   read: boolean;
   /** SET/RESET effects of the statement's text, applied when a portal of it is executed. */
   effects: SessionEffect[];
+  /** Why executing it may change session state the proxy cannot see (then checked), or null. */
+  risk: string | null;
   serverName: string;
   /** The Parse message under the server-side name, to re-prepare on another connection. */
   parse: Buffer;
@@ -125,7 +137,7 @@ export interface SessionOptions {
   consistency?: Consistency;
 }
 
-export class Session {
+export class Session implements Keeper {
   server: ServerConn | null = null;
   txStatus: TransactionStatus = 'I';
   /** Pinned: holds a connection for the whole session (session mode, or untrackable state). */
@@ -154,6 +166,20 @@ export class Session {
   private statements: ReadonlyMap<string, ClientStatement> = EMPTY_MAP;
   /** Effects of the unnamed statement and of bound portals (extended protocol SET/RESET). */
   private unnamedEffects: SessionEffect[] = [];
+  private unnamedRisk: string | null = null;
+  /**
+   * Something ran since attaching that may have changed session state out of the proxy's sight
+   * (a user function, DO, EXECUTE…): the server's session is checked before the connection goes
+   * back to the pool, and the connection is pinned if the client left state there.
+   */
+  private checkCause: string | null = null;
+  /**
+   * Holding on to the connection after such a transaction, unchecked, until the client needs it
+   * again (no check at all) or another client needs a connection (then check, release or pin).
+   */
+  private keeping = false;
+  /** A DISCARD ALL was sent in the current Query: its CommandComplete clears our records. */
+  private discardAllSent = false;
   private portalEffects: ReadonlyMap<string, SessionEffect[]> = EMPTY_MAP;
   private sqlStatements: ReadonlyMap<string, SqlStatement> = EMPTY_MAP;
   channels: ReadonlySet<string> = EMPTY_SET;
@@ -251,6 +277,7 @@ export class Session {
   }
 
   private drain(): void {
+    if (this.keeping && this.inbox.length > 0) this.stopKeeping();
     while (this.inbox.length > 0 && !this.closed && !this.blocked) {
       const f = this.inbox[0]!;
       if (f.type === 'X') {
@@ -273,8 +300,12 @@ export class Session {
       if (this.server && this.attachedReplica && this.needsPrimary(f)) {
         // A write behind reads on a replica: let the replica finish, then move to the primary.
         this.switching = true;
-        if (this.pending.length === 0 && this.txStatus === 'I') this.releaseServer();
-        else break;
+        if (this.pending.length === 0 && this.txStatus === 'I' && this.checkCause === null)
+          this.releaseServer();
+        else {
+          if (this.pending.length === 0 && this.txStatus === 'I') this.checkState(this.server);
+          break;
+        }
         continue;
       }
       this.inbox.shift();
@@ -492,6 +523,7 @@ export class Session {
             serverName,
             parse: renameParse(f.payload, serverName),
             effects: this.extendedEffects(p.value.query),
+            risk: cachedRisk(p.value.query),
             read: this.classOf(f) === 'read',
           });
           this.out.add(PARSE_COMPLETE);
@@ -716,6 +748,10 @@ export class Session {
               : (this.statements.get(b.value.statement)?.effects ?? []);
           if (eff.length > 0) this.ownPortalEffects().set(b.value.portal, eff);
           else this.ownPortalEffects().delete(b.value.portal);
+          const risk =
+            b.value.statement === '' ? this.unnamedRisk : (this.statements.get(b.value.statement)?.risk ?? null);
+          if (this.checkCause === null && !this.pinned)
+            this.checkCause = risk ?? (this.shadowsBuiltins() ? SHADOWED : null);
         }
         if (b.ok && b.value.statement !== '') {
           const name = this.ensurePrepared(b.value.statement, server);
@@ -787,6 +823,8 @@ export class Session {
         this.pending.push({ k: 'copy-end' });
         return;
       case 'F':
+        // A fast-path function call runs whatever function the client names.
+        this.checkCause ??= 'FunctionCall message';
         this.sendToServer(f.bytes);
         this.pending.push({ k: 'query', swallow: false, failed: false, wasInBlock: this.txStatus !== 'I' });
         return;
@@ -861,10 +899,9 @@ export class Session {
           break;
         case 'discard':
           if (e.what === 'all') {
-            server.prepared.clear();
-            server.settings = new Map();
-            this.statements = EMPTY_MAP;
-            this.sqlStatements = EMPTY_MAP;
+            // Forgotten only once the server says DISCARD ALL ran: inside a transaction block it
+            // fails (25001) and the connection keeps every statement (onCommandComplete).
+            this.discardAllSent = true;
             this.txSettings.push({ kind: 'reset_all' });
           } else if (e.what === 'plans') {
             // Plans only: statements survive.
@@ -881,6 +918,9 @@ export class Session {
         default:
           break;
       }
+    }
+    if (!this.pinned && this.checkCause === null) {
+      this.checkCause = cachedRisk(sql) ?? (mayHideEffects(sql) && this.shadowsBuiltins() ? SHADOWED : null);
     }
     if (rewritten) {
       sql = renamePreparedRefs(sql, (name) => renames.get(name));
@@ -902,8 +942,10 @@ export class Session {
       return;
     }
     const effects = this.extendedEffects(p.value.query);
+    const risk = this.pinned ? null : cachedRisk(p.value.query);
     if (p.value.statement === '') {
       this.unnamedEffects = effects;
+      this.unnamedRisk = risk;
       this.sendToServer(f.bytes);
       this.pending.push({ k: 'parse', swallow: false, serverName: null });
       return;
@@ -914,6 +956,7 @@ export class Session {
       serverName,
       parse,
       effects,
+      risk,
       read: this.classOf(f) === 'read',
     });
     if (server.prepared.has(serverName)) {
@@ -1041,7 +1084,7 @@ export class Session {
           if (this.replay !== null && !this.replied && this.forwardsToClient()) this.replied = true;
           this.onResponse(f);
       }
-      if (this.closed) return;
+      if (this.closed && this.server === null) return;
     }
     this.flushClient();
   }
@@ -1056,6 +1099,7 @@ export class Session {
     switch (head.k) {
       case 'query':
         if (!head.swallow) this.out.add(f.bytes);
+        if (head.check && f.type === 'D' && f.partial !== true) head.check.rows.push(decodeTextRow(f.payload));
         if (head.captureLsn && f.type === 'D' && f.partial !== true) {
           const lsn = parseLsnText(decodeFirstText(f.payload));
           if (lsn !== null && (this.wroteLsn === null || lsn > this.wroteLsn)) this.wroteLsn = lsn;
@@ -1161,6 +1205,12 @@ export class Session {
   }
 
   private onCommandComplete(f: TypedFrame): void {
+    if (this.discardAllSent && this.server && commandCompleteIs(f.bytes, 'DISCARD ALL')) {
+      this.server.prepared.clear();
+      this.server.settings = new Map();
+      this.statements = EMPTY_MAP;
+      this.sqlStatements = EMPTY_MAP;
+    }
     // Only two tags matter here; most are SELECT n, INSERT 0 n… and need no decoding.
     const rollback = commandCompleteIs(f.bytes, 'ROLLBACK');
     if (rollback) this.txSettings = [];
@@ -1175,11 +1225,22 @@ export class Session {
     if (status === null) return;
     this.commitInFlight = false;
     if (query?.swallow) {
+      if (query.check && this.server) {
+        const c = query.check;
+        const found = stateCheckFinding(c.rows, this.server.target.user, c.tracked, query.failed);
+        if (found !== null) {
+          this.pin(`session state left by ${c.cause}: ${found}`);
+          // The connection stays with this client: whoever waits needs another keeper's.
+          (this.attachedPool ?? this.opts.pool).reclaim();
+        }
+      }
       this.emitSynthetic();
       this.maybeRelease(status);
+      if (query.check && this.switching && this.pending.length === 0) this.drain();
       return;
     }
     if (query) this.opts.pool.stats.queryTimeUs += Math.round((now() - this.queryStartedAt) * 1000);
+    this.discardAllSent = false;
     if (status === 'I') {
       const failedImplicit = query !== null && query.failed && !query.wasInBlock;
       if (!failedImplicit) this.commitSettings();
@@ -1212,6 +1273,13 @@ export class Session {
   /** Gives the connection back when the client waits for nothing more and holds no transaction. */
   private maybeRelease(status: TransactionStatus): void {
     const s = this.server;
+    if (s && this.closed) {
+      // The client left while the proxy's own queries ran (see close()).
+      if (this.pending.length > 0) return;
+      if (this.pinned || this.checkCause !== null || status !== 'I') s.needsReset = true;
+      this.releaseServer();
+      return;
+    }
     if (!s || this.pinned || status !== 'I' || this.pending.length > 0 || this.copyIn) return;
     if (this.inbox.length > 0 && !this.switching) return;
     if (this.needLsn) {
@@ -1223,8 +1291,65 @@ export class Session {
       this.flushServer();
       return;
     }
+    if (this.checkCause !== null) {
+      if (this.switching) {
+        this.checkState(s);
+      } else {
+        // Checking costs the server more than most transactions (pg_settings): keep the
+        // connection instead, and check only when another client needs it (giveBack).
+        this.keeping = true;
+        (this.attachedPool ?? this.opts.pool).keep(this);
+      }
+      return;
+    }
     this.releaseServer();
     if (this.switching) this.drain();
+  }
+
+  /** Pool → keeper: someone waits for a connection; check this one and give it back if clean. */
+  giveBack(): void {
+    if (!this.keeping) return;
+    this.keeping = false;
+    const s = this.server;
+    if (!s || this.closed || this.pinned || this.pending.length > 0 || this.txStatus !== 'I') return;
+    this.checkState(s);
+  }
+
+  private stopKeeping(): void {
+    if (!this.keeping) return;
+    this.keeping = false;
+    (this.attachedPool ?? this.opts.pool).unkeep(this);
+  }
+
+  /** The client's search_path (as of this transaction) lets user functions shadow built-ins. */
+  private shadowsBuiltins(): boolean {
+    for (let i = this.txSettings.length - 1; i >= 0; i--) {
+      const e = this.txSettings[i]!;
+      if (e.kind === 'reset_all' || (e.kind === 'reset' && e.name === 'search_path')) return false;
+      if (e.kind === 'set' && e.name === 'search_path') return searchPathShadowsBuiltins(e.value);
+    }
+    const v = this.settings.get('search_path');
+    return v !== undefined && searchPathShadowsBuiltins(v);
+  }
+
+  /**
+   * Asks the server what its session holds (src/proxy/backend/state-check.ts) before giving the
+   * connection back; the reply decides in onReadyForQuery whether it is pinned to this client.
+   */
+  private checkState(s: ServerConn): void {
+    const cause = this.checkCause ?? '';
+    this.checkCause = null;
+    (this.attachedPool ?? this.opts.pool).stats.stateChecks++;
+    const tracked = s.settings;
+    this.sendToServer(queryMessage(stateCheckQuery(tracked)));
+    this.pending.push({
+      k: 'query',
+      swallow: true,
+      failed: false,
+      wasInBlock: false,
+      check: { rows: [], cause, tracked },
+    });
+    this.flushServer();
   }
 
   private releaseServer(): void {
@@ -1238,6 +1363,7 @@ export class Session {
   }
 
   private detach(s: ServerConn): void {
+    this.stopKeeping();
     this.flushServer();
     s.setHandler(null);
     s.setLostHandler(null);
@@ -1248,6 +1374,15 @@ export class Session {
 
   private onServerLost(s: ServerConn): void {
     if (this.server !== s || this.closed) return;
+    if (this.keeping && this.pending.length === 0) {
+      // Kept while idle: nothing was in flight, so the client need not notice.
+      this.stopKeeping();
+      if (this.attachedReplica) this.attachedReplica.outstanding--;
+      this.server = null;
+      this.attachedPool = null;
+      this.attachedReplica = null;
+      return;
+    }
     if (this.retryElsewhere(s)) return;
     if (this.attachedReplica) this.attachedReplica.outstanding--;
     this.toServer.clear();
@@ -1266,6 +1401,7 @@ export class Session {
   }
 
   private flushClient(): void {
+    if (this.closed) this.out.clear();
     if (this.out.empty) return;
     if (!this.out.flush(this.host.socket) && this.server) {
       // The client reads slower than the server sends: stop reading the server (backpressure).
@@ -1289,6 +1425,14 @@ export class Session {
     this.closed = true;
     if (this.opts.listeners) for (const ch of this.channels) this.opts.listeners.unsubscribe(ch, this);
     const s = this.server;
+    this.stopKeeping();
+    this.inbox = [];
+    this.out.clear();
+    if (s && !this.copyIn && this.pending.length > 0 && this.pending.every(isInternalQuery)) {
+      // Only the proxy's own queries are in flight (the state check, the WAL position): let them
+      // finish, then maybeRelease gives the connection back, reset if the check found state.
+      return;
+    }
     const pool = this.attachedPool ?? this.opts.pool;
     if (this.attachedReplica) this.attachedReplica.outstanding--;
     this.server = null;
@@ -1304,7 +1448,8 @@ export class Session {
       pool.release(s);
       return;
     }
-    if (this.pinned) s.needsReset = true;
+    // Leaving right after something unchecked ran (Terminate pipelined behind it): reset it.
+    if (this.pinned || this.checkCause !== null) s.needsReset = true;
     pool.release(s);
   }
 }
@@ -1331,6 +1476,25 @@ function cachedEffects(query: string): readonly SessionEffect[] {
     effectsCache.delete(effectsCache.keys().next().value as string);
   effectsCache.set(query, e);
   return e;
+}
+
+const riskCache = new Map<string, string | null>();
+const SHADOWED = 'a call under a search_path that puts a schema before pg_catalog';
+
+/** hiddenEffectRisk by statement text, cached like cachedEffects (texts without `(` cost a regex test). */
+function cachedRisk(query: string): string | null {
+  if (!mayHideEffects(query)) return null;
+  let r = riskCache.get(query);
+  if (r !== undefined) return r;
+  r = hiddenEffectRisk(query);
+  if (riskCache.size >= EFFECTS_CACHE_SIZE) riskCache.delete(riskCache.keys().next().value as string);
+  riskCache.set(query, r);
+  return r;
+}
+
+/** A query the proxy sent for itself (replay, state check, WAL position): no client waits for it. */
+function isInternalQuery(p: Pending): boolean {
+  return p.k === 'query' && p.swallow;
 }
 
 /** The proxy's own session settings and their accepted values. */
@@ -1374,9 +1538,7 @@ function sameSettings(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, str
   return true;
 }
 
-function quoteName(name: string): string {
-  return /^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
-}
+const quoteName = quoteSettingName;
 
 function hash(s: string): string {
   // Raw bytes of a client not in UTF8 (sql-text.ts) are hashed as they came: as UTF-8 they

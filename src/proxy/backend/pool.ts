@@ -34,6 +34,17 @@ export interface PoolStats {
   queryTimeUs: number;
   waitTimeUs: number;
   waits: number;
+  /** Session-state checks run before giving a connection back (src/proxy/backend/state-check.ts). */
+  stateChecks: number;
+}
+
+/**
+ * A client that keeps a connection it may have left session state on (it ran something the
+ * proxy cannot see into) instead of having it checked at once: asked to give it back (check, then
+ * release or pin) when someone else needs a connection.
+ */
+export interface Keeper {
+  giveBack(): void;
 }
 
 interface Waiter {
@@ -78,7 +89,10 @@ export class Pool {
     queryTimeUs: 0,
     waitTimeUs: 0,
     waits: 0,
+    stateChecks: 0,
   };
+  /** Clients keeping a connection until it is needed elsewhere, oldest first. */
+  private readonly keepers = new Set<Keeper>();
   /** Server-side statement names some connection prepared successfully (their text is valid). */
   readonly knownStatements = new Set<string>();
   /** The last login failure, for SHOW and for failing queued clients. */
@@ -97,6 +111,31 @@ export class Pool {
 
   get total(): number {
     return this.idle.length + this.active.size + this.tested.size + this.connecting;
+  }
+
+  keep(k: Keeper): void {
+    this.keepers.add(k);
+    this.reclaim();
+  }
+
+  unkeep(k: Keeper): void {
+    this.keepers.delete(k);
+  }
+
+  /** Clients wait and no connection is on its way: the oldest keeper gives its connection back. */
+  reclaim(): void {
+    if (this.waiters.length <= this.connecting || this.total < this.settings.size) return;
+    const k = this.keepers.values().next().value;
+    if (k === undefined) return;
+    this.keepers.delete(k);
+    k.giveBack();
+  }
+
+  /** Every keeper gives its connection back (the pool's target changes or it closes). */
+  private reclaimAll(): void {
+    const ks = [...this.keepers];
+    this.keepers.clear();
+    for (const k of ks) k.giveBack();
   }
 
   rememberStatement(name: string): void {
@@ -170,6 +209,7 @@ export class Pool {
     this.waiters.push(w);
     this.stats.waits++;
     this.grow();
+    this.reclaim();
   }
 
   private takeIdle(): ServerConn | null {
@@ -233,12 +273,15 @@ export class Pool {
     this.serveWaiters();
   }
 
-  /** A connection outside the pool's accounting (the LISTEN fan-out), with the pool's credentials. */
-  openDedicated(applicationName: string): Promise<ServerConn> {
+  /**
+   * A connection outside the pool's accounting (the LISTEN fan-out, monitors, auth_query), with
+   * the pool's credentials; `startupParams` are the proxy's own (never a client's).
+   */
+  openDedicated(applicationName: string, startupParams: Record<string, string> = {}): Promise<ServerConn> {
     return ServerConn.connect(this.target, this.creds, {
       connectTimeoutMs: this.settings.connectTimeoutMs,
       tls: this.settings.tls,
-      startupParams: { application_name: applicationName },
+      startupParams: { application_name: applicationName, ...startupParams },
     });
   }
 
@@ -480,6 +523,7 @@ export class Pool {
     this.lastError = null;
     this.closeIdle();
     for (const c of this.tested) c.destroy();
+    this.reclaimAll();
     this.unhold();
     this.grow();
   }
@@ -493,6 +537,7 @@ export class Pool {
     }
     for (const c of this.idle.splice(0)) c.close();
     for (const c of this.tested) c.destroy();
+    this.reclaimAll();
   }
 
   /** Closes idle connections now (KILL, RECONNECT, topology change). */

@@ -418,7 +418,7 @@ function noCreds(user: string, what: string): ServerLoginError {
   );
 }
 
-function decodeTextRow(payload: Buffer): (string | null)[] {
+export function decodeTextRow(payload: Buffer): (string | null)[] {
   const n = payload.readUInt16BE(0);
   const out: (string | null)[] = [];
   let off = 2;

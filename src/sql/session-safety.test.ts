@@ -1,0 +1,74 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { anyText, sqlishText } from './arbitraries.test-util.js';
+import { hiddenEffectRisk, mayHideEffects, searchPathShadowsBuiltins } from './session-safety.js';
+
+const SAFE = [
+  'SELECT 1',
+  'SELECT * FROM t WHERE id = $1',
+  'UPDATE pgbench_accounts SET abalance = abalance + -1234 WHERE aid = 5;',
+  'INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 2, 3, 4, CURRENT_TIMESTAMP);',
+  'INSERT INTO s.t (a, b) VALUES ($1, $2) ON CONFLICT (a) DO UPDATE SET b = excluded.b',
+  "SELECT count(*), lower(name), now() FROM users WHERE created > now() - interval '1 day'",
+  'SELECT pg_catalog.lower(x)::varchar(20), cast(y AS numeric(10, 2)) FROM t',
+  'SELECT x FROM t WHERE y IN (1, 2) AND EXISTS (SELECT 1 FROM u WHERE u.id = t.id)',
+  'WITH c AS (SELECT 1) SELECT * FROM c',
+  'WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT * FROM r',
+  "SELECT nextval('s'), pg_advisory_xact_lock(1), row_number() OVER (ORDER BY x) FROM t",
+  "SELECT 'f(1); do; execute' AS text_only -- call g()",
+  'BEGIN',
+  'COMMIT AND NO CHAIN',
+  'CREATE TABLE t (a int)',
+];
+
+const RISKY: [string, string][] = [
+  ['SELECT f()', 'function f()'],
+  ['SELECT lower(f(x)) FROM t', 'function f()'],
+  ['SELECT public.f_path()', 'function public.f_path()'],
+  ['SELECT "Lower"(x)', 'function Lower()'],
+  ['SELECT * FROM my_srf(1)', 'function my_srf()'],
+  ["DO $$ BEGIN EXECUTE 'SET search_path = evil'; END $$", 'DO'],
+  ['EXECUTE p1', 'EXECUTE'],
+  ['EXPLAIN ANALYZE EXECUTE p1', 'EXECUTE'],
+  ['CALL proc()', 'CALL'],
+  ['COMMIT AND CHAIN', 'AND CHAIN'],
+  ['rollback and chain', 'AND CHAIN'],
+  ['SELECT 1; SELECT g()', 'function g()'],
+  ['UPDATE t SET x = mine(x)', 'function mine()'],
+  ['SELECT evil.lower(x)', 'function evil.lower()'],
+  ["SELECT set_config('search_path', 'evil, pg_catalog', true)", 'function set_config()'],
+];
+
+test('statements that only call built-ins and SQL syntax are provably free of hidden effects', () => {
+  for (const sql of SAFE) assert.equal(hiddenEffectRisk(sql), null, sql);
+});
+
+test('user functions, DO, EXECUTE, CALL and AND CHAIN are risks, with a reason', () => {
+  for (const [sql, reason] of RISKY) assert.equal(hiddenEffectRisk(sql), reason, sql);
+});
+
+test('mayHideEffects is a cheap superset: false only when hiddenEffectRisk is null', () => {
+  fc.assert(
+    fc.property(fc.oneof(anyText, sqlishText), (sql) => {
+      if (!mayHideEffects(sql)) assert.equal(hiddenEffectRisk(sql), null);
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+test('never throws on arbitrary input', () => {
+  fc.assert(
+    fc.property(anyText, (sql) => {
+      hiddenEffectRisk(sql);
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+test('a search_path naming pg_catalog after another schema lets built-in names be shadowed', () => {
+  for (const v of ['evil, pg_catalog', "'evil, pg_catalog'", '"$user", public, "pg_catalog"'])
+    assert.equal(searchPathShadowsBuiltins(v), true, v);
+  for (const v of ['public', '"$user", public', 'pg_catalog, evil', "'pg_catalog', public", "''"])
+    assert.equal(searchPathShadowsBuiltins(v), false, v);
+});

@@ -1,0 +1,131 @@
+/**
+ * Whether a statement text may change session state where the proxy cannot see it: inside a
+ * function it calls, a DO block, dynamic SQL, a procedure, or a transaction chained past its
+ * COMMIT. Parsing cannot see inside functions, so this does not try to: it only proves the
+ * opposite for the common shapes (a text that calls nothing but built-in functions and SQL
+ * syntax), and everything else is "not provably free", for which the proxy asks the server what
+ * its session holds before lending the connection to anyone else (src/proxy/state-check.ts).
+ * Being wrong in the safe direction costs one query; in the other direction it leaks state, so
+ * anything unrecognised counts as a risk. A lexer-level pass: it never throws and is linear.
+ * Known blind spots (documented in docs/proxy.md): user code reached through a relation (a view's
+ * body, triggers, rules, row-level security policies, column defaults), through user-defined
+ * operators, casts or types, or through attribute notation (`t.f` calling `f(t)`).
+ */
+import { K } from './token.js';
+import { lex } from './lexer.js';
+import { BUILTIN_READ_ONLY_FUNCTIONS } from './read-only-functions.js';
+
+/**
+ * Built-in functions that may write or take transaction-level resources but leave nothing in the
+ * session once the transaction is over. The session advisory locks are listed too: the
+ * session-effects scan pins a connection on them on its own. set_config is not: even its
+ * transaction-local form can point search_path at a schema whose functions shadow built-ins
+ * for the rest of the transaction.
+ */
+const SESSION_NEUTRAL_FUNCTIONS = [
+  'nextval',
+  'setval',
+  'currval',
+  'lastval',
+  'txid_current',
+  'txid_current_if_assigned',
+  'pg_current_xact_id',
+  'pg_current_wal_lsn',
+  'pg_notify',
+  'pg_sleep',
+  'pg_advisory_xact_lock',
+  'pg_advisory_xact_lock_shared',
+  'pg_try_advisory_xact_lock',
+  'pg_try_advisory_xact_lock_shared',
+  'pg_advisory_lock',
+  'pg_advisory_lock_shared',
+  'pg_try_advisory_lock',
+  'pg_try_advisory_lock_shared',
+  'pg_advisory_unlock',
+  'pg_advisory_unlock_shared',
+  'pg_advisory_unlock_all',
+  'uuid_generate_v4',
+  'row_to_json',
+  'array_to_json',
+  'to_tsvector',
+  'to_tsquery',
+  'plainto_tsquery',
+  'websearch_to_tsquery',
+  'ts_rank',
+  'date',
+  'int4',
+  'int8',
+  'text',
+  'numeric',
+];
+
+/**
+ * Words that stand before `(` in SQL syntax without being a call: keywords, and type names taking
+ * a type modifier (`numeric(10,2)`, `varchar(20)`).
+ */
+const SYNTAX_WORDS = [
+  ...'and or not in exists any all some values array row cast over filter within group using on'.split(' '),
+  ...'as select where from join when then else case set by returning distinct like ilike between'.split(' '),
+  ...'is conflict key check default partition window lateral rollup cube grouping sets union'.split(' '),
+  ...'intersect except limit offset fetch only collate escape similar overlaps'.split(' '),
+  ...'numeric decimal dec varchar char character varying bit varbit timestamp timestamptz'.split(' '),
+  ...'time timetz interval float nchar precision extract position substring overlay trim'.split(' '),
+  ...'normalize treat xmlelement xmlforest xmlparse xmlpi xmlroot xmlserialize xmlconcat xmlexists'.split(' '),
+];
+
+const SAFE_CALLS = new Set([...BUILTIN_READ_ONLY_FUNCTIONS, ...SESSION_NEUTRAL_FUNCTIONS, ...SYNTAX_WORDS]);
+
+/** A name right after these is a relation or alias with a column list, never a call. */
+const NOT_A_CALL_AFTER = new Set(['into', 'as', 'table', 'with', 'recursive']);
+
+/** Cheap test: without any of these a text can neither call a function nor run hidden SQL. */
+const MAY_HIDE = /\(|\b(?:do|execute|call|chain)\b/i;
+
+const OPEN = 0x28;
+const DOT = 0x2e;
+const SEMICOLON = 0x3b;
+
+/**
+ * True when a search_path value (as SQL text) names pg_catalog after another schema: then an
+ * unqualified built-in name may resolve to a user's function, and no call is provably built-in.
+ */
+export function searchPathShadowsBuiltins(value: string): boolean {
+  return /pg_catalog/i.test(value) && !/^[\s'"]*pg_catalog\b/i.test(value);
+}
+
+/** False when `sql` certainly cannot call anything or run hidden SQL (a regex test, no lexing). */
+export function mayHideEffects(sql: string): boolean {
+  return MAY_HIDE.test(sql);
+}
+
+/**
+ * Why running `sql` may change session state invisibly (a short reason for SHOW CLIENTS and
+ * logs), or null when it provably cannot through what the text itself calls.
+ */
+export function hiddenEffectRisk(sql: string): string | null {
+  if (!MAY_HIDE.test(sql)) return null;
+  const t = lex(sql);
+  for (let i = 0; i < t.count; i++) {
+    const code = t.code(i);
+    if (code !== K.ident && code !== K.quotedIdent) continue;
+    const startsStatement = i === 0 || t.isChar(i - 1, SEMICOLON);
+    if (code === K.ident) {
+      if (startsStatement && t.isWord(i, 'do')) return 'DO';
+      if (startsStatement && t.isWord(i, 'call')) return 'CALL';
+      if (t.isWord(i, 'execute')) return 'EXECUTE';
+      if (t.isWord(i, 'chain') && i > 0 && t.isWord(i - 1, 'and')) return 'AND CHAIN';
+    }
+    if (i + 1 >= t.count || !t.isChar(i + 1, OPEN)) continue;
+    const name = t.name(i) ?? '';
+    const qualified = i >= 2 && t.isChar(i - 1, DOT);
+    const before = qualified ? i - 3 : i - 1;
+    if (before >= 0 && NOT_A_CALL_AFTER.has(t.word(before) ?? '')) continue;
+    if (qualified) {
+      if (t.name(i - 2) === 'pg_catalog' && SAFE_CALLS.has(name)) continue;
+      return `function ${t.name(i - 2) ?? '?'}.${name}()`;
+    }
+    if (code === K.ident && SAFE_CALLS.has(name)) continue;
+    return `function ${name}()`;
+  }
+  return null;
+}
