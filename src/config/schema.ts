@@ -164,6 +164,9 @@ export const proxySchema = z
       'Check an idle server connection before reuse when idle longer than this.',
     ).default(30),
     server_connect_timeout: seconds('Seconds to connect and log in to a server.').default(15),
+    hidden_code_refresh_interval: seconds(
+      'Transaction pooling: reload each database\'s list of relations with hidden code (views, triggers, rules, row-level security, defaults calling functions) this often, for DDL not made through the proxy (0: only after DDL through the proxy).',
+    ).default(5),
     max_prepared_statements: z
       .number()
       .int()

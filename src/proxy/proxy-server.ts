@@ -34,6 +34,7 @@ import type { PoolMode } from './types.js';
 import { NodeMonitor, ReadRouter } from './read-router.js';
 import type { ReplicaTarget, RouterSettings } from './read-router.js';
 import { Classifier } from '../sql/classify.js';
+import { HiddenCodeRegistry } from './backend/hidden-code.js';
 
 function routerMonitors(r: ReadRouter): NodeMonitor[] {
   return [...(r.primary.monitor ? [r.primary.monitor] : []), ...r.replicas.map((x) => x.monitor)];
@@ -88,6 +89,8 @@ export class ProxyServer implements FrontendHost {
   readonly clients = new Set<ClientConn>();
   private readonly byPid = new Map<number, ClientConn>();
   readonly pools = new Map<string, Pool>();
+  /** Per database: its relations with hidden code (transaction pooling's state check). */
+  readonly hiddenCode = new Map<string, HiddenCodeRegistry>();
   private readonly hubs = new Map<Pool, ListenerHub>();
   /** Read routers by primary pool; their monitors poll the replicas. */
   readonly routers = new Map<Pool, ReadRouter>();
@@ -171,6 +174,7 @@ export class ProxyServer implements FrontendHost {
     const a = await this.listen();
     this.maintenance = setInterval(() => {
       for (const p of this.pools.values()) p.maintain();
+      this.refreshHiddenCode();
       this.enforceClientTimeouts();
       this.freeIdleOnDemandPools();
     }, 1000);
@@ -495,9 +499,39 @@ export class ProxyServer implements FrontendHost {
         router,
         classifier: this.classifier,
         consistency: this.config.consistency,
+        hiddenCode: mode === 'transaction' ? this.hiddenCodeFor(pool) : null,
       },
     );
     return { ok: true, session, params };
+  }
+
+  /**
+   * The registry of relations with hidden code of a pool's database, made (and loaded) on the
+   * database's first login; it opens its connections through the latest pool of the database.
+   */
+  private hiddenCodeFor(pool: Pool): HiddenCodeRegistry {
+    const open = () => pool.openDedicated('pgscale hidden-code', { options: '-c search_path=pg_catalog' });
+    let r = this.hiddenCode.get(pool.database);
+    if (r) {
+      r.open = open;
+      return r;
+    }
+    r = new HiddenCodeRegistry(open);
+    this.hiddenCode.set(pool.database, r);
+    void r.refresh();
+    return r;
+  }
+
+  /** Periodic reload (DDL made elsewhere); registries of databases without a pool are dropped. */
+  private refreshHiddenCode(): void {
+    if (this.hiddenCode.size === 0) return;
+    const live = new Set<string>();
+    for (const p of this.pools.values()) live.add(p.database);
+    const t = performance.now();
+    for (const [db, r] of this.hiddenCode) {
+      if (!live.has(db)) this.hiddenCode.delete(db);
+      else r.maybeRefresh(t, this.config.hidden_code_refresh_interval * 1000);
+    }
   }
 
   /** The read router of a primary pool: a pool and a monitor per replica, polled continuously. */

@@ -38,6 +38,8 @@ import { renamePreparedRefs } from '../sql/rename-prepared.js';
 import { hiddenEffectRisk, mayHideEffects, searchPathShadowsBuiltins } from '../sql/session-safety.js';
 import { quoteSettingName, stateCheckFinding, stateCheckQuery } from './backend/state-check.js';
 import type { ServerConn } from './backend/server-conn.js';
+import { isDdl } from './backend/hidden-code.js';
+import type { HiddenCodeRegistry } from './backend/hidden-code.js';
 import { ServerLoginError, decodeTextRow } from './backend/server-conn.js';
 import type { Keeper, Pool } from './backend/pool.js';
 import { OutputBatch } from './batch.js';
@@ -103,6 +105,8 @@ interface ClientStatement {
   serverName: string;
   /** The Parse message under the server-side name, to re-prepare on another connection. */
   parse: Buffer;
+  /** Its text, decoded from `parse` the first time the hidden-code registry needs it. */
+  text?: string;
 }
 
 interface SqlStatement {
@@ -135,6 +139,8 @@ export interface SessionOptions {
   /** Shared by every session of the proxy (a per-session closure would cost memory per client). */
   classifier?: { classify(sql: string): Classification } | null;
   consistency?: Consistency;
+  /** The database's relations with hidden code (views, triggers…): naming one means a check. */
+  hiddenCode?: HiddenCodeRegistry | null;
 }
 
 export class Session implements Keeper {
@@ -167,6 +173,9 @@ export class Session implements Keeper {
   /** Effects of the unnamed statement and of bound portals (extended protocol SET/RESET). */
   private unnamedEffects: SessionEffect[] = [];
   private unnamedRisk: string | null = null;
+  private unnamedText = '';
+  /** This transaction ran DDL the hidden-code registry cannot see before it commits. */
+  private ddlInTx = false;
   /**
    * Something ran since attaching that may have changed session state out of the proxy's sight
    * (a user function, DO, EXECUTE…): the server's session is checked before the connection goes
@@ -750,8 +759,14 @@ export class Session implements Keeper {
           else this.ownPortalEffects().delete(b.value.portal);
           const risk =
             b.value.statement === '' ? this.unnamedRisk : (this.statements.get(b.value.statement)?.risk ?? null);
+          const text =
+            this.opts.hiddenCode && (b.value.statement === '' ? this.unnamedText : this.statementText(b.value.statement));
+          if (text && isDdl(text)) this.ddlInTx = true;
           if (this.checkCause === null && !this.pinned)
-            this.checkCause = risk ?? (this.shadowsBuiltins() ? SHADOWED : null);
+            this.checkCause =
+              risk ??
+              (text ? this.opts.hiddenCode!.riskOfText(text, this.ddlInTx) : null) ??
+              (this.shadowsBuiltins() ? SHADOWED : null);
         }
         if (b.ok && b.value.statement !== '') {
           const name = this.ensurePrepared(b.value.statement, server);
@@ -919,8 +934,13 @@ export class Session implements Keeper {
           break;
       }
     }
+    const hidden = this.opts.hiddenCode;
+    if (hidden && isDdl(sql)) this.ddlInTx = true;
     if (!this.pinned && this.checkCause === null) {
-      this.checkCause = cachedRisk(sql) ?? (mayHideEffects(sql) && this.shadowsBuiltins() ? SHADOWED : null);
+      this.checkCause =
+        cachedRisk(sql) ??
+        hidden?.riskOfText(sql, this.ddlInTx) ??
+        (mayHideEffects(sql) && this.shadowsBuiltins() ? SHADOWED : null);
     }
     if (rewritten) {
       sql = renamePreparedRefs(sql, (name) => renames.get(name));
@@ -946,6 +966,7 @@ export class Session implements Keeper {
     if (p.value.statement === '') {
       this.unnamedEffects = effects;
       this.unnamedRisk = risk;
+      if (this.opts.hiddenCode) this.unnamedText = p.value.query;
       this.sendToServer(f.bytes);
       this.pending.push({ k: 'parse', swallow: false, serverName: null });
       return;
@@ -1241,6 +1262,11 @@ export class Session implements Keeper {
     }
     if (query) this.opts.pool.stats.queryTimeUs += Math.round((now() - this.queryStartedAt) * 1000);
     this.discardAllSent = false;
+    if (status === 'I' && this.ddlInTx) {
+      // The schema may have changed: the registry reloads (fail safe meanwhile).
+      this.ddlInTx = false;
+      this.opts.hiddenCode?.changed();
+    }
     if (status === 'I') {
       const failedImplicit = query !== null && query.failed && !query.wasInBlock;
       if (!failedImplicit) this.commitSettings();
@@ -1322,6 +1348,17 @@ export class Session implements Keeper {
   }
 
   /** The client's search_path (as of this transaction) lets user functions shadow built-ins. */
+  /** A named statement's text, decoded again from its Parse (only with a hidden-code registry). */
+  private statementText(name: string): string {
+    const st = this.statements.get(name);
+    if (!st) return '';
+    if (st.text === undefined) {
+      const d = decodeParse(st.parse.subarray(5));
+      st.text = d.ok ? d.value.query : '';
+    }
+    return st.text;
+  }
+
   private shadowsBuiltins(): boolean {
     for (let i = this.txSettings.length - 1; i >= 0; i--) {
       const e = this.txSettings[i]!;

@@ -1,0 +1,184 @@
+/**
+ * The relations of a database behind which user code runs without the statement's text calling
+ * it: views and materialized views (their body), tables with user triggers, rules or row-level
+ * security, and tables whose column defaults, generated columns, check constraints or index
+ * expressions call a user-defined function; and, since a statement on those reaches them too,
+ * tables whose foreign keys cascade into one, and the parents (inheritance, partitioning) of one.
+ * A statement naming any of them (src/sql/relation-refs.ts) is "not provably free of hidden
+ * effects": the session-state check runs before its connection serves another client
+ * (src/proxy/session.ts, docs/proxy.md).
+ *
+ * Loaded from the catalog on a dedicated connection with search_path pinned to pg_catalog and a
+ * fully qualified query, so no client's session state can change its answer. Reloaded after DDL
+ * relayed by the proxy and every `hidden_code_refresh_interval` seconds (DDL done elsewhere).
+ * While not loaded, after a failed load, or between DDL and the reload, every statement naming a
+ * relation outside the system catalogs counts as risky (fail safe).
+ */
+import { relationRefs } from '../../sql/relation-refs.js';
+import type { RelationRefs } from '../../sql/relation-refs.js';
+import type { ServerConn } from './server-conn.js';
+
+/** User-defined objects have OIDs from FirstNormalObjectId on; initdb's own are below. */
+const FIRST_NORMAL_OBJECT_ID = 16384;
+
+const REGCLASS = (name: string) => `'pg_catalog.${name}'::pg_catalog.regclass`;
+const EQ = 'OPERATOR(pg_catalog.=)';
+const GE = 'OPERATOR(pg_catalog.>=)';
+const NE = 'OPERATOR(pg_catalog.<>)';
+const USER_FUNCTION = `d.refclassid ${EQ} ${REGCLASS('pg_proc')} AND d.refobjid ${GE} ${FIRST_NORMAL_OBJECT_ID}::pg_catalog.oid`;
+
+/** One row per relation name: (relname, why). */
+export const HIDDEN_CODE_QUERY =
+  'WITH RECURSIVE hidden(oid, why) AS (' +
+  `SELECT c.oid, CASE c.relkind WHEN 'v' THEN 'view' ELSE 'materialized view' END FROM pg_catalog.pg_class c ` +
+  `WHERE c.relkind IN ('v', 'm') AND c.oid ${GE} ${FIRST_NORMAL_OBJECT_ID}::pg_catalog.oid ` +
+  `UNION SELECT t.tgrelid, 'trigger' FROM pg_catalog.pg_trigger t WHERE NOT t.tgisinternal ` +
+  `UNION SELECT r.ev_class, 'rule' FROM pg_catalog.pg_rewrite r WHERE r.rulename ${NE} '_RETURN' ` +
+  `AND r.ev_class ${GE} ${FIRST_NORMAL_OBJECT_ID}::pg_catalog.oid ` +
+  `UNION SELECT c.oid, 'row-level security' FROM pg_catalog.pg_class c WHERE c.relrowsecurity ` +
+  `UNION SELECT a.adrelid, 'a column default or generated column calling a function' ` +
+  `FROM pg_catalog.pg_attrdef a JOIN pg_catalog.pg_depend d ON d.classid ${EQ} ${REGCLASS('pg_attrdef')} ` +
+  `AND d.objid ${EQ} a.oid WHERE ${USER_FUNCTION} ` +
+  `UNION SELECT k.conrelid, 'a constraint calling a function' ` +
+  `FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_depend d ON d.classid ${EQ} ${REGCLASS('pg_constraint')} ` +
+  `AND d.objid ${EQ} k.oid WHERE k.conrelid ${NE} 0::pg_catalog.oid AND ${USER_FUNCTION} ` +
+  `UNION SELECT i.indrelid, 'an index expression calling a function' ` +
+  `FROM pg_catalog.pg_index i JOIN pg_catalog.pg_depend d ON d.classid ${EQ} ${REGCLASS('pg_class')} ` +
+  `AND d.objid ${EQ} i.indexrelid WHERE ${USER_FUNCTION} ` +
+  `UNION SELECT e.parent, 'reaches a relation with hidden code' FROM hidden h JOIN (` +
+  `SELECT f.conrelid AS child, f.confrelid AS parent FROM pg_catalog.pg_constraint f WHERE f.contype ${EQ} 'f' ` +
+  `UNION ALL SELECT n.inhrelid, n.inhparent FROM pg_catalog.pg_inherits n) e ON e.child ${EQ} h.oid` +
+  ') SELECT c.relname::pg_catalog.text, pg_catalog.min(h.why) FROM hidden h ' +
+  `JOIN pg_catalog.pg_class c ON c.oid ${EQ} h.oid GROUP BY c.relname`;
+
+export const NOT_LOADED = 'a relation, while the list of relations with hidden code is not loaded';
+
+export class HiddenCodeRegistry {
+  /** Relation name → why it hides code; null until a load succeeds (or after one failed). */
+  private relations: Map<string, string> | null = null;
+  /** Bumped by changed(): a load that started before the change does not count as current. */
+  private generation = 0;
+  private loadedGeneration = -1;
+  private loading: Promise<void> | null = null;
+  private again = false;
+  private lastLoadStart = Number.NEGATIVE_INFINITY;
+  /** The last load's error, for logs and SHOW; null after a success. */
+  lastError: string | null = null;
+  loads = 0;
+
+  /** `open`: a dedicated connection to the database (replaced when its pool is). */
+  constructor(public open: () => Promise<ServerConn>) {}
+
+  /** Loaded, current, and no relation hides code: statements need not even be lexed. */
+  get empty(): boolean {
+    return this.current && this.relations!.size === 0;
+  }
+
+  get current(): boolean {
+    return this.relations !== null && this.loadedGeneration === this.generation;
+  }
+
+  get size(): number | null {
+    return this.relations?.size ?? null;
+  }
+
+  /**
+   * Why running a statement with these references may run user code through a relation, or
+   * null. `uncommittedDdl`: the caller's own transaction changed the schema, which the registry
+   * cannot see yet (fail safe for that caller).
+   */
+  riskOf(refs: RelationRefs, uncommittedDdl = false): string | null {
+    const r = this.relations;
+    if (r === null || uncommittedDdl || !this.current) return refs.userRelation ? NOT_LOADED : null;
+    if (r.size === 0) return null;
+    for (const n of refs.names) {
+      const why = r.get(n);
+      if (why !== undefined) return `relation ${n} (${why})`;
+    }
+    return null;
+  }
+
+  /**
+   * riskOf for a statement text: nothing to look for (loaded, no relation hides code) costs no
+   * lexing; otherwise one Set lookup per distinct identifier of the text, its identifiers cached
+   * by text.
+   */
+  riskOfText(sql: string, uncommittedDdl = false): string | null {
+    if (!uncommittedDdl && this.empty) return null;
+    return this.riskOf(cachedRefs(sql), uncommittedDdl);
+  }
+
+  /** The schema may have changed (DDL committed through the proxy): fail safe until reloaded. */
+  changed(): void {
+    this.generation++;
+    void this.refresh();
+  }
+
+  /** Loads once `intervalMs` has passed since the last load started (0: only when not loaded). */
+  maybeRefresh(now: number, intervalMs: number): void {
+    if (this.loading) return;
+    if (this.current && (intervalMs <= 0 || now - this.lastLoadStart < intervalMs)) return;
+    void this.refresh();
+  }
+
+  /** Loads the registry now (or once more after the load under way). Never rejects. */
+  refresh(): Promise<void> {
+    if (this.loading) {
+      this.again = true;
+      return this.loading;
+    }
+    this.loading = this.load().finally(() => {
+      this.loading = null;
+      if (this.again) {
+        this.again = false;
+        void this.refresh();
+      }
+    });
+    return this.loading;
+  }
+
+  private async load(): Promise<void> {
+    const generation = this.generation;
+    this.lastLoadStart = performance.now();
+    let conn: ServerConn | null = null;
+    try {
+      conn = await this.open();
+      const r = await conn.query(HIDDEN_CODE_QUERY, 30_000);
+      if (r.error)
+        throw new Error(r.error.fields.find((f) => f.code === 'M')?.value ?? 'the catalog query failed');
+      const m = new Map<string, string>();
+      for (const [name, why] of r.rows) if (name) m.set(name, why ?? 'hidden code');
+      this.relations = m;
+      this.loadedGeneration = generation;
+      this.lastError = null;
+      this.loads++;
+    } catch (e) {
+      // Fail safe: statements naming a non-catalog relation are checked until a load succeeds.
+      this.relations = null;
+      this.lastError = e instanceof Error ? e.message : String(e);
+    } finally {
+      conn?.close();
+    }
+  }
+}
+
+/** True when `sql` is a CREATE, ALTER or DROP statement (or holds one): a regex test first. */
+export function isDdl(sql: string): boolean {
+  return DDL_TEXT.test(sql) && cachedRefs(sql).ddl;
+}
+
+const DDL_TEXT = /\b(?:create|alter|drop)\b/i;
+const REFS_CACHE_SIZE = 2000;
+const REFS_CACHE_MAX_KEY = 16 * 1024;
+const refsCache = new Map<string, RelationRefs>();
+
+/** relationRefs by text, cached: drivers send the same few texts over and over. */
+export function cachedRefs(sql: string): RelationRefs {
+  let r = refsCache.get(sql);
+  if (r !== undefined) return r;
+  r = relationRefs(sql);
+  if (sql.length > REFS_CACHE_MAX_KEY) return r;
+  if (refsCache.size >= REFS_CACHE_SIZE) refsCache.delete(refsCache.keys().next().value!);
+  refsCache.set(sql, r);
+  return r;
+}
