@@ -1,0 +1,49 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cachedRefs, HiddenCodeRegistry, HIDDEN_CODE_QUERY, isDdl, NOT_LOADED } from './hidden-code.js';
+
+test('not loaded, or the load failed: naming a non-catalog relation is risky (fail safe)', async () => {
+  const r = new HiddenCodeRegistry(() => Promise.reject(new Error('cannot reach the server')));
+  assert.equal(r.current, false);
+  assert.equal(r.empty, false);
+  assert.equal(r.riskOfText('SELECT * FROM t'), NOT_LOADED);
+  assert.equal(r.riskOfText('SELECT 1'), null);
+  assert.equal(r.riskOfText('SELECT * FROM pg_catalog.pg_class'), null);
+  await r.refresh();
+  assert.equal(r.lastError, 'cannot reach the server');
+  assert.equal(r.current, false);
+  assert.equal(r.riskOfText('INSERT INTO t VALUES (1)'), NOT_LOADED);
+});
+
+test('periodic reload: only when due, never two at once', async () => {
+  let opens = 0;
+  const r = new HiddenCodeRegistry(() => {
+    opens++;
+    return Promise.reject(new Error('down'));
+  });
+  const settle = () => new Promise((resolve) => setImmediate(resolve));
+  r.maybeRefresh(0, 5000);
+  r.maybeRefresh(1, 5000); // a load is under way
+  await settle();
+  assert.equal(opens, 1);
+  // Not loaded: retried at every tick, whatever the interval.
+  r.maybeRefresh(2, 5000);
+  await settle();
+  assert.equal(opens, 2);
+});
+
+test('DDL detection and the per-text cache', () => {
+  assert.equal(isDdl('CREATE VIEW v AS SELECT 1'), true);
+  assert.equal(isDdl('alter table t enable row level security'), true);
+  assert.equal(isDdl("SELECT 'create'"), false);
+  assert.equal(isDdl('SELECT 1'), false);
+  assert.equal(cachedRefs('SELECT * FROM v'), cachedRefs('SELECT * FROM v'));
+});
+
+test('the catalog query qualifies every relation and function with pg_catalog', () => {
+  for (const m of HIDDEN_CODE_QUERY.matchAll(/\b(?:FROM|JOIN)\s+([a-z_.]+)/g)) {
+    if (m[1] === 'hidden') continue;
+    assert.match(m[1]!, /^pg_catalog\./, m[0]);
+  }
+  assert.doesNotMatch(HIDDEN_CODE_QUERY, /[^)] = /);
+});
