@@ -239,6 +239,8 @@ export class ProxyServer implements FrontendHost {
     for (const h of this.hubs.values()) h.close();
     for (const r of this.routers.values()) for (const m of routerMonitors(r)) m.stop();
     for (const p of this.pools.values()) p.close();
+    for (const r of this.hiddenCode.values()) r.close();
+    this.hiddenCode.clear();
     await closed;
   }
 
@@ -529,8 +531,10 @@ export class ProxyServer implements FrontendHost {
     for (const p of this.pools.values()) live.add(p.database);
     const t = performance.now();
     for (const [db, r] of this.hiddenCode) {
-      if (!live.has(db)) this.hiddenCode.delete(db);
-      else r.maybeRefresh(t, this.config.hidden_code_refresh_interval * 1000);
+      if (!live.has(db)) {
+        r.close();
+        this.hiddenCode.delete(db);
+      } else r.maybeRefresh(t, this.config.hidden_code_refresh_interval * 1000);
     }
   }
 

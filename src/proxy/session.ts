@@ -105,6 +105,8 @@ interface ClientStatement {
   serverName: string;
   /** The Parse message under the server-side name, to re-prepare on another connection. */
   parse: Buffer;
+  /** A CREATE, ALTER or DROP: the hidden-code registry reloads after its transaction. */
+  ddl: boolean;
   /** Its text, decoded from `parse` the first time the hidden-code registry needs it. */
   text?: string;
 }
@@ -173,7 +175,9 @@ export class Session implements Keeper {
   /** Effects of the unnamed statement and of bound portals (extended protocol SET/RESET). */
   private unnamedEffects: SessionEffect[] = [];
   private unnamedRisk: string | null = null;
+  /** The unnamed statement's text, kept only while some relation of the database hides code. */
   private unnamedText = '';
+  private unnamedDdl = false;
   /** This transaction ran DDL the hidden-code registry cannot see before it commits. */
   private ddlInTx = false;
   /**
@@ -533,6 +537,7 @@ export class Session implements Keeper {
             parse: renameParse(f.payload, serverName),
             effects: this.extendedEffects(p.value.query),
             risk: cachedRisk(p.value.query),
+            ddl: isDdl(p.value.query),
             read: this.classOf(f) === 'read',
           });
           this.out.add(PARSE_COMPLETE);
@@ -759,14 +764,22 @@ export class Session implements Keeper {
           else this.ownPortalEffects().delete(b.value.portal);
           const risk =
             b.value.statement === '' ? this.unnamedRisk : (this.statements.get(b.value.statement)?.risk ?? null);
-          const text =
-            this.opts.hiddenCode && (b.value.statement === '' ? this.unnamedText : this.statementText(b.value.statement));
-          if (text && isDdl(text)) this.ddlInTx = true;
-          if (this.checkCause === null && !this.pinned)
+          const hidden = this.opts.hiddenCode;
+          const named = b.value.statement !== '';
+          if (hidden && (named ? this.statements.get(b.value.statement)?.ddl : this.unnamedDdl)) this.ddlInTx = true;
+          if (this.checkCause === null && !this.pinned) {
+            // The text is needed only when some relation of the database hides code.
+            const text =
+              hidden && (this.ddlInTx || !hidden.empty)
+                ? named
+                  ? this.statementText(b.value.statement)
+                  : this.unnamedText
+                : '';
             this.checkCause =
               risk ??
-              (text ? this.opts.hiddenCode!.riskOfText(text, this.ddlInTx) : null) ??
+              (text ? hidden!.riskOfText(text, this.ddlInTx) : null) ??
               (this.shadowsBuiltins() ? SHADOWED : null);
+          }
         }
         if (b.ok && b.value.statement !== '') {
           const name = this.ensurePrepared(b.value.statement, server);
@@ -966,7 +979,9 @@ export class Session implements Keeper {
     if (p.value.statement === '') {
       this.unnamedEffects = effects;
       this.unnamedRisk = risk;
-      if (this.opts.hiddenCode) this.unnamedText = p.value.query;
+      const hidden = this.opts.hiddenCode;
+      this.unnamedDdl = hidden ? isDdl(p.value.query) : false;
+      this.unnamedText = hidden && (this.unnamedDdl || this.ddlInTx || !hidden.empty) ? p.value.query : '';
       this.sendToServer(f.bytes);
       this.pending.push({ k: 'parse', swallow: false, serverName: null });
       return;
@@ -978,6 +993,7 @@ export class Session implements Keeper {
       parse,
       effects,
       risk,
+      ddl: isDdl(p.value.query),
       read: this.classOf(f) === 'read',
     });
     if (server.prepared.has(serverName)) {
@@ -1347,7 +1363,6 @@ export class Session implements Keeper {
     (this.attachedPool ?? this.opts.pool).unkeep(this);
   }
 
-  /** The client's search_path (as of this transaction) lets user functions shadow built-ins. */
   /** A named statement's text, decoded again from its Parse (only with a hidden-code registry). */
   private statementText(name: string): string {
     const st = this.statements.get(name);
@@ -1359,6 +1374,7 @@ export class Session implements Keeper {
     return st.text;
   }
 
+  /** The client's search_path (as of this transaction) lets user functions shadow built-ins. */
   private shadowsBuiltins(): boolean {
     for (let i = this.txSettings.length - 1; i >= 0; i--) {
       const e = this.txSettings[i]!;

@@ -8,8 +8,8 @@
  * effects": the session-state check runs before its connection serves another client
  * (src/proxy/session.ts, docs/proxy.md).
  *
- * Loaded from the catalog on a dedicated connection with search_path pinned to pg_catalog and a
- * fully qualified query, so no client's session state can change its answer. Reloaded after DDL
+ * Loaded from the catalog on a dedicated connection (kept between loads) with search_path pinned
+ * to pg_catalog and a fully qualified query, so no client's session state can change its answer. Reloaded after DDL
  * relayed by the proxy and every `hidden_code_refresh_interval` seconds (DDL done elsewhere).
  * While not loaded, after a failed load, or between DDL and the reload, every statement naming a
  * relation outside the system catalogs counts as risky (fail safe).
@@ -62,6 +62,9 @@ export class HiddenCodeRegistry {
   private loading: Promise<void> | null = null;
   private again = false;
   private lastLoadStart = Number.NEGATIVE_INFINITY;
+  /** Kept between loads: a login every few seconds would cost more than the query. */
+  private conn: ServerConn | null = null;
+  private closed = false;
   /** The last load's error, for logs and SHOW; null after a success. */
   lastError: string | null = null;
   loads = 0;
@@ -123,6 +126,7 @@ export class HiddenCodeRegistry {
 
   /** Loads the registry now (or once more after the load under way). Never rejects. */
   refresh(): Promise<void> {
+    if (this.closed) return Promise.resolve();
     if (this.loading) {
       this.again = true;
       return this.loading;
@@ -137,17 +141,47 @@ export class HiddenCodeRegistry {
     return this.loading;
   }
 
+  /** Closes its connection; later loads open none. */
+  close(): void {
+    this.closed = true;
+    this.conn?.close();
+    this.conn = null;
+  }
+
+  /** The catalog query's rows, on the kept connection, or on a fresh one if that one fails. */
+  private async query(): Promise<(string | null)[][]> {
+    for (let attempt = 0; ; attempt++) {
+      const reused = this.conn !== null && !this.conn.closed;
+      if (!reused) {
+        this.conn?.close();
+        this.conn = null;
+        const c = await this.open();
+        if (this.closed) {
+          c.close();
+          throw new Error('the proxy is shutting down');
+        }
+        this.conn = c;
+      }
+      try {
+        const r = await this.conn!.query(HIDDEN_CODE_QUERY, 30_000);
+        if (r.error)
+          throw new Error(r.error.fields.find((f) => f.code === 'M')?.value ?? 'the catalog query failed');
+        return r.rows;
+      } catch (e) {
+        this.conn?.close();
+        this.conn = null;
+        if (!reused || attempt > 0) throw e;
+      }
+    }
+  }
+
   private async load(): Promise<void> {
     const generation = this.generation;
     this.lastLoadStart = performance.now();
-    let conn: ServerConn | null = null;
     try {
-      conn = await this.open();
-      const r = await conn.query(HIDDEN_CODE_QUERY, 30_000);
-      if (r.error)
-        throw new Error(r.error.fields.find((f) => f.code === 'M')?.value ?? 'the catalog query failed');
+      const rows = await this.query();
       const m = new Map<string, string>();
-      for (const [name, why] of r.rows) if (name) m.set(name, why ?? 'hidden code');
+      for (const [name, why] of rows) if (name) m.set(name, why ?? 'hidden code');
       this.relations = m;
       this.loadedGeneration = generation;
       this.lastError = null;
@@ -156,8 +190,6 @@ export class HiddenCodeRegistry {
       // Fail safe: statements naming a non-catalog relation are checked until a load succeeds.
       this.relations = null;
       this.lastError = e instanceof Error ? e.message : String(e);
-    } finally {
-      conn?.close();
     }
   }
 }
