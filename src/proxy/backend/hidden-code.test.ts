@@ -1,6 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cachedRefs, HiddenCodeRegistry, HIDDEN_CODE_QUERY, isDdl, NOT_LOADED } from './hidden-code.js';
+import fc from 'fast-check';
+import { sqlishText } from '../../sql/arbitraries.test-util.js';
+import {
+  cachedRefs,
+  HiddenCodeRegistry,
+  HIDDEN_CODE_QUERY,
+  isDdl,
+  NOT_LOADED,
+  prefilter,
+} from './hidden-code.js';
 
 test('not loaded, or the load failed: naming a non-catalog relation is risky (fail safe)', async () => {
   const r = new HiddenCodeRegistry(() => Promise.reject(new Error('cannot reach the server')));
@@ -46,4 +55,36 @@ test('the catalog query qualifies every relation and function with pg_catalog', 
     assert.match(m[1]!, /^pg_catalog\./, m[0]);
   }
   assert.doesNotMatch(HIDDEN_CODE_QUERY, /[^)] = /);
+});
+
+test('the prefilter matches every text where a name is an identifier (a superset of the lexer)', () => {
+  const names = ['v_path', 'MyView', 'a.b', 'x$y'];
+  const re = prefilter(names)!;
+  for (const sql of [
+    'SELECT * FROM v_path',
+    'select * from V_PATH',
+    'SELECT * FROM public.v_path',
+    'SELECT * FROM "MyView"',
+    'SELECT * FROM myview',
+    'SELECT * FROM "a.b"',
+    'SELECT * FROM x$y',
+    'SELECT * FROM x,v_path',
+    'SELECT * FROM U&"\\0076_path"',
+    'SELECT * FROM(v_path)',
+    "SELECT 'a'||1 FROM v_path",
+  ])
+    assert.match(sql, re, sql);
+  for (const sql of ['SELECT * FROM v_paths', 'SELECT * FROM my_v_path', 'SELECT * FROM ab', 'SELECT 1'])
+    assert.doesNotMatch(sql, re, sql);
+  assert.equal(prefilter([]), null);
+  assert.equal(prefilter(['a"b']), null, 'a doubled quote is spelled differently in SQL');
+  // Property: whenever the lexer finds one of the names, the prefilter matches.
+  fc.assert(
+    fc.property(sqlishText, fc.constantFrom(...names), fc.nat(), (text, name, at) => {
+      const i = at % (text.length + 1);
+      const sql = `${text.slice(0, i)} ${name} ${text.slice(i)}`;
+      if (cachedRefs(sql).names.includes(name.toLowerCase()) || cachedRefs(sql).names.includes(name))
+        assert.match(sql, re);
+    }),
+  );
 });

@@ -62,6 +62,11 @@ export class HiddenCodeRegistry {
   private loading: Promise<void> | null = null;
   private again = false;
   private lastLoadStart = Number.NEGATIVE_INFINITY;
+  /**
+   * Matches every text holding one of the names as an identifier (and some others): a text it
+   * does not match needs no lexing. Null: every text is lexed.
+   */
+  private pattern: RegExp | null = null;
   /** Kept between loads: a login every few seconds would cost more than the query. */
   private conn: ServerConn | null = null;
   private closed = false;
@@ -107,7 +112,10 @@ export class HiddenCodeRegistry {
    * by text.
    */
   riskOfText(sql: string, uncommittedDdl = false): string | null {
-    if (!uncommittedDdl && this.empty) return null;
+    if (!uncommittedDdl && this.current) {
+      if (this.relations!.size === 0) return null;
+      if (this.pattern && !this.pattern.test(sql)) return null;
+    }
     return this.riskOf(cachedRefs(sql), uncommittedDdl);
   }
 
@@ -183,6 +191,7 @@ export class HiddenCodeRegistry {
       const m = new Map<string, string>();
       for (const [name, why] of rows) if (name) m.set(name, why ?? 'hidden code');
       this.relations = m;
+      this.pattern = prefilter(m.keys());
       this.loadedGeneration = generation;
       this.lastError = null;
       this.loads++;
@@ -192,6 +201,26 @@ export class HiddenCodeRegistry {
       this.lastError = e instanceof Error ? e.message : String(e);
     }
   }
+}
+
+const MAX_PREFILTER_NAMES = 500;
+
+/**
+ * A case-insensitive regular expression that matches any text in which one of `names` could be
+ * an identifier token: the name not preceded by a letter or `_` (a token cannot start there) nor
+ * followed by a character that would continue it, or `U&`
+ * (a Unicode-escaped quoted identifier spells a name differently). A superset of the lexer's
+ * answer, never a subset: when a name cannot be matched that way (it holds a `"`, which SQL
+ * doubles) or the names are too many for one expression, null (always lex).
+ */
+export function prefilter(names: Iterable<string>): RegExp | null {
+  const parts: string[] = [];
+  for (const n of names) {
+    if (n.includes('"') || parts.length >= MAX_PREFILTER_NAMES) return null;
+    parts.push(n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  }
+  if (parts.length === 0) return null;
+  return new RegExp(`u&|(?<![\\p{L}_])(?:${parts.join('|')})(?![\\p{L}\\p{N}_$])`, 'iu');
 }
 
 /** True when `sql` is a CREATE, ALTER or DROP statement (or holds one): a regex test first. */
