@@ -1,7 +1,8 @@
 /**
  * No session state crosses clients in transaction pooling (issue #11 items 1, 2, 5; catalogue
  * case 44). With one server connection per pool, client A changes session state in every way
- * listed (inside functions, a view, DO, SQL EXECUTE, COMMIT AND CHAIN, and directly), then leaves;
+ * listed (inside functions, a view, a trigger, a rule, a row-level security policy, a column
+ * default, an event trigger, DO, SQL EXECUTE, COMMIT AND CHAIN, and directly), then leaves;
  * client B, on the same backend, must find a clean session: its own role, the default
  * search_path, no temp table, no LISTEN (and no NOTIFY delivered), no advisory lock. Each case runs
  * on the primary and on a replica (read-routed), with the same user and with two proxy users
@@ -44,6 +45,9 @@ const SETUP = `
   ALTER TABLE public.t_policy ENABLE ROW LEVEL SECURITY;
   CREATE POLICY p_path ON public.t_policy USING (public.f_path() IS NOT NULL);
   CREATE TABLE public.t_default (x int, y text DEFAULT public.f_role()); GRANT ALL ON public.t_default TO PUBLIC;
+  CREATE FUNCTION public.evt_path() RETURNS event_trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM set_config('search_path', 'evil', false); END $$;
+  CREATE EVENT TRIGGER e_path ON ddl_command_end WHEN TAG IN ('CREATE SEQUENCE') EXECUTE FUNCTION public.evt_path();
 `;
 
 interface Vector {
@@ -144,6 +148,13 @@ const VECTORS: Vector[] = [
     name: "a column default calling set_config('role')",
     steps: ['INSERT INTO t_default (x) VALUES (1)'],
     own: ROLE_OTHER,
+    pin: CHECKED,
+    onReplica: false,
+  },
+  {
+    name: 'an event trigger calling set_config',
+    steps: ['DROP SEQUENCE IF EXISTS s_event', 'CREATE SEQUENCE s_event'],
+    own: PATH_EVIL,
     pin: CHECKED,
     onReplica: false,
   },

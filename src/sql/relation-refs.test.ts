@@ -61,6 +61,27 @@ test('DDL: CREATE, ALTER or DROP starting a statement; COMMENT and others are no
     assert.equal(relationRefs(sql).ddl, false, sql);
 });
 
+test('commands that may fire event triggers', () => {
+  for (const sql of [
+    'CREATE SEQUENCE s',
+    'GRANT SELECT ON t TO u',
+    "COMMENT ON TABLE t IS 'x'",
+    'SELECT 1 INTO t',
+    'WITH c AS (SELECT 1) SELECT * INTO t FROM c',
+    'SELECT 1; REFRESH MATERIALIZED VIEW mv',
+    '"create" table t ()',
+  ])
+    assert.equal(relationRefs(sql).utility, true, sql);
+  for (const sql of [
+    'SELECT 1',
+    'INSERT INTO t SELECT 1',
+    'BEGIN; UPDATE t SET x = 1; COMMIT',
+    'SET x = 1',
+    '',
+  ])
+    assert.equal(relationRefs(sql).utility, false, sql);
+});
+
 test('never throws, on any text', () => {
   fc.assert(
     fc.property(fc.oneof(anyText, sqlishText), (sql) => {

@@ -4,8 +4,8 @@
  * policies and column defaults run user code that the text never calls. Matching is lexical and
  * conservative: every identifier of the text counts (a column named like a view makes the text
  * "may reach it"), under any schema. Besides, whether the text names a relation outside the
- * system catalogs at all, which is what counts while the registry is not loaded (fail safe), and
- * whether it is DDL that may change the registry. A lexer pass: linear, never throws.
+ * system catalogs at all, which is what counts while the registry is not loaded (fail safe),
+ * whether it is DDL that may change the registry, and whether it may fire event triggers. A lexer pass: linear, never throws.
  */
 import { K } from './token.js';
 import { lex } from './lexer.js';
@@ -21,7 +21,21 @@ export interface RelationRefs {
   readonly userRelation: boolean;
   /** A CREATE, ALTER or DROP statement: it may add or remove hidden code. */
   readonly ddl: boolean;
+  /**
+   * A statement that may fire event triggers: one starting with a word other than those of DML,
+   * queries, transaction control and the session commands, or a SELECT … INTO (a new table).
+   */
+  readonly utility: boolean;
 }
+
+/** First words of statements that never fire an event trigger (SELECT … INTO aside). */
+const NO_EVENT = new Set(
+  (
+    'select insert update delete merge with values table begin start commit end rollback abort ' +
+    'savepoint release set show reset explain copy lock fetch move close declare listen notify ' +
+    'unlisten prepare execute deallocate discard checkpoint vacuum analyze call do load'
+  ).split(' '),
+);
 
 const RELATION_AFTER = new Set([
   'from',
@@ -48,20 +62,28 @@ export function relationRefs(sql: string): RelationRefs {
   const names = new Set<string>();
   let userRelation = false;
   let ddl = false;
+  let utility = false;
+  let first = '';
   for (let i = 0; i < t.count; i++) {
     const code = t.code(i);
-    if (code !== K.ident && code !== K.quotedIdent) continue;
+    if (code !== K.ident && code !== K.quotedIdent) {
+      if (t.isChar(i, SEMICOLON)) first = '';
+      continue;
+    }
     const name = t.name(i) ?? '';
     names.add(name);
     if (i === 0 || t.isChar(i - 1, SEMICOLON)) {
-      if (code === K.ident && DDL.has(name)) ddl = true;
+      first = code === K.ident ? name : '';
+      if (DDL.has(first)) ddl = true;
+      if (!NO_EVENT.has(first)) utility = true;
       continue;
     }
+    if (code === K.ident && name === 'into' && (first === 'select' || first === 'with')) utility = true;
     if (userRelation || systemName(name)) continue;
     if (code === K.ident && (name === 'select' || name === 'lateral' || name === 'only' || name === 'values'))
       continue;
     const prev = t.word(i - 1);
     if ((prev !== undefined && RELATION_AFTER.has(prev)) || t.isChar(i - 1, COMMA)) userRelation = true;
   }
-  return { names: [...names], userRelation, ddl };
+  return { names: [...names], userRelation, ddl, utility };
 }

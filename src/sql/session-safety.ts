@@ -8,10 +8,10 @@
  * Being wrong in the safe direction costs one query; in the other direction it leaks state, so
  * anything unrecognised counts as a risk. A lexer-level pass: it never throws and is linear.
  * User code reached through a relation (a view's body, triggers, rules, row-level security
- * policies, column defaults) is not seen here but by the hidden-code registry
- * (src/proxy/backend/hidden-code.ts). Known blind spots (documented in docs/proxy.md): user code
- * reached through user-defined operators, casts or types, event triggers, or attribute notation
- * (`t.f` calling `f(t)`).
+ * policies, column defaults) or run by event triggers is not seen here but by the hidden-code
+ * registry (src/proxy/backend/hidden-code.ts). Known blind spots (documented in docs/proxy.md):
+ * user code reached through user-defined operators, casts or types, or attribute notation (`t.f`
+ * calling `f(t)`).
  */
 import { K } from './token.js';
 import { lex } from './lexer.js';

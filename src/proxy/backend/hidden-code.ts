@@ -4,6 +4,7 @@
  * security, and tables whose column defaults, generated columns, check constraints or index
  * expressions call a user-defined function; and, since a statement on those reaches them too,
  * tables whose foreign keys cascade into one, and the parents (inheritance, partitioning) of one.
+ * And whether an event trigger is enabled (then every command that may fire one is suspect).
  * A statement naming any of them (src/sql/relation-refs.ts) is "not provably free of hidden
  * effects": the session-state check runs before its connection serves another client
  * (src/proxy/session.ts, docs/proxy.md).
@@ -27,7 +28,9 @@ const GE = 'OPERATOR(pg_catalog.>=)';
 const NE = 'OPERATOR(pg_catalog.<>)';
 const USER_FUNCTION = `d.refclassid ${EQ} ${REGCLASS('pg_proc')} AND d.refobjid ${GE} ${FIRST_NORMAL_OBJECT_ID}::pg_catalog.oid`;
 
-/** One row per relation name: (relname, why). */
+const EVENT_TRIGGER = 'event trigger';
+
+/** One row per relation name: (relname, why); and (NULL, 'event trigger') if any is enabled. */
 export const HIDDEN_CODE_QUERY =
   'WITH RECURSIVE hidden(oid, why) AS (' +
   `SELECT c.oid, CASE c.relkind WHEN 'v' THEN 'view' ELSE 'materialized view' END FROM pg_catalog.pg_class c ` +
@@ -49,11 +52,15 @@ export const HIDDEN_CODE_QUERY =
   `SELECT f.conrelid AS child, f.confrelid AS parent FROM pg_catalog.pg_constraint f WHERE f.contype ${EQ} 'f' ` +
   `UNION ALL SELECT n.inhrelid, n.inhparent FROM pg_catalog.pg_inherits n) e ON e.child ${EQ} h.oid` +
   ') SELECT c.relname::pg_catalog.text, pg_catalog.min(h.why) FROM hidden h ' +
-  `JOIN pg_catalog.pg_class c ON c.oid ${EQ} h.oid GROUP BY c.relname`;
+  `JOIN pg_catalog.pg_class c ON c.oid ${EQ} h.oid GROUP BY c.relname ` +
+  `UNION ALL SELECT NULL, '${EVENT_TRIGGER}' WHERE EXISTS (SELECT FROM pg_catalog.pg_event_trigger ` +
+  `WHERE evtenabled ${NE} 'D')`;
 
 export const NOT_LOADED = 'a relation, while the list of relations with hidden code is not loaded';
 
 export class HiddenCodeRegistry {
+  /** Enabled event triggers exist: every command that may fire one is suspect. */
+  private eventTriggers = false;
   /** Relation name → why it hides code; null until a load succeeds (or after one failed). */
   private relations: Map<string, string> | null = null;
   /** Bumped by changed(): a load that started before the change does not count as current. */
@@ -79,7 +86,7 @@ export class HiddenCodeRegistry {
 
   /** Loaded, current, and no relation hides code: statements need not even be lexed. */
   get empty(): boolean {
-    return this.current && this.relations!.size === 0;
+    return this.current && this.relations!.size === 0 && !this.eventTriggers;
   }
 
   get current(): boolean {
@@ -97,7 +104,9 @@ export class HiddenCodeRegistry {
    */
   riskOf(refs: RelationRefs, uncommittedDdl = false): string | null {
     const r = this.relations;
-    if (r === null || uncommittedDdl || !this.current) return refs.userRelation ? NOT_LOADED : null;
+    if (r === null || uncommittedDdl || !this.current)
+      return refs.userRelation || refs.utility ? NOT_LOADED : null;
+    if (this.eventTriggers && refs.utility) return 'a command that may fire an event trigger';
     if (r.size === 0) return null;
     for (const n of refs.names) {
       const why = r.get(n);
@@ -112,7 +121,7 @@ export class HiddenCodeRegistry {
    * by text.
    */
   riskOfText(sql: string, uncommittedDdl = false): string | null {
-    if (!uncommittedDdl && this.current) {
+    if (!uncommittedDdl && this.current && !this.eventTriggers) {
       if (this.relations!.size === 0) return null;
       if (this.pattern && !this.pattern.test(sql)) return null;
     }
@@ -189,8 +198,13 @@ export class HiddenCodeRegistry {
     try {
       const rows = await this.query();
       const m = new Map<string, string>();
-      for (const [name, why] of rows) if (name) m.set(name, why ?? 'hidden code');
+      let eventTriggers = false;
+      for (const [name, why] of rows) {
+        if (name) m.set(name, why ?? 'hidden code');
+        else if (why === EVENT_TRIGGER) eventTriggers = true;
+      }
       this.relations = m;
+      this.eventTriggers = eventTriggers;
       this.pattern = prefilter(m.keys());
       this.loadedGeneration = generation;
       this.lastError = null;
