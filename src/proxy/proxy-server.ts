@@ -518,7 +518,15 @@ export class ProxyServer implements FrontendHost {
       r.open = open;
       return r;
     }
-    r = new HiddenCodeRegistry(open);
+    const db = pool.database;
+    r = new HiddenCodeRegistry(open, (error) =>
+      this.log(
+        error === null
+          ? `relations with hidden code of database ${db}: loaded again`
+          : `relations with hidden code of database ${db} not loaded (${error}): until they are, ` +
+              'every transaction naming a relation is checked for session state',
+      ),
+    );
     this.hiddenCode.set(pool.database, r);
     void r.refresh();
     return r;

@@ -12,7 +12,11 @@ import {
 } from './hidden-code.js';
 
 test('not loaded, or the load failed: naming a non-catalog relation is risky (fail safe)', async () => {
-  const r = new HiddenCodeRegistry(() => Promise.reject(new Error('cannot reach the server')));
+  const told: (string | null)[] = [];
+  const r = new HiddenCodeRegistry(
+    () => Promise.reject(new Error('cannot reach the server')),
+    (e) => told.push(e),
+  );
   assert.equal(r.current, false);
   assert.equal(r.empty, false);
   assert.equal(r.riskOfText('SELECT * FROM t'), NOT_LOADED);
@@ -22,6 +26,10 @@ test('not loaded, or the load failed: naming a non-catalog relation is risky (fa
   assert.equal(r.lastError, 'cannot reach the server');
   assert.equal(r.current, false);
   assert.equal(r.riskOfText('INSERT INTO t VALUES (1)'), NOT_LOADED);
+  assert.equal(r.riskOfText('CREATE SCHEMA s'), NOT_LOADED, 'a command that may fire an event trigger');
+  await r.refresh();
+  assert.deepEqual(told, ['cannot reach the server'], 'told once, not at every failed attempt');
+  r.close();
 });
 
 test('periodic reload: only when due, never two at once', async () => {

@@ -82,7 +82,11 @@ export class HiddenCodeRegistry {
   loads = 0;
 
   /** `open`: a dedicated connection to the database (replaced when its pool is). */
-  constructor(public open: () => Promise<ServerConn>) {}
+  constructor(
+    public open: () => Promise<ServerConn>,
+    /** Told when loading starts failing (with the error) and when it works again (null). */
+    private readonly onStateChange: (error: string | null) => void = () => undefined,
+  ) {}
 
   /** Loaded, current, and no relation hides code: statements need not even be lexed. */
   get empty(): boolean {
@@ -203,6 +207,7 @@ export class HiddenCodeRegistry {
         if (name) m.set(name, why ?? 'hidden code');
         else if (why === EVENT_TRIGGER) eventTriggers = true;
       }
+      if (this.lastError !== null) this.onStateChange(null);
       this.relations = m;
       this.eventTriggers = eventTriggers;
       this.pattern = prefilter(m.keys());
@@ -212,7 +217,9 @@ export class HiddenCodeRegistry {
     } catch (e) {
       // Fail safe: statements naming a non-catalog relation are checked until a load succeeds.
       this.relations = null;
+      const first = this.lastError === null;
       this.lastError = e instanceof Error ? e.message : String(e);
+      if (first && !this.closed) this.onStateChange(this.lastError);
     }
   }
 }
