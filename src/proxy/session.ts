@@ -180,6 +180,7 @@ export class Session implements Keeper {
   private keeping = false;
   /** The running check was asked for by the pool (someone waits): release after it, if clean. */
   private handingOver = false;
+  private checkSentAt = 0;
   /** A DISCARD ALL was sent in the current Query: its CommandComplete clears our records. */
   private discardAllSent = false;
   private portalEffects: ReadonlyMap<string, SessionEffect[]> = EMPTY_MAP;
@@ -1241,6 +1242,7 @@ export class Session implements Keeper {
       }
       this.emitSynthetic();
       const handOver = query.check !== undefined && this.handingOver;
+      if (handOver) (this.attachedPool ?? this.opts.pool).noteCheck(now() - this.checkSentAt);
       this.maybeRelease(status);
       // Asked back while the client had already sent more: it queues for a connection again.
       if (query.check && (this.switching || handOver) && this.pending.length === 0) this.drain();
@@ -1305,7 +1307,7 @@ export class Session implements Keeper {
       } else {
         // Checking costs the server more than most transactions (pg_settings): keep the
         // connection instead, and check only when another client needs it and this client's
-        // slice is over (giveBack, KEEP_SLICE_MS).
+        // slice is over (giveBack, KEEP_SLICE_FACTOR).
         this.keeping = true;
         (this.attachedPool ?? this.opts.pool).keep(this);
       }
@@ -1327,6 +1329,7 @@ export class Session implements Keeper {
     const s = this.server;
     if (!s || this.closed || this.pinned || this.pending.length > 0 || this.txStatus !== 'I') return false;
     this.handingOver = true;
+    this.checkSentAt = now();
     this.checkState(s);
     return true;
   }

@@ -52,12 +52,17 @@ export interface Keeper {
 
 /**
  * How long a client may keep a connection it must have checked before anyone else gets it,
- * although other clients wait (ms): a time slice. Handing over after every transaction costs one
+ * although other clients wait: a time slice. Handing over after every transaction costs one
  * check per transaction, and the check (it reads pg_settings) costs the server far more than a
  * small transaction; a slice spreads one check over the transactions the client runs in it. The
  * waiting clients wait up to a slice longer (their latency), the pool's throughput is kept.
+ * The slice is KEEP_SLICE_FACTOR × pool size × the check's recent duration, so that the checks of
+ * a pool whose every connection changes hands once a slice take the server about 1/FACTOR of
+ * one process's time, bounded to [KEEP_SLICE_MIN_MS, KEEP_SLICE_MAX_MS].
  */
-export const KEEP_SLICE_MS = 20;
+export const KEEP_SLICE_FACTOR = 5;
+export const KEEP_SLICE_MIN_MS = 5;
+export const KEEP_SLICE_MAX_MS = 200;
 
 interface Waiter {
   ready: (c: ServerConn) => void;
@@ -109,7 +114,8 @@ export class Pool {
   private readonly returning = new Set<Keeper>();
   /** Asks the next keeper whose slice ends once it ends (at most one timer per pool). */
   private reclaimTimer: NodeJS.Timeout | null = null;
-  keepSliceMs = KEEP_SLICE_MS;
+  /** Recent duration of a hand-over check, ms (moving average). */
+  private checkMs = 1;
   /** Server-side statement names some connection prepared successfully (their text is valid). */
   readonly knownStatements = new Set<string>();
   /** The last login failure, for SHOW and for failing queued clients. */
@@ -137,6 +143,17 @@ export class Pool {
 
   unkeep(k: Keeper): void {
     this.keepers.delete(k);
+  }
+
+  /** The time slice of keepers (see KEEP_SLICE_FACTOR), ms. */
+  get keepSliceMs(): number {
+    const ms = KEEP_SLICE_FACTOR * this.settings.size * this.checkMs;
+    return Math.min(KEEP_SLICE_MAX_MS, Math.max(KEEP_SLICE_MIN_MS, ms));
+  }
+
+  /** A hand-over check took `ms` (from sending it to its answer). */
+  noteCheck(ms: number): void {
+    this.checkMs += (ms - this.checkMs) / 8;
   }
 
   /** The keeper's check ended (its connection went back, or was pinned to it, or was lost). */
