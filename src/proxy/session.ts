@@ -1313,8 +1313,10 @@ export class Session implements Keeper {
       }
       return;
     }
+    const handedOver = this.handingOver;
     this.releaseServer();
-    if (this.switching) this.drain();
+    // Handed over with more from the client waiting: it queues for a connection again.
+    if (this.switching || (handedOver && this.inbox.length > 0)) this.drain();
   }
 
   /** Until when this client may keep its connection although others wait (pool.reclaim). */
