@@ -191,6 +191,9 @@ export class Session implements Keeper {
    * again (no check at all) or another client needs a connection (then check, release or pin).
    */
   private keeping = false;
+  /** The running check was asked for by the pool (someone waits): release after it, if clean. */
+  private handingOver = false;
+  private checkSentAt = 0;
   /** A DISCARD ALL was sent in the current Query: its CommandComplete clears our records. */
   private discardAllSent = false;
   private portalEffects: ReadonlyMap<string, SessionEffect[]> = EMPTY_MAP;
@@ -291,7 +294,9 @@ export class Session implements Keeper {
 
   private drain(): void {
     if (this.keeping && this.inbox.length > 0) this.stopKeeping();
-    while (this.inbox.length > 0 && !this.closed && !this.blocked) {
+    // While the connection is being checked to be handed over, what the client sends next waits:
+    // sent behind the check, it would keep the connection from the client it was checked for.
+    while (this.inbox.length > 0 && !this.closed && !this.blocked && !this.handingOver) {
       const f = this.inbox[0]!;
       if (f.type === 'X') {
         this.inbox = [];
@@ -1268,12 +1273,16 @@ export class Session implements Keeper {
         if (found !== null) {
           this.pin(`session state left by ${c.cause}: ${found}`);
           // The connection stays with this client: whoever waits needs another keeper's.
-          (this.attachedPool ?? this.opts.pool).reclaim();
+          this.handingOver = false;
+          (this.attachedPool ?? this.opts.pool).returned(this);
         }
       }
       this.emitSynthetic();
+      const handOver = query.check !== undefined && this.handingOver;
+      if (handOver) (this.attachedPool ?? this.opts.pool).noteCheck(now() - this.checkSentAt);
       this.maybeRelease(status);
-      if (query.check && this.switching && this.pending.length === 0) this.drain();
+      // Asked back while the client had already sent more: it queues for a connection again.
+      if (query.check && (this.switching || handOver) && this.pending.length === 0) this.drain();
       return;
     }
     if (query) this.opts.pool.stats.queryTimeUs += Math.round((now() - this.queryStartedAt) * 1000);
@@ -1323,7 +1332,8 @@ export class Session implements Keeper {
       return;
     }
     if (!s || this.pinned || status !== 'I' || this.pending.length > 0 || this.copyIn) return;
-    if (this.inbox.length > 0 && !this.switching) return;
+    // A client that has sent more keeps its connection, unless it is being handed over.
+    if (this.inbox.length > 0 && !this.switching && !this.handingOver) return;
     if (this.needLsn) {
       // Read-your-writes: learn where the primary's WAL stands after this client's commit, on the
       // same connection, before anyone else can use it.
@@ -1338,23 +1348,41 @@ export class Session implements Keeper {
         this.checkState(s);
       } else {
         // Checking costs the server more than most transactions (pg_settings): keep the
-        // connection instead, and check only when another client needs it (giveBack).
+        // connection instead, and check only when another client needs it and this client's
+        // slice is over (giveBack, KEEP_SLICE_FACTOR).
         this.keeping = true;
         (this.attachedPool ?? this.opts.pool).keep(this);
       }
       return;
     }
+    const handedOver = this.handingOver;
     this.releaseServer();
-    if (this.switching) this.drain();
+    // Handed over with more from the client waiting: it queues for a connection again.
+    if (this.switching || (handedOver && this.inbox.length > 0)) this.drain();
+  }
+
+  /** Until when this client may keep its connection although others wait (pool.reclaim). */
+  get keptUntil(): number {
+    return this.attachedAt + (this.attachedPool ?? this.opts.pool).keepSliceMs;
   }
 
   /** Pool → keeper: someone waits for a connection; check this one and give it back if clean. */
-  giveBack(): void {
-    if (!this.keeping) return;
+  giveBack(): boolean {
+    if (!this.keeping) return false;
     this.keeping = false;
     const s = this.server;
-    if (!s || this.closed || this.pinned || this.pending.length > 0 || this.txStatus !== 'I') return;
+    if (!s || this.closed || this.pinned || this.pending.length > 0 || this.txStatus !== 'I') return false;
+    this.handingOver = true;
+    this.checkSentAt = now();
     this.checkState(s);
+    return true;
+  }
+
+  /** The pool no longer counts on this client's check to serve someone who waits. */
+  private endHandOver(): void {
+    if (!this.handingOver) return;
+    this.handingOver = false;
+    (this.attachedPool ?? this.opts.pool).returned(this);
   }
 
   private stopKeeping(): void {
@@ -1417,6 +1445,7 @@ export class Session implements Keeper {
 
   private detach(s: ServerConn): void {
     this.stopKeeping();
+    this.endHandOver();
     this.flushServer();
     s.setHandler(null);
     s.setLostHandler(null);
@@ -1436,6 +1465,7 @@ export class Session implements Keeper {
       this.attachedReplica = null;
       return;
     }
+    this.endHandOver();
     if (this.retryElsewhere(s)) return;
     if (this.attachedReplica) this.attachedReplica.outstanding--;
     this.toServer.clear();
@@ -1486,6 +1516,7 @@ export class Session implements Keeper {
       // finish, then maybeRelease gives the connection back, reset if the check found state.
       return;
     }
+    this.endHandOver();
     const pool = this.attachedPool ?? this.opts.pool;
     if (this.attachedReplica) this.attachedReplica.outstanding--;
     this.server = null;

@@ -44,8 +44,25 @@ export interface PoolStats {
  * release or pin) when someone else needs a connection.
  */
 export interface Keeper {
-  giveBack(): void;
+  /** Starts the check that gives the connection back (or pins it); false when it cannot now. */
+  giveBack(): boolean;
+  /** Until when (now() clock, ms) the keeper may go on using its connection although others wait. */
+  readonly keptUntil: number;
 }
+
+/**
+ * How long a client may keep a connection it must have checked before anyone else gets it,
+ * although other clients wait: a time slice. Handing over after every transaction costs one
+ * check per transaction, and the check (it reads pg_settings) costs the server far more than a
+ * small transaction; a slice spreads one check over the transactions the client runs in it. The
+ * waiting clients wait up to a slice longer (their latency), the pool's throughput is kept.
+ * The slice is KEEP_SLICE_FACTOR × pool size × the check's recent duration, so that the checks of
+ * a pool whose every connection changes hands once a slice take the server about 1/FACTOR of
+ * one process's time, bounded to [KEEP_SLICE_MIN_MS, KEEP_SLICE_MAX_MS].
+ */
+export const KEEP_SLICE_FACTOR = 5;
+export const KEEP_SLICE_MIN_MS = 5;
+export const KEEP_SLICE_MAX_MS = 200;
 
 interface Waiter {
   ready: (c: ServerConn) => void;
@@ -93,6 +110,12 @@ export class Pool {
   };
   /** Clients keeping a connection until it is needed elsewhere, oldest first. */
   private readonly keepers = new Set<Keeper>();
+  /** Keepers asked to give their connection back whose check has not ended yet. */
+  private readonly returning = new Set<Keeper>();
+  /** Asks the next keeper whose slice ends once it ends (at most one timer per pool). */
+  private reclaimTimer: NodeJS.Timeout | null = null;
+  /** Recent duration of a hand-over check, ms (moving average). */
+  private checkMs = 1;
   /** Server-side statement names some connection prepared successfully (their text is valid). */
   readonly knownStatements = new Set<string>();
   /** The last login failure, for SHOW and for failing queued clients. */
@@ -122,20 +145,56 @@ export class Pool {
     this.keepers.delete(k);
   }
 
-  /** Clients wait and no connection is on its way: the oldest keeper gives its connection back. */
+  /** The time slice of keepers (see KEEP_SLICE_FACTOR), ms. */
+  get keepSliceMs(): number {
+    const ms = KEEP_SLICE_FACTOR * this.settings.size * this.checkMs;
+    return Math.min(KEEP_SLICE_MAX_MS, Math.max(KEEP_SLICE_MIN_MS, ms));
+  }
+
+  /** A hand-over check took `ms` (from sending it to its answer). */
+  noteCheck(ms: number): void {
+    this.checkMs += (ms - this.checkMs) / 8;
+  }
+
+  /** The keeper's check ended (its connection went back, or was pinned to it, or was lost). */
+  returned(k: Keeper): void {
+    if (this.returning.delete(k)) this.reclaim();
+  }
+
+  /**
+   * Clients wait and no connection is on its way: keepers whose slice has ended, oldest first,
+   * give their connection back, one per waiting client not yet provided for; when every keeper is
+   * within its slice, a timer asks again when the first slice ends.
+   */
   reclaim(): void {
-    if (this.waiters.length <= this.connecting || this.total < this.settings.size) return;
-    const k = this.keepers.values().next().value;
-    if (k === undefined) return;
-    this.keepers.delete(k);
-    k.giveBack();
+    if (this.total < this.settings.size) return;
+    const t = now();
+    let next = Infinity;
+    for (const k of this.keepers) {
+      if (this.waiters.length <= this.connecting + this.returning.size) return;
+      if (k.keptUntil > t) {
+        next = Math.min(next, k.keptUntil);
+        continue;
+      }
+      this.keepers.delete(k);
+      if (k.giveBack()) this.returning.add(k);
+    }
+    if (next === Infinity || this.reclaimTimer || this.closed) return;
+    this.reclaimTimer = setTimeout(
+      () => {
+        this.reclaimTimer = null;
+        this.reclaim();
+      },
+      Math.max(1, Math.ceil(next - t)),
+    );
+    this.reclaimTimer.unref();
   }
 
   /** Every keeper gives its connection back (the pool's target changes or it closes). */
   private reclaimAll(): void {
     const ks = [...this.keepers];
     this.keepers.clear();
-    for (const k of ks) k.giveBack();
+    for (const k of ks) if (k.giveBack()) this.returning.add(k);
   }
 
   rememberStatement(name: string): void {
@@ -531,6 +590,8 @@ export class Pool {
   /** Closes every connection; queued clients get an error. */
   close(reason = 'the pool is shutting down'): void {
     this.closed = true;
+    if (this.reclaimTimer) clearTimeout(this.reclaimTimer);
+    this.reclaimTimer = null;
     for (const w of this.waiters.splice(0)) {
       if (w.timer) clearTimeout(w.timer);
       w.fail(poolError(SqlState.ADMIN_SHUTDOWN, reason));
