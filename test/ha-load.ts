@@ -1,7 +1,9 @@
 /**
  * Tools of the HA fault tests: a write load through the proxy that records every acknowledged
  * commit by id (and every error by kind), and a sampler that counts, every 100 ms, how many nodes
- * accept writes. Both reconnect by themselves, as an application would.
+ * accept writes. Both reconnect by themselves, as an application would. Every one started is
+ * known to stopAllLoads(), which the suites' after() hooks call: a test that fails half-way must
+ * not leave clients behind that keep the test process from exiting.
  */
 import pg from 'pg';
 import type { ConnTarget } from '../src/cluster/sql.js';
@@ -15,8 +17,20 @@ export interface LoadResult {
   attempts: number;
 }
 
+/** Loads and samplers started and not stopped yet. */
+const live = new Set<{ stop(): Promise<unknown> }>();
+
+/** Stops every load and sampler still running (after a failed test). */
+export async function stopAllLoads(): Promise<void> {
+  await Promise.all([...live].map((x) => x.stop().catch(() => undefined)));
+}
+
+/** How long stop() lets a statement in flight finish before closing its connection. */
+const STOP_GRACE_MS = 15_000;
+
 export class WriteLoad {
   private stopped = false;
+  private readonly conns = new Set<pg.Client>();
   private readonly acked = new Set<number>();
   private readonly errors = new Map<string, number>();
   private readonly okTimes: number[] = [];
@@ -40,6 +54,7 @@ export class WriteLoad {
   }
 
   start(): void {
+    live.add(this);
     for (let i = 0; i < this.clients; i++) this.loops.push(this.loop());
   }
 
@@ -50,7 +65,19 @@ export class WriteLoad {
 
   async stop(): Promise<LoadResult> {
     this.stopped = true;
-    await Promise.all(this.loops);
+    // A statement the proxy holds (no primary) may never finish: close its connection.
+    let timer: NodeJS.Timeout | undefined;
+    const all = Promise.all(this.loops);
+    const late = await Promise.race([
+      all.then(() => false),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(true), STOP_GRACE_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (late) for (const c of this.conns) destroyClient(c);
+    await all;
+    live.delete(this);
     const t = [...this.okTimes].sort((a, b) => a - b);
     let gap = 0;
     for (let i = 1; i < t.length; i++) gap = Math.max(gap, t[i]! - t[i - 1]!);
@@ -64,6 +91,7 @@ export class WriteLoad {
         if (!c) {
           c = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: 60_000 });
           c.on('error', () => undefined);
+          this.conns.add(c);
           await c.connect();
         }
         const id = WriteLoad.nextId++;
@@ -82,17 +110,27 @@ export class WriteLoad {
         this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
         const dead = c;
         c = null;
+        if (dead) this.conns.delete(dead);
         await dead?.end().catch(() => undefined);
         await new Promise((r) => setTimeout(r, 20));
       }
     }
+    if (c) this.conns.delete(c);
     await c?.end().catch(() => undefined);
   }
+}
+
+/** Closes a client's socket at once (end() would wait for its statement). */
+function destroyClient(c: pg.Client): void {
+  const s = (c as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
+  s?.destroy();
 }
 
 /** Counts writable nodes every 100 ms, straight to each node (not through the proxy). */
 export class WritableSampler {
   private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private ticking: Promise<void> | null = null;
   private readonly clients = new Map<string, pg.Client | null>();
   maxWritable = 0;
   samples = 0;
@@ -100,21 +138,30 @@ export class WritableSampler {
   constructor(private readonly nodes: { name: string; target: ConnTarget }[]) {}
 
   start(): void {
+    live.add(this);
     const tick = async () => {
       const flags = await Promise.all(this.nodes.map((n) => this.writable(n)));
       this.maxWritable = Math.max(this.maxWritable, flags.filter(Boolean).length);
       this.samples++;
-      if (this.timer) this.timer = setTimeout(() => void tick(), 100);
     };
-    this.timer = setTimeout(() => void tick(), 0);
+    const run = () => {
+      this.ticking = tick().finally(() => {
+        this.ticking = null;
+        if (!this.stopped) this.timer = setTimeout(run, 100);
+      });
+    };
+    this.timer = setTimeout(run, 0);
   }
 
   async stop(): Promise<void> {
-    const t = this.timer;
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    if (t) clearTimeout(t);
+    await this.ticking;
     const open = [...this.clients.values()].filter((c): c is pg.Client => c !== null);
+    this.clients.clear();
     await Promise.all(open.map((c) => c.end().catch(() => undefined)));
+    live.delete(this);
   }
 
   private async writable(n: { name: string; target: ConnTarget }): Promise<boolean> {

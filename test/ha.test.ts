@@ -18,7 +18,7 @@ import { showNodes } from '../src/demo/proxy-nodes.js';
 import { binarySets, cli, makeCluster, until } from './harness.js';
 import type { TestCluster } from './harness.js';
 import { EtcdProcess, etcdSkipReason } from './etcd-harness.js';
-import { WritableSampler, WriteLoad } from './ha-load.js';
+import { WritableSampler, WriteLoad, stopAllLoads } from './ha-load.js';
 import type { LoadResult } from './ha-load.js';
 
 const bins = binarySets()[0]!;
@@ -142,13 +142,31 @@ async function setUp(
       return y;
     },
   });
-  const up = await cli(['up', '-c', tc.file, '--detach'], tc.env);
-  assert.equal(up.code, 0, up.stderr + up.stdout);
-  const url = (await cli(['url', '-c', tc.file], tc.env)).stdout.trim();
-  await WriteLoad.prepare(url);
+  let url: string;
+  try {
+    const up = await cli(['up', '-c', tc.file, '--detach'], tc.env);
+    assert.equal(up.code, 0, up.stderr + up.stdout);
+    url = (await cli(['url', '-c', tc.file], tc.env)).stdout.trim();
+    await WriteLoad.prepare(url);
+  } catch (e) {
+    await tearDown(tc);
+    throw e;
+  }
   const sampler = () =>
     new WritableSampler(tc.cluster.nodes().map((n) => ({ name: n.name, target: tc.cluster.target(n) })));
   return { tc, url, sampler };
+}
+
+/**
+ * After a suite, whatever failed in it: the loads and samplers a failed test left running are
+ * stopped (their clients would keep this process alive for ever), then the controller and the
+ * nodes, then the directory goes.
+ */
+async function tearDown(tc: TestCluster | undefined): Promise<void> {
+  await stopAllLoads();
+  if (!tc) return;
+  await cli(['down', '-c', tc.file], tc.env).catch(() => undefined);
+  await tc.cleanup();
 }
 
 /** kill -9 of the primary's postmaster under load; returns the load's result and the new leader. */
@@ -227,10 +245,7 @@ describe('high availability, asynchronous replication (embedded store)', () => {
   before(async () => {
     ({ tc, url, sampler } = await setUp(false));
   });
-  after(async () => {
-    await cli(['down', '-c', tc.file], tc.env);
-    await tc.cleanup();
-  });
+  after(() => tearDown(tc));
 
   test('bad requests to HA change nothing: no token, a wrong token, bad JSON, an unknown node, a usage error', async () => {
     const before = await leaderOf(tc);
@@ -527,10 +542,7 @@ describe('high availability, synchronous replication (embedded store)', () => {
   before(async () => {
     ({ tc, url, sampler } = await setUp(true));
   });
-  after(async () => {
-    await cli(['down', '-c', tc.file], tc.env);
-    await tc.cleanup();
-  });
+  after(() => tearDown(tc));
 
   test('kill -9 of the primary during writes loses no acknowledged commit', async () => {
     const s = sampler();
@@ -639,9 +651,11 @@ describe('high availability with etcd as the store', { skip: etcdSkipReason() },
     ({ tc, url, sampler } = await setUp(false, etcd.url));
   });
   after(async () => {
-    await cli(['down', '-c', tc.file], tc.env);
-    await tc.cleanup();
-    await etcd.cleanup();
+    try {
+      await tearDown(tc);
+    } finally {
+      await (etcd as EtcdProcess | undefined)?.cleanup();
+    }
   });
 
   test('kill -9 of the primary during writes: failover through etcd, then rejoin', async () => {

@@ -78,6 +78,8 @@ export class Cluster {
   readonly bins: PgBinaries;
   /** The postmaster pid of each node's last stop that this Cluster asked for. */
   private readonly planned = new Map<string, number>();
+  /** Told as soon as a stop this Cluster asked for has ended a postmaster (see onPlannedStop). */
+  private readonly stopListeners = new Set<(name: string, pid: number) => void>();
 
   private current: LoadedConfig;
 
@@ -515,8 +517,9 @@ export class Cluster {
       for (const n of order) {
         const { pgdata } = this.paths(n.name);
         if (runningPid(pgdata) === null) continue;
-        this.planStop(n.name);
+        const pid = this.planStop(n.name);
         await stop(this.bins, pgdata, 'fast');
+        this.stoppedNow(n.name, pid);
         stopped.push(n.name);
         this.reporter.step(`stopped ${n.name}`);
       }
@@ -571,8 +574,9 @@ export class Cluster {
       );
     }
     const { pgdata, log } = this.paths(n.name);
-    this.planStop(n.name);
+    const pid = this.planStop(n.name);
     await stop(this.bins, pgdata, 'fast');
+    this.stoppedNow(n.name, pid);
     this.reporter.step(`stopped ${n.name}`);
     if (primary && runningPid(this.paths(primary.name).pgdata) !== null) {
       await dropSlotIfIdle(this.target(primary), slotName(n.name));
@@ -641,6 +645,8 @@ export class Cluster {
           // already gone
         }
       }
+      // Usually still dying: then the supervisor's next pass sees it go.
+      this.stoppedNow(n.name, pid);
     }
     if (isProvisioned(pgdata)) {
       for (const f of ['standby.signal', REJOIN_MARKER]) {
@@ -659,9 +665,33 @@ export class Cluster {
     return this.planned.get(name) === pid;
   }
 
-  private planStop(name: string): void {
+  private planStop(name: string): number | null {
     const pid = runningPid(this.paths(name).pgdata);
     if (pid !== null) this.planned.set(name, pid);
+    return pid;
+  }
+
+  /**
+   * Calls `fn(node, pid)` each time a stop this Cluster asked for (switchover, rejoin, down,
+   * remove-replica; a fence whose kill has already taken effect) has ended postmaster `pid`, at
+   * that moment: the supervisor records the stop then, instead of at its next pass, which may
+   * come after the node already runs again (a switchover restarts the old primary within a
+   * second). Returns the function that unsubscribes.
+   */
+  onPlannedStop(fn: (name: string, pid: number) => void): () => void {
+    this.stopListeners.add(fn);
+    return () => this.stopListeners.delete(fn);
+  }
+
+  private stoppedNow(name: string, pid: number | null): void {
+    if (pid === null || pidAlive(pid)) return;
+    for (const fn of this.stopListeners) {
+      try {
+        fn(name, pid);
+      } catch {
+        // a listener's trouble is not the stop's
+      }
+    }
   }
 
   /** Fenced as a former primary and not yet rejoined (its WAL may hold what the new primary lacks). */
@@ -680,11 +710,13 @@ export class Cluster {
     try {
       process.kill(pid, mode === 'fast' ? 'SIGINT' : 'SIGQUIT');
     } catch {
-      return stop(this.bins, pgdata, mode);
+      await stop(this.bins, pgdata, mode);
+      return this.stoppedNow(n.name, pid);
     }
     const deadline = Date.now() + 120_000;
     while (Date.now() < deadline && pidAlive(pid)) await new Promise((r) => setTimeout(r, 5));
     if (pidAlive(pid)) await stop(this.bins, pgdata, 'immediate');
+    this.stoppedNow(n.name, pid);
   }
 
   /** Makes sure the primary has a physical slot for each standby (after a promotion it has none). */
@@ -735,8 +767,9 @@ export class Cluster {
   async rejoin(n: NodeRef, primary: NodeRef): Promise<'pg_rewind' | 'clone'> {
     const { pgdata } = this.paths(n.name);
     if (runningPid(pgdata) !== null) {
-      this.planStop(n.name);
+      const pid = this.planStop(n.name);
       await stop(this.bins, pgdata, 'fast');
+      this.stoppedNow(n.name, pid);
     }
     // pg_rewind's single-user crash recovery, like a start, needs the old server's processes gone.
     await clearOrphanedServer(pgdata);

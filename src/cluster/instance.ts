@@ -216,13 +216,28 @@ export async function start(
     );
   }
   const pid = runningPid(paths.pgdata);
-  if (pid === null) {
-    throw new ClusterError(
-      ErrorCodes.NODE_START_FAILED,
-      `node ${node} exited right after starting; see ${paths.log}`,
-    );
+  if (pid !== null) return pid;
+  // pg_ctl saw it ready, and it is gone already. A server that stops by itself (a standby whose
+  // timeline has diverged, say) removes postmaster.pid as it exits: that start failed. A server
+  // killed (kill -9, the OOM killer) leaves the file behind: that start worked, the node died
+  // afterwards, and whoever watches it (HA) sees it down and restarts it. Calling that a failed
+  // start made HA rewind or re-clone a healthy standby, and no restart reached the history.
+  const killed = pidInFile(paths.pgdata);
+  if (killed !== null) return killed;
+  throw new ClusterError(
+    ErrorCodes.NODE_START_FAILED,
+    `node ${node} exited right after starting; see ${paths.log}`,
+  );
+}
+
+/** The pid postmaster.pid names, alive or not; null without a readable file. */
+function pidInFile(pgdata: string): number | null {
+  try {
+    const pid = Number(readFileSync(join(pgdata, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
   }
-  return pid;
 }
 
 export type StopMode = 'smart' | 'fast' | 'immediate';

@@ -30,6 +30,7 @@ async function setup(calls: string[]) {
     dataDir: loaded.dataDir,
     identity: () => ({ id: 'x', name: 'pgscale', created_at: '' }),
     nodes: () => [],
+    onPlannedStop: () => () => undefined,
     up: () => (calls.push('cluster.up'), Promise.resolve()),
     down: () => (calls.push('cluster.down'), Promise.resolve([])),
     status: () => Promise.resolve([]),

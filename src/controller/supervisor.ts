@@ -4,7 +4,9 @@
  * the recent events that GET /services shows. It does not restart or promote anything: deciding
  * that is high availability's job (src/ha), and a restart loop without fencing would do harm.
  * A stop pgscale asked for itself (switchover, fence, rejoin, down) is logged as such and is not
- * an exit. A node that runs again (restarted by HA, or by hand) is noticed too.
+ * an exit, and is recorded the moment the stop ends (Cluster.onPlannedStop), not at the next
+ * pass: a switchover starts the old primary again well within a second. A node that runs again
+ * (restarted by HA, or by hand) is noticed too.
  */
 import { Counter } from 'prom-client';
 import type { Cluster } from '../cluster/cluster.js';
@@ -36,6 +38,7 @@ export class Supervisor implements Service {
   private readonly exits: Counter<'node' | 'shard'>;
   private readonly log: Logger;
   private lastCheck: string | null = null;
+  private unsubscribe: (() => void) | null = null;
 
   constructor(
     private readonly cluster: Cluster,
@@ -55,6 +58,7 @@ export class Supervisor implements Service {
   start(): Promise<void> {
     const nodes = this.cluster.nodes();
     for (const n of nodes) this.pids.set(n.name, this.alivePid(n));
+    this.unsubscribe = this.cluster.onPlannedStop((name, pid) => this.plannedStop(name, pid));
     this.log.info(
       { nodes: nodes.map((n) => n.name), interval_ms: this.intervalMs },
       `supervising ${nodes.length} node(s)`,
@@ -68,6 +72,8 @@ export class Supervisor implements Service {
   }
 
   async stop(): Promise<void> {
+    this.unsubscribe?.();
+    this.unsubscribe = null;
     await this.ticker?.stop();
     this.ticker = null;
   }
@@ -105,6 +111,16 @@ export class Supervisor implements Service {
       }
     }
     this.lastCheck = new Date().toISOString();
+  }
+
+  /** pgscale's own stop ended postmaster `pid` of node `name`: recorded now, once. */
+  private plannedStop(name: string, pid: number): void {
+    // Not the pid we last saw running: the pass that notices it deals with it.
+    if (this.pids.get(name) !== pid) return;
+    const n = this.cluster.nodes().find((x) => x.name === name);
+    if (!n) return;
+    this.pids.set(name, null);
+    this.gone(n, pid);
   }
 
   /** The postmaster `pid` of node `n` is gone (or was replaced by another between two passes). */

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MemberView, ShardSnapshot } from './decide.js';
-import { STANDBY_RESTART_GRACE_MS, decide } from './decide.js';
+import { STANDBY_RESTART_GRACE_MS, decide, decideAround } from './decide.js';
 
 const primary = (name: string, over: Partial<MemberView> = {}): MemberView => ({
   name,
@@ -175,5 +175,40 @@ describe('decide', () => {
       snap([primary('a'), standby('b', 1000n)], { request: { kind: 'switchover', to: 'zz' } }),
     );
     assert.equal(b.kind, 'refuse');
+  });
+});
+
+describe('decideAround (failure back-off)', () => {
+  const key = (a: { kind: string; node?: string } | null) => (a ? `${a.kind}:${a.node ?? ''}` : null);
+  const b = dead(standby('b', 1000n, { needsRejoin: true }));
+  const c = dead(standby('c', 1000n), STANDBY_RESTART_GRACE_MS + 1000);
+
+  test("a member whose action waits out its back-off does not hold up another member's restart", () => {
+    const s = snap([primary('a'), b, c]);
+    assert.equal(key(decide(s)), 'rejoin:b', 'b comes first');
+    const a = decideAround(s, (x) => key(x) === 'rejoin:b');
+    assert.equal(key(a as never), 'start_standby:c');
+  });
+
+  test("with nothing else to do the healthy leader's 'none' comes back (its lease is renewed)", () => {
+    const a = decideAround(snap([primary('a'), b]), (x) => key(x) === 'rejoin:b');
+    assert.equal(a?.kind, 'none');
+  });
+
+  test('a waiting shard-wide action (a failover) means nothing this cycle', () => {
+    const s = snap([dead(primary('a')), standby('b', 1000n)]);
+    assert.equal(decide(s).kind, 'failover');
+    assert.equal(
+      decideAround(s, (x) => x.kind === 'failover'),
+      null,
+    );
+  });
+
+  test('nothing waiting: the same as decide()', () => {
+    const s = snap([primary('a'), b, c]);
+    assert.deepEqual(
+      decideAround(s, () => false),
+      decide(s),
+    );
   });
 });

@@ -285,3 +285,24 @@ function maintain(s: ShardSnapshot, leader: MemberView): Action {
   }
   return { kind: 'none', reason: 'healthy' };
 }
+
+/** Actions on one member that a shard with a healthy leader takes (see maintain()). */
+const MEMBER_ACTIONS = new Set<Action['kind']>(['start_standby', 'rejoin', 'repoint']);
+
+/**
+ * decide(), where `waiting(action)` says that an action is waiting out its failure back-off. One
+ * member's action (start_standby, rejoin, repoint) that waits sets only that member aside:
+ * decide() runs again as if it were busy, so the other members are still looked after (a killed
+ * standby is restarted) and a healthy leader's lease is still renewed ('none'). Null when the
+ * shard's own action waits (a failover, say): nothing to do this cycle.
+ */
+export function decideAround(s: ShardSnapshot, waiting: (a: Action) => boolean): Action | null {
+  let snap = s;
+  for (;;) {
+    const action = decide(snap);
+    if (!waiting(action)) return action;
+    if (!('node' in action) || !MEMBER_ACTIONS.has(action.kind)) return null;
+    const aside = action.node;
+    snap = { ...snap, members: snap.members.map((m) => (m.name === aside ? { ...m, busy: true } : m)) };
+  }
+}

@@ -29,7 +29,7 @@ import { ErrorCodes, PgscaleError, errorMessage } from '../errors.js';
 import type { Logger } from '../obs/logger.js';
 import type { Endpoint, Topology, TopologyView } from '../topology/topology.js';
 import type { Action, Leader, MemberView, Request, ShardSnapshot } from './decide.js';
-import { decide, healthyPrimary, pickCandidate } from './decide.js';
+import { decideAround, healthyPrimary, pickCandidate } from './decide.js';
 import type { HaControl, HaEvent, RequestOutcome, RouteResult } from './ha-routes.js';
 import { HISTORY_LIMIT, handleHaRoute } from './ha-routes.js';
 import { HaHistory, lastFailovers } from './ha-history.js';
@@ -67,8 +67,11 @@ interface ShardState {
   switchovers: number;
   /** Unix ms of the last failover's promotion (read back from the history at start). */
   lastFailoverAt: number | null;
-  /** The last action that failed (kind:node), how often in a row, and when it may run again. */
-  failure: { key: string; message: string; count: number; retryAt: number } | null;
+  /**
+   * Actions that failed (by kind:node), how often in a row, and when each may run again: one per
+   * action, so that two failing actions do not take turns at being news every cycle.
+   */
+  failures: Map<string, { message: string; count: number; retryAt: number }>;
 }
 
 /** A failing action is retried after loop_wait × 2^failures, at most this long (ms). */
@@ -126,7 +129,7 @@ export class HaService implements HaControl {
       failovers: 0,
       switchovers: 0,
       lastFailoverAt: null,
-      failure: null,
+      failures: new Map(),
     }));
     this.syncMembers();
   }
@@ -325,6 +328,9 @@ export class HaService implements HaControl {
     this.syncMembers();
     this.cycles++;
     this.lastCycleAt = new Date().toISOString();
+    // Busy before the probes: a background start or rejoin that ends while they run must not
+    // look like a stopped node to this cycle (it would be started, or rewound, a second time).
+    const busyAtProbe = new Set(this.busy.keys());
     const probes = await this.probeAll();
     let storeOk = true;
     for (let shard = 0; shard < this.shards.length; shard++) {
@@ -336,22 +342,14 @@ export class HaService implements HaControl {
         this.onStoreError(e);
         continue;
       }
-      const snap = this.snapshot(shard, probes);
-      const action = decide(snap);
-      // The same action failed a moment ago and nothing asks for it now: wait out the back-off
-      // rather than fail (and write to the store) every cycle.
-      const f = this.shards[shard]!.failure;
-      if (f && f.key === actionKey(action) && performance.now() < f.retryAt && !snap.request) continue;
+      const snap = this.snapshot(shard, probes, busyAtProbe);
+      const action = this.decideAroundBackoff(shard, snap);
+      if (action === null) continue;
       try {
         await this.act(shard, snap, action);
         // Background actions (start_standby, rejoin) clear their own failure when they succeed.
-        const done = this.shards[shard]!;
-        if (
-          done.failure?.key === actionKey(action) &&
-          action.kind !== 'start_standby' &&
-          action.kind !== 'rejoin'
-        ) {
-          done.failure = null;
+        if (action.kind !== 'start_standby' && action.kind !== 'rejoin') {
+          this.shards[shard]!.failures.delete(actionKey(action));
         }
       } catch (e) {
         if (isStoreError(e)) {
@@ -379,17 +377,34 @@ export class HaService implements HaControl {
   }
 
   /**
+   * decide(), except that an action that failed a moment ago, and that nothing asks for now,
+   * waits out its back-off rather than fail (and write to the store) every cycle; the other
+   * members go on being looked after meanwhile (see decideAround).
+   */
+  private decideAroundBackoff(shard: number, snap: ShardSnapshot): Action | null {
+    const failures = this.shards[shard]!.failures;
+    const now = performance.now();
+    return decideAround(snap, (a) => {
+      const f = failures.get(actionKey(a));
+      return f !== undefined && now < f.retryAt && !snap.request;
+    });
+  }
+
+  /**
    * Counts a failure of an action and sets its back-off; true when it is news (not the action
    * that failed last time), which alone is logged as an error and written to history:
    * a shard left without a primary must not write the same failure every cycle.
    */
   private noteFailure(shard: number, key: string, message: string): boolean {
     const st = this.shards[shard]!;
-    // By action alone: a failure's message often carries times and pids (a log tail).
-    const same = st.failure?.key === key;
-    const count = same ? st.failure!.count + 1 : 1;
+    // By action alone: a failure's message often carries times and pids (a log tail). A streak
+    // ends when the action was not tried again soon after its back-off (nothing needed it).
+    const last = st.failures.get(key);
+    const prev = last && performance.now() - last.retryAt < FAILURE_BACKOFF_MAX_MS ? last : undefined;
+    const same = prev !== undefined;
+    const count = (prev?.count ?? 0) + 1;
     const delay = Math.min(this.loopMs * 2 ** count, FAILURE_BACKOFF_MAX_MS);
-    st.failure = { key, message, count, retryAt: performance.now() + delay };
+    st.failures.set(key, { message, count, retryAt: performance.now() + delay });
     if (same) {
       this.log.warn(
         { shard, action: key, failures: count },
@@ -438,7 +453,11 @@ export class HaService implements HaControl {
     st.lastEpoch = Math.max(recorded, st.leader?.epoch ?? 0, st.lastEpoch);
   }
 
-  private snapshot(shard: number, probes: Map<string, ProbeResult | null>): ShardSnapshot {
+  private snapshot(
+    shard: number,
+    probes: Map<string, ProbeResult | null>,
+    busyAtProbe: ReadonlySet<string> = new Set(),
+  ): ShardSnapshot {
     const st = this.shards[shard]!;
     const t = performance.now();
     const members: MemberView[] = this.shardNodes(shard).map((n) => {
@@ -471,7 +490,7 @@ export class HaService implements HaControl {
         downForMs: tr.downSince === null ? 0 : t - tr.downSince,
         unreachableForMs: tr.unreachableSince === null ? 0 : t - tr.unreachableSince,
         notStreamingForMs: 0,
-        busy: this.busy.has(n.name),
+        busy: this.busy.has(n.name) || busyAtProbe.has(n.name),
       };
       // How long a running standby of the leader has not been streaming.
       const standbyOfLeader = m.reachable && m.inRecovery === true && m.upstream === st.leader?.node;
@@ -593,7 +612,7 @@ export class HaService implements HaControl {
   private background(shard: number, node: string, what: string, fn: () => Promise<void>): void {
     const task = fn()
       .then(() => {
-        if (this.shards[shard]!.failure?.key === `${what}:${node}`) this.shards[shard]!.failure = null;
+        this.shards[shard]!.failures.delete(`${what}:${node}`);
       })
       .catch(async (e: unknown) => {
         if (!this.noteFailure(shard, `${what}:${node}`, errorMessage(e))) return;
