@@ -15,7 +15,7 @@ import pg from 'pg';
 import { runningPid } from '../src/cluster/instance.js';
 import { readSecrets } from '../src/cluster/secrets.js';
 import { showNodes } from '../src/demo/proxy-nodes.js';
-import { binarySets, cli, makeCluster, until } from './harness.js';
+import { READ_SET_TODO, binarySets, cli, makeCluster, until } from './harness.js';
 import type { TestCluster } from './harness.js';
 import { EtcdProcess, etcdSkipReason } from './etcd-harness.js';
 import { WritableSampler, WriteLoad, stopAllLoads } from './ha-load.js';
@@ -595,7 +595,7 @@ describe('high availability, synchronous replication (embedded store)', () => {
     for (const n of standbys) await until(`${n.name} streaming`, () => streamingReplica(tc, n.name), 60_000);
   });
 
-  test('kill -9 of one synchronous standby under load: writes go on through the other, no failover; it leaves the read set and returns', async () => {
+  test('kill -9 of one synchronous standby under load: writes go on through the other, no failover; it leaves the read set and returns', READ_SET_TODO, async () => {
     const before = await leaderOf(tc);
     const standbys = tc.cluster.nodes().filter((n) => n.name !== before.leader);
     for (const n of standbys) await until(`${n.name} streaming`, () => streamingReplica(tc, n.name), 90_000);
