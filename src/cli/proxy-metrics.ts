@@ -161,41 +161,30 @@ export function registerProxyMetrics(registry: Registry, current: () => ProxySer
       },
     });
   }
-  for (const [name, key, help] of [
-    ['pgscale_proxy_transactions_total', 'xacts', 'Transactions run through the proxy.'],
-    ['pgscale_proxy_queries_total', 'queries', 'Queries run through the proxy.'],
-    ['pgscale_proxy_received_bytes_total', 'bytesReceived', 'Bytes sent by clients to servers.'],
-    ['pgscale_proxy_sent_bytes_total', 'bytesSent', 'Bytes sent by servers to clients.'],
-    ['pgscale_proxy_client_waits_total', 'waits', 'Times a client waited for a server connection.'],
-  ] as const) {
-    new Counter({
-      name,
-      help,
-      labelNames: ['database', 'user'],
-      registers: [registry],
-      collect() {
-        // A counter has no set(): start from zero and add the proxy's running total.
-        this.reset();
-        for (const pool of service.proxy?.pools.values() ?? [])
-          this.inc({ database: pool.database, user: pool.target.user }, pool.stats[key]);
-      },
-    });
-  }
-  // Times in seconds, as pgbouncer_exporter exports PgBouncer's microsecond totals.
-  for (const [name, key, help] of [
+  // Counts as they are; times in seconds, as pgbouncer_exporter exports PgBouncer's microsecond
+  // totals. A counter has no set(): each scrape starts from zero and adds the proxy's running total.
+  for (const [name, key, scale, help] of [
+    ['pgscale_proxy_transactions_total', 'xacts', 1, 'Transactions run through the proxy.'],
+    ['pgscale_proxy_queries_total', 'queries', 1, 'Queries run through the proxy.'],
+    ['pgscale_proxy_received_bytes_total', 'bytesReceived', 1, 'Bytes sent by clients to servers.'],
+    ['pgscale_proxy_sent_bytes_total', 'bytesSent', 1, 'Bytes sent by servers to clients.'],
+    ['pgscale_proxy_client_waits_total', 'waits', 1, 'Times a client waited for a server connection.'],
     [
       'pgscale_proxy_transaction_duration_seconds_total',
       'xactTimeUs',
+      1e-6,
       'Time spent in transactions on servers, summed over transactions.',
     ],
     [
       'pgscale_proxy_query_duration_seconds_total',
       'queryTimeUs',
+      1e-6,
       'Time spent in queries on servers, summed.',
     ],
     [
       'pgscale_proxy_client_wait_seconds_total',
       'waitTimeUs',
+      1e-6,
       'Time clients spent waiting for a server connection, summed.',
     ],
   ] as const) {
@@ -207,7 +196,7 @@ export function registerProxyMetrics(registry: Registry, current: () => ProxySer
       collect() {
         this.reset();
         for (const pool of service.proxy?.pools.values() ?? [])
-          this.inc({ database: pool.database, user: pool.target.user }, pool.stats[key] / 1e6);
+          this.inc({ database: pool.database, user: pool.target.user }, pool.stats[key] * scale);
       },
     });
   }
