@@ -146,14 +146,3 @@ export async function until<T>(
   );
 }
 
-/**
- * Quarantine of the read-set tests that fail intermittently in full runs since issue #11's merges
- * (a killed standby leaving the proxy's read set, an added replica joining it, a read failing
- * while a replica stops). They still run and print their result; a failure does not fail the
- * suite until the cause is found (issue #11 stays open for it).
- */
-export const READ_SET_TODO = process.env.PGSCALE_RUN_QUARANTINED
-  ? {}
-  : ({
-      todo: 'fails intermittently in full runs since the issue #11 merges (proxy read set); cause not found yet, see issue #11',
-    } as const);

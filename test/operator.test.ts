@@ -12,7 +12,7 @@ import type { Server } from 'node:net';
 import { join } from 'node:path';
 import { allNodes, loadConfig } from '../src/config/load.js';
 import { findFreePortBlock } from '../src/cluster/ports.js';
-import { READ_SET_TODO, binarySets, cli, makeCluster, repoRoot, tempDir, until } from './harness.js';
+import { binarySets, cli, makeCluster, repoRoot, tempDir, until } from './harness.js';
 import type { CliResult, TestCluster } from './harness.js';
 import pg from 'pg';
 import { readSecrets } from '../src/cluster/secrets.js';
@@ -208,7 +208,7 @@ describe('under a running controller', () => {
     if (old.state !== 'running') assert.equal(old.state, 'fenced', JSON.stringify(old));
   });
 
-  test('add-replica under a running controller: at once in the read set, with health endpoints; switchover --to it works', READ_SET_TODO, async () => {
+  test('add-replica under a running controller: at once in the read set, with health endpoints; switchover --to it works', async () => {
     // After the failover above: once the old primary has rejoined and streams.
     await until(
       'every node running and streaming',
