@@ -250,7 +250,13 @@ describe('under a running controller', () => {
           return r.rows.some((x) => x.addr.endsWith(`:${n2.port}`) && x.in_read_set === 't');
         },
         30_000,
-      );
+      ).catch(async (e: Error) => {
+        const nodes = (await admin.query('SHOW NODES')).rows;
+        const log = readFileSync(`${tc.cluster.dataDir}/logs/controller.log`, 'utf8').split('\n').slice(-40);
+        throw new Error(
+          `${e.message}; SHOW NODES: ${JSON.stringify(nodes)}; controller log tail:\n${log.join('\n')}`,
+        );
+      });
     } finally {
       await admin.end();
       await app.end();
