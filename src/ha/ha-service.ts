@@ -21,7 +21,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Cluster } from '../cluster/cluster.js';
 import { slotName } from '../cluster/conf.js';
-import { formatLsn } from '../cluster/lsn.js';
+import { formatLsn } from '../protocol/lsn.js';
 import { isProvisioned, isStandbyDir, runningPid } from '../cluster/instance.js';
 import type { LoadedConfig, NodeRef } from '../config/load.js';
 import type { HaConfig } from '../config/schema.js';

@@ -5,6 +5,7 @@
  * Nothing secret is ever shown: passwords in the config are masked.
  */
 import { encodeBackendMessage } from '../protocol/backend-messages.js';
+import { formatLsn } from '../protocol/lsn.js';
 import type { ProxyServer } from './proxy-server.js';
 import { Session } from './session.js';
 import { memRows, listRows } from './admin-mem.js';
@@ -270,10 +271,6 @@ export function showTable(proxy: ProxyServer, what: string): Table | null {
     default:
       return null;
   }
-}
-
-function formatLsn(v: bigint): string {
-  return `${(v >> 32n).toString(16).toUpperCase()}/${(v & 0xffffffffn).toString(16).toUpperCase()}`;
 }
 
 function maskDatabases(v: unknown): unknown {
