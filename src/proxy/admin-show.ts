@@ -6,7 +6,7 @@
  */
 import { encodeBackendMessage } from '../protocol/backend-messages.js';
 import { formatLsn } from '../protocol/lsn.js';
-import type { ProxyServer } from './proxy-server.js';
+import type { AdminView } from './admin-view.js';
 import { Session } from './session.js';
 import { memRows, listRows } from './admin-mem.js';
 import type { Cell } from './admin-mem.js';
@@ -44,7 +44,7 @@ const RELOADABLE = new Set([
   'pool_mode',
 ]);
 
-export function showTable(proxy: ProxyServer, what: string): Table | null {
+export function showTable(proxy: AdminView, what: string): Table | null {
   const pools = [...proxy.pools.values()];
   switch (what) {
     case 'HELP':

@@ -29,7 +29,7 @@ import { REPORTED_NAMES } from './frontend/startup-params.js';
 import { ListenerHub } from './listener-hub.js';
 import { Session } from './session.js';
 import { AdminSession, ADMIN_DATABASES } from './admin.js';
-import type { AdminHooks } from './admin.js';
+import type { AdminHooks, AdminView } from './admin-view.js';
 import type { PoolMode } from './types.js';
 import { NodeMonitor, ReadRouter } from './read-router.js';
 import type { ReplicaTarget, RouterSettings } from './read-router.js';
@@ -79,11 +79,13 @@ export interface ProxyServerOptions {
    * it closed on its own. The program that owns the proxy decides whether that was expected.
    */
   onListenerClosed?: (why: 'stopped' | 'closed') => void;
+  /** What RELOAD and SHUTDOWN on the admin console do (default: nothing; the proxy alone stops). */
+  adminHooks?: AdminHooks;
 }
 
 const MAX_CONCURRENT_CANCELS = 64;
 
-export class ProxyServer implements FrontendHost {
+export class ProxyServer implements FrontendHost, AdminView {
   private config: ProxyConfig;
   private server: Server | null = null;
   readonly clients = new Set<ClientConn>();
@@ -114,8 +116,8 @@ export class ProxyServer implements FrontendHost {
   private maintenance: NodeJS.Timeout | null = null;
   readonly startedAt = Date.now();
   paused = false;
-  /** What RELOAD and SHUTDOWN on the admin console do (set by the program running the proxy). */
-  adminHooks: AdminHooks = {};
+  /** What RELOAD and SHUTDOWN on the admin console do (given by the program running the proxy). */
+  private readonly adminHooks: AdminHooks;
   private resolver: DatabaseResolver;
   private readonly log: (line: string) => void;
   private readonly logger: ProxyServerOptions['logger'];
@@ -136,6 +138,7 @@ export class ProxyServer implements FrontendHost {
     this.logger = opts.logger;
     this.loginBackoff = opts.loginBackoff === false ? null : new LoginBackoff(opts.loginBackoff ?? {});
     this.onListenerClosed = opts.onListenerClosed;
+    this.adminHooks = opts.adminHooks ?? {};
     this.credentials = new Credentials(
       opts.inlineUsers ?? new Map(),
       opts.config.auth_file,
@@ -422,7 +425,11 @@ export class ProxyServer implements FrontendHost {
           ),
         };
       }
-      return { ok: true, session: new AdminSession(this, req.client, admin), params: adminParams() };
+      return {
+        ok: true,
+        session: new AdminSession(this, this.adminHooks, req.client, admin),
+        params: adminParams(),
+      };
     }
     const t = this.resolver(req.database);
     if (!t) {
