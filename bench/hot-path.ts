@@ -184,7 +184,6 @@ async function main(o: Options): Promise<void> {
       new FakeSocket(() => owing.push(conn)),
       target,
     );
-    conn.state = 'idle';
     pool.idle.push(conn);
   }
 

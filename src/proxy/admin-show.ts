@@ -144,11 +144,17 @@ export function showTable(proxy: AdminView, what: string): Table | null {
           'connect_time',
         ],
         rows: pools.flatMap((p) =>
-          [...p.active, ...p.idle, ...p.tested].map((s) => [
+          (
+            [
+              ...[...p.active].map((s) => ['active', s] as const),
+              ...p.idle.map((s) => ['idle', s] as const),
+              ...[...p.tested].map((s) => ['tested', s] as const),
+            ] as const
+          ).map(([state, s]) => [
             'S',
             p.target.user,
             p.database,
-            s.state,
+            state,
             p.target.host,
             p.target.port,
             s.backendPid,

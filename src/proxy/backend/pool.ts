@@ -128,6 +128,16 @@ export class Pool {
     public settings: PoolSettings,
   ) {}
 
+  /**
+   * Where a connection of this pool is, read off the lists (the lists are the state): lent to a
+   * client, idle, being checked/reset/rolled back, or none (closed, or not this pool's).
+   */
+  stateOf(c: ServerConn): 'active' | 'idle' | 'tested' | null {
+    if (this.active.has(c)) return 'active';
+    if (this.tested.has(c)) return 'tested';
+    return this.idle.includes(c) ? 'idle' : null;
+  }
+
   get waiting(): number {
     return this.waiters.length;
   }
@@ -219,7 +229,6 @@ export class Pool {
     if (c.closed || t - c.createdAt > this.settings.serverLifetimeMs) return null;
     if (t - c.lastUsedAt > this.settings.serverCheckDelayMs) return null;
     this.idle.pop();
-    c.state = 'active';
     c.lastUsedAt = t;
     this.active.add(c);
     return c;
@@ -287,7 +296,6 @@ export class Pool {
   /** Hands a connection out, checking it first when it sat idle for a while. */
   private lend(c: ServerConn, ready: (c: ServerConn) => void, fail: (e: ServerLoginError) => void): void {
     if (now() - c.lastUsedAt <= this.settings.serverCheckDelayMs) {
-      c.state = 'active';
       c.lastUsedAt = now();
       this.active.add(c);
       ready(c);
@@ -312,7 +320,6 @@ export class Pool {
       this.acquireThen(ready, fail);
       return;
     }
-    c.state = 'active';
     c.lastUsedAt = now();
     this.active.add(c);
     ready(c);
@@ -430,12 +437,10 @@ export class Pool {
     const dirty =
       c.txStatus !== 'I' || c.needsReset || c.cancelsInFlight > 0 || this.settings.mode === 'session';
     if (!dirty) {
-      c.state = 'idle';
       this.idle.push(c);
       this.serveWaiters();
       return;
     }
-    c.state = 'tested';
     this.tested.add(c);
     this.clean(c).then(
       (ok) => {
@@ -445,7 +450,6 @@ export class Pool {
           this.forget(c);
           return;
         }
-        c.state = 'idle';
         this.idle.push(c);
         this.serveWaiters();
       },
