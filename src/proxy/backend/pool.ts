@@ -128,16 +128,6 @@ export class Pool {
     public settings: PoolSettings,
   ) {}
 
-  /**
-   * Where a connection of this pool is, read off the lists (the lists are the state): lent to a
-   * client, idle, being checked/reset/rolled back, or none (closed, or not this pool's).
-   */
-  stateOf(c: ServerConn): 'active' | 'idle' | 'tested' | null {
-    if (this.active.has(c)) return 'active';
-    if (this.tested.has(c)) return 'tested';
-    return this.idle.includes(c) ? 'idle' : null;
-  }
-
   get waiting(): number {
     return this.waiters.length;
   }
