@@ -18,6 +18,7 @@ import { SqlState } from '../protocol/sqlstate.js';
 import { ConfigError, ErrorCodes, PgscaleError } from '../errors.js';
 import { Pool } from './backend/pool.js';
 import type { PoolSettings } from './backend/pool.js';
+import { DatabaseLimit } from './backend/db-limit.js';
 import { ServerLoginError } from './backend/server-conn.js';
 import { ClientConn } from './frontend/client-conn.js';
 import type { FrontendHost, LoginFailure, LoginRequest, LoginResult } from './frontend/client-conn.js';
@@ -91,6 +92,8 @@ export class ProxyServer implements FrontendHost, AdminView {
   readonly clients = new Set<ClientConn>();
   private readonly byPid = new Map<number, ClientConn>();
   readonly pools = new Map<string, Pool>();
+  /** max_db_connections, one shared by the pools of each database. */
+  private readonly dbLimits = new Map<string, DatabaseLimit>();
   /** Per database: its relations with hidden code (transaction pooling's state check). */
   readonly hiddenCode = new Map<string, HiddenCodeRegistry>();
   private readonly hubs = new Map<Pool, ListenerHub>();
@@ -257,11 +260,14 @@ export class ProxyServer implements FrontendHost, AdminView {
     this.config = next;
     this.messageBudget.setLimit(next.max_buffered_bytes);
     if (resolve) this.resolver = resolve;
-    for (const p of this.pools.values())
-      p.settings = this.poolSettings(
-        p.settings.mode,
-        p.settings.size === this.config.default_pool_size ? undefined : p.settings.size,
-      );
+    for (const l of this.dbLimits.values()) l.max = next.max_db_connections;
+    // Each pool's settings resolved again as for a new one (the database's own pool_size, else
+    // default_pool_size). Its mode stays: sessions of that mode hold it; new pools take the new one.
+    for (const p of new Set(this.pools.values())) {
+      const t = this.resolver(p.database);
+      p.applySettings(this.poolSettings(p.settings.mode, t === null ? p.settings.size : t.poolSize));
+    }
+    for (const l of this.dbLimits.values()) l.wakeAll();
     return restart;
   }
 
@@ -354,6 +360,7 @@ export class ProxyServer implements FrontendHost, AdminView {
     this.following.delete(p);
     this.onDemand.delete(p);
     p.close(reason);
+    if (this.dbLimits.get(p.database)?.size === 0) this.dbLimits.delete(p.database);
   }
 
   /** PgBouncer's autodb_idle_timeout: on-demand pools without a client that long are freed. */
@@ -403,6 +410,13 @@ export class ProxyServer implements FrontendHost, AdminView {
         this.poolSettings(t.poolMode ?? this.config.pool_mode, t.poolSize),
       );
       if (this.paused) p.pause();
+      let limit = this.dbLimits.get(database);
+      if (!limit) {
+        limit = new DatabaseLimit(this.config.max_db_connections);
+        this.dbLimits.set(database, limit);
+      }
+      p.limit = limit;
+      limit.add(p);
       this.pools.set(key, p);
       if (t.onDemand) this.onDemand.set(p, performance.now());
     } else if (creds.kind !== 'none') {
