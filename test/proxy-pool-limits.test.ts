@@ -115,6 +115,41 @@ describe('pool sizes and limits', () => {
     reload({ default_pool_size: 2 });
   });
 
+  test('SHOW SERVERS says tested while an idle connection is checked before it is lent', async () => {
+    reload({ default_pool_size: 2 });
+    const c = await client();
+    await c.query('SELECT 1');
+    // Every idle connection of app/app is stopped: the next client's connection is checked first
+    // (server_check_delay 0) and the check (SELECT 1) hangs there, in the pool's tested list.
+    const servers = async () =>
+      (
+        await admin.query<{ database: string; user: string; state: string; backend_pid: string }>(
+          'SHOW SERVERS',
+        )
+      ).rows.filter((r) => r.database === 'app' && r.user === 'app');
+    const pids = (await servers()).filter((r) => r.state === 'idle').map((r) => Number(r.backend_pid));
+    assert.ok(pids.length > 0);
+    for (const pid of pids) process.kill(pid, 'SIGSTOP');
+    try {
+      const q = c.query('SELECT 7 AS n');
+      q.catch(() => undefined); // awaited below; not unhandled if the wait fails first
+      await until('a connection is being checked', async () => {
+        const rows = await servers();
+        return rows.some((r) => r.state === 'tested') && rows;
+      });
+      for (const pid of pids) process.kill(pid, 'SIGCONT');
+      assert.equal((await q).rows[0].n, 7);
+    } finally {
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGCONT');
+        } catch {
+          // gone already
+        }
+      }
+    }
+  });
+
   test('max_db_connections caps a database across its users: clients wait, idle ones make room', async () => {
     reload({ default_pool_size: 4, max_db_connections: 2 });
     const [a1, a2, s1] = [await client(), await client(), await client('postgres')];
