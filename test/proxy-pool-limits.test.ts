@@ -192,6 +192,11 @@ describe('pool sizes and limits', () => {
     const again = s1.query('SELECT 6 AS n');
     await until('the other user queues again', async () => Number((await pool('postgres')).cl_waiting) === 1);
     reload({ default_pool_size: 4, max_db_connections: 3 });
+    const cfg = await admin.query<{ key: string; value: string; changeable: string }>('SHOW CONFIG');
+    assert.deepEqual(
+      cfg.rows.filter((r) => r.key === 'max_db_connections').map((r) => [r.value, r.changeable]),
+      [['3', 'yes']],
+    );
     assert.equal((await again).rows[0].n, 6);
     await a1.query('COMMIT');
     await a2.query('COMMIT');

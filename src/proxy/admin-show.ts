@@ -21,6 +21,7 @@ const RELOADABLE = new Set([
   'default_pool_size',
   'min_pool_size',
   'max_client_conn',
+  'max_db_connections',
   'query_wait_timeout',
   'client_login_timeout',
   'client_idle_timeout',
