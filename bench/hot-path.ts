@@ -184,8 +184,10 @@ async function main(o: Options): Promise<void> {
       new FakeSocket(() => owing.push(conn)),
       target,
     );
-    conn.state = 'idle';
     pool.idle.push(conn);
+    // A connection the pool opened carries its generation (retarget() bumps it); these did not come
+    // through connectOne, so they are given the current one, else release() would drop them.
+    (pool as unknown as { generations: WeakMap<ServerConn, number> }).generations.set(conn, 0);
   }
 
   let completed = 0;

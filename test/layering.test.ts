@@ -1,6 +1,8 @@
 /**
  * The dependency rule of docs/architecture.md: imports go downward only, and no module imports
- * itself back through a cycle (an ESM cycle can crash at start-up). Pure code scan, no processes.
+ * itself back through a cycle (an ESM cycle can crash at start-up); inside src/proxy/ the backend
+ * (server connections, pools) never imports the frontend (client connections); bench/ uses only
+ * the public modules of src/ (see `isPublic`). Pure code scan, no processes.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -40,6 +42,28 @@ const allowed: Record<string, string[]> = {
 };
 
 const src = join(repoRoot, 'src');
+const bench = join(repoRoot, 'bench');
+
+/**
+ * The public modules of src/, the ones bench/ may use: those directly in a layer's folder
+ * (src/proxy/proxy-server.ts, src/config/load.ts …) and src/errors.ts. A subfolder of a layer
+ * (src/proxy/backend/, src/proxy/frontend/, src/cli/commands/, src/demo/scenarios/ …) is that
+ * layer's inside, and test files and test utilities are nobody's API. bench/ may also use the
+ * integration-test harness (test/harness.ts, test/raw-client.ts) to start servers and clients.
+ */
+function isPublic(file: string): boolean {
+  const parts = relative(src, file).split('/');
+  if (parts[0] === '..' || parts.length > 2) return false;
+  return !/\.test(-util)?\.ts$|\.test-util\.ts$/.test(file);
+}
+const benchMayUse = new Set(['test/harness.ts', 'test/raw-client.ts']);
+/** Benchmarks that time a layer's inside on purpose (white-box), and what they reach. */
+const benchWhiteBox: Record<string, string> = {
+  // The proxy's hot path without sockets: Session, Pool and ServerConn from dist/, driven directly.
+  'bench/hot-path.ts': 'src/proxy/',
+  // The hidden-code prefilter against the full parse it saves.
+  'bench/hidden-code.ts': 'src/proxy/backend/hidden-code.ts',
+};
 
 function files(dir: string): string[] {
   return readdirSync(dir).flatMap((n) => {
@@ -48,11 +72,13 @@ function files(dir: string): string[] {
   });
 }
 
-function imports(file: string): string[] {
+/** Relative imports of a file; `withTypes`: `import type` too (they vanish at run time). */
+function imports(file: string, withTypes = false): string[] {
   const text = readFileSync(file, 'utf8');
   const out: string[] = [];
   for (const m of text.matchAll(/^\s*(?:import|export)\s[^;]*?from\s+'(\.[^']+)'/gms)) {
-    if (/^\s*import\s+type\s/m.test(m[0]) || /^\s*export\s+type\s/m.test(m[0])) continue;
+    const typeOnly = /^\s*import\s+type\s/m.test(m[0]) || /^\s*export\s+type\s/m.test(m[0]);
+    if (typeOnly && !withTypes) continue;
     out.push(resolve(dirname(file), m[1]!.replace(/\.js$/, '.ts')));
   }
   for (const m of text.matchAll(/import\(\s*'(\.[^']+)'\s*\)/g))
@@ -77,14 +103,51 @@ test('imports go downward only', () => {
   assert.deepEqual(bad, []);
 });
 
+test('inside the proxy, the backend never imports the frontend', () => {
+  const backend = join(src, 'proxy', 'backend');
+  const frontend = join(src, 'proxy', 'frontend');
+  const bad: string[] = [];
+  for (const f of files(backend)) {
+    for (const target of imports(f, true)) {
+      if (target.startsWith(frontend + '/')) bad.push(`${relative(src, f)} → ${relative(src, target)}`);
+    }
+  }
+  assert.deepEqual(bad, []);
+});
+
+test('bench/ uses only the public modules of src/', () => {
+  const bad: string[] = [];
+  for (const f of files(bench)) {
+    const from = relative(repoRoot, f);
+    const whiteBox = benchWhiteBox[from];
+    for (const target of imports(f, true)) {
+      const to = relative(repoRoot, target);
+      if (to.startsWith('bench/') || benchMayUse.has(to)) continue;
+      if (to.startsWith('src/') && isPublic(target)) continue;
+      if (whiteBox !== undefined && to.startsWith(whiteBox)) continue;
+      bad.push(`${from} → ${to}`);
+    }
+  }
+  assert.deepEqual(bad, []);
+});
+
+test('the rules catch what they are for', () => {
+  // The scan itself: a public module, an inside one, a test utility.
+  assert.equal(isPublic(join(src, 'proxy', 'proxy-server.ts')), true);
+  assert.equal(isPublic(join(src, 'errors.ts')), true);
+  assert.equal(isPublic(join(src, 'proxy', 'backend', 'pool.ts')), false);
+  assert.equal(isPublic(join(src, 'sql', 'arbitraries.test-util.ts')), false);
+  assert.equal(isPublic(join(repoRoot, 'test', 'harness.ts')), false);
+});
+
 test('no import cycles', () => {
-  const graph = new Map(files(src).map((f) => [f, imports(f)]));
+  const graph = new Map([...files(src), ...files(bench)].map((f) => [f, imports(f)]));
   const state = new Map<string, 'visiting' | 'done'>();
   const cycles: string[] = [];
   const visit = (f: string, path: string[]) => {
     if (state.get(f) === 'done') return;
     if (state.get(f) === 'visiting') {
-      cycles.push([...path.slice(path.indexOf(f)), f].map((p) => relative(src, p)).join(' → '));
+      cycles.push([...path.slice(path.indexOf(f)), f].map((p) => relative(repoRoot, p)).join(' → '));
       return;
     }
     state.set(f, 'visiting');

@@ -11,6 +11,7 @@ import { Counter, Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
 import type { ProxyServer } from '../proxy/proxy-server.js';
 import { Session } from '../proxy/session.js';
+import { lsnDiff } from '../protocol/lsn.js';
 
 export function registerProxyMetrics(registry: Registry, current: () => ProxyServer | null): void {
   // prom-client calls collect() with the metric as `this`; the proxy is reached through this.
@@ -90,7 +91,7 @@ export function registerProxyMetrics(registry: Registry, current: () => ProxySer
           if (p !== null && x.monitor.lsn !== null)
             this.set(
               { database: pool.database, user: pool.target.user, node: x.name },
-              Number(p - x.monitor.lsn),
+              Number(lsnDiff(p, x.monitor.lsn)),
             );
         }
       }

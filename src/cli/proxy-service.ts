@@ -143,17 +143,17 @@ export class ProxyService implements Service {
       log: (line) => this.logger.info(line),
       logger: this.logger,
       onListenerClosed: (why) => this.onListenerClosed(proxy, why),
-    });
-    proxy.adminHooks = {
-      reload: () => this.reload(),
-      refuseShutdown: (who) => {
-        this.logger.warn(
-          { event: 'admin_shutdown_refused', user: who.user, client: who.addr },
-          `SHUTDOWN on the admin console refused (user ${who.user} from ${who.addr}): the controller owns the proxy`,
-        );
-        return 'SHUTDOWN is refused: this proxy belongs to the pgscale controller; `pgscale down` stops the cluster and its proxy';
+      adminHooks: {
+        reload: () => this.reload(),
+        refuseShutdown: (who) => {
+          this.logger.warn(
+            { event: 'admin_shutdown_refused', user: who.user, client: who.addr },
+            `SHUTDOWN on the admin console refused (user ${who.user} from ${who.addr}): the controller owns the proxy`,
+          );
+          return 'SHUTDOWN is refused: this proxy belongs to the pgscale controller; `pgscale down` stops the cluster and its proxy';
+        },
       },
-    };
+    });
     if (!this.ownsTopology) proxy.holdOnUnreachableMs = this.loaded.config.ha.proxy_hold_timeout * 1000;
     this.proxy = proxy;
     return proxy.start();

@@ -5,7 +5,7 @@
  * docs/status.md; no secret is ever part of it.
  */
 import type { NodeRef } from '../config/load.js';
-import { parseLsn } from './lsn.js';
+import { parseLsn } from '../protocol/lsn.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { REJOIN_MARKER, instancePaths, isProvisioned, isStandbyDir, runningPid } from './instance.js';

@@ -151,7 +151,9 @@ export const proxySchema = z
       .int()
       .min(0)
       .default(0)
-      .describe('Server connections per database at most (0: no limit).'),
+      .describe(
+        'Server connections per database on each server, across all its users\' pools (0: no limit); clients wait beyond it.',
+      ),
     query_wait_timeout: seconds(
       'Seconds a client may wait for a server connection (then 08006/53300).',
     ).default(120),

@@ -4,6 +4,7 @@
  * action per shard per cycle, with the reason that the loop logs in one line. Nothing here does
  * I/O or reads a clock: durations arrive in the snapshot, measured on the monotonic clock.
  */
+import { lsnDiff } from '../protocol/lsn.js';
 
 export interface MemberView {
   readonly name: string;
@@ -127,7 +128,7 @@ export function pickCandidate(
     if (k !== null) return position(m) === best; // nothing acknowledged may be missing
     if (
       s.lastPrimaryLsn !== null &&
-      s.lastPrimaryLsn - position(m) > BigInt(s.settings.maximumLagOnFailover)
+      lsnDiff(s.lastPrimaryLsn, position(m)) > BigInt(s.settings.maximumLagOnFailover)
     ) {
       return false;
     }

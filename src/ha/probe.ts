@@ -5,7 +5,7 @@
  * connection is then thrown away and reopened on the next probe. Never throws.
  */
 import pg from 'pg';
-import { parseLsn } from '../cluster/lsn.js';
+import { parseLsn } from '../protocol/lsn.js';
 import type { ConnTarget } from '../cluster/sql.js';
 
 export interface ProbeResult {

@@ -5,12 +5,12 @@
  * memory rows come from process.memoryUsage() in bytes (size 1, used/free/memtotal in bytes), so
  * `memtotal` is comparable with PgBouncer's: what the process holds for that purpose.
  */
-import type { ProxyServer } from './proxy-server.js';
+import type { AdminView } from './admin-view.js';
 
 export type Cell = string | number | boolean | null;
 
 /** PgBouncer's SHOW LISTS rows (list, items) that mean something here. */
-export function listRows(proxy: ProxyServer): Cell[][] {
+export function listRows(proxy: AdminView): Cell[][] {
   const databases = new Set(Object.keys(proxy.settings.databases).filter((d) => d !== '*'));
   for (const p of proxy.pools.values()) databases.add(p.database);
   let login = 0;
@@ -30,7 +30,7 @@ export function listRows(proxy: ProxyServer): Cell[][] {
 }
 
 /** PgBouncer's SHOW MEM columns (name, size, used, free, memtotal). */
-export function memRows(proxy: ProxyServer): Cell[][] {
+export function memRows(proxy: AdminView): Cell[][] {
   const m = process.memoryUsage();
   let prepared = 0;
   for (const p of proxy.pools.values()) {
@@ -57,7 +57,7 @@ export function memRows(proxy: ProxyServer): Cell[][] {
   ];
 }
 
-function serverCount(proxy: ProxyServer): number {
+function serverCount(proxy: AdminView): number {
   let n = 0;
   for (const p of proxy.pools.values()) n += p.total;
   return n;

@@ -5,7 +5,8 @@
  * Nothing secret is ever shown: passwords in the config are masked.
  */
 import { encodeBackendMessage } from '../protocol/backend-messages.js';
-import type { ProxyServer } from './proxy-server.js';
+import { formatLsn } from '../protocol/lsn.js';
+import type { AdminView } from './admin-view.js';
 import { Session } from './session.js';
 import { memRows, listRows } from './admin-mem.js';
 import type { Cell } from './admin-mem.js';
@@ -20,6 +21,7 @@ const RELOADABLE = new Set([
   'default_pool_size',
   'min_pool_size',
   'max_client_conn',
+  'max_db_connections',
   'query_wait_timeout',
   'client_login_timeout',
   'client_idle_timeout',
@@ -43,7 +45,7 @@ const RELOADABLE = new Set([
   'pool_mode',
 ]);
 
-export function showTable(proxy: ProxyServer, what: string): Table | null {
+export function showTable(proxy: AdminView, what: string): Table | null {
   const pools = [...proxy.pools.values()];
   switch (what) {
     case 'HELP':
@@ -143,11 +145,17 @@ export function showTable(proxy: ProxyServer, what: string): Table | null {
           'connect_time',
         ],
         rows: pools.flatMap((p) =>
-          [...p.active, ...p.idle, ...p.tested].map((s) => [
+          (
+            [
+              ...[...p.active].map((s) => ['active', s] as const),
+              ...p.idle.map((s) => ['idle', s] as const),
+              ...[...p.tested].map((s) => ['tested', s] as const),
+            ] as const
+          ).map(([state, s]) => [
             'S',
             p.target.user,
             p.database,
-            s.state,
+            state,
             p.target.host,
             p.target.port,
             s.backendPid,
@@ -270,10 +278,6 @@ export function showTable(proxy: ProxyServer, what: string): Table | null {
     default:
       return null;
   }
-}
-
-function formatLsn(v: bigint): string {
-  return `${(v >> 32n).toString(16).toUpperCase()}/${(v & 0xffffffffn).toString(16).toUpperCase()}`;
 }
 
 function maskDatabases(v: unknown): unknown {

@@ -3,6 +3,8 @@
  * proxy port. Admin users may run every command; stats users only SHOW (tables in admin-show.ts).
  * Commands run one at a time in the order they arrived, so a client that pipelines several
  * queries in one write gets its answers in that order even when one of them (RELOAD) waits.
+ * The proxy and the program's RELOAD/SHUTDOWN hooks come in through the constructor
+ * (admin-view.ts), so this module does not import the proxy server that creates it.
  */
 import type { TypedFrame } from '../protocol/framer.js';
 import { decodeQuery } from '../protocol/frontend-messages.js';
@@ -10,23 +12,11 @@ import { encodeBackendMessage } from '../protocol/backend-messages.js';
 import { buildErrorResponse, buildNoticeResponse } from '../protocol/error-response.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import type { ClientConn, ClientSessionLike } from './frontend/client-conn.js';
-import type { ProxyServer } from './proxy-server.js';
+import type { AdminHooks, AdminView } from './admin-view.js';
 import type { Pool } from './backend/pool.js';
 import { dataRow, rowDescription, showTable } from './admin-show.js';
 
 export const ADMIN_DATABASES = new Set(['pgscale', 'pgbouncer']);
-
-/** What the program running the proxy does for RELOAD and SHUTDOWN. */
-export interface AdminHooks {
-  reload?: () => Promise<string[]>;
-  /** SHUTDOWN: stops the whole program (default: the proxy alone stops). */
-  shutdown?: () => void;
-  /**
-   * A message refusing SHUTDOWN, or null to allow it: inside `pgscale up` the controller owns the
-   * proxy, so it refuses (and logs who asked).
-   */
-  refuseShutdown?: (who: { user: string; addr: string }) => string | null;
-}
 
 const READY = encodeBackendMessage({ name: 'ReadyForQuery', status: 'I' });
 
@@ -36,7 +26,8 @@ export class AdminSession implements ClientSessionLike {
   private closed = false;
 
   constructor(
-    private readonly proxy: ProxyServer,
+    private readonly proxy: AdminView,
+    private readonly hooks: AdminHooks,
     private readonly client: ClientConn,
     private readonly admin: boolean,
   ) {}
@@ -86,7 +77,7 @@ export class AdminSession implements ClientSessionLike {
     const parts: Buffer[] = [];
     const done = (tag: string) => parts.push(encodeBackendMessage({ name: 'CommandComplete', tag }));
     const error = (code: string, msg: string) => parts.push(buildErrorResponse('ERROR', code, msg));
-    const hooks = this.proxy.adminHooks;
+    const hooks = this.hooks;
     try {
       if (cmd === '') {
         parts.push(encodeBackendMessage({ name: 'EmptyQueryResponse' }));

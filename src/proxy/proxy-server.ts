@@ -18,6 +18,7 @@ import { SqlState } from '../protocol/sqlstate.js';
 import { ConfigError, ErrorCodes, PgscaleError } from '../errors.js';
 import { Pool } from './backend/pool.js';
 import type { PoolSettings } from './backend/pool.js';
+import { DatabaseLimit } from './backend/db-limit.js';
 import { ServerLoginError } from './backend/server-conn.js';
 import { ClientConn } from './frontend/client-conn.js';
 import type { FrontendHost, LoginFailure, LoginRequest, LoginResult } from './frontend/client-conn.js';
@@ -29,7 +30,7 @@ import { REPORTED_NAMES } from './frontend/startup-params.js';
 import { ListenerHub } from './listener-hub.js';
 import { Session } from './session.js';
 import { AdminSession, ADMIN_DATABASES } from './admin.js';
-import type { AdminHooks } from './admin.js';
+import type { AdminHooks, AdminView } from './admin-view.js';
 import type { PoolMode } from './types.js';
 import { NodeMonitor, ReadRouter } from './read-router.js';
 import type { ReplicaTarget, RouterSettings } from './read-router.js';
@@ -79,16 +80,20 @@ export interface ProxyServerOptions {
    * it closed on its own. The program that owns the proxy decides whether that was expected.
    */
   onListenerClosed?: (why: 'stopped' | 'closed') => void;
+  /** What RELOAD and SHUTDOWN on the admin console do (default: nothing; the proxy alone stops). */
+  adminHooks?: AdminHooks;
 }
 
 const MAX_CONCURRENT_CANCELS = 64;
 
-export class ProxyServer implements FrontendHost {
+export class ProxyServer implements FrontendHost, AdminView {
   private config: ProxyConfig;
   private server: Server | null = null;
   readonly clients = new Set<ClientConn>();
   private readonly byPid = new Map<number, ClientConn>();
   readonly pools = new Map<string, Pool>();
+  /** max_db_connections, one shared by the pools of each database. */
+  private readonly dbLimits = new Map<string, DatabaseLimit>();
   /** Per database: its relations with hidden code (transaction pooling's state check). */
   readonly hiddenCode = new Map<string, HiddenCodeRegistry>();
   private readonly hubs = new Map<Pool, ListenerHub>();
@@ -114,8 +119,8 @@ export class ProxyServer implements FrontendHost {
   private maintenance: NodeJS.Timeout | null = null;
   readonly startedAt = Date.now();
   paused = false;
-  /** What RELOAD and SHUTDOWN on the admin console do (set by the program running the proxy). */
-  adminHooks: AdminHooks = {};
+  /** What RELOAD and SHUTDOWN on the admin console do (given by the program running the proxy). */
+  private readonly adminHooks: AdminHooks;
   private resolver: DatabaseResolver;
   private readonly log: (line: string) => void;
   private readonly logger: ProxyServerOptions['logger'];
@@ -136,6 +141,7 @@ export class ProxyServer implements FrontendHost {
     this.logger = opts.logger;
     this.loginBackoff = opts.loginBackoff === false ? null : new LoginBackoff(opts.loginBackoff ?? {});
     this.onListenerClosed = opts.onListenerClosed;
+    this.adminHooks = opts.adminHooks ?? {};
     this.credentials = new Credentials(
       opts.inlineUsers ?? new Map(),
       opts.config.auth_file,
@@ -254,11 +260,14 @@ export class ProxyServer implements FrontendHost {
     this.config = next;
     this.messageBudget.setLimit(next.max_buffered_bytes);
     if (resolve) this.resolver = resolve;
-    for (const p of this.pools.values())
-      p.settings = this.poolSettings(
-        p.settings.mode,
-        p.settings.size === this.config.default_pool_size ? undefined : p.settings.size,
-      );
+    for (const l of this.dbLimits.values()) l.max = next.max_db_connections;
+    // Each pool's settings resolved again as for a new one (the database's own pool_size, else
+    // default_pool_size). Its mode stays: sessions of that mode hold it; new pools take the new one.
+    for (const p of new Set(this.pools.values())) {
+      const t = this.resolver(p.database);
+      p.applySettings(this.poolSettings(p.settings.mode, t === null ? p.settings.size : t.poolSize));
+    }
+    for (const l of this.dbLimits.values()) l.wakeAll();
     return restart;
   }
 
@@ -351,6 +360,7 @@ export class ProxyServer implements FrontendHost {
     this.following.delete(p);
     this.onDemand.delete(p);
     p.close(reason);
+    if (this.dbLimits.get(p.database)?.size === 0) this.dbLimits.delete(p.database);
   }
 
   /** PgBouncer's autodb_idle_timeout: on-demand pools without a client that long are freed. */
@@ -400,6 +410,13 @@ export class ProxyServer implements FrontendHost {
         this.poolSettings(t.poolMode ?? this.config.pool_mode, t.poolSize),
       );
       if (this.paused) p.pause();
+      let limit = this.dbLimits.get(database);
+      if (!limit) {
+        limit = new DatabaseLimit(this.config.max_db_connections);
+        this.dbLimits.set(database, limit);
+      }
+      p.limit = limit;
+      limit.add(p);
       this.pools.set(key, p);
       if (t.onDemand) this.onDemand.set(p, performance.now());
     } else if (creds.kind !== 'none') {
@@ -422,7 +439,11 @@ export class ProxyServer implements FrontendHost {
           ),
         };
       }
-      return { ok: true, session: new AdminSession(this, req.client, admin), params: adminParams() };
+      return {
+        ok: true,
+        session: new AdminSession(this, this.adminHooks, req.client, admin),
+        params: adminParams(),
+      };
     }
     const t = this.resolver(req.database);
     if (!t) {

@@ -10,6 +10,7 @@
 import type { ServerConn } from './backend/server-conn.js';
 import type { Pool } from './backend/pool.js';
 import { now } from './types.js';
+import { lsnDiff, parseLsn } from '../protocol/lsn.js';
 
 export type Consistency = 'read-your-writes' | 'eventual' | 'primary';
 export type BalanceMode = 'round-robin' | 'least-outstanding';
@@ -24,12 +25,6 @@ export interface RouterSettings {
   failuresToBan: number;
   /** The primary's share of reads, in replica units (0: reads only on replicas while any is usable). */
   primaryWeight: number;
-}
-
-export function parseLsnText(s: string | null | undefined): bigint | null {
-  if (!s) return null;
-  const m = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(s);
-  return m ? (BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`) : null;
 }
 
 /**
@@ -109,7 +104,7 @@ export class NodeMonitor {
       if (r.error) throw new Error('check query failed');
       const row = r.rows[0] ?? [];
       this.inRecovery = row[0] === 't';
-      this.lsn = parseLsnText(row[1]);
+      this.lsn = parseLsn(row[1]);
       this.failures = 0;
       this.healthy = true;
       this.lastError = null;
@@ -156,7 +151,11 @@ export class ReadRouter {
     return this.replicas.filter((r) => {
       const m = r.monitor;
       if (!m.healthy || m.inRecovery !== true || m.lsn === null) return false;
-      if (plsn !== null && this.settings.maxLagBytes > 0 && plsn - m.lsn > BigInt(this.settings.maxLagBytes))
+      if (
+        plsn !== null &&
+        this.settings.maxLagBytes > 0 &&
+        lsnDiff(plsn, m.lsn) > BigInt(this.settings.maxLagBytes)
+      )
         return false;
       return true;
     });

@@ -59,7 +59,7 @@ import { LARGE_MESSAGE_BYTES } from './frontend/message-budget.js';
 import { now } from './types.js';
 import type { ListenerHub } from './listener-hub.js';
 import type { Consistency, ReadRouter, ReplicaTarget } from './read-router.js';
-import { parseLsnText } from './read-router.js';
+import { parseLsn } from '../protocol/lsn.js';
 import type { Classification } from '../sql/classify.js';
 import { decodeText, encodeText, hasRawBytes } from '../protocol/sql-text.js';
 import {
@@ -1143,7 +1143,7 @@ export class Session implements Keeper {
         if (!head.swallow) this.out.add(f.bytes);
         if (head.check && f.type === 'D' && f.partial !== true) head.check.rows.push(decodeTextRow(f.payload));
         if (head.captureLsn && f.type === 'D' && f.partial !== true) {
-          const lsn = parseLsnText(decodeFirstText(f.payload));
+          const lsn = parseLsn(decodeFirstText(f.payload));
           if (lsn !== null && (this.wroteLsn === null || lsn > this.wroteLsn)) this.wroteLsn = lsn;
         }
         if (f.type === 'E') head.failed = true;

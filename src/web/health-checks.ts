@@ -21,7 +21,7 @@
  * position; an unreadable ?lag= is a 400 rather than being ignored.
  */
 import type { NodeStatus } from '../cluster/status.js';
-import { parseLsn } from '../cluster/lsn.js';
+import { parseLsn } from '../protocol/lsn.js';
 
 export type Endpoint =
   'primary' | 'replica' | 'read-only' | 'sync' | 'async' | 'health' | 'liveness' | 'patroni';

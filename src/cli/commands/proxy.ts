@@ -129,7 +129,17 @@ export async function run(argv: string[]): Promise<number> {
   const httpAddr = typeof values.http === 'string' ? parseHttpAddress(values.http) : null;
   const { config, warnings } = await loadProxyConfig(values);
   for (const w of warnings) log.warn(`warning: ${w}`);
-  const proxy = new ProxyServer({ config, resolve: databasesResolver(config), log: (l) => log.info(l) });
+  // SHUTDOWN stops the whole command (HTTP server too) once it runs; before that, the proxy alone.
+  let stopCommand: ((why: string) => void) | null = null;
+  const proxy: ProxyServer = new ProxyServer({
+    config,
+    resolve: databasesResolver(config),
+    log: (l) => log.info(l),
+    adminHooks: {
+      reload: () => reload(),
+      shutdown: () => (stopCommand ? stopCommand('SHUTDOWN') : void proxy.stop()),
+    },
+  });
   const reload = async (): Promise<string[]> => {
     const next = await loadProxyConfig(values);
     for (const w of next.warnings) log.warn(`warning: ${w}`);
@@ -163,7 +173,7 @@ export async function run(argv: string[]): Promise<number> {
       log.info(`${why}: stopping the proxy`);
       void Promise.all([proxy.stop(), http ? closeHttpServer(http) : null]).then(() => resolvePromise(0));
     };
-    proxy.adminHooks = { reload, shutdown: () => stop('SHUTDOWN') };
+    stopCommand = stop;
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGHUP', () => {

@@ -11,6 +11,7 @@ import { SqlState } from '../../protocol/sqlstate.js';
 import type { PoolMode, ServerCredentials, ServerTarget, ServerTlsMode } from '../types.js';
 import { now } from '../types.js';
 import { ServerConn, ServerLoginError } from './server-conn.js';
+import type { DatabaseLimit } from './db-limit.js';
 
 export interface PoolSettings {
   size: number;
@@ -120,6 +121,8 @@ export class Pool {
   readonly knownStatements = new Set<string>();
   /** The last login failure, for SHOW and for failing queued clients. */
   lastError: ServerLoginError | null = null;
+  /** The per-database limit shared with the database's other pools (max_db_connections). */
+  limit: DatabaseLimit | null = null;
 
   constructor(
     readonly database: string,
@@ -127,6 +130,42 @@ export class Pool {
     private creds: ServerCredentials,
     public settings: PoolSettings,
   ) {}
+
+  /**
+   * New settings (a reload): a larger size serves queued clients at once, a smaller one closes
+   * idle connections beyond it now and lent ones as they come back.
+   */
+  applySettings(s: PoolSettings): void {
+    this.settings = s;
+    this.trim();
+    this.grow();
+  }
+
+  /** Closes idle connections beyond the pool's size (oldest first). */
+  private trim(): void {
+    let closed = false;
+    while (this.total > this.settings.size && this.idle.length > 0) {
+      this.idle.shift()!.close();
+      closed = true;
+    }
+    if (closed) this.limit?.wake(this);
+  }
+
+  /**
+   * Closes one idle connection to make room for another pool of the database (max_db_connections);
+   * false when none is idle.
+   */
+  evictIdle(): boolean {
+    const c = this.idle.shift();
+    if (c === undefined) return false;
+    c.close();
+    return true;
+  }
+
+  /** Clients queue here and room may have appeared (another pool of the database let go of some). */
+  wake(): void {
+    this.grow();
+  }
 
   get waiting(): number {
     return this.waiters.length;
@@ -219,7 +258,6 @@ export class Pool {
     if (c.closed || t - c.createdAt > this.settings.serverLifetimeMs) return null;
     if (t - c.lastUsedAt > this.settings.serverCheckDelayMs) return null;
     this.idle.pop();
-    c.state = 'active';
     c.lastUsedAt = t;
     this.active.add(c);
     return c;
@@ -287,7 +325,6 @@ export class Pool {
   /** Hands a connection out, checking it first when it sat idle for a while. */
   private lend(c: ServerConn, ready: (c: ServerConn) => void, fail: (e: ServerLoginError) => void): void {
     if (now() - c.lastUsedAt <= this.settings.serverCheckDelayMs) {
-      c.state = 'active';
       c.lastUsedAt = now();
       this.active.add(c);
       ready(c);
@@ -312,7 +349,6 @@ export class Pool {
       this.acquireThen(ready, fail);
       return;
     }
-    c.state = 'active';
     c.lastUsedAt = now();
     this.active.add(c);
     ready(c);
@@ -327,6 +363,7 @@ export class Pool {
       this.waiters.length > this.connecting &&
       this.total < this.settings.size
     ) {
+      if (this.limit !== null && !this.limit.makeRoom(this)) break;
       this.connectOne();
     }
     this.serveWaiters();
@@ -367,6 +404,7 @@ export class Pool {
       },
       (e: ServerLoginError) => {
         this.connecting--;
+        this.limit?.wake(this);
         // A connection to the server being replaced (failover, switchover) failing says nothing
         // about the next one: queued clients wait for the new primary instead of failing.
         if (generation !== this.generation || (this.held && !this.held.self)) {
@@ -412,6 +450,7 @@ export class Pool {
     const i = this.idle.indexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
     if (this.waiters.length > 0) this.grow();
+    this.limit?.wake(this);
   }
 
   /**
@@ -430,12 +469,11 @@ export class Pool {
     const dirty =
       c.txStatus !== 'I' || c.needsReset || c.cancelsInFlight > 0 || this.settings.mode === 'session';
     if (!dirty) {
-      c.state = 'idle';
       this.idle.push(c);
       this.serveWaiters();
+      if (this.idle.length > 0) this.wentIdle();
       return;
     }
-    c.state = 'tested';
     this.tested.add(c);
     this.clean(c).then(
       (ok) => {
@@ -445,9 +483,9 @@ export class Pool {
           this.forget(c);
           return;
         }
-        c.state = 'idle';
         this.idle.push(c);
         this.serveWaiters();
+        if (this.idle.length > 0) this.wentIdle();
       },
       () => {
         this.tested.delete(c);
@@ -455,6 +493,15 @@ export class Pool {
         this.forget(c);
       },
     );
+  }
+
+  /**
+   * A connection stayed idle (nobody here waits): beyond the pool's size (after a reload shrank
+   * it) it closes; else other pools of the database waiting for room may take its place.
+   */
+  private wentIdle(): void {
+    if (this.total > this.settings.size) this.trim();
+    else if (this.limit !== null && this.limit.max > 0) this.limit.wake(this);
   }
 
   private async clean(c: ServerConn): Promise<boolean> {
@@ -492,7 +539,8 @@ export class Pool {
       !this.paused &&
       !this.held &&
       this.total < this.settings.minSize &&
-      this.lastError === null
+      this.lastError === null &&
+      (this.limit === null || this.limit.hasRoom(this))
     ) {
       this.connectOne();
     }
@@ -599,6 +647,8 @@ export class Pool {
     for (const c of this.idle.splice(0)) c.close();
     for (const c of this.tested) c.destroy();
     this.reclaimAll();
+    this.limit?.delete(this);
+    this.limit?.wake(this);
   }
 
   /** Closes idle connections now (KILL, RECONNECT, topology change). */

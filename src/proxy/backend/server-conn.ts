@@ -43,8 +43,6 @@ export class ServerLoginError extends Error {
   }
 }
 
-export type ServerState = 'connecting' | 'idle' | 'active' | 'tested' | 'closed';
-
 export interface ServerConnOptions {
   connectTimeoutMs: number;
   tls: { mode: ServerTlsMode; caFile: string | null };
@@ -58,7 +56,11 @@ export class ServerConn {
   readonly id = nextServerId++ as ServerId;
   readonly createdAt = now();
   lastUsedAt = now();
-  state: ServerState = 'connecting';
+  /**
+   * Whether the connection is gone (closed, destroyed, or closed by the server). Whether it is
+   * idle, lent or being checked is not its own field: it is which list of its pool it is in.
+   */
+  private isClosed = false;
   txStatus: TransactionStatus = 'I';
   readonly params = new Map<string, string>();
   backendPid = 0 as BackendPid;
@@ -97,7 +99,6 @@ export class ServerConn {
       raw.destroy();
       throw e;
     }
-    conn.state = 'idle';
     conn.socket.on('data', (chunk: Buffer) => conn.onData(chunk));
     conn.socket.on('error', () => undefined);
     conn.socket.on('close', () => conn.onClosed());
@@ -120,25 +121,25 @@ export class ServerConn {
   }
 
   get closed(): boolean {
-    return this.state === 'closed';
+    return this.isClosed;
   }
 
   write(buf: Buffer): boolean {
-    if (this.state === 'closed') return false;
+    if (this.isClosed) return false;
     return this.socket.write(buf);
   }
 
   /** Sends Terminate and closes; idempotent. */
   close(): void {
-    if (this.state === 'closed') return;
+    if (this.isClosed) return;
     if (!this.socket.destroyed && this.socket.writable)
       this.socket.end(encodeFrontendMessage({ name: 'Terminate' }));
-    this.state = 'closed';
+    this.isClosed = true;
     setTimeout(() => this.socket.destroy(), 1000).unref();
   }
 
   destroy(): void {
-    this.state = 'closed';
+    this.isClosed = true;
     this.socket.destroy();
   }
 
@@ -171,7 +172,7 @@ export class ServerConn {
   }
 
   private onClosed(): void {
-    this.state = 'closed';
+    this.isClosed = true;
     const lost = this.lostHandler;
     this.lostHandler = null;
     lost?.();

@@ -1,0 +1,107 @@
+/**
+ * The topology the proxy routes by, as HA sees it: per shard the primary (the leader, while its
+ * latest probe shows a healthy primary and no hold is on) and the replicas (streaming standbys of
+ * that leader that need no rejoin). Published to the TopologyView only when it changed; the epoch
+ * the proxy sees moves at every change of a primary, "none" included. A hold (failover or
+ * switchover under way) publishes the shard with no primary, so the proxy holds its new
+ * transactions, until a promotion publishes the new one or a healthy leader is seen again.
+ */
+import type { Cluster } from '../cluster/cluster.js';
+import type { NodeRef } from '../config/load.js';
+import type { Endpoint, Topology, TopologyView } from '../topology/topology.js';
+import { ErrorCodes } from '../errors.js';
+import type { ProbeResult } from './probe.js';
+import { HaError } from './shard-state.js';
+
+/** What the publisher reads of the HA service's state. */
+export interface PublisherSource {
+  readonly shardCount: number;
+  /** The shard's leader as last read or won, if any. */
+  leaderOf(shard: number): string | null;
+  /** The node's latest probe (null: down or never probed). */
+  lastProbe(node: string): ProbeResult | null;
+  /** A switchover or failover of the shard is queued or running. */
+  requestPending(shard: number): boolean;
+}
+
+export class TopologyPublisher {
+  private readonly held = new Set<number>();
+  private published = '';
+  private epoch = 0;
+
+  constructor(
+    private readonly view: TopologyView,
+    private readonly cluster: Cluster,
+    private readonly src: PublisherSource,
+  ) {}
+
+  /** Publishes the shard without a primary: the proxy holds its new transactions. */
+  hold(shard: number): void {
+    this.held.add(shard);
+    this.publish();
+  }
+
+  /** Publishes `primary` as the shard's primary now (just promoted, before any probe says so). */
+  publishNow(shard: number, primary: NodeRef): void {
+    this.held.delete(shard);
+    this.publish(new Map([[shard, primary.name]]));
+  }
+
+  /** The topology from the latest probes; published when it changed. */
+  publish(forced?: Map<number, string>): void {
+    const shards = Array.from({ length: this.src.shardCount }, (_, shard) => {
+      const forcedPrimary = forced?.get(shard);
+      const leaderName = forcedPrimary ?? this.src.leaderOf(shard);
+      const leaderOk =
+        forcedPrimary !== undefined ||
+        (leaderName !== null && !this.held.has(shard) && this.healthyPrimary(leaderName));
+      const primary: Endpoint | null = leaderOk && leaderName ? endpoint(this.node(leaderName)) : null;
+      const replicas = this.cluster
+        .nodes()
+        .filter((n) => n.shard === shard && n.name !== leaderName)
+        .filter((n) => {
+          const last = this.src.lastProbe(n.name);
+          return (
+            last?.ok === true &&
+            last.inRecovery === true &&
+            last.streaming &&
+            !this.cluster.needsRejoin(n) &&
+            this.cluster.upstreamOf(n)?.port === (leaderName ? this.node(leaderName).port : -1)
+          );
+        })
+        .map(endpoint);
+      return { primary, replicas };
+    });
+    // Release a hold once a healthy leader is seen again.
+    for (const shard of [...this.held]) {
+      const leader = this.src.leaderOf(shard);
+      if (forced?.has(shard)) this.held.delete(shard);
+      else if (leader !== null && this.healthyPrimary(leader) && !this.src.requestPending(shard)) {
+        this.held.delete(shard);
+      }
+    }
+    const key = JSON.stringify(shards);
+    if (key === this.published) return;
+    const primaries = (t: Pick<Topology, 'shards'>) =>
+      JSON.stringify(t.shards.map((s) => s.primary?.name ?? null));
+    // The proxy's epoch moves at every change of a primary (including "none" during a hold).
+    if (primaries({ shards }) !== primaries(this.view.current())) this.epoch++;
+    this.published = key;
+    this.view.publish({ epoch: this.epoch, shards });
+  }
+
+  private healthyPrimary(node: string): boolean {
+    const last = this.src.lastProbe(node);
+    return last?.ok === true && last.inRecovery === false;
+  }
+
+  private node(name: string): NodeRef {
+    const n = this.cluster.nodes().find((x) => x.name === name);
+    if (!n) throw new HaError(ErrorCodes.NODE_NOT_FOUND, `no node named ${name}`);
+    return n;
+  }
+}
+
+function endpoint(n: NodeRef): Endpoint {
+  return { name: n.name, host: n.host, port: n.port };
+}
