@@ -125,9 +125,12 @@ describe('proxy, transaction pooling (pool of 4 server connections)', () => {
     await a.query("INSERT INTO kv VALUES (77, 'uncommitted')");
     await a.query('LOCK TABLE kv IN ACCESS EXCLUSIVE MODE');
     await a.end();
+    // PostgreSQL itself ends a departed client's transaction asynchronously (as the proxy does:
+    // its ROLLBACK may still be on the way), so the next client waits for the lock — but not for
+    // long: a lock left behind would hold it past the statement timeout. NOWAIT raced that.
     const b = await fx.client({ statement_timeout: 5000 });
     await b.query('BEGIN');
-    await b.query('LOCK TABLE kv IN ACCESS EXCLUSIVE MODE NOWAIT');
+    await b.query('LOCK TABLE kv IN ACCESS EXCLUSIVE MODE');
     await b.query('COMMIT');
     assert.equal((await b.query('SELECT count(*)::int AS n FROM kv WHERE k = 77')).rows[0].n, 0);
     await b.end();
