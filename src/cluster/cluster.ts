@@ -814,9 +814,14 @@ export class Cluster {
         timeoutMs: 30 * 60_000,
       });
     } finally {
-      // Whatever happened, the directory must never start as a primary.
-      writeFileSync(join(pgdata, 'standby.signal'), '', { mode: 0o600 });
-      chownToService(join(pgdata, 'standby.signal'));
+      // Whatever happened, the directory must never start as a primary. pg_rewind removed our
+      // rejoin marker (a file the source does not have): it goes back too, so the node stays
+      // fenced (in status, and for the next cycle if the start below fails) until it runs as a
+      // standby and rejoin() removes it.
+      for (const f of ['standby.signal', REJOIN_MARKER]) {
+        writeFileSync(join(pgdata, f), '', { mode: 0o600 });
+        chownToService(join(pgdata, f));
+      }
     }
     // pg_rewind copied the source's files, our marker and settings among them.
     this.mark(n);
