@@ -768,10 +768,13 @@ export class Session implements Keeper {
           if (eff.length > 0) this.ownPortalEffects().set(b.value.portal, eff);
           else this.ownPortalEffects().delete(b.value.portal);
           const risk =
-            b.value.statement === '' ? this.unnamedRisk : (this.statements.get(b.value.statement)?.risk ?? null);
+            b.value.statement === ''
+              ? this.unnamedRisk
+              : (this.statements.get(b.value.statement)?.risk ?? null);
           const hidden = this.opts.hiddenCode;
           const named = b.value.statement !== '';
-          if (hidden && (named ? this.statements.get(b.value.statement)?.ddl : this.unnamedDdl)) this.ddlInTx = true;
+          if (hidden && (named ? this.statements.get(b.value.statement)?.ddl : this.unnamedDdl))
+            this.ddlInTx = true;
           if (this.checkCause === null && !this.pinned) {
             // The text is needed only when some relation of the database hides code.
             const text =
@@ -1141,7 +1144,8 @@ export class Session implements Keeper {
     switch (head.k) {
       case 'query':
         if (!head.swallow) this.out.add(f.bytes);
-        if (head.check && f.type === 'D' && f.partial !== true) head.check.rows.push(decodeTextRow(f.payload));
+        if (head.check && f.type === 'D' && f.partial !== true)
+          head.check.rows.push(decodeTextRow(f.payload));
         if (head.captureLsn && f.type === 'D' && f.partial !== true) {
           const lsn = parseLsnText(decodeFirstText(f.payload));
           if (lsn !== null && (this.wroteLsn === null || lsn > this.wroteLsn)) this.wroteLsn = lsn;
@@ -1455,7 +1459,12 @@ export class Session implements Keeper {
   }
 
   private onServerLost(s: ServerConn): void {
-    if (this.server !== s || this.closed) return;
+    if (this.server !== s) return;
+    if (this.closed) {
+      // Lost while finishing what a departed client left in flight: the pool forgets it.
+      this.releaseServer();
+      return;
+    }
     if (this.keeping && this.pending.length === 0) {
       // Kept while idle: nothing was in flight, so the client need not notice.
       this.stopKeeping();
@@ -1511,9 +1520,13 @@ export class Session implements Keeper {
     this.stopKeeping();
     this.inbox = [];
     this.out.clear();
-    if (s && !this.copyIn && this.pending.length > 0 && this.pending.every(isInternalQuery)) {
-      // Only the proxy's own queries are in flight (the state check, the WAL position): let them
-      // finish, then maybeRelease gives the connection back, reset if the check found state.
+    if (s && !this.copyIn && this.pending.length > 0 && endsWithReadyForQuery(this.pending)) {
+      // Requests are in flight (the client's own, Terminate pipelined behind them, or the proxy's
+      // state check or WAL position): let them finish, as PostgreSQL would run them had the client
+      // been connected to it directly; their replies go nowhere (flushClient), and maybeRelease
+      // gives the connection back at the last ReadyForQuery (rolled back or reset if need be).
+      // Dropping the connection instead would cost the pool a server (issue #12 item 5).
+      this.flushServer();
       return;
     }
     this.endHandOver();
@@ -1527,7 +1540,8 @@ export class Session implements Keeper {
     s.setLostHandler(null);
     this.toServer.clear();
     if (this.pending.length > 0 || this.copyIn) {
-      // Mid-request: the reply stream cannot be resynchronised cheaply; drop the connection.
+      // Mid-COPY, or an extended-protocol batch without its Sync (a Sync would commit what the
+      // client never finished): the reply stream cannot be resynchronised; drop the connection.
       s.destroy();
       pool.release(s);
       return;
@@ -1576,9 +1590,17 @@ function cachedRisk(query: string): string | null {
   return r;
 }
 
-/** A query the proxy sent for itself (replay, state check, WAL position): no client waits for it. */
-function isInternalQuery(p: Pending): boolean {
-  return p.k === 'query' && p.swallow;
+/**
+ * Whether the last reply due is a ReadyForQuery (a simple Query or a Sync ends the list): then the
+ * connection is idle again once the list has been answered.
+ */
+function endsWithReadyForQuery(pending: readonly Pending[]): boolean {
+  for (let i = pending.length - 1; i >= 0; i--) {
+    const p = pending[i]!;
+    if (p.k === 'synthetic' || p.k === 'copy-end') continue;
+    return p.k === 'query' || p.k === 'sync';
+  }
+  return false;
 }
 
 /** The proxy's own session settings and their accepted values. */
