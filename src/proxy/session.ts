@@ -59,7 +59,9 @@ import { LARGE_MESSAGE_BYTES } from './frontend/message-budget.js';
 import { now } from './types.js';
 import type { ListenerHub } from './listener-hub.js';
 import type { Consistency, ReadRouter, ReplicaTarget } from './read-router.js';
-import { parseLsnText } from './read-router.js';
+import { CONSISTENCY_LEVELS, parseLsnText } from './read-router.js';
+import type { CommitHorizon } from './commit-horizon.js';
+import { laterLsn } from './commit-horizon.js';
 import type { Classification } from '../sql/classify.js';
 import { decodeText, encodeText, hasRawBytes } from '../protocol/sql-text.js';
 import {
@@ -83,6 +85,9 @@ type Pending =
       failed: boolean;
       wasInBlock: boolean;
       captureLsn?: boolean;
+      /** The capture's token with the commit horizon (0: none), and the position it read. */
+      capture?: number;
+      lsn?: bigint | null;
       /** The session-state check: its rows, and what made it necessary. */
       check?: { rows: (string | null)[][]; cause: string; tracked: ReadonlyMap<string, string> };
     }
@@ -141,6 +146,8 @@ export interface SessionOptions {
   /** Shared by every session of the proxy (a per-session closure would cost memory per client). */
   classifier?: { classify(sql: string): Classification } | null;
   consistency?: Consistency;
+  /** The primary's commit horizon (causal, linearizable): present when the database has replicas. */
+  horizon?: CommitHorizon | null;
   /** The database's relations with hidden code (views, triggers…): naming one means a check. */
   hiddenCode?: HiddenCodeRegistry | null;
 }
@@ -336,12 +343,7 @@ export class Session implements Keeper {
         // A write on the primary: learn the commit position before releasing, even when the
         // connection was attached for something else (a capture already done). Reads that the
         // primary serves (weight, fallback) need none.
-        if (
-          !this.attachedReplica &&
-          this.router &&
-          this.consistency() === 'read-your-writes' &&
-          this.classOf(f) === 'write'
-        ) {
+        if (!this.needLsn && !this.attachedReplica && this.capturesCommits() && this.classOf(f) === 'write') {
           this.needLsn = true;
         }
         this.forward(f);
@@ -448,10 +450,48 @@ export class Session implements Keeper {
   }
 
   private consistency(): Consistency {
-    const v = this.setting('pgscale.consistency');
-    return v === 'eventual' || v === 'primary' || v === 'read-your-writes'
+    const v = this.setting('pgscale.consistency') as Consistency | undefined;
+    return v !== undefined && CONSISTENCY_LEVELS.includes(v)
       ? v
       : (this.opts.consistency ?? 'read-your-writes');
+  }
+
+  /**
+   * Whether the WAL position after this client's write transactions is learnt: for its own later
+   * reads (read-your-writes and up) and for the proxy's commit horizon (causal reads of every
+   * client). A client at eventual skips it, unless the proxy's level is causal.
+   */
+  private capturesCommits(): boolean {
+    if (this.router === null && !this.opts.horizon) return false;
+    return this.consistency() !== 'eventual' || this.opts.consistency === 'causal';
+  }
+
+  /**
+   * Asks the primary's WAL position after a write transaction, on the same connection before
+   * anyone else can use it. Registered with the commit horizon in the same turn of the event loop
+   * as the commit's ReadyForQuery is queued for the client: no client can have heard of the commit
+   * before a causal read would wait for this answer (CommitHorizon.settled).
+   */
+  private captureCommit(): void {
+    this.needLsn = false;
+    this.sendToServer(queryMessage('SELECT pg_current_wal_lsn()'));
+    this.pending.push({
+      k: 'query',
+      swallow: true,
+      failed: false,
+      wasInBlock: false,
+      captureLsn: true,
+      capture: this.opts.horizon?.beginCapture() ?? 0,
+      lsn: null,
+    });
+    this.flushServer();
+  }
+
+  /** The connection is gone with captures unanswered: the horizon stops waiting for them. */
+  private abandonCaptures(): void {
+    const h = this.opts.horizon;
+    if (!h) return;
+    for (const p of this.pending) if (p.k === 'query' && p.capture) h.endCapture(p.capture, null);
   }
 
   /** 'read' when the message may run on a replica, 'write' when it must run on the primary, else null. */
@@ -620,16 +660,50 @@ export class Session implements Keeper {
     const router = this.router;
     if (router && this.wantsReplica()) {
       const consistency = this.consistency();
-      const minLsn = consistency === 'read-your-writes' ? this.wroteLsn : null;
-      const now = router.readNow(consistency, minLsn);
-      if (now) this.acquireFrom(now.pool, now.replica, t0);
-      else
-        void router
-          .forRead(consistency, minLsn)
-          .then(({ pool, replica }) => this.acquireFrom(pool, replica, t0));
+      const horizon = this.opts.horizon ?? null;
+      if (consistency === 'linearizable' && horizon) {
+        // Where the primary stands now (one question per batch of reads), then a replica there.
+        void horizon.position().then((pos) => {
+          if (pos === null) return this.acquireFrom(this.opts.pool, null, t0);
+          const minLsn = laterLsn(pos, this.wroteLsn);
+          return router
+            .forRead(consistency, minLsn)
+            .then(({ pool, replica }) => this.acquireFrom(pool, replica, t0));
+        });
+        return;
+      }
+      if (consistency === 'causal' && horizon) {
+        // Commits whose position is being asked may already be acknowledged: wait for those.
+        const settled = horizon.settled(router.settings.rywWaitMs);
+        if (settled) {
+          void settled.then((ok) =>
+            ok
+              ? this.routeRead(router, consistency, laterLsn(this.wroteLsn, horizon.lsn), t0)
+              : this.acquireFrom(this.opts.pool, null, t0),
+          );
+          return;
+        }
+      }
+      const minLsn =
+        consistency === 'eventual'
+          ? null
+          : consistency === 'causal'
+            ? laterLsn(this.wroteLsn, horizon?.lsn ?? null)
+            : this.wroteLsn;
+      this.routeRead(router, consistency, minLsn, t0);
     } else {
       this.acquireFrom(this.opts.pool, null, t0);
     }
+  }
+
+  /** A read to a replica that has replayed `minLsn` (now, or after a bounded wait), or the primary. */
+  private routeRead(router: ReadRouter, consistency: Consistency, minLsn: bigint | null, t0: number): void {
+    const now = router.readNow(consistency, minLsn);
+    if (now) this.acquireFrom(now.pool, now.replica, t0);
+    else
+      void router
+        .forRead(consistency, minLsn)
+        .then(({ pool, replica }) => this.acquireFrom(pool, replica, t0));
   }
 
   /**
@@ -1149,6 +1223,7 @@ export class Session implements Keeper {
         if (head.captureLsn && f.type === 'D' && f.partial !== true) {
           const lsn = parseLsnText(decodeFirstText(f.payload));
           if (lsn !== null && (this.wroteLsn === null || lsn > this.wroteLsn)) this.wroteLsn = lsn;
+          head.lsn = lsn;
         }
         if (f.type === 'E') head.failed = true;
         else if (f.type === 'C' && !head.swallow) this.onCommandComplete(f);
@@ -1156,6 +1231,7 @@ export class Session implements Keeper {
         if (f.type === 'Z') {
           this.pending.shift();
           this.copyIn = false;
+          if (head.capture) this.opts.horizon?.endCapture(head.capture, head.lsn ?? null);
           this.onReadyForQuery(f, head);
         }
         return;
@@ -1335,18 +1411,16 @@ export class Session implements Keeper {
       this.releaseServer();
       return;
     }
+    if (s && this.needLsn && status === 'I' && this.pending.length === 0 && !this.copyIn) {
+      // After a write transaction, before anything else (the client may have sent more already,
+      // and a pinned client keeps its connection): the commit position, for read-your-writes and
+      // for the commit horizon.
+      this.captureCommit();
+      return;
+    }
     if (!s || this.pinned || status !== 'I' || this.pending.length > 0 || this.copyIn) return;
     // A client that has sent more keeps its connection, unless it is being handed over.
     if (this.inbox.length > 0 && !this.switching && !this.handingOver) return;
-    if (this.needLsn) {
-      // Read-your-writes: learn where the primary's WAL stands after this client's commit, on the
-      // same connection, before anyone else can use it.
-      this.needLsn = false;
-      this.sendToServer(queryMessage('SELECT pg_current_wal_lsn()'));
-      this.pending.push({ k: 'query', swallow: true, failed: false, wasInBlock: false, captureLsn: true });
-      this.flushServer();
-      return;
-    }
     if (this.checkCause !== null) {
       if (this.switching) {
         this.checkState(s);
@@ -1462,6 +1536,7 @@ export class Session implements Keeper {
     if (this.server !== s) return;
     if (this.closed) {
       // Lost while finishing what a departed client left in flight: the pool forgets it.
+      this.abandonCaptures();
       this.releaseServer();
       return;
     }
@@ -1476,6 +1551,7 @@ export class Session implements Keeper {
     }
     this.endHandOver();
     if (this.retryElsewhere(s)) return;
+    this.abandonCaptures();
     if (this.attachedReplica) this.attachedReplica.outstanding--;
     this.toServer.clear();
     this.server = null;
@@ -1542,6 +1618,7 @@ export class Session implements Keeper {
     if (this.pending.length > 0 || this.copyIn) {
       // Mid-COPY, or an extended-protocol batch without its Sync (a Sync would commit what the
       // client never finished): the reply stream cannot be resynchronised; drop the connection.
+      this.abandonCaptures();
       s.destroy();
       pool.release(s);
       return;
@@ -1606,7 +1683,7 @@ function endsWithReadyForQuery(pending: readonly Pending[]): boolean {
 /** The proxy's own session settings and their accepted values. */
 const PROXY_SETTINGS: Record<string, readonly string[]> = {
   'pgscale.target': ['primary', 'replica', 'any'],
-  'pgscale.consistency': ['read-your-writes', 'eventual', 'primary'],
+  'pgscale.consistency': CONSISTENCY_LEVELS,
 };
 
 /** FATAL errors by which a server says it is going away (shutdown, crash, recovery). */
