@@ -842,13 +842,10 @@ export class Session implements Keeper {
           if (eff.length > 0) this.ownPortalEffects().set(b.value.portal, eff);
           else this.ownPortalEffects().delete(b.value.portal);
           const risk =
-            b.value.statement === ''
-              ? this.unnamedRisk
-              : (this.statements.get(b.value.statement)?.risk ?? null);
+            b.value.statement === '' ? this.unnamedRisk : (this.statements.get(b.value.statement)?.risk ?? null);
           const hidden = this.opts.hiddenCode;
           const named = b.value.statement !== '';
-          if (hidden && (named ? this.statements.get(b.value.statement)?.ddl : this.unnamedDdl))
-            this.ddlInTx = true;
+          if (hidden && (named ? this.statements.get(b.value.statement)?.ddl : this.unnamedDdl)) this.ddlInTx = true;
           if (this.checkCause === null && !this.pinned) {
             // The text is needed only when some relation of the database hides code.
             const text =
@@ -1218,8 +1215,7 @@ export class Session implements Keeper {
     switch (head.k) {
       case 'query':
         if (!head.swallow) this.out.add(f.bytes);
-        if (head.check && f.type === 'D' && f.partial !== true)
-          head.check.rows.push(decodeTextRow(f.payload));
+        if (head.check && f.type === 'D' && f.partial !== true) head.check.rows.push(decodeTextRow(f.payload));
         if (head.captureLsn && f.type === 'D' && f.partial !== true) {
           const lsn = parseLsnText(decodeFirstText(f.payload));
           if (lsn !== null && (this.wroteLsn === null || lsn > this.wroteLsn)) this.wroteLsn = lsn;
