@@ -17,11 +17,18 @@ import { onCleanup } from './cleanup.js';
 import type { Login } from './process.js';
 
 /**
- * pgbench's built-in select-only and TPC-B-like scripts, and `user-function`: one call of a
+ * pgbench's built-in select-only and TPC-B-like scripts, `user-function`: one call of a
  * PL/pgSQL function per transaction (created by createUserFunction), which makes pgscale check
- * the server's session state before giving the connection back (docs/proxy.md).
+ * the server's session state before giving the connection back (docs/proxy.md), and `mixed`:
+ * single-statement transactions, each a point read of pgbench_accounts or (writePercent % of
+ * them) an update of one row, drawn at random (pgbench -f script@weight).
  */
-export type Workload = 'select-only' | 'tpcb' | 'user-function';
+export type Workload = 'select-only' | 'tpcb' | 'user-function' | 'mixed';
+
+const MIXED_READ_SCRIPT = '\\set aid random(1, 100000 * :scale)\nSELECT abalance FROM pgbench_accounts WHERE aid = :aid;\n';
+const MIXED_WRITE_SCRIPT =
+  '\\set aid random(1, 100000 * :scale)\n\\set delta random(-5000, 5000)\n' +
+  'UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;\n';
 
 const USER_FUNCTION_SCRIPT = '\\set aid random(1, 100000)\nSELECT pgscale_bench_balance(:aid);\n';
 
@@ -45,6 +52,8 @@ export interface PgbenchRun extends Login {
   mode: QueryMode;
   clients: number;
   durationS: number;
+  /** `mixed`: the share of writes, in percent (0-100). */
+  writePercent?: number;
 }
 
 export interface PgbenchResult {
@@ -58,6 +67,8 @@ export interface PgbenchResult {
   failed: number;
   /** Clients pgbench aborted after an error (any other SQL or connection error). */
   aborted: number;
+  /** p99 (ms) of each script's transactions, by script number (mixed: 0 reads, 1 writes). */
+  scriptP99Ms: (number | null)[];
   /** Lines of pgbench's stderr reporting an error, and the first of them. */
   errorLines: number;
   firstError: string | null;
@@ -144,10 +155,21 @@ export function connectAllowanceS(clients: number): number {
   return Math.ceil(clients / 50);
 }
 
-export function pgbenchArgs(r: Pick<PgbenchRun, 'workload' | 'mode' | 'clients' | 'durationS'>): string[] {
+export function pgbenchArgs(
+  r: Pick<PgbenchRun, 'workload' | 'mode' | 'clients' | 'durationS' | 'writePercent'>,
+): string[] {
+  const w = Math.min(100, Math.max(0, r.writePercent ?? 0));
   return [
     ...(r.workload === 'select-only' ? ['-S'] : []),
     ...(r.workload === 'user-function' ? ['-f', userFunctionScript()] : []),
+    ...(r.workload === 'mixed'
+      ? [
+          '-f',
+          `${scriptFile('mixed-read', MIXED_READ_SCRIPT)}@${100 - w}`,
+          '-f',
+          `${scriptFile('mixed-write', MIXED_WRITE_SCRIPT)}@${w}`,
+        ]
+      : []),
     // -n: no vacuum before the run (the caller vacuums straight on the server, not through a proxy).
     '-n',
     '-M',
@@ -168,6 +190,7 @@ export function pgbenchArgs(r: Pick<PgbenchRun, 'workload' | 'mode' | 'clients' 
 
 export async function runPgbench(r: PgbenchRun): Promise<PgbenchResult> {
   let latenciesUs: Float64Array = new Float64Array(0);
+  let byScript: Float64Array[] = [];
   let loggedFailed = 0;
   const ex = await execPgbench(
     r.pgbench,
@@ -178,7 +201,7 @@ export async function runPgbench(r: PgbenchRun): Promise<PgbenchResult> {
       const logs = readdirSync(dir)
         .filter((n) => n.startsWith('txlog.'))
         .map((n) => readFileSync(join(dir, n), 'utf8'));
-      ({ latenciesUs, failed: loggedFailed } = parseLogs(logs));
+      ({ latenciesUs, byScript, failed: loggedFailed } = parseLogs(logs));
     },
   );
   const summary = parseSummary(ex.stdout);
@@ -193,6 +216,7 @@ export async function runPgbench(r: PgbenchRun): Promise<PgbenchResult> {
     transactions: latenciesUs.length,
     p50Ms: percentile(latenciesUs, 0.5),
     p99Ms: percentile(latenciesUs, 0.99),
+    scriptP99Ms: byScript.map((xs) => percentile(xs.sort(), 0.99)),
     failed: Math.max(summary.failed, loggedFailed),
     aborted: errors.filter((l) => /aborted in command|aborted while establishing connection/.test(l)).length,
     errorLines: errors.length,
@@ -201,9 +225,14 @@ export async function runPgbench(r: PgbenchRun): Promise<PgbenchResult> {
   };
 }
 
-/** Latencies (µs) of completed transactions, and the count of failed or skipped ones. */
-export function parseLogs(texts: readonly string[]): { latenciesUs: Float64Array; failed: number } {
+/** Latencies (µs) of completed transactions (all, and by script), and the count of failed or skipped ones. */
+export function parseLogs(texts: readonly string[]): {
+  latenciesUs: Float64Array;
+  byScript: Float64Array[];
+  failed: number;
+} {
   const out: number[] = [];
+  const scripts: number[][] = [];
   let failed = 0;
   for (const text of texts) {
     for (const line of text.split('\n')) {
@@ -212,11 +241,18 @@ export function parseLogs(texts: readonly string[]): { latenciesUs: Float64Array
       const t = f[2];
       if (t === undefined) continue;
       const v = Number(t);
-      if (Number.isFinite(v) && /^\d+$/.test(t)) out.push(v);
-      else failed++;
+      if (Number.isFinite(v) && /^\d+$/.test(t)) {
+        out.push(v);
+        const n = Number(f[3]);
+        if (Number.isInteger(n) && n >= 0 && n < 16) (scripts[n] ??= []).push(v);
+      } else failed++;
     }
   }
-  return { latenciesUs: Float64Array.from(out), failed };
+  return {
+    latenciesUs: Float64Array.from(out),
+    byScript: Array.from(scripts, (xs) => Float64Array.from(xs ?? [])),
+    failed,
+  };
 }
 
 /** Nearest-rank percentile of sorted microseconds, in milliseconds. */
@@ -235,14 +271,19 @@ export function parseSummary(stdout: string): { tps: number | null; failed: numb
   return { tps: pick ? Number(pick[1]) : null, failed: failed ? Number(failed[1]) : 0 };
 }
 
-let scriptPath: string | null = null;
+const scriptPaths = new Map<string, string>();
 
-/** The user-function script as a file (pgbench reads scripts from files): one per process. */
-function userFunctionScript(): string {
-  if (scriptPath !== null) return scriptPath;
-  const path = join(tmpdir(), `pgscale-bench-user-function-${process.pid}.sql`);
-  writeFileSync(path, USER_FUNCTION_SCRIPT);
+/** A script as a file (pgbench reads scripts from files): one per name and process. */
+function scriptFile(name: string, text: string): string {
+  const known = scriptPaths.get(name);
+  if (known !== undefined) return known;
+  const path = join(tmpdir(), `pgscale-bench-${name}-${process.pid}.sql`);
+  writeFileSync(path, text);
   process.once('exit', () => rmSync(path, { force: true }));
-  scriptPath = path;
+  scriptPaths.set(name, path);
   return path;
+}
+
+function userFunctionScript(): string {
+  return scriptFile('user-function', USER_FUNCTION_SCRIPT);
 }

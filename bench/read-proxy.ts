@@ -1,7 +1,7 @@
 /**
  * pgscale's proxy as a separate process (`node bin/pgscale.js proxy -c <yaml>`) in front of a
  * primary and a given list of its replicas, for the read-scaling benchmark: transaction pooling,
- * read/write splitting with the default consistency (read-your-writes), SCRAM for clients
+ * read/write splitting with the default consistency or a given one, SCRAM for clients
  * against a PgBouncer-format userlist holding the application user's and the superuser's
  * passwords, and the superuser on the admin console (`SHOW NODES`). Its files live in a temporary
  * directory; process and directory are registered for cleanup.
@@ -29,6 +29,8 @@ export interface ReadProxyOptions {
   primaryWeight?: number;
   /** proxy.balance. */
   balance?: 'round-robin' | 'least-outstanding';
+  /** proxy.consistency (default: the proxy's own default). */
+  consistency?: string;
 }
 
 export interface ReadProxy {
@@ -73,6 +75,7 @@ export async function startReadProxy(server: ServerInfo, o: ReadProxyOptions): P
       ignore_startup_parameters: ['extra_float_digits'],
       primary_read_weight: o.primaryWeight ?? 0,
       ...(o.balance ? { balance: o.balance } : {}),
+      ...(o.consistency ? { consistency: o.consistency } : {}),
       databases: {
         [server.database]: {
           host: server.host,

@@ -28,6 +28,7 @@ import type { PgbenchResult, QueryMode } from './pgbench.js';
 import { startReadProxy } from './read-proxy.js';
 import type { NodeRow, ReadProxy } from './read-proxy.js';
 import { classificationFigures } from './reads-classify.js';
+import { levelsTable, runLevels, summarizeLevels } from './reads-levels.js';
 import type { ClassificationFigures } from './reads-classify.js';
 
 const USAGE = `Usage: npm run bench:reads -- [options]
@@ -48,6 +49,10 @@ const USAGE = `Usage: npm run bench:reads -- [options]
                     (default 1: the target is about a primary and 2 replicas together; 0 keeps reads off it)
   --balance B       proxy.balance: least-outstanding (default) or round-robin
   --scale N         pgbench -i -s N (default 10)
+  --levels L        instead of the scaling configurations: the cost of read consistency levels
+                    (comma-separated: eventual, read-your-writes, causal, linearizable, primary;
+                    "all" for every one) through the proxy with 2 replicas, on a mixed workload
+  --write-rate P    with --levels: percent of writes in the mix, comma-separated (default 10,50)
   --quick           --duration 5, one round (a smoke test)
   --json FILE       also write every number to FILE
   -h, --help        this text
@@ -66,7 +71,12 @@ interface Options {
   scale: number;
   quick: boolean;
   json: string | null;
+  /** --levels: consistency levels to compare (empty: the scaling configurations). */
+  levels: string[];
+  writeRates: number[];
 }
+
+const ALL_LEVELS = ['eventual', 'read-your-writes', 'causal', 'linearizable', 'primary'];
 
 /** Seconds of discarded warm-up before every measured run (pools, caches, JIT). */
 const WARMUP_S = 3;
@@ -81,6 +91,15 @@ function int(v: string | undefined, def: number, what: string, min = 0): number 
   const n = Number(v);
   if (!Number.isInteger(n) || n < min) throw new Error(`--${what}: expected an integer ≥ ${min}, got "${v}"`);
   return n;
+}
+
+function levelsOption(v: string | undefined): string[] {
+  if (v === undefined) return [];
+  const levels = v === 'all' ? ALL_LEVELS : v.split(',');
+  for (const l of levels)
+    if (!ALL_LEVELS.includes(l)) throw new Error(`--levels: unknown level "${l}" (${ALL_LEVELS.join(', ')})`);
+  // eventual is the baseline of the ratios
+  return levels.includes('eventual') ? levels : ['eventual', ...levels];
 }
 
 function balanceOption(v: string | undefined): Options['balance'] {
@@ -105,6 +124,8 @@ function parseOptions(argv: string[]): Options | null {
       scale: { type: 'string' },
       quick: { type: 'boolean', default: false },
       json: { type: 'string' },
+      levels: { type: 'string' },
+      'write-rate': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -131,6 +152,13 @@ function parseOptions(argv: string[]): Options | null {
     scale: int(values.scale, 10, 'scale', 1),
     quick,
     json: values.json ?? null,
+    levels: levelsOption(values.levels),
+    writeRates: (values['write-rate'] ?? '10,50').split(',').map((x) => {
+      const n = Number(x);
+      if (!Number.isInteger(n) || n < 0 || n > 100)
+        throw new Error(`--write-rate: expected percentages 0-100, got "${x}"`);
+      return n;
+    }),
   };
 }
 
@@ -557,6 +585,8 @@ async function main(o: Options): Promise<number> {
     log(`CPU caps: ${caps.path}/<node>: cfs_quota_us ${o.quotaUs} per cfs_period_us ${o.periodUs}`);
   }
 
+  if (o.levels.length > 0) return levelsMain(o, cluster, caps, meta, noCaps);
+
   const runs: RunRecord[] = [];
   const total = o.rounds * CONFIGS.length;
   for (let round = 0; round < o.rounds; round++) {
@@ -646,6 +676,52 @@ async function main(o: Options): Promise<number> {
         2,
       ) + '\n',
     );
+    log(`wrote ${o.json}`);
+  }
+  await cluster.stop();
+  return 0;
+}
+
+/** --levels: the consistency matrix instead of the scaling configurations. */
+async function levelsMain(
+  o: Options,
+  cluster: BenchCluster,
+  caps: CpuCaps | null,
+  meta: Awaited<ReturnType<typeof machine>>,
+  noCaps: string | null,
+): Promise<number> {
+  const runs = await runLevels(
+    o,
+    cluster,
+    (p) => {
+      sweep(caps, cluster.nodes);
+      return waitReadSet(p, 2, cluster);
+    },
+    log,
+  );
+  caps?.remove();
+  const summary = summarizeLevels(runs);
+  const command = `npm run bench:reads -- ${process.argv.slice(2).join(' ')}`.trim();
+  const out = [
+    '',
+    `command: ${command}`,
+    `date: ${meta.date}; nproc ${meta.nproc} (${meta.cpu}), ${meta.memGb} GB, Linux ${meta.kernel}; node ${meta.node}; load at start ${meta.loadAtStart}`,
+    meta.postgres,
+    noCaps
+      ? `CPU caps: NONE (${noCaps})`
+      : `CPU caps: each PostgreSQL node at ${(o.quotaUs / o.periodUs).toFixed(2)} core (cgroup cpu controller)`,
+    `workload: pgbench -n -M ${o.mode} -c ${o.clients}, single-statement transactions: point reads and one-row ` +
+      `updates of pgbench_accounts (scale ${o.scale}); ${o.durationS} s measured after a 3 s warm-up; ` +
+      `${o.rounds} round(s), order alternating; proxy: transaction pooling, primary + 2 replicas, ` +
+      `pool ${o.poolSize} per server, balance ${o.balance}, primary_read_weight ${o.primaryWeight}, ryw_wait_ms 50 (default)`,
+    '',
+    levelsTable(summary),
+    '',
+    'x eventual: against eventual at the same write rate in the same run. p99 reads/writes: by pgbench script.',
+  ];
+  process.stdout.write(out.join('\n') + '\n');
+  if (o.json) {
+    writeFileSync(o.json, JSON.stringify({ meta: { ...meta, command, options: o }, runs, summary }, null, 2) + '\n');
     log(`wrote ${o.json}`);
   }
   await cluster.stop();

@@ -167,7 +167,7 @@ export const proxySchema = z
     ).default(30),
     server_connect_timeout: seconds('Seconds to connect and log in to a server.').default(15),
     hidden_code_refresh_interval: seconds(
-      'Transaction pooling: reload each database\'s list of relations with hidden code (views, triggers, rules, row-level security, defaults calling functions) this often, for DDL not made through the proxy (0: only after DDL through the proxy).',
+      "Transaction pooling: reload each database's list of relations with hidden code (views, triggers, rules, row-level security, defaults calling functions) this often, for DDL not made through the proxy (0: only after DDL through the proxy).",
     ).default(5),
     max_prepared_statements: z
       .number()
@@ -274,9 +274,13 @@ export const proxySchema = z
       .default(true)
       .describe('Send reads to replicas (transaction pooling only); writes always go to the primary.'),
     consistency: z
-      .enum(['read-your-writes', 'eventual', 'primary'])
+      .enum(['read-your-writes', 'causal', 'linearizable', 'eventual', 'primary'])
       .default('read-your-writes')
-      .describe("Reads: read-your-writes (never older than the client's own commits), eventual, or primary."),
+      .describe(
+        "Reads: read-your-writes (never older than the client's own commits), causal (never older than " +
+          'any commit through this proxy), linearizable (never older than any commit before the read, ' +
+          'through any proxy: asks the primary), eventual, or primary. docs/proxy.md, "Read consistency".',
+      ),
     ryw_wait_ms: z
       .number()
       .int()
@@ -341,7 +345,7 @@ export const configSchema = z
           )
           .optional()
           .describe(
-            "Unique id of the cluster (`pgscale init` writes a random one): its keys in a shared state store live under it (etcd: <ha.etcd.prefix>/<id>/). Without one, the name is the id.",
+            'Unique id of the cluster (`pgscale init` writes a random one): its keys in a shared state store live under it (etcd: <ha.etcd.prefix>/<id>/). Without one, the name is the id.',
           ),
         data_dir: z
           .string()

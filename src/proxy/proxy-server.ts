@@ -33,6 +33,7 @@ import { AdminSession, ADMIN_DATABASES } from './admin.js';
 import type { AdminHooks, AdminView } from './admin-view.js';
 import type { PoolMode } from './types.js';
 import { NodeMonitor, ReadRouter } from './read-router.js';
+import { CommitHorizon, PrimaryPositionAsker } from './commit-horizon.js';
 import type { ReplicaTarget, RouterSettings } from './read-router.js';
 import { Classifier } from '../sql/classify.js';
 import { HiddenCodeRegistry } from './backend/hidden-code.js';
@@ -99,6 +100,11 @@ export class ProxyServer implements FrontendHost, AdminView {
   private readonly hubs = new Map<Pool, ListenerHub>();
   /** Read routers by primary pool; their monitors poll the replicas. */
   readonly routers = new Map<Pool, ReadRouter>();
+  /**
+   * Commit horizons (causal, linearizable reads) by primary server ("host:port", or "topology"
+   * for the databases that follow the cluster's primary), shared by every pool writing there.
+   */
+  readonly horizons = new Map<string, { horizon: CommitHorizon; asker: PrimaryPositionAsker }>();
   /** Primary pools whose server follows the topology, with what routerFor needs to add replicas. */
   private topologyHold: { ms: number; reason: (db: string) => string } | null = null;
   /** HA runs: an unreachable primary makes its clients wait this long for a failover (ms). */
@@ -247,6 +253,8 @@ export class ProxyServer implements FrontendHost, AdminView {
     for (const p of this.pools.values()) p.close();
     for (const r of this.hiddenCode.values()) r.close();
     this.hiddenCode.clear();
+    for (const h of this.horizons.values()) h.asker.close();
+    this.horizons.clear();
     await closed;
   }
 
@@ -522,6 +530,7 @@ export class ProxyServer implements FrontendHost, AdminView {
         router,
         classifier: this.classifier,
         consistency: this.config.consistency,
+        horizon: (t.replicas?.length ?? 0) > 0 ? this.horizonFor(t, pool) : null,
         hiddenCode: mode === 'transaction' ? this.hiddenCodeFor(pool) : null,
       },
     );
@@ -565,6 +574,21 @@ export class ProxyServer implements FrontendHost, AdminView {
         this.hiddenCode.delete(db);
       } else r.maybeRefresh(t, this.config.hidden_code_refresh_interval * 1000);
     }
+  }
+
+  /** The commit horizon of a database's primary server; its questions go through `pool`. */
+  private horizonFor(t: DatabaseTarget, pool: Pool): CommitHorizon {
+    const key = t.followsTopology ? 'topology' : `${t.host}:${t.port}`;
+    const open = () => pool.openDedicated('pgscale position');
+    const h = this.horizons.get(key);
+    if (h) {
+      h.asker.open = open; // the latest pool: an older one may have been dropped
+      return h.horizon;
+    }
+    const asker = new PrimaryPositionAsker(open, Math.max(1000, this.config.ryw_wait_ms * 20));
+    const horizon = new CommitHorizon(asker.ask);
+    this.horizons.set(key, { horizon, asker });
+    return horizon;
   }
 
   /** The read router of a primary pool: a pool and a monitor per replica, polled continuously. */

@@ -3,16 +3,26 @@
  * milliseconds, whether it is still a replica and how far it has replayed the WAL (and the
  * primary's monitor how far the primary has written), so lag is known in bytes. A replica that
  * fails its checks, or lags beyond max_lag_bytes, leaves the read set and comes back once it
- * recovers. A read of a client that must see its own writes (read-your-writes) goes only to a
- * replica that has replayed the WAL position of that client's last commit, waits a bounded time
- * for one, and otherwise goes to the primary.
+ * recovers. A read that must see some commit (the client's own under read-your-writes, any
+ * commit relayed by this proxy under causal, anything committed before the read began under
+ * linearizable: src/proxy/commit-horizon.ts) goes only to a replica that has replayed its WAL
+ * position, waits a bounded time for one, and otherwise goes to the primary.
  */
 import type { ServerConn } from './backend/server-conn.js';
 import type { Pool } from './backend/pool.js';
 import { now } from './types.js';
 import { lsnDiff, parseLsn } from '../protocol/lsn.js';
 
-export type Consistency = 'read-your-writes' | 'eventual' | 'primary';
+export type Consistency = 'read-your-writes' | 'causal' | 'linearizable' | 'eventual' | 'primary';
+
+/** Every level, in the order of the docs (config schema, SET pgscale.consistency). */
+export const CONSISTENCY_LEVELS = [
+  'read-your-writes',
+  'causal',
+  'linearizable',
+  'eventual',
+  'primary',
+] as const satisfies readonly Consistency[];
 export type BalanceMode = 'round-robin' | 'least-outstanding';
 
 export interface RouterSettings {
@@ -90,6 +100,15 @@ export class NodeMonitor {
   /** Resolves at the next completed check (for read-your-writes waits). */
   nextCheck(): Promise<void> {
     return new Promise((r) => this.waiters.push(r));
+  }
+
+  /**
+   * Checks now rather than at the next tick, unless a check is running: a read waits for this
+   * node's position. Waiting reads thus poll the node back to back (one query at a time, however
+   * many reads wait) and learn of its progress within one round trip, not one interval.
+   */
+  kick(): void {
+    if (!this.busy && !this.stopped && this.timer !== null) void this.check();
   }
 
   private async check(): Promise<void> {
@@ -189,32 +208,31 @@ export class ReadRouter {
   }
 
   /**
-   * The pool for a read. `minLsn` is the position the client must see (its last commit) under
-   * read-your-writes; replicas behind it are skipped, waiting up to rywWaitMs for one to catch up.
-   */
-  /**
-   * The choice for a read if it can be made now; null when the client must wait for a replica to
-   * replay its last commit (then forRead waits).
+   * The choice for a read if it can be made now; null when it must wait for a replica to replay
+   * `minLsn` (then forRead waits). `minLsn` is the position the read must see (the session works
+   * it out from its level: its own last commit, the proxy's commit horizon, the primary's
+   * position); replicas behind it are skipped. Under eventual it is ignored.
    */
   readNow(consistency: Consistency, minLsn: bigint | null): ReadChoice | null {
     if (consistency === 'primary' || this.replicas.length === 0) return this.toPrimary;
     const usable = this.usable();
     const eligible =
-      consistency === 'read-your-writes' && minLsn !== null
-        ? usable.filter((r) => r.monitor.lsn! >= minLsn)
-        : usable;
+      consistency !== 'eventual' && minLsn !== null ? usable.filter((r) => r.monitor.lsn! >= minLsn) : usable;
     // Nobody usable at all: the primary serves the read at once.
     return this.pick(eligible) ?? (usable.length === 0 ? this.toPrimary : null);
   }
 
+  /** readNow, waiting up to rywWaitMs for a replica to replay `minLsn`; then the primary. */
   async forRead(consistency: Consistency, minLsn: bigint | null): Promise<ReadChoice> {
     const deadline = now() + this.settings.rywWaitMs;
     for (;;) {
       const choice = this.readNow(consistency, minLsn);
       if (choice) return choice;
       if (now() >= deadline) return this.toPrimary;
+      const usable = this.usable();
+      for (const u of usable) u.monitor.kick();
       await Promise.race([
-        Promise.race(this.usable().map((u) => u.monitor.nextCheck())),
+        Promise.race(usable.map((u) => u.monitor.nextCheck())),
         new Promise((res) => setTimeout(res, Math.max(1, deadline - now()))),
       ]);
     }

@@ -60,6 +60,9 @@ import { now } from './types.js';
 import type { ListenerHub } from './listener-hub.js';
 import type { Consistency, ReadRouter, ReplicaTarget } from './read-router.js';
 import { parseLsn } from '../protocol/lsn.js';
+import { CONSISTENCY_LEVELS } from './read-router.js';
+import type { CommitHorizon } from './commit-horizon.js';
+import { laterLsn } from './commit-horizon.js';
 import type { Classification } from '../sql/classify.js';
 import { decodeText, encodeText, hasRawBytes } from '../protocol/sql-text.js';
 import {
@@ -83,6 +86,9 @@ type Pending =
       failed: boolean;
       wasInBlock: boolean;
       captureLsn?: boolean;
+      /** The capture's token with the commit horizon (0: none), and the position it read. */
+      capture?: number;
+      lsn?: bigint | null;
       /** The session-state check: its rows, and what made it necessary. */
       check?: { rows: (string | null)[][]; cause: string; tracked: ReadonlyMap<string, string> };
     }
@@ -141,6 +147,8 @@ export interface SessionOptions {
   /** Shared by every session of the proxy (a per-session closure would cost memory per client). */
   classifier?: { classify(sql: string): Classification } | null;
   consistency?: Consistency;
+  /** The primary's commit horizon (causal, linearizable): present when the database has replicas. */
+  horizon?: CommitHorizon | null;
   /** The database's relations with hidden code (views, triggers…): naming one means a check. */
   hiddenCode?: HiddenCodeRegistry | null;
 }
@@ -336,12 +344,7 @@ export class Session implements Keeper {
         // A write on the primary: learn the commit position before releasing, even when the
         // connection was attached for something else (a capture already done). Reads that the
         // primary serves (weight, fallback) need none.
-        if (
-          !this.attachedReplica &&
-          this.router &&
-          this.consistency() === 'read-your-writes' &&
-          this.classOf(f) === 'write'
-        ) {
+        if (!this.needLsn && !this.attachedReplica && this.capturesCommits() && this.classOf(f) === 'write') {
           this.needLsn = true;
         }
         this.forward(f);
@@ -448,10 +451,48 @@ export class Session implements Keeper {
   }
 
   private consistency(): Consistency {
-    const v = this.setting('pgscale.consistency');
-    return v === 'eventual' || v === 'primary' || v === 'read-your-writes'
+    const v = this.setting('pgscale.consistency') as Consistency | undefined;
+    return v !== undefined && CONSISTENCY_LEVELS.includes(v)
       ? v
       : (this.opts.consistency ?? 'read-your-writes');
+  }
+
+  /**
+   * Whether the WAL position after this client's write transactions is learnt: for its own later
+   * reads (read-your-writes and up) and for the proxy's commit horizon (causal reads of every
+   * client). A client at eventual skips it, unless the proxy's level is causal.
+   */
+  private capturesCommits(): boolean {
+    if (this.router === null && !this.opts.horizon) return false;
+    return this.consistency() !== 'eventual' || this.opts.consistency === 'causal';
+  }
+
+  /**
+   * Asks the primary's WAL position after a write transaction, on the same connection before
+   * anyone else can use it. Registered with the commit horizon in the same turn of the event loop
+   * as the commit's ReadyForQuery is queued for the client: no client can have heard of the commit
+   * before a causal read would wait for this answer (CommitHorizon.settled).
+   */
+  private captureCommit(): void {
+    this.needLsn = false;
+    this.sendToServer(queryMessage('SELECT pg_current_wal_lsn()'));
+    this.pending.push({
+      k: 'query',
+      swallow: true,
+      failed: false,
+      wasInBlock: false,
+      captureLsn: true,
+      capture: this.opts.horizon?.beginCapture() ?? 0,
+      lsn: null,
+    });
+    this.flushServer();
+  }
+
+  /** The connection is gone with captures unanswered: the horizon stops waiting for them. */
+  private abandonCaptures(): void {
+    const h = this.opts.horizon;
+    if (!h) return;
+    for (const p of this.pending) if (p.k === 'query' && p.capture) h.endCapture(p.capture, null);
   }
 
   /** 'read' when the message may run on a replica, 'write' when it must run on the primary, else null. */
@@ -620,16 +661,50 @@ export class Session implements Keeper {
     const router = this.router;
     if (router && this.wantsReplica()) {
       const consistency = this.consistency();
-      const minLsn = consistency === 'read-your-writes' ? this.wroteLsn : null;
-      const now = router.readNow(consistency, minLsn);
-      if (now) this.acquireFrom(now.pool, now.replica, t0);
-      else
-        void router
-          .forRead(consistency, minLsn)
-          .then(({ pool, replica }) => this.acquireFrom(pool, replica, t0));
+      const horizon = this.opts.horizon ?? null;
+      if (consistency === 'linearizable' && horizon) {
+        // Where the primary stands now (one question per batch of reads), then a replica there.
+        void horizon.position().then((pos) => {
+          if (pos === null) return this.acquireFrom(this.opts.pool, null, t0);
+          const minLsn = laterLsn(pos, this.wroteLsn);
+          return router
+            .forRead(consistency, minLsn)
+            .then(({ pool, replica }) => this.acquireFrom(pool, replica, t0));
+        });
+        return;
+      }
+      if (consistency === 'causal' && horizon) {
+        // Commits whose position is being asked may already be acknowledged: wait for those.
+        const settled = horizon.settled(router.settings.rywWaitMs);
+        if (settled) {
+          void settled.then((ok) =>
+            ok
+              ? this.routeRead(router, consistency, laterLsn(this.wroteLsn, horizon.lsn), t0)
+              : this.acquireFrom(this.opts.pool, null, t0),
+          );
+          return;
+        }
+      }
+      const minLsn =
+        consistency === 'eventual'
+          ? null
+          : consistency === 'causal'
+            ? laterLsn(this.wroteLsn, horizon?.lsn ?? null)
+            : this.wroteLsn;
+      this.routeRead(router, consistency, minLsn, t0);
     } else {
       this.acquireFrom(this.opts.pool, null, t0);
     }
+  }
+
+  /** A read to a replica that has replayed `minLsn` (now, or after a bounded wait), or the primary. */
+  private routeRead(router: ReadRouter, consistency: Consistency, minLsn: bigint | null, t0: number): void {
+    const now = router.readNow(consistency, minLsn);
+    if (now) this.acquireFrom(now.pool, now.replica, t0);
+    else
+      void router
+        .forRead(consistency, minLsn)
+        .then(({ pool, replica }) => this.acquireFrom(pool, replica, t0));
   }
 
   /**
@@ -1145,6 +1220,7 @@ export class Session implements Keeper {
         if (head.captureLsn && f.type === 'D' && f.partial !== true) {
           const lsn = parseLsn(decodeFirstText(f.payload));
           if (lsn !== null && (this.wroteLsn === null || lsn > this.wroteLsn)) this.wroteLsn = lsn;
+          head.lsn = lsn;
         }
         if (f.type === 'E') head.failed = true;
         else if (f.type === 'C' && !head.swallow) this.onCommandComplete(f);
@@ -1152,6 +1228,7 @@ export class Session implements Keeper {
         if (f.type === 'Z') {
           this.pending.shift();
           this.copyIn = false;
+          if (head.capture) this.opts.horizon?.endCapture(head.capture, head.lsn ?? null);
           this.onReadyForQuery(f, head);
         }
         return;
@@ -1331,18 +1408,16 @@ export class Session implements Keeper {
       this.releaseServer();
       return;
     }
+    if (s && this.needLsn && status === 'I' && this.pending.length === 0 && !this.copyIn) {
+      // After a write transaction, before anything else (the client may have sent more already,
+      // and a pinned client keeps its connection): the commit position, for read-your-writes and
+      // for the commit horizon.
+      this.captureCommit();
+      return;
+    }
     if (!s || this.pinned || status !== 'I' || this.pending.length > 0 || this.copyIn) return;
     // A client that has sent more keeps its connection, unless it is being handed over.
     if (this.inbox.length > 0 && !this.switching && !this.handingOver) return;
-    if (this.needLsn) {
-      // Read-your-writes: learn where the primary's WAL stands after this client's commit, on the
-      // same connection, before anyone else can use it.
-      this.needLsn = false;
-      this.sendToServer(queryMessage('SELECT pg_current_wal_lsn()'));
-      this.pending.push({ k: 'query', swallow: true, failed: false, wasInBlock: false, captureLsn: true });
-      this.flushServer();
-      return;
-    }
     if (this.checkCause !== null) {
       if (this.switching) {
         this.checkState(s);
@@ -1455,7 +1530,13 @@ export class Session implements Keeper {
   }
 
   private onServerLost(s: ServerConn): void {
-    if (this.server !== s || this.closed) return;
+    if (this.server !== s) return;
+    if (this.closed) {
+      // Lost while finishing what a departed client left in flight: the pool forgets it.
+      this.abandonCaptures();
+      this.releaseServer();
+      return;
+    }
     if (this.keeping && this.pending.length === 0) {
       // Kept while idle: nothing was in flight, so the client need not notice.
       this.stopKeeping();
@@ -1467,6 +1548,7 @@ export class Session implements Keeper {
     }
     this.endHandOver();
     if (this.retryElsewhere(s)) return;
+    this.abandonCaptures();
     if (this.attachedReplica) this.attachedReplica.outstanding--;
     this.toServer.clear();
     this.server = null;
@@ -1511,9 +1593,13 @@ export class Session implements Keeper {
     this.stopKeeping();
     this.inbox = [];
     this.out.clear();
-    if (s && !this.copyIn && this.pending.length > 0 && this.pending.every(isInternalQuery)) {
-      // Only the proxy's own queries are in flight (the state check, the WAL position): let them
-      // finish, then maybeRelease gives the connection back, reset if the check found state.
+    if (s && !this.copyIn && this.pending.length > 0 && endsWithReadyForQuery(this.pending)) {
+      // Requests are in flight (the client's own, Terminate pipelined behind them, or the proxy's
+      // state check or WAL position): let them finish, as PostgreSQL would run them had the client
+      // been connected to it directly; their replies go nowhere (flushClient), and maybeRelease
+      // gives the connection back at the last ReadyForQuery (rolled back or reset if need be).
+      // Dropping the connection instead would cost the pool a server (issue #12 item 5).
+      this.flushServer();
       return;
     }
     this.endHandOver();
@@ -1527,7 +1613,9 @@ export class Session implements Keeper {
     s.setLostHandler(null);
     this.toServer.clear();
     if (this.pending.length > 0 || this.copyIn) {
-      // Mid-request: the reply stream cannot be resynchronised cheaply; drop the connection.
+      // Mid-COPY, or an extended-protocol batch without its Sync (a Sync would commit what the
+      // client never finished): the reply stream cannot be resynchronised; drop the connection.
+      this.abandonCaptures();
       s.destroy();
       pool.release(s);
       return;
@@ -1576,15 +1664,23 @@ function cachedRisk(query: string): string | null {
   return r;
 }
 
-/** A query the proxy sent for itself (replay, state check, WAL position): no client waits for it. */
-function isInternalQuery(p: Pending): boolean {
-  return p.k === 'query' && p.swallow;
+/**
+ * Whether the last reply due is a ReadyForQuery (a simple Query or a Sync ends the list): then the
+ * connection is idle again once the list has been answered.
+ */
+function endsWithReadyForQuery(pending: readonly Pending[]): boolean {
+  for (let i = pending.length - 1; i >= 0; i--) {
+    const p = pending[i]!;
+    if (p.k === 'synthetic' || p.k === 'copy-end') continue;
+    return p.k === 'query' || p.k === 'sync';
+  }
+  return false;
 }
 
 /** The proxy's own session settings and their accepted values. */
 const PROXY_SETTINGS: Record<string, readonly string[]> = {
   'pgscale.target': ['primary', 'replica', 'any'],
-  'pgscale.consistency': ['read-your-writes', 'eventual', 'primary'],
+  'pgscale.consistency': CONSISTENCY_LEVELS,
 };
 
 /** FATAL errors by which a server says it is going away (shutdown, crash, recovery). */
