@@ -43,6 +43,9 @@ import type { HiddenCodeRegistry } from './backend/hidden-code.js';
 import { ServerLoginError, decodeTextRow } from './backend/server-conn.js';
 import type { Keeper, Pool } from './backend/pool.js';
 import { OutputBatch } from './batch.js';
+import { restoreStatements, restoreValue, rewriteResets } from './reset-rewrite.js';
+import type { TagAction } from './reset-rewrite.js';
+import { PROXY_SETTINGS, sqlLiteral } from './frontend/startup-params.js';
 import {
   CLOSE_COMPLETE,
   PARSE_COMPLETE,
@@ -83,6 +86,8 @@ type Pending =
       failed: boolean;
       wasInBlock: boolean;
       captureLsn?: boolean;
+      /** RESETs rewritten to restore start-up values: each CommandComplete's fate (reset-rewrite.ts). */
+      tags?: TagAction[];
       /** The session-state check: its rows, and what made it necessary. */
       check?: { rows: (string | null)[][]; cause: string; tracked: ReadonlyMap<string, string> };
     }
@@ -136,6 +141,8 @@ export interface SessionOptions {
   listeners: ListenerHub | null;
   /** Session settings from the start-up packet (lowercase name → SQL literal). */
   startupSettings: ReadonlyMap<string, string>;
+  /** The proxy's own settings given at start-up (`-c pgscale.consistency=primary`). */
+  startupProxySettings?: ReadonlyMap<string, string>;
   /** Read/write splitting: absent when there are no replicas or pooling is per session. */
   router?: ReadRouter | null;
   /** Shared by every session of the proxy (a per-session closure would cost memory per client). */
@@ -232,6 +239,7 @@ export class Session implements Keeper {
     private readonly opts: SessionOptions,
   ) {
     this.settings = opts.startupSettings;
+    this.proxySettings = opts.startupProxySettings ?? EMPTY_MAP;
     this.onServerFramesBound = (frames) => this.onServerFrames(frames);
     this.pinned = opts.mode === 'session';
     if (this.pinned) this.pinReason = 'session pool mode';
@@ -254,7 +262,8 @@ export class Session implements Keeper {
   }
 
   private ownProxySettings(): Map<string, string> {
-    if (this.proxySettings === EMPTY_MAP) this.proxySettings = new Map();
+    if (this.proxySettings === EMPTY_MAP || this.proxySettings === this.opts.startupProxySettings)
+      this.proxySettings = new Map(this.proxySettings);
     return this.proxySettings as Map<string, string>;
   }
 
@@ -438,7 +447,10 @@ export class Session implements Keeper {
         reply = commandComplete('SET');
       }
     } else {
-      this.ownProxySettings().delete(e.name);
+      // RESET goes back to the start-up value, as PostgreSQL's RESET does.
+      const v = this.opts.startupProxySettings?.get(e.name);
+      if (v !== undefined) this.ownProxySettings().set(e.name, v);
+      else this.ownProxySettings().delete(e.name);
       reply = commandComplete('RESET');
     }
     const bytes = Buffer.concat([reply, readyForQuery(this.txStatus)]);
@@ -827,9 +839,10 @@ export class Session implements Keeper {
         return;
       }
       case 'E': {
+        let eff: SessionEffect[] | undefined;
         if (this.portalEffects.size > 0) {
           const portal = decodeText(f.payload.subarray(0, Math.max(0, f.payload.indexOf(0))));
-          const eff = this.portalEffects.get(portal);
+          eff = this.portalEffects.get(portal);
           if (eff) this.txSettings.push(...eff);
         }
         // A query is counted when it runs (each Execute), not when it is prepared (Parse).
@@ -837,6 +850,7 @@ export class Session implements Keeper {
         this.opts.pool.stats.queries++;
         this.sendToServer(f.bytes);
         this.pending.push({ k: 'execute' });
+        if (eff) this.restoreAfterExecute(eff);
         return;
       }
       case 'S':
@@ -890,12 +904,22 @@ export class Session implements Keeper {
       this.pending.push({ k: 'query', swallow: false, failed: false, wasInBlock: this.txStatus !== 'I' });
       return;
     }
+    // RESET restores the client's start-up values, not the server connection's (reset-rewrite.ts).
+    const resets = rewriteResets(sql, effects, this.opts.startupSettings);
+    let restoreAfter = false;
+    if (resets) {
+      sql = resets.sql;
+      rewritten = true;
+    }
     for (const e of effects) {
       switch (e.kind) {
         case 'set':
         case 'reset':
+          this.txSettings.push(e);
+          break;
         case 'reset_all':
           this.txSettings.push(e);
+          this.proxySettings = this.opts.startupProxySettings ?? EMPTY_MAP;
           break;
         case 'prepare': {
           const serverName = sqlStatementName(e.text, this.tagOf(e.text));
@@ -936,6 +960,8 @@ export class Session implements Keeper {
             // fails (25001) and the connection keeps every statement (onCommandComplete).
             this.discardAllSent = true;
             this.txSettings.push({ kind: 'reset_all' });
+            this.proxySettings = this.opts.startupProxySettings ?? EMPTY_MAP;
+            restoreAfter = true;
           } else if (e.what === 'plans') {
             // Plans only: statements survive.
           } else if (e.what === 'temp') {
@@ -970,7 +996,56 @@ export class Session implements Keeper {
     this.opts.pool.stats.queries++;
     this.queryStartedAt = now();
     if (this.txStatus !== 'I' && COMMIT_TEXT.test(sql)) this.commitInFlight = true;
-    this.pending.push({ k: 'query', swallow: false, failed: false, wasInBlock: this.txStatus !== 'I' });
+    this.pending.push({
+      k: 'query',
+      swallow: false,
+      failed: false,
+      wasInBlock: this.txStatus !== 'I',
+      ...(resets ? { tags: resets.tags } : {}),
+    });
+    // DISCARD ALL runs alone (never in a multi-statement text): the start-up values follow it.
+    if (restoreAfter) this.sendRestore();
+  }
+
+  /**
+   * An extended-protocol RESET cannot be rewritten into several statements: the start-up values
+   * follow its Execute as a Query, before the client's Sync. If the Execute fails, the server skips
+   * that Query with everything else up to the Sync (onExtendedError drops its entry too). A Query
+   * ends the implicit transaction of the messages before it, so in a pipeline without BEGIN the
+   * statements before the RESET are committed at that point rather than at the Sync.
+   */
+  private restoreAfterExecute(eff: readonly SessionEffect[]): void {
+    if (eff.some((e) => e.kind === 'reset_all')) {
+      this.proxySettings = this.opts.startupProxySettings ?? EMPTY_MAP;
+      return this.sendRestore();
+    }
+    const names: string[] = [];
+    for (const e of eff) if (e.kind === 'reset') names.push(e.name);
+    if (names.length > 0) this.sendRestore(names);
+  }
+
+  /**
+   * Gives the attached connection the client's start-up values right behind a DISCARD ALL or an
+   * extended-protocol RESET (reset-rewrite.ts), in the same round trip; the replies are swallowed.
+   */
+  private sendRestore(names?: readonly string[]): void {
+    const startup = this.opts.startupSettings;
+    let stmts: string[];
+    if (names) {
+      stmts = [];
+      for (const n of names) {
+        const v = restoreValue(startup, n);
+        if (v !== undefined) stmts.push(`SET ${quoteName(n)} TO ${v}`);
+      }
+    } else stmts = restoreStatements(startup);
+    if (stmts.length === 0) return;
+    // The encoding goes alone, first: the server reads a Query in the encoding in force on arrival.
+    if (stmts.length > 1 && stmts[0]!.startsWith('SET client_encoding')) {
+      this.sendToServer(queryMessage(stmts.shift()!));
+      this.pending.push({ k: 'query', swallow: true, failed: false, wasInBlock: false });
+    }
+    this.sendToServer(queryMessage(stmts.join('; ')));
+    this.pending.push({ k: 'query', swallow: true, failed: false, wasInBlock: false });
   }
 
   private forwardParse(f: TypedFrame, server: ServerConn): void {
@@ -1032,6 +1107,8 @@ export class Session implements Keeper {
         (e.kind === 'discard' && e.what === 'all')
       ) {
         this.pin(`${e.kind.toUpperCase()} (extended protocol)`);
+        // DISCARD ALL resets every setting too: to the client's start-up values (restoreAfterExecute).
+        if (e.kind === 'discard') tracked.push({ kind: 'reset_all' });
       }
     }
     return tracked;
@@ -1140,7 +1217,11 @@ export class Session implements Keeper {
     }
     switch (head.k) {
       case 'query':
-        if (!head.swallow) this.out.add(f.bytes);
+        if (head.tags && f.type === 'C') {
+          const tag = head.tags.shift() ?? 'pass';
+          if (tag === 'RESET') this.out.add(commandComplete('RESET'));
+          else if (tag === 'pass') this.out.add(f.bytes);
+        } else if (!head.swallow) this.out.add(f.bytes);
         if (head.check && f.type === 'D' && f.partial !== true) head.check.rows.push(decodeTextRow(f.payload));
         if (head.captureLsn && f.type === 'D' && f.partial !== true) {
           const lsn = parseLsnText(decodeFirstText(f.payload));
@@ -1307,18 +1388,50 @@ export class Session implements Keeper {
   }
 
   private commitSettings(): void {
+    const startup = this.opts.startupSettings;
     for (const e of this.txSettings) {
       if (e.kind === 'set') {
         this.ownSettings().set(e.name, e.value);
       } else if (e.kind === 'reset') {
-        if (this.settings.has(e.name)) this.ownSettings().delete(e.name);
-      } else if (e.kind === 'reset_all') this.settings = this.opts.startupSettings;
+        // The server now holds the client's start-up value (reset-rewrite.ts), or its default.
+        const v = restoreValue(startup, e.name) ?? (isCustomSetting(e.name) ? 'DEFAULT' : undefined);
+        if (v !== undefined) this.ownSettings().set(e.name, v);
+        else if (this.settings.has(e.name)) this.ownSettings().delete(e.name);
+      } else if (e.kind === 'reset_all') {
+        const custom = [...this.settings.keys()].filter((k) => isCustomSetting(k) && !startup.has(k));
+        this.settings = startup;
+        if (!startup.has('application_name')) this.ownSettings().set('application_name', "''");
+        for (const k of custom) this.ownSettings().set(k, 'DEFAULT');
+      }
     }
+    if (this.txSettings.length > 0) this.useReportedValues();
     // A transaction that changed nothing leaves the connection's record as it is (no copy per
     // transaction); anything else, or a record that drifted, is replaced by a copy.
     const s = this.server;
     if (s && (this.txSettings.length > 0 || !sameSettings(s.settings, this.settings)))
       s.settings = new Map(this.settings);
+  }
+
+  /**
+   * Settings the server reports (GUC_REPORT: DateStyle, TimeZone, IntervalStyle…) are recorded as
+   * the server says they now are, not as the client wrote them: `SET datestyle TO ymd` after
+   * `SET datestyle TO iso` leaves `ISO, YMD`, which replaying `ymd` elsewhere would not give. The
+   * server sends ParameterStatus before ReadyForQuery, so at this point ServerConn.params holds the
+   * values as of the end of the transaction (SET LOCAL undone). Other settings keep the text the
+   * client wrote: PostgreSQL computes their value from that text alone (only DateStyle merges
+   * with the current value). List settings (search_path) keep it too: the reported form is one
+   * string, which `SET` would take for a single name.
+   */
+  private useReportedValues(): void {
+    const s = this.server;
+    if (!s) return;
+    for (const [k, v] of s.params) {
+      const name = k.toLowerCase();
+      if (name === 'search_path' || !this.settings.has(name)) continue;
+      if (!this.txSettings.some((e) => (e.kind === 'set' || e.kind === 'reset') && e.name === name)) continue;
+      const literal = sqlLiteral(v);
+      if (this.settings.get(name) !== literal) this.ownSettings().set(name, literal);
+    }
   }
 
   /** Gives the connection back when the client waits for nothing more and holds no transaction. */
@@ -1581,11 +1694,6 @@ function isInternalQuery(p: Pending): boolean {
   return p.k === 'query' && p.swallow;
 }
 
-/** The proxy's own session settings and their accepted values. */
-const PROXY_SETTINGS: Record<string, readonly string[]> = {
-  'pgscale.target': ['primary', 'replica', 'any'],
-  'pgscale.consistency': ['read-your-writes', 'eventual', 'primary'],
-};
 
 /** FATAL errors by which a server says it is going away (shutdown, crash, recovery). */
 function isServerGoingAway(payload: Buffer): boolean {
@@ -1615,6 +1723,11 @@ class EmptySet extends Set<never> {
 }
 const EMPTY_MAP: ReadonlyMap<never, never> = new EmptyMap();
 const EMPTY_SET: ReadonlySet<never> = new EmptySet();
+
+/** An extension's or application's setting (`custom.my_guc`): RESET keeps it as an empty placeholder. */
+function isCustomSetting(name: string): boolean {
+  return name.includes('.');
+}
 
 function sameSettings(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean {
   if (a.size !== b.size) return false;
