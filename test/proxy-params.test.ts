@@ -117,7 +117,7 @@ async function play(c: Conn, steps: readonly string[], between?: () => Promise<v
   for (const s of steps) {
     out.push(`${s} => ${await c.run(s)}`);
     if (/^\s*(begin|start)/i.test(s)) inTx = true;
-    if (/^\s*(commit|rollback|end|abort)/i.test(s)) inTx = false;
+    if (/^\s*(commit|end|abort|rollback(?!\s+to))/i.test(s)) inTx = false;
     if (between && !inTx) await between();
   }
   return out;
@@ -198,6 +198,19 @@ const SCENARIOS: Record<string, readonly string[]> = {
     "SELECT pg_catalog.set_config('DateStyle', 'SQL', false)",
     ...OBSERVE,
     'RESET ALL',
+    ...OBSERVE,
+    'SHOW work_mem',
+  ],
+  'ROLLBACK TO SAVEPOINT keeps the SETs made before the savepoint': [
+    'BEGIN',
+    "SET work_mem = '2MB'",
+    "SET TimeZone = 'UTC'",
+    'SAVEPOINT s',
+    "SET work_mem = '3MB'",
+    "SET TimeZone = 'Europe/Paris'",
+    'ROLLBACK TO SAVEPOINT s',
+    'COMMIT',
+    'SHOW work_mem',
     ...OBSERVE,
     'SHOW work_mem',
   ],

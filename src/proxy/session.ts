@@ -174,6 +174,8 @@ export class Session implements Keeper {
   private paused = false;
   /** The client's session settings: the start-up packet's own map until the client changes one. */
   private settings: ReadonlyMap<string, string>;
+  /** A ROLLBACK tag since the last ReadyForQuery: the whole transaction, or to a savepoint. */
+  private rolledBack = false;
   /** Settings changed inside the current transaction: kept on commit, dropped on rollback. */
   private txSettings: SessionEffect[] = [];
   // Per-client maps start as one shared empty map and are made on their first entry: an idle
@@ -1336,7 +1338,8 @@ export class Session implements Keeper {
     }
     // Only two tags matter here; most are SELECT n, INSERT 0 n… and need no decoding.
     const rollback = commandCompleteIs(f.bytes, 'ROLLBACK');
-    if (rollback) this.txSettings = [];
+    // ROLLBACK TO SAVEPOINT has the same tag: ReadyForQuery tells them apart (onReadyForQuery).
+    if (rollback) this.rolledBack = true;
     if (rollback || commandCompleteIs(f.bytes, 'COMMIT')) {
       this.counters.xacts++;
       this.opts.pool.stats.xacts++;
@@ -1372,6 +1375,16 @@ export class Session implements Keeper {
       // The schema may have changed: the registry reloads (fail safe meanwhile).
       this.ddlInTx = false;
       this.opts.hiddenCode?.changed();
+    }
+    if (this.rolledBack) {
+      this.rolledBack = false;
+      if (status === 'I') this.txSettings = [];
+      else if (this.txSettings.length > 0 && !this.pinned) {
+        // ROLLBACK TO SAVEPOINT undid some of this transaction's SETs, which the proxy does not
+        // follow: the session-state check compares the record with the server before anyone else
+        // gets the connection, and pins the client if they differ.
+        this.checkCause ??= 'ROLLBACK TO SAVEPOINT after SET';
+      }
     }
     if (status === 'I') {
       const failedImplicit = query !== null && query.failed && !query.wasInBlock;
