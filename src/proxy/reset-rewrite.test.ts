@@ -34,6 +34,11 @@ test('RESET ALL is followed by the start-up values, their replies dropped', () =
 });
 
 test('restoreStatements sets the encoding first', () => {
-  const s = restoreStatements(new Map([['application_name', "'a'"], ['client_encoding', "'LATIN1'"]]));
+  const s = restoreStatements(
+    new Map([
+      ['application_name', "'a'"],
+      ['client_encoding', "'LATIN1'"],
+    ]),
+  );
   assert.deepEqual(s, ["SET client_encoding TO 'LATIN1'", "SET application_name TO 'a'"]);
 });

@@ -52,7 +52,11 @@ export async function verifyStartupSettings(pool: Pool, s: StartupSettings): Pro
     const r = await conn.query(verifyQuery(s));
     return r.error ? asLoginFatal(r.error) : null;
   } catch {
-    return buildErrorResponse('FATAL', SqlState.CONNECTION_FAILURE, 'server connection lost while checking start-up settings');
+    return buildErrorResponse(
+      'FATAL',
+      SqlState.CONNECTION_FAILURE,
+      'server connection lost while checking start-up settings',
+    );
   } finally {
     pool.release(conn);
   }
