@@ -345,6 +345,11 @@ describe('session parameters through the proxy, as on a direct connection', () =
         await d.end();
         const p = await viaProxy(CLIENT, `${extra} -c pgscale.consistency=primary`);
         const got = await play(p, steps, disturb);
+        // -c pgscale.consistency=primary: the proxy's own setting, so reads stay on the primary.
+        assert.equal(await p.run('SELECT pg_is_in_recovery()'), JSON.stringify([['SELECT', [[false]]]]));
+        await p.run('RESET pgscale.consistency');
+        await p.run('RESET ALL');
+        assert.equal(await p.run('SELECT pg_is_in_recovery()'), JSON.stringify([['SELECT', [[false]]]]));
         await p.end();
         assert.deepEqual(got, want);
         // Top-level start-up packet keys (postgres.js `connection`) too.
@@ -419,6 +424,18 @@ describe('session parameters through the proxy, as on a direct connection', () =
         await a.run("SET TimeZone = 'UTC'");
         await a.run("SET DateStyle = 'ISO'");
         await a.run('RESET ALL');
+        if (mode === 'transaction') {
+          // Reads go to the replica (when in the read set) and see the start-up values too.
+          let onReplica = false;
+          for (let i = 0; i < 50 && !onReplica; i++) {
+            const r = await a.run(
+              "SELECT current_setting('TimeZone'), current_setting('DateStyle'), pg_is_in_recovery()",
+            );
+            assert.match(r, /"Asia\/Tokyo","Postgres, MDY",(true|false)/);
+            onReplica = r.includes('true');
+          }
+          assert.ok(onReplica, 'a read served by the replica');
+        }
         await a.end();
         const write =
           "INSERT INTO touched VALUES (2) RETURNING current_setting('TimeZone'), current_setting('DateStyle'), right(now()::text, 4)";
