@@ -45,7 +45,8 @@ import type { Keeper, Pool } from './backend/pool.js';
 import { OutputBatch } from './batch.js';
 import { restoreStatements, restoreValue, rewriteResets } from './reset-rewrite.js';
 import type { TagAction } from './reset-rewrite.js';
-import { PROXY_SETTINGS, sqlLiteral } from './frontend/startup-params.js';
+import { PROXY_SETTINGS } from './frontend/startup-params.js';
+import { committedSettings } from './settings-record.js';
 import {
   CLOSE_COMPLETE,
   PARSE_COMPLETE,
@@ -272,12 +273,6 @@ export class Session implements Keeper {
   private ownChannels(): Set<string> {
     if (this.channels === EMPTY_SET) this.channels = new Set();
     return this.channels as Set<string>;
-  }
-
-  /** The client's own copy of its settings, made on its first change. */
-  private ownSettings(): Map<string, string> {
-    if (this.settings === this.opts.startupSettings) this.settings = new Map(this.settings);
-    return this.settings as Map<string, string>;
   }
 
   /** This session calls `host.inputFlushed()` (a getter: no field per client). */
@@ -1401,50 +1396,20 @@ export class Session implements Keeper {
   }
 
   private commitSettings(): void {
-    const startup = this.opts.startupSettings;
-    for (const e of this.txSettings) {
-      if (e.kind === 'set') {
-        this.ownSettings().set(e.name, e.value);
-      } else if (e.kind === 'reset') {
-        // The server now holds the client's start-up value (reset-rewrite.ts), or its default.
-        const v = restoreValue(startup, e.name) ?? (isCustomSetting(e.name) ? 'DEFAULT' : undefined);
-        if (v !== undefined) this.ownSettings().set(e.name, v);
-        else if (this.settings.has(e.name)) this.ownSettings().delete(e.name);
-      } else if (e.kind === 'reset_all') {
-        const custom = [...this.settings.keys()].filter((k) => isCustomSetting(k) && !startup.has(k));
-        this.settings = startup;
-        if (!startup.has('application_name')) this.ownSettings().set('application_name', "''");
-        for (const k of custom) this.ownSettings().set(k, 'DEFAULT');
-      }
+    if (this.txSettings.length > 0) {
+      // What the server now holds, as the value each SET left (settings-record.ts).
+      this.settings = committedSettings(
+        this.settings,
+        this.txSettings,
+        this.opts.startupSettings,
+        this.server?.params ?? null,
+      );
     }
-    if (this.txSettings.length > 0) this.useReportedValues();
     // A transaction that changed nothing leaves the connection's record as it is (no copy per
     // transaction); anything else, or a record that drifted, is replaced by a copy.
     const s = this.server;
     if (s && (this.txSettings.length > 0 || !sameSettings(s.settings, this.settings)))
       s.settings = new Map(this.settings);
-  }
-
-  /**
-   * Settings the server reports (GUC_REPORT: DateStyle, TimeZone, IntervalStyle…) are recorded as
-   * the server says they now are, not as the client wrote them: `SET datestyle TO ymd` after
-   * `SET datestyle TO iso` leaves `ISO, YMD`, which replaying `ymd` elsewhere would not give. The
-   * server sends ParameterStatus before ReadyForQuery, so at this point ServerConn.params holds the
-   * values as of the end of the transaction (SET LOCAL undone). Other settings keep the text the
-   * client wrote: PostgreSQL computes their value from that text alone (only DateStyle merges
-   * with the current value). List settings (search_path) keep it too: the reported form is one
-   * string, which `SET` would take for a single name.
-   */
-  private useReportedValues(): void {
-    const s = this.server;
-    if (!s) return;
-    for (const [k, v] of s.params) {
-      const name = k.toLowerCase();
-      if (name === 'search_path' || !this.settings.has(name)) continue;
-      if (!this.txSettings.some((e) => (e.kind === 'set' || e.kind === 'reset') && e.name === name)) continue;
-      const literal = sqlLiteral(v);
-      if (this.settings.get(name) !== literal) this.ownSettings().set(name, literal);
-    }
   }
 
   /** Gives the connection back when the client waits for nothing more and holds no transaction. */
@@ -1736,11 +1701,6 @@ class EmptySet extends Set<never> {
 }
 const EMPTY_MAP: ReadonlyMap<never, never> = new EmptyMap();
 const EMPTY_SET: ReadonlySet<never> = new EmptySet();
-
-/** An extension's or application's setting (`custom.my_guc`): RESET keeps it as an empty placeholder. */
-function isCustomSetting(name: string): boolean {
-  return name.includes('.');
-}
 
 function sameSettings(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean {
   if (a.size !== b.size) return false;
