@@ -1497,7 +1497,11 @@ export class Session implements Keeper {
   private shadowsBuiltins(): boolean {
     for (let i = this.txSettings.length - 1; i >= 0; i--) {
       const e = this.txSettings[i]!;
-      if (e.kind === 'reset_all' || (e.kind === 'reset' && e.name === 'search_path')) return false;
+      if (e.kind === 'reset_all' || (e.kind === 'reset' && e.name === 'search_path')) {
+        // RESET gives the start-up search_path back (reset-rewrite.ts).
+        const v = this.opts.startupSettings.get('search_path');
+        return v !== undefined && searchPathShadowsBuiltins(v);
+      }
       if (e.kind === 'set' && e.name === 'search_path') return searchPathShadowsBuiltins(e.value);
     }
     const v = this.settings.get('search_path');
