@@ -1676,7 +1676,6 @@ function isInternalQuery(p: Pending): boolean {
   return p.k === 'query' && p.swallow;
 }
 
-
 /** FATAL errors by which a server says it is going away (shutdown, crash, recovery). */
 function isServerGoingAway(payload: Buffer): boolean {
   const e = decodeErrorResponse(payload);
