@@ -374,6 +374,8 @@ describe('session parameters through the proxy, as on a direct connection', () =
 
       test('invalid start-up options fail the login with the server own error', async () => {
         for (const bad of [
+          '-c DateStyle=nonsense',
+          '-c statement_timeout=abc',
           '-c work_mem=lots',
           '-c no_such_setting=1',
           '-c pgscale.consistency=never',

@@ -1,9 +1,12 @@
 /**
- * Start-up settings the proxy does not know by name (`options=-c work_mem=64MB`, a `work_mem` key
- * in the start-up packet) are accepted the way PostgreSQL accepts them: if the server takes the
- * value. Before the login succeeds, one pooled server connection applies them all with
- * `set_config(name, value, true)` in one implicit transaction (so nothing stays on that
- * connection); a refusal becomes the client's FATAL with the server's own SQLSTATE and message
+ * Start-up settings (`PGDATESTYLE`, `options=-c work_mem=64MB`, a `work_mem` key in the start-up
+ * packet) are accepted the way PostgreSQL accepts them: if the server takes the values. Before the
+ * login succeeds, one pooled server connection applies them all with `set_config(name, value,
+ * true)` in one implicit transaction (so nothing stays on that connection); once accepted, the
+ * same settings are not checked again for that pool (most applications send a handful of distinct
+ * start-up packets, so logins almost never pay the round trip). Unchecked, a bad value would make
+ * every replay of the client's settings fail (all the SETs of a replay share one implicit
+ * transaction). A refusal becomes the client's FATAL with the server's own SQLSTATE and message
  * (42704 unrecognized configuration parameter, 22023 invalid value, 42501 permission denied, 55P02
  * for a setting that only a new backend can take). Checked with set_config, so a setting that
  * PostgreSQL accepts only at backend start (PGC_BACKEND) is refused here: the proxy can only
@@ -37,9 +40,23 @@ export function verifyQuery(s: StartupSettings): string {
   return `SELECT ${calls.join(', ')}`;
 }
 
+/** Settings a pool's server has accepted, by verifyKey; at most VERIFIED_MAX per pool. */
+const verified = new WeakMap<Pool, Set<string>>();
+const VERIFIED_MAX = 1000;
+
+function verifyKey(s: StartupSettings): string {
+  return s.unverified
+    .map((n) => `${n}=${s.raw.get(n) ?? ''}`)
+    .sort()
+    .join('\0');
+}
+
 /** Null when the server accepts every unverified setting, else the FATAL to end the login with. */
 export async function verifyStartupSettings(pool: Pool, s: StartupSettings): Promise<Buffer | null> {
   if (s.unverified.length === 0) return null;
+  const key = verifyKey(s);
+  let seen = verified.get(pool);
+  if (seen?.has(key)) return null;
   let conn;
   try {
     conn = await pool.acquire();
@@ -50,7 +67,11 @@ export async function verifyStartupSettings(pool: Pool, s: StartupSettings): Pro
   }
   try {
     const r = await conn.query(verifyQuery(s));
-    return r.error ? asLoginFatal(r.error) : null;
+    if (r.error) return asLoginFatal(r.error);
+    if (!seen) verified.set(pool, (seen = new Set()));
+    if (seen.size >= VERIFIED_MAX) seen.delete(seen.values().next().value as string);
+    seen.add(key);
+    return null;
   } catch {
     return buildErrorResponse(
       'FATAL',

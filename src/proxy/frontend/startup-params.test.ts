@@ -52,7 +52,15 @@ test('unknown settings are accepted for the server to verify; pgscale.* are the 
   assert.equal(r.value.settings.get('work_mem'), "'64MB'");
   assert.equal(r.value.settings.get('maintenance_work_mem'), "'128MB'");
   assert.equal(r.value.settings.get('statement_timeout'), "'5s'");
-  assert.deepEqual(r.value.unverified.sort(), ['maintenance_work_mem', 'work_mem']);
+  assert.deepEqual(r.value.unverified.sort(), ['maintenance_work_mem', 'statement_timeout', 'work_mem']);
+  const plain = startupSettings(
+    new Map([
+      ['application_name', 'a'],
+      ['client_encoding', 'UTF8'],
+    ]),
+    [],
+  );
+  assert.ok(plain.ok && plain.value.unverified.length === 0);
   assert.equal(r.value.proxy.get('pgscale.consistency'), 'primary');
   assert.ok(!r.value.settings.has('pgscale.consistency'));
   const badValue = startupSettings(new Map([['options', '-c pgscale.consistency=never']]), []);
@@ -65,8 +73,16 @@ test('unknown settings are accepted for the server to verify; pgscale.* are the 
     const top = startupSettings(new Map([[k, 'x']]), []);
     assert.ok(!top.ok && top.sqlstate === '0A000', k);
   }
-  const ignored = startupSettings(new Map([['extra_float_digits', '2'], ['geqo', 'on']]), ['geqo']);
-  assert.ok(ignored.ok && !ignored.value.settings.has('geqo') && ignored.value.settings.has('extra_float_digits'));
+  const ignored = startupSettings(
+    new Map([
+      ['extra_float_digits', '2'],
+      ['geqo', 'on'],
+    ]),
+    ['geqo'],
+  );
+  assert.ok(
+    ignored.ok && !ignored.value.settings.has('geqo') && ignored.value.settings.has('extra_float_digits'),
+  );
   const list = startupSettings(new Map([['temp_tablespaces', 'a,b']]), []);
   assert.ok(list.ok && list.value.settings.get('temp_tablespaces') === "'a', 'b'");
 });

@@ -2,11 +2,10 @@
  * Which start-up parameters a client may send through the proxy, and what they become. As in
  * PostgreSQL, any key of the start-up packet other than user, database, options and replication
  * is a setting, and so is every `-c name=value` / `--name=value` of `options`: each becomes one of
- * the client's tracked settings, replayed with SET on whichever server connection it gets. The
- * well-known ones (the settings PostgreSQL reports, plus a short list) are taken as they are;
- * any other is `unverified`, and the login succeeds only once a server has accepted its value
- * (proxy-server.ts, verifyStartupSettings), so a bad one fails the login with PostgreSQL's own
- * error. `pgscale.*` settings are the proxy's own (never sent to a server). `replication`, role
+ * the client's tracked settings, replayed with SET on whichever server connection it gets. All
+ * but application_name and client_encoding are `unverified`: the login succeeds only once a server
+ * has accepted their values (startup-verify.ts), so a bad one fails the login with PostgreSQL's
+ * own error instead of making every later replay fail. `pgscale.*` settings are the proxy's own (never sent to a server). `replication`, role
  * and session-authorization changes are refused, so a start-up packet can never escalate
  * privileges or reach the proxy's own internal connections.
  */
@@ -53,9 +52,15 @@ export interface StartupSettings {
   raw: Map<string, string>;
   /** The proxy's own settings (`pgscale.consistency`…): lowercase name → accepted value. */
   proxy: Map<string, string>;
-  /** Settings outside TRACKED_STARTUP_SETTINGS: a server must accept them before the login succeeds. */
+  /** Settings a server must accept before the login succeeds (all but SELF_CHECKED). */
   unverified: string[];
 }
+
+/**
+ * Settings whose start-up value the server need not check: any application_name is valid (the
+ * server only truncates it), and client_encoding is checked here (canonicalEncoding).
+ */
+const SELF_CHECKED = new Set(['application_name', 'client_encoding']);
 
 /** The proxy's own session settings and their accepted values (SET or start-up `-c`). */
 export const PROXY_SETTINGS: Record<string, readonly string[]> = {
@@ -175,7 +180,7 @@ export function startupSettings(
     }
     const sql = settingSql(n, v);
     if (!sql.ok) return sql;
-    if (!TRACKED_STARTUP_SETTINGS.has(n) && !settings.has(n)) unverified.push(n);
+    if (!SELF_CHECKED.has(n) && !settings.has(n)) unverified.push(n);
     settings.set(n, sql.value);
     raw.set(n, v);
     return ok(undefined);
