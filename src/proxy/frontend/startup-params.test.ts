@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { splitIdentifierList, startupSettings } from './startup-params.js';
+import { splitIdentifierList, sqlLiteral, startupSettings } from './startup-params.js';
 
 test('splitIdentifierList splits as PostgreSQL SplitIdentifierString does', () => {
   assert.deepEqual(splitIdentifierList('evil,public'), ['evil', 'public']);
@@ -85,4 +85,10 @@ test('unknown settings are accepted for the server to verify; pgscale.* are the 
   );
   const list = startupSettings(new Map([['temp_tablespaces', 'a,b']]), []);
   assert.ok(list.ok && list.value.settings.get('temp_tablespaces') === "'a', 'b'");
+});
+
+test('sqlLiteral: quotes doubled; a backslash makes an escape string, safe whatever standard_conforming_strings is', () => {
+  assert.equal(sqlLiteral("a'b"), "'a''b'");
+  assert.equal(sqlLiteral("x\\'; DROP TABLE t; --"), "E'x\\\\''; DROP TABLE t; --'");
+  assert.equal(sqlLiteral('C:\\dir'), "E'C:\\\\dir'");
 });

@@ -81,8 +81,14 @@ const REFUSED_SETTINGS = new Set([
   'transaction_deferrable',
 ]);
 
+/**
+ * `v` as an SQL string literal that means `v` whatever standard_conforming_strings says on the
+ * connection that reads it (another client may have turned it off there): a value holding a
+ * backslash is written as an escape string, E'…', where `\\` is one backslash in either mode.
+ */
 export function sqlLiteral(v: string): string {
-  return `'${v.replace(/'/g, "''")}'`;
+  const quoted = v.replace(/'/g, "''");
+  return v.includes('\\') ? `E'${quoted.replace(/\\/g, '\\\\')}'` : `'${quoted}'`;
 }
 
 /**
