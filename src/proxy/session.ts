@@ -9,7 +9,9 @@
  *   server-side names derived from their text, are re-prepared on a connection that lacks them,
  *   and a Parse the connection already holds is answered with a synthetic ParseComplete;
  * - SET/RESET of session parameters (and the start-up parameters) are replayed on whichever
- *   connection the client gets, so no client ever sees another's settings;
+ *   connection the client gets, so no client ever sees another's settings; RESET restores the
+ *   client's start-up values (reset-rewrite.ts), and a SET is recorded as the value it left
+ *   (settings-record.ts);
  * - state that cannot be replayed (SET ROLE, temporary tables, session advisory locks, WITH HOLD
  *   cursors, LISTEN outside the fan-out) pins the connection to the client for the rest of the
  *   session, and it is reset with DISCARD ALL before anyone else uses it.
