@@ -282,25 +282,28 @@ describe('session parameters through the proxy, as on a direct connection', () =
       before(async () => {
         await fx.restartProxy({ default_pool_size: 2, pool_mode: mode });
         if (mode === 'transaction') {
-          await until(
-            'the replica in the read set',
-            async () => {
-              const c = await fx.client();
-              await c.query('SELECT 1'); // creates the router
-              await c.end();
-              const a = await fx.admin();
-              const r = await a.query<{ role: string; in_read_set: string }>('SHOW NODES');
-              await a.end();
-              return r.rows.some((x) => x.role === 'replica' && x.in_read_set === 't');
-            },
-            30_000,
-          );
+          await replicaInReadSet();
           other = await pgConn(fx.port, fx.appPassword, OTHER);
         }
       });
       after(async () => {
         await other?.end();
       });
+      /** Waits until the (new) proxy's router has the replica in its read set. */
+      const replicaInReadSet = () =>
+        until(
+          'the replica in the read set',
+          async () => {
+            const c = await fx.client();
+            await c.query('SELECT 1'); // creates the router
+            await c.end();
+            const a = await fx.admin();
+            const r = await a.query<{ role: string; in_read_set: string }>('SHOW NODES');
+            await a.end();
+            return r.rows.some((x) => x.role === 'replica' && x.in_read_set === 't');
+          },
+          30_000,
+        );
       /** The other client reads (a replica) and writes (the primary) with its own settings. */
       const disturb = async () => {
         if (!other) return;
@@ -442,15 +445,18 @@ describe('session parameters through the proxy, as on a direct connection', () =
         await a.run('RESET ALL');
         if (mode === 'transaction') {
           // Reads go to the replica (when in the read set) and see the start-up values too.
-          let onReplica = false;
-          for (let i = 0; i < 50 && !onReplica; i++) {
-            const r = await a.run(
-              "SELECT current_setting('TimeZone'), current_setting('DateStyle'), pg_is_in_recovery()",
-            );
-            assert.match(r, /"Asia\/Tokyo","Postgres, MDY",(true|false)/);
-            onReplica = r.includes('true');
-          }
-          assert.ok(onReplica, 'a read served by the replica');
+          await replicaInReadSet();
+          await until(
+            'a read served by the replica',
+            async () => {
+              const r = await a.run(
+                "SELECT current_setting('TimeZone'), current_setting('DateStyle'), pg_is_in_recovery()",
+              );
+              assert.match(r, /"Asia\/Tokyo","Postgres, MDY",(true|false)/);
+              return r.includes('true');
+            },
+            30_000,
+          );
         }
         await a.end();
         const write =
