@@ -331,6 +331,26 @@ describe('session parameters through the proxy, as on a direct connection', () =
         }
       }
 
+      test('SET LOCAL … TO DEFAULT takes the start-up value for the transaction (pg)', async () => {
+        const steps = [
+          "SET TimeZone = 'UTC'",
+          'BEGIN',
+          'SET LOCAL TimeZone TO DEFAULT',
+          OBSERVE[0]!,
+          'SET LOCAL TIME ZONE LOCAL',
+          OBSERVE[2]!,
+          'COMMIT',
+          OBSERVE[0]!,
+        ];
+        const d = await direct(CLIENT);
+        const want = await play(d, steps);
+        await d.end();
+        const p = await viaProxy(CLIENT);
+        const got = await play(p, steps, disturb);
+        await p.end();
+        assert.deepEqual(got, want);
+      });
+
       test('custom settings keep their placeholder after RESET (pg)', async () => {
         const steps = customScenario(`${mode}_${n++}`);
         const d = await direct(CLIENT);

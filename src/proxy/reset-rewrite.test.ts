@@ -42,3 +42,16 @@ test('restoreStatements sets the encoding first', () => {
   );
   assert.deepEqual(s, ["SET client_encoding TO 'LATIN1'", "SET application_name TO 'a'"]);
 });
+
+test('SET LOCAL … TO DEFAULT takes the start-up value for the transaction', () => {
+  assert.deepEqual(rw('SET LOCAL TimeZone TO DEFAULT'), {
+    sql: "SET LOCAL timezone TO 'Asia/Tokyo'",
+    tags: ['pass'],
+  });
+  assert.deepEqual(rw('set local time zone local'), {
+    sql: "SET LOCAL timezone TO 'Asia/Tokyo'",
+    tags: ['pass'],
+  });
+  assert.equal(rw("SET LOCAL TimeZone TO 'UTC'"), null);
+  assert.equal(rw('SET LOCAL work_mem TO DEFAULT'), null);
+});

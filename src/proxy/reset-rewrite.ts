@@ -66,7 +66,11 @@ export function rewriteResets(
 ): ResetRewrite | null {
   let needed = false;
   for (const e of effects) {
-    if (e.kind === 'reset_all' || (e.kind === 'reset' && restoreValue(startup, e.name) !== undefined)) {
+    if (
+      e.kind === 'reset_all' ||
+      e.kind === 'local' ||
+      (e.kind === 'reset' && restoreValue(startup, e.name) !== undefined)
+    ) {
       needed = true;
       break;
     }
@@ -77,6 +81,7 @@ export function rewriteResets(
   const tags: TagAction[] = [];
   let out = '';
   let at = 0;
+  let changed = false;
   for (let i = 0; i < statements.length; i++) {
     const st = statements[i]!;
     const e = effects[i]!;
@@ -91,12 +96,30 @@ export function rewriteResets(
       const sets = restoreStatements(startup);
       replacement = [st.text, ...sets].join('; ');
       tags.push('pass', ...sets.map((): TagAction => 'drop'));
-    } else tags.push('pass');
+    } else {
+      if (e.kind === 'local') replacement = localDefault(st.text, startup);
+      tags.push('pass');
+    }
     if (replacement !== null) {
+      changed = true;
       out += sql.slice(at, st.start) + replacement;
       at = st.end;
     }
   }
+  if (!changed) return null;
   out += sql.slice(at);
   return { sql: out, tags };
+}
+
+/** `SET LOCAL name TO DEFAULT` (or `= DEFAULT`, `SET LOCAL TIME ZONE DEFAULT|LOCAL`) of an unquoted name. */
+const LOCAL_DEFAULT =
+  /^set\s+local\s+(?:(time\s+zone)\s+(?:default|local)|([a-z_][a-z0-9_$]*(?:\.[a-z_][a-z0-9_$]*)*)\s*(?:to|=)\s*default)\s*$/i;
+
+/** The start-up value for a transaction-local reset, as `SET LOCAL name TO value`, or null. */
+function localDefault(text: string, startup: ReadonlyMap<string, string>): string | null {
+  const m = LOCAL_DEFAULT.exec(text);
+  if (!m) return null;
+  const name = m[1] ? 'timezone' : m[2]!.toLowerCase();
+  const v = restoreValue(startup, name);
+  return v === undefined ? null : `SET LOCAL ${quoteSettingName(name)} TO ${v}`;
 }
