@@ -889,22 +889,32 @@ describe('proxy, hostile input (catalogue 4a)', () => {
     await d.end();
   });
 
-  test('28: options=-c role / session_authorization / unknown GUC → rejected before authentication', async () => {
+  test('28: options=-c role / session_authorization → rejected before authentication; unknown GUC → the server error after it', async () => {
     for (const params of [
       { options: '-c role=postgres' },
       { options: '-c session_authorization=postgres' },
       { options: '--role=postgres' },
       { options: '-c statement_timeout=1 role=postgres' },
-      { options: '-c\\ role=postgres' },
-      { options: '-c no_such.guc=1' },
       { role: 'postgres' },
       { session_authorization: 'postgres' },
-      { no_such_param: '1' },
-      { is_superuser: 'on' },
+      { options: '-c pgscale.no_such=1' },
     ] as Record<string, string>[]) {
       const c = await raw();
       c.send(startupPacket({ ...appParams, ...params }));
-      await c.expectFatalThenClose(['08P01', '42704'], { allowBefore: '' });
+      await c.expectFatalThenClose(['08P01', '0A000', '42704'], { allowBefore: '' });
+    }
+    // Settings the proxy does not know go to the server, as PostgreSQL itself judges start-up
+    // settings: refused with its own error once the client has authenticated, never applied.
+    for (const [params, code] of [
+      [{ options: '-c\\ role=postgres' }, '42704'],
+      [{ options: '-c no_such_guc=1' }, '42704'],
+      [{ no_such_param: '1' }, '42704'],
+      [{ is_superuser: 'on' }, '55P02'],
+      [{ options: '-c work_mem=lots' }, '22023'],
+    ] as [Record<string, string>, string][]) {
+      const c = await raw();
+      await c.scramUpToFinal({ ...appParams, ...params }, fx.appPassword);
+      await c.expectFatalThenClose(code, { allowBefore: 'R' });
     }
   });
 

@@ -342,13 +342,14 @@ describe('proxy authentication and admin console', () => {
     assert.equal(bad?.code, '28P01');
   });
 
-  test('startup options: allowlisted settings apply, others are refused', async () => {
-    const c = await fx.client({ options: '-c statement_timeout=4321' });
+  test('startup options: settings apply, role changes are refused', async () => {
+    const c = await fx.client({ options: '-c statement_timeout=4321 -c work_mem=3MB' });
     assert.equal((await c.query('SHOW statement_timeout')).rows[0].statement_timeout, '4321ms');
+    assert.equal((await c.query('SHOW work_mem')).rows[0].work_mem, '3MB');
     await c.end();
     const e = await tryLogin({ options: '-c role=postgres' });
-    assert.equal(e?.code, '08P01');
-    assert.match(e?.message ?? '', /unsupported startup parameter in options: role/);
+    assert.equal(e?.code, '0A000');
+    assert.match(e?.message ?? '', /parameter "role" cannot be given at start-up/);
   });
 
   test('admin console: SHOW for admins and stats users, commands for admins only', async () => {

@@ -239,7 +239,9 @@ export const proxySchema = z
     ignore_startup_parameters: z
       .array(z.string())
       .default(['extra_float_digits'])
-      .describe('Startup parameters accepted and ignored (besides the tracked ones).'),
+      .describe(
+        'Startup parameters dropped instead of applied (PgBouncer\'s setting); the common ones the proxy tracks (application_name, client_encoding, DateStyle, TimeZone, extra_float_digits…) are always applied.',
+      ),
     tls: z
       .object({
         mode: z

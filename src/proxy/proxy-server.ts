@@ -28,6 +28,7 @@ import { Credentials } from './frontend/credentials.js';
 import { MessageBudget } from './frontend/message-budget.js';
 import { REPORTED_NAMES } from './frontend/startup-params.js';
 import { ListenerHub } from './listener-hub.js';
+import { verifyStartupSettings } from './startup-verify.js';
 import { Session } from './session.js';
 import { AdminSession, ADMIN_DATABASES } from './admin.js';
 import type { AdminHooks, AdminView } from './admin-view.js';
@@ -503,6 +504,8 @@ export class ProxyServer implements FrontendHost, AdminView {
         ),
       };
     }
+    const refused = await verifyStartupSettings(pool, req.settings);
+    if (refused) return { ok: false, fatal: refused };
     const params = new Map(pool.serverParams);
     for (const [k, v] of req.settings.raw) {
       const reported = REPORTED_NAMES[k];
@@ -527,6 +530,7 @@ export class ProxyServer implements FrontendHost, AdminView {
         maxPreparedStatements: this.config.max_prepared_statements,
         listeners: mode === 'transaction' ? this.hubFor(pool) : null,
         startupSettings: req.settings.settings,
+        startupProxySettings: req.settings.proxy,
         router,
         classifier: this.classifier,
         consistency: this.config.consistency,

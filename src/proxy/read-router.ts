@@ -13,16 +13,9 @@ import type { Pool } from './backend/pool.js';
 import { now } from './types.js';
 import { lsnDiff, parseLsn } from '../protocol/lsn.js';
 
-export type Consistency = 'read-your-writes' | 'causal' | 'linearizable' | 'eventual' | 'primary';
-
-/** Every level, in the order of the docs (config schema, SET pgscale.consistency). */
-export const CONSISTENCY_LEVELS = [
-  'read-your-writes',
-  'causal',
-  'linearizable',
-  'eventual',
-  'primary',
-] as const satisfies readonly Consistency[];
+import type { Consistency } from './types.js';
+export type { Consistency };
+export { CONSISTENCY_LEVELS } from './types.js';
 export type BalanceMode = 'round-robin' | 'least-outstanding';
 
 export interface RouterSettings {

@@ -9,7 +9,9 @@
  *   server-side names derived from their text, are re-prepared on a connection that lacks them,
  *   and a Parse the connection already holds is answered with a synthetic ParseComplete;
  * - SET/RESET of session parameters (and the start-up parameters) are replayed on whichever
- *   connection the client gets, so no client ever sees another's settings;
+ *   connection the client gets, so no client ever sees another's settings; RESET restores the
+ *   client's start-up values (reset-rewrite.ts), and a SET is recorded as the value it left
+ *   (settings-record.ts);
  * - state that cannot be replayed (SET ROLE, temporary tables, session advisory locks, WITH HOLD
  *   cursors, LISTEN outside the fan-out) pins the connection to the client for the rest of the
  *   session, and it is reset with DISCARD ALL before anyone else uses it.
@@ -43,6 +45,10 @@ import type { HiddenCodeRegistry } from './backend/hidden-code.js';
 import { ServerLoginError, decodeTextRow } from './backend/server-conn.js';
 import type { Keeper, Pool } from './backend/pool.js';
 import { OutputBatch } from './batch.js';
+import { restoreStatements, restoreValue, rewriteResets } from './reset-rewrite.js';
+import type { TagAction } from './reset-rewrite.js';
+import { PROXY_SETTINGS } from './frontend/startup-params.js';
+import { committedSettings } from './settings-record.js';
 import {
   CLOSE_COMPLETE,
   PARSE_COMPLETE,
@@ -89,6 +95,8 @@ type Pending =
       /** The capture's token with the commit horizon (0: none), and the position it read. */
       capture?: number;
       lsn?: bigint | null;
+      /** RESETs rewritten to restore start-up values: each CommandComplete's fate (reset-rewrite.ts). */
+      tags?: TagAction[];
       /** The session-state check: its rows, and what made it necessary. */
       check?: { rows: (string | null)[][]; cause: string; tracked: ReadonlyMap<string, string> };
     }
@@ -142,6 +150,8 @@ export interface SessionOptions {
   listeners: ListenerHub | null;
   /** Session settings from the start-up packet (lowercase name → SQL literal). */
   startupSettings: ReadonlyMap<string, string>;
+  /** The proxy's own settings given at start-up (`-c pgscale.consistency=primary`). */
+  startupProxySettings?: ReadonlyMap<string, string>;
   /** Read/write splitting: absent when there are no replicas or pooling is per session. */
   router?: ReadRouter | null;
   /** Shared by every session of the proxy (a per-session closure would cost memory per client). */
@@ -175,6 +185,8 @@ export class Session implements Keeper {
   private paused = false;
   /** The client's session settings: the start-up packet's own map until the client changes one. */
   private settings: ReadonlyMap<string, string>;
+  /** A ROLLBACK tag since the last ReadyForQuery: the whole transaction, or to a savepoint. */
+  private rolledBack = false;
   /** Settings changed inside the current transaction: kept on commit, dropped on rollback. */
   private txSettings: SessionEffect[] = [];
   // Per-client maps start as one shared empty map and are made on their first entry: an idle
@@ -240,6 +252,7 @@ export class Session implements Keeper {
     private readonly opts: SessionOptions,
   ) {
     this.settings = opts.startupSettings;
+    this.proxySettings = opts.startupProxySettings ?? EMPTY_MAP;
     this.onServerFramesBound = (frames) => this.onServerFrames(frames);
     this.pinned = opts.mode === 'session';
     if (this.pinned) this.pinReason = 'session pool mode';
@@ -262,19 +275,14 @@ export class Session implements Keeper {
   }
 
   private ownProxySettings(): Map<string, string> {
-    if (this.proxySettings === EMPTY_MAP) this.proxySettings = new Map();
+    if (this.proxySettings === EMPTY_MAP || this.proxySettings === this.opts.startupProxySettings)
+      this.proxySettings = new Map(this.proxySettings);
     return this.proxySettings as Map<string, string>;
   }
 
   private ownChannels(): Set<string> {
     if (this.channels === EMPTY_SET) this.channels = new Set();
     return this.channels as Set<string>;
-  }
-
-  /** The client's own copy of its settings, made on its first change. */
-  private ownSettings(): Map<string, string> {
-    if (this.settings === this.opts.startupSettings) this.settings = new Map(this.settings);
-    return this.settings as Map<string, string>;
   }
 
   /** This session calls `host.inputFlushed()` (a getter: no field per client). */
@@ -441,7 +449,10 @@ export class Session implements Keeper {
         reply = commandComplete('SET');
       }
     } else {
-      this.ownProxySettings().delete(e.name);
+      // RESET goes back to the start-up value, as PostgreSQL's RESET does.
+      const v = this.opts.startupProxySettings?.get(e.name);
+      if (v !== undefined) this.ownProxySettings().set(e.name, v);
+      else this.ownProxySettings().delete(e.name);
       reply = commandComplete('RESET');
     }
     const bytes = Buffer.concat([reply, readyForQuery(this.txStatus)]);
@@ -843,10 +854,13 @@ export class Session implements Keeper {
           if (eff.length > 0) this.ownPortalEffects().set(b.value.portal, eff);
           else this.ownPortalEffects().delete(b.value.portal);
           const risk =
-            b.value.statement === '' ? this.unnamedRisk : (this.statements.get(b.value.statement)?.risk ?? null);
+            b.value.statement === ''
+              ? this.unnamedRisk
+              : (this.statements.get(b.value.statement)?.risk ?? null);
           const hidden = this.opts.hiddenCode;
           const named = b.value.statement !== '';
-          if (hidden && (named ? this.statements.get(b.value.statement)?.ddl : this.unnamedDdl)) this.ddlInTx = true;
+          if (hidden && (named ? this.statements.get(b.value.statement)?.ddl : this.unnamedDdl))
+            this.ddlInTx = true;
           if (this.checkCause === null && !this.pinned) {
             // The text is needed only when some relation of the database hides code.
             const text =
@@ -902,9 +916,10 @@ export class Session implements Keeper {
         return;
       }
       case 'E': {
+        let eff: SessionEffect[] | undefined;
         if (this.portalEffects.size > 0) {
           const portal = decodeText(f.payload.subarray(0, Math.max(0, f.payload.indexOf(0))));
-          const eff = this.portalEffects.get(portal);
+          eff = this.portalEffects.get(portal);
           if (eff) this.txSettings.push(...eff);
         }
         // A query is counted when it runs (each Execute), not when it is prepared (Parse).
@@ -912,6 +927,7 @@ export class Session implements Keeper {
         this.opts.pool.stats.queries++;
         this.sendToServer(f.bytes);
         this.pending.push({ k: 'execute' });
+        if (eff) this.restoreAfterExecute(eff);
         return;
       }
       case 'S':
@@ -965,12 +981,22 @@ export class Session implements Keeper {
       this.pending.push({ k: 'query', swallow: false, failed: false, wasInBlock: this.txStatus !== 'I' });
       return;
     }
+    // RESET restores the client's start-up values, not the server connection's (reset-rewrite.ts).
+    const resets = rewriteResets(sql, effects, this.opts.startupSettings);
+    let restoreAfter = false;
+    if (resets) {
+      sql = resets.sql;
+      rewritten = true;
+    }
     for (const e of effects) {
       switch (e.kind) {
         case 'set':
         case 'reset':
+          this.txSettings.push(e);
+          break;
         case 'reset_all':
           this.txSettings.push(e);
+          this.proxySettings = this.opts.startupProxySettings ?? EMPTY_MAP;
           break;
         case 'prepare': {
           const serverName = sqlStatementName(e.text, this.tagOf(e.text));
@@ -1011,6 +1037,8 @@ export class Session implements Keeper {
             // fails (25001) and the connection keeps every statement (onCommandComplete).
             this.discardAllSent = true;
             this.txSettings.push({ kind: 'reset_all' });
+            this.proxySettings = this.opts.startupProxySettings ?? EMPTY_MAP;
+            restoreAfter = true;
           } else if (e.what === 'plans') {
             // Plans only: statements survive.
           } else if (e.what === 'temp') {
@@ -1045,7 +1073,56 @@ export class Session implements Keeper {
     this.opts.pool.stats.queries++;
     this.queryStartedAt = now();
     if (this.txStatus !== 'I' && COMMIT_TEXT.test(sql)) this.commitInFlight = true;
-    this.pending.push({ k: 'query', swallow: false, failed: false, wasInBlock: this.txStatus !== 'I' });
+    this.pending.push({
+      k: 'query',
+      swallow: false,
+      failed: false,
+      wasInBlock: this.txStatus !== 'I',
+      ...(resets ? { tags: resets.tags } : {}),
+    });
+    // DISCARD ALL runs alone (never in a multi-statement text): the start-up values follow it.
+    if (restoreAfter) this.sendRestore();
+  }
+
+  /**
+   * An extended-protocol RESET cannot be rewritten into several statements: the start-up values
+   * follow its Execute as a Query, before the client's Sync. If the Execute fails, the server skips
+   * that Query with everything else up to the Sync (onExtendedError drops its entry too). A Query
+   * ends the implicit transaction of the messages before it, so in a pipeline without BEGIN the
+   * statements before the RESET are committed at that point rather than at the Sync.
+   */
+  private restoreAfterExecute(eff: readonly SessionEffect[]): void {
+    if (eff.some((e) => e.kind === 'reset_all')) {
+      this.proxySettings = this.opts.startupProxySettings ?? EMPTY_MAP;
+      return this.sendRestore();
+    }
+    const names: string[] = [];
+    for (const e of eff) if (e.kind === 'reset') names.push(e.name);
+    if (names.length > 0) this.sendRestore(names);
+  }
+
+  /**
+   * Gives the attached connection the client's start-up values right behind a DISCARD ALL or an
+   * extended-protocol RESET (reset-rewrite.ts), in the same round trip; the replies are swallowed.
+   */
+  private sendRestore(names?: readonly string[]): void {
+    const startup = this.opts.startupSettings;
+    let stmts: string[];
+    if (names) {
+      stmts = [];
+      for (const n of names) {
+        const v = restoreValue(startup, n);
+        if (v !== undefined) stmts.push(`SET ${quoteName(n)} TO ${v}`);
+      }
+    } else stmts = restoreStatements(startup);
+    if (stmts.length === 0) return;
+    // The encoding goes alone, first: the server reads a Query in the encoding in force on arrival.
+    if (stmts.length > 1 && stmts[0]!.startsWith('SET client_encoding')) {
+      this.sendToServer(queryMessage(stmts.shift()!));
+      this.pending.push({ k: 'query', swallow: true, failed: false, wasInBlock: false });
+    }
+    this.sendToServer(queryMessage(stmts.join('; ')));
+    this.pending.push({ k: 'query', swallow: true, failed: false, wasInBlock: false });
   }
 
   private forwardParse(f: TypedFrame, server: ServerConn): void {
@@ -1107,6 +1184,8 @@ export class Session implements Keeper {
         (e.kind === 'discard' && e.what === 'all')
       ) {
         this.pin(`${e.kind.toUpperCase()} (extended protocol)`);
+        // DISCARD ALL resets every setting too: to the client's start-up values (restoreAfterExecute).
+        if (e.kind === 'discard') tracked.push({ kind: 'reset_all' });
       }
     }
     return tracked;
@@ -1215,8 +1294,13 @@ export class Session implements Keeper {
     }
     switch (head.k) {
       case 'query':
-        if (!head.swallow) this.out.add(f.bytes);
-        if (head.check && f.type === 'D' && f.partial !== true) head.check.rows.push(decodeTextRow(f.payload));
+        if (head.tags && f.type === 'C') {
+          const tag = head.tags.shift() ?? 'pass';
+          if (tag === 'RESET') this.out.add(commandComplete('RESET'));
+          else if (tag === 'pass') this.out.add(f.bytes);
+        } else if (!head.swallow) this.out.add(f.bytes);
+        if (head.check && f.type === 'D' && f.partial !== true)
+          head.check.rows.push(decodeTextRow(f.payload));
         if (head.captureLsn && f.type === 'D' && f.partial !== true) {
           const lsn = parseLsn(decodeFirstText(f.payload));
           if (lsn !== null && (this.wroteLsn === null || lsn > this.wroteLsn)) this.wroteLsn = lsn;
@@ -1332,7 +1416,8 @@ export class Session implements Keeper {
     }
     // Only two tags matter here; most are SELECT n, INSERT 0 n… and need no decoding.
     const rollback = commandCompleteIs(f.bytes, 'ROLLBACK');
-    if (rollback) this.txSettings = [];
+    // ROLLBACK TO SAVEPOINT has the same tag: ReadyForQuery tells them apart (onReadyForQuery).
+    if (rollback) this.rolledBack = true;
     if (rollback || commandCompleteIs(f.bytes, 'COMMIT')) {
       this.counters.xacts++;
       this.opts.pool.stats.xacts++;
@@ -1369,6 +1454,16 @@ export class Session implements Keeper {
       this.ddlInTx = false;
       this.opts.hiddenCode?.changed();
     }
+    if (this.rolledBack) {
+      this.rolledBack = false;
+      if (status === 'I') this.txSettings = [];
+      else if (this.txSettings.length > 0 && !this.pinned) {
+        // ROLLBACK TO SAVEPOINT undid some of this transaction's SETs, which the proxy does not
+        // follow: the session-state check compares the record with the server before anyone else
+        // gets the connection, and pins the client if they differ.
+        this.checkCause ??= 'ROLLBACK TO SAVEPOINT after SET';
+      }
+    }
     if (status === 'I') {
       const failedImplicit = query !== null && query.failed && !query.wasInBlock;
       if (!failedImplicit) this.commitSettings();
@@ -1384,12 +1479,14 @@ export class Session implements Keeper {
   }
 
   private commitSettings(): void {
-    for (const e of this.txSettings) {
-      if (e.kind === 'set') {
-        this.ownSettings().set(e.name, e.value);
-      } else if (e.kind === 'reset') {
-        if (this.settings.has(e.name)) this.ownSettings().delete(e.name);
-      } else if (e.kind === 'reset_all') this.settings = this.opts.startupSettings;
+    if (this.txSettings.length > 0) {
+      // What the server now holds, as the value each SET left (settings-record.ts).
+      this.settings = committedSettings(
+        this.settings,
+        this.txSettings,
+        this.opts.startupSettings,
+        this.server?.params ?? null,
+      );
     }
     // A transaction that changed nothing leaves the connection's record as it is (no copy per
     // transaction); anything else, or a record that drifted, is replaced by a copy.
@@ -1481,7 +1578,11 @@ export class Session implements Keeper {
   private shadowsBuiltins(): boolean {
     for (let i = this.txSettings.length - 1; i >= 0; i--) {
       const e = this.txSettings[i]!;
-      if (e.kind === 'reset_all' || (e.kind === 'reset' && e.name === 'search_path')) return false;
+      if (e.kind === 'reset_all' || (e.kind === 'reset' && e.name === 'search_path')) {
+        // RESET gives the start-up search_path back (reset-rewrite.ts).
+        const v = this.opts.startupSettings.get('search_path');
+        return v !== undefined && searchPathShadowsBuiltins(v);
+      }
       if (e.kind === 'set' && e.name === 'search_path') return searchPathShadowsBuiltins(e.value);
     }
     const v = this.settings.get('search_path');
@@ -1676,12 +1777,6 @@ function endsWithReadyForQuery(pending: readonly Pending[]): boolean {
   }
   return false;
 }
-
-/** The proxy's own session settings and their accepted values. */
-const PROXY_SETTINGS: Record<string, readonly string[]> = {
-  'pgscale.target': ['primary', 'replica', 'any'],
-  'pgscale.consistency': CONSISTENCY_LEVELS,
-};
 
 /** FATAL errors by which a server says it is going away (shutdown, crash, recovery). */
 function isServerGoingAway(payload: Buffer): boolean {

@@ -9,6 +9,18 @@ export type BackendPid = number & { readonly __brand: 'BackendPid' };
 
 export type PoolMode = 'transaction' | 'session';
 
+/** How fresh a read served by a replica must be (docs/routing.md). */
+export type Consistency = 'read-your-writes' | 'causal' | 'linearizable' | 'eventual' | 'primary';
+
+/** Every level, in the order of the docs (config schema, SET pgscale.consistency). */
+export const CONSISTENCY_LEVELS = [
+  'read-your-writes',
+  'causal',
+  'linearizable',
+  'eventual',
+  'primary',
+] as const satisfies readonly Consistency[];
+
 /** Where a pool's connections go and as whom. */
 export interface ServerTarget {
   readonly host: string;

@@ -49,7 +49,7 @@ const cases: [string, SessionEffect][] = [
   ["set role = 'admin'", sticky('SET ROLE')],
   ['SET SESSION AUTHORIZATION bob', sticky('SET SESSION AUTHORIZATION')],
   ['set session_authorization = bob', sticky('SET session_authorization')],
-  ['SET x FROM CURRENT', OTHER],
+  ['SET x FROM CURRENT', { kind: 'sticky', reason: 'SET ... FROM CURRENT' }],
   ['SET x', OTHER],
   ['SET x =', OTHER],
   // RESET

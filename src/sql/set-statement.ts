@@ -42,6 +42,11 @@ export function setEffect(s: StatementTokens): SessionEffect {
   if (s.isWord(i, 'schema')) return setTo(s, 'search_path', i + 1);
   if (s.isWord(i, 'xml') && s.isWord(i + 1, 'option')) return setTo(s, 'xmloption', i + 2);
   const [name, next] = settingName(s, i);
+  // SET x FROM CURRENT makes the value in force now (perhaps a SET LOCAL one) the session's: a
+  // value the proxy cannot know from the text.
+  if (name !== undefined && s.isWord(next, 'from') && s.isWord(next + 1, 'current')) {
+    return sticky('SET ... FROM CURRENT');
+  }
   if (name === undefined || !(s.isWord(next, 'to') || s.charOf(next) === EQUALS)) return OTHER;
   if (IDENTITY.has(name)) return sticky(`SET ${name}`);
   if (TRANSACTION_SCOPED.has(name)) return LOCAL;

@@ -62,9 +62,15 @@ export function stateCheckFinding(
   const settings = r[2] ?? '';
   const names = settings === '' ? [] : settings.split('\n').map((l) => l.slice(0, l.indexOf('=')));
   const untracked = names.filter((n) => !tracked.has(n));
+  // What the tracked settings give, as the server lists them: placeholders of custom settings
+  // (`myapp.user_id`) and settings tracked at their default are not in pg_settings' session rows,
+  // so the tracked map's size is no measure.
+  const expected = tracked.size > 0 ? (rows[1]?.[0] ?? '') : '';
   if (untracked.length > 0) found.push(`setting ${untracked.join(', ')}`);
-  else if (names.length !== tracked.size) found.push('a tracked setting was reset');
-  else if (tracked.size > 0 && (rows[1]?.[0] ?? '') !== settings) found.push('a tracked setting changed');
+  else if (expected !== settings) {
+    const want = expected === '' ? 0 : expected.split('\n').length;
+    found.push(names.length < want ? 'a tracked setting was reset' : 'a tracked setting changed');
+  }
   if (r[3] === 't') found.push('temporary table');
   if (r[4] === 't') found.push('LISTEN');
   if (r[5] === 't') found.push('session advisory lock');

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { splitIdentifierList, startupSettings } from './startup-params.js';
+import { splitIdentifierList, sqlLiteral, startupSettings } from './startup-params.js';
 
 test('splitIdentifierList splits as PostgreSQL SplitIdentifierString does', () => {
   assert.deepEqual(splitIdentifierList('evil,public'), ['evil', 'public']);
@@ -38,4 +38,57 @@ test('client_encoding: reported canonically; SJIS and friends refused at login (
   }
   const viaOptions = startupSettings(new Map([['options', '-c client_encoding=sjis']]), []);
   assert.ok(!viaOptions.ok);
+});
+
+test('unknown settings are accepted for the server to verify; pgscale.* are the proxy own', () => {
+  const r = startupSettings(
+    new Map([
+      ['options', '-c work_mem=64MB --statement-timeout=5s -c pgscale.consistency=primary'],
+      ['maintenance_work_mem', '128MB'],
+    ]),
+    [],
+  );
+  assert.ok(r.ok);
+  assert.equal(r.value.settings.get('work_mem'), "'64MB'");
+  assert.equal(r.value.settings.get('maintenance_work_mem'), "'128MB'");
+  assert.equal(r.value.settings.get('statement_timeout'), "'5s'");
+  assert.deepEqual(r.value.unverified.sort(), ['maintenance_work_mem', 'statement_timeout', 'work_mem']);
+  const plain = startupSettings(
+    new Map([
+      ['application_name', 'a'],
+      ['client_encoding', 'UTF8'],
+    ]),
+    [],
+  );
+  assert.ok(plain.ok && plain.value.unverified.length === 0);
+  assert.equal(r.value.proxy.get('pgscale.consistency'), 'primary');
+  assert.ok(!r.value.settings.has('pgscale.consistency'));
+  const badValue = startupSettings(new Map([['options', '-c pgscale.consistency=never']]), []);
+  assert.ok(!badValue.ok && badValue.sqlstate === '22023');
+  const badName = startupSettings(new Map([['options', '-c pgscale.nope=1']]), []);
+  assert.ok(!badName.ok && badName.sqlstate === '42704');
+  for (const k of ['role', 'session_authorization', 'transaction_read_only']) {
+    const bad = startupSettings(new Map([['options', `-c ${k}=x`]]), []);
+    assert.ok(!bad.ok && bad.sqlstate === '0A000', k);
+    const top = startupSettings(new Map([[k, 'x']]), []);
+    assert.ok(!top.ok && top.sqlstate === '0A000', k);
+  }
+  const ignored = startupSettings(
+    new Map([
+      ['extra_float_digits', '2'],
+      ['geqo', 'on'],
+    ]),
+    ['geqo'],
+  );
+  assert.ok(
+    ignored.ok && !ignored.value.settings.has('geqo') && ignored.value.settings.has('extra_float_digits'),
+  );
+  const list = startupSettings(new Map([['temp_tablespaces', 'a,b']]), []);
+  assert.ok(list.ok && list.value.settings.get('temp_tablespaces') === "'a', 'b'");
+});
+
+test('sqlLiteral: quotes doubled; a backslash makes an escape string, safe whatever standard_conforming_strings is', () => {
+  assert.equal(sqlLiteral("a'b"), "'a''b'");
+  assert.equal(sqlLiteral("x\\'; DROP TABLE t; --"), "E'x\\\\''; DROP TABLE t; --'");
+  assert.equal(sqlLiteral('C:\\dir'), "E'C:\\\\dir'");
 });

@@ -1,14 +1,19 @@
 /**
- * Which start-up parameters a client may send through the proxy, and what they become. Session
- * settings the proxy can replay (the ones PostgreSQL reports, plus a short allowlist) become the
- * client's tracked settings; `options` may carry `-c name=value` only for those same settings;
- * `replication`, role changes and anything unknown are refused, so a start-up packet can never
- * escalate privileges or reach the proxy's own internal connections.
+ * Which start-up parameters a client may send through the proxy, and what they become. As in
+ * PostgreSQL, any key of the start-up packet other than user, database, options and replication
+ * is a setting, and so is every `-c name=value` / `--name=value` of `options`: each becomes one of
+ * the client's tracked settings, replayed with SET on whichever server connection it gets. All
+ * but application_name and client_encoding are `unverified`: the login succeeds only once a server
+ * has accepted their values (startup-verify.ts), so a bad one fails the login with PostgreSQL's
+ * own error instead of making every later replay fail. `pgscale.*` settings are the proxy's own (never sent to a server). `replication`, role
+ * and session-authorization changes are refused, so a start-up packet can never escalate
+ * privileges or reach the proxy's own internal connections.
  */
 import { ASCII_UNSAFE_ENCODINGS, canonicalEncoding, unsafeEncodingDetail } from '../../protocol/encodings.js';
 import { SqlState } from '../../protocol/sqlstate.js';
 import type { Result } from '../../protocol/result.js';
 import { fail, ok } from '../../protocol/result.js';
+import { CONSISTENCY_LEVELS } from '../types.js';
 
 /** Settings a client may choose at start-up, lowercase. */
 export const TRACKED_STARTUP_SETTINGS = new Set([
@@ -46,10 +51,45 @@ export interface StartupSettings {
   settings: Map<string, string>;
   /** lowercase name → raw value, to report in ParameterStatus. */
   raw: Map<string, string>;
+  /** The proxy's own settings (`pgscale.consistency`…): lowercase name → accepted value. */
+  proxy: Map<string, string>;
+  /** Settings a server must accept before the login succeeds (all but SELF_CHECKED). */
+  unverified: string[];
 }
 
+/**
+ * Settings whose start-up value the server need not check: any application_name is valid (the
+ * server only truncates it), and client_encoding is checked here (canonicalEncoding).
+ */
+const SELF_CHECKED = new Set(['application_name', 'client_encoding']);
+
+/** The proxy's own session settings and their accepted values (SET or start-up `-c`). */
+export const PROXY_SETTINGS: Record<string, readonly string[]> = {
+  'pgscale.target': ['primary', 'replica', 'any'],
+  'pgscale.consistency': CONSISTENCY_LEVELS,
+};
+
+/**
+ * Settings no start-up packet may give through the proxy: they change who the session is (a
+ * pooled connection logged in as the pool's user must stay that user), or only last for one
+ * transaction, which a replayed SET cannot reproduce.
+ */
+const REFUSED_SETTINGS = new Set([
+  'role',
+  'session_authorization',
+  'transaction_isolation',
+  'transaction_read_only',
+  'transaction_deferrable',
+]);
+
+/**
+ * `v` as an SQL string literal that means `v` whatever standard_conforming_strings says on the
+ * connection that reads it (another client may have turned it off there): a value holding a
+ * backslash is written as an escape string, E'…', where `\\` is one backslash in either mode.
+ */
 export function sqlLiteral(v: string): string {
-  return `'${v.replace(/'/g, "''")}'`;
+  const quoted = v.replace(/'/g, "''");
+  return v.includes('\\') ? `E'${quoted.replace(/\\/g, '\\\\')}'` : `'${quoted}'`;
 }
 
 /**
@@ -58,7 +98,7 @@ export function sqlLiteral(v: string): string {
  * `SET search_path = 'a,b'` makes one schema named "a,b" of it; so the value is split as
  * PostgreSQL splits it and replayed as a list, `SET search_path = 'a', 'b'`.
  */
-const IDENTIFIER_LIST_SETTINGS = new Set(['search_path']);
+const IDENTIFIER_LIST_SETTINGS = new Set(['search_path', 'temp_tablespaces']);
 
 /** The SQL text after `SET name =` that gives `name` the start-up value `value`. */
 function settingSql(name: string, value: string): Result<string> {
@@ -121,7 +161,38 @@ export function startupSettings(
 ): Result<StartupSettings> {
   const settings = new Map<string, string>();
   const raw = new Map<string, string>();
+  const proxy = new Map<string, string>();
+  const unverified: string[] = [];
   const ignore = new Set(ignored.map((s) => s.toLowerCase()));
+  /** One setting given at start-up (a packet key or an `options` switch). */
+  const take = (n: string, v: string): Result<void> => {
+    if (n.startsWith('pgscale.')) {
+      const allowed = PROXY_SETTINGS[n];
+      if (!allowed)
+        return fail(SqlState.UNDEFINED_OBJECT, `unrecognized configuration parameter "${n.slice(0, 64)}"`);
+      const value = v.toLowerCase();
+      if (!allowed.includes(value)) {
+        return fail(
+          SqlState.INVALID_PARAMETER_VALUE,
+          `invalid value for parameter "${n}": "${v.slice(0, 64)}" (accepted: ${allowed.join(', ')})`,
+        );
+      }
+      proxy.set(n, value);
+      return ok(undefined);
+    }
+    if (REFUSED_SETTINGS.has(n)) {
+      return fail(
+        SqlState.FEATURE_NOT_SUPPORTED,
+        `parameter "${n}" cannot be given at start-up through the pgscale proxy`,
+      );
+    }
+    const sql = settingSql(n, v);
+    if (!sql.ok) return sql;
+    if (!SELF_CHECKED.has(n) && !settings.has(n)) unverified.push(n);
+    settings.set(n, sql.value);
+    raw.set(n, v);
+    return ok(undefined);
+  };
   for (const [key, value] of params) {
     const k = key.toLowerCase();
     if (k === 'user' || k === 'database' || k.startsWith('_pq_.')) continue;
@@ -136,25 +207,14 @@ export function startupSettings(
       const opts = parseOptions(value);
       if (!opts.ok) return opts;
       for (const [n, v] of opts.value) {
-        if (!TRACKED_STARTUP_SETTINGS.has(n)) {
-          return fail(SqlState.PROTOCOL_VIOLATION, `unsupported startup parameter in options: ${n}`);
-        }
-        const sql = settingSql(n, v);
-        if (!sql.ok) return sql;
-        settings.set(n, sql.value);
-        raw.set(n, v);
+        const r = take(n, v);
+        if (!r.ok) return r;
       }
       continue;
     }
-    if (TRACKED_STARTUP_SETTINGS.has(k)) {
-      const sql = settingSql(k, value);
-      if (!sql.ok) return sql;
-      settings.set(k, sql.value);
-      raw.set(k, value);
-      continue;
-    }
-    if (ignore.has(k)) continue;
-    return fail(SqlState.PROTOCOL_VIOLATION, `unsupported startup parameter: ${key.slice(0, 64)}`);
+    if (!TRACKED_STARTUP_SETTINGS.has(k) && ignore.has(k)) continue;
+    const r = take(k, value);
+    if (!r.ok) return r;
   }
   const enc = raw.get('client_encoding');
   const canonical = enc === undefined ? null : canonicalEncoding(enc);
@@ -168,7 +228,7 @@ export function startupSettings(
     }
     raw.set('client_encoding', canonical); // reported as PostgreSQL reports it ("latin1" → LATIN1)
   }
-  return ok({ settings, raw });
+  return ok({ settings, raw, proxy, unverified });
 }
 
 /**
