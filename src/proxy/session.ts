@@ -1402,15 +1402,19 @@ export class Session implements Keeper {
     return st.text;
   }
 
-  /** The client's search_path (as of this transaction) lets user functions shadow built-ins. */
+  /**
+   * The search_path (as of this transaction) lets user functions shadow built-ins: the client's,
+   * or else the default a role or the database sets (ALTER … SET, from the hidden-code registry).
+   */
   private shadowsBuiltins(): boolean {
+    const byDefault = this.opts.hiddenCode?.defaultPathShadows ?? false;
     for (let i = this.txSettings.length - 1; i >= 0; i--) {
       const e = this.txSettings[i]!;
-      if (e.kind === 'reset_all' || (e.kind === 'reset' && e.name === 'search_path')) return false;
+      if (e.kind === 'reset_all' || (e.kind === 'reset' && e.name === 'search_path')) return byDefault;
       if (e.kind === 'set' && e.name === 'search_path') return searchPathShadowsBuiltins(e.value);
     }
     const v = this.settings.get('search_path');
-    return v !== undefined && searchPathShadowsBuiltins(v);
+    return v !== undefined ? searchPathShadowsBuiltins(v) : byDefault;
   }
 
   /**
