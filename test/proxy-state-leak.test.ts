@@ -2,7 +2,9 @@
  * No session state crosses clients in transaction pooling (issue #11 items 1, 2, 5; catalogue
  * case 44). With one server connection per pool, client A changes session state in every way
  * listed (inside functions, a view, a trigger, a rule, a row-level security policy, a column
- * default, an event trigger, DO, SQL EXECUTE, COMMIT AND CHAIN, and directly), then leaves;
+ * default, an event trigger, a user operator, a `+` overload, user casts, a domain check,
+ * attribute notation, a database's default search_path, DO, SQL EXECUTE, COMMIT AND CHAIN, and
+ * directly), then leaves;
  * client B, on the same backend, must find a clean session: its own role, the default
  * search_path, no temp table, no LISTEN (and no NOTIFY delivered), no advisory lock. Each case runs
  * on the primary and on a replica (read-routed), with the same user and with two proxy users

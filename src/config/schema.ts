@@ -165,7 +165,7 @@ export const proxySchema = z
     ).default(30),
     server_connect_timeout: seconds('Seconds to connect and log in to a server.').default(15),
     hidden_code_refresh_interval: seconds(
-      'Transaction pooling: reload each database\'s list of relations with hidden code (views, triggers, rules, row-level security, defaults calling functions) this often, for DDL not made through the proxy (0: only after DDL through the proxy).',
+      'Transaction pooling: reload each database\'s list of hidden code (views, triggers, rules, row-level security, defaults calling functions, foreign tables, user operators, casts, types and domains, functions reachable by attribute notation, role and database default search_path) this often, for DDL not made through the proxy (0: only after DDL through the proxy).',
     ).default(5),
     max_prepared_statements: z
       .number()

@@ -7,11 +7,11 @@
  * its session holds before lending the connection to anyone else (src/proxy/state-check.ts).
  * Being wrong in the safe direction costs one query; in the other direction it leaks state, so
  * anything unrecognised counts as a risk. A lexer-level pass: it never throws and is linear.
- * User code reached through a relation (a view's body, triggers, rules, row-level security
- * policies, column defaults) or run by event triggers is not seen here but by the hidden-code
- * registry (src/proxy/backend/hidden-code.ts). Known blind spots (documented in docs/proxy.md):
- * user code reached through user-defined operators, casts or types, or attribute notation (`t.f`
- * calling `f(t)`).
+ * User code reached without a call in the text (a view's body, triggers, rules, row-level
+ * security policies, column defaults, foreign tables, user operators, casts, types and domains,
+ * attribute notation `t.f` calling `f(t)`, a role's or database's default search_path) or run by
+ * event triggers is not seen here but by the hidden-code registry
+ * (src/proxy/backend/hidden-code.ts); what neither covers is listed in docs/proxy.md.
  */
 import { K } from './token.js';
 import { lex } from './lexer.js';
