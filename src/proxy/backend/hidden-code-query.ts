@@ -9,9 +9,10 @@
  *   (their wrapper's code), columns of a type with hidden code; and, reached from those, the
  *   tables their foreign keys reference and their parents. Types with hidden code: user
  *   input/output (and receive/send, typmod, analyze) functions, a user cast (its non-built-in
- *   side), a domain whose check or default calls a user function, a default operator class
- *   calling one (sorting, grouping, hashing); and the arrays, domains, ranges and composite types
- *   (table row types included) built on one.
+ *   side), a domain whose check or default calls a user function, a default btree or hash
+ *   operator class calling one (sorting, grouping, hashing run it without syntax; a default GiST
+ *   or GIN class, as btree_gist makes for int4, serves only indexes, listed by the index arm);
+ *   and the arrays, domains, ranges and composite types (table row types included) built on one.
  * - `o`, an operator symbol: every operator a user made (OID >= 16384) or whose function, or
  *   selectivity estimator, is a user function.
  * - `a`, a function name reachable by attribute notation (`t.f` calls `f(t)`): user functions
@@ -56,6 +57,7 @@ const TYPES =
   `UNION SELECT d.objid, 'a type depending on a function' FROM pg_catalog.pg_depend d ` +
   `WHERE d.classid ${EQ} ${REGCLASS('pg_type')} AND ${USER_FUNCTION} ` +
   `UNION SELECT oc.opcintype, 'a default operator class calling a function' FROM pg_catalog.pg_opclass oc ` +
+  `JOIN pg_catalog.pg_am am ON am.oid ${EQ} oc.opcmethod AND am.amname IN ('btree', 'hash') ` +
   `JOIN pg_catalog.pg_amproc p ON p.amprocfamily ${EQ} oc.opcfamily WHERE oc.opcdefault AND ${userProc('p.amproc')} ` +
   `UNION SELECT e.whole, 'built on a type with hidden code' FROM htypes h JOIN (` +
   `SELECT t.oid AS whole, t.typelem AS part FROM pg_catalog.pg_type t WHERE t.typelem ${NE} 0::pg_catalog.oid ` +
