@@ -82,6 +82,10 @@ const BLIND_SETUP = `
     BEGIN PERFORM set_config('search_path', 'evil', false); RETURN 'x'; END $$;
   CREATE FOREIGN DATA WRAPPER no_wrapper; CREATE SERVER nowhere FOREIGN DATA WRAPPER no_wrapper;
   CREATE FOREIGN TABLE public.t_foreign (x int) SERVER nowhere;
+  CREATE TABLE public.t_builtin_default (x int, y text DEFAULT set_config('role', 'other', false));
+  GRANT ALL ON public.t_builtin_default TO PUBLIC;
+  CREATE DOMAIN public.d_builtin AS int CHECK (set_config('search_path', 'evil', false) IS NOT NULL);
+  CREATE TABLE public.t_builtin_domain (x public.d_builtin); GRANT ALL ON public.t_builtin_domain TO PUBLIC;
   CREATE TABLE public.marker (x int);
 `;
 
@@ -252,6 +256,22 @@ const VECTORS: Vector[] = [
     db: 'blind',
   },
   {
+    name: "a column default calling the built-in set_config('role')",
+    steps: ['INSERT INTO t_builtin_default (x) VALUES (1)'],
+    own: ROLE_OTHER,
+    pin: CHECKED,
+    onReplica: false,
+    db: 'blind',
+  },
+  {
+    name: 'a domain check calling the built-in set_config, on insert into a column of the domain',
+    steps: ['INSERT INTO t_builtin_domain VALUES (1)'],
+    own: PATH_EVIL,
+    pin: CHECKED,
+    onReplica: false,
+    db: 'blind',
+  },
+  {
     name: 'attribute notation t.f calling f(t)',
     steps: ['SELECT t.attr_path FROM t_attr t'],
     own: PATH_EVIL,
@@ -415,6 +435,12 @@ describe('no session state crosses clients in transaction pooling', () => {
             const direct = await fx.direct();
             const a = await connect(setup.a, setup.database(v.db), 'client-a');
             const b = await connect(setup.b, setup.database(v.db), 'client-b');
+            // Judged by the loaded registry, not by its fail-safe answer while loading.
+            await until(
+              'the registry is loaded',
+              () => Promise.resolve(proxy.hiddenCode.get(setup.database(v.db))?.current === true),
+              20_000,
+            );
             try {
               // Plain reads would go to the replica by themselves: each case says where it runs.
               await a.query(`SET pgscale.target = ${where}`);
@@ -568,6 +594,9 @@ describe('no session state crosses clients in transaction pooling', () => {
       ['SELECT 1::d_role', /^type d_role \(a domain whose check calls a function\)$/],
       ['SELECT t.attr_path FROM t_attr t', /^function attr_path\(\) by attribute notation$/],
       ['SELECT * FROM t_foreign', /^relation t_foreign \(foreign table\)$/],
+      ['INSERT INTO t_builtin_default (x) VALUES (1)', /^relation t_builtin_default \(an expression calling/],
+      ['INSERT INTO t_builtin_domain VALUES (1)', /^relation t_builtin_domain \(a column of a type with hidden code\)$/],
+      ['SELECT 1::d_builtin', /^type d_builtin \(a domain whose check calls a function\)$/],
       // Plain statements stay free: no lexer pass finds anything.
       ['SELECT x FROM marker WHERE x = 1', null],
       ['SELECT x FROM t_attr t WHERE t.x = 1', null],

@@ -77,6 +77,16 @@ const SYNTAX_WORDS = [
 
 const SAFE_CALLS = new Set([...BUILTIN_READ_ONLY_FUNCTIONS, ...SESSION_NEUTRAL_FUNCTIONS, ...SYNTAX_WORDS]);
 
+/**
+ * The built-in functions (pg_catalog names) a call to which is provably free of session effects:
+ * the hidden-code registry applies the same judgement to the expressions of column defaults,
+ * constraints, domains and indexes, where the call is not in the statement's text.
+ */
+export const SAFE_BUILTIN_FUNCTIONS: ReadonlySet<string> = new Set([
+  ...BUILTIN_READ_ONLY_FUNCTIONS,
+  ...SESSION_NEUTRAL_FUNCTIONS,
+]);
+
 /** A name right after these is a relation or alias with a column list, never a call. */
 const NOT_A_CALL_AFTER = new Set(['into', 'as', 'table', 'with', 'recursive']);
 

@@ -26,6 +26,8 @@
  * search_path pinned to pg_catalog, so no client's session state can change its answer.
  */
 
+import { SAFE_BUILTIN_FUNCTIONS } from '../../sql/session-safety.js';
+
 /** User-defined objects have OIDs from FirstNormalObjectId on; initdb's own are below. */
 export const FIRST_NORMAL_OBJECT_ID = 16384;
 
@@ -41,6 +43,25 @@ const USER_OID = `${GE} ${FIRST_NORMAL_OBJECT_ID}::pg_catalog.oid`;
 const USER_FUNCTION = `d.refclassid ${EQ} ${REGCLASS('pg_proc')} AND d.refobjid ${USER_OID}`;
 const userProc = (col: string) => `${col}::pg_catalog.oid ${USER_OID}`;
 
+/** The allow list, once, as a CTE that `suspicious` reads. */
+const SAFE_CALLS =
+  'safe_calls(name) AS (SELECT pg_catalog.unnest(ARRAY[' +
+  [...SAFE_BUILTIN_FUNCTIONS].map((n) => `'${n}'`).join(', ') +
+  ']::pg_catalog.text[]))';
+
+/**
+ * A stored expression (pg_node_tree as text) that calls something not provably free of session
+ * effects: a function that is a user's or a built-in outside the session-safety allow list
+ * (set_config, session advisory locks, query_to_xml running a query…), or a user operator.
+ * pg_depend records no dependency on built-ins, so the tree itself is read.
+ */
+const suspicious = (tree: string) =>
+  `EXISTS (SELECT FROM pg_catalog.regexp_matches(${tree}, ':(funcid|opno) (\\d+)', 'g') m ` +
+  `LEFT JOIN pg_catalog.pg_proc p ON m[1] ${EQ} 'funcid' AND p.oid ${EQ} m[2]::pg_catalog.oid ` +
+  `LEFT JOIN pg_catalog.pg_operator o ON m[1] ${EQ} 'opno' AND o.oid ${EQ} m[2]::pg_catalog.oid ` +
+  `WHERE p.oid ${USER_OID} OR NOT p.proname::pg_catalog.text ${EQ} ANY (SELECT name FROM safe_calls) ` +
+  `OR o.oid ${USER_OID} OR ${userProc('o.oprcode')})`;
+
 /** Types whose values run user code when converted, compared, checked or defaulted. */
 const TYPES =
   'htypes(oid, why) AS (' +
@@ -54,6 +75,10 @@ const TYPES =
   `UNION SELECT k.contypid, 'a domain whose check calls a function' ` +
   `FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_depend d ON d.classid ${EQ} ${REGCLASS('pg_constraint')} ` +
   `AND d.objid ${EQ} k.oid WHERE k.contypid ${NE} 0::pg_catalog.oid AND ${USER_FUNCTION} ` +
+  `UNION SELECT k.contypid, 'a domain whose check calls a function' FROM pg_catalog.pg_constraint k ` +
+  `WHERE k.contypid ${NE} 0::pg_catalog.oid AND ${suspicious('k.conbin::pg_catalog.text')} ` +
+  `UNION SELECT t.oid, 'a domain whose default calls a function' FROM pg_catalog.pg_type t ` +
+  `WHERE t.typdefaultbin IS NOT NULL AND ${suspicious('t.typdefaultbin::pg_catalog.text')} ` +
   `UNION SELECT d.objid, 'a type depending on a function' FROM pg_catalog.pg_depend d ` +
   `WHERE d.classid ${EQ} ${REGCLASS('pg_type')} AND ${USER_FUNCTION} ` +
   `UNION SELECT oc.opcintype, 'a default operator class calling a function' FROM pg_catalog.pg_opclass oc ` +
@@ -87,6 +112,13 @@ const RELATIONS =
   `UNION SELECT i.indrelid, 'an index expression calling a function' ` +
   `FROM pg_catalog.pg_index i JOIN pg_catalog.pg_depend d ON d.classid ${EQ} ${REGCLASS('pg_class')} ` +
   `AND d.objid ${EQ} i.indexrelid WHERE ${USER_FUNCTION} ` +
+  `UNION SELECT x.rel, 'an expression calling a function with possible session effects' FROM (` +
+  `SELECT a.adrelid AS rel, a.adbin::pg_catalog.text AS tree FROM pg_catalog.pg_attrdef a ` +
+  `UNION ALL SELECT k.conrelid, k.conbin::pg_catalog.text FROM pg_catalog.pg_constraint k ` +
+  `WHERE k.conrelid ${NE} 0::pg_catalog.oid AND k.conbin IS NOT NULL ` +
+  `UNION ALL SELECT i.indrelid, pg_catalog.concat(i.indexprs::pg_catalog.text, i.indpred::pg_catalog.text) ` +
+  `FROM pg_catalog.pg_index i WHERE i.indexprs IS NOT NULL OR i.indpred IS NOT NULL` +
+  `) x WHERE ${suspicious('x.tree')} ` +
   `UNION SELECT i.indrelid, 'an index whose operator class calls a function' FROM pg_catalog.pg_index i ` +
   `JOIN pg_catalog.pg_opclass oc ON oc.oid ${EQ} ANY (i.indclass) ` +
   `JOIN pg_catalog.pg_amproc p ON p.amprocfamily ${EQ} oc.opcfamily WHERE ${userProc('p.amproc')} ` +
@@ -97,7 +129,7 @@ const RELATIONS =
   `UNION ALL SELECT n.inhrelid, n.inhparent FROM pg_catalog.pg_inherits n) e ON e.child ${EQ} h.oid)`;
 
 export const HIDDEN_CODE_QUERY =
-  `WITH RECURSIVE ${TYPES}, ${RELATIONS} ` +
+  `WITH RECURSIVE ${SAFE_CALLS}, ${TYPES}, ${RELATIONS} ` +
   `SELECT 'n', c.relname::pg_catalog.text, pg_catalog.concat('relation ', c.relname, ' (', pg_catalog.min(h.why), ')') ` +
   `FROM hidden h JOIN pg_catalog.pg_class c ON c.oid ${EQ} h.oid GROUP BY c.relname ` +
   `UNION ALL SELECT 'n', t.typname::pg_catalog.text, pg_catalog.concat('type ', t.typname, ' (', pg_catalog.min(h.why), ')') ` +
