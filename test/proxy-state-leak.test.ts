@@ -86,6 +86,8 @@ const BLIND_SETUP = `
   GRANT ALL ON public.t_builtin_default TO PUBLIC;
   CREATE DOMAIN public.d_builtin AS int CHECK (set_config('search_path', 'evil', false) IS NOT NULL);
   CREATE TABLE public.t_builtin_domain (x public.d_builtin); GRANT ALL ON public.t_builtin_domain TO PUBLIC;
+  CREATE TABLE public.t_lock_check (x int CHECK (pg_advisory_lock(4242)::text = ''));
+  GRANT ALL ON public.t_lock_check TO PUBLIC;
   CREATE TABLE public.marker (x int);
 `;
 
@@ -267,6 +269,14 @@ const VECTORS: Vector[] = [
     name: 'a domain check calling the built-in set_config, on insert into a column of the domain',
     steps: ['INSERT INTO t_builtin_domain VALUES (1)'],
     own: PATH_EVIL,
+    pin: CHECKED,
+    onReplica: false,
+    db: 'blind',
+  },
+  {
+    name: 'a check constraint taking a session advisory lock',
+    steps: ['INSERT INTO t_lock_check VALUES (1)'],
+    own: HOLDS_LOCK,
     pin: CHECKED,
     onReplica: false,
     db: 'blind',

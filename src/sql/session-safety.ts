@@ -78,14 +78,16 @@ const SYNTAX_WORDS = [
 const SAFE_CALLS = new Set([...BUILTIN_READ_ONLY_FUNCTIONS, ...SESSION_NEUTRAL_FUNCTIONS, ...SYNTAX_WORDS]);
 
 /**
- * The built-in functions (pg_catalog names) a call to which is provably free of session effects:
- * the hidden-code registry applies the same judgement to the expressions of column defaults,
- * constraints, domains and indexes, where the call is not in the statement's text.
+ * The built-in functions (pg_catalog names) a call to which is provably free of session effects
+ * when the call is not in the statement's text: the hidden-code registry judges the expressions
+ * of column defaults, constraints, domains and indexes by it. The session advisory locks are not
+ * in it (in a statement's text the session-effects scan sees them and pins; there it cannot).
  */
-export const SAFE_BUILTIN_FUNCTIONS: ReadonlySet<string> = new Set([
-  ...BUILTIN_READ_ONLY_FUNCTIONS,
-  ...SESSION_NEUTRAL_FUNCTIONS,
-]);
+export const SAFE_BUILTIN_FUNCTIONS: ReadonlySet<string> = new Set(
+  [...BUILTIN_READ_ONLY_FUNCTIONS, ...SESSION_NEUTRAL_FUNCTIONS].filter(
+    (n) => !/^pg_(?:try_)?advisory_lock/.test(n),
+  ),
+);
 
 /** A name right after these is a relation or alias with a column list, never a call. */
 const NOT_A_CALL_AFTER = new Set(['into', 'as', 'table', 'with', 'recursive']);
