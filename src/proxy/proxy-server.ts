@@ -522,9 +522,9 @@ export class ProxyServer implements FrontendHost {
     r = new HiddenCodeRegistry(open, (error) =>
       this.log(
         error === null
-          ? `relations with hidden code of database ${db}: loaded again`
-          : `relations with hidden code of database ${db} not loaded (${error}): until they are, ` +
-              'every transaction naming a relation is checked for session state',
+          ? `hidden code of database ${db}: loaded again`
+          : `hidden code of database ${db} not loaded (${error}): until it is, ` +
+              'every transaction but bare ones (SELECT 1, BEGIN) is checked for session state',
       ),
     );
     this.hiddenCode.set(pool.database, r);
