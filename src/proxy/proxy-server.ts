@@ -512,7 +512,9 @@ export class ProxyServer implements FrontendHost {
    * database's first login; it opens its connections through the latest pool of the database.
    */
   private hiddenCodeFor(pool: Pool): HiddenCodeRegistry {
-    const open = () => pool.openDedicated('pgscale hidden-code', { options: '-c search_path=pg_catalog' });
+    // jit off: the catalog query's cost estimate makes the server JIT-compile it, ~300 ms each load.
+    const open = () =>
+      pool.openDedicated('pgscale hidden-code', { options: '-c search_path=pg_catalog -c jit=off' });
     let r = this.hiddenCode.get(pool.database);
     if (r) {
       r.open = open;

@@ -40,27 +40,42 @@ const GT = 'OPERATOR(pg_catalog.>)';
 const COLUMN = `a.attnum ${GT} 0 AND NOT a.attisdropped`;
 const NE = 'OPERATOR(pg_catalog.<>)';
 const USER_OID = `${GE} ${FIRST_NORMAL_OBJECT_ID}::pg_catalog.oid`;
-const USER_FUNCTION = `d.refclassid ${EQ} ${REGCLASS('pg_proc')} AND d.refobjid ${USER_OID}`;
+/** A pg_depend row `d` on a user function or operator (built-ins, pinned, have no rows). */
+const USER_FUNCTION =
+  `(d.refclassid ${EQ} ${REGCLASS('pg_proc')} OR d.refclassid ${EQ} ${REGCLASS('pg_operator')}) ` +
+  `AND d.refobjid ${USER_OID}`;
 const userProc = (col: string) => `${col}::pg_catalog.oid ${USER_OID}`;
 
-/** The allow list, once, as a CTE that `suspicious` reads. */
+/** The allow list of built-in calls, once. */
 const SAFE_CALLS =
   'safe_calls(name) AS (SELECT pg_catalog.unnest(ARRAY[' +
   [...SAFE_BUILTIN_FUNCTIONS].map((n) => `'${n}'`).join(', ') +
   ']::pg_catalog.text[]))';
 
 /**
- * A stored expression (pg_node_tree as text) that calls something not provably free of session
- * effects: a function that is a user's or a built-in outside the session-safety allow list
- * (set_config, session advisory locks, query_to_xml running a query…), or a user operator.
- * pg_depend records no dependency on built-ins, so the tree itself is read.
+ * Stored expressions (column defaults, constraints of tables and domains, index expressions and
+ * predicates, domain defaults) that call something not provably free of session effects: a
+ * function that is a user's or a built-in outside the session-safety allow list (set_config,
+ * session advisory locks, query_to_xml running a query…). pg_depend records no dependency on
+ * built-ins, so the trees themselves are read (`:funcid N`; only trees holding one go through the
+ * regular expression), all in one set-based pass. User operators there are found by pg_depend.
  */
-const suspicious = (tree: string) =>
-  `EXISTS (SELECT FROM pg_catalog.regexp_matches(${tree}, ':(funcid|opno) (\\d+)', 'g') m ` +
-  `LEFT JOIN pg_catalog.pg_proc p ON m[1] ${EQ} 'funcid' AND p.oid ${EQ} m[2]::pg_catalog.oid ` +
-  `LEFT JOIN pg_catalog.pg_operator o ON m[1] ${EQ} 'opno' AND o.oid ${EQ} m[2]::pg_catalog.oid ` +
-  `WHERE p.oid ${USER_OID} OR NOT p.proname::pg_catalog.text ${EQ} ANY (SELECT name FROM safe_calls) ` +
-  `OR o.oid ${USER_OID} OR ${userProc('o.oprcode')})`;
+const UNSAFE_EXPRS =
+  'exprs(rel, typ, tree) AS (' +
+  'SELECT a.adrelid, 0::pg_catalog.oid, a.adbin::pg_catalog.text FROM pg_catalog.pg_attrdef a ' +
+  'UNION ALL SELECT k.conrelid, k.contypid, k.conbin::pg_catalog.text FROM pg_catalog.pg_constraint k ' +
+  'WHERE k.conbin IS NOT NULL ' +
+  'UNION ALL SELECT i.indrelid, 0::pg_catalog.oid, ' +
+  'pg_catalog.concat(i.indexprs::pg_catalog.text, i.indpred::pg_catalog.text) FROM pg_catalog.pg_index i ' +
+  'WHERE i.indexprs IS NOT NULL OR i.indpred IS NOT NULL ' +
+  'UNION ALL SELECT 0::pg_catalog.oid, t.oid, t.typdefaultbin::pg_catalog.text FROM pg_catalog.pg_type t ' +
+  'WHERE t.typdefaultbin IS NOT NULL), ' +
+  'unsafe_exprs(rel, typ) AS (SELECT DISTINCT e.rel, e.typ ' +
+  `FROM (SELECT * FROM exprs WHERE pg_catalog.strpos(exprs.tree, ':funcid ') ${GT} 0) e ` +
+  `CROSS JOIN LATERAL pg_catalog.regexp_matches(e.tree, ':funcid (\\d+)', 'g') m ` +
+  `JOIN pg_catalog.pg_proc p ON p.oid ${EQ} m[1]::pg_catalog.oid ` +
+  `LEFT JOIN safe_calls sc ON sc.name ${EQ} p.proname::pg_catalog.text ` +
+  `WHERE p.oid ${USER_OID} OR sc.name IS NULL)`;
 
 /** Types whose values run user code when converted, compared, checked or defaulted. */
 const TYPES =
@@ -75,10 +90,8 @@ const TYPES =
   `UNION SELECT k.contypid, 'a domain whose check calls a function' ` +
   `FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_depend d ON d.classid ${EQ} ${REGCLASS('pg_constraint')} ` +
   `AND d.objid ${EQ} k.oid WHERE k.contypid ${NE} 0::pg_catalog.oid AND ${USER_FUNCTION} ` +
-  `UNION SELECT k.contypid, 'a domain whose check calls a function' FROM pg_catalog.pg_constraint k ` +
-  `WHERE k.contypid ${NE} 0::pg_catalog.oid AND ${suspicious('k.conbin::pg_catalog.text')} ` +
-  `UNION SELECT t.oid, 'a domain whose default calls a function' FROM pg_catalog.pg_type t ` +
-  `WHERE t.typdefaultbin IS NOT NULL AND ${suspicious('t.typdefaultbin::pg_catalog.text')} ` +
+  `UNION SELECT u.typ, 'a domain whose check or default calls a function' FROM unsafe_exprs u ` +
+  `WHERE u.typ ${NE} 0::pg_catalog.oid ` +
   `UNION SELECT d.objid, 'a type depending on a function' FROM pg_catalog.pg_depend d ` +
   `WHERE d.classid ${EQ} ${REGCLASS('pg_type')} AND ${USER_FUNCTION} ` +
   `UNION SELECT oc.opcintype, 'a default operator class calling a function' FROM pg_catalog.pg_opclass oc ` +
@@ -112,13 +125,8 @@ const RELATIONS =
   `UNION SELECT i.indrelid, 'an index expression calling a function' ` +
   `FROM pg_catalog.pg_index i JOIN pg_catalog.pg_depend d ON d.classid ${EQ} ${REGCLASS('pg_class')} ` +
   `AND d.objid ${EQ} i.indexrelid WHERE ${USER_FUNCTION} ` +
-  `UNION SELECT x.rel, 'an expression calling a function with possible session effects' FROM (` +
-  `SELECT a.adrelid AS rel, a.adbin::pg_catalog.text AS tree FROM pg_catalog.pg_attrdef a ` +
-  `UNION ALL SELECT k.conrelid, k.conbin::pg_catalog.text FROM pg_catalog.pg_constraint k ` +
-  `WHERE k.conrelid ${NE} 0::pg_catalog.oid AND k.conbin IS NOT NULL ` +
-  `UNION ALL SELECT i.indrelid, pg_catalog.concat(i.indexprs::pg_catalog.text, i.indpred::pg_catalog.text) ` +
-  `FROM pg_catalog.pg_index i WHERE i.indexprs IS NOT NULL OR i.indpred IS NOT NULL` +
-  `) x WHERE ${suspicious('x.tree')} ` +
+  `UNION SELECT u.rel, 'an expression calling a function with possible session effects' ` +
+  `FROM unsafe_exprs u WHERE u.rel ${NE} 0::pg_catalog.oid ` +
   `UNION SELECT i.indrelid, 'an index whose operator class calls a function' FROM pg_catalog.pg_index i ` +
   `JOIN pg_catalog.pg_opclass oc ON oc.oid ${EQ} ANY (i.indclass) ` +
   `JOIN pg_catalog.pg_amproc p ON p.amprocfamily ${EQ} oc.opcfamily WHERE ${userProc('p.amproc')} ` +
@@ -129,7 +137,7 @@ const RELATIONS =
   `UNION ALL SELECT n.inhrelid, n.inhparent FROM pg_catalog.pg_inherits n) e ON e.child ${EQ} h.oid)`;
 
 export const HIDDEN_CODE_QUERY =
-  `WITH RECURSIVE ${SAFE_CALLS}, ${TYPES}, ${RELATIONS} ` +
+  `WITH RECURSIVE ${SAFE_CALLS}, ${UNSAFE_EXPRS}, ${TYPES}, ${RELATIONS} ` +
   `SELECT 'n', c.relname::pg_catalog.text, pg_catalog.concat('relation ', c.relname, ' (', pg_catalog.min(h.why), ')') ` +
   `FROM hidden h JOIN pg_catalog.pg_class c ON c.oid ${EQ} h.oid GROUP BY c.relname ` +
   `UNION ALL SELECT 'n', t.typname::pg_catalog.text, pg_catalog.concat('type ', t.typname, ' (', pg_catalog.min(h.why), ')') ` +
