@@ -5,11 +5,16 @@
  * the regular expression of the names that spares the lexer texts naming none of them, the same
  * from the per-text cache, and the Set lookups (the text-making cost, replaceOnlyUs, is
  * subtracted in the ratios); next to the classifier's fast path, which
- * read/write splitting already pays per statement, as a ratio. Run directly:
+ * read/write splitting already pays per statement, as a ratio. Then what the registry's
+ * riskOfText costs per statement (new literal each time) for a database with nothing hiding code
+ * (`emptyRegistryUs`: no lexing at all), with listed names, a user operator `===` and functions
+ * reachable by attribute notation that the texts do not use (`listedRegistryUs`: one regex test),
+ * and with a user overload of `=` (`eqOverloadUs`: texts using `=` are lexed). Run directly:
  * `node --import tsx bench/hidden-code.ts`. No asserts on time.
  */
 import { relationRefs } from '../src/sql/relation-refs.js';
-import { cachedRefs, prefilter } from '../src/proxy/backend/hidden-code.js';
+import { cachedRefs, HiddenCodeRegistry, prefilter } from '../src/proxy/backend/hidden-code.js';
+import type { ServerConn } from '../src/proxy/backend/server-conn.js';
 import { Classifier } from '../src/sql/classify.js';
 
 const CORPUS: readonly string[] = [
@@ -52,6 +57,23 @@ const filtered = (sql: string, i: number) => {
   return pattern.test(text) ? lookup(relationRefs(text).names) : null;
 };
 const replaceOnly = (sql: string, i: number) => sql.replace('42', String(i));
+/** A registry loaded with these catalog rows `(kind, name, why)`. */
+async function loadedRegistry(rows: (string | null)[][]): Promise<HiddenCodeRegistry> {
+  const conn = { closed: false, query: () => Promise.resolve({ rows, error: null }), close: () => undefined };
+  const r = new HiddenCodeRegistry(() => Promise.resolve(conn as unknown as ServerConn));
+  await r.refresh();
+  return r;
+}
+const emptyRegistry = await loadedRegistry([]);
+const listed: (string | null)[][] = [
+  ...[...registry].map(([n, why]) => ['n', n, `relation ${n} (${why})`]),
+  ['o', '===', null],
+  ['a', 'full_name', null],
+  ['a', 'attr_path', null],
+];
+const listedRegistry = await loadedRegistry(listed);
+const eqRegistry = await loadedRegistry([...listed, ['o', '=', null]]);
+const risk = (r: HiddenCodeRegistry) => (sql: string, i: number) => r.riskOfText(sql.replace('42', String(i)));
 const classifier = await Classifier.create({ readOnlyFunctions: [], writeFunctions: [] });
 const classify = (sql: string, i: number) => classifier.classify(sql.replace('42', String(i)));
 for (let round = 0; round < 2; round++) {
@@ -61,6 +83,9 @@ for (let round = 0; round < 2; round++) {
     filteredMissUs: perStatementUs(N, filtered),
     hitUs: perStatementUs(N, hit),
     classifyMissUs: perStatementUs(N, classify),
+    emptyRegistryUs: perStatementUs(N, risk(emptyRegistry)),
+    listedRegistryUs: perStatementUs(N, risk(listedRegistry)),
+    eqOverloadUs: perStatementUs(N / 4, risk(eqRegistry)),
   };
   if (round === 1)
     console.log(

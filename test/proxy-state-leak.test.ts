@@ -2,7 +2,9 @@
  * No session state crosses clients in transaction pooling (issue #11 items 1, 2, 5; catalogue
  * case 44). With one server connection per pool, client A changes session state in every way
  * listed (inside functions, a view, a trigger, a rule, a row-level security policy, a column
- * default, an event trigger, DO, SQL EXECUTE, COMMIT AND CHAIN, and directly), then leaves;
+ * default, an event trigger, a user operator, a `+` overload, user casts, a domain check,
+ * attribute notation, a database's default search_path, DO, SQL EXECUTE, COMMIT AND CHAIN, and
+ * directly), then leaves;
  * client B, on the same backend, must find a clean session: its own role, the default
  * search_path, no temp table, no LISTEN (and no NOTIFY delivered), no advisory lock. Each case runs
  * on the primary and on a replica (read-routed), with the same user and with two proxy users
@@ -50,6 +52,53 @@ const SETUP = `
   CREATE EVENT TRIGGER e_path ON ddl_command_end WHEN TAG IN ('CREATE SEQUENCE') EXECUTE FUNCTION public.evt_path();
 `;
 
+/**
+ * Database "blind": user code reached through operators, casts, domains, attribute notation and
+ * foreign tables. A database of its own, so that its `+` overload does not make every `x + 1` of
+ * database app suspect (the plain-statements test there counts checks).
+ */
+const BLIND_SETUP = `
+  CREATE FUNCTION public.op_path(text, text) RETURNS boolean LANGUAGE plpgsql AS $$
+    BEGIN PERFORM set_config('search_path', 'evil', false); RETURN true; END $$;
+  CREATE OPERATOR public.=== (LEFTARG = text, RIGHTARG = text, FUNCTION = public.op_path);
+  CREATE TYPE public.cents AS (v int);
+  CREATE FUNCTION public.cents_plus(public.cents, public.cents) RETURNS public.cents LANGUAGE plpgsql AS $$
+    BEGIN PERFORM set_config('role', 'other', false); RETURN $1; END $$;
+  CREATE OPERATOR public.+ (LEFTARG = public.cents, RIGHTARG = public.cents, FUNCTION = public.cents_plus);
+  CREATE TABLE public.t_cents (c public.cents); INSERT INTO public.t_cents VALUES (ROW(1));
+  GRANT ALL ON public.t_cents TO PUBLIC;
+  CREATE TYPE public.castme AS (v int);
+  CREATE FUNCTION public.castme_text(public.castme) RETURNS text LANGUAGE plpgsql AS $$
+    BEGIN PERFORM set_config('search_path', 'evil', false); RETURN 'x'; END $$;
+  CREATE CAST (public.castme AS text) WITH FUNCTION public.castme_text(public.castme) AS IMPLICIT;
+  CREATE TABLE public.t_cast (c public.castme); INSERT INTO public.t_cast VALUES (ROW(1));
+  GRANT ALL ON public.t_cast TO PUBLIC;
+  CREATE FUNCTION public.dom_role(int) RETURNS boolean LANGUAGE plpgsql AS $$
+    BEGIN PERFORM set_config('role', 'other', false); RETURN true; END $$;
+  CREATE DOMAIN public.d_role AS int CHECK (public.dom_role(VALUE));
+  CREATE TABLE public.t_domain (x public.d_role); GRANT ALL ON public.t_domain TO PUBLIC;
+  CREATE TABLE public.t_attr (x int); INSERT INTO public.t_attr VALUES (1); GRANT ALL ON public.t_attr TO PUBLIC;
+  CREATE FUNCTION public.attr_path(public.t_attr) RETURNS text LANGUAGE plpgsql AS $$
+    BEGIN PERFORM set_config('search_path', 'evil', false); RETURN 'x'; END $$;
+  CREATE FOREIGN DATA WRAPPER no_wrapper; CREATE SERVER nowhere FOREIGN DATA WRAPPER no_wrapper;
+  CREATE FOREIGN TABLE public.t_foreign (x int) SERVER nowhere;
+  CREATE TABLE public.t_builtin_default (x int, y text DEFAULT set_config('role', 'other', false));
+  GRANT ALL ON public.t_builtin_default TO PUBLIC;
+  CREATE DOMAIN public.d_builtin AS int CHECK (set_config('search_path', 'evil', false) IS NOT NULL);
+  CREATE TABLE public.t_builtin_domain (x public.d_builtin); GRANT ALL ON public.t_builtin_domain TO PUBLIC;
+  CREATE TABLE public.t_lock_check (x int CHECK (pg_advisory_lock(4242)::text = ''));
+  GRANT ALL ON public.t_lock_check TO PUBLIC;
+  CREATE TABLE public.marker (x int);
+`;
+
+/** Database "shadow": its default search_path (ALTER DATABASE) puts evil before pg_catalog. */
+const SHADOW_SETUP = `
+  CREATE SCHEMA evil; GRANT USAGE ON SCHEMA evil TO PUBLIC;
+  CREATE FUNCTION evil.lower(text) RETURNS text LANGUAGE sql AS $$ SELECT set_config('role', 'other', false) $$;
+  ALTER DATABASE shadow SET search_path = evil, pg_catalog;
+  CREATE TABLE public.marker (x int);
+`;
+
 interface Vector {
   name: string;
   /** What A runs, statement by statement. */
@@ -63,6 +112,8 @@ interface Vector {
   pin: RegExp | null;
   /** Possible on a hot standby (temporary tables and LISTEN are not). */
   onReplica: boolean;
+  /** The database it runs in (default app). */
+  db?: 'blind' | 'shadow';
 }
 
 const PATH_EVIL = "SELECT current_setting('search_path') = 'evil' AS ok";
@@ -158,6 +209,94 @@ const VECTORS: Vector[] = [
     pin: CHECKED,
     onReplica: false,
   },
+  {
+    name: 'a user-defined operator calling set_config',
+    steps: ["SELECT 'a' === 'b'"],
+    own: PATH_EVIL,
+    pin: CHECKED,
+    onReplica: true,
+    db: 'blind',
+  },
+  {
+    name: 'an overload of + for a user type, on a column',
+    steps: ['SELECT c + c FROM t_cents'],
+    own: ROLE_OTHER,
+    pin: CHECKED,
+    onReplica: true,
+    db: 'blind',
+  },
+  {
+    name: 'an implicit user cast of a column',
+    steps: ['SELECT upper(c) FROM t_cast'],
+    own: PATH_EVIL,
+    pin: CHECKED,
+    onReplica: true,
+    db: 'blind',
+  },
+  {
+    name: 'an explicit user cast',
+    steps: ['SELECT (ROW(2)::castme)::text'],
+    own: PATH_EVIL,
+    pin: CHECKED,
+    onReplica: true,
+    db: 'blind',
+  },
+  {
+    name: "a domain check calling set_config('role'), on insert into a column of the domain",
+    steps: ['INSERT INTO t_domain VALUES (1)'],
+    own: ROLE_OTHER,
+    pin: CHECKED,
+    onReplica: false,
+    db: 'blind',
+  },
+  {
+    name: "a domain check calling set_config('role'), on a cast to the domain",
+    steps: ['SELECT 1::d_role'],
+    own: ROLE_OTHER,
+    pin: CHECKED,
+    onReplica: true,
+    db: 'blind',
+  },
+  {
+    name: "a column default calling the built-in set_config('role')",
+    steps: ['INSERT INTO t_builtin_default (x) VALUES (1)'],
+    own: ROLE_OTHER,
+    pin: CHECKED,
+    onReplica: false,
+    db: 'blind',
+  },
+  {
+    name: 'a domain check calling the built-in set_config, on insert into a column of the domain',
+    steps: ['INSERT INTO t_builtin_domain VALUES (1)'],
+    own: PATH_EVIL,
+    pin: CHECKED,
+    onReplica: false,
+    db: 'blind',
+  },
+  {
+    name: 'a check constraint taking a session advisory lock',
+    steps: ['INSERT INTO t_lock_check VALUES (1)'],
+    own: HOLDS_LOCK,
+    pin: CHECKED,
+    onReplica: false,
+    db: 'blind',
+  },
+  {
+    name: 'attribute notation t.f calling f(t)',
+    steps: ['SELECT t.attr_path FROM t_attr t'],
+    own: PATH_EVIL,
+    pin: CHECKED,
+    onReplica: true,
+    db: 'blind',
+  },
+  {
+    name: 'a built-in name shadowed through ALTER DATABASE … SET search_path (evil, pg_catalog)',
+    steps: ["SELECT lower('X')"],
+    own: ROLE_OTHER,
+    pin: CHECKED,
+    onReplica: true,
+    db: 'shadow',
+  },
   // Catalogue case 44: the same state set directly.
   { name: 'LISTEN', steps: ['LISTEN leakchan'], own: 'SELECT true AS ok', pin: null, onReplica: false },
   { name: 'SET ROLE', steps: ['SET ROLE other'], own: ROLE_OTHER, pin: /^SET ROLE$/, onReplica: true },
@@ -190,7 +329,17 @@ describe('no session state crosses clients in transaction pooling', () => {
     await fx.proxy.stop();
     const d = await fx.direct();
     await d.query(SETUP);
+    await d.query('CREATE DATABASE blind');
+    await d.query('CREATE DATABASE shadow');
     await d.end();
+    for (const [database, sql] of [
+      ['blind', BLIND_SETUP],
+      ['shadow', SHADOW_SETUP],
+    ] as const) {
+      const c = await fx.direct({ database });
+      await c.query(sql);
+      await c.end();
+    }
     replicaPort = fx.tc.cluster.nodes()[1]!.port;
     port = await findFreePortBlock(1);
     const replicas = [{ host: '127.0.0.1', port: replicaPort }];
@@ -211,6 +360,15 @@ describe('no session state crosses clients in transaction pooling', () => {
             password: fx.appPassword,
             replicas,
           },
+          ...Object.fromEntries(
+            ['blind', 'shadow'].flatMap((db) => [
+              [db, { host: '127.0.0.1', port: fx.serverPort, replicas }],
+              [
+                `${db}_forced`,
+                { host: '127.0.0.1', port: fx.serverPort, dbname: db, user: 'app', password: fx.appPassword, replicas },
+              ],
+            ]),
+          ),
         },
       },
     });
@@ -227,16 +385,20 @@ describe('no session state crosses clients in transaction pooling', () => {
     await until(
       'the replica has the test objects and is in the read set',
       async () => {
-        const r = await directTo(replicaPort, fx.superPassword);
-        const has = await r.query("SELECT to_regclass('public.marker') IS NOT NULL AS ok");
-        await r.end();
+        let ok = true;
+        for (const database of ['app', 'blind', 'shadow']) {
+          const r = await directTo(replicaPort, fx.superPassword, database).catch(() => null);
+          const has = await r?.query("SELECT to_regclass('public.marker') IS NOT NULL AS ok");
+          await r?.end();
+          ok &&= has?.rows[0].ok === true;
+        }
         const c = await connect('app', 'app');
         await c.query('SELECT 1');
         await c.end();
         const a = await connect('postgres', 'pgscale');
         const n = await a.query<{ role: string; in_read_set: string }>('SHOW NODES');
         await a.end();
-        return has.rows[0].ok === true && n.rows.some((x) => x.role === 'replica' && x.in_read_set === 't');
+        return ok && n.rows.some((x) => x.role === 'replica' && x.in_read_set === 't');
       },
       30_000,
     );
@@ -264,8 +426,14 @@ describe('no session state crosses clients in transaction pooling', () => {
   }
 
   const setups = [
-    { label: 'same user', database: 'app', a: 'app', b: 'app', serverUser: 'app' },
-    { label: 'two proxy users, forced server user', database: 'forced', a: 'postgres', b: 'app', serverUser: 'app' },
+    { label: 'same user', database: (db = 'app') => db, a: 'app', b: 'app', serverUser: 'app' },
+    {
+      label: 'two proxy users, forced server user',
+      database: (db?: string) => (db ? `${db}_forced` : 'forced'),
+      a: 'postgres',
+      b: 'app',
+      serverUser: 'app',
+    },
   ] as const;
 
   for (const where of ['primary', 'replica'] as const) {
@@ -275,8 +443,14 @@ describe('no session state crosses clients in transaction pooling', () => {
           if (where === 'replica' && !v.onReplica) continue;
           test(v.name, async () => {
             const direct = await fx.direct();
-            const a = await connect(setup.a, setup.database, 'client-a');
-            const b = await connect(setup.b, setup.database, 'client-b');
+            const a = await connect(setup.a, setup.database(v.db), 'client-a');
+            const b = await connect(setup.b, setup.database(v.db), 'client-b');
+            // Judged by the loaded registry, not by its fail-safe answer while loading.
+            await until(
+              'the registry is loaded',
+              () => Promise.resolve(proxy.hiddenCode.get(setup.database(v.db))?.current === true),
+              20_000,
+            );
             try {
               // Plain reads would go to the replica by themselves: each case says where it runs.
               await a.query(`SET pgscale.target = ${where}`);
@@ -309,7 +483,7 @@ describe('no session state crosses clients in transaction pooling', () => {
                 {
                   cu: setup.serverUser,
                   su: setup.serverUser,
-                  sp: '"$user", public',
+                  sp: v.db === 'shadow' ? 'evil, pg_catalog' : '"$user", public',
                   temps: 0,
                   listens: 0,
                   locks: 0,
@@ -408,6 +582,43 @@ describe('no session state crosses clients in transaction pooling', () => {
       await a.end().catch(() => undefined);
       await b.end();
     }
+  });
+
+  /** The loaded registry of a proxy database (logging in once makes it). */
+  async function registryOf(database: string) {
+    const c = await connect('app', database);
+    await c.query('SELECT 1');
+    await c.end();
+    await until(`the registry of ${database} is loaded`, () => Promise.resolve(proxy.hiddenCode.get(database)?.current === true), 20_000);
+    return proxy.hiddenCode.get(database)!;
+  }
+
+  test('the registry finds operators, casts, domains, attribute notation, foreign tables, a default search_path', async () => {
+    const blind = await registryOf('blind');
+    const cases: [string, RegExp | null][] = [
+      ["SELECT 'a' === 'b'", /^operator ===$/],
+      ['SELECT c + c FROM t_cents', /^operator \+$/],
+      ['SELECT upper(c) FROM t_cast', /^relation t_cast \(a column of a type with hidden code\)$/],
+      ['SELECT (ROW(2)::castme)::text', /^type castme \(a type with a user cast\)$/],
+      ['INSERT INTO t_domain VALUES (1)', /^relation t_domain \(a column of a type with hidden code\)$/],
+      ['SELECT 1::d_role', /^type d_role \(a domain whose check calls a function\)$/],
+      ['SELECT t.attr_path FROM t_attr t', /^function attr_path\(\) by attribute notation$/],
+      ['SELECT * FROM t_foreign', /^relation t_foreign \(foreign table\)$/],
+      ['INSERT INTO t_builtin_default (x) VALUES (1)', /^relation t_builtin_default \(an expression calling/],
+      ['INSERT INTO t_builtin_domain VALUES (1)', /^relation t_builtin_domain \(a column of a type with hidden code\)$/],
+      ['SELECT 1::d_builtin', /^type d_builtin \(a domain whose check or default calls a function\)$/],
+      // Plain statements stay free: no lexer pass finds anything.
+      ['SELECT x FROM marker WHERE x = 1', null],
+      ['SELECT x FROM t_attr t WHERE t.x = 1', null],
+    ];
+    for (const [sql, why] of cases) {
+      const got = blind.riskOfText(sql);
+      if (why === null) assert.equal(got, null, sql);
+      else assert.match(got ?? '', why, sql);
+    }
+    assert.equal(blind.defaultPathShadows, false);
+    assert.equal((await registryOf('shadow')).defaultPathShadows, true);
+    assert.equal((await registryOf('app')).defaultPathShadows, false);
   });
 
   test('DDL through the proxy: the registry reloads after it, and is not trusted inside its transaction', async () => {
@@ -516,8 +727,8 @@ describe('no session state crosses clients in transaction pooling', () => {
   });
 });
 
-function directTo(p: number, password: string): Promise<pg.Client> {
-  const c = new pg.Client({ host: '127.0.0.1', port: p, user: 'postgres', password, database: 'app' });
+function directTo(p: number, password: string, database = 'app'): Promise<pg.Client> {
+  const c = new pg.Client({ host: '127.0.0.1', port: p, user: 'postgres', password, database });
   c.on('error', () => undefined);
   return c.connect().then(() => c);
 }

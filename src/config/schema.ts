@@ -152,7 +152,7 @@ export const proxySchema = z
       .min(0)
       .default(0)
       .describe(
-        'Server connections per database on each server, across all its users\' pools (0: no limit); clients wait beyond it.',
+        "Server connections per database on each server, across all its users' pools (0: no limit); clients wait beyond it.",
       ),
     query_wait_timeout: seconds(
       'Seconds a client may wait for a server connection (then 08006/53300).',
@@ -167,7 +167,7 @@ export const proxySchema = z
     ).default(30),
     server_connect_timeout: seconds('Seconds to connect and log in to a server.').default(15),
     hidden_code_refresh_interval: seconds(
-      "Transaction pooling: reload each database's list of relations with hidden code (views, triggers, rules, row-level security, defaults calling functions) this often, for DDL not made through the proxy (0: only after DDL through the proxy).",
+      "Transaction pooling: reload each database's list of hidden code (views, triggers, rules, row-level security, defaults calling functions, foreign tables, user operators, casts, types and domains, functions reachable by attribute notation, role and database default search_path) this often, for DDL not made through the proxy (0: only after DDL through the proxy).",
     ).default(5),
     max_prepared_statements: z
       .number()
@@ -240,7 +240,7 @@ export const proxySchema = z
       .array(z.string())
       .default(['extra_float_digits'])
       .describe(
-        'Startup parameters dropped instead of applied (PgBouncer\'s setting); the common ones the proxy tracks (application_name, client_encoding, DateStyle, TimeZone, extra_float_digits…) are always applied.',
+        "Startup parameters dropped instead of applied (PgBouncer's setting); the common ones the proxy tracks (application_name, client_encoding, DateStyle, TimeZone, extra_float_digits…) are always applied.",
       ),
     tls: z
       .object({

@@ -546,7 +546,9 @@ export class ProxyServer implements FrontendHost, AdminView {
    * database's first login; it opens its connections through the latest pool of the database.
    */
   private hiddenCodeFor(pool: Pool): HiddenCodeRegistry {
-    const open = () => pool.openDedicated('pgscale hidden-code', { options: '-c search_path=pg_catalog' });
+    // jit off: the catalog query's cost estimate makes the server JIT-compile it, ~300 ms each load.
+    const open = () =>
+      pool.openDedicated('pgscale hidden-code', { options: '-c search_path=pg_catalog -c jit=off' });
     let r = this.hiddenCode.get(pool.database);
     if (r) {
       r.open = open;
@@ -556,9 +558,9 @@ export class ProxyServer implements FrontendHost, AdminView {
     r = new HiddenCodeRegistry(open, (error) =>
       this.log(
         error === null
-          ? `relations with hidden code of database ${db}: loaded again`
-          : `relations with hidden code of database ${db} not loaded (${error}): until they are, ` +
-              'every transaction naming a relation is checked for session state',
+          ? `hidden code of database ${db}: loaded again`
+          : `hidden code of database ${db} not loaded (${error}): until it is, ` +
+              'every transaction but bare ones (SELECT 1, BEGIN) is checked for session state',
       ),
     );
     this.hiddenCode.set(pool.database, r);

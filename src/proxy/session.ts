@@ -309,7 +309,25 @@ export class Session implements Keeper {
   }
 
   private drain(): void {
-    if (this.keeping && this.inbox.length > 0) this.stopKeeping();
+    if (this.keeping && this.inbox.length > 0) {
+      this.stopKeeping();
+      if (
+        this.server &&
+        !this.attachedReplica &&
+        this.txStatus === 'I' &&
+        this.pending.length === 0 &&
+        this.wantsReplica()
+      ) {
+        // Kept on the primary after user code, and what comes next is a read a replica can serve:
+        // keeping must not cost read scaling. Checked (as for a hand-over), released, then routed.
+        this.switching = true;
+        if (this.checkCause === null) this.releaseServer();
+        else {
+          this.checkState(this.server);
+          return;
+        }
+      }
+    }
     // While the connection is being checked to be handed over, what the client sends next waits:
     // sent behind the check, it would keep the connection from the client it was checked for.
     while (this.inbox.length > 0 && !this.closed && !this.blocked && !this.handingOver) {
@@ -1574,19 +1592,24 @@ export class Session implements Keeper {
     return st.text;
   }
 
-  /** The client's search_path (as of this transaction) lets user functions shadow built-ins. */
+  /**
+   * The search_path (as of this transaction) lets user functions shadow built-ins: the client's,
+   * or else the default a role or the database sets (ALTER … SET, from the hidden-code registry).
+   */
   private shadowsBuiltins(): boolean {
+    const byDefault = this.opts.hiddenCode?.defaultPathShadows ?? false;
     for (let i = this.txSettings.length - 1; i >= 0; i--) {
       const e = this.txSettings[i]!;
       if (e.kind === 'reset_all' || (e.kind === 'reset' && e.name === 'search_path')) {
-        // RESET gives the start-up search_path back (reset-rewrite.ts).
+        // RESET gives the start-up search_path back (reset-rewrite.ts), or else the default a
+        // role or the database sets.
         const v = this.opts.startupSettings.get('search_path');
-        return v !== undefined && searchPathShadowsBuiltins(v);
+        return v !== undefined ? searchPathShadowsBuiltins(v) : byDefault;
       }
       if (e.kind === 'set' && e.name === 'search_path') return searchPathShadowsBuiltins(e.value);
     }
     const v = this.settings.get('search_path');
-    return v !== undefined && searchPathShadowsBuiltins(v);
+    return v !== undefined ? searchPathShadowsBuiltins(v) : byDefault;
   }
 
   /**

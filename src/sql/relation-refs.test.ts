@@ -90,3 +90,14 @@ test('never throws, on any text', () => {
     }),
   );
 });
+
+test('operators as PostgreSQL splits them, names after a dot, and bare texts', () => {
+  const r = relationRefs("SELECT t.f, (t).g, x=-1, a === b, 'a+b' FROM s.t WHERE y @> z -- +");
+  assert.deepEqual([...r.operators].sort(), ['-', '=', '===', '@>'].sort());
+  assert.deepEqual([...r.dotted].sort(), ['f', 'g', 't'].sort());
+  assert.equal(r.bare, false);
+  for (const sql of ['SELECT 1', 'BEGIN', 'COMMIT; SELECT $1', "SELECT 'x', 2.5"])
+    assert.equal(relationRefs(sql).bare, true, sql);
+  for (const sql of ['SELECT 1::d', 'SELECT x', 'SELECT 1 + 1', 'SELECT now()', 'SELECT * FROM t'])
+    assert.equal(relationRefs(sql).bare, false, sql);
+});

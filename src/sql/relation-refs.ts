@@ -5,7 +5,11 @@
  * conservative: every identifier of the text counts (a column named like a view makes the text
  * "may reach it"), under any schema. Besides, whether the text names a relation outside the
  * system catalogs at all, which is what counts while the registry is not loaded (fail safe),
- * whether it is DDL that may change the registry, and whether it may fire event triggers. A lexer pass: linear, never throws.
+ * whether it is DDL that may change the registry, and whether it may fire event triggers. For the
+ * user code reached without a call or a relation in the text: the operators it uses (a user
+ * operator's function), the names written after a `.` (attribute notation `t.f` calls `f(t)`),
+ * and whether it is bare (nothing that could reach user code: no identifier but statements' first
+ * words, no operator, no `::`). A lexer pass: linear, never throws.
  */
 import { K } from './token.js';
 import { lex } from './lexer.js';
@@ -26,6 +30,15 @@ export interface RelationRefs {
    * queries, transaction control and the session commands, or a SELECT … INTO (a new table).
    */
   readonly utility: boolean;
+  /** Every operator token once (`=`, `===`, `@>`), as PostgreSQL's scanner splits them. */
+  readonly operators: readonly string[];
+  /** Every identifier written right after a `.` (`t.f`, `(t).f`, `s.t`), once each. */
+  readonly dotted: readonly string[];
+  /**
+   * Only statements' first words, literals, parameters and punctuation other than `::`: nothing
+   * names a relation, type or function, nothing uses an operator or a cast (`SELECT 1`, `BEGIN`).
+   */
+  readonly bare: boolean;
 }
 
 /** First words of statements that never fire an event trigger (SELECT … INTO aside). */
@@ -51,6 +64,9 @@ const RELATION_AFTER = new Set([
 const DDL = new Set(['create', 'alter', 'drop']);
 const SEMICOLON = 0x3b;
 const COMMA = 0x2c;
+const DOT = 0x2e;
+
+const NONE: readonly string[] = [];
 
 function systemName(n: string): boolean {
   return n.startsWith('pg_') || n === 'information_schema';
@@ -64,20 +80,29 @@ export function relationRefs(sql: string): RelationRefs {
   let ddl = false;
   let utility = false;
   let first = '';
+  let operators: Set<string> | null = null;
+  let dotted: Set<string> | null = null;
+  let bare = true;
   for (let i = 0; i < t.count; i++) {
     const code = t.code(i);
     if (code !== K.ident && code !== K.quotedIdent) {
-      if (t.isChar(i, SEMICOLON)) first = '';
+      if (code === K.op) {
+        (operators ??= new Set()).add(t.raw(i));
+        bare = false;
+      } else if (t.isChar(i, SEMICOLON)) first = '';
+      else if (code === K.punct && t.isSymbol(i, '::')) bare = false;
       continue;
     }
     const name = t.name(i) ?? '';
     names.add(name);
+    if (i > 0 && t.isChar(i - 1, DOT)) (dotted ??= new Set()).add(name);
     if (i === 0 || t.isChar(i - 1, SEMICOLON)) {
       first = code === K.ident ? name : '';
       if (DDL.has(first)) ddl = true;
       if (!NO_EVENT.has(first)) utility = true;
       continue;
     }
+    bare = false;
     if (code === K.ident && name === 'into' && (first === 'select' || first === 'with')) utility = true;
     if (userRelation || systemName(name)) continue;
     if (code === K.ident && (name === 'select' || name === 'lateral' || name === 'only' || name === 'values'))
@@ -85,5 +110,13 @@ export function relationRefs(sql: string): RelationRefs {
     const prev = t.word(i - 1);
     if ((prev !== undefined && RELATION_AFTER.has(prev)) || t.isChar(i - 1, COMMA)) userRelation = true;
   }
-  return { names: [...names], userRelation, ddl, utility };
+  return {
+    names: [...names],
+    userRelation,
+    ddl,
+    utility,
+    operators: operators ? [...operators] : NONE,
+    dotted: dotted ? [...dotted] : NONE,
+    bare,
+  };
 }

@@ -2,7 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { anyText, sqlishText } from './arbitraries.test-util.js';
-import { hiddenEffectRisk, mayHideEffects, searchPathShadowsBuiltins } from './session-safety.js';
+import {
+  hiddenEffectRisk,
+  mayHideEffects,
+  SAFE_BUILTIN_FUNCTIONS,
+  searchPathShadowsBuiltins,
+} from './session-safety.js';
 
 const SAFE = [
   'SELECT 1',
@@ -71,4 +76,11 @@ test('a search_path naming pg_catalog after another schema lets built-in names b
     assert.equal(searchPathShadowsBuiltins(v), true, v);
   for (const v of ['public', '"$user", public', 'pg_catalog, evil', "'pg_catalog', public", "''"])
     assert.equal(searchPathShadowsBuiltins(v), false, v);
+});
+
+test('the allow list for stored expressions leaves out session advisory locks', () => {
+  for (const n of ['now', 'nextval', 'lower', 'pg_advisory_xact_lock', 'pg_try_advisory_xact_lock_shared'])
+    assert.equal(SAFE_BUILTIN_FUNCTIONS.has(n), true, n);
+  for (const n of ['set_config', 'pg_advisory_lock', 'pg_try_advisory_lock_shared', 'query_to_xml'])
+    assert.equal(SAFE_BUILTIN_FUNCTIONS.has(n), false, n);
 });

@@ -7,11 +7,11 @@
  * its session holds before lending the connection to anyone else (src/proxy/state-check.ts).
  * Being wrong in the safe direction costs one query; in the other direction it leaks state, so
  * anything unrecognised counts as a risk. A lexer-level pass: it never throws and is linear.
- * User code reached through a relation (a view's body, triggers, rules, row-level security
- * policies, column defaults) or run by event triggers is not seen here but by the hidden-code
- * registry (src/proxy/backend/hidden-code.ts). Known blind spots (documented in docs/proxy.md):
- * user code reached through user-defined operators, casts or types, or attribute notation (`t.f`
- * calling `f(t)`).
+ * User code reached without a call in the text (a view's body, triggers, rules, row-level
+ * security policies, column defaults, foreign tables, user operators, casts, types and domains,
+ * attribute notation `t.f` calling `f(t)`, a role's or database's default search_path) or run by
+ * event triggers is not seen here but by the hidden-code registry
+ * (src/proxy/backend/hidden-code.ts); what neither covers is listed in docs/proxy.md.
  */
 import { K } from './token.js';
 import { lex } from './lexer.js';
@@ -76,6 +76,18 @@ const SYNTAX_WORDS = [
 ];
 
 const SAFE_CALLS = new Set([...BUILTIN_READ_ONLY_FUNCTIONS, ...SESSION_NEUTRAL_FUNCTIONS, ...SYNTAX_WORDS]);
+
+/**
+ * The built-in functions (pg_catalog names) a call to which is provably free of session effects
+ * when the call is not in the statement's text: the hidden-code registry judges the expressions
+ * of column defaults, constraints, domains and indexes by it. The session advisory locks are not
+ * in it (in a statement's text the session-effects scan sees them and pins; there it cannot).
+ */
+export const SAFE_BUILTIN_FUNCTIONS: ReadonlySet<string> = new Set(
+  [...BUILTIN_READ_ONLY_FUNCTIONS, ...SESSION_NEUTRAL_FUNCTIONS].filter(
+    (n) => !/^pg_(?:try_)?advisory_lock/.test(n),
+  ),
+);
 
 /** A name right after these is a relation or alias with a column list, never a call. */
 const NOT_A_CALL_AFTER = new Set(['into', 'as', 'table', 'with', 'recursive']);

@@ -10,8 +10,9 @@ import {
   NOT_LOADED,
   prefilter,
 } from './hidden-code.js';
+import type { ServerConn } from './server-conn.js';
 
-test('not loaded, or the load failed: naming a non-catalog relation is risky (fail safe)', async () => {
+test('not loaded, or the load failed: every statement but a bare one is risky (fail safe)', async () => {
   const told: (string | null)[] = [];
   const r = new HiddenCodeRegistry(
     () => Promise.reject(new Error('cannot reach the server')),
@@ -21,7 +22,10 @@ test('not loaded, or the load failed: naming a non-catalog relation is risky (fa
   assert.equal(r.empty, false);
   assert.equal(r.riskOfText('SELECT * FROM t'), NOT_LOADED);
   assert.equal(r.riskOfText('SELECT 1'), null);
-  assert.equal(r.riskOfText('SELECT * FROM pg_catalog.pg_class'), null);
+  assert.equal(r.riskOfText('BEGIN'), null);
+  assert.equal(r.riskOfText("SELECT 'a' === 'b'"), NOT_LOADED, 'a user operator, maybe');
+  assert.equal(r.riskOfText('SELECT 1::d'), NOT_LOADED, 'a domain check, maybe');
+  assert.equal(r.defaultPathShadows, true, 'a role or database default search_path, maybe');
   await r.refresh();
   assert.equal(r.lastError, 'cannot reach the server');
   assert.equal(r.current, false);
@@ -30,6 +34,62 @@ test('not loaded, or the load failed: naming a non-catalog relation is risky (fa
   await r.refresh();
   assert.deepEqual(told, ['cannot reach the server'], 'told once, not at every failed attempt');
   r.close();
+});
+
+/** A registry loaded with these catalog rows (the connection's reply is all it reads). */
+async function loaded(rows: (string | null)[][]): Promise<HiddenCodeRegistry> {
+  const conn = { closed: false, query: () => Promise.resolve({ rows, error: null }), close: () => undefined };
+  const r = new HiddenCodeRegistry(() => Promise.resolve(conn as unknown as ServerConn));
+  await r.refresh();
+  assert.equal(r.current, true);
+  return r;
+}
+
+test('loaded and empty: nothing is risky, nothing is lexed, the default search_path is harmless', async () => {
+  const r = await loaded([]);
+  assert.equal(r.empty, true);
+  assert.equal(r.defaultPathShadows, false);
+  for (const sql of ["SELECT 'a' === 'b'", 'SELECT t.f FROM t', 'SELECT 1::d', 'UPDATE t SET x = x + 1'])
+    assert.equal(r.riskOfText(sql), null, sql);
+});
+
+test('relations and types by name, operators by symbol, attribute notation after a dot', async () => {
+  const r = await loaded([
+    ['n', 'v_path', 'relation v_path (view)'],
+    ['n', 'd_role', 'type d_role (a domain whose check calls a function)'],
+    ['o', '===', null],
+    ['o', '+', null],
+    ['a', 'attr_path', null],
+    ['s', null, '"$user", public'],
+  ]);
+  assert.equal(r.empty, false);
+  assert.equal(r.defaultPathShadows, false);
+  assert.equal(r.riskOfText('SELECT * FROM public.v_path'), 'relation v_path (view)');
+  assert.equal(r.riskOfText('SELECT 1::D_Role'), 'type d_role (a domain whose check calls a function)');
+  assert.equal(r.riskOfText("SELECT 'a' === 'b'"), 'operator ===');
+  assert.equal(r.riskOfText('SELECT 1 OPERATOR(public.===) 2'), 'operator ===');
+  assert.equal(r.riskOfText('UPDATE t SET x = x + 1'), 'operator +');
+  assert.equal(r.riskOfText('SELECT x=-1 FROM t'), null, '=- is = and -, as PostgreSQL splits it');
+  assert.equal(r.riskOfText("SELECT '+' || 'a==='"), null, 'inside literals');
+  assert.equal(r.riskOfText('SELECT t.attr_path FROM t'), 'function attr_path() by attribute notation');
+  assert.equal(r.riskOfText('SELECT (t).attr_path FROM t'), 'function attr_path() by attribute notation');
+  assert.equal(r.riskOfText('SELECT attr_path FROM t'), null, 'a column, not attribute notation');
+  assert.equal(r.riskOfText('SELECT 1 FROM t'), null);
+});
+
+test('a default search_path before pg_catalog, user casts between built-in types, event triggers', async () => {
+  const shadow = await loaded([
+    ['s', null, '"$user", public'],
+    ['s', null, 'evil, pg_catalog'],
+  ]);
+  assert.equal(shadow.defaultPathShadows, true);
+  assert.equal(shadow.empty, true, 'the search_path is judged by the session, not per statement here');
+  const casts = await loaded([['c', null, null]]);
+  assert.equal(casts.riskOfText('SELECT x FROM t'), 'a user cast between built-in types');
+  assert.equal(casts.riskOfText('SELECT 1'), null);
+  const events = await loaded([['e', null, null]]);
+  assert.equal(events.riskOfText('CREATE TABLE t (x int)'), 'a command that may fire an event trigger');
+  assert.equal(events.riskOfText('SELECT x FROM t'), null);
 });
 
 test('periodic reload: only when due, never two at once', async () => {
@@ -59,7 +119,7 @@ test('DDL detection and the per-text cache', () => {
 
 test('the catalog query qualifies every relation and function with pg_catalog', () => {
   for (const m of HIDDEN_CODE_QUERY.matchAll(/\b(?:FROM|JOIN)\s+([a-z_.]+)/g)) {
-    if (m[1] === 'hidden') continue;
+    if (['hidden', 'htypes', 'safe_calls', 'exprs', 'unsafe_exprs'].includes(m[1]!)) continue;
     assert.match(m[1]!, /^pg_catalog\./, m[0]);
   }
   assert.doesNotMatch(HIDDEN_CODE_QUERY, /[^)] = /);
@@ -85,6 +145,10 @@ test('the prefilter matches every text where a name is an identifier (a superset
   for (const sql of ['SELECT * FROM v_paths', 'SELECT * FROM my_v_path', 'SELECT * FROM ab', 'SELECT 1'])
     assert.doesNotMatch(sql, re, sql);
   assert.equal(prefilter([]), null);
+  const ops = prefilter([], ['===', '+', '|/', '?|'])!;
+  for (const sql of ["SELECT 'a'===b", 'SELECT 1+1', 'SELECT |/ 4', "SELECT j ?| '{a}'"])
+    assert.match(sql, ops, sql);
+  assert.doesNotMatch('SELECT 1 - 1', ops);
   assert.equal(prefilter(['a"b']), null, 'a doubled quote is spelled differently in SQL');
   // Property: whenever the lexer finds one of the names, the prefilter matches.
   fc.assert(

@@ -1,68 +1,50 @@
 /**
- * The relations of a database behind which user code runs without the statement's text calling
- * it: views and materialized views (their body), tables with user triggers, rules or row-level
- * security, and tables whose column defaults, generated columns, check constraints or index
- * expressions call a user-defined function; and, since a statement on those reaches them too,
- * tables whose foreign keys cascade into one, and the parents (inheritance, partitioning) of one.
- * And whether an event trigger is enabled (then every command that may fire one is suspect).
- * A statement naming any of them (src/sql/relation-refs.ts) is "not provably free of hidden
- * effects": the session-state check runs before its connection serves another client
- * (src/proxy/session.ts, docs/proxy.md).
+ * What of a database runs user code without the statement's text calling it: relations (a view's
+ * body, triggers, rules, row-level security, defaults, checks, index expressions and operator
+ * classes calling user functions, foreign tables' wrappers, columns of such types; and the tables
+ * reaching one through foreign keys or inheritance), types (user input/output functions, user
+ * casts, domains whose checks or defaults call user functions), user operators, functions
+ * reachable by attribute notation (`t.f` calls `f(t)`), user casts between built-in types, a
+ * `search_path` default (`ALTER ROLE`/`ALTER DATABASE … SET`) that puts a schema before pg_catalog,
+ * and enabled event triggers. The catalog query and what each finding means are in
+ * hidden-code-query.ts. A statement that may reach any of them, lexically and conservatively
+ * (src/sql/relation-refs.ts), is "not provably free of hidden effects": the session-state check
+ * runs before its connection serves another client (src/proxy/session.ts, docs/proxy.md).
  *
  * Loaded from the catalog on a dedicated connection (kept between loads) with search_path pinned
  * to pg_catalog and a fully qualified query, so no client's session state can change its answer. Reloaded after DDL
  * relayed by the proxy and every `hidden_code_refresh_interval` seconds (DDL done elsewhere).
- * While not loaded, after a failed load, or between DDL and the reload, every statement naming a
- * relation outside the system catalogs counts as risky (fail safe).
+ * While not loaded, after a failed load, or between DDL and the reload, every statement that is
+ * not bare (`SELECT 1`, `BEGIN`) counts as risky, and so does the default search_path (fail safe).
  */
 import { relationRefs } from '../../sql/relation-refs.js';
 import type { RelationRefs } from '../../sql/relation-refs.js';
+import { searchPathShadowsBuiltins } from '../../sql/session-safety.js';
+import { HIDDEN_CODE_QUERY } from './hidden-code-query.js';
 import type { ServerConn } from './server-conn.js';
 
-/** User-defined objects have OIDs from FirstNormalObjectId on; initdb's own are below. */
-const FIRST_NORMAL_OBJECT_ID = 16384;
+export { HIDDEN_CODE_QUERY } from './hidden-code-query.js';
 
-const REGCLASS = (name: string) => `'pg_catalog.${name}'::pg_catalog.regclass`;
-const EQ = 'OPERATOR(pg_catalog.=)';
-const GE = 'OPERATOR(pg_catalog.>=)';
-const NE = 'OPERATOR(pg_catalog.<>)';
-const USER_FUNCTION = `d.refclassid ${EQ} ${REGCLASS('pg_proc')} AND d.refobjid ${GE} ${FIRST_NORMAL_OBJECT_ID}::pg_catalog.oid`;
+/** What one load found (see hidden-code-query.ts for each kind). */
+interface Found {
+  /** Relation or type name → why (`relation v (view)`), matched against every identifier. */
+  readonly names: Map<string, string>;
+  /** Operator symbols of user operators. */
+  readonly operators: Set<string>;
+  /** User functions callable with one argument: `x.f` may call them. */
+  readonly attributeFunctions: Set<string>;
+  /** A user cast function between two built-in types exists: any statement may run it. */
+  readonly builtinCasts: boolean;
+  /** A role's or the database's default search_path puts a schema before pg_catalog. */
+  readonly pathShadows: boolean;
+  readonly eventTriggers: boolean;
+}
 
-const EVENT_TRIGGER = 'event trigger';
-
-/** One row per relation name: (relname, why); and (NULL, 'event trigger') if any is enabled. */
-export const HIDDEN_CODE_QUERY =
-  'WITH RECURSIVE hidden(oid, why) AS (' +
-  `SELECT c.oid, CASE c.relkind WHEN 'v' THEN 'view' ELSE 'materialized view' END FROM pg_catalog.pg_class c ` +
-  `WHERE c.relkind IN ('v', 'm') AND c.oid ${GE} ${FIRST_NORMAL_OBJECT_ID}::pg_catalog.oid ` +
-  `UNION SELECT t.tgrelid, 'trigger' FROM pg_catalog.pg_trigger t WHERE NOT t.tgisinternal ` +
-  `UNION SELECT r.ev_class, 'rule' FROM pg_catalog.pg_rewrite r WHERE r.rulename ${NE} '_RETURN' ` +
-  `AND r.ev_class ${GE} ${FIRST_NORMAL_OBJECT_ID}::pg_catalog.oid ` +
-  `UNION SELECT c.oid, 'row-level security' FROM pg_catalog.pg_class c WHERE c.relrowsecurity ` +
-  `UNION SELECT a.adrelid, 'a column default or generated column calling a function' ` +
-  `FROM pg_catalog.pg_attrdef a JOIN pg_catalog.pg_depend d ON d.classid ${EQ} ${REGCLASS('pg_attrdef')} ` +
-  `AND d.objid ${EQ} a.oid WHERE ${USER_FUNCTION} ` +
-  `UNION SELECT k.conrelid, 'a constraint calling a function' ` +
-  `FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_depend d ON d.classid ${EQ} ${REGCLASS('pg_constraint')} ` +
-  `AND d.objid ${EQ} k.oid WHERE k.conrelid ${NE} 0::pg_catalog.oid AND ${USER_FUNCTION} ` +
-  `UNION SELECT i.indrelid, 'an index expression calling a function' ` +
-  `FROM pg_catalog.pg_index i JOIN pg_catalog.pg_depend d ON d.classid ${EQ} ${REGCLASS('pg_class')} ` +
-  `AND d.objid ${EQ} i.indexrelid WHERE ${USER_FUNCTION} ` +
-  `UNION SELECT e.parent, 'reaches a relation with hidden code' FROM hidden h JOIN (` +
-  `SELECT f.conrelid AS child, f.confrelid AS parent FROM pg_catalog.pg_constraint f WHERE f.contype ${EQ} 'f' ` +
-  `UNION ALL SELECT n.inhrelid, n.inhparent FROM pg_catalog.pg_inherits n) e ON e.child ${EQ} h.oid` +
-  ') SELECT c.relname::pg_catalog.text, pg_catalog.min(h.why) FROM hidden h ' +
-  `JOIN pg_catalog.pg_class c ON c.oid ${EQ} h.oid GROUP BY c.relname ` +
-  `UNION ALL SELECT NULL, '${EVENT_TRIGGER}' WHERE EXISTS (SELECT FROM pg_catalog.pg_event_trigger ` +
-  `WHERE evtenabled ${NE} 'D')`;
-
-export const NOT_LOADED = 'a relation, while the list of relations with hidden code is not loaded';
+export const NOT_LOADED = 'a statement, while the list of hidden code is not loaded';
 
 export class HiddenCodeRegistry {
-  /** Enabled event triggers exist: every command that may fire one is suspect. */
-  private eventTriggers = false;
-  /** Relation name → why it hides code; null until a load succeeds (or after one failed). */
-  private relations: Map<string, string> | null = null;
+  /** The last successful load; null until one succeeds (or after one failed). */
+  private found: Found | null = null;
   /** Bumped by changed(): a load that started before the change does not count as current. */
   private generation = 0;
   private loadedGeneration = -1;
@@ -70,10 +52,12 @@ export class HiddenCodeRegistry {
   private again = false;
   private lastLoadStart = Number.NEGATIVE_INFINITY;
   /**
-   * Matches every text holding one of the names as an identifier (and some others): a text it
-   * does not match needs no lexing. Null: every text is lexed.
+   * Matches every text holding one of the names as an identifier or one of the operators (and
+   * some others): a text it does not match needs no lexing. Null: every text is lexed.
    */
   private pattern: RegExp | null = null;
+  /** Loaded, current, and nothing hides code: statements need not even be lexed. */
+  private nothing = false;
   /** Kept between loads: a login every few seconds would cost more than the query. */
   private conn: ServerConn | null = null;
   private closed = false;
@@ -88,46 +72,60 @@ export class HiddenCodeRegistry {
     private readonly onStateChange: (error: string | null) => void = () => undefined,
   ) {}
 
-  /** Loaded, current, and no relation hides code: statements need not even be lexed. */
+  /** Loaded, current, and nothing hides code: statements need not even be lexed. */
   get empty(): boolean {
-    return this.current && this.relations!.size === 0 && !this.eventTriggers;
+    return this.nothing && this.current;
   }
 
   get current(): boolean {
-    return this.relations !== null && this.loadedGeneration === this.generation;
+    return this.found !== null && this.loadedGeneration === this.generation;
   }
 
+  /** How many relation and type names are listed, or null when not loaded. */
   get size(): number | null {
-    return this.relations?.size ?? null;
+    return this.found?.names.size ?? null;
   }
 
   /**
-   * Why running a statement with these references may run user code through a relation, or
-   * null. `uncommittedDdl`: the caller's own transaction changed the schema, which the registry
-   * cannot see yet (fail safe for that caller).
+   * The default search_path of a session (what a role or the database sets, when the client sets
+   * none) may put a schema before pg_catalog: true also while not loaded (fail safe).
+   */
+  get defaultPathShadows(): boolean {
+    return !this.current || this.found!.pathShadows;
+  }
+
+  /**
+   * Why running a statement with these references may run user code it does not call, or null.
+   * `uncommittedDdl`: the caller's own transaction changed the schema, which the registry cannot
+   * see yet (fail safe for that caller).
    */
   riskOf(refs: RelationRefs, uncommittedDdl = false): string | null {
-    const r = this.relations;
-    if (r === null || uncommittedDdl || !this.current)
-      return refs.userRelation || refs.utility ? NOT_LOADED : null;
-    if (this.eventTriggers && refs.utility) return 'a command that may fire an event trigger';
-    if (r.size === 0) return null;
-    for (const n of refs.names) {
-      const why = r.get(n);
-      if (why !== undefined) return `relation ${n} (${why})`;
-    }
+    const f = this.found;
+    if (f === null || uncommittedDdl || !this.current) return refs.bare ? null : NOT_LOADED;
+    if (f.eventTriggers && refs.utility) return 'a command that may fire an event trigger';
+    if (f.builtinCasts && !refs.bare) return 'a user cast between built-in types';
+    if (f.names.size > 0)
+      for (const n of refs.names) {
+        const why = f.names.get(n);
+        if (why !== undefined) return why;
+      }
+    if (f.operators.size > 0) for (const o of refs.operators) if (f.operators.has(o)) return `operator ${o}`;
+    if (f.attributeFunctions.size > 0)
+      for (const n of refs.dotted)
+        if (f.attributeFunctions.has(n)) return `function ${n}() by attribute notation`;
     return null;
   }
 
   /**
-   * riskOf for a statement text: nothing to look for (loaded, no relation hides code) costs no
-   * lexing; otherwise one Set lookup per distinct identifier of the text, its identifiers cached
-   * by text.
+   * riskOf for a statement text: nothing to look for (loaded, nothing hides code) costs no
+   * lexing; otherwise a text the names' and operators' regular expression does not match costs
+   * one regex test, and the others one lexer pass (cached by text) and Set lookups.
    */
   riskOfText(sql: string, uncommittedDdl = false): string | null {
-    if (!uncommittedDdl && this.current && !this.eventTriggers) {
-      if (this.relations!.size === 0) return null;
-      if (this.pattern && !this.pattern.test(sql)) return null;
+    if (!uncommittedDdl && this.current) {
+      if (this.nothing) return null;
+      const f = this.found!;
+      if (this.pattern && !f.eventTriggers && !f.builtinCasts && !this.pattern.test(sql)) return null;
     }
     return this.riskOf(cachedRefs(sql), uncommittedDdl);
   }
@@ -200,28 +198,47 @@ export class HiddenCodeRegistry {
     const generation = this.generation;
     this.lastLoadStart = performance.now();
     try {
-      const rows = await this.query();
-      const m = new Map<string, string>();
-      let eventTriggers = false;
-      for (const [name, why] of rows) {
-        if (name) m.set(name, why ?? 'hidden code');
-        else if (why === EVENT_TRIGGER) eventTriggers = true;
-      }
+      const found = foundOf(await this.query());
       if (this.lastError !== null) this.onStateChange(null);
-      this.relations = m;
-      this.eventTriggers = eventTriggers;
-      this.pattern = prefilter(m.keys());
+      this.found = found;
+      this.nothing =
+        found.names.size === 0 &&
+        found.operators.size === 0 &&
+        found.attributeFunctions.size === 0 &&
+        !found.builtinCasts &&
+        !found.eventTriggers;
+      this.pattern = prefilter([...found.names.keys(), ...found.attributeFunctions], found.operators);
       this.loadedGeneration = generation;
       this.lastError = null;
       this.loads++;
     } catch (e) {
-      // Fail safe: statements naming a non-catalog relation are checked until a load succeeds.
-      this.relations = null;
+      // Fail safe: statements that are not bare are checked until a load succeeds.
+      this.found = null;
       const first = this.lastError === null;
       this.lastError = e instanceof Error ? e.message : String(e);
       if (first && !this.closed) this.onStateChange(this.lastError);
     }
   }
+}
+
+/** The catalog query's rows `(kind, name, why)` as a Found. */
+export function foundOf(rows: readonly (readonly (string | null)[])[]): Found {
+  const names = new Map<string, string>();
+  const operators = new Set<string>();
+  const attributeFunctions = new Set<string>();
+  let builtinCasts = false;
+  let pathShadows = false;
+  let eventTriggers = false;
+  for (const [kind, name, why] of rows) {
+    if (kind === 'n' && name) {
+      if (!names.has(name)) names.set(name, why ?? name);
+    } else if (kind === 'o' && name) operators.add(name);
+    else if (kind === 'a' && name) attributeFunctions.add(name);
+    else if (kind === 'c') builtinCasts = true;
+    else if (kind === 's' && why && searchPathShadowsBuiltins(why)) pathShadows = true;
+    else if (kind === 'e') eventTriggers = true;
+  }
+  return { names, operators, attributeFunctions, builtinCasts, pathShadows, eventTriggers };
 }
 
 const MAX_PREFILTER_NAMES = 500;
@@ -232,16 +249,29 @@ const MAX_PREFILTER_NAMES = 500;
  * followed by a character that would continue it, or `U&`
  * (a Unicode-escaped quoted identifier spells a name differently). A superset of the lexer's
  * answer, never a subset: when a name cannot be matched that way (it holds a `"`, which SQL
- * doubles) or the names are too many for one expression, null (always lex).
+ * doubles) or the names are too many for one expression, null (always lex). Each of `operators`
+ * matches wherever its symbol occurs (an operator token is a substring of the text).
  */
-export function prefilter(names: Iterable<string>): RegExp | null {
+export function prefilter(names: Iterable<string>, operators: Iterable<string> = []): RegExp | null {
   const parts: string[] = [];
   for (const n of names) {
     if (n.includes('"') || parts.length >= MAX_PREFILTER_NAMES) return null;
-    parts.push(n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+    parts.push(escape(n));
   }
-  if (parts.length === 0) return null;
-  return new RegExp(`u&|(?<![\\p{L}_])(?:${parts.join('|')})(?![\\p{L}\\p{N}_$])`, 'iu');
+  const ops: string[] = [];
+  for (const o of operators) {
+    if (parts.length + ops.length >= MAX_PREFILTER_NAMES) return null;
+    ops.push(escape(o));
+  }
+  if (parts.length === 0 && ops.length === 0) return null;
+  const alternatives = ['u&'];
+  if (parts.length > 0) alternatives.push(`(?<![\\p{L}_])(?:${parts.join('|')})(?![\\p{L}\\p{N}_$])`);
+  if (ops.length > 0) alternatives.push(...ops);
+  return new RegExp(alternatives.join('|'), 'iu');
+}
+
+function escape(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }
 
 /** True when `sql` is a CREATE, ALTER or DROP statement (or holds one): a regex test first. */
