@@ -25,10 +25,19 @@ const FIRST_NORMAL_OBJECT_ID = 16384;
 const REGCLASS = (name: string) => `'pg_catalog.${name}'::pg_catalog.regclass`;
 const EQ = 'OPERATOR(pg_catalog.=)';
 const GE = 'OPERATOR(pg_catalog.>=)';
+const GT = 'OPERATOR(pg_catalog.>)';
 const NE = 'OPERATOR(pg_catalog.<>)';
 const USER_FUNCTION = `d.refclassid ${EQ} ${REGCLASS('pg_proc')} AND d.refobjid ${GE} ${FIRST_NORMAL_OBJECT_ID}::pg_catalog.oid`;
 
 const EVENT_TRIGGER = 'event trigger';
+/** The `why` of rows naming relations whose writes may take a sequence value. */
+const SEQUENCE = 'sequence';
+
+/** Relations reached by a statement on `<cte>`'s: foreign keys' referenced tables and parents. */
+const PARENTS_OF = (cte: string) =>
+  `SELECT e.parent FROM ${cte} h JOIN (` +
+  `SELECT f.conrelid AS child, f.confrelid AS parent FROM pg_catalog.pg_constraint f WHERE f.contype ${EQ} 'f' ` +
+  `UNION ALL SELECT n.inhrelid, n.inhparent FROM pg_catalog.pg_inherits n) e ON e.child ${EQ} h.oid`;
 
 /** One row per relation name: (relname, why); and (NULL, 'event trigger') if any is enabled. */
 export const HIDDEN_CODE_QUERY =
@@ -51,8 +60,15 @@ export const HIDDEN_CODE_QUERY =
   `UNION SELECT e.parent, 'reaches a relation with hidden code' FROM hidden h JOIN (` +
   `SELECT f.conrelid AS child, f.confrelid AS parent FROM pg_catalog.pg_constraint f WHERE f.contype ${EQ} 'f' ` +
   `UNION ALL SELECT n.inhrelid, n.inhparent FROM pg_catalog.pg_inherits n) e ON e.child ${EQ} h.oid` +
+  // Writes that may call nextval() unseen: a column default calling it (serial), an identity
+  // column, and what reaches one (a cascading SET DEFAULT, an insert through a parent).
+  '), seq(oid) AS (' +
+  `SELECT a.adrelid FROM pg_catalog.pg_attrdef a WHERE pg_catalog.strpos(pg_catalog.pg_get_expr(a.adbin, a.adrelid), 'nextval') ${GT} 0 ` +
+  `UNION SELECT a.attrelid FROM pg_catalog.pg_attribute a WHERE a.attidentity ${NE} '' AND NOT a.attisdropped ` +
+  `UNION ${PARENTS_OF('seq')}` +
   ') SELECT c.relname::pg_catalog.text, pg_catalog.min(h.why) FROM hidden h ' +
   `JOIN pg_catalog.pg_class c ON c.oid ${EQ} h.oid GROUP BY c.relname ` +
+  `UNION ALL SELECT DISTINCT c.relname::pg_catalog.text, '${SEQUENCE}' FROM seq s JOIN pg_catalog.pg_class c ON c.oid ${EQ} s.oid ` +
   `UNION ALL SELECT NULL, '${EVENT_TRIGGER}' WHERE EXISTS (SELECT FROM pg_catalog.pg_event_trigger ` +
   `WHERE evtenabled ${NE} 'D')`;
 
@@ -63,6 +79,9 @@ export class HiddenCodeRegistry {
   private eventTriggers = false;
   /** Relation name → why it hides code; null until a load succeeds (or after one failed). */
   private relations: Map<string, string> | null = null;
+  /** Relations whose writes may call nextval() (column defaults, identity); null with relations. */
+  private sequences: ReadonlySet<string> | null = null;
+  private sequencePattern: RegExp | null = null;
   /** Bumped by changed(): a load that started before the change does not count as current. */
   private generation = 0;
   private loadedGeneration = -1;
@@ -130,6 +149,27 @@ export class HiddenCodeRegistry {
       if (this.pattern && !this.pattern.test(sql)) return null;
     }
     return this.riskOf(cachedRefs(sql), uncommittedDdl);
+  }
+
+  /** Some relation's writes may call nextval() (or the registry does not know: fail safe). */
+  get mayHaveSequences(): boolean {
+    return !this.current || this.sequences === null || this.sequences.size > 0;
+  }
+
+  /**
+   * Whether a statement text names a relation whose writes may call nextval() unseen (a serial
+   * or identity column, a default calling nextval), so that the session may hold sequence state
+   * after it (currval, lastval). While not loaded, any user relation counts (fail safe).
+   */
+  sequenceRiskOfText(sql: string, uncommittedDdl = false): boolean {
+    const seqs = this.sequences;
+    if (seqs === null || uncommittedDdl || !this.current) {
+      const refs = cachedRefs(sql);
+      return refs.userRelation || refs.utility;
+    }
+    if (seqs.size === 0) return false;
+    if (this.sequencePattern && !this.sequencePattern.test(sql)) return false;
+    return cachedRefs(sql).names.some((n) => seqs.has(n));
   }
 
   /** The schema may have changed (DDL committed through the proxy): fail safe until reloaded. */
@@ -202,13 +242,17 @@ export class HiddenCodeRegistry {
     try {
       const rows = await this.query();
       const m = new Map<string, string>();
+      const seqs = new Set<string>();
       let eventTriggers = false;
       for (const [name, why] of rows) {
-        if (name) m.set(name, why ?? 'hidden code');
+        if (name && why === SEQUENCE) seqs.add(name);
+        else if (name) m.set(name, why ?? 'hidden code');
         else if (why === EVENT_TRIGGER) eventTriggers = true;
       }
       if (this.lastError !== null) this.onStateChange(null);
       this.relations = m;
+      this.sequences = seqs;
+      this.sequencePattern = prefilter(seqs);
       this.eventTriggers = eventTriggers;
       this.pattern = prefilter(m.keys());
       this.loadedGeneration = generation;
@@ -217,6 +261,7 @@ export class HiddenCodeRegistry {
     } catch (e) {
       // Fail safe: statements naming a non-catalog relation are checked until a load succeeds.
       this.relations = null;
+      this.sequences = null;
       const first = this.lastError === null;
       this.lastError = e instanceof Error ? e.message : String(e);
       if (first && !this.closed) this.onStateChange(this.lastError);
