@@ -179,6 +179,9 @@ describe('SQL PREPARE, \\gdesc and currval through the proxy (both pool modes, a
           "DO $$ DECLARE r int; BEGIN EXECUTE 'EXECUTE q5(5)' INTO r; IF r <> 10 THEN RAISE 'got %', r; END IF; END $$",
         );
         assert.deepEqual((await c.query('EXECUTE q5(6)')).rows, [{ v: 12 }]);
+        // Pinned in transaction mode: listed once, under the client's own name.
+        const listed = await c.query("SELECT statement FROM pg_prepared_statements WHERE statement LIKE '%$1 * 2 AS v'");
+        assert.deepEqual(listed.rows, [{ statement: 'PREPARE q5(int) AS SELECT $1 * 2 AS v' }]);
       } finally {
         await c.end();
       }

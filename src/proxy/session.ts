@@ -1224,13 +1224,17 @@ export class Session implements Keeper {
   /**
    * The client is pinned to its connection for good: its SQL prepared statements are prepared there
    * under the names it gave them, and from now on its PREPARE, EXECUTE and DEALLOCATE pass
-   * through untouched, as in session mode (the renamed copies stay until the reset).
+   * through untouched, as in session mode.
    */
   private ownSqlNames(): void {
     this.sqlOwnNames = true;
     if (this.sqlStatements.size === 0) return;
+    const server = this.server;
     for (const st of this.sqlStatements.values()) {
-      this.sendToServer(queryMessage(st.original));
+      // The renamed copy goes (the connection is the client's until its reset), so that
+      // pg_prepared_statements lists each statement once, under the client's name.
+      const renamed = server?.prepared.delete(st.serverName) === true;
+      this.sendToServer(queryMessage(renamed ? `DEALLOCATE ${st.serverName}; ${st.original}` : st.original));
       this.pending.push({ k: 'query', swallow: true, failed: false, wasInBlock: false });
     }
     this.sqlStatements = EMPTY_MAP;
