@@ -280,6 +280,9 @@ export class Session implements Keeper {
   private switching = false;
   /** On a replica: what was forwarded since attaching, to replay elsewhere if the replica goes away. */
   private replay: TypedFrame[] | null = null;
+  /** The client's SQL statements when the replica was attached: a replay starts from them. */
+  private replaySqlStatements: ReadonlyMap<string, SqlStatement> = EMPTY_MAP;
+  private replaySqlOwnNames = false;
   /** Whether the client has been sent any reply since attaching (then a replay is impossible). */
   private replied = false;
   /** The proxy's own settings (pgscale.target, pgscale.consistency): never sent to servers. */
@@ -443,6 +446,9 @@ export class Session implements Keeper {
     replica.outstanding--;
     const frames = this.replay;
     this.replay = null;
+    this.sqlStatements = this.replaySqlStatements;
+    this.sqlOwnNames = this.replaySqlOwnNames;
+    this.replaySqlStatements = EMPTY_MAP;
     this.toServer.clear();
     this.pending = [];
     this.copyIn = false;
@@ -749,6 +755,11 @@ export class Session implements Keeper {
     this.attachedReplica = replica;
     this.switching = false;
     this.replay = replica ? [] : null;
+    // A replay forwards the same PREPAREs again: they must not meet the records they made.
+    if (replica) {
+      this.replaySqlStatements = this.sqlStatements.size === 0 ? EMPTY_MAP : new Map(this.sqlStatements);
+      this.replaySqlOwnNames = this.sqlOwnNames;
+    }
     this.replied = false;
     if (replica) {
       replica.outstanding++;

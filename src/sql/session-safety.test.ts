@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { anyText, sqlishText } from './arbitraries.test-util.js';
-import { hiddenEffectRisk, mayHideEffects, searchPathShadowsBuiltins } from './session-safety.js';
+import { hiddenEffectRisk, mayHideEffects, runsUserCode, searchPathShadowsBuiltins } from './session-safety.js';
 
 const SAFE = [
   'SELECT 1',
@@ -71,4 +71,27 @@ test('a search_path naming pg_catalog after another schema lets built-in names b
     assert.equal(searchPathShadowsBuiltins(v), true, v);
   for (const v of ['public', '"$user", public', 'pg_catalog, evil', "'pg_catalog', public", "''"])
     assert.equal(searchPathShadowsBuiltins(v), false, v);
+});
+
+void test('runsUserCode: user code, not the SQL EXECUTE of a prepared statement', () => {
+  for (const sql of [
+    'DO $$ BEGIN EXECUTE $q$EXECUTE q5$q$; END $$',
+    'CALL p()',
+    'SELECT f(1)',
+    'SELECT explain_parallel_append($$execute ab_q4 (2, 2)$$)',
+    'EXECUTE q(f(1))',
+    'PREPARE q AS SELECT my_func()',
+  ])
+    assert.equal(runsUserCode(sql), true, sql);
+  for (const sql of [
+    'EXECUTE q',
+    'EXECUTE q(1, 2)',
+    "execute foo ('bad')",
+    'EXPLAIN (COSTS OFF) EXECUTE q(1)',
+    'CREATE TABLE t AS EXECUTE q(4)',
+    'SELECT count(*) FROM t',
+    'COMMIT AND CHAIN',
+    "SELECT nextval('s')",
+  ])
+    assert.equal(runsUserCode(sql), false, sql);
 });

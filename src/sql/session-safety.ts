@@ -127,6 +127,7 @@ function risk(sql: string, codeOnly: boolean): string | null {
     if (code === K.ident) {
       if (startsStatement && t.isWord(i, 'do')) return 'DO';
       if (startsStatement && t.isWord(i, 'call')) return 'CALL';
+      if (startsStatement && t.isWord(i, 'explain')) continue; // EXPLAIN (options): no call
       if (t.isWord(i, 'execute')) {
         if (!codeOnly) return 'EXECUTE';
         i++; // the statement's name, which `name(` would otherwise make look like a call
