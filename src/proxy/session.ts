@@ -1244,8 +1244,12 @@ export class Session implements Keeper {
     for (const st of this.sqlStatements.values()) {
       // The renamed copy goes (the connection is the client's until its reset), so that
       // pg_prepared_statements lists each statement once, under the client's name.
-      const renamed = server?.prepared.delete(st.serverName) === true;
-      this.sendToServer(queryMessage(renamed ? `DEALLOCATE ${st.serverName}; ${st.original}` : st.original));
+      // (Sent alone: pg_prepared_statements shows the whole text of the Query that prepared it.)
+      if (server?.prepared.delete(st.serverName) === true) {
+        this.sendToServer(queryMessage(`DEALLOCATE ${st.serverName}`));
+        this.pending.push({ k: 'query', swallow: true, failed: false, wasInBlock: false });
+      }
+      this.sendToServer(queryMessage(st.original));
       this.pending.push({ k: 'query', swallow: true, failed: false, wasInBlock: false });
     }
     this.sqlStatements = EMPTY_MAP;
