@@ -317,5 +317,16 @@ describe('SQL PREPARE, \\gdesc and currval through the proxy (both pool modes, a
       await a.end();
       await b.end();
     }
+    // A client that leaves right after its nextval leaves no sequence state behind.
+    const gone = await connect(onePort);
+    await gone.query('INSERT INTO seqt(v) VALUES (4)');
+    await gone.end();
+    const next = await connect(onePort);
+    try {
+      assert.equal((await errorOf(next.query("SELECT currval('seqt_id_seq')"))).code, '55000');
+      assert.equal((await errorOf(next.query('SELECT lastval()'))).code, '55000');
+    } finally {
+      await next.end();
+    }
   });
 });

@@ -1018,7 +1018,8 @@ export class Session implements Keeper {
           this.ownSqlStatements().set(e.name, {
             serverName,
             prepare: renameIn(e.text, e.name, serverName),
-            original: e.text,
+            // The whole Query when it holds only this statement: the server shows that text.
+            original: effects.length === 1 ? q.value.query : e.text,
           });
           (renames ??= [])[i] = serverName;
           if (server.prepared.has(serverName)) {
@@ -1589,7 +1590,8 @@ export class Session implements Keeper {
     if (s && this.closed) {
       // The client left while the proxy's own queries ran (see close()).
       if (this.pending.length > 0) return;
-      if (this.pinned || this.checkCause !== null || this.seqDirty || status !== 'I') s.needsReset = true;
+      if (this.pinned || this.checkCause !== null || status !== 'I') s.needsReset = true;
+      else if (this.seqDirty) s.needsSequenceReset = true;
       this.releaseServer();
       return;
     }
@@ -1818,7 +1820,8 @@ export class Session implements Keeper {
       return;
     }
     // Leaving right after something unchecked ran (Terminate pipelined behind it): reset it.
-    if (this.pinned || this.checkCause !== null || this.seqDirty) s.needsReset = true;
+    if (this.pinned || this.checkCause !== null) s.needsReset = true;
+    else if (this.seqDirty) s.needsSequenceReset = true;
     pool.release(s);
   }
 }
