@@ -1116,6 +1116,7 @@ export class Session implements Keeper {
       // A text that may reach the client's renamed SQL statements by their own names.
       if (!this.pinned && this.sqlStatements.size > 0 && runsUserCode(p.value.query))
         this.pin(SQL_NAMES_IN_USER_CODE);
+      if (!this.pinned && LISTS_STATEMENTS.test(p.value.query)) this.pin(LISTS_STATEMENTS_REASON);
       if (this.pinned) this.ownSqlNames();
     }
     const risk = this.pinned ? null : cachedRisk(p.value.query);
@@ -1229,6 +1230,7 @@ export class Session implements Keeper {
         else if (e.kind === 'listen') this.pin('LISTEN');
       }
       if (!this.pinned && this.sqlStatements.size > 0 && runsUserCode(sql)) this.pin(SQL_NAMES_IN_USER_CODE);
+      if (!this.pinned && LISTS_STATEMENTS.test(sql)) this.pin(LISTS_STATEMENTS_REASON);
     }
     if (this.pinned) this.ownSqlNames();
   }
@@ -1240,20 +1242,25 @@ export class Session implements Keeper {
    */
   private ownSqlNames(): void {
     this.sqlOwnNames = true;
-    if (this.sqlStatements.size === 0) return;
     const server = this.server;
+    let sent = false;
+    if (server && server.prepared.size > 0) {
+      // The connection is the client's until its reset: what other clients and the renaming left
+      // there goes, so that pg_prepared_statements lists the client's statements once, under its
+      // names (its protocol-level ones are parsed again when next used).
+      this.sendToServer(queryMessage('DEALLOCATE ALL'));
+      this.pending.push({ k: 'query', swallow: true, failed: false, wasInBlock: false });
+      server.prepared.clear();
+      sent = true;
+    }
     for (const st of this.sqlStatements.values()) {
-      // The renamed copy goes (the connection is the client's until its reset), so that
-      // pg_prepared_statements lists each statement once, under the client's name.
-      // (Sent alone: pg_prepared_statements shows the whole text of the Query that prepared it.)
-      if (server?.prepared.delete(st.serverName) === true) {
-        this.sendToServer(queryMessage(`DEALLOCATE ${st.serverName}`));
-        this.pending.push({ k: 'query', swallow: true, failed: false, wasInBlock: false });
-      }
+      // Alone in its Query: pg_prepared_statements shows the whole text that prepared it.
       this.sendToServer(queryMessage(st.original));
       this.pending.push({ k: 'query', swallow: true, failed: false, wasInBlock: false });
+      sent = true;
     }
     this.sqlStatements = EMPTY_MAP;
+    if (!sent) return;
     // A Query destroys the unnamed statement: parse it again if the client still uses it.
     if (this.unnamedFrame !== null && this.unnamedFrame.bytes.length <= LARGE_MESSAGE_BYTES)
       this.unnamedSaved = Buffer.from(this.unnamedFrame.bytes);
@@ -1941,6 +1948,10 @@ const SEQUENCE_CALL = /nextval|setval/i;
 const SQL_NAMES_IN_USER_CODE = 'user code after SQL PREPARE (its dynamic SQL may use the prepared names)';
 
 const NO_BYTES = Buffer.alloc(0);
+
+/** A text reading the session's prepared statements: only a connection of its own lists them right. */
+const LISTS_STATEMENTS = /pg_prepared_statements/i;
+const LISTS_STATEMENTS_REASON = 'pg_prepared_statements (lists the session\'s own prepared statements)';
 
 function renameIn(text: string, from: string, to: string): string {
   return renamePreparedRefs(text, (n) => (n === from ? to : undefined));
