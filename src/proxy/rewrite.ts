@@ -6,6 +6,7 @@
 import { encodeBackendMessage } from '../protocol/backend-messages.js';
 import type { TransactionStatus } from '../protocol/backend-messages.js';
 import { encodeFrontendMessage } from '../protocol/frontend-messages.js';
+import { encodeText } from '../protocol/sql-text.js';
 
 function cstringEnd(buf: Buffer, from: number): number {
   const i = buf.indexOf(0, from);
@@ -57,4 +58,58 @@ export function commandComplete(tag: string): Buffer {
 
 export function readyForQuery(status: TransactionStatus): Buffer {
   return encodeBackendMessage({ name: 'ReadyForQuery', status });
+}
+
+/**
+ * An ErrorResponse (or NoticeResponse) as the client would have had it from its own text: each
+ * server-side statement name in the message, detail, hint and context replaced by the client's
+ * name (`names`: server name → client name), and the error position mapped by `position`. Fields
+ * are rewritten as bytes, so text in any client encoding passes unchanged; null when nothing
+ * needed a change.
+ */
+export function rewriteErrorFields(
+  type: 'E' | 'N',
+  payload: Buffer,
+  names: ReadonlyMap<string, string>,
+  position: ((p: number) => number) | null,
+): Buffer | null {
+  const fields: Buffer[] = [];
+  let changed = false;
+  let i = 0;
+  while (i < payload.length && payload[i] !== 0) {
+    const code = String.fromCharCode(payload[i]!);
+    const end = cstringEnd(payload, i + 1);
+    let value = payload.subarray(i + 1, end);
+    if (code === 'P' && position) {
+      const p = Number(value.toString('latin1'));
+      const mapped = Number.isInteger(p) && p > 0 ? position(p) : p;
+      if (mapped !== p) {
+        value = Buffer.from(String(mapped), 'latin1');
+        changed = true;
+      }
+    } else if ((code === 'M' || code === 'D' || code === 'H' || code === 'W') && names.size > 0) {
+      const renamed = replaceNames(value, names);
+      if (renamed !== value) {
+        value = renamed;
+        changed = true;
+      }
+    }
+    fields.push(Buffer.from([payload[i]!]), value, ZERO);
+    i = end + 1;
+  }
+  if (!changed) return null;
+  fields.push(ZERO);
+  return frame(type, fields);
+}
+
+const ZERO = Buffer.from([0]);
+const SERVER_NAME = Buffer.from('pgscale_s_', 'latin1');
+
+function replaceNames(value: Buffer, names: ReadonlyMap<string, string>): Buffer {
+  if (value.indexOf(SERVER_NAME) < 0) return value;
+  let text = value.toString('latin1');
+  for (const [server, client] of names) {
+    if (text.includes(server)) text = text.split(server).join(encodeText(client).toString('latin1'));
+  }
+  return Buffer.from(text, 'latin1');
 }

@@ -36,8 +36,14 @@ import { buildErrorResponse, decodeErrorResponse } from '../protocol/error-respo
 import { SqlState } from '../protocol/sqlstate.js';
 import { cannotChangeSession, sessionEffects } from '../sql/session-effects.js';
 import type { SessionEffect } from '../sql/session-effects.js';
-import { renamePreparedRefs } from '../sql/rename-prepared.js';
-import { hiddenEffectRisk, mayHideEffects, searchPathShadowsBuiltins } from '../sql/session-safety.js';
+import { mapPosition, renamePreparedRefs, renamePreparedRefsAt } from '../sql/rename-prepared.js';
+import type { RenameSpan } from '../sql/rename-prepared.js';
+import {
+  hiddenEffectRisk,
+  mayHideEffects,
+  runsUserCode,
+  searchPathShadowsBuiltins,
+} from '../sql/session-safety.js';
 import { quoteSettingName, stateCheckFinding, stateCheckQuery } from './backend/state-check.js';
 import type { ServerConn } from './backend/server-conn.js';
 import { isDdl } from './backend/hidden-code.js';
@@ -58,6 +64,7 @@ import {
   renameBind,
   renameParse,
   renameTarget,
+  rewriteErrorFields,
 } from './rewrite.js';
 import type { ClientId, PoolMode } from './types.js';
 import { ReadPause } from './frontend/read-pause.js';
@@ -97,8 +104,20 @@ type Pending =
       lsn?: bigint | null;
       /** RESETs rewritten to restore start-up values: each CommandComplete's fate (reset-rewrite.ts). */
       tags?: TagAction[];
-      /** The session-state check: its rows, and what made it necessary. */
-      check?: { rows: (string | null)[][]; cause: string; tracked: ReadonlyMap<string, string> };
+      /**
+       * The session-state check: its rows, and what made it necessary. `discardOnly`: no check,
+       * only DISCARD SEQUENCES before the connection changes hands (sequence state, see seqDirty).
+       */
+      check?: {
+        rows: (string | null)[][];
+        cause: string;
+        tracked: ReadonlyMap<string, string>;
+        discardOnly?: boolean;
+      };
+      /** Prepared-statement names of the text were renamed: how to show the client its own. */
+      renamed?: RenamedText;
+      /** CommandCompletes so far: the statement an error comes from (renamed texts only). */
+      completed?: number;
     }
   | { k: 'parse'; swallow: boolean; serverName: string | null }
   | { k: 'bind' }
@@ -121,6 +140,8 @@ interface ClientStatement {
   parse: Buffer;
   /** A CREATE, ALTER or DROP: the hidden-code registry reloads after its transaction. */
   ddl: boolean;
+  /** Calls nextval or setval in its text (a write to a relation with a sequence is seen at Bind). */
+  seq: boolean;
   /** Its text, decoded from `parse` the first time the hidden-code registry needs it. */
   text?: string;
 }
@@ -129,6 +150,28 @@ interface SqlStatement {
   serverName: string;
   /** The PREPARE statement under the server-side name. */
   prepare: string;
+  /** The PREPARE statement as the client wrote it (under its own name, once pinned). */
+  original: string;
+}
+
+/** A change one statement of a Query made to the client's SQL statement records. */
+interface SqlOp {
+  /** The statement's index in its text (sessionEffects order). */
+  index: number;
+  name: string;
+  /** The record before the change (DEALLOCATE), or undefined (a new PREPARE). */
+  before: SqlStatement | undefined;
+  serverName: string;
+  prepare: boolean;
+}
+
+/** A Query text whose prepared-statement names were renamed for the server. */
+interface RenamedText {
+  /** Server name → client name, to put back in error messages. */
+  names: Map<string, string>;
+  spans: RenameSpan[];
+  /** Record changes, undone for the statements the server did not run (an error stops it). */
+  ops: SqlOp[] | null;
 }
 
 export interface SessionHost {
@@ -198,6 +241,30 @@ export class Session implements Keeper {
   /** The unnamed statement's text, kept only while some relation of the database hides code. */
   private unnamedText = '';
   private unnamedDdl = false;
+  /** The unnamed statement calls nextval or setval. */
+  private unnamedSeq = false;
+  /**
+   * The unnamed statement's Parse in this attachment, not yet bound; when the connection goes
+   * back unbound (psql's \gdesc: Parse, Sync, then Describe in a second round trip), a copy is
+   * kept in unnamedSaved and parsed again on the next connection before a Describe or Bind of it.
+   */
+  private unnamedFrame: TypedFrame | null = null;
+  private unnamedSaved: Buffer | null = null;
+  /** The attached connection holds the client's unnamed statement. */
+  private unnamedHere = false;
+  /**
+   * SQL PREPARE names reach the server as the client wrote them: always in session mode (the
+   * client owns its connection), and in transaction mode once the client is pinned.
+   */
+  private sqlOwnNames: boolean;
+  /**
+   * The attached connection may hold sequence state of this client (nextval/setval ran, or a
+   * write to a relation whose column takes a sequence value): currval() and lastval() must
+   * never read another client's. The client keeps the connection (like after user code, below);
+   * before anyone else gets it, DISCARD SEQUENCES (then the client's currval says 55000, as
+   * PostgreSQL does in a session without a nextval).
+   */
+  private seqDirty = false;
   /** This transaction ran DDL the hidden-code registry cannot see before it commits. */
   private ddlInTx = false;
   /**
@@ -233,6 +300,9 @@ export class Session implements Keeper {
   private switching = false;
   /** On a replica: what was forwarded since attaching, to replay elsewhere if the replica goes away. */
   private replay: TypedFrame[] | null = null;
+  /** The client's SQL statements when the replica was attached: a replay starts from them. */
+  private replaySqlStatements: ReadonlyMap<string, SqlStatement> = EMPTY_MAP;
+  private replaySqlOwnNames = false;
   /** Whether the client has been sent any reply since attaching (then a replay is impossible). */
   private replied = false;
   /** The proxy's own settings (pgscale.target, pgscale.consistency): never sent to servers. */
@@ -255,6 +325,7 @@ export class Session implements Keeper {
     this.proxySettings = opts.startupProxySettings ?? EMPTY_MAP;
     this.onServerFramesBound = (frames) => this.onServerFrames(frames);
     this.pinned = opts.mode === 'session';
+    this.sqlOwnNames = this.pinned;
     if (this.pinned) this.pinReason = 'session pool mode';
   }
 
@@ -316,10 +387,12 @@ export class Session implements Keeper {
         !this.attachedReplica &&
         this.txStatus === 'I' &&
         this.pending.length === 0 &&
+        !this.seqDirty &&
         this.wantsReplica()
       ) {
         // Kept on the primary after user code, and what comes next is a read a replica can serve:
         // keeping must not cost read scaling. Checked (as for a hand-over), released, then routed.
+        // Not with sequence state (seqDirty): currval must find it, so the client stays.
         this.switching = true;
         if (this.checkCause === null) this.releaseServer();
         else {
@@ -404,6 +477,9 @@ export class Session implements Keeper {
     replica.outstanding--;
     const frames = this.replay;
     this.replay = null;
+    this.sqlStatements = this.replaySqlStatements;
+    this.sqlOwnNames = this.replaySqlOwnNames;
+    this.replaySqlStatements = EMPTY_MAP;
     this.toServer.clear();
     this.pending = [];
     this.copyIn = false;
@@ -504,6 +580,7 @@ export class Session implements Keeper {
    */
   private captureCommit(): void {
     this.needLsn = false;
+    this.ownQueryDestroysUnnamed();
     this.sendToServer(queryMessage('SELECT pg_current_wal_lsn()'));
     this.pending.push({
       k: 'query',
@@ -613,6 +690,7 @@ export class Session implements Keeper {
             effects: this.extendedEffects(p.value.query),
             risk: cachedRisk(p.value.query),
             ddl: isDdl(p.value.query),
+            seq: SEQUENCE_CALL.test(p.value.query),
             read: this.classOf(f) === 'read',
           });
           this.out.add(PARSE_COMPLETE);
@@ -784,6 +862,11 @@ export class Session implements Keeper {
     this.attachedReplica = replica;
     this.switching = false;
     this.replay = replica ? [] : null;
+    // A replay forwards the same PREPAREs again: they must not meet the records they made.
+    if (replica) {
+      this.replaySqlStatements = this.sqlStatements.size === 0 ? EMPTY_MAP : new Map(this.sqlStatements);
+      this.replaySqlOwnNames = this.sqlOwnNames;
+    }
     this.replied = false;
     if (replica) {
       replica.outstanding++;
@@ -793,6 +876,7 @@ export class Session implements Keeper {
       this.routing.primary++;
     }
     this.attachedAt = now();
+    this.unnamedHere = false;
     server.setHandler(this.onServerFramesBound);
     server.setLostHandler(() => this.onServerLost(server));
     this.syncSettings(server);
@@ -857,6 +941,7 @@ export class Session implements Keeper {
 
   private forward(f: TypedFrame): void {
     const server = this.server!;
+    if (this.pinned && !this.sqlOwnNames) this.ownSqlNames();
     switch (f.type) {
       case 'Q':
         return this.forwardQuery(f, server);
@@ -892,6 +977,18 @@ export class Session implements Keeper {
               (text ? hidden!.riskOfText(text, this.ddlInTx) : null) ??
               (this.shadowsBuiltins() ? SHADOWED : null);
           }
+          if (!this.seqDirty && !this.pinned) {
+            const st = named ? this.statements.get(b.value.statement) : undefined;
+            if (named ? st?.seq : this.unnamedSeq) this.seqDirty = true;
+            else if (hidden?.mayHaveSequences)
+              this.seqDirty = this.writesSequenceRelation(
+                named ? this.statementText(b.value.statement) : this.unnamedText,
+              );
+          }
+          if (!named) {
+            this.reparseUnnamed();
+            this.unnamedFrame = null;
+          }
         }
         if (b.ok && b.value.statement !== '') {
           const name = this.ensurePrepared(b.value.statement, server);
@@ -908,6 +1005,7 @@ export class Session implements Keeper {
       case 'D': {
         const d = decodeDescribe(f.payload);
         const statement = d.ok && d.value.target === 'statement';
+        if (statement && d.value.targetName === '') this.reparseUnnamed();
         if (d.ok && statement && d.value.targetName !== '') {
           const name = this.ensurePrepared(d.value.targetName, server);
           if (name) {
@@ -922,6 +1020,18 @@ export class Session implements Keeper {
       }
       case 'C': {
         const c = decodeClose(f.payload);
+        if (
+          c.ok &&
+          c.value.target === 'statement' &&
+          c.value.targetName !== '' &&
+          this.opts.mode === 'session'
+        ) {
+          // The client's own connection: the name is the server's.
+          if (this.statements.has(c.value.targetName)) this.ownStatements().delete(c.value.targetName);
+          this.sendToServer(f.bytes);
+          this.pending.push({ k: 'close', swallow: false });
+          return;
+        }
         if (c.ok && c.value.target === 'statement' && c.value.targetName !== '') {
           // Server statements are shared by text; the client's name just goes away.
           this.ownStatements().delete(c.value.targetName);
@@ -989,9 +1099,6 @@ export class Session implements Keeper {
     }
     let sql = q.value.query;
     const effects = cachedEffects(sql);
-    let rewritten = false;
-    /** Client name → server name for this query's text, fixed before the maps change. */
-    const renames = new Map<string, string>();
     const refused = effects.map(refusedEncodingSet).find((c) => c !== null);
     if (refused) {
       // An encoding the proxy cannot analyse: the server refuses the SET (see client-encoding.ts).
@@ -999,14 +1106,18 @@ export class Session implements Keeper {
       this.pending.push({ k: 'query', swallow: false, failed: false, wasInBlock: this.txStatus !== 'I' });
       return;
     }
-    // RESET restores the client's start-up values, not the server connection's (reset-rewrite.ts).
-    const resets = rewriteResets(sql, effects, this.opts.startupSettings);
     let restoreAfter = false;
-    if (resets) {
-      sql = resets.sql;
-      rewritten = true;
-    }
-    for (const e of effects) {
+    if (!this.sqlOwnNames) this.pinForSqlNames(sql, effects);
+    // A simple Query destroys the unnamed statement (PostgreSQL protocol docs, Parse).
+    this.unnamedFrame = null;
+    this.unnamedSaved = null;
+    this.unnamedHere = false;
+    /** Per statement of this text: the server name its prepared-statement name becomes. */
+    let renames: (string | undefined)[] | null = null;
+    /** Record changes of this text, undone from the statement that fails (prepared-sql.ts). */
+    let ops: SqlOp[] | null = null;
+    for (let i = 0; i < effects.length; i++) {
+      const e = effects[i]!;
       switch (e.kind) {
         case 'set':
         case 'reset':
@@ -1017,35 +1128,53 @@ export class Session implements Keeper {
           this.proxySettings = this.opts.startupProxySettings ?? EMPTY_MAP;
           break;
         case 'prepare': {
-          const serverName = sqlStatementName(e.text, this.tagOf(e.text));
-          this.ownSqlStatements().set(e.name, { serverName, prepare: renameIn(e.text, e.name, serverName) });
-          renames.set(e.name, serverName);
+          if (this.sqlOwnNames) break;
+          const known = this.sqlStatements.get(e.name);
+          if (known) {
+            // The client already has this name: the server says 42P05 for it (renamed back).
+            this.ensureSqlPrepared(e.name, server);
+            (renames ??= [])[i] = known.serverName;
+            break;
+          }
+          const serverName = sqlStatementName(e.name, e.text, this.tagOf(e.text));
+          (ops ??= []).push({ index: i, name: e.name, before: undefined, serverName, prepare: true });
+          this.ownSqlStatements().set(e.name, {
+            serverName,
+            prepare: renameIn(e.text, e.name, serverName),
+            // The whole Query when it holds only this statement: the server shows that text.
+            original: effects.length === 1 ? q.value.query : e.text,
+          });
+          (renames ??= [])[i] = serverName;
           if (server.prepared.has(serverName)) {
             this.sendToServer(queryMessage(`DEALLOCATE ${serverName}`));
             this.pending.push({ k: 'query', swallow: true, failed: false, wasInBlock: false });
           }
           server.prepared.set(serverName, true);
-          rewritten = true;
           break;
         }
         case 'execute':
-          if (this.ensureSqlPrepared(e.name, server)) {
-            renames.set(e.name, this.sqlStatements.get(e.name)!.serverName);
-            rewritten = true;
-          }
+          if (!this.sqlOwnNames && this.ensureSqlPrepared(e.name, server))
+            (renames ??= [])[i] = this.sqlStatements.get(e.name)!.serverName;
           break;
         case 'deallocate':
           if (e.name === null) {
+            // DEALLOCATE ALL drops protocol-level statements too.
             this.sqlStatements = EMPTY_MAP;
             this.statements = EMPTY_MAP;
             server.prepared.clear();
-          } else {
+          } else if (!this.sqlOwnNames) {
             const s = this.sqlStatements.get(e.name);
             if (s && this.ensureSqlPrepared(e.name, server)) {
-              renames.set(e.name, s.serverName);
+              (ops ??= []).push({
+                index: i,
+                name: e.name,
+                before: s,
+                serverName: s.serverName,
+                prepare: false,
+              });
+              (renames ??= [])[i] = s.serverName;
               server.prepared.delete(s.serverName);
               this.ownSqlStatements().delete(e.name);
-              rewritten = true;
             }
           }
           break;
@@ -1057,10 +1186,9 @@ export class Session implements Keeper {
             this.txSettings.push({ kind: 'reset_all' });
             this.proxySettings = this.opts.startupProxySettings ?? EMPTY_MAP;
             restoreAfter = true;
-          } else if (e.what === 'plans') {
-            // Plans only: statements survive.
-          } else if (e.what === 'temp') {
-            /* temp tables gone: nothing to track */
+          } else if (e.what === 'sequences') {
+            // The client dropped its own sequence state: nothing left to keep for it.
+            this.seqDirty = false;
           }
           break;
         case 'listen':
@@ -1081,12 +1209,24 @@ export class Session implements Keeper {
         hidden?.riskOfText(sql, this.ddlInTx) ??
         (mayHideEffects(sql) && this.shadowsBuiltins() ? SHADOWED : null);
     }
-    if (rewritten) {
-      sql = renamePreparedRefs(sql, (name) => renames.get(name));
-      this.sendToServer(queryMessage(sql));
-    } else {
-      this.sendToServer(f.bytes);
+    if (!this.pinned && !this.seqDirty) this.seqDirty = this.mayUseSequence(sql);
+    let renamed: RenamedText | undefined;
+    if (renames !== null) {
+      const r = renamePreparedRefsAt(sql, (_name, i) => renames[i]);
+      sql = r.text;
+      renamed = { names: new Map(), spans: r.spans, ops };
+      renames.forEach((serverName, i) => {
+        const e = effects[i];
+        if (serverName !== undefined && e && 'name' in e && e.name !== null)
+          renamed!.names.set(serverName, e.name);
+      });
     }
+    // RESET restores the client's start-up values, not the server connection's (reset-rewrite.ts).
+    // Applied after the renaming, which keeps the statements where they are; the positions of an
+    // error in a text doing both are then approximate.
+    const resets = rewriteResets(sql, effects, this.opts.startupSettings);
+    if (resets) sql = resets.sql;
+    this.sendToServer(renames !== null || resets ? queryMessage(sql) : f.bytes);
     this.counters.queries++;
     this.opts.pool.stats.queries++;
     this.queryStartedAt = now();
@@ -1097,6 +1237,7 @@ export class Session implements Keeper {
       failed: false,
       wasInBlock: this.txStatus !== 'I',
       ...(resets ? { tags: resets.tags } : {}),
+      ...(renamed ? { renamed, completed: 0 } : {}),
     });
     // DISCARD ALL runs alone (never in a multi-statement text): the start-up values follow it.
     if (restoreAfter) this.sendRestore();
@@ -1134,6 +1275,7 @@ export class Session implements Keeper {
       }
     } else stmts = restoreStatements(startup);
     if (stmts.length === 0) return;
+    this.ownQueryDestroysUnnamed();
     // The encoding goes alone, first: the server reads a Query in the encoding in force on arrival.
     if (stmts.length > 1 && stmts[0]!.startsWith('SET client_encoding')) {
       this.sendToServer(queryMessage(stmts.shift()!));
@@ -1150,13 +1292,47 @@ export class Session implements Keeper {
       return;
     }
     const effects = this.extendedEffects(p.value.query);
+    if (!this.sqlOwnNames) {
+      // A text that may reach the client's renamed SQL statements by their own names.
+      if (!this.pinned && this.sqlStatements.size > 0 && runsUserCode(p.value.query))
+        this.pin(SQL_NAMES_IN_USER_CODE);
+      if (!this.pinned && LISTS_STATEMENTS.test(p.value.query)) this.pin(LISTS_STATEMENTS_REASON);
+      if (this.pinned) this.ownSqlNames();
+    }
     const risk = this.pinned ? null : cachedRisk(p.value.query);
     if (p.value.statement === '') {
       this.unnamedEffects = effects;
       this.unnamedRisk = risk;
       const hidden = this.opts.hiddenCode;
       this.unnamedDdl = hidden ? isDdl(p.value.query) : false;
-      this.unnamedText = hidden && (this.unnamedDdl || this.ddlInTx || !hidden.empty) ? p.value.query : '';
+      this.unnamedSeq = SEQUENCE_CALL.test(p.value.query);
+      this.unnamedText =
+        hidden && (this.unnamedDdl || this.ddlInTx || !hidden.empty || hidden.mayHaveSequences)
+          ? p.value.query
+          : '';
+      // Kept in both modes: a Query of the proxy's own (a commit position) may destroy it on this
+      // very connection, and psql describes it in a round trip of its own (ownQueryDestroysUnnamed).
+      this.unnamedFrame = f;
+      this.unnamedSaved = null;
+      this.unnamedHere = true;
+      this.sendToServer(f.bytes);
+      this.pending.push({ k: 'parse', swallow: false, serverName: null });
+      return;
+    }
+    if (this.opts.mode === 'session') {
+      // The client owns its connection: its names are the server's, and a second Parse of a name
+      // gets PostgreSQL's own 42P05. Only the effects are kept (a SET run through a portal).
+      const name = p.value.statement;
+      if (!this.statements.has(name))
+        this.ownStatements().set(name, {
+          serverName: name,
+          parse: NO_BYTES,
+          effects,
+          risk: null,
+          ddl: false,
+          seq: false,
+          read: false,
+        });
       this.sendToServer(f.bytes);
       this.pending.push({ k: 'parse', swallow: false, serverName: null });
       return;
@@ -1169,6 +1345,7 @@ export class Session implements Keeper {
       effects,
       risk,
       ddl: isDdl(p.value.query),
+      seq: SEQUENCE_CALL.test(p.value.query),
       read: this.classOf(f) === 'read',
     });
     if (server.prepared.has(serverName)) {
@@ -1196,6 +1373,8 @@ export class Session implements Keeper {
       if (e.kind === 'set' || e.kind === 'reset' || e.kind === 'reset_all') tracked.push(e);
       else if (e.kind === 'sticky') this.pin(e.reason);
       else if (e.kind === 'listen') this.pin('LISTEN (extended protocol)');
+      else if (e.kind === 'execute' && this.sqlStatements.has(e.name))
+        this.pin('EXECUTE of an SQL prepared statement (extended protocol)');
       else if (
         e.kind === 'prepare' ||
         e.kind === 'deallocate' ||
@@ -1211,6 +1390,7 @@ export class Session implements Keeper {
 
   /** Makes sure the attached connection holds the client's statement; returns its server name. */
   private ensurePrepared(clientName: string, server: ServerConn): string | null {
+    if (this.opts.mode === 'session') return null; // the client's names are the server's
     const st = this.statements.get(clientName);
     if (!st) return null; // unknown to us: the server will report 26000 itself
     if (server.prepared.has(st.serverName)) return st.serverName;
@@ -1219,6 +1399,103 @@ export class Session implements Keeper {
     this.sendToServer(st.parse);
     this.pending.push({ k: 'parse', swallow: true, serverName: st.serverName });
     return st.serverName;
+  }
+
+  /**
+   * Pins the client before a text the renaming cannot stay invisible to: state that pins anyway,
+   * or user code (a DO block, a function, CALL) that may name one of its SQL prepared statements
+   * in dynamic SQL, where the proxy cannot rename. A pinned client's statements then get their
+   * own names on its connection (ownSqlNames).
+   */
+  private pinForSqlNames(sql: string, effects: readonly SessionEffect[]): void {
+    if (!this.pinned) {
+      for (const e of effects) {
+        if (e.kind === 'sticky') this.pin(e.reason);
+        else if (e.kind === 'listen') this.pin('LISTEN');
+      }
+      if (!this.pinned && this.sqlStatements.size > 0 && runsUserCode(sql)) this.pin(SQL_NAMES_IN_USER_CODE);
+      if (!this.pinned && LISTS_STATEMENTS.test(sql)) this.pin(LISTS_STATEMENTS_REASON);
+    }
+    if (this.pinned) this.ownSqlNames();
+  }
+
+  /**
+   * The client is pinned to its connection for good: its SQL prepared statements are prepared there
+   * under the names it gave them, and from now on its PREPARE, EXECUTE and DEALLOCATE pass
+   * through untouched, as in session mode.
+   */
+  private ownSqlNames(): void {
+    this.sqlOwnNames = true;
+    const server = this.server;
+    let sent = false;
+    if (server && server.prepared.size > 0) {
+      // The connection is the client's until its reset: what other clients and the renaming left
+      // there goes, so that pg_prepared_statements lists the client's statements once, under its
+      // names (its protocol-level ones are parsed again when next used).
+      this.sendToServer(queryMessage('DEALLOCATE ALL'));
+      this.pending.push({ k: 'query', swallow: true, failed: false, wasInBlock: false });
+      server.prepared.clear();
+      sent = true;
+    }
+    for (const st of this.sqlStatements.values()) {
+      // Alone in its Query: pg_prepared_statements shows the whole text that prepared it.
+      this.sendToServer(queryMessage(st.original));
+      this.pending.push({ k: 'query', swallow: true, failed: false, wasInBlock: false });
+      sent = true;
+    }
+    this.sqlStatements = EMPTY_MAP;
+    if (!sent) return;
+    this.ownQueryDestroysUnnamed();
+  }
+
+  /**
+   * A Query of the proxy's own (a commit position, start-up values, a state check) destroys the
+   * client's unnamed statement on the server: parse it again if the client still uses it (psql's
+   * `\gdesc` describes it in a round trip of its own, after such a Query may have run).
+   */
+  private ownQueryDestroysUnnamed(): void {
+    if (this.unnamedFrame !== null && this.unnamedFrame.bytes.length <= LARGE_MESSAGE_BYTES)
+      this.unnamedSaved = Buffer.from(this.unnamedFrame.bytes);
+    this.unnamedFrame = null;
+    this.unnamedHere = false;
+  }
+
+  /** Parses the client's unnamed statement again on a connection that does not hold it. */
+  private reparseUnnamed(): void {
+    if (this.unnamedHere || this.unnamedSaved === null) return;
+    this.unnamedHere = true;
+    this.sendToServer(this.unnamedSaved);
+    this.pending.push({ k: 'parse', swallow: true, serverName: null });
+  }
+
+  /** The statements of `failedAt` and after did not run: their record changes are undone. */
+  private undoSqlOps(ops: readonly SqlOp[], failedAt: number): void {
+    const server = this.server;
+    for (let i = ops.length - 1; i >= 0; i--) {
+      const op = ops[i]!;
+      if (op.index < failedAt) break;
+      if (op.before) this.ownSqlStatements().set(op.name, op.before);
+      else if (this.sqlStatements.has(op.name)) this.ownSqlStatements().delete(op.name);
+      // A failed PREPARE left no statement (a stale copy was deallocated first); a DEALLOCATE
+      // that did not run left it in place.
+      if (op.prepare) server?.prepared.delete(op.serverName);
+      else server?.prepared.set(op.serverName, true);
+    }
+  }
+
+  /** A write that may reach a relation whose column takes a sequence value (defaults, identity). */
+  private writesSequenceRelation(text: string): boolean {
+    const hidden = this.opts.hiddenCode;
+    if (!hidden || text === '') return false;
+    if (!hidden.sequenceRiskOfText(text, this.ddlInTx)) return false;
+    const c = this.opts.classifier?.classify(text);
+    return c === undefined || c.cls !== 'read';
+  }
+
+  /** Running `sql` may leave sequence state in the server's session (see seqDirty). */
+  private mayUseSequence(sql: string): boolean {
+    if (SEQUENCE_CALL.test(sql)) return true;
+    return this.opts.hiddenCode?.mayHaveSequences === true && this.writesSequenceRelation(sql);
   }
 
   private ensureSqlPrepared(clientName: string, server: ServerConn): boolean {
@@ -1311,12 +1588,21 @@ export class Session implements Keeper {
       return;
     }
     switch (head.k) {
-      case 'query':
+      case 'query': {
+        let bytes = f.bytes;
+        if (head.renamed) {
+          if (f.type === 'C') head.completed = (head.completed ?? 0) + 1;
+          else if (f.type === 'E') {
+            const r = head.renamed;
+            if (r.ops) this.undoSqlOps(r.ops, head.completed ?? 0);
+            bytes = rewriteErrorFields('E', f.payload, r.names, (p) => mapPosition(p, r.spans)) ?? bytes;
+          }
+        }
         if (head.tags && f.type === 'C') {
           const tag = head.tags.shift() ?? 'pass';
           if (tag === 'RESET') this.out.add(commandComplete('RESET'));
-          else if (tag === 'pass') this.out.add(f.bytes);
-        } else if (!head.swallow) this.out.add(f.bytes);
+          else if (tag === 'pass') this.out.add(bytes);
+        } else if (!head.swallow) this.out.add(bytes);
         if (head.check && f.type === 'D' && f.partial !== true)
           head.check.rows.push(decodeTextRow(f.payload));
         if (head.captureLsn && f.type === 'D' && f.partial !== true) {
@@ -1334,6 +1620,7 @@ export class Session implements Keeper {
           this.onReadyForQuery(f, head);
         }
         return;
+      }
       case 'sync':
         this.out.add(f.bytes);
         if (f.type === 'Z') {
@@ -1449,7 +1736,9 @@ export class Session implements Keeper {
     if (query?.swallow) {
       if (query.check && this.server) {
         const c = query.check;
-        const found = stateCheckFinding(c.rows, this.server.target.user, c.tracked, query.failed);
+        const found = c.discardOnly
+          ? null
+          : stateCheckFinding(c.rows, this.server.target.user, c.tracked, query.failed);
         if (found !== null) {
           this.pin(`session state left by ${c.cause}: ${found}`);
           // The connection stays with this client: whoever waits needs another keeper's.
@@ -1459,7 +1748,8 @@ export class Session implements Keeper {
       }
       this.emitSynthetic();
       const handOver = query.check !== undefined && this.handingOver;
-      if (handOver) (this.attachedPool ?? this.opts.pool).noteCheck(now() - this.checkSentAt);
+      if (handOver && !query.check!.discardOnly)
+        (this.attachedPool ?? this.opts.pool).noteCheck(now() - this.checkSentAt);
       this.maybeRelease(status);
       // Asked back while the client had already sent more: it queues for a connection again.
       if (query.check && (this.switching || handOver) && this.pending.length === 0) this.drain();
@@ -1520,6 +1810,7 @@ export class Session implements Keeper {
       // The client left while the proxy's own queries ran (see close()).
       if (this.pending.length > 0) return;
       if (this.pinned || this.checkCause !== null || status !== 'I') s.needsReset = true;
+      else if (this.seqDirty) s.needsSequenceReset = true;
       this.releaseServer();
       return;
     }
@@ -1533,7 +1824,7 @@ export class Session implements Keeper {
     if (!s || this.pinned || status !== 'I' || this.pending.length > 0 || this.copyIn) return;
     // A client that has sent more keeps its connection, unless it is being handed over.
     if (this.inbox.length > 0 && !this.switching && !this.handingOver) return;
-    if (this.checkCause !== null) {
+    if (this.checkCause !== null || this.seqDirty) {
       if (this.switching) {
         this.checkState(s);
       } else {
@@ -1617,11 +1908,27 @@ export class Session implements Keeper {
    * connection back; the reply decides in onReadyForQuery whether it is pinned to this client.
    */
   private checkState(s: ServerConn): void {
-    const cause = this.checkCause ?? '';
+    const cause = this.checkCause;
     this.checkCause = null;
-    (this.attachedPool ?? this.opts.pool).stats.stateChecks++;
+    this.seqDirty = false;
     const tracked = s.settings;
-    this.sendToServer(queryMessage(stateCheckQuery(tracked)));
+    this.ownQueryDestroysUnnamed();
+    if (cause === null) {
+      // Only sequence state to drop: no check (the client's currval then says 55000).
+      this.sendToServer(queryMessage('DISCARD SEQUENCES'));
+      this.pending.push({
+        k: 'query',
+        swallow: true,
+        failed: false,
+        wasInBlock: false,
+        check: { rows: [], cause: '', tracked, discardOnly: true },
+      });
+      this.flushServer();
+      return;
+    }
+    (this.attachedPool ?? this.opts.pool).stats.stateChecks++;
+    // User code may have called nextval: its sequence state goes too (the check's rows come first).
+    this.sendToServer(queryMessage(`${stateCheckQuery(tracked)}; DISCARD SEQUENCES`));
     this.pending.push({
       k: 'query',
       swallow: true,
@@ -1645,6 +1952,13 @@ export class Session implements Keeper {
   private detach(s: ServerConn): void {
     this.stopKeeping();
     this.endHandOver();
+    this.seqDirty = false;
+    if (this.unnamedFrame !== null) {
+      // Parsed and not bound: the client may Describe or Bind it in its next round trip.
+      const b = this.unnamedFrame.bytes;
+      this.unnamedSaved = b.length <= LARGE_MESSAGE_BYTES ? Buffer.from(b) : null;
+      this.unnamedFrame = null;
+    }
     this.flushServer();
     s.setHandler(null);
     s.setLostHandler(null);
@@ -1661,6 +1975,7 @@ export class Session implements Keeper {
       this.releaseServer();
       return;
     }
+    this.seqDirty = false; // its sequence state is gone with it
     if (this.keeping && this.pending.length === 0) {
       // Kept while idle: nothing was in flight, so the client need not notice.
       this.stopKeeping();
@@ -1746,6 +2061,7 @@ export class Session implements Keeper {
     }
     // Leaving right after something unchecked ran (Terminate pipelined behind it): reset it.
     if (this.pinned || this.checkCause !== null) s.needsReset = true;
+    else if (this.seqDirty) s.needsSequenceReset = true;
     pool.release(s);
   }
 }
@@ -1853,9 +2169,24 @@ export function protocolStatementName(query: string, types: readonly number[], t
   return `pgscale_p_${hash(`${tag === '' ? '' : `${tag}\0`}${types.join(',')}\0${query}`)}`;
 }
 
-function sqlStatementName(prepareText: string, tag: string): string {
-  return `pgscale_s_${hash(`${tag === '' ? '' : `${tag}\0`}${renamePreparedRefs(prepareText, () => 'x')}`)}`;
+/**
+ * Server-side name of an SQL PREPARE: the same name and text give the same name on every
+ * connection (and two names of one text stay apart, so that one's DEALLOCATE keeps the other).
+ */
+function sqlStatementName(name: string, prepareText: string, tag: string): string {
+  return `pgscale_s_${hash(`${tag === '' ? '' : `${tag}\0`}${name}\0${renamePreparedRefs(prepareText, () => 'x')}`)}`;
 }
+
+/** Calls that leave sequence state in the session (currval, lastval read it). */
+const SEQUENCE_CALL = /nextval|setval/i;
+
+const SQL_NAMES_IN_USER_CODE = 'user code after SQL PREPARE (its dynamic SQL may use the prepared names)';
+
+const NO_BYTES = Buffer.alloc(0);
+
+/** A text reading the session's prepared statements: only a connection of its own lists them right. */
+const LISTS_STATEMENTS = /pg_prepared_statements/i;
+const LISTS_STATEMENTS_REASON = "pg_prepared_statements (lists the session's own prepared statements)";
 
 function renameIn(text: string, from: string, to: string): string {
   return renamePreparedRefs(text, (n) => (n === from ? to : undefined));

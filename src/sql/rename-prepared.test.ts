@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { anyText, sqlishText } from './arbitraries.test-util.js';
-import { renamePreparedRefs } from './rename-prepared.js';
+import { mapPosition, renamePreparedRefs, renamePreparedRefsAt } from './rename-prepared.js';
 import { sessionEffects } from './session-effects.js';
 import { quoteIdentifier } from './quote-ident.js';
 
@@ -109,4 +109,30 @@ void test('renamePreparedRefs: 10 MB completes', () => {
   assert.ok(big.length > 10_000_000);
   const out = renamePreparedRefs(big, prefix);
   assert.equal(out.length, big.length + 3 * 230_000);
+});
+
+void test('renamePreparedRefsAt: renames per statement and reports the spans it changed', () => {
+  const sql = 'PREPARE q AS SELECT 1; EXECUTE q; DEALLOCATE q; PREPARE q AS SELECT 2';
+  const r = renamePreparedRefsAt(sql, (name, i) => (i === 3 ? 'second' : i === 2 ? undefined : `${name}_first`));
+  assert.equal(r.text, 'PREPARE q_first AS SELECT 1; EXECUTE q_first; DEALLOCATE q; PREPARE second AS SELECT 2');
+  assert.deepEqual(r.spans, [
+    { start: 8, newLength: 7, oldLength: 1 },
+    { start: 37, newLength: 7, oldLength: 1 },
+    { start: 68, newLength: 6, oldLength: 1 },
+  ]);
+  assert.deepEqual(renamePreparedRefsAt('SELECT 1', () => 'x'), { text: 'SELECT 1', spans: [] });
+});
+
+void test('mapPosition: positions in the rewritten text point into the client\'s', () => {
+  const client = "PREPARE é AS SELECT 1; EXECUTE é('bad')";
+  const r = renamePreparedRefsAt(client, () => 'pgscale_s_0123');
+  const chars = (s: string) => [...s];
+  // Every character outside a name maps to the same character of the client's text.
+  const out = chars(r.text);
+  for (let i = 0; i < out.length; i++) {
+    const p = mapPosition(i + 1, r.spans);
+    const inName = r.spans.some((s) => i >= s.start && i < s.start + s.newLength);
+    if (inName) assert.equal(chars(client)[p - 1], 'é', `position ${i + 1}`);
+    else assert.equal(chars(client)[p - 1], out[i], `position ${i + 1}`);
+  }
 });

@@ -5,6 +5,7 @@ import { anyText, sqlishText } from './arbitraries.test-util.js';
 import {
   hiddenEffectRisk,
   mayHideEffects,
+  runsUserCode,
   SAFE_BUILTIN_FUNCTIONS,
   searchPathShadowsBuiltins,
 } from './session-safety.js';
@@ -83,4 +84,27 @@ test('the allow list for stored expressions leaves out session advisory locks', 
     assert.equal(SAFE_BUILTIN_FUNCTIONS.has(n), true, n);
   for (const n of ['set_config', 'pg_advisory_lock', 'pg_try_advisory_lock_shared', 'query_to_xml'])
     assert.equal(SAFE_BUILTIN_FUNCTIONS.has(n), false, n);
+});
+
+void test('runsUserCode: user code, not the SQL EXECUTE of a prepared statement', () => {
+  for (const sql of [
+    'DO $$ BEGIN EXECUTE $q$EXECUTE q5$q$; END $$',
+    'CALL p()',
+    'SELECT f(1)',
+    'SELECT explain_parallel_append($$execute ab_q4 (2, 2)$$)',
+    'EXECUTE q(f(1))',
+    'PREPARE q AS SELECT my_func()',
+  ])
+    assert.equal(runsUserCode(sql), true, sql);
+  for (const sql of [
+    'EXECUTE q',
+    'EXECUTE q(1, 2)',
+    "execute foo ('bad')",
+    'EXPLAIN (COSTS OFF) EXECUTE q(1)',
+    'CREATE TABLE t AS EXECUTE q(4)',
+    'SELECT count(*) FROM t',
+    'COMMIT AND CHAIN',
+    "SELECT nextval('s')",
+  ])
+    assert.equal(runsUserCode(sql), false, sql);
 });

@@ -117,6 +117,19 @@ export function mayHideEffects(sql: string): boolean {
  * logs), or null when it provably cannot through what the text itself calls.
  */
 export function hiddenEffectRisk(sql: string): string | null {
+  return risk(sql, false);
+}
+
+/**
+ * Whether `sql` runs user code (a DO block, CALL, a function that is not provably built-in),
+ * where dynamic SQL may name the session's SQL prepared statements; an SQL EXECUTE of a prepared
+ * statement is not user code in this sense (its own name is in the text, where the proxy sees it).
+ */
+export function runsUserCode(sql: string): boolean {
+  return risk(sql, true) !== null;
+}
+
+function risk(sql: string, codeOnly: boolean): string | null {
   if (!MAY_HIDE.test(sql)) return null;
   const t = lex(sql);
   for (let i = 0; i < t.count; i++) {
@@ -126,8 +139,16 @@ export function hiddenEffectRisk(sql: string): string | null {
     if (code === K.ident) {
       if (startsStatement && t.isWord(i, 'do')) return 'DO';
       if (startsStatement && t.isWord(i, 'call')) return 'CALL';
-      if (t.isWord(i, 'execute')) return 'EXECUTE';
-      if (t.isWord(i, 'chain') && i > 0 && t.isWord(i - 1, 'and')) return 'AND CHAIN';
+      if (startsStatement && t.isWord(i, 'explain')) continue; // EXPLAIN (options): no call
+      if (t.isWord(i, 'execute')) {
+        if (!codeOnly) return 'EXECUTE';
+        i++; // the statement's name, which `name(` would otherwise make look like a call
+        continue;
+      }
+      if (t.isWord(i, 'chain') && i > 0 && t.isWord(i - 1, 'and')) {
+        if (!codeOnly) return 'AND CHAIN';
+        continue;
+      }
     }
     if (i + 1 >= t.count || !t.isChar(i + 1, OPEN)) continue;
     const name = t.name(i) ?? '';

@@ -21,6 +21,9 @@
  *   statement, with or without `::`.
  * - `s`, a `search_path` default from `ALTER ROLE`/`ALTER DATABASE … SET` for this database.
  * - `e`: an enabled event trigger.
+ * - `q`, a relation whose writes may call nextval() unseen (a column default calling it, serial;
+ *   an identity column) or reach one (a cascading SET DEFAULT, an insert through a parent): after
+ *   such a write the session may hold sequence state (currval, lastval).
  *
  * Every relation, function and operator is schema-qualified, and the connection running it has
  * search_path pinned to pg_catalog, so no client's session state can change its answer.
@@ -136,8 +139,17 @@ const RELATIONS =
   `SELECT f.conrelid AS child, f.confrelid AS parent FROM pg_catalog.pg_constraint f WHERE f.contype ${EQ} 'f' ` +
   `UNION ALL SELECT n.inhrelid, n.inhparent FROM pg_catalog.pg_inherits n) e ON e.child ${EQ} h.oid)`;
 
+/** Relations whose writes may take a sequence value (kind `q`, see the module comment). */
+const SEQUENCES =
+  'seq(oid) AS (' +
+  `SELECT a.adrelid FROM pg_catalog.pg_attrdef a WHERE pg_catalog.strpos(pg_catalog.pg_get_expr(a.adbin, a.adrelid), 'nextval') ${GT} 0 ` +
+  `UNION SELECT a.attrelid FROM pg_catalog.pg_attribute a WHERE a.attidentity ${NE} '' AND NOT a.attisdropped ` +
+  `UNION SELECT e.parent FROM seq h JOIN (` +
+  `SELECT f.conrelid AS child, f.confrelid AS parent FROM pg_catalog.pg_constraint f WHERE f.contype ${EQ} 'f' ` +
+  `UNION ALL SELECT n.inhrelid, n.inhparent FROM pg_catalog.pg_inherits n) e ON e.child ${EQ} h.oid)`;
+
 export const HIDDEN_CODE_QUERY =
-  `WITH RECURSIVE ${SAFE_CALLS}, ${UNSAFE_EXPRS}, ${TYPES}, ${RELATIONS} ` +
+  `WITH RECURSIVE ${SAFE_CALLS}, ${UNSAFE_EXPRS}, ${TYPES}, ${RELATIONS}, ${SEQUENCES} ` +
   `SELECT 'n', c.relname::pg_catalog.text, pg_catalog.concat('relation ', c.relname, ' (', pg_catalog.min(h.why), ')') ` +
   `FROM hidden h JOIN pg_catalog.pg_class c ON c.oid ${EQ} h.oid GROUP BY c.relname ` +
   `UNION ALL SELECT 'n', t.typname::pg_catalog.text, pg_catalog.concat('type ', t.typname, ' (', pg_catalog.min(h.why), ')') ` +
@@ -155,5 +167,7 @@ export const HIDDEN_CODE_QUERY =
   `CROSS JOIN LATERAL pg_catalog.unnest(s.setconfig) g(cfg) ` +
   `WHERE (s.setdatabase ${EQ} 0::pg_catalog.oid OR s.setdatabase ${EQ} db.oid) ` +
   `AND pg_catalog.starts_with(g.cfg, 'search_path=') ` +
+  `UNION ALL SELECT DISTINCT 'q', c.relname::pg_catalog.text, NULL FROM seq q ` +
+  `JOIN pg_catalog.pg_class c ON c.oid ${EQ} q.oid ` +
   `UNION ALL SELECT 'e', NULL, NULL WHERE EXISTS (SELECT FROM pg_catalog.pg_event_trigger ` +
   `WHERE evtenabled ${NE} 'D')`;

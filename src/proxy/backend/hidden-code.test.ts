@@ -119,7 +119,7 @@ test('DDL detection and the per-text cache', () => {
 
 test('the catalog query qualifies every relation and function with pg_catalog', () => {
   for (const m of HIDDEN_CODE_QUERY.matchAll(/\b(?:FROM|JOIN)\s+([a-z_.]+)/g)) {
-    if (['hidden', 'htypes', 'safe_calls', 'exprs', 'unsafe_exprs'].includes(m[1]!)) continue;
+    if (['hidden', 'htypes', 'safe_calls', 'exprs', 'unsafe_exprs', 'seq'].includes(m[1]!)) continue;
     assert.match(m[1]!, /^pg_catalog\./, m[0]);
   }
   assert.doesNotMatch(HIDDEN_CODE_QUERY, /[^)] = /);

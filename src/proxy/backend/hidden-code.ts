@@ -38,6 +38,8 @@ interface Found {
   /** A role's or the database's default search_path puts a schema before pg_catalog. */
   readonly pathShadows: boolean;
   readonly eventTriggers: boolean;
+  /** Relations whose writes may call nextval() unseen (serial, identity, and what reaches one). */
+  readonly sequences: Set<string>;
 }
 
 export const NOT_LOADED = 'a statement, while the list of hidden code is not loaded';
@@ -45,6 +47,7 @@ export const NOT_LOADED = 'a statement, while the list of hidden code is not loa
 export class HiddenCodeRegistry {
   /** The last successful load; null until one succeeds (or after one failed). */
   private found: Found | null = null;
+  private sequencePattern: RegExp | null = null;
   /** Bumped by changed(): a load that started before the change does not count as current. */
   private generation = 0;
   private loadedGeneration = -1;
@@ -130,6 +133,27 @@ export class HiddenCodeRegistry {
     return this.riskOf(cachedRefs(sql), uncommittedDdl);
   }
 
+  /** Some relation's writes may call nextval() (or the registry does not know: fail safe). */
+  get mayHaveSequences(): boolean {
+    return !this.current || this.found === null || this.found.sequences.size > 0;
+  }
+
+  /**
+   * Whether a statement text names a relation whose writes may call nextval() unseen (a serial
+   * or identity column, a default calling nextval), so that the session may hold sequence state
+   * after it (currval, lastval). While not loaded, any user relation counts (fail safe).
+   */
+  sequenceRiskOfText(sql: string, uncommittedDdl = false): boolean {
+    const seqs = this.found?.sequences ?? null;
+    if (seqs === null || uncommittedDdl || !this.current) {
+      const refs = cachedRefs(sql);
+      return refs.userRelation || refs.utility;
+    }
+    if (seqs.size === 0) return false;
+    if (this.sequencePattern && !this.sequencePattern.test(sql)) return false;
+    return cachedRefs(sql).names.some((n) => seqs.has(n));
+  }
+
   /** The schema may have changed (DDL committed through the proxy): fail safe until reloaded. */
   changed(): void {
     this.generation++;
@@ -208,6 +232,7 @@ export class HiddenCodeRegistry {
         !found.builtinCasts &&
         !found.eventTriggers;
       this.pattern = prefilter([...found.names.keys(), ...found.attributeFunctions], found.operators);
+      this.sequencePattern = prefilter(found.sequences);
       this.loadedGeneration = generation;
       this.lastError = null;
       this.loads++;
@@ -229,6 +254,7 @@ export function foundOf(rows: readonly (readonly (string | null)[])[]): Found {
   let builtinCasts = false;
   let pathShadows = false;
   let eventTriggers = false;
+  const sequences = new Set<string>();
   for (const [kind, name, why] of rows) {
     if (kind === 'n' && name) {
       if (!names.has(name)) names.set(name, why ?? name);
@@ -237,8 +263,9 @@ export function foundOf(rows: readonly (readonly (string | null)[])[]): Found {
     else if (kind === 'c') builtinCasts = true;
     else if (kind === 's' && why && searchPathShadowsBuiltins(why)) pathShadows = true;
     else if (kind === 'e') eventTriggers = true;
+    else if (kind === 'q' && name) sequences.add(name);
   }
-  return { names, operators, attributeFunctions, builtinCasts, pathShadows, eventTriggers };
+  return { names, operators, attributeFunctions, builtinCasts, pathShadows, eventTriggers, sequences };
 }
 
 const MAX_PREFILTER_NAMES = 500;

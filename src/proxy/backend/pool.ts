@@ -467,7 +467,11 @@ export class Pool {
     }
     c.lastUsedAt = now();
     const dirty =
-      c.txStatus !== 'I' || c.needsReset || c.cancelsInFlight > 0 || this.settings.mode === 'session';
+      c.txStatus !== 'I' ||
+      c.needsReset ||
+      c.needsSequenceReset ||
+      c.cancelsInFlight > 0 ||
+      this.settings.mode === 'session';
     if (!dirty) {
       this.idle.push(c);
       this.serveWaiters();
@@ -518,7 +522,12 @@ export class Pool {
       c.prepared.clear();
       c.settings = new Map();
       c.needsReset = false;
+    } else if (c.needsSequenceReset) {
+      // Cheaper than DISCARD ALL, and the connection keeps its prepared statements.
+      const r = await c.query('DISCARD SEQUENCES');
+      if (r.error) return false;
     }
+    c.needsSequenceReset = false;
     return c.txStatus === 'I';
   }
 

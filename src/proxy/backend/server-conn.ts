@@ -71,6 +71,8 @@ export class ServerConn {
   settings = new Map<string, string>();
   /** Holds state we cannot restore (SET ROLE, temp tables…): reset before anyone else uses it. */
   needsReset = false;
+  /** Holds a departed client's sequence state (currval): DISCARD SEQUENCES before reuse. */
+  needsSequenceReset = false;
   /** Cancels in flight against it: it is not handed to another client until they are done. */
   cancelsInFlight = 0;
   /** Who reads its messages now. */

@@ -28,13 +28,24 @@ test('each kind of state left behind is named', () => {
 test('a tracked setting changed or reset behind the proxy is found', () => {
   const tracked = new Map([['search_path', 'a']]);
   const changed = ['app', 'app', 'search_path=evil', 'f', 'f', 'f', 'f', 'f'];
-  assert.equal(stateCheckFinding([changed, ['search_path=a']], 'app', tracked, false), 'a tracked setting changed');
-  assert.equal(stateCheckFinding([CLEAN, ['search_path=a']], 'app', tracked, false), 'a tracked setting was reset');
+  assert.equal(
+    stateCheckFinding([changed, ['search_path=a']], 'app', tracked, false),
+    'a tracked setting changed',
+  );
+  assert.equal(
+    stateCheckFinding([CLEAN, ['search_path=a']], 'app', tracked, false),
+    'a tracked setting was reset',
+  );
 });
 
 test('the query is schema-qualified and applies tracked values only locally', () => {
   assert.doesNotMatch(stateCheckQuery(none), /SET LOCAL/);
-  const q = stateCheckQuery(new Map([['search_path', 'a, "B"'], ['MyApp.x', "'1'"]]));
+  const q = stateCheckQuery(
+    new Map([
+      ['search_path', 'a, "B"'],
+      ['MyApp.x', "'1'"],
+    ]),
+  );
   assert.match(q, /SET LOCAL search_path = a, "B"; SET LOCAL "MyApp.x" = '1';/);
   for (const rel of q.match(/FROM [a-z_.]+/g) ?? []) assert.match(rel, /FROM pg_catalog\./);
 });
