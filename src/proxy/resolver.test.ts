@@ -8,7 +8,7 @@ const view = () => {
   const v = new TopologyView();
   v.publish({
     epoch: 1,
-    shards: [{ primary: { name: 's0n0', host: '127.0.0.1', port: 5432 }, replicas: [] }],
+    groups: [{ primary: { name: 's0n0', host: '127.0.0.1', port: 5432 }, replicas: [] }],
   });
   return v;
 };
