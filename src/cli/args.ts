@@ -66,8 +66,12 @@ export function renamedOption(
 ): string | boolean | undefined {
   if (values[old] === undefined) return values[name];
   if (values[name] !== undefined) {
-    throw new UsageError(`--${old} is the old name of --${name}, and --${name} is given too; keep only --${name}`);
+    throw new UsageError(
+      `--${old} is the old name of --${name}, and --${name} is given too; keep only --${name}`,
+    );
   }
-  process.stderr.write(`warning: --${old} is the old name of --${name}: use --${name} (--${old} is still read, for now)\n`);
+  process.stderr.write(
+    `warning: --${old} is the old name of --${name}: use --${name} (--${old} is still read, for now)\n`,
+  );
   return values[old];
 }

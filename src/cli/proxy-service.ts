@@ -58,7 +58,9 @@ export function proxyConfigFor(loaded: LoadedConfig): ProxyConfig {
  */
 export function servedDatabases(loaded: LoadedConfig): string[] {
   const c = loaded.config;
-  return [...new Set([c.app.database, ...c.proxy.exposed_databases, ...c.groups.flatMap((g) => g.databases)])];
+  return [
+    ...new Set([c.app.database, ...c.proxy.exposed_databases, ...c.groups.flatMap((g) => g.databases)]),
+  ];
 }
 
 /** Fails naming proxy.port when something else listens there; nothing is started. */
@@ -123,7 +125,12 @@ export class ProxyService implements Service {
             JSON.stringify(p?.replicas.map((r) => r.name) ?? []);
         if (same) return;
         this.logger.info(
-          { epoch: t.epoch, group, primary: s.primary?.name ?? null, replicas: s.replicas.map((r) => r.name) },
+          {
+            epoch: t.epoch,
+            group,
+            primary: s.primary?.name ?? null,
+            replicas: s.replicas.map((r) => r.name),
+          },
           s.primary
             ? `group ${group}: routing writes to ${s.primary.name}`
             : `group ${group}: no primary: holding new transactions`,

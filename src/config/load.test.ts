@@ -161,12 +161,18 @@ const cases: [string, string, RegExp][] = [
   ],
   [
     'a database homed in two groups',
-    renderConfig({ ...INIT_DEFAULTS, groups: 2, replicas: 0 })
-      .replace(/(- nodes:\n)/g, '- databases: [orders]\n    nodes:\n'),
+    renderConfig({ ...INIT_DEFAULTS, groups: 2, replicas: 0 }).replace(
+      /(- nodes:\n)/g,
+      '- databases: [orders]\n    nodes:\n',
+    ),
     /groups\[1\]\.databases\[0\]: "orders" already lives in group 0/,
   ],
   ['unknown HA store', base.replace('store: embedded', 'store: zookeeper'), /ha\.store/],
-  ['negative HA grace', base.replace('primary_down_grace: 1', 'primary_down_grace: -1'), /ha\.primary_down_grace/],
+  [
+    'negative HA grace',
+    base.replace('primary_down_grace: 1', 'primary_down_grace: -1'),
+    /ha\.primary_down_grace/,
+  ],
   ['HA TTL below 2 s', base.replace('ttl: 10', 'ttl: 1'), /ha\.ttl/],
   [
     'etcd endpoint that is not a URL',

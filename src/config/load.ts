@@ -115,7 +115,9 @@ function renameOldKeys(
   const { shards, ...rest } = top;
   return {
     raw: { ...rest, groups: shards },
-    warnings: [`${file}: shards: is the old name of groups: rename it to groups: (shards: is still read, for now)`],
+    warnings: [
+      `${file}: shards: is the old name of groups: rename it to groups: (shards: is still read, for now)`,
+    ],
   };
 }
 

@@ -65,14 +65,21 @@ test('events an older pgscale stored with shard (before groups) read back with g
   const store = await EmbeddedStore.open(join(dir, 'store.json'));
   try {
     const at = '2026-11-27T15:46:34.788Z';
-    await store.put('history/000000000000001-000000', JSON.stringify({ at, shard: 1, event: 'promoted', node: 's1n1' }));
+    await store.put(
+      'history/000000000000001-000000',
+      JSON.stringify({ at, shard: 1, event: 'promoted', node: 's1n1' }),
+    );
     const h = new HaHistory(() => store);
     await h.record({ group: 0, event: 'leader_acquired', node: 's0n0', epoch: 1 });
     const events = await h.list();
     assert.deepEqual(events[0], { at, group: 1, event: 'promoted', node: 's1n1' });
     assert.equal(events[1]!.group, 0);
     assert.equal('shard' in events[0], false);
-    assert.deepEqual(fromStored({ at, event: 'ha_paused', group: -1 }), { at, group: -1, event: 'ha_paused' });
+    assert.deepEqual(fromStored({ at, event: 'ha_paused', group: -1 }), {
+      at,
+      group: -1,
+      event: 'ha_paused',
+    });
   } finally {
     await store.close();
     rmSync(dir, { recursive: true, force: true });

@@ -4,9 +4,9 @@
  * validated strictly with zod before anything happens: an object with only the known keys, the
  * group a JSON integer of an existing group (never a string such as "0x0", which Number() would
  * read as 0), `to` a string naming a node of that group. `shard`, the group's name before
- * replication shards were renamed groups, is still taken in its place (not both at once). A malformed request is answered 400 with
- * a message naming the field, and changes nothing (a request that silently dropped a malformed
- * `to` once ran an untargeted failover).
+ * replication shards were renamed groups, is still taken in its place (not both at once). A
+ * malformed request is answered 400 with a message naming the field, and changes nothing (a
+ * request that silently dropped a malformed `to` once ran an untargeted failover).
  */
 import { z } from 'zod';
 import type { Request } from './decide.js';

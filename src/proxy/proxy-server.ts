@@ -640,12 +640,7 @@ export class ProxyServer implements FrontendHost, AdminView {
    * (their queued clients proceed there; connections to the old one are dropped as they come
    * back) and the read routers take the new set of replicas. Pools of other groups are left alone.
    */
-  followGroup(
-    group: number,
-    primary: Endpoint | null,
-    replicas: readonly Endpoint[],
-    holdMs: number,
-  ): void {
+  followGroup(group: number, primary: Endpoint | null, replicas: readonly Endpoint[], holdMs: number): void {
     const reason = (db: string) =>
       `no primary is available for database "${db}" (failover in progress for more than ${holdMs / 1000} s)`;
     if (primary === null) this.topologyHolds.set(group, { ms: holdMs, reason });

@@ -3,7 +3,11 @@ import assert from 'node:assert/strict';
 import { withShardAliases } from './json-aliases.js';
 
 test('objects with group also carry the deprecated shard; arrays of groups are repeated as shards', () => {
-  const body = { groups: [{ group: 0, leader: 'g0' }], nodes: [{ name: 's1n0', group: 1 }], health: { group: null } };
+  const body = {
+    groups: [{ group: 0, leader: 'g0' }],
+    nodes: [{ name: 's1n0', group: 1 }],
+    health: { group: null },
+  };
   assert.deepEqual(withShardAliases(body), {
     groups: [{ group: 0, shard: 0, leader: 'g0' }],
     shards: [{ group: 0, shard: 0, leader: 'g0' }],

@@ -132,7 +132,8 @@ async function change(kind: 'switchover' | 'failover', argv: string[]): Promise<
   });
   if (values.help) return (out(kind === 'switchover' ? switchoverHelp : failoverHelp), 0);
   const cluster = openCluster(values);
-  const group = intOption('group', renamedOption(values, 'group', 'shard'), 0, cluster.config.groups.length - 1) ?? 0;
+  const group =
+    intOption('group', renamedOption(values, 'group', 'shard'), 0, cluster.config.groups.length - 1) ?? 0;
   const to = typeof values.to === 'string' ? values.to : undefined;
   if (to !== undefined && !cluster.nodes().some((n) => n.name === to && n.group === group)) {
     throw new UsageError(`--to ${to}: no such node in group ${group} of ${cluster.loaded.file}`);

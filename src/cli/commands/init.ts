@@ -52,7 +52,8 @@ export function run(argv: string[]): number {
     throw new ConfigError(ErrorCodes.CONFIG_EXISTS, `${file} already exists; use --force to overwrite it`);
   }
   const name = typeof values.name === 'string' ? values.name : INIT_DEFAULTS.name;
-  const groups = intOption('groups', renamedOption(values, 'groups', 'shards'), 1, 64) ?? INIT_DEFAULTS.groups;
+  const groups =
+    intOption('groups', renamedOption(values, 'groups', 'shards'), 1, 64) ?? INIT_DEFAULTS.groups;
   const replicas = intOption('replicas', values.replicas, 0, 15) ?? INIT_DEFAULTS.replicas;
   const base = intOption('port-base', values['port-base'], 1024, 65000);
   const nodes = groups * (replicas + 1);
