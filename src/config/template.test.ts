@@ -39,3 +39,19 @@ test('adding and removing a node keeps the comments and the other nodes', () => 
     /groups\[5\]\.nodes not found/,
   );
 });
+
+test('add-replica and remove-replica edit a file that still says shards: under that key', () => {
+  const text = renderConfig(INIT_DEFAULTS).replace(/^groups:$/m, 'shards:');
+  const added = addNodeToText(text, 0, { name: 's0n3', host: 'localhost', port: 54323 });
+  assert.match(added, /^shards:$/m);
+  assert.doesNotMatch(added, /^groups:/m);
+  assert.deepEqual(
+    parseConfig(added, '/x.yaml').config.groups[0]!.nodes.map((n) => n.name),
+    ['s0n0', 's0n1', 's0n2', 's0n3'],
+  );
+  const removed = removeNodeFromText(added, 's0n1');
+  assert.deepEqual(
+    parseConfig(removed, '/x.yaml').config.groups[0]!.nodes.map((n) => n.name),
+    ['s0n0', 's0n2', 's0n3'],
+  );
+});
