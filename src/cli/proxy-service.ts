@@ -128,6 +128,7 @@ export class ProxyService implements Service {
           {
             epoch: t.epoch,
             group,
+            group_epoch: s.epoch ?? null,
             primary: s.primary?.name ?? null,
             replicas: s.replicas.map((r) => r.name),
           },

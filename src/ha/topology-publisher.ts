@@ -2,7 +2,8 @@
  * The topology the proxy routes by, as HA sees it: per group the primary (the leader, while its
  * latest probe shows a healthy primary and no hold is on) and the replicas (streaming standbys of
  * that leader that need no rejoin). Published to the TopologyView only when it changed; the epoch
- * the proxy sees moves at every change of a primary, "none" included. A hold (failover or
+ * the proxy sees moves at every change of a primary, "none" included, and each group carries its
+ * own epoch, which moves only with that group's primary. A hold (failover or
  * switchover under way) publishes the group with no primary, so the proxy holds its new
  * transactions, until a promotion publishes the new one or a healthy leader is seen again.
  */
@@ -28,6 +29,8 @@ export class TopologyPublisher {
   private readonly held = new Set<number>();
   private published = '';
   private epoch = 0;
+  /** Each group's own epoch: one more at every change of that group's primary. */
+  private readonly groupEpochs: number[] = [];
 
   constructor(
     private readonly view: TopologyView,
@@ -70,7 +73,11 @@ export class TopologyPublisher {
           );
         })
         .map(endpoint);
-      return { primary, replicas };
+      const before = this.view.current().groups[group]?.primary?.name ?? null;
+      if ((primary?.name ?? null) !== before || this.groupEpochs[group] === undefined) {
+        this.groupEpochs[group] = (this.groupEpochs[group] ?? 0) + 1;
+      }
+      return { primary, replicas, epoch: this.groupEpochs[group] };
     });
     // Release a hold once a healthy leader is seen again.
     for (const group of [...this.held]) {

@@ -15,6 +15,8 @@ export interface Endpoint {
 export interface GroupTopology {
   readonly primary: Endpoint | null;
   readonly replicas: readonly Endpoint[];
+  /** Increases at every change of this group's primary (HA publishes it; absent otherwise). */
+  readonly epoch?: number;
 }
 
 export interface Topology {
