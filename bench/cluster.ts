@@ -58,7 +58,7 @@ export async function startCluster(opts: ClusterOptions): Promise<BenchCluster> 
     renderConfig({
       ...INIT_DEFAULTS,
       name: 'benchreads',
-      shards: 1,
+      groups: 1,
       replicas: opts.replicas,
       host: '127.0.0.1',
       portBase: base,

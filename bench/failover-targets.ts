@@ -175,7 +175,7 @@ export async function startPgscale(mode: Mode, bins: PgBinaries): Promise<Failov
   const text = renderConfig({
     ...INIT_DEFAULTS,
     name: `bench-failover-${mode}`,
-    shards: 1,
+    groups: 1,
     replicas: nodes - 1,
     portBase: base + 4 + nodes,
     proxyPort: base,
@@ -222,7 +222,7 @@ export async function startPgscale(mode: Mode, bins: PgBinaries): Promise<Failov
   };
   const leader = async (): Promise<NodeAddr | null> => {
     const r = await fetch(`http://127.0.0.1:${cfg.http.port}/ha`, { signal: AbortSignal.timeout(3000) });
-    const s = ((await r.json()) as { shards: { leader: string | null }[] }).shards[0];
+    const s = ((await r.json()) as { groups: { leader: string | null }[] }).groups[0];
     return s?.leader ? byName(s.leader) : null;
   };
   await prepareTable(appUrl);

@@ -84,7 +84,7 @@ export async function startReadProxy(server: ServerInfo, o: ReadProxyOptions): P
         },
       },
     },
-    shards: [],
+    groups: [],
   });
   // pgscale's own loader first: a schema mismatch is then reported as such.
   parseConfig(text, file);

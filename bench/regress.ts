@@ -121,7 +121,7 @@ async function startProxy(server: ServerInfo, mode: 'session' | 'transaction', p
     cluster: { name: 'regress', data_dir: join(work.dir, 'data') },
     http: { listen: '127.0.0.1', port: httpPort },
     proxy,
-    shards: [],
+    groups: [],
   });
   parseConfig(text, file);
   writePrivate(file, text, null);

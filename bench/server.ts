@@ -60,7 +60,7 @@ function benchConfig(port: number, opts: ServerOptions): string {
     renderConfig({
       ...INIT_DEFAULTS,
       name: 'bench',
-      shards: 1,
+      groups: 1,
       replicas: 0,
       host: '127.0.0.1',
       portBase: port,

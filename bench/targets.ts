@@ -204,7 +204,7 @@ export function pgscaleAt(name: string, root: string): Target {
           ignore_startup_parameters: ['extra_float_digits'],
           databases: { [server.database]: { host: server.host, port: server.port } },
         },
-        shards: [],
+        groups: [],
       };
       const text = stringify(config);
       // Validate with pgscale's own loader first: a schema mismatch is then reported as such.

@@ -25,9 +25,9 @@ describe('CLI usage errors', () => {
     assert.match(b.stderr, /Unknown option '--bogus'.*pgscale status --help/);
     const dir = tempDir();
     try {
-      const c = await cli(['init', '--dir', dir, '--shards', 'two']);
+      const c = await cli(['init', '--dir', dir, '--groups', 'two']);
       assert.equal(c.code, 2);
-      assert.match(c.stderr, /--shards must be a whole number from 1 to 64, got "two"/);
+      assert.match(c.stderr, /--groups must be a whole number from 1 to 64, got "two"/);
       assert.deepEqual(readdirSync(dir), []);
       const d = await cli(['destroy', '-c', join(dir, 'pgscale.yaml')]);
       assert.equal(d.code, 2);
@@ -69,11 +69,11 @@ describe('CLI usage errors', () => {
     try {
       assert.equal((await cli(['init', '--dir', dir])).code, 0);
       const before = readFileSync(join(dir, 'pgscale.yaml'), 'utf8');
-      const r = await cli(['init', '--dir', dir, '--shards', '3']);
+      const r = await cli(['init', '--dir', dir, '--groups', '3']);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /already exists; use --force/);
       assert.equal(readFileSync(join(dir, 'pgscale.yaml'), 'utf8'), before);
-      assert.equal(loadConfig(join(dir, 'pgscale.yaml')).config.shards.length, 1);
+      assert.equal(loadConfig(join(dir, 'pgscale.yaml')).config.groups.length, 1);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

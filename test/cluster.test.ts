@@ -18,7 +18,7 @@ import { readSecrets } from '../src/cluster/secrets.js';
 interface StatusJson {
   nodes: {
     name: string;
-    shard: number;
+    group: number;
     role: string;
     port: number;
     pid: number | null;
@@ -185,7 +185,7 @@ for (const bins of sets) {
       assert.match(add.stdout, /added s0n3/);
       const cfg = loadConfig(tc.file).config;
       assert.deepEqual(
-        cfg.shards[0]!.nodes.map((n) => n.name),
+        cfg.groups[0]!.nodes.map((n) => n.name),
         ['s0n0', 's0n1', 's0n2', 's0n3'],
       );
       assert.match(readFileSync(tc.file, 'utf8'), /# initial primary/, 'comments kept');
@@ -198,7 +198,7 @@ for (const bins of sets) {
       await writer;
       assert.equal(failures, 0);
       assert.ok(writes > 0);
-      assert.equal(loadConfig(tc.file).config.shards[0]!.nodes.length, 3);
+      assert.equal(loadConfig(tc.file).config.groups[0]!.nodes.length, 3);
       const slots = await withClient(
         primary(),
         async (c) =>

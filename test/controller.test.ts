@@ -136,16 +136,16 @@ describe(`controller with PostgreSQL ${bins.version} (${bins.source})`, () => {
     const m = await http(port, '/metrics');
     assert.equal(m.code, 200);
     assert.match(m.type, /^text\/plain/);
-    assert.match(m.body, /^pgscale_node_up\{node="s0n0",shard="0"\} 1$/m);
-    assert.match(m.body, /^pgscale_node_is_primary\{node="s0n0",shard="0"\} 1$/m);
-    assert.match(m.body, /^pgscale_node_up\{node="s0n1",shard="0"\} 1$/m);
-    assert.match(m.body, /^pgscale_node_is_replica\{node="s0n1",shard="0"\} 1$/m);
-    assert.match(m.body, /^pgscale_node_is_primary\{node="s0n1",shard="0"\} 0$/m);
+    assert.match(m.body, /^pgscale_node_up\{node="s0n0",group="0"\} 1$/m);
+    assert.match(m.body, /^pgscale_node_is_primary\{node="s0n0",group="0"\} 1$/m);
+    assert.match(m.body, /^pgscale_node_up\{node="s0n1",group="0"\} 1$/m);
+    assert.match(m.body, /^pgscale_node_is_replica\{node="s0n1",group="0"\} 1$/m);
+    assert.match(m.body, /^pgscale_node_is_primary\{node="s0n1",group="0"\} 0$/m);
     assert.match(m.body, /^# TYPE pgscale_proxy_transactions_total counter$/m);
     assert.match(m.body, /^# TYPE pgscale_node_exits_total counter$/m);
     assert.doesNotMatch(m.body, /role="/);
-    assert.match(m.body, /^pgscale_replication_lag_bytes\{node="s0n1",shard="0"\} \d+$/m);
-    assert.match(m.body, /^pgscale_replica_streaming\{node="s0n1",shard="0"\} 1$/m);
+    assert.match(m.body, /^pgscale_replication_lag_bytes\{node="s0n1",group="0"\} \d+$/m);
+    assert.match(m.body, /^pgscale_replica_streaming\{node="s0n1",group="0"\} 1$/m);
     assert.match(m.body, /^process_cpu_user_seconds_total \d/m);
     assert.match(m.body, /^nodejs_heap_size_used_bytes \d/m);
   });
@@ -206,8 +206,8 @@ describe(`controller with PostgreSQL ${bins.version} (${bins.source})`, () => {
     assert.equal(line.pid, victim);
     assert.match(line.msg, /node s0n1 .* is no longer running/);
     const m = await http(port, '/metrics');
-    assert.match(m.body, /^pgscale_node_up\{node="s0n1",shard="0"\} 0$/m);
-    assert.match(m.body, /^pgscale_node_exits_total\{node="s0n1",shard="0"\} 1$/m);
+    assert.match(m.body, /^pgscale_node_up\{node="s0n1",group="0"\} 0$/m);
+    assert.match(m.body, /^pgscale_node_exits_total\{node="s0n1",group="0"\} 1$/m);
     const s = JSON.parse((await http(port, '/services')).body) as {
       services: { status: { events: { node: string; event: string }[] } }[];
     };

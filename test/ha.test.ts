@@ -24,7 +24,7 @@ import type { LoadResult } from './ha-load.js';
 const bins = binarySets()[0]!;
 
 interface HaStatus {
-  shards: { leader: string | null; epoch: number }[];
+  groups: { leader: string | null; epoch: number }[];
 }
 
 async function api<T>(tc: TestCluster, path: string): Promise<T> {
@@ -33,7 +33,7 @@ async function api<T>(tc: TestCluster, path: string): Promise<T> {
 }
 
 const leaderOf = async (tc: TestCluster) => {
-  const s = (await api<HaStatus>(tc, '/ha')).shards[0]!;
+  const s = (await api<HaStatus>(tc, '/ha')).groups[0]!;
   return { leader: s.leader, epoch: s.epoch };
 };
 
@@ -88,7 +88,7 @@ async function streamingReplica(tc: TestCluster, node: string): Promise<boolean>
   return s?.role === 'replica' && s.state === 'running' && s.streaming;
 }
 
-/** Ids present on the shard's primary now. */
+/** Ids present on the group's primary now. */
 async function storedIds(tc: TestCluster, leader: string): Promise<Set<number>> {
   const n = tc.cluster.nodes().find((x) => x.name === leader)!;
   const c = new pg.Client({ ...tc.cluster.target(n, tc.cluster.config.app.database) });
@@ -265,19 +265,19 @@ describe('high availability, asynchronous replication (embedded store)', () => {
     assert.match(((await notJson.json()) as { error: string }).error, /not JSON/);
     const unknown = await post('/ha/switchover', JSON.stringify({ to: 'nosuch' }), token);
     assert.equal(unknown.status, 400);
-    assert.match(((await unknown.json()) as { error: string }).error, /nosuch is not a node of shard 0/);
-    assert.equal((await post('/ha/switchover', JSON.stringify({ shard: 'x' }), token)).status, 400);
+    assert.match(((await unknown.json()) as { error: string }).error, /nosuch is not a node of group 0/);
+    assert.equal((await post('/ha/switchover', JSON.stringify({ group: 'x' }), token)).status, 400);
     // A non-ASCII token of the token's length (its UTF-8 bytes read as Latin-1): 401, not 500.
     assert.equal((await post('/ha/pause', '{}', 'é'.repeat(token.length))).status, 401);
     // Malformed bodies: 400 naming the field, and no switchover or failover runs.
     const historyBefore = (await events(tc)).length;
     for (const [path, body, field] of [
-      ['/ha/failover', { shard: '0x0' }, /^shard: /],
+      ['/ha/failover', { group: '0x0' }, /^group: /],
       ['/ha/failover', { to: 5 }, /^to: /],
       ['/ha/switchover', { to: ['s0n1'] }, /^to: /],
-      ['/ha/failover', { shard: 0.5 }, /^shard: /],
-      ['/ha/failover', { shard: 7 }, /^shard: there is no shard 7/],
-      ['/ha/switchover', { shard: 0, node: 's0n1' }, /^unknown key "node"/],
+      ['/ha/failover', { group: 0.5 }, /^group: /],
+      ['/ha/failover', { group: 7 }, /^group: there is no group 7/],
+      ['/ha/switchover', { group: 0, node: 's0n1' }, /^unknown key "node"/],
       ['/ha/failover', [0], /^the request body: /],
       ['/ha/pause', { paused: true }, /^unknown key "paused"/],
     ] as const) {
@@ -292,7 +292,7 @@ describe('high availability, asynchronous replication (embedded store)', () => {
     assert.equal((await post('/ha/switchover', 'x'.repeat(100_000), token)).status, 413);
     const r = await cli(['switchover', '-c', tc.file, '--to', 'nosuch'], tc.env);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /--to nosuch: no such node in shard 0/);
+    assert.match(r.stderr, /--to nosuch: no such node in group 0/);
     assert.deepEqual(await leaderOf(tc), before, 'nothing changed');
     assert.equal((await api<{ paused: boolean }>(tc, '/ha')).paused, false);
   });
@@ -317,10 +317,10 @@ describe('high availability, asynchronous replication (embedded store)', () => {
     }
     const m = await metrics(tc);
     assert.match(m, /^# TYPE pgscale_ha_failovers_total counter$/m);
-    assert.ok(value(m, 'pgscale_ha_failovers_total{shard="0"}') >= 1);
-    const at = value(m, 'pgscale_ha_last_failover_timestamp_seconds{shard="0"}');
+    assert.ok(value(m, 'pgscale_ha_failovers_total{group="0"}') >= 1);
+    const at = value(m, 'pgscale_ha_last_failover_timestamp_seconds{group="0"}');
     assert.ok(Math.abs(at - Date.now() / 1000) < 600, `last failover at ${at}`);
-    assert.equal(value(m, `pgscale_ha_leader{shard="0",node="${leader}"}`), 1);
+    assert.equal(value(m, `pgscale_ha_leader{group="0",node="${leader}"}`), 1);
   });
 
   test('switchover under load: no client error, no lost commit, the old primary follows', async () => {
@@ -333,12 +333,12 @@ describe('high availability, asynchronous replication (embedded store)', () => {
     // label), and the planned stop of the old primary is no node exit.
     const after = await metrics(tc);
     assert.equal(
-      value(after, `pgscale_ha_switchovers_total{shard="0"}`),
-      value(before, `pgscale_ha_switchovers_total{shard="0"}`) + 1,
+      value(after, `pgscale_ha_switchovers_total{group="0"}`),
+      value(before, `pgscale_ha_switchovers_total{group="0"}`) + 1,
     );
     assert.deepEqual(nodeSeries(after), nodeSeries(before));
-    assert.equal(value(after, `pgscale_ha_leader{shard="0",node="${old}"}`), 0);
-    assert.equal(value(after, `pgscale_node_is_replica{node="${old}",shard="0"}`), 1);
+    assert.equal(value(after, `pgscale_ha_leader{group="0",node="${old}"}`), 0);
+    assert.equal(value(after, `pgscale_node_is_replica{node="${old}",group="0"}`), 1);
     const exits = (t: string) =>
       t
         .split('\n')

@@ -124,7 +124,7 @@ describe(
         assert.match(
           r.stderr,
           new RegExp(
-            `port ${port} of the health endpoints of node s0n1 \\(shards\\[0\\]\\.nodes\\[1\\]\\.api_port not set: ` +
+            `port ${port} of the health endpoints of node s0n1 \\(groups\\[0\\]\\.nodes\\[1\\]\\.api_port not set: ` +
               `derived from http\\.port and the node's position, on 127\\.0\\.0\\.1\\) is already in use`,
           ),
         );

@@ -58,11 +58,11 @@ export async function makeCluster(
   opts: Partial<InitOptions> & { extra?: (yaml: string) => string } = {},
 ): Promise<TestCluster> {
   const dir = tempDir();
-  const shards = opts.shards ?? 1;
+  const groups = opts.groups ?? 1;
   const replicas = opts.replicas ?? 2;
   // Layout of the block: proxy, HTTP API, then the agents' default api ports (http.port + 1 + the
   // node's position, with room for two added replicas), then the node ports (room for two more).
-  const nodes = shards * (replicas + 1);
+  const nodes = groups * (replicas + 1);
   const count = 2 * nodes + 6;
   const base = await findFreePortBlock(count);
   let text = renderConfig({
@@ -70,7 +70,7 @@ export async function makeCluster(
     // A unique id, as `pgscale init` writes.
     id: newClusterId(opts.name ?? INIT_DEFAULTS.name),
     ...opts,
-    shards,
+    groups,
     replicas,
     portBase: base + 4 + nodes,
     proxyPort: base,

@@ -229,7 +229,7 @@ describe('pgscale proxy (standalone)', () => {
     assert.equal(a.code, 1);
     assert.match(a.stderr, /missing\.ini/);
     const yaml = join(tc.dir, 'noproxy.yaml');
-    writeFileSync(yaml, `shards:\n  - nodes:\n      - { name: a, port: ${serverPort} }\n`);
+    writeFileSync(yaml, `groups:\n  - nodes:\n      - { name: a, port: ${serverPort} }\n`);
     const b = await cli(['proxy', '-c', yaml]);
     assert.equal(b.code, 1);
     assert.match(b.stderr, /proxy\.databases is empty/);

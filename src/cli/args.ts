@@ -53,3 +53,25 @@ export function intOption(
   }
   return n;
 }
+
+/**
+ * An option that was renamed (`--shard` became `--group` when replication shards were renamed
+ * groups): the old spelling is still taken, with a warning on stderr naming the new one; both at
+ * once is a usage error. Returns the value under the new name.
+ */
+export function renamedOption(
+  values: Record<string, string | boolean | undefined>,
+  name: string,
+  old: string,
+): string | boolean | undefined {
+  if (values[old] === undefined) return values[name];
+  if (values[name] !== undefined) {
+    throw new UsageError(
+      `--${old} is the old name of --${name}, and --${name} is given too; keep only --${name}`,
+    );
+  }
+  process.stderr.write(
+    `warning: --${old} is the old name of --${name}: use --${name} (--${old} is still read, for now)\n`,
+  );
+  return values[old];
+}

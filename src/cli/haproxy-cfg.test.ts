@@ -16,7 +16,7 @@ function section(cfg: string, name: string): string[] {
   return lines.slice(start + 1, end < 0 ? undefined : end).map((l) => l.trim());
 }
 
-test('one shard: a write listener checked on /primary, a read listener on /replica?lag=16MB', () => {
+test('one group: a write listener checked on /primary, a read listener on /replica?lag=16MB', () => {
   const cfg = renderHaproxyConfig(load(renderConfig(INIT_DEFAULTS)), opts);
   assert.deepEqual(section(cfg, 'pgscale_write'), [
     'bind 127.0.0.1:5000',
@@ -50,12 +50,12 @@ test('ports, stats, no lag limit, bind address', () => {
   assert.deepEqual(section(cfg, 'stats').slice(0, 3), ['mode http', 'bind *:7000', 'stats enable']);
 });
 
-test('several shards get a pair of listeners each, two ports apart', () => {
-  const cfg = renderHaproxyConfig(load(renderConfig({ ...INIT_DEFAULTS, shards: 2, replicas: 1 })), opts);
-  assert.equal(section(cfg, 'pgscale_shard0_write')[0], 'bind 127.0.0.1:5000');
-  assert.equal(section(cfg, 'pgscale_shard0_read')[0], 'bind 127.0.0.1:5001');
-  assert.equal(section(cfg, 'pgscale_shard1_write')[0], 'bind 127.0.0.1:5002');
-  const r1 = section(cfg, 'pgscale_shard1_read');
+test('several groups get a pair of listeners each, two ports apart', () => {
+  const cfg = renderHaproxyConfig(load(renderConfig({ ...INIT_DEFAULTS, groups: 2, replicas: 1 })), opts);
+  assert.equal(section(cfg, 'pgscale_group0_write')[0], 'bind 127.0.0.1:5000');
+  assert.equal(section(cfg, 'pgscale_group0_read')[0], 'bind 127.0.0.1:5001');
+  assert.equal(section(cfg, 'pgscale_group1_write')[0], 'bind 127.0.0.1:5002');
+  const r1 = section(cfg, 'pgscale_group1_read');
   assert.equal(r1[0], 'bind 127.0.0.1:5003');
   assert.deepEqual(
     r1.filter((l) => l.startsWith('server')),
@@ -81,11 +81,11 @@ test('a HAProxy port that clashes with the cluster or another is refused', () =>
   const config = load(renderConfig(INIT_DEFAULTS));
   assert.throws(
     () => renderHaproxyConfig(config, { ...opts, writePort: 54320 }),
-    /write port of shard 0 \(--write-port\) 54320 is already the port of node s0n0/,
+    /write port of group 0 \(--write-port\) 54320 is already the port of node s0n0/,
   );
   assert.throws(
     () => renderHaproxyConfig(config, { ...opts, readPort: 5000 }),
-    /read port of shard 0 \(--read-port\) 5000 is already the write port of shard 0/,
+    /read port of group 0 \(--read-port\) 5000 is already the write port of group 0/,
   );
   assert.throws(
     () => renderHaproxyConfig(config, { ...opts, statsPort: 8009 }),

@@ -1,6 +1,7 @@
 /**
  * The proxy as a controller service inside `pgscale up`: one endpoint on proxy.port in front of
- * shard 0's primary (sharding will route by shard later). It knows the cluster's own roles (the
+ * the cluster's groups, each database's sessions going to its home group's primary (group 0
+ * unless groups[].databases says otherwise). It knows the cluster's own roles (the
  * application role and the superuser, whose passwords pgscale generated), serves the application
  * database (and the ones proxy.exposed_databases adds), follows the topology the cluster
  * publishes, and exports its gauges to the controller's /metrics. It owns its proxy: SHUTDOWN on
@@ -12,7 +13,7 @@ import { ErrorCodes, PgscaleError, errorMessage } from '../errors.js';
 import type { Registry } from 'prom-client';
 import type { Cluster } from '../cluster/cluster.js';
 import type { LoadedConfig } from '../config/load.js';
-import { loadConfig } from '../config/load.js';
+import { homeGroup, loadConfig } from '../config/load.js';
 import type { ProxyConfig } from '../config/schema.js';
 import type { Service } from '../controller/service.js';
 import type { Logger } from '../obs/logger.js';
@@ -29,13 +30,13 @@ const RESTART_MAX_MS = 10_000;
 export function clusterTopology(cluster: Cluster, epoch: number): Topology {
   return {
     epoch,
-    shards: cluster.config.shards.map((_, shard) => {
-      const primary = cluster.primaryOf(shard);
+    groups: cluster.config.groups.map((_, group) => {
+      const primary = cluster.primaryOf(group);
       return {
         primary: primary ? { name: primary.name, host: primary.host, port: primary.port } : null,
         replicas: cluster
           .nodes()
-          .filter((n) => n.shard === shard && n.name !== primary?.name)
+          .filter((n) => n.group === group && n.name !== primary?.name)
           .map((n) => ({ name: n.name, host: n.host, port: n.port })),
       };
     }),
@@ -51,10 +52,15 @@ export function proxyConfigFor(loaded: LoadedConfig): ProxyConfig {
   return loaded.config.proxy;
 }
 
-/** The cluster's databases the proxy serves: the application's and those the config adds. */
+/**
+ * The cluster's databases the proxy serves: the application's and those the config adds (in
+ * proxy.exposed_databases, or as the home of a group in groups[].databases).
+ */
 export function servedDatabases(loaded: LoadedConfig): string[] {
   const c = loaded.config;
-  return [c.app.database, ...c.proxy.exposed_databases];
+  return [
+    ...new Set([c.app.database, ...c.proxy.exposed_databases, ...c.groups.flatMap((g) => g.databases)]),
+  ];
 }
 
 /** Fails naming proxy.port when something else listens there; nothing is started. */
@@ -110,19 +116,28 @@ export class ProxyService implements Service {
     const holdMs = this.loaded.config.ha.proxy_hold_timeout * 1000;
     const a = await this.launch();
     this.unsubscribe = this.view.subscribe((t, prev) => {
-      const s = t.shards[0];
-      const p = prev.shards[0];
-      if (!s) return;
-      const same =
-        s.primary?.name === p?.primary?.name &&
-        JSON.stringify(s.replicas.map((r) => r.name)) ===
-          JSON.stringify(p?.replicas.map((r) => r.name) ?? []);
-      if (same) return;
-      this.logger.info(
-        { epoch: t.epoch, primary: s.primary?.name ?? null, replicas: s.replicas.map((r) => r.name) },
-        s.primary ? `routing writes to ${s.primary.name}` : 'no primary: holding new transactions',
-      );
-      this.proxy?.followTopology(s.primary, s.replicas, holdMs);
+      // Every group is followed on its own: a failover of one leaves the others' pools alone.
+      t.groups.forEach((s, group) => {
+        const p = prev.groups[group];
+        const same =
+          s.primary?.name === p?.primary?.name &&
+          JSON.stringify(s.replicas.map((r) => r.name)) ===
+            JSON.stringify(p?.replicas.map((r) => r.name) ?? []);
+        if (same) return;
+        this.logger.info(
+          {
+            epoch: t.epoch,
+            group,
+            group_epoch: s.epoch ?? null,
+            primary: s.primary?.name ?? null,
+            replicas: s.replicas.map((r) => r.name),
+          },
+          s.primary
+            ? `group ${group}: routing writes to ${s.primary.name}`
+            : `group ${group}: no primary: holding new transactions`,
+        );
+        this.proxy?.followGroup(group, s.primary, s.replicas, holdMs);
+      });
     });
     this.logger.info({ host: a.host, port: a.port }, 'proxy ready');
   }
@@ -138,7 +153,9 @@ export class ProxyService implements Service {
     const explicit = Object.keys(cfg.databases).length > 0 ? databasesResolver(cfg) : undefined;
     const proxy = new ProxyServer({
       config: cfg,
-      resolve: topologyResolver(this.view, servedDatabases(this.loaded), explicit),
+      resolve: topologyResolver(this.view, servedDatabases(this.loaded), explicit, (db) =>
+        homeGroup(this.loaded.config, db),
+      ),
       inlineUsers: inline,
       log: (line) => this.logger.info(line),
       logger: this.logger,
@@ -258,7 +275,7 @@ export class ProxyService implements Service {
         idle: pool.idle.length,
         waiting: pool.waiting,
       })),
-      topology: { epoch: t.epoch, primaries: t.shards.map((s) => s.primary?.name ?? null) },
+      topology: { epoch: t.epoch, primaries: t.groups.map((s) => s.primary?.name ?? null) },
     };
   }
 }

@@ -1,8 +1,8 @@
 /**
- * A pgscale cluster on this host: shards, each a primary with streaming standbys, provisioned and
+ * A pgscale cluster on this host: groups, each a primary with streaming standbys, provisioned and
  * run from the validated config. Every operation checks first and acts second, so a bad config, a
  * port in use or a foreign data directory stops it before anything changes; every operation is
- * idempotent, so running `up` twice is harmless. Which node of a shard is the primary is read from
+ * idempotent, so running `up` twice is harmless. Which node of a group is the primary is read from
  * the data directories (the one without standby.signal), never assumed from the config order.
  */
 import { randomUUID } from 'node:crypto';
@@ -101,20 +101,20 @@ export class Cluster {
   }
 
   /**
-   * Re-reads the nodes (the `shards` section) from the config file, keeping every other setting
+   * Re-reads the nodes (the `groups` section) from the config file, keeping every other setting
    * as loaded: what a running controller does when add-replica or remove-replica changed them.
    * Returns the names added and removed.
    */
   reloadMembers(): { added: string[]; removed: string[] } {
     const fresh = loadConfig(this.current.file).config;
-    if (fresh.shards.length !== this.config.shards.length) {
+    if (fresh.groups.length !== this.config.groups.length) {
       throw new ClusterError(
         ErrorCodes.CONFIG_INVALID,
-        `${this.current.file} now has ${fresh.shards.length} shards instead of ${this.config.shards.length}; restart the controller to change them`,
+        `${this.current.file} now has ${fresh.groups.length} groups instead of ${this.config.groups.length}; restart the controller to change them`,
       );
     }
     const before = new Set(this.nodes().map((n) => n.name));
-    this.current = { ...this.current, config: { ...this.current.config, shards: fresh.shards } };
+    this.current = { ...this.current, config: { ...this.current.config, groups: fresh.groups } };
     const after = new Set(this.nodes().map((n) => n.name));
     return {
       added: [...after].filter((n) => !before.has(n)),
@@ -134,8 +134,8 @@ export class Cluster {
     return instancePaths(this.dataDir, node);
   }
 
-  archiveDir(shard: number): string {
-    return join(this.dataDir, 'archive', `shard${shard}`);
+  archiveDir(group: number): string {
+    return join(this.dataDir, 'archive', `shard${group}`);
   }
 
   private archiveScript(): string {
@@ -176,23 +176,23 @@ export class Cluster {
     }
   }
 
-  /** The primary of a shard as the data directories say; null when none is provisioned. */
-  primaryOf(shard: number): NodeRef | null {
+  /** The primary of a group as the data directories say; null when none is provisioned. */
+  primaryOf(group: number): NodeRef | null {
     const provisioned = this.nodes().filter(
-      (n) => n.shard === shard && isProvisioned(this.paths(n.name).pgdata),
+      (n) => n.group === group && isProvisioned(this.paths(n.name).pgdata),
     );
     const primaries = provisioned.filter((n) => !isStandbyDir(this.paths(n.name).pgdata));
     if (primaries.length > 1) {
       throw new ClusterError(
         ErrorCodes.NO_PRIMARY,
-        `shard ${shard} has more than one primary data directory (${primaries.map((p) => p.name).join(', ')}); ` +
+        `group ${group} has more than one primary data directory (${primaries.map((p) => p.name).join(', ')}); ` +
           'refusing to run them side by side. Turn the stale one into a standby or remove it.',
       );
     }
     if (primaries.length === 0 && provisioned.length > 0) {
       throw new ClusterError(
         ErrorCodes.NO_PRIMARY,
-        `shard ${shard} has standbys (${provisioned.map((p) => p.name).join(', ')}) but no primary data directory`,
+        `group ${group} has standbys (${provisioned.map((p) => p.name).join(', ')}) but no primary data directory`,
       );
     }
     return primaries[0] ?? null;
@@ -203,10 +203,10 @@ export class Cluster {
   /** Everything that can be known before acting; throws naming the first problems found. */
   async preflight(): Promise<void> {
     const problems: string[] = [];
-    if (this.config.shards.length === 0) {
+    if (this.config.groups.length === 0) {
       throw new ClusterError(
         ErrorCodes.CONFIG_INVALID,
-        `${this.loaded.file} names no shards: nothing to run (see pgscale init)`,
+        `${this.loaded.file} names no groups: nothing to run (see pgscale init)`,
       );
     }
     const id = this.identity();
@@ -261,7 +261,7 @@ export class Cluster {
         problems.join('\n'),
       );
     }
-    for (let shard = 0; shard < this.config.shards.length; shard++) this.primaryOf(shard);
+    for (let group = 0; group < this.config.groups.length; group++) this.primaryOf(group);
   }
 
   // ---------------------------------------------------------------- up
@@ -269,12 +269,12 @@ export class Cluster {
   async up(opts: { waitStreamingMs?: number } = {}): Promise<void> {
     await this.preflight();
     const secrets = this.prepareDirs();
-    for (let shard = 0; shard < this.config.shards.length; shard++) {
-      await this.upShard(shard, secrets);
+    for (let group = 0; group < this.config.groups.length; group++) {
+      await this.upGroup(group, secrets);
     }
     await this.waitStreaming(opts.waitStreamingMs ?? 120_000);
     // Now that standbys stream, synchronous_standby_names can name them without blocking commits.
-    for (let shard = 0; shard < this.config.shards.length; shard++) await this.refreshConf(shard);
+    for (let group = 0; group < this.config.groups.length; group++) await this.refreshConf(group);
   }
 
   private prepareDirs(): Secrets {
@@ -294,7 +294,7 @@ export class Cluster {
     ensureOwnedDir(join(root, 'nodes'), 0o700);
     ensureOwnedDir(join(root, 'logs'), 0o750);
     ensureOwnedDir(join(root, 'archive'), 0o700);
-    for (let s = 0; s < this.config.shards.length; s++) ensureOwnedDir(this.archiveDir(s), 0o700);
+    for (let s = 0; s < this.config.groups.length; s++) ensureOwnedDir(this.archiveDir(s), 0o700);
     mkdirSync(join(root, 'bin'), { recursive: true, mode: 0o755 });
     writeFileSync(this.archiveScript(), ARCHIVE_SCRIPT, { mode: 0o755 });
     chmodSync(join(root, 'bin'), 0o755);
@@ -302,15 +302,15 @@ export class Cluster {
     return secrets;
   }
 
-  private async upShard(shard: number, secrets: Secrets): Promise<void> {
-    const nodes = this.nodes().filter((n) => n.shard === shard);
-    let primary = this.primaryOf(shard);
+  private async upGroup(group: number, secrets: Secrets): Promise<void> {
+    const nodes = this.nodes().filter((n) => n.group === group);
+    let primary = this.primaryOf(group);
     const fresh = primary === null;
     if (!primary) {
       primary = nodes[0]!;
       await this.initPrimary(primary, secrets);
     }
-    await this.startNode(primary, fresh ? [] : this.standbyNames(shard, primary.name));
+    await this.startNode(primary, fresh ? [] : this.standbyNames(group, primary.name));
     await this.bootstrapRoles(primary, secrets);
     for (const n of nodes) {
       if (n.name === primary.name) continue;
@@ -325,9 +325,9 @@ export class Cluster {
     }
   }
 
-  private standbyNames(shard: number, primary: string): string[] {
+  private standbyNames(group: number, primary: string): string[] {
     return this.nodes()
-      .filter((n) => n.shard === shard && n.name !== primary)
+      .filter((n) => n.group === group && n.name !== primary)
       .map((n) => n.name);
   }
 
@@ -365,7 +365,7 @@ export class Cluster {
         config: this.config,
         node: n,
         bins: this.bins,
-        archiveDir: this.archiveDir(n.shard),
+        archiveDir: this.archiveDir(n.group),
         archiveScript: this.archiveScript(),
         peers,
       }),
@@ -388,14 +388,14 @@ export class Cluster {
     );
   }
 
-  /** Rewrites the conf of every running node of a shard and reloads (e.g. synchronous names). */
-  async refreshConf(shard: number): Promise<void> {
-    const primary = this.primaryOf(shard);
+  /** Rewrites the conf of every running node of a group and reloads (e.g. synchronous names). */
+  async refreshConf(group: number): Promise<void> {
+    const primary = this.primaryOf(group);
     if (!primary) return;
-    for (const n of this.nodes().filter((x) => x.shard === shard)) {
+    for (const n of this.nodes().filter((x) => x.group === group)) {
       const { pgdata } = this.paths(n.name);
       if (!isProvisioned(pgdata)) continue;
-      this.writeConf(n, n.name === primary.name ? this.standbyNames(shard, primary.name) : []);
+      this.writeConf(n, n.name === primary.name ? this.standbyNames(group, primary.name) : []);
       await reload(this.bins, pgdata);
     }
   }
@@ -498,16 +498,16 @@ export class Cluster {
   }
 
   /**
-   * Stops every node with a fast shutdown: each shard's primary first, so that its standbys
+   * Stops every node with a fast shutdown: each group's primary first, so that its standbys
    * receive the shutdown checkpoint and restart consistent with it.
    */
   async down(): Promise<string[]> {
     const stopped: string[] = [];
-    for (let shard = 0; shard < this.config.shards.length; shard++) {
-      const nodes = this.nodes().filter((n) => n.shard === shard);
+    for (let group = 0; group < this.config.groups.length; group++) {
+      const nodes = this.nodes().filter((n) => n.group === group);
       let primary: NodeRef | null = null;
       try {
-        primary = this.primaryOf(shard);
+        primary = this.primaryOf(group);
       } catch {
         primary = null;
       }
@@ -543,13 +543,13 @@ export class Cluster {
 
   // ---------------------------------------------------------------- replicas
 
-  /** Provisions and starts a node already present in the config as a standby of its shard. */
+  /** Provisions and starts a node already present in the config as a standby of its group. */
   async addReplica(n: NodeRef, opts: { waitStreamingMs?: number } = {}): Promise<void> {
-    const primary = this.primaryOf(n.shard);
+    const primary = this.primaryOf(n.group);
     if (!primary || runningPid(this.paths(primary.name).pgdata) === null) {
       throw new ClusterError(
         ErrorCodes.NO_PRIMARY,
-        `shard ${n.shard} has no running primary; run \`pgscale up\` first`,
+        `group ${n.group} has no running primary; run \`pgscale up\` first`,
       );
     }
     if (await portInUse(n.port, n.host)) {
@@ -561,16 +561,16 @@ export class Cluster {
     await this.cloneNode(n, primary);
     await this.startNode(n, []);
     await this.waitStreaming(opts.waitStreamingMs ?? 120_000);
-    await this.refreshConf(n.shard);
+    await this.refreshConf(n.group);
   }
 
   /** Stops a standby, drops its slot and removes its data directory. */
   async removeReplica(n: NodeRef): Promise<void> {
-    const primary = this.primaryOf(n.shard);
+    const primary = this.primaryOf(n.group);
     if (primary?.name === n.name) {
       throw new ClusterError(
         ErrorCodes.USAGE,
-        `${n.name} is the primary of shard ${n.shard}; switch over to another node before removing it`,
+        `${n.name} is the primary of group ${n.group}; switch over to another node before removing it`,
       );
     }
     const { pgdata, log } = this.paths(n.name);
@@ -753,9 +753,9 @@ export class Cluster {
     await this.startNode(n, []);
   }
 
-  /** Starts a stopped node as the primary of its shard (after a store outage stopped it). */
+  /** Starts a stopped node as the primary of its group (after a store outage stopped it). */
   async startPrimary(n: NodeRef): Promise<void> {
-    await this.startNode(n, this.standbyNames(n.shard, n.name));
+    await this.startNode(n, this.standbyNames(n.group, n.name));
   }
 
   /**
@@ -840,11 +840,11 @@ export class Cluster {
   /** Rewrites the primary's conf (synchronous_standby_names names its standbys) and reloads it. */
   /** Writes the primary's conf (synchronous_standby_names naming its standbys); reload it after. */
   writePrimaryConf(primary: NodeRef): void {
-    this.writeConf(primary, this.standbyNames(primary.shard, primary.name));
+    this.writeConf(primary, this.standbyNames(primary.group, primary.name));
   }
 
   async refreshPrimaryConf(primary: NodeRef): Promise<void> {
-    this.writeConf(primary, this.standbyNames(primary.shard, primary.name));
+    this.writeConf(primary, this.standbyNames(primary.group, primary.name));
     await withClient(this.target(primary), (c) => c.query('SELECT pg_reload_conf()'));
   }
 }

@@ -44,7 +44,7 @@ export interface NodeConfInput {
   bins: PgBinaries;
   archiveDir: string;
   archiveScript: string;
-  /** Names of the other nodes of the shard (standbys when this node is the primary). */
+  /** Names of the other nodes of the group (standbys when this node is the primary). */
   peers: readonly string[];
 }
 

@@ -1,7 +1,7 @@
 /**
  * Reads the state of every node: from the data directory when the node is down, from SQL when it
  * runs (role, timeline, WAL positions, the WAL receiver, the archiver), and the replication view
- * of each shard's primary (pg_stat_replication, slots) for lag. The JSON shape is documented in
+ * of each group's primary (pg_stat_replication, slots) for lag. The JSON shape is documented in
  * docs/status.md; no secret is ever part of it.
  */
 import type { NodeRef } from '../config/load.js';
@@ -31,7 +31,7 @@ export interface ArchiveStatus {
 
 export interface NodeStatus {
   name: string;
-  shard: number;
+  group: number;
   role: Role | null;
   state: NodeState;
   host: string;
@@ -101,23 +101,23 @@ export async function nodeStatuses(
   target: (n: NodeRef) => ConnTarget,
 ): Promise<NodeStatus[]> {
   const base = await Promise.all(nodes.map((n) => probeNode(n, dataDir, target(n))));
-  // A stopped node whose data directory still says primary while another node of its shard runs
+  // A stopped node whose data directory still says primary while another node of its group runs
   // as the primary is a former primary being rejoined (pg_rewind removes standby.signal and our
   // marker while it works): fenced, never a second primary.
   for (const s of base) {
     if (s.state !== 'stopped' || s.role !== 'primary') continue;
     const other = base.find(
-      (x) => x.shard === s.shard && x.name !== s.name && x.role === 'primary' && x.state === 'running',
+      (x) => x.group === s.group && x.name !== s.name && x.role === 'primary' && x.state === 'running',
     );
     if (other) {
       s.state = 'fenced';
       s.role = 'replica';
     }
   }
-  // Lag and slot come from each shard's primary.
-  const shards = new Set(nodes.map((n) => n.shard));
-  for (const shard of shards) {
-    const primary = base.find((s) => s.shard === shard && s.role === 'primary' && s.state === 'running');
+  // Lag and slot come from each group's primary.
+  const groups = new Set(nodes.map((n) => n.group));
+  for (const group of groups) {
+    const primary = base.find((s) => s.group === group && s.role === 'primary' && s.state === 'running');
     if (!primary) continue;
     const pnode = nodes.find((n) => n.name === primary.name)!;
     let repl: ReplRow[] = [];
@@ -143,7 +143,7 @@ export async function nodeStatuses(
     }
     const plsn = parseLsn(primary.lsn);
     for (const s of base) {
-      if (s.shard !== shard || s.name === primary.name) continue;
+      if (s.group !== group || s.name === primary.name) continue;
       const slot = slots.find((x) => x.slot_name === slotName(s.name));
       s.slot = slot ? { name: slot.slot_name, active: slot.active, walStatus: slot.wal_status } : null;
       const r = repl.find((x) => x.application_name === s.name);
@@ -163,7 +163,7 @@ async function probeNode(n: NodeRef, dataDir: string, t: ConnTarget): Promise<No
   const { pgdata } = instancePaths(dataDir, n.name);
   const s: NodeStatus = {
     name: n.name,
-    shard: n.shard,
+    group: n.group,
     role: null,
     state: 'not provisioned',
     host: n.host,

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfig, allNodes } from './load.js';
+import { parseConfig, allNodes, homeGroup } from './load.js';
 import { INIT_DEFAULTS, renderConfig } from './template.js';
 
 const base = renderConfig(INIT_DEFAULTS);
@@ -15,19 +15,19 @@ test('the generated default config loads with the documented defaults', () => {
   assert.equal(config.http.port, 8008);
   assert.deepEqual(config.log, { rotate_size_mb: 10, keep_files: 5 });
   assert.deepEqual(
-    allNodes(config).map((n) => [n.name, n.port, n.shard, n.index]),
+    allNodes(config).map((n) => [n.name, n.port, n.group, n.index]),
     [
       ['s0n0', 54320, 0, 0],
       ['s0n1', 54321, 0, 1],
       ['s0n2', 54322, 0, 2],
     ],
   );
-  assert.ok(Object.isFrozen(config.shards[0]!.nodes[0]));
+  assert.ok(Object.isFrozen(config.groups[0]!.nodes[0]));
 });
 
 test('api ports default to http.port + 1 + the position among all nodes; api_port overrides', () => {
   const { config } = parseConfig(
-    renderConfig({ ...INIT_DEFAULTS, shards: 2, replicas: 1 }).replace(
+    renderConfig({ ...INIT_DEFAULTS, groups: 2, replicas: 1 }).replace(
       'port: 54322',
       'port: 54322\n        api_port: 9100',
     ),
@@ -44,11 +44,36 @@ test('api ports default to http.port + 1 + the position among all nodes; api_por
   );
 });
 
-test('a minimal config gets defaults for everything but shards', () => {
-  const { config } = parseConfig('shards:\n  - nodes:\n      - { name: a, port: 5000 }\n', '/x/p.yaml');
+test('a minimal config gets defaults for everything but groups', () => {
+  const { config } = parseConfig('groups:\n  - nodes:\n      - { name: a, port: 5000 }\n', '/x/p.yaml');
   assert.equal(config.cluster.name, 'pgscale');
   assert.equal(config.postgres.superuser, 'postgres');
-  assert.equal(config.shards[0]!.nodes[0]!.host, 'localhost');
+  assert.equal(config.groups[0]!.nodes[0]!.host, 'localhost');
+});
+
+test('the old key shards: still loads, as groups:, with a warning naming the new key', () => {
+  const text = 'shards:\n  - nodes:\n      - { name: a, port: 5000 }\n';
+  const loaded = parseConfig(text, '/x/p.yaml');
+  assert.equal(loaded.config.groups[0]!.nodes[0]!.name, 'a');
+  assert.equal('shards' in loaded.config, false);
+  assert.deepEqual(loaded.warnings, [
+    '/x/p.yaml: shards: is the old name of groups: rename it to groups: (shards: is still read, for now)',
+  ]);
+  assert.equal(parseConfig(text.replace('shards', 'groups'), '/x/p.yaml').warnings, undefined);
+});
+
+test('a database lives in group 0 unless a group names it in databases', () => {
+  const text = renderConfig({ ...INIT_DEFAULTS, groups: 2, replicas: 0 }).replace(
+    /(- nodes:\n)(?![\s\S]*- nodes:)/,
+    '- databases: [orders]\n    nodes:\n',
+  );
+  const { config } = parseConfig(text, '/x/p.yaml');
+  assert.deepEqual(
+    config.groups.map((g) => g.databases),
+    [[], ['orders']],
+  );
+  assert.equal(homeGroup(config, 'orders'), 1);
+  assert.equal(homeGroup(config, 'app'), 0);
 });
 
 test('synchronous accepts off, on, quorum N and booleans', () => {
@@ -65,14 +90,14 @@ test('synchronous accepts off, on, quorum N and booleans', () => {
 });
 
 const cases: [string, string, RegExp][] = [
-  ['unknown top-level key', base + 'shardz: 1\n', /unknown key shardz/],
+  ['unknown top-level key', base + 'groupz: 1\n', /unknown key groupz/],
   [
     'unknown nested key, with the accepted ones',
     base.replace('archive: true', 'archiv: true'),
     /unknown key replication\.archiv \(accepted keys here: synchronous, archive,/,
   ],
   ['wrong type', base.replace('port: 6432', 'port: "six"'), /proxy\.port: .*expected number/],
-  ['port out of range', base.replace('port: 54320', 'port: 70000'), /shards\[0\]\.nodes\[0\]\.port/],
+  ['port out of range', base.replace('port: 54320', 'port: 70000'), /groups\[0\]\.nodes\[0\]\.port/],
   [
     'bad synchronous value',
     base.replace('synchronous: off', 'synchronous: maybe'),
@@ -86,17 +111,17 @@ const cases: [string, string, RegExp][] = [
   [
     'bad node name',
     base.replace('name: s0n1', 'name: S0-N1'),
-    /shards\[0\]\.nodes\[1\]\.name: must be lowercase/,
+    /groups\[0\]\.nodes\[1\]\.name: must be lowercase/,
   ],
   [
     'duplicate node name',
     base.replace('name: s0n1', 'name: s0n0'),
-    /"s0n0" is already the name of shards\[0\]\.nodes\[0\]/,
+    /"s0n0" is already the name of groups\[0\]\.nodes\[0\]/,
   ],
   [
     'duplicate port',
     base.replace('port: 54321', 'port: 54320'),
-    /shards\[0\]\.nodes\[1\]\.port: port 54320 is already used by shards\[0\]\.nodes\[0\]\.port/,
+    /groups\[0\]\.nodes\[1\]\.port: port 54320 is already used by groups\[0\]\.nodes\[0\]\.port/,
   ],
   [
     'node port equal to the proxy port',
@@ -106,31 +131,48 @@ const cases: [string, string, RegExp][] = [
   [
     'derived api port on a node port',
     base.replace('port: 8008', 'port: 54319'),
-    /shards\[0\]\.nodes\[0\]\.api_port \(not set; derived as http\.port \+ 1 \+ 0 = 54320: set api_port explicitly or move http\.port\): port 54320 is already used by shards\[0\]\.nodes\[0\]\.port/,
+    /groups\[0\]\.nodes\[0\]\.api_port \(not set; derived as http\.port \+ 1 \+ 0 = 54320: set api_port explicitly or move http\.port\): port 54320 is already used by groups\[0\]\.nodes\[0\]\.port/,
   ],
   [
     'explicit api port on the proxy port',
     base.replace('port: 54321', 'port: 54321\n        api_port: 6432'),
-    /shards\[0\]\.nodes\[1\]\.api_port: port 6432 is already used by proxy\.port/,
+    /groups\[0\]\.nodes\[1\]\.api_port: port 6432 is already used by proxy\.port/,
   ],
   [
     'two nodes with the same api port',
     base.replace('port: 54321', 'port: 54321\n        api_port: 8009'),
-    /shards\[0\]\.nodes\[1\]\.api_port: port 8009 is already used by shards\[0\]\.nodes\[0\]\.api_port \(not set; derived/,
+    /groups\[0\]\.nodes\[1\]\.api_port: port 8009 is already used by groups\[0\]\.nodes\[0\]\.api_port \(not set; derived/,
   ],
   [
     'quorum larger than the standbys',
     base.replace('synchronous: off', 'synchronous: quorum 3'),
-    /needs 3 standbys but shard 0 has 2/,
+    /needs 3 standbys but group 0 has 2/,
   ],
-  ['missing shards', base.replace(/^shards:[\s\S]*$/m, ''), /shards: is required/],
+  ['missing groups', base.replace(/^groups:[\s\S]*$/m, ''), /groups: is required/],
   [
-    'empty shard',
-    base.replace(/^shards:[\s\S]*$/m, 'shards:\n  - nodes: []\n'),
-    /a shard needs at least one node/,
+    'empty group',
+    base.replace(/^groups:[\s\S]*$/m, 'groups:\n  - nodes: []\n'),
+    /a group needs at least one node/,
+  ],
+  [
+    'both groups and their old name shards',
+    base + 'shards:\n  - nodes:\n      - { name: x, port: 7000 }\n',
+    /shards: is the old name of groups, and groups: is given too; keep only groups:/,
+  ],
+  [
+    'a database homed in two groups',
+    renderConfig({ ...INIT_DEFAULTS, groups: 2, replicas: 0 }).replace(
+      /(- nodes:\n)/g,
+      '- databases: [orders]\n    nodes:\n',
+    ),
+    /groups\[1\]\.databases\[0\]: "orders" already lives in group 0/,
   ],
   ['unknown HA store', base.replace('store: embedded', 'store: zookeeper'), /ha\.store/],
-  ['negative HA grace', base.replace('primary_down_grace: 1', 'primary_down_grace: -1'), /ha\.primary_down_grace/],
+  [
+    'negative HA grace',
+    base.replace('primary_down_grace: 1', 'primary_down_grace: -1'),
+    /ha\.primary_down_grace/,
+  ],
   ['HA TTL below 2 s', base.replace('ttl: 10', 'ttl: 1'), /ha\.ttl/],
   [
     'etcd endpoint that is not a URL',

@@ -17,15 +17,17 @@ export interface LoadedConfig {
   readonly file: string;
   /** Absolute data directory (config.cluster.data_dir resolved against the file's directory). */
   readonly dataDir: string;
+  /** What the file does that still works but should change (an old key name); the CLI prints them. */
+  readonly warnings?: readonly string[];
 }
 
 export interface NodeRef extends NodeConfig {
-  readonly shard: number;
-  /** Position inside its shard; 0 is the initial primary. */
+  readonly group: number;
+  /** Position inside its group; 0 is the initial primary. */
   readonly index: number;
   /**
    * Port of the node's health endpoints (the agent): `api_port`, or by default
-   * http.port + 1 + the node's position among all nodes of the file (shard by shard).
+   * http.port + 1 + the node's position among all nodes of the file (group by group).
    */
   readonly apiPort: number;
 }
@@ -63,13 +65,14 @@ export function parseConfig(text: string, file: string): LoadedConfig {
       `${file}: invalid YAML: ${first.message.split('\n')[0]}`,
     );
   }
-  const raw: unknown = doc.toJS();
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+  const top: unknown = doc.toJS();
+  if (top === null || typeof top !== 'object' || Array.isArray(top)) {
     throw new ConfigError(
       ErrorCodes.CONFIG_INVALID,
       `${file}: expected a mapping of settings at the top level`,
     );
   }
+  const { raw, warnings } = renameOldKeys(top as Record<string, unknown>, file);
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  - ${formatIssue(i)}`);
@@ -84,23 +87,60 @@ export function parseConfig(text: string, file: string): LoadedConfig {
     );
   }
   const dataDir = resolve(dirname(file), config.cluster.data_dir);
-  return Object.freeze({ config: deepFreeze(config), file, dataDir });
+  return Object.freeze({
+    config: deepFreeze(config),
+    file,
+    dataDir,
+    ...(warnings.length > 0 ? { warnings: Object.freeze(warnings) } : {}),
+  });
+}
+
+/**
+ * Top-level keys that were renamed: `shards` (a replication group: a primary and its standbys)
+ * became `groups` when "shard" took the meaning of a piece of a distributed table. The old name
+ * is still read, with a warning naming the new one; both at once is an error (which one holds
+ * the nodes would be a guess).
+ */
+function renameOldKeys(
+  top: Record<string, unknown>,
+  file: string,
+): { raw: Record<string, unknown>; warnings: string[] } {
+  if (!('shards' in top)) return { raw: top, warnings: [] };
+  if ('groups' in top) {
+    throw new ConfigError(
+      ErrorCodes.CONFIG_INVALID,
+      `${file}: invalid configuration:\n  - shards: is the old name of groups, and groups: is given too; keep only groups:`,
+    );
+  }
+  const { shards, ...rest } = top;
+  return {
+    raw: { ...rest, groups: shards },
+    warnings: [
+      `${file}: shards: is the old name of groups: rename it to groups: (shards: is still read, for now)`,
+    ],
+  };
 }
 
 export function allNodes(config: Config): NodeRef[] {
   let position = 0;
-  return config.shards.flatMap((s, shard) =>
+  return config.groups.flatMap((s, group) =>
     s.nodes.map((n, index) => {
       const apiPort = n.api_port ?? defaultApiPort(config, position);
       position++;
-      return { ...n, shard, index, apiPort };
+      return { ...n, group, index, apiPort };
     }),
   );
 }
 
-/** The default api_port of the node at `position` among all nodes (0-based, shard by shard). */
+/** The default api_port of the node at `position` among all nodes (0-based, group by group). */
 export function defaultApiPort(config: Config, position: number): number {
   return config.http.port + 1 + position;
+}
+
+/** The group a database lives in: the one whose `databases` names it, else group 0. */
+export function homeGroup(config: Config, database: string): number {
+  const i = config.groups.findIndex((g) => g.databases.includes(database));
+  return i < 0 ? 0 : i;
 }
 
 export function findNode(config: Config, name: string): NodeRef | undefined {
@@ -119,9 +159,9 @@ function crossChecks(config: Config): string[] {
   const hostKey = (h: string) => (h === '127.0.0.1' || h === '::1' || h === 'localhost' ? 'localhost' : h);
   claim(`localhost|${config.proxy.port}`, 'proxy.port');
   claim(`localhost|${config.http.port}`, 'http.port');
-  config.shards.forEach((s, si) =>
+  config.groups.forEach((s, si) =>
     s.nodes.forEach((n, ni) => {
-      const where = `shards[${si}].nodes[${ni}]`;
+      const where = `groups[${si}].nodes[${ni}]`;
       const prev = names.get(n.name);
       if (prev) problems.push(`${where}.name: "${n.name}" is already the name of ${prev}`);
       else names.set(n.name, where);
@@ -131,9 +171,9 @@ function crossChecks(config: Config): string[] {
   // The agents' health endpoints listen on http.listen, one port per node: they must clash with
   // nothing else on this host (a derived one is named as such, with how to change it).
   let position = 0;
-  config.shards.forEach((s, si) =>
+  config.groups.forEach((s, si) =>
     s.nodes.forEach((n, ni) => {
-      const where = `shards[${si}].nodes[${ni}].api_port`;
+      const where = `groups[${si}].nodes[${ni}].api_port`;
       const port = n.api_port ?? defaultApiPort(config, position);
       position++;
       const what =
@@ -144,16 +184,25 @@ function crossChecks(config: Config): string[] {
       else claim(`localhost|${port}`, what);
     }),
   );
-  if (config.shards.length === 0 && Object.keys(config.proxy.databases).length === 0) {
-    problems.push('shards: is required (at least one shard; or proxy.databases for a standalone proxy)');
+  const homes = new Map<string, string>();
+  config.groups.forEach((g, gi) =>
+    g.databases.forEach((db, di) => {
+      const where = `groups[${gi}].databases[${di}]`;
+      const prev = homes.get(db);
+      if (prev) problems.push(`${where}: "${db}" already lives in ${prev} (a database has one home group)`);
+      else homes.set(db, `group ${gi}`);
+    }),
+  );
+  if (config.groups.length === 0 && Object.keys(config.proxy.databases).length === 0) {
+    problems.push('groups: is required (at least one group; or proxy.databases for a standalone proxy)');
   }
   const sync = config.replication.synchronous;
   if (sync.startsWith('quorum ')) {
     const n = Number(sync.slice(7));
-    config.shards.forEach((s, si) => {
+    config.groups.forEach((s, si) => {
       if (n > s.nodes.length - 1) {
         problems.push(
-          `replication.synchronous: "${sync}" needs ${n} standbys but shard ${si} has ${s.nodes.length - 1}`,
+          `replication.synchronous: "${sync}" needs ${n} standbys but group ${si} has ${s.nodes.length - 1}`,
         );
       }
     });

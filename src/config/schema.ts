@@ -45,12 +45,18 @@ export const nodeSchema = z
   })
   .strict();
 
-export const shardSchema = z
+export const groupSchema = z
   .object({
     nodes: z
       .array(nodeSchema)
-      .min(1, 'a shard needs at least one node')
+      .min(1, 'a group needs at least one node')
       .describe('The first node is the initial primary; the others are streaming standbys.'),
+    databases: z
+      .array(z.string().min(1).max(63))
+      .default([])
+      .describe(
+        "Databases whose home is this group: the proxy sends their sessions to this group's primary (and its standbys). A database named in no group lives in group 0; the proxy serves these too.",
+      ),
   })
   .strict();
 
@@ -396,7 +402,7 @@ export const configSchema = z
         archive: z
           .boolean()
           .default(true)
-          .describe('Archive WAL to <data_dir>/archive/<shard> (safe: no overwrite, fsync, rename).'),
+          .describe('Archive WAL to <data_dir>/archive/shard<N> (safe: no overwrite, fsync, rename).'),
         wal_keep_size: size('wal_keep_size')
           .default('256MB')
           .describe('WAL kept for standbys without a slot (floor).'),
@@ -455,10 +461,10 @@ export const configSchema = z
       })
       .strict()
       .default({ rotate_size_mb: 10, keep_files: 5 }),
-    shards: z
-      .array(shardSchema)
+    groups: z
+      .array(groupSchema)
       .default([])
-      .describe('Shards, each a primary and its standbys (may be empty for a standalone proxy).'),
+      .describe('Groups, each a primary and its standbys (may be empty for a standalone proxy).'),
   })
   .strict();
 

@@ -12,7 +12,7 @@ export interface InitOptions {
   /** cluster.id; `init` draws a random one (newClusterId). */
   id?: string;
   dataDir: string;
-  shards: number;
+  groups: number;
   replicas: number;
   portBase: number;
   proxyPort: number;
@@ -23,7 +23,7 @@ export interface InitOptions {
 export const INIT_DEFAULTS: InitOptions = {
   name: 'pgscale',
   dataDir: './data',
-  shards: 1,
+  groups: 1,
   replicas: 2,
   portBase: 54320,
   proxyPort: 6432,
@@ -39,14 +39,14 @@ export function newClusterId(name: string): string {
   return `${name.slice(0, 54)}-${randomBytes(4).toString('hex')}`;
 }
 
-export function nodeNameFor(shard: number, index: number): string {
-  return `s${shard}n${index}`;
+export function nodeNameFor(group: number, index: number): string {
+  return `s${group}n${index}`;
 }
 
 export function renderConfig(o: InitOptions): string {
-  const shards: string[] = [];
+  const groups: string[] = [];
   let port = o.portBase;
-  for (let s = 0; s < o.shards; s++) {
+  for (let s = 0; s < o.groups; s++) {
     const nodes: string[] = [];
     for (let i = 0; i <= o.replicas; i++) {
       nodes.push(
@@ -55,10 +55,10 @@ export function renderConfig(o: InitOptions): string {
           `        port: ${port++}`,
       );
     }
-    shards.push(`  - nodes:\n${nodes.join('\n')}`);
+    groups.push(`  - nodes:\n${nodes.join('\n')}`);
   }
   return `# pgscale cluster configuration. Reference: docs/configuration.md
-# Every key is optional except shards; an unknown key is an error.
+# Every key is optional except groups; an unknown key is an error.
 
 cluster:
   name: ${o.name}${
@@ -86,7 +86,7 @@ postgres:
 replication:
   # off | on | "quorum N" (synchronous_standby_names = ANY N (standbys)).
   synchronous: off
-  # Safe WAL archive in <data_dir>/archive/<shard>: never overwrites, fsyncs, renames.
+  # Safe WAL archive in <data_dir>/archive/shard<N>: never overwrites, fsyncs, renames.
   archive: true
   # Floor of WAL kept for standbys, and cap of WAL a replication slot may retain.
   wal_keep_size: 256MB
@@ -128,22 +128,28 @@ http:
   listen: 127.0.0.1
   port: ${o.httpPort}
 
-# Each shard is a primary (its first node at creation) with streaming standbys.
-shards:
-${shards.join('\n')}
+# Each group is a primary (its first node at creation) with streaming standbys.
+groups:
+${groups.join('\n')}
 `;
 }
 
-/** Appends a node to a shard in the YAML text, keeping comments and layout. */
+/** The key holding the groups in a file: `groups`, or `shards` in a file written before the rename. */
+function groupsKey(doc: ReturnType<typeof parseDocument>): 'groups' | 'shards' {
+  return !doc.has('groups') && doc.has('shards') ? 'shards' : 'groups';
+}
+
+/** Appends a node to a group in the YAML text, keeping comments and layout. */
 export function addNodeToText(
   text: string,
-  shard: number,
+  group: number,
   node: { name: string; host: string; port: number },
 ): string {
   const doc = parseDocument(text);
-  const nodes = doc.getIn(['shards', shard, 'nodes'], true);
+  const key = groupsKey(doc);
+  const nodes = doc.getIn([key, group, 'nodes'], true);
   if (!(nodes instanceof YAMLSeq)) {
-    throw new ConfigError(ErrorCodes.CONFIG_INVALID, `shards[${shard}].nodes not found in the configuration`);
+    throw new ConfigError(ErrorCodes.CONFIG_INVALID, `${key}[${group}].nodes not found in the configuration`);
   }
   const m = new YAMLMap();
   m.set('name', node.name);
@@ -156,10 +162,10 @@ export function addNodeToText(
 /** Removes a node (by name) from the YAML text, keeping comments and layout. */
 export function removeNodeFromText(text: string, name: string): string {
   const doc = parseDocument(text);
-  const shards = doc.get('shards', true);
-  if (shards instanceof YAMLSeq) {
-    for (const shard of shards.items) {
-      const nodes = shard instanceof YAMLMap ? shard.get('nodes', true) : undefined;
+  const groups = doc.get(groupsKey(doc), true);
+  if (groups instanceof YAMLSeq) {
+    for (const group of groups.items) {
+      const nodes = group instanceof YAMLMap ? group.get('nodes', true) : undefined;
       if (!(nodes instanceof YAMLSeq)) continue;
       const idx = nodes.items.findIndex(
         (n) => n instanceof YAMLMap && (n.get('name', true) as Scalar | undefined)?.value === name,

@@ -21,7 +21,7 @@ async function setup(calls: string[]) {
   const dir = mkdtempSync(join(tmpdir(), 'pgscale-controller-'));
   const port = await findFreePortBlock(1);
   const loaded = parseConfig(
-    `http: { listen: 127.0.0.1, port: ${port} }\nshards: [{ nodes: [{ name: s0n0, port: ${port + 2} }] }]\n`,
+    `http: { listen: 127.0.0.1, port: ${port} }\ngroups: [{ nodes: [{ name: s0n0, port: ${port + 2} }] }]\n`,
     join(dir, 'pgscale.yaml'),
   );
   const cluster = {

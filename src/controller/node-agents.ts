@@ -79,7 +79,7 @@ export class NodeAgentsService implements Service {
       cluster: this.loaded.config.cluster.name,
       serverVersion: serverVersionNum(this.cluster.bins.version),
       current: () => this.current(node.name),
-      logger: this.log.child({ node: node.name, shard: node.shard }),
+      logger: this.log.child({ node: node.name, group: node.group }),
       configFile: this.loaded.file,
     });
   }
@@ -144,7 +144,7 @@ export class NodeAgentsService implements Service {
       status_read_at: this.snapshot?.iso ?? null,
       failed_reads: this.failures,
       last_error: this.lastError,
-      nodes: this.nodes.map((n) => ({ name: n.name, shard: n.shard, api_port: n.apiPort })),
+      nodes: this.nodes.map((n) => ({ name: n.name, group: n.group, api_port: n.apiPort })),
     };
   }
 

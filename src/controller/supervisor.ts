@@ -23,7 +23,7 @@ import { every } from './ticker.js';
 export interface NodeEvent {
   at: string;
   node: string;
-  shard: number;
+  group: number;
   event: 'exited' | 'stopped' | 'running';
   pid: number | null;
 }
@@ -35,7 +35,7 @@ export class Supervisor implements Service {
   private ticker: Ticker | null = null;
   private readonly pids = new Map<string, number | null>();
   private readonly recent: NodeEvent[] = [];
-  private readonly exits: Counter<'node' | 'shard'>;
+  private readonly exits: Counter<'node' | 'group'>;
   private readonly log: Logger;
   private lastCheck: string | null = null;
   private unsubscribe: (() => void) | null = null;
@@ -50,7 +50,7 @@ export class Supervisor implements Service {
     this.exits = new Counter({
       name: 'pgscale_node_exits_total',
       help: 'Times the controller found a node whose postmaster had stopped without being asked to.',
-      labelNames: ['node', 'shard'],
+      labelNames: ['node', 'group'],
       registers: [registry],
     });
   }
@@ -88,7 +88,7 @@ export class Supervisor implements Service {
       last_check: this.lastCheck,
       nodes: this.cluster.nodes().map((n) => ({
         name: n.name,
-        shard: n.shard,
+        group: n.group,
         pid: this.pids.get(n.name) ?? null,
         running: (this.pids.get(n.name) ?? null) !== null,
       })),
@@ -104,9 +104,9 @@ export class Supervisor implements Service {
       this.pids.set(n.name, now);
       if (before !== null && now !== before) this.gone(n, before);
       if (now !== null && before !== now) {
-        this.record({ node: n.name, shard: n.shard, event: 'running', pid: now });
+        this.record({ node: n.name, group: n.group, event: 'running', pid: now });
         this.log
-          .child({ node: n.name, shard: n.shard })
+          .child({ node: n.name, group: n.group })
           .info({ event: 'node_running', pid: now }, `node ${n.name} is running (postmaster pid ${now})`);
       }
     }
@@ -125,23 +125,23 @@ export class Supervisor implements Service {
 
   /** The postmaster `pid` of node `n` is gone (or was replaced by another between two passes). */
   private gone(n: NodeRef, pid: number): void {
-    const log = this.log.child({ node: n.name, shard: n.shard });
+    const log = this.log.child({ node: n.name, group: n.group });
     if (this.cluster.stoppedOnPurpose(n.name, pid)) {
-      this.record({ node: n.name, shard: n.shard, event: 'stopped', pid });
+      this.record({ node: n.name, group: n.group, event: 'stopped', pid });
       log.info(
         { event: 'node_stopped', pid },
         `node ${n.name} (postmaster pid ${pid}) was stopped by pgscale (switchover, fence, rejoin or down)`,
       );
       return;
     }
-    this.exits.inc({ node: n.name, shard: String(n.shard) });
-    this.record({ node: n.name, shard: n.shard, event: 'exited', pid });
+    this.exits.inc({ node: n.name, group: String(n.group) });
+    this.record({ node: n.name, group: n.group, event: 'exited', pid });
     const next = this.cluster.config.ha.enabled
       ? 'high availability restarts it, or fails over if it was the primary'
       : 'not restarting it (high availability is disabled: ha.enabled)';
     log.warn(
       { event: 'node_exited', pid, log: this.cluster.paths(n.name).log },
-      `node ${n.name} (shard ${n.shard}, postmaster pid ${pid}) is no longer running; ${next}`,
+      `node ${n.name} (group ${n.group}, postmaster pid ${pid}) is no longer running; ${next}`,
     );
   }
 

@@ -1,6 +1,6 @@
 /**
  * The demo's cluster, run through pgscale's public surface: a pgscale.yaml written into a
- * temporary directory (one shard: a primary and two streaming standbys, on a free block of
+ * temporary directory (one group: a primary and two streaming standbys, on a free block of
  * loopback ports), and the cluster's controller — what `pgscale up --detach` runs — started as a
  * background process (`pgscale controller -c FILE`, in its own session so that the terminal's
  * Ctrl-C reaches the demo, which then stops it in order). The controller is ready when its HTTP
@@ -135,7 +135,7 @@ export class DemoCluster {
         ...INIT_DEFAULTS,
         name: 'pgscale-demo',
         dataDir: './data',
-        shards: 1,
+        groups: 1,
         replicas,
         host: HOST,
         proxyPort: base,
@@ -363,7 +363,7 @@ export class DemoCluster {
           },
         },
       },
-      shards: [],
+      groups: [],
     });
     parseConfig(text, file);
     writeFileSync(file, text, { mode: 0o600 });

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { MemberView, ShardSnapshot } from './decide.js';
+import type { MemberView, GroupSnapshot } from './decide.js';
 import { STANDBY_RESTART_GRACE_MS, decide, decideAround } from './decide.js';
 
 const primary = (name: string, over: Partial<MemberView> = {}): MemberView => ({
@@ -47,11 +47,11 @@ const dead = (m: MemberView, downForMs = 5000): MemberView => ({
 
 function snap(
   members: MemberView[],
-  over: Partial<ShardSnapshot> = {},
+  over: Partial<GroupSnapshot> = {},
   sync: number | null = null,
-): ShardSnapshot {
+): GroupSnapshot {
   return {
-    shard: 0,
+    group: 0,
     leader: { node: 'a', epoch: 3 },
     lastEpoch: 3,
     lastPrimaryLsn: 1000n,
@@ -71,7 +71,7 @@ function snap(
 }
 
 describe('decide', () => {
-  test('a healthy shard needs nothing', () => {
+  test('a healthy group needs nothing', () => {
     assert.equal(decide(snap([primary('a'), standby('b', 1000n), standby('c', 990n)])).kind, 'none');
   });
 
@@ -195,7 +195,7 @@ describe('decideAround (failure back-off)', () => {
     assert.equal(a?.kind, 'none');
   });
 
-  test('a waiting shard-wide action (a failover) means nothing this cycle', () => {
+  test('a waiting group-wide action (a failover) means nothing this cycle', () => {
     const s = snap([dead(primary('a')), standby('b', 1000n)]);
     assert.equal(decide(s).kind, 'failover');
     assert.equal(

@@ -1,7 +1,7 @@
 /**
  * The decision of one cycle of the HA loop, as a pure function of an immutable snapshot (the
- * store's view of a shard plus what each node reported), in the manner of Patroni: at most one
- * action per shard per cycle, with the reason that the loop logs in one line. Nothing here does
+ * store's view of a group plus what each node reported), in the manner of Patroni: at most one
+ * action per group per cycle, with the reason that the loop logs in one line. Nothing here does
  * I/O or reads a clock: durations arrive in the snapshot, measured on the monotonic clock.
  */
 import { lsnDiff } from '../protocol/lsn.js';
@@ -57,10 +57,10 @@ export interface DecideSettings {
   readonly notStreamingRejoinMs: number;
 }
 
-export interface ShardSnapshot {
-  readonly shard: number;
+export interface GroupSnapshot {
+  readonly group: number;
   readonly leader: Leader | null;
-  /** The highest epoch ever published for the shard. */
+  /** The highest epoch ever published for the group. */
   readonly lastEpoch: number;
   /** The last WAL position the leader reported while healthy. */
   readonly lastPrimaryLsn: bigint | null;
@@ -105,7 +105,7 @@ function position(m: MemberView): bigint {
  * them all; otherwise promoting could lose an acknowledged commit, and we refuse.
  */
 export function pickCandidate(
-  s: ShardSnapshot,
+  s: GroupSnapshot,
   exclude: string | null,
   wanted: string | null,
 ): { node: string } | { refuse: string } {
@@ -136,7 +136,7 @@ export function pickCandidate(
   });
   if (wanted !== null) {
     const w = standbys.find((m) => m.name === wanted);
-    if (!w) return { refuse: `${wanted} is not a standby of shard ${s.shard}` };
+    if (!w) return { refuse: `${wanted} is not a standby of group ${s.group}` };
     if (!eligible.includes(w)) {
       return {
         refuse: `${wanted} cannot be promoted (${
@@ -169,7 +169,7 @@ export function pickCandidate(
   return { node: sorted[0]!.name };
 }
 
-export function decide(s: ShardSnapshot): Action {
+export function decide(s: GroupSnapshot): Action {
   const members = new Map(s.members.map((m) => [m.name, m]));
   const writable = s.members.filter(healthyPrimary);
 
@@ -252,7 +252,7 @@ export function decide(s: ShardSnapshot): Action {
 }
 
 /** With a healthy leader: bring every other node back into line, one step per cycle. */
-function maintain(s: ShardSnapshot, leader: MemberView): Action {
+function maintain(s: GroupSnapshot, leader: MemberView): Action {
   for (const m of s.members) {
     if (m.name === leader.name || !m.provisioned || m.busy) continue;
     if (!m.running) {
@@ -287,7 +287,7 @@ function maintain(s: ShardSnapshot, leader: MemberView): Action {
   return { kind: 'none', reason: 'healthy' };
 }
 
-/** Actions on one member that a shard with a healthy leader takes (see maintain()). */
+/** Actions on one member that a group with a healthy leader takes (see maintain()). */
 const MEMBER_ACTIONS = new Set<Action['kind']>(['start_standby', 'rejoin', 'repoint']);
 
 /**
@@ -295,9 +295,9 @@ const MEMBER_ACTIONS = new Set<Action['kind']>(['start_standby', 'rejoin', 'repo
  * member's action (start_standby, rejoin, repoint) that waits sets only that member aside:
  * decide() runs again as if it were busy, so the other members are still looked after (a killed
  * standby is restarted) and a healthy leader's lease is still renewed ('none'). Null when the
- * shard's own action waits (a failover, say): nothing to do this cycle.
+ * group's own action waits (a failover, say): nothing to do this cycle.
  */
-export function decideAround(s: ShardSnapshot, waiting: (a: Action) => boolean): Action | null {
+export function decideAround(s: GroupSnapshot, waiting: (a: Action) => boolean): Action | null {
   let snap = s;
   for (;;) {
     const action = decide(snap);

@@ -65,25 +65,25 @@ describe('embedded store durability', () => {
     const file = freshFile();
     const s1 = await EmbeddedStore.open(file);
     const lease = await s1.grantLease(60_000);
-    await s1.put('shard/0/leader', 's0n0', { lease });
+    await s1.put('group/0/leader', 's0n0', { lease });
     await s1.put('__proto__', 'not special');
-    const r = await s1.put('shard/0/epoch', '7');
-    assert.equal(await s1.compareAndDelete('shard/0/epoch', r - 1), false);
+    const r = await s1.put('group/0/epoch', '7');
+    assert.equal(await s1.compareAndDelete('group/0/epoch', r - 1), false);
     const before = await s1.list('');
     await s1.close();
-    await assert.rejects(s1.get('shard/0/epoch'), (e: unknown) => e instanceof StoreError);
+    await assert.rejects(s1.get('group/0/epoch'), (e: unknown) => e instanceof StoreError);
 
     const s2 = await EmbeddedStore.open(file);
     try {
       assert.deepEqual(await s2.list(''), before);
       assert.equal((await s2.get('__proto__'))?.value, 'not special');
-      assert.equal((await s2.get('shard/0/leader'))?.lease, lease);
+      assert.equal((await s2.get('group/0/leader'))?.lease, lease);
       assert.equal(await s2.keepAlive(lease), true, 'the lease id read from the key still works');
       assert.ok((await s2.put('x', 'y')) > r, 'revisions continue after the reopen');
       const lease2 = await s2.grantLease(60_000);
       assert.notEqual(lease2, lease, 'lease ids are not reused');
       await s2.revokeLease(lease);
-      assert.equal(await s2.get('shard/0/leader'), null);
+      assert.equal(await s2.get('group/0/leader'), null);
     } finally {
       await s2.close();
     }

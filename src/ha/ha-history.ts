@@ -11,6 +11,15 @@ import type { StateStore } from './store.js';
 
 const PREFIX = 'history/';
 
+/** An event as stored: one written before replication shards were renamed groups has `shard`. */
+type StoredEvent = Omit<HaEvent, 'group'> & { group?: number; shard?: number };
+
+/** The event under today's names (an older pgscale's events say `shard` for the group). */
+export function fromStored(e: StoredEvent): HaEvent {
+  const { at, shard, group, ...rest } = e;
+  return { at, group: group ?? shard ?? -1, ...rest };
+}
+
 export class HaHistory {
   private seq = 0;
   /** Events not written yet (the store was unreachable), oldest first. */
@@ -44,7 +53,7 @@ export class HaHistory {
 
   async list(limit = HISTORY_LIMIT): Promise<HaEvent[]> {
     const kvs = await this.store().list(PREFIX);
-    return kvs.slice(-limit).map((kv) => JSON.parse(kv.value) as HaEvent);
+    return kvs.slice(-limit).map((kv) => fromStored(JSON.parse(kv.value) as StoredEvent));
   }
 
   private async trim(): Promise<void> {
@@ -59,17 +68,17 @@ export class HaHistory {
   }
 }
 
-/** Unix ms of each shard's last failover: a promotion that followed failover_detected. */
-export function lastFailovers(events: readonly HaEvent[], shards: number): (number | null)[] {
-  const out: (number | null)[] = Array.from({ length: shards }, () => null);
+/** Unix ms of each group's last failover: a promotion that followed failover_detected. */
+export function lastFailovers(events: readonly HaEvent[], groups: number): (number | null)[] {
+  const out: (number | null)[] = Array.from({ length: groups }, () => null);
   const inFailover = new Set<number>();
   for (const e of events) {
-    if (e.shard < 0 || e.shard >= shards) continue;
-    if (e.event === 'failover_detected') inFailover.add(e.shard);
-    else if (e.event === 'switchover_started') inFailover.delete(e.shard);
-    else if (e.event === 'promoted' && inFailover.has(e.shard)) {
-      out[e.shard] = Date.parse(e.at);
-      inFailover.delete(e.shard);
+    if (e.group < 0 || e.group >= groups) continue;
+    if (e.event === 'failover_detected') inFailover.add(e.group);
+    else if (e.event === 'switchover_started') inFailover.delete(e.group);
+    else if (e.event === 'promoted' && inFailover.has(e.group)) {
+      out[e.group] = Date.parse(e.at);
+      inFailover.delete(e.group);
     }
   }
   return out;

@@ -1,6 +1,6 @@
 /**
  * High availability's Prometheus metrics, read at scrape time from the decide loop's state:
- * which node holds each shard's leader key (pgscale_ha_leader, 0/1 per node, a stable label set
+ * which node holds each group's leader key (pgscale_ha_leader, 0/1 per node, a stable label set
  * like Patroni's patroni_primary), the epoch, whether HA is paused and the store reachable, and
  * counters of failovers and switchovers with the time of the last failover. The counters count
  * what this controller did since it started (a counter reset for Prometheus when it restarts);
@@ -9,8 +9,8 @@
 import { Counter, Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
 
-export interface HaShardMetrics {
-  shard: number;
+export interface HaGroupMetrics {
+  group: number;
   nodes: readonly string[];
   leader: string | null;
   epoch: number;
@@ -24,7 +24,7 @@ export interface HaMetricsSnapshot {
   paused: boolean;
   storeReachable: boolean;
   cycles: number;
-  shards: readonly HaShardMetrics[];
+  groups: readonly HaGroupMetrics[];
 }
 
 export function registerHaMetrics(registry: Registry, snapshot: () => HaMetricsSnapshot | null): void {
@@ -32,24 +32,24 @@ export function registerHaMetrics(registry: Registry, snapshot: () => HaMetricsS
   // prom-client calls collect() with the metric as `this`; the snapshot is taken once per metric.
   new Gauge({
     name: 'pgscale_ha_leader',
-    help: "Whether the node holds its shard's leader key (1) or not (0).",
-    labelNames: ['shard', 'node'],
+    help: "Whether the node holds its group's leader key (1) or not (0).",
+    labelNames: ['group', 'node'],
     registers,
     collect() {
       this.reset();
-      for (const s of snapshot()?.shards ?? []) {
-        for (const node of s.nodes) this.set({ shard: String(s.shard), node }, s.leader === node ? 1 : 0);
+      for (const s of snapshot()?.groups ?? []) {
+        for (const node of s.nodes) this.set({ group: String(s.group), node }, s.leader === node ? 1 : 0);
       }
     },
   });
   new Gauge({
     name: 'pgscale_ha_epoch',
-    help: "The shard's leader epoch: one more at every failover or switchover.",
-    labelNames: ['shard'],
+    help: "The group's leader epoch: one more at every failover or switchover.",
+    labelNames: ['group'],
     registers,
     collect() {
       this.reset();
-      for (const s of snapshot()?.shards ?? []) this.set({ shard: String(s.shard) }, s.epoch);
+      for (const s of snapshot()?.groups ?? []) this.set({ group: String(s.group) }, s.epoch);
     },
   });
   new Gauge({
@@ -85,32 +85,32 @@ export function registerHaMetrics(registry: Registry, snapshot: () => HaMetricsS
   new Counter({
     name: 'pgscale_ha_failovers_total',
     help: 'Failovers (a standby promoted in place of a failed or fenced primary) done by this controller.',
-    labelNames: ['shard'],
+    labelNames: ['group'],
     registers,
     collect() {
       this.reset();
-      for (const s of snapshot()?.shards ?? []) this.inc({ shard: String(s.shard) }, s.failovers);
+      for (const s of snapshot()?.groups ?? []) this.inc({ group: String(s.group) }, s.failovers);
     },
   });
   new Counter({
     name: 'pgscale_ha_switchovers_total',
     help: 'Planned switchovers done by this controller.',
-    labelNames: ['shard'],
+    labelNames: ['group'],
     registers,
     collect() {
       this.reset();
-      for (const s of snapshot()?.shards ?? []) this.inc({ shard: String(s.shard) }, s.switchovers);
+      for (const s of snapshot()?.groups ?? []) this.inc({ group: String(s.group) }, s.switchovers);
     },
   });
   new Gauge({
     name: 'pgscale_ha_last_failover_timestamp_seconds',
-    help: "Unix time of the shard's last failover (its promotion); absent when there has been none.",
-    labelNames: ['shard'],
+    help: "Unix time of the group's last failover (its promotion); absent when there has been none.",
+    labelNames: ['group'],
     registers,
     collect() {
       this.reset();
-      for (const s of snapshot()?.shards ?? []) {
-        if (s.lastFailoverAt !== null) this.set({ shard: String(s.shard) }, s.lastFailoverAt / 1000);
+      for (const s of snapshot()?.groups ?? []) {
+        if (s.lastFailoverAt !== null) this.set({ group: String(s.group) }, s.lastFailoverAt / 1000);
       }
     },
   });

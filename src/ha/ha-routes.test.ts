@@ -15,8 +15,8 @@ function control(): HaControl & { calls: string[] } {
       return paused;
     },
     history: (limit) => (calls.push(`history ${limit}`), Promise.resolve([])),
-    request: (shard: number, r: Request): Promise<RequestOutcome> => {
-      calls.push(`${r.kind} ${shard} ${r.to ?? '-'}`);
+    request: (group: number, r: Request): Promise<RequestOutcome> => {
+      calls.push(`${r.kind} ${group} ${r.to ?? '-'}`);
       return Promise.resolve({ ok: true, events: [] });
     },
     setPaused: (p) => {
@@ -24,8 +24,8 @@ function control(): HaControl & { calls: string[] } {
       paused = p;
       return Promise.resolve();
     },
-    shardCount: 2,
-    nodesOf: (shard) => (shard === 0 ? ['s0n0', 's0n1'] : ['s1n0', 's1n1']),
+    groupCount: 2,
+    nodesOf: (group) => (group === 0 ? ['s0n0', 's0n1'] : ['s1n0', 's1n1']),
   };
 }
 
@@ -34,21 +34,24 @@ const post = (ha: HaControl, path: string, body: unknown) =>
 
 test('malformed switchover/failover bodies get 400 naming the field, and nothing is requested', async () => {
   const cases: [unknown, RegExp][] = [
-    [{ shard: '0x0' }, /^shard: must be a non-negative integer \(a JSON number, not a string\)/],
-    [{ shard: '0' }, /^shard: /],
-    [{ shard: 0.5 }, /^shard: /],
-    [{ shard: -1 }, /^shard: /],
-    [{ shard: null }, /^shard: /],
-    [{ shard: true }, /^shard: /],
-    [{ shard: 2 }, /^shard: there is no shard 2 \(the cluster has 2\)/],
+    [{ group: '0x0' }, /^group: must be a non-negative integer \(a JSON number, not a string\)/],
+    [{ group: '0' }, /^group: /],
+    [{ group: 0.5 }, /^group: /],
+    [{ group: -1 }, /^group: /],
+    [{ group: null }, /^group: /],
+    [{ group: true }, /^group: /],
+    [{ group: 2 }, /^group: there is no group 2 \(the cluster has 2\)/],
     [{ to: 5 }, /^to: must be a non-empty string naming a node/],
     [{ to: ['s0n1'] }, /^to: /],
     [{ to: null }, /^to: /],
     [{ to: '' }, /^to: /],
-    [{ to: 's1n1' }, /^to: s1n1 is not a node of shard 0/],
-    [{ to: 'nosuch', shard: 1 }, /^to: nosuch is not a node of shard 1/],
-    [{ node: 's0n1' }, /^unknown key "node" in the request body; it accepts shard, to/],
-    [{ shard: 0, To: 's0n1' }, /^unknown key "To"/],
+    [{ to: 's1n1' }, /^to: s1n1 is not a node of group 0/],
+    [{ to: 'nosuch', group: 1 }, /^to: nosuch is not a node of group 1/],
+    [{ node: 's0n1' }, /^unknown key "node" in the request body; it accepts group, to/],
+    [{ group: 0, To: 's0n1' }, /^unknown key "To"/],
+    [{ shard: '0' }, /^shard: must be a non-negative integer/],
+    [{ shard: 2 }, /^group: there is no group 2/],
+    [{ group: 0, shard: 0 }, /^shard: is the old name of group, and group is given too; give only group/],
     [[], /^the request body: /],
     ['s0n1', /^the request body: /],
     [7, /^the request body: /],
@@ -68,14 +71,20 @@ test('well-formed switchover/failover bodies reach the service', async () => {
   const ha = control();
   assert.equal((await post(ha, '/ha/switchover', null))?.status, 200);
   assert.equal((await post(ha, '/ha/switchover', {}))?.status, 200);
-  assert.equal((await post(ha, '/ha/failover', { shard: 1, to: 's1n1' }))?.status, 200);
+  assert.equal((await post(ha, '/ha/failover', { group: 1, to: 's1n1' }))?.status, 200);
   assert.equal((await post(ha, '/ha/switchover', { to: 's0n1' }))?.status, 200);
   assert.deepEqual(ha.calls, ['switchover 0 -', 'switchover 0 -', 'failover 1 s1n1', 'switchover 0 s0n1']);
 });
 
+test('the old body field shard (before groups) is still taken for group', async () => {
+  const ha = control();
+  assert.equal((await post(ha, '/ha/failover', { shard: 1, to: 's1n1' }))?.status, 200);
+  assert.deepEqual(ha.calls, ['failover 1 s1n1']);
+});
+
 test('pause and resume take no parameters', async () => {
   const ha = control();
-  for (const body of [{ paused: true }, { shard: 0 }, [], 'x']) {
+  for (const body of [{ paused: true }, { group: 0 }, [], 'x']) {
     const r = await post(ha, '/ha/pause', body);
     assert.equal(r?.status, 400, JSON.stringify(body));
   }

@@ -2,10 +2,11 @@
  * The HTTP routes of high availability (GET /ha, GET /ha/history, POST /ha/switchover,
  * /ha/failover, /ha/pause, /ha/resume), kept apart from the decide loop. Every request body is
  * validated strictly with zod before anything happens: an object with only the known keys, the
- * shard a JSON integer of an existing shard (never a string such as "0x0", which Number() would
- * read as 0), `to` a string naming a node of that shard. A malformed request is answered 400 with
- * a message naming the field, and changes nothing (a request that silently dropped a malformed
- * `to` once ran an untargeted failover).
+ * group a JSON integer of an existing group (never a string such as "0x0", which Number() would
+ * read as 0), `to` a string naming a node of that group. `shard`, the group's name before
+ * replication shards were renamed groups, is still taken in its place (not both at once). A
+ * malformed request is answered 400 with a message naming the field, and changes nothing (a
+ * request that silently dropped a malformed `to` once ran an untargeted failover).
  */
 import { z } from 'zod';
 import type { Request } from './decide.js';
@@ -13,7 +14,7 @@ import type { Request } from './decide.js';
 /** One recorded HA event, as GET /ha/history and `pgscale history` show it. */
 export interface HaEvent {
   at: string;
-  shard: number;
+  group: number;
   event: string;
   node?: string;
   epoch?: number;
@@ -27,12 +28,12 @@ export interface HaControl {
   status(): unknown;
   readonly isPaused: boolean;
   history(limit: number): Promise<HaEvent[]>;
-  request(shard: number, request: Request): Promise<RequestOutcome>;
+  request(group: number, request: Request): Promise<RequestOutcome>;
   setPaused(paused: boolean): Promise<void>;
-  /** Number of shards (groups). */
-  readonly shardCount: number;
-  /** Names of the nodes of a shard. */
-  nodesOf(shard: number): readonly string[];
+  /** Number of replication groups. */
+  readonly groupCount: number;
+  /** Names of the nodes of a group. */
+  nodesOf(group: number): readonly string[];
 }
 
 export interface RouteResult {
@@ -43,7 +44,8 @@ export interface RouteResult {
 export const HISTORY_LIMIT = 500;
 
 const ChangeBody = z.strictObject({
-  shard: z.number().int().min(0).optional().describe('the shard (group), a JSON integer; default 0'),
+  group: z.number().int().min(0).optional().describe('the group, a JSON integer; default 0'),
+  shard: z.number().int().min(0).optional().describe('the old name of group (deprecated)'),
   to: z.string().min(1).optional().describe('the node to promote; default: the best standby'),
 });
 /** Pause and resume take no parameters: no body, or an empty object. */
@@ -52,19 +54,22 @@ const EmptyBody = z.union([z.null(), z.strictObject({})]);
 /** The parsed body, or the 400 answer naming what is wrong. */
 export function parseChangeBody(
   body: unknown,
-  shardCount: number,
-  nodesOf: (shard: number) => readonly string[],
-): { shard: number; to: string | null } | { error: string } {
+  groupCount: number,
+  nodesOf: (group: number) => readonly string[],
+): { group: number; to: string | null } | { error: string } {
   const r = ChangeBody.safeParse(body ?? {});
-  if (!r.success) return { error: describeIssue(r.error.issues[0]!, ['shard', 'to']) };
-  const shard = r.data.shard ?? 0;
-  if (shard >= shardCount) {
-    return { error: `shard: there is no shard ${shard} (the cluster has ${shardCount})` };
+  if (!r.success) return { error: describeIssue(r.error.issues[0]!, ['group', 'to']) };
+  if (r.data.group !== undefined && r.data.shard !== undefined) {
+    return { error: 'shard: is the old name of group, and group is given too; give only group' };
+  }
+  const group = r.data.group ?? r.data.shard ?? 0;
+  if (group >= groupCount) {
+    return { error: `group: there is no group ${group} (the cluster has ${groupCount})` };
   }
   const to = r.data.to ?? null;
-  if (to !== null && !nodesOf(shard).includes(to))
-    return { error: `to: ${to} is not a node of shard ${shard}` };
-  return { shard, to };
+  if (to !== null && !nodesOf(group).includes(to))
+    return { error: `to: ${to} is not a node of group ${group}` };
+  return { group, to };
 }
 
 export function parseEmptyBody(body: unknown): { error: string } | null {
@@ -90,6 +95,7 @@ function describeIssue(issue: z.core.$ZodIssue, allowed: readonly string[]): str
   }
   const field = issue.path.length ? issue.path.map(String).join('.') : 'the request body';
   const what: Record<string, string> = {
+    group: 'must be a non-negative integer (a JSON number, not a string)',
     shard: 'must be a non-negative integer (a JSON number, not a string)',
     to: 'must be a non-empty string naming a node',
   };
@@ -118,10 +124,10 @@ export async function handleHaRoute(
     }
     case 'POST /ha/switchover':
     case 'POST /ha/failover': {
-      const p = parseChangeBody(body, ha.shardCount, (s) => ha.nodesOf(s));
+      const p = parseChangeBody(body, ha.groupCount, (s) => ha.nodesOf(s));
       if ('error' in p) return bad(p.error);
       const kind = path === '/ha/switchover' ? 'switchover' : 'failover';
-      const r = await ha.request(p.shard, { kind, to: p.to });
+      const r = await ha.request(p.group, { kind, to: p.to });
       return r.ok
         ? { status: 200, body: { ok: true, events: r.events } }
         : { status: 409, body: { ok: false, error: r.reason } };

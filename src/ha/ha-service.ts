@@ -1,9 +1,9 @@
 /**
  * High availability inside the controller: the decide loop. Every `loop_wait` it takes one
- * immutable snapshot per shard (the store's leader key and epoch, each node's data directory and
+ * immutable snapshot per group (the store's leader key and epoch, each node's data directory and
  * probe), asks decide() for one action, logs it in one line and carries it out. It renews the
  * leader lease while the leader is a healthy primary, publishes the topology the proxy routes by
- * (no primary while a shard has none it can vouch for: the proxy then holds new transactions),
+ * (no primary while a group has none it can vouch for: the proxy then holds new transactions),
  * and records every event in the store's history.
  *
  * The parts, each in its own module: the leader key and our lease (leader-lease.ts, the one
@@ -32,7 +32,7 @@ import type { HaConfig } from '../config/schema.js';
 import { ErrorCodes, PgscaleError, errorMessage } from '../errors.js';
 import type { Logger } from '../obs/logger.js';
 import type { TopologyView } from '../topology/topology.js';
-import type { Action, Leader, Request, ShardSnapshot } from './decide.js';
+import type { Action, Leader, Request, GroupSnapshot } from './decide.js';
 import { decideAround, healthyPrimary } from './decide.js';
 import type { HaControl, HaEvent, RequestOutcome, RouteResult } from './ha-routes.js';
 import { HISTORY_LIMIT, handleHaRoute } from './ha-routes.js';
@@ -43,12 +43,12 @@ import { MemberWatch } from './member-watch.js';
 import type { Probes } from './member-watch.js';
 import { carryOut } from './ha-actions.js';
 import type { ActionContext } from './ha-actions.js';
-import type { ShardState } from './shard-state.js';
-import { HaError, newShardState } from './shard-state.js';
+import type { GroupState } from './group-state.js';
+import { HaError, newGroupState } from './group-state.js';
 import type { StateStore } from './store.js';
 import { TopologyPublisher } from './topology-publisher.js';
 
-export { HaError } from './shard-state.js';
+export { HaError } from './group-state.js';
 export type { HaEvent } from './ha-routes.js';
 
 interface PendingRequest {
@@ -66,7 +66,7 @@ function actionKey(a: Action): string {
 
 export class HaService implements HaControl, ActionContext {
   readonly name = 'ha';
-  private readonly shards: ShardState[];
+  private readonly groups: GroupState[];
   private readonly requests = new Map<number, PendingRequest>();
   /** Long actions (rejoin, standby restart) running in the background, by node. */
   private readonly busy = new Map<string, Promise<void>>();
@@ -93,15 +93,15 @@ export class HaService implements HaControl, ActionContext {
     readonly log: Logger,
   ) {
     this.cfg = loaded.config.ha;
-    this.shards = loaded.config.shards.map(() => newShardState());
+    this.groups = loaded.config.groups.map(() => newGroupState());
     // A probe may take a third of unreachable_timeout: a busy server is slow, not dead.
     this.members = new MemberWatch(cluster, Math.max(1000, (this.cfg.unreachable_timeout * 1000) / 3));
     this.leases = new LeaderLease(() => this.store, this.cfg.ttl * 1000, log);
     this.publisher = new TopologyPublisher(view, cluster, {
-      shardCount: this.shards.length,
-      leaderOf: (shard) => this.shards[shard]!.leader?.node ?? null,
+      groupCount: this.groups.length,
+      leaderOf: (group) => this.groups[group]!.leader?.node ?? null,
       lastProbe: (node) => this.members.lastProbe(node),
-      requestPending: (shard) => this.requests.has(shard),
+      requestPending: (group) => this.requests.has(group),
     });
   }
 
@@ -119,12 +119,12 @@ export class HaService implements HaControl, ActionContext {
   async start(): Promise<void> {
     this.storeRef = await this.openStore();
     this.paused = (await this.store.get(HA_KEYS.paused).catch(() => null))?.value === 'true';
-    const last = lastFailovers(await this.history().catch(() => []), this.shards.length);
-    for (const [shard, st] of this.shards.entries()) st.lastFailoverAt = last[shard] ?? null;
+    const last = lastFailovers(await this.history().catch(() => []), this.groups.length);
+    for (const [group, st] of this.groups.entries()) st.lastFailoverAt = last[group] ?? null;
     // One cycle before the proxy starts, so that it begins with a topology it can trust.
     for (let i = 0; i < 3; i++) {
       await this.runCycle();
-      if (this.shards.every((s) => s.leader !== null)) break;
+      if (this.groups.every((s) => s.leader !== null)) break;
     }
     this.schedule();
     this.log.info(
@@ -153,8 +153,8 @@ export class HaService implements HaControl, ActionContext {
       paused: this.paused,
       cycles: this.cycles,
       last_cycle_at: this.lastCycleAt,
-      shards: this.shards.map((s, shard) => ({
-        shard,
+      groups: this.groups.map((s, group) => ({
+        group,
         leader: s.leader?.node ?? null,
         epoch: s.leader?.epoch ?? s.lastEpoch,
         last_primary_lsn: s.lastPrimaryLsn === null ? null : formatLsn(s.lastPrimaryLsn),
@@ -169,9 +169,9 @@ export class HaService implements HaControl, ActionContext {
       paused: this.paused,
       storeReachable: !this.storeDown,
       cycles: this.cycles,
-      shards: this.shards.map((s, shard) => ({
-        shard,
-        nodes: this.nodesOf(shard),
+      groups: this.groups.map((s, group) => ({
+        group,
+        nodes: this.nodesOf(group),
         leader: s.leader?.node ?? null,
         epoch: s.leader?.epoch ?? s.lastEpoch,
         failovers: s.failovers,
@@ -192,35 +192,35 @@ export class HaService implements HaControl, ActionContext {
     return this.paused;
   }
 
-  get shardCount(): number {
-    return this.shards.length;
+  get groupCount(): number {
+    return this.groups.length;
   }
 
-  nodesOf(shard: number): string[] {
-    return this.shardNodes(shard).map((n) => n.name);
+  nodesOf(group: number): string[] {
+    return this.groupNodes(group).map((n) => n.name);
   }
 
   /** Queues a switchover or failover for the next cycle; resolves when it is done or refused. */
-  request(shard: number, request: Request, timeoutMs = 120_000): Promise<RequestOutcome> {
-    if (shard < 0 || shard >= this.shards.length) {
-      return Promise.resolve({ ok: false, reason: `there is no shard ${shard}` });
+  request(group: number, request: Request, timeoutMs = 120_000): Promise<RequestOutcome> {
+    if (group < 0 || group >= this.groups.length) {
+      return Promise.resolve({ ok: false, reason: `there is no group ${group}` });
     }
-    if (this.requests.has(shard)) {
+    if (this.requests.has(group)) {
       return Promise.resolve({
         ok: false,
-        reason: `a ${this.requests.get(shard)!.request.kind} of shard ${shard} is already in progress`,
+        reason: `a ${this.requests.get(group)!.request.kind} of group ${group} is already in progress`,
       });
     }
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        if (this.requests.get(shard)?.resolve === done) this.requests.delete(shard);
+        if (this.requests.get(group)?.resolve === done) this.requests.delete(group);
         resolve({ ok: false, reason: `not done within ${timeoutMs / 1000} s` });
       }, timeoutMs);
       const done = (r: RequestOutcome) => {
         clearTimeout(timer);
         resolve(r);
       };
-      this.requests.set(shard, { request, resolve: done, since: performance.now() });
+      this.requests.set(group, { request, resolve: done, since: performance.now() });
       this.kick();
     });
   }
@@ -232,7 +232,7 @@ export class HaService implements HaControl, ActionContext {
       if (kv) await this.store.compareAndDelete(HA_KEYS.paused, kv.revision);
     }
     this.paused = paused;
-    await this.record({ shard: -1, event: paused ? 'ha_paused' : 'ha_resumed' });
+    await this.record({ group: -1, event: paused ? 'ha_paused' : 'ha_resumed' });
     this.log.info(paused ? 'automatic failover paused' : 'automatic failover resumed');
   }
 
@@ -276,23 +276,23 @@ export class HaService implements HaControl, ActionContext {
     const busyAtProbe = new Set(this.busy.keys());
     const probes = await this.members.probeAll();
     let storeOk = true;
-    for (let shard = 0; shard < this.shards.length; shard++) {
+    for (let group = 0; group < this.groups.length; group++) {
       if (this.stopped) return;
       try {
-        await this.readShard(shard);
+        await this.readGroup(group);
       } catch (e) {
         storeOk = false;
         this.onStoreError(e);
         continue;
       }
-      const snap = this.snapshot(shard, probes, busyAtProbe);
-      const action = this.decideAroundBackoff(shard, snap);
+      const snap = this.snapshot(group, probes, busyAtProbe);
+      const action = this.decideAroundBackoff(group, snap);
       if (action === null) continue;
       try {
-        await carryOut(this, shard, snap, action);
+        await carryOut(this, group, snap, action);
         // Background actions (start_standby, rejoin) clear their own failure when they succeed.
         if (action.kind !== 'start_standby' && action.kind !== 'rejoin') {
-          this.shards[shard]!.failures.delete(actionKey(action));
+          this.groups[group]!.failures.delete(actionKey(action));
         }
       } catch (e) {
         if (isStoreError(e)) {
@@ -300,11 +300,11 @@ export class HaService implements HaControl, ActionContext {
           this.onStoreError(e);
         } else {
           const msg = errorMessage(e);
-          if (this.noteFailure(shard, actionKey(action), msg)) {
-            this.log.error({ err: e, shard, action: action.kind }, `${action.kind} failed: ${msg}`);
-            await this.record({ shard, event: `${action.kind}_failed`, detail: msg }).catch(() => undefined);
+          if (this.noteFailure(group, actionKey(action), msg)) {
+            this.log.error({ err: e, group, action: action.kind }, `${action.kind} failed: ${msg}`);
+            await this.record({ group, event: `${action.kind}_failed`, detail: msg }).catch(() => undefined);
           }
-          this.finishRequest(shard, { ok: false, reason: `${action.kind} failed: ${msg}` });
+          this.finishRequest(group, { ok: false, reason: `${action.kind} failed: ${msg}` });
         }
       }
     }
@@ -324,8 +324,8 @@ export class HaService implements HaControl, ActionContext {
    * waits out its back-off rather than fail (and write to the store) every cycle; the other
    * members go on being looked after meanwhile (see decideAround).
    */
-  private decideAroundBackoff(shard: number, snap: ShardSnapshot): Action | null {
-    const failures = this.shards[shard]!.failures;
+  private decideAroundBackoff(group: number, snap: GroupSnapshot): Action | null {
+    const failures = this.groups[group]!.failures;
     const now = performance.now();
     return decideAround(snap, (a) => {
       const f = failures.get(actionKey(a));
@@ -336,10 +336,10 @@ export class HaService implements HaControl, ActionContext {
   /**
    * Counts a failure of an action and sets its back-off; true when it is news (not the action
    * that failed last time), which alone is logged as an error and written to history:
-   * a shard left without a primary must not write the same failure every cycle.
+   * a group left without a primary must not write the same failure every cycle.
    */
-  private noteFailure(shard: number, key: string, message: string): boolean {
-    const st = this.shards[shard]!;
+  private noteFailure(group: number, key: string, message: string): boolean {
+    const st = this.groups[group]!;
     // By action alone: a failure's message often carries times and pids (a log tail). A streak
     // ends when the action was not tried again soon after its back-off (nothing needed it).
     const last = st.failures.get(key);
@@ -350,25 +350,25 @@ export class HaService implements HaControl, ActionContext {
     st.failures.set(key, { message, count, retryAt: performance.now() + delay });
     if (same) {
       this.log.warn(
-        { shard, action: key, failures: count },
+        { group, action: key, failures: count },
         `${key} failed again (${count} times in a row), next try in ${Math.round(delay / 1000)} s: ${message}`,
       );
     }
     return !same;
   }
 
-  private async readShard(shard: number): Promise<void> {
-    const st = this.shards[shard]!;
-    const { leaderKv, epoch } = await this.leases.read(shard);
+  private async readGroup(group: number): Promise<void> {
+    const st = this.groups[group]!;
+    const { leaderKv, epoch } = await this.leases.read(group);
     st.leaderKv = leaderKv;
     st.leader = leaderKv ? (JSON.parse(leaderKv.value) as Leader) : null;
     st.lastEpoch = Math.max(epoch?.epoch ?? 0, st.leader?.epoch ?? 0, st.lastEpoch);
   }
 
-  snapshot(shard: number, probes: Probes, busyAtProbe: ReadonlySet<string> = new Set()): ShardSnapshot {
-    const st = this.shards[shard]!;
+  snapshot(group: number, probes: Probes, busyAtProbe: ReadonlySet<string> = new Set()): GroupSnapshot {
+    const st = this.groups[group]!;
     const members = this.members.members(
-      shard,
+      group,
       probes,
       st.leader?.node ?? null,
       (node) => this.busy.has(node) || busyAtProbe.has(node),
@@ -377,12 +377,12 @@ export class HaService implements HaControl, ActionContext {
     if (leader && healthyPrimary(leader) && leader.currentLsn !== null) st.lastPrimaryLsn = leader.currentLsn;
     const mode = this.loaded.config.replication.synchronous;
     return {
-      shard,
+      group,
       leader: st.leader,
       lastEpoch: st.lastEpoch,
       lastPrimaryLsn: st.lastPrimaryLsn,
       paused: this.paused,
-      request: this.requests.get(shard)?.request ?? null,
+      request: this.requests.get(group)?.request ?? null,
       members,
       settings: {
         primaryDownGraceMs: this.cfg.primary_down_grace * 1000,
@@ -398,15 +398,15 @@ export class HaService implements HaControl, ActionContext {
   // ---------------------------------------------------------------- actions
 
   /** Runs a long action beside the loop (the node counts as busy until it ends). */
-  background(shard: number, node: string, what: string, fn: () => Promise<void>): void {
+  background(group: number, node: string, what: string, fn: () => Promise<void>): void {
     const task = fn()
       .then(() => {
-        this.shards[shard]!.failures.delete(`${what}:${node}`);
+        this.groups[group]!.failures.delete(`${what}:${node}`);
       })
       .catch(async (e: unknown) => {
-        if (!this.noteFailure(shard, `${what}:${node}`, errorMessage(e))) return;
-        this.log.error({ err: e, shard, node }, `${what} of ${node} failed: ${errorMessage(e)}`);
-        await this.record({ shard, event: `${what}_failed`, node, detail: errorMessage(e) }).catch(
+        if (!this.noteFailure(group, `${what}:${node}`, errorMessage(e))) return;
+        this.log.error({ err: e, group, node }, `${what} of ${node} failed: ${errorMessage(e)}`);
+        await this.record({ group, event: `${what}_failed`, node, detail: errorMessage(e) }).catch(
           () => undefined,
         );
       })
@@ -416,18 +416,18 @@ export class HaService implements HaControl, ActionContext {
 
   // ---------------------------------------------------------------- for promotion.ts and ha-actions.ts
 
-  shard(shard: number): ShardState {
-    return this.shards[shard]!;
+  group(group: number): GroupState {
+    return this.groups[group]!;
   }
 
-  requestedTarget(shard: number): string | null {
-    return this.requests.get(shard)?.request.to ?? null;
+  requestedTarget(group: number): string | null {
+    return this.requests.get(group)?.request.to ?? null;
   }
 
-  finishRequest(shard: number, r: RequestOutcome): void {
-    const p = this.requests.get(shard);
+  finishRequest(group: number, r: RequestOutcome): void {
+    const p = this.requests.get(group);
     if (!p) return;
-    this.requests.delete(shard);
+    this.requests.delete(group);
     p.resolve(r);
   }
 
@@ -449,16 +449,16 @@ export class HaService implements HaControl, ActionContext {
    */
   private async leaseLost(): Promise<void> {
     if (performance.now() - this.lastStoreOk < this.cfg.ttl * 1000) return;
-    for (let shard = 0; shard < this.shards.length; shard++) {
-      const st = this.shards[shard]!;
+    for (let group = 0; group < this.groups.length; group++) {
+      const st = this.groups[group]!;
       const node = st.leader?.node;
       if (!node) continue;
       const n = this.node(node);
       if (runningPid(this.cluster.paths(n.name).pgdata) === null) continue;
-      this.publisher.hold(shard);
+      this.publisher.hold(group);
       this.log.error(
-        { shard, node },
-        `shard ${shard}: no lease for ${this.cfg.ttl} s (state store unreachable); stopping primary ${node}`,
+        { group, node },
+        `group ${group}: no lease for ${this.cfg.ttl} s (state store unreachable); stopping primary ${node}`,
       );
       const stopped = await this.cluster.stopNode(n, 'fast').then(
         () => 'stopped',
@@ -468,7 +468,7 @@ export class HaService implements HaControl, ActionContext {
       st.leaderKv = null;
       // The store is what cannot be reached: the event waits for it.
       this.events.defer({
-        shard,
+        group,
         event: 'primary_stopped',
         node,
         detail: `no lease for ${this.cfg.ttl} s (state store unreachable); ${stopped}`,
@@ -482,8 +482,8 @@ export class HaService implements HaControl, ActionContext {
     return this.events.record(e);
   }
 
-  private shardNodes(shard: number): NodeRef[] {
-    return this.cluster.nodes().filter((n) => n.shard === shard);
+  private groupNodes(group: number): NodeRef[] {
+    return this.cluster.nodes().filter((n) => n.group === group);
   }
 
   node(name: string): NodeRef {

@@ -3,7 +3,7 @@
  * and the queries of a promotion) and a tracker (since when it has been down, unreachable, or a
  * standby of the leader not streaming), for the cluster's node list as it is now (add-replica and
  * remove-replica change it while the controller runs). probeAll() probes every running node at
- * once; members() turns the probes into the MemberView list of a shard's snapshot.
+ * once; members() turns the probes into the MemberView list of a group's snapshot.
  */
 import { performance } from 'node:perf_hooks';
 import type { Cluster } from '../cluster/cluster.js';
@@ -11,7 +11,7 @@ import { isProvisioned, isStandbyDir, runningPid } from '../cluster/instance.js'
 import type { MemberView } from './decide.js';
 import type { ProbeResult } from './probe.js';
 import { NodeProber } from './probe.js';
-import { sameHost } from './shard-state.js';
+import { sameHost } from './group-state.js';
 
 interface Tracker {
   downSince: number | null;
@@ -109,17 +109,17 @@ export class MemberWatch {
   }
 
   /**
-   * The shard's members as decide() sees them, from `probes`; `leader`: the shard's leader (for
+   * The group's members as decide() sees them, from `probes`; `leader`: the group's leader (for
    * how long its standbys have not been streaming); `busy`: nodes with a long action running.
    */
   members(
-    shard: number,
+    group: number,
     probes: Probes,
     leader: string | null,
     busy: (node: string) => boolean,
   ): MemberView[] {
     const t = performance.now();
-    const nodes = this.cluster.nodes().filter((n) => n.shard === shard);
+    const nodes = this.cluster.nodes().filter((n) => n.group === group);
     return nodes.map((n) => {
       const { pgdata } = this.cluster.paths(n.name);
       const tr = this.trackers.get(n.name)!;

@@ -1,5 +1,5 @@
 /**
- * The two ways a standby becomes a shard's primary, each a fixed sequence whose order is its
+ * The two ways a standby becomes a group's primary, each a fixed sequence whose order is its
  * safety: failover (the primary is gone: hold the proxy, fence the old primary, pick the freshest
  * candidate, win the leader key, promote) and switchover (the primary is fine: checkpoint, hold,
  * wait for open transactions, stop it cleanly, check the target has all its WAL, win the leader
@@ -15,14 +15,14 @@ import type { NodeRef } from '../config/load.js';
 import type { HaConfig } from '../config/schema.js';
 import { ErrorCodes, errorMessage } from '../errors.js';
 import type { Logger } from '../obs/logger.js';
-import type { ShardSnapshot } from './decide.js';
+import type { GroupSnapshot } from './decide.js';
 import { pickCandidate } from './decide.js';
 import type { HaEvent, RequestOutcome } from './ha-routes.js';
 import type { LeaderLease } from './leader-lease.js';
 import type { MemberWatch, Probes } from './member-watch.js';
 import type { ProbeResult } from './probe.js';
-import type { ShardState } from './shard-state.js';
-import { HaError, ms, sleep, wonLeadership } from './shard-state.js';
+import type { GroupState } from './group-state.js';
+import { HaError, ms, sleep, wonLeadership } from './group-state.js';
 import type { TopologyPublisher } from './topology-publisher.js';
 
 /** What a promotion needs of the HA service. */
@@ -33,33 +33,33 @@ export interface PromotionContext {
   readonly members: MemberWatch;
   readonly leases: LeaderLease;
   readonly publisher: TopologyPublisher;
-  shard(shard: number): ShardState;
+  group(group: number): GroupState;
   node(name: string): NodeRef;
-  /** The shard's snapshot from these probes (for a fresh pick of the candidate). */
-  snapshot(shard: number, probes: Probes): ShardSnapshot;
+  /** The group's snapshot from these probes (for a fresh pick of the candidate). */
+  snapshot(group: number, probes: Probes): GroupSnapshot;
   /** The node a queued request asked for, if any. */
-  requestedTarget(shard: number): string | null;
-  finishRequest(shard: number, r: RequestOutcome): void;
+  requestedTarget(group: number): string | null;
+  finishRequest(group: number, r: RequestOutcome): void;
   record(e: Omit<HaEvent, 'at'>): Promise<HaEvent>;
 }
 
 export async function failover(
   ctx: PromotionContext,
-  shard: number,
-  snap: ShardSnapshot,
+  group: number,
+  snap: GroupSnapshot,
   from: string | null,
   wanted: string,
   reason: string,
 ): Promise<void> {
-  const st = ctx.shard(shard);
+  const st = ctx.group(group);
   const t0 = performance.now();
   const events: HaEvent[] = [];
   const note = async (e: Omit<HaEvent, 'at'>) => events.push(await ctx.record(e));
-  await note({ shard, event: 'failover_detected', ...(from ? { node: from } : {}), detail: reason });
-  ctx.publisher.hold(shard);
+  await note({ group, event: 'failover_detected', ...(from ? { node: from } : {}), detail: reason });
+  ctx.publisher.hold(group);
   if (from) {
     const killed = ctx.cluster.fence(ctx.node(from));
-    await note({ shard, event: 'fenced', node: from, detail: `${killed} processes killed (${ms(t0)} ms)` });
+    await note({ group, event: 'fenced', node: from, detail: `${killed} processes killed (${ms(t0)} ms)` });
   }
   // Fresh positions now that the old primary cannot send anything more.
   const probes = new Map<string, ProbeResult | null>();
@@ -67,21 +67,21 @@ export async function failover(
     if (m.name === from || !m.running) probes.set(m.name, null);
     else probes.set(m.name, await ctx.members.prober(m.name).probe());
   }
-  const fresh = ctx.snapshot(shard, probes);
-  const pick = pickCandidate(fresh, from, ctx.requestedTarget(shard));
+  const fresh = ctx.snapshot(group, probes);
+  const pick = pickCandidate(fresh, from, ctx.requestedTarget(group));
   if ('refuse' in pick) {
-    await note({ shard, event: 'failover_refused', detail: pick.refuse });
-    ctx.finishRequest(shard, { ok: false, reason: pick.refuse });
-    throw new HaError(ErrorCodes.HA_REFUSED, `failover of shard ${shard} refused: ${pick.refuse}`);
+    await note({ group, event: 'failover_refused', detail: pick.refuse });
+    ctx.finishRequest(group, { ok: false, reason: pick.refuse });
+    throw new HaError(ErrorCodes.HA_REFUSED, `failover of group ${group} refused: ${pick.refuse}`);
   }
   const to = pick.node;
-  if (to !== wanted) ctx.log.info({ shard }, `fresher positions favour ${to} over ${wanted}`);
+  if (to !== wanted) ctx.log.info({ group }, `fresher positions favour ${to} over ${wanted}`);
   // The leader key first: nothing is promoted unless this controller won it.
   const leader = { node: to, epoch: st.lastEpoch + 1 };
-  if (!(await ctx.leases.take(shard, leader, st.leaderKv?.revision ?? 0))) {
+  if (!(await ctx.leases.take(group, leader, st.leaderKv?.revision ?? 0))) {
     throw new HaError(
       ErrorCodes.HA_REFUSED,
-      `shard ${shard}: the leader key changed under us; not promoting`,
+      `group ${group}: the leader key changed under us; not promoting`,
     );
   }
   wonLeadership(st, leader);
@@ -90,33 +90,33 @@ export async function failover(
   st.failovers++;
   st.lastFailoverAt = Date.now();
   await note({
-    shard,
+    group,
     event: 'promoted',
     node: to,
     epoch: leader.epoch,
     detail: `${ms(t0)} ms after detection`,
   });
-  await afterPromotion(ctx, shard, newPrimary, from, note, t0);
-  ctx.finishRequest(shard, { ok: true, events });
+  await afterPromotion(ctx, group, newPrimary, from, note, t0);
+  ctx.finishRequest(group, { ok: true, events });
 }
 
 export async function switchover(
   ctx: PromotionContext,
-  shard: number,
+  group: number,
   from: string,
   to: string,
 ): Promise<void> {
-  const st = ctx.shard(shard);
+  const st = ctx.group(group);
   const events: HaEvent[] = [];
   const note = async (e: Omit<HaEvent, 'at'>) => events.push(await ctx.record(e));
   const old = ctx.node(from);
   const target = ctx.node(to);
   const prober = ctx.members.prober(from);
-  await note({ shard, event: 'switchover_started', node: from, detail: `to ${to}` });
+  await note({ group, event: 'switchover_started', node: from, detail: `to ${to}` });
   // A checkpoint before holding anything keeps the shutdown checkpoint (inside the pause) short.
   await prober.query('CHECKPOINT').catch(() => undefined);
   const t0 = performance.now();
-  ctx.publisher.hold(shard);
+  ctx.publisher.hold(group);
   const deadline = t0 + ctx.cfg.switchover_timeout * 1000;
   let busy = 0;
   // Three quiet samples in a row: a statement a client sent just before the hold may still be
@@ -138,7 +138,7 @@ export async function switchover(
   const lastLsn = (await prober.probe()).currentLsn;
   await ctx.cluster.stopNode(old, 'fast');
   await note({
-    shard,
+    group,
     event: 'demoted',
     node: from,
     detail: `stopped after ${ms(t0)} ms${busy ? ` (${busy} transactions still open were ended)` : ''}`,
@@ -155,44 +155,44 @@ export async function switchover(
   }
   if (!ok) {
     await ctx.cluster.startPrimary(old);
-    ctx.publisher.publishNow(shard, old);
+    ctx.publisher.publishNow(group, old);
     const reason = `${to} did not receive the old primary's last WAL; ${from} restarted as the primary`;
-    await note({ shard, event: 'switchover_aborted', node: from, detail: reason });
-    ctx.finishRequest(shard, { ok: false, reason });
+    await note({ group, event: 'switchover_aborted', node: from, detail: reason });
+    ctx.finishRequest(group, { ok: false, reason });
     return;
   }
   const leader = { node: to, epoch: st.lastEpoch + 1 };
-  if (!(await ctx.leases.take(shard, leader, st.leaderKv?.revision ?? 0))) {
+  if (!(await ctx.leases.take(group, leader, st.leaderKv?.revision ?? 0))) {
     throw new HaError(ErrorCodes.HA_REFUSED, 'the leader key changed during the switchover');
   }
   wonLeadership(st, leader);
   await promote(ctx, target);
   await note({
-    shard,
+    group,
     event: 'promoted',
     node: to,
     epoch: leader.epoch,
     detail: `${ms(t0)} ms after the hold`,
   });
-  await afterPromotion(ctx, shard, target, from, note, t0);
+  await afterPromotion(ctx, group, target, from, note, t0);
   const pause = ms(t0);
   st.switchovers++;
   // The old primary shut down cleanly and the target has all of its WAL: it follows as is.
   await ctx.cluster.startStandby(old, target);
   await note({
-    shard,
+    group,
     event: 'switchover_done',
     node: to,
     epoch: leader.epoch,
     detail: `new transactions held for ${pause} ms; ${from} follows ${to}`,
   });
-  ctx.finishRequest(shard, { ok: true, events });
+  ctx.finishRequest(group, { ok: true, events });
 }
 
 /** New primary: slots and synchronous names for its standbys, topology, standbys re-pointed. */
 async function afterPromotion(
   ctx: PromotionContext,
-  shard: number,
+  group: number,
   primary: NodeRef,
   former: string | null,
   note: (e: Omit<HaEvent, 'at'>) => Promise<unknown>,
@@ -201,7 +201,7 @@ async function afterPromotion(
   const others = ctx.cluster
     .nodes()
     .filter(
-      (n) => n.shard === shard && n.name !== primary.name && isProvisioned(ctx.cluster.paths(n.name).pgdata),
+      (n) => n.group === group && n.name !== primary.name && isProvisioned(ctx.cluster.paths(n.name).pgdata),
     );
   // Over the probe connection (already authenticated): every millisecond here is one without
   // writes. Synchronous names are in place before the proxy sends the first write.
@@ -217,9 +217,9 @@ async function afterPromotion(
   await prober.query('SELECT pg_reload_conf()');
   // Until the next probe, what we know: it is the primary now.
   ctx.members.notePromoted(primary.name);
-  ctx.publisher.publishNow(shard, primary);
+  ctx.publisher.publishNow(group, primary);
   await note({
-    shard,
+    group,
     event: 'proxy_switched',
     node: primary.name,
     detail: `${ms(t0)} ms after detection`,
@@ -230,7 +230,7 @@ async function afterPromotion(
     await ctx.cluster
       .repoint(n, primary)
       .catch((e: unknown) =>
-        ctx.log.warn({ shard, node: n.name }, `re-pointing ${n.name} failed (retried): ${errorMessage(e)}`),
+        ctx.log.warn({ group, node: n.name }, `re-pointing ${n.name} failed (retried): ${errorMessage(e)}`),
       );
   }
 }

@@ -1,6 +1,6 @@
 /**
  * The StateStore: what high availability keeps outside any one PostgreSQL node — the leader
- * lease of each shard, the epoch of its primary, the members' reports, the event history. Two
+ * lease of each group, the epoch of its primary, the members' reports, the event history. Two
  * implementations sit behind this one contract (and one contract test suite): an embedded store
  * for one host, durable across a controller restart, and etcd v3 for several hosts. pgscale never
  * implements consensus itself: with several hosts the store is etcd.

@@ -1,9 +1,10 @@
 /**
- * The topology the proxy routes by, as HA sees it: per shard the primary (the leader, while its
+ * The topology the proxy routes by, as HA sees it: per group the primary (the leader, while its
  * latest probe shows a healthy primary and no hold is on) and the replicas (streaming standbys of
  * that leader that need no rejoin). Published to the TopologyView only when it changed; the epoch
- * the proxy sees moves at every change of a primary, "none" included. A hold (failover or
- * switchover under way) publishes the shard with no primary, so the proxy holds its new
+ * the proxy sees moves at every change of a primary, "none" included, and each group carries its
+ * own epoch, which moves only with that group's primary. A hold (failover or
+ * switchover under way) publishes the group with no primary, so the proxy holds its new
  * transactions, until a promotion publishes the new one or a healthy leader is seen again.
  */
 import type { Cluster } from '../cluster/cluster.js';
@@ -11,23 +12,25 @@ import type { NodeRef } from '../config/load.js';
 import type { Endpoint, Topology, TopologyView } from '../topology/topology.js';
 import { ErrorCodes } from '../errors.js';
 import type { ProbeResult } from './probe.js';
-import { HaError } from './shard-state.js';
+import { HaError } from './group-state.js';
 
 /** What the publisher reads of the HA service's state. */
 export interface PublisherSource {
-  readonly shardCount: number;
-  /** The shard's leader as last read or won, if any. */
-  leaderOf(shard: number): string | null;
+  readonly groupCount: number;
+  /** The group's leader as last read or won, if any. */
+  leaderOf(group: number): string | null;
   /** The node's latest probe (null: down or never probed). */
   lastProbe(node: string): ProbeResult | null;
-  /** A switchover or failover of the shard is queued or running. */
-  requestPending(shard: number): boolean;
+  /** A switchover or failover of the group is queued or running. */
+  requestPending(group: number): boolean;
 }
 
 export class TopologyPublisher {
   private readonly held = new Set<number>();
   private published = '';
   private epoch = 0;
+  /** Each group's own epoch: one more at every change of that group's primary. */
+  private readonly groupEpochs: number[] = [];
 
   constructor(
     private readonly view: TopologyView,
@@ -35,30 +38,30 @@ export class TopologyPublisher {
     private readonly src: PublisherSource,
   ) {}
 
-  /** Publishes the shard without a primary: the proxy holds its new transactions. */
-  hold(shard: number): void {
-    this.held.add(shard);
+  /** Publishes the group without a primary: the proxy holds its new transactions. */
+  hold(group: number): void {
+    this.held.add(group);
     this.publish();
   }
 
-  /** Publishes `primary` as the shard's primary now (just promoted, before any probe says so). */
-  publishNow(shard: number, primary: NodeRef): void {
-    this.held.delete(shard);
-    this.publish(new Map([[shard, primary.name]]));
+  /** Publishes `primary` as the group's primary now (just promoted, before any probe says so). */
+  publishNow(group: number, primary: NodeRef): void {
+    this.held.delete(group);
+    this.publish(new Map([[group, primary.name]]));
   }
 
   /** The topology from the latest probes; published when it changed. */
   publish(forced?: Map<number, string>): void {
-    const shards = Array.from({ length: this.src.shardCount }, (_, shard) => {
-      const forcedPrimary = forced?.get(shard);
-      const leaderName = forcedPrimary ?? this.src.leaderOf(shard);
+    const groups = Array.from({ length: this.src.groupCount }, (_, group) => {
+      const forcedPrimary = forced?.get(group);
+      const leaderName = forcedPrimary ?? this.src.leaderOf(group);
       const leaderOk =
         forcedPrimary !== undefined ||
-        (leaderName !== null && !this.held.has(shard) && this.healthyPrimary(leaderName));
+        (leaderName !== null && !this.held.has(group) && this.healthyPrimary(leaderName));
       const primary: Endpoint | null = leaderOk && leaderName ? endpoint(this.node(leaderName)) : null;
       const replicas = this.cluster
         .nodes()
-        .filter((n) => n.shard === shard && n.name !== leaderName)
+        .filter((n) => n.group === group && n.name !== leaderName)
         .filter((n) => {
           const last = this.src.lastProbe(n.name);
           return (
@@ -70,24 +73,28 @@ export class TopologyPublisher {
           );
         })
         .map(endpoint);
-      return { primary, replicas };
+      const before = this.view.current().groups[group]?.primary?.name ?? null;
+      if ((primary?.name ?? null) !== before || this.groupEpochs[group] === undefined) {
+        this.groupEpochs[group] = (this.groupEpochs[group] ?? 0) + 1;
+      }
+      return { primary, replicas, epoch: this.groupEpochs[group] };
     });
     // Release a hold once a healthy leader is seen again.
-    for (const shard of [...this.held]) {
-      const leader = this.src.leaderOf(shard);
-      if (forced?.has(shard)) this.held.delete(shard);
-      else if (leader !== null && this.healthyPrimary(leader) && !this.src.requestPending(shard)) {
-        this.held.delete(shard);
+    for (const group of [...this.held]) {
+      const leader = this.src.leaderOf(group);
+      if (forced?.has(group)) this.held.delete(group);
+      else if (leader !== null && this.healthyPrimary(leader) && !this.src.requestPending(group)) {
+        this.held.delete(group);
       }
     }
-    const key = JSON.stringify(shards);
+    const key = JSON.stringify(groups);
     if (key === this.published) return;
-    const primaries = (t: Pick<Topology, 'shards'>) =>
-      JSON.stringify(t.shards.map((s) => s.primary?.name ?? null));
+    const primaries = (t: Pick<Topology, 'groups'>) =>
+      JSON.stringify(t.groups.map((s) => s.primary?.name ?? null));
     // The proxy's epoch moves at every change of a primary (including "none" during a hold).
-    if (primaries({ shards }) !== primaries(this.view.current())) this.epoch++;
+    if (primaries({ groups }) !== primaries(this.view.current())) this.epoch++;
     this.published = key;
-    this.view.publish({ epoch: this.epoch, shards });
+    this.view.publish({ epoch: this.epoch, groups });
   }
 
   private healthyPrimary(node: string): boolean {

@@ -51,18 +51,18 @@ test('secret-named keys are logged as [Redacted], at any depth and in any letter
   assert.equal(line.msg, 'connecting');
 });
 
-test('child loggers carry component, node and shard, and their bindings are redacted too', () => {
+test('child loggers carry component, node and group, and their bindings are redacted too', () => {
   const c = capture();
   const log = childLogger(createLogger({ destination: c.stream }), {
     component: 'supervisor',
     node: 's0n1',
-    shard: 0,
+    group: 0,
   });
   log.child({ secret: 'pw-binding' }).warn('node exited');
   const line = c.lines()[0]!;
   assert.equal(line.component, 'supervisor');
   assert.equal(line.node, 's0n1');
-  assert.equal(line.shard, 0);
+  assert.equal(line.group, 0);
   assert.equal(line.secret, REDACTED);
   assert.equal(line.level, 40);
 });
@@ -85,12 +85,12 @@ test('a key bound once (base, child) and given again never appears twice in a li
   root.info({ cluster: 'c1', config: 'x.yaml' }, 'starting');
   const ha = childLogger(childLogger(root, { component: 'ha', cluster: 'c1' }), {
     component: 'ha',
-    shard: 0,
+    group: 0,
   });
-  ha.info({ component: 'ha', shard: 0, node: 's0n1' }, 'acting');
+  ha.info({ component: 'ha', group: 0, node: 's0n1' }, 'acting');
   root.info('plain');
   for (const raw of c.text().trim().split('\n')) {
-    for (const key of ['cluster', 'component', 'shard', 'pid']) {
+    for (const key of ['cluster', 'component', 'group', 'pid']) {
       const n = raw.split(`"${key}":`).length - 1;
       assert.ok(n <= 1, `${key} ${n} times in ${raw}`);
     }

@@ -1,6 +1,6 @@
 /**
  * The logger: pino, JSON lines, one per event, to stderr or any stream. Components take child
- * loggers carrying `{component, node, shard}` so that a line says where it comes from. Nothing
+ * loggers carrying `{component, node, group}` so that a line says where it comes from. Nothing
  * named like a secret (password, secret, passwd, token, authorization, in any letter case and at
  * any depth) is ever written: pino's `redact` censors the usual places cheaply, and a formatter
  * walks whatever is logged for the rest (deeper objects, arrays, other spellings).
@@ -115,11 +115,11 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   );
 }
 
-/** Where a line comes from: the component, and the node and shard it concerns when there is one. */
+/** Where a line comes from: the component, and the node and group it concerns when there is one. */
 export interface LogContext {
   component: string;
   node?: string;
-  shard?: number;
+  group?: number;
 }
 
 /** A child logger with `ctx`, less the keys the parent already binds to the same values. */

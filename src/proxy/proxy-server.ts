@@ -3,7 +3,7 @@
  * them, and gives each a session on the pool of its (database, user, server). It owns the pools,
  * the LISTEN fan-out connections, the cancel-key registry and the admin console's view of all of
  * it. Where a database's connections go comes from a resolver, so the same proxy serves a
- * standalone config (proxy.databases) and `pgscale up` (the shard's primary from the topology).
+ * standalone config (proxy.databases) and `pgscale up` (the group's primary from the topology).
  */
 import { createServer, connect as netConnect } from 'node:net';
 import type { Server, Socket } from 'node:net';
@@ -33,6 +33,7 @@ import { Session } from './session.js';
 import { AdminSession, ADMIN_DATABASES } from './admin.js';
 import type { AdminHooks, AdminView } from './admin-view.js';
 import type { PoolMode } from './types.js';
+import type { Endpoint, Topology } from '../topology/topology.js';
 import { NodeMonitor, ReadRouter } from './read-router.js';
 import { CommitHorizon, PrimaryPositionAsker } from './commit-horizon.js';
 import type { ReplicaTarget, RouterSettings } from './read-router.js';
@@ -57,6 +58,8 @@ export interface DatabaseTarget {
   replicas?: readonly { name?: string; host: string; port: number }[];
   /** The target comes from the cluster's topology and follows its primary (HA). */
   followsTopology?: boolean;
+  /** The replication group whose primary a topology-following target follows (default 0). */
+  group?: number;
   /**
    * Served through a `*` entry rather than by name: its pools are made on demand and freed once
    * no client has used them for autodb_idle_timeout (PgBouncer's autodb), so client-chosen names
@@ -107,14 +110,20 @@ export class ProxyServer implements FrontendHost, AdminView {
    */
   readonly horizons = new Map<string, { horizon: CommitHorizon; asker: PrimaryPositionAsker }>();
   /** Primary pools whose server follows the topology, with what routerFor needs to add replicas. */
-  private topologyHold: { ms: number; reason: (db: string) => string } | null = null;
+  private readonly topologyHolds = new Map<number, { ms: number; reason: (db: string) => string }>();
   /** HA runs: an unreachable primary makes its clients wait this long for a failover (ms). */
   holdOnUnreachableMs = 0;
   /** Pools made on demand, with when a session last used them (performance.now()). */
   private readonly onDemand = new Map<Pool, number>();
   private readonly following = new Map<
     Pool,
-    { database: string; t: DatabaseTarget; user: string; creds: LoginRequest['serverCreds'] }
+    {
+      database: string;
+      group: number;
+      t: DatabaseTarget;
+      user: string;
+      creds: LoginRequest['serverCreds'];
+    }
   >();
   classifier: Classifier | null = null;
   readonly credentials: Credentials;
@@ -470,9 +479,11 @@ export class ProxyServer implements FrontendHost, AdminView {
       t.password !== undefined ? ({ kind: 'password', password: t.password } as const) : req.serverCreds;
     const pool = this.poolFor(req.database, t, serverUser, creds);
     if (t.followsTopology && !this.following.has(pool)) {
-      this.following.set(pool, { database: req.database, t, user: serverUser, creds });
+      const group = t.group ?? 0;
+      this.following.set(pool, { database: req.database, group, t, user: serverUser, creds });
       pool.holdOnUnreachableMs = this.holdOnUnreachableMs;
-      if (this.topologyHold) pool.hold(this.topologyHold.ms, this.topologyHold.reason(pool.database));
+      const hold = this.topologyHolds.get(group);
+      if (hold) pool.hold(hold.ms, hold.reason(pool.database));
     }
     if (pool.serverParams.size === 0) {
       try {
@@ -647,22 +658,25 @@ export class ProxyServer implements FrontendHost, AdminView {
     return { name, monitor: m, pool, outstanding: 0, readsServed: 0 };
   }
 
+  /** The whole topology: every group's pools follow that group's primary and replicas. */
+  followTopology(t: Topology, holdMs: number): void {
+    t.groups.forEach((g, group) => this.followGroup(group, g.primary, g.replicas, holdMs));
+  }
+
   /**
-   * The cluster's primary changed (HA). `primary` null: there is none for now (failover or
-   * switchover under way): the pools that follow the topology hold new transactions, bounded by
+   * A group's primary changed (HA). `primary` null: there is none for now (failover or
+   * switchover under way): the pools that follow the group hold new transactions, bounded by
    * `holdMs`, while reads keep going to replicas. A new primary: those pools are pointed at it
    * (their queued clients proceed there; connections to the old one are dropped as they come
-   * back) and the read routers take the new set of replicas.
+   * back) and the read routers take the new set of replicas. Pools of other groups are left alone.
    */
-  followTopology(
-    primary: { name: string; host: string; port: number } | null,
-    replicas: readonly { name: string; host: string; port: number }[],
-    holdMs: number,
-  ): void {
+  followGroup(group: number, primary: Endpoint | null, replicas: readonly Endpoint[], holdMs: number): void {
     const reason = (db: string) =>
       `no primary is available for database "${db}" (failover in progress for more than ${holdMs / 1000} s)`;
-    this.topologyHold = primary === null ? { ms: holdMs, reason } : null;
+    if (primary === null) this.topologyHolds.set(group, { ms: holdMs, reason });
+    else this.topologyHolds.delete(group);
     for (const [pool, ctx] of this.following) {
+      if (ctx.group !== group) continue;
       if (primary === null) {
         pool.hold(holdMs, reason(pool.database));
         continue;

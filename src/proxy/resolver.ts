@@ -1,8 +1,9 @@
 /**
  * Where a client's database goes. Standalone (`pgscale proxy`): the `proxy.databases` table, with
  * `*` as the fallback, as in PgBouncer (pools made through `*` are on demand: freed when unused).
- * Inside `pgscale up`: the current primary of shard 0 from the topology (sharding will route by
- * shard later), database name unchanged, for the databases the cluster exposes only.
+ * Inside `pgscale up`: the current primary of the database's home group from the topology (group
+ * 0 unless the config homes it elsewhere; distributed tables will route by their shards later),
+ * database name unchanged, for the databases the cluster exposes only.
  */
 import type { ProxyConfig } from '../config/schema.js';
 import type { TopologyView } from '../topology/topology.js';
@@ -31,11 +32,13 @@ export function databasesResolver(cfg: ProxyConfig): DatabaseResolver {
  * `served`: the cluster's databases clients may reach (app.database and proxy.exposed_databases);
  * `*` among them serves every database, each pool then made on demand and freed when unused. Any
  * other name is refused with 3D000 (after authentication), like a database that does not exist.
+ * `homeOf`: the replication group a database lives in (its pools follow that group's primary).
  */
 export function topologyResolver(
   view: TopologyView,
   served: readonly string[],
   fallback?: DatabaseResolver,
+  homeOf: (db: string) => number = () => 0,
 ): DatabaseResolver {
   const named = new Set(served.filter((d) => d !== '*'));
   const any = served.includes('*');
@@ -47,15 +50,16 @@ export function topologyResolver(
     const explicit = fallback?.(db);
     if (explicit) return explicit;
     if (!named.has(db) && !any) return null;
-    const shard = view.current().shards[0];
-    const primary = view.lastPrimary(0);
+    const group = homeOf(db);
+    const primary = view.lastPrimary(group);
     if (!primary) return null;
     return {
       host: primary.host,
       port: primary.port,
       dbname: db,
-      replicas: shard?.replicas ?? [],
+      replicas: view.current().groups[group]?.replicas ?? [],
       followsTopology: true,
+      group,
       ...(named.has(db) ? {} : { onDemand: true }),
     };
   };

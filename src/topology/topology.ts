@@ -1,5 +1,5 @@
 /**
- * The Topology: which server is the primary (and which are replicas) of each shard, with the
+ * The Topology: which server is the primary (and which are replicas) of each group, with the
  * epoch of the current primary. It is the only thing the proxy knows about high availability:
  * the HA layer (or, before it exists, the cluster's own view of its data directories) publishes a
  * new value, and the proxy routes by it. A TopologyView holds the current value and tells
@@ -12,25 +12,27 @@ export interface Endpoint {
   readonly port: number;
 }
 
-export interface ShardTopology {
+export interface GroupTopology {
   readonly primary: Endpoint | null;
   readonly replicas: readonly Endpoint[];
+  /** Increases at every change of this group's primary (HA publishes it; absent otherwise). */
+  readonly epoch?: number;
 }
 
 export interface Topology {
   /** Increases at every change of primary. */
   readonly epoch: number;
-  readonly shards: readonly ShardTopology[];
+  readonly groups: readonly GroupTopology[];
 }
 
-export const EMPTY_TOPOLOGY: Topology = Object.freeze({ epoch: 0, shards: [] });
+export const EMPTY_TOPOLOGY: Topology = Object.freeze({ epoch: 0, groups: [] });
 
 type Listener = (t: Topology, previous: Topology) => void;
 
 export class TopologyView {
   private value: Topology;
   private readonly listeners = new Set<Listener>();
-  /** The last primary published for each shard, kept while a failover leaves the shard without one. */
+  /** The last primary published for each group, kept while a failover leaves the group without one. */
   private readonly lastPrimaries: (Endpoint | null)[] = [];
 
   constructor(initial: Topology = EMPTY_TOPOLOGY) {
@@ -38,13 +40,13 @@ export class TopologyView {
     this.remember(initial);
   }
 
-  /** The shard's primary now, or the last one published while it has none (a failover is running). */
-  lastPrimary(shard: number): Endpoint | null {
-    return this.value.shards[shard]?.primary ?? this.lastPrimaries[shard] ?? null;
+  /** The group's primary now, or the last one published while it has none (a failover is running). */
+  lastPrimary(group: number): Endpoint | null {
+    return this.value.groups[group]?.primary ?? this.lastPrimaries[group] ?? null;
   }
 
   private remember(t: Topology): void {
-    t.shards.forEach((s, i) => {
+    t.groups.forEach((s, i) => {
       if (s.primary) this.lastPrimaries[i] = s.primary;
     });
   }

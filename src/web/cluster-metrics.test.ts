@@ -10,7 +10,7 @@ import { ClusterMetrics } from './cluster-metrics.js';
 function node(name: string, role: 'primary' | 'replica', over: Partial<NodeStatus> = {}): NodeStatus {
   return {
     name,
-    shard: 0,
+    group: 0,
     role,
     state: 'running',
     host: 'localhost',
@@ -91,17 +91,17 @@ test('a switchover changes values, never the set of node series (the role is not
   const after = await registry.metrics();
   assert.deepEqual(series(after, 'pgscale_'), series(before, 'pgscale_'));
   assert.doesNotMatch(after, /role=/);
-  assert.match(before, /^pgscale_node_is_primary\{node="s0n0",shard="0"\} 1$/m);
-  assert.match(after, /^pgscale_node_is_primary\{node="s0n0",shard="0"\} 0$/m);
-  assert.match(after, /^pgscale_node_is_replica\{node="s0n0",shard="0"\} 1$/m);
-  assert.match(after, /^pgscale_node_is_primary\{node="s0n1",shard="0"\} 1$/m);
-  assert.match(after, /^pgscale_replica_streaming\{node="s0n1",shard="0"\} 0$/m);
-  assert.match(after, /^pgscale_node_timeline\{node="s0n1",shard="0"\} 2$/m);
+  assert.match(before, /^pgscale_node_is_primary\{node="s0n0",group="0"\} 1$/m);
+  assert.match(after, /^pgscale_node_is_primary\{node="s0n0",group="0"\} 0$/m);
+  assert.match(after, /^pgscale_node_is_replica\{node="s0n0",group="0"\} 1$/m);
+  assert.match(after, /^pgscale_node_is_primary\{node="s0n1",group="0"\} 1$/m);
+  assert.match(after, /^pgscale_replica_streaming\{node="s0n1",group="0"\} 0$/m);
+  assert.match(after, /^pgscale_node_timeline\{node="s0n1",group="0"\} 2$/m);
   // A stopped node keeps its series, at 0.
   m.update([node('s0n0', 'replica', { state: 'stopped' }), node('s0n1', 'primary')]);
   const stopped = await registry.metrics();
-  assert.match(stopped, /^pgscale_node_up\{node="s0n0",shard="0"\} 0$/m);
-  assert.match(stopped, /^pgscale_node_is_replica\{node="s0n0",shard="0"\} 0$/m);
+  assert.match(stopped, /^pgscale_node_up\{node="s0n0",group="0"\} 0$/m);
+  assert.match(stopped, /^pgscale_node_is_replica\{node="s0n0",group="0"\} 0$/m);
 });
 
 test('HA metrics: the leader as a 0/1 value per node, epoch, paused, counters, last failover time', async () => {
@@ -110,9 +110,9 @@ test('HA metrics: the leader as a 0/1 value per node, epoch, paused, counters, l
     paused: false,
     storeReachable: true,
     cycles: 10,
-    shards: [
+    groups: [
       {
-        shard: 0,
+        group: 0,
         nodes: ['s0n0', 's0n1'],
         leader: 's0n0',
         epoch: 1,
@@ -124,17 +124,17 @@ test('HA metrics: the leader as a 0/1 value per node, epoch, paused, counters, l
   };
   registerHaMetrics(registry, () => snap);
   const before = await registry.metrics();
-  assert.match(before, /^pgscale_ha_leader\{shard="0",node="s0n0"\} 1$/m);
-  assert.match(before, /^pgscale_ha_leader\{shard="0",node="s0n1"\} 0$/m);
+  assert.match(before, /^pgscale_ha_leader\{group="0",node="s0n0"\} 1$/m);
+  assert.match(before, /^pgscale_ha_leader\{group="0",node="s0n1"\} 0$/m);
   assert.match(before, /^pgscale_ha_paused 0$/m);
-  assert.match(before, /^pgscale_ha_failovers_total\{shard="0"\} 0$/m);
+  assert.match(before, /^pgscale_ha_failovers_total\{group="0"\} 0$/m);
   assert.doesNotMatch(before, /^pgscale_ha_last_failover_timestamp_seconds\{/m);
   snap = {
     ...snap,
     paused: true,
-    shards: [
+    groups: [
       {
-        ...snap.shards[0]!,
+        ...snap.groups[0]!,
         leader: 's0n1',
         epoch: 3,
         failovers: 1,
@@ -145,10 +145,10 @@ test('HA metrics: the leader as a 0/1 value per node, epoch, paused, counters, l
   };
   const after = await registry.metrics();
   assert.deepEqual(series(after, 'pgscale_ha_leader'), series(before, 'pgscale_ha_leader'));
-  assert.match(after, /^pgscale_ha_leader\{shard="0",node="s0n1"\} 1$/m);
-  assert.match(after, /^pgscale_ha_epoch\{shard="0"\} 3$/m);
+  assert.match(after, /^pgscale_ha_leader\{group="0",node="s0n1"\} 1$/m);
+  assert.match(after, /^pgscale_ha_epoch\{group="0"\} 3$/m);
   assert.match(after, /^pgscale_ha_paused 1$/m);
-  assert.match(after, /^pgscale_ha_failovers_total\{shard="0"\} 1$/m);
-  assert.match(after, /^pgscale_ha_switchovers_total\{shard="0"\} 1$/m);
-  assert.match(after, /^pgscale_ha_last_failover_timestamp_seconds\{shard="0"\} 1700000000\.5$/m);
+  assert.match(after, /^pgscale_ha_failovers_total\{group="0"\} 1$/m);
+  assert.match(after, /^pgscale_ha_switchovers_total\{group="0"\} 1$/m);
+  assert.match(after, /^pgscale_ha_last_failover_timestamp_seconds\{group="0"\} 1700000000\.5$/m);
 });

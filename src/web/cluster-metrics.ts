@@ -1,7 +1,7 @@
 /**
  * The cluster's gauges, read at scrape time from the same node status `pgscale status` shows:
  * whether each node is up, its role, timeline, lag and streaming state. Every series is labelled
- * by `{node, shard}` only: the role is a 0/1 value (pgscale_node_is_primary / _is_replica, as
+ * by `{node, group}` only: the role is a 0/1 value (pgscale_node_is_primary / _is_replica, as
  * Patroni's patroni_primary / patroni_replica), never a label, so a switchover changes values
  * and creates no series. Nodes that leave the config stop being reported (the gauges are reset at
  * each collection).
@@ -10,7 +10,7 @@ import { Counter, Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
 import type { NodeStatus } from '../cluster/status.js';
 
-type NodeLabels = 'node' | 'shard';
+type NodeLabels = 'node' | 'group';
 
 export class ClusterMetrics {
   private readonly up: Gauge<NodeLabels>;
@@ -25,7 +25,7 @@ export class ClusterMetrics {
   constructor(registry: Registry) {
     const registers = [registry];
     const gauge = (name: string, help: string) =>
-      new Gauge({ name, help, labelNames: ['node', 'shard'], registers });
+      new Gauge({ name, help, labelNames: ['node', 'group'], registers });
     this.up = gauge('pgscale_node_up', 'Whether the node answers SQL (1) or not (0).');
     this.isPrimary = gauge(
       'pgscale_node_is_primary',
@@ -38,7 +38,7 @@ export class ClusterMetrics {
     this.timeline = gauge('pgscale_node_timeline', 'The timeline the node is on (running nodes).');
     this.lagBytes = gauge(
       'pgscale_replication_lag_bytes',
-      "Bytes of WAL the node has not replayed yet, against its shard primary's current position (0 on a primary).",
+      "Bytes of WAL the node has not replayed yet, against its group primary's current position (0 on a primary).",
     );
     this.lagSeconds = gauge(
       'pgscale_replication_lag_seconds',
@@ -58,7 +58,7 @@ export class ClusterMetrics {
   update(nodes: readonly NodeStatus[]): void {
     this.clear();
     for (const n of nodes) {
-      const l = { node: n.name, shard: String(n.shard) };
+      const l = { node: n.name, group: String(n.group) };
       const running = n.state === 'running';
       this.up.set(l, running ? 1 : 0);
       this.isPrimary.set(l, running && n.role === 'primary' ? 1 : 0);

@@ -7,7 +7,7 @@ import type { Endpoint } from './health-checks.js';
 function node(over: Partial<NodeStatus>): NodeStatus {
   return {
     name: 's0n1',
-    shard: 0,
+    group: 0,
     role: 'replica',
     state: 'running',
     host: 'localhost',

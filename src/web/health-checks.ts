@@ -17,7 +17,7 @@
  * Differences from Patroni: without HA there is no leader lock yet, so /primary and /leader mean
  * "runs and is not in recovery"; /replica also requires the WAL receiver to be streaming (Patroni
  * only asks for that with ?replication_state=streaming); a lag we cannot measure (no running
- * primary in the shard) does not count as lagging, as Patroni does when it knows no leader
+ * primary in the group) does not count as lagging, as Patroni does when it knows no leader
  * position; an unreadable ?lag= is a 400 rather than being ignored.
  */
 import type { NodeStatus } from '../cluster/status.js';
@@ -154,7 +154,7 @@ export function statusDocument(s: NodeStatus | null, ctx: StatusDocumentContext)
   doc.patroni = { scope: ctx.cluster, name: s?.name ?? ctx.node };
   doc.pgscale = {
     node: s?.name ?? ctx.node,
-    shard: s?.shard ?? null,
+    group: s?.group ?? null,
     streaming: s?.streaming ?? false,
     lag_bytes: s?.lagBytes ?? null,
     upstream: s?.upstream ?? null,

@@ -12,6 +12,7 @@ import type { Cluster } from '../cluster/cluster.js';
 import { ErrorCodes, PgscaleError, errorMessage } from '../errors.js';
 import type { Logger } from '../obs/logger.js';
 import { redactSecrets } from '../obs/logger.js';
+import { withShardAliases } from './json-aliases.js';
 import type { Registry } from '../obs/metrics.js';
 import { ClusterMetrics } from './cluster-metrics.js';
 import type { ControllerInfo } from './status-report.js';
@@ -197,7 +198,7 @@ export function tokensEqual(given: string, expected: string): boolean {
 }
 
 function send(res: ServerResponse, code: number, body: unknown): void {
-  const text = JSON.stringify(redactSecrets(body), null, 2) + '\n';
+  const text = JSON.stringify(withShardAliases(redactSecrets(body)), null, 2) + '\n';
   res.writeHead(code, {
     'Content-Type': 'application/json; charset=utf-8',
     'Content-Length': Buffer.byteLength(text),

@@ -17,6 +17,7 @@ import type { NodeRef } from '../config/load.js';
 import { ErrorCodes, PgscaleError, errorMessage } from '../errors.js';
 import type { Logger } from '../obs/logger.js';
 import { redactSecrets } from '../obs/logger.js';
+import { withShardAliases } from './json-aliases.js';
 import { ENDPOINT_PATHS, checkCode, endpointOf, parseLag, statusDocument } from './health-checks.js';
 
 export class NodeAgentError extends PgscaleError {}
@@ -121,7 +122,7 @@ export class NodeAgent {
 
 /** JSON for GET; the status line and headers alone for HEAD and OPTIONS (Patroni does the same). */
 function send(res: ServerResponse, req: IncomingMessage, code: number, body: unknown): void {
-  const text = JSON.stringify(redactSecrets(body)) + '\n';
+  const text = JSON.stringify(withShardAliases(redactSecrets(body))) + '\n';
   const withBody = req.method === 'GET' || req.method === undefined;
   res.writeHead(code, {
     'Content-Type': 'application/json; charset=utf-8',
@@ -146,7 +147,7 @@ function agentBindError(
   node: NodeRef,
   configFile?: string,
 ): NodeAgentError {
-  const key = `shards[${node.shard}].nodes[${node.index}].api_port`;
+  const key = `groups[${node.group}].nodes[${node.index}].api_port`;
   const which =
     node.api_port === undefined ? `${key} not set: derived from http.port and the node's position` : key;
   const fix = `set ${key} to a free port in ${configFile ?? 'the config'}`;

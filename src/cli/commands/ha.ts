@@ -9,12 +9,12 @@ import { ClusterError, ErrorCodes, UsageError } from '../../errors.js';
 import type { HaEvent } from '../../ha/ha-service.js';
 import { openStore } from '../../ha/open-store.js';
 import { url } from '../../web/http-api.js';
-import { intOption, parse } from '../args.js';
+import { intOption, parse, renamedOption } from '../args.js';
 import { openCluster, out } from '../context.js';
 import type { Cluster } from '../../cluster/cluster.js';
 import { table } from '../table.js';
 
-export const switchoverHelp = `Usage: pgscale switchover [-c FILE] [--shard N] [--to NODE] [--json]
+export const switchoverHelp = `Usage: pgscale switchover [-c FILE] [--group N] [--to NODE] [--json]
 
 Planned change of primary: the proxy holds new transactions, running ones finish (bounded by
 ha.switchover_timeout), the primary shuts down cleanly, NODE (default: the most advanced
@@ -22,7 +22,7 @@ standby) is promoted once it has received everything, the proxy resumes on it, a
 primary follows it as a standby. Clients between transactions see no error.
 `;
 
-export const failoverHelp = `Usage: pgscale failover [-c FILE] [--shard N] [--to NODE] [--json]
+export const failoverHelp = `Usage: pgscale failover [-c FILE] [--group N] [--to NODE] [--json]
 
 Immediate change of primary: the current primary (if it still runs) is fenced — killed and
 kept from restarting as a primary — and NODE (default: the most advanced eligible standby) is
@@ -110,10 +110,10 @@ function errorText(r: { status: number; body: Record<string, unknown> }): string
 function printEvents(events: HaEvent[]): void {
   out(
     table(
-      ['TIME', 'SHARD', 'EVENT', 'NODE', 'EPOCH', 'DETAIL'],
+      ['TIME', 'GROUP', 'EVENT', 'NODE', 'EPOCH', 'DETAIL'],
       events.map((e) => [
         e.at,
-        e.shard < 0 ? '-' : e.shard,
+        e.group < 0 ? '-' : e.group,
         e.event,
         e.node ?? null,
         e.epoch ?? null,
@@ -125,18 +125,20 @@ function printEvents(events: HaEvent[]): void {
 
 async function change(kind: 'switchover' | 'failover', argv: string[]): Promise<number> {
   const { values } = parse(kind, argv, {
+    group: { type: 'string' },
     shard: { type: 'string' },
     to: { type: 'string' },
     json: { type: 'boolean' },
   });
   if (values.help) return (out(kind === 'switchover' ? switchoverHelp : failoverHelp), 0);
   const cluster = openCluster(values);
-  const shard = intOption('shard', values.shard, 0, cluster.config.shards.length - 1) ?? 0;
+  const group =
+    intOption('group', renamedOption(values, 'group', 'shard'), 0, cluster.config.groups.length - 1) ?? 0;
   const to = typeof values.to === 'string' ? values.to : undefined;
-  if (to !== undefined && !cluster.nodes().some((n) => n.name === to && n.shard === shard)) {
-    throw new UsageError(`--to ${to}: no such node in shard ${shard} of ${cluster.loaded.file}`);
+  if (to !== undefined && !cluster.nodes().some((n) => n.name === to && n.group === group)) {
+    throw new UsageError(`--to ${to}: no such node in group ${group} of ${cluster.loaded.file}`);
   }
-  const r = await call(cluster, 'POST', `/ha/${kind}`, { shard, ...(to ? { to } : {}) });
+  const r = await call(cluster, 'POST', `/ha/${kind}`, { group, ...(to ? { to } : {}) });
   if (values.json) out(JSON.stringify(r.body, null, 2));
   if (r.status !== 200) {
     if (!values.json) out(`${kind} not done: ${errorText(r)}`);

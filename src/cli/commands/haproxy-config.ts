@@ -7,7 +7,7 @@ import { defaultConfigPath, loadConfig } from '../../config/load.js';
 import { UsageError } from '../../errors.js';
 import { parseLag } from '../../web/health-checks.js';
 import { intOption, parse } from '../args.js';
-import { out } from '../context.js';
+import { out, warnOnce } from '../context.js';
 import { HAPROXY_DEFAULTS, renderHaproxyConfig } from '../haproxy-cfg.js';
 
 export const help = `Usage: pgscale haproxy-config [-c FILE] [--write-port P] [--read-port P] [options]
@@ -15,7 +15,7 @@ export const help = `Usage: pgscale haproxy-config [-c FILE] [--write-port P] [-
 Prints a complete haproxy.cfg for the cluster: a listener for writes whose only healthy server is
 the primary (option httpchk GET /primary), and one for reads balanced round-robin over the
 streaming replicas (GET /replica?lag=…). HAProxy checks each node on its api_port, where
-\`pgscale up\` serves the node's health endpoints (docs/haproxy.md). With several shards, shard k
+\`pgscale up\` serves the node's health endpoints (docs/haproxy.md). With several groups, group k
 uses the write and read ports plus 2k.
 
 Options:
@@ -41,9 +41,9 @@ export function run(argv: string[]): number {
   });
   if (values.help) return (out(help), 0);
   const file = typeof values.config === 'string' ? values.config : defaultConfigPath();
-  const loaded = loadConfig(file);
-  if (loaded.config.shards.length === 0) {
-    throw new UsageError(`${loaded.file} has no shards: nothing for HAProxy to balance`);
+  const loaded = warnOnce(loadConfig(file));
+  if (loaded.config.groups.length === 0) {
+    throw new UsageError(`${loaded.file} has no groups: nothing for HAProxy to balance`);
   }
   let maxLag: string | null = HAPROXY_DEFAULTS.maxLag;
   if (typeof values['max-lag'] === 'string') {

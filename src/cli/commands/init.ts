@@ -1,4 +1,4 @@
-/** `pgscale init`: writes a commented pgscale.yaml for N shards of 1 primary + R standbys. */
+/** `pgscale init`: writes a commented pgscale.yaml for N groups of 1 primary + R standbys. */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -7,18 +7,18 @@ import { INIT_DEFAULTS, newClusterId, renderConfig } from '../../config/template
 import type { InitOptions } from '../../config/template.js';
 import { ConfigError, ErrorCodes, UsageError } from '../../errors.js';
 import { serviceCanReach, serviceUser } from '../../cluster/run-as.js';
-import { intOption, parse } from '../args.js';
+import { intOption, parse, renamedOption } from '../args.js';
 import { out } from '../context.js';
 
-export const help = `Usage: pgscale init [--dir DIR] [--shards N] [--replicas R] [--port-base P] [options]
+export const help = `Usage: pgscale init [--dir DIR] [--groups N] [--replicas R] [--port-base P] [options]
 
-Writes DIR/pgscale.yaml (default: the current directory) describing N shards, each a primary
+Writes DIR/pgscale.yaml (default: the current directory) describing N groups, each a primary
 with R streaming standbys, on this host.
 
 Options:
   --dir DIR          directory for pgscale.yaml and the cluster's data (default .)
-  --shards N         number of shards (default 1)
-  --replicas R       standbys per shard (default 2)
+  --groups N         number of groups (default 1)
+  --replicas R       standbys per group (default 2)
   --port-base P      moves every port of the cluster: the PostgreSQL nodes take P, P+1, …,
                      the proxy P+100, the HTTP API P+101 and the nodes' health endpoints
                      P+102, P+103, … (default: nodes 54320…, proxy 6432, HTTP 8008…)
@@ -36,6 +36,7 @@ const PORT_BLOCK_NODES = 100;
 export function run(argv: string[]): number {
   const { values } = parse('init', argv, {
     dir: { type: 'string' },
+    groups: { type: 'string' },
     shards: { type: 'string' },
     replicas: { type: 'string' },
     'port-base': { type: 'string' },
@@ -51,10 +52,11 @@ export function run(argv: string[]): number {
     throw new ConfigError(ErrorCodes.CONFIG_EXISTS, `${file} already exists; use --force to overwrite it`);
   }
   const name = typeof values.name === 'string' ? values.name : INIT_DEFAULTS.name;
-  const shards = intOption('shards', values.shards, 1, 64) ?? INIT_DEFAULTS.shards;
+  const groups =
+    intOption('groups', renamedOption(values, 'groups', 'shards'), 1, 64) ?? INIT_DEFAULTS.groups;
   const replicas = intOption('replicas', values.replicas, 0, 15) ?? INIT_DEFAULTS.replicas;
   const base = intOption('port-base', values['port-base'], 1024, 65000);
-  const nodes = shards * (replicas + 1);
+  const nodes = groups * (replicas + 1);
   if (base !== undefined && (nodes > PORT_BLOCK_NODES || base + PORT_BLOCK_NODES + 1 + nodes > 65535)) {
     throw new UsageError(
       `--port-base ${base} leaves no room for ${nodes} nodes: the block is P…P+${PORT_BLOCK_NODES - 1} for PostgreSQL, ` +
@@ -65,7 +67,7 @@ export function run(argv: string[]): number {
     ...INIT_DEFAULTS,
     name,
     id: newClusterId(name),
-    shards,
+    groups,
     replicas,
     portBase: base ?? INIT_DEFAULTS.portBase,
     proxyPort:
@@ -95,9 +97,9 @@ export function writeConfig(dir: string, file: string, opts: InitOptions): strin
   const text = renderConfig(opts);
   parseConfig(text, file); // what we write must load
   writeFileSync(file, text);
-  const last = opts.portBase + opts.shards * (opts.replicas + 1) - 1;
+  const last = opts.portBase + opts.groups * (opts.replicas + 1) - 1;
   return (
-    `wrote ${file}: ${opts.shards} shard(s) × (1 primary + ${opts.replicas} standbys), ports ${opts.portBase}–${last}, ` +
-    `proxy ${opts.proxyPort}, HTTP ${opts.httpPort}, health endpoints ${opts.httpPort + 1}–${opts.httpPort + opts.shards * (opts.replicas + 1)}.${note}`
+    `wrote ${file}: ${opts.groups} group(s) × (1 primary + ${opts.replicas} standbys), ports ${opts.portBase}–${last}, ` +
+    `proxy ${opts.proxyPort}, HTTP ${opts.httpPort}, health endpoints ${opts.httpPort + 1}–${opts.httpPort + opts.groups * (opts.replicas + 1)}.${note}`
   );
 }

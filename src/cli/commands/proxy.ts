@@ -105,7 +105,7 @@ async function loadProxyConfig(
       `${loaded.file}: proxy.databases is empty: the standalone proxy needs at least one server (or use pgscale up)`,
     );
   }
-  return { config: loaded.config.proxy, warnings: [] };
+  return { config: loaded.config.proxy, warnings: [...(loaded.warnings ?? [])] };
 }
 
 export async function run(argv: string[]): Promise<number> {

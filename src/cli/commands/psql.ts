@@ -1,10 +1,11 @@
 /**
  * `pgscale psql` and `pgscale url`. psql runs as the cluster's superuser with the password passed
  * through a passfile (never on the command line or in the environment); `url` prints the
- * application role's connection URI. Both target shard 0's primary until the proxy exists.
+ * application role's connection URI. Both target the application database's home group's primary
+ * (group 0 unless groups[].databases says otherwise) when no node is named and no proxy is used.
  */
 import { spawn } from 'node:child_process';
-import { findNode } from '../../config/load.js';
+import { findNode, homeGroup } from '../../config/load.js';
 import type { NodeRef } from '../../config/load.js';
 import { ClusterError, ErrorCodes, UsageError } from '../../errors.js';
 import type { Cluster } from '../../cluster/cluster.js';
@@ -17,7 +18,7 @@ import { openCluster, out } from '../context.js';
 export const psqlHelp = `Usage: pgscale psql [-c FILE] [NODE] [-- PSQL-ARGS…]
 
 Runs psql as the cluster superuser, in the application database: on NODE when named, else on
-the primary of shard 0 (through the proxy instead while the controller runs, if
+the primary of its home group (through the proxy instead while the controller runs, if
 proxy.allow_superuser lets the superuser through it). Arguments after -- go to psql, e.g.:
   pgscale psql s0n1 -- -At -c 'select pg_is_in_recovery()'
 `;
@@ -25,7 +26,8 @@ proxy.allow_superuser lets the superuser through it). Arguments after -- go to p
 export const urlHelp = `Usage: pgscale url [-c FILE] [--node NAME] [--superuser]
 
 Prints a connection URI for the application role: through the proxy (proxy.port) unless
---node names a node to reach directly (or the proxy is disabled: the primary of shard 0).
+--node names a node to reach directly (or the proxy is disabled: the primary of the
+application database's home group, group 0 unless groups[].databases says otherwise).
 `;
 
 /** The proxy endpoint, when no node is named and the cluster's proxy is on. */
@@ -43,7 +45,7 @@ function pickNode(cluster: Cluster, name: string | undefined): NodeRef {
       throw new ClusterError(ErrorCodes.NODE_NOT_FOUND, `no node named "${name}" in ${cluster.loaded.file}`);
     return n;
   }
-  const p = cluster.primaryOf(0);
+  const p = cluster.primaryOf(homeGroup(cluster.config, cluster.config.app.database));
   if (!p)
     throw new ClusterError(ErrorCodes.NO_PRIMARY, 'the cluster has not been created yet; run `pgscale up`');
   return p;

@@ -1,5 +1,5 @@
 /**
- * `pgscale add-replica` and `remove-replica`: change a shard's standbys online. The node is
+ * `pgscale add-replica` and `remove-replica`: change a group's standbys online. The node is
  * written into (or removed from) pgscale.yaml with its comments kept, so the file stays the
  * source of truth; a failed provisioning takes the node back out. When the cluster's controller
  * runs, it is told (MEMBERS_SIGNAL) to re-read the nodes, and the command waits until it has:
@@ -17,7 +17,7 @@ import type { NodeRef } from '../../config/load.js';
 import { liveController } from '../../controller/controller-file.js';
 import type { ControllerInfo } from '../../web/status-report.js';
 import { url } from '../../web/http-api.js';
-import { intOption, parse } from '../args.js';
+import { intOption, parse, renamedOption } from '../args.js';
 import { openCluster, out, progress } from '../context.js';
 import { MEMBERS_SIGNAL } from './controller.js';
 
@@ -83,10 +83,10 @@ async function tellController(
   return true;
 }
 
-export const addHelp = `Usage: pgscale add-replica [-c FILE] [--shard N] [--name NAME] [--port P]
+export const addHelp = `Usage: pgscale add-replica [-c FILE] [--group N] [--name NAME] [--port P]
 
-Adds a streaming standby to shard N (default 0) while the cluster runs: clones it from the
-shard's primary, starts it, waits until it streams, and records it in pgscale.yaml.
+Adds a streaming standby to group N (default 0) while the cluster runs: clones it from the
+group's primary, starts it, waits until it streams, and records it in pgscale.yaml.
 `;
 
 export const removeHelp = `Usage: pgscale remove-replica [-c FILE] NODE
@@ -97,6 +97,7 @@ removes it from pgscale.yaml. The primary cannot be removed.
 
 export async function add(argv: string[]): Promise<number> {
   const { values } = parse('add-replica', argv, {
+    group: { type: 'string' },
     shard: { type: 'string' },
     name: { type: 'string' },
     port: { type: 'string' },
@@ -104,14 +105,14 @@ export async function add(argv: string[]): Promise<number> {
   if (values.help) return (out(addHelp), 0);
   const before = openCluster(values);
   const { config, file } = before.loaded;
-  const shard = intOption('shard', values.shard, 0, config.shards.length - 1) ?? 0;
+  const group = intOption('group', renamedOption(values, 'group', 'shard'), 0, config.groups.length - 1) ?? 0;
   const nodes = allNodes(config);
-  const shardNodes = nodes.filter((n) => n.shard === shard);
+  const groupNodes = nodes.filter((n) => n.group === group);
   let name = typeof values.name === 'string' ? values.name : '';
   if (!name) {
-    for (let i = shardNodes.length; ; i++) {
-      if (!findNode(config, nodeNameFor(shard, i))) {
-        name = nodeNameFor(shard, i);
+    for (let i = groupNodes.length; ; i++) {
+      if (!findNode(config, nodeNameFor(group, i))) {
+        name = nodeNameFor(group, i);
         break;
       }
     }
@@ -126,10 +127,10 @@ export async function add(argv: string[]): Promise<number> {
       defaultApiPort(config, nodes.length),
     ]);
     port = Math.max(...nodes.map((n) => n.port)) + 1;
-    while (used.has(port) || (await portInUse(port, shardNodes[0]!.host))) port++;
+    while (used.has(port) || (await portInUse(port, groupNodes[0]!.host))) port++;
   }
   const text = readFileSync(file, 'utf8');
-  const next = addNodeToText(text, shard, { name, host: shardNodes[0]!.host, port });
+  const next = addNodeToText(text, group, { name, host: groupNodes[0]!.host, port });
   const loaded = parseConfig(next, file); // validates the name and port against the rest
   const cluster = new Cluster(loaded, progress, before.bins);
   const node = findNode(loaded.config, name)!;
@@ -140,7 +141,7 @@ export async function add(argv: string[]): Promise<number> {
     writeFileSync(file, text);
     throw e;
   }
-  out(`added ${name} to shard ${shard} on port ${port} (recorded in ${file})`);
+  out(`added ${name} to group ${group} on port ${port} (recorded in ${file})`);
   // Its health endpoint says "replica" once the controller supervises it.
   const told = await tellController(
     cluster,
@@ -168,10 +169,10 @@ export async function remove(argv: string[]): Promise<number> {
   const text = readFileSync(cluster.loaded.file, 'utf8');
   const next = removeNodeFromText(text, name);
   parseConfig(next, cluster.loaded.file);
-  if (cluster.primaryOf(node.shard)?.name === node.name) {
+  if (cluster.primaryOf(node.group)?.name === node.name) {
     throw new ClusterError(
       ErrorCodes.USAGE,
-      `${node.name} is the primary of shard ${node.shard}; switch over to another node before removing it`,
+      `${node.name} is the primary of group ${node.group}; switch over to another node before removing it`,
     );
   }
   // The controller lets it go first: high availability would otherwise restart the stopped node.
@@ -193,7 +194,7 @@ export async function remove(argv: string[]): Promise<number> {
     throw e;
   }
   // synchronous_standby_names must stop naming it.
-  await new Cluster(loadConfig(cluster.loaded.file), progress, cluster.bins).refreshConf(node.shard);
-  out(`removed ${name} from shard ${node.shard}`);
+  await new Cluster(loadConfig(cluster.loaded.file), progress, cluster.bins).refreshConf(node.group);
+  out(`removed ${name} from group ${node.group}`);
   return 0;
 }

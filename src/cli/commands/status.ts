@@ -3,6 +3,7 @@ import type { Cluster } from '../../cluster/cluster.js';
 import { liveController } from '../../controller/controller-file.js';
 import { url } from '../../web/http-api.js';
 import { statusReport } from '../../web/status-report.js';
+import { withShardAliases } from '../../web/json-aliases.js';
 import { proxyStatusLine } from '../proxy-status.js';
 import { parse } from '../args.js';
 import { openCluster, out } from '../context.js';
@@ -10,7 +11,7 @@ import { formatBytes, table } from '../table.js';
 
 export const help = `Usage: pgscale status [-c FILE] [--json]
 
-Shows each node: shard, name, role, state, pid, port, timeline, WAL position (current on a
+Shows each node: group, name, role, state, pid, port, timeline, WAL position (current on a
 primary, replayed on a replica), lag in bytes and seconds, replication slot and archiving, and
 the controller (pid, HTTP API) when one runs. Works with or without a running controller.
 --json prints the same as an object for scripts (shape in docs/status.md).
@@ -28,13 +29,13 @@ export async function printStatus(cluster: Cluster, json: boolean): Promise<numb
   const { nodes, controller } = report;
   const proxy = json ? null : await proxyStatusLine(controller);
   if (json) {
-    out(JSON.stringify(report, null, 2));
+    out(JSON.stringify(withShardAliases(report), null, 2));
   } else {
     out(
       table(
-        ['SHARD', 'NODE', 'ROLE', 'STATE', 'PID', 'PORT', 'TL', 'LSN', 'LAG', 'LAG(s)', 'SLOT', 'ARCHIVE'],
+        ['GROUP', 'NODE', 'ROLE', 'STATE', 'PID', 'PORT', 'TL', 'LSN', 'LAG', 'LAG(s)', 'SLOT', 'ARCHIVE'],
         nodes.map((n) => [
-          n.shard,
+          n.group,
           n.name,
           n.role,
           n.role === 'replica' && n.state === 'running'

@@ -49,7 +49,7 @@ export const downHelp = `Usage: pgscale down [-c FILE]
 
 Stops the controller (SIGTERM; it stops its services, its HTTP API and the nodes), then any node
 still running (fast shutdown: open transactions are rolled back; committed data is kept), each
-shard's primary first.
+group's primary first.
 `;
 
 export const destroyHelp = `Usage: pgscale destroy --yes [-c FILE]

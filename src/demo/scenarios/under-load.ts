@@ -14,7 +14,7 @@ import type { ScenarioContext, TimelineChart } from '../scenario.js';
 
 export interface HaEvent {
   at: string;
-  shard: number;
+  group: number;
   event: string;
   node?: string;
   detail?: string;

@@ -1,5 +1,5 @@
 /**
- * What the HA service remembers about each shard between cycles (the leader key as last read, the
+ * What the HA service remembers about each group between cycles (the leader key as last read, the
  * highest epoch seen, the last primary position, failure back-offs, counters for metrics), and the
  * small helpers its modules share. The decision itself never reads this: decide() gets a snapshot.
  */
@@ -10,7 +10,7 @@ import type { KeyValue } from './store.js';
 
 export class HaError extends PgscaleError {}
 
-export interface ShardState {
+export interface GroupState {
   leaderKv: KeyValue | null;
   leader: Leader | null;
   lastEpoch: number;
@@ -29,7 +29,7 @@ export interface ShardState {
   failures: Map<string, { message: string; count: number; retryAt: number }>;
 }
 
-export function newShardState(): ShardState {
+export function newGroupState(): GroupState {
   return {
     leaderKv: null,
     leader: null,
@@ -44,8 +44,8 @@ export function newShardState(): ShardState {
   };
 }
 
-/** The shard's leader key is ours now (won by compare-and-set): remember it until the next read. */
-export function wonLeadership(st: ShardState, leader: Leader): void {
+/** The group's leader key is ours now (won by compare-and-set): remember it until the next read. */
+export function wonLeadership(st: GroupState, leader: Leader): void {
   st.leader = leader;
   st.leaderKv = null;
   st.lastEpoch = leader.epoch;
