@@ -18,7 +18,7 @@ export type Role = 'primary' | 'replica';
  * `fenced`: a former primary stopped by high availability (a failover) that must rejoin as a
  * standby (pg_rewind) before it runs again; as `patronictl list` shows it, never as a primary.
  */
-export type NodeState = 'running' | 'stopped' | 'fenced' | 'unreachable' | 'not provisioned';
+export type NodeState = 'running' | 'starting' | 'stopped' | 'fenced' | 'unreachable' | 'not provisioned';
 
 export interface ArchiveStatus {
   archivedCount: number;
@@ -209,7 +209,9 @@ async function probeNode(n: NodeRef, dataDir: string, t: ConnTarget): Promise<No
       lastFailedAt: row.last_failed_time?.toISOString() ?? null,
     };
   } catch (e) {
-    s.state = 'unreachable';
+    // 57P03 cannot_connect_now: the postmaster runs but is starting up, or a standby has not
+    // reached a consistent state yet (a rejoining former primary, right after a failover).
+    s.state = (e as { code?: string }).code === '57P03' ? 'starting' : 'unreachable';
     s.error = (e as Error).message;
   }
   return s;
