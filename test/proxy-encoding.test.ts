@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { startProxyFixture, proxyConfig } from './proxy-harness.js';
+import { appLibpqEnv, startProxyFixture, proxyConfig } from './proxy-harness.js';
 import type { ProxyFixture } from './proxy-harness.js';
 import { ProxyServer } from '../src/proxy/proxy-server.js';
 import { databasesResolver } from '../src/proxy/resolver.js';
@@ -54,20 +54,8 @@ describe('client_encoding LATIN1 / WIN1252 through the proxy; SJIS refused', () 
   let onePort: number;
   const dir = tempDir('pgscale-encoding-');
 
-  const env = (port: number, encoding: string): NodeJS.ProcessEnv => {
-    const e: NodeJS.ProcessEnv = {};
-    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PG')) e[k] = v;
-    return {
-      ...e,
-      PGHOST: '127.0.0.1',
-      PGPORT: String(port),
-      PGUSER: 'app',
-      PGDATABASE: 'app',
-      PGPASSWORD: fx.appPassword,
-      PGCLIENTENCODING: encoding,
-      PGCONNECT_TIMEOUT: '20',
-    };
-  };
+  const env = (port: number, encoding: string) =>
+    appLibpqEnv(port, fx.appPassword, { PGCLIENTENCODING: encoding });
   const psql = (port: number, encoding: string, script: Buffer) =>
     runBytes(tools.psql!, ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=0'], env(port, encoding), script);
   const direct = async (sql: string) => {

@@ -162,3 +162,26 @@ export async function startProxyFixture(
   };
   return fx;
 }
+
+/**
+ * libpq's environment for a psql run against `port` as the app user: the caller's own PG*
+ * variables removed (they would override), everything else kept (PATH, locale).
+ */
+export function appLibpqEnv(
+  port: number,
+  password: string,
+  extra: Record<string, string> = {},
+): NodeJS.ProcessEnv {
+  const e: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PG')) e[k] = v;
+  return {
+    ...e,
+    PGHOST: '127.0.0.1',
+    PGPORT: String(port),
+    PGUSER: 'app',
+    PGDATABASE: 'app',
+    PGPASSWORD: password,
+    PGCONNECT_TIMEOUT: '20',
+    ...extra,
+  };
+}

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import pg from 'pg';
 import postgres from 'postgres';
-import { proxyConfig, startProxyFixture } from './proxy-harness.js';
+import { appLibpqEnv, proxyConfig, startProxyFixture } from './proxy-harness.js';
 import type { ProxyFixture } from './proxy-harness.js';
 import { ProxyServer } from '../src/proxy/proxy-server.js';
 import { databasesResolver } from '../src/proxy/resolver.js';
@@ -78,7 +78,13 @@ describe('SQL PREPARE, \\gdesc and currval through the proxy (both pool modes, a
     return port;
   };
   const connect = async (port: number): Promise<pg.Client> => {
-    const c = new pg.Client({ host: '127.0.0.1', port, user: 'app', password: fx.appPassword, database: 'app' });
+    const c = new pg.Client({
+      host: '127.0.0.1',
+      port,
+      user: 'app',
+      password: fx.appPassword,
+      database: 'app',
+    });
     c.on('error', () => undefined);
     await c.connect();
     return c;
@@ -117,12 +123,18 @@ describe('SQL PREPARE, \\gdesc and currval through the proxy (both pool modes, a
           position: undefined,
         });
         assert.deepEqual((await c.query('EXECUTE q1')).rows, [{ a: 1 }]);
-        assert.equal((await errorOf(c.query('EXECUTE nope'))).message, 'prepared statement "nope" does not exist');
+        assert.equal(
+          (await errorOf(c.query('EXECUTE nope'))).message,
+          'prepared statement "nope" does not exist',
+        );
         assert.equal((await errorOf(c.query('EXECUTE nope'))).code, '26000');
         assert.equal((await errorOf(c.query('DEALLOCATE nope'))).code, '26000');
         // A failed PREPARE leaves no statement; the name can be prepared afterwards.
         await errorOf(c.query('PREPARE bad AS SELECT no_such_column'));
-        assert.equal((await errorOf(c.query('EXECUTE bad'))).message, 'prepared statement "bad" does not exist');
+        assert.equal(
+          (await errorOf(c.query('EXECUTE bad'))).message,
+          'prepared statement "bad" does not exist',
+        );
         await c.query('PREPARE bad AS SELECT 7 AS b');
         assert.deepEqual((await c.query('EXECUTE bad')).rows, [{ b: 7 }]);
         await c.query('DEALLOCATE q1');
@@ -159,7 +171,9 @@ describe('SQL PREPARE, \\gdesc and currval through the proxy (both pool modes, a
             { name: 'listed', statement: 'PREPARE listed AS SELECT 1' },
           ]);
           await c.query('DEALLOCATE listed');
-          const n = await c.query("SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name = 'listed'");
+          const n = await c.query(
+            "SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name = 'listed'",
+          );
           assert.equal(n.rows[0].n, 0);
         }
       } finally {
@@ -181,7 +195,9 @@ describe('SQL PREPARE, \\gdesc and currval through the proxy (both pool modes, a
         );
         assert.deepEqual((await c.query('EXECUTE q5(6)')).rows, [{ v: 12 }]);
         // Pinned in transaction mode: listed once, under the client's own name.
-        const listed = await c.query("SELECT statement FROM pg_prepared_statements WHERE statement LIKE '%$1 * 2 AS v'");
+        const listed = await c.query(
+          "SELECT statement FROM pg_prepared_statements WHERE statement LIKE '%$1 * 2 AS v'",
+        );
         assert.deepEqual(listed.rows, [{ statement: 'PREPARE q5(int) AS SELECT $1 * 2 AS v' }]);
       } finally {
         await c.end();
@@ -224,44 +240,38 @@ describe('SQL PREPARE, \\gdesc and currval through the proxy (both pool modes, a
       }
     });
 
-    test(`${mode}: psql's \\gdesc and SQL PREPARE errors read as on a direct connection`, { skip: tools.psql ? false : 'no psql' }, async () => {
-      const script = [
-        'SELECT 1 AS first, 2 AS second \\gdesc',
-        'PREPARE test AS SELECT 1 AS first, 2 AS second;',
-        'EXECUTE test \\gdesc',
-        'EXECUTE test;',
-        'PREPARE test AS SELECT 3;',
-        'PREPARE p1 AS SELECT $1a;',
-        "PREPARE foo(int) AS SELECT $1; EXECUTE foo ('bad');",
-        'SELECT 2 AS third \\gdesc',
-        '',
-      ].join('\n');
-      const env = (port: number): NodeJS.ProcessEnv => {
-        const e: NodeJS.ProcessEnv = {};
-        for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PG')) e[k] = v;
-        return {
-          ...e,
-          PGHOST: '127.0.0.1',
-          PGPORT: String(port),
-          PGUSER: 'app',
-          PGDATABASE: 'app',
-          PGPASSWORD: fx.appPassword,
-          PGCONNECT_TIMEOUT: '20',
-        };
-      };
-      const args = ['-X', '-q', '-v', 'ON_ERROR_STOP=0', '-v', 'VERBOSITY=default'];
-      const want = await run(tools.psql!, args, env(fx.serverPort), script);
-      const got = await run(tools.psql!, args, env(ports[mode]), script);
-      assert.match(want, /first\s+\|\s+integer/);
-      assert.equal(got, want);
-    });
+    test(
+      `${mode}: psql's \\gdesc and SQL PREPARE errors read as on a direct connection`,
+      { skip: tools.psql ? false : 'no psql' },
+      async () => {
+        const script = [
+          'SELECT 1 AS first, 2 AS second \\gdesc',
+          'PREPARE test AS SELECT 1 AS first, 2 AS second;',
+          'EXECUTE test \\gdesc',
+          'EXECUTE test;',
+          'PREPARE test AS SELECT 3;',
+          'PREPARE p1 AS SELECT $1a;',
+          "PREPARE foo(int) AS SELECT $1; EXECUTE foo ('bad');",
+          'SELECT 2 AS third \\gdesc',
+          '',
+        ].join('\n');
+        const env = (port: number) => appLibpqEnv(port, fx.appPassword);
+        const args = ['-X', '-q', '-v', 'ON_ERROR_STOP=0', '-v', 'VERBOSITY=default'];
+        const want = await run(tools.psql!, args, env(fx.serverPort), script);
+        const got = await run(tools.psql!, args, env(ports[mode]), script);
+        assert.match(want, /first\s+\|\s+integer/);
+        assert.equal(got, want);
+      },
+    );
   }
 
-  test('transaction: currval() and lastval() read the client\'s own sequence state, also through a column default (pg)', async () => {
+  test("transaction: currval() and lastval() read the client's own sequence state, also through a column default (pg)", async () => {
     const a = await connect(ports.transaction);
     const b = await connect(ports.transaction);
     try {
-      const { rows } = await a.query<{ id: number; neg: number }>('INSERT INTO seqt(v) VALUES (1) RETURNING id, neg');
+      const { rows } = await a.query<{ id: number; neg: number }>(
+        'INSERT INTO seqt(v) VALUES (1) RETURNING id, neg',
+      );
       const id = rows[0]!.id;
       assert.equal(rows[0]!.neg, -id);
       const theirs: number[] = [];
@@ -292,7 +302,7 @@ describe('SQL PREPARE, \\gdesc and currval through the proxy (both pool modes, a
     }
   });
 
-  test('transaction, one server connection: currval() is the client\'s own value or 55000, never another client\'s (pg, postgres.js)', async () => {
+  test("transaction, one server connection: currval() is the client's own value or 55000, never another client's (pg, postgres.js)", async () => {
     const a = await connect(onePort);
     const b = postgres({
       host: '127.0.0.1',
