@@ -14,8 +14,10 @@
  */
 import { relationRefs } from '../src/sql/relation-refs.js';
 import { cachedRefs, HiddenCodeRegistry, prefilter } from '../src/proxy/backend/hidden-code.js';
-import type { ServerConn } from '../src/proxy/backend/server-conn.js';
 import { Classifier } from '../src/sql/classify.js';
+
+/** The server connection the registry opens (a stand-in here): its own type, not backend's. */
+type RegistryConn = Awaited<ReturnType<ConstructorParameters<typeof HiddenCodeRegistry>[0]>>;
 
 const CORPUS: readonly string[] = [
   'SELECT abalance FROM pgbench_accounts WHERE aid = 42;',
@@ -60,7 +62,7 @@ const replaceOnly = (sql: string, i: number) => sql.replace('42', String(i));
 /** A registry loaded with these catalog rows `(kind, name, why)`. */
 async function loadedRegistry(rows: (string | null)[][]): Promise<HiddenCodeRegistry> {
   const conn = { closed: false, query: () => Promise.resolve({ rows, error: null }), close: () => undefined };
-  const r = new HiddenCodeRegistry(() => Promise.resolve(conn as unknown as ServerConn));
+  const r = new HiddenCodeRegistry(() => Promise.resolve(conn as unknown as RegistryConn));
   await r.refresh();
   return r;
 }
@@ -73,7 +75,8 @@ const listed: (string | null)[][] = [
 ];
 const listedRegistry = await loadedRegistry(listed);
 const eqRegistry = await loadedRegistry([...listed, ['o', '=', null]]);
-const risk = (r: HiddenCodeRegistry) => (sql: string, i: number) => r.riskOfText(sql.replace('42', String(i)));
+const risk = (r: HiddenCodeRegistry) => (sql: string, i: number) =>
+  r.riskOfText(sql.replace('42', String(i)));
 const classifier = await Classifier.create({ readOnlyFunctions: [], writeFunctions: [] });
 const classify = (sql: string, i: number) => classifier.classify(sql.replace('42', String(i)));
 for (let round = 0; round < 2; round++) {
