@@ -83,6 +83,33 @@ describe('read-after-commit across connections, with two slowed replicas', () =>
         return c;
       }),
     );
+    // Both replicas hold the table and its rows before they are slowed: an `eventual` read may go
+    // to either at once, and under load one had not replayed the CREATE TABLE yet (42P01, not a
+    // stale value).
+    for (const n of nodes.slice(1)) {
+      const c = new pg.Client({
+        host: '127.0.0.1',
+        port: n.port,
+        user: 'postgres',
+        password: fx.superPassword,
+        database: 'app',
+      });
+      await c.connect();
+      try {
+        await until(
+          `${n.name} to have the test table and its rows`,
+          async () =>
+            (
+              await c.query<{ n: number }>(
+                "SELECT CASE WHEN to_regclass('public.kv') IS NULL THEN 0 ELSE (SELECT count(*)::int FROM kv) END AS n",
+              )
+            ).rows[0]!.n === 100,
+          60_000,
+        );
+      } finally {
+        await c.end();
+      }
+    }
     for (const r of replicas) {
       await r.query(`ALTER SYSTEM SET recovery_min_apply_delay = ${DELAY}`);
       await r.query('SELECT pg_reload_conf()');
