@@ -384,15 +384,17 @@ export class Session implements Keeper {
       this.stopKeeping();
       if (
         this.server &&
-        !this.attachedReplica &&
         this.txStatus === 'I' &&
         this.pending.length === 0 &&
         !this.seqDirty &&
-        this.wantsReplica()
+        (this.attachedReplica ? this.router !== null : this.wantsReplica())
       ) {
-        // Kept on the primary after user code, and what comes next is a read a replica can serve:
-        // keeping must not cost read scaling. Checked (as for a hand-over), released, then routed.
-        // Not with sequence state (seqDirty): currval must find it, so the client stays.
+        // Kept after user code (or while the hidden-code registry loads), and the next work must
+        // be routed again: on a replica, each read needs the replica its consistency level asks
+        // for (a kept replica may be behind the client's or the proxy's last commit); on the
+        // primary, a read a replica can serve must not lose read scaling. Checked (as for a
+        // hand-over), released, then routed. Not with sequence state (seqDirty): currval must
+        // find it, so the client stays.
         this.switching = true;
         if (this.checkCause === null) this.releaseServer();
         else {
@@ -1976,6 +1978,22 @@ export class Session implements Keeper {
       return;
     }
     this.seqDirty = false; // its sequence state is gone with it
+    if (this.switching && this.pending.length > 0 && this.pending.every((p) => p.k === 'query' && p.check)) {
+      // Lost while only the proxy's check before a switch ran (drain): none of the client's work
+      // was sent there, so it is routed again as if the connection had been given back.
+      this.endHandOver();
+      if (this.attachedReplica) {
+        this.attachedReplica.outstanding--;
+        this.attachedReplica.monitor.healthy = false;
+      }
+      this.pending = [];
+      this.toServer.clear();
+      this.server = null;
+      this.attachedPool = null;
+      this.attachedReplica = null;
+      this.drain();
+      return;
+    }
     if (this.keeping && this.pending.length === 0) {
       // Kept while idle: nothing was in flight, so the client need not notice.
       this.stopKeeping();
