@@ -11,11 +11,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { appLibpqEnv, startProxyFixture, proxyConfig } from './proxy-harness.js';
+import { appLibpqEnv, startAppProxy, startProxyFixture } from './proxy-harness.js';
 import type { ProxyFixture } from './proxy-harness.js';
-import { ProxyServer } from '../src/proxy/proxy-server.js';
-import { databasesResolver } from '../src/proxy/resolver.js';
-import { findFreePortBlock } from '../src/cluster/ports.js';
+import type { ProxyServer } from '../src/proxy/proxy-server.js';
 import { tempDir } from './harness.js';
 import { findClientTools } from './drivers/util.js';
 import pg from 'pg';
@@ -66,18 +64,7 @@ describe('client_encoding LATIN1 / WIN1252 through the proxy; SJIS refused', () 
       await d.end();
     }
   };
-  const extraProxy = async (overrides: Record<string, unknown>) => {
-    const port = await findFreePortBlock(1);
-    const cfg = proxyConfig(fx.serverPort, port, overrides);
-    const proxy = new ProxyServer({
-      config: cfg,
-      resolve: databasesResolver(cfg),
-      inlineUsers: new Map([['app', fx.appPassword]]),
-      loginBackoff: false,
-    });
-    await proxy.start();
-    return { proxy, port };
-  };
+  const extraProxy = (overrides: Record<string, unknown>) => startAppProxy(fx, overrides);
 
   before(async () => {
     fx = await startProxyFixture({}, {}, 1);

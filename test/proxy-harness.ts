@@ -185,3 +185,30 @@ export function appLibpqEnv(
     ...extra,
   };
 }
+
+/**
+ * One more proxy in front of the fixture's servers (another pool mode or size), app user only;
+ * `withReplicas` puts the fixture's standbys in its read set. The caller stops it.
+ */
+export async function startAppProxy(
+  fx: ProxyFixture,
+  overrides: Record<string, unknown>,
+  withReplicas = false,
+): Promise<{ proxy: ProxyServer; port: number }> {
+  const port = await findFreePortBlock(1);
+  const replicas = withReplicas
+    ? fx.tc.cluster
+        .nodes()
+        .slice(1)
+        .map((n) => n.port)
+    : undefined;
+  const cfg = proxyConfig(fx.serverPort, port, overrides, replicas);
+  const proxy = new ProxyServer({
+    config: cfg,
+    resolve: databasesResolver(cfg),
+    inlineUsers: new Map([['app', fx.appPassword]]),
+    loginBackoff: false,
+  });
+  await proxy.start();
+  return { proxy, port };
+}

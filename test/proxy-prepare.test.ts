@@ -11,11 +11,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import pg from 'pg';
 import postgres from 'postgres';
-import { appLibpqEnv, proxyConfig, startProxyFixture } from './proxy-harness.js';
+import { appLibpqEnv, startAppProxy, startProxyFixture } from './proxy-harness.js';
 import type { ProxyFixture } from './proxy-harness.js';
-import { ProxyServer } from '../src/proxy/proxy-server.js';
-import { databasesResolver } from '../src/proxy/resolver.js';
-import { findFreePortBlock } from '../src/cluster/ports.js';
+import type { ProxyServer } from '../src/proxy/proxy-server.js';
 import { findClientTools } from './drivers/util.js';
 
 const tools = findClientTools();
@@ -61,19 +59,7 @@ describe('SQL PREPARE, \\gdesc and currval through the proxy (both pool modes, a
   let onePort = 0;
 
   const startProxy = async (overrides: Record<string, unknown>): Promise<number> => {
-    const port = await findFreePortBlock(1);
-    const replicas = fx.tc.cluster
-      .nodes()
-      .slice(1)
-      .map((n) => n.port);
-    const cfg = proxyConfig(fx.serverPort, port, overrides, replicas);
-    const proxy = new ProxyServer({
-      config: cfg,
-      resolve: databasesResolver(cfg),
-      inlineUsers: new Map([['app', fx.appPassword]]),
-      loginBackoff: false,
-    });
-    await proxy.start();
+    const { proxy, port } = await startAppProxy(fx, overrides, true);
     extra.push(proxy);
     return port;
   };
