@@ -145,4 +145,3 @@ export async function until<T>(
     `timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`,
   );
 }
-

@@ -21,7 +21,9 @@ describe('kept connections are handed over to waiting clients', () => {
   before(async () => {
     fx = await startProxyFixture({ default_pool_size: 2, query_wait_timeout: 600 });
     const d = await fx.direct();
-    await d.query(`CREATE FUNCTION public.f_clean(i int) RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN i; END $$`);
+    await d.query(
+      `CREATE FUNCTION public.f_clean(i int) RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN i; END $$`,
+    );
     await d.end();
   });
 

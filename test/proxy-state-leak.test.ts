@@ -155,11 +155,41 @@ const VECTORS: Vector[] = [
     pin: CHECKED,
     onReplica: true,
   },
-  { name: 'a function calling set_config', steps: ['SELECT public.f_path()'], own: PATH_EVIL, pin: CHECKED, onReplica: true },
-  { name: "a function calling set_config('role')", steps: ['SELECT public.f_role()'], own: ROLE_OTHER, pin: CHECKED, onReplica: true },
-  { name: 'a function creating a temp table', steps: ['SELECT public.f_temp()'], own: HAS_TEMP, pin: CHECKED, onReplica: false },
-  { name: 'a function running LISTEN', steps: ['SELECT public.f_listen()'], own: LISTENS, pin: CHECKED, onReplica: false },
-  { name: 'a function taking an advisory lock', steps: ['SELECT public.f_lock()'], own: HOLDS_LOCK, pin: CHECKED, onReplica: true },
+  {
+    name: 'a function calling set_config',
+    steps: ['SELECT public.f_path()'],
+    own: PATH_EVIL,
+    pin: CHECKED,
+    onReplica: true,
+  },
+  {
+    name: "a function calling set_config('role')",
+    steps: ['SELECT public.f_role()'],
+    own: ROLE_OTHER,
+    pin: CHECKED,
+    onReplica: true,
+  },
+  {
+    name: 'a function creating a temp table',
+    steps: ['SELECT public.f_temp()'],
+    own: HAS_TEMP,
+    pin: CHECKED,
+    onReplica: false,
+  },
+  {
+    name: 'a function running LISTEN',
+    steps: ['SELECT public.f_listen()'],
+    own: LISTENS,
+    pin: CHECKED,
+    onReplica: false,
+  },
+  {
+    name: 'a function taking an advisory lock',
+    steps: ['SELECT public.f_lock()'],
+    own: HOLDS_LOCK,
+    pin: CHECKED,
+    onReplica: true,
+  },
   {
     name: 'a built-in name shadowed through search_path (evil, pg_catalog)',
     steps: ['SET search_path = evil, pg_catalog', "SELECT lower('X')"],
@@ -365,7 +395,14 @@ describe('no session state crosses clients in transaction pooling', () => {
               [db, { host: '127.0.0.1', port: fx.serverPort, replicas }],
               [
                 `${db}_forced`,
-                { host: '127.0.0.1', port: fx.serverPort, dbname: db, user: 'app', password: fx.appPassword, replicas },
+                {
+                  host: '127.0.0.1',
+                  port: fx.serverPort,
+                  dbname: db,
+                  user: 'app',
+                  password: fx.appPassword,
+                  replicas,
+                },
               ],
             ]),
           ),
@@ -472,7 +509,11 @@ describe('no session state crosses clients in transaction pooling', () => {
               } else {
                 // Nothing to pin for (the proxy replays or fans it out), though the proxy may pin
                 // anyway (a LISTEN that reaches the server while its connection is still attached).
-                await until('B served or A pinned', async () => bDone || (await pinReasonOf('client-a')) !== null, 20_000);
+                await until(
+                  'B served or A pinned',
+                  async () => bDone || (await pinReasonOf('client-a')) !== null,
+                  20_000,
+                );
               }
               await a.end();
               const r = (await bState).rows[0];
@@ -497,7 +538,9 @@ describe('no session state crosses clients in transaction pooling', () => {
                 await b.query('COMMIT');
                 await b.query('SELECT 1');
                 assert.deepEqual(notified, []);
-                const free = await direct.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock(4242) AS ok');
+                const free = await direct.query<{ ok: boolean }>(
+                  'SELECT pg_try_advisory_xact_lock(4242) AS ok',
+                );
                 assert.equal(free.rows[0]!.ok, true);
               }
             } finally {
@@ -526,7 +569,11 @@ describe('no session state crosses clients in transaction pooling', () => {
     await a.query('SET pgscale.target = primary');
     await b.query('SET pgscale.target = primary');
     // The registry of relations with hidden code is loaded (before that, naming a table is checked).
-    await until('the registry is loaded', () => Promise.resolve(proxy.hiddenCode.get('app')?.current === true), 20_000);
+    await until(
+      'the registry is loaded',
+      () => Promise.resolve(proxy.hiddenCode.get('app')?.current === true),
+      20_000,
+    );
     const before = checks();
     await a.query('SELECT count(*) FROM marker WHERE x = $1', [1]);
     await a.query('INSERT INTO marker (x) VALUES (0)');
@@ -563,9 +610,15 @@ describe('no session state crosses clients in transaction pooling', () => {
     await until('the registry is loaded', () => Promise.resolve(registry.current), 20_000);
     assert.equal(registry.riskOfText('SELECT * FROM v_late'), null);
     const d = await fx.direct();
-    await d.query(`CREATE VIEW public.v_late AS SELECT public.f_role() AS x; GRANT SELECT ON public.v_late TO PUBLIC`);
+    await d.query(
+      `CREATE VIEW public.v_late AS SELECT public.f_role() AS x; GRANT SELECT ON public.v_late TO PUBLIC`,
+    );
     await d.end();
-    await until('the reload sees v_late', () => Promise.resolve(registry.riskOfText('SELECT * FROM v_late') !== null), 30_000);
+    await until(
+      'the reload sees v_late',
+      () => Promise.resolve(registry.riskOfText('SELECT * FROM v_late') !== null),
+      30_000,
+    );
     assert.match(registry.riskOfText('SELECT * FROM v_late') ?? '', /^relation v_late \(view\)$/);
     const a = await connect('app', 'app', 'client-a');
     const b = await connect('app', 'app', 'client-b');
@@ -589,7 +642,11 @@ describe('no session state crosses clients in transaction pooling', () => {
     const c = await connect('app', database);
     await c.query('SELECT 1');
     await c.end();
-    await until(`the registry of ${database} is loaded`, () => Promise.resolve(proxy.hiddenCode.get(database)?.current === true), 20_000);
+    await until(
+      `the registry of ${database} is loaded`,
+      () => Promise.resolve(proxy.hiddenCode.get(database)?.current === true),
+      20_000,
+    );
     return proxy.hiddenCode.get(database)!;
   }
 
@@ -605,7 +662,10 @@ describe('no session state crosses clients in transaction pooling', () => {
       ['SELECT t.attr_path FROM t_attr t', /^function attr_path\(\) by attribute notation$/],
       ['SELECT * FROM t_foreign', /^relation t_foreign \(foreign table\)$/],
       ['INSERT INTO t_builtin_default (x) VALUES (1)', /^relation t_builtin_default \(an expression calling/],
-      ['INSERT INTO t_builtin_domain VALUES (1)', /^relation t_builtin_domain \(a column of a type with hidden code\)$/],
+      [
+        'INSERT INTO t_builtin_domain VALUES (1)',
+        /^relation t_builtin_domain \(a column of a type with hidden code\)$/,
+      ],
       ['SELECT 1::d_builtin', /^type d_builtin \(a domain whose check or default calls a function\)$/],
       // Plain statements stay free: no lexer pass finds anything.
       ['SELECT x FROM marker WHERE x = 1', null],
@@ -717,7 +777,10 @@ describe('no session state crosses clients in transaction pooling', () => {
       const evil = await login('app', fx.appPassword);
       await evil.query('SELECT * FROM v_trap');
       await evil.end();
-      await assert.rejects(login('carol', 'attacker-pw'), (e: Error & { code?: string }) => e.code === '28P01');
+      await assert.rejects(
+        login('carol', 'attacker-pw'),
+        (e: Error & { code?: string }) => e.code === '28P01',
+      );
       const carol = await login('carol', 'carol-real-1');
       assert.equal((await carol.query('SELECT 1 AS one')).rows[0].one, 1);
       await carol.end();
