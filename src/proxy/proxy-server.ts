@@ -30,6 +30,7 @@ import { REPORTED_NAMES } from './frontend/startup-params.js';
 import { ListenerHub } from './listener-hub.js';
 import { verifyStartupSettings } from './startup-verify.js';
 import { Session } from './session.js';
+import type { ServerConn } from './backend/server-conn.js';
 import { AdminSession, ADMIN_DATABASES } from './admin.js';
 import type { AdminHooks, AdminView } from './admin-view.js';
 import type { PoolMode } from './types.js';
@@ -765,8 +766,12 @@ export class ProxyServer implements FrontendHost, AdminView {
     if (!c || !(c.session instanceof Session)) return;
     const expected = c.visibleCancelKey;
     if (key.length !== expected.length || !timingSafeEqual(key, expected)) return;
-    const server = c.session.cancelTarget();
-    if (!server || this.cancels >= MAX_CONCURRENT_CANCELS) return;
+    // Every leg of the running query: a statement spread over several servers stops on all.
+    for (const server of c.session.cancelTargets()) this.sendCancel(server);
+  }
+
+  private sendCancel(server: ServerConn): void {
+    if (this.cancels >= MAX_CONCURRENT_CANCELS) return;
     this.cancels++;
     server.cancelsInFlight++;
     const done = () => {

@@ -1,0 +1,82 @@
+/**
+ * What the message translators (forward-query.ts, forward-extended.ts, server-prep.ts) may use of
+ * a session: its options, the client's record, the running transaction's state, and two actions.
+ * An interface, so that they never import the session (which imports them).
+ */
+import type { TransactionStatus } from '../../protocol/backend-messages.js';
+import type { TypedFrame } from '../../protocol/framer.js';
+import type { SessionEffect } from '../../sql/session-effects.js';
+import type { Classification } from '../../sql/classify.js';
+import type { HiddenCodeRegistry } from '../backend/hidden-code.js';
+import type { Pool } from '../backend/pool.js';
+import type { CommitHorizon } from '../commit-horizon.js';
+import type { ListenerHub } from '../listener-hub.js';
+import type { Consistency, ReadRouter } from '../read-router.js';
+import type { PoolMode } from '../types.js';
+import type { ClientRecord } from './client-record.js';
+
+export interface SessionOptions {
+  pool: Pool;
+  mode: PoolMode;
+  maxPreparedStatements: number;
+  listeners: ListenerHub | null;
+  /** Session settings from the start-up packet (lowercase name → SQL literal). */
+  startupSettings: ReadonlyMap<string, string>;
+  /** The proxy's own settings given at start-up (`-c pgscale.consistency=primary`). */
+  startupProxySettings?: ReadonlyMap<string, string>;
+  /** Read/write splitting: absent when there are no replicas or pooling is per session. */
+  router?: ReadRouter | null;
+  /** Shared by every session of the proxy (a per-session closure would cost memory per client). */
+  classifier?: { classify(sql: string): Classification } | null;
+  consistency?: Consistency;
+  /** The primary's commit horizon (causal, linearizable): present when the database has replicas. */
+  horizon?: CommitHorizon | null;
+  /** The database's relations with hidden code (views, triggers…): naming one means a check. */
+  hiddenCode?: HiddenCodeRegistry | null;
+  /** The replication group the database lives in (its key among the transaction's legs). */
+  group?: string;
+}
+
+/** The pooled transaction's state: from attaching a server to giving it back. */
+export class TxState {
+  status: TransactionStatus = 'I';
+  /** Settings changed inside the current transaction: kept on commit, dropped on rollback. */
+  settings: SessionEffect[] = [];
+  /** A ROLLBACK tag since the last ReadyForQuery: the whole transaction, or to a savepoint. */
+  rolledBack = false;
+  /**
+   * Something ran since attaching that may have changed session state out of the proxy's sight
+   * (a user function, DO, EXECUTE…): the server's session is checked before the connection goes
+   * back to the pool, and the connection is pinned if the client left state there.
+   */
+  checkCause: string | null = null;
+  /**
+   * The attached connection may hold sequence state of this client (nextval/setval ran, or a
+   * write to a relation whose column takes a sequence value): currval() and lastval() must never
+   * read another client's. The client keeps the connection; before anyone else gets it, DISCARD
+   * SEQUENCES (then the client's currval says 55000, as PostgreSQL does in a session without one).
+   */
+  seqDirty = false;
+  /** This transaction ran DDL the hidden-code registry cannot see before it commits. */
+  ddlInTx = false;
+  /** A COMMIT sent in a transaction block has not been answered yet (cancels are withheld). */
+  commitInFlight = false;
+  /** A DISCARD ALL was sent in the current Query: its CommandComplete clears our records. */
+  discardAllSent = false;
+  /** On the primary for something not known to be a read: learn the commit position at release. */
+  needLsn = false;
+  queryStartedAt = 0;
+}
+
+export interface ForwardContext {
+  readonly opts: SessionOptions;
+  readonly record: ClientRecord;
+  readonly tx: TxState;
+  readonly counters: { queries: number; xacts: number; waitUs: number };
+  /** Pins the client to its connection for good (reason shown in SHOW CLIENTS). */
+  pin(reason: string): void;
+  /** The message (Parse, Query) may run on a replica. */
+  isRead(f: TypedFrame): boolean;
+  /** Ends the client's connection after sending `fatal`. */
+  terminate(fatal: Buffer): void;
+}

@@ -1,0 +1,270 @@
+/**
+ * Extended-protocol messages (and the rest of the frontend's) on their way to a server: Parse
+ * names a statement after its text on the server (statement-names.ts) and is answered at once when
+ * the connection already holds it; Bind and Describe parse it first where it is missing; Close of a
+ * named statement only forgets the client's name; Execute applies the SET/RESET effects of its
+ * portal. What may need a session-state check or a sequence reset is noted at Bind, when the
+ * statement runs.
+ */
+import type { TypedFrame } from '../../protocol/framer.js';
+import { decodeBind, decodeClose, decodeDescribe, decodeParse } from '../../protocol/frontend-messages.js';
+import { buildErrorResponse } from '../../protocol/error-response.js';
+import { SqlState } from '../../protocol/sqlstate.js';
+import { decodeText } from '../../protocol/sql-text.js';
+import type { SessionEffect } from '../../sql/session-effects.js';
+import { runsUserCode } from '../../sql/session-safety.js';
+import { isDdl } from '../backend/hidden-code.js';
+import { CLOSE_COMPLETE, PARSE_COMPLETE, renameBind, renameParse, renameTarget } from '../rewrite.js';
+import type { ForwardContext } from './context.js';
+import type { ServerLeg } from './server-leg.js';
+import {
+  LISTS_STATEMENTS_REASON,
+  SQL_NAMES_IN_USER_CODE,
+  ensurePrepared,
+  evictIfFull,
+  ownSqlNames,
+  reparseUnnamed,
+  restoreAfterExecute,
+} from './server-prep.js';
+import { protocolStatementName } from './statement-names.js';
+import { SHADOWED, shadowsBuiltins, tagOf, writesSequenceRelation } from './statement-risk.js';
+import { LISTS_STATEMENTS, SEQUENCE_CALL, cachedEffects, cachedRisk } from './text-facts.js';
+
+const NO_BYTES = Buffer.alloc(0);
+
+/** Every frontend message but Query, on the attached leg. */
+export function forwardMessage(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void {
+  switch (f.type) {
+    case 'P':
+      return forwardParse(ctx, leg, f);
+    case 'B':
+      return forwardBind(ctx, leg, f);
+    case 'D': {
+      const d = decodeDescribe(f.payload);
+      const statement = d.ok && d.value.target === 'statement';
+      if (statement && d.value.targetName === '') reparseUnnamed(ctx.record, leg);
+      if (d.ok && statement && d.value.targetName !== '') {
+        const name = ensurePrepared(ctx, leg, d.value.targetName);
+        if (name) {
+          leg.send(renameTarget('D', name));
+          leg.expect({ k: 'describe', statement, sawDescription: false });
+          return;
+        }
+      }
+      leg.send(f.bytes);
+      leg.expect({ k: 'describe', statement, sawDescription: false });
+      return;
+    }
+    case 'C':
+      return forwardClose(ctx, leg, f);
+    case 'E': {
+      const r = ctx.record;
+      let eff: SessionEffect[] | undefined;
+      if (r.portalEffects.size > 0) {
+        const portal = decodeText(f.payload.subarray(0, Math.max(0, f.payload.indexOf(0))));
+        eff = r.portalEffects.get(portal);
+        if (eff) ctx.tx.settings.push(...eff);
+      }
+      // A query is counted when it runs (each Execute), not when it is prepared (Parse).
+      ctx.counters.queries++;
+      ctx.opts.pool.stats.queries++;
+      leg.send(f.bytes);
+      leg.expect({ k: 'execute' });
+      if (eff) restoreAfterExecute(ctx, leg, eff);
+      return;
+    }
+    case 'S':
+      leg.send(f.bytes);
+      // PostgreSQL ignores Sync during COPY IN from an extended-protocol Execute.
+      if (!leg.copyIn) leg.expect({ k: 'sync' });
+      return;
+    case 'H':
+    case 'd':
+      leg.send(f.bytes);
+      return;
+    case 'c':
+    case 'f':
+      leg.send(f.bytes);
+      leg.expect({ k: 'copy-end' });
+      return;
+    case 'F':
+      // A fast-path function call runs whatever function the client names.
+      ctx.tx.checkCause ??= 'FunctionCall message';
+      leg.send(f.bytes);
+      leg.expect({ k: 'query', swallow: false, failed: false, wasInBlock: ctx.tx.status !== 'I' });
+      return;
+    default:
+      ctx.terminate(
+        buildErrorResponse('FATAL', SqlState.PROTOCOL_VIOLATION, `invalid frontend message type "${f.type}"`),
+      );
+  }
+}
+
+function forwardBind(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void {
+  const { record, tx } = ctx;
+  const b = decodeBind(f.payload);
+  if (b.ok) {
+    const named = b.value.statement !== '';
+    const st = named ? record.statements.get(b.value.statement) : undefined;
+    const eff = named ? (st?.effects ?? []) : record.unnamedEffects;
+    if (eff.length > 0) record.ownPortalEffects().set(b.value.portal, eff);
+    else record.ownPortalEffects().delete(b.value.portal);
+    const risk = named ? (st?.risk ?? null) : record.unnamedRisk;
+    const hidden = ctx.opts.hiddenCode;
+    if (hidden && (named ? st?.ddl : record.unnamedDdl)) tx.ddlInTx = true;
+    if (tx.checkCause === null && !record.pinned) {
+      // The text is needed only when some relation of the database hides code.
+      const text =
+        hidden && (tx.ddlInTx || !hidden.empty)
+          ? named
+            ? record.statementText(b.value.statement)
+            : record.unnamedText
+          : '';
+      tx.checkCause =
+        risk ??
+        (text ? hidden!.riskOfText(text, tx.ddlInTx) : null) ??
+        (shadowsBuiltins(ctx) ? SHADOWED : null);
+    }
+    if (!tx.seqDirty && !record.pinned) {
+      if (named ? st?.seq : record.unnamedSeq) tx.seqDirty = true;
+      else if (hidden?.mayHaveSequences)
+        tx.seqDirty = writesSequenceRelation(
+          ctx,
+          named ? record.statementText(b.value.statement) : record.unnamedText,
+        );
+    }
+    if (!named) {
+      reparseUnnamed(record, leg);
+      record.unnamedFrame = null;
+    } else {
+      const name = ensurePrepared(ctx, leg, b.value.statement);
+      if (name) {
+        leg.send(renameBind(f.payload, name));
+        leg.expect({ k: 'bind' });
+        return;
+      }
+    }
+  }
+  leg.send(f.bytes);
+  leg.expect({ k: 'bind' });
+}
+
+function forwardClose(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void {
+  const c = decodeClose(f.payload);
+  if (c.ok && c.value.target === 'statement' && c.value.targetName !== '') {
+    const statements = ctx.record;
+    if (ctx.opts.mode === 'session') {
+      // The client's own connection: the name is the server's.
+      if (statements.statements.has(c.value.targetName))
+        statements.ownStatements().delete(c.value.targetName);
+      leg.send(f.bytes);
+      leg.expect({ k: 'close', swallow: false });
+      return;
+    }
+    // Server statements are shared by text; the client's name just goes away.
+    statements.ownStatements().delete(c.value.targetName);
+    leg.synthetic(CLOSE_COMPLETE);
+    return;
+  }
+  leg.send(f.bytes);
+  leg.expect({ k: 'close', swallow: false });
+}
+
+function forwardParse(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void {
+  const p = decodeParse(f.payload);
+  if (!p.ok) {
+    ctx.terminate(buildErrorResponse('FATAL', p.sqlstate, p.message));
+    return;
+  }
+  const { record, tx } = ctx;
+  const server = leg.server!;
+  const query = p.value.query;
+  const effects = extendedEffects(ctx, query);
+  if (!record.sqlOwnNames) {
+    // A text that may reach the client's renamed SQL statements by their own names.
+    if (!record.pinned && record.sqlStatements.size > 0 && runsUserCode(query))
+      ctx.pin(SQL_NAMES_IN_USER_CODE);
+    if (!record.pinned && LISTS_STATEMENTS.test(query)) ctx.pin(LISTS_STATEMENTS_REASON);
+    if (record.pinned) ownSqlNames(record, leg);
+  }
+  const risk = record.pinned ? null : cachedRisk(query);
+  if (p.value.statement === '') {
+    record.unnamedEffects = effects;
+    record.unnamedRisk = risk;
+    const hidden = ctx.opts.hiddenCode;
+    record.unnamedDdl = hidden ? isDdl(query) : false;
+    record.unnamedSeq = SEQUENCE_CALL.test(query);
+    record.unnamedText =
+      hidden && (record.unnamedDdl || tx.ddlInTx || !hidden.empty || hidden.mayHaveSequences) ? query : '';
+    // Kept in both modes: a Query of the proxy's own (a commit position) may destroy it on this
+    // very connection, and psql describes it in a round trip of its own (ownQueryDestroysUnnamed).
+    record.unnamedFrame = f;
+    record.unnamedSaved = null;
+    leg.unnamedHere = true;
+    leg.send(f.bytes);
+    leg.expect({ k: 'parse', swallow: false, serverName: null });
+    return;
+  }
+  if (ctx.opts.mode === 'session') {
+    // The client owns its connection: its names are the server's, and a second Parse of a name
+    // gets PostgreSQL's own 42P05. Only the effects are kept (a SET run through a portal).
+    const name = p.value.statement;
+    if (!record.statements.has(name))
+      record.ownStatements().set(name, {
+        serverName: name,
+        parse: NO_BYTES,
+        effects,
+        risk: null,
+        ddl: false,
+        seq: false,
+        read: false,
+      });
+    leg.send(f.bytes);
+    leg.expect({ k: 'parse', swallow: false, serverName: null });
+    return;
+  }
+  const serverName = protocolStatementName(query, p.value.paramTypes, tagOf(ctx, query));
+  const parse = renameParse(f.payload, serverName);
+  record.ownStatements().set(p.value.statement, {
+    serverName,
+    parse,
+    effects,
+    risk,
+    ddl: isDdl(query),
+    seq: SEQUENCE_CALL.test(query),
+    read: ctx.isRead(f),
+  });
+  if (server.prepared.has(serverName)) {
+    server.prepared.delete(serverName);
+    server.prepared.set(serverName, true); // most recently used
+    leg.synthetic(PARSE_COMPLETE);
+    return;
+  }
+  evictIfFull(ctx, leg);
+  server.prepared.set(serverName, true);
+  leg.send(parse);
+  leg.expect({ k: 'parse', swallow: false, serverName });
+}
+
+/**
+ * Session effects of an extended-protocol statement. SET/RESET are replayed like simple-protocol
+ * ones (once executed); LISTEN and untrackable state pin the connection right away, since the
+ * reply of a Parse cannot be faked into a fan-out subscription.
+ */
+export function extendedEffects(ctx: ForwardContext, query: string): SessionEffect[] {
+  const effects = cachedEffects(query);
+  const tracked: SessionEffect[] = [];
+  for (const e of effects) {
+    if (e.kind === 'set' || e.kind === 'reset' || e.kind === 'reset_all') tracked.push(e);
+    else if (e.kind === 'sticky') ctx.pin(e.reason);
+    else if (e.kind === 'listen') ctx.pin('LISTEN (extended protocol)');
+    else if (e.kind === 'execute' && ctx.record.sqlStatements.has(e.name))
+      ctx.pin('EXECUTE of an SQL prepared statement (extended protocol)');
+    else if (e.kind === 'prepare' || e.kind === 'deallocate' || (e.kind === 'discard' && e.what === 'all')) {
+      ctx.pin(`${e.kind.toUpperCase()} (extended protocol)`);
+      // DISCARD ALL resets every setting too: to the client's start-up values (restoreAfterExecute).
+      if (e.kind === 'discard') tracked.push({ kind: 'reset_all' });
+    }
+  }
+  return tracked;
+}
