@@ -1,0 +1,225 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { TypedFrame } from '../../protocol/framer.js';
+import { buildErrorResponse } from '../../protocol/error-response.js';
+import type { Pool } from '../backend/pool.js';
+import type { ServerConn } from '../backend/server-conn.js';
+import { commandComplete, readyForQuery } from '../rewrite.js';
+import type { PendingQuery, SqlOp } from './pending.js';
+import { ownQuery } from './pending.js';
+import type { LegEvents } from './server-leg.js';
+import { ServerLeg } from './server-leg.js';
+import type { ReplicaTarget } from '../read-router.js';
+
+/** A backend message as it arrives: type, length, payload. */
+function frame(type: string, payload: Buffer = Buffer.alloc(0)): TypedFrame {
+  const bytes = Buffer.alloc(5 + payload.length);
+  bytes.write(type, 0, 'latin1');
+  bytes.writeInt32BE(4 + payload.length, 1);
+  payload.copy(bytes, 5);
+  return { kind: 'typed', type, bytes, payload: bytes.subarray(5) };
+}
+const fromBytes = (bytes: Buffer): TypedFrame => frame(String.fromCharCode(bytes[0]!), bytes.subarray(5));
+const dataRow = (text: string): TypedFrame => {
+  const v = Buffer.from(text);
+  const p = Buffer.alloc(6 + v.length);
+  p.writeUInt16BE(1, 0);
+  p.writeInt32BE(v.length, 2);
+  v.copy(p, 6);
+  return frame('D', p);
+};
+const C = (tag: string) => fromBytes(commandComplete(tag));
+const Z = (s: 'I' | 'T' | 'E' = 'I') => fromBytes(readyForQuery(s));
+const E = (code: string, message = 'boom', severity = 'ERROR') =>
+  fromBytes(buildErrorResponse(severity, code, message));
+
+class Recorder implements LegEvents {
+  readonly log: string[] = [];
+  readonly sink: Buffer[] = [];
+  goingAway = false;
+  readonly failed: { ops: readonly SqlOp[]; at: number }[] = [];
+  readonly rfq: (PendingQuery | null)[] = [];
+  lsn: bigint | null = null;
+  unsafeEncoding(): void {
+    this.log.push('unsafe');
+  }
+  serverGoingAway(): boolean {
+    this.log.push('going-away');
+    return this.goingAway;
+  }
+  commandComplete(_l: ServerLeg, f: TypedFrame): void {
+    this.log.push(`C:${f.payload.toString('latin1', 0, f.payload.length - 1)}`);
+  }
+  readyForQuery(_l: ServerLeg, _f: TypedFrame, q: PendingQuery | null): void {
+    this.log.push('Z');
+    this.rfq.push(q);
+  }
+  commitPosition(lsn: bigint): void {
+    this.lsn = lsn;
+  }
+  sqlStatementsFailed(_l: ServerLeg, ops: readonly SqlOp[], at: number): void {
+    this.failed.push({ ops, at });
+  }
+  framesDone(): void {
+    this.log.push('done');
+  }
+  /** Message types the client received. */
+  get types(): string {
+    return this.sink.map((b) => String.fromCharCode(b[0]!)).join('');
+  }
+}
+
+function legWith(replica = false) {
+  const ev = new Recorder();
+  const remembered: string[] = [];
+  const stats = { bytesReceived: 0, bytesSent: 0 };
+  const home = { stats, rememberStatement: (n: string) => remembered.push(n) } as unknown as Pool;
+  const server = { prepared: new Map<string, true>(), socket: null } as unknown as ServerConn;
+  const leg = new ServerLeg(ev, { add: (b) => ev.sink.push(b) }, home, null);
+  leg.bind(server, home, replica ? ({} as ReplicaTarget) : null, 0);
+  return { ev, leg, server, remembered, stats };
+}
+
+describe('ServerLeg: replies matched to requests', () => {
+  test("a Query's rows and its ReadyForQuery reach the sink; the session hears of each CommandComplete and of ReadyForQuery", () => {
+    const { ev, leg, stats } = legWith();
+    leg.expect({ k: 'query', swallow: false, failed: false, wasInBlock: false });
+    leg.onFrames([frame('T', Buffer.from([0, 0])), dataRow('1'), C('SELECT 1'), Z()]);
+    assert.equal(ev.types, 'TDCZ');
+    assert.deepEqual(ev.log, ['C:SELECT 1', 'Z', 'done']);
+    assert.equal(leg.idle, true);
+    assert.ok(stats.bytesSent > 0);
+  });
+
+  test("the proxy's own Query is swallowed whole, and its ReadyForQuery still reported", () => {
+    const { ev, leg } = legWith();
+    leg.expect(ownQuery());
+    leg.onFrames([C('SET'), Z()]);
+    assert.equal(ev.types, '');
+    assert.deepEqual(ev.log, ['Z', 'done']);
+    assert.equal(ev.rfq[0]?.swallow, true);
+  });
+
+  test('an error in an extended-protocol batch skips everything up to its Sync, as the server does', () => {
+    const { ev, leg } = legWith();
+    leg.expect({ k: 'parse', swallow: false, serverName: null });
+    leg.expect({ k: 'bind' });
+    leg.expect({ k: 'execute' });
+    leg.expect({ k: 'sync' });
+    leg.onFrames([fromBytes(Buffer.from('1\0\0\0\x04', 'latin1')), E('22P02'), Z()]);
+    assert.equal(ev.types, '1EZ');
+    assert.deepEqual(ev.log, ['Z', 'done']);
+    assert.equal(ev.rfq[0], null);
+    assert.equal(leg.idle, true);
+  });
+
+  test('a failed Parse forgets the statement on the connection; a good one is remembered by the pool', () => {
+    const { leg, server, remembered } = legWith();
+    server.prepared.set('pgscale_p_a', true);
+    server.prepared.set('pgscale_p_b', true);
+    leg.expect({ k: 'parse', swallow: true, serverName: 'pgscale_p_a' });
+    leg.expect({ k: 'parse', swallow: true, serverName: 'pgscale_p_b' });
+    leg.expect({ k: 'sync' });
+    leg.onFrames([fromBytes(Buffer.from('1\0\0\0\x04', 'latin1')), E('42601'), Z()]);
+    assert.deepEqual(remembered, ['pgscale_p_a']);
+    assert.deepEqual([...server.prepared.keys()], ['pgscale_p_a']);
+  });
+
+  test('synthetic replies come out exactly where the server would have sent them', () => {
+    const { ev, leg } = legWith();
+    leg.expect({ k: 'bind' });
+    leg.synthetic(Buffer.from('3\0\0\0\x04', 'latin1')); // CloseComplete, after the Bind's reply
+    leg.expect({ k: 'sync' });
+    assert.equal(ev.types, '');
+    leg.onFrames([fromBytes(Buffer.from('2\0\0\0\x04', 'latin1')), Z()]);
+    assert.equal(ev.types, '23Z');
+  });
+
+  test('a renamed Query that fails reports how many statements ran, so their record changes stay', () => {
+    const { ev, leg } = legWith();
+    const ops: SqlOp[] = [];
+    leg.expect({
+      k: 'query',
+      swallow: false,
+      failed: false,
+      wasInBlock: false,
+      renamed: { names: new Map([['pgscale_s_x', 'mine']]), spans: [], ops },
+      completed: 0,
+    });
+    leg.onFrames([C('PREPARE'), E('42P05', 'prepared statement "pgscale_s_x" already exists'), Z()]);
+    assert.deepEqual(ev.failed, [{ ops, at: 1 }]);
+    const err = ev.sink[1]!.toString('latin1');
+    assert.match(err, /"mine" already exists/);
+    assert.doesNotMatch(err, /pgscale_s_x/);
+    assert.equal(ev.rfq[0]?.failed, true);
+  });
+
+  test('COPY IN from Execute: Syncs sent during the copy are not waited for', () => {
+    const { ev, leg } = legWith();
+    leg.expect({ k: 'bind' });
+    leg.expect({ k: 'execute' });
+    leg.expect({ k: 'sync' }); // sent by the client during COPY: PostgreSQL ignores it
+    leg.expect({ k: 'copy-end' });
+    leg.expect({ k: 'sync' });
+    leg.onFrames([fromBytes(Buffer.from('2\0\0\0\x04', 'latin1')), frame('G', Buffer.from([0, 0, 0]))]);
+    assert.equal(leg.copyIn, true);
+    leg.onFrames([C('COPY 3'), Z()]);
+    assert.equal(leg.copyIn, false);
+    assert.equal(ev.types, '2GCZ');
+    assert.equal(leg.idle, true);
+  });
+
+  test("the commit position of the proxy's own capture is reported, never shown", () => {
+    const { ev, leg } = legWith();
+    leg.expect({ ...ownQuery(), captureLsn: true, lsn: null });
+    leg.onFrames([frame('T', Buffer.from([0, 0])), dataRow('0/3000148'), C('SELECT 1'), Z()]);
+    assert.equal(ev.lsn, 0x3000148n);
+    assert.equal(ev.types, '');
+  });
+
+  test('unsolicited messages (a FATAL before the server goes) reach the client', () => {
+    const { ev, leg } = legWith();
+    leg.onFrames([E('57P01', 'terminating connection', 'FATAL')]);
+    assert.equal(ev.types, 'E');
+  });
+});
+
+describe('ServerLeg: a replica going away before any reply', () => {
+  test('is reported for a replay only while the client has had no reply', () => {
+    const r1 = legWith(true);
+    r1.leg.expect({ k: 'query', swallow: false, failed: false, wasInBlock: false });
+    r1.ev.goingAway = true;
+    r1.leg.onFrames([E('57P01', 'terminating connection', 'FATAL')]);
+    assert.deepEqual(r1.ev.log, ['going-away']);
+    assert.equal(r1.ev.types, '');
+
+    const r2 = legWith(true);
+    r2.leg.expect({ k: 'query', swallow: false, failed: false, wasInBlock: false });
+    r2.leg.onFrames([frame('T', Buffer.from([0, 0]))]);
+    assert.equal(r2.leg.replied, true);
+    r2.leg.onFrames([E('57P01', 'terminating connection', 'FATAL')]);
+    assert.ok(!r2.ev.log.includes('going-away'));
+    assert.equal(r2.ev.types, 'TE');
+  });
+
+  test('a primary leg never offers a replay', () => {
+    const { ev, leg } = legWith(false);
+    leg.expect({ k: 'query', swallow: false, failed: false, wasInBlock: false });
+    leg.onFrames([E('57P01', 'terminating connection', 'FATAL')]);
+    assert.ok(!ev.log.includes('going-away'));
+  });
+});
+
+describe('ServerLeg: one attachment at a time', () => {
+  test('replies after the leg was released at a ReadyForQuery are not matched to the next attachment', () => {
+    const { ev, leg } = legWith();
+    leg.expect({ k: 'query', swallow: false, failed: false, wasInBlock: false });
+    const orig = ev.readyForQuery.bind(ev);
+    ev.readyForQuery = (l, f, q) => {
+      orig(l, f, q);
+      leg.unbind();
+    };
+    leg.onFrames([C('SELECT 1'), Z(), C('STRAY')]);
+    assert.deepEqual(ev.log, ['C:SELECT 1', 'Z', 'done']);
+  });
+});
