@@ -2,6 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TypedFrame } from '../../protocol/framer.js';
 import { buildErrorResponse } from '../../protocol/error-response.js';
+import type { Severity } from '../../protocol/error-response.js';
 import type { Pool } from '../backend/pool.js';
 import type { ServerConn } from '../backend/server-conn.js';
 import { commandComplete, readyForQuery } from '../rewrite.js';
@@ -30,7 +31,7 @@ const dataRow = (text: string): TypedFrame => {
 };
 const C = (tag: string) => fromBytes(commandComplete(tag));
 const Z = (s: 'I' | 'T' | 'E' = 'I') => fromBytes(readyForQuery(s));
-const E = (code: string, message = 'boom', severity = 'ERROR') =>
+const E = (code: string, message = 'boom', severity: Severity = 'ERROR') =>
   fromBytes(buildErrorResponse(severity, code, message));
 
 class Recorder implements LegEvents {
