@@ -217,7 +217,9 @@ export class StatementFacts {
     if (this.struct !== undefined) return this.struct;
     let result: Structure | null = null;
     let memo = true;
-    if (!tooLargeToParse(this.sql) && !this.tooDeep()) {
+    if (this.tokensEmpty()) {
+      result = structureOf([]);
+    } else if (!tooLargeToParse(this.sql) && !this.tooDeep()) {
       const outcome = this.parsed();
       if (outcome.kind === 'parsed') result = structureOf(outcome.stmts);
       else memo = outcome.kind !== 'unavailable';
@@ -225,6 +227,11 @@ export class StatementFacts {
     if (memo) this.struct = result;
     this.releaseIfDone();
     return result;
+  }
+
+  /** Nothing but white space and comments (the parser rejects such text). */
+  private tokensEmpty(): boolean {
+    return this.digest?.empty ?? this.tokens().count === 0;
   }
 
   private tooDeep(): boolean {
