@@ -98,11 +98,11 @@ export class StatementFacts {
   /** Classifier.classify's answer, with its policy and stats. */
   get classification(): Classification {
     const known = this.cls;
-    const stats = this.ctx.stats;
     if (known !== undefined) {
-      stats.hits++;
+      this.ctx.stats.hits++;
       return known;
     }
+    const stats = this.ctx.stats;
     stats.misses++;
     let computed: Computed;
     try {
