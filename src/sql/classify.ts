@@ -98,12 +98,10 @@ export class Classifier {
   }
 
   private compute(sql: string): Computed {
-    return classifyDigest(
-      sql,
-      digestTokens(lex(sql), this.fastPath),
-      this.policy,
-      this.stats,
-      parseStatements,
+    const d = digestTokens(lex(sql), this.fastPath);
+    return (
+      classifyUnparsed(sql, d, this.stats) ??
+      classifyParsed(parseStatements(sql), d.hint, this.policy, this.stats)
     );
   }
 }
@@ -136,16 +134,11 @@ export function digestTokens(tokens: TokenList, fastPath: boolean): TokenDigest 
 }
 
 /**
- * The classifier's core, from a digest of the text's tokens: the fast path's answer, else the
- * guards, else the parse tree (`parse` is parseStatements, or a caller's memo of its outcome).
+ * The classifier's core, from a digest of the text's tokens: the answer given without the
+ * parser (empty text, the fast path, the guards), or null when the parse tree must decide
+ * (then `classifyParsed` with parseStatements' outcome, or a caller's memo of it).
  */
-export function classifyDigest(
-  sql: string,
-  d: TokenDigest,
-  policy: FunctionPolicy,
-  stats: ClassifierStats,
-  parse: (sql: string) => ParseOutcome,
-): Computed {
+export function classifyUnparsed(sql: string, d: TokenDigest, stats: ClassifierStats): Computed | null {
   const hint = d.hint;
   if (d.empty) return answer({ cls: 'read', reason: 'empty' }, hint);
   if (d.fast !== null) {
@@ -154,7 +147,16 @@ export function classifyDigest(
   }
   if (tooLargeToParse(sql)) return answer({ cls: 'write', reason: 'too large to parse' }, hint);
   if (d.tooDeep === true) return answer({ cls: 'write', reason: 'too deeply nested to parse' }, hint);
-  const outcome = parse(sql);
+  return null;
+}
+
+/** The answer from the parser's outcome for the text. */
+export function classifyParsed(
+  outcome: ParseOutcome,
+  hint: RoutingHint | null,
+  policy: FunctionPolicy,
+  stats: ClassifierStats,
+): Computed {
   switch (outcome.kind) {
     case 'unavailable':
       return answer({ cls: 'write', reason: 'parser unavailable' }, hint, false);

@@ -24,7 +24,7 @@
  */
 import { lex } from './lexer.js';
 import type { TokenList } from './token-list.js';
-import { classifyDigest, digestTokens, freeze } from './classify.js';
+import { classifyParsed, classifyUnparsed, digestTokens, freeze } from './classify.js';
 import type { ClassifierStats, Computed, TokenDigest } from './classify.js';
 import type { Classification } from './classification.js';
 import type { FunctionPolicy } from './read-only-functions.js';
@@ -106,8 +106,9 @@ export class StatementFacts {
     stats.misses++;
     let computed: Computed;
     try {
-      this.digest ??= this.takeDigest();
-      computed = classifyDigest(this.sql, this.digest, this.ctx.policy, stats, () => this.parsed());
+      const d = (this.digest ??= this.takeDigest());
+      computed =
+        classifyUnparsed(this.sql, d, stats) ?? classifyParsed(this.parsed(), d.hint, this.ctx.policy, stats);
     } catch {
       // Not expected (every step returns values), but a proxy must not fall over on client text.
       computed = { result: freeze('write', 'unclassifiable', null), cacheable: false };
