@@ -7,7 +7,8 @@
  * extended-protocol form. Run directly: `node --import tsx bench/analyze.ts`. No asserts on time.
  */
 import { cpus, loadavg } from 'node:os';
-import { pathToFileURL } from 'node:url';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Analyzer } from '../src/sql/analyze.js';
 import { Classifier } from '../src/sql/classify.js';
 import { cannotChangeSession, sessionEffects } from '../src/sql/session-effects.js';
@@ -48,65 +49,90 @@ function median(xs: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? NaN;
 }
 
-export interface AnalyzeCosts {
-  readonly rows: readonly { readonly what: string; readonly analyzerNs: number; readonly beforeNs: number }[];
+export interface AnalyzeRow {
+  readonly what: string;
+  readonly analyzerNs: number;
+  readonly beforeNs: number;
 }
 
-export async function measureAnalyze(): Promise<AnalyzeCosts> {
-  const analyzer = await Analyzer.create();
-  const classifier = new Classifier();
-  const effectsCache = new Map<string, readonly unknown[]>();
-  const NONE: readonly unknown[] = [];
-  const oldEffects = (q: string): readonly unknown[] => {
-    if (cannotChangeSession(q)) return NONE;
-    let e = effectsCache.get(q);
-    if (e === undefined) effectsCache.set(q, (e = sessionEffects(q)));
-    return e;
-  };
-  const missAnalyzer = new Analyzer({ cacheSize: 0 });
-  const missClassifier = new Classifier({ cacheSize: 0 });
-  const parseAnalyzer = new Analyzer({ cacheSize: 0, fastPath: false });
-  const parseClassifier = new Classifier({ cacheSize: 0, fastPath: false });
+export const CASES = ['hit: classification', 'hit: effects', 'miss: fast path', 'miss: parser'] as const;
+export type Case = (typeof CASES)[number];
+
+/** One case, both ways, in alternating trials. */
+export async function measureAnalyze(what: Case): Promise<AnalyzeRow> {
   const t = PGBENCH_SELECT;
-  const rows: { what: string; analyzerNs: number; beforeNs: number }[] = [];
-  const add = (what: string, [analyzerNs, beforeNs]: [number, number]): void => {
-    rows.push({ what, analyzerNs, beforeNs });
-  };
-  add(
-    'hit: classification',
-    pair(
-      () => analyzer.analyze(t).classification,
-      () => classifier.classify(t),
-    ),
-  );
-  add(
-    'hit: effects',
-    pair(
-      () => analyzer.analyze(t).effects,
-      () => oldEffects(t),
-    ),
-  );
-  add(
-    'miss: classification (fast path)',
-    pair(
-      () => missAnalyzer.analyze(t).classification,
-      () => missClassifier.classify(t),
-    ),
-  );
-  add(
-    'miss: classification (parser)',
-    pair(
-      () => parseAnalyzer.analyze(t).classification,
-      () => parseClassifier.classify(t),
-      5,
-      100,
-    ),
-  );
-  return { rows };
+  let pairTimes: [number, number];
+  switch (what) {
+    case 'hit: classification': {
+      const analyzer = await Analyzer.create();
+      const classifier = new Classifier();
+      pairTimes = pair(
+        () => analyzer.analyze(t).classification,
+        () => classifier.classify(t),
+      );
+      break;
+    }
+    case 'hit: effects': {
+      const analyzer = await Analyzer.create();
+      const effectsCache = new Map<string, readonly unknown[]>();
+      const NONE: readonly unknown[] = [];
+      pairTimes = pair(
+        () => analyzer.analyze(t).effects,
+        () => {
+          if (cannotChangeSession(t)) return NONE;
+          let e = effectsCache.get(t);
+          if (e === undefined) effectsCache.set(t, (e = sessionEffects(t)));
+          return e;
+        },
+      );
+      break;
+    }
+    case 'miss: fast path': {
+      const analyzer = await Analyzer.create({ cacheSize: 0 });
+      const classifier = new Classifier({ cacheSize: 0 });
+      pairTimes = pair(
+        () => analyzer.analyze(t).classification,
+        () => classifier.classify(t),
+      );
+      break;
+    }
+    case 'miss: parser': {
+      const analyzer = await Analyzer.create({ cacheSize: 0, fastPath: false });
+      const classifier = new Classifier({ cacheSize: 0, fastPath: false });
+      pairTimes = pair(
+        () => analyzer.analyze(t).classification,
+        () => classifier.classify(t),
+        5,
+        100,
+      );
+      break;
+    }
+  }
+  return { what, analyzerNs: pairTimes[0], beforeNs: pairTimes[1] };
+}
+
+/**
+ * Every case, each in a child process of its own: measured in one process, code shared by the
+ * cases (the LRU cache, the lexer) sees several object shapes and is optimised for none, which
+ * skews the later cases by 10 % or more.
+ */
+export function measureAll(): AnalyzeRow[] {
+  const self = fileURLToPath(import.meta.url);
+  return CASES.map((what) => {
+    const out = execFileSync(process.execPath, [...process.execArgv, self, '--case', what], {
+      encoding: 'utf8',
+    });
+    return JSON.parse(out) as AnalyzeRow;
+  });
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { rows } = await measureAnalyze();
+  const i = process.argv.indexOf('--case');
+  if (i >= 0) {
+    process.stdout.write(JSON.stringify(await measureAnalyze(process.argv[i + 1] as Case)));
+    process.exit(0);
+  }
+  const rows = measureAll();
   const load = loadavg()[0] ?? 0;
   console.log(`pgbench SELECT: ${PGBENCH_SELECT}`);
   console.log(
