@@ -16,6 +16,9 @@ import type { RoutingHint } from './hints.js';
 import { LruCache } from './lru-cache.js';
 import { FunctionPolicy } from './read-only-functions.js';
 import { fastPathClass } from './classify-fast-path.js';
+import type { FastAnswer } from './classify-fast-path.js';
+import type { TokenList } from './token-list.js';
+import type { ParseOutcome } from './pg-parser.js';
 import { tooDeepToParse, tooLargeToParse } from './parse-guard.js';
 import { loadParser, parseStatements } from './pg-parser.js';
 import { classifyStatement, combine } from './classify-tree.js';
@@ -48,7 +51,7 @@ export interface ClassifierStats {
 export const DEFAULT_CACHE_SIZE = 5000;
 
 /** An answer and whether it may be cached (not when the parser was merely unavailable). */
-interface Computed {
+export interface Computed {
   readonly result: Classification;
   readonly cacheable: boolean;
 }
@@ -95,35 +98,80 @@ export class Classifier {
   }
 
   private compute(sql: string): Computed {
-    const tokens = lex(sql);
-    const hint = routingHintOf(tokens);
-    if (tokens.count === 0) return answer({ cls: 'read', reason: 'empty' }, hint);
-    if (this.fastPath) {
-      const fast = fastPathClass(tokens);
-      if (fast !== null) {
-        this.stats.fastPath++;
-        return answer(fast, hint);
-      }
-    }
-    if (tooLargeToParse(sql)) return answer({ cls: 'write', reason: 'too large to parse' }, hint);
-    if (tooDeepToParse(tokens)) return answer({ cls: 'write', reason: 'too deeply nested to parse' }, hint);
-    const outcome = parseStatements(sql);
-    switch (outcome.kind) {
-      case 'unavailable':
-        return answer({ cls: 'write', reason: 'parser unavailable' }, hint, false);
-      case 'crashed':
-        // Cached: the same text would only crash the replacement instance too.
-        return answer({ cls: 'write', reason: 'unparsable' }, hint);
-      case 'rejected':
-        this.stats.parsed++;
-        return answer({ cls: 'write', reason: 'unparsable' }, hint);
-      case 'parsed': {
-        this.stats.parsed++;
-        const verdicts = outcome.stmts.map((raw) =>
-          classifyStatement((raw as { stmt?: unknown } | null)?.stmt, this.policy),
-        );
-        return answer(combine(verdicts), hint);
-      }
+    const d = digestTokens(lex(sql), this.fastPath);
+    return (
+      classifyUnparsed(sql, d, this.stats) ??
+      classifyParsed(parseStatements(sql), d.hint, this.policy, this.stats)
+    );
+  }
+}
+
+/**
+ * What classification needs from a text's tokens, so that the tokens can be dropped once it is
+ * taken (the analyzer lexes a text once for classification and session effects): the routing
+ * hint, the fast path's answer, and whether the text is too deeply nested to parse (only looked
+ * at when the fast path has no answer, as the classifier always did).
+ */
+export interface TokenDigest {
+  readonly empty: boolean;
+  readonly hint: RoutingHint | null;
+  readonly fast: FastAnswer | null;
+  /** Null when not looked at (empty text or a fast-path answer). */
+  readonly tooDeep: boolean | null;
+}
+
+export function digestTokens(tokens: TokenList, fastPath: boolean): TokenDigest {
+  const hint = routingHintOf(tokens);
+  if (tokens.count === 0) return { empty: true, hint, fast: null, tooDeep: null };
+  const fast = fastPath ? fastPathClass(tokens) : null;
+  if (fast !== null) return { empty: false, hint, fast, tooDeep: null };
+  return {
+    empty: false,
+    hint,
+    fast: null,
+    tooDeep: tooLargeToParse(tokens.text) ? null : tooDeepToParse(tokens),
+  };
+}
+
+/**
+ * The classifier's core, from a digest of the text's tokens: the answer given without the
+ * parser (empty text, the fast path, the guards), or null when the parse tree must decide
+ * (then `classifyParsed` with parseStatements' outcome, or a caller's memo of it).
+ */
+export function classifyUnparsed(sql: string, d: TokenDigest, stats: ClassifierStats): Computed | null {
+  const hint = d.hint;
+  if (d.empty) return answer({ cls: 'read', reason: 'empty' }, hint);
+  if (d.fast !== null) {
+    stats.fastPath++;
+    return answer(d.fast, hint);
+  }
+  if (tooLargeToParse(sql)) return answer({ cls: 'write', reason: 'too large to parse' }, hint);
+  if (d.tooDeep === true) return answer({ cls: 'write', reason: 'too deeply nested to parse' }, hint);
+  return null;
+}
+
+/** The answer from the parser's outcome for the text. */
+export function classifyParsed(
+  outcome: ParseOutcome,
+  hint: RoutingHint | null,
+  policy: FunctionPolicy,
+  stats: ClassifierStats,
+): Computed {
+  switch (outcome.kind) {
+    case 'unavailable':
+      return answer({ cls: 'write', reason: 'parser unavailable' }, hint, false);
+    case 'crashed':
+      // Cached: the same text would only crash the replacement instance too.
+      return answer({ cls: 'write', reason: 'unparsable' }, hint);
+    case 'rejected':
+      stats.parsed++;
+      return answer({ cls: 'write', reason: 'unparsable' }, hint);
+    case 'parsed': {
+      stats.parsed++;
+      const verdicts = outcome.stmts.map((raw) =>
+        classifyStatement((raw as { stmt?: unknown } | null)?.stmt, policy),
+      );
+      return answer(combine(verdicts), hint);
     }
   }
 }
@@ -133,6 +181,6 @@ function answer(v: Verdict, hint: RoutingHint | null, cacheable = true): Compute
   return { result: freeze(v.cls, v.reason, hint), cacheable };
 }
 
-function freeze(cls: StatementClass, reason: string, hint: RoutingHint | null): Classification {
+export function freeze(cls: StatementClass, reason: string, hint: RoutingHint | null): Classification {
   return Object.freeze({ cls, reason, hint });
 }

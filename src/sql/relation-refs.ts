@@ -13,6 +13,7 @@
  */
 import { K } from './token.js';
 import { lex } from './lexer.js';
+import type { TokenList } from './token-list.js';
 
 export interface RelationRefs {
   /** Every identifier of the text, once each (folded when unquoted, exact when quoted). */
@@ -74,7 +75,11 @@ function systemName(n: string): boolean {
 
 /** The relation references of `sql` (see RelationRefs). */
 export function relationRefs(sql: string): RelationRefs {
-  const t = lex(sql);
+  return relationRefsOf(lex(sql));
+}
+
+/** The same, for text already lexed. */
+export function relationRefsOf(t: TokenList): RelationRefs {
   const names = new Set<string>();
   let userRelation = false;
   let ddl = false;
@@ -119,4 +124,14 @@ export function relationRefs(sql: string): RelationRefs {
     dotted: dotted ? [...dotted] : NONE,
     bare,
   };
+}
+
+const DDL_TEXT = /\b(?:create|alter|drop)\b/i;
+
+/**
+ * True when `sql` is a CREATE, ALTER or DROP statement (or holds one): a regex test first, then
+ * the lexer's verdict (`refs`, called only when the regex matches, so callers can pass a cache).
+ */
+export function isDdlText(sql: string, refs: (sql: string) => RelationRefs): boolean {
+  return DDL_TEXT.test(sql) && refs(sql).ddl;
 }

@@ -15,6 +15,7 @@
  */
 import { K } from './token.js';
 import { lex } from './lexer.js';
+import type { TokenList } from './token-list.js';
 import { BUILTIN_READ_ONLY_FUNCTIONS } from './read-only-functions.js';
 
 /**
@@ -72,7 +73,9 @@ const SYNTAX_WORDS = [
   ...'intersect except limit offset fetch only collate escape similar overlaps'.split(' '),
   ...'numeric decimal dec varchar char character varying bit varbit timestamp timestamptz'.split(' '),
   ...'time timetz interval float nchar precision extract position substring overlay trim'.split(' '),
-  ...'normalize treat xmlelement xmlforest xmlparse xmlpi xmlroot xmlserialize xmlconcat xmlexists'.split(' '),
+  ...'normalize treat xmlelement xmlforest xmlparse xmlpi xmlroot xmlserialize xmlconcat xmlexists'.split(
+    ' ',
+  ),
 ];
 
 const SAFE_CALLS = new Set([...BUILTIN_READ_ONLY_FUNCTIONS, ...SESSION_NEUTRAL_FUNCTIONS, ...SYNTAX_WORDS]);
@@ -129,9 +132,17 @@ export function runsUserCode(sql: string): boolean {
   return risk(sql, true) !== null;
 }
 
+/** hiddenEffectRisk (codeOnly false) or runsUserCode's reason (true), for text already lexed. */
+export function riskOf(t: TokenList, codeOnly: boolean): string | null {
+  return MAY_HIDE.test(t.text) ? tokenRisk(t, codeOnly) : null;
+}
+
 function risk(sql: string, codeOnly: boolean): string | null {
   if (!MAY_HIDE.test(sql)) return null;
-  const t = lex(sql);
+  return tokenRisk(lex(sql), codeOnly);
+}
+
+function tokenRisk(t: TokenList, codeOnly: boolean): string | null {
   for (let i = 0; i < t.count; i++) {
     const code = t.code(i);
     if (code !== K.ident && code !== K.quotedIdent) continue;

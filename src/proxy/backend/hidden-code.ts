@@ -17,7 +17,7 @@
  * While not loaded, after a failed load, or between DDL and the reload, every statement that is
  * not bare (`SELECT 1`, `BEGIN`) counts as risky, and so does the default search_path (fail safe).
  */
-import { relationRefs } from '../../sql/relation-refs.js';
+import { isDdlText, relationRefs } from '../../sql/relation-refs.js';
 import type { RelationRefs } from '../../sql/relation-refs.js';
 import { searchPathShadowsBuiltins } from '../../sql/session-safety.js';
 import { HIDDEN_CODE_QUERY } from './hidden-code-query.js';
@@ -303,10 +303,9 @@ function escape(s: string): string {
 
 /** True when `sql` is a CREATE, ALTER or DROP statement (or holds one): a regex test first. */
 export function isDdl(sql: string): boolean {
-  return DDL_TEXT.test(sql) && cachedRefs(sql).ddl;
+  return isDdlText(sql, cachedRefs);
 }
 
-const DDL_TEXT = /\b(?:create|alter|drop)\b/i;
 const REFS_CACHE_SIZE = 2000;
 const REFS_CACHE_MAX_KEY = 16 * 1024;
 const refsCache = new Map<string, RelationRefs>();
