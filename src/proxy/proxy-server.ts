@@ -38,7 +38,7 @@ import type { Endpoint, Topology } from '../topology/topology.js';
 import { NodeMonitor, ReadRouter } from './read-router.js';
 import { CommitHorizon, PrimaryPositionAsker } from './commit-horizon.js';
 import type { ReplicaTarget, RouterSettings } from './read-router.js';
-import { Classifier } from '../sql/classify.js';
+import { Analyzer } from '../sql/analyze.js';
 import { HiddenCodeRegistry } from './backend/hidden-code.js';
 
 function routerMonitors(r: ReadRouter): NodeMonitor[] {
@@ -126,7 +126,8 @@ export class ProxyServer implements FrontendHost, AdminView {
       creds: LoginRequest['serverCreds'];
     }
   >();
-  classifier: Classifier | null = null;
+  /** Statement analysis for read/write splitting (one cache shared by every session). */
+  analyzer: Analyzer | null = null;
   readonly credentials: Credentials;
   readonly mockKey = randomBytes(32);
   /** Bounds the memory held for large client messages across all clients (max_buffered_bytes). */
@@ -189,7 +190,7 @@ export class ProxyServer implements FrontendHost, AdminView {
 
   async start(): Promise<{ host: string; port: number }> {
     if (this.config.read_write_split) {
-      this.classifier = await Classifier.create({
+      this.analyzer = await Analyzer.create({
         readOnlyFunctions: this.config.read_only_functions,
         writeFunctions: this.config.write_functions,
       });
@@ -527,10 +528,7 @@ export class ProxyServer implements FrontendHost, AdminView {
     params.set('session_authorization', serverUser);
     const mode = t.poolMode ?? this.config.pool_mode;
     const router =
-      mode === 'transaction' &&
-      this.config.read_write_split &&
-      this.classifier &&
-      (t.replicas?.length ?? 0) > 0
+      mode === 'transaction' && this.config.read_write_split && this.analyzer && (t.replicas?.length ?? 0) > 0
         ? this.routerFor(req.database, t, serverUser, creds, pool)
         : null;
     const session = new Session(
@@ -544,7 +542,7 @@ export class ProxyServer implements FrontendHost, AdminView {
         startupSettings: req.settings.settings,
         startupProxySettings: req.settings.proxy,
         router,
-        classifier: this.classifier,
+        analyzer: this.analyzer,
         consistency: this.config.consistency,
         horizon: (t.replicas?.length ?? 0) > 0 ? this.horizonFor(t, pool) : null,
         hiddenCode: mode === 'transaction' ? this.hiddenCodeFor(pool) : null,

@@ -59,6 +59,8 @@ import {
 } from './session/server-prep.js';
 import { protocolStatementName } from './session/statement-names.js';
 import { tagOf } from './session/statement-risk.js';
+import { DEFAULT_ANALYZER } from './session/text-facts.js';
+import type { Analyzer } from '../sql/analyze.js';
 
 export type { SessionOptions } from './session/context.js';
 export { protocolStatementName } from './session/statement-names.js';
@@ -80,6 +82,7 @@ export interface SessionHost {
 export class Session implements Keeper, LegEvents, LocalContext, SessionView {
   readonly record: ClientRecord;
   readonly tx = new TxState();
+  readonly analyzer: Analyzer;
   /** Reads served by replicas / by the primary, for SHOW CLIENTS. */
   readonly routing = { replica: 0, primary: 0 };
   /** Bytes and counts for SHOW CLIENTS / STATS. */
@@ -113,6 +116,7 @@ export class Session implements Keeper, LegEvents, LocalContext, SessionView {
     private readonly host: SessionHost,
     readonly opts: SessionOptions,
   ) {
+    this.analyzer = opts.analyzer ?? DEFAULT_ANALYZER;
     this.record = new ClientRecord(opts.startupSettings, opts.startupProxySettings, opts.mode === 'session');
   }
 
@@ -289,8 +293,9 @@ export class Session implements Keeper, LegEvents, LocalContext, SessionView {
       const q = this.decodeQuery(f);
       if (!q.ok) return { ...NO_FACTS, type: 'Q', cls };
       const sql = q.value.query;
-      const listen = free && this.opts.listeners !== null && this.tx.status === 'I' && isListen(sql);
-      return { ...NO_FACTS, type: 'Q', cls, proxySetting: isProxySetting(sql), listen };
+      const listen =
+        free && this.opts.listeners !== null && this.tx.status === 'I' && isListen(this.analyzer, sql);
+      return { ...NO_FACTS, type: 'Q', cls, proxySetting: isProxySetting(this.analyzer, sql), listen };
     }
     if (f.type === 'P' && free && !this.record.pinned && this.tx.status === 'I') {
       const p = decodeParse(f.payload);
@@ -314,8 +319,7 @@ export class Session implements Keeper, LegEvents, LocalContext, SessionView {
 
   /** Where a message may run: a read (a replica may serve it), a write (the primary), or neutral. */
   private classOf(f: TypedFrame): MessageClass {
-    const classifier = this.opts.classifier;
-    if (!classifier) return 'write';
+    if (!this.opts.analyzer) return 'write';
     let sql: string | null = null;
     if (f.type === 'Q') {
       const q = this.decodeQuery(f);
@@ -336,7 +340,7 @@ export class Session implements Keeper, LegEvents, LocalContext, SessionView {
       return 'neutral';
     }
     if (sql === null) return 'write';
-    const c = classifier.classify(sql);
+    const c = this.analyzer.analyze(sql).classification;
     const target = c.hint ?? this.record.proxySettings.get('pgscale.target') ?? 'any';
     if (target === 'primary') return 'write';
     if (target === 'replica') return 'read';

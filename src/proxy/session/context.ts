@@ -6,7 +6,7 @@
 import type { TransactionStatus } from '../../protocol/backend-messages.js';
 import type { TypedFrame } from '../../protocol/framer.js';
 import type { SessionEffect } from '../../sql/session-effects.js';
-import type { Classification } from '../../sql/classify.js';
+import type { Analyzer } from '../../sql/analyze.js';
 import type { HiddenCodeRegistry } from '../backend/hidden-code.js';
 import type { Pool } from '../backend/pool.js';
 import type { CommitHorizon } from '../commit-horizon.js';
@@ -26,8 +26,11 @@ export interface SessionOptions {
   startupProxySettings?: ReadonlyMap<string, string>;
   /** Read/write splitting: absent when there are no replicas or pooling is per session. */
   router?: ReadRouter | null;
-  /** Shared by every session of the proxy (a per-session closure would cost memory per client). */
-  classifier?: { classify(sql: string): Classification } | null;
+  /**
+   * Read/write splitting on: every text's class comes from this analysis (shared by the proxy's
+   * sessions, one cache). Absent, every message is a write, and a default analysis serves the rest.
+   */
+  analyzer?: Analyzer | null;
   consistency?: Consistency;
   /** The primary's commit horizon (causal, linearizable): present when the database has replicas. */
   horizon?: CommitHorizon | null;
@@ -70,6 +73,8 @@ export class TxState {
 
 export interface ForwardContext {
   readonly opts: SessionOptions;
+  /** The analysis of statement texts (opts.analyzer, or the process's default). */
+  readonly analyzer: Analyzer;
   readonly record: ClientRecord;
   readonly tx: TxState;
   readonly counters: { queries: number; xacts: number; waitUs: number };

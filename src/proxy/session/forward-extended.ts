@@ -13,7 +13,6 @@ import { SqlState } from '../../protocol/sqlstate.js';
 import { decodeText } from '../../protocol/sql-text.js';
 import type { SessionEffect } from '../../sql/session-effects.js';
 import { runsUserCode } from '../../sql/session-safety.js';
-import { isDdl } from '../backend/hidden-code.js';
 import { CLOSE_COMPLETE, PARSE_COMPLETE, renameBind, renameParse, renameTarget } from '../rewrite.js';
 import type { ForwardContext } from './context.js';
 import type { ServerLeg } from './server-leg.js';
@@ -28,7 +27,7 @@ import {
 } from './server-prep.js';
 import { protocolStatementName } from './statement-names.js';
 import { SHADOWED, shadowsBuiltins, tagOf, writesSequenceRelation } from './statement-risk.js';
-import { LISTS_STATEMENTS, SEQUENCE_CALL, cachedEffects, cachedRisk } from './text-facts.js';
+import { LISTS_STATEMENTS, SEQUENCE_CALL, ddlOf, effectsOf, riskOf } from './text-facts.js';
 
 const NO_BYTES = Buffer.alloc(0);
 
@@ -187,12 +186,12 @@ function forwardParse(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void 
     if (!record.pinned && LISTS_STATEMENTS.test(query)) ctx.pin(LISTS_STATEMENTS_REASON);
     if (record.pinned) ownSqlNames(record, leg);
   }
-  const risk = record.pinned ? null : cachedRisk(query);
+  const risk = record.pinned ? null : riskOf(ctx.analyzer, query);
   if (p.value.statement === '') {
     record.unnamedEffects = effects;
     record.unnamedRisk = risk;
     const hidden = ctx.opts.hiddenCode;
-    record.unnamedDdl = hidden ? isDdl(query) : false;
+    record.unnamedDdl = hidden ? ddlOf(ctx.analyzer, query) : false;
     record.unnamedSeq = SEQUENCE_CALL.test(query);
     record.unnamedText =
       hidden && (record.unnamedDdl || tx.ddlInTx || !hidden.empty || hidden.mayHaveSequences) ? query : '';
@@ -230,7 +229,7 @@ function forwardParse(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void 
     parse,
     effects,
     risk,
-    ddl: isDdl(query),
+    ddl: ddlOf(ctx.analyzer, query),
     seq: SEQUENCE_CALL.test(query),
     read: ctx.isRead(f),
   });
@@ -252,7 +251,7 @@ function forwardParse(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void 
  * reply of a Parse cannot be faked into a fan-out subscription.
  */
 export function extendedEffects(ctx: ForwardContext, query: string): SessionEffect[] {
-  const effects = cachedEffects(query);
+  const effects = effectsOf(ctx.analyzer, query);
   const tracked: SessionEffect[] = [];
   for (const e of effects) {
     if (e.kind === 'set' || e.kind === 'reset' || e.kind === 'reset_all') tracked.push(e);

@@ -9,7 +9,6 @@ import type { TypedFrame } from '../../protocol/framer.js';
 import { buildErrorResponse } from '../../protocol/error-response.js';
 import { renamePreparedRefsAt } from '../../sql/rename-prepared.js';
 import { mayHideEffects } from '../../sql/session-safety.js';
-import { isDdl } from '../backend/hidden-code.js';
 import { refusedEncodingQuery, refusedEncodingSet } from '../client-encoding.js';
 import { rewriteResets } from '../reset-rewrite.js';
 import { queryMessage } from '../rewrite.js';
@@ -21,7 +20,7 @@ import { ensureSqlPrepared, pinForSqlNames, sendRestore } from './server-prep.js
 import type { ServerLeg } from './server-leg.js';
 import { renameIn, sqlStatementName } from './statement-names.js';
 import { SHADOWED, mayUseSequence, shadowsBuiltins, tagOf } from './statement-risk.js';
-import { COMMIT_TEXT, cachedEffects, cachedRisk } from './text-facts.js';
+import { COMMIT_TEXT, ddlOf, effectsOf, riskOf } from './text-facts.js';
 
 export function forwardQuery(
   ctx: ForwardContext,
@@ -36,7 +35,7 @@ export function forwardQuery(
   const { record, tx } = ctx;
   const server = leg.server!;
   let sql = q.value.query;
-  const effects = cachedEffects(sql);
+  const effects = effectsOf(ctx.analyzer, sql);
   const refused = effects.map(refusedEncodingSet).find((c) => c !== null);
   if (refused) {
     // An encoding the proxy cannot analyse: the server refuses the SET (see client-encoding.ts).
@@ -139,10 +138,10 @@ export function forwardQuery(
     }
   }
   const hidden = ctx.opts.hiddenCode;
-  if (hidden && isDdl(sql)) tx.ddlInTx = true;
+  if (hidden && ddlOf(ctx.analyzer, sql)) tx.ddlInTx = true;
   if (!record.pinned && tx.checkCause === null) {
     tx.checkCause =
-      cachedRisk(sql) ??
+      riskOf(ctx.analyzer, sql) ??
       hidden?.riskOfText(sql, tx.ddlInTx) ??
       (mayHideEffects(sql) && shadowsBuiltins(ctx) ? SHADOWED : null);
   }

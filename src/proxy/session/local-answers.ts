@@ -9,7 +9,6 @@ import { decodeClose, decodeParse } from '../../protocol/frontend-messages.js';
 import { buildErrorResponse } from '../../protocol/error-response.js';
 import { SqlState } from '../../protocol/sqlstate.js';
 import type { SessionEffect } from '../../sql/session-effects.js';
-import { isDdl } from '../backend/hidden-code.js';
 import { PROXY_SETTINGS } from '../frontend/startup-params.js';
 import type { NotificationSink } from '../listener-hub.js';
 import { CLOSE_COMPLETE, PARSE_COMPLETE, commandComplete, readyForQuery, renameParse } from '../rewrite.js';
@@ -17,7 +16,8 @@ import { EMPTY_SET } from './client-record.js';
 import type { ForwardContext } from './context.js';
 import { extendedEffects } from './forward-extended.js';
 import type { LocalAnswer } from './route.js';
-import { SEQUENCE_CALL, cachedEffects, cachedRisk } from './text-facts.js';
+import type { Analyzer } from '../../sql/analyze.js';
+import { SEQUENCE_CALL, ddlOf, effectsOf, riskOf } from './text-facts.js';
 
 export interface LocalContext extends ForwardContext {
   /** Adds bytes for the client behind every reply still due. */
@@ -29,22 +29,22 @@ export interface LocalContext extends ForwardContext {
 }
 
 /** The one SET/RESET of a Query text, when it is the only statement. */
-export function onlyEffect(query: string): SessionEffect | null {
-  const effects = cachedEffects(query);
+export function onlyEffect(a: Analyzer, query: string): SessionEffect | null {
+  const effects = effectsOf(a, query);
   return effects.length === 1 ? effects[0]! : null;
 }
 
 /** A Query that sets or resets one of the proxy's own settings (and nothing else). */
-export function isProxySetting(query: string): boolean {
+export function isProxySetting(a: Analyzer, query: string): boolean {
   if (!/pgscale\./i.test(query)) return false;
-  const e = onlyEffect(query);
+  const e = onlyEffect(a, query);
   return e !== null && (e.kind === 'set' || e.kind === 'reset') && e.name.startsWith('pgscale.');
 }
 
 /** A Query that is only LISTEN or UNLISTEN. */
-export function isListen(query: string): boolean {
+export function isListen(a: Analyzer, query: string): boolean {
   if (!/listen/i.test(query)) return false;
-  const e = onlyEffect(query);
+  const e = onlyEffect(a, query);
   return e !== null && (e.kind === 'listen' || e.kind === 'unlisten');
 }
 
@@ -62,9 +62,9 @@ export function answerLocally(
 ): void {
   switch (answer) {
     case 'proxy-setting':
-      return answerProxySetting(ctx, onlyEffect(query)!);
+      return answerProxySetting(ctx, onlyEffect(ctx.analyzer, query)!);
     case 'listen':
-      return answerListen(ctx, onlyEffect(query)!);
+      return answerListen(ctx, onlyEffect(ctx.analyzer, query)!);
     case 'close-statement': {
       const c = decodeClose(f.payload);
       if (c.ok) ctx.record.ownStatements().delete(c.value.targetName);
@@ -82,8 +82,8 @@ export function answerLocally(
         serverName,
         parse: renameParse(f.payload, serverName),
         effects: extendedEffects(ctx, p.value.query),
-        risk: cachedRisk(p.value.query),
-        ddl: isDdl(p.value.query),
+        risk: riskOf(ctx.analyzer, p.value.query),
+        ddl: ddlOf(ctx.analyzer, p.value.query),
         seq: SEQUENCE_CALL.test(p.value.query),
         read,
       });

@@ -19,8 +19,8 @@ export function writesSequenceRelation(ctx: ForwardContext, text: string): boole
   const hidden = ctx.opts.hiddenCode;
   if (!hidden || text === '') return false;
   if (!hidden.sequenceRiskOfText(text, ctx.tx.ddlInTx)) return false;
-  const c = ctx.opts.classifier?.classify(text);
-  return c === undefined || c.cls !== 'read';
+  // Without read/write splitting the class is not computed: a write, to be safe.
+  return !ctx.opts.analyzer || ctx.analyzer.analyze(text).classification.cls !== 'read';
 }
 
 /** Running `sql` may leave sequence state in the server's session (see TxState.seqDirty). */

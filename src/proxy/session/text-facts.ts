@@ -1,46 +1,34 @@
 /**
- * What the session needs to know of a statement text, each behind a cache: drivers send the same
- * few texts over and over.
+ * What the session asks of a statement text, from its one analysis (src/sql/analyze.ts). Each
+ * question has a cheap pre-check in front: most application texts plainly carry no session effect,
+ * no hidden code and no DDL, and those (simple-protocol texts with literals differ every time) are
+ * answered without touching the analysis cache at all.
  */
-import { cannotChangeSession, sessionEffects } from '../../sql/session-effects.js';
+import { Analyzer } from '../../sql/analyze.js';
+import { NO_EFFECTS } from '../../sql/analyze.js';
+import { cannotChangeSession } from '../../sql/session-effects.js';
 import type { SessionEffect } from '../../sql/session-effects.js';
-import { hiddenEffectRisk, mayHideEffects } from '../../sql/session-safety.js';
+import { mayHideEffects } from '../../sql/session-safety.js';
 
-const EFFECTS_CACHE_SIZE = 2000;
-/** Longer texts are lexed every time: 2,000 cached keys of up to max_packet_size would be unbounded. */
-const EFFECTS_CACHE_MAX_KEY = 16 * 1024;
-const effectsCache = new Map<string, readonly SessionEffect[]>();
-const NO_EFFECTS: readonly SessionEffect[] = Object.freeze([]);
+/** For sessions given no analyzer (no read/write splitting): the default function policy. */
+export const DEFAULT_ANALYZER = new Analyzer();
 
-/**
- * sessionEffects by statement text, cached. Texts that plainly cannot touch session state (most
- * queries; simple-protocol texts with literals differ every time, so a cache would not help them)
- * skip the lexer and the cache: empty, which every caller treats like a list of `other`.
- */
-export function cachedEffects(query: string): readonly SessionEffect[] {
-  if (cannotChangeSession(query)) return NO_EFFECTS;
-  let e = effectsCache.get(query);
-  if (e) return e;
-  e = sessionEffects(query);
-  if (query.length > EFFECTS_CACHE_MAX_KEY) return e;
-  if (effectsCache.size >= EFFECTS_CACHE_SIZE)
-    effectsCache.delete(effectsCache.keys().next().value as string);
-  effectsCache.set(query, e);
-  return e;
+/** The session effects of each statement of the text (empty when it plainly has none). */
+export function effectsOf(a: Analyzer, sql: string): readonly SessionEffect[] {
+  return cannotChangeSession(sql) ? NO_EFFECTS : a.analyze(sql).effects;
 }
 
-const riskCache = new Map<string, string | null>();
-
-/** hiddenEffectRisk by statement text, cached like cachedEffects (texts without `(` cost a regex test). */
-export function cachedRisk(query: string): string | null {
-  if (!mayHideEffects(query)) return null;
-  let r = riskCache.get(query);
-  if (r !== undefined) return r;
-  r = hiddenEffectRisk(query);
-  if (riskCache.size >= EFFECTS_CACHE_SIZE) riskCache.delete(riskCache.keys().next().value as string);
-  riskCache.set(query, r);
-  return r;
+/** Why running the text may change session state out of the proxy's sight, or null. */
+export function riskOf(a: Analyzer, sql: string): string | null {
+  return mayHideEffects(sql) ? a.analyze(sql).risk : null;
 }
+
+/** A CREATE, ALTER or DROP (the hidden-code registry reloads after its transaction). */
+export function ddlOf(a: Analyzer, sql: string): boolean {
+  return DDL_TEXT.test(sql) && a.analyze(sql).ddl;
+}
+
+const DDL_TEXT = /\b(?:create|alter|drop)\b/i;
 
 /** Calls that leave sequence state in the session (currval, lastval read it). */
 export const SEQUENCE_CALL = /nextval|setval/i;
