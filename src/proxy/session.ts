@@ -20,8 +20,8 @@
  */
 import type { Socket } from 'node:net';
 import type { TypedFrame } from '../protocol/framer.js';
-import { decodeBind, decodeClose, decodeParse, decodeQuery } from '../protocol/frontend-messages.js';
-import { commandCompleteIs, readyForQueryStatus } from '../protocol/backend-messages.js';
+import { decodeQuery } from '../protocol/frontend-messages.js';
+import { readyForQueryStatus } from '../protocol/backend-messages.js';
 import type { TransactionStatus } from '../protocol/backend-messages.js';
 import { buildErrorResponse } from '../protocol/error-response.js';
 import { SqlState } from '../protocol/sqlstate.js';
@@ -42,12 +42,16 @@ import { TxState } from './session/context.js';
 import type { ForwardContext, SessionOptions } from './session/context.js';
 import { forwardQuery } from './session/forward-query.js';
 import { forwardMessage } from './session/forward-extended.js';
-import { answerLocally, isListen, isProxySetting } from './session/local-answers.js';
+import { answerLocally } from './session/local-answers.js';
 import type { LocalContext } from './session/local-answers.js';
 import { endsWithReadyForQuery } from './session/pending.js';
 import type { PendingQuery, SqlOp } from './session/pending.js';
-import { attachRole, needsSwitch, planRoute, readPosition } from './session/route.js';
-import type { MessageClass, MessageFacts, SessionView, Topology } from './session/route.js';
+import { attachRole, needsSwitch, planRoute, topologyOf } from './session/route.js';
+import { pickReadTarget } from './session/read-target.js';
+import { onClientReadyForQuery, onCommandComplete } from './session/tx-events.js';
+import type { SessionView } from './session/route.js';
+import { classFacts, messageClass, messageFacts } from './session/message-facts.js';
+import type { FactsContext } from './session/message-facts.js';
 import { ServerLeg } from './session/server-leg.js';
 import type { LegEvents } from './session/server-leg.js';
 import {
@@ -57,8 +61,6 @@ import {
   syncSettings,
   undoSqlOps,
 } from './session/server-prep.js';
-import { protocolStatementName } from './session/statement-names.js';
-import { tagOf } from './session/statement-risk.js';
 import { DEFAULT_ANALYZER } from './session/text-facts.js';
 import type { Analyzer } from '../sql/analyze.js';
 
@@ -79,7 +81,7 @@ export interface SessionHost {
   inputFlushed(): void;
 }
 
-export class Session implements Keeper, LegEvents, LocalContext, SessionView {
+export class Session implements Keeper, LegEvents, LocalContext, FactsContext, SessionView {
   readonly record: ClientRecord;
   readonly tx = new TxState();
   readonly analyzer: Analyzer;
@@ -224,11 +226,11 @@ export class Session implements Keeper, LegEvents, LocalContext, SessionView {
         this.host.terminate();
         return;
       }
-      const facts = this.factsOf(f);
-      const route = planRoute(facts, this, this.topology());
+      const facts = messageFacts(this, f, this.leg === null);
+      const route = planRoute(facts, this, topologyOf(this.opts.group ?? ''));
       if (route.kind === 'local') {
         this.inbox.shift();
-        const q = f.type === 'Q' ? this.decodeQuery(f) : null;
+        const q = f.type === 'Q' ? this.queryOf(f) : null;
         answerLocally(
           this,
           route.answer,
@@ -274,92 +276,17 @@ export class Session implements Keeper, LegEvents, LocalContext, SessionView {
     this.flushClient();
   }
 
-  private topology(): Topology {
-    const group = this.opts.group ?? '';
-    let t = TOPOLOGIES.get(group);
-    if (t === undefined) {
-      t = { group };
-      if (TOPOLOGIES.size < 1024) TOPOLOGIES.set(group, t);
-    }
-    return t;
-  }
-
-  /** The facts of one message that routing needs (its text is analysed once, and cached). */
-  private factsOf(f: TypedFrame): MessageFacts & { serverName: string } {
-    // Without replicas the class decides nothing (every route is the primary): not computed.
-    const cls = this.opts.router || this.opts.horizon ? this.classOf(f) : 'write';
-    const free = this.leg === null;
-    if (f.type === 'Q') {
-      const q = this.decodeQuery(f);
-      if (!q.ok) return { ...NO_FACTS, type: 'Q', cls };
-      const sql = q.value.query;
-      const listen =
-        free && this.opts.listeners !== null && this.tx.status === 'I' && isListen(this.analyzer, sql);
-      return { ...NO_FACTS, type: 'Q', cls, proxySetting: isProxySetting(this.analyzer, sql), listen };
-    }
-    if (f.type === 'P' && free && !this.record.pinned && this.tx.status === 'I') {
-      const p = decodeParse(f.payload);
-      if (p.ok && p.value.statement !== '') {
-        const serverName = protocolStatementName(
-          p.value.query,
-          p.value.paramTypes,
-          tagOf(this, p.value.query),
-        );
-        const parseKnown = this.opts.pool.knownStatements.has(serverName);
-        return { ...NO_FACTS, type: 'P', cls, parseKnown, serverName };
-      }
-    }
-    if (f.type === 'C' && free) {
-      const c = decodeClose(f.payload);
-      const named = c.ok && c.value.target === 'statement' && c.value.targetName !== '';
-      return { ...NO_FACTS, type: 'C', cls, closesNamedStatement: named };
-    }
-    return { ...NO_FACTS, type: f.type, cls };
-  }
-
-  /** Where a message may run: a read (a replica may serve it), a write (the primary), or neutral. */
-  private classOf(f: TypedFrame): MessageClass {
-    if (!this.opts.analyzer) return 'write';
-    let sql: string | null = null;
-    if (f.type === 'Q') {
-      const q = this.decodeQuery(f);
-      if (q.ok) sql = q.value.query;
-    } else if (f.type === 'P') {
-      const p = decodeParse(f.payload);
-      if (p.ok) sql = p.value.query;
-    } else if (f.type === 'B') {
-      const b = decodeBind(f.payload);
-      if (b.ok && b.value.statement !== '') {
-        const st = this.record.statements.get(b.value.statement);
-        return st ? (st.read ? 'read' : 'write') : 'neutral';
-      }
-      return 'neutral';
-    } else if (f.type === 'F') {
-      return 'write';
-    } else {
-      return 'neutral';
-    }
-    if (sql === null) return 'write';
-    const c = this.analyzer.analyze(sql).classification;
-    const target = c.hint ?? this.record.proxySettings.get('pgscale.target') ?? 'any';
-    if (target === 'primary') return 'write';
-    if (target === 'replica') return 'read';
-    if (c.cls === 'read' || c.cls === 'transaction-begin-read-only') return 'read';
-    if (c.cls === 'session' || c.cls === 'transaction-end') return 'neutral';
-    return 'write';
-  }
-
   /** The role to attach for what the client has queued (route.ts attachRole). */
   private attachRoleFor(): 'primary' | 'replica' {
     if (!this.readScaling) return 'primary';
     return attachRole(
-      this.inbox.map((f) => ({ ...NO_FACTS, type: f.type, cls: this.classOf(f) })),
+      this.inbox.map((f) => classFacts(this, f)),
       this,
     );
   }
 
   /** decodeQuery, once per frame (the text is decoded and UTF-8-checked only once). */
-  private decodeQuery(f: TypedFrame): ReturnType<typeof decodeQuery> {
+  queryOf(f: TypedFrame): ReturnType<typeof decodeQuery> {
     if (this.queryFrame !== f || this.queryDecoded === null) {
       this.queryFrame = f;
       this.queryDecoded = decodeQuery(f.payload);
@@ -369,14 +296,14 @@ export class Session implements Keeper, LegEvents, LocalContext, SessionView {
 
   private forward(leg: ServerLeg, f: TypedFrame): void {
     if (this.record.pinned && !this.record.sqlOwnNames) ownSqlNames(this.record, leg);
-    if (f.type === 'Q') forwardQuery(this, leg, f, this.decodeQuery(f));
+    if (f.type === 'Q') forwardQuery(this, leg, f, this.queryOf(f));
     else forwardMessage(this, leg, f);
   }
 
   // ------------------------------------------------------------------ ForwardContext, LocalContext
 
   isRead(f: TypedFrame): boolean {
-    return this.classOf(f) === 'read';
+    return messageClass(this, f) === 'read';
   }
 
   pin(reason: string): void {
@@ -420,48 +347,10 @@ export class Session implements Keeper, LegEvents, LocalContext, SessionView {
     const t0 = now();
     const router = this.router;
     if (!router || this.attachRoleFor() !== 'replica') return this.acquireFrom(this.opts.pool, null, t0);
-    const consistency = this.consistency;
     const horizon = this.opts.horizon ?? null;
-    const wrote = this.record.wroteLsn;
-    if (consistency === 'linearizable' && horizon) {
-      // Where the primary stands now (one question per batch of reads), then a replica there.
-      void horizon.position().then((pos) => {
-        if (pos === null) return this.acquireFrom(this.opts.pool, null, t0);
-        return router
-          .forRead(consistency, readPosition(consistency, this.record.wroteLsn, pos))
-          .then(({ pool, replica }) => this.acquireFrom(pool, replica, t0));
-      });
-      return;
-    }
-    if (consistency === 'causal' && horizon) {
-      // Commits whose position is being asked may already be acknowledged: wait for those.
-      const settled = horizon.settled(router.settings.rywWaitMs);
-      if (settled) {
-        void settled.then((ok) =>
-          ok
-            ? this.routeRead(
-                router,
-                consistency,
-                readPosition(consistency, this.record.wroteLsn, horizon.lsn),
-                t0,
-              )
-            : this.acquireFrom(this.opts.pool, null, t0),
-        );
-        return;
-      }
-    }
-    const known = consistency === 'linearizable' ? null : (horizon?.lsn ?? null);
-    this.routeRead(router, consistency, readPosition(consistency, wrote, known), t0);
-  }
-
-  /** A read to a replica that has replayed `minLsn` (now, or after a bounded wait), or the primary. */
-  private routeRead(router: ReadRouter, consistency: Consistency, minLsn: bigint | null, t0: number): void {
-    const ready = router.readNow(consistency, minLsn);
-    if (ready) this.acquireFrom(ready.pool, ready.replica, t0);
-    else
-      void router
-        .forRead(consistency, minLsn)
-        .then(({ pool, replica }) => this.acquireFrom(pool, replica, t0));
+    pickReadTarget(router, horizon, this.consistency, this.record, this.opts.pool, (pool, replica) =>
+      this.acquireFrom(pool, replica, t0),
+    );
   }
 
   /**
@@ -603,55 +492,15 @@ export class Session implements Keeper, LegEvents, LocalContext, SessionView {
   }
 
   commandComplete(leg: ServerLeg, f: TypedFrame): void {
-    const tx = this.tx;
-    if (tx.discardAllSent && leg.server && commandCompleteIs(f.bytes, 'DISCARD ALL')) {
-      leg.server.prepared.clear();
-      leg.server.settings = new Map();
-      this.record.forgetStatements();
-    }
-    // Only two tags matter here; most are SELECT n, INSERT 0 n… and need no decoding.
-    const rollback = commandCompleteIs(f.bytes, 'ROLLBACK');
-    // ROLLBACK TO SAVEPOINT has the same tag: ReadyForQuery tells them apart.
-    if (rollback) tx.rolledBack = true;
-    if (rollback || commandCompleteIs(f.bytes, 'COMMIT')) {
-      this.counters.xacts++;
-      this.opts.pool.stats.xacts++;
-    }
+    onCommandComplete(this, leg, f);
   }
 
   readyForQuery(leg: ServerLeg, f: TypedFrame, query: PendingQuery | null): void {
     const status = readyForQueryStatus(f.bytes);
     if (status === null) return;
-    const tx = this.tx;
-    tx.commitInFlight = false;
+    this.tx.commitInFlight = false;
     if (query?.swallow) return this.afterOwnQuery(leg, query, status);
-    if (query) this.opts.pool.stats.queryTimeUs += Math.round((now() - tx.queryStartedAt) * 1000);
-    tx.discardAllSent = false;
-    if (status === 'I' && tx.ddlInTx) {
-      // The schema may have changed: the registry reloads (fail safe meanwhile).
-      tx.ddlInTx = false;
-      this.opts.hiddenCode?.changed();
-    }
-    if (tx.rolledBack) {
-      tx.rolledBack = false;
-      if (status === 'I') tx.settings = [];
-      else if (tx.settings.length > 0 && !this.record.pinned) {
-        // ROLLBACK TO SAVEPOINT undid some of this transaction's SETs, which the proxy does not
-        // follow: the session-state check compares the record with the server before anyone else
-        // gets the connection, and pins the client if they differ.
-        tx.checkCause ??= 'ROLLBACK TO SAVEPOINT after SET';
-      }
-    }
-    if (status === 'I') {
-      const failedImplicit = query !== null && query.failed && !query.wasInBlock;
-      if (!failedImplicit) this.commitSettings(leg);
-      tx.settings = [];
-      if (tx.status === 'I' && query) {
-        this.counters.xacts++;
-        this.opts.pool.stats.xacts++;
-      }
-    }
-    tx.status = status;
+    onClientReadyForQuery(this, leg, status, query);
     leg.emitSynthetic();
     this.maybeRelease(status);
   }
@@ -676,16 +525,6 @@ export class Session implements Keeper, LegEvents, LocalContext, SessionView {
     this.maybeRelease(status);
     // Asked back while the client had already sent more: it queues for a connection again.
     if (c && (this.switching || handOver) && leg.idle) this.drain();
-  }
-
-  private commitSettings(leg: ServerLeg): void {
-    const settings = this.tx.settings;
-    this.record.commitSettings(settings, leg.server?.params ?? null);
-    // A transaction that changed nothing leaves the connection's record as it is (no copy per
-    // transaction); anything else, or a record that drifted, is replaced by a copy.
-    const s = leg.server;
-    if (s && (settings.length > 0 || !sameMap(s.settings, this.record.settings)))
-      s.settings = new Map(this.record.settings);
   }
 
   // ------------------------------------------------------------------ giving the server back
@@ -924,23 +763,6 @@ export class Session implements Keeper, LegEvents, LocalContext, SessionView {
     else if (this.tx.seqDirty) s.needsSequenceReset = true;
     pool.release(s);
   }
-}
-
-/** Topologies by group name, shared by every session (route.ts). */
-const TOPOLOGIES = new Map<string, Topology>();
-
-const NO_FACTS: Omit<MessageFacts, 'type' | 'cls'> & { serverName: string } = {
-  proxySetting: false,
-  listen: false,
-  closesNamedStatement: false,
-  parseKnown: false,
-  serverName: '',
-};
-
-function sameMap(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean {
-  if (a.size !== b.size) return false;
-  for (const [k, v] of a) if (b.get(k) !== v) return false;
-  return true;
 }
 
 export type { ForwardContext };

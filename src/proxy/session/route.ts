@@ -64,6 +64,18 @@ export interface Topology {
   readonly group: string;
 }
 
+/** Topologies by group name, shared by every session (no object per message or per client). */
+const topologies = new Map<string, Topology>();
+
+export function topologyOf(group: string): Topology {
+  let t = topologies.get(group);
+  if (t === undefined) {
+    t = { group };
+    if (topologies.size < 1024) topologies.set(group, t);
+  }
+  return t;
+}
+
 export type Route =
   | { readonly kind: 'local'; readonly answer: LocalAnswer }
   | { readonly kind: 'group'; readonly group: string; readonly role: 'primary' | 'replica' | 'any' };

@@ -1,0 +1,101 @@
+/**
+ * The facts of a client message that routing needs (route.ts MessageFacts): where it may run (its
+ * text's class from the one analysis, the client's hint and pgscale.target), and whether the proxy
+ * can answer it itself. A Bind's class is the one its statement got at Parse.
+ */
+import type { TypedFrame } from '../../protocol/framer.js';
+import { decodeBind, decodeClose, decodeParse } from '../../protocol/frontend-messages.js';
+import type { decodeQuery } from '../../protocol/frontend-messages.js';
+import type { ForwardContext } from './context.js';
+import { isListen, isProxySetting } from './local-answers.js';
+import type { MessageClass, MessageFacts } from './route.js';
+import { protocolStatementName } from './statement-names.js';
+import { tagOf } from './statement-risk.js';
+
+export interface FactsContext extends ForwardContext {
+  /** The Query's text, decoded once per frame. */
+  queryOf(f: TypedFrame): ReturnType<typeof decodeQuery>;
+}
+
+export type Facts = MessageFacts & {
+  /** A Parse's statement name on servers, when computed (parse-known). */
+  readonly serverName: string;
+};
+
+const NO_FACTS = {
+  proxySetting: false,
+  listen: false,
+  closesNamedStatement: false,
+  parseKnown: false,
+  serverName: '',
+} as const;
+
+/** The facts of one message; `free`: no server is attached (local answers are possible). */
+export function messageFacts(ctx: FactsContext, f: TypedFrame, free: boolean): Facts {
+  const { opts, tx } = ctx;
+  // Without replicas the class decides nothing (every route is the primary): not computed.
+  const cls = opts.router || opts.horizon ? messageClass(ctx, f) : 'write';
+  if (f.type === 'Q') {
+    const q = ctx.queryOf(f);
+    if (!q.ok) return { ...NO_FACTS, type: 'Q', cls };
+    const sql = q.value.query;
+    const listen = free && opts.listeners !== null && tx.status === 'I' && isListen(ctx.analyzer, sql);
+    return { ...NO_FACTS, type: 'Q', cls, proxySetting: isProxySetting(ctx.analyzer, sql), listen };
+  }
+  if (f.type === 'P' && free && !ctx.record.pinned && tx.status === 'I') {
+    const p = decodeParse(f.payload);
+    if (p.ok && p.value.statement !== '') {
+      const serverName = protocolStatementName(p.value.query, p.value.paramTypes, tagOf(ctx, p.value.query));
+      return {
+        ...NO_FACTS,
+        type: 'P',
+        cls,
+        parseKnown: opts.pool.knownStatements.has(serverName),
+        serverName,
+      };
+    }
+  }
+  if (f.type === 'C' && free) {
+    const c = decodeClose(f.payload);
+    const named = c.ok && c.value.target === 'statement' && c.value.targetName !== '';
+    return { ...NO_FACTS, type: 'C', cls, closesNamedStatement: named };
+  }
+  return { ...NO_FACTS, type: f.type, cls };
+}
+
+/** Only the class (for the messages queued before attaching). */
+export function classFacts(ctx: FactsContext, f: TypedFrame): Facts {
+  return { ...NO_FACTS, type: f.type, cls: messageClass(ctx, f) };
+}
+
+/** Where a message may run: a read (a replica may serve it), a write (the primary), or neutral. */
+export function messageClass(ctx: FactsContext, f: TypedFrame): MessageClass {
+  if (!ctx.opts.analyzer) return 'write';
+  let sql: string | null = null;
+  if (f.type === 'Q') {
+    const q = ctx.queryOf(f);
+    if (q.ok) sql = q.value.query;
+  } else if (f.type === 'P') {
+    const p = decodeParse(f.payload);
+    if (p.ok) sql = p.value.query;
+  } else if (f.type === 'B') {
+    const b = decodeBind(f.payload);
+    if (b.ok && b.value.statement !== '') {
+      const st = ctx.record.statements.get(b.value.statement);
+      return st ? (st.read ? 'read' : 'write') : 'neutral';
+    }
+    return 'neutral';
+  } else if (f.type === 'F') {
+    return 'write';
+  } else {
+    return 'neutral';
+  }
+  if (sql === null) return 'write';
+  const c = ctx.analyzer.analyze(sql).classification;
+  const target = c.hint ?? ctx.record.proxySettings.get('pgscale.target') ?? 'any';
+  if (target === 'primary') return 'write';
+  if (target === 'replica') return 'read';
+  if (c.cls === 'read' || c.cls === 'transaction-begin-read-only') return 'read';
+  if (c.cls === 'session' || c.cls === 'transaction-end') return 'neutral';
+  return 'write';
+}

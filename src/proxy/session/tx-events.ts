@@ -1,0 +1,79 @@
+/**
+ * The transaction's bookkeeping at the replies that end the client's work: a CommandComplete
+ * (DISCARD ALL forgets the records, ROLLBACK and COMMIT are counted) and a ReadyForQuery (the
+ * transaction's SETs kept or dropped, the hidden-code registry told of DDL, a ROLLBACK TO SAVEPOINT
+ * after SET noted for the state check). Whether the connection goes back is the session's call.
+ */
+import type { TypedFrame } from '../../protocol/framer.js';
+import { commandCompleteIs } from '../../protocol/backend-messages.js';
+import type { TransactionStatus } from '../../protocol/backend-messages.js';
+import { now } from '../types.js';
+import { sameSettings } from './client-record.js';
+import type { ForwardContext } from './context.js';
+import type { PendingQuery } from './pending.js';
+import type { ServerLeg } from './server-leg.js';
+
+export function onCommandComplete(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void {
+  const tx = ctx.tx;
+  if (tx.discardAllSent && leg.server && commandCompleteIs(f.bytes, 'DISCARD ALL')) {
+    leg.server.prepared.clear();
+    leg.server.settings = new Map();
+    ctx.record.forgetStatements();
+  }
+  // Only two tags matter here; most are SELECT n, INSERT 0 n… and need no decoding.
+  const rollback = commandCompleteIs(f.bytes, 'ROLLBACK');
+  // ROLLBACK TO SAVEPOINT has the same tag: ReadyForQuery tells them apart.
+  if (rollback) tx.rolledBack = true;
+  if (rollback || commandCompleteIs(f.bytes, 'COMMIT')) {
+    ctx.counters.xacts++;
+    ctx.opts.pool.stats.xacts++;
+  }
+}
+
+/** ReadyForQuery after the client's own Query (`query`) or Sync (null), with status `status`. */
+export function onClientReadyForQuery(
+  ctx: ForwardContext,
+  leg: ServerLeg,
+  status: TransactionStatus,
+  query: PendingQuery | null,
+): void {
+  const { tx, opts } = ctx;
+  if (query) opts.pool.stats.queryTimeUs += Math.round((now() - tx.queryStartedAt) * 1000);
+  tx.discardAllSent = false;
+  if (status === 'I' && tx.ddlInTx) {
+    // The schema may have changed: the registry reloads (fail safe meanwhile).
+    tx.ddlInTx = false;
+    opts.hiddenCode?.changed();
+  }
+  if (tx.rolledBack) {
+    tx.rolledBack = false;
+    if (status === 'I') tx.settings = [];
+    else if (tx.settings.length > 0 && !ctx.record.pinned) {
+      // ROLLBACK TO SAVEPOINT undid some of this transaction's SETs, which the proxy does not
+      // follow: the session-state check compares the record with the server before anyone else
+      // gets the connection, and pins the client if they differ.
+      tx.checkCause ??= 'ROLLBACK TO SAVEPOINT after SET';
+    }
+  }
+  if (status === 'I') {
+    const failedImplicit = query !== null && query.failed && !query.wasInBlock;
+    if (!failedImplicit) commitSettings(ctx, leg);
+    tx.settings = [];
+    if (tx.status === 'I' && query) {
+      ctx.counters.xacts++;
+      opts.pool.stats.xacts++;
+    }
+  }
+  tx.status = status;
+}
+
+function commitSettings(ctx: ForwardContext, leg: ServerLeg): void {
+  const settings = ctx.tx.settings;
+  const record = ctx.record;
+  record.commitSettings(settings, leg.server?.params ?? null);
+  // A transaction that changed nothing leaves the connection's record as it is (no copy per
+  // transaction); anything else, or a record that drifted, is replaced by a copy.
+  const s = leg.server;
+  if (s && (settings.length > 0 || !sameSettings(s.settings, record.settings)))
+    s.settings = new Map(record.settings);
+}
