@@ -44,7 +44,7 @@ import { classFacts, messageClass, messageFacts } from './session/message-facts.
 import type { FactsContext } from './session/message-facts.js';
 import { pickReadTarget } from './session/read-target.js';
 import { attachRole, needsSwitch, planRoute, topologyOf } from './session/route.js';
-import type { SessionView } from './session/route.js';
+import type { SessionView, Topology } from './session/route.js';
 import { ServerHolder } from './session/server-holder.js';
 import type { HolderClient } from './session/server-holder.js';
 import type { ServerLeg } from './session/server-leg.js';
@@ -80,6 +80,8 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
   /** The reply sink: what the client is to receive, written at the end of each batch. */
   readonly sink = new OutputBatch();
   closed = false;
+  /** The session's place in the cluster's topology (its database's group). */
+  private readonly topology: Topology;
   /** The server side: the transaction's legs, attaching and giving back. */
   private readonly hold: ServerHolder;
   private inbox: TypedFrame[] = [];
@@ -95,6 +97,7 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
   ) {
     this.analyzer = opts.analyzer ?? DEFAULT_ANALYZER;
     this.hold = new ServerHolder(this, host);
+    this.topology = topologyOf(opts.group ?? '');
     this.record = new ClientRecord(opts.startupSettings, opts.startupProxySettings, opts.mode === 'session');
   }
 
@@ -189,7 +192,7 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
         return;
       }
       const facts = messageFacts(this, f, hold.leg === null);
-      const route = planRoute(facts, this, topologyOf(this.opts.group ?? ''));
+      const route = planRoute(facts, this, this.topology);
       if (route.kind === 'local') {
         this.inbox.shift();
         const q = f.type === 'Q' ? this.queryOf(f) : null;

@@ -22,13 +22,21 @@ export type Facts = MessageFacts & {
   readonly serverName: string;
 };
 
-const NO_FACTS = {
-  proxySetting: false,
-  listen: false,
-  closesNamedStatement: false,
-  parseKnown: false,
-  serverName: '',
-} as const;
+/**
+ * One shape for every facts object, built field by field: an object spread compiles to a helper
+ * that walks the properties, and this runs for every message (it cost 2.5× the hot path's CPU).
+ */
+function facts(
+  type: string,
+  cls: MessageClass,
+  proxySetting = false,
+  listen = false,
+  closesNamedStatement = false,
+  parseKnown = false,
+  serverName = '',
+): Facts {
+  return { type, cls, proxySetting, listen, closesNamedStatement, parseKnown, serverName };
+}
 
 /** The facts of one message; `free`: no server is attached (local answers are possible). */
 export function messageFacts(ctx: FactsContext, f: TypedFrame, free: boolean): Facts {
@@ -37,35 +45,48 @@ export function messageFacts(ctx: FactsContext, f: TypedFrame, free: boolean): F
   const cls = opts.router || opts.horizon ? messageClass(ctx, f) : 'write';
   if (f.type === 'Q') {
     const q = ctx.queryOf(f);
-    if (!q.ok) return { ...NO_FACTS, type: 'Q', cls };
+    if (!q.ok) return constFacts('Q', cls);
     const sql = q.value.query;
     const listen = free && opts.listeners !== null && tx.status === 'I' && isListen(ctx.analyzer, sql);
-    return { ...NO_FACTS, type: 'Q', cls, proxySetting: isProxySetting(ctx.analyzer, sql), listen };
+    const proxySetting = isProxySetting(ctx.analyzer, sql);
+    return proxySetting || listen ? facts('Q', cls, proxySetting, listen) : constFacts('Q', cls);
   }
   if (f.type === 'P' && free && !ctx.record.pinned && tx.status === 'I') {
     const p = decodeParse(f.payload);
     if (p.ok && p.value.statement !== '') {
       const serverName = protocolStatementName(p.value.query, p.value.paramTypes, tagOf(ctx, p.value.query));
-      return {
-        ...NO_FACTS,
-        type: 'P',
-        cls,
-        parseKnown: opts.pool.knownStatements.has(serverName),
-        serverName,
-      };
+      return facts('P', cls, false, false, false, opts.pool.knownStatements.has(serverName), serverName);
     }
   }
   if (f.type === 'C' && free) {
     const c = decodeClose(f.payload);
     const named = c.ok && c.value.target === 'statement' && c.value.targetName !== '';
-    return { ...NO_FACTS, type: 'C', cls, closesNamedStatement: named };
+    return facts('C', cls, false, false, named);
   }
-  return { ...NO_FACTS, type: f.type, cls };
+  return constFacts(f.type, cls);
+}
+
+/** Facts of messages without text (Bind, Describe, Execute, Sync…): shared, one per type and class. */
+const CONST_FACTS: Record<MessageClass, Map<string, Facts>> = {
+  read: new Map(),
+  write: new Map(),
+  neutral: new Map(),
+};
+
+function constFacts(type: string, cls: MessageClass): Facts {
+  const byType = CONST_FACTS[cls];
+  let f = byType.get(type);
+  if (f === undefined) {
+    f = Object.freeze(facts(type, cls));
+    // Message types are single bytes: at most 256 entries per class.
+    byType.set(type, f);
+  }
+  return f;
 }
 
 /** Only the class (for the messages queued before attaching). */
 export function classFacts(ctx: FactsContext, f: TypedFrame): Facts {
-  return { ...NO_FACTS, type: f.type, cls: messageClass(ctx, f) };
+  return constFacts(f.type, messageClass(ctx, f));
 }
 
 /** Where a message may run: a read (a replica may serve it), a write (the primary), or neutral. */

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MessageFacts, SessionView } from './route.js';
-import { attachRole, needsSwitch, planRoute, readPosition } from './route.js';
+import { attachRole, needsSwitch, planRoute, readPosition, topologyOf } from './route.js';
 
 const msg = (type: string, over: Partial<MessageFacts> = {}): MessageFacts => ({
   type,
@@ -25,7 +25,7 @@ const view = (over: Partial<SessionView> = {}): SessionView => ({
   ...over,
 });
 
-const topo = { group: 'g0' };
+const topo = topologyOf('g0');
 
 describe('planRoute: answered by the proxy', () => {
   test("the proxy's own settings, attached or not, in a transaction or not", () => {
@@ -108,7 +108,7 @@ describe('planRoute: to a group', () => {
       planRoute(msg('Q', { cls: 'write' }), view(), topo),
       planRoute(msg('P', { cls: 'write' }), view(), topo),
     );
-    const other = planRoute(msg('Q', { cls: 'write' }), view(), { group: 'g1' });
+    const other = planRoute(msg('Q', { cls: 'write' }), view(), topologyOf('g1'));
     assert.ok(other.kind === 'group' && other.group === 'g1');
   });
 

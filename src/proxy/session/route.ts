@@ -62,6 +62,8 @@ export interface SessionView {
 export interface Topology {
   /** The replication group the session's database lives in. */
   readonly group: string;
+  /** Its routes by role, made once (a route per message would allocate). */
+  readonly routes: { readonly primary: Route; readonly replica: Route; readonly any: Route };
 }
 
 /** Topologies by group name, shared by every session (no object per message or per client). */
@@ -70,7 +72,14 @@ const topologies = new Map<string, Topology>();
 export function topologyOf(group: string): Topology {
   let t = topologies.get(group);
   if (t === undefined) {
-    t = { group };
+    t = {
+      group,
+      routes: {
+        primary: { kind: 'group', group, role: 'primary' },
+        replica: { kind: 'group', group, role: 'replica' },
+        any: { kind: 'group', group, role: 'any' },
+      },
+    };
     if (topologies.size < 1024) topologies.set(group, t);
   }
   return t;
@@ -89,22 +98,6 @@ const LOCAL: { readonly [K in LocalAnswer]: Route } = {
   'idle-sync': { kind: 'local', answer: 'idle-sync' },
 };
 
-/** Routes by group and role, made once per group (a route per message would allocate). */
-const groupRoutes = new Map<string, { primary: Route; replica: Route; any: Route }>();
-
-function groupRoute(group: string, role: 'primary' | 'replica' | 'any'): Route {
-  let r = groupRoutes.get(group);
-  if (r === undefined) {
-    r = {
-      primary: { kind: 'group', group, role: 'primary' },
-      replica: { kind: 'group', group, role: 'replica' },
-      any: { kind: 'group', group, role: 'any' },
-    };
-    if (groupRoutes.size < 1024) groupRoutes.set(group, r);
-  }
-  return r[role];
-}
-
 /** Where one message goes, given what the session holds now. */
 export function planRoute(m: MessageFacts, view: SessionView, topology: Topology): Route {
   if (m.proxySetting) return LOCAL['proxy-setting'];
@@ -112,7 +105,7 @@ export function planRoute(m: MessageFacts, view: SessionView, topology: Topology
     const local = localAnswer(m, view);
     if (local !== null) return LOCAL[local];
   }
-  return groupRoute(topology.group, roleOf(m, view));
+  return topology.routes[roleOf(m, view)];
 }
 
 function localAnswer(m: MessageFacts, view: SessionView): LocalAnswer | null {
