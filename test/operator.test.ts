@@ -218,6 +218,7 @@ describe('under a running controller', () => {
       60_000,
     );
     const add = await cli(['add-replica', '-c', tc.file], tc.env);
+    const added = new Date().toISOString();
     assert.equal(add.code, 0, add.stderr + add.stdout);
     assert.match(add.stdout, /the controller supervises s0n2/);
     const n2 = allNodes(loadConfig(tc.file).config).find((n) => n.name === 's0n2')!;
@@ -241,7 +242,11 @@ describe('under a running controller', () => {
       password: s.app,
       database: 'app',
     });
+    // When the app's pool was made, against when the proxy learnt of s0n2 (its log line
+    // "group 0: routing writes to …" with s0n2): a failure says which came first.
+    const loginStarted = new Date().toISOString();
     await app.connect();
+    const loginDone = new Date().toISOString();
     await app.query('SELECT 1');
     await admin.connect();
     try {
@@ -254,9 +259,12 @@ describe('under a running controller', () => {
         30_000,
       ).catch(async (e: Error) => {
         const nodes = (await admin.query('SHOW NODES')).rows;
+        const pools = (await admin.query('SHOW POOLS')).rows;
         const log = readFileSync(`${tc.cluster.dataDir}/logs/controller.log`, 'utf8').split('\n').slice(-40);
         throw new Error(
-          `${e.message}; SHOW NODES: ${JSON.stringify(nodes)}; controller log tail:\n${log.join('\n')}`,
+          `${e.message}; add-replica returned at ${added}, the app's login ran ${loginStarted} … ${loginDone}; ` +
+            `SHOW NODES: ${JSON.stringify(nodes)}; SHOW POOLS: ${JSON.stringify(pools)}; ` +
+            `controller log tail:\n${log.join('\n')}`,
         );
       });
     } finally {
