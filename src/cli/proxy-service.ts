@@ -18,6 +18,7 @@ import type { ProxyConfig } from '../config/schema.js';
 import type { Service } from '../controller/service.js';
 import type { Logger } from '../obs/logger.js';
 import { ProxyServer } from '../proxy/proxy-server.js';
+import type { DatabaseResolver } from '../proxy/proxy-server.js';
 import { databasesResolver, topologyResolver } from '../proxy/resolver.js';
 import type { Topology } from '../topology/topology.js';
 import { TopologyView } from '../topology/topology.js';
@@ -150,12 +151,9 @@ export class ProxyService implements Service {
       [this.loaded.config.app.user, secrets.app],
       [this.loaded.config.postgres.superuser, secrets.superuser],
     ]);
-    const explicit = Object.keys(cfg.databases).length > 0 ? databasesResolver(cfg) : undefined;
     const proxy = new ProxyServer({
       config: cfg,
-      resolve: topologyResolver(this.view, servedDatabases(this.loaded), explicit, (db) =>
-        homeGroup(this.loaded.config, db),
-      ),
+      resolve: this.resolverFor(this.loaded),
       inlineUsers: inline,
       log: (line) => this.logger.info(line),
       logger: this.logger,
@@ -238,9 +236,20 @@ export class ProxyService implements Service {
     const p = this.proxy;
     if (!p) return Promise.resolve([]);
     const next = loadConfig(this.loaded.file);
-    const cfg = proxyConfigFor(next);
+    return Promise.resolve(p.reload(proxyConfigFor(next), this.resolverFor(next)));
+  }
+
+  /**
+   * Where a database's sessions go under `loaded`: proxy.databases if it names it, else the
+   * primary of its home group (the same at start and at every reload: a reload that forgot the
+   * homes sent every database to group 0).
+   */
+  private resolverFor(loaded: LoadedConfig): DatabaseResolver {
+    const cfg = proxyConfigFor(loaded);
     const explicit = Object.keys(cfg.databases).length > 0 ? databasesResolver(cfg) : undefined;
-    return Promise.resolve(p.reload(cfg, topologyResolver(this.view, servedDatabases(next), explicit)));
+    return topologyResolver(this.view, servedDatabases(loaded), explicit, (db) =>
+      homeGroup(loaded.config, db),
+    );
   }
 
   async stop(): Promise<void> {
