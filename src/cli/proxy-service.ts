@@ -112,7 +112,7 @@ export class ProxyService implements Service {
 
   async start(): Promise<void> {
     // Services start after the cluster is up, so the data directories now say who is primary.
-    if (this.ownsTopology) this.view.publish(clusterTopology(this.cluster, this.view.current().epoch + 1));
+    if (this.ownsTopology) this.publishClusterTopology();
     this.stopping = false;
     const holdMs = this.loaded.config.ha.proxy_hold_timeout * 1000;
     const a = await this.launch();
@@ -141,6 +141,21 @@ export class ProxyService implements Service {
       });
     });
     this.logger.info({ host: a.host, port: a.port }, 'proxy ready');
+  }
+
+  /**
+   * Without high availability nobody else publishes the topology: the data directories' view,
+   * at start and at every reload (add-replica and remove-replica make the controller re-read the
+   * nodes, then reload its services: their node reaches or leaves the read sets here). The epoch
+   * moves only when a primary changed.
+   */
+  private publishClusterTopology(): void {
+    const now = this.view.current();
+    const next = clusterTopology(this.cluster, now.epoch);
+    const primaries = (t: Topology) => JSON.stringify(t.groups.map((g) => g.primary?.name ?? null));
+    this.view.publish(
+      now.groups.length > 0 && primaries(next) === primaries(now) ? next : { ...next, epoch: now.epoch + 1 },
+    );
   }
 
   /** A new ProxyServer, listening. */
@@ -236,7 +251,9 @@ export class ProxyService implements Service {
     const p = this.proxy;
     if (!p) return Promise.resolve([]);
     const next = loadConfig(this.loaded.file);
-    return Promise.resolve(p.reload(proxyConfigFor(next), this.resolverFor(next)));
+    const restart = p.reload(proxyConfigFor(next), this.resolverFor(next));
+    if (this.ownsTopology) this.publishClusterTopology();
+    return Promise.resolve(restart);
   }
 
   /**
