@@ -301,7 +301,12 @@ export class ProxyService implements Service {
         idle: pool.idle.length,
         waiting: pool.waiting,
       })),
-      topology: { epoch: t.epoch, primaries: t.groups.map((s) => s.primary?.name ?? null) },
+      topology: {
+        epoch: t.epoch,
+        primaries: t.groups.map((s) => s.primary?.name ?? null),
+        // What the read routers follow (add-replica waits until its node is here).
+        replicas: t.groups.map((s) => s.replicas.map((r) => r.name)),
+      },
     };
   }
 }
