@@ -194,6 +194,15 @@ describe('under a running controller', () => {
     return (JSON.parse(r.stdout) as { nodes: { name: string; role: string | null; state: string }[] }).nodes;
   };
 
+  /** The replicas the controller's proxy follows (GET /services), all groups together. */
+  const proxyReplicas = async () => {
+    const res = await fetch(`http://127.0.0.1:${tc.cluster.config.http.port}/services`);
+    const body = (await res.json()) as {
+      services: { name: string; status: { topology?: { replicas: string[][] } } }[];
+    };
+    return body.services.find((s) => s.name === 'proxy')!.status.topology!.replicas.flat();
+  };
+
   test('right after a failover, status shows the old primary fenced, not as a primary', async () => {
     const f = await cli(['failover', '-c', tc.file], tc.env);
     assert.equal(f.code, 0, f.stderr + f.stdout);
@@ -218,8 +227,11 @@ describe('under a running controller', () => {
       60_000,
     );
     const add = await cli(['add-replica', '-c', tc.file], tc.env);
+    const added = new Date().toISOString();
     assert.equal(add.code, 0, add.stderr + add.stdout);
     assert.match(add.stdout, /the controller supervises s0n2/);
+    // add-replica returns once the proxy follows it (not merely once the controller knows it).
+    assert.ok((await proxyReplicas()).includes('s0n2'), JSON.stringify(await proxyReplicas()));
     const n2 = allNodes(loadConfig(tc.file).config).find((n) => n.name === 's0n2')!;
     // Its health endpoint answers, as a replica.
     const res = await fetch(`http://127.0.0.1:${n2.apiPort}/replica`);
@@ -241,7 +253,11 @@ describe('under a running controller', () => {
       password: s.app,
       database: 'app',
     });
+    // When the app's pool was made, against when the proxy learnt of s0n2 (its log line
+    // "group 0: routing writes to …" with s0n2): a failure says which came first.
+    const loginStarted = new Date().toISOString();
     await app.connect();
+    const loginDone = new Date().toISOString();
     await app.query('SELECT 1');
     await admin.connect();
     try {
@@ -254,9 +270,12 @@ describe('under a running controller', () => {
         30_000,
       ).catch(async (e: Error) => {
         const nodes = (await admin.query('SHOW NODES')).rows;
+        const pools = (await admin.query('SHOW POOLS')).rows;
         const log = readFileSync(`${tc.cluster.dataDir}/logs/controller.log`, 'utf8').split('\n').slice(-40);
         throw new Error(
-          `${e.message}; SHOW NODES: ${JSON.stringify(nodes)}; controller log tail:\n${log.join('\n')}`,
+          `${e.message}; add-replica returned at ${added}, the app's login ran ${loginStarted} … ${loginDone}; ` +
+            `SHOW NODES: ${JSON.stringify(nodes)}; SHOW POOLS: ${JSON.stringify(pools)}; ` +
+            `controller log tail:\n${log.join('\n')}`,
         );
       });
     } finally {
@@ -276,6 +295,7 @@ describe('under a running controller', () => {
     const r = await cli(['remove-replica', '-c', tc.file, victim.name], tc.env);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(r.stdout, new RegExp(`the controller no longer supervises ${victim.name}`));
+    assert.ok(!(await proxyReplicas()).includes(victim.name), JSON.stringify(await proxyReplicas()));
     // High availability does not bring it back (it would after 3 s: STANDBY_RESTART_GRACE_MS).
     await new Promise((res) => setTimeout(res, 5000));
     assert.equal(existsSync(tc.cluster.paths(victim.name).pgdata), false);

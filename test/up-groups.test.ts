@@ -150,6 +150,28 @@ describe('two groups inside pgscale up', () => {
     }
   });
 
+  test('after a reload (RELOAD, SIGHUP, add-replica) each database still goes to its home group', async () => {
+    const g0 = await primaryOf(0);
+    const g1 = await primaryOf(1);
+    const admin = new pg.Client({
+      host: '127.0.0.1',
+      port: tc.cluster.config.proxy.port,
+      user: tc.cluster.config.postgres.superuser,
+      password: readSecrets(tc.cluster.dataDir)!.superuser,
+      database: 'pgscale',
+    });
+    await admin.connect();
+    try {
+      await admin.query('RELOAD');
+    } finally {
+      await admin.end();
+    }
+    // Where the reloaded resolver sends a new login of "orders" (group 0 has no such database).
+    const orders = await serverPort('orders').catch((e: Error) => e.message);
+    assert.equal(orders, portOf(g1));
+    assert.equal(await serverPort('app'), portOf(g0));
+  });
+
   test('status and metrics say group (status --json also shard, for one release)', async () => {
     const s = await cli(['status', '-c', tc.file], tc.env);
     assert.equal(s.code, 0, s.stderr);

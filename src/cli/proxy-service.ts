@@ -18,6 +18,7 @@ import type { ProxyConfig } from '../config/schema.js';
 import type { Service } from '../controller/service.js';
 import type { Logger } from '../obs/logger.js';
 import { ProxyServer } from '../proxy/proxy-server.js';
+import type { DatabaseResolver } from '../proxy/proxy-server.js';
 import { databasesResolver, topologyResolver } from '../proxy/resolver.js';
 import type { Topology } from '../topology/topology.js';
 import { TopologyView } from '../topology/topology.js';
@@ -111,7 +112,7 @@ export class ProxyService implements Service {
 
   async start(): Promise<void> {
     // Services start after the cluster is up, so the data directories now say who is primary.
-    if (this.ownsTopology) this.view.publish(clusterTopology(this.cluster, this.view.current().epoch + 1));
+    if (this.ownsTopology) this.publishClusterTopology();
     this.stopping = false;
     const holdMs = this.loaded.config.ha.proxy_hold_timeout * 1000;
     const a = await this.launch();
@@ -142,6 +143,21 @@ export class ProxyService implements Service {
     this.logger.info({ host: a.host, port: a.port }, 'proxy ready');
   }
 
+  /**
+   * Without high availability nobody else publishes the topology: the data directories' view,
+   * at start and at every reload (add-replica and remove-replica make the controller re-read the
+   * nodes, then reload its services: their node reaches or leaves the read sets here). The epoch
+   * moves only when a primary changed.
+   */
+  private publishClusterTopology(): void {
+    const now = this.view.current();
+    const next = clusterTopology(this.cluster, now.epoch);
+    const primaries = (t: Topology) => JSON.stringify(t.groups.map((g) => g.primary?.name ?? null));
+    this.view.publish(
+      now.groups.length > 0 && primaries(next) === primaries(now) ? next : { ...next, epoch: now.epoch + 1 },
+    );
+  }
+
   /** A new ProxyServer, listening. */
   private async launch(): Promise<{ host: string; port: number }> {
     const secrets = this.cluster.secrets();
@@ -150,12 +166,9 @@ export class ProxyService implements Service {
       [this.loaded.config.app.user, secrets.app],
       [this.loaded.config.postgres.superuser, secrets.superuser],
     ]);
-    const explicit = Object.keys(cfg.databases).length > 0 ? databasesResolver(cfg) : undefined;
     const proxy = new ProxyServer({
       config: cfg,
-      resolve: topologyResolver(this.view, servedDatabases(this.loaded), explicit, (db) =>
-        homeGroup(this.loaded.config, db),
-      ),
+      resolve: this.resolverFor(this.loaded),
       inlineUsers: inline,
       log: (line) => this.logger.info(line),
       logger: this.logger,
@@ -238,9 +251,22 @@ export class ProxyService implements Service {
     const p = this.proxy;
     if (!p) return Promise.resolve([]);
     const next = loadConfig(this.loaded.file);
-    const cfg = proxyConfigFor(next);
+    const restart = p.reload(proxyConfigFor(next), this.resolverFor(next));
+    if (this.ownsTopology) this.publishClusterTopology();
+    return Promise.resolve(restart);
+  }
+
+  /**
+   * Where a database's sessions go under `loaded`: proxy.databases if it names it, else the
+   * primary of its home group (the same at start and at every reload: a reload that forgot the
+   * homes sent every database to group 0).
+   */
+  private resolverFor(loaded: LoadedConfig): DatabaseResolver {
+    const cfg = proxyConfigFor(loaded);
     const explicit = Object.keys(cfg.databases).length > 0 ? databasesResolver(cfg) : undefined;
-    return Promise.resolve(p.reload(cfg, topologyResolver(this.view, servedDatabases(next), explicit)));
+    return topologyResolver(this.view, servedDatabases(loaded), explicit, (db) =>
+      homeGroup(loaded.config, db),
+    );
   }
 
   async stop(): Promise<void> {
@@ -275,7 +301,12 @@ export class ProxyService implements Service {
         idle: pool.idle.length,
         waiting: pool.waiting,
       })),
-      topology: { epoch: t.epoch, primaries: t.groups.map((s) => s.primary?.name ?? null) },
+      topology: {
+        epoch: t.epoch,
+        primaries: t.groups.map((s) => s.primary?.name ?? null),
+        // What the read routers follow (add-replica waits until its node is here).
+        replicas: t.groups.map((s) => s.replicas.map((r) => r.name)),
+      },
     };
   }
 }

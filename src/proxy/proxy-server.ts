@@ -527,9 +527,17 @@ export class ProxyServer implements FrontendHost, AdminView {
     if (!params.has('application_name')) params.set('application_name', '');
     params.set('session_authorization', serverUser);
     const mode = t.poolMode ?? this.config.pool_mode;
+    // A pool that follows the topology: its replicas as followGroup last set them, not as `t`
+    // had them before this login waited (first server connection, a hold, a PAUSE). A topology
+    // change meanwhile found no router to update; one made from the stale list would lack a
+    // replica added then (or keep one removed) until the next change of that group.
+    const latest = this.following.get(pool)?.t ?? t;
     const router =
-      mode === 'transaction' && this.config.read_write_split && this.analyzer && (t.replicas?.length ?? 0) > 0
-        ? this.routerFor(req.database, t, serverUser, creds, pool)
+      mode === 'transaction' &&
+      this.config.read_write_split &&
+      this.analyzer &&
+      (latest.replicas?.length ?? 0) > 0
+        ? this.routerFor(req.database, latest, serverUser, creds, pool)
         : null;
     const session = new Session(
       // The client connection is the session's host: no object or closure per client for it.
@@ -544,7 +552,7 @@ export class ProxyServer implements FrontendHost, AdminView {
         router,
         analyzer: this.analyzer,
         consistency: this.config.consistency,
-        horizon: (t.replicas?.length ?? 0) > 0 ? this.horizonFor(t, pool) : null,
+        horizon: (latest.replicas?.length ?? 0) > 0 ? this.horizonFor(latest, pool) : null,
         hiddenCode: mode === 'transaction' ? this.hiddenCodeFor(pool) : null,
       },
     );
@@ -706,13 +714,14 @@ export class ProxyServer implements FrontendHost, AdminView {
         if (this.pools.get(oldKey) === pool) this.pools.delete(oldKey);
         pool.retarget({ ...pool.target, host: primary.host, port: primary.port });
         if (!this.pools.has(newKey)) this.pools.set(newKey, pool);
-        ctx.t = { ...ctx.t, host: primary.host, port: primary.port, replicas };
         this.log(
           `database ${pool.database}: primary is now ${primary.name} (${primary.host}:${primary.port})`,
         );
       } else {
         pool.unhold();
       }
+      // Kept for the router a login still under way makes once it has its connection (login()).
+      ctx.t = { ...ctx.t, host: primary.host, port: primary.port, replicas };
       const router = this.routers.get(pool);
       if (!router) continue;
       const wanted = new Map(replicas.map((r) => [`${r.host}:${r.port}`, r]));

@@ -3,9 +3,10 @@
  * written into (or removed from) pgscale.yaml with its comments kept, so the file stays the
  * source of truth; a failed provisioning takes the node back out. When the cluster's controller
  * runs, it is told (MEMBERS_SIGNAL) to re-read the nodes, and the command waits until it has:
- * an added node is then supervised by high availability, in the proxy's read set and serving its
- * health endpoints (a switchover to it works at once); a removed node is let go by the
- * controller before it is stopped, so that high availability does not restart it.
+ * an added node is then supervised by high availability, followed by the proxy's read routers
+ * and serving its health endpoints (a switchover to it works at once); a removed node is let go
+ * by the controller and left out of the proxy's read routing before it is stopped, so that high
+ * availability does not restart it and no read goes to it while it stops.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { allNodes, defaultApiPort, findNode, loadConfig, parseConfig } from '../../config/load.js';
@@ -53,6 +54,29 @@ async function supervised(c: { http: { host: string; port: number } }): Promise<
     };
     const agents = body.services?.find((x) => x.name === 'agents');
     return agents?.status?.nodes?.map((n) => n.name) ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The replicas the running controller's proxy routes reads over (GET /services: the topology it
+ * follows), all groups together; 'no proxy' when it runs none (nothing to wait for then), null
+ * when the controller does not answer.
+ */
+async function proxyReplicas(c: {
+  http: { host: string; port: number };
+}): Promise<string[] | 'no proxy' | null> {
+  try {
+    const res = await fetch(`${url(c.http.host, c.http.port)}/services`, {
+      signal: AbortSignal.timeout(2000),
+    });
+    const body = (await res.json()) as {
+      services?: { name: string; status?: { running?: boolean; topology?: { replicas?: string[][] } } }[];
+    };
+    const proxy = body.services?.find((x) => x.name === 'proxy');
+    if (!proxy?.status?.running) return 'no proxy';
+    return proxy.status.topology?.replicas?.flat() ?? null;
   } catch {
     return null;
   }
@@ -142,17 +166,20 @@ export async function add(argv: string[]): Promise<number> {
     throw e;
   }
   out(`added ${name} to group ${group} on port ${port} (recorded in ${file})`);
-  // Its health endpoint says "replica" once the controller supervises it.
-  const told = await tellController(
-    cluster,
-    name,
-    async (c) =>
-      (await supervised(c))?.includes(name) === true &&
-      (await agentStatus(cluster, node, '/replica')) === 200,
-  );
+  // Its health endpoint says "replica" once the controller supervises it; the proxy (if the
+  // controller runs one) routes reads over it once HA's next cycle has seen it streaming.
+  let proxied = true;
+  const told = await tellController(cluster, name, async (c) => {
+    if ((await supervised(c))?.includes(name) !== true) return false;
+    if ((await agentStatus(cluster, node, '/replica')) !== 200) return false;
+    const replicas = await proxyReplicas(c);
+    proxied = replicas !== 'no proxy';
+    return replicas === 'no proxy' || replicas?.includes(name) === true;
+  });
   if (told)
     out(
-      `the controller supervises ${name}: health endpoints on port ${node.apiPort}, in the proxy's read set`,
+      `the controller supervises ${name}: health endpoints on port ${node.apiPort}` +
+        (proxied ? `, in the proxy's read set` : ''),
     );
   return 0;
 }
@@ -179,11 +206,12 @@ export async function remove(argv: string[]): Promise<number> {
   writeFileSync(cluster.loaded.file, next);
   try {
     if (
-      await tellController(
-        cluster,
-        `the removal of ${name}`,
-        async (c) => (await supervised(c))?.includes(name) === false,
-      )
+      await tellController(cluster, `the removal of ${name}`, async (c) => {
+        // Out of the proxy's read set too before it stops: no read goes to a stopping node.
+        if ((await supervised(c))?.includes(name) !== false) return false;
+        const replicas = await proxyReplicas(c);
+        return replicas === 'no proxy' || (replicas !== null && !replicas.includes(name));
+      })
     ) {
       out(`the controller no longer supervises ${name}`);
     }
