@@ -18,6 +18,20 @@ import { dataRow, rowDescription, showTable } from './admin-show.js';
 
 export const ADMIN_DATABASES = new Set(['pgscale', 'pgbouncer']);
 
+/** The ParameterStatus values the admin console reports at login. */
+export function adminParams(): Map<string, string> {
+  return new Map([
+    ['server_version', '16.0 (pgscale)'],
+    ['server_encoding', 'UTF8'],
+    ['client_encoding', 'UTF8'],
+    ['DateStyle', 'ISO, MDY'],
+    ['integer_datetimes', 'on'],
+    ['standard_conforming_strings', 'on'],
+    ['TimeZone', 'UTC'],
+    ['application_name', ''],
+  ]);
+}
+
 const READY = encodeBackendMessage({ name: 'ReadyForQuery', status: 'I' });
 
 export class AdminSession implements ClientSessionLike {

@@ -131,3 +131,28 @@ export class LoginBackoff {
     if (this.entries.size > 0) this.entries.delete(address);
   }
 }
+
+/**
+ * The fields of a failed login's log line: user, database, client address and reason (never a
+ * password or a proof), and for a wrong password the address's failure count and next delay.
+ */
+export function failedLoginFields(
+  f: { kind: string; user: string; database: string; address: string; reason: string },
+  backoff: LoginBackoff | null,
+): Record<string, unknown> {
+  const fields: Record<string, unknown> = {
+    event: 'login_failed',
+    user: f.user.slice(0, 128),
+    database: f.database.slice(0, 128),
+    client: f.address,
+    reason: f.reason.slice(0, 256),
+  };
+  const counted = f.kind === 'authentication' && backoff ? backoff.failure(f.address, Date.now()) : null;
+  if (counted) {
+    fields.failures = counted.failures;
+    const delay = backoff!.delayFor(counted.failures);
+    if (delay > 0) fields.next_delay_ms = delay;
+    if (counted.refused > 0) fields.throttled = counted.refused;
+  }
+  return fields;
+}
