@@ -67,21 +67,12 @@ export function messageFacts(ctx: FactsContext, f: TypedFrame, free: boolean): F
 }
 
 /** Facts of messages without text (Bind, Describe, Execute, Sync…): shared, one per type and class. */
-const CONST_FACTS: Record<MessageClass, Map<string, Facts>> = {
-  read: new Map(),
-  write: new Map(),
-  neutral: new Map(),
-};
+const CONST_FACTS: Record<MessageClass, (Facts | undefined)[]> = { read: [], write: [], neutral: [] };
 
 function constFacts(type: string, cls: MessageClass): Facts {
+  // Message types are single bytes: an array indexed by the type's code, no hashing.
   const byType = CONST_FACTS[cls];
-  let f = byType.get(type);
-  if (f === undefined) {
-    f = Object.freeze(facts(type, cls));
-    // Message types are single bytes: at most 256 entries per class.
-    byType.set(type, f);
-  }
-  return f;
+  return (byType[type.charCodeAt(0)] ??= Object.freeze(facts(type, cls)));
 }
 
 /** Only the class (for the messages queued before attaching). */
