@@ -6,64 +6,22 @@
  * reset with DISCARD ALL when a client left state we cannot restore. Idle connections are checked
  * before reuse when they have been idle a while, and retired after their idle time or lifetime.
  */
-import { buildErrorResponse } from '../../protocol/error-response.js';
 import { SqlState } from '../../protocol/sqlstate.js';
-import type { PoolMode, ServerCredentials, ServerTarget, ServerTlsMode } from '../types.js';
+import type { ServerCredentials, ServerTarget } from '../types.js';
 import { now } from '../types.js';
-import { ServerConn, ServerLoginError } from './server-conn.js';
+import { ServerConn } from './server-conn.js';
+import type { ServerLoginError } from './server-conn.js';
 import type { DatabaseLimit } from './db-limit.js';
+import { Keepers } from './keepers.js';
+import { cleanForReuse } from './server-reset.js';
+import { poolError } from './pool-types.js';
+import type { PoolSettings, PoolStats } from './pool-types.js';
+import type { Keeper, KeeperDemand } from './keepers.js';
 
-export interface PoolSettings {
-  size: number;
-  minSize: number;
-  mode: PoolMode;
-  queryWaitTimeoutMs: number;
-  serverIdleTimeoutMs: number;
-  serverLifetimeMs: number;
-  serverCheckDelayMs: number;
-  connectTimeoutMs: number;
-  tls: { mode: ServerTlsMode; caFile: string | null };
-  maxPreparedStatements: number;
-}
-
-export interface PoolStats {
-  xacts: number;
-  queries: number;
-  bytesReceived: number;
-  bytesSent: number;
-  xactTimeUs: number;
-  queryTimeUs: number;
-  waitTimeUs: number;
-  waits: number;
-  /** Session-state checks run before giving a connection back (src/proxy/backend/state-check.ts). */
-  stateChecks: number;
-}
-
-/**
- * A client that keeps a connection it may have left session state on (it ran something the
- * proxy cannot see into) instead of having it checked at once: asked to give it back (check, then
- * release or pin) when someone else needs a connection.
- */
-export interface Keeper {
-  /** Starts the check that gives the connection back (or pins it); false when it cannot now. */
-  giveBack(): boolean;
-  /** Until when (now() clock, ms) the keeper may go on using its connection although others wait. */
-  readonly keptUntil: number;
-}
-
-/**
- * How long a client may keep a connection it must have checked before anyone else gets it,
- * although other clients wait: a time slice. Handing over after every transaction costs one
- * check per transaction, and the check (it reads pg_settings) costs the server far more than a
- * small transaction; a slice spreads one check over the transactions the client runs in it. The
- * waiting clients wait up to a slice longer (their latency), the pool's throughput is kept.
- * The slice is KEEP_SLICE_FACTOR × pool size × the check's recent duration, so that the checks of
- * a pool whose every connection changes hands once a slice take the server about 1/FACTOR of
- * one process's time, bounded to [KEEP_SLICE_MIN_MS, KEEP_SLICE_MAX_MS].
- */
-export const KEEP_SLICE_FACTOR = 5;
-export const KEEP_SLICE_MIN_MS = 5;
-export const KEEP_SLICE_MAX_MS = 200;
+export type { PoolSettings, PoolStats } from './pool-types.js';
+export { poolError } from './pool-types.js';
+export type { Keeper } from './keepers.js';
+export { KEEP_SLICE_FACTOR, KEEP_SLICE_MAX_MS, KEEP_SLICE_MIN_MS } from './keepers.js';
 
 interface Waiter {
   ready: (c: ServerConn) => void;
@@ -72,7 +30,7 @@ interface Waiter {
   timer: NodeJS.Timeout | null;
 }
 
-export class Pool {
+export class Pool implements KeeperDemand {
   readonly idle: ServerConn[] = [];
   readonly active = new Set<ServerConn>();
   /** Being reset, rolled back or checked: neither idle nor lent. */
@@ -109,14 +67,8 @@ export class Pool {
     waits: 0,
     stateChecks: 0,
   };
-  /** Clients keeping a connection until it is needed elsewhere, oldest first. */
-  private readonly keepers = new Set<Keeper>();
-  /** Keepers asked to give their connection back whose check has not ended yet. */
-  private readonly returning = new Set<Keeper>();
-  /** Asks the next keeper whose slice ends once it ends (at most one timer per pool). */
-  private reclaimTimer: NodeJS.Timeout | null = null;
-  /** Recent duration of a hand-over check, ms (moving average). */
-  private checkMs = 1;
+  /** Clients keeping a connection after user code, and when they must give it back (keepers.ts). */
+  private readonly keepers = new Keepers(this);
   /** Server-side statement names some connection prepared successfully (their text is valid). */
   readonly knownStatements = new Set<string>();
   /** The last login failure, for SHOW and for failing queued clients. */
@@ -176,64 +128,37 @@ export class Pool {
   }
 
   keep(k: Keeper): void {
-    this.keepers.add(k);
-    this.reclaim();
+    this.keepers.keep(k);
   }
 
   unkeep(k: Keeper): void {
-    this.keepers.delete(k);
+    this.keepers.unkeep(k);
   }
 
   /** The time slice of keepers (see KEEP_SLICE_FACTOR), ms. */
   get keepSliceMs(): number {
-    const ms = KEEP_SLICE_FACTOR * this.settings.size * this.checkMs;
-    return Math.min(KEEP_SLICE_MAX_MS, Math.max(KEEP_SLICE_MIN_MS, ms));
+    return this.keepers.sliceMs;
   }
 
   /** A hand-over check took `ms` (from sending it to its answer). */
   noteCheck(ms: number): void {
-    this.checkMs += (ms - this.checkMs) / 8;
+    this.keepers.noteCheck(ms);
   }
 
   /** The keeper's check ended (its connection went back, or was pinned to it, or was lost). */
   returned(k: Keeper): void {
-    if (this.returning.delete(k)) this.reclaim();
+    this.keepers.returned(k);
   }
 
-  /**
-   * Clients wait and no connection is on its way: keepers whose slice has ended, oldest first,
-   * give their connection back, one per waiting client not yet provided for; when every keeper is
-   * within its slice, a timer asks again when the first slice ends.
-   */
-  reclaim(): void {
-    if (this.total < this.settings.size) return;
-    const t = now();
-    let next = Infinity;
-    for (const k of this.keepers) {
-      if (this.waiters.length <= this.connecting + this.returning.size) return;
-      if (k.keptUntil > t) {
-        next = Math.min(next, k.keptUntil);
-        continue;
-      }
-      this.keepers.delete(k);
-      if (k.giveBack()) this.returning.add(k);
-    }
-    if (next === Infinity || this.reclaimTimer || this.closed) return;
-    this.reclaimTimer = setTimeout(
-      () => {
-        this.reclaimTimer = null;
-        this.reclaim();
-      },
-      Math.max(1, Math.ceil(next - t)),
-    );
-    this.reclaimTimer.unref();
+  // KeeperDemand (keepers.ts)
+  get full(): boolean {
+    return this.total >= this.settings.size;
   }
-
-  /** Every keeper gives its connection back (the pool's target changes or it closes). */
-  private reclaimAll(): void {
-    const ks = [...this.keepers];
-    this.keepers.clear();
-    for (const k of ks) if (k.giveBack()) this.returning.add(k);
+  get unmet(): number {
+    return this.waiters.length - this.connecting;
+  }
+  get size(): number {
+    return this.settings.size;
   }
 
   rememberStatement(name: string): void {
@@ -306,7 +231,7 @@ export class Pool {
     this.waiters.push(w);
     this.stats.waits++;
     this.grow();
-    this.reclaim();
+    this.keepers.reclaim();
   }
 
   private takeIdle(): ServerConn | null {
@@ -479,7 +404,7 @@ export class Pool {
       return;
     }
     this.tested.add(c);
-    this.clean(c).then(
+    cleanForReuse(c, this.settings.mode === 'session').then(
       (ok) => {
         this.tested.delete(c);
         if (!ok || c.closed || this.closed || this.generations.get(c) !== this.generation) {
@@ -506,29 +431,6 @@ export class Pool {
   private wentIdle(): void {
     if (this.total > this.settings.size) this.trim();
     else if (this.limit !== null && this.limit.max > 0) this.limit.wake(this);
-  }
-
-  private async clean(c: ServerConn): Promise<boolean> {
-    for (let i = 0; i < 100 && c.cancelsInFlight > 0; i++) await new Promise((r) => setTimeout(r, 10));
-    if (c.cancelsInFlight > 0) return false;
-    if (c.txStatus !== 'I') {
-      const r = await c.query('ROLLBACK');
-      if (r.error) return false;
-    }
-    if (c.needsReset || this.settings.mode === 'session') {
-      // Session mode resets at every release, as PgBouncer's server_reset_query does.
-      const r = await c.query('DISCARD ALL');
-      if (r.error) return false;
-      c.prepared.clear();
-      c.settings = new Map();
-      c.needsReset = false;
-    } else if (c.needsSequenceReset) {
-      // Cheaper than DISCARD ALL, and the connection keeps its prepared statements.
-      const r = await c.query('DISCARD SEQUENCES');
-      if (r.error) return false;
-    }
-    c.needsSequenceReset = false;
-    return c.txStatus === 'I';
   }
 
   /** Closes idle connections past their idle time or lifetime, keeps min_pool_size open. */
@@ -639,7 +541,7 @@ export class Pool {
     this.lastError = null;
     this.closeIdle();
     for (const c of this.tested) c.destroy();
-    this.reclaimAll();
+    this.keepers.reclaimAll();
     this.unhold();
     this.grow();
   }
@@ -647,15 +549,14 @@ export class Pool {
   /** Closes every connection; queued clients get an error. */
   close(reason = 'the pool is shutting down'): void {
     this.closed = true;
-    if (this.reclaimTimer) clearTimeout(this.reclaimTimer);
-    this.reclaimTimer = null;
+    this.keepers.stop();
     for (const w of this.waiters.splice(0)) {
       if (w.timer) clearTimeout(w.timer);
       w.fail(poolError(SqlState.ADMIN_SHUTDOWN, reason));
     }
     for (const c of this.idle.splice(0)) c.close();
     for (const c of this.tested) c.destroy();
-    this.reclaimAll();
+    this.keepers.reclaimAll();
     this.limit?.delete(this);
     this.limit?.wake(this);
   }
@@ -664,8 +565,4 @@ export class Pool {
   closeIdle(): void {
     for (const c of this.idle.splice(0)) c.close();
   }
-}
-
-export function poolError(sqlstate: string, message: string): ServerLoginError {
-  return new ServerLoginError(message, sqlstate, buildErrorResponse('FATAL', sqlstate, message));
 }
