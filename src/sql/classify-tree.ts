@@ -9,26 +9,12 @@
  */
 import type { StatementClass } from './classification.js';
 import type { FunctionName, FunctionPolicy } from './read-only-functions.js';
+import { isObj, unwrap, walkTree } from './tree-nodes.js';
+import type { Obj } from './tree-nodes.js';
 
 export interface Verdict {
   readonly cls: StatementClass;
   readonly reason: string;
-}
-
-type Obj = Record<string, unknown>;
-
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** The single key of a node object and its body, e.g. ['SelectStmt', {...}]. */
-function unwrap(node: unknown): [string, Obj] | null {
-  if (!isObj(node)) return null;
-  for (const key in node) {
-    const body = node[key];
-    return isObj(body) ? [key, body] : null;
-  }
-  return null;
 }
 
 const read = (reason: string): Verdict => ({ cls: 'read', reason });
@@ -241,29 +227,19 @@ function readOnlyModes(options: unknown): boolean {
  */
 function readUnlessWrites(root: Obj, policy: FunctionPolicy, reason: string): Verdict {
   if (root.intoClause !== undefined) return write('SELECT INTO');
-  const stack: unknown[] = [root];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (Array.isArray(v)) {
-      for (const item of v) if (typeof item === 'object' && item !== null) stack.push(item);
-      continue;
+  let found: Verdict | null = null;
+  walkTree([root], (key, child) => {
+    if (key === 'FuncCall' && isObj(child)) {
+      const fn = functionName(child.funcname);
+      if (fn === null || !policy.isReadOnly(fn)) found = write(`function ${spell(fn)}`);
+    } else if (key === 'LockingClause' && isObj(child)) {
+      found = write(LOCK_STRENGTH[String(child.strength)] ?? 'FOR UPDATE');
+    } else if (DATA_MODIFYING.has(key)) {
+      found = write(`${label(key)} in WITH`);
     }
-    if (!isObj(v)) continue;
-    for (const key in v) {
-      const child = v[key];
-      if (typeof child !== 'object' || child === null) continue;
-      if (key === 'FuncCall' && isObj(child)) {
-        const fn = functionName(child.funcname);
-        if (fn === null || !policy.isReadOnly(fn)) return write(`function ${spell(fn)}`);
-      } else if (key === 'LockingClause' && isObj(child)) {
-        return write(LOCK_STRENGTH[String(child.strength)] ?? 'FOR UPDATE');
-      } else if (DATA_MODIFYING.has(key)) {
-        return write(`${label(key)} in WITH`);
-      }
-      stack.push(child);
-    }
-  }
-  return read(reason);
+    return found === null ? 'into' : 'stop';
+  });
+  return found ?? read(reason);
 }
 
 function functionName(parts: unknown): FunctionName | null {

@@ -7,7 +7,7 @@
  * says how many there are): a text holding several is not a candidate for single-group routing
  * anyway. Pure and iterative where trees can be deep; never throws on any tree shape.
  */
-import { isObj, unwrap, type Obj } from './tree-nodes.js';
+import { isObj, rangeVarName, unwrap, walkTree, type Obj } from './tree-nodes.js';
 import { equalitiesOf, valueOf, constOf, type Equality, type Value } from './where-equalities.js';
 
 export type { Equality, Value, InList } from './where-equalities.js';
@@ -118,11 +118,6 @@ export function structureOf(stmts: readonly unknown[]): Structure {
   };
 }
 
-export function rangeVarName(rv: Obj): string {
-  const rel = typeof rv.relname === 'string' ? rv.relname : '';
-  return typeof rv.schemaname === 'string' ? `${rv.schemaname}.${rel}` : rel;
-}
-
 function isRangeVar(v: Obj): boolean {
   return typeof v.relname === 'string' && typeof v.relpersistence === 'string';
 }
@@ -137,24 +132,18 @@ function relationsOf([name, body]: [string, Obj]): RelationRef[] {
   if (DML.has(name) && isObj(body.relation)) written.add(body.relation);
   const ctes = new Set<string>();
   const found: Obj[] = [];
-  const stack: unknown[] = [body];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (Array.isArray(v)) {
-      for (const item of v) if (typeof item === 'object' && item !== null) stack.push(item);
-      continue;
-    }
-    if (!isObj(v)) continue;
-    if (isRangeVar(v)) found.push(v);
-    for (const key in v) {
-      const child = v[key];
-      if (typeof child !== 'object' || child === null) continue;
+  walkTree(
+    [body],
+    (key, child) => {
       if (DML.has(key) && isObj(child) && isObj(child.relation)) written.add(child.relation);
       if (key === 'CommonTableExpr' && isObj(child) && typeof child.ctename === 'string')
         ctes.add(child.ctename);
-      stack.push(child);
-    }
-  }
+      return 'into';
+    },
+    (n) => {
+      if (isRangeVar(n)) found.push(n);
+    },
+  );
   const out = new Map<string, RelationRef>();
   // The walk is depth-first from the end: reverse for the order of the text.
   for (const rv of found.reverse()) {
@@ -263,27 +252,17 @@ function shapeOf(body: Obj): SelectShape {
   const aggregates: string[] = [];
   let windowFunctions = Array.isArray(body.windowClause);
   // The target list's expressions, not what sub-selects in it compute.
-  const stack: unknown[] = [...listOf(body.targetList)];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (Array.isArray(v)) {
-      for (const item of v) stack.push(item);
-      continue;
+  walkTree(listOf(body.targetList), (key, child) => {
+    if (key === 'SubLink') return 'skip';
+    if (key === 'FuncCall' && isObj(child)) {
+      const names = stringsOf(child.funcname);
+      const fn = (names[names.length - 1] ?? '').toLowerCase();
+      if (child.over !== undefined) windowFunctions = true;
+      else if (AGGREGATES.has(fn) || child.agg_star === true || child.agg_distinct === true)
+        aggregates.push(fn);
     }
-    if (!isObj(v)) continue;
-    for (const key in v) {
-      const child = v[key];
-      if (typeof child !== 'object' || child === null || key === 'SubLink') continue;
-      if (key === 'FuncCall' && isObj(child)) {
-        const names = stringsOf(child.funcname);
-        const fn = (names[names.length - 1] ?? '').toLowerCase();
-        if (child.over !== undefined) windowFunctions = true;
-        else if (AGGREGATES.has(fn) || child.agg_star === true || child.agg_distinct === true)
-          aggregates.push(fn);
-      }
-      stack.push(child);
-    }
-  }
+    return 'into';
+  });
   return {
     orderBy,
     limit: body.limitOption === 'LIMIT_OPTION_WITH_TIES' ? null : limitValue(body.limitCount),

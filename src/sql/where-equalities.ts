@@ -7,7 +7,7 @@
  * other operator are not. The column is resolved to its relation when qualified by a table name
  * or alias of the FROM list, or when that list holds exactly one plain relation; else null.
  */
-import { isObj, unwrap, type Obj } from './tree-nodes.js';
+import { isObj, rangeVarName, unwrap, type Obj } from './tree-nodes.js';
 
 export type Value =
   /** A literal: its text as PostgreSQL's grammar keeps it (`5`, `abc`, `1.5`, `true`), and the type of a cast on it. */
@@ -79,10 +79,7 @@ function collectFrom(item: unknown, rels: FromRel[]): boolean {
     const [kind, body] = n;
     if (kind === 'RangeVar') {
       rels.push({
-        name:
-          typeof body.schemaname === 'string'
-            ? `${body.schemaname}.${String(body.relname)}`
-            : String(body.relname),
+        name: rangeVarName(body),
         schema: typeof body.schemaname === 'string' ? body.schemaname : null,
         relname: String(body.relname),
         alias: isObj(body.alias) && typeof body.alias.aliasname === 'string' ? body.alias.aliasname : null,
