@@ -165,10 +165,11 @@ export function decodeReadyForQuery(payload: Buffer): Result<ReadyForQuery> {
 /**
  * The status of a whole ReadyForQuery message (header included), or null when it is malformed:
  * what decodeReadyForQuery(payload) accepts, without allocating (a proxy sees one per request).
+ * `start`/`end` bound the message inside a larger buffer (a framed chunk).
  */
-export function readyForQueryStatus(bytes: Buffer): TransactionStatus | null {
-  if (bytes.length !== 6) return null;
-  const c = bytes[5];
+export function readyForQueryStatus(bytes: Buffer, start = 0, end = bytes.length): TransactionStatus | null {
+  if (end - start !== 6) return null;
+  const c = bytes[start + 5];
   return c === 0x49 ? 'I' : c === 0x54 ? 'T' : c === 0x45 ? 'E' : null;
 }
 
@@ -176,10 +177,10 @@ export function readyForQueryStatus(bytes: Buffer): TransactionStatus | null {
  * Whether a whole CommandComplete message (header included) carries exactly `tag`: what comparing
  * decodeCommandComplete(payload).value.tag would say, without decoding every tag (ASCII tags only).
  */
-export function commandCompleteIs(bytes: Buffer, tag: string): boolean {
+export function commandCompleteIs(bytes: Buffer, tag: string, start = 0, end = bytes.length): boolean {
   const n = tag.length;
-  if (bytes.length !== 6 + n || bytes[5 + n] !== 0) return false;
-  for (let i = 0; i < n; i++) if (bytes[5 + i] !== tag.charCodeAt(i)) return false;
+  if (end - start !== 6 + n || bytes[start + 5 + n] !== 0) return false;
+  for (let i = 0; i < n; i++) if (bytes[start + 5 + i] !== tag.charCodeAt(i)) return false;
   return true;
 }
 

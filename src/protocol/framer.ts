@@ -53,9 +53,17 @@ export interface StartupFrame {
 export interface TypedFrame {
   readonly kind: 'typed';
   readonly type: string;
+  /** The whole message, header included (a view made on first use). */
   readonly bytes: Buffer;
   /** Everything after the type byte and length field. */
   readonly payload: Buffer;
+  /**
+   * Where `bytes` lies: `chunk.subarray(start, end)`. A forwarder that merges consecutive
+   * messages of one chunk into one write (proxy/batch.ts) reads these and never makes the view.
+   */
+  readonly chunk: Buffer;
+  readonly start: number;
+  readonly end: number;
   /**
    * True for a piece of a message streamed in pieces (see FramerOptions.streamAbove): `bytes` is
    * the next slice of that message on the wire (the first piece starts with its header) and
@@ -67,23 +75,41 @@ export interface TypedFrame {
 export type Frame = StartupFrame | TypedFrame;
 
 /**
- * A typed frame whose payload view is made only when asked for: a proxy forwards most messages
- * (DataRow, RowDescription…) without ever looking inside them, so the second Buffer per message
- * would be pure allocation on the hot path.
+ * A typed frame whose views are made only when asked for: a proxy forwards most messages
+ * (DataRow, RowDescription…) without ever looking inside them, so a Buffer per message would be
+ * pure allocation on the hot path. It keeps the chunk the message lies in and its bounds.
  */
-class TypedMessage implements TypedFrame {
-  readonly kind = 'typed';
+export class TypedMessage implements TypedFrame {
+  private view: Buffer | null = null;
   constructor(
     readonly type: string,
-    readonly bytes: Buffer,
+    readonly chunk: Buffer,
+    readonly start: number,
+    readonly end: number,
   ) {}
 
+  get kind(): 'typed' {
+    return 'typed';
+  }
+
+  get bytes(): Buffer {
+    return (this.view ??=
+      this.start === 0 && this.end === this.chunk.length
+        ? this.chunk
+        : this.chunk.subarray(this.start, this.end));
+  }
+
   get payload(): Buffer {
-    return this.bytes.subarray(5);
+    return this.chunk.subarray(this.start + 5, this.end);
   }
 
   get partial(): boolean {
     return false;
+  }
+
+  /** A frame of a whole buffer (tests, synthetic messages). */
+  static of(bytes: Buffer): TypedMessage {
+    return new TypedMessage(String.fromCharCode(bytes[0] ?? 0), bytes, 0, bytes.length);
   }
 }
 
@@ -236,7 +262,7 @@ export class Framer {
       this.whole = null;
       this.size = 0;
       this.need = -1;
-      frames.push(new TypedMessage(String.fromCharCode(whole[0] ?? 0), whole));
+      frames.push(TypedMessage.of(whole));
       chunk = chunk.subarray(k);
     }
     if (chunk.length > 0) {
@@ -276,7 +302,10 @@ export class Framer {
         // One piece per buffered part: a view of it, never a copy.
         const n = Math.min(this.parts[0]!.length - this.head, this.streamLeft);
         this.streamLeft -= n;
-        frames.push(new MessagePiece(this.streamType, this.take(n)));
+        const first = this.parts[0]!;
+        const at = this.head;
+        this.consume(n);
+        frames.push(new MessagePiece(this.streamType, first, at, at + n));
         continue;
       }
       if (this.need < 0) {
@@ -294,11 +323,18 @@ export class Framer {
         }
       }
       if (this.size < this.need) break;
-      const bytes = this.take(this.need);
+      const n = this.need;
       this.need = -1;
       if (this.state === 'typed') {
-        frames.push(new TypedMessage(String.fromCharCode(bytes[0] ?? 0), bytes));
+        const first = this.parts[0]!;
+        const at = this.head;
+        if (first.length - at >= n) {
+          // The usual case, the message inside one chunk: no view, no copy.
+          this.consume(n);
+          frames.push(new TypedMessage(String.fromCharCode(first[at]!), first, at, at + n));
+        } else frames.push(TypedMessage.of(this.take(n)));
       } else {
+        const bytes = this.take(n);
         const code = bytes.readUInt32BE(4);
         frames.push({ kind: 'startup', code, bytes, payload: bytes.subarray(4) });
         if (code === SSL_REQUEST_CODE || code === GSSENC_REQUEST_CODE) this.state = 'negotiating';
@@ -352,6 +388,16 @@ export class Framer {
       filled += k;
       from = 0;
       if (filled === n) return;
+    }
+  }
+
+  /** Drops the first `n` buffered bytes, which lie in parts[0]. */
+  private consume(n: number): void {
+    this.size -= n;
+    this.head += n;
+    if (this.head === this.parts[0]!.length) {
+      this.parts.shift();
+      this.head = 0;
     }
   }
 

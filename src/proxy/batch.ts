@@ -5,36 +5,60 @@
  * as they are.
  */
 import type { Socket } from 'node:net';
+import type { TypedFrame } from '../protocol/framer.js';
 
 export class OutputBatch {
   /** Finished runs; null (no array) while there are none, which is the usual state of an idle client. */
   private parts: Buffer[] | null = null;
   /**
-   * The run being extended: `runLength` bytes from the start of `run`, which may reach past
-   * `run.length` into the same chunk. The merged view is made once, when the run ends, instead of
-   * one new Buffer per message added.
+   * The run being extended: bytes `runStart`..`runEnd` of `run`. The view of it is made once,
+   * when the run ends, instead of one new Buffer per message added.
    */
   private run: Buffer | null = null;
-  private runLength = 0;
+  private runStart = 0;
+  private runEnd = 0;
 
   add(buf: Buffer): void {
+    this.addRange(buf, 0, buf.length);
+  }
+
+  /** Adds a framed message by where it lies in its chunk, without making a view of it. */
+  addFrame(f: TypedFrame): void {
+    this.addRange(f.chunk, f.start, f.end);
+  }
+
+  /** Adds bytes `start`..`end` of `buf`. */
+  addRange(buf: Buffer, start: number, end: number): void {
     const run = this.run;
-    if (run !== null && run.buffer === buf.buffer && run.byteOffset + this.runLength === buf.byteOffset) {
-      this.runLength += buf.length;
-      return;
+    if (run !== null) {
+      if (run === buf && this.runEnd === start) {
+        this.runEnd = end;
+        return;
+      }
+      if (run.buffer === buf.buffer && run.byteOffset + this.runEnd === buf.byteOffset + start) {
+        // Views of one chunk (a message that spans reads is a copy: never adjacent).
+        this.runEnd += end - start;
+        return;
+      }
+      this.endRun();
     }
-    this.endRun();
     this.run = buf;
-    this.runLength = buf.length;
+    this.runStart = start;
+    this.runEnd = end;
+  }
+
+  private view(): Buffer {
+    const run = this.run!;
+    this.run = null;
+    if (this.runStart === 0 && this.runEnd === run.length) return run;
+    if (this.runEnd <= run.length) return run.subarray(this.runStart, this.runEnd);
+    // The run reaches past `run` into the same underlying memory.
+    return Buffer.from(run.buffer, run.byteOffset + this.runStart, this.runEnd - this.runStart);
   }
 
   private endRun(): void {
-    const run = this.run;
-    if (run === null) return;
-    (this.parts ??= []).push(
-      this.runLength === run.length ? run : Buffer.from(run.buffer, run.byteOffset, this.runLength),
-    );
-    this.run = null;
+    if (this.run === null) return;
+    (this.parts ??= []).push(this.view());
   }
 
   /** Drops what is queued (its destination is gone). */
@@ -52,10 +76,7 @@ export class OutputBatch {
     if (this.empty) return true;
     if (this.parts === null) {
       // The usual case, one run: no array.
-      const run = this.run!;
-      const one =
-        this.runLength === run.length ? run : Buffer.from(run.buffer, run.byteOffset, this.runLength);
-      this.run = null;
+      const one = this.view();
       if (socket.destroyed || !socket.writable) return true;
       return socket.write(one);
     }

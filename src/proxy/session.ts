@@ -27,7 +27,7 @@ import type { Pool } from './backend/pool.js';
 import { OutputBatch } from './batch.js';
 import { LARGE_MESSAGE_BYTES } from './frontend/message-budget.js';
 import { ReadPause } from './frontend/read-pause.js';
-import { now } from './types.js';
+import { now, readTime } from './types.js';
 import type { ClientId } from './types.js';
 import type { Consistency, ReadRouter } from './read-router.js';
 import { CONSISTENCY_LEVELS } from './read-router.js';
@@ -166,8 +166,10 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
 
   onClientFrames(frames: TypedFrame[]): void {
     if (TRACE) process.stderr.write(`C${this.host.id}> ${frames.map((f) => f.type).join('')}\n`);
-    this.lastActivity = now();
-    this.inbox.push(...frames);
+    this.lastActivity = readTime();
+    // The framer's array is ours to keep: no copy when nothing waits (the usual case).
+    if (this.inbox.length === 0) this.inbox = frames;
+    else for (const f of frames) this.inbox.push(f);
     if (this.hold.acquiring) this.hold.pauseClient();
     this.drain();
   }
@@ -307,7 +309,7 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
     const hold = this.hold;
     if (hold.acquiring || this.closed) return;
     hold.acquiring = true;
-    const t0 = now();
+    const t0 = readTime();
     const router = this.router;
     if (!router || this.attachRoleFor() !== 'replica') return hold.acquireFrom(this.opts.pool, null, t0);
     const horizon = this.opts.horizon ?? null;

@@ -36,7 +36,7 @@ import { verifyMd5Response, md5Salt } from '../../protocol/md5.js';
 import type { UserSecret } from '../../protocol/userlist.js';
 import { CANCEL_REQUEST_CODE, PROTOCOL_3_0, PROTOCOL_3_2 } from '../../protocol/limits.js';
 import type { ClientId, ServerCredentials } from '../types.js';
-import { now } from '../types.js';
+import { now, tickReadClock } from '../types.js';
 import type { Credentials } from './credentials.js';
 import { startupSettings } from './startup-params.js';
 import type { StartupSettings } from './startup-params.js';
@@ -225,6 +225,7 @@ export class ClientConn {
   }
 
   private onData(chunk: Buffer): void {
+    tickReadClock();
     // Pauses go through pauseReading; should anything resume the socket directly, at most this
     // chunk comes in before it is stopped again.
     if (this.pauses !== 0 && !this.socket.isPaused()) this.socket.pause();
@@ -292,8 +293,11 @@ export class ClientConn {
         this.authHandler = null;
         h(f);
       } else if (this.phase === 'ready' && this.session) {
-        // Collect the typed frames of this chunk and hand them over together.
-        const rest = frames.slice(frames.indexOf(f)).filter((x): x is TypedFrame => x.kind === 'typed');
+        // Hand the typed frames of this chunk over together (the usual case, all of them, is the
+        // array itself: a framer past the startup phase returns typed frames only).
+        const at = frames.indexOf(f);
+        const tail = at === 0 ? frames : frames.slice(at);
+        const rest = isTypedAll(tail) ? tail : tail.filter((x): x is TypedFrame => x.kind === 'typed');
         const session = this.session;
         session.onClientFrames(rest);
         if (session.reportsInputFlushed !== true) this.inputFlushed();
@@ -573,4 +577,10 @@ export class ClientConn {
 function errorMessageOf(fatal: Buffer): string {
   const e = decodeErrorResponse(fatal.subarray(5));
   return (e.ok ? errorField(e.value, 'M') : undefined) ?? 'refused';
+}
+
+/** Keeps the array when every frame is typed (no copy); else the typed ones. */
+function isTypedAll(frames: Frame[]): frames is TypedFrame[] {
+  for (const f of frames) if (f.kind !== 'typed') return false;
+  return true;
 }

@@ -50,7 +50,7 @@ export function forwardMessage(ctx: ForwardContext, leg: ServerLeg, f: TypedFram
           return;
         }
       }
-      leg.send(f.bytes);
+      leg.sendFrame(f);
       leg.expect({ k: 'describe', statement, sawDescription: false });
       return;
     }
@@ -67,29 +67,29 @@ export function forwardMessage(ctx: ForwardContext, leg: ServerLeg, f: TypedFram
       // A query is counted when it runs (each Execute), not when it is prepared (Parse).
       ctx.counters.queries++;
       ctx.opts.pool.stats.queries++;
-      leg.send(f.bytes);
+      leg.sendFrame(f);
       leg.expect({ k: 'execute' });
       if (eff) restoreAfterExecute(ctx, leg, eff);
       return;
     }
     case 'S':
-      leg.send(f.bytes);
+      leg.sendFrame(f);
       // PostgreSQL ignores Sync during COPY IN from an extended-protocol Execute.
       if (!leg.copyIn) leg.expect({ k: 'sync' });
       return;
     case 'H':
     case 'd':
-      leg.send(f.bytes);
+      leg.sendFrame(f);
       return;
     case 'c':
     case 'f':
-      leg.send(f.bytes);
+      leg.sendFrame(f);
       leg.expect({ k: 'copy-end' });
       return;
     case 'F':
       // A fast-path function call runs whatever function the client names.
       ctx.tx.checkCause ??= 'FunctionCall message';
-      leg.send(f.bytes);
+      leg.sendFrame(f);
       leg.expect({ k: 'query', swallow: false, failed: false, wasInBlock: ctx.tx.status !== 'I' });
       return;
     default:
@@ -144,7 +144,7 @@ function forwardBind(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void {
       }
     }
   }
-  leg.send(f.bytes);
+  leg.sendFrame(f);
   leg.expect({ k: 'bind' });
 }
 
@@ -156,7 +156,7 @@ function forwardClose(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void 
       // The client's own connection: the name is the server's.
       if (statements.statements.has(c.value.targetName))
         statements.ownStatements().delete(c.value.targetName);
-      leg.send(f.bytes);
+      leg.sendFrame(f);
       leg.expect({ k: 'close', swallow: false });
       return;
     }
@@ -165,7 +165,7 @@ function forwardClose(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void 
     leg.synthetic(CLOSE_COMPLETE);
     return;
   }
-  leg.send(f.bytes);
+  leg.sendFrame(f);
   leg.expect({ k: 'close', swallow: false });
 }
 
@@ -200,7 +200,7 @@ function forwardParse(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void 
     record.unnamedFrame = f;
     record.unnamedSaved = null;
     leg.unnamedHere = true;
-    leg.send(f.bytes);
+    leg.sendFrame(f);
     leg.expect({ k: 'parse', swallow: false, serverName: null });
     return;
   }
@@ -218,7 +218,7 @@ function forwardParse(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void 
         seq: false,
         read: false,
       });
-    leg.send(f.bytes);
+    leg.sendFrame(f);
     leg.expect({ k: 'parse', swallow: false, serverName: null });
     return;
   }

@@ -12,7 +12,7 @@ import { mayHideEffects } from '../../sql/session-safety.js';
 import { refusedEncodingQuery, refusedEncodingSet } from '../client-encoding.js';
 import { rewriteResets } from '../reset-rewrite.js';
 import { queryMessage } from '../rewrite.js';
-import { now } from '../types.js';
+import { readTime } from '../types.js';
 import type { ForwardContext } from './context.js';
 import { ownQuery } from './pending.js';
 import type { RenamedText, SqlOp } from './pending.js';
@@ -162,10 +162,11 @@ export function forwardQuery(
   // error in a text doing both are then approximate.
   const resets = rewriteResets(sql, effects, ctx.opts.startupSettings);
   if (resets) sql = resets.sql;
-  leg.send(renames !== null || resets ? queryMessage(sql) : f.bytes);
+  if (renames !== null || resets) leg.send(queryMessage(sql));
+  else leg.sendFrame(f);
   ctx.counters.queries++;
   ctx.opts.pool.stats.queries++;
-  tx.queryStartedAt = now();
+  tx.queryStartedAt = readTime();
   if (tx.status !== 'I' && COMMIT_TEXT.test(sql)) tx.commitInFlight = true;
   leg.expect({
     k: 'query',

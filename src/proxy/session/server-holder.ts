@@ -19,7 +19,7 @@ import { unsafeEncodingFatal, unsafeEncodingStatus } from '../client-encoding.js
 import { LARGE_MESSAGE_BYTES } from '../frontend/message-budget.js';
 import { ReadPause } from '../frontend/read-pause.js';
 import type { ReplicaTarget } from '../read-router.js';
-import { now } from '../types.js';
+import { now, readTime } from '../types.js';
 import type { ForwardContext } from './context.js';
 import { endsWithReadyForQuery } from './pending.js';
 import type { PendingQuery, SqlOp } from './pending.js';
@@ -111,7 +111,7 @@ export class ServerHolder implements Keeper, LegEvents {
   private onAcquired(pool: Pool, replica: ReplicaTarget | null, t0: number, server: ServerConn): void {
     const c = this.client;
     this.acquiring = false;
-    c.counters.waitUs += Math.round((now() - t0) * 1000);
+    c.counters.waitUs += Math.round((readTime() - t0) * 1000);
     if (c.closed) {
       pool.release(server);
       return;
@@ -123,7 +123,7 @@ export class ServerHolder implements Keeper, LegEvents {
       leg = new ServerLeg(this, c.sink, c.opts.pool, c.opts.horizon ?? null);
       legs.set(group, leg);
     }
-    leg.bind(server, pool, replica, now());
+    leg.bind(server, pool, replica, readTime());
     this.leg = leg;
     this.switching = false;
     if (replica) {
@@ -227,7 +227,7 @@ export class ServerHolder implements Keeper, LegEvents {
   }
 
   readyForQuery(leg: ServerLeg, f: TypedFrame, query: PendingQuery | null): void {
-    const status = readyForQueryStatus(f.bytes);
+    const status = readyForQueryStatus(f.chunk, f.start, f.end);
     if (status === null) return;
     this.client.tx.commitInFlight = false;
     if (query?.swallow) return this.afterOwnQuery(leg, query, status);
@@ -351,7 +351,7 @@ export class ServerHolder implements Keeper, LegEvents {
     const leg = this.leg;
     const s = leg?.server;
     if (!leg || !s) return;
-    this.client.opts.pool.stats.xactTimeUs += Math.round((now() - leg.attachedAt) * 1000);
+    this.client.opts.pool.stats.xactTimeUs += Math.round((readTime() - leg.attachedAt) * 1000);
     const pool = this.poolOf(leg);
     if (leg.replica) leg.replica.outstanding--;
     this.stopKeeping();

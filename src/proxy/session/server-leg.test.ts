@@ -1,5 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { TypedMessage } from '../../protocol/framer.js';
 import type { TypedFrame } from '../../protocol/framer.js';
 import { buildErrorResponse } from '../../protocol/error-response.js';
 import type { Severity } from '../../protocol/error-response.js';
@@ -18,7 +19,7 @@ function frame(type: string, payload: Buffer = Buffer.alloc(0)): TypedFrame {
   bytes.write(type, 0, 'latin1');
   bytes.writeInt32BE(4 + payload.length, 1);
   payload.copy(bytes, 5);
-  return { kind: 'typed', type, bytes, payload: bytes.subarray(5) };
+  return TypedMessage.of(bytes);
 }
 const fromBytes = (bytes: Buffer): TypedFrame => frame(String.fromCharCode(bytes[0]!), bytes.subarray(5));
 const dataRow = (text: string): TypedFrame => {
@@ -76,7 +77,12 @@ function legWith(replica = false) {
   const stats = { bytesReceived: 0, bytesSent: 0 };
   const home = { stats, rememberStatement: (n: string) => remembered.push(n) } as unknown as Pool;
   const server = { prepared: new Map<string, true>(), socket: null } as unknown as ServerConn;
-  const leg = new ServerLeg(ev, { add: (b) => ev.sink.push(b) }, home, null);
+  const leg = new ServerLeg(
+    ev,
+    { add: (b) => ev.sink.push(b), addFrame: (f) => ev.sink.push(f.bytes) },
+    home,
+    null,
+  );
   leg.bind(server, home, replica ? ({} as ReplicaTarget) : null, 0);
   return { ev, leg, server, remembered, stats };
 }

@@ -26,6 +26,8 @@ import type { Pending, PendingQuery, SqlOp, SqlStatement } from './pending.js';
 /** Where a leg writes what the client is to receive: the seam where replies of several legs meet. */
 export interface ReplySink {
   add(bytes: Buffer): void;
+  /** A server's message forwarded as it came (no view of it is made: proxy/batch.ts). */
+  addFrame(f: TypedFrame): void;
 }
 
 /** What a leg reports; implemented by the session (one-way: a leg never asks anything back). */
@@ -101,6 +103,12 @@ export class ServerLeg {
     this.toServer.add(buf);
   }
 
+  /** Queues a client's message as it came. */
+  sendFrame(f: TypedFrame): void {
+    this.home.stats.bytesReceived += f.end - f.start;
+    this.toServer.addFrame(f);
+  }
+
   expect(p: Pending): void {
     this.pending.push(p);
   }
@@ -160,19 +168,19 @@ export class ServerLeg {
   onFrames(frames: TypedFrame[]): void {
     const server = this.server;
     for (const f of frames) {
-      this.home.stats.bytesSent += f.bytes.length;
+      this.home.stats.bytesSent += f.end - f.start;
       switch (f.type) {
         case 'S': {
           if (unsafeEncodingStatus(f.payload)) {
             this.events.unsafeEncoding(this, f.payload);
             return;
           }
-          this.sink.add(f.bytes);
+          this.sink.addFrame(f);
           continue;
         }
         case 'N':
         case 'A':
-          this.sink.add(f.bytes);
+          this.sink.addFrame(f);
           continue;
         default:
           if (this.replay !== null && !this.replied) {
@@ -191,14 +199,14 @@ export class ServerLeg {
     const head = this.pending[0];
     if (!head) {
       // Unsolicited (a FATAL before the server goes away): the client should know.
-      this.sink.add(f.bytes);
+      this.sink.addFrame(f);
       return;
     }
     switch (head.k) {
       case 'query':
         return this.onQueryReply(f, head);
       case 'sync':
-        this.sink.add(f.bytes);
+        this.sink.addFrame(f);
         if (f.type === 'Z') {
           this.pending.shift();
           this.events.readyForQuery(this, f, null);
@@ -210,19 +218,19 @@ export class ServerLeg {
           return this.onExtendedError(f);
         }
         if (head.serverName) this.home.rememberStatement(head.serverName);
-        if (!head.swallow) this.sink.add(f.bytes);
+        if (!head.swallow) this.sink.addFrame(f);
         return this.popHead();
       case 'close':
         if (f.type === 'E') return this.onExtendedError(f);
-        if (!head.swallow) this.sink.add(f.bytes);
+        if (!head.swallow) this.sink.addFrame(f);
         return this.popHead();
       case 'bind':
         if (f.type === 'E') return this.onExtendedError(f);
-        this.sink.add(f.bytes);
+        this.sink.addFrame(f);
         return this.popHead();
       case 'describe':
         if (f.type === 'E') return this.onExtendedError(f);
-        this.sink.add(f.bytes);
+        this.sink.addFrame(f);
         if (f.type === 't') return; // ParameterDescription: RowDescription or NoData follows
         return this.popHead();
       case 'execute':
@@ -230,7 +238,7 @@ export class ServerLeg {
           this.copyIn = false;
           return this.onExtendedError(f);
         }
-        this.sink.add(f.bytes);
+        this.sink.addFrame(f);
         if (f.type === 'G') {
           this.copyIn = true;
           this.dropSyncsSentDuringCopy();
@@ -250,20 +258,23 @@ export class ServerLeg {
   }
 
   private onQueryReply(f: TypedFrame, head: PendingQuery): void {
-    let bytes = f.bytes;
+    let bytes: Buffer | null = null;
     if (head.renamed) {
       if (f.type === 'C') head.completed = (head.completed ?? 0) + 1;
       else if (f.type === 'E') {
         const r = head.renamed;
         if (r.ops) this.events.sqlStatementsFailed(this, r.ops, head.completed ?? 0);
-        bytes = rewriteErrorFields('E', f.payload, r.names, (p) => mapPosition(p, r.spans)) ?? bytes;
+        bytes = rewriteErrorFields('E', f.payload, r.names, (p) => mapPosition(p, r.spans));
       }
     }
     if (head.tags && f.type === 'C') {
       const tag = head.tags.shift() ?? 'pass';
       if (tag === 'RESET') this.sink.add(commandComplete('RESET'));
-      else if (tag === 'pass') this.sink.add(bytes);
-    } else if (!head.swallow) this.sink.add(bytes);
+      else if (tag === 'pass') this.sink.addFrame(f);
+    } else if (!head.swallow) {
+      if (bytes === null) this.sink.addFrame(f);
+      else this.sink.add(bytes);
+    }
     if (head.check && f.type === 'D' && f.partial !== true) head.check.rows.push(decodeTextRow(f.payload));
     if (head.captureLsn && f.type === 'D' && f.partial !== true) {
       const lsn = parseLsn(decodeFirstText(f.payload));
@@ -305,7 +316,7 @@ export class ServerLeg {
 
   /** After an error in an extended-protocol message the server skips everything up to Sync. */
   private onExtendedError(f: TypedFrame): void {
-    this.sink.add(f.bytes);
+    this.sink.addFrame(f);
     this.pending.shift();
     while (this.pending.length > 0 && this.pending[0]!.k !== 'sync') this.pending.shift();
   }

@@ -7,7 +7,7 @@
 import type { TypedFrame } from '../../protocol/framer.js';
 import { commandCompleteIs } from '../../protocol/backend-messages.js';
 import type { TransactionStatus } from '../../protocol/backend-messages.js';
-import { now } from '../types.js';
+import { readTime } from '../types.js';
 import { sameSettings } from './client-record.js';
 import type { ForwardContext } from './context.js';
 import type { PendingQuery } from './pending.js';
@@ -15,16 +15,16 @@ import type { ServerLeg } from './server-leg.js';
 
 export function onCommandComplete(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void {
   const tx = ctx.tx;
-  if (tx.discardAllSent && leg.server && commandCompleteIs(f.bytes, 'DISCARD ALL')) {
+  if (tx.discardAllSent && leg.server && commandCompleteIs(f.chunk, 'DISCARD ALL', f.start, f.end)) {
     leg.server.prepared.clear();
     leg.server.settings = new Map();
     ctx.record.forgetStatements();
   }
   // Only two tags matter here; most are SELECT n, INSERT 0 n… and need no decoding.
-  const rollback = commandCompleteIs(f.bytes, 'ROLLBACK');
+  const rollback = commandCompleteIs(f.chunk, 'ROLLBACK', f.start, f.end);
   // ROLLBACK TO SAVEPOINT has the same tag: ReadyForQuery tells them apart.
   if (rollback) tx.rolledBack = true;
-  if (rollback || commandCompleteIs(f.bytes, 'COMMIT')) {
+  if (rollback || commandCompleteIs(f.chunk, 'COMMIT', f.start, f.end)) {
     ctx.counters.xacts++;
     ctx.opts.pool.stats.xacts++;
   }
@@ -38,7 +38,7 @@ export function onClientReadyForQuery(
   query: PendingQuery | null,
 ): void {
   const { tx, opts } = ctx;
-  if (query) opts.pool.stats.queryTimeUs += Math.round((now() - tx.queryStartedAt) * 1000);
+  if (query) opts.pool.stats.queryTimeUs += Math.round((readTime() - tx.queryStartedAt) * 1000);
   tx.discardAllSent = false;
   if (status === 'I' && tx.ddlInTx) {
     // The schema may have changed: the registry reloads (fail safe meanwhile).
