@@ -48,3 +48,20 @@ export type ServerTlsMode = 'disable' | 'prefer' | 'require' | 'verify-ca' | 've
 export function now(): number {
   return performance.now();
 }
+
+let readClock = performance.now();
+
+/**
+ * Reads the clock for the socket read about to be handled: each client and server `data`
+ * handler calls it first, and the statistics of what that read causes (query and transaction
+ * times, waits, last activity) take `readTime()` instead of reading the clock again, as
+ * PgBouncer keeps one cached time per event-loop turn. Time-outs and deadlines use now().
+ */
+export function tickReadClock(): void {
+  readClock = performance.now();
+}
+
+/** The time of the socket read being handled (see tickReadClock): for statistics only. */
+export function readTime(): number {
+  return readClock;
+}

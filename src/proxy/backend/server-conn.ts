@@ -28,7 +28,7 @@ import type { ErrorResponse } from '../../protocol/error-response.js';
 import { encodeFrontendMessage } from '../../protocol/frontend-messages.js';
 import { SqlState } from '../../protocol/sqlstate.js';
 import type { BackendPid, ServerCredentials, ServerId, ServerTarget, ServerTlsMode } from '../types.js';
-import { now } from '../types.js';
+import { now, tickReadClock } from '../types.js';
 
 let nextServerId = 1;
 
@@ -146,6 +146,7 @@ export class ServerConn {
   }
 
   private onData(chunk: Buffer): void {
+    tickReadClock();
     const r = this.framer.push(chunk);
     const frames = r.frames as TypedFrame[];
     for (const f of frames) {
