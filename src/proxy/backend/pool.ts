@@ -27,7 +27,8 @@ interface Waiter {
   ready: (c: ServerConn) => void;
   fail: (e: ServerLoginError) => void;
   since: number;
-  timer: NodeJS.Timeout | null;
+  /** When query_wait_timeout fails it (now() clock), or Infinity. */
+  deadline: number;
 }
 
 export class Pool implements KeeperDemand {
@@ -37,6 +38,12 @@ export class Pool implements KeeperDemand {
   readonly tested = new Set<ServerConn>();
   private connecting = 0;
   private readonly waiters: Waiter[] = [];
+  /**
+   * One timer for query_wait_timeout, set for the oldest waiter's deadline (waiters queue in
+   * deadline order): a timer per waiter would cost a timer-list insertion and removal for every
+   * transaction that queues, which is most of them with more clients than connections.
+   */
+  private waitTimer: NodeJS.Timeout | null = null;
   paused = false;
   /**
    * Held: the server has no primary for now (a failover or switchover is under way). Clients
@@ -214,24 +221,43 @@ export class Pool implements KeeperDemand {
       const c = this.takeIdle();
       if (c) return this.lend(c, ready, fail);
     }
-    const w: Waiter = { ready, fail, since: now(), timer: null };
-    if (this.settings.queryWaitTimeoutMs > 0) {
-      w.timer = setTimeout(() => {
-        const i = this.waiters.indexOf(w);
-        if (i >= 0) this.waiters.splice(i, 1);
-        fail(
-          poolError(
-            SqlState.TOO_MANY_CONNECTIONS,
-            `no server connection became available within query_wait_timeout (${this.settings.queryWaitTimeoutMs / 1000} s)`,
-          ),
-        );
-      }, this.settings.queryWaitTimeoutMs);
-      w.timer.unref();
-    }
+    const since = now();
+    const timeout = this.settings.queryWaitTimeoutMs;
+    const w: Waiter = { ready, fail, since, deadline: timeout > 0 ? since + timeout : Infinity };
     this.waiters.push(w);
+    if (this.waitTimer === null && w.deadline !== Infinity) this.armWaitTimer(w.deadline);
     this.stats.waits++;
     this.grow();
     this.keepers.reclaim();
+  }
+
+  private armWaitTimer(deadline: number): void {
+    this.waitTimer = setTimeout(() => this.expireWaiters(), Math.max(1, deadline - now()));
+    this.waitTimer.unref();
+  }
+
+  /** Fails the waiters whose query_wait_timeout passed; sets the timer for the next one. */
+  private expireWaiters(): void {
+    this.waitTimer = null;
+    const t = now();
+    for (let i = 0; i < this.waiters.length;) {
+      const w = this.waiters[i]!;
+      if (w.deadline > t) {
+        i++;
+        continue;
+      }
+      this.waiters.splice(i, 1);
+      w.fail(
+        poolError(
+          SqlState.TOO_MANY_CONNECTIONS,
+          `no server connection became available within query_wait_timeout (${this.settings.queryWaitTimeoutMs / 1000} s)`,
+        ),
+      );
+    }
+    // The earliest deadline (a RELOAD may have changed the timeout between waiters).
+    let next = Infinity;
+    for (const w of this.waiters) if (w.deadline < next) next = w.deadline;
+    if (next !== Infinity) this.armWaitTimer(next);
   }
 
   private takeIdle(): ServerConn | null {
@@ -351,7 +377,6 @@ export class Pool implements KeeperDemand {
         // Without a server nobody can be served: fail the queued clients with the server's reason.
         const ws = this.waiters.splice(0, Math.max(0, this.waiters.length - this.connecting));
         for (const w of ws) {
-          if (w.timer) clearTimeout(w.timer);
           w.fail(e);
         }
       },
@@ -363,7 +388,6 @@ export class Pool implements KeeperDemand {
       const c = this.takeIdle();
       if (!c) return;
       const w = this.waiters.shift()!;
-      if (w.timer) clearTimeout(w.timer);
       this.stats.waitTimeUs += Math.round((now() - w.since) * 1000);
       this.lend(c, w.ready, w.fail);
     }
@@ -481,7 +505,6 @@ export class Pool implements KeeperDemand {
       if (!this.held) return;
       this.held.expired = true;
       for (const w of this.waiters.splice(0)) {
-        if (w.timer) clearTimeout(w.timer);
         w.fail(poolError(SqlState.CANNOT_CONNECT_NOW, reason));
       }
     }, timeoutMs);
@@ -551,7 +574,6 @@ export class Pool implements KeeperDemand {
     this.closed = true;
     this.keepers.stop();
     for (const w of this.waiters.splice(0)) {
-      if (w.timer) clearTimeout(w.timer);
       w.fail(poolError(SqlState.ADMIN_SHUTDOWN, reason));
     }
     for (const c of this.idle.splice(0)) c.close();
