@@ -63,6 +63,54 @@ test('mayHideEffects is a cheap superset: false only when hiddenEffectRisk is nu
   );
 });
 
+test('mayHideEffects: a parenthesis after a keyword or a relation name is no call; one after any other name is', () => {
+  const noCall = [
+    'INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 2, 3, 4, CURRENT_TIMESTAMP);',
+    'INSERT INTO "Users" ("a", "b") VALUES ($1, $2), ($3, $4)',
+    'INSERT INTO public.t (a) VALUES (1)',
+    'INSERT INTO "s"."t" (a) VALUES (1)',
+    'SELECT x FROM t WHERE y IN (1, 2) AND NOT EXISTS (SELECT 1 FROM u WHERE (u.id = t.id))',
+    'SELECT * FROM t WHERE a = ANY ($1) AND b = $2',
+    'WITH c AS (SELECT 1) SELECT * FROM c',
+    'SELECT (a + b) * (c - 1) FROM t',
+  ];
+  for (const sql of noCall) assert.equal(mayHideEffects(sql), false, sql);
+  const mayCall = [
+    ...RISKY.map(([sql]) => sql),
+    // Calls of built-ins count too: a search_path may shadow them (the session's SHADOWED check).
+    'SELECT now()',
+    'SELECT lower (x) FROM t',
+    'SELECT pg_catalog.lower(x)',
+    'SELECT "lower"(x)',
+    'INSERT INTO t (a) VALUES (f(1))',
+    'INSERT INTO t (a) SELECT g(1)',
+    'SELECT x FROM t WHERE a IN (1, 2) -- f(',
+    'SELECT f/**/(1)',
+    'SELECT f\n(1)',
+    'CREATE FUNCTION f() RETURNS int AS $$ SELECT 1 $$ LANGUAGE sql',
+    'SELECT 1 (2)',
+  ];
+  for (const sql of mayCall) assert.equal(mayHideEffects(sql), true, sql);
+});
+
+test('mayHideEffects is sound for both questions: user code and hidden effects', () => {
+  const name = fc.constantFrom('f', 't', 'into', 'values', 'in', 'as', 'public', 'lower', '"q"', 'x1', 'do');
+  const piece = fc.oneof(
+    name,
+    fc.constantFrom('(', ')', '.', ',', ' ', '  ', '\n', "'", '"', '$1', '1', ';', '--', '/*', '*/', '+'),
+  );
+  const texts = fc.array(piece, { maxLength: 16 }).map((a) => a.join(' '));
+  fc.assert(
+    fc.property(fc.oneof(texts, sqlishText), (sql) => {
+      if (!mayHideEffects(sql)) {
+        assert.equal(hiddenEffectRisk(sql), null, sql);
+        assert.equal(runsUserCode(sql), false, sql);
+      }
+    }),
+    { numRuns: 5000 },
+  );
+});
+
 test('never throws on arbitrary input', () => {
   fc.assert(
     fc.property(anyText, (sql) => {

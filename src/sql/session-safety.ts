@@ -96,7 +96,7 @@ export const SAFE_BUILTIN_FUNCTIONS: ReadonlySet<string> = new Set(
 const NOT_A_CALL_AFTER = new Set(['into', 'as', 'table', 'with', 'recursive']);
 
 /** Cheap test: without any of these a text can neither call a function nor run hidden SQL. */
-const MAY_HIDE = /\(|\b(?:do|execute|call|chain)\b/i;
+const MAY_HIDE = /\(|(?<![a-z_$\u0080-\uffff])(?:do|execute|call|chain)\b/i;
 
 const OPEN = 0x28;
 const DOT = 0x2e;
@@ -110,9 +110,105 @@ export function searchPathShadowsBuiltins(value: string): boolean {
   return /pg_catalog/i.test(value) && !/^[\s'"]*pg_catalog\b/i.test(value);
 }
 
-/** False when `sql` certainly cannot call anything or run hidden SQL (a regex test, no lexing). */
+/** DO, EXECUTE, CALL, AND CHAIN: hidden SQL or a statement the text does not show. */
+// A digit may stand right before the word: PostgreSQL 15's lexer reads `0execute` as 0, execute.
+const HIDING_WORDS = /(?<![a-z_$\u0080-\uffff])(?:do|execute|call|chain)\b/i;
+
+/**
+ * Reserved and column-name keywords before `(` in SQL syntax: none can name a function, so a
+ * `(` after one is never a call, whatever the search_path (a narrower list than SYNTAX_WORDS,
+ * which also holds names a user's function could shadow).
+ */
+const NEVER_CALLED = new Set(
+  (
+    'and or not in exists any all some values array row cast as on select where from when then else ' +
+    'case using returning distinct union intersect except limit offset fetch between like ilike ' +
+    'similar is lateral check default'
+  ).split(' '),
+);
+
+/**
+ * False when `sql` certainly cannot call anything or run hidden SQL, without lexing: no DO,
+ * EXECUTE, CALL or CHAIN, no comment, and no `(` that may open a call's arguments. A `(` may
+ * open one when a name stands before it, unless the name is a keyword that never names a
+ * function (`VALUES (`, `IN (`) or a relation with a column list (`INTO t (`, `AS x (`, as
+ * tokenRisk skips them). A text with literals that differ every time (`INSERT … (cols) VALUES
+ * (1, 2)`) then needs no analysis at all. Conservative: a `(` inside a string counts as a call.
+ */
 export function mayHideEffects(sql: string): boolean {
-  return MAY_HIDE.test(sql);
+  let at = sql.indexOf('(');
+  if (at < 0) return HIDING_WORDS.test(sql);
+  if (HIDING_WORDS.test(sql) || sql.includes('--') || sql.includes('/*')) return true;
+  for (; at >= 0; at = sql.indexOf('(', at + 1)) if (mayOpenCall(sql, at)) return true;
+  return false;
+}
+
+const QUOTE = 0x22;
+
+function isNameChar(c: number): boolean {
+  return (
+    (c >= 0x61 && c <= 0x7a) || // a-z
+    (c >= 0x41 && c <= 0x5a) || // A-Z
+    (c >= 0x30 && c <= 0x39) || // 0-9
+    c === 0x5f || // _
+    c === 0x24 || // $
+    c >= 0x80
+  );
+}
+
+function isSpaceChar(c: number): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x09 || c === 0x0d || c === 0x0c;
+}
+
+function skipSpaceBack(sql: string, i: number): number {
+  while (i >= 0 && isSpaceChar(sql.charCodeAt(i))) i--;
+  return i;
+}
+
+/**
+ * The start of the name ending at `end` (inclusive): a plain word or a quoted identifier; -1 when
+ * there is none (then the caller answers conservatively).
+ */
+function nameStart(sql: string, end: number): number {
+  if (sql.charCodeAt(end) === QUOTE) {
+    const open = sql.lastIndexOf('"', end - 1);
+    return open;
+  }
+  let s = end;
+  while (s > 0 && isNameChar(sql.charCodeAt(s - 1))) s--;
+  return s;
+}
+
+/** Whether the `(` at `at` may start the arguments of a call (see mayHideEffects). */
+function mayOpenCall(sql: string, at: number): boolean {
+  const end = skipSpaceBack(sql, at - 1);
+  if (end < 0) return false;
+  const c = sql.charCodeAt(end);
+  // After an operator, a comma, another parenthesis or a string literal: a grouping, no call.
+  if (c !== QUOTE && !isNameChar(c)) return false;
+  let start = nameStart(sql, end);
+  if (start < 0) return true;
+  let before = skipSpaceBack(sql, start - 1);
+  const qualified = before >= 0 && sql.charCodeAt(before) === 0x2e;
+  if (c !== QUOTE) {
+    const first = sql.charCodeAt(start);
+    if (first >= 0x30 && first <= 0x39) return true; // a number, or something odd: be careful
+    // After a dot even a reserved word may name a function (`s.in(1)`).
+    if (!qualified && NEVER_CALLED.has(sql.slice(start, end + 1).toLowerCase())) return false;
+  }
+  // A qualified name: look before its schema (`INTO public.t (`).
+  if (qualified) {
+    const schemaEnd = skipSpaceBack(sql, before - 1);
+    if (schemaEnd < 0) return true;
+    const sc = sql.charCodeAt(schemaEnd);
+    if (sc !== QUOTE && !isNameChar(sc)) return true;
+    start = nameStart(sql, schemaEnd);
+    if (start < 0) return true;
+    before = skipSpaceBack(sql, start - 1);
+  }
+  if (before < 0 || !isNameChar(sql.charCodeAt(before))) return true;
+  const prev = sql.slice(nameStart(sql, before), before + 1).toLowerCase();
+  return !NOT_A_CALL_AFTER.has(prev);
 }
 
 /**
