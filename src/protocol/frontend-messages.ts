@@ -14,6 +14,7 @@
 
 import type { Result } from './result.js';
 import { Reader } from './reader.js';
+import { decodeText } from './sql-text.js';
 import { finish, malformed } from './decode-helpers.js';
 import type { Writer } from './writer.js';
 import { encodeWith } from './writer.js';
@@ -120,6 +121,26 @@ export function decodeParse(payload: Buffer): Result<Parse> {
   const paramTypes: number[] = [];
   for (let i = 0; i < n && !r.failed; i++) paramTypes.push(r.uint32());
   return finish(r, 'Parse', { name: 'Parse', statement, query, paramTypes });
+}
+
+const UNNAMED_BIND = Object.freeze({ portal: '', statement: '' });
+
+/**
+ * A Bind's portal and statement names, read in place from `buf` (the payload is
+ * `buf[start..end)`) without decoding its parameters: what a proxy needs of most Binds. Null when
+ * the names are not two terminated strings. Decoded as decodeBind does (cstringText).
+ */
+export function bindNames(
+  buf: Buffer,
+  start: number,
+  end: number,
+): { readonly portal: string; readonly statement: string } | null {
+  if (end - start >= 2 && buf[start] === 0 && buf[start + 1] === 0) return UNNAMED_BIND;
+  const a = buf.indexOf(0, start);
+  if (a < 0 || a >= end) return null;
+  const b = buf.indexOf(0, a + 1);
+  if (b < 0 || b >= end) return null;
+  return { portal: decodeText(buf.subarray(start, a)), statement: decodeText(buf.subarray(a + 1, b)) };
 }
 
 export function decodeBind(payload: Buffer): Result<Bind> {

@@ -13,6 +13,10 @@ import type { SessionEffect } from '../../sql/session-effects.js';
 import { searchPathShadowsBuiltins } from '../../sql/session-safety.js';
 import { committedSettings } from '../settings-record.js';
 import type { SqlStatement } from './pending.js';
+import { ParseMemo } from './parse-memo.js';
+import type { ParseFacts } from './parse-memo.js';
+import type { Analyzer } from '../../sql/analyze.js';
+import type { Result } from '../../protocol/result.js';
 
 export interface ClientStatement {
   /** May run on a replica (classified at Parse). */
@@ -64,6 +68,8 @@ export class ClientRecord {
    */
   sqlOwnNames: boolean;
   /** Effects of the unnamed statement (extended protocol SET/RESET). */
+  /** The client's last Parse, decoded and analysed (made on its first Parse). */
+  private lastParse: ParseMemo | null = null;
   unnamedEffects: SessionEffect[] = [];
   unnamedRisk: string | null = null;
   /** The unnamed statement's text, kept only while some relation of the database hides code. */
@@ -91,6 +97,11 @@ export class ClientRecord {
     this.pinned = sessionMode;
     this.sqlOwnNames = sessionMode;
     if (sessionMode) this.pinReason = 'session pool mode';
+  }
+
+  /** A Parse message decoded and analysed, once for a run of identical ones (parse-memo.ts). */
+  parseOf(f: TypedFrame, analyzer: Analyzer): Result<ParseFacts> {
+    return (this.lastParse ??= new ParseMemo()).of(f, analyzer);
   }
 
   ownStatements(): Map<string, ClientStatement> {

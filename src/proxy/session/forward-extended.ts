@@ -7,12 +7,11 @@
  * statement runs.
  */
 import type { TypedFrame } from '../../protocol/framer.js';
-import { decodeBind, decodeClose, decodeDescribe, decodeParse } from '../../protocol/frontend-messages.js';
+import { bindNames, decodeClose, decodeDescribe } from '../../protocol/frontend-messages.js';
 import { buildErrorResponse } from '../../protocol/error-response.js';
 import { SqlState } from '../../protocol/sqlstate.js';
 import { decodeText } from '../../protocol/sql-text.js';
 import type { SessionEffect } from '../../sql/session-effects.js';
-import { runsUserCode } from '../../sql/session-safety.js';
 import { CLOSE_COMPLETE, PARSE_COMPLETE, renameBind, renameParse, renameTarget } from '../rewrite.js';
 import type { ForwardContext } from './context.js';
 import type { ServerLeg } from './server-leg.js';
@@ -27,9 +26,10 @@ import {
 } from './server-prep.js';
 import { protocolStatementName } from './statement-names.js';
 import { SHADOWED, shadowsBuiltins, tagOf, writesSequenceRelation } from './statement-risk.js';
-import { LISTS_STATEMENTS, SEQUENCE_CALL, ddlOf, effectsOf, riskOf } from './text-facts.js';
 
 const NO_BYTES = Buffer.alloc(0);
+/** No effects to track (shared; the arrays of effects are only ever read or replaced). */
+const NO_TRACKED: SessionEffect[] = [];
 
 /** Every frontend message but Query, on the attached leg. */
 export function forwardMessage(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void {
@@ -101,13 +101,14 @@ export function forwardMessage(ctx: ForwardContext, leg: ServerLeg, f: TypedFram
 
 function forwardBind(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void {
   const { record, tx } = ctx;
-  const b = decodeBind(f.payload);
-  if (b.ok) {
-    const named = b.value.statement !== '';
-    const st = named ? record.statements.get(b.value.statement) : undefined;
+  // The names only: the parameters are the server's to read (a malformed Bind is its to refuse).
+  const b = bindNames(f.chunk, f.start + 5, f.end);
+  if (b !== null) {
+    const named = b.statement !== '';
+    const st = named ? record.statements.get(b.statement) : undefined;
     const eff = named ? (st?.effects ?? []) : record.unnamedEffects;
-    if (eff.length > 0) record.ownPortalEffects().set(b.value.portal, eff);
-    else record.ownPortalEffects().delete(b.value.portal);
+    if (eff.length > 0) record.ownPortalEffects().set(b.portal, eff);
+    else if (record.portalEffects.size > 0) record.ownPortalEffects().delete(b.portal);
     const risk = named ? (st?.risk ?? null) : record.unnamedRisk;
     const hidden = ctx.opts.hiddenCode;
     if (hidden && (named ? st?.ddl : record.unnamedDdl)) tx.ddlInTx = true;
@@ -116,7 +117,7 @@ function forwardBind(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void {
       const text =
         hidden && (tx.ddlInTx || !hidden.empty)
           ? named
-            ? record.statementText(b.value.statement)
+            ? record.statementText(b.statement)
             : record.unnamedText
           : '';
       tx.checkCause =
@@ -129,14 +130,14 @@ function forwardBind(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void {
       else if (hidden?.mayHaveSequences)
         tx.seqDirty = writesSequenceRelation(
           ctx,
-          named ? record.statementText(b.value.statement) : record.unnamedText,
+          named ? record.statementText(b.statement) : record.unnamedText,
         );
     }
     if (!named) {
       reparseUnnamed(record, leg);
       record.unnamedFrame = null;
     } else {
-      const name = ensurePrepared(ctx, leg, b.value.statement);
+      const name = ensurePrepared(ctx, leg, b.statement);
       if (name) {
         leg.send(renameBind(f.payload, name));
         leg.expect({ k: 'bind' });
@@ -170,29 +171,29 @@ function forwardClose(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void 
 }
 
 function forwardParse(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void {
-  const p = decodeParse(f.payload);
+  const { record, tx } = ctx;
+  const p = record.parseOf(f, ctx.analyzer);
   if (!p.ok) {
     ctx.terminate(buildErrorResponse('FATAL', p.sqlstate, p.message));
     return;
   }
-  const { record, tx } = ctx;
   const server = leg.server!;
-  const query = p.value.query;
-  const effects = extendedEffects(ctx, query);
+  const { query, facts } = p.value;
+  const effects = extendedEffects(ctx, facts.effects);
   if (!record.sqlOwnNames) {
     // A text that may reach the client's renamed SQL statements by their own names.
-    if (!record.pinned && record.sqlStatements.size > 0 && runsUserCode(query))
+    if (!record.pinned && record.sqlStatements.size > 0 && facts.runsUserCode)
       ctx.pin(SQL_NAMES_IN_USER_CODE);
-    if (!record.pinned && LISTS_STATEMENTS.test(query)) ctx.pin(LISTS_STATEMENTS_REASON);
+    if (!record.pinned && facts.listsStatements) ctx.pin(LISTS_STATEMENTS_REASON);
     if (record.pinned) ownSqlNames(record, leg);
   }
-  const risk = record.pinned ? null : riskOf(ctx.analyzer, query);
+  const risk = record.pinned ? null : facts.risk;
   if (p.value.statement === '') {
     record.unnamedEffects = effects;
     record.unnamedRisk = risk;
     const hidden = ctx.opts.hiddenCode;
-    record.unnamedDdl = hidden ? ddlOf(ctx.analyzer, query) : false;
-    record.unnamedSeq = SEQUENCE_CALL.test(query);
+    record.unnamedDdl = hidden ? facts.ddl : false;
+    record.unnamedSeq = facts.sequenceCall;
     record.unnamedText =
       hidden && (record.unnamedDdl || tx.ddlInTx || !hidden.empty || hidden.mayHaveSequences) ? query : '';
     // Kept in both modes: a Query of the proxy's own (a commit position) may destroy it on this
@@ -201,7 +202,7 @@ function forwardParse(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void 
     record.unnamedSaved = null;
     leg.unnamedHere = true;
     leg.sendFrame(f);
-    leg.expect({ k: 'parse', swallow: false, serverName: null });
+    leg.expect(PARSE_UNNAMED);
     return;
   }
   if (ctx.opts.mode === 'session') {
@@ -219,7 +220,7 @@ function forwardParse(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void 
         read: false,
       });
     leg.sendFrame(f);
-    leg.expect({ k: 'parse', swallow: false, serverName: null });
+    leg.expect(PARSE_UNNAMED);
     return;
   }
   const serverName = protocolStatementName(query, p.value.paramTypes, tagOf(ctx, query));
@@ -229,8 +230,8 @@ function forwardParse(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void 
     parse,
     effects,
     risk,
-    ddl: ddlOf(ctx.analyzer, query),
-    seq: SEQUENCE_CALL.test(query),
+    ddl: facts.ddl,
+    seq: facts.sequenceCall,
     read: ctx.isRead(f),
   });
   if (server.prepared.has(serverName)) {
@@ -245,13 +246,16 @@ function forwardParse(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void 
   leg.expect({ k: 'parse', swallow: false, serverName });
 }
 
+/** What a Parse forwarded as it is expects (shared: a pending entry is never changed). */
+const PARSE_UNNAMED = Object.freeze({ k: 'parse', swallow: false, serverName: null } as const);
+
 /**
  * Session effects of an extended-protocol statement. SET/RESET are replayed like simple-protocol
  * ones (once executed); LISTEN and untrackable state pin the connection right away, since the
  * reply of a Parse cannot be faked into a fan-out subscription.
  */
-export function extendedEffects(ctx: ForwardContext, query: string): SessionEffect[] {
-  const effects = effectsOf(ctx.analyzer, query);
+export function extendedEffects(ctx: ForwardContext, effects: readonly SessionEffect[]): SessionEffect[] {
+  if (effects.length === 0) return NO_TRACKED;
   const tracked: SessionEffect[] = [];
   for (const e of effects) {
     if (e.kind === 'set' || e.kind === 'reset' || e.kind === 'reset_all') tracked.push(e);

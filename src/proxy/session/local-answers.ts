@@ -5,7 +5,7 @@
  * order with the replies still due.
  */
 import type { TypedFrame } from '../../protocol/framer.js';
-import { decodeClose, decodeParse } from '../../protocol/frontend-messages.js';
+import { decodeClose } from '../../protocol/frontend-messages.js';
 import { buildErrorResponse } from '../../protocol/error-response.js';
 import { SqlState } from '../../protocol/sqlstate.js';
 import type { SessionEffect } from '../../sql/session-effects.js';
@@ -17,7 +17,7 @@ import type { ForwardContext } from './context.js';
 import { extendedEffects } from './forward-extended.js';
 import type { LocalAnswer } from './route.js';
 import type { Analyzer } from '../../sql/analyze.js';
-import { SEQUENCE_CALL, ddlOf, effectsOf, riskOf } from './text-facts.js';
+import { effectsOf } from './text-facts.js';
 
 export interface LocalContext extends ForwardContext {
   /** Adds bytes for the client behind every reply still due. */
@@ -76,15 +76,16 @@ export function answerLocally(
       // A statement some connection of the pool has already prepared: answered here, prepared on
       // whichever connection the Bind lands (pgbench and pgjdbc prepare with a blocking Parse+Sync;
       // needing a server just to say ParseComplete can deadlock a busy pool).
-      const p = decodeParse(f.payload);
+      const p = ctx.record.parseOf(f, ctx.analyzer);
       if (!p.ok) return;
+      const facts = p.value.facts;
       ctx.record.ownStatements().set(p.value.statement, {
         serverName,
         parse: renameParse(f.payload, serverName),
-        effects: extendedEffects(ctx, p.value.query),
-        risk: riskOf(ctx.analyzer, p.value.query),
-        ddl: ddlOf(ctx.analyzer, p.value.query),
-        seq: SEQUENCE_CALL.test(p.value.query),
+        effects: extendedEffects(ctx, facts.effects),
+        risk: facts.risk,
+        ddl: facts.ddl,
+        seq: facts.sequenceCall,
         read,
       });
       return ctx.replyInOrder(PARSE_COMPLETE);

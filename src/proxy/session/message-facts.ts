@@ -4,7 +4,8 @@
  * can answer it itself. A Bind's class is the one its statement got at Parse.
  */
 import type { TypedFrame } from '../../protocol/framer.js';
-import { decodeBind, decodeClose, decodeParse } from '../../protocol/frontend-messages.js';
+import { bindNames, decodeClose } from '../../protocol/frontend-messages.js';
+import type { StatementFacts } from '../../sql/analyze.js';
 import type { decodeQuery } from '../../protocol/frontend-messages.js';
 import type { ForwardContext } from './context.js';
 import { isListen, isProxySetting } from './local-answers.js';
@@ -52,7 +53,7 @@ export function messageFacts(ctx: FactsContext, f: TypedFrame, free: boolean): F
     return proxySetting || listen ? facts('Q', cls, proxySetting, listen) : constFacts('Q', cls);
   }
   if (f.type === 'P' && free && !ctx.record.pinned && tx.status === 'I') {
-    const p = decodeParse(f.payload);
+    const p = ctx.record.parseOf(f, ctx.analyzer);
     if (p.ok && p.value.statement !== '') {
       const serverName = protocolStatementName(p.value.query, p.value.paramTypes, tagOf(ctx, p.value.query));
       return facts('P', cls, false, false, false, opts.pool.knownStatements.has(serverName), serverName);
@@ -83,17 +84,17 @@ export function classFacts(ctx: FactsContext, f: TypedFrame): Facts {
 /** Where a message may run: a read (a replica may serve it), a write (the primary), or neutral. */
 export function messageClass(ctx: FactsContext, f: TypedFrame): MessageClass {
   if (!ctx.opts.analyzer) return 'write';
-  let sql: string | null = null;
+  let facts: StatementFacts | null = null;
   if (f.type === 'Q') {
     const q = ctx.queryOf(f);
-    if (q.ok) sql = q.value.query;
+    if (q.ok) facts = ctx.analyzer.analyze(q.value.query);
   } else if (f.type === 'P') {
-    const p = decodeParse(f.payload);
-    if (p.ok) sql = p.value.query;
+    const p = ctx.record.parseOf(f, ctx.analyzer);
+    if (p.ok) facts = p.value.facts;
   } else if (f.type === 'B') {
-    const b = decodeBind(f.payload);
-    if (b.ok && b.value.statement !== '') {
-      const st = ctx.record.statements.get(b.value.statement);
+    const b = bindNames(f.chunk, f.start + 5, f.end);
+    if (b !== null && b.statement !== '') {
+      const st = ctx.record.statements.get(b.statement);
       return st ? (st.read ? 'read' : 'write') : 'neutral';
     }
     return 'neutral';
@@ -102,8 +103,8 @@ export function messageClass(ctx: FactsContext, f: TypedFrame): MessageClass {
   } else {
     return 'neutral';
   }
-  if (sql === null) return 'write';
-  const c = ctx.analyzer.analyze(sql).classification;
+  if (facts === null) return 'write';
+  const c = facts.classification;
   const target = c.hint ?? ctx.record.proxySettings.get('pgscale.target') ?? 'any';
   if (target === 'primary') return 'write';
   if (target === 'replica') return 'read';
