@@ -2,11 +2,10 @@
 // machine at hand, measured beside PgBouncer, node-pipe and pgscale by bench:proxy's `min-pooler`
 // target (issue #14). It frames messages by type and length in both directions and parses no SQL.
 //  - Clients are greeted by the pooler itself: SSLRequest/GSSENCRequest get 'N'; the
-//    StartupMessage is answered with AuthenticationOk — TRUST, no client authentication at all
-//    (a floor for the per-transaction cost, not a secure pooler; SCRAM for clients would only cost
-//    at login) — then the ParameterStatus values of the first server connection, a
-//    BackendKeyData and ReadyForQuery 'I'. Startup parameters of the client are ignored.
-//    CancelRequest is ignored (the connection is closed).
+//    StartupMessage (user must be USER) gets a SCRAM-SHA-256 exchange against PGPASSWORD (its
+//    verifier derived once at start: a login costs a few HMACs), then AuthenticationOk, the
+//    ParameterStatus values of the first server connection, a BackendKeyData and ReadyForQuery
+//    'I'. Other startup parameters are ignored. CancelRequest is ignored (connection closed).
 //  - POOL_SIZE server connections are opened at start (SCRAM-SHA-256, md5 or cleartext, as the
 //    server asks) as USER to DATABASE; the password comes from PGPASSWORD (never argv).
 //  - A client takes a server connection at its first message of a transaction and gives it back
@@ -314,6 +313,16 @@ function serverOpened(s) {
 }
 
 // --- clients ----------------------------------------------------------------------------------
+// Clients log in with SCRAM-SHA-256 against PGPASSWORD, as with PgBouncer's and pgscale's plain
+// userlist. The verifier is derived once here (one salt for every login), so that a login costs
+// a few HMACs and no PBKDF2.
+const SCRAM_ITERATIONS = 4096;
+const SCRAM_SALT_BYTES = crypto.randomBytes(16);
+const SCRAM_SALT = SCRAM_SALT_BYTES.toString('base64');
+const SALTED = crypto.pbkdf2Sync(PASSWORD, SCRAM_SALT_BYTES, SCRAM_ITERATIONS, 32, 'sha256');
+const STORED_KEY = crypto.createHash('sha256').update(hmac(SALTED, 'Client Key')).digest();
+const SERVER_KEY = hmac(SALTED, 'Server Key');
+const AUTH_SASL = message('R', Buffer.concat([int32(10), cstr('SCRAM-SHA-256'), Buffer.from([0])]));
 let nextPid = 1;
 /** Pool-wide statement name by Parse body after the name (query text and parameter types). */
 const statementNames = new Map();
@@ -337,6 +346,7 @@ function clientData(c, chunk) {
 }
 
 function clientStartup(c) {
+  if (c.authenticating) return clientAuth(c);
   for (;;) {
     const buf = c.buf;
     if (buf === null || buf.length < 8) return;
@@ -351,10 +361,70 @@ function clientStartup(c) {
     }
     if (code === 80877102) return void c.sock.destroy(); // CancelRequest: ignored
     if (code >> 16 !== 3) return void c.sock.end(errorResponse('0A000', 'unsupported frontend protocol'));
-    const key = Buffer.allocUnsafe(8);
-    key.writeInt32BE(nextPid++ & 0x7fffffff, 0);
-    crypto.randomFillSync(key, 4, 4);
-    c.sock.write(Buffer.concat([AUTH_OK, parameterStatus, message('K', key), READY_IDLE]));
+    const params = buf.toString('utf8', 8, len).split('\0');
+    const user = params[params.indexOf('user') + 1];
+    if (params.indexOf('user') % 2 !== 0 || user !== USER)
+      return void c.sock.end(errorResponse('28000', `no such user: ${user ?? '(none)'}`));
+    c.authenticating = true;
+    c.sock.write(AUTH_SASL);
+    return clientAuth(c);
+  }
+}
+
+/** The client's SCRAM-SHA-256 exchange (server side, RFC 5802 §3), then the greeting. */
+function clientAuth(c) {
+  for (;;) {
+    const buf = c.buf;
+    if (buf === null || buf.length < 5) return;
+    const next = 1 + buf.readInt32BE(1);
+    if (next > buf.length) return;
+    if (buf[0] !== 112) return void c.sock.end(errorResponse('08P01', 'expected a SASL response'));
+    const body = buf.subarray(5, next);
+    c.buf = next < buf.length ? buf.subarray(next) : null;
+    const fail = () =>
+      void c.sock.end(errorResponse('28P01', `password authentication failed for user "${USER}"`));
+    if (c.scram === null) {
+      // SASLInitialResponse: mechanism, length, client-first-message "n,,n=…,r=nonce".
+      const mEnd = body.indexOf(0);
+      const first = body.toString('utf8', mEnd + 5);
+      const r = /(?:^|,)r=([^,]+)/.exec(first.slice(3))?.[1];
+      if (body.toString('utf8', 0, mEnd) !== 'SCRAM-SHA-256' || !/^[ny],,/.test(first) || !r) return fail();
+      const serverFirst = `r=${r}${crypto.randomBytes(18).toString('base64')},s=${SCRAM_SALT},i=${SCRAM_ITERATIONS}`;
+      c.scram = { bare: first.slice(3), serverFirst };
+      c.sock.write(message('R', Buffer.concat([int32(11), Buffer.from(serverFirst)])));
+      continue;
+    }
+    // SASLResponse: "c=…,r=nonce,p=proof"; ClientKey = proof XOR HMAC(StoredKey, AuthMessage).
+    const final = body.toString('utf8');
+    const p = final.lastIndexOf(',p=');
+    const withoutProof = final.slice(0, p);
+    if (
+      p < 0 ||
+      /(?:^|,)r=([^,]+)/.exec(withoutProof)?.[1] !==
+        c.scram.serverFirst.slice(2, c.scram.serverFirst.indexOf(','))
+    )
+      return fail();
+    const authMessage = `${c.scram.bare},${c.scram.serverFirst},${withoutProof}`;
+    const key = Buffer.from(final.slice(p + 3), 'base64');
+    const sig = hmac(STORED_KEY, authMessage);
+    if (key.length !== sig.length) return fail();
+    for (let i = 0; i < key.length; i++) key[i] ^= sig[i];
+    if (!crypto.timingSafeEqual(crypto.createHash('sha256').update(key).digest(), STORED_KEY)) return fail();
+    const v = Buffer.from(`v=${hmac(SERVER_KEY, authMessage).toString('base64')}`);
+    const backendKey = Buffer.allocUnsafe(8);
+    backendKey.writeInt32BE(nextPid++ & 0x7fffffff, 0);
+    crypto.randomFillSync(backendKey, 4, 4);
+    c.sock.write(
+      Buffer.concat([
+        message('R', Buffer.concat([int32(12), v])),
+        AUTH_OK,
+        parameterStatus,
+        message('K', backendKey),
+        READY_IDLE,
+      ]),
+    );
+    c.scram = null;
+    c.authenticating = false;
     c.started = true;
     if (c.buf !== null) clientData(c, Buffer.alloc(0));
     return;
@@ -501,6 +571,8 @@ const listener = net.createServer((sock) => {
     sock,
     buf: null,
     started: false,
+    authenticating: false,
+    scram: null,
     server: null,
     queued: false,
     closed: false,

@@ -254,9 +254,9 @@ export const nodePipe: Target = {
 
 /**
  * A minimal Node.js transaction pooler (bench/min-pooler.mjs, issue #14): frames messages, pools
- * `poolSize` server connections (SCRAM to the server, the password in its environment), parses no
- * SQL, and greets clients with trust (no client authentication). The floor a Node.js pooler
- * reaches per transaction on this machine, to hold pgscale's proxy against.
+ * `poolSize` server connections, parses no SQL; SCRAM-SHA-256 to the server and for clients, with
+ * the app user's password in its environment. The floor a Node.js pooler reaches per transaction
+ * on this machine, to hold pgscale's proxy against.
  */
 export const minPooler: Target = {
   name: 'min-pooler',
