@@ -481,10 +481,10 @@ function renamed(c, s, buf, end) {
     } else if (t === 66 || ((t === 68 || t === 67) && buf[off + 5] === 83 && buf[off + 6] !== 0)) {
       const from = t === 66 ? buf.indexOf(0, off + 5) + 1 : off + 6;
       const nameEnd = buf.indexOf(0, from);
-      const st = nameEnd > from ? c.statements.get(buf.toString('utf8', from, nameEnd)) : undefined;
+      const st = nameEnd > from ? c.statements?.get(buf.toString('utf8', from, nameEnd)) : undefined;
       if (st === undefined) parts.push(buf.subarray(off, next));
       else if (t === 67) {
-        c.statements.delete(buf.toString('utf8', from, nameEnd));
+        c.statements?.delete(buf.toString('utf8', from, nameEnd));
         parts.push(CLOSE_UNNAMED);
       } else {
         if (!s.prepared.has(st.name)) {
@@ -511,7 +511,7 @@ function defineStatement(c, clientName, rest) {
     statementNames.set(key, name);
   }
   const st = { name, parse: message('P', Buffer.concat([cstr(name), rest])) };
-  c.statements.set(clientName, st);
+  (c.statements ??= new Map()).set(clientName, st);
   return st;
 }
 
@@ -576,7 +576,7 @@ const listener = net.createServer((sock) => {
     server: null,
     queued: false,
     closed: false,
-    statements: new Map(),
+    statements: null, // client name → { name, parse }, made at its first named Parse
   };
   sock.on('data', (chunk) => clientData(c, chunk));
   sock.on('error', () => clientGone(c));
