@@ -24,15 +24,16 @@ import { errorNotes, memoryTable, resultsTable } from './report.js';
 import type { Outcome, Point } from './report.js';
 import { startServer } from './server.js';
 import type { BenchServer, ServerInfo } from './server.js';
-import { ALL_TARGETS, pgbouncerVersion, pgscaleAt } from './targets.js';
+import { ALL_TARGETS, DEFAULT_TARGETS, pgbouncerVersion, pgscaleAt } from './targets.js';
 import type { Running, Target } from './targets.js';
 
 const USAGE = `Usage: npm run bench:proxy -- [options]
        node --import tsx bench/proxy.ts [options]
 
   --quick              smoke test: clients 1,10,50; -T 5; modes simple,prepared
-  --targets LIST       direct,pgbouncer,pgscale,node-pipe (default: the first three); node-pipe is a
-                       Node.js relay that only copies bytes: the floor under any Node proxy
+  --targets LIST       direct,pgbouncer,pgscale,node-pipe,min-pooler (default: all five); node-pipe
+                       is a Node.js relay that only copies bytes (the floor under any Node proxy),
+                       min-pooler a minimal Node.js transaction pooler (the floor of a Node pooler)
   --clients LIST       client counts (default 1,10,50,200,1000)
   --duration S         seconds per pgbench run (default 30; 5 with --quick)
   --modes LIST         simple,extended,prepared (default all; simple,prepared with --quick)
@@ -118,8 +119,8 @@ function parseOptions(argv: string[]): Options | null {
     quick,
     targets: list(
       values.targets,
-      ['direct', 'pgbouncer', 'pgscale', 'node-pipe'],
-      ['direct', 'pgbouncer', 'pgscale'],
+      ALL_TARGETS.map((t) => t.name),
+      [...DEFAULT_TARGETS],
       'targets',
     ),
     clients,
@@ -130,7 +131,12 @@ function parseOptions(argv: string[]): Options | null {
       quick ? ['simple', 'prepared'] : ['simple', 'extended', 'prepared'],
       'modes',
     ),
-    workloads: list(values.workloads, ['select-only', 'tpcb', 'user-function'], ['select-only', 'tpcb'], 'workloads'),
+    workloads: list(
+      values.workloads,
+      ['select-only', 'tpcb', 'user-function'],
+      ['select-only', 'tpcb'],
+      'workloads',
+    ),
     poolSize: int(values['pool-size'], 20, 'pool-size', 1),
     scale: int(values.scale, 10, 'scale', 1),
     idleClients: int(values['idle-clients'], 10_000, 'idle-clients'),
@@ -391,7 +397,8 @@ async function main(o: Options): Promise<number> {
     resultsTable(points, names),
     '',
     'Ratios divide the TPS of two targets at the same point of this run. CPU µs/tx: the proxy',
-    "process's CPU time (user + system) during the run divided by the transactions completed.",
+    "process's CPU time (user + system) during the run divided by the transactions completed;",
+    'CPU pgscale/min-pooler divides those of pgscale and min-pooler.',
   ];
   if (out.some((l) => /\d\*/.test(l)))
     out.push('TPS*: the run had errors; its TPS counts completed transactions only.');

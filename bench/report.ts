@@ -66,6 +66,18 @@ function ratio(a: Outcome | undefined, b: Outcome | undefined): string {
   return x !== null && y !== null ? (x / y).toFixed(2) : '-';
 }
 
+function cpuOf(o: Outcome | undefined): number | null {
+  const us = o && 'result' in o ? o.proxyCpu?.usPerTx : null;
+  return us !== undefined && us !== null && us > 0 ? us : null;
+}
+
+/** Proxy CPU per transaction of `a` over that of `b`: above 1, `a` costs more. */
+function cpuRatio(a: Outcome | undefined, b: Outcome | undefined): string {
+  const x = cpuOf(a);
+  const y = cpuOf(b);
+  return x !== null && y !== null ? (x / y).toFixed(2) : '-';
+}
+
 function fmtErrors(outcomes: Record<string, Outcome>): string {
   const parts: string[] = [];
   for (const [name, o] of Object.entries(outcomes)) {
@@ -90,6 +102,11 @@ export function resultsTable(points: readonly Point[], targets: readonly string[
   if (has('pgbouncer') && has('direct')) ratios.push(['pgbouncer/direct', 'pgbouncer', 'direct']);
   if (has('node-pipe') && has('pgbouncer')) ratios.push(['node-pipe/pgbouncer', 'node-pipe', 'pgbouncer']);
   if (has('pgscale') && has('node-pipe')) ratios.push(['pgscale/node-pipe', 'pgscale', 'node-pipe']);
+  if (has('min-pooler') && has('pgbouncer')) ratios.push(['min-pooler/pgbouncer', 'min-pooler', 'pgbouncer']);
+  if (has('pgscale') && has('min-pooler')) ratios.push(['pgscale/min-pooler', 'pgscale', 'min-pooler']);
+  const cpuRatios: [string, string, string][] = [];
+  if (has('pgscale') && has('min-pooler'))
+    cpuRatios.push(['CPU pgscale/min-pooler', 'pgscale', 'min-pooler']);
   if (has('pgscale-baseline') && has('pgbouncer'))
     ratios.push(['baseline/pgbouncer', 'pgscale-baseline', 'pgbouncer']);
   if (has('pgscale-baseline') && has('pgscale'))
@@ -102,6 +119,7 @@ export function resultsTable(points: readonly Point[], targets: readonly string[
     ...targets.map((t) => `p50/p99 ms ${t}`),
     ...proxies.map((t) => `CPU µs/tx ${t}`),
     ...ratios.map(([h]) => h),
+    ...cpuRatios.map(([h]) => h),
     'errors',
   ];
   const rows = points.map((p) => [
@@ -112,6 +130,7 @@ export function resultsTable(points: readonly Point[], targets: readonly string[
     ...targets.map((t) => fmtLat(p.outcomes[t])),
     ...proxies.map((t) => fmtCpu(p.outcomes[t])),
     ...ratios.map(([, a, b]) => ratio(p.outcomes[a], p.outcomes[b])),
+    ...cpuRatios.map(([, a, b]) => cpuRatio(p.outcomes[a], p.outcomes[b])),
     fmtErrors(p.outcomes),
   ]);
   return table(headers, rows);

@@ -233,7 +233,7 @@ export const pgscale: Target = pgscaleAt('pgscale', repoRoot);
 
 /**
  * A Node.js relay that only copies bytes (bench/node-pipe.mjs): what Node's socket layer alone
- * costs per transaction, the floor under any proxy written for Node. Not a default target.
+ * costs per transaction, the floor under any proxy written for Node.
  */
 export const nodePipe: Target = {
   name: 'node-pipe',
@@ -252,4 +252,44 @@ export const nodePipe: Target = {
   },
 };
 
-export const ALL_TARGETS: readonly Target[] = [direct, pgbouncer, pgscale, nodePipe];
+/**
+ * A minimal Node.js transaction pooler (bench/min-pooler.mjs, issue #14): frames messages, pools
+ * `poolSize` server connections, parses no SQL; SCRAM-SHA-256 to the server and for clients, with
+ * the app user's password in its environment. The floor a Node.js pooler reaches per transaction
+ * on this machine, to hold pgscale's proxy against.
+ */
+export const minPooler: Target = {
+  name: 'min-pooler',
+  async start(server, opts) {
+    const work = workDir('pgscale-bench-minpool-', null);
+    const port = await freePort();
+    const daemon = startDaemon({
+      name: 'min-pooler',
+      file: process.execPath,
+      args: [
+        join(repoRoot, 'bench', 'min-pooler.mjs'),
+        String(port),
+        server.host,
+        String(server.port),
+        String(opts.poolSize),
+        server.user,
+        server.database,
+      ],
+      cwd: work.dir,
+      // The password through the environment, never the command line (ps).
+      env: { ...cleanEnv(), PGPASSWORD: server.password },
+      logFile: join(work.dir, 'min-pooler.log'),
+    });
+    return ready(server, port, daemon, 'min-pooler', () => work.remove());
+  },
+};
+
+export const ALL_TARGETS: readonly Target[] = [direct, pgbouncer, pgscale, nodePipe, minPooler];
+/** bench:proxy's targets when --targets is not given: the proxies and their two Node floors. */
+export const DEFAULT_TARGETS: readonly string[] = [
+  'direct',
+  'pgbouncer',
+  'pgscale',
+  'node-pipe',
+  'min-pooler',
+];
