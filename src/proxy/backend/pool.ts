@@ -8,7 +8,7 @@
  */
 import { SqlState } from '../../protocol/sqlstate.js';
 import type { ServerCredentials, ServerTarget } from '../types.js';
-import { now } from '../types.js';
+import { now, readTime } from '../types.js';
 import { ServerConn } from './server-conn.js';
 import type { ServerLoginError } from './server-conn.js';
 import type { DatabaseLimit } from './db-limit.js';
@@ -217,11 +217,11 @@ export class Pool implements KeeperDemand {
       queueMicrotask(() => fail(e));
       return;
     }
-    if (!this.paused && !this.held) {
-      const c = this.takeIdle();
-      if (c) return this.lend(c, ready, fail);
-    }
     const since = now();
+    if (!this.paused && !this.held) {
+      const c = this.takeIdle(since);
+      if (c) return this.lend(c, ready, fail, since);
+    }
     const timeout = this.settings.queryWaitTimeoutMs;
     const w: Waiter = { ready, fail, since, deadline: timeout > 0 ? since + timeout : Infinity };
     this.waiters.push(w);
@@ -260,11 +260,12 @@ export class Pool implements KeeperDemand {
     if (next !== Infinity) this.armWaitTimer(next);
   }
 
-  private takeIdle(): ServerConn | null {
+  /** An idle connection within its lifetime at time `t` (now()), or null. */
+  private takeIdle(t: number): ServerConn | null {
     while (this.idle.length > 0) {
       const c = this.idle.pop()!;
       if (c.closed) continue;
-      if (now() - c.createdAt > this.settings.serverLifetimeMs) {
+      if (t - c.createdAt > this.settings.serverLifetimeMs) {
         c.close();
         continue;
       }
@@ -274,9 +275,14 @@ export class Pool implements KeeperDemand {
   }
 
   /** Hands a connection out, checking it first when it sat idle for a while. */
-  private lend(c: ServerConn, ready: (c: ServerConn) => void, fail: (e: ServerLoginError) => void): void {
-    if (now() - c.lastUsedAt <= this.settings.serverCheckDelayMs) {
-      c.lastUsedAt = now();
+  private lend(
+    c: ServerConn,
+    ready: (c: ServerConn) => void,
+    fail: (e: ServerLoginError) => void,
+    t: number,
+  ): void {
+    if (t - c.lastUsedAt <= this.settings.serverCheckDelayMs) {
+      c.lastUsedAt = t;
       this.active.add(c);
       ready(c);
       return;
@@ -384,12 +390,14 @@ export class Pool implements KeeperDemand {
   }
 
   private serveWaiters(): void {
+    if (this.waiters.length === 0) return;
+    const t = now();
     while (this.waiters.length > 0 && !this.paused && !this.held) {
-      const c = this.takeIdle();
+      const c = this.takeIdle(t);
       if (!c) return;
       const w = this.waiters.shift()!;
-      this.stats.waitTimeUs += Math.round((now() - w.since) * 1000);
-      this.lend(c, w.ready, w.fail);
+      this.stats.waitTimeUs += Math.round((t - w.since) * 1000);
+      this.lend(c, w.ready, w.fail, t);
     }
   }
 
@@ -414,7 +422,9 @@ export class Pool implements KeeperDemand {
       c.destroy();
       return this.forget(c);
     }
-    c.lastUsedAt = now();
+    // The time of the read that released it (no clock read): if anything, earlier than now, so a
+    // connection is checked sooner, never later.
+    c.lastUsedAt = readTime();
     const dirty =
       c.txStatus !== 'I' ||
       c.needsReset ||
