@@ -28,10 +28,10 @@ const OTHER: SessionEffect = { kind: 'other' };
  * DO body may use) and `&` (U&"…" identifiers and U&'…' strings with Unicode escapes). Matching is
  * ASCII-case-insensitive like PostgreSQL's own keyword folding.
  */
-const MAY_TRACK =
+export const MAY_TRACK =
   /listen|prepare|execute|deallocate|discard|temp|hold|load|advisory|set_config|[\\&]|^\s*(?:(?:set|reset|do)(?![a-z0-9_$\u0080-\uffff])|--|\/\*)/i;
 /** A `;` that ends a statement with more text after it than trailing white space. */
-const INNER_SEMICOLON = /;(?!\s*$)/;
+export const INNER_SEMICOLON = /;(?!\s*$)/;
 
 /**
  * True when every statement of `sql` is certain to be `other`, `begin`, `commit`, `rollback` or

@@ -112,7 +112,7 @@ export function searchPathShadowsBuiltins(value: string): boolean {
 
 /** DO, EXECUTE, CALL, AND CHAIN: hidden SQL or a statement the text does not show. */
 // A digit may stand right before the word: PostgreSQL 15's lexer reads `0execute` as 0, execute.
-const HIDING_WORDS = /(?<![a-z_$\u0080-\uffff])(?:do|execute|call|chain)\b/i;
+export const HIDING_WORDS = /(?<![a-z_$\u0080-\uffff])(?:do|execute|call|chain)\b/i;
 
 /**
  * Reserved and column-name keywords before `(` in SQL syntax: none can name a function, so a

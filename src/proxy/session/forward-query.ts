@@ -20,7 +20,7 @@ import { ensureSqlPrepared, pinForSqlNames, sendRestore } from './server-prep.js
 import type { ServerLeg } from './server-leg.js';
 import { renameIn, sqlStatementName } from './statement-names.js';
 import { SHADOWED, mayUseSequence, shadowsBuiltins, tagOf } from './statement-risk.js';
-import { COMMIT_TEXT, ddlOf, effectsOf, riskOf } from './text-facts.js';
+import { COMMIT_TEXT, ddlOf, effectsOf, plainText, riskOf } from './text-facts.js';
 
 export function forwardQuery(
   ctx: ForwardContext,
@@ -143,7 +143,7 @@ export function forwardQuery(
     tx.checkCause =
       riskOf(ctx.analyzer, sql) ??
       hidden?.riskOfText(sql, tx.ddlInTx) ??
-      (mayHideEffects(sql) && shadowsBuiltins(ctx) ? SHADOWED : null);
+      (!plainText(sql) && mayHideEffects(sql) && shadowsBuiltins(ctx) ? SHADOWED : null);
   }
   if (!record.pinned && !tx.seqDirty) tx.seqDirty = mayUseSequence(ctx, sql);
   let renamed: RenamedText | undefined;

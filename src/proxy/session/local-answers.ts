@@ -17,7 +17,7 @@ import type { ForwardContext } from './context.js';
 import { extendedEffects } from './forward-extended.js';
 import type { LocalAnswer } from './route.js';
 import type { Analyzer } from '../../sql/analyze.js';
-import { effectsOf } from './text-facts.js';
+import { PROXY_SETTING_TEXT, effectsOf, plainText } from './text-facts.js';
 
 export interface LocalContext extends ForwardContext {
   /** Adds bytes for the client behind every reply still due. */
@@ -36,14 +36,14 @@ export function onlyEffect(a: Analyzer, query: string): SessionEffect | null {
 
 /** A Query that sets or resets one of the proxy's own settings (and nothing else). */
 export function isProxySetting(a: Analyzer, query: string): boolean {
-  if (!/pgscale\./i.test(query)) return false;
+  if (plainText(query) || !PROXY_SETTING_TEXT.test(query)) return false;
   const e = onlyEffect(a, query);
   return e !== null && (e.kind === 'set' || e.kind === 'reset') && e.name.startsWith('pgscale.');
 }
 
 /** A Query that is only LISTEN or UNLISTEN. */
 export function isListen(a: Analyzer, query: string): boolean {
-  if (!/listen/i.test(query)) return false;
+  if (plainText(query) || !/listen/i.test(query)) return false;
   const e = onlyEffect(a, query);
   return e !== null && (e.kind === 'listen' || e.kind === 'unlisten');
 }

@@ -18,7 +18,7 @@ import type { ForwardContext } from './context.js';
 import { ownQuery } from './pending.js';
 import type { SqlOp } from './pending.js';
 import type { ServerLeg } from './server-leg.js';
-import { LISTS_STATEMENTS } from './text-facts.js';
+import { LISTS_STATEMENTS, plainText } from './text-facts.js';
 
 const quoteName = quoteSettingName;
 
@@ -176,8 +176,9 @@ export function pinForSqlNames(
       if (e.kind === 'sticky') ctx.pin(e.reason);
       else if (e.kind === 'listen') ctx.pin('LISTEN');
     }
-    if (!r.pinned && r.sqlStatements.size > 0 && runsUserCode(sql)) ctx.pin(SQL_NAMES_IN_USER_CODE);
-    if (!r.pinned && LISTS_STATEMENTS.test(sql)) ctx.pin(LISTS_STATEMENTS_REASON);
+    if (!r.pinned && r.sqlStatements.size > 0 && !plainText(sql) && runsUserCode(sql))
+      ctx.pin(SQL_NAMES_IN_USER_CODE);
+    if (!r.pinned && !plainText(sql) && LISTS_STATEMENTS.test(sql)) ctx.pin(LISTS_STATEMENTS_REASON);
   }
   if (r.pinned) ownSqlNames(ctx.record, leg);
 }

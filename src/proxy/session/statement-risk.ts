@@ -5,7 +5,7 @@
  */
 import { encodingTag } from '../client-encoding.js';
 import type { ForwardContext } from './context.js';
-import { SEQUENCE_CALL } from './text-facts.js';
+import { SEQUENCE_CALL, plainText } from './text-facts.js';
 
 export const SHADOWED = 'a call under a search_path that puts a schema before pg_catalog';
 
@@ -25,7 +25,7 @@ export function writesSequenceRelation(ctx: ForwardContext, text: string): boole
 
 /** Running `sql` may leave sequence state in the server's session (see TxState.seqDirty). */
 export function mayUseSequence(ctx: ForwardContext, sql: string): boolean {
-  if (SEQUENCE_CALL.test(sql)) return true;
+  if (!plainText(sql) && SEQUENCE_CALL.test(sql)) return true;
   return ctx.opts.hiddenCode?.mayHaveSequences === true && writesSequenceRelation(ctx, sql);
 }
 
