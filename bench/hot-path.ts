@@ -29,7 +29,7 @@ import type { ClientId } from '../src/proxy/types.js';
 const USAGE = `Usage: node --import tsx bench/hot-path.ts [options]
 
   --dist DIR        compiled pgscale to measure (default dist/; npm run build first)
-  --mode M          simple or extended (default simple)
+  --mode M          simple, extended or prepared (default simple)
   --clients N       client sessions (default 50)
   --pool-size N     server connections (default 20)
   --transactions N  measured transactions (default 200000, after 20000 of warm-up)
@@ -40,7 +40,7 @@ Prints one JSON line: CPU µs (user + system) per transaction.
 
 interface Options {
   dist: string;
-  mode: 'simple' | 'extended';
+  mode: 'simple' | 'extended' | 'prepared';
   clients: number;
   poolSize: number;
   transactions: number;
@@ -61,7 +61,8 @@ function parseOptions(argv: string[]): Options | null {
   });
   if (values.help) return null;
   const mode = values.mode ?? 'simple';
-  if (mode !== 'simple' && mode !== 'extended') throw new Error(`--mode: simple or extended, got "${mode}"`);
+  if (mode !== 'simple' && mode !== 'extended' && mode !== 'prepared')
+    throw new Error(`--mode: simple, extended or prepared, got "${mode}"`);
   const int = (v: string | undefined, def: number) => (v === undefined ? def : Number.parseInt(v, 10));
   return {
     dist: resolve(values.dist ?? join(repoRoot, 'dist')),
@@ -137,33 +138,49 @@ async function main(o: Options): Promise<void> {
     encodeBackendMessage({ name: 'CommandComplete', tag: 'SELECT 1' }),
     encodeBackendMessage({ name: 'ReadyForQuery', status: 'I' }),
   ];
-  const reply = Buffer.concat(
-    o.mode === 'simple'
-      ? rows
-      : [
-          encodeBackendMessage({ name: 'ParseComplete' }),
-          encodeBackendMessage({ name: 'BindComplete' }),
-          ...rows,
-        ],
-  );
-  const request = (aid: number): Buffer => {
+  // The fake server answers what it was sent, message by message, as PostgreSQL would.
+  const answers: Record<string, Buffer> = {
+    P: encodeBackendMessage({ name: 'ParseComplete' }),
+    B: encodeBackendMessage({ name: 'BindComplete' }),
+    D: rows[0]!,
+    E: Buffer.concat([rows[1]!, rows[2]!]),
+    S: rows[3]!,
+    Q: Buffer.concat(rows),
+  };
+  const answer = (sent: Buffer[]): Buffer => {
+    const out: Buffer[] = [];
+    for (const b of sent) {
+      for (let at = 0; at + 5 <= b.length; at += 1 + b.readUInt32BE(at + 1)) {
+        const a = answers[String.fromCharCode(b[at]!)];
+        if (a) out.push(a);
+      }
+    }
+    return Buffer.concat(out); // a fresh chunk, as a socket read gives
+  };
+  const request = (aid: number, first: boolean): Buffer => {
     if (o.mode === 'simple') {
       return encodeFrontendMessage({
         name: 'Query',
         query: `SELECT abalance FROM pgbench_accounts WHERE aid = ${aid};`,
       });
     }
+    // pgbench -M prepared: Parse of a named statement once per connection, then Bind/Execute.
+    const statement = o.mode === 'prepared' ? 'P_1' : '';
     return Buffer.concat([
-      encodeFrontendMessage({
-        name: 'Parse',
-        statement: '',
-        query: 'SELECT abalance FROM pgbench_accounts WHERE aid = $1;',
-        paramTypes: [],
-      }),
+      ...(o.mode === 'extended' || first
+        ? [
+            encodeFrontendMessage({
+              name: 'Parse',
+              statement,
+              query: 'SELECT abalance FROM pgbench_accounts WHERE aid = $1;',
+              paramTypes: [],
+            }),
+          ]
+        : []),
       encodeFrontendMessage({
         name: 'Bind',
         portal: '',
-        statement: '',
+        statement,
         paramFormats: [],
         params: [Buffer.from(String(aid))],
         resultFormats: [],
@@ -177,11 +194,19 @@ async function main(o: Options): Promise<void> {
   // Server connections whose writes mark them as owing a reply. The constructor and onData are
   // private: the benchmark plays the socket's part, so it reaches past TypeScript's visibility.
   const owing: ServerConn[] = [];
+  const sentTo = new Map<ServerConn, Buffer[]>();
   type ServerConnInternals = { new (socket: FakeSocket, t: typeof target): ServerConn };
   type Readable = { onData(chunk: Buffer): void };
   for (let i = 0; i < o.poolSize; i++) {
     const conn: ServerConn = new (ServerConn as unknown as ServerConnInternals)(
-      new FakeSocket(() => owing.push(conn)),
+      new FakeSocket((b) => {
+        const sent = sentTo.get(conn);
+        if (sent) sent.push(b);
+        else {
+          sentTo.set(conn, [b]);
+          owing.push(conn);
+        }
+      }),
       target,
     );
     pool.idle.push(conn);
@@ -195,12 +220,18 @@ async function main(o: Options): Promise<void> {
     framer: Framer;
     session: Session;
     replied: boolean;
+    prepared: boolean;
   }
   const clients: Client[] = [];
   for (let i = 0; i < o.clients; i++) {
     const framer = Framer.frontend();
     framer.push(Buffer.from([0, 0, 0, 8, 0, 3, 0, 0])); // a StartupMessage: typed messages follow
-    const c: Client = { framer, replied: false, session: undefined as unknown as Client['session'] };
+    const c: Client = {
+      framer,
+      replied: false,
+      prepared: false,
+      session: undefined as unknown as Client['session'],
+    };
     // A reply ends with ReadyForQuery (6 bytes); the client then sends its next transaction.
     const socket = new FakeSocket((b) => {
       if (b[b.length - 6] === 0x5a) {
@@ -233,12 +264,20 @@ async function main(o: Options): Promise<void> {
 
   // Requests are encoded before the measurement, so that it counts the proxy's work, not the
   // benchmark's: a copy of one of them stands for what a socket read gives.
-  const requests = Array.from({ length: 4096 }, () => request(1 + Math.floor(Math.random() * 1_000_000)));
+  const aid = () => 1 + Math.floor(Math.random() * 1_000_000);
+  const requests = Array.from({ length: 4096 }, () => request(aid(), false));
   let next = 0;
   const send = (c: Client) => {
     c.replied = false;
-    const r = c.framer.push(Buffer.from(requests[next++ & 4095]!));
+    const first = !c.prepared;
+    c.prepared = true;
+    const r = c.framer.push(first ? request(aid(), true) : Buffer.from(requests[next++ & 4095]!));
     c.session.onClientFrames(r.frames as TypedFrame[]);
+  };
+  const reply = (s: ServerConn) => {
+    const sent = sentTo.get(s)!;
+    sentTo.delete(s);
+    (s as unknown as Readable).onData(answer(sent));
   };
   const run = (n: number) => {
     const until = completed + n;
@@ -246,10 +285,10 @@ async function main(o: Options): Promise<void> {
     while (completed < until) {
       const s = owing.shift();
       if (!s) throw new Error('no server owes a reply: the sessions are stuck');
-      (s as unknown as Readable).onData(Buffer.from(reply)); // a fresh chunk, as a socket read gives
+      reply(s);
       for (const c of clients) if (c.replied && completed < until) send(c);
     }
-    while (owing.length > 0) (owing.shift() as unknown as Readable).onData(Buffer.from(reply));
+    while (owing.length > 0) reply(owing.shift()!);
   };
 
   run(20_000);
