@@ -140,7 +140,14 @@ export function bindNames(
   if (a < 0 || a >= end) return null;
   const b = buf.indexOf(0, a + 1);
   if (b < 0 || b >= end) return null;
-  return { portal: decodeText(buf.subarray(start, a)), statement: decodeText(buf.subarray(a + 1, b)) };
+  return { portal: nameText(buf, start, a), statement: nameText(buf, a + 1, b) };
+}
+
+/** decodeText of `buf[from..to)`, without a view or a UTF-8 check when it is ASCII (the usual name). */
+function nameText(buf: Buffer, from: number, to: number): string {
+  if (from === to) return '';
+  for (let i = from; i < to; i++) if (buf[i]! >= 0x80) return decodeText(buf.subarray(from, to));
+  return buf.toString('latin1', from, to);
 }
 
 export function decodeBind(payload: Buffer): Result<Bind> {

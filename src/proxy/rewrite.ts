@@ -29,11 +29,27 @@ export function renameParse(payload: Buffer, name: string): Buffer {
   return frame('P', [cstr(name), payload.subarray(end + 1)]);
 }
 
-/** Bind with another statement name; payload = portal\0 statement\0 rest… */
-export function renameBind(payload: Buffer, statement: string): Buffer {
-  const pEnd = cstringEnd(payload, 0);
-  const sEnd = cstringEnd(payload, pEnd + 1);
-  return frame('B', [payload.subarray(0, pEnd + 1), cstr(statement), payload.subarray(sEnd + 1)]);
+/**
+ * Bind with another statement name; the payload (portal\0 statement\0 rest…) is
+ * `buf[start..end)`. One allocation: this runs for every Bind of a named statement
+ * (`pgbench -M prepared`, every driver's cached statements).
+ */
+export function renameBind(buf: Buffer, statement: string, start = 0, end = buf.length): Buffer {
+  let pEnd = buf.indexOf(0, start);
+  if (pEnd < 0 || pEnd >= end) pEnd = end;
+  let sEnd = pEnd < end ? buf.indexOf(0, pEnd + 1) : end;
+  if (sEnd < 0 || sEnd >= end) sEnd = end;
+  const portal = Math.min(pEnd + 1, end) - start;
+  const nameLength = Buffer.byteLength(statement);
+  const rest = Math.max(0, end - (sEnd + 1));
+  const out = Buffer.allocUnsafe(5 + portal + nameLength + 1 + rest);
+  out[0] = 0x42; // 'B'
+  out.writeInt32BE(out.length - 1, 1);
+  let at = 5 + buf.copy(out, 5, start, start + portal);
+  at += out.write(statement, at, 'utf8');
+  out[at++] = 0;
+  if (rest > 0) buf.copy(out, at, sEnd + 1, end);
+  return out;
 }
 
 /** Describe or Close of a statement under another name. */

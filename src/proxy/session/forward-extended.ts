@@ -139,7 +139,7 @@ function forwardBind(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void {
     } else {
       const name = ensurePrepared(ctx, leg, b.statement);
       if (name) {
-        leg.send(renameBind(f.payload, name));
+        leg.send(renameBind(f.chunk, name, f.start + 5, f.end));
         leg.expect({ k: 'bind' });
         return;
       }
