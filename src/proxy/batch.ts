@@ -7,6 +7,9 @@
 import type { Socket } from 'node:net';
 import type { TypedFrame } from '../protocol/framer.js';
 
+/** Batches of several parts up to this many bytes are copied into one buffer and written once. */
+const COPY_BELOW = 16 * 1024;
+
 export class OutputBatch {
   /** Finished runs; null (no array) while there are none, which is the usual state of an idle client. */
   private parts: Buffer[] | null = null;
@@ -84,13 +87,16 @@ export class OutputBatch {
     const parts = this.parts;
     this.parts = null;
     if (socket.destroyed || !socket.writable) return true;
+    if (parts.length === 1) return socket.write(parts[0]!);
+    let total = 0;
+    for (const p of parts) total += p.length;
+    // A few small parts (a renamed Bind before the client's Execute/Sync): one copy and one
+    // write cost less than a corked writev, its array of requests and its callbacks.
+    if (total <= COPY_BELOW) return socket.write(Buffer.concat(parts, total));
     let ok = true;
-    if (parts.length === 1) ok = socket.write(parts[0]!);
-    else {
-      socket.cork();
-      for (const p of parts) ok = socket.write(p) && ok;
-      socket.uncork();
-    }
+    socket.cork();
+    for (const p of parts) ok = socket.write(p) && ok;
+    socket.uncork();
     return ok;
   }
 }
