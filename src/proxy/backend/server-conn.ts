@@ -67,8 +67,11 @@ export class ServerConn {
   backendKey: Buffer = Buffer.alloc(0);
   /** Server-side prepared statement names it holds, oldest first (LRU). */
   readonly prepared = new Map<string, true>();
-  /** Session settings applied to it (lowercase name → SQL value), beyond the server defaults. */
-  settings = new Map<string, string>();
+  /**
+   * Session settings applied to it (lowercase name → SQL value), beyond the server defaults: the
+   * map of the client record it last served, shared (such maps are replaced, never changed).
+   */
+  settings: ReadonlyMap<string, string> = new Map<string, string>();
   /** Holds state we cannot restore (SET ROLE, temp tables…): reset before anyone else uses it. */
   needsReset = false;
   /** Holds a departed client's sequence state (currval): DISCARD SEQUENCES before reuse. */

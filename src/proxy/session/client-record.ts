@@ -197,7 +197,9 @@ export class ClientRecord {
 }
 
 export function sameSettings(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean {
+  // Settings maps are replaced, never changed: a connection shares its last client's map.
+  if (a === b) return true;
   if (a.size !== b.size) return false;
-  for (const [k, v] of a) if (b.get(k) !== v) return false;
+  for (const k of a.keys()) if (b.get(k) !== a.get(k)) return false;
   return true;
 }

@@ -39,7 +39,7 @@ export function syncSettings(record: ClientRecord, leg: ServerLeg): void {
     if (server.settings.get(k) !== v) stmts.push(`SET ${quoteName(k)} = ${v}`);
   }
   if (stmts.length === 0) return;
-  server.settings = new Map(settings);
+  server.settings = settings;
   // The server reads a Query in the encoding in force when it arrives: the client's encoding
   // goes first, alone, so that the values after it are read as the client wrote them.
   const enc = stmts.findIndex((x) => /^(SET|RESET) "?client_encoding\b/.test(x));

@@ -71,9 +71,8 @@ function commitSettings(ctx: ForwardContext, leg: ServerLeg): void {
   const settings = ctx.tx.settings;
   const record = ctx.record;
   record.commitSettings(settings, leg.server?.params ?? null);
-  // A transaction that changed nothing leaves the connection's record as it is (no copy per
-  // transaction); anything else, or a record that drifted, is replaced by a copy.
+  // The connection shares the client's map (maps are replaced, never changed): a transaction that
+  // changed nothing leaves it as it is, and the next comparison is one identity test.
   const s = leg.server;
-  if (s && (settings.length > 0 || !sameSettings(s.settings, record.settings)))
-    s.settings = new Map(record.settings);
+  if (s && (settings.length > 0 || !sameSettings(s.settings, record.settings))) s.settings = record.settings;
 }
