@@ -81,7 +81,7 @@ export class ServerConn {
   /** Who reads its messages now. */
   private handler: FrameHandler | null = null;
   private closeHandlers: ((err?: Error) => void)[] = [];
-  private lostHandler: (() => void) | null = null;
+  private lostHandler: ((conn: ServerConn) => void) | null = null;
   // DataRow and CopyData are only forwarded: a long one is passed on a chunk at a time, never
   // held whole (a 100 MB value for each of 100 slow clients would otherwise be 10 GB here).
   private readonly framer = Framer.backend({ streamAbove: STREAM_ABOVE, streamTypes: 'Dd' });
@@ -121,7 +121,8 @@ export class ServerConn {
   }
 
   /** The current owner's reaction to the connection dying (replaced at each attachment, not accumulated). */
-  setLostHandler(fn: (() => void) | null): void {
+  /** Who hears that the connection died while lent (given the connection: one handler per owner, not per loan). */
+  setLostHandler(fn: ((conn: ServerConn) => void) | null): void {
     this.lostHandler = fn;
   }
 
@@ -181,7 +182,7 @@ export class ServerConn {
     this.isClosed = true;
     const lost = this.lostHandler;
     this.lostHandler = null;
-    lost?.();
+    lost?.(this);
     const hs = this.closeHandlers;
     this.closeHandlers = [];
     for (const h of hs) h();

@@ -140,7 +140,7 @@ export class ServerHolder implements Keeper, LegEvents {
       c.routing.primary++;
     }
     server.setHandler(leg.onFramesBound);
-    server.setLostHandler(() => this.onServerLost(leg, server));
+    server.setLostHandler(leg.onLostBound);
     syncSettings(c.record, leg);
     if (this.paused) {
       this.paused = false;
@@ -401,7 +401,7 @@ export class ServerHolder implements Keeper, LegEvents {
     return true;
   }
 
-  private onServerLost(leg: ServerLeg, s: ServerConn): void {
+  serverLost(leg: ServerLeg, s: ServerConn): void {
     if (leg.server !== s) return;
     if (this.client.closed) {
       // Lost while finishing what a departed client left in flight: the pool forgets it.

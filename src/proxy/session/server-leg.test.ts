@@ -65,6 +65,9 @@ class Recorder implements LegEvents {
   framesDone(): void {
     this.log.push('done');
   }
+  serverLost(): void {
+    this.log.push('lost');
+  }
   /** Message types the client received. */
   get types(): string {
     return this.sink.map((b) => String.fromCharCode(b[0]!)).join('');

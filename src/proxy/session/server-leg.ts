@@ -46,6 +46,8 @@ export interface LegEvents {
   sqlStatementsFailed(leg: ServerLeg, ops: readonly SqlOp[], failedAt: number): void;
   /** A batch of frames is handled: the client's replies can be written. */
   framesDone(leg: ServerLeg): void;
+  /** The server connection `server` died while this leg held it. */
+  serverLost(leg: ServerLeg, server: ServerConn): void;
 }
 
 export class ServerLeg {
@@ -67,6 +69,8 @@ export class ServerLeg {
   private readonly toServer = new OutputBatch();
   /** The server's frame handler, made once per leg (not per attachment). */
   readonly onFramesBound: (frames: TypedFrame[]) => void;
+  /** The server's loss handler, made once per leg (not per attachment). */
+  readonly onLostBound: (server: ServerConn) => void;
 
   constructor(
     private readonly events: LegEvents,
@@ -76,6 +80,7 @@ export class ServerLeg {
     private readonly horizon: CommitHorizon | null,
   ) {
     this.onFramesBound = (frames) => this.onFrames(frames);
+    this.onLostBound = (server) => this.events.serverLost(this, server);
   }
 
   bind(server: ServerConn, pool: Pool, replica: ReplicaTarget | null, at: number): void {
