@@ -15,6 +15,7 @@ import type { SessionEffect } from '../../sql/session-effects.js';
 import { CLOSE_COMPLETE, PARSE_COMPLETE, renameBind, renameParse, renameTarget } from '../rewrite.js';
 import type { ForwardContext } from './context.js';
 import type { ServerLeg } from './server-leg.js';
+import { pendingQuery } from './pending.js';
 import {
   LISTS_STATEMENTS_REASON,
   SQL_NAMES_IN_USER_CODE,
@@ -68,14 +69,14 @@ export function forwardMessage(ctx: ForwardContext, leg: ServerLeg, f: TypedFram
       ctx.counters.queries++;
       ctx.opts.pool.stats.queries++;
       leg.sendFrame(f);
-      leg.expect({ k: 'execute' });
+      leg.expect(EXECUTE);
       if (eff) restoreAfterExecute(ctx, leg, eff);
       return;
     }
     case 'S':
       leg.sendFrame(f);
       // PostgreSQL ignores Sync during COPY IN from an extended-protocol Execute.
-      if (!leg.copyIn) leg.expect({ k: 'sync' });
+      if (!leg.copyIn) leg.expect(SYNC);
       return;
     case 'H':
     case 'd':
@@ -90,7 +91,7 @@ export function forwardMessage(ctx: ForwardContext, leg: ServerLeg, f: TypedFram
       // A fast-path function call runs whatever function the client names.
       ctx.tx.checkCause ??= 'FunctionCall message';
       leg.sendFrame(f);
-      leg.expect({ k: 'query', swallow: false, failed: false, wasInBlock: ctx.tx.status !== 'I' });
+      leg.expect(pendingQuery(false, ctx.tx.status !== 'I'));
       return;
     default:
       ctx.terminate(
@@ -140,13 +141,13 @@ function forwardBind(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void {
       const name = ensurePrepared(ctx, leg, b.statement);
       if (name) {
         leg.send(renameBind(f.chunk, name, f.start + 5, f.end));
-        leg.expect({ k: 'bind' });
+        leg.expect(BIND);
         return;
       }
     }
   }
   leg.sendFrame(f);
-  leg.expect({ k: 'bind' });
+  leg.expect(BIND);
 }
 
 function forwardClose(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void {
@@ -248,6 +249,9 @@ function forwardParse(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void 
 
 /** What a Parse forwarded as it is expects (shared: a pending entry is never changed). */
 const PARSE_UNNAMED = Object.freeze({ k: 'parse', swallow: false, serverName: null } as const);
+const BIND = Object.freeze({ k: 'bind' } as const);
+const EXECUTE = Object.freeze({ k: 'execute' } as const);
+const SYNC = Object.freeze({ k: 'sync' } as const);
 
 /**
  * Session effects of an extended-protocol statement. SET/RESET are replayed like simple-protocol

@@ -14,7 +14,7 @@ import { rewriteResets } from '../reset-rewrite.js';
 import { queryMessage } from '../rewrite.js';
 import { readTime } from '../types.js';
 import type { ForwardContext } from './context.js';
-import { ownQuery } from './pending.js';
+import { ownQuery, pendingQuery } from './pending.js';
 import type { RenamedText, SqlOp } from './pending.js';
 import { ensureSqlPrepared, pinForSqlNames, sendRestore } from './server-prep.js';
 import type { ServerLeg } from './server-leg.js';
@@ -40,7 +40,7 @@ export function forwardQuery(
   if (refused) {
     // An encoding the proxy cannot analyse: the server refuses the SET (see client-encoding.ts).
     leg.send(queryMessage(refusedEncodingQuery(refused)));
-    leg.expect({ k: 'query', swallow: false, failed: false, wasInBlock: tx.status !== 'I' });
+    leg.expect(pendingQuery(false, tx.status !== 'I'));
     return;
   }
   let restoreAfter = false;
@@ -168,14 +168,11 @@ export function forwardQuery(
   ctx.opts.pool.stats.queries++;
   tx.queryStartedAt = readTime();
   if (tx.status !== 'I' && COMMIT_TEXT.test(sql)) tx.commitInFlight = true;
-  leg.expect({
-    k: 'query',
-    swallow: false,
-    failed: false,
-    wasInBlock: tx.status !== 'I',
-    ...(resets ? { tags: resets.tags } : {}),
-    ...(renamed ? { renamed, completed: 0 } : {}),
-  });
+  leg.expect(
+    resets || renamed
+      ? pendingQuery(false, tx.status !== 'I', { tags: resets?.tags, renamed })
+      : pendingQuery(false, tx.status !== 'I'),
+  );
   // DISCARD ALL runs alone (never in a multi-statement text): the start-up values follow it.
   if (restoreAfter) sendRestore(ctx, leg);
 }

@@ -75,9 +75,41 @@ export type Pending =
   | { k: 'synthetic'; bytes: Buffer }
   | { k: 'copy-end' };
 
+/**
+ * A PendingQuery with every field present, in one order: every query entry then has one shape,
+ * and the reply path reads them without polymorphic lookups (this is made per Query).
+ */
+export function pendingQuery(
+  swallow: boolean,
+  wasInBlock: boolean,
+  more: {
+    captureLsn?: boolean;
+    capture?: number;
+    tags?: TagAction[];
+    check?: StateCheck;
+    renamed?: RenamedText;
+  } = NOTHING_MORE,
+): PendingQuery {
+  return {
+    k: 'query',
+    swallow,
+    failed: false,
+    wasInBlock,
+    captureLsn: more.captureLsn ?? false,
+    capture: more.capture ?? 0,
+    lsn: null,
+    tags: more.tags,
+    check: more.check,
+    renamed: more.renamed,
+    completed: 0,
+  };
+}
+
+const NOTHING_MORE = {};
+
 /** A Query of the proxy's own whose replies are swallowed. */
 export function ownQuery(): PendingQuery {
-  return { k: 'query', swallow: true, failed: false, wasInBlock: false };
+  return pendingQuery(true, false);
 }
 
 /**

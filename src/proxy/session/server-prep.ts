@@ -15,7 +15,7 @@ import { queryMessage, renameTarget } from '../rewrite.js';
 import { EMPTY_MAP, sameSettings } from './client-record.js';
 import type { ClientRecord } from './client-record.js';
 import type { ForwardContext } from './context.js';
-import { ownQuery } from './pending.js';
+import { ownQuery, pendingQuery } from './pending.js';
 import type { SqlOp } from './pending.js';
 import type { ServerLeg } from './server-leg.js';
 import { LISTS_STATEMENTS, plainText } from './text-facts.js';
@@ -240,15 +240,7 @@ export function undoSqlOps(
 export function sendCommitCapture(record: ClientRecord, leg: ServerLeg, horizon: CommitHorizon | null): void {
   ownQueryDestroysUnnamed(record, leg);
   leg.send(queryMessage('SELECT pg_current_wal_lsn()'));
-  leg.expect({
-    k: 'query',
-    swallow: true,
-    failed: false,
-    wasInBlock: false,
-    captureLsn: true,
-    capture: horizon?.beginCapture() ?? 0,
-    lsn: null,
-  });
+  leg.expect(pendingQuery(true, false, { captureLsn: true, capture: horizon?.beginCapture() ?? 0 }));
 }
 
 /**
@@ -261,11 +253,11 @@ export function sendStateCheck(record: ClientRecord, leg: ServerLeg, cause: stri
   ownQueryDestroysUnnamed(record, leg);
   if (cause === null) {
     leg.send(queryMessage('DISCARD SEQUENCES'));
-    leg.expect({ ...ownQuery(), check: { rows: [], cause: '', tracked, discardOnly: true } });
+    leg.expect(pendingQuery(true, false, { check: { rows: [], cause: '', tracked, discardOnly: true } }));
     return;
   }
   leg.pool!.stats.stateChecks++;
   // User code may have called nextval: its sequence state goes too (the check's rows come first).
   leg.send(queryMessage(`${stateCheckQuery(tracked)}; DISCARD SEQUENCES`));
-  leg.expect({ ...ownQuery(), check: { rows: [], cause, tracked } });
+  leg.expect(pendingQuery(true, false, { check: { rows: [], cause, tracked } }));
 }
