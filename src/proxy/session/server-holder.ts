@@ -67,6 +67,10 @@ export class ServerHolder implements Keeper, LegEvents {
   private checkSentAt = 0;
   /** Client reads paused while waiting for a server. */
   private paused = false;
+  /** The acquisition waiting in a pool's queue, and its callbacks (made on the first wait). */
+  private waitingFor: { pool: Pool; replica: ReplicaTarget | null; t0: number } | null = null;
+  private onReadyBound: ((server: ServerConn) => void) | null = null;
+  private onFailedBound: ((e: ServerLoginError) => void) | null = null;
 
   constructor(
     private readonly client: HolderClient,
@@ -89,23 +93,35 @@ export class ServerHolder implements Keeper, LegEvents {
   acquireFrom(pool: Pool, replica: ReplicaTarget | null, t0: number): void {
     const ready = pool.tryAcquire();
     if (ready) return this.onAcquired(pool, replica, t0, ready);
-    pool.acquireThen(
-      (server) => this.onAcquired(pool, replica, t0, server),
-      (e: unknown) => {
-        if (replica && !this.client.closed) {
-          // The replica cannot take a connection: the primary serves the read.
-          replica.monitor.healthy = false;
-          this.acquireFrom(this.client.opts.pool, null, t0);
-          return;
-        }
-        this.acquiring = false;
-        const fatal =
-          e instanceof ServerLoginError
-            ? e.errorResponse
-            : buildErrorResponse('FATAL', SqlState.CONNECTION_FAILURE, 'could not get a server connection');
-        this.host.terminate(fatal);
-      },
-    );
+    // One acquisition at a time (`acquiring`): what it is for is kept here, and the callbacks are
+    // made once per client that ever waits, not per wait.
+    this.waitingFor = { pool, replica, t0 };
+    this.onReadyBound ??= (server) => {
+      const w = this.waitingFor!;
+      this.waitingFor = null;
+      this.onAcquired(w.pool, w.replica, w.t0, server);
+    };
+    this.onFailedBound ??= (e) => {
+      const w = this.waitingFor!;
+      this.waitingFor = null;
+      this.acquireFailed(w.replica, w.t0, e);
+    };
+    pool.acquireThen(this.onReadyBound, this.onFailedBound);
+  }
+
+  private acquireFailed(replica: ReplicaTarget | null, t0: number, e: unknown): void {
+    if (replica && !this.client.closed) {
+      // The replica cannot take a connection: the primary serves the read.
+      replica.monitor.healthy = false;
+      this.acquireFrom(this.client.opts.pool, null, t0);
+      return;
+    }
+    this.acquiring = false;
+    const fatal =
+      e instanceof ServerLoginError
+        ? e.errorResponse
+        : buildErrorResponse('FATAL', SqlState.CONNECTION_FAILURE, 'could not get a server connection');
+    this.host.terminate(fatal);
   }
 
   private onAcquired(pool: Pool, replica: ReplicaTarget | null, t0: number, server: ServerConn): void {
