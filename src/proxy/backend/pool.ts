@@ -17,6 +17,7 @@ import { cleanForReuse } from './server-reset.js';
 import { poolError } from './pool-types.js';
 import type { PoolSettings, PoolStats } from './pool-types.js';
 import type { Keeper, KeeperDemand } from './keepers.js';
+import { Fifo } from './fifo.js';
 
 export type { PoolSettings, PoolStats } from './pool-types.js';
 export { poolError } from './pool-types.js';
@@ -37,7 +38,7 @@ export class Pool implements KeeperDemand {
   /** Being reset, rolled back or checked: neither idle nor lent. */
   readonly tested = new Set<ServerConn>();
   private connecting = 0;
-  private readonly waiters: Waiter[] = [];
+  private readonly waiters = new Fifo<Waiter>();
   /**
    * One timer for query_wait_timeout, set for the oldest waiter's deadline (waiters queue in
    * deadline order): a timer per waiter would cost a timer-list insertion and removal for every
@@ -127,7 +128,7 @@ export class Pool implements KeeperDemand {
   }
 
   get waiting(): number {
-    return this.waiters.length;
+    return this.waiters.size;
   }
 
   get total(): number {
@@ -162,7 +163,7 @@ export class Pool implements KeeperDemand {
     return this.total >= this.settings.size;
   }
   get unmet(): number {
-    return this.waiters.length - this.connecting;
+    return this.waiters.size - this.connecting;
   }
   get size(): number {
     return this.settings.size;
@@ -183,7 +184,7 @@ export class Pool implements KeeperDemand {
    * promise, no waiting. Null means: use acquire().
    */
   tryAcquire(): ServerConn | null {
-    if (this.closed || this.paused || this.held || this.waiters.length > 0) return null;
+    if (this.closed || this.paused || this.held || this.waiters.size > 0) return null;
     const c = this.idle[this.idle.length - 1];
     if (c === undefined) return null;
     const t = now();
@@ -240,13 +241,7 @@ export class Pool implements KeeperDemand {
   private expireWaiters(): void {
     this.waitTimer = null;
     const t = now();
-    for (let i = 0; i < this.waiters.length;) {
-      const w = this.waiters[i]!;
-      if (w.deadline > t) {
-        i++;
-        continue;
-      }
-      this.waiters.splice(i, 1);
+    for (const w of this.waiters.removeWhere((x) => x.deadline <= t)) {
       w.fail(
         poolError(
           SqlState.TOO_MANY_CONNECTIONS,
@@ -317,7 +312,7 @@ export class Pool implements KeeperDemand {
       !this.closed &&
       !this.paused &&
       !this.held &&
-      this.waiters.length > this.connecting &&
+      this.waiters.size > this.connecting &&
       this.total < this.settings.size
     ) {
       if (this.limit !== null && !this.limit.makeRoom(this)) break;
@@ -381,7 +376,7 @@ export class Pool implements KeeperDemand {
         }
         this.lastError = e;
         // Without a server nobody can be served: fail the queued clients with the server's reason.
-        const ws = this.waiters.splice(0, Math.max(0, this.waiters.length - this.connecting));
+        const ws = this.waiters.take(Math.max(0, this.waiters.size - this.connecting));
         for (const w of ws) {
           w.fail(e);
         }
@@ -390,9 +385,9 @@ export class Pool implements KeeperDemand {
   }
 
   private serveWaiters(): void {
-    if (this.waiters.length === 0) return;
+    if (this.waiters.size === 0) return;
     const t = now();
-    while (this.waiters.length > 0 && !this.paused && !this.held) {
+    while (this.waiters.size > 0 && !this.paused && !this.held) {
       const c = this.takeIdle(t);
       if (!c) return;
       const w = this.waiters.shift()!;
@@ -406,7 +401,7 @@ export class Pool implements KeeperDemand {
     this.tested.delete(c);
     const i = this.idle.indexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
-    if (this.waiters.length > 0) this.grow();
+    if (this.waiters.size > 0) this.grow();
     this.limit?.wake(this);
   }
 
@@ -514,7 +509,7 @@ export class Pool implements KeeperDemand {
     const timer = setTimeout(() => {
       if (!this.held) return;
       this.held.expired = true;
-      for (const w of this.waiters.splice(0)) {
+      for (const w of this.waiters.drain()) {
         w.fail(poolError(SqlState.CANNOT_CONNECT_NOW, reason));
       }
     }, timeoutMs);
@@ -583,7 +578,7 @@ export class Pool implements KeeperDemand {
   close(reason = 'the pool is shutting down'): void {
     this.closed = true;
     this.keepers.stop();
-    for (const w of this.waiters.splice(0)) {
+    for (const w of this.waiters.drain()) {
       w.fail(poolError(SqlState.ADMIN_SHUTDOWN, reason));
     }
     for (const c of this.idle.splice(0)) c.close();
