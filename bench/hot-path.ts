@@ -212,7 +212,9 @@ async function main(o: Options): Promise<void> {
     pool.idle.push(conn);
     // A connection the pool opened carries its generation (retarget() bumps it); these did not come
     // through connectOne, so they are given the current one, else release() would drop them.
-    (pool as unknown as { generations: WeakMap<ServerConn, number> }).generations.set(conn, 0);
+    // (Builds before the generation became a field of the connection kept it in a WeakMap.)
+    (conn as unknown as { poolGeneration: number }).poolGeneration = 0;
+    (pool as unknown as { generations?: WeakMap<ServerConn, number> }).generations?.set(conn, 0);
   }
 
   let completed = 0;

@@ -60,7 +60,6 @@ export class Pool implements KeeperDemand {
   private retryTimer: NodeJS.Timeout | null = null;
   /** Bumped by retarget(): connections of an older generation never return to `idle`. */
   private generation = 0;
-  private readonly generations = new WeakMap<ServerConn, number>();
   private closed = false;
   /** Parameters a fresh server reported (for clients' start-up ParameterStatus). */
   serverParams = new Map<string, string>();
@@ -345,7 +344,7 @@ export class Pool implements KeeperDemand {
           this.grow();
           return;
         }
-        this.generations.set(c, generation);
+        c.poolGeneration = generation;
         this.lastError = null;
         if (this.serverParams.size === 0) this.serverParams = new Map(c.params);
         c.onClose(() => this.forget(c));
@@ -413,7 +412,7 @@ export class Pool implements KeeperDemand {
     this.active.delete(c);
     c.setHandler(null);
     if (c.closed) return this.forget(c);
-    if (this.closed || this.generations.get(c) !== this.generation) {
+    if (this.closed || c.poolGeneration !== this.generation) {
       c.destroy();
       return this.forget(c);
     }
@@ -436,7 +435,7 @@ export class Pool implements KeeperDemand {
     cleanForReuse(c, this.settings.mode === 'session').then(
       (ok) => {
         this.tested.delete(c);
-        if (!ok || c.closed || this.closed || this.generations.get(c) !== this.generation) {
+        if (!ok || c.closed || this.closed || c.poolGeneration !== this.generation) {
           c.destroy();
           this.forget(c);
           return;
@@ -529,7 +528,7 @@ export class Pool implements KeeperDemand {
         (c) => {
           this.connecting--;
           if (generation !== this.generation || this.closed) return c.close();
-          this.generations.set(c, generation);
+          c.poolGeneration = generation;
           c.onClose(() => this.forget(c));
           this.idle.push(c);
           if (this.held?.self) this.unhold();

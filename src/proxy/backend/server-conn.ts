@@ -78,6 +78,11 @@ export class ServerConn {
   needsSequenceReset = false;
   /** Cancels in flight against it: it is not handed to another client until they are done. */
   cancelsInFlight = 0;
+  /**
+   * The pool's generation (its target) when it opened this connection: an older one is not
+   * reused. -1 until a pool sets it: a connection no pool opened never goes back to one.
+   */
+  poolGeneration = -1;
   /** Who reads its messages now. */
   private handler: FrameHandler | null = null;
   private closeHandlers: ((err?: Error) => void)[] = [];

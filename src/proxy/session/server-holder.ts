@@ -62,8 +62,13 @@ export class ServerHolder implements Keeper, LegEvents {
   keeping = false;
   /** The running check was asked for by the pool (someone waits): release after it, if clean. */
   handingOver = false;
-  /** The transaction's legs by group (one, until sharding); unbound legs are kept for reuse. */
-  private legs: Map<string, ServerLeg> | null = null;
+  /**
+   * The transaction's legs by group (one, until sharding); unbound legs are kept for reuse. The
+   * first group's leg is a field (the usual case: no map per client, no lookup per transaction).
+   */
+  private firstLeg: ServerLeg | null = null;
+  private firstGroup = '';
+  private otherLegs: Map<string, ServerLeg> | null = null;
   private checkSentAt = 0;
   /** Client reads paused while waiting for a server. */
   private paused = false;
@@ -132,13 +137,7 @@ export class ServerHolder implements Keeper, LegEvents {
       pool.release(server);
       return;
     }
-    const group = c.opts.group ?? '';
-    const legs = (this.legs ??= new Map<string, ServerLeg>());
-    let leg = legs.get(group);
-    if (leg === undefined) {
-      leg = new ServerLeg(this, c.sink, c.opts.pool, c.opts.horizon ?? null);
-      legs.set(group, leg);
-    }
+    const leg = this.legFor(c.opts.group ?? '');
     leg.bind(server, pool, replica, readTime());
     this.leg = leg;
     this.switching = false;
@@ -465,10 +464,27 @@ export class ServerHolder implements Keeper, LegEvents {
   cancelTargets(): ServerConn[] {
     // A COMMIT is never cancelled: all a cancel can do to it is end its wait for a synchronous
     // standby, and the client would then see success for a commit a failover may lose.
-    if (this.client.tx.commitInFlight || this.legs === null) return [];
+    if (this.client.tx.commitInFlight || this.firstLeg === null) return [];
     const out: ServerConn[] = [];
-    for (const leg of this.legs.values()) if (leg.server && !leg.idle) out.push(leg.server);
+    for (const leg of [this.firstLeg, ...(this.otherLegs?.values() ?? [])])
+      if (leg.server && !leg.idle) out.push(leg.server);
     return out;
+  }
+
+  /** The leg to `group`, made on first use. */
+  private legFor(group: string): ServerLeg {
+    const first = this.firstLeg;
+    if (first !== null && this.firstGroup === group) return first;
+    const c = this.client;
+    const make = () => new ServerLeg(this, c.sink, c.opts.pool, c.opts.horizon ?? null);
+    if (first === null) {
+      this.firstGroup = group;
+      return (this.firstLeg = make());
+    }
+    const legs = (this.otherLegs ??= new Map<string, ServerLeg>());
+    let leg = legs.get(group);
+    if (leg === undefined) legs.set(group, (leg = make()));
+    return leg;
   }
 
   /** The client is gone (client.closed): give the connection back in a clean state. */
