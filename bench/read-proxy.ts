@@ -29,6 +29,8 @@ export interface ReadProxyOptions {
   primaryWeight?: number;
   /** proxy.balance. */
   balance?: 'round-robin' | 'least-outstanding';
+  /** proxy.node_concurrency (default: the proxy's own default). */
+  nodeConcurrency?: 'auto' | number;
   /** proxy.consistency (default: the proxy's own default). */
   consistency?: string;
 }
@@ -75,6 +77,7 @@ export async function startReadProxy(server: ServerInfo, o: ReadProxyOptions): P
       ignore_startup_parameters: ['extra_float_digits'],
       primary_read_weight: o.primaryWeight ?? 0,
       ...(o.balance ? { balance: o.balance } : {}),
+      ...(o.nodeConcurrency !== undefined ? { node_concurrency: o.nodeConcurrency } : {}),
       ...(o.consistency ? { consistency: o.consistency } : {}),
       databases: {
         [server.database]: {

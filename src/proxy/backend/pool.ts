@@ -12,10 +12,12 @@ import { now } from '../types.js';
 import { ServerConn } from './server-conn.js';
 import type { ServerLoginError } from './server-conn.js';
 import type { DatabaseLimit } from './db-limit.js';
+import { ConcurrencyLimit } from './concurrency-limit.js';
 import { Keepers } from './keepers.js';
 import { cleanForReuse } from './server-reset.js';
 import { poolError } from './pool-types.js';
 import type { PoolSettings, PoolStats } from './pool-types.js';
+import type { NodeConcurrency } from './concurrency-limit.js';
 import type { Keeper, KeeperDemand } from './keepers.js';
 
 export type { PoolSettings, PoolStats } from './pool-types.js';
@@ -75,13 +77,17 @@ export class Pool implements KeeperDemand {
   lastError: ServerLoginError | null = null;
   /** The per-database limit shared with the database's other pools (max_db_connections). */
   limit: DatabaseLimit | null = null;
+  /** Transactions running on the server at once (node_concurrency): lent connections. */
+  readonly conc: ConcurrencyLimit;
 
   constructor(
     readonly database: string,
     public target: ServerTarget,
     private creds: ServerCredentials,
     public settings: PoolSettings,
-  ) {}
+  ) {
+    this.conc = new ConcurrencyLimit(concurrencySetting(settings), settings.size);
+  }
 
   /**
    * New settings (a reload): a larger size serves queued clients at once, a smaller one closes
@@ -89,6 +95,7 @@ export class Pool implements KeeperDemand {
    */
   applySettings(s: PoolSettings): void {
     this.settings = s;
+    this.conc.configure(concurrencySetting(s), s.size);
     this.trim();
     this.grow();
   }
@@ -152,7 +159,7 @@ export class Pool implements KeeperDemand {
 
   // KeeperDemand (keepers.ts)
   get full(): boolean {
-    return this.total >= this.settings.size;
+    return this.total >= this.settings.size || !this.conc.room;
   }
   get unmet(): number {
     return this.waiters.length - this.connecting;
@@ -176,7 +183,7 @@ export class Pool implements KeeperDemand {
    * promise, no waiting. Null means: use acquire().
    */
   tryAcquire(): ServerConn | null {
-    if (this.closed || this.paused || this.held || this.waiters.length > 0) return null;
+    if (this.closed || this.paused || this.held || this.waiters.length > 0 || !this.conc.room) return null;
     const c = this.idle[this.idle.length - 1];
     if (c === undefined) return null;
     const t = now();
@@ -185,6 +192,7 @@ export class Pool implements KeeperDemand {
     this.idle.pop();
     c.lastUsedAt = t;
     this.active.add(c);
+    this.conc.started();
     return c;
   }
 
@@ -210,7 +218,7 @@ export class Pool implements KeeperDemand {
       queueMicrotask(() => fail(e));
       return;
     }
-    if (!this.paused && !this.held) {
+    if (!this.paused && !this.held && this.conc.room) {
       const c = this.takeIdle();
       if (c) return this.lend(c, ready, fail);
     }
@@ -249,6 +257,7 @@ export class Pool implements KeeperDemand {
 
   /** Hands a connection out, checking it first when it sat idle for a while. */
   private lend(c: ServerConn, ready: (c: ServerConn) => void, fail: (e: ServerLoginError) => void): void {
+    this.conc.started();
     if (now() - c.lastUsedAt <= this.settings.serverCheckDelayMs) {
       c.lastUsedAt = now();
       this.active.add(c);
@@ -271,6 +280,7 @@ export class Pool implements KeeperDemand {
     this.tested.delete(c);
     if (!ok || c.closed) {
       c.destroy();
+      this.conc.cancelled();
       this.acquireThen(ready, fail);
       return;
     }
@@ -279,19 +289,24 @@ export class Pool implements KeeperDemand {
     ready(c);
   }
 
-  /** Opens connections while clients wait and the pool has room. */
+  /**
+   * Serves queued clients from idle connections, then opens connections while clients wait that
+   * node_concurrency would let run, and the pool has room.
+   */
   private grow(): void {
+    this.serveWaiters();
+    const room = this.conc.limit - this.conc.inflight;
     while (
       !this.closed &&
       !this.paused &&
       !this.held &&
       this.waiters.length > this.connecting &&
+      room > this.connecting &&
       this.total < this.settings.size
     ) {
       if (this.limit !== null && !this.limit.makeRoom(this)) break;
       this.connectOne();
     }
-    this.serveWaiters();
   }
 
   /**
@@ -359,7 +374,7 @@ export class Pool implements KeeperDemand {
   }
 
   private serveWaiters(): void {
-    while (this.waiters.length > 0 && !this.paused && !this.held) {
+    while (this.waiters.length > 0 && !this.paused && !this.held && this.conc.room) {
       const c = this.takeIdle();
       if (!c) return;
       const w = this.waiters.shift()!;
@@ -370,7 +385,7 @@ export class Pool implements KeeperDemand {
   }
 
   private forget(c: ServerConn): void {
-    this.active.delete(c);
+    if (this.active.delete(c)) this.conc.cancelled();
     this.tested.delete(c);
     const i = this.idle.indexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
@@ -383,7 +398,11 @@ export class Pool implements KeeperDemand {
    * transaction is rolled back, unrestorable state is discarded, in-flight cancels have landed.
    */
   release(c: ServerConn): void {
-    this.active.delete(c);
+    // The transaction's hold time (lastUsedAt is when it was lent) teaches node_concurrency.
+    if (this.active.delete(c)) {
+      const t = now();
+      this.conc.finished(t - c.lastUsedAt, t);
+    }
     c.setHandler(null);
     if (c.closed) return this.forget(c);
     if (this.closed || this.generations.get(c) !== this.generation) {
@@ -404,6 +423,8 @@ export class Pool implements KeeperDemand {
       return;
     }
     this.tested.add(c);
+    // Clients queued by node_concurrency alone may take an idle connection while this one is cleaned.
+    if (this.waiters.length > 0) this.serveWaiters();
     cleanForReuse(c, this.settings.mode === 'session').then(
       (ok) => {
         this.tested.delete(c);
@@ -537,6 +558,7 @@ export class Pool implements KeeperDemand {
   retarget(target: ServerTarget): void {
     this.target = target;
     this.generation++;
+    this.conc.reset();
     this.knownStatements.clear();
     this.lastError = null;
     this.closeIdle();
@@ -565,4 +587,9 @@ export class Pool implements KeeperDemand {
   closeIdle(): void {
     for (const c of this.idle.splice(0)) c.close();
   }
+}
+
+/** node_concurrency as it applies to a pool: session pooling lends a connection per session, not per transaction. */
+function concurrencySetting(s: PoolSettings): NodeConcurrency {
+  return s.mode === 'session' ? 0 : s.nodeConcurrency;
 }
