@@ -352,6 +352,25 @@ async function measure(
   }
 }
 
+/**
+ * Issue #14's targets, judged in every round against the primary alone at its better client count
+ * in that round: proxy-0 >= 0.95 x it (the pool runs the node at its best concurrency), proxy-2 >= 2.7 x.
+ */
+function perRoundTargets(runs: readonly RunRecord[]): string[] {
+  const rounds = [...new Set(runs.map((r) => r.round))];
+  const tps = (round: number, config: string) =>
+    runs.find((r) => r.round === round && r.config === config)?.pgbench.tps ?? NaN;
+  const lines = [
+    ['proxy-0', 0.95],
+    ['proxy-2', 2.7],
+  ].map(([config, want]) => {
+    const ratios = rounds.map((r) => tps(r, config as string) / Math.max(tps(r, 'direct'), tps(r, 'direct-third')));
+    const met = ratios.every((x) => x >= (want as number));
+    return `target: ${config} >= ${want} x the primary alone at its better client count, in every round: ${ratios.map(f2).join(', ')} -> ${met ? 'met' : 'NOT met'}`;
+  });
+  return lines;
+}
+
 /** Round r's order: forwards on even rounds, backwards on odd ones (linear drift cancels out). */
 function orderOf(round: number): Config[] {
   return round % 2 === 0 ? [...CONFIGS] : [...CONFIGS].reverse();
@@ -655,6 +674,7 @@ async function main(o: Options): Promise<number> {
     '',
     `target: proxy-2 >= 2.5 x the primary alone, at the better of its two client counts (${best.config}, ` +
       `${f0(best.tps)} TPS): ${f2(d2.tps / best.tps)} -> ${d2.tps / best.tps >= 2.5 ? 'met' : 'NOT met'}`,
+    ...perRoundTargets(runs),
     o.primaryWeight === 0
       ? `The proxy reads from replicas only (primary_read_weight 0: the primary serves reads only when no replica is ` +
         `usable), so with 2 replicas its ceiling is 2 x one replica: proxy-2 / (2 x replica-direct) = ${f2(d2.tps / (2 * rd.tps))}.`

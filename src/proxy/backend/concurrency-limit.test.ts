@@ -53,10 +53,9 @@ test('0 means no limit beyond the pool size, and session-independent reconfigura
   assert.equal(l.limit, 5);
 });
 
-test('auto starts at the pool size, probing at half of it, and stays there while the node does not queue', () => {
+test('auto starts at the pool size and stays there while the node does not queue', () => {
   const l = new ConcurrencyLimit('auto', 32);
-  assert.equal(l.limit, 16);
-  assert.equal(l.learnt, 32);
+  assert.equal(l.limit, 32);
   assert.equal(l.isAdaptive, true);
   drive(l, 100, () => 1, 20_000);
   assert.equal(l.learnt, 32);
@@ -119,4 +118,19 @@ test('reset (the pool points at another server) forgets what auto learnt; a relo
   assert.equal(l.limit, 4);
   l.configure('auto', 30);
   assert.equal(l.learnt, 30);
+});
+
+test('a stall (clients wait, nothing ends) lets auto run one more, up to the pool size; a fixed limit stays', () => {
+  const l = new ConcurrencyLimit('auto', 8);
+  drive(l, 64, saturating(2), 20_000);
+  const low = l.learnt;
+  assert.ok(low < 6, `limit ${low}`);
+  const before = l.limit;
+  l.stalled();
+  assert.ok(l.limit > before, `limit ${l.limit} after ${before}`);
+  for (let i = 0; i < 10; i++) l.stalled();
+  assert.equal(l.limit, 8);
+  const f = new ConcurrencyLimit(3, 8);
+  f.stalled();
+  assert.equal(f.limit, 3);
 });

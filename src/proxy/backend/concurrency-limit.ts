@@ -14,7 +14,8 @@
  * concurrency stops adding throughput. A node that is already saturated shows no queue by this
  * measure unless the limit is lowered now and then: each epoch begins with a probe window at half
  * the limit, whose time joins the candidates for minRtt. The limit never grows while the pool
- * does not use what it has (no demand to measure), and stays within [AUTO_MIN, pool size]. Per
+ * does not use what it has (no demand to measure), and stays within [AUTO_MIN, pool size]; it
+ * starts at the pool size, and grows by one when clients wait and nothing ends (stalled()). Per
  * transaction this costs a compare on lending and a few additions on release; the rest runs once
  * a window.
  */
@@ -29,12 +30,16 @@ export const WINDOW_MIN = 24;
 export const WINDOW_MS = 100;
 /** Windows per epoch (the first one a probe at half the limit); minRtt spans two epochs. */
 export const EPOCH_WINDOWS = 8;
+/** Clients waiting this long (ms) at the limit while no transaction ends: `auto` lets one more run. */
+export const STALL_MS = 250;
 /** Share of a window's new limit taken at once (the rest stays as it was). */
 const SMOOTHING = 0.5;
 
 export class ConcurrencyLimit {
   /** Transactions running now (connections lent, or being checked before lending). */
   inflight = 0;
+  /** Transactions ended so far (a stall is a time in which this does not move). */
+  ended = 0;
   /** How many may run at once (Infinity: no limit). Fractional under `auto`. */
   limit = Infinity;
   private adaptive = false;
@@ -81,11 +86,6 @@ export class ConcurrencyLimit {
     this.minLast = Infinity;
     this.windows = 0;
     this.probeFrom = 0;
-    // The first window is a probe: the node's time with a queue shorter than the pool size.
-    if (this.max / 2 >= AUTO_MIN) {
-      this.probeFrom = this.max;
-      this.limit = this.max / 2;
-    }
   }
 
   /** The limit as learnt: during a probe window, the one it returns to. */
@@ -112,9 +112,26 @@ export class ConcurrencyLimit {
     this.inflight--;
   }
 
+  /**
+   * Clients wait, the limit is reached, and no transaction ended for STALL_MS: under `auto`, one
+   * more may run (up to the pool size). Transactions waiting on each other (a lock, or a client
+   * that commits only once another client's transaction ran) cannot deadlock on a limit learnt
+   * under other work; a fixed limit stays what it was set to, as pool_size does.
+   */
+  stalled(): void {
+    if (!this.adaptive) return;
+    if (this.probeFrom > 0) {
+      this.limit = this.probeFrom;
+      this.probeFrom = 0;
+    } else {
+      this.limit = Math.min(this.max, Math.floor(this.limit) + 1);
+    }
+  }
+
   /** A transaction ended at `t` (ms, any monotonic clock) after holding its connection `ms`. */
   finished(ms: number, t: number): void {
     this.inflight--;
+    this.ended++;
     if (!this.adaptive) return;
     this.sum += ms;
     if (++this.n >= WINDOW_MIN && this.n >= 2 * this.limit && t - this.since >= WINDOW_MS) this.adapt(t);

@@ -12,7 +12,7 @@ import { now } from '../types.js';
 import { ServerConn } from './server-conn.js';
 import type { ServerLoginError } from './server-conn.js';
 import type { DatabaseLimit } from './db-limit.js';
-import { ConcurrencyLimit } from './concurrency-limit.js';
+import { ConcurrencyLimit, STALL_MS } from './concurrency-limit.js';
 import { Keepers } from './keepers.js';
 import { cleanForReuse } from './server-reset.js';
 import { poolError } from './pool-types.js';
@@ -79,6 +79,7 @@ export class Pool implements KeeperDemand {
   limit: DatabaseLimit | null = null;
   /** Transactions running on the server at once (node_concurrency): lent connections. */
   readonly conc: ConcurrencyLimit;
+  private stallTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly database: string,
@@ -238,8 +239,28 @@ export class Pool implements KeeperDemand {
     }
     this.waiters.push(w);
     this.stats.waits++;
+    if (!this.conc.room) this.watchStall();
     this.grow();
     this.keepers.reclaim();
+  }
+
+  /**
+   * Clients wait at node_concurrency: if no transaction ends for STALL_MS, `auto` lets one more
+   * run (they may be waiting on each other), and so on while they still wait.
+   */
+  private watchStall(): void {
+    if (this.stallTimer !== null || !this.conc.isAdaptive || this.closed) return;
+    const ended = this.conc.ended;
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = null;
+      if (this.closed || this.waiters.length === 0 || this.conc.room) return;
+      if (this.conc.ended === ended) {
+        this.conc.stalled();
+        this.grow();
+      }
+      if (this.waiters.length > 0 && !this.conc.room) this.watchStall();
+    }, STALL_MS);
+    this.stallTimer.unref();
   }
 
   private takeIdle(): ServerConn | null {
@@ -572,6 +593,7 @@ export class Pool implements KeeperDemand {
   close(reason = 'the pool is shutting down'): void {
     this.closed = true;
     this.keepers.stop();
+    if (this.stallTimer !== null) clearTimeout(this.stallTimer);
     for (const w of this.waiters.splice(0)) {
       if (w.timer) clearTimeout(w.timer);
       w.fail(poolError(SqlState.ADMIN_SHUTDOWN, reason));
