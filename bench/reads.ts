@@ -217,6 +217,8 @@ interface RunRecord {
   cpu: CpuReport;
   /** Processes of a node found outside its cgroup before the run (and moved in). */
   strays: number;
+  /** node_concurrency in force per pool after the run (SHOW POOLS), proxy runs only. */
+  limits: number[] | null;
 }
 
 async function xactCommits(cluster: BenchCluster): Promise<Record<string, number>> {
@@ -326,6 +328,7 @@ async function measure(
     const cpu = meter.stop();
     const c1 = capStats(caps, cluster.nodes);
     const s1 = proxy ? servedByReplica(await proxy.showNodes()) : null;
+    const limits = proxy ? await proxy.poolLimits() : null;
     await sleep(STATS_SETTLE_MS);
     const x1 = await xactCommits(cluster);
     const nodes: Record<string, NodeFigures> = {};
@@ -346,7 +349,7 @@ async function measure(
     }
     const readsServed =
       s0 && s1 ? Object.fromEntries(Object.entries(s1).map(([k, v]) => [k, v - (s0[k] ?? 0)])) : null;
-    return { round, config: config.name, pgbench: res, nodes, readsServed, cpu, strays };
+    return { round, config: config.name, pgbench: res, nodes, readsServed, cpu, strays, limits };
   } finally {
     await proxy?.stop();
   }
@@ -626,6 +629,7 @@ async function main(o: Options): Promise<number> {
         `[${runs.length}/${total}] round ${round + 1} ${config.name}: ${r.pgbench.tps?.toFixed(0) ?? '-'} tps, ` +
           `p50 ${f2(r.pgbench.p50Ms)} ms, p99 ${f2(r.pgbench.p99Ms)} ms; xact_commit ${spread}; ` +
           `proxy ${f2(r.cpu.proxyCores)} cores (runq wait ${f2(r.cpu.proxyRunqueueWait)}), pgbench ${f2(r.cpu.pgbenchCores)}, host busy ${pct(r.cpu.hostBusy)}` +
+          (r.limits ? `; node_concurrency ${r.limits.join('/')}` : '') +
           (r.strays ? `; ${r.strays} processes moved into their cgroup` : '') +
           (r.pgbench.errorLines
             ? `; ${r.pgbench.errorLines} error lines (${r.pgbench.firstError ?? ''})`
