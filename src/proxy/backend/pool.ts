@@ -419,18 +419,16 @@ export class Pool implements KeeperDemand {
    * transaction is rolled back, unrestorable state is discarded, in-flight cancels have landed.
    */
   release(c: ServerConn): void {
+    const t = now();
     // The transaction's hold time (lastUsedAt is when it was lent) teaches node_concurrency.
-    if (this.active.delete(c)) {
-      const t = now();
-      this.conc.finished(t - c.lastUsedAt, t);
-    }
+    if (this.active.delete(c)) this.conc.finished(t - c.lastUsedAt, t);
     c.setHandler(null);
     if (c.closed) return this.forget(c);
     if (this.closed || this.generations.get(c) !== this.generation) {
       c.destroy();
       return this.forget(c);
     }
-    c.lastUsedAt = now();
+    c.lastUsedAt = t;
     const dirty =
       c.txStatus !== 'I' ||
       c.needsReset ||
