@@ -12,8 +12,8 @@
  * transactions take no longer than without a queue the limit grows by about √limit, once they
  * queue on the node it shrinks in proportion, and it settles a little past the point where more
  * concurrency stops adding throughput. A node that is already saturated shows no queue by this
- * measure unless the limit is lowered now and then: each epoch begins with a probe window at half
- * the limit, whose time joins the candidates for minRtt. The limit never grows while the pool
+ * measure unless the limit is lowered now and then: each epoch begins with a probe window at two
+ * thirds of the limit, whose time joins the candidates for minRtt. The limit never grows while the pool
  * does not use what it has (no demand to measure), and stays within [AUTO_MIN, pool size]; it
  * starts at the pool size, and grows by one when clients wait and nothing ends (stalled()). Per
  * transaction this costs a compare on lending and a few additions on release; the rest runs once
@@ -28,8 +28,16 @@ export const AUTO_MIN = 2;
 export const WINDOW_MIN = 24;
 /** …and at least this long (ms): longer than the stalls of a node throttled by its CPU quota. */
 export const WINDOW_MS = 100;
-/** Windows per epoch (the first one a probe at half the limit); minRtt spans two epochs. */
-export const EPOCH_WINDOWS = 8;
+/** Windows per epoch (the first one a probe at PROBE × the limit); minRtt spans two epochs. */
+export const EPOCH_WINDOWS = 4;
+/**
+ * The probe window's limit, as a share of the limit. On a node that is saturated at every limit
+ * tried (the queue only moves from the proxy to the node), the probe's time is this share of the
+ * others', and the limit settles where `limit × (1 - PROBE) = √limit`: 1 / (1 - PROBE)² = 9. A
+ * node capped at 0.15 core did best with 11 backends directly, and through the proxy worse at 4
+ * than at 11 (PostgreSQL's CPU per read 43 µs against 37 µs): see docs/benchmarks.md.
+ */
+export const PROBE = 2 / 3;
 /** Clients waiting this long (ms) at the limit while no transaction ends: `auto` lets one more run. */
 export const STALL_MS = 250;
 /** Share of a window's new limit taken at once (the rest stays as it was). */
@@ -164,9 +172,9 @@ export class ConcurrencyLimit {
       this.windows = 0;
       this.minLast = this.minNow;
       this.minNow = Infinity;
-      if (used >= this.limit - 1 && this.limit / 2 >= AUTO_MIN) {
+      if (used >= this.limit - 1 && this.limit * PROBE >= AUTO_MIN) {
         this.probeFrom = this.limit;
-        this.limit = this.limit / 2;
+        this.limit = this.limit * PROBE;
       }
     }
   }
