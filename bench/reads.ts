@@ -48,8 +48,8 @@ const USAGE = `Usage: npm run bench:reads -- [options]
   --primary-weight N  proxy.primary_read_weight: the primary's share of reads next to each replica's 1
                     (default 1: the target is about a primary and 2 replicas together; 0 keeps reads off it)
   --balance B       proxy.balance: least-outstanding (default) or round-robin
-  --node-concurrency C  proxy.node_concurrency: auto (the proxy's default), a number of transactions
-                    each node runs at once, or 0 (as many as the pool has connections)
+  --node-concurrency C  proxy.node_concurrency: 0 (the proxy's default: as many as the pool has
+                    connections), a number of transactions each node runs at once, or auto
   --scale N         pgbench -i -s N (default 10)
   --levels L        instead of the scaling configurations: the cost of read consistency levels
                     (comma-separated: eventual, read-your-writes, causal, linearizable, primary;
@@ -70,7 +70,8 @@ interface Options {
   poolSize: number;
   primaryWeight: number;
   balance: 'round-robin' | 'least-outstanding';
-  nodeConcurrency: 'auto' | number;
+  /** proxy.node_concurrency; null: the product's default. */
+  nodeConcurrency: 'auto' | number | null;
   scale: number;
   quick: boolean;
   json: string | null;
@@ -154,9 +155,11 @@ function parseOptions(argv: string[]): Options | null {
     primaryWeight: int(values['primary-weight'], 1, 'primary-weight', 0),
     balance: balanceOption(values.balance),
     nodeConcurrency:
-      values['node-concurrency'] === undefined || values['node-concurrency'] === 'auto'
-        ? 'auto'
-        : int(values['node-concurrency'], 0, 'node-concurrency'),
+      values['node-concurrency'] === undefined
+        ? null
+        : values['node-concurrency'] === 'auto'
+          ? 'auto'
+          : int(values['node-concurrency'], 0, 'node-concurrency'),
     scale: int(values.scale, 10, 'scale', 1),
     quick,
     json: values.json ?? null,
@@ -300,7 +303,7 @@ async function measure(
         maxClients: o.clients,
         primaryWeight: o.primaryWeight,
         balance: o.balance,
-        nodeConcurrency: o.nodeConcurrency,
+        ...(o.nodeConcurrency !== null ? { nodeConcurrency: o.nodeConcurrency } : {}),
       });
       await waitReadSet(proxy, config.replicas, cluster);
       endpoint = { host: proxy.host, port: proxy.port };
@@ -665,7 +668,7 @@ async function main(o: Options): Promise<number> {
     capLine,
     `workload: pgbench -S -n -M ${o.mode} -c ${o.clients} -j ${Math.min(o.clients, 4)}, ${o.durationS} s measured ` +
       `after a ${WARMUP_S} s warm-up, scale ${o.scale}; ${o.rounds} round(s), order alternating; ` +
-      `proxy: transaction pooling, pool ${o.poolSize} per server, consistency read-your-writes (default), balance ${o.balance}, primary_read_weight ${o.primaryWeight}, node_concurrency ${o.nodeConcurrency}`,
+      `proxy: transaction pooling, pool ${o.poolSize} per server, consistency read-your-writes (default), balance ${o.balance}, primary_read_weight ${o.primaryWeight}, node_concurrency ${o.nodeConcurrency ?? '0 (default)'}`,
     '',
     throughputTable(summary, cluster.nodes),
     '',
