@@ -116,6 +116,7 @@ async function main(o: Options): Promise<void> {
       connectTimeoutMs: 15_000,
       tls: { mode: 'disable', caFile: null },
       maxPreparedStatements: 100,
+      nodeConcurrency: 0,
     },
   );
 

@@ -12,6 +12,7 @@ import { stringify } from 'yaml';
 import { repoRoot, tempDir } from '../test/harness.js';
 import { cleanEnv } from '../src/cluster/run-as.js';
 import { parseConfig } from '../src/config/load.js';
+import pg from 'pg';
 import { showNodes } from '../src/demo/proxy-nodes.js';
 import type { ProxyNode } from '../src/demo/proxy-nodes.js';
 import { onCleanup } from './cleanup.js';
@@ -29,6 +30,8 @@ export interface ReadProxyOptions {
   primaryWeight?: number;
   /** proxy.balance. */
   balance?: 'round-robin' | 'least-outstanding';
+  /** proxy.node_concurrency (default: the proxy's own default). */
+  nodeConcurrency?: 'auto' | number;
   /** proxy.consistency (default: the proxy's own default). */
   consistency?: string;
 }
@@ -40,6 +43,8 @@ export interface ReadProxy {
   daemon: Daemon;
   /** `SHOW NODES` on the admin console, as the superuser. */
   showNodes(): Promise<NodeRow[]>;
+  /** `SHOW POOLS` node_concurrency of the app database's pools (one per node): the limits in force. */
+  poolLimits(): Promise<number[]>;
   stop(): Promise<void>;
 }
 
@@ -75,6 +80,7 @@ export async function startReadProxy(server: ServerInfo, o: ReadProxyOptions): P
       ignore_startup_parameters: ['extra_float_digits'],
       primary_read_weight: o.primaryWeight ?? 0,
       ...(o.balance ? { balance: o.balance } : {}),
+      ...(o.nodeConcurrency !== undefined ? { node_concurrency: o.nodeConcurrency } : {}),
       ...(o.consistency ? { consistency: o.consistency } : {}),
       databases: {
         [server.database]: {
@@ -118,6 +124,23 @@ export async function startReadProxy(server: ServerInfo, o: ReadProxyOptions): P
     daemon,
     showNodes() {
       return showNodes({ host: '127.0.0.1', port, user: server.superuser, password: server.superPassword });
+    },
+    async poolLimits() {
+      const c = new pg.Client({
+        host: '127.0.0.1',
+        port,
+        user: server.superuser,
+        password: server.superPassword,
+        database: 'pgscale',
+      });
+      c.on('error', () => undefined);
+      await c.connect();
+      try {
+        const r = await c.query<{ database: string; node_concurrency: string }>('SHOW POOLS');
+        return r.rows.filter((x) => x.database === server.database).map((x) => Number(x.node_concurrency));
+      } finally {
+        await c.end();
+      }
     },
 
     stop,

@@ -48,6 +48,8 @@ const USAGE = `Usage: npm run bench:reads -- [options]
   --primary-weight N  proxy.primary_read_weight: the primary's share of reads next to each replica's 1
                     (default 1: the target is about a primary and 2 replicas together; 0 keeps reads off it)
   --balance B       proxy.balance: least-outstanding (default) or round-robin
+  --node-concurrency C  proxy.node_concurrency: 0 (the proxy's default: as many as the pool has
+                    connections), a number of transactions each node runs at once, or auto
   --scale N         pgbench -i -s N (default 10)
   --levels L        instead of the scaling configurations: the cost of read consistency levels
                     (comma-separated: eventual, read-your-writes, causal, linearizable, primary;
@@ -68,6 +70,8 @@ interface Options {
   poolSize: number;
   primaryWeight: number;
   balance: 'round-robin' | 'least-outstanding';
+  /** proxy.node_concurrency; null: the product's default. */
+  nodeConcurrency: 'auto' | number | null;
   scale: number;
   quick: boolean;
   json: string | null;
@@ -121,6 +125,7 @@ function parseOptions(argv: string[]): Options | null {
       'pool-size': { type: 'string' },
       'primary-weight': { type: 'string' },
       balance: { type: 'string' },
+      'node-concurrency': { type: 'string' },
       scale: { type: 'string' },
       quick: { type: 'boolean', default: false },
       json: { type: 'string' },
@@ -149,6 +154,12 @@ function parseOptions(argv: string[]): Options | null {
     poolSize: int(values['pool-size'], clients, 'pool-size', 1),
     primaryWeight: int(values['primary-weight'], 1, 'primary-weight', 0),
     balance: balanceOption(values.balance),
+    nodeConcurrency:
+      values['node-concurrency'] === undefined
+        ? null
+        : values['node-concurrency'] === 'auto'
+          ? 'auto'
+          : int(values['node-concurrency'], 0, 'node-concurrency'),
     scale: int(values.scale, 10, 'scale', 1),
     quick,
     json: values.json ?? null,
@@ -209,6 +220,8 @@ interface RunRecord {
   cpu: CpuReport;
   /** Processes of a node found outside its cgroup before the run (and moved in). */
   strays: number;
+  /** node_concurrency in force per pool after the run (SHOW POOLS), proxy runs only. */
+  limits: number[] | null;
 }
 
 async function xactCommits(cluster: BenchCluster): Promise<Record<string, number>> {
@@ -290,6 +303,7 @@ async function measure(
         maxClients: o.clients,
         primaryWeight: o.primaryWeight,
         balance: o.balance,
+        ...(o.nodeConcurrency !== null ? { nodeConcurrency: o.nodeConcurrency } : {}),
       });
       await waitReadSet(proxy, config.replicas, cluster);
       endpoint = { host: proxy.host, port: proxy.port };
@@ -317,6 +331,7 @@ async function measure(
     const cpu = meter.stop();
     const c1 = capStats(caps, cluster.nodes);
     const s1 = proxy ? servedByReplica(await proxy.showNodes()) : null;
+    const limits = proxy ? await proxy.poolLimits() : null;
     await sleep(STATS_SETTLE_MS);
     const x1 = await xactCommits(cluster);
     const nodes: Record<string, NodeFigures> = {};
@@ -337,10 +352,29 @@ async function measure(
     }
     const readsServed =
       s0 && s1 ? Object.fromEntries(Object.entries(s1).map(([k, v]) => [k, v - (s0[k] ?? 0)])) : null;
-    return { round, config: config.name, pgbench: res, nodes, readsServed, cpu, strays };
+    return { round, config: config.name, pgbench: res, nodes, readsServed, cpu, strays, limits };
   } finally {
     await proxy?.stop();
   }
+}
+
+/**
+ * Issue #14's targets, judged in every round against the primary alone at its better client count
+ * in that round: proxy-0 >= 0.95 x it (the pool runs the node at its best concurrency), proxy-2 >= 2.7 x.
+ */
+function perRoundTargets(runs: readonly RunRecord[]): string[] {
+  const rounds = [...new Set(runs.map((r) => r.round))];
+  const tps = (round: number, config: string) =>
+    runs.find((r) => r.round === round && r.config === config)?.pgbench.tps ?? NaN;
+  const lines = [
+    ['proxy-0', 0.95],
+    ['proxy-2', 2.7],
+  ].map(([config, want]) => {
+    const ratios = rounds.map((r) => tps(r, config as string) / Math.max(tps(r, 'direct'), tps(r, 'direct-third')));
+    const met = ratios.every((x) => x >= (want as number));
+    return `target: ${config} >= ${want} x the primary alone at its better client count, in every round: ${ratios.map(f2).join(', ')} -> ${met ? 'met' : 'NOT met'}`;
+  });
+  return lines;
 }
 
 /** Round r's order: forwards on even rounds, backwards on odd ones (linear drift cancels out). */
@@ -598,6 +632,7 @@ async function main(o: Options): Promise<number> {
         `[${runs.length}/${total}] round ${round + 1} ${config.name}: ${r.pgbench.tps?.toFixed(0) ?? '-'} tps, ` +
           `p50 ${f2(r.pgbench.p50Ms)} ms, p99 ${f2(r.pgbench.p99Ms)} ms; xact_commit ${spread}; ` +
           `proxy ${f2(r.cpu.proxyCores)} cores (runq wait ${f2(r.cpu.proxyRunqueueWait)}), pgbench ${f2(r.cpu.pgbenchCores)}, host busy ${pct(r.cpu.hostBusy)}` +
+          (r.limits ? `; node_concurrency ${r.limits.join('/')}` : '') +
           (r.strays ? `; ${r.strays} processes moved into their cgroup` : '') +
           (r.pgbench.errorLines
             ? `; ${r.pgbench.errorLines} error lines (${r.pgbench.firstError ?? ''})`
@@ -633,7 +668,7 @@ async function main(o: Options): Promise<number> {
     capLine,
     `workload: pgbench -S -n -M ${o.mode} -c ${o.clients} -j ${Math.min(o.clients, 4)}, ${o.durationS} s measured ` +
       `after a ${WARMUP_S} s warm-up, scale ${o.scale}; ${o.rounds} round(s), order alternating; ` +
-      `proxy: transaction pooling, pool ${o.poolSize} per server, consistency read-your-writes (default), balance ${o.balance}, primary_read_weight ${o.primaryWeight}`,
+      `proxy: transaction pooling, pool ${o.poolSize} per server, consistency read-your-writes (default), balance ${o.balance}, primary_read_weight ${o.primaryWeight}, node_concurrency ${o.nodeConcurrency ?? '0 (default)'}`,
     '',
     throughputTable(summary, cluster.nodes),
     '',
@@ -646,6 +681,7 @@ async function main(o: Options): Promise<number> {
     '',
     `target: proxy-2 >= 2.5 x the primary alone, at the better of its two client counts (${best.config}, ` +
       `${f0(best.tps)} TPS): ${f2(d2.tps / best.tps)} -> ${d2.tps / best.tps >= 2.5 ? 'met' : 'NOT met'}`,
+    ...perRoundTargets(runs),
     o.primaryWeight === 0
       ? `The proxy reads from replicas only (primary_read_weight 0: the primary serves reads only when no replica is ` +
         `usable), so with 2 replicas its ceiling is 2 x one replica: proxy-2 / (2 x replica-direct) = ${f2(d2.tps / (2 * rd.tps))}.`

@@ -160,6 +160,12 @@ export const proxySchema = z
       .describe(
         "Server connections per database on each server, across all its users' pools (0: no limit); clients wait beyond it.",
       ),
+    node_concurrency: z
+      .union([z.literal('auto'), z.number().int().min(0)])
+      .default(0)
+      .describe(
+        'Transactions each pool runs on its server at once (transaction pooling): 0 (up to the pool size), a number, or auto (adapts to the transactions\' times, up to the pool size); clients beyond it queue in the proxy.',
+      ),
     query_wait_timeout: seconds(
       'Seconds a client may wait for a server connection (then 08006/53300).',
     ).default(120),

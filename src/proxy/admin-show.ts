@@ -22,6 +22,7 @@ const RELOADABLE = new Set([
   'min_pool_size',
   'max_client_conn',
   'max_db_connections',
+  'node_concurrency',
   'query_wait_timeout',
   'client_login_timeout',
   'client_idle_timeout',
@@ -77,6 +78,7 @@ export function showTable(proxy: AdminView, what: string): Table | null {
           'maxwait',
           'pool_mode',
           'paused',
+          'node_concurrency',
         ],
         rows: pools.map((p) => {
           const sessions = [...proxy.clients]
@@ -96,6 +98,8 @@ export function showTable(proxy: AdminView, what: string): Table | null {
             0,
             p.settings.mode,
             p.paused,
+            // Transactions the pool lets run on its server at once now (0: up to its size).
+            p.conc.limit === Infinity ? 0 : Math.ceil(p.conc.learnt),
           ];
         }),
       };

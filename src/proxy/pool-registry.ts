@@ -73,6 +73,7 @@ export class PoolRegistry {
       connectTimeoutMs: c.server_connect_timeout * 1000,
       tls: { mode: c.server_tls.mode, caFile: c.server_tls.ca_file },
       maxPreparedStatements: c.max_prepared_statements,
+      nodeConcurrency: c.node_concurrency,
     };
   }
 

@@ -25,3 +25,29 @@ test('leastLoaded never picks a weight of 0 and says -1 when nothing can be pick
   assert.equal(leastLoaded([{ load: 0, weight: 0 }], 0), -1);
   assert.equal(leastLoaded([], 3), -1);
 });
+
+test('leastLoaded picks a target with room (node_concurrency) before any full one, and the least loaded of the full ones when all are', () => {
+  // The full one carries less load, but its node runs all it may: the one with room goes first.
+  assert.equal(
+    leastLoaded(
+      [
+        { load: 2, weight: 1, full: true },
+        { load: 5, weight: 1, full: false },
+      ],
+      0,
+    ),
+    1,
+  );
+  // All full: the shortest queue per unit of weight.
+  assert.equal(
+    leastLoaded(
+      [
+        { load: 9, weight: 1, full: true },
+        { load: 6, weight: 1, full: true },
+        { load: 8, weight: 1, full: true },
+      ],
+      0,
+    ),
+    1,
+  );
+});

@@ -32,11 +32,16 @@ export interface RouterSettings {
 
 /**
  * Index of the target with the least load per unit of weight ((load + 1) / weight, so that an idle
- * target still counts its weight). Ties go to the first one found scanning from `start` (modulo the
- * length), so that equal targets take turns instead of the first one taking everything under light
- * load.
+ * target still counts its weight). A target that is `full` (its node runs as many transactions as
+ * node_concurrency lets it) comes only after every one with room; among full ones the least loaded
+ * again, so that the queues stay even. Ties go to the first one found scanning from `start`
+ * (modulo the length), so that equal targets take turns instead of the first one taking everything
+ * under light load.
  */
-export function leastLoaded(targets: readonly { load: number; weight: number }[], start: number): number {
+export function leastLoaded(
+  targets: readonly { load: number; weight: number; full?: boolean }[],
+  start: number,
+): number {
   const n = targets.length;
   let best = -1;
   let bestScore = Infinity;
@@ -44,7 +49,7 @@ export function leastLoaded(targets: readonly { load: number; weight: number }[]
     const i = (start + k) % n;
     const t = targets[i]!;
     if (t.weight <= 0) continue;
-    const score = (t.load + 1) / t.weight;
+    const score = (t.load + 1) / t.weight + (t.full === true ? FULL_PENALTY : 0);
     if (score < bestScore) {
       best = i;
       bestScore = score;
@@ -52,6 +57,9 @@ export function leastLoaded(targets: readonly { load: number; weight: number }[]
   }
   return best;
 }
+
+/** Added to a full target's score: above any load a target with room can have. */
+const FULL_PENALTY = 1e9;
 
 /** Polls one node: role and WAL position. */
 export class NodeMonitor {
@@ -181,11 +189,16 @@ export class ReadRouter {
     if (eligible.length === 0) return null;
     const pw = this.settings.primaryWeight;
     if (this.settings.balance === 'least-outstanding') {
-      const loads = eligible.map((r) => ({ load: r.outstanding, weight: 1 }));
+      // A replica's load: the reads it runs and those queued for it (node_concurrency).
+      const loads = eligible.map((r) => ({
+        load: r.outstanding + r.pool.waiting,
+        weight: 1,
+        full: !r.pool.conc.room,
+      }));
       if (pw > 0) {
         // The primary's load is everything its pool runs or queues, writes included.
         const p = this.primary.pool;
-        loads.push({ load: p.active.size + p.waiting, weight: pw });
+        loads.push({ load: p.active.size + p.waiting, weight: pw, full: !p.conc.room });
       }
       const i = leastLoaded(loads, this.rr++);
       return i < eligible.length ? { pool: eligible[i]!.pool, replica: eligible[i]! } : this.toPrimary;

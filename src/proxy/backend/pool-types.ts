@@ -2,6 +2,7 @@
 import { buildErrorResponse } from '../../protocol/error-response.js';
 import type { PoolMode, ServerTlsMode } from '../types.js';
 import { ServerLoginError } from './server-conn.js';
+import type { NodeConcurrency } from './concurrency-limit.js';
 
 export interface PoolSettings {
   size: number;
@@ -14,6 +15,8 @@ export interface PoolSettings {
   connectTimeoutMs: number;
   tls: { mode: ServerTlsMode; caFile: string | null };
   maxPreparedStatements: number;
+  /** node_concurrency: transactions at once on the server (`auto`, N, 0 for pool size only). */
+  nodeConcurrency: NodeConcurrency;
 }
 
 export interface PoolStats {

@@ -12,10 +12,12 @@ import { now, readTime } from '../types.js';
 import { ServerConn } from './server-conn.js';
 import type { ServerLoginError } from './server-conn.js';
 import type { DatabaseLimit } from './db-limit.js';
+import { ConcurrencyLimit, STALL_MS } from './concurrency-limit.js';
 import { Keepers } from './keepers.js';
 import { cleanForReuse } from './server-reset.js';
 import { poolError } from './pool-types.js';
 import type { PoolSettings, PoolStats } from './pool-types.js';
+import type { NodeConcurrency } from './concurrency-limit.js';
 import type { Keeper, KeeperDemand } from './keepers.js';
 import { Fifo } from './fifo.js';
 
@@ -82,13 +84,18 @@ export class Pool implements KeeperDemand {
   lastError: ServerLoginError | null = null;
   /** The per-database limit shared with the database's other pools (max_db_connections). */
   limit: DatabaseLimit | null = null;
+  /** Transactions running on the server at once (node_concurrency): lent connections. */
+  readonly conc: ConcurrencyLimit;
+  private stallTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly database: string,
     public target: ServerTarget,
     private creds: ServerCredentials,
     public settings: PoolSettings,
-  ) {}
+  ) {
+    this.conc = new ConcurrencyLimit(concurrencySetting(settings), settings.size);
+  }
 
   /**
    * New settings (a reload): a larger size serves queued clients at once, a smaller one closes
@@ -96,6 +103,7 @@ export class Pool implements KeeperDemand {
    */
   applySettings(s: PoolSettings): void {
     this.settings = s;
+    this.conc.configure(concurrencySetting(s), s.size);
     this.trim();
     this.grow();
   }
@@ -159,7 +167,7 @@ export class Pool implements KeeperDemand {
 
   // KeeperDemand (keepers.ts)
   get full(): boolean {
-    return this.total >= this.settings.size;
+    return this.total >= this.settings.size || !this.conc.room;
   }
   get unmet(): number {
     return this.waiters.size - this.connecting;
@@ -183,7 +191,7 @@ export class Pool implements KeeperDemand {
    * promise, no waiting. Null means: use acquire().
    */
   tryAcquire(): ServerConn | null {
-    if (this.closed || this.paused || this.held || this.waiters.size > 0) return null;
+    if (this.closed || this.paused || this.held || this.waiters.size > 0 || !this.conc.room) return null;
     const c = this.idle[this.idle.length - 1];
     if (c === undefined) return null;
     const t = now();
@@ -192,6 +200,7 @@ export class Pool implements KeeperDemand {
     this.idle.pop();
     c.lastUsedAt = t;
     this.active.add(c);
+    this.conc.started();
     return c;
   }
 
@@ -218,7 +227,7 @@ export class Pool implements KeeperDemand {
       return;
     }
     const since = now();
-    if (!this.paused && !this.held) {
+    if (!this.paused && !this.held && this.conc.room) {
       const c = this.takeIdle(since);
       if (c) return this.lend(c, ready, fail, since);
     }
@@ -227,6 +236,7 @@ export class Pool implements KeeperDemand {
     this.waiters.push(w);
     if (this.waitTimer === null && w.deadline !== Infinity) this.armWaitTimer(w.deadline);
     this.stats.waits++;
+    if (!this.conc.room) this.watchStall();
     this.grow();
     this.keepers.reclaim();
   }
@@ -254,6 +264,25 @@ export class Pool implements KeeperDemand {
     if (next !== Infinity) this.armWaitTimer(next);
   }
 
+  /**
+   * Clients wait at node_concurrency: if no transaction ends for STALL_MS, `auto` lets one more
+   * run (they may be waiting on each other), and so on while they still wait.
+   */
+  private watchStall(): void {
+    if (this.stallTimer !== null || !this.conc.isAdaptive || this.closed) return;
+    const ended = this.conc.ended;
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = null;
+      if (this.closed || this.waiters.size === 0 || this.conc.room) return;
+      if (this.conc.ended === ended) {
+        this.conc.stalled();
+        this.grow();
+      }
+      if (this.waiters.size > 0 && !this.conc.room) this.watchStall();
+    }, STALL_MS);
+    this.stallTimer.unref();
+  }
+
   /** An idle connection within its lifetime at time `t` (now()), or null. */
   private takeIdle(t: number): ServerConn | null {
     while (this.idle.length > 0) {
@@ -275,6 +304,7 @@ export class Pool implements KeeperDemand {
     fail: (e: ServerLoginError) => void,
     t: number,
   ): void {
+    this.conc.started();
     if (t - c.lastUsedAt <= this.settings.serverCheckDelayMs) {
       c.lastUsedAt = t;
       this.active.add(c);
@@ -297,6 +327,7 @@ export class Pool implements KeeperDemand {
     this.tested.delete(c);
     if (!ok || c.closed) {
       c.destroy();
+      this.conc.cancelled();
       this.acquireThen(ready, fail);
       return;
     }
@@ -305,19 +336,24 @@ export class Pool implements KeeperDemand {
     ready(c);
   }
 
-  /** Opens connections while clients wait and the pool has room. */
+  /**
+   * Serves queued clients from idle connections, then opens connections while clients wait that
+   * node_concurrency would let run, and the pool has room.
+   */
   private grow(): void {
+    this.serveWaiters();
+    const room = this.conc.limit - this.conc.inflight;
     while (
       !this.closed &&
       !this.paused &&
       !this.held &&
       this.waiters.size > this.connecting &&
+      room > this.connecting &&
       this.total < this.settings.size
     ) {
       if (this.limit !== null && !this.limit.makeRoom(this)) break;
       this.connectOne();
     }
-    this.serveWaiters();
   }
 
   /**
@@ -386,7 +422,7 @@ export class Pool implements KeeperDemand {
   private serveWaiters(): void {
     if (this.waiters.size === 0) return;
     const t = now();
-    while (this.waiters.size > 0 && !this.paused && !this.held) {
+    while (this.waiters.size > 0 && !this.paused && !this.held && this.conc.room) {
       const c = this.takeIdle(t);
       if (!c) return;
       const w = this.waiters.shift()!;
@@ -396,7 +432,7 @@ export class Pool implements KeeperDemand {
   }
 
   private forget(c: ServerConn): void {
-    this.active.delete(c);
+    if (this.active.delete(c)) this.conc.cancelled();
     this.tested.delete(c);
     const i = this.idle.indexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
@@ -409,16 +445,18 @@ export class Pool implements KeeperDemand {
    * transaction is rolled back, unrestorable state is discarded, in-flight cancels have landed.
    */
   release(c: ServerConn): void {
-    this.active.delete(c);
+    // The time of the read that released it (no clock read): if anything earlier than now, so a
+    // connection is checked sooner, never later, and a hold time is read short by as much.
+    const t = readTime();
+    // The transaction's hold time (lastUsedAt is when it was lent) teaches node_concurrency.
+    if (this.active.delete(c)) this.conc.finished(t - c.lastUsedAt, t);
     c.setHandler(null);
     if (c.closed) return this.forget(c);
     if (this.closed || c.poolGeneration !== this.generation) {
       c.destroy();
       return this.forget(c);
     }
-    // The time of the read that released it (no clock read): if anything, earlier than now, so a
-    // connection is checked sooner, never later.
-    c.lastUsedAt = readTime();
+    c.lastUsedAt = t;
     const dirty =
       c.txStatus !== 'I' ||
       c.needsReset ||
@@ -432,6 +470,8 @@ export class Pool implements KeeperDemand {
       return;
     }
     this.tested.add(c);
+    // Clients queued by node_concurrency alone may take an idle connection while this one is cleaned.
+    if (this.waiters.size > 0) this.serveWaiters();
     cleanForReuse(c, this.settings.mode === 'session').then(
       (ok) => {
         this.tested.delete(c);
@@ -564,6 +604,7 @@ export class Pool implements KeeperDemand {
   retarget(target: ServerTarget): void {
     this.target = target;
     this.generation++;
+    this.conc.reset();
     this.knownStatements.clear();
     this.lastError = null;
     this.closeIdle();
@@ -577,6 +618,7 @@ export class Pool implements KeeperDemand {
   close(reason = 'the pool is shutting down'): void {
     this.closed = true;
     this.keepers.stop();
+    if (this.stallTimer !== null) clearTimeout(this.stallTimer);
     for (const w of this.waiters.drain()) {
       w.fail(poolError(SqlState.ADMIN_SHUTDOWN, reason));
     }
@@ -591,4 +633,9 @@ export class Pool implements KeeperDemand {
   closeIdle(): void {
     for (const c of this.idle.splice(0)) c.close();
   }
+}
+
+/** node_concurrency as it applies to a pool: session pooling lends a connection per session, not per transaction. */
+function concurrencySetting(s: PoolSettings): NodeConcurrency {
+  return s.mode === 'session' ? 0 : s.nodeConcurrency;
 }
