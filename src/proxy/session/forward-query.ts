@@ -36,7 +36,7 @@ export function forwardQuery(
   const server = leg.server!;
   let sql = q.value.query;
   const effects = effectsOf(ctx.analyzer, sql);
-  const refused = effects.map(refusedEncodingSet).find((c) => c !== null);
+  const refused = effects.length === 0 ? null : effects.map(refusedEncodingSet).find((c) => c !== null);
   if (refused) {
     // An encoding the proxy cannot analyse: the server refuses the SET (see client-encoding.ts).
     leg.send(queryMessage(refusedEncodingQuery(refused)));

@@ -58,7 +58,8 @@ export function onClientReadyForQuery(
   if (status === 'I') {
     const failedImplicit = query !== null && query.failed && !query.wasInBlock;
     if (!failedImplicit) commitSettings(ctx, leg);
-    tx.settings = [];
+    // A new array only when the transaction had settings (most have none: no array per transaction).
+    if (tx.settings.length > 0) tx.settings = [];
     if (tx.status === 'I' && query) {
       ctx.counters.xacts++;
       opts.pool.stats.xacts++;
