@@ -157,13 +157,14 @@ export function errorNotes(points: readonly Point[]): string[] {
 
 export function memoryTable(rows: readonly MemoryResult[]): string {
   return table(
-    ['target', 'idle clients', 'RSS before', 'RSS after', 'per idle client', 'stopped by'],
+    ['target', 'idle clients', 'RSS before', 'RSS after', 'per idle client', 'marginal (2nd half)', 'stopped by'],
     rows.map((m) => [
       m.target,
       m.reached === m.wanted ? m.reached : `${m.reached} of ${m.wanted}`,
       `${(m.rssBeforeKb / 1024).toFixed(1)} MB`,
       `${(m.rssAfterKb / 1024).toFixed(1)} MB`,
       m.perClientKb === null ? '-' : `${m.perClientKb.toFixed(2)} kB`,
+      m.marginalKb == null ? '-' : `${m.marginalKb.toFixed(2)} kB`,
       m.stoppedBy ?? '-',
     ]),
   );

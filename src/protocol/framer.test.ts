@@ -407,3 +407,28 @@ void test('streamed types over streamAbove come out as pieces that add up to the
   assert.equal((r.frames[0] as TypedFrame).partial, false);
   assert.deepEqual(r.frames[0]!.payload, small.subarray(5));
 });
+
+test('releaseIfEmpty between chunks changes nothing framed, and keeps a partial message', () => {
+  const msgs = [
+    encodeFrontendMessage({ name: 'Query', query: 'SELECT 1' }),
+    encodeFrontendMessage({ name: 'Sync' }),
+    encodeFrontendMessage({ name: 'Query', query: 'SELECT ' + 'x'.repeat(300) }),
+  ];
+  const stream = Buffer.concat(msgs);
+  for (const size of [1, 3, 7, 64, stream.length]) {
+    const f = Framer.backend({ knownTypesOnly: false });
+    const out: Frame[] = [];
+    for (let at = 0; at < stream.length; at += size) {
+      const r = f.push(stream.subarray(at, at + size));
+      assert.ok(r.ok);
+      out.push(...r.frames);
+      f.releaseIfEmpty();
+    }
+    assert.equal(f.bufferedBytes, 0);
+    assert.deepEqual(
+      out.map((x) => x.bytes.toString('hex')),
+      msgs.map((m) => m.toString('hex')),
+      `chunks of ${size}`,
+    );
+  }
+});

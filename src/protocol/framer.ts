@@ -249,6 +249,14 @@ export class Framer {
     this.whole = whole;
   }
 
+  /**
+   * With nothing buffered, gives the chunk list's backing store back (an idle connection then
+   * holds none; the next chunk makes a new one). For a caller with many quiet connections.
+   */
+  releaseIfEmpty(): void {
+    if (this.size === 0 && this.parts.length === 0) this.parts.length = 0;
+  }
+
   /** Feeds one chunk; returns the completed frames, and the failure if framing broke. */
   push(chunk: Buffer): PushResult {
     if (this.failure) return { ...this.failure, frames: [] };

@@ -415,7 +415,8 @@ export class ProxyServer implements FrontendHost, AdminView {
         maxPreparedStatements: this.config.max_prepared_statements,
         listeners: mode === 'transaction' ? this.registry.hubFor(pool) : null,
         startupSettings: req.settings.settings,
-        startupProxySettings: req.settings.proxy,
+        // None given (the usual case): no empty map kept per client.
+        startupProxySettings: req.settings.proxy.size > 0 ? req.settings.proxy : undefined,
         router,
         analyzer: this.analyzer,
         consistency: this.config.consistency,

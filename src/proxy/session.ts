@@ -231,6 +231,8 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
         this.tx.needLsn = true;
       this.forward(leg, f);
     }
+    // An empty inbox keeps no backing store (~190 bytes per idle client; length = 0 frees it).
+    if (this.inbox.length === 0) this.inbox.length = 0;
     // Do not keep the last Query (and the chunk it views) alive while the client idles.
     this.queryFrame = null;
     this.queryDecoded = null;

@@ -12,7 +12,7 @@
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { SecureContext } from 'node:tls';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { Framer } from '../../protocol/framer.js';
 import type { Frame, TypedFrame } from '../../protocol/framer.js';
 import { decodeStartupPacket, negotiateProtocol, startupIdentity } from '../../protocol/startup-messages.js';
@@ -100,6 +100,13 @@ export interface FrontendHost {
 
 type Phase = 'startup' | 'auth' | 'ready' | 'closed';
 
+/**
+ * The process's secret for cancel keys: a client's key is HMAC-SHA-256(secret, its id), made when
+ * asked (at login and for a CancelRequest), so no client keeps a Buffer of its own for it (a
+ * Buffer, its ArrayBuffer and backing store cost ~220 bytes per idle client).
+ */
+const CANCEL_SECRET = randomBytes(32);
+
 let nextClientId = 1;
 
 export class ClientConn {
@@ -112,8 +119,6 @@ export class ClientConn {
   applicationName = '';
   tls = false;
   protocol = PROTOCOL_3_0;
-  /** The key this client must present to cancel its queries (ours, not a server's). */
-  readonly cancelKey: Buffer;
   session: ClientSessionLike | null = null;
   private readonly framer = Framer.frontend();
   private sslRequests = 0;
@@ -138,7 +143,6 @@ export class ClientConn {
   ) {
     this.socket = socket;
     this.onDataBound = (chunk) => this.onData(chunk);
-    this.cancelKey = randomBytes(32);
     socket.setNoDelay(true);
     socket.on('data', this.onDataBound);
     socket.on('error', () => undefined);
@@ -161,6 +165,13 @@ export class ClientConn {
   get address(): string {
     const i = this.remote.lastIndexOf(':');
     return i < 0 ? this.remote : this.remote.slice(0, i);
+  }
+
+  /** The key this client must present to cancel its queries (ours, not a server's): 32 bytes. */
+  get cancelKey(): Buffer {
+    const id = Buffer.allocUnsafe(4);
+    id.writeUInt32BE(this.id);
+    return createHmac('sha256', CANCEL_SECRET).update(id).digest();
   }
 
   /** The 4-byte (3.0) or 32-byte (3.2) secret sent in BackendKeyData. */
@@ -238,6 +249,8 @@ export class ClientConn {
     this.onFrames(r.frames);
     if (!r.ok && this.phase !== 'closed') this.fail(fatalFromFailure(r));
     this.reserveForPartial();
+    // An idle client keeps no list of chunks (its backing store is ~190 bytes).
+    this.framer.releaseIfEmpty();
   }
 
   /**
