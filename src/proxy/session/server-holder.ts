@@ -24,6 +24,7 @@ import type { ForwardContext } from './context.js';
 import { endsWithReadyForQuery } from './pending.js';
 import type { PendingQuery, SqlOp } from './pending.js';
 import { ServerLeg } from './server-leg.js';
+import { LegSet } from './leg-set.js';
 import type { LegEvents, ReplySink } from './server-leg.js';
 import { sendCommitCapture, sendStateCheck, syncSettings, undoSqlOps } from './server-prep.js';
 import { onClientReadyForQuery, onCommandComplete } from './tx-events.js';
@@ -62,20 +63,11 @@ export class ServerHolder implements Keeper, LegEvents {
   keeping = false;
   /** The running check was asked for by the pool (someone waits): release after it, if clean. */
   handingOver = false;
-  /**
-   * The transaction's legs by group (one, until sharding); unbound legs are kept for reuse. The
-   * first group's leg is a field (the usual case: no map per client, no lookup per transaction).
-   */
-  private firstLeg: ServerLeg | null = null;
-  private firstGroup = '';
-  private otherLegs: Map<string, ServerLeg> | null = null;
+  /** The transaction's legs by group (one, until sharding); unbound legs are kept for reuse. */
+  private legs: LegSet | null = null;
   private checkSentAt = 0;
   /** Client reads paused while waiting for a server. */
   private paused = false;
-  /** The acquisition waiting in a pool's queue, and its callbacks (made on the first wait). */
-  private waitingFor: { pool: Pool; replica: ReplicaTarget | null; t0: number } | null = null;
-  private onReadyBound: ((server: ServerConn) => void) | null = null;
-  private onFailedBound: ((e: ServerLoginError) => void) | null = null;
 
   constructor(
     private readonly client: HolderClient,
@@ -98,35 +90,23 @@ export class ServerHolder implements Keeper, LegEvents {
   acquireFrom(pool: Pool, replica: ReplicaTarget | null, t0: number): void {
     const ready = pool.tryAcquire();
     if (ready) return this.onAcquired(pool, replica, t0, ready);
-    // One acquisition at a time (`acquiring`): what it is for is kept here, and the callbacks are
-    // made once per client that ever waits, not per wait.
-    this.waitingFor = { pool, replica, t0 };
-    this.onReadyBound ??= (server) => {
-      const w = this.waitingFor!;
-      this.waitingFor = null;
-      this.onAcquired(w.pool, w.replica, w.t0, server);
-    };
-    this.onFailedBound ??= (e) => {
-      const w = this.waitingFor!;
-      this.waitingFor = null;
-      this.acquireFailed(w.replica, w.t0, e);
-    };
-    pool.acquireThen(this.onReadyBound, this.onFailedBound);
-  }
-
-  private acquireFailed(replica: ReplicaTarget | null, t0: number, e: unknown): void {
-    if (replica && !this.client.closed) {
-      // The replica cannot take a connection: the primary serves the read.
-      replica.monitor.healthy = false;
-      this.acquireFrom(this.client.opts.pool, null, t0);
-      return;
-    }
-    this.acquiring = false;
-    const fatal =
-      e instanceof ServerLoginError
-        ? e.errorResponse
-        : buildErrorResponse('FATAL', SqlState.CONNECTION_FAILURE, 'could not get a server connection');
-    this.host.terminate(fatal);
+    pool.acquireThen(
+      (server) => this.onAcquired(pool, replica, t0, server),
+      (e: unknown) => {
+        if (replica && !this.client.closed) {
+          // The replica cannot take a connection: the primary serves the read.
+          replica.monitor.healthy = false;
+          this.acquireFrom(this.client.opts.pool, null, t0);
+          return;
+        }
+        this.acquiring = false;
+        const fatal =
+          e instanceof ServerLoginError
+            ? e.errorResponse
+            : buildErrorResponse('FATAL', SqlState.CONNECTION_FAILURE, 'could not get a server connection');
+        this.host.terminate(fatal);
+      },
+    );
   }
 
   private onAcquired(pool: Pool, replica: ReplicaTarget | null, t0: number, server: ServerConn): void {
@@ -137,7 +117,7 @@ export class ServerHolder implements Keeper, LegEvents {
       pool.release(server);
       return;
     }
-    const leg = this.legFor(c.opts.group ?? '');
+    const leg = (this.legs ??= new LegSet()).legFor(c.opts.group ?? '', this);
     leg.bind(server, pool, replica, readTime());
     this.leg = leg;
     this.switching = false;
@@ -464,27 +444,13 @@ export class ServerHolder implements Keeper, LegEvents {
   cancelTargets(): ServerConn[] {
     // A COMMIT is never cancelled: all a cancel can do to it is end its wait for a synchronous
     // standby, and the client would then see success for a commit a failover may lose.
-    if (this.client.tx.commitInFlight || this.firstLeg === null) return [];
-    const out: ServerConn[] = [];
-    for (const leg of [this.firstLeg, ...(this.otherLegs?.values() ?? [])])
-      if (leg.server && !leg.idle) out.push(leg.server);
-    return out;
+    return this.client.tx.commitInFlight || this.legs === null ? [] : this.legs.busyServers();
   }
 
-  /** The leg to `group`, made on first use. */
-  private legFor(group: string): ServerLeg {
-    const first = this.firstLeg;
-    if (first !== null && this.firstGroup === group) return first;
+  /** A new leg of this client's (LegSet). */
+  makeLeg(): ServerLeg {
     const c = this.client;
-    const make = () => new ServerLeg(this, c.sink, c.opts.pool, c.opts.horizon ?? null);
-    if (first === null) {
-      this.firstGroup = group;
-      return (this.firstLeg = make());
-    }
-    const legs = (this.otherLegs ??= new Map<string, ServerLeg>());
-    let leg = legs.get(group);
-    if (leg === undefined) legs.set(group, (leg = make()));
-    return leg;
+    return new ServerLeg(this, c.sink, c.opts.pool, c.opts.horizon ?? null);
   }
 
   /** The client is gone (client.closed): give the connection back in a clean state. */
