@@ -19,20 +19,13 @@ import { poolError } from './pool-types.js';
 import type { PoolSettings, PoolStats } from './pool-types.js';
 import type { NodeConcurrency } from './concurrency-limit.js';
 import type { Keeper, KeeperDemand } from './keepers.js';
-import { Fifo } from './fifo.js';
+import { WaitQueue } from './wait-queue.js';
+import type { Waiter } from './wait-queue.js';
 
 export type { PoolSettings, PoolStats } from './pool-types.js';
 export { poolError } from './pool-types.js';
 export type { Keeper } from './keepers.js';
 export { KEEP_SLICE_FACTOR, KEEP_SLICE_MAX_MS, KEEP_SLICE_MIN_MS } from './keepers.js';
-
-interface Waiter {
-  ready: (c: ServerConn) => void;
-  fail: (e: ServerLoginError) => void;
-  since: number;
-  /** When query_wait_timeout fails it (now() clock), or Infinity. */
-  deadline: number;
-}
 
 export class Pool implements KeeperDemand {
   readonly idle: ServerConn[] = [];
@@ -40,13 +33,14 @@ export class Pool implements KeeperDemand {
   /** Being reset, rolled back or checked: neither idle nor lent. */
   readonly tested = new Set<ServerConn>();
   private connecting = 0;
-  private readonly waiters = new Fifo<Waiter>();
-  /**
-   * One timer for query_wait_timeout, set for the oldest waiter's deadline (waiters queue in
-   * deadline order): a timer per waiter would cost a timer-list insertion and removal for every
-   * transaction that queues, which is most of them with more clients than connections.
-   */
-  private waitTimer: NodeJS.Timeout | null = null;
+  private readonly waiters = new WaitQueue((w) =>
+    w.fail(
+      poolError(
+        SqlState.TOO_MANY_CONNECTIONS,
+        `no server connection became available within query_wait_timeout (${this.settings.queryWaitTimeoutMs / 1000} s)`,
+      ),
+    ),
+  );
   paused = false;
   /**
    * Held: the server has no primary for now (a failover or switchover is under way). Clients
@@ -234,34 +228,10 @@ export class Pool implements KeeperDemand {
     const timeout = this.settings.queryWaitTimeoutMs;
     const w: Waiter = { ready, fail, since, deadline: timeout > 0 ? since + timeout : Infinity };
     this.waiters.push(w);
-    if (this.waitTimer === null && w.deadline !== Infinity) this.armWaitTimer(w.deadline);
     this.stats.waits++;
     if (!this.conc.room) this.watchStall();
     this.grow();
     this.keepers.reclaim();
-  }
-
-  private armWaitTimer(deadline: number): void {
-    this.waitTimer = setTimeout(() => this.expireWaiters(), Math.max(1, deadline - now()));
-    this.waitTimer.unref();
-  }
-
-  /** Fails the waiters whose query_wait_timeout passed; sets the timer for the next one. */
-  private expireWaiters(): void {
-    this.waitTimer = null;
-    const t = now();
-    for (const w of this.waiters.removeWhere((x) => x.deadline <= t)) {
-      w.fail(
-        poolError(
-          SqlState.TOO_MANY_CONNECTIONS,
-          `no server connection became available within query_wait_timeout (${this.settings.queryWaitTimeoutMs / 1000} s)`,
-        ),
-      );
-    }
-    // The earliest deadline (a RELOAD may have changed the timeout between waiters).
-    let next = Infinity;
-    for (const w of this.waiters) if (w.deadline < next) next = w.deadline;
-    if (next !== Infinity) this.armWaitTimer(next);
   }
 
   /**
@@ -619,6 +589,7 @@ export class Pool implements KeeperDemand {
     this.closed = true;
     this.keepers.stop();
     if (this.stallTimer !== null) clearTimeout(this.stallTimer);
+    this.waiters.stop();
     for (const w of this.waiters.drain()) {
       w.fail(poolError(SqlState.ADMIN_SHUTDOWN, reason));
     }
