@@ -12,7 +12,6 @@
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { SecureContext } from 'node:tls';
-import { createHmac, randomBytes } from 'node:crypto';
 import { Framer } from '../../protocol/framer.js';
 import type { Frame, TypedFrame } from '../../protocol/framer.js';
 import { decodeStartupPacket, negotiateProtocol, startupIdentity } from '../../protocol/startup-messages.js';
@@ -37,6 +36,7 @@ import type { UserSecret } from '../../protocol/userlist.js';
 import { CANCEL_REQUEST_CODE, PROTOCOL_3_0, PROTOCOL_3_2 } from '../../protocol/limits.js';
 import type { ClientId, ServerCredentials } from '../types.js';
 import { now, tickReadClock } from '../types.js';
+import { cancelKeyFor } from './cancel-key.js';
 import type { Credentials } from './credentials.js';
 import { startupSettings } from './startup-params.js';
 import type { StartupSettings } from './startup-params.js';
@@ -100,13 +100,6 @@ export interface FrontendHost {
 
 type Phase = 'startup' | 'auth' | 'ready' | 'closed';
 
-/**
- * The process's secret for cancel keys: a client's key is HMAC-SHA-256(secret, its id), made when
- * asked (at login and for a CancelRequest), so no client keeps a Buffer of its own for it (a
- * Buffer, its ArrayBuffer and backing store cost ~220 bytes per idle client).
- */
-const CANCEL_SECRET = randomBytes(32);
-
 let nextClientId = 1;
 
 export class ClientConn {
@@ -169,14 +162,13 @@ export class ClientConn {
 
   /** The key this client must present to cancel its queries (ours, not a server's): 32 bytes. */
   get cancelKey(): Buffer {
-    const id = Buffer.allocUnsafe(4);
-    id.writeUInt32BE(this.id);
-    return createHmac('sha256', CANCEL_SECRET).update(id).digest();
+    return cancelKeyFor(this.id);
   }
 
   /** The 4-byte (3.0) or 32-byte (3.2) secret sent in BackendKeyData. */
   get visibleCancelKey(): Buffer {
-    return this.protocol >= PROTOCOL_3_2 ? this.cancelKey : this.cancelKey.subarray(0, 4);
+    const key = this.cancelKey;
+    return this.protocol >= PROTOCOL_3_2 ? key : key.subarray(0, 4);
   }
 
   send(buf: Buffer): void {
