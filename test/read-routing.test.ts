@@ -204,6 +204,72 @@ describe('read/write split over two replicas', () => {
     await admin.end();
   });
 
+  test('a read running on a replica that shuts down is answered from another server, simple and extended', async () => {
+    // PostgreSQL sends a query's RowDescription before running it, and its shutdown FATAL in the
+    // same write: the proxy takes the unwritten RowDescription back and replays the read.
+    const replicas = fx.tc.cluster.nodes().slice(1);
+    const super_ = async (port: number) => {
+      const c = new pg.Client({
+        host: '127.0.0.1',
+        port,
+        user: 'postgres',
+        password: fx.superPassword,
+        database: 'app',
+      });
+      await c.connect();
+      return c;
+    };
+    for (const protocol of ['simple', 'extended'] as const) {
+      const c = await fx.client();
+      const sql =
+        protocol === 'simple'
+          ? "SELECT count(*) AS n, current_setting('port') AS port, 'simple' AS tag FROM kv a, kv b, kv c, kv d WHERE d.k <= 40"
+          : "SELECT count(*) AS n, current_setting('port') AS port, 'extended' AS tag FROM kv a, kv b, kv c, kv d WHERE d.k <= $1";
+      const reply = c.query<{ port: string; tag: string }>(sql, protocol === 'simple' ? [] : [40]);
+      reply.catch(() => {}); // awaited below
+      // The replica running it, as PostgreSQL itself says.
+      let victim: (typeof replicas)[number] | undefined;
+      await until(
+        'the read to run on a replica',
+        async () => {
+          for (const n of replicas) {
+            const d = await super_(n.port).catch(() => null);
+            if (!d) continue;
+            const r = await d.query(
+              "SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT count(*) AS n,%'",
+            );
+            await d.end();
+            if (r.rowCount) victim = n;
+          }
+          return victim !== undefined;
+        },
+        10_000,
+      );
+      const paths = fx.tc.cluster.paths(victim!.name);
+      await stop(fx.tc.bins, paths.pgdata, 'fast');
+      try {
+        const row = (await reply).rows[0]!;
+        assert.equal(row.tag, protocol);
+        assert.notEqual(Number(row.port), victim!.port, 'answered by another server');
+        // The session goes on.
+        assert.equal((await c.query<{ one: number }>('SELECT 1 AS one')).rows[0]!.one, 1);
+      } finally {
+        await c.end().catch(() => {});
+        await start(fx.tc.bins, paths, victim!.name);
+      }
+      const admin = await fx.admin();
+      await until(
+        'the replica back in the read set',
+        async () =>
+          (await admin.query<{ addr: string; in_read_set: string }>('SHOW NODES')).rows.find((r) =>
+            r.addr.endsWith(`:${victim!.port}`),
+          )?.in_read_set === 't',
+        20_000,
+      );
+      await admin.end();
+    }
+  });
+
   test('SET pgscale.target and comment hints override the routing; bad values are refused', async () => {
     const primaryPort = fx.tc.cluster.nodes()[0]!.port;
     const c = await fx.client();

@@ -20,6 +20,15 @@ export class OutputBatch {
   private run: Buffer | null = null;
   private runStart = 0;
   private runEnd = 0;
+  /**
+   * A point mark() remembered, to which rollback() returns while nothing has been written since:
+   * the run and the number of finished parts then (parts are only appended, and a run only grows).
+   */
+  private marked = false;
+  private markParts = 0;
+  private markRun: Buffer | null = null;
+  private markRunStart = 0;
+  private markRunEnd = 0;
 
   add(buf: Buffer): void {
     this.addRange(buf, 0, buf.length);
@@ -64,10 +73,49 @@ export class OutputBatch {
     (this.parts ??= []).push(this.view());
   }
 
+  /**
+   * Remembers what is queued now, so that what is added after it can be taken back (rollback())
+   * until the batch is next written: a mark lives within one batch of server replies.
+   */
+  mark(): void {
+    this.marked = true;
+    this.markParts = this.parts === null ? 0 : this.parts.length;
+    this.markRun = this.run;
+    this.markRunStart = this.runStart;
+    this.markRunEnd = this.runEnd;
+  }
+
+  /** Whether rollback() would succeed: a mark is set and nothing was written or dropped since. */
+  get canRollback(): boolean {
+    return this.marked;
+  }
+
+  /** Drops what was added since mark(); false (and nothing dropped) once the batch was written. */
+  rollback(): boolean {
+    if (!this.marked) return false;
+    this.marked = false;
+    if (this.parts !== null) {
+      if (this.markParts === 0) this.parts = null;
+      else this.parts.length = this.markParts;
+    }
+    this.run = this.markRun;
+    this.runStart = this.markRunStart;
+    this.runEnd = this.markRunEnd;
+    this.markRun = null;
+    return true;
+  }
+
+  private unmark(): void {
+    if (!this.marked) return;
+    this.marked = false;
+    this.markRun = null;
+  }
+
   /** Drops what is queued (its destination is gone). */
   clear(): void {
     this.parts = null;
     this.run = null;
+    this.unmark();
   }
 
   get empty(): boolean {
@@ -76,6 +124,7 @@ export class OutputBatch {
 
   /** Writes everything to the socket; returns false when the socket asks us to wait (backpressure). */
   flush(socket: Socket): boolean {
+    this.unmark();
     if (this.empty) return true;
     if (this.parts === null) {
       // The usual case, one run: no array.

@@ -380,7 +380,9 @@ export class ServerHolder implements Keeper, LegEvents {
     const replica = leg.replica;
     const s = leg.server;
     const c = this.client;
-    if (!s || !replica || leg.replied || leg.replay === null || c.tx.status !== 'I' || c.closed) return false;
+    if (!s || !replica || !leg.unanswered || leg.replay === null || c.tx.status !== 'I' || c.closed)
+      return false;
+    leg.retract();
     replica.monitor.healthy = false; // out of the read set until its next good check
     replica.outstanding--;
     const frames = leg.replay;

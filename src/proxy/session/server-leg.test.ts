@@ -38,6 +38,8 @@ const E = (code: string, message = 'boom', severity: Severity = 'ERROR') =>
 class Recorder implements LegEvents {
   readonly log: string[] = [];
   readonly sink: Buffer[] = [];
+  /** Where the sink was marked, until the batch is "written" (framesDone). */
+  markAt: number | null = null;
   goingAway = false;
   readonly failed: { ops: readonly SqlOp[]; at: number }[] = [];
   readonly rfq: (PendingQuery | null)[] = [];
@@ -45,9 +47,11 @@ class Recorder implements LegEvents {
   unsafeEncoding(): void {
     this.log.push('unsafe');
   }
-  serverGoingAway(): boolean {
+  serverGoingAway(leg: ServerLeg): boolean {
     this.log.push('going-away');
-    return this.goingAway;
+    if (!this.goingAway || !leg.unanswered) return false;
+    leg.retract(); // as the session does before it replays elsewhere
+    return true;
   }
   commandComplete(_l: ServerLeg, f: TypedFrame): void {
     this.log.push(`C:${f.payload.toString('latin1', 0, f.payload.length - 1)}`);
@@ -64,6 +68,7 @@ class Recorder implements LegEvents {
   }
   framesDone(): void {
     this.log.push('done');
+    this.markAt = null; // the session writes the batch here
   }
   serverLost(): void {
     this.log.push('lost');
@@ -82,7 +87,20 @@ function legWith(replica = false) {
   const server = { prepared: new Map<string, true>(), socket: null } as unknown as ServerConn;
   const leg = new ServerLeg(
     ev,
-    { add: (b) => ev.sink.push(b), addFrame: (f) => ev.sink.push(f.bytes) },
+    {
+      add: (b) => ev.sink.push(b),
+      addFrame: (f) => ev.sink.push(f.bytes),
+      mark: () => (ev.markAt = ev.sink.length),
+      get canRollback() {
+        return ev.markAt !== null;
+      },
+      rollback: () => {
+        if (ev.markAt === null) return false;
+        ev.sink.length = ev.markAt;
+        ev.markAt = null;
+        return true;
+      },
+    },
     home,
     null,
   );
@@ -210,6 +228,52 @@ describe('ServerLeg: a replica going away before any reply', () => {
     r2.leg.onFrames([E('57P01', 'terminating connection', 'FATAL')]);
     assert.ok(!r2.ev.log.includes('going-away'));
     assert.equal(r2.ev.types, 'TE');
+  });
+
+  test('replies still unwritten are taken back when they only describe rows (RowDescription and its FATAL come in one write)', () => {
+    const simple = legWith(true);
+    simple.ev.sink.push(Buffer.from('N-before')); // queued before the attachment: kept
+    simple.leg.expect({ k: 'query', swallow: false, failed: false, wasInBlock: false });
+    simple.ev.goingAway = true;
+    simple.leg.onFrames([frame('T', Buffer.from([0, 0])), dataRow('1'), E('57P01', 'terminating', 'FATAL')]);
+    assert.deepEqual(simple.ev.log, ['going-away']);
+    assert.equal(simple.ev.types, 'N');
+    assert.equal(simple.leg.replied, false);
+
+    const extended = legWith(true);
+    extended.leg.expect({ k: 'parse', swallow: false, serverName: null });
+    extended.leg.expect({ k: 'bind' });
+    extended.leg.expect({ k: 'describe', statement: false, sawDescription: false });
+    extended.leg.expect({ k: 'execute' });
+    extended.leg.expect({ k: 'sync' });
+    extended.ev.goingAway = true;
+    extended.leg.onFrames([
+      fromBytes(Buffer.from('1\0\0\0\x04', 'latin1')),
+      fromBytes(Buffer.from('2\0\0\0\x04', 'latin1')),
+      frame('T', Buffer.from([0, 0])),
+      E('57P01', 'terminating', 'FATAL'),
+    ]);
+    assert.deepEqual(extended.ev.log, ['going-away']);
+    assert.equal(extended.ev.types, '');
+  });
+
+  test('replies that reached the client or completed a command are never taken back', () => {
+    const completed = legWith(true);
+    completed.leg.expect({ k: 'query', swallow: false, failed: false, wasInBlock: false });
+    completed.ev.goingAway = true;
+    completed.leg.onFrames([
+      frame('T', Buffer.from([0, 0])),
+      C('SELECT 0'),
+      E('57P01', 'terminating', 'FATAL'),
+    ]);
+    assert.ok(!completed.ev.log.includes('going-away'));
+    assert.equal(completed.ev.types, 'TCE');
+
+    const refused = legWith(true); // the session cannot replay (say, inside a transaction)
+    refused.leg.expect({ k: 'query', swallow: false, failed: false, wasInBlock: false });
+    refused.leg.onFrames([frame('T', Buffer.from([0, 0])), E('57P01', 'terminating', 'FATAL')]);
+    assert.deepEqual(refused.ev.log, ['going-away', 'done']);
+    assert.equal(refused.ev.types, 'TE');
   });
 
   test('a primary leg never offers a replay', () => {

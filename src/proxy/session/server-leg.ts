@@ -28,6 +28,12 @@ export interface ReplySink {
   add(bytes: Buffer): void;
   /** A server's message forwarded as it came (no view of it is made: proxy/batch.ts). */
   addFrame(f: TypedFrame): void;
+  /** Remembers the point from which rollback() takes back what is added. */
+  mark(): void;
+  /** Whether what was added since mark() is still unwritten (rollback() would succeed). */
+  readonly canRollback: boolean;
+  /** Takes back what was added since mark(); false once any of it was written. */
+  rollback(): boolean;
 }
 
 /** What a leg reports; implemented by the session (one-way: a leg never asks anything back). */
@@ -62,8 +68,15 @@ export class ServerLeg {
   replay: TypedFrame[] | null = null;
   /** The client's SQL statement records when the replica was attached: a replay starts from them. */
   replayRecord: { sqlStatements: ReadonlyMap<string, SqlStatement>; sqlOwnNames: boolean } | null = null;
-  /** Whether the client has been sent any reply since attaching (then a replay is impossible). */
+  /** Whether any reply was forwarded to the client since attaching (then a replay is impossible…). */
   replied = false;
+  /**
+   * …unless the replies are still unwritten and only describe rows (RowDescription, DataRow and
+   * their extended-protocol preludes): PostgreSQL sends a RowDescription before it runs a query
+   * and its shutdown FATAL in the same write, so a read stopped by a replica's shutdown is
+   * retracted from the reply sink and replayed elsewhere, as if nothing had come.
+   */
+  private retractable = false;
   /** The connection holds the client's unnamed statement. */
   unnamedHere = false;
   private readonly toServer = new OutputBatch();
@@ -90,6 +103,7 @@ export class ServerLeg {
     this.attachedAt = at;
     this.replay = replica ? [] : null;
     this.replied = false;
+    this.retractable = false;
     this.unnamedHere = false;
   }
 
@@ -116,6 +130,21 @@ export class ServerLeg {
 
   expect(p: Pending): void {
     this.pending.push(p);
+  }
+
+  /**
+   * Nothing of this attachment has reached the client: no reply was forwarded, or those forwarded
+   * are unwritten and retractable (retract() takes them back).
+   */
+  get unanswered(): boolean {
+    return !this.replied || (this.retractable && this.sink.canRollback);
+  }
+
+  /** Takes back the replies forwarded since attaching (unanswered must hold). */
+  retract(): void {
+    if (this.replied && !this.sink.rollback()) throw new Error('retract(): the replies were written');
+    this.replied = false;
+    this.retractable = false;
   }
 
   /** Drops what was queued and expected (the connection is given up). */
@@ -188,9 +217,20 @@ export class ServerLeg {
           this.sink.addFrame(f);
           continue;
         default:
-          if (this.replay !== null && !this.replied) {
-            if (f.type === 'E' && isServerGoingAway(f.payload) && this.events.serverGoingAway(this)) return;
-            if (this.forwardsToClient()) this.replied = true;
+          if (this.replay !== null && (!this.replied || this.retractable)) {
+            if (
+              f.type === 'E' &&
+              this.unanswered &&
+              isServerGoingAway(f.payload) &&
+              this.events.serverGoingAway(this)
+            )
+              return;
+            if (this.replied) this.retractable = ROW_PRELUDE.has(f.type);
+            else if (this.forwardsToClient()) {
+              this.replied = true;
+              this.retractable = ROW_PRELUDE.has(f.type);
+              if (this.retractable) this.sink.mark();
+            }
           }
           this.onResponse(f);
       }
@@ -326,6 +366,12 @@ export class ServerLeg {
     while (this.pending.length > 0 && this.pending[0]!.k !== 'sync') this.pending.shift();
   }
 }
+
+/**
+ * Replies that may precede a shutdown FATAL and carry no effect: ParseComplete, BindComplete,
+ * ParameterDescription, NoData, RowDescription and DataRow.
+ */
+const ROW_PRELUDE: ReadonlySet<string> = new Set(['1', '2', 't', 'n', 'T', 'D']);
 
 /** FATAL errors by which a server says it is going away (shutdown, crash, recovery). */
 function isServerGoingAway(payload: Buffer): boolean {
