@@ -44,6 +44,8 @@ export const SqlState = {
   INVALID_SQL_STATEMENT_NAME: '26000',
   /** 34000 invalid_cursor_name: unknown portal. */
   INVALID_CURSOR_NAME: '34000',
+  /** 25001 active_sql_transaction: a command that cannot run inside a transaction block. */
+  ACTIVE_SQL_TRANSACTION: '25001',
   /** 25P02 in_failed_sql_transaction: commands ignored until end of transaction block. */
   IN_FAILED_SQL_TRANSACTION: '25P02',
   /** 25006 read_only_sql_transaction: a write reached a standby. */

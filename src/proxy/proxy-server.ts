@@ -35,10 +35,13 @@ import { runAuthQuery } from './auth-query.js';
 import { loadTls } from './frontend/tls-context.js';
 import { PoolRegistry } from './pool-registry.js';
 import type { DatabaseResolver, DatabaseTarget } from './database-target.js';
+import type { ShardingHost } from './sharding.js';
+import type { SessionSharding } from './session/shard-target.js';
 import { Analyzer } from '../sql/analyze.js';
 import type { HiddenCodeRegistry } from './backend/hidden-code.js';
 
 export type { DatabaseResolver, DatabaseTarget } from './database-target.js';
+export type { ShardingHost, DatabaseSharding } from './sharding.js';
 
 export interface ProxyServerOptions {
   config: ProxyConfig;
@@ -57,6 +60,8 @@ export interface ProxyServerOptions {
   onListenerClosed?: (why: 'stopped' | 'closed') => void;
   /** What RELOAD and SHUTDOWN on the admin console do (default: nothing; the proxy alone stops). */
   adminHooks?: AdminHooks;
+  /** Sharded databases (pgscale up with groups): their catalogs and their groups' primaries. */
+  sharding?: ShardingHost;
 }
 
 export class ProxyServer implements FrontendHost, AdminView {
@@ -93,6 +98,7 @@ export class ProxyServer implements FrontendHost, AdminView {
     throttled: 0,
   };
   private readonly onListenerClosed: ((why: 'stopped' | 'closed') => void) | undefined;
+  private readonly sharding: ShardingHost | null;
   private stopped = false;
 
   constructor(opts: ProxyServerOptions) {
@@ -102,6 +108,7 @@ export class ProxyServer implements FrontendHost, AdminView {
     this.logger = opts.logger;
     this.loginBackoff = opts.loginBackoff === false ? null : new LoginBackoff(opts.loginBackoff ?? {});
     this.onListenerClosed = opts.onListenerClosed;
+    this.sharding = opts.sharding ?? null;
     this.adminHooks = opts.adminHooks ?? {};
     this.credentials = new Credentials(
       opts.inlineUsers ?? new Map(),
@@ -422,9 +429,46 @@ export class ProxyServer implements FrontendHost, AdminView {
         consistency: this.config.consistency,
         horizon: (latest.replicas?.length ?? 0) > 0 ? this.replicaSets.horizonFor(latest, pool) : null,
         hiddenCode: mode === 'transaction' ? this.registry.hiddenCodeFor(pool) : null,
+        group: String(t.group ?? 0),
+        sharding: this.shardingOf(req.database, t, serverUser, creds),
       },
     );
     return { ok: true, session, params };
+  }
+
+  /**
+   * A session's view of its database's shards: where a statement runs, and the primary pool of
+   * each group for this user (made on first use, following that group's primary). Null when the
+   * database is not sharded.
+   */
+  private shardingOf(
+    database: string,
+    home: DatabaseTarget,
+    user: string,
+    creds: LoginRequest['serverCreds'],
+  ): SessionSharding | null {
+    const host = this.sharding;
+    const db = host?.forDatabase(database) ?? null;
+    if (host === null || db === null) return null;
+    return {
+      get active() {
+        return db.active;
+      },
+      target: (sql, params) => db.target(sql, params),
+      api: (sql) => db.api(sql, user),
+      poolOf: (group) => {
+        const t = host.groupTarget(database, group) ?? home;
+        const p = this.poolFor(database, t, user, creds);
+        if (t.followsTopology) {
+          this.replicaSets.follow(
+            p,
+            { database, group: t.group ?? 0, t, user, creds },
+            this.holdOnUnreachableMs,
+          );
+        }
+        return p;
+      },
+    };
   }
 
   /** The whole topology: every group's pools follow that group's primary and replicas. */

@@ -14,6 +14,7 @@ import type { ListenerHub } from '../listener-hub.js';
 import type { Consistency, ReadRouter } from '../read-router.js';
 import type { PoolMode } from '../types.js';
 import type { ClientRecord } from './client-record.js';
+import type { SessionSharding } from './shard-target.js';
 
 export interface SessionOptions {
   pool: Pool;
@@ -38,6 +39,8 @@ export interface SessionOptions {
   hiddenCode?: HiddenCodeRegistry | null;
   /** The replication group the database lives in (its key among the transaction's legs). */
   group?: string;
+  /** The database has distributed or reference tables: where each statement's shards are. */
+  sharding?: SessionSharding | null;
 }
 
 /** The pooled transaction's state: from attaching a server to giving it back. */

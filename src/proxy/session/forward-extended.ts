@@ -214,6 +214,7 @@ function forwardParse(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void 
       record.ownStatements().set(name, {
         serverName: name,
         parse: NO_BYTES,
+        text: p.value.query,
         effects,
         risk: null,
         ddl: false,

@@ -65,6 +65,9 @@ export class ServerHolder implements Keeper, LegEvents {
   handingOver = false;
   /** The transaction's legs by group (one, until sharding); unbound legs are kept for reuse. */
   private legs: LegSet | null = null;
+  /** The group and home pool of the attachment under way (acquireFrom), for the leg it binds. */
+  private group = '';
+  private home: Pool | null = null;
   private checkSentAt = 0;
   /** Client reads paused while waiting for a server. */
   private paused = false;
@@ -87,7 +90,20 @@ export class ServerHolder implements Keeper, LegEvents {
     this.host.pauseReading(ReadPause.waitingForServer);
   }
 
-  acquireFrom(pool: Pool, replica: ReplicaTarget | null, t0: number): void {
+  /**
+   * Gets a server of `pool` for the client. `group` names the leg (the database's own group, or
+   * under sharding the group a statement's shards live on); `home` is that group's primary pool
+   * (statistics, the statements its servers know, the fallback of a failing replica).
+   */
+  acquireFrom(
+    pool: Pool,
+    replica: ReplicaTarget | null,
+    t0: number,
+    group = this.client.opts.group ?? '',
+    home: Pool = this.client.opts.pool,
+  ): void {
+    this.group = group;
+    this.home = home;
     const ready = pool.tryAcquire();
     if (ready) return this.onAcquired(pool, replica, t0, ready);
     pool.acquireThen(
@@ -96,7 +112,7 @@ export class ServerHolder implements Keeper, LegEvents {
         if (replica && !this.client.closed) {
           // The replica cannot take a connection: the primary serves the read.
           replica.monitor.healthy = false;
-          this.acquireFrom(this.client.opts.pool, null, t0);
+          this.acquireFrom(home, null, t0, group, home);
           return;
         }
         this.acquiring = false;
@@ -117,7 +133,7 @@ export class ServerHolder implements Keeper, LegEvents {
       pool.release(server);
       return;
     }
-    const leg = (this.legs ??= new LegSet()).legFor(c.opts.group ?? '', this);
+    const leg = (this.legs ??= new LegSet()).legFor(this.group, this);
     leg.bind(server, pool, replica, readTime());
     this.leg = leg;
     this.switching = false;
@@ -178,16 +194,20 @@ export class ServerHolder implements Keeper, LegEvents {
     return true;
   }
 
-  /** A write behind reads on a replica: true if released now; false to wait for the replica. */
-  switchToPrimary(): boolean {
+  /**
+   * The next work goes elsewhere (a write behind reads on a replica, or under sharding another
+   * group): true if the server was released now; false to wait for it to finish (or be checked).
+   * `outsideTx`: the server holds no transaction (under sharding, a BEGIN may be held back).
+   */
+  switchToPrimary(outsideTx = this.client.tx.status === 'I'): boolean {
     const leg = this.leg!;
     const tx = this.client.tx;
     this.switching = true;
-    if (leg.idle && tx.status === 'I' && tx.checkCause === null) {
+    if (leg.idle && outsideTx && tx.checkCause === null) {
       this.releaseServer();
       return true;
     }
-    if (leg.idle && tx.status === 'I') this.checkState(leg);
+    if (leg.idle && outsideTx) this.checkState(leg);
     return false;
   }
 
@@ -452,7 +472,10 @@ export class ServerHolder implements Keeper, LegEvents {
   /** A new leg of this client's (LegSet). */
   makeLeg(): ServerLeg {
     const c = this.client;
-    return new ServerLeg(this, c.sink, c.opts.pool, c.opts.horizon ?? null);
+    const own = this.group === (c.opts.group ?? '');
+    const leg = new ServerLeg(this, c.sink, this.home ?? c.opts.pool, own ? (c.opts.horizon ?? null) : null);
+    leg.group = this.group;
+    return leg;
   }
 
   /** The client is gone (client.closed): give the connection back in a clean state. */

@@ -57,6 +57,8 @@ export interface LegEvents {
 }
 
 export class ServerLeg {
+  /** The group this leg's servers belong to (set once, by whoever makes the leg). */
+  group = '';
   server: ServerConn | null = null;
   /** The pool the server came from (the primary's, or a replica's). */
   pool: Pool | null = null;

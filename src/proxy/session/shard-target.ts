@@ -1,0 +1,88 @@
+/**
+ * Sharding inside a session: the group a client message must run on when its database has
+ * distributed or reference tables. The statement's text is planned once per text and catalog
+ * version (by the SessionSharding the proxy gives the session, src/proxy/sharding.ts) and resolved
+ * with the Bind's parameters: a Query by its literals, a Parse by the Bind that follows it in the
+ * same batch (drivers send Parse, Bind, Describe, Execute, Sync together), a Bind by its
+ * statement's text and its parameters. Describe, Execute, Close, Sync and Flush follow the leg
+ * their statement or portal is on.
+ */
+import type { TypedFrame } from '../../protocol/framer.js';
+import { bindNames, bindParamFormat, decodeBind, decodeParse } from '../../protocol/frontend-messages.js';
+import type { ColumnValue } from '../../sharding/types.js';
+import type { Pool } from '../backend/pool.js';
+import type { ClientRecord } from './client-record.js';
+
+/** Where a statement's shards are. */
+export type ShardTarget =
+  /** Nothing sharded in it: the database's own group (group 0), as without sharding. */
+  | { readonly kind: 'home' }
+  /** Every shard it touches is on this group. */
+  | { readonly kind: 'group'; readonly group: string }
+  /** Reference tables only (a copy on every group): wherever the session is. */
+  | { readonly kind: 'any' }
+  /** Its shards are not known before its parameters are (a Parse without its Bind yet). */
+  | { readonly kind: 'needs-params' }
+  /** Not possible here: answered with this error (0A000 when it needs what is not built yet). */
+  | { readonly kind: 'refuse'; readonly sqlstate: string; readonly message: string };
+
+/** What a session of a sharded database is given by the proxy. */
+export interface SessionSharding {
+  /** The catalog holds tables: anything to plan at all (false: the session routes as before). */
+  readonly active: boolean;
+  /** Where `sql` runs with these parameters (null: not known yet). */
+  target(sql: string, params: readonly (ColumnValue | null)[] | null): ShardTarget;
+  /** The primary pool of `group` for this session's database and user. */
+  poolOf(group: string): Pool;
+  /** A Citus API call in `sql`: its replies (ending with ReadyForQuery); null when it is none. */
+  api(sql: string): Promise<Buffer[]> | null;
+}
+
+export const HOME: ShardTarget = { kind: 'home' };
+export const ANY: ShardTarget = { kind: 'any' };
+
+/** The parameters of a Bind as the planner takes them (text or binary, by the Bind's format codes). */
+export function bindParams(f: TypedFrame): (ColumnValue | null)[] | null {
+  const b = decodeBind(f.payload);
+  if (!b.ok) return null;
+  const out: (ColumnValue | null)[] = [];
+  for (let i = 0; i < b.value.params.length; i++) {
+    const p = b.value.params[i]!;
+    if (p === null) out.push(null);
+    else if (bindParamFormat(b.value, i) === 1) out.push({ format: 'binary', bytes: p });
+    else out.push({ format: 'text', text: p.toString('utf8') });
+  }
+  return out;
+}
+
+/** The text of the statement a Bind names, from the client's record (null: unknown). */
+export function boundText(record: ClientRecord, f: TypedFrame, unnamedText: string | null): string | null {
+  const names = bindNames(f.chunk, f.start + 5, f.end);
+  if (names === null) return null;
+  if (names.statement === '') return unnamedText;
+  const st = record.statements.get(names.statement);
+  if (st === undefined) return null;
+  if (st.text === undefined) {
+    const p = decodeParse(st.parse.subarray(5));
+    if (!p.ok) return null;
+    st.text = p.value.query;
+  }
+  return st.text;
+}
+
+/** The Bind of statement `name` among the messages queued after a Parse (before another Parse of it). */
+export function bindAfter(inbox: readonly TypedFrame[], from: number, name: string): TypedFrame | null {
+  for (let i = from; i < inbox.length; i++) {
+    const f = inbox[i]!;
+    if (f.type === 'P') {
+      const p = decodeParse(f.payload);
+      if (p.ok && p.value.statement === name) return null;
+    } else if (f.type === 'B') {
+      const names = bindNames(f.chunk, f.start + 5, f.end);
+      if (names !== null && names.statement === name) return f;
+    } else if (f.type === 'S' || f.type === 'Q') {
+      return null;
+    }
+  }
+  return null;
+}

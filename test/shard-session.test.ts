@@ -1,0 +1,275 @@
+/**
+ * A session of a sharded database moves between groups by what each statement touches: a real
+ * proxy in front of two groups (two PostgreSQL primaries), with a stand-in for the catalog's
+ * routing (a statement naming `group_1` runs on group 1, `by_param` on the group its first
+ * parameter names, the rest — no table — wherever the session is, group 0 when it holds nothing) — so this file tests the session's mechanics (simple and
+ * extended protocol, pipelines, transactions, deferred BEGIN, refusals, API calls) apart from the
+ * planner, which has its own tests.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import pg from 'pg';
+import postgres from 'postgres';
+import { binarySets, makeCluster } from './harness.js';
+import type { TestCluster } from './harness.js';
+import { readSecrets } from '../src/cluster/secrets.js';
+import { findFreePortBlock } from '../src/cluster/ports.js';
+import { ProxyServer } from '../src/proxy/proxy-server.js';
+import type { DatabaseSharding, ShardingHost } from '../src/proxy/proxy-server.js';
+import { databasesResolver } from '../src/proxy/resolver.js';
+import { proxyConfig } from './proxy-harness.js';
+import type { ShardTarget } from '../src/proxy/session/shard-target.js';
+import { encodeBackendMessage } from '../src/protocol/backend-messages.js';
+import { commandComplete, readyForQuery } from '../src/proxy/rewrite.js';
+
+function fakeSharding(): DatabaseSharding & { apiCalls: string[] } {
+  const apiCalls: string[] = [];
+  return {
+    apiCalls,
+    active: true,
+    target(sql, params): ShardTarget {
+      if (sql.includes('pgscale_test_refuse'))
+        return { kind: 'refuse', sqlstate: '0A000', message: 'refused for the test' };
+      const g = /\bgroup_(\d)\b/.exec(sql);
+      if (g) return { kind: 'group', group: g[1]! };
+      if (sql.includes('by_param')) {
+        if (params === null) return { kind: 'needs-params' };
+        const v = params[0];
+        return v && v.format === 'text' ? { kind: 'group', group: v.text } : { kind: 'home' };
+      }
+      // Tables of group 0's own (local tables) name group_0; statements on no table go anywhere.
+      return { kind: 'any' };
+    },
+    api(sql) {
+      if (!/^select fake_api\(/i.test(sql)) return null;
+      apiCalls.push(sql);
+      return Promise.resolve([
+        encodeBackendMessage({
+          name: 'RowDescription',
+          fields: [
+            {
+              name: 'fake_api',
+              tableOid: 0,
+              columnAttr: 0,
+              typeOid: 25,
+              typeSize: -1,
+              typeModifier: -1,
+              format: 0,
+            },
+          ],
+        }),
+        encodeBackendMessage({ name: 'DataRow', values: [Buffer.from('done')] }),
+        commandComplete('SELECT 1'),
+        readyForQuery('I'),
+      ]);
+    },
+  };
+}
+
+describe('a sharded session moves between groups by its statements', () => {
+  let tc: TestCluster;
+  let proxy: ProxyServer;
+  let port: number;
+  let appPassword: string;
+  let groupPorts: number[];
+  const sharding = fakeSharding();
+  const connect = async (extra: Partial<pg.ClientConfig> = {}) => {
+    const c = new pg.Client({
+      host: '127.0.0.1',
+      port,
+      user: 'app',
+      password: appPassword,
+      database: 'app',
+      ...extra,
+    });
+    c.on('error', () => undefined);
+    await c.connect();
+    return c;
+  };
+  const groupOf = (p: number | string) => groupPorts.indexOf(Number(p));
+
+  before(async () => {
+    tc = await makeCluster(binarySets()[0]!, { groups: 2, replicas: 0 });
+    await tc.cluster.up();
+    groupPorts = [0, 1].map((g) => tc.cluster.nodes().find((n) => n.group === g)!.port);
+    appPassword = readSecrets(tc.cluster.dataDir)!.app;
+    port = await findFreePortBlock(1);
+    const cfg = proxyConfig(groupPorts[0]!, port, { default_pool_size: 3 });
+    const host: ShardingHost = {
+      forDatabase: (db) => (db === 'app' ? sharding : null),
+      groupTarget: (db, group) => ({ host: '127.0.0.1', port: groupPorts[Number(group)]!, dbname: db }),
+    };
+    proxy = new ProxyServer({
+      config: cfg,
+      resolve: databasesResolver(cfg),
+      inlineUsers: new Map([['app', appPassword]]),
+      loginBackoff: false,
+      sharding: host,
+    });
+    await proxy.start();
+  });
+  after(async () => {
+    await proxy?.stop();
+    await tc?.cleanup();
+  });
+
+  test('simple queries go to the group they name, and back, within one session', async () => {
+    const c = await connect();
+    for (let i = 0; i < 6; i++) {
+      const g = i % 2;
+      const sql = `SELECT inet_server_port() AS p, 1 AS group_${g}`;
+      const r = await c.query<{ p: number }>(sql);
+      assert.equal(groupOf(r.rows[0]!.p), g, sql);
+    }
+    await c.end();
+  });
+
+  test('extended protocol: a Bind routes its Parse by its parameters (pg), unnamed and named', async () => {
+    const c = await connect();
+    for (const g of ['1', '0', '1', '1', '0']) {
+      const r = await c.query<{ p: number }>('SELECT inet_server_port() AS p, $1::text AS by_param', [g]);
+      assert.equal(groupOf(r.rows[0]!.p), Number(g));
+      const n = await c.query<{ p: number }>({
+        name: 'named_by_param',
+        text: 'SELECT inet_server_port() AS p, $1::text AS by_param',
+        values: [g],
+      });
+      assert.equal(groupOf(n.rows[0]!.p), Number(g));
+    }
+    await c.end();
+  });
+
+  test('postgres.js: a Parse described alone is re-prepared where its Bind goes', async () => {
+    const sql = postgres({
+      host: '127.0.0.1',
+      port,
+      user: 'app',
+      password: appPassword,
+      database: 'app',
+      max: 1,
+      onnotice: () => {},
+    });
+    try {
+      for (const g of ['1', '0', '1', '0', '1']) {
+        const rows = await sql<{ p: number }[]>`SELECT inet_server_port() AS p, ${g}::text AS by_param`;
+        assert.equal(groupOf(rows[0]!.p), Number(g));
+      }
+      const many = await Promise.all(
+        ['1', '0', '1', '0'].map(
+          (g) => sql<{ p: number }[]>`SELECT inet_server_port() AS p, ${g}::text AS by_param`,
+        ),
+      );
+      assert.deepEqual(
+        many.map((r) => groupOf(r[0]!.p)),
+        [1, 0, 1, 0],
+      );
+    } finally {
+      await sql.end();
+    }
+  });
+
+  test('BEGIN waits for the first statement: the transaction runs on its group, commits there', async () => {
+    const c = await connect();
+    await c.query('CREATE TABLE IF NOT EXISTS t_tx (v int)');
+    const d1 = new pg.Client({
+      host: '127.0.0.1',
+      port: groupPorts[1],
+      user: 'app',
+      password: appPassword,
+      database: 'app',
+    });
+    await d1.connect();
+    await d1.query('CREATE TABLE IF NOT EXISTS t_tx (v int)');
+    await c.query('BEGIN');
+    await c.query('INSERT INTO t_tx /* group_1 */ VALUES (1)');
+    const inside = await c.query<{ p: number }>('SELECT inet_server_port() AS p, 1 AS group_1');
+    assert.equal(groupOf(inside.rows[0]!.p), 1);
+    await c.query('COMMIT');
+    assert.equal((await d1.query('SELECT count(*)::int AS n FROM t_tx')).rows[0].n, 1);
+    // BEGIN; COMMIT with nothing between never reaches a server.
+    await c.query('BEGIN');
+    await c.query('COMMIT');
+    await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    const iso = await c.query<{ p: number; iso: string }>(
+      "SELECT inet_server_port() AS p, current_setting('transaction_isolation') AS iso, 1 AS group_1",
+    );
+    assert.equal(iso.rows[0]!.iso, 'repeatable read');
+    assert.equal(groupOf(iso.rows[0]!.p), 1);
+    await c.query('ROLLBACK');
+    await d1.end();
+    await c.end();
+  });
+
+  test('a statement on another group inside a transaction fails it (0A000), as an error in PostgreSQL would', async () => {
+    const c = await connect();
+    await c.query('BEGIN');
+    await c.query('SELECT 1'); // group 0
+    await assert.rejects(c.query('SELECT 1 AS group_1'), (e: { code?: string }) => e.code === '0A000');
+    await assert.rejects(c.query('SELECT 2'), (e: { code?: string }) => e.code === '25P02');
+    await c.query('ROLLBACK');
+    // Deferred: fails before any server saw it.
+    await c.query('BEGIN');
+    await assert.rejects(
+      c.query('SELECT pgscale_test_refuse()'),
+      (e: { code?: string }) => e.code === '0A000',
+    );
+    await assert.rejects(c.query('SELECT 1 AS group_1'), (e: { code?: string }) => e.code === '25P02');
+    const end = await c.query('COMMIT');
+    assert.equal(end.command, 'ROLLBACK');
+    const r = await c.query<{ p: number }>('SELECT inet_server_port() AS p, 1 AS group_1');
+    assert.equal(groupOf(r.rows[0]!.p), 1);
+    await c.end();
+  });
+
+  test('a refused statement outside a transaction gets its error; extended ones skip to Sync; the session goes on', async () => {
+    const c = await connect();
+    await assert.rejects(
+      c.query('SELECT pgscale_test_refuse()'),
+      (e: { code?: string }) => e.code === '0A000',
+    );
+    await assert.rejects(
+      c.query('SELECT $1::int AS pgscale_test_refuse', [1]),
+      (e: { code?: string }) => e.code === '0A000',
+    );
+    const r = await c.query<{ p: number }>('SELECT inet_server_port() AS p, $1::text AS by_param', ['1']);
+    assert.equal(groupOf(r.rows[0]!.p), 1);
+    await c.end();
+  });
+
+  test('session pooling keeps its own group and refuses statements on another', async () => {
+    const sp = await findFreePortBlock(1);
+    const cfg = proxyConfig(groupPorts[0]!, sp, { pool_mode: 'session' });
+    const p2 = new ProxyServer({
+      config: cfg,
+      resolve: databasesResolver(cfg),
+      inlineUsers: new Map([['app', appPassword]]),
+      loginBackoff: false,
+      sharding: {
+        forDatabase: () => sharding,
+        groupTarget: (db, group) => ({ host: '127.0.0.1', port: groupPorts[Number(group)]!, dbname: db }),
+      },
+    });
+    await p2.start();
+    try {
+      const c = await connect({ port: sp });
+      assert.equal(groupOf((await c.query<{ p: number }>('SELECT inet_server_port() AS p')).rows[0]!.p), 0);
+      await assert.rejects(c.query('SELECT 1 AS group_1'), (e: { code?: string }) => e.code === '0A000');
+      assert.equal(groupOf((await c.query<{ p: number }>('SELECT inet_server_port() AS p')).rows[0]!.p), 0);
+      await c.end();
+    } finally {
+      await p2.stop();
+    }
+  });
+
+  test('an API call is answered by the sharding host; inside a transaction it is refused (25001)', async () => {
+    const c = await connect();
+    const r = await c.query<{ fake_api: string }>("SELECT fake_api('users')");
+    assert.equal(r.rows[0]!.fake_api, 'done');
+    await c.query('BEGIN');
+    await c.query('SELECT 1');
+    await assert.rejects(c.query("SELECT fake_api('x')"), (e: { code?: string }) => e.code === '25001');
+    await c.query('ROLLBACK');
+    assert.equal(sharding.apiCalls.length, 2); // asked (the second was not run: the session refused)
+    await c.end();
+  });
+});
