@@ -50,46 +50,13 @@ import type { HolderClient } from './session/server-holder.js';
 import type { ServerLeg } from './session/server-leg.js';
 import { ownSqlNames } from './session/server-prep.js';
 import { DEFAULT_ANALYZER } from './session/text-facts.js';
-import { bindAfter, bindParams, boundText } from './session/shard-target.js';
-import type { SessionSharding, ShardTarget } from './session/shard-target.js';
-import { buildErrorResponse } from '../protocol/error-response.js';
-import { SqlState } from '../protocol/sqlstate.js';
-import { TypedMessage } from '../protocol/framer.js';
-import { decodeParse, encodeFrontendMessage } from '../protocol/frontend-messages.js';
-import { commandComplete, readyForQuery } from './rewrite.js';
-import { endsWithReadyForQuery, ownQuery } from './session/pending.js';
+import { ShardSteps } from './session/shard-steps.js';
+import type { ShardSession } from './session/shard-steps.js';
 
 export type { SessionOptions } from './session/context.js';
 export { protocolStatementName } from './session/statement-names.js';
 
 const TRACE = process.env.PGSCALE_TRACE === '1';
-
-const NO_PARAMS: readonly never[] = [];
-const CROSS_GROUP =
-  'a transaction on several groups is not supported yet: every statement of a transaction must touch the shards of one group';
-
-/** A Query that only starts a transaction block (its options are kept: sent as written). */
-const BEGIN_ONLY = /^\s*(begin|start\s+transaction)\b[^;'"$]*;?\s*$/i;
-/** A Query that only ends one. */
-const TX_END = /^\s*(commit|end|rollback|abort)\b(?:\s+(?:work|transaction))?\s*;?\s*$/i;
-const ABORTED = 'current transaction is aborted, commands ignored until end of transaction block';
-/** Messages that never decide a transaction's group: they follow what came before them. */
-const DATA_FREE: ReadonlySet<string> = new Set(['D', 'E', 'C', 'H', 'S', 'd', 'c', 'f']);
-
-const PINNED_GROUP =
-  'this session keeps one server connection (session pooling, or session state such as temporary tables): statements on shards of other groups need transaction pooling';
-const API_IN_TX = 'the sharding functions (create_distributed_table …) cannot run inside a transaction block';
-
-function nullIfNeedsParams(t: ShardTarget): ShardTarget | null {
-  return t.kind === 'needs-params' ? null : t;
-}
-
-/** A statement that fails with `sqlstate` and `message` on the server (a transaction there aborts). */
-function raiseSql(sqlstate: string, message: string): string {
-  const lit = (v: string) => `'${v.replace(/'/g, "''")}'`;
-  const body = `BEGIN RAISE EXCEPTION USING ERRCODE = ${lit(sqlstate)}, MESSAGE = ${lit(message.replace(/\$/g, ''))}; END`;
-  return `DO $pgscale$${body}$pgscale$`;
-}
 
 export interface SessionHost {
   readonly id: ClientId;
@@ -125,19 +92,8 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
   /** The Query frame decoded last and its decoding: several steps look at each Query. */
   private queryFrame: TypedFrame | null = null;
   private queryDecoded: ReturnType<typeof decodeQuery> | null = null;
-  /** Sharding: the group the next attachment goes to (the database's own group unless a statement says). */
-  private attachGroup: string;
-  /** Sharding: the text of the client's unnamed statement (a Bind of it is routed by it). */
-  private unnamedText: string | null = null;
-  /** An extended-protocol message was refused here: the rest up to Sync is skipped, as PostgreSQL does. */
-  private skipToSync = false;
-  /**
-   * Sharding: a BEGIN answered by the proxy and not sent yet. The transaction's group is known only
-   * at its first statement that touches shards; BEGIN goes there first, then that statement.
-   */
-  private deferredBegin: string | null = null;
-  /** The deferred transaction failed here (a refused statement): only its end is accepted. */
-  private deferredFailed = false;
+  /** Sharding: where each message's shards are (sessions of sharded databases only). */
+  private readonly shard: ShardSteps | null;
 
   constructor(
     private readonly host: SessionHost,
@@ -146,7 +102,7 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
     this.analyzer = opts.analyzer ?? DEFAULT_ANALYZER;
     this.hold = new ServerHolder(this, host);
     this.topology = topologyOf(opts.group ?? '');
-    this.attachGroup = opts.group ?? '';
+    this.shard = opts.sharding ? new ShardSteps(this.shardSession(), opts.sharding) : null;
     this.record = new ClientRecord(opts.startupSettings, opts.startupProxySettings, opts.mode === 'session');
   }
 
@@ -242,12 +198,9 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
         this.host.terminate();
         return;
       }
-      if (this.skipToSync) {
-        this.inbox.shift();
-        if (f.type === 'S') {
-          this.skipToSync = false;
-          this.replyInOrder(readyForQuery(this.tx.status));
-        }
+      const shard = this.shard;
+      if (shard?.skipToSync) {
+        shard.skip(f);
         continue;
       }
       const facts = messageFacts(this, f, hold.leg === null);
@@ -265,9 +218,8 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
         );
         continue;
       }
-      const sharding = this.opts.sharding;
-      if (sharding?.active) {
-        const step = this.shardStep(f, sharding);
+      if (shard !== null && this.opts.sharding!.active) {
+        const step = shard.step(f);
         if (step === 'next') continue;
         if (step === 'wait') break;
       }
@@ -283,12 +235,7 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
         break;
       }
       this.inbox.shift();
-      if (this.deferredBegin !== null) {
-        // The transaction's first statement: its BEGIN goes first (its reply was given already).
-        leg.send(encodeFrontendMessage({ name: 'Query', query: this.deferredBegin }));
-        leg.expect(ownQuery());
-        this.deferredBegin = null;
-      }
+      shard?.beforeForward(leg);
       // A large message is not kept for a replay: its memory must end once it is forwarded.
       if (leg.replay !== null) {
         if (f.bytes.length > LARGE_MESSAGE_BYTES) leg.replay = null;
@@ -380,206 +327,39 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
     if (this.idle) this.flushClient();
   }
 
-  // ------------------------------------------------------------------ sharding
-
-  /**
-   * Routes message `f` (the inbox's head) by its shards: 'go' forwards it (this.attachGroup says
-   * where a new attachment goes), 'next' means it was answered or the server given back (loop on),
-   * 'wait' that it waits (for the leg to finish, or for the Bind that follows a Parse).
-   */
-  private shardStep(f: TypedFrame, sharding: SessionSharding): 'go' | 'next' | 'wait' {
-    const held = this.hold.leg;
-    if (
-      f.type === 'Q' &&
-      (held === null || (held.idle && (this.tx.status === 'I' || this.deferredBegin !== null)))
-    ) {
-      const q = this.queryOf(f);
-      if (q.ok && this.deferTransactionControl(q.value.query)) return 'next';
-    }
-    if (f.type === 'Q') {
-      const q = this.queryOf(f);
-      const call = q.ok ? sharding.api(q.value.query) : null;
-      if (call !== null) {
-        const leg = this.hold.leg;
-        if (this.tx.status !== 'I' || (leg !== null && !leg.idle)) {
-          call.catch(() => {}); // not run: see DatabaseSharding.api
-          return this.refuse(f, SqlState.ACTIVE_SQL_TRANSACTION, API_IN_TX);
-        }
-        this.inbox.shift();
-        this.waitFor(call);
-        return 'next';
-      }
-    }
-    const t = this.shardTargetOf(f, sharding);
-    if (t === 'wait') return 'wait';
-    const hold = this.hold;
-    const leg = hold.leg;
-    const home = this.topology.group;
-    if (t !== null && t.kind === 'refuse') return this.refuse(f, t.sqlstate, t.message);
-    if (this.deferredBegin !== null && t === null && !DATA_FREE.has(f.type)) {
-      // Nothing to place the transaction by yet: look further along what the client has sent.
-      const ahead = this.placeAhead(sharding);
-      if (ahead !== null) {
-        this.attachGroup = ahead;
-        if (leg === null) return 'go';
-      }
-    }
-    const want = t === null || t.kind === 'any' ? null : t.kind === 'group' ? t.group : home;
-    if (leg === null) {
-      // A pinned session (session pooling, session state) keeps one connection: its database's own.
-      this.attachGroup = this.record.pinned ? home : (want ?? home);
-      if (want === null || want === this.attachGroup) return 'go';
-    } else if (want === null || leg.group === want) return 'go';
-    if (leg === null || this.record.pinned) {
-      return this.refuse(f, SqlState.FEATURE_NOT_SUPPORTED, PINNED_GROUP);
-    }
-    if (!leg.idle && !endsWithReadyForQuery(leg.pending)) {
-      // An extended-protocol pipeline with no Sync yet is one implicit transaction on one server.
-      return this.refuse(f, SqlState.FEATURE_NOT_SUPPORTED, CROSS_GROUP);
-    }
-    // A held-back BEGIN has not reached the server: it holds no transaction yet.
-    const outsideTx = this.tx.status === 'I' || this.deferredBegin !== null;
-    if (!outsideTx) {
-      if (!leg.idle) return 'wait';
-      return this.refuse(f, SqlState.FEATURE_NOT_SUPPORTED, CROSS_GROUP);
-    }
-    // Between transactions: the next one goes to the other group once this server is given back.
-    this.attachGroup = want;
-    return hold.switchToPrimary(outsideTx) ? 'next' : 'wait';
-  }
-
-  /**
-   * BEGIN with no server attached is answered here and sent later, with the transaction's first
-   * statement, to that statement's group; COMMIT or ROLLBACK of a transaction that never reached a
-   * server is answered here too. True when `sql` was one of those.
-   */
-  private deferTransactionControl(sql: string): boolean {
-    const tx = this.tx;
-    if (this.deferredBegin === null) {
-      if (tx.status !== 'I' || !BEGIN_ONLY.test(sql)) return false;
-      this.inbox.shift();
-      this.deferredBegin = sql;
-      tx.status = 'T';
-      this.replyInOrder(commandComplete('BEGIN'));
-      this.replyInOrder(readyForQuery('T'));
-      return true;
-    }
-    const end = TX_END.exec(sql);
-    if (end === null) {
-      if (!this.deferredFailed) return false;
-      this.inbox.shift();
-      this.replyInOrder(buildErrorResponse('ERROR', SqlState.IN_FAILED_SQL_TRANSACTION, ABORTED));
-      this.replyInOrder(readyForQuery('E'));
-      return true;
-    }
-    this.inbox.shift();
-    const commit = /^(commit|end)$/i.test(end[1]!) && !this.deferredFailed;
-    this.deferredBegin = null;
-    this.deferredFailed = false;
-    tx.status = 'I';
-    this.replyInOrder(commandComplete(commit ? 'COMMIT' : 'ROLLBACK'));
-    this.replyInOrder(readyForQuery('I'));
-    return true;
-  }
-
-  /** The group of the first message queued that names one (a pipeline's first statement on shards). */
-  private placeAhead(sharding: SessionSharding): string | null {
-    for (let i = 1; i < this.inbox.length; i++) {
-      const g = this.inbox[i]!;
-      if (g.type !== 'Q' && g.type !== 'P' && g.type !== 'B') continue;
-      const t = this.shardTargetAt(g, sharding, i);
-      if (t === 'wait' || t === null) continue;
-      if (t.kind === 'group') return t.group;
-      if (t.kind === 'home') return this.topology.group;
-      return null;
-    }
-    return null;
-  }
-
-  /** Where message `f` must run by its shards; null: anywhere (no preference); 'wait': more input first. */
-  private shardTargetOf(f: TypedFrame, sharding: SessionSharding): ShardTarget | null | 'wait' {
-    return this.shardTargetAt(f, sharding, 0);
-  }
-
-  /** shardTargetOf for the message at `at` in the inbox. */
-  private shardTargetAt(f: TypedFrame, sharding: SessionSharding, at: number): ShardTarget | null | 'wait' {
-    switch (f.type) {
-      case 'Q': {
-        const q = this.queryOf(f);
-        return q.ok ? sharding.target(q.value.query, NO_PARAMS) : null;
-      }
-      case 'P': {
-        const p = at === 0 ? this.record.parseOf(f, this.analyzer) : decodeParse(f.payload);
-        if (!p.ok) return null;
-        const { statement, query } = p.value;
-        if (statement === '' && at === 0) this.unnamedText = query;
-        const t = sharding.target(query, null);
-        if (t.kind !== 'needs-params') return t;
-        // Its shards depend on its parameters: route it with the Bind that follows. Without one
-        // in this batch it may go anywhere (a Describe round); a Bind later re-prepares it where
-        // its shards are. Until a Sync or Flush shows the batch is complete, wait for more.
-        const b = bindAfter(this.inbox, at + 1, statement);
-        if (b !== null) {
-          const params = bindParams(b);
-          return params === null ? null : nullIfNeedsParams(sharding.target(query, params));
-        }
-        for (let i = at + 1; i < this.inbox.length; i++) {
-          const type = this.inbox[i]!.type;
-          if (type === 'S' || type === 'H' || type === 'Q') return null;
-        }
-        return 'wait';
-      }
-      case 'B': {
-        const text = boundText(this.record, f, this.unnamedText);
-        if (text === null) return null;
-        const params = bindParams(f);
-        return params === null ? null : nullIfNeedsParams(sharding.target(text, params));
-      }
-      default:
-        return null;
-    }
-  }
-
-  /**
-   * Answers message `f` with an error instead of running it. Outside a transaction the proxy
-   * answers; inside one, the server's transaction must fail as PostgreSQL's would, so a Query is
-   * replaced by one that raises the error there. An extended-protocol message in a transaction
-   * or pipeline cannot be failed that way: the client's connection ends with the error (FATAL).
-   */
-  private refuse(f: TypedFrame, sqlstate: string, message: string): 'next' | 'wait' {
-    const leg = this.hold.leg;
-    if (this.deferredBegin !== null && (leg === null || leg.idle)) {
-      // The deferred transaction fails as PostgreSQL's would: only its end is accepted now.
-      this.deferredFailed = true;
-      this.tx.status = 'E';
-      this.inbox.shift();
-      this.replyInOrder(buildErrorResponse('ERROR', sqlstate, message));
-      if (f.type === 'Q') this.replyInOrder(readyForQuery('E'));
-      else this.skipToSync = true;
-      return 'next';
-    }
-    const inTx = leg !== null && (this.tx.status !== 'I' || !leg.idle);
-    if (f.type === 'Q' && inTx) {
-      if (!leg.idle) return 'wait';
-      this.inbox.shift();
-      const raise = TypedMessage.of(
-        encodeFrontendMessage({ name: 'Query', query: raiseSql(sqlstate, message) }),
-      );
-      this.forward(leg, raise);
-      return 'next';
-    }
-    if (inTx) {
-      this.inbox = [];
-      this.flushClient();
-      this.close();
-      this.host.terminate(buildErrorResponse('FATAL', sqlstate, message));
-      return 'wait';
-    }
-    this.inbox.shift();
-    this.replyInOrder(buildErrorResponse('ERROR', sqlstate, message));
-    if (f.type === 'Q') this.replyInOrder(readyForQuery(this.tx.status));
-    else this.skipToSync = true;
-    return 'next';
+  /** What the shard steps use of this session (made once per sharded session). */
+  private shardSession(): ShardSession {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+    return {
+      get record() {
+        return self.record;
+      },
+      get tx() {
+        return self.tx;
+      },
+      get analyzer() {
+        return self.analyzer;
+      },
+      get inbox() {
+        return self.inbox;
+      },
+      get leg() {
+        return self.hold.leg;
+      },
+      homeGroup: this.topology.group,
+      queryOf: (f) => this.queryOf(f),
+      replyInOrder: (b) => this.replyInOrder(b),
+      forward: (leg, f) => this.forward(leg, f),
+      waitFor: (a) => this.waitFor(a),
+      switchServer: (outsideTx) => this.hold.switchToPrimary(outsideTx),
+      end: (fatal) => {
+        this.inbox = [];
+        this.flushClient();
+        this.close();
+        this.host.terminate(fatal);
+      },
+    };
   }
 
   // ------------------------------------------------------------------ attaching a server
@@ -589,7 +369,7 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
     if (hold.acquiring || this.closed) return;
     hold.acquiring = true;
     const t0 = readTime();
-    const group = this.attachGroup;
+    const group = this.shard?.attachGroup ?? this.topology.group;
     if (group !== this.topology.group && this.opts.sharding) {
       // A statement's shards live on another group: its primary (reads on its replicas: later).
       const pool = this.opts.sharding.poolOf(group);
@@ -597,7 +377,7 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
     }
     const router = this.router;
     // A deferred BEGIN: the transaction block runs on the primary, as it would have from its BEGIN.
-    if (!router || this.deferredBegin !== null || this.attachRoleFor() !== 'replica')
+    if (!router || this.shard?.beginHeld || this.attachRoleFor() !== 'replica')
       return hold.acquireFrom(this.opts.pool, null, t0);
     const horizon = this.opts.horizon ?? null;
     pickReadTarget(router, horizon, this.consistency, this.record, this.opts.pool, (pool, replica) =>

@@ -1,0 +1,312 @@
+/**
+ * Sharding inside a session (its steps; the targets are in shard-target.ts): each client message
+ * is placed on the group its shards live on before it is forwarded. Between transactions the
+ * server is given back and the next one attached on that group; inside a transaction a statement
+ * on another group fails it (0A000) as an error in PostgreSQL would; BEGIN is held back until the
+ * transaction's first statement, so the transaction runs on that statement's group; the Citus API
+ * calls are answered by the sharding host. Made only for sessions of sharded databases.
+ */
+import type { TypedFrame } from '../../protocol/framer.js';
+import { TypedMessage } from '../../protocol/framer.js';
+import { decodeParse, encodeFrontendMessage } from '../../protocol/frontend-messages.js';
+import type { decodeQuery } from '../../protocol/frontend-messages.js';
+import { buildErrorResponse } from '../../protocol/error-response.js';
+import { SqlState } from '../../protocol/sqlstate.js';
+import type { Analyzer } from '../../sql/analyze.js';
+import { commandComplete, readyForQuery } from '../rewrite.js';
+import type { ClientRecord } from './client-record.js';
+import type { TxState } from './context.js';
+import { endsWithReadyForQuery, ownQuery } from './pending.js';
+import type { ServerLeg } from './server-leg.js';
+import { bindAfter, bindParams, boundText } from './shard-target.js';
+import type { SessionSharding, ShardTarget } from './shard-target.js';
+
+const NO_PARAMS: readonly never[] = [];
+const CROSS_GROUP =
+  'a transaction on several groups is not supported yet: every statement of a transaction must touch the shards of one group';
+
+/** A Query that only starts a transaction block (its options are kept: sent as written). */
+const BEGIN_ONLY = /^\s*(begin|start\s+transaction)\b[^;'"$]*;?\s*$/i;
+/** A Query that only ends one. */
+const TX_END = /^\s*(commit|end|rollback|abort)\b(?:\s+(?:work|transaction))?\s*;?\s*$/i;
+const ABORTED = 'current transaction is aborted, commands ignored until end of transaction block';
+/** Messages that never decide a transaction's group: they follow what came before them. */
+const DATA_FREE: ReadonlySet<string> = new Set(['D', 'E', 'C', 'H', 'S', 'd', 'c', 'f']);
+
+const PINNED_GROUP =
+  'this session keeps one server connection (session pooling, or session state such as temporary tables): statements on shards of other groups need transaction pooling';
+const API_IN_TX = 'the sharding functions (create_distributed_table …) cannot run inside a transaction block';
+
+function nullIfNeedsParams(t: ShardTarget): ShardTarget | null {
+  return t.kind === 'needs-params' ? null : t;
+}
+
+/** A statement that fails with `sqlstate` and `message` on the server (a transaction there aborts). */
+function raiseSql(sqlstate: string, message: string): string {
+  const lit = (v: string) => `'${v.replace(/'/g, "''")}'`;
+  const body = `BEGIN RAISE EXCEPTION USING ERRCODE = ${lit(sqlstate)}, MESSAGE = ${lit(message.replace(/\$/g, ''))}; END`;
+  return `DO $pgscale$${body}$pgscale$`;
+}
+
+/** What the steps use of their session. */
+export interface ShardSession {
+  readonly record: ClientRecord;
+  readonly tx: TxState;
+  readonly analyzer: Analyzer;
+  /** The client's messages not forwarded yet (the head is the one being placed). */
+  readonly inbox: TypedFrame[];
+  /** The leg the client's messages go to now, or null. */
+  readonly leg: ServerLeg | null;
+  /** The database's own group (local tables). */
+  readonly homeGroup: string;
+  queryOf(f: TypedFrame): ReturnType<typeof decodeQuery>;
+  replyInOrder(bytes: Buffer): void;
+  forward(leg: ServerLeg, f: TypedFrame): void;
+  waitFor(answer: Promise<Buffer[]>): void;
+  /** Gives the server back for work elsewhere: true when done now (ServerHolder.switchToPrimary). */
+  switchServer(outsideTx: boolean): boolean;
+  /** Ends the client's connection with `fatal`. */
+  end(fatal: Buffer): void;
+}
+
+export class ShardSteps {
+  /** The group the next attachment goes to (the database's own unless a statement says). */
+  attachGroup: string;
+  /** An extended-protocol message was refused here: the rest up to Sync is skipped, as PostgreSQL does. */
+  skipToSync = false;
+  /** The text of the client's unnamed statement (a Bind of it is routed by it). */
+  private unnamedText: string | null = null;
+  /**
+   * A BEGIN answered here and not sent yet: the transaction's group is known only at its first
+   * statement that touches shards; BEGIN goes there first, then that statement.
+   */
+  private deferredBegin: string | null = null;
+  /** The deferred transaction failed here (a refused statement): only its end is accepted. */
+  private deferredFailed = false;
+
+  constructor(
+    private readonly s: ShardSession,
+    private readonly sharding: SessionSharding,
+  ) {
+    this.attachGroup = s.homeGroup;
+  }
+
+  /** A BEGIN is held back: the transaction runs on the primary of the group it is placed on. */
+  get beginHeld(): boolean {
+    return this.deferredBegin !== null;
+  }
+
+  /** Called before the first message of a transaction is forwarded on `leg`: the held BEGIN goes first. */
+  beforeForward(leg: ServerLeg): void {
+    if (this.deferredBegin === null) return;
+    // Its reply was given already.
+    leg.send(encodeFrontendMessage({ name: 'Query', query: this.deferredBegin }));
+    leg.expect(ownQuery());
+    this.deferredBegin = null;
+  }
+
+  /** The message after a refused extended-protocol one: skipped, and a Sync answered. */
+  skip(f: TypedFrame): void {
+    this.s.inbox.shift();
+    if (f.type !== 'S') return;
+    this.skipToSync = false;
+    this.s.replyInOrder(readyForQuery(this.s.tx.status));
+  }
+
+  /**
+   * Routes message `f` (the inbox's head) by its shards: 'go' forwards it (this.attachGroup says
+   * where a new attachment goes), 'next' means it was answered or the server given back (loop on),
+   * 'wait' that it waits (for the leg to finish, or for the Bind that follows a Parse).
+   */
+  step(f: TypedFrame): 'go' | 'next' | 'wait' {
+    const held = this.s.leg;
+    if (
+      f.type === 'Q' &&
+      (held === null || (held.idle && (this.s.tx.status === 'I' || this.deferredBegin !== null)))
+    ) {
+      const q = this.s.queryOf(f);
+      if (q.ok && this.deferTransactionControl(q.value.query)) return 'next';
+    }
+    if (f.type === 'Q') {
+      const q = this.s.queryOf(f);
+      const call = q.ok ? this.sharding.api(q.value.query) : null;
+      if (call !== null) {
+        const leg = this.s.leg;
+        if (this.s.tx.status !== 'I' || (leg !== null && !leg.idle)) {
+          call.catch(() => {}); // not run: see DatabaseSharding.api
+          return this.refuse(f, SqlState.ACTIVE_SQL_TRANSACTION, API_IN_TX);
+        }
+        this.s.inbox.shift();
+        this.s.waitFor(call);
+        return 'next';
+      }
+    }
+    const t = this.targetOf(f);
+    if (t === 'wait') return 'wait';
+    const leg = this.s.leg;
+    const home = this.s.homeGroup;
+    if (t !== null && t.kind === 'refuse') return this.refuse(f, t.sqlstate, t.message);
+    if (this.deferredBegin !== null && t === null && !DATA_FREE.has(f.type)) {
+      // Nothing to place the transaction by yet: look further along what the client has sent.
+      const ahead = this.placeAhead();
+      if (ahead !== null) {
+        this.attachGroup = ahead;
+        if (leg === null) return 'go';
+      }
+    }
+    const want = t === null || t.kind === 'any' ? null : t.kind === 'group' ? t.group : home;
+    if (leg === null) {
+      // A pinned session (session pooling, session state) keeps one connection: its database's own.
+      this.attachGroup = this.s.record.pinned ? home : (want ?? home);
+      if (want === null || want === this.attachGroup) return 'go';
+    } else if (want === null || leg.group === want) return 'go';
+    if (leg === null || this.s.record.pinned) {
+      return this.refuse(f, SqlState.FEATURE_NOT_SUPPORTED, PINNED_GROUP);
+    }
+    if (!leg.idle && !endsWithReadyForQuery(leg.pending)) {
+      // An extended-protocol pipeline with no Sync yet is one implicit transaction on one server.
+      return this.refuse(f, SqlState.FEATURE_NOT_SUPPORTED, CROSS_GROUP);
+    }
+    // A held-back BEGIN has not reached the server: it holds no transaction yet.
+    const outsideTx = this.s.tx.status === 'I' || this.deferredBegin !== null;
+    if (!outsideTx) {
+      if (!leg.idle) return 'wait';
+      return this.refuse(f, SqlState.FEATURE_NOT_SUPPORTED, CROSS_GROUP);
+    }
+    // Between transactions: the next one goes to the other group once this server is given back.
+    this.attachGroup = want;
+    return this.s.switchServer(outsideTx) ? 'next' : 'wait';
+  }
+
+  /**
+   * BEGIN with no server attached is answered here and sent later, with the transaction's first
+   * statement, to that statement's group; COMMIT or ROLLBACK of a transaction that never reached a
+   * server is answered here too. True when `sql` was one of those.
+   */
+  private deferTransactionControl(sql: string): boolean {
+    const tx = this.s.tx;
+    if (this.deferredBegin === null) {
+      if (tx.status !== 'I' || !BEGIN_ONLY.test(sql)) return false;
+      this.s.inbox.shift();
+      this.deferredBegin = sql;
+      tx.status = 'T';
+      this.s.replyInOrder(commandComplete('BEGIN'));
+      this.s.replyInOrder(readyForQuery('T'));
+      return true;
+    }
+    const end = TX_END.exec(sql);
+    if (end === null) {
+      if (!this.deferredFailed) return false;
+      this.s.inbox.shift();
+      this.s.replyInOrder(buildErrorResponse('ERROR', SqlState.IN_FAILED_SQL_TRANSACTION, ABORTED));
+      this.s.replyInOrder(readyForQuery('E'));
+      return true;
+    }
+    this.s.inbox.shift();
+    const commit = /^(commit|end)$/i.test(end[1]!) && !this.deferredFailed;
+    this.deferredBegin = null;
+    this.deferredFailed = false;
+    tx.status = 'I';
+    this.s.replyInOrder(commandComplete(commit ? 'COMMIT' : 'ROLLBACK'));
+    this.s.replyInOrder(readyForQuery('I'));
+    return true;
+  }
+
+  /** The group of the first message queued that names one (a pipeline's first statement on shards). */
+  private placeAhead(): string | null {
+    for (let i = 1; i < this.s.inbox.length; i++) {
+      const g = this.s.inbox[i]!;
+      if (g.type !== 'Q' && g.type !== 'P' && g.type !== 'B') continue;
+      const t = this.targetAt(g, i);
+      if (t === 'wait' || t === null) continue;
+      if (t.kind === 'group') return t.group;
+      if (t.kind === 'home') return this.s.homeGroup;
+      return null;
+    }
+    return null;
+  }
+
+  /** Where message `f` must run by its shards; null: anywhere (no preference); 'wait': more input first. */
+  private targetOf(f: TypedFrame): ShardTarget | null | 'wait' {
+    return this.targetAt(f, 0);
+  }
+
+  /** targetOf for the message at `at` in the inbox. */
+  private targetAt(f: TypedFrame, at: number): ShardTarget | null | 'wait' {
+    switch (f.type) {
+      case 'Q': {
+        const q = this.s.queryOf(f);
+        return q.ok ? this.sharding.target(q.value.query, NO_PARAMS) : null;
+      }
+      case 'P': {
+        const p = at === 0 ? this.s.record.parseOf(f, this.s.analyzer) : decodeParse(f.payload);
+        if (!p.ok) return null;
+        const { statement, query } = p.value;
+        if (statement === '' && at === 0) this.unnamedText = query;
+        const t = this.sharding.target(query, null);
+        if (t.kind !== 'needs-params') return t;
+        // Its shards depend on its parameters: route it with the Bind that follows. Without one
+        // in this batch it may go anywhere (a Describe round); a Bind later re-prepares it where
+        // its shards are. Until a Sync or Flush shows the batch is complete, wait for more.
+        const b = bindAfter(this.s.inbox, at + 1, statement);
+        if (b !== null) {
+          const params = bindParams(b);
+          return params === null ? null : nullIfNeedsParams(this.sharding.target(query, params));
+        }
+        for (let i = at + 1; i < this.s.inbox.length; i++) {
+          const type = this.s.inbox[i]!.type;
+          if (type === 'S' || type === 'H' || type === 'Q') return null;
+        }
+        return 'wait';
+      }
+      case 'B': {
+        const text = boundText(this.s.record, f, this.unnamedText);
+        if (text === null) return null;
+        const params = bindParams(f);
+        return params === null ? null : nullIfNeedsParams(this.sharding.target(text, params));
+      }
+      default:
+        return null;
+    }
+  }
+
+  /**
+   * Answers message `f` with an error instead of running it. Outside a transaction the proxy
+   * answers; inside one, the server's transaction must fail as PostgreSQL's would, so a Query is
+   * replaced by one that raises the error there. An extended-protocol message in a transaction
+   * or pipeline cannot be failed that way: the client's connection ends with the error (FATAL).
+   */
+  refuse(f: TypedFrame, sqlstate: string, message: string): 'next' | 'wait' {
+    const leg = this.s.leg;
+    if (this.deferredBegin !== null && (leg === null || leg.idle)) {
+      // The deferred transaction fails as PostgreSQL's would: only its end is accepted now.
+      this.deferredFailed = true;
+      this.s.tx.status = 'E';
+      this.s.inbox.shift();
+      this.s.replyInOrder(buildErrorResponse('ERROR', sqlstate, message));
+      if (f.type === 'Q') this.s.replyInOrder(readyForQuery('E'));
+      else this.skipToSync = true;
+      return 'next';
+    }
+    const inTx = leg !== null && (this.s.tx.status !== 'I' || !leg.idle);
+    if (f.type === 'Q' && inTx) {
+      if (!leg.idle) return 'wait';
+      this.s.inbox.shift();
+      const raise = TypedMessage.of(
+        encodeFrontendMessage({ name: 'Query', query: raiseSql(sqlstate, message) }),
+      );
+      this.s.forward(leg, raise);
+      return 'next';
+    }
+    if (inTx) {
+      this.s.inbox.length = 0;
+      this.s.end(buildErrorResponse('FATAL', sqlstate, message));
+      return 'wait';
+    }
+    this.s.inbox.shift();
+    this.s.replyInOrder(buildErrorResponse('ERROR', sqlstate, message));
+    if (f.type === 'Q') this.s.replyInOrder(readyForQuery(this.s.tx.status));
+    else this.skipToSync = true;
+    return 'next';
+  }
+}
