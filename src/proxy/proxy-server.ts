@@ -455,6 +455,7 @@ export class ProxyServer implements FrontendHost, AdminView {
         return db.active;
       },
       target: (sql, params) => db.target(sql, params),
+      isApi: (sql) => db.isApi(sql),
       api: (sql) => db.api(sql, user),
       poolOf: (group) => {
         const t = host.groupTarget(database, group) ?? home;

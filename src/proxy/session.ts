@@ -218,7 +218,7 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
         );
         continue;
       }
-      if (shard !== null && this.opts.sharding!.active) {
+      if (shard !== null) {
         const step = shard.step(f);
         if (step === 'next') continue;
         if (step === 'wait') break;

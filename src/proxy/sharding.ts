@@ -13,11 +13,10 @@ export interface DatabaseSharding {
   readonly active: boolean;
   /** Where `sql` runs with these parameters (null: not known yet). */
   target(sql: string, params: readonly (ColumnValue | null)[] | null): ShardTarget;
-  /**
-   * A Citus API call (`SELECT create_distributed_table(…)` …) in `sql`, run for `user`: the
-   * replies (ending with ReadyForQuery 'I'); null when `sql` is not one.
-   */
-  api(sql: string, user: string): Promise<Buffer[]> | null;
+  /** `sql` is a Citus API call (`SELECT create_distributed_table(…)` …). */
+  isApi(sql: string): boolean;
+  /** Runs the API call `sql` for `user`: the replies, ending with ReadyForQuery 'I' (never rejects). */
+  api(sql: string, user: string): Promise<Buffer[]>;
 }
 
 export interface ShardingHost {

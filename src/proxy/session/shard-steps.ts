@@ -105,6 +105,19 @@ export class ShardSteps {
     this.deferredBegin = null;
   }
 
+  /** A Citus API call (a Query): run by the sharding host, outside any transaction. */
+  private apiStep(f: TypedFrame): 'go' | 'next' | 'wait' {
+    const q = this.s.queryOf(f);
+    if (!q.ok || !this.sharding.isApi(q.value.query)) return 'go';
+    const leg = this.s.leg;
+    if (this.s.tx.status !== 'I' || (leg !== null && !leg.idle)) {
+      return this.refuse(f, SqlState.ACTIVE_SQL_TRANSACTION, API_IN_TX);
+    }
+    this.s.inbox.shift();
+    this.s.waitFor(this.sharding.api(q.value.query));
+    return 'next';
+  }
+
   /** The message after a refused extended-protocol one: skipped, and a Sync answered. */
   skip(f: TypedFrame): void {
     this.s.inbox.shift();
@@ -119,6 +132,10 @@ export class ShardSteps {
    * 'wait' that it waits (for the leg to finish, or for the Bind that follows a Parse).
    */
   step(f: TypedFrame): 'go' | 'next' | 'wait' {
+    if (!this.sharding.active) {
+      // No table is sharded yet: only the API calls are the proxy's.
+      return f.type === 'Q' ? this.apiStep(f) : 'go';
+    }
     const held = this.s.leg;
     if (
       f.type === 'Q' &&
@@ -128,18 +145,8 @@ export class ShardSteps {
       if (q.ok && this.deferTransactionControl(q.value.query)) return 'next';
     }
     if (f.type === 'Q') {
-      const q = this.s.queryOf(f);
-      const call = q.ok ? this.sharding.api(q.value.query) : null;
-      if (call !== null) {
-        const leg = this.s.leg;
-        if (this.s.tx.status !== 'I' || (leg !== null && !leg.idle)) {
-          call.catch(() => {}); // not run: see DatabaseSharding.api
-          return this.refuse(f, SqlState.ACTIVE_SQL_TRANSACTION, API_IN_TX);
-        }
-        this.s.inbox.shift();
-        this.s.waitFor(call);
-        return 'next';
-      }
+      const api = this.apiStep(f);
+      if (api !== 'go') return api;
     }
     const t = this.targetOf(f);
     if (t === 'wait') return 'wait';

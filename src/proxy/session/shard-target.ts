@@ -34,8 +34,10 @@ export interface SessionSharding {
   target(sql: string, params: readonly (ColumnValue | null)[] | null): ShardTarget;
   /** The primary pool of `group` for this session's database and user. */
   poolOf(group: string): Pool;
-  /** A Citus API call in `sql`: its replies (ending with ReadyForQuery); null when it is none. */
-  api(sql: string): Promise<Buffer[]> | null;
+  /** `sql` is a Citus API call (create_distributed_table …) the proxy answers. */
+  isApi(sql: string): boolean;
+  /** Runs the API call `sql`: its replies, ending with ReadyForQuery (errors are replies too). */
+  api(sql: string): Promise<Buffer[]>;
 }
 
 export const HOME: ShardTarget = { kind: 'home' };
