@@ -111,6 +111,11 @@ export class HaService implements HaControl, ActionContext {
 
   // ---------------------------------------------------------------- service
 
+  /** The state store while high availability runs (others keep their keys there too: the shard catalog). */
+  get stateStore(): StateStore | null {
+    return this.storeRef;
+  }
+
   private get store(): StateStore {
     if (!this.storeRef) throw new HaError(ErrorCodes.INTERNAL, 'high availability has not started');
     return this.storeRef;

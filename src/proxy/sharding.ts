@@ -3,7 +3,10 @@
  * gives it — per database, where a statement's shards are and how the Citus API calls are run —
  * and where each group's primary is. The session routes with it (session/shard-target.ts).
  */
+import { encodeBackendMessage } from '../protocol/backend-messages.js';
+import { buildErrorResponse } from '../protocol/error-response.js';
 import type { ColumnValue } from '../sharding/types.js';
+import { commandComplete, readyForQuery } from './rewrite.js';
 import type { DatabaseTarget } from './database-target.js';
 import type { ShardTarget } from './session/shard-target.js';
 
@@ -24,4 +27,39 @@ export interface ShardingHost {
   forDatabase(database: string): DatabaseSharding | null;
   /** Where group `group`'s primary is for `database` (a target that follows the topology). */
   groupTarget(database: string, group: string): DatabaseTarget | null;
+}
+
+/** Type oids of the API functions' results. */
+const TYPE_OIDS = { void: 2278, bigint: 20, text: 25 } as const;
+
+/**
+ * The replies of an API call that returned `value` in a column named `column` of type `type`
+ * (one row, as `SELECT f(…)` gives), ending with ReadyForQuery 'I'. A void result is an empty
+ * string, as PostgreSQL sends it.
+ */
+export function apiResult(column: string, type: keyof typeof TYPE_OIDS, value: string | null): Buffer[] {
+  return [
+    encodeBackendMessage({
+      name: 'RowDescription',
+      fields: [
+        {
+          name: column,
+          tableOid: 0,
+          columnAttr: 0,
+          typeOid: TYPE_OIDS[type],
+          typeSize: type === 'bigint' ? 8 : type === 'void' ? 4 : -1,
+          typeModifier: -1,
+          format: 0,
+        },
+      ],
+    }),
+    encodeBackendMessage({ name: 'DataRow', values: [value === null ? null : Buffer.from(value)] }),
+    commandComplete('SELECT 1'),
+    readyForQuery('I'),
+  ];
+}
+
+/** The replies of an API call that failed: its error, then ReadyForQuery 'I'. */
+export function apiError(sqlstate: string, message: string, detail?: string): Buffer[] {
+  return [buildErrorResponse('ERROR', sqlstate, message, detail), readyForQuery('I')];
 }

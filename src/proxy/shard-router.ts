@@ -1,0 +1,158 @@
+/**
+ * A sharded database's routing, as sessions ask it (DatabaseSharding): a statement text is
+ * planned once per catalog version (sharding/shard-plan.ts, cached here by text) and resolved per
+ * execution with its Bind values and PostgreSQL's partition hash (sharding/hash.ts). The
+ * planner's answer becomes a ShardTarget:
+ *
+ * - one group → that group (reads and writes on its primary);
+ * - no distributed or reference table: the database's own group (group 0) when the text names a
+ *   relation or is DDL, anywhere otherwise (BEGIN, SET, SELECT now(): they follow the session);
+ * - reference tables only, read → anywhere;
+ * - what needs several groups (writes to reference tables, DDL on distributed tables, split
+ *   INSERTs, scatter-gather) → refused with 0A000 naming the reason until the executor for it
+ *   exists (issue #16), never a partial answer.
+ *
+ * The Citus API calls are run by the program that owns the proxy (runApi).
+ */
+import { apiCallOf } from '../sharding/api-call.js';
+import { hashRemainder } from '../sharding/hash.js';
+import { mayNameCatalogTable, resolveShards, shardKeyPlan } from '../sharding/shard-plan.js';
+import type { KeyPlan, ShardRoute } from '../sharding/shard-plan.js';
+import type { KeySet, KeySource } from '../sharding/key-source.js';
+import type { Catalog, ColumnValue } from '../sharding/types.js';
+import { LruCache } from '../sql/lru-cache.js';
+import { relationRefs } from '../sql/relation-refs.js';
+import { SqlState } from '../protocol/sqlstate.js';
+import type { DatabaseSharding } from './sharding.js';
+import type { ShardTarget } from './session/shard-target.js';
+import { ANY, HOME } from './session/shard-target.js';
+
+/** Plans kept per text (the classifier's cache holds 5,000; plans are smaller). */
+const PLAN_CACHE_ENTRIES = 5000;
+
+const NEEDS_PARAMS: ShardTarget = { kind: 'needs-params' };
+
+interface Planned {
+  readonly version: number;
+  readonly plan: KeyPlan;
+  /** The plan's answer does not depend on Bind values: its target, made once. */
+  readonly fixed: ShardTarget | null;
+  readonly usesParams: boolean;
+}
+
+export class ShardRouter implements DatabaseSharding {
+  private readonly plans = new LruCache<Planned>(PLAN_CACHE_ENTRIES);
+  private readonly noTable = new LruCache<boolean>(PLAN_CACHE_ENTRIES);
+
+  constructor(
+    /** The newest catalog, or null while it is not known (then every statement is refused). */
+    private readonly catalog: () => Catalog | null,
+    /** Runs an API call's text for a user: its replies (ending with ReadyForQuery). */
+    private readonly runApi: (sql: string, user: string) => Promise<Buffer[]>,
+  ) {}
+
+  get active(): boolean {
+    const c = this.catalog();
+    return c === null || c.tables.size > 0;
+  }
+
+  isApi(sql: string): boolean {
+    return apiCallOf(sql) !== null;
+  }
+
+  api(sql: string, user: string): Promise<Buffer[]> {
+    return this.runApi(sql, user);
+  }
+
+  target(sql: string, params: readonly (ColumnValue | null)[] | null): ShardTarget {
+    const catalog = this.catalog();
+    if (catalog === null) return CATALOG_UNKNOWN;
+    if (!mayNameCatalogTable(sql, catalog)) return this.localTarget(sql);
+    const p = this.planned(sql, catalog);
+    if (p.fixed !== null) return p.fixed === HOME ? this.localTarget(sql) : p.fixed;
+    if (params === null && p.usesParams) return NEEDS_PARAMS;
+    const route = resolveShards(p.plan, params ?? [], (type, value, modulus) =>
+      hashRemainder(type, value, modulus),
+    );
+    const t = targetOf(route);
+    return t === HOME ? this.localTarget(sql) : t;
+  }
+
+  private planned(sql: string, catalog: Catalog): Planned {
+    const hit = this.plans.get(sql);
+    if (hit !== undefined && hit.version === catalog.version) return hit;
+    const plan = shardKeyPlan(sql, catalog);
+    const p: Planned = {
+      version: catalog.version,
+      plan,
+      fixed: plan.kind === 'fixed' ? targetOf(plan.route) : null,
+      usesParams: plan.kind !== 'fixed' && planUsesParams(plan),
+    };
+    if (plan.kind !== 'fixed' || plan.cacheable) this.plans.set(sql, p);
+    return p;
+  }
+
+  /**
+   * A statement on no distributed or reference table: group 0's when it names a relation (a
+   * local table) or is DDL; else it follows the session (BEGIN, SET, SELECT now()).
+   */
+  private localTarget(sql: string): ShardTarget {
+    let none = this.noTable.get(sql);
+    if (none === undefined) {
+      const r = relationRefs(sql);
+      none = !r.userRelation && !r.ddl;
+      this.noTable.set(sql, none);
+    }
+    return none ? ANY : HOME;
+  }
+}
+
+const CATALOG_UNKNOWN: ShardTarget = {
+  kind: 'refuse',
+  sqlstate: SqlState.CANNOT_CONNECT_NOW,
+  message: 'the sharding catalog is not loaded yet (is the state store reachable?); try again',
+};
+
+/** The session's target for a planner's route. */
+function targetOf(r: ShardRoute): ShardTarget {
+  switch (r.kind) {
+    case 'local':
+      return HOME;
+    case 'one':
+      return { kind: 'group', group: r.group };
+    case 'reference-read':
+      return ANY;
+    case 'error':
+      return { kind: 'refuse', sqlstate: r.sqlstate, message: r.message };
+    case 'all':
+      return notYet(`${r.reason}: it must run on every group at once`);
+    case 'split-insert':
+      return notYet(`the rows of this INSERT belong to ${r.parts.length} groups`);
+    case 'multi':
+      return notYet(r.reason);
+  }
+}
+
+function notYet(reason: string): ShardTarget {
+  return {
+    kind: 'refuse',
+    sqlstate: SqlState.FEATURE_NOT_SUPPORTED,
+    message: `statements on several groups are not supported yet (${reason})`,
+  };
+}
+
+function sourceUsesParams(s: KeySource): boolean {
+  return s.kind === 'param';
+}
+
+function keySetUsesParams(k: KeySet): boolean {
+  if (k.kind === 'one') return sourceUsesParams(k.source);
+  if (k.kind === 'list') return k.sources.some(sourceUsesParams);
+  return true;
+}
+
+function planUsesParams(p: KeyPlan): boolean {
+  if (p.kind === 'fixed') return false;
+  if (p.kind === 'statements') return p.plans.some(planUsesParams);
+  return p.classes.some((c) => keySetUsesParams(c.key)) || p.assigns.some((a) => sourceUsesParams(a.source));
+}
