@@ -5,7 +5,10 @@
  *   - the 64-bit row hash, against the type's extended hash function with HASH_PARTITION_SEED;
  *   - the remainder for moduli 1, 2, 3, 7, 32, 64, against satisfies_hash_partition();
  *   - the partition a row actually lands in (modulus 32), inserted with text values and, one
- *     Bind parameter per value, in binary format (the `pg` driver sends a Buffer as binary).
+ *     Bind parameter per value, in binary format (the `pg` driver sends a Buffer as binary);
+ *   - columns with a type modifier (numeric(p,s), varchar(n), char(n)): the value is rounded or
+ *     cut before it is routed, and refused with the same SQLSTATE;
+ *   - text the type's input function refuses: the same SQLSTATE.
  * Values travel in arrays and multi-row statements: a handful of round trips per type.
  */
 import { after, before, describe, test } from 'node:test';
@@ -15,9 +18,9 @@ import pg from 'pg';
 import { binarySets, makeCluster, withoutHa } from './harness.js';
 import type { TestCluster } from './harness.js';
 import { directTarget } from './drivers/target.js';
-import { hashRemainder, partitionHash } from '../src/sharding/hash.js';
+import { hashRemainder, HashInputError, partitionHash } from '../src/sharding/hash.js';
 import { DIST_TYPES } from '../src/sharding/types.js';
-import type { DistType } from '../src/sharding/types.js';
+import type { ColumnValue, DistType } from '../src/sharding/types.js';
 
 const MODULI = [1, 2, 3, 7, 32, 64];
 const RUNS = 250;
@@ -132,6 +135,47 @@ function binaryValues(type: DistType, texts: readonly string[]): Buffer[] {
   }
 }
 
+/** Columns with a type modifier, and values around what they hold. */
+const TYPMOD_COLUMNS: { name: string; type: DistType; decl: string; values: fc.Arbitrary<string> }[] = [
+  {
+    name: 'n72',
+    type: 'numeric',
+    decl: 'numeric(7,2)',
+    values: fc.oneof(fc.stringMatching(/^-?[0-9]{0,6}\.[0-9]{1,5}$/), fc.constantFrom('99999.995', '99999.994', '-0.005', '0.004', 'NaN', 'Infinity')),
+  },
+  {
+    name: 'nneg',
+    type: 'numeric',
+    decl: 'numeric(5,-2)',
+    values: fc.oneof(fc.stringMatching(/^-?[0-9]{1,8}(\.[0-9]{1,3})?$/), fc.constantFrom('49', '50', '-150', '9999949', '9999950')),
+  },
+  {
+    name: 'n35',
+    type: 'numeric',
+    decl: 'numeric(3,5)',
+    values: fc.oneof(fc.stringMatching(/^0\.00[0-9]{1,6}$/), fc.constantFrom('0.009995', '0.009994', '0.01', '0')),
+  },
+  { name: 'vc5', type: 'varchar', decl: 'varchar(5)', values: shortText() },
+  { name: 'bc5', type: 'bpchar', decl: 'char(5)', values: shortText() },
+];
+
+function shortText(): fc.Arbitrary<string> {
+  const chars = fc.constantFrom('a', 'b', 'é', '日', '𝄞', ' ', ' ', '\t');
+  return fc.array(chars, { maxLength: 9 }).map((a) => a.join(''));
+}
+
+/** Text that is often not a valid value of the type: typos, overflow, stray characters. */
+function junk(type: DistType): fc.Arbitrary<string> {
+  const valid = textArb(type, true);
+  return fc.oneof(
+    valid,
+    fc.string({ maxLength: 12 }).map(noNul),
+    fc.tuple(valid, fc.string({ maxLength: 2 }), fc.nat(40)).map(([v, ins, at]) => noNul(v.slice(0, at) + ins + v.slice(at))),
+    valid.map((v) => v + '9'.repeat(20)),
+    fc.constantFrom('', ' ', '-', '+', '1e', '.', '--1', '1-', '0x', '1 2', '1.5', 'NaN', '-NaN', '1e131072', '{}', '9223372036854775808', '-9223372036854775809'),
+  );
+}
+
 const sets = binarySets();
 if (sets.length === 0) throw new Error('no PostgreSQL binaries found for the integration tests');
 
@@ -153,8 +197,42 @@ for (const bins of sets) {
           ddl.push(`CREATE TABLE h_${type}_${r} PARTITION OF h_${type} FOR VALUES WITH (MODULUS 32, REMAINDER ${r})`);
         }
       }
+      for (const col of TYPMOD_COLUMNS) {
+        ddl.push(`CREATE TABLE t_${col.name} (i int, v ${col.decl}) PARTITION BY HASH (v)`);
+        for (let r = 0; r < 32; r++) {
+          ddl.push(`CREATE TABLE t_${col.name}_${r} PARTITION OF t_${col.name} FOR VALUES WITH (MODULUS 32, REMAINDER ${r})`);
+        }
+      }
+      // Stores one value as an INSERT of a literal would (the column's input function and type
+      // modifier) and says where it went, or the SQLSTATE it was refused with.
+      ddl.push(`CREATE FUNCTION place(tbl text, v text) RETURNS text LANGUAGE plpgsql AS $f$
+        DECLARE part text;
+        BEGIN
+          EXECUTE format('INSERT INTO %I (v) VALUES (%L) RETURNING tableoid::regclass::text', tbl, v) INTO part;
+          RETURN part;
+        EXCEPTION WHEN others THEN RETURN 'ERROR ' || SQLSTATE;
+        END $f$`);
       await client.query(ddl.join(';\n'));
     });
+
+    /** Where PostgreSQL stores each value (or the SQLSTATE it refuses it with), one round trip. */
+    async function placeAll(table: string, texts: readonly string[]): Promise<string[]> {
+      const r = await client.query<{ i: string; p: string }>(
+        'SELECT i, place($1, v) AS p FROM unnest($2::text[]) WITH ORDINALITY AS u(v, i) ORDER BY i',
+        [table, texts],
+      );
+      return r.rows.map((row) => row.p);
+    }
+
+    /** Our answer in place()'s words. */
+    function ours(table: string, type: DistType, value: ColumnValue, typmod = -1): string {
+      try {
+        return `${table}_${hashRemainder(type, value, 32, typmod)}`;
+      } catch (e) {
+        if (e instanceof HashInputError) return `ERROR ${e.sqlstate}`;
+        throw e;
+      }
+    }
 
     after(async () => {
       await client?.end().catch(() => undefined);
@@ -219,5 +297,49 @@ for (const bins of sets) {
         }
       });
     }
+
+    for (const col of TYPMOD_COLUMNS) {
+      test(`${col.decl}: the type modifier applied before routing (rounding, cut spaces, refusals)`, async () => {
+        const att = await client.query<{ t: number }>(
+          `SELECT atttypmod AS t FROM pg_attribute WHERE attrelid = 't_${col.name}'::regclass AND attname = 'v'`,
+        );
+        const typmod = att.rows[0]!.t;
+        const texts = fc.sample(col.values, { numRuns: RUNS, seed: SEED });
+        const placed = await placeAll(`t_${col.name}`, texts);
+        texts.forEach((v, k) => {
+          assert.equal(ours(`t_${col.name}`, col.type, { format: 'text', text: v }, typmod), placed[k], JSON.stringify(v));
+        });
+        // Binary parameters that fit, in one multi-row INSERT.
+        const bin = binaryValues(col.type, texts).filter(
+          (b) => !ours('t', col.type, { format: 'binary', bytes: b }, typmod).startsWith('ERROR'),
+        );
+        assert.ok(bin.length > 0, 'some binary values fit the column');
+        const values = bin.map((_, k) => `(${k + 1}, $${k + 1})`).join(', ');
+        const binIns = await client.query<{ i: number; part: string }>(
+          `INSERT INTO t_${col.name} (i, v) VALUES ${values} RETURNING i, tableoid::regclass::text AS part`,
+          bin,
+        );
+        for (const row of binIns.rows) {
+          const b = bin[row.i - 1]!;
+          assert.equal(ours(`t_${col.name}`, col.type, { format: 'binary', bytes: b }, typmod), row.part, b.toString('hex'));
+        }
+      });
+    }
+
+    test('text PostgreSQL refuses is refused with the same SQLSTATE', async () => {
+      for (const type of ['int2', 'int4', 'int8', 'uuid', 'numeric'] as const) {
+        const texts = fc.sample(junk(type), { numRuns: RUNS, seed: SEED });
+        const placed = await placeAll(`h_${type}`, texts);
+        // The sample must hold both kinds, or it proves nothing.
+        const refused = placed.filter((p) => p.startsWith('ERROR')).length;
+        assert.ok(refused >= 10 && refused <= texts.length - 10, `${type}: ${refused} of ${texts.length} refused`);
+        texts.forEach((v, k) => {
+          const mine = ours(`h_${type}`, type, { format: 'text', text: v });
+          // PostgreSQL 16 added 0x/0o/0b and `_` in numbers; older servers refuse what we accept.
+          if (bins.major < 16 && /_|^\s*[+-]?0[xXoObB]/.test(v) && placed[k] === 'ERROR 22P02') return;
+          assert.equal(mine, placed[k], `${type} ${JSON.stringify(v)}`);
+        });
+      }
+    });
   });
 }

@@ -16,14 +16,18 @@ import { ErrorCodes, PgscaleError } from '../errors.js';
 /**
  * A value that is not a valid value of the distribution column's type. `sqlstate` is what
  * PostgreSQL answers for it: 22P02 (invalid text), 22003 (out of range), 22P03 (bad binary
- * format), 22021 (bad byte sequence), 0A000 (a column the hash cannot serve).
+ * format), 22021 (bad byte sequence), 22001 (too long for varchar(n)/char(n)), 0A000 (a column
+ * the hash cannot serve).
  */
 export class HashInputError extends PgscaleError {
   readonly sqlstate: string;
+  /** PostgreSQL's DETAIL for the same error, where it gives one. */
+  readonly detail: string | undefined;
 
-  constructor(sqlstate: string, message: string) {
+  constructor(sqlstate: string, message: string, detail?: string) {
     super(ErrorCodes.USAGE, message);
     this.sqlstate = sqlstate;
+    this.detail = detail;
   }
 }
 
@@ -203,4 +207,25 @@ export function checkTextString(text: string): void {
   if (text.includes('\0')) {
     throw new HashInputError('22021', 'invalid byte sequence for encoding "UTF8": 0x00');
   }
+}
+
+/**
+ * How many bytes of `buf[0..len)` a varchar(n)/char(n) column keeps (varchar_input,
+ * bpchar_input on assignment): all of them when there are at most `maxChars` characters; else
+ * the first `maxChars` characters if only spaces follow; else 22001. UTF-8 characters.
+ */
+export function fitBytes(buf: Uint8Array, len: number, maxChars: number, sqlType: string): number {
+  if (len <= maxChars) return len;
+  let chars = 0;
+  let i = 0;
+  for (; i < len; i++) {
+    if ((buf[i]! & 0xc0) !== 0x80) {
+      if (chars === maxChars) break;
+      chars++;
+    }
+  }
+  for (let j = i; j < len; j++) {
+    if (buf[j] !== 32) throw new HashInputError('22001', `value too long for type ${sqlType}(${maxChars})`);
+  }
+  return i;
 }

@@ -12,11 +12,12 @@
 import { HashInputError, badBinary } from './hash-input.js';
 
 export type NumericValue =
-  | { readonly kind: 'special' }
+  | { readonly kind: 'special'; readonly infinite: boolean }
   | { readonly kind: 'zero' }
   | { readonly kind: 'finite'; readonly weight: number; readonly digits: readonly number[] };
 
-const SPECIAL: NumericValue = { kind: 'special' };
+const NAN: NumericValue = { kind: 'special', infinite: false };
+const INFINITE: NumericValue = { kind: 'special', infinite: true };
 const ZERO: NumericValue = { kind: 'zero' };
 const DSCALE_MAX = 0x3fff;
 
@@ -38,7 +39,8 @@ const PREFIXED = /^([+-]?)0(?:[xX](?:_?[0-9a-fA-F]+)+|[oO](?:_?[0-7]+)+|[bB](?:_
 /** The numeric stored for `text` (numeric_in with no type modifier). */
 export function numericFromText(text: string): NumericValue {
   const t = text.replace(/^[ \t\n\v\f\r]+|[ \t\n\v\f\r]+$/g, '');
-  if (SPECIAL_WORDS.has(t.toLowerCase())) return SPECIAL;
+  const word = t.toLowerCase();
+  if (SPECIAL_WORDS.has(word)) return word === 'nan' ? NAN : INFINITE;
   let intPart: string;
   let fracPart = '';
   let exponent = 0;
@@ -113,7 +115,8 @@ export function numericFromBinary(bytes: Buffer): NumericValue {
     if (d < 0 || d >= 10000) throw new HashInputError('22P03', 'invalid digit in external "numeric" value');
     digits.push(d);
   }
-  if (sign !== NUMERIC_POS && sign !== NUMERIC_NEG) return SPECIAL;
+  if (sign === NUMERIC_NAN) return NAN;
+  if (sign !== NUMERIC_POS && sign !== NUMERIC_NEG) return INFINITE;
   // trunc_var(value, dscale): keep (weight + 1) * 4 + dscale decimal digits.
   const keep = (weight + 1) * 4 + dscale;
   if (keep <= 0) return ZERO;
@@ -132,4 +135,51 @@ export function numericFromBinary(bytes: Buffer): NumericValue {
   weight -= first;
   if (weight < -32768) throw overflow();
   return { kind: 'finite', weight, digits: digits.slice(first, last) };
+}
+
+/**
+ * A numeric(precision, scale) column's type modifier applied as PostgreSQL applies it when a
+ * value is stored (apply_typmod): rounded half away from zero to `scale` decimals (a negative
+ * scale, PostgreSQL 15+, rounds to tens, hundreds, …), then refused with 22003 if it needs more
+ * than precision − scale digits before the point; infinity does not fit any numeric(p, s).
+ * `typmod` is pg_attribute.atttypmod; below 4 (-1) means none.
+ */
+export function applyNumericTypmod(n: NumericValue, typmod: number): NumericValue {
+  if (typmod < 4) return n;
+  const precision = ((typmod - 4) >> 16) & 0xffff;
+  const scale = (((typmod - 4) & 0x7ff) ^ 0x400) - 0x400;
+  const fieldOverflow = (detail: string): HashInputError =>
+    new HashInputError('22003', 'numeric field overflow', `A field with precision ${precision}, scale ${scale} ${detail}.`);
+  if (n.kind === 'special') {
+    if (n.infinite) throw fieldOverflow('cannot hold an infinite value');
+    return n;
+  }
+  if (n.kind === 'zero') return n;
+  // Back to decimal digits: s × 10^p.
+  let s = n.digits.map((d) => String(d).padStart(4, '0')).join('');
+  let p = 4 * (n.weight - n.digits.length + 1);
+  if (p < -scale) {
+    const drop = -scale - p;
+    if (drop > s.length) return ZERO;
+    const kept = s.slice(0, s.length - drop);
+    s = s.charCodeAt(s.length - drop) >= 53 /* '5' */ ? increment(kept) : kept;
+    p = -scale;
+  }
+  const r = fromDecimalDigits(s, p);
+  if (r.kind !== 'finite') return r;
+  // Decimal digits before the point, counted from the first non-zero one.
+  const first = r.digits[0]!;
+  const before = 4 * (r.weight + 1) - (first < 10 ? 3 : first < 100 ? 2 : first < 1000 ? 1 : 0);
+  if (before > precision - scale) {
+    throw fieldOverflow(`must round to an absolute value less than 10^${precision - scale}`);
+  }
+  return r;
+}
+
+/** A decimal digit string plus one ('' is 0, so '' + 1 is '1'). */
+function increment(s: string): string {
+  let i = s.length - 1;
+  while (i >= 0 && s[i] === '9') i--;
+  if (i < 0) return '1' + '0'.repeat(s.length);
+  return s.slice(0, i) + String.fromCharCode(s.charCodeAt(i) + 1) + '0'.repeat(s.length - 1 - i);
 }

@@ -315,6 +315,61 @@ describe('partition hash: values PostgreSQL refuses are refused with its SQLSTAT
   });
 });
 
+describe('partition hash: a column type modifier, applied as on INSERT', () => {
+  /** atttypmod of numeric(p, s) and of varchar(n) / char(n). */
+  const numericMod = (p: number, sc: number) => ((p << 16) | (sc & 0x7ff)) + 4;
+  const lengthMod = (n: number) => n + 4;
+  const h = (type: DistType, v: string, typmod = -1) => partitionHash(type, text(v), typmod);
+
+  test('numeric(p, s) rounds half away from zero at the scale before hashing', () => {
+    const m72 = numericMod(7, 2);
+    assert.equal(h('numeric', '1.005', m72), h('numeric', '1.01'));
+    assert.equal(h('numeric', '1.004', m72), h('numeric', '1'));
+    assert.equal(h('numeric', '-0.005', m72), h('numeric', '-0.01'));
+    assert.equal(h('numeric', '0.004', m72), h('numeric', '0'));
+    assert.equal(h('numeric', '99999.994', m72), h('numeric', '99999.99'));
+    assert.equal(h('numeric', 'NaN', m72), h('numeric', 'NaN'));
+    const mNeg = numericMod(5, -2);
+    assert.equal(h('numeric', '149', mNeg), h('numeric', '100'));
+    assert.equal(h('numeric', '150', mNeg), h('numeric', '200'));
+    assert.equal(h('numeric', '9999949', mNeg), h('numeric', '9999900'));
+    assert.equal(h('numeric', '0.0099949', numericMod(3, 5)), h('numeric', '0.00999'));
+    // binary parameters too: 1.2345 with dscale 4 into numeric(7,2) is 1.23
+    const b = Buffer.from([0, 2, 0, 0, 0, 0, 0, 4, 0, 1, 0x09, 0x29]);
+    assert.equal(partitionHash('numeric', binary(b), m72), h('numeric', '1.23'));
+  });
+
+  test('numeric(p, s) refuses what does not fit (22003), with PostgreSQL\'s detail', () => {
+    for (const [v, mod] of [
+      ['99999.995', numericMod(7, 2)],
+      ['100000', numericMod(7, 2)],
+      ['Infinity', numericMod(7, 2)],
+      ['9999950', numericMod(5, -2)],
+      ['0.01', numericMod(3, 5)],
+    ] as const) {
+      assert.equal(sqlstateOf(() => h('numeric', v, mod)), '22003', v);
+    }
+    assert.throws(() => h('numeric', '100000', numericMod(7, 2)), {
+      message: 'numeric field overflow',
+      detail: 'A field with precision 7, scale 2 must round to an absolute value less than 10^5.',
+    });
+  });
+
+  test('varchar(n) and char(n) cut trailing spaces beyond n and refuse anything else (22001)', () => {
+    const m5 = lengthMod(5);
+    assert.equal(h('varchar', 'ab     ', m5), h('varchar', 'ab   '));
+    assert.equal(h('varchar', 'ééééé  ', m5), h('varchar', 'ééééé'));
+    assert.equal(h('varchar', '𝄞𝄞𝄞𝄞𝄞 ', m5), h('varchar', '𝄞𝄞𝄞𝄞𝄞'));
+    assert.equal(h('bpchar', 'ab     ', m5), h('bpchar', 'ab'));
+    assert.equal(h('text', 'ab     ', m5), h('text', 'ab     '), 'text has no length');
+    assert.equal(sqlstateOf(() => h('varchar', 'abcdef', m5)), '22001');
+    assert.equal(sqlstateOf(() => h('varchar', 'ééééé\t', m5)), '22001');
+    assert.equal(sqlstateOf(() => h('bpchar', 'abcdefg', m5)), '22001');
+    assert.throws(() => h('varchar', 'abcdef', m5), { message: 'value too long for type character varying(5)' });
+    assert.equal(partitionHash('varchar', binary(Buffer.from('ab     ')), m5), h('varchar', 'ab   '));
+  });
+});
+
 describe('distribution column collations', () => {
   test('nondeterministic collations are refused for text-like columns (0A000)', () => {
     assert.equal(

@@ -27,13 +27,14 @@ import {
   badBinary,
   checkTextBytes,
   checkTextString,
+  fitBytes,
   int32FromText,
   int8FromText,
   int8Out,
   intFromBinary,
   uuidFromText,
 } from './hash-input.js';
-import { numericFromBinary, numericFromText } from './hash-numeric.js';
+import { applyNumericTypmod, numericFromBinary, numericFromText } from './hash-numeric.js';
 import type { NumericValue } from './hash-numeric.js';
 
 export { HashInputError } from './hash-input.js';
@@ -53,7 +54,8 @@ function ensureScratch(n: number): Buffer {
   return scratch;
 }
 
-function hashTextLike(value: ColumnValue, trimSpaces: boolean): void {
+/** `typmod` of varchar(n)/char(n) is n + 4; below 4 there is no limit. */
+function hashTextLike(value: ColumnValue, type: 'text' | 'varchar' | 'bpchar', typmod: number): void {
   let buf: Buffer;
   let len: number;
   if (value.format === 'text') {
@@ -66,8 +68,11 @@ function hashTextLike(value: ColumnValue, trimSpaces: boolean): void {
     checkTextBytes(buf);
     len = buf.length;
   }
+  if (typmod >= 4 && type !== 'text') {
+    len = fitBytes(buf, len, typmod - 4, type === 'varchar' ? 'character varying' : 'character');
+  }
   // bcTruelen: only ASCII spaces count as padding.
-  if (trimSpaces) while (len > 0 && buf[len - 1] === 32) len--;
+  if (type === 'bpchar') while (len > 0 && buf[len - 1] === 32) len--;
   hashBytes(buf, 0, len);
 }
 
@@ -97,7 +102,7 @@ function hashNumeric(n: NumericValue): void {
 }
 
 /** The type's extended hash of the value, with HASH_PARTITION_SEED, into hashOut. */
-function hashColumn(type: DistType, value: ColumnValue): void {
+function hashColumn(type: DistType, value: ColumnValue, typmod: number): void {
   switch (type) {
     case 'int2':
     case 'int4':
@@ -114,10 +119,8 @@ function hashColumn(type: DistType, value: ColumnValue): void {
       return;
     case 'text':
     case 'varchar':
-      hashTextLike(value, false);
-      return;
     case 'bpchar':
-      hashTextLike(value, true);
+      hashTextLike(value, type, typmod);
       return;
     case 'uuid':
       if (value.format === 'text') {
@@ -130,7 +133,9 @@ function hashColumn(type: DistType, value: ColumnValue): void {
       }
       return;
     case 'numeric':
-      hashNumeric(value.format === 'text' ? numericFromText(value.text) : numericFromBinary(value.bytes));
+      hashNumeric(
+        applyNumericTypmod(value.format === 'text' ? numericFromText(value.text) : numericFromBinary(value.bytes), typmod),
+      );
       return;
     default: {
       const never: never = type;
@@ -143,8 +148,8 @@ function hashColumn(type: DistType, value: ColumnValue): void {
 let rowHi = 0;
 let rowLo = 0;
 
-function rowHash(type: DistType, value: ColumnValue): void {
-  hashColumn(type, value);
+function rowHash(type: DistType, value: ColumnValue, typmod: number): void {
+  hashColumn(type, value, typmod);
   const lo = hashOut.lo + COMBINE_LO;
   rowLo = lo >>> 0;
   rowHi = (hashOut.hi + COMBINE_HI + (lo > 0xffffffff ? 1 : 0)) >>> 0;
@@ -154,8 +159,8 @@ function rowHash(type: DistType, value: ColumnValue): void {
  * The 64-bit row hash PostgreSQL computes for a one-column hash partition key (before the
  * modulo). For tests and diagnostics; routing uses hashRemainder.
  */
-export function partitionHash(type: DistType, value: ColumnValue): bigint {
-  rowHash(type, value);
+export function partitionHash(type: DistType, value: ColumnValue, typmod = -1): bigint {
+  rowHash(type, value, typmod);
   return (BigInt(rowHi) << 32n) | BigInt(rowLo);
 }
 
@@ -163,12 +168,18 @@ export function partitionHash(type: DistType, value: ColumnValue): bigint {
  * The remainder (0 ≤ r < modulus) of the partition PostgreSQL puts `value` in, for a table
  * `PARTITION BY HASH (col)` whose partitions all have `modulus`. Throws HashInputError (with
  * `sqlstate`) for a value that is not a valid value of the type.
+ *
+ * `typmod` is the column's pg_attribute.atttypmod (-1 for none). Pass it for a value being
+ * stored (INSERT, COPY, UPDATE … SET): PostgreSQL routes the row after the assignment cast, which
+ * rounds numeric(p, s) and cuts the trailing spaces beyond varchar(n), and refuses what does not
+ * fit (22003, 22001). Leave it at -1 for a value compared in a WHERE clause: there PostgreSQL
+ * does not coerce it, and a value that does not fit matches no row on any group.
  */
-export function hashRemainder(type: DistType, value: ColumnValue, modulus: number): number {
+export function hashRemainder(type: DistType, value: ColumnValue, modulus: number, typmod = -1): number {
   if (!Number.isInteger(modulus) || modulus < 1 || modulus > MAX_MODULUS) {
     throw new HashInputError('22023', `modulus for hash partition must be an integer between 1 and ${MAX_MODULUS}`);
   }
-  rowHash(type, value);
+  rowHash(type, value, typmod);
   // A power of two needs only the low bits.
   if ((modulus & (modulus - 1)) === 0) return rowLo & (modulus - 1);
   // (hi * 2^32 + lo) mod m in steps whose products stay below 2^53.
