@@ -1,0 +1,231 @@
+/**
+ * Reading a distribution-column value the way PostgreSQL's input functions do, before it is
+ * hashed (hash.ts): the text forms int2in/int4in/int8in, uuid_in and numeric_in accept, and the
+ * binary forms int2recv…numeric_recv accept (Bind parameters in format 1). A value PostgreSQL
+ * would refuse is refused here with PostgreSQL's SQLSTATE and message, so the proxy can answer
+ * as the server would have; a value it accepts must come out as the same stored value, because
+ * the hash is computed on that.
+ *
+ * The text grammar is the widest of PostgreSQL 13–18: 16 added `0x`/`0o`/`0b` integers and `_`
+ * between digits. Accepting that on an older server is harmless (the server then refuses the
+ * statement itself); refusing it on a newer one would not be.
+ */
+import { isUtf8 } from 'node:buffer';
+import { ErrorCodes, PgscaleError } from '../errors.js';
+
+/**
+ * A value that is not a valid value of the distribution column's type. `sqlstate` is what
+ * PostgreSQL answers for it: 22P02 (invalid text), 22003 (out of range), 22P03 (bad binary
+ * format), 22021 (bad byte sequence), 22001 (too long for varchar(n)/char(n)), 0A000 (a column
+ * the hash cannot serve).
+ */
+export class HashInputError extends PgscaleError {
+  readonly sqlstate: string;
+  /** PostgreSQL's DETAIL for the same error, where it gives one. */
+  readonly detail: string | undefined;
+
+  constructor(sqlstate: string, message: string, detail?: string) {
+    super(ErrorCodes.USAGE, message);
+    this.sqlstate = sqlstate;
+    this.detail = detail;
+  }
+}
+
+const SQL_NAMES = { int2: 'smallint', int4: 'integer', int8: 'bigint' } as const;
+export type IntType = keyof typeof SQL_NAMES;
+
+function invalidText(sqlType: string, text: string): HashInputError {
+  return new HashInputError('22P02', `invalid input syntax for type ${sqlType}: "${text}"`);
+}
+
+function outOfRange(type: IntType, text: string): HashInputError {
+  return new HashInputError('22003', `value "${text}" is out of range for type ${SQL_NAMES[type]}`);
+}
+
+export function badBinary(sqlType: string, why: string): HashInputError {
+  return new HashInputError('22P03', `incorrect binary data format for type ${sqlType}: ${why}`);
+}
+
+/** PostgreSQL's isspace() on ASCII: space, \t, \n, \v, \f, \r. */
+function isSpace(ch: number): boolean {
+  return ch === 32 || (ch >= 9 && ch <= 13);
+}
+
+/** The text without PostgreSQL's leading and trailing white space. */
+function trimSpace(text: string): string {
+  let s = 0;
+  let e = text.length;
+  while (s < e && isSpace(text.charCodeAt(s))) s++;
+  while (e > s && isSpace(text.charCodeAt(e - 1))) e--;
+  return s === 0 && e === text.length ? text : text.slice(s, e);
+}
+
+const LIMITS = {
+  int2: [-32768n, 32767n],
+  int4: [-2147483648n, 2147483647n],
+  int8: [-9223372036854775808n, 9223372036854775807n],
+} as const;
+
+// Integer literals as PostgreSQL 16+ reads them (src/backend/utils/adt/numutils.c): `_` only
+// between digits, or right after a base prefix.
+const DECIMAL_INT = /^[0-9]+(?:_[0-9]+)*$/;
+const PREFIXED_INT = /^0(?:[xX](?:_?[0-9a-fA-F]+)+|[oO](?:_?[0-7]+)+|[bB](?:_?[01]+)+)$/;
+
+/** The integer in `text` (int2in/int4in/int8in), slow path: any syntax, checked with BigInt. */
+function parseIntSlow(text: string, type: IntType): bigint {
+  const t = trimSpace(text);
+  let body = t;
+  let negative = false;
+  if (body.startsWith('-') || body.startsWith('+')) {
+    negative = body.startsWith('-');
+    body = body.slice(1);
+  }
+  let magnitude: bigint;
+  if (DECIMAL_INT.test(body)) magnitude = BigInt(body.replaceAll('_', ''));
+  else if (PREFIXED_INT.test(body)) {
+    const digits = body.slice(2).replaceAll('_', '');
+    magnitude = BigInt(`0${body[1]!.toLowerCase()}${digits}`);
+  } else throw invalidText(SQL_NAMES[type], text);
+  const v = negative ? -magnitude : magnitude;
+  const [min, max] = LIMITS[type];
+  if (v < min || v > max) throw outOfRange(type, text);
+  return v;
+}
+
+/**
+ * A decimal integer of at most 15 digits with optional sign and white space, read without
+ * allocating (the common case); NaN when the text needs the slow path.
+ */
+function parseIntFast(text: string): number {
+  const n = text.length;
+  let i = 0;
+  while (i < n && isSpace(text.charCodeAt(i))) i++;
+  let negative = false;
+  const sign = text.charCodeAt(i);
+  if (sign === 45 /* - */ || sign === 43 /* + */) {
+    negative = sign === 45;
+    i++;
+  }
+  const start = i;
+  let v = 0;
+  while (i < n) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) break;
+    v = v * 10 + d;
+    i++;
+  }
+  if (i === start || i - start > 15) return NaN;
+  while (i < n && isSpace(text.charCodeAt(i))) i++;
+  if (i !== n) return NaN;
+  return negative ? -v : v;
+}
+
+/** An int2 or int4 value from its text form. */
+export function int32FromText(text: string, type: 'int2' | 'int4'): number {
+  const v = parseIntFast(text);
+  if (!Number.isNaN(v)) {
+    const min = type === 'int2' ? -32768 : -2147483648;
+    const max = type === 'int2' ? 32767 : 2147483647;
+    if (v < min || v > max) throw outOfRange(type, text);
+    return v;
+  }
+  return Number(parseIntSlow(text, type));
+}
+
+/** An int8 value as two 32-bit halves (`hi` signed, `lo` unsigned), from text, in `int8Out`. */
+export const int8Out = { hi: 0, lo: 0 };
+
+export function int8FromText(text: string): void {
+  const v = parseIntFast(text);
+  if (!Number.isNaN(v)) {
+    int8Out.hi = Math.floor(v / 4294967296) | 0;
+    int8Out.lo = v >>> 0;
+    return;
+  }
+  const b = parseIntSlow(text, 'int8');
+  int8Out.hi = Number(BigInt.asIntN(32, b >> 32n));
+  int8Out.lo = Number(BigInt.asUintN(32, b));
+}
+
+/** An int2/int4/int8 Bind parameter in binary format (big-endian two's complement). */
+export function intFromBinary(bytes: Buffer, type: IntType): void {
+  const want = type === 'int2' ? 2 : type === 'int4' ? 4 : 8;
+  if (bytes.length !== want) {
+    throw badBinary(SQL_NAMES[type], `expected ${want} bytes, got ${bytes.length}`);
+  }
+  if (type === 'int8') {
+    int8Out.hi = bytes.readInt32BE(0);
+    int8Out.lo = bytes.readUInt32BE(4);
+  } else {
+    int8Out.lo = type === 'int2' ? bytes.readInt16BE(0) : bytes.readInt32BE(0);
+    int8Out.hi = int8Out.lo < 0 ? -1 : 0;
+  }
+}
+
+function hexValue(ch: number): number {
+  if (ch >= 48 && ch <= 57) return ch - 48;
+  const l = ch | 0x20;
+  if (l >= 97 && l <= 102) return l - 87;
+  return -1;
+}
+
+/**
+ * A uuid from its text form into `out` (16 bytes), as uuid_in reads it: 32 hex digits, a `-`
+ * allowed after any group of four, the whole optionally in braces; no white space.
+ */
+export function uuidFromText(text: string, out: Uint8Array): void {
+  let i = 0;
+  const braces = text.charCodeAt(0) === 123; /* { */
+  if (braces) i++;
+  for (let byte = 0; byte < 16; byte++) {
+    const h = hexValue(text.charCodeAt(i));
+    const l = hexValue(text.charCodeAt(i + 1));
+    if (h < 0 || l < 0) throw invalidText('uuid', text);
+    out[byte] = (h << 4) | l;
+    i += 2;
+    if (text.charCodeAt(i) === 45 /* - */ && byte % 2 === 1 && byte < 15) i++;
+  }
+  if (braces) {
+    if (text.charCodeAt(i) !== 125 /* } */) throw invalidText('uuid', text);
+    i++;
+  }
+  if (i !== text.length) throw invalidText('uuid', text);
+}
+
+/**
+ * A text Bind parameter in binary format is its bytes in the client encoding; PostgreSQL checks
+ * them (textrecv → pg_verify_mbstr). pgscale's servers use UTF8.
+ */
+export function checkTextBytes(bytes: Buffer): void {
+  if (bytes.includes(0) || !isUtf8(bytes)) {
+    throw new HashInputError('22021', 'invalid byte sequence for encoding "UTF8"');
+  }
+}
+
+/** The NUL character, which no PostgreSQL text value can hold. */
+export function checkTextString(text: string): void {
+  if (text.includes('\0')) {
+    throw new HashInputError('22021', 'invalid byte sequence for encoding "UTF8": 0x00');
+  }
+}
+
+/**
+ * How many bytes of `buf[0..len)` a varchar(n)/char(n) column keeps (varchar_input,
+ * bpchar_input on assignment): all of them when there are at most `maxChars` characters; else
+ * the first `maxChars` characters if only spaces follow; else 22001. UTF-8 characters.
+ */
+export function fitBytes(buf: Uint8Array, len: number, maxChars: number, sqlType: string): number {
+  if (len <= maxChars) return len;
+  let chars = 0;
+  let i = 0;
+  for (; i < len; i++) {
+    if ((buf[i]! & 0xc0) !== 0x80) {
+      if (chars === maxChars) break;
+      chars++;
+    }
+  }
+  for (let j = i; j < len; j++) {
+    if (buf[j] !== 32) throw new HashInputError('22001', `value too long for type ${sqlType}(${maxChars})`);
+  }
+  return i;
+}
