@@ -50,7 +50,9 @@ export function decode(text: string): Catalog {
   }
   const root = obj(doc, 'the catalog');
   if (root.format !== CATALOG_FORMAT)
-    fail(`format ${JSON.stringify(root.format)} is not ${CATALOG_FORMAT} (written by another pgscale version?)`);
+    fail(
+      `format ${JSON.stringify(root.format)} is not ${CATALOG_FORMAT} (written by another pgscale version?)`,
+    );
   const version = int(root.version, 'version', 0);
   const groups = arr(root.groups, 'groups').map((g, i) => str(g, `groups[${i}]`));
   if (new Set(groups).size !== groups.length) fail('groups lists a group twice');
@@ -71,11 +73,13 @@ export function decode(text: string): Catalog {
       if (!known.has(group)) fail(`${where}.placement[${r}] names group "${group}", which is not in groups`);
       return group;
     });
-    if (placement.length !== shardCount) fail(`${where}.placement has ${placement.length} groups for ${shardCount} shards`);
+    if (placement.length !== shardCount)
+      fail(`${where}.placement has ${placement.length} groups for ${shardCount} shards`);
     if (colocations.has(id)) fail(`colocation ${id} is listed twice`);
     colocations.set(id, Object.freeze({ id, shardCount, type, placement: Object.freeze(placement) }));
   });
-  if ([...colocations.values()].filter((c) => c.type === null).length > 1) fail('more than one reference colocation');
+  if ([...colocations.values()].filter((c) => c.type === null).length > 1)
+    fail('more than one reference colocation');
 
   const tables = new Map<string, DistributedTable>();
   const ranges: [number, number, string][] = [];
@@ -83,18 +87,25 @@ export function decode(text: string): Catalog {
   arr(root.tables, 'tables').forEach((raw, i) => {
     const where = `tables[${i}]`;
     const o = obj(raw, where);
-    const rel = Object.freeze({ schema: str(o.schema, `${where}.schema`), name: str(o.name, `${where}.name`) });
+    const rel = Object.freeze({
+      schema: str(o.schema, `${where}.schema`),
+      name: str(o.name, `${where}.name`),
+    });
     const kind = o.kind;
-    if (kind !== 'distributed' && kind !== 'reference') fail(`${where}.kind must be "distributed" or "reference"`);
+    if (kind !== 'distributed' && kind !== 'reference')
+      fail(`${where}.kind must be "distributed" or "reference"`);
     const colocationId = int(o.colocation_id, `${where}.colocation_id`, 1);
     const colocation = colocations.get(colocationId);
     if (!colocation) fail(`${where}: colocation ${colocationId} does not exist`);
     const column = kind === 'reference' ? nul(o.column, `${where}.column`) : str(o.column, `${where}.column`);
     const type = kind === 'reference' ? nul(o.type, `${where}.type`) : distType(o.type, `${where}.type`);
-    if (type !== colocation.type) fail(`${where}: type ${type} differs from colocation ${colocationId}'s ${colocation.type}`);
+    if (type !== colocation.type)
+      fail(`${where}: type ${type} differs from colocation ${colocationId}'s ${colocation.type}`);
     const firstShardId = int(o.first_shard_id, `${where}.first_shard_id`, 1);
     if (firstShardId + colocation.shardCount > nextShardId)
-      fail(`${where}: shard ids up to ${firstShardId + colocation.shardCount - 1} reach next_shard_id ${nextShardId}`);
+      fail(
+        `${where}: shard ids up to ${firstShardId + colocation.shardCount - 1} reach next_shard_id ${nextShardId}`,
+      );
     const key = relKey(rel);
     if (tables.has(key)) fail(`table ${key} is listed twice`);
     ranges.push([firstShardId, firstShardId + colocation.shardCount, key]);
@@ -103,7 +114,8 @@ export function decode(text: string): Catalog {
   });
   ranges.sort((a, b) => a[0] - b[0]);
   for (let i = 1; i < ranges.length; i++)
-    if (ranges[i]![0] < ranges[i - 1]![1]) fail(`tables ${ranges[i - 1]![2]} and ${ranges[i]![2]} share shard ids`);
+    if (ranges[i]![0] < ranges[i - 1]![1])
+      fail(`tables ${ranges[i - 1]![2]} and ${ranges[i]![2]} share shard ids`);
   for (const id of colocations.keys()) if (!used.has(id)) fail(`colocation ${id} has no tables`);
   return makeCatalog(version, tables, colocations, groups, nextShardId);
 }
@@ -133,7 +145,8 @@ function nul(x: unknown, what: string): null {
 }
 
 function int(x: unknown, what: string, min: number): number {
-  if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < min) fail(`${what} is not an integer ≥ ${min}`);
+  if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < min)
+    fail(`${what} is not an integer ≥ ${min}`);
   return x;
 }
 

@@ -67,8 +67,10 @@ export const catalogErrors = {
       `cannot colocate tables ${source} and ${target}`,
       `Distribution column types don't match for ${source} and ${target}.`,
     ),
-  noGroups: () => err('22023', 'no worker nodes are available for placing shards', undefined, 'Add more worker nodes.'),
-  undistributeNotDistributed: () => err('XX000', 'cannot undistribute table because the table is not distributed'),
+  noGroups: () =>
+    err('22023', 'no worker nodes are available for placing shards', undefined, 'Add more worker nodes.'),
+  undistributeNotDistributed: () =>
+    err('XX000', 'cannot undistribute table because the table is not distributed'),
   /** pgscale's own: a column type whose partition hash the proxy does not compute (hash.ts). */
   unsupportedType: (name: string, column: string, type: string, supported: readonly string[]) =>
     err(

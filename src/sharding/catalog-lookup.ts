@@ -73,7 +73,9 @@ export class CatalogLookup {
     let names = this.names.get(table);
     if (!names) {
       const count = this.shardCount(table);
-      names = Object.freeze(Array.from({ length: count }, (_, r) => shardNameOf(table.rel.name, table.firstShardId + r)));
+      names = Object.freeze(
+        Array.from({ length: count }, (_, r) => shardNameOf(table.rel.name, table.firstShardId + r)),
+      );
       this.names.set(table, names);
     }
     const name = names[remainder];

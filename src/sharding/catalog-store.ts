@@ -31,7 +31,12 @@ export interface CatalogBackend {
   compareAndSet(key: string, expected: number, value: string): Promise<number | null>;
   watch(
     prefix: string,
-    listener: (e: { readonly type: 'put' | 'delete'; readonly key: string; readonly value: string | null; readonly revision: number }) => void,
+    listener: (e: {
+      readonly type: 'put' | 'delete';
+      readonly key: string;
+      readonly value: string | null;
+      readonly revision: number;
+    }) => void,
   ): () => void;
 }
 
@@ -184,7 +189,11 @@ export class CatalogStore {
   private onEvent(value: string | null, revision: number): void {
     if (revision <= this.revision) return;
     if (value === null) {
-      this.report(new CatalogFormatError(`the sharding catalog key ${this.key} was deleted; keeping version ${this.catalog.version}`));
+      this.report(
+        new CatalogFormatError(
+          `the sharding catalog key ${this.key} was deleted; keeping version ${this.catalog.version}`,
+        ),
+      );
       return;
     }
     try {
@@ -223,7 +232,8 @@ function decodeAt(key: string, text: string): Catalog {
   try {
     return decode(text);
   } catch (e) {
-    if (e instanceof CatalogFormatError) throw new CatalogFormatError(`${e.message} (store key ${key})`, { cause: e });
+    if (e instanceof CatalogFormatError)
+      throw new CatalogFormatError(`${e.message} (store key ${key})`, { cause: e });
     throw e;
   }
 }

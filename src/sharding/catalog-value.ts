@@ -14,4 +14,3 @@ export function makeCatalog(
 ): Catalog {
   return Object.freeze({ version, tables, colocations, groups: Object.freeze([...groups]), nextShardId });
 }
-

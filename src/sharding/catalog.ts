@@ -85,10 +85,13 @@ export function withGroups(catalog: Catalog, groups: readonly string[]): Catalog
   if (bad) return bad;
   const first = catalog.groups[0];
   if (first !== undefined && groups[0] !== first)
-    return catalogErrors.groupInUse(`group "${first}" must stay the first group: the local tables live there`);
+    return catalogErrors.groupInUse(
+      `group "${first}" must stay the first group: the local tables live there`,
+    );
   const keep = new Set(groups);
   for (const c of catalog.colocations.values()) {
-    const gone = c.type === null ? catalog.groups.find((g) => !keep.has(g)) : c.placement.find((g) => !keep.has(g));
+    const gone =
+      c.type === null ? catalog.groups.find((g) => !keep.has(g)) : c.placement.find((g) => !keep.has(g));
     if (gone !== undefined && (c.type !== null || tablesOf(catalog, c.id) > 0))
       return catalogErrors.groupInUse(
         `cannot remove group "${gone}": it holds shards of colocation ${c.id}; move them first`,
@@ -123,7 +126,8 @@ export function distribute(catalog: Catalog, o: DistributeOptions): TableChange 
     colocation = catalog.colocations.get(source.colocationId);
   } else if (target.mode === 'default') {
     for (const c of catalog.colocations.values())
-      if (c.type === type && c.shardCount === shardCount && (!colocation || c.id < colocation.id)) colocation = c;
+      if (c.type === type && c.shardCount === shardCount && (!colocation || c.id < colocation.id))
+        colocation = c;
   }
   const colocations = new Map(catalog.colocations);
   if (!colocation) {
@@ -140,7 +144,13 @@ export function distribute(catalog: Catalog, o: DistributeOptions): TableChange 
   });
   const tables = new Map(catalog.tables).set(relKey(table.rel), table);
   return {
-    catalog: makeCatalog(catalog.version, tables, colocations, catalog.groups, catalog.nextShardId + colocation.shardCount),
+    catalog: makeCatalog(
+      catalog.version,
+      tables,
+      colocations,
+      catalog.groups,
+      catalog.nextShardId + colocation.shardCount,
+    ),
     table,
   };
 }
@@ -164,7 +174,10 @@ export function reference(catalog: Catalog, rel: RelName): TableChange | Catalog
     firstShardId: catalog.nextShardId,
   });
   const tables = new Map(catalog.tables).set(relKey(table.rel), table);
-  return { catalog: makeCatalog(catalog.version, tables, colocations, catalog.groups, catalog.nextShardId + 1), table };
+  return {
+    catalog: makeCatalog(catalog.version, tables, colocations, catalog.groups, catalog.nextShardId + 1),
+    table,
+  };
 }
 
 /** undistribute_table's catalog change: the table becomes local again (its data on group 0). */
@@ -180,12 +193,21 @@ export function undistribute(catalog: Catalog, rel: RelName): TableChange | Cata
     left.delete(table.colocationId);
     colocations = left;
   }
-  return { catalog: makeCatalog(catalog.version, tables, colocations, catalog.groups, catalog.nextShardId), table };
+  return {
+    catalog: makeCatalog(catalog.version, tables, colocations, catalog.groups, catalog.nextShardId),
+    table,
+  };
 }
 
 /** The same catalog at the next version (the store calls this once per committed change). */
 export function nextVersion(catalog: Catalog): Catalog {
-  return makeCatalog(catalog.version + 1, catalog.tables, catalog.colocations, catalog.groups, catalog.nextShardId);
+  return makeCatalog(
+    catalog.version + 1,
+    catalog.tables,
+    catalog.colocations,
+    catalog.groups,
+    catalog.nextShardId,
+  );
 }
 
 /**
@@ -222,7 +244,9 @@ export function parseRelName(text: string, defaultSchema = 'public'): RelName | 
     i++;
   }
   if (parts.length > 2) return catalogErrors.tooManyDots(text);
-  return parts.length === 2 ? { schema: parts[0]!, name: parts[1]! } : { schema: defaultSchema, name: parts[0]! };
+  return parts.length === 2
+    ? { schema: parts[0]!, name: parts[1]! }
+    : { schema: defaultSchema, name: parts[0]! };
 }
 
 /** How many tables use colocation `id`. */
@@ -232,7 +256,9 @@ export function tablesOf(catalog: Catalog, id: number): number {
   return n;
 }
 
-type ColocateTarget = { readonly mode: 'default' | 'none'; readonly table: null } | { readonly mode: 'table'; readonly table: RelName };
+type ColocateTarget =
+  | { readonly mode: 'default' | 'none'; readonly table: null }
+  | { readonly mode: 'table'; readonly table: RelName };
 
 function resolveColocateWith(
   c: NonNullable<DistributeOptions['colocateWith']>,
@@ -262,7 +288,8 @@ function newColocation(catalog: Catalog, shardCount: number, type: DistType | nu
 function checkGroups(groups: readonly string[]): CatalogError | null {
   const seen = new Set<string>();
   for (const g of groups) {
-    if (typeof g !== 'string' || g === '') return catalogErrors.invalidParameter('a group name cannot be empty');
+    if (typeof g !== 'string' || g === '')
+      return catalogErrors.invalidParameter('a group name cannot be empty');
     if (seen.has(g)) return catalogErrors.invalidParameter(`group "${g}" is listed twice`);
     seen.add(g);
   }
