@@ -15,6 +15,7 @@
  * lose the placement), and a watch event carrying one is reported to the onError listeners while
  * the last good catalog stays current.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCodes, PgscaleError } from '../errors.js';
 import { decode, encode } from './catalog-codec.js';
 import { CatalogFormatError, isCatalogError } from './catalog-errors.js';
@@ -45,7 +46,7 @@ export interface CatalogStoreOptions {
   readonly groups: readonly string[];
   /** The key; CATALOG_KEY when absent. */
   readonly key?: string;
-  /** Compare-and-set attempts per update() before it gives up; 20 when absent. */
+  /** Compare-and-set attempts per update() before it gives up; 50 when absent. */
   readonly maxAttempts?: number;
 }
 
@@ -61,8 +62,10 @@ interface Waiter {
 
 export class CatalogStore {
   private catalog: Catalog;
-  /** Store revision of the key the current catalog came from (0: none stored yet). */
+  /** The newest store revision of the key this holder has seen (0: none yet). */
   private revision = 0;
+  /** The revision the current catalog was stored at (0: the empty catalog, nothing stored). */
+  private catalogRevision = 0;
   private readonly key: string;
   private readonly groups: readonly string[];
   private readonly maxAttempts: number;
@@ -77,7 +80,7 @@ export class CatalogStore {
     opts: CatalogStoreOptions,
   ) {
     this.key = opts.key ?? CATALOG_KEY;
-    this.maxAttempts = opts.maxAttempts ?? 20;
+    this.maxAttempts = opts.maxAttempts ?? 50;
     this.groups = [...opts.groups];
     this.catalog = emptyCatalog(this.groups);
   }
@@ -97,7 +100,7 @@ export class CatalogStore {
         if (e.key === this.key) this.onEvent(e.type === 'put' ? e.value : null, e.revision);
       });
     const kv = await this.backend.get(this.key);
-    if (kv) this.accept(decodeAt(this.key, kv.value), kv.revision);
+    if (kv) this.fromStore(kv);
     return this.catalog;
   }
 
@@ -110,8 +113,7 @@ export class CatalogStore {
   async update(fn: (c: Catalog) => Catalog | CatalogError): Promise<Catalog | CatalogError> {
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
       const kv = await this.backend.get(this.key);
-      const base = kv ? decodeAt(this.key, kv.value) : this.emptyBase();
-      if (kv) this.accept(base, kv.revision);
+      const base = kv ? this.fromStore(kv) : this.emptyBase();
       const changed = fn(base);
       if (isCatalogError(changed)) return changed;
       if (changed === base) return base;
@@ -119,8 +121,11 @@ export class CatalogStore {
       const rev = await this.backend.compareAndSet(this.key, kv?.revision ?? 0, encode(next));
       if (rev !== null) {
         this.accept(next, rev);
-        return next;
+        // Our own watch event may have brought the same version first: hand out one object.
+        return this.catalogRevision === rev ? this.catalog : next;
       }
+      // Lost to another writer: a short random pause keeps a crowd of writers from colliding again.
+      await sleep(Math.random() * Math.min(50, 2 * (attempt + 1)));
     }
     throw new CatalogConflictError(
       ErrorCodes.STORE_UNAVAILABLE,
@@ -155,7 +160,7 @@ export class CatalogStore {
         this.backend
           .get(this.key)
           .then((kv) => {
-            if (kv) this.accept(decodeAt(this.key, kv.value), kv.revision);
+            if (kv) this.fromStore(kv);
           })
           .catch((e: unknown) => this.report(e instanceof Error ? e : new Error(String(e))))
           .finally(() => {
@@ -209,6 +214,7 @@ export class CatalogStore {
     this.revision = revision;
     if (c.version <= this.catalog.version) return;
     this.catalog = c;
+    this.catalogRevision = revision;
     for (const l of this.listeners) l(c);
     for (const w of this.waiters)
       if (c.version >= w.version) {
@@ -216,6 +222,17 @@ export class CatalogStore {
         if (w.timer) clearTimeout(w.timer);
         w.resolve(c);
       }
+  }
+
+  /**
+   * The catalog stored at `kv`: the current object when that is where it came from (so a holder
+   * hands out one object per version and lookups are built once), else decoded and accepted.
+   */
+  private fromStore(kv: { readonly value: string; readonly revision: number }): Catalog {
+    if (kv.revision === this.catalogRevision) return this.catalog;
+    const c = decodeAt(this.key, kv.value);
+    this.accept(c, kv.revision);
+    return this.catalogRevision === kv.revision ? this.catalog : c;
   }
 
   /** The catalog before the first stored one: empty over the configured groups, version 0. */
