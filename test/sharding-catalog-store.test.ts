@@ -170,6 +170,23 @@ function catalogStoreSuite(name: string, open: () => Promise<StateStore>, skip: 
       assert.equal((await store.get(CATALOG_KEY))?.revision, before?.revision);
     });
 
+    test('a deleted key is reported; the next change continues the versions', async () => {
+      const a = await holder();
+      const had = a.current.version;
+      assert.ok(had > 0);
+      const errors: Error[] = [];
+      a.onError((e) => errors.push(e));
+      assert.ok(await store.compareAndDelete(CATALOG_KEY, (await store.get(CATALOG_KEY))!.revision));
+      await eventually('the watcher reports the deletion', () => errors.length > 0, 30_000);
+      assert.match(errors[0]!.message, new RegExp(`catalog key catalog was deleted; keeping version ${had}`));
+      assert.equal(a.current.version, had);
+      const c = await a.update(distributeTable('after_delete'));
+      assert.ok(!isCatalogError(c));
+      assert.equal(c.version, had + 1, 'versions never go back, so no waiter is fooled');
+      assert.deepEqual([...c.tables.keys()], ['public.after_delete']);
+      assert.equal(a.current, c);
+    });
+
     test('a garbage value is reported, not routed with, not overwritten', async () => {
       const a = await holder();
       const good = a.current;

@@ -20,7 +20,8 @@ import { ErrorCodes, PgscaleError } from '../errors.js';
 import { decode, encode } from './catalog-codec.js';
 import { CatalogFormatError, isCatalogError } from './catalog-errors.js';
 import type { CatalogError } from './catalog-errors.js';
-import { emptyCatalog, nextVersion } from './catalog.js';
+import { emptyCatalog } from './catalog.js';
+import { makeCatalog } from './catalog-value.js';
 import type { Catalog } from './types.js';
 
 /** The catalog's key, relative to the cluster's key prefix. */
@@ -117,7 +118,13 @@ export class CatalogStore {
       const changed = fn(base);
       if (isCatalogError(changed)) return changed;
       if (changed === base) return base;
-      const next = nextVersion({ ...changed, version: base.version });
+      const next = makeCatalog(
+        base.version + 1,
+        changed.tables,
+        changed.colocations,
+        changed.groups,
+        changed.nextShardId,
+      );
       const rev = await this.backend.compareAndSet(this.key, kv?.revision ?? 0, encode(next));
       if (rev !== null) {
         this.accept(next, rev);
@@ -235,9 +242,15 @@ export class CatalogStore {
     return this.catalogRevision === kv.revision ? this.catalog : c;
   }
 
-  /** The catalog before the first stored one: empty over the configured groups, version 0. */
+  /**
+   * The base when nothing is stored: empty over the configured groups at version 0 — or, when
+   * the key was deleted under us, at the version this holder has, so versions never go back.
+   */
   private emptyBase(): Catalog {
-    return emptyCatalog(this.groups);
+    const empty = emptyCatalog(this.groups);
+    return this.catalog.version === 0
+      ? empty
+      : makeCatalog(this.catalog.version, empty.tables, empty.colocations, empty.groups, empty.nextShardId);
   }
 
   private report(e: Error): void {
