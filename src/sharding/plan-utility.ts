@@ -1,0 +1,172 @@
+/**
+ * Routing of statements other than queries (shard-plan.ts handles SELECT, INSERT, UPDATE,
+ * DELETE, MERGE, EXPLAIN and DECLARE): DDL on a distributed or reference table reaches every
+ * group (the executor runs it atomically, with two-phase commit); DDL that would change a
+ * distribution column is refused as Citus refuses it; COPY and the statements this part does not
+ * handle on catalog tables are refused with the reason. A statement naming no catalog table stays
+ * local (group 0). Index names are not in the catalog: `DROP INDEX i` is local even when the
+ * index is on a distributed table (docs/sharding.md). Pure, no I/O.
+ */
+import { isObj, unwrap, type Obj } from '../sql/tree-nodes.js';
+import type { Analysis } from './plan-analysis.js';
+import type { KeyPlan, ShardRoute } from './shard-plan.js';
+
+/** DDL that the executor runs on every group when it names a catalog table. */
+const EVERY_GROUP = new Set([
+  'AlterTableStmt',
+  'IndexStmt',
+  'TruncateStmt',
+  'DropStmt',
+  'RenameStmt',
+  'CommentStmt',
+  'GrantStmt',
+  'CreateTrigStmt',
+  'CreatePolicyStmt',
+  'AlterPolicyStmt',
+  'CreateStatsStmt',
+]);
+
+const PARTITION_COLUMN = 'cannot execute ALTER TABLE command involving partition column';
+
+function plan(route: ShardRoute, writes: boolean): KeyPlan {
+  return { kind: 'fixed', route, writes, cacheable: true };
+}
+
+export function planUtility(kind: string, body: Obj, a: Analysis, decide: (a: Analysis) => KeyPlan): KeyPlan {
+  switch (kind) {
+    case 'CopyStmt':
+      return copy(body, a, decide);
+    case 'CreateTableAsStmt':
+    case 'ViewStmt': {
+      // A table or view made from a query lives on group 0 only: with a distributed table in the
+      // query it would hold (or show) group 0's part only.
+      const into = kind === 'ViewStmt' ? body.view : isObj(body.into) ? body.into.rel : undefined;
+      if (isObj(into)) a.occurrence(into, true);
+      a.expressions(body.query, null, []);
+      return decide(a);
+    }
+    case 'PrepareStmt': {
+      a.expressions(body.query, null, []);
+      const p = decide(a);
+      if (p.kind === 'fixed' && (p.route.kind === 'local' || p.route.kind === 'error')) return p;
+      return plan(
+        {
+          kind: 'error',
+          sqlstate: '0A000',
+          message:
+            'PREPARE of a statement on distributed or reference tables is not supported yet (use the extended protocol)',
+        },
+        p.writes,
+      );
+    }
+    case 'DropStmt':
+      namedObjects(body, a);
+      break;
+    case 'CommentStmt':
+      if (body.objtype === 'OBJECT_TABLE' || body.objtype === 'OBJECT_COLUMN')
+        namedObject(body.object, a, body.objtype === 'OBJECT_COLUMN');
+      break;
+    default:
+      a.expressions(body, null, []);
+  }
+  const touched = a.occs.filter((o) => o.kind === 'distributed' || o.kind === 'reference');
+  if (touched.length === 0) return plan({ kind: 'local' }, true);
+  const first = touched[0]!;
+  if (!EVERY_GROUP.has(kind) || (kind === 'IndexStmt' && body.concurrent === true)) {
+    const what = kind.replace(/Stmt$/, '');
+    return plan(
+      {
+        kind: 'error',
+        sqlstate: '0A000',
+        message: `${what} on ${first.kind} table "${first.name}" is not supported yet`,
+      },
+      true,
+    );
+  }
+  const local = a.occs.find((o) => o.kind === 'local');
+  if (local !== undefined) {
+    return plan(
+      {
+        kind: 'error',
+        sqlstate: '0A000',
+        message: `DDL naming ${first.kind} table "${first.name}" and local table "${local.name}" together is not supported`,
+      },
+      true,
+    );
+  }
+  if (changesPartitionColumn(kind, body, a))
+    return plan({ kind: 'error', sqlstate: '0A000', message: PARTITION_COLUMN }, true);
+  return plan({ kind: 'all', reason: `DDL on ${first.kind} table "${first.name}"` }, true);
+}
+
+function copy(body: Obj, a: Analysis, decide: (a: Analysis) => KeyPlan): KeyPlan {
+  if (body.query !== undefined) {
+    const q = unwrap(body.query);
+    if (q !== null) a.query(q[0], q[1], null, []);
+    return decide(a);
+  }
+  if (!isObj(body.relation)) return plan({ kind: 'local' }, false);
+  const o = a.occurrence(body.relation, body.is_from === true);
+  if (o.kind === 'distributed') {
+    return plan(
+      {
+        kind: 'multi',
+        groups: a.catalog.groups,
+        reason:
+          body.is_from === true
+            ? `COPY into distributed table "${o.name}" is split by row, not routed as one statement`
+            : `COPY of the whole distributed table "${o.name}" needs every group`,
+      },
+      body.is_from === true,
+    );
+  }
+  if (o.kind === 'reference') {
+    return body.is_from === true
+      ? plan({ kind: 'all', reason: `COPY into reference table "${o.name}"` }, true)
+      : plan({ kind: 'reference-read' }, false);
+  }
+  return plan({ kind: 'local' }, body.is_from === true);
+}
+
+/** DROP TABLE/VIEW/… lists names, not RangeVars: look each one up. */
+function namedObjects(body: Obj, a: Analysis): void {
+  const type = body.removeType;
+  if (
+    type !== 'OBJECT_TABLE' &&
+    type !== 'OBJECT_FOREIGN_TABLE' &&
+    type !== 'OBJECT_VIEW' &&
+    type !== 'OBJECT_MATVIEW'
+  )
+    return;
+  if (!Array.isArray(body.objects)) return;
+  for (const obj of body.objects as unknown[]) namedObject(obj, a, false);
+}
+
+function namedObject(obj: unknown, a: Analysis, column: boolean): void {
+  const list = unwrap(obj);
+  if (list === null || list[0] !== 'List' || !Array.isArray(list[1].items)) return;
+  const parts: string[] = [];
+  for (const item of list[1].items as unknown[]) {
+    const s = unwrap(item);
+    if (s === null || typeof s[1].sval !== 'string') return;
+    parts.push(s[1].sval);
+  }
+  if (column) parts.pop();
+  if (parts.length === 1) a.occurrence({ relname: parts[0] }, true);
+  else if (parts.length === 2) a.occurrence({ schemaname: parts[0], relname: parts[1] }, true);
+}
+
+/** ALTER TABLE … DROP COLUMN / ALTER COLUMN TYPE / RENAME COLUMN naming a distribution column. */
+function changesPartitionColumn(kind: string, body: Obj, a: Analysis): boolean {
+  const t = isObj(body.relation) ? a.tableOf(body.relation) : null;
+  if (t === null || t.kind !== 'distributed') return false;
+  if (kind === 'RenameStmt') return body.renameType === 'OBJECT_COLUMN' && body.subname === t.column;
+  if (kind !== 'AlterTableStmt' || !Array.isArray(body.cmds)) return false;
+  for (const c of body.cmds as unknown[]) {
+    const cmd = unwrap(c);
+    if (cmd === null) continue;
+    const sub = cmd[1].subtype;
+    if ((sub === 'AT_DropColumn' || sub === 'AT_AlterColumnType') && cmd[1].name === t.column) return true;
+  }
+  return false;
+}

@@ -1,0 +1,562 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { loadParser } from '../sql/pg-parser.js';
+import { resolveShards, shardKeyPlan, type PlanOptions, type ShardRoute } from './shard-plan.js';
+import { parseArrayBinary, parseArrayText } from './key-source.js';
+import {
+  BIG_FIRST,
+  catalog,
+  EVENTS_FIRST,
+  emptyCatalog,
+  fakeRemainder,
+  ORDERS_FIRST,
+  USERS_FIRST,
+  usersGroup,
+} from './shard-plan.test-util.js';
+import type { ColumnValue } from './types.js';
+
+await loadParser();
+
+const t = (text: string): ColumnValue => ({ format: 'text', text });
+const columns: PlanOptions = {
+  columnsOf: (table) => (table.rel.name === 'users' ? ['id', 'name', 'created'] : null),
+};
+
+/** The route of `sql` with shard ids and groups sorted (their order carries no meaning). */
+function route(sql: string, params: (ColumnValue | null)[] = [], options: PlanOptions = columns): ShardRoute {
+  const r = resolveShards(shardKeyPlan(sql, catalog, options), params, fakeRemainder);
+  if (r.kind === 'one') return { ...r, shards: [...r.shards].sort((a, b) => a - b) };
+  if (r.kind === 'multi') return { ...r, groups: [...r.groups].sort() };
+  return r;
+}
+
+function one(group: string, ...shards: number[]): ShardRoute {
+  return { kind: 'one', group, shards };
+}
+
+function kind(r: ShardRoute): string {
+  return r.kind === 'error' ? `error ${r.sqlstate}` : r.kind;
+}
+
+test('no catalog table: local, without parsing when the catalog is empty or the text names none', () => {
+  const empty = shardKeyPlan('SELECT * FROM users WHERE id = 1', emptyCatalog);
+  assert.deepEqual(resolveShards(empty, [], fakeRemainder), { kind: 'local' });
+  // Not even valid SQL: the pre-check answers before the parser is asked.
+  assert.equal(shardKeyPlan('SELEKT garbage ((', catalog).kind, 'fixed');
+  assert.deepEqual(route('SELEKT garbage (('), { kind: 'local' });
+  assert.deepEqual(route('SELECT now()'), { kind: 'local' });
+  assert.deepEqual(route('SELECT * FROM accounts WHERE id = 1'), { kind: 'local' });
+  // Named like a catalog table but in another schema, or a CTE hiding it: local.
+  assert.deepEqual(route('SELECT * FROM other.users WHERE id = 1'), { kind: 'local' });
+  assert.deepEqual(route('WITH users AS (SELECT 1 AS id) SELECT * FROM users'), { kind: 'local' });
+  assert.deepEqual(route('SELECT * FROM pg_catalog.pg_class'), { kind: 'local' });
+  // A syntax error naming a table goes to group 0, which reports it.
+  assert.deepEqual(route('SELECT * FROM users WHERE'), { kind: 'local' });
+});
+
+test('point reads by constant and by parameter, text and binary', () => {
+  assert.deepEqual(route('SELECT * FROM users WHERE id = 5'), one('1', USERS_FIRST + 1));
+  assert.deepEqual(route('SELECT * FROM users WHERE 6 = id'), one('0', USERS_FIRST + 2));
+  assert.deepEqual(
+    route('SELECT * FROM public.users u WHERE u.id = $1', [t('7')]),
+    one('1', USERS_FIRST + 3),
+  );
+  const b = Buffer.alloc(8);
+  b.writeBigInt64BE(6n);
+  assert.deepEqual(
+    route('SELECT name FROM users WHERE id = $1 AND name <> $2', [{ format: 'binary', bytes: b }, t('x')]),
+    one('0', USERS_FIRST + 2),
+  );
+  assert.deepEqual(route("SELECT * FROM users WHERE id = '9'::bigint"), one('1', USERS_FIRST + 1));
+  assert.deepEqual(route('SELECT * FROM users WHERE id = $1::int4', [t('4')]), one('0', USERS_FIRST + 0));
+  assert.deepEqual(route('SELECT * FROM users WHERE id = -3'), one('1', USERS_FIRST + 1));
+  assert.deepEqual(route("SELECT * FROM events WHERE tenant = 'a'"), one('0', EVENTS_FIRST + (97 % 4)));
+  assert.deepEqual(route("SELECT * FROM events WHERE tenant = 'c'"), one('1', EVENTS_FIRST + (99 % 4)));
+  // The same plan, other parameters.
+  const plan = shardKeyPlan('SELECT * FROM users WHERE id = $1', catalog);
+  assert.deepEqual(resolveShards(plan, [t('2')], fakeRemainder), one('0', USERS_FIRST + 2));
+  assert.deepEqual(resolveShards(plan, [t('3')], fakeRemainder), one('1', USERS_FIRST + 3));
+});
+
+test('quoted identifiers and schemas', () => {
+  assert.deepEqual(route('SELECT * FROM "Sales"."Big Table" WHERE "Id" = 2'), one('0', BIG_FIRST + 2));
+  assert.deepEqual(
+    route('SELECT * FROM "Sales"."Big Table" b WHERE b."Id" = $1', [t('1')]),
+    one('1', BIG_FIRST + 1),
+  );
+  // Unquoted names fold to lower case: sales."big table" is another (local) table.
+  assert.deepEqual(route('SELECT * FROM Sales."Big Table" WHERE "Id" = 2'), { kind: 'local' });
+  // "ID" is not the distribution column "Id": no pin.
+  assert.equal(kind(route('SELECT * FROM "Sales"."Big Table" WHERE "ID" = 2')), 'multi');
+  assert.deepEqual(route('SELECT * FROM "USERS" WHERE id = 1'), { kind: 'local' });
+});
+
+test('IN lists and = ANY arrays: one group when every value lands on it', () => {
+  assert.deepEqual(
+    route('SELECT * FROM users WHERE id IN (1, 3)'),
+    one('1', USERS_FIRST + 1, USERS_FIRST + 3),
+  );
+  assert.deepEqual(
+    route('SELECT * FROM users WHERE id IN ($1, $2, NULL)', [t('2'), t('6')]),
+    one('0', USERS_FIRST + 2),
+  );
+  const multi = route('SELECT * FROM users WHERE id IN (1, 2)');
+  assert.equal(multi.kind, 'multi');
+  assert.deepEqual(multi.kind === 'multi' && [...multi.groups].sort(), ['0', '1']);
+  assert.deepEqual(
+    route('SELECT * FROM users WHERE id = ANY($1)', [t('{1,5,"9"}')]),
+    one('1', USERS_FIRST + 1),
+  );
+  assert.equal(kind(route('SELECT * FROM users WHERE id = ANY($1)', [t('{1,2}')])), 'multi');
+  assert.deepEqual(
+    route('SELECT * FROM users WHERE id = ANY($1::bigint[])', [t('{4, NULL}')]),
+    one('0', USERS_FIRST),
+  );
+  assert.deepEqual(route("SELECT * FROM users WHERE id = ANY('{2,6}'::int8[])"), one('0', USERS_FIRST + 2));
+  assert.deepEqual(
+    route('SELECT * FROM users WHERE id = ANY(ARRAY[1, $1])', [t('5')]),
+    one('1', USERS_FIRST + 1),
+  );
+  const e = route('SELECT * FROM users WHERE id = ANY($1)', [t('{{1,2},{3,4}}')]);
+  assert.deepEqual(e, {
+    kind: 'error',
+    sqlstate: '22P02',
+    message: 'malformed array literal: "{{1,2},{3,4}}"',
+  });
+  // Binary int8[] {3, 7}
+  const bin = Buffer.alloc(20 + 2 * 12);
+  bin.writeInt32BE(1, 0);
+  bin.writeInt32BE(0, 4);
+  bin.writeInt32BE(20, 8);
+  bin.writeInt32BE(2, 12);
+  bin.writeInt32BE(1, 16);
+  bin.writeInt32BE(8, 20);
+  bin.writeBigInt64BE(3n, 24);
+  bin.writeInt32BE(8, 32);
+  bin.writeBigInt64BE(7n, 36);
+  assert.deepEqual(
+    route('SELECT * FROM users WHERE id = ANY($1)', [{ format: 'binary', bytes: bin }]),
+    one('1', USERS_FIRST + 3),
+  );
+  // NULL array matches nothing: any group.
+  assert.equal(kind(route('SELECT * FROM users WHERE id = ANY($1)', [null])), 'one');
+});
+
+test('array text and binary parsing', () => {
+  assert.deepEqual(parseArrayText('{}'), []);
+  assert.deepEqual(parseArrayText(' { a , "b c" ,NULL,"NULL", d\\,e } '), ['a', 'b c', null, 'NULL', 'd,e']);
+  assert.deepEqual(parseArrayText('[0:1]={1,2}'), ['1', '2']);
+  for (const bad of ['', '1,2', '{1,2', '{{1}}', '{1,}', '{"a}', '{1} x'])
+    assert.equal(parseArrayText(bad), null, bad);
+  assert.equal(parseArrayBinary(Buffer.alloc(3)), null);
+  const empty = Buffer.alloc(12);
+  assert.deepEqual(parseArrayBinary(empty), []);
+});
+
+test('what is not a pin: OR, NOT, other operators, casts to another type family, outer join ON pins', () => {
+  for (const sql of [
+    'SELECT * FROM users',
+    'SELECT count(*) FROM users',
+    'SELECT * FROM users WHERE id = 1 OR id = 2',
+    'SELECT * FROM users WHERE NOT (id = 1)',
+    'SELECT * FROM users WHERE id > 1',
+    'SELECT * FROM users WHERE id = 5::numeric',
+    'SELECT * FROM users WHERE id = 1.5',
+    'SELECT * FROM users WHERE id = abs(-1)',
+    'SELECT * FROM users WHERE id IN (SELECT user_id FROM orders WHERE user_id = 1)',
+    "SELECT * FROM events WHERE tenant = 'a '::bpchar",
+    'SELECT * FROM users u LEFT JOIN orders o ON o.user_id = u.id AND o.user_id = 1',
+    'SELECT * FROM users u LEFT JOIN (orders o JOIN users x ON x.id = o.user_id AND x.id = 1) ON o.user_id = u.id',
+    // An outer table compared with a constant inside a subquery does not limit the outer rows.
+    'SELECT * FROM users u WHERE NOT EXISTS (SELECT 1 FROM countries c WHERE u.id = 1)',
+  ]) {
+    const r = route(sql);
+    assert.equal(r.kind, 'multi', sql);
+    assert.match(r.kind === 'multi' ? r.reason : '', /not pinned to one shard/, sql);
+  }
+});
+
+test('colocated joins on the distribution column carry the pin', () => {
+  const both = one('1', USERS_FIRST + 1, ORDERS_FIRST + 1);
+  assert.deepEqual(
+    route('SELECT * FROM users u JOIN orders o ON u.id = o.user_id WHERE u.id = $1', [t('1')]),
+    both,
+  );
+  assert.deepEqual(route('SELECT * FROM users u, orders o WHERE o.user_id = u.id AND o.user_id = 1'), both);
+  assert.deepEqual(
+    route('SELECT * FROM users u LEFT JOIN orders o ON u.id = o.user_id WHERE u.id = 1'),
+    both,
+  );
+  assert.deepEqual(
+    route('SELECT * FROM users JOIN orders ON users.id = orders.user_id AND users.id = 1'),
+    both,
+  );
+  assert.equal(kind(route('SELECT * FROM users u JOIN orders o ON u.id = o.user_id')), 'multi');
+  // Joined on another column: orders is not pinned.
+  assert.equal(kind(route('SELECT * FROM users u JOIN orders o ON u.id = o.id WHERE u.id = 1')), 'multi');
+  // Not colocated, joined on the distribution columns, no pin: refused by name.
+  const r = route('SELECT * FROM users u JOIN "Sales"."Big Table" b ON u.id = b."Id"');
+  assert.equal(kind(r), 'error 0A000');
+  assert.match(r.kind === 'error' ? r.message : '', /not colocated/);
+  // Pinned: each colocation hashes the value; here both land on group 1.
+  assert.deepEqual(
+    route('SELECT * FROM users u JOIN "Sales"."Big Table" b ON u.id = b."Id" WHERE u.id = 1'),
+    one('1', USERS_FIRST + 1, BIG_FIRST + 1),
+  );
+  assert.equal(
+    kind(route('SELECT * FROM users u JOIN "Sales"."Big Table" b ON u.id = b."Id" WHERE u.id = 3')),
+    'multi',
+  );
+  // Two tables each pinned on its own, both on group 0.
+  assert.deepEqual(route("SELECT * FROM users, events WHERE users.id = 2 AND events.tenant = 'c'"), {
+    kind: 'multi',
+    groups: ['0', '1'],
+    reason: "the statement's distribution column values belong to shards on several groups",
+  });
+  assert.deepEqual(
+    route("SELECT * FROM users, events WHERE users.id = 2 AND events.tenant = 'a'"),
+    one('0', USERS_FIRST + 2, EVENTS_FIRST + (97 % 4)),
+  );
+});
+
+test('subqueries and CTEs: pinned inside, correlated, or unpinned (multi)', () => {
+  assert.deepEqual(
+    route('SELECT * FROM users u WHERE u.id = 1 AND EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id)'),
+    one('1', USERS_FIRST + 1, ORDERS_FIRST + 1),
+  );
+  // The inner pin does not limit the outer table.
+  assert.equal(
+    kind(
+      route(
+        'SELECT * FROM users u WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id AND o.user_id = 1)',
+      ),
+    ),
+    'multi',
+  );
+  assert.deepEqual(
+    route('SELECT *, (SELECT count(*) FROM orders WHERE user_id = 3) FROM users WHERE id = 1'),
+    one('1', USERS_FIRST + 1, ORDERS_FIRST + 3),
+  );
+  assert.deepEqual(
+    route('WITH x AS (SELECT * FROM users WHERE id = $1) SELECT * FROM x', [t('2')]),
+    one('0', USERS_FIRST + 2),
+  );
+  assert.equal(kind(route('WITH x AS (SELECT * FROM users) SELECT * FROM x WHERE x.id = 1')), 'multi');
+  assert.equal(kind(route('SELECT * FROM countries WHERE code IN (SELECT name FROM users)')), 'multi');
+  assert.equal(kind(route('SELECT * FROM (SELECT * FROM users) s WHERE s.id = 1')), 'multi');
+  assert.deepEqual(route('SELECT * FROM (SELECT * FROM users WHERE id = 4) s'), one('0', USERS_FIRST));
+  assert.equal(kind(route('SELECT id FROM users WHERE id = 1 UNION SELECT id FROM users')), 'multi');
+  assert.deepEqual(
+    route('SELECT id FROM users WHERE id = 1 UNION ALL SELECT user_id FROM orders WHERE user_id = 3'),
+    one('1', USERS_FIRST + 1, ORDERS_FIRST + 3),
+  );
+  // A CTE named like a table hides it only after its own definition (non-recursive WITH).
+  assert.equal(
+    kind(route('WITH a AS (SELECT * FROM users), users AS (SELECT 1 AS id) SELECT * FROM a, users')),
+    'multi',
+  );
+  assert.deepEqual(route('WITH users AS (SELECT 1 AS id) SELECT * FROM users WHERE id = 2'), {
+    kind: 'local',
+  });
+  // A data-modifying CTE.
+  assert.deepEqual(
+    route('WITH d AS (DELETE FROM orders WHERE user_id = 5 RETURNING *) SELECT * FROM d'),
+    one('1', ORDERS_FIRST + 1),
+  );
+  assert.deepEqual(route('EXPLAIN SELECT * FROM users WHERE id = 5'), one('1', USERS_FIRST + 1));
+});
+
+test('reference and local tables', () => {
+  assert.deepEqual(route('SELECT * FROM countries'), { kind: 'reference-read' });
+  assert.deepEqual(route('SELECT * FROM countries c JOIN codes USING (code)'), { kind: 'reference-read' });
+  assert.deepEqual(route('SELECT * FROM countries, pg_class'), { kind: 'reference-read' });
+  assert.deepEqual(
+    route('SELECT * FROM users u JOIN countries c ON c.code = u.country WHERE u.id = 3'),
+    one('1', USERS_FIRST + 3),
+  );
+  assert.deepEqual(route('SELECT * FROM countries JOIN accounts ON true'), { kind: 'local' });
+  assert.deepEqual(route('INSERT INTO accounts SELECT * FROM countries'), { kind: 'local' });
+  assert.deepEqual(route("INSERT INTO countries VALUES ('fr')"), {
+    kind: 'all',
+    reason: 'write to reference table "countries"',
+  });
+  assert.deepEqual(route("UPDATE codes SET x = 1 WHERE code = 'fr'"), {
+    kind: 'all',
+    reason: 'write to reference table "codes"',
+  });
+  for (const sql of [
+    'SELECT * FROM users JOIN accounts ON true WHERE users.id = 1',
+    'INSERT INTO accounts SELECT * FROM users WHERE id = 1',
+    'SELECT * FROM users WHERE id = 1 AND EXISTS (SELECT 1 FROM accounts)',
+  ]) {
+    const r = route(sql);
+    assert.equal(kind(r), 'error 0A000', sql);
+    assert.match(
+      r.kind === 'error' ? r.message : '',
+      /local table "accounts" cannot be used with distributed table "users"/,
+    );
+  }
+  const w = route('INSERT INTO countries SELECT * FROM users WHERE id = 1');
+  assert.equal(kind(w), 'error 0A000');
+  assert.match(w.kind === 'error' ? w.message : '', /reference table "countries" reaches every group/);
+  assert.equal(kind(route('INSERT INTO countries SELECT * FROM accounts')), 'error 0A000');
+});
+
+test('INSERT: one row, many rows on one group, NULL, DEFAULT, expressions, column order', () => {
+  assert.deepEqual(route("INSERT INTO users (id, name) VALUES (5, 'a')"), one('1', USERS_FIRST + 1));
+  assert.deepEqual(
+    route('INSERT INTO users (name, id) VALUES ($1, $2) RETURNING id', [t('a'), t('4')]),
+    one('0', USERS_FIRST),
+  );
+  assert.deepEqual(
+    route("INSERT INTO users (id, name) VALUES (1, 'a'), (3, DEFAULT), ($1, 'c')", [t('5')]),
+    one('1', USERS_FIRST + 1, USERS_FIRST + 3),
+  );
+  // No column list: the table's order from columnsOf, or a refusal naming the reason.
+  assert.deepEqual(route("INSERT INTO users VALUES (2, 'a')"), one('0', USERS_FIRST + 2));
+  const noOrder = route("INSERT INTO orders VALUES (2, 'a')");
+  assert.equal(kind(noOrder), 'error 0A000');
+  assert.match(noOrder.kind === 'error' ? noOrder.message : '', /needs a column list/);
+  const nul = {
+    kind: 'error',
+    sqlstate: '23502',
+    message: 'cannot perform an INSERT with NULL in the partition column',
+  };
+  assert.deepEqual(route("INSERT INTO users (id, name) VALUES (NULL, 'a')"), nul);
+  assert.deepEqual(route("INSERT INTO users (id, name) VALUES ($1, 'a')", [null]), nul);
+  assert.deepEqual(route("INSERT INTO users (id, name) VALUES (1, 'a'), ($1, 'b')", [null]), nul);
+  const noKey = {
+    kind: 'error',
+    sqlstate: '0A000',
+    message: 'cannot perform an INSERT without a partition column value',
+  };
+  assert.deepEqual(route("INSERT INTO users (name) VALUES ('a')"), noKey);
+  assert.deepEqual(route("INSERT INTO users (id, name) VALUES (DEFAULT, 'a')"), noKey);
+  assert.deepEqual(route('INSERT INTO users DEFAULT VALUES'), noKey);
+  assert.equal(kind(route("INSERT INTO users (id, name) VALUES (1 + 1, 'a')")), 'error 0A000');
+  assert.deepEqual(route("INSERT INTO users (id) VALUES ('x')"), {
+    kind: 'error',
+    sqlstate: '22P02',
+    message: 'invalid input syntax for type bigint: "x"',
+  });
+  // A subquery in a row: its table must land on the same group.
+  assert.deepEqual(
+    route('INSERT INTO users (id, name) VALUES (1, (SELECT name FROM orders WHERE user_id = 3))'),
+    one('1', USERS_FIRST + 1, ORDERS_FIRST + 3),
+  );
+  assert.equal(
+    kind(route('INSERT INTO users (id, name) VALUES (1, (SELECT name FROM orders WHERE user_id = 2))')),
+    'multi',
+  );
+});
+
+test('INSERT with rows on several groups is split, parameters renumbered, RETURNING and ON CONFLICT kept', () => {
+  const sql =
+    "INSERT INTO users AS u (id, name) VALUES ($1, 'é;a'), (2, $2), ($3, $2) " +
+    'ON CONFLICT (id) DO UPDATE SET name = excluded.name WHERE u.name <> $4 RETURNING id, $4::text;';
+  const r = route(sql, [t('1'), t('b'), t('3'), t('z')]);
+  assert.deepEqual(r, {
+    kind: 'split-insert',
+    parts: [
+      {
+        group: '1',
+        sql: "INSERT INTO users AS u (id, name) VALUES ($1, 'é;a'), ($2, $3) ON CONFLICT (id) DO UPDATE SET name = excluded.name WHERE u.name <> $4 RETURNING id, $4::text",
+        paramIndexes: [0, 2, 1, 3],
+        shards: [USERS_FIRST + 1, USERS_FIRST + 3],
+      },
+      {
+        group: '0',
+        sql: 'INSERT INTO users AS u (id, name) VALUES (2, $1) ON CONFLICT (id) DO UPDATE SET name = excluded.name WHERE u.name <> $2 RETURNING id, $2::text',
+        paramIndexes: [1, 3],
+        shards: [USERS_FIRST + 2],
+      },
+    ],
+  });
+  // Two statements in one text are not split.
+  assert.equal(kind(route('INSERT INTO users (id) VALUES (1), (2); SELECT 1')), 'multi');
+  // A row's subquery on another table: not split.
+  assert.equal(
+    kind(route('INSERT INTO users (id, name) VALUES (1, (SELECT 1 FROM orders WHERE user_id = 1)), (2, 2)')),
+    'multi',
+  );
+});
+
+test('INSERT … SELECT: the target follows a pinned colocated source, or a constant', () => {
+  assert.deepEqual(
+    route('INSERT INTO orders (user_id, total) SELECT id, 0 FROM users WHERE id = 3'),
+    one('1', USERS_FIRST + 3, ORDERS_FIRST + 3),
+  );
+  assert.deepEqual(
+    route('INSERT INTO orders (user_id, total) SELECT $1, count(*) FROM countries', [t('2')]),
+    one('0', ORDERS_FIRST + 2),
+  );
+  assert.equal(kind(route('INSERT INTO orders (user_id, total) SELECT id, 0 FROM users')), 'multi');
+  for (const sql of [
+    'INSERT INTO orders (user_id, total) SELECT code, 0 FROM countries',
+    'INSERT INTO orders SELECT * FROM users WHERE id = 1',
+    'INSERT INTO orders (user_id) SELECT id FROM users WHERE id = 1 UNION SELECT 2',
+  ])
+    assert.equal(kind(route(sql)), 'error 0A000', sql);
+});
+
+test('UPDATE and DELETE by key; changing the distribution column', () => {
+  assert.deepEqual(route("UPDATE users SET name = 'x' WHERE id = $1", [t('1')]), one('1', USERS_FIRST + 1));
+  assert.deepEqual(route('DELETE FROM users WHERE id = 4 RETURNING *'), one('0', USERS_FIRST));
+  assert.deepEqual(
+    route('DELETE FROM orders o USING users u WHERE o.user_id = u.id AND u.id = 2'),
+    one('0', USERS_FIRST + 2, ORDERS_FIRST + 2),
+  );
+  assert.equal(kind(route("UPDATE users SET name = 'x'")), 'multi');
+  assert.equal(kind(route('DELETE FROM users WHERE name = $1', [t('a')])), 'multi');
+  assert.deepEqual(route('UPDATE users SET id = id WHERE id = 1'), one('1', USERS_FIRST + 1));
+  assert.deepEqual(route('UPDATE users SET id = 5 WHERE id = 1'), one('1', USERS_FIRST + 1));
+  assert.deepEqual(
+    route('UPDATE users SET id = $2 WHERE id = $1', [t('1'), t('9')]),
+    one('1', USERS_FIRST + 1),
+  );
+  const moved = {
+    kind: 'error',
+    sqlstate: '0A000',
+    message: 'modifying the partition value of rows is not allowed',
+  };
+  assert.deepEqual(route('UPDATE users SET id = $2 WHERE id = $1', [t('1'), t('3')]), moved);
+  assert.deepEqual(route('UPDATE users SET id = id + 1 WHERE id = 1'), moved);
+  assert.deepEqual(route('UPDATE users SET id = NULL WHERE id = 1'), moved);
+  assert.deepEqual(route('UPDATE users SET (id, name) = (SELECT 1, 2) WHERE id = 1'), moved);
+  // ON CONFLICT may only set the key to itself.
+  assert.deepEqual(
+    route('INSERT INTO users (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET id = excluded.id'),
+    one('1', USERS_FIRST + 1),
+  );
+  assert.deepEqual(route('INSERT INTO users (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET id = 3'), moved);
+  assert.deepEqual(
+    route('INSERT INTO users (id) VALUES (1) ON CONFLICT DO NOTHING'),
+    one('1', USERS_FIRST + 1),
+  );
+});
+
+test('errors of values and parameters', () => {
+  assert.deepEqual(route('SELECT * FROM users WHERE id = $1', [t('abc')]), {
+    kind: 'error',
+    sqlstate: '22P02',
+    message: 'invalid input syntax for type bigint: "abc"',
+  });
+  assert.deepEqual(route('SELECT * FROM users WHERE id = $2', [t('1')]), {
+    kind: 'error',
+    sqlstate: '08P01',
+    message: 'there is no parameter $2',
+  });
+  // NULL compared with = matches no row: any group answers (group 0 here).
+  assert.deepEqual(route('SELECT * FROM users WHERE id = $1', [null]), one('0'));
+  assert.deepEqual(route('SELECT * FROM users WHERE id = NULL'), one('0'));
+  assert.equal(
+    kind(route('MERGE INTO users u USING countries c ON u.id = c.id WHEN MATCHED THEN DELETE')),
+    'error 0A000',
+  );
+});
+
+test('DDL on catalog tables reaches every group; the distribution column cannot change', () => {
+  for (const sql of [
+    'ALTER TABLE users ADD COLUMN email text',
+    'CREATE INDEX ON users (name)',
+    'TRUNCATE users',
+    'TRUNCATE countries',
+    'DROP TABLE public.users',
+    'COMMENT ON TABLE users IS $$x$$',
+    'GRANT SELECT ON users TO someone',
+    'ALTER TABLE users RENAME COLUMN name TO full_name',
+  ])
+    assert.equal(kind(route(sql)), 'all', sql);
+  const partition = {
+    kind: 'error',
+    sqlstate: '0A000',
+    message: 'cannot execute ALTER TABLE command involving partition column',
+  };
+  assert.deepEqual(route('ALTER TABLE users DROP COLUMN id'), partition);
+  assert.deepEqual(route('ALTER TABLE users ALTER COLUMN id TYPE numeric'), partition);
+  assert.deepEqual(route('ALTER TABLE users RENAME COLUMN id TO uid'), partition);
+  for (const sql of [
+    'DROP TABLE users, accounts',
+    'CREATE VIEW v AS SELECT * FROM users',
+    'CREATE TABLE copy AS SELECT * FROM users',
+    'VACUUM users',
+    'CREATE INDEX CONCURRENTLY ON users (name)',
+    'PREPARE p AS SELECT * FROM users WHERE id = $1',
+  ])
+    assert.equal(kind(route(sql)), 'error 0A000', sql);
+  assert.deepEqual(route('CREATE TABLE accounts (id int)'), { kind: 'local' });
+  assert.deepEqual(route('CREATE VIEW v AS SELECT * FROM countries'), { kind: 'local' });
+  assert.equal(kind(route('COPY users FROM STDIN')), 'multi');
+  assert.equal(kind(route('COPY countries FROM STDIN')), 'all');
+  assert.deepEqual(route('COPY countries TO STDOUT'), { kind: 'reference-read' });
+  assert.deepEqual(route('COPY (SELECT * FROM users WHERE id = 2) TO STDOUT'), one('0', USERS_FIRST + 2));
+});
+
+test('several statements in one Query: one group, or refused', () => {
+  assert.deepEqual(
+    route('SELECT * FROM users WHERE id = 1; SELECT * FROM orders WHERE user_id = 3'),
+    one('1', USERS_FIRST + 1, ORDERS_FIRST + 3),
+  );
+  assert.deepEqual(route('SELECT 1; SELECT * FROM users WHERE id = 2'), one('0', USERS_FIRST + 2));
+  assert.deepEqual(
+    route('SELECT * FROM countries; SELECT * FROM users WHERE id = 3'),
+    one('1', USERS_FIRST + 3),
+  );
+  assert.equal(kind(route('SELECT 1; SELECT * FROM users WHERE id = 3')), 'multi');
+  assert.equal(kind(route('SELECT * FROM users WHERE id = 1; SELECT * FROM users WHERE id = 2')), 'multi');
+  assert.equal(kind(route("TRUNCATE countries; INSERT INTO countries VALUES ('x')")), 'all');
+  assert.equal(kind(route('TRUNCATE countries; INSERT INTO users (id) VALUES (1)')), 'multi');
+});
+
+test('property: single-row INSERTs and point SELECTs land on the group of the key', () => {
+  const insert = shardKeyPlan('INSERT INTO users (id, name) VALUES ($1, $2)', catalog);
+  const select = shardKeyPlan('SELECT * FROM users WHERE id = $1', catalog);
+  fc.assert(
+    fc.property(fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }), fc.boolean(), (key, binary) => {
+      const group = usersGroup(key);
+      const bytes = Buffer.alloc(8);
+      bytes.writeBigInt64BE(key);
+      const v: ColumnValue = binary ? { format: 'binary', bytes } : t(String(key));
+      for (const plan of [insert, select]) {
+        const r = resolveShards(plan, [v, t('n')], fakeRemainder);
+        assert.equal(r.kind === 'one' && r.group, group);
+      }
+      // The same with the key written into the text.
+      const literal = route(`SELECT * FROM users WHERE id = ${key}`);
+      assert.equal(literal.kind === 'one' && literal.group, group);
+      const ins = route(`INSERT INTO users (name, id) VALUES ('n', ${key})`);
+      assert.equal(ins.kind === 'one' && ins.group, group);
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('property: a split INSERT gives each group exactly its rows, with their own parameters', () => {
+  fc.assert(
+    fc.property(fc.array(fc.integer({ min: -1000, max: 1000 }), { minLength: 1, maxLength: 8 }), (keys) => {
+      const sql = `INSERT INTO users (id, name) VALUES ${keys.map((_, i) => `($${2 * i + 1}, $${2 * i + 2})`).join(', ')}`;
+      const params = keys.flatMap((k, i) => [t(String(k)), t(`n${i}`)]);
+      const r = resolveShards(shardKeyPlan(sql, catalog), params, fakeRemainder);
+      const groups = new Set(keys.map((k) => usersGroup(BigInt(k))));
+      if (groups.size === 1) {
+        assert.equal(r.kind === 'one' && r.group, [...groups][0]);
+        return;
+      }
+      assert.equal(r.kind, 'split-insert');
+      if (r.kind !== 'split-insert') return;
+      const seen: string[] = [];
+      for (const part of r.parts) {
+        const values = part.paramIndexes.map((i) => (params[i] as { text: string }).text);
+        for (let j = 0; j < values.length; j += 2) {
+          assert.equal(usersGroup(BigInt(values[j]!)), part.group);
+          seen.push(values[j + 1]!);
+        }
+        const rows = (part.sql.match(/\(\$\d+, \$\d+\)/g) ?? []).length;
+        assert.equal(rows * 2, part.paramIndexes.length);
+      }
+      assert.deepEqual(seen.sort(), keys.map((_, i) => `n${i}`).sort());
+    }),
+    { numRuns: 200 },
+  );
+});

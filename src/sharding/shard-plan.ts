@@ -1,0 +1,380 @@
+/**
+ * Which groups a statement must run on, in two steps, because the proxy analyses a text once
+ * (cached per text and catalog version, also at Parse for prepared statements) and routes each
+ * execution with its Bind parameters:
+ *
+ * - `shardKeyPlan(sql, catalog)` parses the text with PostgreSQL's own parser, finds every
+ *   relation it names (plan-analysis.ts: subqueries, CTEs, joins, INSERT rows) and what pins
+ *   each distributed table's distribution column: a KeyPlan, whose answer is either fixed
+ *   (local, reference tables only, every group, several groups, an error) or a set of key
+ *   classes whose values are read at Bind.
+ * - `resolveShards(plan, params, remainder)` (resolve-shards.ts) turns a KeyPlan and the Bind
+ *   values into a ShardRoute, computing shards with the partition hash passed in.
+ *
+ * Unqualified names are taken to be in schema `public`: the router does not follow the
+ * session's search_path. Views, functions and rules are not looked into: a view over a
+ * distributed table, or a function reading one, is not seen (docs/sharding.md). Never a wrong
+ * group: what is not understood needs every group (`multi`) or is refused (`error`). Pure.
+ */
+import { parseStatements } from '../sql/pg-parser.js';
+import { isObj, unwrap, type Obj } from '../sql/tree-nodes.js';
+import { cutInsert, type InsertText } from './insert-split.js';
+import type { KeySet, KeySource } from './key-source.js';
+import { Analysis, type Occurrence, type Refusal } from './plan-analysis.js';
+import { planUtility } from './plan-utility.js';
+import type { Catalog, Colocation, DistributedTable, DistType } from './types.js';
+
+export type ShardRoute =
+  /** No distributed or reference table: group 0, as without sharding. */
+  | { readonly kind: 'local' }
+  /** Every distributed table pinned to shards of one group (reference tables may be mixed in). */
+  | { readonly kind: 'one'; readonly group: string; readonly shards: readonly number[] }
+  /** Reference (and system) tables only, read: any group answers. */
+  | { readonly kind: 'reference-read' }
+  /** A write to a reference table or DDL on a catalog table: every group, atomically. */
+  | { readonly kind: 'all'; readonly reason: string }
+  /** A multi-row INSERT whose rows belong to several groups: one INSERT per group. */
+  | { readonly kind: 'split-insert'; readonly parts: readonly InsertPart[] }
+  /** Needs several groups (not yet supported: the caller answers 0A000 with the reason). */
+  | { readonly kind: 'multi'; readonly groups: readonly string[]; readonly reason: string }
+  | { readonly kind: 'error'; readonly sqlstate: string; readonly message: string };
+
+export interface InsertPart {
+  readonly group: string;
+  /** The INSERT of this group's rows, RETURNING and ON CONFLICT kept; `$n` renumbered from 1. */
+  readonly sql: string;
+  /** For each `$n` of `sql`, the 0-based index of its value among the original Bind's. */
+  readonly paramIndexes: readonly number[];
+  readonly shards: readonly number[];
+}
+
+/** One colocation inside a key class: the shard ids of its tables are `firstShardId + remainder`. */
+export interface ColocPart {
+  readonly colocation: Colocation;
+  readonly type: DistType;
+  readonly firstShardIds: readonly number[];
+}
+
+/** Distributed tables whose distribution columns hold the same values in the statement. */
+export interface KeyClass {
+  readonly key: KeySet;
+  readonly colocs: readonly ColocPart[];
+}
+
+export type KeyPlan =
+  | {
+      readonly kind: 'fixed';
+      readonly route: ShardRoute;
+      readonly writes: boolean;
+      /** False when the answer depends on the moment (the parser was not ready), not the text. */
+      readonly cacheable: boolean;
+    }
+  | {
+      readonly kind: 'keys';
+      readonly classes: readonly KeyClass[];
+      /** UPDATE … SET k = v / ON CONFLICT … SET k = v: v must fall in the shard of class `cls`. */
+      readonly assigns: readonly {
+        readonly cls: number;
+        readonly source: KeySource;
+        readonly type: DistType;
+      }[];
+      /**
+       * INSERT … VALUES into a distributed table: class `cls` holds one key per row (none may be
+       * NULL); `text` is the statement cut by rows when it may be split by group.
+       */
+      readonly insert: { readonly cls: number; readonly text: InsertText | null } | null;
+      readonly writes: boolean;
+      readonly groups: readonly string[];
+    }
+  /** Several statements in one Query message: all must land on one group. */
+  | {
+      readonly kind: 'statements';
+      readonly plans: readonly KeyPlan[];
+      readonly writes: boolean;
+      readonly groups: readonly string[];
+    };
+
+export interface PlanOptions {
+  /**
+   * A distributed table's columns in order, for `INSERT INTO t VALUES (…)` without a column
+   * list (the catalog does not keep them); without it such an INSERT is refused.
+   */
+  readonly columnsOf?: (table: DistributedTable) => readonly string[] | null;
+}
+
+/** A parse already done by the caller: the text and libpg-query's statement nodes. */
+export interface ParsedText {
+  readonly sql: string;
+  readonly stmts: readonly unknown[];
+}
+
+const LOCAL: KeyPlan = Object.freeze({
+  kind: 'fixed',
+  route: Object.freeze({ kind: 'local' }),
+  writes: false,
+  cacheable: true,
+});
+const LOCAL_WRITE: KeyPlan = Object.freeze({
+  kind: 'fixed',
+  route: Object.freeze({ kind: 'local' }),
+  writes: true,
+  cacheable: true,
+});
+const REFERENCE_READ: KeyPlan = Object.freeze({
+  kind: 'fixed',
+  route: Object.freeze({ kind: 'reference-read' }),
+  writes: false,
+  cacheable: true,
+});
+
+/** The lower-cased names of a catalog's tables, for the text pre-check (one per catalog object). */
+const namesOf = new WeakMap<Catalog, readonly string[]>();
+
+function catalogNames(catalog: Catalog): readonly string[] {
+  let names = namesOf.get(catalog);
+  if (names === undefined) {
+    names = [...new Set([...catalog.tables.values()].map((t) => t.rel.name.toLowerCase()))];
+    namesOf.set(catalog, names);
+  }
+  return names;
+}
+
+/**
+ * Whether `sql` may name a table of the catalog: every table name is searched in the lower-cased
+ * text. False means certainly not (a name cannot be written without its letters), so the
+ * statement is local without being parsed.
+ */
+export function mayNameCatalogTable(sql: string, catalog: Catalog): boolean {
+  if (catalog.tables.size === 0) return false;
+  const lower = sql.toLowerCase();
+  for (const n of catalogNames(catalog)) if (lower.includes(n)) return true;
+  return false;
+}
+
+export function shardKeyPlan(
+  input: string | ParsedText,
+  catalog: Catalog,
+  options: PlanOptions = {},
+): KeyPlan {
+  const sql = typeof input === 'string' ? input : input.sql;
+  if (!mayNameCatalogTable(sql, catalog)) return LOCAL;
+  let stmts: readonly unknown[];
+  if (typeof input === 'string') {
+    const parsed = parseStatements(sql);
+    if (parsed.kind === 'rejected') return LOCAL; // group 0 answers the syntax error
+    if (parsed.kind !== 'parsed') {
+      return fixed(
+        {
+          kind: 'error',
+          sqlstate: '0A000',
+          message: 'cannot route a statement on distributed tables: the SQL parser is not ready',
+        },
+        false,
+        false,
+      );
+    }
+    stmts = parsed.stmts;
+  } else stmts = input.stmts;
+  const plans: KeyPlan[] = [];
+  for (const raw of stmts) {
+    const node = isObj(raw) ? raw.stmt : undefined;
+    const n = unwrap(node);
+    if (n === null) continue;
+    plans.push(planStatement(n[0], n[1], stmts.length === 1 ? sql : null, catalog, options));
+  }
+  if (plans.length === 0) return LOCAL;
+  if (plans.length === 1) return plans[0]!;
+  return { kind: 'statements', plans, writes: plans.some((p) => p.writes), groups: catalog.groups };
+}
+
+function fixed(route: ShardRoute, writes: boolean, cacheable = true): KeyPlan {
+  return { kind: 'fixed', route, writes, cacheable };
+}
+
+function refused(r: Refusal, writes: boolean): KeyPlan {
+  return fixed({ kind: 'error', sqlstate: r.sqlstate, message: r.message }, writes);
+}
+
+const QUERIES = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
+
+/** One statement; `sql` is its text when it is the only statement (needed to split an INSERT). */
+function planStatement(
+  kind: string,
+  body: Obj,
+  sql: string | null,
+  catalog: Catalog,
+  options: PlanOptions,
+): KeyPlan {
+  const a = new Analysis(catalog, options.columnsOf ?? null);
+  if (QUERIES.has(kind)) {
+    a.query(kind, body, null, []);
+    return decide(a, kind === 'InsertStmt' && sql !== null ? { body, sql } : null);
+  }
+  const inner = unwrap(body.query);
+  if ((kind === 'ExplainStmt' || kind === 'DeclareCursorStmt') && inner !== null) {
+    return planStatement(inner[0], inner[1], null, catalog, options);
+  }
+  return planUtility(kind, body, a, (q) => decide(q, null));
+}
+
+/** The plan of an analysed query. */
+export function decide(a: Analysis, insert: { body: Obj; sql: string } | null): KeyPlan {
+  let dist: Occurrence | null = null;
+  let reference: Occurrence | null = null;
+  let local: Occurrence | null = null;
+  let refWrite: Occurrence | null = null;
+  let writes = false;
+  for (const o of a.occs) {
+    if (o.write) writes = true;
+    if (o.kind === 'distributed') dist ??= o;
+    else if (o.kind === 'reference') {
+      reference ??= o;
+      if (o.write) refWrite ??= o;
+    } else if (o.kind === 'local') local ??= o;
+  }
+  if (dist === null && reference === null) return writes ? LOCAL_WRITE : LOCAL;
+  if (a.merge)
+    return fixed(
+      {
+        kind: 'error',
+        sqlstate: '0A000',
+        message: 'MERGE on distributed or reference tables is not supported yet',
+      },
+      true,
+    );
+  if (a.refusal !== null) return refused(a.refusal, writes);
+  if (dist !== null && local !== null) {
+    return refused(
+      {
+        sqlstate: '0A000',
+        message:
+          `local table "${local.name}" cannot be used with distributed table "${dist.name}" in one statement: ` +
+          'local tables live on group 0 only (make it a reference or distributed table)',
+      },
+      writes,
+    );
+  }
+  if (refWrite !== null) {
+    const other = dist ?? local;
+    if (other !== null) {
+      return refused(
+        {
+          sqlstate: '0A000',
+          message: `a write to reference table "${refWrite.name}" reaches every group and cannot read ${other.kind} table "${other.name}" in the same statement`,
+        },
+        true,
+      );
+    }
+    return fixed({ kind: 'all', reason: `write to reference table "${refWrite.name}"` }, true);
+  }
+  if (dist === null) return local !== null ? (writes ? LOCAL_WRITE : LOCAL) : REFERENCE_READ;
+  return keyClasses(a, writes, insert);
+}
+
+/** The key classes of the distributed tables, or the reason the statement needs several groups. */
+function keyClasses(a: Analysis, writes: boolean, insert: { body: Obj; sql: string } | null): KeyPlan {
+  const groups = a.catalog.groups;
+  // Members of each class, and the class each one follows when it has no pin of its own.
+  const members = new Map<number, Occurrence[]>();
+  for (const o of a.occs) {
+    if (o.kind !== 'distributed') continue;
+    const r = a.root(o.id);
+    const list = members.get(r);
+    if (list === undefined) members.set(r, [o]);
+    else list.push(o);
+  }
+  const target = (r: number): number => {
+    // Follow correlations from an unpinned class to a pinned one (a bounded walk: no cycles).
+    let at = r;
+    for (let steps = 0; steps <= members.size; steps++) {
+      if (a.pins[at] !== null) return at;
+      let next: number | null = null;
+      for (const o of members.get(at) ?? []) {
+        const f = a.follows[o.id];
+        if (f !== null && f !== undefined && a.root(f) !== at) {
+          next = a.root(f);
+          break;
+        }
+      }
+      if (next === null) return at;
+      at = next;
+    }
+    return at;
+  };
+  const byTarget = new Map<number, Occurrence[]>();
+  for (const [r, list] of members) {
+    const t = target(r);
+    const into = byTarget.get(t);
+    if (into === undefined) byTarget.set(t, [...list]);
+    else into.push(...list);
+  }
+  const classes: KeyClass[] = [];
+  let insertCls = -1;
+  for (const [r, list] of byTarget) {
+    const colocs = colocParts(a.catalog, list);
+    const key = a.pins[r] ?? null;
+    if (key === null) {
+      if (colocs.length > 1) {
+        return refused(
+          {
+            sqlstate: '0A000',
+            message:
+              `distributed tables "${list[0]!.name}" and "${list.find((o) => o.table!.colocationId !== list[0]!.table!.colocationId)!.name}" ` +
+              'are joined on their distribution columns but are not colocated, and no value pins them to one shard',
+          },
+          writes,
+        );
+      }
+      const o = list[0]!;
+      return fixed(
+        {
+          kind: 'multi',
+          groups,
+          reason: `distributed table "${o.name}" is not pinned to one shard by its distribution column "${o.table!.column}"`,
+        },
+        writes,
+      );
+    }
+    if (a.insertRows !== null && list.includes(a.insertRows.occ)) insertCls = classes.length;
+    classes.push({ key, colocs });
+  }
+  const assigns = a.assigns.map((x) => ({
+    cls: classIndex(a, byTarget, x.occ),
+    source: x.source,
+    type: x.occ.table!.type!,
+  }));
+  let split: { cls: number; text: InsertText | null } | null = null;
+  if (a.insertRows !== null && insertCls >= 0) {
+    const rows = a.insertRows.sources.length;
+    const top = insert !== null && a.insertRows.relation === insert.body.relation;
+    split = { cls: insertCls, text: top && rows > 1 ? cutInsert(insert.sql, rows) : null };
+  }
+  return { kind: 'keys', classes, assigns, insert: split, writes, groups };
+}
+
+function classIndex(a: Analysis, byTarget: Map<number, Occurrence[]>, o: Occurrence): number {
+  let i = 0;
+  for (const list of byTarget.values()) {
+    if (list.includes(o)) return i;
+    i++;
+  }
+  return -1;
+}
+
+function colocParts(catalog: Catalog, list: readonly Occurrence[]): ColocPart[] {
+  const out: { colocation: Colocation; type: DistType; firstShardIds: number[] }[] = [];
+  for (const o of list) {
+    const t = o.table!;
+    const c = catalog.colocations.get(t.colocationId);
+    if (c === undefined) continue; // an inconsistent catalog: resolve finds no colocation and refuses
+    let part = out.find((p) => p.colocation.id === c.id);
+    if (part === undefined) {
+      part = { colocation: c, type: t.type!, firstShardIds: [] };
+      out.push(part);
+    }
+    if (!part.firstShardIds.includes(t.firstShardId)) part.firstShardIds.push(t.firstShardId);
+  }
+  return out;
+}
+
+export { resolveShards, type Remainder } from './resolve-shards.js';
