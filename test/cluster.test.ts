@@ -290,18 +290,27 @@ for (const bins of sets) {
         async (c) =>
           (
             await c.query<{ name: string; setting: string }>(
-              "SELECT name, setting FROM pg_settings WHERE name IN ('data_checksums','wal_level','password_encryption','wal_keep_size','max_slot_wal_keep_size','archive_mode') ORDER BY 1",
+              "SELECT name, setting FROM pg_settings WHERE name IN ('data_checksums','wal_level','password_encryption','wal_keep_size','max_slot_wal_keep_size','archive_mode','max_prepared_transactions') ORDER BY 1",
             )
           ).rows,
       );
       assert.deepEqual(Object.fromEntries(s.map((r) => [r.name, r.setting])), {
         archive_mode: 'on',
         data_checksums: 'on',
+        max_prepared_transactions: '64',
         max_slot_wal_keep_size: '4096',
         password_encryption: 'scram-sha-256',
         wal_keep_size: '256',
         wal_level: 'replica',
       });
+      // Two-phase commit across groups needs it on every node; a standby needs at least the primary's.
+      for (const i of [1, 2]) {
+        const [row] = await withClient(
+          node(i),
+          async (c) => (await c.query<{ v: string }>("SELECT current_setting('max_prepared_transactions') AS v")).rows,
+        );
+        assert.equal(row?.v, '64', `standby ${i}`);
+      }
     });
   });
 }

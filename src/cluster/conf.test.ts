@@ -4,9 +4,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseConfig } from '../config/load.js';
+import { allNodes, parseConfig } from '../config/load.js';
 import { INIT_DEFAULTS, renderConfig } from '../config/template.js';
-import { ARCHIVE_SCRIPT, primaryConninfo, renderHba, synchronousStandbyNames } from './conf.js';
+import type { PgBinaries } from './binaries.js';
+import { ARCHIVE_SCRIPT, primaryConninfo, renderHba, renderNodeConf, synchronousStandbyNames } from './conf.js';
 
 const cfg = (sync: string) =>
   parseConfig(renderConfig(INIT_DEFAULTS).replace('synchronous: off', `synchronous: ${sync}`), '/x/p.yaml')
@@ -17,6 +18,28 @@ test('synchronous_standby_names follows the mode', () => {
   assert.equal(synchronousStandbyNames(cfg('on'), ['a', 'b']), 'ANY 1 ("a", "b")');
   assert.equal(synchronousStandbyNames(cfg('"quorum 2"'), ['a', 'b']), 'ANY 2 ("a", "b")');
   assert.equal(synchronousStandbyNames(cfg('on'), []), '');
+});
+
+test('every node gets max_prepared_transactions (64 by default, or postgres.max_prepared_transactions)', () => {
+  const bins = { dir: '/nonexistent/bin', major: 16 } as PgBinaries;
+  const render = (config: ReturnType<typeof cfg>) =>
+    allNodes(config).map((node) =>
+      renderNodeConf({ config, node, bins, archiveDir: '/a', archiveScript: '/s', peers: [] }),
+    );
+  for (const conf of render(cfg('off'))) assert.match(conf, /^max_prepared_transactions = 64$/m);
+  const custom = parseConfig(
+    renderConfig(INIT_DEFAULTS).replace('  parameters: {}', '  parameters: {}\n  max_prepared_transactions: 200'),
+    '/x/p.yaml',
+  ).config;
+  const confs = render(custom);
+  assert.ok(confs.length > 1);
+  for (const conf of confs) assert.match(conf, /^max_prepared_transactions = 200$/m);
+  assert.throws(() =>
+    parseConfig(
+      renderConfig(INIT_DEFAULTS).replace('  parameters: {}', '  parameters: {}\n  max_prepared_transactions: 0'),
+      '/x/p.yaml',
+    ),
+  );
 });
 
 test('pg_hba.conf allows SCRAM only, and replication only for the replicator role', () => {

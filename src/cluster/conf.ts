@@ -69,6 +69,9 @@ export function renderNodeConf(i: NodeConfInput): string {
     ['logging_collector', false],
     ['log_line_prefix', '%m [%p] %q%u@%d '],
     ['log_connections', false],
+    // Two-phase commit across groups (distributing a table, DDL on distributed tables). Every node
+    // gets the same value: a standby refuses to start with less than its primary's.
+    ['max_prepared_transactions', config.postgres.max_prepared_transactions],
   ];
   if (config.replication.archive) {
     settings.push(['archive_mode', 'on']);

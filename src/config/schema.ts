@@ -393,6 +393,15 @@ export const configSchema = z
           )
           .default({})
           .describe('Extra postgresql.conf settings for every node.'),
+        max_prepared_transactions: z
+          .number()
+          .int()
+          .min(1)
+          .max(10_000)
+          .default(64)
+          .describe(
+            'max_prepared_transactions on every node (the same on standbys, which need at least the primary\'s): distributing a table and DDL on distributed tables commit on every group with two-phase commit. Needs a restart.',
+          ),
       })
       .strict()
       .default({
@@ -401,6 +410,7 @@ export const configSchema = z
         locale: 'C',
         client_networks: ['127.0.0.1/32', '::1/128'],
         parameters: {},
+        max_prepared_transactions: 64,
       }),
     replication: z
       .object({
