@@ -18,7 +18,7 @@ import type { ProxyConfig } from '../config/schema.js';
 import type { Service } from '../controller/service.js';
 import type { Logger } from '../obs/logger.js';
 import { ProxyServer } from '../proxy/proxy-server.js';
-import type { DatabaseResolver } from '../proxy/proxy-server.js';
+import type { DatabaseResolver, ShardingHost } from '../proxy/proxy-server.js';
 import { databasesResolver, topologyResolver } from '../proxy/resolver.js';
 import type { Topology } from '../topology/topology.js';
 import { TopologyView } from '../topology/topology.js';
@@ -92,6 +92,8 @@ export class ProxyService implements Service {
     private readonly logger: Logger,
     registry: Registry,
     view?: TopologyView,
+    /** The application database's sharding (pgscale up), when the controller runs it. */
+    private readonly sharding: () => ShardingHost | null = () => null,
   ) {
     this.view = view ?? new TopologyView();
     this.ownsTopology = view === undefined;
@@ -173,6 +175,7 @@ export class ProxyService implements Service {
       log: (line) => this.logger.info(line),
       logger: this.logger,
       onListenerClosed: (why) => this.onListenerClosed(proxy, why),
+      ...(this.sharding() ? { sharding: this.sharding()! } : {}),
       adminHooks: {
         reload: () => this.reload(),
         refuseShutdown: (who) => {

@@ -17,6 +17,7 @@ import type { Registry } from '../obs/metrics.js';
 import { NodeAgentsService } from '../controller/node-agents.js';
 import { TopologyView } from '../topology/topology.js';
 import { ProxyService } from './proxy-service.js';
+import { ShardingService } from './sharding-service.js';
 import { openClaimedStore } from './store-keys.js';
 
 export interface ServiceContext {
@@ -31,18 +32,36 @@ export function buildServices(ctx: ServiceContext): Service[] {
   const list: Service[] = [];
   const ha = ctx.loaded.config.ha.enabled;
   const view = ha ? new TopologyView() : undefined;
+  let haService: HaService | null = null;
   if (view) {
     const log = ctx.logger.child({ component: 'ha' });
     // The cluster claims its keys before HA reads or writes any (one cluster per set of keys).
     const open = () => openClaimedStore(ctx.cluster, () => openStore(ctx.loaded, log));
-    const service = new HaService(ctx.loaded, ctx.cluster, open, view, log);
+    haService = new HaService(ctx.loaded, ctx.cluster, open, view, log);
+    const service = haService;
     registerHaMetrics(ctx.registry, () => service.metricsSnapshot());
     list.push(service);
   }
   if (ctx.loaded.config.proxy.enabled) {
-    list.push(
-      new ProxyService(ctx.loaded, ctx.cluster, ctx.logger.child({ component: 'proxy' }), ctx.registry, view),
+    // Sharding starts before the proxy (its catalog is loaded before any client is routed) and
+    // stops after it; it keeps its catalog in HA's store, or opens the store itself without HA.
+    let sharding: ShardingService | null = null;
+    const proxy = new ProxyService(
+      ctx.loaded,
+      ctx.cluster,
+      ctx.logger.child({ component: 'proxy' }),
+      ctx.registry,
+      view,
+      () => sharding,
     );
+    sharding = new ShardingService(
+      ctx.loaded,
+      ctx.cluster,
+      ctx.logger.child({ component: 'sharding' }),
+      proxy.view,
+      () => haService?.stateStore ?? null,
+    );
+    list.push(sharding, proxy);
   }
   // Each node's health endpoints (Patroni's /primary, /replica …) on its api_port, for HAProxy.
   list.push(new NodeAgentsService(ctx.loaded, ctx.cluster, ctx.logger.child({ component: 'agents' })));

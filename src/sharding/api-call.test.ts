@@ -12,6 +12,7 @@ describe('Citus API calls in a Query text', () => {
       call: {
         fn: 'create_distributed_table',
         returns: 'void',
+        column: 'create_distributed_table',
         args: {
           table_name: 'users',
           distribution_column: 'user_id',
@@ -41,8 +42,9 @@ describe('Citus API calls in a Query text', () => {
     const un = apiCallOf("SELECT undistribute_table('users')");
     assert.ok(un?.ok);
     assert.equal(un.call.args.cascade_via_foreign_keys, false);
-    const id = apiCallOf("SELECT get_shard_id_for_distribution_column('users', -5)");
+    const id = apiCallOf("SELECT get_shard_id_for_distribution_column('users', -5) AS shard");
     assert.ok(id?.ok);
+    assert.equal(id.call.column, 'shard');
     assert.equal(id.call.returns, 'bigint');
     assert.equal(id.call.args.distribution_value, -5);
   });

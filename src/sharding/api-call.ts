@@ -49,8 +49,10 @@ export interface ApiCall {
   readonly fn: ApiFunction;
   /** Arguments by parameter name, defaults filled in. */
   readonly args: Readonly<Record<string, ApiArg>>;
-  /** The result column's type (its name is the function's, as PostgreSQL names it). */
+  /** The result column's type. */
   readonly returns: 'void' | 'bigint';
+  /** The result column's name: the function's, or the alias written (`AS id`). */
+  readonly column: string;
 }
 
 export type ApiOutcome =
@@ -126,7 +128,8 @@ export function apiCallOf(sql: string): ApiOutcome | null {
     if (i < sig.required) return undefinedFunction(fn, `without its argument ${p}`);
     args[p] = sig.defaults[i - sig.required] ?? null;
   }
-  return { ok: true, call: { fn, args, returns: sig.returns } };
+  const column = typeof rt[1].name === 'string' ? rt[1].name : fn;
+  return { ok: true, call: { fn, args, returns: sig.returns, column } };
 }
 
 /** The function's name, when unqualified or qualified by pg_catalog or public. */

@@ -1,0 +1,178 @@
+/**
+ * Sharding inside `pgscale up`: the catalog of distributed and reference tables of the
+ * application database, kept in the cluster's state store (the one high availability uses, or
+ * the embedded one when HA is off), loaded before the proxy accepts a client and followed as it
+ * changes; the proxy's routing over it (ShardRouter); and the Citus API calls, run one at a time
+ * as the cluster's superuser on every group's primary. At start, transactions a crash left
+ * prepared are finished as the catalog decides (committed if the catalog has the change).
+ */
+import pg from 'pg';
+import type { Cluster } from '../cluster/cluster.js';
+import type { LoadedConfig } from '../config/load.js';
+import type { Service } from '../controller/service.js';
+import { openStore } from '../ha/open-store.js';
+import type { StateStore } from '../ha/store.js';
+import type { Logger } from '../obs/logger.js';
+import type { DatabaseTarget } from '../proxy/database-target.js';
+import { ShardRouter } from '../proxy/shard-router.js';
+import { apiError, apiResult } from '../proxy/sharding.js';
+import type { DatabaseSharding, ShardingHost } from '../proxy/sharding.js';
+import { runApi } from '../sharding/api-run.js';
+import { isCatalogError, withGroups } from '../sharding/catalog.js';
+import { CatalogStore } from '../sharding/catalog-store.js';
+import { decideFromCatalog, pgGroupSession, recoverPrepared } from '../sharding/distribute.js';
+import type { GroupSession } from '../sharding/distribute.js';
+import type { TopologyView } from '../topology/topology.js';
+import { openClaimedStore } from './store-keys.js';
+
+export class ShardingService implements Service, ShardingHost {
+  readonly name = 'sharding';
+  private catalogs: CatalogStore | null = null;
+  /** The store this service opened itself (HA off); HA's is HA's to close. */
+  private ownStore: StateStore | null = null;
+  private readonly router: ShardRouter;
+  /** API calls run one after another (each takes locks on every group). */
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly app: string;
+
+  constructor(
+    private readonly loaded: LoadedConfig,
+    private readonly cluster: Cluster,
+    private readonly logger: Logger,
+    private readonly view: TopologyView,
+    /** High availability's store while it runs (null without HA). */
+    private readonly haStore: () => StateStore | null,
+  ) {
+    this.app = loaded.config.app.database;
+    this.router = new ShardRouter(
+      () => this.catalogs?.current ?? null,
+      (sql, user) => this.api(sql, user),
+    );
+  }
+
+  private get groups(): string[] {
+    return this.loaded.config.groups.map((_, i) => String(i));
+  }
+
+  async start(): Promise<void> {
+    const store =
+      this.haStore() ??
+      (this.ownStore = await openClaimedStore(this.cluster, () => openStore(this.loaded, this.logger)));
+    const catalogs = new CatalogStore(store, { groups: this.groups });
+    catalogs.onError((e) => this.logger.error({ err: e }, `sharding catalog: ${e.message}`));
+    await catalogs.load();
+    const grown = await catalogs.update((c) => withGroups(c, this.groups));
+    if (isCatalogError(grown)) this.logger.warn(`sharding catalog: groups not updated: ${grown.message}`);
+    this.catalogs = catalogs;
+    await this.recover().catch((e: unknown) =>
+      this.logger.warn({ err: e }, 'sharding: prepared transactions left by a crash could not be checked'),
+    );
+  }
+
+  async stop(): Promise<void> {
+    this.catalogs?.close();
+    this.catalogs = null;
+    await this.ownStore?.close().catch(() => undefined);
+    this.ownStore = null;
+  }
+
+  status(): unknown {
+    const c = this.catalogs?.current;
+    return c
+      ? { catalog_version: c.version, tables: c.tables.size, groups: c.groups }
+      : { catalog: 'not loaded' };
+  }
+
+  // ------------------------------------------------------------------ ShardingHost
+
+  forDatabase(database: string): DatabaseSharding | null {
+    return database === this.app ? this.router : null;
+  }
+
+  groupTarget(database: string, group: string): DatabaseTarget | null {
+    const g = Number(group);
+    const primary = this.view.lastPrimary(g);
+    if (!primary) return null;
+    return {
+      host: primary.host,
+      port: primary.port,
+      dbname: database,
+      followsTopology: true,
+      group: g,
+      replicas: [],
+    };
+  }
+
+  // ------------------------------------------------------------------ API calls
+
+  private api(sql: string, user: string): Promise<Buffer[]> {
+    const run = this.queue.then(async () => {
+      const catalogs = this.catalogs;
+      if (!catalogs) return apiError('57P03', 'the sharding catalog is not loaded');
+      const reply = await runApi(sql, user, {
+        catalogs,
+        openSessions: () => this.openSessions(),
+        onProgress: (p) =>
+          this.logger.info(
+            { table: `${p.table.schema}.${p.table.name}`, group: p.group, rows: p.rows, done: p.done },
+            `sharding: ${p.table.name}: ${p.rows} rows on group ${p.group}${p.done ? ' (done)' : ''}`,
+          ),
+      });
+      if (!reply.ok) return apiError(reply.sqlstate, reply.message, reply.detail);
+      this.logger.info({ user, call: reply.column }, `sharding: ${reply.column} done`);
+      return apiResult(reply.column, reply.type, reply.value);
+    });
+    this.queue = run.catch(() => undefined);
+    return run.catch((e: unknown) =>
+      apiError('XX000', `sharding: ${e instanceof Error ? e.message : String(e)}`),
+    );
+  }
+
+  /** A superuser session on each group's primary, in the catalog's group order. */
+  private async openSessions(): Promise<{ sessions: GroupSession[]; close(): Promise<void> }> {
+    const secrets = this.cluster.secrets();
+    const clients: pg.Client[] = [];
+    const close = async () => {
+      await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+    };
+    try {
+      const sessions: GroupSession[] = [];
+      for (const group of this.catalogs?.current.groups ?? this.groups) {
+        const primary = this.view.lastPrimary(Number(group));
+        if (!primary) throw new Error(`group ${group} has no primary right now`);
+        const c = new pg.Client({
+          host: primary.host,
+          port: primary.port,
+          user: this.loaded.config.postgres.superuser,
+          password: secrets.superuser,
+          database: this.app,
+          application_name: 'pgscale sharding',
+        });
+        c.on('error', () => undefined);
+        clients.push(c);
+        await c.connect();
+        sessions.push(pgGroupSession(group, c));
+      }
+      return { sessions, close };
+    } catch (e) {
+      await close();
+      throw e;
+    }
+  }
+
+  /** Finishes two-phase transactions a crash left prepared: committed if the catalog has the change. */
+  private async recover(): Promise<void> {
+    const catalogs = this.catalogs;
+    if (!catalogs || catalogs.current.groups.length === 0) return;
+    const { sessions, close } = await this.openSessions();
+    try {
+      const found = await recoverPrepared(sessions, (gid) =>
+        decideFromCatalog(gid, (key) => catalogs.current.tables.has(key)),
+      );
+      for (const t of found)
+        this.logger.warn({ gid: t.gid, group: t.group, decision: t.decision }, `sharding: finished ${t.gid}`);
+    } finally {
+      await close();
+    }
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * The guide's sharding example through `pgscale up` with three groups: a local `users` table
+ * with rows, `SELECT create_distributed_table('users', 'user_id')` through the proxy, and then
+ * plain SQL: each row lives on the group PostgreSQL's own hash puts it (checked with each group's
+ * partitions), point reads and writes by key go to that group only (simple protocol, extended
+ * with pg, prepared with postgres.js), a transaction stays on one group, what needs several groups
+ * is refused with 0A000, reference tables are copied to every group, and API misuse gets its error.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import pg from 'pg';
+import postgres from 'postgres';
+import { binarySets, cli, makeCluster, until } from './harness.js';
+import type { TestCluster } from './harness.js';
+import { readSecrets } from '../src/cluster/secrets.js';
+
+const bins = binarySets()[0]!;
+const USERS = 1000;
+
+describe('sharding inside pgscale up: the guide’s users table over three groups', () => {
+  let tc: TestCluster;
+  let app: pg.Client;
+  let direct: pg.Client[] = [];
+  const code = (c: string) => (e: { code?: string }) => e.code === c;
+
+  before(async () => {
+    tc = await makeCluster(bins, { groups: 3, replicas: 0 });
+    const up = await cli(['up', '-c', tc.file, '--detach'], tc.env);
+    assert.equal(up.code, 0, up.stderr + up.stdout);
+    const secrets = readSecrets(tc.cluster.dataDir)!;
+    const appConfig = {
+      host: '127.0.0.1',
+      port: tc.cluster.config.proxy.port,
+      user: 'app',
+      password: secrets.app,
+      database: 'app',
+    };
+    app = await until('the proxy to accept app', async () => {
+      const c = new pg.Client(appConfig);
+      c.on('error', () => undefined);
+      try {
+        await c.connect();
+        return c;
+      } catch {
+        return null;
+      }
+    });
+    for (let g = 0; g < 3; g++) {
+      const node = tc.cluster.nodes().find((n) => n.group === g)!;
+      const c = new pg.Client({
+        host: '127.0.0.1',
+        port: node.port,
+        user: tc.cluster.config.postgres.superuser,
+        password: secrets.superuser,
+        database: 'app',
+      });
+      await c.connect();
+      direct.push(c);
+    }
+  });
+  after(async () => {
+    await app?.end().catch(() => undefined);
+    for (const c of direct) await c.end().catch(() => undefined);
+    direct = [];
+    await cli(['down', '-c', tc.file], tc.env);
+    await tc.cleanup();
+  });
+
+  /** Which shard (partition users_<id>) holds each key, group by group, as PostgreSQL placed them. */
+  async function placement(table: string): Promise<Map<number, { group: number; shard: number }>> {
+    const out = new Map<number, { group: number; shard: number }>();
+    for (let g = 0; g < direct.length; g++) {
+      const r = await direct[g]!.query<{ k: string; part: string }>(
+        `SELECT user_id::text AS k, tableoid::regclass::text AS part FROM ${table}`,
+      );
+      for (const row of r.rows) {
+        const shard = Number(/_(\d+)$/.exec(row.part)![1]);
+        assert.ok(!out.has(Number(row.k)), `key ${row.k} on two groups`);
+        out.set(Number(row.k), { group: g, shard });
+      }
+    }
+    return out;
+  }
+
+  test('create_distributed_table moves the rows of a local table onto the groups by PostgreSQL’s hash', async () => {
+    await app.query(
+      'CREATE TABLE users (user_id bigint PRIMARY KEY, name text, email text, created_at timestamp DEFAULT now())',
+    );
+    await app.query(
+      `INSERT INTO users (user_id, name, email) SELECT g, 'user ' || g, 'u' || g || '@example.com' FROM generate_series(1, ${USERS}) g`,
+    );
+    const r = await app.query("SELECT create_distributed_table('users', 'user_id')");
+    assert.equal(r.rows.length, 1);
+    const where = await placement('users');
+    assert.equal(where.size, USERS, 'every row is on exactly one group');
+    const groups = new Set([...where.values()].map((w) => w.group));
+    assert.equal(groups.size, 3, 'rows on every group');
+    // The proxy's hash says the same shard PostgreSQL chose, for every key.
+    for (const k of [1, 2, 3, 17, 500, 999, 1000]) {
+      const id = await app.query<{ id: string }>(
+        `SELECT get_shard_id_for_distribution_column('users', ${k}) AS id`,
+      );
+      assert.equal(Number(id.rows[0]!.id), where.get(k)!.shard, `key ${k}`);
+    }
+  });
+
+  test('point reads and writes by key run on the key’s group only: simple, extended and prepared', async () => {
+    const where = await placement('users');
+    const portOf = (g: number) => tc.cluster.nodes().find((n) => n.group === g)!.port;
+    for (const k of [1, 42, 333, 777]) {
+      const simple = await app.query<{ name: string; port: number }>(
+        `SELECT name, inet_server_port() AS port FROM users WHERE user_id = ${k}`,
+      );
+      assert.equal(simple.rows[0]!.name, `user ${k}`);
+      assert.equal(simple.rows[0]!.port, portOf(where.get(k)!.group));
+      const ext = await app.query<{ name: string; port: number }>(
+        'SELECT name, inet_server_port() AS port FROM users WHERE user_id = $1',
+        [k],
+      );
+      assert.equal(ext.rows[0]!.port, portOf(where.get(k)!.group));
+    }
+    // Writes: a row on the wrong group would be refused by PostgreSQL itself (no partition there).
+    for (let k = USERS + 1; k <= USERS + 200; k++) {
+      if (k % 2) await app.query(`INSERT INTO users (user_id, name) VALUES (${k}, 'new ${k}')`);
+      else await app.query('INSERT INTO users (user_id, name) VALUES ($1, $2)', [k, `new ${k}`]);
+    }
+    const sql = postgres({
+      host: '127.0.0.1',
+      port: tc.cluster.config.proxy.port,
+      user: 'app',
+      password: readSecrets(tc.cluster.dataDir)!.app,
+      database: 'app',
+      max: 2,
+      onnotice: () => {},
+    });
+    try {
+      for (let k = USERS + 201; k <= USERS + 300; k++)
+        await sql`INSERT INTO users (user_id, name) VALUES (${k}, ${'pjs ' + k})`;
+      const got = await sql<{ name: string }[]>`SELECT name FROM users WHERE user_id = ${USERS + 250}`;
+      assert.equal(got[0]!.name, `pjs ${USERS + 250}`);
+      await sql`UPDATE users SET email = ${'x@y'} WHERE user_id = ${USERS + 250}`;
+      await sql`DELETE FROM users WHERE user_id = ${USERS + 251}`;
+    } finally {
+      await sql.end();
+    }
+    const after = await placement('users');
+    assert.equal(after.size, USERS + 299);
+    assert.equal(
+      (await app.query('SELECT email FROM users WHERE user_id = $1', [USERS + 250])).rows[0].email,
+      'x@y',
+    );
+  });
+
+  test('a transaction runs on one group; a statement on another fails it with 0A000', async () => {
+    const where = await placement('users');
+    const byGroup = [0, 1, 2].map((g) => [...where].filter(([, w]) => w.group === g).map(([k]) => k));
+    const [a, b] = byGroup[1]!;
+    const other = byGroup[2]![0]!;
+    await app.query('BEGIN');
+    await app.query("UPDATE users SET name = 'tx' WHERE user_id = $1", [a]);
+    await app.query("UPDATE users SET name = 'tx' WHERE user_id = $1", [b]);
+    await app.query('COMMIT');
+    const names = await app.query('SELECT name FROM users WHERE user_id = $1', [b]);
+    assert.equal(names.rows[0].name, 'tx');
+    await app.query('BEGIN');
+    await app.query("UPDATE users SET name = 'no' WHERE user_id = $1", [a]);
+    await assert.rejects(app.query('SELECT * FROM users WHERE user_id = $1', [other]), code('0A000'));
+    await app.query('ROLLBACK');
+    assert.equal((await app.query('SELECT name FROM users WHERE user_id = $1', [a])).rows[0].name, 'tx');
+  });
+
+  test('statements that need several groups are refused with 0A000, never answered in part', async () => {
+    await assert.rejects(app.query('SELECT count(*) FROM users'), code('0A000'));
+    await assert.rejects(app.query('UPDATE users SET name = name'), code('0A000'));
+    await assert.rejects(app.query("INSERT INTO users (user_id, name) VALUES (NULL, 'x')"), code('23502'));
+    // The session is fine afterwards.
+    assert.equal((await app.query('SELECT name FROM users WHERE user_id = 1')).rows[0].name, 'user 1');
+  });
+
+  test('create_reference_table copies a table to every group; reads are served by any', async () => {
+    await app.query('CREATE TABLE countries (code text PRIMARY KEY, name text)');
+    await app.query("INSERT INTO countries VALUES ('fr', 'France'), ('jp', 'Japan')");
+    await app.query("SELECT create_reference_table('countries')");
+    for (const d of direct)
+      assert.equal((await d.query('SELECT count(*)::int AS n FROM countries')).rows[0].n, 2);
+    const r = await app.query("SELECT name FROM countries WHERE code = 'jp'");
+    assert.equal(r.rows[0].name, 'Japan');
+  });
+
+  test('API misuse gets an error naming the problem, and changes nothing', async () => {
+    await assert.rejects(app.query("SELECT create_distributed_table('nosuch', 'id')"), code('42P01'));
+    await app.query('CREATE TABLE events (id bigint, at timestamp)');
+    await assert.rejects(app.query("SELECT create_distributed_table('events', 'nosuch')"), code('42703'));
+    await assert.rejects(app.query("SELECT create_distributed_table('users', 'user_id')"));
+    await assert.rejects(app.query("SELECT create_distributed_table('events', 'id', shard_count => 0)"));
+    await app.query('BEGIN');
+    await assert.rejects(app.query("SELECT create_distributed_table('events', 'id')"), code('25001'));
+    await app.query('ROLLBACK');
+    // events is still a local table on group 0.
+    await app.query('INSERT INTO events VALUES (1, now())');
+    assert.equal((await app.query('SELECT count(*)::int AS n FROM events')).rows[0].n, 1);
+  });
+});
