@@ -54,15 +54,31 @@ function ensureScratch(n: number): Buffer {
   return scratch;
 }
 
+/**
+ * The string's UTF-8 bytes into `scratch`, returning their length. ASCII (the usual key) is
+ * copied in JS, which is cheaper for short keys than a call into the encoder.
+ */
+function encodeText(text: string): number {
+  const n = text.length;
+  const buf = ensureScratch(3 * n);
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0 || c >= 0x80) {
+      checkTextString(text);
+      return buf.write(text, 0, 'utf8');
+    }
+    buf[i] = c;
+  }
+  return n;
+}
+
 /** `typmod` of varchar(n)/char(n) is n + 4; below 4 there is no limit. */
 function hashTextLike(value: ColumnValue, type: 'text' | 'varchar' | 'bpchar', typmod: number): void {
   let buf: Buffer;
   let len: number;
   if (value.format === 'text') {
-    const text = value.text;
-    checkTextString(text);
-    buf = ensureScratch(3 * text.length);
-    len = buf.write(text, 0, "utf8");
+    len = encodeText(value.text);
+    buf = scratch;
   } else {
     buf = value.bytes;
     checkTextBytes(buf);
