@@ -43,15 +43,34 @@ const int8Bin = (i: number): ColumnValue => {
 
 const cases: [string, DistType, ColumnValue[]][] = [
   ['int8, text', 'int8', values('int8', (i) => ({ format: 'text', text: String(1234567890123 + i) }))],
+  [
+    'int8 of 19 digits, text',
+    'int8',
+    values('int8', (i) => ({ format: 'text', text: String(1820000000000000000n + BigInt(i)) })),
+  ],
   ['int8, binary', 'int8', values('int8', int8Bin)],
   ['int4, text', 'int4', values('int4', (i) => ({ format: 'text', text: String(424242 + i) }))],
-  ['text 20 bytes, text', 'text', values('text', (i) => ({ format: 'text', text: `user-${String(i).padStart(6, '0')}@example.c` }))],
+  [
+    'text 20 bytes, text',
+    'text',
+    values('text', (i) => ({ format: 'text', text: `user-${String(i).padStart(6, '0')}@example.c` })),
+  ],
   [
     'text 20 bytes, binary',
     'text',
-    values('text', (i) => ({ format: 'binary', bytes: Buffer.from(`user-${String(i).padStart(6, '0')}@example.c`) })),
+    values('text', (i) => ({
+      format: 'binary',
+      bytes: Buffer.from(`user-${String(i).padStart(6, '0')}@example.c`),
+    })),
   ],
-  ['uuid, text', 'uuid', values('uuid', (i) => ({ format: 'text', text: `a0eebc99-9c0b-4ef8-bb6d-6bb9bd38${String(i).padStart(4, '0')}` }))],
+  [
+    'uuid, text',
+    'uuid',
+    values('uuid', (i) => ({
+      format: 'text',
+      text: `a0eebc99-9c0b-4ef8-bb6d-6bb9bd38${String(i).padStart(4, '0')}`,
+    })),
+  ],
   ['numeric, text', 'numeric', values('numeric', (i) => ({ format: 'text', text: `${12345 + i}.678` }))],
 ];
 
@@ -82,5 +101,7 @@ for (let i = 0; i < 1024; i++) if (halves(i) !== bigint(i)) throw new Error(`64-
 rows.push({ case: '64-bit step, two 32-bit halves', nsPerCall: nsPerCall(halves) });
 rows.push({ case: '64-bit step, BigInt', nsPerCall: nsPerCall(bigint) });
 
-console.log(`partition hash, CPU ns per call (best of 3 × ${N} calls; ${cpus().length} CPUs, load ${loadavg()[0]!.toFixed(2)})`);
+console.log(
+  `partition hash, CPU ns per call (best of 3 × ${N} calls; ${cpus().length} CPUs, load ${loadavg()[0]!.toFixed(2)})`,
+);
 console.table(rows);

@@ -51,45 +51,61 @@ function isSpace(ch: number): boolean {
   return ch === 32 || (ch >= 9 && ch <= 13);
 }
 
-/** The text without PostgreSQL's leading and trailing white space. */
-function trimSpace(text: string): string {
-  let s = 0;
-  let e = text.length;
-  while (s < e && isSpace(text.charCodeAt(s))) s++;
-  while (e > s && isSpace(text.charCodeAt(e - 1))) e--;
-  return s === 0 && e === text.length ? text : text.slice(s, e);
-}
-
 const LIMITS = {
   int2: [-32768n, 32767n],
   int4: [-2147483648n, 2147483647n],
   int8: [-9223372036854775808n, 9223372036854775807n],
 } as const;
 
-// Integer literals as PostgreSQL 16+ reads them (src/backend/utils/adt/numutils.c): `_` only
-// between digits, or right after a base prefix.
-const DECIMAL_INT = /^[0-9]+(?:_[0-9]+)*$/;
-const PREFIXED_INT = /^0(?:[xX](?:_?[0-9a-fA-F]+)+|[oO](?:_?[0-7]+)+|[bB](?:_?[01]+)+)$/;
+/** The value of `ch` as a digit in `base` (2, 8, 10, 16), or -1. */
+function digitIn(ch: number, base: number): number {
+  const d = hexValue(ch);
+  return d < base ? d : -1;
+}
 
-/** The integer in `text` (int2in/int4in/int8in), slow path: any syntax, checked with BigInt. */
+/**
+ * The integer in `text` as int2in/int4in/int8in read it (src/backend/utils/adt/numutils.c),
+ * slow path for any text, in BigInt: white space, a sign, decimal digits — or, as PostgreSQL 16+,
+ * a 0x/0o/0b prefix and `_` between digits (or right after the prefix). Like PostgreSQL, a
+ * magnitude beyond the type's range is refused while the digits are read (so '99999999999x' is
+ * out of range, not bad syntax), but a positive value one past the maximum only after the
+ * trailing text is checked.
+ */
 function parseIntSlow(text: string, type: IntType): bigint {
-  const t = trimSpace(text);
-  let body = t;
-  let negative = false;
-  if (body.startsWith('-') || body.startsWith('+')) {
-    negative = body.startsWith('-');
-    body = body.slice(1);
-  }
-  let magnitude: bigint;
-  if (DECIMAL_INT.test(body)) magnitude = BigInt(body.replaceAll('_', ''));
-  else if (PREFIXED_INT.test(body)) {
-    const digits = body.slice(2).replaceAll('_', '');
-    magnitude = BigInt(`0${body[1]!.toLowerCase()}${digits}`);
-  } else throw invalidText(SQL_NAMES[type], text);
-  const v = negative ? -magnitude : magnitude;
+  const n = text.length;
+  const sqlType = SQL_NAMES[type];
   const [min, max] = LIMITS[type];
-  if (v < min || v > max) throw outOfRange(type, text);
-  return v;
+  let i = 0;
+  while (i < n && isSpace(text.charCodeAt(i))) i++;
+  let negative = false;
+  if (text[i] === '-' || text[i] === '+') negative = text[i++] === '-';
+  let base = 10;
+  const p = text[i + 1];
+  if (text[i] === '0' && p !== undefined && 'xXoObB'.includes(p)) {
+    base = p === 'x' || p === 'X' ? 16 : p === 'o' || p === 'O' ? 8 : 2;
+    i += 2;
+  }
+  const first = i;
+  const bigBase = BigInt(base);
+  let v = 0n;
+  while (i < n) {
+    const d = digitIn(text.charCodeAt(i), base);
+    if (d >= 0) {
+      v = v * bigBase + BigInt(d);
+      if (v > -min) throw outOfRange(type, text);
+      i++;
+    } else if (text[i] === '_') {
+      // not first in a decimal, and always followed by a digit
+      if (base === 10 && i === first) throw invalidText(sqlType, text);
+      i++;
+      if (digitIn(text.charCodeAt(i), base) < 0) throw invalidText(sqlType, text);
+    } else break;
+  }
+  if (i === first) throw invalidText(sqlType, text);
+  while (i < n && isSpace(text.charCodeAt(i))) i++;
+  if (i !== n) throw invalidText(sqlType, text);
+  if (!negative && v > max) throw outOfRange(type, text);
+  return negative ? -v : v;
 }
 
 /**
@@ -142,9 +158,51 @@ export function int8FromText(text: string): void {
     int8Out.lo = v >>> 0;
     return;
   }
+  if (int8Plain(text)) return;
   const b = parseIntSlow(text, 'int8');
   int8Out.hi = Number(BigInt.asIntN(32, b >> 32n));
   int8Out.lo = Number(BigInt.asUintN(32, b));
+}
+
+/**
+ * A plain decimal int8 (white space, sign, up to 19 digits) into int8Out without BigInt: the
+ * magnitude is built in two 32-bit halves, then negated in two's complement. False when the text
+ * needs the slow path (other syntax, or out of range: the slow path words the error).
+ */
+function int8Plain(text: string): boolean {
+  const n = text.length;
+  let i = 0;
+  while (i < n && isSpace(text.charCodeAt(i))) i++;
+  let negative = false;
+  const sign = text.charCodeAt(i);
+  if (sign === 45 /* - */ || sign === 43 /* + */) {
+    negative = sign === 45;
+    i++;
+  }
+  const start = i;
+  let hi = 0;
+  let lo = 0;
+  while (i < n) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) break;
+    lo = lo * 10 + d; // < 2^36: exact
+    const carry = Math.floor(lo / 4294967296);
+    lo -= carry * 4294967296;
+    hi = hi * 10 + carry; // < 2^35 while at most 19 digits: exact
+    i++;
+  }
+  if (i === start || i - start > 19) return false;
+  while (i < n && isSpace(text.charCodeAt(i))) i++;
+  if (i !== n) return false;
+  // |value| ≤ 2^63 - 1, or 2^63 when negative
+  if (hi > 0x80000000 || (hi === 0x80000000 && (lo !== 0 || !negative))) return false;
+  if (negative && (hi !== 0 || lo !== 0)) {
+    lo = (~lo + 1) >>> 0;
+    hi = ~hi + (lo === 0 ? 1 : 0);
+  }
+  int8Out.hi = hi | 0;
+  int8Out.lo = lo >>> 0;
+  return true;
 }
 
 /** An int2/int4/int8 Bind parameter in binary format (big-endian two's complement). */

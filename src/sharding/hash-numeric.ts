@@ -33,6 +33,8 @@ function invalid(text: string): HashInputError {
 const SPECIAL_WORDS = new Set(['nan', 'infinity', '+infinity', '-infinity', 'inf', '+inf', '-inf']);
 // A decimal with optional exponent; `_` only between digits (PostgreSQL 16+).
 const DECIMAL = /^[+-]?(\d+(?:_\d+)*)?(?:\.(\d+(?:_\d+)*)?)?(?:[eE]([+-]?\d+(?:_\d+)*))?$/;
+// The mantissa and exponent at the start of a text that is not a whole valid numeric.
+const EXPONENT_HEAD = /^[+-]?(?:\d+(?:_\d+)*(?:\.(?:\d+(?:_\d+)*)?)?|\.\d+(?:_\d+)*)[eE]([+-]?\d+(?:_\d+)*)/;
 // Integers with a base prefix (PostgreSQL 16+).
 const PREFIXED = /^([+-]?)0(?:[xX](?:_?[0-9a-fA-F]+)+|[oO](?:_?[0-7]+)+|[bB](?:_?[01]+)+)$/;
 
@@ -57,7 +59,13 @@ export function numericFromText(text: string): NumericValue {
   } else if (PREFIXED.test(t)) {
     const body = t.replace(/^[+-]/, '').replaceAll('_', '');
     intPart = BigInt(`0${body[1]!.toLowerCase()}${body.slice(2)}`).toString();
-  } else throw invalid(text);
+  } else {
+    // set_var_from_str refuses a far-out exponent as soon as it has read it, before it looks
+    // at what follows.
+    const head = EXPONENT_HEAD.exec(t);
+    if (head && !(Math.abs(Number(head[1]!.replaceAll('_', ''))) < 0x3fffffff)) throw overflow();
+    throw invalid(text);
+  }
   const dscale = Math.max(0, fracPart.length - exponent);
   if (dscale > DSCALE_MAX) throw overflow();
   return fromDecimalDigits(intPart + fracPart, exponent - fracPart.length);
@@ -105,7 +113,13 @@ export function numericFromBinary(bytes: Buffer): NumericValue {
   if (bytes.length !== 8 + 2 * ndigits) {
     throw badBinary('numeric', `${ndigits} digits need ${8 + 2 * ndigits} bytes, got ${bytes.length}`);
   }
-  if (sign !== NUMERIC_POS && sign !== NUMERIC_NEG && sign !== NUMERIC_NAN && sign !== NUMERIC_PINF && sign !== NUMERIC_NINF) {
+  if (
+    sign !== NUMERIC_POS &&
+    sign !== NUMERIC_NEG &&
+    sign !== NUMERIC_NAN &&
+    sign !== NUMERIC_PINF &&
+    sign !== NUMERIC_NINF
+  ) {
     throw new HashInputError('22P03', 'invalid sign in external "numeric" value');
   }
   if (dscale > DSCALE_MAX) throw new HashInputError('22P03', 'invalid scale in external "numeric" value');
@@ -149,7 +163,11 @@ export function applyNumericTypmod(n: NumericValue, typmod: number): NumericValu
   const precision = ((typmod - 4) >> 16) & 0xffff;
   const scale = (((typmod - 4) & 0x7ff) ^ 0x400) - 0x400;
   const fieldOverflow = (detail: string): HashInputError =>
-    new HashInputError('22003', 'numeric field overflow', `A field with precision ${precision}, scale ${scale} ${detail}.`);
+    new HashInputError(
+      '22003',
+      'numeric field overflow',
+      `A field with precision ${precision}, scale ${scale} ${detail}.`,
+    );
   if (n.kind === 'special') {
     if (n.infinite) throw fieldOverflow('cannot hold an infinite value');
     return n;

@@ -144,13 +144,17 @@ function hashColumn(type: DistType, value: ColumnValue, typmod: number): void {
         uuidFromText(value.text, buf);
         hashBytes(buf, 0, 16);
       } else {
-        if (value.bytes.length !== 16) throw badBinary('uuid', `expected 16 bytes, got ${value.bytes.length}`);
+        if (value.bytes.length !== 16)
+          throw badBinary('uuid', `expected 16 bytes, got ${value.bytes.length}`);
         hashBytes(value.bytes, 0, 16);
       }
       return;
     case 'numeric':
       hashNumeric(
-        applyNumericTypmod(value.format === 'text' ? numericFromText(value.text) : numericFromBinary(value.bytes), typmod),
+        applyNumericTypmod(
+          value.format === 'text' ? numericFromText(value.text) : numericFromBinary(value.bytes),
+          typmod,
+        ),
       );
       return;
     default: {
@@ -193,7 +197,10 @@ export function partitionHash(type: DistType, value: ColumnValue, typmod = -1): 
  */
 export function hashRemainder(type: DistType, value: ColumnValue, modulus: number, typmod = -1): number {
   if (!Number.isInteger(modulus) || modulus < 1 || modulus > MAX_MODULUS) {
-    throw new HashInputError('22023', `modulus for hash partition must be an integer between 1 and ${MAX_MODULUS}`);
+    throw new HashInputError(
+      '22023',
+      `modulus for hash partition must be an integer between 1 and ${MAX_MODULUS}`,
+    );
   }
   rowHash(type, value, typmod);
   // A power of two needs only the low bits.
