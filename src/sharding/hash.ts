@@ -48,19 +48,22 @@ const MAX_MODULUS = 2147483647;
 
 /** Reused for text, uuid and numeric digits so a call allocates nothing in the common case. */
 let scratch = Buffer.allocUnsafe(256);
+/** The scratch buffer grows to this size at most; a larger key gets a buffer of its own. */
+const SCRATCH_MAX = 64 * 1024;
 
 function ensureScratch(n: number): Buffer {
-  if (scratch.length < n) scratch = Buffer.allocUnsafe(Math.max(n, 2 * scratch.length));
+  if (scratch.length >= n) return scratch;
+  if (n > SCRATCH_MAX) return Buffer.allocUnsafe(n);
+  scratch = Buffer.allocUnsafe(Math.min(SCRATCH_MAX, Math.max(n, 2 * scratch.length)));
   return scratch;
 }
 
 /**
- * The string's UTF-8 bytes into `scratch`, returning their length. ASCII (the usual key) is
+ * The string's UTF-8 bytes into `buf` (room for 3 bytes a UTF-16 unit), returning their length. ASCII (the usual key) is
  * copied in JS, which is cheaper for short keys than a call into the encoder.
  */
-function encodeText(text: string): number {
+function encodeText(text: string, buf: Buffer): number {
   const n = text.length;
-  const buf = ensureScratch(3 * n);
   for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i);
     if (c === 0 || c >= 0x80) {
@@ -77,8 +80,8 @@ function hashTextLike(value: ColumnValue, type: 'text' | 'varchar' | 'bpchar', t
   let buf: Buffer;
   let len: number;
   if (value.format === 'text') {
-    len = encodeText(value.text);
-    buf = scratch;
+    buf = ensureScratch(3 * value.text.length);
+    len = encodeText(value.text, buf);
   } else {
     buf = value.bytes;
     checkTextBytes(buf);
