@@ -227,11 +227,31 @@ function hexValue(ch: number): number {
   return -1;
 }
 
+/** Where each byte's two hex digits start in the canonical 8-4-4-4-12 form. */
+const UUID_AT = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+
+/** The canonical form (the one drivers send) read at fixed places; false for any other text. */
+function uuidCanonical(text: string, out: Uint8Array): boolean {
+  if (text.length !== 36) return false;
+  if (text.charCodeAt(8) !== 45 || text.charCodeAt(13) !== 45) return false;
+  if (text.charCodeAt(18) !== 45 || text.charCodeAt(23) !== 45) return false;
+  let bad = 0;
+  for (let byte = 0; byte < 16; byte++) {
+    const at = UUID_AT[byte]!;
+    const h = hexValue(text.charCodeAt(at));
+    const l = hexValue(text.charCodeAt(at + 1));
+    bad |= h | l;
+    out[byte] = (h << 4) | l;
+  }
+  return bad >= 0;
+}
+
 /**
  * A uuid from its text form into `out` (16 bytes), as uuid_in reads it: 32 hex digits, a `-`
  * allowed after any group of four, the whole optionally in braces; no white space.
  */
 export function uuidFromText(text: string, out: Uint8Array): void {
+  if (uuidCanonical(text, out)) return;
   let i = 0;
   const braces = text.charCodeAt(0) === 123; /* { */
   if (braces) i++;
