@@ -206,6 +206,27 @@ function shortText(): fc.Arbitrary<string> {
   return fc.array(chars, { maxLength: 9 }).map((a) => a.join(''));
 }
 
+/** Integers of `bits` bits (and a little beyond) written in PostgreSQL 16+'s forms. */
+function modernInt(bits: bigint): fc.Arbitrary<string> {
+  const limit = 1n << (bits - 1n);
+  const group = (digits: string, every: number) =>
+    digits.replace(new RegExp(`\\B(?=(.{${every}})+$)`, 'g'), '_');
+  return fc
+    .tuple(
+      fc.bigInt({ min: -limit - 2n, max: limit + 1n }),
+      fc.constantFrom(2, 8, 10, 16),
+      fc.boolean(),
+      fc.boolean(),
+    )
+    .map(([v, base, underscores, afterPrefix]) => {
+      const abs = (v < 0n ? -v : v).toString(base);
+      const digits = underscores ? group(abs, base === 10 ? 3 : 4) : abs;
+      const prefix =
+        base === 10 ? '' : `0${base === 16 ? 'x' : base === 8 ? 'o' : 'b'}${afterPrefix ? '_' : ''}`;
+      return `${v < 0n ? '-' : ''}${prefix}${digits}`;
+    });
+}
+
 /** Text that is often not a valid value of the type: typos, overflow, stray characters. */
 function junk(type: DistType): fc.Arbitrary<string> {
   const valid = textArb(type, true);
@@ -415,6 +436,21 @@ for (const bins of sets) {
         }
       });
     }
+
+    test(
+      'PostgreSQL 16+ literals: 0x/0o/0b integers and _ between digits',
+      { skip: bins.major < 16 },
+      async () => {
+        for (const type of ['int2', 'int4', 'int8', 'numeric'] as const) {
+          const bits = type === 'int2' ? 16n : type === 'int4' ? 32n : 64n;
+          const texts = fc.sample(modernInt(bits), { numRuns: RUNS, seed: SEED });
+          const placed = await placeAll(`h_${type}`, texts);
+          texts.forEach((v, k) =>
+            assert.equal(ours(`h_${type}`, type, { format: 'text', text: v }), placed[k], v),
+          );
+        }
+      },
+    );
 
     test('text PostgreSQL refuses is refused with the same SQLSTATE', async () => {
       for (const type of ['int2', 'int4', 'int8', 'uuid', 'numeric'] as const) {
