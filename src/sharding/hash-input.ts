@@ -152,12 +152,6 @@ export function int32FromText(text: string, type: 'int2' | 'int4'): number {
 export const int8Out = { hi: 0, lo: 0 };
 
 export function int8FromText(text: string): void {
-  const v = parseIntFast(text);
-  if (!Number.isNaN(v)) {
-    int8Out.hi = Math.floor(v / 4294967296) | 0;
-    int8Out.lo = v >>> 0;
-    return;
-  }
   if (int8Plain(text)) return;
   const b = parseIntSlow(text, 'int8');
   int8Out.hi = Number(BigInt.asIntN(32, b >> 32n));
@@ -165,9 +159,11 @@ export function int8FromText(text: string): void {
 }
 
 /**
- * A plain decimal int8 (white space, sign, up to 19 digits) into int8Out without BigInt: the
- * magnitude is built in two 32-bit halves, then negated in two's complement. False when the text
- * needs the slow path (other syntax, or out of range: the slow path words the error).
+ * A plain decimal int8 (white space, sign, up to 19 digits) into int8Out without BigInt. Up to
+ * 15 digits the value is an exact number; longer, the digits are read as two exact numbers — all but the last nine (h < 2^34) and the last nine
+ * (l < 10^9) — and h·10^9 + l is assembled in 32-bit halves, h split at 2^16 so that every
+ * product stays exact; a negative value is then negated in two's complement. False when the
+ * text needs the slow path (other syntax, or out of range: the slow path words the error).
  */
 function int8Plain(text: string): boolean {
   const n = text.length;
@@ -180,20 +176,42 @@ function int8Plain(text: string): boolean {
     i++;
   }
   const start = i;
-  let hi = 0;
-  let lo = 0;
+  let v = 0; // exact while at most 15 digits (below 2^53)
   while (i < n) {
     const d = text.charCodeAt(i) - 48;
     if (d < 0 || d > 9) break;
-    lo = lo * 10 + d; // < 2^36: exact
-    const carry = Math.floor(lo / 4294967296);
-    lo -= carry * 4294967296;
-    hi = hi * 10 + carry; // < 2^35 while at most 19 digits: exact
+    v = v * 10 + d;
     i++;
   }
-  if (i === start || i - start > 19) return false;
+  const end = i;
+  if (end === start || end - start > 19) return false;
   while (i < n && isSpace(text.charCodeAt(i))) i++;
   if (i !== n) return false;
+  if (end - start <= 15) {
+    if (negative) v = -v;
+    int8Out.hi = Math.floor(v / 4294967296) | 0;
+    int8Out.lo = v >>> 0;
+    return true;
+  }
+  const cut = end - 9;
+  let h = 0;
+  let l = 0;
+  for (let j = start; j < end; j++) {
+    const d = text.charCodeAt(j) - 48;
+    if (j < cut) h = h * 10 + d;
+    else l = l * 10 + d;
+  }
+  const hTop = Math.floor(h / 65536);
+  const x1 = (h - hTop * 65536) * 1e9 + l; // < 2^47
+  const x2 = hTop * 1e9; // < 2^48, to be shifted up 16 bits
+  const x2Low = x2 % 65536;
+  let lo = (x1 % 4294967296) + x2Low * 65536;
+  let carry = 0;
+  if (lo >= 4294967296) {
+    lo -= 4294967296;
+    carry = 1;
+  }
+  let hi = Math.floor(x1 / 4294967296) + (x2 - x2Low) / 65536 + carry;
   // |value| ≤ 2^63 - 1, or 2^63 when negative
   if (hi > 0x80000000 || (hi === 0x80000000 && (lo !== 0 || !negative))) return false;
   if (negative && (hi !== 0 || lo !== 0)) {

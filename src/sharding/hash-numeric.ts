@@ -38,8 +38,60 @@ const EXPONENT_HEAD = /^[+-]?(?:\d+(?:_\d+)*(?:\.(?:\d+(?:_\d+)*)?)?|\.\d+(?:_\d
 // Integers with a base prefix (PostgreSQL 16+).
 const PREFIXED = /^([+-]?)0(?:[xX](?:_?[0-9a-fA-F]+)+|[oO](?:_?[0-7]+)+|[bB](?:_?[01]+)+)$/;
 
+const POW10 = [1, 10, 100, 1000];
+
+function isSpace(ch: number): boolean {
+  return ch === 32 || (ch >= 9 && ch <= 13);
+}
+
+/**
+ * The common case without regular expressions or strings: white space, sign, digits with at most
+ * one decimal point. Each significant digit is added straight into its base-10000 digit. Null
+ * for any other text (the general path reads it and words the errors).
+ */
+function numericPlain(text: string): NumericValue | null {
+  const n = text.length;
+  let i = 0;
+  while (i < n && isSpace(text.charCodeAt(i))) i++;
+  const sign = text.charCodeAt(i);
+  if (sign === 45 /* - */ || sign === 43 /* + */) i++;
+  const start = i;
+  let point = -1;
+  for (; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46 /* . */ && point < 0) point = i;
+    else if (c < 48 || c > 57) break;
+  }
+  const end = i;
+  while (i < n && isSpace(text.charCodeAt(i))) i++;
+  if (i !== n || end - start - (point < 0 ? 0 : 1) === 0) return null;
+  const intEnd = point < 0 ? end : point;
+  const fracDigits = point < 0 ? 0 : end - point - 1;
+  if (fracDigits > DSCALE_MAX) return null;
+  let first = start;
+  while (first < end && (first === point || text.charCodeAt(first) === 48)) first++;
+  if (first === end) return ZERO;
+  let last = end - 1;
+  while (last === point || text.charCodeAt(last) === 48) last--;
+  // The power of ten of a character at j is intEnd - 1 - j before the point, intEnd - j after.
+  const weight = Math.floor((first < intEnd ? intEnd - 1 - first : intEnd - first) / 4);
+  const lowGroup = Math.floor((last < intEnd ? intEnd - 1 - last : intEnd - last) / 4);
+  if (weight > 32767) return null;
+  const digits: number[] = [];
+  for (let g = weight; g >= lowGroup; g--) digits.push(0);
+  for (let j = first; j <= last; j++) {
+    if (j === point) continue;
+    const p = j < intEnd ? intEnd - 1 - j : intEnd - j;
+    const group = Math.floor(p / 4);
+    digits[weight - group]! += (text.charCodeAt(j) - 48) * POW10[p - 4 * group]!;
+  }
+  return { kind: 'finite', weight, digits };
+}
+
 /** The numeric stored for `text` (numeric_in with no type modifier). */
 export function numericFromText(text: string): NumericValue {
+  const plain = numericPlain(text);
+  if (plain) return plain;
   const t = text.replace(/^[ \t\n\v\f\r]+|[ \t\n\v\f\r]+$/g, '');
   const word = t.toLowerCase();
   if (SPECIAL_WORDS.has(word)) return word === 'nan' ? NAN : INFINITE;

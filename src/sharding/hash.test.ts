@@ -180,6 +180,20 @@ describe('partition hash: identities PostgreSQL guarantees', () => {
     }
   });
 
+  test('numeric: the plain-decimal fast path reads as the general one (forced by a trailing e0)', () => {
+    fc.assert(
+      fc.property(
+        fc.stringMatching(/^[ \t]{0,2}[+-]?0{0,3}[0-9]{0,12}(\.[0-9]{0,12}0{0,3})?[ \n]{0,2}$/),
+        (s) => {
+          const t = s.trim();
+          fc.pre(/[0-9]/.test(t));
+          assert.equal(partitionHash('numeric', text(s)), partitionHash('numeric', text(`${t}e0`)), s);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
   test('bpchar ignores trailing spaces only; text and varchar keep them', () => {
     assert.equal(partitionHash('bpchar', text('ab  ')), partitionHash('text', text('ab')));
     assert.notEqual(partitionHash('bpchar', text('ab\t')), partitionHash('text', text('ab')));
