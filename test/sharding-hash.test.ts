@@ -42,9 +42,27 @@ const spaces = fc.constantFrom('', ' ', '  ', ' \t ', '\n');
 const noNul = (s: string): string => s.replaceAll('\0', '');
 
 function intText(min: bigint, max: bigint): fc.Arbitrary<string> {
-  const edge = fc.constantFrom(min, max, 0n, -1n, 1n, min + 1n, max - 1n, 2147483647n, -2147483648n, 2147483648n, -2147483649n);
-  const n = fc.oneof(fc.bigInt({ min, max }), fc.bigInt({ min: min > -70000n ? min : -70000n, max: max < 70000n ? max : 70000n }), edge.filter((v) => v >= min && v <= max));
-  return fc.tuple(spaces, fc.constantFrom('', '+'), n, spaces).map(([a, plus, v, b]) => `${a}${v >= 0n ? plus : ''}${v}${b}`);
+  const edge = fc.constantFrom(
+    min,
+    max,
+    0n,
+    -1n,
+    1n,
+    min + 1n,
+    max - 1n,
+    2147483647n,
+    -2147483648n,
+    2147483648n,
+    -2147483649n,
+  );
+  const n = fc.oneof(
+    fc.bigInt({ min, max }),
+    fc.bigInt({ min: min > -70000n ? min : -70000n, max: max < 70000n ? max : 70000n }),
+    edge.filter((v) => v >= min && v <= max),
+  );
+  return fc
+    .tuple(spaces, fc.constantFrom('', '+'), n, spaces)
+    .map(([a, plus, v, b]) => `${a}${v >= 0n ? plus : ''}${v}${b}`);
 }
 
 function numericText(modern: boolean): fc.Arbitrary<string> {
@@ -61,7 +79,22 @@ function numericText(modern: boolean): fc.Arbitrary<string> {
     decimal,
     fc.stringMatching(/^-?0\.0{0,12}[1-9][0-9]{0,8}$/),
     fc.stringMatching(/^-?[1-9]0{0,40}(\.0{0,10})?$/),
-    fc.constantFrom('NaN', 'nan', 'Infinity', '-Infinity', ' inf ', '0', '-0', '0.000', '1', '1.0', '1.00', '9999.9999', '10000', '1e131071'),
+    fc.constantFrom(
+      'NaN',
+      'nan',
+      'Infinity',
+      '-Infinity',
+      ' inf ',
+      '0',
+      '-0',
+      '0.000',
+      '1',
+      '1.0',
+      '1.00',
+      '9999.9999',
+      '10000',
+      '1e131071',
+    ),
   ];
   if (modern) arbs.push(fc.constantFrom('1_000.000_5', '0xFF', '-0o17', '0b_1010', '1_2e1_0'));
   return fc.oneof(...arbs);
@@ -141,19 +174,28 @@ const TYPMOD_COLUMNS: { name: string; type: DistType; decl: string; values: fc.A
     name: 'n72',
     type: 'numeric',
     decl: 'numeric(7,2)',
-    values: fc.oneof(fc.stringMatching(/^-?[0-9]{0,6}\.[0-9]{1,5}$/), fc.constantFrom('99999.995', '99999.994', '-0.005', '0.004', 'NaN', 'Infinity')),
+    values: fc.oneof(
+      fc.stringMatching(/^-?[0-9]{0,6}\.[0-9]{1,5}$/),
+      fc.constantFrom('99999.995', '99999.994', '-0.005', '0.004', 'NaN', 'Infinity'),
+    ),
   },
   {
     name: 'nneg',
     type: 'numeric',
     decl: 'numeric(5,-2)',
-    values: fc.oneof(fc.stringMatching(/^-?[0-9]{1,8}(\.[0-9]{1,3})?$/), fc.constantFrom('49', '50', '-150', '9999949', '9999950')),
+    values: fc.oneof(
+      fc.stringMatching(/^-?[0-9]{1,8}(\.[0-9]{1,3})?$/),
+      fc.constantFrom('49', '50', '-150', '9999949', '9999950'),
+    ),
   },
   {
     name: 'n35',
     type: 'numeric',
     decl: 'numeric(3,5)',
-    values: fc.oneof(fc.stringMatching(/^0\.00[0-9]{1,6}$/), fc.constantFrom('0.009995', '0.009994', '0.01', '0')),
+    values: fc.oneof(
+      fc.stringMatching(/^0\.00[0-9]{1,6}$/),
+      fc.constantFrom('0.009995', '0.009994', '0.01', '0'),
+    ),
   },
   { name: 'vc5', type: 'varchar', decl: 'varchar(5)', values: shortText() },
   { name: 'bc5', type: 'bpchar', decl: 'char(5)', values: shortText() },
@@ -164,15 +206,64 @@ function shortText(): fc.Arbitrary<string> {
   return fc.array(chars, { maxLength: 9 }).map((a) => a.join(''));
 }
 
+/** Integers of `bits` bits (and a little beyond) written in PostgreSQL 16+'s forms. */
+function modernInt(bits: bigint): fc.Arbitrary<string> {
+  const limit = 1n << (bits - 1n);
+  const group = (digits: string, every: number) =>
+    digits.replace(new RegExp(`\\B(?=(.{${every}})+$)`, 'g'), '_');
+  return fc
+    .tuple(
+      fc.bigInt({ min: -limit - 2n, max: limit + 1n }),
+      fc.constantFrom(2, 8, 10, 16),
+      fc.boolean(),
+      fc.boolean(),
+    )
+    .map(([v, base, underscores, afterPrefix]) => {
+      const abs = (v < 0n ? -v : v).toString(base);
+      const digits = underscores ? group(abs, base === 10 ? 3 : 4) : abs;
+      const prefix =
+        base === 10 ? '' : `0${base === 16 ? 'x' : base === 8 ? 'o' : 'b'}${afterPrefix ? '_' : ''}`;
+      return `${v < 0n ? '-' : ''}${prefix}${digits}`;
+    });
+}
+
 /** Text that is often not a valid value of the type: typos, overflow, stray characters. */
 function junk(type: DistType): fc.Arbitrary<string> {
   const valid = textArb(type, true);
   return fc.oneof(
     valid,
     fc.string({ maxLength: 12 }).map(noNul),
-    fc.tuple(valid, fc.string({ maxLength: 2 }), fc.nat(40)).map(([v, ins, at]) => noNul(v.slice(0, at) + ins + v.slice(at))),
+    fc
+      .tuple(valid, fc.string({ maxLength: 2 }), fc.nat(40))
+      .map(([v, ins, at]) => noNul(v.slice(0, at) + ins + v.slice(at))),
     valid.map((v) => v + '9'.repeat(20)),
-    fc.constantFrom('', ' ', '-', '+', '1e', '.', '--1', '1-', '0x', '1 2', '1.5', 'NaN', '-NaN', '1e131072', '{}', '9223372036854775808', '-9223372036854775809'),
+    fc.constantFrom(
+      '',
+      ' ',
+      '-',
+      '+',
+      '1e',
+      '.',
+      '--1',
+      '1-',
+      '0x',
+      '1 2',
+      '1.5',
+      'NaN',
+      '-NaN',
+      '1e131072',
+      '{}',
+      '9223372036854775808',
+      '-9223372036854775809',
+      '99999999999999999999x',
+      '12345678901x',
+      '2147483648_',
+      '32768 x',
+      '1e9999999999x',
+      '.e9999999999x',
+      '0x',
+      '1_',
+    ),
   );
 }
 
@@ -194,13 +285,17 @@ for (const bins of sets) {
       for (const type of DIST_TYPES) {
         ddl.push(`CREATE TABLE h_${type} (i int, v ${type}) PARTITION BY HASH (v)`);
         for (let r = 0; r < 32; r++) {
-          ddl.push(`CREATE TABLE h_${type}_${r} PARTITION OF h_${type} FOR VALUES WITH (MODULUS 32, REMAINDER ${r})`);
+          ddl.push(
+            `CREATE TABLE h_${type}_${r} PARTITION OF h_${type} FOR VALUES WITH (MODULUS 32, REMAINDER ${r})`,
+          );
         }
       }
       for (const col of TYPMOD_COLUMNS) {
         ddl.push(`CREATE TABLE t_${col.name} (i int, v ${col.decl}) PARTITION BY HASH (v)`);
         for (let r = 0; r < 32; r++) {
-          ddl.push(`CREATE TABLE t_${col.name}_${r} PARTITION OF t_${col.name} FOR VALUES WITH (MODULUS 32, REMAINDER ${r})`);
+          ddl.push(
+            `CREATE TABLE t_${col.name}_${r} PARTITION OF t_${col.name} FOR VALUES WITH (MODULUS 32, REMAINDER ${r})`,
+          );
         }
       }
       // Stores one value as an INSERT of a literal would (the column's input function and type
@@ -253,7 +348,11 @@ for (const bins of sets) {
         assert.equal(full.rows.length, texts.length);
         for (const row of full.rows) {
           const v = texts[Number(row.i) - 1]!;
-          assert.equal(partitionHash(type, { format: 'text', text: v }), BigInt(row.h), `${type} ${JSON.stringify(v)}`);
+          assert.equal(
+            partitionHash(type, { format: 'text', text: v }),
+            BigInt(row.h),
+            `${type} ${JSON.stringify(v)}`,
+          );
         }
 
         // Every modulus: the one remainder satisfies_hash_partition accepts.
@@ -279,7 +378,11 @@ for (const bins of sets) {
         );
         for (const row of ins.rows) {
           const v = texts[Number(row.i) - 1]!;
-          assert.equal(`h_${type}_${hashRemainder(type, { format: 'text', text: v }, 32)}`, row.part, JSON.stringify(v));
+          assert.equal(
+            `h_${type}_${hashRemainder(type, { format: 'text', text: v }, 32)}`,
+            row.part,
+            JSON.stringify(v),
+          );
         }
 
         // … and as binary Bind parameters, one per value.
@@ -307,7 +410,11 @@ for (const bins of sets) {
         const texts = fc.sample(col.values, { numRuns: RUNS, seed: SEED });
         const placed = await placeAll(`t_${col.name}`, texts);
         texts.forEach((v, k) => {
-          assert.equal(ours(`t_${col.name}`, col.type, { format: 'text', text: v }, typmod), placed[k], JSON.stringify(v));
+          assert.equal(
+            ours(`t_${col.name}`, col.type, { format: 'text', text: v }, typmod),
+            placed[k],
+            JSON.stringify(v),
+          );
         });
         // Binary parameters that fit, in one multi-row INSERT.
         const bin = binaryValues(col.type, texts).filter(
@@ -321,10 +428,29 @@ for (const bins of sets) {
         );
         for (const row of binIns.rows) {
           const b = bin[row.i - 1]!;
-          assert.equal(ours(`t_${col.name}`, col.type, { format: 'binary', bytes: b }, typmod), row.part, b.toString('hex'));
+          assert.equal(
+            ours(`t_${col.name}`, col.type, { format: 'binary', bytes: b }, typmod),
+            row.part,
+            b.toString('hex'),
+          );
         }
       });
     }
+
+    test(
+      'PostgreSQL 16+ literals: 0x/0o/0b integers and _ between digits',
+      { skip: bins.major < 16 },
+      async () => {
+        for (const type of ['int2', 'int4', 'int8', 'numeric'] as const) {
+          const bits = type === 'int2' ? 16n : type === 'int4' ? 32n : 64n;
+          const texts = fc.sample(modernInt(bits), { numRuns: RUNS, seed: SEED });
+          const placed = await placeAll(`h_${type}`, texts);
+          texts.forEach((v, k) =>
+            assert.equal(ours(`h_${type}`, type, { format: 'text', text: v }), placed[k], v),
+          );
+        }
+      },
+    );
 
     test('text PostgreSQL refuses is refused with the same SQLSTATE', async () => {
       for (const type of ['int2', 'int4', 'int8', 'uuid', 'numeric'] as const) {
@@ -332,7 +458,10 @@ for (const bins of sets) {
         const placed = await placeAll(`h_${type}`, texts);
         // The sample must hold both kinds, or it proves nothing.
         const refused = placed.filter((p) => p.startsWith('ERROR')).length;
-        assert.ok(refused >= 10 && refused <= texts.length - 10, `${type}: ${refused} of ${texts.length} refused`);
+        assert.ok(
+          refused >= 10 && refused <= texts.length - 10,
+          `${type}: ${refused} of ${texts.length} refused`,
+        );
         texts.forEach((v, k) => {
           const mine = ours(`h_${type}`, type, { format: 'text', text: v });
           // PostgreSQL 16 added 0x/0o/0b and `_` in numbers; older servers refuse what we accept.

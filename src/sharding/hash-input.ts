@@ -51,45 +51,61 @@ function isSpace(ch: number): boolean {
   return ch === 32 || (ch >= 9 && ch <= 13);
 }
 
-/** The text without PostgreSQL's leading and trailing white space. */
-function trimSpace(text: string): string {
-  let s = 0;
-  let e = text.length;
-  while (s < e && isSpace(text.charCodeAt(s))) s++;
-  while (e > s && isSpace(text.charCodeAt(e - 1))) e--;
-  return s === 0 && e === text.length ? text : text.slice(s, e);
-}
-
 const LIMITS = {
   int2: [-32768n, 32767n],
   int4: [-2147483648n, 2147483647n],
   int8: [-9223372036854775808n, 9223372036854775807n],
 } as const;
 
-// Integer literals as PostgreSQL 16+ reads them (src/backend/utils/adt/numutils.c): `_` only
-// between digits, or right after a base prefix.
-const DECIMAL_INT = /^[0-9]+(?:_[0-9]+)*$/;
-const PREFIXED_INT = /^0(?:[xX](?:_?[0-9a-fA-F]+)+|[oO](?:_?[0-7]+)+|[bB](?:_?[01]+)+)$/;
+/** The value of `ch` as a digit in `base` (2, 8, 10, 16), or -1. */
+function digitIn(ch: number, base: number): number {
+  const d = hexValue(ch);
+  return d < base ? d : -1;
+}
 
-/** The integer in `text` (int2in/int4in/int8in), slow path: any syntax, checked with BigInt. */
+/**
+ * The integer in `text` as int2in/int4in/int8in read it (src/backend/utils/adt/numutils.c),
+ * slow path for any text, in BigInt: white space, a sign, decimal digits — or, as PostgreSQL 16+,
+ * a 0x/0o/0b prefix and `_` between digits (or right after the prefix). Like PostgreSQL, a
+ * magnitude beyond the type's range is refused while the digits are read (so '99999999999x' is
+ * out of range, not bad syntax), but a positive value one past the maximum only after the
+ * trailing text is checked.
+ */
 function parseIntSlow(text: string, type: IntType): bigint {
-  const t = trimSpace(text);
-  let body = t;
-  let negative = false;
-  if (body.startsWith('-') || body.startsWith('+')) {
-    negative = body.startsWith('-');
-    body = body.slice(1);
-  }
-  let magnitude: bigint;
-  if (DECIMAL_INT.test(body)) magnitude = BigInt(body.replaceAll('_', ''));
-  else if (PREFIXED_INT.test(body)) {
-    const digits = body.slice(2).replaceAll('_', '');
-    magnitude = BigInt(`0${body[1]!.toLowerCase()}${digits}`);
-  } else throw invalidText(SQL_NAMES[type], text);
-  const v = negative ? -magnitude : magnitude;
+  const n = text.length;
+  const sqlType = SQL_NAMES[type];
   const [min, max] = LIMITS[type];
-  if (v < min || v > max) throw outOfRange(type, text);
-  return v;
+  let i = 0;
+  while (i < n && isSpace(text.charCodeAt(i))) i++;
+  let negative = false;
+  if (text[i] === '-' || text[i] === '+') negative = text[i++] === '-';
+  let base = 10;
+  const p = text[i + 1];
+  if (text[i] === '0' && p !== undefined && 'xXoObB'.includes(p)) {
+    base = p === 'x' || p === 'X' ? 16 : p === 'o' || p === 'O' ? 8 : 2;
+    i += 2;
+  }
+  const first = i;
+  const bigBase = BigInt(base);
+  let v = 0n;
+  while (i < n) {
+    const d = digitIn(text.charCodeAt(i), base);
+    if (d >= 0) {
+      v = v * bigBase + BigInt(d);
+      if (v > -min) throw outOfRange(type, text);
+      i++;
+    } else if (text[i] === '_') {
+      // not first in a decimal, and always followed by a digit
+      if (base === 10 && i === first) throw invalidText(sqlType, text);
+      i++;
+      if (digitIn(text.charCodeAt(i), base) < 0) throw invalidText(sqlType, text);
+    } else break;
+  }
+  if (i === first) throw invalidText(sqlType, text);
+  while (i < n && isSpace(text.charCodeAt(i))) i++;
+  if (i !== n) throw invalidText(sqlType, text);
+  if (!negative && v > max) throw outOfRange(type, text);
+  return negative ? -v : v;
 }
 
 /**
@@ -136,15 +152,75 @@ export function int32FromText(text: string, type: 'int2' | 'int4'): number {
 export const int8Out = { hi: 0, lo: 0 };
 
 export function int8FromText(text: string): void {
-  const v = parseIntFast(text);
-  if (!Number.isNaN(v)) {
-    int8Out.hi = Math.floor(v / 4294967296) | 0;
-    int8Out.lo = v >>> 0;
-    return;
-  }
+  if (int8Plain(text)) return;
   const b = parseIntSlow(text, 'int8');
   int8Out.hi = Number(BigInt.asIntN(32, b >> 32n));
   int8Out.lo = Number(BigInt.asUintN(32, b));
+}
+
+/**
+ * A plain decimal int8 (white space, sign, up to 19 digits) into int8Out without BigInt. Up to
+ * 15 digits the value is an exact number; longer, the digits are read as two exact numbers — all but the last nine (h < 2^34) and the last nine
+ * (l < 10^9) — and h·10^9 + l is assembled in 32-bit halves, h split at 2^16 so that every
+ * product stays exact; a negative value is then negated in two's complement. False when the
+ * text needs the slow path (other syntax, or out of range: the slow path words the error).
+ */
+function int8Plain(text: string): boolean {
+  const n = text.length;
+  let i = 0;
+  while (i < n && isSpace(text.charCodeAt(i))) i++;
+  let negative = false;
+  const sign = text.charCodeAt(i);
+  if (sign === 45 /* - */ || sign === 43 /* + */) {
+    negative = sign === 45;
+    i++;
+  }
+  const start = i;
+  let v = 0; // exact while at most 15 digits (below 2^53)
+  while (i < n) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) break;
+    v = v * 10 + d;
+    i++;
+  }
+  const end = i;
+  if (end === start || end - start > 19) return false;
+  while (i < n && isSpace(text.charCodeAt(i))) i++;
+  if (i !== n) return false;
+  if (end - start <= 15) {
+    if (negative) v = -v;
+    int8Out.hi = Math.floor(v / 4294967296) | 0;
+    int8Out.lo = v >>> 0;
+    return true;
+  }
+  const cut = end - 9;
+  let h = 0;
+  let l = 0;
+  for (let j = start; j < end; j++) {
+    const d = text.charCodeAt(j) - 48;
+    if (j < cut) h = h * 10 + d;
+    else l = l * 10 + d;
+  }
+  const hTop = Math.floor(h / 65536);
+  const x1 = (h - hTop * 65536) * 1e9 + l; // < 2^47
+  const x2 = hTop * 1e9; // < 2^48, to be shifted up 16 bits
+  const x2Low = x2 % 65536;
+  let lo = (x1 % 4294967296) + x2Low * 65536;
+  let carry = 0;
+  if (lo >= 4294967296) {
+    lo -= 4294967296;
+    carry = 1;
+  }
+  let hi = Math.floor(x1 / 4294967296) + (x2 - x2Low) / 65536 + carry;
+  // |value| ≤ 2^63 - 1, or 2^63 when negative
+  if (hi > 0x80000000 || (hi === 0x80000000 && (lo !== 0 || !negative))) return false;
+  if (negative && (hi !== 0 || lo !== 0)) {
+    lo = (~lo + 1) >>> 0;
+    hi = ~hi + (lo === 0 ? 1 : 0);
+  }
+  int8Out.hi = hi | 0;
+  int8Out.lo = lo >>> 0;
+  return true;
 }
 
 /** An int2/int4/int8 Bind parameter in binary format (big-endian two's complement). */
@@ -169,11 +245,31 @@ function hexValue(ch: number): number {
   return -1;
 }
 
+/** Where each byte's two hex digits start in the canonical 8-4-4-4-12 form. */
+const UUID_AT = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+
+/** The canonical form (the one drivers send) read at fixed places; false for any other text. */
+function uuidCanonical(text: string, out: Uint8Array): boolean {
+  if (text.length !== 36) return false;
+  if (text.charCodeAt(8) !== 45 || text.charCodeAt(13) !== 45) return false;
+  if (text.charCodeAt(18) !== 45 || text.charCodeAt(23) !== 45) return false;
+  let bad = 0;
+  for (let byte = 0; byte < 16; byte++) {
+    const at = UUID_AT[byte]!;
+    const h = hexValue(text.charCodeAt(at));
+    const l = hexValue(text.charCodeAt(at + 1));
+    bad |= h | l;
+    out[byte] = (h << 4) | l;
+  }
+  return bad >= 0;
+}
+
 /**
  * A uuid from its text form into `out` (16 bytes), as uuid_in reads it: 32 hex digits, a `-`
  * allowed after any group of four, the whole optionally in braces; no white space.
  */
 export function uuidFromText(text: string, out: Uint8Array): void {
+  if (uuidCanonical(text, out)) return;
   let i = 0;
   const braces = text.charCodeAt(0) === 123; /* { */
   if (braces) i++;

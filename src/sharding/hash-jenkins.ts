@@ -33,12 +33,15 @@ let U_C = 0;
   let a = (initial(4) + SEED_HI) | 0;
   let b = (initial(4) + SEED_LO) | 0;
   let c = initial(4);
-  a = (a - c) | 0; a ^= (c << 4) | (c >>> 28); c = (c + b) | 0;
-  b = (b - a) | 0; b ^= (a << 6) | (a >>> 26); a = (a + c) | 0;
-  c = (c - b) | 0; c ^= (b << 8) | (b >>> 24); b = (b + a) | 0;
-  a = (a - c) | 0; a ^= (c << 16) | (c >>> 16); c = (c + b) | 0;
-  b = (b - a) | 0; b ^= (a << 19) | (a >>> 13); a = (a + c) | 0;
-  c = (c - b) | 0; c ^= (b << 4) | (b >>> 28); b = (b + a) | 0;
+  // prettier-ignore
+  {
+    a = (a - c) | 0; a ^= (c << 4) | (c >>> 28); c = (c + b) | 0;
+    b = (b - a) | 0; b ^= (a << 6) | (a >>> 26); a = (a + c) | 0;
+    c = (c - b) | 0; c ^= (b << 8) | (b >>> 24); b = (b + a) | 0;
+    a = (a - c) | 0; a ^= (c << 16) | (c >>> 16); c = (c + b) | 0;
+    b = (b - a) | 0; b ^= (a << 19) | (a >>> 13); a = (a + c) | 0;
+    c = (c - b) | 0; c ^= (b << 4) | (b >>> 28); b = (b + a) | 0;
+  }
   U_A = a;
   U_B = b;
   U_C = c;
@@ -49,13 +52,16 @@ export function hashUint32(k: number): void {
   let a = (U_A + k) | 0;
   let b = U_B;
   let c = U_C;
-  c ^= b; c = (c - ((b << 14) | (b >>> 18))) | 0;
-  a ^= c; a = (a - ((c << 11) | (c >>> 21))) | 0;
-  b ^= a; b = (b - ((a << 25) | (a >>> 7))) | 0;
-  c ^= b; c = (c - ((b << 16) | (b >>> 16))) | 0;
-  a ^= c; a = (a - ((c << 4) | (c >>> 28))) | 0;
-  b ^= a; b = (b - ((a << 14) | (a >>> 18))) | 0;
-  c ^= b; c = (c - ((b << 24) | (b >>> 8))) | 0;
+  // prettier-ignore
+  {
+    c ^= b; c = (c - ((b << 14) | (b >>> 18))) | 0;
+    a ^= c; a = (a - ((c << 11) | (c >>> 21))) | 0;
+    b ^= a; b = (b - ((a << 25) | (a >>> 7))) | 0;
+    c ^= b; c = (c - ((b << 16) | (b >>> 16))) | 0;
+    a ^= c; a = (a - ((c << 4) | (c >>> 28))) | 0;
+    b ^= a; b = (b - ((a << 14) | (a >>> 18))) | 0;
+    c ^= b; c = (c - ((b << 24) | (b >>> 8))) | 0;
+  }
   hashOut.hi = b >>> 0;
   hashOut.lo = c >>> 0;
 }
@@ -76,16 +82,19 @@ export function hashBytes(k: Uint8Array, off: number, len: number): void {
   let c = initial(len);
   let rest = len;
   for (;;) {
-    a = (a - c) | 0; a ^= (c << 4) | (c >>> 28); c = (c + b) | 0;
-    b = (b - a) | 0; b ^= (a << 6) | (a >>> 26); a = (a + c) | 0;
-    c = (c - b) | 0; c ^= (b << 8) | (b >>> 24); b = (b + a) | 0;
-    a = (a - c) | 0; a ^= (c << 16) | (c >>> 16); c = (c + b) | 0;
-    b = (b - a) | 0; b ^= (a << 19) | (a >>> 13); a = (a + c) | 0;
-    c = (c - b) | 0; c ^= (b << 4) | (b >>> 28); b = (b + a) | 0;
+    // prettier-ignore
+    {
+      a = (a - c) | 0; a ^= (c << 4) | (c >>> 28); c = (c + b) | 0;
+      b = (b - a) | 0; b ^= (a << 6) | (a >>> 26); a = (a + c) | 0;
+      c = (c - b) | 0; c ^= (b << 8) | (b >>> 24); b = (b + a) | 0;
+      a = (a - c) | 0; a ^= (c << 16) | (c >>> 16); c = (c + b) | 0;
+      b = (b - a) | 0; b ^= (a << 19) | (a >>> 13); a = (a + c) | 0;
+      c = (c - b) | 0; c ^= (b << 4) | (b >>> 28); b = (b + a) | 0;
+    }
     if (rest < 12) break;
-    a = (a + ((k[off]! | (k[off + 1]! << 8) | (k[off + 2]! << 16) | (k[off + 3]! << 24)) | 0)) | 0;
-    b = (b + ((k[off + 4]! | (k[off + 5]! << 8) | (k[off + 6]! << 16) | (k[off + 7]! << 24)) | 0)) | 0;
-    c = (c + ((k[off + 8]! | (k[off + 9]! << 8) | (k[off + 10]! << 16) | (k[off + 11]! << 24)) | 0)) | 0;
+    a = (a + (k[off]! | (k[off + 1]! << 8) | (k[off + 2]! << 16) | (k[off + 3]! << 24) | 0)) | 0;
+    b = (b + (k[off + 4]! | (k[off + 5]! << 8) | (k[off + 6]! << 16) | (k[off + 7]! << 24) | 0)) | 0;
+    c = (c + (k[off + 8]! | (k[off + 9]! << 8) | (k[off + 10]! << 16) | (k[off + 11]! << 24) | 0)) | 0;
     off += 12;
     rest -= 12;
   }
@@ -94,13 +103,16 @@ export function hashBytes(k: Uint8Array, off: number, len: number): void {
   if (rest > 0) a = (a + tailWord(k, off, rest < 4 ? rest : 4)) | 0;
   if (rest > 4) b = (b + tailWord(k, off + 4, rest < 8 ? rest - 4 : 4)) | 0;
   if (rest > 8) c = (c + (tailWord(k, off + 8, rest - 8) << 8)) | 0;
-  c ^= b; c = (c - ((b << 14) | (b >>> 18))) | 0;
-  a ^= c; a = (a - ((c << 11) | (c >>> 21))) | 0;
-  b ^= a; b = (b - ((a << 25) | (a >>> 7))) | 0;
-  c ^= b; c = (c - ((b << 16) | (b >>> 16))) | 0;
-  a ^= c; a = (a - ((c << 4) | (c >>> 28))) | 0;
-  b ^= a; b = (b - ((a << 14) | (a >>> 18))) | 0;
-  c ^= b; c = (c - ((b << 24) | (b >>> 8))) | 0;
+  // prettier-ignore
+  {
+    c ^= b; c = (c - ((b << 14) | (b >>> 18))) | 0;
+    a ^= c; a = (a - ((c << 11) | (c >>> 21))) | 0;
+    b ^= a; b = (b - ((a << 25) | (a >>> 7))) | 0;
+    c ^= b; c = (c - ((b << 16) | (b >>> 16))) | 0;
+    a ^= c; a = (a - ((c << 4) | (c >>> 28))) | 0;
+    b ^= a; b = (b - ((a << 14) | (a >>> 18))) | 0;
+    c ^= b; c = (c - ((b << 24) | (b >>> 8))) | 0;
+  }
   hashOut.hi = b >>> 0;
   hashOut.lo = c >>> 0;
 }

@@ -33,11 +33,65 @@ function invalid(text: string): HashInputError {
 const SPECIAL_WORDS = new Set(['nan', 'infinity', '+infinity', '-infinity', 'inf', '+inf', '-inf']);
 // A decimal with optional exponent; `_` only between digits (PostgreSQL 16+).
 const DECIMAL = /^[+-]?(\d+(?:_\d+)*)?(?:\.(\d+(?:_\d+)*)?)?(?:[eE]([+-]?\d+(?:_\d+)*))?$/;
+// The mantissa and exponent at the start of a text that is not a whole valid numeric.
+const EXPONENT_HEAD = /^[+-]?(?:\d+(?:_\d+)*(?:\.(?:\d+(?:_\d+)*)?)?|\.\d+(?:_\d+)*)[eE]([+-]?\d+(?:_\d+)*)/;
 // Integers with a base prefix (PostgreSQL 16+).
 const PREFIXED = /^([+-]?)0(?:[xX](?:_?[0-9a-fA-F]+)+|[oO](?:_?[0-7]+)+|[bB](?:_?[01]+)+)$/;
 
+const POW10 = [1, 10, 100, 1000];
+
+function isSpace(ch: number): boolean {
+  return ch === 32 || (ch >= 9 && ch <= 13);
+}
+
+/**
+ * The common case without regular expressions or strings: white space, sign, digits with at most
+ * one decimal point. Each significant digit is added straight into its base-10000 digit. Null
+ * for any other text (the general path reads it and words the errors).
+ */
+function numericPlain(text: string): NumericValue | null {
+  const n = text.length;
+  let i = 0;
+  while (i < n && isSpace(text.charCodeAt(i))) i++;
+  const sign = text.charCodeAt(i);
+  if (sign === 45 /* - */ || sign === 43 /* + */) i++;
+  const start = i;
+  let point = -1;
+  for (; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46 /* . */ && point < 0) point = i;
+    else if (c < 48 || c > 57) break;
+  }
+  const end = i;
+  while (i < n && isSpace(text.charCodeAt(i))) i++;
+  if (i !== n || end - start - (point < 0 ? 0 : 1) === 0) return null;
+  const intEnd = point < 0 ? end : point;
+  const fracDigits = point < 0 ? 0 : end - point - 1;
+  if (fracDigits > DSCALE_MAX) return null;
+  let first = start;
+  while (first < end && (first === point || text.charCodeAt(first) === 48)) first++;
+  if (first === end) return ZERO;
+  let last = end - 1;
+  while (last === point || text.charCodeAt(last) === 48) last--;
+  // The power of ten of a character at j is intEnd - 1 - j before the point, intEnd - j after.
+  const weight = Math.floor((first < intEnd ? intEnd - 1 - first : intEnd - first) / 4);
+  const lowGroup = Math.floor((last < intEnd ? intEnd - 1 - last : intEnd - last) / 4);
+  if (weight > 32767) return null;
+  const digits: number[] = [];
+  for (let g = weight; g >= lowGroup; g--) digits.push(0);
+  for (let j = first; j <= last; j++) {
+    if (j === point) continue;
+    const p = j < intEnd ? intEnd - 1 - j : intEnd - j;
+    const group = Math.floor(p / 4);
+    digits[weight - group]! += (text.charCodeAt(j) - 48) * POW10[p - 4 * group]!;
+  }
+  return { kind: 'finite', weight, digits };
+}
+
 /** The numeric stored for `text` (numeric_in with no type modifier). */
 export function numericFromText(text: string): NumericValue {
+  const plain = numericPlain(text);
+  if (plain) return plain;
   const t = text.replace(/^[ \t\n\v\f\r]+|[ \t\n\v\f\r]+$/g, '');
   const word = t.toLowerCase();
   if (SPECIAL_WORDS.has(word)) return word === 'nan' ? NAN : INFINITE;
@@ -57,7 +111,13 @@ export function numericFromText(text: string): NumericValue {
   } else if (PREFIXED.test(t)) {
     const body = t.replace(/^[+-]/, '').replaceAll('_', '');
     intPart = BigInt(`0${body[1]!.toLowerCase()}${body.slice(2)}`).toString();
-  } else throw invalid(text);
+  } else {
+    // set_var_from_str refuses a far-out exponent as soon as it has read it, before it looks
+    // at what follows.
+    const head = EXPONENT_HEAD.exec(t);
+    if (head && !(Math.abs(Number(head[1]!.replaceAll('_', ''))) < 0x3fffffff)) throw overflow();
+    throw invalid(text);
+  }
   const dscale = Math.max(0, fracPart.length - exponent);
   if (dscale > DSCALE_MAX) throw overflow();
   return fromDecimalDigits(intPart + fracPart, exponent - fracPart.length);
@@ -105,7 +165,13 @@ export function numericFromBinary(bytes: Buffer): NumericValue {
   if (bytes.length !== 8 + 2 * ndigits) {
     throw badBinary('numeric', `${ndigits} digits need ${8 + 2 * ndigits} bytes, got ${bytes.length}`);
   }
-  if (sign !== NUMERIC_POS && sign !== NUMERIC_NEG && sign !== NUMERIC_NAN && sign !== NUMERIC_PINF && sign !== NUMERIC_NINF) {
+  if (
+    sign !== NUMERIC_POS &&
+    sign !== NUMERIC_NEG &&
+    sign !== NUMERIC_NAN &&
+    sign !== NUMERIC_PINF &&
+    sign !== NUMERIC_NINF
+  ) {
     throw new HashInputError('22P03', 'invalid sign in external "numeric" value');
   }
   if (dscale > DSCALE_MAX) throw new HashInputError('22P03', 'invalid scale in external "numeric" value');
@@ -149,7 +215,11 @@ export function applyNumericTypmod(n: NumericValue, typmod: number): NumericValu
   const precision = ((typmod - 4) >> 16) & 0xffff;
   const scale = (((typmod - 4) & 0x7ff) ^ 0x400) - 0x400;
   const fieldOverflow = (detail: string): HashInputError =>
-    new HashInputError('22003', 'numeric field overflow', `A field with precision ${precision}, scale ${scale} ${detail}.`);
+    new HashInputError(
+      '22003',
+      'numeric field overflow',
+      `A field with precision ${precision}, scale ${scale} ${detail}.`,
+    );
   if (n.kind === 'special') {
     if (n.infinite) throw fieldOverflow('cannot hold an infinite value');
     return n;

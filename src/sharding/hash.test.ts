@@ -30,6 +30,9 @@ const KNOWN: [DistType, string, bigint][] = [
   ['int8', '2147483648', 10244051894435199606n],
   ['int8', '-2147483649', 17701988066039669119n],
   ['int8', '1234567890123', 9539693899603275471n],
+  ['int8', '1820000000000000000', 12861630705670495542n],
+  ['int8', '-1820000000000000001', 14509366029980489712n],
+  ['int8', ' +9223372036854775806 ', 12978303377989783902n],
   ['text', '', 18051608080690800806n],
   ['text', 'a', 17047028206024085342n],
   ['text', 'hello', 2670230039693765524n],
@@ -70,13 +73,33 @@ const KNOWN: [DistType, string, bigint][] = [
 
 // left('abcdefghijklmnopqrstuvwxyz', n) for n = 0..26: every tail length of the 12-byte blocks.
 const PREFIXES = [
-  18051608080690800806n, 17047028206024085342n, 5901518622334950432n, 8934288089726683813n,
-  9334894543698614609n, 10114768684369166524n, 4646903693598249049n, 3789272610284323985n,
-  15997508480282377109n, 15891514717572592771n, 15445969435692547972n, 3259074282889399131n,
-  15875462123530940521n, 16966499550419038102n, 95532275262964630n, 9049613109606003835n,
-  2342263138743841834n, 1015421588669396892n, 1329315109032130841n, 11717083244920221302n,
-  1575223572008165326n, 14742777136508557313n, 7109701560165381459n, 16427610996441415012n,
-  5294550489494490193n, 6688528176144375970n, 16580961530067401275n,
+  18051608080690800806n,
+  17047028206024085342n,
+  5901518622334950432n,
+  8934288089726683813n,
+  9334894543698614609n,
+  10114768684369166524n,
+  4646903693598249049n,
+  3789272610284323985n,
+  15997508480282377109n,
+  15891514717572592771n,
+  15445969435692547972n,
+  3259074282889399131n,
+  15875462123530940521n,
+  16966499550419038102n,
+  95532275262964630n,
+  9049613109606003835n,
+  2342263138743841834n,
+  1015421588669396892n,
+  1329315109032130841n,
+  11717083244920221302n,
+  1575223572008165326n,
+  14742777136508557313n,
+  7109701560165381459n,
+  16427610996441415012n,
+  5294550489494490193n,
+  6688528176144375970n,
+  16580961530067401275n,
 ];
 
 function sqlstateOf(fn: () => unknown): string {
@@ -116,9 +139,19 @@ describe('partition hash: values computed on PostgreSQL 15', () => {
     });
   }
 
+  test('a key larger than the reused buffer hashes as the same key built again', () => {
+    const big = 'é'.repeat(100_000) + 'x';
+    const h = partitionHash('text', text(big));
+    partitionHash('text', text('small'));
+    assert.equal(partitionHash('text', text(big)), h);
+    assert.equal(partitionHash('text', binary(Buffer.from(big))), h);
+  });
+
   test('text of every length 0..26 (each tail of a 12-byte block)', () => {
     const abc = 'abcdefghijklmnopqrstuvwxyz';
-    PREFIXES.forEach((want, n) => assert.equal(partitionHash('text', text(abc.slice(0, n))), want, `length ${n}`));
+    PREFIXES.forEach((want, n) =>
+      assert.equal(partitionHash('text', text(abc.slice(0, n))), want, `length ${n}`),
+    );
   });
 });
 
@@ -145,6 +178,20 @@ describe('partition hash: identities PostgreSQL guarantees', () => {
     ] as const) {
       assert.equal(partitionHash('numeric', text(a)), partitionHash('numeric', text(b)), `${a} vs ${b}`);
     }
+  });
+
+  test('numeric: the plain-decimal fast path reads as the general one (forced by a trailing e0)', () => {
+    fc.assert(
+      fc.property(
+        fc.stringMatching(/^[ \t]{0,2}[+-]?0{0,3}[0-9]{0,12}(\.[0-9]{0,12}0{0,3})?[ \n]{0,2}$/),
+        (s) => {
+          const t = s.trim();
+          fc.pre(/[0-9]/.test(t));
+          assert.equal(partitionHash('numeric', text(s)), partitionHash('numeric', text(`${t}e0`)), s);
+        },
+      ),
+      { numRuns: 2000 },
+    );
   });
 
   test('bpchar ignores trailing spaces only; text and varchar keep them', () => {
@@ -208,9 +255,8 @@ describe('partition hash: binary Bind parameters hash as their text form', () =>
 
   test('numeric wire format (ndigits, weight, sign, dscale, digits)', () => {
     fc.assert(
-      fc.property(
-        fc.stringMatching(/^-?(0|[1-9][0-9]{0,30})(\.[0-9]{1,30})?$/),
-        (s) => assert.equal(partitionHash('numeric', binary(numericBinary(s))), partitionHash('numeric', text(s))),
+      fc.property(fc.stringMatching(/^-?(0|[1-9][0-9]{0,30})(\.[0-9]{1,30})?$/), (s) =>
+        assert.equal(partitionHash('numeric', binary(numericBinary(s))), partitionHash('numeric', text(s))),
       ),
     );
     const nan = Buffer.from([0, 0, 0, 0, 0xc0, 0, 0, 0]);
@@ -243,7 +289,23 @@ describe('partition hash: values PostgreSQL refuses are refused with its SQLSTAT
     ['int2', '-32769', '22003'],
     ['int8', '9223372036854775808', '22003'],
     ['int8', '0x8000000000000000', '22003'],
+    // As PostgreSQL, a magnitude too large is noticed while the digits are read, before any
+    // trailing junk; a positive value just past the maximum only after it.
+    ['int4', '99999999999999999999x', '22003'],
+    ['int4', '12345678901x', '22003'],
+    ['int4', '2147483648_', '22P02'],
+    ['int8', '99999999999999999999x', '22003'],
+    ['int8', '-9223372036854775809 x', '22003'],
+    ['int8', '9223372036854775808', '22003'],
+    ['int8', '-9223372036854775809', '22003'],
+    ['int8', '12345678901234567890123', '22003'],
+    ['int8', '0x', '22P02'],
+    ['int8', '0x_', '22P02'],
+    ['int8', '1_', '22P02'],
     ['uuid', 'x', '22P02'],
+    ['uuid', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1g', '22P02'],
+    ['uuid', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1é', '22P02'],
+    ['uuid', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a-1', '22P02'],
     ['uuid', ' a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '22P02'],
     ['uuid', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1', '22P02'],
     ['uuid', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11-', '22P02'],
@@ -255,11 +317,17 @@ describe('partition hash: values PostgreSQL refuses are refused with its SQLSTAT
     ['numeric', '1e131072', '22003'],
     ['numeric', '1e-20000', '22003'],
     ['numeric', '1e1000000000', '22003'],
+    ['numeric', '1e9999999999x', '22003'],
+    ['numeric', '1e99x', '22P02'],
+    ['numeric', '.e9999999999x', '22P02'],
     ['text', 'a\0b', '22021'],
   ];
   for (const [type, value, sqlstate] of cases) {
     test(`${type} ${JSON.stringify(value)} → ${sqlstate}`, () => {
-      assert.equal(sqlstateOf(() => hashRemainder(type, text(value), 32)), sqlstate);
+      assert.equal(
+        sqlstateOf(() => hashRemainder(type, text(value), 32)),
+        sqlstate,
+      );
     });
   }
 
@@ -270,7 +338,9 @@ describe('partition hash: values PostgreSQL refuses are refused with its SQLSTAT
     assert.throws(() => hashRemainder('int4', text('99999999999'), 32), {
       message: 'value "99999999999" is out of range for type integer',
     });
-    assert.throws(() => hashRemainder('numeric', text('1e131072'), 32), { message: 'value overflows numeric format' });
+    assert.throws(() => hashRemainder('numeric', text('1e131072'), 32), {
+      message: 'value overflows numeric format',
+    });
   });
 
   test('1e131071 is the largest power of ten numeric holds', () => {
@@ -278,24 +348,54 @@ describe('partition hash: values PostgreSQL refuses are refused with its SQLSTAT
   });
 
   test('binary: wrong lengths, bad numeric fields, bad UTF-8', () => {
-    assert.equal(sqlstateOf(() => hashRemainder('int4', binary(Buffer.alloc(3)), 32)), '22P03');
-    assert.equal(sqlstateOf(() => hashRemainder('int8', binary(Buffer.alloc(4)), 32)), '22P03');
-    assert.equal(sqlstateOf(() => hashRemainder('uuid', binary(Buffer.alloc(15)), 32)), '22P03');
-    assert.equal(sqlstateOf(() => hashRemainder('numeric', binary(Buffer.alloc(6)), 32)), '22P03');
+    assert.equal(
+      sqlstateOf(() => hashRemainder('int4', binary(Buffer.alloc(3)), 32)),
+      '22P03',
+    );
+    assert.equal(
+      sqlstateOf(() => hashRemainder('int8', binary(Buffer.alloc(4)), 32)),
+      '22P03',
+    );
+    assert.equal(
+      sqlstateOf(() => hashRemainder('uuid', binary(Buffer.alloc(15)), 32)),
+      '22P03',
+    );
+    assert.equal(
+      sqlstateOf(() => hashRemainder('numeric', binary(Buffer.alloc(6)), 32)),
+      '22P03',
+    );
     // one digit announced, none sent
-    assert.equal(sqlstateOf(() => hashRemainder('numeric', binary(Buffer.from([0, 1, 0, 0, 0, 0, 0, 0])), 32)), '22P03');
+    assert.equal(
+      sqlstateOf(() => hashRemainder('numeric', binary(Buffer.from([0, 1, 0, 0, 0, 0, 0, 0])), 32)),
+      '22P03',
+    );
     // digit 10000
     const big = Buffer.from([0, 1, 0, 0, 0, 0, 0, 0, 0x27, 0x10]);
-    assert.equal(sqlstateOf(() => hashRemainder('numeric', binary(big), 32)), '22P03');
+    assert.equal(
+      sqlstateOf(() => hashRemainder('numeric', binary(big), 32)),
+      '22P03',
+    );
     // sign 0x8000
-    assert.equal(sqlstateOf(() => hashRemainder('numeric', binary(Buffer.from([0, 0, 0, 0, 0x80, 0, 0, 0])), 32)), '22P03');
-    assert.equal(sqlstateOf(() => hashRemainder('text', binary(Buffer.from([0x61, 0xff])), 32)), '22021');
-    assert.equal(sqlstateOf(() => hashRemainder('varchar', binary(Buffer.from([0x61, 0])), 32)), '22021');
+    assert.equal(
+      sqlstateOf(() => hashRemainder('numeric', binary(Buffer.from([0, 0, 0, 0, 0x80, 0, 0, 0])), 32)),
+      '22P03',
+    );
+    assert.equal(
+      sqlstateOf(() => hashRemainder('text', binary(Buffer.from([0x61, 0xff])), 32)),
+      '22021',
+    );
+    assert.equal(
+      sqlstateOf(() => hashRemainder('varchar', binary(Buffer.from([0x61, 0])), 32)),
+      '22021',
+    );
   });
 
   test('a modulus outside 1..2^31-1 is refused', () => {
     for (const m of [0, -1, 1.5, 2 ** 31, NaN]) {
-      assert.equal(sqlstateOf(() => hashRemainder('int4', text('1'), m)), '22023');
+      assert.equal(
+        sqlstateOf(() => hashRemainder('int4', text('1'), m)),
+        '22023',
+      );
     }
   });
 
@@ -339,7 +439,7 @@ describe('partition hash: a column type modifier, applied as on INSERT', () => {
     assert.equal(partitionHash('numeric', binary(b), m72), h('numeric', '1.23'));
   });
 
-  test('numeric(p, s) refuses what does not fit (22003), with PostgreSQL\'s detail', () => {
+  test("numeric(p, s) refuses what does not fit (22003), with PostgreSQL's detail", () => {
     for (const [v, mod] of [
       ['99999.995', numericMod(7, 2)],
       ['100000', numericMod(7, 2)],
@@ -347,7 +447,11 @@ describe('partition hash: a column type modifier, applied as on INSERT', () => {
       ['9999950', numericMod(5, -2)],
       ['0.01', numericMod(3, 5)],
     ] as const) {
-      assert.equal(sqlstateOf(() => h('numeric', v, mod)), '22003', v);
+      assert.equal(
+        sqlstateOf(() => h('numeric', v, mod)),
+        '22003',
+        v,
+      );
     }
     assert.throws(() => h('numeric', '100000', numericMod(7, 2)), {
       message: 'numeric field overflow',
@@ -362,10 +466,21 @@ describe('partition hash: a column type modifier, applied as on INSERT', () => {
     assert.equal(h('varchar', '𝄞𝄞𝄞𝄞𝄞 ', m5), h('varchar', '𝄞𝄞𝄞𝄞𝄞'));
     assert.equal(h('bpchar', 'ab     ', m5), h('bpchar', 'ab'));
     assert.equal(h('text', 'ab     ', m5), h('text', 'ab     '), 'text has no length');
-    assert.equal(sqlstateOf(() => h('varchar', 'abcdef', m5)), '22001');
-    assert.equal(sqlstateOf(() => h('varchar', 'ééééé\t', m5)), '22001');
-    assert.equal(sqlstateOf(() => h('bpchar', 'abcdefg', m5)), '22001');
-    assert.throws(() => h('varchar', 'abcdef', m5), { message: 'value too long for type character varying(5)' });
+    assert.equal(
+      sqlstateOf(() => h('varchar', 'abcdef', m5)),
+      '22001',
+    );
+    assert.equal(
+      sqlstateOf(() => h('varchar', 'ééééé\t', m5)),
+      '22001',
+    );
+    assert.equal(
+      sqlstateOf(() => h('bpchar', 'abcdefg', m5)),
+      '22001',
+    );
+    assert.throws(() => h('varchar', 'abcdef', m5), {
+      message: 'value too long for type character varying(5)',
+    });
     assert.equal(partitionHash('varchar', binary(Buffer.from('ab     ')), m5), h('varchar', 'ab   '));
   });
 });

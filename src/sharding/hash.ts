@@ -48,10 +48,31 @@ const MAX_MODULUS = 2147483647;
 
 /** Reused for text, uuid and numeric digits so a call allocates nothing in the common case. */
 let scratch = Buffer.allocUnsafe(256);
+/** The scratch buffer grows to this size at most; a larger key gets a buffer of its own. */
+const SCRATCH_MAX = 64 * 1024;
 
 function ensureScratch(n: number): Buffer {
-  if (scratch.length < n) scratch = Buffer.allocUnsafe(Math.max(n, 2 * scratch.length));
+  if (scratch.length >= n) return scratch;
+  if (n > SCRATCH_MAX) return Buffer.allocUnsafe(n);
+  scratch = Buffer.allocUnsafe(Math.min(SCRATCH_MAX, Math.max(n, 2 * scratch.length)));
   return scratch;
+}
+
+/**
+ * The string's UTF-8 bytes into `buf` (room for 3 bytes a UTF-16 unit), returning their length. ASCII (the usual key) is
+ * copied in JS, which is cheaper for short keys than a call into the encoder.
+ */
+function encodeText(text: string, buf: Buffer): number {
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0 || c >= 0x80) {
+      checkTextString(text);
+      return buf.write(text, 0, 'utf8');
+    }
+    buf[i] = c;
+  }
+  return n;
 }
 
 /** `typmod` of varchar(n)/char(n) is n + 4; below 4 there is no limit. */
@@ -59,10 +80,8 @@ function hashTextLike(value: ColumnValue, type: 'text' | 'varchar' | 'bpchar', t
   let buf: Buffer;
   let len: number;
   if (value.format === 'text') {
-    const text = value.text;
-    checkTextString(text);
-    buf = ensureScratch(3 * text.length);
-    len = buf.write(text, 0, "utf8");
+    buf = ensureScratch(3 * value.text.length);
+    len = encodeText(value.text, buf);
   } else {
     buf = value.bytes;
     checkTextBytes(buf);
@@ -128,13 +147,17 @@ function hashColumn(type: DistType, value: ColumnValue, typmod: number): void {
         uuidFromText(value.text, buf);
         hashBytes(buf, 0, 16);
       } else {
-        if (value.bytes.length !== 16) throw badBinary('uuid', `expected 16 bytes, got ${value.bytes.length}`);
+        if (value.bytes.length !== 16)
+          throw badBinary('uuid', `expected 16 bytes, got ${value.bytes.length}`);
         hashBytes(value.bytes, 0, 16);
       }
       return;
     case 'numeric':
       hashNumeric(
-        applyNumericTypmod(value.format === 'text' ? numericFromText(value.text) : numericFromBinary(value.bytes), typmod),
+        applyNumericTypmod(
+          value.format === 'text' ? numericFromText(value.text) : numericFromBinary(value.bytes),
+          typmod,
+        ),
       );
       return;
     default: {
@@ -177,7 +200,10 @@ export function partitionHash(type: DistType, value: ColumnValue, typmod = -1): 
  */
 export function hashRemainder(type: DistType, value: ColumnValue, modulus: number, typmod = -1): number {
   if (!Number.isInteger(modulus) || modulus < 1 || modulus > MAX_MODULUS) {
-    throw new HashInputError('22023', `modulus for hash partition must be an integer between 1 and ${MAX_MODULUS}`);
+    throw new HashInputError(
+      '22023',
+      `modulus for hash partition must be an integer between 1 and ${MAX_MODULUS}`,
+    );
   }
   rowHash(type, value, typmod);
   // A power of two needs only the low bits.
