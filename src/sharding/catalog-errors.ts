@@ -83,4 +83,15 @@ export const catalogErrors = {
   invalidParameter: (message: string) => err('22023', message),
   /** A group that still holds shards (or is group 0, home of the local tables) cannot leave. */
   groupInUse: (message: string) => err('55000', message),
+  /**
+   * A change planned on one catalog no longer fits the newer one it is committed to (another
+   * change took its shard ids or its colocation): serialization_failure, so a client retries.
+   */
+  concurrentChange: (name: string, why: string) =>
+    err(
+      '40001',
+      `the sharding catalog changed while distributing "${name}"`,
+      `${why}.`,
+      'Run the call again.',
+    ),
 } as const;

@@ -299,3 +299,68 @@ function checkGroups(groups: readonly string[]): CatalogError | null {
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
+
+/**
+ * Commits a change planned earlier (distribute() or reference() on an older catalog) to the
+ * catalog as it is now, keeping exactly the planned shard ids and placement: the executor has
+ * already created the shards under those names on those groups (prepared, two-phase commit), so
+ * the catalog must say the same or nothing. Other tables added in between are kept. Refused with
+ * 40001 when the table appeared meanwhile, when another table took one of the planned shard ids,
+ * or when the planned colocation id now means a different colocation.
+ */
+export function applyPlanned(catalog: Catalog, planned: TableChange): Catalog | CatalogError {
+  let { table } = planned;
+  const name = table.rel.name;
+  if (table.kind === 'reference') {
+    // All reference tables share one colocation; where its id changed, the data did not.
+    const refs = [...catalog.colocations.values()].find((c) => c.type === null);
+    if (refs && refs.id !== table.colocationId) {
+      const plannedRefs = planned.catalog.colocations.get(table.colocationId);
+      table = Object.freeze({ ...table, colocationId: refs.id });
+      planned = {
+        catalog: plannedRefs
+          ? withColocation(planned.catalog, { ...plannedRefs, id: refs.id })
+          : planned.catalog,
+        table,
+      };
+    }
+  }
+  if (catalog.tables.has(relKey(table.rel))) return catalogErrors.alreadyDistributed(name);
+  const colocation = planned.catalog.colocations.get(table.colocationId);
+  if (!colocation) throw new Error(`applyPlanned: the plan of ${name} lacks its colocation`);
+  const end = table.firstShardId + colocation.shardCount;
+  for (const t of catalog.tables.values()) {
+    const count = catalog.colocations.get(t.colocationId)?.shardCount ?? 0;
+    if (t.firstShardId < end && table.firstShardId < t.firstShardId + count)
+      return catalogErrors.concurrentChange(
+        name,
+        `shard ids ${table.firstShardId}..${end - 1} were taken by ${t.rel.name}`,
+      );
+  }
+  const existing = catalog.colocations.get(colocation.id);
+  if (existing && !sameColocation(existing, colocation))
+    return catalogErrors.concurrentChange(name, `colocation ${colocation.id} was made for another placement`);
+  const missing = colocation.placement.find((g) => !catalog.groups.includes(g));
+  if (missing !== undefined)
+    return catalogErrors.concurrentChange(name, `group "${missing}" left the catalog`);
+  const colocations = existing
+    ? catalog.colocations
+    : new Map(catalog.colocations).set(colocation.id, colocation);
+  const tables = new Map(catalog.tables).set(relKey(table.rel), table);
+  return makeCatalog(
+    catalog.version,
+    tables,
+    colocations,
+    catalog.groups,
+    Math.max(catalog.nextShardId, end),
+  );
+}
+
+function withColocation(c: Catalog, colocation: Colocation): Catalog {
+  const colocations = new Map(c.colocations).set(colocation.id, colocation);
+  return makeCatalog(c.version, c.tables, colocations, c.groups, c.nextShardId);
+}
+
+function sameColocation(a: Colocation, b: Colocation): boolean {
+  return a.shardCount === b.shardCount && a.type === b.type && sameList(a.placement, b.placement);
+}
