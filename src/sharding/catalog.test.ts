@@ -259,6 +259,21 @@ describe('distribute', () => {
     );
   });
 
+  test("several problems at once: Citus's order (argument checks before the table's state)", () => {
+    const c = build(['0'], ['a']);
+    refused(
+      dist(c, 'a', { colocateWith: 'a', shardCount: 4 }),
+      'XX000',
+      'Cannot use colocate_with with a table and shard_count at the same time',
+    );
+    refused(
+      dist(c, 'a', { shardCount: 0 }),
+      'XX000',
+      '0 is outside the valid range for parameter "shard_count" (1 .. 64000)',
+    );
+    refused(dist(c, 'a', { type: 'float8' }), '42P16', 'table "a" is already distributed');
+  });
+
   test('an unsupported column type is 0A000 naming the supported ones', () => {
     const r = dist(emptyCatalog(['0']), 't', { column: 'at', type: 'timestamptz' });
     refused(r, '0A000', 'cannot distribute relation: t');

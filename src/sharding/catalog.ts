@@ -104,17 +104,18 @@ export function withGroups(catalog: Catalog, groups: readonly string[]): Catalog
 /** create_distributed_table's catalog change: the new table with its colocation and shard ids. */
 export function distribute(catalog: Catalog, o: DistributeOptions): TableChange | CatalogError {
   const name = o.rel.name;
-  if (catalog.tables.has(relKey(o.rel))) return catalogErrors.alreadyDistributed(name);
-  if (!(DIST_TYPES as readonly string[]).includes(o.type))
-    return catalogErrors.unsupportedType(name, o.column, o.type, DIST_TYPES);
-  if (o.column === '') return catalogErrors.invalidParameter('the distribution column name cannot be empty');
-  const type = o.type as DistType;
+  // Citus's order: the arguments first (create_distributed_table's own checks), then the table.
   const target = resolveColocateWith(o.colocateWith ?? 'default', o.defaultSchema ?? 'public');
   if ('kind' in target) return target;
   if (target.table !== null && o.shardCount !== undefined) return catalogErrors.shardCountWithTable();
   const shardCount = o.shardCount ?? DEFAULT_SHARD_COUNT;
   if (!Number.isInteger(shardCount) || shardCount < 1 || shardCount > MAX_SHARD_COUNT)
     return catalogErrors.shardCountOutOfRange(shardCount);
+  if (catalog.tables.has(relKey(o.rel))) return catalogErrors.alreadyDistributed(name);
+  if (o.column === '') return catalogErrors.invalidParameter('the distribution column name cannot be empty');
+  if (!(DIST_TYPES as readonly string[]).includes(o.type))
+    return catalogErrors.unsupportedType(name, o.column, o.type, DIST_TYPES);
+  const type = o.type as DistType;
   if (catalog.groups.length === 0) return catalogErrors.noGroups();
 
   let colocation: Colocation | undefined;
