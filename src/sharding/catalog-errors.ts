@@ -50,6 +50,8 @@ export const MAX_SHARD_COUNT = 64000;
 /** The refusals, one constructor each; table names as Citus prints them (get_rel_name: bare). */
 export const catalogErrors = {
   alreadyDistributed: (name: string) => err('42P16', `table "${name}" is already distributed`),
+  /** Citus's ErrorIfRelationIsAKnownShard: a shard (a partition on a group) is not a table. */
+  isShard: (name: string) => err('XX000', `relation "${name}" is a shard relation`),
   shardCountOutOfRange: (n: number) =>
     err('XX000', `${n} is outside the valid range for parameter "shard_count" (1 .. ${MAX_SHARD_COUNT})`),
   shardCountWithTable: () =>

@@ -274,6 +274,18 @@ describe('distribute', () => {
     refused(dist(c, 'a', { type: 'float8' }), '42P16', 'table "a" is already distributed');
   });
 
+  test('a shard is not a table: Citus refuses to distribute it', () => {
+    const c = build(['0', '1'], ['users', { shardCount: 2 }]);
+    refused(dist(c, 'users_102009'), 'XX000', 'relation "users_102009" is a shard relation');
+    refused(reference(c, rel('users_102008')), 'XX000', 'relation "users_102008" is a shard relation');
+    assert.ok(!isCatalogError(dist(c, 'users_102010')), 'not one of its shard ids');
+    assert.ok(
+      !isCatalogError(dist(c, 'users_102008', { rel: rel('users_102008', 'app') })),
+      'another schema',
+    );
+    assert.ok(!isCatalogError(dist(c, 'other_102008')), 'another table name');
+  });
+
   test('an unsupported column type is 0A000 naming the supported ones', () => {
     const r = dist(emptyCatalog(['0']), 't', { column: 'at', type: 'timestamptz' });
     refused(r, '0A000', 'cannot distribute relation: t');

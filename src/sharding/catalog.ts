@@ -28,6 +28,7 @@ import { DEFAULT_SHARD_COUNT, DIST_TYPES, FIRST_SHARD_ID, relKey } from './types
 import type { Catalog, Colocation, DistType, DistributedTable, QualifiedName, RelName } from './types.js';
 import { MAX_SHARD_COUNT } from './catalog-errors.js';
 import { makeCatalog } from './catalog-value.js';
+import { shardNameOf } from './catalog-lookup.js';
 
 export { makeCatalog };
 export { MAX_SHARD_COUNT, catalogErrors, CatalogFormatError, isCatalogError } from './catalog-errors.js';
@@ -112,6 +113,7 @@ export function distribute(catalog: Catalog, o: DistributeOptions): TableChange 
   if (!Number.isInteger(shardCount) || shardCount < 1 || shardCount > MAX_SHARD_COUNT)
     return catalogErrors.shardCountOutOfRange(shardCount);
   if (catalog.tables.has(relKey(o.rel))) return catalogErrors.alreadyDistributed(name);
+  if (isShard(catalog, o.rel)) return catalogErrors.isShard(name);
   if (o.column === '') return catalogErrors.invalidParameter('the distribution column name cannot be empty');
   if (!(DIST_TYPES as readonly string[]).includes(o.type))
     return catalogErrors.unsupportedType(name, o.column, o.type, DIST_TYPES);
@@ -159,6 +161,7 @@ export function distribute(catalog: Catalog, o: DistributeOptions): TableChange 
 /** create_reference_table's catalog change: one shard, a copy on every group. */
 export function reference(catalog: Catalog, rel: RelName): TableChange | CatalogError {
   if (catalog.tables.has(relKey(rel))) return catalogErrors.alreadyDistributed(rel.name);
+  if (isShard(catalog, rel)) return catalogErrors.isShard(rel.name);
   if (catalog.groups.length === 0) return catalogErrors.noGroups();
   const colocations = new Map(catalog.colocations);
   let colocation = [...catalog.colocations.values()].find((c) => c.type === null);
@@ -271,6 +274,19 @@ function resolveColocateWith(
   if (word === 'default' || word === 'none') return { mode: word, table: null };
   const rel = parseRelName(c, defaultSchema);
   return 'kind' in rel ? rel : { mode: 'table', table: rel };
+}
+
+/** Whether `rel` is the name of a shard of a table in the catalog (`users_102008`). */
+export function isShard(catalog: Catalog, rel: RelName): boolean {
+  const m = /_(\d+)$/.exec(rel.name);
+  if (!m) return false;
+  const id = Number(m[1]);
+  for (const t of catalog.tables.values()) {
+    const count = catalog.colocations.get(t.colocationId)?.shardCount ?? 0;
+    if (t.rel.schema === rel.schema && id >= t.firstShardId && id < t.firstShardId + count)
+      return shardNameOf(t.rel.name, id) === rel.name;
+  }
+  return false;
 }
 
 function newColocation(catalog: Catalog, shardCount: number, type: DistType | null): Colocation {
