@@ -53,9 +53,9 @@ export interface DistributeOptions {
   /** Citus's shard_count; absent: the default (32), or the colocated table's count. */
   readonly shardCount?: number;
   /**
-   * Citus's colocate_with: 'default' (also when absent), 'none' (both any case), or a table, as a RelName (resolved by
-   * the caller, e.g. with ::regclass) or as text (`name`, `schema.name`, quoted parts allowed;
-   * an unqualified name is looked up in `defaultSchema`).
+   * Citus's colocate_with: 'default' (also when absent), 'none' (both in any case), or a table:
+   * a RelName (resolved by the caller, e.g. with ::regclass) or text (`name`, `schema.name`,
+   * quoted parts allowed; an unqualified name is looked up in `defaultSchema`).
    */
   readonly colocateWith?: QualifiedName | RelName;
   /** The schema of an unqualified colocate_with name; 'public' when absent. */
