@@ -167,6 +167,11 @@ function catalogStoreSuite(name: string, open: () => Promise<StateStore>, skip: 
       assert.ok(isCatalogError(r));
       assert.equal((await store.get(CATALOG_KEY))?.revision, before?.revision);
       assert.equal(await a.update((c) => c), a.current, 'no change, no write');
+      // A catalog no holder could read (a bug in a rule) is refused before it is written.
+      await assert.rejects(
+        a.update((c) => ({ ...c, groups: [] })),
+        (e: unknown) => e instanceof CatalogFormatError && /not in groups/.test(e.message),
+      );
       assert.equal((await store.get(CATALOG_KEY))?.revision, before?.revision);
     });
 

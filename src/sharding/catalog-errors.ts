@@ -50,6 +50,8 @@ export const MAX_SHARD_COUNT = 64000;
 /** The refusals, one constructor each; table names as Citus prints them (get_rel_name: bare). */
 export const catalogErrors = {
   alreadyDistributed: (name: string) => err('42P16', `table "${name}" is already distributed`),
+  /** Citus's ErrorIfRelationIsAKnownShard: a shard (a partition on a group) is not a table. */
+  isShard: (name: string) => err('XX000', `relation "${name}" is a shard relation`),
   shardCountOutOfRange: (n: number) =>
     err('XX000', `${n} is outside the valid range for parameter "shard_count" (1 .. ${MAX_SHARD_COUNT})`),
   shardCountWithTable: () =>
@@ -83,4 +85,15 @@ export const catalogErrors = {
   invalidParameter: (message: string) => err('22023', message),
   /** A group that still holds shards (or is group 0, home of the local tables) cannot leave. */
   groupInUse: (message: string) => err('55000', message),
+  /**
+   * A change planned on one catalog no longer fits the newer one it is committed to (another
+   * change took its shard ids or its colocation): serialization_failure, so a client retries.
+   */
+  concurrentChange: (name: string, why: string) =>
+    err(
+      '40001',
+      `the sharding catalog changed while distributing "${name}"`,
+      `${why}.`,
+      'Run the call again.',
+    ),
 } as const;

@@ -109,7 +109,8 @@ export class CatalogStore {
    * Applies `fn` to the newest stored catalog and stores the result as the next version, by
    * compare-and-set; when another writer got there first, reads again and re-applies `fn` (so
    * `fn` must be pure; it may run several times). Returns the stored catalog, or `fn`'s
-   * CatalogError (nothing written). When `fn` returns its argument, nothing is written.
+   * CatalogError (nothing written). When `fn` returns its argument, nothing is written; when it
+   * returns a catalog that would not decode, update() rejects with the CatalogFormatError.
    */
   async update(fn: (c: Catalog) => Catalog | CatalogError): Promise<Catalog | CatalogError> {
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
@@ -125,7 +126,11 @@ export class CatalogStore {
         changed.groups,
         changed.nextShardId,
       );
-      const rev = await this.backend.compareAndSet(this.key, kv?.revision ?? 0, encode(next));
+      const text = encode(next);
+      // What every holder will decode, checked before it is written: a catalog no one could
+      // read (a bug in a rule) must not replace a good one.
+      decodeAt(this.key, text);
+      const rev = await this.backend.compareAndSet(this.key, kv?.revision ?? 0, text);
       if (rev !== null) {
         this.accept(next, rev);
         // Our own watch event may have brought the same version first: hand out one object.

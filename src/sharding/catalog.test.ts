@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  applyPlanned,
   distribute,
   emptyCatalog,
   isCatalogError,
@@ -258,6 +259,33 @@ describe('distribute', () => {
     );
   });
 
+  test("several problems at once: Citus's order (argument checks before the table's state)", () => {
+    const c = build(['0'], ['a']);
+    refused(
+      dist(c, 'a', { colocateWith: 'a', shardCount: 4 }),
+      'XX000',
+      'Cannot use colocate_with with a table and shard_count at the same time',
+    );
+    refused(
+      dist(c, 'a', { shardCount: 0 }),
+      'XX000',
+      '0 is outside the valid range for parameter "shard_count" (1 .. 64000)',
+    );
+    refused(dist(c, 'a', { type: 'float8' }), '42P16', 'table "a" is already distributed');
+  });
+
+  test('a shard is not a table: Citus refuses to distribute it', () => {
+    const c = build(['0', '1'], ['users', { shardCount: 2 }]);
+    refused(dist(c, 'users_102009'), 'XX000', 'relation "users_102009" is a shard relation');
+    refused(reference(c, rel('users_102008')), 'XX000', 'relation "users_102008" is a shard relation');
+    assert.ok(!isCatalogError(dist(c, 'users_102010')), 'not one of its shard ids');
+    assert.ok(
+      !isCatalogError(dist(c, 'users_102008', { rel: rel('users_102008', 'app') })),
+      'another schema',
+    );
+    assert.ok(!isCatalogError(dist(c, 'other_102008')), 'another table name');
+  });
+
   test('an unsupported column type is 0A000 naming the supported ones', () => {
     const r = dist(emptyCatalog(['0']), 't', { column: 'at', type: 'timestamptz' });
     refused(r, '0A000', 'cannot distribute relation: t');
@@ -370,5 +398,97 @@ describe('parseRelName', () => {
   test('garbage is a name syntax error', () => {
     for (const bad of ['', '.', 'a.', '.a', '""', 'a b', '"a"b'])
       assert.ok(isCatalogError(parseRelName(bad)), bad);
+  });
+});
+
+describe('applyPlanned', () => {
+  const c0 = build(['0', '1'], ['x', { shardCount: 2 }]);
+
+  test('on the catalog it was planned on: the planned catalog', () => {
+    const plan = ok(dist(c0, 'a', { shardCount: 4 }));
+    const c = applyPlanned(c0, plan);
+    assert.ok(!isCatalogError(c));
+    assert.deepStrictEqual(c, plan.catalog);
+  });
+
+  test('after an unrelated change: both kept, the planned ids and placement unchanged', () => {
+    const plan = ok(dist(c0, 'a', { shardCount: 4, colocateWith: 'none' }));
+    const meanwhile = ok(undistribute(c0, rel('x'))).catalog;
+    const c = applyPlanned(meanwhile, plan);
+    assert.ok(!isCatalogError(c));
+    assert.equal(c.tables.has('public.x'), false);
+    assert.deepEqual(c.tables.get('public.a'), plan.table);
+    assert.deepEqual(
+      c.colocations.get(plan.table.colocationId),
+      plan.catalog.colocations.get(plan.table.colocationId),
+    );
+    assert.equal(c.nextShardId, plan.catalog.nextShardId);
+  });
+
+  test('another table took the planned shard ids: 40001, run it again', () => {
+    const plan = ok(dist(c0, 'a'));
+    const meanwhile = ok(dist(c0, 'b', { type: 'text' })).catalog;
+    const r = applyPlanned(meanwhile, plan);
+    refused(
+      r,
+      '40001',
+      'the sharding catalog changed while distributing "a"',
+      'shard ids 102010..102041 were taken by b.',
+    );
+    assert.equal((r as CatalogError).hint, 'Run the call again.');
+  });
+
+  test('the table itself appeared meanwhile: already distributed', () => {
+    const plan = ok(dist(c0, 'a'));
+    refused(applyPlanned(plan.catalog, plan), '42P16', 'table "a" is already distributed');
+  });
+
+  test('the planned colocation id now names another placement: 40001', () => {
+    // Planned: a new colocation 2 with shard ids 102010..102011. Meanwhile colocation 2 is made
+    // with 3 shards for `gone`, `keep` joins it, and `gone` is dropped: its ids are free again,
+    // so only the colocation is in the way.
+    const plan = ok(dist(c0, 'a', { colocateWith: 'none', shardCount: 2 }));
+    let m = ok(dist(c0, 'gone', { colocateWith: 'none', shardCount: 3 })).catalog;
+    m = ok(dist(m, 'keep', { colocateWith: 'gone' })).catalog;
+    m = ok(undistribute(m, rel('gone'))).catalog;
+    assert.equal(m.tables.get('public.keep')!.colocationId, plan.table.colocationId);
+    assert.equal(m.tables.get('public.keep')!.firstShardId, 102013);
+    refused(
+      applyPlanned(m, plan),
+      '40001',
+      'the sharding catalog changed while distributing "a"',
+      'colocation 2 was made for another placement.',
+    );
+    const moved = ok(undistribute(m, rel('keep'))).catalog;
+    refused(applyPlanned(m, plan), '40001', 'the sharding catalog changed while distributing "a"');
+    assert.ok(!isCatalogError(applyPlanned(moved, plan)), 'with the colocation gone again it fits');
+  });
+
+  test('a planned group that left meanwhile: 40001', () => {
+    const e = emptyCatalog(['0', '1', '2']);
+    const plan = ok(dist(e, 'a', { shardCount: 3 }));
+    const fewer = withGroups(e, ['0', '1']);
+    assert.ok(!isCatalogError(fewer));
+    refused(
+      applyPlanned(fewer, plan),
+      '40001',
+      'the sharding catalog changed while distributing "a"',
+      'group "2" left the catalog.',
+    );
+  });
+
+  test('a planned reference table joins the reference colocation made meanwhile', () => {
+    const e = emptyCatalog(['0', '1']);
+    const plan = ok(reference(e, rel('r')));
+    let m = ok(dist(e, 'u')).catalog;
+    m = ok(reference(m, rel('q'))).catalog;
+    m = ok(undistribute(m, rel('u'))).catalog;
+    const refColocation = m.tables.get('public.q')!.colocationId;
+    assert.notEqual(refColocation, plan.table.colocationId);
+    const c = applyPlanned(m, plan);
+    assert.ok(!isCatalogError(c));
+    assert.equal(c.tables.get('public.r')!.colocationId, refColocation);
+    assert.equal(c.tables.get('public.r')!.firstShardId, plan.table.firstShardId);
+    assert.equal([...c.colocations.values()].filter((x) => x.type === null).length, 1);
   });
 });

@@ -28,6 +28,7 @@ import { DEFAULT_SHARD_COUNT, DIST_TYPES, FIRST_SHARD_ID, relKey } from './types
 import type { Catalog, Colocation, DistType, DistributedTable, QualifiedName, RelName } from './types.js';
 import { MAX_SHARD_COUNT } from './catalog-errors.js';
 import { makeCatalog } from './catalog-value.js';
+import { shardNameOf } from './catalog-lookup.js';
 
 export { makeCatalog };
 export { MAX_SHARD_COUNT, catalogErrors, CatalogFormatError, isCatalogError } from './catalog-errors.js';
@@ -52,9 +53,9 @@ export interface DistributeOptions {
   /** Citus's shard_count; absent: the default (32), or the colocated table's count. */
   readonly shardCount?: number;
   /**
-   * Citus's colocate_with: 'default' (also when absent), 'none' (both any case), or a table, as a RelName (resolved by
-   * the caller, e.g. with ::regclass) or as text (`name`, `schema.name`, quoted parts allowed;
-   * an unqualified name is looked up in `defaultSchema`).
+   * Citus's colocate_with: 'default' (also when absent), 'none' (both in any case), or a table:
+   * a RelName (resolved by the caller, e.g. with ::regclass) or text (`name`, `schema.name`,
+   * quoted parts allowed; an unqualified name is looked up in `defaultSchema`).
    */
   readonly colocateWith?: QualifiedName | RelName;
   /** The schema of an unqualified colocate_with name; 'public' when absent. */
@@ -104,17 +105,19 @@ export function withGroups(catalog: Catalog, groups: readonly string[]): Catalog
 /** create_distributed_table's catalog change: the new table with its colocation and shard ids. */
 export function distribute(catalog: Catalog, o: DistributeOptions): TableChange | CatalogError {
   const name = o.rel.name;
-  if (catalog.tables.has(relKey(o.rel))) return catalogErrors.alreadyDistributed(name);
-  if (!(DIST_TYPES as readonly string[]).includes(o.type))
-    return catalogErrors.unsupportedType(name, o.column, o.type, DIST_TYPES);
-  if (o.column === '') return catalogErrors.invalidParameter('the distribution column name cannot be empty');
-  const type = o.type as DistType;
+  // Citus's order: the arguments first (create_distributed_table's own checks), then the table.
   const target = resolveColocateWith(o.colocateWith ?? 'default', o.defaultSchema ?? 'public');
   if ('kind' in target) return target;
   if (target.table !== null && o.shardCount !== undefined) return catalogErrors.shardCountWithTable();
   const shardCount = o.shardCount ?? DEFAULT_SHARD_COUNT;
   if (!Number.isInteger(shardCount) || shardCount < 1 || shardCount > MAX_SHARD_COUNT)
     return catalogErrors.shardCountOutOfRange(shardCount);
+  if (catalog.tables.has(relKey(o.rel))) return catalogErrors.alreadyDistributed(name);
+  if (isShard(catalog, o.rel)) return catalogErrors.isShard(name);
+  if (o.column === '') return catalogErrors.invalidParameter('the distribution column name cannot be empty');
+  if (!(DIST_TYPES as readonly string[]).includes(o.type))
+    return catalogErrors.unsupportedType(name, o.column, o.type, DIST_TYPES);
+  const type = o.type as DistType;
   if (catalog.groups.length === 0) return catalogErrors.noGroups();
 
   let colocation: Colocation | undefined;
@@ -158,6 +161,7 @@ export function distribute(catalog: Catalog, o: DistributeOptions): TableChange 
 /** create_reference_table's catalog change: one shard, a copy on every group. */
 export function reference(catalog: Catalog, rel: RelName): TableChange | CatalogError {
   if (catalog.tables.has(relKey(rel))) return catalogErrors.alreadyDistributed(rel.name);
+  if (isShard(catalog, rel)) return catalogErrors.isShard(rel.name);
   if (catalog.groups.length === 0) return catalogErrors.noGroups();
   const colocations = new Map(catalog.colocations);
   let colocation = [...catalog.colocations.values()].find((c) => c.type === null);
@@ -272,6 +276,19 @@ function resolveColocateWith(
   return 'kind' in rel ? rel : { mode: 'table', table: rel };
 }
 
+/** Whether `rel` is the name of a shard of a table in the catalog (`users_102008`). */
+export function isShard(catalog: Catalog, rel: RelName): boolean {
+  const m = /_(\d+)$/.exec(rel.name);
+  if (!m) return false;
+  const id = Number(m[1]);
+  for (const t of catalog.tables.values()) {
+    const count = catalog.colocations.get(t.colocationId)?.shardCount ?? 0;
+    if (t.rel.schema === rel.schema && id >= t.firstShardId && id < t.firstShardId + count)
+      return shardNameOf(t.rel.name, id) === rel.name;
+  }
+  return false;
+}
+
 function newColocation(catalog: Catalog, shardCount: number, type: DistType | null): Colocation {
   let id = 1;
   let placed = 0;
@@ -298,4 +315,69 @@ function checkGroups(groups: readonly string[]): CatalogError | null {
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/**
+ * Commits a change planned earlier (distribute() or reference() on an older catalog) to the
+ * catalog as it is now, keeping exactly the planned shard ids and placement: the executor has
+ * already created the shards under those names on those groups (prepared, two-phase commit), so
+ * the catalog must say the same or nothing. Other tables added in between are kept. Refused with
+ * 40001 when the table appeared meanwhile, when another table took one of the planned shard ids,
+ * or when the planned colocation id now means a different colocation.
+ */
+export function applyPlanned(catalog: Catalog, planned: TableChange): Catalog | CatalogError {
+  let { table } = planned;
+  const name = table.rel.name;
+  if (table.kind === 'reference') {
+    // All reference tables share one colocation; where its id changed, the data did not.
+    const refs = [...catalog.colocations.values()].find((c) => c.type === null);
+    if (refs && refs.id !== table.colocationId) {
+      const plannedRefs = planned.catalog.colocations.get(table.colocationId);
+      table = Object.freeze({ ...table, colocationId: refs.id });
+      planned = {
+        catalog: plannedRefs
+          ? withColocation(planned.catalog, { ...plannedRefs, id: refs.id })
+          : planned.catalog,
+        table,
+      };
+    }
+  }
+  if (catalog.tables.has(relKey(table.rel))) return catalogErrors.alreadyDistributed(name);
+  const colocation = planned.catalog.colocations.get(table.colocationId);
+  if (!colocation) throw new Error(`applyPlanned: the plan of ${name} lacks its colocation`);
+  const end = table.firstShardId + colocation.shardCount;
+  for (const t of catalog.tables.values()) {
+    const count = catalog.colocations.get(t.colocationId)?.shardCount ?? 0;
+    if (t.firstShardId < end && table.firstShardId < t.firstShardId + count)
+      return catalogErrors.concurrentChange(
+        name,
+        `shard ids ${table.firstShardId}..${end - 1} were taken by ${t.rel.name}`,
+      );
+  }
+  const existing = catalog.colocations.get(colocation.id);
+  if (existing && !sameColocation(existing, colocation))
+    return catalogErrors.concurrentChange(name, `colocation ${colocation.id} was made for another placement`);
+  const missing = colocation.placement.find((g) => !catalog.groups.includes(g));
+  if (missing !== undefined)
+    return catalogErrors.concurrentChange(name, `group "${missing}" left the catalog`);
+  const colocations = existing
+    ? catalog.colocations
+    : new Map(catalog.colocations).set(colocation.id, colocation);
+  const tables = new Map(catalog.tables).set(relKey(table.rel), table);
+  return makeCatalog(
+    catalog.version,
+    tables,
+    colocations,
+    catalog.groups,
+    Math.max(catalog.nextShardId, end),
+  );
+}
+
+function withColocation(c: Catalog, colocation: Colocation): Catalog {
+  const colocations = new Map(c.colocations).set(colocation.id, colocation);
+  return makeCatalog(c.version, c.tables, colocations, c.groups, c.nextShardId);
+}
+
+function sameColocation(a: Colocation, b: Colocation): boolean {
+  return a.shardCount === b.shardCount && a.type === b.type && sameList(a.placement, b.placement);
 }
