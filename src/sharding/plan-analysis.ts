@@ -63,6 +63,11 @@ export class Analysis {
   refusal: Refusal | null = null;
   /** The VALUES rows of an INSERT into a distributed table (the last one seen). */
   insertRows: InsertRows | null = null;
+  /**
+   * The first call seen whose value differs from one group to another (`nextval`, `now()`,
+   * CURRENT_TIMESTAMP, `random()`): a write to a reference table may not compute it on every group.
+   */
+  volatileCall: string | null = null;
   /** A MERGE naming a catalog table was seen (refused by the planner). */
   merge = false;
 
@@ -375,6 +380,7 @@ export class Analysis {
         this.occurrence(n[1], false); // a relation outside a FROM list: looked up, never pinned
         continue;
       }
+      if (n !== null && this.volatileCall === null) this.volatileCall = volatileCallOf(n);
       if (typeof v.relname === 'string' && 'relpersistence' in v) {
         this.occurrence(v, false); // a bare RangeVar (a typed field, as ALTER TABLE's relation)
         continue;
@@ -478,4 +484,40 @@ function operatorName(name: unknown): string | null {
   if (!Array.isArray(name) || name.length !== 1) return null;
   const s = unwrap(name[0]);
   return s !== null && s[0] === 'String' && typeof s[1].sval === 'string' ? s[1].sval : null;
+}
+
+/**
+ * Functions whose result differs between groups running the same statement. Not a complete list
+ * of volatile functions (user functions are not known): the common ones that fill keys and
+ * timestamps.
+ */
+const VOLATILE = new Set([
+  'nextval',
+  'setval',
+  'random',
+  'random_normal',
+  'gen_random_uuid',
+  'uuidv4',
+  'uuidv7',
+  'uuid_generate_v1',
+  'uuid_generate_v1mc',
+  'uuid_generate_v4',
+  'now',
+  'clock_timestamp',
+  'statement_timestamp',
+  'transaction_timestamp',
+  'timeofday',
+  'txid_current',
+  'pg_current_xact_id',
+]);
+
+function volatileCallOf(n: [string, Obj]): string | null {
+  if (n[0] === 'SQLValueFunction') {
+    const op = typeof n[1].op === 'string' ? n[1].op : '';
+    return /CURRENT_(DATE|TIME)|LOCALTIME/.test(op) ? op.replace(/^SVFOP_/, '') : null;
+  }
+  if (n[0] !== 'FuncCall' || !Array.isArray(n[1].funcname)) return null;
+  const last = unwrap(n[1].funcname[n[1].funcname.length - 1]);
+  const name = last !== null && typeof last[1].sval === 'string' ? last[1].sval : '';
+  return VOLATILE.has(name) ? `${name}()` : null;
 }

@@ -27,18 +27,25 @@ export function resolveShards(plan: KeyPlan, params: Params, remainder: Remainde
       plan.plans.map((p) => resolveShards(p, params, remainder)),
       plan.groups,
     );
-  // The common case: one table, one key.
+  // The common case: one key for one table, or for colocated tables joined on it.
   if (plan.classes.length === 1 && plan.assigns.length === 0) {
     const c = plan.classes[0]!;
     if (c.key.kind === 'one' && c.colocs.length === 1) {
       const part = c.colocs[0]!;
       const s = c.key.source;
       const value = s.kind === 'const' ? s.value : s.kind === 'param' ? params[s.index] : null;
-      if (value !== undefined && value !== null && part.firstShardIds.length === 1) {
+      if (value !== undefined && value !== null) {
         const r = hash(remainder, part.type, value, part.colocation.shardCount);
         if (typeof r !== 'number') return r;
         const group = part.colocation.placement[r];
-        if (group !== undefined) return { kind: 'one', group, shards: [part.firstShardIds[0]! + r] };
+        const firsts = part.firstShardIds;
+        if (group !== undefined) {
+          return {
+            kind: 'one',
+            group,
+            shards: firsts.length === 1 ? [firsts[0]! + r] : firsts.map((f) => f + r),
+          };
+        }
       }
     }
   }

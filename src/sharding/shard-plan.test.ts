@@ -92,6 +92,28 @@ test('quoted identifiers and schemas', () => {
   assert.deepEqual(route('SELECT * FROM "USERS" WHERE id = 1'), { kind: 'local' });
 });
 
+test('a name written with Unicode escapes is still looked up (the text pre-check does not skip it)', () => {
+  assert.deepEqual(route('SELECT * FROM U&"\\0075sers" WHERE id = 5'), one('1', USERS_FIRST + 1));
+  assert.deepEqual(
+    route('SELECT * FROM u&"!0075sers" UESCAPE \'!\' WHERE id = 5'),
+    one('1', USERS_FIRST + 1),
+  );
+});
+
+test('a write to a reference table calling a volatile function is refused (each group would compute its own value)', () => {
+  for (const sql of [
+    "INSERT INTO countries VALUES (nextval('s'))",
+    'UPDATE countries SET seen = now()',
+    'UPDATE countries SET seen = CURRENT_TIMESTAMP',
+    'INSERT INTO codes SELECT gen_random_uuid()',
+  ]) {
+    const r = route(sql);
+    assert.equal(kind(r), 'error 0A000', sql);
+    assert.match(r.kind === 'error' ? r.message : '', /volatile/, sql);
+  }
+  assert.equal(kind(route("UPDATE countries SET name = lower('X')")), 'all');
+});
+
 test('IN lists and = ANY arrays: one group when every value lands on it', () => {
   assert.deepEqual(
     route('SELECT * FROM users WHERE id IN (1, 3)'),

@@ -141,12 +141,13 @@ function catalogNames(catalog: Catalog): readonly string[] {
 
 /**
  * Whether `sql` may name a table of the catalog: every table name is searched in the lower-cased
- * text. False means certainly not (a name cannot be written without its letters), so the
- * statement is local without being parsed.
+ * text. False means certainly not (a name cannot be written without its letters, Unicode escapes
+ * aside, which always count as a maybe), so the statement is local without being parsed.
  */
 export function mayNameCatalogTable(sql: string, catalog: Catalog): boolean {
   if (catalog.tables.size === 0) return false;
   const lower = sql.toLowerCase();
+  if (lower.includes('u&')) return true; // U&"\0075sers" names users without its letters
   for (const n of catalogNames(catalog)) if (lower.includes(n)) return true;
   return false;
 }
@@ -261,6 +262,17 @@ export function decide(a: Analysis, insert: { body: Obj; sql: string } | null): 
         {
           sqlstate: '0A000',
           message: `a write to reference table "${refWrite.name}" reaches every group and cannot read ${other.kind} table "${other.name}" in the same statement`,
+        },
+        true,
+      );
+    }
+    if (a.volatileCall !== null) {
+      return refused(
+        {
+          sqlstate: '0A000',
+          message:
+            `a write to reference table "${refWrite.name}" cannot call volatile function ${a.volatileCall}: ` +
+            'every group would compute its own value',
         },
         true,
       );
