@@ -529,6 +529,23 @@ test('several statements in one Query: one group, or refused', () => {
   assert.equal(kind(route('SELECT * FROM users WHERE id = 1; SELECT * FROM users WHERE id = 2')), 'multi');
   assert.equal(kind(route("TRUNCATE countries; INSERT INTO countries VALUES ('x')")), 'all');
   assert.equal(kind(route('TRUNCATE countries; INSERT INTO users (id) VALUES (1)')), 'multi');
+  // Transaction control and settings run wherever the other statements run.
+  assert.deepEqual(
+    route("BEGIN; UPDATE users SET name = 'x' WHERE id = 1; COMMIT"),
+    one('1', USERS_FIRST + 1),
+  );
+  assert.deepEqual(
+    route("SET statement_timeout = '1s'; SHOW work_mem; SELECT * FROM users WHERE id = 3"),
+    one('1', USERS_FIRST + 3),
+  );
+  assert.deepEqual(route('BEGIN; TRUNCATE users; COMMIT'), {
+    kind: 'all',
+    reason: 'DDL on distributed table "users"',
+  });
+  assert.deepEqual(
+    route('BEGIN; SELECT * FROM accounts, users; COMMIT'),
+    route('SELECT * FROM accounts, users'),
+  );
 });
 
 test('property: single-row INSERTs and point SELECTs land on the group of the key', () => {

@@ -68,6 +68,11 @@ export type KeyPlan =
       readonly writes: boolean;
       /** False when the answer depends on the moment (the parser was not ready), not the text. */
       readonly cacheable: boolean;
+      /**
+       * Transaction control and settings (BEGIN, COMMIT, SET, SHOW): among other statements of
+       * one Query they run where those run; alone they are local.
+       */
+      readonly neutral?: boolean;
     }
   | {
       readonly kind: 'keys';
@@ -120,6 +125,14 @@ const LOCAL_WRITE: KeyPlan = Object.freeze({
   writes: true,
   cacheable: true,
 });
+const NEUTRAL: KeyPlan = Object.freeze({
+  kind: 'fixed',
+  route: Object.freeze({ kind: 'local' }),
+  writes: false,
+  cacheable: true,
+  neutral: true,
+});
+const NEUTRAL_KINDS = new Set(['TransactionStmt', 'VariableSetStmt', 'VariableShowStmt']);
 const REFERENCE_READ: KeyPlan = Object.freeze({
   kind: 'fixed',
   route: Object.freeze({ kind: 'reference-read' }),
@@ -184,8 +197,14 @@ export function shardKeyPlan(
     plans.push(planStatement(n[0], n[1], stmts.length === 1 ? sql : null, catalog, options));
   }
   if (plans.length === 0) return LOCAL;
-  if (plans.length === 1) return plans[0]!;
-  return { kind: 'statements', plans, writes: plans.some((p) => p.writes), groups: catalog.groups };
+  const significant = plans.filter((p) => !(p.kind === 'fixed' && p.neutral === true));
+  if (significant.length <= 1) return significant[0] ?? plans[0]!;
+  return {
+    kind: 'statements',
+    plans: significant,
+    writes: significant.some((p) => p.writes),
+    groups: catalog.groups,
+  };
 }
 
 function fixed(route: ShardRoute, writes: boolean, cacheable = true): KeyPlan {
@@ -206,6 +225,7 @@ function planStatement(
   catalog: Catalog,
   options: PlanOptions,
 ): KeyPlan {
+  if (NEUTRAL_KINDS.has(kind)) return NEUTRAL;
   const a = new Analysis(catalog, options.columnsOf ?? null);
   if (QUERIES.has(kind)) {
     a.query(kind, body, null, []);
