@@ -8,6 +8,7 @@
  * index is on a distributed table (docs/sharding.md). Pure, no I/O.
  */
 import { isObj, unwrap, type Obj } from '../sql/tree-nodes.js';
+import { mayNameCatalogTable } from './catalog-names.js';
 import type { Analysis } from './plan-analysis.js';
 import type { KeyPlan, ShardRoute } from './shard-plan.js';
 
@@ -57,6 +58,20 @@ export function planUtility(kind: string, body: Obj, a: Analysis, decide: (a: An
             'PREPARE of a statement on distributed or reference tables is not supported yet (use the extended protocol)',
         },
         p.writes,
+      );
+    }
+    case 'DoStmt': {
+      // The block's code is not parsed: naming a catalog table in it, it would run on group 0 only.
+      const code = JSON.stringify(body.args ?? null);
+      if (!mayNameCatalogTable(code, a.catalog)) return plan({ kind: 'local' }, true);
+      return plan(
+        {
+          kind: 'error',
+          sqlstate: '0A000',
+          message:
+            'a DO block naming a distributed or reference table is not supported: it would run on group 0 only',
+        },
+        true,
       );
     }
     case 'DropStmt':

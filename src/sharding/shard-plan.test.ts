@@ -515,6 +515,33 @@ test('DDL on catalog tables reaches every group; the distribution column cannot 
   assert.deepEqual(route('COPY (SELECT * FROM users WHERE id = 2) TO STDOUT'), one('0', USERS_FIRST + 2));
 });
 
+test('a DO block naming a catalog table is refused (it would run on group 0 only)', () => {
+  const r = route("DO $$ BEGIN UPDATE users SET name = 'x'; END $$");
+  assert.equal(kind(r), 'error 0A000');
+  assert.match(r.kind === 'error' ? r.message : '', /DO block/);
+  assert.deepEqual(
+    route('DO $$ BEGIN PERFORM 1; END $$; SELECT * FROM users WHERE id = 2'),
+    one('0', USERS_FIRST + 2),
+  );
+});
+
+test('a parse done by the caller, the writes flag, cursors', async () => {
+  const { parseStatements } = await import('../sql/pg-parser.js');
+  const sql = 'UPDATE users SET name = $2 WHERE id = $1';
+  const parsed = parseStatements(sql);
+  assert.equal(parsed.kind, 'parsed');
+  const plan = shardKeyPlan({ sql, stmts: parsed.kind === 'parsed' ? parsed.stmts : [] }, catalog);
+  assert.deepEqual(plan, shardKeyPlan(sql, catalog));
+  assert.equal(plan.writes, true);
+  assert.equal(shardKeyPlan('SELECT * FROM users WHERE id = 1', catalog).writes, false);
+  assert.equal(
+    shardKeyPlan('WITH d AS (DELETE FROM users WHERE id = 1 RETURNING 1) SELECT 1', catalog).writes,
+    true,
+  );
+  assert.deepEqual(route('DECLARE c CURSOR FOR SELECT * FROM users WHERE id = 3'), one('1', USERS_FIRST + 3));
+  assert.equal(kind(route('DECLARE c CURSOR FOR SELECT * FROM users')), 'multi');
+});
+
 test('several statements in one Query: one group, or refused', () => {
   assert.deepEqual(
     route('SELECT * FROM users WHERE id = 1; SELECT * FROM orders WHERE user_id = 3'),

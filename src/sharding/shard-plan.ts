@@ -18,6 +18,7 @@
  */
 import { parseStatements } from '../sql/pg-parser.js';
 import { isObj, unwrap, type Obj } from '../sql/tree-nodes.js';
+import { mayNameCatalogTable } from './catalog-names.js';
 import { cutInsert, type InsertText } from './insert-split.js';
 import type { KeySet, KeySource } from './key-source.js';
 import { Analysis, type Occurrence, type Refusal } from './plan-analysis.js';
@@ -139,31 +140,6 @@ const REFERENCE_READ: KeyPlan = Object.freeze({
   writes: false,
   cacheable: true,
 });
-
-/** The lower-cased names of a catalog's tables, for the text pre-check (one per catalog object). */
-const namesOf = new WeakMap<Catalog, readonly string[]>();
-
-function catalogNames(catalog: Catalog): readonly string[] {
-  let names = namesOf.get(catalog);
-  if (names === undefined) {
-    names = [...new Set([...catalog.tables.values()].map((t) => t.rel.name.toLowerCase()))];
-    namesOf.set(catalog, names);
-  }
-  return names;
-}
-
-/**
- * Whether `sql` may name a table of the catalog: every table name is searched in the lower-cased
- * text. False means certainly not (a name cannot be written without its letters, Unicode escapes
- * aside, which always count as a maybe), so the statement is local without being parsed.
- */
-export function mayNameCatalogTable(sql: string, catalog: Catalog): boolean {
-  if (catalog.tables.size === 0) return false;
-  const lower = sql.toLowerCase();
-  if (lower.includes('u&')) return true; // U&"\0075sers" names users without its letters
-  for (const n of catalogNames(catalog)) if (lower.includes(n)) return true;
-  return false;
-}
 
 export function shardKeyPlan(
   input: string | ParsedText,
@@ -410,3 +386,4 @@ function colocParts(catalog: Catalog, list: readonly Occurrence[]): ColocPart[] 
 }
 
 export { resolveShards, type Remainder } from './resolve-shards.js';
+export { mayNameCatalogTable } from './catalog-names.js';
