@@ -68,6 +68,12 @@ export class Analysis {
    * CURRENT_TIMESTAMP, `random()`): a write to a reference table may not compute it on every group.
    */
   volatileCall: string | null = null;
+  /**
+   * The first call seen of a function that is not a well-known built-in (a user function, a
+   * sequence function): it may read what only group 0 holds, so a read of reference tables
+   * calling it stays on group 0.
+   */
+  localCall: string | null = null;
   /** A MERGE naming a catalog table was seen (refused by the planner). */
   merge = false;
 
@@ -380,7 +386,8 @@ export class Analysis {
         this.occurrence(n[1], false); // a relation outside a FROM list: looked up, never pinned
         continue;
       }
-      if (n !== null && this.volatileCall === null) this.volatileCall = volatileCallOf(n);
+      if (n !== null && n[0] === 'FuncCall') this.call(n[1]);
+      else if (n !== null && n[0] === 'SQLValueFunction') this.volatileCall ??= sqlValueCall(n[1]);
       if (typeof v.relname === 'string' && 'relpersistence' in v) {
         this.occurrence(v, false); // a bare RangeVar (a typed field, as ALTER TABLE's relation)
         continue;
@@ -390,6 +397,18 @@ export class Analysis {
         if (typeof child === 'object' && child !== null) stack.push(child);
       }
     }
+  }
+
+  private call(f: Obj): void {
+    if (!Array.isArray(f.funcname)) return;
+    const parts = (f.funcname as unknown[]).map((p) => {
+      const s = unwrap(p);
+      return s !== null && typeof s[1].sval === 'string' ? s[1].sval : '';
+    });
+    const name = parts[parts.length - 1] ?? '';
+    if (VOLATILE.has(name)) this.volatileCall ??= `${name}()`;
+    const builtin = (parts.length === 1 || parts[0] === 'pg_catalog') && BUILTIN.has(name);
+    if (!builtin) this.localCall ??= `${parts.join('.')}()`;
   }
 
   // ---- INSERT (plan-insert.ts), UPDATE, DELETE, MERGE ----
@@ -511,13 +530,27 @@ const VOLATILE = new Set([
   'pg_current_xact_id',
 ]);
 
-function volatileCallOf(n: [string, Obj]): string | null {
-  if (n[0] === 'SQLValueFunction') {
-    const op = typeof n[1].op === 'string' ? n[1].op : '';
-    return /CURRENT_(DATE|TIME)|LOCALTIME/.test(op) ? op.replace(/^SVFOP_/, '') : null;
-  }
-  if (n[0] !== 'FuncCall' || !Array.isArray(n[1].funcname)) return null;
-  const last = unwrap(n[1].funcname[n[1].funcname.length - 1]);
-  const name = last !== null && typeof last[1].sval === 'string' ? last[1].sval : '';
-  return VOLATILE.has(name) ? `${name}()` : null;
+/** CURRENT_DATE, CURRENT_TIME, CURRENT_TIMESTAMP, LOCALTIME, LOCALTIMESTAMP: each group's own clock. */
+function sqlValueCall(f: Obj): string | null {
+  const op = typeof f.op === 'string' ? f.op : '';
+  return /CURRENT_(DATE|TIME)|LOCALTIME/.test(op) ? op.replace(/^SVFOP_/, '') : null;
 }
+
+/**
+ * Built-in functions that read nothing but their arguments (and the clock): a read of reference
+ * tables calling only these may run on any group. Anything else may be a user function.
+ */
+const BUILTIN = new Set(
+  (
+    'count sum avg min max bool_and bool_or every array_agg string_agg json_agg jsonb_agg json_object_agg ' +
+    'jsonb_object_agg row_number rank dense_rank percent_rank cume_dist ntile lag lead first_value last_value ' +
+    'nth_value lower upper length char_length octet_length substr substring trim btrim ltrim rtrim lpad rpad ' +
+    'concat concat_ws replace position strpos left right split_part regexp_replace regexp_match regexp_matches ' +
+    'starts_with format md5 encode decode initcap reverse repeat translate to_char to_date to_timestamp ' +
+    'to_number date_trunc date_part extract age now abs round trunc floor ceil ceiling mod power sqrt ' +
+    'exp ln log sign random greatest least array_length array_position cardinality unnest generate_series ' +
+    'to_json to_jsonb json_build_object jsonb_build_object json_build_array jsonb_build_array ' +
+    'jsonb_set jsonb_array_length json_array_length jsonb_typeof row_to_json array_to_string string_to_array ' +
+    'coalesce nullif'
+  ).split(' '),
+);

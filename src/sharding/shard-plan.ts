@@ -275,7 +275,10 @@ export function decide(a: Analysis, insert: { body: Obj; sql: string } | null): 
     }
     return fixed({ kind: 'all', reason: `write to reference table "${refWrite.name}"` }, true);
   }
-  if (dist === null) return local !== null ? (writes ? LOCAL_WRITE : LOCAL) : REFERENCE_READ;
+  if (dist === null) {
+    if (local !== null || writes || a.localCall !== null) return writes ? LOCAL_WRITE : LOCAL;
+    return REFERENCE_READ;
+  }
   return keyClasses(a, writes, insert);
 }
 
