@@ -15,6 +15,7 @@ import {
   usersGroup,
 } from './shard-plan.test-util.js';
 import type { ColumnValue } from './types.js';
+import { sqlishText } from '../sql/arbitraries.test-util.js';
 
 await loadParser();
 
@@ -629,5 +630,59 @@ test('property: a split INSERT gives each group exactly its rows, with their own
       assert.deepEqual(seen.sort(), keys.map((_, i) => `n${i}`).sort());
     }),
     { numRuns: 200 },
+  );
+});
+
+test('property: any text, any parameters: a route, never an exception', () => {
+  const word = fc.constantFrom(
+    'SELECT * FROM ',
+    'users',
+    'orders o',
+    'countries',
+    'accounts',
+    ' WHERE ',
+    'id = ',
+    'o.user_id = users.id',
+    ' AND ',
+    ' OR ',
+    '$1',
+    '$2',
+    '5',
+    'NULL',
+    "'{1,2}'",
+    'ANY(',
+    ')',
+    '(',
+    ', ',
+    'INSERT INTO users (id, name) VALUES ',
+    '($1, $2)',
+    'UPDATE users SET id = ',
+    'DELETE FROM users',
+    ' JOIN ',
+    ' ON ',
+    ' RETURNING *',
+    ';',
+    'WITH x AS (',
+    'IN (',
+    ' LEFT JOIN ',
+    'EXISTS (',
+  );
+  const text = fc.oneof(
+    fc.array(word, { maxLength: 16 }).map((w) => w.join('')),
+    sqlishText,
+  );
+  const param = fc.oneof(
+    fc.constant(null),
+    fc.string({ maxLength: 8 }).map((s) => t(s)),
+    fc.uint8Array({ maxLength: 12 }).map((b) => ({ format: 'binary', bytes: Buffer.from(b) }) as const),
+  );
+  fc.assert(
+    fc.property(text, fc.array(param, { maxLength: 3 }), (sql, params) => {
+      const r = resolveShards(shardKeyPlan(sql, catalog, columns), params, fakeRemainder);
+      assert.ok(['local', 'one', 'reference-read', 'all', 'split-insert', 'multi', 'error'].includes(r.kind));
+      if (r.kind === 'one') assert.ok(catalog.groups.includes(r.group));
+      if (r.kind === 'error') assert.match(r.sqlstate, /^[0-9A-Z]{5}$/);
+    }),
+    { numRuns: 1000 },
   );
 });
