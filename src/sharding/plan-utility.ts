@@ -27,6 +27,22 @@ const EVERY_GROUP = new Set([
   'CreateStatsStmt',
 ]);
 
+/** How the refusals name the statements PostgreSQL's grammar calls otherwise. */
+const COMMAND: Record<string, string> = {
+  CreateStmt: 'CREATE TABLE',
+  CreateTableAsStmt: 'CREATE TABLE AS',
+  ViewStmt: 'CREATE VIEW',
+  LockStmt: 'LOCK',
+  VacuumStmt: 'VACUUM or ANALYZE',
+  ClusterStmt: 'CLUSTER',
+  ReindexStmt: 'REINDEX',
+  RefreshMatViewStmt: 'REFRESH MATERIALIZED VIEW',
+  CreateFunctionStmt: 'CREATE FUNCTION',
+  RuleStmt: 'CREATE RULE',
+  AlterOwnerStmt: 'ALTER … OWNER',
+  AlterObjectSchemaStmt: 'ALTER … SET SCHEMA',
+};
+
 const PARTITION_COLUMN = 'cannot execute ALTER TABLE command involving partition column';
 
 function plan(route: ShardRoute, writes: boolean): KeyPlan {
@@ -88,7 +104,8 @@ export function planUtility(kind: string, body: Obj, a: Analysis, decide: (a: An
   if (touched.length === 0) return plan({ kind: 'local' }, true);
   const first = touched[0]!;
   if (!EVERY_GROUP.has(kind) || (kind === 'IndexStmt' && body.concurrent === true)) {
-    const what = kind.replace(/Stmt$/, '');
+    const what =
+      kind === 'IndexStmt' ? 'CREATE INDEX CONCURRENTLY' : (COMMAND[kind] ?? kind.replace(/Stmt$/, ''));
     return plan(
       {
         kind: 'error',

@@ -514,6 +514,16 @@ test('DDL on catalog tables reaches every group; the distribution column cannot 
   ])
     assert.equal(kind(route(sql)), 'error 0A000', sql);
   assert.deepEqual(route('CREATE TABLE accounts (id int)'), { kind: 'local' });
+  assert.deepEqual(route('CREATE TABLE x PARTITION OF users FOR VALUES WITH (MODULUS 4, REMAINDER 0)'), {
+    kind: 'error',
+    sqlstate: '0A000',
+    message: 'CREATE TABLE on distributed table "users" is not supported yet',
+  });
+  assert.deepEqual(route('LOCK TABLE countries'), {
+    kind: 'error',
+    sqlstate: '0A000',
+    message: 'LOCK on reference table "countries" is not supported yet',
+  });
   assert.deepEqual(route('CREATE VIEW v AS SELECT * FROM countries'), { kind: 'local' });
   assert.equal(kind(route('COPY users FROM STDIN')), 'multi');
   assert.equal(kind(route('COPY countries FROM STDIN')), 'all');
