@@ -224,11 +224,15 @@ function hash(remainder: Remainder, type: DistType, v: ColumnValue, modulus: num
   try {
     r = remainder(t, v, modulus);
   } catch (err) {
+    // The hash's HashInputError carries PostgreSQL's SQLSTATE and message (22P02, 22003, 22P03…).
     const code = (err as { sqlstate?: unknown }).sqlstate;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && err instanceof Error) {
+      return { kind: 'error', sqlstate: code, message: err.message };
+    }
     const shown = v.format === 'text' ? v.text : `<${v.bytes.length} bytes>`;
     return {
       kind: 'error',
-      sqlstate: typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : '22P02',
+      sqlstate: '22P02',
       message: `invalid input syntax for type ${TYPE_NAMES[type]}: "${shown}"`,
     };
   }

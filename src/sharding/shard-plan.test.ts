@@ -464,6 +464,20 @@ test('UPDATE and DELETE by key; changing the distribution column', () => {
   );
 });
 
+test("the hash's own error (SQLSTATE and PostgreSQL's message) reaches the client", () => {
+  const outOfRange: typeof fakeRemainder = () => {
+    throw Object.assign(new Error('value "99999999999999999999" is out of range for type bigint'), {
+      sqlstate: '22003',
+    });
+  };
+  const plan = shardKeyPlan('SELECT * FROM users WHERE id = $1', catalog);
+  assert.deepEqual(resolveShards(plan, [t('99999999999999999999')], outOfRange), {
+    kind: 'error',
+    sqlstate: '22003',
+    message: 'value "99999999999999999999" is out of range for type bigint',
+  });
+});
+
 test('errors of values and parameters', () => {
   assert.deepEqual(route('SELECT * FROM users WHERE id = $1', [t('abc')]), {
     kind: 'error',
