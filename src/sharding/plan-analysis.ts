@@ -61,8 +61,8 @@ export class Analysis {
   /** UPDATE … SET k = v on a distributed table: the target and the new value. */
   readonly assigns: { readonly occ: Occurrence; readonly source: KeySource }[] = [];
   refusal: Refusal | null = null;
-  /** The VALUES rows of an INSERT into a distributed table (the last one seen). */
-  insertRows: InsertRows | null = null;
+  /** Each INSERT into a distributed table whose keys the text gives (VALUES rows, or a constant). */
+  readonly insertRows: InsertRows[] = [];
   /**
    * The first call seen whose value differs from one group to another (`nextval`, `now()`,
    * CURRENT_TIMESTAMP, `random()`): a write to a reference table may not compute it on every group.

@@ -62,14 +62,15 @@ function resolveClasses(
   const shards = new Set<number>();
   /** Per class: the remainder of each value, per colocation part. */
   const remainders: number[][][] = [];
-  for (const c of plan.classes) {
+  for (let ci = 0; ci < plan.classes.length; ci++) {
+    const c = plan.classes[ci]!;
     if (c.colocs.length === 0)
       return {
         kind: 'error',
         sqlstate: 'XX000',
         message: 'the sharding catalog names a colocation it does not hold',
       };
-    const values = valuesOf(c.key, params, plan.insert !== null && c === plan.classes[plan.insert.cls]);
+    const values = valuesOf(c.key, params, plan.insertClasses.includes(ci));
     if (!Array.isArray(values)) return values;
     const per: number[][] = [];
     for (const part of c.colocs) {
@@ -124,7 +125,6 @@ function splitInsert(plan: Extract<KeyPlan, { kind: 'keys' }>, remainders: numbe
   const text = ins.text;
   const c: KeyClass | undefined = plan.classes[ins.cls];
   if (
-    text === null ||
     plan.classes.length !== 1 ||
     c === undefined ||
     c.colocs.length !== 1 ||

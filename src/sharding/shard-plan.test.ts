@@ -354,6 +354,14 @@ test('INSERT: one row, many rows on one group, NULL, DEFAULT, expressions, colum
   assert.deepEqual(route("INSERT INTO users (id, name) VALUES (NULL, 'a')"), nul);
   assert.deepEqual(route("INSERT INTO users (id, name) VALUES ($1, 'a')", [null]), nul);
   assert.deepEqual(route("INSERT INTO users (id, name) VALUES (1, 'a'), ($1, 'b')", [null]), nul);
+  assert.deepEqual(route('INSERT INTO orders (user_id, total) SELECT $1, 0 FROM countries', [null]), nul);
+  assert.deepEqual(
+    route(
+      'WITH n AS (INSERT INTO orders (user_id) VALUES ($1) RETURNING 1) INSERT INTO users (id) VALUES (2)',
+      [null],
+    ),
+    nul,
+  );
   const noKey = {
     kind: 'error',
     sqlstate: '0A000',

@@ -22,6 +22,7 @@ import { mayNameCatalogTable } from './catalog-names.js';
 import { cutInsert, type InsertText } from './insert-split.js';
 import type { KeySet, KeySource } from './key-source.js';
 import { Analysis, type Occurrence, type Refusal } from './plan-analysis.js';
+import type { InsertRows } from './plan-insert.js';
 import { planUtility } from './plan-utility.js';
 import type { Catalog, Colocation, DistributedTable, DistType } from './types.js';
 
@@ -84,11 +85,10 @@ export type KeyPlan =
         readonly source: KeySource;
         readonly type: DistType;
       }[];
-      /**
-       * INSERT … VALUES into a distributed table: class `cls` holds one key per row (none may be
-       * NULL); `text` is the statement cut by rows when it may be split by group.
-       */
-      readonly insert: { readonly cls: number; readonly text: InsertText | null } | null;
+      /** A multi-row INSERT … VALUES that may be split by group: class `cls` holds one key per row. */
+      readonly insert: { readonly cls: number; readonly text: InsertText } | null;
+      /** Classes whose keys are an INSERT's (VALUES rows, INSERT … SELECT constant): never NULL. */
+      readonly insertClasses: readonly number[];
       readonly writes: boolean;
       readonly groups: readonly string[];
     }
@@ -320,7 +320,9 @@ function keyClasses(a: Analysis, writes: boolean, insert: { body: Obj; sql: stri
     else into.push(...list);
   }
   const classes: KeyClass[] = [];
-  let insertCls = -1;
+  /** Classes holding an INSERT's keys (never NULL), and the top statement's own VALUES rows. */
+  const insertClasses: number[] = [];
+  let top: InsertRows | null = null;
   for (const [r, list] of byTarget) {
     const colocs = colocParts(a.catalog, list);
     const key = a.pins[r] ?? null;
@@ -346,24 +348,28 @@ function keyClasses(a: Analysis, writes: boolean, insert: { body: Obj; sql: stri
         writes,
       );
     }
-    if (a.insertRows !== null && list.includes(a.insertRows.occ)) insertCls = classes.length;
+    for (const rows of a.insertRows) {
+      if (!list.includes(rows.occ)) continue;
+      insertClasses.push(classes.length);
+      if (insert !== null && rows.values && rows.relation === insert.body.relation) top = rows;
+    }
     classes.push({ key, colocs });
   }
   const assigns = a.assigns.map((x) => ({
-    cls: classIndex(a, byTarget, x.occ),
+    cls: classIndex(byTarget, x.occ),
     source: x.source,
     type: x.occ.table!.type!,
   }));
-  let split: { cls: number; text: InsertText | null } | null = null;
-  if (a.insertRows !== null && insertCls >= 0) {
-    const rows = a.insertRows.sources.length;
-    const top = insert !== null && a.insertRows.relation === insert.body.relation;
-    split = { cls: insertCls, text: top && rows > 1 ? cutInsert(insert.sql, rows) : null };
+  let split: { cls: number; text: InsertText } | null = null;
+  if (top !== null && insert !== null && top.sources.length > 1) {
+    const text = cutInsert(insert.sql, top.sources.length);
+    const cls = classIndex(byTarget, top.occ);
+    if (text !== null) split = { cls, text };
   }
-  return { kind: 'keys', classes, assigns, insert: split, writes, groups };
+  return { kind: 'keys', classes, assigns, insert: split, insertClasses, writes, groups };
 }
 
-function classIndex(a: Analysis, byTarget: Map<number, Occurrence[]>, o: Occurrence): number {
+function classIndex(byTarget: Map<number, Occurrence[]>, o: Occurrence): number {
   let i = 0;
   for (const list of byTarget.values()) {
     if (list.includes(o)) return i;
