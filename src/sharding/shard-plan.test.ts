@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { loadParser } from '../sql/pg-parser.js';
-import { resolveShards, shardKeyPlan, type PlanOptions, type ShardRoute } from './shard-plan.js';
+import { resolveShards, shardKeyPlan, usesParams, type PlanOptions, type ShardRoute } from './shard-plan.js';
 import { parseArrayBinary, parseArrayText } from './key-source.js';
 import {
   BIG_FIRST,
@@ -561,6 +561,18 @@ test('a DO block naming a catalog table is refused (it would run on group 0 only
     route('DO $$ BEGIN PERFORM 1; END $$; SELECT * FROM users WHERE id = 2'),
     one('0', USERS_FIRST + 2),
   );
+});
+
+test('usesParams: whether a plan needs the Bind values (else it resolves without them)', () => {
+  assert.equal(usesParams(shardKeyPlan('SELECT * FROM users WHERE id = $1', catalog)), true);
+  assert.equal(usesParams(shardKeyPlan('SELECT * FROM users WHERE id = ANY($1)', catalog)), true);
+  assert.equal(usesParams(shardKeyPlan('UPDATE users SET id = $2 WHERE id = 1', catalog)), true);
+  assert.equal(usesParams(shardKeyPlan('SELECT * FROM users WHERE id = 1 AND name = $1', catalog)), false);
+  assert.equal(
+    usesParams(shardKeyPlan('SELECT * FROM users WHERE id = 1; SELECT * FROM users WHERE id = $1', catalog)),
+    true,
+  );
+  assert.equal(usesParams(shardKeyPlan('SELECT * FROM countries WHERE code = $1', catalog)), false);
 });
 
 test('a parse done by the caller, the writes flag, cursors', async () => {

@@ -394,5 +394,20 @@ function colocParts(catalog: Catalog, list: readonly Occurrence[]): ColocPart[] 
   return out;
 }
 
+/**
+ * Whether resolving `plan` reads Bind values: false for fixed routes and for keys the text gives,
+ * so a caller may resolve such a plan before Bind (at Parse, or once per text).
+ */
+export function usesParams(plan: KeyPlan): boolean {
+  if (plan.kind === 'fixed') return false;
+  if (plan.kind === 'statements') return plan.plans.some(usesParams);
+  const param = (s: KeySource): boolean => s.kind === 'param';
+  return (
+    plan.classes.some((c) =>
+      c.key.kind === 'one' ? param(c.key.source) : c.key.kind === 'list' ? c.key.sources.some(param) : true,
+    ) || plan.assigns.some((x) => param(x.source))
+  );
+}
+
 export { resolveShards, type Remainder } from './resolve-shards.js';
 export { mayNameCatalogTable } from './catalog-names.js';
