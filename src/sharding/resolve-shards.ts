@@ -57,9 +57,9 @@ function resolveClasses(
   params: Params,
   remainder: Remainder,
 ): ShardRoute {
-  let group: string | null = null;
-  const groups = new Set<string>();
-  const shards = new Set<number>();
+  // Small arrays rather than sets: a statement names few shards and groups.
+  const groups: string[] = [];
+  const shards: number[] = [];
   /** Per class: the remainder of each value, per colocation part. */
   const remainders: number[][][] = [];
   for (let ci = 0; ci < plan.classes.length; ci++) {
@@ -86,9 +86,8 @@ function resolveClasses(
             message: `shard ${r} of colocation ${part.colocation.id} has no group`,
           };
         rs.push(r);
-        groups.add(g);
-        group ??= g;
-        for (const first of part.firstShardIds) shards.add(first + r);
+        if (!groups.includes(g)) groups.push(g);
+        for (const first of part.firstShardIds) if (!shards.includes(first + r)) shards.push(first + r);
       }
       per.push(rs);
     }
@@ -108,12 +107,12 @@ function resolveClasses(
         return { kind: 'error', sqlstate: '0A000', message: PARTITION_VALUE };
     }
   }
-  if (groups.size <= 1) return { kind: 'one', group: group ?? plan.groups[0] ?? '0', shards: [...shards] };
+  if (groups.length <= 1) return { kind: 'one', group: groups[0] ?? plan.groups[0] ?? '0', shards };
   const split = plan.insert === null ? null : splitInsert(plan, remainders);
   return (
     split ?? {
       kind: 'multi',
-      groups: [...groups],
+      groups,
       reason: "the statement's distribution column values belong to shards on several groups",
     }
   );
