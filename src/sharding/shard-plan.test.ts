@@ -93,6 +93,32 @@ test('quoted identifiers and schemas', () => {
   assert.deepEqual(route('SELECT * FROM "USERS" WHERE id = 1'), { kind: 'local' });
 });
 
+test('the text pre-check with many tables, and names that are not plain words', async () => {
+  const { mayNameCatalogTable } = await import('./shard-plan.js');
+  const many = new Map(catalog.tables);
+  for (let i = 0; i < 200; i++) {
+    many.set(`public.t${i}`, {
+      ...catalog.tables.get('public.users')!,
+      rel: { schema: 'public', name: `t${i}` },
+    });
+  }
+  many.set('public.we"ird', {
+    ...catalog.tables.get('public.users')!,
+    rel: { schema: 'public', name: 'we"ird' },
+  });
+  const big = { ...catalog, tables: many };
+  assert.equal(mayNameCatalogTable('SELECT * FROM accounts WHERE x = 1', big), true); // we"ird: always maybe
+  many.delete('public.we"ird');
+  const big2 = { ...catalog, tables: many };
+  assert.equal(mayNameCatalogTable('SELECT * FROM accounts WHERE x = 1', big2), false);
+  assert.equal(mayNameCatalogTable('SELECT * FROM superusers', big2), false);
+  assert.equal(mayNameCatalogTable('SELECT * FROM T17', big2), true);
+  assert.equal(mayNameCatalogTable('SELECT * FROM public.USERS', big2), true);
+  assert.equal(mayNameCatalogTable('SELECT * FROM "Sales"."Big Table"', big2), true);
+  assert.equal(mayNameCatalogTable('SELECT * FROM "Sales"."Big  Table"', big2), false);
+  assert.equal(mayNameCatalogTable('SELECT * FROM x WHERE y = 1', catalog), false);
+});
+
 test('a name written with Unicode escapes is still looked up (the text pre-check does not skip it)', () => {
   assert.deepEqual(route('SELECT * FROM U&"\\0075sers" WHERE id = 5'), one('1', USERS_FIRST + 1));
   assert.deepEqual(
