@@ -62,6 +62,8 @@ export class Analysis {
   /** UPDATE … SET k = v on a distributed table: the target and the new value. */
   readonly assigns: { readonly occ: Occurrence; readonly source: KeySource }[] = [];
   refusal: Refusal | null = null;
+  /** Subqueries already analysed by a conjunct (`k IN (SELECT …)`): the later walk skips them. */
+  private readonly done = new WeakSet<object>();
   /** Each INSERT into a distributed table whose keys the text gives (VALUES rows, or a constant). */
   readonly insertRows: InsertRows[] = [];
   /**
@@ -280,12 +282,13 @@ export class Analysis {
   /** WHERE or ON: pins and equalities of the top-level AND conjuncts, then every subquery in it. */
   where(expr: unknown, scope: Scope, ctes: readonly string[], pinsSafe: boolean): void {
     if (expr === undefined || expr === null) return;
-    for (const c of conjuncts(expr)) this.conjunct(c, scope, pinsSafe);
+    for (const c of conjuncts(expr)) this.conjunct(c, scope, ctes, pinsSafe);
     this.expressions(expr, scope, ctes);
   }
 
-  private conjunct(node: unknown, scope: Scope, pinsSafe: boolean): void {
+  private conjunct(node: unknown, scope: Scope, ctes: readonly string[], pinsSafe: boolean): void {
     const n = unwrap(node);
+    if (n !== null && n[0] === 'SubLink') return this.inSubquery(n[1], scope, ctes);
     if (n === null || n[0] !== 'A_Expr') return;
     const e = n[1];
     if (operatorName(e.name) !== '=') return;
@@ -325,6 +328,28 @@ export class Analysis {
       const key = anyArrayOf(e.rexpr, col.occ.table!.type!);
       if (key !== null) this.pin(col.occ, key);
     }
+  }
+
+  /**
+   * `k IN (SELECT j FROM t …)` / `k = ANY (SELECT …)` as a top-level conjunct, k and j
+   * distribution columns: only t's rows with j equal to some k of the outer rows can make the
+   * test true, so t follows k's class (a semi-join on the distribution column). `NOT IN` is no
+   * conjunct of this form and is not followed.
+   */
+  private inSubquery(link: Obj, scope: Scope, ctes: readonly string[]): void {
+    if (link.subLinkType !== 'ANY_SUBLINK') return;
+    if (link.operName !== undefined && operatorName(link.operName) !== '=') return;
+    const outer = this.column(link.testexpr, scope);
+    const sub = unwrap(link.subselect);
+    if (outer === null || !outer.local || sub === null || sub[0] !== 'SelectStmt') return;
+    const body = sub[1];
+    if ((body.op !== undefined && body.op !== 'SETOP_NONE') || !Array.isArray(body.targetList)) return;
+    if (body.targetList.length !== 1) return;
+    const inner = this.query('SelectStmt', body, scope, ctes);
+    this.done.add(body);
+    const target = unwrap(body.targetList[0]);
+    const col = target === null ? null : this.column(target[1].val, inner);
+    if (col !== null && col.local) this.follows[col.occ.id] ??= outer.occ.id;
   }
 
   /**
@@ -373,14 +398,16 @@ export class Analysis {
     const stack: unknown[] = [node];
     while (stack.length > 0) {
       const v = stack.pop();
+      // Children are pushed last first, so that relations are met in the order of the text.
       if (Array.isArray(v)) {
-        for (const item of v) if (typeof item === 'object' && item !== null) stack.push(item);
+        for (let i = v.length - 1; i >= 0; i--)
+          if (typeof v[i] === 'object' && v[i] !== null) stack.push(v[i]);
         continue;
       }
       if (!isObj(v)) continue;
       const n = unwrap(v);
       if (n !== null && QUERY_KINDS.has(n[0]) && Object.keys(v).length === 1) {
-        this.query(n[0], n[1], scope, ctes);
+        if (!this.done.has(n[1])) this.query(n[0], n[1], scope, ctes);
         continue;
       }
       if (n !== null && n[0] === 'RangeVar' && Object.keys(v).length === 1) {
@@ -393,8 +420,9 @@ export class Analysis {
         this.occurrence(v, false); // a bare RangeVar (a typed field, as ALTER TABLE's relation)
         continue;
       }
-      for (const key in v) {
-        const child = v[key];
+      const keys = Object.keys(v);
+      for (let i = keys.length - 1; i >= 0; i--) {
+        const child = v[keys[i]!];
         if (typeof child === 'object' && child !== null) stack.push(child);
       }
     }

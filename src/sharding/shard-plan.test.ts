@@ -286,6 +286,38 @@ test('subqueries and CTEs: pinned inside, correlated, or unpinned (multi)', () =
   assert.deepEqual(route('EXPLAIN SELECT * FROM users WHERE id = 5'), one('1', USERS_FIRST + 1));
 });
 
+test('IN (subquery) on a colocated distribution column: the subquery follows the outer pin', () => {
+  const both = one('1', USERS_FIRST + 1, ORDERS_FIRST + 1);
+  assert.deepEqual(
+    route('SELECT * FROM users u WHERE u.id = 1 AND u.id IN (SELECT o.user_id FROM orders o)'),
+    both,
+  );
+  assert.deepEqual(
+    route('SELECT * FROM users WHERE id = $1 AND id = ANY (SELECT user_id FROM orders)', [t('1')]),
+    both,
+  );
+  assert.deepEqual(route('DELETE FROM orders WHERE user_id = 1 AND user_id IN (SELECT id FROM users)'), both);
+  for (const sql of [
+    'SELECT * FROM users u WHERE u.id = 1 AND u.id NOT IN (SELECT o.user_id FROM orders o)',
+    'SELECT * FROM users u WHERE u.id = 1 AND u.id IN (SELECT o.total FROM orders o)',
+    'SELECT * FROM users u WHERE u.id IN (SELECT o.user_id FROM orders o WHERE o.user_id = 3)',
+    'SELECT * FROM users u WHERE u.id = 1 AND u.id IN (SELECT o.user_id FROM orders o UNION SELECT 1)',
+    'SELECT * FROM users u WHERE u.id = 1 OR u.id IN (SELECT o.user_id FROM orders o)',
+  ])
+    assert.equal(kind(route(sql)), 'multi', sql);
+});
+
+test("DDL refusals and reasons name the statement's own table first", () => {
+  assert.deepEqual(route('ALTER TABLE orders ADD FOREIGN KEY (user_id) REFERENCES users (id)'), {
+    kind: 'all',
+    reason: 'DDL on distributed table "orders"',
+  });
+  assert.deepEqual(route('TRUNCATE users, orders'), {
+    kind: 'all',
+    reason: 'DDL on distributed table "users"',
+  });
+});
+
 test('reference and local tables', () => {
   assert.deepEqual(route('SELECT * FROM countries'), { kind: 'reference-read' });
   assert.deepEqual(route('SELECT * FROM countries c JOIN codes USING (code)'), { kind: 'reference-read' });
