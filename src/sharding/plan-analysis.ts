@@ -18,6 +18,7 @@ import { isObj, unwrap, type Obj } from '../sql/tree-nodes.js';
 import { anyArrayOf, keySourceOf, listOf, type KeySet, type KeySource } from './key-source.js';
 import { classifyCall, sqlValueCall } from './plan-functions.js';
 import { analyseInsert, type InsertRows } from './plan-insert.js';
+import { analyseMerge, analyseModify } from './plan-modify.js';
 import { relKey, type Catalog, type DistributedTable } from './types.js';
 
 export type RelKind = 'distributed' | 'reference' | 'local' | 'system';
@@ -161,14 +162,14 @@ export class Analysis {
         this.select(body, scope, inner);
         break;
       case 'InsertStmt':
-        this.insertTarget(body, scope, inner);
+        analyseInsert(this, body, scope, inner);
         break;
       case 'UpdateStmt':
       case 'DeleteStmt':
-        this.modify(kind, body, scope, inner);
+        analyseModify(this, kind, body, scope, inner);
         break;
       default:
-        this.mergeStmt(body, scope, inner);
+        analyseMerge(this, body, scope, inner);
     }
     return scope;
   }
@@ -433,60 +434,6 @@ export class Analysis {
     if (c === null) return;
     if (c.volatile) this.volatileCall ??= c.name;
     if (!c.builtin) this.localCall ??= c.name;
-  }
-
-  // ---- INSERT (plan-insert.ts), UPDATE, DELETE, MERGE ----
-
-  insertTarget(body: Obj, scope: Scope, ctes: readonly string[]): void {
-    analyseInsert(this, body, scope, ctes);
-  }
-
-  private modify(kind: string, body: Obj, scope: Scope, ctes: readonly string[]): void {
-    const rel = body.relation;
-    if (!isObj(rel)) return;
-    const target = this.occurrence(rel, true);
-    const alias = isObj(rel.alias) && typeof rel.alias.aliasname === 'string' ? rel.alias.aliasname : null;
-    scope.bindings.push({
-      name: alias ?? (typeof rel.relname === 'string' ? rel.relname : ''),
-      schema: alias === null && typeof rel.schemaname === 'string' ? rel.schemaname : null,
-      occ: target,
-    });
-    const from = kind === 'UpdateStmt' ? body.fromClause : body.usingClause;
-    if (Array.isArray(from)) this.fromList(from as unknown[], scope, ctes);
-    this.where(body.whereClause, scope, ctes, true);
-    if (kind === 'UpdateStmt') this.assignments(body.targetList, target, scope);
-    this.expressions([body.targetList, body.returningClause, body.returningList], scope, ctes);
-  }
-
-  /** `SET k = …` on a distributed target: `k = k` changes nothing; a key source is checked at Bind. */
-  assignments(targets: unknown, target: Occurrence, scope: Scope): void {
-    const t = target.table;
-    if (t === null || t.kind !== 'distributed' || !Array.isArray(targets)) return;
-    for (const item of targets as unknown[]) {
-      const r = unwrap(item);
-      if (r === null || r[0] !== 'ResTarget' || r[1].name !== t.column) continue;
-      if (Array.isArray(r[1].indirection)) {
-        this.refuse('0A000', 'modifying the partition value of rows is not allowed');
-        continue;
-      }
-      const same = this.column(r[1].val, scope);
-      if (same !== null && same.occ === target) continue;
-      const s = unwrap(r[1].val)?.[0] === 'MultiAssignRef' ? null : keySourceOf(r[1].val, t.type!);
-      if (s === null || s.kind === 'null')
-        this.refuse('0A000', 'modifying the partition value of rows is not allowed');
-      else this.assigns.push({ occ: target, source: s });
-    }
-  }
-
-  private mergeStmt(body: Obj, scope: Scope, ctes: readonly string[]): void {
-    if (isObj(body.relation)) this.occurrence(body.relation, true);
-    if (body.sourceRelation !== undefined) this.fromList([body.sourceRelation], scope, ctes);
-    this.expressions(
-      [body.joinCondition, body.mergeWhenClauses, body.returningClause, body.returningList],
-      scope,
-      ctes,
-    );
-    this.merge = true;
   }
 }
 

@@ -9,6 +9,7 @@
 import { isObj, unwrap, type Obj } from '../sql/tree-nodes.js';
 import { keySourceOf, type KeySource } from './key-source.js';
 import type { Analysis, Occurrence, Scope } from './plan-analysis.js';
+import { analyseAssignments } from './plan-modify.js';
 
 export interface InsertRows {
   /** The target's RangeVar node (identifies the top statement's own INSERT). */
@@ -92,7 +93,7 @@ export function analyseInsert(a: Analysis, body: Obj, scope: Scope, ctes: readon
     a.expressions(body.selectStmt, scope, ctes);
   }
   bind();
-  if (isObj(body.onConflictClause)) a.assignments(body.onConflictClause.targetList, target, scope);
+  if (isObj(body.onConflictClause)) analyseAssignments(a, body.onConflictClause.targetList, target, scope);
   a.expressions([body.onConflictClause, body.returningClause, body.returningList], scope, ctes);
 }
 

@@ -10,6 +10,7 @@
 import { isIntType, parseArrayBinary, parseArrayText, type KeySet, type KeySource } from './key-source.js';
 import { assembleInsert } from './insert-split.js';
 import { NULL_KEY } from './plan-insert.js';
+import { PARTITION_VALUE } from './plan-modify.js';
 import type { InsertPart, KeyClass, KeyPlan, ShardRoute } from './shard-plan.js';
 import type { ColumnValue, DistType } from './types.js';
 
@@ -17,8 +18,6 @@ import type { ColumnValue, DistType } from './types.js';
 export type Remainder = (type: DistType, value: ColumnValue, modulus: number) => number;
 
 type Params = readonly (ColumnValue | null)[];
-
-const PARTITION_VALUE = 'modifying the partition value of rows is not allowed';
 
 export function resolveShards(plan: KeyPlan, params: Params, remainder: Remainder): ShardRoute {
   if (plan.kind === 'fixed') return plan.route;
