@@ -16,7 +16,9 @@
  */
 import { isObj, unwrap, type Obj } from '../sql/tree-nodes.js';
 import { anyArrayOf, keySourceOf, listOf, type KeySet, type KeySource } from './key-source.js';
+import { classifyCall, sqlValueCall } from './plan-functions.js';
 import { analyseInsert, type InsertRows } from './plan-insert.js';
+import { analyseMerge, analyseModify } from './plan-modify.js';
 import { relKey, type Catalog, type DistributedTable } from './types.js';
 
 export type RelKind = 'distributed' | 'reference' | 'local' | 'system';
@@ -61,8 +63,21 @@ export class Analysis {
   /** UPDATE … SET k = v on a distributed table: the target and the new value. */
   readonly assigns: { readonly occ: Occurrence; readonly source: KeySource }[] = [];
   refusal: Refusal | null = null;
-  /** The VALUES rows of an INSERT into a distributed table (the last one seen). */
-  insertRows: InsertRows | null = null;
+  /** Subqueries already analysed by a conjunct (`k IN (SELECT …)`): the later walk skips them. */
+  private readonly done = new WeakSet<object>();
+  /** Each INSERT into a distributed table whose keys the text gives (VALUES rows, or a constant). */
+  readonly insertRows: InsertRows[] = [];
+  /**
+   * The first call seen whose value differs from one group to another (`nextval`, `now()`,
+   * CURRENT_TIMESTAMP, `random()`): a write to a reference table may not compute it on every group.
+   */
+  volatileCall: string | null = null;
+  /**
+   * The first call seen of a function that is not a well-known built-in (a user function, a
+   * sequence function): it may read what only group 0 holds, so a read of reference tables
+   * calling it stays on group 0.
+   */
+  localCall: string | null = null;
   /** A MERGE naming a catalog table was seen (refused by the planner). */
   merge = false;
 
@@ -147,14 +162,14 @@ export class Analysis {
         this.select(body, scope, inner);
         break;
       case 'InsertStmt':
-        this.insertTarget(body, scope, inner);
+        analyseInsert(this, body, scope, inner);
         break;
       case 'UpdateStmt':
       case 'DeleteStmt':
-        this.modify(kind, body, scope, inner);
+        analyseModify(this, kind, body, scope, inner);
         break;
       default:
-        this.mergeStmt(body, scope, inner);
+        analyseMerge(this, body, scope, inner);
     }
     return scope;
   }
@@ -268,12 +283,13 @@ export class Analysis {
   /** WHERE or ON: pins and equalities of the top-level AND conjuncts, then every subquery in it. */
   where(expr: unknown, scope: Scope, ctes: readonly string[], pinsSafe: boolean): void {
     if (expr === undefined || expr === null) return;
-    for (const c of conjuncts(expr)) this.conjunct(c, scope, pinsSafe);
+    for (const c of conjuncts(expr)) this.conjunct(c, scope, ctes, pinsSafe);
     this.expressions(expr, scope, ctes);
   }
 
-  private conjunct(node: unknown, scope: Scope, pinsSafe: boolean): void {
+  private conjunct(node: unknown, scope: Scope, ctes: readonly string[], pinsSafe: boolean): void {
     const n = unwrap(node);
+    if (n !== null && n[0] === 'SubLink') return this.inSubquery(n[1], scope, ctes);
     if (n === null || n[0] !== 'A_Expr') return;
     const e = n[1];
     if (operatorName(e.name) !== '=') return;
@@ -313,6 +329,28 @@ export class Analysis {
       const key = anyArrayOf(e.rexpr, col.occ.table!.type!);
       if (key !== null) this.pin(col.occ, key);
     }
+  }
+
+  /**
+   * `k IN (SELECT j FROM t …)` / `k = ANY (SELECT …)` as a top-level conjunct, k and j
+   * distribution columns: only t's rows with j equal to some k of the outer rows can make the
+   * test true, so t follows k's class (a semi-join on the distribution column). `NOT IN` is no
+   * conjunct of this form and is not followed.
+   */
+  private inSubquery(link: Obj, scope: Scope, ctes: readonly string[]): void {
+    if (link.subLinkType !== 'ANY_SUBLINK') return;
+    if (link.operName !== undefined && operatorName(link.operName) !== '=') return;
+    const outer = this.column(link.testexpr, scope);
+    const sub = unwrap(link.subselect);
+    if (outer === null || !outer.local || sub === null || sub[0] !== 'SelectStmt') return;
+    const body = sub[1];
+    if ((body.op !== undefined && body.op !== 'SETOP_NONE') || !Array.isArray(body.targetList)) return;
+    if (body.targetList.length !== 1) return;
+    const inner = this.query('SelectStmt', body, scope, ctes);
+    this.done.add(body);
+    const target = unwrap(body.targetList[0]);
+    const col = target === null ? null : this.column(target[1].val, inner);
+    if (col !== null && col.local) this.follows[col.occ.id] ??= outer.occ.id;
   }
 
   /**
@@ -361,83 +399,41 @@ export class Analysis {
     const stack: unknown[] = [node];
     while (stack.length > 0) {
       const v = stack.pop();
+      // Children are pushed last first, so that relations are met in the order of the text.
       if (Array.isArray(v)) {
-        for (const item of v) if (typeof item === 'object' && item !== null) stack.push(item);
+        for (let i = v.length - 1; i >= 0; i--)
+          if (typeof v[i] === 'object' && v[i] !== null) stack.push(v[i]);
         continue;
       }
       if (!isObj(v)) continue;
       const n = unwrap(v);
       if (n !== null && QUERY_KINDS.has(n[0]) && Object.keys(v).length === 1) {
-        this.query(n[0], n[1], scope, ctes);
+        if (!this.done.has(n[1])) this.query(n[0], n[1], scope, ctes);
         continue;
       }
       if (n !== null && n[0] === 'RangeVar' && Object.keys(v).length === 1) {
         this.occurrence(n[1], false); // a relation outside a FROM list: looked up, never pinned
         continue;
       }
+      if (n !== null && n[0] === 'FuncCall') this.call(n[1]);
+      else if (n !== null && n[0] === 'SQLValueFunction') this.volatileCall ??= sqlValueCall(n[1]);
       if (typeof v.relname === 'string' && 'relpersistence' in v) {
         this.occurrence(v, false); // a bare RangeVar (a typed field, as ALTER TABLE's relation)
         continue;
       }
-      for (const key in v) {
-        const child = v[key];
+      const keys = Object.keys(v);
+      for (let i = keys.length - 1; i >= 0; i--) {
+        const child = v[keys[i]!];
         if (typeof child === 'object' && child !== null) stack.push(child);
       }
     }
   }
 
-  // ---- INSERT (plan-insert.ts), UPDATE, DELETE, MERGE ----
-
-  insertTarget(body: Obj, scope: Scope, ctes: readonly string[]): void {
-    analyseInsert(this, body, scope, ctes);
-  }
-
-  private modify(kind: string, body: Obj, scope: Scope, ctes: readonly string[]): void {
-    const rel = body.relation;
-    if (!isObj(rel)) return;
-    const target = this.occurrence(rel, true);
-    const alias = isObj(rel.alias) && typeof rel.alias.aliasname === 'string' ? rel.alias.aliasname : null;
-    scope.bindings.push({
-      name: alias ?? (typeof rel.relname === 'string' ? rel.relname : ''),
-      schema: alias === null && typeof rel.schemaname === 'string' ? rel.schemaname : null,
-      occ: target,
-    });
-    const from = kind === 'UpdateStmt' ? body.fromClause : body.usingClause;
-    if (Array.isArray(from)) this.fromList(from as unknown[], scope, ctes);
-    this.where(body.whereClause, scope, ctes, true);
-    if (kind === 'UpdateStmt') this.assignments(body.targetList, target, scope);
-    this.expressions([body.targetList, body.returningClause, body.returningList], scope, ctes);
-  }
-
-  /** `SET k = …` on a distributed target: `k = k` changes nothing; a key source is checked at Bind. */
-  assignments(targets: unknown, target: Occurrence, scope: Scope): void {
-    const t = target.table;
-    if (t === null || t.kind !== 'distributed' || !Array.isArray(targets)) return;
-    for (const item of targets as unknown[]) {
-      const r = unwrap(item);
-      if (r === null || r[0] !== 'ResTarget' || r[1].name !== t.column) continue;
-      if (Array.isArray(r[1].indirection)) {
-        this.refuse('0A000', 'modifying the partition value of rows is not allowed');
-        continue;
-      }
-      const same = this.column(r[1].val, scope);
-      if (same !== null && same.occ === target) continue;
-      const s = unwrap(r[1].val)?.[0] === 'MultiAssignRef' ? null : keySourceOf(r[1].val, t.type!);
-      if (s === null || s.kind === 'null')
-        this.refuse('0A000', 'modifying the partition value of rows is not allowed');
-      else this.assigns.push({ occ: target, source: s });
-    }
-  }
-
-  private mergeStmt(body: Obj, scope: Scope, ctes: readonly string[]): void {
-    if (isObj(body.relation)) this.occurrence(body.relation, true);
-    if (body.sourceRelation !== undefined) this.fromList([body.sourceRelation], scope, ctes);
-    this.expressions(
-      [body.joinCondition, body.mergeWhenClauses, body.returningClause, body.returningList],
-      scope,
-      ctes,
-    );
-    this.merge = true;
+  private call(f: Obj): void {
+    const c = classifyCall(f);
+    if (c === null) return;
+    if (c.volatile) this.volatileCall ??= c.name;
+    if (!c.builtin) this.localCall ??= c.name;
   }
 }
 

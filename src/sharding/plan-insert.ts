@@ -9,13 +9,16 @@
 import { isObj, unwrap, type Obj } from '../sql/tree-nodes.js';
 import { keySourceOf, type KeySource } from './key-source.js';
 import type { Analysis, Occurrence, Scope } from './plan-analysis.js';
+import { analyseAssignments } from './plan-modify.js';
 
 export interface InsertRows {
   /** The target's RangeVar node (identifies the top statement's own INSERT). */
   readonly relation: Obj;
   readonly occ: Occurrence;
-  /** The key of each VALUES row, in order. */
+  /** The key of each VALUES row, in order (or the one constant of an INSERT … SELECT). */
   readonly sources: readonly KeySource[];
+  /** VALUES rows (which may be split by group), not INSERT … SELECT. */
+  readonly values: boolean;
 }
 
 export const NO_KEY = 'cannot perform an INSERT without a partition column value';
@@ -81,16 +84,16 @@ export function analyseInsert(a: Analysis, body: Obj, scope: Scope, ctes: readon
     }
     if (sources.length > 0) {
       a.pin(target, sources.length === 1 ? { kind: 'one', source: sources[0]! } : { kind: 'list', sources });
-      a.insertRows = { relation: rel, occ: target, sources };
+      a.insertRows.push({ relation: rel, occ: target, sources, values: true });
     }
   } else if (select[0] === 'SelectStmt') {
     const from = a.query('SelectStmt', select[1], scope, ctes);
-    insertSelectKey(a, select[1], from, target, index);
+    insertSelectKey(a, select[1], from, rel, target, index);
   } else {
     a.expressions(body.selectStmt, scope, ctes);
   }
   bind();
-  if (isObj(body.onConflictClause)) a.assignments(body.onConflictClause.targetList, target, scope);
+  if (isObj(body.onConflictClause)) analyseAssignments(a, body.onConflictClause.targetList, target, scope);
   a.expressions([body.onConflictClause, body.returningClause, body.returningList], scope, ctes);
 }
 
@@ -110,7 +113,14 @@ function isValues(s: Obj): boolean {
  * a table of the SELECT's own level (the target then follows that table's class: it is pinned
  * when the source is) or a constant or parameter (the target is pinned by it).
  */
-function insertSelectKey(a: Analysis, s: Obj, from: Scope, target: Occurrence, index: number): void {
+function insertSelectKey(
+  a: Analysis,
+  s: Obj,
+  from: Scope,
+  rel: Obj,
+  target: Occurrence,
+  index: number,
+): void {
   const t = target.table!;
   const refuse = (): void =>
     a.refuse(
@@ -136,4 +146,5 @@ function insertSelectKey(a: Analysis, s: Obj, from: Scope, target: Occurrence, i
   if (k === null) return refuse();
   if (k.kind === 'null') return a.refuse('23502', NULL_KEY);
   a.pin(target, { kind: 'one', source: k });
+  a.insertRows.push({ relation: rel, occ: target, sources: [k], values: false });
 }

@@ -8,6 +8,7 @@
  * index is on a distributed table (docs/sharding.md). Pure, no I/O.
  */
 import { isObj, unwrap, type Obj } from '../sql/tree-nodes.js';
+import { mayNameCatalogTable } from './catalog-names.js';
 import type { Analysis } from './plan-analysis.js';
 import type { KeyPlan, ShardRoute } from './shard-plan.js';
 
@@ -25,6 +26,22 @@ const EVERY_GROUP = new Set([
   'AlterPolicyStmt',
   'CreateStatsStmt',
 ]);
+
+/** How the refusals name the statements PostgreSQL's grammar calls otherwise. */
+const COMMAND: Record<string, string> = {
+  CreateStmt: 'CREATE TABLE',
+  CreateTableAsStmt: 'CREATE TABLE AS',
+  ViewStmt: 'CREATE VIEW',
+  LockStmt: 'LOCK',
+  VacuumStmt: 'VACUUM or ANALYZE',
+  ClusterStmt: 'CLUSTER',
+  ReindexStmt: 'REINDEX',
+  RefreshMatViewStmt: 'REFRESH MATERIALIZED VIEW',
+  CreateFunctionStmt: 'CREATE FUNCTION',
+  RuleStmt: 'CREATE RULE',
+  AlterOwnerStmt: 'ALTER … OWNER',
+  AlterObjectSchemaStmt: 'ALTER … SET SCHEMA',
+};
 
 const PARTITION_COLUMN = 'cannot execute ALTER TABLE command involving partition column';
 
@@ -59,6 +76,20 @@ export function planUtility(kind: string, body: Obj, a: Analysis, decide: (a: An
         p.writes,
       );
     }
+    case 'DoStmt': {
+      // The block's code is not parsed: naming a catalog table in it, it would run on group 0 only.
+      const code = JSON.stringify(body.args ?? null);
+      if (!mayNameCatalogTable(code, a.catalog)) return plan({ kind: 'local' }, true);
+      return plan(
+        {
+          kind: 'error',
+          sqlstate: '0A000',
+          message:
+            'a DO block naming a distributed or reference table is not supported: it would run on group 0 only',
+        },
+        true,
+      );
+    }
     case 'DropStmt':
       namedObjects(body, a);
       break;
@@ -73,7 +104,8 @@ export function planUtility(kind: string, body: Obj, a: Analysis, decide: (a: An
   if (touched.length === 0) return plan({ kind: 'local' }, true);
   const first = touched[0]!;
   if (!EVERY_GROUP.has(kind) || (kind === 'IndexStmt' && body.concurrent === true)) {
-    const what = kind.replace(/Stmt$/, '');
+    const what =
+      kind === 'IndexStmt' ? 'CREATE INDEX CONCURRENTLY' : (COMMAND[kind] ?? kind.replace(/Stmt$/, ''));
     return plan(
       {
         kind: 'error',

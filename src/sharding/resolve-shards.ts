@@ -10,6 +10,7 @@
 import { isIntType, parseArrayBinary, parseArrayText, type KeySet, type KeySource } from './key-source.js';
 import { assembleInsert } from './insert-split.js';
 import { NULL_KEY } from './plan-insert.js';
+import { PARTITION_VALUE } from './plan-modify.js';
 import type { InsertPart, KeyClass, KeyPlan, ShardRoute } from './shard-plan.js';
 import type { ColumnValue, DistType } from './types.js';
 
@@ -18,8 +19,6 @@ export type Remainder = (type: DistType, value: ColumnValue, modulus: number) =>
 
 type Params = readonly (ColumnValue | null)[];
 
-const PARTITION_VALUE = 'modifying the partition value of rows is not allowed';
-
 export function resolveShards(plan: KeyPlan, params: Params, remainder: Remainder): ShardRoute {
   if (plan.kind === 'fixed') return plan.route;
   if (plan.kind === 'statements')
@@ -27,18 +26,25 @@ export function resolveShards(plan: KeyPlan, params: Params, remainder: Remainde
       plan.plans.map((p) => resolveShards(p, params, remainder)),
       plan.groups,
     );
-  // The common case: one table, one key.
+  // The common case: one key for one table, or for colocated tables joined on it.
   if (plan.classes.length === 1 && plan.assigns.length === 0) {
     const c = plan.classes[0]!;
     if (c.key.kind === 'one' && c.colocs.length === 1) {
       const part = c.colocs[0]!;
       const s = c.key.source;
       const value = s.kind === 'const' ? s.value : s.kind === 'param' ? params[s.index] : null;
-      if (value !== undefined && value !== null && part.firstShardIds.length === 1) {
+      if (value !== undefined && value !== null) {
         const r = hash(remainder, part.type, value, part.colocation.shardCount);
         if (typeof r !== 'number') return r;
         const group = part.colocation.placement[r];
-        if (group !== undefined) return { kind: 'one', group, shards: [part.firstShardIds[0]! + r] };
+        const firsts = part.firstShardIds;
+        if (group !== undefined) {
+          return {
+            kind: 'one',
+            group,
+            shards: firsts.length === 1 ? [firsts[0]! + r] : firsts.map((f) => f + r),
+          };
+        }
       }
     }
   }
@@ -50,19 +56,20 @@ function resolveClasses(
   params: Params,
   remainder: Remainder,
 ): ShardRoute {
-  let group: string | null = null;
-  const groups = new Set<string>();
-  const shards = new Set<number>();
+  // Small arrays rather than sets: a statement names few shards and groups.
+  const groups: string[] = [];
+  const shards: number[] = [];
   /** Per class: the remainder of each value, per colocation part. */
   const remainders: number[][][] = [];
-  for (const c of plan.classes) {
+  for (let ci = 0; ci < plan.classes.length; ci++) {
+    const c = plan.classes[ci]!;
     if (c.colocs.length === 0)
       return {
         kind: 'error',
         sqlstate: 'XX000',
         message: 'the sharding catalog names a colocation it does not hold',
       };
-    const values = valuesOf(c.key, params, plan.insert !== null && c === plan.classes[plan.insert.cls]);
+    const values = valuesOf(c.key, params, plan.insertClasses.includes(ci));
     if (!Array.isArray(values)) return values;
     const per: number[][] = [];
     for (const part of c.colocs) {
@@ -78,9 +85,8 @@ function resolveClasses(
             message: `shard ${r} of colocation ${part.colocation.id} has no group`,
           };
         rs.push(r);
-        groups.add(g);
-        group ??= g;
-        for (const first of part.firstShardIds) shards.add(first + r);
+        if (!groups.includes(g)) groups.push(g);
+        for (const first of part.firstShardIds) if (!shards.includes(first + r)) shards.push(first + r);
       }
       per.push(rs);
     }
@@ -100,12 +106,12 @@ function resolveClasses(
         return { kind: 'error', sqlstate: '0A000', message: PARTITION_VALUE };
     }
   }
-  if (groups.size <= 1) return { kind: 'one', group: group ?? plan.groups[0] ?? '0', shards: [...shards] };
+  if (groups.length <= 1) return { kind: 'one', group: groups[0] ?? plan.groups[0] ?? '0', shards };
   const split = plan.insert === null ? null : splitInsert(plan, remainders);
   return (
     split ?? {
       kind: 'multi',
-      groups: [...groups],
+      groups,
       reason: "the statement's distribution column values belong to shards on several groups",
     }
   );
@@ -117,7 +123,6 @@ function splitInsert(plan: Extract<KeyPlan, { kind: 'keys' }>, remainders: numbe
   const text = ins.text;
   const c: KeyClass | undefined = plan.classes[ins.cls];
   if (
-    text === null ||
     plan.classes.length !== 1 ||
     c === undefined ||
     c.colocs.length !== 1 ||
@@ -217,11 +222,15 @@ function hash(remainder: Remainder, type: DistType, v: ColumnValue, modulus: num
   try {
     r = remainder(t, v, modulus);
   } catch (err) {
+    // The hash's HashInputError carries PostgreSQL's SQLSTATE and message (22P02, 22003, 22P03…).
     const code = (err as { sqlstate?: unknown }).sqlstate;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && err instanceof Error) {
+      return { kind: 'error', sqlstate: code, message: err.message };
+    }
     const shown = v.format === 'text' ? v.text : `<${v.bytes.length} bytes>`;
     return {
       kind: 'error',
-      sqlstate: typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : '22P02',
+      sqlstate: '22P02',
       message: `invalid input syntax for type ${TYPE_NAMES[type]}: "${shown}"`,
     };
   }

@@ -1,7 +1,7 @@
 /**
- * A small catalog and a stand-in partition hash for the planner's tests and its measurement
- * (the real hash is hash.ts's): integers hash to `value mod modulus`, text to the sum of its
- * character codes mod modulus, so a test can say which group a key lands on.
+ * A small catalog, a stand-in partition hash and helpers for the planner's tests and its
+ * measurement (the real hash is hash.ts's): integers hash to `value mod modulus`, text to the
+ * sum of its character codes mod modulus, so a test can say which group a key lands on.
  *
  * Groups "0" and "1"; 4 shards per distributed table.
  * - colocation 1 (bigint): users(id), orders(user_id); shard r on group r % 2.
@@ -10,11 +10,13 @@
  * - colocation 4: the reference tables countries and public.codes.
  */
 import type { Remainder } from './resolve-shards.js';
+import { resolveShards, shardKeyPlan, type PlanOptions, type ShardRoute } from './shard-plan.js';
 import {
   FIRST_SHARD_ID,
   relKey,
   type Catalog,
   type Colocation,
+  type ColumnValue,
   type DistributedTable,
   type DistType,
 } from './types.js';
@@ -111,4 +113,32 @@ function NaNBig(): bigint {
 export function usersGroup(key: bigint): string {
   const r = Number(((key % 4n) + 4n) % 4n);
   return ['0', '1', '0', '1'][r]!;
+}
+
+export const t = (text: string): ColumnValue => ({ format: 'text', text });
+
+/** users' columns in order, for INSERT without a column list; other tables' are not known. */
+export const columns: PlanOptions = {
+  columnsOf: (table) => (table.rel.name === 'users' ? ['id', 'name', 'created'] : null),
+};
+
+/** The route of `sql` with shard ids and groups sorted (their order carries no meaning). */
+export function route(
+  sql: string,
+  params: (ColumnValue | null)[] = [],
+  options: PlanOptions = columns,
+): ShardRoute {
+  const r = resolveShards(shardKeyPlan(sql, catalog, options), params, fakeRemainder);
+  if (r.kind === 'one') return { ...r, shards: [...r.shards].sort((a, b) => a - b) };
+  if (r.kind === 'multi') return { ...r, groups: [...r.groups].sort() };
+  return r;
+}
+
+export function one(group: string, ...shards: number[]): ShardRoute {
+  return { kind: 'one', group, shards };
+}
+
+/** The route's kind, with the SQLSTATE of an error. */
+export function kind(r: ShardRoute): string {
+  return r.kind === 'error' ? `error ${r.sqlstate}` : r.kind;
 }

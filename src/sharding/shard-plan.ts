@@ -18,9 +18,11 @@
  */
 import { parseStatements } from '../sql/pg-parser.js';
 import { isObj, unwrap, type Obj } from '../sql/tree-nodes.js';
+import { mayNameCatalogTable } from './catalog-names.js';
 import { cutInsert, type InsertText } from './insert-split.js';
 import type { KeySet, KeySource } from './key-source.js';
 import { Analysis, type Occurrence, type Refusal } from './plan-analysis.js';
+import type { InsertRows } from './plan-insert.js';
 import { planUtility } from './plan-utility.js';
 import type { Catalog, Colocation, DistributedTable, DistType } from './types.js';
 
@@ -68,6 +70,11 @@ export type KeyPlan =
       readonly writes: boolean;
       /** False when the answer depends on the moment (the parser was not ready), not the text. */
       readonly cacheable: boolean;
+      /**
+       * Transaction control and settings (BEGIN, COMMIT, SET, SHOW): among other statements of
+       * one Query they run where those run; alone they are local.
+       */
+      readonly neutral?: boolean;
     }
   | {
       readonly kind: 'keys';
@@ -78,11 +85,10 @@ export type KeyPlan =
         readonly source: KeySource;
         readonly type: DistType;
       }[];
-      /**
-       * INSERT … VALUES into a distributed table: class `cls` holds one key per row (none may be
-       * NULL); `text` is the statement cut by rows when it may be split by group.
-       */
-      readonly insert: { readonly cls: number; readonly text: InsertText | null } | null;
+      /** A multi-row INSERT … VALUES that may be split by group: class `cls` holds one key per row. */
+      readonly insert: { readonly cls: number; readonly text: InsertText } | null;
+      /** Classes whose keys are an INSERT's (VALUES rows, INSERT … SELECT constant): never NULL. */
+      readonly insertClasses: readonly number[];
       readonly writes: boolean;
       readonly groups: readonly string[];
     }
@@ -120,36 +126,20 @@ const LOCAL_WRITE: KeyPlan = Object.freeze({
   writes: true,
   cacheable: true,
 });
+const NEUTRAL: KeyPlan = Object.freeze({
+  kind: 'fixed',
+  route: Object.freeze({ kind: 'local' }),
+  writes: false,
+  cacheable: true,
+  neutral: true,
+});
+const NEUTRAL_KINDS = new Set(['TransactionStmt', 'VariableSetStmt', 'VariableShowStmt']);
 const REFERENCE_READ: KeyPlan = Object.freeze({
   kind: 'fixed',
   route: Object.freeze({ kind: 'reference-read' }),
   writes: false,
   cacheable: true,
 });
-
-/** The lower-cased names of a catalog's tables, for the text pre-check (one per catalog object). */
-const namesOf = new WeakMap<Catalog, readonly string[]>();
-
-function catalogNames(catalog: Catalog): readonly string[] {
-  let names = namesOf.get(catalog);
-  if (names === undefined) {
-    names = [...new Set([...catalog.tables.values()].map((t) => t.rel.name.toLowerCase()))];
-    namesOf.set(catalog, names);
-  }
-  return names;
-}
-
-/**
- * Whether `sql` may name a table of the catalog: every table name is searched in the lower-cased
- * text. False means certainly not (a name cannot be written without its letters), so the
- * statement is local without being parsed.
- */
-export function mayNameCatalogTable(sql: string, catalog: Catalog): boolean {
-  if (catalog.tables.size === 0) return false;
-  const lower = sql.toLowerCase();
-  for (const n of catalogNames(catalog)) if (lower.includes(n)) return true;
-  return false;
-}
 
 export function shardKeyPlan(
   input: string | ParsedText,
@@ -183,8 +173,14 @@ export function shardKeyPlan(
     plans.push(planStatement(n[0], n[1], stmts.length === 1 ? sql : null, catalog, options));
   }
   if (plans.length === 0) return LOCAL;
-  if (plans.length === 1) return plans[0]!;
-  return { kind: 'statements', plans, writes: plans.some((p) => p.writes), groups: catalog.groups };
+  const significant = plans.filter((p) => !(p.kind === 'fixed' && p.neutral === true));
+  if (significant.length <= 1) return significant[0] ?? plans[0]!;
+  return {
+    kind: 'statements',
+    plans: significant,
+    writes: significant.some((p) => p.writes),
+    groups: catalog.groups,
+  };
 }
 
 function fixed(route: ShardRoute, writes: boolean, cacheable = true): KeyPlan {
@@ -205,6 +201,7 @@ function planStatement(
   catalog: Catalog,
   options: PlanOptions,
 ): KeyPlan {
+  if (NEUTRAL_KINDS.has(kind)) return NEUTRAL;
   const a = new Analysis(catalog, options.columnsOf ?? null);
   if (QUERIES.has(kind)) {
     a.query(kind, body, null, []);
@@ -265,9 +262,23 @@ export function decide(a: Analysis, insert: { body: Obj; sql: string } | null): 
         true,
       );
     }
+    if (a.volatileCall !== null) {
+      return refused(
+        {
+          sqlstate: '0A000',
+          message:
+            `a write to reference table "${refWrite.name}" cannot call volatile function ${a.volatileCall}: ` +
+            'every group would compute its own value',
+        },
+        true,
+      );
+    }
     return fixed({ kind: 'all', reason: `write to reference table "${refWrite.name}"` }, true);
   }
-  if (dist === null) return local !== null ? (writes ? LOCAL_WRITE : LOCAL) : REFERENCE_READ;
+  if (dist === null) {
+    if (local !== null || writes || a.localCall !== null) return writes ? LOCAL_WRITE : LOCAL;
+    return REFERENCE_READ;
+  }
   return keyClasses(a, writes, insert);
 }
 
@@ -309,7 +320,9 @@ function keyClasses(a: Analysis, writes: boolean, insert: { body: Obj; sql: stri
     else into.push(...list);
   }
   const classes: KeyClass[] = [];
-  let insertCls = -1;
+  /** Classes holding an INSERT's keys (never NULL), and the top statement's own VALUES rows. */
+  const insertClasses: number[] = [];
+  let top: InsertRows | null = null;
   for (const [r, list] of byTarget) {
     const colocs = colocParts(a.catalog, list);
     const key = a.pins[r] ?? null;
@@ -335,24 +348,28 @@ function keyClasses(a: Analysis, writes: boolean, insert: { body: Obj; sql: stri
         writes,
       );
     }
-    if (a.insertRows !== null && list.includes(a.insertRows.occ)) insertCls = classes.length;
+    for (const rows of a.insertRows) {
+      if (!list.includes(rows.occ)) continue;
+      insertClasses.push(classes.length);
+      if (insert !== null && rows.values && rows.relation === insert.body.relation) top = rows;
+    }
     classes.push({ key, colocs });
   }
   const assigns = a.assigns.map((x) => ({
-    cls: classIndex(a, byTarget, x.occ),
+    cls: classIndex(byTarget, x.occ),
     source: x.source,
     type: x.occ.table!.type!,
   }));
-  let split: { cls: number; text: InsertText | null } | null = null;
-  if (a.insertRows !== null && insertCls >= 0) {
-    const rows = a.insertRows.sources.length;
-    const top = insert !== null && a.insertRows.relation === insert.body.relation;
-    split = { cls: insertCls, text: top && rows > 1 ? cutInsert(insert.sql, rows) : null };
+  let split: { cls: number; text: InsertText } | null = null;
+  if (top !== null && insert !== null && top.sources.length > 1) {
+    const text = cutInsert(insert.sql, top.sources.length);
+    const cls = classIndex(byTarget, top.occ);
+    if (text !== null) split = { cls, text };
   }
-  return { kind: 'keys', classes, assigns, insert: split, writes, groups };
+  return { kind: 'keys', classes, assigns, insert: split, insertClasses, writes, groups };
 }
 
-function classIndex(a: Analysis, byTarget: Map<number, Occurrence[]>, o: Occurrence): number {
+function classIndex(byTarget: Map<number, Occurrence[]>, o: Occurrence): number {
   let i = 0;
   for (const list of byTarget.values()) {
     if (list.includes(o)) return i;
@@ -377,4 +394,20 @@ function colocParts(catalog: Catalog, list: readonly Occurrence[]): ColocPart[] 
   return out;
 }
 
+/**
+ * Whether resolving `plan` reads Bind values: false for fixed routes and for keys the text gives,
+ * so a caller may resolve such a plan before Bind (at Parse, or once per text).
+ */
+export function usesParams(plan: KeyPlan): boolean {
+  if (plan.kind === 'fixed') return false;
+  if (plan.kind === 'statements') return plan.plans.some(usesParams);
+  const param = (s: KeySource): boolean => s.kind === 'param';
+  return (
+    plan.classes.some((c) =>
+      c.key.kind === 'one' ? param(c.key.source) : c.key.kind === 'list' ? c.key.sources.some(param) : true,
+    ) || plan.assigns.some((x) => param(x.source))
+  );
+}
+
 export { resolveShards, type Remainder } from './resolve-shards.js';
+export { mayNameCatalogTable } from './catalog-names.js';
