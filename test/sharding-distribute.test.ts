@@ -348,6 +348,59 @@ for (const bins of binarySets()) {
       assert.equal(BigInt(String(next.n)), (2n << 48n) + 2n);
     });
 
+    test('COPY streams with back-pressure: a slow reader, an abandoned COPY, a large copy to every group', async () => {
+      await q(
+        0,
+        'CREATE TABLE big (id bigint PRIMARY KEY, pad text); INSERT INTO big SELECT i, repeat(md5(i::text), 8) FROM generate_series(1, 40000) i',
+      );
+      const size = Number(
+        (await one(0, 'SELECT sum(length(id::text) + length(pad) + 2)::int8 AS n FROM big')).n,
+      );
+      // A reader slower than the server: the socket pauses, nothing is lost.
+      let bytes = 0;
+      for await (const chunk of sessions[0]!.copyOut('COPY big TO STDOUT')) {
+        bytes += chunk.length;
+        await new Promise((r) => setImmediate(r));
+      }
+      assert.equal(bytes, size);
+      // A reader that stops after the first chunk: the session still serves the next statement.
+      for await (const chunk of sessions[0]!.copyOut('COPY big TO STDOUT')) {
+        assert.ok(chunk.length > 0);
+        break;
+      }
+      assert.equal((await one(0, 'SELECT 1 AS x')).x, 1);
+      // A source that fails ends the COPY FROM with CopyFail: nothing arrives, the session lives on.
+      await q(1, 'CREATE TABLE sink (id bigint, pad text)');
+      async function* failing() {
+        yield Buffer.from('1\ta\n');
+        await new Promise((r) => setImmediate(r));
+        throw new Error('source broke');
+      }
+      await assert.rejects(sessions[1]!.copyIn('COPY sink FROM STDIN', failing()), /source broke/);
+      assert.equal((await one(1, 'SELECT count(*)::int AS n FROM sink')).n, 0);
+      // Data the server refuses fails the COPY with the server's error, and the session lives on.
+      const bad = await sessions[1]!
+        .copyIn('COPY sink FROM STDIN', sessions[0]!.copyOut('COPY (SELECT pad, id FROM big) TO STDOUT'))
+        .catch((e: unknown) => e);
+      assert.equal((bad as { code?: string }).code, '22P02');
+      assert.equal((await one(0, 'SELECT 1 AS x')).x, 1);
+      assert.equal((await one(1, 'SELECT count(*)::int AS n FROM sink')).n, 0);
+      // A COPY that fails before reading (no such table) abandons its source: no session stalls.
+      const missing = await sessions[1]!
+        .copyIn('COPY no_such_sink FROM STDIN', sessions[0]!.copyOut('COPY big TO STDOUT'))
+        .catch((e: unknown) => e);
+      assert.equal((missing as { code?: string }).code, '42P01');
+      assert.equal((await one(0, 'SELECT 1 AS x')).x, 1);
+      await q(1, 'DROP TABLE sink');
+      const progress: DistributeProgress[] = [];
+      const result = await createReferenceTable('big', opts({ onProgress: (p) => progress.push(p) }));
+      assert.deepEqual(result.rowsByGroup, { '0': 40000, '1': 40000, '2': 40000 });
+      assert.ok(progress.filter((p) => p.group === '1' && !p.done).length > 1, 'progress while streaming');
+      for (const g of [1, 2]) assert.equal(Number((await one(g, 'SELECT count(*) AS n FROM big')).n), 40000);
+      await undistributeTable('big', 'reference', opts());
+      await q(0, 'DROP TABLE big');
+    });
+
     test('create_reference_table copies every row to every group, and undistribute drops the copies', async () => {
       await q(
         0,

@@ -17,8 +17,11 @@ export interface GroupSession {
   /** The group's name (as in the config: "0", "1", …). */
   readonly group: string;
   readonly client: SqlClient;
-  /** Runs `COPY … TO STDOUT` and yields its data as it arrives (flow-controlled). */
-  copyOut(sql: string): AsyncIterable<Buffer>;
+  /**
+   * Runs `COPY … TO STDOUT` and yields its data as it arrives (flow-controlled). Destroying the
+   * stream before its end abandons the rest (the session stays usable).
+   */
+  copyOut(sql: string): Readable;
   /** Runs `COPY … FROM STDIN` with `data`; resolves with the rows the server counted. */
   copyIn(sql: string, data: AsyncIterable<Buffer>): Promise<number>;
 }
@@ -62,7 +65,9 @@ class CopyOutQuery extends Readable {
 
   handleCopyData(msg: { chunk: Buffer }): void {
     if (this.destroyed) return;
-    if (!this.push(msg.chunk) && !this.paused) {
+    // The chunk is a view into pg-protocol's read buffer, which is reused for the next bytes
+    // the socket brings: it must be copied before it waits in our queue.
+    if (!this.push(Buffer.from(msg.chunk)) && !this.paused) {
       this.paused = true;
       this.connection?.stream.pause();
     }
@@ -90,6 +95,7 @@ class CopyOutQuery extends Readable {
     connection.stream.write(frame(0x66, Buffer.from('not a COPY FROM\0')));
   }
 
+  /** The query ends here (node-postgres sends it no ReadyForQuery after an ErrorResponse). */
   handleError(err: Error): void {
     this.failed = true;
     this.unpause();
@@ -115,6 +121,7 @@ class CopyInQuery {
   private rows = 0;
   private serverError: unknown = null;
   private sourceError: unknown = null;
+  private started = false;
 
   constructor(
     private readonly sql: string,
@@ -131,6 +138,7 @@ class CopyInQuery {
   }
 
   handleCopyInResponse(connection: PgConnection): void {
+    this.started = true;
     void this.pump(connection.stream);
   }
 
@@ -157,10 +165,14 @@ class CopyInQuery {
     if (m) this.rows = Number(m[1]);
   }
 
+  /**
+   * node-postgres ends the query at its ErrorResponse: the ReadyForQuery that follows goes to
+   * nobody (client.js _handleErrorMessage), so the outcome is settled here. The pump stops at
+   * its next chunk; CopyData that reaches the server after the error is ignored by it.
+   */
   handleError(err: unknown): void {
     this.serverError = err;
-    // A socket that died gives no ReadyForQuery.
-    if ((err as { severity?: string }).severity === undefined) this.finish();
+    this.finish();
   }
 
   handleReadyForQuery(): void {
@@ -168,6 +180,9 @@ class CopyInQuery {
   }
 
   private finish(): void {
+    // A COPY that failed before it read anything (no such table …) abandons its source, which
+    // would otherwise keep another session's COPY TO paused forever.
+    if (!this.started && this.data instanceof Readable) this.data.destroy();
     if (this.sourceError !== null) this.reject(this.sourceError);
     else if (this.serverError !== null) this.reject(this.serverError);
     else this.resolve(this.rows);

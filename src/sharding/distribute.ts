@@ -144,10 +144,15 @@ class Run {
   async stream(def: TableDef, fromSql: string, source: GroupSession, target: GroupSession): Promise<number> {
     const cols = copyColumns(def);
     const out = source.copyOut(`COPY (SELECT ${cols} FROM ${fromSql}) TO STDOUT`);
-    return target.copyIn(
-      `COPY ${qualified(def.rel)} (${cols}) FROM STDIN`,
-      counting(out, (n) => this.progress(def.rel, target.group, n)),
-    );
+    try {
+      return await target.copyIn(
+        `COPY ${qualified(def.rel)} (${cols}) FROM STDIN`,
+        counting(out, (n) => this.progress(def.rel, target.group, n)),
+      );
+    } finally {
+      // Abandons what the source still has when the target failed (harmless after its end).
+      out.destroy();
+    }
   }
 
   async finish(
