@@ -348,6 +348,56 @@ for (const bins of binarySets()) {
       assert.equal(BigInt(String(next.n)), (2n << 48n) + 2n);
     });
 
+    test('a foreign key between colocated tables on the distribution column stays, on every group', async () => {
+      await q(
+        0,
+        `CREATE TABLE accounts (id bigint PRIMARY KEY, name text);
+         INSERT INTO accounts SELECT i, 'a' || i FROM generate_series(1, 100) i`,
+      );
+      const placement = roundRobin(6, 105000);
+      await createDistributedTable('accounts', 'id', placement, opts());
+      // Created once accounts is distributed, empty, as Citus advises.
+      await q(
+        0,
+        'CREATE TABLE payments (account_id bigint NOT NULL REFERENCES accounts (id), n int, PRIMARY KEY (account_id, n))',
+      );
+      const fkRefused = await createDistributedTable(
+        'payments',
+        'account_id',
+        { ...placement, firstShardId: 105100 },
+        opts(),
+      ).catch((e: unknown) => e);
+      assert.equal((fkRefused as DistributeError).sqlstate, '0A000');
+      // The catalog says accounts is colocated with it: the foreign key stays.
+      await createDistributedTable(
+        'payments',
+        'account_id',
+        { ...placement, firstShardId: 105100 },
+        opts({ validate: { foreignKeyOk: (fk) => fk.references?.name === 'accounts' } }),
+      );
+      let total = 0;
+      for (const g of GROUPS.keys()) {
+        const fks = await q(
+          g,
+          "SELECT conname FROM pg_constraint WHERE conrelid = 'payments'::regclass AND contype = 'f' AND conparentid = 0",
+        );
+        assert.equal(fks.length, 1, `group ${g}`);
+        // Colocated: every account of this group has its payments' shard here too.
+        const n = (await clients[g]!.query('INSERT INTO payments SELECT id, 1 FROM accounts')).rowCount ?? 0;
+        assert.ok(n > 0);
+        total += n;
+        const orphan = await clients[g]!.query(
+          `INSERT INTO payments SELECT c, 1 FROM generate_series(1000, 2000) c
+            WHERE EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhrelid
+                          WHERE i.inhparent = 'payments'::regclass
+                            AND satisfies_hash_partition('payments'::regclass, 6, substring(pg_get_expr(p.relpartbound, p.oid) from 'remainder (\\d+)')::int, c::int8))
+            LIMIT 1`,
+        ).catch((e: unknown) => e);
+        assert.equal((orphan as { code?: string }).code, '23503', `group ${g}`);
+      }
+      assert.equal(total, 100);
+    });
+
     test('COPY streams with back-pressure: a slow reader, an abandoned COPY, a large copy to every group', async () => {
       await q(
         0,

@@ -24,6 +24,7 @@ import {
   copyColumns,
   createSequenceSql,
   createTableSql,
+  foreignKeySql,
   groupSequenceRange,
   identityOptions,
   indexSql,
@@ -298,6 +299,7 @@ export async function createDistributedTable(
       }
       r.progress(def.rel, s.group, 0, true);
     }
+    for (const s of o.sessions) for (const sql of foreignKeySql(def)) await run(s, sql);
     const kept = await run(r.g0, `SELECT count(*)::int8::text AS n FROM ${qualified(def.rel)}`);
     r.progress(def.rel, r.g0.group, Number(kept[0]?.n ?? 0), true);
     return r.finish('distribute', def, column, type);
@@ -326,6 +328,7 @@ export async function createReferenceTable(table: string, o: ExecutorOptions): P
       await reownSequences(s, def);
       r.rows[s.group] = 0;
       await r.stream(def, `ONLY ${qualified(def.rel)}`, r.g0, s);
+      for (const sql of foreignKeySql(def)) await run(s, sql);
       r.progress(def.rel, s.group, 0, true);
     }
     return r.finish('reference', def, null, null);
@@ -374,6 +377,7 @@ export async function undistributeTable(
         await r.stream(def, qualified(def.rel), s, r.g0);
       }
       await reownSequences(r.g0, def);
+      for (const sql of foreignKeySql(def)) await run(r.g0, sql);
       for (const c of def.columns) {
         if (!c.sequence) continue;
         const max = await run(

@@ -98,16 +98,27 @@ export interface CreateTableOptions {
   readonly identity?: ReadonlyMap<string, string>;
 }
 
-/** `CREATE TABLE` with the columns and every constraint (primary key, unique, check, foreign key, exclusion). */
+/**
+ * `CREATE TABLE` with the columns and the constraints of the table itself (primary key, unique,
+ * check, exclusion). Foreign keys come after the rows (foreignKeySql()): while group 0 holds
+ * every shard for a moment, rows whose referenced rows live on other groups would fail them.
+ */
 export function createTableSql(def: TableDef, o: CreateTableOptions): string {
   const identity = o.identity ?? new Map<string, string>();
   const items = def.columns.map((c) => columnSql(c, identity));
   for (const con of def.constraints) {
-    if (con.type === 't') continue;
+    if (con.type === 't' || con.type === 'f') continue;
     items.push(`CONSTRAINT ${quoteIdent(con.name)} ${con.def}`);
   }
   const by = o.partitionBy === null ? '' : ` PARTITION BY HASH (${quoteIdent(o.partitionBy)})`;
   return `CREATE TABLE ${qualified(def.rel)} (\n  ${items.join(',\n  ')}\n)${by}`;
+}
+
+/** The foreign keys of the table, added once its rows are in place (and checked then). */
+export function foreignKeySql(def: TableDef): string[] {
+  return def.constraints
+    .filter((c) => c.type === 'f')
+    .map((c) => `ALTER TABLE ${qualified(def.rel)} ADD CONSTRAINT ${quoteIdent(c.name)} ${c.def}`);
 }
 
 /** One shard of the distributed table: a partition of it named `<table>_<shardId>`. */

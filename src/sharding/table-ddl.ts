@@ -173,6 +173,8 @@ export async function readTableDef(c: SqlClient, table: string): Promise<TableDe
   const columns = await readColumns(c, oid, relName);
   const constraints = (
     await c.query(
+      // conparentid: a foreign key to a partitioned table has a row per referenced partition too
+      // (PostgreSQL 12+); only the one the user wrote counts.
       `SELECT con.conname, con.contype, pg_get_constraintdef(con.oid) AS def,
               ARRAY(SELECT a.attname::text FROM unnest(con.conkey) k
                       JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k) AS columns,
@@ -180,7 +182,7 @@ export async function readTableDef(c: SqlClient, table: string): Promise<TableDe
          FROM pg_constraint con
          LEFT JOIN pg_class rc ON rc.oid = con.confrelid
          LEFT JOIN pg_namespace rn ON rn.oid = rc.relnamespace
-        WHERE con.conrelid = $1::oid AND con.contype <> 'n'
+        WHERE con.conrelid = $1::oid AND con.contype <> 'n' AND con.conparentid = 0
         ORDER BY con.contype = 'f', con.conname`,
       [oid],
     )
