@@ -164,15 +164,18 @@ export class ShardingService implements Service, ShardingHost {
   private async recover(): Promise<void> {
     const catalogs = this.catalogs;
     if (!catalogs || catalogs.current.groups.length === 0) return;
-    const { sessions, close } = await this.openSessions();
+    const opened = await this.openSessions();
     try {
-      const found = await recoverPrepared(sessions, (gid) =>
+      const found = await recoverPrepared(opened.sessions, (gid) =>
         decideFromCatalog(gid, (key) => catalogs.current.tables.has(key)),
       );
       for (const t of found)
-        this.logger.warn({ gid: t.gid, group: t.group, decision: t.decision }, `sharding: finished ${t.gid}`);
+        this.logger.warn(
+          { gid: t.gid, group: t.group, action: t.action },
+          `sharding: ${t.gid} on group ${t.group}: ${t.action}`,
+        );
     } finally {
-      await close();
+      await opened.close();
     }
   }
 }

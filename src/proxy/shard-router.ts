@@ -16,9 +16,8 @@
  */
 import { apiCallOf } from '../sharding/api-call.js';
 import { hashRemainder } from '../sharding/hash.js';
-import { mayNameCatalogTable, resolveShards, shardKeyPlan } from '../sharding/shard-plan.js';
+import { mayNameCatalogTable, resolveShards, shardKeyPlan, usesParams } from '../sharding/shard-plan.js';
 import type { KeyPlan, ShardRoute } from '../sharding/shard-plan.js';
-import type { KeySet, KeySource } from '../sharding/key-source.js';
 import type { Catalog, ColumnValue } from '../sharding/types.js';
 import { LruCache } from '../sql/lru-cache.js';
 import { relationRefs } from '../sql/relation-refs.js';
@@ -85,8 +84,9 @@ export class ShardRouter implements DatabaseSharding {
     const p: Planned = {
       version: catalog.version,
       plan,
-      fixed: plan.kind === 'fixed' ? targetOf(plan.route) : null,
-      usesParams: plan.kind !== 'fixed' && planUsesParams(plan),
+      // Transaction control and settings (neutral) follow the session, wherever it is.
+      fixed: plan.kind === 'fixed' ? (plan.neutral === true ? ANY : targetOf(plan.route)) : null,
+      usesParams: usesParams(plan),
     };
     if (plan.kind !== 'fixed' || plan.cacheable) this.plans.set(sql, p);
     return p;
@@ -139,20 +139,4 @@ function notYet(reason: string): ShardTarget {
     sqlstate: SqlState.FEATURE_NOT_SUPPORTED,
     message: `statements on several groups are not supported yet (${reason})`,
   };
-}
-
-function sourceUsesParams(s: KeySource): boolean {
-  return s.kind === 'param';
-}
-
-function keySetUsesParams(k: KeySet): boolean {
-  if (k.kind === 'one') return sourceUsesParams(k.source);
-  if (k.kind === 'list') return k.sources.some(sourceUsesParams);
-  return true;
-}
-
-function planUsesParams(p: KeyPlan): boolean {
-  if (p.kind === 'fixed') return false;
-  if (p.kind === 'statements') return p.plans.some(planUsesParams);
-  return p.classes.some((c) => keySetUsesParams(c.key)) || p.assigns.some((a) => sourceUsesParams(a.source));
 }
