@@ -207,6 +207,15 @@ describe('a sharded session moves between groups by its statements', () => {
     await assert.rejects(c.query('SELECT 1 AS group_1'), (e: { code?: string }) => e.code === '0A000');
     await assert.rejects(c.query('SELECT 2'), (e: { code?: string }) => e.code === '25P02');
     await c.query('ROLLBACK');
+    // The same with the extended protocol: the transaction fails, the session stays.
+    await c.query('BEGIN');
+    await c.query('SELECT $1::int AS v, 1 AS group_0', [1]);
+    await assert.rejects(
+      c.query('SELECT $1::int AS v, 1 AS group_1', [2]),
+      (e: { code?: string }) => e.code === '0A000',
+    );
+    await assert.rejects(c.query('SELECT $1::int AS v', [3]), (e: { code?: string }) => e.code === '25P02');
+    await c.query('ROLLBACK');
     // Deferred: fails before any server saw it.
     await c.query('BEGIN');
     await assert.rejects(

@@ -7,7 +7,6 @@
  * calls are answered by the sharding host. Made only for sessions of sharded databases.
  */
 import type { TypedFrame } from '../../protocol/framer.js';
-import { TypedMessage } from '../../protocol/framer.js';
 import { decodeParse, encodeFrontendMessage } from '../../protocol/frontend-messages.js';
 import type { decodeQuery } from '../../protocol/frontend-messages.js';
 import { buildErrorResponse } from '../../protocol/error-response.js';
@@ -296,19 +295,25 @@ export class ShardSteps {
       return 'next';
     }
     const inTx = leg !== null && (this.s.tx.status !== 'I' || !leg.idle);
-    if (f.type === 'Q' && inTx) {
-      if (!leg.idle) return 'wait';
-      this.s.inbox.shift();
-      const raise = TypedMessage.of(
-        encodeFrontendMessage({ name: 'Query', query: raiseSql(sqlstate, message) }),
-      );
-      this.s.forward(leg, raise);
-      return 'next';
-    }
-    if (inTx) {
+    if (inTx && !leg.idle && !endsWithReadyForQuery(leg.pending)) {
+      // Inside an extended-protocol pipeline not yet synced (an implicit transaction on the
+      // server): nothing can fail that transaction the way PostgreSQL would, so the connection ends.
       this.s.inbox.length = 0;
       this.s.end(buildErrorResponse('FATAL', sqlstate, message));
       return 'wait';
+    }
+    if (inTx) {
+      if (!leg.idle) return 'wait';
+      // In a transaction block: the server's transaction fails too (a statement that raises, its
+      // replies swallowed), and the client gets the error, as from PostgreSQL itself.
+      this.s.inbox.shift();
+      leg.send(encodeFrontendMessage({ name: 'Query', query: raiseSql(sqlstate, message) }));
+      leg.expect(ownQuery());
+      this.s.tx.status = 'E';
+      this.s.replyInOrder(buildErrorResponse('ERROR', sqlstate, message));
+      if (f.type === 'Q') this.s.replyInOrder(readyForQuery('E'));
+      else this.skipToSync = true;
+      return 'next';
     }
     this.s.inbox.shift();
     this.s.replyInOrder(buildErrorResponse('ERROR', sqlstate, message));
