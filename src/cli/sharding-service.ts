@@ -22,6 +22,7 @@ import { isCatalogError, withGroups } from '../sharding/catalog.js';
 import { CatalogStore } from '../sharding/catalog-store.js';
 import { decideFromCatalog, pgGroupSession, recoverPrepared } from '../sharding/distribute.js';
 import type { GroupSession } from '../sharding/distribute.js';
+import { relKey } from '../sharding/types.js';
 import type { TopologyView } from '../topology/topology.js';
 import { openClaimedStore } from './store-keys.js';
 
@@ -34,6 +35,10 @@ export class ShardingService implements Service, ShardingHost {
   /** API calls run one after another (each takes locks on every group). */
   private queue: Promise<unknown> = Promise.resolve();
   private readonly app: string;
+  /** Each distributed table's columns in order, read from group 0 whenever the catalog changes. */
+  private columns = new Map<string, readonly string[]>();
+  /** The catalog version `columns` was read for. */
+  private columnsVersion = -1;
 
   constructor(
     private readonly loaded: LoadedConfig,
@@ -47,6 +52,7 @@ export class ShardingService implements Service, ShardingHost {
     this.router = new ShardRouter(
       () => this.catalogs?.current ?? null,
       (sql, user) => this.api(sql, user),
+      (t) => this.columns.get(relKey(t.rel)) ?? null,
     );
   }
 
@@ -64,6 +70,13 @@ export class ShardingService implements Service, ShardingHost {
     const grown = await catalogs.update((c) => withGroups(c, this.groups));
     if (isCatalogError(grown)) this.logger.warn(`sharding catalog: groups not updated: ${grown.message}`);
     this.catalogs = catalogs;
+    await this.loadColumns();
+    // Another proxy's change (several hosts): its tables' columns are read here too.
+    catalogs.onChange(() => {
+      this.loadColumns().catch((e: unknown) =>
+        this.logger.warn({ err: e }, 'sharding: could not read the columns of distributed tables'),
+      );
+    });
     await this.recover().catch((e: unknown) =>
       this.logger.warn({ err: e }, 'sharding: prepared transactions left by a crash could not be checked'),
     );
@@ -119,6 +132,10 @@ export class ShardingService implements Service, ShardingHost {
           ),
       });
       if (!reply.ok) return apiError(reply.sqlstate, reply.message, reply.detail);
+      // The caller's next INSERT may name no columns: their order is known before it is answered.
+      await this.loadColumns().catch((e: unknown) =>
+        this.logger.warn({ err: e }, 'sharding: could not read the columns of distributed tables'),
+      );
       this.logger.info({ user, call: reply.column }, `sharding: ${reply.column} done`);
       return apiResult(reply.column, reply.type, reply.value);
     });
@@ -126,6 +143,44 @@ export class ShardingService implements Service, ShardingHost {
     return run.catch((e: unknown) =>
       apiError('XX000', `sharding: ${e instanceof Error ? e.message : String(e)}`),
     );
+  }
+
+  /** Reads the column order of every table of the catalog from group 0 (once per catalog version). */
+  private async loadColumns(): Promise<void> {
+    const catalog = this.catalogs?.current;
+    if (!catalog || catalog.version === this.columnsVersion) return;
+    const tables = [...catalog.tables.values()];
+    const next = new Map<string, readonly string[]>();
+    if (tables.length > 0) {
+      const primary = this.view.lastPrimary(0);
+      if (!primary) throw new Error('group 0 has no primary right now');
+      const c = new pg.Client({
+        host: primary.host,
+        port: primary.port,
+        user: this.loaded.config.postgres.superuser,
+        password: this.cluster.secrets().superuser,
+        database: this.app,
+        application_name: 'pgscale sharding',
+      });
+      c.on('error', () => undefined);
+      try {
+        await c.connect();
+        const r = await c.query<{ schema: string; name: string; columns: string[] }>(
+          `SELECT n.nspname AS schema, c.relname AS name, array_agg(a.attname::text ORDER BY a.attnum) AS columns
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+            WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+            GROUP BY 1, 2`,
+          [tables.map((t) => t.rel.schema), tables.map((t) => t.rel.name)],
+        );
+        for (const row of r.rows) next.set(relKey({ schema: row.schema, name: row.name }), row.columns);
+      } finally {
+        await c.end().catch(() => undefined);
+      }
+    }
+    this.columns = next;
+    this.columnsVersion = catalog.version;
+    this.router.columnsChanged();
   }
 
   /** A superuser session on each group's primary, in the catalog's group order. */

@@ -18,7 +18,7 @@ import { apiCallOf } from '../sharding/api-call.js';
 import { hashRemainder } from '../sharding/hash.js';
 import { mayNameCatalogTable, resolveShards, shardKeyPlan, usesParams } from '../sharding/shard-plan.js';
 import type { KeyPlan, ShardRoute } from '../sharding/shard-plan.js';
-import type { Catalog, ColumnValue } from '../sharding/types.js';
+import type { Catalog, ColumnValue, DistributedTable } from '../sharding/types.js';
 import { LruCache } from '../sql/lru-cache.js';
 import { relationRefs } from '../sql/relation-refs.js';
 import { SqlState } from '../protocol/sqlstate.js';
@@ -48,7 +48,14 @@ export class ShardRouter implements DatabaseSharding {
     private readonly catalog: () => Catalog | null,
     /** Runs an API call's text for a user: its replies (ending with ReadyForQuery). */
     private readonly runApi: (sql: string, user: string) => Promise<Buffer[]>,
+    /** A distributed table's columns in order (`INSERT INTO t VALUES …` names none), if known. */
+    private readonly columnsOf: (t: DistributedTable) => readonly string[] | null = () => null,
   ) {}
+
+  /** The tables' columns changed (plans made without them are dropped). */
+  columnsChanged(): void {
+    this.plans.clear();
+  }
 
   get active(): boolean {
     const c = this.catalog();
@@ -80,7 +87,7 @@ export class ShardRouter implements DatabaseSharding {
   private planned(sql: string, catalog: Catalog): Planned {
     const hit = this.plans.get(sql);
     if (hit !== undefined && hit.version === catalog.version) return hit;
-    const plan = shardKeyPlan(sql, catalog);
+    const plan = shardKeyPlan(sql, catalog, { columnsOf: this.columnsOf });
     const p: Planned = {
       version: catalog.version,
       plan,
