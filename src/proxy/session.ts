@@ -70,7 +70,7 @@ export interface SessionHost {
   inputFlushed(): void;
 }
 
-export class Session implements HolderClient, LocalContext, FactsContext, SessionView {
+export class Session implements HolderClient, LocalContext, FactsContext, SessionView, ShardSession {
   readonly record: ClientRecord;
   readonly tx = new TxState();
   readonly analyzer: Analyzer;
@@ -86,7 +86,8 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
   private readonly topology: Topology;
   /** The server side: the transaction's legs, attaching and giving back. */
   private readonly hold: ServerHolder;
-  private inbox: TypedFrame[] = [];
+  /** The client's messages not forwarded yet (the head is the next one). */
+  inbox: TypedFrame[] = [];
   /** Waiting for the LISTEN fan-out before answering: later messages wait in order. */
   private blocked = false;
   /** The Query frame decoded last and its decoding: several steps look at each Query. */
@@ -102,7 +103,7 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
     this.analyzer = opts.analyzer ?? DEFAULT_ANALYZER;
     this.hold = new ServerHolder(this, host);
     this.topology = topologyOf(opts.group ?? '');
-    this.shard = opts.sharding ? new ShardSteps(this.shardSession(), opts.sharding) : null;
+    this.shard = opts.sharding ? new ShardSteps(this, opts.sharding) : null;
     this.record = new ClientRecord(opts.startupSettings, opts.startupProxySettings, opts.mode === 'session');
   }
 
@@ -280,7 +281,7 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
     return this.queryDecoded;
   }
 
-  private forward(leg: ServerLeg, f: TypedFrame): void {
+  forward(leg: ServerLeg, f: TypedFrame): void {
     if (this.record.pinned && !this.record.sqlOwnNames) ownSqlNames(this.record, leg);
     if (f.type === 'Q') forwardQuery(this, leg, f, this.queryOf(f));
     else forwardMessage(this, leg, f);
@@ -327,39 +328,23 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
     if (this.idle) this.flushClient();
   }
 
-  /** What the shard steps use of this session (made once per sharded session). */
-  private shardSession(): ShardSession {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const self = this;
-    return {
-      get record() {
-        return self.record;
-      },
-      get tx() {
-        return self.tx;
-      },
-      get analyzer() {
-        return self.analyzer;
-      },
-      get inbox() {
-        return self.inbox;
-      },
-      get leg() {
-        return self.hold.leg;
-      },
-      homeGroup: this.topology.group,
-      queryOf: (f) => this.queryOf(f),
-      replyInOrder: (b) => this.replyInOrder(b),
-      forward: (leg, f) => this.forward(leg, f),
-      waitFor: (a) => this.waitFor(a),
-      switchServer: (outsideTx) => this.hold.switchToPrimary(outsideTx),
-      end: (fatal) => {
-        this.inbox = [];
-        this.flushClient();
-        this.close();
-        this.host.terminate(fatal);
-      },
-    };
+  // ------------------------------------------------------------------ ShardSession (shard-steps.ts)
+
+  /** The leg the client's messages go to now, or null. */
+  get leg(): ServerLeg | null {
+    return this.hold.leg;
+  }
+  get homeGroup(): string {
+    return this.topology.group;
+  }
+  switchServer(outsideTx: boolean): boolean {
+    return this.hold.switchToPrimary(outsideTx);
+  }
+  end(fatal: Buffer): void {
+    this.inbox = [];
+    this.flushClient();
+    this.close();
+    this.host.terminate(fatal);
   }
 
   // ------------------------------------------------------------------ attaching a server
