@@ -270,6 +270,28 @@ describe('a sharded session moves between groups by its statements', () => {
     }
   });
 
+  test('an API call pipelined behind a running statement waits for it, then runs (postgres.js)', async () => {
+    const sql = postgres({
+      host: '127.0.0.1',
+      port,
+      user: 'app',
+      password: appPassword,
+      database: 'app',
+      max: 1,
+      onnotice: () => {},
+    });
+    try {
+      const [slow, api] = await Promise.all([
+        sql`SELECT pg_sleep(0.3) AS s, 1 AS group_1`,
+        sql.unsafe("SELECT fake_api('pipelined')").simple(),
+      ]);
+      assert.equal(slow.length, 1);
+      assert.equal((api as unknown as { fake_api: string }[])[0]!.fake_api, 'done');
+    } finally {
+      await sql.end();
+    }
+  });
+
   test('an API call is answered by the sharding host; inside a transaction it is refused (25001)', async () => {
     const c = await connect();
     const r = await c.query<{ fake_api: string }>("SELECT fake_api('users')");
@@ -278,7 +300,7 @@ describe('a sharded session moves between groups by its statements', () => {
     await c.query('SELECT 1');
     await assert.rejects(c.query("SELECT fake_api('x')"), (e: { code?: string }) => e.code === '25001');
     await c.query('ROLLBACK');
-    assert.equal(sharding.apiCalls.length, 1); // the second was refused by the session, never run
+    assert.equal(sharding.apiCalls.length, 2); // this test's first, the pipelined one; not the refused one
     await c.end();
   });
 });

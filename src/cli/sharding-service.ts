@@ -112,7 +112,7 @@ export class ShardingService implements Service, ShardingHost {
       dbname: database,
       followsTopology: true,
       group: g,
-      replicas: [],
+      replicas: this.view.current().groups[g]?.replicas ?? [],
     };
   }
 

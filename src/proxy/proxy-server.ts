@@ -37,6 +37,7 @@ import { PoolRegistry } from './pool-registry.js';
 import type { DatabaseResolver, DatabaseTarget } from './database-target.js';
 import type { ShardingHost } from './sharding.js';
 import type { SessionSharding } from './session/shard-target.js';
+import type { GroupReads } from './session/context.js';
 import { Analyzer } from '../sql/analyze.js';
 import type { HiddenCodeRegistry } from './backend/hidden-code.js';
 
@@ -413,6 +414,7 @@ export class ProxyServer implements FrontendHost, AdminView {
       (latest.replicas?.length ?? 0) > 0
         ? this.replicaSets.routerFor(req.database, latest, serverUser, creds, pool)
         : null;
+    const sharding = this.shardingOf(req.database, t, serverUser, creds);
     const session = new Session(
       // The client connection is the session's host: no object or closure per client for it.
       req.client,
@@ -430,7 +432,9 @@ export class ProxyServer implements FrontendHost, AdminView {
         horizon: (latest.replicas?.length ?? 0) > 0 ? this.replicaSets.horizonFor(latest, pool) : null,
         hiddenCode: mode === 'transaction' ? this.registry.hiddenCodeFor(pool) : null,
         group: String(t.group ?? 0),
-        sharding: this.shardingOf(req.database, t, serverUser, creds),
+        sharding,
+        groupReads:
+          sharding && mode === 'transaction' ? this.groupReadsOf(req.database, serverUser, creds) : null,
       },
     );
     return { ok: true, session, params };
@@ -469,6 +473,36 @@ export class ProxyServer implements FrontendHost, AdminView {
         }
         return p;
       },
+    };
+  }
+
+  /**
+   * Read scaling on the groups of a sharded database other than its own: each group's primary
+   * pool for this user, its replicas' read router and its commit horizon (null without replicas).
+   */
+  private groupReadsOf(
+    database: string,
+    user: string,
+    creds: LoginRequest['serverCreds'],
+  ): (group: string) => GroupReads | null {
+    return (group) => {
+      const host = this.sharding;
+      const t = host?.groupTarget(database, group) ?? null;
+      if (t === null || !this.config.read_write_split || !this.analyzer) return null;
+      const pool = this.poolFor(database, t, user, creds);
+      if (t.followsTopology) {
+        this.replicaSets.follow(
+          pool,
+          { database, group: t.group ?? 0, t, user, creds },
+          this.holdOnUnreachableMs,
+        );
+      }
+      const latest = this.replicaSets.latest(pool, t);
+      if ((latest.replicas?.length ?? 0) === 0) return null;
+      return {
+        router: this.replicaSets.routerFor(database, latest, user, creds, pool),
+        horizon: this.replicaSets.horizonFor(latest, pool),
+      };
     };
   }
 

@@ -96,7 +96,8 @@ export class ReplicaSets {
 
   /** The commit horizon of a database's primary server; its questions go through `pool`. */
   horizonFor(t: DatabaseTarget, pool: Pool): CommitHorizon {
-    const key = t.followsTopology ? 'topology' : `${t.host}:${t.port}`;
+    // One horizon per primary: per group when following the topology (each group's WAL is its own).
+    const key = t.followsTopology ? `topology:${t.group ?? 0}` : `${t.host}:${t.port}`;
     const open = () => pool.openDedicated('pgscale position');
     const h = this.horizons.get(key);
     if (h) {

@@ -222,7 +222,11 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
       if (shard !== null) {
         const step = shard.step(f);
         if (step === 'next') continue;
-        if (step === 'wait') break;
+        if (step === 'wait') {
+          // Waiting for the leg to finish (not for more input): drained again when it has.
+          if (hold.leg !== null && !hold.leg.idle) hold.drainWhenIdle();
+          break;
+        }
       }
       const leg = hold.leg;
       if (!leg) {
@@ -248,8 +252,7 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
         !this.tx.needLsn &&
         !leg.replica &&
         facts.cls === 'write' &&
-        leg.group === this.topology.group &&
-        this.capturesCommits()
+        (leg.group === this.topology.group ? this.capturesCommits() : this.capturesGroupCommits(leg.group))
       )
         this.tx.needLsn = true;
       this.forward(leg, f);
@@ -356,9 +359,18 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
     const t0 = readTime();
     const group = this.shard?.attachGroup ?? this.topology.group;
     if (group !== this.topology.group && this.opts.sharding) {
-      // A statement's shards live on another group: its primary (reads on its replicas: later).
+      // A statement's shards live on another group: its primary, or for reads one of its replicas
+      // at the client's consistency level, by that group's own commit positions.
       const pool = this.opts.sharding.poolOf(group);
-      return hold.acquireFrom(pool, null, t0, group, pool);
+      const reads =
+        this.record.pinned || this.shard!.beginHeld ? null : (this.opts.groupReads?.(group) ?? null);
+      if (reads === null || this.attachRoleFor() !== 'replica')
+        return hold.acquireFrom(pool, null, t0, group, pool);
+      const wrote = { wroteLsn: this.record.groupLsns?.get(group) ?? null };
+      pickReadTarget(reads.router, reads.horizon, this.consistency, wrote, pool, (p, replica) =>
+        hold.acquireFrom(p, replica, t0, group, pool),
+      );
+      return;
     }
     const router = this.router;
     // A deferred BEGIN: the transaction block runs on the primary, as it would have from its BEGIN.
@@ -377,6 +389,12 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
    */
   private capturesCommits(): boolean {
     if (this.router === null && !this.opts.horizon) return false;
+    return this.consistency !== 'eventual' || this.opts.consistency === 'causal';
+  }
+
+  /** capturesCommits for a write on another group (sharding): when that group's reads may go to its replicas. */
+  private capturesGroupCommits(group: string): boolean {
+    if ((this.opts.groupReads?.(group) ?? null) === null) return false;
     return this.consistency !== 'eventual' || this.opts.consistency === 'causal';
   }
 

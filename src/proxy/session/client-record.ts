@@ -86,6 +86,8 @@ export class ClientRecord {
   unnamedSaved: Buffer | null = null;
   /** WAL position of this client's last commit on the primary (read-your-writes). */
   wroteLsn: bigint | null = null;
+  /** Sharding: the client's last commit position on each other group it wrote to (their own WAL). */
+  groupLsns: Map<string, bigint> | null = null;
 
   constructor(
     readonly startupSettings: ReadonlyMap<string, string>,

@@ -41,6 +41,16 @@ export interface SessionOptions {
   group?: string;
   /** The database has distributed or reference tables: where each statement's shards are. */
   sharding?: SessionSharding | null;
+  /**
+   * Sharding: read scaling on a group other than the database's own — that group's read router
+   * and commit horizon, or null when it has no replicas (its reads then go to its primary).
+   */
+  groupReads?: ((group: string) => GroupReads | null) | null;
+}
+
+export interface GroupReads {
+  readonly router: ReadRouter;
+  readonly horizon: CommitHorizon | null;
 }
 
 /** The pooled transaction's state: from attaching a server to giving it back. */

@@ -63,6 +63,8 @@ export class ServerHolder implements Keeper, LegEvents {
   keeping = false;
   /** The running check was asked for by the pool (someone waits): release after it, if clean. */
   handingOver = false;
+  /** The client's next message waits for the leg to finish what it runs (sharding): drain then. */
+  private drainOnIdle = false;
   /** The transaction's legs by group (one, until sharding); unbound legs are kept for reuse. */
   private legs: LegSet | null = null;
   /** The group and home pool of the attachment under way (acquireFrom), for the leg it binds. */
@@ -228,9 +230,16 @@ export class ServerHolder implements Keeper, LegEvents {
     this.client.flushClient();
   }
 
-  commitPosition(lsn: bigint): void {
+  commitPosition(leg: ServerLeg, lsn: bigint): void {
     const r = this.client.record;
-    if (r.wroteLsn === null || lsn > r.wroteLsn) r.wroteLsn = lsn;
+    if (leg.group === (this.client.opts.group ?? '')) {
+      if (r.wroteLsn === null || lsn > r.wroteLsn) r.wroteLsn = lsn;
+      return;
+    }
+    // Another group's WAL: positions of different servers are not comparable.
+    const lsns = (r.groupLsns ??= new Map());
+    const had = lsns.get(leg.group);
+    if (had === undefined || lsn > had) lsns.set(leg.group, lsn);
   }
 
   sqlStatementsFailed(leg: ServerLeg, ops: readonly SqlOp[], failedAt: number): void {
@@ -249,6 +258,18 @@ export class ServerHolder implements Keeper, LegEvents {
     onClientReadyForQuery(this.client, leg, status, query);
     leg.emitSynthetic();
     this.maybeRelease(status);
+    this.resumeIfIdle();
+  }
+
+  /** Calls the client's drain once the leg has nothing running (or is given back). */
+  drainWhenIdle(): void {
+    this.drainOnIdle = true;
+  }
+
+  private resumeIfIdle(): void {
+    if (!this.drainOnIdle || (this.leg !== null && !this.leg.idle)) return;
+    this.drainOnIdle = false;
+    if (!this.client.closed) this.client.drain();
   }
 
   /** ReadyForQuery after one of the proxy's own queries (settings, commit position, state check). */
@@ -271,6 +292,7 @@ export class ServerHolder implements Keeper, LegEvents {
     this.maybeRelease(status);
     // Asked back while the client had already sent more: it queues for a connection again.
     if (c && (this.switching || handOver) && leg.idle) this.client.drain();
+    else this.resumeIfIdle();
   }
 
   private poolOf(leg: ServerLeg | null): Pool {
@@ -297,7 +319,7 @@ export class ServerHolder implements Keeper, LegEvents {
       // and a pinned client keeps its connection): the commit position, for read-your-writes and
       // for the commit horizon.
       tx.needLsn = false;
-      sendCommitCapture(record, leg, this.client.opts.horizon ?? null);
+      sendCommitCapture(record, leg, leg.horizon);
       this.flush();
       return;
     }
@@ -473,7 +495,8 @@ export class ServerHolder implements Keeper, LegEvents {
   makeLeg(): ServerLeg {
     const c = this.client;
     const own = this.group === (c.opts.group ?? '');
-    const leg = new ServerLeg(this, c.sink, this.home ?? c.opts.pool, own ? (c.opts.horizon ?? null) : null);
+    const horizon = own ? (c.opts.horizon ?? null) : (c.opts.groupReads?.(this.group)?.horizon ?? null);
+    const leg = new ServerLeg(this, c.sink, this.home ?? c.opts.pool, horizon);
     leg.group = this.group;
     return leg;
   }

@@ -60,7 +60,7 @@ class Recorder implements LegEvents {
     this.log.push('Z');
     this.rfq.push(q);
   }
-  commitPosition(lsn: bigint): void {
+  commitPosition(_leg: ServerLeg, lsn: bigint): void {
     this.lsn = lsn;
   }
   sqlStatementsFailed(_l: ServerLeg, ops: readonly SqlOp[], at: number): void {

@@ -46,8 +46,8 @@ export interface LegEvents {
   commandComplete(leg: ServerLeg, f: TypedFrame): void;
   /** ReadyForQuery: after a Query (`query`) or a Sync (null). */
   readyForQuery(leg: ServerLeg, f: TypedFrame, query: PendingQuery | null): void;
-  /** The primary's WAL position after the client's write transaction. */
-  commitPosition(lsn: bigint): void;
+  /** The primary's WAL position after the client's write transaction (on this leg's group). */
+  commitPosition(leg: ServerLeg, lsn: bigint): void;
   /** Statements of a renamed Query from `failedAt` on did not run: undo their record changes. */
   sqlStatementsFailed(leg: ServerLeg, ops: readonly SqlOp[], failedAt: number): void;
   /** A batch of frames is handled: the client's replies can be written. */
@@ -92,7 +92,8 @@ export class ServerLeg {
     private readonly sink: ReplySink,
     /** The database's primary pool: traffic statistics and the statements its servers know. */
     private readonly home: Pool,
-    private readonly horizon: CommitHorizon | null,
+    /** The commit horizon of the leg's group's primary (causal reads), or null. */
+    readonly horizon: CommitHorizon | null,
   ) {
     this.onFramesBound = (frames) => this.onFrames(frames);
     this.onLostBound = (server) => this.events.serverLost(this, server);
@@ -325,7 +326,7 @@ export class ServerLeg {
     if (head.check && f.type === 'D' && f.partial !== true) head.check.rows.push(decodeTextRow(f.payload));
     if (head.captureLsn && f.type === 'D' && f.partial !== true) {
       const lsn = parseLsn(decodeFirstText(f.payload));
-      if (lsn !== null) this.events.commitPosition(lsn);
+      if (lsn !== null) this.events.commitPosition(this, lsn);
       head.lsn = lsn;
     }
     if (f.type === 'E') head.failed = true;
