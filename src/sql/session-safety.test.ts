@@ -89,6 +89,9 @@ test('mayHideEffects: a parenthesis after a keyword or a relation name is no cal
     'SELECT f\n(1)',
     'CREATE FUNCTION f() RETURNS int AS $$ SELECT 1 $$ LANGUAGE sql',
     'SELECT 1 (2)',
+    // A dollar quote's closing `$` is no part of the word after it (found by the property below).
+    '$a$.($a$execute ',
+    '$$x$$execute p',
   ];
   for (const sql of mayCall) assert.equal(mayHideEffects(sql), true, sql);
 });

@@ -96,7 +96,7 @@ export const SAFE_BUILTIN_FUNCTIONS: ReadonlySet<string> = new Set(
 const NOT_A_CALL_AFTER = new Set(['into', 'as', 'table', 'with', 'recursive']);
 
 /** Cheap test: without any of these a text can neither call a function nor run hidden SQL. */
-const MAY_HIDE = /\(|(?<![a-z_$\u0080-\uffff])(?:do|execute|call|chain)\b/i;
+const MAY_HIDE = /\(|(?<![a-z_\u0080-\uffff])(?:do|execute|call|chain)\b/i;
 
 const OPEN = 0x28;
 const DOT = 0x2e;
@@ -112,7 +112,8 @@ export function searchPathShadowsBuiltins(value: string): boolean {
 
 /** DO, EXECUTE, CALL, AND CHAIN: hidden SQL or a statement the text does not show. */
 // A digit may stand right before the word: PostgreSQL 15's lexer reads `0execute` as 0, execute.
-export const HIDING_WORDS = /(?<![a-z_$\u0080-\uffff])(?:do|execute|call|chain)\b/i;
+// `$` does not end a word here: it may close a dollar quote (`$a$…$a$execute`).
+export const HIDING_WORDS = /(?<![a-z_\u0080-\uffff])(?:do|execute|call|chain)\b/i;
 
 /**
  * Reserved and column-name keywords before `(` in SQL syntax: none can name a function, so a
