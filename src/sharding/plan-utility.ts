@@ -126,6 +126,16 @@ export function planUtility(kind: string, body: Obj, a: Analysis, decide: (a: An
       true,
     );
   }
+  if (kind === 'RenameStmt' && body.renameType === 'OBJECT_TABLE') {
+    return plan(
+      {
+        kind: 'error',
+        sqlstate: '0A000',
+        message: `renaming ${first.kind} table "${first.name}" is not supported: the sharding catalog knows tables by name`,
+      },
+      true,
+    );
+  }
   if (changesPartitionColumn(kind, body, a))
     return plan({ kind: 'error', sqlstate: '0A000', message: PARTITION_COLUMN }, true);
   return plan({ kind: 'all', reason: `DDL on ${first.kind} table "${first.name}"` }, true);
@@ -154,7 +164,7 @@ function copy(body: Obj, a: Analysis, decide: (a: Analysis) => KeyPlan): KeyPlan
   }
   if (o.kind === 'reference') {
     return body.is_from === true
-      ? plan({ kind: 'all', reason: `COPY into reference table "${o.name}"` }, true)
+      ? plan({ kind: 'all', reason: `COPY into reference table "${o.name}"`, copy: true }, true)
       : plan({ kind: 'reference-read' }, false);
   }
   return plan({ kind: 'local' }, body.is_from === true);

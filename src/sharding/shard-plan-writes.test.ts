@@ -194,6 +194,9 @@ test('DDL on catalog tables reaches every group; the distribution column cannot 
   assert.deepEqual(route('ALTER TABLE users DROP COLUMN id'), partition);
   assert.deepEqual(route('ALTER TABLE users ALTER COLUMN id TYPE numeric'), partition);
   assert.deepEqual(route('ALTER TABLE users RENAME COLUMN id TO uid'), partition);
+  // The catalog knows tables by name: renaming one is refused (its columns may be renamed).
+  assert.equal(kind(route('ALTER TABLE users RENAME TO people')), 'error 0A000');
+  assert.equal(kind(route('ALTER TABLE countries RENAME TO lands')), 'error 0A000');
   for (const sql of [
     'DROP TABLE users, accounts',
     'CREATE VIEW v AS SELECT * FROM users',

@@ -4,7 +4,8 @@
  * server is given back and the next one attached on that group; inside a transaction a statement
  * on another group fails it (0A000) as an error in PostgreSQL would; BEGIN is held back until the
  * transaction's first statement, so the transaction runs on that statement's group; the Citus API
- * calls are answered by the sharding host. Made only for sessions of sharded databases.
+ * calls, and statements on several groups outside transaction blocks, are answered by the
+ * sharding host. Made only for sessions of sharded databases.
  */
 import type { TypedFrame } from '../../protocol/framer.js';
 import { decodeParse, encodeFrontendMessage } from '../../protocol/frontend-messages.js';
@@ -117,6 +118,34 @@ export class ShardSteps {
     return 'next';
   }
 
+  /**
+   * A statement on several groups (DDL on catalog tables, a reference-table write, a split
+   * INSERT): run by the sharding host, atomically on every group concerned, outside transaction
+   * blocks only (a transaction on several groups is not built yet). Simple protocol only.
+   */
+  private hostStep(f: TypedFrame, t: Extract<ShardTarget, { kind: 'host' }>): 'next' | 'wait' {
+    if (f.type !== 'Q') {
+      return this.refuse(
+        f,
+        SqlState.FEATURE_NOT_SUPPORTED,
+        `${t.reason}: it runs on several groups, which the proxy does for the simple query protocol only for now (send it without parameters)`,
+      );
+    }
+    const leg = this.s.leg;
+    if (this.deferredBegin !== null || this.s.tx.status !== 'I') {
+      return this.refuse(
+        f,
+        SqlState.FEATURE_NOT_SUPPORTED,
+        `${t.reason}: it runs on several groups, which is not supported inside a transaction block yet`,
+      );
+    }
+    // Replies still due from the server come first.
+    if (leg !== null && !leg.idle) return 'wait';
+    this.s.inbox.shift();
+    this.s.waitFor(this.sharding.host(t.work));
+    return 'next';
+  }
+
   /** The message after a refused extended-protocol one: skipped, and a Sync answered. */
   skip(f: TypedFrame): void {
     this.s.inbox.shift();
@@ -152,6 +181,7 @@ export class ShardSteps {
     const leg = this.s.leg;
     const home = this.s.homeGroup;
     if (t !== null && t.kind === 'refuse') return this.refuse(f, t.sqlstate, t.message);
+    if (t !== null && t.kind === 'host') return this.hostStep(f, t);
     if (this.deferredBegin !== null && t === null && !DATA_FREE.has(f.type)) {
       // Nothing to place the transaction by yet: look further along what the client has sent.
       const ahead = this.placeAhead();
