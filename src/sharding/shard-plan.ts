@@ -181,6 +181,11 @@ export function shardKeyPlan(
     plans.push(planStatement(n[0], n[1], stmts.length === 1 ? sql : null, catalog, options));
   }
   if (plans.length === 0) return LOCAL;
+  if (plans.length > 1 && plans.some((p) => p.kind === 'fixed' && p.route.kind === 'all')) {
+    // The host runs it in a transaction of its own on every group: a BEGIN or COMMIT beside it
+    // would end that transaction early.
+    return fixed({ kind: 'error', sqlstate: '0A000', message: ALONE }, true);
+  }
   const significant = plans.filter((p) => !(p.kind === 'fixed' && p.neutral === true));
   if (significant.length <= 1) return significant[0] ?? plans[0]!;
   return {
@@ -190,6 +195,9 @@ export function shardKeyPlan(
     groups: catalog.groups,
   };
 }
+
+const ALONE =
+  'a statement on every group (DDL on a distributed or reference table, a write to a reference table) must be sent alone, not with other statements in one query';
 
 function fixed(route: ShardRoute, writes: boolean, cacheable = true): KeyPlan {
   return { kind: 'fixed', route, writes, cacheable };
