@@ -22,12 +22,18 @@ import type { ShardTarget } from '../src/proxy/session/shard-target.js';
 import { encodeBackendMessage } from '../src/protocol/backend-messages.js';
 import { commandComplete, readyForQuery } from '../src/proxy/rewrite.js';
 
-function fakeSharding(): DatabaseSharding & { apiCalls: string[]; hostCalls: string[] } {
+function fakeSharding(): DatabaseSharding & {
+  apiCalls: string[];
+  hostCalls: string[];
+  hostParams: (readonly (string | null)[] | null)[];
+} {
   const apiCalls: string[] = [];
   const hostCalls: string[] = [];
+  const hostParams: (readonly (string | null)[] | null)[] = [];
   return {
     apiCalls,
     hostCalls,
+    hostParams,
     active: true,
     target(sql, params): ShardTarget {
       if (sql.includes('every_group'))
@@ -73,6 +79,7 @@ function fakeSharding(): DatabaseSharding & { apiCalls: string[]; hostCalls: str
     },
     host(work) {
       hostCalls.push(work.sql);
+      hostParams.push(work.params ?? null);
       return Promise.resolve([commandComplete('ALTER TABLE'), readyForQuery('I')]);
     },
   };
@@ -294,7 +301,7 @@ describe('a sharded session moves between groups by its statements', () => {
     await c.end();
   });
 
-  test('a statement on several groups is run by the sharding host outside a transaction; inside one, or extended, it is refused (0A000)', async () => {
+  test('a statement on several groups is run by the sharding host outside a transaction (simple and extended); inside one it is refused (0A000)', async () => {
     const c = await connect();
     const r = await c.query('ALTER TABLE every_group ADD COLUMN x int');
     assert.equal(r.command, 'ALTER');
@@ -314,8 +321,17 @@ describe('a sharded session moves between groups by its statements', () => {
     await c.query('SELECT 1 AS group_1');
     await assert.rejects(c.query('ALTER TABLE every_group ADD COLUMN z int'), zeroA);
     await c.query('ROLLBACK');
-    await assert.rejects(c.query('UPDATE every_group SET x = $1', [1]), zeroA);
     assert.equal(sharding.hostCalls.length, 2);
+    // Extended protocol: Parse, Bind, Describe, Execute, Sync answered from the host's reply.
+    const ext = await c.query('UPDATE every_group SET x = $1', [7]);
+    assert.equal(ext.command, 'ALTER');
+    assert.deepEqual(sharding.hostParams.at(-1), ['7']);
+    // Inside a transaction block the extended one is refused too; the transaction then fails.
+    await c.query('BEGIN');
+    await c.query('SELECT 1 AS group_0');
+    await assert.rejects(c.query('UPDATE every_group SET x = $1', [8]), zeroA);
+    await c.query('ROLLBACK');
+    assert.equal(sharding.hostCalls.length, 3);
     assert.equal((await c.query('SELECT 3 AS n')).rows[0].n, 3);
     await c.end();
   });

@@ -4,9 +4,9 @@
  * group leaves every group unchanged, DROP TABLE takes the table out of the catalog, TRUNCATE
  * empties every group, writes to a reference table reach every copy (a sequence default, which
  * gives each group its own value, is refused once the copies would differ), a multi-row INSERT is split by group with its
- * RETURNING rows and summed tag, a failing part inserts nothing anywhere; inside a transaction
- * block, or in the extended protocol, these are refused with 0A000 and the session goes on.
- * With node-postgres and psql.
+ * RETURNING rows and summed tag, a failing part inserts nothing anywhere; the same with Bind
+ * parameters (extended protocol); inside a transaction block these are refused with 0A000 and
+ * the session goes on. With node-postgres (simple and extended) and psql.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -239,7 +239,7 @@ describe('statements on every group through pgscale up (three groups, two-phase 
     assert.deepEqual(await perGroup("SELECT count(*)::int FROM pg_class WHERE relname = 'logs'"), [1, 0, 0]);
   });
 
-  test('inside a transaction block, or with parameters, they are refused with 0A000 and the session goes on', async () => {
+  test('inside a transaction block they are refused with 0A000 and the session goes on', async () => {
     await app.query('BEGIN');
     await assert.rejects(app.query('ALTER TABLE items ADD COLUMN z int'), code('0A000'));
     await app.query('ROLLBACK');
@@ -247,21 +247,54 @@ describe('statements on every group through pgscale up (three groups, two-phase 
     await app.query('SELECT name FROM items WHERE id = 1');
     await assert.rejects(app.query("INSERT INTO tags VALUES ('t', 'T')"), code('0A000'));
     await app.query('ROLLBACK');
-    await assert.rejects(app.query('INSERT INTO tags VALUES ($1, $2)', ['e', 'E']), code('0A000'));
-    await assert.rejects(
-      app.query(
-        "INSERT INTO items (id, name) VALUES ($1, 'p'), ($2, 'p'), ($3, 'p'), ($4, 'p')",
-        [5001, 5002, 5003, 5004],
-      ),
-      code('0A000'),
-    );
-    assert.deepEqual(
-      await perGroup('SELECT count(*)::int FROM items WHERE id BETWEEN 5001 AND 5004'),
-      [0, 0, 0],
-    );
-    assert.deepEqual(await perGroup("SELECT count(*)::int FROM tags WHERE code IN ('t', 'e')"), [0, 0, 0]);
+    await app.query('BEGIN');
+    await app.query('SELECT name FROM items WHERE id = 1');
+    await assert.rejects(app.query('INSERT INTO tags VALUES ($1, $2)', ['t', 'T']), code('0A000'));
+    await app.query('ROLLBACK');
+    assert.deepEqual(await perGroup("SELECT count(*)::int FROM tags WHERE code = 't'"), [0, 0, 0]);
     assert.equal((await app.query('SELECT name FROM items WHERE id = 1')).rows[0].name, 'item 1');
     assert.deepEqual(await perGroup("SELECT count(*)::int FROM pg_attribute WHERE attname = 'z'"), [0, 0, 0]);
+  });
+
+  test('extended protocol (pg with parameters): reference writes and split INSERTs with RETURNING', async () => {
+    const ref = await app.query('INSERT INTO tags VALUES ($1, $2) RETURNING label', ['e', 'E']);
+    assert.equal(ref.rowCount, 1);
+    assert.deepEqual(ref.rows, [{ label: 'E' }]);
+    assert.deepEqual(await perGroup("SELECT label FROM tags WHERE code = 'e'"), ['E', 'E', 'E']);
+    const split = await app.query(
+      "INSERT INTO items (id, name, qty) VALUES ($1, 'ext', $5), ($2, 'ext', $5), ($3, 'ext', $5), ($4, 'ext', $5) RETURNING id, qty",
+      [5001, 5002, 5003, 5004, 9],
+    );
+    assert.equal(split.rowCount, 4);
+    assert.deepEqual(
+      split.rows.map((r: { id: string; qty: number }) => [Number(r.id), r.qty]).sort((a, b) => a[0]! - b[0]!),
+      [
+        [5001, 9],
+        [5002, 9],
+        [5003, 9],
+        [5004, 9],
+      ],
+    );
+    const counts = await perGroup("SELECT count(*)::int FROM items WHERE name = 'ext'");
+    assert.ok(counts.filter((n) => Number(n) > 0).length >= 2, `rows on several groups: ${String(counts)}`);
+    // A failing part (5001 exists) inserts nothing anywhere, and the error is PostgreSQL's.
+    await assert.rejects(
+      app.query(
+        "INSERT INTO items (id, name) VALUES ($1, 'ext2'), ($2, 'ext2'), ($3, 'ext2')",
+        [6001, 6002, 5001],
+      ),
+      code('23505'),
+    );
+    assert.deepEqual(await perGroup("SELECT count(*)::int FROM items WHERE name = 'ext2'"), [0, 0, 0]);
+    // DDL through the extended protocol (no parameters) is answered as PostgreSQL would.
+    const ddl = await app.query({ text: 'ALTER TABLE items ADD COLUMN ext_col int', values: [] });
+    assert.equal(ddl.command, 'ALTER');
+    // A named statement prepared and run in one batch is refused (0A000); the session goes on.
+    await assert.rejects(
+      app.query({ name: 'ins_tag', text: 'INSERT INTO tags VALUES ($1, $2)', values: ['n', 'N'] }),
+      code('0A000'),
+    );
+    assert.equal((await app.query('SELECT name FROM items WHERE id = $1', [2])).rows[0].name, 'item 2');
   });
 
   test('psql: DDL and a split INSERT with RETURNING', { skip: bins.psql ? false : 'no psql' }, async () => {

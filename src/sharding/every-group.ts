@@ -30,7 +30,10 @@ import type { InsertPart } from './shard-plan.js';
 import { DistributeError, quoteIdent } from './table-ddl.js';
 import type { Catalog, RelName } from './types.js';
 
-/** What the host runs. */
+/**
+ * What the host runs; `params`: the Bind's values as text (extended protocol), absent for a
+ * Query (then the text runs with the simple protocol, several statements allowed).
+ */
 export type EveryGroupWork =
   /** `sql` on every group; `compare`: reference tables whose copies must stay equal (written). */
   | {
@@ -38,9 +41,15 @@ export type EveryGroupWork =
       readonly sql: string;
       readonly reason: string;
       readonly compare: readonly RelName[];
+      readonly params?: readonly (string | null)[];
     }
-  /** A multi-row INSERT split by group: each part on its group. */
-  | { readonly kind: 'split'; readonly sql: string; readonly parts: readonly InsertPart[] };
+  /** A multi-row INSERT split by group: each part on its group, `$n` renumbered (paramIndexes). */
+  | {
+      readonly kind: 'split';
+      readonly sql: string;
+      readonly parts: readonly InsertPart[];
+      readonly params?: readonly (string | null)[];
+    };
 
 /** A superuser session on a group's primary (node-postgres: its rows are read raw). */
 export interface PgGroupSession {
@@ -123,16 +132,28 @@ export async function runEveryGroup(
 interface Task {
   readonly session: PgGroupSession;
   readonly sql: string;
+  /** Bind values (extended protocol), or null: the simple protocol. */
+  readonly values: (string | null)[] | null;
 }
 
 function tasksOf(work: EveryGroupWork, sessions: readonly PgGroupSession[]): Task[] {
-  if (work.kind === 'all') return sessions.map((session) => ({ session, sql: work.sql }));
+  const params = work.params ?? null;
+  if (work.kind === 'all')
+    return sessions.map((session) => ({
+      session,
+      sql: work.sql,
+      values: params === null ? null : [...params],
+    }));
   return work.parts.map((p) => {
     const session = sessions.find((s) => s.group === p.group);
     if (session === undefined) throw new DistributeError('XX000', `group ${p.group} is not in the catalog`);
-    if (p.paramIndexes.length > 0)
-      throw new DistributeError('0A000', 'a split INSERT with parameters is not supported here');
-    return { session, sql: p.sql };
+    if (params === null && p.paramIndexes.length > 0)
+      throw new DistributeError('08P01', 'the INSERT has parameters but no values were bound');
+    return {
+      session,
+      sql: p.sql,
+      values: params === null ? null : p.paramIndexes.map((i) => params[i] ?? null),
+    };
   });
 }
 
@@ -148,7 +169,7 @@ async function execute(tasks: readonly Task[], user: string): Promise<StatementR
       await c.query('BEGIN');
       begun.push(t);
       await c.query(`SET ROLE ${quoteIdent(user)}`);
-      const out = await statementResults(c, t.sql);
+      const out = await statementResults(c, t.sql, t.values);
       await c.query('RESET ROLE');
       return out;
     }),
@@ -165,15 +186,22 @@ async function execute(tasks: readonly Task[], user: string): Promise<StatementR
   return settled.map((s) => (s as PromiseFulfilledResult<StatementResult[]>).value);
 }
 
-/** Runs `sql` (simple protocol) and keeps each statement's description, rows and tag as sent. */
-async function statementResults(c: pg.Client, sql: string): Promise<StatementResult[]> {
+/** Runs `sql` (simple protocol, or extended with `values`) and keeps each statement's description, rows and tag as sent. */
+async function statementResults(
+  c: pg.Client,
+  sql: string,
+  values: (string | null)[] | null,
+): Promise<StatementResult[]> {
   const tags: string[] = [];
   const conn = (c as unknown as { connection: NodeJS.EventEmitter }).connection;
   const onTag = (m: { text: string }) => tags.push(m.text);
   conn.on('commandComplete', onTag);
   let res: pg.QueryResult | pg.QueryResult[];
   try {
-    res = await c.query({ text: sql, rowMode: 'array', types: RAW_TYPES });
+    res =
+      values === null
+        ? await c.query({ text: sql, rowMode: 'array', types: RAW_TYPES })
+        : await c.query({ text: sql, values, rowMode: 'array', types: RAW_TYPES });
   } finally {
     conn.off('commandComplete', onTag);
   }

@@ -18,7 +18,8 @@ import type { ClientRecord } from './client-record.js';
 import type { TxState } from './context.js';
 import { endsWithReadyForQuery, ownQuery } from './pending.js';
 import type { ServerLeg } from './server-leg.js';
-import { bindAfter, bindParams, boundText } from './shard-target.js';
+import { extendedReplies, hostBatch } from './host-extended.js';
+import { HOME, bindAfter, bindParams, boundText } from './shard-target.js';
 import type { SessionSharding, ShardTarget } from './shard-target.js';
 
 const NO_PARAMS: readonly never[] = [];
@@ -121,16 +122,10 @@ export class ShardSteps {
   /**
    * A statement on several groups (DDL on catalog tables, a reference-table write, a split
    * INSERT): run by the sharding host, atomically on every group concerned, outside transaction
-   * blocks only (a transaction on several groups is not built yet). Simple protocol only.
+   * blocks only (a transaction on several groups is not built yet). A Query, or in the extended
+   * protocol a batch of the statement alone through its Sync (host-extended.ts).
    */
   private hostStep(f: TypedFrame, t: Extract<ShardTarget, { kind: 'host' }>): 'next' | 'wait' {
-    if (f.type !== 'Q') {
-      return this.refuse(
-        f,
-        SqlState.FEATURE_NOT_SUPPORTED,
-        `${t.reason}: it runs on several groups, which the proxy does for the simple query protocol only for now (send it without parameters)`,
-      );
-    }
     const leg = this.s.leg;
     if (this.deferredBegin !== null || this.s.tx.status !== 'I') {
       return this.refuse(
@@ -141,9 +136,31 @@ export class ShardSteps {
     }
     // Replies still due from the server come first.
     if (leg !== null && !leg.idle) return 'wait';
-    this.s.inbox.shift();
-    this.s.waitFor(this.sharding.host(t.work));
+    if (f.type === 'Q') {
+      this.s.inbox.shift();
+      this.s.waitFor(this.sharding.host(t.work));
+      return 'next';
+    }
+    const batch = hostBatch(this.s.inbox);
+    if (batch === 'wait') return 'wait';
+    if ('refused' in batch) {
+      return this.refuse(
+        f,
+        SqlState.FEATURE_NOT_SUPPORTED,
+        `${t.reason}: it runs on several groups, which the proxy does in the extended protocol for Parse, Bind, Describe, Execute and Sync of the statement alone (${batch.refused})`,
+      );
+    }
+    this.s.inbox.splice(0, batch.count);
+    this.s.waitFor(
+      this.sharding.host({ ...t.work, params: batch.params }).then((r) => extendedReplies(batch, r)),
+    );
     return 'next';
+  }
+
+  /** A Bind of the statement Parse `f` prepares is queued after it. */
+  private bindFollows(f: TypedFrame): boolean {
+    const p = decodeParse(f.payload);
+    return p.ok && bindAfter(this.s.inbox, 1, p.value.statement) !== null;
   }
 
   /** The message after a refused extended-protocol one: skipped, and a Sync answered. */
@@ -176,8 +193,12 @@ export class ShardSteps {
       const api = this.apiStep(f);
       if (api !== 'go') return api;
     }
-    const t = this.targetOf(f);
+    let t = this.targetOf(f);
     if (t === 'wait') return 'wait';
+    if (t !== null && t.kind === 'host' && f.type === 'P' && !this.bindFollows(f)) {
+      // Prepared and described alone (postgres.js): group 0 answers; its Bind comes to the host.
+      t = HOME;
+    }
     const leg = this.s.leg;
     const home = this.s.homeGroup;
     if (t !== null && t.kind === 'refuse') return this.refuse(f, t.sqlstate, t.message);
