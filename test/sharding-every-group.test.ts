@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import pg from 'pg';
+import postgres from 'postgres';
 import { binarySets, cli, makeCluster, until } from './harness.js';
 import type { TestCluster } from './harness.js';
 import { readSecrets } from '../src/cluster/secrets.js';
@@ -124,6 +125,22 @@ describe('statements on every group through pgscale up (three groups, two-phase 
     await app.query("INSERT INTO items VALUES (1001, 'with note', 1, 'a note')");
     assert.equal((await app.query('SELECT note FROM items WHERE id = 1001')).rows[0].note, 'a note');
     await assert.rejects(app.query('CREATE INDEX CONCURRENTLY ON items (qty)'), code('0A000'));
+  });
+
+  test('DROP INDEX drops a distributed table’s index on every group, a local table’s on group 0', async () => {
+    await app.query('CREATE INDEX items_qty_idx ON items (qty)');
+    const has = () => perGroup("SELECT count(*)::int FROM pg_class WHERE relname = 'items_qty_idx'");
+    assert.deepEqual(await has(), [1, 1, 1]);
+    assert.equal((await app.query('DROP INDEX items_qty_idx')).command, 'DROP');
+    assert.deepEqual(await has(), [0, 0, 0]);
+    await app.query('CREATE TABLE local_t (a int)');
+    await app.query('CREATE INDEX local_t_a ON local_t (a)');
+    await app.query('DROP INDEX local_t_a');
+    assert.deepEqual(
+      await perGroup("SELECT count(*)::int FROM pg_class WHERE relname = 'local_t_a'"),
+      [0, 0, 0],
+    );
+    await assert.rejects(app.query('DROP INDEX no_such_index'), code('42704'));
   });
 
   test('a DDL that fails on one group leaves every group unchanged', async () => {
@@ -295,6 +312,37 @@ describe('statements on every group through pgscale up (three groups, two-phase 
       code('0A000'),
     );
     assert.equal((await app.query('SELECT name FROM items WHERE id = $1', [2])).rows[0].name, 'item 2');
+  });
+
+  test('postgres.js (prepared: Parse and Describe first, then Bind and Execute): reference write and split INSERT', async () => {
+    const sql = postgres({
+      host: '127.0.0.1',
+      port: tc.cluster.config.proxy.port,
+      user: 'app',
+      password: appPassword,
+      database: 'app',
+      max: 1,
+      onnotice: () => {},
+    });
+    try {
+      const ref = await sql`INSERT INTO tags VALUES (${'pj'}, ${'PJ'}) RETURNING code`;
+      assert.deepEqual([...ref], [{ code: 'pj' }]);
+      assert.deepEqual(await perGroup("SELECT label FROM tags WHERE code = 'pj'"), ['PJ', 'PJ', 'PJ']);
+      const rows =
+        await sql`INSERT INTO items (id, name) VALUES (${7001}, 'pjs'), (${7002}, 'pjs'), (${7003}, 'pjs'), (${7004}, 'pjs') RETURNING id`;
+      assert.equal(rows.count, 4);
+      assert.deepEqual(
+        await perGroup("SELECT count(*)::int FROM items WHERE name = 'pjs'").then((c) =>
+          c.reduce((a, b) => Number(a) + Number(b), 0),
+        ),
+        4,
+      );
+      // The same prepared statement again: its Bind goes to the host.
+      await sql`INSERT INTO tags VALUES (${'pk'}, ${'PK'}) RETURNING code`;
+      assert.deepEqual(await perGroup("SELECT count(*)::int FROM tags WHERE code = 'pk'"), [1, 1, 1]);
+    } finally {
+      await sql.end();
+    }
   });
 
   test('psql: DDL and a split INSERT with RETURNING', { skip: bins.psql ? false : 'no psql' }, async () => {

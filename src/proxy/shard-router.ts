@@ -148,7 +148,13 @@ function targetOf(r: ShardRoute, sql: string): ShardTarget {
       return {
         kind: 'host',
         reason: r.reason,
-        work: { kind: 'all', sql, reason: r.reason, compare: r.written ?? [] },
+        work: {
+          kind: 'all',
+          sql,
+          reason: r.reason,
+          compare: r.written ?? [],
+          ...(r.dropIndex === true ? { dropIndex: true } : {}),
+        },
       };
     case 'split-insert': {
       const reason = `the rows of this INSERT belong to ${r.parts.length} groups`;

@@ -51,11 +51,7 @@ export function decideFromCatalog(gid: string, inCatalog: (key: string) => boole
 }
 
 /** Runs `sql` on a session, naming the group in a failure (the PostgreSQL error is the cause). */
-export async function run(
-  s: TxSession,
-  sql: string,
-  params?: unknown[],
-): Promise<Record<string, unknown>[]> {
+export async function run(s: TxSession, sql: string, params?: unknown[]): Promise<Record<string, unknown>[]> {
   try {
     return (await s.client.query(sql, params)).rows;
   } catch (e) {

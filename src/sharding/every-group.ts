@@ -42,6 +42,8 @@ export type EveryGroupWork =
       readonly reason: string;
       readonly compare: readonly RelName[];
       readonly params?: readonly (string | null)[];
+      /** DROP INDEX: every group when it dropped a catalog table's index, else group 0 only. */
+      readonly dropIndex?: boolean;
     }
   /** A multi-row INSERT split by group: each part on its group, `$n` renumbered (paramIndexes). */
   | {
@@ -92,8 +94,26 @@ export async function runEveryGroup(
   try {
     opened = await env.openSessions();
     const base = await env.catalogs.load();
-    const tasks = tasksOf(work, opened.sessions);
-    const results = await execute(tasks, user);
+    let tasks = tasksOf(work, opened.sessions);
+    let results: StatementResult[][];
+    if (work.kind === 'all' && work.dropIndex === true) {
+      const g0 = tasks[0]!;
+      const before = await catalogIndexes(g0.session, base);
+      results = await execute([g0], user);
+      const after = new Set(await catalogIndexes(g0.session, base));
+      if (before.every((oid) => after.has(oid))) {
+        tasks = [g0]; // a local table's index: group 0 only
+      } else {
+        try {
+          results = [...results, ...(await execute(tasks.slice(1), user))];
+        } catch (e) {
+          await g0.session.client.query('ROLLBACK').catch(() => undefined);
+          throw e;
+        }
+      }
+    } else {
+      results = await execute(tasks, user);
+    }
     const sessions = tasks.map((t) => t.session);
     if (work.kind === 'all' && work.compare.length > 0) await compareCopies(sessions, work.compare);
     const dropped = work.kind === 'all' ? await droppedTables(sessions[0]!, base) : [];
@@ -248,6 +268,18 @@ async function compareCopies(sessions: readonly PgGroupSession[], tables: readon
       );
     }
   }
+}
+
+/** The indexes of the catalog's tables on a group (their oids). */
+async function catalogIndexes(s: PgGroupSession, catalog: Catalog): Promise<string[]> {
+  const tables = [...catalog.tables.values()].map((t) => t.rel);
+  const r = await s.client.query<{ oid: string }>(
+    `SELECT x.indexrelid::text AS oid FROM pg_index x
+      WHERE x.indrelid IN (SELECT to_regclass(quote_ident(s) || '.' || quote_ident(n))
+                             FROM unnest($1::text[], $2::text[]) AS t(s, n))`,
+    [tables.map((t) => t.schema), tables.map((t) => t.name)],
+  );
+  return r.rows.map((row) => row.oid);
 }
 
 /** The catalog tables the statement dropped (seen on group 0 inside its transaction). */

@@ -200,6 +200,9 @@ test('DDL on catalog tables reaches every group; the distribution column cannot 
     kind(route('ALTER TABLE users ADD COLUMN x int; ALTER TABLE users ADD COLUMN y int')),
     'error 0A000',
   );
+  // An index name says nothing of its table: the host finds it (every group or group 0).
+  assert.deepEqual(route('DROP INDEX some_index'), { kind: 'all', reason: 'DROP INDEX', dropIndex: true });
+  assert.equal(kind(route('DROP INDEX CONCURRENTLY some_index')), 'local');
   // The catalog knows tables by name: renaming one is refused (its columns may be renamed).
   assert.equal(kind(route('ALTER TABLE users RENAME TO people')), 'error 0A000');
   assert.equal(kind(route('ALTER TABLE countries RENAME TO lands')), 'error 0A000');

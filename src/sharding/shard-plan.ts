@@ -42,6 +42,8 @@ export type ShardRoute =
       readonly reason: string;
       readonly written?: readonly RelName[];
       readonly copy?: boolean;
+      /** DROP INDEX: every group when the index is on a catalog table, else group 0 only. */
+      readonly dropIndex?: boolean;
     }
   /** A multi-row INSERT whose rows belong to several groups: one INSERT per group. */
   | { readonly kind: 'split-insert'; readonly parts: readonly InsertPart[] }

@@ -84,6 +84,8 @@ export class ShardSteps {
   private deferredBegin: string | null = null;
   /** The deferred transaction failed here (a refused statement): only its end is accepted. */
   private deferredFailed = false;
+  /** A Sync was sent to the attached server before a statement goes to the host (hostStep). */
+  private hostSynced = false;
 
   constructor(
     private readonly s: ShardSession,
@@ -143,6 +145,17 @@ export class ShardSteps {
     }
     const batch = hostBatch(this.s.inbox);
     if (batch === 'wait') return 'wait';
+    if (leg !== null && !this.hostSynced && !('refused' in batch)) {
+      // The statement was prepared on the attached server, maybe without a Sync (postgres.js:
+      // Parse, Describe, Flush): its implicit transaction there holds locks on the tables the
+      // host is about to change. A Sync ends it (its ReadyForQuery swallowed).
+      // The server is then given back (the host needs none of it), and the batch goes on.
+      this.hostSynced = true;
+      leg.send(encodeFrontendMessage({ name: 'Sync' }));
+      leg.expect(ownQuery());
+      return this.s.switchServer(true) ? 'next' : 'wait';
+    }
+    this.hostSynced = false;
     if ('refused' in batch) {
       return this.refuse(
         f,
