@@ -228,6 +228,16 @@ describe('statements on every group through pgscale up (three groups, two-phase 
     ]);
   });
 
+  test('the host runs as the client’s user: a privilege the user lacks fails with 42501 everywhere', async () => {
+    // GRANT/REVOKE on a reference table run on every group too.
+    await app.query('REVOKE INSERT ON tags FROM app');
+    await assert.rejects(app.query("INSERT INTO tags VALUES ('nope', 'N')"), code('42501'));
+    assert.deepEqual(await perGroup("SELECT count(*)::int FROM tags WHERE code = 'nope'"), [0, 0, 0]);
+    await app.query('GRANT INSERT ON tags TO app');
+    await app.query("INSERT INTO tags VALUES ('yes', 'Y')");
+    assert.deepEqual(await perGroup("SELECT count(*)::int FROM tags WHERE code = 'yes'"), [1, 1, 1]);
+  });
+
   test('TRUNCATE empties every group; DROP TABLE takes the table out of the catalog', async () => {
     await app.query('CREATE TABLE logs (id bigint, msg text)');
     await app.query("INSERT INTO logs SELECT g, 'm' FROM generate_series(1, 30) g");
