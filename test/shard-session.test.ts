@@ -22,12 +22,26 @@ import type { ShardTarget } from '../src/proxy/session/shard-target.js';
 import { encodeBackendMessage } from '../src/protocol/backend-messages.js';
 import { commandComplete, readyForQuery } from '../src/proxy/rewrite.js';
 
-function fakeSharding(): DatabaseSharding & { apiCalls: string[] } {
+function fakeSharding(): DatabaseSharding & {
+  apiCalls: string[];
+  hostCalls: string[];
+  hostParams: (readonly (string | null)[] | null)[];
+} {
   const apiCalls: string[] = [];
+  const hostCalls: string[] = [];
+  const hostParams: (readonly (string | null)[] | null)[] = [];
   return {
     apiCalls,
+    hostCalls,
+    hostParams,
     active: true,
     target(sql, params): ShardTarget {
+      if (sql.includes('every_group'))
+        return {
+          kind: 'host',
+          reason: 'DDL on every group',
+          work: { kind: 'all', sql, reason: 'test', compare: [] },
+        };
       if (sql.includes('pgscale_test_refuse'))
         return { kind: 'refuse', sqlstate: '0A000', message: 'refused for the test' };
       const g = /\bgroup_(\d)\b/.exec(sql);
@@ -62,6 +76,11 @@ function fakeSharding(): DatabaseSharding & { apiCalls: string[] } {
         commandComplete('SELECT 1'),
         readyForQuery('I'),
       ]);
+    },
+    host(work) {
+      hostCalls.push(work.sql);
+      hostParams.push(work.params ?? null);
+      return Promise.resolve([commandComplete('ALTER TABLE'), readyForQuery('I')]);
     },
   };
 }
@@ -301,6 +320,41 @@ describe('a sharded session moves between groups by its statements', () => {
     await assert.rejects(c.query("SELECT fake_api('x')"), (e: { code?: string }) => e.code === '25001');
     await c.query('ROLLBACK');
     assert.equal(sharding.apiCalls.length, 2); // this test's first, the pipelined one; not the refused one
+    await c.end();
+  });
+
+  test('a statement on several groups is run by the sharding host outside a transaction (simple and extended); inside one it is refused (0A000)', async () => {
+    const c = await connect();
+    const r = await c.query('ALTER TABLE every_group ADD COLUMN x int');
+    assert.equal(r.command, 'ALTER');
+    assert.deepEqual(sharding.hostCalls, ['ALTER TABLE every_group ADD COLUMN x int']);
+    // A pipeline: the host's reply comes after the server's, in order.
+    const [a, b, d] = await Promise.all([
+      c.query('SELECT 1 AS n, 1 AS group_1'),
+      c.query('ALTER TABLE every_group ADD COLUMN y int'),
+      c.query('SELECT 2 AS n, 1 AS group_0'),
+    ]);
+    assert.deepEqual([a.rows[0].n, b.command, d.rows[0].n], [1, 'ALTER', 2]);
+    const zeroA = (e: { code?: string }) => e.code === '0A000';
+    await c.query('BEGIN');
+    await assert.rejects(c.query('ALTER TABLE every_group ADD COLUMN z int'), zeroA);
+    await c.query('ROLLBACK');
+    await c.query('BEGIN');
+    await c.query('SELECT 1 AS group_1');
+    await assert.rejects(c.query('ALTER TABLE every_group ADD COLUMN z int'), zeroA);
+    await c.query('ROLLBACK');
+    assert.equal(sharding.hostCalls.length, 2);
+    // Extended protocol: Parse, Bind, Describe, Execute, Sync answered from the host's reply.
+    const ext = await c.query('UPDATE every_group SET x = $1', [7]);
+    assert.equal(ext.command, 'ALTER');
+    assert.deepEqual(sharding.hostParams.at(-1), ['7']);
+    // Inside a transaction block the extended one is refused too; the transaction then fails.
+    await c.query('BEGIN');
+    await c.query('SELECT 1 AS group_0');
+    await assert.rejects(c.query('UPDATE every_group SET x = $1', [8]), zeroA);
+    await c.query('ROLLBACK');
+    assert.equal(sharding.hostCalls.length, 3);
+    assert.equal((await c.query('SELECT 3 AS n')).rows[0].n, 3);
     await c.end();
   });
 });

@@ -3,8 +3,11 @@
  * application database, kept in the cluster's state store (the one high availability uses, or
  * the embedded one when HA is off), loaded before the proxy accepts a client and followed as it
  * changes; the proxy's routing over it (ShardRouter); and the Citus API calls, run one at a time
- * as the cluster's superuser on every group's primary. At start, transactions a crash left
- * prepared are finished as the catalog decides (committed if the catalog has the change).
+ * as the cluster's superuser on every group's primary; and the statements that run on several
+ * groups (DDL on catalog tables, reference-table writes, split INSERTs: sharding/every-group.ts).
+ * At start, transactions a crash left prepared are finished: the API calls' and DROP TABLE's as
+ * the catalog decides (committed if the catalog has the change), the others by which groups still
+ * hold them (every-group-2pc.ts).
  */
 import pg from 'pg';
 import type { Cluster } from '../cluster/cluster.js';
@@ -22,6 +25,9 @@ import { isCatalogError, withGroups } from '../sharding/catalog.js';
 import { CatalogStore } from '../sharding/catalog-store.js';
 import { decideFromCatalog, pgGroupSession, recoverPrepared } from '../sharding/distribute.js';
 import type { GroupSession } from '../sharding/distribute.js';
+import { runEveryGroup } from '../sharding/every-group.js';
+import type { EveryGroupWork, PgGroupSession } from '../sharding/every-group.js';
+import { writeDecisions } from '../sharding/every-group-2pc.js';
 import { relKey } from '../sharding/types.js';
 import type { TopologyView } from '../topology/topology.js';
 import { openClaimedStore } from './store-keys.js';
@@ -53,6 +59,7 @@ export class ShardingService implements Service, ShardingHost {
       () => this.catalogs?.current ?? null,
       (sql, user) => this.api(sql, user),
       (t) => this.columns.get(relKey(t.rel)) ?? null,
+      (work, user) => this.host(work, user),
     );
   }
 
@@ -145,10 +152,45 @@ export class ShardingService implements Service, ShardingHost {
     );
   }
 
-  /** Reads the column order of every table of the catalog from group 0 (once per catalog version). */
-  private async loadColumns(): Promise<void> {
+  /**
+   * A statement on several groups (ShardRouter's 'host' targets): run with two-phase commit, one
+   * at a time with the API calls (DDL and catalog changes must not interleave). After DDL the
+   * tables' columns are read again before the reply, so the next INSERT naming no columns routes.
+   */
+  private host(work: EveryGroupWork, user: string): Promise<Buffer[]> {
+    const run = this.queue.then(async () => {
+      const catalogs = this.catalogs;
+      if (!catalogs) return apiError('57P03', 'the sharding catalog is not loaded');
+      const r = await runEveryGroup(work, user, {
+        catalogs,
+        openSessions: () =>
+          this.openPgSessions(work.kind === 'split' ? work.parts.map((p) => p.group) : null),
+        onPending: (groups) =>
+          this.logger.warn(
+            { groups },
+            `sharding: a statement on several groups committed; groups ${groups.join(', ')} finish at recovery`,
+          ),
+      });
+      if (r.ddl) {
+        await this.loadColumns(true).catch((e: unknown) =>
+          this.logger.warn({ err: e }, 'sharding: could not read the columns of distributed tables'),
+        );
+      }
+      return r.replies;
+    });
+    this.queue = run.catch(() => undefined);
+    return run.catch((e: unknown) =>
+      apiError('XX000', `sharding: ${e instanceof Error ? e.message : String(e)}`),
+    );
+  }
+
+  /**
+   * Reads the column order of every table of the catalog from group 0: once per catalog version,
+   * or again when `force` (DDL changed columns without changing the catalog).
+   */
+  private async loadColumns(force = false): Promise<void> {
     const catalog = this.catalogs?.current;
-    if (!catalog || catalog.version === this.columnsVersion) return;
+    if (!catalog || (!force && catalog.version === this.columnsVersion)) return;
     const tables = [...catalog.tables.values()];
     const next = new Map<string, readonly string[]>();
     if (tables.length > 0) {
@@ -185,14 +227,26 @@ export class ShardingService implements Service, ShardingHost {
 
   /** A superuser session on each group's primary, in the catalog's group order. */
   private async openSessions(): Promise<{ sessions: GroupSession[]; close(): Promise<void> }> {
+    const opened = await this.openPgSessions(null);
+    return {
+      sessions: opened.sessions.map((s) => pgGroupSession(s.group, s.client)),
+      close: () => opened.close(),
+    };
+  }
+
+  /** openSessions() with the node-postgres clients, on `only` these groups if given (in catalog order). */
+  private async openPgSessions(
+    only: readonly string[] | null,
+  ): Promise<{ sessions: PgGroupSession[]; close(): Promise<void> }> {
     const secrets = this.cluster.secrets();
     const clients: pg.Client[] = [];
     const close = async () => {
       await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
     };
     try {
-      const sessions: GroupSession[] = [];
-      for (const group of this.catalogs?.current.groups ?? this.groups) {
+      const sessions: PgGroupSession[] = [];
+      const all = this.catalogs?.current.groups ?? this.groups;
+      for (const group of only === null ? all : all.filter((g) => only.includes(g))) {
         const primary = this.view.lastPrimary(Number(group));
         if (!primary) throw new Error(`group ${group} has no primary right now`);
         const c = new pg.Client({
@@ -206,7 +260,7 @@ export class ShardingService implements Service, ShardingHost {
         c.on('error', () => undefined);
         clients.push(c);
         await c.connect();
-        sessions.push(pgGroupSession(group, c));
+        sessions.push({ group, client: c });
       }
       return { sessions, close };
     } catch (e) {
@@ -221,8 +275,11 @@ export class ShardingService implements Service, ShardingHost {
     if (!catalogs || catalogs.current.groups.length === 0) return;
     const opened = await this.openSessions();
     try {
-      const found = await recoverPrepared(opened.sessions, (gid) =>
-        decideFromCatalog(gid, (key) => catalogs.current.tables.has(key)),
+      // A statement on several groups that kept the catalog: decided by which groups still hold it.
+      const writes = await writeDecisions(opened.sessions);
+      const found = await recoverPrepared(
+        opened.sessions,
+        (gid) => writes.get(gid) ?? decideFromCatalog(gid, (key) => catalogs.current.tables.has(key)),
       );
       for (const t of found)
         this.logger.warn(

@@ -461,6 +461,7 @@ export class ProxyServer implements FrontendHost, AdminView {
       target: (sql, params) => db.target(sql, params),
       isApi: (sql) => db.isApi(sql),
       api: (sql) => db.api(sql, user),
+      host: (work) => db.host(work, user),
       poolOf: (group) => {
         const t = host.groupTarget(database, group) ?? home;
         const p = this.poolFor(database, t, user, creds);

@@ -8,11 +8,14 @@
  * - no distributed or reference table: the database's own group (group 0) when the text names a
  *   relation or is DDL, anywhere otherwise (BEGIN, SET, SELECT now(): they follow the session);
  * - reference tables only, read → anywhere;
- * - what needs several groups (writes to reference tables, DDL on distributed tables, split
- *   INSERTs, scatter-gather) → refused with 0A000 naming the reason until the executor for it
- *   exists (issue #16), never a partial answer.
+ * - writes to reference tables, DDL on distributed or reference tables, multi-row INSERTs split
+ *   by group → 'host': the program that owns the proxy runs them on every group concerned with
+ *   two-phase commit (runHost; sharding/every-group.ts);
+ * - what else needs several groups (scatter-gather reads, COPY into a reference table) → refused
+ *   with 0A000 naming the reason until the executor for it exists (issue #16), never a partial
+ *   answer.
  *
- * The Citus API calls are run by the program that owns the proxy (runApi).
+ * The Citus API calls are run by the program that owns the proxy too (runApi).
  */
 import { apiCallOf } from '../sharding/api-call.js';
 import { hashRemainder } from '../sharding/hash.js';
@@ -22,6 +25,8 @@ import type { Catalog, ColumnValue, DistributedTable } from '../sharding/types.j
 import { LruCache } from '../sql/lru-cache.js';
 import { relationRefs } from '../sql/relation-refs.js';
 import { SqlState } from '../protocol/sqlstate.js';
+import type { EveryGroupWork } from '../sharding/every-group.js';
+import { apiError } from './sharding.js';
 import type { DatabaseSharding } from './sharding.js';
 import type { ShardTarget } from './session/shard-target.js';
 import { ANY, HOME } from './session/shard-target.js';
@@ -50,6 +55,9 @@ export class ShardRouter implements DatabaseSharding {
     private readonly runApi: (sql: string, user: string) => Promise<Buffer[]>,
     /** A distributed table's columns in order (`INSERT INTO t VALUES …` names none), if known. */
     private readonly columnsOf: (t: DistributedTable) => readonly string[] | null = () => null,
+    /** Runs a statement on several groups for a user: its replies (ending with ReadyForQuery). */
+    private readonly runHost: (work: EveryGroupWork, user: string) => Promise<Buffer[]> = () =>
+      Promise.resolve(apiError('0A000', 'statements on several groups are not supported here')),
   ) {}
 
   /** The tables' columns changed (plans made without them are dropped). */
@@ -70,6 +78,10 @@ export class ShardRouter implements DatabaseSharding {
     return this.runApi(sql, user);
   }
 
+  host(work: EveryGroupWork, user: string): Promise<Buffer[]> {
+    return this.runHost(work, user);
+  }
+
   target(sql: string, params: readonly (ColumnValue | null)[] | null): ShardTarget {
     const catalog = this.catalog();
     if (catalog === null) return CATALOG_UNKNOWN;
@@ -80,7 +92,7 @@ export class ShardRouter implements DatabaseSharding {
     const route = resolveShards(p.plan, params ?? [], (type, value, modulus) =>
       hashRemainder(type, value, modulus),
     );
-    const t = targetOf(route);
+    const t = targetOf(route, sql);
     return t === HOME ? this.localTarget(sql) : t;
   }
 
@@ -92,7 +104,7 @@ export class ShardRouter implements DatabaseSharding {
       version: catalog.version,
       plan,
       // Transaction control and settings (neutral) follow the session, wherever it is.
-      fixed: plan.kind === 'fixed' ? (plan.neutral === true ? ANY : targetOf(plan.route)) : null,
+      fixed: plan.kind === 'fixed' ? (plan.neutral === true ? ANY : targetOf(plan.route, sql)) : null,
       usesParams: usesParams(plan),
     };
     if (plan.kind !== 'fixed' || plan.cacheable) this.plans.set(sql, p);
@@ -120,8 +132,8 @@ const CATALOG_UNKNOWN: ShardTarget = {
   message: 'the sharding catalog is not loaded yet (is the state store reachable?); try again',
 };
 
-/** The session's target for a planner's route. */
-function targetOf(r: ShardRoute): ShardTarget {
+/** The session's target for a planner's route of statement `sql`. */
+function targetOf(r: ShardRoute, sql: string): ShardTarget {
   switch (r.kind) {
     case 'local':
       return HOME;
@@ -132,9 +144,22 @@ function targetOf(r: ShardRoute): ShardTarget {
     case 'error':
       return { kind: 'refuse', sqlstate: r.sqlstate, message: r.message };
     case 'all':
-      return notYet(`${r.reason}: it must run on every group at once`);
-    case 'split-insert':
-      return notYet(`the rows of this INSERT belong to ${r.parts.length} groups`);
+      if (r.copy === true) return notYet(`${r.reason}: it must run on every group at once`);
+      return {
+        kind: 'host',
+        reason: r.reason,
+        work: {
+          kind: 'all',
+          sql,
+          reason: r.reason,
+          compare: r.written ?? [],
+          ...(r.dropIndex === true ? { dropIndex: true } : {}),
+        },
+      };
+    case 'split-insert': {
+      const reason = `the rows of this INSERT belong to ${r.parts.length} groups`;
+      return { kind: 'host', reason, work: { kind: 'split', sql, parts: r.parts } };
+    }
     case 'multi':
       return notYet(r.reason);
   }

@@ -5,6 +5,7 @@
  */
 import { encodeBackendMessage } from '../protocol/backend-messages.js';
 import { buildErrorResponse } from '../protocol/error-response.js';
+import type { EveryGroupWork } from '../sharding/every-group.js';
 import type { ColumnValue } from '../sharding/types.js';
 import { commandComplete, readyForQuery } from './rewrite.js';
 import type { DatabaseTarget } from './database-target.js';
@@ -20,6 +21,8 @@ export interface DatabaseSharding {
   isApi(sql: string): boolean;
   /** Runs the API call `sql` for `user`: the replies, ending with ReadyForQuery 'I' (never rejects). */
   api(sql: string, user: string): Promise<Buffer[]>;
+  /** Runs a statement on several groups for `user` (a 'host' target): replies as api()'s. */
+  host(work: EveryGroupWork, user: string): Promise<Buffer[]>;
 }
 
 export interface ShardingHost {

@@ -26,6 +26,8 @@ const FEW = 16;
 const WORD = /^[\p{L}_][\p{L}\p{N}_$]*$/u;
 const WORDS = /[\p{L}_][\p{L}\p{N}_$]*/gu;
 
+const DROP_INDEX = /^\s*drop\s+index\s/i;
+
 const namesOf = new WeakMap<Catalog, Names>();
 
 function catalogNames(catalog: Catalog): Names {
@@ -49,6 +51,8 @@ function catalogNames(catalog: Catalog): Names {
 /** Whether `sql` may name a table of the catalog (false: certainly not). */
 export function mayNameCatalogTable(sql: string, catalog: Catalog): boolean {
   if (catalog.tables.size === 0) return false;
+  // Index names are not in the catalog: DROP INDEX may drop one of a catalog table's.
+  if (DROP_INDEX.test(sql)) return true;
   const names = catalogNames(catalog);
   if (names.always) return true;
   const lower = sql.toLowerCase();

@@ -12,6 +12,9 @@ import { relKey } from './types.js';
 import type { GroupSession } from './distribute-copy.js';
 import { DistributeError, quoteLiteral } from './table-ddl.js';
 
+/** What two-phase commit uses of a group's session: its name and its SQL. */
+export type TxSession = Pick<GroupSession, 'group' | 'client'>;
+
 export type Operation = 'distribute' | 'reference' | 'undistribute';
 
 const GID_PREFIX = 'pgscale:';
@@ -48,11 +51,7 @@ export function decideFromCatalog(gid: string, inCatalog: (key: string) => boole
 }
 
 /** Runs `sql` on a session, naming the group in a failure (the PostgreSQL error is the cause). */
-export async function run(
-  s: GroupSession,
-  sql: string,
-  params?: unknown[],
-): Promise<Record<string, unknown>[]> {
+export async function run(s: TxSession, sql: string, params?: unknown[]): Promise<Record<string, unknown>[]> {
   try {
     return (await s.client.query(sql, params)).rows;
   } catch (e) {
@@ -78,8 +77,8 @@ export interface CommitOutcome {
  * transaction, ROLLBACK PREPARED on those already prepared. Never throws.
  */
 export async function abortAll(
-  open: readonly GroupSession[],
-  prepared: readonly GroupSession[],
+  open: readonly TxSession[],
+  prepared: readonly TxSession[],
   gid: string,
 ): Promise<void> {
   await Promise.all([
@@ -96,12 +95,12 @@ export async function abortAll(
  * with the catalog's word, and the error says so.
  */
 export async function prepareAndDecide(
-  sessions: readonly GroupSession[],
+  sessions: readonly TxSession[],
   gid: string,
   commitCatalog: () => Promise<boolean>,
 ): Promise<CommitOutcome> {
   const open = [...sessions];
-  const prepared: GroupSession[] = [];
+  const prepared: TxSession[] = [];
   try {
     for (const s of sessions) {
       await run(s, `PREPARE TRANSACTION ${quoteLiteral(gid)}`);
@@ -167,7 +166,7 @@ export interface RecoverOptions {
  * 'unknown' leaves it. Returns what it did.
  */
 export async function recoverPrepared(
-  sessions: readonly GroupSession[],
+  sessions: readonly TxSession[],
   decided: (gid: string) => Decision | Promise<Decision>,
   opts: RecoverOptions = {},
 ): Promise<RecoveredTransaction[]> {

@@ -30,6 +30,7 @@ import {
   indexSql,
   nextValue,
   ownerAndGrantsSql,
+  partitionOwnerSql,
   partitionSql,
   renameIndexesSql,
   shardName,
@@ -277,6 +278,7 @@ export async function createDistributedTable(
       for (let rem = 0; rem < shardCount; rem++) {
         if (gi === 0 || placement.placement[rem] === s.group) {
           await run(s, partitionSql(def, firstShardId + rem, shardCount, rem));
+          await run(s, partitionOwnerSql(def, firstShardId + rem));
         }
       }
       for (const sql of [...indexSql(def), ...ownerAndGrantsSql(def)]) await run(s, sql);

@@ -4,8 +4,9 @@
  * group (the executor runs it atomically, with two-phase commit); DDL that would change a
  * distribution column is refused as Citus refuses it; COPY and the statements this part does not
  * handle on catalog tables are refused with the reason. A statement naming no catalog table stays
- * local (group 0). Index names are not in the catalog: `DROP INDEX i` is local even when the
- * index is on a distributed table (docs/sharding.md). Pure, no I/O.
+ * local (group 0). Index names are not in the catalog: `DROP INDEX i` goes to the host, which
+ * finds its table (every group for a catalog table's index, group 0 otherwise); `DROP INDEX
+ * CONCURRENTLY` stays local (docs/sharding.md). Pure, no I/O.
  */
 import { isObj, unwrap, type Obj } from '../sql/tree-nodes.js';
 import { mayNameCatalogTable } from './catalog-names.js';
@@ -91,6 +92,11 @@ export function planUtility(kind: string, body: Obj, a: Analysis, decide: (a: An
       );
     }
     case 'DropStmt':
+      if (body.removeType === 'OBJECT_INDEX' && body.concurrent !== true && a.catalog.tables.size > 0) {
+        // Which table the index is on is known only to PostgreSQL: the host drops it on group 0
+        // and, when it was a distributed or reference table's, on every group.
+        return plan({ kind: 'all', reason: 'DROP INDEX', dropIndex: true }, true);
+      }
       namedObjects(body, a);
       break;
     case 'CommentStmt':
@@ -126,6 +132,16 @@ export function planUtility(kind: string, body: Obj, a: Analysis, decide: (a: An
       true,
     );
   }
+  if (kind === 'RenameStmt' && body.renameType === 'OBJECT_TABLE') {
+    return plan(
+      {
+        kind: 'error',
+        sqlstate: '0A000',
+        message: `renaming ${first.kind} table "${first.name}" is not supported: the sharding catalog knows tables by name`,
+      },
+      true,
+    );
+  }
   if (changesPartitionColumn(kind, body, a))
     return plan({ kind: 'error', sqlstate: '0A000', message: PARTITION_COLUMN }, true);
   return plan({ kind: 'all', reason: `DDL on ${first.kind} table "${first.name}"` }, true);
@@ -154,7 +170,7 @@ function copy(body: Obj, a: Analysis, decide: (a: Analysis) => KeyPlan): KeyPlan
   }
   if (o.kind === 'reference') {
     return body.is_from === true
-      ? plan({ kind: 'all', reason: `COPY into reference table "${o.name}"` }, true)
+      ? plan({ kind: 'all', reason: `COPY into reference table "${o.name}"`, copy: true }, true)
       : plan({ kind: 'reference-read' }, false);
   }
   return plan({ kind: 'local' }, body.is_from === true);

@@ -336,10 +336,12 @@ test('reference and local tables', () => {
   assert.deepEqual(route("INSERT INTO countries VALUES ('fr')"), {
     kind: 'all',
     reason: 'write to reference table "countries"',
+    written: [{ schema: 'public', name: 'countries' }],
   });
   assert.deepEqual(route("UPDATE codes SET x = 1 WHERE code = 'fr'"), {
     kind: 'all',
     reason: 'write to reference table "codes"',
+    written: [{ schema: 'public', name: 'codes' }],
   });
   for (const sql of [
     'SELECT * FROM users JOIN accounts ON true WHERE users.id = 1',

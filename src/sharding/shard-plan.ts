@@ -24,7 +24,7 @@ import type { KeySet, KeySource } from './key-source.js';
 import { Analysis, type Occurrence, type Refusal } from './plan-analysis.js';
 import type { InsertRows } from './plan-insert.js';
 import { planUtility } from './plan-utility.js';
-import type { Catalog, Colocation, DistributedTable, DistType } from './types.js';
+import type { Catalog, Colocation, DistributedTable, DistType, RelName } from './types.js';
 
 export type ShardRoute =
   /** No distributed or reference table: group 0, as without sharding. */
@@ -33,8 +33,18 @@ export type ShardRoute =
   | { readonly kind: 'one'; readonly group: string; readonly shards: readonly number[] }
   /** Reference (and system) tables only, read: any group answers. */
   | { readonly kind: 'reference-read' }
-  /** A write to a reference table or DDL on a catalog table: every group, atomically. */
-  | { readonly kind: 'all'; readonly reason: string }
+  /**
+   * A write to a reference table or DDL on a catalog table: every group, atomically. `written`:
+   * the reference tables a write changes (absent for DDL); `copy`: COPY … FROM STDIN.
+   */
+  | {
+      readonly kind: 'all';
+      readonly reason: string;
+      readonly written?: readonly RelName[];
+      readonly copy?: boolean;
+      /** DROP INDEX: every group when the index is on a catalog table, else group 0 only. */
+      readonly dropIndex?: boolean;
+    }
   /** A multi-row INSERT whose rows belong to several groups: one INSERT per group. */
   | { readonly kind: 'split-insert'; readonly parts: readonly InsertPart[] }
   /** Needs several groups (not yet supported: the caller answers 0A000 with the reason). */
@@ -173,6 +183,11 @@ export function shardKeyPlan(
     plans.push(planStatement(n[0], n[1], stmts.length === 1 ? sql : null, catalog, options));
   }
   if (plans.length === 0) return LOCAL;
+  if (plans.length > 1 && plans.some((p) => p.kind === 'fixed' && p.route.kind === 'all')) {
+    // The host runs it in a transaction of its own on every group: a BEGIN or COMMIT beside it
+    // would end that transaction early.
+    return fixed({ kind: 'error', sqlstate: '0A000', message: ALONE }, true);
+  }
   const significant = plans.filter((p) => !(p.kind === 'fixed' && p.neutral === true));
   if (significant.length <= 1) return significant[0] ?? plans[0]!;
   return {
@@ -182,6 +197,9 @@ export function shardKeyPlan(
     groups: catalog.groups,
   };
 }
+
+const ALONE =
+  'a statement on every group (DDL on a distributed or reference table, a write to a reference table) must be sent alone, not with other statements in one query';
 
 function fixed(route: ShardRoute, writes: boolean, cacheable = true): KeyPlan {
   return { kind: 'fixed', route, writes, cacheable };
@@ -273,7 +291,10 @@ export function decide(a: Analysis, insert: { body: Obj; sql: string } | null): 
         true,
       );
     }
-    return fixed({ kind: 'all', reason: `write to reference table "${refWrite.name}"` }, true);
+    const written: RelName[] = [];
+    for (const o of a.occs)
+      if (o.kind === 'reference' && o.write && o.table !== null) written.push(o.table.rel);
+    return fixed({ kind: 'all', reason: `write to reference table "${refWrite.name}"`, written }, true);
   }
   if (dist === null) {
     if (local !== null || writes || a.localCall !== null) return writes ? LOCAL_WRITE : LOCAL;

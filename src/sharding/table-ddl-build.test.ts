@@ -6,6 +6,7 @@ import {
   identityOptions,
   indexSql,
   nextValue,
+  partitionOwnerSql,
   partitionSql,
   shardName,
 } from './table-ddl-build.js';
@@ -124,6 +125,11 @@ test('the partitioned table, its shards and its indexes as DDL', () => {
     'CREATE TABLE "public"."users_102010" PARTITION OF "public"."users" FOR VALUES WITH (MODULUS 8, REMAINDER 2)',
   );
   assert.deepEqual(indexSql(users), ['CREATE INDEX users_name_idx ON public.users USING btree (name)']);
+  // The owner of the parent does not reach its partitions: each shard is given it.
+  assert.equal(
+    partitionOwnerSql(users, 102010),
+    `ALTER TABLE "public"."users_102010" OWNER TO "${users.owner}"`,
+  );
 });
 
 test('validation: what a distributed or reference table refuses, with its SQLSTATE', () => {

@@ -131,6 +131,15 @@ export function partitionSql(def: TableDef, shardId: number, modulus: number, re
 }
 
 /**
+ * The owner of a shard's partition: the table's (ALTER TABLE … OWNER TO on the parent does not
+ * reach its partitions, and DDL on the parent needs its user to own every partition).
+ */
+export function partitionOwnerSql(def: TableDef, shardId: number): string {
+  const name = shardName(def.rel.name, shardId);
+  return `ALTER TABLE ${quoteIdent(def.rel.schema)}.${quoteIdent(name)} OWNER TO ${quoteIdent(def.owner)}`;
+}
+
+/**
  * The indexes not made by a constraint, as pg_get_indexdef printed them (the table keeps its
  * name, so the text applies as it is); `ON ONLY` (a partitioned parent's index) becomes `ON`.
  */

@@ -4,7 +4,8 @@
  * server is given back and the next one attached on that group; inside a transaction a statement
  * on another group fails it (0A000) as an error in PostgreSQL would; BEGIN is held back until the
  * transaction's first statement, so the transaction runs on that statement's group; the Citus API
- * calls are answered by the sharding host. Made only for sessions of sharded databases.
+ * calls, and statements on several groups outside transaction blocks, are answered by the
+ * sharding host. Made only for sessions of sharded databases.
  */
 import type { TypedFrame } from '../../protocol/framer.js';
 import { decodeParse, encodeFrontendMessage } from '../../protocol/frontend-messages.js';
@@ -17,7 +18,8 @@ import type { ClientRecord } from './client-record.js';
 import type { TxState } from './context.js';
 import { endsWithReadyForQuery, ownQuery } from './pending.js';
 import type { ServerLeg } from './server-leg.js';
-import { bindAfter, bindParams, boundText } from './shard-target.js';
+import { extendedReplies, hostBatch } from './host-extended.js';
+import { HOME, bindAfter, bindParams, boundText } from './shard-target.js';
 import type { SessionSharding, ShardTarget } from './shard-target.js';
 
 const NO_PARAMS: readonly never[] = [];
@@ -82,6 +84,8 @@ export class ShardSteps {
   private deferredBegin: string | null = null;
   /** The deferred transaction failed here (a refused statement): only its end is accepted. */
   private deferredFailed = false;
+  /** A Sync was sent to the attached server before a statement goes to the host (hostStep). */
+  private hostSynced = false;
 
   constructor(
     private readonly s: ShardSession,
@@ -117,6 +121,61 @@ export class ShardSteps {
     return 'next';
   }
 
+  /**
+   * A statement on several groups (DDL on catalog tables, a reference-table write, a split
+   * INSERT): run by the sharding host, atomically on every group concerned, outside transaction
+   * blocks only (a transaction on several groups is not built yet). A Query, or in the extended
+   * protocol a batch of the statement alone through its Sync (host-extended.ts).
+   */
+  private hostStep(f: TypedFrame, t: Extract<ShardTarget, { kind: 'host' }>): 'next' | 'wait' {
+    const leg = this.s.leg;
+    if (this.deferredBegin !== null || this.s.tx.status !== 'I') {
+      return this.refuse(
+        f,
+        SqlState.FEATURE_NOT_SUPPORTED,
+        `${t.reason}: it runs on several groups, which is not supported inside a transaction block yet`,
+      );
+    }
+    // Replies still due from the server come first.
+    if (leg !== null && !leg.idle) return 'wait';
+    if (f.type === 'Q') {
+      this.s.inbox.shift();
+      this.s.waitFor(this.sharding.host(t.work));
+      return 'next';
+    }
+    const batch = hostBatch(this.s.inbox);
+    if (batch === 'wait') return 'wait';
+    if (leg !== null && !this.hostSynced && !('refused' in batch)) {
+      // The statement was prepared on the attached server, maybe without a Sync (postgres.js:
+      // Parse, Describe, Flush): its implicit transaction there holds locks on the tables the
+      // host is about to change. A Sync ends it (its ReadyForQuery swallowed).
+      // The server is then given back (the host needs none of it), and the batch goes on.
+      this.hostSynced = true;
+      leg.send(encodeFrontendMessage({ name: 'Sync' }));
+      leg.expect(ownQuery());
+      return this.s.switchServer(true) ? 'next' : 'wait';
+    }
+    this.hostSynced = false;
+    if ('refused' in batch) {
+      return this.refuse(
+        f,
+        SqlState.FEATURE_NOT_SUPPORTED,
+        `${t.reason}: it runs on several groups, which the proxy does in the extended protocol for Parse, Bind, Describe, Execute and Sync of the statement alone (${batch.refused})`,
+      );
+    }
+    this.s.inbox.splice(0, batch.count);
+    this.s.waitFor(
+      this.sharding.host({ ...t.work, params: batch.params }).then((r) => extendedReplies(batch, r)),
+    );
+    return 'next';
+  }
+
+  /** A Bind of the statement Parse `f` prepares is queued after it. */
+  private bindFollows(f: TypedFrame): boolean {
+    const p = decodeParse(f.payload);
+    return p.ok && bindAfter(this.s.inbox, 1, p.value.statement) !== null;
+  }
+
   /** The message after a refused extended-protocol one: skipped, and a Sync answered. */
   skip(f: TypedFrame): void {
     this.s.inbox.shift();
@@ -147,11 +206,16 @@ export class ShardSteps {
       const api = this.apiStep(f);
       if (api !== 'go') return api;
     }
-    const t = this.targetOf(f);
+    let t = this.targetOf(f);
     if (t === 'wait') return 'wait';
+    if (t !== null && t.kind === 'host' && f.type === 'P' && !this.bindFollows(f)) {
+      // Prepared and described alone (postgres.js): group 0 answers; its Bind comes to the host.
+      t = HOME;
+    }
     const leg = this.s.leg;
     const home = this.s.homeGroup;
     if (t !== null && t.kind === 'refuse') return this.refuse(f, t.sqlstate, t.message);
+    if (t !== null && t.kind === 'host') return this.hostStep(f, t);
     if (this.deferredBegin !== null && t === null && !DATA_FREE.has(f.type)) {
       // Nothing to place the transaction by yet: look further along what the client has sent.
       const ahead = this.placeAhead();

@@ -9,6 +9,7 @@
  */
 import type { TypedFrame } from '../../protocol/framer.js';
 import { bindNames, bindParamFormat, decodeBind, decodeParse } from '../../protocol/frontend-messages.js';
+import type { EveryGroupWork } from '../../sharding/every-group.js';
 import type { ColumnValue } from '../../sharding/types.js';
 import type { Pool } from '../backend/pool.js';
 import type { ClientRecord } from './client-record.js';
@@ -23,6 +24,11 @@ export type ShardTarget =
   | { readonly kind: 'any' }
   /** Its shards are not known before its parameters are (a Parse without its Bind yet). */
   | { readonly kind: 'needs-params' }
+  /**
+   * Several groups at once (DDL on catalog tables, writes to reference tables, a multi-row INSERT
+   * split by group): run by the sharding host with two-phase commit, outside transaction blocks.
+   */
+  | { readonly kind: 'host'; readonly reason: string; readonly work: EveryGroupWork }
   /** Not possible here: answered with this error (0A000 when it needs what is not built yet). */
   | { readonly kind: 'refuse'; readonly sqlstate: string; readonly message: string };
 
@@ -38,6 +44,8 @@ export interface SessionSharding {
   isApi(sql: string): boolean;
   /** Runs the API call `sql`: its replies, ending with ReadyForQuery (errors are replies too). */
   api(sql: string): Promise<Buffer[]>;
+  /** Runs a statement on several groups (a 'host' target): its replies, ending with ReadyForQuery 'I'. */
+  host(work: EveryGroupWork): Promise<Buffer[]>;
 }
 
 export const HOME: ShardTarget = { kind: 'home' };
