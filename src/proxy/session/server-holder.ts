@@ -237,7 +237,7 @@ export class ServerHolder implements Keeper, LegEvents {
       return;
     }
     // Another group's WAL: positions of different servers are not comparable.
-    const lsns = (r.groupLsns ??= new Map());
+    const lsns = (r.groupLsns ??= new Map<string, bigint>());
     const had = lsns.get(leg.group);
     if (had === undefined || lsn > had) lsns.set(leg.group, lsn);
   }

@@ -15,10 +15,14 @@ import { SqlState } from '../../protocol/sqlstate.js';
 import type { Analyzer } from '../../sql/analyze.js';
 import { commandComplete, readyForQuery } from '../rewrite.js';
 import type { ClientRecord } from './client-record.js';
-import type { TxState } from './context.js';
+import type { ForwardContext, TxState } from './context.js';
 import { endsWithReadyForQuery, ownQuery } from './pending.js';
 import type { ServerLeg } from './server-leg.js';
 import { extendedReplies, hostBatch } from './host-extended.js';
+import { beginBatch, withParams } from './shard-extended.js';
+import { protocolStatementName } from './statement-names.js';
+import { tagOf } from './statement-risk.js';
+import { renameParse } from '../rewrite.js';
 import { HOME, bindAfter, bindParams, boundText } from './shard-target.js';
 import type { SessionSharding, ShardTarget } from './shard-target.js';
 
@@ -36,6 +40,8 @@ const DATA_FREE: ReadonlySet<string> = new Set(['D', 'E', 'C', 'H', 'S', 'd', 'c
 
 const PINNED_GROUP =
   'this session keeps one server connection (session pooling, or session state such as temporary tables): statements on shards of other groups need transaction pooling';
+const API_EXTENDED =
+  'a sharding function (create_distributed_table …) runs in the extended protocol as an unnamed Parse, Bind, Describe, Execute and Sync';
 const API_IN_TX = 'the sharding functions (create_distributed_table …) cannot run inside a transaction block';
 
 function nullIfNeedsParams(t: ShardTarget): ShardTarget | null {
@@ -50,7 +56,7 @@ function raiseSql(sqlstate: string, message: string): string {
 }
 
 /** What the steps use of their session. */
-export interface ShardSession {
+export interface ShardSession extends ForwardContext {
   readonly record: ClientRecord;
   readonly tx: TxState;
   readonly analyzer: Analyzer;
@@ -108,17 +114,74 @@ export class ShardSteps {
     this.deferredBegin = null;
   }
 
-  /** A Citus API call (a Query): run by the sharding host, outside any transaction. */
+  /**
+   * A Citus API call: run by the sharding host, outside any transaction. A Query, or in the
+   * extended protocol an unnamed Parse of it with its Bind, Describe, Execute and Sync (pgjdbc),
+   * its Bind parameters written into the call as literals.
+   */
   private apiStep(f: TypedFrame): 'go' | 'next' | 'wait' {
-    const q = this.s.queryOf(f);
-    if (!q.ok || !this.sharding.isApi(q.value.query)) return 'go';
+    let text: string;
+    if (f.type === 'Q') {
+      const q = this.s.queryOf(f);
+      if (!q.ok) return 'go';
+      text = q.value.query;
+    } else {
+      const p = this.s.record.parseOf(f, this.s.analyzer);
+      if (!p.ok || p.value.statement !== '') return 'go';
+      text = p.value.query;
+    }
+    if (!this.sharding.isApi(text)) return 'go';
     const leg = this.s.leg;
     if (this.s.tx.status !== 'I' || (leg !== null && !leg.idle)) {
       return this.refuse(f, SqlState.ACTIVE_SQL_TRANSACTION, API_IN_TX);
     }
-    this.s.inbox.shift();
-    this.s.waitFor(this.sharding.api(q.value.query));
+    if (f.type === 'Q') {
+      this.s.inbox.shift();
+      this.s.waitFor(this.sharding.api(text));
+      return 'next';
+    }
+    const batch = hostBatch(this.s.inbox);
+    if (batch === 'wait') return 'wait';
+    if ('refused' in batch)
+      return this.refuse(f, SqlState.FEATURE_NOT_SUPPORTED, `${API_EXTENDED} (${batch.refused})`);
+    this.s.inbox.splice(0, batch.count);
+    this.s.waitFor(this.sharding.api(withParams(text, batch.params)).then((r) => extendedReplies(batch, r)));
     return 'next';
+  }
+
+  /**
+   * A BEGIN prepared and executed with the extended protocol: answered here and held back like a
+   * simple-protocol one (beginBatch). True when the head of the inbox was one ('wait': not all of
+   * it has come).
+   */
+  private deferExtendedBegin(): boolean | 'wait' {
+    const b = beginBatch(this.s.inbox, this.s.record, this.unnamedText, (t) => BEGIN_ONLY.test(t));
+    if (b === null || b === 'wait') return b === 'wait' ? 'wait' : false;
+    this.s.inbox.splice(0, b.count);
+    if (b.parsed !== null) this.rememberStatement(b.parsed.name, b.parsed.frame);
+    else if (b.unnamedParse) this.unnamedText = b.text;
+    this.deferredBegin = b.text;
+    this.s.tx.status = 'T';
+    for (const r of b.replies) this.s.replyInOrder(r);
+    return true;
+  }
+
+  /** A named statement Parse `f` made without a server: the record knows it (re-prepared where bound). */
+  private rememberStatement(name: string, f: TypedFrame): void {
+    const p = this.s.record.parseOf(f, this.s.analyzer);
+    if (!p.ok) return;
+    const serverName = protocolStatementName(p.value.query, p.value.paramTypes, tagOf(this.s, p.value.query));
+    const facts = p.value.facts;
+    this.s.record.ownStatements().set(name, {
+      serverName,
+      parse: renameParse(f.payload, serverName),
+      effects: [],
+      risk: facts.risk,
+      ddl: facts.ddl,
+      seq: facts.sequenceCall,
+      read: false,
+      text: p.value.query,
+    });
   }
 
   /**
@@ -192,9 +255,23 @@ export class ShardSteps {
   step(f: TypedFrame): 'go' | 'next' | 'wait' {
     if (!this.sharding.active) {
       // No table is sharded yet: only the API calls are the proxy's.
-      return f.type === 'Q' ? this.apiStep(f) : 'go';
+      return f.type === 'Q' || f.type === 'P' ? this.apiStep(f) : 'go';
     }
     const held = this.s.leg;
+    if (
+      (f.type === 'P' || f.type === 'B') &&
+      this.deferredBegin === null &&
+      this.s.tx.status === 'I' &&
+      (held === null || held.idle)
+    ) {
+      const begin = this.deferExtendedBegin();
+      if (begin === 'wait') return 'wait';
+      if (begin) return 'next';
+    }
+    if (this.deferredFailed && (f.type === 'P' || f.type === 'B')) {
+      // A statement of a held-back transaction that failed here: as PostgreSQL, refused until its end.
+      return this.refuse(f, SqlState.IN_FAILED_SQL_TRANSACTION, ABORTED);
+    }
     if (
       f.type === 'Q' &&
       (held === null || (held.idle && (this.s.tx.status === 'I' || this.deferredBegin !== null)))
@@ -202,7 +279,7 @@ export class ShardSteps {
       const q = this.s.queryOf(f);
       if (q.ok && this.deferTransactionControl(q.value.query)) return 'next';
     }
-    if (f.type === 'Q') {
+    if (f.type === 'Q' || f.type === 'P') {
       const api = this.apiStep(f);
       if (api !== 'go') return api;
     }
