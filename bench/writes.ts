@@ -16,7 +16,7 @@
  * Every cluster and cgroup is removed at the end, on failure and on Ctrl-C.
  */
 import { writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
+import { availableParallelism, cpus, getPriority, loadavg, release, setPriority, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { capsUnavailable, createCpuCaps } from './cgroup.js';
@@ -33,7 +33,7 @@ import type { Config, Options, RunRecord } from './writes-report.js';
 const USAGE = `Usage: npm run bench:writes -- [options]
        node --import tsx bench/writes.ts [options]
 
-  --duration S      seconds of transactions per measured pgbench run (default 15; 4 with --quick)
+  --duration S      seconds of transactions per measured pgbench run (default 12; 4 with --quick)
   --clients L       pgbench client counts, comma-separated (default 8,16,32; 16 with --quick)
   --modes L         pgbench -M modes, comma-separated: the first at every client count, the others
                     at --mode-clients (default simple,extended; simple with --quick)
@@ -44,6 +44,11 @@ const USAGE = `Usage: npm run bench:writes -- [options]
   --accounts N      rows of accounts (default 100000; 20000 with --quick)
   --shard-count N   create_distributed_table's shard_count (default 32)
   --pool-size N     proxy.default_pool_size (default 20, the proxy's default)
+  --configs L       configurations to run, comma-separated (default all: unsharded-1g,sharded-1g,
+                    sharded-2g,sharded-4g; the ratios need sharded-1g, the CPU comparison both 1-group ones)
+  --nice N          nice value of this process, inherited by everything it starts (pgbench, the
+                    controller with its proxy, PostgreSQL): -10 favours them over the rest of a
+                    shared host, to tell its load from the proxy's own limits (default 0: unchanged)
   --quick           a short check: --duration 4, --clients 16, --modes simple, --accounts 20000
   --json FILE       also write every number to FILE
   -h, --help        this text
@@ -74,6 +79,8 @@ function parseOptions(argv: string[]): Options | null {
       accounts: { type: 'string' },
       'shard-count': { type: 'string' },
       'pool-size': { type: 'string' },
+      configs: { type: 'string' },
+      nice: { type: 'string' },
       quick: { type: 'boolean', default: false },
       json: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -92,8 +99,17 @@ function parseOptions(argv: string[]): Options | null {
   const quotaUs = int(values['quota-us'], 10_000, 'quota-us');
   if (quotaUs > 0 && quotaUs < 1000)
     throw new Error('--quota-us: the kernel accepts 1000 µs at least (or 0)');
+  const configs = values.configs?.split(',') ?? CONFIGS.map((c) => c.name);
+  for (const c of configs)
+    if (!CONFIGS.some((x) => x.name === c))
+      throw new Error(`--configs: unknown configuration "${c}" (${CONFIGS.map((x) => x.name).join(', ')})`);
+  const nice = values.nice === undefined ? null : Number(values.nice);
+  if (nice !== null && (!Number.isInteger(nice) || nice < -20 || nice > 19))
+    throw new Error(`--nice: expected an integer from -20 to 19, got "${values.nice}"`);
   return {
-    durationS: int(values.duration, quick ? 4 : 15, 'duration', 1),
+    configs,
+    nice,
+    durationS: int(values.duration, quick ? 4 : 12, 'duration', 1),
     clients,
     modes: modes as QueryMode[],
     modeClients: int(values['mode-clients'], 16, 'mode-clients', 1),
@@ -364,7 +380,11 @@ async function main(o: Options): Promise<number> {
   const runs: RunRecord[] = [];
   const rows: Record<string, Record<string, number>> = {};
   const idle: Record<string, number> = {};
-  for (const phase of PHASES)
+  if (o.nice !== null) {
+    setPriority(o.nice);
+    log(`nice ${getPriority()}: inherited by pgbench, the controller and PostgreSQL`);
+  }
+  for (const phase of PHASES.map((p) => p.filter((n) => o.configs.includes(n))).filter((p) => p.length))
     await runPhase(
       o,
       phase.map((n) => CONFIGS.find((c) => c.name === n)!),
