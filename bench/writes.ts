@@ -46,7 +46,7 @@ const USAGE = `Usage: npm run bench:writes -- [options]
   --pool-size N     proxy.default_pool_size (default 20, the proxy's default)
   --configs L       configurations to run, comma-separated (default all: unsharded-1g,sharded-1g,
                     sharded-2g,sharded-4g; the ratios need sharded-1g, the CPU comparison both 1-group ones)
-  --nice N          nice value of this process, inherited by everything it starts (pgbench, the
+  --nice=N          nice value of this process, inherited by everything it starts (pgbench, the
                     controller with its proxy, PostgreSQL): -10 favours them over the rest of a
                     shared host, to tell its load from the proxy's own limits (default 0: unchanged)
   --quick           a short check: --duration 4, --clients 16, --modes simple, --accounts 20000
@@ -285,6 +285,7 @@ async function runPhase(
   runs: RunRecord[],
   rowsByConfig: Record<string, Record<string, number>>,
   idle: Record<string, number>,
+  idlePrimaries: Record<string, (number | null)[]>,
 ): Promise<void> {
   const stands: Stand[] = [];
   let caps: CpuCaps | null = null;
@@ -311,8 +312,16 @@ async function runPhase(
     }
     for (const st of stands) {
       const i0 = procCpuS(st.cluster.controllerPid);
+      const n0 = capStats(caps, st);
       await sleep(IDLE_S * 1000);
       const i1 = procCpuS(st.cluster.controllerPid);
+      const n1 = capStats(caps, st);
+      // What the primaries do with no client: health checks, the controller's and proxy's queries.
+      idlePrimaries[st.config.name] = st.cluster.primaries.map((p) => {
+        const a = n0?.[p.name]?.usageNs;
+        const b = n1?.[p.name]?.usageNs;
+        return a !== undefined && b !== undefined && a !== null && b !== null ? (b - a) / 1e9 / IDLE_S : null;
+      });
       st.idleCores = i0 !== null && i1 !== null ? (i1 - i0) / IDLE_S : 0;
       idle[st.config.name] = st.idleCores;
       // Discarded: fills the proxy's pools and the caches, and JIT-compiles the proxy's hot path.
@@ -380,6 +389,7 @@ async function main(o: Options): Promise<number> {
   const runs: RunRecord[] = [];
   const rows: Record<string, Record<string, number>> = {};
   const idle: Record<string, number> = {};
+  const idlePrimaries: Record<string, (number | null)[]> = {};
   if (o.nice !== null) {
     setPriority(o.nice);
     log(`nice ${getPriority()}: inherited by pgbench, the controller and PostgreSQL`);
@@ -392,7 +402,11 @@ async function main(o: Options): Promise<number> {
       runs,
       rows,
       idle,
+      idlePrimaries,
     );
+  log(
+    `with no load: controller ${JSON.stringify(idle)} cores; primaries ${JSON.stringify(idlePrimaries)} cores`,
+  );
   const summary = summarize(o, runs);
   const command = `npm run bench:writes -- ${process.argv.slice(2).join(' ')}`.trim();
   process.stdout.write(report(o, meta, command, noCaps, summary, runs, rows) + '\n');
@@ -410,6 +424,7 @@ async function main(o: Options): Promise<number> {
           },
           rowsPerGroup: rows,
           controllerIdleCores: idle,
+          primaryIdleCores: idlePrimaries,
           runs,
           summary,
         },
