@@ -21,9 +21,10 @@ import type { Login } from './process.js';
  * PL/pgSQL function per transaction (created by createUserFunction), which makes pgscale check
  * the server's session state before giving the connection back (docs/proxy.md), and `mixed`:
  * single-statement transactions, each a point read of pgbench_accounts or (writePercent % of
- * them) an update of one row, drawn at random (pgbench -f script@weight).
+ * them) an update of one row, drawn at random (pgbench -f script@weight), and `script`: the
+ * caller's own script (PgbenchRun.script).
  */
-export type Workload = 'select-only' | 'tpcb' | 'user-function' | 'mixed';
+export type Workload = 'select-only' | 'tpcb' | 'user-function' | 'mixed' | 'script';
 
 const MIXED_READ_SCRIPT = '\\set aid random(1, 100000 * :scale)\nSELECT abalance FROM pgbench_accounts WHERE aid = :aid;\n';
 const MIXED_WRITE_SCRIPT =
@@ -54,6 +55,8 @@ export interface PgbenchRun extends Login {
   durationS: number;
   /** `mixed`: the share of writes, in percent (0-100). */
   writePercent?: number;
+  /** `script`: the script's text, and a name for its file (one file per name and process). */
+  script?: { name: string; text: string };
 }
 
 export interface PgbenchResult {
@@ -156,10 +159,12 @@ export function connectAllowanceS(clients: number): number {
 }
 
 export function pgbenchArgs(
-  r: Pick<PgbenchRun, 'workload' | 'mode' | 'clients' | 'durationS' | 'writePercent'>,
+  r: Pick<PgbenchRun, 'workload' | 'mode' | 'clients' | 'durationS' | 'writePercent' | 'script'>,
 ): string[] {
   const w = Math.min(100, Math.max(0, r.writePercent ?? 0));
+  if (r.workload === 'script' && !r.script) throw new Error('pgbench: the script workload needs a script');
   return [
+    ...(r.workload === 'script' && r.script ? ['-f', scriptFile(r.script.name, r.script.text)] : []),
     ...(r.workload === 'select-only' ? ['-S'] : []),
     ...(r.workload === 'user-function' ? ['-f', userFunctionScript()] : []),
     ...(r.workload === 'mixed'
