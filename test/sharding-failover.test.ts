@@ -1,0 +1,216 @@
+/**
+ * Failover of one group's primary under a routed write load: two groups, each a primary and one
+ * standby in synchronous mode, HA on, `events` distributed by its key. Writers through the proxy
+ * insert keys of group 0 and keys of group 1 (each writer one group's keys, one autocommitted
+ * INSERT at a time); group 1's primary is killed (SIGKILL of its postmaster). Group 0's writers
+ * never see an error and keep writing while group 1 fails over; group 1's writers may fail or wait
+ * until its standby is promoted, then write again through the proxy; and every INSERT the client
+ * saw acknowledged is on the new primaries afterwards (synchronous mode loses none).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import pg from 'pg';
+import { binarySets, until } from './harness.js';
+import { shardGroups, upSharded } from './sharding-support.js';
+import type { ShardedCluster } from './sharding-support.js';
+import { runningPid } from '../src/cluster/instance.js';
+
+const bins = binarySets()[0]!;
+
+interface HaStatus {
+  groups: { group: number; leader: string | null; epoch: number }[];
+}
+
+/** One client inserting the keys of one group, one at a time, until stopped. */
+class Writer {
+  readonly acked: number[] = [];
+  readonly errors: { at: number; message: string }[] = [];
+  private stopped = false;
+  private done: Promise<void> | null = null;
+  private c: pg.Client | null = null;
+
+  constructor(
+    private readonly sc: ShardedCluster,
+    readonly group: number,
+    private readonly keys: number[],
+  ) {}
+
+  start(): void {
+    this.done = this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    let i = 0;
+    while (!this.stopped && i < this.keys.length) {
+      const k = this.keys[i]!;
+      try {
+        if (!this.c) {
+          const c = new pg.Client({ ...this.sc.app, connectionTimeoutMillis: 20_000, query_timeout: 60_000 });
+          c.on('error', () => undefined);
+          try {
+            await c.connect();
+          } catch (e) {
+            await c.end().catch(() => undefined);
+            throw e;
+          }
+          this.c = c;
+        }
+        await this.c.query('INSERT INTO events (id, grp, at) VALUES ($1, $2, clock_timestamp())', [
+          k,
+          this.group,
+        ]);
+        this.acked.push(k);
+        i++;
+      } catch (e) {
+        // Not acknowledged: the key may or may not be stored; the next attempt uses a new key.
+        i++;
+        this.errors.push({ at: Date.now(), message: String((e as Error).message ?? e) });
+        await this.c?.end().catch(() => undefined);
+        this.c = null;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.done;
+    await this.c?.end().catch(() => undefined);
+  }
+}
+
+describe('sharding: failover of one group’s primary under a routed write load (synchronous)', () => {
+  let sc: ShardedCluster;
+  let writers: Writer[] = [];
+
+  before(async () => {
+    sc = await upSharded(bins, {
+      groups: 2,
+      replicas: 1,
+      extra: (y) =>
+        y
+          .replace('unreachable_timeout: 3', 'unreachable_timeout: 2')
+          .replace('synchronous: off', 'synchronous: on'),
+    });
+  });
+  after(async () => {
+    for (const w of writers) await w.stop().catch(() => undefined);
+    await sc?.down();
+  });
+
+  const ha = async () =>
+    (await (await fetch(`http://127.0.0.1:${sc.tc.cluster.config.http.port}/ha`)).json()) as HaStatus;
+  const leaderOf = async (g: number) => (await ha()).groups.find((x) => x.group === g)!;
+
+  test('only the failed group’s keys pause; no acknowledged write is lost', async () => {
+    const l0 = await until('group 0 has a leader', async () => (await leaderOf(0)).leader, 60_000);
+    const l1 = await until('group 1 has a leader', async () => (await leaderOf(1)).leader, 60_000);
+    const app = await sc.connectApp();
+    await app.query('CREATE TABLE events (id bigint PRIMARY KEY, grp int NOT NULL, at timestamptz)');
+    await app.query("SELECT create_distributed_table('events', 'id')");
+    // The group of each candidate key: the proxy's shard for it, held by that group.
+    const groupOfShard = new Map<number, number>();
+    for (const g of [0, 1]) {
+      const d = await sc.connectGroup(g);
+      try {
+        for (const [shard] of await shardGroups([d], 'events')) groupOfShard.set(shard, g);
+      } finally {
+        await d.end();
+      }
+    }
+    const byGroup: number[][] = [[], []];
+    for (let k = 1; k <= 4000; k++) {
+      const r = await app.query<{ id: string }>(
+        `SELECT get_shard_id_for_distribution_column('events', ${k}) AS id`,
+      );
+      byGroup[groupOfShard.get(Number(r.rows[0]!.id))!]!.push(k);
+    }
+    await app.end();
+    assert.ok(byGroup[0]!.length > 1000 && byGroup[1]!.length > 1000);
+    // Two writers per group, each on its own keys.
+    writers = [0, 1].flatMap((g) =>
+      [0, 1].map(
+        (i) =>
+          new Writer(
+            sc,
+            g,
+            byGroup[g]!.filter((_, j) => j % 2 === i),
+          ),
+      ),
+    );
+    for (const w of writers) w.start();
+    const acked = (g: number) => writers.filter((w) => w.group === g).reduce((n, w) => n + w.acked.length, 0);
+    const started = Date.now();
+    // About 4 s of writes on both groups before the fault, 4 s or more after the promotion.
+    await until(
+      'writes on both groups',
+      () => Promise.resolve(acked(0) > 100 && acked(1) > 100 && Date.now() - started > 4000),
+      60_000,
+    );
+
+    const old = l1;
+    const killedAt = Date.now();
+    const pid = runningPid(sc.tc.cluster.paths(old).pgdata);
+    assert.ok(pid, `${old} runs`);
+    process.kill(pid, 'SIGKILL');
+    const marks0 = acked(0);
+    const promoted = await until(
+      'a new leader of group 1',
+      async () => {
+        const l = await leaderOf(1);
+        return l.leader && l.leader !== old ? l.leader : null;
+      },
+      90_000,
+    );
+    const promotedAt = Date.now();
+    const during0 = acked(0) - marks0;
+    const mark1 = acked(1);
+    await until(
+      `group 1's writes through the proxy on the new primary ${promoted}`,
+      () => Promise.resolve(acked(1) > mark1 + 100),
+      60_000,
+    ).catch((e: Error) => {
+      const errs = writers
+        .filter((w) => w.group === 1)
+        .flatMap((w) => w.errors.slice(-3).map((x) => x.message));
+      throw new Error(`${e.message}; group 1's last errors: ${JSON.stringify(errs)}`);
+    });
+    const mark0 = acked(0);
+    await until(
+      'group 0 still writing',
+      () => Promise.resolve(acked(0) > mark0 + 50 && Date.now() - promotedAt > 4000),
+      60_000,
+    );
+    for (const w of writers) await w.stop();
+
+    const errors = (g: number) => writers.filter((w) => w.group === g).flatMap((w) => w.errors);
+    console.log(
+      `# group 0: ${acked(0)} acknowledged, ${during0} of them during the failover (${promotedAt - killedAt} ms), ` +
+        `errors ${errors(0).length}; group 1: ${acked(1)} acknowledged, errors ${errors(1).length}` +
+        (errors(1).length
+          ? ` (${[...new Set(errors(1).map((e) => e.message))].slice(0, 4).join(' | ')})`
+          : ''),
+    );
+    assert.deepEqual(errors(0), [], "group 0's writers saw no error");
+    assert.ok(during0 > 0, 'group 0 kept writing while group 1 failed over');
+    assert.equal(l0, (await leaderOf(0)).leader, "group 0's primary did not change");
+
+    // Every acknowledged key is on its group's (new) primary.
+    const port = (name: string) => sc.tc.cluster.nodes().find((n) => n.name === name)!.port;
+    for (const [g, leader] of [
+      [0, l0],
+      [1, promoted],
+    ] as const) {
+      const d = await sc.connectGroup(g, port(leader));
+      try {
+        const r = await d.query<{ id: string }>('SELECT id::text FROM events');
+        const stored = new Set(r.rows.map((x) => Number(x.id)));
+        const want = writers.filter((w) => w.group === g).flatMap((w) => w.acked);
+        const lost = want.filter((k) => !stored.has(k));
+        assert.deepEqual(lost.slice(0, 20), [], `group ${g}: ${lost.length} acknowledged writes lost`);
+      } finally {
+        await d.end();
+      }
+    }
+  });
+});
