@@ -9,6 +9,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import pg from 'pg';
 import { binarySets, until } from './harness.js';
 import { shardGroups, upSharded } from './sharding-support.js';
@@ -21,7 +23,10 @@ interface HaStatus {
   groups: { group: number; leader: string | null; epoch: number }[];
 }
 
-/** One client inserting the keys of one group, one at a time, until stopped. */
+/**
+ * One client inserting rows for the keys of one group, one at a time, until stopped: row n has
+ * the key keys[n % keys.length] and a sequence number no other writer uses (what `acked` lists).
+ */
 class Writer {
   readonly acked: number[] = [];
   readonly errors: { at: number; message: string }[] = [];
@@ -33,6 +38,7 @@ class Writer {
     private readonly sc: ShardedCluster,
     readonly group: number,
     private readonly keys: number[],
+    private readonly firstSeq: number,
   ) {}
 
   start(): void {
@@ -41,8 +47,9 @@ class Writer {
 
   private async loop(): Promise<void> {
     let i = 0;
-    while (!this.stopped && i < this.keys.length) {
-      const k = this.keys[i]!;
+    while (!this.stopped) {
+      const k = this.keys[i % this.keys.length]!;
+      const seq = this.firstSeq + i;
       try {
         if (!this.c) {
           const c = new pg.Client({ ...this.sc.app, connectionTimeoutMillis: 20_000, query_timeout: 60_000 });
@@ -55,14 +62,15 @@ class Writer {
           }
           this.c = c;
         }
-        await this.c.query('INSERT INTO events (id, grp, at) VALUES ($1, $2, clock_timestamp())', [
+        await this.c.query('INSERT INTO events (id, seq, grp, at) VALUES ($1, $2, $3, clock_timestamp())', [
           k,
+          seq,
           this.group,
         ]);
-        this.acked.push(k);
+        this.acked.push(seq);
         i++;
       } catch (e) {
-        // Not acknowledged: the key may or may not be stored; the next attempt uses a new key.
+        // Not acknowledged: the row may or may not be stored; the next attempt has a new seq.
         i++;
         this.errors.push({ at: Date.now(), message: String((e as Error).message ?? e) });
         await this.c?.end().catch(() => undefined);
@@ -102,11 +110,55 @@ describe('sharding: failover of one group’s primary under a routed write load 
     (await (await fetch(`http://127.0.0.1:${sc.tc.cluster.config.http.port}/ha`)).json()) as HaStatus;
   const leaderOf = async (g: number) => (await ha()).groups.find((x) => x.group === g)!;
 
+  /** What the proxy and the new primary say, for a failure message. */
+  async function diagnose(): Promise<string> {
+    const out: string[] = [];
+    const admin = new pg.Client({
+      ...sc.app,
+      user: sc.tc.cluster.config.postgres.superuser,
+      password: sc.superPassword,
+      database: 'pgscale',
+    });
+    try {
+      await admin.connect();
+      for (const q of ['SHOW POOLS', 'SHOW SERVERS'])
+        out.push(`${q}: ${JSON.stringify((await admin.query(q)).rows)}`);
+    } catch (e) {
+      out.push(`admin console: ${String(e)}`);
+    } finally {
+      await admin.end().catch(() => undefined);
+    }
+    for (const node of sc.tc.cluster.nodes()) {
+      try {
+        const d = await sc.connectGroup(node.group, node.port);
+        const r = await d.query(
+          "SELECT pid, usename, state, wait_event_type, wait_event, left(query, 60) AS q FROM pg_stat_activity WHERE datname = 'app' AND pid <> pg_backend_pid()",
+        );
+        const sync = await d.query(
+          "SELECT current_setting('synchronous_standby_names') AS s, pg_is_in_recovery() AS rec",
+        );
+        out.push(`${node.name}: ${JSON.stringify(sync.rows[0])} activity ${JSON.stringify(r.rows)}`);
+        await d.end();
+      } catch (e) {
+        out.push(`${node.name}: ${String(e)}`);
+      }
+    }
+    try {
+      const log = readFileSync(join(sc.tc.cluster.dataDir, 'logs', 'controller.log'), 'utf8');
+      out.push(`controller.log (last 40 lines):\n${log.trim().split('\n').slice(-40).join('\n')}`);
+    } catch (e) {
+      out.push(String(e));
+    }
+    return out.join('\n');
+  }
+
   test('only the failed group’s keys pause; no acknowledged write is lost', async () => {
     const l0 = await until('group 0 has a leader', async () => (await leaderOf(0)).leader, 60_000);
     const l1 = await until('group 1 has a leader', async () => (await leaderOf(1)).leader, 60_000);
     const app = await sc.connectApp();
-    await app.query('CREATE TABLE events (id bigint PRIMARY KEY, grp int NOT NULL, at timestamptz)');
+    await app.query(
+      'CREATE TABLE events (id bigint, seq bigint, grp int NOT NULL, at timestamptz, PRIMARY KEY (id, seq))',
+    );
     await app.query("SELECT create_distributed_table('events', 'id')");
     // The group of each candidate key: the proxy's shard for it, held by that group.
     const groupOfShard = new Map<number, number>();
@@ -119,14 +171,14 @@ describe('sharding: failover of one group’s primary under a routed write load 
       }
     }
     const byGroup: number[][] = [[], []];
-    for (let k = 1; k <= 4000; k++) {
+    for (let k = 1; k <= 200; k++) {
       const r = await app.query<{ id: string }>(
         `SELECT get_shard_id_for_distribution_column('events', ${k}) AS id`,
       );
       byGroup[groupOfShard.get(Number(r.rows[0]!.id))!]!.push(k);
     }
     await app.end();
-    assert.ok(byGroup[0]!.length > 1000 && byGroup[1]!.length > 1000);
+    assert.ok(byGroup[0]!.length > 20 && byGroup[1]!.length > 20);
     // Two writers per group, each on its own keys.
     writers = [0, 1].flatMap((g) =>
       [0, 1].map(
@@ -135,6 +187,7 @@ describe('sharding: failover of one group’s primary under a routed write load 
             sc,
             g,
             byGroup[g]!.filter((_, j) => j % 2 === i),
+            (g * 2 + i) * 1_000_000_000,
           ),
       ),
     );
@@ -169,18 +222,20 @@ describe('sharding: failover of one group’s primary under a routed write load 
       `group 1's writes through the proxy on the new primary ${promoted}`,
       () => Promise.resolve(acked(1) > mark1 + 100),
       60_000,
-    ).catch((e: Error) => {
+    ).catch(async (e: Error) => {
       const errs = writers
         .filter((w) => w.group === 1)
         .flatMap((w) => w.errors.slice(-3).map((x) => x.message));
-      throw new Error(`${e.message}; group 1's last errors: ${JSON.stringify(errs)}`);
+      throw new Error(`${e.message}; group 1's last errors: ${JSON.stringify(errs)}\n${await diagnose()}`);
     });
     const mark0 = acked(0);
     await until(
       'group 0 still writing',
       () => Promise.resolve(acked(0) > mark0 + 50 && Date.now() - promotedAt > 4000),
       60_000,
-    );
+    ).catch(async (e: Error) => {
+      throw new Error(`${e.message}\n${await diagnose()}`);
+    });
     for (const w of writers) await w.stop();
 
     const errors = (g: number) => writers.filter((w) => w.group === g).flatMap((w) => w.errors);
@@ -203,8 +258,8 @@ describe('sharding: failover of one group’s primary under a routed write load 
     ] as const) {
       const d = await sc.connectGroup(g, port(leader));
       try {
-        const r = await d.query<{ id: string }>('SELECT id::text FROM events');
-        const stored = new Set(r.rows.map((x) => Number(x.id)));
+        const r = await d.query<{ seq: string }>('SELECT seq::text FROM events');
+        const stored = new Set(r.rows.map((x) => Number(x.seq)));
         const want = writers.filter((w) => w.group === g).flatMap((w) => w.acked);
         const lost = want.filter((k) => !stored.has(k));
         assert.deepEqual(lost.slice(0, 20), [], `group ${g}: ${lost.length} acknowledged writes lost`);
