@@ -172,7 +172,12 @@ describe('sharding: bad input through the proxy', () => {
    * SIGKILL of the controller (and so of the proxy and the sharding service) while `table` is
    * being distributed, once `when` holds on some group; then `pgscale up`.
    */
-  async function killDuring(table: string, rows: number, when: string): Promise<'local' | 'distributed'> {
+  async function killDuring(
+    table: string,
+    rows: number,
+    when: string,
+    stop: 'sigkill' | 'down' = 'sigkill',
+  ): Promise<'local' | 'distributed'> {
     await app.query(`CREATE TABLE ${table} (id bigint, payload text)`);
     await app.query(
       `INSERT INTO ${table} SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, ${rows}) g`,
@@ -193,10 +198,13 @@ describe('sharding: bad input through the proxy', () => {
     const info = JSON.parse(readFileSync(`${sc.tc.cluster.dataDir}/controller.json`, 'utf8')) as {
       pid: number;
     };
-    process.kill(info.pid, 'SIGKILL');
+    if (stop === 'down') {
+      const down = await cli(['down', '-c', sc.tc.file], sc.tc.env);
+      assert.equal(down.code, 0, down.stderr + down.stdout);
+    } else process.kill(info.pid, 'SIGKILL');
     const outcome = await call;
     await c.end().catch(() => undefined);
-    console.log(`# ${table}: killed ${seen ? 'at the moment asked' : 'late'}; the call ${outcome}`);
+    console.log(`# ${table}: ${stop} ${seen ? 'at the moment asked' : 'late'}; the call ${outcome}`);
     await until('the controller gone', () => {
       try {
         process.kill(info.pid, 0);
@@ -271,5 +279,18 @@ describe('sharding: bad input through the proxy', () => {
     if (got === 'local') await app.query("SELECT create_distributed_table('big_prep', 'id')");
     assert.equal((await app.query('SELECT id FROM big_prep WHERE id = 4242')).rows[0].id, '4242');
     await usable(app, 41);
+  });
+
+  test('pgscale down while rows are copied, then up: local or distributed, never half', async () => {
+    const got = await killDuring(
+      'big_down',
+      200_000,
+      "SELECT count(*) > 0 AS hit FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND state = 'active' AND query ILIKE '%big_down%' AND query NOT ILIKE '%create_distributed_table%'",
+      'down',
+    );
+    console.log(`# big_down: ${got}`);
+    if (got === 'local') await app.query("SELECT create_distributed_table('big_down', 'id')");
+    assert.equal((await app.query('SELECT id FROM big_down WHERE id = 31337')).rows[0].id, '31337');
+    await usable(app, 42);
   });
 });
