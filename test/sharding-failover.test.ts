@@ -5,14 +5,15 @@
  * INSERT at a time); group 1's primary is killed (SIGKILL of its postmaster). Group 0's writers
  * never see an error and keep writing while group 1 fails over; group 1's writers may fail or wait
  * until its standby is promoted, then write again through the proxy; and every INSERT the client
- * saw acknowledged is on the new primaries afterwards (synchronous mode loses none).
+ * saw acknowledged is on the new primaries afterwards (synchronous mode loses none). Then the same
+ * load through a planned `pgscale switchover --group 1`.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { binarySets, until } from './harness.js';
+import { binarySets, cli, until } from './harness.js';
 import { shardGroups, upSharded } from './sharding-support.js';
 import type { ShardedCluster } from './sharding-support.js';
 import { runningPid } from '../src/cluster/instance.js';
@@ -152,9 +153,12 @@ describe('sharding: failover of one group’s primary under a routed write load 
     return out.join('\n');
   }
 
-  test('only the failed group’s keys pause; no acknowledged write is lost', async () => {
-    const l0 = await until('group 0 has a leader', async () => (await leaderOf(0)).leader, 60_000);
-    const l1 = await until('group 1 has a leader', async () => (await leaderOf(1)).leader, 60_000);
+  let byGroup: number[][] | null = null;
+  let runs = 0;
+
+  /** The distributed table, and keys of each group (the proxy's shard for it, held by that group). */
+  async function prepare(): Promise<number[][]> {
+    if (byGroup) return byGroup;
     const app = await sc.connectApp();
     await app.query(
       'CREATE TABLE events (id bigint, seq bigint, grp int NOT NULL, at timestamptz, PRIMARY KEY (id, seq))',
@@ -170,15 +174,28 @@ describe('sharding: failover of one group’s primary under a routed write load 
         await d.end();
       }
     }
-    const byGroup: number[][] = [[], []];
+    const keys: number[][] = [[], []];
     for (let k = 1; k <= 200; k++) {
       const r = await app.query<{ id: string }>(
         `SELECT get_shard_id_for_distribution_column('events', ${k}) AS id`,
       );
-      byGroup[groupOfShard.get(Number(r.rows[0]!.id))!]!.push(k);
+      keys[groupOfShard.get(Number(r.rows[0]!.id))!]!.push(k);
     }
     await app.end();
-    assert.ok(byGroup[0]!.length > 20 && byGroup[1]!.length > 20);
+    assert.ok(keys[0]!.length > 20 && keys[1]!.length > 20);
+    byGroup = keys;
+    return keys;
+  }
+
+  /**
+   * Writers on both groups for about 4 s, then `fault` on group 1's primary, then writes until
+   * group 1 writes again on its new primary and 4 s have passed; checks what the test promises.
+   */
+  async function underLoad(what: string, fault: (old: string) => Promise<void>): Promise<void> {
+    const keys = await prepare();
+    const l0 = await until('group 0 has a leader', async () => (await leaderOf(0)).leader, 60_000);
+    const l1 = await until('group 1 has a leader', async () => (await leaderOf(1)).leader, 60_000);
+    const run = runs++;
     // Two writers per group, each on its own keys.
     writers = [0, 1].flatMap((g) =>
       [0, 1].map(
@@ -186,8 +203,8 @@ describe('sharding: failover of one group’s primary under a routed write load 
           new Writer(
             sc,
             g,
-            byGroup[g]!.filter((_, j) => j % 2 === i),
-            (g * 2 + i) * 1_000_000_000,
+            keys[g]!.filter((_, j) => j % 2 === i),
+            (run * 4 + g * 2 + i) * 1_000_000_000,
           ),
       ),
     );
@@ -203,10 +220,8 @@ describe('sharding: failover of one group’s primary under a routed write load 
 
     const old = l1;
     const killedAt = Date.now();
-    const pid = runningPid(sc.tc.cluster.paths(old).pgdata);
-    assert.ok(pid, `${old} runs`);
-    process.kill(pid, 'SIGKILL');
     const marks0 = acked(0);
+    await fault(old);
     const promoted = await until(
       'a new leader of group 1',
       async () => {
@@ -240,7 +255,7 @@ describe('sharding: failover of one group’s primary under a routed write load 
 
     const errors = (g: number) => writers.filter((w) => w.group === g).flatMap((w) => w.errors);
     console.log(
-      `# group 0: ${acked(0)} acknowledged, ${during0} of them during the failover (${promotedAt - killedAt} ms), ` +
+      `# ${what}: group 0: ${acked(0)} acknowledged, ${during0} of them during the change (${promotedAt - killedAt} ms), ` +
         `errors ${errors(0).length}; group 1: ${acked(1)} acknowledged, errors ${errors(1).length}` +
         (errors(1).length
           ? ` (${[...new Set(errors(1).map((e) => e.message))].slice(0, 4).join(' | ')})`
@@ -267,5 +282,24 @@ describe('sharding: failover of one group’s primary under a routed write load 
         await d.end();
       }
     }
+  }
+
+  test('kill -9 of group 1’s primary: only its keys pause; no acknowledged write is lost', async () => {
+    await underLoad('kill -9', (old) => {
+      const pid = runningPid(sc.tc.cluster.paths(old).pgdata);
+      assert.ok(pid, `${old} runs`);
+      process.kill(pid, 'SIGKILL');
+      return Promise.resolve();
+    });
+  });
+
+  test('pgscale switchover of group 1 under the same load: only its keys pause, nothing lost', async () => {
+    await underLoad('switchover', async () => {
+      await until(
+        'a switchover of group 1',
+        async () => (await cli(['switchover', '-c', sc.tc.file, '--group', '1'], sc.tc.env)).code === 0,
+        90_000,
+      );
+    });
   });
 });
