@@ -289,6 +289,34 @@ describe('a sharded session moves between groups by its statements', () => {
     }
   });
 
+  test('API calls in the extended protocol: unnamed with parameters (pg), named (postgres.js); the next statement is not taken for one', async () => {
+    const c = await connect();
+    const before = sharding.apiCalls.length;
+    const r = await c.query<{ fake_api: string }>('SELECT fake_api($1)', ['ext']);
+    assert.equal(r.rows[0]!.fake_api, 'done');
+    assert.equal(sharding.apiCalls.at(-1), "SELECT fake_api('ext')");
+    // The unnamed statement is an ordinary one again: it runs on a server.
+    assert.equal((await c.query<{ v: number }>('SELECT $1::int AS v', [5])).rows[0]!.v, 5);
+    await c.end();
+    const sql = postgres({
+      host: '127.0.0.1',
+      port,
+      user: 'app',
+      password: appPassword,
+      database: 'app',
+      max: 1,
+    });
+    try {
+      const rows = await sql<{ fake_api: string }[]>`SELECT fake_api(${'named'})`;
+      assert.equal(rows[0]!.fake_api, 'done');
+      const again = await sql<{ fake_api: string }[]>`SELECT fake_api(${'named'})`;
+      assert.equal(again[0]!.fake_api, 'done');
+    } finally {
+      await sql.end();
+    }
+    sharding.apiCalls.splice(before); // the count test below counts its own
+  });
+
   test('an API call pipelined behind a running statement waits for it, then runs (postgres.js)', async () => {
     const sql = postgres({
       host: '127.0.0.1',

@@ -140,33 +140,27 @@ describe('sharding: bad input through the proxy', () => {
     assert.equal((await app.query('SELECT v FROM t_ok WHERE id = 2')).rows[0].v, 'b');
   });
 
-  test(
-    'the API through the extended protocol (pgjdbc’s and postgres.js’s way) is answered as with the simple one',
-    {
-      todo: 'defect: the proxy answers API calls only in a simple Query (shard-steps.ts); a Parse/Bind/Execute of one reaches group 0, which says 42883',
-    },
-    async () => {
-      await app.query('CREATE TABLE t_ext (id bigint, v text)');
-      // A misuse gets its own SQLSTATE, not "function create_distributed_table(unknown, unknown) does not exist".
-      await assert.rejects(
-        app.query('SELECT create_distributed_table($1, $2)', ['t_ext', 'nope']),
-        code('42703'),
-      );
-      await usable(app, 30);
-      const sql = postgres({ ...sc.app, max: 1, onnotice: () => {} });
-      try {
-        // postgres.js sends every statement with Parse/Bind/Execute, even without parameters.
-        await sql`SELECT create_distributed_table('t_ext', 'id')`;
-        const got = await sql<
-          { id: string }[]
-        >`SELECT get_shard_id_for_distribution_column('t_ext', ${7}) AS id`;
-        assert.match(got[0]!.id, /^\d+$/);
-      } finally {
-        await sql.end();
-      }
-      await usable(app, 31);
-    },
-  );
+  test('the API through the extended protocol (pgjdbc’s and postgres.js’s way) is answered as with the simple one', async () => {
+    await app.query('CREATE TABLE t_ext (id bigint, v text)');
+    // A misuse gets its own SQLSTATE, not "function create_distributed_table(unknown, unknown) does not exist".
+    await assert.rejects(
+      app.query('SELECT create_distributed_table($1, $2)', ['t_ext', 'nope']),
+      code('42703'),
+    );
+    await usable(app, 30);
+    const sql = postgres({ ...sc.app, max: 1, onnotice: () => {} });
+    try {
+      // postgres.js sends every statement with Parse/Bind/Execute, even without parameters.
+      await sql`SELECT create_distributed_table('t_ext', 'id')`;
+      const got = await sql<
+        { id: string }[]
+      >`SELECT get_shard_id_for_distribution_column('t_ext', ${7}) AS id`;
+      assert.match(got[0]!.id, /^\d+$/);
+    } finally {
+      await sql.end();
+    }
+    await usable(app, 31);
+  });
 
   /**
    * SIGKILL of the controller (and so of the proxy and the sharding service) while `table` is

@@ -8,7 +8,7 @@
  * sharding host. Made only for sessions of sharded databases.
  */
 import type { TypedFrame } from '../../protocol/framer.js';
-import { decodeParse, encodeFrontendMessage } from '../../protocol/frontend-messages.js';
+import { decodeDescribe, decodeParse, encodeFrontendMessage } from '../../protocol/frontend-messages.js';
 import type { decodeQuery } from '../../protocol/frontend-messages.js';
 import { buildErrorResponse } from '../../protocol/error-response.js';
 import { SqlState } from '../../protocol/sqlstate.js';
@@ -20,6 +20,8 @@ import { endsWithReadyForQuery, ownQuery } from './pending.js';
 import type { ServerLeg } from './server-leg.js';
 import { extendedReplies, hostBatch } from './host-extended.js';
 import { beginBatch, withParams } from './shard-extended.js';
+import { apiCallOf } from '../../sharding/api-call.js';
+import { encodeBackendMessage } from '../../protocol/backend-messages.js';
 import { protocolStatementName } from './statement-names.js';
 import { tagOf } from './statement-risk.js';
 import { renameParse } from '../rewrite.js';
@@ -40,6 +42,8 @@ const DATA_FREE: ReadonlySet<string> = new Set(['D', 'E', 'C', 'H', 'S', 'd', 'c
 
 const PINNED_GROUP =
   'this session keeps one server connection (session pooling, or session state such as temporary tables): statements on shards of other groups need transaction pooling';
+const PARSE_COMPLETE = encodeBackendMessage({ name: 'ParseComplete' });
+const TYPE_OIDS = { void: 2278, bigint: 20, text: 25 } as const;
 const API_EXTENDED =
   'a sharding function (create_distributed_table …) runs in the extended protocol as an unnamed Parse, Bind, Describe, Execute and Sync';
 const API_IN_TX = 'the sharding functions (create_distributed_table …) cannot run inside a transaction block';
@@ -125,11 +129,28 @@ export class ShardSteps {
       const q = this.s.queryOf(f);
       if (!q.ok) return 'go';
       text = q.value.query;
-    } else {
+    } else if (f.type === 'P') {
       const p = this.s.record.parseOf(f, this.s.analyzer);
-      if (!p.ok || p.value.statement !== '') return 'go';
+      if (!p.ok) return 'go';
+      // The unnamed statement's text is always tracked: its Binds are routed by it.
+      if (p.value.statement === '') this.unnamedText = p.value.query;
+      if (!this.sharding.isApi(p.value.query)) return 'go';
       text = p.value.query;
-    }
+      if (p.value.statement !== '') {
+        // A named statement of the call (postgres.js, a named node-postgres query): prepared here,
+        // described here, run when bound (below).
+        this.rememberStatement(p.value.statement, f);
+        this.s.inbox.shift();
+        this.s.replyInOrder(PARSE_COMPLETE);
+        return 'next';
+      }
+    } else if (f.type === 'B') {
+      const bound = boundText(this.s.record, f, this.unnamedText);
+      if (bound === null) return 'go';
+      text = bound;
+    } else if (f.type === 'D') {
+      return this.describeApi(f);
+    } else return 'go';
     if (!this.sharding.isApi(text)) return 'go';
     const leg = this.s.leg;
     if (this.s.tx.status !== 'I' || (leg !== null && !leg.idle)) {
@@ -146,6 +167,46 @@ export class ShardSteps {
       return this.refuse(f, SqlState.FEATURE_NOT_SUPPORTED, `${API_EXTENDED} (${batch.refused})`);
     this.s.inbox.splice(0, batch.count);
     this.s.waitFor(this.sharding.api(withParams(text, batch.params)).then((r) => extendedReplies(batch, r)));
+    return 'next';
+  }
+
+  /** A Describe of a named API statement prepared here: its parameters (text) and result column. */
+  private describeApi(f: TypedFrame): 'go' | 'next' {
+    const d = decodeDescribe(f.payload);
+    if (!d.ok || d.value.target !== 'statement' || d.value.targetName === '') return 'go';
+    const text = this.s.record.statements.get(d.value.targetName)?.text;
+    if (text === undefined || !this.sharding.isApi(text)) return 'go';
+    const n = Math.max(0, ...[...text.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
+    const parsed = apiCallOf(withParams(text, new Array<string>(n).fill('x')));
+    // A call the parser cannot read fully yet (its arguments come at Bind): named by its function.
+    const fn = /\bselect\s+(?:[a-z_]+\.)?([a-z_][a-z0-9_]*)\s*\(/i.exec(text)?.[1]?.toLowerCase();
+    const call = parsed?.ok
+      ? parsed
+      : fn === undefined
+        ? null
+        : { ok: true as const, call: { column: fn, returns: 'text' as const } };
+    this.s.inbox.shift();
+    this.s.replyInOrder(
+      encodeBackendMessage({ name: 'ParameterDescription', typeOids: new Array<number>(n).fill(25) }),
+    );
+    if (call !== null) {
+      this.s.replyInOrder(
+        encodeBackendMessage({
+          name: 'RowDescription',
+          fields: [
+            {
+              name: call.call.column,
+              tableOid: 0,
+              columnAttr: 0,
+              typeOid: TYPE_OIDS[call.call.returns],
+              typeSize: call.call.returns === 'bigint' ? 8 : call.call.returns === 'void' ? 4 : -1,
+              typeModifier: -1,
+              format: 0,
+            },
+          ],
+        }),
+      );
+    } else this.s.replyInOrder(encodeBackendMessage({ name: 'NoData' }));
     return 'next';
   }
 
@@ -255,7 +316,7 @@ export class ShardSteps {
   step(f: TypedFrame): 'go' | 'next' | 'wait' {
     if (!this.sharding.active) {
       // No table is sharded yet: only the API calls are the proxy's.
-      return f.type === 'Q' || f.type === 'P' ? this.apiStep(f) : 'go';
+      return f.type === 'Q' || f.type === 'P' || f.type === 'B' || f.type === 'D' ? this.apiStep(f) : 'go';
     }
     const held = this.s.leg;
     if (
@@ -279,7 +340,7 @@ export class ShardSteps {
       const q = this.s.queryOf(f);
       if (q.ok && this.deferTransactionControl(q.value.query)) return 'next';
     }
-    if (f.type === 'Q' || f.type === 'P') {
+    if (f.type === 'Q' || f.type === 'P' || f.type === 'B' || f.type === 'D') {
       const api = this.apiStep(f);
       if (api !== 'go') return api;
     }
