@@ -192,6 +192,35 @@ describe('sharding inside pgscale up: the guide’s users table over three group
     assert.equal(r.rows[0].name, 'Japan');
   });
 
+  test('citus_tables and citus_shards answer any SQL over them, as Citus’s views do', async () => {
+    const t = await app.query<{
+      table_name: string;
+      citus_table_type: string;
+      distribution_column: string;
+      shard_count: string;
+    }>(
+      'SELECT table_name::text, citus_table_type, distribution_column, shard_count FROM citus_tables ORDER BY 1',
+    );
+    assert.deepEqual(
+      t.rows.map((r) => [r.table_name, r.citus_table_type, r.distribution_column, Number(r.shard_count)]),
+      [
+        ['countries', 'reference', '<none>', 1],
+        ['users', 'distributed', 'user_id', 32],
+      ],
+    );
+    // Extended protocol, a WHERE on the regclass column, and the shards spread over the 3 groups.
+    const s = await app.query<{ n: string; ports: string }>(
+      "SELECT count(*)::text AS n, count(DISTINCT nodeport)::text AS ports FROM citus_shards WHERE table_name = 'users'::regclass",
+      [],
+    );
+    assert.equal(Number(s.rows[0]!.n), 32);
+    assert.equal(Number(s.rows[0]!.ports), 3);
+    const sized = await app.query<{ n: string }>(
+      "SELECT count(*)::text AS n FROM citus_shards WHERE shard_size > 0 AND shard_name LIKE 'users\\_%'",
+    );
+    assert.ok(Number(sized.rows[0]!.n) > 0, 'shard sizes come from the groups');
+  });
+
   test('API misuse gets an error naming the problem, and changes nothing', async () => {
     await assert.rejects(app.query("SELECT create_distributed_table('nosuch', 'id')"), code('42P01'));
     await app.query('CREATE TABLE events (id bigint, at timestamp)');

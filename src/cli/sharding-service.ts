@@ -21,6 +21,7 @@ import { ShardRouter } from '../proxy/shard-router.js';
 import { apiError, apiResult } from '../proxy/sharding.js';
 import type { DatabaseSharding, ShardingHost } from '../proxy/sharding.js';
 import { runApi } from '../sharding/api-run.js';
+import { runViewRead } from '../sharding/citus-views.js';
 import { isCatalogError, withGroups } from '../sharding/catalog.js';
 import { CatalogStore } from '../sharding/catalog-store.js';
 import { decideFromCatalog, pgGroupSession, recoverPrepared } from '../sharding/distribute.js';
@@ -158,6 +159,7 @@ export class ShardingService implements Service, ShardingHost {
    * tables' columns are read again before the reply, so the next INSERT naming no columns routes.
    */
   private host(work: EveryGroupWork, user: string): Promise<Buffer[]> {
+    if (work.kind === 'views') return this.views(work.sql, work.params ?? [], user);
     const run = this.queue.then(async () => {
       const catalogs = this.catalogs;
       if (!catalogs) return apiError('57P03', 'the sharding catalog is not loaded');
@@ -182,6 +184,31 @@ export class ShardingService implements Service, ShardingHost {
     return run.catch((e: unknown) =>
       apiError('XX000', `sharding: ${e instanceof Error ? e.message : String(e)}`),
     );
+  }
+
+  /** A read of citus_tables / citus_shards (citus-views.ts): not queued behind changes. */
+  private async views(sql: string, params: readonly (string | null)[], user: string): Promise<Buffer[]> {
+    const catalogs = this.catalogs;
+    if (!catalogs) return apiError('57P03', 'the sharding catalog is not loaded');
+    if (params.length > 0)
+      return apiError('0A000', 'citus_tables and citus_shards are read through pgscale without parameters');
+    try {
+      const opened = await this.openPgSessions(null);
+      try {
+        return await runViewRead(sql, user, {
+          catalog: catalogs.current,
+          sessions: opened.sessions,
+          node: (g) => {
+            const p = this.view.lastPrimary(Number(g));
+            return { name: p?.host ?? '', port: p?.port ?? 0 };
+          },
+        });
+      } finally {
+        await opened.close();
+      }
+    } catch (e) {
+      return apiError('XX000', `sharding: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
 
   /**

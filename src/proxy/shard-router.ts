@@ -18,6 +18,7 @@
  * The Citus API calls are run by the program that owns the proxy too (runApi).
  */
 import { apiCallOf } from '../sharding/api-call.js';
+import { isViewRead } from '../sharding/citus-views.js';
 import { hashRemainder } from '../sharding/hash.js';
 import { mayNameCatalogTable, resolveShards, shardKeyPlan, usesParams } from '../sharding/shard-plan.js';
 import type { KeyPlan, ShardRoute } from '../sharding/shard-plan.js';
@@ -85,6 +86,7 @@ export class ShardRouter implements DatabaseSharding {
   target(sql: string, params: readonly (ColumnValue | null)[] | null): ShardTarget {
     const catalog = this.catalog();
     if (catalog === null) return CATALOG_UNKNOWN;
+    if (isViewRead(sql)) return VIEWS_READ(sql);
     if (!mayNameCatalogTable(sql, catalog)) return this.localTarget(sql);
     const p = this.planned(sql, catalog);
     if (p.fixed !== null) return p.fixed === HOME ? this.localTarget(sql) : p.fixed;
@@ -125,6 +127,13 @@ export class ShardRouter implements DatabaseSharding {
     return none ? ANY : HOME;
   }
 }
+
+/** A read of citus_tables / citus_shards: the host answers it on group 0 with the views in front. */
+const VIEWS_READ = (sql: string): ShardTarget => ({
+  kind: 'host',
+  reason: 'a read of citus_tables or citus_shards',
+  work: { kind: 'views', sql },
+});
 
 const CATALOG_UNKNOWN: ShardTarget = {
   kind: 'refuse',

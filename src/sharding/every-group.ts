@@ -51,7 +51,9 @@ export type EveryGroupWork =
       readonly sql: string;
       readonly parts: readonly InsertPart[];
       readonly params?: readonly (string | null)[];
-    };
+    }
+  /** A read of Citus's views (citus-views.ts): group 0, the views in front (not run by runEveryGroup). */
+  | { readonly kind: 'views'; readonly sql: string; readonly params?: readonly (string | null)[] };
 
 /** A superuser session on a group's primary (node-postgres: its rows are read raw). */
 export interface PgGroupSession {
@@ -164,6 +166,7 @@ function tasksOf(work: EveryGroupWork, sessions: readonly PgGroupSession[]): Tas
       sql: work.sql,
       values: params === null ? null : [...params],
     }));
+  if (work.kind === 'views') throw new DistributeError('XX000', 'a read of the Citus views is not a write');
   return work.parts.map((p) => {
     const session = sessions.find((s) => s.group === p.group);
     if (session === undefined) throw new DistributeError('XX000', `group ${p.group} is not in the catalog`);
