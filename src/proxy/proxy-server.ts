@@ -36,8 +36,7 @@ import { loadTls } from './frontend/tls-context.js';
 import { PoolRegistry } from './pool-registry.js';
 import type { DatabaseResolver, DatabaseTarget } from './database-target.js';
 import type { ShardingHost } from './sharding.js';
-import type { SessionSharding } from './session/shard-target.js';
-import type { GroupReads } from './session/context.js';
+import { shardedSession } from './shard-pools.js';
 import { Analyzer } from '../sql/analyze.js';
 import type { HiddenCodeRegistry } from './backend/hidden-code.js';
 
@@ -73,7 +72,7 @@ export class ProxyServer implements FrontendHost, AdminView {
   /** The pools and what hangs off each (pool-registry.ts). */
   private readonly registry: PoolRegistry;
   /** Read routers, commit horizons and the pools that follow the topology (replica-sets.ts). */
-  private readonly replicaSets: ReplicaSets;
+  readonly replicaSets: ReplicaSets;
   /** HA runs: an unreachable primary makes its clients wait this long for a failover (ms). */
   holdOnUnreachableMs = 0;
   /** Statement analysis for read/write splitting (one cache shared by every session). */
@@ -414,7 +413,15 @@ export class ProxyServer implements FrontendHost, AdminView {
       (latest.replicas?.length ?? 0) > 0
         ? this.replicaSets.routerFor(req.database, latest, serverUser, creds, pool)
         : null;
-    const sharding = this.shardingOf(req.database, t, serverUser, creds);
+    const sharded = shardedSession(
+      this,
+      this.sharding,
+      req.database,
+      t,
+      serverUser,
+      creds,
+      mode === 'transaction',
+    );
     const session = new Session(
       // The client connection is the session's host: no object or closure per client for it.
       req.client,
@@ -432,79 +439,16 @@ export class ProxyServer implements FrontendHost, AdminView {
         horizon: (latest.replicas?.length ?? 0) > 0 ? this.replicaSets.horizonFor(latest, pool) : null,
         hiddenCode: mode === 'transaction' ? this.registry.hiddenCodeFor(pool) : null,
         group: String(t.group ?? 0),
-        sharding,
-        groupReads:
-          sharding && mode === 'transaction' ? this.groupReadsOf(req.database, serverUser, creds) : null,
+        sharding: sharded?.sharding ?? null,
+        groupReads: sharded?.groupReads ?? null,
       },
     );
     return { ok: true, session, params };
   }
 
-  /**
-   * A session's view of its database's shards: where a statement runs, and the primary pool of
-   * each group for this user (made on first use, following that group's primary). Null when the
-   * database is not sharded.
-   */
-  private shardingOf(
-    database: string,
-    home: DatabaseTarget,
-    user: string,
-    creds: LoginRequest['serverCreds'],
-  ): SessionSharding | null {
-    const host = this.sharding;
-    const db = host?.forDatabase(database) ?? null;
-    if (host === null || db === null) return null;
-    return {
-      get active() {
-        return db.active;
-      },
-      target: (sql, params) => db.target(sql, params),
-      isApi: (sql) => db.isApi(sql),
-      api: (sql) => db.api(sql, user),
-      host: (work) => db.host(work, user),
-      poolOf: (group) => {
-        const t = host.groupTarget(database, group) ?? home;
-        const p = this.poolFor(database, t, user, creds);
-        if (t.followsTopology) {
-          this.replicaSets.follow(
-            p,
-            { database, group: t.group ?? 0, t, user, creds },
-            this.holdOnUnreachableMs,
-          );
-        }
-        return p;
-      },
-    };
-  }
-
-  /**
-   * Read scaling on the groups of a sharded database other than its own: each group's primary
-   * pool for this user, its replicas' read router and its commit horizon (null without replicas).
-   */
-  private groupReadsOf(
-    database: string,
-    user: string,
-    creds: LoginRequest['serverCreds'],
-  ): (group: string) => GroupReads | null {
-    return (group) => {
-      const host = this.sharding;
-      const t = host?.groupTarget(database, group) ?? null;
-      if (t === null || !this.config.read_write_split || !this.analyzer) return null;
-      const pool = this.poolFor(database, t, user, creds);
-      if (t.followsTopology) {
-        this.replicaSets.follow(
-          pool,
-          { database, group: t.group ?? 0, t, user, creds },
-          this.holdOnUnreachableMs,
-        );
-      }
-      const latest = this.replicaSets.latest(pool, t);
-      if ((latest.replicas?.length ?? 0) === 0) return null;
-      return {
-        router: this.replicaSets.routerFor(database, latest, user, creds, pool),
-        horizon: this.replicaSets.horizonFor(latest, pool),
-      };
-    };
+  /** Read/write splitting is on and the statement analysis is loaded (shard-pools.ts). */
+  get readScaling(): boolean {
+    return this.config.read_write_split && this.analyzer !== null;
   }
 
   /** The whole topology: every group's pools follow that group's primary and replicas. */
