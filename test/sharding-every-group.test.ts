@@ -11,11 +11,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import pg from 'pg';
+import type pg from 'pg';
 import postgres from 'postgres';
-import { binarySets, cli, makeCluster, until } from './harness.js';
+import { binarySets } from './harness.js';
+import { upSharded } from './sharding-support.js';
+import type { ShardedCluster } from './sharding-support.js';
 import type { TestCluster } from './harness.js';
-import { readSecrets } from '../src/cluster/secrets.js';
 
 const bins = binarySets()[0]!;
 
@@ -26,40 +27,14 @@ describe('statements on every group through pgscale up (three groups, two-phase 
   let direct: pg.Client[] = [];
   const code = (c: string) => (e: { code?: string }) => e.code === c;
 
+  let sc: ShardedCluster;
+
   before(async () => {
-    tc = await makeCluster(bins, { groups: 3, replicas: 0 });
-    const up = await cli(['up', '-c', tc.file, '--detach'], tc.env);
-    assert.equal(up.code, 0, up.stderr + up.stdout);
-    const secrets = readSecrets(tc.cluster.dataDir)!;
-    appPassword = secrets.app;
-    app = await until('the proxy to accept app', async () => {
-      const c = new pg.Client({
-        host: '127.0.0.1',
-        port: tc.cluster.config.proxy.port,
-        user: 'app',
-        password: secrets.app,
-        database: 'app',
-      });
-      c.on('error', () => undefined);
-      try {
-        await c.connect();
-        return c;
-      } catch {
-        return null;
-      }
-    });
-    for (let g = 0; g < 3; g++) {
-      const node = tc.cluster.nodes().find((n) => n.group === g)!;
-      const c = new pg.Client({
-        host: '127.0.0.1',
-        port: node.port,
-        user: tc.cluster.config.postgres.superuser,
-        password: secrets.superuser,
-        database: 'app',
-      });
-      await c.connect();
-      direct.push(c);
-    }
+    sc = await upSharded(bins, { groups: 3, replicas: 0 });
+    tc = sc.tc;
+    appPassword = sc.app.password;
+    app = await sc.connectApp();
+    for (let g = 0; g < 3; g++) direct.push(await sc.connectGroup(g));
     await app.query('CREATE TABLE items (id bigint PRIMARY KEY, name text, qty int)');
     await app.query("INSERT INTO items SELECT g, 'item ' || g, g FROM generate_series(1, 60) g");
     await app.query("SELECT create_distributed_table('items', 'id')");
@@ -70,8 +45,7 @@ describe('statements on every group through pgscale up (three groups, two-phase 
     await app?.end().catch(() => undefined);
     for (const c of direct) await c.end().catch(() => undefined);
     direct = [];
-    await cli(['down', '-c', tc.file], tc.env);
-    await tc.cleanup();
+    await sc?.down();
   });
 
   /** `sql` on each group directly: the first column of the first row, per group. */

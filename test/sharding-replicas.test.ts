@@ -6,10 +6,11 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import pg from 'pg';
-import { binarySets, cli, makeCluster, until } from './harness.js';
+import type pg from 'pg';
+import { binarySets, until } from './harness.js';
+import { upSharded } from './sharding-support.js';
+import type { ShardedCluster } from './sharding-support.js';
 import type { TestCluster } from './harness.js';
-import { readSecrets } from '../src/cluster/secrets.js';
 
 const bins = binarySets()[0]!;
 
@@ -17,36 +18,16 @@ describe('sharding with standbys: reads of another group go to its standbys', ()
   let tc: TestCluster;
   let app: pg.Client;
 
+  let sc: ShardedCluster;
+
   before(async () => {
-    tc = await makeCluster(bins, { groups: 2, replicas: 1 });
-    const up = await cli(['up', '-c', tc.file, '--detach'], tc.env);
-    assert.equal(up.code, 0, up.stderr + up.stdout);
-    const secrets = readSecrets(tc.cluster.dataDir)!;
-    app = await until(
-      'the proxy to accept app',
-      async () => {
-        const c = new pg.Client({
-          host: '127.0.0.1',
-          port: tc.cluster.config.proxy.port,
-          user: 'app',
-          password: secrets.app,
-          database: 'app',
-        });
-        c.on('error', () => undefined);
-        try {
-          await c.connect();
-          return c;
-        } catch {
-          return null;
-        }
-      },
-      30_000,
-    );
+    sc = await upSharded(bins, { groups: 2, replicas: 1 });
+    tc = sc.tc;
+    app = await sc.connectApp();
   });
   after(async () => {
     await app?.end().catch(() => undefined);
-    await cli(['down', '-c', tc.file], tc.env);
-    await tc.cleanup();
+    await sc?.down();
   });
 
   test('a key on group 1 is read from group 1’s standby, never older than the client’s own write', async () => {
