@@ -14,6 +14,7 @@
  * is not understood pins nothing, so the statement then needs every group (never a wrong group).
  * Pure, no I/O.
  */
+import { conjuncts } from '../sql/where-equalities.js';
 import { isObj, unwrap, type Obj } from '../sql/tree-nodes.js';
 import { anyArrayOf, keySourceOf, listOf, type KeySet, type KeySource } from './key-source.js';
 import { classifyCall, sqlValueCall } from './plan-functions.js';
@@ -451,23 +452,6 @@ function better(a: KeySet | null, b: KeySet | null): KeySet | null {
   if (a === null) return b;
   if (b === null) return a;
   return rank(b) < rank(a) ? b : a;
-}
-
-/** The top-level AND conjuncts of an expression, nested ANDs flattened. */
-export function conjuncts(where: unknown): unknown[] {
-  const out: unknown[] = [];
-  const stack: unknown[] = [where];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    const n = unwrap(v);
-    if (n !== null && n[0] === 'BoolExpr' && n[1].boolop === 'AND_EXPR' && Array.isArray(n[1].args)) {
-      const args = n[1].args as unknown[];
-      for (let i = args.length - 1; i >= 0; i--) stack.push(args[i]);
-    } else {
-      out.push(v);
-    }
-  }
-  return out;
 }
 
 function operatorName(name: unknown): string | null {

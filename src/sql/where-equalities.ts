@@ -94,7 +94,7 @@ function collectFrom(item: unknown, rels: FromRel[]): boolean {
 }
 
 /** The top-level AND conjuncts of an expression, nested ANDs flattened. */
-function conjuncts(where: unknown): unknown[] {
+export function conjuncts(where: unknown): unknown[] {
   const out: unknown[] = [];
   const stack: unknown[] = [where];
   while (stack.length > 0) {
