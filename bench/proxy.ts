@@ -26,6 +26,7 @@ import { startServer } from './server.js';
 import type { BenchServer, ServerInfo } from './server.js';
 import { ALL_TARGETS, DEFAULT_TARGETS, pgbouncerVersion, pgscaleAt } from './targets.js';
 import type { Running, Target } from './targets.js';
+import { int } from './options.js';
 
 const USAGE = `Usage: npm run bench:proxy -- [options]
        node --import tsx bench/proxy.ts [options]
@@ -79,13 +80,6 @@ function list<T extends string>(v: string | undefined, allowed: readonly T[], de
       throw new Error(`--${what}: unknown "${i}" (accepted: ${allowed.join(', ')})`);
   }
   return items as T[];
-}
-
-function int(v: string | undefined, def: number, what: string, min = 0): number {
-  if (v === undefined) return def;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${what}: expected an integer ≥ ${min}, got "${v}"`);
-  return n;
 }
 
 function parseOptions(argv: string[]): Options | null {

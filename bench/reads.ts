@@ -30,6 +30,7 @@ import type { NodeRow, ReadProxy } from './read-proxy.js';
 import { classificationFigures } from './reads-classify.js';
 import { levelsTable, runLevels, summarizeLevels } from './reads-levels.js';
 import type { ClassificationFigures } from './reads-classify.js';
+import { int } from './options.js';
 
 const USAGE = `Usage: npm run bench:reads -- [options]
        node --import tsx bench/reads.ts [options]
@@ -89,13 +90,6 @@ const WARMUP_S = 3;
  * its last report flushes its counters only 10 s later (PGSTAT_IDLE_INTERVAL, PostgreSQL ≥ 15).
  */
 const STATS_SETTLE_MS = 11_000;
-
-function int(v: string | undefined, def: number, what: string, min = 0): number {
-  if (v === undefined) return def;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${what}: expected an integer ≥ ${min}, got "${v}"`);
-  return n;
-}
 
 function levelsOption(v: string | undefined): string[] {
   if (v === undefined) return [];
@@ -370,7 +364,9 @@ function perRoundTargets(runs: readonly RunRecord[]): string[] {
     ['proxy-0', 0.95],
     ['proxy-2', 2.7],
   ].map(([config, want]) => {
-    const ratios = rounds.map((r) => tps(r, config as string) / Math.max(tps(r, 'direct'), tps(r, 'direct-third')));
+    const ratios = rounds.map(
+      (r) => tps(r, config as string) / Math.max(tps(r, 'direct'), tps(r, 'direct-third')),
+    );
     const met = ratios.every((x) => x >= (want as number));
     return `target: ${config} >= ${want} x the primary alone at its better client count, in every round: ${ratios.map(f2).join(', ')} -> ${met ? 'met' : 'NOT met'}`;
   });
@@ -757,7 +753,10 @@ async function levelsMain(
   ];
   process.stdout.write(out.join('\n') + '\n');
   if (o.json) {
-    writeFileSync(o.json, JSON.stringify({ meta: { ...meta, command, options: o }, runs, summary }, null, 2) + '\n');
+    writeFileSync(
+      o.json,
+      JSON.stringify({ meta: { ...meta, command, options: o }, runs, summary }, null, 2) + '\n',
+    );
     log(`wrote ${o.json}`);
   }
   await cluster.stop();

@@ -29,6 +29,7 @@ import { startWritesCluster } from './writes-cluster.js';
 import type { GroupPrimary, WritesCluster } from './writes-cluster.js';
 import { CONFIGS, PHASES, report, summarize } from './writes-report.js';
 import type { Config, Options, RunRecord } from './writes-report.js';
+import { int } from './options.js';
 
 const USAGE = `Usage: npm run bench:writes -- [options]
        node --import tsx bench/writes.ts [options]
@@ -58,13 +59,6 @@ const USAGE = `Usage: npm run bench:writes -- [options]
 const WARMUP_S = 3;
 /** Seconds the controller's CPU is sampled with no load, to subtract its background work. */
 const IDLE_S = 3;
-
-function int(v: string | undefined, def: number, what: string, min = 0): number {
-  if (v === undefined) return def;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${what}: expected an integer ≥ ${min}, got "${v}"`);
-  return n;
-}
 
 function parseOptions(argv: string[]): Options | null {
   const { values } = parseArgs({
