@@ -15,6 +15,7 @@ import type { TestCluster } from './harness.js';
 import { readSecrets } from '../src/cluster/secrets.js';
 import { findFreePortBlock } from '../src/cluster/ports.js';
 import { ProxyServer } from '../src/proxy/proxy-server.js';
+import { apiError } from '../src/proxy/sharding.js';
 import type { DatabaseSharding, ShardingHost } from '../src/proxy/proxy-server.js';
 import { databasesResolver } from '../src/proxy/resolver.js';
 import { proxyConfig } from './proxy-harness.js';
@@ -55,6 +56,7 @@ function fakeSharding(): DatabaseSharding & {
       return { kind: 'any' };
     },
     isApi: (sql) => /^select fake_api\(/i.test(sql),
+    copyIn: () => Promise.resolve({ ok: false, replies: apiError('0A000', 'no COPY in this test') }),
     api(sql) {
       apiCalls.push(sql);
       return Promise.resolve([

@@ -27,6 +27,8 @@ import { CatalogStore } from '../sharding/catalog-store.js';
 import { decideFromCatalog, pgGroupSession, recoverPrepared } from '../sharding/distribute.js';
 import type { GroupSession } from '../sharding/distribute.js';
 import { runEveryGroup } from '../sharding/every-group.js';
+import { startCopyIn } from '../sharding/copy-in.js';
+import type { CopyInStart, CopyInWork } from '../sharding/copy-in.js';
 import type { EveryGroupWork, PgGroupSession } from '../sharding/every-group.js';
 import { writeDecisions } from '../sharding/every-group-2pc.js';
 import { relKey } from '../sharding/types.js';
@@ -44,6 +46,8 @@ export class ShardingService implements Service, ShardingHost {
   private readonly app: string;
   /** Each distributed table's columns in order, read from group 0 whenever the catalog changes. */
   private columns = new Map<string, readonly string[]>();
+  /** The same without generated columns: what COPY without a column list takes. */
+  private copyColumns = new Map<string, readonly string[]>();
   /** The catalog version `columns` was read for. */
   private columnsVersion = -1;
 
@@ -61,6 +65,8 @@ export class ShardingService implements Service, ShardingHost {
       (sql, user) => this.api(sql, user),
       (t) => this.columns.get(relKey(t.rel)) ?? null,
       (work, user) => this.host(work, user),
+      (work, user) => this.copyIn(work, user),
+      (t) => this.copyColumns.get(relKey(t.rel)) ?? null,
     );
   }
 
@@ -186,6 +192,22 @@ export class ShardingService implements Service, ShardingHost {
     );
   }
 
+  /**
+   * A COPY … FROM STDIN split by row (sharding/copy-in.ts). Not queued behind the API calls: it
+   * changes no catalog, and PostgreSQL's locks on each group order it with DDL there.
+   */
+  private copyIn(work: CopyInWork, user: string): Promise<CopyInStart> {
+    return startCopyIn(work, user, {
+      catalog: () => this.catalogs?.current ?? null,
+      openSessions: (groups) => this.openPgSessions(groups),
+      onPending: (groups) =>
+        this.logger.warn(
+          { groups },
+          `sharding: a COPY on several groups committed; groups ${groups.join(', ')} finish at recovery`,
+        ),
+    });
+  }
+
   /** A read of citus_tables / citus_shards (citus-views.ts): not queued behind changes. */
   private async views(sql: string, params: readonly (string | null)[], user: string): Promise<Buffer[]> {
     const catalogs = this.catalogs;
@@ -220,6 +242,7 @@ export class ShardingService implements Service, ShardingHost {
     if (!catalog || (!force && catalog.version === this.columnsVersion)) return;
     const tables = [...catalog.tables.values()];
     const next = new Map<string, readonly string[]>();
+    const nextCopy = new Map<string, readonly string[]>();
     if (tables.length > 0) {
       const primary = this.view.lastPrimary(0);
       if (!primary) throw new Error('group 0 has no primary right now');
@@ -234,20 +257,25 @@ export class ShardingService implements Service, ShardingHost {
       c.on('error', () => undefined);
       try {
         await c.connect();
-        const r = await c.query<{ schema: string; name: string; columns: string[] }>(
-          `SELECT n.nspname AS schema, c.relname AS name, array_agg(a.attname::text ORDER BY a.attnum) AS columns
+        const r = await c.query<{ schema: string; name: string; columns: string[]; copy: string[] }>(
+          `SELECT n.nspname AS schema, c.relname AS name, array_agg(a.attname::text ORDER BY a.attnum) AS columns,
+                  coalesce(array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.attgenerated = ''), '{}') AS copy
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
              JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
             WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))
             GROUP BY 1, 2`,
           [tables.map((t) => t.rel.schema), tables.map((t) => t.rel.name)],
         );
-        for (const row of r.rows) next.set(relKey({ schema: row.schema, name: row.name }), row.columns);
+        for (const row of r.rows) {
+          next.set(relKey({ schema: row.schema, name: row.name }), row.columns);
+          nextCopy.set(relKey({ schema: row.schema, name: row.name }), row.copy);
+        }
       } finally {
         await c.end().catch(() => undefined);
       }
     }
     this.columns = next;
+    this.copyColumns = nextCopy;
     this.columnsVersion = catalog.version;
     this.router.columnsChanged();
   }

@@ -3,9 +3,28 @@ import assert from 'node:assert/strict';
 import { leastLoaded } from './read-router.js';
 
 test('leastLoaded picks the target with the least load per unit of weight', () => {
-  assert.equal(leastLoaded([{ load: 3, weight: 1 }, { load: 1, weight: 1 }, { load: 2, weight: 1 }], 0), 1);
+  assert.equal(
+    leastLoaded(
+      [
+        { load: 3, weight: 1 },
+        { load: 1, weight: 1 },
+        { load: 2, weight: 1 },
+      ],
+      0,
+    ),
+    1,
+  );
   // (4 + 1) / 2 = 2.5 beats (2 + 1) / 1 = 3: a heavier weight takes more load.
-  assert.equal(leastLoaded([{ load: 2, weight: 1 }, { load: 4, weight: 2 }], 0), 1);
+  assert.equal(
+    leastLoaded(
+      [
+        { load: 2, weight: 1 },
+        { load: 4, weight: 2 },
+      ],
+      0,
+    ),
+    1,
+  );
 });
 
 test('leastLoaded lets equal targets take turns from the given start', () => {
@@ -21,7 +40,16 @@ test('leastLoaded lets equal targets take turns from the given start', () => {
 });
 
 test('leastLoaded never picks a weight of 0 and says -1 when nothing can be picked', () => {
-  assert.equal(leastLoaded([{ load: 0, weight: 0 }, { load: 9, weight: 1 }], 0), 1);
+  assert.equal(
+    leastLoaded(
+      [
+        { load: 0, weight: 0 },
+        { load: 9, weight: 1 },
+      ],
+      0,
+    ),
+    1,
+  );
   assert.equal(leastLoaded([{ load: 0, weight: 0 }], 0), -1);
   assert.equal(leastLoaded([], 3), -1);
 });

@@ -200,6 +200,7 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
         return;
       }
       const shard = this.shard;
+      if (shard !== null && shard.copyStep(f)) continue;
       if (shard?.skipToSync) {
         shard.skip(f);
         continue;
@@ -343,6 +344,12 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
   switchServer(outsideTx: boolean): boolean {
     return this.hold.switchToPrimary(outsideTx);
   }
+  holdClient(): void {
+    this.host.pauseReading(ReadPause.serverBusy);
+  }
+  releaseClient(): void {
+    this.host.resumeReading(ReadPause.serverBusy);
+  }
   end(fatal: Buffer): void {
     this.inbox = [];
     this.flushClient();
@@ -435,6 +442,7 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.shard?.close();
     if (this.opts.listeners) for (const ch of this.record.channels) this.opts.listeners.unsubscribe(ch, this);
     this.inbox = [];
     this.sink.clear();

@@ -11,13 +11,17 @@
  * - writes to reference tables, DDL on distributed or reference tables, multi-row INSERTs split
  *   by group → 'host': the program that owns the proxy runs them on every group concerned with
  *   two-phase commit (runHost; sharding/every-group.ts);
- * - what else needs several groups (scatter-gather reads, COPY into a reference table) → refused
+ * - COPY … FROM STDIN into a distributed or reference table → 'copy': the host splits its rows
+ *   by group (sharding/copy-in.ts);
+ * - what else needs several groups (scatter-gather reads) → refused
  *   with 0A000 naming the reason until the executor for it exists (issue #16), never a partial
  *   answer.
  *
  * The Citus API calls are run by the program that owns the proxy too (runApi).
  */
 import { apiCallOf } from '../sharding/api-call.js';
+import { forced } from '../sharding/copy-options.js';
+import type { CopyInStart, CopyInWork } from '../sharding/copy-in.js';
 import { isViewRead } from '../sharding/citus-views.js';
 import { hashRemainder } from '../sharding/hash.js';
 import { mayNameCatalogTable, resolveShards, shardKeyPlan, usesParams } from '../sharding/shard-plan.js';
@@ -59,6 +63,14 @@ export class ShardRouter implements DatabaseSharding {
     /** Runs a statement on several groups for a user: its replies (ending with ReadyForQuery). */
     private readonly runHost: (work: EveryGroupWork, user: string) => Promise<Buffer[]> = () =>
       Promise.resolve(apiError('0A000', 'statements on several groups are not supported here')),
+    /** Starts a COPY … FROM STDIN split by row (sharding/copy-in.ts). */
+    private readonly runCopy: (work: CopyInWork, user: string) => Promise<CopyInStart> = () =>
+      Promise.resolve({
+        ok: false,
+        replies: apiError('0A000', 'COPY into catalog tables is not supported here'),
+      }),
+    /** A table's columns as COPY without a column list takes them (generated columns left out). */
+    private readonly copyColumnsOf: ColumnsOf = () => null,
   ) {}
 
   /** The tables' columns changed (plans made without them are dropped). */
@@ -83,6 +95,10 @@ export class ShardRouter implements DatabaseSharding {
     return this.runHost(work, user);
   }
 
+  copyIn(work: CopyInWork, user: string): Promise<CopyInStart> {
+    return this.runCopy(work, user);
+  }
+
   target(sql: string, params: readonly (ColumnValue | null)[] | null): ShardTarget {
     const catalog = this.catalog();
     if (catalog === null) return CATALOG_UNKNOWN;
@@ -94,7 +110,7 @@ export class ShardRouter implements DatabaseSharding {
     const route = resolveShards(p.plan, params ?? [], (type, value, modulus) =>
       hashRemainder(type, value, modulus),
     );
-    const t = targetOf(route, sql);
+    const t = targetOf(route, sql, this.copyColumnsOf);
     return t === HOME ? this.localTarget(sql) : t;
   }
 
@@ -106,7 +122,12 @@ export class ShardRouter implements DatabaseSharding {
       version: catalog.version,
       plan,
       // Transaction control and settings (neutral) follow the session, wherever it is.
-      fixed: plan.kind === 'fixed' ? (plan.neutral === true ? ANY : targetOf(plan.route, sql)) : null,
+      fixed:
+        plan.kind === 'fixed'
+          ? plan.neutral === true
+            ? ANY
+            : targetOf(plan.route, sql, this.copyColumnsOf)
+          : null,
       usesParams: usesParams(plan),
     };
     if (plan.kind !== 'fixed' || plan.cacheable) this.plans.set(sql, p);
@@ -142,7 +163,7 @@ const CATALOG_UNKNOWN: ShardTarget = {
 };
 
 /** The session's target for a planner's route of statement `sql`. */
-function targetOf(r: ShardRoute, sql: string): ShardTarget {
+function targetOf(r: ShardRoute, sql: string, copyColumnsOf: ColumnsOf): ShardTarget {
   switch (r.kind) {
     case 'local':
       return HOME;
@@ -152,8 +173,9 @@ function targetOf(r: ShardRoute, sql: string): ShardTarget {
       return ANY;
     case 'error':
       return { kind: 'refuse', sqlstate: r.sqlstate, message: r.message };
+    case 'copy-in':
+      return copyTarget(r, sql, copyColumnsOf);
     case 'all':
-      if (r.copy === true) return notYet(`${r.reason}: it must run on every group at once`);
       return {
         kind: 'host',
         reason: r.reason,
@@ -172,6 +194,48 @@ function targetOf(r: ShardRoute, sql: string): ShardTarget {
     case 'multi':
       return notYet(r.reason);
   }
+}
+
+type ColumnsOf = (t: DistributedTable) => readonly string[] | null;
+
+/** COPY … FROM STDIN into a catalog table: split by the host, where its distribution column is among its columns. */
+function copyTarget(
+  r: Extract<ShardRoute, { kind: 'copy-in' }>,
+  sql: string,
+  copyColumnsOf: ColumnsOf,
+): ShardTarget {
+  const t = r.table;
+  const refuse = (message: string): ShardTarget => ({
+    kind: 'refuse',
+    sqlstate: SqlState.FEATURE_NOT_SUPPORTED,
+    message,
+  });
+  const columns = r.columns ?? copyColumnsOf(t);
+  if (columns === null) return refuse(`COPY into "${t.rel.name}": its columns are not known yet; try again`);
+  let keyIndex: number | null = null;
+  if (t.kind === 'distributed') {
+    keyIndex = columns.indexOf(t.column ?? '');
+    if (keyIndex < 0)
+      return refuse(
+        `COPY into distributed table "${t.rel.name}" must give its distribution column "${t.column ?? ''}"`,
+      );
+  }
+  const column = t.column ?? '';
+  return {
+    kind: 'copy',
+    reason: `COPY into ${t.kind} table "${t.rel.name}"`,
+    work: {
+      sql,
+      table: t,
+      options: r.options,
+      keyIndex,
+      keyForced: {
+        notNull: forced(r.options.forceNotNull, column),
+        null: forced(r.options.forceNull, column),
+      },
+      columnCount: columns.length,
+    },
+  };
 }
 
 function notYet(reason: string): ShardTarget {

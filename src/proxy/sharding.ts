@@ -6,6 +6,7 @@
 import { encodeBackendMessage } from '../protocol/backend-messages.js';
 import { buildErrorResponse } from '../protocol/error-response.js';
 import type { EveryGroupWork } from '../sharding/every-group.js';
+import type { CopyInStart, CopyInWork } from '../sharding/copy-in.js';
 import type { ColumnValue } from '../sharding/types.js';
 import { commandComplete, readyForQuery } from './rewrite.js';
 import type { DatabaseTarget } from './database-target.js';
@@ -23,6 +24,8 @@ export interface DatabaseSharding {
   api(sql: string, user: string): Promise<Buffer[]>;
   /** Runs a statement on several groups for `user` (a 'host' target): replies as api()'s. */
   host(work: EveryGroupWork, user: string): Promise<Buffer[]>;
+  /** Starts a COPY … FROM STDIN split by row for `user` (a 'copy' target). */
+  copyIn(work: CopyInWork, user: string): Promise<CopyInStart>;
 }
 
 export interface ShardingHost {

@@ -22,8 +22,11 @@ export interface GroupSession {
    * stream before its end abandons the rest (the session stays usable).
    */
   copyOut(sql: string): Readable;
-  /** Runs `COPY … FROM STDIN` with `data`; resolves with the rows the server counted. */
-  copyIn(sql: string, data: AsyncIterable<Buffer>): Promise<number>;
+  /**
+   * Runs `COPY … FROM STDIN` with `data`; resolves with the rows the server counted. `onStart`
+   * is called when the server is ready for data (an error before that rejects the promise).
+   */
+  copyIn(sql: string, data: AsyncIterable<Buffer>, onStart?: () => void): Promise<number>;
 }
 
 /** What node-postgres passes to a Submittable: its Connection (only these parts are used). */
@@ -126,6 +129,7 @@ class CopyInQuery {
   constructor(
     private readonly sql: string,
     private readonly data: AsyncIterable<Buffer>,
+    private readonly onStart?: () => void,
   ) {
     this.done = new Promise<number>((res, rej) => {
       this.resolve = res;
@@ -139,6 +143,7 @@ class CopyInQuery {
 
   handleCopyInResponse(connection: PgConnection): void {
     this.started = true;
+    this.onStart?.();
     void this.pump(connection.stream);
   }
 
@@ -214,6 +219,6 @@ export function pgGroupSession(group: string, client: pg.Client): GroupSession {
     group,
     client: client,
     copyOut: (sql) => submit(new CopyOutQuery(sql)),
-    copyIn: (sql, data) => submit(new CopyInQuery(sql, data)).done,
+    copyIn: (sql, data, onStart) => submit(new CopyInQuery(sql, data, onStart)).done,
   };
 }

@@ -250,7 +250,10 @@ async function statementResults(
  * The copies of each written reference table are still equal on every group (the statement
  * computed the same values everywhere), checked inside the transactions before PREPARE.
  */
-async function compareCopies(sessions: readonly PgGroupSession[], tables: readonly RelName[]): Promise<void> {
+export async function compareCopies(
+  sessions: readonly PgGroupSession[],
+  tables: readonly RelName[],
+): Promise<void> {
   for (const rel of tables) {
     const q = `${quoteIdent(rel.schema)}.${quoteIdent(rel.name)}`;
     const sums = await Promise.all(
@@ -318,7 +321,7 @@ function reply(work: EveryGroupWork, results: readonly StatementResult[][]): Buf
 }
 
 /** An error reply: PostgreSQL's own (SQLSTATE, message, detail) or the executor's. */
-function errorOf(e: unknown): Buffer {
+export function errorOf(e: unknown): Buffer {
   if (e instanceof DistributeError) return buildErrorResponse('ERROR', e.sqlstate, e.message, e.detail);
   const err = e as { code?: unknown; message?: unknown; detail?: unknown };
   if (typeof err.code === 'string' && /^[0-9A-Z]{5}$/.test(err.code)) {

@@ -2,8 +2,9 @@
  * Routing of statements other than queries (shard-plan.ts handles SELECT, INSERT, UPDATE,
  * DELETE, MERGE, EXPLAIN and DECLARE): DDL on a distributed or reference table reaches every
  * group (the executor runs it atomically, with two-phase commit); DDL that would change a
- * distribution column is refused as Citus refuses it; COPY and the statements this part does not
- * handle on catalog tables are refused with the reason. A statement naming no catalog table stays
+ * distribution column is refused as Citus refuses it; COPY … FROM STDIN into a catalog table is
+ * split by row (copy-in.ts); the statements this part does not handle on catalog tables are
+ * refused with the reason. A statement naming no catalog table stays
  * local (group 0). Index names are not in the catalog: `DROP INDEX i` goes to the host, which
  * finds its table (every group for a catalog table's index, group 0 otherwise); `DROP INDEX
  * CONCURRENTLY` stays local (docs/sharding.md). Pure, no I/O.
@@ -12,6 +13,7 @@ import { isObj, unwrap, type Obj } from '../sql/tree-nodes.js';
 import { mayNameCatalogTable } from './catalog-names.js';
 import type { Analysis } from './plan-analysis.js';
 import type { KeyPlan, ShardRoute } from './shard-plan.js';
+import { copyOptionsOf } from './copy-options.js';
 
 /** DDL that the executor runs on every group when it names a catalog table. */
 const EVERY_GROUP = new Set([
@@ -155,25 +157,40 @@ function copy(body: Obj, a: Analysis, decide: (a: Analysis) => KeyPlan): KeyPlan
   }
   if (!isObj(body.relation)) return plan({ kind: 'local' }, false);
   const o = a.occurrence(body.relation, body.is_from === true);
-  if (o.kind === 'distributed') {
-    return plan(
-      {
-        kind: 'multi',
-        groups: a.catalog.groups,
-        reason:
-          body.is_from === true
-            ? `COPY into distributed table "${o.name}" is split by row, not routed as one statement`
-            : `COPY of the whole distributed table "${o.name}" needs every group`,
-      },
-      body.is_from === true,
+  if (o.kind !== 'distributed' && o.kind !== 'reference')
+    return plan({ kind: 'local' }, body.is_from === true);
+  if (body.is_from !== true) {
+    return o.kind === 'reference'
+      ? plan({ kind: 'reference-read' }, false)
+      : plan(
+          {
+            kind: 'multi',
+            groups: a.catalog.groups,
+            reason: `COPY of the whole distributed table "${o.name}" needs every group`,
+          },
+          false,
+        );
+  }
+  const table = a.tableOf(body.relation);
+  const refuse = (why: string) =>
+    plan(
+      { kind: 'error', sqlstate: '0A000', message: `COPY into ${o.kind} table "${o.name}": ${why}` },
+      true,
     );
-  }
-  if (o.kind === 'reference') {
-    return body.is_from === true
-      ? plan({ kind: 'all', reason: `COPY into reference table "${o.name}"`, copy: true }, true)
-      : plan({ kind: 'reference-read' }, false);
-  }
-  return plan({ kind: 'local' }, body.is_from === true);
+  if (table === null) return refuse('the table is not in the catalog');
+  if (typeof body.filename === 'string' || body.is_program === true)
+    return refuse(
+      'the proxy splits rows sent with COPY … FROM STDIN only (psql: \\copy), not a file or program on the server',
+    );
+  const options = copyOptionsOf(body);
+  if ('refused' in options) return refuse(`${options.refused} is not supported`);
+  const columns = Array.isArray(body.attlist)
+    ? (body.attlist as unknown[]).map((c) => {
+        const s = unwrap(c);
+        return s !== null && typeof s[1].sval === 'string' ? s[1].sval : '';
+      })
+    : null;
+  return plan({ kind: 'copy-in', table, columns, options }, true);
 }
 
 /** DROP TABLE/VIEW/… lists names, not RangeVars: look each one up. */

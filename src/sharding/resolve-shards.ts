@@ -253,6 +253,9 @@ export function combine(routes: readonly ShardRoute[], groups: readonly string[]
   for (const r of routes) {
     if (r.kind === 'error') return r;
     if (r.kind === 'multi') return r;
+    if (r.kind === 'copy-in') {
+      return { kind: 'multi', groups, reason: 'a COPY among other statements of one query' };
+    }
     if (r.kind === 'split-insert') {
       return {
         kind: 'multi',

@@ -227,8 +227,20 @@ test('DDL on catalog tables reaches every group; the distribution column cannot 
     message: 'LOCK on reference table "countries" is not supported yet',
   });
   assert.deepEqual(route('CREATE VIEW v AS SELECT * FROM countries'), { kind: 'local' });
-  assert.equal(kind(route('COPY users FROM STDIN')), 'multi');
-  assert.equal(kind(route('COPY countries FROM STDIN')), 'all');
+  const copyUsers = route('COPY users (name, id) FROM STDIN (FORMAT csv, FORCE_NULL (id))');
+  assert.equal(kind(copyUsers), 'copy-in');
+  if (copyUsers.kind === 'copy-in') {
+    assert.deepEqual(copyUsers.columns, ['name', 'id']);
+    assert.equal(copyUsers.table.column, 'id');
+    assert.equal(copyUsers.options.format, 'csv');
+    assert.deepEqual(copyUsers.options.forceNull, ['id']);
+  }
+  const copyCountries = route('COPY countries FROM STDIN');
+  assert.equal(kind(copyCountries), 'copy-in');
+  assert.equal(copyCountries.kind === 'copy-in' ? copyCountries.columns : 'x', null);
+  assert.equal(kind(route('COPY users TO STDOUT')), 'multi');
+  assert.equal(kind(route("COPY users FROM '/tmp/x'")), 'error 0A000');
+  assert.equal(kind(route("COPY users FROM STDIN (ENCODING 'LATIN1')")), 'error 0A000');
   assert.deepEqual(route('COPY countries TO STDOUT'), { kind: 'reference-read' });
   assert.deepEqual(route('COPY (SELECT * FROM users WHERE id = 2) TO STDOUT'), one('0', USERS_FIRST + 2));
 });

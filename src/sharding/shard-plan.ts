@@ -24,6 +24,7 @@ import type { KeySet, KeySource } from './key-source.js';
 import { Analysis, type Occurrence, type Refusal } from './plan-analysis.js';
 import type { InsertRows } from './plan-insert.js';
 import { planUtility } from './plan-utility.js';
+import type { CopyOptions } from './copy-options.js';
 import type { Catalog, Colocation, DistributedTable, DistType, RelName } from './types.js';
 
 export type ShardRoute =
@@ -35,15 +36,24 @@ export type ShardRoute =
   | { readonly kind: 'reference-read' }
   /**
    * A write to a reference table or DDL on a catalog table: every group, atomically. `written`:
-   * the reference tables a write changes (absent for DDL); `copy`: COPY … FROM STDIN.
+   * the reference tables a write changes (absent for DDL).
    */
   | {
       readonly kind: 'all';
       readonly reason: string;
       readonly written?: readonly RelName[];
-      readonly copy?: boolean;
       /** DROP INDEX: every group when the index is on a catalog table, else group 0 only. */
       readonly dropIndex?: boolean;
+    }
+  /**
+   * COPY … FROM STDIN into a distributed table (each row to its shard's group) or a reference
+   * table (every row to every group): `columns` as the statement lists them (null: all).
+   */
+  | {
+      readonly kind: 'copy-in';
+      readonly table: DistributedTable;
+      readonly columns: readonly string[] | null;
+      readonly options: CopyOptions;
     }
   /** A multi-row INSERT whose rows belong to several groups: one INSERT per group. */
   | { readonly kind: 'split-insert'; readonly parts: readonly InsertPart[] }

@@ -5,7 +5,7 @@
  * on another group fails it (0A000) as an error in PostgreSQL would; BEGIN is held back until the
  * transaction's first statement, so the transaction runs on that statement's group; the Citus API
  * calls, and statements on several groups outside transaction blocks, are answered by the
- * sharding host. Made only for sessions of sharded databases.
+ * sharding host; so is COPY … FROM STDIN into a catalog table (shard-copy.ts). Made only for sessions of sharded databases.
  */
 import type { TypedFrame } from '../../protocol/framer.js';
 import { decodeDescribe, decodeParse, encodeFrontendMessage } from '../../protocol/frontend-messages.js';
@@ -27,6 +27,7 @@ import { tagOf } from './statement-risk.js';
 import { renameParse } from '../rewrite.js';
 import { HOME, bindAfter, bindParams, boundText } from './shard-target.js';
 import type { SessionSharding, ShardTarget } from './shard-target.js';
+import { ShardCopy } from './shard-copy.js';
 
 const NO_PARAMS: readonly never[] = [];
 const CROSS_GROUP =
@@ -40,6 +41,8 @@ const ABORTED = 'current transaction is aborted, commands ignored until end of t
 /** Messages that never decide a transaction's group: they follow what came before them. */
 const DATA_FREE: ReadonlySet<string> = new Set(['D', 'E', 'C', 'H', 'S', 'd', 'c', 'f']);
 
+const HELD_COPY =
+  'a transaction block that ran a COPY into a sharded table can only end (COMMIT or ROLLBACK): its other statements would need a transaction on several groups';
 const PINNED_GROUP =
   'this session keeps one server connection (session pooling, or session state such as temporary tables): statements on shards of other groups need transaction pooling';
 const PARSE_COMPLETE = encodeBackendMessage({ name: 'ParseComplete' });
@@ -78,6 +81,9 @@ export interface ShardSession extends ForwardContext {
   switchServer(outsideTx: boolean): boolean;
   /** Ends the client's connection with `fatal`. */
   end(fatal: Buffer): void;
+  /** Stops / resumes reading the client (a COPY's groups are behind). */
+  holdClient(): void;
+  releaseClient(): void;
 }
 
 export class ShardSteps {
@@ -96,12 +102,54 @@ export class ShardSteps {
   private deferredFailed = false;
   /** A Sync was sent to the attached server before a statement goes to the host (hostStep). */
   private hostSynced = false;
+  /** A COPY … FROM STDIN split by the host (shard-copy.ts). */
+  private readonly copy: ShardCopy;
 
   constructor(
     private readonly s: ShardSession,
     private readonly sharding: SessionSharding,
   ) {
     this.attachGroup = s.homeGroup;
+    this.copy = new ShardCopy(s, sharding, () => {
+      this.deferredFailed = true;
+      this.s.tx.status = 'E';
+    });
+  }
+
+  /**
+   * Message `f` belongs to a COPY the host runs (or is a leftover of one, with no server to drop
+   * it): handled, true. Called before anything else looks at `f`.
+   */
+  copyStep(f: TypedFrame): boolean {
+    return this.copy.step(f, this.s.leg === null);
+  }
+
+  /** The client left. */
+  close(): void {
+    this.copy.close();
+  }
+
+  /** COPY … FROM STDIN into a catalog table: a simple-protocol Query outside transaction blocks. */
+  private copyStart(f: TypedFrame, t: Extract<ShardTarget, { kind: 'copy' }>): 'next' | 'wait' {
+    if (f.type !== 'Q')
+      return this.refuse(
+        f,
+        SqlState.FEATURE_NOT_SUPPORTED,
+        `${t.reason}: the proxy splits its rows when the COPY is sent as a simple Query, not in the extended protocol`,
+      );
+    // Inside a transaction block only as its first statement (psycopg2's default: BEGIN, COPY,
+    // COMMIT): the transaction is then the COPY's, on its groups, until COMMIT or ROLLBACK.
+    const first = this.deferredBegin !== null && !this.deferredFailed && this.s.leg === null;
+    if (!first && this.s.tx.status !== 'I')
+      return this.refuse(
+        f,
+        SqlState.FEATURE_NOT_SUPPORTED,
+        `${t.reason}: its rows go to several groups, which inside a transaction block is supported only as the block's first statement`,
+      );
+    const leg = this.s.leg;
+    if (leg !== null && !leg.idle) return 'wait';
+    this.copy.start(t.work, first);
+    return 'next';
   }
 
   /** A BEGIN is held back: the transaction runs on the primary of the group it is placed on. */
@@ -340,6 +388,10 @@ export class ShardSteps {
       const q = this.s.queryOf(f);
       if (q.ok && this.deferTransactionControl(q.value.query)) return 'next';
     }
+    if (this.copy.holding && !this.deferredFailed && (f.type === 'Q' || f.type === 'P' || f.type === 'B')) {
+      // A transaction whose COPY ran on several groups: only its end is supported (issue #16).
+      return this.refuse(f, SqlState.FEATURE_NOT_SUPPORTED, HELD_COPY);
+    }
     if (f.type === 'Q' || f.type === 'P' || f.type === 'B' || f.type === 'D') {
       const api = this.apiStep(f);
       if (api !== 'go') return api;
@@ -354,6 +406,7 @@ export class ShardSteps {
     const home = this.s.homeGroup;
     if (t !== null && t.kind === 'refuse') return this.refuse(f, t.sqlstate, t.message);
     if (t !== null && t.kind === 'host') return this.hostStep(f, t);
+    if (t !== null && t.kind === 'copy') return this.copyStart(f, t);
     if (this.deferredBegin !== null && t === null && !DATA_FREE.has(f.type)) {
       // Nothing to place the transaction by yet: look further along what the client has sent.
       const ahead = this.placeAhead();
@@ -415,6 +468,11 @@ export class ShardSteps {
     this.deferredBegin = null;
     this.deferredFailed = false;
     tx.status = 'I';
+    if (this.copy.holding) {
+      // The transaction of a COPY on several groups ends there (its COPY committed or not).
+      this.s.waitFor(this.copy.endHeld(commit));
+      return true;
+    }
     this.s.replyInOrder(commandComplete(commit ? 'COMMIT' : 'ROLLBACK'));
     this.s.replyInOrder(readyForQuery('I'));
     return true;

@@ -10,6 +10,7 @@
 import type { TypedFrame } from '../../protocol/framer.js';
 import { bindNames, bindParamFormat, decodeBind, decodeParse } from '../../protocol/frontend-messages.js';
 import type { EveryGroupWork } from '../../sharding/every-group.js';
+import type { CopyInStart, CopyInWork } from '../../sharding/copy-in.js';
 import type { ColumnValue } from '../../sharding/types.js';
 import type { Pool } from '../backend/pool.js';
 import type { ClientRecord } from './client-record.js';
@@ -29,6 +30,11 @@ export type ShardTarget =
    * split by group): run by the sharding host with two-phase commit, outside transaction blocks.
    */
   | { readonly kind: 'host'; readonly reason: string; readonly work: EveryGroupWork }
+  /**
+   * COPY … FROM STDIN into a distributed or reference table: the host cuts the client's data into
+   * rows and streams each to its group (sharding/copy-in.ts), outside transaction blocks.
+   */
+  | { readonly kind: 'copy'; readonly reason: string; readonly work: CopyInWork }
   /** Not possible here: answered with this error (0A000 when it needs what is not built yet). */
   | { readonly kind: 'refuse'; readonly sqlstate: string; readonly message: string };
 
@@ -46,6 +52,8 @@ export interface SessionSharding {
   api(sql: string): Promise<Buffer[]>;
   /** Runs a statement on several groups (a 'host' target): its replies, ending with ReadyForQuery 'I'. */
   host(work: EveryGroupWork): Promise<Buffer[]>;
+  /** Starts a COPY split by row (a 'copy' target). */
+  copyIn(work: CopyInWork): Promise<CopyInStart>;
 }
 
 export const HOME: ShardTarget = { kind: 'home' };
