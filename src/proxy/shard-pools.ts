@@ -59,6 +59,7 @@ export function shardedSession(
     isApi: (sql) => db.isApi(sql),
     api: (sql) => db.api(sql, user),
     host: (work) => db.host(work, user),
+    explain: (sql, params) => db.explain?.(sql, params) ?? null,
     poolOf: (group) => groupPool(group, host.groupTarget(database, group) ?? home),
   };
   const groupReads = (group: string): GroupReads | null => {

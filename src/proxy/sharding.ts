@@ -10,6 +10,7 @@ import type { ColumnValue } from '../sharding/types.js';
 import { commandComplete, readyForQuery } from './rewrite.js';
 import type { DatabaseTarget } from './database-target.js';
 import type { ShardTarget } from './session/shard-target.js';
+import type { ExplainNote } from './session/explain-note.js';
 
 /** One sharded database: its catalog's routing and the Citus API calls. */
 export interface DatabaseSharding {
@@ -23,6 +24,8 @@ export interface DatabaseSharding {
   api(sql: string, user: string): Promise<Buffer[]>;
   /** Runs a statement on several groups for `user` (a 'host' target): replies as api()'s. */
   host(work: EveryGroupWork, user: string): Promise<Buffer[]>;
+  /** The route EXPLAIN `sql` shows (session/shard-explain.ts), or null. */
+  explain?(sql: string, params: readonly (ColumnValue | null)[]): ExplainNote | null;
 }
 
 export interface ShardingHost {

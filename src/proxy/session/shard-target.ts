@@ -13,6 +13,7 @@ import type { EveryGroupWork } from '../../sharding/every-group.js';
 import type { ColumnValue } from '../../sharding/types.js';
 import type { Pool } from '../backend/pool.js';
 import type { ClientRecord } from './client-record.js';
+import type { ExplainNote } from './explain-note.js';
 
 /** Where a statement's shards are. */
 export type ShardTarget =
@@ -46,6 +47,8 @@ export interface SessionSharding {
   api(sql: string): Promise<Buffer[]>;
   /** Runs a statement on several groups (a 'host' target): its replies, ending with ReadyForQuery 'I'. */
   host(work: EveryGroupWork): Promise<Buffer[]>;
+  /** The route EXPLAIN `sql` shows with these parameters (shard-explain.ts), or null. */
+  explain?(sql: string, params: readonly (ColumnValue | null)[]): ExplainNote | null;
 }
 
 export const HOME: ShardTarget = { kind: 'home' };
