@@ -195,6 +195,37 @@ describe('EXPLAIN shows the route through pgscale up (three groups)', () => {
     assert.deepEqual(counts, [1, 1, 1]);
   });
 
+  test('extended protocol: EXPLAIN ANALYZE of a reference-table write with parameters, by the host', async () => {
+    const r = plan(
+      await app.query('EXPLAIN ANALYZE INSERT INTO countries VALUES ($1, $2)', ['de', 'Germany']),
+    );
+    assert.match(r[1]!, /every group/, r.join('\n'));
+    assert.ok(
+      r.slice(4).some((l) => /^ {8}Insert on countries/.test(l)),
+      r.join('\n'),
+    );
+    const counts = await Promise.all(
+      direct.map(async (d) =>
+        Number((await d.query("SELECT count(*) FROM countries WHERE code = 'de'")).rows[0].count),
+      ),
+    );
+    assert.deepEqual(counts, [1, 1, 1]);
+  });
+
+  test('what needs several groups is refused with EXPLAIN as without it (0A000), and the session goes on', async () => {
+    await assert.rejects(
+      app.query('EXPLAIN SELECT * FROM users'),
+      (e: { code?: string }) => e.code === '0A000',
+    );
+    await assert.rejects(
+      app.query(
+        "EXPLAIN INSERT INTO users VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'), (5, 'e'), (6, 'f')",
+      ),
+      (e: { code?: string }) => e.code === '0A000',
+    );
+    await assertPointRoute(plan(await app.query('EXPLAIN SELECT * FROM users WHERE user_id = 5')), 5, /= 5$/);
+  });
+
   test('inside a transaction block: on the transaction’s group, its uncommitted rows seen', async () => {
     const { shard, group } = await expected(2001);
     const pointRoute = (lines: string[]) => {
@@ -217,6 +248,14 @@ describe('EXPLAIN shows the route through pgscale up (three groups)', () => {
       await app.query('ROLLBACK');
     }
     assert.equal((await app.query('SELECT count(*) FROM users WHERE user_id = 2001')).rows[0].count, '0');
+    // EXPLAIN as the transaction's first statement places the transaction (the held BEGIN goes first).
+    await app.query('BEGIN');
+    try {
+      pointRoute(plan(await app.query('EXPLAIN SELECT * FROM users WHERE user_id = 2001')));
+      await app.query("INSERT INTO users VALUES (2001, 'in tx')");
+    } finally {
+      await app.query('ROLLBACK');
+    }
   });
 
   test('psql shows the route rows', async () => {
