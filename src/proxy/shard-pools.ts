@@ -60,6 +60,7 @@ export function shardedSession(
     api: (sql) => db.api(sql, user),
     host: (work) => db.host(work, user),
     copyIn: (work) => db.copyIn(work, user),
+    explain: (sql, params) => db.explain?.(sql, params) ?? null,
     poolOf: (group) => groupPool(group, host.groupTarget(database, group) ?? home),
   };
   const groupReads = (group: string): GroupReads | null => {

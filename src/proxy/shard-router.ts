@@ -34,12 +34,15 @@ import type { EveryGroupWork } from '../sharding/every-group.js';
 import { apiError } from './sharding.js';
 import type { DatabaseSharding } from './sharding.js';
 import type { ShardTarget } from './session/shard-target.js';
+import type { ExplainNote } from './session/explain-note.js';
+import { explainFormat, routeFacts } from '../sharding/explain-route.js';
 import { ANY, HOME } from './session/shard-target.js';
 
 /** Plans kept per text (the classifier's cache holds 5,000; plans are smaller). */
 const PLAN_CACHE_ENTRIES = 5000;
 
 const NEEDS_PARAMS: ShardTarget = { kind: 'needs-params' };
+const LOCAL_ROUTE: ShardRoute = { kind: 'local' };
 
 interface Planned {
   readonly version: number;
@@ -97,6 +100,17 @@ export class ShardRouter implements DatabaseSharding {
 
   copyIn(work: CopyInWork, user: string): Promise<CopyInStart> {
     return this.runCopy(work, user);
+  }
+
+  /** The route an EXPLAIN shows (sharding/explain-route.ts); null for what is not one EXPLAIN. */
+  explain(sql: string, params: readonly (ColumnValue | null)[]): ExplainNote | null {
+    const format = explainFormat(sql);
+    const catalog = this.catalog();
+    if (format === null || catalog === null) return null;
+    const plan = mayNameCatalogTable(sql, catalog) ? this.planned(sql, catalog).plan : null;
+    const route = plan === null ? LOCAL_ROUTE : resolveShards(plan, params, hashRemainder);
+    const facts = routeFacts(plan, route, params, catalog);
+    return facts === null ? null : { format, facts };
   }
 
   target(sql: string, params: readonly (ColumnValue | null)[] | null): ShardTarget {

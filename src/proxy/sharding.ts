@@ -11,6 +11,7 @@ import type { ColumnValue } from '../sharding/types.js';
 import { commandComplete, readyForQuery } from './rewrite.js';
 import type { DatabaseTarget } from './database-target.js';
 import type { ShardTarget } from './session/shard-target.js';
+import type { ExplainNote } from './session/explain-note.js';
 
 /** One sharded database: its catalog's routing and the Citus API calls. */
 export interface DatabaseSharding {
@@ -26,6 +27,8 @@ export interface DatabaseSharding {
   host(work: EveryGroupWork, user: string): Promise<Buffer[]>;
   /** Starts a COPY … FROM STDIN split by row for `user` (a 'copy' target). */
   copyIn(work: CopyInWork, user: string): Promise<CopyInStart>;
+  /** The route EXPLAIN `sql` shows (session/shard-explain.ts), or null. */
+  explain?(sql: string, params: readonly (ColumnValue | null)[]): ExplainNote | null;
 }
 
 export interface ShardingHost {

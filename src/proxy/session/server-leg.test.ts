@@ -11,6 +11,7 @@ import type { PendingQuery, SqlOp } from './pending.js';
 import { ownQuery } from './pending.js';
 import type { LegEvents } from './server-leg.js';
 import { ServerLeg } from './server-leg.js';
+import { ExplainRewrite } from './explain-note.js';
 import type { ReplicaTarget } from '../read-router.js';
 
 /** A backend message as it arrives: type, length, payload. */
@@ -295,5 +296,52 @@ describe('ServerLeg: one attachment at a time', () => {
     };
     leg.onFrames([C('SELECT 1'), Z(), C('STRAY')]);
     assert.deepEqual(ev.log, ['C:SELECT 1', 'Z', 'done']);
+  });
+});
+
+describe('ServerLeg: an EXPLAIN’s route (explain-note.ts)', () => {
+  const note = {
+    format: 'text' as const,
+    facts: { kind: 'one' as const, group: '1', shards: [{ id: 102011, name: 'users_102011' }], reason: null },
+  };
+  const rowText = (b: Buffer) => b.toString('utf8', 11);
+
+  test('the armed rewrite takes the next Execute: rows of the statements before it are untouched', () => {
+    const { ev, leg } = legWith();
+    leg.expect({ k: 'query', swallow: false, failed: false, wasInBlock: false });
+    leg.explainArmed = new ExplainRewrite(note, { group: '1', server: 'primary' });
+    leg.expect({ k: 'parse', swallow: false, serverName: null });
+    leg.expect({ k: 'bind' });
+    leg.expect({ k: 'execute' });
+    leg.expect({ k: 'sync' });
+    assert.equal(leg.explainArmed, null);
+    leg.onFrames([dataRow('1'), C('SELECT 1'), Z()]);
+    leg.onFrames([
+      fromBytes(Buffer.from('1\0\0\0\x04', 'latin1')),
+      fromBytes(Buffer.from('2\0\0\0\x04', 'latin1')),
+    ]);
+    leg.onFrames([dataRow('Seq Scan on users_102011 users'), dataRow('  Filter: x'), C('EXPLAIN'), Z()]);
+    assert.equal(ev.types, 'DCZ12DDDDDCZ');
+    const rows = ev.sink.filter((b) => b[0] === 0x44).map(rowText);
+    assert.deepEqual(rows, [
+      '1',
+      'Custom Scan (pgscale router)',
+      '  Group: 1  Shard: 102011 (users_102011)',
+      '  ->  Plan on group 1 (primary)',
+      '        Seq Scan on users_102011 users',
+      '          Filter: x',
+    ]);
+  });
+
+  test('armed but no Execute before the Sync: disarmed, later rows untouched', () => {
+    const { ev, leg } = legWith();
+    leg.explainArmed = new ExplainRewrite(note, { group: '1', server: 'primary' });
+    leg.expect({ k: 'bind' });
+    leg.expect({ k: 'sync' });
+    assert.equal(leg.explainArmed, null);
+    leg.expect({ k: 'execute' });
+    leg.expect({ k: 'sync' });
+    leg.onFrames([fromBytes(Buffer.from('2\0\0\0\x04', 'latin1')), Z(), dataRow('x'), C('SELECT 1'), Z()]);
+    assert.deepEqual(ev.sink.filter((b) => b[0] === 0x44).map(rowText), ['x']);
   });
 });

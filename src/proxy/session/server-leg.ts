@@ -22,6 +22,7 @@ import type { ReplicaTarget } from '../read-router.js';
 import { commandComplete, rewriteErrorFields } from '../rewrite.js';
 import { unsafeEncodingStatus } from '../client-encoding.js';
 import type { Pending, PendingQuery, SqlOp, SqlStatement } from './pending.js';
+import type { ExplainRewrite } from './explain-note.js';
 
 /** Where a leg writes what the client is to receive: the seam where replies of several legs meet. */
 export interface ReplySink {
@@ -81,6 +82,14 @@ export class ServerLeg {
   private retractable = false;
   /** The connection holds the client's unnamed statement. */
   unnamedHere = false;
+  /**
+   * An EXPLAIN's route (sharding, explain-note.ts), set by the session before it forwards the
+   * statement: taken by the next entry of the client's own Query or Execute (before a Sync).
+   */
+  explainArmed: ExplainRewrite | null = null;
+  /** The entry whose DataRows `explainRewrite` rewrites. */
+  private explained: Pending | null = null;
+  private explainRewrite: ExplainRewrite | null = null;
   private readonly toServer = new OutputBatch();
   /** The server's frame handler, made once per leg (not per attachment). */
   readonly onFramesBound: (frames: TypedFrame[]) => void;
@@ -117,6 +126,9 @@ export class ServerLeg {
     this.replica = null;
     this.replay = null;
     this.replayRecord = null;
+    this.explainArmed = null;
+    this.explained = null;
+    this.explainRewrite = null;
   }
 
   /** Queues bytes for the server; flush() writes them (a pipeline leaves in one write). */
@@ -132,7 +144,18 @@ export class ServerLeg {
   }
 
   expect(p: Pending): void {
-    this.pending.push(p);
+    this.pending.push(this.explainArmed === null ? p : this.armExplain(p));
+  }
+
+  /** The entry EXPLAIN's armed rewrite goes with: the client's next Query or Execute (a fresh one). */
+  private armExplain(p: Pending): Pending {
+    if (p.k === 'sync') this.explainArmed = null;
+    if (!((p.k === 'query' && !p.swallow) || p.k === 'execute')) return p;
+    const entry: Pending = p.k === 'execute' ? { k: 'execute' } : p;
+    this.explained = entry;
+    this.explainRewrite = this.explainArmed;
+    this.explainArmed = null;
+    return entry;
   }
 
   /**
@@ -155,6 +178,7 @@ export class ServerLeg {
     this.toServer.clear();
     this.pending = [];
     this.copyIn = false;
+    this.explainArmed = null;
   }
 
   /** Writes what is queued; false when the server asks us to wait (its socket's 'drain' follows). */
@@ -248,6 +272,10 @@ export class ServerLeg {
     if (!head) {
       // Unsolicited (a FATAL before the server goes away): the client should know.
       this.sink.addFrame(f);
+      return;
+    }
+    if (head === this.explained && f.type === 'D') {
+      for (const b of this.explainRewrite!.row(f)) this.sink.add(b);
       return;
     }
     switch (head.k) {

@@ -28,6 +28,8 @@ import { renameParse } from '../rewrite.js';
 import { HOME, bindAfter, bindParams, boundText } from './shard-target.js';
 import type { SessionSharding, ShardTarget } from './shard-target.js';
 import { ShardCopy } from './shard-copy.js';
+import { armExplain, explainHostReplies, explainNoteOf } from './shard-explain.js';
+import type { ExplainNote } from './explain-note.js';
 
 const NO_PARAMS: readonly never[] = [];
 const CROSS_GROUP =
@@ -104,6 +106,8 @@ export class ShardSteps {
   private hostSynced = false;
   /** A COPY … FROM STDIN split by the host (shard-copy.ts). */
   private readonly copy: ShardCopy;
+  /** The route of the EXPLAIN step() let go: its leg is armed with it as it is forwarded. */
+  private explainNote: ExplainNote | null = null;
 
   constructor(
     private readonly s: ShardSession,
@@ -159,11 +163,20 @@ export class ShardSteps {
 
   /** Called before the first message of a transaction is forwarded on `leg`: the held BEGIN goes first. */
   beforeForward(leg: ServerLeg): void {
-    if (this.deferredBegin === null) return;
-    // Its reply was given already.
-    leg.send(encodeFrontendMessage({ name: 'Query', query: this.deferredBegin }));
-    leg.expect(ownQuery());
-    this.deferredBegin = null;
+    if (this.deferredBegin !== null) {
+      // Its reply was given already.
+      leg.send(encodeFrontendMessage({ name: 'Query', query: this.deferredBegin }));
+      leg.expect(ownQuery());
+      this.deferredBegin = null;
+    }
+    this.armExplain(leg);
+  }
+
+  /** An EXPLAIN let go by step() is forwarded now: its replies show its route (shard-explain.ts). */
+  private armExplain(leg: ServerLeg): void {
+    if (this.explainNote === null) return;
+    armExplain(leg, this.explainNote);
+    this.explainNote = null;
   }
 
   /**
@@ -311,8 +324,9 @@ export class ShardSteps {
     // Replies still due from the server come first.
     if (leg !== null && !leg.idle) return 'wait';
     if (f.type === 'Q') {
+      const note = this.explainOf(f);
       this.s.inbox.shift();
-      this.s.waitFor(this.sharding.host(t.work));
+      this.s.waitFor(this.sharding.host(t.work).then((r) => explainHostReplies(note, this.s.homeGroup, r)));
       return 'next';
     }
     const batch = hostBatch(this.s.inbox);
@@ -335,11 +349,19 @@ export class ShardSteps {
         `${t.reason}: it runs on several groups, which the proxy does in the extended protocol for Parse, Bind, Describe, Execute and Sync of the statement alone (${batch.refused})`,
       );
     }
+    const note = this.explainOf(this.s.inbox.find((m) => m.type === 'B') ?? f);
     this.s.inbox.splice(0, batch.count);
     this.s.waitFor(
-      this.sharding.host({ ...t.work, params: batch.params }).then((r) => extendedReplies(batch, r)),
+      this.sharding
+        .host({ ...t.work, params: batch.params })
+        .then((r) => extendedReplies(batch, explainHostReplies(note, this.s.homeGroup, r))),
     );
     return 'next';
+  }
+
+  /** The route note of `f` when it runs an EXPLAIN (shard-explain.ts), else null. */
+  private explainOf(f: TypedFrame): ExplainNote | null {
+    return explainNoteOf(this.s, this.sharding, f, this.unnamedText);
   }
 
   /** A Bind of the statement Parse `f` prepares is queued after it. */
@@ -362,6 +384,7 @@ export class ShardSteps {
    * 'wait' that it waits (for the leg to finish, or for the Bind that follows a Parse).
    */
   step(f: TypedFrame): 'go' | 'next' | 'wait' {
+    this.explainNote = null;
     if (!this.sharding.active) {
       // No table is sharded yet: only the API calls are the proxy's.
       return f.type === 'Q' || f.type === 'P' || f.type === 'B' || f.type === 'D' ? this.apiStep(f) : 'go';
@@ -407,6 +430,7 @@ export class ShardSteps {
     if (t !== null && t.kind === 'refuse') return this.refuse(f, t.sqlstate, t.message);
     if (t !== null && t.kind === 'host') return this.hostStep(f, t);
     if (t !== null && t.kind === 'copy') return this.copyStart(f, t);
+    this.explainNote = f.type === 'Q' || f.type === 'B' ? this.explainOf(f) : null;
     if (this.deferredBegin !== null && t === null && !DATA_FREE.has(f.type)) {
       // Nothing to place the transaction by yet: look further along what the client has sent.
       const ahead = this.placeAhead();

@@ -14,6 +14,7 @@ import type { CopyInStart, CopyInWork } from '../../sharding/copy-in.js';
 import type { ColumnValue } from '../../sharding/types.js';
 import type { Pool } from '../backend/pool.js';
 import type { ClientRecord } from './client-record.js';
+import type { ExplainNote } from './explain-note.js';
 
 /** Where a statement's shards are. */
 export type ShardTarget =
@@ -54,6 +55,8 @@ export interface SessionSharding {
   host(work: EveryGroupWork): Promise<Buffer[]>;
   /** Starts a COPY split by row (a 'copy' target). */
   copyIn(work: CopyInWork): Promise<CopyInStart>;
+  /** The route EXPLAIN `sql` shows with these parameters (shard-explain.ts), or null. */
+  explain?(sql: string, params: readonly (ColumnValue | null)[]): ExplainNote | null;
 }
 
 export const HOME: ShardTarget = { kind: 'home' };
