@@ -28,6 +28,8 @@ import { decideFromCatalog, pgGroupSession, recoverPrepared } from '../sharding/
 import type { GroupSession } from '../sharding/distribute.js';
 import { runEveryGroup } from '../sharding/every-group.js';
 import { startCopyIn } from '../sharding/copy-in.js';
+import { syncGlobalTables } from '../sharding/global-tables.js';
+import type { GlobalTables } from '../proxy/shard-router.js';
 import type { CopyInStart, CopyInWork } from '../sharding/copy-in.js';
 import type { EveryGroupWork, PgGroupSession } from '../sharding/every-group.js';
 import { writeDecisions } from '../sharding/every-group-2pc.js';
@@ -48,6 +50,11 @@ export class ShardingService implements Service, ShardingHost {
   private columns = new Map<string, readonly string[]>();
   /** The same without generated columns: what COPY without a column list takes. */
   private copyColumns = new Map<string, readonly string[]>();
+  /** The global tables on group 0 (reads across groups), as last built; null before the first build. */
+  private globalTables: GlobalTables | null = null;
+  /** Where each group's primary was when they were built (a move rebuilds them). */
+  private globalEndpoints = '';
+  private unsubscribeTopology: (() => void) | null = null;
   /** The catalog version `columns` was read for. */
   private columnsVersion = -1;
 
@@ -67,6 +74,7 @@ export class ShardingService implements Service, ShardingHost {
       (work, user) => this.host(work, user),
       (work, user) => this.copyIn(work, user),
       (t) => this.copyColumns.get(relKey(t.rel)) ?? null,
+      () => this.globalTables,
     );
   }
 
@@ -87,16 +95,26 @@ export class ShardingService implements Service, ShardingHost {
     await this.loadColumns();
     // Another proxy's change (several hosts): its tables' columns are read here too.
     catalogs.onChange(() => {
-      this.loadColumns().catch((e: unknown) =>
-        this.logger.warn({ err: e }, 'sharding: could not read the columns of distributed tables'),
-      );
+      this.loadColumns()
+        .catch((e: unknown) =>
+          this.logger.warn({ err: e }, 'sharding: could not read the columns of distributed tables'),
+        )
+        .then(() => this.syncGlobal())
+        .catch(() => undefined);
     });
     await this.recover().catch((e: unknown) =>
       this.logger.warn({ err: e }, 'sharding: prepared transactions left by a crash could not be checked'),
     );
+    await this.syncGlobal();
+    // A group's primary moved: the foreign servers of the global tables follow it.
+    this.unsubscribeTopology = this.view.subscribe(() => {
+      if (this.endpointsKey() !== this.globalEndpoints) void this.syncGlobal();
+    });
   }
 
   async stop(): Promise<void> {
+    this.unsubscribeTopology?.();
+    this.unsubscribeTopology = null;
     this.catalogs?.close();
     this.catalogs = null;
     await this.ownStore?.close().catch(() => undefined);
@@ -146,10 +164,12 @@ export class ShardingService implements Service, ShardingHost {
           ),
       });
       if (!reply.ok) return apiError(reply.sqlstate, reply.message, reply.detail);
-      // The caller's next INSERT may name no columns: their order is known before it is answered.
+      // The caller's next INSERT may name no columns: their order is known before it is answered;
+      // and its next read across groups finds the table's global table.
       await this.loadColumns().catch((e: unknown) =>
         this.logger.warn({ err: e }, 'sharding: could not read the columns of distributed tables'),
       );
+      await this.buildGlobal();
       this.logger.info({ user, call: reply.column }, `sharding: ${reply.column} done`);
       return apiResult(reply.column, reply.type, reply.value);
     });
@@ -183,6 +203,7 @@ export class ShardingService implements Service, ShardingHost {
         await this.loadColumns(true).catch((e: unknown) =>
           this.logger.warn({ err: e }, 'sharding: could not read the columns of distributed tables'),
         );
+        await this.buildGlobal(true);
       }
       return r.replies;
     });
@@ -278,6 +299,66 @@ export class ShardingService implements Service, ShardingHost {
     this.copyColumns = nextCopy;
     this.columnsVersion = catalog.version;
     this.router.columnsChanged();
+  }
+
+  /** The groups' primaries as the global tables' foreign servers name them. */
+  private endpointsKey(): string {
+    return (this.catalogs?.current.groups ?? this.groups)
+      .map((g) => {
+        const p = this.view.lastPrimary(Number(g));
+        return `${g}=${p?.host ?? ''}:${p?.port ?? 0}`;
+      })
+      .join(',');
+  }
+
+  /** buildGlobal() in the queue (after the API calls and statements already waiting). */
+  private syncGlobal(): Promise<void> {
+    const run = this.queue.then(() => this.buildGlobal());
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Rebuilds the global tables on group 0 for the current catalog (sharding/global-tables.ts).
+   * Never throws: on failure reads across groups stay refused, and the next change tries again.
+   */
+  private async buildGlobal(force = false): Promise<void> {
+    const catalog = this.catalogs?.current;
+    if (!catalog) return;
+    const endpoints = this.endpointsKey();
+    // Built already for this catalog and these primaries (DDL that keeps the catalog forces it).
+    if (!force && this.globalTables?.version === catalog.version && this.globalEndpoints === endpoints) return;
+    const distributed = [...catalog.tables.values()].some((t) => t.kind === 'distributed');
+    if (!distributed && this.globalEndpoints === '') {
+      // Nothing distributed and nothing built before: no extension, servers or role to make.
+      this.globalTables = { version: catalog.version, tables: new Set() };
+      return;
+    }
+    try {
+      const opened = await this.openPgSessions(null);
+      try {
+        const r = await syncGlobalTables({
+          catalog,
+          sessions: opened.sessions,
+          endpoints: catalog.groups.map((g) => {
+            const p = this.view.lastPrimary(Number(g));
+            return { group: g, host: p?.host ?? '', port: p?.port ?? 0 };
+          }),
+          database: this.app,
+          superuserPassword: this.cluster.secrets().superuser,
+        });
+        this.globalTables = { version: catalog.version, tables: r.tables };
+        this.globalEndpoints = endpoints;
+      } finally {
+        await opened.close();
+      }
+    } catch (e) {
+      this.globalTables = null;
+      this.logger.warn(
+        { err: e instanceof Error ? e.message : String(e) },
+        'sharding: the global tables (reads across groups) could not be built',
+      );
+    }
   }
 
   /** A superuser session on each group's primary, in the catalog's group order. */

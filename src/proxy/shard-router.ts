@@ -13,7 +13,9 @@
  *   two-phase commit (runHost; sharding/every-group.ts);
  * - COPY … FROM STDIN into a distributed or reference table → 'copy': the host splits its rows
  *   by group (sharding/copy-in.ts);
- * - what else needs several groups (scatter-gather reads) → refused
+ * - a read that needs several groups → 'global': group 0 runs it over the global tables (every
+ *   group's shards through postgres_fdw), its text rewritten to name them (sharding/global-*.ts);
+ * - what else needs several groups → refused
  *   with 0A000 naming the reason until the executor for it exists (issue #16), never a partial
  *   answer.
  *
@@ -21,6 +23,8 @@
  */
 import { apiCallOf } from '../sharding/api-call.js';
 import { forced } from '../sharding/copy-options.js';
+import { rewriteForGlobal } from '../sharding/global-rewrite.js';
+import { relKey } from '../sharding/types.js';
 import type { CopyInStart, CopyInWork } from '../sharding/copy-in.js';
 import { isViewRead } from '../sharding/citus-views.js';
 import { hashRemainder } from '../sharding/hash.js';
@@ -50,6 +54,14 @@ interface Planned {
   /** The plan's answer does not depend on Bind values: its target, made once. */
   readonly fixed: ShardTarget | null;
   readonly usesParams: boolean;
+  /** The text rewritten for the global tables ('' when it cannot be), made on first need. */
+  globalText?: string;
+}
+
+/** Which distributed tables have a global table on group 0, for which catalog version. */
+export interface GlobalTables {
+  readonly version: number;
+  readonly tables: ReadonlySet<string>;
 }
 
 export class ShardRouter implements DatabaseSharding {
@@ -74,6 +86,8 @@ export class ShardRouter implements DatabaseSharding {
       }),
     /** A table's columns as COPY without a column list takes them (generated columns left out). */
     private readonly copyColumnsOf: ColumnsOf = () => null,
+    /** The global tables built on group 0 (null: none yet): reads across groups use them. */
+    private readonly globalTables: () => GlobalTables | null = () => null,
   ) {}
 
   /** The tables' columns changed (plans made without them are dropped). */
@@ -119,13 +133,32 @@ export class ShardRouter implements DatabaseSharding {
     if (isViewRead(sql)) return VIEWS_READ(sql);
     if (!mayNameCatalogTable(sql, catalog)) return this.localTarget(sql);
     const p = this.planned(sql, catalog);
-    if (p.fixed !== null) return p.fixed === HOME ? this.localTarget(sql) : p.fixed;
+    if (p.fixed !== null) {
+      if (p.plan.kind === 'fixed' && p.plan.route.kind === 'multi')
+        return this.global(sql, p, catalog, p.fixed);
+      return p.fixed === HOME ? this.localTarget(sql) : p.fixed;
+    }
     if (params === null && p.usesParams) return NEEDS_PARAMS;
     const route = resolveShards(p.plan, params ?? [], (type, value, modulus) =>
       hashRemainder(type, value, modulus),
     );
     const t = targetOf(route, sql, this.copyColumnsOf);
+    if (route.kind === 'multi') return this.global(sql, p, catalog, t);
     return t === HOME ? this.localTarget(sql) : t;
+  }
+
+  /**
+   * A read that needs several groups: group 0 over the global tables (sharding/global-tables.ts)
+   * when they are ready for this catalog and the text can be rewritten safely; else `otherwise`.
+   */
+  private global(sql: string, p: Planned, catalog: Catalog, otherwise: ShardTarget): ShardTarget {
+    const occs = p.plan.kind === 'statements' ? undefined : p.plan.global;
+    const ready = this.globalTables();
+    if (occs === undefined || ready === null || ready.version !== catalog.version) return otherwise;
+    if (!occs.every((o) => ready.tables.has(relKey(o.table.rel)))) return otherwise;
+    p.globalText ??= rewriteForGlobal(sql, occs, catalog) ?? '';
+    if (p.globalText === '') return otherwise;
+    return { kind: 'global', text: p.globalText };
   }
 
   private planned(sql: string, catalog: Catalog): Planned {

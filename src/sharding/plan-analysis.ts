@@ -31,6 +31,10 @@ export interface Occurrence {
   readonly kind: RelKind;
   readonly table: DistributedTable | null;
   write: boolean;
+  /** Where the text names it (the RangeVar's byte offset, -1 when unknown), with a schema or not, aliased or not. */
+  readonly location: number;
+  readonly qualified: boolean;
+  readonly aliased: boolean;
 }
 
 interface Binding {
@@ -115,7 +119,16 @@ export class Analysis {
       table = this.catalog.tables.get(relKey({ schema: schema ?? 'public', name: relname })) ?? null;
       kind = table === null ? 'local' : table.kind;
     }
-    const occ: Occurrence = { id: this.occs.length, name, kind, table, write };
+    const occ: Occurrence = {
+      id: this.occs.length,
+      name,
+      kind,
+      table,
+      write,
+      location: typeof rv.location === 'number' ? rv.location : -1,
+      qualified: schema !== null,
+      aliased: isObj(rv.alias),
+    };
     this.occs.push(occ);
     this.link.push(occ.id);
     this.pins.push(null);

@@ -25,6 +25,7 @@ import { Analysis, type Occurrence, type Refusal } from './plan-analysis.js';
 import type { InsertRows } from './plan-insert.js';
 import { planUtility } from './plan-utility.js';
 import type { CopyOptions } from './copy-options.js';
+import type { GlobalOccurrence } from './global-rewrite.js';
 import type { Catalog, Colocation, DistributedTable, DistType, RelName } from './types.js';
 
 export type ShardRoute =
@@ -95,6 +96,8 @@ export type KeyPlan =
        * one Query they run where those run; alone they are local.
        */
       readonly neutral?: boolean;
+      /** A read: where it names distributed tables (for the global path when it needs several groups). */
+      readonly global?: readonly GlobalOccurrence[];
     }
   | {
       readonly kind: 'keys';
@@ -111,6 +114,8 @@ export type KeyPlan =
       readonly insertClasses: readonly number[];
       readonly writes: boolean;
       readonly groups: readonly string[];
+      /** A read: where it names distributed tables (for the global path when it needs several groups). */
+      readonly global?: readonly GlobalOccurrence[];
     }
   /** Several statements in one Query message: all must land on one group. */
   | {
@@ -233,13 +238,27 @@ function planStatement(
   const a = new Analysis(catalog, options.columnsOf ?? null);
   if (QUERIES.has(kind)) {
     a.query(kind, body, null, []);
-    return decide(a, kind === 'InsertStmt' && sql !== null ? { body, sql } : null);
+    const plan = decide(a, kind === 'InsertStmt' && sql !== null ? { body, sql } : null);
+    return kind === 'SelectStmt' ? withGlobal(plan, a) : plan;
   }
   const inner = unwrap(body.query);
   if ((kind === 'ExplainStmt' || kind === 'DeclareCursorStmt') && inner !== null) {
     return planStatement(inner[0], inner[1], null, catalog, options);
   }
   return planUtility(kind, body, a, (q) => decide(q, null));
+}
+
+/** A read's plan with where it names distributed tables (the global path's rewrite needs them). */
+function withGlobal(plan: KeyPlan, a: Analysis): KeyPlan {
+  if (plan.writes || plan.kind === 'statements') return plan;
+  if (plan.kind === 'fixed' && plan.route.kind !== 'multi') return plan;
+  const global: GlobalOccurrence[] = [];
+  for (const o of a.occs) {
+    if (o.kind !== 'distributed' || o.table === null) continue;
+    if (o.location < 0) return plan;
+    global.push({ location: o.location, table: o.table, qualified: o.qualified, aliased: o.aliased });
+  }
+  return { ...plan, global };
 }
 
 /** The plan of an analysed query. */

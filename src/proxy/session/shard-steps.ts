@@ -7,6 +7,7 @@
  * calls, and statements on several groups outside transaction blocks, are answered by the
  * sharding host; so is COPY … FROM STDIN into a catalog table (shard-copy.ts). Made only for sessions of sharded databases.
  */
+import { TypedMessage } from '../../protocol/framer.js';
 import type { TypedFrame } from '../../protocol/framer.js';
 import { decodeDescribe, decodeParse, encodeFrontendMessage } from '../../protocol/frontend-messages.js';
 import type { decodeQuery } from '../../protocol/frontend-messages.js';
@@ -43,6 +44,8 @@ const ABORTED = 'current transaction is aborted, commands ignored until end of t
 /** Messages that never decide a transaction's group: they follow what came before them. */
 const DATA_FREE: ReadonlySet<string> = new Set(['D', 'E', 'C', 'H', 'S', 'd', 'c', 'f']);
 
+const GLOBAL_REPREPARE =
+  'this prepared statement reads several groups with these parameters, but it was prepared before they were known (a Parse without its Bind): prepare it again together with its Bind, or send it unprepared';
 const HELD_COPY =
   'a transaction block that ran a COPY into a sharded table can only end (COMMIT or ROLLBACK): its other statements would need a transaction on several groups';
 const PINNED_GROUP =
@@ -131,6 +134,31 @@ export class ShardSteps {
   /** The client left. */
   close(): void {
     this.copy.close();
+  }
+
+  /**
+   * A read that needs several groups: the client's Query or Parse is replaced by one of the
+   * rewritten text (the global tables on group 0), then routed again as that (group 0). A Bind of
+   * a statement prepared earlier with the original text cannot be: it would read group 0's
+   * shards only, so it is refused.
+   */
+  private globalStep(f: TypedFrame, t: Extract<ShardTarget, { kind: 'global' }>): 'next' | 'wait' {
+    if (f.type === 'Q') {
+      this.s.inbox[0] = TypedMessage.of(encodeFrontendMessage({ name: 'Query', query: t.text }));
+      return 'next';
+    }
+    if (f.type === 'P') {
+      const p = decodeParse(f.payload);
+      if (p.ok) {
+        const { statement, paramTypes } = p.value;
+        this.s.inbox[0] = TypedMessage.of(
+          encodeFrontendMessage({ name: 'Parse', statement, query: t.text, paramTypes }),
+        );
+        if (statement === '') this.unnamedText = t.text;
+        return 'next';
+      }
+    }
+    return this.refuse(f, SqlState.FEATURE_NOT_SUPPORTED, GLOBAL_REPREPARE);
   }
 
   /** COPY … FROM STDIN into a catalog table: a simple-protocol Query outside transaction blocks. */
@@ -430,6 +458,7 @@ export class ShardSteps {
     if (t !== null && t.kind === 'refuse') return this.refuse(f, t.sqlstate, t.message);
     if (t !== null && t.kind === 'host') return this.hostStep(f, t);
     if (t !== null && t.kind === 'copy') return this.copyStart(f, t);
+    if (t !== null && t.kind === 'global') return this.globalStep(f, t);
     this.explainNote = f.type === 'Q' || f.type === 'B' ? this.explainOf(f) : null;
     if (this.deferredBegin !== null && t === null && !DATA_FREE.has(f.type)) {
       // Nothing to place the transaction by yet: look further along what the client has sent.

@@ -36,6 +36,11 @@ export type ShardTarget =
    * rows and streams each to its group (sharding/copy-in.ts), outside transaction blocks.
    */
   | { readonly kind: 'copy'; readonly reason: string; readonly work: CopyInWork }
+  /**
+   * A read that needs several groups: group 0 runs `text` (the statement with its distributed
+   * tables renamed to their global tables) in place of the client's.
+   */
+  | { readonly kind: 'global'; readonly text: string }
   /** Not possible here: answered with this error (0A000 when it needs what is not built yet). */
   | { readonly kind: 'refuse'; readonly sqlstate: string; readonly message: string };
 
