@@ -201,6 +201,41 @@ describe('reads across groups over the global tables (pgscale up, two groups)', 
     assert.equal(Number(await one(`SELECT count(*) FROM users WHERE note = 'n'`)), 1);
   });
 
+  test('UPDATE and DELETE without the key run on every group, atomically; counts and RETURNING summed', async () => {
+    const r = await app.query<{ user_id: string }>(
+      'UPDATE users SET score = score + 100 WHERE score = 3 RETURNING user_id',
+    );
+    assert.equal(r.rowCount, 24);
+    assert.equal(r.rows.length, 24);
+    assert.equal(Number(await one('SELECT count(*) FROM users WHERE score = 103')), 24);
+    // A colocated correlated subquery stays within each group.
+    const d = await app.query(
+      'DELETE FROM orders o WHERE EXISTS (SELECT 1 FROM users u WHERE u.user_id = o.user_id AND u.score = 103)',
+    );
+    assert.equal(d.rowCount, 72);
+    assert.equal(Number(await one('SELECT count(*) FROM orders')), USERS * 3 - 72);
+    // One group refusing its part changes nothing anywhere.
+    await app.query('ALTER TABLE users ADD CONSTRAINT score_small CHECK (score < 1000)');
+    await assert.rejects(
+      app.query('UPDATE users SET score = score * 100 WHERE user_id > 350'),
+      (e: { code?: string }) => e.code === '23514',
+    );
+    assert.equal(Number(await one('SELECT count(*) FROM users WHERE score >= 1000')), 0);
+    // A subquery on another key class would read other groups' rows: refused, not run per group.
+    await assert.rejects(
+      app.query('UPDATE users SET score = 0 WHERE score IN (SELECT amount::int FROM orders)'),
+      (e: { code?: string }) => e.code === '0A000',
+    );
+    // Inside a transaction block: refused (a transaction on several groups), the block goes on failing.
+    await app.query('BEGIN');
+    await assert.rejects(
+      app.query('DELETE FROM users WHERE score = 5'),
+      (e: { code?: string }) => e.code === '0A000',
+    );
+    await app.query('ROLLBACK');
+    assert.equal(Number(await one('SELECT count(*) FROM users WHERE score = 5')), 24);
+  });
+
   test('EXPLAIN shows the foreign scans of every group', async () => {
     const r = await app.query('EXPLAIN SELECT count(*) FROM users');
     const plan = r.rows.map((x: Record<string, string>) => Object.values(x)[0]).join('\n');

@@ -142,8 +142,8 @@ export class ShardRouter implements DatabaseSharding {
     const route = resolveShards(p.plan, params ?? [], (type, value, modulus) =>
       hashRemainder(type, value, modulus),
     );
-    const t = targetOf(route, sql, this.copyColumnsOf);
-    if (route.kind === 'multi') return this.global(sql, p, catalog, t);
+    const t = targetOf(route, sql, this.copyColumnsOf, p.plan.writes);
+    if (route.kind === 'multi' && !p.plan.writes) return this.global(sql, p, catalog, t);
     return t === HOME ? this.localTarget(sql) : t;
   }
 
@@ -173,7 +173,7 @@ export class ShardRouter implements DatabaseSharding {
         plan.kind === 'fixed'
           ? plan.neutral === true
             ? ANY
-            : targetOf(plan.route, sql, this.copyColumnsOf)
+            : targetOf(plan.route, sql, this.copyColumnsOf, plan.writes)
           : null,
       usesParams: usesParams(plan),
     };
@@ -210,7 +210,7 @@ const CATALOG_UNKNOWN: ShardTarget = {
 };
 
 /** The session's target for a planner's route of statement `sql`. */
-function targetOf(r: ShardRoute, sql: string, copyColumnsOf: ColumnsOf): ShardTarget {
+function targetOf(r: ShardRoute, sql: string, copyColumnsOf: ColumnsOf, writes = false): ShardTarget {
   switch (r.kind) {
     case 'local':
       return HOME;
@@ -239,6 +239,12 @@ function targetOf(r: ShardRoute, sql: string, copyColumnsOf: ColumnsOf): ShardTa
       return { kind: 'host', reason, work: { kind: 'split', sql, parts: r.parts } };
     }
     case 'multi':
+      if (r.pushdown === true && writes)
+        return {
+          kind: 'host',
+          reason: `a write on every group (${r.reason})`,
+          work: { kind: 'all', sql, reason: r.reason, compare: [], distributed: true },
+        };
       return notYet(r.reason);
   }
 }

@@ -238,7 +238,8 @@ class CopyRun implements CopyInStream, CopySink {
     const settled = await Promise.allSettled(starts);
     const failed = settled.find((s) => s.status === 'rejected');
     if (failed === undefined) return null;
-    this.error = failed.reason;
+    // The first failure in time is the reply (a group refusing the statement ends the others' starts).
+    this.error ??= failed.reason;
     return this.rollback();
   }
 

@@ -44,6 +44,11 @@ export type EveryGroupWork =
       readonly params?: readonly (string | null)[];
       /** DROP INDEX: every group when it dropped a catalog table's index, else group 0 only. */
       readonly dropIndex?: boolean;
+      /**
+       * A write of a distributed table without its key (UPDATE/DELETE run by each group on its
+       * own shards): RETURNING rows of every group, row counts summed.
+       */
+      readonly distributed?: boolean;
     }
   /** A multi-row INSERT split by group: each part on its group, `$n` renumbered (paramIndexes). */
   | {
@@ -143,7 +148,10 @@ export async function runEveryGroup(
       pending = (await prepareAndCommitInOrder(sessions, id)).pendingGroups;
     }
     if (pending.length > 0) env.onPending?.(pending);
-    return { replies: reply(work, results), ddl: work.kind === 'all' && work.compare.length === 0 };
+    return {
+      replies: reply(work, results),
+      ddl: work.kind === 'all' && work.compare.length === 0 && work.distributed !== true,
+    };
   } catch (e) {
     return { replies: [errorOf(e), READY], ddl: false };
   } finally {
@@ -309,7 +317,10 @@ function reply(work: EveryGroupWork, results: readonly StatementResult[][]): Buf
   for (let i = 0; i < first.length; i++) {
     const lead = first[i]!;
     // A reference table's copies are equal: group 0's rows and count are the statement's.
-    const parts = work.kind === 'split' ? results.map((r) => r[i]!) : [lead];
+    const parts =
+      work.kind === 'split' || (work.kind === 'all' && work.distributed === true)
+        ? results.map((r) => r[i]!)
+        : [lead];
     if (lead.fields.length > 0)
       out.push(encodeBackendMessage({ name: 'RowDescription', fields: lead.fields }));
     for (const p of parts)

@@ -58,8 +58,17 @@ export type ShardRoute =
     }
   /** A multi-row INSERT whose rows belong to several groups: one INSERT per group. */
   | { readonly kind: 'split-insert'; readonly parts: readonly InsertPart[] }
-  /** Needs several groups (not yet supported: the caller answers 0A000 with the reason). */
-  | { readonly kind: 'multi'; readonly groups: readonly string[]; readonly reason: string }
+  /**
+   * Needs several groups. `pushdown`: every distributed table of the statement is in one key
+   * class of one colocation (joined on the distribution column), so the statement run on every
+   * group — each on its own shards — does on the whole what it would do on one node.
+   */
+  | {
+      readonly kind: 'multi';
+      readonly groups: readonly string[];
+      readonly reason: string;
+      readonly pushdown?: boolean;
+    }
   | { readonly kind: 'error'; readonly sqlstate: string; readonly message: string };
 
 export interface InsertPart {
@@ -394,6 +403,7 @@ function keyClasses(a: Analysis, writes: boolean, insert: { body: Obj; sql: stri
           kind: 'multi',
           groups,
           reason: `distributed table "${o.name}" is not pinned to one shard by its distribution column "${o.table!.column}"`,
+          pushdown: byTarget.size === 1,
         },
         writes,
       );
