@@ -91,9 +91,7 @@ export class ShardRouter implements DatabaseSharding {
     const p = this.planned(sql, catalog);
     if (p.fixed !== null) return p.fixed === HOME ? this.localTarget(sql) : p.fixed;
     if (params === null && p.usesParams) return NEEDS_PARAMS;
-    const route = resolveShards(p.plan, params ?? [], (type, value, modulus) =>
-      hashRemainder(type, value, modulus),
-    );
+    const route = resolveShards(p.plan, params ?? [], hashRemainder);
     const t = targetOf(route, sql);
     return t === HOME ? this.localTarget(sql) : t;
   }

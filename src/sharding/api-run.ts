@@ -98,6 +98,7 @@ async function change(
         rel: found.rel,
         column: column!,
         type: found.column.type,
+        typmod: found.column.typmod,
         ...(typeof shardCount === 'number' ? { shardCount } : {}),
         ...(typeof colocate === 'string' ? { colocateWith: colocate } : {}),
       });

@@ -71,6 +71,13 @@ export interface ColocPart {
 export interface KeyClass {
   readonly key: KeySet;
   readonly colocs: readonly ColocPart[];
+  /**
+   * The type modifier the keys are coerced with before PostgreSQL hashes them: the INSERT
+   * target's distribution column typmod when the keys are values being stored (VALUES rows, an
+   * INSERT … SELECT constant), else -1 (a value compared in WHERE is not coerced to the column's
+   * typmod).
+   */
+  readonly typmod: number;
 }
 
 export type KeyPlan =
@@ -94,6 +101,8 @@ export type KeyPlan =
         readonly cls: number;
         readonly source: KeySource;
         readonly type: DistType;
+        /** The assigned column's typmod: the value is coerced with it before it is stored. */
+        readonly typmod: number;
       }[];
       /** A multi-row INSERT … VALUES that may be split by group: class `cls` holds one key per row. */
       readonly insert: { readonly cls: number; readonly text: InsertText } | null;
@@ -369,17 +378,20 @@ function keyClasses(a: Analysis, writes: boolean, insert: { body: Obj; sql: stri
         writes,
       );
     }
+    let typmod = -1;
     for (const rows of a.insertRows) {
       if (!list.includes(rows.occ)) continue;
       insertClasses.push(classes.length);
+      typmod = rows.occ.table!.typmod ?? -1;
       if (insert !== null && rows.values && rows.relation === insert.body.relation) top = rows;
     }
-    classes.push({ key, colocs });
+    classes.push({ key, colocs, typmod });
   }
   const assigns = a.assigns.map((x) => ({
     cls: classIndex(byTarget, x.occ),
     source: x.source,
     type: x.occ.table!.type!,
+    typmod: x.occ.table!.typmod ?? -1,
   }));
   let split: { cls: number; text: InsertText } | null = null;
   if (top !== null && insert !== null && top.sources.length > 1) {
