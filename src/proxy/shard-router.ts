@@ -20,6 +20,7 @@
 import { apiCallOf } from '../sharding/api-call.js';
 import { isViewRead } from '../sharding/citus-views.js';
 import { hashRemainder } from '../sharding/hash.js';
+import { catalogSchemas, plannerPath, type SessionSearchPath } from '../sharding/search-path.js';
 import { mayNameCatalogTable, resolveShards, shardKeyPlan, usesParams } from '../sharding/shard-plan.js';
 import type { KeyPlan, ShardRoute } from '../sharding/shard-plan.js';
 import type { Catalog, ColumnValue, DistributedTable } from '../sharding/types.js';
@@ -35,6 +36,9 @@ import { ANY, HOME } from './session/shard-target.js';
 /** Plans kept per text (the classifier's cache holds 5,000; plans are smaller). */
 const PLAN_CACHE_ENTRIES = 5000;
 
+/** Distinct (search_path, user) pairs remembered per catalog version. */
+const PATHS_KEPT = 1000;
+
 const NEEDS_PARAMS: ShardTarget = { kind: 'needs-params' };
 
 interface Planned {
@@ -48,6 +52,12 @@ interface Planned {
 export class ShardRouter implements DatabaseSharding {
   private readonly plans = new LruCache<Planned>(PLAN_CACHE_ENTRIES);
   private readonly noTable = new LruCache<boolean>(PLAN_CACHE_ENTRIES);
+  /** Per session search_path and user: the schemas the planner looks names up in (null: public only). */
+  private readonly paths = new Map<string, readonly string[] | null>();
+  /** The catalog version `paths` and `onlyPublic` are for. */
+  private pathsVersion = -1;
+  /** Every catalog table is in `public`: the default search_path plans as public only. */
+  private onlyPublic = true;
 
   constructor(
     /** The newest catalog, or null while it is not known (then every statement is refused). */
@@ -83,12 +93,12 @@ export class ShardRouter implements DatabaseSharding {
     return this.runHost(work, user);
   }
 
-  target(sql: string, params: readonly (ColumnValue | null)[] | null): ShardTarget {
+  target(sql: string, params: readonly (ColumnValue | null)[] | null, path?: SessionSearchPath): ShardTarget {
     const catalog = this.catalog();
     if (catalog === null) return CATALOG_UNKNOWN;
     if (isViewRead(sql)) return VIEWS_READ(sql);
     if (!mayNameCatalogTable(sql, catalog)) return this.localTarget(sql);
-    const p = this.planned(sql, catalog);
+    const p = this.planned(sql, catalog, path === undefined ? null : this.schemasFor(path, catalog));
     if (p.fixed !== null) return p.fixed === HOME ? this.localTarget(sql) : p.fixed;
     if (params === null && p.usesParams) return NEEDS_PARAMS;
     const route = resolveShards(p.plan, params ?? [], hashRemainder);
@@ -96,10 +106,39 @@ export class ShardRouter implements DatabaseSharding {
     return t === HOME ? this.localTarget(sql) : t;
   }
 
-  private planned(sql: string, catalog: Catalog): Planned {
-    const hit = this.plans.get(sql);
+  /**
+   * The schemas the planner looks unqualified names up in for a session's search_path, or null
+   * for `public` only (the default path while every catalog table is in public: no cost).
+   */
+  private schemasFor(path: SessionSearchPath, catalog: Catalog): readonly string[] | null {
+    if (this.pathsVersion !== catalog.version) {
+      this.paths.clear();
+      this.pathsVersion = catalog.version;
+      const schemas = catalogSchemas(catalog);
+      this.onlyPublic = schemas.size === 1 && schemas.has('public');
+    }
+    if (path.value === undefined && this.onlyPublic) return null;
+    const key = `${path.value ?? '\u0000'}\u0000${path.user}`;
+    let schemas = this.paths.get(key);
+    if (schemas === undefined) {
+      const p = plannerPath(path.value, path.user, catalog);
+      schemas = p.length === 1 && p[0] === 'public' ? null : p;
+      if (this.paths.size >= PATHS_KEPT) this.paths.clear();
+      this.paths.set(key, schemas);
+    }
+    return schemas;
+  }
+
+  private planned(sql: string, catalog: Catalog, schemas: readonly string[] | null): Planned {
+    // The plan depends on the search path only when it is not plain `public`: then the cache
+    // key starts with its schemas (a text cannot start with U+0001).
+    const key = schemas === null ? sql : `${schemas.join('\u0000')}\u0001${sql}`;
+    const hit = this.plans.get(key);
     if (hit !== undefined && hit.version === catalog.version) return hit;
-    const plan = shardKeyPlan(sql, catalog, { columnsOf: this.columnsOf });
+    const plan = shardKeyPlan(sql, catalog, {
+      columnsOf: this.columnsOf,
+      ...(schemas === null ? {} : { searchPath: schemas }),
+    });
     const p: Planned = {
       version: catalog.version,
       plan,
@@ -107,7 +146,7 @@ export class ShardRouter implements DatabaseSharding {
       fixed: plan.kind === 'fixed' ? (plan.neutral === true ? ANY : targetOf(plan.route, sql)) : null,
       usesParams: usesParams(plan),
     };
-    if (plan.kind !== 'fixed' || plan.cacheable) this.plans.set(sql, p);
+    if (plan.kind !== 'fixed' || plan.cacheable) this.plans.set(key, p);
     return p;
   }
 

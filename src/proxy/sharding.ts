@@ -4,6 +4,7 @@
  * and where each group's primary is. The session routes with it (session/shard-target.ts).
  */
 import { encodeBackendMessage } from '../protocol/backend-messages.js';
+import type { SessionSearchPath } from '../sharding/search-path.js';
 import { buildErrorResponse } from '../protocol/error-response.js';
 import type { EveryGroupWork } from '../sharding/every-group.js';
 import type { ColumnValue } from '../sharding/types.js';
@@ -15,8 +16,8 @@ import type { ShardTarget } from './session/shard-target.js';
 export interface DatabaseSharding {
   /** The catalog holds tables of this database (false: nothing to plan, routing as without sharding). */
   readonly active: boolean;
-  /** Where `sql` runs with these parameters (null: not known yet). */
-  target(sql: string, params: readonly (ColumnValue | null)[] | null): ShardTarget;
+  /** Where `sql` runs with these parameters (null: not known yet), for a session's search_path. */
+  target(sql: string, params: readonly (ColumnValue | null)[] | null, path?: SessionSearchPath): ShardTarget;
   /** `sql` is a Citus API call (`SELECT create_distributed_table(…)` …). */
   isApi(sql: string): boolean;
   /** Runs the API call `sql` for `user`: the replies, ending with ReadyForQuery 'I' (never rejects). */

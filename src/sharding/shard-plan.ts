@@ -11,8 +11,11 @@
  * - `resolveShards(plan, params, remainder)` (resolve-shards.ts) turns a KeyPlan and the Bind
  *   values into a ShardRoute, computing shards with the partition hash passed in.
  *
- * Unqualified names are taken to be in schema `public`: the router does not follow the
- * session's search_path. Views, functions and rules are not looked into: a view over a
+ * An unqualified name is looked up in the schemas of the session's search_path that hold catalog
+ * tables (`PlanOptions.searchPath`, search-path.ts); a local table of the same name in an earlier
+ * schema is not seen. Statements the sharding host runs on every group (DDL, reference writes,
+ * split INSERTs) must name a table found that way outside `public` with its schema: the host's
+ * sessions do not have the client's search_path. Views, functions and rules are not looked into: a view over a
  * distributed table, or a function reading one, is not seen (docs/sharding.md). Never a wrong
  * group: what is not understood needs every group (`multi`) or is refused (`error`). Pure.
  */
@@ -24,6 +27,7 @@ import type { KeySet, KeySource } from './key-source.js';
 import { Analysis, type Occurrence, type Refusal } from './plan-analysis.js';
 import type { InsertRows } from './plan-insert.js';
 import { planUtility } from './plan-utility.js';
+import { changesSearchPath, hostNamesQualified, type Seen } from './plan-search-path.js';
 import type { Catalog, Colocation, DistributedTable, DistType, RelName } from './types.js';
 
 export type ShardRoute =
@@ -125,6 +129,11 @@ export interface PlanOptions {
    * list (the catalog does not keep them); without it such an INSERT is refused.
    */
   readonly columnsOf?: (table: DistributedTable) => readonly string[] | null;
+  /**
+   * The schemas an unqualified name is looked up in, in order: the session's search_path
+   * narrowed to schemas holding catalog tables (search-path.ts plannerPath). Default: `public`.
+   */
+  readonly searchPath?: readonly string[];
 }
 
 /** A parse already done by the caller: the text and libpg-query's statement nodes. */
@@ -185,11 +194,27 @@ export function shardKeyPlan(
     stmts = parsed.stmts;
   } else stmts = input.stmts;
   const plans: KeyPlan[] = [];
+  /** A statement before changed the search_path: later ones are planned with the old one. */
+  let pathChanged = false;
   for (const raw of stmts) {
     const node = isObj(raw) ? raw.stmt : undefined;
     const n = unwrap(node);
     if (n === null) continue;
-    plans.push(planStatement(n[0], n[1], stmts.length === 1 ? sql : null, catalog, options));
+    const seen: Seen = { unqualified: null };
+    const plan = planStatement(n[0], n[1], stmts.length === 1 ? sql : null, catalog, options, seen);
+    plans.push(
+      pathChanged && seen.unqualified !== null
+        ? fixed(
+            {
+              kind: 'error',
+              sqlstate: '0A000',
+              message: `"${seen.unqualified}" follows a change of search_path in the same query: send the SET in a query of its own, or name the table with its schema`,
+            },
+            plan.writes,
+          )
+        : plan,
+    );
+    if (changesSearchPath(n[0], n[1])) pathChanged = true;
   }
   if (plans.length === 0) return LOCAL;
   if (plans.length > 1 && plans.some((p) => p.kind === 'fixed' && p.route.kind === 'all')) {
@@ -227,18 +252,38 @@ function planStatement(
   sql: string | null,
   catalog: Catalog,
   options: PlanOptions,
+  seen: Seen,
 ): KeyPlan {
   if (NEUTRAL_KINDS.has(kind)) return NEUTRAL;
-  const a = new Analysis(catalog, options.columnsOf ?? null);
+  const a = new Analysis(catalog, options.columnsOf ?? null, options.searchPath);
+  try {
+    return planAnalysed(kind, body, sql, catalog, options, seen, a);
+  } finally {
+    seen.unqualified ??= a.unqualified;
+  }
+}
+
+function planAnalysed(
+  kind: string,
+  body: Obj,
+  sql: string | null,
+  catalog: Catalog,
+  options: PlanOptions,
+  seen: Seen,
+  a: Analysis,
+): KeyPlan {
   if (QUERIES.has(kind)) {
     a.query(kind, body, null, []);
-    return decide(a, kind === 'InsertStmt' && sql !== null ? { body, sql } : null);
+    return hostNamesQualified(a, decide(a, kind === 'InsertStmt' && sql !== null ? { body, sql } : null));
   }
   const inner = unwrap(body.query);
   if ((kind === 'ExplainStmt' || kind === 'DeclareCursorStmt') && inner !== null) {
-    return planStatement(inner[0], inner[1], null, catalog, options);
+    return planStatement(inner[0], inner[1], null, catalog, options, seen);
   }
-  return planUtility(kind, body, a, (q) => decide(q, null));
+  return hostNamesQualified(
+    a,
+    planUtility(kind, body, a, (q) => decide(q, null)),
+  );
 }
 
 /** The plan of an analysed query. */
