@@ -118,6 +118,8 @@ export class ShardRouter implements DatabaseSharding {
       this.onlyPublic = schemas.size === 1 && schemas.has('public');
     }
     if (path.value === undefined && this.onlyPublic) return null;
+    const memo = path.memo;
+    if (memo !== undefined && memo.version === catalog.version) return memo.schemas;
     const key = `${path.value ?? '\u0000'}\u0000${path.user}`;
     let schemas = this.paths.get(key);
     if (schemas === undefined) {
@@ -126,6 +128,7 @@ export class ShardRouter implements DatabaseSharding {
       if (this.paths.size >= PATHS_KEPT) this.paths.clear();
       this.paths.set(key, schemas);
     }
+    path.memo = { version: catalog.version, schemas };
     return schemas;
   }
 

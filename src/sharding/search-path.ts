@@ -105,4 +105,6 @@ export interface SessionSearchPath {
   readonly value: string | undefined;
   /** The session's user, for `$user`. */
   readonly user: string;
+  /** The router's memo on this object: the planner path it gave for catalog `version`. */
+  memo?: { readonly version: number; readonly schemas: readonly string[] | null };
 }
