@@ -107,6 +107,28 @@ describe("the session's search_path through pgscale up (two groups)", () => {
     }
   });
 
+  test("the Citus functions resolve an unqualified name with the caller's search_path", async () => {
+    const shardOf = async (name: string) =>
+      (await app.query<{ id: string }>('SELECT get_shard_id_for_distribution_column($1, 5) AS id', [name]))
+        .rows[0]!.id;
+    const inApp = await shardOf('app.users');
+    const inPublic = await shardOf('public.users');
+    assert.notEqual(inApp, inPublic);
+    assert.equal(await shardOf('users'), inApp); // the default path: "$user" is app
+    await app.query('SET search_path = public');
+    assert.equal(await shardOf('users'), inPublic);
+    await app.query('CREATE TABLE app.orders (id bigint PRIMARY KEY, note text)');
+    await app.query('SET search_path = app');
+    await app.query("SELECT create_distributed_table('orders', 'id')");
+    const parts = await direct[1]!.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_inherits WHERE inhparent = 'app.orders'::regclass",
+    );
+    assert.ok(parts.rows[0]!.n > 0, 'app.orders has shards on group 1');
+    for (const k of KEYS) await app.query('INSERT INTO orders (id, note) VALUES ($1, $2)', [k, `o${k}`]);
+    assert.equal((await placement(direct, 'app.orders', 'id')).size, KEYS.length);
+    await app.query('RESET search_path');
+  });
+
   test('every-group statements and a statement after a SET in the same query need the schema', async () => {
     await app.query('SET search_path = app');
     await assert.rejects(

@@ -65,7 +65,7 @@ export function shardedSession(
       return db.target(sql, params, path);
     },
     isApi: (sql) => db.isApi(sql),
-    api: (sql) => db.api(sql, user),
+    api: (sql, searchPath) => db.api(sql, user, searchPath),
     host: (work) => db.host(work, user),
     poolOf: (group) => groupPool(group, host.groupTarget(database, group) ?? home),
   };

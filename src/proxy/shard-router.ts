@@ -63,7 +63,7 @@ export class ShardRouter implements DatabaseSharding {
     /** The newest catalog, or null while it is not known (then every statement is refused). */
     private readonly catalog: () => Catalog | null,
     /** Runs an API call's text for a user: its replies (ending with ReadyForQuery). */
-    private readonly runApi: (sql: string, user: string) => Promise<Buffer[]>,
+    private readonly runApi: (sql: string, user: string, searchPath?: string) => Promise<Buffer[]>,
     /** A distributed table's columns in order (`INSERT INTO t VALUES …` names none), if known. */
     private readonly columnsOf: (t: DistributedTable) => readonly string[] | null = () => null,
     /** Runs a statement on several groups for a user: its replies (ending with ReadyForQuery). */
@@ -85,8 +85,8 @@ export class ShardRouter implements DatabaseSharding {
     return apiCallOf(sql) !== null;
   }
 
-  api(sql: string, user: string): Promise<Buffer[]> {
-    return this.runApi(sql, user);
+  api(sql: string, user: string, searchPath?: string): Promise<Buffer[]> {
+    return this.runApi(sql, user, searchPath);
   }
 
   host(work: EveryGroupWork, user: string): Promise<Buffer[]> {

@@ -21,7 +21,7 @@ export interface DatabaseSharding {
   /** `sql` is a Citus API call (`SELECT create_distributed_table(…)` …). */
   isApi(sql: string): boolean;
   /** Runs the API call `sql` for `user`: the replies, ending with ReadyForQuery 'I' (never rejects). */
-  api(sql: string, user: string): Promise<Buffer[]>;
+  api(sql: string, user: string, searchPath?: string): Promise<Buffer[]>;
   /** Runs a statement on several groups for `user` (a 'host' target): replies as api()'s. */
   host(work: EveryGroupWork, user: string): Promise<Buffer[]>;
 }

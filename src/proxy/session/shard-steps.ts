@@ -159,7 +159,7 @@ export class ShardSteps {
     }
     if (f.type === 'Q') {
       this.s.inbox.shift();
-      this.s.waitFor(this.sharding.api(text));
+      this.s.waitFor(this.sharding.api(text, this.searchPath()));
       return 'next';
     }
     const batch = hostBatch(this.s.inbox);
@@ -167,7 +167,11 @@ export class ShardSteps {
     if ('refused' in batch)
       return this.refuse(f, SqlState.FEATURE_NOT_SUPPORTED, `${API_EXTENDED} (${batch.refused})`);
     this.s.inbox.splice(0, batch.count);
-    this.s.waitFor(this.sharding.api(withParams(text, batch.params)).then((r) => extendedReplies(batch, r)));
+    this.s.waitFor(
+      this.sharding
+        .api(withParams(text, batch.params), this.searchPath())
+        .then((r) => extendedReplies(batch, r)),
+    );
     return 'next';
   }
 

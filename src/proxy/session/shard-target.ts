@@ -46,7 +46,7 @@ export interface SessionSharding {
   /** `sql` is a Citus API call (create_distributed_table …) the proxy answers. */
   isApi(sql: string): boolean;
   /** Runs the API call `sql`: its replies, ending with ReadyForQuery (errors are replies too). */
-  api(sql: string): Promise<Buffer[]>;
+  api(sql: string, searchPath?: string): Promise<Buffer[]>;
   /** Runs a statement on several groups (a 'host' target): its replies, ending with ReadyForQuery 'I'. */
   host(work: EveryGroupWork): Promise<Buffer[]>;
 }
