@@ -437,6 +437,76 @@ for (const bins of sets) {
       });
     }
 
+    test('numeric(p,s), varchar(n), char(n) with random modifiers: values with more decimals or characters than fit', async () => {
+      // PostgreSQL 15+ allows a scale below 0 or above the precision.
+      const wide = bins.major >= 15;
+      const mods = fc.sample(
+        fc.oneof(
+          fc
+            .integer({ min: 1, max: 30 })
+            .chain((p) =>
+              fc.record({
+                kind: fc.constant('numeric' as const),
+                p: fc.constant(p),
+                s: fc.integer({ min: wide ? -3 : 0, max: wide ? p + 2 : p }),
+              }),
+            ),
+          fc.record({
+            kind: fc.constantFrom('varchar' as const, 'bpchar' as const),
+            p: fc.integer({ min: 1, max: 12 }),
+            s: fc.constant(0),
+          }),
+        ),
+        { numRuns: 12, seed: SEED },
+      );
+      for (const [m, mod] of mods.entries()) {
+        const table = `r_${m}`;
+        const decl =
+          mod.kind === 'numeric'
+            ? `numeric(${mod.p},${mod.s})`
+            : `${mod.kind === 'varchar' ? 'varchar' : 'char'}(${mod.p})`;
+        const parts = Array.from(
+          { length: 32 },
+          (_, r) =>
+            `CREATE TABLE ${table}_${r} PARTITION OF ${table} FOR VALUES WITH (MODULUS 32, REMAINDER ${r})`,
+        );
+        await client.query(
+          `CREATE TABLE ${table} (i int, v ${decl}) PARTITION BY HASH (v); ${parts.join(';')}`,
+        );
+        const att = await client.query<{ t: number }>(
+          `SELECT atttypmod AS t FROM pg_attribute WHERE attrelid = '${table}'::regclass AND attname = 'v'`,
+        );
+        const typmod = att.rows[0]!.t;
+        // Numbers with up to s + 4 decimals and about p - s digits before the point (some too many),
+        // texts up to n + 3 characters (some with trailing spaces only beyond n).
+        const intDigits = Math.max(0, mod.p - mod.s);
+        const values =
+          mod.kind === 'numeric'
+            ? fc
+                .tuple(
+                  fc.boolean(),
+                  fc.stringMatching(new RegExp(`^[0-9]{0,${Math.min(intDigits + 1, 40)}}$`)),
+                  fc.stringMatching(new RegExp(`^[0-9]{1,${Math.max(1, mod.s + 4)}}$`)),
+                )
+                .map(([neg, i, f]) => `${neg ? '-' : ''}${i}.${f}`)
+            : fc
+                .tuple(
+                  fc.stringMatching(new RegExp(`^[a-z]{0,${mod.p + 1}}$`)),
+                  fc.constantFrom('', ' ', '   ', '    x'),
+                )
+                .map(([a, b]) => a + b);
+        const texts = fc.sample(values, { numRuns: 60, seed: SEED + m });
+        const placed = await placeAll(table, texts);
+        texts.forEach((v, k) => {
+          assert.equal(
+            ours(table, mod.kind, { format: 'text', text: v }, typmod),
+            placed[k],
+            `${decl} ${JSON.stringify(v)}`,
+          );
+        });
+      }
+    });
+
     test(
       'PostgreSQL 16+ literals: 0x/0o/0b integers and _ between digits',
       { skip: bins.major < 16 },

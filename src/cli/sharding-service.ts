@@ -69,7 +69,7 @@ export class ShardingService implements Service, ShardingHost {
     this.app = loaded.config.app.database;
     this.router = new ShardRouter(
       () => this.catalogs?.current ?? null,
-      (sql, user) => this.api(sql, user),
+      (sql, user, searchPath) => this.api(sql, user, searchPath),
       (t) => this.columns.get(relKey(t.rel)) ?? null,
       (work, user) => this.host(work, user),
       (work, user) => this.copyIn(work, user),
@@ -150,12 +150,13 @@ export class ShardingService implements Service, ShardingHost {
 
   // ------------------------------------------------------------------ API calls
 
-  private api(sql: string, user: string): Promise<Buffer[]> {
+  private api(sql: string, user: string, searchPath: string | undefined): Promise<Buffer[]> {
     const run = this.queue.then(async () => {
       const catalogs = this.catalogs;
       if (!catalogs) return apiError('57P03', 'the sharding catalog is not loaded');
       const reply = await runApi(sql, user, {
         catalogs,
+        ...(searchPath === undefined ? {} : { searchPath }),
         openSessions: () => this.openSessions(),
         onProgress: (p) =>
           this.logger.info(

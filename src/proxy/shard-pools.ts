@@ -6,6 +6,7 @@
  * group's primary through the topology, as the database's own pool does.
  */
 import type { Pool } from './backend/pool.js';
+import type { SessionSearchPath } from '../sharding/search-path.js';
 import type { DatabaseTarget } from './database-target.js';
 import type { LoginRequest } from './frontend/client-conn.js';
 import type { ReplicaSets } from './replica-sets.js';
@@ -51,13 +52,20 @@ export function shardedSession(
     }
     return p;
   };
+  // The session's search_path for the planner: one object while it stays the same.
+  const defaultPath: SessionSearchPath = { value: undefined, user };
+  let path = defaultPath;
   const sharding: SessionSharding = {
     get active() {
       return db.active;
     },
-    target: (sql, params) => db.target(sql, params),
+    target: (sql, params, searchPath) => {
+      if (searchPath !== path.value)
+        path = searchPath === undefined ? defaultPath : { value: searchPath, user };
+      return db.target(sql, params, path);
+    },
     isApi: (sql) => db.isApi(sql),
-    api: (sql) => db.api(sql, user),
+    api: (sql, searchPath) => db.api(sql, user, searchPath),
     host: (work) => db.host(work, user),
     copyIn: (work) => db.copyIn(work, user),
     explain: (sql, params) => db.explain?.(sql, params) ?? null,

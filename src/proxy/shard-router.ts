@@ -28,6 +28,7 @@ import { relKey } from '../sharding/types.js';
 import type { CopyInStart, CopyInWork } from '../sharding/copy-in.js';
 import { isViewRead } from '../sharding/citus-views.js';
 import { hashRemainder } from '../sharding/hash.js';
+import { catalogSchemas, plannerPath, type SessionSearchPath } from '../sharding/search-path.js';
 import { mayNameCatalogTable, resolveShards, shardKeyPlan, usesParams } from '../sharding/shard-plan.js';
 import type { KeyPlan, ShardRoute } from '../sharding/shard-plan.js';
 import type { Catalog, ColumnValue, DistributedTable } from '../sharding/types.js';
@@ -44,6 +45,9 @@ import { ANY, HOME } from './session/shard-target.js';
 
 /** Plans kept per text (the classifier's cache holds 5,000; plans are smaller). */
 const PLAN_CACHE_ENTRIES = 5000;
+
+/** Distinct (search_path, user) pairs remembered per catalog version. */
+const PATHS_KEPT = 1000;
 
 const NEEDS_PARAMS: ShardTarget = { kind: 'needs-params' };
 const LOCAL_ROUTE: ShardRoute = { kind: 'local' };
@@ -67,12 +71,18 @@ export interface GlobalTables {
 export class ShardRouter implements DatabaseSharding {
   private readonly plans = new LruCache<Planned>(PLAN_CACHE_ENTRIES);
   private readonly noTable = new LruCache<boolean>(PLAN_CACHE_ENTRIES);
+  /** Per session search_path and user: the schemas the planner looks names up in (null: public only). */
+  private readonly paths = new Map<string, readonly string[] | null>();
+  /** The catalog version `paths` and `onlyPublic` are for. */
+  private pathsVersion = -1;
+  /** Every catalog table is in `public`: the default search_path plans as public only. */
+  private onlyPublic = true;
 
   constructor(
     /** The newest catalog, or null while it is not known (then every statement is refused). */
     private readonly catalog: () => Catalog | null,
     /** Runs an API call's text for a user: its replies (ending with ReadyForQuery). */
-    private readonly runApi: (sql: string, user: string) => Promise<Buffer[]>,
+    private readonly runApi: (sql: string, user: string, searchPath?: string) => Promise<Buffer[]>,
     /** A distributed table's columns in order (`INSERT INTO t VALUES …` names none), if known. */
     private readonly columnsOf: (t: DistributedTable) => readonly string[] | null = () => null,
     /** Runs a statement on several groups for a user: its replies (ending with ReadyForQuery). */
@@ -104,8 +114,8 @@ export class ShardRouter implements DatabaseSharding {
     return apiCallOf(sql) !== null;
   }
 
-  api(sql: string, user: string): Promise<Buffer[]> {
-    return this.runApi(sql, user);
+  api(sql: string, user: string, searchPath?: string): Promise<Buffer[]> {
+    return this.runApi(sql, user, searchPath);
   }
 
   host(work: EveryGroupWork, user: string): Promise<Buffer[]> {
@@ -121,27 +131,25 @@ export class ShardRouter implements DatabaseSharding {
     const format = explainFormat(sql);
     const catalog = this.catalog();
     if (format === null || catalog === null) return null;
-    const plan = mayNameCatalogTable(sql, catalog) ? this.planned(sql, catalog).plan : null;
+    const plan = mayNameCatalogTable(sql, catalog) ? this.planned(sql, catalog, null).plan : null;
     const route = plan === null ? LOCAL_ROUTE : resolveShards(plan, params, hashRemainder);
     const facts = routeFacts(plan, route, params, catalog);
     return facts === null ? null : { format, facts };
   }
 
-  target(sql: string, params: readonly (ColumnValue | null)[] | null): ShardTarget {
+  target(sql: string, params: readonly (ColumnValue | null)[] | null, path?: SessionSearchPath): ShardTarget {
     const catalog = this.catalog();
     if (catalog === null) return CATALOG_UNKNOWN;
     if (isViewRead(sql)) return VIEWS_READ(sql);
     if (!mayNameCatalogTable(sql, catalog)) return this.localTarget(sql);
-    const p = this.planned(sql, catalog);
+    const p = this.planned(sql, catalog, path === undefined ? null : this.schemasFor(path, catalog));
     if (p.fixed !== null) {
-      if (p.plan.kind === 'fixed' && p.plan.route.kind === 'multi')
+      if (p.plan.kind === 'fixed' && p.plan.route.kind === 'multi' && !p.plan.writes)
         return this.global(sql, p, catalog, p.fixed);
       return p.fixed === HOME ? this.localTarget(sql) : p.fixed;
     }
     if (params === null && p.usesParams) return NEEDS_PARAMS;
-    const route = resolveShards(p.plan, params ?? [], (type, value, modulus) =>
-      hashRemainder(type, value, modulus),
-    );
+    const route = resolveShards(p.plan, params ?? [], hashRemainder);
     const t = targetOf(route, sql, this.copyColumnsOf, p.plan.writes);
     if (route.kind === 'multi' && !p.plan.writes) return this.global(sql, p, catalog, t);
     return t === HOME ? this.localTarget(sql) : t;
@@ -161,10 +169,42 @@ export class ShardRouter implements DatabaseSharding {
     return { kind: 'global', text: p.globalText };
   }
 
-  private planned(sql: string, catalog: Catalog): Planned {
-    const hit = this.plans.get(sql);
+  /**
+   * The schemas the planner looks unqualified names up in for a session's search_path, or null
+   * for `public` only (the default path while every catalog table is in public: no cost).
+   */
+  private schemasFor(path: SessionSearchPath, catalog: Catalog): readonly string[] | null {
+    if (this.pathsVersion !== catalog.version) {
+      this.paths.clear();
+      this.pathsVersion = catalog.version;
+      const schemas = catalogSchemas(catalog);
+      this.onlyPublic = schemas.size === 1 && schemas.has('public');
+    }
+    if (path.value === undefined && this.onlyPublic) return null;
+    const memo = path.memo;
+    if (memo !== undefined && memo.version === catalog.version) return memo.schemas;
+    const key = `${path.value ?? '\u0000'}\u0000${path.user}`;
+    let schemas = this.paths.get(key);
+    if (schemas === undefined) {
+      const p = plannerPath(path.value, path.user, catalog);
+      schemas = p.length === 1 && p[0] === 'public' ? null : p;
+      if (this.paths.size >= PATHS_KEPT) this.paths.clear();
+      this.paths.set(key, schemas);
+    }
+    path.memo = { version: catalog.version, schemas };
+    return schemas;
+  }
+
+  private planned(sql: string, catalog: Catalog, schemas: readonly string[] | null): Planned {
+    // The plan depends on the search path only when it is not plain `public`: then the cache
+    // key starts with its schemas (a text cannot start with U+0001).
+    const key = schemas === null ? sql : `${schemas.join('\u0000')}\u0001${sql}`;
+    const hit = this.plans.get(key);
     if (hit !== undefined && hit.version === catalog.version) return hit;
-    const plan = shardKeyPlan(sql, catalog, { columnsOf: this.columnsOf });
+    const plan = shardKeyPlan(sql, catalog, {
+      columnsOf: this.columnsOf,
+      ...(schemas === null ? {} : { searchPath: schemas }),
+    });
     const p: Planned = {
       version: catalog.version,
       plan,
@@ -177,7 +217,7 @@ export class ShardRouter implements DatabaseSharding {
           : null,
       usesParams: usesParams(plan),
     };
-    if (plan.kind !== 'fixed' || plan.cacheable) this.plans.set(sql, p);
+    if (plan.kind !== 'fixed' || plan.cacheable) this.plans.set(key, p);
     return p;
   }
 

@@ -4,6 +4,7 @@
  * and where each group's primary is. The session routes with it (session/shard-target.ts).
  */
 import { encodeBackendMessage } from '../protocol/backend-messages.js';
+import type { SessionSearchPath } from '../sharding/search-path.js';
 import { buildErrorResponse } from '../protocol/error-response.js';
 import type { EveryGroupWork } from '../sharding/every-group.js';
 import type { CopyInStart, CopyInWork } from '../sharding/copy-in.js';
@@ -17,12 +18,12 @@ import type { ExplainNote } from './session/explain-note.js';
 export interface DatabaseSharding {
   /** The catalog holds tables of this database (false: nothing to plan, routing as without sharding). */
   readonly active: boolean;
-  /** Where `sql` runs with these parameters (null: not known yet). */
-  target(sql: string, params: readonly (ColumnValue | null)[] | null): ShardTarget;
+  /** Where `sql` runs with these parameters (null: not known yet), for a session's search_path. */
+  target(sql: string, params: readonly (ColumnValue | null)[] | null, path?: SessionSearchPath): ShardTarget;
   /** `sql` is a Citus API call (`SELECT create_distributed_table(…)` …). */
   isApi(sql: string): boolean;
   /** Runs the API call `sql` for `user`: the replies, ending with ReadyForQuery 'I' (never rejects). */
-  api(sql: string, user: string): Promise<Buffer[]>;
+  api(sql: string, user: string, searchPath?: string): Promise<Buffer[]>;
   /** Runs a statement on several groups for `user` (a 'host' target): replies as api()'s. */
   host(work: EveryGroupWork, user: string): Promise<Buffer[]>;
   /** Starts a COPY … FROM STDIN split by row for `user` (a 'copy' target). */

@@ -18,6 +18,7 @@ import { hashRemainder } from './hash.js';
 import { HashInputError } from './hash-input.js';
 import type { Catalog, DistType, RelName } from './types.js';
 import { relKey } from './types.js';
+import { parseSearchPathSql } from './search-path.js';
 
 export type ApiReply =
   | {
@@ -33,6 +34,11 @@ export interface ApiEnv {
   /** Superuser sessions on every group's primary in the catalog's group order; `close` ends them. */
   openSessions(): Promise<{ readonly sessions: readonly GroupSession[]; close(): Promise<void> }>;
   readonly onProgress?: (p: DistributeProgress) => void;
+  /**
+   * The calling session's search_path (SQL text as the session holds it; undefined: the
+   * default): an unqualified table name is resolved with it, `$user` being the caller.
+   */
+  readonly searchPath?: string;
 }
 
 interface TableFound {
@@ -48,7 +54,7 @@ export async function runApi(sql: string, user: string, env: ApiEnv): Promise<Ap
   if (parsed === null) return fail('XX000', 'not a sharding API call');
   if (!parsed.ok) return fail(parsed.sqlstate, parsed.message);
   const call = parsed.call;
-  if (call.fn === 'get_shard_id_for_distribution_column') return shardIdFor(call, env);
+  if (call.fn === 'get_shard_id_for_distribution_column') return shardIdFor(call, user, env);
   let opened: Awaited<ReturnType<ApiEnv['openSessions']>> | null = null;
   try {
     opened = await env.openSessions();
@@ -77,7 +83,7 @@ async function change(
   if (call.fn === 'create_distributed_table' && typeof arg !== 'string')
     return fail('22004', 'the distribution column must not be null');
   const column = typeof arg === 'string' ? arg : null;
-  const found = await findTable(g0, name, column, user);
+  const found = await findTable(g0, name, column, user, env.searchPath);
   if (found === null) return fail('42P01', `relation "${name}" does not exist`);
   if (!found.owned) return fail('42501', `must be owner of table ${found.rel.name}`);
   const qualified = `${quoteIdent(found.rel.schema)}.${quoteIdent(found.rel.name)}`;
@@ -98,6 +104,7 @@ async function change(
         rel: found.rel,
         column: column!,
         type: found.column.type,
+        typmod: found.column.typmod,
         ...(typeof shardCount === 'number' ? { shardCount } : {}),
         ...(typeof colocate === 'string' ? { colocateWith: colocate } : {}),
       });
@@ -149,8 +156,13 @@ async function findTable(
   name: string,
   column: string | null,
   user: string,
+  searchPath: string | undefined,
 ): Promise<TableFound | null> {
-  // to_regclass resolves quoting and the search path as a cast to regclass would, without failing.
+  // to_regclass resolves quoting and the search path as a cast to regclass would, without
+  // failing; the search path the caller's session has, for the time of this lookup.
+  await g0.client.query("SELECT pg_catalog.set_config('search_path', $1, false)", [
+    clientPath(searchPath, user).map(quoteIdent).join(', '),
+  ]);
   const r = await g0.client.query(
     `SELECT n.nspname AS schema, c.relname AS name, pg_has_role($3::name, c.relowner, 'USAGE') AS owned,
             t.typname AS type, a.atttypmod AS typmod
@@ -160,6 +172,7 @@ async function findTable(
       WHERE c.oid = to_regclass($1)`,
     [name, column ?? '', user],
   );
+  await g0.client.query('RESET search_path');
   const row = r.rows[0] as
     { schema: string; name: string; owned: boolean; type: string | null; typmod: number | null } | undefined;
   if (row === undefined) return null;
@@ -170,12 +183,26 @@ async function findTable(
   };
 }
 
-function shardIdFor(call: ApiCall, env: ApiEnv): ApiReply {
+/** The caller's search_path as schema names, `$user` replaced by the caller's name. */
+function clientPath(value: string | undefined, user: string): string[] {
+  const names = (value === undefined ? null : parseSearchPathSql(value)) ?? ['$user', 'public'];
+  return names.map((n) => (n === '$user' ? user : n));
+}
+
+function shardIdFor(call: ApiCall, user: string, env: ApiEnv): ApiReply {
   const name = call.args.table_name;
   if (typeof name !== 'string') return fail('22004', 'the table name must not be null');
   const catalog = env.catalogs.current;
   const rel = relOf(name);
-  const t = rel === null ? undefined : catalog.tables.get(relKey(rel));
+  // An unqualified name: the first schema of the caller's search_path with a catalog table so named.
+  const t =
+    rel === null
+      ? undefined
+      : rel.schema !== null
+        ? catalog.tables.get(relKey({ schema: rel.schema, name: rel.name }))
+        : clientPath(env.searchPath, user)
+            .map((schema) => catalog.tables.get(relKey({ schema, name: rel.name })))
+            .find((x) => x !== undefined);
   if (t === undefined) return fail('42P01', `relation "${name}" is not a distributed or reference table`);
   if (t.kind === 'reference') return ok(call, String(t.firstShardId));
   const value = call.args.distribution_value;
@@ -190,12 +217,12 @@ function shardIdFor(call: ApiCall, env: ApiEnv): ApiReply {
   }
 }
 
-/** A table name as text, unquoted parts folded (`Users` → users, `"Users"` kept), schema public by default. */
-function relOf(text: string): RelName | null {
+/** A table name as text, unquoted parts folded (`Users` → users, `"Users"` kept); schema null when unqualified. */
+function relOf(text: string): { schema: string | null; name: string } | null {
   const parts = text.match(/"(?:[^"]|"")*"|[^."]+/g);
   if (parts === null || parts.length > 2) return null;
   const norm = parts.map((p) => (p.startsWith('"') ? p.slice(1, -1).replace(/""/g, '"') : p.toLowerCase()));
-  return norm.length === 2 ? { schema: norm[0]!, name: norm[1]! } : { schema: 'public', name: norm[0]! };
+  return norm.length === 2 ? { schema: norm[0]!, name: norm[1]! } : { schema: null, name: norm[0]! };
 }
 
 function quoteIdent(s: string): string {

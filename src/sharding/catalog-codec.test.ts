@@ -164,4 +164,18 @@ describe('encode / decode', () => {
     d.colocations[1]!.shard_count = 2;
     rejects(JSON.stringify(d), /reference tables' colocation has one shard/);
   });
+
+  test("a distribution column's typmod: kept when there is one, absent reads as none, bad ones named", () => {
+    const d = doc();
+    assert.equal(d.tables[1]!.typmod, undefined); // none: the document is as before typmods were kept
+    d.tables[1]!.typmod = 655366; // numeric(10,2)
+    const c = decode(JSON.stringify(d));
+    assert.equal(c.tables.get('public.users')!.typmod, 655366);
+    assert.deepEqual(JSON.parse(encode(c)), d);
+    d.tables[1]!.typmod = -1;
+    rejects(JSON.stringify(d), /tables\[1\]\.typmod is not an integer ≥ 0/);
+    const r = doc();
+    r.tables[0]!.typmod = 24;
+    rejects(JSON.stringify(r), /a reference table has no distribution column typmod/);
+  });
 });

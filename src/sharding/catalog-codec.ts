@@ -1,7 +1,9 @@
 /**
  * The catalog as it is stored: one JSON document, `{"format":1, "version", "groups",
  * "next_shard_id", "colocations": [...], "tables": [...]}`, with colocations by id and tables by
- * key so equal catalogs encode to equal text. decode() trusts nothing: the value comes from a
+ * key so equal catalogs encode to equal text. A table's `typmod` (its distribution column's
+ * type modifier) is written only when it has one and read as none when absent, so catalogs
+ * written before it was kept read as they did. decode() trusts nothing: the value comes from a
  * store another process (or a person with etcdctl) writes, so every field is checked, and so is
  * every rule the router relies on (a placement names only known groups and has one group per
  * shard, a table's colocation exists and has its type, shard id ranges do not overlap and stay
@@ -34,6 +36,8 @@ export function encode(c: Catalog): string {
         kind: t.kind,
         column: t.column,
         type: t.type,
+        // Only when there is one: a catalog without type modifiers encodes as before.
+        ...(t.typmod !== undefined && t.typmod >= 0 ? { typmod: t.typmod } : {}),
         colocation_id: t.colocationId,
         first_shard_id: t.firstShardId,
       })),
@@ -101,6 +105,9 @@ export function decode(text: string): Catalog {
     const type = kind === 'reference' ? nul(o.type, `${where}.type`) : distType(o.type, `${where}.type`);
     if (type !== colocation.type)
       fail(`${where}: type ${type} differs from colocation ${colocationId}'s ${colocation.type}`);
+    // Absent in catalogs written before pgscale kept it: no type modifier.
+    const typmod = o.typmod === undefined ? -1 : int(o.typmod, `${where}.typmod`, 0);
+    if (typmod >= 0 && kind === 'reference') fail(`${where}: a reference table has no distribution column typmod`);
     const firstShardId = int(o.first_shard_id, `${where}.first_shard_id`, 1);
     if (firstShardId + colocation.shardCount > nextShardId)
       fail(
@@ -110,7 +117,10 @@ export function decode(text: string): Catalog {
     if (tables.has(key)) fail(`table ${key} is listed twice`);
     ranges.push([firstShardId, firstShardId + colocation.shardCount, key]);
     used.add(colocationId);
-    tables.set(key, Object.freeze({ rel, kind, column, type, colocationId, firstShardId }));
+    tables.set(
+      key,
+      Object.freeze({ rel, kind, column, type, ...(typmod >= 0 ? { typmod } : {}), colocationId, firstShardId }),
+    );
   });
   ranges.sort((a, b) => a[0] - b[0]);
   for (let i = 1; i < ranges.length; i++)

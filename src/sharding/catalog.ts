@@ -50,6 +50,8 @@ export interface DistributeOptions {
   readonly column: string;
   /** The column's type as PostgreSQL names it (pg_type.typname); must be one of DIST_TYPES. */
   readonly type: string;
+  /** The column's pg_attribute.atttypmod (numeric(p, s), varchar(n), char(n)); absent or -1: none. */
+  readonly typmod?: number;
   /** Citus's shard_count; absent: the default (32), or the colocated table's count. */
   readonly shardCount?: number;
   /**
@@ -142,6 +144,7 @@ export function distribute(catalog: Catalog, o: DistributeOptions): TableChange 
     kind: 'distributed',
     column: o.column,
     type,
+    ...(o.typmod !== undefined && o.typmod >= 0 ? { typmod: o.typmod } : {}),
     colocationId: colocation.id,
     firstShardId: catalog.nextShardId,
   });

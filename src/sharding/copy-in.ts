@@ -307,7 +307,8 @@ class CopyRun implements CopyInStream, CopySink {
         `COPY into distributed table "${t.rel.name}" cannot take the DEFAULT marker in its distribution column "${t.column ?? ''}"`,
       );
     const coloc = this.catalog.colocations.get(t.colocationId)!;
-    const r = hashRemainder(t.type!, key, coloc.shardCount);
+    // A stored value: the column's type modifier applies first (numeric rounding, char(n) …).
+    const r = hashRemainder(t.type!, key, coloc.shardCount, t.typmod ?? -1);
     const c = this.byGroup.get(coloc.placement[r]!);
     if (c === undefined)
       throw new DistributeError('XX000', `group ${coloc.placement[r]} is not open for this COPY`);

@@ -1,9 +1,9 @@
 /**
  * The walk of one statement's parse tree (libpg-query's JSON) that the shard planner
  * (shard-plan.ts) draws its plan from: every relation the statement names, in every subquery,
- * CTE, join and RETURNING list, looked up in the catalog (unqualified names in schema `public`:
- * the router does not follow search_path), and what pins the distribution column of each
- * distributed table.
+ * CTE, join and RETURNING list, looked up in the catalog (an unqualified name in the first
+ * schema of the session's search_path that holds a catalog table of that name: search-path.ts),
+ * and what pins the distribution column of each distributed table.
  *
  * Tables whose distribution columns are equated in one query level (`a.k = b.k` in WHERE or an
  * inner join's ON, `JOIN … USING (k)`) form one class, united symmetrically; a pin (`k = v`,
@@ -20,6 +20,7 @@ import { anyArrayOf, keySourceOf, listOf, type KeySet, type KeySource } from './
 import { classifyCall, sqlValueCall } from './plan-functions.js';
 import { analyseInsert, type InsertRows } from './plan-insert.js';
 import { analyseMerge, analyseModify } from './plan-modify.js';
+import { catalogTableNames } from './search-path.js';
 import { relKey, type Catalog, type DistributedTable } from './types.js';
 
 export type RelKind = 'distributed' | 'reference' | 'local' | 'system';
@@ -53,6 +54,8 @@ export interface Refusal {
   readonly sqlstate: string;
   readonly message: string;
 }
+
+const PUBLIC_ONLY: readonly string[] = ['public'];
 
 /** Statements (as parse-tree node names) whose analysis is a query's. */
 const QUERY_KINDS = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
@@ -90,17 +93,44 @@ export class Analysis {
     readonly catalog: Catalog,
     /** The table's columns in order (for INSERT without a column list), when the caller knows them. */
     readonly columnsOf: ((table: DistributedTable) => readonly string[] | null) | null,
+    /**
+     * Where an unqualified name is looked up: the schemas of the session's search_path that hold
+     * catalog tables, in order (search-path.ts plannerPath); the default path gives `public`.
+     */
+    readonly searchPath: readonly string[] = PUBLIC_ONLY,
   ) {}
+
+  /**
+   * The first unqualified name found in a schema other than `public` by way of the search_path:
+   * statements run by the sharding host (on every group) may not use such names, since the
+   * host's sessions do not have the client's search_path.
+   */
+  viaPath: string | null = null;
+  /** The first unqualified name that some catalog table has (in whatever schema). */
+  unqualified: string | null = null;
+
+  /** The catalog table `schema.relname` (schema null: unqualified, looked up in the search path). */
+  private lookup(schema: string | null, relname: string): DistributedTable | null {
+    if (schema !== null) return this.catalog.tables.get(relKey({ schema, name: relname })) ?? null;
+    if (catalogTableNames(this.catalog).has(relname)) this.unqualified ??= relname;
+    for (const s of this.searchPath) {
+      const t = this.catalog.tables.get(relKey({ schema: s, name: relname }));
+      if (t !== undefined) {
+        if (s !== 'public') this.viaPath ??= relname;
+        return t;
+      }
+    }
+    return null;
+  }
 
   refuse(sqlstate: string, message: string): void {
     this.refusal ??= { sqlstate, message };
   }
 
-  /** The catalog entry of a RangeVar (unqualified: schema `public`), or null. */
+  /** The catalog entry of a RangeVar (unqualified: by the search path), or null. */
   tableOf(rv: Obj): DistributedTable | null {
     const relname = typeof rv.relname === 'string' ? rv.relname : '';
-    const schema = typeof rv.schemaname === 'string' ? rv.schemaname : 'public';
-    return this.catalog.tables.get(relKey({ schema, name: relname })) ?? null;
+    return this.lookup(typeof rv.schemaname === 'string' ? rv.schemaname : null, relname);
   }
 
   occurrence(rv: Obj, write: boolean): Occurrence {
@@ -116,7 +146,7 @@ export class Analysis {
     ) {
       kind = 'system';
     } else {
-      table = this.catalog.tables.get(relKey({ schema: schema ?? 'public', name: relname })) ?? null;
+      table = this.lookup(schema, relname);
       kind = table === null ? 'local' : table.kind;
     }
     const occ: Occurrence = {

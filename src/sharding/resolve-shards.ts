@@ -14,8 +14,11 @@ import { PARTITION_VALUE } from './plan-modify.js';
 import type { InsertPart, KeyClass, KeyPlan, ShardRoute } from './shard-plan.js';
 import type { ColumnValue, DistType } from './types.js';
 
-/** PostgreSQL's hash-partition remainder of `value` as a `type` value, for `modulus` partitions. */
-export type Remainder = (type: DistType, value: ColumnValue, modulus: number) => number;
+/**
+ * PostgreSQL's hash-partition remainder of `value` as a `type` value, for `modulus` partitions,
+ * after the column's type modifier `typmod` (-1: none) is applied to it.
+ */
+export type Remainder = (type: DistType, value: ColumnValue, modulus: number, typmod: number) => number;
 
 type Params = readonly (ColumnValue | null)[];
 
@@ -34,7 +37,7 @@ export function resolveShards(plan: KeyPlan, params: Params, remainder: Remainde
       const s = c.key.source;
       const value = s.kind === 'const' ? s.value : s.kind === 'param' ? params[s.index] : null;
       if (value !== undefined && value !== null) {
-        const r = hash(remainder, part.type, value, part.colocation.shardCount);
+        const r = hash(remainder, part.type, value, part.colocation.shardCount, c.typmod);
         if (typeof r !== 'number') return r;
         const group = part.colocation.placement[r];
         const firsts = part.firstShardIds;
@@ -75,7 +78,7 @@ function resolveClasses(
     for (const part of c.colocs) {
       const rs: number[] = [];
       for (const v of values) {
-        const r = hash(remainder, part.type, v, part.colocation.shardCount);
+        const r = hash(remainder, part.type, v, part.colocation.shardCount, c.typmod);
         if (typeof r !== 'number') return r;
         const g = part.colocation.placement[r];
         if (g === undefined)
@@ -100,7 +103,7 @@ function resolveClasses(
       return v ?? { kind: 'error', sqlstate: '0A000', message: PARTITION_VALUE };
     for (let p = 0; p < c.colocs.length; p++) {
       const part = c.colocs[p]!;
-      const r = hash(remainder, part.type, v, part.colocation.shardCount);
+      const r = hash(remainder, part.type, v, part.colocation.shardCount, a.typmod);
       if (typeof r !== 'number') return r;
       if (remainders[a.cls]![p]!.some((x) => x !== r))
         return { kind: 'error', sqlstate: '0A000', message: PARTITION_VALUE };
@@ -213,14 +216,20 @@ const TYPE_NAMES: Record<DistType, string> = {
  * hashed by its width (PostgreSQL's integer hashes agree across int2, int4 and int8), so a
  * parameter the client declared bigint still routes an integer column.
  */
-function hash(remainder: Remainder, type: DistType, v: ColumnValue, modulus: number): number | Failure {
+function hash(
+  remainder: Remainder,
+  type: DistType,
+  v: ColumnValue,
+  modulus: number,
+  typmod: number,
+): number | Failure {
   let t = type;
   if (v.format === 'binary' && isIntType(type)) {
     t = v.bytes.length === 2 ? 'int2' : v.bytes.length === 8 ? 'int8' : v.bytes.length === 4 ? 'int4' : type;
   }
   let r: number;
   try {
-    r = remainder(t, v, modulus);
+    r = remainder(t, v, modulus, typmod);
   } catch (err) {
     // The hash's HashInputError carries PostgreSQL's SQLSTATE and message (22P02, 22003, 22P03…).
     const code = (err as { sqlstate?: unknown }).sqlstate;

@@ -11,8 +11,11 @@
  * - `resolveShards(plan, params, remainder)` (resolve-shards.ts) turns a KeyPlan and the Bind
  *   values into a ShardRoute, computing shards with the partition hash passed in.
  *
- * Unqualified names are taken to be in schema `public`: the router does not follow the
- * session's search_path. Views, functions and rules are not looked into: a view over a
+ * An unqualified name is looked up in the schemas of the session's search_path that hold catalog
+ * tables (`PlanOptions.searchPath`, search-path.ts); a local table of the same name in an earlier
+ * schema is not seen. Statements the sharding host runs on every group (DDL, reference writes,
+ * split INSERTs) must name a table found that way outside `public` with its schema: the host's
+ * sessions do not have the client's search_path. Views, functions and rules are not looked into: a view over a
  * distributed table, or a function reading one, is not seen (docs/sharding.md). Never a wrong
  * group: what is not understood needs every group (`multi`) or is refused (`error`). Pure.
  */
@@ -26,6 +29,7 @@ import type { InsertRows } from './plan-insert.js';
 import { planUtility } from './plan-utility.js';
 import type { CopyOptions } from './copy-options.js';
 import type { GlobalOccurrence } from './global-rewrite.js';
+import { changesSearchPath, hostNamesQualified, type Seen } from './plan-search-path.js';
 import type { Catalog, Colocation, DistributedTable, DistType, RelName } from './types.js';
 
 export type ShardRoute =
@@ -91,6 +95,13 @@ export interface ColocPart {
 export interface KeyClass {
   readonly key: KeySet;
   readonly colocs: readonly ColocPart[];
+  /**
+   * The type modifier the keys are coerced with before PostgreSQL hashes them: the INSERT
+   * target's distribution column typmod when the keys are values being stored (VALUES rows, an
+   * INSERT … SELECT constant), else -1 (a value compared in WHERE is not coerced to the column's
+   * typmod).
+   */
+  readonly typmod: number;
 }
 
 export type KeyPlan =
@@ -116,6 +127,8 @@ export type KeyPlan =
         readonly cls: number;
         readonly source: KeySource;
         readonly type: DistType;
+        /** The assigned column's typmod: the value is coerced with it before it is stored. */
+        readonly typmod: number;
       }[];
       /** A multi-row INSERT … VALUES that may be split by group: class `cls` holds one key per row. */
       readonly insert: { readonly cls: number; readonly text: InsertText } | null;
@@ -140,6 +153,11 @@ export interface PlanOptions {
    * list (the catalog does not keep them); without it such an INSERT is refused.
    */
   readonly columnsOf?: (table: DistributedTable) => readonly string[] | null;
+  /**
+   * The schemas an unqualified name is looked up in, in order: the session's search_path
+   * narrowed to schemas holding catalog tables (search-path.ts plannerPath). Default: `public`.
+   */
+  readonly searchPath?: readonly string[];
 }
 
 /** A parse already done by the caller: the text and libpg-query's statement nodes. */
@@ -200,11 +218,27 @@ export function shardKeyPlan(
     stmts = parsed.stmts;
   } else stmts = input.stmts;
   const plans: KeyPlan[] = [];
+  /** A statement before changed the search_path: later ones are planned with the old one. */
+  let pathChanged = false;
   for (const raw of stmts) {
     const node = isObj(raw) ? raw.stmt : undefined;
     const n = unwrap(node);
     if (n === null) continue;
-    plans.push(planStatement(n[0], n[1], stmts.length === 1 ? sql : null, catalog, options));
+    const seen: Seen = { unqualified: null };
+    const plan = planStatement(n[0], n[1], stmts.length === 1 ? sql : null, catalog, options, seen);
+    plans.push(
+      pathChanged && seen.unqualified !== null
+        ? fixed(
+            {
+              kind: 'error',
+              sqlstate: '0A000',
+              message: `"${seen.unqualified}" follows a change of search_path in the same query: send the SET in a query of its own, or name the table with its schema`,
+            },
+            plan.writes,
+          )
+        : plan,
+    );
+    if (changesSearchPath(n[0], n[1])) pathChanged = true;
   }
   if (plans.length === 0) return LOCAL;
   if (plans.length > 1 && plans.some((p) => p.kind === 'fixed' && p.route.kind === 'all')) {
@@ -242,19 +276,42 @@ function planStatement(
   sql: string | null,
   catalog: Catalog,
   options: PlanOptions,
+  seen: Seen,
 ): KeyPlan {
   if (NEUTRAL_KINDS.has(kind)) return NEUTRAL;
-  const a = new Analysis(catalog, options.columnsOf ?? null);
+  const a = new Analysis(catalog, options.columnsOf ?? null, options.searchPath);
+  try {
+    return planAnalysed(kind, body, sql, catalog, options, seen, a);
+  } finally {
+    seen.unqualified ??= a.unqualified;
+  }
+}
+
+function planAnalysed(
+  kind: string,
+  body: Obj,
+  sql: string | null,
+  catalog: Catalog,
+  options: PlanOptions,
+  seen: Seen,
+  a: Analysis,
+): KeyPlan {
   if (QUERIES.has(kind)) {
     a.query(kind, body, null, []);
-    const plan = decide(a, kind === 'InsertStmt' && sql !== null ? { body, sql } : null);
+    const plan = hostNamesQualified(
+      a,
+      decide(a, kind === 'InsertStmt' && sql !== null ? { body, sql } : null),
+    );
     return kind === 'SelectStmt' ? withGlobal(plan, a) : plan;
   }
   const inner = unwrap(body.query);
   if ((kind === 'ExplainStmt' || kind === 'DeclareCursorStmt') && inner !== null) {
-    return planStatement(inner[0], inner[1], null, catalog, options);
+    return planStatement(inner[0], inner[1], null, catalog, options, seen);
   }
-  return planUtility(kind, body, a, (q) => decide(q, null));
+  return hostNamesQualified(
+    a,
+    planUtility(kind, body, a, (q) => decide(q, null)),
+  );
 }
 
 /** A read's plan with where it names distributed tables (the global path's rewrite needs them). */
@@ -408,17 +465,20 @@ function keyClasses(a: Analysis, writes: boolean, insert: { body: Obj; sql: stri
         writes,
       );
     }
+    let typmod = -1;
     for (const rows of a.insertRows) {
       if (!list.includes(rows.occ)) continue;
       insertClasses.push(classes.length);
+      typmod = rows.occ.table!.typmod ?? -1;
       if (insert !== null && rows.values && rows.relation === insert.body.relation) top = rows;
     }
-    classes.push({ key, colocs });
+    classes.push({ key, colocs, typmod });
   }
   const assigns = a.assigns.map((x) => ({
     cls: classIndex(byTarget, x.occ),
     source: x.source,
     type: x.occ.table!.type!,
+    typmod: x.occ.table!.typmod ?? -1,
   }));
   let split: { cls: number; text: InsertText } | null = null;
   if (top !== null && insert !== null && top.sources.length > 1) {

@@ -45,6 +45,14 @@ export interface DistributedTable {
   /** The distribution column (null for a reference table). */
   readonly column: string | null;
   readonly type: DistType | null;
+  /**
+   * The distribution column's type modifier (pg_attribute.atttypmod): numeric(p, s), varchar(n)
+   * and char(n) have one; absent (catalogs written before it was kept, and columns without one)
+   * means none (-1). A value being stored is coerced with it before PostgreSQL hashes it
+   * (numeric rounds to the scale, varchar/char cut trailing spaces beyond n), so the proxy
+   * applies it too (hash.ts hashRemainder's `typmod`).
+   */
+  readonly typmod?: number;
   readonly colocationId: number;
   /**
    * Shard ids of this table are `firstShardId + remainder` (Citus numbers shards globally from

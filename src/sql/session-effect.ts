@@ -10,8 +10,11 @@ export type SessionEffect =
   | { readonly kind: 'set'; readonly name: string; readonly value: string }
   | { readonly kind: 'reset'; readonly name: string }
   | { readonly kind: 'reset_all' }
-  /** SET LOCAL, SET TRANSACTION, SET CONSTRAINTS: gone when the transaction ends. */
-  | { readonly kind: 'local' }
+  /**
+   * SET LOCAL, SET TRANSACTION, SET CONSTRAINTS: gone when the transaction ends. `SET LOCAL
+   * search_path` (or `SET LOCAL SCHEMA`) keeps its value (the shard planner follows it).
+   */
+  | { readonly kind: 'local'; readonly searchPath?: string }
   | { readonly kind: 'listen'; readonly channel: string }
   /** channel is '*' for UNLISTEN *. */
   | { readonly kind: 'unlisten'; readonly channel: string }

@@ -26,7 +26,7 @@ const TRANSACTION_SCOPED = new Set([
 
 export function setEffect(s: StatementTokens): SessionEffect {
   let i = s.first + 1;
-  if (s.isWord(i, 'local')) return LOCAL; // SET LOCAL anything lasts only until the transaction ends
+  if (s.isWord(i, 'local')) return localSet(s, i + 1); // SET LOCAL anything lasts only until the transaction ends
   if (s.isWord(i, 'session') && !s.isAnyWord(i + 1, ['authorization', 'characteristics'])) i++;
   if (s.isAnyWord(i, ['transaction', 'constraints'])) return LOCAL;
   if (s.isWord(i, 'session') && s.isWord(i + 1, 'characteristics')) {
@@ -81,6 +81,20 @@ function setTo(s: StatementTokens, name: string, i: number): SessionEffect {
   if (!s.has(i)) return OTHER;
   if (s.isWord(i, 'default') && i + 1 === s.last) return reset(name);
   return { kind: 'set', name, value: s.textFrom(i) };
+}
+
+/** SET LOCAL: the search_path value it sets, kept (a SET LOCAL of anything else is plain LOCAL). */
+function localSet(s: StatementTokens, i: number): SessionEffect {
+  let at = -1;
+  if (s.isWord(i, 'schema')) at = i + 1;
+  else if (
+    s.name(i) !== undefined &&
+    foldIdentifier(s.name(i)!) === 'search_path' &&
+    (s.isWord(i + 1, 'to') || s.charOf(i + 1) === EQUALS)
+  )
+    at = i + 2;
+  if (at < 0 || !s.has(at)) return LOCAL;
+  return { kind: 'local', searchPath: s.textFrom(at) };
 }
 
 function reset(name: string): SessionEffect {

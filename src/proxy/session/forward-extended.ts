@@ -264,6 +264,8 @@ export function extendedEffects(ctx: ForwardContext, effects: readonly SessionEf
   const tracked: SessionEffect[] = [];
   for (const e of effects) {
     if (e.kind === 'set' || e.kind === 'reset' || e.kind === 'reset_all') tracked.push(e);
+    // SET LOCAL search_path: the shard planner follows it until the transaction ends.
+    else if (e.kind === 'local' && e.searchPath !== undefined) tracked.push(e);
     else if (e.kind === 'sticky') ctx.pin(e.reason);
     else if (e.kind === 'listen') ctx.pin('LISTEN (extended protocol)');
     else if (e.kind === 'execute' && ctx.record.sqlStatements.has(e.name))

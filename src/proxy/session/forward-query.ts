@@ -60,6 +60,10 @@ export function forwardQuery(
       case 'reset':
         tx.settings.push(e);
         break;
+      case 'local':
+        // SET LOCAL search_path: the shard planner follows it until the transaction ends.
+        if (e.searchPath !== undefined) tx.settings.push(e);
+        break;
       case 'reset_all':
         tx.settings.push(e);
         record.resetProxySettings();

@@ -9,6 +9,7 @@
  */
 import { TypedMessage } from '../../protocol/framer.js';
 import type { TypedFrame } from '../../protocol/framer.js';
+import { sessionSearchPath } from './search-path-value.js';
 import { decodeDescribe, decodeParse, encodeFrontendMessage } from '../../protocol/frontend-messages.js';
 import type { decodeQuery } from '../../protocol/frontend-messages.js';
 import { buildErrorResponse } from '../../protocol/error-response.js';
@@ -247,7 +248,7 @@ export class ShardSteps {
     }
     if (f.type === 'Q') {
       this.s.inbox.shift();
-      this.s.waitFor(this.sharding.api(text));
+      this.s.waitFor(this.sharding.api(text, this.searchPath()));
       return 'next';
     }
     const batch = hostBatch(this.s.inbox);
@@ -255,7 +256,11 @@ export class ShardSteps {
     if ('refused' in batch)
       return this.refuse(f, SqlState.FEATURE_NOT_SUPPORTED, `${API_EXTENDED} (${batch.refused})`);
     this.s.inbox.splice(0, batch.count);
-    this.s.waitFor(this.sharding.api(withParams(text, batch.params)).then((r) => extendedReplies(batch, r)));
+    this.s.waitFor(
+      this.sharding
+        .api(withParams(text, batch.params), this.searchPath())
+        .then((r) => extendedReplies(batch, r)),
+    );
     return 'next';
   }
 
@@ -545,6 +550,11 @@ export class ShardSteps {
     return null;
   }
 
+  /** The session's search_path now (SQL text; undefined: the default), for the planner. */
+  private searchPath(): string | undefined {
+    return sessionSearchPath(this.s.record.settings, this.s.record.startupSettings, this.s.tx.settings);
+  }
+
   /** Where message `f` must run by its shards; null: anywhere (no preference); 'wait': more input first. */
   private targetOf(f: TypedFrame): ShardTarget | null | 'wait' {
     return this.targetAt(f, 0);
@@ -555,14 +565,14 @@ export class ShardSteps {
     switch (f.type) {
       case 'Q': {
         const q = this.s.queryOf(f);
-        return q.ok ? this.sharding.target(q.value.query, NO_PARAMS) : null;
+        return q.ok ? this.sharding.target(q.value.query, NO_PARAMS, this.searchPath()) : null;
       }
       case 'P': {
         const p = at === 0 ? this.s.record.parseOf(f, this.s.analyzer) : decodeParse(f.payload);
         if (!p.ok) return null;
         const { statement, query } = p.value;
         if (statement === '' && at === 0) this.unnamedText = query;
-        const t = this.sharding.target(query, null);
+        const t = this.sharding.target(query, null, this.searchPath());
         if (t.kind !== 'needs-params') return t;
         // Its shards depend on its parameters: route it with the Bind that follows. Without one
         // in this batch it may go anywhere (a Describe round); a Bind later re-prepares it where
@@ -570,7 +580,9 @@ export class ShardSteps {
         const b = bindAfter(this.s.inbox, at + 1, statement);
         if (b !== null) {
           const params = bindParams(b);
-          return params === null ? null : nullIfNeedsParams(this.sharding.target(query, params));
+          return params === null
+            ? null
+            : nullIfNeedsParams(this.sharding.target(query, params, this.searchPath()));
         }
         for (let i = at + 1; i < this.s.inbox.length; i++) {
           const type = this.s.inbox[i]!.type;
@@ -582,7 +594,9 @@ export class ShardSteps {
         const text = boundText(this.s.record, f, this.unnamedText);
         if (text === null) return null;
         const params = bindParams(f);
-        return params === null ? null : nullIfNeedsParams(this.sharding.target(text, params));
+        return params === null
+          ? null
+          : nullIfNeedsParams(this.sharding.target(text, params, this.searchPath()));
       }
       default:
         return null;

@@ -48,14 +48,17 @@ export type ShardTarget =
 export interface SessionSharding {
   /** The catalog holds tables: anything to plan at all (false: the session routes as before). */
   readonly active: boolean;
-  /** Where `sql` runs with these parameters (null: not known yet). */
-  target(sql: string, params: readonly (ColumnValue | null)[] | null): ShardTarget;
+  /**
+   * Where `sql` runs with these parameters (null: not known yet), unqualified names looked up
+   * with the session's search_path `searchPath` (its SQL text; undefined: the default).
+   */
+  target(sql: string, params: readonly (ColumnValue | null)[] | null, searchPath?: string): ShardTarget;
   /** The primary pool of `group` for this session's database and user. */
   poolOf(group: string): Pool;
   /** `sql` is a Citus API call (create_distributed_table …) the proxy answers. */
   isApi(sql: string): boolean;
   /** Runs the API call `sql`: its replies, ending with ReadyForQuery (errors are replies too). */
-  api(sql: string): Promise<Buffer[]>;
+  api(sql: string, searchPath?: string): Promise<Buffer[]>;
   /** Runs a statement on several groups (a 'host' target): its replies, ending with ReadyForQuery 'I'. */
   host(work: EveryGroupWork): Promise<Buffer[]>;
   /** Starts a COPY split by row (a 'copy' target). */
