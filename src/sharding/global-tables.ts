@@ -21,7 +21,7 @@
  */
 import { createHmac } from 'node:crypto';
 import type pg from 'pg';
-import { scramVerifier } from '../cluster/secrets.js';
+import { buildScramSecret, formatScramSecret } from '../protocol/scram-secret.js';
 import { shardNameOf } from './catalog-lookup.js';
 import type { PgGroupSession } from './every-group.js';
 import { quoteIdent, quoteLiteral } from './table-ddl.js';
@@ -66,7 +66,7 @@ export interface GlobalSyncResult {
 export async function syncGlobalTables(env: GlobalSyncEnv): Promise<GlobalSyncResult> {
   const distributed = [...env.catalog.tables.entries()].filter(([, t]) => t.kind === 'distributed');
   const password = fdwPassword(env.superuserPassword);
-  const verifier = await scramVerifier(password);
+  const verifier = formatScramSecret(await buildScramSecret(password));
   // The role and its grants, on every group (each is its own PostgreSQL instance).
   await Promise.all(
     env.sessions.map((s) =>
