@@ -236,6 +236,21 @@ describe('reads across groups over the global tables (pgscale up, two groups)', 
     assert.equal(Number(await one('SELECT count(*) FROM users WHERE score = 5')), 24);
   });
 
+  test('INSERT … SELECT between colocated tables, key from key, runs on every group', async () => {
+    const before = Number(await one('SELECT count(*) FROM orders'));
+    const r = await app.query(
+      'INSERT INTO orders (user_id, order_id, amount) SELECT user_id, 10, 1.5 FROM users WHERE score = 16',
+    );
+    assert.equal(r.rowCount, 23);
+    assert.equal(Number(await one('SELECT count(*) FROM orders')), before + 23);
+    assert.equal(Number(await one('SELECT count(*) FROM orders WHERE order_id = 10')), 23);
+    // A key computed from the key would land on other groups: refused before anything runs.
+    await assert.rejects(
+      app.query('INSERT INTO orders (user_id, order_id, amount) SELECT user_id + 1, 11, 1 FROM users'),
+      (e: { code?: string }) => e.code === '0A000',
+    );
+  });
+
   test('EXPLAIN shows the foreign scans of every group', async () => {
     const r = await app.query('EXPLAIN SELECT count(*) FROM users');
     const plan = r.rows.map((x: Record<string, string>) => Object.values(x)[0]).join('\n');
