@@ -36,9 +36,7 @@ export interface Failure {
 export type Outcome = Answer | Failure;
 
 export type Verdict =
-  | { kind: 'match' }
-  | { kind: 'refused'; message: string }
-  | { kind: 'wrong'; reason: string };
+  { kind: 'match' } | { kind: 'refused'; message: string } | { kind: 'wrong'; reason: string };
 
 /** What the ORDER BY of a statement's top level says about its rows' order. */
 export interface Ordering {
@@ -125,8 +123,12 @@ function canon(row: (string | null)[], floats: boolean[]): string {
 
 function sameMultiset(a: (string | null)[][], b: (string | null)[][], floats: boolean[]): string | null {
   if (a.length !== b.length) return `${b.length} rows, expected ${a.length}`;
-  const sa = a.map((r) => [canon(r, floats), r] as const).sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
-  const sb = b.map((r) => [canon(r, floats), r] as const).sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+  const sa = a
+    .map((r) => [canon(r, floats), r] as const)
+    .sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+  const sb = b
+    .map((r) => [canon(r, floats), r] as const)
+    .sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
   for (let i = 0; i < sa.length; i++) {
     if (!sameRow(sa[i]![1], sb[i]![1], floats)) {
       return `row ${JSON.stringify(sb[i]![1])} where ${JSON.stringify(sa[i]![1])} was expected`;

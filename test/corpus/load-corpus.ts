@@ -2,7 +2,8 @@
  * Reads the differential corpus: every test/corpus/*.sql file, cut into entries. An entry starts
  * with a line `-- id: <unique id>`, then `-- shape: <what it exercises>`, then exactly one SQL
  * statement (an optional trailing semicolon). Lines before a file's first id are the file's
- * comment. The file name (without .sql) is the entry's group in the summary.
+ * comment. `-- known-wrong: <the bug>` after the shape marks a statement the proxy is known to
+ * answer wrongly today: it is reported, not failed, until it is fixed (then the mark must go). The file name (without .sql) is the entry's group in the summary.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -16,15 +17,23 @@ export interface Entry {
   group: string;
   shape: string;
   sql: string;
+  /** A product bug this statement shows today (the proxy's answer differs from PostgreSQL's). */
+  knownWrong?: string;
 }
 
 export function parseCorpusFile(text: string, group: string): Entry[] {
   const out: Entry[] = [];
-  let cur: { id: string; shape: string; lines: string[] } | null = null;
+  let cur: { id: string; shape: string; knownWrong?: string; lines: string[] } | null = null;
   const close = () => {
     if (!cur) return;
     const sql = cur.lines.join('\n').trim().replace(/;\s*$/, '').trim();
-    out.push({ id: cur.id, group, shape: cur.shape, sql });
+    out.push({
+      id: cur.id,
+      group,
+      shape: cur.shape,
+      sql,
+      ...(cur.knownWrong ? { knownWrong: cur.knownWrong } : {}),
+    });
   };
   for (const line of text.split('\n')) {
     const id = /^--\s*id:\s*(\S+)\s*$/.exec(line);
@@ -35,7 +44,9 @@ export function parseCorpusFile(text: string, group: string): Entry[] {
     }
     if (!cur) continue;
     const shape = /^--\s*shape:\s*(.*)$/.exec(line);
+    const known = /^--\s*known-wrong:\s*(.*)$/.exec(line);
     if (shape && cur.lines.length === 0) cur.shape = shape[1]!.trim();
+    else if (known && cur.lines.length === 0) cur.knownWrong = known[1]!.trim();
     else cur.lines.push(line);
   }
   close();

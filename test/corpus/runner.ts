@@ -10,7 +10,7 @@ import { pgGroupSession } from '../../src/sharding/distribute-copy.js';
 import { judge } from './compare.js';
 import type { Outcome, Verdict } from './compare.js';
 import type { Entry } from './load-corpus.js';
-import { SHAPES_DISTRIBUTION, SHAPES_SCHEMA, shapesRows } from './shapes-data.js';
+import { SHAPES_AFTER_LOAD, SHAPES_DISTRIBUTION, SHAPES_SCHEMA, shapesRows } from './shapes-data.js';
 import { TPCH_DISTRIBUTION, TPCH_SCHEMA, tpchRows } from './tpch-data.js';
 
 /** Every value as PostgreSQL's text output: the comparison works on text. */
@@ -23,7 +23,7 @@ function statements(script: string): string[] {
     .filter(Boolean);
 }
 
-/** Creates the tables on `c`, distributes them when `sharded`, and copies every row in. */
+/** Creates the tables on `c`, distributes them when `sharded`, copies every row in, adds the views. */
 export async function loadData(c: pg.Client, sharded: boolean): Promise<Record<string, number>> {
   for (const s of [...statements(TPCH_SCHEMA), ...statements(SHAPES_SCHEMA)]) await c.query(s);
   if (sharded) for (const s of [...TPCH_DISTRIBUTION, ...SHAPES_DISTRIBUTION]) await c.query(s);
@@ -41,6 +41,7 @@ export async function loadData(c: pg.Client, sharded: boolean): Promise<Record<s
     for (let i = 0; i < buf.length; i += 65536) pieces.push(buf.subarray(i, i + 65536));
     counts[table] = await session.copyIn(`COPY ${table} FROM STDIN`, Readable.from(pieces));
   }
+  for (const s of SHAPES_AFTER_LOAD) await c.query(s);
   return counts;
 }
 
@@ -67,15 +68,20 @@ export interface EntryResult {
   /** Rows the plain server returned (-1: it failed). */
   rows: number;
   detail?: string;
+  /** The entry's known-wrong mark: a bug already reported. */
+  knownWrong?: string;
 }
 
 export interface Report {
   total: number;
-  classes: Record<Verdict['kind'], number>;
-  groups: Record<string, Record<Verdict['kind'], number>>;
+  /** `wrong` counts only the unexpected ones; `knownWrong` those marked as known bugs. */
+  classes: Record<Verdict['kind'], number> & { knownWrong: number };
+  groups: Record<string, Record<Verdict['kind'] | 'knownWrong', number>>;
   /** Entries whose plain answer had no rows (worth knowing: they check less). */
   emptyOnPlain: string[];
   wrong: EntryResult[];
+  /** Marked known-wrong but answered rightly (or refused) now: the mark must be removed. */
+  fixed: EntryResult[];
   entries: EntryResult[];
 }
 
@@ -92,34 +98,43 @@ export async function runEntry(entry: Entry, plain: pg.Client, proxy: pg.Client)
     verdict: v.kind,
     rows: expected.ok ? expected.rows.length : -1,
     ...(detail ? { detail } : {}),
+    ...(entry.knownWrong ? { knownWrong: entry.knownWrong } : {}),
   };
 }
 
 export function summarize(results: EntryResult[]): Report {
-  const zero = () => ({ match: 0, refused: 0, wrong: 0 });
+  const zero = () => ({ match: 0, refused: 0, wrong: 0, knownWrong: 0 });
   const classes = zero();
-  const groups: Record<string, Record<Verdict['kind'], number>> = {};
+  const groups: Record<string, Record<Verdict['kind'] | 'knownWrong', number>> = {};
   for (const r of results) {
-    classes[r.verdict]++;
-    (groups[r.group] ??= zero())[r.verdict]++;
+    const k = r.verdict === 'wrong' && r.knownWrong ? 'knownWrong' : r.verdict;
+    classes[k]++;
+    (groups[r.group] ??= zero())[k]++;
   }
   return {
     total: results.length,
     classes,
     groups,
     emptyOnPlain: results.filter((r) => r.rows === 0).map((r) => r.id),
-    wrong: results.filter((r) => r.verdict === 'wrong'),
+    wrong: results.filter((r) => r.verdict === 'wrong' && !r.knownWrong),
+    fixed: results.filter((r) => r.verdict !== 'wrong' && r.knownWrong),
     entries: results,
   };
 }
 
 export function formatReport(rep: Report): string {
   const lines = [
-    `corpus: ${rep.total} statements — match ${rep.classes.match}, refused ${rep.classes.refused}, wrong ${rep.classes.wrong}`,
+    `corpus: ${rep.total} statements — match ${rep.classes.match}, refused ${rep.classes.refused}, ` +
+      `wrong ${rep.classes.wrong}, known wrong ${rep.classes.knownWrong}`,
   ];
   for (const [g, c] of Object.entries(rep.groups)) {
-    lines.push(`  ${g.padEnd(24)} match ${c.match}, refused ${c.refused}, wrong ${c.wrong}`);
+    const known = c.knownWrong ? `, known wrong ${c.knownWrong}` : '';
+    lines.push(`  ${g.padEnd(24)} match ${c.match}, refused ${c.refused}, wrong ${c.wrong}${known}`);
   }
   for (const w of rep.wrong) lines.push(`  WRONG ${w.id} (${w.shape}): ${w.detail ?? ''}`);
+  for (const e of rep.entries.filter((x) => x.verdict === 'wrong' && x.knownWrong)) {
+    lines.push(`  KNOWN WRONG ${e.id} (${e.knownWrong ?? ''}): ${e.detail ?? ''}`);
+  }
+  for (const f of rep.fixed) lines.push(`  FIXED ${f.id}: now ${f.verdict}; remove its known-wrong mark`);
   return lines.join('\n');
 }

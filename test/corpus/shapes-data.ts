@@ -25,6 +25,15 @@ export const SHAPES_DISTRIBUTION = [
   // notes stays a local table: it lives on group 0.
 ];
 
+/**
+ * Made after the tables are distributed and filled: a SQL function that reads a distributed
+ * table, called by statements that do not name the table. (A view over a distributed table is
+ * refused by the proxy with 0A000 when created, so the corpus has none.)
+ */
+export const SHAPES_AFTER_LOAD = [
+  "CREATE FUNCTION count_users() RETURNS bigint LANGUAGE sql STABLE AS 'SELECT count(*) FROM users'",
+];
+
 const CITIES = ['Oslo', 'Lima', 'Pune', 'Kyiv', 'Accra', 'Quito', 'Perth'];
 const KINDS = ['click', 'view', 'buy', 'share', 'like', 'refund'];
 const TAGS = ['red', 'green', 'blue', 'new', 'old'];

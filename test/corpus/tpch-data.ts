@@ -69,11 +69,31 @@ export const TPCH_DISTRIBUTION = [
 
 const REGIONS = ['AFRICA', 'AMERICA', 'ASIA', 'EUROPE', 'MIDDLE EAST'];
 const NATIONS: [string, number][] = [
-  ['ALGERIA', 0], ['ARGENTINA', 1], ['BRAZIL', 1], ['CANADA', 1], ['EGYPT', 4], ['ETHIOPIA', 0],
-  ['FRANCE', 3], ['GERMANY', 3], ['INDIA', 2], ['INDONESIA', 2], ['IRAN', 4], ['IRAQ', 4],
-  ['JAPAN', 2], ['JORDAN', 4], ['KENYA', 0], ['MOROCCO', 0], ['MOZAMBIQUE', 0], ['PERU', 1],
-  ['CHINA', 2], ['ROMANIA', 3], ['SAUDI ARABIA', 4], ['VIETNAM', 2], ['RUSSIA', 3],
-  ['UNITED KINGDOM', 3], ['UNITED STATES', 1],
+  ['ALGERIA', 0],
+  ['ARGENTINA', 1],
+  ['BRAZIL', 1],
+  ['CANADA', 1],
+  ['EGYPT', 4],
+  ['ETHIOPIA', 0],
+  ['FRANCE', 3],
+  ['GERMANY', 3],
+  ['INDIA', 2],
+  ['INDONESIA', 2],
+  ['IRAN', 4],
+  ['IRAQ', 4],
+  ['JAPAN', 2],
+  ['JORDAN', 4],
+  ['KENYA', 0],
+  ['MOROCCO', 0],
+  ['MOZAMBIQUE', 0],
+  ['PERU', 1],
+  ['CHINA', 2],
+  ['ROMANIA', 3],
+  ['SAUDI ARABIA', 4],
+  ['VIETNAM', 2],
+  ['RUSSIA', 3],
+  ['UNITED KINGDOM', 3],
+  ['UNITED STATES', 1],
 ];
 const COLOURS = (
   'almond antique aquamarine azure beige bisque black blanched blue blush brown burlywood burnished ' +
@@ -124,8 +144,7 @@ export function tpchRows(sizes: TpchSizes = TPCH_SIZES, seed = 20261207): TpchRo
     for (let i = 0; i < n; i++) w.push(pick(WORDS));
     return w.join(' ').slice(0, max).trim();
   };
-  const phone = (nation: number) =>
-    `${nation + 10}-${int(100, 999)}-${int(100, 999)}-${int(1000, 9999)}`;
+  const phone = (nation: number) => `${nation + 10}-${int(100, 999)}-${int(100, 999)}-${int(1000, 9999)}`;
   const out: TpchRows = {};
 
   out.region = REGIONS.map((n, i) => `${i}\t${n}\t${text(3, 8)}\n`).join('');
