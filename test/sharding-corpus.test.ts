@@ -5,7 +5,8 @@
  * plain PostgreSQL holding the same rows. Each is `match`, `refused` (0A000: not supported yet,
  * allowed) or `wrong`; the test fails on any `wrong` not marked as a known bug (and on a
  * marked one that is no longer wrong). How rows are compared (order, ties, the
- * float tolerance): test/corpus/compare.ts and test/corpus/README.md. The summary is printed;
+ * float tolerance): test/corpus/compare.ts and test/corpus/README.md. Each statement goes to the
+ * proxy twice: as a simple Query and in the extended protocol (an unnamed Parse/Bind/Execute). The summary is printed;
  * PGSCALE_CORPUS_REPORT=<path> also writes it as JSON.
  */
 import { after, before, describe, test } from 'node:test';
@@ -130,9 +131,10 @@ describe('the differential corpus: a sharded cluster through the proxy vs one pl
   test('every statement is answered as PostgreSQL answers it, or refused with 0A000', async () => {
     const results: EntryResult[] = [];
     for (const e of corpus) {
-      results.push(await runEntry(e, plain, proxy));
+      const rs = await runEntry(e, plain, proxy);
+      results.push(...rs);
       // A statement that broke the proxy connection: a new one, so the rest are still judged.
-      if (results.at(-1)!.verdict === 'wrong') {
+      if (rs.some((r) => r.verdict === 'wrong')) {
         const alive = await proxy.query('SELECT 1').then(
           () => true,
           () => false,
@@ -143,21 +145,23 @@ describe('the differential corpus: a sharded cluster through the proxy vs one pl
         }
       }
     }
-    const rep = summarize(results);
-    console.log(formatReport(rep));
+    const simple = summarize(results.filter((r) => r.protocol === 'simple'));
+    const extended = summarize(results.filter((r) => r.protocol === 'extended'));
+    console.log(`simple query protocol\n${formatReport(simple)}`);
+    console.log(`extended query protocol\n${formatReport(extended)}`);
     const path = process.env.PGSCALE_CORPUS_REPORT;
     if (path) {
       mkdirSync(dirname(path), { recursive: true });
-      writeFileSync(path, JSON.stringify({ postgres: bins.version, ...rep }, null, 2) + '\n');
+      writeFileSync(path, JSON.stringify({ postgres: bins.version, simple, extended }, null, 2) + '\n');
     }
-    assert.ok(rep.total >= 150, `the corpus holds ${rep.total} statements`);
+    assert.ok(simple.total >= 150, `the corpus holds ${simple.total} statements`);
     assert.deepEqual(
-      rep.wrong.map((w) => `${w.id}: ${w.detail ?? ''}`),
+      [...simple.wrong, ...extended.wrong].map((w) => `${w.id} (${w.protocol}): ${w.detail ?? ''}`),
       [],
       'statements answered differently from PostgreSQL',
     );
     assert.deepEqual(
-      rep.fixed.map((f) => f.id),
+      simple.fixed.map((f) => f.id),
       [],
       'statements marked known-wrong that are answered rightly now: remove their marks',
     );

@@ -45,10 +45,20 @@ export async function loadData(c: pg.Client, sharded: boolean): Promise<Record<s
   return counts;
 }
 
-/** One statement's outcome on `c`: columns and rows as text, or the error's SQLSTATE. */
-export async function outcome(c: pg.Client, sql: string): Promise<Outcome> {
+export type Protocol = 'simple' | 'extended';
+
+/**
+ * One statement's outcome on `c`: columns and rows as text, or the error's SQLSTATE. `simple`
+ * sends a Query message; `extended` sends Parse/Bind/Describe/Execute/Sync (unnamed statement).
+ */
+export async function outcome(c: pg.Client, sql: string, protocol: Protocol = 'simple'): Promise<Outcome> {
   try {
-    const r = await c.query<(string | null)[]>({ text: sql, rowMode: 'array', types: TEXT_TYPES });
+    const r = await c.query<(string | null)[]>({
+      text: sql,
+      rowMode: 'array',
+      types: TEXT_TYPES,
+      ...(protocol === 'extended' ? { queryMode: 'extended' } : {}),
+    });
     return {
       ok: true,
       fields: r.fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID })),
@@ -62,6 +72,7 @@ export async function outcome(c: pg.Client, sql: string): Promise<Outcome> {
 
 export interface EntryResult {
   id: string;
+  protocol: Protocol;
   group: string;
   shape: string;
   verdict: Verdict['kind'];
@@ -85,14 +96,25 @@ export interface Report {
   entries: EntryResult[];
 }
 
-/** Runs `entry` on both sides and judges the proxy's answer against the plain one. */
-export async function runEntry(entry: Entry, plain: pg.Client, proxy: pg.Client): Promise<EntryResult> {
+/**
+ * Runs `entry` on the plain server (simple protocol) and on the proxy in each protocol, and
+ * judges each proxy answer against the plain one.
+ */
+export async function runEntry(entry: Entry, plain: pg.Client, proxy: pg.Client): Promise<EntryResult[]> {
   const expected = await outcome(plain, entry.sql);
-  const got = await outcome(proxy, entry.sql);
-  const v = judge(entry.sql, expected, got);
+  const out: EntryResult[] = [];
+  for (const protocol of ['simple', 'extended'] as const) {
+    const got = await outcome(proxy, entry.sql, protocol);
+    out.push(result(entry, protocol, expected, judge(entry.sql, expected, got)));
+  }
+  return out;
+}
+
+function result(entry: Entry, protocol: Protocol, expected: Outcome, v: Verdict): EntryResult {
   const detail = v.kind === 'wrong' ? v.reason : v.kind === 'refused' ? v.message : undefined;
   return {
     id: entry.id,
+    protocol,
     group: entry.group,
     shape: entry.shape,
     verdict: v.kind,
