@@ -215,3 +215,143 @@ SELECT user_id FROM users WHERE user_id = ANY ('{60}');
 -- id: route-055
 -- shape: key = ALL of a two-element array (no row)
 SELECT user_id FROM users WHERE user_id = ALL (ARRAY[61, 62]);
+
+-- id: route-056
+-- shape: JOIN USING the key with the merged column pinned
+SELECT user_id, name, event_id FROM users JOIN events USING (user_id) WHERE user_id = 63 ORDER BY event_id;
+
+-- id: route-057
+-- shape: non-colocated join, one side pinned only
+SELECT count(*) FROM orders o JOIN customer c ON c.c_custkey = o.o_custkey WHERE o.o_orderkey = 64;
+
+-- id: route-058
+-- shape: non-colocated join, both sides pinned (maybe on two groups)
+SELECT o.o_orderkey, c.c_name FROM orders o JOIN customer c ON c.c_custkey = o.o_custkey WHERE o.o_orderkey = 65 AND c.c_custkey = (SELECT 1);
+
+-- id: route-059
+-- shape: non-colocated tables each pinned by a constant
+SELECT o.o_orderkey, c.c_custkey FROM orders o, customer c WHERE o.o_orderkey = 66 AND c.c_custkey = 67;
+
+-- id: route-060
+-- shape: a CTE named like a distributed table beside the real one, schema-qualified
+WITH users AS (SELECT 1 AS user_id) SELECT p.name FROM users, public.users p WHERE p.user_id = 68 AND users.user_id = 1;
+
+-- id: route-061
+-- shape: a derived table aliased like a distributed table, joined on the key
+SELECT count(*) FROM events, (SELECT 69 AS user_id) users WHERE events.user_id = users.user_id;
+
+-- id: route-062
+-- shape: unpinned outer table, inner EXISTS pinned by a constant
+SELECT count(*) FROM users u WHERE EXISTS (SELECT 1 FROM events e WHERE e.user_id = 70);
+
+-- id: route-063
+-- shape: key = scalar subquery on a pinned colocated table
+SELECT event_id FROM events e WHERE e.user_id = (SELECT u.user_id FROM users u WHERE u.user_id = 71) ORDER BY 1;
+
+-- id: route-064
+-- shape: LATERAL subquery pinned, outer pinned to the same key
+SELECT u.user_id, x.event_id FROM users u, LATERAL (SELECT event_id FROM events e WHERE e.user_id = 72) x WHERE u.user_id = 72 ORDER BY 2;
+
+-- id: route-065
+-- shape: LATERAL subquery pinned, outer unpinned
+SELECT count(*) FROM users u, LATERAL (SELECT event_id FROM events e WHERE e.user_id = 73 LIMIT 1) x;
+
+-- id: route-066
+-- shape: key IN text literals
+SELECT user_id FROM users WHERE user_id IN ('74', '75') ORDER BY 1;
+
+-- id: route-067
+-- shape: key = ANY of a typed array literal
+SELECT user_id FROM users WHERE user_id = ANY ('{76,77}'::int[]) ORDER BY 1;
+
+-- id: route-068
+-- shape: key = ANY of an array with NULL
+SELECT user_id FROM users WHERE user_id = ANY (ARRAY[78, NULL]);
+
+-- id: route-069
+-- shape: the same pin written twice with OR
+SELECT user_id FROM users WHERE user_id IN (79) OR user_id IN (79);
+
+-- id: route-070
+-- shape: constant on the left, parenthesised key
+SELECT user_id FROM users WHERE 80 = (user_id);
+
+-- id: route-071
+-- shape: key = unary plus literal
+SELECT user_id FROM users WHERE user_id = +81;
+
+-- id: route-072
+-- shape: int4 key = bigint literal out of int4 range (no row, no error)
+-- known-wrong: the proxy hashes the literal as the column's int4 and answers 22003; PostgreSQL compares int4 = int8 and finds no row
+SELECT user_id FROM users WHERE user_id = 99999999999;
+
+-- id: route-073
+-- shape: int4 key = quoted literal out of int4 range (22003 on both)
+SELECT user_id FROM users WHERE user_id = '99999999999';
+
+-- id: route-074
+-- shape: int4 key = non-numeric quoted literal (22P02 on both)
+SELECT user_id FROM users WHERE user_id = 'abc';
+
+-- id: route-075
+-- shape: text key = integer literal (42883 on both)
+SELECT code FROM accounts WHERE code = 123;
+
+-- id: route-076
+-- shape: key pinned and the same key in an OR inside an AND
+SELECT user_id FROM users WHERE user_id = 82 AND (user_id = 82 OR age = 1);
+
+-- id: route-077
+-- shape: pinned read of a reference table with a distributed table pinned
+SELECT k.label, count(*) FROM events e JOIN kinds k USING (kind) WHERE e.user_id = 83 GROUP BY k.label ORDER BY 1;
+
+-- id: route-078
+-- shape: reference table LEFT JOIN a pinned distributed table (preserved side is the reference)
+SELECT k.kind, count(e.event_id) FROM kinds k LEFT JOIN events e ON e.kind = k.kind AND e.user_id = 84 GROUP BY k.kind ORDER BY 1;
+
+-- id: route-079
+-- shape: pinned distributed table NOT EXISTS on a reference table
+SELECT count(*) FROM events e WHERE e.user_id = 85 AND NOT EXISTS (SELECT 1 FROM kinds k WHERE k.kind = e.kind);
+
+-- id: route-080
+-- shape: bigint literal equal to an int4 key
+SELECT user_id FROM users WHERE user_id = 86::int8;
+
+-- id: route-081
+-- shape: key pinned in a window's derived table, outer filter
+SELECT * FROM (SELECT event_id, rank() OVER (ORDER BY amount DESC NULLS LAST, event_id) AS r FROM events WHERE user_id = 87) t WHERE r <= 3 ORDER BY r;
+
+-- id: route-082
+-- shape: key pinned with a negative literal (no row)
+SELECT user_id FROM users WHERE user_id = -88;
+
+-- id: route-083
+-- shape: text key pinned by an E'' literal
+SELECT code FROM accounts WHERE code = E'acc-0089';
+
+-- id: route-084
+-- shape: text key pinned by a dollar-quoted literal
+SELECT code FROM accounts WHERE code = $$acc-0090$$;
+
+-- id: route-085
+-- shape: text key with a varchar cast on the literal
+SELECT code FROM accounts WHERE code = 'acc-0091'::varchar;
+
+-- id: route-086
+-- shape: int4 key = a literal cast to bigint, out of int4 range (no row, no error)
+-- known-wrong: the proxy hashes the int8 literal as the column's int4 and answers 22003; PostgreSQL finds no row
+SELECT user_id FROM users WHERE user_id = 99999999999::int8;
+
+-- id: route-087
+-- shape: int4 key IN a list with a value out of int4 range
+-- known-wrong: the proxy hashes 99999999999 as the column's int4 and answers 22003; PostgreSQL answers the row of 92
+SELECT user_id FROM users WHERE user_id IN (92, 99999999999);
+
+-- id: route-088
+-- shape: int4 key = a quoted literal cast to bigint, in range
+SELECT user_id FROM users WHERE user_id = '93'::int8;
+
+-- id: route-089
+-- shape: int8 key column compared with a literal beyond int8 (numeric comparison, no row)
+SELECT count(*) FROM events WHERE event_id = 99999999999999999999 AND user_id = 94;
+
