@@ -6,7 +6,8 @@
  * allowed) or `wrong`; the test fails on any `wrong` not marked as a known bug (and on a
  * marked one that is no longer wrong). How rows are compared (order, ties, the
  * float tolerance): test/corpus/compare.ts and test/corpus/README.md. Each statement goes to the
- * proxy twice: as a simple Query and in the extended protocol (an unnamed Parse/Bind/Execute). The summary is printed;
+ * proxy three times: as a simple Query, in the extended protocol with the unnamed statement, and
+ * as a named prepared statement (a statement with Bind parameters: the last two only). The summary is printed;
  * PGSCALE_CORPUS_REPORT=<path> also writes it as JSON.
  */
 import { after, before, describe, test } from 'node:test';
@@ -22,8 +23,8 @@ import { loadParser } from '../src/sql/pg-parser.js';
 import { judge } from './corpus/compare.js';
 import { loadCorpus } from './corpus/load-corpus.js';
 import type { Entry } from './corpus/load-corpus.js';
-import { formatReport, loadData, runEntry, summarize } from './corpus/runner.js';
-import type { EntryResult } from './corpus/runner.js';
+import { formatReport, loadData, PROTOCOLS, runEntry, summarize } from './corpus/runner.js';
+import type { EntryResult, Protocol, Report } from './corpus/runner.js';
 
 const bins = binarySets()[0]!;
 
@@ -145,23 +146,25 @@ describe('the differential corpus: a sharded cluster through the proxy vs one pl
         }
       }
     }
-    const simple = summarize(results.filter((r) => r.protocol === 'simple'));
-    const extended = summarize(results.filter((r) => r.protocol === 'extended'));
-    console.log(`simple query protocol\n${formatReport(simple)}`);
-    console.log(`extended query protocol\n${formatReport(extended)}`);
+    const reports = Object.fromEntries(
+      PROTOCOLS.map((p) => [p, summarize(results.filter((r) => r.protocol === p))]),
+    ) as Record<Protocol, Report>;
+    for (const p of PROTOCOLS) console.log(`${p} protocol\n${formatReport(reports[p])}`);
     const path = process.env.PGSCALE_CORPUS_REPORT;
     if (path) {
       mkdirSync(dirname(path), { recursive: true });
-      writeFileSync(path, JSON.stringify({ postgres: bins.version, simple, extended }, null, 2) + '\n');
+      writeFileSync(path, JSON.stringify({ postgres: bins.version, ...reports }, null, 2) + '\n');
     }
-    assert.ok(simple.total >= 150, `the corpus holds ${simple.total} statements`);
+    assert.ok(corpus.length >= 150, `the corpus holds ${corpus.length} statements`);
     assert.deepEqual(
-      [...simple.wrong, ...extended.wrong].map((w) => `${w.id} (${w.protocol}): ${w.detail ?? ''}`),
+      PROTOCOLS.flatMap((p) => reports[p].wrong).map((w) => `${w.id} (${w.protocol}): ${w.detail ?? ''}`),
       [],
       'statements answered differently from PostgreSQL',
     );
+    // Marked known-wrong but answered rightly (or refused) in every protocol.
+    const stillWrong = new Set(results.filter((r) => r.verdict === 'wrong').map((r) => r.id));
     assert.deepEqual(
-      simple.fixed.map((f) => f.id),
+      corpus.filter((e) => e.knownWrong && !stillWrong.has(e.id)).map((e) => e.id),
       [],
       'statements marked known-wrong that are answered rightly now: remove their marks',
     );

@@ -3,7 +3,8 @@
  * with a line `-- id: <unique id>`, then `-- shape: <what it exercises>`, then exactly one SQL
  * statement (an optional trailing semicolon). Lines before a file's first id are the file's
  * comment. `-- known-wrong: <the bug>` after the shape marks a statement the proxy is known to
- * answer wrongly today: it is reported, not failed, until it is fixed (then the mark must go). The file name (without .sql) is the entry's group in the summary.
+ * answer wrongly today: it is reported, not failed, until it is fixed (then the mark must go).
+ * `-- params: <JSON array>` gives Bind parameters for $1, $2, … (arrays become PostgreSQL arrays). The file name (without .sql) is the entry's group in the summary.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -19,11 +20,14 @@ export interface Entry {
   sql: string;
   /** A product bug this statement shows today (the proxy's answer differs from PostgreSQL's). */
   knownWrong?: string;
+  /** Bind parameters ($1, $2, …): the statement then runs in the extended protocol only. */
+  params?: unknown[];
 }
 
 export function parseCorpusFile(text: string, group: string): Entry[] {
   const out: Entry[] = [];
-  let cur: { id: string; shape: string; knownWrong?: string; lines: string[] } | null = null;
+  let cur: { id: string; shape: string; knownWrong?: string; params?: unknown[]; lines: string[] } | null =
+    null;
   const close = () => {
     if (!cur) return;
     const sql = cur.lines.join('\n').trim().replace(/;\s*$/, '').trim();
@@ -33,6 +37,7 @@ export function parseCorpusFile(text: string, group: string): Entry[] {
       shape: cur.shape,
       sql,
       ...(cur.knownWrong ? { knownWrong: cur.knownWrong } : {}),
+      ...(cur.params ? { params: cur.params } : {}),
     });
   };
   for (const line of text.split('\n')) {
@@ -45,8 +50,10 @@ export function parseCorpusFile(text: string, group: string): Entry[] {
     if (!cur) continue;
     const shape = /^--\s*shape:\s*(.*)$/.exec(line);
     const known = /^--\s*known-wrong:\s*(.*)$/.exec(line);
+    const params = /^--\s*params:\s*(\[.*\])\s*$/.exec(line);
     if (shape && cur.lines.length === 0) cur.shape = shape[1]!.trim();
     else if (known && cur.lines.length === 0) cur.knownWrong = known[1]!.trim();
+    else if (params && cur.lines.length === 0) cur.params = JSON.parse(params[1]!) as unknown[];
     else cur.lines.push(line);
   }
   close();

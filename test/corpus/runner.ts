@@ -45,19 +45,30 @@ export async function loadData(c: pg.Client, sharded: boolean): Promise<Record<s
   return counts;
 }
 
-export type Protocol = 'simple' | 'extended';
+export type Protocol = 'simple' | 'extended' | 'prepared';
+export const PROTOCOLS: readonly Protocol[] = ['simple', 'extended', 'prepared'];
+
+let statementNames = 0;
 
 /**
  * One statement's outcome on `c`: columns and rows as text, or the error's SQLSTATE. `simple`
- * sends a Query message; `extended` sends Parse/Bind/Describe/Execute/Sync (unnamed statement).
+ * sends a Query message; `extended` Parse/Bind/Describe/Execute/Sync with the unnamed statement;
+ * `prepared` the same with a named statement (as postgres.js and pgjdbc do after a few runs).
  */
-export async function outcome(c: pg.Client, sql: string, protocol: Protocol = 'simple'): Promise<Outcome> {
+export async function outcome(
+  c: pg.Client,
+  sql: string,
+  protocol: Protocol = 'simple',
+  params?: unknown[],
+): Promise<Outcome> {
   try {
     const r = await c.query<(string | null)[]>({
       text: sql,
       rowMode: 'array',
       types: TEXT_TYPES,
+      ...(params ? { values: params } : {}),
       ...(protocol === 'extended' ? { queryMode: 'extended' } : {}),
+      ...(protocol === 'prepared' ? { name: `corpus_${++statementNames}` } : {}),
     });
     return {
       ok: true,
@@ -91,20 +102,22 @@ export interface Report {
   /** Entries whose plain answer had no rows (worth knowing: they check less). */
   emptyOnPlain: string[];
   wrong: EntryResult[];
-  /** Marked known-wrong but answered rightly (or refused) now: the mark must be removed. */
+  /** Marked known-wrong but answered rightly (or refused) in this protocol. */
   fixed: EntryResult[];
   entries: EntryResult[];
 }
 
 /**
- * Runs `entry` on the plain server (simple protocol) and on the proxy in each protocol, and
- * judges each proxy answer against the plain one.
+ * Runs `entry` on the plain server (simple protocol; extended with its parameters, if any) and on
+ * the proxy in each protocol (not `simple` when it has parameters), and judges each proxy answer
+ * against the plain one.
  */
 export async function runEntry(entry: Entry, plain: pg.Client, proxy: pg.Client): Promise<EntryResult[]> {
-  const expected = await outcome(plain, entry.sql);
+  const expected = await outcome(plain, entry.sql, entry.params ? 'extended' : 'simple', entry.params);
   const out: EntryResult[] = [];
-  for (const protocol of ['simple', 'extended'] as const) {
-    const got = await outcome(proxy, entry.sql, protocol);
+  for (const protocol of PROTOCOLS) {
+    if (protocol === 'simple' && entry.params) continue;
+    const got = await outcome(proxy, entry.sql, protocol, entry.params);
     out.push(result(entry, protocol, expected, judge(entry.sql, expected, got)));
   }
   return out;
@@ -157,6 +170,7 @@ export function formatReport(rep: Report): string {
   for (const e of rep.entries.filter((x) => x.verdict === 'wrong' && x.knownWrong)) {
     lines.push(`  KNOWN WRONG ${e.id} (${e.knownWrong ?? ''}): ${e.detail ?? ''}`);
   }
-  for (const f of rep.fixed) lines.push(`  FIXED ${f.id}: now ${f.verdict}; remove its known-wrong mark`);
+  for (const f of rep.fixed)
+    lines.push(`  NOT WRONG HERE ${f.id}: marked known-wrong, ${f.verdict} in this protocol`);
   return lines.join('\n');
 }
