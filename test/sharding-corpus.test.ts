@@ -96,18 +96,21 @@ describe('the differential corpus: a sharded cluster through the proxy vs one pl
   before(async () => {
     await loadParser();
     corpus = loadCorpus();
-    const [s, p] = await Promise.all([
+    // Both start at once; whichever started is kept for after() even when the other failed.
+    const [s, p] = await Promise.allSettled([
       upSharded(bins, { groups: 3, replicas: 0 }),
       (async () => {
-        const tc = await makeCluster(bins, { replicas: 0 });
-        await tc.cluster.up();
-        return tc;
+        plainCluster = await makeCluster(bins, { replicas: 0 });
+        await plainCluster.cluster.up();
+        return plainCluster;
       })(),
     ]);
-    sc = s;
-    plainCluster = p;
-    proxy = await sc.connectApp();
-    plain = new pg.Client(p.cluster.target(p.cluster.nodes()[0]!, 'app'));
+    if (s.status === 'fulfilled') sc = s.value;
+    if (s.status === 'rejected') throw s.reason;
+    if (p.status === 'rejected') throw p.reason;
+    plainCluster = p.value;
+    proxy = await s.value.connectApp();
+    plain = new pg.Client(plainCluster.cluster.target(plainCluster.cluster.nodes()[0]!, 'app'));
     plain.on('error', () => undefined);
     await plain.connect();
     const [onProxy, onPlain] = await Promise.all([loadData(proxy, true), loadData(plain, false)]);
