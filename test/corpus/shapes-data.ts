@@ -54,6 +54,8 @@ export function shapesRows(seed = 7): Record<string, string> {
     s += `${u}\tuser ${String(u).padStart(3, '0')}\t${maybe(pick(CITIES))}\t${maybe(String(int(18, 80)))}\t`;
     s += `${maybe(score, 0.05)}\t${day}\n`;
   }
+  // Keys at the edges of the hash: zero, negatives, the int4 limits.
+  for (const u of [0, -7, 2147483647, -2147483648]) s += `${u}\tedge ${u}\t\\N\t\\N\t\\N\t2020-01-01\n`;
   out.users = s;
 
   s = '';
@@ -76,6 +78,10 @@ export function shapesRows(seed = 7): Record<string, string> {
   s = '';
   for (let a = 1; a <= 200; a++) {
     s += `acc-${String(a).padStart(4, '0')}\t${maybe(String(int(1, 400)))}\t${maybe((int(0, 1_000_000) / 100).toFixed(2))}\n`;
+  }
+  // Text keys beyond ASCII, empty, with quotes and spaces: hashed as UTF-8 bytes.
+  for (const code of ['ключ', 'ünïcødé', '🙂 smile', '', "it's", ' padded ', 'ACC-0001', '東京']) {
+    s += `${code}\t1\t1.00\n`;
   }
   out.accounts = s;
 

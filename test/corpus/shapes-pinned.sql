@@ -201,3 +201,61 @@ SELECT n_name FROM nation WHERE n_regionkey = (SELECT r_regionkey FROM region WH
 -- id: pin-050
 -- shape: pinned key through a parenthesised predicate and IS NOT DISTINCT FROM
 SELECT user_id FROM users WHERE (user_id IS NOT DISTINCT FROM 90);
+
+-- id: pin-051
+-- shape: key zero
+SELECT user_id, name FROM users WHERE user_id = 0;
+
+-- id: pin-052
+-- shape: negative key
+SELECT user_id, name FROM users WHERE user_id = -7;
+
+-- id: pin-053
+-- shape: int4 maximum key
+SELECT user_id, name FROM users WHERE user_id = 2147483647;
+
+-- id: pin-054
+-- shape: int4 minimum key
+SELECT user_id, name FROM users WHERE user_id = -2147483648;
+
+-- id: pin-055
+-- shape: int4 minimum key as a parameter
+-- params: ["-2147483648"]
+SELECT user_id, name FROM users WHERE user_id = $1;
+
+-- id: pin-056
+-- shape: Cyrillic text key
+SELECT code, owner FROM accounts WHERE code = 'ключ';
+
+-- id: pin-057
+-- shape: Latin text key with diacritics
+SELECT code FROM accounts WHERE code = 'ünïcødé';
+
+-- id: pin-058
+-- shape: text key with an emoji and a space
+SELECT code FROM accounts WHERE code = '🙂 smile';
+
+-- id: pin-059
+-- shape: empty text key
+SELECT code, balance FROM accounts WHERE code = '';
+
+-- id: pin-060
+-- shape: text key with a quote
+SELECT code FROM accounts WHERE code = 'it''s';
+
+-- id: pin-061
+-- shape: text key with leading and trailing spaces
+SELECT code FROM accounts WHERE code = ' padded ';
+
+-- id: pin-062
+-- shape: text key differing only in case from another
+SELECT code FROM accounts WHERE code = 'ACC-0001';
+
+-- id: pin-063
+-- shape: CJK text key as a parameter
+-- params: ["東京"]
+SELECT code FROM accounts WHERE code = $1;
+
+-- id: pin-064
+-- shape: text key with a Unicode escape string
+SELECT code FROM accounts WHERE code = U&'\043A\043B\044E\0447';
