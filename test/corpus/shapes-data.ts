@@ -14,6 +14,12 @@ CREATE TABLE kinds (kind text PRIMARY KEY, label text NOT NULL, rank int NOT NUL
 CREATE TABLE accounts (code text PRIMARY KEY, owner int, balance numeric(12,2));
 CREATE TABLE notes (note_id int PRIMARY KEY, user_id int, body text);
 CREATE TABLE empty_t (id int PRIMARY KEY, v int);
+CREATE TABLE k_numeric (k numeric(10,2) PRIMARY KEY, v text);
+CREATE TABLE k_uuid (k uuid PRIMARY KEY, v text);
+CREATE TABLE k_bpchar (k char(5) PRIMARY KEY, v text);
+CREATE TABLE k_varchar (k varchar(10) PRIMARY KEY, v text);
+CREATE TABLE k_bigint (k bigint PRIMARY KEY, v text);
+CREATE TABLE k_smallint (k smallint PRIMARY KEY, v text);
 `;
 
 export const SHAPES_DISTRIBUTION = [
@@ -22,6 +28,10 @@ export const SHAPES_DISTRIBUTION = [
   "SELECT create_reference_table('kinds')",
   "SELECT create_distributed_table('accounts', 'code')",
   "SELECT create_distributed_table('empty_t', 'id', colocate_with => 'none')",
+  // One table per other distribution column type, 7 shards each (few, so keys share groups less).
+  ...['k_numeric', 'k_uuid', 'k_bpchar', 'k_varchar', 'k_bigint', 'k_smallint'].map(
+    (t) => `SELECT create_distributed_table('${t}', 'k', colocate_with => 'none', shard_count => 7)`,
+  ),
   // notes stays a local table: it lives on group 0.
 ];
 
@@ -88,6 +98,23 @@ export function shapesRows(seed = 7): Record<string, string> {
   s = '';
   for (let n = 1; n <= 100; n++) s += `${n}\t${maybe(String(int(1, 400)))}\tnote ${n} ${pick(TAGS)}\n`;
   out.notes = s;
+  out.k_numeric = ['1.00', '1.50', '-3.25', '0', '12345678.90', '2.01', '99.99']
+    .map((k) => `${k}\tn ${k}\n`)
+    .join('');
+  out.k_uuid = [
+    'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+    '00000000-0000-0000-0000-000000000000',
+    'ffffffff-ffff-ffff-ffff-ffffffffffff',
+    '123e4567-e89b-12d3-a456-426614174000',
+  ]
+    .map((k) => `${k}\tu ${k.slice(0, 4)}\n`)
+    .join('');
+  out.k_bpchar = ['ab', 'abc  ', 'x', 'hello', ' lead'].map((k) => `${k}\tb ${k.trim()}\n`).join('');
+  out.k_varchar = ['ab', 'ab ', 'Zürich', 'q', '1234567890'].map((k) => `${k}\tv ${k.trim()}\n`).join('');
+  out.k_bigint = ['1', '-1', '2147483648', '-9223372036854775808', '9223372036854775807', '4294967296', '5']
+    .map((k) => `${k}\tg ${k}\n`)
+    .join('');
+  out.k_smallint = ['1', '-1', '32767', '-32768', '0', '5'].map((k) => `${k}\ts ${k}\n`).join('');
   out.empty_t = '';
   return out;
 }
