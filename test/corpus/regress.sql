@@ -178,3 +178,139 @@ SELECT count(*) FROM part WHERE p_partkey IN (SELECT l_partkey FROM lineitem WHE
 -- id: rg-join-06
 -- shape: join.sql: join with a lateral function call
 SELECT u.user_id, x FROM users u, LATERAL generate_series(1, u.user_id % 3) x WHERE u.user_id < 10 ORDER BY 1, 2;
+
+-- id: rg-sub-07
+-- shape: subselect.sql: constant IN / NOT IN subqueries without tables
+SELECT 1 AS one WHERE 1 IN (SELECT 1) UNION ALL SELECT 0 WHERE 1 NOT IN (SELECT 1);
+
+-- id: rg-sub-08
+-- shape: subselect.sql: extra parentheses around subqueries and set operations
+SELECT * FROM (SELECT 1 AS x) ss, (SELECT * FROM ((SELECT 2 AS y)) i) tt;
+
+-- id: rg-sub-09
+-- shape: subselect.sql: subscripting a scalar subquery's array
+SELECT (SELECT ARRAY[1, 2, 3])[1], ((SELECT ARRAY[1, 2, 3]))[2];
+
+-- id: rg-sub-10
+-- shape: subselect.sql: uncorrelated nested IN on a distributed table
+SELECT count(*) FROM users WHERE age IN (SELECT age FROM users WHERE user_id IN (SELECT user_id FROM events WHERE kind = 'share'));
+
+-- id: rg-sub-11
+-- shape: subselect.sql: (a, b) NOT IN (subquery) with NULLs excluded
+SELECT count(*) FROM events WHERE (user_id, kind) NOT IN (SELECT user_id, kind FROM events WHERE kind IS NOT NULL AND event_id < 2000);
+
+-- id: rg-sub-12
+-- shape: subselect.sql: correlated IN with the outer alias in the inner WHERE
+SELECT user_id FROM users up WHERE age IN (SELECT age FROM users WHERE user_id = up.user_id::bigint + 1) ORDER BY 1;
+
+-- id: rg-sub-13
+-- shape: subselect.sql: ROW() = (SELECT …) per row
+SELECT user_id, ROW(1, 2) = (SELECT user_id % 3, 2) AS eq FROM users WHERE user_id < 10 ORDER BY 1;
+
+-- id: rg-sub-14
+-- shape: subselect.sql: subquery without an alias (PostgreSQL 16+), aggregated
+SELECT count(*) FROM (SELECT DISTINCT name FROM users) AS s;
+
+-- id: rg-sub-15
+-- shape: subselect.sql: float8(count(*)) / scalar count subquery per group
+SELECT kind, float8(count(*)) / (SELECT count(*) FROM events) FROM events GROUP BY kind ORDER BY kind NULLS FIRST;
+
+-- id: rg-sub-16
+-- shape: subselect.sql: IN (SELECT DISTINCT …) inside a derived table, counted
+SELECT count(DISTINCT ss.kind) FROM (SELECT kind FROM events a WHERE user_id IN (SELECT DISTINCT age FROM users b)) ss;
+
+-- id: rg-sub-17
+-- shape: subselect.sql: IN over a UNION of a distributed table with itself
+SELECT count(*) FROM users WHERE user_id IN (SELECT user_id FROM events WHERE kind = 'buy' UNION SELECT user_id FROM events WHERE kind = 'view');
+
+-- id: rg-sub-18
+-- shape: subselect.sql: correlated sum subquery in a derived table
+SELECT user_id, ss1 FROM (SELECT user_id, (SELECT sum(u2.user_id) FROM users u2 WHERE u2.user_id >= a.user_id AND u2.user_id < 20) AS ss1 FROM users a WHERE a.user_id < 20) ss ORDER BY 1;
+
+-- id: rg-sub-19
+-- shape: subselect.sql: max over a filtered EXISTS, in a derived table
+SELECT * FROM (SELECT max(user_id) FROM users a WHERE EXISTS (SELECT 1 FROM events b WHERE b.user_id = a.user_id AND b.kind = 'refund')) ss;
+
+-- id: rg-sub-20
+-- shape: subselect.sql: float IN (numeric subquery) cross-type
+SELECT count(*) FROM events WHERE weight IN (SELECT amount FROM events WHERE amount < 10);
+
+-- id: rg-sub-21
+-- shape: subselect.sql: whole-row reference of a subquery
+SELECT q FROM (SELECT max(user_id) FROM users GROUP BY city ORDER BY city NULLS FIRST) q;
+
+-- id: rg-sub-22
+-- shape: subselect.sql: = ANY of an aggregate compared with = ANY (SELECT false)
+SELECT (1 = any (array_agg(user_id))) = any (SELECT false) FROM users;
+
+-- id: rg-join-07
+-- shape: join.sql: CROSS JOIN counted with a filter across both sides
+SELECT count(*) FROM kinds a CROSS JOIN kinds b WHERE a.rank < b.rank;
+
+-- id: rg-join-08
+-- shape: join.sql: JOIN … USING (col) AS alias (PostgreSQL 14+)
+SELECT j.user_id, count(*) FROM users JOIN events USING (user_id) AS j WHERE j.user_id < 5 GROUP BY j.user_id ORDER BY 1;
+
+-- id: rg-join-09
+-- shape: join.sql: LEFT JOIN ON false keeps every left row
+SELECT count(*), count(e.event_id) FROM users u LEFT JOIN events e ON false;
+
+-- id: rg-join-10
+-- shape: join.sql: FULL JOIN on an offset equality (unmatched rows on both sides)
+SELECT a.rank, b.rank FROM (SELECT * FROM kinds) a FULL JOIN (SELECT * FROM kinds) b ON a.rank = b.rank + 3 ORDER BY 1, 2;
+
+-- id: rg-join-11
+-- shape: join.sql: LEFT JOIN LATERAL with an aggregate per row
+SELECT u.user_id, x.n FROM users u LEFT JOIN LATERAL (SELECT count(*) AS n FROM events e WHERE e.user_id = u.user_id AND e.kind = 'like') x ON true WHERE u.user_id < 12 ORDER BY 1;
+
+-- id: rg-join-12
+-- shape: join.sql: join removal candidate (LEFT JOIN to a unique key, unused)
+SELECT count(*) FROM events e LEFT JOIN users u ON u.user_id = e.user_id;
+
+-- id: rg-join-13
+-- shape: join.sql: anti-join by NOT EXISTS on a non-colocated table
+SELECT count(*) FROM part p WHERE NOT EXISTS (SELECT 1 FROM lineitem l WHERE l.l_partkey = p.p_partkey);
+
+-- id: rg-join-14
+-- shape: join.sql: nested outer joins with a WHERE on the innermost
+SELECT count(*) FROM customer c LEFT JOIN (orders o JOIN lineitem l ON l.l_orderkey = o.o_orderkey) ON o.o_custkey = c.c_custkey WHERE l.l_quantity IS NULL OR l.l_quantity > 49;
+
+-- id: rg-join-15
+-- shape: join.sql: join of a VALUES list and generate_series
+SELECT v.a, g FROM (VALUES (1), (2)) v(a) JOIN generate_series(1, 3) g ON g >= v.a ORDER BY 1, 2;
+
+-- id: rg-with-06
+-- shape: with.sql: recursive CTE with a search breadth first
+WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 5) SEARCH BREADTH FIRST BY n SET seq SELECT n FROM t ORDER BY seq;
+
+-- id: rg-with-07
+-- shape: with.sql: CTE referenced in a subquery of another CTE
+WITH a AS (SELECT city FROM users WHERE age > 70), b AS (SELECT count(*) AS n FROM users WHERE city IN (SELECT city FROM a)) SELECT n FROM b;
+
+-- id: rg-with-08
+-- shape: with.sql: recursive tree over a VALUES list with depth
+WITH RECURSIVE tree(id, parent, depth) AS (SELECT 1, NULL::int, 0 UNION ALL SELECT v.id, v.parent, t.depth + 1 FROM (VALUES (2, 1), (3, 1), (4, 2), (5, 4)) v(id, parent) JOIN tree t ON v.parent = t.id) SELECT id, depth FROM tree ORDER BY id;
+
+-- id: rg-win-12
+-- shape: window.sql: empty OVER () and a named empty window
+SELECT count(*) OVER (), count(*) OVER w FROM users WHERE user_id < 10 WINDOW w AS ();
+
+-- id: rg-win-13
+-- shape: window.sql: lag with an offset column and a default
+SELECT user_id, lag(user_id, user_id % 3, 0) OVER (ORDER BY user_id) FROM users WHERE user_id < 15 ORDER BY user_id;
+
+-- id: rg-win-14
+-- shape: window.sql: window over a derived DISTINCT with a RANGE frame to UNBOUNDED FOLLOWING
+SELECT four, ten, sum(ten) OVER (PARTITION BY four ORDER BY ten RANGE BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) FROM (SELECT DISTINCT user_id % 4 AS four, user_id % 10 AS ten FROM users) ss ORDER BY four, ten;
+
+-- id: rg-agg-13
+-- shape: aggregates.sql: aggregates over a VALUES list with NULLs
+SELECT sum(x), avg(x), count(x), count(*) FROM (VALUES (1), (NULL), (3)) v(x);
+
+-- id: rg-agg-14
+-- shape: aggregates.sql: string_agg with a NULL delimiter and array_agg of arrays
+SELECT string_agg(kind, NULL ORDER BY kind), array_agg(ARRAY[rank, rank * 2] ORDER BY rank) FROM kinds;
+
+-- id: rg-agg-15
+-- shape: aggregates.sql: min/max of an array column
+SELECT min(tags), max(tags) FROM events;
