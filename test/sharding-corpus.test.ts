@@ -21,7 +21,7 @@ import { upSharded } from './sharding-support.js';
 import type { ShardedCluster } from './sharding-support.js';
 import { loadParser } from '../src/sql/pg-parser.js';
 import { judge } from './corpus/compare.js';
-import { loadCorpus } from './corpus/load-corpus.js';
+import { loadCorpus, parseCorpusFile } from './corpus/load-corpus.js';
 import type { Entry } from './corpus/load-corpus.js';
 import { formatReport, loadData, PROTOCOLS, runEntry, summarize } from './corpus/runner.js';
 import type { EntryResult, Protocol, Report } from './corpus/runner.js';
@@ -74,6 +74,33 @@ describe('the corpus comparison itself', () => {
     assert.equal(judge('SELECT 1', f('0.3001'), f('0.3')).kind, 'wrong');
     const n = (v: string) => ans([['1', v]], [23, 1700]);
     assert.equal(judge('SELECT 1', n('0.30'), n('0.3')).kind, 'wrong');
+  });
+
+  test('corpus files: entries with an id, a shape, a known-wrong mark and parameters', () => {
+    const text = [
+      '-- the file comment',
+      '-- id: a-1',
+      '-- shape: first',
+      'SELECT 1;',
+      '',
+      '-- id: a-2',
+      '-- shape: second',
+      '-- known-wrong: a bug',
+      '-- params: [5, "x", [1, 2], null]',
+      'SELECT *',
+      '  FROM t WHERE k = $1',
+    ].join('\n');
+    assert.deepEqual(parseCorpusFile(text, 'g'), [
+      { id: 'a-1', group: 'g', shape: 'first', sql: 'SELECT 1' },
+      {
+        id: 'a-2',
+        group: 'g',
+        shape: 'second',
+        sql: 'SELECT *\n  FROM t WHERE k = $1',
+        knownWrong: 'a bug',
+        params: [5, 'x', [1, 2], null],
+      },
+    ]);
   });
 
   test('0A000 is refused; another error, or rows where PostgreSQL fails, is wrong', () => {
