@@ -148,6 +148,9 @@ export class Analysis {
     } else {
       table = this.lookup(schema, relname);
       kind = table === null ? 'local' : table.kind;
+      // ONLY t: on the groups t is the partitioned parent, which holds no rows itself.
+      if (kind === 'distributed' && rv.inh !== true)
+        this.refuse('0A000', `ONLY on distributed table "${name}" is not supported`);
     }
     const occ: Occurrence = {
       id: this.occs.length,

@@ -500,3 +500,11 @@ test('property: any text, any parameters: a route, never an exception', () => {
     { numRuns: 1000 },
   );
 });
+
+test('ONLY on a distributed table is refused: on the groups it names the partitioned parent, which holds no rows', () => {
+  for (const sql of ['SELECT count(*) FROM ONLY users WHERE id = 5', 'DELETE FROM ONLY users WHERE id = 5']) {
+    const r = route(sql);
+    assert.equal(kind(r), 'error 0A000', sql);
+  }
+  assert.deepEqual(route('SELECT * FROM users WHERE id = 5'), one('1', USERS_FIRST + 1));
+});
