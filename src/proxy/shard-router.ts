@@ -31,6 +31,7 @@ import { apiError } from './sharding.js';
 import type { DatabaseSharding } from './sharding.js';
 import type { ShardTarget } from './session/shard-target.js';
 import { ANY, HOME } from './session/shard-target.js';
+import { ShapePlans } from './shard-shapes.js';
 
 /** Plans kept per text (the classifier's cache holds 5,000; plans are smaller). */
 const PLAN_CACHE_ENTRIES = 5000;
@@ -48,6 +49,8 @@ interface Planned {
 export class ShardRouter implements DatabaseSharding {
   private readonly plans = new LruCache<Planned>(PLAN_CACHE_ENTRIES);
   private readonly noTable = new LruCache<boolean>(PLAN_CACHE_ENTRIES);
+  /** Plans by literal shape, for texts with their values inline (shard-shapes.ts). */
+  private readonly shapes = new ShapePlans(PLAN_CACHE_ENTRIES);
 
   constructor(
     /** The newest catalog, or null while it is not known (then every statement is refused). */
@@ -64,6 +67,7 @@ export class ShardRouter implements DatabaseSharding {
   /** The tables' columns changed (plans made without them are dropped). */
   columnsChanged(): void {
     this.plans.clear();
+    this.shapes.clear();
   }
 
   get active(): boolean {
@@ -87,8 +91,12 @@ export class ShardRouter implements DatabaseSharding {
     const catalog = this.catalog();
     if (catalog === null) return CATALOG_UNKNOWN;
     if (isViewRead(sql)) return VIEWS_READ(sql);
-    if (!mayNameCatalogTable(sql, catalog)) return this.localTarget(sql);
-    const p = this.planned(sql, catalog);
+    // A text planned before (a prepared statement, the extended protocol) needs no pre-check.
+    let p = this.plans.get(sql);
+    if (p === undefined || p.version !== catalog.version) {
+      if (!mayNameCatalogTable(sql, catalog)) return this.localTarget(sql);
+      p = this.planned(sql, catalog);
+    }
     if (p.fixed !== null) return p.fixed === HOME ? this.localTarget(sql) : p.fixed;
     if (params === null && p.usesParams) return NEEDS_PARAMS;
     const route = resolveShards(p.plan, params ?? [], (type, value, modulus) =>
@@ -98,10 +106,12 @@ export class ShardRouter implements DatabaseSharding {
     return t === HOME ? this.localTarget(sql) : t;
   }
 
+  /** The plan of a text not in the text cache (or planned under an older catalog). */
   private planned(sql: string, catalog: Catalog): Planned {
-    const hit = this.plans.get(sql);
-    if (hit !== undefined && hit.version === catalog.version) return hit;
-    const plan = shardKeyPlan(sql, catalog, { columnsOf: this.columnsOf });
+    const byShape = this.shapes.plan(sql, catalog.version, (text) =>
+      shardKeyPlan(text, catalog, { columnsOf: this.columnsOf }),
+    );
+    const plan = byShape?.plan ?? shardKeyPlan(sql, catalog, { columnsOf: this.columnsOf });
     const p: Planned = {
       version: catalog.version,
       plan,
@@ -109,7 +119,8 @@ export class ShardRouter implements DatabaseSharding {
       fixed: plan.kind === 'fixed' ? (plan.neutral === true ? ANY : targetOf(plan.route, sql)) : null,
       usesParams: usesParams(plan),
     };
-    if (plan.kind !== 'fixed' || plan.cacheable) this.plans.set(sql, p);
+    // A plan shared by its shape is not kept by text: those texts rarely come back.
+    if (byShape?.shared !== true && (plan.kind !== 'fixed' || plan.cacheable)) this.plans.set(sql, p);
     return p;
   }
 
