@@ -5,10 +5,12 @@
  * simple protocol sends them (a new text per execution) and as `$n` with Bind values (one text,
  * the prepared and extended protocols). Catalog: the planner tests' (src/sharding/
  * shard-plan.test-util.ts: users and orders colocated by a bigint key on 2 groups); the real
- * partition hash. Nothing is asserted: it prints µs per statement (median of 5 rounds).
+ * partition hash. Nothing is asserted: it prints µs per statement (median of 5 rounds), and the
+ * cost of a hit in the LRU cache the router and the classifier keep their answers in.
  * Run: `node --import tsx bench/shard-router-hot.ts [statements per round]`.
  */
 import { ShardRouter } from '../src/proxy/shard-router.js';
+import { LruCache } from '../src/sql/lru-cache.js';
 import { loadParser } from '../src/sql/pg-parser.js';
 import { catalog } from '../src/sharding/shard-plan.test-util.js';
 import type { ColumnValue } from '../src/sharding/types.js';
@@ -61,4 +63,20 @@ for (const kind of ['simple', 'prepared'] as const) {
   process.stdout.write(
     `${kind.padEnd(9)} ${us[2]!.toFixed(2)} µs per statement (rounds: ${us.map((u) => u.toFixed(2)).join(' ')})\n`,
   );
+}
+
+// The LRU cache under the router and the classifier (src/sql/lru-cache.ts): a hit on a full
+// 5,000-entry cache after churn, three hot keys (a prepared workload after a simple-protocol one).
+{
+  const c = new LruCache<number>(5000);
+  for (let i = 0; i < 60_000; i++) {
+    const k = simple(i)[0]!;
+    if (c.get(k) === undefined) c.set(k, i);
+  }
+  for (const k of prepared) c.set(k, 1);
+  const hits = 300_000;
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < hits; i++) c.get(prepared[i % 3]!);
+  const ns = Number(process.hrtime.bigint() - start) / hits;
+  process.stdout.write(`lru hit   ${(ns / 1000).toFixed(3)} µs on a full 5,000-entry cache after churn\n`);
 }
