@@ -48,3 +48,13 @@ test('a shape without a template leaves its texts to be planned one by one; no s
   shapes.clear();
   assert.notEqual(shapes.plan("SELECT * FROM users WHERE id = ANY('{3,4}')", 7, c.plan), null);
 });
+
+test('a scope keeps the shapes of one text apart (a search path the plan depends on)', () => {
+  const shapes = new ShapePlans(100);
+  const c = counted();
+  shapes.plan('SELECT name FROM users WHERE id = 5', 7, c.plan, 'a\u0001');
+  shapes.plan('SELECT name FROM users WHERE id = 6', 7, c.plan, 'a\u0001');
+  assert.equal(c.texts.length, 2);
+  shapes.plan('SELECT name FROM users WHERE id = 7', 7, c.plan, 'b\u0001');
+  assert.equal(c.texts.length, 4);
+});

@@ -34,16 +34,20 @@ export class ShapePlans {
   /**
    * The plan of `sql` under catalog `version` by its shape, planning with `plan` on a new shape
    * (`shared`: it serves the shape's other texts too, so there is no need to keep it by text);
-   * null when the text has no shape or its shape has no template (plan it by its text).
+   * null when the text has no shape or its shape has no template (plan it by its text). `scope`
+   * prefixes the key: whatever else than the text the plan depends on (a search path), as the
+   * router's text cache keys it.
    */
   plan(
     sql: string,
     version: number,
     plan: (text: string) => KeyPlan,
+    scope = '',
   ): { plan: KeyPlan; shared: boolean } | null {
     const shape = literalShape(sql);
     if (shape === null) return null;
-    const hit = this.shapes.get(shape.key);
+    const key = scope + shape.key;
+    const hit = this.shapes.get(key);
     if (hit !== undefined && hit.version === version)
       return hit.template === null ? null : { plan: instantiate(hit.template, shape.values), shared: true };
     const real = plan(sql);
@@ -51,7 +55,7 @@ export class ShapePlans {
     if (real.kind === 'fixed' && !real.cacheable) return { plan: real, shared: false };
     const probe = probeText(shape, sql);
     const template = probe === null ? null : makeTemplate(shape, real, plan(probe));
-    this.shapes.set(shape.key, { version, template });
+    this.shapes.set(key, { version, template });
     return { plan: real, shared: template !== null };
   }
 }
