@@ -47,6 +47,17 @@ export function procCpuS(pid: number): number | null {
   }
 }
 
+/** CPU seconds used so far by `pid`, user and system apart, or null when it is gone. */
+export function procCpuSplitS(pid: number): { user: number; system: number } | null {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return { user: Number(f[11]) / clkTck(), system: Number(f[12]) / clkTck() };
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Seconds `pid`'s threads spent runnable but waiting for a core (second field of
  * /proc/<pid>/task/<tid>/schedstat, ns), summed over its threads; null when it is gone.

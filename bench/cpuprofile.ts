@@ -95,6 +95,51 @@ export function summarizeProfile(file: string, n = 25): string {
   return lines.join('\n');
 }
 
+/**
+ * Self time per statement, by function, of two sets of profiles (each file with the statements
+ * its run completed): µs per statement in `a` and in `b` and their difference, the functions
+ * with the largest differences first. A sample's time is the profile's duration over its samples.
+ */
+export function compareProfiles(
+  a: readonly { file: string; statements: number }[],
+  b: readonly { file: string; statements: number }[],
+  n = 30,
+): string {
+  const perStatement = (set: readonly { file: string; statements: number }[]) => {
+    const us = new Map<string, number>();
+    let statements = 0;
+    for (const { statements: s } of set) statements += s;
+    for (const { file } of set) {
+      const p = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+      const s = topSelf(p, Number.MAX_SAFE_INTEGER);
+      const usPerSample = s.total ? (s.durationS * 1e6) / s.total : 0;
+      for (const t of s.top) {
+        if (t.fn === '(idle)') continue;
+        const k = `${t.fn}  ${t.where}`;
+        us.set(k, (us.get(k) ?? 0) + (t.hits * usPerSample) / Math.max(1, statements));
+      }
+    }
+    return us;
+  };
+  const ua = perStatement(a);
+  const ub = perStatement(b);
+  const keys = new Set([...ua.keys(), ...ub.keys()]);
+  const rows = [...keys]
+    .map((k) => ({ k, a: ua.get(k) ?? 0, b: ub.get(k) ?? 0 }))
+    .sort((x, y) => Math.abs(y.a - y.b) - Math.abs(x.a - x.b));
+  const sum = (m: Map<string, number>) => [...m.values()].reduce((x, y) => x + y, 0);
+  return [
+    `profiled self time, µs per statement (profiler included): sharded ${sum(ua).toFixed(1)}, unsharded ${sum(ub).toFixed(1)}`,
+    '  sharded  unsharded   diff  function  location',
+    ...rows
+      .slice(0, n)
+      .map(
+        (r) =>
+          `${r.a.toFixed(2).padStart(9)}  ${r.b.toFixed(2).padStart(9)}  ${(r.a - r.b).toFixed(2).padStart(6)}  ${r.k}`,
+      ),
+  ].join('\n');
+}
+
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const [file, n] = process.argv.slice(2);
   if (!file) {

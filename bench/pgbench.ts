@@ -57,6 +57,8 @@ export interface PgbenchRun extends Login {
   writePercent?: number;
   /** `script`: the script's text, and a name for its file (one file per name and process). */
   script?: { name: string; text: string };
+  /** Transactions per second all clients together are held to (`-R`), or none: as fast as they can. */
+  rate?: number;
 }
 
 export interface PgbenchResult {
@@ -159,7 +161,7 @@ export function connectAllowanceS(clients: number): number {
 }
 
 export function pgbenchArgs(
-  r: Pick<PgbenchRun, 'workload' | 'mode' | 'clients' | 'durationS' | 'writePercent' | 'script'>,
+  r: Pick<PgbenchRun, 'workload' | 'mode' | 'clients' | 'durationS' | 'writePercent' | 'script' | 'rate'>,
 ): string[] {
   const w = Math.min(100, Math.max(0, r.writePercent ?? 0));
   if (r.workload === 'script' && !r.script) throw new Error('pgbench: the script workload needs a script');
@@ -183,6 +185,7 @@ export function pgbenchArgs(
     String(r.clients),
     '-j',
     String(Math.min(r.clients, 4)),
+    ...(r.rate !== undefined ? ['-R', String(r.rate)] : []),
     // pgbench's clock starts before its clients connect, and 1,000 SCRAM logins on a small
     // machine take seconds: allow for them, so that about durationS remain for transactions
     // (the TPS pgbench reports excludes the initial connection time).

@@ -47,12 +47,18 @@ export interface WritesClusterOptions {
   poolSize: number;
   maxConnections: number;
   sharedBuffers: string;
+  /** Extra environment of `pgscale up`, inherited by the controller (e.g. NODE_OPTIONS=--cpu-prof). */
+  env?: Record<string, string>;
+  /** The cluster's name (default benchwrites<groups>). */
+  name?: string;
+  /** proxy.exposed_databases: databases the proxy serves besides the application's (on group 0). */
+  exposedDatabases?: string[];
 }
 
 export async function startWritesCluster(o: WritesClusterOptions): Promise<WritesCluster> {
   const bins = pickBinaries();
   const tc = await makeCluster(bins, {
-    name: `benchwrites${o.groups}`,
+    name: o.name ?? `benchwrites${o.groups}`,
     groups: o.groups,
     replicas: 0,
     host: '127.0.0.1',
@@ -66,6 +72,7 @@ export async function startWritesCluster(o: WritesClusterOptions): Promise<Write
       });
       doc.setIn(['replication', 'archive'], false);
       doc.setIn(['proxy', 'default_pool_size'], o.poolSize);
+      if (o.exposedDatabases) doc.setIn(['proxy', 'exposed_databases'], o.exposedDatabases);
       return doc.toString();
     },
   });
@@ -95,7 +102,7 @@ export async function startWritesCluster(o: WritesClusterOptions): Promise<Write
       rmSync(tc.dir, { recursive: true, force: true });
     },
   );
-  const up = await cli(['up', '-c', tc.file, '--detach'], tc.env);
+  const up = await cli(['up', '-c', tc.file, '--detach'], { ...tc.env, ...o.env });
   if (up.code !== 0) throw new Error(`pgscale up failed (exit ${up.code}):\n${up.stderr}${up.stdout}`);
   const controller = readControllerFile(tc.cluster.dataDir);
   if (!controller) throw new Error('pgscale up --detach left no controller.json');

@@ -20,7 +20,7 @@ import type { TestCluster } from './harness.js';
 import { upSharded } from './sharding-support.js';
 import type { ShardedCluster } from './sharding-support.js';
 import { loadParser } from '../src/sql/pg-parser.js';
-import { judge } from './corpus/compare.js';
+import { CORPUS_TIMEOUT, judge } from './corpus/compare.js';
 import { loadCorpus, parseCorpusFile } from './corpus/load-corpus.js';
 import type { Entry } from './corpus/load-corpus.js';
 import { formatReport, loadData, PROTOCOLS, runEntry, summarize } from './corpus/runner.js';
@@ -137,6 +137,7 @@ describe('the differential corpus: a sharded cluster through the proxy vs one pl
     if (p.status === 'rejected') throw p.reason;
     plainCluster = p.value;
     proxy = await s.value.connectApp();
+    await proxy.query(`SET statement_timeout = '${CORPUS_TIMEOUT}'`);
     plain = new pg.Client(plainCluster.cluster.target(plainCluster.cluster.nodes()[0]!, 'app'));
     plain.on('error', () => undefined);
     await plain.connect();
@@ -173,6 +174,7 @@ describe('the differential corpus: a sharded cluster through the proxy vs one pl
         if (!alive) {
           await proxy.end().catch(() => undefined);
           proxy = await sc!.connectApp();
+          await proxy.query(`SET statement_timeout = '${CORPUS_TIMEOUT}'`);
         }
       }
     }

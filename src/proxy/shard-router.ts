@@ -42,6 +42,7 @@ import type { ShardTarget } from './session/shard-target.js';
 import type { ExplainNote } from './session/explain-note.js';
 import { explainFormat, routeFacts } from '../sharding/explain-route.js';
 import { ANY, HOME } from './session/shard-target.js';
+import { ShapePlans } from './shard-shapes.js';
 
 /** Plans kept per text (the classifier's cache holds 5,000; plans are smaller). */
 const PLAN_CACHE_ENTRIES = 5000;
@@ -58,8 +59,6 @@ interface Planned {
   /** The plan's answer does not depend on Bind values: its target, made once. */
   readonly fixed: ShardTarget | null;
   readonly usesParams: boolean;
-  /** The text rewritten for the global tables ('' when it cannot be), made on first need. */
-  globalText?: string;
 }
 
 /** Which distributed tables have a global table on group 0, for which catalog version. */
@@ -77,6 +76,12 @@ export class ShardRouter implements DatabaseSharding {
   private pathsVersion = -1;
   /** Every catalog table is in `public`: the default search_path plans as public only. */
   private onlyPublic = true;
+  /** Plans by literal shape, for texts with their values inline (shard-shapes.ts). */
+  private readonly shapes = new ShapePlans(PLAN_CACHE_ENTRIES);
+  /** Texts rewritten for the global tables, by plan key ('' when one cannot be). */
+  private readonly globalTexts = new LruCache<{ readonly version: number; readonly text: string }>(
+    PLAN_CACHE_ENTRIES,
+  );
 
   constructor(
     /** The newest catalog, or null while it is not known (then every statement is refused). */
@@ -103,6 +108,7 @@ export class ShardRouter implements DatabaseSharding {
   /** The tables' columns changed (plans made without them are dropped). */
   columnsChanged(): void {
     this.plans.clear();
+    this.shapes.clear();
   }
 
   get active(): boolean {
@@ -141,32 +147,53 @@ export class ShardRouter implements DatabaseSharding {
     const catalog = this.catalog();
     if (catalog === null) return CATALOG_UNKNOWN;
     if (isViewRead(sql)) return VIEWS_READ(sql);
-    if (!mayNameCatalogTable(sql, catalog)) return this.localTarget(sql);
-    const p = this.planned(sql, catalog, path === undefined ? null : this.schemasFor(path, catalog));
+    const schemas = path === undefined ? null : this.schemasFor(path, catalog);
+    // A text planned before (a prepared statement, the extended protocol) needs no pre-check.
+    let p = this.plans.get(planKey(sql, schemas));
+    if (p === undefined || p.version !== catalog.version) {
+      if (!mayNameCatalogTable(sql, catalog)) return this.localTarget(sql);
+      p = this.planned(sql, catalog, schemas);
+    }
     if (p.fixed !== null) {
       if (p.plan.kind === 'fixed' && p.plan.route.kind === 'multi' && !p.plan.writes)
-        return this.global(sql, p, catalog, p.fixed);
+        return this.global(sql, catalog, schemas, p.fixed);
       return p.fixed === HOME ? this.localTarget(sql) : p.fixed;
     }
     if (params === null && p.usesParams) return NEEDS_PARAMS;
     const route = resolveShards(p.plan, params ?? [], hashRemainder);
     const t = targetOf(route, sql, this.copyColumnsOf, p.plan.writes);
-    if (route.kind === 'multi' && !p.plan.writes) return this.global(sql, p, catalog, t);
+    if (route.kind === 'multi' && !p.plan.writes) return this.global(sql, catalog, schemas, t);
     return t === HOME ? this.localTarget(sql) : t;
   }
 
   /**
    * A read that needs several groups: group 0 over the global tables (sharding/global-tables.ts)
    * when they are ready for this catalog and the text can be rewritten safely; else `otherwise`.
+   * The rewrite needs where this very text names its tables, so it plans the text itself (a plan
+   * shared by literal shape holds another text's positions), once per text.
    */
-  private global(sql: string, p: Planned, catalog: Catalog, otherwise: ShardTarget): ShardTarget {
-    const occs = p.plan.kind === 'statements' ? undefined : p.plan.global;
+  private global(
+    sql: string,
+    catalog: Catalog,
+    schemas: readonly string[] | null,
+    otherwise: ShardTarget,
+  ): ShardTarget {
     const ready = this.globalTables();
-    if (occs === undefined || ready === null || ready.version !== catalog.version) return otherwise;
-    if (!occs.every((o) => ready.tables.has(relKey(o.table.rel)))) return otherwise;
-    p.globalText ??= rewriteForGlobal(sql, occs, catalog) ?? '';
-    if (p.globalText === '') return otherwise;
-    return { kind: 'global', text: p.globalText };
+    if (ready === null || ready.version !== catalog.version) return otherwise;
+    const key = planKey(sql, schemas);
+    let hit = this.globalTexts.get(key);
+    if (hit === undefined || hit.version !== catalog.version) {
+      const plan = shardKeyPlan(sql, catalog, {
+        columnsOf: this.columnsOf,
+        ...(schemas === null ? {} : { searchPath: schemas }),
+      });
+      const occs = plan.kind === 'statements' ? undefined : plan.global;
+      const usable = occs !== undefined && occs.every((o) => ready.tables.has(relKey(o.table.rel)));
+      hit = { version: catalog.version, text: usable ? (rewriteForGlobal(sql, occs, catalog) ?? '') : '' };
+      this.globalTexts.set(key, hit);
+    }
+    if (hit.text === '') return otherwise;
+    return { kind: 'global', text: hit.text };
   }
 
   /**
@@ -195,16 +222,19 @@ export class ShardRouter implements DatabaseSharding {
     return schemas;
   }
 
+  /** The plan of a text not in the text cache (or planned under an older catalog). */
   private planned(sql: string, catalog: Catalog, schemas: readonly string[] | null): Planned {
+    const options = { columnsOf: this.columnsOf, ...(schemas === null ? {} : { searchPath: schemas }) };
     // The plan depends on the search path only when it is not plain `public`: then the cache
-    // key starts with its schemas (a text cannot start with U+0001).
-    const key = schemas === null ? sql : `${schemas.join('\u0000')}\u0001${sql}`;
-    const hit = this.plans.get(key);
-    if (hit !== undefined && hit.version === catalog.version) return hit;
-    const plan = shardKeyPlan(sql, catalog, {
-      columnsOf: this.columnsOf,
-      ...(schemas === null ? {} : { searchPath: schemas }),
-    });
+    // keys start with its schemas.
+    const scope = schemas === null ? '' : `${schemas.join('\u0000')}\u0001`;
+    const byShape = this.shapes.plan(
+      sql,
+      catalog.version,
+      (text) => shardKeyPlan(text, catalog, options),
+      scope,
+    );
+    const plan = byShape?.plan ?? shardKeyPlan(sql, catalog, options);
     const p: Planned = {
       version: catalog.version,
       plan,
@@ -217,7 +247,9 @@ export class ShardRouter implements DatabaseSharding {
           : null,
       usesParams: usesParams(plan),
     };
-    if (plan.kind !== 'fixed' || plan.cacheable) this.plans.set(key, p);
+    // A plan shared by its shape is not kept by text: those texts rarely come back.
+    if (byShape?.shared !== true && (plan.kind !== 'fixed' || plan.cacheable))
+      this.plans.set(planKey(sql, schemas), p);
     return p;
   }
 
@@ -250,6 +282,11 @@ const CATALOG_UNKNOWN: ShardTarget = {
 };
 
 /** The session's target for a planner's route of statement `sql`. */
+/** The plan caches' key of `sql` under a search path's schemas (a text cannot start with U+0001). */
+function planKey(sql: string, schemas: readonly string[] | null): string {
+  return schemas === null ? sql : `${schemas.join('\u0000')}\u0001${sql}`;
+}
+
 function targetOf(r: ShardRoute, sql: string, copyColumnsOf: ColumnsOf, writes = false): ShardTarget {
   switch (r.kind) {
     case 'local':

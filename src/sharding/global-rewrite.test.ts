@@ -58,6 +58,11 @@ describe('rewriting a read for the global tables', () => {
     );
   });
 
+  test('a cast to char(n) is not run over the global tables (postgres_fdw would compare it as text)', () => {
+    assert.equal(rewrite(`SELECT count(*) FROM events WHERE tenant = 'ab'::char(3)`), null);
+    assert.equal(rewrite(`SELECT count(*) FROM events WHERE tenant = CAST('ab' AS character(3))`), null);
+  });
+
   test('pinned reads, writes and reference reads have no global plan', () => {
     assert.equal(rewrite('SELECT * FROM users WHERE id = 4'), `SELECT * FROM ${U} AS users WHERE id = 4`);
     assert.equal(rewrite('UPDATE users SET name = 1'), null);

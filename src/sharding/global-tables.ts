@@ -7,7 +7,9 @@
  * through a loopback server). A query the proxy cannot answer on one group runs on group 0 with
  * its distributed tables renamed to their global tables (global-rewrite.ts): PostgreSQL's own
  * planner then does the work — joins, windows, CTEs, DISTINCT, set operations — fetching from
- * every group, in parallel where it can (postgres_fdw's asynchronous append).
+ * every group. postgres_fdw's asynchronous append is off: on PostgreSQL 15.18 a correlated
+ * subquery over it failed with "epoll_ctl() failed: File exists" (the corpus found it), so the
+ * groups' scans run one after another for now.
  *
  * They are derived from the catalog and rebuilt whenever it, a table's columns or a group's
  * primary change (syncGlobalTables, run by the sharding service): a metadata-only transaction on
@@ -97,7 +99,7 @@ export async function syncGlobalTables(env: GlobalSyncEnv): Promise<GlobalSyncRe
       await c.query(
         `CREATE SERVER ${server} FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host ${quoteLiteral(e.host)}, port ${quoteLiteral(
           String(e.port),
-        )}, dbname ${quoteLiteral(env.database)}, async_capable 'true', fetch_size '10000', application_name 'pgscale global')`,
+        )}, dbname ${quoteLiteral(env.database)}, async_capable 'false', fetch_size '10000', application_name 'pgscale global')`,
       );
       await c.query(
         `CREATE USER MAPPING FOR PUBLIC SERVER ${server} OPTIONS (user '${FDW_ROLE}', password ${quoteLiteral(password)})`,

@@ -1,20 +1,30 @@
 /**
  * A least-recently-used map from statement text to a value, bounded by entry count and by the
  * total length of its keys: the classifier is keyed by the exact SQL text, and 5,000 entries of
- * arbitrary client text must not become gigabytes. A Map keeps insertion order, so re-inserting
- * on a hit moves an entry to the young end and the oldest entry is the first key.
+ * arbitrary client text must not become gigabytes. The recency order is a doubly linked list
+ * through the entries; the Map only finds them, and changes only when an entry comes or goes.
+ *
+ * Not a Map re-inserted on every hit (delete + set moves a key to the young end of a Map's
+ * insertion order): V8's ordered hash table leaves the deleted entry in its bucket's chain until
+ * the table is rebuilt, so a key hit again and again grows its own chain by one entry per hit,
+ * and each lookup walks it. With 5,000 entries a hit cost about 10 µs (the slots left before a
+ * rebuild, divided among the hot keys), 1,000 times a lookup's cost.
  */
+
+interface Entry<V> {
+  readonly key: string;
+  value: V;
+  /** Towards the oldest. */
+  older: Entry<V> | null;
+  /** Towards the youngest. */
+  younger: Entry<V> | null;
+}
+
 export class LruCache<V> {
-  private readonly map = new Map<string, V>();
+  private readonly map = new Map<string, Entry<V>>();
   private chars = 0;
-  /**
-   * Walks the keys oldest first, kept across evictions. A fresh `keys()` per eviction would step
-   * over every entry deleted at the front since the table was last rebuilt (evicted, or moved to
-   * the young end by a hit): under churn, thousands of holes per eviction (3.5 µs a miss at 5,000
-   * entries). A live iterator passes each hole once: everything behind it has been evicted, and
-   * entries moved by a hit are re-inserted ahead of it.
-   */
-  private evictor: Iterator<string> | null = null;
+  private oldest: Entry<V> | null = null;
+  private youngest: Entry<V> | null = null;
 
   constructor(
     readonly maxEntries: number,
@@ -27,34 +37,60 @@ export class LruCache<V> {
   }
 
   get(key: string): V | undefined {
-    const value = this.map.get(key);
-    if (value === undefined) return undefined;
-    this.map.delete(key);
-    this.map.set(key, value);
-    return value;
+    const e = this.map.get(key);
+    if (e === undefined) return undefined;
+    if (e !== this.youngest) {
+      this.unlink(e);
+      this.append(e);
+    }
+    return e.value;
   }
 
   set(key: string, value: V): void {
     if (this.maxEntries <= 0 || key.length > this.maxChars / 16) return;
-    if (this.map.delete(key)) this.chars -= key.length;
-    this.map.set(key, value);
+    const known = this.map.get(key);
+    if (known !== undefined) {
+      known.value = value;
+      if (known !== this.youngest) {
+        this.unlink(known);
+        this.append(known);
+      }
+      return;
+    }
+    const e: Entry<V> = { key, value, older: null, younger: null };
+    this.map.set(key, e);
+    this.append(e);
     this.chars += key.length;
     while (this.map.size > this.maxEntries || this.chars > this.maxChars) {
-      let oldest = (this.evictor ??= this.map.keys()).next();
-      if (oldest.done === true) {
-        // A finished iterator stays finished: start again from the (new) oldest entry.
-        this.evictor = this.map.keys();
-        oldest = this.evictor.next();
-        if (oldest.done === true) break;
-      }
-      this.map.delete(oldest.value);
-      this.chars -= oldest.value.length;
+      const old = this.oldest;
+      if (old === null) break;
+      this.unlink(old);
+      this.map.delete(old.key);
+      this.chars -= old.key.length;
     }
   }
 
   clear(): void {
     this.map.clear();
     this.chars = 0;
-    this.evictor = null;
+    this.oldest = null;
+    this.youngest = null;
+  }
+
+  private unlink(e: Entry<V>): void {
+    if (e.older !== null) e.older.younger = e.younger;
+    else this.oldest = e.younger;
+    if (e.younger !== null) e.younger.older = e.older;
+    else this.youngest = e.older;
+    e.older = null;
+    e.younger = null;
+  }
+
+  private append(e: Entry<V>): void {
+    e.older = this.youngest;
+    e.younger = null;
+    if (this.youngest !== null) this.youngest.younger = e;
+    else this.oldest = e;
+    this.youngest = e;
   }
 }

@@ -36,7 +36,14 @@ export interface Failure {
 export type Outcome = Answer | Failure;
 
 export type Verdict =
-  { kind: 'match' } | { kind: 'refused'; message: string } | { kind: 'wrong'; reason: string };
+  | { kind: 'match' }
+  | { kind: 'refused'; message: string }
+  /** Cancelled by the proxy side's statement_timeout (CORPUS_TIMEOUT): too slow, not wrong. */
+  | { kind: 'slow'; message: string }
+  | { kind: 'wrong'; reason: string };
+
+/** The proxy side's statement_timeout: a statement slower than this is `slow`, not judged. */
+export const CORPUS_TIMEOUT = '8s';
 
 /** What the ORDER BY of a statement's top level says about its rows' order. */
 export interface Ordering {
@@ -178,6 +185,7 @@ function sameOrdered(
 /** The verdict on the proxy's outcome `got` for `sql`, given the plain server's `expected`. */
 export function judge(sql: string, expected: Outcome, got: Outcome): Verdict {
   if (!got.ok && got.code === '0A000') return { kind: 'refused', message: got.message };
+  if (!got.ok && got.code === '57014' && expected.ok) return { kind: 'slow', message: got.message };
   if (!expected.ok) {
     if (!got.ok && got.code === expected.code) return { kind: 'match' };
     return {

@@ -138,7 +138,7 @@ function result(entry: Entry, protocol: Protocol, expected: Outcome, v: Verdict)
 }
 
 export function summarize(results: EntryResult[]): Report {
-  const zero = () => ({ match: 0, refused: 0, wrong: 0, knownWrong: 0 });
+  const zero = () => ({ match: 0, refused: 0, slow: 0, wrong: 0, knownWrong: 0 });
   const classes = zero();
   const groups: Record<string, Record<Verdict['kind'] | 'knownWrong', number>> = {};
   for (const r of results) {
@@ -160,12 +160,15 @@ export function summarize(results: EntryResult[]): Report {
 export function formatReport(rep: Report): string {
   const lines = [
     `corpus: ${rep.total} statements — match ${rep.classes.match}, refused ${rep.classes.refused}, ` +
-      `wrong ${rep.classes.wrong}, known wrong ${rep.classes.knownWrong}`,
+      `slow ${rep.classes.slow}, wrong ${rep.classes.wrong}, known wrong ${rep.classes.knownWrong}`,
   ];
   for (const [g, c] of Object.entries(rep.groups)) {
     const known = c.knownWrong ? `, known wrong ${c.knownWrong}` : '';
-    lines.push(`  ${g.padEnd(24)} match ${c.match}, refused ${c.refused}, wrong ${c.wrong}${known}`);
+    lines.push(
+      `  ${g.padEnd(24)} match ${c.match}, refused ${c.refused}, slow ${c.slow}, wrong ${c.wrong}${known}`,
+    );
   }
+  for (const e of rep.entries.filter((x) => x.verdict === 'slow')) lines.push(`  SLOW ${e.id} (${e.shape})`);
   for (const w of rep.wrong) lines.push(`  WRONG ${w.id} (${w.shape}): ${w.detail ?? ''}`);
   for (const e of rep.entries.filter((x) => x.verdict === 'wrong' && x.knownWrong)) {
     lines.push(`  KNOWN WRONG ${e.id} (${e.knownWrong ?? ''}): ${e.detail ?? ''}`);
