@@ -138,7 +138,7 @@ export class ClientConn {
     this.onDataBound = (chunk) => this.onData(chunk);
     socket.setNoDelay(true);
     socket.on('data', this.onDataBound);
-    socket.on('error', () => undefined);
+    socket.on('error', ignoreError);
     socket.on('close', () => this.onClose());
     this.loginTimer = setTimeout(
       () =>
@@ -577,6 +577,9 @@ export class ClientConn {
     });
   }
 }
+
+/** A socket's errors are followed by 'close', which ends the client: one listener for all (no closure each). */
+function ignoreError(): void {}
 
 /** The message of an ErrorResponse we built (for the log line of a refused login). */
 function errorMessageOf(fatal: Buffer): string {
