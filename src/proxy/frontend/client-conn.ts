@@ -135,6 +135,11 @@ export class ClientConn {
     readonly remote: string,
   ) {
     this.socket = socket;
+    // Reading remoteAddress made the socket cache its peer's address in an object of its own
+    // (~90 bytes per client, kept for the connection's life); `remote` holds what we need of it,
+    // and Node reads the address again should anything ask.
+    const peer = socket as unknown as { _peername?: unknown };
+    if (peer._peername !== undefined) peer._peername = undefined;
     this.onDataBound = (chunk) => this.onData(chunk);
     socket.setNoDelay(true);
     socket.on('data', this.onDataBound);
