@@ -9,6 +9,10 @@
  * is the marginal cost of one more idle client, without what the process grows once whatever the
  * count (a Node.js proxy's young generation grows to its maximum, ~32 MB, during any burst of
  * logins: at 10,000 clients that alone adds ~3 kB to the first column).
+ *
+ * Then the clients stay idle for IDLE_WAIT_MS and the RSS is read once more: a proxy that gives
+ * back what the burst of logins grew once it idles (pgscale's does, src/proxy/idle-memory.ts)
+ * shows it there; `idle` is that reading's growth over `before` per client.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -28,6 +32,10 @@ export interface MemoryResult {
   rssHalfKb: number;
   /** (after - half) / (reached - halfReached), in kB: one more idle client; null without a second half. */
   marginalKb: number | null;
+  /** RSS (kB) after the clients idled IDLE_WAIT_MS more. */
+  rssIdleKb: number;
+  /** (idle - before) / reached, in kB; null when nothing was reached. */
+  perClientIdleKb: number | null;
   /** Why fewer than `wanted` were reached. */
   stoppedBy: string | null;
 }
@@ -62,6 +70,12 @@ export function ensureNofile(want: number): number {
   }
   return nofile().soft;
 }
+
+/**
+ * How long the clients idle before the last reading: two of pgscale's idle-memory checks (10 s
+ * each; the first may still see the logins' work) and time for V8 to unmap what it freed.
+ */
+export const IDLE_WAIT_MS = 25_000;
 
 async function settle(): Promise<void> {
   await new Promise((r) => setTimeout(r, 500));
@@ -108,6 +122,8 @@ export async function measureIdleClients(
     }
     await settle();
     const after = rssKb(pid);
+    await new Promise((r) => setTimeout(r, IDLE_WAIT_MS));
+    const idle = rssKb(pid);
     return {
       target,
       wanted,
@@ -119,6 +135,8 @@ export async function measureIdleClients(
       rssHalfKb: half?.rss ?? before,
       marginalKb:
         half !== null && clients.length > half.n ? (after - half.rss) / (clients.length - half.n) : null,
+      rssIdleKb: idle,
+      perClientIdleKb: clients.length > 0 ? (idle - before) / clients.length : null,
       stoppedBy,
     };
   } finally {

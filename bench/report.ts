@@ -4,6 +4,7 @@
  * the noise of a shared machine affects numerator and denominator alike.
  */
 import { table } from '../src/cli/table.js';
+import { IDLE_WAIT_MS } from './memory.js';
 import type { MemoryResult } from './memory.js';
 import type { PgbenchResult, QueryMode, Workload } from './pgbench.js';
 
@@ -157,7 +158,17 @@ export function errorNotes(points: readonly Point[]): string[] {
 
 export function memoryTable(rows: readonly MemoryResult[]): string {
   return table(
-    ['target', 'idle clients', 'RSS before', 'RSS after', 'per idle client', 'marginal (2nd half)', 'stopped by'],
+    [
+      'target',
+      'idle clients',
+      'RSS before',
+      'RSS after',
+      'per idle client',
+      'marginal (2nd half)',
+      `RSS after ${IDLE_WAIT_MS / 1000} s idle`,
+      'per idle client then',
+      'stopped by',
+    ],
     rows.map((m) => [
       m.target,
       m.reached === m.wanted ? m.reached : `${m.reached} of ${m.wanted}`,
@@ -165,6 +176,8 @@ export function memoryTable(rows: readonly MemoryResult[]): string {
       `${(m.rssAfterKb / 1024).toFixed(1)} MB`,
       m.perClientKb === null ? '-' : `${m.perClientKb.toFixed(2)} kB`,
       m.marginalKb == null ? '-' : `${m.marginalKb.toFixed(2)} kB`,
+      `${(m.rssIdleKb / 1024).toFixed(1)} MB`,
+      m.perClientIdleKb == null ? '-' : `${m.perClientIdleKb.toFixed(2)} kB`,
       m.stoppedBy ?? '-',
     ]),
   );

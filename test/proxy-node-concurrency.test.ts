@@ -79,6 +79,42 @@ describe('node_concurrency', () => {
     assert.ok(most > 2, `only ${most} server connections were busy at once without a limit`);
   });
 
+  test('session pooling is not limited: clients holding a connection each all run at once (no deadlock)', async () => {
+    const cfg = proxyConfig(fx.serverPort, fx.port, {
+      default_pool_size: CLIENTS,
+      node_concurrency: 2,
+      databases: {
+        app: { host: '127.0.0.1', port: fx.serverPort },
+        postgres: { host: '127.0.0.1', port: fx.serverPort },
+        sess: { host: '127.0.0.1', port: fx.serverPort, dbname: 'app', pool_mode: 'session' },
+      },
+    });
+    assert.deepEqual(fx.proxy.reload(cfg, databasesResolver(cfg)), []);
+    const held: pg.Client[] = [];
+    try {
+      for (let i = 0; i < 4; i++) held.push(await fx.client({ database: 'sess' }));
+      // Each session holds its server connection from its first query: 4 > node_concurrency.
+      for (const c of held) await c.query('SELECT 1');
+      let most = 0;
+      const work = Promise.all(held.map((c) => c.query('SELECT pg_sleep(0.5)'))).then(() => undefined);
+      let done = false;
+      const stop = () => {
+        done = true;
+      };
+      work.then(stop, stop);
+      while (!done) {
+        const r = await direct.query<{ n: string }>(
+          "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = 'app' AND application_name = 'pgscale' AND state = 'active'",
+        );
+        most = Math.max(most, Number(r.rows[0]!.n));
+      }
+      await work;
+      assert.ok(most > 2, `only ${most} session connections ran at once; session pooling is not limited`);
+    } finally {
+      for (const c of held) await c.end().catch(() => undefined);
+    }
+  });
+
   test('auto: a fresh pool may run up to its size', async () => {
     const cfg = proxyConfig(fx.serverPort, fx.port, { default_pool_size: CLIENTS, node_concurrency: 'auto' });
     assert.deepEqual(fx.proxy.reload(cfg, databasesResolver(cfg)), []);

@@ -39,6 +39,8 @@ import type { ShardingHost } from './sharding.js';
 import { shardedSession } from './shard-pools.js';
 import { Analyzer } from '../sql/analyze.js';
 import type { HiddenCodeRegistry } from './backend/hidden-code.js';
+import { idleMemory } from './idle-memory.js';
+import { SharedOptions } from './shared-options.js';
 
 export type { DatabaseResolver, DatabaseTarget } from './database-target.js';
 export type { ShardingHost, DatabaseSharding } from './sharding.js';
@@ -84,6 +86,9 @@ export class ProxyServer implements FrontendHost, AdminView {
   tlsContext: SecureContext | null = null;
   private readonly cancels = new CancelForwarder();
   private maintenance: NodeJS.Timeout | null = null;
+  /** Holds the process's idle-memory check (idle-memory.ts) between start() and stop(). */
+  private idleMemoryHeld = false;
+  private readonly sharedOptions = new SharedOptions();
   readonly startedAt = Date.now();
   /** What RELOAD and SHUTDOWN on the admin console do (given by the program running the proxy). */
   private readonly adminHooks: AdminHooks;
@@ -179,6 +184,8 @@ export class ProxyServer implements FrontendHost, AdminView {
       );
     }, 1000);
     this.maintenance.unref();
+    idleMemory.acquire();
+    this.idleMemoryHeld = true;
     return a;
   }
 
@@ -231,6 +238,8 @@ export class ProxyServer implements FrontendHost, AdminView {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.maintenance) clearInterval(this.maintenance);
+    if (this.idleMemoryHeld) idleMemory.release();
+    this.idleMemoryHeld = false;
     const srv = this.server;
     this.server = null;
     const closed = srv ? new Promise<void>((r) => srv.close(() => r())) : Promise.resolve();
@@ -425,7 +434,8 @@ export class ProxyServer implements FrontendHost, AdminView {
     const session = new Session(
       // The client connection is the session's host: no object or closure per client for it.
       req.client,
-      {
+      // Equal options are one object for the pool's clients (shared-options.ts).
+      this.sharedOptions.of({
         pool,
         mode,
         maxPreparedStatements: this.config.max_prepared_statements,
@@ -441,7 +451,7 @@ export class ProxyServer implements FrontendHost, AdminView {
         group: String(t.group ?? 0),
         sharding: sharded?.sharding ?? null,
         groupReads: sharded?.groupReads ?? null,
-      },
+      }),
     );
     return { ok: true, session, params };
   }

@@ -72,20 +72,18 @@ export interface SessionHost {
 
 export class Session implements HolderClient, LocalContext, FactsContext, SessionView, ShardSession {
   readonly record: ClientRecord;
-  readonly tx = new TxState();
+  // The transaction's state, the reply sink and the server side are made on first use: a client
+  // that has not sent a query yet keeps none of them (~375 bytes per idle client).
+  private txState: TxState | null = null;
   readonly analyzer: Analyzer;
-  /** Reads served by replicas / by the primary, for SHOW CLIENTS. */
-  readonly routing = { replica: 0, primary: 0 };
-  /** Bytes and counts for SHOW CLIENTS / STATS. */
-  readonly counters = { queries: 0, xacts: 0, waitUs: 0 };
+  private routed: { replica: number; primary: number } | null = null;
+  private tallies: { queries: number; xacts: number; waitUs: number } | null = null;
   lastActivity = now();
-  /** The reply sink: what the client is to receive, written at the end of each batch. */
-  readonly sink = new OutputBatch();
+  private batch: OutputBatch | null = null;
   closed = false;
   /** The session's place in the cluster's topology (its database's group). */
   private readonly topology: Topology;
-  /** The server side: the transaction's legs, attaching and giving back. */
-  private readonly hold: ServerHolder;
+  private holder: ServerHolder | null = null;
   /** The client's messages not forwarded yet (the head is the next one). */
   inbox: TypedFrame[] = [];
   /** Waiting for the LISTEN fan-out before answering: later messages wait in order. */
@@ -101,7 +99,6 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
     readonly opts: SessionOptions,
   ) {
     this.analyzer = opts.analyzer ?? DEFAULT_ANALYZER;
-    this.hold = new ServerHolder(this, host);
     this.topology = topologyOf(opts.group ?? '');
     this.shard = opts.sharding ? new ShardSteps(this, opts.sharding) : null;
     this.record = new ClientRecord(opts.startupSettings, opts.startupProxySettings, opts.mode === 'session');
@@ -109,8 +106,28 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
 
   // ------------------------------------------------------------------ what others read
 
+  /** The running transaction's state (made on first use). */
+  get tx(): TxState {
+    return (this.txState ??= new TxState());
+  }
+  /** The reply sink: what the client is to receive, written at the end of each batch. */
+  get sink(): OutputBatch {
+    return (this.batch ??= new OutputBatch());
+  }
+  /** The server side: the transaction's legs, attaching and giving back. */
+  private get hold(): ServerHolder {
+    return (this.holder ??= new ServerHolder(this, this.host));
+  }
+  /** Reads served by replicas / by the primary, for SHOW CLIENTS (made on first use). */
+  get routing(): { replica: number; primary: number } {
+    return (this.routed ??= { replica: 0, primary: 0 });
+  }
+  /** Bytes and counts for SHOW CLIENTS / STATS (made on first use). */
+  get counters(): { queries: number; xacts: number; waitUs: number } {
+    return (this.tallies ??= { queries: 0, xacts: 0, waitUs: 0 });
+  }
   get txStatus(): TransactionStatus {
-    return this.tx.status;
+    return this.txState?.status ?? 'I';
   }
   get pinned(): boolean {
     return this.record.pinned;
@@ -123,7 +140,7 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
   }
   /** The server connection the client's messages go to now. */
   get server(): ServerConn | null {
-    return this.hold.leg?.server ?? null;
+    return this.holder?.leg?.server ?? null;
   }
   /** This session calls `host.inputFlushed()` (a getter: no field per client). */
   get reportsInputFlushed(): boolean {
@@ -133,7 +150,8 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
     return this.opts.pool;
   }
   get state(): 'active' | 'waiting' | 'idle' {
-    return this.hold.acquiring ? 'waiting' : this.hold.leg ? 'active' : 'idle';
+    const h = this.holder;
+    return h === null ? 'idle' : h.acquiring ? 'waiting' : h.leg ? 'active' : 'idle';
   }
   get subscriber(): this {
     return this;
@@ -142,11 +160,12 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
   // ------------------------------------------------------------------ SessionView (route.ts)
 
   get attached(): 'primary' | 'replica' | null {
-    const leg = this.hold.leg;
+    const leg = this.holder?.leg ?? null;
     return leg === null ? null : leg.replica ? 'replica' : 'primary';
   }
   get idle(): boolean {
-    return this.hold.leg === null || this.hold.leg.idle;
+    const leg = this.holder?.leg ?? null;
+    return leg === null || leg.idle;
   }
   get fanOut(): boolean {
     return this.opts.listeners !== null;
@@ -418,15 +437,17 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
   /** Tells the client connection when what it gave us has left the process (message budget). */
   reportFlushed(): void {
     if (this.inbox.length > 0 || this.blocked) return;
-    if (this.hold.leg?.busy) return;
+    if (this.holder?.leg?.busy) return;
     this.host.inputFlushed();
   }
 
   flushClient(): void {
-    if (this.closed) this.sink.clear();
-    if (this.sink.empty) return;
-    const s = this.hold.leg?.server;
-    if (!this.sink.flush(this.host.socket) && s) {
+    const sink = this.batch;
+    if (sink === null) return;
+    if (this.closed) sink.clear();
+    if (sink.empty) return;
+    const s = this.holder?.leg?.server;
+    if (!sink.flush(this.host.socket) && s) {
       // The client reads slower than the server sends: stop reading the server (backpressure).
       s.socket.pause();
       this.host.socket.once('drain', () => s.socket.resume());
@@ -435,7 +456,7 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
 
   /** The server connections running this client's work now (every leg of the query), for cancel requests. */
   cancelTargets(): ServerConn[] {
-    return this.hold.cancelTargets();
+    return this.holder?.cancelTargets() ?? [];
   }
 
   /** Client gone: give the connection back in a clean state (the pool rolls back or resets). */
@@ -445,7 +466,7 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
     this.shard?.close();
     if (this.opts.listeners) for (const ch of this.record.channels) this.opts.listeners.unsubscribe(ch, this);
     this.inbox = [];
-    this.sink.clear();
-    this.hold.close();
+    this.batch?.clear();
+    this.holder?.close();
   }
 }

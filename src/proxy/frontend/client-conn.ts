@@ -135,10 +135,15 @@ export class ClientConn {
     readonly remote: string,
   ) {
     this.socket = socket;
+    // Reading remoteAddress made the socket cache its peer's address in an object of its own
+    // (~90 bytes per client, kept for the connection's life); `remote` holds what we need of it,
+    // and Node reads the address again should anything ask.
+    const peer = socket as unknown as { _peername?: unknown };
+    if (peer._peername !== undefined) peer._peername = undefined;
     this.onDataBound = (chunk) => this.onData(chunk);
     socket.setNoDelay(true);
     socket.on('data', this.onDataBound);
-    socket.on('error', () => undefined);
+    socket.on('error', ignoreError);
     socket.on('close', () => this.onClose());
     this.loginTimer = setTimeout(
       () =>
@@ -577,6 +582,9 @@ export class ClientConn {
     });
   }
 }
+
+/** A socket's errors are followed by 'close', which ends the client: one listener for all (no closure each). */
+function ignoreError(): void {}
 
 /** The message of an ErrorResponse we built (for the log line of a refused login). */
 function errorMessageOf(fatal: Buffer): string {

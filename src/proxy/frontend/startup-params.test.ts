@@ -1,6 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { splitIdentifierList, sqlLiteral, startupSettings } from './startup-params.js';
+import {
+  SHARED_SETTINGS_MAX,
+  sharedSettings,
+  splitIdentifierList,
+  sqlLiteral,
+  startupSettings,
+} from './startup-params.js';
 
 test('splitIdentifierList splits as PostgreSQL SplitIdentifierString does', () => {
   assert.deepEqual(splitIdentifierList('evil,public'), ['evil', 'public']);
@@ -91,4 +97,29 @@ test('sqlLiteral: quotes doubled; a backslash makes an escape string, safe whate
   assert.equal(sqlLiteral("a'b"), "'a''b'");
   assert.equal(sqlLiteral("x\\'; DROP TABLE t; --"), "E'x\\\\''; DROP TABLE t; --'");
   assert.equal(sqlLiteral('C:\\dir'), "E'C:\\\\dir'");
+});
+
+test('clients that give the same start-up settings share one map (idle memory)', () => {
+  const params = (enc: string) =>
+    new Map([
+      ['user', 'u'],
+      ['database', 'd'],
+      ['client_encoding', enc],
+      ['DateStyle', 'ISO, MDY'],
+    ]);
+  const a = startupSettings(params('UTF8'), []);
+  const b = startupSettings(params('UTF8'), []);
+  const c = startupSettings(params('LATIN1'), []);
+  assert.ok(a.ok && b.ok && c.ok);
+  assert.equal(a.value.settings, b.value.settings);
+  assert.notEqual(a.value.settings, c.value.settings);
+  assert.deepEqual([...c.value.settings.keys()], ['client_encoding', 'datestyle']);
+  // Bounded: past SHARED_SETTINGS_MAX distinct sets each client keeps its own (still correct).
+  for (let i = 0; i < SHARED_SETTINGS_MAX + 10; i++) {
+    const m = new Map([[`application_name`, `app${i}`]]);
+    assert.deepEqual([...sharedSettings(m)], [['application_name', `app${i}`]]);
+  }
+  const late = new Map([['application_name', 'late']]);
+  assert.equal(sharedSettings(late), late);
+  assert.equal(sharedSettings(new Map([['application_name', 'late']])) === late, false);
 });

@@ -47,8 +47,11 @@ export const REPORTED_NAMES: Record<string, string> = {
 };
 
 export interface StartupSettings {
-  /** lowercase name → SQL literal, to replay with SET. */
-  settings: Map<string, string>;
+  /**
+   * lowercase name → SQL literal, to replay with SET. Shared by every client that gave the same
+   * settings (sharedSettings), so never written to.
+   */
+  settings: ReadonlyMap<string, string>;
   /** lowercase name → raw value, to report in ParameterStatus. */
   raw: Map<string, string>;
   /** The proxy's own settings (`pgscale.consistency`…): lowercase name → accepted value. */
@@ -228,7 +231,25 @@ export function startupSettings(
     }
     raw.set('client_encoding', canonical); // reported as PostgreSQL reports it ("latin1" → LATIN1)
   }
-  return ok({ settings, raw, proxy, unverified });
+  return ok({ settings: sharedSettings(settings), raw, proxy, unverified });
+}
+
+/** Distinct start-up settings kept for sharing; beyond it each client keeps its own map. */
+export const SHARED_SETTINGS_MAX = 256;
+const shared = new Map<string, ReadonlyMap<string, string>>();
+
+/**
+ * One map for every client that gave the same start-up settings (a map of two settings costs
+ * ~190 bytes; clients of one application all send the same ones). At most SHARED_SETTINGS_MAX
+ * distinct ones are kept, so a client inventing settings cannot grow the table.
+ */
+export function sharedSettings(settings: Map<string, string>): ReadonlyMap<string, string> {
+  let key = '';
+  for (const [k, v] of settings) key += `${k}\0${v}\0`;
+  const known = shared.get(key);
+  if (known) return known;
+  if (shared.size < SHARED_SETTINGS_MAX) shared.set(key, settings);
+  return settings;
 }
 
 /**

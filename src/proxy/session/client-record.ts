@@ -49,6 +49,8 @@ class EmptySet extends Set<never> {
 }
 export const EMPTY_MAP: ReadonlyMap<never, never> = new EmptyMap();
 export const EMPTY_SET: ReadonlySet<never> = new EmptySet();
+/** No effects: shared by every client whose unnamed statement has none (frozen: a push throws). */
+const NO_EFFECTS = Object.freeze([]) as unknown as SessionEffect[];
 
 export class ClientRecord {
   /** The client's session settings: the start-up packet's own map until the client changes one. */
@@ -70,7 +72,7 @@ export class ClientRecord {
   /** Effects of the unnamed statement (extended protocol SET/RESET). */
   /** The client's last Parse, decoded and analysed (made on its first Parse). */
   private lastParse: ParseMemo | null = null;
-  unnamedEffects: SessionEffect[] = [];
+  unnamedEffects: SessionEffect[] = NO_EFFECTS;
   unnamedRisk: string | null = null;
   /** The unnamed statement's text, kept only while some relation of the database hides code. */
   unnamedText = '';
