@@ -233,6 +233,7 @@ function hash(
   } catch (err) {
     // The hash's HashInputError carries PostgreSQL's SQLSTATE and message (22P02, 22003, 22P03…).
     const code = (err as { sqlstate?: unknown }).sqlstate;
+    if (code === '22003' && v.format === 'text' && isIntType(type)) return outOfRange(remainder, v, modulus);
     if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && err instanceof Error) {
       return { kind: 'error', sqlstate: code, message: err.message };
     }
@@ -251,6 +252,21 @@ function hash(
     };
   }
   return r;
+}
+
+/**
+ * An integer written wider than the column (`int4_col = 99999999999`, `smallint_col = 40000`):
+ * PostgreSQL compares it at its own width, so it equals no value of the column — it is not an
+ * error there. Hashed as bigint when it fits (the integer hashes agree across widths), else on
+ * shard 0: the group that gets the statement answers as PostgreSQL would (no row, or its own
+ * 22003 when the value is to be stored or was quoted).
+ */
+function outOfRange(remainder: Remainder, v: ColumnValue, modulus: number): number {
+  try {
+    return remainder('int8', v, modulus, -1);
+  } catch {
+    return 0;
+  }
 }
 
 /** Several statements of one Query: one route when they agree on one group, else `multi`. */

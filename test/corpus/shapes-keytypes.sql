@@ -138,7 +138,6 @@ SELECT k, v FROM k_bigint WHERE k = 4294967296.0;
 
 -- id: key-big-06
 -- shape: bigint key = literal beyond bigint (numeric comparison, no row)
--- known-wrong: the proxy hashes the numeric literal as the column's bigint and answers 22003; PostgreSQL compares int8 = numeric and finds no row
 SELECT k, v FROM k_bigint WHERE k = 9223372036854775808;
 
 -- id: key-big-07
@@ -159,7 +158,6 @@ SELECT k, v FROM k_smallint WHERE k = -32768;
 
 -- id: key-small-04
 -- shape: smallint key = int4 literal beyond smallint (no row, no error)
--- known-wrong: the proxy hashes the int4 literal as the column's smallint and answers 22003; PostgreSQL compares int2 = int4 and finds no row
 SELECT k, v FROM k_smallint WHERE k = 40000;
 
 -- id: key-small-05

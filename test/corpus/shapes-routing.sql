@@ -282,7 +282,6 @@ SELECT user_id FROM users WHERE user_id = +81;
 
 -- id: route-072
 -- shape: int4 key = bigint literal out of int4 range (no row, no error)
--- known-wrong: the proxy hashes the literal as the column's int4 and answers 22003; PostgreSQL compares int4 = int8 and finds no row
 SELECT user_id FROM users WHERE user_id = 99999999999;
 
 -- id: route-073
@@ -339,12 +338,10 @@ SELECT code FROM accounts WHERE code = 'acc-0091'::varchar;
 
 -- id: route-086
 -- shape: int4 key = a literal cast to bigint, out of int4 range (no row, no error)
--- known-wrong: the proxy hashes the int8 literal as the column's int4 and answers 22003; PostgreSQL finds no row
 SELECT user_id FROM users WHERE user_id = 99999999999::int8;
 
 -- id: route-087
 -- shape: int4 key IN a list with a value out of int4 range
--- known-wrong: the proxy hashes 99999999999 as the column's int4 and answers 22003; PostgreSQL answers the row of 92
 SELECT user_id FROM users WHERE user_id IN (92, 99999999999);
 
 -- id: route-088
