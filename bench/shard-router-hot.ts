@@ -12,10 +12,24 @@
 import { ShardRouter } from '../src/proxy/shard-router.js';
 import { LruCache } from '../src/sql/lru-cache.js';
 import { loadParser } from '../src/sql/pg-parser.js';
-import { catalog } from '../src/sharding/shard-plan.test-util.js';
+import { distribute, emptyCatalog, isCatalogError } from '../src/sharding/catalog.js';
 import type { ColumnValue } from '../src/sharding/types.js';
 
 await loadParser();
+/** users(id bigint) and orders(user_id bigint), colocated, 32 shards over two groups. */
+function benchCatalog() {
+  let c = emptyCatalog(['0', '1']);
+  for (const [name, column] of [
+    ['users', 'id'],
+    ['orders', 'user_id'],
+  ] as const) {
+    const r = distribute(c, { rel: { schema: 'public', name }, column, type: 'int8' });
+    if (isCatalogError(r)) throw new Error(r.message);
+    c = r.catalog;
+  }
+  return c;
+}
+const catalog = benchCatalog();
 const n = Number(process.argv[2] ?? 60_000);
 const router = new ShardRouter(
   () => catalog,

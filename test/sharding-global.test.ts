@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type pg from 'pg';
 import postgres from 'postgres';
-import { binarySets } from './harness.js';
+import { binarySets, until } from './harness.js';
 import { upSharded } from './sharding-support.js';
 import type { ShardedCluster } from './sharding-support.js';
 
@@ -249,6 +249,27 @@ describe('reads across groups over the global tables (pgscale up, two groups)', 
       app.query('INSERT INTO orders (user_id, order_id, amount) SELECT user_id + 1, 11, 1 FROM users'),
       (e: { code?: string }) => e.code === '0A000',
     );
+  });
+
+  test('a call of a function that reads a distributed table is refused, not answered from one group', async () => {
+    await app.query(
+      "CREATE FUNCTION user_total() RETURNS bigint LANGUAGE sql STABLE AS 'SELECT count(*) FROM users'",
+    );
+    // The sharding service scans group 0's functions every few seconds (and at each catalog change).
+    await until(
+      'the call to be refused',
+      () =>
+        app.query('SELECT user_total()').then(
+          () => null,
+          (e: { code?: string }) => (e.code === '0A000' ? true : null),
+        ),
+      30_000,
+    );
+    await assert.rejects(
+      app.query('SELECT name, user_total() FROM users WHERE user_id = 3'),
+      (e: { code?: string }) => e.code === '0A000',
+    );
+    assert.equal(Number(await one('SELECT count(*) FROM users WHERE user_id = 3')), 1);
   });
 
   test('EXPLAIN shows the foreign scans of every group', async () => {

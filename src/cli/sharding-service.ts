@@ -37,6 +37,13 @@ import { relKey } from '../sharding/types.js';
 import type { TopologyView } from '../topology/topology.js';
 import { openClaimedStore } from './store-keys.js';
 
+/** How often group 0's functions are scanned for ones that read distributed tables. */
+const FUNCTION_SCAN_MS = 3000;
+
+function regexQuote(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
 export class ShardingService implements Service, ShardingHost {
   readonly name = 'sharding';
   private catalogs: CatalogStore | null = null;
@@ -50,6 +57,12 @@ export class ShardingService implements Service, ShardingHost {
   private columns = new Map<string, readonly string[]>();
   /** The same without generated columns: what COPY without a column list takes. */
   private copyColumns = new Map<string, readonly string[]>();
+  /**
+   * Calls of user functions whose body names a distributed table (null: none): the proxy does
+   * not look into functions, so such a call would read one group's rows only; it is refused.
+   */
+  private functionCalls: RegExp | null = null;
+  private functionTimer: NodeJS.Timeout | null = null;
   /** The global tables on group 0 (reads across groups), as last built; null before the first build. */
   private globalTables: GlobalTables | null = null;
   /** Where each group's primary was when they were built (a move rebuilds them). */
@@ -75,6 +88,7 @@ export class ShardingService implements Service, ShardingHost {
       (work, user) => this.copyIn(work, user),
       (t) => this.copyColumns.get(relKey(t.rel)) ?? null,
       () => this.globalTables,
+      () => this.functionCalls,
     );
   }
 
@@ -106,6 +120,10 @@ export class ShardingService implements Service, ShardingHost {
       this.logger.warn({ err: e }, 'sharding: prepared transactions left by a crash could not be checked'),
     );
     await this.syncGlobal();
+    await this.loadFunctions();
+    // Functions are created like any local DDL, through the proxy or not: looked for again often.
+    this.functionTimer = setInterval(() => void this.loadFunctions(), FUNCTION_SCAN_MS);
+    this.functionTimer.unref();
     // A group's primary moved: the foreign servers of the global tables follow it.
     this.unsubscribeTopology = this.view.subscribe(() => {
       if (this.endpointsKey() !== this.globalEndpoints) void this.syncGlobal();
@@ -113,6 +131,8 @@ export class ShardingService implements Service, ShardingHost {
   }
 
   async stop(): Promise<void> {
+    if (this.functionTimer) clearInterval(this.functionTimer);
+    this.functionTimer = null;
     this.unsubscribeTopology?.();
     this.unsubscribeTopology = null;
     this.catalogs?.close();
@@ -302,6 +322,53 @@ export class ShardingService implements Service, ShardingHost {
     this.router.columnsChanged();
   }
 
+  /**
+   * The user functions (SQL, PL/pgSQL) of group 0 whose body names a distributed table, as one
+   * pattern matching a call of any of them (lexical, conservative). Never throws.
+   */
+  private async loadFunctions(): Promise<void> {
+    const catalog = this.catalogs?.current;
+    const names = catalog
+      ? [...catalog.tables.values()].filter((t) => t.kind === 'distributed').map((t) => t.rel.name)
+      : [];
+    if (names.length === 0) {
+      this.functionCalls = null;
+      return;
+    }
+    const primary = this.view.lastPrimary(0);
+    if (!primary) return;
+    const c = new pg.Client({
+      host: primary.host,
+      port: primary.port,
+      user: this.loaded.config.postgres.superuser,
+      password: this.cluster.secrets().superuser,
+      database: this.app,
+      application_name: 'pgscale sharding',
+    });
+    c.on('error', () => undefined);
+    try {
+      await c.connect();
+      const r = await c.query<{ name: string }>(
+        `SELECT DISTINCT p.proname AS name FROM pg_proc p
+           JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
+          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND l.lanname IN ('sql', 'plpgsql')
+            AND p.prosrc ~* $1`,
+        [`\\m(${names.map(regexQuote).join('|')})\\M`],
+      );
+      this.functionCalls =
+        r.rows.length === 0
+          ? null
+          : new RegExp(`(?<![\\w$])(${r.rows.map((x) => regexQuote(x.name)).join('|')})\\s*\\(`, 'i');
+    } catch (e) {
+      this.logger.warn(
+        { err: e instanceof Error ? e.message : String(e) },
+        'sharding: could not scan functions',
+      );
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+  }
+
   /** The groups' primaries as the global tables' foreign servers name them. */
   private endpointsKey(): string {
     return (this.catalogs?.current.groups ?? this.groups)
@@ -328,7 +395,8 @@ export class ShardingService implements Service, ShardingHost {
     if (!catalog) return;
     const endpoints = this.endpointsKey();
     // Built already for this catalog and these primaries (DDL that keeps the catalog forces it).
-    if (!force && this.globalTables?.version === catalog.version && this.globalEndpoints === endpoints) return;
+    if (!force && this.globalTables?.version === catalog.version && this.globalEndpoints === endpoints)
+      return;
     const distributed = [...catalog.tables.values()].some((t) => t.kind === 'distributed');
     if (!distributed && this.globalEndpoints === '') {
       // Nothing distributed and nothing built before: no extension, servers or role to make.

@@ -103,6 +103,8 @@ export class ShardRouter implements DatabaseSharding {
     private readonly copyColumnsOf: ColumnsOf = () => null,
     /** The global tables built on group 0 (null: none yet): reads across groups use them. */
     private readonly globalTables: () => GlobalTables | null = () => null,
+    /** A call of a user function that reads distributed tables (null: there is none). */
+    private readonly functionCalls: () => RegExp | null = () => null,
   ) {}
 
   /** The tables' columns changed (plans made without them are dropped). */
@@ -147,6 +149,11 @@ export class ShardRouter implements DatabaseSharding {
     const catalog = this.catalog();
     if (catalog === null) return CATALOG_UNKNOWN;
     if (isViewRead(sql)) return VIEWS_READ(sql);
+    const calls = this.functionCalls();
+    if (calls !== null) {
+      const m = calls.exec(sql);
+      if (m !== null) return functionRefusal(m[1]!);
+    }
     const schemas = path === undefined ? null : this.schemasFor(path, catalog);
     // A text planned before (a prepared statement, the extended protocol) needs no pre-check.
     let p = this.plans.get(planKey(sql, schemas));
@@ -274,6 +281,15 @@ const VIEWS_READ = (sql: string): ShardTarget => ({
   reason: 'a read of citus_tables or citus_shards',
   work: { kind: 'views', sql },
 });
+
+/** A call of a function whose body reads distributed tables: it would read one group's rows only. */
+function functionRefusal(name: string): ShardTarget {
+  return {
+    kind: 'refuse',
+    sqlstate: SqlState.FEATURE_NOT_SUPPORTED,
+    message: `function ${name}() reads a distributed table, and pgscale does not look into functions: its call would see one group's rows only`,
+  };
+}
 
 const CATALOG_UNKNOWN: ShardTarget = {
   kind: 'refuse',

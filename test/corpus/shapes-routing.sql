@@ -128,12 +128,10 @@ SELECT name FROM users WHERE user_id = 39 AND user_id NOT IN (SELECT coalesce(us
 
 -- id: route-034
 -- shape: a SQL function that reads a distributed table
--- known-wrong: the proxy does not look into functions; the call names no table, so it runs on one group and counts that group's rows only
 SELECT count_users();
 
 -- id: route-035
 -- shape: a SQL function in a pinned statement
--- known-wrong: the function's query runs on the pinned group only and counts that group's rows
 SELECT name, count_users() FROM users WHERE user_id = 40;
 
 -- id: route-036
