@@ -186,7 +186,7 @@ export class ShardRouter implements DatabaseSharding {
     otherwise: ShardTarget,
   ): ShardTarget {
     const ready = this.globalTables();
-    if (ready === null || ready.version !== catalog.version) return otherwise;
+    if (ready === null || ready.version !== catalog.version) return GLOBAL_NOT_READY;
     const key = planKey(sql, schemas);
     let hit = this.globalTexts.get(key);
     if (hit === undefined || hit.version !== catalog.version) {
@@ -290,6 +290,13 @@ function functionRefusal(name: string): ShardTarget {
     message: `function ${name}() reads a distributed table, and pgscale does not look into functions: its call would see one group's rows only`,
   };
 }
+
+const GLOBAL_NOT_READY: ShardTarget = {
+  kind: 'refuse',
+  sqlstate: SqlState.FEATURE_NOT_SUPPORTED,
+  message:
+    'this read needs several groups: it runs over the global tables on group 0, which are not built for the current catalog yet (the controller log says why); try again',
+};
 
 const CATALOG_UNKNOWN: ShardTarget = {
   kind: 'refuse',
