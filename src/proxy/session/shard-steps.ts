@@ -7,10 +7,9 @@
  * calls, and statements on several groups outside transaction blocks, are answered by the
  * sharding host; so is COPY … FROM STDIN into a catalog table (shard-copy.ts). Made only for sessions of sharded databases.
  */
-import { TypedMessage } from '../../protocol/framer.js';
 import type { TypedFrame } from '../../protocol/framer.js';
 import { sessionSearchPath } from './search-path-value.js';
-import { decodeDescribe, decodeParse, encodeFrontendMessage } from '../../protocol/frontend-messages.js';
+import { decodeParse, encodeFrontendMessage } from '../../protocol/frontend-messages.js';
 import type { decodeQuery } from '../../protocol/frontend-messages.js';
 import { buildErrorResponse } from '../../protocol/error-response.js';
 import { SqlState } from '../../protocol/sqlstate.js';
@@ -21,52 +20,27 @@ import type { ForwardContext, TxState } from './context.js';
 import { endsWithReadyForQuery, ownQuery } from './pending.js';
 import type { ServerLeg } from './server-leg.js';
 import { extendedReplies, hostBatch } from './host-extended.js';
-import { beginBatch, withParams } from './shard-extended.js';
-import { apiCallOf } from '../../sharding/api-call.js';
-import { encodeBackendMessage } from '../../protocol/backend-messages.js';
-import { protocolStatementName } from './statement-names.js';
-import { tagOf } from './statement-risk.js';
-import { renameParse } from '../rewrite.js';
-import { HOME, bindAfter, bindParams, boundText } from './shard-target.js';
+import { beginBatch } from './shard-extended.js';
+import { HOME, bindAfter } from './shard-target.js';
 import type { SessionSharding, ShardTarget } from './shard-target.js';
 import { ShardCopy } from './shard-copy.js';
+import {
+  ABORTED,
+  BEGIN_ONLY,
+  CROSS_GROUP,
+  DATA_FREE,
+  GLOBAL_REPREPARE,
+  HELD_COPY,
+  PINNED_GROUP,
+  TX_END,
+  raiseSql,
+  withText,
+} from './shard-step-texts.js';
+import { apiStep, rememberStatement } from './shard-api.js';
+import { placeAhead, targetAt } from './shard-placement.js';
+import type { StepHost } from './shard-api.js';
 import { armExplain, explainHostReplies, explainNoteOf } from './shard-explain.js';
 import type { ExplainNote } from './explain-note.js';
-
-const NO_PARAMS: readonly never[] = [];
-const CROSS_GROUP =
-  'a transaction on several groups is not supported yet: every statement of a transaction must touch the shards of one group';
-
-/** A Query that only starts a transaction block (its options are kept: sent as written). */
-const BEGIN_ONLY = /^\s*(begin|start\s+transaction)\b[^;'"$]*;?\s*$/i;
-/** A Query that only ends one. */
-const TX_END = /^\s*(commit|end|rollback|abort)\b(?:\s+(?:work|transaction))?\s*;?\s*$/i;
-const ABORTED = 'current transaction is aborted, commands ignored until end of transaction block';
-/** Messages that never decide a transaction's group: they follow what came before them. */
-const DATA_FREE: ReadonlySet<string> = new Set(['D', 'E', 'C', 'H', 'S', 'd', 'c', 'f']);
-
-const GLOBAL_REPREPARE =
-  'this prepared statement reads several groups with these parameters, but it was prepared before they were known (a Parse without its Bind): prepare it again together with its Bind, or send it unprepared';
-const HELD_COPY =
-  'a transaction block that ran a COPY into a sharded table can only end (COMMIT or ROLLBACK): its other statements would need a transaction on several groups';
-const PINNED_GROUP =
-  'this session keeps one server connection (session pooling, or session state such as temporary tables): statements on shards of other groups need transaction pooling';
-const PARSE_COMPLETE = encodeBackendMessage({ name: 'ParseComplete' });
-const TYPE_OIDS = { void: 2278, bigint: 20, text: 25 } as const;
-const API_EXTENDED =
-  'a sharding function (create_distributed_table …) runs in the extended protocol as an unnamed Parse, Bind, Describe, Execute and Sync';
-const API_IN_TX = 'the sharding functions (create_distributed_table …) cannot run inside a transaction block';
-
-function nullIfNeedsParams(t: ShardTarget): ShardTarget | null {
-  return t.kind === 'needs-params' ? null : t;
-}
-
-/** A statement that fails with `sqlstate` and `message` on the server (a transaction there aborts). */
-function raiseSql(sqlstate: string, message: string): string {
-  const lit = (v: string) => `'${v.replace(/'/g, "''")}'`;
-  const body = `BEGIN RAISE EXCEPTION USING ERRCODE = ${lit(sqlstate)}, MESSAGE = ${lit(message.replace(/\$/g, ''))}; END`;
-  return `DO $pgscale$${body}$pgscale$`;
-}
 
 /** What the steps use of their session. */
 export interface ShardSession extends ForwardContext {
@@ -110,6 +84,8 @@ export class ShardSteps {
   private hostSynced = false;
   /** A COPY … FROM STDIN split by the host (shard-copy.ts). */
   private readonly copy: ShardCopy;
+  /** What the Citus API steps (shard-api.ts) use of these steps. */
+  private readonly apiHost: StepHost;
   /** The last Query rewritten for the global tables (globalStep). */
   private globalFrame: TypedFrame | null = null;
   /** The route of the EXPLAIN step() let go: its leg is armed with it as it is forwarded. */
@@ -120,6 +96,20 @@ export class ShardSteps {
     private readonly sharding: SessionSharding,
   ) {
     this.attachGroup = s.homeGroup;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const steps = this;
+    this.apiHost = {
+      s,
+      sharding,
+      get unnamedText() {
+        return steps.unnamedText;
+      },
+      set unnamedText(v) {
+        steps.unnamedText = v;
+      },
+      refuse: (f, sqlstate, message) => this.refuse(f, sqlstate, message),
+      searchPath: () => this.searchPath(),
+    };
     this.copy = new ShardCopy(s, sharding, () => {
       this.deferredFailed = true;
       this.s.tx.status = 'E';
@@ -146,24 +136,12 @@ export class ShardSteps {
    * shards only, so it is refused.
    */
   private globalStep(f: TypedFrame, t: Extract<ShardTarget, { kind: 'global' }>): 'next' | 'wait' {
-    if (f.type === 'Q') {
-      this.s.inbox[0] = this.globalFrame = TypedMessage.of(
-        encodeFrontendMessage({ name: 'Query', query: t.text }),
-      );
-      return 'next';
-    }
-    if (f.type === 'P') {
-      const p = decodeParse(f.payload);
-      if (p.ok) {
-        const { statement, paramTypes } = p.value;
-        this.s.inbox[0] = TypedMessage.of(
-          encodeFrontendMessage({ name: 'Parse', statement, query: t.text, paramTypes }),
-        );
-        if (statement === '') this.unnamedText = t.text;
-        return 'next';
-      }
-    }
-    return this.refuse(f, SqlState.FEATURE_NOT_SUPPORTED, GLOBAL_REPREPARE);
+    const r = withText(f, t.text);
+    if (r === null) return this.refuse(f, SqlState.FEATURE_NOT_SUPPORTED, GLOBAL_REPREPARE);
+    this.s.inbox[0] = r.frame;
+    if (r.statement === null) this.globalFrame = r.frame;
+    else if (r.statement === '') this.unnamedText = t.text;
+    return 'next';
   }
 
   /** COPY … FROM STDIN into a catalog table: a simple-protocol Query outside transaction blocks. */
@@ -213,102 +191,6 @@ export class ShardSteps {
   }
 
   /**
-   * A Citus API call: run by the sharding host, outside any transaction. A Query, or in the
-   * extended protocol an unnamed Parse of it with its Bind, Describe, Execute and Sync (pgjdbc),
-   * its Bind parameters written into the call as literals.
-   */
-  private apiStep(f: TypedFrame): 'go' | 'next' | 'wait' {
-    let text: string;
-    if (f.type === 'Q') {
-      const q = this.s.queryOf(f);
-      if (!q.ok) return 'go';
-      text = q.value.query;
-    } else if (f.type === 'P') {
-      const p = this.s.record.parseOf(f, this.s.analyzer);
-      if (!p.ok) return 'go';
-      // The unnamed statement's text is always tracked: its Binds are routed by it.
-      if (p.value.statement === '') this.unnamedText = p.value.query;
-      if (!this.sharding.isApi(p.value.query)) return 'go';
-      text = p.value.query;
-      if (p.value.statement !== '') {
-        // A named statement of the call (postgres.js, a named node-postgres query): prepared here,
-        // described here, run when bound (below).
-        this.rememberStatement(p.value.statement, f);
-        this.s.inbox.shift();
-        this.s.replyInOrder(PARSE_COMPLETE);
-        return 'next';
-      }
-    } else if (f.type === 'B') {
-      const bound = boundText(this.s.record, f, this.unnamedText);
-      if (bound === null) return 'go';
-      text = bound;
-    } else if (f.type === 'D') {
-      return this.describeApi(f);
-    } else return 'go';
-    if (!this.sharding.isApi(text)) return 'go';
-    const leg = this.s.leg;
-    if (this.s.tx.status !== 'I' || (leg !== null && !leg.idle)) {
-      return this.refuse(f, SqlState.ACTIVE_SQL_TRANSACTION, API_IN_TX);
-    }
-    if (f.type === 'Q') {
-      this.s.inbox.shift();
-      this.s.waitFor(this.sharding.api(text, this.searchPath()));
-      return 'next';
-    }
-    const batch = hostBatch(this.s.inbox);
-    if (batch === 'wait') return 'wait';
-    if ('refused' in batch)
-      return this.refuse(f, SqlState.FEATURE_NOT_SUPPORTED, `${API_EXTENDED} (${batch.refused})`);
-    this.s.inbox.splice(0, batch.count);
-    this.s.waitFor(
-      this.sharding
-        .api(withParams(text, batch.params), this.searchPath())
-        .then((r) => extendedReplies(batch, r)),
-    );
-    return 'next';
-  }
-
-  /** A Describe of a named API statement prepared here: its parameters (text) and result column. */
-  private describeApi(f: TypedFrame): 'go' | 'next' {
-    const d = decodeDescribe(f.payload);
-    if (!d.ok || d.value.target !== 'statement' || d.value.targetName === '') return 'go';
-    const text = this.s.record.statements.get(d.value.targetName)?.text;
-    if (text === undefined || !this.sharding.isApi(text)) return 'go';
-    const n = Math.max(0, ...[...text.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
-    const parsed = apiCallOf(withParams(text, new Array<string>(n).fill('x')));
-    // A call the parser cannot read fully yet (its arguments come at Bind): named by its function.
-    const fn = /\bselect\s+(?:[a-z_]+\.)?([a-z_][a-z0-9_]*)\s*\(/i.exec(text)?.[1]?.toLowerCase();
-    const call = parsed?.ok
-      ? parsed
-      : fn === undefined
-        ? null
-        : { ok: true as const, call: { column: fn, returns: 'text' as const } };
-    this.s.inbox.shift();
-    this.s.replyInOrder(
-      encodeBackendMessage({ name: 'ParameterDescription', typeOids: new Array<number>(n).fill(25) }),
-    );
-    if (call !== null) {
-      this.s.replyInOrder(
-        encodeBackendMessage({
-          name: 'RowDescription',
-          fields: [
-            {
-              name: call.call.column,
-              tableOid: 0,
-              columnAttr: 0,
-              typeOid: TYPE_OIDS[call.call.returns],
-              typeSize: call.call.returns === 'bigint' ? 8 : call.call.returns === 'void' ? 4 : -1,
-              typeModifier: -1,
-              format: 0,
-            },
-          ],
-        }),
-      );
-    } else this.s.replyInOrder(encodeBackendMessage({ name: 'NoData' }));
-    return 'next';
-  }
-
-  /**
    * A BEGIN prepared and executed with the extended protocol: answered here and held back like a
    * simple-protocol one (beginBatch). True when the head of the inbox was one ('wait': not all of
    * it has come).
@@ -317,30 +199,12 @@ export class ShardSteps {
     const b = beginBatch(this.s.inbox, this.s.record, this.unnamedText, (t) => BEGIN_ONLY.test(t));
     if (b === null || b === 'wait') return b === 'wait' ? 'wait' : false;
     this.s.inbox.splice(0, b.count);
-    if (b.parsed !== null) this.rememberStatement(b.parsed.name, b.parsed.frame);
+    if (b.parsed !== null) rememberStatement(this.s, b.parsed.name, b.parsed.frame);
     else if (b.unnamedParse) this.unnamedText = b.text;
     this.deferredBegin = b.text;
     this.s.tx.status = 'T';
     for (const r of b.replies) this.s.replyInOrder(r);
     return true;
-  }
-
-  /** A named statement Parse `f` made without a server: the record knows it (re-prepared where bound). */
-  private rememberStatement(name: string, f: TypedFrame): void {
-    const p = this.s.record.parseOf(f, this.s.analyzer);
-    if (!p.ok) return;
-    const serverName = protocolStatementName(p.value.query, p.value.paramTypes, tagOf(this.s, p.value.query));
-    const facts = p.value.facts;
-    this.s.record.ownStatements().set(name, {
-      serverName,
-      parse: renameParse(f.payload, serverName),
-      effects: [],
-      risk: facts.risk,
-      ddl: facts.ddl,
-      seq: facts.sequenceCall,
-      read: false,
-      text: p.value.query,
-    });
   }
 
   /**
@@ -426,7 +290,9 @@ export class ShardSteps {
     this.explainNote = null;
     if (!this.sharding.active) {
       // No table is sharded yet: only the API calls are the proxy's.
-      return f.type === 'Q' || f.type === 'P' || f.type === 'B' || f.type === 'D' ? this.apiStep(f) : 'go';
+      return f.type === 'Q' || f.type === 'P' || f.type === 'B' || f.type === 'D'
+        ? apiStep(this.apiHost, f)
+        : 'go';
     }
     const held = this.s.leg;
     if (
@@ -455,7 +321,7 @@ export class ShardSteps {
       return this.refuse(f, SqlState.FEATURE_NOT_SUPPORTED, HELD_COPY);
     }
     if (f.type === 'Q' || f.type === 'P' || f.type === 'B' || f.type === 'D') {
-      const api = this.apiStep(f);
+      const api = apiStep(this.apiHost, f);
       if (api !== 'go') return api;
     }
     let t = this.targetOf(f);
@@ -473,7 +339,7 @@ export class ShardSteps {
     this.explainNote = f.type === 'Q' || f.type === 'B' ? this.explainOf(f) : null;
     if (this.deferredBegin !== null && t === null && !DATA_FREE.has(f.type)) {
       // Nothing to place the transaction by yet: look further along what the client has sent.
-      const ahead = this.placeAhead();
+      const ahead = placeAhead(this.apiHost);
       if (ahead !== null) {
         this.attachGroup = ahead;
         if (leg === null) return 'go';
@@ -542,20 +408,6 @@ export class ShardSteps {
     return true;
   }
 
-  /** The group of the first message queued that names one (a pipeline's first statement on shards). */
-  private placeAhead(): string | null {
-    for (let i = 1; i < this.s.inbox.length; i++) {
-      const g = this.s.inbox[i]!;
-      if (g.type !== 'Q' && g.type !== 'P' && g.type !== 'B') continue;
-      const t = this.targetAt(g, i);
-      if (t === 'wait' || t === null) continue;
-      if (t.kind === 'group') return t.group;
-      if (t.kind === 'home') return this.s.homeGroup;
-      return null;
-    }
-    return null;
-  }
-
   /** The session's search_path now (SQL text; undefined: the default), for the planner. */
   private searchPath(): string | undefined {
     return sessionSearchPath(this.s.record.settings, this.s.record.startupSettings, this.s.tx.settings);
@@ -563,50 +415,7 @@ export class ShardSteps {
 
   /** Where message `f` must run by its shards; null: anywhere (no preference); 'wait': more input first. */
   private targetOf(f: TypedFrame): ShardTarget | null | 'wait' {
-    return this.targetAt(f, 0);
-  }
-
-  /** targetOf for the message at `at` in the inbox. */
-  private targetAt(f: TypedFrame, at: number): ShardTarget | null | 'wait' {
-    switch (f.type) {
-      case 'Q': {
-        const q = this.s.queryOf(f);
-        return q.ok ? this.sharding.target(q.value.query, NO_PARAMS, this.searchPath()) : null;
-      }
-      case 'P': {
-        const p = at === 0 ? this.s.record.parseOf(f, this.s.analyzer) : decodeParse(f.payload);
-        if (!p.ok) return null;
-        const { statement, query } = p.value;
-        if (statement === '' && at === 0) this.unnamedText = query;
-        const t = this.sharding.target(query, null, this.searchPath());
-        if (t.kind !== 'needs-params') return t;
-        // Its shards depend on its parameters: route it with the Bind that follows. Without one
-        // in this batch it may go anywhere (a Describe round); a Bind later re-prepares it where
-        // its shards are. Until a Sync or Flush shows the batch is complete, wait for more.
-        const b = bindAfter(this.s.inbox, at + 1, statement);
-        if (b !== null) {
-          const params = bindParams(b);
-          return params === null
-            ? null
-            : nullIfNeedsParams(this.sharding.target(query, params, this.searchPath()));
-        }
-        for (let i = at + 1; i < this.s.inbox.length; i++) {
-          const type = this.s.inbox[i]!.type;
-          if (type === 'S' || type === 'H' || type === 'Q') return null;
-        }
-        return 'wait';
-      }
-      case 'B': {
-        const text = boundText(this.s.record, f, this.unnamedText);
-        if (text === null) return null;
-        const params = bindParams(f);
-        return params === null
-          ? null
-          : nullIfNeedsParams(this.sharding.target(text, params, this.searchPath()));
-      }
-      default:
-        return null;
-    }
+    return targetAt(this.apiHost, f, 0);
   }
 
   /**
