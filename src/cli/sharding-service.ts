@@ -288,15 +288,7 @@ export class ShardingService implements Service, ShardingHost {
     if (tables.length > 0) {
       const primary = this.view.lastPrimary(0);
       if (!primary) throw new Error('group 0 has no primary right now');
-      const c = new pg.Client({
-        host: primary.host,
-        port: primary.port,
-        user: this.loaded.config.postgres.superuser,
-        password: this.cluster.secrets().superuser,
-        database: this.app,
-        application_name: 'pgscale sharding',
-      });
-      c.on('error', () => undefined);
+      const c = this.superuserClient(primary);
       try {
         await c.connect();
         const r = await c.query<{ schema: string; name: string; columns: string[]; copy: string[] }>(
@@ -337,15 +329,7 @@ export class ShardingService implements Service, ShardingHost {
     }
     const primary = this.view.lastPrimary(0);
     if (!primary) return;
-    const c = new pg.Client({
-      host: primary.host,
-      port: primary.port,
-      user: this.loaded.config.postgres.superuser,
-      password: this.cluster.secrets().superuser,
-      database: this.app,
-      application_name: 'pgscale sharding',
-    });
-    c.on('error', () => undefined);
+    const c = this.superuserClient(primary);
     try {
       await c.connect();
       const r = await c.query<{ name: string }>(
@@ -430,6 +414,20 @@ export class ShardingService implements Service, ShardingHost {
     }
   }
 
+  /** A client (not connected yet) to `primary`'s application database as the cluster's superuser. */
+  private superuserClient(primary: { host: string; port: number }): pg.Client {
+    const c = new pg.Client({
+      host: primary.host,
+      port: primary.port,
+      user: this.loaded.config.postgres.superuser,
+      password: this.cluster.secrets().superuser,
+      database: this.app,
+      application_name: 'pgscale sharding',
+    });
+    c.on('error', () => undefined);
+    return c;
+  }
+
   /** A superuser session on each group's primary, in the catalog's group order. */
   private async openSessions(): Promise<{ sessions: GroupSession[]; close(): Promise<void> }> {
     const opened = await this.openPgSessions(null);
@@ -443,7 +441,6 @@ export class ShardingService implements Service, ShardingHost {
   private async openPgSessions(
     only: readonly string[] | null,
   ): Promise<{ sessions: PgGroupSession[]; close(): Promise<void> }> {
-    const secrets = this.cluster.secrets();
     const clients: pg.Client[] = [];
     const close = async () => {
       await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
@@ -454,15 +451,7 @@ export class ShardingService implements Service, ShardingHost {
       for (const group of only === null ? all : all.filter((g) => only.includes(g))) {
         const primary = this.view.lastPrimary(Number(group));
         if (!primary) throw new Error(`group ${group} has no primary right now`);
-        const c = new pg.Client({
-          host: primary.host,
-          port: primary.port,
-          user: this.loaded.config.postgres.superuser,
-          password: secrets.superuser,
-          database: this.app,
-          application_name: 'pgscale sharding',
-        });
-        c.on('error', () => undefined);
+        const c = this.superuserClient(primary);
         clients.push(c);
         await c.connect();
         sessions.push({ group, client: c });
