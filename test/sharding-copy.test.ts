@@ -22,6 +22,7 @@ import { placement, upSharded } from './sharding-support.js';
 import type { ShardedCluster } from './sharding-support.js';
 import { expectSuccess, findClientTools, required, run } from './drivers/util.js';
 import { pgGroupSession } from '../src/sharding/distribute-copy.js';
+import { RawClient, fe } from './raw-client.js';
 
 const bins = binarySets()[0]!;
 const tools = findClientTools();
@@ -395,6 +396,55 @@ print('ok')
     await app.query('CREATE INDEX users_name ON users (name)');
     await app.query('DROP INDEX users_name');
     await app.query('RESET statement_timeout');
+  });
+
+  test('protocol edges: stray COPY messages dropped; Flush and Sync ignored in a COPY; another message fails it (08P01) and is then answered', async () => {
+    const c = await RawClient.connect(sc.app.port, sc.app.host);
+    try {
+      await c.loginScram({ user: sc.app.user, database: sc.app.database }, sc.app.password);
+      // CopyData and CopyDone with no COPY (and no server attached) are dropped, as PostgreSQL drops them.
+      c.send(
+        Buffer.concat([
+          fe({ name: 'CopyData', data: Buffer.from('1\n') }, { name: 'CopyDone' }),
+          fe({ name: 'Query', query: 'SELECT 11' }),
+        ]),
+      );
+      assert.deepEqual(RawClient.rows(await c.until('Z', 30_000)), [['11']]);
+      c.send(fe({ name: 'Query', query: 'COPY users (user_id, name) FROM STDIN' }));
+      await c.until('G', 30_000);
+      c.send(
+        fe(
+          { name: 'CopyData', data: Buffer.from('96001\ta\n') },
+          { name: 'Flush' },
+          { name: 'Sync' },
+          { name: 'CopyData', data: Buffer.from('96002\tb\n') },
+          { name: 'Query', query: 'SELECT 12' },
+        ),
+      );
+      await c.expectError('08P01', { timeoutMs: 30_000 });
+      await c.until('Z', 30_000);
+      assert.deepEqual(RawClient.rows(await c.until('Z', 30_000)), [['12']]);
+      assert.deepEqual(await perGroup(96_001, 96_002), [0, 0]);
+      // Flush and Sync inside a COPY that completes change nothing.
+      c.send(fe({ name: 'Query', query: 'COPY users (user_id, name) FROM STDIN' }));
+      await c.until('G', 30_000);
+      c.send(
+        fe(
+          { name: 'CopyData', data: Buffer.from('96003\ta\n') },
+          { name: 'Sync' },
+          { name: 'CopyData', data: Buffer.from('96004\tb\n') },
+          { name: 'CopyDone' },
+        ),
+      );
+      const done = await c.until('Z', 30_000);
+      assert.ok(
+        done.some((m) => m.type === 'C'),
+        'COPY completed',
+      );
+      assert.equal(await total(96_003, 96_004), 2);
+    } finally {
+      c.destroy();
+    }
   });
 
   test('a local table is copied on group 0 as before', async () => {
