@@ -33,12 +33,19 @@ import type { GlobalTables } from '../proxy/shard-router.js';
 import type { CopyInStart, CopyInWork } from '../sharding/copy-in.js';
 import type { EveryGroupWork, PgGroupSession } from '../sharding/every-group.js';
 import { writeDecisions } from '../sharding/every-group-2pc.js';
+import { TxDecisions, recoverTransactions } from '../sharding/tx-decisions.js';
 import { relKey } from '../sharding/types.js';
 import type { TopologyView } from '../topology/topology.js';
 import { openClaimedStore } from './store-keys.js';
 
 /** How often group 0's functions are scanned for ones that read distributed tables. */
 const FUNCTION_SCAN_MS = 3000;
+
+/** How often the groups are searched for transactions left prepared (in-doubt recovery). */
+const RECOVERY_MS = 2000;
+
+/** A statement on several groups prepared this long ago and not finished is taken as orphaned. */
+const WRITE_ORPHAN_MS = 30_000;
 
 function regexQuote(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -70,6 +77,12 @@ export class ShardingService implements Service, ShardingHost {
   private unsubscribeTopology: (() => void) | null = null;
   /** The catalog version `columns` was read for. */
   private columnsVersion = -1;
+  /** The decisions of client transactions on several groups (sharding/tx-decisions.ts). */
+  private decisions: TxDecisions | null = null;
+  /** Transactions on several groups a session of this process is ending (recovery waits). */
+  private readonly ending = new Set<string>();
+  private recoveryTimer: NodeJS.Timeout | null = null;
+  private recovering = false;
 
   constructor(
     private readonly loaded: LoadedConfig,
@@ -89,6 +102,22 @@ export class ShardingService implements Service, ShardingHost {
       (t) => this.copyColumns.get(relKey(t.rel)) ?? null,
       () => this.globalTables,
       () => this.functionCalls,
+      {
+        decideCommit: (id, groups) => {
+          if (this.decisions === null) return Promise.reject(new Error('the state store is not open'));
+          return this.decisions.decide(id, 'commit', groups);
+        },
+        forget: (id) => {
+          void this.decisions?.forget(id).catch(() => undefined);
+        },
+        begin: (id) => this.ending.add(id),
+        done: (id) => this.ending.delete(id),
+        pending: (id, groups) =>
+          this.logger.warn(
+            { tx: id, groups },
+            `sharding: transaction ${id} is decided; groups ${groups.join(', ')} finish at recovery`,
+          ),
+      },
     );
   }
 
@@ -100,6 +129,7 @@ export class ShardingService implements Service, ShardingHost {
     const store =
       this.haStore() ??
       (this.ownStore = await openClaimedStore(this.cluster, () => openStore(this.loaded, this.logger)));
+    this.decisions = new TxDecisions(store);
     const catalogs = new CatalogStore(store, { groups: this.groups });
     catalogs.onError((e) => this.logger.error({ err: e }, `sharding catalog: ${e.message}`));
     await catalogs.load();
@@ -124,6 +154,10 @@ export class ShardingService implements Service, ShardingHost {
     // Functions are created like any local DDL, through the proxy or not: looked for again often.
     this.functionTimer = setInterval(() => void this.loadFunctions(), FUNCTION_SCAN_MS);
     this.functionTimer.unref();
+    // In-doubt transactions (a crash, a failover between PREPARE and COMMIT PREPARED) are settled
+    // within seconds, never left holding their locks.
+    this.recoveryTimer = setInterval(() => void this.recoverLoop(), RECOVERY_MS);
+    this.recoveryTimer.unref();
     // A group's primary moved: the foreign servers of the global tables follow it.
     this.unsubscribeTopology = this.view.subscribe(() => {
       if (this.endpointsKey() !== this.globalEndpoints) void this.syncGlobal();
@@ -133,6 +167,8 @@ export class ShardingService implements Service, ShardingHost {
   async stop(): Promise<void> {
     if (this.functionTimer) clearInterval(this.functionTimer);
     this.functionTimer = null;
+    if (this.recoveryTimer) clearInterval(this.recoveryTimer);
+    this.recoveryTimer = null;
     this.unsubscribeTopology?.();
     this.unsubscribeTopology = null;
     this.catalogs?.close();
@@ -463,8 +499,52 @@ export class ShardingService implements Service, ShardingHost {
     }
   }
 
+  /**
+   * Every RECOVERY_MS: client transactions on several groups left prepared are settled by their
+   * decision records (recoverTransactions); the host's own statements on several groups, when
+   * prepared longer ago than WRITE_ORPHAN_MS, by the rules recover() applies at start — run in
+   * the host's queue, so never beside a statement of this process still being committed.
+   */
+  private async recoverLoop(): Promise<void> {
+    const decisions = this.decisions;
+    const catalogs = this.catalogs;
+    if (this.recovering || decisions === null || catalogs === null || catalogs.current.tables.size === 0)
+      return;
+    this.recovering = true;
+    try {
+      const opened = await this.openPgSessions(null);
+      try {
+        const found = await recoverTransactions(
+          opened.sessions.map((s) => ({
+            group: s.group,
+            query: async (sql: string) => (await s.client.query(sql)).rows as Record<string, unknown>[],
+          })),
+          decisions,
+          { inFlight: (id) => this.ending.has(id) },
+        );
+        for (const t of found)
+          this.logger.warn(
+            { tx: t.id, group: t.group, action: t.action },
+            `sharding: in-doubt transaction ${t.id} on group ${t.group}: ${t.action}`,
+          );
+      } finally {
+        await opened.close();
+      }
+      const run = this.queue.then(() => this.recover(WRITE_ORPHAN_MS));
+      this.queue = run.catch(() => undefined);
+      await run;
+    } catch (e) {
+      this.logger.debug?.(
+        { err: e instanceof Error ? e.message : String(e) },
+        'sharding: in-doubt recovery could not run (a group without a primary?); trying again',
+      );
+    } finally {
+      this.recovering = false;
+    }
+  }
+
   /** Finishes two-phase transactions a crash left prepared: committed if the catalog has the change. */
-  private async recover(): Promise<void> {
+  private async recover(olderThanMs = 0): Promise<void> {
     const catalogs = this.catalogs;
     if (!catalogs || catalogs.current.groups.length === 0) return;
     const opened = await this.openSessions();
@@ -474,6 +554,7 @@ export class ShardingService implements Service, ShardingHost {
       const found = await recoverPrepared(
         opened.sessions,
         (gid) => writes.get(gid) ?? decideFromCatalog(gid, (key) => catalogs.current.tables.has(key)),
+        { olderThanMs },
       );
       for (const t of found)
         this.logger.warn(

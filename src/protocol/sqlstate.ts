@@ -50,6 +50,8 @@ export const SqlState = {
   IN_FAILED_SQL_TRANSACTION: '25P02',
   /** 25006 read_only_sql_transaction: a write reached a standby. */
   READ_ONLY_SQL_TRANSACTION: '25006',
+  /** 40000 transaction_rollback: the transaction was rolled back (a retry may succeed). */
+  TRANSACTION_ROLLBACK: '40000',
   /** 40001 serialization_failure. */
   SERIALIZATION_FAILURE: '40001',
   /** 22021 character_not_in_repertoire: invalid byte sequence for the encoding. */

@@ -51,6 +51,8 @@ import type { ServerLeg } from './session/server-leg.js';
 import { ownSqlNames } from './session/server-prep.js';
 import { DEFAULT_ANALYZER } from './session/text-facts.js';
 import { ShardSteps } from './session/shard-steps.js';
+import { onClientReadyForQuery } from './session/tx-events.js';
+import { pendingQuery } from './session/pending.js';
 import type { ShardSession } from './session/shard-steps.js';
 
 export type { SessionOptions } from './session/context.js';
@@ -268,6 +270,7 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
       }
       // A write on the primary: learn the commit position before releasing, even when the
       // connection was attached for something else. Reads that the primary serves need none.
+      if (facts.cls === 'write') this.tx.wrote = true;
       if (
         !this.tx.needLsn &&
         !leg.replica &&
@@ -374,6 +377,41 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
     this.flushClient();
     this.close();
     this.host.terminate(fatal);
+  }
+  get multiGroup(): boolean {
+    return this.holder?.multiGroup ?? false;
+  }
+  park(): void {
+    this.hold.park();
+  }
+  unpark(group: string): boolean {
+    return this.hold.unpark(group);
+  }
+  txLegs(): ServerLeg[] {
+    return this.hold.txLegs();
+  }
+  beginEnding(): void {
+    this.hold.ending = true;
+    this.tx.commitInFlight = true;
+  }
+  endedOnGroups(committed: boolean): void {
+    const hold = this.hold;
+    const tx = this.tx;
+    const legs = hold.txLegs();
+    // What the proxy cannot follow on each server (SETs that ran on one group of several, user
+    // code): every server is reset before anyone else gets it.
+    if (tx.settings.length > 0 || tx.checkCause !== null || tx.seqDirty)
+      for (const l of legs) if (l.server) l.server.needsReset = true;
+    tx.checkCause = null;
+    tx.seqDirty = false;
+    if (!committed) tx.rolledBack = true;
+    const leg = legs[0];
+    if (leg !== undefined) onClientReadyForQuery(this, leg, 'I', pendingQuery(false, true));
+    else tx.status = 'I';
+    tx.commitInFlight = false;
+    tx.needLsn = false;
+    tx.wrote = false;
+    hold.releaseAll();
   }
 
   // ------------------------------------------------------------------ attaching a server

@@ -69,6 +69,7 @@ export function shardedSession(
     host: (work) => db.host(work, user),
     copyIn: (work) => db.copyIn(work, user),
     explain: (sql, params) => db.explain?.(sql, params) ?? null,
+    decider: db.decider ?? null,
     poolOf: (group) => groupPool(group, host.groupTarget(database, group) ?? home),
   };
   const groupReads = (group: string): GroupReads | null => {

@@ -43,6 +43,7 @@ import type { ExplainNote } from './session/explain-note.js';
 import { explainFormat, routeFacts } from '../sharding/explain-route.js';
 import { ANY, HOME } from './session/shard-target.js';
 import { ShapePlans } from './shard-shapes.js';
+import type { TxDecider } from './session/multi-group.js';
 
 /** Plans kept per text (the classifier's cache holds 5,000; plans are smaller). */
 const PLAN_CACHE_ENTRIES = 5000;
@@ -105,6 +106,8 @@ export class ShardRouter implements DatabaseSharding {
     private readonly globalTables: () => GlobalTables | null = () => null,
     /** A call of a user function that reads distributed tables (null: there is none). */
     private readonly functionCalls: () => RegExp | null = () => null,
+    /** Records the decisions of transactions that wrote on several groups (null: none may). */
+    readonly decider: TxDecider | null = null,
   ) {}
 
   /** The tables' columns changed (plans made without them are dropped). */

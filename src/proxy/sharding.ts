@@ -13,6 +13,7 @@ import { commandComplete, readyForQuery } from './rewrite.js';
 import type { DatabaseTarget } from './database-target.js';
 import type { ShardTarget } from './session/shard-target.js';
 import type { ExplainNote } from './session/explain-note.js';
+import type { TxDecider } from './session/multi-group.js';
 
 /** One sharded database: its catalog's routing and the Citus API calls. */
 export interface DatabaseSharding {
@@ -30,6 +31,8 @@ export interface DatabaseSharding {
   copyIn(work: CopyInWork, user: string): Promise<CopyInStart>;
   /** The route EXPLAIN `sql` shows (session/shard-explain.ts), or null. */
   explain?(sql: string, params: readonly (ColumnValue | null)[]): ExplainNote | null;
+  /** Records the decisions of transactions that wrote on several groups (session/multi-group.ts). */
+  readonly decider?: TxDecider | null;
 }
 
 export interface ShardingHost {

@@ -81,6 +81,8 @@ export class TxState {
   discardAllSent = false;
   /** On the primary for something not known to be a read: learn the commit position at release. */
   needLsn = false;
+  /** A write was sent in this transaction (sharding: a read across groups would not see it). */
+  wrote = false;
   queryStartedAt = 0;
 }
 

@@ -62,6 +62,21 @@ export interface PendingQuery {
   renamed?: RenamedText;
   /** CommandCompletes so far: the statement an error comes from (renamed texts only). */
   completed?: number;
+  /** The proxy's own Query whose outcome it needs (multi-group.ts): told at its ReadyForQuery. */
+  done?: ((r: OwnQueryResult) => void) | undefined;
+  /** Its rows and first error so far (own queries with `done` only). */
+  rows?: (string | null)[][] | undefined;
+  error?: Buffer | null | undefined;
+}
+
+/** What an own Query with `done` gives back. */
+export interface OwnQueryResult {
+  /** Its DataRows, as text. */
+  readonly rows: readonly (string | null)[][];
+  /** Its ErrorResponse, whole (null: none). */
+  readonly error: Buffer | null;
+  /** The transaction status its ReadyForQuery reported. */
+  readonly status: 'I' | 'T' | 'E';
 }
 
 export type Pending =
@@ -102,6 +117,9 @@ export function pendingQuery(
     check: more.check,
     renamed: more.renamed,
     completed: 0,
+    done: undefined,
+    rows: undefined,
+    error: undefined,
   };
 }
 
@@ -110,6 +128,14 @@ const NOTHING_MORE = {};
 /** A Query of the proxy's own whose replies are swallowed. */
 export function ownQuery(): PendingQuery {
   return pendingQuery(true, false);
+}
+
+/** A Query of the proxy's own whose outcome `done` is told (its replies never reach the client). */
+export function ownQueryThen(done: (r: OwnQueryResult) => void): PendingQuery {
+  const q = pendingQuery(true, true);
+  q.done = done;
+  q.error = null;
+  return q;
 }
 
 /**

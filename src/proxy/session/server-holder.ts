@@ -27,6 +27,7 @@ import { ServerLeg } from './server-leg.js';
 import { LegSet } from './leg-set.js';
 import type { LegEvents, ReplySink } from './server-leg.js';
 import { sendCommitCapture, sendStateCheck, syncSettings, undoSqlOps } from './server-prep.js';
+import type { OwnQueryResult } from './pending.js';
 import { onClientReadyForQuery, onCommandComplete } from './tx-events.js';
 
 /** What the server side may ask of the client side. */
@@ -67,6 +68,13 @@ export class ServerHolder implements Keeper, LegEvents {
   private drainOnIdle = false;
   /** The transaction's legs by group (one, until sharding); unbound legs are kept for reuse. */
   private legs: LegSet | null = null;
+  /**
+   * A transaction on several groups (sharding): the legs that hold their group's part of it while
+   * another leg is current, by group. Each keeps its server until the transaction ends.
+   */
+  private parked: Map<string, ServerLeg> | null = null;
+  /** The proxy is ending a transaction on several groups (multi-group.ts): no leg is released meanwhile. */
+  ending = false;
   /** The group and home pool of the attachment under way (acquireFrom), for the leg it binds. */
   private group = '';
   private home: Pool | null = null;
@@ -213,6 +221,66 @@ export class ServerHolder implements Keeper, LegEvents {
     return false;
   }
 
+  // ------------------------------------------------------------------ several groups
+
+  /** The transaction holds parts on other groups than the current leg's. */
+  get multiGroup(): boolean {
+    return this.parked !== null && this.parked.size > 0;
+  }
+
+  /** Every leg holding a part of the transaction: the current one first. */
+  txLegs(): ServerLeg[] {
+    const out: ServerLeg[] = [];
+    if (this.leg?.server) out.push(this.leg);
+    if (this.parked !== null) for (const l of this.parked.values()) if (l.server) out.push(l);
+    return out;
+  }
+
+  /** The current leg (idle, in a transaction) keeps its part and steps aside for another group's. */
+  park(): void {
+    const leg = this.leg!;
+    (this.parked ??= new Map()).set(leg.group, leg);
+    this.leg = null;
+  }
+
+  /** The leg of `group` parked earlier becomes the current one: true; false when there is none. */
+  unpark(group: string): boolean {
+    const leg = this.parked?.get(group);
+    if (leg === undefined) return false;
+    this.parked!.delete(group);
+    this.leg = leg;
+    syncSettings(this.client.record, leg);
+    return true;
+  }
+
+  /** A transaction on several groups ended (every leg idle, outside a transaction): every server goes back. */
+  releaseAll(): void {
+    this.ending = false;
+    const legs = this.txLegs();
+    this.parked = null;
+    for (const leg of legs) {
+      if (leg === this.leg) this.releaseServer();
+      else this.releaseParked(leg);
+    }
+  }
+
+  /** A parked leg's server back to its pool (in a transaction still: the pool rolls it back). */
+  private releaseParked(leg: ServerLeg): void {
+    const s = leg.server;
+    if (!s) return;
+    const pool = this.poolOf(leg);
+    if (!leg.idle) {
+      leg.abandonCaptures();
+      leg.clear();
+      this.unbind(leg, s);
+      s.destroy();
+      pool.release(s);
+      return;
+    }
+    this.unbind(leg, s);
+    pool.release(s);
+  }
+
   // ------------------------------------------------------------------ LegEvents
 
   unsafeEncoding(_leg: ServerLeg, payload: Buffer): void {
@@ -254,11 +322,35 @@ export class ServerHolder implements Keeper, LegEvents {
     const status = readyForQueryStatus(f.chunk, f.start, f.end);
     if (status === null) return;
     this.client.tx.commitInFlight = false;
+    if (query?.done !== undefined || (this.ending && query?.swallow)) {
+      // The end of a transaction on several groups: its own queries' outcomes go to multi-group.ts.
+      leg.emitSynthetic();
+      return;
+    }
     if (query?.swallow) return this.afterOwnQuery(leg, query, status);
+    if (status === 'I' && this.multiGroup) return this.endedOnOneGroup(leg);
     onClientReadyForQuery(this.client, leg, status, query);
     leg.emitSynthetic();
     this.maybeRelease(status);
     this.resumeIfIdle();
+  }
+
+  /**
+   * A transaction on several groups ended on one of them by the client's own statement (which
+   * shard-steps.ts lets through only alone, so this is a net): the other parts are rolled back
+   * and the client is told, since its transaction did not end as one.
+   */
+  private endedOnOneGroup(leg: ServerLeg): void {
+    for (const l of [...(this.parked?.values() ?? [])]) this.releaseParked(l);
+    this.parked = null;
+    this.client.flushClient();
+    this.host.terminate(
+      buildErrorResponse(
+        'FATAL',
+        SqlState.TRANSACTION_ROLLBACK,
+        `a transaction on several groups ended on group ${leg.group} alone: its parts on the other groups were rolled back`,
+      ),
+    );
   }
 
   /** Calls the client's drain once the leg has nothing running (or is given back). */
@@ -411,6 +503,7 @@ export class ServerHolder implements Keeper, LegEvents {
     s.setLostHandler(null);
     leg.unbind();
     if (this.leg === leg) this.leg = null;
+    if (this.parked?.get(leg.group) === leg) this.parked.delete(leg.group);
   }
 
   /**
@@ -442,6 +535,15 @@ export class ServerHolder implements Keeper, LegEvents {
 
   serverLost(leg: ServerLeg, s: ServerConn): void {
     if (leg.server !== s) return;
+    if (this.ending) {
+      // Lost while a transaction on several groups ends: the proxy's queries there fail, and
+      // the end (multi-group.ts) answers the client.
+      const waiting = leg.pending;
+      leg.clear();
+      this.unbind(leg, s);
+      for (const p of waiting) if (p.k === 'query' && p.done !== undefined) p.done(LOST_RESULT);
+      return;
+    }
     if (this.client.closed) {
       // Lost while finishing what a departed client left in flight: the pool forgets it.
       leg.abandonCaptures();
@@ -503,6 +605,12 @@ export class ServerHolder implements Keeper, LegEvents {
 
   /** The client is gone (client.closed): give the connection back in a clean state. */
   close(): void {
+    // Ending a transaction on several groups: its end gives every server back (releaseAll).
+    if (this.ending) return;
+    if (this.parked !== null) {
+      for (const l of [...this.parked.values()]) this.releaseParked(l);
+      this.parked = null;
+    }
     const leg = this.leg;
     this.stopKeeping();
     const s = leg?.server;
@@ -537,3 +645,9 @@ export class ServerHolder implements Keeper, LegEvents {
     pool.release(s);
   }
 }
+
+const LOST_RESULT: OwnQueryResult = {
+  rows: [],
+  error: buildErrorResponse('ERROR', SqlState.CONNECTION_FAILURE, 'server connection lost'),
+  status: 'I',
+};

@@ -360,10 +360,19 @@ export class ServerLeg {
     if (f.type === 'E') head.failed = true;
     else if (f.type === 'C' && !head.swallow) this.events.commandComplete(this, f);
     else if (f.type === 'G') this.copyIn = true;
+    if (head.done !== undefined) ownResult(head, f);
     if (f.type === 'Z') {
       this.pending.shift();
       this.copyIn = false;
       if (head.capture) this.horizon?.endCapture(head.capture, head.lsn ?? null);
+      if (head.done !== undefined) {
+        const status = f.chunk[f.start + 5] as number;
+        head.done({
+          rows: head.rows ?? [],
+          error: head.error ?? null,
+          status: status === 0x54 ? 'T' : status === 0x45 ? 'E' : 'I',
+        });
+      }
       this.events.readyForQuery(this, f, head);
     }
   }
@@ -417,4 +426,10 @@ function decodeFirstText(payload: Buffer): string | null {
   if (payload.length < 6 || payload.readUInt16BE(0) < 1) return null;
   const len = payload.readInt32BE(2);
   return len < 0 ? null : payload.toString('utf8', 6, 6 + len);
+}
+
+/** An own Query's outcome so far (ownQueryThen): its rows, its first error. */
+function ownResult(head: PendingQuery, f: TypedFrame): void {
+  if (f.type === 'D' && f.partial !== true) (head.rows ??= []).push(decodeTextRow(f.payload));
+  else if (f.type === 'E' && head.error === null) head.error = Buffer.from(f.chunk.subarray(f.start, f.end));
 }

@@ -24,6 +24,11 @@ export interface BeginBatch {
   readonly unnamedParse: boolean;
   /** A named Parse in the batch: the record must learn the statement (its name, the Parse). */
   readonly parsed: { readonly name: string; readonly frame: TypedFrame; readonly query: string } | null;
+  /**
+   * Only Parse and Describe of the statement, then Flush or Sync (postgres.js learns a statement
+   * that way before it runs it): nothing is executed (`allowDescribe` only).
+   */
+  readonly describeOnly?: boolean;
 }
 
 const PARSE_COMPLETE = encodeBackendMessage({ name: 'ParseComplete' });
@@ -40,6 +45,7 @@ export function beginBatch(
   record: ClientRecord,
   unnamedText: string | null,
   isBegin: (text: string) => boolean,
+  allowDescribe = false,
 ): BeginBatch | 'wait' | null {
   let i = 0;
   let text: string | null = null;
@@ -57,6 +63,24 @@ export function beginBatch(
     replies.push(PARSE_COMPLETE);
     f = inbox[++i];
     if (f === undefined) return 'wait';
+    if (allowDescribe && f.type === 'D') {
+      // Described before it is bound (postgres.js): no parameters, no rows.
+      const d = decodeDescribe(f.payload);
+      if (!d.ok || d.value.target !== 'statement' || d.value.targetName !== statement) return null;
+      replies.push(NO_PARAMS, NO_DATA);
+      f = inbox[++i];
+      if (f === undefined) return 'wait';
+      if (f.type === 'H' || f.type === 'S') {
+        return {
+          count: i + 1,
+          text,
+          replies: f.type === 'S' ? [...replies, readyForQuery('T')] : replies,
+          parsed,
+          unnamedParse: parsed === null,
+          describeOnly: true,
+        };
+      }
+    }
   }
   if (f.type !== 'B') return null;
   const names = bindNames(f.chunk, f.start + 5, f.end);

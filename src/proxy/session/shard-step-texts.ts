@@ -9,7 +9,7 @@ import { decodeParse, encodeFrontendMessage } from '../../protocol/frontend-mess
 import type { ShardTarget } from './shard-target.js';
 
 export const CROSS_GROUP =
-  'a transaction on several groups is not supported yet: every statement of a transaction must touch the shards of one group';
+  'an extended-protocol pipeline runs on one group until its Sync: a statement on the shards of another group must follow a Sync';
 
 /** A Query that only starts a transaction block (its options are kept: sent as written). */
 export const BEGIN_ONLY = /^\s*(begin|start\s+transaction)\b[^;'"$]*;?\s*$/i;
@@ -19,6 +19,8 @@ export const ABORTED = 'current transaction is aborted, commands ignored until e
 /** Messages that never decide a transaction's group: they follow what came before them. */
 export const DATA_FREE: ReadonlySet<string> = new Set(['D', 'E', 'C', 'H', 'S', 'd', 'c', 'f']);
 
+export const GLOBAL_AFTER_WRITE =
+  "this read needs several groups, and this transaction has written: reads across groups run over the global tables, which see committed rows only, not this transaction's writes; read before writing, or after COMMIT";
 export const GLOBAL_REPREPARE =
   'this prepared statement reads several groups with these parameters, but it was prepared before they were known (a Parse without its Bind): prepare it again together with its Bind, or send it unprepared';
 export const HELD_COPY =

@@ -21,7 +21,9 @@ import { endsWithReadyForQuery, ownQuery } from './pending.js';
 import type { ServerLeg } from './server-leg.js';
 import { extendedReplies, hostBatch } from './host-extended.js';
 import { beginBatch } from './shard-extended.js';
-import { HOME, bindAfter } from './shard-target.js';
+import { HOME, bindAfter, boundText } from './shard-target.js';
+import { MultiGroupTx } from './shard-tx.js';
+import type { MultiGroupSession } from './shard-tx.js';
 import type { SessionSharding, ShardTarget } from './shard-target.js';
 import { ShardCopy } from './shard-copy.js';
 import {
@@ -29,6 +31,7 @@ import {
   BEGIN_ONLY,
   CROSS_GROUP,
   DATA_FREE,
+  GLOBAL_AFTER_WRITE,
   GLOBAL_REPREPARE,
   HELD_COPY,
   PINNED_GROUP,
@@ -42,8 +45,11 @@ import type { StepHost } from './shard-api.js';
 import { armExplain, explainHostReplies, explainNoteOf } from './shard-explain.js';
 import type { ExplainNote } from './explain-note.js';
 
+/** Where transaction control may start (a cheap test before the patterns). */
+const CONTROL_START = /^\s*(?:--[^\n]*\n\s*)*[cCeErRaAsSpPbB]/;
+
 /** What the steps use of their session. */
-export interface ShardSession extends ForwardContext {
+export interface ShardSession extends ForwardContext, MultiGroupSession {
   readonly record: ClientRecord;
   readonly tx: TxState;
   readonly analyzer: Analyzer;
@@ -90,6 +96,8 @@ export class ShardSteps {
   private globalFrame: TypedFrame | null = null;
   /** The route of the EXPLAIN step() let go: its leg is armed with it as it is forwarded. */
   private explainNote: ExplainNote | null = null;
+  /** A transaction block on several groups (shard-tx.ts). */
+  private readonly multi: MultiGroupTx;
 
   constructor(
     private readonly s: ShardSession,
@@ -110,6 +118,13 @@ export class ShardSteps {
       refuse: (f, sqlstate, message) => this.refuse(f, sqlstate, message),
       searchPath: () => this.searchPath(),
     };
+    this.multi = new MultiGroupTx(
+      s,
+      sharding.decider ?? null,
+      (f, sqlstate, message) => this.refuse(f, sqlstate, message),
+      (name, frame) => rememberStatement(s, name, frame),
+      () => this.unnamedText,
+    );
     this.copy = new ShardCopy(s, sharding, () => {
       this.deferredFailed = true;
       this.s.tx.status = 'E';
@@ -136,6 +151,8 @@ export class ShardSteps {
    * shards only, so it is refused.
    */
   private globalStep(f: TypedFrame, t: Extract<ShardTarget, { kind: 'global' }>): 'next' | 'wait' {
+    if (this.s.tx.wrote && this.s.tx.status !== 'I')
+      return this.refuse(f, SqlState.FEATURE_NOT_SUPPORTED, GLOBAL_AFTER_WRITE);
     const r = withText(f, t.text);
     if (r === null) return this.refuse(f, SqlState.FEATURE_NOT_SUPPORTED, GLOBAL_REPREPARE);
     this.s.inbox[0] = r.frame;
@@ -167,9 +184,12 @@ export class ShardSteps {
     return 'next';
   }
 
-  /** A BEGIN is held back: the transaction runs on the primary of the group it is placed on. */
+  /**
+   * A BEGIN is held back, or a transaction moves to a new group: the transaction runs on the
+   * primary of the group it is placed on.
+   */
   get beginHeld(): boolean {
-    return this.deferredBegin !== null;
+    return this.deferredBegin !== null || this.multi.joiningGroup;
   }
 
   /** Called before the first message of a transaction is forwarded on `leg`: the held BEGIN goes first. */
@@ -178,8 +198,10 @@ export class ShardSteps {
       // Its reply was given already.
       leg.send(encodeFrontendMessage({ name: 'Query', query: this.deferredBegin }));
       leg.expect(ownQuery());
+      this.multi.began(this.deferredBegin);
       this.deferredBegin = null;
     }
+    this.multi.beforeForward(leg);
     this.armExplain(leg);
   }
 
@@ -295,6 +317,8 @@ export class ShardSteps {
         : 'go';
     }
     const held = this.s.leg;
+    // Outside a transaction block nothing of the last one is kept (its BEGIN text, savepoints).
+    if (this.s.tx.status === 'I' && this.deferredBegin === null) this.multi.reset();
     if (
       (f.type === 'P' || f.type === 'B') &&
       this.deferredBegin === null &&
@@ -315,6 +339,10 @@ export class ShardSteps {
     ) {
       const q = this.s.queryOf(f);
       if (q.ok && this.deferTransactionControl(q.value.query)) return 'next';
+    }
+    if (this.s.tx.status !== 'I' && (f.type === 'Q' || f.type === 'P' || f.type === 'B')) {
+      const c = this.transactionControl(f);
+      if (c !== 'pass') return c;
     }
     if (this.copy.holding && !this.deferredFailed && (f.type === 'Q' || f.type === 'P' || f.type === 'B')) {
       // A transaction whose COPY ran on several groups: only its end is supported (issue #16).
@@ -362,7 +390,12 @@ export class ShardSteps {
     const outsideTx = this.s.tx.status === 'I' || this.deferredBegin !== null;
     if (!outsideTx) {
       if (!leg.idle) return 'wait';
-      return this.refuse(f, SqlState.FEATURE_NOT_SUPPORTED, CROSS_GROUP);
+      // A failed transaction: the current group answers 25P02, as PostgreSQL would.
+      if (this.s.tx.status === 'E') return 'go';
+      // The transaction goes on on `want` too (shard-tx.ts).
+      const moved = this.multi.moveTo(f, want);
+      if (moved === 'go' && this.s.leg === null) this.attachGroup = want;
+      return moved;
     }
     // Between transactions: the next one goes to the other group once this server is given back.
     this.attachGroup = want;
@@ -406,6 +439,26 @@ export class ShardSteps {
     this.s.replyInOrder(commandComplete(commit ? 'COMMIT' : 'ROLLBACK'));
     this.s.replyInOrder(readyForQuery('I'));
     return true;
+  }
+
+  /**
+   * Transaction control inside a transaction block: in one on several groups its end is the
+   * proxy's and savepoints go to every part; elsewhere savepoints are only followed (the
+   * transaction may move later). 'pass': `f` goes on as usual.
+   */
+  private transactionControl(f: TypedFrame): 'pass' | 'next' | 'wait' {
+    let text: string | null = null;
+    if (f.type === 'Q') {
+      const q = this.s.queryOf(f);
+      if (q.ok) text = q.value.query;
+    } else if (f.type === 'P') {
+      const p = decodeParse(f.payload);
+      if (p.ok) text = p.value.query;
+    } else text = boundText(this.s.record, f, this.unnamedText);
+    if (text === null || !CONTROL_START.test(text)) return 'pass';
+    if (this.s.multiGroup) return this.multi.controlStep(f, text);
+    if (f.type !== 'P') this.multi.noteSavepoint(text);
+    return 'pass';
   }
 
   /** The session's search_path now (SQL text; undefined: the default), for the planner. */

@@ -15,6 +15,7 @@ import type { ColumnValue } from '../../sharding/types.js';
 import type { Pool } from '../backend/pool.js';
 import type { ClientRecord } from './client-record.js';
 import type { ExplainNote } from './explain-note.js';
+import type { TxDecider } from './multi-group.js';
 
 /** Where a statement's shards are. */
 export type ShardTarget =
@@ -65,6 +66,8 @@ export interface SessionSharding {
   copyIn(work: CopyInWork): Promise<CopyInStart>;
   /** The route EXPLAIN `sql` shows with these parameters (shard-explain.ts), or null. */
   explain?(sql: string, params: readonly (ColumnValue | null)[]): ExplainNote | null;
+  /** Records the decisions of transactions that wrote on several groups (null: none may). */
+  readonly decider?: TxDecider | null;
 }
 
 export const HOME: ShardTarget = { kind: 'home' };

@@ -1,0 +1,195 @@
+/**
+ * The end of a client transaction that ran on several groups (its legs: one server per group,
+ * each holding its part of the transaction; shard-steps.ts moves the transaction between them).
+ * The proxy ends it with its own queries on the legs, and the client gets one reply, as from one
+ * PostgreSQL:
+ *
+ * - ROLLBACK (or COMMIT of a failed transaction): ROLLBACK on every leg.
+ * - COMMIT: each leg says whether its part wrote (`pg_current_xact_id_if_assigned()`, so a
+ *   function or `SELECT … FOR UPDATE` counts too). Parts that wrote nothing just commit. One part
+ *   that wrote: a plain COMMIT there — read-only and single-group transactions pay nothing more.
+ *   Several: two-phase commit — PREPARE TRANSACTION `pgscale:tx:<id>:<group>` on each in
+ *   parallel; any failure (a deferred constraint, a serialization failure) rolls every part back
+ *   and is the client's error. Then the decision is recorded in the state store
+ *   (sharding/tx-decisions.ts: whoever records first — this session's commit or recovery's abort
+ *   — decides), and COMMIT PREPARED runs on each group in parallel. Once the commit is recorded
+ *   the client is told COMMIT even if a group's COMMIT PREPARED fails (a failover): recovery
+ *   finishes it from the record within seconds. If the record cannot be written the outcome is
+ *   unknown to the proxy: the client gets 08006 and recovery settles it (abort, unless the record
+ *   did land).
+ */
+import { buildErrorResponse } from '../../protocol/error-response.js';
+import { SqlState } from '../../protocol/sqlstate.js';
+import { MAX_PREPARE_PHASE_MS, newTxId, txGid } from '../../sharding/tx-decisions.js';
+import { quoteLiteral } from '../../sharding/table-ddl.js';
+import { commandComplete, queryMessage } from '../rewrite.js';
+import type { ClientRecord } from './client-record.js';
+import { ownQueryThen, pendingQuery } from './pending.js';
+import type { OwnQueryResult } from './pending.js';
+import { ownQueryDestroysUnnamed } from './server-prep.js';
+import type { ServerLeg } from './server-leg.js';
+
+/** What the end of a transaction on several groups needs of the sharding host. */
+export interface TxDecider {
+  /**
+   * Records the commit of transaction `id` prepared on `groups`, unless recovery recorded its
+   * abort first: the decision that holds. Throws when it cannot be recorded (outcome unknown).
+   */
+  decideCommit(id: string, groups: readonly string[]): Promise<'commit' | 'abort'>;
+  /** Its COMMIT PREPAREDs are all done: the record can go (errors ignored). */
+  forget(id: string): void;
+  /** A session of this process is ending `id` (recovery leaves it alone until `done`). */
+  begin(id: string): void;
+  done(id: string): void;
+  /** Told of parts a COMMIT PREPARED did not finish (recovery finishes them). */
+  pending?(id: string, groups: readonly string[]): void;
+}
+
+export interface TxEnd {
+  /** CommandComplete (COMMIT / ROLLBACK) or the ErrorResponse the client gets. */
+  readonly reply: Buffer;
+  readonly committed: boolean;
+}
+
+const LOST: OwnQueryResult = {
+  rows: [],
+  error: buildErrorResponse('ERROR', SqlState.CONNECTION_FAILURE, 'server connection lost'),
+  status: 'I',
+};
+
+/** Runs `sql` on `leg` as the proxy's own Query; its outcome (a lost server: an error). */
+export function runOwn(record: ClientRecord, leg: ServerLeg, sql: string): Promise<OwnQueryResult> {
+  if (leg.server === null) return Promise.resolve(LOST);
+  ownQueryDestroysUnnamed(record, leg);
+  return new Promise((resolve) => {
+    leg.send(queryMessage(sql));
+    leg.expect(ownQueryThen(resolve));
+    leg.flush();
+  });
+}
+
+/** The commit position of `leg`'s group after its part committed (read-your-writes, commit horizon). */
+function capture(record: ClientRecord, leg: ServerLeg): Promise<void> {
+  if (leg.server === null) return Promise.resolve();
+  ownQueryDestroysUnnamed(record, leg);
+  return new Promise((resolve) => {
+    const q = pendingQuery(true, false, { captureLsn: true, capture: leg.horizon?.beginCapture() ?? 0 });
+    q.done = () => resolve();
+    q.error = null;
+    leg.send(queryMessage('SELECT pg_current_wal_lsn()'));
+    leg.expect(q);
+    leg.flush();
+  });
+}
+
+function all(record: ClientRecord, legs: readonly ServerLeg[], sql: (l: ServerLeg) => string) {
+  return Promise.all(legs.map((l) => runOwn(record, l, sql(l))));
+}
+
+/**
+ * Ends the transaction held by `legs` (the current one first): commits it (`commit`) or rolls it
+ * back. `captureLsn`: learn each written group's commit position afterwards. Never rejects.
+ */
+export async function endOnGroups(
+  record: ClientRecord,
+  legs: readonly ServerLeg[],
+  commit: boolean,
+  decider: TxDecider,
+  captureLsn: boolean,
+): Promise<TxEnd> {
+  if (!commit) {
+    await all(record, legs, () => 'ROLLBACK');
+    return { reply: commandComplete('ROLLBACK'), committed: false };
+  }
+  const checks = await all(record, legs, () => 'SELECT pg_current_xact_id_if_assigned() IS NOT NULL');
+  const broken = checks.findIndex((c) => c.error !== null);
+  if (broken >= 0) {
+    await all(record, legs, () => 'ROLLBACK');
+    return {
+      reply: buildErrorResponse(
+        'ERROR',
+        SqlState.TRANSACTION_ROLLBACK,
+        `the transaction was rolled back: its part on group ${legs[broken]!.group} had failed`,
+      ),
+      committed: false,
+    };
+  }
+  const writers = legs.filter((_, i) => checks[i]!.rows[0]?.[0] === 't');
+  const readers = legs.filter((l) => !writers.includes(l));
+  let end: TxEnd;
+  if (writers.length <= 1) {
+    // One group wrote (or none): its COMMIT is the transaction's, as on one PostgreSQL.
+    const main = writers[0] ?? legs[0]!;
+    const [r] = await all(record, [main, ...readers.filter((l) => l !== main)], () => 'COMMIT');
+    end =
+      r!.error === null
+        ? { reply: commandComplete('COMMIT'), committed: true }
+        : { reply: r!.error, committed: false };
+  } else {
+    end = await twoPhase(record, writers, readers, decider);
+  }
+  if (end.committed && captureLsn) await Promise.all(writers.map((l) => capture(record, l)));
+  return end;
+}
+
+async function twoPhase(
+  record: ClientRecord,
+  writers: readonly ServerLeg[],
+  readers: readonly ServerLeg[],
+  decider: TxDecider,
+): Promise<TxEnd> {
+  const id = newTxId();
+  const gid = (l: ServerLeg) => quoteLiteral(txGid(id, l.group));
+  decider.begin(id);
+  try {
+    const t0 = Date.now();
+    const [prepared] = await Promise.all([
+      all(record, writers, (l) => `PREPARE TRANSACTION ${gid(l)}`),
+      all(record, readers, () => 'COMMIT'),
+    ]);
+    const bad = prepared.findIndex((r) => r.error !== null);
+    if (bad >= 0) {
+      // A part could not prepare (it is rolled back already): the others are rolled back too.
+      await all(
+        record,
+        writers.filter((_, i) => prepared[i]!.error === null),
+        (l) => `ROLLBACK PREPARED ${gid(l)}`,
+      );
+      return { reply: prepared[bad]!.error!, committed: false };
+    }
+    const groups = writers.map((l) => l.group);
+    let decision: 'commit' | 'abort';
+    try {
+      // A session that stalled this long may have been taken for dead by recovery: it gives up.
+      decision = Date.now() - t0 > MAX_PREPARE_PHASE_MS ? 'abort' : await decider.decideCommit(id, groups);
+    } catch (e) {
+      decider.pending?.(id, groups);
+      return {
+        reply: buildErrorResponse(
+          'ERROR',
+          SqlState.CONNECTION_FAILURE,
+          `the outcome of this COMMIT is not known: its decision could not be recorded in the state store (${e instanceof Error ? e.message : String(e)}); recovery settles it`,
+        ),
+        committed: false,
+      };
+    }
+    if (decision === 'abort') {
+      await all(record, writers, (l) => `ROLLBACK PREPARED ${gid(l)}`);
+      return {
+        reply: buildErrorResponse(
+          'ERROR',
+          SqlState.TRANSACTION_ROLLBACK,
+          'the transaction was rolled back: the recovery of in-doubt transactions aborted it before its commit was recorded',
+        ),
+        committed: false,
+      };
+    }
+    const done = await all(record, writers, (l) => `COMMIT PREPARED ${gid(l)}`);
+    const left = writers.filter((_, i) => done[i]!.error !== null).map((l) => l.group);
+    if (left.length === 0) decider.forget(id);
+    else decider.pending?.(id, left);
+    return { reply: commandComplete('COMMIT'), committed: true };
+  } finally {
+    decider.done(id);
+  }
+}
