@@ -406,7 +406,7 @@ export class Cluster {
     await withClient(this.target(primary), async (c) => {
       // Keep even the SCRAM verifiers out of the server log, whatever log_statement says.
       await c.query(
-        "SET log_statement = 'none'; SET log_min_duration_statement = -1; SET log_min_error_statement = 'panic'",
+        "SET log_statement = 'none'; SET log_min_duration_statement = -1; SET log_min_error_statement = 'panic'; SET synchronous_commit = local",
       );
       const has = async (sql: string, v: string) => ((await c.query(sql, [v])).rowCount ?? 0) > 0;
       if (!(await has('SELECT 1 FROM pg_roles WHERE rolname = $1', REPLICATION_USER))) {
@@ -431,6 +431,9 @@ export class Cluster {
     // as the README shows) are granted to it too; otherwise the application gets "permission
     // denied" on the very table it was shown. Idempotent, so every `up` ensures it.
     await withClient(this.target(primary, database), async (c) => {
+      // Its standbys start after it: with synchronous replication on, a commit waiting for one
+      // would wait forever (a restart of a synchronous cluster hung here).
+      await c.query('SET synchronous_commit = local');
       for (const what of ['TABLES', 'SEQUENCES']) {
         await c.query(
           `ALTER DEFAULT PRIVILEGES FOR ROLE ${sqlIdent(superuser)} IN SCHEMA public GRANT ALL ON ${what} TO ${sqlIdent(user)}`,
