@@ -16,11 +16,15 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type pg from 'pg';
 import postgres from 'postgres';
-import { binarySets } from './harness.js';
+import { rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { binarySets, tempDir } from './harness.js';
+import { expectSuccess, findClientTools, required, run } from './drivers/util.js';
 import { placement, upSharded } from './sharding-support.js';
 import type { ShardedCluster } from './sharding-support.js';
 
 const bins = binarySets()[0]!;
+const javaSource = fileURLToPath(new URL('./drivers/ShardTx.java', import.meta.url));
 const ACCOUNTS = 40;
 const INITIAL = 1000;
 
@@ -217,6 +221,110 @@ describe('transactions on several groups (pgscale up, two groups)', () => {
     assert.equal(await prepared(), 0);
   });
 
+  test('SETs of the transaction hold on every group it moves to; SET TRANSACTION cannot move (0A000)', async () => {
+    const [a, b] = [on[0][9]!, on[1][9]!];
+    const tag = (k: number) =>
+      `SELECT current_setting('pgscale_test.tag', true) AS t FROM accounts WHERE id = ${k}`;
+    await app.query('BEGIN');
+    await app.query(`UPDATE accounts SET balance = balance WHERE id = ${a}`);
+    await app.query("SET pgscale_test.tag = 'in-tx'");
+    assert.equal((await app.query(tag(b))).rows[0].t, 'in-tx');
+    await app.query("SET pgscale_test.tag = 'again'");
+    assert.equal((await app.query(tag(a))).rows[0].t, 'again');
+    await app.query('COMMIT');
+    assert.equal((await app.query(tag(b))).rows[0].t, 'again');
+    await app.query('RESET pgscale_test.tag');
+    await app.query('BEGIN');
+    await app.query('SET TRANSACTION ISOLATION LEVEL SERIALIZABLE');
+    await app.query(`SELECT 1 FROM accounts WHERE id = ${a}`);
+    await assert.rejects(app.query(tag(b)), code('0A000'));
+    await app.query('ROLLBACK');
+  });
+
+  test('a client that leaves in the middle leaves no lock and nothing prepared', async () => {
+    const [a, b] = [on[0][10]!, on[1][10]!];
+    const c = await sc.connectApp();
+    await c.query('BEGIN');
+    await c.query(`UPDATE accounts SET balance = 0 WHERE id = ${a}`);
+    await c.query(`UPDATE accounts SET balance = 0 WHERE id = ${b}`);
+    // Gone without a word (the socket closed).
+    (c as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+    await app.query("SET lock_timeout = '20s'");
+    await app.query('BEGIN');
+    await app.query(`UPDATE accounts SET balance = balance WHERE id = ${a}`);
+    await app.query(`UPDATE accounts SET balance = balance WHERE id = ${b}`);
+    await app.query('COMMIT');
+    await app.query('RESET lock_timeout');
+    assert.equal(await balance(a), INITIAL);
+    assert.equal(await balance(b), INITIAL);
+    assert.equal(await prepared(), 0);
+  });
+
+  test('pgjdbc (autocommit off, server-prepared statements, savepoints) and psycopg2', async () => {
+    const [a, b] = [on[0][11]!, on[1][11]!];
+    const tools = findClientTools();
+    const javac = required(tools.javac, 'javac', 'install a JDK (default-jdk-headless)');
+    const java = required(tools.java, 'java', 'install a JDK (default-jdk-headless)');
+    const classes = tempDir('pgscale-shard-tx-java-');
+    try {
+      expectSuccess(
+        await run(javac, ['-encoding', 'UTF-8', '-cp', tools.pgjdbcJar, '-d', classes, javaSource], {
+          timeoutMs: 120_000,
+        }),
+        'javac',
+      );
+      const r = await run(java, ['-cp', `${classes}:${tools.pgjdbcJar}`, 'ShardTx'], {
+        env: {
+          ...process.env,
+          DRV_HOST: sc.app.host,
+          DRV_PORT: String(sc.app.port),
+          DRV_DATABASE: sc.app.database,
+          DRV_USER: sc.app.user,
+          DRV_PASSWORD: sc.app.password,
+          DRV_A: String(a),
+          DRV_B: String(b),
+          DRV_N: '8',
+        },
+        timeoutMs: 180_000,
+      });
+      expectSuccess(r, 'ShardTx');
+      assert.match(r.stdout, new RegExp(`ok ${INITIAL - 8} ${INITIAL + 8}`));
+    } finally {
+      rmSync(classes, { recursive: true, force: true });
+    }
+    assert.equal(await balance(a), INITIAL - 8);
+    assert.equal(await balance(b), INITIAL + 8);
+    const py = `
+import os, psycopg2
+c = psycopg2.connect(host=os.environ['PGHOST'], port=os.environ['PGPORT'], user=os.environ['PGUSER'], password=os.environ['PGPASSWORD'], dbname=os.environ['PGDATABASE'])
+cur = c.cursor()
+for i in range(5):
+    cur.execute('UPDATE accounts SET balance = balance + %s WHERE id = %s', (2, ${a}))
+    cur.execute('UPDATE accounts SET balance = balance - %s WHERE id = %s', (2, ${b}))
+    c.commit()
+cur.execute('UPDATE accounts SET balance = 0 WHERE id = %s', (${a},))
+cur.execute('UPDATE accounts SET balance = 0 WHERE id = %s', (${b},))
+c.rollback()
+print('ok')
+`;
+    const r = await run(required(tools.python, 'python3', 'install python3'), ['-c', py], {
+      env: {
+        ...process.env,
+        PGHOST: sc.app.host,
+        PGPORT: String(sc.app.port),
+        PGUSER: sc.app.user,
+        PGPASSWORD: sc.app.password,
+        PGDATABASE: sc.app.database,
+        PYTHONDONTWRITEBYTECODE: '1',
+      },
+      timeoutMs: 120_000,
+    });
+    expectSuccess(r, 'psycopg2');
+    assert.equal(await balance(a), INITIAL + 2);
+    assert.equal(await balance(b), INITIAL - 2);
+    assert.equal(await prepared(), 0);
+  });
+
   test('a deadlock across groups ends with 55P03 (lock_timeout) on one transaction, not a hang', async () => {
     const [a, b] = [on[0][8]!, on[1][8]!];
     const c1 = await sc.connectApp();
@@ -236,16 +344,13 @@ describe('transactions on several groups (pgscale up, two groups)', () => {
       );
       const first = await Promise.race([r1, r2]);
       assert.equal(first, '55P03');
-      // The failed one rolls back; the other then goes through.
-      if ((await Promise.race([r1, Promise.resolve('pending')])) === '55P03') {
-        await c1.query('ROLLBACK');
-        assert.equal(await r2, 'ok');
-        await c2.query('COMMIT');
-      } else {
-        await c2.query('ROLLBACK');
-        assert.equal(await r1, 'ok');
-        await c1.query('COMMIT');
-      }
+      // The failed one rolls back; the other then goes through, unless its own wait timed out
+      // at the same moment (both waits began together).
+      const oneFailed = (await Promise.race([r1, Promise.resolve('pending')])) === '55P03';
+      await (oneFailed ? c1 : c2).query('ROLLBACK');
+      const other = await (oneFailed ? r2 : r1);
+      assert.ok(other === 'ok' || other === '55P03', other);
+      await (oneFailed ? c2 : c1).query(other === 'ok' ? 'COMMIT' : 'ROLLBACK');
     } finally {
       await c1.end().catch(() => undefined);
       await c2.end().catch(() => undefined);

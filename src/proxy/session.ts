@@ -392,6 +392,7 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
   }
   beginEnding(): void {
     this.hold.ending = true;
+    for (const l of this.hold.txLegs()) l.quiet = true;
     this.tx.commitInFlight = true;
   }
   endedOnGroups(committed: boolean): void {
@@ -411,6 +412,7 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
     tx.commitInFlight = false;
     tx.needLsn = false;
     tx.wrote = false;
+    tx.localSet = false;
     hold.releaseAll();
   }
 

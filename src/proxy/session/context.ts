@@ -83,6 +83,8 @@ export class TxState {
   needLsn = false;
   /** A write was sent in this transaction (sharding: a read across groups would not see it). */
   wrote = false;
+  /** SET LOCAL (not search_path), SET TRANSACTION or SET CONSTRAINTS ran in this transaction. */
+  localSet = false;
   queryStartedAt = 0;
 }
 

@@ -63,6 +63,7 @@ export function forwardQuery(
       case 'local':
         // SET LOCAL search_path: the shard planner follows it until the transaction ends.
         if (e.searchPath !== undefined) tx.settings.push(e);
+        else tx.localSet = true;
         break;
       case 'reset_all':
         tx.settings.push(e);

@@ -18,6 +18,7 @@
  *   unknown to the proxy: the client gets 08006 and recovery settles it (abort, unless the record
  *   did land).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { buildErrorResponse } from '../../protocol/error-response.js';
 import { SqlState } from '../../protocol/sqlstate.js';
 import { MAX_PREPARE_PHASE_MS, newTxId, txGid } from '../../sharding/tx-decisions.js';
@@ -49,6 +50,19 @@ export interface TxEnd {
   /** CommandComplete (COMMIT / ROLLBACK) or the ErrorResponse the client gets. */
   readonly reply: Buffer;
   readonly committed: boolean;
+}
+
+/**
+ * Fault injection for the tests of in-doubt recovery (never set in use):
+ * `PGSCALE_FAULT_2PC=<after-prepare|after-decide>:<ms>` stops every two-phase commit there for
+ * that long, after saying so on stderr (the controller's log).
+ */
+const FAULT = /^(after-prepare|after-decide):(\d+)$/.exec(process.env.PGSCALE_FAULT_2PC ?? '');
+
+async function faultPoint(at: 'after-prepare' | 'after-decide', id: string): Promise<void> {
+  if (FAULT === null || FAULT[1] !== at) return;
+  process.stderr.write(`pgscale fault point: ${at} ${id}\n`);
+  await sleep(Number(FAULT[2]));
 }
 
 const LOST: OwnQueryResult = {
@@ -157,6 +171,7 @@ async function twoPhase(
       );
       return { reply: prepared[bad]!.error!, committed: false };
     }
+    await faultPoint('after-prepare', id);
     const groups = writers.map((l) => l.group);
     let decision: 'commit' | 'abort';
     try {
@@ -184,6 +199,7 @@ async function twoPhase(
         committed: false,
       };
     }
+    await faultPoint('after-decide', id);
     const done = await all(record, writers, (l) => `COMMIT PREPARED ${gid(l)}`);
     const left = writers.filter((_, i) => done[i]!.error !== null).map((l) => l.group);
     if (left.length === 0) decider.forget(id);

@@ -83,6 +83,11 @@ export class ServerLeg {
   /** The connection holds the client's unnamed statement. */
   unnamedHere = false;
   /**
+   * The proxy is ending the transaction this leg holds a part of (multi-group.ts): a reply
+   * nobody asked for (the FATAL of a server going away) is not the client's; the loss is.
+   */
+  quiet = false;
+  /**
    * An EXPLAIN's route (sharding, explain-note.ts), set by the session before it forwards the
    * statement: taken by the next entry of the client's own Query or Execute (before a Sync).
    */
@@ -129,6 +134,7 @@ export class ServerLeg {
     this.explainArmed = null;
     this.explained = null;
     this.explainRewrite = null;
+    this.quiet = false;
   }
 
   /** Queues bytes for the server; flush() writes them (a pipeline leaves in one write). */
@@ -271,7 +277,7 @@ export class ServerLeg {
     const head = this.pending[0];
     if (!head) {
       // Unsolicited (a FATAL before the server goes away): the client should know.
-      this.sink.addFrame(f);
+      if (!this.quiet) this.sink.addFrame(f);
       return;
     }
     if (head === this.explained && f.type === 'D') {

@@ -21,6 +21,8 @@ import type { TypedFrame } from '../../protocol/framer.js';
 import { buildErrorResponse } from '../../protocol/error-response.js';
 import { SqlState } from '../../protocol/sqlstate.js';
 import { splitStatements } from '../../sql/split.js';
+import type { SessionEffect } from '../../sql/session-effect.js';
+import { quoteSettingName } from '../backend/state-check.js';
 import { readyForQuery } from '../rewrite.js';
 import type { ClientRecord } from './client-record.js';
 import type { TxState } from './context.js';
@@ -60,6 +62,24 @@ const ROLLBACK_TO =
   /^\s*rollback\s+(?:work\s+|transaction\s+)?to\s+(?:savepoint\s+)?("(?:[^"]|"")+"|[\w$]+)\s*;?\s*$/i;
 const CONTROL = /^\s*(commit|end|rollback|abort|begin|start|savepoint|release|prepare\s+transaction)\b/i;
 const CHAIN = /\band\s+chain\s*;?\s*$/i;
+
+/**
+ * The transaction's SETs as one text to run on another part ('' for none), or null when one of
+ * them cannot be carried (SET LOCAL other than search_path, SET TRANSACTION, SET CONSTRAINTS).
+ */
+export function settingsReplay(effects: readonly SessionEffect[]): string | null {
+  const out: string[] = [];
+  for (const e of effects) {
+    if (e.kind === 'set') out.push(`SET ${quoteSettingName(e.name)} = ${e.value}`);
+    else if (e.kind === 'reset') out.push(`RESET ${quoteSettingName(e.name)}`);
+    else if (e.kind === 'reset_all') out.push('RESET ALL');
+    else if (e.kind === 'local') {
+      if (e.searchPath === undefined) return null;
+      out.push(`SET LOCAL search_path = ${e.searchPath}`);
+    }
+  }
+  return out.join('; ');
+}
 
 function ident(raw: string): string {
   return raw.startsWith('"') ? raw.slice(1, -1).replace(/""/g, '"') : raw.toLowerCase();
@@ -111,9 +131,20 @@ export class MultiGroupTx {
         'transactions on several groups need the sharding host',
       );
     const leg = this.s.leg!;
+    const settings = this.s.tx.localSet ? null : settingsReplay(this.s.tx.settings);
+    if (settings === null)
+      return this.refuse(
+        f,
+        SqlState.FEATURE_NOT_SUPPORTED,
+        'this transaction ran SET LOCAL, SET TRANSACTION or SET CONSTRAINTS, which the proxy cannot carry to another group: give the isolation level in BEGIN, or set it for the session',
+      );
     if (!this.s.multiGroup) this.boundLocks(leg);
     this.s.park();
-    if (this.s.unpark(group)) return 'go';
+    if (this.s.unpark(group)) {
+      // The transaction's SETs so far hold on this part too (SET twice is the same SET).
+      if (settings !== '') this.track(runOwn(this.s.record, this.s.leg!, settings));
+      return 'go';
+    }
     this.joining = true;
     return 'go';
   }
@@ -124,6 +155,8 @@ export class MultiGroupTx {
     this.joining = false;
     const parts = [this.beginText ?? 'BEGIN'];
     if (!this.hasOwnLockTimeout()) parts.push(`SET LOCAL lock_timeout = '${MULTI_GROUP_LOCK_TIMEOUT}'`);
+    const settings = settingsReplay(this.s.tx.settings);
+    if (settings) parts.push(settings);
     for (const sp of this.savepoints) parts.push(`SAVEPOINT ${quoted(sp)}`);
     void runOwn(this.s.record, leg, parts.map((p) => p.replace(/;\s*$/, '')).join('; '));
   }
@@ -215,7 +248,10 @@ export class MultiGroupTx {
   /** COMMIT / END / ROLLBACK / ABORT of a transaction on several groups. */
   private end(f: TypedFrame, text: string): 'next' | 'wait' {
     const s = this.s;
-    if (s.txLegs().some((l) => !l.idle)) return 'wait';
+    // The current leg's replies to the client come first (its drain wakes this up again); the
+    // parked legs may still run the proxy's own queries (savepoints, lock_timeout): the end
+    // waits for those (broadcasts) and queues behind them.
+    if (s.leg !== null && !s.leg.idle) return 'wait';
     let replies: readonly Buffer[];
     let count: number;
     if (f.type === 'Q') {

@@ -57,6 +57,7 @@ export function onClientReadyForQuery(
   }
   if (status === 'I') {
     tx.wrote = false;
+    tx.localSet = false;
     const failedImplicit = query !== null && query.failed && !query.wasInBlock;
     if (!failedImplicit) commitSettings(ctx, leg);
     // A new array only when the transaction had settings (most have none: no array per transaction).
