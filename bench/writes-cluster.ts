@@ -53,6 +53,8 @@ export interface WritesClusterOptions {
   name?: string;
   /** proxy.exposed_databases: databases the proxy serves besides the application's (on group 0). */
   exposedDatabases?: string[];
+  /** synchronous_commit of every node ('off' unless given: the disk is shared by every group). */
+  synchronousCommit?: 'on' | 'off';
 }
 
 export async function startWritesCluster(o: WritesClusterOptions): Promise<WritesCluster> {
@@ -67,7 +69,7 @@ export async function startWritesCluster(o: WritesClusterOptions): Promise<Write
       doc.setIn(['postgres', 'parameters'], {
         max_connections: o.maxConnections,
         shared_buffers: o.sharedBuffers,
-        synchronous_commit: 'off',
+        synchronous_commit: o.synchronousCommit ?? 'off',
         superuser_reserved_connections: 3,
       });
       doc.setIn(['replication', 'archive'], false);

@@ -34,6 +34,7 @@ import type { CopyInStart, CopyInWork } from '../sharding/copy-in.js';
 import type { EveryGroupWork, PgGroupSession } from '../sharding/every-group.js';
 import { writeDecisions } from '../sharding/every-group-2pc.js';
 import { TxDecisions, recoverTransactions } from '../sharding/tx-decisions.js';
+import { DECISION_TABLE_DDL, TableDecisions } from '../sharding/tx-decision-table.js';
 import { relKey } from '../sharding/types.js';
 import type { TopologyView } from '../topology/topology.js';
 import { openClaimedStore } from './store-keys.js';
@@ -83,6 +84,8 @@ export class ShardingService implements Service, ShardingHost {
   private readonly ending = new Set<string>();
   private recoveryTimer: NodeJS.Timeout | null = null;
   private recovering = false;
+  /** Superuser connections to group 0's primary for the decision records, and where it was. */
+  private decisionPool: { pool: Promise<pg.Pool>; at: string } | null = null;
 
   constructor(
     private readonly loaded: LoadedConfig,
@@ -129,7 +132,7 @@ export class ShardingService implements Service, ShardingHost {
     const store =
       this.haStore() ??
       (this.ownStore = await openClaimedStore(this.cluster, () => openStore(this.loaded, this.logger)));
-    this.decisions = new TxDecisions(store);
+    this.decisions = new TxDecisions(new TableDecisions(() => this.decisionsOn()));
     const catalogs = new CatalogStore(store, { groups: this.groups });
     catalogs.onError((e) => this.logger.error({ err: e }, `sharding catalog: ${e.message}`));
     await catalogs.load();
@@ -169,6 +172,9 @@ export class ShardingService implements Service, ShardingHost {
     this.functionTimer = null;
     if (this.recoveryTimer) clearInterval(this.recoveryTimer);
     this.recoveryTimer = null;
+    const dp = this.decisionPool;
+    this.decisionPool = null;
+    await dp?.pool.then((p) => p.end()).catch(() => undefined);
     this.unsubscribeTopology?.();
     this.unsubscribeTopology = null;
     this.catalogs?.close();
@@ -448,6 +454,46 @@ export class ShardingService implements Service, ShardingHost {
         'sharding: the global tables (reads across groups) could not be built',
       );
     }
+  }
+
+  /**
+   * The pool of superuser connections to group 0's current primary that the decision records
+   * (sharding/tx-decision-table.ts) are written with; made again when the primary moves, the
+   * table created on first use.
+   */
+  private decisionsOn(): Promise<pg.Pool> {
+    const primary = this.view.lastPrimary(0);
+    if (!primary) return Promise.reject(new Error('group 0 has no primary right now'));
+    const at = `${primary.host}:${primary.port}`;
+    const cur = this.decisionPool;
+    if (cur !== null && cur.at === at) return cur.pool;
+    const make = async (): Promise<pg.Pool> => {
+      const pool = new pg.Pool({
+        host: primary.host,
+        port: primary.port,
+        user: this.loaded.config.postgres.superuser,
+        password: this.cluster.secrets().superuser,
+        database: this.app,
+        application_name: 'pgscale decisions',
+        max: 8,
+        idleTimeoutMillis: 30_000,
+      });
+      pool.on('error', () => undefined);
+      try {
+        for (const sql of DECISION_TABLE_DDL) await pool.query(sql);
+      } catch (e) {
+        await pool.end().catch(() => undefined);
+        throw e;
+      }
+      return pool;
+    };
+    const next = { at, pool: make() };
+    this.decisionPool = next;
+    next.pool.catch(() => {
+      if (this.decisionPool === next) this.decisionPool = null;
+    });
+    if (cur !== null) void cur.pool.then((p) => p.end()).catch(() => undefined);
+    return next.pool;
   }
 
   /** A client (not connected yet) to `primary`'s application database as the cluster's superuser. */

@@ -270,7 +270,10 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
       }
       // A write on the primary: learn the commit position before releasing, even when the
       // connection was attached for something else. Reads that the primary serves need none.
-      if (facts.cls === 'write') this.tx.wrote = true;
+      if (facts.cls === 'write') {
+        this.tx.wrote = true;
+        leg.wrote = true;
+      }
       if (
         !this.tx.needLsn &&
         !leg.replica &&

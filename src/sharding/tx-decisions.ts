@@ -1,9 +1,9 @@
 /**
  * The decisions of client transactions that wrote on several groups (two-phase commit from a
  * proxy session, src/proxy/session/multi-group.ts). Each such transaction is prepared on every
- * group it wrote on as `pgscale:tx:<id>:<group>`; then its decision is written to the state store
- * under `sharding/tx/<id>` by create-if-absent (compare-and-set on revision 0), and only then is
- * anything committed. Whoever writes the record first decides: the session writes `commit`;
+ * group it wrote on as `pgscale:tx:<id>:<group>`; then its decision is written under
+ * `sharding/tx/<id>` by create-if-absent (compare-and-set on revision 0) — in group 0's decision
+ * table (tx-decision-table.ts) — and only then is anything committed. Whoever writes the record first decides: the session writes `commit`;
  * recovery, finding a transaction prepared with no record and old enough, writes `abort`. So a
  * session that stalls between PREPARE and its record can never commit what recovery rolled back:
  * its own write fails and it rolls back too.
@@ -19,7 +19,10 @@
 import { randomBytes } from 'node:crypto';
 import { quoteLiteral } from './table-ddl.js';
 
-/** What the decisions use of a StateStore (src/ha/store.ts): a StateStore satisfies it. */
+/**
+ * Where decisions are kept: StateStore's shapes (src/ha/store.ts), so that a StateStore would do;
+ * pgscale uses group 0's table (tx-decision-table.ts).
+ */
 export interface DecisionBackend {
   get(key: string): Promise<{ readonly value: string; readonly revision: number } | null>;
   list(
@@ -43,7 +46,7 @@ export const MAX_PREPARE_PHASE_MS = 60 * 1000;
 /** How old a prepared transaction without a record must be before recovery aborts it. */
 export const RECOVERY_MIN_AGE_MS = 5000;
 
-/** A new transaction id (hex, 24 characters). */
+/** A new transaction id (hex, 24 characters): unguessable, so nobody can write its decision first. */
 export function newTxId(): string {
   return randomBytes(12).toString('hex');
 }
@@ -106,7 +109,7 @@ export class TxDecisions {
     return cur === null ? null : (decode(cur.value)?.decision ?? null);
   }
 
-  /** Removes the record of `id` (its transaction is held by no group any more). */
+  /** Removes the record of `id` (its transaction is held by no group any more; recovery does it). */
   async forget(id: string): Promise<void> {
     const cur = await this.backend.get(KEY_PREFIX + id);
     if (cur !== null) await this.backend.compareAndDelete(KEY_PREFIX + id, cur.revision);
@@ -204,12 +207,15 @@ export async function recoverTransactions(
   }
   // Records no group needs: commits whose transactions are all finished, old aborts.
   const stillHeld = new Set(held.keys());
-  for (const r of await decisions.list()) {
-    if (opts.inFlight(r.id)) continue;
+  const gone = (await decisions.list()).filter((r) => {
+    if (opts.inFlight(r.id)) return false;
     const done = r.decision === 'commit' && !stillHeld.has(r.id) && r.ageMs >= minAge;
     const stale = r.decision !== 'commit' && r.ageMs >= ABORT_RECORD_KEEP_MS;
-    if (done || stale) await decisions.remove(r.id, r.revision);
-  }
+    return done || stale;
+  });
+  // Removed together (a store that writes a file shares one write among concurrent changes).
+  for (let i = 0; i < gone.length; i += 256)
+    await Promise.all(gone.slice(i, i + 256).map((r) => decisions.remove(r.id, r.revision)));
   if (failure !== null) throw failure;
   return out;
 }

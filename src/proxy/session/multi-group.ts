@@ -5,16 +5,17 @@
  * PostgreSQL:
  *
  * - ROLLBACK (or COMMIT of a failed transaction): ROLLBACK on every leg.
- * - COMMIT: each leg says whether its part wrote (`pg_current_xact_id_if_assigned()`, so a
- *   function or `SELECT … FOR UPDATE` counts too). Parts that wrote nothing just commit. One part
- *   that wrote: a plain COMMIT there — read-only and single-group transactions pay nothing more.
- *   Several: two-phase commit — PREPARE TRANSACTION `pgscale:tx:<id>:<group>` on each in
- *   parallel; any failure (a deferred constraint, a serialization failure) rolls every part back
- *   and is the client's error. Then the decision is recorded in the state store
- *   (sharding/tx-decisions.ts: whoever records first — this session's commit or recovery's abort
- *   — decides), and COMMIT PREPARED runs on each group in parallel. Once the commit is recorded
- *   the client is told COMMIT even if a group's COMMIT PREPARED fails (a failover): recovery
- *   finishes it from the record within seconds. If the record cannot be written the outcome is
+ * - COMMIT: a part wrote when a statement the classifier does not know to be a read ran there
+ *   (ServerLeg.wrote; the classifier never takes a write for a read, since reads may go to
+ *   replicas). One part that wrote: a plain COMMIT there, then the parts that only read —
+ *   read-only and single-group transactions pay nothing more. Several: two-phase commit —
+ *   PREPARE TRANSACTION `pgscale:tx:<id>:<group>` on each in parallel; any failure (a deferred
+ *   constraint, a serialization failure) rolls every part back and is the client's error. Then
+ *   the decision is recorded in group 0's decision table (sharding/tx-decisions.ts: whoever
+ *   records first — this session's commit or recovery's abort — decides), and COMMIT PREPARED
+ *   runs on each group in parallel, the read-only parts committing with them. Once the commit is
+ *   recorded the client is told COMMIT even if a group's COMMIT PREPARED fails (a failover):
+ *   recovery finishes it from the record within seconds. If the record cannot be written the outcome is
  *   unknown to the proxy: the client gets 08006 and recovery settles it (abort, unless the record
  *   did land).
  */
@@ -115,26 +116,17 @@ export async function endOnGroups(
     await all(record, legs, () => 'ROLLBACK');
     return { reply: commandComplete('ROLLBACK'), committed: false };
   }
-  const checks = await all(record, legs, () => 'SELECT pg_current_xact_id_if_assigned() IS NOT NULL');
-  const broken = checks.findIndex((c) => c.error !== null);
-  if (broken >= 0) {
-    await all(record, legs, () => 'ROLLBACK');
-    return {
-      reply: buildErrorResponse(
-        'ERROR',
-        SqlState.TRANSACTION_ROLLBACK,
-        `the transaction was rolled back: its part on group ${legs[broken]!.group} had failed`,
-      ),
-      committed: false,
-    };
-  }
-  const writers = legs.filter((_, i) => checks[i]!.rows[0]?.[0] === 't');
-  const readers = legs.filter((l) => !writers.includes(l));
+  // Which parts wrote: by the classifier, which never takes a write for a read (a read may go to
+  // a replica). The parts that only read commit with the decision, never before it.
+  const writers = legs.filter((l) => l.wrote);
+  const readers = legs.filter((l) => !l.wrote);
   let end: TxEnd;
   if (writers.length <= 1) {
     // One group wrote (or none): its COMMIT is the transaction's, as on one PostgreSQL.
     const main = writers[0] ?? legs[0]!;
-    const [r] = await all(record, [main, ...readers.filter((l) => l !== main)], () => 'COMMIT');
+    const [r] = await all(record, [main], () => 'COMMIT');
+    const others = readers.filter((l) => l !== main);
+    await all(record, others, () => (r!.error === null ? 'COMMIT' : 'ROLLBACK'));
     end =
       r!.error === null
         ? { reply: commandComplete('COMMIT'), committed: true }
@@ -157,18 +149,18 @@ async function twoPhase(
   decider.begin(id);
   try {
     const t0 = Date.now();
-    const [prepared] = await Promise.all([
-      all(record, writers, (l) => `PREPARE TRANSACTION ${gid(l)}`),
-      all(record, readers, () => 'COMMIT'),
-    ]);
+    const prepared = await all(record, writers, (l) => `PREPARE TRANSACTION ${gid(l)}`);
     const bad = prepared.findIndex((r) => r.error !== null);
     if (bad >= 0) {
       // A part could not prepare (it is rolled back already): the others are rolled back too.
-      await all(
-        record,
-        writers.filter((_, i) => prepared[i]!.error === null),
-        (l) => `ROLLBACK PREPARED ${gid(l)}`,
-      );
+      await Promise.all([
+        all(
+          record,
+          writers.filter((_, i) => prepared[i]!.error === null),
+          (l) => `ROLLBACK PREPARED ${gid(l)}`,
+        ),
+        all(record, readers, () => 'ROLLBACK'),
+      ]);
       return { reply: prepared[bad]!.error!, committed: false };
     }
     await faultPoint('after-prepare', id);
@@ -179,6 +171,7 @@ async function twoPhase(
       decision = Date.now() - t0 > MAX_PREPARE_PHASE_MS ? 'abort' : await decider.decideCommit(id, groups);
     } catch (e) {
       decider.pending?.(id, groups);
+      await all(record, readers, () => 'ROLLBACK');
       return {
         reply: buildErrorResponse(
           'ERROR',
@@ -189,7 +182,10 @@ async function twoPhase(
       };
     }
     if (decision === 'abort') {
-      await all(record, writers, (l) => `ROLLBACK PREPARED ${gid(l)}`);
+      await Promise.all([
+        all(record, writers, (l) => `ROLLBACK PREPARED ${gid(l)}`),
+        all(record, readers, () => 'ROLLBACK'),
+      ]);
       return {
         reply: buildErrorResponse(
           'ERROR',
@@ -200,10 +196,13 @@ async function twoPhase(
       };
     }
     await faultPoint('after-decide', id);
-    const done = await all(record, writers, (l) => `COMMIT PREPARED ${gid(l)}`);
+    const [done] = await Promise.all([
+      all(record, writers, (l) => `COMMIT PREPARED ${gid(l)}`),
+      all(record, readers, () => 'COMMIT'),
+    ]);
     const left = writers.filter((_, i) => done[i]!.error !== null).map((l) => l.group);
-    if (left.length === 0) decider.forget(id);
-    else decider.pending?.(id, left);
+    // The record goes with recovery's next pass (every 2 s), not one more store write per commit.
+    if (left.length > 0) decider.pending?.(id, left);
     return { reply: commandComplete('COMMIT'), committed: true };
   } finally {
     decider.done(id);

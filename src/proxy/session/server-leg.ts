@@ -88,6 +88,12 @@ export class ServerLeg {
    */
   quiet = false;
   /**
+   * A statement the classifier does not know to be a read was sent since the server was bound
+   * (the classifier is conservative: a read never writes, or a replica would refuse it): the
+   * end of a transaction on several groups takes this part for a writer.
+   */
+  wrote = false;
+  /**
    * An EXPLAIN's route (sharding, explain-note.ts), set by the session before it forwards the
    * statement: taken by the next entry of the client's own Query or Execute (before a Sync).
    */
@@ -135,6 +141,7 @@ export class ServerLeg {
     this.explained = null;
     this.explainRewrite = null;
     this.quiet = false;
+    this.wrote = false;
   }
 
   /** Queues bytes for the server; flush() writes them (a pipeline leaves in one write). */

@@ -18,7 +18,7 @@
  * forever.
  */
 import type { TypedFrame } from '../../protocol/framer.js';
-import { buildErrorResponse } from '../../protocol/error-response.js';
+import { buildErrorResponse, decodeErrorResponse } from '../../protocol/error-response.js';
 import { SqlState } from '../../protocol/sqlstate.js';
 import { splitStatements } from '../../sql/split.js';
 import type { SessionEffect } from '../../sql/session-effect.js';
@@ -27,6 +27,7 @@ import { readyForQuery } from '../rewrite.js';
 import type { ClientRecord } from './client-record.js';
 import type { TxState } from './context.js';
 import { endOnGroups, runOwn } from './multi-group.js';
+import type { OwnQueryResult } from './pending.js';
 import type { TxDecider } from './multi-group.js';
 import type { ServerLeg } from './server-leg.js';
 import { beginBatch } from './shard-extended.js';
@@ -97,6 +98,8 @@ export class MultiGroupTx {
   private joining = false;
   /** Savepoint commands sent to the parked parts, not answered yet. */
   private broadcasts: Promise<unknown> = Promise.resolve();
+  /** A part where one of the proxy's own statements failed (its transaction there is aborted). */
+  private broken: { group: string; error: Buffer } | null = null;
 
   constructor(
     private readonly s: MultiGroupSession,
@@ -142,7 +145,7 @@ export class MultiGroupTx {
     this.s.park();
     if (this.s.unpark(group)) {
       // The transaction's SETs so far hold on this part too (SET twice is the same SET).
-      if (settings !== '') this.track(runOwn(this.s.record, this.s.leg!, settings));
+      if (settings !== '') this.track(this.s.leg!, runOwn(this.s.record, this.s.leg!, settings));
       return 'go';
     }
     this.joining = true;
@@ -158,22 +161,28 @@ export class MultiGroupTx {
     const settings = settingsReplay(this.s.tx.settings);
     if (settings) parts.push(settings);
     for (const sp of this.savepoints) parts.push(`SAVEPOINT ${quoted(sp)}`);
-    void runOwn(this.s.record, leg, parts.map((p) => p.replace(/;\s*$/, '')).join('; '));
+    this.track(leg, runOwn(this.s.record, leg, parts.map((p) => p.replace(/;\s*$/, '')).join('; ')));
   }
 
   /** The first leg of a transaction that becomes one on several groups gets the lock bound too. */
   private boundLocks(leg: ServerLeg): void {
     if (this.hasOwnLockTimeout()) return;
-    this.track(runOwn(this.s.record, leg, `SET LOCAL lock_timeout = '${MULTI_GROUP_LOCK_TIMEOUT}'`));
+    this.track(leg, runOwn(this.s.record, leg, `SET LOCAL lock_timeout = '${MULTI_GROUP_LOCK_TIMEOUT}'`));
   }
 
   private hasOwnLockTimeout(): boolean {
     return this.s.record.settings.has('lock_timeout');
   }
 
-  private track(p: Promise<unknown>): void {
+  /** An own statement sent on `leg`: the end waits for it; its failure breaks the transaction. */
+  private track(leg: ServerLeg, p: Promise<OwnQueryResult>): void {
     const before = this.broadcasts;
-    this.broadcasts = Promise.all([before, p]);
+    this.broadcasts = Promise.all([
+      before,
+      p.then((r) => {
+        if (r.error !== null) this.broken ??= { group: leg.group, error: r.error };
+      }),
+    ]);
   }
 
   /**
@@ -212,7 +221,7 @@ export class MultiGroupTx {
     if (!this.apply(text)) return;
     // Every other part does the same (the current one runs the client's own statement).
     const others = this.s.txLegs().slice(1);
-    for (const l of others) this.track(runOwn(this.s.record, l, text.replace(/;\s*$/, '')));
+    for (const l of others) this.track(l, runOwn(this.s.record, l, text.replace(/;\s*$/, '')));
   }
 
   /** Updates the savepoint list for `text`: true when it was a savepoint command. */
@@ -239,10 +248,12 @@ export class MultiGroupTx {
 
   /** The transaction ended on its only group (or never moved): nothing to remember. */
   reset(): void {
-    if (this.beginText === null && this.savepoints.length === 0 && !this.joining) return;
+    if (this.beginText === null && this.savepoints.length === 0 && !this.joining && this.broken === null)
+      return;
     this.beginText = null;
     this.savepoints = [];
     this.joining = false;
+    this.broken = null;
   }
 
   /** COMMIT / END / ROLLBACK / ABORT of a transaction on several groups. */
@@ -284,14 +295,24 @@ export class MultiGroupTx {
     s.beginEnding();
     const decider = this.decider!;
     const broadcasts = this.broadcasts;
-    this.reset();
     s.waitFor(
       (async () => {
         await broadcasts;
-        const end = await endOnGroups(s.record, legs, commit, decider, captureLsn);
+        // A part the proxy could not keep in step (a savepoint it lacked): the whole rolls back.
+        const broken = this.broken;
+        this.reset();
+        const end = await endOnGroups(s.record, legs, commit && broken === null, decider, captureLsn);
         s.endedOnGroups(end.committed);
+        const reply =
+          commit && broken !== null
+            ? buildErrorResponse(
+                'ERROR',
+                SqlState.TRANSACTION_ROLLBACK,
+                `the transaction was rolled back: its part on group ${broken.group} failed (${errorMessage(broken.error)})`,
+              )
+            : end.reply;
         return replies.map((r) =>
-          r.length === 0 || r[0] === 0x43 ? end.reply : r[0] === 0x5a ? readyForQuery('I') : r,
+          r.length === 0 || r[0] === 0x43 ? reply : r[0] === 0x5a ? readyForQuery('I') : r,
         );
       })().catch((e: unknown) => {
         s.endedOnGroups(false);
@@ -303,4 +324,10 @@ export class MultiGroupTx {
     );
     return 'next';
   }
+}
+
+/** The message of a whole ErrorResponse. */
+function errorMessage(e: Buffer): string {
+  const d = decodeErrorResponse(e.subarray(5));
+  return (d.ok ? d.value.fields.find((f) => f.code === 'M')?.value : undefined) ?? 'an error';
 }
