@@ -21,7 +21,7 @@ import { endsWithReadyForQuery, ownQuery } from './pending.js';
 import type { ServerLeg } from './server-leg.js';
 import { extendedReplies, hostBatch } from './host-extended.js';
 import { beginBatch } from './shard-extended.js';
-import { HOME, bindAfter } from './shard-target.js';
+import { HOME, bindAfter, fastOrGeneral, generalFor } from './shard-target.js';
 import type { SessionSharding, ShardTarget } from './shard-target.js';
 import { ShardCopy } from './shard-copy.js';
 import {
@@ -326,6 +326,10 @@ export class ShardSteps {
     }
     let t = this.targetOf(f);
     if (t === 'wait') return 'wait';
+    if (t !== null && t.kind === 'host' && t.general !== undefined) {
+      const inTx = this.deferredBegin !== null || this.s.tx.status !== 'I';
+      t = fastOrGeneral(t, inTx || generalFor(f, this.s.inbox, this.bindFollows(f)), this.s.record.settings);
+    }
     if (t !== null && t.kind === 'host' && f.type === 'P' && !this.bindFollows(f)) {
       // Prepared and described alone (postgres.js): group 0 answers; its Bind comes to the host.
       t = HOME;

@@ -1,0 +1,356 @@
+/**
+ * Runs a read across groups on the fast path (a ScatterPlan, scatter-plan.ts) for the sharding
+ * host: every group runs the plan's query in parallel, over a superuser session on its primary
+ * in a read-only transaction as the client's user (`SET ROLE`, so PostgreSQL checks that user's
+ * privileges) with the client's session settings that change how values read and print; then
+ * group 0 combines their rows with the final query, its partial columns passed as text arrays
+ * (Bind parameters) and cast back to the types the groups gave, with the collations the groups
+ * reported. PostgreSQL itself does every comparison, grouping and re-aggregation, so collations,
+ * numeric equality and scales, NULL groups and result types are its own.
+ *
+ * When the plan cannot finish — a group returns more rows than SCATTER_ROW_CAP, a partial column
+ * is of a type not known to round-trip through its text exactly, a float4 avg, or a group or the
+ * final query reports an error of class 42 (a statement the plan does not fit after all, like a
+ * user-defined aggregate) — the host runs the general path's text (the global tables on group 0)
+ * instead. Never rejects: failures are ErrorResponse replies.
+ */
+import { encodeBackendMessage } from '../protocol/backend-messages.js';
+import type { FieldDescription } from '../protocol/backend-messages.js';
+import { errorOf, statementResults, type PgGroupSession, type StatementResult } from './every-group.js';
+import { SCATTER_ROW_CAP, type FinalPiece, type ScatterPlan } from './scatter-plan.js';
+import { quoteIdent } from './table-ddl.js';
+
+/** A read across groups on the fast path, as the host is given it. */
+export interface ScatterWork {
+  readonly kind: 'scatter';
+  /** The client's statement. */
+  readonly sql: string;
+  readonly plan: ScatterPlan;
+  /** The groups holding a needed shard (catalog order); the final query runs on `home`. */
+  readonly groups: readonly string[];
+  readonly home: string;
+  /** The statement for the general path (group 0 over the global tables). */
+  readonly global: string;
+  readonly params?: readonly (string | null)[];
+  /** The client's session settings that change how values read and print (applied locally). */
+  readonly settings?: readonly (readonly [string, string])[];
+}
+
+/** Settings a client may have changed that change the values and their text (never search_path). */
+export const VALUE_SETTINGS = [
+  'TimeZone',
+  'DateStyle',
+  'IntervalStyle',
+  'extra_float_digits',
+  'bytea_output',
+  'lc_monetary',
+  'lc_numeric',
+  'lc_time',
+];
+
+export interface ScatterEnv {
+  /** Superuser sessions on these groups' primaries (catalog order); `close` ends them. */
+  openSessions(
+    groups: readonly string[],
+  ): Promise<{ readonly sessions: readonly PgGroupSession[]; close(): Promise<void> }>;
+  /** Told each time the fast path finished, or fell back (and why), for tests and metrics. */
+  readonly onRun?: (path: 'scatter' | 'fallback', why?: string) => void;
+}
+
+/** Types whose text round-trips exactly between two sessions with the same settings, by OID. */
+const TYPE_NAMES = new Map<number, string>([
+  [16, 'bool'],
+  [20, 'int8'],
+  [21, 'int2'],
+  [23, 'int4'],
+  [25, 'text'],
+  [26, 'oid'],
+  [700, 'float4'],
+  [701, 'float8'],
+  [1042, 'bpchar'],
+  [1043, 'varchar'],
+  [1082, 'date'],
+  [1083, 'time'],
+  [1114, 'timestamp'],
+  [1184, 'timestamptz'],
+  [1700, 'numeric'],
+  [2950, 'uuid'],
+  [3802, 'jsonb'],
+]);
+
+/** The SQL name of a partial column's type with its modifier, or null (not transported). */
+export function typeName(oid: number, typmod: number): string | null {
+  const name = TYPE_NAMES.get(oid);
+  if (name === undefined) return null;
+  if (typmod < 0) return `pg_catalog.${name}`;
+  switch (name) {
+    case 'varchar':
+    case 'bpchar':
+      return typmod >= 4 ? `pg_catalog.${name}(${typmod - 4})` : null;
+    case 'numeric': {
+      const m = typmod - 4;
+      const precision = (m >> 16) & 0xffff;
+      const scale = (((m & 0x7ff) ^ 1024) - 1024) | 0;
+      return `pg_catalog.numeric(${precision},${scale})`;
+    }
+    case 'time':
+    case 'timestamp':
+    case 'timestamptz':
+      return `pg_catalog.${name}(${typmod})`;
+    default:
+      return null;
+  }
+}
+
+class Fallback extends Error {}
+
+const READY = encodeBackendMessage({ name: 'ReadyForQuery', status: 'I' });
+
+export async function runScatter(work: ScatterWork, user: string, env: ScatterEnv): Promise<Buffer[]> {
+  let opened: Awaited<ReturnType<ScatterEnv['openSessions']>> | null = null;
+  try {
+    const wanted = work.groups.includes(work.home) ? work.groups : [work.home, ...work.groups];
+    opened = await env.openSessions(wanted);
+    const home = opened.sessions.find((s) => s.group === work.home);
+    if (home === undefined) throw new Error(`group ${work.home} has no session`);
+    const parts = opened.sessions.filter((s) => work.groups.includes(s.group));
+    try {
+      const out = await scatter(work, user, parts, home);
+      env.onRun?.('scatter');
+      return out;
+    } catch (e) {
+      if (!(e instanceof Fallback)) throw e;
+      env.onRun?.('fallback', e.message);
+      const [r] = await inReadOnly(home, user, work.settings, work.global, work.params ?? null);
+      return [...replyOf(r!.fields, r!.rows, r!.tag), READY];
+    }
+  } catch (e) {
+    return [errorOf(e), READY];
+  } finally {
+    await opened?.close().catch(() => undefined);
+  }
+}
+
+/** `sql` in a read-only transaction of `s` as `user` with the client's value settings. */
+async function inReadOnly(
+  s: PgGroupSession,
+  user: string,
+  settings: ScatterWork['settings'],
+  sql: string,
+  values: readonly (string | null)[] | null,
+): Promise<StatementResult[]> {
+  const c = s.client;
+  await c.query('BEGIN READ ONLY');
+  try {
+    await c.query(`SET LOCAL ROLE ${quoteIdent(user)}`);
+    // The values are SQL text, as the client's SET gave them (the session replays them so too).
+    for (const [name, value] of settings ?? []) await c.query(`SET LOCAL ${name} TO ${value}`);
+    const r = await statementResults(c, sql, values === null ? null : [...values]);
+    await c.query('COMMIT');
+    return r;
+  } catch (e) {
+    await c.query('ROLLBACK').catch(() => undefined);
+    throw e;
+  }
+}
+
+/** A statement the plan does not fit (class 42 on a group or in the final query): the general path. */
+function fallbackOn(e: unknown): never {
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === 'string' && code.startsWith('42'))
+    throw new Fallback(`${code}: ${String((e as Error).message)}`);
+  throw e;
+}
+
+async function scatter(
+  work: ScatterWork,
+  user: string,
+  parts: readonly PgGroupSession[],
+  home: PgGroupSession,
+): Promise<Buffer[]> {
+  const settled = await Promise.allSettled(
+    parts.map((s) => inReadOnly(s, user, work.settings, work.plan.groupSql, work.params ?? null)),
+  );
+  const failed = settled.find((r) => r.status === 'rejected');
+  if (failed !== undefined) fallbackOn(failed.reason);
+  const results = settled.map((r) => (r as PromiseFulfilledResult<StatementResult[]>).value[0]!);
+  const lead = results[0]!;
+  for (const r of results) {
+    if (r.rows.length > SCATTER_ROW_CAP) throw new Fallback('a group returned too many rows');
+    if (
+      r.fields.length !== lead.fields.length ||
+      r.fields.some((f, i) => f.typeOid !== lead.fields[i]!.typeOid)
+    )
+      throw new Fallback('the groups described their rows differently');
+  }
+  const plan = work.plan;
+  const rows = results.flatMap((r) => r.rows);
+  if (plan.shape === 'rows') {
+    const own = lead.fields.length - plan.sorts.length - 1;
+    let picked: (Buffer | null)[][];
+    if (plan.sorts.length === 0) picked = rows.slice(plan.offset, plan.offset + plan.limit);
+    else {
+      const cols = plan.sorts.map((_, i) => own + i);
+      const coll = await collationsOf(
+        home,
+        user,
+        work,
+        lead.fields,
+        plan.collations.map((c) => ({ col: own + c.at, expr: c.expr })),
+      );
+      const order = await combine(home, user, work, lead.fields, rows, [-1, ...cols], coll, (src) =>
+        [
+          `SELECT p.v0 FROM ${src} ORDER BY `,
+          plan.sorts.map((dir, i) => `p.v${i + 1}${dir}`).join(', '),
+          `, p.v0 LIMIT ${plan.limit} OFFSET ${plan.offset}`,
+        ].join(''),
+      );
+      picked = order.rows.map((r) => rows[Number(r[0]!.toString('utf8'))]!);
+    }
+    const fields = (results[parts.indexOf(home)] ?? lead).fields.slice(0, own);
+    return [
+      ...replyOf(
+        fields,
+        picked.map((r) => r.slice(0, own)),
+        `SELECT ${picked.length}`,
+      ),
+      READY,
+    ];
+  }
+  const values = Array.from({ length: plan.values }, (_, i) => i);
+  const coll = await collationsOf(
+    home,
+    user,
+    work,
+    lead.fields,
+    plan.collations.map((c) => ({ col: c.at, expr: c.expr })),
+  );
+  const final = await combine(home, user, work, lead.fields, rows, values, coll, (src, types) =>
+    plan.final.map((p) => piece(p, src, types)).join(''),
+  );
+  return [...replyOf(final.fields, final.rows, final.tag), READY];
+}
+
+/** Text types: their columns carry a collation. */
+const COLLATABLE = new Set([25, 1042, 1043]);
+
+/**
+ * The collations of the text columns among `candidates` (column → `COLLATE` name), asked on
+ * group 0 over no rows: pg_collation_for of each expression.
+ */
+async function collationsOf(
+  home: PgGroupSession,
+  user: string,
+  work: ScatterWork,
+  fields: readonly FieldDescription[],
+  candidates: readonly { readonly col: number; readonly expr: string }[],
+): Promise<Map<number, string>> {
+  const asked = candidates.filter((c) => COLLATABLE.has(fields[c.col]?.typeOid ?? 0));
+  const out = new Map<number, string>();
+  if (asked.length === 0) return out;
+  const cols = asked.map((c, i) => `pg_catalog.pg_collation_for(pg_catalog.min((${c.expr}))) AS c${i}`);
+  try {
+    const [r] = await inReadOnly(
+      home,
+      user,
+      work.settings,
+      `SELECT ${cols.join(', ')} ${work.plan.from} WHERE false`,
+      null,
+    );
+    const row = r!.rows[0] ?? [];
+    asked.forEach((c, i) => {
+      const v = row[i];
+      if (v !== null && v !== undefined) out.set(c.col, v.toString('utf8'));
+    });
+  } catch (e) {
+    fallbackOn(e);
+  }
+  return out;
+}
+
+/** The final query's text for one piece. */
+function piece(p: FinalPiece, source: string, types: readonly string[]): string {
+  if (typeof p === 'string') return p;
+  if ('source' in p) return source;
+  if ('type' in p) return types[p.type]!;
+  const [s, c] = p.avg;
+  const sum = `pg_catalog.sum(p.v${s})`;
+  const count = `pg_catalog.sum(p.v${c})`;
+  switch (types[s]) {
+    case 'pg_catalog.int8':
+    case 'pg_catalog.numeric':
+      // numeric's avg is sum / count in numeric (int8_avg, numeric_avg): same value and scale.
+      return `(CASE WHEN ${count} = 0 THEN NULL ELSE ${sum}::pg_catalog.numeric / ${count} END)`;
+    case 'pg_catalog.float8':
+      return `(CASE WHEN ${count} = 0 THEN NULL ELSE ${sum} / ${count}::pg_catalog.float8 END)`;
+    default:
+      throw new Fallback(`avg of a ${types[s] ?? 'value'} is not combined here`);
+  }
+}
+
+/**
+ * Runs a final query on group 0 over `rows`' columns `cols` (-1: the row's index) passed as
+ * text arrays, each cast back to its type and collation: `p.v0`, `p.v1`, … in the text `make`
+ * builds around the source.
+ */
+async function combine(
+  home: PgGroupSession,
+  user: string,
+  work: ScatterWork,
+  fields: readonly FieldDescription[],
+  rows: readonly (readonly (Buffer | null)[])[],
+  cols: readonly number[],
+  collations: ReadonlyMap<number, string>,
+  make: (source: string, types: readonly string[]) => string,
+): Promise<StatementResult> {
+  const types: string[] = [];
+  const selects: string[] = [];
+  const arrays: (string | null)[][] = [];
+  cols.forEach((col, i) => {
+    arrays.push(rows.map((r, k) => (col < 0 ? String(k) : (r[col]?.toString('utf8') ?? null))));
+    if (col < 0) {
+      types.push('pg_catalog.int4');
+      selects.push(`p0.c${i}::pg_catalog.int4 AS v${i}`);
+      return;
+    }
+    const f = fields[col]!;
+    const t = typeName(f.typeOid, f.typeModifier);
+    if (t === null) throw new Fallback(`a partial column of type ${f.typeOid} is not passed between groups`);
+    types.push(t);
+    const coll = collations.get(col);
+    selects.push(`(p0.c${i}::${t})${coll === undefined ? '' : ` COLLATE ${coll}`} AS v${i}`);
+  });
+  const unnest = cols.map((_, i) => `$${i + 1}::pg_catalog.text[]`).join(', ');
+  const names = cols.map((_, i) => `c${i}`).join(', ');
+  const source = `(SELECT ${selects.join(', ')} FROM unnest(${unnest}) AS p0(${names})) AS p`;
+  const text = make(source, types);
+  try {
+    const [r] = await inReadOnlyArrays(home, user, work.settings, text, arrays);
+    return r!;
+  } catch (e) {
+    return fallbackOn(e);
+  }
+}
+
+function inReadOnlyArrays(
+  s: PgGroupSession,
+  user: string,
+  settings: ScatterWork['settings'],
+  sql: string,
+  arrays: (string | null)[][],
+): Promise<StatementResult[]> {
+  // node-postgres writes a JS array as an array literal (quoted elements, NULL for null).
+  return inReadOnly(s, user, settings, sql, arrays as unknown as (string | null)[]);
+}
+
+function replyOf(
+  fields: readonly FieldDescription[],
+  rows: readonly (readonly (Buffer | null)[])[],
+  tag: string,
+): Buffer[] {
+  const out: Buffer[] = [];
+  if (fields.length > 0) out.push(encodeBackendMessage({ name: 'RowDescription', fields: [...fields] }));
+  for (const row of rows) out.push(encodeBackendMessage({ name: 'DataRow', values: [...row] }));
+  out.push(encodeBackendMessage({ name: 'CommandComplete', tag }));
+  return out;
+}
