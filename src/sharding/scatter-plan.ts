@@ -217,7 +217,7 @@ function fromTables(from: unknown, catalog: Catalog): boolean {
     if (n === null) return false;
     if (n[0] === 'RangeVar') {
       const b = n[1];
-      if (b.inh === false || typeof b.relname !== 'string') return false;
+      if (b.inh !== true || typeof b.relname !== 'string') return false;
       const schema = typeof b.schemaname === 'string' ? b.schemaname : 'public';
       if (b.catalogname !== undefined) return false;
       return catalog.tables.has(relKey({ schema, name: b.relname }));
