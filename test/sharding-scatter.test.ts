@@ -255,6 +255,17 @@ describe('reads across groups on the fast path (pgscale up, two groups)', () => 
     }
   });
 
+  test('kept host sessions whose connections were lost are replaced', async () => {
+    await same('SELECT g, count(*) FROM m GROUP BY g ORDER BY g', undefined, true);
+    // The host's idle sessions on group 1 end (as at a restart of its server).
+    const killed = await direct[1]!.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgscale sharding' AND state = 'idle'`,
+    );
+    assert.ok(killed.rowCount! > 0, 'the host keeps its sessions between reads');
+    await same('SELECT g, count(*) FROM m GROUP BY g ORDER BY g', undefined, true);
+    await same('SELECT id FROM m ORDER BY id DESC LIMIT 3', undefined, true);
+  });
+
   test('the client settings that change values apply (TimeZone, extra_float_digits)', async () => {
     const c = await sc.connectApp();
     try {

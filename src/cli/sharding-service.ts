@@ -211,6 +211,10 @@ export class ShardingService implements Service, ShardingHost {
     if (work.kind === 'scatter')
       return runScatter(work, user, {
         openSessions: (groups) => this.openPgSessions(groups),
+        key: (g) => {
+          const p = this.view.lastPrimary(Number(g));
+          return p ? `${p.host}:${p.port}` : null;
+        },
         onRun: (path, why) => {
           if (path === 'fallback')
             this.logger.debug({ why }, 'sharding: a read across groups took the general path');

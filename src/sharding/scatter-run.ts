@@ -19,6 +19,7 @@ import type { FieldDescription } from '../protocol/backend-messages.js';
 import { errorOf, statementResults, type PgGroupSession, type StatementResult } from './every-group.js';
 import { SCATTER_ROW_CAP, type FinalPiece, type ScatterPlan } from './scatter-plan.js';
 import { quoteIdent } from './table-ddl.js';
+import { checkOut, type CheckedOut, type SessionSource } from './scatter-sessions.js';
 
 /** A read across groups on the fast path, as the host is given it. */
 export interface ScatterWork {
@@ -48,11 +49,8 @@ export const VALUE_SETTINGS = [
   'lc_time',
 ];
 
-export interface ScatterEnv {
-  /** Superuser sessions on these groups' primaries (catalog order); `close` ends them. */
-  openSessions(
-    groups: readonly string[],
-  ): Promise<{ readonly sessions: readonly PgGroupSession[]; close(): Promise<void> }>;
+/** Where the sessions come from (scatter-sessions.ts keeps them between reads). */
+export interface ScatterEnv extends SessionSource {
   /** Told each time the fast path finished, or fell back (and why), for tests and metrics. */
   readonly onRun?: (path: 'scatter' | 'fallback', why?: string) => void;
 }
@@ -107,28 +105,40 @@ class Fallback extends Error {}
 const READY = encodeBackendMessage({ name: 'ReadyForQuery', status: 'I' });
 
 export async function runScatter(work: ScatterWork, user: string, env: ScatterEnv): Promise<Buffer[]> {
-  let opened: Awaited<ReturnType<ScatterEnv['openSessions']>> | null = null;
-  try {
-    const wanted = work.groups.includes(work.home) ? work.groups : [work.home, ...work.groups];
-    opened = await env.openSessions(wanted);
-    const home = opened.sessions.find((s) => s.group === work.home);
-    if (home === undefined) throw new Error(`group ${work.home} has no session`);
-    const parts = opened.sessions.filter((s) => work.groups.includes(s.group));
+  const wanted = work.groups.includes(work.home) ? work.groups : [work.home, ...work.groups];
+  for (let attempt = 0; ; attempt++) {
+    let out: CheckedOut | null = null;
+    let healthy = true;
     try {
-      const out = await scatter(work, user, parts, home);
-      env.onRun?.('scatter');
-      return out;
+      out = await checkOut(wanted, env, attempt > 0);
+      const home = out.sessions.find((s) => s.group === work.home)!;
+      const parts = out.sessions.filter((s) => work.groups.includes(s.group));
+      try {
+        const replies = await scatter(work, user, parts, home);
+        env.onRun?.('scatter');
+        return replies;
+      } catch (e) {
+        if (!(e instanceof Fallback)) throw e;
+        env.onRun?.('fallback', e.message);
+        const [r] = await inReadOnly(home, user, work.settings, work.global, work.params ?? null);
+        return [...replyOf(r!.fields, r!.rows, r!.tag), READY];
+      }
     } catch (e) {
-      if (!(e instanceof Fallback)) throw e;
-      env.onRun?.('fallback', e.message);
-      const [r] = await inReadOnly(home, user, work.settings, work.global, work.params ?? null);
-      return [...replyOf(r!.fields, r!.rows, r!.tag), READY];
+      healthy = !connectionLost(e);
+      // A kept session whose connection was lost meanwhile: once more with new ones.
+      if (!healthy && out?.reused === true && attempt === 0) continue;
+      return [errorOf(e), READY];
+    } finally {
+      await out?.release(healthy);
     }
-  } catch (e) {
-    return [errorOf(e), READY];
-  } finally {
-    await opened?.close().catch(() => undefined);
   }
+}
+
+/** The error is not PostgreSQL's answer to a statement: the session is not usable any more. */
+function connectionLost(e: unknown): boolean {
+  const code = (e as { code?: unknown }).code;
+  if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code)) return true;
+  return code.startsWith('08') || code.startsWith('57P');
 }
 
 /** `sql` in a read-only transaction of `s` as `user` with the client's value settings. */
