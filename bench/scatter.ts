@@ -118,7 +118,7 @@ async function load(o: Options, c: WritesCluster, distributed: boolean): Promise
   try {
     await app.query('CREATE TABLE facts (id bigint PRIMARY KEY, g int NOT NULL, x int, note text)');
     await app.query(
-      `INSERT INTO facts SELECT i, i % ${o.keys}, CASE WHEN i % 97 = 0 THEN NULL ELSE (i * 7919) % 100003 END, 'row ' || i
+      `INSERT INTO facts SELECT i, i % ${o.keys}, CASE WHEN i % 97 = 0 THEN NULL ELSE (i::bigint * 7919) % 100003 END, 'row ' || i
          FROM generate_series(1, ${o.rows}) i`,
     );
     if (distributed)

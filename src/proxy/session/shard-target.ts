@@ -104,15 +104,21 @@ export function fastOrGeneral(
   const kept: [string, string][] = [];
   for (const [k, v] of settings) {
     const name = k.toLowerCase();
-    if (name === 'client_encoding' && !/^utf-?8$/i.test(v.replace(/'/g, ''))) return t.general;
+    if (name === 'client_encoding' && !/^(utf-?8|sql_ascii)$/i.test(v.replace(/'/g, ''))) return t.general;
     if (name === 'extra_float_digits' && !(Number(v) > 0)) return t.general;
     // The host runs as the login user: a session that changed its role reads on its own connection.
     if (name === 'role' || name === 'session_authorization') return t.general;
     const known = VALUE_SETTINGS.find((x) => x.toLowerCase() === name);
-    if (known !== undefined) kept.push([known, v]);
+    if (known === undefined) continue;
+    // Replayed as `SET LOCAL name TO value` on the host's sessions: plain values and literals only.
+    if (!SETTING_VALUE.test(v)) return t.general;
+    kept.push([known, v]);
   }
   return kept.length === 0 ? t : { ...t, work: { ...t.work, settings: kept } };
 }
+
+/** A setting's value as SQL text: quoted literals, words and numbers, comma-separated. */
+const SETTING_VALUE = /^(?:'(?:[^'\\]|'')*'|[A-Za-z0-9_.+-]+)(?:\s*,\s*(?:'(?:[^'\\]|'')*'|[A-Za-z0-9_.+-]+))*$/;
 
 export const HOME: ShardTarget = { kind: 'home' };
 export const ANY: ShardTarget = { kind: 'any' };
