@@ -118,7 +118,8 @@ export function fastOrGeneral(
 }
 
 /** A setting's value as SQL text: quoted literals, words and numbers, comma-separated. */
-const SETTING_VALUE = /^(?:'(?:[^'\\]|'')*'|[A-Za-z0-9_.+-]+)(?:\s*,\s*(?:'(?:[^'\\]|'')*'|[A-Za-z0-9_.+-]+))*$/;
+const SETTING_VALUE =
+  /^(?:'(?:[^'\\]|'')*'|[A-Za-z0-9_.+-]+)(?:\s*,\s*(?:'(?:[^'\\]|'')*'|[A-Za-z0-9_.+-]+))*$/;
 
 export const HOME: ShardTarget = { kind: 'home' };
 export const ANY: ShardTarget = { kind: 'any' };
