@@ -4,7 +4,7 @@ import { loadParser, parseStatements } from '../sql/pg-parser.js';
 import { isObj, unwrap } from '../sql/tree-nodes.js';
 import { planScatter, SCATTER_ROW_CAP, type FinalPiece, type ScatterPlan } from './scatter-plan.js';
 import { figureColname } from './scatter-text.js';
-import { typeName } from './scatter-run.js';
+import { arrayLiteral, typeName } from './scatter-run.js';
 import { catalog } from './shard-plan.test-util.js';
 
 const plan = (sql: string): ScatterPlan | null => planScatter(sql, catalog);
@@ -208,5 +208,12 @@ describe('the partial columns passed between groups', () => {
     assert.equal(typeName(1186, -1), null); // interval: IntervalStyle
     assert.equal(typeName(17, -1), null); // bytea
     assert.equal(typeName(16385, -1), null); // a user type: its OID differs per group
+  });
+});
+
+describe('the partial values in the final query', () => {
+  test('a text array literal: quotes, backslashes, NULL, empty', () => {
+    assert.equal(arrayLiteral(['a', null, `q"u\\o'te`, '']), `'{"a",NULL,"q\\"u\\\\o''te",""}'`);
+    assert.equal(arrayLiteral([]), `'{}'`);
   });
 });

@@ -141,20 +141,34 @@ function connectionLost(e: unknown): boolean {
   return code.startsWith('08') || code.startsWith('57P');
 }
 
-/** `sql` in a read-only transaction of `s` as `user` with the client's value settings. */
+/**
+ * `sql` in a read-only transaction of `s` as `user` with the client's value settings (SQL text,
+ * as the client's SET gave them: the session replays them so too). A text the host wrote itself
+ * (`oneTrip`: one statement that ends with the host's own words, no parameters) goes in one
+ * simple Query with the transaction's start and end: one round trip to a server that may be
+ * waiting for its CPU quota.
+ */
 async function inReadOnly(
   s: PgGroupSession,
   user: string,
   settings: ScatterWork['settings'],
   sql: string,
   values: readonly (string | null)[] | null,
+  oneTrip = false,
 ): Promise<StatementResult[]> {
   const c = s.client;
-  await c.query('BEGIN READ ONLY');
+  const head = [
+    'BEGIN READ ONLY',
+    'SET LOCAL standard_conforming_strings = on',
+    `SET LOCAL ROLE ${quoteIdent(user)}`,
+    ...(settings ?? []).map(([name, value]) => `SET LOCAL ${name} TO ${value}`),
+  ];
   try {
-    await c.query(`SET LOCAL ROLE ${quoteIdent(user)}`);
-    // The values are SQL text, as the client's SET gave them (the session replays them so too).
-    for (const [name, value] of settings ?? []) await c.query(`SET LOCAL ${name} TO ${value}`);
+    if (oneTrip && values === null) {
+      const all = await statementResults(c, [...head, sql, 'COMMIT'].join('; '), null);
+      return [all[head.length]!];
+    }
+    await c.query(head.join('; '));
     const r = await statementResults(c, sql, values === null ? null : [...values]);
     await c.query('COMMIT');
     return r;
@@ -179,7 +193,7 @@ async function scatter(
   home: PgGroupSession,
 ): Promise<Buffer[]> {
   const settled = await Promise.allSettled(
-    parts.map((s) => inReadOnly(s, user, work.settings, work.plan.groupSql, work.params ?? null)),
+    parts.map((s) => inReadOnly(s, user, work.settings, work.plan.groupSql, work.params ?? null, true)),
   );
   const failed = settled.find((r) => r.status === 'rejected');
   if (failed !== undefined) fallbackOn(failed.reason);
@@ -266,6 +280,7 @@ async function collationsOf(
       work.settings,
       `SELECT ${cols.join(', ')} ${work.plan.from} WHERE false`,
       null,
+      true,
     );
     const row = r!.rows[0] ?? [];
     asked.forEach((c, i) => {
@@ -330,27 +345,25 @@ async function combine(
     const coll = collations.get(col);
     selects.push(`(p0.c${i}::${t})${coll === undefined ? '' : ` COLLATE ${coll}`} AS v${i}`);
   });
-  const unnest = cols.map((_, i) => `$${i + 1}::pg_catalog.text[]`).join(', ');
+  const unnest = arrays.map((a) => `${arrayLiteral(a)}::pg_catalog.text[]`).join(', ');
   const names = cols.map((_, i) => `c${i}`).join(', ');
   const source = `(SELECT ${selects.join(', ')} FROM unnest(${unnest}) AS p0(${names})) AS p`;
   const text = make(source, types);
   try {
-    const [r] = await inReadOnlyArrays(home, user, work.settings, text, arrays);
+    const [r] = await inReadOnly(home, user, work.settings, text, null, true);
     return r!;
   } catch (e) {
     return fallbackOn(e);
   }
 }
 
-function inReadOnlyArrays(
-  s: PgGroupSession,
-  user: string,
-  settings: ScatterWork['settings'],
-  sql: string,
-  arrays: (string | null)[][],
-): Promise<StatementResult[]> {
-  // node-postgres writes a JS array as an array literal (quoted elements, NULL for null).
-  return inReadOnly(s, user, settings, sql, arrays as unknown as (string | null)[]);
+/**
+ * A text array as an SQL literal: every element double-quoted with `\` and `"` escaped, NULL for
+ * null, the whole in single quotes (standard_conforming_strings is on in the host's sessions).
+ */
+export function arrayLiteral(values: readonly (string | null)[]): string {
+  const items = values.map((v) => (v === null ? 'NULL' : `"${v.replace(/[\\"]/g, (ch) => `\\${ch}`)}"`));
+  return `'{${items.join(',').replace(/'/g, "''")}}'`;
 }
 
 function replyOf(
