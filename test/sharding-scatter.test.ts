@@ -212,6 +212,28 @@ describe('reads across groups on the fast path (pgscale up, two groups)', () => 
     for (const s of SHAPES) await same(s.sql, s.values, s.ordered);
   });
 
+  test(
+    'a named prepared statement (node-postgres: Parse, Bind, Execute, Sync in one batch, then Bind alone)',
+    { timeout: 60_000 },
+    async () => {
+      const sql = 'SELECT g, count(*), avg(x) FROM m WHERE x > $1 GROUP BY g ORDER BY g';
+      const want = await rowsOf(direct[0]!, plain(sql), [5]);
+      for (let k = 0; k < 3; k++) {
+        const r = await app.query({
+          name: 'scatter_named',
+          text: sql,
+          values: [5],
+          rowMode: 'array',
+          types: RAW,
+        });
+        assert.deepEqual(
+          (r.rows as unknown as (string | null)[][]).map((row) => JSON.stringify(row)),
+          want.rows,
+        );
+      }
+    },
+  );
+
   test('every shape is answered with the general path broken: the fast path took it', async (t) => {
     await breakGeneral();
     t.after(mendGeneral);

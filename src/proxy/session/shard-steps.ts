@@ -327,8 +327,15 @@ export class ShardSteps {
     let t = this.targetOf(f);
     if (t === 'wait') return 'wait';
     if (t !== null && t.kind === 'host' && t.general !== undefined) {
+      const l = this.s.leg;
+      // In a transaction block, or in a pipeline not synced yet on the attached server.
       const inTx = this.deferredBegin !== null || this.s.tx.status !== 'I';
-      t = fastOrGeneral(t, inTx || generalFor(f, this.s.inbox, this.bindFollows(f)), this.s.record.settings);
+      const piped = l !== null && !l.idle && !endsWithReadyForQuery(l.pending);
+      t = fastOrGeneral(
+        t,
+        inTx || piped || generalFor(f, this.s.inbox, this.bindFollows(f)),
+        this.s.record.settings,
+      );
     }
     if (t !== null && t.kind === 'host' && f.type === 'P' && !this.bindFollows(f)) {
       // Prepared and described alone (postgres.js): group 0 answers; its Bind comes to the host.
