@@ -293,6 +293,22 @@ describe('reads across groups on the fast path (pgscale up, two groups)', () => 
     await same('SELECT id FROM m ORDER BY id DESC LIMIT 3', undefined, true);
   });
 
+  test('many fast reads at once: each answer right, few host sessions kept', async () => {
+    const sql = 'SELECT g, count(*), sum(n) FROM m GROUP BY g ORDER BY g';
+    const want = await rowsOf(direct[0]!, plain(sql));
+    const clients = await Promise.all(Array.from({ length: 20 }, () => sc.connectApp()));
+    try {
+      const answers = await Promise.all(clients.flatMap((c) => [rowsOf(c, sql), rowsOf(c, sql)]));
+      for (const a of answers) assert.deepEqual(a.rows, want.rows);
+    } finally {
+      await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+    }
+    const kept = await direct[1]!.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'pgscale sharding' AND state = 'idle'`,
+    );
+    assert.ok(kept.rows[0].n <= 6, `${kept.rows[0].n} idle host sessions on group 1`);
+  });
+
   test('the client settings that change values apply (TimeZone, extra_float_digits)', async () => {
     const c = await sc.connectApp();
     try {

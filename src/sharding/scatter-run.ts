@@ -47,6 +47,7 @@ export const VALUE_SETTINGS = [
   'lc_monetary',
   'lc_numeric',
   'lc_time',
+  'statement_timeout',
 ];
 
 /** Where the sessions come from (scatter-sessions.ts keeps them between reads). */
@@ -104,7 +105,28 @@ class Fallback extends Error {}
 
 const READY = encodeBackendMessage({ name: 'ReadyForQuery', status: 'I' });
 
+/**
+ * Fast reads at once, at most (each holds a session on every group it reads): the others wait
+ * their turn, so that the host's sessions stay few on every group whatever the clients do.
+ */
+const MAX_RUNNING = 16;
+let running = 0;
+const waiting: (() => void)[] = [];
+
 export async function runScatter(work: ScatterWork, user: string, env: ScatterEnv): Promise<Buffer[]> {
+  // A slot freed is handed to the next one waiting (running stays at the bound).
+  if (running >= MAX_RUNNING) await new Promise<void>((resolve) => waiting.push(resolve));
+  else running++;
+  try {
+    return await runOne(work, user, env);
+  } finally {
+    const next = waiting.shift();
+    if (next !== undefined) next();
+    else running--;
+  }
+}
+
+async function runOne(work: ScatterWork, user: string, env: ScatterEnv): Promise<Buffer[]> {
   const wanted = work.groups.includes(work.home) ? work.groups : [work.home, ...work.groups];
   for (let attempt = 0; ; attempt++) {
     let out: CheckedOut | null = null;
