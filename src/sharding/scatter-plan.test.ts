@@ -166,6 +166,7 @@ describe('the fast path for reads across groups: which shapes take it', () => {
       'SELECT count(*) FROM users FOR UPDATE',
       'SELECT count(*) FROM users; SELECT 1',
       'EXPLAIN SELECT count(*) FROM users',
+      'SELECT 1 FROM users HAVING true',
     ])
       assert.equal(plan(sql), null, sql);
   });

@@ -16,7 +16,7 @@
  *   picks which rows are sent, the groups' own row values unchanged.
  *
  * Everything else — subqueries, CTEs, windows, set operations, DISTINCT ON, other aggregates,
- * outer joins, functions whose value depends on the moment, parameters outside FROM/WHERE, a
+ * outer joins, functions whose value depends on the moment, parameters outside WHERE, a
  * concatenation without LIMIT (it streams better on the general path) — gets null: the general
  * path (global tables on group 0) answers it. Pure.
  */
@@ -321,6 +321,7 @@ class Planner {
       return final.expr(o.node, o.span);
     });
     const values = partials.length;
+    if (values === 0) no(); // neither a key nor an aggregate (`SELECT 1 FROM t HAVING true`)
     const cols = partials.map((p, i) => `${p} AS ${quoteName(`v${i}`)}`);
     const groupBy = keys.length > 0 ? ` GROUP BY ${keys.map((_, i) => String(i + 1)).join(', ')}` : '';
     const groupSql = `SELECT ${cols.join(', ')} ${this.t.text(this.fromWhere)}${groupBy} LIMIT ${SCATTER_ROW_CAP + 1}`;
