@@ -219,7 +219,7 @@ export class FinalText {
       }
       case 'sum': {
         const i = add(call);
-        return { span, pieces: [`(pg_catalog.sum(${v(i)})::`, { type: i }, ')'] };
+        return { span, pieces: [`(pg_catalog.sum(${v(i)})::`, { sum: i }, ')'] };
       }
       case 'min':
       case 'max': {

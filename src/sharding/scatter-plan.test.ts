@@ -21,7 +21,9 @@ function finalText(p: ScatterPlan): string {
           ? 'SRC'
           : 'type' in x
             ? `T${x.type}`
-            : `AVG(${x.avg.join(',')})`,
+            : 'sum' in x
+              ? `T${x.sum}`
+              : `AVG(${x.avg.join(',')})`,
     )
     .join('');
 }

@@ -34,8 +34,10 @@ export type FinalPiece =
   | string
   /** The source of the partial rows (`(SELECT … FROM unnest($1::text[], …)) AS p`). */
   | { readonly source: true }
-  /** The SQL type name of partial column `column`. */
+  /** The SQL type name of partial column `type`. */
   | { readonly type: number }
+  /** The same, for a sum's cast (a float4 sum is left to the general path). */
+  | { readonly sum: number }
   /** avg from partial columns sum and count (its form depends on the sum's type). */
   | { readonly avg: readonly [number, number] };
 

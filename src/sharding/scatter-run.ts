@@ -9,9 +9,10 @@
  * numeric equality and scales, NULL groups and result types are its own.
  *
  * When the plan cannot finish — a group returns more rows than SCATTER_ROW_CAP, a partial column
- * is of a type not known to round-trip through its text exactly, a float4 avg, or a group or the
- * final query reports an error of class 42 (a statement the plan does not fit after all, like a
- * user-defined aggregate) — the host runs the general path's text (the global tables on group 0)
+ * is of a type not known to round-trip through its text exactly, a float4 sum or avg, or a group
+ * or the final query reports an error (a statement the plan does not fit after all, like a
+ * user-defined aggregate; or the data's own error, which the general path then reports as one
+ * PostgreSQL would) — the host runs the general path's text (the global tables on group 0)
  * instead. Never rejects: failures are ErrorResponse replies.
  */
 import { encodeBackendMessage } from '../protocol/backend-messages.js';
@@ -200,12 +201,15 @@ async function inReadOnly(
   }
 }
 
-/** A statement the plan does not fit (class 42 on a group or in the final query): the general path. */
+/**
+ * An error on a group or in the host's own queries: the general path answers instead — with
+ * PostgreSQL's own answer, or its own error, whatever in the fast path's texts caused this one.
+ * A lost connection and a cancel (the client's statement_timeout) are the client's answer as they are.
+ */
 function fallbackOn(e: unknown): never {
   const code = (e as { code?: unknown }).code;
-  if (typeof code === 'string' && code.startsWith('42'))
-    throw new Fallback(`${code}: ${String((e as Error).message)}`);
-  throw e;
+  if (connectionLost(e) || code === '57014') throw e;
+  throw new Fallback(`${String(code)}: ${String((e as Error).message)}`);
 }
 
 async function scatter(
@@ -320,6 +324,11 @@ function piece(p: FinalPiece, source: string, types: readonly string[]): string 
   if (typeof p === 'string') return p;
   if ('source' in p) return source;
   if ('type' in p) return types[p.type]!;
+  if ('sum' in p) {
+    // sum of float4 adds in float4 on one node: its rounding depends on the order too much.
+    if (types[p.sum] === 'pg_catalog.float4') throw new Fallback('sum of a float4 is not combined here');
+    return types[p.sum]!;
+  }
   const [s, c] = p.avg;
   const sum = `pg_catalog.sum(p.v${s})`;
   const count = `pg_catalog.sum(p.v${c})`;
