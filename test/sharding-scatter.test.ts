@@ -120,6 +120,12 @@ const SHAPES: { name: string; sql: string; values?: unknown[]; ordered: boolean 
     ordered: true,
   },
   {
+    name: 'LIMIT and OFFSET as Bind parameters',
+    sql: 'SELECT id, x FROM m WHERE g <> $1 ORDER BY x, id LIMIT $2 OFFSET $3',
+    values: ['a', 4, 1],
+    ordered: true,
+  },
+  {
     name: 'empty table: aggregates give one row',
     sql: 'SELECT count(*), sum(x), avg(x), max(g), bool_and(x > 0) FROM empty_t',
     ordered: false,
@@ -340,11 +346,15 @@ describe('reads across groups on the fast path (pgscale up, two groups)', () => 
           want.rows.map((r: { g: string; c: number; a: string }) => [r.g, r.c, r.a]),
         );
       }
-      const top = await sql`SELECT id FROM m ORDER BY x DESC NULLS LAST, id LIMIT ${5}`.catch(
-        (e: unknown) => e,
+      // LIMIT and OFFSET as parameters (each group its first limit + offset rows).
+      const top = await sql`SELECT id FROM m ORDER BY x DESC NULLS LAST, id LIMIT ${5} OFFSET ${2}`;
+      const topWant = await direct[0]!.query<{ id: string }>(
+        'SELECT id FROM plain_m ORDER BY x DESC NULLS LAST, id LIMIT 5 OFFSET 2',
       );
-      // LIMIT as a parameter is left to the general path, which is broken now.
-      assert.ok(top instanceof Error);
+      assert.deepEqual(
+        top.map((r) => String(r.id)),
+        topWant.rows.map((r) => r.id),
+      );
       // The statement prepared and run on the fast path, run again inside a transaction block:
       // the general path (group 0 holds it prepared with the global tables' text).
       await mendGeneral();

@@ -107,6 +107,13 @@ describe('the fast path for reads across groups: which shapes take it', () => {
       'SELECT id AS k, score * 2 AS s, (score * 2) AS "pgscale_s0", (id) AS "pgscale_s1", "u".tableoid AS "pgscale_g" FROM users u WHERE name = $1 ORDER BY "pgscale_s0", "pgscale_s1" LIMIT 3',
     );
     assert.equal(plan('SELECT id FROM users LIMIT 4')?.shape, 'rows');
+    const r = plan('SELECT id FROM users WHERE name = $1 ORDER BY id LIMIT $2 OFFSET $3');
+    assert.ok(r !== null && r.shape === 'rows');
+    assert.match(
+      r.groupSql,
+      /WHERE name = \$1 ORDER BY "pgscale_s0" LIMIT \(\$2::pg_catalog\.int8 \+ \$3::pg_catalog\.int8\)$/,
+    );
+    assert.deepEqual([r.limit, r.offset], [{ param: 1 }, { param: 2 }]);
   });
 
   test('joins with a reference table or a colocated table on the key', () => {
@@ -135,7 +142,7 @@ describe('the fast path for reads across groups: which shapes take it', () => {
       'SELECT * FROM users', // a whole concatenation streams better there
       'SELECT * FROM users ORDER BY id', // no LIMIT
       `SELECT * FROM users ORDER BY id LIMIT ${SCATTER_ROW_CAP + 1}`,
-      'SELECT * FROM users ORDER BY id LIMIT $1', // parameters outside WHERE
+      'SELECT country, count(*) FROM users GROUP BY country LIMIT $1', // parameters outside WHERE
       'SELECT count(*) + $1 FROM users',
       'SELECT count(DISTINCT score) FROM users',
       'SELECT array_agg(id) FROM users',

@@ -65,9 +65,13 @@ export type ScatterPlan =
       /** The sort keys' collations (`at`: the sort key's index). */
       readonly collations: readonly Collated[];
       readonly from: string;
-      readonly limit: number;
-      readonly offset: number;
+      /** LIMIT and OFFSET: constants, or Bind parameters (their 0-based index). */
+      readonly limit: Count;
+      readonly offset: Count;
     };
+
+/** A LIMIT or OFFSET: a constant, or the Bind parameter `param` (0-based). */
+export type Count = number | { readonly param: number };
 
 /**
  * A column whose collation the final query must apply: `at` its index (a partial value, or a
@@ -142,6 +146,13 @@ function quoteName(s: string): string {
   return `"${s.replace(/"/g, '""')}"`;
 }
 
+/** A LIMIT or OFFSET: a non-negative constant or a Bind parameter; null when absent or ALL. */
+function count(node: unknown): Count | null | 'bad' {
+  const n = unwrap(node);
+  if (n !== null && n[0] === 'ParamRef' && typeof n[1].number === 'number') return { param: n[1].number - 1 };
+  return constant(node);
+}
+
 /** A non-negative integer constant (LIMIT, OFFSET), null when absent or LIMIT ALL. */
 function constant(node: unknown): number | null | 'bad' {
   if (node === undefined) return null;
@@ -164,8 +175,8 @@ class Planner {
   private readonly group: Clause[] = [];
   private readonly having: Clause | null = null;
   private readonly order: { node: unknown; span: Span; dir: string }[] = [];
-  private readonly limit: number | null;
-  private readonly offset: number;
+  private readonly limit: Count | null;
+  private readonly offset: Count;
 
   constructor(
     private readonly s: Obj,
@@ -258,14 +269,17 @@ class Planner {
         this.order.push({ node: sb[1].node, span: tx.spanOf(a, b), dir });
       });
     }
-    const limit = constant(s.limitCount);
-    const offset = constant(s.limitOffset);
+    const limit = count(s.limitCount);
+    const offset = count(s.limitOffset);
     if (limit === 'bad' || offset === 'bad') no();
     this.limit = limit;
     this.offset = offset ?? 0;
-    // Bind parameters only in WHERE (every group evaluates them; the rest is written again).
+    // Bind parameters only in WHERE (every group evaluates them; the rest is written again), and
+    // as LIMIT and OFFSET themselves.
+    const counts = [s.limitCount, s.limitOffset].map((n) => unwrap(n)).filter((n) => n?.[0] === 'ParamRef');
     for (const p of locationsOf(s, 'ParamRef')) {
       const at = tx.at(p);
+      if (counts.some((c) => c![1].location === p)) continue;
       if (at < this.fromOnly.end || at >= this.fromWhere.end) no();
     }
   }
@@ -337,6 +351,8 @@ class Planner {
     if (keys.length > 0) pieces.push(` GROUP BY ${keys.map((_, i) => `p.v${i}`).join(', ')}`);
     if (having !== null) pieces.push(' HAVING ', ...having);
     order.forEach((p, i) => pieces.push(i === 0 ? ' ORDER BY ' : ', ', ...p, this.order[i]!.dir));
+    // LIMIT $1 here would leave the groups' query a parameter it does not use.
+    if ((this.limit !== null && typeof this.limit !== 'number') || typeof this.offset !== 'number') no();
     if (this.limit !== null) pieces.push(` LIMIT ${this.limit}`);
     if (this.offset > 0) pieces.push(` OFFSET ${this.offset}`);
     return {
@@ -361,8 +377,18 @@ class Planner {
   /** No aggregate: each group's first limit + offset rows, merged in order. */
   private rowsPlan(): ScatterPlan | null {
     if (this.limit === null) return null; // a whole concatenation streams on the general path
-    const n = this.limit + this.offset;
-    if (n > SCATTER_ROW_CAP) return null;
+    // Each group's first limit + offset rows (parameters: checked against the bound when bound).
+    const term = (c: Count) => (typeof c === 'number' ? String(c) : `$${c.param + 1}::pg_catalog.int8`);
+    const n =
+      typeof this.limit === 'number' && typeof this.offset === 'number'
+        ? String(this.limit + this.offset)
+        : `(${term(this.limit)} + ${term(this.offset)})`;
+    if (
+      typeof this.limit === 'number' &&
+      typeof this.offset === 'number' &&
+      this.limit + this.offset > SCATTER_ROW_CAP
+    )
+      return null;
     const star = this.targets.some((t) => t.star);
     const sorts = this.order.map((o) => {
       const node = unwrap(o.node);

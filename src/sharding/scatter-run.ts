@@ -18,7 +18,7 @@
 import { encodeBackendMessage } from '../protocol/backend-messages.js';
 import type { FieldDescription } from '../protocol/backend-messages.js';
 import { errorOf, statementResults, type PgGroupSession, type StatementResult } from './every-group.js';
-import { SCATTER_ROW_CAP, type FinalPiece, type ScatterPlan } from './scatter-plan.js';
+import { SCATTER_ROW_CAP, type Count, type FinalPiece, type ScatterPlan } from './scatter-plan.js';
 import { quoteIdent } from './table-ddl.js';
 import { checkOut, type CheckedOut, type SessionSource } from './scatter-sessions.js';
 
@@ -218,6 +218,7 @@ async function scatter(
   parts: readonly PgGroupSession[],
   home: PgGroupSession,
 ): Promise<Buffer[]> {
+  const counts = work.plan.shape === 'rows' ? countsOf(work.plan.limit, work.plan.offset, work.params) : null;
   const settled = await Promise.allSettled(
     parts.map((s) => inReadOnly(s, user, work.settings, work.plan.groupSql, work.params ?? null, true)),
   );
@@ -238,7 +239,8 @@ async function scatter(
   if (plan.shape === 'rows') {
     const own = lead.fields.length - plan.sorts.length - 1;
     let picked: (Buffer | null)[][];
-    if (plan.sorts.length === 0) picked = rows.slice(plan.offset, plan.offset + plan.limit);
+    const { limit, offset } = counts!;
+    if (plan.sorts.length === 0) picked = rows.slice(offset, offset + limit);
     else {
       const cols = plan.sorts.map((_, i) => own + i);
       const coll = await collationsOf(
@@ -252,7 +254,7 @@ async function scatter(
         [
           `SELECT p.v0 FROM ${src} ORDER BY `,
           plan.sorts.map((dir, i) => `p.v${i + 1}${dir}`).join(', '),
-          `, p.v0 LIMIT ${plan.limit} OFFSET ${plan.offset}`,
+          `, p.v0 LIMIT ${limit} OFFSET ${offset}`,
         ].join(''),
       );
       picked = order.rows.map((r) => rows[Number(r[0]!.toString('utf8'))]!);
@@ -316,6 +318,27 @@ async function collationsOf(
   } catch (e) {
     fallbackOn(e);
   }
+  return out;
+}
+
+/**
+ * LIMIT and OFFSET with their Bind values: non-negative integers whose sum is within the bound,
+ * or the general path (NULL, a value PostgreSQL would refuse, too many rows).
+ */
+function countsOf(
+  limit: Count,
+  offset: Count,
+  params: readonly (string | null)[] | undefined,
+): { limit: number; offset: number } {
+  const value = (c: Count): number => {
+    if (typeof c === 'number') return c;
+    const v = params?.[c.param];
+    if (v === null || v === undefined || !/^\s*\d{1,9}\s*$/.test(v))
+      throw new Fallback('LIMIT or OFFSET not a small count');
+    return Number(v);
+  };
+  const out = { limit: value(limit), offset: value(offset) };
+  if (out.limit + out.offset > SCATTER_ROW_CAP) throw new Fallback('LIMIT and OFFSET beyond the bound');
   return out;
 }
 
