@@ -27,6 +27,7 @@ import { CatalogStore } from '../sharding/catalog-store.js';
 import { decideFromCatalog, pgGroupSession, recoverPrepared } from '../sharding/distribute.js';
 import type { GroupSession } from '../sharding/distribute.js';
 import { runEveryGroup } from '../sharding/every-group.js';
+import { runScatter } from '../sharding/scatter-run.js';
 import { startCopyIn } from '../sharding/copy-in.js';
 import { syncGlobalTables } from '../sharding/global-tables.js';
 import type { GlobalTables } from '../proxy/shard-router.js';
@@ -249,6 +250,18 @@ export class ShardingService implements Service, ShardingHost {
    */
   private host(work: EveryGroupWork, user: string): Promise<Buffer[]> {
     if (work.kind === 'views') return this.views(work.sql, work.params ?? [], user);
+    if (work.kind === 'scatter')
+      return runScatter(work, user, {
+        openSessions: (groups) => this.openPgSessions(groups),
+        key: (g) => {
+          const p = this.view.lastPrimary(Number(g));
+          return p ? `${p.host}:${p.port}` : null;
+        },
+        onRun: (path, why) => {
+          if (path === 'fallback')
+            this.logger.debug({ why }, 'sharding: a read across groups took the general path');
+        },
+      });
     const run = this.queue.then(async () => {
       const catalogs = this.catalogs;
       if (!catalogs) return apiError('57P03', 'the sharding catalog is not loaded');

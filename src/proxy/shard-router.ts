@@ -15,6 +15,10 @@
  *   by group (sharding/copy-in.ts);
  * - a read that needs several groups → 'global': group 0 runs it over the global tables (every
  *   group's shards through postgres_fdw), its text rewritten to name them (sharding/global-*.ts);
+ *   or, when its distributed tables are one key class and its shape allows (aggregates, GROUP BY,
+ *   DISTINCT, ORDER BY … LIMIT), 'host' with a 'scatter' work: every group runs it over its own
+ *   shards and group 0 combines their rows (sharding/scatter-*.ts), the 'global' target kept for
+ *   inside a transaction block;
  * - what else needs several groups → refused
  *   with 0A000 naming the reason until the executor for it exists (issue #16), never a partial
  *   answer.
@@ -44,6 +48,7 @@ import { explainFormat, routeFacts } from '../sharding/explain-route.js';
 import { ANY, HOME } from './session/shard-target.js';
 import { ShapePlans } from './shard-shapes.js';
 import type { TxDecider } from './session/multi-group.js';
+import { planScatter, type ScatterPlan } from '../sharding/scatter-plan.js';
 
 /** Plans kept per text (the classifier's cache holds 5,000; plans are smaller). */
 const PLAN_CACHE_ENTRIES = 5000;
@@ -83,6 +88,16 @@ export class ShardRouter implements DatabaseSharding {
   private readonly globalTexts = new LruCache<{ readonly version: number; readonly text: string }>(
     PLAN_CACHE_ENTRIES,
   );
+
+  /** Fast-path targets by the general path's text that stands for them on group 0. */
+  private readonly byGlobalText = new LruCache<{ readonly version: number; readonly target: ShardTarget }>(
+    PLAN_CACHE_ENTRIES,
+  );
+  /** Fast-path plans by text (null: the general path answers it). */
+  private readonly scatterPlans = new LruCache<{
+    readonly version: number;
+    readonly plan: ScatterPlan | null;
+  }>(PLAN_CACHE_ENTRIES);
 
   constructor(
     /** The newest catalog, or null while it is not known (then every statement is refused). */
@@ -158,6 +173,8 @@ export class ShardRouter implements DatabaseSharding {
       if (m !== null) return functionRefusal(m[1]!);
     }
     const schemas = path === undefined ? null : this.schemasFor(path, catalog);
+    const back = this.byGlobalText.get(sql);
+    if (back !== undefined && back.version === catalog.version && schemas === null) return back.target;
     // A text planned before (a prepared statement, the extended protocol) needs no pre-check.
     let p = this.plans.get(planKey(sql, schemas));
     if (p === undefined || p.version !== catalog.version) {
@@ -166,13 +183,14 @@ export class ShardRouter implements DatabaseSharding {
     }
     if (p.fixed !== null) {
       if (p.plan.kind === 'fixed' && p.plan.route.kind === 'multi' && !p.plan.writes)
-        return this.global(sql, catalog, schemas, p.fixed);
+        return this.fast(this.global(sql, catalog, schemas, p.fixed), sql, catalog, schemas, p.plan.route);
       return p.fixed === HOME ? this.localTarget(sql) : p.fixed;
     }
     if (params === null && p.usesParams) return NEEDS_PARAMS;
     const route = resolveShards(p.plan, params ?? [], hashRemainder);
     const t = targetOf(route, sql, this.copyColumnsOf, p.plan.writes);
-    if (route.kind === 'multi' && !p.plan.writes) return this.global(sql, catalog, schemas, t);
+    if (route.kind === 'multi' && !p.plan.writes)
+      return this.fast(this.global(sql, catalog, schemas, t), sql, catalog, schemas, route);
     return t === HOME ? this.localTarget(sql) : t;
   }
 
@@ -204,6 +222,45 @@ export class ShardRouter implements DatabaseSharding {
     }
     if (hit.text === '') return otherwise;
     return { kind: 'global', text: hit.text };
+  }
+
+  /**
+   * A read across groups whose distributed tables are one key class: the fast path
+   * (sharding/scatter-plan.ts) when its shape allows, run by the host on every group and
+   * combined on group 0; `general` (the global tables) otherwise, and inside a transaction block
+   * (the target carries it: the session's own transaction must see its own writes). Only for the
+   * default search_path: the host's sessions have no other.
+   */
+  private fast(
+    general: ShardTarget,
+    sql: string,
+    catalog: Catalog,
+    schemas: readonly string[] | null,
+    route: ShardRoute,
+  ): ShardTarget {
+    if (general.kind !== 'global' || route.kind !== 'multi' || route.pushdown !== true || schemas !== null)
+      return general;
+    let hit = this.scatterPlans.get(sql);
+    if (hit === undefined || hit.version !== catalog.version) {
+      hit = { version: catalog.version, plan: planScatter(sql, catalog) };
+      this.scatterPlans.set(sql, hit);
+    }
+    if (hit.plan === null) return general;
+    const work = {
+      kind: 'scatter',
+      sql,
+      plan: hit.plan,
+      groups: route.groups,
+      home: catalog.groups[0]!,
+      global: general.text,
+    } as const;
+    // The general text, prepared on group 0 in its place (a Parse alone), comes back here when
+    // bound: the fast path again, or inside a transaction block group 0 itself.
+    this.byGlobalText.set(general.text, {
+      version: catalog.version,
+      target: { kind: 'host', reason: 'a read across groups', work, general: HOME },
+    });
+    return { kind: 'host', reason: 'a read across groups', work, general };
   }
 
   /**

@@ -27,6 +27,7 @@ import { abortAll, operationGid, prepareAndDecide } from './distribute-2pc.js';
 import { prepareAndCommitInOrder } from './every-group-2pc.js';
 import { sumTags } from './every-group-tags.js';
 import type { InsertPart } from './shard-plan.js';
+import type { ScatterWork } from './scatter-run.js';
 import { DistributeError, quoteIdent } from './table-ddl.js';
 import type { Catalog, RelName } from './types.js';
 
@@ -58,7 +59,9 @@ export type EveryGroupWork =
       readonly params?: readonly (string | null)[];
     }
   /** A read of Citus's views (citus-views.ts): group 0, the views in front (not run by runEveryGroup). */
-  | { readonly kind: 'views'; readonly sql: string; readonly params?: readonly (string | null)[] };
+  | { readonly kind: 'views'; readonly sql: string; readonly params?: readonly (string | null)[] }
+  /** A read across groups on the fast path (scatter-run.ts; not run by runEveryGroup). */
+  | ScatterWork;
 
 /** A superuser session on a group's primary (node-postgres: its rows are read raw). */
 export interface PgGroupSession {
@@ -82,7 +85,7 @@ export interface EveryGroupResult {
 }
 
 /** One statement's result on one group, as the server sent it. */
-interface StatementResult {
+export interface StatementResult {
   fields: FieldDescription[];
   rows: (Buffer | null)[][];
   tag: string;
@@ -174,7 +177,8 @@ function tasksOf(work: EveryGroupWork, sessions: readonly PgGroupSession[]): Tas
       sql: work.sql,
       values: params === null ? null : [...params],
     }));
-  if (work.kind === 'views') throw new DistributeError('XX000', 'a read of the Citus views is not a write');
+  if (work.kind === 'views' || work.kind === 'scatter')
+    throw new DistributeError('XX000', `a ${work.kind} read is not a write`);
   return work.parts.map((p) => {
     const session = sessions.find((s) => s.group === p.group);
     if (session === undefined) throw new DistributeError('XX000', `group ${p.group} is not in the catalog`);
@@ -218,7 +222,7 @@ async function execute(tasks: readonly Task[], user: string): Promise<StatementR
 }
 
 /** Runs `sql` (simple protocol, or extended with `values`) and keeps each statement's description, rows and tag as sent. */
-async function statementResults(
+export async function statementResults(
   c: pg.Client,
   sql: string,
   values: (string | null)[] | null,

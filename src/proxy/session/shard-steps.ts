@@ -21,7 +21,7 @@ import { endsWithReadyForQuery, ownQuery } from './pending.js';
 import type { ServerLeg } from './server-leg.js';
 import { extendedReplies, hostBatch } from './host-extended.js';
 import { beginBatch } from './shard-extended.js';
-import { HOME, bindAfter, boundText } from './shard-target.js';
+import { HOME, bindAfter, boundText, fastOrGeneral, generalFor } from './shard-target.js';
 import { MultiGroupTx } from './shard-tx.js';
 import type { MultiGroupSession } from './shard-tx.js';
 import type { SessionSharding, ShardTarget } from './shard-target.js';
@@ -354,6 +354,17 @@ export class ShardSteps {
     }
     let t = this.targetOf(f);
     if (t === 'wait') return 'wait';
+    if (t !== null && t.kind === 'host' && t.general !== undefined) {
+      const l = this.s.leg;
+      // In a transaction block, or in a pipeline not synced yet on the attached server.
+      const inTx = this.deferredBegin !== null || this.s.tx.status !== 'I';
+      const piped = l !== null && !l.idle && !endsWithReadyForQuery(l.pending);
+      t = fastOrGeneral(
+        t,
+        inTx || piped || generalFor(f, this.s.inbox, this.bindFollows(f)),
+        this.s.record.settings,
+      );
+    }
     if (t !== null && t.kind === 'host' && f.type === 'P' && !this.bindFollows(f)) {
       // Prepared and described alone (postgres.js): group 0 answers; its Bind comes to the host.
       t = HOME;

@@ -10,6 +10,8 @@
 import type { TypedFrame } from '../../protocol/framer.js';
 import { bindNames, decodeParse } from '../../protocol/frontend-messages.js';
 import type { EveryGroupWork } from '../../sharding/every-group.js';
+import { VALUE_SETTINGS } from '../../sharding/scatter-run.js';
+import { hostBatch } from './host-extended.js';
 import type { CopyInStart, CopyInWork } from '../../sharding/copy-in.js';
 import type { ColumnValue } from '../../sharding/types.js';
 import type { Pool } from '../backend/pool.js';
@@ -31,7 +33,13 @@ export type ShardTarget =
    * Several groups at once (DDL on catalog tables, writes to reference tables, a multi-row INSERT
    * split by group): run by the sharding host with two-phase commit, outside transaction blocks.
    */
-  | { readonly kind: 'host'; readonly reason: string; readonly work: EveryGroupWork }
+  | {
+      readonly kind: 'host';
+      readonly reason: string;
+      readonly work: EveryGroupWork;
+      /** A read the host can do fast (scatter): what answers it instead inside a transaction block. */
+      readonly general?: ShardTarget;
+    }
   /**
    * COPY … FROM STDIN into a distributed or reference table: the host cuts the client's data into
    * rows and streams each to its group (sharding/copy-in.ts), outside transaction blocks.
@@ -69,6 +77,52 @@ export interface SessionSharding {
   /** Records the decisions of transactions that wrote on several groups (null: none may). */
   readonly decider?: TxDecider | null;
 }
+
+/**
+ * A fast read (fastOrGeneral) that must go the general way all the same: a Parse without its
+ * Bind (prepared alone, as postgres.js does: the general path's text is prepared on group 0, and
+ * its later Binds come back to the fast path by that text), or an extended-protocol batch the
+ * host does not take (host-extended.ts: a row limit, binary results, more than one statement).
+ */
+export function generalFor(f: TypedFrame, inbox: readonly TypedFrame[], bindFollows: boolean): boolean {
+  if (f.type === 'Q') return false;
+  if (f.type === 'P' && !bindFollows) return true;
+  const b = hostBatch(inbox);
+  return b !== 'wait' && 'refused' in b;
+}
+
+/**
+ * A read the host can do fast (a 'host' target with a `general` one): inside a transaction block
+ * (`inTx`), or for a client whose values would not pass between the host's sessions as its own
+ * (an encoding other than UTF8, floats printed rounded), the general path; else the fast path
+ * with the client's settings that change how values read and print.
+ */
+export function fastOrGeneral(
+  t: Extract<ShardTarget, { kind: 'host' }>,
+  inTx: boolean,
+  settings: ReadonlyMap<string, string>,
+): ShardTarget {
+  if (t.general === undefined || t.work.kind !== 'scatter') return t;
+  if (inTx) return t.general;
+  const kept: [string, string][] = [];
+  for (const [k, v] of settings) {
+    const name = k.toLowerCase();
+    if (name === 'client_encoding' && !/^(utf-?8|sql_ascii)$/i.test(v.replace(/'/g, ''))) return t.general;
+    if (name === 'extra_float_digits' && !(Number(v) > 0)) return t.general;
+    // The host runs as the login user: a session that changed its role reads on its own connection.
+    if (name === 'role' || name === 'session_authorization') return t.general;
+    const known = VALUE_SETTINGS.find((x) => x.toLowerCase() === name);
+    if (known === undefined) continue;
+    // Replayed as `SET LOCAL name TO value` on the host's sessions: plain values and literals only.
+    if (!SETTING_VALUE.test(v)) return t.general;
+    kept.push([known, v]);
+  }
+  return kept.length === 0 ? t : { ...t, work: { ...t.work, settings: kept } };
+}
+
+/** A setting's value as SQL text: quoted literals, words and numbers, comma-separated. */
+const SETTING_VALUE =
+  /^(?:'(?:[^'\\]|'')*'|[A-Za-z0-9_.+-]+)(?:\s*,\s*(?:'(?:[^'\\]|'')*'|[A-Za-z0-9_.+-]+))*$/;
 
 export const HOME: ShardTarget = { kind: 'home' };
 export const ANY: ShardTarget = { kind: 'any' };
