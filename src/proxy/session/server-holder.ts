@@ -27,7 +27,7 @@ import { ServerLeg } from './server-leg.js';
 import { LegSet } from './leg-set.js';
 import type { LegEvents, ReplySink } from './server-leg.js';
 import { sendCommitCapture, sendStateCheck, syncSettings, undoSqlOps } from './server-prep.js';
-import type { OwnQueryResult } from './pending.js';
+import { GroupParts, LOST_RESULT } from './group-parts.js';
 import { onClientReadyForQuery, onCommandComplete } from './tx-events.js';
 
 /** What the server side may ask of the client side. */
@@ -72,7 +72,7 @@ export class ServerHolder implements Keeper, LegEvents {
    * A transaction on several groups (sharding): the legs that hold their group's part of it while
    * another leg is current, by group. Each keeps its server until the transaction ends.
    */
-  private parked: Map<string, ServerLeg> | null = null;
+  private parts: GroupParts | null = null;
   /** The proxy is ending a transaction on several groups (multi-group.ts): no leg is released meanwhile. */
   ending = false;
   /** The group and home pool of the attachment under way (acquireFrom), for the leg it binds. */
@@ -225,29 +225,25 @@ export class ServerHolder implements Keeper, LegEvents {
 
   /** The transaction holds parts on other groups than the current leg's. */
   get multiGroup(): boolean {
-    return this.parked !== null && this.parked.size > 0;
+    return this.parts?.any ?? false;
   }
 
   /** Every leg holding a part of the transaction: the current one first. */
   txLegs(): ServerLeg[] {
-    const out: ServerLeg[] = [];
-    if (this.leg?.server) out.push(this.leg);
-    if (this.parked !== null) for (const l of this.parked.values()) if (l.server) out.push(l);
-    return out;
+    const parked = this.parts?.legs() ?? [];
+    return this.leg?.server ? [this.leg, ...parked] : parked;
   }
 
   /** The current leg (idle, in a transaction) keeps its part and steps aside for another group's. */
   park(): void {
-    const leg = this.leg!;
-    (this.parked ??= new Map()).set(leg.group, leg);
+    (this.parts ??= new GroupParts(this)).park(this.leg!);
     this.leg = null;
   }
 
   /** The leg of `group` parked earlier becomes the current one: true; false when there is none. */
   unpark(group: string): boolean {
-    const leg = this.parked?.get(group);
+    const leg = this.parts?.take(group);
     if (leg === undefined) return false;
-    this.parked!.delete(group);
     this.leg = leg;
     syncSettings(this.client.record, leg);
     return true;
@@ -256,29 +252,8 @@ export class ServerHolder implements Keeper, LegEvents {
   /** A transaction on several groups ended (every leg idle, outside a transaction): every server goes back. */
   releaseAll(): void {
     this.ending = false;
-    const legs = this.txLegs();
-    this.parked = null;
-    for (const leg of legs) {
-      if (leg === this.leg) this.releaseServer();
-      else this.releaseParked(leg);
-    }
-  }
-
-  /** A parked leg's server back to its pool (in a transaction still: the pool rolls it back). */
-  private releaseParked(leg: ServerLeg): void {
-    const s = leg.server;
-    if (!s) return;
-    const pool = this.poolOf(leg);
-    if (!leg.idle) {
-      leg.abandonCaptures();
-      leg.clear();
-      this.unbind(leg, s);
-      s.destroy();
-      pool.release(s);
-      return;
-    }
-    this.unbind(leg, s);
-    pool.release(s);
+    this.parts?.releaseAll();
+    this.releaseServer();
   }
 
   // ------------------------------------------------------------------ LegEvents
@@ -341,8 +316,7 @@ export class ServerHolder implements Keeper, LegEvents {
    * and the client is told, since its transaction did not end as one.
    */
   private endedOnOneGroup(leg: ServerLeg): void {
-    for (const l of [...(this.parked?.values() ?? [])]) this.releaseParked(l);
-    this.parked = null;
+    this.parts?.releaseAll();
     this.client.flushClient();
     this.host.terminate(
       buildErrorResponse(
@@ -387,7 +361,7 @@ export class ServerHolder implements Keeper, LegEvents {
     else this.resumeIfIdle();
   }
 
-  private poolOf(leg: ServerLeg | null): Pool {
+  poolOf(leg: ServerLeg | null): Pool {
     return leg?.pool ?? this.client.opts.pool;
   }
 
@@ -498,12 +472,12 @@ export class ServerHolder implements Keeper, LegEvents {
     pool.release(s);
   }
 
-  private unbind(leg: ServerLeg, s: ServerConn): void {
+  unbind(leg: ServerLeg, s: ServerConn): void {
     s.setHandler(null);
     s.setLostHandler(null);
     leg.unbind();
     if (this.leg === leg) this.leg = null;
-    if (this.parked?.get(leg.group) === leg) this.parked.delete(leg.group);
+    this.parts?.forget(leg);
   }
 
   /**
@@ -607,10 +581,7 @@ export class ServerHolder implements Keeper, LegEvents {
   close(): void {
     // Ending a transaction on several groups: its end gives every server back (releaseAll).
     if (this.ending) return;
-    if (this.parked !== null) {
-      for (const l of [...this.parked.values()]) this.releaseParked(l);
-      this.parked = null;
-    }
+    this.parts?.releaseAll();
     const leg = this.leg;
     this.stopKeeping();
     const s = leg?.server;
@@ -645,9 +616,3 @@ export class ServerHolder implements Keeper, LegEvents {
     pool.release(s);
   }
 }
-
-const LOST_RESULT: OwnQueryResult = {
-  rows: [],
-  error: buildErrorResponse('ERROR', SqlState.CONNECTION_FAILURE, 'server connection lost'),
-  status: 'I',
-};
