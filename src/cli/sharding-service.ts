@@ -7,7 +7,8 @@
  * groups (DDL on catalog tables, reference-table writes, split INSERTs: sharding/every-group.ts).
  * At start, transactions a crash left prepared are finished: the API calls' and DROP TABLE's as
  * the catalog decides (committed if the catalog has the change), the others by which groups still
- * hold them (every-group-2pc.ts).
+ * hold them (every-group-2pc.ts); while running, the same for those prepared long ago, and the
+ * client transactions on several groups by their decision records (sharding-decisions.ts).
  */
 import pg from 'pg';
 import type { Cluster } from '../cluster/cluster.js';
@@ -34,17 +35,13 @@ import type { GlobalTables } from '../proxy/shard-router.js';
 import type { CopyInStart, CopyInWork } from '../sharding/copy-in.js';
 import type { EveryGroupWork, PgGroupSession } from '../sharding/every-group.js';
 import { writeDecisions } from '../sharding/every-group-2pc.js';
-import { TxDecisions, recoverTransactions } from '../sharding/tx-decisions.js';
-import { DECISION_TABLE_DDL, TableDecisions } from '../sharding/tx-decision-table.js';
+import { ShardingDecisions } from './sharding-decisions.js';
 import { relKey } from '../sharding/types.js';
 import type { TopologyView } from '../topology/topology.js';
 import { openClaimedStore } from './store-keys.js';
 
 /** How often group 0's functions are scanned for ones that read distributed tables. */
 const FUNCTION_SCAN_MS = 3000;
-
-/** How often the groups are searched for transactions left prepared (in-doubt recovery). */
-const RECOVERY_MS = 2000;
 
 /** A statement on several groups prepared this long ago and not finished is taken as orphaned. */
 const WRITE_ORPHAN_MS = 30_000;
@@ -79,14 +76,8 @@ export class ShardingService implements Service, ShardingHost {
   private unsubscribeTopology: (() => void) | null = null;
   /** The catalog version `columns` was read for. */
   private columnsVersion = -1;
-  /** The decisions of client transactions on several groups (sharding/tx-decisions.ts). */
-  private decisions: TxDecisions | null = null;
-  /** Transactions on several groups a session of this process is ending (recovery waits). */
-  private readonly ending = new Set<string>();
-  private recoveryTimer: NodeJS.Timeout | null = null;
-  private recovering = false;
-  /** Superuser connections to group 0's primary for the decision records, and where it was. */
-  private decisionPool: { pool: Promise<pg.Pool>; at: string } | null = null;
+  /** Transactions on several groups: their decisions and the in-doubt recovery loop. */
+  private readonly txs: ShardingDecisions;
 
   constructor(
     private readonly loaded: LoadedConfig,
@@ -97,6 +88,24 @@ export class ShardingService implements Service, ShardingHost {
     private readonly haStore: () => StateStore | null,
   ) {
     this.app = loaded.config.app.database;
+    this.txs = new ShardingDecisions({
+      logger,
+      primary0: () => this.view.lastPrimary(0) ?? null,
+      login: () => ({
+        user: loaded.config.postgres.superuser,
+        password: cluster.secrets().superuser,
+        database: this.app,
+      }),
+      openSessions: () => this.openPgSessions(null),
+      sharded: () => (this.catalogs?.current.tables.size ?? 0) > 0,
+      afterPass: () => {
+        // The host's own statements on several groups left prepared, in its queue (never beside
+        // one of this process still being committed).
+        const run = this.queue.then(() => this.recover(WRITE_ORPHAN_MS));
+        this.queue = run.catch(() => undefined);
+        return run;
+      },
+    });
     this.router = new ShardRouter(
       () => this.catalogs?.current ?? null,
       (sql, user, searchPath) => this.api(sql, user, searchPath),
@@ -106,22 +115,7 @@ export class ShardingService implements Service, ShardingHost {
       (t) => this.copyColumns.get(relKey(t.rel)) ?? null,
       () => this.globalTables,
       () => this.functionCalls,
-      {
-        decideCommit: (id, groups) => {
-          if (this.decisions === null) return Promise.reject(new Error('the state store is not open'));
-          return this.decisions.decide(id, 'commit', groups);
-        },
-        forget: (id) => {
-          void this.decisions?.forget(id).catch(() => undefined);
-        },
-        begin: (id) => this.ending.add(id),
-        done: (id) => this.ending.delete(id),
-        pending: (id, groups) =>
-          this.logger.warn(
-            { tx: id, groups },
-            `sharding: transaction ${id} is decided; groups ${groups.join(', ')} finish at recovery`,
-          ),
-      },
+      this.txs.decider,
     );
   }
 
@@ -133,7 +127,6 @@ export class ShardingService implements Service, ShardingHost {
     const store =
       this.haStore() ??
       (this.ownStore = await openClaimedStore(this.cluster, () => openStore(this.loaded, this.logger)));
-    this.decisions = new TxDecisions(new TableDecisions(() => this.decisionsOn()));
     const catalogs = new CatalogStore(store, { groups: this.groups });
     catalogs.onError((e) => this.logger.error({ err: e }, `sharding catalog: ${e.message}`));
     await catalogs.load();
@@ -158,10 +151,7 @@ export class ShardingService implements Service, ShardingHost {
     // Functions are created like any local DDL, through the proxy or not: looked for again often.
     this.functionTimer = setInterval(() => void this.loadFunctions(), FUNCTION_SCAN_MS);
     this.functionTimer.unref();
-    // In-doubt transactions (a crash, a failover between PREPARE and COMMIT PREPARED) are settled
-    // within seconds, never left holding their locks.
-    this.recoveryTimer = setInterval(() => void this.recoverLoop(), RECOVERY_MS);
-    this.recoveryTimer.unref();
+    this.txs.start();
     // A group's primary moved: the foreign servers of the global tables follow it.
     this.unsubscribeTopology = this.view.subscribe(() => {
       if (this.endpointsKey() !== this.globalEndpoints) void this.syncGlobal();
@@ -171,11 +161,7 @@ export class ShardingService implements Service, ShardingHost {
   async stop(): Promise<void> {
     if (this.functionTimer) clearInterval(this.functionTimer);
     this.functionTimer = null;
-    if (this.recoveryTimer) clearInterval(this.recoveryTimer);
-    this.recoveryTimer = null;
-    const dp = this.decisionPool;
-    this.decisionPool = null;
-    await dp?.pool.then((p) => p.end()).catch(() => undefined);
+    await this.txs.stop();
     this.unsubscribeTopology?.();
     this.unsubscribeTopology = null;
     this.catalogs?.close();
@@ -469,46 +455,6 @@ export class ShardingService implements Service, ShardingHost {
     }
   }
 
-  /**
-   * The pool of superuser connections to group 0's current primary that the decision records
-   * (sharding/tx-decision-table.ts) are written with; made again when the primary moves, the
-   * table created on first use.
-   */
-  private decisionsOn(): Promise<pg.Pool> {
-    const primary = this.view.lastPrimary(0);
-    if (!primary) return Promise.reject(new Error('group 0 has no primary right now'));
-    const at = `${primary.host}:${primary.port}`;
-    const cur = this.decisionPool;
-    if (cur !== null && cur.at === at) return cur.pool;
-    const make = async (): Promise<pg.Pool> => {
-      const pool = new pg.Pool({
-        host: primary.host,
-        port: primary.port,
-        user: this.loaded.config.postgres.superuser,
-        password: this.cluster.secrets().superuser,
-        database: this.app,
-        application_name: 'pgscale decisions',
-        max: 8,
-        idleTimeoutMillis: 30_000,
-      });
-      pool.on('error', () => undefined);
-      try {
-        for (const sql of DECISION_TABLE_DDL) await pool.query(sql);
-      } catch (e) {
-        await pool.end().catch(() => undefined);
-        throw e;
-      }
-      return pool;
-    };
-    const next = { at, pool: make() };
-    this.decisionPool = next;
-    next.pool.catch(() => {
-      if (this.decisionPool === next) this.decisionPool = null;
-    });
-    if (cur !== null) void cur.pool.then((p) => p.end()).catch(() => undefined);
-    return next.pool;
-  }
-
   /** A client (not connected yet) to `primary`'s application database as the cluster's superuser. */
   private superuserClient(primary: { host: string; port: number }): pg.Client {
     const c = new pg.Client({
@@ -555,50 +501,6 @@ export class ShardingService implements Service, ShardingHost {
     } catch (e) {
       await close();
       throw e;
-    }
-  }
-
-  /**
-   * Every RECOVERY_MS: client transactions on several groups left prepared are settled by their
-   * decision records (recoverTransactions); the host's own statements on several groups, when
-   * prepared longer ago than WRITE_ORPHAN_MS, by the rules recover() applies at start — run in
-   * the host's queue, so never beside a statement of this process still being committed.
-   */
-  private async recoverLoop(): Promise<void> {
-    const decisions = this.decisions;
-    const catalogs = this.catalogs;
-    if (this.recovering || decisions === null || catalogs === null || catalogs.current.tables.size === 0)
-      return;
-    this.recovering = true;
-    try {
-      const opened = await this.openPgSessions(null);
-      try {
-        const found = await recoverTransactions(
-          opened.sessions.map((s) => ({
-            group: s.group,
-            query: async (sql: string) => (await s.client.query(sql)).rows as Record<string, unknown>[],
-          })),
-          decisions,
-          { inFlight: (id) => this.ending.has(id) },
-        );
-        for (const t of found)
-          this.logger.warn(
-            { tx: t.id, group: t.group, action: t.action },
-            `sharding: in-doubt transaction ${t.id} on group ${t.group}: ${t.action}`,
-          );
-      } finally {
-        await opened.close();
-      }
-      const run = this.queue.then(() => this.recover(WRITE_ORPHAN_MS));
-      this.queue = run.catch(() => undefined);
-      await run;
-    } catch (e) {
-      this.logger.debug?.(
-        { err: e instanceof Error ? e.message : String(e) },
-        'sharding: in-doubt recovery could not run (a group without a primary?); trying again',
-      );
-    } finally {
-      this.recovering = false;
     }
   }
 
