@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { binarySets, tempDir } from './harness.js';
 import { expectSuccess, findClientTools, required, run } from './drivers/util.js';
 import { placement, upSharded } from './sharding-support.js';
+import { RawClient, fe } from './raw-client.js';
 import type { ShardedCluster } from './sharding-support.js';
 
 const bins = binarySets()[0]!;
@@ -322,6 +323,69 @@ print('ok')
     expectSuccess(r, 'psycopg2');
     assert.equal(await balance(a), INITIAL + 2);
     assert.equal(await balance(b), INITIAL - 2);
+    assert.equal(await prepared(), 0);
+  });
+
+  test('a statement on every group behind an unsynced statement of the same pipeline ends the connection (0A000), never hangs', async () => {
+    const a = on[0][12]!;
+    const c = await RawClient.connect(sc.app.port, sc.app.host);
+    try {
+      await c.loginScram({ user: sc.app.user, database: sc.app.database }, sc.app.password);
+      c.send(
+        fe(
+          {
+            name: 'Parse',
+            statement: '',
+            query: `SELECT balance FROM accounts WHERE id = ${a}`,
+            paramTypes: [],
+          },
+          { name: 'Bind', portal: '', statement: '', paramFormats: [], params: [], resultFormats: [] },
+          { name: 'Execute', portal: '', maxRows: 0 },
+          {
+            name: 'Parse',
+            statement: '',
+            query: 'UPDATE accounts SET balance = balance WHERE balance < 0',
+            paramTypes: [],
+          },
+          { name: 'Bind', portal: '', statement: '', paramFormats: [], params: [], resultFormats: [] },
+          { name: 'Execute', portal: '', maxRows: 0 },
+          { name: 'Sync' },
+        ),
+      );
+      await c.expectError('0A000', { timeoutMs: 30_000 });
+    } finally {
+      c.destroy();
+    }
+    assert.equal(await balance(a), INITIAL);
+    // COMMIT of a transaction on several groups in the same pipeline as its last statement.
+    const b = on[1][12]!;
+    const d = await RawClient.connect(sc.app.port, sc.app.host);
+    try {
+      await d.loginScram({ user: sc.app.user, database: sc.app.database }, sc.app.password);
+      d.send(fe({ name: 'Query', query: 'BEGIN' }));
+      await d.until('Z', 30_000);
+      d.send(fe({ name: 'Query', query: `UPDATE accounts SET balance = balance + 1 WHERE id = ${a}` }));
+      await d.until('Z', 30_000);
+      const step = (query: string) => [
+        { name: 'Parse' as const, statement: '', query, paramTypes: [] },
+        { name: 'Bind' as const, portal: '', statement: '', paramFormats: [], params: [], resultFormats: [] },
+        { name: 'Execute' as const, portal: '', maxRows: 0 },
+      ];
+      d.send(
+        fe(...step(`UPDATE accounts SET balance = balance + 1 WHERE id = ${b}`), ...step('COMMIT'), {
+          name: 'Sync',
+        }),
+      );
+      const replies = await d.until('Z', 30_000);
+      assert.ok(
+        replies.some((m) => m.type === 'C' && m.payload.toString('utf8').startsWith('COMMIT')),
+        replies.map((m) => m.type).join(''),
+      );
+    } finally {
+      d.destroy();
+    }
+    assert.equal(await balance(a), INITIAL + 1);
+    assert.equal(await balance(b), INITIAL + 1);
     assert.equal(await prepared(), 0);
   });
 

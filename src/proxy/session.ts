@@ -52,13 +52,15 @@ import { ownSqlNames } from './session/server-prep.js';
 import { DEFAULT_ANALYZER } from './session/text-facts.js';
 import { ShardSteps } from './session/shard-steps.js';
 import { onClientReadyForQuery } from './session/tx-events.js';
-import { pendingQuery } from './session/pending.js';
+import { endsWithReadyForQuery, pendingQuery } from './session/pending.js';
+import { encodeFrontendMessage } from '../protocol/frontend-messages.js';
 import type { ShardSession } from './session/shard-steps.js';
 
 export type { SessionOptions } from './session/context.js';
 export { protocolStatementName } from './session/statement-names.js';
 
 const TRACE = process.env.PGSCALE_TRACE === '1';
+const FLUSH = encodeFrontendMessage({ name: 'Flush' });
 
 export interface SessionHost {
   readonly id: ClientId;
@@ -246,7 +248,12 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
         if (step === 'next') continue;
         if (step === 'wait') {
           // Waiting for the leg to finish (not for more input): drained again when it has.
-          if (hold.leg !== null && !hold.leg.idle) hold.drainWhenIdle();
+          if (hold.leg !== null && !hold.leg.idle) {
+            hold.drainWhenIdle();
+            // In an extended-protocol pipeline not synced yet the server keeps its replies until
+            // a Sync or Flush: a Flush (no reply of its own) sends them.
+            if (!endsWithReadyForQuery(hold.leg.pending)) hold.leg.send(FLUSH);
+          }
           break;
         }
       }

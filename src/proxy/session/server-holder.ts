@@ -271,6 +271,9 @@ export class ServerHolder implements Keeper, LegEvents {
 
   framesDone(): void {
     this.client.flushClient();
+    // Idle without a ReadyForQuery (an extended-protocol pipeline answered up to its last
+    // Execute, its Sync not sent yet): a message waiting for the leg goes on now.
+    this.resumeIfIdle();
   }
 
   commitPosition(leg: ServerLeg, lsn: bigint): void {

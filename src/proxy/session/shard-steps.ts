@@ -244,6 +244,10 @@ export class ShardSteps {
         `${t.reason}: it runs on several groups, which is not supported inside a transaction block yet`,
       );
     }
+    // An extended-protocol pipeline not synced yet is one implicit transaction on the attached
+    // server, and its Sync is behind this statement: waiting for it would wait forever.
+    if (leg !== null && !leg.idle && !endsWithReadyForQuery(leg.pending))
+      return this.refuse(f, SqlState.FEATURE_NOT_SUPPORTED, `${t.reason}: ${CROSS_GROUP}`);
     // Replies still due from the server come first.
     if (leg !== null && !leg.idle) return 'wait';
     if (f.type === 'Q') {
