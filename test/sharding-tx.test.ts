@@ -242,6 +242,37 @@ describe('transactions on several groups (pgscale up, two groups)', () => {
     await app.query('ROLLBACK');
   });
 
+  test('transaction control the proxy cannot split is refused (0A000) and fails the transaction; nothing is committed', async () => {
+    const [a, b] = [on[0][13]!, on[1][13]!];
+    const refused = [
+      `UPDATE accounts SET balance = 0 WHERE id = ${b}; COMMIT`,
+      'COMMIT AND CHAIN',
+      "PREPARE TRANSACTION 'mine'",
+      'SAVEPOINT x; SELECT 1',
+    ];
+    for (const sql of refused) {
+      await app.query('BEGIN');
+      await app.query(`UPDATE accounts SET balance = 0 WHERE id = ${a}`);
+      await app.query(`UPDATE accounts SET balance = 0 WHERE id = ${b}`);
+      await assert.rejects(app.query(sql), code('0A000'), sql);
+      await assert.rejects(app.query('SELECT 1'), code('25P02'), sql);
+      assert.equal((await app.query('COMMIT')).command, 'ROLLBACK', sql);
+      assert.equal(await balance(a), INITIAL, sql);
+      assert.equal(await balance(b), INITIAL, sql);
+    }
+    // A savepoint name that needs quoting, and one that does not exist.
+    await app.query('BEGIN');
+    await app.query('SAVEPOINT "odd ""name"""');
+    await app.query(`UPDATE accounts SET balance = 0 WHERE id = ${a}`);
+    await app.query(`UPDATE accounts SET balance = 0 WHERE id = ${b}`);
+    await app.query('ROLLBACK TO SAVEPOINT "odd ""name"""');
+    assert.equal(await balance(a), INITIAL);
+    await assert.rejects(app.query('ROLLBACK TO SAVEPOINT nowhere'), code('3B001'));
+    await app.query('ROLLBACK');
+    assert.equal(await balance(a), INITIAL);
+    assert.equal(await prepared(), 0);
+  });
+
   test('a client that leaves in the middle leaves no lock and nothing prepared', async () => {
     const [a, b] = [on[0][10]!, on[1][10]!];
     const c = await sc.connectApp();

@@ -470,9 +470,14 @@ export class ShardSteps {
       const p = decodeParse(f.payload);
       if (p.ok) text = p.value.query;
     } else text = boundText(this.s.record, f, this.unnamedText);
-    if (text === null || !CONTROL_START.test(text)) return 'pass';
-    if (this.s.multiGroup) return this.multi.controlStep(f, text);
-    if (f.type !== 'P') this.multi.noteSavepoint(text);
+    if (text === null) return 'pass';
+    if (this.s.multiGroup) {
+      // A Query of several statements may hide COMMIT or ROLLBACK after its first.
+      if (CONTROL_START.test(text) || (f.type === 'Q' && /;\s*\S/.test(text)))
+        return this.multi.controlStep(f, text);
+      return 'pass';
+    }
+    if (f.type !== 'P' && CONTROL_START.test(text)) this.multi.noteSavepoint(text);
     return 'pass';
   }
 
