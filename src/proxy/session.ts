@@ -392,23 +392,23 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
     return this.holder?.multiGroup ?? false;
   }
   park(): void {
-    this.hold.park();
+    this.hold.groups.park();
   }
   unpark(group: string): boolean {
-    return this.hold.unpark(group);
+    return this.hold.groups.unpark(group);
   }
   txLegs(): ServerLeg[] {
-    return this.hold.txLegs();
+    return this.hold.groups.txLegs();
   }
   beginEnding(): void {
-    this.hold.ending = true;
-    for (const l of this.hold.txLegs()) l.quiet = true;
+    this.hold.groups.ending = true;
+    for (const l of this.hold.groups.txLegs()) l.quiet = true;
     this.tx.commitInFlight = true;
   }
   endedOnGroups(committed: boolean): void {
     const hold = this.hold;
     const tx = this.tx;
-    const legs = hold.txLegs();
+    const legs = hold.groups.txLegs();
     // What the proxy cannot follow on each server (SETs that ran on one group of several, user
     // code): every server is reset before anyone else gets it.
     if (tx.settings.length > 0 || tx.checkCause !== null || tx.seqDirty)
@@ -423,7 +423,7 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
     tx.needLsn = false;
     tx.wrote = false;
     tx.localSet = false;
-    hold.releaseAll();
+    hold.groups.endedAll();
   }
 
   // ------------------------------------------------------------------ attaching a server

@@ -11,10 +11,18 @@ import type { ServerConn } from '../backend/server-conn.js';
 import type { OwnQueryResult } from './pending.js';
 import type { ServerLeg } from './server-leg.js';
 
-/** What the parts need of the holder: whose pool a leg's server is, and letting go of a leg. */
+/** What the parts need of the server holder. */
 export interface PartsHost {
+  /** The leg the client's messages go to now. */
+  readonly leg: ServerLeg | null;
   poolOf(leg: ServerLeg): Pool;
   unbind(leg: ServerLeg, s: ServerConn): void;
+  /** The current leg steps aside (null) or `leg`, parked before, becomes current again. */
+  park(): void;
+  resumeLeg(leg: ServerLeg): void;
+  /** The current leg's server back to its pool. */
+  releaseServer(): void;
+  endClient(fatal: Buffer): void;
 }
 
 /** What an own query in flight on a lost server gets (multi-group.ts answers the client). */
@@ -26,6 +34,8 @@ export const LOST_RESULT: OwnQueryResult = {
 
 export class GroupParts {
   private readonly parked = new Map<string, ServerLeg>();
+  /** The proxy is ending the transaction (multi-group.ts): no leg is released meanwhile. */
+  ending = false;
 
   constructor(private readonly host: PartsHost) {}
 
@@ -41,15 +51,49 @@ export class GroupParts {
     return out;
   }
 
-  park(leg: ServerLeg): void {
-    this.parked.set(leg.group, leg);
+  /** Every leg holding a part of the transaction: the current one first. */
+  txLegs(): ServerLeg[] {
+    const cur = this.host.leg;
+    return cur?.server ? [cur, ...this.legs()] : this.legs();
   }
 
-  /** The parked leg of `group`, no longer parked; undefined when there is none. */
-  take(group: string): ServerLeg | undefined {
+  /** The current leg (idle, in a transaction) keeps its part and steps aside for another group's. */
+  park(): void {
+    const leg = this.host.leg!;
+    this.parked.set(leg.group, leg);
+    this.host.park();
+  }
+
+  /** The leg of `group` parked earlier becomes the current one: true; false when there is none. */
+  unpark(group: string): boolean {
     const leg = this.parked.get(group);
-    if (leg !== undefined) this.parked.delete(group);
-    return leg;
+    if (leg === undefined) return false;
+    this.parked.delete(group);
+    this.host.resumeLeg(leg);
+    return true;
+  }
+
+  /** The transaction ended (every leg idle, outside a transaction): every server goes back. */
+  endedAll(): void {
+    this.ending = false;
+    this.releaseAll();
+    this.host.releaseServer();
+  }
+
+  /**
+   * The transaction ended on one group by the client's own statement (which shard-tx.ts lets
+   * through only alone, so this is a net): the other parts are rolled back and the client is
+   * told, since its transaction did not end as one.
+   */
+  endedOnOneGroup(leg: ServerLeg): void {
+    this.releaseAll();
+    this.host.endClient(
+      buildErrorResponse(
+        'FATAL',
+        SqlState.TRANSACTION_ROLLBACK,
+        `a transaction on several groups ended on group ${leg.group} alone: its parts on the other groups were rolled back`,
+      ),
+    );
   }
 
   /** `leg` lost its server. */

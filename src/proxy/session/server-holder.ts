@@ -20,39 +20,18 @@ import { LARGE_MESSAGE_BYTES } from '../frontend/message-budget.js';
 import { ReadPause } from '../frontend/read-pause.js';
 import type { ReplicaTarget } from '../read-router.js';
 import { now, readTime } from '../types.js';
-import type { ForwardContext } from './context.js';
 import { endsWithReadyForQuery } from './pending.js';
 import type { PendingQuery, SqlOp } from './pending.js';
 import { ServerLeg } from './server-leg.js';
 import { LegSet } from './leg-set.js';
-import type { LegEvents, ReplySink } from './server-leg.js';
+import type { LegEvents } from './server-leg.js';
 import { sendCommitCapture, sendStateCheck, syncSettings, undoSqlOps } from './server-prep.js';
 import { GroupParts, LOST_RESULT } from './group-parts.js';
 import { onClientReadyForQuery, onCommandComplete } from './tx-events.js';
 
-/** What the server side may ask of the client side. */
-export interface HolderClient extends ForwardContext {
-  readonly closed: boolean;
-  /** The client has sent messages not forwarded yet. */
-  readonly hasInput: boolean;
-  readonly routing: { replica: number; primary: number };
-  /** Where the legs write the client's replies. */
-  readonly sink: ReplySink;
-  /** Takes the client's next messages (a server was attached, or given back). */
-  drain(): void;
-  /** Messages a replica never answered, to route again before anything the client sent since. */
-  takeBack(frames: TypedFrame[]): void;
-  flushClient(): void;
-  /** What the client gave has left the process, unless more is queued (message budget). */
-  reportFlushed(): void;
-}
+import type { HolderClient, ReadControl } from './holder-client.js';
 
-/** What the client connection does for the server side (a part of SessionHost). */
-export interface ReadControl {
-  terminate(fatal?: Buffer): void;
-  pauseReading(reason: ReadPause): void;
-  resumeReading(reason: ReadPause): void;
-}
+export type { HolderClient, ReadControl } from './holder-client.js';
 
 export class ServerHolder implements Keeper, LegEvents {
   /** The leg the client's messages go to now (bound to a server), or null. */
@@ -68,13 +47,8 @@ export class ServerHolder implements Keeper, LegEvents {
   private drainOnIdle = false;
   /** The transaction's legs by group (one, until sharding); unbound legs are kept for reuse. */
   private legs: LegSet | null = null;
-  /**
-   * A transaction on several groups (sharding): the legs that hold their group's part of it while
-   * another leg is current, by group. Each keeps its server until the transaction ends.
-   */
+  /** A transaction on several groups (sharding, group-parts.ts), made on first use. */
   private parts: GroupParts | null = null;
-  /** The proxy is ending a transaction on several groups (multi-group.ts): no leg is released meanwhile. */
-  ending = false;
   /** The group and home pool of the attachment under way (acquireFrom), for the leg it binds. */
   private group = '';
   private home: Pool | null = null;
@@ -223,37 +197,35 @@ export class ServerHolder implements Keeper, LegEvents {
 
   // ------------------------------------------------------------------ several groups
 
+  /** A transaction on several groups: its parts on other groups than the current leg's. */
+  get groups(): GroupParts {
+    return (this.parts ??= new GroupParts(this));
+  }
+
   /** The transaction holds parts on other groups than the current leg's. */
   get multiGroup(): boolean {
     return this.parts?.any ?? false;
   }
 
-  /** Every leg holding a part of the transaction: the current one first. */
-  txLegs(): ServerLeg[] {
-    const parked = this.parts?.legs() ?? [];
-    return this.leg?.server ? [this.leg, ...parked] : parked;
+  private get ending(): boolean {
+    return this.parts?.ending ?? false;
   }
 
-  /** The current leg (idle, in a transaction) keeps its part and steps aside for another group's. */
+  /** The current leg steps aside (GroupParts parked it). */
   park(): void {
-    (this.parts ??= new GroupParts(this)).park(this.leg!);
     this.leg = null;
   }
 
-  /** The leg of `group` parked earlier becomes the current one: true; false when there is none. */
-  unpark(group: string): boolean {
-    const leg = this.parts?.take(group);
-    if (leg === undefined) return false;
+  /** The current leg becomes `leg` (a parked one): the client's settings are brought to it. */
+  resumeLeg(leg: ServerLeg): void {
     this.leg = leg;
     syncSettings(this.client.record, leg);
-    return true;
   }
 
-  /** A transaction on several groups ended (every leg idle, outside a transaction): every server goes back. */
-  releaseAll(): void {
-    this.ending = false;
-    this.parts?.releaseAll();
-    this.releaseServer();
+  /** Ends the client's connection with `fatal` (what it was sent is flushed first). */
+  endClient(fatal: Buffer): void {
+    this.client.flushClient();
+    this.host.terminate(fatal);
   }
 
   // ------------------------------------------------------------------ LegEvents
@@ -306,28 +278,11 @@ export class ServerHolder implements Keeper, LegEvents {
       return;
     }
     if (query?.swallow) return this.afterOwnQuery(leg, query, status);
-    if (status === 'I' && this.multiGroup) return this.endedOnOneGroup(leg);
+    if (status === 'I' && this.multiGroup) return this.parts!.endedOnOneGroup(leg);
     onClientReadyForQuery(this.client, leg, status, query);
     leg.emitSynthetic();
     this.maybeRelease(status);
     this.resumeIfIdle();
-  }
-
-  /**
-   * A transaction on several groups ended on one of them by the client's own statement (which
-   * shard-steps.ts lets through only alone, so this is a net): the other parts are rolled back
-   * and the client is told, since its transaction did not end as one.
-   */
-  private endedOnOneGroup(leg: ServerLeg): void {
-    this.parts?.releaseAll();
-    this.client.flushClient();
-    this.host.terminate(
-      buildErrorResponse(
-        'FATAL',
-        SqlState.TRANSACTION_ROLLBACK,
-        `a transaction on several groups ended on group ${leg.group} alone: its parts on the other groups were rolled back`,
-      ),
-    );
   }
 
   /** Calls the client's drain once the leg has nothing running (or is given back). */
@@ -453,7 +408,7 @@ export class ServerHolder implements Keeper, LegEvents {
     this.flush();
   }
 
-  private releaseServer(): void {
+  releaseServer(): void {
     const leg = this.leg;
     const s = leg?.server;
     if (!leg || !s) return;
@@ -582,7 +537,7 @@ export class ServerHolder implements Keeper, LegEvents {
 
   /** The client is gone (client.closed): give the connection back in a clean state. */
   close(): void {
-    // Ending a transaction on several groups: its end gives every server back (releaseAll).
+    // Ending a transaction on several groups: its end gives every server back (GroupParts.endedAll).
     if (this.ending) return;
     this.parts?.releaseAll();
     const leg = this.leg;
