@@ -11,16 +11,15 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import postgres from 'postgres';
-import { binarySets, tempDir, until } from './harness.js';
+import { binarySets, until } from './harness.js';
 import { placement, upSharded } from './sharding-support.js';
 import type { ShardedCluster } from './sharding-support.js';
-import { expectSuccess, findClientTools, required, run } from './drivers/util.js';
+import { expectSuccess, findClientTools, required, run, runJavaDriver } from './drivers/util.js';
 import { pgGroupSession } from '../src/sharding/distribute-copy.js';
 import { RawClient, fe } from './raw-client.js';
 
@@ -52,7 +51,6 @@ describe('COPY FROM STDIN into distributed and reference tables through pgscale 
   let sc: ShardedCluster;
   let app: pg.Client;
   let direct: pg.Client[] = [];
-  let classes = '';
 
   before(async () => {
     sc = await upSharded(bins, { groups: 2, replicas: 0 });
@@ -70,7 +68,6 @@ describe('COPY FROM STDIN into distributed and reference tables through pgscale 
     await app?.end().catch(() => undefined);
     for (const c of direct) await c.end().catch(() => undefined);
     direct = [];
-    if (classes) rmSync(classes, { recursive: true, force: true });
     await sc?.down();
   });
 
@@ -224,29 +221,7 @@ print('ok')
   });
 
   test('pgjdbc CopyManager (CSV)', async () => {
-    const javac = required(tools.javac, 'javac', 'install a JDK (default-jdk-headless)');
-    const java = required(tools.java, 'java', 'install a JDK (default-jdk-headless)');
-    classes = tempDir('pgscale-shard-copy-java-');
-    expectSuccess(
-      await run(javac, ['-encoding', 'UTF-8', '-cp', tools.pgjdbcJar, '-d', classes, javaSource], {
-        timeoutMs: 120_000,
-      }),
-      'javac',
-    );
-    const r = await run(java, ['-cp', `${classes}:${tools.pgjdbcJar}`, 'ShardCopy'], {
-      env: {
-        ...process.env,
-        DRV_HOST: sc.app.host,
-        DRV_PORT: String(sc.app.port),
-        DRV_DATABASE: sc.app.database,
-        DRV_USER: sc.app.user,
-        DRV_PASSWORD: sc.app.password,
-        DRV_FROM: '50001',
-        DRV_TO: '51000',
-      },
-      timeoutMs: 180_000,
-    });
-    expectSuccess(r, 'ShardCopy');
+    await runJavaDriver(tools, javaSource, 'ShardCopy', sc.app, { DRV_FROM: '50001', DRV_TO: '51000' });
     assert.equal(await total(50_001, 51_000), 1000);
     const one = await app.query<{ name: string }>('SELECT name FROM users WHERE user_id = 50007');
     assert.equal(one.rows[0]!.name, 'user 50007, jdbc');

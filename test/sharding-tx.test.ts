@@ -16,10 +16,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type pg from 'pg';
 import postgres from 'postgres';
-import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { binarySets, tempDir } from './harness.js';
-import { expectSuccess, findClientTools, required, run } from './drivers/util.js';
+import { binarySets } from './harness.js';
+import { expectSuccess, findClientTools, required, run, runJavaDriver } from './drivers/util.js';
 import { placement, upSharded } from './sharding-support.js';
 import { RawClient, fe } from './raw-client.js';
 import type { ShardedCluster } from './sharding-support.js';
@@ -295,35 +294,12 @@ describe('transactions on several groups (pgscale up, two groups)', () => {
   test('pgjdbc (autocommit off, server-prepared statements, savepoints) and psycopg2', async () => {
     const [a, b] = [on[0][11]!, on[1][11]!];
     const tools = findClientTools();
-    const javac = required(tools.javac, 'javac', 'install a JDK (default-jdk-headless)');
-    const java = required(tools.java, 'java', 'install a JDK (default-jdk-headless)');
-    const classes = tempDir('pgscale-shard-tx-java-');
-    try {
-      expectSuccess(
-        await run(javac, ['-encoding', 'UTF-8', '-cp', tools.pgjdbcJar, '-d', classes, javaSource], {
-          timeoutMs: 120_000,
-        }),
-        'javac',
-      );
-      const r = await run(java, ['-cp', `${classes}:${tools.pgjdbcJar}`, 'ShardTx'], {
-        env: {
-          ...process.env,
-          DRV_HOST: sc.app.host,
-          DRV_PORT: String(sc.app.port),
-          DRV_DATABASE: sc.app.database,
-          DRV_USER: sc.app.user,
-          DRV_PASSWORD: sc.app.password,
-          DRV_A: String(a),
-          DRV_B: String(b),
-          DRV_N: '8',
-        },
-        timeoutMs: 180_000,
-      });
-      expectSuccess(r, 'ShardTx');
-      assert.match(r.stdout, new RegExp(`ok ${INITIAL - 8} ${INITIAL + 8}`));
-    } finally {
-      rmSync(classes, { recursive: true, force: true });
-    }
+    const jdbc = await runJavaDriver(tools, javaSource, 'ShardTx', sc.app, {
+      DRV_A: String(a),
+      DRV_B: String(b),
+      DRV_N: '8',
+    });
+    assert.match(jdbc.stdout, new RegExp(`ok ${INITIAL - 8} ${INITIAL + 8}`));
     assert.equal(await balance(a), INITIAL - 8);
     assert.equal(await balance(b), INITIAL + 8);
     const py = `

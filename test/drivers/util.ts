@@ -4,7 +4,8 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import pg from 'pg';
 import type { DriverTarget } from './target.js';
@@ -186,4 +187,54 @@ export function findClientTools(): ClientTools {
 export function required(path: string | null, what: string, hint: string): string {
   if (!path) throw new Error(`${what} not found; ${hint}`);
   return path;
+}
+
+/** Who a Java driver program logs in as (its DRV_* variables). */
+export interface JavaLogin {
+  readonly host: string;
+  readonly port: number;
+  readonly database: string;
+  readonly user: string;
+  readonly password: string;
+}
+
+/**
+ * Compiles the Java program `source` against pgjdbc in a temporary directory (removed after) and
+ * runs its class `mainClass` with the DRV_* login and the `extra` variables; its result, checked
+ * to have succeeded.
+ */
+export async function runJavaDriver(
+  tools: ClientTools,
+  source: string,
+  mainClass: string,
+  login: JavaLogin,
+  extra: Record<string, string>,
+  timeoutMs = 180_000,
+): Promise<RunResult> {
+  const javac = required(tools.javac, 'javac', 'install a JDK (default-jdk-headless)');
+  const java = required(tools.java, 'java', 'install a JDK (default-jdk-headless)');
+  const classes = mkdtempSync(join(tmpdir(), `pgscale-${mainClass.toLowerCase()}-java-`));
+  try {
+    expectSuccess(
+      await run(javac, ['-encoding', 'UTF-8', '-cp', tools.pgjdbcJar, '-d', classes, source], {
+        timeoutMs: 120_000,
+      }),
+      'javac',
+    );
+    const r = await run(java, ['-cp', `${classes}:${tools.pgjdbcJar}`, mainClass], {
+      env: {
+        ...process.env,
+        DRV_HOST: login.host,
+        DRV_PORT: String(login.port),
+        DRV_DATABASE: login.database,
+        DRV_USER: login.user,
+        DRV_PASSWORD: login.password,
+        ...extra,
+      },
+      timeoutMs,
+    });
+    return expectSuccess(r, mainClass);
+  } finally {
+    rmSync(classes, { recursive: true, force: true });
+  }
 }
