@@ -44,7 +44,6 @@ export class ShardingDecisions {
     this.decisions = new TxDecisions(new TableDecisions(() => this.poolOn()));
     this.decider = {
       decideCommit: (id, groups) => this.decisions.decide(id, 'commit', groups),
-      forget: (id) => void this.decisions.forget(id).catch(() => undefined),
       begin: (id) => this.ending.add(id),
       done: (id) => this.ending.delete(id),
       pending: (id, groups) =>

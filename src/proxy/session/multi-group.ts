@@ -38,8 +38,6 @@ export interface TxDecider {
    * abort first: the decision that holds. Throws when it cannot be recorded (outcome unknown).
    */
   decideCommit(id: string, groups: readonly string[]): Promise<'commit' | 'abort'>;
-  /** Its COMMIT PREPAREDs are all done: the record can go (errors ignored). */
-  forget(id: string): void;
   /** A session of this process is ending `id` (recovery leaves it alone until `done`). */
   begin(id: string): void;
   done(id: string): void;

@@ -99,7 +99,8 @@ export class MultiGroupTx {
   /** Savepoint commands sent to the parked parts, not answered yet. */
   private broadcasts: Promise<unknown> = Promise.resolve();
   /** A part where one of the proxy's own statements failed (its transaction there is aborted). */
-  private broken: { group: string; error: Buffer } | null = null;
+  /** By group: a ROLLBACK TO that succeeds there afterwards recovers it, as in PostgreSQL. */
+  private readonly broken = new Map<string, Buffer>();
 
   constructor(
     private readonly s: MultiGroupSession,
@@ -174,13 +175,18 @@ export class MultiGroupTx {
     return this.s.record.settings.has('lock_timeout');
   }
 
-  /** An own statement sent on `leg`: the end waits for it; its failure breaks the transaction. */
-  private track(leg: ServerLeg, p: Promise<OwnQueryResult>): void {
+  /**
+   * An own statement sent on `leg`: the end waits for it; its failure breaks the transaction
+   * there, until a ROLLBACK TO (`recovers`) succeeds there.
+   */
+  private track(leg: ServerLeg, p: Promise<OwnQueryResult>, recovers = false): void {
     const before = this.broadcasts;
     this.broadcasts = Promise.all([
       before,
       p.then((r) => {
-        if (r.error !== null) this.broken ??= { group: leg.group, error: r.error };
+        if (r.error !== null) {
+          if (!this.broken.has(leg.group)) this.broken.set(leg.group, r.error);
+        } else if (recovers) this.broken.delete(leg.group);
       }),
     ]);
   }
@@ -221,7 +227,8 @@ export class MultiGroupTx {
     if (!this.apply(text)) return;
     // Every other part does the same (the current one runs the client's own statement).
     const others = this.s.txLegs().slice(1);
-    for (const l of others) this.track(l, runOwn(this.s.record, l, text.replace(/;\s*$/, '')));
+    const recovers = ROLLBACK_TO.test(text);
+    for (const l of others) this.track(l, runOwn(this.s.record, l, text.replace(/;\s*$/, '')), recovers);
   }
 
   /** Updates the savepoint list for `text`: true when it was a savepoint command. */
@@ -248,12 +255,12 @@ export class MultiGroupTx {
 
   /** The transaction ended on its only group (or never moved): nothing to remember. */
   reset(): void {
-    if (this.beginText === null && this.savepoints.length === 0 && !this.joining && this.broken === null)
+    if (this.beginText === null && this.savepoints.length === 0 && !this.joining && this.broken.size === 0)
       return;
     this.beginText = null;
     this.savepoints = [];
     this.joining = false;
-    this.broken = null;
+    this.broken.clear();
   }
 
   /** COMMIT / END / ROLLBACK / ABORT of a transaction on several groups. */
@@ -299,7 +306,8 @@ export class MultiGroupTx {
       (async () => {
         await broadcasts;
         // A part the proxy could not keep in step (a savepoint it lacked): the whole rolls back.
-        const broken = this.broken;
+        const first = [...this.broken][0];
+        const broken = first === undefined ? null : { group: first[0], error: first[1] };
         this.reset();
         const end = await endOnGroups(s.record, legs, commit && broken === null, decider, captureLsn);
         s.endedOnGroups(end.committed);
