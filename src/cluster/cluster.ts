@@ -45,18 +45,15 @@ import { portInUse } from './ports.js';
 import { chownToService, ensureOwnedDir, run, serviceCanReach, serviceUser } from './run-as.js';
 import type { Secrets } from './secrets.js';
 import {
-  REPLICATION_USER,
   loadOrCreateSecrets,
   readSecrets,
   removeFile,
-  scramVerifier,
-  sqlIdent,
-  sqlLiteral,
   writeInitdbPwfile,
   writePassfile,
 } from './secrets.js';
 import type { ConnTarget } from './sql.js';
 import { withClient } from './sql.js';
+import { bootstrapRoles } from './bootstrap-roles.js';
 import type { NodeStatus } from './status.js';
 import { nodeStatuses } from './status.js';
 
@@ -311,7 +308,7 @@ export class Cluster {
       await this.initPrimary(primary, secrets);
     }
     await this.startNode(primary, fresh ? [] : this.standbyNames(group, primary.name));
-    await this.bootstrapRoles(primary, secrets);
+    await bootstrapRoles(this.config, secrets, (db) => this.target(primary, db), this.reporter);
     for (const n of nodes) {
       if (n.name === primary.name) continue;
       if (this.needsRejoin(n)) {
@@ -398,48 +395,6 @@ export class Cluster {
       this.writeConf(n, n.name === primary.name ? this.standbyNames(group, primary.name) : []);
       await reload(this.bins, pgdata);
     }
-  }
-
-  private async bootstrapRoles(primary: NodeRef, secrets: Secrets): Promise<void> {
-    const { superuser } = this.config.postgres;
-    const { database, user } = this.config.app;
-    await withClient(this.target(primary), async (c) => {
-      // Keep even the SCRAM verifiers out of the server log, whatever log_statement says.
-      await c.query(
-        "SET log_statement = 'none'; SET log_min_duration_statement = -1; SET log_min_error_statement = 'panic'; SET synchronous_commit = local",
-      );
-      const has = async (sql: string, v: string) => ((await c.query(sql, [v])).rowCount ?? 0) > 0;
-      if (!(await has('SELECT 1 FROM pg_roles WHERE rolname = $1', REPLICATION_USER))) {
-        await c.query(
-          `CREATE ROLE ${sqlIdent(REPLICATION_USER)} WITH REPLICATION LOGIN PASSWORD ${sqlLiteral(await scramVerifier(secrets.replicator))}`,
-        );
-      }
-      if (user !== superuser && !(await has('SELECT 1 FROM pg_roles WHERE rolname = $1', user))) {
-        await c.query(
-          `CREATE ROLE ${sqlIdent(user)} WITH LOGIN PASSWORD ${sqlLiteral(await scramVerifier(secrets.app))}`,
-        );
-        this.reporter.step(`created application role ${user}`);
-      }
-      if (!(await has('SELECT 1 FROM pg_database WHERE datname = $1', database))) {
-        await c.query(`CREATE DATABASE ${sqlIdent(database)} OWNER ${sqlIdent(user)}`);
-        this.reporter.step(`created database ${database}`);
-      }
-    });
-    if (user === superuser) return;
-    // The application role owns its database (and so, from PostgreSQL 15, its public schema).
-    // Tables and sequences the superuser creates there (`pgscale psql -- -c 'create table …'`,
-    // as the README shows) are granted to it too; otherwise the application gets "permission
-    // denied" on the very table it was shown. Idempotent, so every `up` ensures it.
-    await withClient(this.target(primary, database), async (c) => {
-      // Its standbys start after it: with synchronous replication on, a commit waiting for one
-      // would wait forever (a restart of a synchronous cluster hung here).
-      await c.query('SET synchronous_commit = local');
-      for (const what of ['TABLES', 'SEQUENCES']) {
-        await c.query(
-          `ALTER DEFAULT PRIVILEGES FOR ROLE ${sqlIdent(superuser)} IN SCHEMA public GRANT ALL ON ${what} TO ${sqlIdent(user)}`,
-        );
-      }
-    });
   }
 
   private async cloneNode(n: NodeRef, primary: NodeRef): Promise<void> {
