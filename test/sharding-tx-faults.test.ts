@@ -145,18 +145,18 @@ describe('transactions on several groups: in-doubt recovery after crashes', () =
     return { c, commit };
   }
 
-  const reached = (point: string) =>
-    until(
-      `the fault point ${point}`,
-      () => Promise.resolve(log().includes(`pgscale fault point: ${point}`)),
-      60_000,
-    );
+  /** How often the log says a commit stopped at `point` (the log is kept across restarts). */
+  const hits = (point: string) => log().split(`pgscale fault point: ${point}`).length - 1;
+  /** This test's commit stopped at `point`: the log says so once more than `before`. */
+  const reached = (point: string, before: number) =>
+    until(`the fault point ${point}`, () => Promise.resolve(hits(point) > before), 60_000);
 
   test('kill -9 of the controller after PREPARE, before the decision: both groups roll back', async () => {
     await restart('after-prepare:120000');
     const [a, b] = [on[0][0]!, on[1][0]!];
+    const before = hits('after-prepare');
     const { c, commit } = await transaction(a, b, 'lost');
-    await reached('after-prepare');
+    await reached('after-prepare', before);
     await killController();
     console.log(`# the client saw: ${await commit}`);
     await c.end().catch(() => undefined);
@@ -167,8 +167,9 @@ describe('transactions on several groups: in-doubt recovery after crashes', () =
   test('kill -9 of the controller after the decision: both groups commit', async () => {
     await restart('after-decide:120000');
     const [a, b] = [on[0][1]!, on[1][1]!];
+    const before = hits('after-decide');
     const { c, commit } = await transaction(a, b, 'decided');
-    await reached('after-decide');
+    await reached('after-decide', before);
     await killController();
     console.log(`# the client saw: ${await commit}`);
     await c.end().catch(() => undefined);
@@ -179,8 +180,9 @@ describe('transactions on several groups: in-doubt recovery after crashes', () =
   test('kill -9 of a group primary after the decision: COMMIT, and the new primary gets it from recovery', async () => {
     await restart('after-decide:8000');
     const [a, b] = [on[0][2]!, on[1][2]!];
+    const before = hits('after-decide');
     const { c, commit } = await transaction(a, b, 'failover');
-    await reached('after-decide');
+    await reached('after-decide', before);
     // The group's primary: the node not in recovery.
     const ps = await primaries();
     const port1 = Number((await ps[1]!.query('SELECT inet_server_port() AS p')).rows[0].p);
