@@ -21,6 +21,7 @@ import type { DatabaseTarget } from '../proxy/database-target.js';
 import { ShardRouter } from '../proxy/shard-router.js';
 import { apiError, apiResult } from '../proxy/sharding.js';
 import type { DatabaseSharding, ShardingHost } from '../proxy/sharding.js';
+import type { HeldLeg } from '../proxy/shard-hold.js';
 import { runApi } from '../sharding/api-run.js';
 import { runViewRead } from '../sharding/citus-views.js';
 import { isCatalogError, withGroups } from '../sharding/catalog.js';
@@ -39,6 +40,11 @@ import { ShardingDecisions } from './sharding-decisions.js';
 import { relKey } from '../sharding/types.js';
 import type { TopologyView } from '../topology/topology.js';
 import { openClaimedStore } from './store-keys.js';
+import { ShardHolds } from '../proxy/shard-hold.js';
+import { decideMove } from '../sharding/shard-move.js';
+import { prepareJoin } from '../sharding/group-join.js';
+import { passfilePath } from '../cluster/secrets.js';
+import { JobError, MoveRunner } from './sharding-moves.js';
 
 /** How often group 0's functions are scanned for ones that read distributed tables. */
 const FUNCTION_SCAN_MS = 3000;
@@ -78,6 +84,13 @@ export class ShardingService implements Service, ShardingHost {
   private columnsVersion = -1;
   /** Transactions on several groups: their decisions and the in-doubt recovery loop. */
   private readonly txs: ShardingDecisions;
+  /** Shards held by a move's cutover (the proxy's side). */
+  private readonly holds = new ShardHolds();
+  /** Shard moves, rebalances and drains (one job at a time). */
+  private readonly moves: MoveRunner;
+  private store: StateStore | null = null;
+  /** Statements on several groups and COPYs running (a move's hold waits for those started before it). */
+  private readonly hostWork = new Set<{ readonly group: string; idle: boolean }>();
 
   constructor(
     private readonly loaded: LoadedConfig,
@@ -110,13 +123,49 @@ export class ShardingService implements Service, ShardingHost {
       () => this.catalogs?.current ?? null,
       (sql, user, searchPath) => this.api(sql, user, searchPath),
       (t) => this.columns.get(relKey(t.rel)) ?? null,
-      (work, user) => this.host(work, user),
-      (work, user) => this.copyIn(work, user),
+      (work, user) => this.counted(() => this.host(work, user)),
+      (work, user) => this.countedCopy(work, user),
       (t) => this.copyColumns.get(relKey(t.rel)) ?? null,
       () => this.globalTables,
       () => this.functionCalls,
       this.txs.decider,
+      this.holds,
     );
+    this.moves = new MoveRunner({
+      catalogs: () => this.catalogs,
+      connect: async (g) => {
+        const primary = this.view.lastPrimary(Number(g));
+        if (!primary) throw new Error(`group ${g} has no primary right now`);
+        const c = this.superuserClient(primary);
+        try {
+          await c.connect();
+        } catch (e) {
+          await c.end().catch(() => undefined);
+          throw e;
+        }
+        return c;
+      },
+      conninfo: (g) => this.conninfo(g),
+      holds: this.holds,
+      logger,
+      store: () => this.store,
+      afterMove: () => this.syncGlobal(),
+    });
+  }
+
+  /** How a subscription on another group reaches `group`'s primary: the passfile, no password. */
+  private conninfo(group: string): string {
+    const p = this.view.lastPrimary(Number(group));
+    if (!p) throw new Error(`group ${group} has no primary right now`);
+    const kv = (k: string, v: string | number) => `${k}='${String(v).replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+    return [
+      kv('host', p.host),
+      kv('port', p.port),
+      kv('dbname', this.app),
+      kv('user', this.loaded.config.postgres.superuser),
+      kv('passfile', passfilePath(this.cluster.dataDir)),
+      kv('application_name', 'pgscale_move'),
+    ].join(' ');
   }
 
   private get groups(): string[] {
@@ -127,12 +176,12 @@ export class ShardingService implements Service, ShardingHost {
     const store =
       this.haStore() ??
       (this.ownStore = await openClaimedStore(this.cluster, () => openStore(this.loaded, this.logger)));
+    this.store = store;
     const catalogs = new CatalogStore(store, { groups: this.groups });
     catalogs.onError((e) => this.logger.error({ err: e }, `sharding catalog: ${e.message}`));
     await catalogs.load();
-    const grown = await catalogs.update((c) => withGroups(c, this.groups));
-    if (isCatalogError(grown)) this.logger.warn(`sharding catalog: groups not updated: ${grown.message}`);
     this.catalogs = catalogs;
+    await this.syncGroups();
     await this.loadColumns();
     // Another proxy's change (several hosts): its tables' columns are read here too.
     catalogs.onChange(() => {
@@ -152,6 +201,9 @@ export class ShardingService implements Service, ShardingHost {
     this.functionTimer = setInterval(() => void this.loadFunctions(), FUNCTION_SCAN_MS);
     this.functionTimer.unref();
     this.txs.start();
+    await this.moves.start().catch((e: unknown) =>
+      this.logger.warn({ err: e }, 'sharding: the shard moves a crash interrupted could not be checked'),
+    );
     // A group's primary moved: the foreign servers of the global tables follow it.
     this.unsubscribeTopology = this.view.subscribe(() => {
       if (this.endpointsKey() !== this.globalEndpoints) void this.syncGlobal();
@@ -159,6 +211,7 @@ export class ShardingService implements Service, ShardingHost {
   }
 
   async stop(): Promise<void> {
+    await this.moves.stop();
     if (this.functionTimer) clearInterval(this.functionTimer);
     this.functionTimer = null;
     await this.txs.stop();
@@ -172,12 +225,161 @@ export class ShardingService implements Service, ShardingHost {
 
   status(): unknown {
     const c = this.catalogs?.current;
-    return c
-      ? { catalog_version: c.version, tables: c.tables.size, groups: c.groups }
-      : { catalog: 'not loaded' };
+    if (!c) return { catalog: 'not loaded' };
+    const shards: Record<string, number> = Object.fromEntries(c.groups.map((g) => [g, 0]));
+    for (const col of c.colocations.values())
+      if (col.type !== null) for (const g of col.placement) shards[g] = (shards[g] ?? 0) + 1;
+    const job = this.moves.status().current;
+    return {
+      catalog_version: c.version,
+      tables: c.tables.size,
+      groups: c.groups,
+      shards_per_group: shards,
+      moving: job === null ? null : { job: job.id, kind: job.kind },
+    };
+  }
+
+  /** Why catalog changes wait now (a job moves shards), or null. */
+  private movingRefusal(): string | null {
+    const job = this.moves.status().current;
+    return job === null
+      ? null
+      : `shards are being moved (${job.kind} job ${job.id}: see pgscale rebalance --status; pgscale rebalance --cancel stops it)`;
+  }
+
+  /** The configuration changed (add-group, remove-group): the catalog's groups follow it. */
+  async reload(): Promise<string[]> {
+    const run = this.queue.then(() => this.syncGroups());
+    this.queue = run.catch(() => undefined);
+    await run;
+    return [];
+  }
+
+  /**
+   * Brings the catalog's groups in line with the configuration's: a new group first gets every
+   * table of the catalog (sharding/group-join.ts), then joins; a group gone from the
+   * configuration leaves the catalog when it holds no shard. Never throws (logged).
+   */
+  private async syncGroups(): Promise<void> {
+    const catalogs = this.catalogs;
+    if (!catalogs) return;
+    const want = this.groups;
+    const have = catalogs.current.groups;
+    try {
+      for (const g of want) {
+        if (have.includes(g)) continue;
+        const join = async () => {
+          const r = await catalogs.update((c) => withGroups(c, [...c.groups, g]));
+          if (isCatalogError(r)) throw new Error(r.message);
+        };
+        if (catalogs.current.tables.size === 0) await join();
+        else {
+          const opened = await this.openPgSessions(['0', g], ['0', g]);
+          try {
+            const [g0, target] = opened.sessions.map((s) => pgGroupSession(s.group, s.client));
+            await prepareJoin(catalogs.current, g0!, target!, want.indexOf(g), join, (p) =>
+              this.logger.info(p, `sharding: group ${g}: reference table ${p.table} copied (${p.rows} rows)`),
+            );
+          } finally {
+            await opened.close();
+          }
+        }
+        this.logger.info(`sharding: group ${g} joined the catalog (it holds no shard until a rebalance)`);
+      }
+      const gone = catalogs.current.groups.filter((g) => !want.includes(g));
+      if (gone.length > 0) {
+        const r = await catalogs.update((c) => withGroups(c, c.groups.filter((g) => want.includes(g))));
+        if (isCatalogError(r)) this.logger.warn(`sharding catalog: groups not updated: ${r.message}`);
+        else this.logger.info(`sharding: group(s) ${gone.join(', ')} left the catalog`);
+      }
+      await this.buildGlobal();
+    } catch (e) {
+      this.logger.error(
+        { err: e instanceof Error ? e.message : String(e) },
+        'sharding: the catalog could not take in the groups of the configuration',
+      );
+    }
+  }
+
+  /** POST/GET /sharding/…: shard moves, rebalance, drain (docs/http-api.md). */
+  async handle(
+    method: string,
+    path: string,
+    body: unknown,
+  ): Promise<{ status: number; body: unknown } | null> {
+    if (!path.startsWith('/sharding/')) return null;
+    const b = (body ?? {}) as Record<string, unknown>;
+    try {
+      if (method === 'GET' && path === '/sharding/moves') return { status: 200, body: this.moves.status() };
+      if (method !== 'POST') return null;
+      switch (path) {
+        case '/sharding/move': {
+          const shardId = Number(b.shard_id);
+          if (!Number.isInteger(shardId)) throw new JobError('shard_id must be a shard id (see citus_shards)');
+          return { status: 202, body: { job: this.moves.submit({ kind: 'move', shardId, to: String(b.to ?? '') }) } };
+        }
+        case '/sharding/rebalance': {
+          const by = b.by === undefined ? 'count' : b.by;
+          if (by !== 'count' && by !== 'size') throw new JobError('by must be "count" or "size"');
+          return { status: 202, body: { job: this.moves.submit({ kind: 'rebalance', by }) } };
+        }
+        case '/sharding/drain':
+          return { status: 202, body: { job: this.moves.submit({ kind: 'drain', group: String(b.group ?? '') }) } };
+        case '/sharding/cancel':
+          return { status: this.moves.cancel() ? 202 : 409, body: { cancelled: this.moves.busy } };
+        default:
+          return null;
+      }
+    } catch (e) {
+      if (e instanceof JobError) return { status: e.status, body: { error: e.message } };
+      throw e;
+    }
   }
 
   // ------------------------------------------------------------------ ShardingHost
+
+  attachProxy(p: { inFlight(groups: readonly string[]): HeldLeg[] }): void {
+    this.holds.inFlight = (groups) => [...p.inFlight(groups), ...this.hostWork];
+  }
+
+  /** `work` counted in hostWork while it runs. */
+  private counted<T>(work: () => Promise<T>): Promise<T> {
+    const mark = { group: '*', idle: false };
+    this.hostWork.add(mark);
+    const done = () => {
+      mark.idle = true;
+      this.hostWork.delete(mark);
+    };
+    const p = work();
+    p.then(done, done);
+    return p;
+  }
+
+  /** A COPY split by row, counted in hostWork until its data has all gone (finish or abort). */
+  private async countedCopy(work: CopyInWork, user: string): Promise<CopyInStart> {
+    const mark = { group: '*', idle: false };
+    this.hostWork.add(mark);
+    const done = () => {
+      mark.idle = true;
+      this.hostWork.delete(mark);
+    };
+    try {
+      const start = await this.copyIn(work, user);
+      if (!start.ok) {
+        done();
+        return start;
+      }
+      const { stream } = start;
+      const finish = stream.finish.bind(stream);
+      const abort = stream.abort.bind(stream);
+      stream.finish = () => finish().finally(done);
+      stream.abort = (m, e) => abort(m, e).finally(done);
+      return start;
+    } catch (e) {
+      done();
+      throw e;
+    }
+  }
 
   forDatabase(database: string): DatabaseSharding | null {
     return database === this.app ? this.router : null;
@@ -203,6 +405,9 @@ export class ShardingService implements Service, ShardingHost {
     const run = this.queue.then(async () => {
       const catalogs = this.catalogs;
       if (!catalogs) return apiError('57P03', 'the sharding catalog is not loaded');
+      const moving = this.movingRefusal();
+      if (moving && !/get_shard_id_for_distribution_column/i.test(sql))
+        return apiError('55006', `${moving}; tables are distributed or undistributed after it ends`);
       const reply = await runApi(sql, user, {
         catalogs,
         ...(searchPath === undefined ? {} : { searchPath }),
@@ -251,6 +456,11 @@ export class ShardingService implements Service, ShardingHost {
     const run = this.queue.then(async () => {
       const catalogs = this.catalogs;
       if (!catalogs) return apiError('57P03', 'the sharding catalog is not loaded');
+      // DDL on catalog tables while shards move: a moving shard's copy on the target is not a
+      // partition yet, so DDL would not reach it and its replication would break.
+      const moving = this.movingRefusal();
+      if (moving && work.kind === 'all' && work.distributed !== true && work.compare.length === 0)
+        return apiError('55006', `${moving}; DDL on distributed and reference tables waits until it ends`);
       const r = await runEveryGroup(work, user, {
         catalogs,
         openSessions: () =>
@@ -481,6 +691,8 @@ export class ShardingService implements Service, ShardingHost {
   /** openSessions() with the node-postgres clients, on `only` these groups if given (in catalog order). */
   private async openPgSessions(
     only: readonly string[] | null,
+    /** The groups to pick from (default: the catalog's). */
+    among?: readonly string[],
   ): Promise<{ sessions: PgGroupSession[]; close(): Promise<void> }> {
     const clients: pg.Client[] = [];
     const close = async () => {
@@ -488,7 +700,7 @@ export class ShardingService implements Service, ShardingHost {
     };
     try {
       const sessions: PgGroupSession[] = [];
-      const all = this.catalogs?.current.groups ?? this.groups;
+      const all = among ?? this.catalogs?.current.groups ?? this.groups;
       for (const group of only === null ? all : all.filter((g) => only.includes(g))) {
         const primary = this.view.lastPrimary(Number(group));
         if (!primary) throw new Error(`group ${group} has no primary right now`);
@@ -514,7 +726,10 @@ export class ShardingService implements Service, ShardingHost {
       const writes = await writeDecisions(opened.sessions);
       const found = await recoverPrepared(
         opened.sessions,
-        (gid) => writes.get(gid) ?? decideFromCatalog(gid, (key) => catalogs.current.tables.has(key)),
+        (gid) =>
+          writes.get(gid) ??
+          decideMove(gid, catalogs.current) ??
+          decideFromCatalog(gid, (key) => catalogs.current.tables.has(key)),
         { olderThanMs },
       );
       for (const t of found)

@@ -24,6 +24,7 @@ import { MessageBudget } from './frontend/message-budget.js';
 import { REPORTED_NAMES } from './frontend/startup-params.js';
 import { verifyStartupSettings } from './startup-verify.js';
 import { Session } from './session.js';
+import type { HeldLeg } from './shard-hold.js';
 import { AdminSession, ADMIN_DATABASES, adminParams } from './admin.js';
 import type { AdminHooks, AdminView } from './admin-view.js';
 import type { Endpoint, Topology } from '../topology/topology.js';
@@ -114,6 +115,7 @@ export class ProxyServer implements FrontendHost, AdminView {
     this.loginBackoff = opts.loginBackoff === false ? null : new LoginBackoff(opts.loginBackoff ?? {});
     this.onListenerClosed = opts.onListenerClosed;
     this.sharding = opts.sharding ?? null;
+    this.sharding?.attachProxy?.({ inFlight: (groups) => this.inFlight(groups) });
     this.adminHooks = opts.adminHooks ?? {};
     this.credentials = new Credentials(
       opts.inlineUsers ?? new Map(),
@@ -125,6 +127,16 @@ export class ProxyServer implements FrontendHost, AdminView {
     this.registry = new PoolRegistry(() => this.config, this.log);
     this.replicaSets = new ReplicaSets(this, this.log);
   }
+  /** The server legs of sessions busy on these groups (a statement sent, its answer not all in). */
+  private inFlight(groups: readonly string[]): HeldLeg[] {
+    const out: HeldLeg[] = [];
+    for (const c of this.clients) {
+      const l = c.session instanceof Session ? c.session.leg : null;
+      if (l !== null && !l.idle && groups.includes(l.group)) out.push(l);
+    }
+    return out;
+  }
+
 
   get pools(): ReadonlyMap<string, Pool> & Map<string, Pool> {
     return this.registry.pools;

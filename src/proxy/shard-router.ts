@@ -47,6 +47,7 @@ import type { ExplainNote } from './session/explain-note.js';
 import { explainFormat, routeFacts } from '../sharding/explain-route.js';
 import { ANY, HOME } from './session/shard-target.js';
 import { ShapePlans } from './shard-shapes.js';
+import { ShardHolds } from './shard-hold.js';
 import type { TxDecider } from './session/multi-group.js';
 import { planScatter, type ScatterPlan } from '../sharding/scatter-plan.js';
 
@@ -123,6 +124,8 @@ export class ShardRouter implements DatabaseSharding {
     private readonly functionCalls: () => RegExp | null = () => null,
     /** Records the decisions of transactions that wrote on several groups (null: none may). */
     readonly decider: TxDecider | null = null,
+    /** Shards held for a move's cutover (shard-hold.ts). */
+    readonly holds: ShardHolds = new ShardHolds(),
   ) {}
 
   /** The tables' columns changed (plans made without them are dropped). */
@@ -164,6 +167,43 @@ export class ShardRouter implements DatabaseSharding {
   }
 
   target(sql: string, params: readonly (ColumnValue | null)[] | null, path?: SessionSearchPath): ShardTarget {
+    const t = this.targetNow(sql, params, path);
+    return this.holds.active ? this.heldOr(t, sql, params, path) : t;
+  }
+
+  /**
+   * `t`, or the hold it waits for (shard-hold.ts): a statement on one group when its shards are
+   * held there, a statement on several groups while any shard is held.
+   */
+  private heldOr(
+    t: ShardTarget,
+    sql: string,
+    params: readonly (ColumnValue | null)[] | null,
+    path?: SessionSearchPath,
+  ): ShardTarget {
+    if (t.kind === 'host' || t.kind === 'copy' || t.kind === 'global') {
+      if (t.kind === 'host' && t.work.kind === 'views') return t;
+      const h = this.holds.any();
+      return h === null ? t : { kind: 'held', hold: h };
+    }
+    if (t.kind !== 'group') return t;
+    const catalog = this.catalog();
+    if (catalog === null) return t;
+    const schemas = path === undefined ? null : this.schemasFor(path, catalog);
+    let p = this.plans.get(planKey(sql, schemas));
+    if (p === undefined || p.version !== catalog.version) p = this.planned(sql, catalog, schemas);
+    const route = p.plan.kind === 'fixed' ? p.plan.route : resolveShards(p.plan, params ?? [], hashRemainder);
+    const h = route.kind === 'one' ? this.holds.forRoute(route) : this.holds.anyOn(t.group);
+    if (h === null) return t;
+    h.waited++;
+    return { kind: 'held', hold: h };
+  }
+
+  private targetNow(
+    sql: string,
+    params: readonly (ColumnValue | null)[] | null,
+    path?: SessionSearchPath,
+  ): ShardTarget {
     const catalog = this.catalog();
     if (catalog === null) return CATALOG_UNKNOWN;
     if (isViewRead(sql)) return VIEWS_READ(sql);

@@ -14,6 +14,7 @@ import type { DatabaseTarget } from './database-target.js';
 import type { ShardTarget } from './session/shard-target.js';
 import type { ExplainNote } from './session/explain-note.js';
 import type { TxDecider } from './session/multi-group.js';
+import type { HeldLeg } from './shard-hold.js';
 
 /** One sharded database: its catalog's routing and the Citus API calls. */
 export interface DatabaseSharding {
@@ -36,6 +37,11 @@ export interface DatabaseSharding {
 }
 
 export interface ShardingHost {
+  /**
+   * The proxy that serves these databases tells which statements it has in flight on groups
+   * (busy server legs), for a shard move's hold (shard-hold.ts).
+   */
+  attachProxy?(p: { inFlight(groups: readonly string[]): HeldLeg[] }): void;
   /** The sharding of `database`, or null when it has none. */
   forDatabase(database: string): DatabaseSharding | null;
   /** Where group `group`'s primary is for `database` (a target that follows the topology). */

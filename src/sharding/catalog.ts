@@ -384,3 +384,34 @@ function withColocation(c: Catalog, colocation: Colocation): Catalog {
 function sameColocation(a: Colocation, b: Colocation): boolean {
   return a.shardCount === b.shardCount && a.type === b.type && sameList(a.placement, b.placement);
 }
+
+/**
+ * A shard move's catalog change (sharding/shard-move.ts): shard `remainder` of colocation
+ * `colocationId` (every colocated table's shard of that remainder) now lives on `to`. It is the
+ * move's commit point, so it is a compare-and-set on the placement: refused (55000) when the shard
+ * is no longer on `from` (another move took it) or `to` is not a group of the catalog.
+ */
+export function placeShard(
+  catalog: Catalog,
+  colocationId: number,
+  remainder: number,
+  from: string,
+  to: string,
+): Catalog | CatalogError {
+  const c = catalog.colocations.get(colocationId);
+  if (c === undefined || c.type === null)
+    return catalogErrors.groupInUse(`colocation ${colocationId} is not one of distributed tables`);
+  if (!Number.isInteger(remainder) || remainder < 0 || remainder >= c.shardCount)
+    return catalogErrors.groupInUse(`colocation ${colocationId} has no shard ${remainder}`);
+  if (c.placement[remainder] !== from)
+    return catalogErrors.groupInUse(
+      `shard ${remainder} of colocation ${colocationId} is on group ${c.placement[remainder]}, not ${from}`,
+    );
+  if (!catalog.groups.includes(to)) return catalogErrors.groupInUse(`group "${to}" is not in the catalog`);
+  if (from === to) return catalog;
+  const placement = [...c.placement];
+  placement[remainder] = to;
+  const colocations = new Map(catalog.colocations);
+  colocations.set(colocationId, { ...c, placement });
+  return makeCatalog(catalog.version, catalog.tables, colocations, catalog.groups, catalog.nextShardId);
+}

@@ -108,7 +108,8 @@ export class HttpApi {
     const u = new URL(req.url ?? '/', 'http://localhost');
     const path = u.pathname;
     const known = ['/health', '/status', '/metrics', '/services', '/ha', '/ha/history'];
-    if (path === '/ha' || path.startsWith('/ha/')) return this.action(req, res, path, u.searchParams);
+    if (path === '/ha' || path.startsWith('/ha/') || path.startsWith('/sharding/'))
+      return this.action(req, res, path, u.searchParams);
     if (req.method !== 'GET') {
       res.setHeader('Allow', 'GET');
       return send(res, 405, { error: `method ${req.method ?? '?'} not allowed; the API is read-only (GET)` });

@@ -4,15 +4,15 @@
  * token it keeps in <data_dir>/api-token, readable only by its owner); `history` also works with
  * the controller down, from the embedded store.
  */
-import { liveController, readApiToken } from '../../controller/controller-file.js';
 import { ClusterError, ErrorCodes, UsageError } from '../../errors.js';
 import type { HaEvent } from '../../ha/ha-service.js';
 import { openStore } from '../../ha/open-store.js';
-import { url } from '../../web/http-api.js';
 import { intOption, parse, renamedOption } from '../args.js';
 import { openCluster, out } from '../context.js';
 import type { Cluster } from '../../cluster/cluster.js';
 import { table } from '../table.js';
+import { controllerCall } from '../controller-api.js';
+import { liveController } from '../../controller/controller-file.js';
 
 export const switchoverHelp = `Usage: pgscale switchover [-c FILE] [--group N] [--to NODE] [--json]
 
@@ -48,59 +48,13 @@ export const resumeHelp = `Usage: pgscale resume-ha [-c FILE]
 Resumes automatic failover after \`pgscale pause-ha\`.
 `;
 
-async function call(
+function call(
   cluster: Cluster,
   method: 'GET' | 'POST',
   path: string,
   body?: unknown,
 ): Promise<{ status: number; body: Record<string, unknown> }> {
-  const c = liveController(cluster.dataDir);
-  if (!c) {
-    throw new ClusterError(
-      ErrorCodes.USAGE,
-      `no controller runs for cluster "${cluster.config.cluster.name}"; start it with \`pgscale up\``,
-    );
-  }
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (method !== 'GET') {
-    const token = readApiToken(cluster.dataDir);
-    if (!token) {
-      throw new ClusterError(
-        ErrorCodes.USAGE,
-        `cannot read the controller's token in ${cluster.dataDir}/api-token (run this as the user who started the cluster)`,
-      );
-    }
-    headers.authorization = `Bearer ${token}`;
-  }
-  const base = url(c.http.host, c.http.port);
-  let res: Response;
-  try {
-    res = await fetch(`${base}${path}`, {
-      method,
-      headers,
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      signal: AbortSignal.timeout(180_000),
-    });
-  } catch (e) {
-    throw new ClusterError(
-      ErrorCodes.INTERNAL,
-      `cannot reach the controller at ${base}: ${(e as Error).message}`,
-    );
-  }
-  const text = await res.text();
-  let parsed: Record<string, unknown> = {};
-  try {
-    parsed = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    parsed = { error: text };
-  }
-  if (res.status === 404) {
-    throw new ClusterError(
-      ErrorCodes.USAGE,
-      `the controller at ${base} does not run high availability (ha.enabled is false in ${cluster.loaded.file}, or it is an older version)`,
-    );
-  }
-  return { status: res.status, body: parsed };
+  return controllerCall(cluster, method, path, body, 'high availability (ha.enabled is false in the configuration, or it is an older version)');
 }
 
 function errorText(r: { status: number; body: Record<string, unknown> }): string {

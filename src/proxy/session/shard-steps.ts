@@ -358,6 +358,16 @@ export class ShardSteps {
     }
     let t = this.targetOf(f);
     if (t === 'wait') return 'wait';
+    if (t !== null && t.kind === 'held') {
+      // A move's cutover holds its shards (shard-hold.ts): a transaction already on the source
+      // group goes on there (it must be able to finish); anything else waits and is routed again.
+      const inTx = this.deferredBegin === null && this.s.tx.status !== 'I';
+      if (!t.hold.letsThrough(this.s.leg, inTx)) {
+        this.s.waitFor(t.hold.released.then(() => []));
+        return 'next';
+      }
+      t = { kind: 'group', group: t.hold.spec.group };
+    }
     if (t !== null && t.kind === 'host' && t.general !== undefined) {
       const l = this.s.leg;
       // In a transaction block, or in a pipeline not synced yet on the attached server.

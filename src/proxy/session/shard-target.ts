@@ -17,6 +17,7 @@ import type { ColumnValue } from '../../sharding/types.js';
 import type { Pool } from '../backend/pool.js';
 import type { ClientRecord } from './client-record.js';
 import type { ExplainNote } from './explain-note.js';
+import type { ShardHold } from '../shard-hold.js';
 import type { TxDecider } from './multi-group.js';
 
 /** Where a statement's shards are. */
@@ -50,6 +51,8 @@ export type ShardTarget =
    * tables renamed to their global tables) in place of the client's.
    */
   | { readonly kind: 'global'; readonly text: string }
+  /** Its shards are held for a move's cutover (shard-hold.ts): routed again once released. */
+  | { readonly kind: 'held'; readonly hold: ShardHold }
   /** Not possible here: answered with this error (0A000 when it needs what is not built yet). */
   | { readonly kind: 'refuse'; readonly sqlstate: string; readonly message: string };
 

@@ -1,0 +1,559 @@
+/**
+ * One shard move (issue #17): shard `r` of a colocation — every colocated table's partition of
+ * remainder `r` — goes from group `from` to group `to` while the application keeps writing.
+ *
+ * 1. **prepare**: on the target, a plain table per shard shaped like the distributed table
+ *    (`LIKE … INCLUDING ALL` but identity, its foreign keys), with a CHECK constraint that is its
+ *    partition bound (`satisfies_hash_partition`): every copied row is checked as it arrives, and
+ *    the ATTACH at cutover needs no scan ("implied by existing constraints"). It is not attached
+ *    yet, so the target's reads do not see it. A shard without a primary key is published with
+ *    REPLICA IDENTITY FULL (UPDATE and DELETE could not be replicated otherwise).
+ * 2. **copy**: a publication of the shards (and of a fence table of this move) on the source, a
+ *    subscription on the target: PostgreSQL copies the rows and then streams the changes.
+ * 3. **catch up**: until a row written to the fence table on the source shows on the target
+ *    within CATCHUP_OK_MS (logical replication applies in commit order).
+ * 4. **cutover** (shard-hold.ts): the proxy holds new statements for these shards; the mover waits
+ *    until no transaction on the source holds them, locks them there (ACCESS EXCLUSIVE), writes a
+ *    fence row and waits for it on the target — every change is there then. The target ATTACHes
+ *    its tables and the source TRUNCATEs its shards, both PREPAREd (two-phase commit); the
+ *    catalog's placement is switched by compare-and-set (placeShard) — the commit point; both
+ *    commit; the hold ends and the held statements go to the target.
+ * 5. **cleanup**: subscription, slot, publication and fence tables dropped; the emptied source
+ *    partitions detached (CONCURRENTLY: no lock on the other shards) and dropped. After a failure
+ *    the target's tables are dropped instead, and the source is left as it was.
+ *
+ * Prepared transactions are named `pgscale:move:<id>:<colocation>:<remainder>:<to>`: recovery
+ * (decideMove) commits them when the catalog places the shard on `to`, else rolls them back.
+ */
+import type pg from 'pg';
+import { isCatalogError, placeShard } from './catalog.js';
+import type { CatalogStore } from './catalog-store.js';
+import { shardNameOf } from './catalog-lookup.js';
+import { quoteIdent, quoteLiteral } from './table-ddl.js';
+import type { Catalog, DistributedTable } from './types.js';
+
+/** What the mover needs of the proxy's holds (proxy/shard-hold.ts); src/sharding may not import proxy. */
+export interface MoveHold {
+  readonly released: Promise<void>;
+  fence(timeoutMs: number): Promise<boolean>;
+}
+export interface MoveHolds<H extends MoveHold = MoveHold> {
+  hold(spec: { colocation: number; shards: readonly number[]; group: string; to: string }): H;
+  release(h: H): void;
+}
+
+export interface MoveSpec {
+  /** Short, [a-z0-9]: names the publication, subscription, slot and prepared transactions. */
+  readonly id: string;
+  readonly colocation: number;
+  readonly shard: number;
+  readonly from: string;
+  readonly to: string;
+}
+
+export type MoveStep = 'prepare' | 'copy' | 'catchup' | 'cutover' | 'cleanup' | 'done';
+
+export interface MoveProgress {
+  readonly step: MoveStep;
+  /** Bytes of the shards on the source, and on the target so far. */
+  readonly sourceBytes?: number;
+  readonly copiedBytes?: number;
+  /** Apply lag measured by the last fence row (ms). */
+  readonly lagMs?: number;
+  /** Cutover attempt, and the write pause of the one that committed (ms). */
+  readonly attempt?: number;
+  readonly pauseMs?: number;
+  readonly note?: string;
+}
+
+export interface MoveEnv<H extends MoveHold = MoveHold> {
+  readonly catalogs: Pick<CatalogStore, 'current' | 'update'>;
+  /** A new superuser session on the current primary of `group` (application database). */
+  connect(group: string): Promise<pg.Client>;
+  /** The connection string a subscription on another group uses to reach `group`'s primary (no password in it). */
+  conninfo(group: string): string;
+  readonly holds: MoveHolds<H>;
+  progress(p: MoveProgress): void;
+  readonly signal?: AbortSignal;
+  readonly timing?: Partial<MoveTiming>;
+}
+
+export interface MoveTiming {
+  /** How long the hold waits for transactions on the source to leave the shard. */
+  drainMs: number;
+  /** lock_timeout of the source's lock at cutover. */
+  lockMs: number;
+  /** How long the fence row may take to reach the target at cutover. */
+  fenceMs: number;
+  /** Cutover attempts before the move fails (each holds for at most drain + lock + fence). */
+  attempts: number;
+  /** The whole copy (initial sync) may take this long. */
+  copyMs: number;
+}
+
+const TIMING: MoveTiming = { drainMs: 3000, lockMs: 1000, fenceMs: 5000, attempts: 6, copyMs: 6 * 3600_000 };
+/** Catch-up is done when a fence row crosses within this. */
+const CATCHUP_OK_MS = 150;
+const MOVE_SCHEMA = 'pgscale_move';
+/** The constraint that makes the ATTACH scan-free. */
+const BOUND = 'pgscale_move_bound';
+
+export class MoveError extends Error {
+  constructor(
+    message: string,
+    readonly sqlstate = '55000',
+  ) {
+    super(message);
+  }
+}
+
+class Retry extends Error {}
+
+/** Names of a move's objects. */
+export function moveNames(id: string): { pub: string; sub: string; slot: string; fence: string } {
+  const base = `pgscale_move_${id}`;
+  return { pub: base, sub: base, slot: base, fence: `${MOVE_SCHEMA}.${quoteIdent(`fence_${id}`)}` };
+}
+
+export function moveGid(m: MoveSpec): string {
+  return `pgscale:move:${m.id}:${m.colocation}:${m.shard}:${m.to}`;
+}
+
+/** Recovery's decision for a prepared transaction of a move (null: not a move's). */
+export function decideMove(gid: string, catalog: Catalog): 'commit' | 'rollback' | null {
+  const m = /^pgscale:move:([a-z0-9]+):(\d+):(\d+):(.+)$/.exec(gid);
+  if (!m) return null;
+  const c = catalog.colocations.get(Number(m[2]));
+  return c?.placement[Number(m[3])] === m[4] ? 'commit' : 'rollback';
+}
+
+/** The tables of colocation `id` (distributed), the first distributed first. */
+export function colocatedTables(catalog: Catalog, id: number): DistributedTable[] {
+  return [...catalog.tables.values()]
+    .filter((t) => t.kind === 'distributed' && t.colocationId === id)
+    .sort((a, b) => a.firstShardId - b.firstShardId);
+}
+
+interface ShardRel {
+  readonly table: DistributedTable;
+  /** schema-qualified, quoted */
+  readonly parent: string;
+  readonly shard: string;
+  readonly shardName: string;
+}
+
+function shardRels(catalog: Catalog, m: MoveSpec): ShardRel[] {
+  return colocatedTables(catalog, m.colocation).map((t) => {
+    const name = shardNameOf(t.rel.name, t.firstShardId + m.shard);
+    return {
+      table: t,
+      parent: `${quoteIdent(t.rel.schema)}.${quoteIdent(t.rel.name)}`,
+      shard: `${quoteIdent(t.rel.schema)}.${quoteIdent(name)}`,
+      shardName: name,
+    };
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function checkAbort(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new MoveError('the move was cancelled', '57014');
+}
+
+/** Checks that `m` can start on this catalog: the shard is on `from`, `to` is another group. */
+export function checkMove(catalog: Catalog, m: MoveSpec): MoveError | null {
+  const c = catalog.colocations.get(m.colocation);
+  if (c === undefined || c.type === null) return new MoveError(`colocation ${m.colocation} does not exist`, '22023');
+  if (!Number.isInteger(m.shard) || m.shard < 0 || m.shard >= c.shardCount)
+    return new MoveError(`colocation ${m.colocation} has no shard ${m.shard}`, '22023');
+  if (c.placement[m.shard] !== m.from)
+    return new MoveError(`the shard is on group ${c.placement[m.shard]}, not ${m.from}`, '22023');
+  if (!catalog.groups.includes(m.to)) return new MoveError(`there is no group ${m.to}`, '22023');
+  if (m.to === m.from) return new MoveError(`the shard is already on group ${m.to}`, '22023');
+  if (colocatedTables(catalog, m.colocation).length === 0)
+    return new MoveError(`colocation ${m.colocation} has no table`, '22023');
+  return null;
+}
+
+/**
+ * Moves one shard (with its colocated shards). Resolves with the write pause of its cutover (ms);
+ * rejects with a MoveError (nothing changed: the shard stays on `from`) — or, if the catalog's
+ * compare-and-set had an unknown outcome, with the store's error (recovery finishes the move
+ * either way, by what the catalog says).
+ */
+export async function moveShard<H extends MoveHold>(m: MoveSpec, env: MoveEnv<H>): Promise<{ pauseMs: number }> {
+  const timing = { ...TIMING, ...env.timing };
+  const catalog = env.catalogs.current;
+  const bad = checkMove(catalog, m);
+  if (bad) throw bad;
+  const rels = shardRels(catalog, m);
+  const modulus = catalog.colocations.get(m.colocation)!.shardCount;
+  const names = moveNames(m.id);
+  const clients: pg.Client[] = [];
+  const open = async (g: string) => {
+    const c = await env.connect(g);
+    clients.push(c);
+    return c;
+  };
+  let switched = false;
+  try {
+    const src = await open(m.from);
+    const tgt = await open(m.to);
+    env.progress({ step: 'prepare' });
+    await prepareTarget(src, tgt, rels, modulus, m, names.fence);
+    checkAbort(env.signal);
+
+    env.progress({ step: 'copy' });
+    await src.query(
+      `CREATE PUBLICATION ${names.pub} FOR TABLE ${[...rels.map((r) => r.shard), names.fence].join(', ')} WITH (publish = 'insert, update, delete')`,
+    );
+    await tgt.query(
+      `CREATE SUBSCRIPTION ${names.sub} CONNECTION ${quoteLiteral(env.conninfo(m.from))} PUBLICATION ${names.pub} WITH (slot_name = ${quoteLiteral(names.slot)})`,
+    );
+    await waitCopied(src, tgt, rels, names.sub, env, timing.copyMs);
+
+    env.progress({ step: 'catchup' });
+    for (let i = 0; ; i++) {
+      checkAbort(env.signal);
+      const lag = await fenceLag(src, tgt, names.fence, `catchup-${i}`, 60_000, env.signal);
+      env.progress({ step: 'catchup', lagMs: lag });
+      if (lag <= CATCHUP_OK_MS || i >= 50) break;
+    }
+
+    const srcAux = await open(m.from);
+    let pauseMs = -1;
+    for (let attempt = 1; ; attempt++) {
+      checkAbort(env.signal);
+      env.progress({ step: 'cutover', attempt });
+      try {
+        pauseMs = await cutover(m, rels, modulus, names, { src, srcAux, tgt }, env, timing, () => (switched = true));
+        break;
+      } catch (e) {
+        if (!(e instanceof Retry) || attempt >= timing.attempts) {
+          if (e instanceof Retry)
+            throw new MoveError(`the cutover did not succeed in ${attempt} attempts: ${e.message}`);
+          throw e;
+        }
+        env.progress({ step: 'cutover', attempt, note: e.message });
+        await sleep(200 * attempt);
+      }
+    }
+    env.progress({ step: 'cleanup', pauseMs });
+    const problems = await cleanupMove(m, env, { succeeded: true });
+    if (problems.length > 0) env.progress({ step: 'cleanup', note: `cleanup: ${problems.join('; ')}` });
+    env.progress({ step: 'done', pauseMs });
+    return { pauseMs };
+  } catch (e) {
+    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+    clients.length = 0;
+    if (!switched) await cleanupMove(m, env, { succeeded: false }).catch(() => undefined);
+    throw e;
+  } finally {
+    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+  }
+}
+
+async function prepareTarget(
+  src: pg.Client,
+  tgt: pg.Client,
+  rels: readonly ShardRel[],
+  modulus: number,
+  m: MoveSpec,
+  fence: string,
+): Promise<void> {
+  for (const c of [src, tgt]) {
+    await c.query(`CREATE SCHEMA IF NOT EXISTS ${MOVE_SCHEMA}`);
+    await c.query(`CREATE TABLE IF NOT EXISTS ${fence} (token text PRIMARY KEY)`);
+  }
+  for (const r of rels) {
+    const exists = await tgt.query<{ attached: boolean }>(
+      `SELECT c.relispartition AS attached FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = $1 AND c.relname = $2`,
+      [r.table.rel.schema, r.shardName],
+    );
+    if (exists.rows[0]?.attached === true)
+      throw new MoveError(`group ${m.to} already holds shard ${r.shardName}`);
+    // A table of an earlier attempt that was not cleaned up (never attached: not the shard).
+    if (exists.rows.length > 0) await tgt.query(`DROP TABLE ${r.shard}`);
+    const info = await tgt.query<{ oid: string; owner: string }>(
+      `SELECT c.oid::text AS oid, pg_get_userbyid(c.relowner) AS owner FROM pg_class c WHERE c.oid = $1::regclass`,
+      [r.parent],
+    );
+    const parent = info.rows[0];
+    if (!parent) throw new MoveError(`group ${m.to} has no table ${r.parent}`);
+    await tgt.query(
+      `CREATE TABLE ${r.shard} (LIKE ${r.parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES` +
+        ` INCLUDING GENERATED INCLUDING STORAGE INCLUDING COMMENTS INCLUDING STATISTICS,` +
+        ` CONSTRAINT ${BOUND} CHECK (satisfies_hash_partition(${quoteLiteral(parent.oid)}::oid, ${modulus}, ${m.shard}, ${quoteIdent(r.table.column!)})))`,
+    );
+    await tgt.query(`ALTER TABLE ${r.shard} OWNER TO ${quoteIdent(parent.owner)}`);
+    // The parent's foreign keys, made here already: ATTACH then takes them over instead of
+    // checking every row under the cutover's lock.
+    const fks = await tgt.query<{ name: string; def: string }>(
+      `SELECT conname AS name, pg_get_constraintdef(oid) AS def FROM pg_constraint
+        WHERE conrelid = $1::regclass AND contype = 'f' AND conparentid = 0`,
+      [r.parent],
+    );
+    for (const fk of fks.rows)
+      await tgt.query(`ALTER TABLE ${r.shard} ADD CONSTRAINT ${quoteIdent(fk.name)} ${fk.def} NOT VALID`);
+    // UPDATE and DELETE are replicated by the replica identity: a shard without a key uses FULL.
+    const ident = await src.query<{ identity: string; keyed: boolean }>(
+      `SELECT c.relreplident AS identity,
+              EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND (i.indisprimary OR i.indisreplident)) AS keyed
+         FROM pg_class c WHERE c.oid = $1::regclass`,
+      [r.shard],
+    );
+    const row = ident.rows[0];
+    if (row && row.identity === 'd' && !row.keyed) await src.query(`ALTER TABLE ${r.shard} REPLICA IDENTITY FULL`);
+  }
+}
+
+async function sizeOf(c: pg.Client, rels: readonly ShardRel[]): Promise<number> {
+  const r = await c.query<{ n: string }>(
+    `SELECT coalesce(sum(pg_table_size(x::regclass)), 0)::int8::text AS n FROM unnest($1::text[]) x`,
+    [rels.map((r) => r.shard)],
+  );
+  return Number(r.rows[0]?.n ?? 0);
+}
+
+/** Waits until every table of the subscription is synchronized ('r'), reporting the bytes copied. */
+async function waitCopied(
+  src: pg.Client,
+  tgt: pg.Client,
+  rels: readonly ShardRel[],
+  sub: string,
+  env: MoveEnv<MoveHold>,
+  copyMs: number,
+): Promise<void> {
+  const deadline = Date.now() + copyMs;
+  const sourceBytes = await sizeOf(src, rels);
+  let lastReport = 0;
+  for (;;) {
+    checkAbort(env.signal);
+    const r = await tgt.query<{ n: string; ready: string }>(
+      `SELECT count(*)::text AS n, count(*) FILTER (WHERE sr.srsubstate = 'r')::text AS ready
+         FROM pg_subscription_rel sr JOIN pg_subscription s ON s.oid = sr.srsubid WHERE s.subname = $1`,
+      [sub],
+    );
+    const n = Number(r.rows[0]?.n ?? 0);
+    if (n > 0 && r.rows[0]?.ready === String(n)) {
+      env.progress({ step: 'copy', sourceBytes, copiedBytes: await sizeOf(tgt, rels) });
+      return;
+    }
+    // A subscription that cannot work says so in its worker's error, repeated: stop early then.
+    if (Date.now() - lastReport > 1000) {
+      lastReport = Date.now();
+      env.progress({ step: 'copy', sourceBytes, copiedBytes: await sizeOf(tgt, rels) });
+    }
+    if (Date.now() > deadline) throw new MoveError(`the copy did not finish within ${copyMs / 1000} s`);
+    await sleep(100);
+  }
+}
+
+/** Writes a fence row on the source and waits until the target has it: the apply lag (ms). */
+async function fenceLag(
+  src: pg.Client,
+  tgt: pg.Client,
+  fence: string,
+  token: string,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<number> {
+  const t0 = Date.now();
+  await src.query(`INSERT INTO ${fence} (token) VALUES ($1) ON CONFLICT DO NOTHING`, [token]);
+  for (;;) {
+    const r = await tgt.query(`SELECT 1 FROM ${fence} WHERE token = $1`, [token]);
+    if (r.rows.length > 0) return Date.now() - t0;
+    if (Date.now() - t0 > timeoutMs) throw new Retry(`the target did not apply the fence row within ${timeoutMs} ms`);
+    if (signal?.aborted) throw new MoveError('the move was cancelled', '57014');
+    await sleep(2);
+  }
+}
+
+async function cutover<H extends MoveHold>(
+  m: MoveSpec,
+  rels: readonly ShardRel[],
+  modulus: number,
+  names: ReturnType<typeof moveNames>,
+  c: { src: pg.Client; srcAux: pg.Client; tgt: pg.Client },
+  env: MoveEnv<H>,
+  timing: MoveTiming,
+  onSwitched: () => void,
+): Promise<number> {
+  const gid = moveGid(m);
+  const shards = rels.map((r) => r.shard);
+  const ids = rels.map((r) => r.table.firstShardId + m.shard);
+  const hold = env.holds.hold({ colocation: m.colocation, shards: ids, group: m.from, to: m.to });
+  const t0 = Date.now();
+  let srcTx = false;
+  let tgtTx = false;
+  let prepared: pg.Client[] = [];
+  try {
+    // No transaction on the source holds the shards any more (those let through finish).
+    const oids = await c.srcAux.query<{ oid: string }>(
+      `SELECT x::regclass::oid::text AS oid FROM unnest($1::text[]) x`,
+      [shards],
+    );
+    const list = oids.rows.map((r) => r.oid);
+    for (const deadline = Date.now() + timing.drainMs; ; ) {
+      const r = await c.srcAux.query<{ n: string }>(
+        `SELECT count(*)::text AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+          WHERE l.relation = ANY($1::oid[]) AND l.pid <> pg_backend_pid() AND a.backend_type = 'client backend'`,
+        [list],
+      );
+      if (r.rows[0]?.n === '0') break;
+      if (Date.now() > deadline) throw new Retry(`transactions on group ${m.from} kept the shard for ${timing.drainMs} ms`);
+      await sleep(3);
+    }
+    if (!(await hold.fence(timing.drainMs))) throw new Retry('statements let through did not finish');
+    await c.src.query('BEGIN');
+    srcTx = true;
+    await c.src.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(timing.lockMs))}`);
+    try {
+      await c.src.query(`LOCK TABLE ${shards.join(', ')} IN ACCESS EXCLUSIVE MODE`);
+    } catch (e) {
+      throw new Retry(`could not lock the shard on group ${m.from}: ${(e as Error).message}`);
+    }
+    // Every change to the shard is committed before this row: once it is on the target, they are.
+    await fenceLag(c.srcAux, c.tgt, names.fence, `cutover-${t0}`, timing.fenceMs, undefined);
+    // Belt and braces: a statement that reached the source past the hold waits for the lock and
+    // would run after the TRUNCATE. Give the shard back to it and try again.
+    const waiting = await c.srcAux.query<{ n: string }>(
+      `SELECT count(*)::text AS n FROM pg_locks WHERE relation = ANY($1::oid[]) AND NOT granted`,
+      [list],
+    );
+    if (waiting.rows[0]?.n !== '0') throw new Retry(`${waiting.rows[0]?.n} statements on group ${m.from} were past the hold`);
+    await c.tgt.query('BEGIN');
+    tgtTx = true;
+    await c.tgt.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(timing.lockMs))}`);
+    try {
+      for (const r of rels) {
+        await c.tgt.query(
+          `ALTER TABLE ${r.parent} ATTACH PARTITION ${r.shard} FOR VALUES WITH (MODULUS ${modulus}, REMAINDER ${m.shard})`,
+        );
+        await c.tgt.query(`ALTER TABLE ${r.shard} DROP CONSTRAINT ${BOUND}`);
+      }
+    } catch (e) {
+      throw new Retry(`could not attach the shard on group ${m.to}: ${(e as Error).message}`);
+    }
+    await c.tgt.query(`PREPARE TRANSACTION ${quoteLiteral(gid)}`);
+    tgtTx = false;
+    prepared.push(c.tgt);
+    await c.src.query(`TRUNCATE ${shards.join(', ')}`);
+    await c.src.query(`PREPARE TRANSACTION ${quoteLiteral(gid)}`);
+    srcTx = false;
+    prepared.push(c.src);
+    const placed = await env.catalogs.update((cat) => placeShard(cat, m.colocation, m.shard, m.from, m.to));
+    if (isCatalogError(placed)) throw new MoveError(`the catalog refused the move: ${placed.message}`);
+    onSwitched();
+    const done = prepared;
+    prepared = [];
+    // Committed: the target first (statements released go there), then the source.
+    for (const s of done) await s.query(`COMMIT PREPARED ${quoteLiteral(gid)}`);
+    return Date.now() - t0;
+  } finally {
+    if (srcTx) await c.src.query('ROLLBACK').catch(() => undefined);
+    if (tgtTx) await c.tgt.query('ROLLBACK').catch(() => undefined);
+    for (const s of prepared) await s.query(`ROLLBACK PREPARED ${quoteLiteral(gid)}`).catch(() => undefined);
+    env.holds.release(hold);
+  }
+}
+
+/**
+ * Drops what a move made, on the groups' current primaries; never throws. After a move that
+ * switched the catalog: the emptied source partitions too. After one that did not: the target's
+ * tables (never attached) and the source's REPLICA IDENTITY FULL, back to its default.
+ */
+export async function cleanupMove<H extends MoveHold>(
+  m: MoveSpec,
+  env: Pick<MoveEnv<H>, 'connect' | 'catalogs'>,
+  o: { succeeded: boolean },
+): Promise<string[]> {
+  const names = moveNames(m.id);
+  const problems: string[] = [];
+  const attempt = async (what: string, f: () => Promise<unknown>) => {
+    try {
+      await f();
+    } catch (e) {
+      problems.push(`${what}: ${(e as Error).message}`);
+    }
+  };
+  const rels = shardRels(env.catalogs.current, m);
+  let tgt: pg.Client | null = null;
+  let src: pg.Client | null = null;
+  try {
+    await attempt(`connect to group ${m.to}`, async () => (tgt = await env.connect(m.to)));
+    await attempt(`connect to group ${m.from}`, async () => (src = await env.connect(m.from)));
+    const t = tgt as pg.Client | null;
+    const s = src as pg.Client | null;
+    if (t) {
+      await attempt('drop the subscription', () => dropSubscription(t, names.sub));
+      await attempt('drop the fence table', () => t.query(`DROP TABLE IF EXISTS ${names.fence}`));
+      if (!o.succeeded)
+        for (const r of rels) {
+          await attempt(`drop ${r.shardName} on group ${m.to}`, async () => {
+            const x = await t.query<{ attached: boolean }>(
+              `SELECT relispartition AS attached FROM pg_class WHERE oid = to_regclass($1)`,
+              [r.shard],
+            );
+            if (x.rows[0]?.attached === false) await t.query(`DROP TABLE ${r.shard}`);
+          });
+        }
+    }
+    if (s) {
+      await attempt('drop the publication', () => s.query(`DROP PUBLICATION IF EXISTS ${names.pub}`));
+      await attempt('drop the slot', () =>
+        s.query(
+          `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active`,
+          [names.slot],
+        ),
+      );
+      await attempt('drop the fence table', () => s.query(`DROP TABLE IF EXISTS ${names.fence}`));
+      for (const r of rels) {
+        if (o.succeeded) await attempt(`drop ${r.shardName} on group ${m.from}`, () => dropEmptied(s, r));
+        else
+          await attempt(`replica identity of ${r.shardName}`, () =>
+            s.query(
+              `DO $$ BEGIN IF (SELECT relreplident FROM pg_class WHERE oid = to_regclass(${quoteLiteral(r.shard)})) = 'f' THEN EXECUTE 'ALTER TABLE ${r.shard.replace(/'/g, "''")} REPLICA IDENTITY DEFAULT'; END IF; END $$`,
+            ),
+          );
+      }
+    }
+  } finally {
+    for (const c of [tgt as pg.Client | null, src as pg.Client | null])
+      await c?.end().catch(() => undefined);
+  }
+  return problems;
+}
+
+/** DROP SUBSCRIPTION, also when its source cannot be reached (its slot is then dropped apart). */
+async function dropSubscription(c: pg.Client, sub: string): Promise<void> {
+  const r = await c.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [sub]);
+  if (r.rows.length === 0) return;
+  await c.query(`SET lock_timeout = '10s'`);
+  try {
+    await c.query(`DROP SUBSCRIPTION ${sub}`);
+  } catch {
+    await c.query(`ALTER SUBSCRIPTION ${sub} DISABLE`);
+    await c.query(`ALTER SUBSCRIPTION ${sub} SET (slot_name = NONE)`);
+    await c.query(`DROP SUBSCRIPTION ${sub}`);
+  }
+}
+
+/** The source's emptied partition: detached without locking the other shards, then dropped. */
+async function dropEmptied(s: pg.Client, r: ShardRel): Promise<void> {
+  const x = await s.query<{ attached: boolean; n: boolean }>(
+    `SELECT relispartition AS attached FROM pg_class WHERE oid = to_regclass($1)`,
+    [r.shard],
+  );
+  const row = x.rows[0];
+  if (!row) return;
+  if (row.attached) {
+    // Only an empty partition: its rows live on the target now (a prepared TRUNCATE not yet
+    // committed keeps its lock, and this waits for it).
+    const rows = await s.query(`SELECT 1 FROM ${r.shard} LIMIT 1`);
+    if (rows.rows.length > 0) throw new MoveError(`${r.shardName} still holds rows; left in place`);
+    await s.query(`ALTER TABLE ${r.parent} DETACH PARTITION ${r.shard} CONCURRENTLY`);
+  }
+  await s.query(`DROP TABLE IF EXISTS ${r.shard}`);
+}

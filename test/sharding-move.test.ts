@@ -1,0 +1,133 @@
+/**
+ * Shard moves while the application writes (issue #17): drain a group and rebalance back under a
+ * write load through the proxy (node-postgres extended protocol, postgres.js) that records every
+ * acknowledged write; afterwards no acknowledged write is lost or duplicated, every row is on the
+ * group the catalog says, no client saw an error, and nothing of the moves is left behind. Also a
+ * cancelled move, one move by shard id, and the refusals (DDL during a move, bad requests).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { binarySets, cli } from './harness.js';
+import { upSharded } from './sharding-support.js';
+import type { ShardedCluster } from './sharding-support.js';
+import { checkAfterMoves, makeTables, startWriteLoad } from './sharding-move-support.js';
+
+const bins = binarySets()[0]!;
+
+describe('shard moves under a write load (two groups)', () => {
+  let sc: ShardedCluster;
+
+  before(async () => {
+    sc = await upSharded(bins, {
+      groups: 2,
+      replicas: 1,
+      extra: (t) => t.replace('  parameters: {}', '  parameters:\n    wal_level: logical'),
+    });
+    await makeTables(sc, 8, 4000);
+  });
+
+  after(async () => {
+    if (process.env.PGSCALE_MOVE_DEBUG) {
+      const { readFileSync } = await import('node:fs');
+      const log = readFileSync(`${sc.tc.cluster.dataDir}/logs/controller.log`, 'utf8');
+      console.log(log.split('\n').filter((l) => /shard move|sharding:/.test(l)).join('\n'));
+    }
+    await sc?.down();
+  });
+
+  const run = (args: string[]) => cli([...args, '-c', sc.tc.file], sc.tc.env);
+
+  test('drain group 1, then rebalance: no acknowledged write lost, no client error', async () => {
+    const load = await startWriteLoad(sc);
+    try {
+      while (load.done() < 50) await new Promise((r) => setTimeout(r, 50));
+      const drain = await run(['drain-group', '1']);
+      assert.equal(drain.code, 0, drain.stdout + drain.stderr);
+      assert.match(drain.stdout, /drain job \w+: done; 4 of 4 moves done/);
+      const status = await run(['status', '--json']).catch(() => null);
+      void status;
+      const back = await run(['rebalance']);
+      assert.equal(back.code, 0, back.stdout + back.stderr);
+      assert.match(back.stdout, /rebalance job \w+: done; 4 of 4 moves done/);
+      const before = load.done();
+      while (load.done() < before + 30) await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      await load.stop();
+    }
+    assert.deepEqual(load.errors, []);
+    await checkAfterMoves(sc, load, 2);
+    const hist = await run(['rebalance', '--status']);
+    assert.equal(hist.code, 0, hist.stderr);
+    assert.match(hist.stdout, /rebalance +done/);
+    assert.match(hist.stdout, /drain 1 +done/);
+  });
+
+  test('a move by shard id; a cancelled move leaves the shard where it was', async () => {
+    const app = await sc.connectApp();
+    try {
+      const r = await app.query<{ shardid: string; nodeport: number }>(
+        "SELECT shardid::text, nodeport FROM citus_shards WHERE table_name = 'users'::regclass ORDER BY shardid LIMIT 1",
+      );
+      const shard = r.rows[0]!.shardid;
+      const onPort = r.rows[0]!.nodeport;
+      const to = onPort === sc.portOf(0) ? '1' : '0';
+      const moved = await run(['move-shard', shard, '--to', to]);
+      assert.equal(moved.code, 0, moved.stdout + moved.stderr);
+      const after1 = await app.query(`SELECT nodeport FROM citus_shards WHERE shardid = ${shard}`);
+      assert.equal(after1.rows[0].nodeport, sc.portOf(Number(to)));
+      // Cancelled while copying: back where it was, nothing left.
+      const back = onPort === sc.portOf(0) ? '0' : '1';
+      const started = await run(['move-shard', shard, '--to', back, '--no-wait']);
+      assert.equal(started.code, 0, started.stderr);
+      const cancel = await run(['rebalance', '--cancel']);
+      assert.equal(cancel.code, 0, cancel.stderr);
+      for (;;) {
+        const st = await run(['rebalance', '--status', '--json']);
+        if (JSON.parse(st.stdout).current === null) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const after2 = await app.query(`SELECT nodeport FROM citus_shards WHERE shardid = ${shard}`);
+      // Cancelled before its cutover (it stays), or done already (it moved): never anywhere else.
+      assert.ok([sc.portOf(0), sc.portOf(1)].includes(after2.rows[0].nodeport));
+      const count = await app.query('SELECT count(*)::int AS n FROM users');
+      assert.ok(count.rows[0].n >= 4000);
+    } finally {
+      await app.end();
+    }
+    await checkAfterMoves(sc, { acked: new Map(), errors: [], done: () => 0, stop: async () => undefined }, 2);
+  });
+
+  test('refusals: DDL during a move, unknown shard or group, a second job', async () => {
+    const bad = await run(['move-shard', '999', '--to', '1']);
+    assert.notEqual(bad.code, 0, bad.stdout + bad.stderr);
+    assert.match(bad.stderr, /there is no shard 999/);
+    const app = await sc.connectApp();
+    try {
+      const r = await app.query<{ shardid: string; nodeport: number }>(
+        "SELECT shardid::text, nodeport FROM citus_shards WHERE table_name = 'users'::regclass ORDER BY shardid LIMIT 1",
+      );
+      const shard = r.rows[0]!.shardid;
+      const noGroup = await run(['move-shard', shard, '--to', '7']);
+      assert.match(noGroup.stderr, /there is no group 7/);
+      const to = r.rows[0]!.nodeport === sc.portOf(0) ? '1' : '0';
+      const started = await run(['move-shard', shard, '--to', to, '--no-wait']);
+      assert.equal(started.code, 0, started.stderr);
+      const second = await run(['rebalance', '--no-wait']);
+      assert.notEqual(second.code, 0);
+      assert.match(second.stderr, /is running/);
+      await assert.rejects(app.query('ALTER TABLE users ADD COLUMN extra int'), (e: Error & { code?: string }) => {
+        assert.equal(e.code, '55006');
+        assert.match(e.message, /shards are being moved/);
+        return true;
+      });
+      for (;;) {
+        const st = await run(['rebalance', '--status', '--json']);
+        if (JSON.parse(st.stdout).current === null) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      await app.query('ALTER TABLE users ADD COLUMN extra int');
+    } finally {
+      await app.end();
+    }
+  });
+});
