@@ -111,7 +111,10 @@ export async function makeTables(sc: ShardedCluster, shardCount: number, rows: n
     await c.query("INSERT INTO countries VALUES ('fr', 'France'), ('de', 'Germany')");
     await c.query(`SELECT create_reference_table('countries')`);
     for (let i = 0; i < rows; i += 500) {
-      const values = Array.from({ length: Math.min(500, rows - i) }, (_, k) => `(${i + k + 1}, 0, repeat('x', 100))`);
+      const values = Array.from(
+        { length: Math.min(500, rows - i) },
+        (_, k) => `(${i + k + 1}, 0, repeat('x', 100))`,
+      );
       await c.query(`INSERT INTO users (user_id, v, note) VALUES ${values.join(',')}`);
     }
   } finally {
@@ -134,7 +137,9 @@ export async function checkAfterMoves(sc: ShardedCluster, load: WriteLoad, group
     } finally {
       await app.end();
     }
-    const ports = await Promise.all(direct.map(async (c) => Number((await c.query('SHOW port')).rows[0].port)));
+    const ports = await Promise.all(
+      direct.map(async (c) => Number((await c.query('SHOW port')).rows[0].port)),
+    );
     const seen = new Map<number, number>();
     for (let g = 0; g < groups; g++) {
       const rows = await direct[g]!.query<{ id: string; v: number; part: string }>(
@@ -145,7 +150,11 @@ export async function checkAfterMoves(sc: ShardedCluster, load: WriteLoad, group
         assert.ok(!seen.has(id), `user ${id} is on two groups`);
         seen.set(id, row.v);
         const shard = Number(/_(\d+)$/.exec(row.part)![1]);
-        assert.equal(where.get(shard), ports[g], `shard ${shard} is on the group on port ${ports[g]}, the catalog says ${where.get(shard)}`);
+        assert.equal(
+          where.get(shard),
+          ports[g],
+          `shard ${shard} is on the group on port ${ports[g]}, the catalog says ${where.get(shard)}`,
+        );
       }
       const events = await direct[g]!.query<{ n: string }>(
         'SELECT count(*)::text AS n FROM events e WHERE NOT EXISTS (SELECT FROM users u WHERE u.user_id = e.user_id)',
@@ -157,10 +166,17 @@ export async function checkAfterMoves(sc: ShardedCluster, load: WriteLoad, group
         ['publications', "SELECT pubname AS x FROM pg_publication WHERE pubname LIKE 'pgscale_move%'"],
         ['slots', "SELECT slot_name AS x FROM pg_replication_slots WHERE slot_type = 'logical'"],
         ['prepared transactions', 'SELECT gid AS x FROM pg_prepared_xacts'],
-        ['stray shard tables', "SELECT relname AS x FROM pg_class WHERE relname ~ '^(users|events)_[0-9]+$' AND relkind = 'r' AND NOT relispartition"],
+        [
+          'stray shard tables',
+          "SELECT relname AS x FROM pg_class WHERE relname ~ '^(users|events)_[0-9]+$' AND relkind = 'r' AND NOT relispartition",
+        ],
       ] as const) {
         const left = await direct[g]!.query<{ x: string }>(q);
-        assert.deepEqual(left.rows.map((r) => r.x), [], `group ${g}: ${what} left behind`);
+        assert.deepEqual(
+          left.rows.map((r) => r.x),
+          [],
+          `group ${g}: ${what} left behind`,
+        );
       }
     }
     let lost = 0;

@@ -11,6 +11,7 @@ import { binarySets, cli } from './harness.js';
 import { upSharded } from './sharding-support.js';
 import type { ShardedCluster } from './sharding-support.js';
 import { checkAfterMoves, makeTables, startWriteLoad } from './sharding-move-support.js';
+import { controllerCall } from '../src/cli/controller-api.js';
 
 const bins = binarySets()[0]!;
 
@@ -30,7 +31,12 @@ describe('shard moves under a write load (two groups)', () => {
     if (process.env.PGSCALE_MOVE_DEBUG) {
       const { readFileSync } = await import('node:fs');
       const log = readFileSync(`${sc.tc.cluster.dataDir}/logs/controller.log`, 'utf8');
-      console.log(log.split('\n').filter((l) => /shard move|sharding:/.test(l)).join('\n'));
+      console.log(
+        log
+          .split('\n')
+          .filter((l) => /shard move|sharding:/.test(l))
+          .join('\n'),
+      );
     }
     await sc?.down();
   });
@@ -86,7 +92,9 @@ describe('shard moves under a write load (two groups)', () => {
         if (JSON.parse(st.stdout).current === null) break;
         await new Promise((r) => setTimeout(r, 200));
       }
-      const after2 = await app.query(`SELECT nodeport FROM citus_shards WHERE shardid = ${shard}`);
+      const after2 = await app.query<{ nodeport: number }>(
+        `SELECT nodeport FROM citus_shards WHERE shardid = ${shard}`,
+      );
       // Cancelled before its cutover (it stays), or done already (it moved): never anywhere else.
       assert.ok([sc.portOf(0), sc.portOf(1)].includes(after2.rows[0].nodeport));
       const count = await app.query('SELECT count(*)::int AS n FROM users');
@@ -94,7 +102,11 @@ describe('shard moves under a write load (two groups)', () => {
     } finally {
       await app.end();
     }
-    await checkAfterMoves(sc, { acked: new Map(), errors: [], done: () => 0, stop: async () => undefined }, 2);
+    await checkAfterMoves(
+      sc,
+      { acked: new Map(), errors: [], done: () => 0, stop: () => Promise.resolve() },
+      2,
+    );
   });
 
   test('refusals: DDL during a move, unknown shard or group, a second job', async () => {
@@ -110,16 +122,23 @@ describe('shard moves under a write load (two groups)', () => {
       const noGroup = await run(['move-shard', shard, '--to', '7']);
       assert.match(noGroup.stderr, /there is no group 7/);
       const to = r.rows[0]!.nodeport === sc.portOf(0) ? '1' : '0';
-      const started = await run(['move-shard', shard, '--to', to, '--no-wait']);
-      assert.equal(started.code, 0, started.stderr);
-      const second = await run(['rebalance', '--no-wait']);
-      assert.notEqual(second.code, 0);
-      assert.match(second.stderr, /is running/);
-      await assert.rejects(app.query('ALTER TABLE users ADD COLUMN extra int'), (e: Error & { code?: string }) => {
-        assert.equal(e.code, '55006');
-        assert.match(e.message, /shards are being moved/);
-        return true;
+      // Straight to the controller's API: the CLI's start-up could outlast a small move.
+      const started = await controllerCall(sc.tc.cluster, 'POST', '/sharding/move', {
+        shard_id: Number(shard),
+        to,
       });
+      assert.equal(started.status, 202, JSON.stringify(started.body));
+      const second = await controllerCall(sc.tc.cluster, 'POST', '/sharding/rebalance', {});
+      assert.equal(second.status, 409);
+      assert.match(String(second.body.error), /is running/);
+      await assert.rejects(
+        app.query('ALTER TABLE users ADD COLUMN extra int'),
+        (e: Error & { code?: string }) => {
+          assert.equal(e.code, '55006');
+          assert.match(e.message, /shards are being moved/);
+          return true;
+        },
+      );
       for (;;) {
         const st = await run(['rebalance', '--status', '--json']);
         if (JSON.parse(st.stdout).current === null) break;

@@ -57,11 +57,7 @@ export async function controllerCall(
     parsed = { error: text };
   }
   if (res.status === 404) {
-    throw new ClusterError(
-      ErrorCodes.USAGE,
-      `the controller at ${base} does not run ${missing}`,
-    );
+    throw new ClusterError(ErrorCodes.USAGE, `the controller at ${base} does not run ${missing}`);
   }
   return { status: res.status, body: parsed };
 }
-

@@ -30,8 +30,14 @@ const commands: Record<string, { run: Handler; summary: string; hidden?: true }>
   destroy: { run: upCmd.destroy, summary: 'stop and delete all data (--yes)' },
   'add-replica': { run: replicas.add, summary: 'add a standby online' },
   'remove-replica': { run: replicas.remove, summary: 'remove a standby online' },
-  'move-shard': { run: shards.moveShard, summary: 'move a shard (and its colocated shards) to another group online' },
-  rebalance: { run: shards.rebalance, summary: 'even out the shards over the groups online (--status, --cancel)' },
+  'move-shard': {
+    run: shards.moveShard,
+    summary: 'move a shard (and its colocated shards) to another group online',
+  },
+  rebalance: {
+    run: shards.rebalance,
+    summary: 'even out the shards over the groups online (--status, --cancel)',
+  },
   'drain-group': { run: shards.drainGroup, summary: 'move every shard off a group, so it can be removed' },
   switchover: { run: ha.switchover, summary: 'planned change of primary, without client errors' },
   failover: { run: ha.failover, summary: 'fence the primary and promote a standby now' },

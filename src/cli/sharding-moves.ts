@@ -97,7 +97,10 @@ export class MoveRunner {
 
   /** Loads the history; a job left running by a crash is marked interrupted and its move undone or finished. */
   async start(): Promise<void> {
-    const kv = await this.deps.store()?.get(MOVES_KEY).catch(() => null);
+    const kv = await this.deps
+      .store()
+      ?.get(MOVES_KEY)
+      .catch(() => null);
     if (kv) {
       try {
         const parsed = JSON.parse(kv.value) as { history?: JobRecord[] };
@@ -120,7 +123,11 @@ export class MoveRunner {
         m.state = succeeded ? 'done' : 'failed';
         m.error = succeeded ? undefined : 'interrupted: the controller stopped during the move';
         if (catalogs) {
-          const problems = await cleanupMove(this.spec(m), { connect: (g) => this.deps.connect(g), catalogs }, { succeeded });
+          const problems = await cleanupMove(
+            this.spec(m),
+            { connect: (g) => this.deps.connect(g), catalogs },
+            { succeeded },
+          );
           for (const p of problems) this.deps.logger.warn(`shard move ${m.id}: cleanup: ${p}`);
         }
       }
@@ -144,8 +151,17 @@ export class MoveRunner {
   }
 
   /** Starts a job; throws JobError when one runs or the request is not possible. */
-  submit(req: { kind: 'move'; shardId: number; to: string } | { kind: 'rebalance'; by: 'count' | 'size' } | { kind: 'drain'; group: string }): JobRecord {
-    if (this.job) throw new JobError(`a ${this.job.kind} job (${this.job.id}) is running; see pgscale rebalance --status`, 409);
+  submit(
+    req:
+      | { kind: 'move'; shardId: number; to: string }
+      | { kind: 'rebalance'; by: 'count' | 'size' }
+      | { kind: 'drain'; group: string },
+  ): JobRecord {
+    if (this.job)
+      throw new JobError(
+        `a ${this.job.kind} job (${this.job.id}) is running; see pgscale rebalance --status`,
+        409,
+      );
     const catalogs = this.deps.catalogs();
     if (!catalogs) throw new JobError('the sharding catalog is not loaded', 503);
     const catalog = catalogs.current;
@@ -204,7 +220,10 @@ export class MoveRunner {
             : planRebalance(catalog, { by, ...(sizes ? { sizes } : {}) });
         job.moves = plan.map((m) => this.record(catalog, m));
       }
-      log.info({ job: job.id, moves: job.moves.length }, `sharding: ${job.kind} job ${job.id}: ${job.moves.length} moves`);
+      log.info(
+        { job: job.id, moves: job.moves.length },
+        `sharding: ${job.kind} job ${job.id}: ${job.moves.length} moves`,
+      );
       await this.save();
       for (const rec of job.moves) {
         if (signal.aborted) {
@@ -254,7 +273,8 @@ export class MoveRunner {
             const s = (Date.now() - t0) / 1000;
             rec.rate_bytes_per_s = s > 0 ? Math.round(p.copiedBytes / s) : 0;
             const left = (rec.source_bytes ?? 0) - p.copiedBytes;
-            rec.eta_s = rec.rate_bytes_per_s > 0 ? Math.max(0, Math.round(left / rec.rate_bytes_per_s)) : undefined;
+            rec.eta_s =
+              rec.rate_bytes_per_s > 0 ? Math.max(0, Math.round(left / rec.rate_bytes_per_s)) : undefined;
           }
           if (p.lagMs !== undefined) rec.lag_ms = p.lagMs;
           if (p.attempt !== undefined) rec.attempt = p.attempt;
@@ -275,7 +295,10 @@ export class MoveRunner {
     } catch (e) {
       rec.state = signal.aborted ? 'cancelled' : 'failed';
       rec.error = (e as Error).message;
-      log.warn({ move: rec.id, err: rec.error }, `sharding: shard ${rec.shard_id} move ${rec.state}: ${rec.error}`);
+      log.warn(
+        { move: rec.id, err: rec.error },
+        `sharding: shard ${rec.shard_id} move ${rec.state}: ${rec.error}`,
+      );
     }
     rec.finished_at = new Date().toISOString();
   }
@@ -306,7 +329,9 @@ export class MoveRunner {
         for (const t of colocatedTables(catalog, c.id))
           c.placement.forEach((pg, r) => {
             if (pg !== g) return;
-            names.push(`"${t.rel.schema.replace(/"/g, '""')}"."${shardNameOf(t.rel.name, t.firstShardId + r).replace(/"/g, '""')}"`);
+            names.push(
+              `"${t.rel.schema.replace(/"/g, '""')}"."${shardNameOf(t.rel.name, t.firstShardId + r).replace(/"/g, '""')}"`,
+            );
             keys.push(`${c.id}:${r}`);
           });
       }
@@ -328,7 +353,9 @@ export class MoveRunner {
   private async save(): Promise<void> {
     const store = this.deps.store();
     if (!store) return;
-    const history = this.job ? [this.job, ...this.history.filter((j) => j.id !== this.job!.id)] : this.history;
+    const history = this.job
+      ? [this.job, ...this.history.filter((j) => j.id !== this.job!.id)]
+      : this.history;
     await store
       .put(MOVES_KEY, JSON.stringify({ history: history.slice(0, HISTORY_KEPT) }))
       .catch((e: unknown) => this.deps.logger.warn({ err: e }, 'sharding: could not record the moves'));
@@ -336,7 +363,10 @@ export class MoveRunner {
 }
 
 /** The colocation, shard and group of shard id `id` (any table's), or null. */
-export function shardById(catalog: Catalog, id: number): { colocation: number; shard: number; group: string } | null {
+export function shardById(
+  catalog: Catalog,
+  id: number,
+): { colocation: number; shard: number; group: string } | null {
   for (const t of catalog.tables.values()) {
     if (t.kind !== 'distributed') continue;
     const c = catalog.colocations.get(t.colocationId);

@@ -52,6 +52,11 @@ const FUNCTION_SCAN_MS = 3000;
 /** A statement on several groups prepared this long ago and not finished is taken as orphaned. */
 const WRITE_ORPHAN_MS = 30_000;
 
+/** A JSON field as text ('' when it is neither a string nor a number). */
+function text(v: unknown): string {
+  return typeof v === 'string' || typeof v === 'number' ? String(v) : '';
+}
+
 function regexQuote(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
@@ -157,7 +162,8 @@ export class ShardingService implements Service, ShardingHost {
   private conninfo(group: string): string {
     const p = this.view.lastPrimary(Number(group));
     if (!p) throw new Error(`group ${group} has no primary right now`);
-    const kv = (k: string, v: string | number) => `${k}='${String(v).replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+    const kv = (k: string, v: string | number) =>
+      `${k}='${String(v).replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
     return [
       kv('host', p.host),
       kv('port', p.port),
@@ -201,9 +207,11 @@ export class ShardingService implements Service, ShardingHost {
     this.functionTimer = setInterval(() => void this.loadFunctions(), FUNCTION_SCAN_MS);
     this.functionTimer.unref();
     this.txs.start();
-    await this.moves.start().catch((e: unknown) =>
-      this.logger.warn({ err: e }, 'sharding: the shard moves a crash interrupted could not be checked'),
-    );
+    await this.moves
+      .start()
+      .catch((e: unknown) =>
+        this.logger.warn({ err: e }, 'sharding: the shard moves a crash interrupted could not be checked'),
+      );
     // A group's primary moved: the foreign servers of the global tables follow it.
     this.unsubscribeTopology = this.view.subscribe(() => {
       if (this.endpointsKey() !== this.globalEndpoints) void this.syncGlobal();
@@ -288,7 +296,12 @@ export class ShardingService implements Service, ShardingHost {
       }
       const gone = catalogs.current.groups.filter((g) => !want.includes(g));
       if (gone.length > 0) {
-        const r = await catalogs.update((c) => withGroups(c, c.groups.filter((g) => want.includes(g))));
+        const r = await catalogs.update((c) =>
+          withGroups(
+            c,
+            c.groups.filter((g) => want.includes(g)),
+          ),
+        );
         if (isCatalogError(r)) this.logger.warn(`sharding catalog: groups not updated: ${r.message}`);
         else this.logger.info(`sharding: group(s) ${gone.join(', ')} left the catalog`);
       }
@@ -302,11 +315,11 @@ export class ShardingService implements Service, ShardingHost {
   }
 
   /** POST/GET /sharding/…: shard moves, rebalance, drain (docs/http-api.md). */
-  async handle(
-    method: string,
-    path: string,
-    body: unknown,
-  ): Promise<{ status: number; body: unknown } | null> {
+  handle(method: string, path: string, body: unknown): Promise<{ status: number; body: unknown } | null> {
+    return Promise.resolve(this.handleNow(method, path, body));
+  }
+
+  private handleNow(method: string, path: string, body: unknown): { status: number; body: unknown } | null {
     if (!path.startsWith('/sharding/')) return null;
     const b = (body ?? {}) as Record<string, unknown>;
     try {
@@ -315,8 +328,12 @@ export class ShardingService implements Service, ShardingHost {
       switch (path) {
         case '/sharding/move': {
           const shardId = Number(b.shard_id);
-          if (!Number.isInteger(shardId)) throw new JobError('shard_id must be a shard id (see citus_shards)');
-          return { status: 202, body: { job: this.moves.submit({ kind: 'move', shardId, to: String(b.to ?? '') }) } };
+          if (!Number.isInteger(shardId))
+            throw new JobError('shard_id must be a shard id (see citus_shards)');
+          return {
+            status: 202,
+            body: { job: this.moves.submit({ kind: 'move', shardId, to: text(b.to) }) },
+          };
         }
         case '/sharding/rebalance': {
           const by = b.by === undefined ? 'count' : b.by;
@@ -324,7 +341,10 @@ export class ShardingService implements Service, ShardingHost {
           return { status: 202, body: { job: this.moves.submit({ kind: 'rebalance', by }) } };
         }
         case '/sharding/drain':
-          return { status: 202, body: { job: this.moves.submit({ kind: 'drain', group: String(b.group ?? '') }) } };
+          return {
+            status: 202,
+            body: { job: this.moves.submit({ kind: 'drain', group: text(b.group) }) },
+          };
         case '/sharding/cancel':
           return { status: this.moves.cancel() ? 202 : 409, body: { cancelled: this.moves.busy } };
         default:

@@ -137,7 +137,6 @@ export class ProxyServer implements FrontendHost, AdminView {
     return out;
   }
 
-
   get pools(): ReadonlyMap<string, Pool> & Map<string, Pool> {
     return this.registry.pools;
   }

@@ -67,7 +67,8 @@ export class ShardHold {
    * on the source group, so it may hold the shard already and must be able to finish).
    */
   letsThrough(leg: HeldLeg | null, inTransaction: boolean): boolean {
-    if (this.phase !== 'drain' || leg === null || !inTransaction || leg.group !== this.spec.group) return false;
+    if (this.phase !== 'drain' || leg === null || !inTransaction || leg.group !== this.spec.group)
+      return false;
     this.through.add(leg);
     return true;
   }
@@ -141,7 +142,14 @@ export class ShardHolds {
   }
 
   /** What GET /services shows. */
-  status(): { colocation: number; shards: readonly number[]; group: string; to?: string; phase: string; waited: number }[] {
+  status(): {
+    colocation: number;
+    shards: readonly number[];
+    group: string;
+    to?: string;
+    phase: string;
+    waited: number;
+  }[] {
     return this.holds.map((h) => ({ ...h.spec, phase: h.phase, waited: h.waited }));
   }
 }

@@ -90,7 +90,10 @@ export async function prepareJoin(
         const cols = copyColumns(def);
         const out = g0.copyOut(`COPY (SELECT ${cols} FROM ONLY ${qualifiedOf(t)}) TO STDOUT (FORMAT binary)`);
         try {
-          const rows = await target.copyIn(`COPY ${qualifiedOf(t)} (${cols}) FROM STDIN (FORMAT binary)`, out);
+          const rows = await target.copyIn(
+            `COPY ${qualifiedOf(t)} (${cols}) FROM STDIN (FORMAT binary)`,
+            out,
+          );
           onProgress({ table: `${t.rel.schema}.${t.rel.name}`, rows });
         } finally {
           out.destroy();

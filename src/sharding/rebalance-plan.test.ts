@@ -6,7 +6,13 @@ import type { PlannedMove } from './rebalance-plan.js';
 import type { Catalog } from './types.js';
 
 function withTable(c: Catalog, name: string, shardCount: number, colocateWith = 'none'): Catalog {
-  const r = distribute(c, { rel: { schema: 'public', name }, column: 'id', type: 'int8', shardCount, colocateWith });
+  const r = distribute(c, {
+    rel: { schema: 'public', name },
+    column: 'id',
+    type: 'int8',
+    shardCount,
+    colocateWith,
+  });
   if (isCatalogError(r)) assert.fail(r.message);
   return r.catalog;
 }
@@ -43,7 +49,8 @@ describe('planRebalance', () => {
     const after = apply(c, moves);
     for (const id of after.colocations.keys()) {
       const n = after.colocations.get(id)!.shardCount;
-      for (const v of counts(after, id).values()) assert.ok(v === Math.floor(n / 3) || v === Math.ceil(n / 3), `${id}: ${v}`);
+      for (const v of counts(after, id).values())
+        assert.ok(v === Math.floor(n / 3) || v === Math.ceil(n / 3), `${id}: ${v}`);
     }
     // 32 over 3: 10 or 11 move; 7 over 3: 2 or 3 move.
     assert.ok(moves.length <= 11 + 3, `${moves.length} moves`);
@@ -60,11 +67,13 @@ describe('planRebalance', () => {
   test('by size: the big shards spread', () => {
     const c = grown(['0', '1', '2']);
     const sizes = new Map<string, number>();
-    for (const [id, col] of c.colocations) col.placement.forEach((_, r) => sizes.set(`${id}:${r}`, id === 1 ? 1000 : 10));
+    for (const [id, col] of c.colocations)
+      col.placement.forEach((_, r) => sizes.set(`${id}:${r}`, id === 1 ? 1000 : 10));
     const moves = planRebalance(c, { by: 'size', sizes });
     const after = apply(c, moves);
     const load = new Map(after.groups.map((g) => [g, 0]));
-    for (const [id, col] of after.colocations) col.placement.forEach((g, r) => load.set(g, load.get(g)! + sizes.get(`${id}:${r}`)!));
+    for (const [id, col] of after.colocations)
+      col.placement.forEach((g, r) => load.set(g, load.get(g)! + sizes.get(`${id}:${r}`)!));
     const values = [...load.values()];
     assert.ok(Math.max(...values) - Math.min(...values) <= 2000, JSON.stringify([...load]));
   });
@@ -73,7 +82,8 @@ describe('planRebalance', () => {
     const c = apply(grown(['0', '1', '2']), planRebalance(grown(['0', '1', '2'])));
     const moves = planDrain(c, '1');
     const after = apply(c, moves);
-    for (const col of after.colocations.values()) if (col.type !== null) assert.ok(!col.placement.includes('1'));
+    for (const col of after.colocations.values())
+      if (col.type !== null) assert.ok(!col.placement.includes('1'));
     const users = counts(after, 1);
     assert.deepEqual([users.get('0'), users.get('2')], [16, 16]);
     assert.deepEqual(planDrain(after, '1'), []);

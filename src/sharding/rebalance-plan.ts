@@ -33,8 +33,12 @@ export interface PlanOptions {
 const key = (c: number, r: number) => `${c}:${r}`;
 
 function distributedColocations(catalog: Catalog) {
-  const used = new Set([...catalog.tables.values()].filter((t) => t.kind === 'distributed').map((t) => t.colocationId));
-  return [...catalog.colocations.values()].filter((c) => c.type !== null && used.has(c.id)).sort((a, b) => a.id - b.id);
+  const used = new Set(
+    [...catalog.tables.values()].filter((t) => t.kind === 'distributed').map((t) => t.colocationId),
+  );
+  return [...catalog.colocations.values()]
+    .filter((c) => c.type !== null && used.has(c.id))
+    .sort((a, b) => a.id - b.id);
 }
 
 /** Moves that even out the shards over the catalog's groups (`exclude`d ones take none and are emptied). */
@@ -42,7 +46,9 @@ export function planRebalance(catalog: Catalog, o: PlanOptions = {}): PlannedMov
   const exclude = new Set(o.exclude ?? []);
   const groups = catalog.groups.filter((g) => !exclude.has(g));
   if (groups.length === 0) return [];
-  return o.by === 'size' ? bySize(catalog, groups, exclude, o.sizes ?? new Map()) : byCount(catalog, groups, exclude);
+  return o.by === 'size'
+    ? bySize(catalog, groups, exclude, o.sizes ?? new Map())
+    : byCount(catalog, groups, exclude);
 }
 
 /** Moves that empty `group`, each shard group to the least loaded of the others. */
@@ -64,7 +70,9 @@ function byCount(catalog: Catalog, groups: readonly string[], exclude: ReadonlyS
     let extra = n % groups.length;
     // The extra shards go to the groups that hold the fewest overall (then by position).
     const quota = new Map(groups.map((g) => [g, base]));
-    for (const g of [...groups].sort((a, b) => total.get(a)! - total.get(b)! || groups.indexOf(a) - groups.indexOf(b))) {
+    for (const g of [...groups].sort(
+      (a, b) => total.get(a)! - total.get(b)! || groups.indexOf(a) - groups.indexOf(b),
+    )) {
       if (extra === 0) break;
       quota.set(g, base + 1);
       extra--;
@@ -107,11 +115,14 @@ function bySize(
 ): PlannedMove[] {
   const units: { c: number; r: number; g: string; size: number }[] = [];
   for (const c of distributedColocations(catalog))
-    c.placement.forEach((g, r) => units.push({ c: c.id, r, g, size: Math.max(1, sizes.get(key(c.id, r)) ?? 1) }));
+    c.placement.forEach((g, r) =>
+      units.push({ c: c.id, r, g, size: Math.max(1, sizes.get(key(c.id, r)) ?? 1) }),
+    );
   const load = new Map(groups.map((g) => [g, 0]));
   for (const u of units) if (load.has(u.g)) load.set(u.g, load.get(u.g)! + u.size);
   const moves: PlannedMove[] = [];
-  const least = () => [...load.entries()].sort((a, b) => a[1] - b[1] || groups.indexOf(a[0]) - groups.indexOf(b[0]))[0]![0];
+  const least = () =>
+    [...load.entries()].sort((a, b) => a[1] - b[1] || groups.indexOf(a[0]) - groups.indexOf(b[0]))[0]![0];
   // Excluded groups give everything away, largest first.
   for (const u of units.filter((x) => exclude.has(x.g)).sort((a, b) => b.size - a.size)) {
     const to = least();

@@ -163,7 +163,8 @@ function checkAbort(signal: AbortSignal | undefined): void {
 /** Checks that `m` can start on this catalog: the shard is on `from`, `to` is another group. */
 export function checkMove(catalog: Catalog, m: MoveSpec): MoveError | null {
   const c = catalog.colocations.get(m.colocation);
-  if (c === undefined || c.type === null) return new MoveError(`colocation ${m.colocation} does not exist`, '22023');
+  if (c === undefined || c.type === null)
+    return new MoveError(`colocation ${m.colocation} does not exist`, '22023');
   if (!Number.isInteger(m.shard) || m.shard < 0 || m.shard >= c.shardCount)
     return new MoveError(`colocation ${m.colocation} has no shard ${m.shard}`, '22023');
   if (c.placement[m.shard] !== m.from)
@@ -181,7 +182,10 @@ export function checkMove(catalog: Catalog, m: MoveSpec): MoveError | null {
  * compare-and-set had an unknown outcome, with the store's error (recovery finishes the move
  * either way, by what the catalog says).
  */
-export async function moveShard<H extends MoveHold>(m: MoveSpec, env: MoveEnv<H>): Promise<{ pauseMs: number }> {
+export async function moveShard<H extends MoveHold>(
+  m: MoveSpec,
+  env: MoveEnv<H>,
+): Promise<{ pauseMs: number }> {
   const timing = { ...TIMING, ...env.timing };
   const catalog = env.catalogs.current;
   const bad = checkMove(catalog, m);
@@ -226,7 +230,16 @@ export async function moveShard<H extends MoveHold>(m: MoveSpec, env: MoveEnv<H>
       checkAbort(env.signal);
       env.progress({ step: 'cutover', attempt });
       try {
-        pauseMs = await cutover(m, rels, modulus, names, { src, srcAux, tgt }, env, timing, () => (switched = true));
+        pauseMs = await cutover(
+          m,
+          rels,
+          modulus,
+          names,
+          { src, srcAux, tgt },
+          env,
+          timing,
+          () => (switched = true),
+        );
         break;
       } catch (e) {
         if (!(e instanceof Retry) || attempt >= timing.attempts) {
@@ -304,7 +317,8 @@ async function prepareTarget(
       [r.shard],
     );
     const row = ident.rows[0];
-    if (row && row.identity === 'd' && !row.keyed) await src.query(`ALTER TABLE ${r.shard} REPLICA IDENTITY FULL`);
+    if (row && row.identity === 'd' && !row.keyed)
+      await src.query(`ALTER TABLE ${r.shard} REPLICA IDENTITY FULL`);
   }
 }
 
@@ -364,7 +378,8 @@ async function fenceLag(
   for (;;) {
     const r = await tgt.query(`SELECT 1 FROM ${fence} WHERE token = $1`, [token]);
     if (r.rows.length > 0) return Date.now() - t0;
-    if (Date.now() - t0 > timeoutMs) throw new Retry(`the target did not apply the fence row within ${timeoutMs} ms`);
+    if (Date.now() - t0 > timeoutMs)
+      throw new Retry(`the target did not apply the fence row within ${timeoutMs} ms`);
     if (signal?.aborted) throw new MoveError('the move was cancelled', '57014');
     await sleep(2);
   }
@@ -395,14 +410,15 @@ async function cutover<H extends MoveHold>(
       [shards],
     );
     const list = oids.rows.map((r) => r.oid);
-    for (const deadline = Date.now() + timing.drainMs; ; ) {
+    for (const deadline = Date.now() + timing.drainMs; ;) {
       const r = await c.srcAux.query<{ n: string }>(
         `SELECT count(*)::text AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
           WHERE l.relation = ANY($1::oid[]) AND l.pid <> pg_backend_pid() AND a.backend_type = 'client backend'`,
         [list],
       );
       if (r.rows[0]?.n === '0') break;
-      if (Date.now() > deadline) throw new Retry(`transactions on group ${m.from} kept the shard for ${timing.drainMs} ms`);
+      if (Date.now() > deadline)
+        throw new Retry(`transactions on group ${m.from} kept the shard for ${timing.drainMs} ms`);
       await sleep(3);
     }
     if (!(await hold.fence(timing.drainMs))) throw new Retry('statements let through did not finish');
@@ -422,7 +438,8 @@ async function cutover<H extends MoveHold>(
       `SELECT count(*)::text AS n FROM pg_locks WHERE relation = ANY($1::oid[]) AND NOT granted`,
       [list],
     );
-    if (waiting.rows[0]?.n !== '0') throw new Retry(`${waiting.rows[0]?.n} statements on group ${m.from} were past the hold`);
+    if (waiting.rows[0]?.n !== '0')
+      throw new Retry(`${waiting.rows[0]?.n} statements on group ${m.from} were past the hold`);
     await c.tgt.query('BEGIN');
     tgtTx = true;
     await c.tgt.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(timing.lockMs))}`);
@@ -520,8 +537,7 @@ export async function cleanupMove<H extends MoveHold>(
       }
     }
   } finally {
-    for (const c of [tgt as pg.Client | null, src as pg.Client | null])
-      await c?.end().catch(() => undefined);
+    for (const c of [tgt as pg.Client | null, src as pg.Client | null]) await c?.end().catch(() => undefined);
   }
   return problems;
 }

@@ -4,7 +4,7 @@
  * token it keeps in <data_dir>/api-token, readable only by its owner); `history` also works with
  * the controller down, from the embedded store.
  */
-import { ClusterError, ErrorCodes, UsageError } from '../../errors.js';
+import { UsageError } from '../../errors.js';
 import type { HaEvent } from '../../ha/ha-service.js';
 import { openStore } from '../../ha/open-store.js';
 import { intOption, parse, renamedOption } from '../args.js';
@@ -54,7 +54,13 @@ function call(
   path: string,
   body?: unknown,
 ): Promise<{ status: number; body: Record<string, unknown> }> {
-  return controllerCall(cluster, method, path, body, 'high availability (ha.enabled is false in the configuration, or it is an older version)');
+  return controllerCall(
+    cluster,
+    method,
+    path,
+    body,
+    'high availability (ha.enabled is false in the configuration, or it is an older version)',
+  );
 }
 
 function errorText(r: { status: number; body: Record<string, unknown> }): string {

@@ -40,7 +40,10 @@ type Res = Awaited<ReturnType<typeof controllerCall>>;
 
 function check(r: Res): Record<string, unknown> {
   if (r.status >= 400)
-    throw new ClusterError(ErrorCodes.USAGE, typeof r.body.error === 'string' ? r.body.error : `HTTP ${r.status}`);
+    throw new ClusterError(
+      ErrorCodes.USAGE,
+      typeof r.body.error === 'string' ? r.body.error : `HTTP ${r.status}`,
+    );
   return r.body;
 }
 
@@ -51,7 +54,9 @@ function moveLine(m: MoveRecord): string {
   const parts = [`move ${m.id}: shard ${m.shard_id} (${m.table}) group ${m.from} → ${m.to}: ${m.state}`];
   if (m.step && m.state === 'running') parts.push(m.step);
   if (m.copied_bytes !== undefined && m.state === 'running')
-    parts.push(`${mb(m.copied_bytes)} of ${mb(m.source_bytes ?? 0)} copied, ${mb(m.rate_bytes_per_s ?? 0)}/s, ETA ${m.eta_s ?? '?'} s`);
+    parts.push(
+      `${mb(m.copied_bytes)} of ${mb(m.source_bytes ?? 0)} copied, ${mb(m.rate_bytes_per_s ?? 0)}/s, ETA ${m.eta_s ?? '?'} s`,
+    );
   if (m.lag_ms !== undefined && m.state === 'running') parts.push(`lag ${m.lag_ms} ms`);
   if (m.pause_ms !== undefined) parts.push(`write pause ${m.pause_ms} ms`);
   if (m.error) parts.push(m.error);
@@ -66,8 +71,10 @@ async function follow(cluster: Cluster, id: string, json: boolean): Promise<numb
   for (;;) {
     const body = check(await call(cluster, 'GET', '/sharding/moves'));
     const current = body.current as JobRecord | null;
-    const job = current?.id === id ? current : ((body.history as JobRecord[]).find((j) => j.id === id) ?? null);
-    if (!job) throw new ClusterError(ErrorCodes.INTERNAL, `job ${id} is not known to the controller any more`);
+    const job =
+      current?.id === id ? current : ((body.history as JobRecord[]).find((j) => j.id === id) ?? null);
+    if (!job)
+      throw new ClusterError(ErrorCodes.INTERNAL, `job ${id} is not known to the controller any more`);
     if (!json)
       for (const m of job.moves) {
         const line = moveLine(m);
@@ -93,11 +100,21 @@ async function follow(cluster: Cluster, id: string, json: boolean): Promise<numb
   }
 }
 
-async function start(cluster: Cluster, path: string, body: unknown, wait: boolean, json: boolean): Promise<number> {
+async function start(
+  cluster: Cluster,
+  path: string,
+  body: unknown,
+  wait: boolean,
+  json: boolean,
+): Promise<number> {
   const r = check(await call(cluster, 'POST', path, body));
   const job = r.job as JobRecord;
   if (!wait) {
-    out(json ? JSON.stringify(job, null, 2) : `${job.kind} job ${job.id} started; pgscale rebalance --status follows it`);
+    out(
+      json
+        ? JSON.stringify(job, null, 2)
+        : `${job.kind} job ${job.id} started; pgscale rebalance --status follows it`,
+    );
     return 0;
   }
   return follow(cluster, job.id, json);
@@ -110,13 +127,26 @@ function byOption(v: unknown): 'count' | 'size' {
 }
 
 export async function moveShard(argv: string[]): Promise<number> {
-  const { values, positionals } = parse('move-shard', argv, { to: { type: 'string' }, 'no-wait': { type: 'boolean' }, json: { type: 'boolean' } }, 1);
+  const { values, positionals } = parse(
+    'move-shard',
+    argv,
+    { to: { type: 'string' }, 'no-wait': { type: 'boolean' }, json: { type: 'boolean' } },
+    1,
+  );
   if (values.help) return (out(moveHelp), 0);
   const id = Number(positionals[0]);
-  if (!positionals[0] || !Number.isInteger(id)) throw new UsageError('name the shard id to move (see citus_shards)');
-  if (typeof values.to !== 'string' || values.to === '') throw new UsageError('--to GROUP names the group to move it to');
+  if (!positionals[0] || !Number.isInteger(id))
+    throw new UsageError('name the shard id to move (see citus_shards)');
+  if (typeof values.to !== 'string' || values.to === '')
+    throw new UsageError('--to GROUP names the group to move it to');
   const cluster = openCluster(values);
-  return start(cluster, '/sharding/move', { shard_id: id, to: values.to }, values['no-wait'] !== true, values.json === true);
+  return start(
+    cluster,
+    '/sharding/move',
+    { shard_id: id, to: values.to },
+    values['no-wait'] !== true,
+    values.json === true,
+  );
 }
 
 export async function rebalance(argv: string[]): Promise<number> {
@@ -158,14 +188,32 @@ export async function rebalance(argv: string[]): Promise<number> {
     );
     return 0;
   }
-  return start(cluster, '/sharding/rebalance', { by: byOption(values.by) }, values['no-wait'] !== true, values.json === true);
+  return start(
+    cluster,
+    '/sharding/rebalance',
+    { by: byOption(values.by) },
+    values['no-wait'] !== true,
+    values.json === true,
+  );
 }
 
 export async function drainGroup(argv: string[]): Promise<number> {
-  const { values, positionals } = parse('drain-group', argv, { by: { type: 'string' }, 'no-wait': { type: 'boolean' }, json: { type: 'boolean' } }, 1);
+  const { values, positionals } = parse(
+    'drain-group',
+    argv,
+    { by: { type: 'string' }, 'no-wait': { type: 'boolean' }, json: { type: 'boolean' } },
+    1,
+  );
   if (values.help) return (out(drainHelp), 0);
   const group = positionals[0];
-  if (group === undefined || !/^\d+$/.test(group)) throw new UsageError('name the group to drain (a number, see pgscale status)');
+  if (group === undefined || !/^\d+$/.test(group))
+    throw new UsageError('name the group to drain (a number, see pgscale status)');
   const cluster = openCluster(values);
-  return start(cluster, '/sharding/drain', { group, by: byOption(values.by) }, values['no-wait'] !== true, values.json === true);
+  return start(
+    cluster,
+    '/sharding/drain',
+    { group, by: byOption(values.by) },
+    values['no-wait'] !== true,
+    values.json === true,
+  );
 }
