@@ -96,7 +96,7 @@ describe('shard moves under a write load (two groups)', () => {
         `SELECT nodeport FROM citus_shards WHERE shardid = ${shard}`,
       );
       // Cancelled before its cutover (it stays), or done already (it moved): never anywhere else.
-      assert.ok([sc.portOf(0), sc.portOf(1)].includes(after2.rows[0].nodeport));
+      assert.ok([sc.portOf(0), sc.portOf(1)].includes(after2.rows[0]!.nodeport));
       const count = await app.query('SELECT count(*)::int AS n FROM users');
       assert.ok(count.rows[0].n >= 4000);
     } finally {
