@@ -123,9 +123,15 @@ export async function makeTables(sc: ShardedCluster, shardCount: number, rows: n
 }
 
 /** The checks after moves: every acknowledged write once, on its catalog group; nothing left over. */
-export async function checkAfterMoves(sc: ShardedCluster, load: WriteLoad, groups: number): Promise<void> {
+export async function checkAfterMoves(
+  sc: ShardedCluster,
+  load: WriteLoad,
+  groups: number,
+  /** Each group's primary's port (default: its first node's). */
+  ports?: readonly number[],
+): Promise<void> {
   const direct: pg.Client[] = [];
-  for (let g = 0; g < groups; g++) direct.push(await sc.connectGroup(g));
+  for (let g = 0; g < groups; g++) direct.push(await sc.connectGroup(g, ports?.[g]));
   try {
     const app = await sc.connectApp();
     const where = new Map<number, number>();

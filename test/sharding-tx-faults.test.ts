@@ -16,12 +16,18 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import type pg from 'pg';
-import { binarySets, cli, until } from './harness.js';
+import { binarySets, until } from './harness.js';
 import { placement, upSharded } from './sharding-support.js';
 import type { ShardedCluster } from './sharding-support.js';
 import { runningPid } from '../src/cluster/instance.js';
+import {
+  faultHits,
+  faultReached,
+  killController as killIt,
+  primaries,
+  restartController,
+} from './controller-faults.js';
 
 const bins = binarySets()[0]!;
 
@@ -52,65 +58,16 @@ describe('transactions on several groups: in-doubt recovery after crashes', () =
     await sc?.down();
   });
 
-  const controllerPid = () =>
-    (JSON.parse(readFileSync(`${sc.tc.cluster.dataDir}/controller.json`, 'utf8')) as { pid: number }).pid;
-  const log = () => readFileSync(`${sc.tc.cluster.dataDir}/logs/controller.log`, 'utf8');
-
-  /** `pgscale down`, then up with `fault` set (or none). */
-  async function restart(fault: string | null, how: 'down' | 'gone' = 'down'): Promise<void> {
-    if (how === 'down') {
-      const down = await cli(['down', '-c', sc.tc.file], sc.tc.env);
-      assert.equal(down.code, 0, down.stderr + down.stdout);
-    }
-    const up = await cli(
-      ['up', '-c', sc.tc.file, '--detach'],
-      fault === null ? sc.tc.env : { ...sc.tc.env, PGSCALE_FAULT_2PC: fault },
-    );
-    assert.equal(up.code, 0, up.stderr + up.stdout);
-  }
-
-  async function killController(): Promise<void> {
-    const pid = controllerPid();
-    process.kill(pid, 'SIGKILL');
-    await until('the controller gone', () => {
-      try {
-        process.kill(pid, 0);
-        return Promise.resolve(readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z'));
-      } catch {
-        return Promise.resolve(true);
-      }
-    });
-  }
-
-  /** The primaries' clients, wherever the primaries are now. */
-  async function primaries(): Promise<pg.Client[]> {
-    const out: pg.Client[] = [];
-    for (const g of [0, 1]) {
-      const c = await until(
-        `group ${g}'s primary`,
-        async () => {
-          for (const n of sc.tc.cluster.nodes().filter((x) => x.group === g)) {
-            const c = await sc.connectGroup(g, n.port).catch(() => null);
-            if (c === null) continue;
-            const r = await c.query('SELECT pg_is_in_recovery() AS r').catch(() => null);
-            if (r !== null && r.rows[0].r === false) return c;
-            await c.end().catch(() => undefined);
-          }
-          return null;
-        },
-        90_000,
-      );
-      out.push(c);
-    }
-    return out;
-  }
+  const restart = (fault: string | null, how: 'down' | 'gone' = 'down') =>
+    restartController(sc, fault === null ? null : { PGSCALE_FAULT_2PC: fault }, how);
+  const killController = () => killIt(sc);
 
   /** Waits until no group holds a prepared transaction; the values of `a` and `b` then. */
   async function settled(a: number, b: number): Promise<[string, string]> {
     return until(
       'no prepared transaction left, on the primaries',
       async () => {
-        const ps = await primaries();
+        const ps = await primaries(sc, [0, 1]);
         try {
           let n = 0;
           for (const c of ps)
@@ -145,11 +102,8 @@ describe('transactions on several groups: in-doubt recovery after crashes', () =
     return { c, commit };
   }
 
-  /** How often the log says a commit stopped at `point` (the log is kept across restarts). */
-  const hits = (point: string) => log().split(`pgscale fault point: ${point}`).length - 1;
-  /** This test's commit stopped at `point`: the log says so once more than `before`. */
-  const reached = (point: string, before: number) =>
-    until(`the fault point ${point}`, () => Promise.resolve(hits(point) > before), 60_000);
+  const hits = (point: string) => faultHits(sc, point);
+  const reached = (point: string, before: number) => faultReached(sc, point, before);
 
   test('kill -9 of the controller after PREPARE, before the decision: both groups roll back', async () => {
     await restart('after-prepare:120000');
@@ -184,7 +138,7 @@ describe('transactions on several groups: in-doubt recovery after crashes', () =
     const { c, commit } = await transaction(a, b, 'failover');
     await reached('after-decide', before);
     // The group's primary: the node not in recovery.
-    const ps = await primaries();
+    const ps = await primaries(sc, [0, 1]);
     const port1 = Number((await ps[1]!.query('SELECT inet_server_port() AS p')).rows[0].p);
     for (const p of ps) await p.end();
     const primary1 = sc.tc.cluster.nodes().find((n) => n.group === 1 && n.port === port1)!;

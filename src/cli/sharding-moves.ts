@@ -16,7 +16,14 @@ import type { CatalogStore } from '../sharding/catalog-store.js';
 import { shardNameOf } from '../sharding/catalog-lookup.js';
 import { planDrain, planRebalance } from '../sharding/rebalance-plan.js';
 import type { PlannedMove } from '../sharding/rebalance-plan.js';
-import { checkMove, cleanupMove, colocatedTables, moveShard, MoveError } from '../sharding/shard-move.js';
+import {
+  checkMove,
+  cleanupMove,
+  colocatedTables,
+  moveShard,
+  MoveError,
+  sweepMoves,
+} from '../sharding/shard-move.js';
 import type { MoveProgress, MoveSpec, MoveTiming } from '../sharding/shard-move.js';
 import type { Catalog } from '../sharding/types.js';
 
@@ -132,7 +139,16 @@ export class MoveRunner {
         }
       }
     }
+    await this.sweep();
     await this.save();
+  }
+
+  /** sweepMoves() with no move running; problems logged. */
+  private async sweep(): Promise<void> {
+    const catalogs = this.deps.catalogs();
+    if (!catalogs) return;
+    for (const p of await sweepMoves({ connect: (g) => this.deps.connect(g), catalogs }, []))
+      this.deps.logger.warn(`sharding: leftovers of earlier moves: ${p}`);
   }
 
   /** Cancels the running job and waits for it to stop. */
@@ -225,6 +241,8 @@ export class MoveRunner {
         `sharding: ${job.kind} job ${job.id}: ${job.moves.length} moves`,
       );
       await this.save();
+      // What earlier moves could not clean up (a group was down then) goes first.
+      await this.sweep();
       for (const rec of job.moves) {
         if (signal.aborted) {
           rec.state = 'cancelled';

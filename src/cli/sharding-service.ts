@@ -174,8 +174,9 @@ export class ShardingService implements Service, ShardingHost {
     ].join(' ');
   }
 
+  /** The configuration's groups, as the cluster has them now (add-group, remove-group). */
   private get groups(): string[] {
-    return this.loaded.config.groups.map((_, i) => String(i));
+    return this.cluster.config.groups.map((_, i) => String(i));
   }
 
   async start(): Promise<void> {
@@ -187,6 +188,11 @@ export class ShardingService implements Service, ShardingHost {
     catalogs.onError((e) => this.logger.error({ err: e }, `sharding catalog: ${e.message}`));
     await catalogs.load();
     this.catalogs = catalogs;
+    // First: a crash's prepared transactions hold locks that what follows would wait on (a shard
+    // move's TRUNCATE prepared on its source, say).
+    await this.recover().catch((e: unknown) =>
+      this.logger.warn({ err: e }, 'sharding: prepared transactions left by a crash could not be checked'),
+    );
     await this.syncGroups();
     await this.loadColumns();
     // Another proxy's change (several hosts): its tables' columns are read here too.
@@ -198,9 +204,6 @@ export class ShardingService implements Service, ShardingHost {
         .then(() => this.syncGlobal())
         .catch(() => undefined);
     });
-    await this.recover().catch((e: unknown) =>
-      this.logger.warn({ err: e }, 'sharding: prepared transactions left by a crash could not be checked'),
-    );
     await this.syncGlobal();
     await this.loadFunctions();
     // Functions are created like any local DDL, through the proxy or not: looked for again often.
@@ -295,6 +298,7 @@ export class ShardingService implements Service, ShardingHost {
         this.logger.info(`sharding: group ${g} joined the catalog (it holds no shard until a rebalance)`);
       }
       const gone = catalogs.current.groups.filter((g) => !want.includes(g));
+      const joined = want.some((g) => !have.includes(g));
       if (gone.length > 0) {
         const r = await catalogs.update((c) =>
           withGroups(
@@ -305,7 +309,7 @@ export class ShardingService implements Service, ShardingHost {
         if (isCatalogError(r)) this.logger.warn(`sharding catalog: groups not updated: ${r.message}`);
         else this.logger.info(`sharding: group(s) ${gone.join(', ')} left the catalog`);
       }
-      await this.buildGlobal();
+      if (joined || gone.length > 0) await this.buildGlobal();
     } catch (e) {
       this.logger.error(
         { err: e instanceof Error ? e.message : String(e) },

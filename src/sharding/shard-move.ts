@@ -91,6 +91,21 @@ export interface MoveTiming {
   copyMs: number;
 }
 
+/**
+ * Fault injection for the tests of interrupted moves (never set in use):
+ * `PGSCALE_FAULT_MOVE=<copy|locked|prepared|switched>:<ms>` stops every move there for that long,
+ * after saying so on stderr (the controller's log): `copy` once the subscription copies, `locked`
+ * with the source's shards locked at cutover, `prepared` with both groups' parts prepared (the
+ * catalog not switched yet), `switched` after the catalog's switch (nothing committed yet).
+ */
+const FAULT = /^(copy|locked|prepared|switched):(\d+)$/.exec(process.env.PGSCALE_FAULT_MOVE ?? '');
+
+async function faultPoint(at: string, id: string): Promise<void> {
+  if (FAULT === null || FAULT[1] !== at) return;
+  process.stderr.write(`pgscale fault point: move ${at} ${id}\n`);
+  await sleep(Number(FAULT[2]));
+}
+
 const TIMING: MoveTiming = { drainMs: 3000, lockMs: 1000, fenceMs: 5000, attempts: 6, copyMs: 6 * 3600_000 };
 /** Catch-up is done when a fence row crosses within this. */
 const CATCHUP_OK_MS = 150;
@@ -214,6 +229,7 @@ export async function moveShard<H extends MoveHold>(
     await tgt.query(
       `CREATE SUBSCRIPTION ${names.sub} CONNECTION ${quoteLiteral(env.conninfo(m.from))} PUBLICATION ${names.pub} WITH (slot_name = ${quoteLiteral(names.slot)})`,
     );
+    await faultPoint('copy', m.id);
     await waitCopied(src, tgt, rels, names.sub, env, timing.copyMs);
 
     env.progress({ step: 'catchup' });
@@ -284,8 +300,13 @@ async function prepareTarget(
         WHERE n.nspname = $1 AND c.relname = $2`,
       [r.table.rel.schema, r.shardName],
     );
-    if (exists.rows[0]?.attached === true)
-      throw new MoveError(`group ${m.to} already holds shard ${r.shardName}`);
+    if (exists.rows[0]?.attached === true) {
+      // An emptied partition an earlier move from this group could not drop (its source part was
+      // committed late, by recovery): dropped now; one with rows is a real shard.
+      const rows = await tgt.query(`SELECT 1 FROM ${r.shard} LIMIT 1`);
+      if (rows.rows.length > 0) throw new MoveError(`group ${m.to} already holds shard ${r.shardName}`);
+      await tgt.query(`ALTER TABLE ${r.parent} DETACH PARTITION ${r.shard} CONCURRENTLY`);
+    }
     // A table of an earlier attempt that was not cleaned up (never attached: not the shard).
     if (exists.rows.length > 0) await tgt.query(`DROP TABLE ${r.shard}`);
     const info = await tgt.query<{ oid: string; owner: string }>(
@@ -430,6 +451,7 @@ async function cutover<H extends MoveHold>(
     } catch (e) {
       throw new Retry(`could not lock the shard on group ${m.from}: ${(e as Error).message}`);
     }
+    await faultPoint('locked', m.id);
     // Every change to the shard is committed before this row: once it is on the target, they are.
     await fenceLag(c.srcAux, c.tgt, names.fence, `cutover-${t0}`, timing.fenceMs, undefined);
     // Belt and braces: a statement that reached the source past the hold waits for the lock and
@@ -460,13 +482,22 @@ async function cutover<H extends MoveHold>(
     await c.src.query(`PREPARE TRANSACTION ${quoteLiteral(gid)}`);
     srcTx = false;
     prepared.push(c.src);
+    await faultPoint('prepared', m.id);
     const placed = await env.catalogs.update((cat) => placeShard(cat, m.colocation, m.shard, m.from, m.to));
     if (isCatalogError(placed)) throw new MoveError(`the catalog refused the move: ${placed.message}`);
     onSwitched();
     const done = prepared;
     prepared = [];
-    // Committed: the target first (statements released go there), then the source.
-    for (const s of done) await s.query(`COMMIT PREPARED ${quoteLiteral(gid)}`);
+    await faultPoint('switched', m.id);
+    // Committed: the target first (statements released go there), then the source. A group
+    // that cannot be reached now is finished by recovery, by the catalog (decideMove).
+    for (const s of done)
+      await s.query(`COMMIT PREPARED ${quoteLiteral(gid)}`).catch((e: unknown) =>
+        env.progress({
+          step: 'cutover',
+          note: `COMMIT PREPARED left to recovery: ${(e as Error).message}`,
+        }),
+      );
     return Date.now() - t0;
   } finally {
     if (srcTx) await c.src.query('ROLLBACK').catch(() => undefined);
@@ -572,4 +603,62 @@ async function dropEmptied(s: pg.Client, r: ShardRel): Promise<void> {
     await s.query(`ALTER TABLE ${r.parent} DETACH PARTITION ${r.shard} CONCURRENTLY`);
   }
   await s.query(`DROP TABLE IF EXISTS ${r.shard}`);
+}
+
+/**
+ * Drops what moves left behind on every group's current primary — subscriptions, publications,
+ * logical slots and fence tables named `pgscale_move_*`, shard tables a move made on a target and
+ * never attached — except those of the moves in `keep` (running). What a move could not clean up
+ * (a group down at the time, a failover during it) goes at the next job. Never throws: the
+ * problems are returned.
+ */
+export async function sweepMoves(
+  env: Pick<MoveEnv, 'connect' | 'catalogs'>,
+  keep: readonly string[],
+): Promise<string[]> {
+  const problems: string[] = [];
+  const kept = new Set(keep.map((id) => `pgscale_move_${id}`));
+  const catalog = env.catalogs.current;
+  for (const g of catalog.groups) {
+    let c: pg.Client | null = null;
+    try {
+      c = await env.connect(g);
+      const subs = await c.query<{ name: string }>(
+        `SELECT subname AS name FROM pg_subscription WHERE subname LIKE 'pgscale\\_move\\_%'`,
+      );
+      for (const { name } of subs.rows) if (!kept.has(name)) await dropSubscription(c, name);
+      const pubs = await c.query<{ name: string }>(
+        `SELECT pubname AS name FROM pg_publication WHERE pubname LIKE 'pgscale\\_move\\_%'`,
+      );
+      for (const { name } of pubs.rows)
+        if (!kept.has(name)) await c.query(`DROP PUBLICATION ${quoteIdent(name)}`);
+      await c.query(
+        `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+          WHERE slot_name LIKE 'pgscale\\_move\\_%' AND NOT active AND NOT (slot_name = ANY($1::text[]))`,
+        [[...kept]],
+      );
+      const fences = await c.query<{ name: string }>(
+        `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = '${MOVE_SCHEMA}' AND c.relkind = 'r'`,
+      );
+      for (const { name } of fences.rows)
+        if (!kept.has(`pgscale_move_${name.replace(/^fence_/, '')}`))
+          await c.query(`DROP TABLE IF EXISTS ${MOVE_SCHEMA}.${quoteIdent(name)}`);
+      // A move's table on its target that never became the shard: not a partition, named as a
+      // shard this group does not hold, carrying the move's bound constraint.
+      const strays = await c.query<{ schema: string; name: string }>(
+        `SELECT n.nspname AS schema, c.relname AS name FROM pg_constraint k
+           JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE k.conname = '${BOUND}' AND NOT c.relispartition`,
+      );
+      if (keep.length === 0)
+        for (const s of strays.rows)
+          await c.query(`DROP TABLE ${quoteIdent(s.schema)}.${quoteIdent(s.name)}`);
+    } catch (e) {
+      problems.push(`group ${g}: ${(e as Error).message}`);
+    } finally {
+      await c?.end().catch(() => undefined);
+    }
+  }
+  return problems;
 }
