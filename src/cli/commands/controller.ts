@@ -48,7 +48,7 @@ export function timeoutOption(v: string | boolean | undefined): number {
   return timeout;
 }
 
-/** What add-replica and remove-replica send a running controller: re-read the node list. */
+/** What add/remove-replica and add/remove-group send a running controller: re-read the node list. */
 export const MEMBERS_SIGNAL: NodeJS.Signals = 'SIGUSR2';
 
 export interface RunOptions {
@@ -70,11 +70,18 @@ export async function runController(cluster: Cluster, logger: Logger, opts: RunO
   let finish: (code: number) => void = () => undefined;
   const finished = new Promise<number>((r) => (finish = r));
   const onSignal = (sig: NodeJS.Signals) => {
-    // SIGUSR2: add-replica / remove-replica changed the nodes in pgscale.yaml (in both modes).
+    // SIGUSR2: add-replica / remove-replica / add-group / remove-group changed the nodes in
+    // pgscale.yaml (in both modes).
     if (sig === MEMBERS_SIGNAL || (sig === 'SIGHUP' && !opts.stopOnHangup)) {
       log.info(`${sig}: reloading the configuration`);
       try {
         const m = cluster.reloadMembers();
+        if (m.groups.after !== m.groups.before) {
+          log.info(
+            { groups_before: m.groups.before, groups: m.groups.after },
+            `groups: ${m.groups.before} → ${m.groups.after}`,
+          );
+        }
         if (m.added.length || m.removed.length) {
           log.info(
             { added: m.added, removed: m.removed },
