@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { binarySets, cli, makeCluster, tempDir, until } from './harness.js';
+import { binarySets, cli, makeCluster, tempDir, until, withoutHa } from './harness.js';
 import type { TestCluster } from './harness.js';
 import { readSecrets } from '../src/cluster/secrets.js';
 import { pidAlive, runningPid } from '../src/cluster/instance.js';
@@ -167,10 +167,10 @@ describe('add-group and remove-group while pgscale up runs', () => {
   });
 });
 
-describe('add-group without a running controller, then up', () => {
+describe('add-group without a running controller, then up; live without high availability', () => {
   let tc: TestCluster;
   before(async () => {
-    tc = await makeCluster(bins, { replicas: 0 });
+    tc = await makeCluster(bins, { replicas: 0, extra: withoutHa });
     const up = await cli(['up', '-c', tc.file, '--detach'], tc.env);
     assert.equal(up.code, 0, up.stderr + up.stdout);
     const down = await cli(['down', '-c', tc.file], tc.env);
@@ -198,7 +198,8 @@ describe('add-group without a running controller, then up', () => {
     assert.equal(st.find((n) => n.name === 's1n0')?.role, 'primary');
     assert.equal(st.find((n) => n.name === 's1n1')?.role, 'replica');
 
-    // A distributed table places shards on group 1: remove-group refuses it.
+    // A distributed table places shards on group 1 (the catalog took it in at up): remove-group
+    // refuses it.
     const app = await until(
       'the proxy to accept app',
       async () => {
@@ -233,5 +234,27 @@ describe('add-group without a running controller, then up', () => {
       /group 1 holds \d+ shards of distributed tables; drain it first: pgscale drain-group 1/,
     );
     assert.equal(loadConfig(tc.file).config.groups.length, 2);
+  });
+
+  test('without high availability the proxy follows a group added and removed live', async () => {
+    // Group 2's default api port is group 0's node port in this tight layout: another is chosen.
+    const add = await cli(['add-group', '-c', tc.file, '--standbys', '0'], tc.env);
+    assert.equal(add.code, 0, add.stderr + add.stdout);
+    assert.match(add.stdout, /the controller supervises group 2/);
+    assert.match(readFileSync(tc.file, 'utf8'), /name: s2n0\n\s+host: \S+\n\s+port: \d+\n\s+api_port: \d+/);
+    const topology = async () =>
+      (
+        (await services(tc)).find((s) => s.name === 'proxy')!.status as {
+          topology: { primaries: (string | null)[] };
+        }
+      ).topology.primaries;
+    assert.deepEqual(await topology(), ['s0n0', 's1n0', 's2n0']);
+    const [s2n0] = groupNodes(tc, 2);
+    assert.equal((await fetch(`http://127.0.0.1:${s2n0!.apiPort}/primary`)).status, 200);
+
+    const r = await cli(['remove-group', '-c', tc.file, '2'], tc.env);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.deepEqual(await topology(), ['s0n0', 's1n0']);
+    assert.equal(existsSync(tc.cluster.paths('s2n0').pgdata), false);
   });
 });

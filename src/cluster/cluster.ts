@@ -559,11 +559,10 @@ export class Cluster {
   // ---------------------------------------------------------------- groups
 
   /**
-   * Provisions the last group of the config while the others run, as `up` does a group at
-   * bootstrap: its archive directory, its primary (initdb with the cluster's settings, the roles,
-   * passwords and application database), its standbys cloned and streaming.
+   * What must hold before a new group is provisioned (nothing is touched): it is the last group,
+   * its data directories are empty or missing and its ports free.
    */
-  async addGroup(group: number, opts: { waitStreamingMs?: number } = {}): Promise<void> {
+  async preflightGroup(group: number): Promise<void> {
     if (group !== this.config.groups.length - 1) {
       throw new ClusterError(ErrorCodes.USAGE, `group ${group} is not the last group of ${this.loaded.file}`);
     }
@@ -573,12 +572,25 @@ export class Cluster {
       if (!isEmptyOrMissing(pgdata)) problems.push(`data directory ${pgdata} of ${n.name} is not empty`);
       if (await portInUse(n.port, n.host)) problems.push(`port ${n.port} of ${n.name} is already in use`);
     }
+    // A new primary's WAL segments have the names an old group's had: its archive must be empty.
+    if (!isEmptyOrMissing(this.archiveDir(group))) {
+      problems.push(`WAL archive ${this.archiveDir(group)} of an earlier group ${group} is not empty`);
+    }
     if (problems.length > 0) {
       throw new ClusterError(
-        problems.some((p) => p.includes('port')) ? ErrorCodes.PORT_IN_USE : ErrorCodes.DATADIR_FOREIGN,
+        problems.some((p) => p.includes('data directory')) ? ErrorCodes.DATADIR_FOREIGN : ErrorCodes.PORT_IN_USE,
         problems.join('\n'),
       );
     }
+  }
+
+  /**
+   * Provisions the last group of the config while the others run, as `up` does a group at
+   * bootstrap: its archive directory, its primary (initdb with the cluster's settings, the roles,
+   * passwords and application database), its standbys cloned and streaming.
+   */
+  async addGroup(group: number, opts: { waitStreamingMs?: number } = {}): Promise<void> {
+    await this.preflightGroup(group);
     const secrets = this.secrets();
     ensureOwnedDir(this.archiveDir(group), 0o700);
     await this.upGroup(group, secrets);

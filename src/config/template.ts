@@ -182,7 +182,7 @@ export function removeNodeFromText(text: string, name: string): string {
 /** Appends a group (its nodes, the first the initial primary) to the YAML text, keeping comments. */
 export function addGroupToText(
   text: string,
-  nodes: readonly { name: string; host: string; port: number }[],
+  nodes: readonly { name: string; host: string; port: number; api_port?: number }[],
 ): string {
   const doc = parseDocument(text);
   const key = groupsKey(doc);
@@ -196,6 +196,7 @@ export function addGroupToText(
     m.set('name', n.name);
     m.set('host', n.host);
     m.set('port', n.port);
+    if (n.api_port !== undefined) m.set('api_port', n.api_port);
     list.add(m);
   }
   const group = new YAMLMap();

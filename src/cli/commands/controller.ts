@@ -13,6 +13,7 @@ import { errorMessage, UsageError } from '../../errors.js';
 import { parse } from '../args.js';
 import { controllerLogPath } from '../background.js';
 import { openCluster, out } from '../context.js';
+import { ProxyService } from '../proxy-service.js';
 import { buildServices } from '../services.js';
 
 export const help = `Usage: pgscale controller -c FILE [--timeout SECONDS]
@@ -91,6 +92,7 @@ export async function runController(cluster: Cluster, logger: Logger, opts: RunO
       } catch (e) {
         log.error({ err: e }, `cannot re-read the nodes, keeping the old list: ${errorMessage(e)}`);
       }
+      for (const s of controller.services()) if (s instanceof ProxyService) s.membersChanged();
       void controller.reload();
       return;
     }

@@ -155,39 +155,41 @@ export async function addGroup(argv: string[]): Promise<number> {
   const names = Array.from({ length: standbys + 1 }, (_, i) => nodeNameFor(group, i));
   const taken = names.find((n) => findNode(config, n));
   if (taken) throw new ClusterError(ErrorCodes.CONFIG_INVALID, `a node is already named ${taken} in ${file}`);
-  // Besides the nodes' own ports, the new nodes' default api ports (the next positions).
-  const used = new Set([
-    ...nodes.flatMap((n) => [n.port, n.apiPort]),
-    config.proxy.port,
-    config.http.port,
-    ...names.map((_, i) => defaultApiPort(config, nodes.length + i)),
-  ]);
+  const listen =
+    config.http.listen === '0.0.0.0' || config.http.listen === '' ? '127.0.0.1' : config.http.listen;
+  const used = new Set([...nodes.flatMap((n) => [n.port, n.apiPort]), config.proxy.port, config.http.port]);
+  // The new nodes' default api ports (the next positions) are kept free of node ports.
+  const apiDefaults = names.map((_, i) => defaultApiPort(config, nodes.length + i));
   const ports = await freePorts(
     names.length,
     explicitPort ?? Math.max(...nodes.map((n) => n.port)) + 1,
-    used,
+    new Set([...used, ...apiDefaults]),
     host,
     explicitPort !== undefined,
   );
+  // A default api port that something has (a node port of a cluster laid out by hand, another
+  // program) is replaced by a free one, written as api_port.
+  const busy = new Set([...used, ...ports, ...apiDefaults]);
+  const apiPorts: (number | undefined)[] = [];
+  for (const d of apiDefaults) {
+    const clash = used.has(d) || ports.includes(d) || (await portInUse(d, listen));
+    apiPorts.push(clash ? (await freePorts(1, d + 1, busy, listen, false))[0] : undefined);
+  }
   const text = readFileSync(file, 'utf8');
   const next = addGroupToText(
     text,
-    names.map((name, i) => ({ name, host, port: ports[i]! })),
+    names.map((name, i) => ({
+      name,
+      host,
+      port: ports[i]!,
+      ...(apiPorts[i] !== undefined ? { api_port: apiPorts[i] } : {}),
+    })),
   );
   const loaded = parseConfig(next, file); // validates names and ports against the rest
   const cluster = new Cluster(loaded, progress, before.bins);
   const added = cluster.nodes().filter((n) => n.group === group);
-  const listen =
-    config.http.listen === '0.0.0.0' || config.http.listen === '' ? '127.0.0.1' : config.http.listen;
-  for (const n of added) {
-    if (await portInUse(n.apiPort, listen)) {
-      throw new ClusterError(
-        ErrorCodes.PORT_IN_USE,
-        `port ${n.apiPort}, the health endpoints' (api_port) of the new node ${n.name}, is already in use; ` +
-          'free it or move http.port',
-      );
-    }
-  }
+  // Checked before anything is written: a failure below deletes the group's directories.
+  await cluster.preflightGroup(group);
   writeFileSync(file, next);
   try {
     await cluster.addGroup(group);
