@@ -165,6 +165,24 @@ describe('add-group and remove-group while pgscale up runs', () => {
     await c.query('SELECT 1');
     await c.end();
   });
+
+  test('a failed provisioning takes the group out of the file again and deletes what it made', async () => {
+    // A setting PostgreSQL refuses: the new primary cannot start (the running nodes never read it).
+    const good = readFileSync(tc.file, 'utf8');
+    const bad = good.replace('  parameters: {}', '  parameters: { no_such_setting: 1 }');
+    assert.notEqual(bad, good);
+    writeFileSync(tc.file, bad);
+    try {
+      const r = await cli(['add-group', '-c', tc.file], tc.env);
+      assert.equal(r.code, 1, r.stderr + r.stdout);
+      assert.match(r.stdout, /provisioning group 1 failed; removing it again/);
+      assert.equal(readFileSync(tc.file, 'utf8'), bad);
+      assert.equal(existsSync(tc.cluster.paths('s1n0').pgdata), false);
+      assert.equal(existsSync(tc.cluster.archiveDir(1)), false);
+    } finally {
+      writeFileSync(tc.file, good);
+    }
+  });
 });
 
 describe('add-group without a running controller, then up; live without high availability', () => {
