@@ -473,26 +473,32 @@ export class Cluster {
    */
   async down(): Promise<string[]> {
     const stopped: string[] = [];
-    for (let group = 0; group < this.config.groups.length; group++) {
-      const nodes = this.nodes().filter((n) => n.group === group);
-      let primary: NodeRef | null = null;
-      try {
-        primary = this.primaryOf(group);
-      } catch {
-        primary = null;
-      }
-      const order = [...nodes].sort((a, b) =>
-        a.name === primary?.name ? -1 : b.name === primary?.name ? 1 : 0,
-      );
-      for (const n of order) {
-        const { pgdata } = this.paths(n.name);
-        if (runningPid(pgdata) === null) continue;
-        const pid = this.planStop(n.name);
-        await stop(this.bins, pgdata, 'fast');
-        this.stoppedNow(n.name, pid);
-        stopped.push(n.name);
-        this.reporter.step(`stopped ${n.name}`);
-      }
+    for (let group = 0; group < this.config.groups.length; group++)
+      stopped.push(...(await this.stopGroup(group)));
+    return stopped;
+  }
+
+  /** Stops the running nodes of a group, its primary first (fast shutdown); returns their names. */
+  async stopGroup(group: number): Promise<string[]> {
+    const stopped: string[] = [];
+    const nodes = this.nodes().filter((n) => n.group === group);
+    let primary: NodeRef | null = null;
+    try {
+      primary = this.primaryOf(group);
+    } catch {
+      primary = null;
+    }
+    const order = [...nodes].sort((a, b) =>
+      a.name === primary?.name ? -1 : b.name === primary?.name ? 1 : 0,
+    );
+    for (const n of order) {
+      const { pgdata } = this.paths(n.name);
+      if (runningPid(pgdata) === null) continue;
+      const pid = this.planStop(n.name);
+      await stop(this.bins, pgdata, 'fast');
+      this.stoppedNow(n.name, pid);
+      stopped.push(n.name);
+      this.reporter.step(`stopped ${n.name}`);
     }
     return stopped;
   }
@@ -578,7 +584,9 @@ export class Cluster {
     }
     if (problems.length > 0) {
       throw new ClusterError(
-        problems.some((p) => p.includes('data directory')) ? ErrorCodes.DATADIR_FOREIGN : ErrorCodes.PORT_IN_USE,
+        problems.some((p) => p.includes('data directory'))
+          ? ErrorCodes.DATADIR_FOREIGN
+          : ErrorCodes.PORT_IN_USE,
         problems.join('\n'),
       );
     }
@@ -603,43 +611,14 @@ export class Cluster {
    * group's archive. Nothing else: the group must have been let go of (config, controller) first.
    */
   async removeGroup(group: number): Promise<string[]> {
-    const nodes = this.nodes().filter((n) => n.group === group);
-    let primary: string | null = null;
-    try {
-      primary = this.primaryOf(group)?.name ?? null;
-    } catch {
-      primary = null;
-    }
-    const stopped: string[] = [];
-    for (const n of [...nodes].sort((a, b) => Number(b.name === primary) - Number(a.name === primary))) {
+    const stopped = await this.stopGroup(group);
+    for (const n of this.nodes().filter((x) => x.group === group)) {
       const { pgdata, log } = this.paths(n.name);
-      if (runningPid(pgdata) !== null) {
-        const pid = this.planStop(n.name);
-        await stop(this.bins, pgdata, 'fast');
-        this.stoppedNow(n.name, pid);
-        stopped.push(n.name);
-        this.reporter.step(`stopped ${n.name}`);
-      }
       rmSync(pgdata, { recursive: true, force: true });
       rmSync(log, { force: true });
     }
     rmSync(this.archiveDir(group), { recursive: true, force: true });
     return stopped;
-  }
-
-  /** Stops the nodes of a group (fast, primary first) without removing anything. */
-  async stopGroup(group: number): Promise<void> {
-    const primary = this.primaryOf(group);
-    const nodes = this.nodes().filter((n) => n.group === group);
-    for (const n of [...nodes].sort(
-      (a, b) => Number(b.name === primary?.name) - Number(a.name === primary?.name),
-    )) {
-      const { pgdata } = this.paths(n.name);
-      if (runningPid(pgdata) === null) continue;
-      const pid = this.planStop(n.name);
-      await stop(this.bins, pgdata, 'fast');
-      this.stoppedNow(n.name, pid);
-    }
   }
 
   // ---------------------------------------------------------------- roles (used by HA)
