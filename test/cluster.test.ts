@@ -301,7 +301,7 @@ for (const bins of sets) {
         max_slot_wal_keep_size: '4096',
         password_encryption: 'scram-sha-256',
         wal_keep_size: '256',
-        wal_level: 'replica',
+        wal_level: 'logical',
       });
       // Two-phase commit across groups needs it on every node; a standby needs at least the primary's.
       for (const i of [1, 2]) {

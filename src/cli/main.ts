@@ -9,6 +9,7 @@ import { dropOutputOnBrokenPipe } from './broken-pipe.js';
 import * as controllerCmd from './commands/controller.js';
 import * as demo from './commands/demo.js';
 import * as doctor from './commands/doctor.js';
+import * as groups from './commands/groups.js';
 import * as ha from './commands/ha.js';
 import * as haproxyConfig from './commands/haproxy-config.js';
 import * as init from './commands/init.js';
@@ -30,6 +31,8 @@ const commands: Record<string, { run: Handler; summary: string; hidden?: true }>
   destroy: { run: upCmd.destroy, summary: 'stop and delete all data (--yes)' },
   'add-replica': { run: replicas.add, summary: 'add a standby online' },
   'remove-replica': { run: replicas.remove, summary: 'remove a standby online' },
+  'add-group': { run: groups.addGroup, summary: 'add a group (primary and standbys) online' },
+  'remove-group': { run: groups.removeGroup, summary: 'remove the last group online (holding no shard)' },
   'move-shard': {
     run: shards.moveShard,
     summary: 'move a shard (and its colocated shards) to another group online',

@@ -151,6 +151,15 @@ export class ProxyService implements Service {
    * nodes, then reload its services: their node reaches or leaves the read sets here). The epoch
    * moves only when a primary changed.
    */
+  /**
+   * The controller re-read the nodes (add-group, add-replica…): without high availability the
+   * new topology is published now, before the services reload (the sharding service's reload
+   * takes a new group in and needs its primary). With HA, HA's own reload publishes it.
+   */
+  membersChanged(): void {
+    if (this.ownsTopology && this.proxy) this.publishClusterTopology();
+  }
+
   private publishClusterTopology(): void {
     const now = this.view.current();
     const next = clusterTopology(this.cluster, now.epoch);

@@ -99,23 +99,35 @@ export class Cluster {
 
   /**
    * Re-reads the nodes (the `groups` section) from the config file, keeping every other setting
-   * as loaded: what a running controller does when add-replica or remove-replica changed them.
-   * Returns the names added and removed.
+   * as loaded: what a running controller does when add-replica, remove-replica, add-group or
+   * remove-group changed them. Groups are numbered by position, so a group can only come or go
+   * at the end: the groups kept must be the same groups (their first node's name says so).
+   * Returns the names added and removed, and how many groups there were and are.
    */
-  reloadMembers(): { added: string[]; removed: string[] } {
+  reloadMembers(): { added: string[]; removed: string[]; groups: { before: number; after: number } } {
     const fresh = loadConfig(this.current.file).config;
-    if (fresh.groups.length !== this.config.groups.length) {
-      throw new ClusterError(
-        ErrorCodes.CONFIG_INVALID,
-        `${this.current.file} now has ${fresh.groups.length} groups instead of ${this.config.groups.length}; restart the controller to change them`,
-      );
+    const kept = Math.min(fresh.groups.length, this.config.groups.length);
+    if (fresh.groups.length === 0) {
+      throw new ClusterError(ErrorCodes.CONFIG_INVALID, `${this.current.file} now names no groups`);
+    }
+    for (let g = 0; g < kept; g++) {
+      const was = new Set(this.config.groups[g]!.nodes.map((n) => n.name));
+      if (!fresh.groups[g]!.nodes.some((n) => was.has(n.name))) {
+        throw new ClusterError(
+          ErrorCodes.CONFIG_INVALID,
+          `${this.current.file}: group ${g} shares no node with the group ${g} running now; ` +
+            'groups are numbered by position, so only the last one can be added or removed',
+        );
+      }
     }
     const before = new Set(this.nodes().map((n) => n.name));
+    const groupsBefore = this.config.groups.length;
     this.current = { ...this.current, config: { ...this.current.config, groups: fresh.groups } };
     const after = new Set(this.nodes().map((n) => n.name));
     return {
       added: [...after].filter((n) => !before.has(n)),
       removed: [...before].filter((n) => !after.has(n)),
+      groups: { before: groupsBefore, after: fresh.groups.length },
     };
   }
 
@@ -461,26 +473,32 @@ export class Cluster {
    */
   async down(): Promise<string[]> {
     const stopped: string[] = [];
-    for (let group = 0; group < this.config.groups.length; group++) {
-      const nodes = this.nodes().filter((n) => n.group === group);
-      let primary: NodeRef | null = null;
-      try {
-        primary = this.primaryOf(group);
-      } catch {
-        primary = null;
-      }
-      const order = [...nodes].sort((a, b) =>
-        a.name === primary?.name ? -1 : b.name === primary?.name ? 1 : 0,
-      );
-      for (const n of order) {
-        const { pgdata } = this.paths(n.name);
-        if (runningPid(pgdata) === null) continue;
-        const pid = this.planStop(n.name);
-        await stop(this.bins, pgdata, 'fast');
-        this.stoppedNow(n.name, pid);
-        stopped.push(n.name);
-        this.reporter.step(`stopped ${n.name}`);
-      }
+    for (let group = 0; group < this.config.groups.length; group++)
+      stopped.push(...(await this.stopGroup(group)));
+    return stopped;
+  }
+
+  /** Stops the running nodes of a group, its primary first (fast shutdown); returns their names. */
+  async stopGroup(group: number): Promise<string[]> {
+    const stopped: string[] = [];
+    const nodes = this.nodes().filter((n) => n.group === group);
+    let primary: NodeRef | null = null;
+    try {
+      primary = this.primaryOf(group);
+    } catch {
+      primary = null;
+    }
+    const order = [...nodes].sort((a, b) =>
+      a.name === primary?.name ? -1 : b.name === primary?.name ? 1 : 0,
+    );
+    for (const n of order) {
+      const { pgdata } = this.paths(n.name);
+      if (runningPid(pgdata) === null) continue;
+      const pid = this.planStop(n.name);
+      await stop(this.bins, pgdata, 'fast');
+      this.stoppedNow(n.name, pid);
+      stopped.push(n.name);
+      this.reporter.step(`stopped ${n.name}`);
     }
     return stopped;
   }
@@ -542,6 +560,65 @@ export class Cluster {
     }
     rmSync(pgdata, { recursive: true, force: true });
     rmSync(log, { force: true });
+  }
+
+  // ---------------------------------------------------------------- groups
+
+  /**
+   * What must hold before a new group is provisioned (nothing is touched): it is the last group,
+   * its data directories are empty or missing and its ports free.
+   */
+  async preflightGroup(group: number): Promise<void> {
+    if (group !== this.config.groups.length - 1) {
+      throw new ClusterError(ErrorCodes.USAGE, `group ${group} is not the last group of ${this.loaded.file}`);
+    }
+    const problems: string[] = [];
+    for (const n of this.nodes().filter((x) => x.group === group)) {
+      const { pgdata } = this.paths(n.name);
+      if (!isEmptyOrMissing(pgdata)) problems.push(`data directory ${pgdata} of ${n.name} is not empty`);
+      if (await portInUse(n.port, n.host)) problems.push(`port ${n.port} of ${n.name} is already in use`);
+    }
+    // A new primary's WAL segments have the names an old group's had: its archive must be empty.
+    if (!isEmptyOrMissing(this.archiveDir(group))) {
+      problems.push(`WAL archive ${this.archiveDir(group)} of an earlier group ${group} is not empty`);
+    }
+    if (problems.length > 0) {
+      throw new ClusterError(
+        problems.some((p) => p.includes('data directory'))
+          ? ErrorCodes.DATADIR_FOREIGN
+          : ErrorCodes.PORT_IN_USE,
+        problems.join('\n'),
+      );
+    }
+  }
+
+  /**
+   * Provisions the last group of the config while the others run, as `up` does a group at
+   * bootstrap: its archive directory, its primary (initdb with the cluster's settings, the roles,
+   * passwords and application database), its standbys cloned and streaming.
+   */
+  async addGroup(group: number, opts: { waitStreamingMs?: number } = {}): Promise<void> {
+    await this.preflightGroup(group);
+    const secrets = this.secrets();
+    ensureOwnedDir(this.archiveDir(group), 0o700);
+    await this.upGroup(group, secrets);
+    await this.waitStreaming(opts.waitStreamingMs ?? 120_000);
+    await this.refreshConf(group);
+  }
+
+  /**
+   * Stops every node of a group (primary first), deletes their data directories and logs and the
+   * group's archive. Nothing else: the group must have been let go of (config, controller) first.
+   */
+  async removeGroup(group: number): Promise<string[]> {
+    const stopped = await this.stopGroup(group);
+    for (const n of this.nodes().filter((x) => x.group === group)) {
+      const { pgdata, log } = this.paths(n.name);
+      rmSync(pgdata, { recursive: true, force: true });
+      rmSync(log, { force: true });
+    }
+    rmSync(this.archiveDir(group), { recursive: true, force: true });
+    return stopped;
   }
 
   // ---------------------------------------------------------------- roles (used by HA)

@@ -42,6 +42,23 @@ test('every node gets max_prepared_transactions (64 by default, or postgres.max_
   );
 });
 
+test('every node runs wal_level logical with room for a few subscriptions of shard moves', () => {
+  const bins = { dir: '/nonexistent/bin', major: 16 } as PgBinaries;
+  const config = cfg('off');
+  for (const node of allNodes(config)) {
+    const conf = renderNodeConf({ config, node, bins, archiveDir: '/a', archiveScript: '/s', peers: [] });
+    const num = (k: string) => Number(new RegExp(`^${k} = (\\d+)$`, 'm').exec(conf)?.[1] ?? NaN);
+    assert.match(conf, /^wal_level = 'logical'$/m);
+    assert.ok(num('max_logical_replication_workers') >= 8);
+    assert.ok(num('max_worker_processes') >= 16);
+    assert.ok(num('max_sync_workers_per_subscription') >= 2);
+    // Every standby a slot and a sender, and a handful left for subscriptions.
+    const standbys = config.groups[node.group]!.nodes.length - 1;
+    assert.ok(num('max_replication_slots') >= standbys + 8);
+    assert.ok(num('max_wal_senders') >= standbys + 8);
+  }
+});
+
 test('pg_hba.conf allows SCRAM only, and replication only for the replicator role', () => {
   const hba = renderHba(cfg('off'));
   const rules = hba.split('\n').filter((l) => l && !l.startsWith('#'));

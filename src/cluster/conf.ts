@@ -57,9 +57,17 @@ export function renderNodeConf(i: NodeConfInput): string {
     // TCP only: no socket directory to share or outgrow (sun_path is ~107 bytes).
     ['unix_socket_directories', ''],
     ['password_encryption', 'scram-sha-256'],
-    ['wal_level', 'replica'],
-    ['max_wal_senders', 16],
-    ['max_replication_slots', 16],
+    // logical: moving a shard between groups streams it with a publication and a subscription
+    // (the physical standbys need no more than replica, and lose nothing with it).
+    ['wal_level', 'logical'],
+    // The physical standbys' senders and slots, plus a few subscriptions of shard moves (each
+    // takes a slot and a sender on the source, more while its tables are first copied).
+    ['max_wal_senders', 32],
+    ['max_replication_slots', 32],
+    // A subscription's apply worker and its table-sync workers are background workers.
+    ['max_worker_processes', 16],
+    ['max_logical_replication_workers', 8],
+    ['max_sync_workers_per_subscription', 2],
     ['wal_keep_size', config.replication.wal_keep_size],
     ['max_slot_wal_keep_size', config.replication.max_slot_wal_keep_size],
     ['hot_standby', true],

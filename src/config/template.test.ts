@@ -1,7 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from './load.js';
-import { INIT_DEFAULTS, addNodeToText, removeNodeFromText, renderConfig } from './template.js';
+import {
+  INIT_DEFAULTS,
+  addGroupToText,
+  addNodeToText,
+  removeLastGroupFromText,
+  removeNodeFromText,
+  renderConfig,
+} from './template.js';
 
 test('init renders groups × (1 + replicas) nodes on consecutive ports', () => {
   const text = renderConfig({ ...INIT_DEFAULTS, groups: 3, replicas: 1, portBase: 40000 });
@@ -54,4 +61,32 @@ test('add-replica and remove-replica edit a file that still says shards: under t
     parseConfig(removed, '/x.yaml').config.groups[0]!.nodes.map((n) => n.name),
     ['s0n0', 's0n2', 's0n3'],
   );
+});
+
+test('adding a group appends it with its nodes; only the last group can be taken out again', () => {
+  const text = renderConfig({ ...INIT_DEFAULTS, replicas: 1 });
+  const added = addGroupToText(text, [
+    { name: 's1n0', host: 'localhost', port: 54330 },
+    { name: 's1n1', host: 'localhost', port: 54331 },
+  ]);
+  assert.match(added, /# initial primary/);
+  assert.match(added, /# Safe WAL archive/);
+  const cfg = parseConfig(added, '/x/p.yaml').config;
+  assert.deepEqual(
+    cfg.groups.map((g) => g.nodes.map((n) => `${n.name}:${n.port}`)),
+    [
+      ['s0n0:54320', 's0n1:54321'],
+      ['s1n0:54330', 's1n1:54331'],
+    ],
+  );
+  assert.throws(() => removeLastGroupFromText(added, 0), /group 0 is not the last/);
+  const removed = removeLastGroupFromText(added, 1);
+  assert.equal(parseConfig(removed, '/x/p.yaml').config.groups.length, 1);
+  assert.match(removed, /# initial primary/);
+  // A file that still says shards: keeps that key.
+  const old = addGroupToText(text.replace(/^groups:$/m, 'shards:'), [
+    { name: 's1n0', host: 'localhost', port: 1 },
+  ]);
+  assert.match(old, /^shards:$/m);
+  assert.equal(parseConfig(old, '/x.yaml').config.groups.length, 2);
 });

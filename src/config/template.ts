@@ -178,3 +178,44 @@ export function removeNodeFromText(text: string, name: string): string {
   }
   throw new ConfigError(ErrorCodes.NODE_NOT_FOUND, `no node named "${name}" in the configuration`);
 }
+
+/** Appends a group (its nodes, the first the initial primary) to the YAML text, keeping comments. */
+export function addGroupToText(
+  text: string,
+  nodes: readonly { name: string; host: string; port: number; api_port?: number }[],
+): string {
+  const doc = parseDocument(text);
+  const key = groupsKey(doc);
+  const groups = doc.get(key, true);
+  if (!(groups instanceof YAMLSeq)) {
+    throw new ConfigError(ErrorCodes.CONFIG_INVALID, `${key} not found in the configuration`);
+  }
+  const list = new YAMLSeq();
+  for (const n of nodes) {
+    const m = new YAMLMap();
+    m.set('name', n.name);
+    m.set('host', n.host);
+    m.set('port', n.port);
+    if (n.api_port !== undefined) m.set('api_port', n.api_port);
+    list.add(m);
+  }
+  const group = new YAMLMap();
+  group.set('nodes', list);
+  groups.add(group);
+  return doc.toString();
+}
+
+/** Removes the last group from the YAML text (groups are numbered by position), keeping comments. */
+export function removeLastGroupFromText(text: string, group: number): string {
+  const doc = parseDocument(text);
+  const key = groupsKey(doc);
+  const groups = doc.get(key, true);
+  if (!(groups instanceof YAMLSeq) || groups.items.length !== group + 1) {
+    throw new ConfigError(
+      ErrorCodes.CONFIG_INVALID,
+      `group ${group} is not the last of ${key} in the configuration`,
+    );
+  }
+  groups.delete(group);
+  return doc.toString();
+}

@@ -328,7 +328,13 @@ export class Controller {
       } catch (err) {
         error = errorMessage(err);
       }
-      return { name: e.service.name, state, status, ...(error ? { error } : {}) };
+      return {
+        name: e.service.name,
+        state,
+        status,
+        reloads: typeof e.service.reload === 'function',
+        ...(error ? { error } : {}),
+      };
     });
   }
 

@@ -97,8 +97,12 @@ export class HaService implements HaControl, ActionContext {
     // A probe may take a third of unreachable_timeout: a busy server is slow, not dead.
     this.members = new MemberWatch(cluster, Math.max(1000, (this.cfg.unreachable_timeout * 1000) / 3));
     this.leases = new LeaderLease(() => this.store, this.cfg.ttl * 1000, log);
+    const groups = this.groups;
     this.publisher = new TopologyPublisher(view, cluster, {
-      groupCount: this.groups.length,
+      // Read at every publication: add-group and remove-group change it while HA runs.
+      get groupCount() {
+        return groups.length;
+      },
       leaderOf: (group) => this.groups[group]!.leader?.node ?? null,
       lastProbe: (node) => this.members.lastProbe(node),
       requestPending: (group) => this.requests.has(group),
@@ -149,6 +153,44 @@ export class HaService implements HaControl, ActionContext {
     this.members.close();
     await this.storeRef?.close().catch(() => undefined);
     this.storeRef = null;
+  }
+
+  /**
+   * The controller re-read the nodes (add-group, remove-group, add-replica, remove-replica): a
+   * cycle now takes them in, and, for a new group, up to two more until it has a leader, so the
+   * topology the proxy and the sharding service follow names its primary when this resolves.
+   */
+  async reload(): Promise<string[]> {
+    await this.cycle?.catch(() => undefined);
+    for (let i = 0; i < 3 && !this.stopped && this.storeRef; i++) {
+      await this.runCycle();
+      if (this.groups.every((s) => s.leader !== null)) break;
+    }
+    return [];
+  }
+
+  /**
+   * Follows the number of groups in the cluster's config (add-group, remove-group): a new group
+   * gets its state (its first cycle takes its leader key); a removed one, always the last, is let
+   * go: a request on it is refused, and its leader and epoch keys are deleted, so that a group
+   * added later at the same position starts afresh.
+   */
+  private async syncGroups(): Promise<void> {
+    const want = this.cluster.config.groups.length;
+    while (this.groups.length < want) {
+      this.groups.push(newGroupState());
+      this.log.info({ group: this.groups.length - 1 }, `group ${this.groups.length - 1}: taken in`);
+    }
+    while (this.groups.length > want) {
+      const group = this.groups.length - 1;
+      this.finishRequest(group, { ok: false, reason: `group ${group} was removed` });
+      this.groups.pop();
+      for (const key of [HA_KEYS.leader(group), HA_KEYS.epoch(group)]) {
+        const kv = await this.store.get(key).catch(() => null);
+        if (kv) await this.store.compareAndDelete(key, kv.revision).catch(() => false);
+      }
+      this.log.info({ group }, `group ${group}: removed, its leader key deleted`);
+    }
   }
 
   status(): unknown {
@@ -274,6 +316,7 @@ export class HaService implements HaControl, ActionContext {
 
   private async doCycle(): Promise<void> {
     this.members.sync();
+    await this.syncGroups();
     this.cycles++;
     this.lastCycleAt = new Date().toISOString();
     // Busy before the probes: a background start or rejoin that ends while they run must not

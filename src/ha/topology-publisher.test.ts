@@ -58,3 +58,41 @@ test('each group carries its own epoch, moved only by a change of its own primar
     ['s1n1', 2],
   ]);
 });
+
+test('a group added at the end is published; a removed one is forgotten and starts afresh if added again', () => {
+  const nodes = [node(0, 0), node(1, 0)];
+  const cluster = {
+    nodes: () => nodes,
+    needsRejoin: () => false,
+    upstreamOf: () => undefined,
+  } as unknown as Cluster;
+  let count = 1;
+  const view = new TopologyView();
+  const p = new TopologyPublisher(view, cluster, {
+    get groupCount() {
+      return count;
+    },
+    leaderOf: (g) => `s${g}n0`,
+    lastProbe: () => ({ ok: true, inRecovery: false, streaming: false }) as ProbeResult,
+    requestPending: () => false,
+  });
+  const epochs = () => view.current().groups.map((g) => [g.primary?.name ?? null, g.epoch]);
+  p.publish();
+  assert.deepEqual(epochs(), [['s0n0', 1]]);
+  count = 2; // add-group
+  p.publish();
+  assert.deepEqual(epochs(), [
+    ['s0n0', 1],
+    ['s1n0', 1],
+  ]);
+  p.hold(1);
+  count = 1; // remove-group: its hold and epoch go with it
+  p.publish();
+  assert.deepEqual(epochs(), [['s0n0', 1]]);
+  count = 2;
+  p.publish();
+  assert.deepEqual(epochs(), [
+    ['s0n0', 1],
+    ['s1n0', 1],
+  ]);
+});

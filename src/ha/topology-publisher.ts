@@ -52,6 +52,9 @@ export class TopologyPublisher {
 
   /** The topology from the latest probes; published when it changed. */
   publish(forced?: Map<number, string>): void {
+    // A removed group (remove-group, always the last) is forgotten: one added again starts afresh.
+    if (this.groupEpochs.length > this.src.groupCount) this.groupEpochs.length = this.src.groupCount;
+    for (const group of this.held) if (group >= this.src.groupCount) this.held.delete(group);
     const groups = Array.from({ length: this.src.groupCount }, (_, group) => {
       const forcedPrimary = forced?.get(group);
       const leaderName = forcedPrimary ?? this.src.leaderOf(group);

@@ -27,6 +27,8 @@ export interface ServiceReport {
   state: string;
   /** What the service's status() returned (null when it has none or it threw). */
   status: unknown;
+  /** Whether the service follows a configuration reload (SIGHUP, add-group…) without a restart. */
+  reloads: boolean;
   error?: string;
 }
 

@@ -13,6 +13,7 @@ import { errorMessage, UsageError } from '../../errors.js';
 import { parse } from '../args.js';
 import { controllerLogPath } from '../background.js';
 import { openCluster, out } from '../context.js';
+import { ProxyService } from '../proxy-service.js';
 import { buildServices } from '../services.js';
 
 export const help = `Usage: pgscale controller -c FILE [--timeout SECONDS]
@@ -48,7 +49,7 @@ export function timeoutOption(v: string | boolean | undefined): number {
   return timeout;
 }
 
-/** What add-replica and remove-replica send a running controller: re-read the node list. */
+/** What add/remove-replica and add/remove-group send a running controller: re-read the node list. */
 export const MEMBERS_SIGNAL: NodeJS.Signals = 'SIGUSR2';
 
 export interface RunOptions {
@@ -70,11 +71,18 @@ export async function runController(cluster: Cluster, logger: Logger, opts: RunO
   let finish: (code: number) => void = () => undefined;
   const finished = new Promise<number>((r) => (finish = r));
   const onSignal = (sig: NodeJS.Signals) => {
-    // SIGUSR2: add-replica / remove-replica changed the nodes in pgscale.yaml (in both modes).
+    // SIGUSR2: add-replica / remove-replica / add-group / remove-group changed the nodes in
+    // pgscale.yaml (in both modes).
     if (sig === MEMBERS_SIGNAL || (sig === 'SIGHUP' && !opts.stopOnHangup)) {
       log.info(`${sig}: reloading the configuration`);
       try {
         const m = cluster.reloadMembers();
+        if (m.groups.after !== m.groups.before) {
+          log.info(
+            { groups_before: m.groups.before, groups: m.groups.after },
+            `groups: ${m.groups.before} → ${m.groups.after}`,
+          );
+        }
         if (m.added.length || m.removed.length) {
           log.info(
             { added: m.added, removed: m.removed },
@@ -84,6 +92,7 @@ export async function runController(cluster: Cluster, logger: Logger, opts: RunO
       } catch (e) {
         log.error({ err: e }, `cannot re-read the nodes, keeping the old list: ${errorMessage(e)}`);
       }
+      for (const s of controller.services()) if (s instanceof ProxyService) s.membersChanged();
       void controller.reload();
       return;
     }

@@ -23,10 +23,10 @@ import { openCluster, out, progress } from '../context.js';
 import { MEMBERS_SIGNAL } from './controller.js';
 
 /** How long add/remove-replica wait for a running controller to take the change in. */
-const CONTROLLER_WAIT_MS = 60_000;
+export const CONTROLLER_WAIT_MS = 60_000;
 
 /** Status of GET path on a node's health endpoints, or null when nothing answers. */
-async function agentStatus(cluster: Cluster, n: NodeRef, path: string): Promise<number | null> {
+export async function agentStatus(cluster: Cluster, n: NodeRef, path: string): Promise<number | null> {
   const listen = cluster.config.http.listen;
   const host = listen === '0.0.0.0' || listen === '' ? '127.0.0.1' : listen === '::' ? '[::1]' : listen;
   try {
@@ -86,7 +86,7 @@ async function proxyReplicas(c: {
  * Signals the running controller (if any) to re-read the nodes and waits until `done` holds;
  * returns false when no controller runs.
  */
-async function tellController(
+export async function tellController(
   cluster: Cluster,
   what: string,
   done: (c: ControllerInfo) => Promise<boolean>,
