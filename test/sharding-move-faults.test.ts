@@ -44,7 +44,6 @@ describe('shard moves interrupted by crashes', () => {
       replicas: 1,
       extra: (y) =>
         y
-          .replace('  parameters: {}', '  parameters:\n    wal_level: logical')
           .replace('unreachable_timeout: 3', 'unreachable_timeout: 2'),
     });
     await makeTables(sc, 4, ROWS);

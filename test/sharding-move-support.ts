@@ -20,8 +20,11 @@ export interface WriteLoad {
   done(): number;
 }
 
-/** `workers` node-postgres writers (extended protocol) and one postgres.js writer through the proxy. */
-export async function startWriteLoad(sc: ShardedCluster, workers = 3): Promise<WriteLoad> {
+/**
+ * `workers` node-postgres writers (extended protocol) and one postgres.js writer through the proxy;
+ * new ids from `base` + (writer + 1) · 10^6 on.
+ */
+export async function startWriteLoad(sc: ShardedCluster, workers = 3, base = 0): Promise<WriteLoad> {
   const acked = new Map<number, number>();
   const errors: string[] = [];
   let stopping = false;
@@ -37,7 +40,7 @@ export async function startWriteLoad(sc: ShardedCluster, workers = 3): Promise<W
   const inflight = new Set<number>();
   const loop = async (w: number, step: (id: number, update: number | null) => Promise<void>) => {
     for (let seq = 1; !stopping; seq++) {
-      const id = (w + 1) * 1_000_000 + seq;
+      const id = base + (w + 1) * 1_000_000 + seq;
       const target = seq % 3 === 0 ? pick() : null;
       if (target !== null && inflight.has(target)) continue;
       if (target !== null) inflight.add(target);

@@ -22,7 +22,6 @@ describe('shard moves under a write load (two groups)', () => {
     sc = await upSharded(bins, {
       groups: 2,
       replicas: 1,
-      extra: (t) => t.replace('  parameters: {}', '  parameters:\n    wal_level: logical'),
     });
     await makeTables(sc, 8, 4000);
   });
