@@ -108,6 +108,55 @@ describe('shard moves under a write load (two groups)', () => {
     );
   });
 
+  test("Citus's calls through the proxy: citus_move_shard_placement, citus_rebalance_start/wait, citus_drain_node", async () => {
+    const app = await sc.connectApp();
+    try {
+      const shards = async () =>
+        (
+          await app.query<{ id: string; name: string; port: number }>(
+            "SELECT shardid::text AS id, nodename AS name, nodeport AS port FROM citus_shards WHERE table_name = 'users'::regclass ORDER BY shardid",
+          )
+        ).rows;
+      const [first] = await shards();
+      const other = (await shards()).find((s) => s.port !== first!.port)!;
+      await app.query('SELECT citus_move_shard_placement($1, $2, $3, $4, $5)', [
+        first!.id,
+        first!.name,
+        first!.port,
+        other.name,
+        other.port,
+      ]);
+      assert.equal((await shards())[0]!.port, other.port);
+      // The wrong source: Citus's own refusal, nothing moves.
+      await assert.rejects(
+        app.query('SELECT citus_move_shard_placement($1, $2, $3, $4, $5)', [
+          first!.id,
+          first!.name,
+          first!.port,
+          other.name,
+          other.port,
+        ]),
+        /is not on/,
+      );
+      const job = await app.query<{ citus_rebalance_start: string }>('SELECT citus_rebalance_start()');
+      assert.match(job.rows[0]!.citus_rebalance_start, /^\d+$/);
+      await app.query('SELECT citus_rebalance_wait()');
+      const counts = new Map<number, number>();
+      for (const s of await shards()) counts.set(s.port, (counts.get(s.port) ?? 0) + 1);
+      assert.deepEqual([...counts.values()].sort(), [4, 4]);
+      await app.query('SELECT citus_drain_node($1, $2)', [other.name, other.port]);
+      assert.ok((await shards()).every((s) => s.port !== other.port));
+      await app.query("SELECT citus_rebalance_start(rebalance_strategy => 'by_shard_count')");
+      await app.query('SELECT citus_rebalance_wait()');
+      await assert.rejects(
+        app.query("SELECT citus_rebalance_start('nope')"),
+        /no rebalance strategy named nope/,
+      );
+    } finally {
+      await app.end();
+    }
+  });
+
   test('refusals: DDL during a move, unknown shard or group, a second job', async () => {
     const bad = await run(['move-shard', '999', '--to', '1']);
     assert.notEqual(bad.code, 0, bad.stdout + bad.stderr);

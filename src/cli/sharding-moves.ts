@@ -171,7 +171,7 @@ export class MoveRunner {
     req:
       | { kind: 'move'; shardId: number; to: string }
       | { kind: 'rebalance'; by: 'count' | 'size' }
-      | { kind: 'drain'; group: string },
+      | { kind: 'drain'; group: string; by?: 'count' | 'size' },
   ): JobRecord {
     if (this.job)
       throw new JobError(
@@ -182,7 +182,8 @@ export class MoveRunner {
     if (!catalogs) throw new JobError('the sharding catalog is not loaded', 503);
     const catalog = catalogs.current;
     const job: JobRecord = {
-      id: newId(),
+      // A number, as Citus's job ids (citus_rebalance_start() returns it).
+      id: String(1 + Math.max(0, ...this.history.map((j) => Number(j.id)).filter(Number.isInteger))),
       kind: req.kind,
       ...(req.kind === 'rebalance' ? { by: req.by } : {}),
       ...(req.kind === 'drain' ? { group: req.group } : {}),
@@ -212,6 +213,14 @@ export class MoveRunner {
     return job;
   }
 
+  /** The running job's end (null when none runs): its record. */
+  wait(): Promise<JobRecord> | null {
+    const job = this.job;
+    const running = this.running;
+    if (!job || !running) return null;
+    return running.then(() => job);
+  }
+
   /** Cancels the running job (false when none runs). */
   cancel(): boolean {
     if (!this.abort) return false;
@@ -221,14 +230,17 @@ export class MoveRunner {
 
   private async run(
     job: JobRecord,
-    req: { kind: 'move' } | { kind: 'rebalance'; by: 'count' | 'size' } | { kind: 'drain'; group: string },
+    req:
+      | { kind: 'move' }
+      | { kind: 'rebalance'; by: 'count' | 'size' }
+      | { kind: 'drain'; group: string; by?: 'count' | 'size' },
     signal: AbortSignal,
   ): Promise<void> {
     const log = this.deps.logger;
     try {
       if (req.kind !== 'move') {
         const catalog = this.deps.catalogs()!.current;
-        const by = req.kind === 'rebalance' ? req.by : 'count';
+        const by = req.by ?? 'count';
         const sizes = by === 'size' ? await this.sizes(catalog) : undefined;
         const plan: PlannedMove[] =
           req.kind === 'drain'

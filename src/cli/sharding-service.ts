@@ -23,6 +23,8 @@ import { apiError, apiResult } from '../proxy/sharding.js';
 import type { DatabaseSharding, ShardingHost } from '../proxy/sharding.js';
 import type { HeldLeg } from '../proxy/shard-hold.js';
 import { runApi } from '../sharding/api-run.js';
+import { apiCallOf, MOVE_CALLS } from '../sharding/api-call.js';
+import type { ApiCall } from '../sharding/api-call.js';
 import { runViewRead } from '../sharding/citus-views.js';
 import { isCatalogError, withGroups } from '../sharding/catalog.js';
 import { CatalogStore } from '../sharding/catalog-store.js';
@@ -44,7 +46,8 @@ import { ShardHolds } from '../proxy/shard-hold.js';
 import { decideMove } from '../sharding/shard-move.js';
 import { prepareJoin } from '../sharding/group-join.js';
 import { passfilePath } from '../cluster/secrets.js';
-import { JobError, MoveRunner } from './sharding-moves.js';
+import { JobError, MoveRunner, shardById } from './sharding-moves.js';
+import type { JobRecord } from './sharding-moves.js';
 
 /** How often group 0's functions are scanned for ones that read distributed tables. */
 const FUNCTION_SCAN_MS = 3000;
@@ -325,15 +328,32 @@ export class ShardingService implements Service, ShardingHost {
 
   private handleNow(method: string, path: string, body: unknown): { status: number; body: unknown } | null {
     if (!path.startsWith('/sharding/')) return null;
+    if (body !== null && (typeof body !== 'object' || Array.isArray(body)))
+      return { status: 400, body: { error: 'the request body must be a JSON object' } };
     const b = (body ?? {}) as Record<string, unknown>;
+    const allowed: Record<string, readonly string[]> = {
+      '/sharding/move': ['shard_id', 'to'],
+      '/sharding/rebalance': ['by'],
+      '/sharding/drain': ['group', 'by'],
+      '/sharding/cancel': [],
+    };
+    const keys = allowed[path];
+    const unknown = keys === undefined ? undefined : Object.keys(b).find((k) => !keys.includes(k));
+    if (method === 'POST' && unknown !== undefined)
+      return {
+        status: 400,
+        body: {
+          error: `unknown key "${unknown}" in the request body; it accepts ${keys!.join(', ') || 'none'}`,
+        },
+      };
     try {
       if (method === 'GET' && path === '/sharding/moves') return { status: 200, body: this.moves.status() };
       if (method !== 'POST') return null;
       switch (path) {
         case '/sharding/move': {
-          const shardId = Number(b.shard_id);
-          if (!Number.isInteger(shardId))
-            throw new JobError('shard_id must be a shard id (see citus_shards)');
+          const shardId = b.shard_id;
+          if (typeof shardId !== 'number' || !Number.isInteger(shardId))
+            throw new JobError('shard_id: must be a shard id (a JSON integer, see citus_shards)');
           return {
             status: 202,
             body: { job: this.moves.submit({ kind: 'move', shardId, to: text(b.to) }) },
@@ -345,9 +365,16 @@ export class ShardingService implements Service, ShardingHost {
           return { status: 202, body: { job: this.moves.submit({ kind: 'rebalance', by }) } };
         }
         case '/sharding/drain':
+          if (!/^\d+$/.test(text(b.group))) throw new JobError('group: must name a group (0, 1, …)');
           return {
             status: 202,
-            body: { job: this.moves.submit({ kind: 'drain', group: text(b.group) }) },
+            body: {
+              job: this.moves.submit({
+                kind: 'drain',
+                group: text(b.group),
+                ...(b.by === 'size' || b.by === 'count' ? { by: b.by } : {}),
+              }),
+            },
           };
         case '/sharding/cancel':
           return { status: this.moves.cancel() ? 202 : 409, body: { cancelled: this.moves.busy } };
@@ -425,7 +452,113 @@ export class ShardingService implements Service, ShardingHost {
 
   // ------------------------------------------------------------------ API calls
 
+  /**
+   * Citus's shard-move calls through the proxy: citus_move_shard_placement (nodes named by their
+   * group's primary, as citus_shards shows them) and citus_drain_node wait for their job;
+   * citus_rebalance_start returns its job id; citus_rebalance_wait and _stop. The caller must be a
+   * superuser or own every distributed table (what a move may touch).
+   */
+  private async moveCall(call: ApiCall, user: string): Promise<Buffer[]> {
+    const catalogs = this.catalogs;
+    if (!catalogs) return apiError('57P03', 'the sharding catalog is not loaded');
+    if (!(await this.mayMove(user)))
+      return apiError('42501', `${call.fn} needs a superuser or the owner of every distributed table`);
+    const groupAt = (name: unknown, port: unknown): string | null => {
+      for (const g of catalogs.current.groups) {
+        const p = this.view.lastPrimary(Number(g));
+        if (p && p.host === name && p.port === Number(port)) return g;
+      }
+      return null;
+    };
+    const done = (job: JobRecord): Buffer[] =>
+      job.state === 'done'
+        ? apiResult(call.column, 'void', '')
+        : apiError('55000', `${job.kind} job ${job.id} ${job.state}${job.error ? `: ${job.error}` : ''}`);
+    try {
+      switch (call.fn) {
+        case 'citus_move_shard_placement': {
+          const from = groupAt(call.args.source_node_name, call.args.source_node_port);
+          const to = groupAt(call.args.target_node_name, call.args.target_node_port);
+          if (from === null || to === null)
+            return apiError('22023', 'a node named here is not the primary of a group (see citus_shards)');
+          const shardId = Number(call.args.shard_id);
+          const found = shardById(catalogs.current, shardId);
+          if (found !== null && found.group !== from)
+            return apiError(
+              '22023',
+              `shard ${shardId} is not on ${String(call.args.source_node_name)}:${String(call.args.source_node_port)}`,
+            );
+          this.moves.submit({ kind: 'move', shardId, to });
+          return done(await this.moves.wait()!);
+        }
+        case 'citus_drain_node': {
+          const g = groupAt(call.args.nodename, call.args.nodeport);
+          if (g === null) return apiError('22023', 'the node named is not the primary of a group');
+          this.moves.submit({ kind: 'drain', group: g });
+          return done(await this.moves.wait()!);
+        }
+        case 'citus_rebalance_start': {
+          const strategy = call.args.rebalance_strategy;
+          if (strategy !== null && strategy !== 'by_shard_count' && strategy !== 'by_disk_size')
+            return apiError(
+              '22023',
+              `no rebalance strategy named ${String(strategy)} (by_shard_count, by_disk_size)`,
+            );
+          if (call.args.drain_only === true) return apiError('0A000', 'drain_only: use citus_drain_node');
+          const job = this.moves.submit({
+            kind: 'rebalance',
+            by: strategy === 'by_disk_size' ? 'size' : 'count',
+          });
+          return apiResult(call.column, 'bigint', job.id);
+        }
+        case 'citus_rebalance_wait': {
+          const w = this.moves.wait();
+          if (w !== null) await w;
+          return apiResult(call.column, 'void', '');
+        }
+        case 'citus_rebalance_stop': {
+          const w = this.moves.wait();
+          this.moves.cancel();
+          if (w !== null) await w;
+          return apiResult(call.column, 'void', '');
+        }
+        default:
+          return apiError('0A000', `${call.fn} is not a shard move call`);
+      }
+    } catch (e) {
+      if (e instanceof JobError) return apiError(e.status === 409 ? '55006' : '22023', e.message);
+      return apiError('XX000', `sharding: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  /** `user` is a superuser or a member of the owner of every distributed table. */
+  private async mayMove(user: string): Promise<boolean> {
+    const primary = this.view.lastPrimary(0);
+    if (!primary) return false;
+    const tables = [...(this.catalogs?.current.tables.values() ?? [])].filter(
+      (t) => t.kind === 'distributed',
+    );
+    const c = this.superuserClient(primary);
+    try {
+      await c.connect();
+      const r = await c.query<{ ok: boolean }>(
+        `SELECT coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = $1), false)
+             OR coalesce(bool_and(pg_has_role($1, c.relowner, 'USAGE')), true) AS ok
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
+        [user, tables.map((t) => t.rel.schema), tables.map((t) => t.rel.name)],
+      );
+      return r.rows[0]?.ok === true;
+    } catch {
+      return false;
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+  }
+
   private api(sql: string, user: string, searchPath: string | undefined): Promise<Buffer[]> {
+    const parsed = apiCallOf(sql);
+    if (parsed?.ok === true && MOVE_CALLS.has(parsed.call.fn)) return this.moveCall(parsed.call, user);
     const run = this.queue.then(async () => {
       const catalogs = this.catalogs;
       if (!catalogs) return apiError('57P03', 'the sharding catalog is not loaded');

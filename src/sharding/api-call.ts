@@ -41,6 +41,34 @@ const SIGNATURES = {
     defaults: [null],
     returns: 'bigint',
   },
+  // Shard moves (issue #17): run by the controller's move runner (src/cli/sharding-moves.ts).
+  citus_move_shard_placement: {
+    params: [
+      'shard_id',
+      'source_node_name',
+      'source_node_port',
+      'target_node_name',
+      'target_node_port',
+      'shard_transfer_mode',
+    ],
+    required: 5,
+    defaults: ['auto'],
+    returns: 'void',
+  },
+  citus_rebalance_start: {
+    params: ['rebalance_strategy', 'drain_only', 'shard_transfer_mode'],
+    required: 0,
+    defaults: [null, false, 'auto'],
+    returns: 'bigint',
+  },
+  citus_rebalance_wait: { params: [], required: 0, defaults: [], returns: 'void' },
+  citus_rebalance_stop: { params: [], required: 0, defaults: [], returns: 'void' },
+  citus_drain_node: {
+    params: ['nodename', 'nodeport', 'shard_transfer_mode', 'rebalance_strategy'],
+    required: 2,
+    defaults: ['auto', null],
+    returns: 'void',
+  },
 } as const satisfies Record<string, Signature>;
 
 export type ApiFunction = keyof typeof SIGNATURES;
@@ -61,7 +89,16 @@ export type ApiOutcome =
 
 /** A cheap test before parsing: the text names one of the functions, followed by `(`. */
 const NAMES =
-  /\b(create_distributed_table|create_reference_table|undistribute_table|get_shard_id_for_distribution_column)\s*\(/i;
+  /\b(create_distributed_table|create_reference_table|undistribute_table|get_shard_id_for_distribution_column|citus_move_shard_placement|citus_rebalance_start|citus_rebalance_wait|citus_rebalance_stop|citus_drain_node)\s*\(/i;
+
+/** The calls the controller's shard moves answer (not runApi). */
+export const MOVE_CALLS: ReadonlySet<string> = new Set([
+  'citus_move_shard_placement',
+  'citus_rebalance_start',
+  'citus_rebalance_wait',
+  'citus_rebalance_stop',
+  'citus_drain_node',
+]);
 
 /**
  * The API call `sql` is, or null when it is none: exactly one SELECT of one such function call,

@@ -6,7 +6,7 @@
  * meanwhile. One call at a time per proxy (the caller serialises them); several proxies are kept
  * apart by the catalog's compare-and-set.
  */
-import { apiCallOf } from './api-call.js';
+import { apiCallOf, MOVE_CALLS } from './api-call.js';
 import type { ApiCall } from './api-call.js';
 import { catalogErrors, distribute, isCatalogError, reference, undistribute } from './catalog.js';
 import type { CatalogError } from './catalog.js';
@@ -54,6 +54,7 @@ export async function runApi(sql: string, user: string, env: ApiEnv): Promise<Ap
   if (parsed === null) return fail('XX000', 'not a sharding API call');
   if (!parsed.ok) return fail(parsed.sqlstate, parsed.message);
   const call = parsed.call;
+  if (MOVE_CALLS.has(call.fn)) return fail('0A000', `${call.fn} is run by the controller's shard moves`);
   if (call.fn === 'get_shard_id_for_distribution_column') return shardIdFor(call, user, env);
   let opened: Awaited<ReturnType<ApiEnv['openSessions']>> | null = null;
   try {

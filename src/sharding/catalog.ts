@@ -92,10 +92,11 @@ export function withGroups(catalog: Catalog, groups: readonly string[]): Catalog
       `group "${first}" must stay the first group: the local tables live there`,
     );
   const keep = new Set(groups);
+  // A reference table's copy on a group leaving goes with it (every other group has one).
   for (const c of catalog.colocations.values()) {
-    const gone =
-      c.type === null ? catalog.groups.find((g) => !keep.has(g)) : c.placement.find((g) => !keep.has(g));
-    if (gone !== undefined && (c.type !== null || tablesOf(catalog, c.id) > 0))
+    if (c.type === null) continue;
+    const gone = c.placement.find((g) => !keep.has(g));
+    if (gone !== undefined)
       return catalogErrors.groupInUse(
         `cannot remove group "${gone}": it holds shards of colocation ${c.id}; move them first`,
       );
