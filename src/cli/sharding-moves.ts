@@ -59,6 +59,8 @@ export interface JobRecord {
   readonly kind: 'move' | 'rebalance' | 'drain';
   readonly by?: 'count' | 'size';
   readonly group?: string;
+  /** The interrupted job this one resumes (the controller restarted during it). */
+  readonly resumes?: string;
   state: 'running' | 'done' | 'failed' | 'cancelled';
   readonly started_at: string;
   finished_at?: string;
@@ -117,8 +119,10 @@ export class MoveRunner {
       }
     }
     const catalogs = this.deps.catalogs();
+    let resume: JobRecord | null = null;
     for (const job of this.history) {
       if (job.state !== 'running') continue;
+      resume ??= job;
       job.state = 'failed';
       job.error = 'interrupted: the controller stopped during the job';
       job.finished_at = new Date().toISOString();
@@ -141,6 +145,34 @@ export class MoveRunner {
     }
     await this.sweep();
     await this.save();
+    if (resume && catalogs) this.resume(resume, catalogs.current);
+  }
+
+  /**
+   * Starts again what an interrupted job had left to do: a rebalance or a drain plans anew (the
+   * moves done stay done); a single move runs again unless recovery finished it.
+   */
+  private resume(job: JobRecord, catalog: Catalog): void {
+    const log = this.deps.logger;
+    try {
+      let next: JobRecord;
+      if (job.kind === 'move') {
+        const m = job.moves[0];
+        if (!m || catalog.colocations.get(m.colocation)?.placement[m.shard] === m.to) return;
+        next = this.submit({ kind: 'move', shardId: m.shard_id, to: m.to }, job.id);
+      } else if (job.kind === 'drain') {
+        next = this.submit(
+          { kind: 'drain', group: job.group ?? '', ...(job.by ? { by: job.by } : {}) },
+          job.id,
+        );
+      } else next = this.submit({ kind: 'rebalance', by: job.by ?? 'count' }, job.id);
+      log.info(
+        { job: next.id, resumes: job.id },
+        `sharding: ${job.kind} job ${job.id} resumed as job ${next.id}`,
+      );
+    } catch (e) {
+      log.warn({ job: job.id, err: (e as Error).message }, `sharding: job ${job.id} could not be resumed`);
+    }
   }
 
   /** sweepMoves() with no move running; problems logged. */
@@ -172,6 +204,8 @@ export class MoveRunner {
       | { kind: 'move'; shardId: number; to: string }
       | { kind: 'rebalance'; by: 'count' | 'size' }
       | { kind: 'drain'; group: string; by?: 'count' | 'size' },
+    /** The interrupted job this one resumes. */
+    resumes?: string,
   ): JobRecord {
     if (this.job)
       throw new JobError(
@@ -186,7 +220,8 @@ export class MoveRunner {
       id: String(1 + Math.max(0, ...this.history.map((j) => Number(j.id)).filter(Number.isInteger))),
       kind: req.kind,
       ...(req.kind === 'rebalance' ? { by: req.by } : {}),
-      ...(req.kind === 'drain' ? { group: req.group } : {}),
+      ...(req.kind === 'drain' ? { group: req.group, ...(req.by ? { by: req.by } : {}) } : {}),
+      ...(resumes === undefined ? {} : { resumes }),
       state: 'running',
       started_at: new Date().toISOString(),
       moves: [],

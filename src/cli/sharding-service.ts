@@ -24,9 +24,7 @@ import type { DatabaseSharding, ShardingHost } from '../proxy/sharding.js';
 import type { HeldLeg } from '../proxy/shard-hold.js';
 import { runApi } from '../sharding/api-run.js';
 import { apiCallOf, MOVE_CALLS } from '../sharding/api-call.js';
-import type { ApiCall } from '../sharding/api-call.js';
 import { runViewRead } from '../sharding/citus-views.js';
-import { isCatalogError, withGroups } from '../sharding/catalog.js';
 import { CatalogStore } from '../sharding/catalog-store.js';
 import { decideFromCatalog, pgGroupSession, recoverPrepared } from '../sharding/distribute.js';
 import type { GroupSession } from '../sharding/distribute.js';
@@ -44,25 +42,18 @@ import type { TopologyView } from '../topology/topology.js';
 import { openClaimedStore } from './store-keys.js';
 import { ShardHolds } from '../proxy/shard-hold.js';
 import { decideMove } from '../sharding/shard-move.js';
-import { prepareJoin } from '../sharding/group-join.js';
 import { passfilePath } from '../cluster/secrets.js';
-import { JobError, MoveRunner, shardById } from './sharding-moves.js';
-import type { JobRecord } from './sharding-moves.js';
+import { MoveRunner } from './sharding-moves.js';
+import { HostWork } from './host-work.js';
+import { syncCatalogGroups } from './sharding-groups.js';
+import { scanFunctions } from './function-scan.js';
+import { mayMove, moveCall, moveHttp, subscriptionConninfo } from './sharding-move-api.js';
 
 /** How often group 0's functions are scanned for ones that read distributed tables. */
 const FUNCTION_SCAN_MS = 3000;
 
 /** A statement on several groups prepared this long ago and not finished is taken as orphaned. */
 const WRITE_ORPHAN_MS = 30_000;
-
-/** A JSON field as text ('' when it is neither a string nor a number). */
-function text(v: unknown): string {
-  return typeof v === 'string' || typeof v === 'number' ? String(v) : '';
-}
-
-function regexQuote(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
 
 export class ShardingService implements Service, ShardingHost {
   readonly name = 'sharding';
@@ -98,7 +89,7 @@ export class ShardingService implements Service, ShardingHost {
   private readonly moves: MoveRunner;
   private store: StateStore | null = null;
   /** Statements on several groups and COPYs running (a move's hold waits for those started before it). */
-  private readonly hostWork = new Set<{ readonly group: string; idle: boolean }>();
+  private readonly hostWork = new HostWork();
 
   constructor(
     private readonly loaded: LoadedConfig,
@@ -131,8 +122,8 @@ export class ShardingService implements Service, ShardingHost {
       () => this.catalogs?.current ?? null,
       (sql, user, searchPath) => this.api(sql, user, searchPath),
       (t) => this.columns.get(relKey(t.rel)) ?? null,
-      (work, user) => this.counted(() => this.host(work, user)),
-      (work, user) => this.countedCopy(work, user),
+      (work, user) => this.hostWork.counted(() => this.host(work, user)),
+      (work, user) => this.hostWork.countedCopy(() => this.copyIn(work, user)),
       (t) => this.copyColumns.get(relKey(t.rel)) ?? null,
       () => this.globalTables,
       () => this.functionCalls,
@@ -153,28 +144,21 @@ export class ShardingService implements Service, ShardingHost {
         }
         return c;
       },
-      conninfo: (g) => this.conninfo(g),
+      conninfo: (g) => {
+        const p = this.view.lastPrimary(Number(g));
+        if (!p) throw new Error(`group ${g} has no primary right now`);
+        return subscriptionConninfo(
+          p,
+          this.app,
+          this.loaded.config.postgres.superuser,
+          passfilePath(this.cluster.dataDir),
+        );
+      },
       holds: this.holds,
       logger,
       store: () => this.store,
       afterMove: () => this.syncGlobal(),
     });
-  }
-
-  /** How a subscription on another group reaches `group`'s primary: the passfile, no password. */
-  private conninfo(group: string): string {
-    const p = this.view.lastPrimary(Number(group));
-    if (!p) throw new Error(`group ${group} has no primary right now`);
-    const kv = (k: string, v: string | number) =>
-      `${k}='${String(v).replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-    return [
-      kv('host', p.host),
-      kv('port', p.port),
-      kv('dbname', this.app),
-      kv('user', this.loaded.config.postgres.superuser),
-      kv('passfile', passfilePath(this.cluster.dataDir)),
-      kv('application_name', 'pgscale_move'),
-    ].join(' ');
   }
 
   /** The configuration's groups, as the cluster has them now (add-group, remove-group). */
@@ -269,167 +253,26 @@ export class ShardingService implements Service, ShardingHost {
     return [];
   }
 
-  /**
-   * Brings the catalog's groups in line with the configuration's: a new group first gets every
-   * table of the catalog (sharding/group-join.ts), then joins; a group gone from the
-   * configuration leaves the catalog when it holds no shard. Never throws (logged).
-   */
+  /** syncCatalogGroups() (sharding-groups.ts) for the configuration's groups; never throws. */
   private async syncGroups(): Promise<void> {
     const catalogs = this.catalogs;
     if (!catalogs) return;
-    const want = this.groups;
-    const have = catalogs.current.groups;
-    try {
-      for (const g of want) {
-        if (have.includes(g)) continue;
-        const join = async () => {
-          const r = await catalogs.update((c) => withGroups(c, [...c.groups, g]));
-          if (isCatalogError(r)) throw new Error(r.message);
-        };
-        if (catalogs.current.tables.size === 0) await join();
-        else {
-          const opened = await this.openPgSessions(['0', g], ['0', g]);
-          try {
-            const [g0, target] = opened.sessions.map((s) => pgGroupSession(s.group, s.client));
-            await prepareJoin(catalogs.current, g0!, target!, want.indexOf(g), join, (p) =>
-              this.logger.info(p, `sharding: group ${g}: reference table ${p.table} copied (${p.rows} rows)`),
-            );
-          } finally {
-            await opened.close();
-          }
-        }
-        this.logger.info(`sharding: group ${g} joined the catalog (it holds no shard until a rebalance)`);
-      }
-      const gone = catalogs.current.groups.filter((g) => !want.includes(g));
-      const joined = want.some((g) => !have.includes(g));
-      if (gone.length > 0) {
-        const r = await catalogs.update((c) =>
-          withGroups(
-            c,
-            c.groups.filter((g) => want.includes(g)),
-          ),
-        );
-        if (isCatalogError(r)) this.logger.warn(`sharding catalog: groups not updated: ${r.message}`);
-        else this.logger.info(`sharding: group(s) ${gone.join(', ')} left the catalog`);
-      }
-      if (joined || gone.length > 0) await this.buildGlobal();
-    } catch (e) {
-      this.logger.error(
-        { err: e instanceof Error ? e.message : String(e) },
-        'sharding: the catalog could not take in the groups of the configuration',
-      );
-    }
+    await syncCatalogGroups(catalogs, this.groups, {
+      logger: this.logger,
+      open: (groups) => this.openPgSessions(groups, groups),
+      rebuild: () => this.buildGlobal(),
+    });
   }
 
   /** POST/GET /sharding/…: shard moves, rebalance, drain (docs/http-api.md). */
   handle(method: string, path: string, body: unknown): Promise<{ status: number; body: unknown } | null> {
-    return Promise.resolve(this.handleNow(method, path, body));
-  }
-
-  private handleNow(method: string, path: string, body: unknown): { status: number; body: unknown } | null {
-    if (!path.startsWith('/sharding/')) return null;
-    if (body !== null && (typeof body !== 'object' || Array.isArray(body)))
-      return { status: 400, body: { error: 'the request body must be a JSON object' } };
-    const b = (body ?? {}) as Record<string, unknown>;
-    const allowed: Record<string, readonly string[]> = {
-      '/sharding/move': ['shard_id', 'to'],
-      '/sharding/rebalance': ['by'],
-      '/sharding/drain': ['group', 'by'],
-      '/sharding/cancel': [],
-    };
-    const keys = allowed[path];
-    const unknown = keys === undefined ? undefined : Object.keys(b).find((k) => !keys.includes(k));
-    if (method === 'POST' && unknown !== undefined)
-      return {
-        status: 400,
-        body: {
-          error: `unknown key "${unknown}" in the request body; it accepts ${keys!.join(', ') || 'none'}`,
-        },
-      };
-    try {
-      if (method === 'GET' && path === '/sharding/moves') return { status: 200, body: this.moves.status() };
-      if (method !== 'POST') return null;
-      switch (path) {
-        case '/sharding/move': {
-          const shardId = b.shard_id;
-          if (typeof shardId !== 'number' || !Number.isInteger(shardId))
-            throw new JobError('shard_id: must be a shard id (a JSON integer, see citus_shards)');
-          return {
-            status: 202,
-            body: { job: this.moves.submit({ kind: 'move', shardId, to: text(b.to) }) },
-          };
-        }
-        case '/sharding/rebalance': {
-          const by = b.by === undefined ? 'count' : b.by;
-          if (by !== 'count' && by !== 'size') throw new JobError('by must be "count" or "size"');
-          return { status: 202, body: { job: this.moves.submit({ kind: 'rebalance', by }) } };
-        }
-        case '/sharding/drain':
-          if (!/^\d+$/.test(text(b.group))) throw new JobError('group: must name a group (0, 1, …)');
-          return {
-            status: 202,
-            body: {
-              job: this.moves.submit({
-                kind: 'drain',
-                group: text(b.group),
-                ...(b.by === 'size' || b.by === 'count' ? { by: b.by } : {}),
-              }),
-            },
-          };
-        case '/sharding/cancel':
-          return { status: this.moves.cancel() ? 202 : 409, body: { cancelled: this.moves.busy } };
-        default:
-          return null;
-      }
-    } catch (e) {
-      if (e instanceof JobError) return { status: e.status, body: { error: e.message } };
-      throw e;
-    }
+    return Promise.resolve(moveHttp(this.moves, method, path, body));
   }
 
   // ------------------------------------------------------------------ ShardingHost
 
   attachProxy(p: { inFlight(groups: readonly string[]): HeldLeg[] }): void {
-    this.holds.inFlight = (groups) => [...p.inFlight(groups), ...this.hostWork];
-  }
-
-  /** `work` counted in hostWork while it runs. */
-  private counted<T>(work: () => Promise<T>): Promise<T> {
-    const mark = { group: '*', idle: false };
-    this.hostWork.add(mark);
-    const done = () => {
-      mark.idle = true;
-      this.hostWork.delete(mark);
-    };
-    const p = work();
-    p.then(done, done);
-    return p;
-  }
-
-  /** A COPY split by row, counted in hostWork until its data has all gone (finish or abort). */
-  private async countedCopy(work: CopyInWork, user: string): Promise<CopyInStart> {
-    const mark = { group: '*', idle: false };
-    this.hostWork.add(mark);
-    const done = () => {
-      mark.idle = true;
-      this.hostWork.delete(mark);
-    };
-    try {
-      const start = await this.copyIn(work, user);
-      if (!start.ok) {
-        done();
-        return start;
-      }
-      const { stream } = start;
-      const finish = stream.finish.bind(stream);
-      const abort = stream.abort.bind(stream);
-      stream.finish = () => finish().finally(done);
-      stream.abort = (m, e) => abort(m, e).finally(done);
-      return start;
-    } catch (e) {
-      done();
-      throw e;
-    }
+    this.holds.inFlight = (groups) => [...p.inFlight(groups), ...this.hostWork.running()];
   }
 
   forDatabase(database: string): DatabaseSharding | null {
@@ -452,113 +295,20 @@ export class ShardingService implements Service, ShardingHost {
 
   // ------------------------------------------------------------------ API calls
 
-  /**
-   * Citus's shard-move calls through the proxy: citus_move_shard_placement (nodes named by their
-   * group's primary, as citus_shards shows them) and citus_drain_node wait for their job;
-   * citus_rebalance_start returns its job id; citus_rebalance_wait and _stop. The caller must be a
-   * superuser or own every distributed table (what a move may touch).
-   */
-  private async moveCall(call: ApiCall, user: string): Promise<Buffer[]> {
-    const catalogs = this.catalogs;
-    if (!catalogs) return apiError('57P03', 'the sharding catalog is not loaded');
-    if (!(await this.mayMove(user)))
-      return apiError('42501', `${call.fn} needs a superuser or the owner of every distributed table`);
-    const groupAt = (name: unknown, port: unknown): string | null => {
-      for (const g of catalogs.current.groups) {
-        const p = this.view.lastPrimary(Number(g));
-        if (p && p.host === name && p.port === Number(port)) return g;
-      }
-      return null;
-    };
-    const done = (job: JobRecord): Buffer[] =>
-      job.state === 'done'
-        ? apiResult(call.column, 'void', '')
-        : apiError('55000', `${job.kind} job ${job.id} ${job.state}${job.error ? `: ${job.error}` : ''}`);
-    try {
-      switch (call.fn) {
-        case 'citus_move_shard_placement': {
-          const from = groupAt(call.args.source_node_name, call.args.source_node_port);
-          const to = groupAt(call.args.target_node_name, call.args.target_node_port);
-          if (from === null || to === null)
-            return apiError('22023', 'a node named here is not the primary of a group (see citus_shards)');
-          const shardId = Number(call.args.shard_id);
-          const found = shardById(catalogs.current, shardId);
-          if (found !== null && found.group !== from)
-            return apiError(
-              '22023',
-              `shard ${shardId} is not on ${String(call.args.source_node_name)}:${String(call.args.source_node_port)}`,
-            );
-          this.moves.submit({ kind: 'move', shardId, to });
-          return done(await this.moves.wait()!);
-        }
-        case 'citus_drain_node': {
-          const g = groupAt(call.args.nodename, call.args.nodeport);
-          if (g === null) return apiError('22023', 'the node named is not the primary of a group');
-          this.moves.submit({ kind: 'drain', group: g });
-          return done(await this.moves.wait()!);
-        }
-        case 'citus_rebalance_start': {
-          const strategy = call.args.rebalance_strategy;
-          if (strategy !== null && strategy !== 'by_shard_count' && strategy !== 'by_disk_size')
-            return apiError(
-              '22023',
-              `no rebalance strategy named ${String(strategy)} (by_shard_count, by_disk_size)`,
-            );
-          if (call.args.drain_only === true) return apiError('0A000', 'drain_only: use citus_drain_node');
-          const job = this.moves.submit({
-            kind: 'rebalance',
-            by: strategy === 'by_disk_size' ? 'size' : 'count',
-          });
-          return apiResult(call.column, 'bigint', job.id);
-        }
-        case 'citus_rebalance_wait': {
-          const w = this.moves.wait();
-          if (w !== null) await w;
-          return apiResult(call.column, 'void', '');
-        }
-        case 'citus_rebalance_stop': {
-          const w = this.moves.wait();
-          this.moves.cancel();
-          if (w !== null) await w;
-          return apiResult(call.column, 'void', '');
-        }
-        default:
-          return apiError('0A000', `${call.fn} is not a shard move call`);
-      }
-    } catch (e) {
-      if (e instanceof JobError) return apiError(e.status === 409 ? '55006' : '22023', e.message);
-      return apiError('XX000', `sharding: ${e instanceof Error ? e.message : String(e)}`);
-    }
-  }
-
-  /** `user` is a superuser or a member of the owner of every distributed table. */
-  private async mayMove(user: string): Promise<boolean> {
-    const primary = this.view.lastPrimary(0);
-    if (!primary) return false;
-    const tables = [...(this.catalogs?.current.tables.values() ?? [])].filter(
-      (t) => t.kind === 'distributed',
-    );
-    const c = this.superuserClient(primary);
-    try {
-      await c.connect();
-      const r = await c.query<{ ok: boolean }>(
-        `SELECT coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = $1), false)
-             OR coalesce(bool_and(pg_has_role($1, c.relowner, 'USAGE')), true) AS ok
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
-        [user, tables.map((t) => t.rel.schema), tables.map((t) => t.rel.name)],
-      );
-      return r.rows[0]?.ok === true;
-    } catch {
-      return false;
-    } finally {
-      await c.end().catch(() => undefined);
-    }
-  }
-
   private api(sql: string, user: string, searchPath: string | undefined): Promise<Buffer[]> {
     const parsed = apiCallOf(sql);
-    if (parsed?.ok === true && MOVE_CALLS.has(parsed.call.fn)) return this.moveCall(parsed.call, user);
+    if (parsed?.ok === true && MOVE_CALLS.has(parsed.call.fn))
+      return moveCall(parsed.call, user, {
+        moves: this.moves,
+        catalog: () => this.catalogs?.current ?? null,
+        primaryOf: (g) => this.view.lastPrimary(Number(g)) ?? null,
+        mayMove: (u) => {
+          const primary = this.view.lastPrimary(0);
+          return primary
+            ? mayMove(u, this.catalogs?.current ?? null, () => this.superuserClient(primary))
+            : Promise.resolve(false);
+        },
+      });
     const run = this.queue.then(async () => {
       const catalogs = this.catalogs;
       if (!catalogs) return apiError('57P03', 'the sharding catalog is not loaded');
@@ -722,42 +472,18 @@ export class ShardingService implements Service, ShardingHost {
     this.router.columnsChanged();
   }
 
-  /**
-   * The user functions (SQL, PL/pgSQL) of group 0 whose body names a distributed table, as one
-   * pattern matching a call of any of them (lexical, conservative). Never throws.
-   */
+  /** The calls of functions that read distributed tables (function-scan.ts); never throws. */
   private async loadFunctions(): Promise<void> {
     const catalog = this.catalogs?.current;
-    const names = catalog
-      ? [...catalog.tables.values()].filter((t) => t.kind === 'distributed').map((t) => t.rel.name)
-      : [];
-    if (names.length === 0) {
-      this.functionCalls = null;
-      return;
-    }
     const primary = this.view.lastPrimary(0);
-    if (!primary) return;
-    const c = this.superuserClient(primary);
+    if (!catalog || !primary) return;
     try {
-      await c.connect();
-      const r = await c.query<{ name: string }>(
-        `SELECT DISTINCT p.proname AS name FROM pg_proc p
-           JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
-          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND l.lanname IN ('sql', 'plpgsql')
-            AND p.prosrc ~* $1`,
-        [`\\m(${names.map(regexQuote).join('|')})\\M`],
-      );
-      this.functionCalls =
-        r.rows.length === 0
-          ? null
-          : new RegExp(`(?<![\\w$])(${r.rows.map((x) => regexQuote(x.name)).join('|')})\\s*\\(`, 'i');
+      this.functionCalls = await scanFunctions(catalog, () => this.superuserClient(primary));
     } catch (e) {
       this.logger.warn(
         { err: e instanceof Error ? e.message : String(e) },
         'sharding: could not scan functions',
       );
-    } finally {
-      await c.end().catch(() => undefined);
     }
   }
 

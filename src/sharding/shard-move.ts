@@ -375,14 +375,34 @@ async function waitCopied(
       env.progress({ step: 'copy', sourceBytes, copiedBytes: await sizeOf(tgt, rels) });
       return;
     }
-    // A subscription that cannot work says so in its worker's error, repeated: stop early then.
+    // A subscription that cannot work (the target's disk full, a table that cannot take the
+    // rows) fails again and again: stop then, rather than wait for the deadline.
     if (Date.now() - lastReport > 1000) {
+      const errors = await subscriptionErrors(tgt, sub);
+      if (errors >= MAX_SUBSCRIPTION_ERRORS)
+        throw new MoveError(
+          `the subscription on the target failed ${errors} times (the target group's server log says why: disk full?)`,
+        );
       lastReport = Date.now();
       env.progress({ step: 'copy', sourceBytes, copiedBytes: await sizeOf(tgt, rels) });
     }
     if (Date.now() > deadline) throw new MoveError(`the copy did not finish within ${copyMs / 1000} s`);
     await sleep(100);
   }
+}
+
+/** Worker failures a subscription may have before its move gives up. */
+const MAX_SUBSCRIPTION_ERRORS = 5;
+
+/** How often the subscription's workers failed (pg_stat_subscription_stats, PostgreSQL 15+). */
+async function subscriptionErrors(tgt: pg.Client, sub: string): Promise<number> {
+  const r = await tgt
+    .query<{ n: string }>(
+      `SELECT (apply_error_count + sync_error_count)::text AS n FROM pg_stat_subscription_stats WHERE subname = $1`,
+      [sub],
+    )
+    .catch(() => null);
+  return Number(r?.rows[0]?.n ?? 0);
 }
 
 /** Writes a fence row on the source and waits until the target has it: the apply lag (ms). */
