@@ -27,69 +27,21 @@
  */
 import type pg from 'pg';
 import { isCatalogError, placeShard } from './catalog.js';
-import type { CatalogStore } from './catalog-store.js';
-import { shardNameOf } from './catalog-lookup.js';
 import { quoteIdent, quoteLiteral } from './table-ddl.js';
-import type { Catalog, DistributedTable } from './types.js';
+import { cleanupMove } from './shard-move-cleanup.js';
+import {
+  BOUND,
+  checkMove,
+  MOVE_SCHEMA,
+  MoveError,
+  moveGid,
+  moveNames,
+  shardRels,
+} from './shard-move-parts.js';
+import type { MoveEnv, MoveHold, MoveSpec, MoveTiming, ShardRel } from './shard-move-parts.js';
 
-/** What the mover needs of the proxy's holds (proxy/shard-hold.ts); src/sharding may not import proxy. */
-export interface MoveHold {
-  readonly released: Promise<void>;
-  fence(timeoutMs: number): Promise<boolean>;
-}
-export interface MoveHolds<H extends MoveHold = MoveHold> {
-  hold(spec: { colocation: number; shards: readonly number[]; group: string; to: string }): H;
-  release(h: H): void;
-}
-
-export interface MoveSpec {
-  /** Short, [a-z0-9]: names the publication, subscription, slot and prepared transactions. */
-  readonly id: string;
-  readonly colocation: number;
-  readonly shard: number;
-  readonly from: string;
-  readonly to: string;
-}
-
-export type MoveStep = 'prepare' | 'copy' | 'catchup' | 'cutover' | 'cleanup' | 'done';
-
-export interface MoveProgress {
-  readonly step: MoveStep;
-  /** Bytes of the shards on the source, and on the target so far. */
-  readonly sourceBytes?: number;
-  readonly copiedBytes?: number;
-  /** Apply lag measured by the last fence row (ms). */
-  readonly lagMs?: number;
-  /** Cutover attempt, and the write pause of the one that committed (ms). */
-  readonly attempt?: number;
-  readonly pauseMs?: number;
-  readonly note?: string;
-}
-
-export interface MoveEnv<H extends MoveHold = MoveHold> {
-  readonly catalogs: Pick<CatalogStore, 'current' | 'update'>;
-  /** A new superuser session on the current primary of `group` (application database). */
-  connect(group: string): Promise<pg.Client>;
-  /** The connection string a subscription on another group uses to reach `group`'s primary (no password in it). */
-  conninfo(group: string): string;
-  readonly holds: MoveHolds<H>;
-  progress(p: MoveProgress): void;
-  readonly signal?: AbortSignal;
-  readonly timing?: Partial<MoveTiming>;
-}
-
-export interface MoveTiming {
-  /** How long the hold waits for transactions on the source to leave the shard. */
-  drainMs: number;
-  /** lock_timeout of the source's lock at cutover. */
-  lockMs: number;
-  /** How long the fence row may take to reach the target at cutover. */
-  fenceMs: number;
-  /** Cutover attempts before the move fails (each holds for at most drain + lock + fence). */
-  attempts: number;
-  /** The whole copy (initial sync) may take this long. */
-  copyMs: number;
-}
+export * from './shard-move-parts.js';
+export { cleanupMove, sweepMoves } from './shard-move-cleanup.js';
 
 /**
  * Fault injection for the tests of interrupted moves (never set in use):
@@ -109,86 +61,12 @@ async function faultPoint(at: string, id: string): Promise<void> {
 const TIMING: MoveTiming = { drainMs: 3000, lockMs: 1000, fenceMs: 5000, attempts: 6, copyMs: 6 * 3600_000 };
 /** Catch-up is done when a fence row crosses within this. */
 const CATCHUP_OK_MS = 150;
-const MOVE_SCHEMA = 'pgscale_move';
-/** The constraint that makes the ATTACH scan-free. */
-const BOUND = 'pgscale_move_bound';
-
-export class MoveError extends Error {
-  constructor(
-    message: string,
-    readonly sqlstate = '55000',
-  ) {
-    super(message);
-  }
-}
-
 class Retry extends Error {}
-
-/** Names of a move's objects. */
-export function moveNames(id: string): { pub: string; sub: string; slot: string; fence: string } {
-  const base = `pgscale_move_${id}`;
-  return { pub: base, sub: base, slot: base, fence: `${MOVE_SCHEMA}.${quoteIdent(`fence_${id}`)}` };
-}
-
-export function moveGid(m: MoveSpec): string {
-  return `pgscale:move:${m.id}:${m.colocation}:${m.shard}:${m.to}`;
-}
-
-/** Recovery's decision for a prepared transaction of a move (null: not a move's). */
-export function decideMove(gid: string, catalog: Catalog): 'commit' | 'rollback' | null {
-  const m = /^pgscale:move:([a-z0-9]+):(\d+):(\d+):(.+)$/.exec(gid);
-  if (!m) return null;
-  const c = catalog.colocations.get(Number(m[2]));
-  return c?.placement[Number(m[3])] === m[4] ? 'commit' : 'rollback';
-}
-
-/** The tables of colocation `id` (distributed), the first distributed first. */
-export function colocatedTables(catalog: Catalog, id: number): DistributedTable[] {
-  return [...catalog.tables.values()]
-    .filter((t) => t.kind === 'distributed' && t.colocationId === id)
-    .sort((a, b) => a.firstShardId - b.firstShardId);
-}
-
-interface ShardRel {
-  readonly table: DistributedTable;
-  /** schema-qualified, quoted */
-  readonly parent: string;
-  readonly shard: string;
-  readonly shardName: string;
-}
-
-function shardRels(catalog: Catalog, m: MoveSpec): ShardRel[] {
-  return colocatedTables(catalog, m.colocation).map((t) => {
-    const name = shardNameOf(t.rel.name, t.firstShardId + m.shard);
-    return {
-      table: t,
-      parent: `${quoteIdent(t.rel.schema)}.${quoteIdent(t.rel.name)}`,
-      shard: `${quoteIdent(t.rel.schema)}.${quoteIdent(name)}`,
-      shardName: name,
-    };
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function checkAbort(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new MoveError('the move was cancelled', '57014');
-}
-
-/** Checks that `m` can start on this catalog: the shard is on `from`, `to` is another group. */
-export function checkMove(catalog: Catalog, m: MoveSpec): MoveError | null {
-  const c = catalog.colocations.get(m.colocation);
-  if (c === undefined || c.type === null)
-    return new MoveError(`colocation ${m.colocation} does not exist`, '22023');
-  if (!Number.isInteger(m.shard) || m.shard < 0 || m.shard >= c.shardCount)
-    return new MoveError(`colocation ${m.colocation} has no shard ${m.shard}`, '22023');
-  if (c.placement[m.shard] !== m.from)
-    return new MoveError(`the shard is on group ${c.placement[m.shard]}, not ${m.from}`, '22023');
-  if (!catalog.groups.includes(m.to)) return new MoveError(`there is no group ${m.to}`, '22023');
-  if (m.to === m.from) return new MoveError(`the shard is already on group ${m.to}`, '22023');
-  if (colocatedTables(catalog, m.colocation).length === 0)
-    return new MoveError(`colocation ${m.colocation} has no table`, '22023');
-  return null;
 }
 
 /**
@@ -525,160 +403,4 @@ async function cutover<H extends MoveHold>(
     for (const s of prepared) await s.query(`ROLLBACK PREPARED ${quoteLiteral(gid)}`).catch(() => undefined);
     env.holds.release(hold);
   }
-}
-
-/**
- * Drops what a move made, on the groups' current primaries; never throws. After a move that
- * switched the catalog: the emptied source partitions too. After one that did not: the target's
- * tables (never attached) and the source's REPLICA IDENTITY FULL, back to its default.
- */
-export async function cleanupMove<H extends MoveHold>(
-  m: MoveSpec,
-  env: Pick<MoveEnv<H>, 'connect' | 'catalogs'>,
-  o: { succeeded: boolean },
-): Promise<string[]> {
-  const names = moveNames(m.id);
-  const problems: string[] = [];
-  const attempt = async (what: string, f: () => Promise<unknown>) => {
-    try {
-      await f();
-    } catch (e) {
-      problems.push(`${what}: ${(e as Error).message}`);
-    }
-  };
-  const rels = shardRels(env.catalogs.current, m);
-  let tgt: pg.Client | null = null;
-  let src: pg.Client | null = null;
-  try {
-    await attempt(`connect to group ${m.to}`, async () => (tgt = await env.connect(m.to)));
-    await attempt(`connect to group ${m.from}`, async () => (src = await env.connect(m.from)));
-    const t = tgt as pg.Client | null;
-    const s = src as pg.Client | null;
-    if (t) {
-      await attempt('drop the subscription', () => dropSubscription(t, names.sub));
-      await attempt('drop the fence table', () => t.query(`DROP TABLE IF EXISTS ${names.fence}`));
-      if (!o.succeeded)
-        for (const r of rels) {
-          await attempt(`drop ${r.shardName} on group ${m.to}`, async () => {
-            const x = await t.query<{ attached: boolean }>(
-              `SELECT relispartition AS attached FROM pg_class WHERE oid = to_regclass($1)`,
-              [r.shard],
-            );
-            if (x.rows[0]?.attached === false) await t.query(`DROP TABLE ${r.shard}`);
-          });
-        }
-    }
-    if (s) {
-      await attempt('drop the publication', () => s.query(`DROP PUBLICATION IF EXISTS ${names.pub}`));
-      await attempt('drop the slot', () =>
-        s.query(
-          `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active`,
-          [names.slot],
-        ),
-      );
-      await attempt('drop the fence table', () => s.query(`DROP TABLE IF EXISTS ${names.fence}`));
-      for (const r of rels) {
-        if (o.succeeded) await attempt(`drop ${r.shardName} on group ${m.from}`, () => dropEmptied(s, r));
-        else
-          await attempt(`replica identity of ${r.shardName}`, () =>
-            s.query(
-              `DO $$ BEGIN IF (SELECT relreplident FROM pg_class WHERE oid = to_regclass(${quoteLiteral(r.shard)})) = 'f' THEN EXECUTE 'ALTER TABLE ${r.shard.replace(/'/g, "''")} REPLICA IDENTITY DEFAULT'; END IF; END $$`,
-            ),
-          );
-      }
-    }
-  } finally {
-    for (const c of [tgt as pg.Client | null, src as pg.Client | null]) await c?.end().catch(() => undefined);
-  }
-  return problems;
-}
-
-/** DROP SUBSCRIPTION, also when its source cannot be reached (its slot is then dropped apart). */
-async function dropSubscription(c: pg.Client, sub: string): Promise<void> {
-  const r = await c.query(`SELECT 1 FROM pg_subscription WHERE subname = $1`, [sub]);
-  if (r.rows.length === 0) return;
-  await c.query(`SET lock_timeout = '10s'`);
-  try {
-    await c.query(`DROP SUBSCRIPTION ${sub}`);
-  } catch {
-    await c.query(`ALTER SUBSCRIPTION ${sub} DISABLE`);
-    await c.query(`ALTER SUBSCRIPTION ${sub} SET (slot_name = NONE)`);
-    await c.query(`DROP SUBSCRIPTION ${sub}`);
-  }
-}
-
-/** The source's emptied partition: detached without locking the other shards, then dropped. */
-async function dropEmptied(s: pg.Client, r: ShardRel): Promise<void> {
-  const x = await s.query<{ attached: boolean; n: boolean }>(
-    `SELECT relispartition AS attached FROM pg_class WHERE oid = to_regclass($1)`,
-    [r.shard],
-  );
-  const row = x.rows[0];
-  if (!row) return;
-  if (row.attached) {
-    // Only an empty partition: its rows live on the target now (a prepared TRUNCATE not yet
-    // committed keeps its lock, and this waits for it).
-    const rows = await s.query(`SELECT 1 FROM ${r.shard} LIMIT 1`);
-    if (rows.rows.length > 0) throw new MoveError(`${r.shardName} still holds rows; left in place`);
-    await s.query(`ALTER TABLE ${r.parent} DETACH PARTITION ${r.shard} CONCURRENTLY`);
-  }
-  await s.query(`DROP TABLE IF EXISTS ${r.shard}`);
-}
-
-/**
- * Drops what moves left behind on every group's current primary — subscriptions, publications,
- * logical slots and fence tables named `pgscale_move_*`, shard tables a move made on a target and
- * never attached — except those of the moves in `keep` (running). What a move could not clean up
- * (a group down at the time, a failover during it) goes at the next job. Never throws: the
- * problems are returned.
- */
-export async function sweepMoves(
-  env: Pick<MoveEnv, 'connect' | 'catalogs'>,
-  keep: readonly string[],
-): Promise<string[]> {
-  const problems: string[] = [];
-  const kept = new Set(keep.map((id) => `pgscale_move_${id}`));
-  const catalog = env.catalogs.current;
-  for (const g of catalog.groups) {
-    let c: pg.Client | null = null;
-    try {
-      c = await env.connect(g);
-      const subs = await c.query<{ name: string }>(
-        `SELECT subname AS name FROM pg_subscription WHERE subname LIKE 'pgscale\\_move\\_%'`,
-      );
-      for (const { name } of subs.rows) if (!kept.has(name)) await dropSubscription(c, name);
-      const pubs = await c.query<{ name: string }>(
-        `SELECT pubname AS name FROM pg_publication WHERE pubname LIKE 'pgscale\\_move\\_%'`,
-      );
-      for (const { name } of pubs.rows)
-        if (!kept.has(name)) await c.query(`DROP PUBLICATION ${quoteIdent(name)}`);
-      await c.query(
-        `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-          WHERE slot_name LIKE 'pgscale\\_move\\_%' AND NOT active AND NOT (slot_name = ANY($1::text[]))`,
-        [[...kept]],
-      );
-      const fences = await c.query<{ name: string }>(
-        `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE n.nspname = '${MOVE_SCHEMA}' AND c.relkind = 'r'`,
-      );
-      for (const { name } of fences.rows)
-        if (!kept.has(`pgscale_move_${name.replace(/^fence_/, '')}`))
-          await c.query(`DROP TABLE IF EXISTS ${MOVE_SCHEMA}.${quoteIdent(name)}`);
-      // A move's table on its target that never became the shard: not a partition, named as a
-      // shard this group does not hold, carrying the move's bound constraint.
-      const strays = await c.query<{ schema: string; name: string }>(
-        `SELECT n.nspname AS schema, c.relname AS name FROM pg_constraint k
-           JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE k.conname = '${BOUND}' AND NOT c.relispartition`,
-      );
-      if (keep.length === 0)
-        for (const s of strays.rows)
-          await c.query(`DROP TABLE ${quoteIdent(s.schema)}.${quoteIdent(s.name)}`);
-    } catch (e) {
-      problems.push(`group ${g}: ${(e as Error).message}`);
-    } finally {
-      await c?.end().catch(() => undefined);
-    }
-  }
-  return problems;
 }
