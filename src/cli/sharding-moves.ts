@@ -81,6 +81,8 @@ export interface MoveRunnerDeps {
   readonly logger: Logger;
   readonly store: () => MovesBackend | null;
   readonly timing?: Partial<MoveTiming>;
+  /** A shard is on `group` from `lsn` there (the proxy's read floor). */
+  readonly arrived?: (group: string, lsn: string) => void;
   /** Called after every move that changed the catalog. */
   readonly afterMove?: () => Promise<void>;
 }
@@ -328,6 +330,7 @@ export class MoveRunner {
         connect: (g) => this.deps.connect(g),
         conninfo: (g) => this.deps.conninfo(g),
         holds: this.deps.holds,
+        ...(this.deps.arrived ? { arrived: this.deps.arrived } : {}),
         signal,
         ...(this.deps.timing ? { timing: this.deps.timing } : {}),
         progress: (p: MoveProgress) => {

@@ -45,6 +45,7 @@ import { decideMove } from '../sharding/shard-move.js';
 import { passfilePath } from '../cluster/secrets.js';
 import { MoveRunner } from './sharding-moves.js';
 import { HostWork } from './host-work.js';
+import { parseLsn } from '../protocol/lsn.js';
 import { syncCatalogGroups } from './sharding-groups.js';
 import { scanFunctions } from './function-scan.js';
 import { mayMove, moveCall, moveHttp, subscriptionConninfo } from './sharding-move-api.js';
@@ -90,6 +91,8 @@ export class ShardingService implements Service, ShardingHost {
   private store: StateStore | null = null;
   /** Statements on several groups and COPYs running (a move's hold waits for those started before it). */
   private readonly hostWork = new HostWork();
+  /** The proxy's read floor per group (set when the proxy attaches). */
+  private readFloor: (group: number, lsn: bigint) => void = () => undefined;
 
   constructor(
     private readonly loaded: LoadedConfig,
@@ -158,6 +161,10 @@ export class ShardingService implements Service, ShardingHost {
       logger,
       store: () => this.store,
       afterMove: () => this.syncGlobal(),
+      arrived: (g, lsn) => {
+        const at = parseLsn(lsn);
+        if (at !== null) this.readFloor(Number(g), at);
+      },
     });
   }
 
@@ -271,8 +278,12 @@ export class ShardingService implements Service, ShardingHost {
 
   // ------------------------------------------------------------------ ShardingHost
 
-  attachProxy(p: { inFlight(groups: readonly string[]): HeldLeg[] }): void {
+  attachProxy(p: {
+    inFlight(groups: readonly string[]): HeldLeg[];
+    readFloor(group: number, lsn: bigint): void;
+  }): void {
     this.holds.inFlight = (groups) => [...p.inFlight(groups), ...this.hostWork.running()];
+    this.readFloor = p.readFloor;
   }
 
   forDatabase(database: string): DatabaseSharding | null {

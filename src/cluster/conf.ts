@@ -70,7 +70,7 @@ export function renderNodeConf(i: NodeConfInput): string {
     ['max_sync_workers_per_subscription', 2],
     // The launcher starts a new subscription's workers, and a standby retries its source, at this
     // pace (default 5 s): a shard move's copy would wait seconds before it begins.
-    ['wal_retrieve_retry_interval', '500ms'],
+    ['wal_retrieve_retry_interval', '200ms'],
     ['wal_keep_size', config.replication.wal_keep_size],
     ['max_slot_wal_keep_size', config.replication.max_slot_wal_keep_size],
     ['hot_standby', true],

@@ -115,7 +115,10 @@ export class ProxyServer implements FrontendHost, AdminView {
     this.loginBackoff = opts.loginBackoff === false ? null : new LoginBackoff(opts.loginBackoff ?? {});
     this.onListenerClosed = opts.onListenerClosed;
     this.sharding = opts.sharding ?? null;
-    this.sharding?.attachProxy?.({ inFlight: (groups) => this.inFlight(groups) });
+    this.sharding?.attachProxy?.({
+      inFlight: (groups) => this.inFlight(groups),
+      readFloor: (group, lsn) => this.replicaSets.setReadFloor(group, lsn),
+    });
     this.adminHooks = opts.adminHooks ?? {};
     this.credentials = new Credentials(
       opts.inlineUsers ?? new Map(),

@@ -158,6 +158,11 @@ export interface ReadChoice {
 /** Chooses a server for one client's read; one router per (database, user) pool group. */
 export class ReadRouter {
   private rr = 0;
+  /**
+   * No replica behind this position serves reads, at any level (a shard moved to this group:
+   * a replica that has not replayed its arrival would not show it at all). Null: none.
+   */
+  floor: bigint | null = null;
 
   constructor(
     readonly primary: { pool: Pool; monitor: NodeMonitor | null },
@@ -171,6 +176,7 @@ export class ReadRouter {
     return this.replicas.filter((r) => {
       const m = r.monitor;
       if (!m.healthy || m.inRecovery !== true || m.lsn === null) return false;
+      if (this.floor !== null && m.lsn < this.floor) return false;
       if (
         plsn !== null &&
         this.settings.maxLagBytes > 0 &&

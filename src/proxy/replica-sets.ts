@@ -49,6 +49,8 @@ export class ReplicaSets {
   /** Groups without a primary now: how long their new pools hold clients, and what they say. */
   private readonly holds = new Map<number, { ms: number; reason: (db: string) => string }>();
   private readonly following = new Map<Pool, Following>();
+  /** Per group, the position its replicas must have replayed to serve reads (ReadRouter.floor). */
+  private readonly floors = new Map<number, bigint>();
 
   constructor(
     private readonly host: ReplicaSetsHost,
@@ -110,6 +112,18 @@ export class ReplicaSets {
     return horizon;
   }
 
+  /**
+   * Group `group`'s replicas serve reads only once they have replayed `lsn` (a shard moved there
+   * at that position). Positions only grow, across failovers too, so a floor never traps a group.
+   */
+  setReadFloor(group: number, lsn: bigint): void {
+    const now = this.floors.get(group);
+    if (now !== undefined && now >= lsn) return;
+    this.floors.set(group, lsn);
+    for (const [pool, router] of this.routers)
+      if ((this.following.get(pool)?.group ?? 0) === group) router.floor = lsn;
+  }
+
   /** The read router of a primary pool: a pool and a monitor per replica, polled continuously. */
   routerFor(
     database: string,
@@ -132,6 +146,7 @@ export class ReplicaSets {
     m.start();
     const replicas = (t.replicas ?? []).map((r) => this.replicaTarget(database, t, user, creds, r));
     const router = new ReadRouter({ pool: primary, monitor: m }, replicas, this.routerSettings());
+    router.floor = this.floors.get(t.group ?? 0) ?? null;
     this.routers.set(primary, router);
     return router;
   }

@@ -41,7 +41,11 @@ export interface ShardingHost {
    * The proxy that serves these databases tells which statements it has in flight on groups
    * (busy server legs), for a shard move's hold (shard-hold.ts).
    */
-  attachProxy?(p: { inFlight(groups: readonly string[]): HeldLeg[] }): void;
+  attachProxy?(p: {
+    inFlight(groups: readonly string[]): HeldLeg[];
+    /** Group `group`'s replicas serve reads only once they have replayed `lsn` (a shard arrived). */
+    readFloor(group: number, lsn: bigint): void;
+  }): void;
   /** The sharding of `database`, or null when it has none. */
   forDatabase(database: string): DatabaseSharding | null;
   /** Where group `group`'s primary is for `database` (a target that follows the topology). */

@@ -51,6 +51,8 @@ export interface MoveEnv<H extends MoveHold = MoveHold> {
   conninfo(group: string): string;
   readonly holds: MoveHolds<H>;
   progress(p: MoveProgress): void;
+  /** The shard is on `group` from WAL position `lsn` there (its replicas must replay it to serve reads). */
+  arrived?(group: string, lsn: string): void;
   readonly signal?: AbortSignal;
   readonly timing?: Partial<MoveTiming>;
 }

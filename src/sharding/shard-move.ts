@@ -396,6 +396,9 @@ async function cutover<H extends MoveHold>(
           note: `COMMIT PREPARED left to recovery: ${(e as Error).message}`,
         }),
       );
+    // Reads of the shard on the target's replicas wait until they have its arrival.
+    const at = await c.tgt.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l').catch(() => null);
+    if (at?.rows[0]) env.arrived?.(m.to, at.rows[0].l);
     return Date.now() - t0;
   } finally {
     if (srcTx) await c.src.query('ROLLBACK').catch(() => undefined);
