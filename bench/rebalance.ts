@@ -11,11 +11,11 @@
  * - the copy baseline: `pg_dump -t <shard> … | psql` of about as many bytes as the rebalance
  *   will move, from groups 0 and 1 into a scratch database on group 2 (no load running);
  * - a write load through the proxy (bench/rebalance-load.ts) alone for --seconds: its throughput
- *   and latency before;
+ *   and latency before (and again after the rebalance, to see the host's drift);
  * - `pgscale rebalance` under the same load: each move's write pause (pause_ms of its record:
  *   hold start → release), the load's latency and throughput during the job, the job's total
  *   time, and the copy rate (source bytes over the time each move spent in its copy step, seen
- *   by polling GET /sharding/moves every 200 ms; and over each move's whole duration);
+ *   by polling GET /sharding/moves every 100 ms; and over each move's whole duration);
  * - afterwards: every acknowledged insert present once, sum(v) equal to the acknowledged
  *   updates, every shard on exactly one group, no subscription or logical slot left.
  *
@@ -94,6 +94,8 @@ const MB = 1048576;
 /** The payload: 30 md5s, 960 characters (no compression, no TOAST): 8 rows a page, about 1 KB a row. */
 const PAYLOAD = 'repeat(md5(i::text), 30)';
 const FIRST_INSERT_ID = 10_000_000_000;
+/** How often GET /sharding/moves is polled for the steps' times (their resolution). */
+const POLL_MS = 100;
 
 interface Shard {
   name: string;
@@ -176,7 +178,7 @@ function watchSteps(c: WritesCluster): { stop(): Promise<Map<string, Map<string,
       } catch {
         /* the next poll */
       }
-      await sleep(200);
+      await sleep(POLL_MS);
     }
   })();
   return {
@@ -344,6 +346,7 @@ async function main(o: Options): Promise<number> {
     let steps: Map<string, Map<string, number>>;
     let before: Window;
     let during: Window;
+    let after: Window;
     try {
       await sleep(3000);
       const b0 = performance.now();
@@ -355,9 +358,14 @@ async function main(o: Options): Promise<number> {
       steps = await watch.stop();
       if (reb.code !== 0) throw new Error(`rebalance failed (exit ${reb.code}): ${reb.stderr}${reb.stdout}`);
       job = JSON.parse(reb.stdout) as JobRecord;
-      await sleep(3000);
+      // The same window after: on a shared host the load beside ours drifts; before and after
+      // agreeing says the ratio is the rebalance's.
+      await sleep(2000);
+      const a0 = performance.now();
+      await sleep(o.seconds * 1000);
       before = windowStats(load, b0, b1);
       during = windowStats(load, epochToPerf(job.started_at), epochToPerf(job.finished_at!));
+      after = windowStats(load, a0, performance.now());
     } finally {
       await load.stop();
     }
@@ -388,6 +396,7 @@ async function main(o: Options): Promise<number> {
       copyRatio: copyRate / baseRate,
       moveRatio: moveRate / baseRate,
       throughputRatio: during.perSecond / before.perSecond,
+      throughputRatioAfter: during.perSecond / after.perSecond,
       errors: load.errors.length,
       errorSamples: load.errors.slice(0, 5),
       acknowledged: { inserts: load.insertedIds.length, updates: load.updates },
@@ -413,12 +422,13 @@ async function main(o: Options): Promise<number> {
           [
             ['before', before],
             ['during the rebalance', during],
+            ['after', after],
           ] as const
         ).map(
           ([k, w]) =>
             `| ${k} (${f(w.seconds, 1)} s) | ${f(w.perSecond)} | ${f(w.p50Ms, 2)} | ${f(w.p99Ms, 2)} | ${f(w.maxMs)} | ${w.over100} | ${w.over500} |`,
         ),
-        `throughput during / before: ${f(summary.throughputRatio, 2)}×; client errors: ${summary.errors}`,
+        `throughput during / before: ${f(summary.throughputRatio, 2)}× (during / after: ${f(summary.throughputRatioAfter, 2)}×); client errors: ${summary.errors}`,
         `copy rate: ${f(summary.copyRateMbS, 1)} MB/s in the copy step (${f(copyS, 1)} s), ${f(summary.moveRateMbS, 1)} MB/s over whole moves (${f(moveS, 1)} s)`,
         `pg_dump | psql: ${f(summary.baseline.mb)} MB in ${f(baseS, 1)} s = ${f(summary.baseline.rateMbS, 1)} MB/s; ratio ${f(summary.copyRatio, 2)}× (copy step), ${f(summary.moveRatio, 2)}× (whole moves)`,
         problems.length
@@ -435,7 +445,7 @@ async function main(o: Options): Promise<number> {
         {
           meta: { ...meta, command, options: o },
           summary,
-          load: { before, during },
+          load: { before, during, after },
           moves: job.moves.map((m) => ({ ...m, copy_ms: copyMs(m, steps.get(m.id)) })),
         },
         null,
