@@ -28,12 +28,14 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { runMain } from './cleanup.js';
 import { int } from './options.js';
-import { dumpRestore, SCRATCH_DB } from './rebalance-baseline.js';
+import { baseline } from './rebalance-baseline.js';
 import { startWriteLoad, windowStats } from './rebalance-load.js';
 import type { Window, WriteLoad } from './rebalance-load.js';
 import { startWritesCluster } from './writes-cluster.js';
 import type { WritesCluster } from './writes-cluster.js';
+import { binarySets } from '../test/harness.js';
 import { controllerCall } from '../src/cli/controller-api.js';
+import type { PgBinaries } from '../src/cluster/binaries.js';
 import type { JobRecord, MoveRecord } from '../src/cli/sharding-moves.js';
 
 const USAGE = `Usage: npm run bench:rebalance -- [options]
@@ -42,6 +44,8 @@ const USAGE = `Usage: npm run bench:rebalance -- [options]
   --clients N       clients of the write load (default 4)
   --seconds N       seconds of the load measured before the rebalance (default 20)
   --shard-count N   shard_count of the table (default 32)
+  --build B         the PostgreSQL build: system (default: the newest one with pgbench) or
+                    embedded (the npm package's; it has no pg_dump: no baseline then)
   --param NAME=VALUE  a PostgreSQL parameter of every node (repeatable), e.g.
                     wal_retrieve_retry_interval=200ms (see docs/benchmarks.md)
   --json FILE       where to write every number (default bench/results/rebalance-<date>.json)
@@ -54,6 +58,7 @@ interface Options {
   seconds: number;
   shardCount: number;
   params: Record<string, string>;
+  build: 'system' | 'embedded';
   json: string | null;
 }
 
@@ -66,6 +71,7 @@ function parseOptions(argv: string[]): Options | null {
       seconds: { type: 'string' },
       'shard-count': { type: 'string' },
       param: { type: 'string', multiple: true },
+      build: { type: 'string' },
       json: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -78,7 +84,11 @@ function parseOptions(argv: string[]): Options | null {
     if (!m) throw new Error(`--param: expected NAME=VALUE, got "${p}"`);
     params[m[1]!] = m[2]!;
   }
+  const build = values.build ?? 'system';
+  if (build !== 'system' && build !== 'embedded')
+    throw new Error(`--build: expected system or embedded, got "${build}"`);
   return {
+    build,
     mb: int(values.mb ?? process.env.PGSCALE_REBALANCE_MB, 1024, 'mb', 1),
     clients: int(values.clients, 4, 'clients', 1),
     seconds: int(values.seconds, 20, 'seconds', 1),
@@ -86,6 +96,12 @@ function parseOptions(argv: string[]): Options | null {
     params,
     json: values.json ?? null,
   };
+}
+
+function embeddedBinaries(): PgBinaries {
+  const b = binarySets().find((x) => x.source === 'embedded');
+  if (!b) throw new Error('--build embedded: the embedded PostgreSQL package is not installed');
+  return b;
 }
 
 const log = (s: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`);
@@ -270,6 +286,7 @@ async function main(o: Options): Promise<number> {
     maxConnections: 100,
     sharedBuffers: '256MB',
     name: 'benchrebalance',
+    ...(o.build === 'embedded' ? { bins: embeddedBinaries() } : {}),
     synchronousCommit: 'on',
     parameters: { wal_level: 'logical', max_wal_size: '4GB', checkpoint_timeout: '15min', ...o.params },
   });
@@ -301,40 +318,18 @@ async function main(o: Options): Promise<number> {
     log(`  ${(tableBytes / MB).toFixed(0)} MB in ${loadS.toFixed(0)} s (pg_table_size of the shards)`);
 
     // Baseline: about the bytes the rebalance moves (a third), from both groups into group 2.
-    const picked: Shard[][] = [[], []];
+    const picked: string[][] = [[], []];
     const baseShards = Math.round(o.shardCount / 3);
-    for (let i = 0; i < baseShards; i++) picked[i % 2]!.push(sized[i % 2]![Math.floor(i / 2)]!);
-    const baseBytes = picked.flat().reduce((n, s) => n + s.bytes, 0);
+    for (let i = 0; i < baseShards; i++)
+      picked[i % 2]!.push(`public.${sized[i % 2]![Math.floor(i / 2)]!.name}`);
+    const baseBytes = sized
+      .flat()
+      .filter((x) => picked.flat().includes(`public.${x.name}`))
+      .reduce((n, x) => n + x.bytes, 0);
     log(`baseline: pg_dump | psql of ${baseShards} shards (${(baseBytes / MB).toFixed(0)} MB) into group 2…`);
-    await withSuper(c, 2, (s) => s.query(`CREATE DATABASE ${SCRATCH_DB}`));
-    let baseS = 0;
-    const scratch = new pg.Client({
-      host: '127.0.0.1',
-      port: c.primaries[2]!.port,
-      user: c.superuser.user,
-      password: c.superuser.password,
-      database: SCRATCH_DB,
-    });
-    scratch.on('error', () => undefined);
-    try {
-      await scratch.connect();
-      await scratch.query(
-        'CREATE TABLE users (user_id bigint NOT NULL, v bigint NOT NULL DEFAULT 0, payload text NOT NULL) PARTITION BY HASH (user_id)',
-      );
-      for (const g of [0, 1])
-        baseS += await dumpRestore(
-          c,
-          c.primaries[g]!,
-          c.primaries[2]!,
-          picked[g]!.map((s) => `public.${s.name}`),
-        );
-      const n = await scratch.query<{ n: string }>('SELECT count(*)::text AS n FROM users');
-      log(`  ${n.rows[0]!.n} rows in ${baseS.toFixed(1)} s: ${(baseBytes / MB / baseS).toFixed(1)} MB/s`);
-    } finally {
-      await scratch.end().catch(() => undefined);
-      await withSuper(c, 2, (s) => s.query(`DROP DATABASE IF EXISTS ${SCRATCH_DB}`));
-      await withSuper(c, 2, (s) => s.query('CHECKPOINT'));
-    }
+    const baseS = await baseline(c, picked);
+    if (baseS === null) log(`  skipped: no pg_dump in ${c.bins.dir}`);
+    else log(`  ${baseS.toFixed(1)} s: ${(baseBytes / MB / baseS).toFixed(1)} MB/s`);
 
     log(`write load: ${o.clients} clients; ${o.seconds} s measured before the rebalance…`);
     const load = await startWriteLoad(c.app, {
@@ -377,7 +372,7 @@ async function main(o: Options): Promise<number> {
     const moveS =
       moves.reduce((n, m) => n + (Date.parse(m.finished_at!) - Date.parse(m.started_at!)), 0) / 1000;
     const totalS = (Date.parse(job.finished_at!) - Date.parse(job.started_at)) / 1000;
-    const baseRate = baseBytes / baseS;
+    const baseRate = baseS === null ? NaN : baseBytes / baseS;
     const copyRate = movedBytes / copyS;
     const moveRate = movedBytes / moveS;
     log('checking: acknowledged inserts, sum(v), shards, leftovers…');
@@ -407,7 +402,7 @@ async function main(o: Options): Promise<number> {
     const command = `npm run bench:rebalance -- ${process.argv.slice(2).join(' ')}`.trim();
     process.stdout.write(
       [
-        `# bench:rebalance (${command}); ${f(summary.tableMb)} MB over groups 0 and 1, ${o.shardCount} shards, ${o.clients} clients, ${meta.nproc} cores, load at start ${meta.loadAtStart}${
+        `# bench:rebalance (${command}); ${f(summary.tableMb)} MB over groups 0 and 1, ${o.shardCount} shards, ${o.clients} clients, PostgreSQL ${c.bins.version}, ${meta.nproc} cores, load at start ${meta.loadAtStart}${
           Object.keys(o.params).length
             ? `, ${Object.entries(o.params)
                 .map(([k, v]) => `${k}=${v}`)
@@ -430,7 +425,9 @@ async function main(o: Options): Promise<number> {
         ),
         `throughput during / before: ${f(summary.throughputRatio, 2)}× (during / after: ${f(summary.throughputRatioAfter, 2)}×); client errors: ${summary.errors}`,
         `copy rate: ${f(summary.copyRateMbS, 1)} MB/s in the copy step (${f(copyS, 1)} s), ${f(summary.moveRateMbS, 1)} MB/s over whole moves (${f(moveS, 1)} s)`,
-        `pg_dump | psql: ${f(summary.baseline.mb)} MB in ${f(baseS, 1)} s = ${f(summary.baseline.rateMbS, 1)} MB/s; ratio ${f(summary.copyRatio, 2)}× (copy step), ${f(summary.moveRatio, 2)}× (whole moves)`,
+        baseS === null
+          ? `pg_dump | psql: skipped (no pg_dump in ${c.bins.dir})`
+          : `pg_dump | psql: ${f(summary.baseline.mb)} MB in ${f(baseS, 1)} s = ${f(summary.baseline.rateMbS, 1)} MB/s; ratio ${f(summary.copyRatio, 2)}× (copy step), ${f(summary.moveRatio, 2)}× (whole moves)`,
         problems.length
           ? `CHECK FAILED: ${problems.join('; ')}`
           : `check: ${load.insertedIds.length} acknowledged inserts present once, sum(v) = ${load.updates} acknowledged updates, every shard on one group, nothing left behind`,

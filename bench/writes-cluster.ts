@@ -66,12 +66,14 @@ export interface WritesClusterOptions {
   exposedDatabases?: string[];
   /** synchronous_commit of every node ('off' unless given: the disk is shared by every group). */
   synchronousCommit?: 'on' | 'off';
+  /** The PostgreSQL build (default: the newest system one with pgbench, bench/server.ts). */
+  bins?: PgBinaries;
   /** More PostgreSQL parameters of every node (e.g. wal_level: logical for shard moves). */
   parameters?: Record<string, string | number>;
 }
 
 export async function startWritesCluster(o: WritesClusterOptions): Promise<WritesCluster> {
-  const bins = pickBinaries();
+  const bins = o.bins ?? pickBinaries();
   const tc = await makeCluster(bins, {
     name: o.name ?? `benchwrites${o.groups}`,
     groups: o.groups,
@@ -143,7 +145,7 @@ export async function startWritesCluster(o: WritesClusterOptions): Promise<Write
     },
     primaries,
     controllerPid: controller.pid,
-    pgbench: bins.pgbench,
+    pgbench: bins.pgbench ?? 'pgbench',
     bins,
     cluster: tc.cluster,
     superuser: { user: cfg.postgres.superuser, password: secrets.superuser },
