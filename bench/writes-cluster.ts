@@ -13,6 +13,9 @@ import { rmSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import pg from 'pg';
 import { cli, makeCluster } from '../test/harness.js';
+import type { CliResult } from '../test/harness.js';
+import type { Cluster } from '../src/cluster/cluster.js';
+import type { PgBinaries } from '../src/cluster/binaries.js';
 import { readControllerFile } from '../src/controller/controller-file.js';
 import { readSecrets } from '../src/cluster/secrets.js';
 import { runningPid } from '../src/cluster/instance.js';
@@ -37,8 +40,16 @@ export interface WritesCluster {
   /** The controller's pid: the process that runs the proxy. */
   controllerPid: number;
   pgbench: string;
+  /** The PostgreSQL build the cluster runs (its bin directory holds pg_dump and psql). */
+  bins: PgBinaries;
   /** A superuser client straight to a group's primary (database app), connected. */
   superClient(p: GroupPrimary): Promise<pg.Client>;
+  /** The cluster as the CLI sees it (its controller's API: src/cli/controller-api.ts). */
+  cluster: Cluster;
+  /** The superuser's name and password (for client programs: pg_dump, psql). */
+  superuser: { user: string; password: string };
+  /** Runs `pgscale ARGS -c <the cluster's file>`. */
+  cli(args: string[]): Promise<CliResult>;
   stop(): Promise<void>;
 }
 
@@ -55,10 +66,14 @@ export interface WritesClusterOptions {
   exposedDatabases?: string[];
   /** synchronous_commit of every node ('off' unless given: the disk is shared by every group). */
   synchronousCommit?: 'on' | 'off';
+  /** The PostgreSQL build (default: the newest system one with pgbench, bench/server.ts). */
+  bins?: PgBinaries;
+  /** More PostgreSQL parameters of every node (e.g. wal_level: logical for shard moves). */
+  parameters?: Record<string, string | number>;
 }
 
 export async function startWritesCluster(o: WritesClusterOptions): Promise<WritesCluster> {
-  const bins = pickBinaries();
+  const bins = o.bins ?? pickBinaries();
   const tc = await makeCluster(bins, {
     name: o.name ?? `benchwrites${o.groups}`,
     groups: o.groups,
@@ -71,6 +86,7 @@ export async function startWritesCluster(o: WritesClusterOptions): Promise<Write
         shared_buffers: o.sharedBuffers,
         synchronous_commit: o.synchronousCommit ?? 'off',
         superuser_reserved_connections: 3,
+        ...o.parameters,
       });
       doc.setIn(['replication', 'archive'], false);
       doc.setIn(['proxy', 'default_pool_size'], o.poolSize);
@@ -129,7 +145,11 @@ export async function startWritesCluster(o: WritesClusterOptions): Promise<Write
     },
     primaries,
     controllerPid: controller.pid,
-    pgbench: bins.pgbench,
+    pgbench: bins.pgbench ?? 'pgbench',
+    bins,
+    cluster: tc.cluster,
+    superuser: { user: cfg.postgres.superuser, password: secrets.superuser },
+    cli: (args) => cli([...args, '-c', tc.file], tc.env),
     async superClient(p) {
       const c = new pg.Client({
         host: '127.0.0.1',
