@@ -283,7 +283,7 @@ export class ShardingService implements Service, ShardingHost {
     readFloor(group: number, lsn: bigint): void;
   }): void {
     this.holds.inFlight = (groups) => [...p.inFlight(groups), ...this.hostWork.running()];
-    this.readFloor = p.readFloor;
+    this.readFloor = (g, lsn) => p.readFloor(g, lsn);
   }
 
   forDatabase(database: string): DatabaseSharding | null {
