@@ -146,8 +146,16 @@ describe('shard moves under a write load (two groups)', () => {
       assert.deepEqual([...counts.values()].sort(), [4, 4]);
       await app.query('SELECT citus_drain_node($1, $2)', [other.name, other.port]);
       assert.ok((await shards()).every((s) => s.port !== other.port));
-      await app.query("SELECT citus_rebalance_start(rebalance_strategy => 'by_shard_count')");
+      const started = await app.query<{ id: string }>(
+        "SELECT citus_rebalance_start(rebalance_strategy => 'by_shard_count') AS id",
+      );
       await app.query('SELECT citus_rebalance_wait()');
+      const st = await app.query<{ job_id: string; state: string; job_type: string; done: string }>(
+        "SELECT job_id::text, state, job_type, details->>'done' AS done FROM citus_rebalance_status()",
+      );
+      assert.deepEqual(st.rows, [
+        { job_id: started.rows[0]!.id, state: 'finished', job_type: 'rebalance', done: '4' },
+      ]);
       await assert.rejects(
         app.query("SELECT citus_rebalance_start('nope')"),
         /no rebalance strategy named nope/,

@@ -214,3 +214,45 @@ export function subscriptionConninfo(
     kv('application_name', 'pgscale_move'),
   ].join(' ');
 }
+
+const STATES: Record<JobRecord['state'], string> = {
+  running: 'running',
+  done: 'finished',
+  failed: 'failed',
+  cancelled: 'cancelled',
+};
+
+/**
+ * citus_rebalance_status()'s row, as Citus's (job_id, state, job_type, description, started_at,
+ * finished_at, details): the running job, else the latest; none before any.
+ */
+export function rebalanceStatusRows(s: {
+  current: JobRecord | null;
+  history: readonly JobRecord[];
+}): (string | null)[][] {
+  const job = s.current ?? s.history[0];
+  if (!job) return [];
+  const description =
+    job.kind === 'rebalance'
+      ? `Rebalance all colocation groups (by ${job.by ?? 'count'})`
+      : job.kind === 'drain'
+        ? `Drain group ${job.group ?? ''}`
+        : `Move shard ${job.moves[0]?.shard_id ?? ''} to group ${job.moves[0]?.to ?? ''}`;
+  const details = {
+    moves: job.moves.length,
+    done: job.moves.filter((m) => m.state === 'done').length,
+    running: job.moves.filter((m) => m.state === 'running'),
+    ...(job.error ? { error: job.error } : {}),
+  };
+  return [
+    [
+      job.id,
+      STATES[job.state],
+      job.kind,
+      description,
+      job.started_at,
+      job.finished_at ?? null,
+      JSON.stringify(details),
+    ],
+  ];
+}

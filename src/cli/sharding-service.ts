@@ -48,7 +48,13 @@ import { HostWork } from './host-work.js';
 import { parseLsn } from '../protocol/lsn.js';
 import { syncCatalogGroups } from './sharding-groups.js';
 import { scanFunctions } from './function-scan.js';
-import { mayMove, moveCall, moveHttp, subscriptionConninfo } from './sharding-move-api.js';
+import {
+  mayMove,
+  moveCall,
+  moveHttp,
+  rebalanceStatusRows,
+  subscriptionConninfo,
+} from './sharding-move-api.js';
 
 /** How often group 0's functions are scanned for ones that read distributed tables. */
 const FUNCTION_SCAN_MS = 3000;
@@ -435,6 +441,7 @@ export class ShardingService implements Service, ShardingHost {
             const p = this.view.lastPrimary(Number(g));
             return { name: p?.host ?? '', port: p?.port ?? 0 };
           },
+          rebalance: rebalanceStatusRows(this.moves.status()),
         });
       } finally {
         await opened.close();

@@ -16,15 +16,17 @@ import type { Catalog, DistributedTable, RelName } from './types.js';
 
 export interface ViewColumn {
   readonly name: string;
-  readonly type: 'regclass' | 'text' | 'integer' | 'bigint' | 'name';
+  readonly type: 'regclass' | 'text' | 'integer' | 'bigint' | 'name' | 'timestamptz' | 'jsonb';
   /** pg_type oid of the column, for a RowDescription. */
   readonly typeOid: number;
 }
 
-const col = (name: string, type: ViewColumn['type']): ViewColumn => ({
+export const col = (name: string, type: ViewColumn['type']): ViewColumn => ({
   name,
   type,
-  typeOid: { regclass: 2205, text: 25, integer: 23, bigint: 20, name: 19 }[type],
+  typeOid: { regclass: 2205, text: 25, integer: 23, bigint: 20, name: 19, timestamptz: 1184, jsonb: 3802 }[
+    type
+  ],
 });
 
 export const CITUS_TABLES_COLUMNS: readonly ViewColumn[] = Object.freeze([

@@ -17,12 +17,28 @@ import {
   lookup,
 } from './catalog.js';
 import type { ViewColumn, ViewRow } from './catalog.js';
+import { col } from './catalog-views.js';
 import { quoteIdent } from './table-ddl.js';
 import type { Catalog, DistributedTable } from './types.js';
 import { relKey } from './types.js';
 
 /** A read naming one of the views (the proxy hands it to the host). */
-export const VIEW_NAMES = /\bcitus_(?:tables|shards)\b/i;
+export const VIEW_NAMES = /\bcitus_(?:tables|shards|rebalance_status)\b/i;
+
+/**
+ * `citus_rebalance_status()`'s columns, as Citus's: the latest shard-move job (a move, a rebalance
+ * or a drain), read `FROM citus_rebalance_status()` like the views.
+ */
+export const CITUS_REBALANCE_STATUS_COLUMNS: readonly ViewColumn[] = Object.freeze([
+  col('job_id', 'bigint'),
+  col('state', 'text'),
+  col('job_type', 'name'),
+  col('description', 'text'),
+  col('started_at', 'timestamptz'),
+  col('finished_at', 'timestamptz'),
+  col('details', 'jsonb'),
+]);
+const REBALANCE_CALL = /\bcitus_rebalance_status\s*\(\s*\)/gi;
 
 /** Whether `sql` is a read the views can be put in front of (SELECT, WITH … SELECT, TABLE). */
 export function isViewRead(sql: string): boolean {
@@ -35,6 +51,8 @@ export interface ViewsEnv {
   readonly sessions: readonly { readonly group: string; readonly client: pg.Client }[];
   /** Where a group's primary is reached. */
   node(group: string): { readonly name: string; readonly port: number };
+  /** citus_rebalance_status()'s rows (the latest job; none before any). */
+  readonly rebalance?: readonly ViewRow[];
 }
 
 const RAW = { getTypeParser: () => (v: string) => v };
@@ -96,9 +114,20 @@ export async function runViewRead(sql: string, user: string, env: ViewsEnv): Pro
       return null;
     },
   });
-  const text = withViews(sql, [
+  // The function is a view here: its call becomes the common table expression's name.
+  const named = sql.replace(REBALANCE_CALL, 'citus_rebalance_status');
+  const text = withViews(named, [
     ['citus_tables', CITUS_TABLES_COLUMNS, tables],
     ['citus_shards', CITUS_SHARDS_COLUMNS, shards],
+    ...(named === sql
+      ? []
+      : [
+          ['citus_rebalance_status', CITUS_REBALANCE_STATUS_COLUMNS, env.rebalance ?? []] as [
+            string,
+            readonly ViewColumn[],
+            readonly ViewRow[],
+          ],
+        ]),
   ]);
   try {
     await g0.query(`BEGIN READ ONLY; SET LOCAL ROLE ${quoteIdent(user)}`);
