@@ -9,7 +9,8 @@
  *   shard is on its new group;
  * - kill -9 of the source's primary during the copy: the move fails and is cleaned up on the
  *   promoted standby; the same move then succeeds;
- * - kill -9 of the source's primary with the shard locked at cutover: the same.
+ * - kill -9 of the source's primary with the shard locked at cutover, and of the target's
+ *   primary during the copy: the same.
  *
  * Each time: every row once, on the group the catalog says; nothing of the move left behind
  * (subscriptions, publications, slots, prepared transactions, stray tables).
@@ -170,13 +171,17 @@ describe('shard moves interrupted by crashes', () => {
     assert.equal(groupOfPort((await placed()).get(m.id)!), m.to);
   });
 
-  for (const point of ['copy', 'locked'] as const)
-    test(`kill -9 of the source's primary (${point}): the move fails, is cleaned up, and succeeds again`, async () => {
+  for (const [who, point] of [
+    ['source', 'copy'],
+    ['source', 'locked'],
+    ['target', 'copy'],
+  ] as const)
+    test(`kill -9 of the ${who}'s primary (${point}): the move fails, is cleaned up, and succeeds again`, async () => {
       await restartController(sc, { PGSCALE_FAULT_MOVE: `${point}:8000` });
       const hits = faultHits(sc, `move ${point}`);
       const m = await startMove();
       await faultReached(sc, `move ${point}`, hits);
-      await killPrimary(m.from);
+      await killPrimary(who === 'source' ? m.from : m.to);
       await jobEnded();
       const r = await controllerCall(sc.tc.cluster, 'GET', '/sharding/moves');
       const last = (r.body.history as { state: string }[])[0]!;
