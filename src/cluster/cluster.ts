@@ -27,14 +27,12 @@ import type { InstancePaths } from './instance.js';
 import {
   clearOrphanedServer,
   REJOIN_MARKER,
-  dataMajorVersion,
   initdb,
   instancePaths,
   isEmptyOrMissing,
   isProvisioned,
   isStandbyDir,
   pidAlive,
-  readMarker,
   reload,
   runningPid,
   start,
@@ -42,18 +40,13 @@ import {
   writeMarker,
 } from './instance.js';
 import { portInUse } from './ports.js';
-import { chownToService, ensureOwnedDir, run, serviceCanReach, serviceUser } from './run-as.js';
+import { chownToService, ensureOwnedDir, run, serviceUser } from './run-as.js';
 import type { Secrets } from './secrets.js';
-import {
-  loadOrCreateSecrets,
-  readSecrets,
-  removeFile,
-  writeInitdbPwfile,
-  writePassfile,
-} from './secrets.js';
+import { loadOrCreateSecrets, readSecrets, removeFile, writeInitdbPwfile, writePassfile } from './secrets.js';
 import type { ConnTarget } from './sql.js';
 import { withClient } from './sql.js';
 import { bootstrapRoles } from './bootstrap-roles.js';
+import { preflightCluster, preflightNewGroup } from './preflight.js';
 import type { NodeStatus } from './status.js';
 import { nodeStatuses } from './status.js';
 
@@ -209,68 +202,9 @@ export class Cluster {
 
   // ---------------------------------------------------------------- checks
 
-  /** Everything that can be known before acting; throws naming the first problems found. */
+  /** Everything that can be known before acting; throws naming the first problems found (preflight.ts). */
   async preflight(): Promise<void> {
-    const problems: string[] = [];
-    if (this.config.groups.length === 0) {
-      throw new ClusterError(
-        ErrorCodes.CONFIG_INVALID,
-        `${this.loaded.file} names no groups: nothing to run (see pgscale init)`,
-      );
-    }
-    const id = this.identity();
-    if (existsSync(this.dataDir) && !id && !isEmptyOrMissing(this.dataDir)) {
-      const ours = ['nodes', 'logs', 'archive', 'secrets', 'bin', 'secrets.json'];
-      const { readdirSync } = await import('node:fs');
-      const foreign = readdirSync(this.dataDir).filter((n) => !ours.includes(n));
-      if (foreign.length > 0) {
-        throw new ClusterError(
-          ErrorCodes.DATADIR_FOREIGN,
-          `data directory ${this.dataDir} is not empty and is not a pgscale cluster's (found: ${foreign.slice(0, 5).join(', ')}); ` +
-            'choose another cluster.data_dir or empty it',
-        );
-      }
-    }
-    if (serviceUser() && existsSync(this.dataDir) && !serviceCanReach(this.dataDir)) {
-      throw new ClusterError(
-        ErrorCodes.DATADIR_UNREACHABLE,
-        `running as root, PostgreSQL runs as user "${serviceUser()!.name}", which cannot enter ${this.dataDir} ` +
-          '(a parent directory is not searchable by others). Set cluster.data_dir to a directory it can reach, ' +
-          'such as /var/lib/pgscale/<name>, or run pgscale as an ordinary user.',
-      );
-    }
-    for (const n of this.nodes()) {
-      const { pgdata } = this.paths(n.name);
-      if (!isEmptyOrMissing(pgdata)) {
-        const m = readMarker(pgdata);
-        if (!m || (id && m.cluster_id !== id.id) || m.node !== n.name) {
-          problems.push(
-            `data directory ${pgdata} of node ${n.name} belongs to ${m ? `another cluster or node (${m.cluster}/${m.node})` : 'something else (no pgscale marker)'}; ` +
-              'remove it or choose another cluster.data_dir',
-          );
-          continue;
-        }
-        const major = dataMajorVersion(pgdata);
-        if (major !== null && major !== this.bins.major) {
-          problems.push(
-            `node ${n.name} holds PostgreSQL ${major} data but the binaries found are ${this.bins.version} (${this.bins.dir}); ` +
-              `point postgres.bin_dir or PGSCALE_PG_BIN at PostgreSQL ${major}`,
-          );
-        }
-      }
-      if (runningPid(pgdata) === null && (await portInUse(n.port, n.host))) {
-        problems.push(`port ${n.port} of node ${n.name} (${n.host}) is already in use by another process`);
-      }
-    }
-    if (problems.length > 0) {
-      throw new ClusterError(
-        problems.some((p) => p.includes('port')) && !problems.some((p) => p.includes('data directory'))
-          ? ErrorCodes.PORT_IN_USE
-          : ErrorCodes.DATADIR_FOREIGN,
-        problems.join('\n'),
-      );
-    }
-    for (let group = 0; group < this.config.groups.length; group++) this.primaryOf(group);
+    await preflightCluster(this);
   }
 
   // ---------------------------------------------------------------- up
@@ -564,32 +498,9 @@ export class Cluster {
 
   // ---------------------------------------------------------------- groups
 
-  /**
-   * What must hold before a new group is provisioned (nothing is touched): it is the last group,
-   * its data directories are empty or missing and its ports free.
-   */
+  /** What must hold before a new group is provisioned (preflight.ts); nothing is touched. */
   async preflightGroup(group: number): Promise<void> {
-    if (group !== this.config.groups.length - 1) {
-      throw new ClusterError(ErrorCodes.USAGE, `group ${group} is not the last group of ${this.loaded.file}`);
-    }
-    const problems: string[] = [];
-    for (const n of this.nodes().filter((x) => x.group === group)) {
-      const { pgdata } = this.paths(n.name);
-      if (!isEmptyOrMissing(pgdata)) problems.push(`data directory ${pgdata} of ${n.name} is not empty`);
-      if (await portInUse(n.port, n.host)) problems.push(`port ${n.port} of ${n.name} is already in use`);
-    }
-    // A new primary's WAL segments have the names an old group's had: its archive must be empty.
-    if (!isEmptyOrMissing(this.archiveDir(group))) {
-      problems.push(`WAL archive ${this.archiveDir(group)} of an earlier group ${group} is not empty`);
-    }
-    if (problems.length > 0) {
-      throw new ClusterError(
-        problems.some((p) => p.includes('data directory'))
-          ? ErrorCodes.DATADIR_FOREIGN
-          : ErrorCodes.PORT_IN_USE,
-        problems.join('\n'),
-      );
-    }
+    await preflightNewGroup(this, group);
   }
 
   /**
