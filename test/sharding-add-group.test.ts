@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { binarySets, cli } from './harness.js';
 import { upSharded } from './sharding-support.js';
 import type { ShardedCluster } from './sharding-support.js';
-import { checkAfterMoves, makeTables, startWriteLoad } from './sharding-move-support.js';
+import { checkAfterMoves, makeTables, progressed, startWriteLoad } from './sharding-move-support.js';
 
 const bins = binarySets()[0]!;
 
@@ -39,7 +39,7 @@ describe('adding a group under a write load', () => {
   test('add-group and rebalance, then drain-group and remove-group, while writing', async () => {
     const load = await startWriteLoad(sc, 2);
     try {
-      while (load.done() < 50) await new Promise((r) => setTimeout(r, 50));
+      await progressed(load, 50);
       const added = await run(['add-group', '--standbys', '0']);
       assert.equal(added.code, 0, added.stdout + added.stderr);
       sc.tc.cluster.reloadMembers();
@@ -47,7 +47,7 @@ describe('adding a group under a write load', () => {
       assert.equal(rebalanced.code, 0, rebalanced.stdout + rebalanced.stderr);
       assert.match(rebalanced.stdout, /rebalance job \w+: done; (\d+) of \1 moves done/);
       const mid = load.done();
-      while (load.done() < mid + 30) await new Promise((r) => setTimeout(r, 50));
+      await progressed(load, mid + 30);
     } finally {
       await load.stop();
     }
@@ -91,7 +91,7 @@ describe('adding a group under a write load', () => {
 
     const load2 = await startWriteLoad(sc, 2, 10_000_000);
     try {
-      while (load2.done() < 30) await new Promise((r) => setTimeout(r, 50));
+      await progressed(load2, 30);
       const drained = await run(['drain-group', '2']);
       assert.equal(drained.code, 0, drained.stdout + drained.stderr);
       const removed = await run(['remove-group', '2']);

@@ -21,7 +21,8 @@ export interface WriteLoad {
 }
 
 /**
- * `workers` node-postgres writers (extended protocol) and one postgres.js writer through the proxy;
+ * `workers` node-postgres writers (extended protocol), one postgres.js writer and one reader across
+ * groups (the general path) through the proxy;
  * new ids from `base` + (writer + 1) · 10^6 on.
  */
 export async function startWriteLoad(sc: ShardedCluster, workers = 3, base = 0): Promise<WriteLoad> {
@@ -88,6 +89,22 @@ export async function startWriteLoad(sc: ShardedCluster, workers = 3, base = 0):
       });
     }),
   );
+  // A read across groups on the general path (a window: not the fast path), outside transactions.
+  const reader = await sc.connectApp();
+  clients.push(reader);
+  runs.push(
+    (async () => {
+      while (!stopping) {
+        try {
+          await reader.query('SELECT max(rn) FROM (SELECT row_number() OVER () AS rn FROM users) t');
+          count++;
+        } catch (e) {
+          errors.push(`reader: ${(e as Error).message}`);
+          if (errors.length > 50) stopping = true;
+        }
+      }
+    })(),
+  );
   return {
     acked,
     errors,
@@ -99,6 +116,11 @@ export async function startWriteLoad(sc: ShardedCluster, workers = 3, base = 0):
       await sql.end({ timeout: 5 }).catch(() => undefined);
     },
   };
+}
+
+/** Waits until `load` has done `n` statements — or stopped on errors (the test then reports them). */
+export async function progressed(load: WriteLoad, n: number): Promise<void> {
+  while (load.done() < n && load.errors.length === 0) await new Promise((r) => setTimeout(r, 50));
 }
 
 /** Makes users (primary key) and events (no key: REPLICA IDENTITY FULL while moving), colocated. */

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { binarySets, cli } from './harness.js';
 import { upSharded } from './sharding-support.js';
 import type { ShardedCluster } from './sharding-support.js';
-import { checkAfterMoves, makeTables, startWriteLoad } from './sharding-move-support.js';
+import { checkAfterMoves, makeTables, progressed, startWriteLoad } from './sharding-move-support.js';
 import { controllerCall } from '../src/cli/controller-api.js';
 
 const bins = binarySets()[0]!;
@@ -45,7 +45,7 @@ describe('shard moves under a write load (two groups)', () => {
   test('drain group 1, then rebalance: no acknowledged write lost, no client error', async () => {
     const load = await startWriteLoad(sc);
     try {
-      while (load.done() < 50) await new Promise((r) => setTimeout(r, 50));
+      await progressed(load, 50);
       const drain = await run(['drain-group', '1']);
       assert.equal(drain.code, 0, drain.stdout + drain.stderr);
       assert.match(drain.stdout, /drain job \w+: done; 4 of 4 moves done/);
@@ -55,7 +55,7 @@ describe('shard moves under a write load (two groups)', () => {
       assert.equal(back.code, 0, back.stdout + back.stderr);
       assert.match(back.stdout, /rebalance job \w+: done; 4 of 4 moves done/);
       const before = load.done();
-      while (load.done() < before + 30) await new Promise((r) => setTimeout(r, 50));
+      await progressed(load, before + 30);
     } finally {
       await load.stop();
     }

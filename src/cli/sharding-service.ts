@@ -21,6 +21,7 @@ import type { DatabaseTarget } from '../proxy/database-target.js';
 import { ShardRouter } from '../proxy/shard-router.js';
 import { apiError, apiResult } from '../proxy/sharding.js';
 import type { DatabaseSharding, ShardingHost } from '../proxy/sharding.js';
+import { ShardHold } from '../proxy/shard-hold.js';
 import type { HeldLeg } from '../proxy/shard-hold.js';
 import { runApi } from '../sharding/api-run.js';
 import { apiCallOf, MOVE_CALLS } from '../sharding/api-call.js';
@@ -85,6 +86,8 @@ export class ShardingService implements Service, ShardingHost {
   private globalTables: GlobalTables | null = null;
   /** Where each group's primary was when they were built (a move rebuilds them). */
   private globalEndpoints = '';
+  /** Ended when the global tables are rebuilt for the newest catalog (reads across groups wait on it). */
+  private globalBuild: ShardHold | null = null;
   private unsubscribeTopology: (() => void) | null = null;
   /** The catalog version `columns` was read for. */
   private columnsVersion = -1;
@@ -138,6 +141,7 @@ export class ShardingService implements Service, ShardingHost {
       () => this.functionCalls,
       this.txs.decider,
       this.holds,
+      () => this.globalBuild,
     );
     this.moves = new MoveRunner({
       catalogs: () => this.catalogs,
@@ -197,6 +201,8 @@ export class ShardingService implements Service, ShardingHost {
     await this.loadColumns();
     // Another proxy's change (several hosts): its tables' columns are read here too.
     catalogs.onChange(() => {
+      // From now until the rebuild, reads over the global tables wait rather than fail.
+      this.globalBuild ??= new ShardHold({ colocation: -1, shards: [], group: '' });
       this.loadColumns()
         .catch((e: unknown) =>
           this.logger.warn({ err: e }, 'sharding: could not read the columns of distributed tables'),
@@ -527,6 +533,19 @@ export class ShardingService implements Service, ShardingHost {
    * Never throws: on failure reads across groups stay refused, and the next change tries again.
    */
   private async buildGlobal(force = false): Promise<void> {
+    try {
+      await this.buildGlobalNow(force);
+    } finally {
+      // Built for the newest catalog, or failed: the waiting reads go on (or are refused).
+      const c = this.catalogs?.current;
+      if (this.globalBuild && (this.globalTables === null || this.globalTables.version === c?.version)) {
+        this.globalBuild.end();
+        this.globalBuild = null;
+      }
+    }
+  }
+
+  private async buildGlobalNow(force: boolean): Promise<void> {
     const catalog = this.catalogs?.current;
     if (!catalog) return;
     const endpoints = this.endpointsKey();

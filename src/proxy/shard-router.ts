@@ -48,6 +48,7 @@ import { explainFormat, routeFacts } from '../sharding/explain-route.js';
 import { ANY, HOME } from './session/shard-target.js';
 import { ShapePlans } from './shard-shapes.js';
 import { ShardHolds } from './shard-hold.js';
+import type { ShardHold } from './shard-hold.js';
 import type { TxDecider } from './session/multi-group.js';
 import { planScatter, type ScatterPlan } from '../sharding/scatter-plan.js';
 
@@ -126,6 +127,11 @@ export class ShardRouter implements DatabaseSharding {
     readonly decider: TxDecider | null = null,
     /** Shards held for a move's cutover (shard-hold.ts). */
     readonly holds: ShardHolds = new ShardHolds(),
+    /**
+     * A rebuild of the global tables for a newer catalog is on its way (after a shard move, say):
+     * reads that need them wait for it instead of being refused. Null: none.
+     */
+    private readonly globalPending: () => ShardHold | null = () => null,
   ) {}
 
   /** The tables' columns changed (plans made without them are dropped). */
@@ -247,7 +253,10 @@ export class ShardRouter implements DatabaseSharding {
     otherwise: ShardTarget,
   ): ShardTarget {
     const ready = this.globalTables();
-    if (ready === null || ready.version !== catalog.version) return GLOBAL_NOT_READY;
+    if (ready === null || ready.version !== catalog.version) {
+      const pending = this.globalPending();
+      return pending === null ? GLOBAL_NOT_READY : { kind: 'held', hold: pending };
+    }
     const key = planKey(sql, schemas);
     let hit = this.globalTexts.get(key);
     if (hit === undefined || hit.version !== catalog.version) {
