@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { moveHttp, subscriptionConninfo } from './sharding-move-api.js';
+import { moveHttp } from './sharding-move-api.js';
 import { MoveRunner } from './sharding-moves.js';
 import { ShardHolds } from '../proxy/shard-hold.js';
 import { createLogger } from '../obs/logger.js';
@@ -42,16 +42,5 @@ describe('moveHttp: the /sharding endpoints refuse bad bodies before anything ha
     assert.equal(moveHttp(m, 'GET', '/ha', null), null);
     assert.equal(moveHttp(m, 'POST', '/sharding/nothing', {}), null);
     assert.equal(moveHttp(m, 'POST', '/sharding/cancel', null)?.status, 409);
-  });
-});
-
-describe('subscriptionConninfo', () => {
-  test('quotes every value as libpq reads it, and carries no password', () => {
-    const s = subscriptionConninfo({ host: 'db.example', port: 5433 }, "a'b\\c", 'postgres', '/x y/pgpass');
-    assert.equal(
-      s,
-      "host='db.example' port='5433' dbname='a\\'b\\\\c' user='postgres' passfile='/x y/pgpass' application_name='pgscale_move'",
-    );
-    assert.doesNotMatch(s, /password/);
   });
 });

@@ -196,25 +196,6 @@ export async function mayMove(
   }
 }
 
-/** How a subscription on another group reaches a group's `primary`: the passfile, no password. */
-export function subscriptionConninfo(
-  primary: { readonly host: string; readonly port: number },
-  database: string,
-  user: string,
-  passfile: string,
-): string {
-  const kv = (k: string, v: string | number) =>
-    `${k}='${String(v).replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-  return [
-    kv('host', primary.host),
-    kv('port', primary.port),
-    kv('dbname', database),
-    kv('user', user),
-    kv('passfile', passfile),
-    kv('application_name', 'pgscale_move'),
-  ].join(' ');
-}
-
 const STATES: Record<JobRecord['state'], string> = {
   running: 'running',
   done: 'finished',

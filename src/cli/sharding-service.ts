@@ -49,13 +49,8 @@ import { HostWork } from './host-work.js';
 import { parseLsn } from '../protocol/lsn.js';
 import { syncCatalogGroups } from './sharding-groups.js';
 import { scanFunctions } from './function-scan.js';
-import {
-  mayMove,
-  moveCall,
-  moveHttp,
-  rebalanceStatusRows,
-  subscriptionConninfo,
-} from './sharding-move-api.js';
+import { mayMove, moveCall, moveHttp, rebalanceStatusRows } from './sharding-move-api.js';
+import { subscriptionConninfo } from '../cluster/conf.js';
 
 /** How often group 0's functions are scanned for ones that read distributed tables. */
 const FUNCTION_SCAN_MS = 3000;

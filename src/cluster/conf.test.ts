@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -7,7 +7,14 @@ import { join } from 'node:path';
 import { allNodes, parseConfig } from '../config/load.js';
 import { INIT_DEFAULTS, renderConfig } from '../config/template.js';
 import type { PgBinaries } from './binaries.js';
-import { ARCHIVE_SCRIPT, primaryConninfo, renderHba, renderNodeConf, synchronousStandbyNames } from './conf.js';
+import {
+  ARCHIVE_SCRIPT,
+  primaryConninfo,
+  renderHba,
+  renderNodeConf,
+  subscriptionConninfo,
+  synchronousStandbyNames,
+} from './conf.js';
 
 const cfg = (sync: string) =>
   parseConfig(renderConfig(INIT_DEFAULTS).replace('synchronous: off', `synchronous: ${sync}`), '/x/p.yaml')
@@ -28,7 +35,10 @@ test('every node gets max_prepared_transactions (64 by default, or postgres.max_
     );
   for (const conf of render(cfg('off'))) assert.match(conf, /^max_prepared_transactions = 64$/m);
   const custom = parseConfig(
-    renderConfig(INIT_DEFAULTS).replace('  parameters: {}', '  parameters: {}\n  max_prepared_transactions: 200'),
+    renderConfig(INIT_DEFAULTS).replace(
+      '  parameters: {}',
+      '  parameters: {}\n  max_prepared_transactions: 200',
+    ),
     '/x/p.yaml',
   ).config;
   const confs = render(custom);
@@ -36,7 +46,10 @@ test('every node gets max_prepared_transactions (64 by default, or postgres.max_
   for (const conf of confs) assert.match(conf, /^max_prepared_transactions = 200$/m);
   assert.throws(() =>
     parseConfig(
-      renderConfig(INIT_DEFAULTS).replace('  parameters: {}', '  parameters: {}\n  max_prepared_transactions: 0'),
+      renderConfig(INIT_DEFAULTS).replace(
+        '  parameters: {}',
+        '  parameters: {}\n  max_prepared_transactions: 0',
+      ),
       '/x/p.yaml',
     ),
   );
@@ -99,4 +112,15 @@ test('the archive script never overwrites a different file and leaves no tempora
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+describe('subscriptionConninfo', () => {
+  test('quotes a value as libpq reads it when it must, and carries no password', () => {
+    const s = subscriptionConninfo({ host: 'db.example', port: 5433 }, "a'b\\c", 'postgres', '/x y/pgpass');
+    assert.equal(
+      s,
+      "host=db.example port=5433 dbname='a\\'b\\\\c' user=postgres passfile='/x y/pgpass' application_name=pgscale_move",
+    );
+    assert.doesNotMatch(s, /password/);
+  });
 });

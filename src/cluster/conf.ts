@@ -138,14 +138,37 @@ export function writeNodeFiles(pgdata: string, conf: string, hba: string): void 
   if (!text.includes(INCLUDE_LINE)) writeFileSync(main, text.replace(/\n?$/, '\n') + INCLUDE_LINE + '\n');
 }
 
+/** A libpq `key=value` pair, the value quoted (backslash and quote escaped) when it needs to be. */
+function kv(k: string, v: string | number): string {
+  return `${k}=${/^[\w./-]+$/.test(String(v)) ? v : `'${String(v).replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`}`;
+}
+
+/**
+ * How a subscription on one group reaches another group's `primary` (a shard move): as the
+ * superuser `user`, the password from the passfile, never inline.
+ */
+export function subscriptionConninfo(
+  primary: { readonly host: string; readonly port: number },
+  database: string,
+  user: string,
+  passfile: string,
+): string {
+  return [
+    kv('host', primary.host),
+    kv('port', primary.port),
+    kv('dbname', database),
+    kv('user', user),
+    kv('passfile', passfile),
+    kv('application_name', 'pgscale_move'),
+  ].join(' ');
+}
+
 /** primary_conninfo for a standby: the password comes from the passfile, never inline. */
 export function primaryConninfo(
   primary: { host: string; port: number },
   self: string,
   passfile: string,
 ): string {
-  const kv = (k: string, v: string | number) =>
-    `${k}=${/^[\w./-]+$/.test(String(v)) ? v : `'${String(v).replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`}`;
   return [
     kv('host', primary.host),
     kv('port', primary.port),
