@@ -21,7 +21,6 @@ import type { DatabaseTarget } from '../proxy/database-target.js';
 import { ShardRouter } from '../proxy/shard-router.js';
 import { apiError, apiResult } from '../proxy/sharding.js';
 import type { DatabaseSharding, ShardingHost } from '../proxy/sharding.js';
-import { ShardHold } from '../proxy/shard-hold.js';
 import type { HeldLeg } from '../proxy/shard-hold.js';
 import { runApi } from '../sharding/api-run.js';
 import { apiCallOf, MOVE_CALLS } from '../sharding/api-call.js';
@@ -32,8 +31,7 @@ import type { GroupSession } from '../sharding/distribute.js';
 import { runEveryGroup } from '../sharding/every-group.js';
 import { runScatter } from '../sharding/scatter-run.js';
 import { startCopyIn } from '../sharding/copy-in.js';
-import { syncGlobalTables } from '../sharding/global-tables.js';
-import type { GlobalTables } from '../proxy/shard-router.js';
+import { GlobalTablesKeeper } from './sharding-global.js';
 import type { CopyInStart, CopyInWork } from '../sharding/copy-in.js';
 import type { EveryGroupWork, PgGroupSession } from '../sharding/every-group.js';
 import { writeDecisions } from '../sharding/every-group-2pc.js';
@@ -77,12 +75,8 @@ export class ShardingService implements Service, ShardingHost {
    */
   private functionCalls: RegExp | null = null;
   private functionTimer: NodeJS.Timeout | null = null;
-  /** The global tables on group 0 (reads across groups), as last built; null before the first build. */
-  private globalTables: GlobalTables | null = null;
-  /** Where each group's primary was when they were built (a move rebuilds them). */
-  private globalEndpoints = '';
-  /** Ended when the global tables are rebuilt for the newest catalog (reads across groups wait on it). */
-  private globalBuild: ShardHold | null = null;
+  /** The global tables on group 0 (reads across groups) and their rebuilds. */
+  private readonly global: GlobalTablesKeeper;
   private unsubscribeTopology: (() => void) | null = null;
   /** The catalog version `columns` was read for. */
   private columnsVersion = -1;
@@ -107,6 +101,14 @@ export class ShardingService implements Service, ShardingHost {
     private readonly haStore: () => StateStore | null,
   ) {
     this.app = loaded.config.app.database;
+    this.global = new GlobalTablesKeeper({
+      logger,
+      database: loaded.config.app.database,
+      superuserPassword: () => cluster.secrets().superuser,
+      primary: (g) => this.view.lastPrimary(Number(g)) ?? null,
+      current: () => this.catalogs?.current ?? null,
+      open: () => this.openPgSessions(null),
+    });
     this.txs = new ShardingDecisions({
       logger,
       primary0: () => this.view.lastPrimary(0) ?? null,
@@ -132,11 +134,11 @@ export class ShardingService implements Service, ShardingHost {
       (work, user) => this.hostWork.counted(() => this.host(work, user)),
       (work, user) => this.hostWork.countedCopy(() => this.copyIn(work, user)),
       (t) => this.copyColumns.get(relKey(t.rel)) ?? null,
-      () => this.globalTables,
+      () => this.global.tables,
       () => this.functionCalls,
       this.txs.decider,
       this.holds,
-      () => this.globalBuild,
+      () => this.global.pending,
     );
     this.moves = new MoveRunner({
       catalogs: () => this.catalogs,
@@ -197,7 +199,7 @@ export class ShardingService implements Service, ShardingHost {
     // Another proxy's change (several hosts): its tables' columns are read here too.
     catalogs.onChange(() => {
       // From now until the rebuild, reads over the global tables wait rather than fail.
-      this.globalBuild ??= new ShardHold({ colocation: -1, shards: [], group: '' });
+      this.global.changed();
       this.loadColumns()
         .catch((e: unknown) =>
           this.logger.warn({ err: e }, 'sharding: could not read the columns of distributed tables'),
@@ -218,7 +220,7 @@ export class ShardingService implements Service, ShardingHost {
       );
     // A group's primary moved: the foreign servers of the global tables follow it.
     this.unsubscribeTopology = this.view.subscribe(() => {
-      if (this.endpointsKey() !== this.globalEndpoints) void this.syncGlobal();
+      if (this.global.stale(this.catalogs?.current ?? null)) void this.syncGlobal();
     });
   }
 
@@ -506,16 +508,6 @@ export class ShardingService implements Service, ShardingHost {
     }
   }
 
-  /** The groups' primaries as the global tables' foreign servers name them. */
-  private endpointsKey(): string {
-    return (this.catalogs?.current.groups ?? this.groups)
-      .map((g) => {
-        const p = this.view.lastPrimary(Number(g));
-        return `${g}=${p?.host ?? ''}:${p?.port ?? 0}`;
-      })
-      .join(',');
-  }
-
   /** buildGlobal() in the queue (after the API calls and statements already waiting). */
   private syncGlobal(): Promise<void> {
     const run = this.queue.then(() => this.buildGlobal());
@@ -523,61 +515,10 @@ export class ShardingService implements Service, ShardingHost {
     return run;
   }
 
-  /**
-   * Rebuilds the global tables on group 0 for the current catalog (sharding/global-tables.ts).
-   * Never throws: on failure reads across groups stay refused, and the next change tries again.
-   */
-  private async buildGlobal(force = false): Promise<void> {
-    try {
-      await this.buildGlobalNow(force);
-    } finally {
-      // Built for the newest catalog, or failed: the waiting reads go on (or are refused).
-      const c = this.catalogs?.current;
-      if (this.globalBuild && (this.globalTables === null || this.globalTables.version === c?.version)) {
-        this.globalBuild.end();
-        this.globalBuild = null;
-      }
-    }
-  }
-
-  private async buildGlobalNow(force: boolean): Promise<void> {
+  /** The global tables rebuilt for the current catalog if needed (sharding-global.ts); never throws. */
+  private buildGlobal(force = false): Promise<void> {
     const catalog = this.catalogs?.current;
-    if (!catalog) return;
-    const endpoints = this.endpointsKey();
-    // Built already for this catalog and these primaries (DDL that keeps the catalog forces it).
-    if (!force && this.globalTables?.version === catalog.version && this.globalEndpoints === endpoints)
-      return;
-    const distributed = [...catalog.tables.values()].some((t) => t.kind === 'distributed');
-    if (!distributed && this.globalEndpoints === '') {
-      // Nothing distributed and nothing built before: no extension, servers or role to make.
-      this.globalTables = { version: catalog.version, tables: new Set() };
-      return;
-    }
-    try {
-      const opened = await this.openPgSessions(null);
-      try {
-        const r = await syncGlobalTables({
-          catalog,
-          sessions: opened.sessions,
-          endpoints: catalog.groups.map((g) => {
-            const p = this.view.lastPrimary(Number(g));
-            return { group: g, host: p?.host ?? '', port: p?.port ?? 0 };
-          }),
-          database: this.app,
-          superuserPassword: this.cluster.secrets().superuser,
-        });
-        this.globalTables = { version: catalog.version, tables: r.tables };
-        this.globalEndpoints = endpoints;
-      } finally {
-        await opened.close();
-      }
-    } catch (e) {
-      this.globalTables = null;
-      this.logger.warn(
-        { err: e instanceof Error ? e.message : String(e) },
-        'sharding: the global tables (reads across groups) could not be built',
-      );
-    }
+    return catalog ? this.global.build(catalog, force) : Promise.resolve();
   }
 
   /** A client (not connected yet) to `primary`'s application database as the cluster's superuser. */
