@@ -198,6 +198,10 @@ export async function checkAfterMoves(
         ['slots', "SELECT slot_name AS x FROM pg_replication_slots WHERE slot_type = 'logical'"],
         ['prepared transactions', 'SELECT gid AS x FROM pg_prepared_xacts'],
         [
+          'partitions pending detach',
+          'SELECT inhrelid::regclass::text AS x FROM pg_inherits WHERE inhdetachpending',
+        ],
+        [
           'stray shard tables',
           "SELECT relname AS x FROM pg_class WHERE relname ~ '^(users|events)_[0-9]+$' AND relkind = 'r' AND NOT relispartition",
         ],

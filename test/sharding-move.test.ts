@@ -209,6 +209,60 @@ describe('shard moves under a write load (two groups)', () => {
     }
   });
 
+  test('an emptied partition left "pending detach" on the target by an interrupted DETACH CONCURRENTLY does not stop a move back', async () => {
+    const app = await sc.connectApp();
+    const g0 = await sc.connectGroup(0);
+    const reader = await sc.connectGroup(0);
+    const detacher = await sc.connectGroup(0);
+    try {
+      const onZero = (
+        await app.query<{ id: string }>(
+          `SELECT shardid::text AS id FROM citus_shards WHERE table_name = 'users'::regclass AND nodeport = ${sc.portOf(0)} ORDER BY shardid LIMIT 1`,
+        )
+      ).rows[0]!.id;
+      const before = (await app.query('SELECT count(*)::int AS n FROM users')).rows[0].n;
+      const moved = await run(['move-shard', onZero, '--to', '1']);
+      assert.equal(moved.code, 0, moved.stdout + moved.stderr);
+      // What an interrupted cleanup leaves on group 0: the emptied partition, its detach half done
+      // (the first transaction committed, the second cancelled while it waited for a reader).
+      const r = Number(onZero) - 102008;
+      await g0.query(
+        `CREATE TABLE users_${onZero} PARTITION OF users FOR VALUES WITH (MODULUS 8, REMAINDER ${r})`,
+      );
+      await reader.query('BEGIN');
+      await reader.query('SELECT count(*) FROM users');
+      const pid = (await detacher.query('SELECT pg_backend_pid() AS p')).rows[0].p;
+      const detach = detacher.query(`ALTER TABLE users DETACH PARTITION users_${onZero} CONCURRENTLY`).then(
+        () => null,
+        (e: Error) => e,
+      );
+      for (let i = 0; ; i++) {
+        const p = await g0.query(
+          `SELECT 1 FROM pg_inherits WHERE inhrelid = 'users_${onZero}'::regclass AND inhdetachpending`,
+        );
+        if (p.rows.length > 0) break;
+        assert.ok(i < 200, 'the detach never reached its second step');
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      await g0.query('SELECT pg_cancel_backend($1)', [pid]);
+      assert.match(String(await detach), /canceling statement/);
+      await reader.query('COMMIT');
+      const back = await run(['move-shard', onZero, '--to', '0']);
+      assert.equal(back.code, 0, back.stdout + back.stderr);
+      const where = await app.query(`SELECT nodeport FROM citus_shards WHERE shardid = ${onZero}`);
+      assert.equal(where.rows[0].nodeport, sc.portOf(0));
+      assert.equal((await app.query('SELECT count(*)::int AS n FROM users')).rows[0].n, before);
+    } finally {
+      await reader.query('ROLLBACK').catch(() => undefined);
+      await Promise.all([app, g0, reader, detacher].map((c) => c.end().catch(() => undefined)));
+    }
+    await checkAfterMoves(
+      sc,
+      { acked: new Map(), errors: [], done: () => 0, stop: () => Promise.resolve() },
+      2,
+    );
+  });
+
   test('refusals: DDL during a move, unknown shard or group, a second job', async () => {
     const bad = await run(['move-shard', '999', '--to', '1']);
     assert.notEqual(bad.code, 0, bad.stdout + bad.stderr);

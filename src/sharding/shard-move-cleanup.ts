@@ -5,7 +5,7 @@
  * earlier moves could not clean up (sweepMoves).
  */
 import type pg from 'pg';
-import { BOUND, MOVE_SCHEMA, MoveError, moveNames, shardRels } from './shard-move-parts.js';
+import { BOUND, MOVE_SCHEMA, MoveError, detachPartition, moveNames, shardRels } from './shard-move-parts.js';
 import type { MoveEnv, MoveHold, MoveSpec, ShardRel } from './shard-move-parts.js';
 import { quoteIdent, quoteLiteral } from './table-ddl.js';
 
@@ -102,7 +102,7 @@ async function dropEmptied(s: pg.Client, r: ShardRel): Promise<void> {
     // committed keeps its lock, and this waits for it).
     const rows = await s.query(`SELECT 1 FROM ${r.shard} LIMIT 1`);
     if (rows.rows.length > 0) throw new MoveError(`${r.shardName} still holds rows; left in place`);
-    await s.query(`ALTER TABLE ${r.parent} DETACH PARTITION ${r.shard} CONCURRENTLY`);
+    await detachPartition(s, r.parent, r.shard);
   }
   await s.query(`DROP TABLE IF EXISTS ${r.shard}`);
 }
@@ -146,6 +146,13 @@ export async function sweepMoves(
       for (const { name } of fences.rows)
         if (!kept.has(`pgscale_move_${name.replace(/^fence_/, '')}`))
           await c.query(`DROP TABLE IF EXISTS ${MOVE_SCHEMA}.${quoteIdent(name)}`);
+      // A detach of an emptied partition that was interrupted: finished (the table stays; a
+      // move back to this group drops it, and rows are never dropped here).
+      const pending = await c.query<{ parent: string; shard: string }>(
+        `SELECT inhparent::regclass::text AS parent, inhrelid::regclass::text AS shard
+           FROM pg_inherits WHERE inhdetachpending`,
+      );
+      for (const p of pending.rows) await detachPartition(c, p.parent, p.shard);
       // A move's table on its target that never became the shard: not a partition, named as a
       // shard this group does not hold, carrying the move's bound constraint.
       const strays = await c.query<{ schema: string; name: string }>(

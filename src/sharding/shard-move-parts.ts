@@ -143,3 +143,30 @@ export function checkMove(catalog: Catalog, m: MoveSpec): MoveError | null {
     return new MoveError(`colocation ${m.colocation} has no table`, '22023');
   return null;
 }
+
+/**
+ * Detaches an emptied partition without locking its siblings (DETACH … CONCURRENTLY). A detach
+ * interrupted between its two transactions (its session ended, a deadlock, a cancel) leaves the
+ * partition "pending detach", and PostgreSQL then refuses another CONCURRENTLY: such a detach is
+ * finished with FINALIZE. Nothing happens if `shard` is not a partition.
+ */
+export async function detachPartition(c: pg.Client, parent: string, shard: string): Promise<void> {
+  const pending = async () =>
+    (
+      await c.query<{ p: boolean }>(
+        `SELECT inhdetachpending AS p FROM pg_inherits WHERE inhrelid = to_regclass($1)`,
+        [shard],
+      )
+    ).rows[0]?.p;
+  const p = await pending();
+  if (p === undefined) return;
+  if (!p) {
+    try {
+      await c.query(`ALTER TABLE ${parent} DETACH PARTITION ${shard} CONCURRENTLY`);
+      return;
+    } catch (e) {
+      if ((await pending()) !== true) throw e;
+    }
+  }
+  await c.query(`ALTER TABLE ${parent} DETACH PARTITION ${shard} FINALIZE`);
+}

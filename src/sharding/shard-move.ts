@@ -32,6 +32,7 @@ import { cleanupMove } from './shard-move-cleanup.js';
 import {
   BOUND,
   checkMove,
+  detachPartition,
   MOVE_SCHEMA,
   MoveError,
   moveGid,
@@ -183,7 +184,7 @@ async function prepareTarget(
       // committed late, by recovery): dropped now; one with rows is a real shard.
       const rows = await tgt.query(`SELECT 1 FROM ${r.shard} LIMIT 1`);
       if (rows.rows.length > 0) throw new MoveError(`group ${m.to} already holds shard ${r.shardName}`);
-      await tgt.query(`ALTER TABLE ${r.parent} DETACH PARTITION ${r.shard} CONCURRENTLY`);
+      await detachPartition(tgt, r.parent, r.shard);
     }
     // A table of an earlier attempt that was not cleaned up (never attached: not the shard).
     if (exists.rows.length > 0) await tgt.query(`DROP TABLE ${r.shard}`);
