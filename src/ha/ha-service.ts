@@ -44,7 +44,7 @@ import { carryOut } from './ha-actions.js';
 import type { ActionContext } from './ha-actions.js';
 import type { GroupState } from './group-state.js';
 import { HaError, newGroupState } from './group-state.js';
-import type { StateStore } from './store.js';
+import type { LeaseId, StateStore } from './store.js';
 import { TopologyPublisher } from './topology-publisher.js';
 import { LocalNodeOps } from './node-ops.js';
 import type { NodeOps } from './node-ops.js';
@@ -72,12 +72,17 @@ export interface HaServiceOptions {
    * session ends, so this service does not (leaseLost).
    */
   ops?: NodeOps;
+  /** The lease leader keys go under (the deciding agent's session); default: the service's own. */
+  session?: () => LeaseId | null;
+  /** Run at the start of every cycle, before the probes (an agent reads its peers' reports). */
+  beforeCycle?: () => Promise<void>;
 }
 
 export class HaService implements HaControl, ActionContext {
   readonly name = 'ha';
   readonly ops: NodeOps;
   private readonly agentMode: boolean;
+  private readonly beforeCycle: (() => Promise<void>) | null;
   private readonly groups: GroupState[];
   private readonly requests = new Map<number, PendingRequest>();
   /** Long actions (rejoin, standby restart) running in the background, by node. */
@@ -115,7 +120,8 @@ export class HaService implements HaControl, ActionContext {
       this.ops,
       Math.max(1000, (this.cfg.unreachable_timeout * 1000) / 3),
     );
-    this.leases = new LeaderLease(() => this.store, this.cfg.ttl * 1000, log);
+    this.leases = new LeaderLease(() => this.store, this.cfg.ttl * 1000, log, opts.session);
+    this.beforeCycle = opts.beforeCycle ?? null;
     const groups = this.groups;
     this.publisher = new TopologyPublisher(view, cluster, {
       // Read at every publication: add-group and remove-group change it while HA runs.
@@ -335,6 +341,15 @@ export class HaService implements HaControl, ActionContext {
   }
 
   private async doCycle(): Promise<void> {
+    if (this.beforeCycle) {
+      try {
+        await this.beforeCycle();
+      } catch (e) {
+        // Without the reports nothing about other hosts can be known: no decision this cycle.
+        this.onStoreError(e);
+        return;
+      }
+    }
     this.members.sync();
     await this.syncGroups();
     this.cycles++;

@@ -92,3 +92,51 @@ export class LocalNodeOps implements NodeOps {
     return Promise.resolve();
   }
 }
+
+/** A node being created or cloned: not there yet (no facts of a half-made directory), and left alone. */
+export class ProvisioningAware implements NodeOps {
+  constructor(
+    private readonly inner: NodeOps,
+    private readonly provisioning: (n: NodeRef) => boolean,
+  ) {}
+
+  private check(n: NodeRef): void {
+    if (this.provisioning(n)) throw new Error(`${n.name} is being provisioned`);
+  }
+
+  facts(n: NodeRef): NodeFacts | null {
+    if (this.provisioning(n))
+      return { provisioned: false, standbyDir: false, needsRejoin: false, running: false, upstream: null };
+    return this.inner.facts(n);
+  }
+  async fence(n: NodeRef): Promise<number> {
+    return this.inner.fence(n);
+  }
+  async stopNode(n: NodeRef, mode: 'fast' | 'immediate'): Promise<void> {
+    this.check(n);
+    return this.inner.stopNode(n, mode);
+  }
+  async startPrimary(n: NodeRef): Promise<void> {
+    this.check(n);
+    return this.inner.startPrimary(n);
+  }
+  async startStandby(n: NodeRef, primary: NodeRef): Promise<void> {
+    this.check(n);
+    return this.inner.startStandby(n, primary);
+  }
+  async rejoin(n: NodeRef, primary: NodeRef): Promise<'pg_rewind' | 'clone'> {
+    this.check(n);
+    return this.inner.rejoin(n, primary);
+  }
+  async repoint(n: NodeRef, primary: NodeRef): Promise<void> {
+    this.check(n);
+    return this.inner.repoint(n, primary);
+  }
+  async markForRejoin(n: NodeRef): Promise<void> {
+    this.check(n);
+    return this.inner.markForRejoin(n);
+  }
+  async writePrimaryConf(n: NodeRef): Promise<void> {
+    return this.inner.writePrimaryConf(n);
+  }
+}
