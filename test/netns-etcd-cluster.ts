@@ -121,7 +121,10 @@ export class EtcdCluster {
   }
 
   /** Waits until the given members (default: the running ones) report healthy. */
-  async waitHealthy(members = this.members.filter((m) => m.running), timeoutMs = 20_000): Promise<void> {
+  async waitHealthy(
+    members: readonly EtcdMember[] = this.members.filter((m) => m.running),
+    timeoutMs = 20_000,
+  ): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const states = await Promise.all(members.map((m) => m.healthy()));
