@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { Cluster } from '../cluster/cluster.js';
 import { isProvisioned } from '../cluster/instance.js';
 import { readSecrets } from '../cluster/secrets.js';
+import { withClient } from '../cluster/sql.js';
 import type { NodeRef } from '../config/load.js';
 import { ErrorCodes, PgscaleError, errorMessage } from '../errors.js';
 import { AGENT_KEYS, CommandRunner, MemberReports, RemoteNodeOps, RoutedNodeOps } from '../ha/agent-rpc.js';
@@ -50,11 +51,14 @@ export class Agent {
   private session: AgentSession | null = null;
   private runner: CommandRunner | null = null;
   private ha: HaService | null = null;
+  private remote: RemoteNodeOps | null = null;
   private haStarting: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private tick: Promise<void> | null = null;
   private stopped = false;
   private readonly provisioning = new Map<string, Promise<void>>();
+  /** Local primaries whose synchronous_standby_names this agent has set. */
+  private readonly syncSet = new Set<string>();
   readonly view = new TopologyView();
 
   constructor(
@@ -190,6 +194,39 @@ export class Agent {
     await this.runner!.poll().catch(() => undefined);
     await this.elect(store).catch(() => undefined);
     this.provision(store);
+    await this.syncNames().catch(() => undefined);
+  }
+
+  /**
+   * Synchronous replication: a primary created here names its standbys in
+   * synchronous_standby_names once one of them streams (before, every commit would wait). A
+   * promoted primary gets them from the promotion itself; this only completes a fresh start.
+   */
+  private async syncNames(): Promise<void> {
+    if (this.cluster.config.replication.synchronous === 'off') return;
+    for (const n of this.localNodes) {
+      const facts = new LocalNodeOps(this.cluster).facts(n);
+      if (!facts.running || facts.standbyDir || this.provisioning.has(n.name)) {
+        this.syncSet.delete(n.name);
+        continue;
+      }
+      if (this.syncSet.has(n.name)) continue;
+      const names = this.cluster
+        .nodes()
+        .filter((x) => x.group === n.group && x.name !== n.name)
+        .map((x) => x.name);
+      const streaming = await withClient(this.cluster.target(n), async (c) => {
+        const r = await c.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_replication WHERE state = 'streaming' AND application_name = ANY($1)`,
+          [names],
+        );
+        return r.rows[0]!.n;
+      });
+      if (streaming === 0) continue;
+      await this.cluster.refreshPrimaryConf(n);
+      this.syncSet.add(n.name);
+      this.log.info({ node: n.name }, `${n.name}: synchronous_standby_names set (a standby streams)`);
+    }
   }
 
   /** Takes the decider's role when nobody has it; lets it go when the key is no longer ours. */
@@ -201,6 +238,7 @@ export class Agent {
       this.log.warn(`agent ${this.o.host}: no longer the decider`);
       const ha = this.ha;
       this.ha = null;
+      this.remote?.close();
       await ha.stop().catch(() => undefined);
       return;
     }
@@ -223,6 +261,7 @@ export class Agent {
       () => this.session?.lease ?? null,
       (n) => this.node(n),
     );
+    this.remote = remote;
     const ops = new RoutedNodeOps(
       new ProvisioningAware(new LocalNodeOps(this.cluster), (n) => this.provisioning.has(n.name)),
       remote,
@@ -293,6 +332,7 @@ export class Agent {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     await this.tick?.catch(() => undefined);
+    this.remote?.close();
     await this.haStarting?.catch(() => undefined);
     const ha = this.ha;
     this.ha = null;

@@ -113,6 +113,8 @@ export class MemberReports {
 
 /** NodeOps for nodes on other hosts: their agents' reports, and commands through the store. */
 export class RemoteNodeOps implements NodeOps {
+  private closed = false;
+
   constructor(
     private readonly store: () => StateStore,
     private readonly reports: MemberReports,
@@ -123,6 +125,11 @@ export class RemoteNodeOps implements NodeOps {
 
   facts(n: NodeRef): NodeFacts | null {
     return this.reports.get(n.name);
+  }
+
+  /** The decider is stopping: calls waiting for an answer give up at once. */
+  close(): void {
+    this.closed = true;
   }
 
   async fence(n: NodeRef): Promise<number> {
@@ -196,6 +203,8 @@ export class RemoteNodeOps implements NodeOps {
             `the agent of host ${host} went away during ${cmd.op} ${n.name}`,
           );
         }
+        if (this.closed)
+          throw new HaError(ErrorCodes.TIMEOUT, `${cmd.op} ${n.name}: the decider is stopping`);
         if (performance.now() > deadline)
           throw new HaError(ErrorCodes.TIMEOUT, `${cmd.op} ${n.name}: no answer from the agent of ${host}`);
         await sleep(i < 20 ? 10 : 50);
