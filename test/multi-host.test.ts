@@ -184,8 +184,8 @@ ${nodes}
     const [h1, ...rest] = net.hosts;
     startAgent(h1!);
     const secrets = join(dataDir(h1!), 'secrets.json');
-    await waitFor('the first host to create the cluster', async () =>
-      readFileSync(secrets, 'utf8') ? true : null,
+    await waitFor('the first host to create the cluster', () =>
+      Promise.resolve(readFileSync(secrets, 'utf8') ? true : null),
     );
     password = (JSON.parse(readFileSync(secrets, 'utf8')) as { superuser: string }).superuser;
     for (const h of rest) {
@@ -205,7 +205,9 @@ ${nodes}
     for (const a of agents.values()) a.kill('SIGTERM');
     await Promise.race([
       Promise.all(
-        [...agents.values()].map((a) => (a.exitCode !== null ? null : new Promise((r) => a.once('exit', r)))),
+        [...agents.values()].map((a) =>
+          a.exitCode !== null ? Promise.resolve() : new Promise((r) => a.once('exit', r)),
+        ),
       ),
       new Promise((r) => setTimeout(r, 60_000)),
     ]);
@@ -226,7 +228,7 @@ ${nodes}
   test("the primary's whole host dies: a standby takes over, no acknowledged insert is lost, the host comes back as a standby", async () => {
     const old = await primary();
     const w = writer();
-    await waitFor('some writes', async () => (w.acked.length >= 50 ? true : null));
+    await waitFor('some writes', () => Promise.resolve(w.acked.length >= 50 ? true : null));
     const t0 = Date.now();
     await old.kill();
     const seen = w.acked.length;
