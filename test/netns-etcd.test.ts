@@ -21,7 +21,8 @@ import type { Host } from './netns-hosts.js';
 import { eventually } from './store-contract.js';
 
 const skip = netnsSkipReason() || etcdSkipReason();
-const TIMEOUT_MS = 800;
+/** The store's operation timeout: its default. */
+const TIMEOUT_MS = 1000;
 /** Attempts an operation may need while the store moves past a dead or cut endpoint. */
 const MAX_ATTEMPTS = 3;
 
