@@ -294,4 +294,35 @@ describe('etcd store over three namespace hosts', { skip }, () => {
       }
     });
   }
+
+  // Known gap (docs/ha-store.md: "a watch connection that hangs without closing is not detected"):
+  // the watch stays on the cut member and delivers nothing until the network heals. A proxy that
+  // follows the topology through a watch would miss a failover for as long as the cut lasts.
+  test(
+    'a watch whose member is cut off moves to another member and delivers the changes',
+    { todo: 'etcd-watch.ts does not notice a watch connection that hangs' },
+    async () => {
+      const watcher = await open();
+      const writer = await EtcdStore.open({
+        endpoints: [...etcd.endpoints].reverse(),
+        prefix: lastPrefix(),
+        timeoutMs: TIMEOUT_MS,
+      });
+      const events: string[] = [];
+      const stop = watcher.watch('', (e) => events.push(`${e.key}=${e.value}`));
+      try {
+        await writer.put('a', '1');
+        await eventually('the first event', () => events.length === 1);
+        // The watcher's store answered through member 1: its watch stream is there.
+        etcd.members[0]!.host.cut();
+        await attempts('put after the cut', () => writer.put('b', '2'), 10);
+        await eventually('the change made during the cut', () => events.includes('b=2'), 5000);
+      } finally {
+        stop();
+        await watcher.close();
+        await writer.close();
+        await restore();
+      }
+    },
+  );
 });
