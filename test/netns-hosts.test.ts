@@ -12,6 +12,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
+import { findFreePortBlock } from '../src/cluster/ports.js';
 import { ensureOwnedDir, serviceUser } from '../src/cluster/run-as.js';
 import { binarySets, repoRoot, until } from './harness.js';
 import { listen, probe } from './netns-probe.js';
@@ -35,11 +36,13 @@ after(async () => {
 describe('network-namespace hosts', { skip }, () => {
   test('hosts reach each other and the root namespace, and nothing else', async () => {
     const l2 = await listen(h2, PORT);
-    const root = await listen(null, PORT, net.bridgeAddr);
+    // The root namespace's ports are shared with everything else on the machine.
+    const rootPort = await findFreePortBlock(1);
+    const root = await listen(null, rootPort, net.bridgeAddr);
     try {
       assert.equal(await probe(h1, h2.addr, PORT), 'ok', 'host to host');
       assert.equal(await probe(null, h2.addr, PORT), 'ok', 'root namespace to host');
-      assert.equal(await probe(h3, net.bridgeAddr, PORT), 'ok', 'host to the root namespace');
+      assert.equal(await probe(h3, net.bridgeAddr, rootPort), 'ok', 'host to the root namespace');
       assert.equal(await probe(h1, h3.addr, PORT), 'ECONNREFUSED', 'a host with nothing on the port');
       // No default route in a namespace: an address outside the test network is unreachable.
       assert.equal(await probe(h1, '192.0.2.1', 80), 'ENETUNREACH');
