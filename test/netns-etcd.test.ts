@@ -1,12 +1,13 @@
 /**
  * The etcd store over a real 3-member etcd on three network-namespace hosts (netns-hosts.ts),
  * driven from the test process in the root namespace with every member's endpoint: the store
- * works, keeps working when a member's whole host dies or is cut off (it moves to another
- * endpoint), refuses writes with STORE_UNAVAILABLE within its timeout when quorum is lost and
- * applies none of them, works again after healing, and a lease whose keepalives reach only a
- * member without quorum ends for everyone else. A fourth host runs PostgreSQL as the service
- * user on its own address: reachable from the root namespace and from another host, not after
- * a cut. Skipped, saying why, without root, `ip netns`, iptables or etcd.
+ * works; keeps working when a member's whole host dies or is cut off (it moves to another
+ * endpoint within a bounded number of attempts); while quorum is lost every operation fails with
+ * STORE_UNAVAILABLE within its timeout, and writes made once no member has a leader are never
+ * applied; service returns after healing; a lease whose keepalives reach only an isolated member
+ * (follower or leader) expires for the majority. A todo case shows the watch's known gap with a
+ * cut-off member. Members' own views are read from inside their namespaces. Skipped, saying why,
+ * without root, `ip netns`, iptables or etcd. PostgreSQL in a namespace: netns-hosts.test.ts.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -122,7 +123,7 @@ async function restore(): Promise<void> {
 /** A key's value read by a host from its own member (serializable: answers without quorum too). */
 async function readOn(host: Host, prefix: string, key: string): Promise<string | null> {
   const body = JSON.stringify({ key: Buffer.from(prefix + key).toString('base64'), serializable: true });
-  const code = `const r = await fetch(${JSON.stringify(`http://${host.addr}:2379/v3/kv/range`)}, { method: 'POST', body: ${JSON.stringify(body)} }); process.stdout.write(await r.text());`;
+  const code = `const r = await fetch(${JSON.stringify(`http://${host.addr}:${ETCD_CLIENT_PORT}/v3/kv/range`)}, { method: 'POST', body: ${JSON.stringify(body)} }); process.stdout.write(await r.text());`;
   const r = await host.run(process.execPath, ['--input-type=module', '-e', code]);
   const kv = (JSON.parse(r.stdout) as { kvs?: { value?: string }[] }).kvs?.[0];
   return kv ? Buffer.from(kv.value ?? '', 'base64').toString() : null;
@@ -149,16 +150,22 @@ describe('etcd store over three namespace hosts', { skip }, () => {
   });
 
   for (const fault of ['killed', 'cut off'] as const) {
-    test(`the first endpoint's whole host ${fault}: every operation succeeds on another member`, async () => {
-      const s = await open();
-      const first = etcd.members[0]!;
+    test(`the raft leader's whole host ${fault}: after the election every operation succeeds on another member`, async (t) => {
+      // The worst member to lose, first in the store's list: the cluster must elect a new leader.
+      const first = await leaderOf();
+      const s = await open([first, ...etcd.members.filter((m) => m !== first)].map((m) => m.clientUrl));
       try {
         let rev = await s.put('k', 'v0');
         if (fault === 'killed') await first.host.kill();
         else first.host.cut();
         const used: number[] = [];
         for (let i = 1; i <= 5; i++) {
-          const [r, tries] = await attempts(`compareAndSet ${i}`, () => s.compareAndSet('k', rev, `v${i}`));
+          // The first one may wait out the election (500 ms to 1 s) in attempts of TIMEOUT_MS.
+          const [r, tries] = await attempts(
+            `compareAndSet ${i}`,
+            () => s.compareAndSet('k', rev, `v${i}`),
+            5,
+          );
           assert.ok(r !== null, `compareAndSet ${i} lost its comparison`);
           rev = r;
           used.push(tries);
@@ -167,6 +174,7 @@ describe('etcd store over three namespace hosts', { skip }, () => {
           used.push(readTries);
         }
         // Once moved on, the store stays on a live member: only the first operation may retry.
+        t.diagnostic(`attempts per operation: ${used.join(',')}`);
         assert.deepEqual(
           used.slice(1),
           Array<number>(used.length - 1).fill(1),
