@@ -1,12 +1,13 @@
 /**
  * The etcd store over a real 3-member etcd on three network-namespace hosts (netns-hosts.ts),
  * driven from the test process in the root namespace with every member's endpoint: the store
- * works, keeps working when a member's whole host dies or is cut off (it moves to another
- * endpoint), refuses writes with STORE_UNAVAILABLE within its timeout when quorum is lost and
- * applies none of them, works again after healing, and a lease whose keepalives reach only a
- * member without quorum ends for everyone else. A fourth host runs PostgreSQL as the service
- * user on its own address: reachable from the root namespace and from another host, not after
- * a cut. Skipped, saying why, without root, `ip netns`, iptables or etcd.
+ * works; keeps working when a member's whole host dies or is cut off (it moves to another
+ * endpoint within a bounded number of attempts); while quorum is lost every operation fails with
+ * STORE_UNAVAILABLE within its timeout, and writes made once no member has a leader are never
+ * applied; service returns after healing; a lease whose keepalives reach only an isolated member
+ * (follower or leader) expires for the majority. A todo case shows the watch's known gap with a
+ * cut-off member. Members' own views are read from inside their namespaces. Skipped, saying why,
+ * without root, `ip netns`, iptables or etcd. PostgreSQL in a namespace: netns-hosts.test.ts.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,7 +22,8 @@ import type { Host } from './netns-hosts.js';
 import { eventually } from './store-contract.js';
 
 const skip = netnsSkipReason() || etcdSkipReason();
-const TIMEOUT_MS = 800;
+/** The store's operation timeout: its default. */
+const TIMEOUT_MS = 1000;
 /** Attempts an operation may need while the store moves past a dead or cut endpoint. */
 const MAX_ATTEMPTS = 3;
 
@@ -121,7 +123,7 @@ async function restore(): Promise<void> {
 /** A key's value read by a host from its own member (serializable: answers without quorum too). */
 async function readOn(host: Host, prefix: string, key: string): Promise<string | null> {
   const body = JSON.stringify({ key: Buffer.from(prefix + key).toString('base64'), serializable: true });
-  const code = `const r = await fetch(${JSON.stringify(`http://${host.addr}:2379/v3/kv/range`)}, { method: 'POST', body: ${JSON.stringify(body)} }); process.stdout.write(await r.text());`;
+  const code = `const r = await fetch(${JSON.stringify(`http://${host.addr}:${ETCD_CLIENT_PORT}/v3/kv/range`)}, { method: 'POST', body: ${JSON.stringify(body)} }); process.stdout.write(await r.text());`;
   const r = await host.run(process.execPath, ['--input-type=module', '-e', code]);
   const kv = (JSON.parse(r.stdout) as { kvs?: { value?: string }[] }).kvs?.[0];
   return kv ? Buffer.from(kv.value ?? '', 'base64').toString() : null;
@@ -148,16 +150,22 @@ describe('etcd store over three namespace hosts', { skip }, () => {
   });
 
   for (const fault of ['killed', 'cut off'] as const) {
-    test(`the first endpoint's whole host ${fault}: every operation succeeds on another member`, async () => {
-      const s = await open();
-      const first = etcd.members[0]!;
+    test(`the raft leader's whole host ${fault}: after the election every operation succeeds on another member`, async (t) => {
+      // The worst member to lose, first in the store's list: the cluster must elect a new leader.
+      const first = await leaderOf();
+      const s = await open([first, ...etcd.members.filter((m) => m !== first)].map((m) => m.clientUrl));
       try {
         let rev = await s.put('k', 'v0');
         if (fault === 'killed') await first.host.kill();
         else first.host.cut();
         const used: number[] = [];
         for (let i = 1; i <= 5; i++) {
-          const [r, tries] = await attempts(`compareAndSet ${i}`, () => s.compareAndSet('k', rev, `v${i}`));
+          // The first one may wait out the election (500 ms to 1 s) in attempts of TIMEOUT_MS.
+          const [r, tries] = await attempts(
+            `compareAndSet ${i}`,
+            () => s.compareAndSet('k', rev, `v${i}`),
+            5,
+          );
           assert.ok(r !== null, `compareAndSet ${i} lost its comparison`);
           rev = r;
           used.push(tries);
@@ -166,6 +174,7 @@ describe('etcd store over three namespace hosts', { skip }, () => {
           used.push(readTries);
         }
         // Once moved on, the store stays on a live member: only the first operation may retry.
+        t.diagnostic(`attempts per operation: ${used.join(',')}`);
         assert.deepEqual(
           used.slice(1),
           Array<number>(used.length - 1).fill(1),
@@ -293,4 +302,35 @@ describe('etcd store over three namespace hosts', { skip }, () => {
       }
     });
   }
+
+  // Known gap (docs/ha-store.md: "a watch connection that hangs without closing is not detected"):
+  // the watch stays on the cut member and delivers nothing until the network heals. A proxy that
+  // follows the topology through a watch would miss a failover for as long as the cut lasts.
+  test(
+    'a watch whose member is cut off moves to another member and delivers the changes',
+    { todo: 'etcd-watch.ts does not notice a watch connection that hangs' },
+    async () => {
+      const watcher = await open();
+      const writer = await EtcdStore.open({
+        endpoints: [...etcd.endpoints].reverse(),
+        prefix: lastPrefix(),
+        timeoutMs: TIMEOUT_MS,
+      });
+      const events: string[] = [];
+      const stop = watcher.watch('', (e) => events.push(`${e.key}=${e.value}`));
+      try {
+        await writer.put('a', '1');
+        await eventually('the first event', () => events.length === 1);
+        // The watcher's store answered through member 1: its watch stream is there.
+        etcd.members[0]!.host.cut();
+        await attempts('put after the cut', () => writer.put('b', '2'), 10);
+        await eventually('the change made during the cut', () => events.includes('b=2'), 5000);
+      } finally {
+        stop();
+        await watcher.close();
+        await writer.close();
+        await restore();
+      }
+    },
+  );
 });

@@ -340,6 +340,10 @@ export class NetHosts {
     sh('ip', ['link', 'add', this.bridge, 'type', 'bridge']);
     sh('ip', ['addr', 'add', `${this.bridgeAddr}/24`, 'dev', this.bridge]);
     sh('ip', ['link', 'set', this.bridge, 'up']);
+    // With br_netfilter loaded, frames between two ports of the bridge pass the root namespace's
+    // FORWARD chain: where its policy drops (Docker sets that), let this bridge's traffic through.
+    if (!/^-P FORWARD ACCEPT/m.test(sh('iptables', ['-S', 'FORWARD'], true)))
+      sh('iptables', ['-I', ...forwardRule(this.bridge)]);
     for (const h of this.hosts) {
       sh('ip', ['netns', 'add', h.ns]);
       const peer = `${this.run}p${h.index}`;
@@ -423,7 +427,13 @@ function removeRun(run: string, namespaces: readonly string[], dir: string | nul
   // Deleting a namespace deletes its end of each veth, and with it the bridge-side end.
   for (const ns of namespaces) sh('ip', ['netns', 'del', ns], true);
   for (const link of listLinks()) if (link.startsWith(run)) sh('ip', ['link', 'del', link], true);
+  if (sh('iptables', ['-S', 'FORWARD'], true).includes(`-i ${run}br `))
+    sh('iptables', ['-D', ...forwardRule(`${run}br`)], true);
   if (dir) rmSync(dir, { recursive: true, force: true });
+}
+
+function forwardRule(bridge: string): string[] {
+  return ['FORWARD', '-i', bridge, '-o', bridge, '-j', 'ACCEPT'];
 }
 
 function listLinks(): string[] {
