@@ -10,7 +10,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { etcdSkipReason } from './etcd-harness.js';
@@ -23,12 +23,18 @@ import type { Host } from './netns-hosts.js';
 const skip = netnsSkipReason() || etcdSkipReason();
 const PORT = 5432;
 const TTL_S = 6;
+const PROXY_PORT = 6432;
 
 describe('several hosts: an agent per host around a 3-member etcd', { skip, timeout: 600_000 }, () => {
   let net: NetHosts;
   let etcd: EtcdCluster;
   let file: string;
   let password = '';
+  let appPassword = '';
+  let dbHosts: Host[] = [];
+  let proxyHosts: Host[] = [];
+  /** Ids are never reused across writers (one table for every test). */
+  let nextId = 1;
   const agents = new Map<Host, ChildProcess>();
   const bins = binarySets()[0]!;
   const nodeName = (h: Host) => `n${h.index}`;
@@ -65,7 +71,7 @@ describe('several hosts: an agent per host around a 3-member etcd', { skip, time
   const roles = async (): Promise<Map<Host, 'primary' | 'standby' | null>> => {
     const out = new Map<Host, 'primary' | 'standby' | null>();
     await Promise.all(
-      net.hosts.map(async (h) => {
+      dbHosts.map(async (h) => {
         let c: pg.Client | null = null;
         try {
           c = await connect(h, 500);
@@ -106,42 +112,63 @@ describe('several hosts: an agent per host around a 3-member etcd', { skip, time
         const r = await c.query<{ n: number }>(
           "SELECT count(*)::int AS n FROM pg_stat_replication WHERE state = 'streaming' AND application_name ~ '^n[0-9]+$'",
         );
-        return r.rows[0]!.n === net.hosts.length - 1 ? true : null;
+        return r.rows[0]!.n === dbHosts.length - 1 ? true : null;
       } finally {
         await c.end();
       }
     });
 
-  /** Inserts ids one by one into whichever node is the primary; records those acknowledged. */
+  /** The application through a stateless proxy (`pgscale proxy --cluster`) on host `h`. */
+  const viaProxy = async (h: Host): Promise<pg.Client> => {
+    const c = new pg.Client({
+      host: h.addr,
+      port: PROXY_PORT,
+      user: 'app',
+      password: appPassword,
+      database: 'app',
+      connectionTimeoutMillis: 2000,
+    });
+    c.on('error', () => undefined);
+    await c.connect();
+    return c;
+  };
+
+  /**
+   * Inserts ids one by one through the proxies (the first that answers; the next after an error)
+   * and records those acknowledged; `proxyOf` says which proxy acknowledged each.
+   */
   const writer = () => {
     const acked: number[] = [];
+    const errors: string[] = [];
+    const viaHost = new Map<number, Host>();
     let stop = false;
-    let next = 1;
+    let turn = 0;
     const done = (async () => {
       let c: pg.Client | null = null;
+      let h: Host | null = null;
       while (!stop) {
         try {
           if (!c) {
-            const r = await roles();
-            const p = [...r].find(([, v]) => v === 'primary')?.[0];
-            if (!p) {
-              await new Promise((res) => setTimeout(res, 50));
-              continue;
-            }
-            c = await connect(p);
+            h = proxyHosts[turn++ % proxyHosts.length]!;
+            c = await viaProxy(h);
           }
-          const id = next++;
+          const id = nextId++;
           await c.query('INSERT INTO acked (id) VALUES ($1)', [id]);
           acked.push(id);
-        } catch {
+          viaHost.set(id, h!);
+        } catch (e) {
+          errors.push((e as Error).message);
           await c?.end().catch(() => undefined);
           c = null;
+          await new Promise((res) => setTimeout(res, 50));
         }
       }
       await c?.end().catch(() => undefined);
     })();
     return {
       acked,
+      errors,
+      viaHost,
       stop: async () => {
         stop = true;
         await done;
@@ -149,11 +176,22 @@ describe('several hosts: an agent per host around a 3-member etcd', { skip, time
     };
   };
 
+  const startProxy = (h: Host) => {
+    const child = h.spawn(
+      process.execPath,
+      [join(repoRoot, 'bin/pgscale.js'), 'proxy', '-c', file, '--cluster', '--data-dir', dataDir(h)],
+      { env: { PGSCALE_PG_BIN: bins.dir }, logFile: join(net.dir, `proxy-${h.index}.log`) },
+    );
+    agents.set(h, child);
+  };
+
   before(async () => {
-    net = await NetHosts.create({ hosts: 3, prefix: 'pgmh' });
-    etcd = await startEtcd(net, net.hosts);
+    net = await NetHosts.create({ hosts: 5, prefix: 'pgmh' });
+    dbHosts = net.hosts.slice(0, 3);
+    proxyHosts = net.hosts.slice(3);
+    etcd = await startEtcd(net, dbHosts);
     file = join(net.dir, 'pgscale.yaml');
-    const nodes = net.hosts
+    const nodes = dbHosts
       .map((h) => `      - { name: ${nodeName(h)}, host: ${h.addr}, port: ${PORT} }`)
       .join('\n');
     writeFileSync(
@@ -174,6 +212,8 @@ ha:
   ttl: ${TTL_S}
 proxy:
   enabled: false
+  listen: 0.0.0.0
+  port: ${PROXY_PORT}
 groups:
   - nodes:
 ${nodes}
@@ -181,13 +221,14 @@ ${nodes}
     );
     for (const h of net.hosts) mkdirSync(dataDir(h), { mode: 0o755 });
     // The first host creates the cluster's passwords; the others get a copy, as an operator does.
-    const [h1, ...rest] = net.hosts;
+    const [h1, ...rest] = dbHosts;
     startAgent(h1!);
     const secrets = join(dataDir(h1!), 'secrets.json');
     await waitFor('the first host to create the cluster', () =>
-      Promise.resolve(readFileSync(secrets, 'utf8') ? true : null),
+      Promise.resolve(existsSync(secrets) ? true : null),
     );
     password = (JSON.parse(readFileSync(secrets, 'utf8')) as { superuser: string }).superuser;
+    appPassword = (JSON.parse(readFileSync(secrets, 'utf8')) as { app: string }).app;
     for (const h of rest) {
       copyFileSync(secrets, join(dataDir(h), 'secrets.json'));
       startAgent(h);
@@ -197,7 +238,20 @@ ${nodes}
     await allStreaming(p);
     const c = await connect(p);
     await c.query('CREATE TABLE acked (id int PRIMARY KEY)');
+    await c.query('GRANT ALL ON acked TO app');
     await c.end();
+    // Two stateless proxies on hosts of their own, with a copy of the secrets.
+    for (const h of proxyHosts) {
+      copyFileSync(secrets, join(dataDir(h), 'secrets.json'));
+      startProxy(h);
+    }
+    for (const h of proxyHosts)
+      await waitFor(`the proxy on ${h.addr}`, async () => {
+        const pc = await viaProxy(h);
+        await pc.query('SELECT 1');
+        await pc.end();
+        return true;
+      });
   });
 
   after(async () => {
@@ -271,7 +325,7 @@ ${nodes}
     })();
     try {
       // Its etcd member loses its peers, and its agent every other member: no quorum for it.
-      for (const h of net.hosts) if (h !== old) old.block(h, [ETCD_CLIENT_PORT, ETCD_PEER_PORT]);
+      for (const h of dbHosts) if (h !== old) old.block(h, [ETCD_CLIENT_PORT, ETCD_PEER_PORT]);
       const p = await waitFor('another primary', async () => {
         const r = await roles();
         const others = [...r].filter(([h, v]) => h !== old && v === 'primary');
@@ -287,6 +341,34 @@ ${nodes}
     assert.deepEqual(twoWritable, [], 'two nodes were writable at once');
     await waitFor('the former primary back as a standby', async () =>
       (await roles()).get(old) === 'standby' ? true : null,
+    );
+  });
+
+  test('a proxy killed while clients write: they go on through the other one, and it comes back', async () => {
+    const w = writer();
+    try {
+      await waitFor('writes through both proxies', () => Promise.resolve(w.acked.length >= 20 ? true : null));
+      const [a] = proxyHosts;
+      await a!.kill();
+      const n = w.acked.length;
+      await waitFor('writes going on', () => Promise.resolve(w.acked.length >= n + 50 ? true : null));
+      startProxy(a!);
+      await waitFor(`the proxy on ${a!.addr} back`, async () => {
+        const c = await viaProxy(a!);
+        await c.end();
+        return true;
+      });
+    } finally {
+      await w.stop();
+    }
+    const p = await primary();
+    const c = await connect(p);
+    const ids = new Set((await c.query<{ id: number }>('SELECT id FROM acked')).rows.map((r) => r.id));
+    await c.end();
+    assert.deepEqual(
+      w.acked.filter((id) => !ids.has(id)),
+      [],
+      'acknowledged inserts lost',
     );
   });
 });

@@ -25,6 +25,7 @@ import { openStore } from '../ha/open-store.js';
 import { CLAIM_KEY, claimStore } from '../ha/store-claim.js';
 import type { StateStore } from '../ha/store.js';
 import type { Logger } from '../obs/logger.js';
+import { TopologyWriter } from '../ha/store-topology.js';
 import { TopologyView } from '../topology/topology.js';
 import { claimant } from './store-keys.js';
 
@@ -52,6 +53,7 @@ export class Agent {
   private runner: CommandRunner | null = null;
   private ha: HaService | null = null;
   private remote: RemoteNodeOps | null = null;
+  private topology: TopologyWriter | null = null;
   private haStarting: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private tick: Promise<void> | null = null;
@@ -128,6 +130,7 @@ export class Agent {
       () => this.session?.lease ?? null,
       this.log,
     );
+    await this.session.start();
     await this.step();
     this.schedule();
     this.log.info(
@@ -187,14 +190,14 @@ export class Agent {
     }, ms);
   }
 
-  /** One turn of the loop: session and reports, commands, the decider's role, provisioning. */
+  /** One turn of the loop: commands, the decider's role, provisioning (the session has its own). */
   private async step(): Promise<void> {
     const store = this.store!;
-    await this.session!.tick();
     await this.runner!.poll().catch(() => undefined);
     await this.elect(store).catch(() => undefined);
     this.provision(store);
     await this.syncNames().catch(() => undefined);
+    if (this.ha) await this.topology?.flush();
   }
 
   /**
@@ -239,6 +242,8 @@ export class Agent {
       const ha = this.ha;
       this.ha = null;
       this.remote?.close();
+      this.topology?.close();
+      this.topology = null;
       await ha.stop().catch(() => undefined);
       return;
     }
@@ -276,6 +281,9 @@ export class Agent {
       { ops, session: () => this.session?.lease ?? null, beforeCycle: () => reports.refresh() },
     );
     this.log.info(`agent ${this.o.host}: the decider now (runs the decide loop for every group)`);
+    // What the decide loop publishes goes to the store, where every proxy follows it.
+    this.topology?.close();
+    this.topology = new TopologyWriter(() => this.store, this.view, this.log);
     try {
       await ha.start();
       this.ha = ha;
@@ -333,6 +341,7 @@ export class Agent {
     if (this.timer) clearTimeout(this.timer);
     await this.tick?.catch(() => undefined);
     this.remote?.close();
+    this.topology?.close();
     await this.haStarting?.catch(() => undefined);
     const ha = this.ha;
     this.ha = null;

@@ -42,6 +42,10 @@ export class AgentSession {
   /** The primaries were stopped for want of a session; cleared once a new one exists. */
   private fenced = false;
   private storeDown = false;
+  private closed = false;
+  private loop: Promise<void> | null = null;
+  private guard: NodeJS.Timeout | null = null;
+  private stopping: Promise<void> | null = null;
 
   constructor(
     private readonly store: StateStore,
@@ -64,10 +68,29 @@ export class AgentSession {
   }
 
   /**
-   * One step, from the agent's loop: keep the session (a new one when it ended), report the
-   * nodes, and stop the primaries when the session can no longer be vouched for.
+   * Starts the session's own two loops, apart from the agent's (whose steps may wait on other
+   * things): one keeps the session (a new one when it ended) and reports the nodes; a guard looks
+   * every 100 ms whether the session can still vouch for the primaries, and stops them if not.
+   * Resolves after the first keep-alive attempt.
    */
-  async tick(): Promise<void> {
+  async start(): Promise<void> {
+    await this.turn();
+    const loop = async () => {
+      while (!this.closed) {
+        await new Promise((r) => setTimeout(r, Math.min(250, this.keepAliveMs)));
+        if (!this.closed) await this.turn();
+      }
+    };
+    this.loop = loop();
+    this.guard = setInterval(() => {
+      if (this.closed || this.stopping) return;
+      if (this.leaseId !== null && performance.now() - this.lastOkSentAt <= this.o.ttlMs - this.marginMs)
+        return;
+      this.stopping = this.stopPrimaries().finally(() => (this.stopping = null));
+    }, 100);
+  }
+
+  private async turn(): Promise<void> {
     try {
       await this.keep();
       await this.report();
@@ -77,9 +100,6 @@ export class AgentSession {
       if (!this.storeDown)
         this.log.warn(`agent ${this.o.host}: the state store does not answer (${errorMessage(e)})`);
       this.storeDown = true;
-    }
-    if (this.leaseId === null || performance.now() - this.lastOkSentAt > this.o.ttlMs - this.marginMs) {
-      await this.stopPrimaries();
     }
   }
 
@@ -148,7 +168,7 @@ export class AgentSession {
     }
   }
 
-  /** The nodes' facts change outside the loop (a command ran): report at the next tick. */
+  /** The nodes' facts change outside the loop (a command ran): report at the next turn. */
   invalidate(): void {
     this.reported.clear();
   }
@@ -177,6 +197,10 @@ export class AgentSession {
 
   /** Ends the session (clean stop): its keys go at once. */
   async close(): Promise<void> {
+    this.closed = true;
+    if (this.guard) clearInterval(this.guard);
+    await this.loop;
+    await this.stopping;
     const lease = this.leaseId;
     this.leaseId = null;
     if (lease) await this.store.revokeLease(lease).catch(() => undefined);

@@ -19,9 +19,11 @@ import type { Logger } from '../../obs/logger.js';
 import { closeHttpServer } from '../../web/http-server.js';
 import { parse } from '../args.js';
 import { out } from '../context.js';
+import { runClusterProxy } from '../cluster-proxy.js';
 import { registerProxyMetrics } from '../proxy-metrics.js';
 
 export const help = `Usage: pgscale proxy [-c FILE | --pgbouncer-ini FILE] [--http HOST:PORT] [--log-format json|text]
+       pgscale proxy -c FILE --cluster [--data-dir DIR]
 
 Runs the pgscale proxy alone, in front of the servers listed under proxy.databases in FILE
 (default ./pgscale.yaml), or of those of an existing PgBouncer configuration.
@@ -30,6 +32,11 @@ SIGHUP reloads the configuration; SIGINT or SIGTERM stops the proxy.
 Options:
   -c, --config FILE       pgscale.yaml with a proxy section
   --pgbouncer-ini FILE    read a pgbouncer.ini instead ([databases], [pgbouncer])
+  --cluster               follow the topology of a cluster over several hosts in etcd
+                          (pgscale agent; FILE is the cluster's configuration): any number of
+                          these proxies, on any host, each with its own pools
+  --data-dir DIR          with --cluster: where the cluster's secrets.json is (default:
+                          cluster.data_dir of FILE)
   --http HOST:PORT        also serve GET /metrics (Prometheus) and GET /health over HTTP there
   --log-format FORMAT     json (default: one pino JSON line per event on stderr, as the
                           controller logs) or text (time, level and message, for a terminal)
@@ -113,9 +120,16 @@ export async function run(argv: string[]): Promise<number> {
     'pgbouncer-ini': { type: 'string' },
     http: { type: 'string' },
     'log-format': { type: 'string' },
+    cluster: { type: 'boolean' },
+    'data-dir': { type: 'string' },
   });
   if (values.help) return (out(help), 0);
   const log = proxyLogger(values['log-format']);
+  if (values.cluster === true) {
+    let loaded = loadConfig(typeof values.config === 'string' ? values.config : defaultConfigPath());
+    if (typeof values['data-dir'] === 'string') loaded = { ...loaded, dataDir: resolve(values['data-dir']) };
+    return runClusterProxy(loaded, log);
+  }
   if (values['pgbouncer-ini'] !== undefined && values.config !== undefined) {
     throw new UsageError('give either -c FILE or --pgbouncer-ini FILE, not both');
   }
