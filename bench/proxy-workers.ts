@@ -26,7 +26,8 @@ const USAGE = `Usage: npm run bench:proxy-workers -- [options]
   --duration S       seconds per pgbench run (default 20)
   --rounds N         runs of each (mode, workers) point; the best TPS of each is kept (default 2)
   --workers LIST     worker counts to compare (default 1,2)
-  --pool-size N      server connections per pool of each worker (default 20)
+  --pool-size N      server connections of the proxy, split evenly over its workers so that the
+                     server sees the same number whatever the count (default 20)
   --scale N          pgbench scale factor (default 10)
   -h, --help         this text
 `;
@@ -66,6 +67,7 @@ function parseOptions(argv: string[]): Options | null {
 }
 
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
+const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
 /** The process and its children (the workers of the primary), by /proc's parent ids. */
 function processTree(root: number): number[] {
@@ -94,7 +96,9 @@ interface Sample {
 }
 
 async function measure(o: Options, server: BenchServer, mode: QueryMode, workers: number): Promise<Sample> {
-  const r = await pgscale.start(server.info, { poolSize: o.poolSize, maxClients: o.clients, workers });
+  // The server gets the same connections whatever the count: only the proxy's side changes.
+  const poolSize = Math.ceil(o.poolSize / workers);
+  const r = await pgscale.start(server.info, { poolSize, maxClients: o.clients, workers });
   try {
     const login = {
       pgbench: server.bins.pgbench,
@@ -129,6 +133,7 @@ async function measure(o: Options, server: BenchServer, mode: QueryMode, workers
 }
 
 async function main(o: Options): Promise<number> {
+  const load0 = loadavg();
   log('starting PostgreSQL…');
   const server = await startServer({ maxConnections: 200, sharedBuffers: '256MB' });
   try {
@@ -157,7 +162,8 @@ async function main(o: Options): Promise<number> {
       `command: node --import tsx bench/proxy-workers.ts ${process.argv.slice(2).join(' ')}`.trim(),
       `date: ${new Date().toISOString()}; nproc ${availableParallelism()} (${cpus()[0]?.model ?? '?'}); node ${process.version}`,
       `PostgreSQL ${server.bins.version}; pgbench -S, ${o.clients} clients, -T ${o.durationS}, best of ${o.rounds}; ` +
-        `transaction pooling, pool size ${o.poolSize} per worker`,
+        `transaction pooling, ${o.poolSize} server connections split over the workers; ` +
+        `load average ${load0} at the start, ${loadavg()} at the end (other work on the host)`,
       '',
       `| mode | ${o.workers.map((w) => `workers:${w} tps | CPU µs/tx (${w})`).join(' | ')} | ${o.workers
         .slice(1)

@@ -90,7 +90,9 @@ export class ProxyPrimary {
   /** Starts the workers and serves until stopped; the exit code. */
   async run(): Promise<number> {
     const { count, log, httpAddr } = this.opts;
-    cluster.schedulingPolicy = cluster.SCHED_RR;
+    // Round-robin unless NODE_CLUSTER_SCHED_POLICY=none asks for the kernel's choice (workers
+    // accepting on the shared socket, often unevenly: Node's documentation says so).
+    if (!process.env.NODE_CLUSTER_SCHED_POLICY) cluster.schedulingPolicy = cluster.SCHED_RR;
     cluster.setupPrimary({ silent: false });
     const done = new Promise<number>((r) => (this.finished = r));
     process.on('SIGINT', () => this.stop('SIGINT'));
