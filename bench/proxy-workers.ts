@@ -8,7 +8,7 @@
  * 127.0.0.1 on free ports and is torn down at the end, on failure and on Ctrl-C. Ratios of the
  * same run only: no timed asserts.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { runMain } from './cleanup.js';
@@ -84,7 +84,22 @@ function processTree(root: number): number[] {
   return out;
 }
 
-const treeCpuS = (pids: number[]) => pids.reduce((n, p) => n + (procCpuS(p) ?? 0), 0);
+/** Sockets `pid` holds open (/proc/<pid>/fd links to socket:[…]). */
+function socketCount(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:');
+      } catch {
+        return false;
+      }
+    }).length;
+  } catch {
+    return 0;
+  }
+}
+
+const cpuOf = (pids: number[]) => pids.map((p) => procCpuS(p) ?? 0);
 
 interface Sample {
   mode: QueryMode;
@@ -92,6 +107,10 @@ interface Sample {
   tps: number;
   transactions: number;
   cpuS: number;
+  /** Each worker's share of the workers' CPU time. */
+  split: number[];
+  /** Each worker's open sockets halfway through (clients, its server connections, IPC). */
+  sockets: number[];
   errors: number;
 }
 
@@ -116,15 +135,26 @@ async function measure(o: Options, server: BenchServer, mode: QueryMode, workers
     const pids = processTree(r.pid!);
     if (pids.length !== (workers > 1 ? workers + 1 : 1))
       throw new Error(`expected ${workers} workers under pid ${r.pid}, found ${pids.length - 1}`);
-    const cpu0 = treeCpuS(pids);
+    const cpu0 = cpuOf(pids);
+    let sockets: number[] = [];
+    const half = setTimeout(
+      () => (sockets = (workers > 1 ? pids.slice(1) : pids).map(socketCount)),
+      (o.durationS / 2 + 1) * 1000,
+    );
     const res = await runPgbench({ ...login, durationS: o.durationS });
-    const cpuS = treeCpuS(pids) - cpu0;
+    clearTimeout(half);
+    const used = cpuOf(pids).map((v, i) => v - (cpu0[i] ?? 0));
+    const cpuS = used.reduce((a, b) => a + b, 0);
+    const ofWorkers = workers > 1 ? used.slice(1) : used;
+    const total = ofWorkers.reduce((a, b) => a + b, 0) || 1;
     return {
       mode,
       workers,
       tps: res.tps ?? 0,
       transactions: res.transactions,
       cpuS,
+      split: ofWorkers.map((v) => v / total),
+      sockets,
       errors: res.errorLines,
     };
   } finally {
@@ -149,6 +179,10 @@ async function main(o: Options): Promise<number> {
           log(
             `round ${round + 1} ${mode} workers=${w}: ${s.tps.toFixed(0)} tps, ` +
               `${((s.cpuS * 1e6) / Math.max(1, s.transactions)).toFixed(0)} µs CPU/tx` +
+              (w > 1
+                ? `, CPU split ${s.split.map((x) => `${(x * 100).toFixed(0)} %`).join(' / ')}` +
+                  `, sockets ${s.sockets.join(' / ')}`
+                : '') +
               (s.errors ? `, ${s.errors} error lines` : ''),
           );
         }
