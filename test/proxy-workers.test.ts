@@ -176,23 +176,35 @@ describe('pgscale proxy --workers 2', () => {
     });
   }
 
-  test('SIGHUP reloads every worker', async () => {
-    writeFileSync(yaml, config(31, port));
-    proxy.child.kill('SIGHUP');
-    // SHOW CONFIG as answered by each worker in turn (SHOW WORKERS says which one answers).
+  /** Waits until each worker in turn answers SHOW CONFIG with this pool size. */
+  const everyWorkerHas = async (poolSize: number) => {
     const seen = new Set<string>();
-    await until('both workers to have the new pool size', async () => {
+    await until(`both workers to have pool size ${poolSize}`, async () => {
       const a = await admin();
       try {
         const w = (await a.query<{ worker: string; answering: string }>('SHOW WORKERS')).rows;
         const cfg = (await a.query<{ key: string; value: string }>('SHOW CONFIG')).rows;
-        if (cfg.find((r) => r.key === 'default_pool_size')?.value === '31')
+        if (cfg.find((r) => r.key === 'default_pool_size')?.value === String(poolSize))
           seen.add(w.find((r) => r.answering === 't')!.worker);
       } finally {
         await a.end();
       }
       return seen.size === 2;
     });
+  };
+
+  test('SIGHUP and RELOAD on the console reload every worker', async () => {
+    writeFileSync(yaml, config(31, port));
+    proxy.child.kill('SIGHUP');
+    await everyWorkerHas(31);
+    writeFileSync(yaml, config(32, port));
+    const a = await admin();
+    await a.query('RELOAD');
+    await a.end();
+    // RELOAD answered once every worker had the file: no waiting needed from here.
+    const w = await show('WORKERS');
+    assert.equal(w.length, 2);
+    await everyWorkerHas(32);
   });
 
   test('a cancel works whether its connection lands on the worker of the client or the other', async () => {
@@ -215,6 +227,9 @@ describe('pgscale proxy --workers 2', () => {
       if (n.local > start.local && n.remote > start.remote) break;
       const q = c.query('SELECT pg_sleep(30)');
       await until('the query to run', () => sleeping());
+      // Every other time one more connection first: each round opens the same number of
+      // connections (the admin's, the cancel's), which would put every cancel on the same worker.
+      if (i % 2 === 1) await sendCancel(port, 0, 0);
       await sendCancel(port, processID, secretKey);
       await assert.rejects(q, (e: Error & { code?: string }) => e.code === '57014');
     }
@@ -297,6 +312,9 @@ describe('pgscale proxy --workers 2', () => {
     for (const w of ['1', '2'])
       assert.match(metrics, new RegExp(`^pgscale_proxy_clients\\{[^}]*worker="${w}"[^}]*\\} \\d+$`, 'm'));
     assert.match(metrics, /^pgscale_proxy_workers\{[^}]*\} 2$/m);
+    // The cancels of the tests before, by worker: one worker sent some on, the other took them.
+    assert.match(metrics, /^pgscale_proxy_cancel_requests_total\{[^}]*result="forwarded"[^}]*\} [1-9]/m);
+    assert.match(metrics, /^pgscale_proxy_cancel_requests_total\{[^}]*result="remote"[^}]*\} [1-9]/m);
     const health = (await (await fetch(`http://127.0.0.1:${httpPort}/health`)).json()) as Record<
       string,
       number
