@@ -68,6 +68,8 @@ export class ProxyPrimary {
   private readonly registry = createRegistry({ service: 'pgscale-proxy', worker: 'primary' });
   private readonly restartsTotal: Counter;
   private finished: (code: number) => void = () => undefined;
+  /** The port the workers listen on (proxy.port, or the one chosen for port 0). */
+  private boundPort: number | null = null;
 
   constructor(private readonly opts: PrimaryOptions) {
     this.config = opts.config;
@@ -120,8 +122,6 @@ export class ProxyPrimary {
     return done;
   }
 
-  private boundPort: number | null = null;
-
   private fork(instance: number): void {
     const slot: Slot = this.slots.get(instance) ?? {
       instance,
@@ -132,7 +132,7 @@ export class ProxyPrimary {
       delayMs: 0,
     };
     this.slots.set(instance, slot);
-    const w = cluster.fork({ PGSCALE_PROXY_WORKER: String(instance) });
+    const w = cluster.fork();
     slot.worker = w;
     slot.ready = false;
     slot.startedAt = Date.now();
