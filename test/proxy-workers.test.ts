@@ -292,6 +292,7 @@ describe('pgscale proxy --workers 2', () => {
     assert.equal(pools.length, 1, 'one row for the pool of both workers');
     const workers = await show('WORKERS');
     assert.equal(workers.length, 2);
+    await assert.rejects(show('NOTHING'), (e: Error & { code?: string }) => e.code === '42601');
     assert.equal(workers.filter((r) => r.answering === 't').length, 1);
     // PAUSE: a query on each worker waits; both are counted as waiting, and RESUME lets them run.
     const a = await admin();
