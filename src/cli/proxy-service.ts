@@ -9,7 +9,7 @@
  * logged and started again.
  */
 import { portInUse } from '../cluster/ports.js';
-import { ErrorCodes, PgscaleError, errorMessage } from '../errors.js';
+import { ConfigError, ErrorCodes, PgscaleError, errorMessage } from '../errors.js';
 import type { Registry } from 'prom-client';
 import type { Cluster } from '../cluster/cluster.js';
 import type { LoadedConfig } from '../config/load.js';
@@ -47,10 +47,20 @@ export function clusterTopology(cluster: Cluster, epoch: number): Topology {
 /**
  * The proxy section as the proxy takes it. Nobody is an admin of the console unless listed in
  * proxy.admin_users (`pgscale init` lists the superuser there, visibly); being the cluster's
- * superuser grants nothing on its own.
+ * superuser grants nothing on its own. proxy.workers above 1 is refused: here the proxy shares
+ * its process with the sharding state (shard holds, two-phase commits, global tables), which
+ * several processes would each keep apart; it is for the standalone `pgscale proxy` for now.
  */
 export function proxyConfigFor(loaded: LoadedConfig): ProxyConfig {
-  return loaded.config.proxy;
+  const p = loaded.config.proxy;
+  if (p.enabled && p.workers !== 1) {
+    throw new ConfigError(
+      ErrorCodes.CONFIG_INVALID,
+      `${loaded.file}: proxy.workers: ${p.workers} is for the standalone \`pgscale proxy\` for now; ` +
+        '`pgscale up` runs its proxy in the controller process: set proxy.workers to 1 (or remove it)',
+    );
+  }
+  return p;
 }
 
 /**
@@ -66,6 +76,7 @@ export function servedDatabases(loaded: LoadedConfig): string[] {
 
 /** Fails naming proxy.port when something else listens there; nothing is started. */
 export async function checkProxyPort(loaded: LoadedConfig): Promise<void> {
+  proxyConfigFor(loaded);
   const { enabled, listen, port } = loaded.config.proxy;
   if (enabled && (await portInUse(port, listen))) {
     throw new PgscaleError(
