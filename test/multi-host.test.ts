@@ -10,9 +10,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import { connect as tcpConnect } from 'node:net';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
+import { encodeCancelRequest } from '../src/protocol/startup-messages.js';
 import { etcdSkipReason } from './etcd-harness.js';
 import { binarySets, repoRoot } from './harness.js';
 import { ETCD_CLIENT_PORT, ETCD_PEER_PORT, startEtcd } from './netns-etcd-cluster.js';
@@ -370,5 +372,43 @@ ${nodes}
       [],
       'acknowledged inserts lost',
     );
+  });
+
+  test('a cancel request that reaches the other proxy cancels the query (the proxies find each other in etcd)', async () => {
+    const [a, b] = proxyHosts as [Host, Host];
+    const c = await viaProxy(a);
+    try {
+      const { processID, secretKey } = c as unknown as { processID: number; secretKey: number };
+      const running = c.query('SELECT pg_sleep(60)').then(
+        () => null,
+        (e: Error & { code?: string }) => e,
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      const key = Buffer.alloc(4);
+      key.writeInt32BE(secretKey);
+      await new Promise<void>((resolve, reject) => {
+        const s = tcpConnect({ host: b.addr, port: PROXY_PORT }, () =>
+          s.end(encodeCancelRequest({ processId: processID, secretKey: key })),
+        );
+        s.on('error', reject);
+        s.on('close', () => resolve());
+      });
+      const err = await running;
+      assert.equal(err?.code, '57014', `the query was not cancelled: ${String(err)}`);
+      // A forged key sent to the other proxy cancels nothing.
+      const slow = c.query('SELECT pg_sleep(1.5) AS done');
+      const forged = Buffer.from(key);
+      forged[0] = forged[0]! ^ 0xff;
+      await new Promise<void>((resolve) => {
+        const s = tcpConnect({ host: b.addr, port: PROXY_PORT }, () =>
+          s.end(encodeCancelRequest({ processId: processID, secretKey: forged })),
+        );
+        s.on('error', () => resolve());
+        s.on('close', () => resolve());
+      });
+      assert.equal((await slow).rows.length, 1);
+    } finally {
+      await c.end().catch(() => undefined);
+    }
   });
 });

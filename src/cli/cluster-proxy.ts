@@ -20,6 +20,8 @@ import { createRegistry } from '../obs/metrics.js';
 import { decode } from '../sharding/catalog-codec.js';
 import { CATALOG_KEY } from '../sharding/catalog-store.js';
 import { TopologyView } from '../topology/topology.js';
+import { setCancelInstance } from '../proxy/frontend/cancel-key.js';
+import { ProxyPeers, advertisedHost } from './proxy-peers.js';
 import { ProxyService } from './proxy-service.js';
 
 /** How long the proxy waits at start for a decider to have written the topology. */
@@ -37,6 +39,7 @@ export async function runClusterProxy(loaded: LoadedConfig, log: Logger): Promis
   const view = new TopologyView();
   const follower = new TopologyFollower(store, view, log);
   let service: ProxyService | null = null;
+  let peers: ProxyPeers | null = null;
   try {
     if ((await store.get(CLAIM_KEY)) === null)
       throw new ConfigError(
@@ -60,13 +63,33 @@ export async function runClusterProxy(loaded: LoadedConfig, log: Logger): Promis
         ErrorCodes.CONFIG_INVALID,
         `no topology in ${store.describe} after ${FIRST_TOPOLOGY_MS / 1000} s: is an agent of cluster "${loaded.config.cluster.name}" running?`,
       );
-    service = new ProxyService(loaded, cluster, log, createRegistry({ service: 'pgscale-proxy' }), view);
+    const { listen, port } = loaded.config.proxy;
+    peers = await ProxyPeers.join(
+      store,
+      { host: advertisedHost(listen), port, pid: process.pid },
+      log,
+      loaded.config.ha.ttl * 1000,
+    );
+    setCancelInstance(peers.id);
+    const registered = peers;
+    service = new ProxyService(
+      loaded,
+      cluster,
+      log,
+      createRegistry({ service: 'pgscale-proxy' }),
+      view,
+      () => null,
+      (pid, key) => registered.forward(pid, key),
+    );
     await service.start();
+    log.info({ proxy: peers.id }, `proxy number ${peers.id} of cluster "${loaded.config.cluster.name}"`);
   } catch (e) {
     follower.stop();
+    await peers?.close();
     await store.close().catch(() => undefined);
     throw e;
   }
+  const registration = peers;
   const running = service;
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -83,6 +106,7 @@ export async function runClusterProxy(loaded: LoadedConfig, log: Logger): Promis
           code = 1;
         }
         follower.stop();
+        await registration.close();
         await store.close().catch(() => undefined);
         for (const s of ['SIGINT', 'SIGTERM'] as const) process.off(s, onSignal);
         resolve(code);

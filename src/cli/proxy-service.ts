@@ -105,6 +105,8 @@ export class ProxyService implements Service {
     view?: TopologyView,
     /** The application database's sharding (pgscale up), when the controller runs it. */
     private readonly sharding: () => ShardingHost | null = () => null,
+    /** A CancelRequest for another proxy's client (several proxies: cluster-proxy.ts). */
+    private readonly forwardCancel?: (processId: number, key: Buffer) => void,
   ) {
     this.view = view ?? new TopologyView();
     this.ownsTopology = view === undefined;
@@ -195,6 +197,7 @@ export class ProxyService implements Service {
       log: (line) => this.logger.info(line),
       logger: this.logger,
       onListenerClosed: (why) => this.onListenerClosed(proxy, why),
+      ...(this.forwardCancel ? { forwardCancel: this.forwardCancel } : {}),
       ...(this.sharding() ? { sharding: this.sharding()! } : {}),
       adminHooks: {
         reload: () => this.reload(),
