@@ -383,7 +383,20 @@ ${nodes}
         () => null,
         (e: Error & { code?: string }) => e,
       );
-      await new Promise((r) => setTimeout(r, 300));
+      // Sent once the query runs on the server (a cancel before it would cancel nothing, as in
+      // PostgreSQL itself).
+      const p = await primary();
+      await waitFor('the query running', async () => {
+        const su = await connect(p);
+        try {
+          const r = await su.query(
+            "SELECT 1 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' AND state = 'active'",
+          );
+          return r.rows.length > 0 ? true : null;
+        } finally {
+          await su.end();
+        }
+      });
       const key = Buffer.alloc(4);
       key.writeInt32BE(secretKey);
       await new Promise<void>((resolve, reject) => {
@@ -410,5 +423,69 @@ ${nodes}
     } finally {
       await c.end().catch(() => undefined);
     }
+  });
+
+  test("a standby's host cut off the network: writes go on (synchronous, ANY 1), and it comes back streaming", async () => {
+    const p = await primary();
+    const standby = dbHosts.find((h) => h !== p)!;
+    const w = writer();
+    try {
+      await waitFor('writes', () => Promise.resolve(w.acked.length >= 20 ? true : null));
+      standby.cut();
+      const n = w.acked.length;
+      await waitFor('writes going on without it', () =>
+        Promise.resolve(w.acked.length >= n + 50 ? true : null),
+      );
+      assert.equal(await primary(), p, 'the primary did not change');
+      standby.heal();
+      await allStreaming(p);
+    } finally {
+      standby.heal();
+      await w.stop();
+    }
+  });
+
+  test('etcd quorum lost: every primary stops within the TTL, nothing is promoted; back when quorum returns, nothing lost', async () => {
+    const old = await primary();
+    const w = writer();
+    await waitFor('writes', () => Promise.resolve(w.acked.length >= 20 ? true : null));
+    const t0 = Date.now();
+    // Each database host reaches only its own etcd member: no member has a majority.
+    for (const a of dbHosts)
+      for (const b of dbHosts) if (a.index < b.index) a.block(b, [ETCD_CLIENT_PORT, ETCD_PEER_PORT]);
+    let promoted: string[] = [];
+    try {
+      await waitFor('no writable node', async () =>
+        [...(await roles()).values()].includes('primary') ? null : true,
+      );
+      const stoppedAfter = Date.now() - t0;
+      assert.ok(
+        stoppedAfter < (TTL_S + 5) * 1000,
+        `the primary still took writes ${stoppedAfter} ms into the outage`,
+      );
+      // Nothing is promoted while the outage lasts (two TTLs watched).
+      const until = Date.now() + 2 * TTL_S * 1000;
+      while (Date.now() < until) {
+        const r = await roles();
+        promoted = [...r].filter(([, v]) => v === 'primary').map(([h]) => nodeName(h));
+        if (promoted.length > 0) break;
+        await new Promise((res) => setTimeout(res, 200));
+      }
+    } finally {
+      for (const h of dbHosts) h.unblock();
+    }
+    assert.deepEqual(promoted, [], 'a node was writable without etcd quorum');
+    const back = await primary();
+    await w.stop();
+    assert.equal(back, old, 'the same primary comes back (nothing to fail over to: it only stopped)');
+    const c = await connect(back);
+    const ids = new Set((await c.query<{ id: number }>('SELECT id FROM acked')).rows.map((r) => r.id));
+    await c.end();
+    assert.deepEqual(
+      w.acked.filter((id) => !ids.has(id)),
+      [],
+      'acknowledged inserts lost',
+    );
+    await allStreaming(back);
   });
 });

@@ -268,7 +268,11 @@ export class Agent {
     );
     this.remote = remote;
     const ops = new RoutedNodeOps(
-      new ProvisioningAware(new LocalNodeOps(this.cluster), (n) => this.provisioning.has(n.name)),
+      new ProvisioningAware(
+        new LocalNodeOps(this.cluster),
+        (n) => this.provisioning.has(n.name),
+        (n) => this.session?.isSelfStopped(n.name) ?? false,
+      ),
       remote,
       (n) => n.host === this.o.host,
     );
@@ -278,7 +282,17 @@ export class Agent {
       () => Promise.resolve(borrowed(store)),
       this.view,
       this.log.child({ component: 'ha' }),
-      { ops, session: () => this.session?.lease ?? null, beforeCycle: () => reports.refresh() },
+      {
+        ops,
+        session: () => this.session?.lease ?? null,
+        beforeCycle: () => reports.refresh(),
+        // A young session means an etcd outage (or a restart) here: the other agents may be
+        // opening theirs too, so a host is not taken for gone before a TTL.
+        hostGoneGraceMs: () =>
+          (this.session?.ageMs ?? 0) < this.cluster.config.ha.ttl * 1000
+            ? this.cluster.config.ha.ttl * 1000
+            : 0,
+      },
     );
     this.log.info(`agent ${this.o.host}: the decider now (runs the decide loop for every group)`);
     // What the decide loop publishes goes to the store, where every proxy follows it.

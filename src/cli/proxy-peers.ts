@@ -82,16 +82,27 @@ export class ProxyPeers {
         const n = Number(kv.key.slice(PREFIX.length));
         if (n !== this.id) peers.set(n, JSON.parse(kv.value) as PeerInfo);
       }
+      const before = [...this.peers.keys()].sort().join(',');
+      const after = [...peers.keys()].sort().join(',');
+      if (before !== after) this.log.info(`proxy ${this.id}: the other proxies are now [${after}]`);
       this.peers = peers;
-    } catch {
+    } catch (e) {
+      this.log.debug(`proxy ${this.id}: the list of proxies was not refreshed: ${errorMessage(e)}`);
       // the next refresh tries again; the last list stays
     }
   }
 
   /** Sends a CancelRequest for another proxy's client there (fire and forget). */
-  forward(processId: number, key: Buffer): void {
-    const peer = this.peers.get(instanceOf(processId));
-    if (!peer) return;
+  forward(processId: number, key: Buffer, again = true): void {
+    const n = instanceOf(processId);
+    const peer = this.peers.get(n);
+    if (!peer) {
+      // A proxy that started within the last refresh: read the list now, once.
+      if (again) void this.refresh().then(() => this.forward(processId, key, false));
+      else this.log.info(`a cancel request for proxy ${n}, which is not registered: dropped`);
+      return;
+    }
+    this.log.info(`a cancel request for a client of proxy ${n}: sent to ${peer.host}:${peer.port}`);
     const s = connect({ host: peer.host, port: peer.port });
     s.setTimeout(5000, () => s.destroy());
     s.on('error', (e) => this.log.debug(`cancel to proxy at ${peer.host}:${peer.port}: ${errorMessage(e)}`));

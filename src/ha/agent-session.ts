@@ -39,10 +39,13 @@ export class AgentSession {
   private lastOkSentAt = 0;
   private lastKeepAliveAt = 0;
   private readonly reported = new Map<string, string>();
+  /** Local primaries this session's guard stopped, until they run again (reported as such). */
+  private readonly selfStopped = new Set<string>();
   /** The primaries were stopped for want of a session; cleared once a new one exists. */
   private fenced = false;
   private storeDown = false;
   private closed = false;
+  private sessionStart = 0;
   private loop: Promise<void> | null = null;
   private guard: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
@@ -57,6 +60,16 @@ export class AgentSession {
 
   get lease(): LeaseId | null {
     return this.leaseId;
+  }
+
+  /** Whether the guard stopped this local node and it has not run since. */
+  isSelfStopped(node: string): boolean {
+    return this.selfStopped.has(node);
+  }
+
+  /** How long the current session has lasted (0: none). */
+  get ageMs(): number {
+    return this.leaseId === null ? 0 : performance.now() - this.sessionStart;
   }
 
   private get keepAliveMs(): number {
@@ -129,6 +142,7 @@ export class AgentSession {
           lease: existing.lease,
         });
         this.leaseId = existing.lease;
+        this.sessionStart = sent;
         this.lastOkSentAt = sent;
         this.log.info(`agent ${this.o.host}: the session of the previous agent of this host taken over`);
         return;
@@ -149,6 +163,7 @@ export class AgentSession {
       return;
     }
     this.leaseId = lease;
+    this.sessionStart = sent;
     this.lastOkSentAt = sent;
     if (this.fenced) this.log.info(`agent ${this.o.host}: a new session; the decider brings its nodes back`);
     this.fenced = false;
@@ -159,8 +174,10 @@ export class AgentSession {
     const lease = this.leaseId;
     if (lease === null) return;
     for (const n of this.localNodes()) {
-      const facts: NodeFacts | null = this.ops.facts(n);
-      if (!facts) continue;
+      const own: NodeFacts | null = this.ops.facts(n);
+      if (!own) continue;
+      if (own.running) this.selfStopped.delete(n.name);
+      const facts: NodeFacts = this.selfStopped.has(n.name) ? { ...own, selfStopped: true } : own;
       const text = JSON.stringify(facts);
       if (this.reported.get(n.name) === text) continue;
       await this.store.put(AGENT_KEYS.member(n.name), text, { lease });
@@ -188,6 +205,7 @@ export class AgentSession {
           `(state store unreachable); stopping primary ${n.name}`,
       );
       this.fenced = true;
+      this.selfStopped.add(n.name);
       await this.ops.stopNode(n, 'immediate').catch(async (e: unknown) => {
         this.log.error({ node: n.name }, `stopping ${n.name} failed (${errorMessage(e)}); killing it`);
         await this.ops.fence(n);

@@ -216,12 +216,11 @@ describe('decideAround (failure back-off)', () => {
 
 describe('decide with several hosts (members whose host is gone)', () => {
   /** What the decider sees of a member whose agent's session ended: nothing but its name. */
-  const gone = (m: MemberView): MemberView => ({
-    ...dead(m),
+  const gone = (m: MemberView, downForMs = 5000): MemberView => ({
+    ...dead(m, downForMs),
     reported: false,
     provisioned: false,
     standbyDir: false,
-    downForMs: 0,
   });
 
   test("no leader key and the last leader's host gone: the freshest standby takes over", () => {
@@ -235,6 +234,25 @@ describe('decide with several hosts (members whose host is gone)', () => {
   test('no leader key but the last leader still reports (stopped): it is started, nothing promoted', () => {
     const a = decide(snap([dead(primary('a')), standby('b', 1000n)], { leader: null, lastLeader: 'a' }));
     assert.equal(a.kind, 'start_primary');
+  });
+
+  test('a host gone for less than the grace is waited for (its agent may report a moment late)', () => {
+    const a = decide(snap([gone(primary('a'), 200), standby('b', 1000n)], { leader: null, lastLeader: 'a' }));
+    assert.equal(a.kind, 'none');
+  });
+
+  test('a decider whose own session is young waits hostGoneGraceMs (after an etcd outage)', () => {
+    const s = snap([gone(primary('a'), 3000), standby('b', 1000n)], { leader: null, lastLeader: 'a' });
+    const young = { ...s, settings: { ...s.settings, hostGoneGraceMs: 6000 } };
+    assert.equal(decide(young).kind, 'none');
+    assert.equal(decide(s).kind, 'failover');
+  });
+
+  test('a leader its agent stopped while etcd was away, still holding the key: started again, no failover', () => {
+    const a = decide(snap([{ ...dead(primary('a')), selfStopped: true }, standby('b', 1000n)]));
+    assert.equal(a.kind, 'start_primary');
+    // Crashed rather than stopped by its agent: failover as before.
+    assert.equal(decide(snap([dead(primary('a')), standby('b', 1000n)])).kind, 'failover');
   });
 
   test('paused: a gone host is not replaced', () => {

@@ -24,6 +24,8 @@ export interface MemberView {
   readonly needsRejoin: boolean;
   /** Its postmaster is alive. */
   readonly running: boolean;
+  /** Stopped by its agent while etcd could not vouch for it (several hosts), not crashed. */
+  readonly selfStopped?: boolean;
   /** The last probe answered. */
   readonly reachable: boolean;
   readonly inRecovery: boolean | null;
@@ -61,6 +63,13 @@ export interface DecideSettings {
   readonly syncQuorum: number | null;
   /** A standby of the leader that does not stream this long is rewound. */
   readonly notStreamingRejoinMs: number;
+  /**
+   * Several hosts: how long a host must have been gone (unreported) before its primary is
+   * replaced, beyond primaryDownGraceMs. A decider whose own session is younger than a TTL (after
+   * an etcd outage every agent opens a new session) waits a TTL, so that the primary's agent has
+   * reported again before anyone decides its host is gone.
+   */
+  readonly hostGoneGraceMs?: number;
 }
 
 export interface GroupSnapshot {
@@ -206,8 +215,11 @@ export function decide(s: GroupSnapshot): Action {
     }
     // Several hosts: the last leader's host is gone, and its leader key went with its agent's
     // session. That agent stopped the primary before its session ended: a standby takes over.
+    // Gone for the grace at least: after an etcd outage every agent opens a new session, and the
+    // primary's may report a moment after the decider's first cycle.
     const last = s.lastLeader ? members.get(s.lastLeader) : undefined;
-    if (last && !last.reported && !s.paused) {
+    const grace = Math.max(s.settings.primaryDownGraceMs, s.settings.hostGoneGraceMs ?? 0);
+    if (last && !last.reported && !s.paused && last.downForMs >= grace) {
       const c = pickCandidate(s, last.name, null);
       if ('refuse' in c)
         return { kind: 'refuse', reason: `the host of primary ${last.name} is gone but ${c.refuse}` };
@@ -259,6 +271,24 @@ export function decide(s: GroupSnapshot): Action {
         : leader.reachable && leader.inRecovery === true
           ? 'it runs as a standby'
           : null;
+  // Several hosts: stopped by its own agent while etcd was unreachable, and still the leader (the
+  // key held through the outage: nobody was promoted). Starting it again loses nothing.
+  if (
+    leader &&
+    !leader.running &&
+    leader.selfStopped === true &&
+    leader.provisioned &&
+    !leader.standbyDir &&
+    !leader.needsRejoin &&
+    !s.paused &&
+    !s.request
+  ) {
+    return {
+      kind: 'start_primary',
+      node: leader.name,
+      reason: 'stopped by its agent while etcd was unreachable; still the leader',
+    };
+  }
   if (s.request?.kind === 'failover') {
     const c = pickCandidate(s, s.leader.node, s.request.to);
     if ('refuse' in c) return { kind: 'refuse', reason: `failover refused: ${c.refuse}` };

@@ -76,6 +76,8 @@ export interface HaServiceOptions {
   session?: () => LeaseId | null;
   /** Run at the start of every cycle, before the probes (an agent reads its peers' reports). */
   beforeCycle?: () => Promise<void>;
+  /** Several hosts: decide.ts's hostGoneGraceMs, now. */
+  hostGoneGraceMs?: () => number;
 }
 
 export class HaService implements HaControl, ActionContext {
@@ -83,6 +85,7 @@ export class HaService implements HaControl, ActionContext {
   readonly ops: NodeOps;
   private readonly agentMode: boolean;
   private readonly beforeCycle: (() => Promise<void>) | null;
+  private readonly hostGoneGraceMs: (() => number) | null;
   private readonly groups: GroupState[];
   private readonly requests = new Map<number, PendingRequest>();
   /** Long actions (rejoin, standby restart) running in the background, by node. */
@@ -122,6 +125,7 @@ export class HaService implements HaControl, ActionContext {
     );
     this.leases = new LeaderLease(() => this.store, this.cfg.ttl * 1000, log, opts.session);
     this.beforeCycle = opts.beforeCycle ?? null;
+    this.hostGoneGraceMs = opts.hostGoneGraceMs ?? null;
     const groups = this.groups;
     this.publisher = new TopologyPublisher(view, cluster, {
       // Read at every publication: add-group and remove-group change it while HA runs.
@@ -476,6 +480,7 @@ export class HaService implements HaControl, ActionContext {
         rejoin: this.cfg.rejoin,
         syncQuorum: mode === 'off' ? null : mode === 'on' ? 1 : Number(mode.slice('quorum '.length)),
         notStreamingRejoinMs: 15_000,
+        hostGoneGraceMs: this.hostGoneGraceMs?.() ?? 0,
       },
     };
   }

@@ -138,6 +138,7 @@ export class MemberWatch {
         provisioned: facts?.provisioned ?? false,
         standbyDir: facts?.standbyDir ?? false,
         needsRejoin: facts?.needsRejoin ?? false,
+        selfStopped: facts?.selfStopped ?? false,
         running: p !== null,
         reachable: p?.ok ?? false,
         inRecovery: p?.inRecovery ?? null,

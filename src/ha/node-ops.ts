@@ -21,6 +21,8 @@ export interface NodeFacts {
   readonly running: boolean;
   /** Where its primary_conninfo points (standbys), or null. */
   readonly upstream: { readonly host: string; readonly port: number } | null;
+  /** Several hosts: stopped by its own agent for want of a session (not a crash). */
+  readonly selfStopped?: boolean;
 }
 
 export interface NodeOps {
@@ -93,11 +95,15 @@ export class LocalNodeOps implements NodeOps {
   }
 }
 
-/** A node being created or cloned: not there yet (no facts of a half-made directory), and left alone. */
+/**
+ * An agent's own nodes: one being created or cloned is not there yet (no facts of a half-made
+ * directory) and is left alone; one its session's guard stopped says so (selfStopped).
+ */
 export class ProvisioningAware implements NodeOps {
   constructor(
     private readonly inner: NodeOps,
     private readonly provisioning: (n: NodeRef) => boolean,
+    private readonly selfStopped: (n: NodeRef) => boolean = () => false,
   ) {}
 
   private check(n: NodeRef): void {
@@ -107,7 +113,8 @@ export class ProvisioningAware implements NodeOps {
   facts(n: NodeRef): NodeFacts | null {
     if (this.provisioning(n))
       return { provisioned: false, standbyDir: false, needsRejoin: false, running: false, upstream: null };
-    return this.inner.facts(n);
+    const f = this.inner.facts(n);
+    return f && !f.running && this.selfStopped(n) ? { ...f, selfStopped: true } : f;
   }
   async fence(n: NodeRef): Promise<number> {
     return this.inner.fence(n);
