@@ -184,11 +184,32 @@ interface HostRun {
   ackedByOldAfterFault: number;
   /** From the fault until the old primary streams again from the new one, ms. */
   wholeAgainMs: number | null;
+  /** Which host is the primary then, and how many acknowledged ids it lacks (null: not whole). */
+  primaryWhenWhole: string | null;
+  lostAfterRejoin: number | null;
+  /** Wall-clock time of the fault, to find it in the logs. */
+  faultAtIso: string;
   errors: Record<string, number>;
   note?: string;
 }
 
 const NEW_PRIMARY_TIMEOUT_MS = 120_000;
+
+/** The acknowledged ids that `h` does not hold. */
+async function missing(t: HostTarget, h: Host, acks: readonly Ack[]): Promise<number[]> {
+  const c = await connectTo(h, t.login, 2000, 30_000);
+  try {
+    const ids = acks.map((a) => a.id);
+    const r = await c.query<{ id: string }>(
+      `SELECT id::text AS id FROM ${ACK_TABLE} WHERE id = ANY($1::bigint[])`,
+      [ids],
+    );
+    const stored = new Set(r.rows.map((x) => Number(x.id)));
+    return ids.filter((id) => !stored.has(id));
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
 
 async function measure(t: HostTarget, scenario: Scenario, run: number): Promise<HostRun> {
   const old = await waitFor(`${t.name}: a whole cluster`, 240_000, () => wholePrimary(t));
@@ -202,6 +223,7 @@ async function measure(t: HostTarget, scenario: Scenario, run: number): Promise<
     await sleep(50);
   }
   const faultAt = performance.now();
+  const faultAtIso = new Date().toISOString();
   if (scenario === 'kill') await old.kill();
   else old.cut();
   const firstElsewhere = () => w.acks.find((a) => a.end >= faultAt && a.host !== old) ?? null;
@@ -224,37 +246,33 @@ async function measure(t: HostTarget, scenario: Scenario, run: number): Promise<
     lostIds: [],
     ackedByOldAfterFault: w.acks.filter((a) => a.host === old && a.end >= faultAt).length,
     wholeAgainMs: null,
+    primaryWhenWhole: null,
+    lostAfterRejoin: null,
+    faultAtIso,
     errors: w.errors,
   };
   if (back) {
-    const c = await connectTo(back.host, t.login, 2000, 30_000);
-    try {
-      const ids = w.acks.map((a) => a.id);
-      const r = await c.query<{ id: string }>(
-        `SELECT id::text AS id FROM ${ACK_TABLE} WHERE id = ANY($1::bigint[])`,
-        [ids],
-      );
-      const stored = new Set(r.rows.map((x) => Number(x.id)));
-      const lost = ids.filter((id) => !stored.has(id));
-      rec.lost = lost.length;
-      rec.lostIds = lost.slice(0, 100);
-    } finally {
-      await c.end().catch(() => undefined);
-    }
+    const lost = await missing(t, back.host, w.acks);
+    rec.lost = lost.length;
+    rec.lostIds = lost.slice(0, 100);
   } else rec.note = `no write on another host within ${NEW_PRIMARY_TIMEOUT_MS / 1000} s`;
   // The host comes back.
   if (scenario === 'kill') await t.restartHost(old);
   else old.heal();
   try {
-    await waitFor(`${t.name}: the old primary back as a streaming standby`, 240_000, () => wholePrimary(t));
+    const now = await waitFor(`${t.name}: the whole cluster`, 240_000, () => wholePrimary(t));
     rec.wholeAgainMs = performance.now() - faultAt;
+    rec.primaryWhenWhole = now.ns;
+    // The old host back must not take acknowledged commits away (an old primary winning again).
+    rec.lostAfterRejoin = (await missing(t, now, w.acks)).length;
   } catch (e) {
     rec.note = `${rec.note ? `${rec.note}; ` : ''}${e instanceof Error ? e.message : String(e)}`;
   }
   log(
     `  ${t.name} ${scenario} #${run}: ${old.ns} → ${rec.newPrimary ?? '?'}, RTO ${fmtS(rec.rtoMs)} s, ` +
       `acked ${rec.acked}, lost ${rec.lost}, old primary acked after the fault ${rec.ackedByOldAfterFault}, ` +
-      `whole again after ${fmtS(rec.wholeAgainMs)} s` +
+      `whole again after ${fmtS(rec.wholeAgainMs)} s (primary ${rec.primaryWhenWhole ?? '?'}, ` +
+      `lost then ${rec.lostAfterRejoin ?? '?'}), fault at ${faultAtIso}` +
       (rec.note ? ` (${rec.note})` : ''),
   );
   return rec;
@@ -281,6 +299,7 @@ interface Row {
   rtoMaxMs: number | null;
   notBack: number;
   lostPerRun: number[];
+  lostAfterRejoinPerRun: (number | null)[];
   wholeAgainMedianMs: number | null;
 }
 
@@ -300,6 +319,7 @@ function summarise(records: HostRun[], settings: Map<string, string>): Row[] {
         rtoMaxMs: rto.length ? Math.max(...rto) : null,
         notBack: rs.length - rto.length,
         lostPerRun: rs.map((r) => r.lost),
+        lostAfterRejoinPerRun: rs.map((r) => r.lostAfterRejoin),
         wholeAgainMedianMs: median(rs.map((r) => r.wholeAgainMs).filter((x): x is number => x !== null)),
       });
     }
@@ -310,7 +330,7 @@ const TITLE: Record<Scenario, string> = { kill: 'host killed', cut: 'network cut
 
 function markdown(rows: Row[]): string {
   const out = [
-    '| target | settings | fault | runs | RTO median (s) | RTO max (s) | lost acknowledged commits per run | whole again median (s) |',
+    '| target | settings | fault | runs | RTO median (s) | RTO max (s) | acknowledged commits lost per run: at failover / once whole again | whole again median (s) |',
     '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const r of rows)
@@ -322,7 +342,7 @@ function markdown(rows: Row[]): string {
         String(r.runs),
         fmtS(r.rtoMedianMs) + (r.notBack ? ` (${r.notBack} not back)` : ''),
         fmtS(r.rtoMaxMs),
-        r.lostPerRun.join(', '),
+        `${r.lostPerRun.join(', ')} / ${r.lostAfterRejoinPerRun.map((x) => x ?? '—').join(', ')}`,
         fmtS(r.wholeAgainMedianMs),
       ].join(' | ')} |`,
     );
