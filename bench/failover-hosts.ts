@@ -400,6 +400,13 @@ export async function hostsMain(o: HostsOptions): Promise<number> {
   const records: HostRun[] = [];
   const settings = new Map<string, string>();
   let failed = false;
+  // Written after every run too, so that an interrupted run keeps what it measured.
+  const save = () => {
+    mkdirSync(join(o.json, '..'), { recursive: true });
+    const summary = summarise(records, settings);
+    const end = { finishedAt: new Date().toISOString(), loadavgAtEnd: loadavg() };
+    writeFileSync(o.json, JSON.stringify({ meta: { ...meta, ...end }, summary, records }, null, 2) + '\n');
+  };
   for (const name of o.targets) {
     if (name.startsWith('patroni') && noPatroni) {
       log(`bench: ${name} skipped: ${noPatroni}`);
@@ -427,6 +434,7 @@ export async function hostsMain(o: HostsOptions): Promise<number> {
         for (const scenario of o.scenarios) {
           try {
             records.push(await measure(t, scenario, run));
+            save();
           } catch (e) {
             if (interruptedBy()) throw e;
             const msg = e instanceof Error ? e.message : String(e);
@@ -446,19 +454,7 @@ export async function hostsMain(o: HostsOptions): Promise<number> {
   }
   const rows = summarise(records, settings);
   process.stdout.write(markdown(rows) + '\n');
-  mkdirSync(join(o.json, '..'), { recursive: true });
-  writeFileSync(
-    o.json,
-    JSON.stringify(
-      {
-        meta: { ...meta, finishedAt: new Date().toISOString(), loadavgAtEnd: loadavg() },
-        summary: rows,
-        records,
-      },
-      null,
-      2,
-    ) + '\n',
-  );
+  save();
   log(`wrote ${o.json}`);
   return failed ? 1 : 0;
 }
