@@ -14,7 +14,7 @@
  * then the host comes back (kill: its etcd member and agent/Patroni restart; cut: the link comes
  * up) and the next run waits until the old primary streams again.
  */
-import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -430,11 +430,18 @@ export async function hostsMain(o: HostsOptions): Promise<number> {
     settings.set(name, t.settings);
     meta.versions[name] = t.versions;
     try {
-      for (let run = 1; run <= o.runs; run++)
+      runs: for (let run = 1; run <= o.runs; run++)
         for (const scenario of o.scenarios) {
           try {
-            records.push(await measure(t, scenario, run));
+            const rec = await measure(t, scenario, run);
+            records.push(rec);
             save();
+            // A cluster that did not become whole again would only time out run after run.
+            if (rec.wholeAgainMs === null) {
+              log(`bench: ${name} is not whole again; its remaining runs are skipped`);
+              failed = true;
+              break runs;
+            }
           } catch (e) {
             if (interruptedBy()) throw e;
             const msg = e instanceof Error ? e.message : String(e);
@@ -443,12 +450,18 @@ export async function hostsMain(o: HostsOptions): Promise<number> {
           }
         }
     } finally {
-      // Logs only: no data directory (PostgreSQL's, etcd's), so no secrets file either.
-      if (o.keepLogs)
-        cpSync(t.net.dir, join(o.keepLogs, name), {
-          recursive: true,
-          filter: (f) => !/\/(data(-\d+)?|etcd-etcd\d+)$/.test(f),
-        });
+      // Logs and configuration only: no data directory (no secrets file), no socket.
+      if (o.keepLogs) {
+        try {
+          cpSync(t.net.dir, join(o.keepLogs, name), {
+            recursive: true,
+            filter: (f) =>
+              statSync(f).isDirectory() ? !/\/(data(-\d+)?|etcd-etcd\d+)$/.test(f) : /\.(log|ya?ml)$/.test(f),
+          });
+        } catch (e) {
+          log(`bench: copying the logs of ${name} failed: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      }
       await t.stop();
     }
   }
