@@ -139,7 +139,7 @@ async function waitFor(what: string, timeoutMs: number, fn: () => Promise<boolea
   throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? ` (${last})` : ''}`);
 }
 
-function version(file: string, args: string[]): string {
+export function version(file: string, args: string[]): string {
   const r = spawnSync(file, args, { encoding: 'utf8', timeout: 10_000 });
   return (r.stdout || r.stderr || '').split('\n')[0]!.trim() || 'unknown';
 }

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runMain, interruptedBy } from './cleanup.js';
+import { HOSTS_USAGE, hostsMain, parseHostsOptions } from './failover-hosts.js';
 import { analyse, FailoverLoad } from './failover-load.js';
 import type { Attempt, Disruption } from './failover-load.js';
 import {
@@ -37,6 +38,8 @@ const USAGE = `Usage: npm run bench:failover -- [options]
   --scenarios LIST  kill9,switchover (default both)
   --clients K       write connections (default 4)
   --json FILE       where to write every number (default bench/results/failover-<date>.json)
+  --hosts           instead: a host killed or cut off, over 3 network-namespace hosts
+                    (see --hosts --help)
   -h, --help        this text
 `;
 
@@ -491,4 +494,6 @@ async function main(o: Options): Promise<number> {
   return records.some((r) => r.note?.startsWith('run failed')) ? 1 : 0;
 }
 
-await runMain(parseOptions, USAGE, main);
+// `--hosts`: the several-hosts benchmark (bench/failover-hosts.ts), with its own options.
+if (process.argv.slice(2).includes('--hosts')) await runMain(parseHostsOptions, HOSTS_USAGE, hostsMain);
+else await runMain(parseOptions, USAGE, main);
