@@ -1,8 +1,11 @@
 /**
  * High-availability commands: `pgscale switchover`, `failover`, `history`, `pause-ha` and
- * `resume-ha`. They ask the running controller over its HTTP API (the changing ones with the
- * token it keeps in <data_dir>/api-token, readable only by its owner); `history` also works with
- * the controller down, from the embedded store.
+ * `resume-ha`. On one host they ask the running controller over its HTTP API (the changing ones
+ * with the token it keeps in <data_dir>/api-token, readable only by its owner). With no
+ * controller on this machine and `ha.store: etcd` (a cluster of several hosts run by `pgscale
+ * agent`, operated from any machine that reaches etcd) they work through the store: the history
+ * read from it, `paused` written to it, switchover and failover carried to the decider as
+ * requests (src/ha/store-requests.ts).
  */
 import { UsageError } from '../../errors.js';
 import type { HaEvent } from '../../ha/ha-service.js';
@@ -13,6 +16,28 @@ import type { Cluster } from '../../cluster/cluster.js';
 import { table } from '../table.js';
 import { controllerCall } from '../controller-api.js';
 import { liveController } from '../../controller/controller-file.js';
+import { HaHistory } from '../../ha/ha-history.js';
+import { setPausedInStore, submitRequest } from '../../ha/store-requests.js';
+import type { StateStore } from '../../ha/store.js';
+
+/**
+ * Whether the commands go through the state store rather than a controller's HTTP API: the
+ * cluster keeps its state in etcd and no controller runs for it on this machine (several hosts,
+ * one agent on each; or a machine that only reaches etcd).
+ */
+export function storeMode(cluster: Cluster): boolean {
+  return cluster.config.ha.store === 'etcd' && liveController(cluster.dataDir) === null;
+}
+
+/** Runs `fn` with the cluster's store open. */
+export async function withStore<T>(cluster: Cluster, fn: (store: StateStore) => Promise<T>): Promise<T> {
+  const store = await openStore(cluster.loaded);
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
 
 export const switchoverHelp = `Usage: pgscale switchover [-c FILE] [--group N] [--to NODE] [--json]
 
@@ -98,7 +123,9 @@ async function change(kind: 'switchover' | 'failover', argv: string[]): Promise<
   if (to !== undefined && !cluster.nodes().some((n) => n.name === to && n.group === group)) {
     throw new UsageError(`--to ${to}: no such node in group ${group} of ${cluster.loaded.file}`);
   }
-  const r = await call(cluster, 'POST', `/ha/${kind}`, { group, ...(to ? { to } : {}) });
+  const r = storeMode(cluster)
+    ? await throughStore(cluster, kind, group, to ?? null, values.json === true)
+    : await call(cluster, 'POST', `/ha/${kind}`, { group, ...(to ? { to } : {}) });
   if (values.json) out(JSON.stringify(r.body, null, 2));
   if (r.status !== 200) {
     if (!values.json) out(`${kind} not done: ${errorText(r)}`);
@@ -108,6 +135,33 @@ async function change(kind: 'switchover' | 'failover', argv: string[]): Promise<
     printEvents((r.body.events as HaEvent[]) ?? []);
   }
   return 0;
+}
+
+/** A switchover or failover asked of the decider through the store, answered as the HTTP API does. */
+async function throughStore(
+  cluster: Cluster,
+  kind: 'switchover' | 'failover',
+  group: number,
+  to: string | null,
+  json: boolean,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  // A decider that just died is replaced within a TTL or so (its session must end first).
+  const claimTimeoutMs = (cluster.config.ha.ttl * 2 + 5) * 1000;
+  const r = await withStore(cluster, (store) =>
+    submitRequest(
+      store,
+      { group, kind, to },
+      {
+        claimTimeoutMs,
+        onClaimed: (host) => {
+          if (!json) out(`${kind} of group ${group} taken by the decider (agent of ${host})`);
+        },
+      },
+    ),
+  );
+  return r.ok
+    ? { status: 200, body: { ok: true, events: r.events } }
+    : { status: 409, body: { ok: false, error: r.reason } };
 }
 
 export function switchover(argv: string[]): Promise<number> {
@@ -124,7 +178,9 @@ export async function history(argv: string[]): Promise<number> {
   const cluster = openCluster(values);
   const limit = intOption('limit', values.limit, 1, 100_000) ?? 500;
   let events: HaEvent[];
-  if (liveController(cluster.dataDir)) {
+  if (storeMode(cluster)) {
+    events = await withStore(cluster, (store) => new HaHistory(() => store).list(limit));
+  } else if (liveController(cluster.dataDir)) {
     const r = await call(cluster, 'GET', `/ha/history?limit=${limit}`);
     events = (r.body.events as HaEvent[]) ?? [];
   } else if (cluster.config.ha.store === 'embedded' && !cluster.identity()) {
@@ -147,6 +203,15 @@ async function setPaused(paused: boolean, argv: string[]): Promise<number> {
   const { values } = parse(paused ? 'pause-ha' : 'resume-ha', argv, {});
   if (values.help) return (out(paused ? pauseHelp : resumeHelp), 0);
   const cluster = openCluster(values);
+  if (storeMode(cluster)) {
+    await withStore(cluster, (store) => setPausedInStore(store, paused));
+    out(
+      paused
+        ? 'automatic failover paused, in the state store: the decider sees it at its next cycle (`pgscale resume-ha` resumes it)'
+        : 'automatic failover resumed, in the state store: the decider sees it at its next cycle',
+    );
+    return 0;
+  }
   const r = await call(cluster, 'POST', paused ? '/ha/pause' : '/ha/resume');
   if (r.status !== 200) {
     out(`not done: ${errorText(r)}`);
