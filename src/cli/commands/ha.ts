@@ -45,6 +45,9 @@ Planned change of primary: the proxy holds new transactions, running ones finish
 ha.switchover_timeout), the primary shuts down cleanly, NODE (default: the most advanced
 standby) is promoted once it has received everything, the proxy resumes on it, and the former
 primary follows it as a standby. Clients between transactions see no error.
+
+With several hosts (ha.store: etcd and no controller on this machine) the request goes through
+etcd to the agent that is the decider, from any machine with FILE that reaches etcd (docs/ha.md).
 `;
 
 export const failoverHelp = `Usage: pgscale failover [-c FILE] [--group N] [--to NODE] [--json]
@@ -53,19 +56,25 @@ Immediate change of primary: the current primary (if it still runs) is fenced â€
 kept from restarting as a primary â€” and NODE (default: the most advanced eligible standby) is
 promoted. For a failed primary while automatic failover is paused, or to force a choice.
 Prefer \`pgscale switchover\` for planned maintenance.
+
+With several hosts (ha.store: etcd and no controller on this machine) the request goes through
+etcd to the agent that is the decider, from any machine with FILE that reaches etcd (docs/ha.md).
 `;
 
 export const historyHelp = `Usage: pgscale history [-c FILE] [--limit N] [--json]
 
 HA events with their times: leader changes, failure detection, fencing, promotion, the proxy's
-switch, rejoins, switchovers, refusals. Works whether or not the controller runs.
+switch, rejoins, switchovers, refusals. Works whether or not the controller runs, and, with
+several hosts (ha.store: etcd), from any machine with FILE that reaches etcd.
 `;
 
 export const pauseHelp = `Usage: pgscale pause-ha [-c FILE]
 
 Pauses automatic failover (for maintenance): nothing is promoted, restarted, rewound or re-pointed
 while paused, even if the primary fails. \`pgscale resume-ha\` ends it; \`pgscale failover\` and
-\`pgscale switchover\` still work when paused.
+\`pgscale switchover\` still work when paused. With several hosts (ha.store: etcd and no
+controller on this machine) it writes the \`paused\` key in etcd, which the decider reads at
+every cycle.
 `;
 
 export const resumeHelp = `Usage: pgscale resume-ha [-c FILE]
