@@ -471,7 +471,10 @@ ${nodes}
   test('switchover to a named node through the CLI: the decider takes the request and that node is the primary', async () => {
     const old = await primary();
     await allStreaming(old);
-    const to = net.hosts.find((h) => h !== old)!;
+    // A node on a host that is not the decider's: the pause test below kills this primary's host
+    // and needs the decider to live on, seeing the pause while it runs.
+    const { decider } = await storeStatus();
+    const to = net.hosts.find((h) => h !== old && h.addr !== decider)!;
     const r = await cli(['switchover', '--to', nodeName(to)]);
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /taken by the decider/);
@@ -490,6 +493,7 @@ ${nodes}
   test("pause-ha, then the primary's whole host dies: no failover while paused; resume-ha: a standby takes over", async () => {
     const old = await primary();
     await allStreaming(old);
+    assert.notEqual((await storeStatus()).decider, old.addr, "the decider is not on the primary's host");
     const paused = await cli(['pause-ha']);
     assert.equal(paused.code, 0, paused.out);
     await old.kill();
