@@ -1,15 +1,17 @@
 /**
  * High-availability commands: `pgscale switchover`, `failover`, `history`, `pause-ha` and
  * `resume-ha`. On one host they ask the running controller over its HTTP API (the changing ones
- * with the token it keeps in <data_dir>/api-token, readable only by its owner). With no
- * controller on this machine and `ha.store: etcd` (a cluster of several hosts run by `pgscale
- * agent`, operated from any machine that reaches etcd) they work through the store: the history
+ * with the token it keeps in <data_dir>/api-token, readable only by its owner). For a cluster of
+ * several hosts (`ha.store: etcd`, run by `pgscale agent`; see storeMode) they work through the
+ * store, from any machine that reaches etcd: the history
  * read from it, `paused` written to it, switchover and failover carried to the decider as
  * requests (src/ha/store-requests.ts).
  */
 import { UsageError } from '../../errors.js';
 import type { HaEvent } from '../../ha/ha-service.js';
-import { openStore } from '../../ha/open-store.js';
+import { openStore, storePrefix } from '../../ha/open-store.js';
+import { CLAIM_KEY } from '../../ha/store-claim.js';
+import { ClusterError, ErrorCodes } from '../../errors.js';
 import { intOption, parse, renamedOption } from '../args.js';
 import { openCluster, out } from '../context.js';
 import type { Cluster } from '../../cluster/cluster.js';
@@ -21,18 +23,33 @@ import { setPausedInStore, submitRequest } from '../../ha/store-requests.js';
 import type { StateStore } from '../../ha/store.js';
 
 /**
- * Whether the commands go through the state store rather than a controller's HTTP API: the
- * cluster keeps its state in etcd and no controller runs for it on this machine (several hosts,
- * one agent on each; or a machine that only reaches etcd).
+ * Whether the commands go through the state store rather than a controller's HTTP API: a cluster
+ * of several hosts (its nodes on more than one host, its state in etcd: run by `pgscale agent`)
+ * with no controller for it on this machine. A cluster on one host keeps its commands as they
+ * were, etcd or not: `status` from its data directory, the others through its controller.
  */
 export function storeMode(cluster: Cluster): boolean {
-  return cluster.config.ha.store === 'etcd' && liveController(cluster.dataDir) === null;
+  return (
+    cluster.config.ha.store === 'etcd' &&
+    new Set(cluster.nodes().map((n) => n.host)).size > 1 &&
+    liveController(cluster.dataDir) === null
+  );
 }
 
-/** Runs `fn` with the cluster's store open. */
+/**
+ * Runs `fn` with the cluster's store open. The cluster must have claimed its prefix (its first
+ * agent does): a `cluster.id` that names no cluster would otherwise have `pause-ha` write where
+ * no decider looks, and `status` show an empty cluster.
+ */
 export async function withStore<T>(cluster: Cluster, fn: (store: StateStore) => Promise<T>): Promise<T> {
   const store = await openStore(cluster.loaded);
   try {
+    if ((await store.get(CLAIM_KEY)) === null) {
+      throw new ClusterError(
+        ErrorCodes.USAGE,
+        `no cluster has claimed ${storePrefix(cluster.loaded)} in etcd (${cluster.config.ha.etcd.endpoints.join(', ')}): has cluster "${cluster.config.cluster.name}" been started (its first agent, or \`pgscale up\`, claims it), and is cluster.id in ${cluster.loaded.file} the cluster's?`,
+      );
+    }
     return await fn(store);
   } finally {
     await store.close();
@@ -46,7 +63,7 @@ ha.switchover_timeout), the primary shuts down cleanly, NODE (default: the most 
 standby) is promoted once it has received everything, the proxy resumes on it, and the former
 primary follows it as a standby. Clients between transactions see no error.
 
-With several hosts (ha.store: etcd and no controller on this machine) the request goes through
+With several hosts (nodes on several hosts, ha.store: etcd) the request goes through
 etcd to the agent that is the decider, from any machine with FILE that reaches etcd (docs/ha.md).
 `;
 
@@ -57,7 +74,7 @@ kept from restarting as a primary — and NODE (default: the most advanced eligi
 promoted. For a failed primary while automatic failover is paused, or to force a choice.
 Prefer \`pgscale switchover\` for planned maintenance.
 
-With several hosts (ha.store: etcd and no controller on this machine) the request goes through
+With several hosts (nodes on several hosts, ha.store: etcd) the request goes through
 etcd to the agent that is the decider, from any machine with FILE that reaches etcd (docs/ha.md).
 `;
 
@@ -72,8 +89,8 @@ export const pauseHelp = `Usage: pgscale pause-ha [-c FILE]
 
 Pauses automatic failover (for maintenance): nothing is promoted, restarted, rewound or re-pointed
 while paused, even if the primary fails. \`pgscale resume-ha\` ends it; \`pgscale failover\` and
-\`pgscale switchover\` still work when paused. With several hosts (ha.store: etcd and no
-controller on this machine) it writes the \`paused\` key in etcd, which the decider reads at
+\`pgscale switchover\` still work when paused. With several hosts (nodes on several hosts,
+ha.store: etcd) it writes the \`paused\` key in etcd, which the decider reads at
 every cycle.
 `;
 

@@ -1,6 +1,6 @@
 /**
  * `pgscale status [--json]`: every node's role, state, positions, lag, slot and archiver; for a
- * cluster of several hosts (ha.store etcd, no controller here) what the state store says, with
+ * cluster of several hosts (nodes on several hosts, ha.store etcd) what the state store says, with
  * the standbys' lag when this machine has the superuser password (src/cli/store-status.ts).
  */
 import type { Cluster } from '../../cluster/cluster.js';
@@ -23,8 +23,8 @@ primary, replayed on a replica), lag in bytes and seconds, replication slot and 
 the controller (pid, HTTP API) when one runs. Works with or without a running controller.
 --json prints the same as an object for scripts (shape in docs/status.md).
 
-A cluster of several hosts (ha.store: etcd, run by \`pgscale agent\`, no controller on this
-machine) is shown from etcd: the agents, the decider, each group's leader and epoch, and each
+A cluster of several hosts (nodes on several hosts, ha.store: etcd, run by \`pgscale agent\`)
+is shown from etcd: the agents, the decider, each group's leader and epoch, and each
 node's state as its agent reports it; the standbys' lag too when DIR (default: cluster.data_dir)
 holds the cluster's secrets.json. See docs/ha.md.
 `;
