@@ -450,16 +450,16 @@ ${nodes}
     const p = await primary();
     await allStreaming(p);
     const s = await waitFor('every agent and node reported', async () => {
-      const st = await storeStatus(['--data-dir', dataDir(net.hosts[0]!)]);
+      const st = await storeStatus(['--data-dir', dataDir(dbHosts[0]!)]);
       return st.agents.length === 3 && st.nodes.every((n) => n.state === 'running') ? st : null;
     });
-    assert.deepEqual(s.agents.map((a) => a.host).sort(), net.hosts.map((h) => h.addr).sort());
-    assert.ok(s.decider !== null && net.hosts.some((h) => h.addr === s.decider), `decider ${s.decider}`);
+    assert.deepEqual(s.agents.map((a) => a.host).sort(), dbHosts.map((h) => h.addr).sort());
+    assert.ok(s.decider !== null && dbHosts.some((h) => h.addr === s.decider), `decider ${s.decider}`);
     assert.equal(s.groups[0]!.leader, nodeName(p));
     assert.equal(s.probed, true, 'lag asked of the primary with the secrets of --data-dir');
     assert.deepEqual(
       s.nodes.filter((n) => n.role === 'replica').map((n) => [n.name, n.streaming]),
-      net.hosts.filter((h) => h !== p).map((h) => [nodeName(h), true]),
+      dbHosts.filter((h) => h !== p).map((h) => [nodeName(h), true]),
     );
     const text = await cli(['status']);
     assert.equal(text.code, 0, text.out);
@@ -474,7 +474,7 @@ ${nodes}
     // A node on a host that is not the decider's: the pause test below kills this primary's host
     // and needs the decider to live on, seeing the pause while it runs.
     const { decider } = await storeStatus();
-    const to = net.hosts.find((h) => h !== old && h.addr !== decider)!;
+    const to = dbHosts.find((h) => h !== old && h.addr !== decider)!;
     const r = await cli(['switchover', '--to', nodeName(to)]);
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /taken by the decider/);
@@ -505,7 +505,7 @@ ${nodes}
     await new Promise((r) => setTimeout(r, TTL_S * 1000));
     const during = await roles();
     assert.deepEqual(
-      net.hosts.filter((h) => h !== old).map((h) => during.get(h)),
+      dbHosts.filter((h) => h !== old).map((h) => during.get(h)),
       ['standby', 'standby'],
       'a standby was promoted while failover was paused',
     );
