@@ -86,7 +86,16 @@ test('parseStoreRequest: a well-formed request, and each malformed field named',
 
 test('requestState: an outcome wins; a request is waiting or claimed; neither is lost', () => {
   const outcome: RequestOutcome = { ok: true, events: [] };
-  assert.deepEqual(requestState(null, kv('o', JSON.stringify(outcome))), { state: 'done', outcome });
+  assert.deepEqual(requestState(null, kv('o', JSON.stringify(outcome))), {
+    state: 'done',
+    outcome,
+    by: null,
+  });
+  assert.deepEqual(requestState(kv('r', '{}'), kv('o', JSON.stringify({ ...outcome, by: 'h3' }))), {
+    state: 'done',
+    outcome,
+    by: 'h3',
+  });
   assert.deepEqual(requestState(kv('r', '{"kind":"failover"}'), null), { state: 'waiting' });
   assert.deepEqual(requestState(kv('r', '{"claimed_by":"h2"}'), null), { state: 'claimed', by: 'h2' });
   assert.deepEqual(requestState(null, null), { state: 'lost' });

@@ -86,15 +86,16 @@ export function parseStoreRequest(
 export type RequestState =
   | { state: 'waiting' }
   | { state: 'claimed'; by: string }
-  | { state: 'done'; outcome: RequestOutcome }
+  | { state: 'done'; outcome: RequestOutcome; by: string | null }
   | { state: 'lost' };
 
 export function requestState(request: KeyValue | null, outcome: KeyValue | null): RequestState {
   if (outcome) {
     try {
-      return { state: 'done', outcome: JSON.parse(outcome.value) as RequestOutcome };
+      const { by, ...rest } = JSON.parse(outcome.value) as RequestOutcome & { by?: unknown };
+      return { state: 'done', outcome: rest as RequestOutcome, by: typeof by === 'string' ? by : null };
     } catch {
-      return { state: 'done', outcome: { ok: false, reason: 'the decider answered with no JSON' } };
+      return { state: 'done', outcome: { ok: false, reason: 'the decider answered with no JSON' }, by: null };
     }
   }
   if (!request) return { state: 'lost' };
@@ -158,7 +159,11 @@ export async function submitRequest(
     let claimedAt: number | null = null;
     for (;;) {
       const st = await readState(store, id);
-      if (st.state === 'done') return st.outcome;
+      if (st.state === 'done') {
+        // Answered between two looks: the outcome names who took it.
+        if (claimedAt === null && st.by !== null) o.onClaimed?.(st.by);
+        return st.outcome;
+      }
       if (st.state === 'lost')
         return {
           ok: false,
@@ -293,7 +298,9 @@ export class RequestDesk {
     const asker = 'request' in p ? p.request.lease : safeJson(request.value).lease;
     try {
       if (typeof asker === 'string')
-        await this.store().put(REQUEST_KEYS.outcome(id), JSON.stringify(outcome), { lease: asker });
+        await this.store().put(REQUEST_KEYS.outcome(id), JSON.stringify({ ...outcome, by: this.host }), {
+          lease: asker,
+        });
     } catch (e) {
       // The asker's lease ended (it stopped waiting): nobody to tell.
       this.log.warn(`request ${id}: outcome not written: ${errorMessage(e)}`);
