@@ -93,7 +93,7 @@ export function requestState(request: KeyValue | null, outcome: KeyValue | null)
   if (outcome) {
     try {
       const { by, ...rest } = JSON.parse(outcome.value) as RequestOutcome & { by?: unknown };
-      return { state: 'done', outcome: rest as RequestOutcome, by: typeof by === 'string' ? by : null };
+      return { state: 'done', outcome: rest, by: typeof by === 'string' ? by : null };
     } catch {
       return { state: 'done', outcome: { ok: false, reason: 'the decider answered with no JSON' }, by: null };
     }
