@@ -9,6 +9,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { connect as tcpConnect } from 'node:net';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -487,5 +488,125 @@ ${nodes}
       'acknowledged inserts lost',
     );
     await allStreaming(back);
+  });
+
+  /**
+   * The CLI as an operator runs it from a machine that only reaches etcd: the root namespace,
+   * with the config file and no data directory (cluster.data_dir does not exist there).
+   */
+  const cli = (args: string[]) =>
+    new Promise<{ code: number; out: string }>((resolve) => {
+      assert.equal(existsSync(join(net.dir, 'data')), false, 'the CLI runs with no data directory');
+      execFile(
+        process.execPath,
+        [join(repoRoot, 'bin/pgscale.js'), ...args, '-c', file],
+        { env: { ...process.env, PGSCALE_PG_BIN: bins.dir }, timeout: 240_000 },
+        (err, stdout, stderr) =>
+          resolve({
+            code: err ? (typeof err.code === 'number' ? err.code : 1) : 0,
+            out: stdout + stderr,
+          }),
+      );
+    });
+
+  interface StoreStatusJson {
+    agents: { host: string; pid: number }[];
+    decider: string | null;
+    paused: boolean;
+    probed: true | string;
+    groups: { group: number; leader: string | null; epoch: number | null }[];
+    nodes: { name: string; role: string | null; state: string; streaming: boolean | null }[];
+  }
+
+  const storeStatus = async (extra: string[] = []): Promise<StoreStatusJson> => {
+    const r = await cli(['status', '--json', ...extra]);
+    return JSON.parse(r.out) as StoreStatusJson;
+  };
+
+  test('the CLI from a machine that only reaches etcd: status shows the agents, the decider, the leader and the standbys streaming', async () => {
+    const p = await primary();
+    await allStreaming(p);
+    const s = await waitFor('every agent and node reported', async () => {
+      const st = await storeStatus(['--data-dir', dataDir(dbHosts[0]!)]);
+      return st.agents.length === 3 && st.nodes.every((n) => n.state === 'running') ? st : null;
+    });
+    assert.deepEqual(s.agents.map((a) => a.host).sort(), dbHosts.map((h) => h.addr).sort());
+    assert.ok(s.decider !== null && dbHosts.some((h) => h.addr === s.decider), `decider ${s.decider}`);
+    assert.equal(s.groups[0]!.leader, nodeName(p));
+    assert.equal(s.probed, true, 'lag asked of the primary with the secrets of --data-dir');
+    assert.deepEqual(
+      s.nodes.filter((n) => n.role === 'replica').map((n) => [n.name, n.streaming]),
+      dbHosts.filter((h) => h !== p).map((h) => [nodeName(h), true]),
+    );
+    const text = await cli(['status']);
+    assert.equal(text.code, 0, text.out);
+    assert.match(text.out, new RegExp(`group 0: leader ${nodeName(p)}, epoch \\d+`));
+    assert.match(text.out, /^decider: agent of /m);
+    assert.match(text.out, /lag: not shown \(no secrets\.json/);
+  });
+
+  test('switchover to a named node through the CLI: the decider takes the request and that node is the primary', async () => {
+    const old = await primary();
+    await allStreaming(old);
+    // A node on a host that is not the decider's: the pause test below kills this primary's host
+    // and needs the decider to live on, seeing the pause while it runs.
+    const { decider } = await storeStatus();
+    const to = dbHosts.find((h) => h !== old && h.addr !== decider)!;
+    const r = await cli(['switchover', '--to', nodeName(to)]);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /taken by the decider/);
+    assert.match(r.out, new RegExp(`promoted\\s+${nodeName(to)}`));
+    assert.equal(await primary(), to);
+    assert.equal((await storeStatus()).groups[0]!.leader, nodeName(to));
+    await waitFor('the former primary back as a standby', async () =>
+      (await roles()).get(old) === 'standby' ? true : null,
+    );
+    await allStreaming(to);
+    const bad = await cli(['switchover', '--to', 'nope']);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.out, /--to nope: no such node in group 0/);
+  });
+
+  test("pause-ha, then the primary's whole host dies: no failover while paused; resume-ha: a standby takes over", async () => {
+    const old = await primary();
+    await allStreaming(old);
+    assert.notEqual((await storeStatus()).decider, old.addr, "the decider is not on the primary's host");
+    const paused = await cli(['pause-ha']);
+    assert.equal(paused.code, 0, paused.out);
+    await old.kill();
+    // Its agent's session ends a TTL later; unpaused, a standby would be promoted at once then.
+    await waitFor("the dead host's agent gone from the store", async () => {
+      const st = await storeStatus();
+      return st.agents.length === 2 && st.decider !== null && st.paused ? true : null;
+    });
+    await new Promise((r) => setTimeout(r, TTL_S * 1000));
+    const during = await roles();
+    assert.deepEqual(
+      dbHosts.filter((h) => h !== old).map((h) => during.get(h)),
+      ['standby', 'standby'],
+      'a standby was promoted while failover was paused',
+    );
+    const resumed = await cli(['resume-ha']);
+    assert.equal(resumed.code, 0, resumed.out);
+    const p = await primary();
+    assert.notEqual(p, old);
+    await etcd.member(old).start();
+    startAgent(old);
+    await waitFor('the former primary back as a standby', async () =>
+      (await roles()).get(old) === 'standby' ? true : null,
+    );
+    await allStreaming(p);
+  });
+
+  test('history through the store lists the switchover, the pause, the resume and the failover', async () => {
+    const r = await cli(['history', '--json']);
+    assert.equal(r.code, 0, r.out);
+    const events = (JSON.parse(r.out) as { event: string }[]).map((e) => e.event);
+    for (const e of ['switchover_started', 'switchover_done', 'ha_paused', 'ha_resumed', 'failover_detected'])
+      assert.ok(events.includes(e), `${e} missing from ${events.join(', ')}`);
+    assert.ok(
+      events.lastIndexOf('ha_resumed') < events.lastIndexOf('failover_detected'),
+      'the failover came after the resume',
+    );
   });
 });

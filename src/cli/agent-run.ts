@@ -23,6 +23,7 @@ import { HA_KEYS } from '../ha/leader-lease.js';
 import { LocalNodeOps, ProvisioningAware } from '../ha/node-ops.js';
 import { openStore } from '../ha/open-store.js';
 import { CLAIM_KEY, claimStore } from '../ha/store-claim.js';
+import { RequestDesk } from '../ha/store-requests.js';
 import type { StateStore } from '../ha/store.js';
 import type { Logger } from '../obs/logger.js';
 import { TopologyWriter } from '../ha/store-topology.js';
@@ -54,6 +55,8 @@ export class Agent {
   private ha: HaService | null = null;
   private remote: RemoteNodeOps | null = null;
   private topology: TopologyWriter | null = null;
+  /** The decider's answers to switchover/failover requests from the CLI (store-requests.ts). */
+  private desk: RequestDesk | null = null;
   private haStarting: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private tick: Promise<void> | null = null;
@@ -241,6 +244,7 @@ export class Agent {
       this.log.warn(`agent ${this.o.host}: no longer the decider`);
       const ha = this.ha;
       this.ha = null;
+      this.desk?.stop();
       this.remote?.close();
       this.topology?.close();
       this.topology = null;
@@ -301,6 +305,13 @@ export class Agent {
     try {
       await ha.start();
       this.ha = ha;
+      this.desk = new RequestDesk(
+        () => store,
+        ha,
+        this.o.host,
+        () => this.session?.lease ?? null,
+        this.log,
+      ).start();
     } catch (e) {
       this.log.error(`agent ${this.o.host}: the decide loop did not start: ${errorMessage(e)}`);
       await ha.stop().catch(() => undefined);
@@ -354,6 +365,7 @@ export class Agent {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     await this.tick?.catch(() => undefined);
+    this.desk?.stop();
     this.remote?.close();
     this.topology?.close();
     await this.haStarting?.catch(() => undefined);

@@ -101,6 +101,8 @@ export class HaService implements HaControl, ActionContext {
   private lastStoreOk = performance.now();
   private storeDown = false;
   private paused = false;
+  /** Bumped by setPaused: a cycle's read of the key that began before it must not undo it. */
+  private pausedWrites = 0;
   private readonly events = new HaHistory(() => this.store);
   private cycles = 0;
   private lastCycleAt: string | null = null;
@@ -308,6 +310,7 @@ export class HaService implements HaControl, ActionContext {
       const kv = await this.store.get(HA_KEYS.paused);
       if (kv) await this.store.compareAndDelete(HA_KEYS.paused, kv.revision);
     }
+    this.pausedWrites++;
     this.paused = paused;
     await this.record({ group: -1, event: paused ? 'ha_paused' : 'ha_resumed' });
     this.log.info(paused ? 'automatic failover paused' : 'automatic failover resumed');
@@ -356,6 +359,7 @@ export class HaService implements HaControl, ActionContext {
     }
     this.members.sync();
     await this.syncGroups();
+    await this.readPaused();
     this.cycles++;
     this.lastCycleAt = new Date().toISOString();
     // Busy before the probes: a background start or rejoin that ends while they run must not
@@ -404,6 +408,25 @@ export class HaService implements HaControl, ActionContext {
       await this.leaseLost();
     }
     this.publisher.publish();
+  }
+
+  /**
+   * The `paused` key, one get per cycle: with several hosts `pgscale pause-ha` writes it from
+   * anywhere (src/ha/store-requests.ts), not through this service. A failed read keeps what was
+   * known (the group reads that follow fail too, and nothing is decided on them).
+   */
+  private async readPaused(): Promise<void> {
+    const writes = this.pausedWrites;
+    const kv = await this.store.get(HA_KEYS.paused).catch(() => undefined);
+    if (kv === undefined || writes !== this.pausedWrites) return;
+    const paused = kv?.value === 'true';
+    if (paused !== this.paused)
+      this.log.info(
+        paused
+          ? 'automatic failover paused (seen in the store)'
+          : 'automatic failover resumed (seen in the store)',
+      );
+    this.paused = paused;
   }
 
   /**
