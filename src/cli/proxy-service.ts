@@ -9,6 +9,7 @@
  * logged and started again.
  */
 import { portInUse } from '../cluster/ports.js';
+import { ClusterTls, proxyWithClusterTls } from '../cluster/tls.js';
 import { ErrorCodes, PgscaleError, errorMessage } from '../errors.js';
 import type { Registry } from 'prom-client';
 import type { Cluster } from '../cluster/cluster.js';
@@ -47,10 +48,12 @@ export function clusterTopology(cluster: Cluster, epoch: number): Topology {
 /**
  * The proxy section as the proxy takes it. Nobody is an admin of the console unless listed in
  * proxy.admin_users (`pgscale init` lists the superuser there, visibly); being the cluster's
- * superuser grants nothing on its own.
+ * superuser grants nothing on its own. With cluster.tls on, the proxy verifies the nodes with
+ * the cluster CA (tls.ts, proxyWithClusterTls).
  */
 export function proxyConfigFor(loaded: LoadedConfig): ProxyConfig {
-  return loaded.config.proxy;
+  const tls = new ClusterTls(loaded);
+  return proxyWithClusterTls(loaded.config.proxy, tls.enabled ? tls.rootCert : null);
 }
 
 /**

@@ -162,6 +162,7 @@ export class ShardingService implements Service, ShardingHost {
           this.app,
           this.loaded.config.postgres.superuser,
           passfilePath(this.cluster.dataDir),
+          this.cluster.rootCert(),
         );
       },
       holds: this.holds,

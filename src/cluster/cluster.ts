@@ -20,6 +20,7 @@ import {
   renderHba,
   renderNodeConf,
   slotName,
+  sslParams,
   writeNodeFiles,
   writeStandbySettings,
 } from './conf.js';
@@ -47,6 +48,7 @@ import type { ConnTarget } from './sql.js';
 import { withClient } from './sql.js';
 import { bootstrapRoles } from './bootstrap-roles.js';
 import { preflightCluster, preflightNewGroup } from './preflight.js';
+import { ClusterTls } from './tls.js';
 import type { NodeStatus } from './status.js';
 import { nodeStatuses } from './status.js';
 
@@ -148,6 +150,22 @@ export class Cluster {
     return join(this.dataDir, 'secrets', 'pgpass');
   }
 
+  /** The cluster's TLS between its parts (cluster.tls; tls.ts). */
+  get tls(): ClusterTls {
+    return new ClusterTls(this.current);
+  }
+
+  /** The cluster CA's certificate that verifies the nodes when cluster.tls is on, else null. */
+  rootCert(): string | null {
+    const tls = this.tls;
+    return tls.enabled ? tls.rootCert : null;
+  }
+
+  /** primary_conninfo for standby `self` of `primary` (over verified TLS when cluster.tls is on). */
+  private conninfoTo(primary: NodeRef, self: string): string {
+    return primaryConninfo(primary, self, this.passfile(), this.rootCert());
+  }
+
   secrets(): Secrets {
     const s = readSecrets(this.dataDir);
     if (!s) {
@@ -167,7 +185,13 @@ export class Cluster {
       user: this.config.postgres.superuser,
       password: this.secrets().superuser,
       database,
+      ...this.sslTarget(),
     };
+  }
+
+  private sslTarget(): { sslRootCert?: string } {
+    const root = this.rootCert();
+    return root ? { sslRootCert: root } : {};
   }
 
   identity(): ClusterIdentity | null {
@@ -234,6 +258,7 @@ export class Cluster {
       writeFileSync(join(root, 'cluster.json'), JSON.stringify(ident, null, 2) + '\n');
     }
     const secrets = loadOrCreateSecrets(root);
+    if (this.tls.enabled) this.tls.ensureCa();
     ensureOwnedDir(join(root, 'nodes'), 0o700);
     ensureOwnedDir(join(root, 'logs'), 0o750);
     ensureOwnedDir(join(root, 'archive'), 0o700);
@@ -311,6 +336,7 @@ export class Cluster {
         archiveDir: this.archiveDir(n.group),
         archiveScript: this.archiveScript(),
         peers,
+        tls: this.tls.enabled ? this.tls.nodeFiles(n) : null,
       }),
       renderHba(this.config),
     );
@@ -355,12 +381,13 @@ export class Cluster {
       slot: slotName(n.name),
       passfile: this.passfile(),
       appName: n.name,
+      rootCert: this.rootCert(),
     }).catch((e: unknown) => {
       rmSync(pgdata, { recursive: true, force: true });
       throw e;
     });
     rmSync(join(pgdata, 'pgscale.conf'), { force: true });
-    writeStandbySettings(pgdata, primaryConninfo(primary, n.name, this.passfile()), slotName(n.name));
+    writeStandbySettings(pgdata, this.conninfoTo(primary, n.name), slotName(n.name));
     for (const f of ['postgresql.auto.conf', 'standby.signal']) chownToService(join(pgdata, f));
     this.mark(n);
     this.reporter.step(`cloned ${n.name} with ${how} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
@@ -398,6 +425,7 @@ export class Cluster {
       port: n.port,
       user: this.config.postgres.superuser,
       password: secrets?.superuser ?? '',
+      ...this.sslTarget(),
     }));
   }
 
@@ -685,7 +713,7 @@ export class Cluster {
    */
   async repoint(n: NodeRef, primary: NodeRef): Promise<void> {
     const { pgdata } = this.paths(n.name);
-    writeStandbySettings(pgdata, primaryConninfo(primary, n.name, this.passfile()), slotName(n.name));
+    writeStandbySettings(pgdata, this.conninfoTo(primary, n.name), slotName(n.name));
     for (const f of ['postgresql.auto.conf', 'standby.signal']) chownToService(join(pgdata, f));
     this.writeConf(n, []);
     await reload(this.bins, pgdata);
@@ -694,7 +722,7 @@ export class Cluster {
   /** Starts a stopped node as a standby of `primary`. */
   async startStandby(n: NodeRef, primary: NodeRef): Promise<void> {
     const { pgdata } = this.paths(n.name);
-    writeStandbySettings(pgdata, primaryConninfo(primary, n.name, this.passfile()), slotName(n.name));
+    writeStandbySettings(pgdata, this.conninfoTo(primary, n.name), slotName(n.name));
     for (const f of ['postgresql.auto.conf', 'standby.signal']) chownToService(join(pgdata, f));
     await this.startNode(n, []);
   }
@@ -753,7 +781,10 @@ export class Cluster {
     rmSync(join(pgdata, 'standby.signal'), { force: true });
     rmSync(join(pgdata, 'recovery.signal'), { force: true });
     const src = this.target(primary);
-    const conninfo = `host=${src.host} port=${src.port} user=${src.user} dbname=postgres connect_timeout=10`;
+    const conninfo = [
+      `host=${src.host} port=${src.port} user=${src.user} dbname=postgres connect_timeout=10`,
+      ...sslParams(this.rootCert()),
+    ].join(' ');
     try {
       await run(this.bins.pgRewind!, ['-D', pgdata, `--source-server=${conninfo}`], {
         env: { PGPASSFILE: this.passfile() },
@@ -772,7 +803,7 @@ export class Cluster {
     // pg_rewind copied the source's files, our marker and settings among them.
     this.mark(n);
     rmSync(join(pgdata, 'postmaster.pid'), { force: true });
-    writeStandbySettings(pgdata, primaryConninfo(primary, n.name, this.passfile()), slotName(n.name));
+    writeStandbySettings(pgdata, this.conninfoTo(primary, n.name), slotName(n.name));
     for (const f of ['postgresql.auto.conf', 'standby.signal']) chownToService(join(pgdata, f));
   }
 

@@ -13,6 +13,7 @@ import type { Config } from '../config/schema.js';
 import type { NodeRef } from '../config/load.js';
 import type { PgBinaries } from './binaries.js';
 import { REPLICATION_USER } from './secrets.js';
+import type { NodeTlsFiles } from './tls.js';
 
 export const INCLUDE_LINE = "include_if_exists = 'pgscale.conf'\t# managed by pgscale";
 
@@ -46,6 +47,8 @@ export interface NodeConfInput {
   archiveScript: string;
   /** Names of the other nodes of the group (standbys when this node is the primary). */
   peers: readonly string[];
+  /** The node's certificate, key and CA when cluster.tls is on (tls.ts). */
+  tls: NodeTlsFiles | null;
 }
 
 export function renderNodeConf(i: NodeConfInput): string {
@@ -84,6 +87,15 @@ export function renderNodeConf(i: NodeConfInput): string {
     // gets the same value: a standby refuses to start with less than its primary's.
     ['max_prepared_transactions', config.postgres.max_prepared_transactions],
   ];
+  if (i.tls) {
+    settings.push(
+      ['ssl', true],
+      ['ssl_cert_file', i.tls.cert],
+      ['ssl_key_file', i.tls.key],
+      ['ssl_ca_file', i.tls.caCert],
+      ['ssl_min_protocol_version', 'TLSv1.2'],
+    );
+  }
   if (config.replication.archive) {
     settings.push(['archive_mode', 'on']);
     if (bins.major >= 15 && hasBasicArchive(bins.dir)) {
@@ -118,14 +130,28 @@ function hasBasicArchive(binDir: string): boolean {
   );
 }
 
+/** Whether an address range lies inside the loopback ranges (127.0.0.0/8, ::1/128). */
+export function isLoopbackCidr(cidr: string): boolean {
+  const [addr = '', bits = ''] = cidr.split('/');
+  if (addr.includes(':')) return /^(0*:)*:?0*1$/.test(addr.replace(/^::/, ':')) && Number(bits) === 128;
+  return addr.split('.')[0] === '127' && Number(bits) >= 8;
+}
+
+/**
+ * pg_hba.conf. With cluster.tls on, connections from beyond this host must use TLS (hostssl);
+ * the loopback ranges keep `host` (TLS or not), as pgscale's own control connections on one host
+ * and local administration always worked.
+ */
 export function renderHba(config: Config): string {
+  const tls = config.cluster.tls.mode === 'on';
+  const type = (net: string) => (tls && !isLoopbackCidr(net) ? 'hostssl' : 'host').padEnd(7);
   const lines = ['# Managed by pgscale. SCRAM only; limited to the networks named in pgscale.yaml.'];
   lines.push('# TYPE  DATABASE      USER          ADDRESS                 METHOD');
   for (const net of config.replication.networks) {
-    lines.push(`host    replication   ${REPLICATION_USER.padEnd(13)} ${net.padEnd(23)} scram-sha-256`);
+    lines.push(`${type(net)} replication   ${REPLICATION_USER.padEnd(13)} ${net.padEnd(23)} scram-sha-256`);
   }
   for (const net of config.postgres.client_networks) {
-    lines.push(`host    all           all           ${net.padEnd(23)} scram-sha-256`);
+    lines.push(`${type(net)} all           all           ${net.padEnd(23)} scram-sha-256`);
   }
   return lines.join('\n') + '\n';
 }
@@ -144,14 +170,30 @@ function kv(k: string, v: string | number): string {
 }
 
 /**
+ * libpq's TLS settings toward a node: with the cluster CA (`rootCert`, cluster.tls on) the
+ * server must present a certificate from it naming the host connected to (verify-full);
+ * without, TLS when the server offers it.
+ */
+export function sslParams(rootCert: string | null): string[] {
+  return rootCert ? [kv('sslmode', 'verify-full'), kv('sslrootcert', rootCert)] : [kv('sslmode', 'prefer')];
+}
+
+/** The same as environment variables, for tools that take no connection string (pg_basebackup). */
+export function sslEnv(rootCert: string | null): Record<string, string> {
+  return rootCert ? { PGSSLMODE: 'verify-full', PGSSLROOTCERT: rootCert } : { PGSSLMODE: 'prefer' };
+}
+
+/**
  * How a subscription on one group reaches another group's `primary` (a shard move): as the
- * superuser `user`, the password from the passfile, never inline.
+ * superuser `user`, the password from the passfile, never inline; over verified TLS when the
+ * cluster CA `rootCert` is given.
  */
 export function subscriptionConninfo(
   primary: { readonly host: string; readonly port: number },
   database: string,
   user: string,
   passfile: string,
+  rootCert: string | null = null,
 ): string {
   return [
     kv('host', primary.host),
@@ -160,14 +202,19 @@ export function subscriptionConninfo(
     kv('user', user),
     kv('passfile', passfile),
     kv('application_name', 'pgscale_move'),
+    ...(rootCert ? sslParams(rootCert) : []),
   ].join(' ');
 }
 
-/** primary_conninfo for a standby: the password comes from the passfile, never inline. */
+/**
+ * primary_conninfo for a standby: the password comes from the passfile, never inline; over
+ * verified TLS when the cluster CA `rootCert` is given.
+ */
 export function primaryConninfo(
   primary: { host: string; port: number },
   self: string,
   passfile: string,
+  rootCert: string | null = null,
 ): string {
   return [
     kv('host', primary.host),
@@ -175,7 +222,7 @@ export function primaryConninfo(
     kv('user', REPLICATION_USER),
     kv('passfile', passfile),
     kv('application_name', self),
-    kv('sslmode', 'prefer'),
+    ...sslParams(rootCert),
     kv('connect_timeout', 5),
     kv('keepalives_idle', 10),
   ].join(' ');

@@ -2,6 +2,7 @@
  * Short-lived control connections to a node (node-postgres), as the cluster superuser over TCP
  * with SCRAM. Used for provisioning, status and cloning; never for application traffic.
  */
+import { readFileSync } from 'node:fs';
 import pg from 'pg';
 
 export interface ConnTarget {
@@ -10,6 +11,8 @@ export interface ConnTarget {
   user: string;
   password: string;
   database?: string;
+  /** The cluster CA's certificate (cluster.tls on): TLS, the server verified against it and the host. */
+  sslRootCert?: string;
 }
 
 export async function withClient<T>(
@@ -26,6 +29,8 @@ export async function withClient<T>(
     application_name: 'pgscale',
     connectionTimeoutMillis: timeoutMs,
     keepAlive: true,
+    // node-postgres checks the certificate against the host (Node's checkServerIdentity).
+    ...(t.sslRootCert ? { ssl: { ca: readFileSync(t.sslRootCert), rejectUnauthorized: true } } : {}),
   });
   // An error event after connect (server shutting down) must not crash the process.
   client.on('error', () => undefined);
