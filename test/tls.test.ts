@@ -17,7 +17,10 @@ import type { TestCluster } from './harness.js';
 import { withClient } from '../src/cluster/sql.js';
 import { readSecrets, writePrivate } from '../src/cluster/secrets.js';
 import { chownToService } from '../src/cluster/run-as.js';
+import { allNodes, parseConfig } from '../src/config/load.js';
 import type { NodeRef } from '../src/config/load.js';
+import { INIT_DEFAULTS, renderConfig } from '../src/config/template.js';
+import { ClusterTls } from '../src/cluster/tls.js';
 
 interface StatusJson {
   nodes: { name: string; role: string; streaming: boolean }[];
@@ -286,3 +289,35 @@ for (const bins of sets) {
     });
   });
 }
+
+test('doctor lists the certificates and warns about one that expires within 30 days', async () => {
+  const dir = tempDir('pgscale-tls-doctor-');
+  try {
+    const text = renderConfig({ ...INIT_DEFAULTS, replicas: 1, tls: true }).replace(
+      '    mode: on\n',
+      '    mode: on\n    node_cert_days: 10\n',
+    );
+    const file = join(dir, 'pgscale.yaml');
+    writeFileSync(file, text);
+    const loaded = parseConfig(text, file);
+    const tls = new ClusterTls(loaded);
+    for (const n of allNodes(loaded.config)) tls.nodeFiles(n);
+    const r = await cli(['doctor', '-c', file]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /✓ cluster CA\s+until .* \(36\d\d days\)\n/);
+    assert.match(r.stdout, /⚠ s0n1\s+until .* \(9 days\) — expires within 30 days/);
+    const json = JSON.parse((await cli(['doctor', '-c', file, '--json'])).stdout) as {
+      certificates: { what: string; daysLeft: number }[];
+    };
+    assert.deepEqual(
+      json.certificates.map((c) => [c.what, c.daysLeft < 30]),
+      [
+        ['cluster CA', false],
+        ['s0n0', true],
+        ['s0n1', true],
+      ],
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

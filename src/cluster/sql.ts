@@ -15,6 +15,14 @@ export interface ConnTarget {
   sslRootCert?: string;
 }
 
+/**
+ * node-postgres' TLS options toward a node verified by the cluster CA `rootCert` (cluster.tls on):
+ * the chain and the host (Node's checkServerIdentity), as libpq's verify-full; none without.
+ */
+export function pgSsl(rootCert: string | null): { ssl?: { ca: Buffer; rejectUnauthorized: true } } {
+  return rootCert ? { ssl: { ca: readFileSync(rootCert), rejectUnauthorized: true } } : {};
+}
+
 export async function withClient<T>(
   t: ConnTarget,
   fn: (c: pg.Client) => Promise<T>,
@@ -29,8 +37,7 @@ export async function withClient<T>(
     application_name: 'pgscale',
     connectionTimeoutMillis: timeoutMs,
     keepAlive: true,
-    // node-postgres checks the certificate against the host (Node's checkServerIdentity).
-    ...(t.sslRootCert ? { ssl: { ca: readFileSync(t.sslRootCert), rejectUnauthorized: true } } : {}),
+    ...pgSsl(t.sslRootCert ?? null),
   });
   // An error event after connect (server shutting down) must not crash the process.
   client.on('error', () => undefined);

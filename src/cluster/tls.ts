@@ -7,8 +7,9 @@
  * read them). Certificates are issued with the openssl CLI (Node's crypto makes keys and reads
  * certificates but cannot issue them): private keys are made by Node and written 0600 before
  * openssl sees them, and openssl gets only file names, so no key reaches a command line.
- * A certificate is issued again at the next start or reload when it is missing, no longer names
- * its node's host, was issued by another CA, or expires within RENEW_DAYS.
+ * A certificate is issued again when its node's configuration is next written (a start, and
+ * the reloads of add-replica, a switchover…) if it is missing, no longer names its node's host,
+ * was issued by another CA, or expires within RENEW_DAYS (half its validity when shorter).
  */
 import { X509Certificate, createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
@@ -198,7 +199,10 @@ export class ClusterTls {
     if (!existsSync(certFile)) return false;
     try {
       const c = new X509Certificate(readFileSync(certFile));
-      return certCovers(c, host) && c.checkIssued(ca) && c.verify(ca.publicKey) && daysLeft(c) > RENEW_DAYS;
+      // Short-lived certificates (node_cert_days under 2 × RENEW_DAYS) are renewed at half-life,
+      // not at every start.
+      const renewAt = Math.min(RENEW_DAYS, this.settings.node_cert_days / 2);
+      return certCovers(c, host) && c.checkIssued(ca) && c.verify(ca.publicKey) && daysLeft(c) > renewAt;
     } catch {
       return false;
     }
