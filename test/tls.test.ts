@@ -17,7 +17,8 @@ import type { TestCluster } from './harness.js';
 import { withClient } from '../src/cluster/sql.js';
 import { readSecrets, writePrivate } from '../src/cluster/secrets.js';
 import { chownToService } from '../src/cluster/run-as.js';
-import { allNodes, parseConfig } from '../src/config/load.js';
+import { allNodes, loadConfig, parseConfig } from '../src/config/load.js';
+import { Cluster } from '../src/cluster/cluster.js';
 import type { NodeRef } from '../src/config/load.js';
 import { INIT_DEFAULTS, renderConfig } from '../src/config/template.js';
 import { ClusterTls } from '../src/cluster/tls.js';
@@ -319,5 +320,28 @@ test('doctor lists the certificates and warns about one that expires within 30 d
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('turning cluster.tls on for an existing cluster: the next up serves TLS and the standby verifies', async () => {
+  const tc = await makeCluster(sets[0]!, { replicas: 1 });
+  try {
+    await tc.cluster.up();
+    const [p, s] = tc.cluster.nodes();
+    const auto = () => readFileSync(join(tc.cluster.paths(s!.name).pgdata, 'postgresql.auto.conf'), 'utf8');
+    assert.match(auto(), /sslmode=prefer/);
+    await tc.cluster.down();
+    writeFileSync(tc.file, readFileSync(tc.file, 'utf8').replace('    mode: off', '    mode: on'));
+    const on = new Cluster(loadConfig(tc.file), undefined, tc.bins);
+    await on.up();
+    assert.match(auto(), /sslmode=verify-full/);
+    const m = await until('s0n1 streaming over TLS', async () => {
+      const x = await senders({ ...tc, cluster: on }, p!);
+      return x.get('s0n1') === true && x;
+    });
+    assert.equal(m.get('s0n1'), true);
+    await on.down();
+  } finally {
+    await tc.cleanup();
   }
 });

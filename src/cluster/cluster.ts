@@ -161,9 +161,18 @@ export class Cluster {
     return tls.enabled ? tls.rootCert : null;
   }
 
-  /** primary_conninfo for standby `self` of `primary` (over verified TLS when cluster.tls is on). */
-  private conninfoTo(primary: NodeRef, self: string): string {
-    return primaryConninfo(primary, self, this.passfile(), this.rootCert());
+  /**
+   * Makes `n` a standby of `primary` in its data directory: primary_conninfo (over verified TLS
+   * when cluster.tls is on) and its slot in postgresql.auto.conf, and standby.signal.
+   */
+  private writeFollow(n: NodeRef, primary: NodeRef): void {
+    const { pgdata } = this.paths(n.name);
+    writeStandbySettings(
+      pgdata,
+      primaryConninfo(primary, n.name, this.passfile(), this.rootCert()),
+      slotName(n.name),
+    );
+    for (const f of ['postgresql.auto.conf', 'standby.signal']) chownToService(join(pgdata, f));
   }
 
   secrets(): Secrets {
@@ -289,8 +298,19 @@ export class Cluster {
         continue;
       }
       if (!isProvisioned(this.paths(n.name).pgdata)) await this.cloneNode(n, primary);
+      else this.refreshConninfo(n, primary);
       await this.startNode(n, []);
     }
+  }
+
+  /**
+   * A standby that follows `primary` gets primary_conninfo as the config says now: turning
+   * cluster.tls on (or off) reaches the standbys at the next `up`, not only at their next repoint.
+   */
+  private refreshConninfo(n: NodeRef, primary: NodeRef): void {
+    const up = this.upstreamOf(n);
+    if (!up || up.host !== primary.host || up.port !== primary.port) return;
+    this.writeFollow(n, primary);
   }
 
   private standbyNames(group: number, primary: string): string[] {
@@ -336,7 +356,7 @@ export class Cluster {
         archiveDir: this.archiveDir(n.group),
         archiveScript: this.archiveScript(),
         peers,
-        tls: this.tls.enabled ? this.tls.nodeFiles(n) : null,
+        tls: this.tls.enabled ? this.tls.nodeFiles(n, (m) => this.reporter.step(m)) : null,
       }),
       renderHba(this.config),
     );
@@ -387,8 +407,7 @@ export class Cluster {
       throw e;
     });
     rmSync(join(pgdata, 'pgscale.conf'), { force: true });
-    writeStandbySettings(pgdata, this.conninfoTo(primary, n.name), slotName(n.name));
-    for (const f of ['postgresql.auto.conf', 'standby.signal']) chownToService(join(pgdata, f));
+    this.writeFollow(n, primary);
     this.mark(n);
     this.reporter.step(`cloned ${n.name} with ${how} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
@@ -713,17 +732,14 @@ export class Cluster {
    */
   async repoint(n: NodeRef, primary: NodeRef): Promise<void> {
     const { pgdata } = this.paths(n.name);
-    writeStandbySettings(pgdata, this.conninfoTo(primary, n.name), slotName(n.name));
-    for (const f of ['postgresql.auto.conf', 'standby.signal']) chownToService(join(pgdata, f));
+    this.writeFollow(n, primary);
     this.writeConf(n, []);
     await reload(this.bins, pgdata);
   }
 
   /** Starts a stopped node as a standby of `primary`. */
   async startStandby(n: NodeRef, primary: NodeRef): Promise<void> {
-    const { pgdata } = this.paths(n.name);
-    writeStandbySettings(pgdata, this.conninfoTo(primary, n.name), slotName(n.name));
-    for (const f of ['postgresql.auto.conf', 'standby.signal']) chownToService(join(pgdata, f));
+    this.writeFollow(n, primary);
     await this.startNode(n, []);
   }
 
@@ -803,8 +819,7 @@ export class Cluster {
     // pg_rewind copied the source's files, our marker and settings among them.
     this.mark(n);
     rmSync(join(pgdata, 'postmaster.pid'), { force: true });
-    writeStandbySettings(pgdata, this.conninfoTo(primary, n.name), slotName(n.name));
-    for (const f of ['postgresql.auto.conf', 'standby.signal']) chownToService(join(pgdata, f));
+    this.writeFollow(n, primary);
   }
 
   /** Marks a node to rejoin (it failed to start as a standby: its WAL has probably diverged). */

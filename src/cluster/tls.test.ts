@@ -219,6 +219,45 @@ describe('ClusterTls', () => {
   });
 });
 
+test('a CA key or a node key readable by others is refused, naming the file and the fix', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgscale-tls-mode-'));
+  chmodSync(dir, 0o755);
+  try {
+    const mk = (sub: string, text: string): LoadedConfig => {
+      mkdirSync(join(dir, sub), { recursive: true });
+      const file = join(dir, sub, 'pgscale.yaml');
+      writeFileSync(file, text);
+      return parseConfig(text, file);
+    };
+    const first = mk('first', yaml(true));
+    const ftls = new ClusterTls(first);
+    for (const n of allNodes(first.config)) ftls.nodeFiles(n);
+    const caKey = join(first.dataDir, 'ca', 'ca.key');
+    chmodSync(caKey, 0o644);
+    const own = mk(
+      'own',
+      yaml(true, `    ca_cert: ${join(first.dataDir, 'ca', 'ca.crt')}\n    ca_key: ${caKey}\n`),
+    );
+    assert.throws(
+      () => new ClusterTls(own).nodeFiles(allNodes(own.config)[0]!),
+      /cluster\.tls\.ca_key: .*ca\.key is readable by others \(mode 0644\); a private key must be 0600: chmod 600/,
+    );
+    chmodSync(caKey, 0o600);
+    const nodeKey = join(ftls.dir, 's0n1.key');
+    chmodSync(nodeKey, 0o640);
+    const ready = mk(
+      'ready',
+      yaml(true, `    ca_cert: ${join(first.dataDir, 'ca', 'ca.crt')}\n    node_cert_dir: ${ftls.dir}\n`),
+    );
+    assert.throws(
+      () => new ClusterTls(ready).nodeFiles(allNodes(ready.config)[1]!),
+      /s0n1\.key is readable by others/,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 describe('cluster.tls settings', () => {
   const bad = (extra: string) => () => parseConfig(yaml(true, extra), '/x/p.yaml');
   test('the CA that issues or verifies the node certificates must be unambiguous', () => {

@@ -21,6 +21,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { isIP } from 'node:net';
@@ -175,8 +176,12 @@ export class ClusterTls {
     );
   }
 
-  /** The node's TLS files, issued (or renewed, or copied from node_cert_dir) when needed. */
-  nodeFiles(n: NodeRef): NodeTlsFiles {
+  /**
+   * The node's TLS files, issued (or renewed, or copied from node_cert_dir) when needed. A renewal
+   * that fails while the current certificate still serves its node keeps it and tells `warn`
+   * (this runs on the way of a failover too: a renewal problem must not stop one).
+   */
+  nodeFiles(n: NodeRef, warn: (message: string) => void = () => undefined): NodeTlsFiles {
     this.ensureCa();
     const files = {
       cert: join(this.dir, `${n.name}.crt`),
@@ -190,18 +195,23 @@ export class ClusterTls {
       return files;
     }
     if (this.usable(files.cert, n.host, ca)) return files;
-    this.issue(n, files, issuer);
+    try {
+      this.issue(n, files, issuer);
+    } catch (e) {
+      if (!this.usable(files.cert, n.host, ca, 0)) throw e;
+      warn(`keeping the certificate of ${n.name} until it can be renewed: ${(e as Error).message}`);
+    }
     return files;
   }
 
   /** Whether an existing certificate still serves: names the host, from this CA, not expiring. */
-  private usable(certFile: string, host: string, ca: X509Certificate): boolean {
+  private usable(certFile: string, host: string, ca: X509Certificate, minDays?: number): boolean {
     if (!existsSync(certFile)) return false;
     try {
       const c = new X509Certificate(readFileSync(certFile));
       // Short-lived certificates (node_cert_days under 2 × RENEW_DAYS) are renewed at half-life,
       // not at every start.
-      const renewAt = Math.min(RENEW_DAYS, this.settings.node_cert_days / 2);
+      const renewAt = minDays ?? Math.min(RENEW_DAYS, this.settings.node_cert_days / 2);
       return certCovers(c, host) && c.checkIssued(ca) && c.verify(ca.publicKey) && daysLeft(c) > renewAt;
     } catch {
       return false;
@@ -209,6 +219,7 @@ export class ClusterTls {
   }
 
   private issue(n: NodeRef, files: NodeTlsFiles, issuer: { cert: string; key: string }): void {
+    privateToOwner(issuer.key, 'cluster.tls.ca_key');
     const tmpKey = `${files.key}.new`;
     const tmpCert = `${files.cert}.new`;
     writePrivate(tmpKey, newKeyPem(), true);
@@ -260,6 +271,7 @@ export class ClusterTls {
     const srcKey = join(dir, `${n.name}.key`);
     const where = `cluster.tls.node_cert_dir (${dir})`;
     const cert = new X509Certificate(readPem(srcCert, where));
+    privateToOwner(srcKey, where);
     const key = readPem(srcKey, where);
     const problems: string[] = [];
     if (!certCovers(cert, n.host)) problems.push(`does not name the node's host ${n.host}`);
@@ -306,6 +318,22 @@ function serial(): string {
   const b = randomBytes(16);
   b[0] = b[0]! & 0x7f;
   return `0x${b.toString('hex')}`;
+}
+
+/** A private key others can read is refused, as PostgreSQL refuses its own server key then. */
+function privateToOwner(file: string, setting: string): void {
+  let mode: number;
+  try {
+    mode = statSync(file).mode & 0o777;
+  } catch {
+    return; // reading it reports what is wrong
+  }
+  if ((mode & 0o077) !== 0) {
+    throw new ClusterError(
+      ErrorCodes.CONFIG_INVALID,
+      `${setting}: ${file} is readable by others (mode ${mode.toString(8).padStart(4, '0')}); a private key must be 0600: chmod 600 ${file}`,
+    );
+  }
 }
 
 function readPem(file: string, setting: string): string {
