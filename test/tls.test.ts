@@ -123,9 +123,41 @@ for (const bins of sets) {
       );
       assert.equal(s.get('s0n1'), true);
       const hba = readFileSync(join(tc.cluster.paths('s0n0').pgdata, 'pg_hba.conf'), 'utf8');
-      assert.match(hba, /^host\s+replication\s+replicator\s+127\.0\.0\.1\/32/m);
+      assert.match(
+        hba,
+        /^hostssl\s+replication\s+replicator\s+127\.0\.0\.1\/32\s+scram-sha-256 clientcert=verify-ca$/m,
+      );
       const auto = readFileSync(join(tc.cluster.paths('s0n1').pgdata, 'postgresql.auto.conf'), 'utf8');
       assert.match(auto, /sslmode=verify-full sslrootcert=/);
+    });
+
+    test('replication takes a client certificate from the cluster CA besides the password', async () => {
+      const p = node('s0n0');
+      const password = readSecrets(tc.cluster.dataDir)!.replicator;
+      const dir = tc.cluster.tls.dir;
+      const replicate = async (pair: { cert: string; key: string } | null) => {
+        const c = new pg.Client({
+          host: p.host,
+          port: p.port,
+          user: 'replicator',
+          password,
+          database: 'postgres',
+          replication: 'true',
+          ssl: {
+            ca: readFileSync(tc.cluster.tls.rootCert),
+            ...(pair ? { cert: readFileSync(pair.cert), key: readFileSync(pair.key) } : {}),
+          },
+        } as pg.ClientConfig);
+        c.on('error', () => undefined);
+        await c.connect();
+        try {
+          return (await c.query<{ systemid: string }>('IDENTIFY_SYSTEM')).rows[0]!.systemid;
+        } finally {
+          await c.end().catch(() => undefined);
+        }
+      };
+      await assert.rejects(replicate(null), /connection requires a valid client certificate/);
+      assert.match(await replicate({ cert: join(dir, 's0n1.crt'), key: join(dir, 's0n1.key') }), /^\d+$/);
     });
 
     test('a client through the proxy works (pg, psql) and the proxy reaches the nodes over TLS', async () => {

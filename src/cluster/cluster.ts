@@ -21,6 +21,7 @@ import {
   renderNodeConf,
   slotName,
   sslParams,
+  type ClientPair,
   writeNodeFiles,
   writeStandbySettings,
 } from './conf.js';
@@ -169,7 +170,7 @@ export class Cluster {
     const { pgdata } = this.paths(n.name);
     writeStandbySettings(
       pgdata,
-      primaryConninfo(primary, n.name, this.passfile(), this.rootCert()),
+      primaryConninfo(primary, n.name, this.passfile(), this.rootCert(), this.clientPair(n)),
       slotName(n.name),
     );
     for (const f of ['postgresql.auto.conf', 'standby.signal']) chownToService(join(pgdata, f));
@@ -196,6 +197,12 @@ export class Cluster {
       database,
       ...this.sslTarget(),
     };
+  }
+
+  /** The node's own certificate and key (issued when missing), its client certificate; none without TLS. */
+  private clientPair(n: NodeRef): ClientPair | undefined {
+    const tls = this.tls;
+    return tls.enabled ? tls.nodeFiles(n, (m) => this.reporter.step(m)) : undefined;
   }
 
   private sslTarget(): { sslRootCert?: string } {
@@ -402,6 +409,7 @@ export class Cluster {
       passfile: this.passfile(),
       appName: n.name,
       rootCert: this.rootCert(),
+      client: this.clientPair(n),
     }).catch((e: unknown) => {
       rmSync(pgdata, { recursive: true, force: true });
       throw e;
@@ -799,7 +807,7 @@ export class Cluster {
     const src = this.target(primary);
     const conninfo = [
       `host=${src.host} port=${src.port} user=${src.user} dbname=postgres connect_timeout=10`,
-      ...sslParams(this.rootCert()),
+      ...sslParams(this.rootCert(), this.clientPair(n)),
     ].join(' ');
     try {
       await run(this.bins.pgRewind!, ['-D', pgdata, `--source-server=${conninfo}`], {

@@ -140,7 +140,8 @@ export function isLoopbackCidr(cidr: string): boolean {
 /**
  * pg_hba.conf. With cluster.tls on, connections from beyond this host must use TLS (hostssl);
  * the loopback ranges keep `host` (TLS or not), as pgscale's own control connections on one host
- * and local administration always worked.
+ * and local administration always worked. Replication takes TLS with a client certificate from
+ * the cluster CA from every address.
  */
 export function renderHba(config: Config): string {
   const tls = config.cluster.tls.mode === 'on';
@@ -148,7 +149,13 @@ export function renderHba(config: Config): string {
   const lines = ['# Managed by pgscale. SCRAM only; limited to the networks named in pgscale.yaml.'];
   lines.push('# TYPE  DATABASE      USER          ADDRESS                 METHOD');
   for (const net of config.replication.networks) {
-    lines.push(`${type(net)} replication   ${REPLICATION_USER.padEnd(13)} ${net.padEnd(23)} scram-sha-256`);
+    // Replication also needs a client certificate from the cluster CA (each node presents its
+    // own), from every address: only pgscale's standbys and clones replicate.
+    lines.push(
+      tls
+        ? `hostssl replication   ${REPLICATION_USER.padEnd(13)} ${net.padEnd(23)} scram-sha-256 clientcert=verify-ca`
+        : `host    replication   ${REPLICATION_USER.padEnd(13)} ${net.padEnd(23)} scram-sha-256`,
+    );
   }
   for (const net of config.postgres.client_networks) {
     lines.push(`${type(net)} all           all           ${net.padEnd(23)} scram-sha-256`);
@@ -169,18 +176,31 @@ function kv(k: string, v: string | number): string {
   return `${k}=${/^[\w./-]+$/.test(String(v)) ? v : `'${String(v).replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`}`;
 }
 
+/** A node's own certificate and key, presented as a client certificate (replication). */
+export interface ClientPair {
+  readonly cert: string;
+  readonly key: string;
+}
+
 /**
  * libpq's TLS settings toward a node: with the cluster CA (`rootCert`, cluster.tls on) the
- * server must present a certificate from it naming the host connected to (verify-full);
- * without, TLS when the server offers it.
+ * server must present a certificate from it naming the host connected to (verify-full), and
+ * `client`, when given, is this side's certificate (required for replication); without, TLS
+ * when the server offers it. Naming the client pair also keeps libpq from reading
+ * ~/.postgresql/postgresql.crt.
  */
-export function sslParams(rootCert: string | null): string[] {
-  return rootCert ? [kv('sslmode', 'verify-full'), kv('sslrootcert', rootCert)] : [kv('sslmode', 'prefer')];
+export function sslParams(rootCert: string | null, client?: ClientPair): string[] {
+  if (!rootCert) return [kv('sslmode', 'prefer')];
+  const pair = client ? [kv('sslcert', client.cert), kv('sslkey', client.key)] : [];
+  return [kv('sslmode', 'verify-full'), kv('sslrootcert', rootCert), ...pair];
 }
 
 /** The same as environment variables, for tools that take no connection string (pg_basebackup). */
-export function sslEnv(rootCert: string | null): Record<string, string> {
-  return rootCert ? { PGSSLMODE: 'verify-full', PGSSLROOTCERT: rootCert } : { PGSSLMODE: 'prefer' };
+export function sslEnv(rootCert: string | null, client?: ClientPair): Record<string, string> {
+  if (!rootCert) return { PGSSLMODE: 'prefer' };
+  const env: Record<string, string> = { PGSSLMODE: 'verify-full', PGSSLROOTCERT: rootCert };
+  if (client) Object.assign(env, { PGSSLCERT: client.cert, PGSSLKEY: client.key });
+  return env;
 }
 
 /**
@@ -208,13 +228,14 @@ export function subscriptionConninfo(
 
 /**
  * primary_conninfo for a standby: the password comes from the passfile, never inline; over
- * verified TLS when the cluster CA `rootCert` is given.
+ * verified TLS when the cluster CA `rootCert` is given, presenting the standby's `client` pair.
  */
 export function primaryConninfo(
   primary: { host: string; port: number },
   self: string,
   passfile: string,
   rootCert: string | null = null,
+  client?: ClientPair,
 ): string {
   return [
     kv('host', primary.host),
@@ -222,7 +243,7 @@ export function primaryConninfo(
     kv('user', REPLICATION_USER),
     kv('passfile', passfile),
     kv('application_name', self),
-    ...sslParams(rootCert),
+    ...sslParams(rootCert, client),
     kv('connect_timeout', 5),
     kv('keepalives_idle', 10),
   ].join(' ');

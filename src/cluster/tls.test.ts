@@ -65,15 +65,20 @@ describe('with cluster.tls on', () => {
     assert.deepEqual(
       rules.map((l) => l.split(/\s+/).slice(0, 4).join(' ')),
       [
-        'host replication replicator 127.0.0.1/32',
+        'hostssl replication replicator 127.0.0.1/32',
         'hostssl replication replicator 10.1.0.0/16',
         'host all all 127.0.0.1/32',
         'host all all ::1/128',
         'hostssl all all 10.1.0.0/16',
       ],
     );
+    // Replication also takes a client certificate from the cluster CA; other lines do not.
+    assert.deepEqual(
+      rules.map((l) => l.endsWith('scram-sha-256 clientcert=verify-ca')),
+      [true, true, false, false, false],
+    );
     const off = renderHba(parseConfig(yaml(false), '/x/p.yaml').config);
-    assert.doesNotMatch(off, /hostssl/);
+    assert.doesNotMatch(off, /hostssl|clientcert/);
   });
 
   test('each node serves TLS with its files; off, no ssl setting', () => {
@@ -108,6 +113,12 @@ describe('with cluster.tls on', () => {
     const c = primaryConninfo({ host: '10.1.0.7', port: 5432 }, 's0n1', '/d/secrets/pgpass', '/d/tls/ca.crt');
     assert.match(c, /sslmode=verify-full sslrootcert=\/d\/tls\/ca\.crt/);
     assert.match(primaryConninfo({ host: 'h', port: 1 }, 'n', '/p'), /sslmode=prefer/);
+    const pair = { cert: '/d/tls/s0n1.crt', key: '/d/tls/s0n1.key' };
+    assert.match(
+      primaryConninfo({ host: 'h', port: 1 }, 's0n1', '/p', '/d/tls/ca.crt', pair),
+      /sslrootcert=\/d\/tls\/ca\.crt sslcert=\/d\/tls\/s0n1\.crt sslkey=\/d\/tls\/s0n1\.key/,
+    );
+    assert.doesNotMatch(primaryConninfo({ host: 'h', port: 1 }, 's0n1', '/p', null, pair), /sslcert/);
     const s = subscriptionConninfo({ host: 'h', port: 1 }, 'app', 'postgres', '/p', '/d/tls/ca.crt');
     assert.match(s, /sslmode=verify-full sslrootcert=\/d\/tls\/ca\.crt/);
   });

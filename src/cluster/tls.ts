@@ -37,6 +37,8 @@ export const RENEW_DAYS = 30;
 /** Validity of a CA pgscale creates. */
 export const CA_DAYS = 3650;
 const DAY_MS = 86_400_000;
+/** extendedKeyUsage id-kp-clientAuth (RFC 5280). */
+const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 
 /** The files a node's PostgreSQL serves TLS with (ssl_cert_file, ssl_key_file, ssl_ca_file). */
 export interface NodeTlsFiles {
@@ -278,6 +280,12 @@ export class ClusterTls {
     if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey))
       problems.push('was not issued by cluster.tls.ca_cert');
     if (daysLeft(cert) <= 0) problems.push(`expired on ${cert.validTo}`);
+    const eku = cert.keyUsage as string[] | undefined;
+    if (eku && eku.length > 0 && !eku.includes(CLIENT_AUTH)) {
+      problems.push(
+        'lacks the clientAuth extended key usage (a standby presents it as its client certificate)',
+      );
+    }
     let keyMatches = false;
     try {
       keyMatches = cert.checkPrivateKey(createPrivateKey(key));
