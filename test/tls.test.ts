@@ -17,6 +17,7 @@ import type { TestCluster } from './harness.js';
 import { withClient } from '../src/cluster/sql.js';
 import { readSecrets, writePrivate } from '../src/cluster/secrets.js';
 import { chownToService } from '../src/cluster/run-as.js';
+import { runningPid } from '../src/cluster/instance.js';
 import { allNodes, loadConfig, parseConfig } from '../src/config/load.js';
 import { Cluster } from '../src/cluster/cluster.js';
 import type { NodeRef } from '../src/config/load.js';
@@ -290,6 +291,25 @@ for (const bins of sets) {
         },
         60_000,
       );
+    });
+
+    test('kill -9 of the primary: a standby takes over, and the old primary rejoins over TLS', async () => {
+      const pid = runningPid(tc.cluster.paths('s0n1').pgdata);
+      assert.ok(pid, 's0n1 runs as the primary');
+      process.kill(pid, 'SIGKILL');
+      const after = await until(
+        'a new primary with both others streaming over TLS',
+        async () => {
+          const st = await status(tc);
+          const primary = st.nodes.find((n) => n.role === 'primary' && n.name !== 's0n1');
+          if (!primary) return false;
+          const s = await senders(tc, node(primary.name));
+          const others = tc.cluster.nodes().filter((n) => n.name !== primary.name);
+          return others.every((n) => s.get(n.name) === true) && primary.name;
+        },
+        120_000,
+      );
+      assert.notEqual(after, 's0n1');
     });
 
     test('keys and passwords: never readable by others, never on a command line', () => {
