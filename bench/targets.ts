@@ -25,6 +25,8 @@ export interface TargetOptions {
   maxClients: number;
   /** pgscale only: run the proxy under `node --cpu-prof`, writing its .cpuprofile here on exit. */
   cpuProfileDir?: string | null;
+  /** pgscale only: `pgscale proxy --workers N` (default: one process). */
+  workers?: number;
 }
 
 export interface Running {
@@ -219,6 +221,7 @@ export function pgscaleAt(name: string, root: string): Target {
           'proxy',
           '-c',
           file,
+          ...(opts.workers !== undefined ? ['--workers', String(opts.workers)] : []),
         ],
         cwd: work.dir,
         env: cleanEnv(),

@@ -7,6 +7,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect, createServer } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { findFreePortBlock } from '../src/cluster/ports.js';
 import { ErrorCodes } from '../src/errors.js';
 import { EtcdStore, etcdPrefix } from '../src/ha/etcd-store.js';
@@ -103,6 +105,36 @@ describe('etcd store against a real etcd', { skip }, () => {
       assert.match((e as Error).message, new RegExp(`${dead}: ECONNREFUSED`));
       return true;
     });
+  });
+
+  test('a member that stops answering costs one operation its timeout; the next starts past it', async () => {
+    // A forwarder to etcd that goes silent, as a member cut off the network does: requests hang
+    // instead of being refused. Before, every operation started there and spent its deadline.
+    const sockets = new Set<Socket>();
+    let silent = false;
+    const forwarder = createServer((client) => {
+      sockets.add(client);
+      if (silent) return;
+      const upstream = connect(Number(new URL(etcd.url).port), '127.0.0.1');
+      sockets.add(upstream);
+      for (const sock of [client, upstream]) sock.on('error', () => undefined);
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((resolve) => forwarder.listen(0, '127.0.0.1', resolve));
+    const cutOff = `http://127.0.0.1:${(forwarder.address() as AddressInfo).port}`;
+    try {
+      await withStore(await open({ endpoints: [cutOff, etcd.url], timeoutMs: 400 }), async (s) => {
+        const r = await s.put('k', 'v');
+        silent = true;
+        for (const sock of sockets) sock.unpipe().pause();
+        await failsWithin(400, 'get at the silent member', () => s.get('k'));
+        assert.equal((await s.get('k'))?.revision, r, 'the next operation starts at the live member');
+        assert.ok((await s.compareAndSet('k', r, 'w')) !== null);
+      });
+    } finally {
+      for (const sock of sockets) sock.destroy();
+      await new Promise((resolve) => forwarder.close(resolve));
+    }
   });
 
   test('options are checked: credentials in a URL, no endpoint, half a login', async () => {

@@ -6,55 +6,17 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { binarySets, makeCluster, repoRoot, until } from './harness.js';
+import { binarySets, makeCluster, until } from './harness.js';
+import { startProxy } from './standalone-proxy.js';
+import type { Running } from './standalone-proxy.js';
 import type { TestCluster } from './harness.js';
 import { readSecrets } from '../src/cluster/secrets.js';
 import { findFreePortBlock } from '../src/cluster/ports.js';
 
 const bins = binarySets()[0]!;
-
-interface Running {
-  child: ChildProcess;
-  out: () => string;
-  /** What it wrote to stderr alone (its log) and to stdout alone. */
-  stderr: () => string;
-  stdout: () => string;
-  stop(): Promise<number | null>;
-}
-
-async function startProxy(args: string[]): Promise<Running> {
-  const child = spawn(process.execPath, [join(repoRoot, 'bin', 'pgscale.js'), 'proxy', ...args], {
-    env: { ...process.env, PGSCALE_DEV: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let text = '';
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => ((text += d.toString()), (stdout += d.toString())));
-  child.stderr.on('data', (d: Buffer) => ((text += d.toString()), (stderr += d.toString())));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  await until(
-    'the proxy to be ready',
-    () => Promise.resolve(text.includes('ready on') || child.exitCode !== null),
-    30_000,
-  );
-  if (child.exitCode !== null) throw new Error(`pgscale proxy exited: ${text}`);
-  return {
-    child,
-    out: () => text,
-    stderr: () => stderr,
-    stdout: () => stdout,
-    stop: async () => {
-      child.kill('SIGTERM');
-      return exited;
-    },
-  };
-}
 
 describe('pgscale proxy (standalone)', () => {
   let tc: TestCluster;

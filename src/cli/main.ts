@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { PgscaleError, UsageError } from '../errors.js';
 import { dropOutputOnBrokenPipe } from './broken-pipe.js';
+import * as agentCmd from './commands/agent.js';
 import * as controllerCmd from './commands/controller.js';
 import * as demo from './commands/demo.js';
 import * as doctor from './commands/doctor.js';
@@ -49,6 +50,7 @@ const commands: Record<string, { run: Handler; summary: string; hidden?: true }>
   'resume-ha': { run: ha.resumeHa, summary: 'resume automatic failover' },
   psql: { run: psql.psql, summary: 'run psql on a node as the superuser' },
   url: { run: psql.url, summary: 'print the application connection URI' },
+  agent: { run: agentCmd.run, summary: "run this host's nodes of a cluster over several hosts (etcd)" },
   proxy: { run: proxy.run, summary: 'run the proxy alone (pgscale.yaml or a pgbouncer.ini)' },
   'haproxy-config': {
     run: haproxyConfig.run,

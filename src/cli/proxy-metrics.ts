@@ -110,6 +110,20 @@ export function registerProxyMetrics(registry: Registry, current: () => ProxySer
       }
     },
   });
+  new Counter({
+    name: 'pgscale_proxy_cancel_requests_total',
+    help: "CancelRequests from clients: local (this process's client, cancelled), remote (sent on by another worker, cancelled), forwarded (sent to another worker), unmatched (no such client or a wrong key: nothing done).",
+    labelNames: ['result'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const p = service.proxy;
+      if (!p) return;
+      const n = p.cancelCounts;
+      for (const result of ['local', 'remote', 'forwarded', 'unmatched'] as const)
+        this.inc({ result }, n[result]);
+    },
+  });
   // A true counter: it follows the running proxy's own totals, and a new proxy (restart) starts
   // from zero, so only the growth since the last scrape is added.
   const seen = new Map<string, number>();

@@ -10,7 +10,7 @@
  */
 import { portInUse } from '../cluster/ports.js';
 import { ClusterTls, proxyWithClusterTls } from '../cluster/tls.js';
-import { ErrorCodes, PgscaleError, errorMessage } from '../errors.js';
+import { ConfigError, ErrorCodes, PgscaleError, errorMessage } from '../errors.js';
 import type { Registry } from 'prom-client';
 import type { Cluster } from '../cluster/cluster.js';
 import type { LoadedConfig } from '../config/load.js';
@@ -48,12 +48,23 @@ export function clusterTopology(cluster: Cluster, epoch: number): Topology {
 /**
  * The proxy section as the proxy takes it. Nobody is an admin of the console unless listed in
  * proxy.admin_users (`pgscale init` lists the superuser there, visibly); being the cluster's
- * superuser grants nothing on its own. With cluster.tls on, the proxy verifies the nodes with
- * the cluster CA (tls.ts, proxyWithClusterTls).
+ * superuser grants nothing on its own. proxy.workers above 1 is refused: here the proxy shares
+ * its process with the sharding state (shard holds, two-phase commits, global tables), which
+ * several processes would each keep apart; it is for the standalone `pgscale proxy` for now.
+ * With cluster.tls on, the proxy verifies the nodes with the cluster CA (tls.ts,
+ * proxyWithClusterTls).
  */
 export function proxyConfigFor(loaded: LoadedConfig): ProxyConfig {
+  const p = loaded.config.proxy;
+  if (p.enabled && p.workers !== 1) {
+    throw new ConfigError(
+      ErrorCodes.CONFIG_INVALID,
+      `${loaded.file}: proxy.workers: ${p.workers} is for the standalone \`pgscale proxy\` for now; ` +
+        '`pgscale up` runs its proxy in the controller process: set proxy.workers to 1 (or remove it)',
+    );
+  }
   const tls = new ClusterTls(loaded);
-  return proxyWithClusterTls(loaded.config.proxy, tls.enabled ? tls.rootCert : null);
+  return proxyWithClusterTls(p, tls.enabled ? tls.rootCert : null);
 }
 
 /**
@@ -69,6 +80,7 @@ export function servedDatabases(loaded: LoadedConfig): string[] {
 
 /** Fails naming proxy.port when something else listens there; nothing is started. */
 export async function checkProxyPort(loaded: LoadedConfig): Promise<void> {
+  proxyConfigFor(loaded);
   const { enabled, listen, port } = loaded.config.proxy;
   if (enabled && (await portInUse(port, listen))) {
     throw new PgscaleError(

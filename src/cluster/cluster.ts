@@ -320,6 +320,29 @@ export class Cluster {
     this.writeFollow(n, primary);
   }
 
+  /** The data directory's shared parts (identity, secrets, archive, passfile), made if missing. */
+  prepareLocal(): void {
+    this.prepareDirs();
+  }
+
+  /**
+   * One host's part of `up` for a node, with several hosts (`pgscale agent`): the group's first
+   * primary is created (initdb, roles) and started; a standby is cloned from `primary` over the
+   * network and started. A node already provisioned is left to high availability.
+   */
+  async upLocalNode(n: NodeRef, primary: NodeRef | null): Promise<void> {
+    const secrets = this.prepareDirs();
+    if (isProvisioned(this.paths(n.name).pgdata)) return;
+    if (primary === null) {
+      await this.initPrimary(n, secrets);
+      await this.startNode(n, []);
+      await bootstrapRoles(this.config, secrets, (db) => this.target(n, db), this.reporter);
+      return;
+    }
+    await this.cloneNode(n, primary);
+    await this.startNode(n, []);
+  }
+
   private standbyNames(group: number, primary: string): string[] {
     return this.nodes()
       .filter((n) => n.group === group && n.name !== primary)

@@ -138,6 +138,12 @@ export const proxySchema = z
     enabled: z.boolean().default(true).describe('Run the proxy inside `pgscale up`.'),
     listen: z.string().default('127.0.0.1').describe('Address the proxy listens on.'),
     port: port.default(6432).describe('Proxy port (the one PostgreSQL endpoint).'),
+    workers: z
+      .union([z.literal('auto'), z.number().int().min(1).max(64)])
+      .default(1)
+      .describe(
+        'Processes of the standalone `pgscale proxy` serving the port together (auto: one per CPU), so the proxy uses more than one core; each has its own pools. `pgscale up` needs 1 for now.',
+      ),
     pool_mode: poolModeSchema.default('transaction').describe('transaction (default) or session pooling.'),
     default_pool_size: z
       .number()

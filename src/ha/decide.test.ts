@@ -7,6 +7,7 @@ const primary = (name: string, over: Partial<MemberView> = {}): MemberView => ({
   name,
   priority: 100,
   nofailover: false,
+  reported: true,
   provisioned: true,
   standbyDir: false,
   needsRejoin: false,
@@ -210,5 +211,49 @@ describe('decideAround (failure back-off)', () => {
       decideAround(s, () => false),
       decide(s),
     );
+  });
+});
+
+describe('decide with several hosts (members whose host is gone)', () => {
+  /** What the decider sees of a member whose agent's session ended: nothing but its name. */
+  const gone = (m: MemberView): MemberView => ({
+    ...dead(m),
+    reported: false,
+    provisioned: false,
+    standbyDir: false,
+    downForMs: 0,
+  });
+
+  test("no leader key and the last leader's host gone: the freshest standby takes over", () => {
+    const a = decide(
+      snap([gone(primary('a')), standby('b', 990n), standby('c', 1000n)], { leader: null, lastLeader: 'a' }),
+    );
+    assert.equal(a.kind, 'failover');
+    assert.deepEqual([(a as { from: string }).from, (a as { to: string }).to], ['a', 'c']);
+  });
+
+  test('no leader key but the last leader still reports (stopped): it is started, nothing promoted', () => {
+    const a = decide(snap([dead(primary('a')), standby('b', 1000n)], { leader: null, lastLeader: 'a' }));
+    assert.equal(a.kind, 'start_primary');
+  });
+
+  test('paused: a gone host is not replaced', () => {
+    const a = decide(
+      snap([gone(primary('a')), standby('b', 1000n)], { leader: null, lastLeader: 'a', paused: true }),
+    );
+    assert.equal(a.kind, 'none');
+  });
+
+  test('synchronous mode: a standby whose host is gone may hold the only copy of a commit', () => {
+    // ANY 1 of (b, c): c's host is gone, so b alone cannot prove it has every acknowledged commit.
+    const a = decide(
+      snap(
+        [gone(primary('a')), standby('b', 1000n), gone(standby('c', 1000n))],
+        { leader: null, lastLeader: 'a' },
+        1,
+      ),
+    );
+    assert.equal(a.kind, 'refuse');
+    assert.match((a as { reason: string }).reason, /only 1 of 2 standbys answer/);
   });
 });

@@ -10,6 +10,12 @@ export interface MemberView {
   readonly name: string;
   readonly priority: number;
   readonly nofailover: boolean;
+  /**
+   * Its host tells us its facts (always on one host). False with several hosts when the host's
+   * agent is gone — dead or cut off from the store — and its session has ended: its primary, if
+   * it was one, stopped itself before that, so it counts as fenced.
+   */
+  readonly reported: boolean;
   /** A data directory exists. */
   readonly provisioned: boolean;
   /** The data directory holds standby.signal. */
@@ -62,6 +68,8 @@ export interface GroupSnapshot {
   readonly leader: Leader | null;
   /** The highest epoch ever published for the group. */
   readonly lastEpoch: number;
+  /** The node that epoch was given to (the last leader), if known. */
+  readonly lastLeader?: string | null;
   /** The last WAL position the leader reported while healthy. */
   readonly lastPrimaryLsn: bigint | null;
   readonly paused: boolean;
@@ -109,7 +117,11 @@ export function pickCandidate(
   exclude: string | null,
   wanted: string | null,
 ): { node: string } | { refuse: string } {
-  const standbys = s.members.filter((m) => m.name !== exclude && m.provisioned && !m.needsRejoin);
+  // A member whose host is gone counts as a standby that does not answer: in synchronous mode
+  // it may hold commits nobody else has.
+  const standbys = s.members.filter(
+    (m) => m.name !== exclude && (m.provisioned || !m.reported) && !m.needsRejoin,
+  );
   const healthy = standbys.filter(healthyStandby);
   const k = s.settings.syncQuorum;
   if (k !== null) {
@@ -190,6 +202,20 @@ export function decide(s: GroupSnapshot): Action {
         kind: 'fence',
         node: other.name,
         reason: `two writable nodes without a leader; keeping ${keep.name}`,
+      };
+    }
+    // Several hosts: the last leader's host is gone, and its leader key went with its agent's
+    // session. That agent stopped the primary before its session ended: a standby takes over.
+    const last = s.lastLeader ? members.get(s.lastLeader) : undefined;
+    if (last && !last.reported && !s.paused) {
+      const c = pickCandidate(s, last.name, null);
+      if ('refuse' in c)
+        return { kind: 'refuse', reason: `the host of primary ${last.name} is gone but ${c.refuse}` };
+      return {
+        kind: 'failover',
+        from: last.name,
+        to: c.node,
+        reason: `the host of primary ${last.name} is gone (its agent's session ended)`,
       };
     }
     const stoppedPrimary = s.members.find(

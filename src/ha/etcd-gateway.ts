@@ -2,7 +2,8 @@
  * HTTP calls to etcd v3's JSON gateway (grpc-gateway: POST /v3/<service>/<method>, JSON bodies,
  * int64 fields as strings, bytes as base64), with Node's global fetch, so no gRPC dependency.
  * See https://etcd.io/docs/v3.4/dev-guide/api_grpc_gateway/. Several endpoints: an operation
- * starts at the one that answered last and moves on when one fails, all within one deadline
+ * starts at the one that answered last (or the one after the last that failed) and moves on when
+ * one fails, all within one deadline
  * (AbortSignal.timeout), so an operation never takes longer than the timeout, however many
  * members are down. A compare-and-set is retried on another endpoint only when the first could
  * not even be connected to: after a timeout it may have been applied, and applying it twice
@@ -70,8 +71,9 @@ export class EtcdGateway {
   async call<T>(path: string, body: unknown, opts: CallOptions): Promise<T> {
     const signal = AbortSignal.timeout(this.timeoutMs);
     const failures: string[] = [];
+    const start = this.preferred;
     for (let i = 0; i < this.endpoints.length; i++) {
-      const index = (this.preferred + i) % this.endpoints.length;
+      const index = (start + i) % this.endpoints.length;
       const endpoint = this.endpoints[index]!;
       try {
         const reply = await this.attempt(endpoint, path, body, signal);
@@ -80,6 +82,10 @@ export class EtcdGateway {
       } catch (e) {
         if (e instanceof EtcdReplyError) throw e;
         failures.push(`${endpoint}: ${this.reason(e, signal)}`);
+        // The next operation starts past a failed endpoint: a member cut off the network (its
+        // connections hang rather than being refused) would otherwise take every operation's
+        // whole deadline, since the deadline runs out before the loop reaches another member.
+        if (this.preferred === index) this.preferred = (index + 1) % this.endpoints.length;
         if (signal.aborted || (!opts.retryable && !isConnectError(e))) break;
       }
     }

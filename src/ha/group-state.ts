@@ -14,6 +14,8 @@ export interface GroupState {
   leaderKv: KeyValue | null;
   leader: Leader | null;
   lastEpoch: number;
+  /** The node the highest epoch was given to (the store's epoch record). */
+  lastLeader: string | null;
   lastPrimaryLsn: bigint | null;
   lastRefusal: string | null;
   lastNone: string | null;
@@ -34,6 +36,7 @@ export function newGroupState(): GroupState {
     leaderKv: null,
     leader: null,
     lastEpoch: 0,
+    lastLeader: null,
     lastPrimaryLsn: null,
     lastRefusal: null,
     lastNone: null,
@@ -49,6 +52,7 @@ export function wonLeadership(st: GroupState, leader: Leader): void {
   st.leader = leader;
   st.leaderKv = null;
   st.lastEpoch = leader.epoch;
+  st.lastLeader = leader.node;
 }
 
 /** Milliseconds since `t0` (performance.now()), rounded. */

@@ -52,11 +52,11 @@ export async function carryOut(
     case 'acquire':
       return acquire(ctx, group, a.node);
     case 'start_primary':
-      await ctx.cluster.startPrimary(ctx.node(a.node));
+      await ctx.ops.startPrimary(ctx.node(a.node));
       await ctx.record({ group, event: 'primary_started', node: a.node, detail: a.reason });
       return;
     case 'fence': {
-      const killed = ctx.cluster.fence(ctx.node(a.node));
+      const killed = await ctx.ops.fence(ctx.node(a.node));
       await ctx.record({
         group,
         event: 'fenced',
@@ -67,7 +67,7 @@ export async function carryOut(
     }
     case 'repoint':
       await ctx.leases.renew(group, st.leaderKv);
-      await ctx.cluster.repoint(ctx.node(a.node), ctx.node(st.leader!.node));
+      await ctx.ops.repoint(ctx.node(a.node), ctx.node(st.leader!.node));
       await ctx.record({ group, event: 'repointed', node: a.node, detail: a.reason });
       return;
     case 'start_standby': {
@@ -75,10 +75,10 @@ export async function carryOut(
       const leader = ctx.node(st.leader!.node);
       ctx.background(group, a.node, 'start_standby', async () => {
         try {
-          await ctx.cluster.startStandby(ctx.node(a.node), leader);
+          await ctx.ops.startStandby(ctx.node(a.node), leader);
         } catch (e) {
           // A standby that cannot start under the leader has most likely diverged: rewind it next.
-          ctx.cluster.markForRejoin(ctx.node(a.node));
+          await ctx.ops.markForRejoin(ctx.node(a.node));
           throw e;
         }
         await ctx.record({ group, event: 'standby_restarted', node: a.node });
@@ -92,7 +92,7 @@ export async function carryOut(
       // In the background: a rewind takes seconds and a clone minutes, during which the loop
       // must go on watching the primary (and the proxy must not wait for it).
       ctx.background(group, a.node, 'rejoin', async () => {
-        const how = await ctx.cluster.rejoin(ctx.node(a.node), leader);
+        const how = await ctx.ops.rejoin(ctx.node(a.node), leader);
         ctx.members.noteRejoined(a.node);
         await ctx.record({
           group,

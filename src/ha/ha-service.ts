@@ -26,7 +26,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Cluster } from '../cluster/cluster.js';
 import { formatLsn } from '../protocol/lsn.js';
-import { runningPid } from '../cluster/instance.js';
 import type { LoadedConfig, NodeRef } from '../config/load.js';
 import type { HaConfig } from '../config/schema.js';
 import { ErrorCodes, PgscaleError, errorMessage } from '../errors.js';
@@ -45,8 +44,10 @@ import { carryOut } from './ha-actions.js';
 import type { ActionContext } from './ha-actions.js';
 import type { GroupState } from './group-state.js';
 import { HaError, newGroupState } from './group-state.js';
-import type { StateStore } from './store.js';
+import type { LeaseId, StateStore } from './store.js';
 import { TopologyPublisher } from './topology-publisher.js';
+import { LocalNodeOps } from './node-ops.js';
+import type { NodeOps } from './node-ops.js';
 
 export { HaError } from './group-state.js';
 export type { HaEvent } from './ha-routes.js';
@@ -64,8 +65,24 @@ function actionKey(a: Action): string {
   return `${a.kind}:${'node' in a ? a.node : 'to' in a ? a.to : ''}`;
 }
 
+export interface HaServiceOptions {
+  /**
+   * How nodes are reached (default: all local). Given by `pgscale agent`, where nodes on other
+   * hosts are reached through their agents; each agent then stops its own primaries when its
+   * session ends, so this service does not (leaseLost).
+   */
+  ops?: NodeOps;
+  /** The lease leader keys go under (the deciding agent's session); default: the service's own. */
+  session?: () => LeaseId | null;
+  /** Run at the start of every cycle, before the probes (an agent reads its peers' reports). */
+  beforeCycle?: () => Promise<void>;
+}
+
 export class HaService implements HaControl, ActionContext {
   readonly name = 'ha';
+  readonly ops: NodeOps;
+  private readonly agentMode: boolean;
+  private readonly beforeCycle: (() => Promise<void>) | null;
   private readonly groups: GroupState[];
   private readonly requests = new Map<number, PendingRequest>();
   /** Long actions (rejoin, standby restart) running in the background, by node. */
@@ -91,12 +108,20 @@ export class HaService implements HaControl, ActionContext {
     private readonly openStore: () => Promise<StateStore>,
     view: TopologyView,
     readonly log: Logger,
+    opts: HaServiceOptions = {},
   ) {
     this.cfg = loaded.config.ha;
+    this.ops = opts.ops ?? new LocalNodeOps(cluster);
+    this.agentMode = opts.ops !== undefined;
     this.groups = loaded.config.groups.map(() => newGroupState());
     // A probe may take a third of unreachable_timeout: a busy server is slow, not dead.
-    this.members = new MemberWatch(cluster, Math.max(1000, (this.cfg.unreachable_timeout * 1000) / 3));
-    this.leases = new LeaderLease(() => this.store, this.cfg.ttl * 1000, log);
+    this.members = new MemberWatch(
+      cluster,
+      this.ops,
+      Math.max(1000, (this.cfg.unreachable_timeout * 1000) / 3),
+    );
+    this.leases = new LeaderLease(() => this.store, this.cfg.ttl * 1000, log, opts.session);
+    this.beforeCycle = opts.beforeCycle ?? null;
     const groups = this.groups;
     this.publisher = new TopologyPublisher(view, cluster, {
       // Read at every publication: add-group and remove-group change it while HA runs.
@@ -106,6 +131,7 @@ export class HaService implements HaControl, ActionContext {
       leaderOf: (group) => this.groups[group]!.leader?.node ?? null,
       lastProbe: (node) => this.members.lastProbe(node),
       requestPending: (group) => this.requests.has(group),
+      facts: (n) => this.ops.facts(n),
     });
   }
 
@@ -315,6 +341,15 @@ export class HaService implements HaControl, ActionContext {
   }
 
   private async doCycle(): Promise<void> {
+    if (this.beforeCycle) {
+      try {
+        await this.beforeCycle();
+      } catch (e) {
+        // Without the reports nothing about other hosts can be known: no decision this cycle.
+        this.onStoreError(e);
+        return;
+      }
+    }
     this.members.sync();
     await this.syncGroups();
     this.cycles++;
@@ -411,6 +446,7 @@ export class HaService implements HaControl, ActionContext {
     st.leaderKv = leaderKv;
     st.leader = leaderKv ? (JSON.parse(leaderKv.value) as Leader) : null;
     st.lastEpoch = Math.max(epoch?.epoch ?? 0, st.leader?.epoch ?? 0, st.lastEpoch);
+    st.lastLeader = st.leader?.node ?? epoch?.node ?? st.lastLeader;
   }
 
   snapshot(group: number, probes: Probes, busyAtProbe: ReadonlySet<string> = new Set()): GroupSnapshot {
@@ -428,6 +464,7 @@ export class HaService implements HaControl, ActionContext {
       group,
       leader: st.leader,
       lastEpoch: st.lastEpoch,
+      lastLeader: st.lastLeader,
       lastPrimaryLsn: st.lastPrimaryLsn,
       paused: this.paused,
       request: this.requests.get(group)?.request ?? null,
@@ -496,19 +533,20 @@ export class HaService implements HaControl, ActionContext {
    * may promote a standby, so the primaries we run stop accepting writes (fast shutdown).
    */
   private async leaseLost(): Promise<void> {
+    if (this.agentMode) return;
     if (performance.now() - this.lastStoreOk < this.cfg.ttl * 1000) return;
     for (let group = 0; group < this.groups.length; group++) {
       const st = this.groups[group]!;
       const node = st.leader?.node;
       if (!node) continue;
       const n = this.node(node);
-      if (runningPid(this.cluster.paths(n.name).pgdata) === null) continue;
+      if (!this.ops.facts(n)?.running) continue;
       this.publisher.hold(group);
       this.log.error(
         { group, node },
         `group ${group}: no lease for ${this.cfg.ttl} s (state store unreachable); stopping primary ${node}`,
       );
-      const stopped = await this.cluster.stopNode(n, 'fast').then(
+      const stopped = await this.ops.stopNode(n, 'fast').then(
         () => 'stopped',
         (e: unknown) => `stop failed: ${errorMessage(e)}`,
       );

@@ -11,6 +11,8 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../obs/logger.js';
 import type { Leader } from './decide.js';
+import { ErrorCodes } from '../errors.js';
+import { StoreError } from './store.js';
 import type { KeyValue, LeaseId, StateStore } from './store.js';
 
 export const HA_KEYS = {
@@ -29,10 +31,12 @@ export class LeaderLease {
   private lease: LeaseId | null = null;
   private lastRenew = 0;
 
+  /** `session`: the lease leader keys go under (an agent's session); default: one of our own. */
   constructor(
     private readonly store: () => StateStore,
     private readonly ttlMs: number,
     private readonly log: Logger,
+    private readonly session?: () => LeaseId | null,
   ) {}
 
   /** The group's leader key (with its revision and lease) and the epoch record, as stored now. */
@@ -73,6 +77,11 @@ export class LeaderLease {
 
   /** Our lease (granted on first use, again when it ended). */
   private async ourLease(): Promise<LeaseId> {
+    if (this.session) {
+      const lease = this.session();
+      if (lease === null) throw new StoreError(ErrorCodes.STORE_UNAVAILABLE, 'no agent session');
+      return lease;
+    }
     if (this.lease && (await this.store().keepAlive(this.lease))) return this.lease;
     this.lease = await this.store().grantLease(this.ttlMs);
     this.lastRenew = performance.now();

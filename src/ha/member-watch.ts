@@ -7,7 +7,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Cluster } from '../cluster/cluster.js';
-import { isProvisioned, isStandbyDir, runningPid } from '../cluster/instance.js';
+import type { NodeOps } from './node-ops.js';
 import type { MemberView } from './decide.js';
 import type { ProbeResult } from './probe.js';
 import { NodeProber } from './probe.js';
@@ -29,6 +29,7 @@ export class MemberWatch {
   /** `probeMs`: how long a probe may take (a busy server is slow, not dead). */
   constructor(
     private readonly cluster: Cluster,
+    private readonly ops: NodeOps,
     private readonly probeMs: number,
   ) {
     this.sync();
@@ -86,9 +87,8 @@ export class MemberWatch {
     const t = performance.now();
     await Promise.all(
       this.cluster.nodes().map(async (n) => {
-        const { pgdata } = this.cluster.paths(n.name);
         const tr = this.trackers.get(n.name)!;
-        const running = isProvisioned(pgdata) && runningPid(pgdata) !== null;
+        const running = this.ops.facts(n)?.running ?? false;
         if (!running) {
           this.probers.get(n.name)!.drop();
           tr.downSince ??= t;
@@ -121,23 +121,23 @@ export class MemberWatch {
     const t = performance.now();
     const nodes = this.cluster.nodes().filter((n) => n.group === group);
     return nodes.map((n) => {
-      const { pgdata } = this.cluster.paths(n.name);
+      const facts = this.ops.facts(n);
       const tr = this.trackers.get(n.name)!;
       const p = probes.get(n.name) ?? null;
-      const upstreamAddr = this.cluster.upstreamOf(n);
+      const upstreamAddr = facts?.upstream ?? null;
       const upstream =
         upstreamAddr === null
           ? null
           : (nodes.find((x) => x.port === upstreamAddr.port && sameHost(x.host, upstreamAddr.host))?.name ??
             `${upstreamAddr.host}:${upstreamAddr.port}`);
-      const standbyDir = isProvisioned(pgdata) && isStandbyDir(pgdata);
       const m: MemberView = {
         name: n.name,
         priority: n.priority,
         nofailover: n.nofailover,
-        provisioned: isProvisioned(pgdata),
-        standbyDir,
-        needsRejoin: this.cluster.needsRejoin(n),
+        reported: facts !== null,
+        provisioned: facts?.provisioned ?? false,
+        standbyDir: facts?.standbyDir ?? false,
+        needsRejoin: facts?.needsRejoin ?? false,
         running: p !== null,
         reachable: p?.ok ?? false,
         inRecovery: p?.inRecovery ?? null,

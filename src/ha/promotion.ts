@@ -10,7 +10,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Cluster } from '../cluster/cluster.js';
 import { slotName } from '../cluster/conf.js';
-import { isProvisioned, runningPid } from '../cluster/instance.js';
 import type { NodeRef } from '../config/load.js';
 import type { HaConfig } from '../config/schema.js';
 import { ErrorCodes, errorMessage } from '../errors.js';
@@ -19,6 +18,7 @@ import type { GroupSnapshot } from './decide.js';
 import { pickCandidate } from './decide.js';
 import type { HaEvent, RequestOutcome } from './ha-routes.js';
 import type { LeaderLease } from './leader-lease.js';
+import type { NodeOps } from './node-ops.js';
 import type { MemberWatch, Probes } from './member-watch.js';
 import type { ProbeResult } from './probe.js';
 import type { GroupState } from './group-state.js';
@@ -28,6 +28,7 @@ import type { TopologyPublisher } from './topology-publisher.js';
 /** What a promotion needs of the HA service. */
 export interface PromotionContext {
   readonly cluster: Cluster;
+  readonly ops: NodeOps;
   readonly cfg: HaConfig;
   readonly log: Logger;
   readonly members: MemberWatch;
@@ -58,7 +59,7 @@ export async function failover(
   await note({ group, event: 'failover_detected', ...(from ? { node: from } : {}), detail: reason });
   ctx.publisher.hold(group);
   if (from) {
-    const killed = ctx.cluster.fence(ctx.node(from));
+    const killed = await ctx.ops.fence(ctx.node(from));
     await note({ group, event: 'fenced', node: from, detail: `${killed} processes killed (${ms(t0)} ms)` });
   }
   // Fresh positions now that the old primary cannot send anything more.
@@ -136,7 +137,7 @@ export async function switchover(
     await sleep(5);
   }
   const lastLsn = (await prober.probe()).currentLsn;
-  await ctx.cluster.stopNode(old, 'fast');
+  await ctx.ops.stopNode(old, 'fast');
   await note({
     group,
     event: 'demoted',
@@ -154,7 +155,7 @@ export async function switchover(
     ok = await caughtUp();
   }
   if (!ok) {
-    await ctx.cluster.startPrimary(old);
+    await ctx.ops.startPrimary(old);
     ctx.publisher.publishNow(group, old);
     const reason = `${to} did not receive the old primary's last WAL; ${from} restarted as the primary`;
     await note({ group, event: 'switchover_aborted', node: from, detail: reason });
@@ -178,7 +179,7 @@ export async function switchover(
   const pause = ms(t0);
   st.switchovers++;
   // The old primary shut down cleanly and the target has all of its WAL: it follows as is.
-  await ctx.cluster.startStandby(old, target);
+  await ctx.ops.startStandby(old, target);
   await note({
     group,
     event: 'switchover_done',
@@ -200,9 +201,7 @@ async function afterPromotion(
 ): Promise<void> {
   const others = ctx.cluster
     .nodes()
-    .filter(
-      (n) => n.group === group && n.name !== primary.name && isProvisioned(ctx.cluster.paths(n.name).pgdata),
-    );
+    .filter((n) => n.group === group && n.name !== primary.name && (ctx.ops.facts(n)?.provisioned ?? true));
   // Over the probe connection (already authenticated): every millisecond here is one without
   // writes. Synchronous names are in place before the proxy sends the first write.
   const prober = ctx.members.prober(primary.name);
@@ -213,7 +212,7 @@ async function afterPromotion(
       [slotName(n.name)],
     );
   }
-  ctx.cluster.writePrimaryConf(primary);
+  await ctx.ops.writePrimaryConf(primary);
   await prober.query('SELECT pg_reload_conf()');
   // Until the next probe, what we know: it is the primary now.
   ctx.members.notePromoted(primary.name);
@@ -226,8 +225,8 @@ async function afterPromotion(
   });
   for (const n of others) {
     if (n.name === former) continue;
-    if (runningPid(ctx.cluster.paths(n.name).pgdata) === null) continue;
-    await ctx.cluster
+    if (!ctx.ops.facts(n)?.running) continue;
+    await ctx.ops
       .repoint(n, primary)
       .catch((e: unknown) =>
         ctx.log.warn({ group, node: n.name }, `re-pointing ${n.name} failed (retried): ${errorMessage(e)}`),

@@ -12,7 +12,8 @@ import type { NodeRef } from '../config/load.js';
 import type { Endpoint, Topology, TopologyView } from '../topology/topology.js';
 import { ErrorCodes } from '../errors.js';
 import type { ProbeResult } from './probe.js';
-import { HaError } from './group-state.js';
+import { HaError, sameHost } from './group-state.js';
+import type { NodeFacts } from './node-ops.js';
 
 /** What the publisher reads of the HA service's state. */
 export interface PublisherSource {
@@ -23,6 +24,8 @@ export interface PublisherSource {
   lastProbe(node: string): ProbeResult | null;
   /** A switchover or failover of the group is queued or running. */
   requestPending(group: number): boolean;
+  /** The node's data-directory facts (default: read locally through the Cluster). */
+  facts?(n: NodeRef): NodeFacts | null;
 }
 
 export class TopologyPublisher {
@@ -71,8 +74,7 @@ export class TopologyPublisher {
             last?.ok === true &&
             last.inRecovery === true &&
             last.streaming &&
-            !this.cluster.needsRejoin(n) &&
-            this.cluster.upstreamOf(n)?.port === (leaderName ? this.node(leaderName).port : -1)
+            this.followsLeader(n, leaderName)
           );
         })
         .map(endpoint);
@@ -98,6 +100,16 @@ export class TopologyPublisher {
     if (primaries({ groups }) !== primaries(this.view.current())) this.epoch++;
     this.published = key;
     this.view.publish({ epoch: this.epoch, groups });
+  }
+
+  /** Needs no rejoin and streams from the leader (its primary_conninfo names the leader). */
+  private followsLeader(n: NodeRef, leaderName: string | null): boolean {
+    const f = this.src.facts
+      ? this.src.facts(n)
+      : { needsRejoin: this.cluster.needsRejoin(n), upstream: this.cluster.upstreamOf(n) };
+    if (!f || f.needsRejoin || leaderName === null) return false;
+    const leader = this.node(leaderName);
+    return f.upstream?.port === leader.port && sameHost(f.upstream.host, leader.host);
   }
 
   private healthyPrimary(node: string): boolean {

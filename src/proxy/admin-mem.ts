@@ -57,7 +57,7 @@ export function memRows(proxy: AdminView): Cell[][] {
   ];
 }
 
-function serverCount(proxy: AdminView): number {
+export function serverCount(proxy: AdminView): number {
   let n = 0;
   for (const p of proxy.pools.values()) n += p.total;
   return n;

@@ -8,7 +8,8 @@ import { encodeBackendMessage } from '../protocol/backend-messages.js';
 import { formatLsn } from '../protocol/lsn.js';
 import type { AdminView } from './admin-view.js';
 import { Session } from './session.js';
-import { memRows, listRows } from './admin-mem.js';
+import { memRows, listRows, serverCount } from './admin-mem.js';
+import { cancelInstance } from './frontend/cancel-key.js';
 import type { Cell } from './admin-mem.js';
 
 export type { Cell };
@@ -53,7 +54,7 @@ export function showTable(proxy: AdminView, what: string): Table | null {
       return {
         columns: ['command'],
         rows: [
-          'SHOW POOLS|CLIENTS|SERVERS|STATS|CONFIG|DATABASES|NODES|USERS|LISTS|MEM|VERSION',
+          'SHOW POOLS|CLIENTS|SERVERS|STATS|CONFIG|DATABASES|NODES|USERS|LISTS|MEM|WORKERS|VERSION',
           'PAUSE [db]',
           'RESUME [db]',
           'KILL db',
@@ -262,6 +263,37 @@ export function showTable(proxy: AdminView, what: string): Table | null {
       return { columns: ['list', 'items'], rows: listRows(proxy) };
     case 'MEM':
       return { columns: ['name', 'size', 'used', 'free', 'memtotal'], rows: memRows(proxy) };
+    case 'WORKERS': {
+      // One row per process of the proxy (worker 0: a proxy of one process); with workers, the
+      // console's worker asks every other one (admin-merge.ts marks which one answers).
+      const n = proxy.cancelCounts;
+      return {
+        columns: [
+          'worker',
+          'pid',
+          'clients',
+          'server_connections',
+          'cancels_local',
+          'cancels_remote',
+          'cancels_forwarded',
+          'cancels_unmatched',
+          'answering',
+        ],
+        rows: [
+          [
+            cancelInstance(),
+            process.pid,
+            proxy.clients.size,
+            serverCount(proxy),
+            n.local,
+            n.remote,
+            n.forwarded,
+            n.unmatched,
+            true,
+          ],
+        ],
+      };
+    }
     case 'USERS':
       return { columns: ['name'], rows: proxy.credentials.users().map((u) => [u]) };
     case 'CONFIG': {

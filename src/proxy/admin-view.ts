@@ -8,6 +8,11 @@ import type { ProxyConfig } from '../config/schema.js';
 import type { Pool } from './backend/pool.js';
 import type { ClientConn } from './frontend/client-conn.js';
 import type { ReadRouter } from './read-router.js';
+import type { CancelCounts } from './cancel-forwarder.js';
+import type { Table } from './admin-show.js';
+
+/** The admin commands that act on the proxy's pools and clients (every worker's, with workers). */
+export type PoolCommand = 'PAUSE' | 'RESUME' | 'KILL';
 
 export interface AdminView {
   readonly settings: ProxyConfig;
@@ -16,6 +21,8 @@ export interface AdminView {
   readonly routers: ReadonlyMap<Pool, ReadRouter>;
   readonly credentials: { users(): string[] };
   readonly paused: boolean;
+  /** CancelRequests by what became of them (SHOW WORKERS). */
+  readonly cancelCounts: CancelCounts;
   pauseAll(): void;
   resumeAll(): void;
   /** Closes every client and server connection of a database (KILL); how many clients. */
@@ -35,4 +42,11 @@ export interface AdminHooks {
    * proxy, so it refuses (and logs who asked).
    */
   refuseShutdown?: (who: { user: string; addr: string }) => string | null;
+  /**
+   * SHOW over every worker of `pgscale proxy --workers N`, merged (admin-merge.ts); without it the
+   * console shows this process's own table.
+   */
+  show?: (what: string) => Promise<Table | null>;
+  /** PAUSE, RESUME or KILL on every worker; KILL's count of clients closed. */
+  everyWorker?: (cmd: PoolCommand, arg: string | undefined) => Promise<number>;
 }

@@ -12,7 +12,7 @@ import { encodeBackendMessage } from '../protocol/backend-messages.js';
 import { buildErrorResponse, buildNoticeResponse } from '../protocol/error-response.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import type { ClientConn, ClientSessionLike } from './frontend/client-conn.js';
-import type { AdminHooks, AdminView } from './admin-view.js';
+import type { AdminHooks, AdminView, PoolCommand } from './admin-view.js';
 import type { Pool } from './backend/pool.js';
 import { dataRow, rowDescription, showTable } from './admin-show.js';
 
@@ -96,7 +96,8 @@ export class AdminSession implements ClientSessionLike {
       if (cmd === '') {
         parts.push(encodeBackendMessage({ name: 'EmptyQueryResponse' }));
       } else if (cmd === 'SHOW' && arg) {
-        const table = showTable(this.proxy, arg.toUpperCase());
+        const what = arg.toUpperCase();
+        const table = hooks.show ? await hooks.show(what) : showTable(this.proxy, what);
         if (!table) error(SqlState.SYNTAX_ERROR, `unknown SHOW item "${arg}"; try SHOW HELP`);
         else {
           parts.push(rowDescription(table.columns));
@@ -105,17 +106,10 @@ export class AdminSession implements ClientSessionLike {
         }
       } else if (!this.admin) {
         error(SqlState.INSUFFICIENT_PRIVILEGE, 'admin console: only SHOW is allowed for stats users');
-      } else if (cmd === 'PAUSE') {
-        if (arg) this.forPools(arg, (p) => p.pause());
-        else this.proxy.pauseAll();
-        done('PAUSE');
-      } else if (cmd === 'RESUME') {
-        if (arg) this.forPools(arg, (p) => p.resume());
-        else this.proxy.resumeAll();
-        done('RESUME');
-      } else if (cmd === 'KILL' && arg) {
-        this.proxy.kill(arg);
-        done('KILL');
+      } else if (cmd === 'PAUSE' || cmd === 'RESUME' || (cmd === 'KILL' && arg)) {
+        if (hooks.everyWorker) await hooks.everyWorker(cmd, arg);
+        else runPoolCommand(this.proxy, cmd, arg);
+        done(cmd);
       } else if (cmd === 'RELOAD') {
         const restart = hooks.reload ? await hooks.reload() : [];
         for (const r of restart) {
@@ -142,8 +136,18 @@ export class AdminSession implements ClientSessionLike {
     parts.push(READY);
     return Buffer.concat(parts);
   }
+}
 
-  private forPools(db: string, fn: (p: Pool) => void): void {
-    for (const p of this.proxy.pools.values()) if (p.database === db) fn(p);
-  }
+/** PAUSE [db], RESUME [db] or KILL db on this process's proxy; KILL's count of clients closed. */
+export function runPoolCommand(proxy: AdminView, cmd: PoolCommand, arg: string | undefined): number {
+  const forPools = (db: string, fn: (p: Pool) => void) => {
+    for (const p of proxy.pools.values()) if (p.database === db) fn(p);
+  };
+  if (cmd === 'KILL') return arg ? proxy.kill(arg) : 0;
+  if (cmd === 'PAUSE') {
+    if (arg) forPools(arg, (p) => p.pause());
+    else proxy.pauseAll();
+  } else if (arg) forPools(arg, (p) => p.resume());
+  else proxy.resumeAll();
+  return 0;
 }

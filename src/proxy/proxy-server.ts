@@ -8,14 +8,14 @@
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { ProxyConfig } from '../config/schema.js';
 import { buildErrorResponse } from '../protocol/error-response.js';
 import { SqlState } from '../protocol/sqlstate.js';
 import { ErrorCodes, PgscaleError } from '../errors.js';
 import type { Pool } from './backend/pool.js';
 import { ServerLoginError } from './backend/server-conn.js';
-import { ClientConn } from './frontend/client-conn.js';
+import { ClientConn, skipTakenClientIds } from './frontend/client-conn.js';
 import type { FrontendHost, LoginFailure, LoginRequest, LoginResult } from './frontend/client-conn.js';
 import { LoginBackoff, failedLoginFields } from './frontend/login-backoff.js';
 import type { BackoffSettings } from './frontend/login-backoff.js';
@@ -32,6 +32,7 @@ import type { ReadRouter } from './read-router.js';
 import type { CommitHorizon } from './commit-horizon.js';
 import { ReplicaSets } from './replica-sets.js';
 import { CancelForwarder } from './cancel-forwarder.js';
+import type { CancelCounts } from './cancel-forwarder.js';
 import { runAuthQuery } from './auth-query.js';
 import { loadTls } from './frontend/tls-context.js';
 import { PoolRegistry } from './pool-registry.js';
@@ -45,6 +46,7 @@ import { SharedOptions } from './shared-options.js';
 
 export type { DatabaseResolver, DatabaseTarget } from './database-target.js';
 export type { ShardingHost, DatabaseSharding } from './sharding.js';
+export type { CancelCounts } from './cancel-forwarder.js';
 
 export interface ProxyServerOptions {
   config: ProxyConfig;
@@ -65,13 +67,17 @@ export interface ProxyServerOptions {
   adminHooks?: AdminHooks;
   /** Sharded databases (pgscale up with groups): their catalogs and their groups' primaries. */
   sharding?: ShardingHost;
+  /**
+   * A CancelRequest whose process id names another instance (another worker of `pgscale proxy
+   * --workers`, cancel-key.ts) is handed here to be sent there; without it, it is dropped.
+   */
+  forwardCancel?: (processId: number, key: Buffer) => void;
 }
 
 export class ProxyServer implements FrontendHost, AdminView {
   private config: ProxyConfig;
   private server: Server | null = null;
   readonly clients = new Set<ClientConn>();
-  private readonly byPid = new Map<number, ClientConn>();
   /** The pools and what hangs off each (pool-registry.ts). */
   private readonly registry: PoolRegistry;
   /** Read routers, commit horizons and the pools that follow the topology (replica-sets.ts). */
@@ -85,7 +91,7 @@ export class ProxyServer implements FrontendHost, AdminView {
   /** Bounds the memory held for large client messages across all clients (max_buffered_bytes). */
   readonly messageBudget: MessageBudget;
   tlsContext: SecureContext | null = null;
-  private readonly cancels = new CancelForwarder();
+  private readonly cancels: CancelForwarder;
   private maintenance: NodeJS.Timeout | null = null;
   /** Holds the process's idle-memory check (idle-memory.ts) between start() and stop(). */
   private idleMemoryHeld = false;
@@ -108,6 +114,7 @@ export class ProxyServer implements FrontendHost, AdminView {
   private stopped = false;
 
   constructor(opts: ProxyServerOptions) {
+    this.cancels = new CancelForwarder(opts.forwardCancel);
     this.config = opts.config;
     this.resolver = opts.resolve;
     this.log = opts.log ?? (() => undefined);
@@ -287,9 +294,10 @@ export class ProxyServer implements FrontendHost, AdminView {
       setTimeout(() => socket.destroy(), 1000).unref();
       return;
     }
+    skipTakenClientIds((pid) => this.cancels.has(pid));
     const c = new ClientConn(socket, this, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`);
     this.clients.add(c);
-    this.byPid.set(c.id, c);
+    this.cancels.add(c);
   }
 
   /**
@@ -313,7 +321,7 @@ export class ProxyServer implements FrontendHost, AdminView {
 
   closed(c: ClientConn): void {
     this.clients.delete(c);
-    this.byPid.delete(c.id);
+    this.cancels.remove(c);
   }
 
   /** The pools some client's session holds. */
@@ -485,14 +493,14 @@ export class ProxyServer implements FrontendHost, AdminView {
     this.replicaSets.followGroup(group, primary, replicas, holdMs);
   }
 
-  /** Forwards a CancelRequest to the server running the client's current query, if any. */
-  cancel(processId: number, key: Buffer): void {
-    const c = this.byPid.get(processId);
-    if (!c || !(c.session instanceof Session)) return;
-    const expected = c.visibleCancelKey;
-    if (key.length !== expected.length || !timingSafeEqual(key, expected)) return;
-    // Every leg of the running query: a statement spread over several servers stops on all.
-    for (const server of c.session.cancelTargets()) this.cancels.send(server);
+  /** A CancelRequest (cancel-forwarder.ts: where it goes, and why nothing may be said back). */
+  cancel(processId: number, key: Buffer, fromOtherInstance = false): void {
+    this.cancels.cancel(processId, key, fromOtherInstance);
+  }
+
+  /** CancelRequests by what became of them. */
+  get cancelCounts(): CancelCounts {
+    return this.cancels.counts;
   }
 
   private enforceClientTimeouts(): void {

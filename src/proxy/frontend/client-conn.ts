@@ -36,7 +36,7 @@ import type { UserSecret } from '../../protocol/userlist.js';
 import { CANCEL_REQUEST_CODE, PROTOCOL_3_0, PROTOCOL_3_2 } from '../../protocol/limits.js';
 import type { ClientId, ServerCredentials } from '../types.js';
 import { now, tickReadClock } from '../types.js';
-import { cancelKeyFor } from './cancel-key.js';
+import { cancelKeyFor, processIdFor } from './cancel-key.js';
 import type { Credentials } from './credentials.js';
 import { startupSettings } from './startup-params.js';
 import type { StartupSettings } from './startup-params.js';
@@ -102,6 +102,14 @@ type Phase = 'startup' | 'auth' | 'ready' | 'closed';
 
 let nextClientId = 1;
 
+/**
+ * Moves past the ids whose process id (cancel-key.ts: their low bits) a connected client still
+ * holds; the proxy calls it before each new client (a client that outlived 2^21 later ones).
+ */
+export function skipTakenClientIds(taken: (processId: number) => boolean): void {
+  while (taken(processIdFor(nextClientId))) nextClientId++;
+}
+
 export class ClientConn {
   readonly id = nextClientId++ as ClientId;
   readonly connectedAt = now();
@@ -163,6 +171,11 @@ export class ClientConn {
   get address(): string {
     const i = this.remote.lastIndexOf(':');
     return i < 0 ? this.remote : this.remote.slice(0, i);
+  }
+
+  /** The process id this client is shown (BackendKeyData): it names this process (cancel-key.ts). */
+  get processId(): number {
+    return processIdFor(this.id);
   }
 
   /** The key this client must present to cancel its queries (ours, not a server's): 32 bytes. */
@@ -449,7 +462,11 @@ export class ClientConn {
     for (const [k, v] of result.params)
       parts.push(encodeBackendMessage({ name: 'ParameterStatus', parameter: k, value: v }));
     parts.push(
-      encodeBackendMessage({ name: 'BackendKeyData', processId: this.id, secretKey: this.visibleCancelKey }),
+      encodeBackendMessage({
+        name: 'BackendKeyData',
+        processId: this.processId,
+        secretKey: this.visibleCancelKey,
+      }),
     );
     parts.push(encodeBackendMessage({ name: 'ReadyForQuery', status: 'I' }));
     this.send(Buffer.concat(parts));
