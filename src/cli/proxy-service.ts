@@ -64,7 +64,7 @@ export function proxyConfigFor(loaded: LoadedConfig): ProxyConfig {
     );
   }
   const tls = new ClusterTls(loaded);
-  return proxyWithClusterTls(p, tls.enabled ? tls.rootCert : null);
+  return proxyWithClusterTls(p, tls.enabled ? tls.trustFile : null);
 }
 
 /**

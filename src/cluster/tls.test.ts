@@ -299,7 +299,22 @@ describe('cluster.tls settings', () => {
     const remote = parseConfig(plain.replace('host: localhost', 'host: 10.0.0.2'), '/x/p.yaml');
     assert.match(remote.warnings?.join('\n') ?? '', /cluster\.tls\.mode is off but nodes run on other hosts/);
     assert.equal(
-      parseConfig(yaml(true).replace('host: localhost', 'host: 10.0.0.2'), '/x/p.yaml').warnings,
+      parseConfig(yaml(true).replaceAll('host: localhost', 'host: 10.0.0.2'), '/x/p.yaml').warnings,
+      undefined,
+    );
+    // Several hosts with TLS on need one CA for all of them.
+    const two = yaml(true)
+      .replace('host: localhost', 'host: 10.0.0.2')
+      .replace('host: localhost', 'host: 10.0.0.3');
+    assert.match(
+      parseConfig(two, '/x/p.yaml').warnings?.join('\n') ?? '',
+      /nodes run on several hosts but cluster\.tls\.ca_cert is not set/,
+    );
+    assert.equal(
+      parseConfig(
+        two.replace('    mode: on\n', '    mode: on\n    ca_cert: ca.crt\n    ca_key: ca.key\n'),
+        '/x/p.yaml',
+      ).warnings,
       undefined,
     );
   });

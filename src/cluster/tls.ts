@@ -113,6 +113,16 @@ export class ClusterTls {
     return join(this.dir, 'ca.crt');
   }
 
+  /**
+   * The CA certificate the proxy verifies the nodes with: the user's ca_cert where one is named
+   * (the same path on every host, so a proxy on a host without nodes finds it), else the copy in
+   * <data_dir>/tls.
+   */
+  get trustFile(): string {
+    const s = this.settings;
+    return s.ca_cert ? this.userPath(s.ca_cert) : this.rootCert;
+  }
+
   /** The CA pgscale issues with: the user's (ca_cert + ca_key), its own, or none (node_cert_dir). */
   private issuer(): { cert: string; key: string } | null {
     const s = this.settings;

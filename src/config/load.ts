@@ -240,9 +240,18 @@ const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '::1']);
 
 /** Nodes on other hosts than this one talk over the network: without cluster.tls, in the clear. */
 function tlsWarnings(config: Config): string[] {
-  if (config.cluster.tls.mode === 'on') return [];
   const hosts = new Set(allNodes(config).map((n) => n.host));
   if ([...hosts].every((h) => LOOPBACK_HOSTS.has(h))) return [];
+  if (config.cluster.tls.mode === 'on') {
+    // Each host would otherwise create a CA of its own, and no host would trust another's nodes.
+    return config.cluster.tls.ca_cert || hosts.size < 2
+      ? []
+      : [
+          'cluster.tls: nodes run on several hosts but cluster.tls.ca_cert is not set: give every host ' +
+            'the same CA (ca_cert and ca_key), or copy <data_dir>/ca from the first host to the others ' +
+            'before their agents start (docs/tls.md)',
+        ];
+  }
   return [
     'cluster.tls.mode is off but nodes run on other hosts than localhost: replication and the proxy ' +
       'connect to them without verified TLS. Set cluster.tls.mode: on (docs/tls.md).',
