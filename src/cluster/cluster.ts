@@ -388,7 +388,7 @@ export class Cluster {
         peers,
         tls: this.tls.enabled ? this.tls.nodeFiles(n, (m) => this.reporter.step(m)) : null,
       }),
-      renderHba(this.config),
+      renderHba(this.config, n.host),
     );
     for (const f of ['pgscale.conf', 'pg_hba.conf', 'postgresql.conf']) chownToService(join(pgdata, f));
   }

@@ -8,6 +8,7 @@
  * instead of bare cp.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { NodeRef } from '../config/load.js';
@@ -140,10 +141,11 @@ export function isLoopbackCidr(cidr: string): boolean {
 /**
  * pg_hba.conf. With cluster.tls on, connections from beyond this host must use TLS (hostssl);
  * the loopback ranges keep `host` (TLS or not), as pgscale's own control connections on one host
- * and local administration always worked. Replication takes TLS with a client certificate from
- * the cluster CA from every address.
+ * and local administration always worked, and so does the node's own address (`ownHost`, when an
+ * IP address). Replication takes TLS with a client certificate from the cluster CA from every
+ * address.
  */
-export function renderHba(config: Config): string {
+export function renderHba(config: Config, ownHost?: string): string {
   const tls = config.cluster.tls.mode === 'on';
   const type = (net: string) => (tls && !isLoopbackCidr(net) ? 'hostssl' : 'host').padEnd(7);
   const lines = ['# Managed by pgscale. SCRAM only; limited to the networks named in pgscale.yaml.'];
@@ -157,6 +159,11 @@ export function renderHba(config: Config): string {
         : `host    replication   ${REPLICATION_USER.padEnd(13)} ${net.padEnd(23)} scram-sha-256`,
     );
   }
+  // The node's own address is this host too: its agent's health probes and control connections
+  // never cross the network (a remote peer cannot complete a handshake from that address).
+  const own = tls && ownHost && isIP(ownHost) ? `${ownHost}/${isIP(ownHost) === 4 ? 32 : 128}` : null;
+  if (own && !isLoopbackCidr(own))
+    lines.push(`host    all           all           ${own.padEnd(23)} scram-sha-256`);
   for (const net of config.postgres.client_networks) {
     lines.push(`${type(net)} all           all           ${net.padEnd(23)} scram-sha-256`);
   }

@@ -79,6 +79,17 @@ describe('with cluster.tls on', () => {
     );
     const off = renderHba(parseConfig(yaml(false), '/x/p.yaml').config);
     assert.doesNotMatch(off, /hostssl|clientcert/);
+    // The node's own address is this host: its agent's probes need no TLS there (not replication).
+    const own = renderHba(on, '10.1.0.7').split('\n');
+    assert.ok(
+      own.some((l) => /^host\s+all\s+all\s+10\.1\.0\.7\/32\s+scram-sha-256$/.test(l)),
+      own.join('\n'),
+    );
+    assert.ok(!own.some((l) => /^host\s+replication/.test(l)));
+    assert.ok(renderHba(on, 'fd00::7').includes('fd00::7/128'));
+    assert.deepEqual(renderHba(on, 'db7.example.com'), renderHba(on));
+    assert.deepEqual(renderHba(on, '127.0.0.1'), renderHba(on));
+    assert.doesNotMatch(renderHba(parseConfig(yaml(false), '/x/p.yaml').config, '10.1.0.7'), /10\.1\.0\.7/);
   });
 
   test('each node serves TLS with its files; off, no ssl setting', () => {
