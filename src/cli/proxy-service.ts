@@ -9,6 +9,7 @@
  * logged and started again.
  */
 import { portInUse } from '../cluster/ports.js';
+import { ClusterTls, proxyWithClusterTls } from '../cluster/tls.js';
 import { ConfigError, ErrorCodes, PgscaleError, errorMessage } from '../errors.js';
 import type { Registry } from 'prom-client';
 import type { Cluster } from '../cluster/cluster.js';
@@ -50,6 +51,8 @@ export function clusterTopology(cluster: Cluster, epoch: number): Topology {
  * superuser grants nothing on its own. proxy.workers above 1 is refused: here the proxy shares
  * its process with the sharding state (shard holds, two-phase commits, global tables), which
  * several processes would each keep apart; it is for the standalone `pgscale proxy` for now.
+ * With cluster.tls on, the proxy verifies the nodes with the cluster CA (tls.ts,
+ * proxyWithClusterTls).
  */
 export function proxyConfigFor(loaded: LoadedConfig): ProxyConfig {
   const p = loaded.config.proxy;
@@ -60,7 +63,8 @@ export function proxyConfigFor(loaded: LoadedConfig): ProxyConfig {
         '`pgscale up` runs its proxy in the controller process: set proxy.workers to 1 (or remove it)',
     );
   }
-  return p;
+  const tls = new ClusterTls(loaded);
+  return proxyWithClusterTls(p, tls.enabled ? tls.trustFile : null);
 }
 
 /**

@@ -18,6 +18,8 @@ export interface GlobalKeeperDeps {
   readonly logger: Logger;
   readonly database: string;
   superuserPassword(): string;
+  /** The cluster CA's certificate (cluster.tls on): the foreign servers verify the groups with it. */
+  rootCert(): string | null;
   /** Where group `g`'s primary is now (null: none). */
   primary(g: string): { readonly host: string; readonly port: number } | null;
   /** The newest catalog. */
@@ -100,6 +102,7 @@ export class GlobalTablesKeeper {
           }),
           database: this.d.database,
           superuserPassword: this.d.superuserPassword(),
+          rootCert: this.d.rootCert(),
         });
         this.tables = { version: catalog.version, tables: r.tables };
         this.endpoints = endpoints;

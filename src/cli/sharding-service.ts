@@ -49,6 +49,7 @@ import { syncCatalogGroups } from './sharding-groups.js';
 import { scanFunctions } from './function-scan.js';
 import { mayMove, moveCall, moveHttp, rebalanceStatusRows } from './sharding-move-api.js';
 import { subscriptionConninfo } from '../cluster/conf.js';
+import { pgSsl } from '../cluster/sql.js';
 
 /** How often group 0's functions are scanned for ones that read distributed tables. */
 const FUNCTION_SCAN_MS = 3000;
@@ -105,6 +106,7 @@ export class ShardingService implements Service, ShardingHost {
       logger,
       database: loaded.config.app.database,
       superuserPassword: () => cluster.secrets().superuser,
+      rootCert: () => cluster.rootCert(),
       primary: (g) => this.view.lastPrimary(Number(g)) ?? null,
       current: () => this.catalogs?.current ?? null,
       open: () => this.openPgSessions(null),
@@ -162,6 +164,7 @@ export class ShardingService implements Service, ShardingHost {
           this.app,
           this.loaded.config.postgres.superuser,
           passfilePath(this.cluster.dataDir),
+          this.cluster.rootCert(),
         );
       },
       holds: this.holds,
@@ -530,6 +533,7 @@ export class ShardingService implements Service, ShardingHost {
       password: this.cluster.secrets().superuser,
       database: this.app,
       application_name: 'pgscale sharding',
+      ...pgSsl(this.cluster.rootCert()),
     });
     c.on('error', () => undefined);
     return c;

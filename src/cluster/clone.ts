@@ -21,6 +21,8 @@ import {
 import { join } from 'node:path';
 import type { PgBinaries } from './binaries.js';
 import { REPLICATION_USER } from './secrets.js';
+import { sslEnv } from './conf.js';
+import type { ClientPair } from './conf.js';
 import { run, serviceUser } from './run-as.js';
 import { withClient } from './sql.js';
 import type { ConnTarget } from './sql.js';
@@ -33,6 +35,10 @@ export interface CloneInput {
   slot: string;
   passfile: string;
   appName: string;
+  /** The cluster CA's certificate (cluster.tls on): pg_basebackup verifies the primary with it. */
+  rootCert: string | null;
+  /** The new standby's own pair, its client certificate for replication (cluster.tls on). */
+  client?: ClientPair;
 }
 
 /** Drops the slot if it exists and no one streams from it (a retry after a failed clone). */
@@ -69,7 +75,12 @@ export async function cloneStandby(i: CloneInput): Promise<'pg_basebackup' | 'lo
         '--no-password',
       ],
       {
-        env: { PGPASSFILE: i.passfile, PGAPPNAME: i.appName, PGCONNECT_TIMEOUT: '10' },
+        env: {
+          PGPASSFILE: i.passfile,
+          PGAPPNAME: i.appName,
+          PGCONNECT_TIMEOUT: '10',
+          ...sslEnv(i.rootCert, i.client),
+        },
         timeoutMs: 30 * 60_000,
       },
     );

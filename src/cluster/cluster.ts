@@ -20,6 +20,8 @@ import {
   renderHba,
   renderNodeConf,
   slotName,
+  sslParams,
+  type ClientPair,
   writeNodeFiles,
   writeStandbySettings,
 } from './conf.js';
@@ -47,6 +49,7 @@ import type { ConnTarget } from './sql.js';
 import { withClient } from './sql.js';
 import { bootstrapRoles } from './bootstrap-roles.js';
 import { preflightCluster, preflightNewGroup } from './preflight.js';
+import { ClusterTls } from './tls.js';
 import type { NodeStatus } from './status.js';
 import { nodeStatuses } from './status.js';
 
@@ -148,6 +151,31 @@ export class Cluster {
     return join(this.dataDir, 'secrets', 'pgpass');
   }
 
+  /** The cluster's TLS between its parts (cluster.tls; tls.ts). */
+  get tls(): ClusterTls {
+    return new ClusterTls(this.current);
+  }
+
+  /** The cluster CA's certificate that verifies the nodes when cluster.tls is on, else null. */
+  rootCert(): string | null {
+    const tls = this.tls;
+    return tls.enabled ? tls.rootCert : null;
+  }
+
+  /**
+   * Makes `n` a standby of `primary` in its data directory: primary_conninfo (over verified TLS
+   * when cluster.tls is on) and its slot in postgresql.auto.conf, and standby.signal.
+   */
+  private writeFollow(n: NodeRef, primary: NodeRef): void {
+    const { pgdata } = this.paths(n.name);
+    writeStandbySettings(
+      pgdata,
+      primaryConninfo(primary, n.name, this.passfile(), this.rootCert(), this.clientPair(n)),
+      slotName(n.name),
+    );
+    for (const f of ['postgresql.auto.conf', 'standby.signal']) chownToService(join(pgdata, f));
+  }
+
   secrets(): Secrets {
     const s = readSecrets(this.dataDir);
     if (!s) {
@@ -167,7 +195,19 @@ export class Cluster {
       user: this.config.postgres.superuser,
       password: this.secrets().superuser,
       database,
+      ...this.sslTarget(),
     };
+  }
+
+  /** The node's own certificate and key (issued when missing), its client certificate; none without TLS. */
+  private clientPair(n: NodeRef): ClientPair | undefined {
+    const tls = this.tls;
+    return tls.enabled ? tls.nodeFiles(n, (m) => this.reporter.step(m)) : undefined;
+  }
+
+  private sslTarget(): { sslRootCert?: string } {
+    const root = this.rootCert();
+    return root ? { sslRootCert: root } : {};
   }
 
   identity(): ClusterIdentity | null {
@@ -234,6 +274,7 @@ export class Cluster {
       writeFileSync(join(root, 'cluster.json'), JSON.stringify(ident, null, 2) + '\n');
     }
     const secrets = loadOrCreateSecrets(root);
+    if (this.tls.enabled) this.tls.ensureCa();
     ensureOwnedDir(join(root, 'nodes'), 0o700);
     ensureOwnedDir(join(root, 'logs'), 0o750);
     ensureOwnedDir(join(root, 'archive'), 0o700);
@@ -264,8 +305,19 @@ export class Cluster {
         continue;
       }
       if (!isProvisioned(this.paths(n.name).pgdata)) await this.cloneNode(n, primary);
+      else this.refreshConninfo(n, primary);
       await this.startNode(n, []);
     }
+  }
+
+  /**
+   * A standby that follows `primary` gets primary_conninfo as the config says now: turning
+   * cluster.tls on (or off) reaches the standbys at the next `up`, not only at their next repoint.
+   */
+  private refreshConninfo(n: NodeRef, primary: NodeRef): void {
+    const up = this.upstreamOf(n);
+    if (!up || up.host !== primary.host || up.port !== primary.port) return;
+    this.writeFollow(n, primary);
   }
 
   /** The data directory's shared parts (identity, secrets, archive, passfile), made if missing. */
@@ -334,8 +386,9 @@ export class Cluster {
         archiveDir: this.archiveDir(n.group),
         archiveScript: this.archiveScript(),
         peers,
+        tls: this.tls.enabled ? this.tls.nodeFiles(n, (m) => this.reporter.step(m)) : null,
       }),
-      renderHba(this.config),
+      renderHba(this.config, n.host),
     );
     for (const f of ['pgscale.conf', 'pg_hba.conf', 'postgresql.conf']) chownToService(join(pgdata, f));
   }
@@ -378,13 +431,14 @@ export class Cluster {
       slot: slotName(n.name),
       passfile: this.passfile(),
       appName: n.name,
+      rootCert: this.rootCert(),
+      client: this.clientPair(n),
     }).catch((e: unknown) => {
       rmSync(pgdata, { recursive: true, force: true });
       throw e;
     });
     rmSync(join(pgdata, 'pgscale.conf'), { force: true });
-    writeStandbySettings(pgdata, primaryConninfo(primary, n.name, this.passfile()), slotName(n.name));
-    for (const f of ['postgresql.auto.conf', 'standby.signal']) chownToService(join(pgdata, f));
+    this.writeFollow(n, primary);
     this.mark(n);
     this.reporter.step(`cloned ${n.name} with ${how} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
@@ -421,6 +475,7 @@ export class Cluster {
       port: n.port,
       user: this.config.postgres.superuser,
       password: secrets?.superuser ?? '',
+      ...this.sslTarget(),
     }));
   }
 
@@ -708,17 +763,14 @@ export class Cluster {
    */
   async repoint(n: NodeRef, primary: NodeRef): Promise<void> {
     const { pgdata } = this.paths(n.name);
-    writeStandbySettings(pgdata, primaryConninfo(primary, n.name, this.passfile()), slotName(n.name));
-    for (const f of ['postgresql.auto.conf', 'standby.signal']) chownToService(join(pgdata, f));
+    this.writeFollow(n, primary);
     this.writeConf(n, []);
     await reload(this.bins, pgdata);
   }
 
   /** Starts a stopped node as a standby of `primary`. */
   async startStandby(n: NodeRef, primary: NodeRef): Promise<void> {
-    const { pgdata } = this.paths(n.name);
-    writeStandbySettings(pgdata, primaryConninfo(primary, n.name, this.passfile()), slotName(n.name));
-    for (const f of ['postgresql.auto.conf', 'standby.signal']) chownToService(join(pgdata, f));
+    this.writeFollow(n, primary);
     await this.startNode(n, []);
   }
 
@@ -776,7 +828,10 @@ export class Cluster {
     rmSync(join(pgdata, 'standby.signal'), { force: true });
     rmSync(join(pgdata, 'recovery.signal'), { force: true });
     const src = this.target(primary);
-    const conninfo = `host=${src.host} port=${src.port} user=${src.user} dbname=postgres connect_timeout=10`;
+    const conninfo = [
+      `host=${src.host} port=${src.port} user=${src.user} dbname=postgres connect_timeout=10`,
+      ...sslParams(this.rootCert(), this.clientPair(n)),
+    ].join(' ');
     try {
       await run(this.bins.pgRewind!, ['-D', pgdata, `--source-server=${conninfo}`], {
         env: { PGPASSFILE: this.passfile() },
@@ -795,8 +850,7 @@ export class Cluster {
     // pg_rewind copied the source's files, our marker and settings among them.
     this.mark(n);
     rmSync(join(pgdata, 'postmaster.pid'), { force: true });
-    writeStandbySettings(pgdata, primaryConninfo(primary, n.name, this.passfile()), slotName(n.name));
-    for (const f of ['postgresql.auto.conf', 'standby.signal']) chownToService(join(pgdata, f));
+    this.writeFollow(n, primary);
   }
 
   /** Marks a node to rejoin (it failed to start as a standby: its WAL has probably diverged). */

@@ -31,7 +31,7 @@ test('every node gets max_prepared_transactions (64 by default, or postgres.max_
   const bins = { dir: '/nonexistent/bin', major: 16 } as PgBinaries;
   const render = (config: ReturnType<typeof cfg>) =>
     allNodes(config).map((node) =>
-      renderNodeConf({ config, node, bins, archiveDir: '/a', archiveScript: '/s', peers: [] }),
+      renderNodeConf({ config, node, bins, archiveDir: '/a', archiveScript: '/s', peers: [], tls: null }),
     );
   for (const conf of render(cfg('off'))) assert.match(conf, /^max_prepared_transactions = 64$/m);
   const custom = parseConfig(
@@ -59,7 +59,7 @@ test('every node runs wal_level logical with room for a few subscriptions of sha
   const bins = { dir: '/nonexistent/bin', major: 16 } as PgBinaries;
   const config = cfg('off');
   for (const node of allNodes(config)) {
-    const conf = renderNodeConf({ config, node, bins, archiveDir: '/a', archiveScript: '/s', peers: [] });
+    const conf = renderNodeConf({ config, node, bins, archiveDir: '/a', archiveScript: '/s', peers: [], tls: null });
     const num = (k: string) => Number(new RegExp(`^${k} = (\\d+)$`, 'm').exec(conf)?.[1] ?? NaN);
     assert.match(conf, /^wal_level = 'logical'$/m);
     assert.ok(num('max_logical_replication_workers') >= 8);

@@ -8,11 +8,13 @@
  * instead of bare cp.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { NodeRef } from '../config/load.js';
 import type { PgBinaries } from './binaries.js';
 import { REPLICATION_USER } from './secrets.js';
+import type { NodeTlsFiles } from './tls.js';
 
 export const INCLUDE_LINE = "include_if_exists = 'pgscale.conf'\t# managed by pgscale";
 
@@ -46,6 +48,8 @@ export interface NodeConfInput {
   archiveScript: string;
   /** Names of the other nodes of the group (standbys when this node is the primary). */
   peers: readonly string[];
+  /** The node's certificate, key and CA when cluster.tls is on (tls.ts). */
+  tls: NodeTlsFiles | null;
 }
 
 export function renderNodeConf(i: NodeConfInput): string {
@@ -84,6 +88,15 @@ export function renderNodeConf(i: NodeConfInput): string {
     // gets the same value: a standby refuses to start with less than its primary's.
     ['max_prepared_transactions', config.postgres.max_prepared_transactions],
   ];
+  if (i.tls) {
+    settings.push(
+      ['ssl', true],
+      ['ssl_cert_file', i.tls.cert],
+      ['ssl_key_file', i.tls.key],
+      ['ssl_ca_file', i.tls.caCert],
+      ['ssl_min_protocol_version', 'TLSv1.2'],
+    );
+  }
   if (config.replication.archive) {
     settings.push(['archive_mode', 'on']);
     if (bins.major >= 15 && hasBasicArchive(bins.dir)) {
@@ -118,14 +131,41 @@ function hasBasicArchive(binDir: string): boolean {
   );
 }
 
-export function renderHba(config: Config): string {
+/** Whether an address range lies inside the loopback ranges (127.0.0.0/8, ::1/128). */
+export function isLoopbackCidr(cidr: string): boolean {
+  const [addr = '', bits = ''] = cidr.split('/');
+  if (addr.includes(':')) return /^(0*:)*:?0*1$/.test(addr.replace(/^::/, ':')) && Number(bits) === 128;
+  return addr.split('.')[0] === '127' && Number(bits) >= 8;
+}
+
+/**
+ * pg_hba.conf. With cluster.tls on, connections from beyond this host must use TLS (hostssl);
+ * the loopback ranges keep `host` (TLS or not), as pgscale's own control connections on one host
+ * and local administration always worked, and so does the node's own address (`ownHost`, when an
+ * IP address). Replication takes TLS with a client certificate from the cluster CA from every
+ * address.
+ */
+export function renderHba(config: Config, ownHost?: string): string {
+  const tls = config.cluster.tls.mode === 'on';
+  const type = (net: string) => (tls && !isLoopbackCidr(net) ? 'hostssl' : 'host').padEnd(7);
   const lines = ['# Managed by pgscale. SCRAM only; limited to the networks named in pgscale.yaml.'];
   lines.push('# TYPE  DATABASE      USER          ADDRESS                 METHOD');
   for (const net of config.replication.networks) {
-    lines.push(`host    replication   ${REPLICATION_USER.padEnd(13)} ${net.padEnd(23)} scram-sha-256`);
+    // Replication also needs a client certificate from the cluster CA (each node presents its
+    // own), from every address: only pgscale's standbys and clones replicate.
+    lines.push(
+      tls
+        ? `hostssl replication   ${REPLICATION_USER.padEnd(13)} ${net.padEnd(23)} scram-sha-256 clientcert=verify-ca`
+        : `host    replication   ${REPLICATION_USER.padEnd(13)} ${net.padEnd(23)} scram-sha-256`,
+    );
   }
+  // The node's own address is this host too: its agent's health probes and control connections
+  // never cross the network (a remote peer cannot complete a handshake from that address).
+  const own = tls && ownHost && isIP(ownHost) ? `${ownHost}/${isIP(ownHost) === 4 ? 32 : 128}` : null;
+  if (own && !isLoopbackCidr(own))
+    lines.push(`host    all           all           ${own.padEnd(23)} scram-sha-256`);
   for (const net of config.postgres.client_networks) {
-    lines.push(`host    all           all           ${net.padEnd(23)} scram-sha-256`);
+    lines.push(`${type(net)} all           all           ${net.padEnd(23)} scram-sha-256`);
   }
   return lines.join('\n') + '\n';
 }
@@ -143,15 +183,44 @@ function kv(k: string, v: string | number): string {
   return `${k}=${/^[\w./-]+$/.test(String(v)) ? v : `'${String(v).replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`}`;
 }
 
+/** A node's own certificate and key, presented as a client certificate (replication). */
+export interface ClientPair {
+  readonly cert: string;
+  readonly key: string;
+}
+
+/**
+ * libpq's TLS settings toward a node: with the cluster CA (`rootCert`, cluster.tls on) the
+ * server must present a certificate from it naming the host connected to (verify-full), and
+ * `client`, when given, is this side's certificate (required for replication); without, TLS
+ * when the server offers it. Naming the client pair also keeps libpq from reading
+ * ~/.postgresql/postgresql.crt.
+ */
+export function sslParams(rootCert: string | null, client?: ClientPair): string[] {
+  if (!rootCert) return [kv('sslmode', 'prefer')];
+  const pair = client ? [kv('sslcert', client.cert), kv('sslkey', client.key)] : [];
+  return [kv('sslmode', 'verify-full'), kv('sslrootcert', rootCert), ...pair];
+}
+
+/** The same as environment variables, for tools that take no connection string (pg_basebackup). */
+export function sslEnv(rootCert: string | null, client?: ClientPair): Record<string, string> {
+  if (!rootCert) return { PGSSLMODE: 'prefer' };
+  const env: Record<string, string> = { PGSSLMODE: 'verify-full', PGSSLROOTCERT: rootCert };
+  if (client) Object.assign(env, { PGSSLCERT: client.cert, PGSSLKEY: client.key });
+  return env;
+}
+
 /**
  * How a subscription on one group reaches another group's `primary` (a shard move): as the
- * superuser `user`, the password from the passfile, never inline.
+ * superuser `user`, the password from the passfile, never inline; over verified TLS when the
+ * cluster CA `rootCert` is given.
  */
 export function subscriptionConninfo(
   primary: { readonly host: string; readonly port: number },
   database: string,
   user: string,
   passfile: string,
+  rootCert: string | null = null,
 ): string {
   return [
     kv('host', primary.host),
@@ -160,14 +229,20 @@ export function subscriptionConninfo(
     kv('user', user),
     kv('passfile', passfile),
     kv('application_name', 'pgscale_move'),
+    ...(rootCert ? sslParams(rootCert) : []),
   ].join(' ');
 }
 
-/** primary_conninfo for a standby: the password comes from the passfile, never inline. */
+/**
+ * primary_conninfo for a standby: the password comes from the passfile, never inline; over
+ * verified TLS when the cluster CA `rootCert` is given, presenting the standby's `client` pair.
+ */
 export function primaryConninfo(
   primary: { host: string; port: number },
   self: string,
   passfile: string,
+  rootCert: string | null = null,
+  client?: ClientPair,
 ): string {
   return [
     kv('host', primary.host),
@@ -175,7 +250,7 @@ export function primaryConninfo(
     kv('user', REPLICATION_USER),
     kv('passfile', passfile),
     kv('application_name', self),
-    kv('sslmode', 'prefer'),
+    ...sslParams(rootCert, client),
     kv('connect_timeout', 5),
     kv('keepalives_idle', 10),
   ].join(' ');

@@ -13,6 +13,8 @@ export interface OsUser {
   readonly name: string;
   readonly uid: number;
   readonly gid: number;
+  /** Its home directory: libpq looks for ~/.postgresql/ there, not in ours. */
+  readonly home: string;
 }
 
 let cached: OsUser | null | undefined;
@@ -21,7 +23,8 @@ function lookup(name: string): OsUser | null {
   const r = spawnSync('id', ['-u', name], { encoding: 'utf8' });
   const g = spawnSync('id', ['-g', name], { encoding: 'utf8' });
   if (r.status !== 0 || g.status !== 0) return null;
-  return { name, uid: Number(r.stdout.trim()), gid: Number(g.stdout.trim()) };
+  const home = spawnSync('getent', ['passwd', name], { encoding: 'utf8' }).stdout?.split(':')[5]?.trim();
+  return { name, uid: Number(r.stdout.trim()), gid: Number(g.stdout.trim()), home: home || '/nonexistent' };
 }
 
 /** The user PostgreSQL runs as, or null to run as ourselves (we are not root). */
@@ -107,7 +110,10 @@ export function run(file: string, args: readonly string[], opts: RunOptions = {}
   return new Promise((resolvePromise, reject) => {
     const child = spawn(file, args, {
       cwd: opts.cwd ?? '/',
-      env: { ...cleanEnv(), ...opts.env },
+      // The service user's own HOME: libpq (a standby's WAL receiver, pg_basebackup) reads
+      // ~/.postgresql/postgresql.crt when the server asks for a client certificate, and fails
+      // on one it may not open (root's).
+      env: { ...cleanEnv(), ...(u ? { HOME: u.home, USER: u.name, LOGNAME: u.name } : {}), ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: opts.detached ?? false,
       ...(u ? { uid: u.uid, gid: u.gid } : {}),

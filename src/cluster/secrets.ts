@@ -68,8 +68,8 @@ export function removeFile(p: string): void {
   rmSync(p, { force: true });
 }
 
-/** Writes a 0600 file atomically (temp name, then rename). */
-function writePrivate(path: string, text: string, forService: boolean): void {
+/** Writes a 0600 file atomically (temp name, then rename); `forService`: owned by the service user. */
+export function writePrivate(path: string, text: string, forService: boolean): void {
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, text, { mode: 0o600 });
   if (forService) chownToService(tmp);

@@ -2,6 +2,7 @@
  * Short-lived control connections to a node (node-postgres), as the cluster superuser over TCP
  * with SCRAM. Used for provisioning, status and cloning; never for application traffic.
  */
+import { readFileSync } from 'node:fs';
 import pg from 'pg';
 
 export interface ConnTarget {
@@ -10,6 +11,16 @@ export interface ConnTarget {
   user: string;
   password: string;
   database?: string;
+  /** The cluster CA's certificate (cluster.tls on): TLS, the server verified against it and the host. */
+  sslRootCert?: string;
+}
+
+/**
+ * node-postgres' TLS options toward a node verified by the cluster CA `rootCert` (cluster.tls on):
+ * the chain and the host (Node's checkServerIdentity), as libpq's verify-full; none without.
+ */
+export function pgSsl(rootCert: string | null): { ssl?: { ca: Buffer; rejectUnauthorized: true } } {
+  return rootCert ? { ssl: { ca: readFileSync(rootCert), rejectUnauthorized: true } } : {};
 }
 
 export async function withClient<T>(
@@ -26,6 +37,7 @@ export async function withClient<T>(
     application_name: 'pgscale',
     connectionTimeoutMillis: timeoutMs,
     keepAlive: true,
+    ...pgSsl(t.sslRootCert ?? null),
   });
   // An error event after connect (server shutting down) must not crash the process.
   client.on('error', () => undefined);

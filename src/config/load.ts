@@ -87,6 +87,7 @@ export function parseConfig(text: string, file: string): LoadedConfig {
     );
   }
   const dataDir = resolve(dirname(file), config.cluster.data_dir);
+  warnings.push(...tlsWarnings(config).map((w) => `${file}: ${w}`));
   return Object.freeze({
     config: deepFreeze(config),
     file,
@@ -196,6 +197,7 @@ function crossChecks(config: Config): string[] {
   if (config.groups.length === 0 && Object.keys(config.proxy.databases).length === 0) {
     problems.push('groups: is required (at least one group; or proxy.databases for a standalone proxy)');
   }
+  problems.push(...tlsProblems(config));
   const sync = config.replication.synchronous;
   if (sync.startsWith('quorum ')) {
     const n = Number(sync.slice(7));
@@ -208,6 +210,52 @@ function crossChecks(config: Config): string[] {
     });
   }
   return problems;
+}
+
+/** cluster.tls: which CA issues or verifies the node certificates must be unambiguous. */
+function tlsProblems(config: Config): string[] {
+  const t = config.cluster.tls;
+  const p: string[] = [];
+  if (t.ca_key && !t.ca_cert)
+    p.push('cluster.tls.ca_key: needs cluster.tls.ca_cert (the certificate of that key)');
+  if (t.node_cert_dir && !t.ca_cert) {
+    p.push(
+      'cluster.tls.node_cert_dir: needs cluster.tls.ca_cert (the CA that issued them, which verifies the nodes)',
+    );
+  }
+  if (t.ca_key && t.node_cert_dir) {
+    p.push(
+      'cluster.tls: ca_key (pgscale issues the node certificates) and node_cert_dir (yours) exclude each other; keep one',
+    );
+  }
+  if (t.ca_cert && !t.ca_key && !t.node_cert_dir) {
+    p.push(
+      'cluster.tls.ca_cert: needs ca_key (pgscale issues the node certificates with it) or node_cert_dir (certificates you issued)',
+    );
+  }
+  return p;
+}
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '::1']);
+
+/** Nodes on other hosts than this one talk over the network: without cluster.tls, in the clear. */
+function tlsWarnings(config: Config): string[] {
+  const hosts = new Set(allNodes(config).map((n) => n.host));
+  if ([...hosts].every((h) => LOOPBACK_HOSTS.has(h))) return [];
+  if (config.cluster.tls.mode === 'on') {
+    // Each host would otherwise create a CA of its own, and no host would trust another's nodes.
+    return config.cluster.tls.ca_cert || hosts.size < 2
+      ? []
+      : [
+          'cluster.tls: nodes run on several hosts but cluster.tls.ca_cert is not set: give every host ' +
+            'the same CA (ca_cert and ca_key), or copy <data_dir>/ca from the first host to the others ' +
+            'before their agents start (docs/tls.md)',
+        ];
+  }
+  return [
+    'cluster.tls.mode is off but nodes run on other hosts than localhost: replication and the proxy ' +
+      'connect to them without verified TLS. Set cluster.tls.mode: on (docs/tls.md).',
+  ];
 }
 
 function formatIssue(issue: z.core.$ZodIssue): string {

@@ -170,7 +170,7 @@ export const proxySchema = z
       .union([z.literal('auto'), z.number().int().min(0)])
       .default(0)
       .describe(
-        'Transactions each pool runs on its server at once (transaction pooling): 0 (up to the pool size), a number, or auto (adapts to the transactions\' times, up to the pool size); clients beyond it queue in the proxy.',
+        "Transactions each pool runs on its server at once (transaction pooling): 0 (up to the pool size), a number, or auto (adapts to the transactions' times, up to the pool size); clients beyond it queue in the proxy.",
       ),
     query_wait_timeout: seconds(
       'Seconds a client may wait for a server connection (then 08006/53300).',
@@ -344,8 +344,60 @@ export const proxySchema = z
   })
   .strict();
 
+/**
+ * TLS between the cluster's own parts: standbys to their primary (streaming, pg_basebackup,
+ * pg_rewind), the proxy inside `pgscale up` to the nodes, and shard moves' subscriptions.
+ */
+export const clusterTlsSchema = z
+  .object({
+    mode: z
+      .union([z.enum(['off', 'on']), z.boolean()])
+      .transform((v) => (v === true ? 'on' : v === false ? 'off' : v))
+      .default('off')
+      .describe(
+        'on: every node serves TLS with a certificate from the cluster CA, and replication, the proxy and shard moves connect with sslmode=verify-full (required when nodes run on several hosts); off: plain TCP (one host).',
+      ),
+    ca_cert: z
+      .string()
+      .min(1)
+      .nullable()
+      .default(null)
+      .describe(
+        'Your own CA certificate (PEM); null: pgscale creates a cluster CA in <data_dir>/ca. Relative to this file.',
+      ),
+    ca_key: z
+      .string()
+      .min(1)
+      .nullable()
+      .default(null)
+      .describe(
+        "ca_cert's private key (PEM, unencrypted, mode 0600): pgscale issues the nodes' certificates with it.",
+      ),
+    node_cert_dir: z
+      .string()
+      .min(1)
+      .nullable()
+      .default(null)
+      .describe(
+        'Instead of ca_key: a directory of ready certificates, <node>.crt and <node>.key per node, issued by ca_cert.',
+      ),
+    node_cert_days: z
+      .number()
+      .int()
+      .min(2)
+      .max(3650)
+      .default(730)
+      .describe(
+        'Validity of the node certificates pgscale issues (days); one that expires within 30 days is issued again at the next start or reload.',
+      ),
+  })
+  .strict();
+
+export const CLUSTER_TLS_DEFAULT = clusterTlsSchema.parse({});
+
 export type ProxyConfig = z.output<typeof proxySchema>;
 export type HaConfig = z.output<typeof haSchema>;
+export type ClusterTlsConfig = z.output<typeof clusterTlsSchema>;
 export type ProxyDatabase = z.output<typeof proxyDatabaseSchema>;
 
 export const configSchema = z
@@ -374,9 +426,10 @@ export const configSchema = z
           .describe(
             'Where node data directories, logs, WAL archive and secrets live (relative to this file).',
           ),
+        tls: clusterTlsSchema.default(CLUSTER_TLS_DEFAULT),
       })
       .strict()
-      .default({ name: 'pgscale', data_dir: './data' }),
+      .default({ name: 'pgscale', data_dir: './data', tls: CLUSTER_TLS_DEFAULT }),
     postgres: z
       .object({
         bin_dir: z
@@ -406,7 +459,7 @@ export const configSchema = z
           .max(10_000)
           .default(64)
           .describe(
-            'max_prepared_transactions on every node (the same on standbys, which need at least the primary\'s): distributing a table and DDL on distributed tables commit on every group with two-phase commit. Needs a restart.',
+            "max_prepared_transactions on every node (the same on standbys, which need at least the primary's): distributing a table and DDL on distributed tables commit on every group with two-phase commit. Needs a restart.",
           ),
       })
       .strict()

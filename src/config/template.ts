@@ -18,6 +18,8 @@ export interface InitOptions {
   proxyPort: number;
   httpPort: number;
   host: string;
+  /** cluster.tls.mode: on (a cluster CA, verified TLS between the nodes and the proxy). */
+  tls?: boolean;
 }
 
 export const INIT_DEFAULTS: InitOptions = {
@@ -71,6 +73,11 @@ cluster:
   }
   # Node data directories, logs, the WAL archive and generated secrets (relative to this file).
   data_dir: ${o.dataDir}
+  # TLS between the nodes, the proxy and shard moves, with certificates from a cluster CA that
+  # pgscale creates in <data_dir>/ca (or your own: ca_cert, ca_key). Required when nodes run
+  # on several hosts (docs/tls.md).
+  tls:
+    mode: ${o.tls ? 'on' : 'off'}
 
 postgres:
   # Where initdb, pg_ctl and postgres are; null searches PGSCALE_PG_BIN, pg_config,

@@ -57,6 +57,8 @@ export interface GlobalSyncEnv {
   readonly endpoints: readonly GroupEndpoint[];
   readonly database: string;
   readonly superuserPassword: string;
+  /** The cluster CA's certificate (cluster.tls on): the foreign servers connect with verify-full. */
+  readonly rootCert?: string | null;
 }
 
 /** What a sync built: the distributed tables that have a global table (by catalog key). */
@@ -94,12 +96,13 @@ export async function syncGlobalTables(env: GlobalSyncEnv): Promise<GlobalSyncRe
       `SELECT srvname AS name FROM pg_foreign_server WHERE srvname LIKE '${SERVER_PREFIX}%'`,
     );
     for (const { name } of old.rows) await c.query(`DROP SERVER ${quoteIdent(name)} CASCADE`);
+    const ssl = env.rootCert ? `, sslmode 'verify-full', sslrootcert ${quoteLiteral(env.rootCert)}` : '';
     for (const e of env.endpoints) {
       const server = quoteIdent(SERVER_PREFIX + e.group);
       await c.query(
         `CREATE SERVER ${server} FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host ${quoteLiteral(e.host)}, port ${quoteLiteral(
           String(e.port),
-        )}, dbname ${quoteLiteral(env.database)}, async_capable 'false', fetch_size '10000', application_name 'pgscale global')`,
+        )}, dbname ${quoteLiteral(env.database)}, async_capable 'false', fetch_size '10000', application_name 'pgscale global'${ssl})`,
       );
       await c.query(
         `CREATE USER MAPPING FOR PUBLIC SERVER ${server} OPTIONS (user '${FDW_ROLE}', password ${quoteLiteral(password)})`,

@@ -4,21 +4,27 @@ import type { PgBinaries } from '../../cluster/binaries.js';
 import { serviceUser } from '../../cluster/run-as.js';
 import { parse } from '../args.js';
 import { out } from '../context.js';
-import { loadConfig } from '../../config/load.js';
+import { allNodes, loadConfig } from '../../config/load.js';
+import type { LoadedConfig } from '../../config/load.js';
+import { ClusterTls, RENEW_DAYS } from '../../cluster/tls.js';
+import type { CertExpiry } from '../../cluster/tls.js';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 export const help = `Usage: pgscale doctor [-c FILE] [--json]
 
 Lists where PostgreSQL binaries were looked for, which set pgscale uses, and the tools that are
-missing with what that means.
+missing with what that means. With cluster.tls on, lists the cluster CA's and the nodes'
+certificates with their expiry, and warns about one that expires within ${RENEW_DAYS} days.
 `;
 
 export function run(argv: string[]): number {
   const { values } = parse('doctor', argv, { json: { type: 'boolean' } });
   if (values.help) return (out(help), 0);
   const file = resolve(typeof values.config === 'string' ? values.config : 'pgscale.yaml');
-  const configured = existsSync(file) ? loadConfig(file).config.postgres.bin_dir : null;
+  const loaded = existsSync(file) ? loadConfig(file) : null;
+  const configured = loaded?.config.postgres.bin_dir ?? null;
+  const certs = loaded ? certificates(loaded) : [];
   const found = survey(configured);
   const chosen = found.find((f) => typeof f.result !== 'string')?.result as PgBinaries | undefined;
   const lacks: string[] = [];
@@ -42,6 +48,7 @@ export function run(argv: string[]): number {
           lacks,
           runAs: user?.name ?? null,
           node: process.version,
+          certificates: certs,
         },
         null,
         2,
@@ -80,5 +87,27 @@ export function run(argv: string[]): number {
     out(`  ${v ? '✓' : '✗'} ${k.padEnd(14)} ${v ?? 'missing'}`);
   }
   if (lacks.length) out('\nWhat the missing tools mean:\n' + lacks.map((l) => `  - ${l}`).join('\n'));
+  if (certs.length) {
+    out('\nTLS certificates (cluster.tls):');
+    for (const c of certs) {
+      const soon = c.daysLeft < RENEW_DAYS;
+      out(
+        `  ${soon ? '⚠' : '✓'} ${c.what.padEnd(12)} until ${c.validTo} (${c.daysLeft} days)` +
+          (soon ? ` — expires within ${RENEW_DAYS} days: ${renewal(loaded!)}` : ''),
+      );
+    }
+  }
   return 0;
+}
+
+/** The cluster's certificates with their expiry, when cluster.tls is on (else none). */
+function certificates(loaded: LoadedConfig): CertExpiry[] {
+  const tls = new ClusterTls(loaded);
+  return tls.enabled ? tls.expiries(allNodes(loaded.config)) : [];
+}
+
+function renewal(loaded: LoadedConfig): string {
+  return loaded.config.cluster.tls.node_cert_dir
+    ? 'put a new pair in cluster.tls.node_cert_dir, then `pgscale down` and `up` (docs/tls.md)'
+    : 'pgscale issues it again when its node next starts (`pgscale down`, then `up`; docs/tls.md)';
 }

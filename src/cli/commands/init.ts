@@ -27,6 +27,8 @@ Options:
                      health endpoints take the ports after it
   --name NAME        cluster name (default pgscale); cluster.id is NAME and 8 random hex
                      digits, unique to this cluster
+  --tls              cluster.tls.mode: on — \`up\` creates a cluster CA and every node, the
+                     standbys and the proxy use verified TLS (required across hosts; docs/tls.md)
   --force            overwrite an existing pgscale.yaml
 `;
 
@@ -44,6 +46,7 @@ export function run(argv: string[]): number {
     'http-port': { type: 'string' },
     name: { type: 'string' },
     force: { type: 'boolean' },
+    tls: { type: 'boolean' },
   });
   if (values.help) return (out(help), 0);
   const dir = resolve(typeof values.dir === 'string' ? values.dir : '.');
@@ -69,6 +72,7 @@ export function run(argv: string[]): number {
     id: newClusterId(name),
     groups,
     replicas,
+    tls: values.tls === true,
     portBase: base ?? INIT_DEFAULTS.portBase,
     proxyPort:
       intOption('proxy-port', values['proxy-port'], 1, 65535) ??

@@ -10,6 +10,7 @@ import type { NodeRef } from '../../config/load.js';
 import { ClusterError, ErrorCodes, UsageError } from '../../errors.js';
 import type { Cluster } from '../../cluster/cluster.js';
 import { passfilePath } from '../../cluster/secrets.js';
+import { sslEnv } from '../../cluster/conf.js';
 import { cleanEnv } from '../../cluster/run-as.js';
 import { parse } from '../args.js';
 import { liveController } from '../../controller/controller-file.js';
@@ -90,6 +91,8 @@ export async function psql(argv: string[]): Promise<number> {
       PGPASSFILE: passfilePath(cluster.dataDir),
       PGAPPNAME: 'pgscale psql',
       PGCONNECT_TIMEOUT: '10',
+      // A node verified by the cluster CA (cluster.tls on); the proxy has its own proxy.tls.
+      ...(viaProxy ? {} : sslEnv(cluster.rootCert())),
     },
   });
   process.on('SIGINT', () => undefined); // psql handles Ctrl-C itself

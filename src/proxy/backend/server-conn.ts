@@ -6,7 +6,7 @@
  * the proxy must know to reuse it safely: its transaction status, the prepared statements it
  * holds, the session settings applied to it and whether it must be reset.
  */
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, isIP } from 'node:net';
 import type { Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { readFileSync } from 'node:fs';
@@ -498,12 +498,16 @@ function openSocket(target: ServerTarget, opts: ServerConnOptions): Promise<Sock
           return;
         }
         const verify = opts.tls.mode === 'verify-ca' || opts.tls.mode === 'verify-full';
+        const full = opts.tls.mode === 'verify-full';
         const t = tlsConnect({
           socket: sock,
           rejectUnauthorized: verify,
           ca: opts.tls.caFile ? readFileSync(opts.tls.caFile) : undefined,
-          servername: opts.tls.mode === 'verify-full' ? target.host : undefined,
-          checkServerIdentity: opts.tls.mode === 'verify-full' ? undefined : () => undefined,
+          // SNI takes names only (RFC 6066); an IP address is checked as the socket's host.
+          servername: full && isIP(target.host) === 0 ? target.host : undefined,
+          // Left out for verify-full: an explicit undefined would replace Node's default check
+          // (and trip an assertion inside node:tls).
+          ...(full ? {} : { checkServerIdentity: () => undefined }),
         });
         t.once('secureConnect', () => resolve(t));
         t.once('error', (e: Error) =>
