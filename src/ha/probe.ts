@@ -7,6 +7,7 @@
 import pg from 'pg';
 import { parseLsn } from '../protocol/lsn.js';
 import type { ConnTarget } from '../cluster/sql.js';
+import { pgSsl } from '../cluster/sql.js';
 
 export interface ProbeResult {
   ok: boolean;
@@ -101,6 +102,8 @@ export class NodeProber {
         password: t.password,
         database: t.database ?? 'postgres',
         application_name: 'pgscale ha',
+        // Cluster TLS: verify-full against the cluster's CA (across hosts pg_hba wants hostssl).
+        ...pgSsl(t.sslRootCert ?? null),
         connectionTimeoutMillis: this.timeoutMs,
         keepAlive: true,
       });
