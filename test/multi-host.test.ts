@@ -378,6 +378,7 @@ ${nodes}
   test('a cancel request that reaches the other proxy cancels the query (the proxies find each other in etcd)', async () => {
     const [a, b] = proxyHosts as [Host, Host];
     const c = await viaProxy(a);
+    let c2: pg.Client | null = null;
     try {
       const { processID, secretKey } = c as unknown as { processID: number; secretKey: number };
       const running = c.query('SELECT pg_sleep(60)').then(
@@ -409,13 +410,15 @@ ${nodes}
       });
       const err = await running;
       assert.equal(err?.code, '57014', `the query was not cancelled: ${String(err)}`);
-      // A forged key sent to the other proxy cancels nothing.
-      const slow = c.query('SELECT pg_sleep(1.5) AS done');
-      const forged = Buffer.from(key);
-      forged[0] = forged[0]! ^ 0xff;
+      // A forged key sent to the other proxy cancels nothing (another client of its own).
+      c2 = await viaProxy(a);
+      const k2 = c2 as unknown as { processID: number; secretKey: number };
+      const slow = c2.query('SELECT pg_sleep(1.5) AS done');
+      const forged = Buffer.alloc(4);
+      forged.writeInt32BE(k2.secretKey ^ 0x7f);
       await new Promise<void>((resolve) => {
         const s = tcpConnect({ host: b.addr, port: PROXY_PORT }, () =>
-          s.end(encodeCancelRequest({ processId: processID, secretKey: forged })),
+          s.end(encodeCancelRequest({ processId: k2.processID, secretKey: forged })),
         );
         s.on('error', () => resolve());
         s.on('close', () => resolve());
@@ -423,6 +426,7 @@ ${nodes}
       assert.equal((await slow).rows.length, 1);
     } finally {
       await c.end().catch(() => undefined);
+      await c2?.end().catch(() => undefined);
     }
   });
 
@@ -495,7 +499,7 @@ ${nodes}
    * with the config file and no data directory (cluster.data_dir does not exist there).
    */
   const cli = (args: string[]) =>
-    new Promise<{ code: number; out: string }>((resolve) => {
+    new Promise<{ code: number; out: string; stdout: string }>((resolve) => {
       assert.equal(existsSync(join(net.dir, 'data')), false, 'the CLI runs with no data directory');
       execFile(
         process.execPath,
@@ -505,6 +509,7 @@ ${nodes}
           resolve({
             code: err ? (typeof err.code === 'number' ? err.code : 1) : 0,
             out: stdout + stderr,
+            stdout,
           }),
       );
     });
@@ -520,7 +525,8 @@ ${nodes}
 
   const storeStatus = async (extra: string[] = []): Promise<StoreStatusJson> => {
     const r = await cli(['status', '--json', ...extra]);
-    return JSON.parse(r.out) as StoreStatusJson;
+    // stdout only: stderr carries the config's warnings (TLS is off across hosts here).
+    return JSON.parse(r.stdout) as StoreStatusJson;
   };
 
   test('the CLI from a machine that only reaches etcd: status shows the agents, the decider, the leader and the standbys streaming', async () => {
