@@ -56,7 +56,15 @@ function isPublic(file: string): boolean {
   if (parts[0] === '..' || parts.length > 2) return false;
   return !/\.test(-util)?\.ts$|\.test-util\.ts$/.test(file);
 }
-const benchMayUse = new Set(['test/harness.ts', 'test/raw-client.ts']);
+// Test utilities a benchmark may build on: the harness, a raw client, and the hosts as network
+// namespaces with their etcd (bench:failover --hosts).
+const benchMayUse = new Set([
+  'test/harness.ts',
+  'test/raw-client.ts',
+  'test/netns-hosts.ts',
+  'test/netns-etcd-cluster.ts',
+  'test/etcd-harness.ts',
+]);
 /** Benchmarks that time a layer's inside on purpose (white-box), and what they reach. */
 const benchWhiteBox: Record<string, string> = {
   // The proxy's hot path without sockets: Session, Pool and ServerConn from dist/, driven directly.
