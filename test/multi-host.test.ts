@@ -607,7 +607,7 @@ ${nodes}
   test('history through the store lists the switchover, the pause, the resume and the failover', async () => {
     const r = await cli(['history', '--json']);
     assert.equal(r.code, 0, r.out);
-    const events = (JSON.parse(r.out) as { event: string }[]).map((e) => e.event);
+    const events = (JSON.parse(r.stdout) as { event: string }[]).map((e) => e.event);
     for (const e of ['switchover_started', 'switchover_done', 'ha_paused', 'ha_resumed', 'failover_detected'])
       assert.ok(events.includes(e), `${e} missing from ${events.join(', ')}`);
     assert.ok(
