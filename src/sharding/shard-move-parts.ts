@@ -165,7 +165,11 @@ export async function detachPartition(c: pg.Client, parent: string, shard: strin
       await c.query(`ALTER TABLE ${parent} DETACH PARTITION ${shard} CONCURRENTLY`);
       return;
     } catch (e) {
-      if ((await pending()) !== true) throw e;
+      // An error after the detach went through (its second transaction): done. One that left it
+      // half done: finished below. Any other: the detach did not happen.
+      const now = await pending();
+      if (now === undefined) return;
+      if (now !== true) throw e;
     }
   }
   await c.query(`ALTER TABLE ${parent} DETACH PARTITION ${shard} FINALIZE`);
