@@ -1,286 +1,44 @@
 /**
  * Several hosts (issue #18): three network-namespace hosts (netns-hosts.ts), each with an etcd
- * member, a `pgscale agent` and one node of a group in synchronous mode. A writer in the root
- * namespace records every acknowledged insert. The primary's whole host dies: a standby takes
- * over, no acknowledged insert is lost, and the host comes back as a standby. The primary's host
- * is cut off from etcd while clients still reach it: its agent stops it before the session ends,
- * another is promoted, and at no sample are two nodes writable. Skipped, saying why, without
+ * member, a `pgscale agent` and one node of a group in synchronous mode, and two stateless proxies
+ * (multi-host-support.ts). A writer in the root namespace records every acknowledged insert. The
+ * primary's whole host dies: a standby takes over, no acknowledged insert is lost, and the host
+ * comes back as a standby. The primary's host is cut off from etcd while clients still reach it:
+ * its agent stops it before the session ends, another is promoted, and at no sample are two nodes
+ * writable. The primary's agent alone dies: nothing is promoted. Skipped, saying why, without
  * root, `ip netns`, iptables or etcd.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { connect as tcpConnect } from 'node:net';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import { encodeCancelRequest } from '../src/protocol/startup-messages.js';
 import { etcdSkipReason } from './etcd-harness.js';
-import { binarySets, repoRoot } from './harness.js';
-import { ETCD_CLIENT_PORT, ETCD_PEER_PORT, startEtcd } from './netns-etcd-cluster.js';
-import type { EtcdCluster } from './netns-etcd-cluster.js';
-import { NetHosts, netnsSkipReason } from './netns-hosts.js';
+import { MultiHostCluster, PROXY_PORT, TTL_S } from './multi-host-support.js';
+import { ETCD_CLIENT_PORT, ETCD_PEER_PORT } from './netns-etcd-cluster.js';
+import { netnsSkipReason } from './netns-hosts.js';
 import type { Host } from './netns-hosts.js';
 
 const skip = netnsSkipReason() || etcdSkipReason();
-const PORT = 5432;
-const TTL_S = 6;
-const PROXY_PORT = 6432;
 
 describe('several hosts: an agent per host around a 3-member etcd', { skip, timeout: 600_000 }, () => {
-  let net: NetHosts;
-  let etcd: EtcdCluster;
-  let file: string;
-  let password = '';
-  let appPassword = '';
-  let dbHosts: Host[] = [];
-  let proxyHosts: Host[] = [];
-  /** Ids are never reused across writers (one table for every test). */
-  let nextId = 1;
-  const agents = new Map<Host, ChildProcess>();
-  const bins = binarySets()[0]!;
-  const nodeName = (h: Host) => `n${h.index}`;
-  const dataDir = (h: Host) => join(net.dir, `data-${h.index}`);
+  const m = new MultiHostCluster();
+  const nodeName = (h: Host) => m.nodeName(h);
+  const dataDir = (h: Host) => m.dataDir(h);
+  const startAgent = (h: Host) => m.startAgent(h);
+  const startProxy = (h: Host) => m.startProxy(h);
+  const connect = (h: Host) => m.connect(h);
+  const roles = () => m.roles();
+  const waitFor = <T>(what: string, f: () => Promise<T | null>) => m.waitFor(what, f);
+  const primary = () => m.primary();
+  const allStreaming = (p: Host) => m.allStreaming(p);
+  const viaProxy = (h: Host) => m.viaProxy(h);
+  const writer = () => m.writer();
+  const cli = (args: string[]) => m.cli(args);
+  const storeStatus = (extra: string[] = []) => m.storeStatus(extra);
 
-  const startAgent = (h: Host) => {
-    const child = h.spawn(
-      process.execPath,
-      [join(repoRoot, 'bin/pgscale.js'), 'agent', '-c', file, '--host', h.addr, '--data-dir', dataDir(h)],
-      {
-        env: { PGSCALE_PG_BIN: bins.dir },
-        logFile: join(net.dir, `agent-${h.index}.log`),
-      },
-    );
-    agents.set(h, child);
-  };
-
-  const connect = async (h: Host, timeoutMs = 1000): Promise<pg.Client> => {
-    const c = new pg.Client({
-      host: h.addr,
-      port: PORT,
-      user: 'postgres',
-      password,
-      database: 'app',
-      connectionTimeoutMillis: timeoutMs,
-      statement_timeout: 2000,
-    });
-    c.on('error', () => undefined);
-    await c.connect();
-    return c;
-  };
-
-  /** What each node says it is right now: 'primary', 'standby', or null (does not answer). */
-  const roles = async (): Promise<Map<Host, 'primary' | 'standby' | null>> => {
-    const out = new Map<Host, 'primary' | 'standby' | null>();
-    await Promise.all(
-      dbHosts.map(async (h) => {
-        let c: pg.Client | null = null;
-        try {
-          c = await connect(h, 500);
-          const r = await c.query<{ rec: boolean }>('SELECT pg_is_in_recovery() AS rec');
-          out.set(h, r.rows[0]!.rec ? 'standby' : 'primary');
-        } catch {
-          out.set(h, null);
-        } finally {
-          await c?.end().catch(() => undefined);
-        }
-      }),
-    );
-    return out;
-  };
-
-  const waitFor = async <T>(what: string, f: () => Promise<T | null>, ms = 120_000): Promise<T> => {
-    const until = Date.now() + ms;
-    for (;;) {
-      const v = await f().catch(() => null);
-      if (v !== null) return v;
-      if (Date.now() > until) throw new Error(`timed out waiting for ${what}; logs in ${net.dir}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  };
-
-  const primary = () =>
-    waitFor('a primary', async () => {
-      const r = await roles();
-      const p = [...r].filter(([, v]) => v === 'primary').map(([h]) => h);
-      return p.length === 1 ? p[0]! : null;
-    });
-
-  /** Every node but `except` answers as a standby streaming from the primary. */
-  const allStreaming = (p: Host) =>
-    waitFor('every standby streaming', async () => {
-      const c = await connect(p);
-      try {
-        const r = await c.query<{ n: number }>(
-          "SELECT count(*)::int AS n FROM pg_stat_replication WHERE state = 'streaming' AND application_name ~ '^n[0-9]+$'",
-        );
-        return r.rows[0]!.n === dbHosts.length - 1 ? true : null;
-      } finally {
-        await c.end();
-      }
-    });
-
-  /** The application through a stateless proxy (`pgscale proxy --cluster`) on host `h`. */
-  const viaProxy = async (h: Host): Promise<pg.Client> => {
-    const c = new pg.Client({
-      host: h.addr,
-      port: PROXY_PORT,
-      user: 'app',
-      password: appPassword,
-      database: 'app',
-      connectionTimeoutMillis: 2000,
-    });
-    c.on('error', () => undefined);
-    await c.connect();
-    return c;
-  };
-
-  /**
-   * Inserts ids one by one through the proxies (the first that answers; the next after an error)
-   * and records those acknowledged; `proxyOf` says which proxy acknowledged each.
-   */
-  const writer = () => {
-    const acked: number[] = [];
-    const errors: string[] = [];
-    const viaHost = new Map<number, Host>();
-    let stop = false;
-    let turn = 0;
-    const done = (async () => {
-      let c: pg.Client | null = null;
-      let h: Host | null = null;
-      while (!stop) {
-        try {
-          if (!c) {
-            h = proxyHosts[turn++ % proxyHosts.length]!;
-            c = await viaProxy(h);
-          }
-          const id = nextId++;
-          await c.query('INSERT INTO acked (id) VALUES ($1)', [id]);
-          acked.push(id);
-          viaHost.set(id, h!);
-        } catch (e) {
-          errors.push((e as Error).message);
-          await c?.end().catch(() => undefined);
-          c = null;
-          await new Promise((res) => setTimeout(res, 50));
-        }
-      }
-      await c?.end().catch(() => undefined);
-    })();
-    return {
-      acked,
-      errors,
-      viaHost,
-      stop: async () => {
-        stop = true;
-        await done;
-      },
-    };
-  };
-
-  const startProxy = (h: Host) => {
-    const child = h.spawn(
-      process.execPath,
-      [join(repoRoot, 'bin/pgscale.js'), 'proxy', '-c', file, '--cluster', '--data-dir', dataDir(h)],
-      { env: { PGSCALE_PG_BIN: bins.dir }, logFile: join(net.dir, `proxy-${h.index}.log`) },
-    );
-    agents.set(h, child);
-  };
-
-  before(async () => {
-    net = await NetHosts.create({ hosts: 5, prefix: 'pgmh' });
-    dbHosts = net.hosts.slice(0, 3);
-    proxyHosts = net.hosts.slice(3);
-    etcd = await startEtcd(net, dbHosts);
-    file = join(net.dir, 'pgscale.yaml');
-    const nodes = dbHosts
-      .map((h) => `      - { name: ${nodeName(h)}, host: ${h.addr}, port: ${PORT} }`)
-      .join('\n');
-    writeFileSync(
-      file,
-      `cluster:
-  name: multi
-  id: multi-${process.pid}
-  data_dir: ./data
-postgres:
-  client_networks: [${net.net}.0/24]
-replication:
-  networks: [${net.net}.0/24]
-  synchronous: 'on'
-ha:
-  store: etcd
-  etcd:
-    endpoints: [${etcd.endpoints.join(', ')}]
-  ttl: ${TTL_S}
-proxy:
-  enabled: false
-  listen: 0.0.0.0
-  port: ${PROXY_PORT}
-groups:
-  - nodes:
-${nodes}
-`,
-    );
-    for (const h of net.hosts) mkdirSync(dataDir(h), { mode: 0o755 });
-    // The first host creates the cluster's passwords; the others get a copy, as an operator does.
-    const [h1, ...rest] = dbHosts;
-    startAgent(h1!);
-    const secrets = join(dataDir(h1!), 'secrets.json');
-    await waitFor('the first host to create the cluster', () =>
-      Promise.resolve(existsSync(secrets) ? true : null),
-    );
-    password = (JSON.parse(readFileSync(secrets, 'utf8')) as { superuser: string }).superuser;
-    appPassword = (JSON.parse(readFileSync(secrets, 'utf8')) as { app: string }).app;
-    for (const h of rest) {
-      copyFileSync(secrets, join(dataDir(h), 'secrets.json'));
-      startAgent(h);
-    }
-    const p = await primary();
-    assert.equal(p, h1, 'the group starts on its first node');
-    await allStreaming(p);
-    const c = await connect(p);
-    await c.query('CREATE TABLE acked (id int PRIMARY KEY)');
-    await c.query('GRANT ALL ON acked TO app');
-    await c.end();
-    // Two stateless proxies on hosts of their own, with a copy of the secrets.
-    for (const h of proxyHosts) {
-      copyFileSync(secrets, join(dataDir(h), 'secrets.json'));
-      startProxy(h);
-    }
-    for (const h of proxyHosts)
-      await waitFor(`the proxy on ${h.addr}`, async () => {
-        const pc = await viaProxy(h);
-        await pc.query('SELECT 1');
-        await pc.end();
-        return true;
-      });
-  });
-
-  after(async () => {
-    // The agents stop their nodes; what has not stopped within a minute goes with the hosts.
-    for (const a of agents.values()) a.kill('SIGTERM');
-    await Promise.race([
-      Promise.all(
-        [...agents.values()].map((a) =>
-          a.exitCode !== null ? Promise.resolve() : new Promise((r) => a.once('exit', r)),
-        ),
-      ),
-      new Promise((r) => setTimeout(r, 60_000)),
-    ]);
-    if (process.env.PGSCALE_KEEP_LOGS) {
-      const { cpSync } = await import('node:fs');
-      try {
-        cpSync(net.dir, process.env.PGSCALE_KEEP_LOGS, {
-          recursive: true,
-          filter: (f) => !f.includes('/data-') && !f.includes('etcd'),
-        });
-      } catch (e) {
-        console.log('copy failed', e);
-      }
-    }
-    await net?.destroy();
-  });
+  before(() => m.start());
+  after(() => m.stop());
 
   test("the primary's whole host dies: a standby takes over, no acknowledged insert is lost, the host comes back as a standby", async () => {
     const old = await primary();
@@ -295,9 +53,7 @@ ${nodes}
     const rto = Date.now() - t0;
     await w.stop();
     assert.notEqual(p, old);
-    const c = await connect(p);
-    const ids = new Set((await c.query<{ id: number }>('SELECT id FROM acked')).rows.map((r) => r.id));
-    await c.end();
+    const ids = await m.ackedIds(p);
     const lost = w.acked.filter((id) => !ids.has(id));
     assert.deepEqual(
       lost,
@@ -306,7 +62,7 @@ ${nodes}
     );
     console.log(`# whole-host kill of the primary: writes again after ${rto} ms (ttl ${TTL_S} s)`);
     // The host comes back: its etcd member, its agent; the former primary rejoins as a standby.
-    await etcd.member(old).start();
+    await m.etcd.member(old).start();
     startAgent(old);
     await waitFor('the former primary back as a standby', async () =>
       (await roles()).get(old) === 'standby' ? true : null,
@@ -328,7 +84,7 @@ ${nodes}
     })();
     try {
       // Its etcd member loses its peers, and its agent every other member: no quorum for it.
-      for (const h of dbHosts) if (h !== old) old.block(h, [ETCD_CLIENT_PORT, ETCD_PEER_PORT]);
+      for (const h of m.dbHosts) if (h !== old) old.block(h, [ETCD_CLIENT_PORT, ETCD_PEER_PORT]);
       const p = await waitFor('another primary', async () => {
         const r = await roles();
         const others = [...r].filter(([h, v]) => h !== old && v === 'primary');
@@ -351,7 +107,7 @@ ${nodes}
     const w = writer();
     try {
       await waitFor('writes through both proxies', () => Promise.resolve(w.acked.length >= 20 ? true : null));
-      const [a] = proxyHosts;
+      const [a] = m.proxyHosts;
       await a!.kill();
       const n = w.acked.length;
       await waitFor('writes going on', () => Promise.resolve(w.acked.length >= n + 50 ? true : null));
@@ -365,9 +121,7 @@ ${nodes}
       await w.stop();
     }
     const p = await primary();
-    const c = await connect(p);
-    const ids = new Set((await c.query<{ id: number }>('SELECT id FROM acked')).rows.map((r) => r.id));
-    await c.end();
+    const ids = await m.ackedIds(p);
     assert.deepEqual(
       w.acked.filter((id) => !ids.has(id)),
       [],
@@ -376,7 +130,7 @@ ${nodes}
   });
 
   test('a cancel request that reaches the other proxy cancels the query (the proxies find each other in etcd)', async () => {
-    const [a, b] = proxyHosts as [Host, Host];
+    const [a, b] = m.proxyHosts as [Host, Host];
     const c = await viaProxy(a);
     let c2: pg.Client | null = null;
     try {
@@ -430,9 +184,55 @@ ${nodes}
     }
   });
 
+  test("the primary's agent killed, its PostgreSQL still serving: no failover (that would make two primaries); the agent back, writes go on", async () => {
+    let old = await primary();
+    await allStreaming(old);
+    // The primary on a host other than the decider's (whose agent stays).
+    const { decider } = await storeStatus();
+    if (decider === old.addr) {
+      const to = m.dbHosts.find((h) => h !== old && h.addr !== decider)!;
+      const r = await cli(['switchover', '--to', nodeName(to)]);
+      assert.equal(r.code, 0, r.out);
+      old = await primary();
+      assert.equal(old, to);
+      await allStreaming(old);
+    }
+    const agent = m.agents.get(old)!;
+    const exited = new Promise((r) => agent.once('exit', r));
+    agent.kill('SIGKILL');
+    await exited;
+    // Its session ends a TTL later; the decider then probes the primary directly and finds it
+    // still accepting writes: it refuses to promote.
+    await waitFor('the refusal in the history', async () => {
+      const r = await cli(['history', '--json']);
+      const events = JSON.parse(r.stdout) as { event: string; detail?: string }[];
+      return events.some((e) => e.event === 'refused' && /still accepts writes/.test(e.detail ?? ''))
+        ? true
+        : null;
+    });
+    await new Promise((r) => setTimeout(r, 2000));
+    const during = await roles();
+    assert.deepEqual(
+      m.dbHosts.map((h) => during.get(h)),
+      m.dbHosts.map((h) => (h === old ? 'primary' : 'standby')),
+      'a standby was promoted while the old primary still took writes',
+    );
+    startAgent(old);
+    const w = writer();
+    try {
+      await waitFor('writes through the proxies again', () =>
+        Promise.resolve(w.acked.length >= 20 ? true : null),
+      );
+    } finally {
+      await w.stop();
+    }
+    assert.equal(await primary(), old, 'the primary did not change');
+    await allStreaming(old);
+  });
+
   test("a standby's host cut off the network: writes go on (synchronous, ANY 1), and it comes back streaming", async () => {
     const p = await primary();
-    const standby = dbHosts.find((h) => h !== p)!;
+    const standby = m.dbHosts.find((h) => h !== p)!;
     const w = writer();
     try {
       await waitFor('writes', () => Promise.resolve(w.acked.length >= 20 ? true : null));
@@ -456,8 +256,8 @@ ${nodes}
     await waitFor('writes', () => Promise.resolve(w.acked.length >= 20 ? true : null));
     const t0 = Date.now();
     // Each database host reaches only its own etcd member: no member has a majority.
-    for (const a of dbHosts)
-      for (const b of dbHosts) if (a.index < b.index) a.block(b, [ETCD_CLIENT_PORT, ETCD_PEER_PORT]);
+    for (const a of m.dbHosts)
+      for (const b of m.dbHosts) if (a.index < b.index) a.block(b, [ETCD_CLIENT_PORT, ETCD_PEER_PORT]);
     let promoted: string[] = [];
     try {
       await waitFor('no writable node', async () =>
@@ -477,15 +277,13 @@ ${nodes}
         await new Promise((res) => setTimeout(res, 200));
       }
     } finally {
-      for (const h of dbHosts) h.unblock();
+      for (const h of m.dbHosts) h.unblock();
     }
     assert.deepEqual(promoted, [], 'a node was writable without etcd quorum');
     const back = await primary();
     await w.stop();
     assert.equal(back, old, 'the same primary comes back (nothing to fail over to: it only stopped)');
-    const c = await connect(back);
-    const ids = new Set((await c.query<{ id: number }>('SELECT id FROM acked')).rows.map((r) => r.id));
-    await c.end();
+    const ids = await m.ackedIds(back);
     assert.deepEqual(
       w.acked.filter((id) => !ids.has(id)),
       [],
@@ -494,55 +292,20 @@ ${nodes}
     await allStreaming(back);
   });
 
-  /**
-   * The CLI as an operator runs it from a machine that only reaches etcd: the root namespace,
-   * with the config file and no data directory (cluster.data_dir does not exist there).
-   */
-  const cli = (args: string[]) =>
-    new Promise<{ code: number; out: string; stdout: string }>((resolve) => {
-      assert.equal(existsSync(join(net.dir, 'data')), false, 'the CLI runs with no data directory');
-      execFile(
-        process.execPath,
-        [join(repoRoot, 'bin/pgscale.js'), ...args, '-c', file],
-        { env: { ...process.env, PGSCALE_PG_BIN: bins.dir }, timeout: 240_000 },
-        (err, stdout, stderr) =>
-          resolve({
-            code: err ? (typeof err.code === 'number' ? err.code : 1) : 0,
-            out: stdout + stderr,
-            stdout,
-          }),
-      );
-    });
-
-  interface StoreStatusJson {
-    agents: { host: string; pid: number }[];
-    decider: string | null;
-    paused: boolean;
-    probed: true | string;
-    groups: { group: number; leader: string | null; epoch: number | null }[];
-    nodes: { name: string; role: string | null; state: string; streaming: boolean | null }[];
-  }
-
-  const storeStatus = async (extra: string[] = []): Promise<StoreStatusJson> => {
-    const r = await cli(['status', '--json', ...extra]);
-    // stdout only: stderr carries the config's warnings (TLS is off across hosts here).
-    return JSON.parse(r.stdout) as StoreStatusJson;
-  };
-
   test('the CLI from a machine that only reaches etcd: status shows the agents, the decider, the leader and the standbys streaming', async () => {
     const p = await primary();
     await allStreaming(p);
     const s = await waitFor('every agent and node reported', async () => {
-      const st = await storeStatus(['--data-dir', dataDir(dbHosts[0]!)]);
+      const st = await storeStatus(['--data-dir', dataDir(m.dbHosts[0]!)]);
       return st.agents.length === 3 && st.nodes.every((n) => n.state === 'running') ? st : null;
     });
-    assert.deepEqual(s.agents.map((a) => a.host).sort(), dbHosts.map((h) => h.addr).sort());
-    assert.ok(s.decider !== null && dbHosts.some((h) => h.addr === s.decider), `decider ${s.decider}`);
+    assert.deepEqual(s.agents.map((a) => a.host).sort(), m.dbHosts.map((h) => h.addr).sort());
+    assert.ok(s.decider !== null && m.dbHosts.some((h) => h.addr === s.decider), `decider ${s.decider}`);
     assert.equal(s.groups[0]!.leader, nodeName(p));
     assert.equal(s.probed, true, 'lag asked of the primary with the secrets of --data-dir');
     assert.deepEqual(
       s.nodes.filter((n) => n.role === 'replica').map((n) => [n.name, n.streaming]),
-      dbHosts.filter((h) => h !== p).map((h) => [nodeName(h), true]),
+      m.dbHosts.filter((h) => h !== p).map((h) => [nodeName(h), true]),
     );
     const text = await cli(['status']);
     assert.equal(text.code, 0, text.out);
@@ -557,7 +320,7 @@ ${nodes}
     // A node on a host that is not the decider's: the pause test below kills this primary's host
     // and needs the decider to live on, seeing the pause while it runs.
     const { decider } = await storeStatus();
-    const to = dbHosts.find((h) => h !== old && h.addr !== decider)!;
+    const to = m.dbHosts.find((h) => h !== old && h.addr !== decider)!;
     const r = await cli(['switchover', '--to', nodeName(to)]);
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /taken by the decider/);
@@ -588,7 +351,7 @@ ${nodes}
     await new Promise((r) => setTimeout(r, TTL_S * 1000));
     const during = await roles();
     assert.deepEqual(
-      dbHosts.filter((h) => h !== old).map((h) => during.get(h)),
+      m.dbHosts.filter((h) => h !== old).map((h) => during.get(h)),
       ['standby', 'standby'],
       'a standby was promoted while failover was paused',
     );
@@ -596,7 +359,7 @@ ${nodes}
     assert.equal(resumed.code, 0, resumed.out);
     const p = await primary();
     assert.notEqual(p, old);
-    await etcd.member(old).start();
+    await m.etcd.member(old).start();
     startAgent(old);
     await waitFor('the former primary back as a standby', async () =>
       (await roles()).get(old) === 'standby' ? true : null,

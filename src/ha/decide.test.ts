@@ -221,6 +221,7 @@ describe('decide with several hosts (members whose host is gone)', () => {
     reported: false,
     provisioned: false,
     standbyDir: false,
+    answersAsPrimary: false,
   });
 
   test("no leader key and the last leader's host gone: the freshest standby takes over", () => {
@@ -236,9 +237,18 @@ describe('decide with several hosts (members whose host is gone)', () => {
     assert.equal(a.kind, 'start_primary');
   });
 
-  test('a host gone for less than the grace is waited for (its agent may report a moment late)', () => {
-    const a = decide(snap([gone(primary('a'), 200), standby('b', 1000n)], { leader: null, lastLeader: 'a' }));
+  test('a primary that no longer reports is checked directly before anyone is promoted', () => {
+    const unchecked = { ...gone(primary('a'), 200), answersAsPrimary: null };
+    const a = decide(snap([unchecked, standby('b', 1000n)], { leader: null, lastLeader: 'a' }));
     assert.equal(a.kind, 'none');
+    assert.match((a as { reason: string }).reason, /checking it directly/);
+  });
+
+  test('a primary whose agent is gone but which still accepts writes is not replaced (two primaries)', () => {
+    const alive = { ...gone(primary('a')), answersAsPrimary: true };
+    const a = decide(snap([alive, standby('b', 1000n)], { leader: null, lastLeader: 'a' }));
+    assert.equal(a.kind, 'refuse');
+    assert.match((a as { reason: string }).reason, /still accepts writes/);
   });
 
   test('a decider whose own session is young waits hostGoneGraceMs (after an etcd outage)', () => {
@@ -253,6 +263,30 @@ describe('decide with several hosts (members whose host is gone)', () => {
     assert.equal(a.kind, 'start_primary');
     // Crashed rather than stopped by its agent: failover as before.
     assert.equal(decide(snap([dead(primary('a')), standby('b', 1000n)])).kind, 'failover');
+  });
+
+  test('the leader (its key held) no longer reports: replaced only once a direct probe finds it not accepting writes', () => {
+    const withKey = { leader: { node: 'a', epoch: 3 } };
+    const unchecked = decide(
+      snap([{ ...gone(primary('a')), answersAsPrimary: null }, standby('b', 1000n)], withKey),
+    );
+    assert.equal(unchecked.kind, 'none');
+    const writable = decide(
+      snap([{ ...gone(primary('a')), answersAsPrimary: true }, standby('b', 1000n)], withKey),
+    );
+    assert.equal(writable.kind, 'refuse');
+    assert.match((writable as { reason: string }).reason, /still accepts writes/);
+    // Not even on request: the fence would reach no agent.
+    const asked = decide(
+      snap([{ ...gone(primary('a')), answersAsPrimary: true }, standby('b', 1000n)], {
+        ...withKey,
+        request: { kind: 'failover', to: null },
+      }),
+    );
+    assert.equal(asked.kind, 'refuse');
+    const dead = decide(snap([gone(primary('a')), standby('b', 1000n)], withKey));
+    assert.equal(dead.kind, 'failover');
+    assert.match((dead as { reason: string }).reason, /no longer reports/);
   });
 
   test('paused: a gone host is not replaced', () => {

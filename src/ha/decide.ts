@@ -16,6 +16,14 @@ export interface MemberView {
    * it was one, stopped itself before that, so it counts as fenced.
    */
   readonly reported: boolean;
+  /**
+   * Several hosts, a member that does not report: what a direct probe of its PostgreSQL (from the
+   * decider, over the network) found since it stopped reporting — true: it answers as a writable
+   * primary (its agent is gone, not its host: nothing stopped it); false: it does not answer, or
+   * not as a primary (dead host, cut link, stopped by its agent's guard); null or absent: not
+   * known yet. Always absent on one host.
+   */
+  readonly answersAsPrimary?: boolean | null;
   /** A data directory exists. */
   readonly provisioned: boolean;
   /** The data directory holds standby.signal. */
@@ -214,12 +222,24 @@ export function decide(s: GroupSnapshot): Action {
       };
     }
     // Several hosts: the last leader's host is gone, and its leader key went with its agent's
-    // session. That agent stopped the primary before its session ended: a standby takes over.
-    // Gone for the grace at least: after an etcd outage every agent opens a new session, and the
-    // primary's may report a moment after the decider's first cycle.
+    // session. That agent stopped the primary before its session ended: a standby takes over —
+    // once a direct probe has found the old primary not answering as one. Only its agent may be
+    // gone (killed, out of memory) with its PostgreSQL still serving writes, which nothing has
+    // stopped: promoting then would make two primaries, so the decider refuses until the agent
+    // is back (or the server stops). After an etcd outage every agent opens a new session, and
+    // the primary's may report a moment after the decider's first cycle: a young decider waits
+    // hostGoneGraceMs.
     const last = s.lastLeader ? members.get(s.lastLeader) : undefined;
-    const grace = Math.max(s.settings.primaryDownGraceMs, s.settings.hostGoneGraceMs ?? 0);
-    if (last && !last.reported && !s.paused && last.downForMs >= grace) {
+    if (last && !last.reported && !s.paused && last.downForMs >= (s.settings.hostGoneGraceMs ?? 0)) {
+      if (last.answersAsPrimary === true) {
+        return {
+          kind: 'refuse',
+          reason: `primary ${last.name} no longer reports (its agent is gone) but still accepts writes: no failover, which would make two primaries; start its agent again, or stop that server`,
+        };
+      }
+      if (last.answersAsPrimary !== false) {
+        return { kind: 'none', reason: `primary ${last.name} no longer reports: checking it directly` };
+      }
       const c = pickCandidate(s, last.name, null);
       if ('refuse' in c)
         return { kind: 'refuse', reason: `the host of primary ${last.name} is gone but ${c.refuse}` };
@@ -259,18 +279,32 @@ export function decide(s: GroupSnapshot): Action {
     return maintain(s, leader);
   }
 
+  // Several hosts: the leader no longer reports (its agent's session ended). Its postmaster is
+  // not known to be gone: a direct probe says whether it still accepts writes — then nobody may
+  // be promoted (two primaries), even on request — or not yet.
+  if (leader && !leader.reported && leader.answersAsPrimary !== false) {
+    return leader.answersAsPrimary === true
+      ? {
+          kind: 'refuse',
+          reason: `primary ${leader.name} no longer reports (its agent is gone) but still accepts writes: no failover, which would make two primaries; start its agent again, or stop that server`,
+        }
+      : { kind: 'none', reason: `primary ${leader.name} no longer reports: checking it directly` };
+  }
+
   // The leader is not a healthy primary.
   const why = !leader
     ? 'the leader is not a member'
-    : !leader.running
-      ? leader.downForMs >= s.settings.primaryDownGraceMs
-        ? `its postmaster has been gone for ${(leader.downForMs / 1000).toFixed(1)} s`
-        : null
-      : leader.unreachableForMs >= s.settings.unreachableTimeoutMs
-        ? `it has not answered for ${(leader.unreachableForMs / 1000).toFixed(1)} s`
-        : leader.reachable && leader.inRecovery === true
-          ? 'it runs as a standby'
-          : null;
+    : !leader.reported
+      ? `its host no longer reports and it does not answer as a primary`
+      : !leader.running
+        ? leader.downForMs >= s.settings.primaryDownGraceMs
+          ? `its postmaster has been gone for ${(leader.downForMs / 1000).toFixed(1)} s`
+          : null
+        : leader.unreachableForMs >= s.settings.unreachableTimeoutMs
+          ? `it has not answered for ${(leader.unreachableForMs / 1000).toFixed(1)} s`
+          : leader.reachable && leader.inRecovery === true
+            ? 'it runs as a standby'
+            : null;
   // Several hosts: stopped by its own agent while etcd was unreachable, and still the leader (the
   // key held through the outage: nobody was promoted). Starting it again loses nothing.
   if (

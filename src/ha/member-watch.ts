@@ -15,6 +15,13 @@ import { sameHost } from './group-state.js';
 
 interface Tracker {
   downSince: number | null;
+  /**
+   * Several hosts, a node that does not report: the last direct probe's finding (writable
+   * primary or not) and when it was started; `checking` while one runs. Direct probes run in
+   * the background, so a black-holed host never slows the decide loop down.
+   */
+  direct: { startedAt: number; writable: boolean } | null;
+  checking: boolean;
   unreachableSince: number | null;
   notStreamingSince: number | null;
   last: ProbeResult | null;
@@ -50,6 +57,8 @@ export class MemberWatch {
       this.probers.set(n.name, new NodeProber(() => this.cluster.target(n), this.probeMs));
       this.trackers.set(n.name, {
         downSince: null,
+        direct: null,
+        checking: false,
         unreachableSince: null,
         notStreamingSince: null,
         last: null,
@@ -88,7 +97,18 @@ export class MemberWatch {
     await Promise.all(
       this.cluster.nodes().map(async (n) => {
         const tr = this.trackers.get(n.name)!;
-        const running = this.ops.facts(n)?.running ?? false;
+        const facts = this.ops.facts(n);
+        if (facts === null) {
+          // Its host does not report (several hosts): dead, cut off, or only its agent is gone.
+          tr.downSince ??= t;
+          tr.unreachableSince = null;
+          tr.last = null;
+          out.set(n.name, null);
+          this.checkDirectly(n.name, t);
+          return;
+        }
+        tr.direct = null;
+        const running = facts.running;
         if (!running) {
           this.probers.get(n.name)!.drop();
           tr.downSince ??= t;
@@ -106,6 +126,27 @@ export class MemberWatch {
       }),
     );
     return out;
+  }
+
+  /**
+   * Probes a node that does not report from here, in the background: does its PostgreSQL still
+   * answer as a writable primary? (decide.ts: answersAsPrimary.)
+   */
+  private checkDirectly(node: string, now: number): void {
+    const tr = this.trackers.get(node)!;
+    if (tr.checking) return;
+    tr.checking = true;
+    const prober = this.probers.get(node)!;
+    void prober
+      .probe()
+      .then((r) => {
+        // Only while it still does not report (and is still a node of the cluster).
+        if (this.trackers.get(node) === tr && tr.downSince !== null)
+          tr.direct = { startedAt: now, writable: r.ok && r.inRecovery === false };
+      })
+      .finally(() => {
+        tr.checking = false;
+      });
   }
 
   /**
@@ -135,6 +176,14 @@ export class MemberWatch {
         priority: n.priority,
         nofailover: n.nofailover,
         reported: facts !== null,
+        ...(facts === null
+          ? {
+              answersAsPrimary:
+                tr.direct !== null && tr.downSince !== null && tr.direct.startedAt >= tr.downSince
+                  ? tr.direct.writable
+                  : null,
+            }
+          : {}),
         provisioned: facts?.provisioned ?? false,
         standbyDir: facts?.standbyDir ?? false,
         needsRejoin: facts?.needsRejoin ?? false,
