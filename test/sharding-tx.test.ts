@@ -141,6 +141,56 @@ describe('transactions on several groups (pgscale up, two groups)', () => {
     assert.equal((await app.query('SELECT 1 AS one')).rows[0].one, 1);
   });
 
+  test("a deferred constraint that fails at group 0's COMMIT (the part that records the decision) rolls every group back", async () => {
+    assert.ok(on[0].length > 14 && on[1].length > 14, 'enough accounts on each group');
+    const [a, b] = [on[0][14]!, on[1][14]!];
+    await app.query(`INSERT INTO transfers VALUES (${a}, 1, 0)`);
+    // Several times: the first commits on several groups may take the plain two-phase path while
+    // the proxy learns what it needs for the other (group 0's part carrying the decision).
+    for (let i = 0; i < 3; i++) {
+      await app.query('BEGIN');
+      await app.query(`UPDATE accounts SET balance = balance + 1 WHERE id = ${b}`);
+      await app.query(`INSERT INTO transfers VALUES (${a}, 1, 7)`); // duplicate on group 0
+      await assert.rejects(app.query('COMMIT'), code('23505'));
+      assert.equal(await balance(b), INITIAL);
+      assert.equal(await prepared(), 0);
+    }
+    // A transaction that commits on both after it, and the session goes on.
+    await app.query('BEGIN');
+    await app.query(`UPDATE accounts SET balance = balance + 1 WHERE id = ${b}`);
+    await app.query(`UPDATE accounts SET balance = balance - 1 WHERE id = ${a}`);
+    await app.query(`INSERT INTO transfers VALUES (${a}, 2, 7)`);
+    assert.equal((await app.query('COMMIT')).command, 'COMMIT');
+    assert.equal(await balance(b), INITIAL + 1);
+    assert.equal(await balance(a), INITIAL - 1);
+    // Group 0's part carried the decision (record_commit marks its records): the last commits
+    // on several groups are all decided so.
+    const by = await direct[0]!.query<{ by: string | null }>(
+      `SELECT value::json->>'by' AS by FROM pgscale_tx.decisions ORDER BY (value::json->>'at')::bigint DESC LIMIT 1`,
+    );
+    assert.equal(by.rows[0]?.by, 'group 0', "the decision was not written by group 0's part");
+    assert.equal(await prepared(), 0);
+  });
+
+  test("the decisions of transactions on several groups are out of the clients' reach: no read, no forged record (42501)", async () => {
+    await assert.rejects(app.query('SELECT * FROM pgscale_tx.decisions'), code('42501'));
+    await assert.rejects(app.query('SELECT * FROM pgscale_tx.secret'), code('42501'));
+    await assert.rejects(
+      app.query('INSERT INTO pgscale_tx.decisions VALUES ($1, $2)', ['k', 'v']),
+      code('42501'),
+    );
+    // record_commit is callable, but only with the proof the proxy alone can compute.
+    await assert.rejects(
+      app.query("SELECT pgscale_tx.record_commit('0123456789abcdef01234567', 'forged', ARRAY['0','1'])"),
+      code('42501'),
+    );
+    const g0 = direct[0]!;
+    const n = await g0.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pgscale_tx.decisions WHERE key LIKE '%0123456789abcdef01234567'",
+    );
+    assert.equal(n.rows[0]!.n, 0);
+  });
+
   test('savepoints: ROLLBACK TO and RELEASE act on every group, made before or after the move', async () => {
     const [a, b, c] = [on[0][4]!, on[1][4]!, on[1][5]!];
     await app.query('BEGIN');

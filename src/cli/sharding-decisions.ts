@@ -6,11 +6,17 @@
  * RECOVERY_MS (sharding/tx-decisions.ts recoverTransactions), then lets the host recover its own
  * statements on several groups left prepared (`afterPass`).
  */
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from '../obs/logger.js';
 import type { TxDecider } from '../proxy/session/multi-group.js';
 import type { PgGroupSession } from '../sharding/every-group.js';
-import { DECISION_TABLE_DDL, TableDecisions } from '../sharding/tx-decision-table.js';
+import {
+  DECISION_TABLE_DDL,
+  TableDecisions,
+  decisionSecret,
+  recordCommitSql,
+} from '../sharding/tx-decision-table.js';
 import { TxDecisions, recoverTransactions } from '../sharding/tx-decisions.js';
 
 /** How often the groups are searched for transactions left prepared (in-doubt recovery). */
@@ -38,12 +44,19 @@ export class ShardingDecisions {
   private running = false;
   /** Superuser connections to group 0's primary for the records, and where it was. */
   private pool: { pool: Promise<pg.Pool>; at: string } | null = null;
+  /** The secret of record_commit's proofs (tx-decision-table.ts), once read from group 0. */
+  private secret: Buffer | null = null;
   readonly decider: TxDecider;
 
   constructor(private readonly env: DecisionsEnv) {
     this.decisions = new TxDecisions(new TableDecisions(() => this.poolOn()));
     this.decider = {
       decideCommit: (id, groups) => this.decisions.decide(id, 'commit', groups),
+      recordInTransaction: (id, groups) => {
+        if (this.secret !== null) return recordCommitSql(this.secret, id, groups);
+        void this.poolOn().catch(() => undefined); // ready for the next one
+        return null;
+      },
       begin: (id) => this.ending.add(id),
       done: (id) => this.ending.delete(id),
       pending: (id, groups) =>
@@ -122,6 +135,7 @@ export class ShardingDecisions {
       pool.on('error', () => undefined);
       try {
         for (const sql of DECISION_TABLE_DDL) await pool.query(sql);
+        this.secret ??= await decisionSecret(pool, randomBytes(32));
       } catch (e) {
         await pool.end().catch(() => undefined);
         throw e;

@@ -17,10 +17,12 @@
  *   recorded the client is told COMMIT even if a group's COMMIT PREPARED fails (a failover):
  *   recovery finishes it from the record within seconds. If the record cannot be written the outcome is
  *   unknown to the proxy: the client gets 08006 and recovery settles it (abort, unless the record
- *   did land).
+ *   did land). When group 0 wrote, its part is the last participant instead (lastParticipant):
+ *   it records the decision inside its own transaction and commits, sparing a PREPARE, a separate
+ *   write and a COMMIT PREPARED.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { buildErrorResponse } from '../../protocol/error-response.js';
+import { buildErrorResponse, decodeErrorResponse, errorField } from '../../protocol/error-response.js';
 import { SqlState } from '../../protocol/sqlstate.js';
 import { MAX_PREPARE_PHASE_MS, newTxId, txGid } from '../../sharding/tx-decisions.js';
 import { quoteLiteral } from '../../sharding/table-ddl.js';
@@ -38,6 +40,11 @@ export interface TxDecider {
    * abort first: the decision that holds. Throws when it cannot be recorded (outcome unknown).
    */
   decideCommit(id: string, groups: readonly string[]): Promise<'commit' | 'abort'>;
+  /**
+   * The statement that records the commit of `id` inside group 0's own part of the transaction
+   * (the last-participant optimisation), or null when it cannot yet (then decideCommit).
+   */
+  recordInTransaction?(id: string, groups: readonly string[]): string | null;
   /** A session of this process is ending `id` (recovery leaves it alone until `done`). */
   begin(id: string): void;
   done(id: string): void;
@@ -130,7 +137,18 @@ export async function endOnGroups(
         ? { reply: commandComplete('COMMIT'), committed: true }
         : { reply: r!.error, committed: false };
   } else {
-    end = await twoPhase(record, writers, readers, decider);
+    const last = writers.find((l) => l.group === '0');
+    const id = newTxId();
+    const recordSql = last
+      ? (decider.recordInTransaction?.(
+          id,
+          writers.map((l) => l.group),
+        ) ?? null)
+      : null;
+    end =
+      last && recordSql !== null
+        ? await lastParticipant(record, id, last, recordSql, writers, readers, decider)
+        : await twoPhase(record, id, writers, readers, decider);
   }
   if (end.committed && captureLsn) await Promise.all(writers.map((l) => capture(record, l)));
   return end;
@@ -138,11 +156,11 @@ export async function endOnGroups(
 
 async function twoPhase(
   record: ClientRecord,
+  id: string,
   writers: readonly ServerLeg[],
   readers: readonly ServerLeg[],
   decider: TxDecider,
 ): Promise<TxEnd> {
-  const id = newTxId();
   const gid = (l: ServerLeg) => quoteLiteral(txGid(id, l.group));
   decider.begin(id);
   try {
@@ -170,28 +188,14 @@ async function twoPhase(
     } catch (e) {
       decider.pending?.(id, groups);
       await all(record, readers, () => 'ROLLBACK');
-      return {
-        reply: buildErrorResponse(
-          'ERROR',
-          SqlState.CONNECTION_FAILURE,
-          `the outcome of this COMMIT is not known: its decision could not be recorded in the state store (${e instanceof Error ? e.message : String(e)}); recovery settles it`,
-        ),
-        committed: false,
-      };
+      return { reply: OUTCOME_UNKNOWN(e instanceof Error ? e.message : String(e)), committed: false };
     }
     if (decision === 'abort') {
       await Promise.all([
         all(record, writers, (l) => `ROLLBACK PREPARED ${gid(l)}`),
         all(record, readers, () => 'ROLLBACK'),
       ]);
-      return {
-        reply: buildErrorResponse(
-          'ERROR',
-          SqlState.TRANSACTION_ROLLBACK,
-          'the transaction was rolled back: the recovery of in-doubt transactions aborted it before its commit was recorded',
-        ),
-        committed: false,
-      };
+      return { reply: ABORTED_BY_RECOVERY(), committed: false };
     }
     await faultPoint('after-decide', id);
     const [done] = await Promise.all([
@@ -200,6 +204,101 @@ async function twoPhase(
     ]);
     const left = writers.filter((_, i) => done[i]!.error !== null).map((l) => l.group);
     // The record goes with recovery's next pass (every 2 s), not one more store write per commit.
+    if (left.length > 0) decider.pending?.(id, left);
+    return { reply: commandComplete('COMMIT'), committed: true };
+  } finally {
+    decider.done(id);
+  }
+}
+
+const ABORTED_BY_RECOVERY = () =>
+  buildErrorResponse(
+    'ERROR',
+    SqlState.TRANSACTION_ROLLBACK,
+    'the transaction was rolled back: the recovery of in-doubt transactions aborted it before its commit was recorded',
+  );
+
+const OUTCOME_UNKNOWN = (why: string) =>
+  buildErrorResponse(
+    'ERROR',
+    SqlState.CONNECTION_FAILURE,
+    `the outcome of this COMMIT is not known: its decision could not be recorded (${why}); recovery settles it`,
+  );
+
+/**
+ * Whether an error from group 0's COMMIT leaves its outcome unknown: the connection was lost or
+ * the server is going away (the commit may have happened), rather than a statement that failed.
+ */
+function outcomeUnknown(error: Buffer): boolean {
+  const e = decodeErrorResponse(error.subarray(5));
+  if (!e.ok) return true;
+  const code = errorField(e.value, 'C') ?? '';
+  const severity = errorField(e.value, 'V') ?? errorField(e.value, 'S') ?? '';
+  return code.startsWith('08') || code.startsWith('57P') || severity === 'FATAL' || severity === 'PANIC';
+}
+
+/**
+ * Two-phase commit where group 0's part is the last participant (as Citus's coordinator is): the
+ * other parts prepare; then group 0's part records the decision itself, inside the client's own
+ * transaction, and commits — one commit is both its part and the decision, where twoPhase has a
+ * PREPARE, a separate decision write and a COMMIT PREPARED on group 0. Then the prepared parts
+ * commit. A crash before group 0's COMMIT loses its part with the connection (no record:
+ * recovery rolls the others back); after it, the record is there (recovery commits them).
+ */
+async function lastParticipant(
+  record: ClientRecord,
+  id: string,
+  last: ServerLeg,
+  recordSql: string,
+  writers: readonly ServerLeg[],
+  readers: readonly ServerLeg[],
+  decider: TxDecider,
+): Promise<TxEnd> {
+  const gid = (l: ServerLeg) => quoteLiteral(txGid(id, l.group));
+  const others = writers.filter((l) => l !== last);
+  decider.begin(id);
+  try {
+    const t0 = Date.now();
+    const prepared = await all(record, others, (l) => `PREPARE TRANSACTION ${gid(l)}`);
+    const bad = prepared.findIndex((r) => r.error !== null);
+    const stalled = bad < 0 && Date.now() - t0 > MAX_PREPARE_PHASE_MS;
+    if (bad >= 0 || stalled) {
+      await Promise.all([
+        all(
+          record,
+          others.filter((_, i) => prepared[i]!.error === null),
+          (l) => `ROLLBACK PREPARED ${gid(l)}`,
+        ),
+        all(record, [last, ...readers], () => 'ROLLBACK'),
+      ]);
+      return { reply: bad >= 0 ? prepared[bad]!.error! : ABORTED_BY_RECOVERY(), committed: false };
+    }
+    await faultPoint('after-prepare', id);
+    const [decided] = await all(record, [last], () => `${recordSql}; COMMIT`);
+    if (decided!.error !== null) {
+      if (outcomeUnknown(decided!.error)) {
+        decider.pending?.(
+          id,
+          writers.map((l) => l.group),
+        );
+        await all(record, readers, () => 'ROLLBACK');
+        return { reply: OUTCOME_UNKNOWN('group 0 did not answer its COMMIT'), committed: false };
+      }
+      // Its part did not commit (a deferred constraint, recovery's abort recorded first): the
+      // error is the client's, and every other part rolls back.
+      await Promise.all([
+        decided!.status === 'I' ? Promise.resolve([]) : all(record, [last], () => 'ROLLBACK'),
+        all(record, others, (l) => `ROLLBACK PREPARED ${gid(l)}`),
+        all(record, readers, () => 'ROLLBACK'),
+      ]);
+      return { reply: decided!.error, committed: false };
+    }
+    await faultPoint('after-decide', id);
+    const [done] = await Promise.all([
+      all(record, others, (l) => `COMMIT PREPARED ${gid(l)}`),
+      all(record, readers, () => 'COMMIT'),
+    ]);
+    const left = others.filter((_, i) => done[i]!.error !== null).map((l) => l.group);
     if (left.length > 0) decider.pending?.(id, left);
     return { reply: commandComplete('COMMIT'), committed: true };
   } finally {
