@@ -152,6 +152,12 @@ describe('sharding inside pgscale up: the guide’s users table over three group
     await app.query('COMMIT');
     for (const k of [a, other])
       assert.equal((await app.query('SELECT name FROM users WHERE user_id = $1', [k])).rows[0].name, 'both');
+    // Group 0 took no part: the decision was written apart, by the superuser (not record_commit).
+    const by = await direct[0]!.query<{ by: string | null }>(
+      `SELECT value::json->>'by' AS by FROM pgscale_tx.decisions ORDER BY (value::json->>'at')::bigint DESC LIMIT 1`,
+    );
+    assert.equal(by.rows.length, 1);
+    assert.equal(by.rows[0]!.by, null);
   });
 
   test('statements that need several groups are answered whole or refused, never answered in part', async () => {

@@ -52,10 +52,10 @@ export class ShardingDecisions {
     this.decisions = new TxDecisions(new TableDecisions(() => this.poolOn()));
     this.decider = {
       decideCommit: (id, groups) => this.decisions.decide(id, 'commit', groups),
-      recordInTransaction: (id, groups) => {
-        if (this.secret !== null) return recordCommitSql(this.secret, id, groups);
-        void this.poolOn().catch(() => undefined); // ready for the next one
-        return null;
+      recordInTransaction: async (id, groups) => {
+        // The secret is read with the table made, once (then kept: it never changes).
+        if (this.secret === null) await this.poolOn().catch(() => undefined);
+        return this.secret === null ? null : recordCommitSql(this.secret, id, groups);
       },
       begin: (id) => this.ending.add(id),
       done: (id) => this.ending.delete(id),

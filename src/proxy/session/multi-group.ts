@@ -42,9 +42,10 @@ export interface TxDecider {
   decideCommit(id: string, groups: readonly string[]): Promise<'commit' | 'abort'>;
   /**
    * The statement that records the commit of `id` inside group 0's own part of the transaction
-   * (the last-participant optimisation), or null when it cannot yet (then decideCommit).
+   * (the last-participant optimisation), or null when it cannot (group 0's table unreachable:
+   * then decideCommit, which says so).
    */
-  recordInTransaction?(id: string, groups: readonly string[]): string | null;
+  recordInTransaction?(id: string, groups: readonly string[]): Promise<string | null>;
   /** A session of this process is ending `id` (recovery leaves it alone until `done`). */
   begin(id: string): void;
   done(id: string): void;
@@ -139,12 +140,8 @@ export async function endOnGroups(
   } else {
     const last = writers.find((l) => l.group === '0');
     const id = newTxId();
-    const recordSql = last
-      ? (decider.recordInTransaction?.(
-          id,
-          writers.map((l) => l.group),
-        ) ?? null)
-      : null;
+    const groups = writers.map((l) => l.group);
+    const recordSql = last ? ((await decider.recordInTransaction?.(id, groups)) ?? null) : null;
     end =
       last && recordSql !== null
         ? await lastParticipant(record, id, last, recordSql, writers, readers, decider)
