@@ -261,6 +261,11 @@ function send(res: ServerResponse, code: number, body: unknown, aliases = true):
   res.end(text);
 }
 
+/** An address a local client can reach a server on that listens on `host` (any address → loopback). */
+export function localHost(host: string): string {
+  return host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '::1' : host;
+}
+
 export function url(host: string, port: number): string {
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
