@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import type pg from 'pg';
 import type { Browser, Page } from 'playwright-core';
 import { readApiToken } from '../src/controller/controller-file.js';
-import { binarySets, cli, repoRoot, until } from './harness.js';
+import { binarySets, cli, makeCluster, repoRoot, until } from './harness.js';
 import { upSharded } from './sharding-support.js';
 import type { ShardedCluster } from './sharding-support.js';
 
@@ -55,6 +55,9 @@ class Load {
           [id, `n${i}`],
         );
         await c.query('SELECT note FROM orders WHERE id = $1', [id]);
+        // The simple protocol on a table of group 0: what the proxy's counters follow today.
+        await c.query(`INSERT INTO hits (n) VALUES (${id})`);
+        await c.query('SELECT count(*) FROM hits');
         this.count++;
       } catch {
         await c?.end().catch(() => undefined);
@@ -89,6 +92,7 @@ describe(
       try {
         await app.query('CREATE TABLE orders (id bigint PRIMARY KEY, note text)');
         await app.query("SELECT create_distributed_table('orders', 'id', shard_count => 8)");
+        await app.query('CREATE TABLE hits (n int)');
       } finally {
         await app.end();
       }
@@ -146,6 +150,17 @@ describe(
       assert.equal(await page.locator('[data-group]').count(), 2);
       assert.match((await page.textContent('body')) ?? '', /Read-only/);
       assert.deepEqual(problems, []);
+      // `pgscale dashboard` prints this page's URL; --open without a display only prints it.
+      const printed = await cli(['dashboard', '-c', sc.tc.file], sc.tc.env);
+      assert.equal(printed.stdout.trim(), `${base}/dashboard`, printed.stderr);
+      const noDisplay = await cli(['dashboard', '-c', sc.tc.file, '--open'], {
+        ...sc.tc.env,
+        DISPLAY: '',
+        WAYLAND_DISPLAY: '',
+      });
+      assert.equal(noDisplay.code, 0, noDisplay.stderr);
+      assert.equal(noDisplay.stdout.trim(), `${base}/dashboard`);
+      assert.match(noDisplay.stderr, /no display/);
     });
 
     test('a switchover shows within 2 s of the API answering it is done', async () => {
@@ -201,6 +216,15 @@ describe(
         { timeout: SHOWN_WITHIN_MS },
       );
       await until('throughput samples', () => Promise.resolve(load!.count > 50), 30_000);
+      await until(
+        'a sample with queries',
+        async () => {
+          const r = await fetch(`${base}/dashboard/state`);
+          const s = (await r.json()) as { samples: { qps: number; query_ms: number | null }[] };
+          return s.samples.some((x) => x.qps > 0 && x.query_ms !== null);
+        },
+        30_000,
+      );
       await page.waitForFunction(() => document.querySelectorAll('svg.chart polyline').length === 2, null, {
         timeout: 10_000,
       });
@@ -213,3 +237,15 @@ describe(
     });
   },
 );
+
+test('pgscale dashboard without a running controller says so and how to start it', async () => {
+  const tc = await makeCluster(bins, { replicas: 0 });
+  try {
+    const r = await cli(['dashboard', '-c', tc.file], tc.env);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /no controller runs for cluster .*pgscale up --detach/);
+    assert.equal(r.stdout, '');
+  } finally {
+    await tc.cleanup();
+  }
+});

@@ -57,7 +57,7 @@ const BODY = `
 </header>
 <main>
   <section class="wide"><h2>Groups and nodes</h2><div id="groups" class="cards"></div></section>
-  <section class="wide"><h2>Throughput and latency, last 5 minutes</h2><div id="charts" class="charts"></div></section>
+  <section class="wide"><h2>Throughput and latency (up to the last 5 minutes, through the proxy)</h2><div id="charts" class="charts"></div></section>
   <section><h2>Pools</h2><div id="pools"></div></section>
   <section><h2>Shard map</h2><div id="shards"></div></section>
   <section><h2>HA history</h2><div id="history"></div></section>

@@ -32,7 +32,7 @@ const svg = (tag, attrs) => {
 };
 const bytes = (n) =>
   n === null ? '–' : n < 1024 ? n + ' B' : n < 1048576 ? (n / 1024).toFixed(1) + ' kB' : (n / 1048576).toFixed(1) + ' MB';
-const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '');
+const time = (iso) => (iso ? new Date(iso).toLocaleTimeString([], { hour12: false }) : '');
 const table = (head, rows, attrs) =>
   el('table', attrs, el('thead', {}, el('tr', {}, head.map((h) => el('th', {}, h)))), el('tbody', {}, rows));
 
@@ -117,7 +117,11 @@ function renderHistory(s) {
 }
 
 function chart(key, unit, stroke) {
-  const W = 460, H = 150, L = 44, B = 22, now = Date.now(), span = 300000;
+  // The window grows with the data kept, from 1 to 5 minutes.
+  const W = 460, H = 150, L = 44, B = 22, now = Date.now();
+  const oldest = samples.length ? now - samples[0].t : 0;
+  const span = Math.min(300000, Math.max(60000, Math.ceil(oldest / 60000) * 60000));
+  const step = span > 60000 ? 60000 : 15000;
   const pts = samples.filter((x) => x[key] !== null && x.t > now - span);
   const max = Math.max(1, ...pts.map((x) => x[key])) * 1.1;
   const g = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, class: 'chart', role: 'img', 'aria-label': key + ' in ' + unit });
@@ -128,10 +132,12 @@ function chart(key, unit, stroke) {
   label(L - 4, y(max / 1.1) + 4, (max / 1.1).toFixed(max < 10 ? 1 : 0), 'end');
   label(L - 4, y(0) + 4, '0', 'end');
   label(L + 2, 12, unit, 'start');
-  for (const m of [5, 4, 3, 2, 1, 0]) label(x(now - m * 60000), H - 6, m ? '−' + m + ' min' : 'now', m === 0 ? 'end' : 'middle');
+  for (let a = span; a >= 0; a -= step)
+    label(x(now - a), H - 6, a === 0 ? 'now' : step === 60000 ? '−' + a / 60000 + ' min' : '−' + a / 1000 + ' s', a === 0 ? 'end' : 'middle');
   if (pts.length) g.append(svg('polyline', { points: pts.map((p) => x(p.t).toFixed(1) + ',' + y(p[key]).toFixed(1)).join(' '), fill: 'none', stroke, 'stroke-width': 1.5 }));
   const cur = pts.length ? pts[pts.length - 1][key] : null;
-  return el('div', {}, el('div', { class: 'dim' }, key === 'tps' ? 'transactions per second' : 'mean query time', ': ', el('b', {}, cur === null ? '–' : cur + ' ' + unit)), g);
+  const title = key === 'qps' ? 'queries per second' : 'mean query time on the server';
+  return el('div', {}, el('div', { class: 'dim' }, title, ': ', el('b', {}, cur === null ? '–' : cur + ' ' + unit)), g);
 }
 
 function render(s) {
@@ -144,12 +150,12 @@ function render(s) {
   $('history').replaceChildren(...renderHistory(s));
   const bad = s.services.filter((x) => x.state !== 'running');
   $('services').textContent = bad.length ? bad.map((x) => x.name + ' ' + x.state + (x.error ? ': ' + x.error : '')).join(' · ') : '';
-  $('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
+  $('updated').textContent = 'updated ' + time(new Date().toISOString());
   renderCharts();
 }
 function renderCharts() {
   $('charts').replaceChildren(
-    samples.length || (last && last.pools) ? chart('tps', 'tx/s', '#2f6fdf') : el('p', { class: 'dim' }, 'no proxy: no throughput to show'),
+    samples.length || (last && last.pools) ? chart('qps', 'queries/s', '#2f6fdf') : el('p', { class: 'dim' }, 'no proxy: no throughput to show'),
     samples.length || (last && last.pools) ? chart('query_ms', 'ms', '#d9822b') : '');
 }
 function onState(s) {
