@@ -66,6 +66,7 @@ const api = new HttpApi({
         status: 200,
         body: { paused: false, groups: [{ group: 0, leader, epoch: leader === 's0n0' ? 1 : 2 }] },
       });
+    if (path === '/sharding/moves') return Promise.reject(new Error('the state store does not answer'));
     if (path === '/ha/history')
       return Promise.resolve({
         status: 200,
@@ -128,6 +129,7 @@ test('GET /dashboard/state: every group and node, the leader from HA, no secret'
     ['promoted'],
   );
   assert.equal(s.shards, null, 'no sharding service: no map');
+  assert.equal(s.moves, null, 'a source that fails is left out, the rest is shown');
   assert.ok(Array.isArray(s.samples));
 });
 

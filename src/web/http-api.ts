@@ -76,8 +76,9 @@ export class HttpApi {
       controller: opts.controller,
       nodes: () => opts.cluster.status(),
       services: opts.services,
+      // A source that fails (the HA history while the state store is unreachable) is left out.
       get: async (path, query) => {
-        const r = await opts.actions?.('GET', path, null, new URLSearchParams(query));
+        const r = await opts.actions?.('GET', path, null, new URLSearchParams(query)).catch(() => null);
         return r?.status === 200 ? r.body : null;
       },
       registry: opts.registry,
