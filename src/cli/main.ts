@@ -8,6 +8,7 @@ import { PgscaleError, UsageError } from '../errors.js';
 import { dropOutputOnBrokenPipe } from './broken-pipe.js';
 import * as agentCmd from './commands/agent.js';
 import * as controllerCmd from './commands/controller.js';
+import * as dashboard from './commands/dashboard.js';
 import * as demo from './commands/demo.js';
 import * as doctor from './commands/doctor.js';
 import * as groups from './commands/groups.js';
@@ -29,6 +30,7 @@ const commands: Record<string, { run: Handler; summary: string; hidden?: true }>
   up: { run: upCmd.up, summary: 'provision and start the cluster and its controller (HTTP API)' },
   status: { run: status.run, summary: 'show every node (role, lag, slot, archive)' },
   down: { run: upCmd.down, summary: 'stop the controller and every node' },
+  dashboard: { run: dashboard.run, summary: 'print (--open: open) the URL of the live dashboard' },
   destroy: { run: upCmd.destroy, summary: 'stop and delete all data (--yes)' },
   'add-replica': { run: replicas.add, summary: 'add a standby online' },
   'remove-replica': { run: replicas.remove, summary: 'remove a standby online' },

@@ -4,6 +4,7 @@
  * controller, no proxy service, or the controller does not answer within the timeout.
  */
 import { get } from 'node:http';
+import { localHost } from '../web/http-api.js';
 import type { ControllerInfo } from '../web/status-report.js';
 
 interface ProxyReport {
@@ -21,12 +22,7 @@ export interface ProxyLine {
 
 export async function proxyStatusLine(c: ControllerInfo | null, timeoutMs = 2000): Promise<ProxyLine | null> {
   if (!c) return null;
-  const host =
-    c.http.host === '0.0.0.0' || c.http.host === ''
-      ? '127.0.0.1'
-      : c.http.host === '::'
-        ? '::1'
-        : c.http.host;
+  const host = localHost(c.http.host);
   const body = await new Promise<string | null>((resolve) => {
     const req = get({ host, port: c.http.port, path: '/services', timeout: timeoutMs }, (res) => {
       let text = '';

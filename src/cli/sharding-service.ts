@@ -46,6 +46,7 @@ import { MoveRunner } from './sharding-moves.js';
 import { HostWork } from './host-work.js';
 import { parseLsn } from '../protocol/lsn.js';
 import { syncCatalogGroups } from './sharding-groups.js';
+import { shardMap } from './sharding-map.js';
 import { scanFunctions } from './function-scan.js';
 import { mayMove, moveCall, moveHttp, rebalanceStatusRows } from './sharding-move-api.js';
 import { subscriptionConninfo } from '../cluster/conf.js';
@@ -243,9 +244,7 @@ export class ShardingService implements Service, ShardingHost {
   status(): unknown {
     const c = this.catalogs?.current;
     if (!c) return { catalog: 'not loaded' };
-    const shards: Record<string, number> = Object.fromEntries(c.groups.map((g) => [g, 0]));
-    for (const col of c.colocations.values())
-      if (col.type !== null) for (const g of col.placement) shards[g] = (shards[g] ?? 0) + 1;
+    const shards = shardMap(c).shards_per_group;
     const job = this.moves.status().current;
     return {
       catalog_version: c.version,
@@ -285,6 +284,14 @@ export class ShardingService implements Service, ShardingHost {
 
   /** POST/GET /sharding/…: shard moves, rebalance, drain (docs/http-api.md). */
   handle(method: string, path: string, body: unknown): Promise<{ status: number; body: unknown } | null> {
+    if (method === 'GET' && path === '/sharding/map') {
+      const c = this.catalogs?.current;
+      return Promise.resolve(
+        c
+          ? { status: 200, body: shardMap(c) }
+          : { status: 503, body: { error: 'the sharding catalog is not loaded yet' } },
+      );
+    }
     return Promise.resolve(moveHttp(this.moves, method, path, body));
   }
 

@@ -1,6 +1,7 @@
 /**
- * The HTTP API of a controller (node:http, JSON): GET /health, /status, /metrics, /services.
- * Read-only for now; anything but GET is 405, an unknown path 404, both as JSON. Every JSON body
+ * The HTTP API of a controller (node:http, JSON): GET /health, /status, /metrics, /services, and
+ * the live dashboard (GET /dashboard, its data at /dashboard/state and /dashboard/events).
+ * Outside /ha/ and /sharding/ anything but GET is 405, an unknown path 404, both as JSON. Every JSON body
  * passes through the same secret redaction as the logs, so a service that puts a password into
  * its status cannot leak it here. Shapes are documented in docs/http-api.md.
  */
@@ -15,6 +16,8 @@ import { redactSecrets } from '../obs/logger.js';
 import { withShardAliases } from './json-aliases.js';
 import type { Registry } from '../obs/metrics.js';
 import { ClusterMetrics } from './cluster-metrics.js';
+import { DashboardFeed } from './dashboard-feed.js';
+import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard-page.js';
 import type { ControllerInfo } from './status-report.js';
 import { statusReport } from './status-report.js';
 
@@ -62,9 +65,25 @@ const MAX_BODY = 64 * 1024;
 export class HttpApi {
   private server: Server | null = null;
   private readonly clusterMetrics: ClusterMetrics;
+  /** The dashboard's samples and live streams (started and stopped with the server). */
+  readonly dashboard: DashboardFeed;
 
   constructor(private readonly opts: HttpApiOptions) {
     this.clusterMetrics = new ClusterMetrics(opts.registry);
+    this.dashboard = new DashboardFeed({
+      cluster: () => opts.cluster.config.cluster.name,
+      state: opts.state,
+      controller: opts.controller,
+      nodes: () => opts.cluster.status(),
+      services: opts.services,
+      // A source that fails (the HA history while the state store is unreachable) is left out.
+      get: async (path, query) => {
+        const r = await opts.actions?.('GET', path, null, new URLSearchParams(query)).catch(() => null);
+        return r?.status === 200 ? r.body : null;
+      },
+      registry: opts.registry,
+      logger: opts.logger,
+    });
   }
 
   /** Listens; rejects with a message naming the address and `http.port` when it cannot. */
@@ -93,6 +112,7 @@ export class HttpApi {
     });
     server.on('error', (e) => this.opts.logger.error({ err: e }, 'HTTP server error'));
     this.server = server;
+    this.dashboard.start();
     const addr = server.address();
     const bound = typeof addr === 'object' && addr ? addr.port : port;
     this.opts.logger.info({ host, port: bound }, `HTTP API listening on ${url(host, bound)}`);
@@ -103,13 +123,26 @@ export class HttpApi {
     const server = this.server;
     if (!server) return;
     this.server = null;
+    this.dashboard.stop();
     await closeHttpServer(server);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const u = new URL(req.url ?? '/', 'http://localhost');
     const path = u.pathname;
-    const known = ['/health', '/status', '/metrics', '/services', '/ha', '/ha/history'];
+    const known = [
+      '/health',
+      '/status',
+      '/metrics',
+      '/services',
+      '/ha',
+      '/ha/history',
+      '/sharding/map',
+      '/sharding/moves',
+      '/dashboard',
+      '/dashboard/state',
+      '/dashboard/events',
+    ];
     if (path === '/ha' || path.startsWith('/ha/') || path.startsWith('/sharding/'))
       return this.action(req, res, path, u.searchParams);
     if (req.method !== 'GET') {
@@ -142,6 +175,23 @@ export class HttpApi {
       }
       case '/services':
         return send(res, 200, { services: this.opts.services() });
+      case '/':
+        res.writeHead(302, { Location: '/dashboard', 'Content-Length': 0 });
+        res.end();
+        return;
+      case '/dashboard':
+        res.writeHead(200, {
+          'Content-Type': 'text/html; charset=utf-8',
+          'Content-Length': Buffer.byteLength(DASHBOARD_HTML),
+          'Content-Security-Policy': DASHBOARD_CSP,
+          'Cache-Control': 'no-store',
+        });
+        res.end(DASHBOARD_HTML);
+        return;
+      case '/dashboard/state':
+        return send(res, 200, await this.dashboard.answer(), false);
+      case '/dashboard/events':
+        return this.dashboard.subscribe(req, res);
       default:
         return send(res, 404, { error: `no such endpoint ${path}`, endpoints: known });
     }
@@ -200,14 +250,21 @@ export function tokensEqual(given: string, expected: string): boolean {
   return timingSafeEqual(digest(given), digest(expected));
 }
 
-function send(res: ServerResponse, code: number, body: unknown): void {
-  const text = JSON.stringify(withShardAliases(redactSecrets(body)), null, 2) + '\n';
+/** A JSON answer; `aliases: false` for new endpoints, which never had the old `shard` names. */
+function send(res: ServerResponse, code: number, body: unknown, aliases = true): void {
+  const safe = redactSecrets(body);
+  const text = JSON.stringify(aliases ? withShardAliases(safe) : safe, null, 2) + '\n';
   res.writeHead(code, {
     'Content-Type': 'application/json; charset=utf-8',
     'Content-Length': Buffer.byteLength(text),
     'Cache-Control': 'no-store',
   });
   res.end(text);
+}
+
+/** An address a local client can reach a server on that listens on `host` (any address → loopback). */
+export function localHost(host: string): string {
+  return host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '::1' : host;
 }
 
 export function url(host: string, port: number): string {
