@@ -28,7 +28,10 @@ export interface ScenarioContext {
 export interface BarChart {
   type: 'bars';
   title: string;
+  /** The y axis: what a bar measures, with its unit (`reads/s`). */
   unit: string;
+  /** The x axis: what the bars are (default `configuration`). */
+  xLabel?: string;
   bars: { label: string; value: number; note?: string }[];
 }
 
@@ -42,8 +45,11 @@ export interface PercentileChart {
 export interface TimelineChart {
   type: 'timeline';
   title: string;
+  /** The y axis, with its unit (`operations/s`): every value is a rate per second. */
   unit: string;
-  /** One value per second, per series. */
+  /** Width of a bucket in seconds (0.1: each value is a rate computed over 100 ms). */
+  bucketSeconds: number;
+  /** One rate per bucket, per series (bucket i covers [i, i+1) × bucketSeconds). */
   series: { name: string; values: number[] }[];
   markers: { t: number; label: string }[];
 }

@@ -56,7 +56,7 @@ th,td{border-bottom:1px solid #e6e9ef;padding:.25rem .5rem;text-align:left;verti
 svg.chart{width:100%;height:auto;display:block;margin:.5rem 0}
 .chart-title{font-size:13px;font-weight:600;fill:#1d2330}.tick,.legend,.bar-note{font-size:11px;fill:#4a5263}
 .axis-label{font-size:11px;fill:#5a6273}.grid{stroke:#e8ebf0;stroke-width:1}
-.marker{stroke:#555;stroke-dasharray:4 3}.marker-label{font-size:10px;fill:#333}
+.axis{stroke:#8a93a3;stroke-width:1}.marker{stroke:#555;stroke-dasharray:4 3}.marker-label{font-size:10px;fill:#333}
 footer{color:#5a6273;font-size:.85rem;margin-top:2rem}
 code{background:#eef1f6;padding:0 .25rem;border-radius:3px}
 `;

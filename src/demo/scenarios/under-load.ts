@@ -1,7 +1,7 @@
 /**
  * The frame of the high-availability scenarios: steady writes and reads through the proxy while
- * a fault (kill -9 of the primary) or an operation (a switchover) happens, with a per-second
- * timeline, the longest time without a successful write, errors by kind, and — the promise that
+ * a fault (kill -9 of the primary) or an operation (a switchover) happens, with a timeline in
+ * 100 ms buckets, the longest time without a successful write, errors by kind, and — the promise that
  * matters — every acknowledged write compared with what the table holds afterwards on the
  * (new) primary. Also reads `pgscale history --json` (the HA event log) for the timeline's marks.
  */
@@ -11,6 +11,7 @@ import { int } from '../format.js';
 import { Load } from '../load.js';
 import type { LoadResult } from '../load.js';
 import type { ScenarioContext, TimelineChart } from '../scenario.js';
+import { ratesPerSecond } from '../timeline.js';
 
 export interface HaEvent {
   at: string;
@@ -143,10 +144,11 @@ export function timelineChart(title: string, r: UnderLoadResult): TimelineChart 
     type: 'timeline',
     title,
     unit: 'operations/s',
+    bucketSeconds: r.load.bucketSeconds,
     series: [
-      { name: 'writes/s', values: r.load.timeline.map((p) => p.writeOk) },
-      { name: 'reads/s', values: r.load.timeline.map((p) => p.readOk) },
-      { name: 'errors/s', values: r.load.timeline.map((p) => p.errors) },
+      { name: 'writes/s', values: ratesPerSecond(r.load.timeline, 'writeOk') },
+      { name: 'reads/s', values: ratesPerSecond(r.load.timeline, 'readOk') },
+      { name: 'errors/s', values: ratesPerSecond(r.load.timeline, 'errors') },
     ],
     markers: r.markers,
   };
