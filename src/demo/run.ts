@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
 import { resolve } from 'node:path';
 import { Cleanup } from './cleanup.js';
-import { DemoCluster, haAvailable } from './cluster.js';
+import { DemoCluster } from './cluster.js';
 import { capsUnavailable, createCpuCaps } from './cpu-caps.js';
 import type { CpuCaps } from './cpu-caps.js';
 import { seconds as secs } from './format.js';
@@ -106,7 +106,8 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       {
         dir: o.tmp ?? tmpdir(),
         maxConnections: o.quick ? 400 : 1_150,
-        synchronous: haAvailable() && o.quick ? 'on' : 'off',
+        // What `pgscale init` gives: asynchronous; the failover scenario switches it on later.
+        synchronous: 'off',
       },
       cleanup,
     );
