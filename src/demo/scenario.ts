@@ -6,6 +6,7 @@
  */
 import type { DemoCluster } from './cluster.js';
 import type { Progress } from './progress.js';
+import type { SpreadRow } from './repeat.js';
 
 export interface DemoSettings {
   quick: boolean;
@@ -23,6 +24,11 @@ export interface ScenarioContext {
   progress: Progress;
   /** Next unused write id (write ids stay unique over the whole run). */
   nextWriteId(count?: number): number;
+  /**
+   * The cluster of the sharding scenarios (one primary per group, no standby), started on first
+   * use; the replicated cluster is stopped then, so that both never compete for the CPU.
+   */
+  sharded(): Promise<DemoCluster>;
 }
 
 export interface BarChart {
@@ -61,6 +67,13 @@ export interface Table {
   rows: (string | number | null)[][];
 }
 
+/** A figure whose spread over `--runs` the report shows. */
+export interface KeyFigure {
+  name: string;
+  unit: string;
+  value: number;
+}
+
 export interface ScenarioOutcome {
   /** One sentence computed from the figures. */
   conclusion: string;
@@ -72,6 +85,8 @@ export interface ScenarioOutcome {
   notes?: string[];
   /** The one-line result for the terminal summary. */
   headline: string;
+  /** The figures that matter most, compared across runs with --runs. */
+  keyFigures?: KeyFigure[];
 }
 
 export interface Scenario {
@@ -91,4 +106,8 @@ export interface ScenarioResult extends Partial<ScenarioOutcome> {
   /** Why it was skipped or how it failed. */
   reason?: string;
   seconds: number;
+  /** With --runs N: the spread of the key figures over the runs (the rest shows run 1). */
+  spread?: SpreadRow[];
+  /** With --runs N: how many runs, and the seconds of each. */
+  runs?: number;
 }

@@ -181,6 +181,16 @@ export const connections: Scenario = {
         direct,
         proxy,
       },
+      keyFigures: both.flatMap((t) => [
+        { name: `reads/s, ${t.target}`, unit: 'reads/s', value: t.readsPerSecond },
+        { name: `p99, ${t.target}`, unit: 'ms', value: t.p99Ms },
+        ...(t.serverConnections === null
+          ? []
+          : [{ name: `server connections, ${t.target}`, unit: 'connections', value: t.serverConnections }]),
+        ...(t.memoryBytes === null
+          ? []
+          : [{ name: `memory, ${t.target}`, unit: 'MB', value: t.memoryBytes / 2 ** 20 }]),
+      ]),
       table: {
         headers: [
           'target',

@@ -157,6 +157,12 @@ export const failover: Scenario = {
       conclusion,
       headline,
       figures: { runs: figs },
+      keyFigures: figs.flatMap((f) => [
+        ...(f.writePauseSeconds === null
+          ? []
+          : [{ name: `write pause, synchronous ${f.synchronous}`, unit: 's', value: f.writePauseSeconds }]),
+        { name: `acknowledged commits lost, synchronous ${f.synchronous}`, unit: 'commits', value: f.lost },
+      ]),
       table: {
         headers: [
           'synchronous',

@@ -185,6 +185,15 @@ export const readScaling: Scenario = {
         stages,
         ratio: stages[stages.length - 1]!.readsPerSecond / base,
       },
+      keyFigures: [
+        ...stages.map((s) => ({ name: `reads/s, ${s.label}`, unit: 'reads/s', value: s.readsPerSecond })),
+        ...stages.map((s) => ({ name: `p99, ${s.label}`, unit: 'ms', value: s.p99Ms })),
+        {
+          name: 'ratio to the primary alone',
+          unit: '×',
+          value: stages[stages.length - 1]!.readsPerSecond / base,
+        },
+      ],
       table: {
         headers: [
           'configuration',
