@@ -51,8 +51,8 @@ export interface LoadOptions {
   bucketMs?: number;
   /** Write SQL with $1 the id and $2 the client number (default: INSERT INTO demo_writes). */
   writeSql?: string;
-  /** The group of a write id, to count each group's share of the writes (sharded tables). */
-  groupOf?: (id: number) => string;
+  /** A class of write ids (their shard), to keep each class's writes and slowest write apart. */
+  classOf?: (id: number) => string;
 }
 
 export interface KindStats {
@@ -77,8 +77,8 @@ export interface LoadResult {
   timeline: TimelinePoint[];
   /** Width of the timeline's buckets in seconds. */
   bucketSeconds: number;
-  /** Acknowledged writes per group, when the load was given groupOf. */
-  writesByGroup: Record<string, number>;
+  /** Per class of write ids (classOf): acknowledged writes and the slowest one's latency in ms. */
+  writesByClass: Record<string, { writes: number; maxMs: number }>;
   /** Ids of writes the server acknowledged. */
   acknowledged: number[];
   /** Ids of writes whose outcome is unknown (connection lost before the reply). */
@@ -163,7 +163,7 @@ export class Load {
   private readonly write: KindStats = { ok: 0, errors: 0, latency: new Histogram() };
   private readonly errorsByKind: Record<string, number> = {};
   private readonly timeline: Timeline;
-  private readonly writesByGroup: Record<string, number> = {};
+  private readonly writesByClass: Record<string, { writes: number; maxMs: number }> = {};
   private readonly acknowledged: number[] = [];
   private readonly inDoubt: number[] = [];
   private readonly clients: (pg.Client | null)[] = [];
@@ -250,7 +250,7 @@ export class Load {
       errorsByKind: { ...this.errorsByKind },
       timeline: this.timeline.points(end - this.t0),
       bucketSeconds: this.timeline.bucketMs / 1000,
-      writesByGroup: { ...this.writesByGroup },
+      writesByClass: { ...this.writesByClass },
       acknowledged: [...this.acknowledged],
       inDoubt: [...this.inDoubt],
       writeGap: this.maxGap,
@@ -323,9 +323,10 @@ export class Load {
     s.latency.record((now - started) * 1000);
     this.timeline.add(kind === 'read' ? 'readOk' : 'writeOk', now - this.t0);
     if (kind === 'write') {
-      if (this.o.groupOf) {
-        const g = this.o.groupOf(id);
-        this.writesByGroup[g] = (this.writesByGroup[g] ?? 0) + 1;
+      if (this.o.classOf) {
+        const c = (this.writesByClass[this.o.classOf(id)] ??= { writes: 0, maxMs: 0 });
+        c.writes++;
+        c.maxMs = Math.max(c.maxMs, now - started);
       }
       this.noteGap(now);
       this.lastWriteOk = now;

@@ -9,6 +9,7 @@
 import { haAvailable } from '../cluster.js';
 import { int, seconds as secs } from '../format.js';
 import type { Scenario, ScenarioContext, ScenarioOutcome } from '../scenario.js';
+import { patroniNote } from '../tools.js';
 import { timelineChart, underLoad } from './under-load.js';
 import type { UnderLoadResult } from './under-load.js';
 
@@ -157,6 +158,7 @@ export const failover: Scenario = {
       conclusion,
       headline,
       figures: { runs: figs },
+      notes: [patroniNote()],
       keyFigures: figs.flatMap((f) => [
         ...(f.writePauseSeconds === null
           ? []
