@@ -54,7 +54,7 @@ export const crossGroupQuery: Scenario = {
     const cluster = await ctx.sharded();
     await ensureGroups(cluster, 2);
     const groups = cluster.groupCount();
-    const rows = settings.quick ? 200_000 : 1_000_000;
+    const rows = settings.quick ? 100_000 : 1_000_000;
     const times = settings.quick ? 3 : 7;
     progress.update(0.05, `filling two tables of ${int(rows)} rows`);
     await appQuery(cluster, 'DROP TABLE IF EXISTS demo_q_local');

@@ -45,8 +45,8 @@ async function failoverOnce(
     cluster.setSynchronous(mode);
     await cluster.start();
   }
-  const before = ctx.settings.quick ? 3 : 5;
-  const after = ctx.settings.quick ? 3 : 8;
+  const before = ctx.settings.quick ? 2 : 5;
+  const after = ctx.settings.quick ? 2 : 8;
   let killed = '';
   let killedAt = 0;
   const run = await underLoad(ctx, {

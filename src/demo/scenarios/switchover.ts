@@ -20,8 +20,8 @@ export const switchover: Scenario = {
     let commandSeconds = 0;
     const run = await underLoad(ctx, {
       label: 'pgscale switchover',
-      before: ctx.settings.quick ? 3 : 5,
-      after: ctx.settings.quick ? 3 : 5,
+      before: ctx.settings.quick ? 2 : 5,
+      after: ctx.settings.quick ? 2 : 5,
       expectSeconds: ctx.settings.quick ? 10 : 14,
       progressBase: 0,
       progressSpan: 1,

@@ -9,6 +9,8 @@
  */
 import { int, ms, pct, ratio } from '../format.js';
 import { runLoad } from '../load.js';
+import { hostBusyMeter } from '../measure.js';
+import { hostNotes } from './reads.js';
 import type { Scenario, ScenarioContext, ScenarioOutcome } from '../scenario.js';
 import { distribute, ensureGroups, rowsPerGroup } from '../sharded.js';
 
@@ -24,6 +26,8 @@ export interface WriteStage {
   errors: number;
   /** Share of the stage's rows each group holds, in group order. */
   shares: number[];
+  /** Share of the host's cores busy during the stage (0–1), null where unknown. */
+  hostBusy: number | null;
 }
 
 export function concludeWrites(
@@ -62,6 +66,7 @@ export const writeScaling: Scenario = {
         );
       const table = `demo_w${groups}`;
       await distribute(cluster, table);
+      let busy: () => number | null = () => null;
       const r = await runLoad(
         {
           endpoint: cluster.endpoint(),
@@ -73,6 +78,7 @@ export const writeScaling: Scenario = {
         {
           seconds,
           warmupSeconds: warmup,
+          onStart: () => (busy = hostBusyMeter()),
           tick: (l) => {
             const live = l.live();
             progress.update(
@@ -92,6 +98,7 @@ export const writeScaling: Scenario = {
         p99Ms: s.p99 / 1000,
         errors: r.write.errors,
         shares: rows.map((n) => (total > 0 ? n / total : 0)),
+        hostBusy: busy(),
       };
       stages.push(st);
       progress.note(
@@ -103,6 +110,7 @@ export const writeScaling: Scenario = {
     const base = stages[0]!.writesPerSecond;
     return {
       ...concludeWrites(stages),
+      notes: hostNotes(settings, Math.max(...stages.map((s) => s.hostBusy ?? 0))),
       figures: {
         writers: WRITERS,
         seconds,
