@@ -96,7 +96,7 @@ test('header: the title box and the legend boxes never intersect, legend wrapped
     const h = layoutHeader(title, names, AREA);
     assert.equal(h.items.length, names.length);
     noneIntersect([h.title, ...h.items]);
-    inside(h.items, AREA.left, AREA.right);
+    inside([h.title, ...h.items], AREA.left, AREA.right);
     for (const b of [h.title, ...h.items]) assert.ok(b.y + b.h <= h.bottom, 'header bottom below every box');
   }
   // A short title keeps the legend on its row.

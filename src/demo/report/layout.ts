@@ -33,6 +33,8 @@ const ITEM_GAP = 12;
 const ROW = 16;
 
 export interface HeaderLayout {
+  /** The title as drawn: shortened with … when wider than the chart. */
+  text: string;
   /** The title's box; its baseline is at box.y + 12. */
   title: Box;
   /** One box per legend name (swatch included), in the order given. */
@@ -50,18 +52,21 @@ export function layoutHeader(
   names: readonly string[],
   area: { left: number; right: number; top: number },
 ): HeaderLayout {
-  const t: Box = { x: area.left, y: area.top, w: textWidth(title, TITLE_PX, true), h: ROW };
+  let text = title;
+  while (text.length > 1 && area.left + textWidth(text, TITLE_PX, true) > area.right)
+    text = `${text.slice(0, -2)}…`;
+  const t: Box = { x: area.left, y: area.top, w: textWidth(text, TITLE_PX, true), h: ROW };
   const widths = names.map((n) => SWATCH + textWidth(n, LEGEND_PX));
   const total = widths.reduce((a, b) => a + b, 0) + ITEM_GAP * Math.max(0, names.length - 1);
   const items: Box[] = [];
-  if (names.length === 0) return { title: t, items, bottom: area.top + ROW };
+  if (names.length === 0) return { text, title: t, items, bottom: area.top + ROW };
   if (area.right - total >= t.x + t.w + ITEM_GAP * 2) {
     let x = area.right - total;
     for (const w of widths) {
       items.push({ x, y: area.top, w, h: ROW });
       x += w + ITEM_GAP;
     }
-    return { title: t, items, bottom: area.top + ROW };
+    return { text, title: t, items, bottom: area.top + ROW };
   }
   let x = area.left;
   let y = area.top + ROW + 2;
@@ -73,7 +78,7 @@ export function layoutHeader(
     items.push({ x, y, w, h: ROW });
     x += w + ITEM_GAP;
   }
-  return { title: t, items, bottom: y + ROW };
+  return { text, title: t, items, bottom: y + ROW };
 }
 
 export interface PlacedLabel {

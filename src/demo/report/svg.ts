@@ -69,7 +69,7 @@ function header(title: string, names: readonly string[], band = 0): Frame {
     top,
     bottom,
     height: bottom + M.bottom,
-    header: `<text x="${f(h.title.x)}" y="${f(h.title.y + 12)}" class="chart-title">${escapeXml(title)}</text>${legend}`,
+    header: `<text x="${f(h.title.x)}" y="${f(h.title.y + 12)}" class="chart-title">${escapeXml(h.text)}</text>${legend}`,
   };
 }
 

@@ -193,7 +193,7 @@ export const failover: Scenario = {
       },
       charts: results.map((r) =>
         timelineChart(
-          `Operations per second, kill -9 of the primary, ${modeText(r.figures.synchronous)}`,
+          `Operations per second, kill -9 of the primary (${r.figures.synchronous === 'off' ? 'asynchronous, the default' : 'synchronous: on'})`,
           r.run,
         ),
       ),
