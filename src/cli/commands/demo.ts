@@ -17,7 +17,7 @@ summary with figures measured in this run, writes a report (DIR/index.html, self
 DIR/results.json) and removes the cluster, also on Ctrl-C or failure. Takes up to 5 minutes (per run).
 
 Scenarios:
-${SCENARIOS.map((s, i) => `  ${i + 1}. ${s.id.padEnd(13)} ${s.title}`).join('\n')}
+${SCENARIOS.map((s, i) => `  ${i + 1}. ${s.id.padEnd(18)} ${s.title}`).join('\n')}
 
 Each node is capped to the same CPU share (cgroup cpu controller, as root on Linux) so that one
 host behaves like several small machines; where that is impossible the demo says so.
