@@ -58,6 +58,10 @@ test('pgscale demo --quick: summary, report, nothing left behind; the report ren
   assert.ok(dir?.startsWith(tmp), `cluster directory under ${tmp} in:\n${r.stdout}`);
   assert.deepEqual(readdirSync(tmp), [], 'the temporary directory is empty');
   assert.deepEqual(processesMentioning(dir!), []);
+  // The sharding scenarios' cluster too.
+  const shardingDir = /(\S*pgscale-demo-\d+-[a-z0-9]+-sharding)/.exec(r.stdout)?.[1];
+  assert.ok(shardingDir?.startsWith(tmp), `sharding cluster directory under ${tmp} in:\n${r.stdout}`);
+  assert.deepEqual(processesMentioning(shardingDir!), []);
   if (existsSync('/sys/fs/cgroup/cpu'))
     for (const g of readdirSync('/sys/fs/cgroup/cpu').filter((n) => n.startsWith('pgscale-demo-'))) {
       const pid = Number(g.slice('pgscale-demo-'.length));
@@ -70,7 +74,18 @@ test('pgscale demo --quick: summary, report, nothing left behind; the report ren
   const results = JSON.parse(readFileSync(join(reportDir, 'results.json'), 'utf8')) as Results;
   assert.ok(results.environment.postgres.version);
   const byId = new Map(results.scenarios.map((s) => [s.id, s]));
-  assert.deepEqual([...byId.keys()], ['read-scaling', 'connections', 'failover', 'switchover']);
+  assert.deepEqual(
+    [...byId.keys()],
+    [
+      'read-scaling',
+      'connections',
+      'failover',
+      'switchover',
+      'write-scaling',
+      'cross-group-query',
+      'add-group',
+    ],
+  );
 
   const reads = byId.get('read-scaling')!;
   assert.equal(reads.status, 'ok', reads.reason);
@@ -116,8 +131,71 @@ test('pgscale demo --quick: summary, report, nothing left behind; the report ren
           : [s.figures as { lost: number }];
       for (const run of runs)
         if (!('synchronous' in run) || run.synchronous === 'on') assert.equal(run.lost, 0);
+      // The default configuration (asynchronous) first, then the opt-in, each with its count.
+      if (id === 'failover')
+        assert.deepEqual(
+          runs.map((r) => ('synchronous' in r ? r.synchronous : null)),
+          ['off', 'on'],
+        );
     }
   }
+
+  // Sharding: the same writes on 1 and 2 groups (4 in a full run), each group's share counted.
+  const writes = byId.get('write-scaling')!;
+  assert.equal(writes.status, 'ok', writes.reason);
+  const wstages = writes.figures!.stages as {
+    groups: number;
+    writesPerSecond: number;
+    p99Ms: number;
+    shares: number[];
+  }[];
+  assert.deepEqual(
+    wstages.map((s) => s.groups),
+    [1, 2],
+  );
+  for (const s of wstages) {
+    assert.ok(s.writesPerSecond > 0 && s.p99Ms > 0, JSON.stringify(s));
+    assert.equal(s.shares.length, s.groups);
+    assert.ok(Math.abs(s.shares.reduce((a, b) => a + b, 0) - 1) < 1e-9, JSON.stringify(s));
+    // 8 shards spread evenly: no group holds nothing.
+    assert.ok(
+      s.shares.every((x) => x > 0),
+      JSON.stringify(s),
+    );
+  }
+  assert.match(writes.conclusion ?? '', /writes\/s on 2 groups/);
+
+  const query = byId.get('cross-group-query')!;
+  assert.equal(query.status, 'ok', query.reason);
+  const targets = query.figures!.targets as { groups: number; medianMs: number; answer: string }[];
+  assert.deepEqual(
+    targets.map((t) => t.groups),
+    [1, 2],
+  );
+  assert.equal(targets[0]!.answer, targets[1]!.answer);
+  assert.ok(targets.every((t) => t.medianMs > 0));
+
+  const added = byId.get('add-group')!;
+  assert.equal(added.status, 'ok', added.reason);
+  const ag = added.figures as {
+    groupsBefore: number;
+    groupsAfter: number;
+    moves: { to: string; pauseMs: number | null }[];
+    acknowledged: number;
+    lost: number;
+    duplicates: number;
+    jobState: string;
+  };
+  assert.equal(ag.groupsAfter, ag.groupsBefore + 1);
+  assert.equal(ag.jobState, 'done');
+  assert.ok(
+    ag.moves.length >= 1 && ag.moves.every((m) => m.to === String(ag.groupsBefore)),
+    JSON.stringify(ag.moves),
+  );
+  assert.ok(ag.moves.every((m) => m.pauseMs !== null));
+  assert.ok(ag.acknowledged > 0);
+  assert.equal(ag.lost, 0);
+  assert.equal(ag.duplicates, 0);
 
   // The report in a real browser.
   if (!CHROMIUM) {

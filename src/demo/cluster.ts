@@ -41,6 +41,10 @@ export interface DemoClusterOptions {
   maxConnections: number;
   /** replication.synchronous */
   synchronous: 'on' | 'off';
+  /** Standbys of group 0 (default 2); the sharding scenarios' cluster has none. */
+  replicas?: number;
+  /** Names the temporary directory apart from another demo cluster of the same run. */
+  label?: string;
 }
 
 /** Whether this build has automatic failover (the `ha` section of pgscale.yaml). */
@@ -122,11 +126,14 @@ export class DemoCluster {
 
   /** Writes the configuration into a new temporary directory; registers its removal. */
   static async create(o: DemoClusterOptions, cleanup: Cleanup): Promise<DemoCluster> {
-    const dir = join(o.dir, `pgscale-demo-${process.pid}-${Date.now().toString(36)}`);
+    const dir = join(
+      o.dir,
+      `pgscale-demo-${process.pid}-${Date.now().toString(36)}${o.label ? `-${o.label}` : ''}`,
+    );
     mkdirSync(dir, { mode: 0o755 });
     const removeDir = () => rmSync(dir, { recursive: true, force: true });
     const forgetDir = cleanup.add(`directory ${dir}`, () => Promise.resolve(removeDir()), removeDir);
-    const replicas = 2;
+    const replicas = o.replicas ?? 2;
     const nodes = replicas + 1;
     // proxy, HTTP API, the agents' api ports (http.port + 1 + position), 4 spare, then the nodes.
     const base = await findFreePortBlock(2 + nodes + 4 + nodes);
@@ -293,6 +300,16 @@ export class DemoCluster {
     const text = doc.toString();
     this.cluster = new Cluster(parseConfig(text, this.file), undefined, this.cluster.bins);
     writeFileSync(this.file, text);
+  }
+
+  /** Reads pgscale.yaml again (after `pgscale add-group` changed it). */
+  reload(): void {
+    this.cluster = new Cluster(loadConfig(this.file), undefined, this.cluster.bins);
+  }
+
+  /** Number of groups in pgscale.yaml. */
+  groupCount(): number {
+    return this.config.groups.length;
   }
 
   /** Leaves everything running (`--keep`): no teardown at exit. */

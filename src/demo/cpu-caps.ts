@@ -38,6 +38,8 @@ export interface CpuCaps {
   /** Processes of the tree under `rootPid` that are not (or no longer) in `group`'s cpu cgroup. */
   strays(group: string, rootPid: number): number[];
   stat(group: string): CapStat;
+  /** Creates `group`'s cgroup(s) with the same quota when it has none yet (a node added later). */
+  ensure(group: string): void;
   /** Moves every process back to the root groups and deletes ours; idempotent. */
   remove(): void;
 }
@@ -174,21 +176,27 @@ export function createCpuCaps(
     }
     created.length = 0;
   };
+  const made = new Set<string>();
+  const makeGroup = (g: string) => {
+    if (made.has(g)) return;
+    for (const root of roots) {
+      const dir = join(root, parentName, g);
+      mkdirSync(dir);
+      created.push(dir);
+      if (root === CPU_ROOT) {
+        writeFileSync(join(dir, 'cpu.cfs_period_us'), String(periodUs));
+        writeFileSync(join(dir, 'cpu.cfs_quota_us'), String(quotaUs));
+      }
+    }
+    made.add(g);
+  };
   try {
     for (const root of roots) {
       const parent = join(root, parentName);
       mkdirSync(parent);
       created.push(parent);
-      for (const g of groups) {
-        const dir = join(parent, g);
-        mkdirSync(dir);
-        created.push(dir);
-        if (root === CPU_ROOT) {
-          writeFileSync(join(dir, 'cpu.cfs_period_us'), String(periodUs));
-          writeFileSync(join(dir, 'cpu.cfs_quota_us'), String(quotaUs));
-        }
-      }
     }
+    for (const g of groups) makeGroup(g);
   } catch (e) {
     remove();
     throw e;
@@ -234,6 +242,7 @@ export function createCpuCaps(
         usageNs: acctDir ? readNum(join(acctDir, 'cpuacct.usage')) : null,
       };
     },
+    ensure: makeGroup,
     remove,
   };
 }

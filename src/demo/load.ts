@@ -2,7 +2,7 @@
  * The demo's load generator: many PostgreSQL connections (node-postgres clients, one loop each)
  * running a read or a write workload for a while, measuring what a user would see. Latencies go
  * into HDR-style histograms, errors are counted by kind (SQLSTATE, or the socket error), and a
- * per-second timeline keeps successes and errors of each kind of operation. Every write inserts
+ * timeline (./timeline.ts, 100 ms buckets) keeps successes and errors of each kind of operation. Every write inserts
  * a row with an id unique to that attempt; the ids whose INSERT was acknowledged (the reply to
  * the autocommit INSERT, i.e. COMMIT succeeded) are recorded, and those whose outcome is unknown
  * (the connection broke before the reply) are kept apart, so that after a failover the table
@@ -12,6 +12,10 @@
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { Histogram } from './histogram.js';
+import { Timeline } from './timeline.js';
+import type { TimelinePoint } from './timeline.js';
+
+export type { TimelinePoint } from './timeline.js';
 
 export interface Endpoint {
   host: string;
@@ -43,20 +47,18 @@ export interface LoadOptions {
   queryTimeoutMs?: number;
   /** First write id (ids of one run are consecutive from here). */
   firstWriteId?: number;
+  /** Width of the timeline's buckets in ms (default 100). */
+  bucketMs?: number;
+  /** Write SQL with $1 the id and $2 the client number (default: INSERT INTO demo_writes). */
+  writeSql?: string;
+  /** A class of write ids (their shard), to keep each class's writes and slowest write apart. */
+  classOf?: (id: number) => string;
 }
 
 export interface KindStats {
   ok: number;
   errors: number;
   latency: Histogram;
-}
-
-export interface TimelinePoint {
-  /** Seconds since the measurement started (the bucket [t, t+1)). */
-  t: number;
-  readOk: number;
-  writeOk: number;
-  errors: number;
 }
 
 export interface LoadResult {
@@ -73,6 +75,10 @@ export interface LoadResult {
   /** Errors by kind (SQLSTATE and condition name, or the socket error). */
   errorsByKind: Record<string, number>;
   timeline: TimelinePoint[];
+  /** Width of the timeline's buckets in seconds. */
+  bucketSeconds: number;
+  /** Per class of write ids (classOf): acknowledged writes and the slowest one's latency in ms. */
+  writesByClass: Record<string, { writes: number; maxMs: number }>;
   /** Ids of writes the server acknowledged. */
   acknowledged: number[];
   /** Ids of writes whose outcome is unknown (connection lost before the reply). */
@@ -156,7 +162,8 @@ export class Load {
   private readonly read: KindStats = { ok: 0, errors: 0, latency: new Histogram() };
   private readonly write: KindStats = { ok: 0, errors: 0, latency: new Histogram() };
   private readonly errorsByKind: Record<string, number> = {};
-  private readonly timeline: TimelinePoint[] = [];
+  private readonly timeline: Timeline;
+  private readonly writesByClass: Record<string, { writes: number; maxMs: number }> = {};
   private readonly acknowledged: number[] = [];
   private readonly inDoubt: number[] = [];
   private readonly clients: (pg.Client | null)[] = [];
@@ -173,6 +180,7 @@ export class Load {
 
   constructor(private readonly o: LoadOptions) {
     this.nextId = o.firstWriteId ?? 1;
+    this.timeline = new Timeline(o.bucketMs);
   }
 
   /** Opens every connection (a few at a time) and starts the loops, unmeasured until start(). */
@@ -232,7 +240,6 @@ export class Load {
     await Promise.all(
       this.clients.filter((c): c is pg.Client => c !== null).map((c) => c.end().catch(() => undefined)),
     );
-    const timeline = Array.from({ length: Math.ceil(seconds) }, (_, t) => this.timeline[t] ?? point(t));
     return {
       seconds,
       connectSeconds: this.connectSeconds,
@@ -241,7 +248,9 @@ export class Load {
       read: this.read,
       write: this.write,
       errorsByKind: { ...this.errorsByKind },
-      timeline,
+      timeline: this.timeline.points(end - this.t0),
+      bucketSeconds: this.timeline.bucketMs / 1000,
+      writesByClass: { ...this.writesByClass },
       acknowledged: [...this.acknowledged],
       inDoubt: [...this.inDoubt],
       writeGap: this.maxGap,
@@ -262,7 +271,7 @@ export class Load {
   private async loop(i: number, g: ClientGroup): Promise<void> {
     const comment = this.o.comment ? `${this.o.comment} ` : '';
     const read = { name: 'demo_read', text: comment + READ_SQL };
-    const write = { name: 'demo_write', text: comment + WRITE_SQL };
+    const write = { name: 'demo_write', text: comment + (this.o.writeSql ?? WRITE_SQL) };
     let backoff = 50;
     while (!this.stopped) {
       let c = this.clients[i] ?? null;
@@ -305,13 +314,6 @@ export class Load {
     }
   }
 
-  private bucket(now: number): TimelinePoint | null {
-    if (!this.measuring) return null;
-    const t = Math.floor((now - this.t0) / 1000);
-    if (t < 0) return null;
-    return (this.timeline[t] ??= point(t));
-  }
-
   private countOk(kind: OpKind, started: number, id: number): void {
     const now = performance.now();
     if (kind === 'write') this.acknowledged.push(id); // before any early return: always recorded
@@ -319,12 +321,13 @@ export class Load {
     const s = kind === 'read' ? this.read : this.write;
     s.ok++;
     s.latency.record((now - started) * 1000);
-    const b = this.bucket(now);
-    if (b) {
-      if (kind === 'read') b.readOk++;
-      else b.writeOk++;
-    }
+    this.timeline.add(kind === 'read' ? 'readOk' : 'writeOk', now - this.t0);
     if (kind === 'write') {
+      if (this.o.classOf) {
+        const c = (this.writesByClass[this.o.classOf(id)] ??= { writes: 0, maxMs: 0 });
+        c.writes++;
+        c.maxMs = Math.max(c.maxMs, now - started);
+      }
       this.noteGap(now);
       this.lastWriteOk = now;
     }
@@ -342,13 +345,8 @@ export class Load {
     const k = errorKind(e);
     this.errorsByKind[k] = (this.errorsByKind[k] ?? 0) + 1;
     if (kind) (kind === 'read' ? this.read : this.write).errors++;
-    const b = this.bucket(performance.now());
-    if (b) b.errors++;
+    this.timeline.add('errors', performance.now() - this.t0);
   }
-}
-
-function point(t: number): TimelinePoint {
-  return { t, readOk: 0, writeOk: 0, errors: 0 };
 }
 
 export interface RunPlan {

@@ -1,7 +1,9 @@
 /**
  * `pgscale demo`, the run: builds a cluster (a primary and two streaming replicas) in a
- * temporary directory on free ports through pgscale's own controller, caps each node to the same
- * CPU share when the machine allows it, runs the scenarios in order with a progress line each,
+ * temporary directory on free ports through pgscale's own controller — and, for the sharding
+ * scenarios, a second one of groups with one primary each, once the first is stopped — caps each
+ * node to the same CPU share when the machine allows it, runs the scenarios in order (each
+ * `--runs` times) with a progress line each,
  * prints a summary, writes the report, and removes everything — at the end, on a failure and on
  * Ctrl-C — unless asked to keep the cluster.
  */
@@ -9,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
 import { resolve } from 'node:path';
 import { Cleanup } from './cleanup.js';
-import { DemoCluster, haAvailable } from './cluster.js';
+import { DemoCluster } from './cluster.js';
 import { capsUnavailable, createCpuCaps } from './cpu-caps.js';
 import type { CpuCaps } from './cpu-caps.js';
 import { seconds as secs } from './format.js';
@@ -18,7 +20,8 @@ import { createProgress } from './progress.js';
 import type { Progress } from './progress.js';
 import { writeReport } from './report/html.js';
 import type { DemoReport, Environment } from './report/html.js';
-import type { DemoSettings, ScenarioContext, ScenarioResult } from './scenario.js';
+import { spread } from './repeat.js';
+import type { DemoSettings, ScenarioContext, ScenarioOutcome, ScenarioResult } from './scenario.js';
 import { SCENARIOS } from './scenarios/index.js';
 
 export interface DemoOptions {
@@ -30,6 +33,8 @@ export interface DemoOptions {
   nodeCpu: number;
   /** Scenario ids to run (all when empty). */
   only: readonly string[];
+  /** Runs of each scenario (--runs; default 1): the report shows the spread of its key figures. */
+  runs?: number;
   /** Parent of the cluster's temporary directory. */
   tmp?: string;
   /** The command line, for the report. */
@@ -51,13 +56,19 @@ function version(): string {
   }
 }
 
-/** Keeps every node's processes in its cgroup: a restarted node has a new postmaster. */
-function sweeper(caps: CpuCaps, cluster: DemoCluster): () => void {
+/**
+ * Keeps every node's processes in its cgroup: a restarted node has a new postmaster, a node of a
+ * group added later gets a cgroup of its own, and the sharding scenarios' cluster (whose nodes
+ * may have the names the replicated cluster's had) takes over the groups when it starts.
+ */
+function sweeper(caps: CpuCaps, cluster: () => DemoCluster): () => void {
   const known = new Map<string, number>();
   const sweep = () => {
-    for (const n of cluster.nodes()) {
-      const pid = cluster.postmasterPid(n.name);
+    const c = cluster();
+    for (const n of c.nodes()) {
+      const pid = c.postmasterPid(n.name);
       if (pid !== null && known.get(n.name) !== pid) {
+        caps.ensure(n.name);
         caps.move(n.name, pid);
         known.set(n.name, pid);
       }
@@ -82,6 +93,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   });
   const t0 = Date.now();
   const scenarios = SCENARIOS.filter((s) => o.only.length === 0 || o.only.includes(s.id));
+  const runs = Math.max(1, o.runs ?? 1);
   const noCaps = o.nodeCpu === 0 ? 'disabled with --node-cpu 0' : capsUnavailable();
   const coresPerNode = noCaps ? null : o.nodeCpu;
   const settings: DemoSettings = {
@@ -93,8 +105,9 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   let code = 0;
   try {
     out(
-      `pgscale demo${o.quick ? ' (quick)' : ''}: a primary and 2 streaming replicas on this machine, ` +
-        `${scenarios.length} scenario${scenarios.length === 1 ? '' : 's'}; everything is removed at the end${o.keep ? ' (except with --keep)' : ''}.`,
+      `pgscale demo${o.quick ? ' (quick)' : ''}: a primary and 2 streaming replicas on this machine, then up to ` +
+        `4 groups of one primary each for sharding; ${scenarios.length} scenario${scenarios.length === 1 ? '' : 's'}` +
+        `${runs > 1 ? `, ${runs} runs each` : ''}; everything is removed at the end${o.keep ? ' (except with --keep)' : ''}.`,
     );
     out(
       noCaps
@@ -106,7 +119,8 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       {
         dir: o.tmp ?? tmpdir(),
         maxConnections: o.quick ? 400 : 1_150,
-        synchronous: haAvailable() && o.quick ? 'on' : 'off',
+        // What `pgscale init` gives: asynchronous; the failover scenario switches it on later.
+        synchronous: 'off',
       },
       cleanup,
     );
@@ -119,6 +133,28 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       `in ${secs((Date.now() - t0) / 1000)}: ${nodes.map((n) => `${n.name} :${n.port}`).join(', ')}; ` +
         `proxy :${cluster.proxyPort}; PostgreSQL ${cluster.postgresVersion()}; ${cluster.dir}`,
     );
+    let sharded = null as DemoCluster | null;
+    const startSharded = async (): Promise<DemoCluster> => {
+      if (sharded) return sharded;
+      progress.note(
+        "stopping the replicated cluster; starting the sharding scenarios' cluster (one primary per group, no standby)",
+      );
+      await cluster.stopController();
+      const s = await DemoCluster.create(
+        {
+          dir: o.tmp ?? tmpdir(),
+          maxConnections: 200,
+          synchronous: 'off',
+          replicas: 0,
+          label: 'sharding',
+        },
+        cleanup,
+      );
+      await s.start();
+      sharded = s;
+      progress.note(`sharding cluster: ${s.dir}`);
+      return s;
+    };
     let caps: CpuCaps | null = null;
     if (!noCaps) {
       const c = createCpuCaps(
@@ -134,7 +170,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
         () => Promise.resolve(c.remove()),
         () => c.remove(),
       );
-      const stopSweeping = sweeper(c, cluster);
+      const stopSweeping = sweeper(c, () => sharded ?? cluster);
       cleanup.add('CPU caps sweeper', () => Promise.resolve(stopSweeping()), stopSweeping);
     }
     let writeId = 1;
@@ -147,6 +183,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
         writeId += count;
         return id;
       },
+      sharded: startSharded,
     };
     const results: ScenarioResult[] = [];
     for (const s of scenarios) {
@@ -159,10 +196,22 @@ export async function runDemo(o: DemoOptions): Promise<number> {
         continue;
       }
       try {
-        const r = await s.run(ctx);
+        const outcomes: ScenarioOutcome[] = [];
+        for (let i = 0; i < runs; i++) {
+          if (runs > 1) progress.note(`run ${i + 1} of ${runs}`);
+          outcomes.push(await s.run(ctx));
+        }
+        const r = outcomes[0]!;
         const seconds = (Date.now() - started) / 1000;
-        results.push({ id: s.id, title: s.title, status: 'ok', seconds, ...r });
-        progress.end('ok', `${r.headline} (${secs(seconds)})`);
+        results.push({
+          id: s.id,
+          title: s.title,
+          status: 'ok',
+          seconds,
+          ...r,
+          ...(runs > 1 ? { runs, spread: spread(outcomes) } : {}),
+        });
+        progress.end('ok', `${r.headline} (${secs(seconds)}${runs > 1 ? `, ${runs} runs` : ''})`);
       } catch (e) {
         if (cleanup.interruptedBy) throw e;
         const reason = e instanceof Error ? e.message : String(e);
@@ -217,12 +266,18 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     out(`        ${files.json}`);
     if (o.keep) {
       caps?.remove();
+      const kept: DemoCluster = sharded ?? cluster;
       cluster.keep();
+      sharded?.keep();
       out('');
-      out(`The cluster keeps running (--keep): ${cluster.file}`);
-      out(`  npx pgscale status -c ${cluster.file}`);
-      out(`  psql "$(npx pgscale url -c ${cluster.file})"`);
-      out(`  npx pgscale destroy --yes -c ${cluster.file} && rm -r ${cluster.dir}`);
+      out(`The cluster keeps running (--keep): ${kept.file}`);
+      out(`  npx pgscale status -c ${kept.file}`);
+      out(`  psql "$(npx pgscale url -c ${kept.file})"`);
+      out(`  npx pgscale destroy --yes -c ${kept.file} && rm -r ${kept.dir}`);
+      if (sharded)
+        out(
+          `The replicated cluster was stopped for the sharding scenarios: ${cluster.file} (npx pgscale up -c ${cluster.file} --detach)`,
+        );
     }
   } catch (e) {
     if (!cleanup.interruptedBy) throw e;

@@ -6,6 +6,7 @@
  */
 import type { DemoCluster } from './cluster.js';
 import type { Progress } from './progress.js';
+import type { SpreadRow } from './repeat.js';
 
 export interface DemoSettings {
   quick: boolean;
@@ -23,12 +24,20 @@ export interface ScenarioContext {
   progress: Progress;
   /** Next unused write id (write ids stay unique over the whole run). */
   nextWriteId(count?: number): number;
+  /**
+   * The cluster of the sharding scenarios (one primary per group, no standby), started on first
+   * use; the replicated cluster is stopped then, so that both never compete for the CPU.
+   */
+  sharded(): Promise<DemoCluster>;
 }
 
 export interface BarChart {
   type: 'bars';
   title: string;
+  /** The y axis: what a bar measures, with its unit (`reads/s`). */
   unit: string;
+  /** The x axis: what the bars are (default `configuration`). */
+  xLabel?: string;
   bars: { label: string; value: number; note?: string }[];
 }
 
@@ -42,8 +51,11 @@ export interface PercentileChart {
 export interface TimelineChart {
   type: 'timeline';
   title: string;
+  /** The y axis, with its unit (`operations/s`): every value is a rate per second. */
   unit: string;
-  /** One value per second, per series. */
+  /** Width of a bucket in seconds (0.1: each value is a rate computed over 100 ms). */
+  bucketSeconds: number;
+  /** One rate per bucket, per series (bucket i covers [i, i+1) × bucketSeconds). */
   series: { name: string; values: number[] }[];
   markers: { t: number; label: string }[];
 }
@@ -53,6 +65,13 @@ export type Chart = BarChart | PercentileChart | TimelineChart;
 export interface Table {
   headers: string[];
   rows: (string | number | null)[][];
+}
+
+/** A figure whose spread over `--runs` the report shows. */
+export interface KeyFigure {
+  name: string;
+  unit: string;
+  value: number;
 }
 
 export interface ScenarioOutcome {
@@ -66,6 +85,8 @@ export interface ScenarioOutcome {
   notes?: string[];
   /** The one-line result for the terminal summary. */
   headline: string;
+  /** The figures that matter most, compared across runs with --runs. */
+  keyFigures?: KeyFigure[];
 }
 
 export interface Scenario {
@@ -85,4 +106,8 @@ export interface ScenarioResult extends Partial<ScenarioOutcome> {
   /** Why it was skipped or how it failed. */
   reason?: string;
   seconds: number;
+  /** With --runs N: the spread of the key figures over the runs (the rest shows run 1). */
+  spread?: SpreadRow[];
+  /** With --runs N: how many runs, and the seconds of each. */
+  runs?: number;
 }

@@ -6,6 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ScenarioResult } from '../scenario.js';
+import { fmtValue, rangeText } from '../repeat.js';
 import { escapeXml, renderChart } from './svg.js';
 
 export interface Environment {
@@ -56,7 +57,8 @@ th,td{border-bottom:1px solid #e6e9ef;padding:.25rem .5rem;text-align:left;verti
 svg.chart{width:100%;height:auto;display:block;margin:.5rem 0}
 .chart-title{font-size:13px;font-weight:600;fill:#1d2330}.tick,.legend,.bar-note{font-size:11px;fill:#4a5263}
 .axis-label{font-size:11px;fill:#5a6273}.grid{stroke:#e8ebf0;stroke-width:1}
-.marker{stroke:#555;stroke-dasharray:4 3}.marker-label{font-size:10px;fill:#333}
+.axis{stroke:#8a93a3;stroke-width:1}.marker{stroke:#555;stroke-dasharray:4 3}.marker-label{font-size:10px;fill:#333}
+.spread-title{font-size:.9rem;color:#5a6273;margin:.8rem 0 0}
 footer{color:#5a6273;font-size:.85rem;margin-top:2rem}
 code{background:#eef1f6;padding:0 .25rem;border-radius:3px}
 `;
@@ -83,6 +85,19 @@ function scenarioSection(s: ScenarioResult, index: number): string {
   else if (s.conclusion) parts.push(`<p class="conclusion">${esc(s.conclusion)}</p>`);
   for (const c of s.charts ?? []) parts.push(renderChart(c));
   if (s.table) parts.push(table(s.table.headers, s.table.rows));
+  if (s.spread && s.runs)
+    parts.push(
+      `<p class="spread-title">Spread over ${s.runs} runs (the conclusion, chart and table above are run 1's):</p>` +
+        table(
+          ['figure', 'unit', ...Array.from({ length: s.runs }, (_, i) => `run ${i + 1}`), 'min–max'],
+          s.spread.map((r) => [
+            r.name,
+            r.unit,
+            ...r.values.map((v) => (v === null ? null : fmtValue(v))),
+            rangeText(r),
+          ]),
+        ).replace('<table>', '<table class="spread">'),
+    );
   for (const n of s.notes ?? []) parts.push(`<p class="note">${esc(n)}</p>`);
   parts.push(`<p class="sub">${s.seconds.toFixed(0)} s</p></section>`);
   return parts.join('\n');
@@ -120,7 +135,7 @@ export function renderHtml(r: DemoReport): string {
 </head>
 <body>
 <h1>pgscale demo</h1>
-<p class="sub">A primary and two streaming replicas on this machine, measured in one run; every number below comes from this run.</p>
+<p class="sub">A primary and two streaming replicas on this machine, then groups of one primary each for sharding, measured in one run; every number below comes from this run.</p>
 ${env}
 ${r.scenarios.map(scenarioSection).join('\n')}
 <footer>Raw figures: <code>results.json</code> beside this file. Reproduce with <code>npx pgscale demo${e.mode === 'quick' ? ' --quick' : ''}</code>; see docs/demo.md for how to read this report.</footer>

@@ -14,6 +14,7 @@ import { Load } from '../load.js';
 import type { Endpoint, LoadResult } from '../load.js';
 import { treeMemory } from '../measure.js';
 import type { Scenario, ScenarioContext, ScenarioOutcome } from '../scenario.js';
+import { pgbouncerNote } from '../tools.js';
 
 export const HINT = '/* pgscale:primary */';
 
@@ -181,6 +182,17 @@ export const connections: Scenario = {
         direct,
         proxy,
       },
+      notes: [pgbouncerNote()],
+      keyFigures: both.flatMap((t) => [
+        { name: `reads/s, ${t.target}`, unit: 'reads/s', value: t.readsPerSecond },
+        { name: `p99, ${t.target}`, unit: 'ms', value: t.p99Ms },
+        ...(t.serverConnections === null
+          ? []
+          : [{ name: `server connections, ${t.target}`, unit: 'connections', value: t.serverConnections }]),
+        ...(t.memoryBytes === null
+          ? []
+          : [{ name: `memory, ${t.target}`, unit: 'MB', value: t.memoryBytes / 2 ** 20 }]),
+      ]),
       table: {
         headers: [
           'target',

@@ -7,5 +7,17 @@ import { connections } from './connections.js';
 import { failover } from './failover.js';
 import { readScaling } from './reads.js';
 import { switchover } from './switchover.js';
+import { writeScaling } from './write-scaling.js';
+import { crossGroupQuery } from './cross-group-query.js';
+import { addGroup } from './add-group.js';
 
-export const SCENARIOS: readonly Scenario[] = [readScaling, connections, failover, switchover];
+/** The replicated cluster's first, then the sharding cluster's (started when the first is stopped). */
+export const SCENARIOS: readonly Scenario[] = [
+  readScaling,
+  connections,
+  failover,
+  switchover,
+  writeScaling,
+  crossGroupQuery,
+  addGroup,
+];

@@ -92,6 +92,20 @@ export function conclude(
     `Reads ${verb} with replicas: through the proxy with ${last.nodes - 1} replicas the cluster served ` +
     `${ratio(r)} the reads per second of the primary alone (${int(last.readsPerSecond)} vs ${int(first.readsPerSecond)}), ` +
     `with p99 latency ${ms(last.p99Ms)} ms vs ${ms(first.p99Ms)} ms.`;
+  const busy = Math.max(...stages.map((s) => s.hostBusy ?? 0));
+  return {
+    conclusion,
+    notes: hostNotes({ nodeCores, loadAtStart }, busy),
+    headline: `${ratio(r)} the reads/s of the primary alone with 2 replicas (${int(first.readsPerSecond)} -> ${int(last.readsPerSecond)}/s)`,
+  };
+}
+
+/**
+ * Caveats of a scaling figure measured on one host: uncapped nodes, other programs' load when the
+ * demo started, and how busy the cores were (`busy`, 0–1, the highest of the stages).
+ */
+export function hostNotes(settings: Pick<DemoSettings, 'nodeCores' | 'loadAtStart'>, busy: number): string[] {
+  const { nodeCores, loadAtStart } = settings;
   const notes: string[] = [];
   if (nodeCores === null)
     notes.push(
@@ -102,16 +116,11 @@ export function conclude(
     notes.push(
       `Other programs were already using this host when the demo started (load average ${loadAtStart.toFixed(1)} on ${cores} cores): they competed for the CPU, so these figures are lower and noisier than on an idle machine.`,
     );
-  const busy = Math.max(...stages.map((s) => s.hostBusy ?? 0));
   if (busy > 0.85)
     notes.push(
       `The host's cores were up to ${pct(busy)} busy (nodes, proxy and load generator together): the proxy and the load generator competed with the nodes for CPU, so the ratio is a lower bound of what separate machines would give.`,
     );
-  return {
-    conclusion,
-    notes,
-    headline: `${ratio(r)} the reads/s of the primary alone with 2 replicas (${int(first.readsPerSecond)} -> ${int(last.readsPerSecond)}/s)`,
-  };
+  return notes;
 }
 
 export const readScaling: Scenario = {
@@ -185,6 +194,15 @@ export const readScaling: Scenario = {
         stages,
         ratio: stages[stages.length - 1]!.readsPerSecond / base,
       },
+      keyFigures: [
+        ...stages.map((s) => ({ name: `reads/s, ${s.label}`, unit: 'reads/s', value: s.readsPerSecond })),
+        ...stages.map((s) => ({ name: `p99, ${s.label}`, unit: 'ms', value: s.p99Ms })),
+        {
+          name: 'ratio to the primary alone',
+          unit: '×',
+          value: stages[stages.length - 1]!.readsPerSecond / base,
+        },
+      ],
       table: {
         headers: [
           'configuration',

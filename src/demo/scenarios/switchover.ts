@@ -20,8 +20,8 @@ export const switchover: Scenario = {
     let commandSeconds = 0;
     const run = await underLoad(ctx, {
       label: 'pgscale switchover',
-      before: ctx.settings.quick ? 3 : 5,
-      after: ctx.settings.quick ? 3 : 5,
+      before: ctx.settings.quick ? 2 : 5,
+      after: ctx.settings.quick ? 2 : 5,
       expectSeconds: ctx.settings.quick ? 10 : 14,
       progressBase: 0,
       progressSpan: 1,
@@ -59,6 +59,12 @@ export const switchover: Scenario = {
         `gave clients ${int(errors)} error${errors === 1 ? '' : 's'} and lost ${int(run.lost.length)} of ${int(r.acknowledged.length)} acknowledged writes.`,
       headline: `write pause ${pause === null ? '?' : secs(pause)}, ${int(errors)} client errors, ${int(run.lost.length)} lost`,
       figures,
+      keyFigures: [
+        ...(pause === null ? [] : [{ name: 'write pause', unit: 's', value: pause }]),
+        { name: 'client errors', unit: 'errors', value: errors },
+        { name: 'acknowledged writes lost', unit: 'writes', value: run.lost.length },
+        { name: 'command took', unit: 's', value: commandSeconds },
+      ],
       table: {
         headers: ['from', 'to', 'command took', 'no writes for', 'acknowledged', 'lost', 'client errors'],
         rows: [

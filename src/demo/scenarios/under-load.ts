@@ -1,7 +1,7 @@
 /**
  * The frame of the high-availability scenarios: steady writes and reads through the proxy while
- * a fault (kill -9 of the primary) or an operation (a switchover) happens, with a per-second
- * timeline, the longest time without a successful write, errors by kind, and — the promise that
+ * a fault (kill -9 of the primary) or an operation (a switchover) happens, with a timeline in
+ * 100 ms buckets, the longest time without a successful write, errors by kind, and — the promise that
  * matters — every acknowledged write compared with what the table holds afterwards on the
  * (new) primary. Also reads `pgscale history --json` (the HA event log) for the timeline's marks.
  */
@@ -11,6 +11,7 @@ import { int } from '../format.js';
 import { Load } from '../load.js';
 import type { LoadResult } from '../load.js';
 import type { ScenarioContext, TimelineChart } from '../scenario.js';
+import { ratesPerSecond } from '../timeline.js';
 
 export interface HaEvent {
   at: string;
@@ -50,6 +51,16 @@ export interface UnderLoadPlan {
   expectSeconds: number;
   progressBase: number;
   progressSpan: number;
+  /** Another workload than demo_writes and demo_accounts (the sharding scenarios'). */
+  workload?: {
+    cluster: DemoCluster;
+    /** INSERT with $1 the id, $2 the client. */
+    writeSql: string;
+    writers: number;
+    /** Ids in the table afterwards (every group's). */
+    committedIds(): Promise<Set<number>>;
+    classOf?: (id: number) => string;
+  };
 }
 
 const WRITERS = 8;
@@ -90,18 +101,23 @@ async function committedIds(cluster: DemoCluster): Promise<Set<number>> {
 }
 
 export async function underLoad(ctx: ScenarioContext, plan: UnderLoadPlan): Promise<UnderLoadResult> {
-  const { cluster, progress } = ctx;
-  await truncateWrites(cluster);
+  const { progress } = ctx;
+  const w = plan.workload;
+  const cluster = w?.cluster ?? ctx.cluster;
+  if (!w) await truncateWrites(cluster);
   const startedAt = Date.now();
   const load = new Load({
     endpoint: cluster.endpoint(),
-    groups: [
-      { kind: 'write', clients: WRITERS },
-      { kind: 'read', clients: READERS },
-    ],
+    groups: w
+      ? [{ kind: 'write', clients: w.writers }]
+      : [
+          { kind: 'write', clients: WRITERS },
+          { kind: 'read', clients: READERS },
+        ],
     keys: ctx.settings.keys,
     firstWriteId: ctx.nextWriteId(10_000_000),
     queryTimeoutMs: 30_000,
+    ...(w ? { writeSql: w.writeSql, ...(w.classOf ? { classOf: w.classOf } : {}) } : {}),
   });
   await load.open();
   load.start();
@@ -124,7 +140,7 @@ export async function underLoad(ctx: ScenarioContext, plan: UnderLoadPlan): Prom
     clearInterval(timer);
     r = await load.stop();
   }
-  const present = await committedIds(cluster);
+  const present = await (w ? w.committedIds() : committedIds(cluster));
   const lost = r.acknowledged.filter((id) => !present.has(id));
   const events = (await history(cluster)).filter((e) => Date.parse(e.at) >= startedAt - 1000);
   return {
@@ -143,10 +159,14 @@ export function timelineChart(title: string, r: UnderLoadResult): TimelineChart 
     type: 'timeline',
     title,
     unit: 'operations/s',
+    bucketSeconds: r.load.bucketSeconds,
     series: [
-      { name: 'writes/s', values: r.load.timeline.map((p) => p.writeOk) },
-      { name: 'reads/s', values: r.load.timeline.map((p) => p.readOk) },
-      { name: 'errors/s', values: r.load.timeline.map((p) => p.errors) },
+      { name: 'writes/s', values: ratesPerSecond(r.load.timeline, 'writeOk') },
+      // A workload without readers draws no reads line.
+      ...(r.load.read.ok + r.load.read.errors > 0
+        ? [{ name: 'reads/s', values: ratesPerSecond(r.load.timeline, 'readOk') }]
+        : []),
+      { name: 'errors/s', values: ratesPerSecond(r.load.timeline, 'errors') },
     ],
     markers: r.markers,
   };
