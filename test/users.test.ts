@@ -85,9 +85,6 @@ describe('users and databases through the proxy of pgscale up', () => {
         ['shop', 'reporting'],
       ],
     );
-    // A second up changes nothing and fails on nothing (idempotent).
-    const again = await cli(['up', '-c', tc.file, '--detach'], tc.env);
-    assert.equal(again.code, 0, again.stderr + again.stdout);
   });
 
   test('each user logs in with its password and reaches its databases, and no other (42501)', async () => {
@@ -223,9 +220,27 @@ describe('users and databases through the proxy of pgscale up', () => {
     assert.match(r.stderr, /databases\.orphan\.owner: "ghost" is not declared under users:/);
   });
 
+  test('up again is idempotent, and sets the password of a changed password_file', async () => {
+    assert.equal((await cli(['down', '-c', tc.file], tc.env)).code, 0);
+    writeFileSync(join(tc.dir, 'etl.pw'), 'etl-new-password\n', { mode: 0o600 });
+    const up = await cli(['up', '-c', tc.file, '--detach'], tc.env);
+    assert.equal(up.code, 0, up.stderr + up.stdout);
+    const dir = join(tc.cluster.dataDir, 'logs');
+    const said =
+      up.stdout +
+      readdirSync(dir)
+        .map((f) => readFileSync(join(dir, f), 'utf8'))
+        .join();
+    assert.match(said, /changed role etl/);
+    assert.doesNotMatch(said, /created role reporting.*created role reporting/s);
+    assert.equal(await loginError('etl', ETL_PASSWORD, 'analytics'), '28P01');
+    assert.equal(await loginError('etl', 'etl-new-password', 'analytics'), null);
+    assert.equal(await loginError('reporting', secrets().users!.reporting!, 'shop'), null);
+  });
+
   test('no password appears in the logs, SHOW output or status', async () => {
     const s = secrets();
-    const values = [s.users!.reporting!, s.auth!, ETL_PASSWORD, s.app];
+    const values = [s.users!.reporting!, s.auth!, ETL_PASSWORD, 'etl-new-password', s.app];
     const dir = join(tc.cluster.dataDir, 'logs');
     const logs = readdirSync(dir).map((f) => readFileSync(join(dir, f), 'utf8'));
     const admin = await connect('postgres', s.superuser, 'pgscale');
