@@ -12,7 +12,7 @@ import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import postgres from 'postgres';
-import { binarySets, cli, makeCluster, withoutHa } from './harness.js';
+import { binarySets, cli, makeCluster, until, withoutHa } from './harness.js';
 import type { TestCluster } from './harness.js';
 import { readSecrets, secretsFile } from '../src/cluster/secrets.js';
 import { withClient } from '../src/cluster/sql.js';
@@ -24,6 +24,7 @@ const USERS = `
 users:
   etl:
     password_file: etl.pw
+    max_user_connections: 1
   reporting:
     databases: [analytics]
     pool_size: 2
@@ -123,6 +124,35 @@ describe('users and databases through the proxy of pgscale up', () => {
     assert.equal(shop?.pool_mode, 'transaction');
     await admin.end();
     await Promise.all(clients.map((c) => c.end()));
+  });
+
+  test("max_user_connections: a user's second session waits until its first one ends", async () => {
+    const a = await connect('etl', ETL_PASSWORD, 'analytics');
+    await a.query('SELECT 1');
+    const b = (async () => {
+      const c = await connect('etl', ETL_PASSWORD, 'analytics');
+      const r = await c.query<{ u: string }>('SELECT current_user AS u');
+      await c.end();
+      return r.rows[0]!.u;
+    })();
+    const admin = await connect('postgres', secrets().superuser, 'pgscale');
+    await until(
+      'the second session waiting',
+      async () =>
+        (await admin.query<{ database: string; user: string; cl_waiting: string }>('SHOW POOLS')).rows.some(
+          (p) => p.database === 'analytics' && p.user === 'etl' && Number(p.cl_waiting) > 0,
+        ),
+      10_000,
+    );
+    await admin.end();
+    const onServer = await asSuperuser((c) =>
+      c.query<{ n: string }>(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE usename = 'etl' AND application_name NOT LIKE 'pgscale %'",
+      ),
+    );
+    assert.equal(Number(onServer.rows[0]!.n), 1);
+    await a.end();
+    assert.equal(await b, 'etl');
   });
 
   test('a role created later logs in through the proxy in both pool modes, with pg and postgres.js', async () => {
