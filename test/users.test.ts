@@ -122,6 +122,12 @@ describe('users and databases through the proxy of pgscale up', () => {
     const shop = pools.rows.find((p) => p.database === 'shop' && p.user === 'reporting');
     assert.equal(Number(shop?.sv_idle), 2);
     assert.equal(shop?.pool_mode, 'transaction');
+    const users = await admin.query<{ name: string; pool_size: string | null; current_connections: string }>(
+      'SHOW USERS',
+    );
+    const row = users.rows.find((u) => u.name === 'reporting');
+    assert.equal(Number(row?.pool_size), 2);
+    assert.ok(Number(row?.current_connections) >= 2);
     await admin.end();
     await Promise.all(clients.map((c) => c.end()));
   });

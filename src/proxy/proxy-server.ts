@@ -164,6 +164,10 @@ export class ProxyServer implements FrontendHost, AdminView {
   get hiddenCode(): ReadonlyMap<string, HiddenCodeRegistry> {
     return this.registry.hiddenCode;
   }
+  /** Per-user pool settings (user-settings.ts). */
+  get users(): UserSettingsTable {
+    return this.userSettings;
+  }
   /** PAUSE on the admin console. */
   get paused(): boolean {
     return this.registry.paused;
