@@ -50,8 +50,11 @@ const commands: Record<string, { run: Handler; summary: string; hidden?: true }>
   history: { run: ha.history, summary: 'HA events: detection, fencing, promotion, rejoin' },
   'pause-ha': { run: ha.pauseHa, summary: 'pause automatic failover (maintenance)' },
   'resume-ha': { run: ha.resumeHa, summary: 'resume automatic failover' },
-  psql: { run: psql.psql, summary: 'run psql on a node as the superuser' },
-  url: { run: psql.url, summary: 'print the application connection URI' },
+  psql: {
+    run: psql.psql,
+    summary: 'run psql as the superuser on a node, or as an application user (--user)',
+  },
+  url: { run: psql.url, summary: 'print an application connection URI (--user, --db)' },
   agent: { run: agentCmd.run, summary: "run this host's nodes of a cluster over several hosts (etcd)" },
   proxy: { run: proxy.run, summary: 'run the proxy alone (pgscale.yaml or a pgbouncer.ini)' },
   'haproxy-config': {

@@ -1,9 +1,11 @@
 /**
  * The proxy as a controller service inside `pgscale up`: one endpoint on proxy.port in front of
  * the cluster's groups, each database's sessions going to its home group's primary (group 0
- * unless groups[].databases says otherwise). It knows the cluster's own roles (the
- * application role and the superuser, whose passwords pgscale generated), serves the application
- * database (and the ones proxy.exposed_databases adds), follows the topology the cluster
+ * unless databases: or groups[].databases says otherwise). It knows the passwords of the roles
+ * pgscale made (the application users of app: and users:, the superuser), finds every other
+ * login role with the auth lookup (bootstrap-users.ts: PgBouncer's auth_query, SCRAM
+ * pass-through to the server), applies the users' and databases' pool settings, serves the
+ * application databases (and the ones proxy.exposed_databases adds), follows the topology the cluster
  * publishes, and exports its gauges to the controller's /metrics. It owns its proxy: SHUTDOWN on
  * the admin console is refused, and a listener that stops for any other reason is noticed,
  * logged and started again.
@@ -24,6 +26,11 @@ import { databasesResolver, topologyResolver } from '../proxy/resolver.js';
 import type { Topology } from '../topology/topology.js';
 import { TopologyView } from '../topology/topology.js';
 import { registerProxyMetrics } from './proxy-metrics.js';
+import { AUTH_DBNAME, AUTH_QUERY } from '../cluster/bootstrap-users.js';
+import type { Secrets } from '../cluster/secrets.js';
+import { userPasswords } from '../cluster/user-secrets.js';
+import { AUTH_ROLE, appDatabases, appUsers } from '../config/users.js';
+import type { UserSettingsTable } from '../proxy/user-settings.js';
 
 const RESTART_FIRST_MS = 1000;
 const RESTART_MAX_MS = 10_000;
@@ -64,7 +71,35 @@ export function proxyConfigFor(loaded: LoadedConfig): ProxyConfig {
     );
   }
   const tls = new ClusterTls(loaded);
-  return proxyWithClusterTls(p, tls.enabled ? tls.trustFile : null);
+  const cfg = proxyWithClusterTls(p, tls.enabled ? tls.trustFile : null);
+  // Roles created later in PostgreSQL log in through pgscale's own auth lookup (bootstrap-users.ts)
+  // unless the operator set an auth_query of their own.
+  return cfg.auth_query !== null
+    ? cfg
+    : { ...cfg, auth_query: AUTH_QUERY, auth_user: AUTH_ROLE, auth_dbname: cfg.auth_dbname ?? AUTH_DBNAME };
+}
+
+/** The users the proxy knows the passwords of (the superuser, the auth role, the config's users). */
+export function inlineUsers(loaded: LoadedConfig, secrets: Secrets): Map<string, string> {
+  const inline = userPasswords(loaded, secrets);
+  inline.set(loaded.config.postgres.superuser, secrets.superuser);
+  if (secrets.auth !== undefined && loaded.config.proxy.auth_query === null)
+    inline.set(AUTH_ROLE, secrets.auth);
+  return inline;
+}
+
+/** The config's per-user pool settings, for the proxy. */
+export function userSettings(loaded: LoadedConfig): UserSettingsTable {
+  return new Map(
+    appUsers(loaded.config).map((u) => [
+      u.name,
+      {
+        maxUserConnections: u.maxUserConnections,
+        ...(u.poolSize !== undefined ? { poolSize: u.poolSize } : {}),
+        ...(u.poolMode !== undefined ? { poolMode: u.poolMode } : {}),
+      },
+    ]),
+  );
 }
 
 /**
@@ -74,7 +109,11 @@ export function proxyConfigFor(loaded: LoadedConfig): ProxyConfig {
 export function servedDatabases(loaded: LoadedConfig): string[] {
   const c = loaded.config;
   return [
-    ...new Set([c.app.database, ...c.proxy.exposed_databases, ...c.groups.flatMap((g) => g.databases)]),
+    ...new Set([
+      ...appDatabases(c).map((d) => d.name),
+      ...c.proxy.exposed_databases,
+      ...c.groups.flatMap((g) => g.databases),
+    ]),
   ];
 }
 
@@ -188,16 +227,12 @@ export class ProxyService implements Service {
 
   /** A new ProxyServer, listening. */
   private async launch(): Promise<{ host: string; port: number }> {
-    const secrets = this.cluster.secrets();
     const cfg = proxyConfigFor(this.loaded);
-    const inline = new Map([
-      [this.loaded.config.app.user, secrets.app],
-      [this.loaded.config.postgres.superuser, secrets.superuser],
-    ]);
     const proxy = new ProxyServer({
       config: cfg,
       resolve: this.resolverFor(this.loaded),
-      inlineUsers: inline,
+      inlineUsers: inlineUsers(this.loaded, this.cluster.secrets()),
+      users: userSettings(this.loaded),
       log: (line) => this.logger.info(line),
       logger: this.logger,
       onListenerClosed: (why) => this.onListenerClosed(proxy, why),
@@ -281,7 +316,10 @@ export class ProxyService implements Service {
     const p = this.proxy;
     if (!p) return Promise.resolve([]);
     const next = loadConfig(this.loaded.file);
-    const restart = p.reload(proxyConfigFor(next), this.resolverFor(next));
+    const restart = p.reload(proxyConfigFor(next), this.resolverFor(next), {
+      settings: userSettings(next),
+      inline: inlineUsers(next, this.cluster.secrets()),
+    });
     if (this.ownsTopology) this.publishClusterTopology();
     return Promise.resolve(restart);
   }
@@ -294,9 +332,21 @@ export class ProxyService implements Service {
   private resolverFor(loaded: LoadedConfig): DatabaseResolver {
     const cfg = proxyConfigFor(loaded);
     const explicit = Object.keys(cfg.databases).length > 0 ? databasesResolver(cfg) : undefined;
-    return topologyResolver(this.view, servedDatabases(loaded), explicit, (db) =>
+    const base = topologyResolver(this.view, servedDatabases(loaded), explicit, (db) =>
       homeGroup(loaded.config, db),
     );
+    // The pool settings of databases: (a user's own override them: user-settings.ts).
+    const pools = new Map(appDatabases(loaded.config).map((d) => [d.name, d]));
+    return (db) => {
+      const t = base(db);
+      const d = pools.get(db);
+      if (!t || !d || t.followsTopology !== true) return t;
+      return {
+        ...t,
+        ...(d.poolSize !== undefined ? { poolSize: d.poolSize } : {}),
+        ...(d.poolMode !== undefined ? { poolMode: d.poolMode } : {}),
+      };
+    };
   }
 
   async stop(): Promise<void> {

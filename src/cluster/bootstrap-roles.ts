@@ -2,20 +2,30 @@
  * The roles and the database a cluster needs on its primary, made idempotently at every `up`:
  * the replication role, the application role and its database (SCRAM verifiers, never the
  * passwords, and never in the server log), and the default privileges that give the application
- * role the tables and sequences the superuser creates in its database.
+ * role the tables and sequences the superuser creates in its database. The users and databases of
+ * `users:` and `databases:`, and the proxy's auth lookup, follow (bootstrap-users.ts).
  */
 import type { Config } from '../config/schema.js';
 import type { Reporter } from './cluster.js';
 import type { Secrets } from './secrets.js';
 import { REPLICATION_USER, scramVerifier, sqlIdent, sqlLiteral } from './secrets.js';
 import type { ConnTarget } from './sql.js';
+import { bootstrapUsers } from './bootstrap-users.js';
 import { withClient } from './sql.js';
+
+export interface UsersContext {
+  /** The group whose primary `target` reaches (declared databases are made on their home group). */
+  readonly group: number;
+  /** A declared user's password (user-secrets.ts), null when it has none yet. */
+  readonly passwordOf: (user: string) => string | null;
+}
 
 export async function bootstrapRoles(
   config: Config,
   secrets: Secrets,
   target: (database: string) => ConnTarget,
   reporter: Reporter,
+  users?: UsersContext,
 ): Promise<void> {
   const { superuser } = config.postgres;
   const { database, user } = config.app;
@@ -39,6 +49,9 @@ export async function bootstrapRoles(
     if (!(await has('SELECT 1 FROM pg_database WHERE datname = $1', database))) {
       await c.query(`CREATE DATABASE ${sqlIdent(database)} OWNER ${sqlIdent(user)}`);
       reporter.step(`created database ${database}`);
+    }
+    if (users && secrets.auth !== undefined) {
+      await bootstrapUsers(config, users.group, c, users.passwordOf, secrets.auth, reporter);
     }
   });
   if (user === superuser) return;

@@ -44,10 +44,19 @@ import {
 import { portInUse } from './ports.js';
 import { chownToService, ensureOwnedDir, run, serviceUser } from './run-as.js';
 import type { Secrets } from './secrets.js';
-import { loadOrCreateSecrets, readSecrets, removeFile, writeInitdbPwfile, writePassfile } from './secrets.js';
+import {
+  ensureSecrets,
+  loadOrCreateSecrets,
+  readSecrets,
+  removeFile,
+  writeInitdbPwfile,
+  writePassfile,
+} from './secrets.js';
 import type { ConnTarget } from './sql.js';
 import { withClient } from './sql.js';
 import { bootstrapRoles } from './bootstrap-roles.js';
+import type { UsersContext } from './bootstrap-roles.js';
+import { generatedUsers, userPassword } from './user-secrets.js';
 import { preflightCluster, preflightNewGroup } from './preflight.js';
 import { ClusterTls } from './tls.js';
 import type { NodeStatus } from './status.js';
@@ -273,7 +282,7 @@ export class Cluster {
       };
       writeFileSync(join(root, 'cluster.json'), JSON.stringify(ident, null, 2) + '\n');
     }
-    const secrets = loadOrCreateSecrets(root);
+    const secrets = ensureSecrets(root, loadOrCreateSecrets(root), generatedUsers(this.loaded));
     if (this.tls.enabled) this.tls.ensureCa();
     ensureOwnedDir(join(root, 'nodes'), 0o700);
     ensureOwnedDir(join(root, 'logs'), 0o750);
@@ -295,7 +304,13 @@ export class Cluster {
       await this.initPrimary(primary, secrets);
     }
     await this.startNode(primary, fresh ? [] : this.standbyNames(group, primary.name));
-    await bootstrapRoles(this.config, secrets, (db) => this.target(primary, db), this.reporter);
+    await bootstrapRoles(
+      this.config,
+      secrets,
+      (db) => this.target(primary, db),
+      this.reporter,
+      this.usersContext(group, secrets),
+    );
     for (const n of nodes) {
       if (n.name === primary.name) continue;
       if (this.needsRejoin(n)) {
@@ -336,11 +351,22 @@ export class Cluster {
     if (primary === null) {
       await this.initPrimary(n, secrets);
       await this.startNode(n, []);
-      await bootstrapRoles(this.config, secrets, (db) => this.target(n, db), this.reporter);
+      await bootstrapRoles(
+        this.config,
+        secrets,
+        (db) => this.target(n, db),
+        this.reporter,
+        this.usersContext(n.group, secrets),
+      );
       return;
     }
     await this.cloneNode(n, primary);
     await this.startNode(n, []);
+  }
+
+  /** What bootstrapRoles needs for the declared users and databases of `group`. */
+  private usersContext(group: number, secrets: Secrets): UsersContext {
+    return { group, passwordOf: (u) => userPassword(this.loaded, secrets, u) };
   }
 
   private standbyNames(group: number, primary: string): string[] {

@@ -15,6 +15,10 @@ export interface Secrets {
   readonly superuser: string;
   readonly replicator: string;
   readonly app: string;
+  /** The auth role's (the proxy's auth query inside `up`); added at the first `up` that needs it. */
+  readonly auth?: string;
+  /** Generated passwords of users: declared without a password_file, by name. */
+  readonly users?: Readonly<Record<string, string>>;
 }
 
 export const REPLICATION_USER = 'replicator';
@@ -37,6 +41,25 @@ export function loadOrCreateSecrets(dataDir: string): Secrets {
   const s: Secrets = { superuser: newPassword(), replicator: newPassword(), app: newPassword() };
   writePrivate(secretsFile(dataDir), JSON.stringify(s, null, 2) + '\n', false);
   return s;
+}
+
+/**
+ * Adds the passwords `up` needs and secrets.json lacks (the auth role's, each generated user's),
+ * rewriting the file (0600) only when something was added; existing passwords never change.
+ */
+export function ensureSecrets(dataDir: string, s: Secrets, generatedUsers: readonly string[]): Secrets {
+  const users = { ...(s.users ?? {}) };
+  let added = s.auth === undefined;
+  for (const u of generatedUsers) {
+    if (users[u] === undefined) {
+      users[u] = newPassword();
+      added = true;
+    }
+  }
+  if (!added) return s;
+  const next: Secrets = { ...s, auth: s.auth ?? newPassword(), users };
+  writePrivate(secretsFile(dataDir), JSON.stringify(next, null, 2) + '\n', false);
+  return next;
 }
 
 /** Directory of files the service user reads (passfile); mode 0700, owned by it. */

@@ -10,6 +10,7 @@ import type { z } from 'zod';
 import { configSchema } from './schema.js';
 import type { Config, NodeConfig } from './schema.js';
 import { ConfigError, ErrorCodes } from '../errors.js';
+import { userProblems } from './users.js';
 
 export interface LoadedConfig {
   readonly config: Config;
@@ -138,11 +139,8 @@ export function defaultApiPort(config: Config, position: number): number {
   return config.http.port + 1 + position;
 }
 
-/** The group a database lives in: the one whose `databases` names it, else group 0. */
-export function homeGroup(config: Config, database: string): number {
-  const i = config.groups.findIndex((g) => g.databases.includes(database));
-  return i < 0 ? 0 : i;
-}
+/** The group a database lives in (users.ts). */
+export { homeGroup } from './users.js';
 
 export function findNode(config: Config, name: string): NodeRef | undefined {
   return allNodes(config).find((n) => n.name === name);
@@ -197,6 +195,7 @@ function crossChecks(config: Config): string[] {
   if (config.groups.length === 0 && Object.keys(config.proxy.databases).length === 0) {
     problems.push('groups: is required (at least one group; or proxy.databases for a standalone proxy)');
   }
+  problems.push(...userProblems(config));
   problems.push(...tlsProblems(config));
   const sync = config.replication.synchronous;
   if (sync.startsWith('quorum ')) {

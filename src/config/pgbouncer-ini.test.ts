@@ -205,6 +205,13 @@ test('auth_user without auth_query gets the pg_authid lookup PgBouncer uses by d
   assert.match(String(proxy.auth_query), /FROM pg_catalog\.pg_authid WHERE rolname = \$1/);
 });
 
+test('auth_dbname in [pgbouncer] is taken: the auth query runs in that database', () => {
+  const { proxy } = conv(
+    ini('[pgbouncer]', 'auth_user = pgb', 'auth_dbname = authdb', '[databases]', 'db = host=h'),
+  );
+  assert.equal(proxy.auth_dbname, 'authdb');
+});
+
 test('connection strings: quoted values with spaces, doubled quotes and backslash escapes', () => {
   const { proxy } = conv(
     ini(

@@ -277,7 +277,6 @@ const IGNORED: Record<string, string> = {
   auth_hba_file: 'auth_type hba is not supported',
   auth_ident_file: 'auth_type hba is not supported',
   auth_ldap_options: 'auth_type ldap is not supported',
-  auth_dbname: 'auth_query runs in the database the client asked for',
   peer_id: 'peering ([peers]) is not supported',
 };
 for (const k of [
@@ -368,7 +367,7 @@ class Converter {
       this.set([name], parseSeconds(value, loc, name), loc, name);
     } else if ((LIST_KEYS as readonly string[]).includes(name)) {
       this.set([name], splitList(value), loc, name);
-    } else if (name === 'auth_query' || name === 'auth_user') {
+    } else if (name === 'auth_query' || name === 'auth_user' || name === 'auth_dbname') {
       this.set([name], value === '' ? null : value, loc, name);
     } else if (name === 'auth_file' || name === 'client_tls_cert_file' || name === 'client_tls_key_file') {
       const path = value === '' ? null : resolvePath(value, loc, name);

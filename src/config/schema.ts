@@ -82,6 +82,64 @@ export const proxyDatabaseSchema = z
   })
   .strict();
 
+/** An application user `pgscale up` creates (PgBouncer's [users] settings for its pools). */
+export const userSchema = z
+  .object({
+    password: z
+      .never({
+        error:
+          'passwords are never written in pgscale.yaml: leave it out (pgscale generates one into <data_dir>/secrets.json) or use password_file',
+      })
+      .optional()
+      .describe('Not accepted: generated into <data_dir>/secrets.json, or read from password_file.'),
+    password_file: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "A file (mode 0600) whose first line is the user's password, relative to this file; without it pgscale generates one into <data_dir>/secrets.json.",
+      ),
+    databases: z
+      .array(z.string().min(1).max(63))
+      .default([])
+      .describe('Databases (declared under databases:) the user may connect to, besides those it owns.'),
+    pool_size: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe("Server connections per pool of this user; overrides the database's pool_size."),
+    pool_mode: poolModeSchema.optional().describe("Overrides the database's pool_mode and proxy.pool_mode."),
+    max_user_connections: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe('Server connections of this user on each server, across its databases (0: no limit).'),
+    superuser: z
+      .literal(false, { error: 'pgscale creates no superusers: superuser may only be false' })
+      .optional()
+      .describe('Always false: users declared here are never superusers.'),
+  })
+  .strict();
+
+/** A database `pgscale up` creates, its owner, home group and pool settings. */
+export const databaseSchema = z
+  .object({
+    owner: nodeName.optional().describe('The owning user (declared under users:); default app.user.'),
+    group: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe(
+        'Home group (its index in groups:); default: the group whose databases list names it, else 0.',
+      ),
+    pool_size: z.number().int().min(1).optional().describe('Overrides proxy.default_pool_size.'),
+    pool_mode: poolModeSchema.optional().describe('Overrides proxy.pool_mode.'),
+  })
+  .strict();
+
 export const haSchema = z
   .object({
     enabled: z
@@ -229,6 +287,14 @@ export const proxySchema = z
       .nullable()
       .default(null)
       .describe('User that runs auth_query (its secret must be in auth_file).'),
+    auth_dbname: z
+      .string()
+      .min(1)
+      .nullable()
+      .default(null)
+      .describe(
+        "Database auth_query runs in, on the client's database's server (null: the client's database). Inside `pgscale up` with auth_query null, pgscale's own lookup runs in postgres (docs/users.md).",
+      ),
     admin_users: z
       .array(z.string())
       .default([])
@@ -399,6 +465,9 @@ export type ProxyConfig = z.output<typeof proxySchema>;
 export type HaConfig = z.output<typeof haSchema>;
 export type ClusterTlsConfig = z.output<typeof clusterTlsSchema>;
 export type ProxyDatabase = z.output<typeof proxyDatabaseSchema>;
+export type UserConfig = z.output<typeof userSchema>;
+export type PoolModeName = z.output<typeof poolModeSchema>;
+export type DatabaseConfig = z.output<typeof databaseSchema>;
 
 export const configSchema = z
   .object({
@@ -504,6 +573,14 @@ export const configSchema = z
       })
       .strict()
       .default({ database: 'app', user: 'app' }),
+    users: z
+      .record(nodeName, userSchema)
+      .default({})
+      .describe('Application users `up` creates besides app.user, by name (docs/users.md).'),
+    databases: z
+      .record(nodeName, databaseSchema)
+      .default({})
+      .describe('Databases `up` creates besides app.database, by name (docs/users.md).'),
     proxy: proxySchema.default(proxySchema.parse({})),
     ha: haSchema.default(haSchema.parse({})),
     http: z

@@ -295,7 +295,16 @@ export function showTable(proxy: AdminView, what: string): Table | null {
       };
     }
     case 'USERS':
-      return { columns: ['name'], rows: proxy.credentials.users().map((u) => [u]) };
+      // PgBouncer's columns: a user's own settings (empty: the database's or the default applies).
+      return {
+        columns: ['name', 'pool_size', 'pool_mode', 'max_user_connections', 'current_connections'],
+        rows: [...new Set([...proxy.credentials.users(), ...proxy.users.keys()])].sort().map((u) => {
+          const s = proxy.users.get(u);
+          let current = 0;
+          for (const p of proxy.pools.values()) if (p.target.user === u) current += p.total;
+          return [u, s?.poolSize ?? null, s?.poolMode ?? null, s?.maxUserConnections ?? 0, current];
+        }),
+      };
     case 'CONFIG': {
       const c = proxy.settings as unknown as Record<string, unknown>;
       return {

@@ -4,6 +4,7 @@
  * on ProxyServer (which creates the console: importing it back would be a loop). What the program
  * running the proxy does for RELOAD and SHUTDOWN comes in separately, as AdminHooks.
  */
+import type { UserSettingsTable } from './user-settings.js';
 import type { ProxyConfig } from '../config/schema.js';
 import type { Pool } from './backend/pool.js';
 import type { ClientConn } from './frontend/client-conn.js';
@@ -20,6 +21,8 @@ export interface AdminView {
   readonly clients: ReadonlySet<ClientConn>;
   readonly routers: ReadonlyMap<Pool, ReadRouter>;
   readonly credentials: { users(): string[] };
+  /** Per-user pool settings (SHOW USERS). */
+  readonly users: UserSettingsTable;
   readonly paused: boolean;
   /** CancelRequests by what became of them (SHOW WORKERS). */
   readonly cancelCounts: CancelCounts;

@@ -1,7 +1,8 @@
 /**
  * auth_query (PgBouncer's): a user's secret read on the server as auth_user, over a connection
  * of its own with search_path fixed to pg_catalog, never one a client used (a client's session
- * state, search_path above all, must not decide which table answers).
+ * state, search_path above all, must not decide which table answers). Every login asks again
+ * (nothing is cached): a dropped role or a changed password counts from the next login.
  */
 import type { ProxyConfig } from '../config/schema.js';
 import type { Pool } from './backend/pool.js';
@@ -24,8 +25,12 @@ export async function runAuthQuery(
   const q = host.settings.auth_query;
   const authUser = host.settings.auth_user;
   if (!q || !authUser) return null;
-  const t = host.resolve(database);
-  if (!t) return null;
+  const served = host.resolve(database);
+  if (!served) return null;
+  // auth_dbname (PgBouncer's): the lookup runs in that database on the client's database's
+  // server, so one function serves every database there, those created later included.
+  const dbname = host.settings.auth_dbname;
+  const t = dbname ? { ...served, dbname, poolSize: 1 } : served;
   const secret = await host.credentials.lookup(authUser, database);
   const creds =
     secret?.kind === 'plain'

@@ -1,11 +1,11 @@
 /**
  * The proxy's pools, one per (database, server user, server), and what hangs off each: the
- * database's connection limit (max_db_connections), the LISTEN fan-out of transaction pooling,
+ * database's connection limit (max_db_connections), the user's (max_user_connections), the LISTEN fan-out of transaction pooling,
  * the database's hidden-code registry, and the on-demand pools of `*` entries that are freed
  * once unused (PgBouncer's autodb_idle_timeout). Settings come from the proxy's current config.
  */
 import type { ProxyConfig } from '../config/schema.js';
-import { DatabaseLimit } from './backend/db-limit.js';
+import { BothLimits, DatabaseLimit } from './backend/db-limit.js';
 import { HiddenCodeRegistry } from './backend/hidden-code.js';
 import { Pool } from './backend/pool.js';
 import type { PoolSettings } from './backend/pool.js';
@@ -14,6 +14,8 @@ import { poolKey } from './database-target.js';
 import type { LoginRequest } from './frontend/client-conn.js';
 import { ListenerHub } from './listener-hub.js';
 import type { PoolMode } from './types.js';
+import type { UserSettingsTable } from './user-settings.js';
+import { effectivePool } from './user-settings.js';
 
 export class PoolRegistry {
   readonly pools = new Map<string, Pool>();
@@ -21,6 +23,8 @@ export class PoolRegistry {
   readonly hiddenCode = new Map<string, HiddenCodeRegistry>();
   /** max_db_connections, one shared by the pools of each database. */
   private readonly dbLimits = new Map<string, DatabaseLimit>();
+  /** max_user_connections, one shared by the pools of each user that has one. */
+  private readonly userLimits = new Map<string, DatabaseLimit>();
   private readonly hubs = new Map<Pool, ListenerHub>();
   /** Pools made on demand, with when a session last used them (performance.now()). */
   private readonly onDemand = new Map<Pool, number>();
@@ -30,6 +34,8 @@ export class PoolRegistry {
   constructor(
     private readonly settings: () => ProxyConfig,
     private readonly log: (line: string) => void,
+    /** Per-user pool settings (user-settings.ts). */
+    private readonly users: () => UserSettingsTable = () => new Map(),
   ) {}
 
   /** The pool of (database, server user, server): made on first use. */
@@ -38,11 +44,13 @@ export class PoolRegistry {
     let p = this.pools.get(key);
     if (!p) {
       const c = this.settings();
+      const u = this.users().get(user);
+      const eff = effectivePool(u, t, c);
       p = new Pool(
         database,
         { host: t.host, port: t.port, database: t.dbname, user },
         creds,
-        this.poolSettings(t.poolMode ?? c.pool_mode, t.poolSize),
+        this.poolSettings(eff.mode, eff.size),
       );
       if (this.paused) p.pause();
       let limit = this.dbLimits.get(database);
@@ -50,8 +58,17 @@ export class PoolRegistry {
         limit = new DatabaseLimit(c.max_db_connections);
         this.dbLimits.set(database, limit);
       }
-      p.limit = limit;
       limit.add(p);
+      p.limit = limit;
+      if (u?.maxUserConnections) {
+        let ul = this.userLimits.get(user);
+        if (!ul) {
+          ul = new DatabaseLimit(u.maxUserConnections);
+          this.userLimits.set(user, ul);
+        }
+        ul.add(p);
+        p.limit = new BothLimits(limit, ul);
+      }
       this.pools.set(key, p);
       if (t.onDemand) this.onDemand.set(p, performance.now());
     } else if (creds.kind !== 'none') {
@@ -60,10 +77,10 @@ export class PoolRegistry {
     return p;
   }
 
-  private poolSettings(mode: PoolMode, size?: number): PoolSettings {
+  private poolSettings(mode: PoolMode, size: number): PoolSettings {
     const c = this.settings();
     return {
-      size: size ?? c.default_pool_size,
+      size,
       minSize: c.min_pool_size,
       mode,
       queryWaitTimeoutMs: c.query_wait_timeout * 1000,
@@ -84,11 +101,15 @@ export class PoolRegistry {
    */
   reload(next: ProxyConfig, resolver: DatabaseResolver): void {
     for (const l of this.dbLimits.values()) l.max = next.max_db_connections;
+    const users = this.users();
+    for (const [name, l] of this.userLimits) l.max = users.get(name)?.maxUserConnections ?? 0;
     for (const p of new Set(this.pools.values())) {
       const t = resolver(p.database);
-      p.applySettings(this.poolSettings(p.settings.mode, t === null ? p.settings.size : t.poolSize));
+      const size = t === null ? p.settings.size : effectivePool(users.get(p.target.user), t, next).size;
+      p.applySettings(this.poolSettings(p.settings.mode, size));
     }
     for (const l of this.dbLimits.values()) l.wakeAll();
+    for (const l of this.userLimits.values()) l.wakeAll();
   }
 
   /** Closes a pool and forgets it, with the replica pools of its router (`replicas`) and its hub. */
@@ -104,6 +125,7 @@ export class PoolRegistry {
     this.onDemand.delete(p);
     p.close(reason);
     if (this.dbLimits.get(p.database)?.size === 0) this.dbLimits.delete(p.database);
+    if (this.userLimits.get(p.target.user)?.size === 0) this.userLimits.delete(p.target.user);
   }
 
   /**

@@ -43,6 +43,8 @@ import { Analyzer } from '../sql/analyze.js';
 import type { HiddenCodeRegistry } from './backend/hidden-code.js';
 import { idleMemory } from './idle-memory.js';
 import { SharedOptions } from './shared-options.js';
+import type { UserSettingsTable } from './user-settings.js';
+import { effectivePool } from './user-settings.js';
 
 export type { DatabaseResolver, DatabaseTarget } from './database-target.js';
 export type { ShardingHost, DatabaseSharding } from './sharding.js';
@@ -53,6 +55,8 @@ export interface ProxyServerOptions {
   resolve: DatabaseResolver;
   /** Users whose passwords the embedding program knows (pgscale up: the app role, the superuser). */
   inlineUsers?: ReadonlyMap<string, string>;
+  /** Per-user pool settings (pgscale up: the config's users:), user-settings.ts. */
+  users?: UserSettingsTable;
   log?: (line: string) => void;
   /** Structured events (failed logins) go here as pino lines; else to `log` as text. */
   logger?: { warn(fields: Record<string, unknown>, msg: string): void };
@@ -100,6 +104,7 @@ export class ProxyServer implements FrontendHost, AdminView {
   /** What RELOAD and SHUTDOWN on the admin console do (given by the program running the proxy). */
   private readonly adminHooks: AdminHooks;
   private resolver: DatabaseResolver;
+  private userSettings: UserSettingsTable;
   private readonly log: (line: string) => void;
   private readonly logger: ProxyServerOptions['logger'];
   readonly loginBackoff: LoginBackoff | null;
@@ -117,6 +122,7 @@ export class ProxyServer implements FrontendHost, AdminView {
     this.cancels = new CancelForwarder(opts.forwardCancel);
     this.config = opts.config;
     this.resolver = opts.resolve;
+    this.userSettings = opts.users ?? new Map();
     this.log = opts.log ?? (() => undefined);
     this.logger = opts.logger;
     this.loginBackoff = opts.loginBackoff === false ? null : new LoginBackoff(opts.loginBackoff ?? {});
@@ -134,7 +140,11 @@ export class ProxyServer implements FrontendHost, AdminView {
     );
     this.tlsContext = loadTls(opts.config);
     this.messageBudget = new MessageBudget(opts.config.max_buffered_bytes);
-    this.registry = new PoolRegistry(() => this.config, this.log);
+    this.registry = new PoolRegistry(
+      () => this.config,
+      this.log,
+      () => this.userSettings,
+    );
     this.replicaSets = new ReplicaSets(this, this.log);
   }
   /** The server legs of sessions busy on these groups (a statement sent, its answer not all in). */
@@ -153,6 +163,10 @@ export class ProxyServer implements FrontendHost, AdminView {
   /** Per database: its relations with hidden code (transaction pooling's state check). */
   get hiddenCode(): ReadonlyMap<string, HiddenCodeRegistry> {
     return this.registry.hiddenCode;
+  }
+  /** Per-user pool settings (user-settings.ts). */
+  get users(): UserSettingsTable {
+    return this.userSettings;
   }
   /** PAUSE on the admin console. */
   get paused(): boolean {
@@ -271,12 +285,23 @@ export class ProxyServer implements FrontendHost, AdminView {
     await closed;
   }
 
-  /** Applies a new config; returns the settings that need a restart to take effect. */
-  reload(next: ProxyConfig, resolve?: DatabaseResolver): string[] {
+  /**
+   * Applies a new config (and, from `pgscale up`, its users' pool settings and passwords);
+   * returns the settings that need a restart to take effect.
+   */
+  reload(
+    next: ProxyConfig,
+    resolve?: DatabaseResolver,
+    users?: { settings: UserSettingsTable; inline: ReadonlyMap<string, string> },
+  ): string[] {
     const restart: string[] = [];
     if (next.listen !== this.config.listen) restart.push('proxy.listen');
     if (next.port !== this.config.port) restart.push('proxy.port');
     this.credentials.reloadFile(next.auth_file);
+    if (users) {
+      this.userSettings = users.settings;
+      this.credentials.setInline(users.inline);
+    }
     this.tlsContext = loadTls(next);
     this.config = next;
     this.messageBudget.setLimit(next.max_buffered_bytes);
@@ -431,7 +456,8 @@ export class ProxyServer implements FrontendHost, AdminView {
     }
     if (!params.has('application_name')) params.set('application_name', '');
     params.set('session_authorization', serverUser);
-    const mode = t.poolMode ?? this.config.pool_mode;
+    // The user's mode, else the database's, else the default (user-settings.ts).
+    const { mode } = effectivePool(this.userSettings.get(serverUser), t, this.config);
     // A pool that follows the topology: its replicas as followGroup last set them, not as `t`
     // had them before this login waited (first server connection, a hold, a PAUSE). A topology
     // change meanwhile found no router to update; one made from the stale list would lack a

@@ -9,7 +9,49 @@
  */
 import type { Pool } from './pool.js';
 
-export class DatabaseLimit {
+/** What a pool asks of the limits it is under (one, or its database's and its user's). */
+export interface ConnectionLimit {
+  readonly max: number;
+  hasRoom(p: Pool): boolean;
+  makeRoom(p: Pool): boolean;
+  wake(from: Pool): void;
+  delete(p: Pool): void;
+}
+
+/**
+ * The same limit per user (PgBouncer's max_user_connections): the pools of one server user,
+ * across its databases, share one DatabaseLimit; a pool under both limits gets BothLimits.
+ */
+export class BothLimits implements ConnectionLimit {
+  constructor(
+    readonly database: DatabaseLimit,
+    readonly user: DatabaseLimit,
+  ) {}
+
+  get max(): number {
+    return Math.max(this.database.max, this.user.max);
+  }
+
+  hasRoom(p: Pool): boolean {
+    return this.database.hasRoom(p) && this.user.hasRoom(p);
+  }
+
+  makeRoom(p: Pool): boolean {
+    return this.database.makeRoom(p) && this.user.makeRoom(p);
+  }
+
+  wake(from: Pool): void {
+    this.database.wake(from);
+    this.user.wake(from);
+  }
+
+  delete(p: Pool): void {
+    this.database.delete(p);
+    this.user.delete(p);
+  }
+}
+
+export class DatabaseLimit implements ConnectionLimit {
   private readonly pools = new Set<Pool>();
 
   constructor(public max: number) {}

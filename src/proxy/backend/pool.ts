@@ -11,7 +11,7 @@ import type { ServerCredentials, ServerTarget } from '../types.js';
 import { now, readTime } from '../types.js';
 import { ServerConn } from './server-conn.js';
 import type { ServerLoginError } from './server-conn.js';
-import type { DatabaseLimit } from './db-limit.js';
+import type { ConnectionLimit } from './db-limit.js';
 import { ConcurrencyLimit, STALL_MS } from './concurrency-limit.js';
 import { Keepers } from './keepers.js';
 import { cleanForReuse } from './server-reset.js';
@@ -76,8 +76,11 @@ export class Pool implements KeeperDemand {
   readonly knownStatements = new Set<string>();
   /** The last login failure, for SHOW and for failing queued clients. */
   lastError: ServerLoginError | null = null;
-  /** The per-database limit shared with the database's other pools (max_db_connections). */
-  limit: DatabaseLimit | null = null;
+  /**
+   * The per-database limit shared with the database's other pools (max_db_connections), with
+   * the user's (max_user_connections) when it has one.
+   */
+  limit: ConnectionLimit | null = null;
   /** Transactions running on the server at once (node_concurrency): lent connections. */
   readonly conc: ConcurrencyLimit;
   private stallTimer: NodeJS.Timeout | null = null;

@@ -19,11 +19,16 @@ export class Credentials {
   private readonly scramCache = new Map<string, { password: string; secret: Promise<ScramSecret> }>();
 
   constructor(
-    private readonly inline: ReadonlyMap<string, string>,
+    private inline: ReadonlyMap<string, string>,
     private authFile: string | null,
     private readonly authQuery: AuthQueryRunner | null,
   ) {
     this.reloadFile();
+  }
+
+  /** Replaces the users whose passwords the embedding program knows (a reload of `pgscale up`). */
+  setInline(users: ReadonlyMap<string, string>): void {
+    this.inline = users;
   }
 
   /** (Re)reads auth_file; throws a ConfigError naming the file and lines that are wrong. */
