@@ -532,17 +532,17 @@ export class HaService implements HaControl, ActionContext {
 
   /**
    * Runs `fn` with the node counted as busy (a restart or reinit asked for by the operator):
-   * high availability neither starts nor rejoins it meanwhile. Refused while it is busy already.
+   * high availability neither starts nor rejoins it meanwhile. What high availability is doing
+   * to the node already (a start, a rejoin) ends first.
    */
   async whileBusy<T>(node: string, fn: () => Promise<T>): Promise<T> {
-    if (this.busy.has(node)) {
-      throw new HaError(
-        ErrorCodes.USAGE,
-        `${node} is busy (being started, rejoined or restarted); try again shortly`,
-      );
-    }
     // A cycle that probed the node before it was busy must not act on that probe.
-    await this.cycle?.catch(() => undefined);
+    for (;;) {
+      await this.cycle?.catch(() => undefined);
+      const task = this.busy.get(node);
+      if (!task) break;
+      await task;
+    }
     let release: () => void = () => undefined;
     this.busy.set(node, new Promise<void>((r) => (release = r)));
     try {

@@ -110,7 +110,12 @@ export class HttpApi {
     const u = new URL(req.url ?? '/', 'http://localhost');
     const path = u.pathname;
     const known = ['/health', '/status', '/metrics', '/services', '/ha', '/ha/history'];
-    if (path === '/ha' || path.startsWith('/ha/') || path.startsWith('/sharding/'))
+    if (
+      path === '/ha' ||
+      path.startsWith('/ha/') ||
+      path.startsWith('/sharding/') ||
+      path.startsWith('/config/')
+    )
       return this.action(req, res, path, u.searchParams);
     if (req.method !== 'GET') {
       res.setHeader('Allow', 'GET');

@@ -10,6 +10,7 @@ import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:
 import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import type { Cluster } from '../../cluster/cluster.js';
+import { shellQuote } from '../../cluster/conf.js';
 import { parseConfig } from '../../config/load.js';
 import type { ConfigChange } from '../../controller/config-diff.js';
 import { describeChange } from '../../controller/config-diff.js';
@@ -154,7 +155,8 @@ export async function editConfig(argv: string[]): Promise<number> {
   try {
     for (;;) {
       const editor = process.env.VISUAL || process.env.EDITOR || 'vi';
-      const ed = spawnSync(editor, [copy], { stdio: 'inherit', shell: true });
+      // $EDITOR may hold arguments ("code --wait"): run by the shell, the file quoted.
+      const ed = spawnSync(`${editor} ${shellQuote(copy)}`, { stdio: 'inherit', shell: true });
       if (ed.status !== 0)
         throw new ClusterError(ErrorCodes.USAGE, `the editor (${editor}) failed; ${file} is unchanged`);
       const text = readFileSync(copy, 'utf8');
