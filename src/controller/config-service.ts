@@ -191,22 +191,22 @@ export class ConfigService implements Service {
     const out: NodeReload[] = [];
     for (const s of running) {
       const n = nodeRef(cluster, s.name);
+      // A file with an error may be read without moving pg_conf_load_time: its errors show at once.
       const deadline = Date.now() + 10_000;
-      while (Date.now() < deadline && (await confLoadTime(cluster, n)) === loadTimes.get(n.name))
+      while (Date.now() < deadline && (await confLoadTime(cluster, n)) === loadTimes.get(n.name)) {
+        if ((await fileErrors(cluster, n)).length > 0) break;
         await new Promise((r) => setTimeout(r, 50));
+      }
       out.push(
         await withClient(cluster.target(n), async (c) => {
           const pending = await c.query<{ name: string }>(
             'SELECT name FROM pg_settings WHERE pending_restart ORDER BY name',
           );
-          const errors = await c.query<{ name: string | null; error: string }>(
-            'SELECT name, error FROM pg_file_settings WHERE error IS NOT NULL ORDER BY seqno',
-          );
           return {
             name: n.name,
             group: n.group,
             pending_restart: pending.rows.map((r) => r.name),
-            errors: errors.rows.map((r) => (r.name ? `${r.name}: ${r.error}` : r.error)),
+            errors: await fileErrors(cluster, n),
           };
         }),
       );
@@ -255,4 +255,19 @@ async function confLoadTime(cluster: Cluster, n: NodeRef): Promise<string> {
     const r = await c.query<{ t: string }>('SELECT pg_conf_load_time()::text AS t');
     return r.rows[0]!.t;
   }).catch(() => '');
+}
+
+/** What PostgreSQL refuses in the node's configuration files (an unknown setting, a bad value). */
+async function fileErrors(cluster: Cluster, n: NodeRef): Promise<string[]> {
+  return withClient(cluster.target(n), async (c) => {
+    const r = await c.query<{ name: string | null; error: string }>(
+      // A setting taken only at a start "could not be applied" by a reload: pending, not refused.
+      `SELECT name, error FROM pg_file_settings f
+        WHERE error IS NOT NULL
+          AND NOT (error = 'setting could not be applied'
+                   AND EXISTS (SELECT 1 FROM pg_settings s WHERE s.name = f.name AND s.context = 'postmaster'))
+        ORDER BY seqno`,
+    );
+    return r.rows.map((x) => (x.name ? `${x.name}: ${x.error}` : x.error));
+  });
 }
