@@ -7,10 +7,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { binarySets, cli, makeCluster } from './harness.js';
+import { binarySets, cli, makeCluster, tempDir } from './harness.js';
 import { findFreePortBlock } from '../src/cluster/ports.js';
 import type { TestCluster } from './harness.js';
 import { readSecrets } from '../src/cluster/secrets.js';
@@ -238,5 +238,27 @@ describe('pgscale reload, up and edit-config on a running cluster', () => {
       events.some((e) => e.event === 'config_rejected'),
       'the setting PostgreSQL rejected is in the history',
     );
+  });
+});
+
+describe('the commands without a running cluster', () => {
+  test('--help for each; without a controller they say how to start one', async () => {
+    for (const cmd of ['reload', 'edit-config', 'restart', 'reinit']) {
+      const r = await cli([cmd, '--help']);
+      assert.equal(r.code, 0, cmd);
+      assert.match(r.stdout, new RegExp(`^Usage: pgscale ${cmd} `));
+    }
+    const dir = tempDir();
+    try {
+      assert.equal((await cli(['init', '--dir', dir])).code, 0);
+      const file = join(dir, 'pgscale.yaml');
+      for (const args of [['reload'], ['restart'], ['reinit', 's0n1']]) {
+        const r = await cli([...args, '-c', file]);
+        assert.equal(r.code, 1, r.stdout + r.stderr);
+        assert.match(r.stderr, /no controller runs for cluster "pgscale"; start it with `pgscale up`/);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
