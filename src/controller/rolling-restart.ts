@@ -136,6 +136,8 @@ async function restartGroup(
   const why = (s: NodeStatus) =>
     s.pendingRestart.length ? `pending: ${s.pendingRestart.join(', ')}` : 'requested';
   let primary = ref(cluster, primaryStatus.name);
+  for (const s of status.filter((x) => x.state !== 'running' && wanted(x)))
+    res.warnings.push(`${s.name} is ${s.state}: not restarted (it takes the settings when it starts)`);
   // The standbys first, one at a time: the group keeps its other standbys meanwhile.
   for (const s of status.filter((x) => x.name !== primary.name && x.state === 'running' && wanted(x))) {
     await restartStandby(ctx, s, primary, why(s));

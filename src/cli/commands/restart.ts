@@ -67,12 +67,14 @@ async function call(what: 'restart' | 'reinit', argv: string[]): Promise<number>
       ...(values.pending ? { pending: true } : {}),
     };
   }
+  // A clone of a large standby, or many nodes restarted one at a time, takes long.
   const r = await controllerCall(
     cluster,
     'POST',
     `/config/${what}`,
     body,
     `${what} (it is an older version)`,
+    12 * 3600_000,
   );
   if (values.json) out(JSON.stringify(r.body, null, 2));
   else if (r.status === 200) print(r.body);
