@@ -7,10 +7,11 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { binarySets, cli, makeCluster, tempDir } from './harness.js';
+import { binarySets, cli, makeCluster, repoRoot, tempDir } from './harness.js';
 import { findFreePortBlock } from '../src/cluster/ports.js';
 import type { TestCluster } from './harness.js';
 import { readSecrets } from '../src/cluster/secrets.js';
@@ -223,6 +224,49 @@ describe('pgscale reload, up and edit-config on a running cluster', () => {
     assert.match(readFileSync(tc.file, 'utf8'), /work_mem: 24MB/);
     assert.deepEqual(await everywhere('SHOW work_mem'), ['24MB', '24MB']);
   });
+
+  test(
+    'edit-config on a terminal: a bad edit is offered again, the change confirmed and applied',
+    { skip: existsSync('/usr/bin/script') ? false : 'no script(1) for a terminal' },
+    async () => {
+      // The editor breaks the file the first time and makes the change the second.
+      const script = join(tc.dir, 'editor2.sh');
+      const count = join(tc.dir, 'editor2.count');
+      writeFileSync(
+        script,
+        `#!/bin/sh\nif [ -e ${count} ]; then sed -i 's/^ha: \\[$/ha:/; s/work_mem: 24MB/work_mem: 32MB/' "$1"; else touch ${count}; sed -i 's/^ha:$/ha: [/' "$1"; fi\n`,
+        { mode: 0o755 },
+      );
+      const cmd = [process.execPath, join(repoRoot, 'bin', 'pgscale.js'), 'edit-config', '-c', tc.file].join(
+        ' ',
+      );
+      const child = spawn('script', ['-qec', cmd, '/dev/null'], {
+        env: { ...process.env, PGSCALE_DEV: '1', ...tc.env, EDITOR: script, VISUAL: '' },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      let output = '';
+      const answered = new Set<string>();
+      child.stdout.setEncoding('utf8').on('data', (d: string) => {
+        output += d;
+        // Each answer once its question is on the screen.
+        for (const [q, a] of [
+          ['edit again? [Y/n]', '\n'],
+          ['apply these changes? [y/N]', 'y\n'],
+        ] as const) {
+          if (output.includes(q) && !answered.has(q)) {
+            answered.add(q);
+            child.stdin.write(a);
+          }
+        }
+      });
+      const code = await new Promise<number | null>((r) => child.on('close', r));
+      assert.equal(code, 0, output);
+      assert.match(output, /edit again\? \[Y\/n\]/);
+      assert.match(output, /postgres\.parameters\.work_mem: "24MB" → "32MB"/);
+      assert.match(output, /applied/);
+      assert.deepEqual(await everywhere('SHOW work_mem'), ['32MB', '32MB']);
+    },
+  );
 
   test('history shows each reload with its keys', async () => {
     const r = await cli(['history', '-c', tc.file, '--json'], tc.env);
