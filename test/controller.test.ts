@@ -150,7 +150,7 @@ describe(`controller with PostgreSQL ${bins.version} (${bins.source})`, () => {
     assert.match(m.body, /^nodejs_heap_size_used_bytes \d/m);
   });
 
-  test('/services lists the supervisor, sharding, the proxy and the agents; unknown paths are 404 and other methods 405, as JSON', async () => {
+  test('/services lists the supervisor, sharding, the proxy, the agents and config; unknown paths are 404 and other methods 405, as JSON', async () => {
     const s = await http(port, '/services');
     assert.equal(s.code, 200);
     const body = JSON.parse(s.body) as { services: { name: string; state: string }[] };
@@ -161,6 +161,7 @@ describe(`controller with PostgreSQL ${bins.version} (${bins.source})`, () => {
         ['sharding', 'running'],
         ['proxy', 'running'],
         ['agents', 'running'],
+        ['config', 'running'],
       ],
     );
     const nf = await http(port, '/nope');

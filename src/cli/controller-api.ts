@@ -15,6 +15,8 @@ export async function controllerCall(
   body?: unknown,
   /** What a 404 means the controller does not run. */
   missing = 'this',
+  /** How long to wait for the answer (a rebuild of a large standby takes long). */
+  timeoutMs = 180_000,
 ): Promise<{ status: number; body: Record<string, unknown> }> {
   const c = liveController(cluster.dataDir);
   if (!c) {
@@ -41,7 +43,7 @@ export async function controllerCall(
       method,
       headers,
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      signal: AbortSignal.timeout(180_000),
+      signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (e) {
     throw new ClusterError(

@@ -17,7 +17,9 @@ import * as haproxyConfig from './commands/haproxy-config.js';
 import * as init from './commands/init.js';
 import * as proxy from './commands/proxy.js';
 import * as psql from './commands/psql.js';
+import * as reloadCmd from './commands/reload.js';
 import * as replicas from './commands/replicas.js';
+import * as restartCmd from './commands/restart.js';
 import * as shards from './commands/shards.js';
 import * as status from './commands/status.js';
 import * as upCmd from './commands/up.js';
@@ -49,6 +51,13 @@ const commands: Record<string, { run: Handler; summary: string; hidden?: true }>
   failover: { run: ha.failover, summary: 'fence the primary and promote a standby now' },
   history: { run: ha.history, summary: 'HA events: detection, fencing, promotion, rejoin' },
   'pause-ha': { run: ha.pauseHa, summary: 'pause automatic failover (maintenance)' },
+  reload: { run: reloadCmd.reload, summary: 'apply a changed pgscale.yaml to the running cluster' },
+  'edit-config': {
+    run: reloadCmd.editConfig,
+    summary: 'edit pgscale.yaml, check it, show the change, apply it',
+  },
+  restart: { run: restartCmd.restart, summary: 'rolling restart (standbys, then a switchover); --pending' },
+  reinit: { run: restartCmd.reinit, summary: 'rebuild a standby from its primary' },
   'resume-ha': { run: ha.resumeHa, summary: 'resume automatic failover' },
   psql: {
     run: psql.psql,

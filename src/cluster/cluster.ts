@@ -136,6 +136,15 @@ export class Cluster {
     };
   }
 
+  /**
+   * Takes in a whole new version of the config (a reload whose changes config-diff.ts allowed:
+   * the nodes, names and directories are the running ones). What is rendered from it reaches the
+   * nodes with refreshConf().
+   */
+  replaceConfig(loaded: LoadedConfig): void {
+    this.current = loaded;
+  }
+
   get dataDir() {
     return this.loaded.dataDir;
   }
@@ -598,6 +607,21 @@ export class Cluster {
     }
     rmSync(pgdata, { recursive: true, force: true });
     rmSync(log, { force: true });
+  }
+
+  /**
+   * Rebuilds a standby from its group's primary (`pgscale reinit`): stopped, its data directory
+   * wiped and cloned afresh, started as a standby. The caller waits for it to stream.
+   */
+  async reinit(n: NodeRef, primary: NodeRef): Promise<void> {
+    const { pgdata } = this.paths(n.name);
+    const pid = this.planStop(n.name);
+    if (pid !== null) await stop(this.bins, pgdata, 'immediate').catch(() => undefined);
+    this.stoppedNow(n.name, pid);
+    await clearOrphanedServer(pgdata);
+    await this.ensureSlots(primary, [n]);
+    await this.cloneNode(n, primary);
+    await this.startNode(n, []);
   }
 
   // ---------------------------------------------------------------- groups

@@ -49,6 +49,11 @@ export interface NodeStatus {
   slot: { name: string; active: boolean; walStatus: string | null } | null;
   syncState: string | null;
   archive: ArchiveStatus | null;
+  /**
+   * Settings changed in its configuration that the running server takes only at a restart
+   * (pg_settings.pending_restart; `pgscale restart --pending` applies them), sorted.
+   */
+  pendingRestart: string[];
   error: string | null;
 }
 
@@ -66,6 +71,7 @@ interface NodeProbe {
   failed_count: string;
   last_failed_wal: string | null;
   last_failed_time: Date | null;
+  pending_restart: string[];
 }
 
 interface ReplRow {
@@ -92,7 +98,8 @@ SELECT pg_is_in_recovery() AS in_recovery,
        (SELECT status FROM pg_stat_wal_receiver) AS wr_status,
        (SELECT slot_name FROM pg_stat_wal_receiver) AS wr_slot,
        (SELECT sender_port FROM pg_stat_wal_receiver) AS wr_sender_port,
-       a.archived_count, a.last_archived_wal, a.last_archived_time, a.failed_count, a.last_failed_wal, a.last_failed_time
+       a.archived_count, a.last_archived_wal, a.last_archived_time, a.failed_count, a.last_failed_wal, a.last_failed_time,
+       ARRAY(SELECT name::text FROM pg_settings WHERE pending_restart ORDER BY name) AS pending_restart
   FROM pg_stat_archiver a`;
 
 export async function nodeStatuses(
@@ -179,6 +186,7 @@ async function probeNode(n: NodeRef, dataDir: string, t: ConnTarget): Promise<No
     slot: null,
     syncState: null,
     archive: null,
+    pendingRestart: [],
     error: null,
   };
   if (!isProvisioned(pgdata)) return s;
@@ -200,6 +208,7 @@ async function probeNode(n: NodeRef, dataDir: string, t: ConnTarget): Promise<No
     s.streaming = row.in_recovery && row.wr_status === 'streaming';
     if (row.in_recovery && row.wr_slot) s.slot = { name: row.wr_slot, active: s.streaming, walStatus: null };
     if (!row.in_recovery) s.lagBytes = 0;
+    s.pendingRestart = row.pending_restart;
     s.archive = {
       archivedCount: Number(row.archived_count),
       lastArchivedWal: row.last_archived_wal,

@@ -28,6 +28,7 @@ import {
   liveController,
   releaseControllerFile,
 } from './controller-file.js';
+import type { ServiceReload } from './config-service.js';
 import type { Service, ServiceState } from './service.js';
 import { Supervisor } from './supervisor.js';
 
@@ -134,23 +135,30 @@ export class Controller {
     return this.starting;
   }
 
-  /** Asks every running service to re-read its configuration (SIGHUP); logs what needs a restart. */
-  async reload(): Promise<void> {
+  /**
+   * Asks every running service to re-read its configuration (SIGHUP, `pgscale reload`); logs and
+   * returns what each needs a restart for.
+   */
+  async reload(): Promise<ServiceReload[]> {
+    const out: ServiceReload[] = [];
     for (const e of this.entries) {
       if (e.state !== 'running' || !e.service.reload) continue;
       try {
         const restart = await e.service.reload();
+        out.push({ service: e.service.name, restart });
         this.log.info(
           { service: e.service.name, needs_restart: restart },
           `service ${e.service.name} reloaded${restart.length ? `; needs a restart: ${restart.join(', ')}` : ''}`,
         );
       } catch (err) {
+        out.push({ service: e.service.name, restart: [], error: errorMessage(err) });
         this.log.error(
           { service: e.service.name, err },
           `reload of ${e.service.name} failed, keeping the old configuration: ${errorMessage(err)}`,
         );
       }
     }
+    return out;
   }
 
   private async doStart(): Promise<void> {

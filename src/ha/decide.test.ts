@@ -91,6 +91,11 @@ describe('decide', () => {
     assert.equal(a.kind === 'failover' && a.to, 'c');
   });
 
+  test('a primary restarted in place by the operator (busy) is waited for, not replaced', () => {
+    const a = decide(snap([dead(primary('a', { busy: true })), standby('b', 1000n)]));
+    assert.equal(a.kind, 'none');
+  });
+
   test('equal positions: priority, then name; nofailover is never promoted', () => {
     const a = decide(snap([dead(primary('a')), standby('b', 999n), standby('c', 999n, { priority: 200 })]));
     assert.equal(a.kind === 'failover' && a.to, 'c');

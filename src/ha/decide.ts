@@ -297,7 +297,8 @@ export function decide(s: GroupSnapshot): Action {
     : !leader.reported
       ? `its host no longer reports and it does not answer as a primary`
       : !leader.running
-        ? leader.downForMs >= s.settings.primaryDownGraceMs
+        ? // Busy: restarted in place by the operator (`pgscale restart`, no standby to hand over to).
+          !leader.busy && leader.downForMs >= s.settings.primaryDownGraceMs
           ? `its postmaster has been gone for ${(leader.downForMs / 1000).toFixed(1)} s`
           : null
         : leader.unreachableForMs >= s.settings.unreachableTimeoutMs

@@ -90,7 +90,6 @@ export class HaService implements HaControl, ActionContext {
   private readonly requests = new Map<number, PendingRequest>();
   /** Long actions (rejoin, standby restart) running in the background, by node. */
   private readonly busy = new Map<string, Promise<void>>();
-  readonly cfg: HaConfig;
   readonly members: MemberWatch;
   readonly leases: LeaderLease;
   readonly publisher: TopologyPublisher;
@@ -108,14 +107,13 @@ export class HaService implements HaControl, ActionContext {
   private lastCycleAt: string | null = null;
 
   constructor(
-    private readonly loaded: LoadedConfig,
+    loaded: LoadedConfig,
     readonly cluster: Cluster,
     private readonly openStore: () => Promise<StateStore>,
     view: TopologyView,
     readonly log: Logger,
     opts: HaServiceOptions = {},
   ) {
-    this.cfg = loaded.config.ha;
     this.ops = opts.ops ?? new LocalNodeOps(cluster);
     this.agentMode = opts.ops !== undefined;
     this.groups = loaded.config.groups.map(() => newGroupState());
@@ -139,6 +137,11 @@ export class HaService implements HaControl, ActionContext {
       requestPending: (group) => this.requests.has(group),
       facts: (n) => this.ops.facts(n),
     });
+  }
+
+  /** The ha section as the cluster runs it now: a reload's new values hold from the next cycle. */
+  get cfg(): HaConfig {
+    return this.cluster.config.ha;
   }
 
   private get loopMs(): number {
@@ -486,7 +489,7 @@ export class HaService implements HaControl, ActionContext {
     );
     const leader = st.leader ? members.find((m) => m.name === st.leader!.node) : undefined;
     if (leader && healthyPrimary(leader) && leader.currentLsn !== null) st.lastPrimaryLsn = leader.currentLsn;
-    const mode = this.loaded.config.replication.synchronous;
+    const mode = this.cluster.config.replication.synchronous;
     return {
       group,
       leader: st.leader,
@@ -525,6 +528,29 @@ export class HaService implements HaControl, ActionContext {
       })
       .finally(() => this.busy.delete(node));
     this.busy.set(node, task);
+  }
+
+  /**
+   * Runs `fn` with the node counted as busy (a restart or reinit asked for by the operator):
+   * high availability neither starts nor rejoins it meanwhile. What high availability is doing
+   * to the node already (a start, a rejoin) ends first.
+   */
+  async whileBusy<T>(node: string, fn: () => Promise<T>): Promise<T> {
+    // A cycle that probed the node before it was busy must not act on that probe.
+    for (;;) {
+      await this.cycle?.catch(() => undefined);
+      const task = this.busy.get(node);
+      if (!task) break;
+      await task;
+    }
+    let release: () => void = () => undefined;
+    this.busy.set(node, new Promise<void>((r) => (release = r)));
+    try {
+      return await fn();
+    } finally {
+      this.busy.delete(node);
+      release();
+    }
   }
 
   // ---------------------------------------------------------------- for promotion.ts and ha-actions.ts

@@ -26,6 +26,7 @@ function node(name: string, role: 'primary' | 'replica', over: Partial<NodeStatu
     slot: null,
     syncState: null,
     archive: null,
+    pendingRestart: [],
     error: null,
     ...over,
   };

@@ -35,6 +35,7 @@ const node = (name: string, group: number, role: 'primary' | 'replica'): NodeSta
   syncState: null,
   archive: null,
   error: null,
+  pendingRestart: [],
 });
 
 let leader = 's0n0';

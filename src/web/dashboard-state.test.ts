@@ -23,6 +23,7 @@ const node = (name: string, group: number, role: 'primary' | 'replica', extra = 
   syncState: null,
   archive: null,
   error: null,
+  pendingRestart: [],
   ...extra,
 });
 

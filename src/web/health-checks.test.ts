@@ -23,6 +23,7 @@ function node(over: Partial<NodeStatus>): NodeStatus {
     slot: null,
     syncState: 'async',
     archive: null,
+    pendingRestart: [],
     error: null,
     ...over,
   };

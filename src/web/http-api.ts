@@ -143,7 +143,12 @@ export class HttpApi {
       '/dashboard/state',
       '/dashboard/events',
     ];
-    if (path === '/ha' || path.startsWith('/ha/') || path.startsWith('/sharding/'))
+    if (
+      path === '/ha' ||
+      path.startsWith('/ha/') ||
+      path.startsWith('/sharding/') ||
+      path.startsWith('/config/')
+    )
       return this.action(req, res, path, u.searchParams);
     if (req.method !== 'GET') {
       res.setHeader('Allow', 'GET');

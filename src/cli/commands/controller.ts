@@ -9,6 +9,8 @@ import { childLogger, createLogger } from '../../obs/logger.js';
 import type { Logger } from '../../obs/logger.js';
 import type { Cluster } from '../../cluster/cluster.js';
 import { Controller } from '../../controller/controller.js';
+import { ConfigService } from '../../controller/config-service.js';
+import { HaService } from '../../ha/ha-service.js';
 import { errorMessage, UsageError } from '../../errors.js';
 import { parse } from '../args.js';
 import { controllerLogPath } from '../background.js';
@@ -66,6 +68,15 @@ export async function runController(cluster: Cluster, logger: Logger, opts: RunO
   });
   for (const s of buildServices({ loaded: cluster.loaded, cluster, logger, registry: controller.registry }))
     controller.addService(s);
+  // Configuration changes (`pgscale reload`, `restart`, `reinit`): last, it reloads the others.
+  controller.addService(
+    new ConfigService({
+      cluster,
+      log: childLogger(logger, { component: 'config' }),
+      ha: () => controller.services().find((s): s is HaService => s instanceof HaService) ?? null,
+      reloadServices: () => controller.reload(),
+    }),
+  );
   const log = childLogger(logger, { component: 'controller' });
   let signalled: string | null = null;
   let finish: (code: number) => void = () => undefined;

@@ -109,7 +109,21 @@ export async function printStatus(cluster: Cluster, json: boolean): Promise<numb
   } else {
     out(
       table(
-        ['GROUP', 'NODE', 'ROLE', 'STATE', 'PID', 'PORT', 'TL', 'LSN', 'LAG', 'LAG(s)', 'SLOT', 'ARCHIVE'],
+        [
+          'GROUP',
+          'NODE',
+          'ROLE',
+          'STATE',
+          'PID',
+          'PORT',
+          'TL',
+          'LSN',
+          'LAG',
+          'LAG(s)',
+          'SLOT',
+          'ARCHIVE',
+          'PENDING RESTART',
+        ],
         nodes.map((n) => [
           n.group,
           n.name,
@@ -131,10 +145,15 @@ export async function printStatus(cluster: Cluster, json: boolean): Promise<numb
               ? `FAILING ${n.archive.lastFailedWal} (${n.archive.failedCount} failures)`
               : (n.archive.lastArchivedWal ?? (n.role === 'primary' ? 'none yet' : null))
             : null,
+          n.pendingRestart.length ? `* ${n.pendingRestart.join(', ')}` : null,
         ]),
       ),
     );
     for (const n of nodes.filter((x) => x.error)) out(`${n.name}: ${n.error}`);
+    if (nodes.some((n) => n.pendingRestart.length > 0))
+      out(
+        'pending restart: settings that take effect at a restart (`pgscale restart --pending` applies them)',
+      );
     out(
       controller
         ? `controller: pid ${controller.pid} since ${controller.started_at}, HTTP API ${url(controller.http.host, controller.http.port)}`

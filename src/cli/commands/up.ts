@@ -27,6 +27,7 @@ import { controllerLogPath, startInBackground } from '../background.js';
 import { openCluster, out } from '../context.js';
 import { runController, timeoutOption } from './controller.js';
 import { writeConfig } from './init.js';
+import { applyFile, printReload } from './reload.js';
 import { printStatus } from './status.js';
 
 export const upHelp = `Usage: pgscale up [-c FILE] [--detach] [--timeout SECONDS]
@@ -36,7 +37,8 @@ Runs the cluster's controller: it provisions what is missing (initdb, roles, sta
 from the primary), starts every node, waits until every standby streams, then supervises the
 nodes and serves the HTTP API on http.listen:http.port (/health, /status, /metrics, /services;
 see docs/http-api.md). Without --detach it stays in the foreground (JSON logs on stderr) and
-Ctrl-C stops the controller and the nodes. Running it again while a controller runs is harmless.
+Ctrl-C stops the controller and the nodes. Run again while a controller runs, it applies a changed
+file as \`pgscale reload\` does (and otherwise changes nothing).
 
 Options:
   -c, --config FILE  cluster configuration (default ./pgscale.yaml)
@@ -76,6 +78,12 @@ export async function up(argv: string[]): Promise<number> {
   const running = liveController(cluster.dataDir);
   if (running) {
     const where = `pid ${running.pid}, HTTP API ${url(running.http.host, running.http.port)}`;
+    // A changed file is applied as \`pgscale reload\` does (what cannot change online is refused).
+    const r = await applyFile(cluster);
+    if (r.status !== 200 || ((r.body.changes as unknown[] | undefined)?.length ?? 0) > 0) {
+      out(`pgscale: cluster "${name}" is running (${where}); applying ${cluster.loaded.file}`);
+      return printReload(r, cluster.loaded.file);
+    }
     if (!values.detach) {
       throw new ControllerError(
         ErrorCodes.USAGE,
