@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { PgscaleError, UsageError } from '../errors.js';
 import { dropOutputOnBrokenPipe } from './broken-pipe.js';
 import * as agentCmd from './commands/agent.js';
+import * as backupCmd from './commands/backup.js';
 import * as controllerCmd from './commands/controller.js';
 import * as demo from './commands/demo.js';
 import * as doctor from './commands/doctor.js';
@@ -48,6 +49,13 @@ const commands: Record<string, { run: Handler; summary: string; hidden?: true }>
   history: { run: ha.history, summary: 'HA events: detection, fencing, promotion, rejoin' },
   'pause-ha': { run: ha.pauseHa, summary: 'pause automatic failover (maintenance)' },
   'resume-ha': { run: ha.resumeHa, summary: 'resume automatic failover' },
+  backup: { run: backupCmd.backup, summary: 'take a backup now with pgBackRest (--type full|diff|incr)' },
+  backups: { run: backupCmd.backups, summary: "list each group's backups (--verify checks them)" },
+  verify: { run: backupCmd.verify, summary: 'check every backup and WAL file against its checksum' },
+  restore: {
+    run: backupCmd.restore,
+    summary: 'point-in-time recovery: --to TIME|LSN|latest, --into DIR or --in-place',
+  },
   psql: { run: psql.psql, summary: 'run psql on a node as the superuser' },
   url: { run: psql.url, summary: 'print the application connection URI' },
   agent: { run: agentCmd.run, summary: "run this host's nodes of a cluster over several hosts (etcd)" },

@@ -49,6 +49,14 @@ import type { ConnTarget } from './sql.js';
 import { withClient } from './sql.js';
 import { bootstrapRoles } from './bootstrap-roles.js';
 import { preflightCluster, preflightNewGroup } from './preflight.js';
+import type { Pgbackrest } from './pgbackrest.js';
+import {
+  ensureStanza,
+  pgbackrestCommands,
+  pgbackrestFor,
+  stanzaName,
+  writePgbackrestConf,
+} from './pgbackrest.js';
 import { ClusterTls } from './tls.js';
 import type { NodeStatus } from './status.js';
 import { nodeStatuses } from './status.js';
@@ -145,6 +153,19 @@ export class Cluster {
 
   private archiveScript(): string {
     return join(this.dataDir, 'bin', 'pgscale-archive');
+  }
+
+  /** pgBackRest when it archives and backs up this cluster (backup.enabled, installed), else null. */
+  pgbackrest(): Pgbackrest | null {
+    return pgbackrestFor(this.current, this.bins.major);
+  }
+
+  /** The group's pgBackRest stanza, created once its primary runs (nothing without pgBackRest). */
+  private async ensureStanza(group: number): Promise<void> {
+    const p = this.pgbackrest();
+    if (!p) return;
+    await ensureStanza(p, this.current, group);
+    this.reporter.step(`pgBackRest stanza ${stanzaName(this.config.cluster.name, group)} ready`);
   }
 
   private passfile(): string {
@@ -254,6 +275,7 @@ export class Cluster {
     const secrets = this.prepareDirs();
     for (let group = 0; group < this.config.groups.length; group++) {
       await this.upGroup(group, secrets);
+      await this.ensureStanza(group);
     }
     await this.waitStreaming(opts.waitStreamingMs ?? 120_000);
     // Now that standbys stream, synchronous_standby_names can name them without blocking commits.
@@ -377,6 +399,8 @@ export class Cluster {
 
   private writeConf(n: NodeRef, peers: readonly string[]): void {
     const { pgdata } = this.paths(n.name);
+    const pb = this.pgbackrest();
+    if (pb) writePgbackrestConf(this.current);
     writeNodeFiles(
       pgdata,
       renderNodeConf({
@@ -387,6 +411,9 @@ export class Cluster {
         archiveScript: this.archiveScript(),
         peers,
         tls: this.tls.enabled ? this.tls.nodeFiles(n, (m) => this.reporter.step(m)) : null,
+        pgbackrest: pb
+          ? pgbackrestCommands(pb, this.dataDir, stanzaName(this.config.cluster.name, n.group), pgdata)
+          : null,
       }),
       renderHba(this.config, n.host),
     );
@@ -591,6 +618,7 @@ export class Cluster {
     const secrets = this.secrets();
     ensureOwnedDir(this.archiveDir(group), 0o700);
     await this.upGroup(group, secrets);
+    await this.ensureStanza(group);
     await this.waitStreaming(opts.waitStreamingMs ?? 120_000);
     await this.refreshConf(group);
   }
