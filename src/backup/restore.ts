@@ -6,7 +6,7 @@
  * - Into a new directory: a plain PostgreSQL data directory, with archiving off (it must never
  *   push WAL into the cluster's repository) and its own port, that the user starts with the
  *   command printed. The cluster is not touched.
- * - In place: the nodes are stopped (the caller stopped the controller), the group's primary is restored over its
+ * - In place: the controller and the nodes are stopped, the group's primary is restored over its
  *   data directory (delta restore) and recovers; its standbys are cloned again from it (the clone
  *   code of add-replica), then everything is stopped again: `pgscale up` starts the cluster.
  */
@@ -58,6 +58,28 @@ export async function chooseBackup(
     );
   }
   return chosen;
+}
+
+/**
+ * Best effort, when the group's primary runs: switches to a new WAL segment and waits (at most a
+ * minute) until the finished one is archived, so that recovery finds every commit up to now; a
+ * target after the last archived commit would otherwise end recovery before the target.
+ */
+async function flushArchive(cluster: Cluster, group: number): Promise<void> {
+  const primary = cluster.primaryOf(group);
+  if (!primary || runningPid(instancePaths(cluster.dataDir, primary.name).pgdata) === null) return;
+  await withClient(cluster.target(primary), async (c) => {
+    const r = await c.query<{ wal: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS wal');
+    const wal = r.rows[0]!.wal;
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      const a = await c.query<{ last: string | null }>(
+        'SELECT last_archived_wal AS last FROM pg_stat_archiver',
+      );
+      if ((a.rows[0]?.last ?? '') >= wal) return;
+      await new Promise((res) => setTimeout(res, 200));
+    }
+  }).catch(() => undefined);
 }
 
 function restoreArgs(b: BackupInfo, target: RestoreTarget, pgdata: string): string[] {
@@ -117,6 +139,7 @@ export async function restoreInto(
     );
   }
   const backup = await chooseBackup(cluster, group, target);
+  await flushArchive(cluster, group);
   ensureOwnedDir(dir, 0o700);
   try {
     await runRestore(cluster, group, [...restoreArgs(backup, target, dir), '--archive-mode=off']);
@@ -127,22 +150,24 @@ export async function restoreInto(
   const port = await findFreePortBlock(1, 20000);
   stripStandbySettings(dir);
   for (const f of [MARKER, REJOIN_MARKER, 'standby.signal']) rmSync(join(dir, f), { force: true });
-  // pgscale.conf of the node it came from would give it that node's port, TLS files and
-  // synchronous standbys: a plain copy gets its own.
+  // pgscale.conf of the node it came from keeps its settings (a standby's recovery needs at least
+  // the primary's max_* values); what would tie the copy to that node is overridden after it.
   const conf = join(dir, 'pgscale.conf');
+  const kept = existsSync(conf) ? readFileSync(conf, 'utf8') : '';
   writeFileSync(
     conf,
-    [
-      `# Restored by pgscale from ${backup.label} (group ${group}); no longer managed by pgscale.`,
-      `port = ${port}`,
-      "listen_addresses = 'localhost'",
-      "unix_socket_directories = ''",
-      "cluster_name = 'pgscale-restore'",
-      'archive_mode = off',
-      "synchronous_standby_names = ''",
-      'ssl = off',
-      '',
-    ].join('\n'),
+    kept +
+      [
+        `# Restored by pgscale from ${backup.label} (group ${group}); no longer managed by pgscale.`,
+        `port = ${port}`,
+        "listen_addresses = 'localhost'",
+        "unix_socket_directories = ''",
+        "cluster_name = 'pgscale-restore'",
+        'archive_mode = off',
+        "synchronous_standby_names = ''",
+        'ssl = off',
+        '',
+      ].join('\n'),
     { mode: 0o600 },
   );
   chownToService(conf);
@@ -162,18 +187,22 @@ export interface RestoredInPlace {
 }
 
 /**
- * Restores group `group` as of `target` in place (see the top). The caller asked for confirmation
- * and stopped the controller (high availability would otherwise restart the nodes).
+ * Restores group `group` as of `target` in place (see the top). The caller asked for confirmation;
+ * the controller is stopped (high availability would otherwise restart the nodes).
  */
 export async function restoreInPlace(
   cluster: Cluster,
   group: number,
   target: RestoreTarget,
   step: (m: string) => void,
+  /** Stops the controller (after the WAL is flushed to the archive, before the nodes stop). */
+  stopController: () => Promise<void>,
 ): Promise<RestoredInPlace> {
   const primary = cluster.primaryOf(group);
   if (!primary) throw new ClusterError(ErrorCodes.NO_PRIMARY, `group ${group} has no primary data directory`);
   const backup = await chooseBackup(cluster, group, target);
+  await flushArchive(cluster, group);
+  await stopController();
   await cluster.down();
   const { pgdata } = instancePaths(cluster.dataDir, primary.name);
   step(`restoring ${primary.name} from ${backup.label}`);

@@ -59,15 +59,7 @@ test('every node runs wal_level logical with room for a few subscriptions of sha
   const bins = { dir: '/nonexistent/bin', major: 16 } as PgBinaries;
   const config = cfg('off');
   for (const node of allNodes(config)) {
-    const conf = renderNodeConf({
-      config,
-      node,
-      bins,
-      archiveDir: '/a',
-      archiveScript: '/s',
-      peers: [],
-      tls: null,
-    });
+    const conf = renderNodeConf({ config, node, bins, archiveDir: '/a', archiveScript: '/s', peers: [], tls: null });
     const num = (k: string) => Number(new RegExp(`^${k} = (\\d+)$`, 'm').exec(conf)?.[1] ?? NaN);
     assert.match(conf, /^wal_level = 'logical'$/m);
     assert.ok(num('max_logical_replication_workers') >= 8);

@@ -179,11 +179,17 @@ export async function restore(argv: string[]): Promise<number> {
         `after that is lost. Add --yes to confirm (nothing was changed)`,
     );
   }
-  if (liveController(cluster.dataDir)) {
-    progress.step('stopping the controller');
-    await stopController(cluster.dataDir);
-  }
-  const r = await restoreInPlace(cluster, group, target, (m) => progress.step(m));
+  const r = await restoreInPlace(
+    cluster,
+    group,
+    target,
+    (m) => progress.step(m),
+    async () => {
+      if (!liveController(cluster.dataDir)) return;
+      progress.step('stopping the controller');
+      await stopController(cluster.dataDir);
+    },
+  );
   out(
     `restored group ${group} in place from backup ${r.backup.label}: ${r.primary} is its primary` +
       (r.rebuilt.length ? `, ${r.rebuilt.join(', ')} cloned again from it` : ''),
