@@ -1,11 +1,12 @@
 /**
- * Point-in-time recovery with pgBackRest from a backup taken on the standby: rows are written in
- * batches around a recorded time (with a gap of a second on each side) and a recorded WAL
- * position; `pgscale restore --into` a new directory at that time gives a data directory that
- * starts with the printed command and holds every row committed before the time and none after;
- * `restore --in-place` at the position replaces the group's data (its standby cloned again), and
- * `pgscale up` runs the cluster on it with every row before the position and none after, the
- * standby streaming and new WAL archived again.
+ * Scheduled backups and point-in-time recovery with pgBackRest: the controller takes the first
+ * full backup on its own (backup.schedule), then an incremental backup is taken on the standby;
+ * rows are written in batches around a recorded time (with a gap of a second on each side) and a
+ * recorded WAL position; `pgscale restore --into` a new directory at that time gives a data
+ * directory that starts with the printed command and holds every row committed before the time
+ * and none after; `restore --in-place` at the position replaces the group's data (its standby
+ * cloned again), and `pgscale up` runs the cluster on it with every row before the position and
+ * none after, the standby streaming and new WAL archived again.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -42,11 +43,21 @@ describe('point-in-time recovery with pgBackRest', { skip: skipReason }, () => {
     primary.query('INSERT INTO t SELECT generate_series($1::int, $2::int)', [from, to]);
 
   before(async () => {
-    tc = await upBackupCluster();
+    // The controller's schedule takes the first full backup at once (there is none yet).
+    tc = await upBackupCluster('  schedule:\n    full: every 7d\n');
     primary = await superClient(tc, primaryNode(tc));
     await primary.query('CREATE TABLE t (id int PRIMARY KEY)');
+    await until(
+      'the scheduled full backup',
+      async () => {
+        const l = await run('backups', '--json');
+        const g = (JSON.parse(l.stdout) as { groups: { backups: { type: string }[] }[] }).groups[0]!;
+        return g.backups.length === 1 && g.backups[0]!.type === 'full';
+      },
+      120_000,
+    );
     await insert(1, 100);
-    const b = await run('backup', '--json');
+    const b = await run('backup', '--type', 'incr', '--json');
     assert.equal(b.code, 0, b.stderr + b.stdout);
     assert.equal((JSON.parse(b.stdout) as { backups: { from: string }[] }).backups[0]!.from, 's0n1');
     // Replayed from the archive after the backup: before the time, then after it.
