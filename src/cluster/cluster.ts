@@ -160,12 +160,23 @@ export class Cluster {
     return pgbackrestFor(this.current, this.bins.major);
   }
 
-  /** The group's pgBackRest stanza, created once its primary runs (nothing without pgBackRest). */
+  /**
+   * The group's pgBackRest stanza, created once its primary runs (nothing without pgBackRest). A
+   * repository that cannot be reached does not keep the cluster from running: archiving fails
+   * (and shows in status) until it can, and the next `up` tries again.
+   */
   private async ensureStanza(group: number): Promise<void> {
     const p = this.pgbackrest();
     if (!p) return;
-    await ensureStanza(p, this.current, group);
-    this.reporter.step(`pgBackRest stanza ${stanzaName(this.config.cluster.name, group)} ready`);
+    const stanza = stanzaName(this.config.cluster.name, group);
+    try {
+      await ensureStanza(p, this.current, group);
+      this.reporter.step(`pgBackRest stanza ${stanza} ready`);
+    } catch (e) {
+      this.reporter.step(
+        `pgBackRest stanza ${stanza} could not be created; WAL archiving fails until it is: ${(e as Error).message}`,
+      );
+    }
   }
 
   private passfile(): string {
