@@ -1,12 +1,12 @@
 /**
  * Scheduled backups and point-in-time recovery with pgBackRest: the controller takes the first
- * full backup on its own (backup.schedule), then an incremental backup is taken on the standby;
- * rows are written in batches around a recorded time (with a gap of a second on each side) and a
- * recorded WAL position; `pgscale restore --into` a new directory at that time gives a data
- * directory that starts with the printed command and holds every row committed before the time
- * and none after; `restore --in-place` at the position replaces the group's data (its standby
- * cloned again), and `pgscale up` runs the cluster on it with every row before the position and
- * none after, the standby streaming and new WAL archived again.
+ * full backup on its own (backup.schedule; it is in `pgscale history`), then an incremental
+ * backup is taken on the standby; rows are written in batches around a recorded time (with a gap
+ * of a second on each side) and a recorded WAL position; `pgscale restore --into` a new directory
+ * at that time gives a data directory that starts with the printed command and holds every row
+ * committed before the time and none after; `restore --in-place` at the position replaces the
+ * group's data (its standby cloned again), and `pgscale up` runs the cluster on it with every row
+ * before the position and none after, the standby streaming and new WAL archived again.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -55,6 +55,14 @@ describe('point-in-time recovery with pgBackRest', { skip: skipReason }, () => {
         return g.backups.length === 1 && g.backups[0]!.type === 'full';
       },
       120_000,
+    );
+    const history = await run('history', '--json');
+    const events = JSON.parse(history.stdout) as { event: string; detail?: string }[];
+    assert.ok(
+      events.some(
+        (e) => e.event === 'backup' && /^full backup \S+F from .* \(scheduled\)$/.test(e.detail ?? ''),
+      ),
+      history.stdout,
     );
     await insert(1, 100);
     const b = await run('backup', '--type', 'incr', '--json');

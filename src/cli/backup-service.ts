@@ -3,7 +3,8 @@
  * group's backups and takes the one that is due (src/backup/schedule.ts says which), one backup at
  * a time, from a standby when one streams. A failed backup is logged and waits for its next
  * scheduled moment; it never stops the controller. Retention is pgBackRest's
- * (repo1-retention-full, applied after each backup). GET /services shows the last outcome per group.
+ * (repo1-retention-full, applied after each backup). GET /services shows the last outcome per group,
+ * and `pgscale history` each scheduled backup (with high availability, which keeps the history).
  */
 import { listBackups, takeBackup } from '../backup/backups.js';
 import { BACKUP_TYPES, dueBackup } from '../backup/schedule.js';
@@ -34,6 +35,9 @@ export class BackupService implements Service {
   constructor(
     private readonly cluster: Cluster,
     private readonly log: Logger,
+    /** Writes an event into the history (`pgscale history`), when high availability keeps one. */
+    private readonly record: (e: { group: number; event: string; detail: string }) => unknown = () =>
+      undefined,
   ) {}
 
   start(): Promise<void> {
@@ -54,6 +58,11 @@ export class BackupService implements Service {
 
   status(): unknown {
     return { schedule: this.cluster.config.backup.schedule, last: Object.fromEntries(this.last) };
+  }
+
+  /** History is a record, never a reason to fail: a store that does not answer is skipped. */
+  private note(group: number, event: string, detail: string): void {
+    Promise.resolve(this.record({ group, event, detail })).catch(() => undefined);
   }
 
   private tick(): void {
@@ -85,12 +94,18 @@ export class BackupService implements Service {
           { group, type, label: r.backup.label, from: r.from ?? 'primary' },
           `backup schedule: ${type} backup ${r.backup.label} of group ${group} done`,
         );
+        this.note(
+          group,
+          'backup',
+          `${type} backup ${r.backup.label} from ${r.from ?? 'the primary'} (scheduled)`,
+        );
       } catch (e) {
         this.last.set(group, { type, at: new Date().toISOString(), label: null, error: errorMessage(e) });
         this.log.error(
           { err: e, group, type },
           `backup schedule: the ${type} backup of group ${group} failed`,
         );
+        this.note(group, 'backup_failed', `${type} backup (scheduled): ${errorMessage(e).split('\n')[0]}`);
       }
       this.attempts.set(`${group}/${type}`, new Date());
     }

@@ -69,6 +69,8 @@ export function buildServices(ctx: ServiceContext): Service[] {
   // Scheduled backups (backup.schedule), when pgBackRest takes them.
   const schedule = ctx.loaded.config.backup.schedule;
   if (ctx.cluster.pgbackrest() && Object.values(schedule).some((s) => s !== null))
-    list.push(new BackupService(ctx.cluster, ctx.logger.child({ component: 'backup' })));
+    list.push(
+      new BackupService(ctx.cluster, ctx.logger.child({ component: 'backup' }), (e) => haService?.record(e)),
+    );
   return list;
 }
