@@ -24,6 +24,7 @@ const allowed: Record<string, string[]> = {
   proxy: ['errors.ts', 'protocol', 'sql', 'sharding', 'topology', 'config', 'obs'],
   web: ['errors.ts', 'config', 'obs', 'cluster', 'topology', 'ha', 'proxy', 'protocol', 'sql', 'sharding'],
   controller: ['errors.ts', 'config', 'obs', 'cluster', 'topology', 'ha', 'proxy', 'web', 'protocol', 'sql'],
+  backup: ['errors.ts', 'config', 'obs', 'cluster', 'protocol'],
   demo: [
     'errors.ts',
     'config',

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { PgscaleError, UsageError } from '../errors.js';
 import { dropOutputOnBrokenPipe } from './broken-pipe.js';
 import * as agentCmd from './commands/agent.js';
+import * as backupCmd from './commands/backup.js';
 import * as controllerCmd from './commands/controller.js';
 import * as dashboard from './commands/dashboard.js';
 import * as demo from './commands/demo.js';
@@ -59,6 +60,13 @@ const commands: Record<string, { run: Handler; summary: string; hidden?: true }>
   restart: { run: restartCmd.restart, summary: 'rolling restart (standbys, then a switchover); --pending' },
   reinit: { run: restartCmd.reinit, summary: 'rebuild a standby from its primary' },
   'resume-ha': { run: ha.resumeHa, summary: 'resume automatic failover' },
+  backup: { run: backupCmd.backup, summary: 'take a backup now with pgBackRest (--type full|diff|incr)' },
+  backups: { run: backupCmd.backups, summary: "list each group's backups (--verify checks them)" },
+  verify: { run: backupCmd.verify, summary: 'check every backup and WAL file against its checksum' },
+  restore: {
+    run: backupCmd.restore,
+    summary: 'point-in-time recovery: --to TIME|LSN|latest, --into DIR or --in-place',
+  },
   psql: {
     run: psql.psql,
     summary: 'run psql as the superuser on a node, or as an application user (--user)',

@@ -16,6 +16,7 @@ import type { Logger } from '../obs/logger.js';
 import type { Registry } from '../obs/metrics.js';
 import { NodeAgentsService } from '../controller/node-agents.js';
 import { TopologyView } from '../topology/topology.js';
+import { BackupService } from './backup-service.js';
 import { ProxyService } from './proxy-service.js';
 import { ShardingService } from './sharding-service.js';
 import { openClaimedStore } from './store-keys.js';
@@ -65,5 +66,11 @@ export function buildServices(ctx: ServiceContext): Service[] {
   }
   // Each node's health endpoints (Patroni's /primary, /replica …) on its api_port, for HAProxy.
   list.push(new NodeAgentsService(ctx.loaded, ctx.cluster, ctx.logger.child({ component: 'agents' })));
+  // Scheduled backups (backup.schedule), when pgBackRest takes them.
+  const schedule = ctx.loaded.config.backup.schedule;
+  if (ctx.cluster.pgbackrest() && Object.values(schedule).some((s) => s !== null))
+    list.push(
+      new BackupService(ctx.cluster, ctx.logger.child({ component: 'backup' }), (e) => haService?.record(e)),
+    );
   return list;
 }

@@ -58,6 +58,14 @@ import { bootstrapRoles } from './bootstrap-roles.js';
 import type { UsersContext } from './bootstrap-roles.js';
 import { generatedUsers, userPassword } from './user-secrets.js';
 import { preflightCluster, preflightNewGroup } from './preflight.js';
+import type { Pgbackrest } from './pgbackrest.js';
+import {
+  ensureStanza,
+  pgbackrestCommands,
+  pgbackrestFor,
+  stanzaName,
+  writePgbackrestConf,
+} from './pgbackrest.js';
 import { ClusterTls } from './tls.js';
 import type { NodeStatus } from './status.js';
 import { nodeStatuses } from './status.js';
@@ -163,6 +171,30 @@ export class Cluster {
 
   private archiveScript(): string {
     return join(this.dataDir, 'bin', 'pgscale-archive');
+  }
+
+  /** pgBackRest when it archives and backs up this cluster (backup.enabled, installed), else null. */
+  pgbackrest(): Pgbackrest | null {
+    return pgbackrestFor(this.current, this.bins.major);
+  }
+
+  /**
+   * The group's pgBackRest stanza, created once its primary runs (nothing without pgBackRest). A
+   * repository that cannot be reached does not keep the cluster from running: archiving fails
+   * (and shows in status) until it can, and the next `up` tries again.
+   */
+  private async ensureStanza(group: number): Promise<void> {
+    const p = this.pgbackrest();
+    if (!p) return;
+    const stanza = stanzaName(this.config.cluster.name, group);
+    try {
+      await ensureStanza(p, this.current, group);
+      this.reporter.step(`pgBackRest stanza ${stanza} ready`);
+    } catch (e) {
+      this.reporter.step(
+        `pgBackRest stanza ${stanza} could not be created; WAL archiving fails until it is: ${(e as Error).message}`,
+      );
+    }
   }
 
   private passfile(): string {
@@ -272,6 +304,7 @@ export class Cluster {
     const secrets = this.prepareDirs();
     for (let group = 0; group < this.config.groups.length; group++) {
       await this.upGroup(group, secrets);
+      await this.ensureStanza(group);
     }
     await this.waitStreaming(opts.waitStreamingMs ?? 120_000);
     // Now that standbys stream, synchronous_standby_names can name them without blocking commits.
@@ -412,6 +445,8 @@ export class Cluster {
 
   private writeConf(n: NodeRef, peers: readonly string[]): void {
     const { pgdata } = this.paths(n.name);
+    const pb = this.pgbackrest();
+    if (pb) writePgbackrestConf(this.current);
     writeNodeFiles(
       pgdata,
       renderNodeConf({
@@ -422,6 +457,9 @@ export class Cluster {
         archiveScript: this.archiveScript(),
         peers,
         tls: this.tls.enabled ? this.tls.nodeFiles(n, (m) => this.reporter.step(m)) : null,
+        pgbackrest: pb
+          ? pgbackrestCommands(pb, this.dataDir, stanzaName(this.config.cluster.name, n.group), pgdata)
+          : null,
       }),
       renderHba(this.config, n.host),
     );
@@ -641,6 +679,7 @@ export class Cluster {
     const secrets = this.secrets();
     ensureOwnedDir(this.archiveDir(group), 0o700);
     await this.upGroup(group, secrets);
+    await this.ensureStanza(group);
     await this.waitStreaming(opts.waitStreamingMs ?? 120_000);
     await this.refreshConf(group);
   }

@@ -50,6 +50,8 @@ export interface NodeConfInput {
   peers: readonly string[];
   /** The node's certificate, key and CA when cluster.tls is on (tls.ts). */
   tls: NodeTlsFiles | null;
+  /** archive_command and restore_command through pgBackRest (backup.enabled; pgbackrest.ts). */
+  pgbackrest?: { archiveCommand: string; restoreCommand: string } | null;
 }
 
 export function renderNodeConf(i: NodeConfInput): string {
@@ -97,7 +99,10 @@ export function renderNodeConf(i: NodeConfInput): string {
       ['ssl_min_protocol_version', 'TLSv1.2'],
     );
   }
-  if (config.replication.archive) {
+  if (i.pgbackrest) {
+    // pgBackRest replaces the local archive: checksummed, into the backup repository.
+    settings.push(['archive_mode', 'on'], ['archive_command', i.pgbackrest.archiveCommand]);
+  } else if (config.replication.archive) {
     settings.push(['archive_mode', 'on']);
     if (bins.major >= 15 && hasBasicArchive(bins.dir)) {
       // basic_archive: writes a temporary file, fsyncs, renames; refuses to overwrite a
@@ -113,7 +118,8 @@ export function renderNodeConf(i: NodeConfInput): string {
   // Lets a standby that fell behind its slot's retention catch up from the archive.
   settings.push([
     'restore_command',
-    `test -f ${shellQuote(i.archiveDir)}/%f && cp ${shellQuote(i.archiveDir)}/%f %p`,
+    i.pgbackrest?.restoreCommand ??
+      `test -f ${shellQuote(i.archiveDir)}/%f && cp ${shellQuote(i.archiveDir)}/%f %p`,
   ]);
   for (const [k, v] of Object.entries(config.postgres.parameters)) settings.push([k, v]);
   return (

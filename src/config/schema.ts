@@ -461,6 +461,118 @@ export const clusterTlsSchema = z
 
 export const CLUSTER_TLS_DEFAULT = clusterTlsSchema.parse({});
 
+/** `every 6h`, `daily 01:00`, `sun 01:00` (backup.schedule; parsed by src/backup/schedule.ts). */
+export const SCHEDULE_RE =
+  /^(every [1-9]\d*[mhd]|(daily|mon|tue|wed|thu|fri|sat|sun) ([01]\d|2[0-3]):[0-5]\d)$/;
+
+const scheduleSpec = (type: string) =>
+  z
+    .string()
+    .regex(
+      SCHEDULE_RE,
+      `must be "every N" with m, h or d (every 6h), "daily HH:MM" or a weekday "sun HH:MM" (backup.schedule.${type})`,
+    )
+    .nullable()
+    .default(null)
+    .describe(
+      `When the controller takes a ${type} backup: "every 6h" (m, h, d), "daily 01:00" or "sun 01:00" (the controller's local time); null: never on its own.`,
+    );
+
+/** Backups and point-in-time recovery with pgBackRest (src/backup/, docs/backup.md). */
+export const backupSchema = z
+  .object({
+    enabled: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Archive WAL and take backups with pgBackRest (when `pgbackrest` is installed; otherwise the safe archive of replication.archive stays).',
+      ),
+    repo_type: z
+      .enum(['posix', 's3'])
+      .default('posix')
+      .describe('posix: a directory (repo_path); s3: an S3-compatible bucket (the s3 keys).'),
+    repo_path: z
+      .string()
+      .min(1)
+      .nullable()
+      .default(null)
+      .describe(
+        'The repository directory (posix), or the path inside the bucket (s3); null: <data_dir>/backup (posix), /pgscale (s3).',
+      ),
+    s3: z
+      .object({
+        bucket: z.string().min(1).nullable().default(null).describe('S3 bucket.'),
+        endpoint: z
+          .string()
+          .min(1)
+          .nullable()
+          .default(null)
+          .describe('S3 endpoint host, e.g. s3.eu-west-1.amazonaws.com.'),
+        region: z.string().min(1).nullable().default(null).describe('S3 region, e.g. eu-west-1.'),
+        key_file: z
+          .string()
+          .min(1)
+          .nullable()
+          .default(null)
+          .describe('File holding the access key id (relative to this file); never written into logs.'),
+        secret_key_file: z
+          .string()
+          .min(1)
+          .nullable()
+          .default(null)
+          .describe('File holding the secret access key (relative to this file).'),
+        uri_style: z
+          .enum(['host', 'path'])
+          .default('host')
+          .describe('host (AWS) or path (MinIO and most others).'),
+        verify_tls: z.boolean().default(true).describe("Verify the endpoint's TLS certificate."),
+      })
+      .strict()
+      .default({
+        bucket: null,
+        endpoint: null,
+        region: null,
+        key_file: null,
+        secret_key_file: null,
+        uri_style: 'host',
+        verify_tls: true,
+      })
+      .describe('S3-compatible repository (repo_type: s3).'),
+    retention_full: z
+      .number()
+      .int()
+      .min(1)
+      .max(9999)
+      .default(2)
+      .describe(
+        'Full backups kept (repo1-retention-full); older ones and the WAL only they need are expired.',
+      ),
+    from_standby: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Take backups from a streaming standby when the group has one (backup-standby), sparing the primary.',
+      ),
+    process_max: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(1)
+      .describe('Parallel processes for backup, restore and compression (process-max).'),
+    schedule: z
+      .object({ full: scheduleSpec('full'), diff: scheduleSpec('diff'), incr: scheduleSpec('incr') })
+      .strict()
+      .default({ full: null, diff: null, incr: null })
+      .describe(
+        'Backups the controller takes on its own; a group with no backup yet gets its full backup at once.',
+      ),
+  })
+  .strict();
+
+export const BACKUP_DEFAULT = backupSchema.parse({});
+export type BackupConfig = z.output<typeof backupSchema>;
+
 export type ProxyConfig = z.output<typeof proxySchema>;
 export type HaConfig = z.output<typeof haSchema>;
 export type ClusterTlsConfig = z.output<typeof clusterTlsSchema>;
@@ -582,6 +694,7 @@ export const configSchema = z
       .default({})
       .describe('Databases `up` creates besides app.database, by name (docs/users.md).'),
     proxy: proxySchema.default(proxySchema.parse({})),
+    backup: backupSchema.default(BACKUP_DEFAULT),
     ha: haSchema.default(haSchema.parse({})),
     http: z
       .object({

@@ -153,3 +153,27 @@ test('HA metrics: the leader as a 0/1 value per node, epoch, paused, counters, l
   assert.match(after, /^pgscale_ha_switchovers_total\{group="0"\} 1$/m);
   assert.match(after, /^pgscale_ha_last_failover_timestamp_seconds\{group="0"\} 1700000000\.5$/m);
 });
+
+test('archive failures of a running node are gauges: counts, last failure time, failing now', async () => {
+  const registry = new Registry();
+  const m = new ClusterMetrics(registry);
+  const archive = {
+    archivedCount: 5,
+    lastArchivedWal: '000000010000000000000004',
+    lastArchivedAt: '2026-12-07T14:00:00.000Z',
+    failedCount: 3,
+    lastFailedWal: '000000010000000000000005',
+    lastFailedAt: '2026-12-07T14:01:00.000Z',
+  };
+  m.update([node('s0n0', 'primary', { archive }), node('s0n1', 'replica')]);
+  const text = await registry.metrics();
+  assert.match(text, /^pgscale_archive_failed_count\{node="s0n0",group="0"\} 3$/m);
+  assert.match(text, /^pgscale_archive_archived_count\{node="s0n0",group="0"\} 5$/m);
+  assert.match(text, /^pgscale_archive_failing\{node="s0n0",group="0"\} 1$/m);
+  assert.match(text, /^pgscale_archive_last_failed_time_seconds\{node="s0n0",group="0"\} 1796652060$/m);
+  assert.doesNotMatch(text, /pgscale_archive_failed_count\{node="s0n1"/);
+  m.update([
+    node('s0n0', 'primary', { archive: { ...archive, lastArchivedAt: '2026-12-07T14:02:00.000Z' } }),
+  ]);
+  assert.match(await registry.metrics(), /^pgscale_archive_failing\{node="s0n0",group="0"\} 0$/m);
+});

@@ -8,7 +8,7 @@
  */
 import { Counter, Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
-import type { NodeStatus } from '../cluster/status.js';
+import type { ArchiveStatus, NodeStatus } from '../cluster/status.js';
 
 type NodeLabels = 'node' | 'group';
 
@@ -20,6 +20,10 @@ export class ClusterMetrics {
   private readonly lagBytes: Gauge<NodeLabels>;
   private readonly lagSeconds: Gauge<NodeLabels>;
   private readonly streaming: Gauge<NodeLabels>;
+  private readonly archived: Gauge<NodeLabels>;
+  private readonly archiveFailed: Gauge<NodeLabels>;
+  private readonly archiveFailedAt: Gauge<NodeLabels>;
+  private readonly archiveFailing: Gauge<NodeLabels>;
   private readonly errors: Counter;
 
   constructor(registry: Registry) {
@@ -48,6 +52,22 @@ export class ClusterMetrics {
       'pgscale_replica_streaming',
       "Whether the node's WAL receiver is streaming (1) or not (0); 0 on a primary.",
     );
+    this.archived = gauge(
+      'pgscale_archive_archived_count',
+      'WAL files archived since the statistics were reset (pg_stat_archiver.archived_count; running nodes).',
+    );
+    this.archiveFailed = gauge(
+      'pgscale_archive_failed_count',
+      'Failed attempts to archive a WAL file (pg_stat_archiver.failed_count; running nodes).',
+    );
+    this.archiveFailedAt = gauge(
+      'pgscale_archive_last_failed_time_seconds',
+      'When archiving last failed, in Unix seconds (pg_stat_archiver.last_failed_time; nodes where it failed).',
+    );
+    this.archiveFailing = gauge(
+      'pgscale_archive_failing',
+      'Whether the last archiving attempt failed (1: the last failure is newer than the last success) or not (0).',
+    );
     this.errors = new Counter({
       name: 'pgscale_status_collect_errors_total',
       help: 'Scrapes for which the node status could not be read.',
@@ -68,7 +88,15 @@ export class ClusterMetrics {
       if (n.lagBytes !== null) this.lagBytes.set(l, n.lagBytes);
       // replay_lag is NULL on a primary and on an idle standby: nothing to replay is no lag.
       if (n.lagSeconds !== null || running) this.lagSeconds.set(l, n.lagSeconds ?? 0);
+      if (running && n.archive) this.setArchive(l, n.archive);
     }
+  }
+
+  private setArchive(l: Record<NodeLabels, string>, a: ArchiveStatus): void {
+    this.archived.set(l, a.archivedCount);
+    this.archiveFailed.set(l, a.failedCount);
+    if (a.lastFailedAt) this.archiveFailedAt.set(l, Date.parse(a.lastFailedAt) / 1000);
+    this.archiveFailing.set(l, archiveFailing(a) ? 1 : 0);
   }
 
   /** The status could not be read: report nothing rather than stale values. */
@@ -86,8 +114,18 @@ export class ClusterMetrics {
       this.lagBytes,
       this.lagSeconds,
       this.streaming,
+      this.archived,
+      this.archiveFailed,
+      this.archiveFailedAt,
+      this.archiveFailing,
     ]) {
       g.reset();
     }
   }
+}
+
+/** Whether archiving fails now: its last failure is newer than its last success. */
+export function archiveFailing(a: ArchiveStatus): boolean {
+  if (a.lastFailedAt === null) return false;
+  return a.lastArchivedAt === null || Date.parse(a.lastFailedAt) > Date.parse(a.lastArchivedAt);
 }

@@ -2,6 +2,7 @@
 import { survey } from '../../cluster/binaries.js';
 import type { PgBinaries } from '../../cluster/binaries.js';
 import { serviceUser } from '../../cluster/run-as.js';
+import { findPgbackrest, supportsMajor } from '../../cluster/pgbackrest.js';
 import { parse } from '../args.js';
 import { out } from '../context.js';
 import { allNodes, loadConfig } from '../../config/load.js';
@@ -14,7 +15,7 @@ import { resolve } from 'node:path';
 export const help = `Usage: pgscale doctor [-c FILE] [--json]
 
 Lists where PostgreSQL binaries were looked for, which set pgscale uses, and the tools that are
-missing with what that means. With cluster.tls on, lists the cluster CA's and the nodes'
+missing with what that means (pgbackrest among them: backups). With cluster.tls on, lists the cluster CA's and the nodes'
 certificates with their expiry, and warns about one that expires within ${RENEW_DAYS} days.
 `;
 
@@ -28,6 +29,7 @@ export function run(argv: string[]): number {
   const found = survey(configured);
   const chosen = found.find((f) => typeof f.result !== 'string')?.result as PgBinaries | undefined;
   const lacks: string[] = [];
+  const pgbackrest = findPgbackrest();
   if (chosen) {
     if (!chosen.pgBasebackup)
       lacks.push(
@@ -37,6 +39,14 @@ export function run(argv: string[]): number {
       lacks.push('pg_rewind: a failed primary rejoins by a fresh clone instead of a rewind (slower).');
     if (!chosen.psql) lacks.push('psql: `pgscale psql` is unavailable (apt-get install postgresql-client).');
     if (!chosen.pgbench) lacks.push('pgbench: benchmarks that compare with pgbench are unavailable.');
+    if (!pgbackrest)
+      lacks.push(
+        'pgbackrest: backups and point-in-time recovery are unavailable; WAL goes to the local safe archive (apt-get install pgbackrest).',
+      );
+    else if (!supportsMajor(pgbackrest, chosen.major))
+      lacks.push(
+        `pgbackrest ${pgbackrest.version} does not support PostgreSQL ${chosen.major}: backups are unavailable; WAL goes to the local safe archive.`,
+      );
   }
   const user = serviceUser();
   if (values.json) {
@@ -46,6 +56,7 @@ export function run(argv: string[]): number {
           candidates: found,
           chosen: chosen ?? null,
           lacks,
+          pgbackrest,
           runAs: user?.name ?? null,
           node: process.version,
           certificates: certs,
@@ -83,6 +94,7 @@ export function run(argv: string[]): number {
     pg_rewind: chosen.pgRewind,
     psql: chosen.psql,
     pgbench: chosen.pgbench,
+    pgbackrest: pgbackrest ? `${pgbackrest.bin} (${pgbackrest.version})` : null,
   })) {
     out(`  ${v ? '✓' : '✗'} ${k.padEnd(14)} ${v ?? 'missing'}`);
   }

@@ -13,6 +13,7 @@ import { proxyStatusLine } from '../proxy-status.js';
 import { parse } from '../args.js';
 import { openCluster, out } from '../context.js';
 import { formatBytes, table } from '../table.js';
+import { archiveFailing } from '../../web/cluster-metrics.js';
 import { probeLag, readStoreKeys, storeStatus } from '../store-status.js';
 import { storeMode, withStore } from './ha.js';
 
@@ -141,7 +142,7 @@ export async function printStatus(cluster: Cluster, json: boolean): Promise<numb
           n.lagSeconds === null ? null : n.lagSeconds.toFixed(1),
           n.slot ? `${n.slot.name}${n.slot.active ? '' : ' (inactive)'}` : null,
           n.archive
-            ? n.archive.failedCount > 0 && n.archive.lastFailedWal
+            ? archiveFailing(n.archive)
               ? `FAILING ${n.archive.lastFailedWal} (${n.archive.failedCount} failures)`
               : (n.archive.lastArchivedWal ?? (n.role === 'primary' ? 'none yet' : null))
             : null,
