@@ -90,3 +90,13 @@ test('adding a group appends it with its nodes; only the last group can be taken
   assert.match(old, /^shards:$/m);
   assert.equal(parseConfig(old, '/x.yaml').config.groups.length, 2);
 });
+
+test('init with pgBackRest installed turns backups on with a schedule; without, the file says nothing of them', () => {
+  const on = parseConfig(renderConfig({ ...INIT_DEFAULTS, backup: true }), '/x/p.yaml').config.backup;
+  assert.equal(on.enabled, true);
+  assert.equal(on.retention_full, 2);
+  assert.ok(on.schedule.full !== null && on.schedule.diff !== null, JSON.stringify(on.schedule));
+  const text = renderConfig({ ...INIT_DEFAULTS, backup: false });
+  assert.ok(!/^backup:/m.test(text));
+  assert.equal(parseConfig(text, '/x/p.yaml').config.backup.enabled, false);
+});

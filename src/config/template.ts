@@ -20,6 +20,8 @@ export interface InitOptions {
   host: string;
   /** cluster.tls.mode: on (a cluster CA, verified TLS between the nodes and the proxy). */
   tls?: boolean;
+  /** backup.enabled: true, with a schedule (`init` when pgBackRest is installed). */
+  backup?: boolean;
 }
 
 export const INIT_DEFAULTS: InitOptions = {
@@ -100,7 +102,21 @@ replication:
   max_slot_wal_keep_size: 4GB
   # Who may connect as the replicator role.
   networks: [127.0.0.1/32, ::1/128]
-
+${
+  o.backup
+    ? `
+backup:
+  # pgBackRest (found on this machine) archives the WAL and takes the backups, from a standby
+  # when one streams: a full backup on Sundays, a differential one every night, two full ones
+  # kept (docs/backup.md). \`pgscale backup\`, \`pgscale backups\`, \`pgscale restore --to TIME\`.
+  enabled: true
+  retention_full: 2
+  schedule:
+    full: sun 01:00
+    diff: daily 01:00
+`
+    : ''
+}
 ha:
   # Automatic failover, switchover (\`pgscale switchover\`) and rejoin, decided by the controller.
   enabled: true

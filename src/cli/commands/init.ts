@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseConfig } from '../../config/load.js';
 import { INIT_DEFAULTS, newClusterId, renderConfig } from '../../config/template.js';
+import { findPgbackrest } from '../../cluster/pgbackrest.js';
 import type { InitOptions } from '../../config/template.js';
 import { ConfigError, ErrorCodes, UsageError } from '../../errors.js';
 import { serviceCanReach, serviceUser } from '../../cluster/run-as.js';
@@ -29,6 +30,8 @@ Options:
                      digits, unique to this cluster
   --tls              cluster.tls.mode: on — \`up\` creates a cluster CA and every node, the
                      standbys and the proxy use verified TLS (required across hosts; docs/tls.md)
+  --no-backup        leave backup.enabled off even where pgBackRest is installed (by default
+                     init turns it on there, with a weekly full and a nightly differential backup)
   --force            overwrite an existing pgscale.yaml
 `;
 
@@ -47,6 +50,7 @@ export function run(argv: string[]): number {
     name: { type: 'string' },
     force: { type: 'boolean' },
     tls: { type: 'boolean' },
+    'no-backup': { type: 'boolean' },
   });
   if (values.help) return (out(help), 0);
   const dir = resolve(typeof values.dir === 'string' ? values.dir : '.');
@@ -73,6 +77,8 @@ export function run(argv: string[]): number {
     groups,
     replicas,
     tls: values.tls === true,
+    // pgBackRest takes over the archive and the backups where it is installed (docs/backup.md).
+    backup: values['no-backup'] !== true && findPgbackrest() !== null,
     portBase: base ?? INIT_DEFAULTS.portBase,
     proxyPort:
       intOption('proxy-port', values['proxy-port'], 1, 65535) ??
