@@ -171,6 +171,9 @@ export class ClusterTls {
       const { cert, key } = this.issuer()!;
       // The CA stays ours (created by us, not given to the service user): PostgreSQL never
       // needs its key.
+      // The data directory itself as the cluster makes it (the service user enters it); the CA's
+      // own directory 0700 (recursive mkdir would give every new parent the same mode).
+      mkdirSync(this.loaded.dataDir, { recursive: true });
       mkdirSync(dirname(key), { recursive: true, mode: 0o700 });
       chmodSync(dirname(key), 0o700);
       if (!existsSync(cert) || !existsSync(key)) this.createCa(cert, key);
