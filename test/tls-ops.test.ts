@@ -9,10 +9,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { binarySets, cli, makeCluster, until } from './harness.js';
+import { binarySets, cli, makeCluster, tempDir, until } from './harness.js';
 import type { TestCluster } from './harness.js';
 import { withClient } from '../src/cluster/sql.js';
 import { servedSerial } from '../src/cluster/tls-rotate.js';
@@ -245,6 +245,24 @@ describe(`TLS for production with PostgreSQL ${bins.version} (${bins.source})`, 
       },
       30_000,
     );
+  });
+
+  test('init --tls creates the CA at once; up accepts that data directory, destroy removes it', async () => {
+    const dir = tempDir('pgscale-init-tls-');
+    try {
+      const r = await cli(['init', '--dir', dir, '--tls', '--replicas', '0']);
+      assert.equal(r.code, 0, r.stderr);
+      const data = /created the cluster CA: (\S+)\/tls\/ca\.crt/.exec(r.stdout)?.[1];
+      assert.ok(data, r.stdout);
+      const ca = new X509Certificate(readFileSync(join(data, 'ca', 'ca.crt')));
+      assert.ok(ca.ca);
+      assert.equal(readFileSync(join(data, 'tls', 'ca.crt'), 'utf8'), ca.toString());
+      const d = await cli(['destroy', '--yes', '-c', join(dir, 'pgscale.yaml')]);
+      assert.equal(d.code, 0, d.stderr);
+      assert.ok(!existsSync(data));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('bad input: rotate-certs with --all and --days, and on a cluster without TLS, say what is wrong', async () => {
