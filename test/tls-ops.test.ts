@@ -247,7 +247,7 @@ describe(`TLS for production with PostgreSQL ${bins.version} (${bins.source})`, 
     );
   });
 
-  test('init --tls creates the CA at once; up accepts that data directory, destroy removes it', async () => {
+  test('init --tls creates the CA at once; destroy removes that data directory', async () => {
     const dir = tempDir('pgscale-init-tls-');
     try {
       const r = await cli(['init', '--dir', dir, '--tls', '--replicas', '0']);
