@@ -18,8 +18,12 @@ import { INIT_DEFAULTS, renderConfig } from '../src/config/template.js';
 const analyze = spawnSync('systemd-analyze', ['--version'], { encoding: 'utf8' }).status === 0;
 
 /** A cluster file (never started) and its data directory with secrets, in a temporary directory. */
+/** Every directory cluster() made, removed after the suite (even when its set-up failed). */
+const dirs: string[] = [];
+
 function cluster(name: string, edit: (yaml: string) => string = (y) => y) {
   const dir = tempDir('pgscale-svc-');
+  dirs.push(dir);
   const file = join(dir, 'pgscale.yaml');
   writeFileSync(file, edit(renderConfig({ ...INIT_DEFAULTS, name, replicas: 1 })));
   mkdirSync(join(dir, 'data'), { mode: 0o700 });
@@ -28,7 +32,6 @@ function cluster(name: string, edit: (yaml: string) => string = (y) => y) {
 }
 
 describe('pgscale service', () => {
-  const dirs: string[] = [];
   after(() => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
@@ -36,7 +39,6 @@ describe('pgscale service', () => {
 
   test('install writes the controller unit: user, working directory, restart, limits, KillMode; no secret', async () => {
     const c = cluster('svc-one');
-    dirs.push(c.dir);
     const env = { PGSCALE_PG_BIN: '/opt/pg/bin', PGPASSWORD: c.secrets.superuser };
     const r = await cli(['service', 'install', '-c', c.file, '--unit-dir', c.units], env);
     assert.equal(r.code, 0, r.stderr);
@@ -70,7 +72,6 @@ describe('pgscale service', () => {
       return;
     }
     const c = cluster('svc-etcd', (y) => y.replace('  store: embedded\n', '  store: etcd\n'));
-    dirs.push(c.dir);
     const r = await cli([
       'service',
       'install',
@@ -87,7 +88,6 @@ describe('pgscale service', () => {
     assert.match(readFileSync(join(c.units, files[1]!), 'utf8'), /proxy -c \S+ --cluster$/m);
     assert.match(readFileSync(join(c.units, files[1]!), 'utf8'), /^KillMode=mixed$/m);
     const one = cluster('svc-verify');
-    dirs.push(one.dir);
     assert.equal((await cli(['service', 'install', '-c', one.file, '--unit-dir', c.units])).code, 0);
     const all = readdirSync(c.units).map((f) => join(c.units, f));
     assert.equal(all.length, 3);
@@ -98,7 +98,6 @@ describe('pgscale service', () => {
 
   test('--dry-run prints the units and writes nothing', async () => {
     const c = cluster('svc-dry');
-    dirs.push(c.dir);
     const r = await cli(['service', 'install', '-c', c.file, '--unit-dir', c.units, '--dry-run']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /# would write \S+pgscale-svc-dry\.service/);
@@ -108,7 +107,6 @@ describe('pgscale service', () => {
 
   test('uninstall removes the units install wrote and keeps any other file', async () => {
     const c = cluster('svc-rm');
-    dirs.push(c.dir);
     assert.equal((await cli(['service', 'install', '-c', c.file, '--unit-dir', c.units])).code, 0);
     const dry = await cli(['service', 'uninstall', '-c', c.file, '--unit-dir', c.units, '--dry-run']);
     assert.match(dry.stdout, /would remove \S+pgscale-svc-rm\.service/);
@@ -122,7 +120,6 @@ describe('pgscale service', () => {
 
   test('bad input names the problem and writes nothing', async () => {
     const c = cluster('svc-bad');
-    dirs.push(c.dir);
     const cases: [string[], number, RegExp][] = [
       [['service'], 0, /Usage: pgscale service install/],
       [['service', 'start'], 2, /unknown action "start"; use install or uninstall/],
