@@ -49,6 +49,8 @@ describe('CLI usage errors', () => {
       'psql',
       'url',
       'doctor',
+      'rotate-certs',
+      'service',
     ]) {
       const r = await cli([cmd, '--help']);
       assert.equal(r.code, 0, cmd);

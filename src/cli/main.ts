@@ -21,6 +21,8 @@ import * as psql from './commands/psql.js';
 import * as reloadCmd from './commands/reload.js';
 import * as replicas from './commands/replicas.js';
 import * as restartCmd from './commands/restart.js';
+import * as rotateCerts from './commands/rotate-certs.js';
+import * as service from './commands/service.js';
 import * as shards from './commands/shards.js';
 import * as status from './commands/status.js';
 import * as upCmd from './commands/up.js';
@@ -79,6 +81,11 @@ const commands: Record<string, { run: Handler; summary: string; hidden?: true }>
     summary: 'print a haproxy.cfg: writes to the primary, reads over the replicas',
   },
   doctor: { run: doctor.run, summary: 'show the PostgreSQL binaries found and what is missing' },
+  'rotate-certs': {
+    run: rotateCerts.run,
+    summary: 'renew expiring TLS certificates (--all: every one) and load them without an outage',
+  },
+  service: { run: service.run, summary: 'install or uninstall systemd units (controller, agent, proxy)' },
   // What `up --detach` runs in the background; not listed in the help.
   controller: { run: controllerCmd.run, summary: 'run the controller in the foreground', hidden: true },
 };

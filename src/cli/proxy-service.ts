@@ -11,7 +11,7 @@
  * logged and started again.
  */
 import { portInUse } from '../cluster/ports.js';
-import { ClusterTls, proxyWithClusterTls } from '../cluster/tls.js';
+import { ClusterTls, proxyWithClusterCert, proxyWithClusterTls } from '../cluster/tls.js';
 import { ConfigError, ErrorCodes, PgscaleError, errorMessage } from '../errors.js';
 import type { Registry } from 'prom-client';
 import type { Cluster } from '../cluster/cluster.js';
@@ -59,7 +59,8 @@ export function clusterTopology(cluster: Cluster, epoch: number): Topology {
  * its process with the sharding state (shard holds, two-phase commits, global tables), which
  * several processes would each keep apart; it is for the standalone `pgscale proxy` for now.
  * With cluster.tls on, the proxy verifies the nodes with the cluster CA (tls.ts,
- * proxyWithClusterTls).
+ * proxyWithClusterTls); with proxy.tls.cluster_ca it presents a certificate from that CA
+ * (proxyWithClusterCert).
  */
 export function proxyConfigFor(loaded: LoadedConfig): ProxyConfig {
   const p = loaded.config.proxy;
@@ -71,7 +72,7 @@ export function proxyConfigFor(loaded: LoadedConfig): ProxyConfig {
     );
   }
   const tls = new ClusterTls(loaded);
-  const cfg = proxyWithClusterTls(p, tls.enabled ? tls.trustFile : null);
+  const cfg = proxyWithClusterCert(proxyWithClusterTls(p, tls.enabled ? tls.trustFile : null), tls);
   // Roles created later in PostgreSQL log in through pgscale's own auth lookup (bootstrap-users.ts)
   // unless the operator set an auth_query of their own.
   return cfg.auth_query !== null

@@ -7,6 +7,7 @@
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import { resolve } from 'node:path';
+import { ClusterTls, proxyWithClusterCert } from '../cluster/tls.js';
 import { loadConfig, defaultConfigPath } from '../config/load.js';
 import type { ProxyConfig } from '../config/schema.js';
 import { ConfigError, ErrorCodes, UsageError } from '../errors.js';
@@ -98,7 +99,9 @@ export async function loadProxyConfig(
       `${loaded.file}: proxy.databases is empty: the standalone proxy needs at least one server (or use pgscale up)`,
     );
   }
-  return { config: loaded.config.proxy, warnings: [...(loaded.warnings ?? [])] };
+  // proxy.tls.cluster_ca: a certificate from the cluster CA of this file's data_dir.
+  const config = proxyWithClusterCert(loaded.config.proxy, new ClusterTls(loaded));
+  return { config, warnings: [...(loaded.warnings ?? [])] };
 }
 
 /** Logs a reload's outcome: what needs a restart. */

@@ -8,6 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import type { pgSsl } from '../cluster/sql.js';
 import type { Logger } from '../obs/logger.js';
 import type { TxDecider } from '../proxy/session/multi-group.js';
 import type { PgGroupSession } from '../sharding/every-group.js';
@@ -27,7 +28,8 @@ export interface DecisionsEnv {
   /** Group 0's primary now, or null. */
   primary0(): { host: string; port: number } | null;
   /** The superuser's login to the application database. */
-  login(): { user: string; password: string; database: string };
+  /** With cluster.tls on, `ssl` verifies the node by the cluster CA (pgSsl). */
+  login(): { user: string; password: string; database: string } & ReturnType<typeof pgSsl>;
   /** Superuser sessions on every group's primary; `close` ends them. */
   openSessions(): Promise<{ sessions: readonly PgGroupSession[]; close(): Promise<void> }>;
   /** Whether the catalog has tables (nothing to recover before). */

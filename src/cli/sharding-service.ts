@@ -119,6 +119,7 @@ export class ShardingService implements Service, ShardingHost {
         user: loaded.config.postgres.superuser,
         password: cluster.secrets().superuser,
         database: this.app,
+        ...pgSsl(cluster.rootCert()),
       }),
       openSessions: () => this.openPgSessions(null),
       sharded: () => (this.catalogs?.current.tables.size ?? 0) > 0,

@@ -591,7 +591,9 @@ export class Cluster {
   /** Stops everything and removes the data directory (which must be a pgscale cluster's). */
   async destroy(): Promise<void> {
     if (!existsSync(this.dataDir)) return;
-    if (!this.identity() && !isEmptyOrMissing(this.dataDir)) {
+    // Only the cluster CA made before the cluster (`init --tls`) is ours without cluster.json.
+    const caOnly = readdirSync(this.dataDir).every((n) => n === 'ca' || n === 'tls');
+    if (!this.identity() && !isEmptyOrMissing(this.dataDir) && !caOnly) {
       throw new ClusterError(
         ErrorCodes.DATADIR_FOREIGN,
         `${this.dataDir} is not a pgscale cluster's data directory (no cluster.json); not removing it`,

@@ -148,12 +148,15 @@ export function isLoopbackCidr(cidr: string): boolean {
  * pg_hba.conf. With cluster.tls on, connections from beyond this host must use TLS (hostssl);
  * the loopback ranges keep `host` (TLS or not), as pgscale's own control connections on one host
  * and local administration always worked, and so does the node's own address (`ownHost`, when an
- * IP address). Replication takes TLS with a client certificate from the cluster CA from every
- * address.
+ * IP address) — unless cluster.tls.hostssl_only, which makes every line hostssl (pgscale's own
+ * connections use verified TLS whenever cluster.tls is on). Replication takes TLS with a client
+ * certificate from the cluster CA from every address.
  */
 export function renderHba(config: Config, ownHost?: string): string {
   const tls = config.cluster.tls.mode === 'on';
-  const type = (net: string) => (tls && !isLoopbackCidr(net) ? 'hostssl' : 'host').padEnd(7);
+  // cluster.tls.hostssl_only: no line accepts a connection without TLS, loopback included.
+  const sslOnly = tls && config.cluster.tls.hostssl_only;
+  const type = (net: string) => (tls && (sslOnly || !isLoopbackCidr(net)) ? 'hostssl' : 'host').padEnd(7);
   const lines = ['# Managed by pgscale. SCRAM only; limited to the networks named in pgscale.yaml.'];
   lines.push('# TYPE  DATABASE      USER          ADDRESS                 METHOD');
   for (const net of config.replication.networks) {
@@ -169,7 +172,9 @@ export function renderHba(config: Config, ownHost?: string): string {
   // never cross the network (a remote peer cannot complete a handshake from that address).
   const own = tls && ownHost && isIP(ownHost) ? `${ownHost}/${isIP(ownHost) === 4 ? 32 : 128}` : null;
   if (own && !isLoopbackCidr(own))
-    lines.push(`host    all           all           ${own.padEnd(23)} scram-sha-256`);
+    lines.push(
+      `${(sslOnly ? 'hostssl' : 'host').padEnd(7)} all           all           ${own.padEnd(23)} scram-sha-256`,
+    );
   for (const net of config.postgres.client_networks) {
     lines.push(`${type(net)} all           all           ${net.padEnd(23)} scram-sha-256`);
   }

@@ -10,6 +10,15 @@ import { dataMajorVersion, isEmptyOrMissing, readMarker, runningPid } from './in
 import { portInUse } from './ports.js';
 import { serviceCanReach, serviceUser } from './run-as.js';
 
+/**
+ * What in a data directory without cluster.json pgscale did not put there. The cluster CA and the
+ * TLS directory come before the cluster (`init --tls`, a proxy certificate from the CA).
+ */
+export function foreignEntries(dataDir: string): string[] {
+  const ours = ['nodes', 'logs', 'archive', 'secrets', 'bin', 'secrets.json', 'ca', 'tls'];
+  return readdirSync(dataDir).filter((n) => !ours.includes(n));
+}
+
 /** Everything that can be known before acting; throws naming the first problems found. */
 export async function preflightCluster(c: Cluster): Promise<void> {
   const problems: string[] = [];
@@ -21,8 +30,7 @@ export async function preflightCluster(c: Cluster): Promise<void> {
   }
   const id = c.identity();
   if (existsSync(c.dataDir) && !id && !isEmptyOrMissing(c.dataDir)) {
-    const ours = ['nodes', 'logs', 'archive', 'secrets', 'bin', 'secrets.json'];
-    const foreign = readdirSync(c.dataDir).filter((n) => !ours.includes(n));
+    const foreign = foreignEntries(c.dataDir);
     if (foreign.length > 0) {
       throw new ClusterError(
         ErrorCodes.DATADIR_FOREIGN,

@@ -92,6 +92,35 @@ describe('with cluster.tls on', () => {
     assert.doesNotMatch(renderHba(parseConfig(yaml(false), '/x/p.yaml').config, '10.1.0.7'), /10\.1\.0\.7/);
   });
 
+  test("hostssl_only: every line is hostssl, loopback and the node's own address included", () => {
+    const only = parseConfig(
+      yaml(true, '    hostssl_only: true\n').replace(
+        'client_networks: [127.0.0.1/32, ::1/128]',
+        'client_networks: [127.0.0.1/32, ::1/128, 10.1.0.0/16]',
+      ),
+      '/x/p.yaml',
+    ).config;
+    const rules = renderHba(only, '10.1.0.7')
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'));
+    assert.ok(rules.length >= 5, rules.join('\n'));
+    assert.ok(
+      rules.every((l) => l.startsWith('hostssl ')),
+      rules.join('\n'),
+    );
+    assert.ok(rules.some((l) => /^hostssl\s+all\s+all\s+127\.0\.0\.1\/32\s/.test(l)));
+    assert.ok(rules.some((l) => /^hostssl\s+all\s+all\s+10\.1\.0\.7\/32\s/.test(l)));
+    // Without TLS on, the option is refused, naming what it needs.
+    assert.throws(
+      () =>
+        parseConfig(
+          yaml(false).replace('    mode: off\n', '    mode: off\n    hostssl_only: true\n'),
+          '/x/p.yaml',
+        ),
+      /cluster\.tls\.hostssl_only: needs cluster\.tls\.mode: on/,
+    );
+  });
+
   test('each node serves TLS with its files; off, no ssl setting', () => {
     const bins = { dir: '/nonexistent/bin', major: 16 } as PgBinaries;
     const node = allNodes(on)[0]!;

@@ -25,6 +25,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { LoadedConfig, NodeRef } from '../config/load.js';
 import type { ProxyConfig } from '../config/schema.js';
@@ -57,6 +58,18 @@ export function subjectAltNames(host: string): string[] {
   return [...new Set([...own, 'DNS:localhost', 'IP:127.0.0.1', 'IP:::1'])];
 }
 
+/** Base name of the proxy's certificate and key in <data_dir>/tls (proxy.tls.cluster_ca). */
+export const PROXY_CERT_NAME = 'pgscale-proxy';
+
+/**
+ * The names a proxy certificate from the cluster CA holds: proxy.listen unless it is a wildcard,
+ * this host's name, proxy.tls.cert_names, and (through subjectAltNames) the loopback names.
+ */
+export function proxyCertHosts(proxy: ProxyConfig, host = hostname()): string[] {
+  const listen = ['', '*', '0.0.0.0', '::'].includes(proxy.listen) ? [] : [proxy.listen];
+  return [...new Set([...listen, host, ...proxy.tls.cert_names].map((h) => h.toLowerCase()))];
+}
+
 /** Whether a certificate is valid for `host` (an IP address against IP entries, a name against DNS). */
 export function certCovers(cert: X509Certificate, host: string): boolean {
   return isIP(host) ? cert.checkIP(host) !== undefined : cert.checkHost(host) !== undefined;
@@ -79,6 +92,16 @@ export function proxyWithClusterTls(proxy: ProxyConfig, rootCert: string | null)
   if (st.ca_file !== null) return proxy;
   const mode = st.mode === 'disable' ? 'verify-full' : st.mode;
   return { ...proxy, server_tls: { mode, ca_file: rootCert } };
+}
+
+/**
+ * The proxy section with its client-facing certificate from the cluster CA when
+ * proxy.tls.cluster_ca asks for one (issued or renewed here, ClusterTls.proxyFiles).
+ */
+export function proxyWithClusterCert(proxy: ProxyConfig, tls: ClusterTls): ProxyConfig {
+  if (!proxy.tls.cluster_ca || proxy.tls.mode === 'disable') return proxy;
+  const f = tls.proxyFiles();
+  return { ...proxy, tls: { ...proxy.tls, cert_file: f.cert, key_file: f.key } };
 }
 
 export interface CertExpiry {
@@ -148,6 +171,9 @@ export class ClusterTls {
       const { cert, key } = this.issuer()!;
       // The CA stays ours (created by us, not given to the service user): PostgreSQL never
       // needs its key.
+      // The data directory itself as the cluster makes it (the service user enters it); the CA's
+      // own directory 0700 (recursive mkdir would give every new parent the same mode).
+      mkdirSync(this.loaded.dataDir, { recursive: true });
       mkdirSync(dirname(key), { recursive: true, mode: 0o700 });
       chmodSync(dirname(key), 0o700);
       if (!existsSync(cert) || !existsSync(key)) this.createCa(cert, key);
@@ -193,7 +219,11 @@ export class ClusterTls {
    * that fails while the current certificate still serves its node keeps it and tells `warn`
    * (this runs on the way of a failover too: a renewal problem must not stop one).
    */
-  nodeFiles(n: NodeRef, warn: (message: string) => void = () => undefined): NodeTlsFiles {
+  nodeFiles(
+    n: NodeRef,
+    warn: (message: string) => void = () => undefined,
+    opts: { force?: boolean } = {},
+  ): NodeTlsFiles {
     this.ensureCa();
     const files = {
       cert: join(this.dir, `${n.name}.crt`),
@@ -206,38 +236,74 @@ export class ClusterTls {
       this.copyReady(n, files, ca);
       return files;
     }
-    if (this.usable(files.cert, n.host, ca)) return files;
+    if (!opts.force && this.usable(files.cert, [n.host], ca)) return files;
     try {
-      this.issue(n, files, issuer);
+      this.issue(n.name, subjectAltNames(n.host), files, issuer);
     } catch (e) {
-      if (!this.usable(files.cert, n.host, ca, 0)) throw e;
+      if (!this.usable(files.cert, [n.host], ca, 0)) throw e;
       warn(`keeping the certificate of ${n.name} until it can be renewed: ${(e as Error).message}`);
     }
     return files;
   }
 
-  /** Whether an existing certificate still serves: names the host, from this CA, not expiring. */
-  private usable(certFile: string, host: string, ca: X509Certificate, minDays?: number): boolean {
+  /**
+   * The proxy's client-facing certificate and key from the cluster CA (proxy.tls.cluster_ca),
+   * issued when missing, no longer naming proxyCertHosts(), from another CA, expiring — or
+   * always with `force` (rotation).
+   */
+  proxyFiles(opts: { force?: boolean } = {}): { cert: string; key: string } {
+    this.ensureCa();
+    const issuer = this.issuer();
+    if (!issuer) {
+      throw new ClusterError(
+        ErrorCodes.CONFIG_INVALID,
+        'proxy.tls.cluster_ca: pgscale has no CA key to issue with (cluster.tls.node_cert_dir); give the proxy cert_file and key_file',
+      );
+    }
+    const files = {
+      cert: join(this.dir, `${PROXY_CERT_NAME}.crt`),
+      key: join(this.dir, `${PROXY_CERT_NAME}.key`),
+    };
+    const hosts = proxyCertHosts(this.loaded.config.proxy);
+    const ca = new X509Certificate(readFileSync(this.rootCert));
+    if (!opts.force && this.usable(files.cert, hosts, ca)) return files;
+    const sans = [...new Set(hosts.flatMap((h) => subjectAltNames(h)))];
+    this.issue(PROXY_CERT_NAME, sans, files, issuer);
+    return files;
+  }
+
+  /** Whether an existing certificate still serves: names the hosts, from this CA, not expiring. */
+  private usable(certFile: string, hosts: readonly string[], ca: X509Certificate, minDays?: number): boolean {
     if (!existsSync(certFile)) return false;
     try {
       const c = new X509Certificate(readFileSync(certFile));
       // Short-lived certificates (node_cert_days under 2 × RENEW_DAYS) are renewed at half-life,
       // not at every start.
       const renewAt = minDays ?? Math.min(RENEW_DAYS, this.settings.node_cert_days / 2);
-      return certCovers(c, host) && c.checkIssued(ca) && c.verify(ca.publicKey) && daysLeft(c) > renewAt;
+      return (
+        hosts.every((h) => certCovers(c, h)) &&
+        c.checkIssued(ca) &&
+        c.verify(ca.publicKey) &&
+        daysLeft(c) > renewAt
+      );
     } catch {
       return false;
     }
   }
 
-  private issue(n: NodeRef, files: NodeTlsFiles, issuer: { cert: string; key: string }): void {
+  private issue(
+    cn: string,
+    sans: readonly string[],
+    files: { cert: string; key: string },
+    issuer: { cert: string; key: string },
+  ): void {
     privateToOwner(issuer.key, 'cluster.tls.ca_key');
     const tmpKey = `${files.key}.new`;
     const tmpCert = `${files.cert}.new`;
     writePrivate(tmpKey, newKeyPem(), true);
     try {
-      withOpensslConfig(this.dir, n.name, subjectAltNames(n.host), (cnf) => {
-        const csr = join(this.dir, `${n.name}.csr`);
+      withOpensslConfig(this.dir, cn, sans, (cnf) => {
+        const csr = join(this.dir, `${cn}.csr`);
         try {
           openssl(['req', '-new', '-config', cnf, '-key', tmpKey, '-out', csr]);
           openssl([
@@ -321,6 +387,7 @@ export class ClusterTls {
     };
     add('cluster CA', this.rootCert);
     for (const n of nodes) add(n.name, join(this.dir, `${n.name}.crt`));
+    if (this.loaded.config.proxy.tls.cluster_ca) add('proxy', join(this.dir, `${PROXY_CERT_NAME}.crt`));
     return out;
   }
 }

@@ -232,6 +232,24 @@ function tlsProblems(config: Config): string[] {
       'cluster.tls.ca_cert: needs ca_key (pgscale issues the node certificates with it) or node_cert_dir (certificates you issued)',
     );
   }
+  if (t.hostssl_only && t.mode !== 'on')
+    p.push('cluster.tls.hostssl_only: needs cluster.tls.mode: on (the nodes serve no TLS without it)');
+  const pt = config.proxy.tls;
+  if (pt.cluster_ca) {
+    if (pt.cert_file || pt.key_file)
+      p.push(
+        'proxy.tls: cluster_ca (pgscale issues the certificate) and cert_file/key_file (yours) exclude each other; keep one',
+      );
+    if (pt.mode === 'disable') p.push('proxy.tls.cluster_ca: set proxy.tls.mode to allow or require');
+    if (t.node_cert_dir)
+      p.push(
+        'proxy.tls.cluster_ca: pgscale has no CA key to issue with (cluster.tls.node_cert_dir); give the proxy cert_file and key_file issued by your CA',
+      );
+  } else if (pt.cert_names.length > 0) {
+    p.push(
+      'proxy.tls.cert_names: only with proxy.tls.cluster_ca: true (names of the certificate pgscale issues)',
+    );
+  }
   return p;
 }
 

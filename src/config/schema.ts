@@ -338,9 +338,21 @@ export const proxySchema = z
           .default(null)
           .describe('PEM certificate (chain) the proxy presents to clients.'),
         key_file: z.string().nullable().default(null).describe('PEM private key of cert_file.'),
+        cluster_ca: z
+          .boolean()
+          .default(false)
+          .describe(
+            'Instead of cert_file/key_file: pgscale issues the proxy a certificate from the cluster CA (clients verify with <data_dir>/tls/ca.crt, sslmode=verify-full).',
+          ),
+        cert_names: z
+          .array(z.string().min(1))
+          .default([])
+          .describe(
+            'With cluster_ca: more host names or addresses for its subjectAltName (besides proxy.listen, this host name and the loopback names).',
+          ),
       })
       .strict()
-      .default({ mode: 'disable', cert_file: null, key_file: null }),
+      .default({ mode: 'disable', cert_file: null, key_file: null, cluster_ca: false, cert_names: [] }),
     server_tls: z
       .object({
         mode: z
@@ -455,6 +467,12 @@ export const clusterTlsSchema = z
       .default(730)
       .describe(
         'Validity of the node certificates pgscale issues (days); one that expires within 30 days is issued again at the next start or reload.',
+      ),
+    hostssl_only: z
+      .boolean()
+      .default(false)
+      .describe(
+        "With mode on: every pg_hba.conf line is hostssl, loopback included (pgscale's own connections use verified TLS); false: loopback lines stay host.",
       ),
   })
   .strict();

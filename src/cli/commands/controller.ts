@@ -24,7 +24,9 @@ Runs the cluster's controller in the foreground, logging JSON lines to stderr: b
 cluster up, supervises its nodes, runs its services and the HTTP API (http.listen:http.port)
 until SIGTERM or SIGINT, then stops them and the nodes. This is the process \`pgscale up --detach\`
 starts in the background (logging to <data_dir>/logs/controller.log); \`pgscale up\` without
---detach runs the same with progress for people. There is no need to run it directly.
+--detach runs the same with progress for people. SIGHUP reloads the configuration (where a
+foreground \`up\` stops). The systemd unit of \`pgscale service install\` runs it; otherwise there is
+no need to run it directly.
 `;
 
 export async function run(argv: string[]): Promise<number> {

@@ -1,8 +1,9 @@
 /** `pgscale init`: writes a commented pgscale.yaml for N groups of 1 primary + R standbys. */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { parseConfig } from '../../config/load.js';
+import { dirname, join, resolve } from 'node:path';
+import { loadConfig, parseConfig } from '../../config/load.js';
+import { ClusterTls } from '../../cluster/tls.js';
 import { INIT_DEFAULTS, newClusterId, renderConfig } from '../../config/template.js';
 import { findPgbackrest } from '../../cluster/pgbackrest.js';
 import type { InitOptions } from '../../config/template.js';
@@ -28,8 +29,9 @@ Options:
                      health endpoints take the ports after it
   --name NAME        cluster name (default pgscale); cluster.id is NAME and 8 random hex
                      digits, unique to this cluster
-  --tls              cluster.tls.mode: on — \`up\` creates a cluster CA and every node, the
-                     standbys and the proxy use verified TLS (required across hosts; docs/tls.md)
+  --tls              cluster.tls.mode: on — creates the cluster CA now (<data_dir>/ca), and every
+                     node, the standbys and the proxy use verified TLS (required across hosts;
+                     docs/tls.md)
   --no-backup        leave backup.enabled off even where pgBackRest is installed (by default
                      init turns it on there, with a weekly full and a nightly differential backup)
   --force            overwrite an existing pgscale.yaml
@@ -87,7 +89,16 @@ export function run(argv: string[]): number {
       intOption('http-port', values['http-port'], 1, 65535) ??
       (base === undefined ? INIT_DEFAULTS.httpPort : base + PORT_BLOCK_NODES + 1),
   };
-  out(`${writeConfig(dir, file, opts)}\nNext: pgscale up -c ${file}`);
+  const summary = writeConfig(dir, file, opts);
+  let ca = '';
+  if (opts.tls) {
+    // The CA now, not at the first `up`: across hosts it is copied to the others before their
+    // agents start (docs/tls.md).
+    const tls = new ClusterTls(loadConfig(file));
+    tls.ensureCa();
+    ca = `\ncreated the cluster CA: ${tls.rootCert} (clients verify with it; its key is in ${join(dirname(dirname(tls.rootCert)), 'ca')})`;
+  }
+  out(`${summary}${ca}\nNext: pgscale up -c ${file}`);
   return 0;
 }
 
