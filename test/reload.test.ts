@@ -199,6 +199,30 @@ describe('pgscale reload, up and edit-config on a running cluster', () => {
     assert.deepEqual(await everywhere('SHOW work_mem'), ['16MB', '16MB']);
   });
 
+  test('reload with a new user and database: made on the cluster, and the user logs in through the proxy', async () => {
+    const now = readFileSync(tc.file, 'utf8');
+    setFile(`${now}\nusers:\n  reporter:\n    databases: [reports]\ndatabases:\n  reports: {}\n`);
+    const r = await cli(['reload', '-c', tc.file], tc.env);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /users and databases/);
+    const password = readSecrets(tc.cluster.dataDir)!.users?.reporter;
+    assert.ok(password, 'a password generated for the new user');
+    assert.ok(!r.stdout.includes(password!) && !r.stderr.includes(password!), 'no password in the output');
+    const c = new pg.Client({
+      host: '127.0.0.1',
+      port: tc.cluster.config.proxy.port,
+      user: 'reporter',
+      password,
+      database: 'reports',
+    });
+    await c.connect();
+    try {
+      assert.equal((await c.query('SELECT current_user AS u')).rows[0].u, 'reporter');
+    } finally {
+      await c.end();
+    }
+  });
+
   test('edit-config: $EDITOR edits a copy; a bad edit or no --yes leaves the file as it was', async () => {
     const before = readFileSync(tc.file, 'utf8');
     const editor = (sed: string) => {

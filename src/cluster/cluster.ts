@@ -406,6 +406,25 @@ export class Cluster {
     await this.startNode(n, []);
   }
 
+  /**
+   * The declared users and databases made, or brought up to date, on every group's primary, as
+   * `up` does (a reload that changed users: or databases:). New passwords go to secrets.json.
+   */
+  async applyUsers(): Promise<void> {
+    const secrets = this.prepareDirs();
+    for (let g = 0; g < this.config.groups.length; g++) {
+      const primary = this.primaryOf(g);
+      if (!primary) continue;
+      await bootstrapRoles(
+        this.config,
+        secrets,
+        (db) => this.target(primary, db),
+        this.reporter,
+        this.usersContext(g, secrets),
+      );
+    }
+  }
+
   /** What bootstrapRoles needs for the declared users and databases of `group`. */
   private usersContext(group: number, secrets: Secrets): UsersContext {
     return { group, passwordOf: (u) => userPassword(this.loaded, secrets, u) };

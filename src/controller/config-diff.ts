@@ -15,7 +15,7 @@
  */
 import type { Config } from '../config/schema.js';
 
-export type ChangeKind = 'postgres' | 'proxy' | 'ha' | 'next_start' | 'refused';
+export type ChangeKind = 'postgres' | 'proxy' | 'ha' | 'users' | 'next_start' | 'refused';
 
 export interface ConfigChange {
   /** Dotted key, e.g. postgres.parameters.work_mem or groups[0].nodes. */
@@ -61,6 +61,8 @@ function kindOf(key: string): { kind: ChangeKind; reason?: string } {
   if (refused) return { kind: 'refused', reason: refused[1] };
   if (POSTGRES.some(hit)) return { kind: 'postgres' };
   if (key.startsWith('proxy.')) return { kind: 'proxy' };
+  // Roles and databases are made on every group's primary, then the proxy learns them.
+  if (key.startsWith('users.') || key.startsWith('databases.')) return { kind: 'users' };
   // The leader lease is granted with its TTL: a new TTL holds from the controller's next start.
   if (key === 'ha.ttl') return { kind: 'next_start' };
   if (key.startsWith('ha.')) return { kind: 'ha' };

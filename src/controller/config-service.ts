@@ -171,7 +171,14 @@ export class ConfigService implements Service {
     if (dryRun || changes.length === 0) return { status: 200, body: result };
     cluster.replaceConfig({ ...next, config: { ...next.config, groups: cluster.config.groups } });
     if (changes.some((c) => c.kind === 'postgres')) result.nodes = await this.reloadNodes();
-    if (changes.some((c) => c.kind === 'proxy' || c.kind === 'ha'))
+    if (changes.some((c) => c.kind === 'users')) {
+      try {
+        await cluster.applyUsers();
+      } catch (e) {
+        return { status: 500, body: { error: `users and databases: ${errorMessage(e)}`, changes } };
+      }
+    }
+    if (changes.some((c) => c.kind === 'proxy' || c.kind === 'ha' || c.kind === 'users'))
       result.services = await this.deps.reloadServices();
     await this.recordReload(result);
     return { status: 200, body: result };

@@ -62,6 +62,7 @@ function printChanges(changes: ConfigChange[]): void {
     ['postgres', 'PostgreSQL settings (nodes reloaded)'],
     ['proxy', 'proxy (reloaded, clients stay connected)'],
     ['ha', 'high availability (from its next cycle)'],
+    ['users', 'users and databases (made on every group, the proxy reloaded)'],
     ['next_start', 'taken at the next start of the controller'],
     ['refused', 'refused'],
   ];
