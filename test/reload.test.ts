@@ -207,7 +207,7 @@ describe('pgscale reload, up and edit-config on a running cluster', () => {
     assert.match(r.stdout, /users and databases/);
     const password = readSecrets(tc.cluster.dataDir)!.users?.reporter;
     assert.ok(password, 'a password generated for the new user');
-    assert.ok(!r.stdout.includes(password!) && !r.stderr.includes(password!), 'no password in the output');
+    assert.ok(!r.stdout.includes(password) && !r.stderr.includes(password), 'no password in the output');
     const c = new pg.Client({
       host: '127.0.0.1',
       port: tc.cluster.config.proxy.port,

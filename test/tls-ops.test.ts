@@ -282,3 +282,27 @@ describe(`TLS for production with PostgreSQL ${bins.version} (${bins.source})`, 
     }
   });
 });
+
+describe('pgscale reload renews the certificates about to expire', () => {
+  test('node_cert_days 20: a reload (the file unchanged) issues each node a new certificate, which it serves', async () => {
+    const tc = await makeCluster(bins, {
+      replicas: 0,
+      tls: true,
+      extra: (y) => y.replace('    mode: on\n', '    mode: on\n    node_cert_days: 20\n'),
+    });
+    try {
+      const up = await cli(['up', '-c', tc.file, '--detach'], tc.env);
+      assert.equal(up.code, 0, up.stderr + up.stdout);
+      const n0 = tc.cluster.nodes()[0]!;
+      const before = await servedSerial(n0.host, n0.port);
+      const r = await cli(['reload', '-c', tc.file], tc.env);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.match(r.stdout, new RegExp(`certificate ${n0.name} renewed \\(valid to .*; served\\)`));
+      assert.match(r.stdout, /no change: the cluster runs with what/);
+      assert.notEqual(await servedSerial(n0.host, n0.port), before);
+    } finally {
+      await cli(['down', '-c', tc.file], tc.env);
+      await tc.cleanup();
+    }
+  });
+});

@@ -15,6 +15,7 @@ import { withClient } from '../cluster/sql.js';
 import type { LoadedConfig, NodeRef } from '../config/load.js';
 import { loadConfig, parseConfig } from '../config/load.js';
 import { errorMessage } from '../errors.js';
+import { rotateCertificates } from '../cluster/tls-rotate.js';
 import type { HaService } from '../ha/ha-service.js';
 import type { Logger } from '../obs/logger.js';
 import type { ConfigChange } from './config-diff.js';
@@ -53,6 +54,8 @@ export interface ReloadResult {
   changes: ConfigChange[];
   nodes: NodeReload[];
   services: ServiceReload[];
+  /** Certificates renewed because they expire within 30 days (cluster TLS; tls-rotate.ts). */
+  certificates?: { what: string; valid_to: string; loaded: string; error?: string }[];
 }
 
 const ReloadBody = z.strictObject({
@@ -168,7 +171,11 @@ export class ConfigService implements Service {
       };
     }
     const result: ReloadResult = { dry_run: dryRun, changes, nodes: [], services: [] };
-    if (dryRun || changes.length === 0) return { status: 200, body: result };
+    if (dryRun) return { status: 200, body: result };
+    // A reload also renews the certificates about to expire (as `pgscale rotate-certs` does).
+    const certificates = await this.renewCertificates();
+    if (certificates.length > 0) result.certificates = certificates;
+    if (changes.length === 0) return { status: 200, body: result };
     cluster.replaceConfig({ ...next, config: { ...next.config, groups: cluster.config.groups } });
     if (changes.some((c) => c.kind === 'postgres')) result.nodes = await this.reloadNodes();
     if (changes.some((c) => c.kind === 'users')) {
@@ -182,6 +189,28 @@ export class ConfigService implements Service {
       result.services = await this.deps.reloadServices();
     await this.recordReload(result);
     return { status: 200, body: result };
+  }
+
+  /** Certificates of this host that expire within 30 days, renewed and loaded; none without TLS. */
+  private async renewCertificates(): Promise<NonNullable<ReloadResult['certificates']>> {
+    const { cluster } = this.deps;
+    const proxyTls = cluster.config.proxy.tls.cluster_ca && cluster.config.proxy.tls.mode !== 'disable';
+    if (!cluster.tls.enabled && !proxyTls) return [];
+    try {
+      const rotated = await rotateCertificates(cluster, {
+        reloadProxy: async () => (await this.deps.reloadServices()).length > 0,
+      });
+      return rotated
+        .filter((c) => c.renewed)
+        .map((c) => ({
+          what: c.what,
+          valid_to: c.after.validTo,
+          loaded: c.loaded,
+          ...(c.error ? { error: c.error } : {}),
+        }));
+    } catch (e) {
+      return [{ what: 'certificates', valid_to: '', loaded: 'failed', error: errorMessage(e) }];
+    }
   }
 
   /**

@@ -87,16 +87,25 @@ export function printReload(r: Answer, file: string): number {
     return 1;
   }
   const res = r.body as unknown as ReloadResult;
+  let certFailed = false;
+  for (const c of res.certificates ?? []) {
+    if (c.loaded === 'failed') certFailed = true;
+    out(
+      c.loaded === 'failed'
+        ? `certificate ${c.what}: not renewed or not loaded: ${c.error ?? 'unknown error'}`
+        : `certificate ${c.what} renewed (valid to ${c.valid_to}; ${c.loaded})`,
+    );
+  }
   if (changes.length === 0) {
     out(`no change: the cluster runs with what ${file} says`);
-    return 0;
+    return certFailed ? 1 : 0;
   }
   printChanges(changes);
   if (res.dry_run) {
     out('(dry run: nothing applied)');
     return 0;
   }
-  let code = 0;
+  let code = certFailed ? 1 : 0;
   const pending = res.nodes.filter((n) => n.pending_restart.length > 0);
   if (pending.length > 0) {
     out('pending restart (`pgscale restart --pending` applies them, one node at a time):');
