@@ -24,6 +24,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  rmdirSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -379,6 +380,12 @@ export class NetHosts {
       this.dir,
     );
     rmSync(this.stateFile, { force: true });
+    // The shared state directory goes with the last run (another run's file keeps it).
+    try {
+      rmdirSync(STATE_DIR);
+    } catch {
+      // not empty: another run is going on
+    }
   }
 
   /**
