@@ -34,15 +34,18 @@ import {
   isEmptyOrMissing,
   isProvisioned,
   isStandbyDir,
+  killServerTree,
   pidAlive,
+  postmasterPidOf,
   reload,
   runningPid,
   start,
   stop,
+  writeFenceMarkers,
   writeMarker,
 } from './instance.js';
 import { portInUse } from './ports.js';
-import { chownToService, ensureOwnedDir, run, serviceUser } from './run-as.js';
+import { chownToService, ensureOwnedDir, serviceUser } from './run-as.js';
 import type { Secrets } from './secrets.js';
 import {
   ensureSecrets,
@@ -58,6 +61,7 @@ import { bootstrapRoles } from './bootstrap-roles.js';
 import type { UsersContext } from './bootstrap-roles.js';
 import { generatedUsers, userPassword } from './user-secrets.js';
 import { preflightCluster, preflightNewGroup } from './preflight.js';
+import { rewindDataDir } from './rewind.js';
 import type { Pgbackrest } from './pgbackrest.js';
 import {
   ensureStanza,
@@ -770,24 +774,11 @@ export class Cluster {
     const pid = postmasterPidOf(pgdata);
     if (pid !== null && pidAlive(pid)) {
       this.planned.set(n.name, pid);
-      const children = childPids(pid);
-      for (const p of [pid, ...children]) {
-        try {
-          process.kill(p, 'SIGKILL');
-          killed++;
-        } catch {
-          // already gone
-        }
-      }
+      killed = killServerTree(pid);
       // Usually still dying: then the supervisor's next pass sees it go.
       this.stoppedNow(n.name, pid);
     }
-    if (isProvisioned(pgdata)) {
-      for (const f of ['standby.signal', REJOIN_MARKER]) {
-        writeFileSync(join(pgdata, f), '', { mode: 0o600 });
-        chownToService(join(pgdata, f));
-      }
-    }
+    if (isProvisioned(pgdata)) writeFenceMarkers(pgdata);
     return killed;
   }
 
@@ -927,36 +918,13 @@ export class Cluster {
 
   private async rewind(n: NodeRef, primary: NodeRef): Promise<void> {
     const { pgdata } = this.paths(n.name);
-    // pg_rewind reads the source's timeline from its control file, which a promotion updates
-    // only at the next checkpoint: without one it would find "no rewind required" and leave the
-    // diverged WAL in place.
-    await withClient(this.target(primary), (c) => c.query('CHECKPOINT'));
-    // A killed postmaster may linger as a zombie where nothing reaps orphans (containers):
-    // PostgreSQL would take its pid file for a live server.
-    if (runningPid(pgdata) === null) rmSync(join(pgdata, 'postmaster.pid'), { force: true });
-    // Single-user crash recovery (run by pg_rewind for a killed server) refuses standby mode.
-    rmSync(join(pgdata, 'standby.signal'), { force: true });
-    rmSync(join(pgdata, 'recovery.signal'), { force: true });
-    const src = this.target(primary);
-    const conninfo = [
-      `host=${src.host} port=${src.port} user=${src.user} dbname=postgres connect_timeout=10`,
-      ...sslParams(this.rootCert(), this.clientPair(n)),
-    ].join(' ');
-    try {
-      await run(this.bins.pgRewind!, ['-D', pgdata, `--source-server=${conninfo}`], {
-        env: { PGPASSFILE: this.passfile() },
-        timeoutMs: 30 * 60_000,
-      });
-    } finally {
-      // Whatever happened, the directory must never start as a primary. pg_rewind removed our
-      // rejoin marker (a file the source does not have): it goes back too, so the node stays
-      // fenced (in status, and for the next cycle if the start below fails) until it runs as a
-      // standby and rejoin() removes it.
-      for (const f of ['standby.signal', REJOIN_MARKER]) {
-        writeFileSync(join(pgdata, f), '', { mode: 0o600 });
-        chownToService(join(pgdata, f));
-      }
-    }
+    await rewindDataDir({
+      bins: this.bins,
+      pgdata,
+      source: this.target(primary),
+      ssl: sslParams(this.rootCert(), this.clientPair(n)),
+      passfile: this.passfile(),
+    });
     // pg_rewind copied the source's files, our marker and settings among them.
     this.mark(n);
     rmSync(join(pgdata, 'postmaster.pid'), { force: true });
@@ -970,46 +938,14 @@ export class Cluster {
     chownToService(p);
   }
 
-  /** Rewrites the primary's conf (synchronous_standby_names names its standbys) and reloads it. */
   /** Writes the primary's conf (synchronous_standby_names naming its standbys); reload it after. */
   writePrimaryConf(primary: NodeRef): void {
     this.writeConf(primary, this.standbyNames(primary.group, primary.name));
   }
 
+  /** Rewrites the primary's conf (synchronous_standby_names names its standbys) and reloads it. */
   async refreshPrimaryConf(primary: NodeRef): Promise<void> {
     this.writeConf(primary, this.standbyNames(primary.group, primary.name));
     await withClient(this.target(primary), (c) => c.query('SELECT pg_reload_conf()'));
   }
-}
-
-/** The pid in postmaster.pid (alive or not), or null. */
-function postmasterPidOf(pgdata: string): number | null {
-  try {
-    const pid = Number(readFileSync(join(pgdata, 'postmaster.pid'), 'utf8').split('\n')[0]);
-    return Number.isInteger(pid) && pid > 0 ? pid : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Direct children of a process, from /proc (empty where there is no /proc). */
-function childPids(parent: number): number[] {
-  const out: number[] = [];
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return out;
-  }
-  for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === parent) out.push(Number(e));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
 }

@@ -16,7 +16,7 @@ import {
 import { basename, join } from 'node:path';
 import type { PgBinaries } from './binaries.js';
 import { ClusterError, ErrorCodes } from '../errors.js';
-import { run } from './run-as.js';
+import { chownToService, run } from './run-as.js';
 
 export const MARKER = 'pgscale-node.json';
 
@@ -261,5 +261,63 @@ export function tailFile(path: string, lines: number): string {
     return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
   } catch {
     return '(no log)';
+  }
+}
+
+/** The pid in postmaster.pid (alive or not), or null. */
+export function postmasterPidOf(pgdata: string): number | null {
+  try {
+    const pid = Number(readFileSync(join(pgdata, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Direct children of a process, from /proc (empty where there is no /proc). */
+function childPids(parent: number): number[] {
+  const out: number[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent) out.push(Number(e));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * SIGKILL to a postmaster and to every process it forked (collected first: once the postmaster is
+ * gone they are re-parented), which works on a frozen (SIGSTOP) server too. Returns how many
+ * processes were signalled.
+ */
+export function killServerTree(pid: number): number {
+  let killed = 0;
+  for (const p of [pid, ...childPids(pid)]) {
+    try {
+      process.kill(p, 'SIGKILL');
+      killed++;
+    } catch {
+      // already gone
+    }
+  }
+  return killed;
+}
+
+/** standby.signal and the rejoin marker: the data directory never starts as a primary again. */
+export function writeFenceMarkers(pgdata: string): void {
+  for (const f of ['standby.signal', REJOIN_MARKER]) {
+    writeFileSync(join(pgdata, f), '', { mode: 0o600 });
+    chownToService(join(pgdata, f));
   }
 }
