@@ -9,6 +9,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { withClient } from '../src/cluster/sql.js';
 import { parseConfig } from '../src/config/load.js';
 import { newClusterId, renderConfig, INIT_DEFAULTS } from '../src/config/template.js';
 import type { InitOptions } from '../src/config/template.js';
@@ -143,5 +144,17 @@ export async function until<T>(
   }
   throw new Error(
     `timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`,
+  );
+}
+
+/** The first column of the first row of `sql` on node n, as text (the superuser, database `db`). */
+export function scalarOn(
+  tc: TestCluster,
+  n: { host: string; port: number },
+  sql: string,
+  db = 'postgres',
+): Promise<string> {
+  return withClient(tc.cluster.target(n, db), async (c) =>
+    String(Object.values((await c.query<Record<string, unknown>>(sql)).rows[0]!)[0]),
   );
 }

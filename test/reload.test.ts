@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { binarySets, cli, makeCluster, repoRoot, tempDir } from './harness.js';
+import { binarySets, cli, makeCluster, repoRoot, scalarOn, tempDir } from './harness.js';
 import { findFreePortBlock } from '../src/cluster/ports.js';
 import type { TestCluster } from './harness.js';
 import { readSecrets } from '../src/cluster/secrets.js';
@@ -28,22 +28,7 @@ describe('pgscale reload, up and edit-config on a running cluster', () => {
   const starts = new Map<string, string>();
 
   /** One query on a node, as the superuser. */
-  const onNode = async (n: NodeRef, sql: string): Promise<string> => {
-    const c = new pg.Client({
-      host: n.host,
-      port: n.port,
-      user: 'postgres',
-      password: secrets.superuser,
-      database: 'postgres',
-    });
-    await c.connect();
-    try {
-      const r = await c.query<Record<string, unknown>>(sql);
-      return String(Object.values(r.rows[0]!)[0]);
-    } finally {
-      await c.end();
-    }
-  };
+  const onNode = (n: NodeRef, sql: string) => scalarOn(tc, n, sql);
   const everywhere = (sql: string) => Promise.all(nodes.map((n) => onNode(n, sql)));
   const setFile = (text: string) => writeFileSync(tc.file, text);
   const withParams = (params: string, base = original) =>

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { binarySets, cli, makeCluster, until } from './harness.js';
+import { binarySets, cli, makeCluster, scalarOn, until } from './harness.js';
 import type { TestCluster } from './harness.js';
 import { readSecrets } from '../src/cluster/secrets.js';
 import type { Secrets } from '../src/cluster/secrets.js';
@@ -71,21 +71,7 @@ describe('pending restart, rolling restart and reinit', () => {
   let secrets: Secrets;
   let nodes: NodeRef[];
 
-  const onNode = async (n: NodeRef, sql: string): Promise<string> => {
-    const c = new pg.Client({
-      host: n.host,
-      port: n.port,
-      user: 'postgres',
-      password: secrets.superuser,
-      database: 'app',
-    });
-    await c.connect();
-    try {
-      return String(Object.values((await c.query<Record<string, unknown>>(sql)).rows[0]!)[0]);
-    } finally {
-      await c.end();
-    }
-  };
+  const onNode = (n: NodeRef, sql: string) => scalarOn(tc, n, sql, 'app');
   const app = () =>
     new pg.Client({
       host: '127.0.0.1',
