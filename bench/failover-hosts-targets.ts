@@ -184,6 +184,9 @@ ha:
   store: etcd
   etcd:
     endpoints: [${etcd.endpoints.join(', ')}]
+  # agents are killed: on a host with a watchdog that would reset it
+  watchdog:
+    mode: 'off'
 ${ttlS === undefined ? '' : `  ttl: ${ttlS}\n`}proxy:
   enabled: false
 groups:

@@ -85,6 +85,9 @@ ha:
   etcd:
     endpoints: [${this.etcd.endpoints.join(', ')}]
   ttl: ${TTL_S}
+  # A test kills agents with SIGKILL: on a host with a watchdog that would reset it.
+  watchdog:
+    mode: 'off'
 proxy:
   enabled: false
   listen: 0.0.0.0

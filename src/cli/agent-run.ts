@@ -28,6 +28,7 @@ import type { StateStore } from '../ha/store.js';
 import type { Logger } from '../obs/logger.js';
 import { TopologyWriter } from '../ha/store-topology.js';
 import { TopologyView } from '../topology/topology.js';
+import { hostWatchdog } from '../ha/watchdog.js';
 import { claimant } from './store-keys.js';
 
 export interface AgentOptions {
@@ -100,6 +101,8 @@ export class Agent {
           ...new Set(this.cluster.nodes().map((n) => n.host)),
         ].join(', ')})`,
       );
+    // Checked before anything is claimed: `required` without a working device stops here.
+    const watchdog = hostWatchdog(cfg.ha.watchdog, cfg.ha.ttl * 1000, this.log);
     const store = await openStore(this.cluster.loaded, this.log);
     this.store = store;
     try {
@@ -122,7 +125,7 @@ export class Agent {
       store,
       local,
       () => this.localNodes,
-      { host: this.o.host, ttlMs, info },
+      { host: this.o.host, ttlMs, info, watchdog },
       this.log,
     );
     this.runner = new CommandRunner(

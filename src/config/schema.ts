@@ -188,6 +188,19 @@ export const haSchema = z
       .boolean()
       .default(true)
       .describe('Bring a former primary back as a standby (pg_rewind, else a fresh clone).'),
+    watchdog: z
+      .object({
+        mode: z
+          .enum(['off', 'automatic', 'required'])
+          .default('automatic')
+          .describe(
+            "The host's watchdog, kept alive by `pgscale agent` while a primary runs there, so that a frozen agent's host resets before its lease ends: automatic (used when the device works), required (the agent refuses to start without it), off.",
+          ),
+        device: z.string().default('/dev/watchdog').describe('The watchdog device.'),
+      })
+      .strict()
+      .default({ mode: 'automatic', device: '/dev/watchdog' })
+      .describe("Watchdog of the database hosts (several hosts; Patroni's `watchdog`)."),
   })
   .strict();
 

@@ -64,7 +64,8 @@ function kindOf(key: string): { kind: ChangeKind; reason?: string } {
   // Roles and databases are made on every group's primary, then the proxy learns them.
   if (key.startsWith('users.') || key.startsWith('databases.')) return { kind: 'users' };
   // The leader lease is granted with its TTL: a new TTL holds from the controller's next start.
-  if (key === 'ha.ttl') return { kind: 'next_start' };
+  // The agents open their watchdog at start.
+  if (key === 'ha.ttl' || key.startsWith('ha.watchdog.')) return { kind: 'next_start' };
   if (key.startsWith('ha.')) return { kind: 'ha' };
   return { kind: 'next_start' };
 }

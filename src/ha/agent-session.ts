@@ -9,10 +9,11 @@
  * agents/<host> when the lease expires, at least a TTL after the last keep-alive it took). The
  * agent counts its TTL from the moment it *sent* its last successful keep-alive, which is before
  * etcd took it, and stops its primaries a margin before that TTL runs out — so when the session
- * ends, they have already stopped. Without a hardware watchdog, an agent frozen as a whole
- * (SIGSTOP, a host that stalls) cannot stop anything: the old primary may then accept writes
- * from clients that still reach it until the host resumes and the agent sees its session gone
- * (docs/multi-host.md says so).
+ * ends, they have already stopped. An agent frozen as a whole (SIGSTOP, a host that stalls)
+ * cannot stop anything: the host's watchdog (./watchdog.ts), kept alive after each renewal while
+ * a primary runs here, resets the host before the session ends. Without one, the old primary
+ * may then accept writes from clients that still reach it until the host resumes and the agent
+ * sees its session gone (docs/multi-host.md says so).
  */
 import { performance } from 'node:perf_hooks';
 import type { NodeRef } from '../config/load.js';
@@ -22,6 +23,7 @@ import { AGENT_KEYS } from './agent-rpc.js';
 import type { AgentInfo } from './agent-rpc.js';
 import type { NodeFacts, NodeOps } from './node-ops.js';
 import type { LeaseId, StateStore } from './store.js';
+import type { Watchdog } from './watchdog.js';
 
 export interface SessionOptions {
   readonly host: string;
@@ -31,6 +33,8 @@ export interface SessionOptions {
   /** How long before the TTL runs out the primaries are stopped (default TTL/4, at least 1 s). */
   readonly marginMs?: number;
   readonly info: AgentInfo;
+  /** The host's watchdog, armed while a local primary runs (none: not used). */
+  readonly watchdog?: Watchdog | null;
 }
 
 export class AgentSession {
@@ -77,7 +81,7 @@ export class AgentSession {
   }
 
   private get marginMs(): number {
-    return this.o.marginMs ?? Math.max(1000, this.o.ttlMs / 4);
+    return this.o.marginMs ?? guardMarginMs(this.o.ttlMs);
   }
 
   /**
@@ -124,6 +128,7 @@ export class AgentSession {
       const sent = performance.now();
       if (await this.store.keepAlive(this.leaseId)) {
         this.lastOkSentAt = sent;
+        this.renewed();
         return;
       }
       this.log.warn(
@@ -144,6 +149,7 @@ export class AgentSession {
         this.leaseId = existing.lease;
         this.sessionStart = sent;
         this.lastOkSentAt = sent;
+        this.renewed();
         this.log.info(`agent ${this.o.host}: the session of the previous agent of this host taken over`);
         return;
       }
@@ -165,8 +171,29 @@ export class AgentSession {
     this.leaseId = lease;
     this.sessionStart = sent;
     this.lastOkSentAt = sent;
+    this.renewed();
     if (this.fenced) this.log.info(`agent ${this.o.host}: a new session; the decider brings its nodes back`);
     this.fenced = false;
+  }
+
+  /**
+   * The session was renewed: the host may run its primaries a TTL more from when the renewal was
+   * sent, so the watchdog is kept alive now (its timeout is under the TTL minus the margin, which
+   * covers the renewal's round trip); it is armed while a local primary runs, disarmed otherwise.
+   */
+  private renewed(): void {
+    const wd = this.o.watchdog;
+    if (!wd) return;
+    if (!this.runsPrimary()) wd.disable();
+    else if (wd.active) wd.keepalive();
+    else wd.activate();
+  }
+
+  private runsPrimary(): boolean {
+    return this.localNodes().some((n) => {
+      const f = this.ops.facts(n);
+      return f?.running === true && !f.standbyDir;
+    });
   }
 
   /** members/<node> for every local node whose facts changed (all of them in a new session). */
@@ -211,6 +238,8 @@ export class AgentSession {
         await this.ops.fence(n);
       });
     }
+    // Nothing left here for the watchdog to stop.
+    if (!this.runsPrimary()) this.o.watchdog?.disable();
   }
 
   /** Ends the session (clean stop): its keys go at once. */
@@ -222,5 +251,11 @@ export class AgentSession {
     const lease = this.leaseId;
     this.leaseId = null;
     if (lease) await this.store.revokeLease(lease).catch(() => undefined);
+    this.o.watchdog?.disable();
   }
+}
+
+/** How long before its session's TTL runs out an agent stops its primaries (TTL/4, at least 1 s). */
+export function guardMarginMs(ttlMs: number): number {
+  return Math.max(1000, ttlMs / 4);
 }
