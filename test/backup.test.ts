@@ -149,6 +149,7 @@ describe('backups with pgBackRest', { skip: skipReason }, () => {
       assert.ok(st);
       const text = await run('status');
       assert.match(text.stdout, /s0n0 .* FAILING [0-9A-F]{24} \(\d+ failures\)/);
+      assert.equal(text.code, 3, 'status exits 3 while a node cannot archive');
       await until('pgscale_archive_failing 1', async () =>
         /^pgscale_archive_failing\{node="s0n0",group="0"\} 1$/m.test(await metrics()),
       );
@@ -162,7 +163,9 @@ describe('backups with pgBackRest', { skip: skipReason }, () => {
       async () => /^pgscale_archive_failing\{node="s0n0",group="0"\} 0$/m.test(await metrics()),
       120_000,
     );
-    assert.doesNotMatch((await run('status')).stdout, /FAILING/);
+    const healed = await run('status');
+    assert.doesNotMatch(healed.stdout, /FAILING/);
+    assert.equal(healed.code, 0, healed.stdout);
   });
 
   test('verify passes on an intact repository and names the backup whose file was damaged', async () => {

@@ -163,6 +163,11 @@ export async function printStatus(cluster: Cluster, json: boolean): Promise<numb
     if (proxy) out(proxy.line);
   }
   const bad =
-    nodes.some((n) => n.state !== 'running' || (n.role === 'replica' && !n.streaming)) || proxy?.bad === true;
+    nodes.some(
+      (n) =>
+        n.state !== 'running' ||
+        (n.role === 'replica' && !n.streaming) ||
+        (n.archive !== null && archiveFailing(n.archive)),
+    ) || proxy?.bad === true;
   return bad ? 3 : 0;
 }
