@@ -40,6 +40,7 @@ import type { HaMetricsSnapshot } from './ha-metrics.js';
 import { HA_KEYS, LeaderLease } from './leader-lease.js';
 import { MemberWatch } from './member-watch.js';
 import type { Probes } from './member-watch.js';
+import { actionKey, backingOff, noteFailure } from './action-backoff.js';
 import { carryOut } from './ha-actions.js';
 import type { ActionContext } from './ha-actions.js';
 import type { GroupState } from './group-state.js';
@@ -56,13 +57,6 @@ interface PendingRequest {
   request: Request;
   resolve: (r: RequestOutcome) => void;
   since: number;
-}
-
-/** A failing action is retried after loop_wait × 2^failures, at most this long (ms). */
-const FAILURE_BACKOFF_MAX_MS = 30_000;
-
-function actionKey(a: Action): string {
-  return `${a.kind}:${'node' in a ? a.node : 'to' in a ? a.to : ''}`;
 }
 
 export interface HaServiceOptions {
@@ -440,10 +434,7 @@ export class HaService implements HaControl, ActionContext {
   private decideAroundBackoff(group: number, snap: GroupSnapshot): Action | null {
     const failures = this.groups[group]!.failures;
     const now = performance.now();
-    return decideAround(snap, (a) => {
-      const f = failures.get(actionKey(a));
-      return f !== undefined && now < f.retryAt && !snap.request;
-    });
+    return decideAround(snap, (a) => !snap.request && backingOff(failures, a, now));
   }
 
   /**
@@ -452,22 +443,14 @@ export class HaService implements HaControl, ActionContext {
    * a group left without a primary must not write the same failure every cycle.
    */
   private noteFailure(group: number, key: string, message: string): boolean {
-    const st = this.groups[group]!;
-    // By action alone: a failure's message often carries times and pids (a log tail). A streak
-    // ends when the action was not tried again soon after its back-off (nothing needed it).
-    const last = st.failures.get(key);
-    const prev = last && performance.now() - last.retryAt < FAILURE_BACKOFF_MAX_MS ? last : undefined;
-    const same = prev !== undefined;
-    const count = (prev?.count ?? 0) + 1;
-    const delay = Math.min(this.loopMs * 2 ** count, FAILURE_BACKOFF_MAX_MS);
-    st.failures.set(key, { message, count, retryAt: performance.now() + delay });
-    if (same) {
+    const { news, count, delayMs } = noteFailure(this.groups[group]!.failures, key, message, this.loopMs);
+    if (!news) {
       this.log.warn(
         { group, action: key, failures: count },
-        `${key} failed again (${count} times in a row), next try in ${Math.round(delay / 1000)} s: ${message}`,
+        `${key} failed again (${count} times in a row), next try in ${Math.round(delayMs / 1000)} s: ${message}`,
       );
     }
-    return !same;
+    return news;
   }
 
   private async readGroup(group: number): Promise<void> {
