@@ -154,7 +154,11 @@ export async function moveShard<H extends MoveHold>(
   } catch (e) {
     await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
     clients.length = 0;
-    if (!switched) await cleanupMove(m, env, { succeeded: false }).catch(() => undefined);
+    if (!switched) {
+      // Never throws; what it could not drop is said (the next job's sweep drops it).
+      const problems = await cleanupMove(m, env, { succeeded: false });
+      if (problems.length > 0) env.progress({ step: 'cleanup', note: `cleanup: ${problems.join('; ')}` });
+    }
     throw e;
   } finally {
     await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
