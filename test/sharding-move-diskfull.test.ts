@@ -28,7 +28,7 @@ const ROWS = 40_000;
 const MOUNT_MB = 2;
 const SPACE = 'pgscale_test_full';
 
-/** Mounts a tmpfs of `mb` MB owned by the PostgreSQL run user; null (with why) when not permitted. */
+/** Mounts a tmpfs of `mb` MB owned by the PostgreSQL run user, or why the test is skipped (mount not permitted). */
 function mountSmall(mb: number): { dir: string; unmount(): void } | { skip: string } {
   const dir = tempDir('pgscale-diskfull-');
   const u = serviceUser();
@@ -76,7 +76,7 @@ describe('a shard move into a full disk', () => {
 
   const run = (args: string[]) => cli([...args, '-c', sc!.tc.file], sc!.tc.env);
 
-  /** The shard of users on group 0 and the port of each group's primary. */
+  /** The id of the shard of users on group 0 (citus_shards). */
   async function shardOnGroup0(): Promise<string> {
     const app = await sc!.connectApp();
     try {
