@@ -109,7 +109,7 @@ export async function moveShard<H extends MoveHold>(
       `CREATE SUBSCRIPTION ${names.sub} CONNECTION ${quoteLiteral(env.conninfo(m.from))} PUBLICATION ${names.pub} WITH (slot_name = ${quoteLiteral(names.slot)})`,
     );
     await faultPoint('copy', m.id);
-    await waitCopied(src, tgt, rels, names.sub, env, timing.copyMs);
+    await waitCopied(src, tgt, rels, { sub: names.sub, to: m.to, id: m.id }, env, timing.copyMs);
 
     env.progress({ step: 'catchup' });
     for (let i = 0; ; i++) {
@@ -154,7 +154,11 @@ export async function moveShard<H extends MoveHold>(
   } catch (e) {
     await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
     clients.length = 0;
-    if (!switched) await cleanupMove(m, env, { succeeded: false }).catch(() => undefined);
+    if (!switched) {
+      // Never throws; what it could not drop is said (the next job's sweep drops it).
+      const problems = await cleanupMove(m, env, { succeeded: false });
+      if (problems.length > 0) env.progress({ step: 'cleanup', note: `cleanup: ${problems.join('; ')}` });
+    }
     throw e;
   } finally {
     await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
@@ -235,10 +239,11 @@ async function waitCopied(
   src: pg.Client,
   tgt: pg.Client,
   rels: readonly ShardRel[],
-  sub: string,
+  o: { sub: string; to: string; id: string },
   env: MoveEnv<MoveHold>,
   copyMs: number,
 ): Promise<void> {
+  const { sub } = o;
   const deadline = Date.now() + copyMs;
   const sourceBytes = await sizeOf(src, rels);
   let lastReport = 0;
@@ -258,10 +263,13 @@ async function waitCopied(
     // rows) fails again and again: stop then, rather than wait for the deadline.
     if (Date.now() - lastReport > 1000) {
       const errors = await subscriptionErrors(tgt, sub);
-      if (errors >= MAX_SUBSCRIPTION_ERRORS)
+      if (errors >= MAX_SUBSCRIPTION_ERRORS) {
+        const why = await writeProbe(tgt, rels, o.id);
         throw new MoveError(
-          `the subscription on the target failed ${errors} times (the target group's server log says why: disk full?)`,
+          `the subscription on group ${o.to} failed ${errors} times` +
+            (why ? `; a write there fails: ${why}` : ` (group ${o.to}'s server log says why)`),
         );
+      }
       lastReport = Date.now();
       env.progress({ step: 'copy', sourceBytes, copiedBytes: await sizeOf(tgt, rels) });
     }
@@ -282,6 +290,35 @@ async function subscriptionErrors(tgt: pg.Client, sub: string): Promise<number> 
     )
     .catch(() => null);
   return Number(r?.rows[0]?.n ?? 0);
+}
+
+/**
+ * Why a subscription's workers fail, when it is the target's disk: PostgreSQL tells their errors
+ * only in its server log, so a few hundred kB are written where the move's tables are (their
+ * tablespace) and dropped. The error of that write ("could not extend file …: No space left on
+ * device"), or null when it works (the cause is another).
+ */
+async function writeProbe(tgt: pg.Client, rels: readonly ShardRel[], id: string): Promise<string | null> {
+  const probe = `${MOVE_SCHEMA}.${quoteIdent(`probe_${id}`)}`;
+  try {
+    const spaces = await tgt.query<{ spc: string }>(
+      `SELECT DISTINCT t.spcname AS spc FROM pg_class c
+         JOIN pg_tablespace t ON t.oid = coalesce(nullif(c.reltablespace, 0),
+           (SELECT dattablespace FROM pg_database WHERE datname = current_database()))
+        WHERE c.oid = ANY($1::regclass[])`,
+      [rels.map((r) => r.shard)],
+    );
+    for (const { spc } of spaces.rows) {
+      await tgt.query(`DROP TABLE IF EXISTS ${probe}`);
+      await tgt.query(`CREATE TABLE ${probe} (b text) TABLESPACE ${quoteIdent(spc)}`);
+      await tgt.query(`INSERT INTO ${probe} SELECT md5(g::text) FROM generate_series(1, 4000) g`);
+    }
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  } finally {
+    await tgt.query(`DROP TABLE IF EXISTS ${probe}`).catch(() => undefined);
+  }
 }
 
 /** Writes a fence row on the source and waits until the target has it: the apply lag (ms). */
