@@ -247,14 +247,18 @@ async function main(o: Options): Promise<number> {
     maxConnections: 100,
     sharedBuffers: '128MB',
     exposedDatabases: [PLAIN_DB],
-    ...(o.profile
-      ? {
-          env: {
+    env: {
+      // The proxy as it ships: dist/ (`npm run bench:shard-cpu` builds it), not the sources
+      // through tsx, which the test harness's PGSCALE_DEV=1 asks for: tsx's transpiled code
+      // names every closure it creates (__name), a cost of its own per statement.
+      PGSCALE_DEV: '',
+      ...(o.profile
+        ? {
             NODE_OPTIONS: `--import=${pathToFileURL(join(import.meta.dirname, 'cpu-prof-preload.mjs')).href}`,
             PGSCALE_BENCH_PROFILE_DIR: o.profile,
-          },
-        }
-      : {}),
+          }
+        : {}),
+    },
   });
   const runs: Run[] = [];
   const idleCores: Partial<Record<ProxyName, number>> = {};
