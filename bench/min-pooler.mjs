@@ -25,6 +25,11 @@
 //  - Terminate or a lost client while it holds a connection: what it sent is allowed to finish;
 //    then the connection goes back to the pool, after a ROLLBACK if it is in a transaction.
 //    A lost server connection closes its client's connection and is replaced after a second.
+//  - Sharded (bench:shard-cpu's floor, issue #15): with MIN_POOLER_SHARDS set to
+//    {"ports": [one server port per group], "key", "shardCount", "placement"}, POOL_SIZE server
+//    connections are opened to each port (SERVER_PORT is then unused): one pool per group, and a
+//    client's transaction takes its connection from the pool of the group bench/min-shard-route.mjs
+//    chooses by the key of its first message. Named statements stay pool-wide (any group).
 // Usage: PGPASSWORD=… node bench/min-pooler.mjs LISTEN_PORT SERVER_HOST SERVER_PORT POOL_SIZE [USER [DATABASE]]
 //        (USER defaults to PGUSER, DATABASE to PGDATABASE, then to USER.)
 import crypto from 'node:crypto';
@@ -41,6 +46,9 @@ if (!listenPort || !serverHost || !serverPort || !(POOL_SIZE >= 1)) {
   );
   process.exit(2);
 }
+
+const SHARDS = process.env.MIN_POOLER_SHARDS ? JSON.parse(process.env.MIN_POOLER_SHARDS) : null;
+const router = SHARDS === null ? null : (await import('./min-shard-route.mjs')).shardRouter(SHARDS);
 
 // --- messages ---------------------------------------------------------------------------------
 const T_Z = 90; // ReadyForQuery
@@ -85,9 +93,14 @@ const ROLLBACK = message('Q', cstr('ROLLBACK'));
 // --- server connections -----------------------------------------------------------------------
 /** @type {Buffer|null} ParameterStatus messages of the first server connection. */
 let parameterStatus = null;
-const idle = []; // a stack: the connection used last is warmest
-const waiting = []; // clients waiting for a connection, FIFO
-let waitHead = 0;
+// One pool per group (one in all when not sharded). idle: a stack (the connection used last is
+// warmest); waiting: clients waiting for a connection, FIFO from waitHead.
+const pools = (SHARDS === null ? [Number(serverPort)] : SHARDS.ports).map((port) => ({
+  port,
+  idle: [],
+  waiting: [],
+  waitHead: 0,
+}));
 let live = 0;
 let stopping = false;
 const saltedCache = new Map();
@@ -97,9 +110,10 @@ function hmac(key, text) {
 }
 
 /** Opens one server connection and authenticates it; calls `ready(s)` at its first ReadyForQuery. */
-function openServer(ready) {
+function openServer(pool, ready) {
   const s = {
-    sock: net.connect({ host: serverHost, port: Number(serverPort) }),
+    pool,
+    sock: net.connect({ host: serverHost, port: pool.port }),
     buf: null,
     client: null,
     ready: false,
@@ -265,19 +279,20 @@ function serverData(s, chunk) {
 /** A free connection goes to the first waiting client, or back to the pool. */
 function release(s) {
   s.client = null;
-  while (waitHead < waiting.length) {
-    const c = waiting[waitHead];
-    waiting[waitHead++] = undefined;
-    if (waitHead > 1024 && waitHead * 2 > waiting.length) {
-      waiting.splice(0, waitHead);
-      waitHead = 0;
+  const p = s.pool;
+  while (p.waitHead < p.waiting.length) {
+    const c = p.waiting[p.waitHead];
+    p.waiting[p.waitHead++] = undefined;
+    if (p.waitHead > 1024 && p.waitHead * 2 > p.waiting.length) {
+      p.waiting.splice(0, p.waitHead);
+      p.waitHead = 0;
     }
     if (c.closed) continue;
     c.queued = false;
     assign(c, s);
     return;
   }
-  idle.push(s);
+  p.idle.push(s);
 }
 
 function assign(c, s) {
@@ -289,8 +304,8 @@ function assign(c, s) {
 function serverLost(s) {
   const wasReady = s.ready;
   s.ready = false;
-  const i = idle.indexOf(s);
-  if (i >= 0) idle.splice(i, 1);
+  const i = s.pool.idle.indexOf(s);
+  if (i >= 0) s.pool.idle.splice(i, 1);
   if (s.client !== null) {
     s.client.server = null;
     s.client.sock.destroy();
@@ -303,13 +318,14 @@ function serverLost(s) {
     process.exit(1);
   }
   // Keep POOL_SIZE connections: replace this one a little later.
-  setTimeout(() => openServer(serverOpened), 1000).unref();
+  setTimeout(() => openServer(s.pool, serverOpened), 1000).unref();
 }
 
 function serverOpened(s) {
   release(s);
   // Listen once the whole pool is open (bench:proxy waits for a login before it measures).
-  if (++live === POOL_SIZE && !listener.listening) listener.listen(Number(listenPort), '127.0.0.1');
+  if (++live === POOL_SIZE * pools.length && !listener.listening)
+    listener.listen(Number(listenPort), '127.0.0.1');
 }
 
 // --- clients ----------------------------------------------------------------------------------
@@ -337,11 +353,12 @@ function clientData(c, chunk) {
   if (buf.length < 5 || buf.readInt32BE(1) + 1 > buf.length) return;
   if (buf[0] === 88) return clientGone(c); // Terminate
   if (buf[0] === 80 && buf[5] !== 0 && answerParse(c)) return;
-  const s = idle.pop();
+  const p = router === null ? pools[0] : pools[router.route(c, buf, 0, buf.readInt32BE(1) + 1)];
+  const s = p.idle.pop();
   if (s !== undefined) assign(c, s);
   else {
     c.queued = true;
-    waiting.push(c);
+    p.waiting.push(c);
   }
 }
 
@@ -510,7 +527,11 @@ function defineStatement(c, clientName, rest) {
     name = `mp_${statementNames.size + 1}`;
     statementNames.set(key, name);
   }
-  const st = { name, parse: message('P', Buffer.concat([cstr(name), rest])) };
+  const st = {
+    name,
+    parse: message('P', Buffer.concat([cstr(name), rest])),
+    keyParam: router === null ? -1 : router.keyParam(rest), // the parameter routed by, if sharded
+  };
   (c.statements ??= new Map()).set(clientName, st);
   return st;
 }
@@ -587,7 +608,7 @@ listener.on('error', (e) => {
   process.exit(1);
 });
 
-for (let i = 0; i < POOL_SIZE; i++) openServer(serverOpened);
+for (const pool of pools) for (let i = 0; i < POOL_SIZE; i++) openServer(pool, serverOpened);
 const stop = () => {
   stopping = true;
   process.exit(0);

@@ -12,6 +12,8 @@
  * several rounds per query mode. The proxy's CPU is utime + stime of the controller process that
  * runs it (/proc/<pid>/stat) over the run, minus its idle rate, per statement pgbench completed;
  * each round gives a pair and its difference, reported as median, min and max over the rounds.
+ * The floor (`--proxies`, bench/shard-cpu-floor.ts): the same pairs through two
+ * bench/min-pooler.mjs processes, unsharded and sharded by the key alone, each one's own CPU.
  * `--profile DIR`: the controller loads bench/cpu-prof-preload.mjs, which runs V8's sampling
  * profiler during each measured run (profiling costs CPU: the µs of such a run are not the
  * proxy's own) and writes DIR/<mode>-<side>-r<round>.cpuprofile; the functions whose self time
@@ -25,15 +27,17 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { table } from '../src/cli/table.js';
 import { runMain } from './cleanup.js';
 import { procCpuS, procCpuSplitS, startCpuMeter } from './cpu-usage.js';
-import type { CpuReport } from './cpu-usage.js';
 import { compareProfiles } from './cpuprofile.js';
 import { int } from './options.js';
 import { runPgbench } from './pgbench.js';
-import type { PgbenchResult, QueryMode } from './pgbench.js';
+import type { QueryMode } from './pgbench.js';
 import type { Login } from './process.js';
+import { startFloor } from './shard-cpu-floor.js';
+import type { Floor } from './shard-cpu-floor.js';
+import { f1, PROXIES, report, STATEMENTS_PER_TX, summarize } from './shard-cpu-report.js';
+import type { ProxyName, Run, Side } from './shard-cpu-report.js';
 import { startWritesCluster } from './writes-cluster.js';
 import type { WritesCluster } from './writes-cluster.js';
 
@@ -46,6 +50,9 @@ const USAGE = `Usage: npm run bench:shard-cpu -- [options]
   --clients N      pgbench clients (default 8)
   --modes L        pgbench -M modes, comma-separated (default simple,prepared)
   --accounts N     rows of accounts (default 20000)
+  --proxies L      pgscale,min-pooler (default both): min-pooler is the floor, bench/min-pooler.mjs
+                   unsharded and sharded by the key alone (bench/shard-cpu-floor.ts), measured
+                   the same way; its pool size is --clients
   --profile DIR    profile the proxy (V8 sampling profiler) during each run, into DIR (kept), and
                    print where the sharded runs spend more per statement; the CPU figures of such
                    a run include the profiler's own cost
@@ -54,8 +61,6 @@ const USAGE = `Usage: npm run bench:shard-cpu -- [options]
   -h, --help       this text
 `;
 
-/** Statements a client sends per transaction (UPDATE, INSERT, SELECT; autocommit). */
-const STATEMENTS_PER_TX = 3;
 const IDLE_S = 3;
 const WARMUP_S = 4;
 const PLAIN_DB = 'plain';
@@ -67,6 +72,7 @@ interface Options {
   clients: number;
   modes: QueryMode[];
   accounts: number;
+  proxies: ProxyName[];
   profile: string | null;
   json: string | null;
 }
@@ -81,6 +87,7 @@ function parseOptions(argv: string[]): Options | null {
       clients: { type: 'string' },
       modes: { type: 'string' },
       accounts: { type: 'string' },
+      proxies: { type: 'string' },
       profile: { type: 'string' },
       quick: { type: 'boolean', default: false },
       json: { type: 'string' },
@@ -94,7 +101,12 @@ function parseOptions(argv: string[]): Options | null {
   for (const m of modes)
     if (!['simple', 'extended', 'prepared'].includes(m))
       throw new Error(`--modes: expected simple, extended or prepared, got "${m}"`);
+  const proxies = (values.proxies ?? PROXIES.join(',')).split(',');
+  for (const p of proxies)
+    if (!PROXIES.includes(p as ProxyName))
+      throw new Error(`--proxies: expected pgscale or min-pooler, got "${p}"`);
   return {
+    proxies: proxies as ProxyName[],
     rounds: int(values.rounds, quick ? 2 : 5, 'rounds', 1),
     durationS: int(values.duration, quick ? 5 : 10, 'duration', 1),
     rate: int(values.rate, 300, 'rate', 1),
@@ -175,147 +187,21 @@ async function vacuumAll(c: WritesCluster): Promise<void> {
   }
 }
 
-type Side = 'sharded' | 'unsharded';
-
-interface Run {
-  side: Side;
-  mode: QueryMode;
-  round: number;
-  pgbench: PgbenchResult;
-  wallS: number;
-  proxyCpuS: number | null;
-  /** Proxy CPU µs per statement, the controller's idle rate subtracted. */
-  usPerStatement: number | null;
-  /** The same, user and system time apart (idle rate not subtracted). */
-  userUsPerStatement: number | null;
-  systemUsPerStatement: number | null;
-  cpu: CpuReport;
-  /** With --profile: the run's .cpuprofile. */
-  profile?: string | null;
-}
-
-interface ModeSummary {
-  mode: QueryMode;
-  /** Per round: sharded − unsharded, µs per statement. */
-  diffs: number[];
-  median: number | null;
-  min: number | null;
-  max: number | null;
-  /** Medians of the pairs' differences in user and in system time (µs per statement). */
-  userMedian: number | null;
-  systemMedian: number | null;
-  shardedMedian: number | null;
-  unshardedMedian: number | null;
-  met: boolean | null;
-}
-
-function median(xs: readonly number[]): number | null {
-  if (xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-function summarize(o: Options, runs: readonly Run[]): ModeSummary[] {
-  return o.modes.map((mode) => {
-    const of = (side: Side) =>
-      runs.filter((r) => r.mode === mode && r.side === side && r.usPerStatement !== null);
-    const pairs: [Run, Run][] = [];
-    for (let round = 0; round < o.rounds; round++) {
-      const a = of('sharded').find((r) => r.round === round);
-      const b = of('unsharded').find((r) => r.round === round);
-      if (a && b) pairs.push([a, b]);
-    }
-    const diffs = pairs.map(([a, b]) => a.usPerStatement! - b.usPerStatement!);
-    const diffOf = (k: 'userUsPerStatement' | 'systemUsPerStatement') =>
-      median(pairs.flatMap(([a, b]) => (a[k] !== null && b[k] !== null ? [a[k] - b[k]] : [])));
-    const med = median(diffs);
-    return {
-      mode,
-      diffs,
-      median: med,
-      min: diffs.length ? Math.min(...diffs) : null,
-      max: diffs.length ? Math.max(...diffs) : null,
-      userMedian: diffOf('userUsPerStatement'),
-      systemMedian: diffOf('systemUsPerStatement'),
-      shardedMedian: median(of('sharded').map((r) => r.usPerStatement!)),
-      unshardedMedian: median(of('unsharded').map((r) => r.usPerStatement!)),
-      met: med === null ? null : med <= 5,
-    };
-  });
-}
-
-const f1 = (x: number | null) => (x === null ? null : x.toFixed(1));
-
-function report(runs: readonly Run[], summary: readonly ModeSummary[]): string {
-  const perRun = table(
-    [
-      'mode',
-      'round',
-      'side',
-      'TPS',
-      'statements',
-      'proxy µs/stmt',
-      'user',
-      'system',
-      'proxy cores',
-      'host busy',
-      'errors',
-    ],
-    runs.map((r) => [
-      r.mode,
-      r.round,
-      r.side,
-      f1(r.pgbench.tps),
-      r.pgbench.transactions * STATEMENTS_PER_TX,
-      f1(r.usPerStatement),
-      f1(r.userUsPerStatement),
-      f1(r.systemUsPerStatement),
-      r.cpu.proxyCores === null ? null : r.cpu.proxyCores.toFixed(2),
-      `${(r.cpu.hostBusy * 100).toFixed(0)}%`,
-      r.pgbench.errorLines,
-    ]),
-  );
-  const total = table(
-    [
-      'mode',
-      'unsharded µs/stmt',
-      'sharded µs/stmt',
-      'diff median',
-      'min',
-      'max',
-      'of which user',
-      'system',
-      'target ≤ +5 µs',
-    ],
-    summary.map((s) => [
-      s.mode,
-      f1(s.unshardedMedian),
-      f1(s.shardedMedian),
-      f1(s.median),
-      f1(s.min),
-      f1(s.max),
-      f1(s.userMedian),
-      f1(s.systemMedian),
-      s.met === null ? null : s.met ? 'met' : 'not met',
-    ]),
-  );
-  return `${perRun}\n\n${total}`;
-}
-
 async function measure(
   o: Options,
   c: WritesCluster,
+  proxy: ProxyName,
+  pid: number,
   login: Login,
   side: Side,
   mode: QueryMode,
   round: number,
   idleCores: number,
 ): Promise<Run> {
-  const cpu0 = procCpuS(c.controllerPid);
-  const split0 = procCpuSplitS(c.controllerPid);
+  const cpu0 = procCpuS(pid);
+  const split0 = procCpuSplitS(pid);
   const t0 = performance.now();
-  const meter = startCpuMeter(c.controllerPid);
+  const meter = startCpuMeter(pid);
   const res = await runPgbench({
     pgbench: c.pgbench,
     ...login,
@@ -328,13 +214,15 @@ async function measure(
   });
   const cpu = meter.stop();
   const wallS = (performance.now() - t0) / 1000;
-  const cpu1 = procCpuS(c.controllerPid);
-  const split1 = procCpuSplitS(c.controllerPid);
+  const cpu1 = procCpuS(pid);
+  const split1 = procCpuSplitS(pid);
   const proxyCpuS = cpu0 !== null && cpu1 !== null ? cpu1 - cpu0 : null;
   const stmts = res.transactions * STATEMENTS_PER_TX;
   const per = (a: number, b: number) => (stmts > 0 ? ((b - a) / stmts) * 1e6 : null);
-  if (res.errorLines > 0) log(`  ${side} ${mode}: ${res.errorLines} error lines, first: ${res.firstError}`);
+  if (res.errorLines > 0)
+    log(`  ${proxy} ${side} ${mode}: ${res.errorLines} error lines, first: ${res.firstError}`);
   return {
+    proxy,
     side,
     mode,
     round,
@@ -359,53 +247,86 @@ async function main(o: Options): Promise<number> {
     maxConnections: 100,
     sharedBuffers: '128MB',
     exposedDatabases: [PLAIN_DB],
-    ...(o.profile
-      ? {
-          env: {
+    env: {
+      // The proxy as it ships: dist/ (`npm run bench:shard-cpu` builds it), not the sources
+      // through tsx, which the test harness's PGSCALE_DEV=1 asks for: tsx's transpiled code
+      // names every closure it creates (__name), a cost of its own per statement.
+      PGSCALE_DEV: '',
+      ...(o.profile
+        ? {
             NODE_OPTIONS: `--import=${pathToFileURL(join(import.meta.dirname, 'cpu-prof-preload.mjs')).href}`,
             PGSCALE_BENCH_PROFILE_DIR: o.profile,
-          },
-        }
-      : {}),
+          }
+        : {}),
+    },
   });
   const runs: Run[] = [];
-  let idleCores = 0;
+  const idleCores: Partial<Record<ProxyName, number>> = {};
+  let floor: Floor | null = null;
   try {
     await load(c.app, o.accounts, true);
     const plain = await makePlain(c, o.accounts);
     await vacuumAll(c);
     log(`loaded ${o.accounts} accounts in ${c.app.database} (distributed) and ${PLAIN_DB} (local)`);
-    const logins: Record<Side, Login> = { sharded: c.app, unsharded: plain };
-    const i0 = procCpuS(c.controllerPid);
+    const sides: Partial<Record<ProxyName, { pid: number; logins: Record<Side, Login> }>> = {};
+    if (o.proxies.includes('pgscale'))
+      sides.pgscale = { pid: c.controllerPid, logins: { sharded: c.app, unsharded: plain } };
+    if (o.proxies.includes('min-pooler')) {
+      floor = await startFloor(c, plain, { poolSize: o.clients, table: 'accounts', key: 'aid' });
+      // Two processes: the pairs' difference subtracts one's CPU from the other's.
+      sides['min-pooler'] = {
+        pid: floor.sharded.pid,
+        logins: { sharded: floor.sharded.login, unsharded: floor.unsharded.login },
+      };
+      log(`min-pooler floor: shard → group ${floor.placement.join('')}`);
+    }
+    const pidOf = (proxy: ProxyName, side: Side) =>
+      proxy === 'min-pooler' && side === 'unsharded' ? floor!.unsharded.pid : sides[proxy]!.pid;
+    const pids = o.proxies.flatMap((p) => (['sharded', 'unsharded'] as const).map((s) => pidOf(p, s)));
+    const i0 = pids.map((pid) => procCpuS(pid));
     await sleep(IDLE_S * 1000);
-    const i1 = procCpuS(c.controllerPid);
-    idleCores = i0 !== null && i1 !== null ? (i1 - i0) / IDLE_S : 0;
-    log(`controller idle: ${idleCores.toFixed(3)} cores`);
+    const idleOf = new Map(
+      pids.map((pid, i) => {
+        const a = i0[i];
+        const b = procCpuS(pid);
+        return [pid, a != null && b !== null ? (b - a) / IDLE_S : 0];
+      }),
+    );
+    for (const p of o.proxies) idleCores[p] = idleOf.get(sides[p]!.pid)!;
+    log(`idle: ${o.proxies.map((p) => `${p} ${idleCores[p]!.toFixed(3)} cores`).join(', ')}`);
     // Discarded: fills the pools and caches, and lets the JIT compile both paths.
-    for (const mode of o.modes)
-      for (const side of ['sharded', 'unsharded'] as const)
-        await runPgbench({
-          pgbench: c.pgbench,
-          ...logins[side],
-          workload: 'script',
-          script: script(o.accounts),
-          mode,
-          clients: o.clients,
-          durationS: WARMUP_S,
-          rate: o.rate,
-        });
+    for (const proxy of o.proxies)
+      for (const mode of o.modes)
+        for (const side of ['sharded', 'unsharded'] as const)
+          await runPgbench({
+            pgbench: c.pgbench,
+            ...sides[proxy]!.logins[side],
+            workload: 'script',
+            script: script(o.accounts),
+            mode,
+            clients: o.clients,
+            durationS: WARMUP_S,
+            rate: o.rate,
+          });
     for (let round = 0; round < o.rounds; round++)
-      for (const mode of o.modes) {
-        const order: Side[] = round % 2 === 0 ? ['sharded', 'unsharded'] : ['unsharded', 'sharded'];
-        for (const side of order) {
-          if (o.profile) await profilerSwitch(o.profile, 'start');
-          const r = await measure(o, c, logins[side], side, mode, round, idleCores);
-          if (o.profile) r.profile = await profilerSwitch(o.profile, 'stop', `${mode}-${side}-r${round}`);
-          log(`  round ${round} ${mode} ${side}: ${f1(r.pgbench.tps)} TPS, ${f1(r.usPerStatement)} µs/stmt`);
-          runs.push(r);
+      for (const mode of o.modes)
+        for (const proxy of o.proxies) {
+          const order: Side[] = round % 2 === 0 ? ['sharded', 'unsharded'] : ['unsharded', 'sharded'];
+          const profile = o.profile !== null && proxy === 'pgscale' ? o.profile : null;
+          for (const side of order) {
+            if (profile) await profilerSwitch(profile, 'start');
+            const pid = pidOf(proxy, side);
+            const login = sides[proxy]!.logins[side];
+            const r = await measure(o, c, proxy, pid, login, side, mode, round, idleOf.get(pid)!);
+            if (profile) r.profile = await profilerSwitch(profile, 'stop', `${mode}-${side}-r${round}`);
+            log(
+              `  round ${round} ${mode} ${proxy} ${side}: ${f1(r.pgbench.tps)} TPS, ${f1(r.usPerStatement)} µs/stmt`,
+            );
+            runs.push(r);
+          }
         }
-      }
   } finally {
+    await floor?.stop();
     await c.stop();
   }
   const summary = summarize(o, runs);
@@ -440,7 +361,7 @@ async function main(o: Options): Promise<number> {
             script: script(o.accounts).text,
             statementsPerTx: STATEMENTS_PER_TX,
           },
-          controllerIdleCores: idleCores,
+          idleCores,
           runs,
           summary,
         },

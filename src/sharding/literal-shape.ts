@@ -36,6 +36,8 @@ export interface LiteralShape {
 const INT4_MAX = 2147483647;
 const QUOTE = 0x27;
 const NUL = '\0';
+const INT_MARK = `${NUL}i`;
+const STRING_MARK = `${NUL}s`;
 
 /** Whether `raw` is an integer the parser keeps as an int4 constant spelled as written. */
 function plainInt(raw: string): boolean {
@@ -49,13 +51,46 @@ function plainInt(raw: string): boolean {
   return n < 10 || Number(raw) <= INT4_MAX;
 }
 
+/**
+ * A shape as literalShape() makes it: the key and the values at once (what a cache hit needs),
+ * the text around the literals and the literals as written only when asked (a new shape's probe).
+ */
+class Shape implements LiteralShape {
+  constructor(
+    readonly key: string,
+    readonly kinds: readonly LiteralKind[],
+    readonly values: readonly string[],
+    private readonly sql: string,
+    /** Each literal's start and end in `sql`, in pairs. */
+    private readonly bounds: readonly number[],
+  ) {}
+
+  get parts(): readonly string[] {
+    const b = this.bounds;
+    const parts: string[] = [];
+    let from = 0;
+    for (let i = 0; i < b.length; i += 2) {
+      parts.push(this.sql.slice(from, b[i]));
+      from = b[i + 1]!;
+    }
+    parts.push(this.sql.slice(from));
+    return parts;
+  }
+
+  get raws(): readonly string[] {
+    const b = this.bounds;
+    const raws: string[] = [];
+    for (let i = 0; i < b.length; i += 2) raws.push(this.sql.slice(b[i], b[i + 1]));
+    return raws;
+  }
+}
+
 /** The shape of `sql`, or null when it has none (see the module comment). */
 export function literalShape(sql: string, standardConformingStrings = true): LiteralShape | null {
   if (sql.includes(NUL)) return null;
   const t = lex(sql, { standardConformingStrings });
   if (t.unterminated) return null;
-  const parts: string[] = [];
-  const raws: string[] = [];
+  const bounds: number[] = [];
   const kinds: LiteralKind[] = [];
   const values: string[] = [];
   let key = '';
@@ -79,19 +114,15 @@ export function literalShape(sql: string, standardConformingStrings = true): Lit
       value = body.includes("'") ? body.replaceAll("''", "'") : body;
     }
     if (kind === null) continue;
-    const part = sql.slice(from, start);
-    parts.push(part);
-    raws.push(sql.slice(start, end));
+    bounds.push(start, end);
     kinds.push(kind);
     values.push(value);
-    key += part + NUL + (kind === 'int' ? 'i' : 's');
+    key += sql.slice(from, start) + (kind === 'int' ? INT_MARK : STRING_MARK);
     from = end;
   }
-  if (raws.length === 0) return null;
-  const last = sql.slice(from);
-  parts.push(last);
-  key += last;
-  return { key, parts, raws, kinds, values };
+  if (bounds.length === 0) return null;
+  key += sql.slice(from);
+  return new Shape(key, kinds, values, sql, bounds);
 }
 
 /** The text of `shape` with `raws` in place of its literals (the shape's own give back its text). */

@@ -57,6 +57,10 @@ export class Pool implements KeeperDemand {
   /** Bumped by retarget(): connections of an older generation never return to `idle`. */
   private generation = 0;
   private closed = false;
+  /** Closed (close()): gives out no more connections; a holder of it asks for the pool anew. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
   /** Parameters a fresh server reported (for clients' start-up ParameterStatus). */
   serverParams = new Map<string, string>();
   readonly stats: PoolStats = {

@@ -13,7 +13,6 @@ import { apiCallOf } from '../../sharding/api-call.js';
 import { renameParse } from '../rewrite.js';
 import { extendedReplies, hostBatch } from './host-extended.js';
 import { withParams } from './shard-extended.js';
-import { boundText } from './shard-target.js';
 import type { SessionSharding } from './shard-target.js';
 import type { ShardSession } from './shard-steps.js';
 import { protocolStatementName } from './statement-names.js';
@@ -33,6 +32,10 @@ export interface StepHost {
   unnamedText: string | null;
   refuse(f: TypedFrame, sqlstate: string, message: string): 'next' | 'wait';
   searchPath(): string | undefined;
+  /** The text of the statement Bind `f` names (boundText, decoded once per message), or null. */
+  boundText(f: TypedFrame): string | null;
+  /** `text` (a Bind's) is a Citus API call (sharding.isApi, remembered per text). */
+  isApiText(text: string): boolean;
 }
 
 /**
@@ -62,13 +65,14 @@ export function apiStep(x: StepHost, f: TypedFrame): 'go' | 'next' | 'wait' {
       return 'next';
     }
   } else if (f.type === 'B') {
-    const bound = boundText(x.s.record, f, x.unnamedText);
-    if (bound === null) return 'go';
+    const bound = x.boundText(f);
+    if (bound === null || !x.isApiText(bound)) return 'go';
     text = bound;
   } else if (f.type === 'D') {
     return describeApi(x, f);
   } else return 'go';
-  if (!x.sharding.isApi(text)) return 'go';
+  // A Parse's and a Bind's text were checked above.
+  if (f.type === 'Q' && !x.sharding.isApi(text)) return 'go';
   const leg = x.s.leg;
   if (x.s.tx.status !== 'I' || (leg !== null && !leg.idle)) {
     return x.refuse(f, SqlState.ACTIVE_SQL_TRANSACTION, API_IN_TX);

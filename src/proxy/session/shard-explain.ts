@@ -10,7 +10,7 @@ import { mayBeExplain } from '../../sharding/explain-route.js';
 import type { ClientRecord } from './client-record.js';
 import { ExplainRewrite, type ExplainNote } from './explain-note.js';
 import type { ServerLeg } from './server-leg.js';
-import { bindParams, boundText, type SessionSharding } from './shard-target.js';
+import { bindParams, type SessionSharding } from './shard-target.js';
 
 /** What the note needs of the session. */
 export interface ExplainSession {
@@ -23,7 +23,10 @@ export function explainNoteOf(
   s: ExplainSession,
   sharding: SessionSharding,
   f: TypedFrame,
-  unnamedText: string | null,
+  /** The text of the statement a Bind names (boundText). */
+  textOf: (bind: TypedFrame) => string | null,
+  /** mayBeExplain, or what remembers it per text. */
+  mayExplain: (text: string) => boolean = mayBeExplain,
 ): ExplainNote | null {
   if (sharding.explain === undefined) return null;
   if (f.type === 'Q') {
@@ -32,8 +35,8 @@ export function explainNoteOf(
     return sharding.explain(q.value.query, []);
   }
   if (f.type !== 'B') return null;
-  const text = boundText(s.record, f, unnamedText);
-  if (text === null || !mayBeExplain(text)) return null;
+  const text = textOf(f);
+  if (text === null || !mayExplain(text)) return null;
   const params = bindParams(f);
   return params === null ? null : sharding.explain(text, params);
 }

@@ -9,8 +9,6 @@ import { encodeBackendMessage } from '../../protocol/backend-messages.js';
 import type { TypedFrame } from '../../protocol/framer.js';
 import { bindNames, decodeDescribe, decodeExecute, decodeParse } from '../../protocol/frontend-messages.js';
 import { commandComplete, readyForQuery } from '../rewrite.js';
-import type { ClientRecord } from './client-record.js';
-import { boundText } from './shard-target.js';
 
 /** The messages of one BEGIN at the head of the inbox: [Parse], Bind, [Describe], Execute, [Sync]. */
 export interface BeginBatch {
@@ -38,12 +36,12 @@ const NO_PARAMS = encodeBackendMessage({ name: 'ParameterDescription', typeOids:
 
 /**
  * A batch at the head of `inbox` that only runs a statement whose text `isBegin` accepts; 'wait'
- * when it is cut short (more is coming); null when the head is not one.
+ * when it is cut short (more is coming); null when the head is not one. `textOf` gives the text
+ * of the statement a Bind names (the session's boundText, null: unknown).
  */
 export function beginBatch(
   inbox: readonly TypedFrame[],
-  record: ClientRecord,
-  unnamedText: string | null,
+  textOf: (bind: TypedFrame) => string | null,
   isBegin: (text: string) => boolean,
   allowDescribe = false,
 ): BeginBatch | 'wait' | null {
@@ -83,11 +81,13 @@ export function beginBatch(
     }
   }
   if (f.type !== 'B') return null;
+  // A Bind first: its statement's text decides (the common case: not a BEGIN) before its names.
+  const bound = text === null ? textOf(f) : null;
+  if (text === null && (bound === null || !isBegin(bound))) return null;
   const names = bindNames(f.chunk, f.start + 5, f.end);
   if (names === null) return null;
   if (text === null) {
-    text = boundText(record, f, unnamedText);
-    if (text === null || !isBegin(text)) return null;
+    text = bound!;
     statement = names.statement;
   } else if (names.statement !== statement) return null;
   const portal = names.portal;

@@ -55,7 +55,7 @@ export function targetAt(x: StepHost, f: TypedFrame, at: number): ShardTarget | 
       return 'wait';
     }
     case 'B': {
-      const text = boundText(x.s.record, f, x.unnamedText);
+      const text = at === 0 ? x.boundText(f) : boundText(x.s.record, f, x.unnamedText);
       if (text === null) return null;
       const params = bindParams(f);
       return params === null ? null : nullIfNeedsParams(x.sharding.target(text, params, x.searchPath()));

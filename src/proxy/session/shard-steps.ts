@@ -44,6 +44,14 @@ import { placeAhead, targetAt } from './shard-placement.js';
 import type { StepHost } from './shard-api.js';
 import { armExplain, explainHostReplies, explainNoteOf } from './shard-explain.js';
 import type { ExplainNote } from './explain-note.js';
+import { mayBeExplain } from '../../sharding/explain-route.js';
+
+/** What factsOf() tells of a statement text. */
+const TEXT_BEGIN = 1;
+const TEXT_API = 2;
+const TEXT_EXPLAIN = 4;
+/** Texts whose facts a session keeps (then it starts again). */
+const TEXT_FACTS_MAX = 256;
 
 /** Where transaction control may start (a cheap test before the patterns). */
 const CONTROL_START = /^\s*(?:--[^\n]*\n\s*)*[cCeErRaAsSpPbB]/;
@@ -98,6 +106,15 @@ export class ShardSteps {
   private explainNote: ExplainNote | null = null;
   /** A transaction block on several groups (shard-tx.ts). */
   private readonly multi: MultiGroupTx;
+  /**
+   * The Bind whose statement text was looked up last in this step() (each step asks: held
+   * BEGIN, API call, target, EXPLAIN), with the unnamed statement's text then and the answer.
+   */
+  private boundFrame: TypedFrame | null = null;
+  private boundUnnamed: string | null = null;
+  private boundValue: string | null = null;
+  /** What the steps ask of a prepared statement's text (TEXT_BEGIN …), by text, bounded. */
+  private readonly textFacts = new Map<string, number>();
 
   constructor(
     private readonly s: ShardSession,
@@ -117,6 +134,8 @@ export class ShardSteps {
       },
       refuse: (f, sqlstate, message) => this.refuse(f, sqlstate, message),
       searchPath: () => this.searchPath(),
+      boundText: (f) => this.boundText(f),
+      isApiText: (text) => (this.factsOf(text) & TEXT_API) !== 0,
     };
     this.multi = new MultiGroupTx(
       s,
@@ -218,7 +237,11 @@ export class ShardSteps {
    * it has come).
    */
   private deferExtendedBegin(): boolean | 'wait' {
-    const b = beginBatch(this.s.inbox, this.s.record, this.unnamedText, (t) => BEGIN_ONLY.test(t));
+    const b = beginBatch(
+      this.s.inbox,
+      (bind) => this.boundText(bind),
+      (t) => (this.factsOf(t) & TEXT_BEGIN) !== 0,
+    );
     if (b === null || b === 'wait') return b === 'wait' ? 'wait' : false;
     this.s.inbox.splice(0, b.count);
     if (b.parsed !== null) rememberStatement(this.s, b.parsed.name, b.parsed.frame);
@@ -290,7 +313,13 @@ export class ShardSteps {
   private explainOf(f: TypedFrame): ExplainNote | null {
     // A text rewritten for the global tables: its plan shows every group's foreign scans itself.
     if (f === this.globalFrame) return null;
-    return explainNoteOf(this.s, this.sharding, f, this.unnamedText);
+    return explainNoteOf(
+      this.s,
+      this.sharding,
+      f,
+      (bind) => this.boundText(bind),
+      (t) => (this.factsOf(t) & TEXT_EXPLAIN) !== 0,
+    );
   }
 
   /** A Bind of the statement Parse `f` prepares is queued after it. */
@@ -314,6 +343,7 @@ export class ShardSteps {
    */
   step(f: TypedFrame): 'go' | 'next' | 'wait' {
     this.explainNote = null;
+    this.boundFrame = null;
     if (!this.sharding.active) {
       // No table is sharded yet: only the API calls are the proxy's.
       return f.type === 'Q' || f.type === 'P' || f.type === 'B' || f.type === 'D'
@@ -479,7 +509,7 @@ export class ShardSteps {
     } else if (f.type === 'P') {
       const p = decodeParse(f.payload);
       if (p.ok) text = p.value.query;
-    } else text = boundText(this.s.record, f, this.unnamedText);
+    } else text = this.boundText(f);
     if (text === null) return 'pass';
     if (this.s.multiGroup) {
       // A Query of several statements may hide COMMIT or ROLLBACK after its first.
@@ -489,6 +519,37 @@ export class ShardSteps {
     }
     if (f.type !== 'P' && CONTROL_START.test(text)) this.multi.noteSavepoint(text);
     return 'pass';
+  }
+
+  /**
+   * The text of the statement Bind `f` names (boundText), decoded once for the message however
+   * many steps ask within one step() (the memo is dropped at each step(): nothing the answer
+   * depends on changes within one, but a Parse or Close between two may).
+   */
+  private boundText(f: TypedFrame): string | null {
+    if (this.boundFrame === f && this.boundUnnamed === this.unnamedText) return this.boundValue;
+    const text = boundText(this.s.record, f, this.unnamedText);
+    this.boundFrame = f;
+    this.boundUnnamed = this.unnamedText;
+    this.boundValue = text;
+    return text;
+  }
+
+  /**
+   * Whether a Bind's statement text is a BEGIN, a Citus API call, an EXPLAIN (TEXT_* bits):
+   * remembered per text, as a prepared statement's Binds bring the same text again and again.
+   */
+  private factsOf(text: string): number {
+    let facts = this.textFacts.get(text);
+    if (facts === undefined) {
+      facts =
+        (BEGIN_ONLY.test(text) ? TEXT_BEGIN : 0) |
+        (this.sharding.isApi(text) ? TEXT_API : 0) |
+        (mayBeExplain(text) ? TEXT_EXPLAIN : 0);
+      if (this.textFacts.size >= TEXT_FACTS_MAX) this.textFacts.clear();
+      this.textFacts.set(text, facts);
+    }
+    return facts;
   }
 
   /** The session's search_path now (SQL text; undefined: the default), for the planner. */

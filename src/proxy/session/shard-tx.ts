@@ -31,6 +31,7 @@ import type { OwnQueryResult } from './pending.js';
 import type { TxDecider } from './multi-group.js';
 import type { ServerLeg } from './server-leg.js';
 import { beginBatch } from './shard-extended.js';
+import { boundText } from './shard-target.js';
 import { TX_END } from './shard-step-texts.js';
 
 /** A lock wait longer than this in a transaction on several groups may be a deadlock across them. */
@@ -276,7 +277,12 @@ export class MultiGroupTx {
       count = 1;
       replies = [Buffer.alloc(0), readyForQuery('I')];
     } else {
-      const b = beginBatch(s.inbox, s.record, this.unnamedText(), (t) => TX_END.test(t), true);
+      const b = beginBatch(
+        s.inbox,
+        (bind) => boundText(s.record, bind, this.unnamedText()),
+        (t) => TX_END.test(t),
+        true,
+      );
       if (b === 'wait') return 'wait';
       if (b !== null && b.describeOnly === true && b.parsed !== null) {
         // Learnt before it runs (postgres.js): answered here; its Bind ends the transaction.
