@@ -1,7 +1,8 @@
 /**
  * Sharding served by the stateless proxies over several hosts (issue #18; src/cli/sharding-proxies.ts):
  * three network-namespace database hosts with two groups (multi-host-support.ts, `groups: 2`) and
- * two `pgscale proxy --cluster` on hosts of their own. A table distributed through proxy A is
+ * two `pgscale proxy --cluster` on hosts of their own. A table distributed through proxy A (the one
+ * holding the cluster-wide duties) is
  * routed by key through proxy B (the rows checked on each group's primary directly), read across
  * groups through B (the global tables the duty-holding proxy built and published), written on both
  * groups in one transaction (two-phase commit). Shard moves are refused with a reason. The proxy
@@ -59,15 +60,15 @@ describe(
 
     before(async () => {
       await m.start();
-      [a, b] = m.proxyHosts as [Host, Host];
+      // A: the proxy that took the duties (the first to look), B: the other.
+      a = await m.waitFor('a proxy holding the duties', () =>
+        Promise.resolve(m.proxyHosts.find((h) => DUTY.test(proxyLog(h))) ?? null),
+      );
+      b = m.proxyHosts.find((h) => h !== a)!;
     });
     after(() => m.stop());
 
     test('a table distributed through proxy A: proxy B routes by key to the right group, reads across groups, writes on both in one transaction', async () => {
-      // The first proxy took the duties (it was alone when it started).
-      await m.waitFor('a proxy holding the duties', () =>
-        Promise.resolve(DUTY.test(proxyLog(a)) ? true : null),
-      );
       assert.doesNotMatch(proxyLog(b), DUTY);
       const ca = await m.viaProxy(a);
       try {

@@ -75,7 +75,12 @@ export async function runClusterProxy(loaded: LoadedConfig, log: Logger): Promis
       shardLog,
       view,
       () => store,
-      new ShardingProxies(store, { id: registered.id, lease: () => registered.leaseId }, shardLog, ttlMs),
+      new ShardingProxies(
+        store,
+        { id: registered.id, lease: () => registered.leaseId, others: () => registered.others() },
+        shardLog,
+        ttlMs,
+      ),
     );
     await sharding.start();
     const shardingService = sharding;

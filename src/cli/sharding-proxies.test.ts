@@ -33,8 +33,8 @@ test('one proxy holds the duties; another takes them when its lease ends; record
   const leaseB = await store.grantLease(TTL);
   const keepA = setInterval(() => void store.keepAlive(leaseA), 300);
   const keepB = setInterval(() => void store.keepAlive(leaseB), 300);
-  const a = new ShardingProxies(store, { id: 1, lease: () => leaseA }, log, TTL);
-  const b = new ShardingProxies(store, { id: 2, lease: () => leaseB }, log, TTL);
+  const a = new ShardingProxies(store, { id: 1, lease: () => leaseA, others: () => [2] }, log, TTL);
+  const b = new ShardingProxies(store, { id: 2, lease: () => leaseB, others: () => [1] }, log, TTL);
   const gained: string[] = [];
   const seenB: GlobalRecord[] = [];
   let version = 1;
@@ -61,6 +61,14 @@ test('one proxy holds the duties; another takes them when its lease ends; record
     assert.deepEqual(seenB, [{ version: 1, tables: [] }]);
     // DDL that kept the catalog: b asks, a rebuilds, b gets the record written after its request.
     assert.deepEqual(await b.follow(1, true), { version: 1, tables: ['public.t'] });
+    // A catalog change: b's caller is answered once a routes with the new version.
+    a.seen(1);
+    let acked = false;
+    const waiting = b.othersHave(2).then(() => (acked = true));
+    await sleep(200);
+    assert.equal(acked, false, 'answered before the other proxy had the version');
+    a.seen(2);
+    await waiting;
     // The holder's lease ends (its proxy died): b takes over within the TTL.
     clearInterval(keepA);
     await store.revokeLease(leaseA);

@@ -14,6 +14,11 @@
  * version and its tables) and every proxy routes reads across groups by that record; a proxy
  * whose DDL changed columns without changing the catalog asks for a rebuild
  * (`shardproxies/rebuild`) and waits for a record written after its request.
+ *
+ * Each proxy also writes the catalog version it routes with (`shardproxies/seen/<n>`); a proxy
+ * that changed the catalog (an API call) answers its client once every other registered proxy
+ * has it (or after the TTL, naming those that did not), so that the next statement through
+ * another proxy is routed by the new catalog.
  */
 import { performance } from 'node:perf_hooks';
 import { errorMessage } from '../errors.js';
@@ -25,6 +30,8 @@ export const SHARD_PROXY_KEYS = {
   duty: `${PREFIX}duty`,
   global: `${PREFIX}global`,
   rebuild: `${PREFIX}rebuild`,
+  /** `seen/<n>`: the newest catalog version proxy n routes with (under its registration's lease). */
+  seen: `${PREFIX}seen/`,
 } as const;
 
 /**
@@ -60,11 +67,17 @@ export class ShardingProxies {
   private readonly waiters = new Set<() => void>();
   private hooks: DutyHooks | null = null;
   private readonly me: string;
+  private seenWrite: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly store: StateStore,
     /** This proxy's number (proxy-peers.ts) and the lease of its registration. */
-    private readonly proxy: { readonly id: number; lease(): LeaseId | null },
+    private readonly proxy: {
+      readonly id: number;
+      lease(): LeaseId | null;
+      /** The other registered proxies' numbers. */
+      others(): readonly number[];
+    },
     private readonly log: Logger,
     private readonly ttlMs: number,
   ) {
@@ -154,6 +167,51 @@ export class ShardingProxies {
     this.latest = { rec, revision };
     this.hooks?.published(rec);
     for (const w of this.waiters) w();
+  }
+
+  /** This proxy routes with catalog `version` from now on (written in order, the newest last). */
+  seen(version: number): void {
+    const lease = this.proxy.lease();
+    if (lease === null) return;
+    this.seenWrite = this.seenWrite
+      .then(() => this.store.put(`${SHARD_PROXY_KEYS.seen}${this.proxy.id}`, String(version), { lease }))
+      .then(
+        () => undefined,
+        (e: unknown) =>
+          this.log.debug(
+            `proxy ${this.proxy.id}: catalog version ${version} not acknowledged: ${errorMessage(e)}`,
+          ),
+      );
+  }
+
+  /**
+   * Waits until every other registered proxy routes with catalog `version` or newer; after the
+   * TTL gives up, naming those that did not (they are routed by it once their watch brings it).
+   */
+  async othersHave(version: number): Promise<void> {
+    const until = Date.now() + this.ttlMs;
+    for (;;) {
+      let behind: number[] = [...this.proxy.others()];
+      try {
+        const have = new Map(
+          (await this.store.list(SHARD_PROXY_KEYS.seen)).map((kv) => [
+            Number(kv.key.slice(kv.key.lastIndexOf('/') + 1)),
+            Number(kv.value),
+          ]),
+        );
+        behind = behind.filter((n) => (have.get(n) ?? -1) < version);
+      } catch {
+        // the store is not answering: wait as for a proxy that is behind
+      }
+      if (behind.length === 0) return;
+      if (Date.now() > until || this.timer === null) {
+        this.log.warn(
+          `sharding: proxies ${behind.join(', ')} did not acknowledge catalog version ${version} within ${this.ttlMs} ms; they route by it once their watch brings it`,
+        );
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   /** What the global tables' keeper (sharding-global.ts) uses: who builds, publish, follow. */

@@ -218,14 +218,16 @@ export class ShardingService implements Service, ShardingHost {
     });
     await this.syncGroups();
     await this.loadColumns();
+    this.several?.seen(catalogs.current.version);
     // Another proxy's change (several hosts): its tables' columns are read here too.
-    catalogs.onChange(() => {
+    catalogs.onChange((c) => {
       // From now until the rebuild, reads over the global tables wait rather than fail.
       this.global.changed();
       this.loadColumns()
         .catch((e: unknown) =>
           this.logger.warn({ err: e }, 'sharding: could not read the columns of distributed tables'),
         )
+        .then(() => this.several?.seen(c.version))
         .then(() => this.syncGlobal())
         .catch(() => undefined);
     });
@@ -386,6 +388,8 @@ export class ShardingService implements Service, ShardingHost {
         this.logger.warn({ err: e }, 'sharding: could not read the columns of distributed tables'),
       );
       await this.buildGlobal();
+      // Several proxies: the caller's next statement may go through another one.
+      await this.several?.othersHave(catalogs.current.version);
       this.logger.info({ user, call: reply.column }, `sharding: ${reply.column} done`);
       return apiResult(reply.column, reply.type, reply.value);
     });
