@@ -55,6 +55,19 @@ export class MultiHostCluster {
   private nextId = 1;
   private readonly bins = binarySets()[0]!;
 
+  /**
+   * `groups: 2` (test/multi-host-sharding.test.ts): group g's nodes listen on PORT + g, group 0's
+   * on the first two database hosts, group 1's on the third and the second; no table `acked`.
+   */
+  constructor(private readonly layout: { groups: 1 | 2 } = { groups: 1 }) {}
+
+  /** Group g's nodes: [host, port, name], the first its initial primary. */
+  groupNodes(g: number): [Host, number, string][] {
+    if (this.layout.groups === 1) return this.dbHosts.map((h) => [h, PORT, this.nodeName(h)]);
+    const [h1, h2, h3] = this.dbHosts as [Host, Host, Host];
+    return (g === 0 ? [h1, h2] : [h3, h2]).map((h) => [h, PORT + g, `g${g}n${h.index}`]);
+  }
+
   nodeName = (h: Host): string => `n${h.index}`;
   dataDir = (h: Host): string => join(this.net.dir, `data-${h.index}`);
 
@@ -66,8 +79,14 @@ export class MultiHostCluster {
     this.proxyHosts = net.hosts.slice(3);
     this.etcd = await startEtcd(net, this.dbHosts);
     this.file = join(net.dir, 'pgscale.yaml');
-    const nodes = this.dbHosts
-      .map((h) => `      - { name: ${this.nodeName(h)}, host: ${h.addr}, port: ${PORT} }`)
+    const groups = [...Array(this.layout.groups).keys()]
+      .map(
+        (g) =>
+          '  - nodes:\n' +
+          this.groupNodes(g)
+            .map(([h, port, name]) => `      - { name: ${name}, host: ${h.addr}, port: ${port} }`)
+            .join('\n'),
+      )
       .join('\n');
     writeFileSync(
       this.file,
@@ -93,8 +112,7 @@ proxy:
   listen: 0.0.0.0
   port: ${PROXY_PORT}
 groups:
-  - nodes:
-${nodes}
+${groups}
 `,
     );
     for (const h of net.hosts) mkdirSync(this.dataDir(h), { mode: 0o755 });
@@ -112,13 +130,27 @@ ${nodes}
       copyFileSync(secrets, join(this.dataDir(h), 'secrets.json'));
       this.startAgent(h);
     }
-    const p = await this.primary();
-    assert.equal(p, h1, 'the group starts on its first node');
-    await this.allStreaming(p);
-    const c = await this.connect(p);
-    await c.query('CREATE TABLE acked (id int PRIMARY KEY)');
-    await c.query('GRANT ALL ON acked TO app');
-    await c.end();
+    if (this.layout.groups === 1) {
+      const p = await this.primary();
+      assert.equal(p, h1, 'the group starts on its first node');
+      await this.allStreaming(p);
+      const c = await this.connect(p);
+      await c.query('CREATE TABLE acked (id int PRIMARY KEY)');
+      await c.query('GRANT ALL ON acked TO app');
+      await c.end();
+    } else
+      for (const g of [0, 1]) {
+        const [h, port] = this.groupNodes(g)[0]!;
+        await this.waitFor(`group ${g}'s primary`, async () => {
+          const c = await this.connect(h, 1000, port);
+          try {
+            const r = await c.query<{ rec: boolean }>('SELECT pg_is_in_recovery() AS rec');
+            return r.rows[0]!.rec ? null : true;
+          } finally {
+            await c.end();
+          }
+        });
+      }
     // Two stateless proxies on hosts of their own, with a copy of the secrets.
     for (const h of this.proxyHosts) {
       copyFileSync(secrets, join(this.dataDir(h), 'secrets.json'));
@@ -193,11 +225,11 @@ ${nodes}
     this.agents.set(h, child);
   }
 
-  /** The superuser on host h's node, database app. */
-  async connect(h: Host, timeoutMs = 1000): Promise<pg.Client> {
+  /** The superuser on host h's node (on `port`), database app. */
+  async connect(h: Host, timeoutMs = 1000, port = PORT): Promise<pg.Client> {
     const c = new pg.Client({
       host: h.addr,
-      port: PORT,
+      port,
       user: 'postgres',
       password: this.password,
       database: 'app',

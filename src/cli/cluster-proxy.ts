@@ -4,10 +4,9 @@
  * src/ha/store-topology.ts), the pools are its own, and the application's credentials come from
  * the cluster's secrets.json (copied to the proxy's host, as to every agent's). Everything else
  * is the proxy `pgscale up` runs (src/cli/proxy-service.ts): read/write splitting, holds during a
- * failover, following each group's primary.
- *
- * Sharding is not served this way yet (its service runs inside `pgscale up` only): a cluster
- * whose catalog distributes tables is refused at start, never answered wrongly.
+ * failover, following each group's primary. Sharding too: each proxy runs the sharding service
+ * over the catalog in etcd, and one of them at a time the cluster-wide duties
+ * (sharding-proxies.ts). Shard moves are refused here (sharding-proxies.ts, MOVES_REFUSED, says why).
  */
 import { Cluster } from '../cluster/cluster.js';
 import type { LoadedConfig } from '../config/load.js';
@@ -17,12 +16,12 @@ import { CLAIM_KEY } from '../ha/store-claim.js';
 import { TopologyFollower } from '../ha/store-topology.js';
 import type { Logger } from '../obs/logger.js';
 import { createRegistry } from '../obs/metrics.js';
-import { decode } from '../sharding/catalog-codec.js';
-import { CATALOG_KEY } from '../sharding/catalog-store.js';
 import { TopologyView } from '../topology/topology.js';
 import { setCancelInstance } from '../proxy/frontend/cancel-key.js';
 import { ProxyPeers, advertisedHost } from './proxy-peers.js';
 import { ProxyService } from './proxy-service.js';
+import { ShardingProxies } from './sharding-proxies.js';
+import { ShardingService } from './sharding-service.js';
 
 /** How long the proxy waits at start for a decider to have written the topology. */
 const FIRST_TOPOLOGY_MS = 60_000;
@@ -40,17 +39,12 @@ export async function runClusterProxy(loaded: LoadedConfig, log: Logger): Promis
   const follower = new TopologyFollower(store, view, log);
   let service: ProxyService | null = null;
   let peers: ProxyPeers | null = null;
+  let sharding: ShardingService | null = null;
   try {
     if ((await store.get(CLAIM_KEY)) === null)
       throw new ConfigError(
         ErrorCodes.CONFIG_INVALID,
         `cluster "${loaded.config.cluster.name}" has no keys in ${store.describe}: start its agents first`,
-      );
-    const catalog = await store.get(CATALOG_KEY);
-    if (catalog && decode(catalog.value).tables.size > 0)
-      throw new ConfigError(
-        ErrorCodes.CONFIG_INVALID,
-        `cluster "${loaded.config.cluster.name}" has distributed tables; the proxy over several hosts does not serve sharding yet (run the cluster with pgscale up)`,
       );
     const until = Date.now() + FIRST_TOPOLOGY_MS;
     let found = await follower.start();
@@ -72,18 +66,37 @@ export async function runClusterProxy(loaded: LoadedConfig, log: Logger): Promis
     );
     setCancelInstance(peers.id);
     const registered = peers;
+    const ttlMs = loaded.config.ha.ttl * 1000;
+    const shardLog = log.child({ component: 'sharding' });
+    // Started before the proxy (its catalog is loaded before a client is routed), stopped after.
+    sharding = new ShardingService(
+      loaded,
+      cluster,
+      shardLog,
+      view,
+      () => store,
+      new ShardingProxies(
+        store,
+        { id: registered.id, lease: () => registered.leaseId, others: () => registered.others() },
+        shardLog,
+        ttlMs,
+      ),
+    );
+    await sharding.start();
+    const shardingService = sharding;
     service = new ProxyService(
       loaded,
       cluster,
       log,
       createRegistry({ service: 'pgscale-proxy' }),
       view,
-      () => null,
+      () => shardingService,
       (pid, key) => registered.forward(pid, key),
     );
     await service.start();
     log.info({ proxy: peers.id }, `proxy number ${peers.id} of cluster "${loaded.config.cluster.name}"`);
   } catch (e) {
+    await sharding?.stop().catch(() => undefined);
     follower.stop();
     await peers?.close();
     await store.close().catch(() => undefined);
@@ -91,6 +104,7 @@ export async function runClusterProxy(loaded: LoadedConfig, log: Logger): Promis
   }
   const registration = peers;
   const running = service;
+  const shardingRunning = sharding;
   return new Promise<number>((resolve) => {
     let stopping = false;
     const onSignal = (sig: NodeJS.Signals) => {
@@ -105,6 +119,9 @@ export async function runClusterProxy(loaded: LoadedConfig, log: Logger): Promis
           log.error(`stopping the proxy failed: ${errorMessage(e)}`);
           code = 1;
         }
+        await shardingRunning
+          ?.stop()
+          .catch((e: unknown) => log.error(`stopping sharding failed: ${errorMessage(e)}`));
         follower.stop();
         await registration.close();
         await store.close().catch(() => undefined);

@@ -60,6 +60,16 @@ export class ProxyPeers {
     throw new Error(`every proxy number (1..${MAX_INSTANCE}) is taken in the state store`);
   }
 
+  /** The other registered proxies' numbers (as of the last refresh, at most a second old). */
+  others(): number[] {
+    return [...this.peers.keys()];
+  }
+
+  /** The lease of this proxy's registration (its other keys go with it: sharding-proxies.ts). */
+  get leaseId(): LeaseId | null {
+    return this.lease;
+  }
+
   private schedule(): void {
     this.timer = setTimeout(
       () => {

@@ -10,6 +10,7 @@ import type { GlobalTables } from '../proxy/shard-router.js';
 import type { PgGroupSession } from '../sharding/every-group.js';
 import { syncGlobalTables } from '../sharding/global-tables.js';
 import type { Catalog } from '../sharding/types.js';
+import type { GlobalRecord } from './sharding-proxies.js';
 
 /** Builds tried before reads over the global tables are refused. */
 const BUILD_ATTEMPTS = 4;
@@ -26,6 +27,15 @@ export interface GlobalKeeperDeps {
   current(): Catalog | null;
   /** Superuser sessions on every group of the catalog. */
   open(): Promise<{ sessions: PgGroupSession[]; close(): Promise<void> }>;
+  /**
+   * Several proxies (sharding-proxies.ts): only the one that `leads` builds, and publishes what
+   * it built; the others `follow` its record.
+   */
+  readonly shared?: {
+    leads(): boolean;
+    publish(rec: GlobalRecord): Promise<void>;
+    follow(version: number, rebuild: boolean): Promise<GlobalRecord | null>;
+  };
 }
 
 export class GlobalTablesKeeper {
@@ -62,6 +72,8 @@ export class GlobalTablesKeeper {
    * throws: on failure reads across groups stay refused, and the next change tries again.
    */
   async build(catalog: Catalog, force = false): Promise<void> {
+    const shared = this.d.shared;
+    if (shared && !shared.leads()) return this.follow(catalog, force, shared);
     try {
       // A failed build (a group's primary just moved or joined, say) is tried again a few times
       // while reads wait, before they are refused.
@@ -70,6 +82,9 @@ export class GlobalTablesKeeper {
         if (this.tables !== null || attempt >= BUILD_ATTEMPTS) break;
         await new Promise((r) => setTimeout(r, 500 * attempt));
       }
+      const t = this.tables;
+      if (shared && (t === null || t.version === catalog.version))
+        await shared.publish({ version: catalog.version, tables: t === null ? null : [...t.tables] });
     } finally {
       // Built for the newest catalog, or failed: the waiting reads go on (or are refused). Built
       // for an older one: they wait for the build the newer one has queued.
@@ -79,6 +94,31 @@ export class GlobalTablesKeeper {
         this.pending = null;
       }
     }
+  }
+
+  /** Another proxy builds them: its record for `catalog` (or newer) is taken; none: reads across groups are refused. */
+  private async follow(
+    catalog: Catalog,
+    rebuild: boolean,
+    shared: NonNullable<GlobalKeeperDeps['shared']>,
+  ): Promise<void> {
+    const rec = await shared.follow(catalog.version, rebuild);
+    if (rec === null) {
+      this.tables = null;
+      this.d.logger.warn(
+        `sharding: no proxy published the global tables for catalog version ${catalog.version}: reads across groups are refused until one does`,
+      );
+      this.pending?.end();
+      this.pending = null;
+    } else this.adopt(rec);
+  }
+
+  /** The leading proxy's record (several proxies): taken when it is for the newest catalog. */
+  adopt(rec: GlobalRecord): void {
+    if (this.d.shared?.leads() !== false || rec.version !== this.d.current()?.version) return;
+    this.tables = rec.tables === null ? null : { version: rec.version, tables: new Set(rec.tables) };
+    this.pending?.end();
+    this.pending = null;
   }
 
   private async buildNow(catalog: Catalog, force: boolean): Promise<void> {

@@ -51,6 +51,8 @@ import { scanFunctions } from './function-scan.js';
 import { mayMove, moveCall, moveHttp, rebalanceStatusRows } from './sharding-move-api.js';
 import { subscriptionConninfo } from '../cluster/conf.js';
 import { pgSsl } from '../cluster/sql.js';
+import { MOVES_REFUSED } from './sharding-proxies.js';
+import type { ShardingProxies } from './sharding-proxies.js';
 
 /** How often group 0's functions are scanned for ones that read distributed tables. */
 const FUNCTION_SCAN_MS = 3000;
@@ -101,6 +103,8 @@ export class ShardingService implements Service, ShardingHost {
     private readonly view: TopologyView,
     /** High availability's store while it runs (null without HA). */
     private readonly haStore: () => StateStore | null,
+    /** Several stateless proxies (cluster-proxy.ts): the cluster-wide duties run where this says. */
+    private readonly several: ShardingProxies | null = null,
   ) {
     this.app = loaded.config.app.database;
     this.global = new GlobalTablesKeeper({
@@ -111,6 +115,7 @@ export class ShardingService implements Service, ShardingHost {
       primary: (g) => this.view.lastPrimary(Number(g)) ?? null,
       current: () => this.catalogs?.current ?? null,
       open: () => this.openPgSessions(null),
+      ...(several ? { shared: several.keeperShare() } : {}),
     });
     this.txs = new ShardingDecisions({
       logger,
@@ -122,7 +127,7 @@ export class ShardingService implements Service, ShardingHost {
         ...pgSsl(cluster.rootCert()),
       }),
       openSessions: () => this.openPgSessions(null),
-      sharded: () => (this.catalogs?.current.tables.size ?? 0) > 0,
+      sharded: () => this.duty && (this.catalogs?.current.tables.size ?? 0) > 0,
       afterPass: () => {
         // The host's own statements on several groups left prepared, in its queue (never beside
         // one of this process still being committed).
@@ -180,6 +185,11 @@ export class ShardingService implements Service, ShardingHost {
     });
   }
 
+  /** This process runs the duties that run once in the cluster (always, but with several proxies). */
+  private get duty(): boolean {
+    return this.several?.duty ?? true;
+  }
+
   /** The configuration's groups, as the cluster has them now (add-group, remove-group). */
   private get groups(): string[] {
     return this.cluster.config.groups.map((_, i) => String(i));
@@ -195,20 +205,29 @@ export class ShardingService implements Service, ShardingHost {
     await catalogs.load();
     this.catalogs = catalogs;
     // First: a crash's prepared transactions hold locks that what follows would wait on (a shard
-    // move's TRUNCATE prepared on its source, say).
-    await this.recover().catch((e: unknown) =>
-      this.logger.warn({ err: e }, 'sharding: prepared transactions left by a crash could not be checked'),
-    );
+    // move's TRUNCATE prepared on its source, say). With several proxies, another may be committing
+    // its own right now: the duty holder's recovery passes take only those left long ago.
+    if (!this.several)
+      await this.recover().catch((e: unknown) =>
+        this.logger.warn({ err: e }, 'sharding: prepared transactions left by a crash could not be checked'),
+      );
+    await this.several?.start({
+      gained: () => void this.reload().then(() => this.syncGlobal(true)),
+      rebuild: () => void this.syncGlobal(true),
+      published: (rec) => this.global.adopt(rec),
+    });
     await this.syncGroups();
     await this.loadColumns();
+    this.several?.seen(catalogs.current.version);
     // Another proxy's change (several hosts): its tables' columns are read here too.
-    catalogs.onChange(() => {
+    catalogs.onChange((c) => {
       // From now until the rebuild, reads over the global tables wait rather than fail.
       this.global.changed();
       this.loadColumns()
         .catch((e: unknown) =>
           this.logger.warn({ err: e }, 'sharding: could not read the columns of distributed tables'),
         )
+        .then(() => this.several?.seen(c.version))
         .then(() => this.syncGlobal())
         .catch(() => undefined);
     });
@@ -218,11 +237,12 @@ export class ShardingService implements Service, ShardingHost {
     this.functionTimer = setInterval(() => void this.loadFunctions(), FUNCTION_SCAN_MS);
     this.functionTimer.unref();
     this.txs.start();
-    await this.moves
-      .start()
-      .catch((e: unknown) =>
-        this.logger.warn({ err: e }, 'sharding: the shard moves a crash interrupted could not be checked'),
-      );
+    if (!this.several)
+      await this.moves
+        .start()
+        .catch((e: unknown) =>
+          this.logger.warn({ err: e }, 'sharding: the shard moves a crash interrupted could not be checked'),
+        );
     // A group's primary moved: the foreign servers of the global tables follow it.
     this.unsubscribeTopology = this.view.subscribe(() => {
       if (this.global.stale(this.catalogs?.current ?? null)) void this.syncGlobal();
@@ -230,6 +250,7 @@ export class ShardingService implements Service, ShardingHost {
   }
 
   async stop(): Promise<void> {
+    await this.several?.stop();
     await this.moves.stop();
     if (this.functionTimer) clearInterval(this.functionTimer);
     this.functionTimer = null;
@@ -275,7 +296,7 @@ export class ShardingService implements Service, ShardingHost {
   /** syncCatalogGroups() (sharding-groups.ts) for the configuration's groups; never throws. */
   private async syncGroups(): Promise<void> {
     const catalogs = this.catalogs;
-    if (!catalogs) return;
+    if (!catalogs || !this.duty) return;
     await syncCatalogGroups(catalogs, this.groups, {
       logger: this.logger,
       open: (groups) => this.openPgSessions(groups, groups),
@@ -293,6 +314,8 @@ export class ShardingService implements Service, ShardingHost {
           : { status: 503, body: { error: 'the sharding catalog is not loaded yet' } },
       );
     }
+    if (this.several && method === 'POST')
+      return Promise.resolve({ status: 409, body: { error: MOVES_REFUSED } });
     return Promise.resolve(moveHttp(this.moves, method, path, body));
   }
 
@@ -328,6 +351,8 @@ export class ShardingService implements Service, ShardingHost {
 
   private api(sql: string, user: string, searchPath: string | undefined): Promise<Buffer[]> {
     const parsed = apiCallOf(sql);
+    if (parsed?.ok === true && MOVE_CALLS.has(parsed.call.fn) && this.several)
+      return Promise.resolve(apiError('0A000', `${parsed.call.fn}: ${MOVES_REFUSED}`));
     if (parsed?.ok === true && MOVE_CALLS.has(parsed.call.fn))
       return moveCall(parsed.call, user, {
         moves: this.moves,
@@ -363,6 +388,8 @@ export class ShardingService implements Service, ShardingHost {
         this.logger.warn({ err: e }, 'sharding: could not read the columns of distributed tables'),
       );
       await this.buildGlobal();
+      // Several proxies: the caller's next statement may go through another one.
+      await this.several?.othersHave(catalogs.current.version);
       this.logger.info({ user, call: reply.column }, `sharding: ${reply.column} done`);
       return apiResult(reply.column, reply.type, reply.value);
     });
@@ -520,8 +547,8 @@ export class ShardingService implements Service, ShardingHost {
   }
 
   /** buildGlobal() in the queue (after the API calls and statements already waiting). */
-  private syncGlobal(): Promise<void> {
-    const run = this.queue.then(() => this.buildGlobal());
+  private syncGlobal(force = false): Promise<void> {
+    const run = this.queue.then(() => this.buildGlobal(force));
     this.queue = run.catch(() => undefined);
     return run;
   }
