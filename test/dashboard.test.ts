@@ -55,7 +55,7 @@ class Load {
           [id, `n${i}`],
         );
         await c.query('SELECT note FROM orders WHERE id = $1', [id]);
-        // The simple protocol on a table of group 0: what the proxy's counters follow today.
+        // The simple protocol on a table of group 0 (the counters follow every protocol and path).
         await c.query(`INSERT INTO hits (n) VALUES (${id})`);
         await c.query('SELECT count(*) FROM hits');
         this.count++;

@@ -10,18 +10,27 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { findTool } from '../src/demo/tools.js';
 import { cli, repoRoot, tempDir } from './harness.js';
 
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 
 interface Results {
   environment: { caps: { applied: boolean; reason: string | null }; postgres: { version: string } };
+  timing: {
+    totalSeconds: number;
+    loadAverage: { start: number; end: number };
+    cpuSeconds: { demo: number; nodes: number | null };
+    phases: { name: string; seconds: number; parts?: { name: string; seconds: number }[] }[];
+  };
   scenarios: {
     id: string;
     status: 'ok' | 'skipped' | 'failed';
     reason?: string;
     conclusion?: string;
     figures?: Record<string, unknown>;
+    notes?: string[];
+    table?: { headers: string[]; rows: unknown[][] };
   }[];
 }
 
@@ -107,8 +116,43 @@ test('pgscale demo --quick: summary, report, nothing left behind; the report ren
   assert.ok(Math.abs(ratio - stages[2]!.readsPerSecond / stages[0]!.readsPerSecond) < 1e-9);
   assert.ok(reads.conclusion?.includes(`${ratio.toFixed(2)}×`), reads.conclusion);
 
+  // Where the time went: one line at the end, and the same in results.json.
+  t.diagnostic(/^Timing: .*$/m.exec(r.stdout)?.[0] ?? 'no timing line');
+  assert.match(r.stdout, /^Timing: \S+ s in all, load average [\d.]+ at the start and [\d.]+ at the end; /m);
+  const phaseNames = results.timing.phases.map((p) => p.name);
+  const ran = results.scenarios.filter((x) => x.status !== 'skipped').map((x) => x.id);
+  assert.deepEqual(phaseNames, ['cluster start', ...ran, 'teardown']);
+  assert.ok(results.timing.phases.every((p) => p.seconds > 0));
+  assert.ok(results.timing.totalSeconds >= results.timing.phases.reduce((a, p) => a + p.seconds, 0) - 1);
+  assert.deepEqual(
+    results.timing.phases.find((p) => p.name === 'read-scaling')?.parts?.map((p) => p.name),
+    ['warm caches, start proxies', 'primary alone', 'proxy + 1 replica', 'proxy + 2 replicas'],
+  );
+  assert.ok(results.timing.cpuSeconds.demo > 0);
+
   const conns = byId.get('connections')!;
   assert.equal(conns.status, 'ok', conns.reason);
+  // PgBouncer, when installed, ran the same clients beside direct and the proxy; else one line says so.
+  const bouncer = conns.figures!.pgbouncer as {
+    clients: number;
+    connected: number;
+    readsPerSecond: number;
+    serverConnections: number;
+  } | null;
+  if (findTool('pgbouncer').path) {
+    assert.ok(bouncer, 'pgbouncer figures');
+    assert.equal(bouncer.connected, bouncer.clients);
+    assert.ok(bouncer.readsPerSecond > 0);
+    assert.ok(bouncer.serverConnections <= (conns.figures!.poolSize as number) + 2, JSON.stringify(bouncer));
+    assert.deepEqual(
+      conns.table!.rows.map((row) => row[0]),
+      ['direct to PostgreSQL', 'through the proxy', 'through PgBouncer'],
+    );
+    assert.match(conns.notes!.join('\n'), /the same clients ran through it/);
+  } else {
+    assert.equal(bouncer, null);
+    assert.match(conns.notes!.join('\n'), /PgBouncer is not installed on this machine/);
+  }
   type Target = { clients: number; connected: number; readsPerSecond: number; serverConnections: number };
   const direct = conns.figures!.direct as Target;
   const proxy = conns.figures!.proxy as Target;

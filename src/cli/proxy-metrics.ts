@@ -180,7 +180,12 @@ export function registerProxyMetrics(registry: Registry, current: () => ProxySer
   // totals. A counter has no set(): each scrape starts from zero and adds the proxy's running total.
   for (const [name, key, scale, help] of [
     ['pgscale_proxy_transactions_total', 'xacts', 1, 'Transactions run through the proxy.'],
-    ['pgscale_proxy_queries_total', 'queries', 1, 'Queries run through the proxy.'],
+    [
+      'pgscale_proxy_queries_total',
+      'queries',
+      1,
+      'Statements run through the proxy (each Query message and Execute).',
+    ],
     ['pgscale_proxy_received_bytes_total', 'bytesReceived', 1, 'Bytes sent by clients to servers.'],
     ['pgscale_proxy_sent_bytes_total', 'bytesSent', 1, 'Bytes sent by servers to clients.'],
     ['pgscale_proxy_client_waits_total', 'waits', 1, 'Times a client waited for a server connection.'],
@@ -194,7 +199,7 @@ export function registerProxyMetrics(registry: Registry, current: () => ProxySer
       'pgscale_proxy_query_duration_seconds_total',
       'queryTimeUs',
       1e-6,
-      'Time spent in queries on servers, summed.',
+      'Time statements took through the proxy, arrival to last reply, summed.',
     ],
     [
       'pgscale_proxy_client_wait_seconds_total',

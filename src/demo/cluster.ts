@@ -19,7 +19,7 @@ import { parseDocument, stringify } from 'yaml';
 import { Cluster } from '../cluster/cluster.js';
 import { pidAlive, runningPid } from '../cluster/instance.js';
 import { findFreePortBlock } from '../cluster/ports.js';
-import { cleanEnv, serviceUser } from '../cluster/run-as.js';
+import { cleanEnv, run, serviceUser } from '../cluster/run-as.js';
 import type { NodeStatus } from '../cluster/status.js';
 import { loadConfig, parseConfig } from '../config/load.js';
 import type { NodeRef } from '../config/load.js';
@@ -33,6 +33,8 @@ import type { Endpoint } from './load.js';
 
 const BIN = fileURLToPath(new URL('../../bin/pgscale.js', import.meta.url));
 const HOST = '127.0.0.1';
+/** Free ports kept for the standalone proxies (two ports each) and PgBouncer. */
+const SPARE = 5;
 
 export interface DemoClusterOptions {
   /** Parent of the temporary directory (default: the system's). */
@@ -63,7 +65,7 @@ function tail(file: string, lines: number): string {
 }
 
 /** Waits for a child process to exit, up to `ms`; true when it did. */
-async function waitExit(pid: number, ms: number): Promise<boolean> {
+export async function waitExit(pid: number, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
   while (pidAlive(pid)) {
     if (Date.now() > deadline) return false;
@@ -72,7 +74,7 @@ async function waitExit(pid: number, ms: number): Promise<boolean> {
   return true;
 }
 
-function kill(pid: number, sig: NodeJS.Signals): void {
+export function kill(pid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(pid, sig);
   } catch {
@@ -135,8 +137,8 @@ export class DemoCluster {
     const forgetDir = cleanup.add(`directory ${dir}`, () => Promise.resolve(removeDir()), removeDir);
     const replicas = o.replicas ?? 2;
     const nodes = replicas + 1;
-    // proxy, HTTP API, the agents' api ports (http.port + 1 + position), 4 spare, then the nodes.
-    const base = await findFreePortBlock(2 + nodes + 4 + nodes);
+    // proxy, HTTP API, the agents' api ports (http.port + 1 + position), SPARE spare, then the nodes.
+    const base = await findFreePortBlock(2 + nodes + SPARE + nodes);
     const doc = parseDocument(
       renderConfig({
         ...INIT_DEFAULTS,
@@ -147,7 +149,7 @@ export class DemoCluster {
         host: HOST,
         proxyPort: base,
         httpPort: base + 1,
-        portBase: base + 2 + nodes + 4,
+        portBase: base + 2 + nodes + SPARE,
       }),
     );
     doc.setIn(['postgres', 'parameters'], { max_connections: o.maxConnections });
@@ -162,7 +164,7 @@ export class DemoCluster {
     const text = doc.toString();
     parseConfig(text, file);
     writeFileSync(file, text);
-    const spare = [0, 1, 2, 3].map((i) => base + 2 + nodes + i);
+    const spare = Array.from({ length: SPARE }, (_, i) => base + 2 + nodes + i);
     const c = new DemoCluster(dir, file, { proxy: base, http: base + 1, spare }, cleanup);
     // Registered after the directory: runs before its removal.
     c.forgetters = [
@@ -312,6 +314,13 @@ export class DemoCluster {
     return this.config.groups.length;
   }
 
+  /** Removes the cluster and its directory now, as the end of the run would (it is not needed any more). */
+  async dispose(): Promise<void> {
+    await this.destroy();
+    rmSync(this.dir, { recursive: true, force: true });
+    for (const f of this.forgetters) f();
+  }
+
   /** Leaves everything running (`--keep`): no teardown at exit. */
   keep(): void {
     for (const f of this.forgetters) f();
@@ -323,7 +332,18 @@ export class DemoCluster {
    * (`-m immediate`, no shutdown checkpoint), then the cluster's files go.
    */
   private async destroy(): Promise<void> {
-    this.destroySync();
+    const pid = this.controller?.pid;
+    this.controller = null;
+    if (pid !== undefined) kill(pid, 'SIGKILL');
+    // Every node at once (the synchronous fallback below stops them one after the other).
+    await Promise.all(
+      this.nodes().map((n) =>
+        run(this.cluster.bins.pgCtl, ['stop', '-D', this.pgdata(n.name), '-m', 'immediate', '-w', '-s'], {
+          allowFail: true,
+          timeoutMs: 30_000,
+        }),
+      ),
+    );
     await this.cluster.destroy();
   }
 
@@ -345,6 +365,18 @@ export class DemoCluster {
    * A standalone `pgscale proxy` in front of the primary and the given replicas (transaction
    * pooling, reads split with the primary's share equal to a replica's), on a spare port.
    */
+  /** Registers the teardown of something started in front of the cluster (see Cleanup.add). */
+  onCleanup(name: string, undo: () => Promise<void>, undoSync: () => void): () => void {
+    return this.cleanup.add(name, undo, undoSync);
+  }
+
+  /** One of the spare ports of the cluster's block (for another program in front of it). */
+  takePort(): number {
+    const port = this.spare.shift();
+    if (port === undefined) throw new Error('no spare port left');
+    return port;
+  }
+
   async startProxy(replicas: readonly NodeRef[], poolSize: number): Promise<StandaloneProxy> {
     const port = this.spare.shift();
     if (port === undefined) throw new Error('no spare port left for a proxy');
@@ -405,29 +437,44 @@ export class DemoCluster {
     };
     const forget = this.cleanup.add(`proxy pid ${pid}`, stop, () => kill(pid, 'SIGKILL'));
     const endpoint = { ...this.endpoint(), port };
-    const t0 = Date.now();
-    for (;;) {
-      if (exited) {
-        forget();
-        throw new Error(`pgscale proxy stopped during start-up; last lines of ${log}:\n${tail(log, 15)}`);
-      }
-      const c = new pg.Client(endpoint);
-      c.on('error', () => undefined);
-      try {
-        await c.connect();
-        await c.query('SELECT 1');
-        await c.end();
-        break;
-      } catch {
-        await c.end().catch(() => undefined);
-      }
-      if (Date.now() - t0 > 60_000) {
-        await stop();
-        throw new Error(`pgscale proxy did not accept connections within 60 s; see ${log}`);
-      }
-      await sleep(100);
-    }
+    await waitAccepting(endpoint, 'pgscale proxy', () => exited, log, stop, forget);
     return { endpoint, pid, stop };
+  }
+}
+
+/**
+ * Waits until a program in front of the cluster (a proxy, PgBouncer) answers a query at
+ * `endpoint`; on its exit, or after 60 s, stops it and throws with the last lines of its log.
+ */
+export async function waitAccepting(
+  endpoint: Endpoint,
+  what: string,
+  exited: () => boolean,
+  log: string,
+  stop: () => Promise<void>,
+  forget: () => void,
+): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    if (exited()) {
+      forget();
+      throw new Error(`${what} stopped during start-up; last lines of ${log}:\n${tail(log, 15)}`);
+    }
+    const c = new pg.Client(endpoint);
+    c.on('error', () => undefined);
+    try {
+      await c.connect();
+      await c.query('SELECT 1');
+      await c.end();
+      return;
+    } catch {
+      await c.end().catch(() => undefined);
+    }
+    if (Date.now() - t0 > 60_000) {
+      await stop();
+      throw new Error(`${what} did not accept connections within 60 s; see ${log}`);
+    }
+    await sleep(100);
   }
 }
 

@@ -41,6 +41,11 @@ export interface LoadOptions {
   keys: number;
   /** Statement comment prepended to every query (e.g. a routing hint); same text for all targets. */
   comment?: string;
+  /**
+   * Unnamed statements (Parse at each execution) instead of named prepared ones: what a pool that
+   * cannot keep prepared statements across transactions (PgBouncer before 1.21) can serve.
+   */
+  unnamed?: boolean;
   /** How many connections are opened at once at the start (logins are costly). */
   connectConcurrency?: number;
   /** A query without a reply for this long counts as an error and its connection is dropped. */
@@ -270,8 +275,9 @@ export class Load {
 
   private async loop(i: number, g: ClientGroup): Promise<void> {
     const comment = this.o.comment ? `${this.o.comment} ` : '';
-    const read = { name: 'demo_read', text: comment + READ_SQL };
-    const write = { name: 'demo_write', text: comment + (this.o.writeSql ?? WRITE_SQL) };
+    const named = (name: string) => (this.o.unnamed ? {} : { name });
+    const read = { ...named('demo_read'), text: comment + READ_SQL };
+    const write = { ...named('demo_write'), text: comment + (this.o.writeSql ?? WRITE_SQL) };
     let backoff = 50;
     while (!this.stopped) {
       let c = this.clients[i] ?? null;

@@ -16,6 +16,8 @@ import { capsUnavailable, createCpuCaps } from './cpu-caps.js';
 import type { CpuCaps } from './cpu-caps.js';
 import { seconds as secs } from './format.js';
 import { createTables } from './load.js';
+import { ownCpuSeconds, Phases, timingLine } from './phases.js';
+import type { Timing } from './phases.js';
 import { createProgress } from './progress.js';
 import type { Progress } from './progress.js';
 import { writeReport } from './report/html.js';
@@ -80,6 +82,22 @@ function sweeper(caps: CpuCaps, cluster: () => DemoCluster): () => void {
   return () => clearInterval(timer);
 }
 
+/** CPU seconds the nodes of these clusters used (their cgroups' cpuacct), null when unknown. */
+function nodeCpuSeconds(caps: CpuCaps, clusters: readonly (DemoCluster | null)[]): number | null {
+  const names = new Set(clusters.flatMap((c) => (c ? c.nodes().map((n) => n.name) : [])));
+  let ns = 0;
+  try {
+    for (const n of names) {
+      const u = caps.stat(n).usageNs;
+      if (u === null) return null;
+      ns += u;
+    }
+  } catch {
+    return null; // a group never created (its node never started)
+  }
+  return Math.round(ns / 1e7) / 100;
+}
+
 export async function runDemo(o: DemoOptions): Promise<number> {
   const out = o.out ?? ((l: string) => process.stdout.write(`${l}\n`));
   const progress = o.progress ?? createProgress();
@@ -92,6 +110,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     );
   });
   const t0 = Date.now();
+  const phases = new Phases();
   const scenarios = SCENARIOS.filter((s) => o.only.length === 0 || o.only.includes(s.id));
   const runs = Math.max(1, o.runs ?? 1);
   const noCaps = o.nodeCpu === 0 ? 'disabled with --node-cpu 0' : capsUnavailable();
@@ -125,8 +144,10 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       cleanup,
     );
     progress.begin('Starting the cluster');
-    await cluster.start((s) => progress.update(Math.min(0.95, s / 15), `${s.toFixed(0)} s`));
-    await createTables(cluster.endpoint(), settings.keys);
+    await phases.time('cluster start', async () => {
+      await cluster.start((s) => progress.update(Math.min(0.95, s / 15), `${s.toFixed(0)} s`));
+      await createTables(cluster.endpoint(), settings.keys);
+    });
     const nodes = cluster.nodes();
     progress.end(
       'ok',
@@ -137,9 +158,8 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     const startSharded = async (): Promise<DemoCluster> => {
       if (sharded) return sharded;
       progress.note(
-        "stopping the replicated cluster; starting the sharding scenarios' cluster (one primary per group, no standby)",
+        `${o.keep ? 'stopping' : 'removing'} the replicated cluster; starting the sharding scenarios' cluster (one primary per group, no standby)`,
       );
-      await cluster.stopController();
       const s = await DemoCluster.create(
         {
           dir: o.tmp ?? tmpdir(),
@@ -150,7 +170,10 @@ export async function runDemo(o: DemoOptions): Promise<number> {
         },
         cleanup,
       );
-      await s.start();
+      // Both at once: the new cluster's initdb while the old one's nodes stop (--keep) or go.
+      await phases.part('sharding cluster start', () =>
+        Promise.all([o.keep ? cluster.stopController() : cluster.dispose(), s.start()]),
+      );
       sharded = s;
       progress.note(`sharding cluster: ${s.dir}`);
       return s;
@@ -184,6 +207,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
         return id;
       },
       sharded: startSharded,
+      phase: (name, fn) => phases.part(name, fn),
     };
     const results: ScenarioResult[] = [];
     for (const s of scenarios) {
@@ -197,10 +221,12 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       }
       try {
         const outcomes: ScenarioOutcome[] = [];
-        for (let i = 0; i < runs; i++) {
-          if (runs > 1) progress.note(`run ${i + 1} of ${runs}`);
-          outcomes.push(await s.run(ctx));
-        }
+        await phases.time(s.id, async () => {
+          for (let i = 0; i < runs; i++) {
+            if (runs > 1) progress.note(`run ${i + 1} of ${runs}`);
+            outcomes.push(await s.run(ctx));
+          }
+        });
         const r = outcomes[0]!;
         const seconds = (Date.now() - started) / 1000;
         results.push({
@@ -250,7 +276,21 @@ export async function runDemo(o: DemoOptions): Promise<number> {
           : 'The proxy and the load generator are not capped and share the remaining cores; when the host is busy they compete with the nodes, which lowers the scaling figures.',
       },
     };
-    const report: DemoReport = { environment, seconds: (Date.now() - t0) / 1000, scenarios: results };
+    const nodeCpu = caps ? nodeCpuSeconds(caps, [cluster, sharded]) : null;
+    // The clusters go before the report is written, so that their teardown is in its timing.
+    if (!o.keep) await phases.time('teardown', () => cleanup.run());
+    const timing: Timing = {
+      totalSeconds: (Date.now() - t0) / 1000,
+      loadAverage: { start: settings.loadAtStart, end: loadavg()[0] ?? 0 },
+      cpuSeconds: { demo: ownCpuSeconds(), nodes: nodeCpu },
+      phases: phases.list,
+    };
+    const report: DemoReport = {
+      environment,
+      seconds: (Date.now() - t0) / 1000,
+      scenarios: results,
+      timing,
+    };
     const files = writeReport(resolve(o.reportDir), report);
     out('');
     out(
@@ -261,6 +301,8 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       out(`  ${i + 1}. ${r.title.padEnd(40)} ${what}`);
       if (r.status === 'ok' && r.conclusion) out(`     ${r.conclusion}`);
     }
+    out('');
+    out(timingLine(timing));
     out('');
     out(`Report: ${files.html}`);
     out(`        ${files.json}`);

@@ -29,6 +29,8 @@ export interface ScenarioContext {
    * use; the replicated cluster is stopped then, so that both never compete for the CPU.
    */
   sharded(): Promise<DemoCluster>;
+  /** Times a part of the scenario (a stage, a warm-up, a teardown) for the run's timing line. */
+  phase<T>(name: string, fn: () => Promise<T>): Promise<T>;
 }
 
 export interface BarChart {

@@ -36,9 +36,13 @@ export function findTool(name: string): Tool {
 }
 
 /** The one-line note of the connection-cost scenario about PgBouncer. */
-export function pgbouncerNote(t: Tool = findTool('pgbouncer')): string {
+export function pgbouncerNote(
+  t: Tool = findTool('pgbouncer'),
+  version: string | null = null,
+  poolSize = 20,
+): string {
   return t.path
-    ? `PgBouncer is installed (${t.path}), but this demo does not run it yet: the connection cost through PgBouncer is not measured here.`
+    ? `PgBouncer is installed (${t.path}${version ? `, ${version}` : ''}): the same clients ran through it, with transaction pooling and the proxy's pool size (${poolSize}) in front of the same primary; every target ran one-shot statements (PgBouncer before 1.21 cannot keep named prepared statements in transaction pooling).`
     : 'PgBouncer is not installed on this machine (apt-get install pgbouncer), so the connection cost through PgBouncer is not measured here.';
 }
 

@@ -18,6 +18,7 @@
  *   session, and it is reset with DISCARD ALL before anyone else uses it; what the proxy cannot see
  *   (user code) is checked on the server before the connection changes hands.
  */
+import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import type { TypedFrame } from '../protocol/framer.js';
 import { decodeQuery } from '../protocol/frontend-messages.js';
@@ -92,6 +93,13 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
   inbox: TypedFrame[] = [];
   /** Waiting for the LISTEN fan-out before answering: later messages wait in order. */
   private blocked = false;
+  /**
+   * The statement counters' clock: when the client's statements started running (0: none runs),
+   * and whether a statement ran since the transaction status was last seen idle (settle() then
+   * counts a transaction).
+   */
+  private busySince = 0;
+  private ranInTx = false;
   /** The Query frame decoded last and its decoding: several steps look at each Query. */
   private queryFrame: TypedFrame | null = null;
   private queryDecoded: ReturnType<typeof decodeQuery> | null = null;
@@ -196,6 +204,11 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
   onClientFrames(frames: TypedFrame[]): void {
     if (TRACE) process.stderr.write(`C${this.host.id}> ${frames.map((f) => f.type).join('')}\n`);
     this.lastActivity = readTime();
+    // Every statement counts once, here, whatever path runs it (one group, several, answered by
+    // the proxy): a Query message or an Execute.
+    let statements = 0;
+    for (const f of frames) if (f.type === 'Q' || f.type === 'E') statements++;
+    if (statements > 0) this.countStatements(statements);
     // The framer's array is ours to keep: no copy when nothing waits (the usual case).
     if (this.inbox.length === 0) this.inbox = frames;
     else for (const f of frames) this.inbox.push(f);
@@ -491,7 +504,38 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
     this.host.inputFlushed();
   }
 
+  private countStatements(n: number): void {
+    const c = this.counters;
+    c.queries += n;
+    this.opts.pool.stats.queries += n;
+    this.ranInTx = true;
+    if (this.busySince === 0) this.busySince = this.lastActivity;
+  }
+
+  /**
+   * Once the client's statements are all answered (nothing queued, nothing running): the time
+   * from their arrival to their last reply goes to the query-time counter (waits for a server
+   * connection included: on several groups they overlap), and a transaction is counted when the
+   * status is idle again after a statement.
+   */
+  private settle(): void {
+    if (this.busySince === 0 || this.inbox.length > 0 || this.blocked || this.holder?.acquiring || !this.idle)
+      return;
+    const c = this.counters;
+    const stats = this.opts.pool.stats;
+    // The clock, not readTime(): answers from several groups arrive on the proxy's own
+    // connections, whose reads do not move the cached time.
+    stats.queryTimeUs += Math.round((performance.now() - this.busySince) * 1000);
+    this.busySince = 0;
+    if (this.ranInTx && this.txStatus === 'I') {
+      this.ranInTx = false;
+      c.xacts++;
+      stats.xacts++;
+    }
+  }
+
   flushClient(): void {
+    this.settle();
     const sink = this.batch;
     if (sink === null) return;
     if (this.closed) sink.clear();

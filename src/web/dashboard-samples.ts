@@ -19,7 +19,7 @@ export interface Sample {
   /** Transactions per second over the interval. */
   tps: number;
   qps: number;
-  /** Mean time of a query on its server in the interval, ms; null when none ran. */
+  /** Mean time of a statement through the proxy (arrival to last reply) in the interval, ms; null when none ran. */
   query_ms: number | null;
 }
 

@@ -136,7 +136,7 @@ function chart(key, unit, stroke) {
     label(x(now - a), H - 6, a === 0 ? 'now' : step === 60000 ? '−' + a / 60000 + ' min' : '−' + a / 1000 + ' s', a === 0 ? 'end' : 'middle');
   if (pts.length) g.append(svg('polyline', { points: pts.map((p) => x(p.t).toFixed(1) + ',' + y(p[key]).toFixed(1)).join(' '), fill: 'none', stroke, 'stroke-width': 1.5 }));
   const cur = pts.length ? pts[pts.length - 1][key] : null;
-  const title = key === 'qps' ? 'queries per second' : 'mean query time on the server';
+  const title = key === 'qps' ? 'queries per second' : 'mean statement time through the proxy';
   return el('div', {}, el('div', { class: 'dim' }, title, ': ', el('b', {}, cur === null ? '–' : cur + ' ' + unit)), g);
 }
 

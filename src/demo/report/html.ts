@@ -5,6 +5,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Timing } from '../phases.js';
+import { timingLine } from '../phases.js';
 import type { ScenarioResult } from '../scenario.js';
 import { fmtValue, rangeText } from '../repeat.js';
 import { escapeXml, renderChart } from './svg.js';
@@ -40,6 +42,8 @@ export interface DemoReport {
   environment: Environment;
   seconds: number;
   scenarios: ScenarioResult[];
+  /** Where the time went (phases, load average, CPU time); the report's own writing is not in it. */
+  timing?: Timing;
 }
 
 const CSS = `
@@ -123,6 +127,7 @@ export function renderHtml(r: DemoReport): string {
           ? `each node capped at ${e.caps.coresPerNode} core (cgroup cpu controller). ${e.caps.meaning}`
           : `none: ${e.caps.reason ?? ''}. ${e.caps.meaning}`,
       ],
+      ...(r.timing ? [['timing', timingLine(r.timing).replace(/^Timing: /, '')]] : []),
     ],
   ).replace('<table>', '<table class="env">');
   return `<!doctype html>

@@ -7,6 +7,7 @@
  * percentiles, server connections PostgreSQL held (pg_stat_activity) and the memory of the
  * primary's processes (sum of PSS) while the clients were connected.
  */
+import type { NodeStatus } from '../../cluster/status.js';
 import type { DemoCluster } from '../cluster.js';
 import { int, mb, ms, ratio, seconds as secs } from '../format.js';
 import { PERCENTILE_POINTS } from '../histogram.js';
@@ -14,12 +15,21 @@ import { Load } from '../load.js';
 import type { Endpoint, LoadResult } from '../load.js';
 import { treeMemory } from '../measure.js';
 import type { Scenario, ScenarioContext, ScenarioOutcome } from '../scenario.js';
-import { pgbouncerNote } from '../tools.js';
+import { pgbouncerVersion, startPgBouncer } from '../pgbouncer.js';
+import { findTool, pgbouncerNote } from '../tools.js';
 
 export const HINT = '/* pgscale:primary */';
 
+export type Target = 'direct' | 'proxy' | 'pgbouncer';
+
+const LABEL: Record<Target, string> = {
+  direct: 'direct to PostgreSQL',
+  proxy: 'through the proxy',
+  pgbouncer: 'through PgBouncer',
+};
+
 export interface TargetFigures {
-  target: 'direct' | 'proxy';
+  target: Target;
   clients: number;
   connected: number;
   connectErrors: Record<string, number>;
@@ -30,7 +40,7 @@ export interface TargetFigures {
   p999Ms: number;
   errors: number;
   errorsByKind: Record<string, number>;
-  /** Client backends of the application on the primary while the clients were connected. */
+  /** Client backends of the application the clients added on the primary (while connected, less before). */
   serverConnections: number | null;
   /** Sum of PSS of the primary's processes, before the clients connected and while they were. */
   memoryIdleBytes: number | null;
@@ -40,9 +50,12 @@ export interface TargetFigures {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function serverConnections(cluster: DemoCluster): Promise<number> {
-  const p = await cluster.primary();
-  const c = await cluster.superClient(p);
+/**
+ * Client backends of the app on `primary`, known before the load: while 1,000 clients saturate it,
+ * `pgscale status`'s probe (a 5 s login deadline) may not get in, and the primary would look down.
+ */
+async function serverConnections(cluster: DemoCluster, primary: NodeStatus): Promise<number> {
+  const c = await cluster.superClient(primary);
   try {
     const r = await c.query<{ n: number }>(
       "SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND usename = $1",
@@ -56,7 +69,7 @@ async function serverConnections(cluster: DemoCluster): Promise<number> {
 
 async function measureTarget(
   ctx: ScenarioContext,
-  target: 'direct' | 'proxy',
+  target: Target,
   endpoint: Endpoint,
   clients: number,
   seconds: number,
@@ -66,14 +79,18 @@ async function measureTarget(
   const { cluster, progress } = ctx;
   const primary = await cluster.primary();
   const idle = primary.pid ? treeMemory(primary.pid) : null;
+  // Connections another pool keeps open (the proxy's, after its turn) are not this target's.
+  const already = await serverConnections(cluster, primary);
   const load = new Load({
     endpoint,
     groups: [{ kind: 'read', clients }],
     keys: ctx.settings.keys,
     comment: HINT,
+    // One-shot statements for every target: PgBouncer before 1.21 cannot keep named ones.
+    unnamed: true,
     connectConcurrency: 50,
   });
-  const label = target === 'direct' ? 'direct to PostgreSQL' : 'through the proxy';
+  const label = LABEL[target];
   const opening = setInterval(
     () => progress.update(progressBase, `${label}: ${int(load.connected)}/${int(clients)} clients connected`),
     250,
@@ -95,7 +112,7 @@ async function measureTarget(
     }, 250);
     try {
       await sleep((seconds * 1000) / 2);
-      conns = await serverConnections(cluster);
+      conns = (await serverConnections(cluster, primary)) - already;
       mem = primary.pid ? (treeMemory(primary.pid)?.pss ?? null) : null;
       await sleep((seconds * 1000) / 2);
     } finally {
@@ -125,7 +142,12 @@ async function measureTarget(
   };
 }
 
-function conclude(d: TargetFigures, p: TargetFigures): Pick<ScenarioOutcome, 'conclusion' | 'headline'> {
+/** The sentence and the summary line, from direct (d), the proxy (p) and PgBouncer (b) when run. */
+export function concludeConnections(
+  d: TargetFigures,
+  p: TargetFigures,
+  b: TargetFigures | null,
+): Pick<ScenarioOutcome, 'conclusion' | 'headline'> {
   const parts: string[] = [];
   if (d.serverConnections !== null && p.serverConnections !== null)
     parts.push(
@@ -140,15 +162,28 @@ function conclude(d: TargetFigures, p: TargetFigures): Pick<ScenarioOutcome, 'co
   );
   const failed = d.clients - d.connected;
   const tail = failed > 0 ? `; directly, ${int(failed)} of the clients could not even connect` : '';
+  const bouncer = b
+    ? ` Through PgBouncer (same pool size, same primary): ${int(b.readsPerSecond)} reads/s (${ratio(b.readsPerSecond / Math.max(d.readsPerSecond, 1e-9))} direct), ` +
+      `p99 ${ms(b.p99Ms)} ms, ${b.serverConnections === null ? '?' : int(b.serverConnections)} server connections.`
+    : '';
   return {
-    conclusion: `With ${int(p.clients)} clients through the proxy, ${parts.join(', ')}${tail}.`,
+    conclusion: `With ${int(p.clients)} clients through the proxy, ${parts.join(', ')}${tail}.${bouncer}`,
     headline:
       `${int(p.clients)} clients: ${p.serverConnections ?? '?'} server connections via the proxy vs ${d.serverConnections === null ? '?' : int(d.serverConnections)} direct` +
       (d.memoryBytes !== null && p.memoryBytes !== null
         ? `, ${mb(p.memoryBytes)} vs ${mb(d.memoryBytes)}`
         : '') +
-      `, ${ratio(tp)} throughput`,
+      `, ${ratio(tp)} throughput` +
+      (b ? `; PgBouncer ${ratio(b.readsPerSecond / Math.max(d.readsPerSecond, 1e-9))}` : ''),
   };
+}
+
+function noteOf(t: TargetFigures): string {
+  return (
+    `${t.target}: ${int(t.connected)} connected in ${secs(t.connectSeconds)}, ${int(t.readsPerSecond)} reads/s, ` +
+    `p99 ${ms(t.p99Ms)} ms, ${t.serverConnections ?? '?'} server connections` +
+    (t.memoryBytes !== null ? `, ${mb(t.memoryBytes)}` : '')
+  );
 }
 
 export const connections: Scenario = {
@@ -159,31 +194,48 @@ export const connections: Scenario = {
     const { cluster, settings, progress } = ctx;
     const clients = settings.quick ? 200 : 1000;
     const seconds = settings.quick ? 3 : 10;
+    const poolSize = cluster.config.proxy.default_pool_size;
+    const tool = findTool('pgbouncer');
+    const span = tool.path ? 1 / 3 : 1 / 2;
     const primary = await cluster.primary();
-    const direct = await measureTarget(ctx, 'direct', cluster.endpoint(primary), clients, seconds, 0, 0.5);
-    progress.note(
-      `direct: ${int(direct.connected)} connected in ${secs(direct.connectSeconds)}, ${int(direct.readsPerSecond)} reads/s, ` +
-        `p99 ${ms(direct.p99Ms)} ms, ${direct.serverConnections ?? '?'} server connections` +
-        (direct.memoryBytes !== null ? `, ${mb(direct.memoryBytes)}` : ''),
+    const direct = await ctx.phase('direct', () =>
+      measureTarget(ctx, 'direct', cluster.endpoint(primary), clients, seconds, 0, span),
     );
-    const proxy = await measureTarget(ctx, 'proxy', cluster.endpoint(), clients, seconds, 0.5, 0.5);
-    progress.note(
-      `proxy: ${int(proxy.connected)} connected in ${secs(proxy.connectSeconds)}, ${int(proxy.readsPerSecond)} reads/s, ` +
-        `p99 ${ms(proxy.p99Ms)} ms, ${proxy.serverConnections ?? '?'} server connections` +
-        (proxy.memoryBytes !== null ? `, ${mb(proxy.memoryBytes)}` : ''),
+    progress.note(noteOf(direct));
+    const proxy = await ctx.phase('proxy', () =>
+      measureTarget(ctx, 'proxy', cluster.endpoint(), clients, seconds, span, span),
     );
-    const both = [direct, proxy];
+    progress.note(noteOf(proxy));
+    let bouncer: TargetFigures | null = null;
+    let version: string | null = null;
+    if (tool.path) {
+      const path = tool.path;
+      version = pgbouncerVersion(path);
+      bouncer = await ctx.phase('pgbouncer', async () => {
+        const b = await startPgBouncer(cluster, { path, poolSize, maxClients: clients + 50 });
+        try {
+          return await measureTarget(ctx, 'pgbouncer', b.endpoint, clients, seconds, 2 * span, span);
+        } finally {
+          await b.stop();
+        }
+      });
+      progress.note(noteOf(bouncer));
+    }
+    const all = bouncer ? [direct, proxy, bouncer] : [direct, proxy];
     return {
-      ...conclude(direct, proxy),
+      ...concludeConnections(direct, proxy, bouncer),
       figures: {
         clients,
         seconds,
+        poolSize,
         maxConnections: cluster.config.postgres.parameters.max_connections,
         direct,
         proxy,
+        pgbouncer: bouncer,
+        pgbouncerVersion: version,
       },
-      notes: [pgbouncerNote()],
-      keyFigures: both.flatMap((t) => [
+      notes: [pgbouncerNote(tool, version, poolSize)],
+      keyFigures: all.flatMap((t) => [
         { name: `reads/s, ${t.target}`, unit: 'reads/s', value: t.readsPerSecond },
         { name: `p99, ${t.target}`, unit: 'ms', value: t.p99Ms },
         ...(t.serverConnections === null
@@ -206,8 +258,8 @@ export const connections: Scenario = {
           'server connections',
           'PostgreSQL memory (idle → loaded)',
         ],
-        rows: both.map((t) => [
-          t.target === 'direct' ? 'direct to PostgreSQL' : 'through the proxy',
+        rows: all.map((t) => [
+          LABEL[t.target],
           `${int(t.connected)} of ${int(t.clients)}`,
           secs(t.connectSeconds),
           int(t.readsPerSecond),
@@ -225,10 +277,7 @@ export const connections: Scenario = {
         {
           type: 'percentiles',
           title: `Latency by percentile, ${int(clients)} clients`,
-          series: both.map((t) => ({
-            name: t.target === 'direct' ? 'direct to PostgreSQL' : 'through the proxy',
-            points: t.curve,
-          })),
+          series: all.map((t) => ({ name: LABEL[t.target], points: t.curve })),
         },
       ],
     };

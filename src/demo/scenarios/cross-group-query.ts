@@ -9,6 +9,8 @@
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { int, ms, ratio } from '../format.js';
+import type { DemoCluster } from '../cluster.js';
+import type { Progress } from '../progress.js';
 import type { Scenario, ScenarioContext, ScenarioOutcome } from '../scenario.js';
 import { appQuery, distribute, ensureGroups } from '../sharded.js';
 
@@ -45,18 +47,14 @@ async function timeQuery(
   }
 }
 
-export const crossGroupQuery: Scenario = {
-  id: 'cross-group-query',
-  title: 'A query across groups (sharding)',
-  unavailable: () => null,
-  async run(ctx: ScenarioContext): Promise<ScenarioOutcome> {
-    const { settings, progress } = ctx;
-    const cluster = await ctx.sharded();
-    await ensureGroups(cluster, 2);
-    const groups = cluster.groupCount();
-    const rows = settings.quick ? 100_000 : 1_000_000;
-    const times = settings.quick ? 3 : 7;
-    progress.update(0.05, `filling two tables of ${int(rows)} rows`);
+/** The plain table on group 0 and the distributed one, each with `rows` rows (created in parallel). */
+async function fillTables(
+  cluster: DemoCluster,
+  rows: number,
+  groups: number,
+  progress: Progress,
+): Promise<void> {
+  const local = async () => {
     await appQuery(cluster, 'DROP TABLE IF EXISTS demo_q_local');
     await appQuery(
       cluster,
@@ -68,15 +66,32 @@ export const crossGroupQuery: Scenario = {
       [rows],
     );
     await appQuery(cluster, 'VACUUM ANALYZE demo_q_local');
-    progress.update(0.3, `distributing ${int(rows)} rows over ${groups} groups`);
-    await distribute(cluster, 'demo_q', rows);
+  };
+  progress.update(0.1, `filling a plain table and distributing ${int(rows)} rows over ${groups} groups`);
+  await Promise.all([local(), distribute(cluster, 'demo_q', rows)]);
+}
+
+export const crossGroupQuery: Scenario = {
+  id: 'cross-group-query',
+  title: 'A query across groups (sharding)',
+  unavailable: () => null,
+  async run(ctx: ScenarioContext): Promise<ScenarioOutcome> {
+    const { settings, progress } = ctx;
+    const cluster = await ctx.sharded();
+    await ensureGroups(cluster, 2);
+    const groups = cluster.groupCount();
+    const rows = settings.quick ? 100_000 : 1_000_000;
+    const times = settings.quick ? 3 : 7;
+    await ctx.phase('fill tables', () => fillTables(cluster, rows, groups, progress));
     const targets: QueryTarget[] = [];
     for (const [label, table, g] of [
       ['one group (a plain table on group 0)', 'demo_q_local', 1],
       [`${groups} groups (a distributed table)`, 'demo_q', groups],
     ] as const) {
       progress.update(0.5 + targets.length * 0.25, `${label}: ${times} runs of the query`);
-      const r = await timeQuery(cluster.endpoint(), SQL(table), times);
+      const r = await ctx.phase(g === 1 ? 'one group' : `${g} groups`, () =>
+        timeQuery(cluster.endpoint(), SQL(table), times),
+      );
       const t: QueryTarget = {
         label,
         groups: g,

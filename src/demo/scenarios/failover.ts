@@ -1,12 +1,12 @@
 /**
  * Scenario 3, surviving a primary failure: steady writes and reads through the proxy while the
  * primary's postmaster is killed with kill -9, once per synchronous mode (`replication.synchronous`
- * off — the default — then on, the opt-in; the cluster is restarted in between). Figures: the timeline, the longest time without a
+ * off — the default — then on, the opt-in; applied in between with `pgscale reload`, no restart). Figures: the timeline, the longest time without a
  * successful write, errors by kind, acknowledged commits missing afterwards (none may be missing
  * with synchronous replication), and how long until the old primary was back as a replica.
  * Needs automatic failover (the `ha` section of pgscale.yaml); skipped in builds without it.
  */
-import { haAvailable } from '../cluster.js';
+import { haAvailable, pgscaleCli } from '../cluster.js';
 import { int, seconds as secs } from '../format.js';
 import type { Scenario, ScenarioContext, ScenarioOutcome } from '../scenario.js';
 import { patroniNote } from '../tools.js';
@@ -40,51 +40,66 @@ async function failoverOnce(
 ): Promise<{ figures: FailoverFigures; run: UnderLoadResult }> {
   const { cluster } = ctx;
   if (cluster.config.replication.synchronous !== mode) {
-    ctx.progress.note(`restarting the cluster with replication.synchronous: ${mode}`);
-    await cluster.stopController();
-    cluster.setSynchronous(mode);
-    await cluster.start();
+    // Applied online, as a user would: the nodes and the HA service take it without a restart.
+    ctx.progress.note(`replication.synchronous: ${mode}, applied with pgscale reload`);
+    await ctx.phase(`reload (synchronous ${mode})`, async () => {
+      cluster.setSynchronous(mode);
+      const r = await pgscaleCli(['reload', '-c', cluster.file]);
+      if (r.code !== 0) throw new Error(`pgscale reload exited ${r.code}: ${(r.stderr || r.stdout).trim()}`);
+      // The figure is only about the mode the primary really runs in.
+      const c = await cluster.superClient(await cluster.primary());
+      try {
+        const names = (
+          await c.query<{ s: string }>('SELECT current_setting($1) AS s', ['synchronous_standby_names'])
+        ).rows[0]!.s;
+        if ((names !== '') !== (mode === 'on'))
+          throw new Error(`after pgscale reload the primary's synchronous_standby_names is '${names}'`);
+      } finally {
+        await c.end();
+      }
+    });
   }
   const before = ctx.settings.quick ? 2 : 5;
   const after = ctx.settings.quick ? 2 : 8;
   let killed = '';
   let killedAt = 0;
-  const run = await underLoad(ctx, {
-    label: `kill -9 of the primary, synchronous ${mode}`,
-    before,
-    after,
-    expectSeconds: before + after + 10,
-    progressBase: base,
-    progressSpan: span,
-    async action(elapsed) {
-      const p = await cluster.primary();
-      if (!p.pid) throw new Error(`no pid for the primary ${p.name}`);
-      killed = p.name;
-      killedAt = Date.now();
-      process.kill(p.pid, 'SIGKILL');
-      const t = elapsed();
-      // Over when another node is the primary (the proxy then sends writes there).
-      const deadline = Date.now() + 120_000;
-      for (;;) {
-        const now = await cluster.status().catch(() => []);
-        if (now.some((n) => n.role === 'primary' && n.state === 'running' && n.name !== killed)) break;
-        if (Date.now() > deadline) throw new Error('no new primary within 120 s of the kill');
-        await sleep(200);
-      }
-      return [{ t, label: `kill -9 ${killed}` }];
-    },
-  });
+  const run = await ctx.phase(`kill -9 under load, synchronous ${mode}`, () =>
+    underLoad(ctx, {
+      label: `kill -9 of the primary, synchronous ${mode}`,
+      before,
+      after,
+      expectSeconds: before + after + 10,
+      progressBase: base,
+      progressSpan: span,
+      async action(elapsed) {
+        const p = await cluster.primary();
+        if (!p.pid) throw new Error(`no pid for the primary ${p.name}`);
+        killed = p.name;
+        killedAt = Date.now();
+        process.kill(p.pid, 'SIGKILL');
+        const t = elapsed();
+        // Over when another node is the primary (the proxy then sends writes there).
+        const deadline = Date.now() + 120_000;
+        for (;;) {
+          const now = await cluster.status().catch(() => []);
+          if (now.some((n) => n.role === 'primary' && n.state === 'running' && n.name !== killed)) break;
+          if (Date.now() > deadline) throw new Error('no new primary within 120 s of the kill');
+          await sleep(200);
+        }
+        return [{ t, label: `kill -9 ${killed}` }];
+      },
+    }),
+  );
   // The old primary should come back by itself as a replica.
-  let rejoined: number | null = null;
-  const deadline = Date.now() + 90_000;
-  while (Date.now() < deadline) {
-    const n = (await cluster.status().catch(() => [])).find((x) => x.name === killed);
-    if (n?.role === 'replica' && n.streaming) {
-      rejoined = (Date.now() - killedAt) / 1000;
-      break;
+  const rejoined = await ctx.phase(`rejoin wait, synchronous ${mode}`, async () => {
+    const deadline = Date.now() + 90_000;
+    while (Date.now() < deadline) {
+      const n = (await cluster.status().catch(() => [])).find((x) => x.name === killed);
+      if (n?.role === 'replica' && n.streaming) return (Date.now() - killedAt) / 1000;
+      await sleep(200);
     }
-    await sleep(500);
-  }
+    return null;
+  });
   const promoted = (await cluster.primary()).name;
   const r = run.load;
   return {

@@ -51,6 +51,10 @@ async function waitReadSet(cluster: DemoCluster, proxy: StandaloneProxy, replica
   }
 }
 
+async function stopAll(proxies: readonly (StandaloneProxy | null)[]): Promise<void> {
+  for (const p of proxies) if (p) await p.stop();
+}
+
 /** Reads every row on every node once, so that no stage pays for a cold cache. */
 async function warmCaches(cluster: DemoCluster): Promise<void> {
   const primary = await cluster.primary();
@@ -131,39 +135,57 @@ export const readScaling: Scenario = {
     const { cluster, settings, progress } = ctx;
     const seconds = settings.quick ? 3 : 10;
     const warmup = settings.quick ? 1 : 3;
-    await warmCaches(cluster);
-    const nodes = cluster.nodes();
     const primary = await cluster.primary();
-    const replicas = nodes.filter((n) => n.name !== primary.name);
+    const replicas = cluster.nodes().filter((n) => n.name !== primary.name);
+    // The proxies of the later stages start while the caches warm (both wait on other processes).
+    const proxies = await ctx.phase('warm caches, start proxies', async () => {
+      const started = STAGES.map((st) =>
+        st.replicas === null
+          ? Promise.resolve(null)
+          : cluster.startProxy(replicas.slice(0, st.replicas), CLIENTS).then(async (p) => {
+              await waitReadSet(cluster, p, st.replicas!);
+              return p;
+            }),
+      );
+      const warmed = await Promise.allSettled([warmCaches(cluster)]);
+      const settled = await Promise.allSettled(started);
+      const up = settled.map((x) => (x.status === 'fulfilled' ? x.value : null));
+      const failed = [...warmed, ...settled].find((x) => x.status === 'rejected');
+      if (failed) {
+        await stopAll(up);
+        throw failed.reason;
+      }
+      return up;
+    });
     const stages: StageFigures[] = [];
     const total = STAGES.length * (seconds + warmup);
     for (const [i, stage] of STAGES.entries()) {
-      let proxy: StandaloneProxy | null = null;
-      let endpoint: Endpoint = cluster.endpoint(primary);
-      if (stage.replicas !== null) {
-        proxy = await cluster.startProxy(replicas.slice(0, stage.replicas), CLIENTS);
-        await waitReadSet(cluster, proxy, stage.replicas);
-        endpoint = proxy.endpoint;
-      }
+      const proxy: StandaloneProxy | null = proxies[i] ?? null;
+      const endpoint: Endpoint = proxy?.endpoint ?? cluster.endpoint(primary);
       let r: LoadResult;
       let busy: () => number | null = () => null;
       try {
         const done = i * (seconds + warmup);
-        r = await runLoad(
-          { endpoint, groups: [{ kind: 'read', clients: CLIENTS }], keys: settings.keys },
-          {
-            seconds,
-            warmupSeconds: warmup,
-            onStart: () => (busy = hostBusyMeter()),
-            tick: (l) => {
-              const live = l.live();
-              progress.update(
-                (done + warmup + live.seconds) / total,
-                `${stage.label}: ${int(live.readOk / Math.max(live.seconds, 0.001))} reads/s`,
-              );
+        r = await ctx.phase(stage.label, () =>
+          runLoad(
+            { endpoint, groups: [{ kind: 'read', clients: CLIENTS }], keys: settings.keys },
+            {
+              seconds,
+              warmupSeconds: warmup,
+              onStart: () => (busy = hostBusyMeter()),
+              tick: (l) => {
+                const live = l.live();
+                progress.update(
+                  (done + warmup + live.seconds) / total,
+                  `${stage.label}: ${int(live.readOk / Math.max(live.seconds, 0.001))} reads/s`,
+                );
+              },
             },
-          },
+          ),
         );
+      } catch (e) {
+        await stopAll(proxies);
+        throw e;
       } finally {
         await proxy?.stop();
       }

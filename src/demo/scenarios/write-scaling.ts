@@ -59,7 +59,8 @@ export const writeScaling: Scenario = {
     const STAGES = stagesFor(settings.quick);
     for (const [i, groups] of STAGES.entries()) {
       progress.update(i / STAGES.length, `${groups} group${groups > 1 ? 's' : ''}: preparing`);
-      await ensureGroups(cluster, groups);
+      if (cluster.groupCount() < groups)
+        await ctx.phase(`add-group to ${groups}`, () => ensureGroups(cluster, groups));
       if (cluster.groupCount() !== groups)
         throw new Error(
           `the sharding cluster has ${cluster.groupCount()} groups, this stage needs ${groups}`,
@@ -67,26 +68,28 @@ export const writeScaling: Scenario = {
       const table = `demo_w${groups}`;
       await distribute(cluster, table);
       let busy: () => number | null = () => null;
-      const r = await runLoad(
-        {
-          endpoint: cluster.endpoint(),
-          groups: [{ kind: 'write', clients: WRITERS }],
-          keys: 1,
-          writeSql: `INSERT INTO ${table} (id, client) VALUES ($1, $2)`,
-          firstWriteId: ctx.nextWriteId(10_000_000),
-        },
-        {
-          seconds,
-          warmupSeconds: warmup,
-          onStart: () => (busy = hostBusyMeter()),
-          tick: (l) => {
-            const live = l.live();
-            progress.update(
-              (i + live.seconds / seconds) / STAGES.length,
-              `${groups} group${groups > 1 ? 's' : ''}: ${int(live.writeOk / Math.max(live.seconds, 0.001))} writes/s`,
-            );
+      const r = await ctx.phase(`${groups} group${groups > 1 ? 's' : ''}`, () =>
+        runLoad(
+          {
+            endpoint: cluster.endpoint(),
+            groups: [{ kind: 'write', clients: WRITERS }],
+            keys: 1,
+            writeSql: `INSERT INTO ${table} (id, client) VALUES ($1, $2)`,
+            firstWriteId: ctx.nextWriteId(10_000_000),
           },
-        },
+          {
+            seconds,
+            warmupSeconds: warmup,
+            onStart: () => (busy = hostBusyMeter()),
+            tick: (l) => {
+              const live = l.live();
+              progress.update(
+                (i + live.seconds / seconds) / STAGES.length,
+                `${groups} group${groups > 1 ? 's' : ''}: ${int(live.writeOk / Math.max(live.seconds, 0.001))} writes/s`,
+              );
+            },
+          },
+        ),
       );
       const rows = await rowsPerGroup(cluster, table);
       const total = rows.reduce((a, b) => a + b, 0);

@@ -85,7 +85,6 @@ export class TxState {
   wrote = false;
   /** SET LOCAL (not search_path), SET TRANSACTION or SET CONSTRAINTS ran in this transaction. */
   localSet = false;
-  queryStartedAt = 0;
 }
 
 export interface ForwardContext {

@@ -65,9 +65,6 @@ export function forwardMessage(ctx: ForwardContext, leg: ServerLeg, f: TypedFram
         eff = r.portalEffects.get(portal);
         if (eff) ctx.tx.settings.push(...eff);
       }
-      // A query is counted when it runs (each Execute), not when it is prepared (Parse).
-      ctx.counters.queries++;
-      ctx.opts.pool.stats.queries++;
       leg.sendFrame(f);
       leg.expect(EXECUTE);
       if (eff) restoreAfterExecute(ctx, leg, eff);

@@ -12,7 +12,6 @@ import { mayHideEffects } from '../../sql/session-safety.js';
 import { refusedEncodingQuery, refusedEncodingSet } from '../client-encoding.js';
 import { rewriteResets } from '../reset-rewrite.js';
 import { queryMessage } from '../rewrite.js';
-import { readTime } from '../types.js';
 import type { ForwardContext } from './context.js';
 import { ownQuery, pendingQuery } from './pending.js';
 import type { RenamedText, SqlOp } from './pending.js';
@@ -169,9 +168,6 @@ export function forwardQuery(
   if (resets) sql = resets.sql;
   if (renames !== null || resets) leg.send(queryMessage(sql));
   else leg.sendFrame(f);
-  ctx.counters.queries++;
-  ctx.opts.pool.stats.queries++;
-  tx.queryStartedAt = readTime();
   if (tx.status !== 'I' && COMMIT_TEXT.test(sql)) tx.commitInFlight = true;
   leg.expect(
     resets || renamed

@@ -1,13 +1,12 @@
 /**
  * The transaction's bookkeeping at the replies that end the client's work: a CommandComplete
- * (DISCARD ALL forgets the records, ROLLBACK and COMMIT are counted) and a ReadyForQuery (the
+ * (DISCARD ALL forgets the records, a ROLLBACK noted) and a ReadyForQuery (the
  * transaction's SETs kept or dropped, the hidden-code registry told of DDL, a ROLLBACK TO SAVEPOINT
  * after SET noted for the state check). Whether the connection goes back is the session's call.
  */
 import type { TypedFrame } from '../../protocol/framer.js';
 import { commandCompleteIs } from '../../protocol/backend-messages.js';
 import type { TransactionStatus } from '../../protocol/backend-messages.js';
-import { readTime } from '../types.js';
 import { sameSettings } from './client-record.js';
 import type { ForwardContext } from './context.js';
 import type { PendingQuery } from './pending.js';
@@ -20,14 +19,10 @@ export function onCommandComplete(ctx: ForwardContext, leg: ServerLeg, f: TypedF
     leg.server.settings = new Map();
     ctx.record.forgetStatements();
   }
-  // Only two tags matter here; most are SELECT n, INSERT 0 n… and need no decoding.
+  // Only this tag matters here; most are SELECT n, INSERT 0 n… and need no decoding.
   const rollback = commandCompleteIs(f.chunk, 'ROLLBACK', f.start, f.end);
   // ROLLBACK TO SAVEPOINT has the same tag: ReadyForQuery tells them apart.
   if (rollback) tx.rolledBack = true;
-  if (rollback || commandCompleteIs(f.chunk, 'COMMIT', f.start, f.end)) {
-    ctx.counters.xacts++;
-    ctx.opts.pool.stats.xacts++;
-  }
 }
 
 /** ReadyForQuery after the client's own Query (`query`) or Sync (null), with status `status`. */
@@ -38,7 +33,6 @@ export function onClientReadyForQuery(
   query: PendingQuery | null,
 ): void {
   const { tx, opts } = ctx;
-  if (query) opts.pool.stats.queryTimeUs += Math.round((readTime() - tx.queryStartedAt) * 1000);
   tx.discardAllSent = false;
   if (status === 'I' && tx.ddlInTx) {
     // The schema may have changed: the registry reloads (fail safe meanwhile).
@@ -62,10 +56,6 @@ export function onClientReadyForQuery(
     if (!failedImplicit) commitSettings(ctx, leg);
     // A new array only when the transaction had settings (most have none: no array per transaction).
     if (tx.settings.length > 0) tx.settings = [];
-    if (tx.status === 'I' && query) {
-      ctx.counters.xacts++;
-      opts.pool.stats.xacts++;
-    }
   }
   tx.status = status;
 }
