@@ -8,13 +8,15 @@
  * controller on one host (src/ha/ha-service.ts), with nodes elsewhere reached through their
  * agents (src/ha/agent-rpc.ts).
  */
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Cluster } from '../cluster/cluster.js';
 import { isProvisioned } from '../cluster/instance.js';
 import { readSecrets } from '../cluster/secrets.js';
 import { withClient } from '../cluster/sql.js';
-import type { NodeRef } from '../config/load.js';
+import { dropSlotIfIdle } from '../cluster/clone.js';
+import { slotName } from '../cluster/conf.js';
+import type { LoadedConfig, NodeRef } from '../config/load.js';
 import { ErrorCodes, PgscaleError, errorMessage } from '../errors.js';
 import { AGENT_KEYS, CommandRunner, MemberReports, RemoteNodeOps, RoutedNodeOps } from '../ha/agent-rpc.js';
 import { AgentSession } from '../ha/agent-session.js';
@@ -23,6 +25,8 @@ import { HA_KEYS } from '../ha/leader-lease.js';
 import { LocalNodeOps, ProvisioningAware } from '../ha/node-ops.js';
 import { openStore } from '../ha/open-store.js';
 import { CLAIM_KEY, claimStore } from '../ha/store-claim.js';
+import { NODE_KEYS, mergeStoredNodes, readStoredNodes } from '../ha/store-nodes.js';
+import type { ProvisioningReport } from '../ha/store-nodes.js';
 import { RequestDesk } from '../ha/store-requests.js';
 import type { StateStore } from '../ha/store.js';
 import type { Logger } from '../obs/logger.js';
@@ -35,6 +39,8 @@ export interface AgentOptions {
   readonly host: string;
   /** Period of the agent's loop (default ha.loop_wait). */
   readonly loopMs?: number;
+  /** Start with no node on this host yet: it waits for `add-replica --host` or `add-group`. */
+  readonly spare?: boolean;
 }
 
 /** The store as HA sees it when the agent owns it: HA's stop must not close it. */
@@ -64,6 +70,9 @@ export class Agent {
   private readonly provisioning = new Map<string, Promise<void>>();
   /** Local primaries whose synchronous_standby_names this agent has set. */
   private readonly syncSet = new Set<string>();
+  /** The config as its file says; the nodes recorded in the store are added to it (store-nodes.ts). */
+  private fileLoaded: LoadedConfig | null = null;
+  private storedKey = '';
   readonly view = new TopologyView();
 
   constructor(
@@ -93,16 +102,31 @@ export class Agent {
         ErrorCodes.CONFIG_INVALID,
         `pgscale agent needs ha.store: etcd in ${this.cluster.loaded.file} (several hosts share one etcd)`,
       );
-    if (this.localNodes.length === 0)
-      throw new PgscaleError(
+    this.fileLoaded = this.cluster.loaded;
+    const noNodeHere = (why: string) =>
+      new PgscaleError(
         ErrorCodes.CONFIG_INVALID,
         `no node of ${this.cluster.loaded.file} is on host "${this.o.host}" (the nodes' hosts: ${[
           ...new Set(this.cluster.nodes().map((n) => n.host)),
-        ].join(', ')})`,
+        ].join(', ')})${why}`,
       );
-    const store = await openStore(this.cluster.loaded, this.log);
+    // Nodes added while the cluster runs (add-replica --host, add-group) are in the store.
+    const unanswered = (e: unknown) =>
+      this.localNodes.length === 0 && !this.o.spare
+        ? noNodeHere(`, and etcd, where added nodes are recorded, did not answer: ${errorMessage(e)}`)
+        : e;
+    const store = await openStore(this.cluster.loaded, this.log).catch((e: unknown) => {
+      throw unanswered(e);
+    });
     this.store = store;
     try {
+      await this.followStoredNodes(store).catch((e: unknown) => {
+        throw unanswered(e);
+      });
+      if (this.localNodes.length === 0 && !this.o.spare)
+        throw noNodeHere(
+          ', nor in the state store; an agent for nodes still to come (add-replica --host, add-group) runs with --spare',
+        );
       await this.joinCluster(store);
     } catch (e) {
       await store.close().catch(() => undefined);
@@ -196,6 +220,9 @@ export class Agent {
   /** One turn of the loop: commands, the decider's role, provisioning (the session has its own). */
   private async step(): Promise<void> {
     const store = this.store!;
+    await this.followStoredNodes(store).catch((e: unknown) =>
+      this.log.warn(`the nodes recorded in the state store could not be read: ${errorMessage(e)}`),
+    );
     await this.runner!.poll().catch(() => undefined);
     await this.elect(store).catch(() => undefined);
     this.provision(store);
@@ -233,6 +260,70 @@ export class Agent {
       this.syncSet.add(n.name);
       this.log.info({ node: n.name }, `${n.name}: synchronous_standby_names set (a standby streams)`);
     }
+  }
+
+  /**
+   * Takes in the nodes recorded in the store (add-replica --host, add-group): this host's are
+   * then provisioned, the decider supervises them all, a local primary of their group names them
+   * in synchronous_standby_names. A local node whose record went (an add the CLI gave up on) is
+   * stopped, its slot on the group's leader dropped and its data directory deleted.
+   */
+  private async followStoredNodes(store: StateStore): Promise<void> {
+    const stored = await readStoredNodes(store);
+    const key = JSON.stringify(stored);
+    if (key === this.storedKey) return;
+    this.storedKey = key;
+    let merged: LoadedConfig;
+    try {
+      merged = mergeStoredNodes(this.fileLoaded!, stored);
+    } catch (e) {
+      this.log.error(`the nodes recorded in the state store are not taken in: ${errorMessage(e)}`);
+      return;
+    }
+    const before = this.cluster.nodes();
+    this.cluster.replaceConfig(merged);
+    const after = this.cluster.nodes();
+    const added = after.filter((n) => !before.some((b) => b.name === n.name));
+    const gone = before.filter((b) => !after.some((n) => n.name === b.name));
+    if (added.length === 0 && gone.length === 0) return;
+    this.log.info(
+      { added: added.map((n) => n.name), removed: gone.map((n) => n.name) },
+      `nodes recorded in the state store: ${[...added.map((n) => `+${n.name}@${n.host}`), ...gone.map((n) => `-${n.name}`)].join(' ')}`,
+    );
+    for (const n of [...added, ...gone])
+      for (const p of this.localNodes) if (p.group === n.group) this.syncSet.delete(p.name);
+    for (const n of gone.filter((x) => x.host === this.o.host)) await this.dropLocal(store, n);
+    this.session?.invalidate();
+  }
+
+  /** A local node no longer in the cluster: stopped, its slot dropped, its directory deleted. */
+  private async dropLocal(store: StateStore, n: NodeRef): Promise<void> {
+    await this.provisioning.get(n.name)?.catch(() => undefined);
+    await this.cluster.stopNode(n, 'fast').catch(() => undefined);
+    const leaderKv = await store.get(HA_KEYS.leader(n.group)).catch(() => null);
+    const leader = leaderKv ? (JSON.parse(leaderKv.value) as { node: string }).node : null;
+    const p = leader ? this.cluster.nodes().find((x) => x.name === leader) : undefined;
+    if (p)
+      await dropSlotIfIdle(this.cluster.target(p), slotName(n.name)).catch((e: unknown) =>
+        this.log.warn(`slot ${slotName(n.name)} on ${p.name} not dropped: ${errorMessage(e)}`),
+      );
+    const { pgdata, log } = this.cluster.paths(n.name);
+    rmSync(pgdata, { recursive: true, force: true });
+    rmSync(log, { force: true });
+    const kv = await store.get(NODE_KEYS.provisioning(n.name)).catch(() => null);
+    if (kv) await store.compareAndDelete(kv.key, kv.revision).catch(() => false);
+    this.log.info({ node: n.name }, `${n.name}: no longer in the cluster; stopped and deleted`);
+  }
+
+  /** Says how the provisioning of a node goes (`provisioning/<name>`, followed by the CLI). */
+  private async reportProvisioning(
+    store: StateStore,
+    name: string,
+    r: Omit<ProvisioningReport, 'host' | 'at'>,
+  ) {
+    const lease = this.session?.lease ?? null;
+    const value = JSON.stringify({ host: this.o.host, ...r, at: new Date().toISOString() });
+    await store.put(NODE_KEYS.provisioning(name), value, lease ? { lease } : {}).catch(() => undefined);
   }
 
   /** Takes the decider's role when nobody has it; lets it go when the key is no longer ours. */
@@ -339,16 +430,21 @@ export class Agent {
             { node: n.name },
             `agent ${this.o.host}: creating ${n.name}, the first primary of group ${n.group}`,
           );
+          await this.reportProvisioning(store, n.name, { state: 'provisioning' });
           await this.cluster.upLocalNode(n, null);
+          await this.reportProvisioning(store, n.name, { state: 'done' });
           return;
         }
         if (leader === null || leader === n.name) return;
         this.log.info({ node: n.name }, `agent ${this.o.host}: cloning ${n.name} from ${leader}`);
+        await this.reportProvisioning(store, n.name, { state: 'provisioning' });
         await this.cluster.upLocalNode(n, this.node(leader));
+        await this.reportProvisioning(store, n.name, { state: 'done' });
       })()
-        .catch((e: unknown) =>
-          this.log.error({ node: n.name }, `provisioning ${n.name} failed: ${errorMessage(e)}`),
-        )
+        .catch(async (e: unknown) => {
+          this.log.error({ node: n.name }, `provisioning ${n.name} failed: ${errorMessage(e)}`);
+          await this.reportProvisioning(store, n.name, { state: 'failed', error: errorMessage(e) });
+        })
         .finally(() => {
           this.provisioning.delete(n.name);
           this.session?.invalidate();
