@@ -4,7 +4,8 @@
  * (no node yet), one stateless proxy, a 3-member etcd (multi-host-support.ts). From the root
  * namespace (a machine that only reaches etcd) `pgscale add-replica --host` puts a standby on the
  * third host: its agent clones it over the network, it streams over TLS, the proxy reads from it,
- * a switchover to it works; `add-group --hosts` makes a group across two hosts. A host without an
+ * a switchover to it works; `add-group --hosts` makes a group across two hosts, `remove-replica`
+ * takes its standby out again (a node of the file and a primary refused). A host without an
  * agent is refused before anything is recorded. Every connection between hosts is checked to be
  * TLS (pg_stat_ssl) — the TLS variant of the multi-host test. Skipped, saying why, without root,
  * `ip netns`, iptables or etcd.
@@ -176,6 +177,32 @@ describe(
       assert.deepEqual(ws, [{ name: 's1n1', state: 'streaming', ssl: true }]);
       const st = await m.storeStatus();
       assert.equal(st.groups[1]?.leader, 's1n0');
+    });
+
+    test('remove-replica of a node added through etcd: out of the topology, stopped, its slot dropped; a node of the file and a primary are refused', async () => {
+      const [h1, h2] = m.dbHosts;
+      const port = PORT + 1;
+      const file = await m.cli(['remove-replica', m.nodeName(h1!)]);
+      assert.notEqual(file.code, 0);
+      assert.match(file.out, /is declared in .*pgscale\.yaml: take it out of that file on every host/);
+      const primary = await m.cli(['remove-replica', 's1n0']);
+      assert.notEqual(primary.code, 0);
+      assert.match(primary.out, /s1n0 is the primary of group 1; switch over/);
+      const r = await m.cli(['remove-replica', 's1n1']);
+      assert.equal(r.code, 0, r.out);
+      assert.match(r.out, /removed s1n1 from group 1/);
+      assert.deepEqual(await walsenders(h1!, port), []);
+      const slots = await rows<{ slot_name: string }>(
+        h1!,
+        port,
+        'SELECT slot_name FROM pg_replication_slots',
+      );
+      assert.deepEqual(slots, [], 'its slot dropped on the primary');
+      await assert.rejects(connectAt(h2!, port), 'it no longer runs');
+      assert.equal(
+        (await m.storeStatus()).nodes.some((n) => n.name === 's1n1'),
+        false,
+      );
     });
   },
 );

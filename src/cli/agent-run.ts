@@ -8,14 +8,12 @@
  * controller on one host (src/ha/ha-service.ts), with nodes elsewhere reached through their
  * agents (src/ha/agent-rpc.ts).
  */
-import { rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Cluster } from '../cluster/cluster.js';
 import { isProvisioned } from '../cluster/instance.js';
 import { readSecrets } from '../cluster/secrets.js';
 import { withClient } from '../cluster/sql.js';
-import { dropSlotIfIdle } from '../cluster/clone.js';
-import { slotName } from '../cluster/conf.js';
 import type { LoadedConfig, NodeRef } from '../config/load.js';
 import { ErrorCodes, PgscaleError, errorMessage } from '../errors.js';
 import { AGENT_KEYS, CommandRunner, MemberReports, RemoteNodeOps, RoutedNodeOps } from '../ha/agent-rpc.js';
@@ -25,14 +23,14 @@ import { HA_KEYS } from '../ha/leader-lease.js';
 import { LocalNodeOps, ProvisioningAware } from '../ha/node-ops.js';
 import { openStore } from '../ha/open-store.js';
 import { CLAIM_KEY, claimStore } from '../ha/store-claim.js';
-import { NODE_KEYS, mergeStoredNodes, readStoredNodes } from '../ha/store-nodes.js';
-import type { ProvisioningReport } from '../ha/store-nodes.js';
+import { mergeStoredNodes, readStoredNodes } from '../ha/store-nodes.js';
 import { RequestDesk } from '../ha/store-requests.js';
 import type { StateStore } from '../ha/store.js';
 import type { Logger } from '../obs/logger.js';
 import { TopologyWriter } from '../ha/store-topology.js';
 import { TopologyView } from '../topology/topology.js';
 import { claimant } from './store-keys.js';
+import { dropLocalNode, reportProvisioning } from './agent-nodes.js';
 
 export interface AgentOptions {
   /** This host's name as the config's nodes spell it. */
@@ -292,38 +290,24 @@ export class Agent {
     );
     for (const n of [...added, ...gone])
       for (const p of this.localNodes) if (p.group === n.group) this.syncSet.delete(p.name);
-    for (const n of gone.filter((x) => x.host === this.o.host)) await this.dropLocal(store, n);
+    for (const n of gone.filter((x) => x.host === this.o.host)) {
+      // In the background, as a provisioning: the same name added again waits for it.
+      const task = (this.provisioning.get(n.name) ?? Promise.resolve())
+        .then(() =>
+          dropLocalNode(this.cluster, store, n, {
+            host: this.o.host,
+            lease: () => this.session?.lease ?? null,
+            waitMs: (this.cluster.config.ha.ttl + this.cluster.config.ha.loop_wait * 2) * 1000,
+            log: this.log,
+          }),
+        )
+        .catch((e: unknown) =>
+          this.log.error({ node: n.name }, `removing ${n.name} failed: ${errorMessage(e)}`),
+        )
+        .finally(() => this.provisioning.delete(n.name));
+      this.provisioning.set(n.name, task);
+    }
     this.session?.invalidate();
-  }
-
-  /** A local node no longer in the cluster: stopped, its slot dropped, its directory deleted. */
-  private async dropLocal(store: StateStore, n: NodeRef): Promise<void> {
-    await this.provisioning.get(n.name)?.catch(() => undefined);
-    await this.cluster.stopNode(n, 'fast').catch(() => undefined);
-    const leaderKv = await store.get(HA_KEYS.leader(n.group)).catch(() => null);
-    const leader = leaderKv ? (JSON.parse(leaderKv.value) as { node: string }).node : null;
-    const p = leader ? this.cluster.nodes().find((x) => x.name === leader) : undefined;
-    if (p)
-      await dropSlotIfIdle(this.cluster.target(p), slotName(n.name)).catch((e: unknown) =>
-        this.log.warn(`slot ${slotName(n.name)} on ${p.name} not dropped: ${errorMessage(e)}`),
-      );
-    const { pgdata, log } = this.cluster.paths(n.name);
-    rmSync(pgdata, { recursive: true, force: true });
-    rmSync(log, { force: true });
-    const kv = await store.get(NODE_KEYS.provisioning(n.name)).catch(() => null);
-    if (kv) await store.compareAndDelete(kv.key, kv.revision).catch(() => false);
-    this.log.info({ node: n.name }, `${n.name}: no longer in the cluster; stopped and deleted`);
-  }
-
-  /** Says how the provisioning of a node goes (`provisioning/<name>`, followed by the CLI). */
-  private async reportProvisioning(
-    store: StateStore,
-    name: string,
-    r: Omit<ProvisioningReport, 'host' | 'at'>,
-  ) {
-    const lease = this.session?.lease ?? null;
-    const value = JSON.stringify({ host: this.o.host, ...r, at: new Date().toISOString() });
-    await store.put(NODE_KEYS.provisioning(name), value, lease ? { lease } : {}).catch(() => undefined);
   }
 
   /** Takes the decider's role when nobody has it; lets it go when the key is no longer ours. */
@@ -430,20 +414,29 @@ export class Agent {
             { node: n.name },
             `agent ${this.o.host}: creating ${n.name}, the first primary of group ${n.group}`,
           );
-          await this.reportProvisioning(store, n.name, { state: 'provisioning' });
+          await reportProvisioning(store, this.session?.lease ?? null, this.o.host, n.name, {
+            state: 'provisioning',
+          });
           await this.cluster.upLocalNode(n, null);
-          await this.reportProvisioning(store, n.name, { state: 'done' });
+          await reportProvisioning(store, this.session?.lease ?? null, this.o.host, n.name, {
+            state: 'done',
+          });
           return;
         }
         if (leader === null || leader === n.name) return;
         this.log.info({ node: n.name }, `agent ${this.o.host}: cloning ${n.name} from ${leader}`);
-        await this.reportProvisioning(store, n.name, { state: 'provisioning' });
+        await reportProvisioning(store, this.session?.lease ?? null, this.o.host, n.name, {
+          state: 'provisioning',
+        });
         await this.cluster.upLocalNode(n, this.node(leader));
-        await this.reportProvisioning(store, n.name, { state: 'done' });
+        await reportProvisioning(store, this.session?.lease ?? null, this.o.host, n.name, { state: 'done' });
       })()
         .catch(async (e: unknown) => {
           this.log.error({ node: n.name }, `provisioning ${n.name} failed: ${errorMessage(e)}`);
-          await this.reportProvisioning(store, n.name, { state: 'failed', error: errorMessage(e) });
+          await reportProvisioning(store, this.session?.lease ?? null, this.o.host, n.name, {
+            state: 'failed',
+            error: errorMessage(e),
+          });
         })
         .finally(() => {
           this.provisioning.delete(n.name);

@@ -31,7 +31,7 @@ export interface StoredNode {
 /** What the agent of a node's host says of its provisioning (`provisioning/<name>`). */
 export interface ProvisioningReport {
   readonly host: string;
-  readonly state: 'provisioning' | 'done' | 'failed';
+  readonly state: 'provisioning' | 'done' | 'failed' | 'removed';
   readonly error?: string;
   readonly at: string;
 }

@@ -21,7 +21,8 @@ import { url } from '../../web/http-api.js';
 import { intOption, parse, renamedOption } from '../args.js';
 import { openCluster, out, progress } from '../context.js';
 import { MEMBERS_SIGNAL } from './controller.js';
-import { STORE_ADD_WAIT_S, addReplicaOnHost } from './store-members.js';
+import { STORE_ADD_WAIT_S, addReplicaOnHost, removeOnHost } from './store-members.js';
+import { storeMode } from './ha.js';
 
 /** How long add/remove-replica wait for a running controller to take the change in. */
 export const CONTROLLER_WAIT_MS = 60_000;
@@ -121,10 +122,14 @@ the command waits (up to S seconds, default ${STORE_ADD_WAIT_S}) until it stream
 read set of the proxies. See docs/multi-host.md.
 `;
 
-export const removeHelp = `Usage: pgscale remove-replica [-c FILE] NODE
+export const removeHelp = `Usage: pgscale remove-replica [-c FILE] [--wait S] NODE
 
 Stops standby NODE, drops its replication slot on the primary, deletes its data directory and
 removes it from pgscale.yaml. The primary cannot be removed.
+
+On a cluster of several hosts (run by \`pgscale agent\`), for a node added with
+\`add-replica --host\`: its record in etcd goes, the proxies stop reading from it, and its host's
+agent stops it, drops its slot and deletes its data directory (waited for up to S seconds).
 `;
 
 export async function add(argv: string[]): Promise<number> {
@@ -204,11 +209,14 @@ export async function add(argv: string[]): Promise<number> {
 }
 
 export async function remove(argv: string[]): Promise<number> {
-  const { values, positionals } = parse('remove-replica', argv, {}, 1);
+  const { values, positionals } = parse('remove-replica', argv, { wait: { type: 'string' } }, 1);
   if (values.help) return (out(removeHelp), 0);
   const name = positionals[0];
   if (!name) throw new UsageError('name the node to remove (see pgscale status)');
   const cluster = openCluster(values);
+  if (storeMode(cluster))
+    return removeOnHost(cluster, name, intOption('wait', values.wait, 1, 86_400) ?? STORE_ADD_WAIT_S);
+  if (values.wait !== undefined) throw new UsageError('--wait goes with a cluster of several hosts');
   const node = findNode(cluster.config, name);
   if (!node)
     throw new ClusterError(ErrorCodes.NODE_NOT_FOUND, `no node named "${name}" in ${cluster.loaded.file}`);

@@ -7,7 +7,8 @@
  * supervises them, and the command waits until each runs in its role and the topology every proxy
  * follows has it (a standby in its group's read set, a new group's primary as its primary).
  * Nothing is recorded unless every named host has an agent; a failure or the timeout takes the
- * records out again, and the agents delete what they made.
+ * records out again, and the agents delete what they made. `remove-replica` of such a node takes
+ * its record out and waits for its agent to have removed it.
  */
 import type { NodeRef } from '../../config/load.js';
 import { nodeSchema } from '../../config/schema.js';
@@ -15,6 +16,7 @@ import { nodeNameFor } from '../../config/template.js';
 import { ClusterError, ErrorCodes, UsageError } from '../../errors.js';
 import type { Cluster } from '../../cluster/cluster.js';
 import { AGENT_KEYS } from '../../ha/agent-rpc.js';
+import { HA_KEYS } from '../../ha/leader-lease.js';
 import type { NodeFacts } from '../../ha/node-ops.js';
 import { storePrefix } from '../../ha/open-store.js';
 import { NODE_KEYS, mergeStoredNodes } from '../../ha/store-nodes.js';
@@ -204,4 +206,56 @@ async function follow(
       );
     await new Promise((r) => setTimeout(r, 500));
   }
+}
+
+/**
+ * `pgscale remove-replica NODE` for a node added with `add-replica --host`: its record goes, the
+ * decider drops it from the topology, and its agent then stops it, drops its slot and deletes its
+ * data directory; the command waits for that agent's `removed`. A node of the file is the file's.
+ */
+export async function removeOnHost(cluster: Cluster, name: string, waitS: number): Promise<number> {
+  return withStore(cluster, async (store) => {
+    await takeInStoredNodes(cluster, store);
+    const node = cluster.nodes().find((n) => n.name === name);
+    if (!node)
+      throw new ClusterError(
+        ErrorCodes.NODE_NOT_FOUND,
+        `no node named "${name}" in ${cluster.loaded.file} or in etcd`,
+      );
+    const kv = await store.get(NODE_KEYS.node(name));
+    if (!kv)
+      throw new ClusterError(
+        ErrorCodes.USAGE,
+        `${name} is declared in ${cluster.loaded.file}: take it out of that file on every host (remove-replica through etcd removes the nodes added with add-replica --host)`,
+      );
+    const leaderKv = await store.get(HA_KEYS.leader(node.group));
+    if (leaderKv && (JSON.parse(leaderKv.value) as { node: string }).node === name)
+      throw new ClusterError(
+        ErrorCodes.USAGE,
+        `${name} is the primary of group ${node.group}; switch over to another node before removing it`,
+      );
+    const group = cluster.nodes().filter((n) => n.group === node.group);
+    if (group.length === 1)
+      throw new ClusterError(ErrorCodes.USAGE, `${name} is the only node of group ${node.group}`);
+    if (!(await store.compareAndDelete(kv.key, kv.revision)))
+      throw new ClusterError(ErrorCodes.CONFIG_INVALID, `the record of ${name} changed meanwhile; try again`);
+    progress.step(`${name} taken out of the state store; the agent of ${node.host} removes it`);
+    const deadline = Date.now() + waitS * 1000;
+    for (;;) {
+      const rep = await store.get(NODE_KEYS.provisioning(name));
+      if (rep && (JSON.parse(rep.value) as ProvisioningReport).state === 'removed') {
+        await store.compareAndDelete(rep.key, rep.revision).catch(() => false);
+        break;
+      }
+      const agentGone = (await store.get(AGENT_KEYS.agent(node.host))) === null;
+      if (agentGone || Date.now() > deadline)
+        throw new ClusterError(
+          ErrorCodes.TIMEOUT,
+          `${name} is out of the cluster, but ${agentGone ? `no agent runs on ${node.host}` : `the agent of ${node.host} did not remove it within ${waitS} s`}: its data directory stays there until it is deleted by hand`,
+        );
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    out(`removed ${name} from group ${node.group}`);
+    return 0;
+  });
 }
