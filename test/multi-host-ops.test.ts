@@ -87,6 +87,9 @@ describe(
       const bad = await m.cli(['add-replica', '--host', spare.addr, '--group', '3']);
       assert.notEqual(bad.code, 0);
       assert.match(bad.out, /--group/);
+      const taken = await m.cli(['add-replica', '--host', spare.addr, '--name', m.nodeName(m.dbHosts[0]!)]);
+      assert.notEqual(taken.code, 0);
+      assert.match(taken.out, new RegExp(`"${m.nodeName(m.dbHosts[0]!)}" is already the name of`));
       assert.deepEqual(await recorded(), before, 'no node was recorded');
     });
 

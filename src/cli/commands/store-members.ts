@@ -10,6 +10,7 @@
  * records out again, and the agents delete what they made. `remove-replica` of such a node takes
  * its record out and waits for its agent to have removed it.
  */
+import { withAddedNodes } from '../../config/load.js';
 import type { NodeRef } from '../../config/load.js';
 import { nodeSchema } from '../../config/schema.js';
 import { nodeNameFor } from '../../config/template.js';
@@ -19,7 +20,7 @@ import { AGENT_KEYS } from '../../ha/agent-rpc.js';
 import { HA_KEYS } from '../../ha/leader-lease.js';
 import type { NodeFacts } from '../../ha/node-ops.js';
 import { storePrefix } from '../../ha/open-store.js';
-import { NODE_KEYS, mergeStoredNodes } from '../../ha/store-nodes.js';
+import { NODE_KEYS } from '../../ha/store-nodes.js';
 import type { ProvisioningReport, StoredNode } from '../../ha/store-nodes.js';
 import { TOPOLOGY_KEY } from '../../ha/store-topology.js';
 import type { StateStore } from '../../ha/store.js';
@@ -77,7 +78,6 @@ export async function addReplicaOnHost(
   requireEtcd(cluster, '--host');
   return withStore(cluster, async (store) => {
     await takeInStoredNodes(cluster, store);
-    const fileLoaded = { ...cluster.loaded, config: cluster.config };
     const group = intOption('group', o.group, 0, cluster.config.groups.length - 1) ?? 0;
     const nodes = cluster.nodes();
     const mates = nodes.filter((n) => n.group === group);
@@ -86,7 +86,7 @@ export async function addReplicaOnHost(
       if (!nodes.some((n) => n.name === nodeNameFor(group, i))) name = nodeNameFor(group, i);
     const port = intOption('port', o.port, 1, 65535) ?? freePortOn(nodes, o.host, mates[0]!.port, new Set());
     const rec = nodeRecord(group, name, o.host, port, 0);
-    mergeStoredNodes(fileLoaded, [rec]); // its name and port checked against the others
+    withAddedNodes(cluster.loaded, [rec]); // its name and port checked against the others
     await requireAgents(store, [o.host]);
     await record(store, [rec]);
     await follow(store, [rec], { newGroup: false, waitS: o.waitS });
@@ -107,7 +107,6 @@ export async function addGroupOnHosts(
     throw new UsageError('--hosts names at least one host (its first is the primary)');
   return withStore(cluster, async (store) => {
     await takeInStoredNodes(cluster, store);
-    const fileLoaded = { ...cluster.loaded, config: cluster.config };
     const group = cluster.config.groups.length;
     const nodes = cluster.nodes();
     const explicit = intOption('port', o.port, 1, 65535);
@@ -118,7 +117,7 @@ export async function addGroupOnHosts(
         throw new ClusterError(ErrorCodes.CONFIG_INVALID, `a node is already named ${name}`);
       return nodeRecord(group, name, host, freePortOn(nodes, host, explicit ?? nodes[0]!.port, taken), i);
     });
-    mergeStoredNodes(fileLoaded, recs);
+    withAddedNodes(cluster.loaded, recs);
     await requireAgents(store, o.hosts);
     await record(store, recs);
     await follow(store, recs, { newGroup: true, waitS: o.waitS });
