@@ -41,6 +41,23 @@ export interface Writer {
   stop(): Promise<void>;
 }
 
+/** The shape of a MultiHostCluster (the defaults: test/multi-host.test.ts's). */
+export interface MultiHostOptions {
+  /** Hosts with an agent and a node of group 0 from the start (default 3). */
+  readonly db?: number;
+  /** Hosts with an agent (`--spare`) and no node yet, for add-replica --host (default 0). */
+  readonly spare?: number;
+  /** Hosts with a stateless proxy (default 2). */
+  readonly proxies?: number;
+  /** cluster.tls on: one CA, copied from the first host to the others (default off). */
+  readonly tls?: boolean;
+  /**
+   * `groups: 2` (test/multi-host-sharding.test.ts): group g's nodes listen on PORT + g, group 0's
+   * on the first two database hosts, group 1's on the third and the second; no table `acked`.
+   */
+  readonly groups?: 1 | 2;
+}
+
 export class MultiHostCluster {
   net!: NetHosts;
   etcd!: EtcdCluster;
@@ -48,6 +65,7 @@ export class MultiHostCluster {
   password = '';
   appPassword = '';
   dbHosts: Host[] = [];
+  spareHosts: Host[] = [];
   proxyHosts: Host[] = [];
   /** The agents and proxies started, by host. */
   readonly agents = new Map<Host, ChildProcess>();
@@ -55,15 +73,15 @@ export class MultiHostCluster {
   private nextId = 1;
   private readonly bins = binarySets()[0]!;
 
-  /**
-   * `groups: 2` (test/multi-host-sharding.test.ts): group g's nodes listen on PORT + g, group 0's
-   * on the first two database hosts, group 1's on the third and the second; no table `acked`.
-   */
-  constructor(private readonly layout: { groups: 1 | 2 } = { groups: 1 }) {}
+  constructor(private readonly o: MultiHostOptions = {}) {}
+
+  private get groupCount(): 1 | 2 {
+    return this.o.groups ?? 1;
+  }
 
   /** Group g's nodes: [host, port, name], the first its initial primary. */
   groupNodes(g: number): [Host, number, string][] {
-    if (this.layout.groups === 1) return this.dbHosts.map((h) => [h, PORT, this.nodeName(h)]);
+    if (this.groupCount === 1) return this.dbHosts.map((h) => [h, PORT, this.nodeName(h)]);
     const [h1, h2, h3] = this.dbHosts as [Host, Host, Host];
     return (g === 0 ? [h1, h2] : [h3, h2]).map((h) => [h, PORT + g, `g${g}n${h.index}`]);
   }
@@ -73,13 +91,16 @@ export class MultiHostCluster {
 
   /** Hosts, etcd, the agents (the first creates the cluster), the table `acked`, the proxies. */
   async start(): Promise<void> {
-    this.net = await NetHosts.create({ hosts: 5, prefix: 'pgmh' });
+    const db = this.o.db ?? 3;
+    const spare = this.o.spare ?? 0;
+    this.net = await NetHosts.create({ hosts: db + spare + (this.o.proxies ?? 2), prefix: 'pgmh' });
     const net = this.net;
-    this.dbHosts = net.hosts.slice(0, 3);
-    this.proxyHosts = net.hosts.slice(3);
-    this.etcd = await startEtcd(net, this.dbHosts);
+    this.dbHosts = net.hosts.slice(0, db);
+    this.spareHosts = net.hosts.slice(db, db + spare);
+    this.proxyHosts = net.hosts.slice(db + spare);
+    this.etcd = await startEtcd(net, net.hosts.slice(0, 3));
     this.file = join(net.dir, 'pgscale.yaml');
-    const groups = [...Array(this.layout.groups).keys()]
+    const groups = [...Array(this.groupCount).keys()]
       .map(
         (g) =>
           '  - nodes:\n' +
@@ -93,7 +114,7 @@ export class MultiHostCluster {
       `cluster:
   name: multi
   id: multi-${process.pid}
-  data_dir: ./data
+  data_dir: ./data${this.o.tls ? '\n  tls:\n    mode: on' : ''}
 postgres:
   client_networks: [${net.net}.0/24]
 replication:
@@ -120,17 +141,24 @@ ${groups}
     const [h1, ...rest] = this.dbHosts;
     this.startAgent(h1!);
     const secrets = join(this.dataDir(h1!), 'secrets.json');
+    // With TLS, also its CA: complete once its certificate is in <data_dir>/tls (the key is
+    // written first, so a copy taken earlier would make another host create a CA of its own).
+    const done = [secrets, ...(this.o.tls ? [join(this.dataDir(h1!), 'tls', 'ca.crt')] : [])];
     await this.waitFor('the first host to create the cluster', () =>
-      Promise.resolve(existsSync(secrets) ? true : null),
+      Promise.resolve(done.every((f) => existsSync(f)) ? true : null),
     );
     const parsed = JSON.parse(readFileSync(secrets, 'utf8')) as { superuser: string; app: string };
     this.password = parsed.superuser;
     this.appPassword = parsed.app;
-    for (const h of rest) {
+    // With TLS, the CA the first agent created goes to every host before its agent starts (a
+    // proxy's host needs its certificate only), as docs/multi-host.md says.
+    const ca = join(this.dataDir(h1!), 'ca');
+    for (const h of [...rest, ...this.spareHosts]) {
       copyFileSync(secrets, join(this.dataDir(h), 'secrets.json'));
-      this.startAgent(h);
+      if (this.o.tls) cpSync(ca, join(this.dataDir(h), 'ca'), { recursive: true });
+      this.startAgent(h, this.spareHosts.includes(h) ? ['--spare'] : []);
     }
-    if (this.layout.groups === 1) {
+    if (this.groupCount === 1) {
       const p = await this.primary();
       assert.equal(p, h1, 'the group starts on its first node');
       await this.allStreaming(p);
@@ -154,6 +182,10 @@ ${groups}
     // Two stateless proxies on hosts of their own, with a copy of the secrets.
     for (const h of this.proxyHosts) {
       copyFileSync(secrets, join(this.dataDir(h), 'secrets.json'));
+      if (this.o.tls) {
+        mkdirSync(join(this.dataDir(h), 'tls'), { mode: 0o700 });
+        copyFileSync(join(ca, 'ca.crt'), join(this.dataDir(h), 'tls', 'ca.crt'));
+      }
       this.startProxy(h);
     }
     for (const h of this.proxyHosts)
@@ -190,7 +222,7 @@ ${groups}
     await this.net?.destroy();
   }
 
-  startAgent(h: Host): void {
+  startAgent(h: Host, extra: string[] = []): void {
     const child = h.spawn(
       process.execPath,
       [
@@ -202,6 +234,7 @@ ${groups}
         h.addr,
         '--data-dir',
         this.dataDir(h),
+        ...extra,
       ],
       { env: { PGSCALE_PG_BIN: this.bins.dir }, logFile: join(this.net.dir, `agent-${h.index}.log`) },
     );
@@ -234,6 +267,11 @@ ${groups}
       password: this.password,
       database: 'app',
       connectionTimeoutMillis: timeoutMs,
+      // cluster.tls: connections from beyond a node's host must use TLS; verified as libpq's
+      // verify-full does (the node's certificate names its address).
+      ...(this.o.tls
+        ? { ssl: { ca: readFileSync(join(this.dataDir(this.dbHosts[0]!), 'ca', 'ca.crt')) } }
+        : {}),
       statement_timeout: 2000,
     });
     c.on('error', () => undefined);

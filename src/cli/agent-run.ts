@@ -14,7 +14,7 @@ import type { Cluster } from '../cluster/cluster.js';
 import { isProvisioned } from '../cluster/instance.js';
 import { readSecrets } from '../cluster/secrets.js';
 import { withClient } from '../cluster/sql.js';
-import type { NodeRef } from '../config/load.js';
+import type { LoadedConfig, NodeRef } from '../config/load.js';
 import { ErrorCodes, PgscaleError, errorMessage } from '../errors.js';
 import { AGENT_KEYS, CommandRunner, MemberReports, RemoteNodeOps, RoutedNodeOps } from '../ha/agent-rpc.js';
 import { AgentSession } from '../ha/agent-session.js';
@@ -23,6 +23,7 @@ import { HA_KEYS } from '../ha/leader-lease.js';
 import { LocalNodeOps, ProvisioningAware } from '../ha/node-ops.js';
 import { openStore } from '../ha/open-store.js';
 import { CLAIM_KEY, claimStore } from '../ha/store-claim.js';
+import { mergeStoredNodes, readStoredNodes } from '../ha/store-nodes.js';
 import { RequestDesk } from '../ha/store-requests.js';
 import type { StateStore } from '../ha/store.js';
 import type { Logger } from '../obs/logger.js';
@@ -30,12 +31,15 @@ import { TopologyWriter } from '../ha/store-topology.js';
 import { TopologyView } from '../topology/topology.js';
 import { hostWatchdog } from '../ha/watchdog.js';
 import { claimant } from './store-keys.js';
+import { dropLocalNode, reportProvisioning } from './agent-nodes.js';
 
 export interface AgentOptions {
   /** This host's name as the config's nodes spell it. */
   readonly host: string;
   /** Period of the agent's loop (default ha.loop_wait). */
   readonly loopMs?: number;
+  /** Start with no node on this host yet: it waits for `add-replica --host` or `add-group`. */
+  readonly spare?: boolean;
 }
 
 /** The store as HA sees it when the agent owns it: HA's stop must not close it. */
@@ -65,6 +69,9 @@ export class Agent {
   private readonly provisioning = new Map<string, Promise<void>>();
   /** Local primaries whose synchronous_standby_names this agent has set. */
   private readonly syncSet = new Set<string>();
+  /** The config as its file says; the nodes recorded in the store are added to it (store-nodes.ts). */
+  private fileLoaded: LoadedConfig | null = null;
+  private storedKey = '';
   readonly view = new TopologyView();
 
   constructor(
@@ -94,18 +101,33 @@ export class Agent {
         ErrorCodes.CONFIG_INVALID,
         `pgscale agent needs ha.store: etcd in ${this.cluster.loaded.file} (several hosts share one etcd)`,
       );
-    if (this.localNodes.length === 0)
-      throw new PgscaleError(
+    this.fileLoaded = this.cluster.loaded;
+    const noNodeHere = (why: string) =>
+      new PgscaleError(
         ErrorCodes.CONFIG_INVALID,
         `no node of ${this.cluster.loaded.file} is on host "${this.o.host}" (the nodes' hosts: ${[
           ...new Set(this.cluster.nodes().map((n) => n.host)),
-        ].join(', ')})`,
+        ].join(', ')})${why}`,
       );
     // Checked before anything is claimed: `required` without a working device stops here.
     const watchdog = hostWatchdog(cfg.ha.watchdog, cfg.ha.ttl * 1000, this.log);
-    const store = await openStore(this.cluster.loaded, this.log);
+    // Nodes added while the cluster runs (add-replica --host, add-group) are in the store.
+    const unanswered = (e: unknown) =>
+      this.localNodes.length === 0 && !this.o.spare
+        ? noNodeHere(`, and etcd, where added nodes are recorded, did not answer: ${errorMessage(e)}`)
+        : e;
+    const store = await openStore(this.cluster.loaded, this.log).catch((e: unknown) => {
+      throw unanswered(e);
+    });
     this.store = store;
     try {
+      await this.followStoredNodes(store).catch((e: unknown) => {
+        throw unanswered(e);
+      });
+      if (this.localNodes.length === 0 && !this.o.spare)
+        throw noNodeHere(
+          ', nor in the state store; an agent for nodes still to come (add-replica --host, add-group) runs with --spare',
+        );
       await this.joinCluster(store);
     } catch (e) {
       await store.close().catch(() => undefined);
@@ -199,6 +221,9 @@ export class Agent {
   /** One turn of the loop: commands, the decider's role, provisioning (the session has its own). */
   private async step(): Promise<void> {
     const store = this.store!;
+    await this.followStoredNodes(store).catch((e: unknown) =>
+      this.log.warn(`the nodes recorded in the state store could not be read: ${errorMessage(e)}`),
+    );
     await this.runner!.poll().catch(() => undefined);
     await this.elect(store).catch(() => undefined);
     this.provision(store);
@@ -236,6 +261,56 @@ export class Agent {
       this.syncSet.add(n.name);
       this.log.info({ node: n.name }, `${n.name}: synchronous_standby_names set (a standby streams)`);
     }
+  }
+
+  /**
+   * Takes in the nodes recorded in the store (add-replica --host, add-group): this host's are
+   * then provisioned, the decider supervises them all, a local primary of their group names them
+   * in synchronous_standby_names. A local node whose record went (an add the CLI gave up on) is
+   * stopped, its slot on the group's leader dropped and its data directory deleted.
+   */
+  private async followStoredNodes(store: StateStore): Promise<void> {
+    const stored = await readStoredNodes(store);
+    const key = JSON.stringify(stored);
+    if (key === this.storedKey) return;
+    this.storedKey = key;
+    let merged: LoadedConfig;
+    try {
+      merged = mergeStoredNodes(this.fileLoaded!, stored);
+    } catch (e) {
+      this.log.error(`the nodes recorded in the state store are not taken in: ${errorMessage(e)}`);
+      return;
+    }
+    const before = this.cluster.nodes();
+    this.cluster.replaceConfig(merged);
+    const after = this.cluster.nodes();
+    const added = after.filter((n) => !before.some((b) => b.name === n.name));
+    const gone = before.filter((b) => !after.some((n) => n.name === b.name));
+    if (added.length === 0 && gone.length === 0) return;
+    this.log.info(
+      { added: added.map((n) => n.name), removed: gone.map((n) => n.name) },
+      `nodes recorded in the state store: ${[...added.map((n) => `+${n.name}@${n.host}`), ...gone.map((n) => `-${n.name}`)].join(' ')}`,
+    );
+    for (const n of [...added, ...gone])
+      for (const p of this.localNodes) if (p.group === n.group) this.syncSet.delete(p.name);
+    for (const n of gone.filter((x) => x.host === this.o.host)) {
+      // In the background, as a provisioning: the same name added again waits for it.
+      const task = (this.provisioning.get(n.name) ?? Promise.resolve())
+        .then(() =>
+          dropLocalNode(this.cluster, store, n, {
+            host: this.o.host,
+            lease: () => this.session?.lease ?? null,
+            waitMs: (this.cluster.config.ha.ttl + this.cluster.config.ha.loop_wait * 2) * 1000,
+            log: this.log,
+          }),
+        )
+        .catch((e: unknown) =>
+          this.log.error({ node: n.name }, `removing ${n.name} failed: ${errorMessage(e)}`),
+        )
+        .finally(() => this.provisioning.delete(n.name));
+      this.provisioning.set(n.name, task);
+    }
+    this.session?.invalidate();
   }
 
   /** Takes the decider's role when nobody has it; lets it go when the key is no longer ours. */
@@ -342,16 +417,30 @@ export class Agent {
             { node: n.name },
             `agent ${this.o.host}: creating ${n.name}, the first primary of group ${n.group}`,
           );
+          await reportProvisioning(store, this.session?.lease ?? null, this.o.host, n.name, {
+            state: 'provisioning',
+          });
           await this.cluster.upLocalNode(n, null);
+          await reportProvisioning(store, this.session?.lease ?? null, this.o.host, n.name, {
+            state: 'done',
+          });
           return;
         }
         if (leader === null || leader === n.name) return;
         this.log.info({ node: n.name }, `agent ${this.o.host}: cloning ${n.name} from ${leader}`);
+        await reportProvisioning(store, this.session?.lease ?? null, this.o.host, n.name, {
+          state: 'provisioning',
+        });
         await this.cluster.upLocalNode(n, this.node(leader));
+        await reportProvisioning(store, this.session?.lease ?? null, this.o.host, n.name, { state: 'done' });
       })()
-        .catch((e: unknown) =>
-          this.log.error({ node: n.name }, `provisioning ${n.name} failed: ${errorMessage(e)}`),
-        )
+        .catch(async (e: unknown) => {
+          this.log.error({ node: n.name }, `provisioning ${n.name} failed: ${errorMessage(e)}`);
+          await reportProvisioning(store, this.session?.lease ?? null, this.o.host, n.name, {
+            state: 'failed',
+            error: errorMessage(e),
+          });
+        })
         .finally(() => {
           this.provisioning.delete(n.name);
           this.session?.invalidate();

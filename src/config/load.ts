@@ -146,6 +146,36 @@ export function findNode(config: Config, name: string): NodeRef | undefined {
   return allNodes(config).find((n) => n.name === name);
 }
 
+/**
+ * The config with nodes added beyond the file's (several hosts: `add-replica --host` and
+ * `add-group` record them in etcd, src/ha/store-nodes.ts): each appended to its group, a group
+ * one past the last made new; checked as the file's nodes are. Every other setting stays.
+ */
+export function withAddedNodes(
+  loaded: LoadedConfig,
+  added: readonly { group: number; node: NodeConfig }[],
+): LoadedConfig {
+  const groups = loaded.config.groups.map((g) => ({ ...g, nodes: [...g.nodes] }));
+  for (const a of added) {
+    if (a.group === groups.length) groups.push({ nodes: [], databases: [] });
+    const g = groups[a.group];
+    if (!g)
+      throw new ConfigError(
+        ErrorCodes.CONFIG_INVALID,
+        `node ${a.node.name}: there is no group ${a.group} (groups 0–${groups.length - 1}; a new group is the next one)`,
+      );
+    g.nodes.push(a.node);
+  }
+  const config = { ...loaded.config, groups };
+  const problems = crossChecks(config);
+  if (problems.length > 0)
+    throw new ConfigError(
+      ErrorCodes.CONFIG_INVALID,
+      `${loaded.file} with the nodes added in the state store: invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+    );
+  return Object.freeze({ ...loaded, config: deepFreeze(config) });
+}
+
 function crossChecks(config: Config): string[] {
   const problems: string[] = [];
   const names = new Map<string, string>();

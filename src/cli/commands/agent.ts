@@ -12,7 +12,7 @@ import { parse } from '../args.js';
 import { Agent } from '../agent-run.js';
 import { out, warnOnce } from '../context.js';
 
-export const help = `Usage: pgscale agent -c FILE [--host HOST] [--data-dir DIR] [--keep-nodes]
+export const help = `Usage: pgscale agent -c FILE [--host HOST] [--data-dir DIR] [--keep-nodes] [--spare]
 
 Runs this host's part of a cluster spread over several hosts (ha.store: etcd): the PostgreSQL
 nodes of FILE whose host is HOST — created or cloned when missing, reported to etcd, restarted,
@@ -27,6 +27,8 @@ Options:
                      address of this machine)
   --data-dir DIR     this host's data directory (default: cluster.data_dir of FILE)
   --keep-nodes       leave the nodes running when the agent stops
+  --spare            run on a host that has no node yet (with --host): it takes the nodes that
+                     \`pgscale add-replica --host\` or \`add-group --hosts\` put there
 `;
 
 /** The nodes' host that is an address of this machine (or its name): exactly one, else an error. */
@@ -48,6 +50,7 @@ export async function run(argv: string[]): Promise<number> {
     host: { type: 'string' },
     'data-dir': { type: 'string' },
     'keep-nodes': { type: 'boolean' },
+    spare: { type: 'boolean' },
   });
   if (values.help) return (out(help), 0);
   const file = typeof values.config === 'string' ? values.config : defaultConfigPath();
@@ -57,7 +60,7 @@ export async function run(argv: string[]): Promise<number> {
   const log = childLogger(logger, { component: 'agent' });
   const cluster = new Cluster(loaded, { step: (m) => log.info(m) });
   const host = typeof values.host === 'string' ? values.host : localHost(cluster.nodes().map((n) => n.host));
-  const agent = new Agent(cluster, { host }, log);
+  const agent = new Agent(cluster, { host, spare: values.spare === true }, log);
   let finish: (code: number) => void = () => undefined;
   const finished = new Promise<number>((r) => (finish = r));
   let stopping = false;

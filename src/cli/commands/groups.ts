@@ -28,8 +28,10 @@ import { intOption, parse } from '../args.js';
 import { openCluster, out, progress } from '../context.js';
 import { whileUnavailable } from '../store-keys.js';
 import { agentStatus, tellController } from './replicas.js';
+import { STORE_ADD_WAIT_S, addGroupOnHosts } from './store-members.js';
 
 export const addGroupHelp = `Usage: pgscale add-group [-c FILE] [--standbys N] [--port P]
+       pgscale add-group [-c FILE] --hosts H1,H2,… [--port P] [--wait S]
 
 Adds a group (a primary and its streaming standbys) at the end of the cluster's groups while the
 cluster runs: records it in pgscale.yaml, creates its primary with the cluster's settings, roles,
@@ -44,6 +46,12 @@ Options:
   --standbys N   standbys of the new group (default: as many as group 0 has)
   --port P       port of its primary; its standbys take the next free ports (default: the next
                  free ports after the cluster's highest node port)
+  --hosts H1,…   a cluster of several hosts (ha.store: etcd, run by \`pgscale agent\`), from any
+                 machine that reaches etcd: the primary on H1, a standby on each other host
+                 (an agent must run on each). The nodes are recorded in etcd, the agents create
+                 them, and the command waits until the group has its leader and its standbys
+                 stream, in the topology of the proxies (--port: their port, default group 0's)
+  --wait S       with --hosts: how long to wait for the agents (default ${STORE_ADD_WAIT_S} s)
 `;
 
 export const removeGroupHelp = `Usage: pgscale remove-group [-c FILE] GROUP
@@ -141,9 +149,27 @@ async function freePorts(
 }
 
 export async function addGroup(argv: string[]): Promise<number> {
-  const { values } = parse('add-group', argv, { standbys: { type: 'string' }, port: { type: 'string' } });
+  const { values } = parse('add-group', argv, {
+    standbys: { type: 'string' },
+    port: { type: 'string' },
+    hosts: { type: 'string' },
+    wait: { type: 'string' },
+  });
   if (values.help) return (out(addGroupHelp), 0);
   const before = openCluster(values);
+  if (typeof values.hosts === 'string') {
+    if (values.standbys !== undefined)
+      throw new UsageError('--standbys does not go with --hosts (a standby per host after the first)');
+    return addGroupOnHosts(before, {
+      hosts: values.hosts
+        .split(',')
+        .map((h) => h.trim())
+        .filter((h) => h !== ''),
+      port: values.port,
+      waitS: intOption('wait', values.wait, 1, 86_400) ?? STORE_ADD_WAIT_S,
+    });
+  }
+  if (values.wait !== undefined) throw new UsageError('--wait goes with --hosts');
   const { config, file } = before.loaded;
   before.secrets(); // the cluster must exist: `up` made its secrets
   const group = config.groups.length;

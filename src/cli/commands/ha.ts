@@ -11,6 +11,7 @@ import { UsageError } from '../../errors.js';
 import type { HaEvent } from '../../ha/ha-service.js';
 import { openStore, storePrefix } from '../../ha/open-store.js';
 import { CLAIM_KEY } from '../../ha/store-claim.js';
+import { mergeStoredNodes, readStoredNodes } from '../../ha/store-nodes.js';
 import { ClusterError, ErrorCodes } from '../../errors.js';
 import { intOption, parse, renamedOption } from '../args.js';
 import { openCluster, out } from '../context.js';
@@ -54,6 +55,14 @@ export async function withStore<T>(cluster: Cluster, fn: (store: StateStore) => 
   } finally {
     await store.close();
   }
+}
+
+/**
+ * Takes in the nodes recorded in the store (add-replica --host, add-group --hosts) beside the
+ * file's: the CLI's view of the running cluster (src/ha/store-nodes.ts).
+ */
+export async function takeInStoredNodes(cluster: Cluster, store: StateStore): Promise<void> {
+  cluster.replaceConfig(mergeStoredNodes(cluster.loaded, await readStoredNodes(store)));
 }
 
 export const switchoverHelp = `Usage: pgscale switchover [-c FILE] [--group N] [--to NODE] [--json]
@@ -143,6 +152,7 @@ async function change(kind: 'switchover' | 'failover', argv: string[]): Promise<
   });
   if (values.help) return (out(kind === 'switchover' ? switchoverHelp : failoverHelp), 0);
   const cluster = openCluster(values);
+  if (storeMode(cluster)) await withStore(cluster, (store) => takeInStoredNodes(cluster, store));
   const group =
     intOption('group', renamedOption(values, 'group', 'shard'), 0, cluster.config.groups.length - 1) ?? 0;
   const to = typeof values.to === 'string' ? values.to : undefined;

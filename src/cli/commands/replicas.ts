@@ -21,6 +21,8 @@ import { url } from '../../web/http-api.js';
 import { intOption, parse, renamedOption } from '../args.js';
 import { openCluster, out, progress } from '../context.js';
 import { MEMBERS_SIGNAL } from './controller.js';
+import { STORE_ADD_WAIT_S, addReplicaOnHost, removeOnHost } from './store-members.js';
+import { storeMode } from './ha.js';
 
 /** How long add/remove-replica wait for a running controller to take the change in. */
 export const CONTROLLER_WAIT_MS = 60_000;
@@ -108,15 +110,26 @@ export async function tellController(
 }
 
 export const addHelp = `Usage: pgscale add-replica [-c FILE] [--group N] [--name NAME] [--port P]
+       pgscale add-replica [-c FILE] --host HOST [--group N] [--name NAME] [--port P] [--wait S]
 
 Adds a streaming standby to group N (default 0) while the cluster runs: clones it from the
 group's primary, starts it, waits until it streams, and records it in pgscale.yaml.
+
+With --host, on a cluster of several hosts (ha.store: etcd, run by \`pgscale agent\`), from any
+machine that reaches etcd: the node is recorded in etcd, the agent of HOST (one must run there,
+\`--spare\` on a host with no node yet) clones it from the group's leader over the network, and
+the command waits (up to S seconds, default ${STORE_ADD_WAIT_S}) until it streams and is in the
+read set of the proxies. See docs/multi-host.md.
 `;
 
-export const removeHelp = `Usage: pgscale remove-replica [-c FILE] NODE
+export const removeHelp = `Usage: pgscale remove-replica [-c FILE] [--wait S] NODE
 
 Stops standby NODE, drops its replication slot on the primary, deletes its data directory and
 removes it from pgscale.yaml. The primary cannot be removed.
+
+On a cluster of several hosts (run by \`pgscale agent\`), for a node added with
+\`add-replica --host\`: its record in etcd goes, the proxies stop reading from it, and its host's
+agent stops it, drops its slot and deletes its data directory (waited for up to S seconds).
 `;
 
 export async function add(argv: string[]): Promise<number> {
@@ -125,9 +138,20 @@ export async function add(argv: string[]): Promise<number> {
     shard: { type: 'string' },
     name: { type: 'string' },
     port: { type: 'string' },
+    host: { type: 'string' },
+    wait: { type: 'string' },
   });
   if (values.help) return (out(addHelp), 0);
   const before = openCluster(values);
+  if (typeof values.host === 'string')
+    return addReplicaOnHost(before, {
+      host: values.host,
+      group: renamedOption(values, 'group', 'shard'),
+      ...(typeof values.name === 'string' ? { name: values.name } : {}),
+      port: values.port,
+      waitS: intOption('wait', values.wait, 1, 86_400) ?? STORE_ADD_WAIT_S,
+    });
+  if (values.wait !== undefined) throw new UsageError('--wait goes with --host');
   const { config, file } = before.loaded;
   const group = intOption('group', renamedOption(values, 'group', 'shard'), 0, config.groups.length - 1) ?? 0;
   const nodes = allNodes(config);
@@ -185,11 +209,14 @@ export async function add(argv: string[]): Promise<number> {
 }
 
 export async function remove(argv: string[]): Promise<number> {
-  const { values, positionals } = parse('remove-replica', argv, {}, 1);
+  const { values, positionals } = parse('remove-replica', argv, { wait: { type: 'string' } }, 1);
   if (values.help) return (out(removeHelp), 0);
   const name = positionals[0];
   if (!name) throw new UsageError('name the node to remove (see pgscale status)');
   const cluster = openCluster(values);
+  if (storeMode(cluster))
+    return removeOnHost(cluster, name, intOption('wait', values.wait, 1, 86_400) ?? STORE_ADD_WAIT_S);
+  if (values.wait !== undefined) throw new UsageError('--wait goes with a cluster of several hosts');
   const node = findNode(cluster.config, name);
   if (!node)
     throw new ClusterError(ErrorCodes.NODE_NOT_FOUND, `no node named "${name}" in ${cluster.loaded.file}`);

@@ -15,7 +15,7 @@ import { openCluster, out } from '../context.js';
 import { formatBytes, table } from '../table.js';
 import { archiveFailing } from '../../web/cluster-metrics.js';
 import { probeLag, readStoreKeys, storeStatus } from '../store-status.js';
-import { storeMode, withStore } from './ha.js';
+import { storeMode, takeInStoredNodes, withStore } from './ha.js';
 
 export const help = `Usage: pgscale status [-c FILE] [--data-dir DIR] [--json]
 
@@ -43,14 +43,15 @@ export async function run(argv: string[]): Promise<number> {
 
 /** Status from the state store (several hosts); exit 3 when something needs attention. */
 async function printStoreStatus(cluster: Cluster, dataDir: string, json: boolean): Promise<number> {
-  const nodes = cluster.nodes();
-  const s = await withStore(cluster, async (store) =>
-    storeStatus(
+  const s = await withStore(cluster, async (store) => {
+    await takeInStoredNodes(cluster, store); // add-replica --host, add-group --hosts
+    return storeStatus(
       { cluster: cluster.config.cluster.name, store: store.describe },
-      nodes,
+      cluster.nodes(),
       await readStoreKeys(store, cluster.config.groups.length),
-    ),
-  );
+    );
+  });
+  const nodes = cluster.nodes();
   const secrets = readSecrets(dataDir);
   const errors = secrets
     ? await probeLag(s, nodes, (n) => ({
