@@ -263,6 +263,50 @@ describe('shard moves under a write load (two groups)', () => {
     );
   });
 
+  test("a source's emptied shard table left detached (its drop failed) is dropped by the next job; one with rows is kept", async () => {
+    const app = await sc.connectApp();
+    const g0 = await sc.connectGroup(0);
+    try {
+      // Two shards of events on group 1: on group 0, tables by their names, not partitions —
+      // what a full CI run left after a move 0 → 1 whose drop of the emptied source failed.
+      const onOne = (
+        await app.query<{ id: string }>(
+          `SELECT shardid::text AS id FROM citus_shards WHERE table_name = 'events'::regclass AND nodeport = ${sc.portOf(1)} ORDER BY shardid LIMIT 2`,
+        )
+      ).rows.map((r) => r.id);
+      assert.equal(onOne.length, 2, 'group 1 holds two shards of events');
+      const [empty, full] = onOne as [string, string];
+      await g0.query(`CREATE TABLE events_${empty} (LIKE events)`);
+      await g0.query(`CREATE TABLE events_${full} (LIKE events)`);
+      await g0.query(`INSERT INTO events_${full} (user_id, n) VALUES (424242, 1)`);
+      const users = (
+        await app.query<{ id: string }>(
+          `SELECT shardid::text AS id FROM citus_shards WHERE table_name = 'users'::regclass AND nodeport = ${sc.portOf(0)} ORDER BY shardid LIMIT 1`,
+        )
+      ).rows[0]!.id;
+      const moved = await run(['move-shard', users, '--to', '1']);
+      assert.equal(moved.code, 0, moved.stdout + moved.stderr);
+      const left = await g0.query<{ n: string }>(
+        `SELECT relname AS n FROM pg_class WHERE relname IN ('events_${empty}', 'events_${full}') ORDER BY 1`,
+      );
+      assert.deepEqual(
+        left.rows.map((r) => r.n),
+        [`events_${full}`],
+        'the empty one dropped at the end of the job, the one with a row kept',
+      );
+      await g0.query(`DROP TABLE events_${full}`);
+      const back = await run(['move-shard', users, '--to', '0']);
+      assert.equal(back.code, 0, back.stdout + back.stderr);
+    } finally {
+      await Promise.all([app, g0].map((c) => c.end().catch(() => undefined)));
+    }
+    await checkAfterMoves(
+      sc,
+      { acked: new Map(), errors: [], done: () => 0, stop: () => Promise.resolve() },
+      2,
+    );
+  });
+
   test('refusals: DDL during a move, unknown shard or group, a second job', async () => {
     const bad = await run(['move-shard', '999', '--to', '1']);
     assert.notEqual(bad.code, 0, bad.stdout + bad.stderr);

@@ -310,6 +310,8 @@ export class MoveRunner {
       job.state = 'failed';
       job.error = (e as Error).message;
     }
+    // What its own moves' cleanup could not drop goes before the job is reported finished.
+    await this.sweep();
     job.finished_at = new Date().toISOString();
     log.info({ job: job.id, state: job.state }, `sharding: ${job.kind} job ${job.id} ${job.state}`);
     this.history = [job, ...this.history.filter((j) => j.id !== job.id)].slice(0, HISTORY_KEPT);

@@ -5,9 +5,19 @@
  * earlier moves could not clean up (sweepMoves).
  */
 import type pg from 'pg';
-import { BOUND, MOVE_SCHEMA, MoveError, detachPartition, moveNames, shardRels } from './shard-move-parts.js';
+import { shardNameOf } from './catalog-lookup.js';
+import {
+  BOUND,
+  MOVE_SCHEMA,
+  MoveError,
+  colocatedTables,
+  detachPartition,
+  moveNames,
+  shardRels,
+} from './shard-move-parts.js';
 import type { MoveEnv, MoveHold, MoveSpec, ShardRel } from './shard-move-parts.js';
 import { quoteIdent, quoteLiteral } from './table-ddl.js';
+import type { Catalog } from './types.js';
 
 /**
  * Drops what a move made, on the groups' current primaries; never throws. After a move that
@@ -60,7 +70,8 @@ export async function cleanupMove<H extends MoveHold>(
       );
       await attempt('drop the fence table', () => s.query(`DROP TABLE IF EXISTS ${names.fence}`));
       for (const r of rels) {
-        if (o.succeeded) await attempt(`drop ${r.shardName} on group ${m.from}`, () => dropEmptied(s, r));
+        if (o.succeeded)
+          await attempt(`drop ${r.shardName} on group ${m.from}`, () => retried(() => dropEmptied(s, r)));
         else
           await attempt(`replica identity of ${r.shardName}`, () =>
             s.query(
@@ -86,6 +97,21 @@ async function dropSubscription(c: pg.Client, sub: string): Promise<void> {
     await c.query(`ALTER SUBSCRIPTION ${sub} DISABLE`);
     await c.query(`ALTER SUBSCRIPTION ${sub} SET (slot_name = NONE)`);
     await c.query(`DROP SUBSCRIPTION ${sub}`);
+  }
+}
+
+/**
+ * A drop under the application's load may meet a lock conflict or a deadlock (a reader across
+ * groups, the global tables' rebuild): tried again a few times before it is left to the sweep.
+ */
+async function retried(f: () => Promise<void>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await f();
+    } catch (e) {
+      if (attempt >= 4) throw e;
+      await new Promise((r) => setTimeout(r, 250 * attempt));
+    }
   }
 }
 
@@ -160,14 +186,50 @@ export async function sweepMoves(
            JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE k.conname = '${BOUND}' AND NOT c.relispartition`,
       );
-      if (keep.length === 0)
+      if (keep.length === 0) {
         for (const s of strays.rows)
           await c.query(`DROP TABLE ${quoteIdent(s.schema)}.${quoteIdent(s.name)}`);
+        for (const p of await dropDetachedElsewhere(c, catalog, g)) problems.push(`group ${g}: ${p}`);
+      }
     } catch (e) {
       problems.push(`group ${g}: ${(e as Error).message}`);
     } finally {
       await c?.end().catch(() => undefined);
     }
+  }
+  return problems;
+}
+
+/**
+ * A source's emptied partition whose drop failed after its detach (seen once under a write load
+ * in a full test run; the cause was not kept): a shard table of a distributed table, no longer a
+ * partition, on a group the catalog does not place that shard on. Dropped when empty; one that
+ * holds rows is never dropped, only named.
+ */
+async function dropDetachedElsewhere(c: pg.Client, catalog: Catalog, group: string): Promise<string[]> {
+  const names: string[] = [];
+  for (const col of catalog.colocations.values()) {
+    if (col.type === null) continue;
+    for (const t of colocatedTables(catalog, col.id))
+      col.placement.forEach((g, r) => {
+        if (g !== group)
+          names.push(
+            `${quoteIdent(t.rel.schema)}.${quoteIdent(shardNameOf(t.rel.name, t.firstShardId + r))}`,
+          );
+      });
+  }
+  if (names.length === 0) return [];
+  const found = await c.query<{ rel: string }>(
+    `SELECT x AS rel FROM unnest($1::text[]) x JOIN pg_class k ON k.oid = to_regclass(x)
+      WHERE k.relkind = 'r' AND NOT k.relispartition`,
+    [names],
+  );
+  const problems: string[] = [];
+  for (const { rel } of found.rows) {
+    const rows = await c.query(`SELECT 1 FROM ${rel} LIMIT 1`);
+    if (rows.rows.length > 0)
+      problems.push(`${rel} is not a shard of this group but holds rows; left in place`);
+    else await c.query(`DROP TABLE ${rel}`);
   }
   return problems;
 }
