@@ -109,24 +109,8 @@ describe('watchdog', () => {
       upstream: null,
     };
     const ops = { facts: () => facts } as unknown as NodeOps;
-    const session = new AgentSession(
-      store,
-      ops,
-      () => [node],
-      {
-        host: 'h1',
-        ttlMs: 2000,
-        keepAliveMs: 100,
-        info: { host: 'h1', pid: 1, started_at: '', version: 'test' },
-      },
-      log,
-    );
-    try {
-      await session.start();
-      assert.equal(wd.active, false, 'not given to the session yet');
-      await session.close();
-
-      const armed = new AgentSession(
+    const sessionWith = (watchdog: Watchdog | null) =>
+      new AgentSession(
         store,
         ops,
         () => [node],
@@ -134,11 +118,18 @@ describe('watchdog', () => {
           host: 'h1',
           ttlMs: 2000,
           keepAliveMs: 100,
-          watchdog: wd,
+          watchdog,
           info: { host: 'h1', pid: 1, started_at: '', version: 'test' },
         },
         log,
       );
+    const session = sessionWith(null);
+    try {
+      await session.start();
+      assert.equal(wd.active, false, 'not given to the session yet');
+      await session.close();
+
+      const armed = sessionWith(wd);
       await armed.start();
       assert.equal(wd.active, true, 'a primary runs here: armed at the first renewal');
       await sleep(600);
