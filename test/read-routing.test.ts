@@ -294,6 +294,59 @@ describe('read/write split over two replicas', () => {
     await c.end();
   });
 
+  test('a read sent to the primary is not followed by a commit-position question; a write is', async () => {
+    // Every read a client sends to the primary (hint or pgscale.target) used to count as a write:
+    // the proxy asked `pg_current_wal_lsn()` after it on the same connection, a second
+    // transaction on the primary for each read (PgBouncer, in the demo, did 1.7× our reads/s).
+    // The question is the last statement its backend shows, so a backend still showing the read
+    // afterwards was not asked one.
+    const d = await fx.direct();
+    const last = async (marker: string) =>
+      (
+        await d.query<{ query: string }>(
+          "SELECT query FROM pg_stat_activity WHERE usename = 'app' AND backend_type = 'client backend' AND query LIKE $1",
+          [`%${marker}%`],
+        )
+      ).rows.length;
+    const c = await fx.client();
+    try {
+      const cases: [string, (m: string) => Promise<unknown>][] = [
+        [
+          'hint, extended',
+          (m) => c.query(`/* pgscale:primary */ SELECT v FROM kv WHERE k = $1 /* ${m} */`, [1]),
+        ],
+        ['hint, simple', (m) => c.query(`/* pgscale:primary */ SELECT v FROM kv WHERE k = 2 /* ${m} */`)],
+        [
+          'pgscale.target, named statement',
+          async (m) => {
+            await c.query('SET pgscale.target = primary');
+            await c.query({ name: `st_${m}`, text: `SELECT v FROM kv WHERE k = $1 /* ${m} */`, values: [3] });
+            await c.query({ name: `st_${m}`, text: `SELECT v FROM kv WHERE k = $1 /* ${m} */`, values: [4] });
+            await c.query('RESET pgscale.target');
+          },
+        ],
+      ];
+      for (const [name, run] of cases) {
+        const marker = `rp_${name.replace(/\W+/g, '_')}_${Date.now()}`;
+        await run(marker);
+        await until(`${name}: its backend shows the read`, async () => (await last(marker)) > 0, 10_000);
+        await new Promise((r) => setTimeout(r, 500)); // a question would have replaced it by now
+        assert.equal(await last(marker), 1, `${name}: the read is still its backend's last statement`);
+      }
+      // The control: after a write the question does come (read-your-writes needs it).
+      const marker = `rw_${Date.now()}`;
+      await c.query(`UPDATE kv SET v = v WHERE k = 5 /* ${marker} */`);
+      await until(
+        'the write followed by the commit-position question',
+        async () => (await last(marker)) === 0,
+        10_000,
+      );
+    } finally {
+      await c.end();
+      await d.end();
+    }
+  });
+
   test('a replica lagging beyond max_lag_bytes leaves the read set and comes back', async () => {
     const node = fx.tc.cluster.nodes()[1]!;
     const r = new pg.Client({

@@ -45,7 +45,7 @@ import { classFacts, messageClass, messageFacts } from './session/message-facts.
 import type { FactsContext } from './session/message-facts.js';
 import { pickReadTarget } from './session/read-target.js';
 import { attachRole, needsSwitch, planRoute, topologyOf } from './session/route.js';
-import type { SessionView, Topology } from './session/route.js';
+import type { MessageClass, SessionView, Topology } from './session/route.js';
 import { ServerHolder } from './session/server-holder.js';
 import type { HolderClient } from './session/server-holder.js';
 import type { ServerLeg } from './session/server-leg.js';
@@ -246,14 +246,7 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
       if (route.kind === 'local') {
         this.inbox.shift();
         const q = f.type === 'Q' ? this.queryOf(f) : null;
-        answerLocally(
-          this,
-          route.answer,
-          f,
-          q?.ok ? q.value.query : '',
-          facts.serverName,
-          facts.cls === 'read',
-        );
+        answerLocally(this, route.answer, f, q?.ok ? q.value.query : '', facts.serverName, facts.cls);
         continue;
       }
       if (shard !== null) {
@@ -338,8 +331,8 @@ export class Session implements HolderClient, LocalContext, FactsContext, Sessio
 
   // ------------------------------------------------------------------ ForwardContext, LocalContext
 
-  isRead(f: TypedFrame): boolean {
-    return messageClass(this, f) === 'read';
+  classOf(f: TypedFrame): MessageClass {
+    return messageClass(this, f);
   }
 
   pin(reason: string): void {

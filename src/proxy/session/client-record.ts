@@ -17,10 +17,11 @@ import { ParseMemo } from './parse-memo.js';
 import type { ParseFacts } from './parse-memo.js';
 import type { Analyzer } from '../../sql/analyze.js';
 import type { Result } from '../../protocol/result.js';
+import type { MessageClass } from './route.js';
 
 export interface ClientStatement {
-  /** May run on a replica (classified at Parse). */
-  read: boolean;
+  /** Where its portals may run (classified at Parse, with the hint and pgscale.target then). */
+  cls: MessageClass;
   /** SET/RESET effects of the statement's text, applied when a portal of it is executed. */
   effects: SessionEffect[];
   /** Why executing it may change session state the proxy cannot see (then checked), or null. */

@@ -12,6 +12,7 @@ import type { Pool } from '../backend/pool.js';
 import type { CommitHorizon } from '../commit-horizon.js';
 import type { ListenerHub } from '../listener-hub.js';
 import type { Consistency, ReadRouter } from '../read-router.js';
+import type { MessageClass } from './route.js';
 import type { PoolMode } from '../types.js';
 import type { ClientRecord } from './client-record.js';
 import type { SessionSharding } from './shard-target.js';
@@ -96,8 +97,8 @@ export interface ForwardContext {
   readonly counters: { queries: number; xacts: number; waitUs: number };
   /** Pins the client to its connection for good (reason shown in SHOW CLIENTS). */
   pin(reason: string): void;
-  /** The message (Parse, Query) may run on a replica. */
-  isRead(f: TypedFrame): boolean;
+  /** Where the message (Parse, Query) may run. */
+  classOf(f: TypedFrame): MessageClass;
   /** Ends the client's connection after sending `fatal`. */
   terminate(fatal: Buffer): void;
 }

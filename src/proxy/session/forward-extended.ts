@@ -216,7 +216,7 @@ function forwardParse(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void 
         risk: null,
         ddl: false,
         seq: false,
-        read: false,
+        cls: 'write',
       });
     leg.sendFrame(f);
     leg.expect(PARSE_UNNAMED);
@@ -231,7 +231,7 @@ function forwardParse(ctx: ForwardContext, leg: ServerLeg, f: TypedFrame): void 
     risk,
     ddl: facts.ddl,
     seq: facts.sequenceCall,
-    read: ctx.isRead(f),
+    cls: ctx.classOf(f),
   });
   if (server.prepared.has(serverName)) {
     server.prepared.delete(serverName);

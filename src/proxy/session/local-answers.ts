@@ -15,7 +15,7 @@ import { CLOSE_COMPLETE, PARSE_COMPLETE, commandComplete, readyForQuery, renameP
 import { EMPTY_SET } from './client-record.js';
 import type { ForwardContext } from './context.js';
 import { extendedEffects } from './forward-extended.js';
-import type { LocalAnswer } from './route.js';
+import type { LocalAnswer, MessageClass } from './route.js';
 import type { Analyzer } from '../../sql/analyze.js';
 import { PROXY_SETTING_TEXT, effectsOf, plainText } from './text-facts.js';
 
@@ -58,7 +58,7 @@ export function answerLocally(
   f: TypedFrame,
   query: string,
   serverName: string,
-  read: boolean,
+  cls: MessageClass,
 ): void {
   switch (answer) {
     case 'proxy-setting':
@@ -86,7 +86,7 @@ export function answerLocally(
         risk: facts.risk,
         ddl: facts.ddl,
         seq: facts.sequenceCall,
-        read,
+        cls,
       });
       return ctx.replyInOrder(PARSE_COMPLETE);
     }

@@ -68,7 +68,12 @@ export function messageFacts(ctx: FactsContext, f: TypedFrame, free: boolean): F
 }
 
 /** Facts of messages without text (Bind, Describe, Execute, Sync…): shared, one per type and class. */
-const CONST_FACTS: Record<MessageClass, (Facts | undefined)[]> = { read: [], write: [], neutral: [] };
+const CONST_FACTS: Record<MessageClass, (Facts | undefined)[]> = {
+  read: [],
+  write: [],
+  neutral: [],
+  'primary-read': [],
+};
 
 function constFacts(type: string, cls: MessageClass): Facts {
   // Message types are single bytes: an array indexed by the type's code, no hashing.
@@ -95,7 +100,7 @@ export function messageClass(ctx: FactsContext, f: TypedFrame): MessageClass {
     const b = bindNames(f.chunk, f.start + 5, f.end);
     if (b !== null && b.statement !== '') {
       const st = ctx.record.statements.get(b.statement);
-      return st ? (st.read ? 'read' : 'write') : 'neutral';
+      return st ? st.cls : 'neutral';
     }
     return 'neutral';
   } else if (f.type === 'F') {
@@ -106,9 +111,10 @@ export function messageClass(ctx: FactsContext, f: TypedFrame): MessageClass {
   if (facts === null) return 'write';
   const c = facts.classification;
   const target = c.hint ?? ctx.record.proxySettings.get('pgscale.target') ?? 'any';
-  if (target === 'primary') return 'write';
+  const read = c.cls === 'read' || c.cls === 'transaction-begin-read-only';
+  if (target === 'primary') return read ? 'primary-read' : 'write';
   if (target === 'replica') return 'read';
-  if (c.cls === 'read' || c.cls === 'transaction-begin-read-only') return 'read';
+  if (read) return 'read';
   if (c.cls === 'session' || c.cls === 'transaction-end') return 'neutral';
   return 'write';
 }

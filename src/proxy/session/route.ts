@@ -11,8 +11,17 @@ import type { TransactionStatus } from '../../protocol/backend-messages.js';
 import type { Consistency } from '../read-router.js';
 import { laterLsn } from '../commit-horizon.js';
 
-/** Where a message may run: on a replica (a read), only on the primary (a write), or either. */
-export type MessageClass = 'read' | 'write' | 'neutral';
+/**
+ * Where a message may run: on a replica (a read), only on the primary (a write), or either. A
+ * `primary-read` is a read the client sends to the primary (a `pgscale:primary` hint, or
+ * `pgscale.target = primary`): it attaches the primary as a write does, but it writes nothing, so
+ * no commit position is learnt after it (a round trip, and a second transaction on the primary,
+ * per read) and it is no writing part of a transaction over several groups.
+ */
+export type MessageClass = 'read' | 'write' | 'neutral' | 'primary-read';
+
+/** Only the primary may serve it. */
+export const onPrimary = (cls: MessageClass): boolean => cls === 'write' || cls === 'primary-read';
 
 /** What the proxy answers without a server. */
 export type LocalAnswer =
@@ -126,7 +135,7 @@ function localAnswer(m: MessageFacts, view: SessionView): LocalAnswer | null {
 }
 
 function roleOf(m: MessageFacts, view: SessionView): 'primary' | 'replica' | 'any' {
-  if (m.cls === 'write') return 'primary';
+  if (onPrimary(m.cls)) return 'primary';
   if (m.cls === 'read' && view.readScaling && view.consistency !== 'primary') return 'replica';
   return 'any';
 }
@@ -139,7 +148,7 @@ export function attachRole(queued: readonly MessageFacts[], view: SessionView): 
   if (!view.readScaling || view.consistency === 'primary') return 'primary';
   let reads = 0;
   for (const m of queued) {
-    if (m.cls === 'write') return 'primary';
+    if (onPrimary(m.cls)) return 'primary';
     if (m.cls === 'read') reads++;
   }
   return reads > 0 ? 'replica' : 'primary';

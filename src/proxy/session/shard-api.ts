@@ -146,7 +146,7 @@ export function rememberStatement(s: ShardSession, name: string, f: TypedFrame):
     risk: facts.risk,
     ddl: facts.ddl,
     seq: facts.sequenceCall,
-    read: false,
+    cls: 'write',
     text: p.value.query,
   });
 }
