@@ -59,7 +59,7 @@ async function failoverOnce(
       }
     });
   }
-  const before = ctx.settings.quick ? 2 : 5;
+  const before = ctx.settings.quick ? 1 : 5;
   const after = ctx.settings.quick ? 2 : 8;
   let killed = '';
   let killedAt = 0;

@@ -133,7 +133,7 @@ export const readScaling: Scenario = {
   unavailable: () => null,
   async run(ctx: ScenarioContext): Promise<ScenarioOutcome> {
     const { cluster, settings, progress } = ctx;
-    const seconds = settings.quick ? 3 : 10;
+    const seconds = settings.quick ? 2 : 10;
     const warmup = settings.quick ? 1 : 3;
     const primary = await cluster.primary();
     const replicas = cluster.nodes().filter((n) => n.name !== primary.name);

@@ -20,7 +20,7 @@ export const switchover: Scenario = {
     let commandSeconds = 0;
     const run = await underLoad(ctx, {
       label: 'pgscale switchover',
-      before: ctx.settings.quick ? 2 : 5,
+      before: ctx.settings.quick ? 1 : 5,
       after: ctx.settings.quick ? 2 : 5,
       expectSeconds: ctx.settings.quick ? 10 : 14,
       progressBase: 0,
