@@ -1,7 +1,17 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  chmodSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { allNodes, parseConfig } from '../config/load.js';
@@ -231,6 +241,26 @@ describe('ClusterTls', () => {
     assert.notEqual(again.serialNumber, c0.serialNumber);
     assert.ok(certCovers(again, 'db7.example.com') && !certCovers(again, '10.9.8.7'));
     assert.ok(again.checkPrivateKey(createPrivateKey(readFileSync(f0.key, 'utf8'))));
+  });
+
+  test('half a CA (a key without its certificate, or the reverse) is refused, never completed', () => {
+    const loaded = load(yaml(true), 'half');
+    new ClusterTls(loaded).ensureCa();
+    const caDir = join(loaded.dataDir, 'ca');
+    const first = readFileSync(join(caDir, 'ca.crt'), 'utf8');
+    assert.deepEqual(readdirSync(caDir).sort(), ['ca.crt', 'ca.key']);
+    for (const gone of ['ca.crt', 'ca.key']) {
+      const keep = readFileSync(join(caDir, gone));
+      rmSync(join(caDir, gone));
+      assert.throws(
+        () => new ClusterTls(loaded).ensureCa(),
+        (e: Error) => e.message.includes(`without ${join(caDir, gone)}`) && /second CA/.test(e.message),
+      );
+      assert.ok(!existsSync(join(caDir, gone)), `${gone} was not made again`);
+      writeFileSync(join(caDir, gone), keep);
+    }
+    new ClusterTls(loaded).ensureCa();
+    assert.equal(readFileSync(join(caDir, 'ca.crt'), 'utf8'), first);
   });
 
   test('node_cert_dir: ready certificates are checked — one for another host is refused', () => {

@@ -176,7 +176,16 @@ export class ClusterTls {
       mkdirSync(this.loaded.dataDir, { recursive: true });
       mkdirSync(dirname(key), { recursive: true, mode: 0o700 });
       chmodSync(dirname(key), 0o700);
-      if (!existsSync(cert) || !existsSync(key)) this.createCa(cert, key);
+      const [hasCert, hasKey] = [existsSync(cert), existsSync(key)];
+      // Half a CA is never completed with a new half: that would be a second CA, whose
+      // certificates the other hosts (holding the first) refuse.
+      if (hasCert !== hasKey)
+        throw new Error(
+          `${hasCert ? cert : key} is there without ${hasCert ? key : cert}: pgscale will not make a second CA beside ` +
+            `it. Copy both files of ${dirname(key)} from the host that created the CA (once ${cert} exists there), ` +
+            'or remove the one that is here to create a new CA',
+        );
+      if (!hasCert) this.createCa(cert, key);
     }
     const src = this.caSource();
     const pem = readPem(src, 'cluster.tls.ca_cert');
@@ -189,8 +198,11 @@ export class ClusterTls {
     }
   }
 
+  /** Writes both files under temporary names first: a copy taken meanwhile finds neither. */
   private createCa(cert: string, key: string): void {
-    writePrivate(key, newKeyPem(), false);
+    const tmpKey = `${key}.new-${process.pid}`;
+    const tmpCert = `${cert}.new-${process.pid}`;
+    writePrivate(tmpKey, newKeyPem(), false);
     const name = this.loaded.config.cluster.id ?? this.loaded.config.cluster.name;
     withOpensslConfig(dirname(key), `pgscale ${name} CA`, [], (cnf) =>
       openssl([
@@ -202,16 +214,18 @@ export class ClusterTls {
         '-extensions',
         'ca_ext',
         '-key',
-        key,
+        tmpKey,
         '-sha256',
         '-days',
         String(CA_DAYS),
         '-set_serial',
         serial(),
         '-out',
-        cert,
+        tmpCert,
       ]),
     );
+    renameSync(tmpKey, key);
+    renameSync(tmpCert, cert);
   }
 
   /**
