@@ -32,6 +32,7 @@ import { TopologyView } from '../topology/topology.js';
 import { hostWatchdog } from '../ha/watchdog.js';
 import { claimant } from './store-keys.js';
 import { dropLocalNode, reportProvisioning } from './agent-nodes.js';
+import { readAgentFile, reloadLocalNodes } from './agent-reload.js';
 
 export interface AgentOptions {
   /** This host's name as the config's nodes spell it. */
@@ -453,6 +454,20 @@ export class Agent {
    * Stops the agent: the decide loop, then its nodes (fast shutdown, primaries first is not
    * needed: another host's standby takes over a stopped primary), then its session.
    */
+  /** SIGHUP: this host's file read again, its PostgreSQL settings applied here (agent-reload.ts). */
+  async reload(): Promise<void> {
+    if (!this.fileLoaded || !this.store || this.stopped) return;
+    const { next, changes } = readAgentFile(this.fileLoaded, this.log);
+    if (!next || changes.length === 0) return;
+    this.fileLoaded = next;
+    this.storedKey = ''; // merged again with the nodes recorded in the store, from the new file
+    await this.followStoredNodes(this.store);
+    if (changes.some((c) => c.kind === 'postgres')) {
+      this.syncSet.clear(); // a primary gets its names again once a standby streams (syncNames)
+      await reloadLocalNodes(this.cluster, this.localNodes, this.log);
+    }
+  }
+
   async stop(opts: { stopNodes?: boolean } = {}): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);

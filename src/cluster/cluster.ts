@@ -944,6 +944,16 @@ export class Cluster {
   }
 
   /** Rewrites the primary's conf (synchronous_standby_names names its standbys) and reloads it. */
+  /**
+   * Writes a running node's files from the current config again and has it read them (an agent's
+   * reload): a standby names no synchronous standbys; a primary names its group's other nodes when
+   * `syncNames` (it did before the reload), none otherwise.
+   */
+  async reloadNodeConf(n: NodeRef, syncNames: boolean): Promise<void> {
+    this.writeConf(n, syncNames ? this.standbyNames(n.group, n.name) : []);
+    await reload(this.bins, this.paths(n.name).pgdata);
+  }
+
   async refreshPrimaryConf(primary: NodeRef): Promise<void> {
     this.writeConf(primary, this.standbyNames(primary.group, primary.name));
     await withClient(this.target(primary), (c) => c.query('SELECT pg_reload_conf()'));

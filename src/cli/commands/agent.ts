@@ -1,7 +1,7 @@
 /**
  * `pgscale agent`: the process that runs on each database host of a cluster spread over several
  * hosts (src/cli/agent-run.ts). In the foreground, JSON logs on stderr (systemd's journal);
- * SIGINT/SIGTERM stop it, and its nodes with it.
+ * SIGINT/SIGTERM stop it, and its nodes with it; SIGHUP reloads (agent-reload.ts).
  */
 import { networkInterfaces } from 'node:os';
 import { Cluster } from '../../cluster/cluster.js';
@@ -18,7 +18,8 @@ Runs this host's part of a cluster spread over several hosts (ha.store: etcd): t
 nodes of FILE whose host is HOST — created or cloned when missing, reported to etcd, restarted,
 rewound and promoted as the cluster's decider asks — and, when this agent is the decider, the
 decide loop for every group. A primary on this host stops accepting writes when the agent cannot
-renew its session in etcd for a TTL (ha.ttl). SIGINT or SIGTERM stop the agent and its nodes.
+renew its session in etcd for a TTL (ha.ttl). SIGINT or SIGTERM stop the agent and its nodes;
+SIGHUP reads FILE again and applies its PostgreSQL settings to this host's nodes.
 See docs/multi-host.md.
 
 Options:
@@ -77,14 +78,25 @@ export async function run(argv: string[]): Promise<number> {
     );
   };
   for (const s of ['SIGINT', 'SIGTERM'] as const) process.on(s, onSignal);
+  // SIGHUP (systemd's ExecReload) reloads; without a handler Node would exit on it.
+  let reloading = Promise.resolve();
+  const onHangup = () => {
+    log.info('SIGHUP: reloading the configuration');
+    reloading = reloading.then(() =>
+      agent.reload().catch((e: unknown) => log.error(`reload failed: ${errorMessage(e)}`)),
+    );
+  };
+  process.on('SIGHUP', onHangup);
   try {
     await agent.start();
   } catch (e) {
     for (const s of ['SIGINT', 'SIGTERM'] as const) process.off(s, onSignal);
+    process.off('SIGHUP', onHangup);
     await agent.stop({ stopNodes: false }).catch(() => undefined);
     throw e;
   }
   const code = await finished;
   for (const s of ['SIGINT', 'SIGTERM'] as const) process.off(s, onSignal);
+  process.off('SIGHUP', onHangup);
   return code;
 }
