@@ -135,6 +135,26 @@ async function measureStage(
   };
 }
 
+/**
+ * The same clients through HAProxy balancing their connections round-robin over `nodes` (the
+ * primary and the replicas of the proxy's last stage); HAProxy runs for this stage only.
+ */
+export async function measureHaproxy(
+  ctx: ScenarioContext,
+  path: string,
+  nodes: readonly { name: string; host: string; port: number }[],
+  o: { seconds: number; warmup: number; done: number; total: number },
+): Promise<StageFigures> {
+  const h = await ctx.phase('HAProxy start', () => startHaproxy(ctx.cluster, path, nodes));
+  try {
+    return await ctx.phase(HAPROXY_LABEL, () =>
+      measureStage(ctx, { label: HAPROXY_LABEL, nodes: nodes.length, endpoint: h.endpoint, ...o }),
+    );
+  } finally {
+    await h.stop();
+  }
+}
+
 /** What the read scenario says of HAProxy: its figures beside the proxy's, and what it cannot do. */
 export function concludeHaproxy(h: StageFigures, proxy: StageFigures, alone: StageFigures): string {
   return (
@@ -248,19 +268,12 @@ export const readScaling: Scenario = {
     let haproxyVer: string | null = null;
     if (withHaproxy) {
       haproxyVer = haproxyVersion(tool.path!);
-      const h = await ctx.phase('HAProxy start', () =>
-        startHaproxy(cluster, tool.path!, [primary, ...replicas]),
-      );
-      try {
-        haproxy = await measure(
-          HAPROXY_LABEL,
-          1 + replicas.length,
-          h.endpoint,
-          STAGES.length * (seconds + warmup),
-        );
-      } finally {
-        await h.stop();
-      }
+      haproxy = await measureHaproxy(ctx, tool.path!, [primary, ...replicas], {
+        seconds,
+        warmup,
+        done: STAGES.length * (seconds + warmup),
+        total,
+      });
       progress.note(stageLine(haproxy));
     } else {
       progress.note(haproxyNote(tool, settings.quick));
