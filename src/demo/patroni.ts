@@ -311,7 +311,9 @@ export async function startPatroni(
       const [row] = await query<{ rec: boolean; n: number }>(
         l,
         'postgres',
-        "SELECT pg_is_in_recovery() AS rec, (SELECT count(*)::int FROM pg_stat_replication WHERE state = 'streaming') AS n",
+        // Patroni's standbys stream as their member name; pg_basebackup's own WAL stream (a standby
+        // still being cloned) shows as 'streaming' too, under its own name.
+        "SELECT pg_is_in_recovery() AS rec, (SELECT count(*)::int FROM pg_stat_replication WHERE state = 'streaming' AND application_name LIKE 'patroni%') AS n",
       );
       return row !== undefined && !row.rec && row.n >= o.standbys;
     });

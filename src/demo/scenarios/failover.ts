@@ -193,7 +193,7 @@ export function patroniRanNote(p: PatroniFigures): string {
     `Patroni's documented defaults (${timingsText(p.timings)}, synchronous_mode off), one etcd member; started in ${secs(p.startSeconds)}. ` +
     'Nothing in front of its nodes: its clients try the three servers in turn and keep the first that accepts writes, ' +
     "as libpq's target_session_attrs=read-write does. Patroni restarts a crashed primary in place while it holds the leader key, " +
-    'so the pause is mostly the wait for its next loop (up to loop_wait).'
+    'so the pause is the wait for its next loop (anywhere from 0 to loop_wait, by when the kill lands) plus crash recovery: it varies from run to run.'
   );
 }
 
