@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { parseDocument, stringify } from 'yaml';
+import type { PgBinaries } from '../cluster/binaries.js';
 import { Cluster } from '../cluster/cluster.js';
 import { pidAlive, runningPid } from '../cluster/instance.js';
 import { findFreePortBlock } from '../cluster/ports.js';
@@ -242,6 +243,11 @@ export class DemoCluster {
 
   postgresVersion(): string {
     return this.cluster.bins.version;
+  }
+
+  /** The PostgreSQL binaries the cluster runs (for another tool's nodes: Patroni's). */
+  get bins(): PgBinaries {
+    return this.cluster.bins;
   }
 
   /** Where the PostgreSQL binaries come from (system, embedded …). */

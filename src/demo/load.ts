@@ -58,6 +58,12 @@ export interface LoadOptions {
   writeSql?: string;
   /** A class of write ids (their shard), to keep each class's writes and slowest write apart. */
   classOf?: (id: number) => string;
+  /**
+   * Servers to try in turn, keeping the first that accepts writes, as libpq does with a host list
+   * and `target_session_attrs=read-write` (a cluster without a proxy in front: Patroni's). The
+   * endpoint's host and port are then not used.
+   */
+  readWriteHosts?: readonly { host: string; port: number }[];
 }
 
 export interface KindStats {
@@ -158,6 +164,37 @@ export async function createTables(endpoint: Endpoint, keys: number): Promise<vo
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A connection to the first of `hosts` that accepts writes (`transaction_read_only` off), tried
+ * in order, as libpq's `target_session_attrs=read-write`; throws one that says so when some server
+ * answered but read-only, else the last error.
+ */
+export async function connectReadWrite(
+  endpoint: Endpoint,
+  hosts: readonly { host: string; port: number }[],
+  options: { connectionTimeoutMillis?: number; query_timeout?: number } = {},
+): Promise<pg.Client> {
+  let last: unknown = null;
+  let readOnly = false;
+  for (const h of hosts) {
+    const c = new pg.Client({ ...endpoint, ...h, ...options });
+    c.on('error', () => undefined);
+    try {
+      await c.connect();
+      const r = await c.query<{ ro: string }>('SELECT current_setting($1) AS ro', ['transaction_read_only']);
+      if (r.rows[0]?.ro === 'off') return c;
+      readOnly = true;
+    } catch (e) {
+      last = e;
+    }
+    await c.end().catch(() => undefined);
+  }
+  if (!readOnly && last instanceof Error) throw last;
+  throw Object.assign(new Error('no server accepting writes among the hosts'), {
+    code: 'no read-write host',
+  });
+}
 
 /**
  * One run: open the connections, then `start()` begins the measured period and `stop()` ends it
@@ -263,11 +300,9 @@ export class Load {
   }
 
   private async connect(): Promise<pg.Client> {
-    const c = new pg.Client({
-      ...this.o.endpoint,
-      connectionTimeoutMillis: 30_000,
-      query_timeout: this.o.queryTimeoutMs ?? 60_000,
-    });
+    const options = { connectionTimeoutMillis: 30_000, query_timeout: this.o.queryTimeoutMs ?? 60_000 };
+    if (this.o.readWriteHosts) return connectReadWrite(this.o.endpoint, this.o.readWriteHosts, options);
+    const c = new pg.Client({ ...this.o.endpoint, ...options });
     c.on('error', () => undefined); // a broken connection is noticed by the next query
     await c.connect();
     return c;

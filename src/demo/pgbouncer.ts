@@ -5,13 +5,13 @@
  * transaction pooling and the same pool size as pgscale's proxy, on a spare port of the cluster's
  * block. Its files (pgbouncer.ini, userlist.txt, log) live in the cluster's directory and go with it.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { chownSync, closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanEnv, serviceUser } from '../cluster/run-as.js';
-import { kill, waitAccepting, waitExit } from './cluster.js';
+import { serviceUser } from '../cluster/run-as.js';
+import { waitAccepting } from './cluster.js';
 import type { DemoCluster, StandaloneProxy } from './cluster.js';
+import { startDaemon } from './daemon.js';
 
 /** `PgBouncer 1.18.0` from `pgbouncer --version`, or null when it does not answer. */
 export function pgbouncerVersion(path: string): string | null {
@@ -76,30 +76,23 @@ export async function startPgBouncer(
   );
   const u = serviceUser();
   if (u) for (const f of [dir, users, ini]) chownSync(f, u.uid, u.gid);
-  const log = join(dir, 'pgbouncer.log');
-  const out = openSync(join(dir, 'stderr.log'), 'a');
-  let child: ChildProcess;
-  try {
-    child = spawn(o.path, [ini], {
-      stdio: ['ignore', out, out],
-      env: cleanEnv(),
-      cwd: dir,
-      ...(u ? { uid: u.uid, gid: u.gid } : {}),
-    });
-  } finally {
-    closeSync(out);
-  }
-  const pid = child.pid ?? -1;
-  let exited = pid === -1;
-  child.once('exit', () => (exited = true));
-  child.once('error', () => (exited = true));
-  const stop = async () => {
-    kill(pid, 'SIGTERM'); // immediate shutdown (SIGINT would wait for the clients)
-    if (!(await waitExit(pid, 15_000))) kill(pid, 'SIGKILL');
-    forget();
-  };
-  const forget = cluster.onCleanup(`pgbouncer pid ${pid}`, stop, () => kill(pid, 'SIGKILL'));
+  const d = startDaemon(cluster, {
+    name: 'pgbouncer',
+    file: o.path,
+    args: [ini],
+    log: join(dir, 'stderr.log'),
+    cwd: dir,
+    asService: true,
+  });
+  const stop = () => d.stop(); // SIGTERM: immediate shutdown (SIGINT would wait for the clients)
   const endpoint = { ...app, port };
-  await waitAccepting(endpoint, 'PgBouncer', () => exited, log, stop, forget);
-  return { endpoint, pid, stop };
+  await waitAccepting(
+    endpoint,
+    'PgBouncer',
+    () => d.exited(),
+    join(dir, 'pgbouncer.log'),
+    stop,
+    () => void d.stop(true),
+  );
+  return { endpoint, pid: d.pid, stop };
 }

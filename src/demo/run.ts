@@ -208,6 +208,10 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       },
       sharded: startSharded,
       phase: (name, fn) => phases.part(name, fn),
+      capProcess: (group, pid) => {
+        caps?.ensure(group);
+        caps?.move(group, pid);
+      },
     };
     const results: ScenarioResult[] = [];
     for (const s of scenarios) {

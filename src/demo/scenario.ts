@@ -31,6 +31,11 @@ export interface ScenarioContext {
   sharded(): Promise<DemoCluster>;
   /** Times a part of the scenario (a stage, a warm-up, a teardown) for the run's timing line. */
   phase<T>(name: string, fn: () => Promise<T>): Promise<T>;
+  /**
+   * Puts a process and its children (another tool's PostgreSQL node: Patroni's) under the CPU cap
+   * of the demo's nodes, in a cgroup of its own named `group`; nothing when the nodes run uncapped.
+   */
+  capProcess(group: string, pid: number): void;
 }
 
 export interface BarChart {

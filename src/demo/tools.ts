@@ -1,7 +1,9 @@
 /**
  * The other tools a reader may compare pgscale with, found on this machine or not: PgBouncer
- * (connection pooling), Patroni and HAProxy (failover). Looked for at their Debian paths, then
- * on PATH. The report says in one line per scenario what was compared and what was not, and why.
+ * (connection pooling), Patroni with etcd (failover) and HAProxy (read spreading). Looked for at
+ * their Debian paths, then on PATH; PGSCALE_DEMO_WITHOUT (names, comma-separated) leaves some out
+ * as if they were not installed. The report says in one line per scenario what was compared and
+ * what was not, and why.
  */
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
@@ -15,6 +17,7 @@ export interface Tool {
 const DEBIAN: Record<string, string> = {
   pgbouncer: '/usr/sbin/pgbouncer',
   patroni: '/usr/bin/patroni',
+  etcd: '/usr/bin/etcd',
   haproxy: '/usr/sbin/haproxy',
 };
 
@@ -27,7 +30,16 @@ function executable(p: string): boolean {
   }
 }
 
+/** The tools PGSCALE_DEMO_WITHOUT names (`patroni,haproxy`): treated as not installed. */
+function leftOut(name: string): boolean {
+  return (process.env.PGSCALE_DEMO_WITHOUT ?? '')
+    .split(',')
+    .map((x) => x.trim())
+    .includes(name);
+}
+
 export function findTool(name: string): Tool {
+  if (leftOut(name)) return { name, path: null };
   const candidates = [
     DEBIAN[name],
     ...(process.env.PATH ?? '').split(delimiter).map((d) => d && join(d, name)),
@@ -46,13 +58,21 @@ export function pgbouncerNote(
     : 'PgBouncer is not installed on this machine (apt-get install pgbouncer), so the connection cost through PgBouncer is not measured here.';
 }
 
-/** The one-line note of the failover scenario about Patroni and HAProxy. */
-export function patroniNote(p: Tool = findTool('patroni'), h: Tool = findTool('haproxy')): string {
-  const have = [p, h].filter((t) => t.path).map((t) => `${t.name} (${t.path})`);
-  const missing = [p, h].filter((t) => !t.path).map((t) => t.name);
-  return (
-    (have.length ? `Installed here: ${have.join(', ')}. ` : '') +
-    (missing.length ? `Not installed: ${missing.join(', ')}. ` : '') +
-    'The same failover with Patroni + etcd behind HAProxy is not run by this demo yet, so there is no comparison with it.'
-  );
+/** The one-line note of the failover scenario when Patroni + etcd did not run: why not. */
+export function patroniNote(p: Tool, etcd: Tool, quick: boolean): string {
+  const missing = [p, etcd].filter((t) => !t.path).map((t) => t.name);
+  if (missing.length)
+    return `${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not installed on this machine (apt-get install patroni etcd-server), so the same failover with Patroni + etcd is not measured here.`;
+  return quick
+    ? `Patroni + etcd are installed (${p.path}, ${etcd.path}): the same failover with Patroni runs in the full run only (it costs about a minute), not with --quick.`
+    : 'Patroni + etcd are installed, but the same failover with Patroni did not run.';
+}
+
+/** The one-line note of the read scenario when HAProxy did not run: why not. */
+export function haproxyNote(h: Tool, quick: boolean): string {
+  if (!h.path)
+    return 'HAProxy is not installed on this machine (apt-get install haproxy), so read spreading through HAProxy is not measured here.';
+  return quick
+    ? `HAProxy is installed (${h.path}): reads spread by HAProxy are measured in the full run only, not with --quick.`
+    : 'HAProxy is installed, but reads through it were not measured.';
 }

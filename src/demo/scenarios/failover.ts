@@ -4,12 +4,16 @@
  * off — the default — then on, the opt-in; applied in between with `pgscale reload`, no restart). Figures: the timeline, the longest time without a
  * successful write, errors by kind, acknowledged commits missing afterwards (none may be missing
  * with synchronous replication), and how long until the old primary was back as a replica.
+ * In a full run, where Patroni and etcd are installed, the same kill -9 under the same load
+ * against Patroni + etcd with its defaults (./failover-patroni.ts), as one more row.
  * Needs automatic failover (the `ha` section of pgscale.yaml); skipped in builds without it.
  */
 import { haAvailable, pgscaleCli } from '../cluster.js';
 import { int, seconds as secs } from '../format.js';
 import type { Scenario, ScenarioContext, ScenarioOutcome } from '../scenario.js';
-import { patroniNote } from '../tools.js';
+import { findTool, patroniNote } from '../tools.js';
+import { patroniFailover, timingsText } from './failover-patroni.js';
+import type { PatroniFigures } from './failover-patroni.js';
 import { timelineChart, underLoad } from './under-load.js';
 import type { UnderLoadResult } from './under-load.js';
 
@@ -129,8 +133,11 @@ const modeText = (m: 'on' | 'off') =>
     ? 'asynchronous replication (the default)'
     : 'synchronous replication (replication.synchronous: on)';
 
-/** The sentence and the summary line: the default first, then the opt-in, each with its losses. */
-export function concludeFailover(figs: readonly FailoverFigures[]): { conclusion: string; headline: string } {
+/** The sentence and the summary line: the default first, then the opt-in, each with its losses; then Patroni's. */
+export function concludeFailover(
+  figs: readonly FailoverFigures[],
+  patroni: PatroniFigures | null = null,
+): { conclusion: string; headline: string } {
   const parts = figs.map(
     (f) =>
       `with ${modeText(f.synchronous)} writes stopped for ${pauseText(f)} and ${int(f.lost)} of ${int(f.acknowledged)} acknowledged commits were lost`,
@@ -140,11 +147,54 @@ export function concludeFailover(figs: readonly FailoverFigures[]): { conclusion
     last.rejoinedAfterSeconds === null
       ? `${last.killed} had not rejoined as a replica by the end.`
       : `${last.killed} rejoined as a replica ${secs(last.rejoinedAfterSeconds)} after the kill.`;
-  const conclusion = `After kill -9 of the primary, ${parts.join('; ')}. ${rejoin}`;
-  const headline = figs
-    .map((f) => `${f.synchronous === 'off' ? 'async' : 'sync'}: pause ${pauseText(f)}, ${int(f.lost)} lost`)
-    .join('; ');
+  const p = patroni;
+  const pat = p
+    ? ` With Patroni + etcd (its defaults: ${timingsText(p.timings)}, asynchronous), the same kill -9 stopped writes for ` +
+      `${p.writePauseSeconds === null ? 'an unknown time' : secs(p.writePauseSeconds)} and ${int(p.lost)} of ${int(p.acknowledged)} acknowledged commits were lost` +
+      (p.primaryAfter === p.killed ? ` (Patroni restarted ${p.killed} in place).` : '.')
+    : '';
+  const conclusion = `After kill -9 of the primary, ${parts.join('; ')}. ${rejoin}${pat}`;
+  const headline =
+    figs
+      .map((f) => `${f.synchronous === 'off' ? 'async' : 'sync'}: pause ${pauseText(f)}, ${int(f.lost)} lost`)
+      .join('; ') +
+    (p
+      ? `; Patroni: pause ${p.writePauseSeconds === null ? '?' : secs(p.writePauseSeconds)}, ${int(p.lost)} lost`
+      : '');
   return { conclusion, headline };
+}
+
+const errorsText = (errors: number, byKind: Record<string, number>) =>
+  `${int(errors)} ${Object.entries(byKind)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join(', ')}`.trim();
+
+/** Patroni's row of the table, beside pgscale's. */
+export function patroniRow(p: PatroniFigures): (string | number | null)[] {
+  return [
+    `Patroni + etcd (${timingsText(p.timings)})`,
+    'off',
+    p.killed,
+    p.primaryAfter === p.killed ? `none (${p.killed} restarted in place)` : p.primaryAfter,
+    p.writePauseSeconds === null ? null : secs(p.writePauseSeconds),
+    int(p.acknowledged),
+    int(p.lost),
+    `${int(p.inDoubt)} (${int(p.inDoubtCommitted)})`,
+    errorsText(p.errors, p.errorsByKind),
+    p.primaryAfter === p.killed ? 'n/a' : 'not measured',
+  ];
+}
+
+/** The note of a run in which Patroni took part: what ran and how the clients found the primary. */
+export function patroniRanNote(p: PatroniFigures): string {
+  const v = [p.versions.patroni, p.versions.etcd].filter(Boolean).join(', ');
+  return (
+    `Patroni + etcd${v ? ` (${v})` : ''}: a primary and 2 standbys on the same PostgreSQL binaries and CPU cap, ` +
+    `Patroni's documented defaults (${timingsText(p.timings)}, synchronous_mode off), one etcd member; started in ${secs(p.startSeconds)}. ` +
+    'Nothing in front of its nodes: its clients try the three servers in turn and keep the first that accepts writes, ' +
+    "as libpq's target_session_attrs=read-write does. Patroni restarts a crashed primary in place while it holds the leader key, " +
+    'so the pause is the wait for its next loop (anywhere from 0 to loop_wait, by when the kill lands) plus crash recovery: it varies from run to run.'
+  );
 }
 
 export const failover: Scenario = {
@@ -154,9 +204,12 @@ export const failover: Scenario = {
   async run(ctx: ScenarioContext): Promise<ScenarioOutcome> {
     // The default first (asynchronous), then the opt-in.
     const modes: ('on' | 'off')[] = ['off', 'on'];
+    const tools = { patroni: findTool('patroni'), etcd: findTool('etcd') };
+    const withPatroni = !ctx.settings.quick && tools.patroni.path !== null && tools.etcd.path !== null;
+    const parts = modes.length + (withPatroni ? 1 : 0);
     const results: { figures: FailoverFigures; run: UnderLoadResult }[] = [];
     for (const [i, mode] of modes.entries()) {
-      const r = await failoverOnce(ctx, mode, i / modes.length, 1 / modes.length);
+      const r = await failoverOnce(ctx, mode, i / parts, 1 / parts);
       results.push(r);
       const f = r.figures;
       ctx.progress.note(
@@ -167,21 +220,47 @@ export const failover: Scenario = {
             : `old primary back as a replica after ${secs(f.rejoinedAfterSeconds)}`),
       );
     }
+    let patroni: { figures: PatroniFigures; run: UnderLoadResult } | null = null;
+    if (withPatroni) {
+      const paths = { patroni: tools.patroni.path!, etcd: tools.etcd.path! };
+      patroni = await patroniFailover(ctx, paths, { base: modes.length / parts, span: 1 / parts });
+      const f = patroni.figures;
+      ctx.progress.note(
+        `Patroni + etcd (${timingsText(f.timings)}; started in ${secs(f.startSeconds)}): ${f.killed} killed, ` +
+          `primary afterwards ${f.primaryAfter ?? '?'}; no writes for ${f.writePauseSeconds === null ? '?' : secs(f.writePauseSeconds)}; ` +
+          `${int(f.lost)} of ${int(f.acknowledged)} acknowledged writes lost`,
+      );
+    } else {
+      ctx.progress.note(patroniNote(tools.patroni, tools.etcd, ctx.settings.quick));
+    }
     const figs = results.map((r) => r.figures);
-    const { conclusion, headline } = concludeFailover(figs);
+    const pf = patroni?.figures ?? null;
+    const { conclusion, headline } = concludeFailover(figs, pf);
     return {
       conclusion,
       headline,
-      figures: { runs: figs },
-      notes: [patroniNote()],
-      keyFigures: figs.flatMap((f) => [
-        ...(f.writePauseSeconds === null
-          ? []
-          : [{ name: `write pause, synchronous ${f.synchronous}`, unit: 's', value: f.writePauseSeconds }]),
-        { name: `acknowledged commits lost, synchronous ${f.synchronous}`, unit: 'commits', value: f.lost },
-      ]),
+      figures: { runs: figs, patroni: pf },
+      notes: [pf ? patroniRanNote(pf) : patroniNote(tools.patroni, tools.etcd, ctx.settings.quick)],
+      keyFigures: figs
+        .flatMap((f) => [
+          ...(f.writePauseSeconds === null
+            ? []
+            : [{ name: `write pause, synchronous ${f.synchronous}`, unit: 's', value: f.writePauseSeconds }]),
+          { name: `acknowledged commits lost, synchronous ${f.synchronous}`, unit: 'commits', value: f.lost },
+        ])
+        .concat(
+          pf
+            ? [
+                ...(pf.writePauseSeconds === null
+                  ? []
+                  : [{ name: 'write pause, Patroni', unit: 's', value: pf.writePauseSeconds }]),
+                { name: 'acknowledged commits lost, Patroni', unit: 'commits', value: pf.lost },
+              ]
+            : [],
+        ),
       table: {
         headers: [
+          'cluster',
           'synchronous',
           'killed',
           'promoted',
@@ -192,26 +271,38 @@ export const failover: Scenario = {
           'errors',
           'rejoined after',
         ],
-        rows: figs.map((f) => [
-          f.synchronous,
-          f.killed,
-          f.promoted,
-          f.writePauseSeconds === null ? null : secs(f.writePauseSeconds),
-          int(f.acknowledged),
-          int(f.lost),
-          `${int(f.inDoubt)} (${int(f.inDoubtCommitted)})`,
-          `${int(f.errors)} ${Object.entries(f.errorsByKind)
-            .map(([k, v]) => `${k}: ${v}`)
-            .join(', ')}`.trim(),
-          f.rejoinedAfterSeconds === null ? 'not yet' : secs(f.rejoinedAfterSeconds),
-        ]),
+        rows: figs
+          .map((f): (string | number | null)[] => [
+            'pgscale',
+            f.synchronous,
+            f.killed,
+            f.promoted,
+            f.writePauseSeconds === null ? null : secs(f.writePauseSeconds),
+            int(f.acknowledged),
+            int(f.lost),
+            `${int(f.inDoubt)} (${int(f.inDoubtCommitted)})`,
+            errorsText(f.errors, f.errorsByKind),
+            f.rejoinedAfterSeconds === null ? 'not yet' : secs(f.rejoinedAfterSeconds),
+          ])
+          .concat(pf ? [patroniRow(pf)] : []),
       },
-      charts: results.map((r) =>
-        timelineChart(
-          `Operations per second, kill -9 of the primary (${r.figures.synchronous === 'off' ? 'asynchronous, the default' : 'synchronous: on'})`,
-          r.run,
+      charts: results
+        .map((r) =>
+          timelineChart(
+            `Operations per second, kill -9 of the primary (${r.figures.synchronous === 'off' ? 'asynchronous, the default' : 'synchronous: on'})`,
+            r.run,
+          ),
+        )
+        .concat(
+          patroni
+            ? [
+                timelineChart(
+                  `Operations per second, kill -9 of the primary, Patroni + etcd (${timingsText(patroni.figures.timings)})`,
+                  patroni.run,
+                ),
+              ]
+            : [],
         ),
-      ),
     };
   },
 };

@@ -4,14 +4,18 @@
  * in front of the primary and 1, then 2, of its replicas (reads split over them, the primary
  * taking the same share as a replica). Each node is capped to the same CPU share, so more nodes
  * should mean more reads per second. Figures: reads/s, p50/p99, and the ratio to the primary alone.
+ * In a full run, where HAProxy is installed, the same clients through HAProxy balancing over the
+ * same three nodes, as one more row (../haproxy.ts).
  */
 import { availableParallelism } from 'node:os';
 import type { DemoCluster, StandaloneProxy } from '../cluster.js';
 import { int, ms, pct, ratio } from '../format.js';
 import type { Endpoint, LoadResult } from '../load.js';
 import { runLoad } from '../load.js';
+import { haproxyVersion, startHaproxy } from '../haproxy.js';
 import { hostBusyMeter } from '../measure.js';
 import type { DemoSettings, Scenario, ScenarioContext, ScenarioOutcome } from '../scenario.js';
+import { findTool, haproxyNote } from '../tools.js';
 
 const CLIENTS = 32;
 
@@ -82,6 +86,87 @@ async function warmCaches(cluster: DemoCluster): Promise<void> {
     }
   }
 }
+
+const HAPROXY_LABEL = 'HAProxy + 2 replicas';
+
+const stageLine = (f: StageFigures) =>
+  `${f.label}: ${int(f.readsPerSecond)} reads/s, p50 ${ms(f.p50Ms)} ms, p99 ${ms(f.p99Ms)} ms` +
+  (f.errors ? `, ${f.errors} errors` : '');
+
+/** One stage: CLIENTS readers against `endpoint`, unmeasured for `warmup` s, then measured for `seconds`. */
+async function measureStage(
+  ctx: ScenarioContext,
+  o: {
+    label: string;
+    nodes: number;
+    endpoint: Endpoint;
+    seconds: number;
+    warmup: number;
+    done: number;
+    total: number;
+  },
+): Promise<StageFigures> {
+  let busy: () => number | null = () => null;
+  const r: LoadResult = await runLoad(
+    { endpoint: o.endpoint, groups: [{ kind: 'read', clients: CLIENTS }], keys: ctx.settings.keys },
+    {
+      seconds: o.seconds,
+      warmupSeconds: o.warmup,
+      onStart: () => (busy = hostBusyMeter()),
+      tick: (l) => {
+        const live = l.live();
+        ctx.progress.update(
+          (o.done + o.warmup + live.seconds) / o.total,
+          `${o.label}: ${int(live.readOk / Math.max(live.seconds, 0.001))} reads/s`,
+        );
+      },
+    },
+  );
+  const s = r.read.latency.summary();
+  return {
+    label: o.label,
+    nodes: o.nodes,
+    readsPerSecond: r.read.ok / r.seconds,
+    p50Ms: s.p50 / 1000,
+    p99Ms: s.p99 / 1000,
+    p999Ms: s.p999 / 1000,
+    errors: r.read.errors,
+    hostBusy: busy(),
+  };
+}
+
+/**
+ * The same clients through HAProxy balancing their connections round-robin over `nodes` (the
+ * primary and the replicas of the proxy's last stage); HAProxy runs for this stage only.
+ */
+export async function measureHaproxy(
+  ctx: ScenarioContext,
+  path: string,
+  nodes: readonly { name: string; host: string; port: number }[],
+  o: { seconds: number; warmup: number; done: number; total: number },
+): Promise<StageFigures> {
+  const h = await ctx.phase('HAProxy start', () => startHaproxy(ctx.cluster, path, nodes));
+  try {
+    return await ctx.phase(HAPROXY_LABEL, () =>
+      measureStage(ctx, { label: HAPROXY_LABEL, nodes: nodes.length, endpoint: h.endpoint, ...o }),
+    );
+  } finally {
+    await h.stop();
+  }
+}
+
+/** What the read scenario says of HAProxy: its figures beside the proxy's, and what it cannot do. */
+export function concludeHaproxy(h: StageFigures, proxy: StageFigures, alone: StageFigures): string {
+  return (
+    `HAProxy balancing the same clients' connections round-robin over the same ${h.nodes} nodes served ` +
+    `${int(h.readsPerSecond)} reads/s (${ratio(h.readsPerSecond / alone.readsPerSecond)} the primary alone; the proxy ${int(proxy.readsPerSecond)}), ` +
+    `p50 ${ms(h.p50Ms)} ms, p99 ${ms(h.p99Ms)} ms.`
+  );
+}
+
+/** What HAProxy cannot do that the proxy does, in one line. */
+export const HAPROXY_LIMITS =
+  "HAProxy balances connections, not statements: it cannot tell a write from a read (an application needs a second port for writes and must choose per query), cannot keep a session's reads on the primary after its own writes nor hold back reads from a lagging replica (its checks see a node up or down, not its lag), and pools nothing (every client is a server connection).";
 
 export function conclude(
   stages: readonly StageFigures[],
@@ -157,68 +242,68 @@ export const readScaling: Scenario = {
       }
       return up;
     });
+    const tool = findTool('haproxy');
+    const withHaproxy = !settings.quick && tool.path !== null;
     const stages: StageFigures[] = [];
-    const total = STAGES.length * (seconds + warmup);
+    const total = (STAGES.length + (withHaproxy ? 1 : 0)) * (seconds + warmup);
+    const measure = (label: string, nodes: number, endpoint: Endpoint, done: number) =>
+      ctx.phase(label, () => measureStage(ctx, { label, nodes, endpoint, seconds, warmup, done, total }));
     for (const [i, stage] of STAGES.entries()) {
       const proxy: StandaloneProxy | null = proxies[i] ?? null;
       const endpoint: Endpoint = proxy?.endpoint ?? cluster.endpoint(primary);
-      let r: LoadResult;
-      let busy: () => number | null = () => null;
+      let f: StageFigures;
       try {
-        const done = i * (seconds + warmup);
-        r = await ctx.phase(stage.label, () =>
-          runLoad(
-            { endpoint, groups: [{ kind: 'read', clients: CLIENTS }], keys: settings.keys },
-            {
-              seconds,
-              warmupSeconds: warmup,
-              onStart: () => (busy = hostBusyMeter()),
-              tick: (l) => {
-                const live = l.live();
-                progress.update(
-                  (done + warmup + live.seconds) / total,
-                  `${stage.label}: ${int(live.readOk / Math.max(live.seconds, 0.001))} reads/s`,
-                );
-              },
-            },
-          ),
-        );
+        f = await measure(stage.label, 1 + (stage.replicas ?? 0), endpoint, i * (seconds + warmup));
       } catch (e) {
         await stopAll(proxies);
         throw e;
       } finally {
         await proxy?.stop();
       }
-      const s = r.read.latency.summary();
-      const f: StageFigures = {
-        label: stage.label,
-        nodes: 1 + (stage.replicas ?? 0),
-        readsPerSecond: r.read.ok / r.seconds,
-        p50Ms: s.p50 / 1000,
-        p99Ms: s.p99 / 1000,
-        p999Ms: s.p999 / 1000,
-        errors: r.read.errors,
-        hostBusy: busy(),
-      };
       stages.push(f);
-      progress.note(
-        `${f.label}: ${int(f.readsPerSecond)} reads/s, p50 ${ms(f.p50Ms)} ms, p99 ${ms(f.p99Ms)} ms` +
-          (f.errors ? `, ${f.errors} errors` : ''),
-      );
+      progress.note(stageLine(f));
+    }
+    // The same clients through HAProxy, balancing their connections over the same three nodes.
+    let haproxy: StageFigures | null = null;
+    let haproxyVer: string | null = null;
+    if (withHaproxy) {
+      haproxyVer = haproxyVersion(tool.path!);
+      haproxy = await measureHaproxy(ctx, tool.path!, [primary, ...replicas], {
+        seconds,
+        warmup,
+        done: STAGES.length * (seconds + warmup),
+        total,
+      });
+      progress.note(stageLine(haproxy));
+    } else {
+      progress.note(haproxyNote(tool, settings.quick));
     }
     const base = stages[0]!.readsPerSecond;
+    const shown = haproxy ? [...stages, haproxy] : stages;
+    const c = conclude(stages, settings);
     return {
-      ...conclude(stages, settings),
+      ...c,
+      conclusion: haproxy
+        ? `${c.conclusion} ${concludeHaproxy(haproxy, stages[stages.length - 1]!, stages[0]!)}`
+        : c.conclusion,
+      notes: [
+        ...(c.notes ?? []),
+        haproxy
+          ? `HAProxy${haproxyVer ? ` (${haproxyVer.replace('HAProxy ', '')})` : ''} in TCP mode, balance roundrobin over the primary and both replicas, the same ${CLIENTS} clients. ${HAPROXY_LIMITS}`
+          : haproxyNote(tool, settings.quick),
+      ],
       figures: {
         clients: CLIENTS,
         seconds,
         warmupSeconds: warmup,
         stages,
         ratio: stages[stages.length - 1]!.readsPerSecond / base,
+        haproxy,
+        haproxyVersion: haproxyVer,
       },
       keyFigures: [
-        ...stages.map((s) => ({ name: `reads/s, ${s.label}`, unit: 'reads/s', value: s.readsPerSecond })),
-        ...stages.map((s) => ({ name: `p99, ${s.label}`, unit: 'ms', value: s.p99Ms })),
+        ...shown.map((s) => ({ name: `reads/s, ${s.label}`, unit: 'reads/s', value: s.readsPerSecond })),
+        ...shown.map((s) => ({ name: `p99, ${s.label}`, unit: 'ms', value: s.p99Ms })),
         {
           name: 'ratio to the primary alone',
           unit: '×',
@@ -237,7 +322,7 @@ export const readScaling: Scenario = {
           'errors',
           'host busy',
         ],
-        rows: stages.map((s) => [
+        rows: shown.map((s) => [
           s.label,
           s.nodes,
           int(s.readsPerSecond),
@@ -254,7 +339,7 @@ export const readScaling: Scenario = {
           type: 'bars',
           title: 'Reads per second by number of nodes',
           unit: 'reads/s',
-          bars: stages.map((s) => ({
+          bars: shown.map((s) => ({
             label: `${s.label} (${s.nodes} node${s.nodes > 1 ? 's' : ''})`,
             value: s.readsPerSecond,
             note: `${int(s.readsPerSecond)}/s · ${ratio(s.readsPerSecond / base)} · p99 ${ms(s.p99Ms)} ms`,

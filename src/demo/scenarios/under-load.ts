@@ -9,7 +9,7 @@ import type { DemoCluster } from '../cluster.js';
 import { pgscaleCli } from '../cluster.js';
 import { int } from '../format.js';
 import { Load } from '../load.js';
-import type { LoadResult } from '../load.js';
+import type { Endpoint, LoadResult } from '../load.js';
 import type { ScenarioContext, TimelineChart } from '../scenario.js';
 import { ratesPerSecond } from '../timeline.js';
 
@@ -61,6 +61,16 @@ export interface UnderLoadPlan {
     committedIds(): Promise<Set<number>>;
     classOf?: (id: number) => string;
   };
+  /**
+   * Another cluster than the demo's, with the same tables (Patroni's, for the comparison): the
+   * servers the clients try in turn for a writable one, and the ids its demo_writes holds
+   * afterwards. It has no pgscale history.
+   */
+  target?: {
+    endpoint: Endpoint;
+    readWriteHosts: readonly { host: string; port: number }[];
+    committedIds(): Promise<Set<number>>;
+  };
 }
 
 const WRITERS = 8;
@@ -103,11 +113,13 @@ async function committedIds(cluster: DemoCluster): Promise<Set<number>> {
 export async function underLoad(ctx: ScenarioContext, plan: UnderLoadPlan): Promise<UnderLoadResult> {
   const { progress } = ctx;
   const w = plan.workload;
+  const other = plan.target;
   const cluster = w?.cluster ?? ctx.cluster;
-  if (!w) await truncateWrites(cluster);
+  if (!w && !other) await truncateWrites(cluster);
   const startedAt = Date.now();
   const load = new Load({
-    endpoint: cluster.endpoint(),
+    endpoint: other?.endpoint ?? cluster.endpoint(),
+    ...(other ? { readWriteHosts: other.readWriteHosts } : {}),
     groups: w
       ? [{ kind: 'write', clients: w.writers }]
       : [
@@ -140,9 +152,10 @@ export async function underLoad(ctx: ScenarioContext, plan: UnderLoadPlan): Prom
     clearInterval(timer);
     r = await load.stop();
   }
-  const present = await (w ? w.committedIds() : committedIds(cluster));
+  const ids = other ?? w;
+  const present = await (ids ? ids.committedIds() : committedIds(cluster));
   const lost = r.acknowledged.filter((id) => !present.has(id));
-  const events = (await history(cluster)).filter((e) => Date.parse(e.at) >= startedAt - 1000);
+  const events = other ? [] : (await history(cluster)).filter((e) => Date.parse(e.at) >= startedAt - 1000);
   return {
     load: r,
     markers: [...markers, ...eventMarkers(events, t0)].sort((a, b) => a.t - b.t),
