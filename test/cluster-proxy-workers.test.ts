@@ -163,14 +163,13 @@ groups:
     run('agent1', ['agent', '-c', join(dir, 'a.yaml'), '--host', '127.0.0.1']);
     const secrets = join(dataDir, 'secrets.json');
     await until('the agent to create the cluster', () => Promise.resolve(existsSync(secrets)), 120_000);
-    await until(
+    const s = await until(
       'secrets.json to be complete',
       () => Promise.resolve(JSON.parse(readFileSync(secrets, 'utf8')) as { superuser: string; app: string }),
       10_000,
-    ).then((s) => {
-      superPassword = s.superuser;
-      appPassword = s.app;
-    });
+    );
+    superPassword = s.superuser;
+    appPassword = s.app;
     mkdirSync(join(dir, 'data2'), { mode: 0o755 });
     copyFileSync(secrets, join(dir, 'data2', 'secrets.json'));
     run('agent2', [
