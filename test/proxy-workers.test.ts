@@ -9,12 +9,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
 import postgres from 'postgres';
 import { binarySets, makeCluster, until } from './harness.js';
 import type { TestCluster } from './harness.js';
+import { sendCancel } from './raw-client.js';
 import { startProxy } from './standalone-proxy.js';
 import type { Running } from './standalone-proxy.js';
 import { readSecrets } from '../src/cluster/secrets.js';
@@ -40,20 +40,6 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-/** A raw CancelRequest on a new connection (what every driver sends). */
-function sendCancel(port: number, pid: number, key: number): Promise<void> {
-  const b = Buffer.alloc(16);
-  b.writeInt32BE(16, 0);
-  b.writeInt32BE(80877102, 4);
-  b.writeInt32BE(pid, 8);
-  b.writeInt32BE(key, 12);
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1', () => s.end(b));
-    s.on('error', () => resolve());
-    s.on('close', () => resolve());
-  });
 }
 
 describe('pgscale proxy --workers 2', () => {

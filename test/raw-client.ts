@@ -35,6 +35,21 @@ export interface RawMessage {
 
 export const DEFAULT_DEADLINE_MS = 2000;
 
+/** A raw CancelRequest on a new connection (what every driver sends). */
+export function sendCancel(port: number, pid: number, key: number): Promise<void> {
+  const b = Buffer.alloc(16);
+  b.writeInt32BE(16, 0);
+  b.writeInt32BE(80877102, 4);
+  b.writeInt32BE(pid, 8);
+  b.writeInt32BE(key, 12);
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1', () => s.end(b));
+    s.setTimeout(5000, () => s.destroy());
+    s.on('error', () => resolve());
+    s.on('close', () => resolve());
+  });
+}
+
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Encodes frontend messages back to back (a pipeline in one buffer). */

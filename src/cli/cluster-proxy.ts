@@ -7,6 +7,8 @@
  * failover, following each group's primary. Sharding too: each proxy runs the sharding service
  * over the catalog in etcd, and one of them at a time the cluster-wide duties
  * (sharding-proxies.ts). Shard moves are refused here (sharding-proxies.ts, MOVES_REFUSED, says why).
+ * With proxy.workers each worker process runs all of this as a proxy of its own
+ * (cluster-proxy-worker.ts passes `worker`).
  */
 import { Cluster } from '../cluster/cluster.js';
 import type { LoadedConfig } from '../config/load.js';
@@ -16,6 +18,9 @@ import { CLAIM_KEY } from '../ha/store-claim.js';
 import { TopologyFollower } from '../ha/store-topology.js';
 import type { Logger } from '../obs/logger.js';
 import { createRegistry } from '../obs/metrics.js';
+import type { Registry } from 'prom-client';
+import type { AdminHooks } from '../proxy/admin-view.js';
+import type { ProxyServer } from '../proxy/proxy-server.js';
 import { TopologyView } from '../topology/topology.js';
 import { setCancelInstance } from '../proxy/frontend/cancel-key.js';
 import { ProxyPeers, advertisedHost } from './proxy-peers.js';
@@ -26,7 +31,47 @@ import { ShardingService } from './sharding-service.js';
 /** How long the proxy waits at start for a decider to have written the topology. */
 const FIRST_TOPOLOGY_MS = 60_000;
 
+/** What a worker of a proxy with proxy.workers brings (cluster-proxy-worker.ts). */
+export interface ClusterWorker {
+  /** Its number among the proxy's workers. */
+  readonly instance: number;
+  readonly primaryPid: number;
+  /** Sends a CancelRequest for another worker's client there, through the primary. */
+  readonly sibling: (processId: number, key: Buffer) => void;
+  readonly registry: Registry;
+  /** SHOW, PAUSE/RESUME/KILL and RELOAD over every worker. */
+  readonly adminHooks: AdminHooks;
+}
+
+/** A running proxy of the cluster. */
+export interface ClusterProxy {
+  /** Its number in `proxies/<n>` (the one in its clients' process ids). */
+  readonly id: number;
+  server(): ProxyServer | null;
+  /** RELOAD: the file read again; the settings that need a restart. */
+  reload(): Promise<string[]>;
+  /** Stops serving and leaves the cluster (its registration at once); the exit code. */
+  stop(): Promise<number>;
+}
+
+/** `pgscale proxy --cluster` of one process: serves until SIGINT or SIGTERM. */
 export async function runClusterProxy(loaded: LoadedConfig, log: Logger): Promise<number> {
+  const proxy = await startClusterProxy(loaded, log);
+  return new Promise<number>((resolve) => {
+    const onSignal = (sig: NodeJS.Signals) => {
+      for (const s of ['SIGINT', 'SIGTERM'] as const) process.off(s, onSignal);
+      log.info({ signal: sig }, `${sig}: stopping`);
+      void proxy.stop().then(resolve);
+    };
+    for (const s of ['SIGINT', 'SIGTERM'] as const) process.on(s, onSignal);
+  });
+}
+
+export async function startClusterProxy(
+  loaded: LoadedConfig,
+  log: Logger,
+  worker?: ClusterWorker,
+): Promise<ClusterProxy> {
   if (loaded.config.ha.store !== 'etcd')
     throw new ConfigError(
       ErrorCodes.CONFIG_INVALID,
@@ -60,9 +105,15 @@ export async function runClusterProxy(loaded: LoadedConfig, log: Logger): Promis
     const { listen, port } = loaded.config.proxy;
     peers = await ProxyPeers.join(
       store,
-      { host: advertisedHost(listen), port, pid: process.pid },
+      {
+        host: advertisedHost(listen),
+        port,
+        pid: process.pid,
+        ...(worker ? { worker: worker.instance, primary: worker.primaryPid } : {}),
+      },
       log,
       loaded.config.ha.ttl * 1000,
+      worker?.sibling,
     );
     setCancelInstance(peers.id);
     const registered = peers;
@@ -88,10 +139,11 @@ export async function runClusterProxy(loaded: LoadedConfig, log: Logger): Promis
       loaded,
       cluster,
       log,
-      createRegistry({ service: 'pgscale-proxy' }),
+      worker?.registry ?? createRegistry({ service: 'pgscale-proxy' }),
       view,
       () => shardingService,
       (pid, key) => registered.forward(pid, key),
+      worker ? { adminHooks: worker.adminHooks, workers: true } : {},
     );
     await service.start();
     log.info({ proxy: peers.id }, `proxy number ${peers.id} of cluster "${loaded.config.cluster.name}"`);
@@ -105,30 +157,27 @@ export async function runClusterProxy(loaded: LoadedConfig, log: Logger): Promis
   const registration = peers;
   const running = service;
   const shardingRunning = sharding;
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const onSignal = (sig: NodeJS.Signals) => {
-      if (stopping) return;
-      stopping = true;
-      log.info({ signal: sig }, `${sig}: stopping`);
-      void (async () => {
-        let code = 0;
-        try {
-          await running.stop();
-        } catch (e) {
-          log.error(`stopping the proxy failed: ${errorMessage(e)}`);
-          code = 1;
-        }
-        await shardingRunning
-          ?.stop()
-          .catch((e: unknown) => log.error(`stopping sharding failed: ${errorMessage(e)}`));
-        follower.stop();
-        await registration.close();
-        await store.close().catch(() => undefined);
-        for (const s of ['SIGINT', 'SIGTERM'] as const) process.off(s, onSignal);
-        resolve(code);
-      })();
-    };
-    for (const s of ['SIGINT', 'SIGTERM'] as const) process.on(s, onSignal);
-  });
+  let stopped: Promise<number> | null = null;
+  const stop = async (): Promise<number> => {
+    let code = 0;
+    try {
+      await running.stop();
+    } catch (e) {
+      log.error(`stopping the proxy failed: ${errorMessage(e)}`);
+      code = 1;
+    }
+    await shardingRunning
+      ?.stop()
+      .catch((e: unknown) => log.error(`stopping sharding failed: ${errorMessage(e)}`));
+    follower.stop();
+    await registration.close();
+    await store.close().catch(() => undefined);
+    return code;
+  };
+  return {
+    id: registration.id,
+    server: () => running.server,
+    reload: () => running.reload(),
+    stop: () => (stopped ??= stop()),
+  };
 }

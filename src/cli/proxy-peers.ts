@@ -6,6 +6,12 @@
  * its clients (cancel-key.ts: bits 30..21). A CancelRequest naming another number is sent on, as
  * is, to that proxy's advertised address; the proxy holding the client checks the key. No reply
  * is ever sent (PostgreSQL's rule), so a forged key learns nothing on either proxy.
+ *
+ * Each worker of a proxy with `proxy.workers` (cluster-proxy-worker.ts) registers as a proxy of
+ * its own, all of them with the one address they share: a request for a number registered at this
+ * proxy's own address goes to that worker through the primary (`sibling`), never over the
+ * network, which would only land on this port again (on any worker). A request arriving from
+ * another proxy reaches any worker here and takes that one step.
  */
 import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
@@ -17,10 +23,16 @@ import { encodeCancelRequest } from '../protocol/startup-messages.js';
 
 const PREFIX = 'proxies/';
 
-interface PeerInfo {
+export const PROXY_KEYS_PREFIX = PREFIX;
+
+/** What a proxy registers under `proxies/<n>` (`pgscale status` lists them). */
+export interface PeerInfo {
   readonly host: string;
   readonly port: number;
   readonly pid: number;
+  /** A worker of a proxy with proxy.workers: its number there and its primary's pid. */
+  readonly worker?: number;
+  readonly primary?: number;
 }
 
 /** The address other proxies reach this one at: the listen address, or this host's first IPv4. */
@@ -39,18 +51,29 @@ export class ProxyPeers {
   private constructor(
     private readonly store: StateStore,
     readonly id: number,
+    private readonly me: PeerInfo,
     private readonly log: Logger,
     private readonly ttlMs: number,
+    private readonly sibling?: (processId: number, key: Buffer) => void,
   ) {}
 
-  /** Takes the lowest free number and keeps it (and the list of the others) up to date. */
-  static async join(store: StateStore, me: PeerInfo, log: Logger, ttlMs: number): Promise<ProxyPeers> {
+  /**
+   * Takes the lowest free number and keeps it (and the list of the others) up to date. `sibling`:
+   * sends a request for another worker of this proxy there (a worker's; none: a proxy of one process).
+   */
+  static async join(
+    store: StateStore,
+    me: PeerInfo,
+    log: Logger,
+    ttlMs: number,
+    sibling?: (processId: number, key: Buffer) => void,
+  ): Promise<ProxyPeers> {
     const lease = await store.grantLease(ttlMs);
     const taken = new Set((await store.list(PREFIX)).map((kv) => Number(kv.key.slice(PREFIX.length))));
     for (let n = 1; n <= MAX_INSTANCE; n++) {
       if (taken.has(n)) continue;
       if ((await store.compareAndSet(`${PREFIX}${n}`, 0, JSON.stringify(me), { lease })) === null) continue;
-      const peers = new ProxyPeers(store, n, log, ttlMs);
+      const peers = new ProxyPeers(store, n, me, log, ttlMs, sibling);
       peers.lease = lease;
       await peers.refresh();
       peers.schedule();
@@ -110,6 +133,13 @@ export class ProxyPeers {
       // A proxy that started within the last refresh: read the list now, once.
       if (again) void this.refresh().then(() => this.forward(processId, key, false));
       else this.log.info(`a cancel request for proxy ${n}, which is not registered: dropped`);
+      return;
+    }
+    if (peer.host === this.me.host && peer.port === this.me.port) {
+      // Registered at this proxy's own address: another worker of it (or one that is gone, whose
+      // registration lasts until its lease ends: the primary drops the request then).
+      if (this.sibling) this.sibling(processId, key);
+      else this.log.info(`a cancel request for proxy ${n}, registered at this proxy's own address: dropped`);
       return;
     }
     this.log.info(`a cancel request for a client of proxy ${n}: sent to ${peer.host}:${peer.port}`);

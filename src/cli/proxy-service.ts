@@ -22,6 +22,7 @@ import type { Service } from '../controller/service.js';
 import type { Logger } from '../obs/logger.js';
 import { ProxyServer } from '../proxy/proxy-server.js';
 import type { DatabaseResolver, ShardingHost } from '../proxy/proxy-server.js';
+import type { AdminHooks } from '../proxy/admin-view.js';
 import { databasesResolver, topologyResolver } from '../proxy/resolver.js';
 import type { Topology } from '../topology/topology.js';
 import { TopologyView } from '../topology/topology.js';
@@ -57,14 +58,15 @@ export function clusterTopology(cluster: Cluster, epoch: number): Topology {
  * proxy.admin_users (`pgscale init` lists the superuser there, visibly); being the cluster's
  * superuser grants nothing on its own. proxy.workers above 1 is refused: here the proxy shares
  * its process with the sharding state (shard holds, two-phase commits, global tables), which
- * several processes would each keep apart; it is for the standalone `pgscale proxy` for now.
+ * several processes would each keep apart; it is for the standalone `pgscale proxy` (and
+ * `--cluster`, where each worker is a proxy of its own: `workers`) for now.
  * With cluster.tls on, the proxy verifies the nodes with the cluster CA (tls.ts,
  * proxyWithClusterTls); with proxy.tls.cluster_ca it presents a certificate from that CA
  * (proxyWithClusterCert).
  */
-export function proxyConfigFor(loaded: LoadedConfig): ProxyConfig {
+export function proxyConfigFor(loaded: LoadedConfig, workers = false): ProxyConfig {
   const p = loaded.config.proxy;
-  if (p.enabled && p.workers !== 1) {
+  if (p.enabled && p.workers !== 1 && !workers) {
     throw new ConfigError(
       ErrorCodes.CONFIG_INVALID,
       `${loaded.file}: proxy.workers: ${p.workers} is for the standalone \`pgscale proxy\` for now; ` +
@@ -151,6 +153,11 @@ export class ProxyService implements Service {
     private readonly sharding: () => ShardingHost | null = () => null,
     /** A CancelRequest for another proxy's client (several proxies: cluster-proxy.ts). */
     private readonly forwardCancel?: (processId: number, key: Buffer) => void,
+    /**
+     * A worker of `pgscale proxy --cluster` with proxy.workers (cluster-proxy.ts): its console's
+     * SHOW, PAUSE, RESUME, KILL and RELOAD go over every worker; proxy.workers is taken.
+     */
+    private readonly worker: { adminHooks?: AdminHooks; workers?: boolean } = {},
   ) {
     this.view = view ?? new TopologyView();
     this.ownsTopology = view === undefined;
@@ -158,6 +165,15 @@ export class ProxyService implements Service {
   }
 
   private readonly ownsTopology: boolean;
+
+  /** The running proxy (null between a stop and a restart). */
+  get server(): ProxyServer | null {
+    return this.proxy;
+  }
+
+  private configFor(loaded: LoadedConfig): ProxyConfig {
+    return proxyConfigFor(loaded, this.worker.workers === true);
+  }
   private stopping = false;
   private restartTimer: NodeJS.Timeout | null = null;
   /** Times the listener was opened again after it closed unasked. */
@@ -228,7 +244,7 @@ export class ProxyService implements Service {
 
   /** A new ProxyServer, listening. */
   private async launch(): Promise<{ host: string; port: number }> {
-    const cfg = proxyConfigFor(this.loaded);
+    const cfg = this.configFor(this.loaded);
     const proxy = new ProxyServer({
       config: cfg,
       resolve: this.resolverFor(this.loaded),
@@ -248,6 +264,7 @@ export class ProxyService implements Service {
           );
           return 'SHUTDOWN is refused: this proxy belongs to the pgscale controller; `pgscale down` stops the cluster and its proxy';
         },
+        ...this.worker.adminHooks,
       },
     });
     if (!this.ownsTopology) proxy.holdOnUnreachableMs = this.loaded.config.ha.proxy_hold_timeout * 1000;
@@ -317,7 +334,7 @@ export class ProxyService implements Service {
     const p = this.proxy;
     if (!p) return Promise.resolve([]);
     const next = loadConfig(this.loaded.file);
-    const restart = p.reload(proxyConfigFor(next), this.resolverFor(next), {
+    const restart = p.reload(this.configFor(next), this.resolverFor(next), {
       settings: userSettings(next),
       inline: inlineUsers(next, this.cluster.secrets()),
     });
@@ -331,7 +348,7 @@ export class ProxyService implements Service {
    * homes sent every database to group 0).
    */
   private resolverFor(loaded: LoadedConfig): DatabaseResolver {
-    const cfg = proxyConfigFor(loaded);
+    const cfg = this.configFor(loaded);
     const explicit = Object.keys(cfg.databases).length > 0 ? databasesResolver(cfg) : undefined;
     const base = topologyResolver(this.view, servedDatabases(loaded), explicit, (db) =>
       homeGroup(loaded.config, db),

@@ -28,7 +28,8 @@ export interface WorkerResult {
 
 export type FromWorker =
   | { t: 'hello' }
-  | { t: 'ready'; host: string; port: number }
+  /** `cancelId`: the number in its clients' process ids (with --cluster its proxy number). */
+  | { t: 'ready'; host: string; port: number; cancelId?: number }
   | { t: 'failed'; message: string; code: string }
   | { t: 'cancel'; pid: number; key: string }
   | { t: 'ask'; id: number; ask: WorkerAsk }

@@ -6,7 +6,10 @@
  * PAUSE, RESUME, KILL, RELOAD and SHUTDOWN over every worker, and merges the SHOW answers
  * (admin-merge.ts). It stops when the primary says so, on SIGINT/SIGTERM of its own, and at once
  * if the primary is gone (node:cluster). SIGHUP is the primary's to relay: ignored here.
+ * What runs inside is a WorkerBody: the proxy of the file's databases here (standaloneBody), a
+ * proxy of a cluster over several hosts with `--cluster` (cluster-proxy-worker.ts).
  */
+import type { Registry } from 'prom-client';
 import type { ProxyConfig } from '../config/schema.js';
 import { ErrorCodes, PgscaleError, errorMessage } from '../errors.js';
 import type { Logger } from '../obs/logger.js';
@@ -15,7 +18,8 @@ import { mergeTables } from '../proxy/admin-merge.js';
 import { runPoolCommand } from '../proxy/admin.js';
 import { showTable } from '../proxy/admin-show.js';
 import type { Table } from '../proxy/admin-show.js';
-import { setCancelInstance } from '../proxy/frontend/cancel-key.js';
+import type { AdminHooks } from '../proxy/admin-view.js';
+import { cancelInstance, setCancelInstance } from '../proxy/frontend/cancel-key.js';
 import { ProxyServer } from '../proxy/proxy-server.js';
 import { databasesResolver } from '../proxy/resolver.js';
 import type { FromWorker, ToWorker, WorkerAsk, WorkerResult, WorkerTask } from './proxy-worker-messages.js';
@@ -25,8 +29,57 @@ function send(m: FromWorker): void {
   if (process.connected) process.send?.(m, undefined, undefined, () => undefined);
 }
 
-export async function runWorker(log: Logger): Promise<number> {
-  let proxy: ProxyServer | null = null;
+/** What the worker plumbing gives the proxy a worker runs. */
+export interface WorkerPlumbing {
+  /** The worker's number (1..N). */
+  instance: number;
+  config: ProxyConfig;
+  log: Logger;
+  /** Labelled with the worker's number; the body registers the proxy's metrics there. */
+  registry: Registry;
+  /** A CancelRequest for another worker's client, sent there through the primary. */
+  toSibling: (processId: number, key: Buffer) => void;
+  /** SHOW, PAUSE/RESUME/KILL, RELOAD and SHUTDOWN over every worker. */
+  adminHooks: AdminHooks;
+}
+
+/** The proxy a worker runs. */
+export interface WorkerBody {
+  server(): ProxyServer | null;
+  /** A reload round: `config` is what the primary read (the body may read its own file). */
+  reload(config: ProxyConfig): Promise<string[]>;
+  stop(): Promise<void>;
+}
+
+/** Starts a worker's proxy, listening; its address. */
+export type StartBody = (p: WorkerPlumbing) => Promise<{ body: WorkerBody; host: string; port: number }>;
+
+/** The standalone proxy in front of proxy.databases. */
+export const standaloneBody: StartBody = async (p) => {
+  setCancelInstance(p.instance);
+  const proxy = new ProxyServer({
+    config: p.config,
+    resolve: databasesResolver(p.config),
+    log: (l) => p.log.info(l),
+    forwardCancel: p.toSibling,
+    adminHooks: p.adminHooks,
+  });
+  registerProxyMetrics(p.registry, () => proxy);
+  const body: WorkerBody = {
+    server: () => proxy,
+    reload: (config) => Promise.resolve(proxy.reload(config, databasesResolver(config))),
+    stop: () => proxy.stop(),
+  };
+  try {
+    return { body, ...(await proxy.start()) };
+  } catch (e) {
+    await proxy.stop().catch(() => undefined);
+    throw e;
+  }
+};
+
+export async function runWorker(log: Logger, startBody: StartBody = standaloneBody): Promise<number> {
+  let body: WorkerBody | null = null;
   let instance = 0;
   let nextAsk = 1;
   const asks = new Map<number, { ok: (r: WorkerResult[]) => void; fail: (e: Error) => void }>();
@@ -40,22 +93,19 @@ export async function runWorker(log: Logger): Promise<number> {
   const exit = async (code: number) => {
     if (exiting) return;
     exiting = true;
-    if (proxy) await proxy.stop();
+    if (body) await body.stop().catch((e: unknown) => log.error(`stopping failed: ${errorMessage(e)}`));
     process.exit(code);
   };
-  const registry = createRegistry({ service: 'pgscale-proxy' });
-  registerProxyMetrics(registry, () => proxy);
 
   const start = async (n: number, config: ProxyConfig) => {
     instance = n;
-    setCancelInstance(n);
-    registry.setDefaultLabels({ service: 'pgscale-proxy', worker: String(n) });
-    const wlog = log.child({ worker: n });
-    proxy = new ProxyServer({
+    const registry = createRegistry({ service: 'pgscale-proxy', worker: String(n) });
+    const plumbing: WorkerPlumbing = {
+      instance: n,
       config,
-      resolve: databasesResolver(config),
-      log: (l) => wlog.info(l),
-      forwardCancel: (pid, key) => send({ t: 'cancel', pid, key: key.toString('base64') }),
+      log: log.child({ worker: n }),
+      registry,
+      toSibling: (pid, key) => send({ t: 'cancel', pid, key: key.toString('base64') }),
       adminHooks: {
         reload: async () => (await ask({ kind: 'reload-all' }))[0]?.result as string[],
         shutdown: () => void ask({ kind: 'shutdown' }),
@@ -70,10 +120,13 @@ export async function runWorker(log: Logger): Promise<number> {
           return parts.reduce((n, p) => n + (p.result as number), 0);
         },
       },
-    });
+    };
     try {
-      const a = await proxy.start();
-      send({ t: 'ready', host: a.host, port: a.port });
+      const started = await startBody(plumbing);
+      body = started.body;
+      metrics = registry;
+      // The number in its clients' process ids: the worker's, or with --cluster its proxy number.
+      send({ t: 'ready', host: started.host, port: started.port, cancelId: cancelInstance() });
     } catch (e) {
       send({
         t: 'failed',
@@ -84,18 +137,19 @@ export async function runWorker(log: Logger): Promise<number> {
     }
   };
 
+  let metrics: Registry | null = null;
   const perform = async (task: WorkerTask): Promise<unknown> => {
-    const p = proxy;
-    if (!p) throw new Error('not started');
+    const p = body?.server();
+    if (!body || !p || !metrics) throw new Error('not started');
     switch (task.kind) {
       case 'show':
         return showTable(p, task.what);
       case 'pool':
         return runPoolCommand(p, task.cmd, task.arg);
       case 'reload':
-        return p.reload(task.config, databasesResolver(task.config));
+        return body.reload(task.config);
       case 'metrics':
-        return registry.getMetricsAsJSON();
+        return metrics.getMetricsAsJSON();
       case 'health':
         return { clients: p.clients.size };
     }
@@ -106,7 +160,7 @@ export async function runWorker(log: Logger): Promise<number> {
       case 'start':
         return void start(m.instance, m.config);
       case 'cancel':
-        return proxy?.cancel(m.pid, Buffer.from(m.key, 'base64'), true);
+        return body?.server()?.cancel(m.pid, Buffer.from(m.key, 'base64'), true);
       case 'do':
         perform(m.task).then(
           (result) => send({ t: 'done', id: m.id, result }),

@@ -5,7 +5,8 @@
  * passed per connection, nothing per query); each worker runs a whole proxy with its own pools.
  * The primary serves no client itself. It restarts a worker that dies (its clients lose their
  * connections; the others' are untouched), sends cancel requests to the worker that holds the
- * client (the worker's number is in the process id the client was shown, cancel-key.ts), runs
+ * client (the worker's number — with --cluster its proxy number — is in the process id the client
+ * was shown, cancel-key.ts), runs
  * the admin console's SHOW/PAUSE/RESUME/KILL/RELOAD over every worker, answers /metrics and
  * /health from every worker's gauges (labelled `worker`), reloads every worker on SIGHUP, and on
  * SIGINT/SIGTERM/SHUTDOWN stops them all; a worker whose primary is gone exits at once
@@ -35,6 +36,8 @@ const STABLE_MS = 10_000;
 
 interface Slot {
   instance: number;
+  /** The number in its clients' process ids: `instance`, or with --cluster its proxy number. */
+  cancelId: number;
   worker: Worker | null;
   ready: boolean;
   startedAt: number;
@@ -125,6 +128,7 @@ export class ProxyPrimary {
   private fork(instance: number): void {
     const slot: Slot = this.slots.get(instance) ?? {
       instance,
+      cancelId: instance,
       worker: null,
       ready: false,
       startedAt: 0,
@@ -151,6 +155,7 @@ export class ProxyPrimary {
         return this.send(w, { t: 'start', instance: slot.instance, config: this.config });
       case 'ready':
         slot.ready = true;
+        slot.cancelId = m.cancelId ?? slot.instance;
         this.boundPort = m.port;
         if (slot.restarts > 0)
           this.opts.log.warn(
@@ -164,7 +169,8 @@ export class ProxyPrimary {
         return;
       case 'cancel': {
         // The worker numbered in the process id, if it runs; a request for no worker is dropped.
-        const owner = this.slots.get(instanceOf(m.pid));
+        const n = instanceOf(m.pid);
+        const owner = [...this.slots.values()].find((s) => s.cancelId === n);
         if (owner?.ready) this.send(owner.worker, { t: 'cancel', pid: m.pid, key: m.key });
         return;
       }

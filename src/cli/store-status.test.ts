@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { NodeRef } from '../config/load.js';
 import type { KeyValue } from '../ha/store.js';
-import { storeStatus } from './store-status.js';
+import { proxiesLine, storeStatus } from './store-status.js';
 
 const kv = (key: string, value: unknown): KeyValue => ({
   key,
@@ -39,6 +39,7 @@ test('storeStatus: leader, replicas with their upstream, a host with no agent, a
       paused: kv('paused', 'true'),
       leaders: [kv('shards/0/leader', { node: 'n1', epoch: 3 })],
       epochs: [kv('shards/0/epoch', { node: 'n1', epoch: 3 })],
+      proxies: [],
     },
   );
   assert.equal(s.decider, 'h2');
@@ -71,9 +72,40 @@ test('storeStatus: a group with no leader keeps its last epoch; nothing reported
     paused: null,
     leaders: [null],
     epochs: [kv('shards/0/epoch', { node: 'n1', epoch: 5 })],
+    proxies: [],
   });
   assert.deepEqual(s.groups, [{ group: 0, leader: null, epoch: 5 }]);
   assert.equal(s.decider, null);
   assert.equal(s.paused, false);
   assert.equal(s.nodes[0]!.state, 'no report');
+});
+
+test('storeStatus: the proxies by number; a proxy with workers is one entry with its workers', () => {
+  const s = storeStatus({ cluster: 'c', store: 'etcd x' }, [node('n1', 'h1')], {
+    agents: [],
+    members: [],
+    decider: null,
+    paused: null,
+    leaders: [null],
+    epochs: [null],
+    proxies: [
+      kv('proxies/3', { host: '10.0.0.6', port: 6432, pid: 902, worker: 2, primary: 900 }),
+      kv('proxies/1', { host: '10.0.0.5', port: 6432, pid: 812 }),
+      kv('proxies/2', { host: '10.0.0.6', port: 6432, pid: 901, worker: 1, primary: 900 }),
+      kv('proxies/4', '{not json'),
+    ],
+  });
+  assert.deepEqual(
+    s.proxies.map((p) => [p.proxy, p.pid, p.worker, p.primary]),
+    [
+      [1, 812, null, null],
+      [2, 901, 1, 900],
+      [3, 902, 2, 900],
+    ],
+  );
+  assert.equal(
+    proxiesLine(s.proxies),
+    '10.0.0.5:6432 (proxy 1, pid 812), 10.0.0.6:6432 (2 workers of pid 900: worker 1 proxy 2, worker 2 proxy 3)',
+  );
+  assert.equal(proxiesLine([]), 'none');
 });

@@ -15,6 +15,8 @@ import type { EpochRecord } from '../ha/leader-lease.js';
 import { HA_KEYS } from '../ha/leader-lease.js';
 import type { NodeFacts } from '../ha/node-ops.js';
 import type { KeyValue, StateStore } from '../ha/store.js';
+import { PROXY_KEYS_PREFIX } from './proxy-peers.js';
+import type { PeerInfo } from './proxy-peers.js';
 
 export type StoreNodeState = 'running' | 'stopped' | 'fenced' | 'not provisioned' | 'no report';
 
@@ -46,8 +48,22 @@ export interface StoreStatus {
   agents: AgentInfo[];
   groups: { group: number; leader: string | null; epoch: number | null }[];
   nodes: StoreNodeStatus[];
+  /**
+   * The stateless proxies registered (`pgscale proxy --cluster`), by number; a worker of a proxy
+   * with proxy.workers is registered on its own, with its number among the workers and its primary.
+   */
+  proxies: StoreProxy[];
   /** Whether the standbys' lag was asked of the primaries (null: why not). */
   probed: true | string;
+}
+
+export interface StoreProxy {
+  proxy: number;
+  host: string;
+  port: number;
+  pid: number;
+  worker: number | null;
+  primary: number | null;
 }
 
 /** The keys storeStatus() reads, as one snapshot. */
@@ -58,19 +74,21 @@ export interface StoreKeys {
   paused: KeyValue | null;
   leaders: (KeyValue | null)[];
   epochs: (KeyValue | null)[];
+  proxies: KeyValue[];
 }
 
 export async function readStoreKeys(store: StateStore, groups: number): Promise<StoreKeys> {
   const range = Array.from({ length: groups }, (_, g) => g);
-  const [agents, members, decider, paused, leaders, epochs] = await Promise.all([
+  const [agents, members, decider, paused, leaders, epochs, proxies] = await Promise.all([
     store.list(AGENT_KEYS.agents),
     store.list(AGENT_KEYS.members),
     store.get(AGENT_KEYS.decider),
     store.get(HA_KEYS.paused),
     Promise.all(range.map((g) => store.get(HA_KEYS.leader(g)))),
     Promise.all(range.map((g) => store.get(HA_KEYS.epoch(g)))),
+    store.list(PROXY_KEYS_PREFIX),
   ]);
-  return { agents, members, decider, paused, leaders, epochs };
+  return { agents, members, decider, paused, leaders, epochs, proxies };
 }
 
 function json<T>(kv: KeyValue | null | undefined): T | null {
@@ -133,8 +151,48 @@ export function storeStatus(
         facts: f,
       };
     }),
+    proxies: keys.proxies
+      .map((kv) => {
+        const p = json<PeerInfo>(kv);
+        const proxy = Number(kv.key.slice(kv.key.lastIndexOf('/') + 1));
+        return p && Number.isInteger(proxy)
+          ? {
+              proxy,
+              host: p.host,
+              port: p.port,
+              pid: p.pid,
+              worker: p.worker ?? null,
+              primary: p.primary ?? null,
+            }
+          : null;
+      })
+      .filter((p): p is StoreProxy => p !== null)
+      .sort((a, b) => a.proxy - b.proxy),
     probed: 'not asked',
   };
+}
+
+/**
+ * The proxies for a person: one entry per proxy process, its workers' numbers together, e.g.
+ * `10.0.0.5:6432 (proxy 1, pid 812), 10.0.0.6:6432 (2 workers of pid 900: proxies 2, 3)`.
+ */
+export function proxiesLine(proxies: readonly StoreProxy[]): string {
+  if (proxies.length === 0) return 'none';
+  const byProcess = new Map<string, StoreProxy[]>();
+  for (const p of proxies) {
+    const k = `${p.host}:${p.port}/${p.primary ?? `own ${p.pid}`}`;
+    byProcess.set(k, [...(byProcess.get(k) ?? []), p]);
+  }
+  return [...byProcess.values()]
+    .map((ps) => {
+      const p = ps[0]!;
+      if (p.primary === null) return `${p.host}:${p.port} (proxy ${p.proxy}, pid ${p.pid})`;
+      const workers = ps
+        .sort((a, b) => (a.worker ?? 0) - (b.worker ?? 0))
+        .map((w) => `worker ${w.worker} proxy ${w.proxy}`);
+      return `${p.host}:${p.port} (${ps.length} worker${ps.length === 1 ? '' : 's'} of pid ${p.primary}: ${workers.join(', ')})`;
+    })
+    .join(', ');
 }
 
 interface ReplRow {

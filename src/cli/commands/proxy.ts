@@ -10,6 +10,7 @@ import { resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { defaultConfigPath, loadConfig } from '../../config/load.js';
+import type { ProxyConfig } from '../../config/schema.js';
 import { UsageError } from '../../errors.js';
 import { parse } from '../args.js';
 import { out } from '../context.js';
@@ -21,7 +22,7 @@ export { parseHttpAddress } from '../proxy-standalone.js';
 
 export const help = `Usage: pgscale proxy [-c FILE | --pgbouncer-ini FILE] [--workers N|auto] [--http HOST:PORT]
                      [--log-format json|text]
-       pgscale proxy -c FILE --cluster [--data-dir DIR]
+       pgscale proxy -c FILE --cluster [--data-dir DIR] [--workers N|auto] [--http HOST:PORT]
 
 Runs the pgscale proxy alone, in front of the servers listed under proxy.databases in FILE
 (default ./pgscale.yaml), or of those of an existing PgBouncer configuration.
@@ -34,7 +35,8 @@ Options:
                           pools; overrides proxy.workers (default 1)
   --cluster               follow the topology of a cluster over several hosts in etcd
                           (pgscale agent; FILE is the cluster's configuration): any number of
-                          these proxies, on any host, each with its own pools
+                          these proxies, on any host, each with its own pools; with
+                          --workers each worker is such a proxy, all on one port
   --data-dir DIR          with --cluster: where the cluster's secrets.json is (default:
                           cluster.data_dir of FILE)
   --http HOST:PORT        also serve GET /metrics (Prometheus) and GET /health over HTTP there
@@ -52,16 +54,41 @@ export async function run(argv: string[]): Promise<number> {
     workers: { type: 'string' },
   });
   if (values.help) return (out(help), 0);
+  const clusterConfig = () => {
+    const loaded = loadConfig(typeof values.config === 'string' ? values.config : defaultConfigPath());
+    return typeof values['data-dir'] === 'string'
+      ? { ...loaded, dataDir: resolve(values['data-dir']) }
+      : loaded;
+  };
   if (nodeCluster.isWorker) {
     // A worker of the proxy below: the primary gives it its number and configuration.
     const { runWorker } = await import('../proxy-worker.js');
-    return runWorker(proxyLogger(values['log-format']));
+    if (values.cluster !== true) return runWorker(proxyLogger(values['log-format']));
+    const { clusterBody } = await import('../cluster-proxy-worker.js');
+    return runWorker(proxyLogger(values['log-format']), clusterBody(clusterConfig()));
   }
   const log = proxyLogger(values['log-format']);
+  const httpAddr = typeof values.http === 'string' ? parseHttpAddress(values.http) : null;
+  const flag =
+    typeof values.workers === 'string' ? parseWorkers(values.workers, availableParallelism()) : null;
   if (values.cluster === true) {
-    let loaded = loadConfig(typeof values.config === 'string' ? values.config : defaultConfigPath());
-    if (typeof values['data-dir'] === 'string') loaded = { ...loaded, dataDir: resolve(values['data-dir']) };
-    return runClusterProxy(loaded, log);
+    const loaded = clusterConfig();
+    const count = (c: ProxyConfig) => flag ?? parseWorkers(c.workers, availableParallelism());
+    const workers = count(loaded.config.proxy);
+    if (workers === 1) {
+      if (httpAddr) throw new UsageError('--http with --cluster is served with --workers 2 or more for now');
+      return runClusterProxy(loaded, log);
+    }
+    // Each worker is a proxy of the cluster of its own (cluster-proxy-worker.ts).
+    const { ProxyPrimary } = await import('../proxy-workers.js');
+    const proxyConfig = (l: typeof loaded) => ({ ...l.config.proxy, workers: count(l.config.proxy) });
+    return new ProxyPrimary({
+      count: workers,
+      config: proxyConfig(loaded),
+      load: () => Promise.resolve({ config: proxyConfig(clusterConfig()), warnings: [] }),
+      httpAddr,
+      log,
+    }).run();
   }
   if (values['pgbouncer-ini'] !== undefined && values.config !== undefined) {
     throw new UsageError('give either -c FILE or --pgbouncer-ini FILE, not both');
@@ -73,9 +100,6 @@ export async function run(argv: string[]): Promise<number> {
   ) {
     throw new UsageError('no configuration: pass -c FILE or --pgbouncer-ini FILE');
   }
-  const httpAddr = typeof values.http === 'string' ? parseHttpAddress(values.http) : null;
-  const flag =
-    typeof values.workers === 'string' ? parseWorkers(values.workers, availableParallelism()) : null;
   const { config, warnings } = await loadProxyConfig(values);
   for (const w of warnings) log.warn(`warning: ${w}`);
   const workers = flag ?? parseWorkers(config.workers, availableParallelism());

@@ -14,7 +14,7 @@ import { parse } from '../args.js';
 import { openCluster, out } from '../context.js';
 import { formatBytes, table } from '../table.js';
 import { archiveFailing } from '../../web/cluster-metrics.js';
-import { probeLag, readStoreKeys, storeStatus } from '../store-status.js';
+import { probeLag, proxiesLine, readStoreKeys, storeStatus } from '../store-status.js';
 import { storeMode, takeInStoredNodes, withStore } from './ha.js';
 
 export const help = `Usage: pgscale status [-c FILE] [--data-dir DIR] [--json]
@@ -90,6 +90,7 @@ async function printStoreStatus(cluster: Cluster, dataDir: string, json: boolean
       `agents: ${s.agents.length === 0 ? 'none' : s.agents.map((a) => `${a.host} (pid ${a.pid} since ${a.started_at})`).join(', ')}`,
     );
     out(`decider: ${s.decider === null ? 'none' : `agent of ${s.decider}`}`);
+    out(`proxies: ${proxiesLine(s.proxies)}`);
     if (s.paused) out('automatic failover: PAUSED (`pgscale resume-ha` resumes it)');
     if (s.probed !== true) out(`lag: not shown (${s.probed})`);
     for (const e of errors) out(e);
