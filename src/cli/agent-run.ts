@@ -252,7 +252,10 @@ export class Agent {
         .map((x) => x.name);
       const streaming = await withClient(this.cluster.target(n), async (c) => {
         const r = await c.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM pg_stat_replication WHERE state = 'streaming' AND application_name = ANY($1)`,
+          // A standby being cloned streams under its name too (pg_basebackup's WAL stream, beside
+          // its connection in state 'backup'): that one is not a standby yet.
+          `SELECT count(*)::int AS n FROM pg_stat_replication WHERE state = 'streaming' AND application_name = ANY($1)
+             AND application_name NOT IN (SELECT application_name FROM pg_stat_replication WHERE state = 'backup')`,
           [names],
         );
         return r.rows[0]!.n;
