@@ -230,7 +230,8 @@ export function subscriptionConninfo(
   primary: { readonly host: string; readonly port: number },
   database: string,
   user: string,
-  passfile: string,
+  /** null: the server's own (PGPASSFILE in its environment, set by pgscale when it starts a node). */
+  passfile: string | null,
   rootCert: string | null = null,
 ): string {
   return [
@@ -238,7 +239,7 @@ export function subscriptionConninfo(
     kv('port', primary.port),
     kv('dbname', database),
     kv('user', user),
-    kv('passfile', passfile),
+    ...(passfile === null ? [] : [kv('passfile', passfile)]),
     kv('application_name', 'pgscale_move'),
     ...(rootCert ? sslParams(rootCert) : []),
   ].join(' ');
