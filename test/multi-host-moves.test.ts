@@ -84,6 +84,65 @@ describe(
       };
     };
 
+    /**
+     * After a job under `loads`: no client error; every acknowledged id exactly once over both
+     * groups' primaries; each group holds exactly the shard tables the catalog places there (a
+     * statement that reached a shard's old place after its cutover would have left a row there,
+     * lost or doubled); reads through each proxy, across groups and by key, see every row.
+     */
+    const checkAfter = async (loads: Load[], clients: pg.Client[]): Promise<void> => {
+      assert.deepEqual(
+        loads.flatMap((l) => l.errors),
+        [],
+        'no client saw an error',
+      );
+      const acked = loads.flatMap((l) => l.acked).sort((x, y) => x - y);
+      assert.ok(acked.length > 0);
+      const all = [
+        ...(await rowsOn(0, 'SELECT id FROM items')),
+        ...(await rowsOn(1, 'SELECT id FROM items')),
+      ];
+      assert.equal(new Set(all).size, all.length, 'no row on both groups');
+      const have = new Set(all);
+      assert.deepEqual(
+        acked.filter((id) => !have.has(id)),
+        [],
+        'no acknowledged write lost',
+      );
+      const placed = await clients[0]!.query<{ id: string; port: number }>(
+        "SELECT shardid::text AS id, nodeport AS port FROM citus_shards WHERE table_name = 'items'::regclass ORDER BY shardid",
+      );
+      for (const g of [0, 1]) {
+        const port = m.groupNodes(g)[0]![1];
+        const c = await onGroup(g);
+        try {
+          const r = await c.query<{ relname: string }>(
+            "SELECT c.relname FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid WHERE i.inhparent = 'public.items'::regclass ORDER BY 1",
+          );
+          assert.deepEqual(
+            r.rows.map((x) => x.relname),
+            placed.rows.filter((x) => x.port === port).map((x) => `items_${x.id}`),
+            `group ${g} holds the shards the catalog places there`,
+          );
+        } finally {
+          await c.end();
+        }
+      }
+      for (const c of clients) {
+        const r = await c.query<{ id: number }>('SELECT id FROM items ORDER BY id');
+        const seen = new Set(r.rows.map((x) => x.id));
+        assert.deepEqual(
+          acked.filter((id) => !seen.has(id)),
+          [],
+          'a read across groups through each proxy sees every row',
+        );
+        for (const id of acked.slice(-20)) {
+          const one = await c.query<{ id: number }>('SELECT id FROM items WHERE id = $1', [id]);
+          assert.deepEqual(one.rows, [{ id }], `row ${id} read by key`);
+        }
+      }
+    };
+
     before(async () => {
       await m.start();
       a = await m.waitFor('a proxy holding the duties', () =>
@@ -155,55 +214,46 @@ describe(
         for (const l of loads) await l.stop();
       }
       try {
-        assert.deepEqual(
-          loads.flatMap((l) => l.errors),
-          [],
-          'no client saw an error',
+        await checkAfter(loads, [ca, cb]);
+      } finally {
+        await ca.end();
+        await cb.end();
+      }
+    });
+
+    test('group 1 drained, then a rebalance, through A while both proxies write: nothing lost, every row where the catalog says', async () => {
+      const [h1, port1] = m.groupNodes(1)[0]!;
+      const ca = await m.viaProxy(a);
+      const cb = await m.viaProxy(b);
+      const loads = [writer(a), writer(b)];
+      try {
+        await m.waitFor('writes through both proxies', () =>
+          Promise.resolve(loads.every((l) => l.acked.length >= 30) ? true : null),
         );
-        const acked = loads.flatMap((l) => l.acked).sort((x, y) => x - y);
-        // Each group's rows, read on its primary: every acknowledged id exactly once.
-        const g0 = await rowsOn(0, 'SELECT id FROM items');
-        const g1 = await rowsOn(1, 'SELECT id FROM items');
-        const all = [...g0, ...g1].sort((x, y) => x - y);
-        assert.equal(new Set(all).size, all.length, 'no row on both groups');
-        const missing = acked.filter((id) => !new Set(all).has(id));
-        assert.deepEqual(missing, [], 'no acknowledged write lost');
-        // The moved shard: its table gone from group 0 (the other partitions there hold other
-        // remainders only), its rows on group 1.
-        const c0 = await onGroup(0);
-        try {
-          const names = await c0.query<{ relname: string }>(
-            "SELECT relname FROM pg_class WHERE relname LIKE 'items\\_%' AND relkind = 'r' ORDER BY 1",
-          );
-          assert.ok(
-            names.rows.every((r) => r.relname !== `items_${shard}`),
-            `the source's shard table is gone from group 0: ${names.rows.map((r) => r.relname).join(', ')}`,
-          );
-        } finally {
-          await c0.end();
-        }
-        const c1 = await onGroup(1);
-        try {
-          const there = await c1.query<{ n: number }>(`SELECT count(*)::int AS n FROM items_${shard}`);
-          assert.ok(there.rows[0]!.n > 0, 'the moved shard has rows on group 1');
-        } finally {
-          await c1.end();
-        }
-        // Reads through both proxies: every acknowledged row, across groups and by key.
-        for (const c of [ca, cb]) {
-          const r = await c.query<{ id: number }>('SELECT id FROM items ORDER BY id');
-          const seen = new Set(r.rows.map((x) => x.id));
-          assert.deepEqual(
-            acked.filter((id) => !seen.has(id)),
-            [],
-            'a read across groups through each proxy sees every row',
-          );
-          const last = g1.filter((id) => acked.includes(id)).slice(-20);
-          for (const id of last) {
-            const one = await c.query<{ id: number }>('SELECT id FROM items WHERE id = $1', [id]);
-            assert.deepEqual(one.rows, [{ id }], `row ${id} read by key`);
-          }
-        }
+        await ca.query(`SELECT citus_drain_node('${h1.addr}', ${port1})`);
+        const drained = await ca.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM citus_shards WHERE table_name = 'items'::regclass AND nodeport = ${port1}`,
+        );
+        assert.deepEqual(drained.rows, [{ n: 0 }], 'no shard left on group 1');
+        await ca.query('SELECT citus_rebalance_start()');
+        await ca.query('SELECT citus_rebalance_wait()');
+        const spread = await ca.query<{ port: number; n: number }>(
+          "SELECT nodeport AS port, count(*)::int AS n FROM citus_shards WHERE table_name = 'items'::regclass GROUP BY 1 ORDER BY 1",
+        );
+        assert.deepEqual(
+          spread.rows.map((r) => r.n),
+          [2, 2],
+          'two shards on each group again',
+        );
+        const at = loads.map((l) => l.acked.length);
+        await m.waitFor('more writes through both proxies', () =>
+          Promise.resolve(loads.every((l, i) => l.acked.length >= at[i]! + 20) ? true : null),
+        );
+      } finally {
+        for (const l of loads) await l.stop();
+      }
+      try {
+        await checkAfter(loads, [ca, cb]);
       } finally {
         await ca.end();
         await cb.end();
