@@ -115,6 +115,7 @@ export class ShardingService implements Service, ShardingHost {
       database: loaded.config.app.database,
       superuserPassword: () => cluster.secrets().superuser,
       rootCert: () => cluster.rootCert(),
+      serverCa: several !== null,
       primary: (g) => this.view.lastPrimary(Number(g)) ?? null,
       current: () => this.catalogs?.current ?? null,
       open: () => this.openPgSessions(null),

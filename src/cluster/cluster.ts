@@ -498,9 +498,13 @@ export class Cluster {
       await reload(this.bins, paths.pgdata);
       return;
     }
-    // A shard move's subscription on this node reads the passwords from here (several hosts:
-    // the mover, on another host, cannot name a file of this one).
-    const pid = await start(this.bins, paths, n.name, undefined, { PGPASSFILE: passfilePath(this.dataDir) });
+    // A shard move's subscription on this node reads the passwords and the CA from here (several
+    // hosts: the mover, on another host, cannot name files of this one).
+    const ca = this.rootCert();
+    const pid = await start(this.bins, paths, n.name, undefined, {
+      PGPASSFILE: passfilePath(this.dataDir),
+      ...(ca ? { PGSSLROOTCERT: ca } : {}),
+    });
     this.reporter.step(
       `started ${n.name} as ${standby ? 'replica' : 'primary'} on ${n.host}:${n.port} (pid ${pid})`,
     );

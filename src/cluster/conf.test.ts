@@ -134,5 +134,11 @@ describe('subscriptionConninfo', () => {
   test("without a passfile it names none: the server's PGPASSFILE is read", () => {
     const s = subscriptionConninfo({ host: 'h', port: 1 }, 'app', 'postgres', null);
     assert.equal(s, 'host=h port=1 dbname=app user=postgres application_name=pgscale_move');
+    // With the cluster CA: verified, against the CA the server's environment names.
+    const t = subscriptionConninfo({ host: 'h', port: 1 }, 'app', 'postgres', null, '/d/tls/ca.crt');
+    assert.equal(
+      t,
+      'host=h port=1 dbname=app user=postgres application_name=pgscale_move sslmode=verify-full',
+    );
   });
 });

@@ -230,7 +230,11 @@ export function subscriptionConninfo(
   primary: { readonly host: string; readonly port: number },
   database: string,
   user: string,
-  /** null: the server's own (PGPASSFILE in its environment, set by pgscale when it starts a node). */
+  /**
+   * null: the server's own files (PGPASSFILE and, with `rootCert`, PGSSLROOTCERT in its
+   * environment, set by pgscale when it starts a node): several hosts, where the mover's paths
+   * mean nothing on the server's host.
+   */
   passfile: string | null,
   rootCert: string | null = null,
 ): string {
@@ -241,7 +245,7 @@ export function subscriptionConninfo(
     kv('user', user),
     ...(passfile === null ? [] : [kv('passfile', passfile)]),
     kv('application_name', 'pgscale_move'),
-    ...(rootCert ? sslParams(rootCert) : []),
+    ...(rootCert && passfile === null ? [kv('sslmode', 'verify-full')] : rootCert ? sslParams(rootCert) : []),
   ].join(' ');
 }
 
