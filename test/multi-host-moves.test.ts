@@ -8,7 +8,8 @@
  * lost or duplicated (a statement through B reaching the old shard after the cutover would have
  * left its row there), every row of the shard on group 1 and none on group 0, the source's shard
  * table gone, and reads through both proxies see every row. DDL through B while the job runs is
- * refused. The proxy holding the duties dies mid-cutover: the other held the shard until its lease
+ * refused. Reads through B right after a move see the moved rows with the target's replica
+ * paused (the read floor B learns from A's release). The proxy holding the duties dies mid-cutover: the other held the shard until its lease
  * ended, takes the duties and finishes the move. With cluster.tls on (the subscriptions and the
  * foreign servers read the CA and the passfile from the target's own host). Skipped, saying why,
  * without root, `ip netns`, iptables or etcd.
@@ -266,6 +267,42 @@ describe(
       } finally {
         await ca.end();
         await cb.end();
+      }
+    });
+
+    test("reads through B right after a move never go to a target replica that has not replayed the shard's arrival", async () => {
+      const [h0, port0] = m.groupNodes(0)[0]!;
+      const [h1, port1] = m.groupNodes(1)[0]!;
+      const [hs, portS] = m.groupNodes(1)[1]!;
+      const ca = await m.viaProxy(a);
+      // Group 1's standby stops replaying: without the floor B learns from A's release, it would
+      // answer the moved shard's reads with no rows.
+      const sb = await m.connect(hs, 2000, portS);
+      try {
+        await sb.query('SELECT pg_wal_replay_pause()');
+        const shards = await ca.query<{ id: string; port: number }>(
+          "SELECT shardid::text AS id, nodeport AS port FROM citus_shards WHERE table_name = 'items'::regclass ORDER BY shardid",
+        );
+        const shard = shards.rows.find((r) => r.port === port0)!.id;
+        const ids = await rowsOn(0, `SELECT id FROM items_${shard} ORDER BY id LIMIT 20`);
+        assert.ok(ids.length > 0, `shard ${shard} has rows`);
+        await ca.query(
+          `SELECT citus_move_shard_placement(${shard}, '${h0.addr}', ${port0}, '${h1.addr}', ${port1})`,
+        );
+        // A new client of B (no writes of its own): plain reads by key, at once.
+        const reader = await m.viaProxy(b);
+        try {
+          for (const id of ids) {
+            const got = await reader.query('SELECT id FROM items WHERE id = $1', [id]);
+            assert.equal(got.rows.length, 1, `row ${id} not found through B right after its shard moved`);
+          }
+        } finally {
+          await reader.end();
+        }
+      } finally {
+        await sb.query('SELECT pg_wal_replay_resume()').catch(() => undefined);
+        await sb.end();
+        await ca.end();
       }
     });
 
