@@ -56,6 +56,8 @@ export interface MultiHostOptions {
    * on the first two database hosts, group 1's on the third and the second; no table `acked`.
    */
   readonly groups?: 1 | 2;
+  /** More environment for the proxies (test/multi-host-moves.test.ts: a move's fault point). */
+  readonly proxyEnv?: NodeJS.ProcessEnv;
 }
 
 export class MultiHostCluster {
@@ -253,7 +255,10 @@ ${groups}
         '--data-dir',
         this.dataDir(h),
       ],
-      { env: { PGSCALE_PG_BIN: this.bins.dir }, logFile: join(this.net.dir, `proxy-${h.index}.log`) },
+      {
+        env: { PGSCALE_PG_BIN: this.bins.dir, ...this.o.proxyEnv },
+        logFile: join(this.net.dir, `proxy-${h.index}.log`),
+      },
     );
     this.agents.set(h, child);
   }

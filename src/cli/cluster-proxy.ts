@@ -6,7 +6,7 @@
  * is the proxy `pgscale up` runs (src/cli/proxy-service.ts): read/write splitting, holds during a
  * failover, following each group's primary. Sharding too: each proxy runs the sharding service
  * over the catalog in etcd, and one of them at a time the cluster-wide duties
- * (sharding-proxies.ts). Shard moves are refused here (sharding-proxies.ts, MOVES_REFUSED, says why).
+ * (sharding-proxies.ts), shard moves among them, their cutover held at every proxy (sharding-holds.ts).
  * With proxy.workers each worker process runs all of this as a proxy of its own
  * (cluster-proxy-worker.ts passes `worker`).
  */

@@ -21,6 +21,8 @@ export interface GlobalKeeperDeps {
   superuserPassword(): string;
   /** The cluster CA's certificate (cluster.tls on): the foreign servers verify the groups with it. */
   rootCert(): string | null;
+  /** The servers' own CA (several hosts: global-tables.ts, serverCa). */
+  readonly serverCa?: boolean;
   /** Where group `g`'s primary is now (null: none). */
   primary(g: string): { readonly host: string; readonly port: number } | null;
   /** The newest catalog. */
@@ -143,6 +145,7 @@ export class GlobalTablesKeeper {
           database: this.d.database,
           superuserPassword: this.d.superuserPassword(),
           rootCert: this.d.rootCert(),
+          ...(this.d.serverCa === true ? { serverCa: true } : {}),
         });
         this.tables = { version: catalog.version, tables: r.tables };
         this.endpoints = endpoints;

@@ -11,7 +11,6 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import type { Logger } from '../obs/logger.js';
-import type { ShardHold, ShardHolds } from '../proxy/shard-hold.js';
 import type { CatalogStore } from '../sharding/catalog-store.js';
 import { shardNameOf } from '../sharding/catalog-lookup.js';
 import { planDrain, planRebalance } from '../sharding/rebalance-plan.js';
@@ -24,7 +23,7 @@ import {
   MoveError,
   sweepMoves,
 } from '../sharding/shard-move.js';
-import type { MoveProgress, MoveSpec, MoveTiming } from '../sharding/shard-move.js';
+import type { MoveHold, MoveHolds, MoveProgress, MoveSpec, MoveTiming } from '../sharding/shard-move.js';
 import type { Catalog } from '../sharding/types.js';
 
 /** The store key of the jobs (relative to the cluster's prefix). */
@@ -77,7 +76,8 @@ export interface MoveRunnerDeps {
   readonly catalogs: () => CatalogStore | null;
   connect(group: string): Promise<pg.Client>;
   conninfo(group: string): string;
-  readonly holds: ShardHolds;
+  /** The cutover's holds: this proxy's (proxy/shard-hold.ts), or every proxy's (sharding-holds.ts). */
+  readonly holds: MoveHolds & { status(): unknown };
   readonly logger: Logger;
   readonly store: () => MovesBackend | null;
   readonly timing?: Partial<MoveTiming>;
@@ -85,6 +85,9 @@ export interface MoveRunnerDeps {
   readonly arrived?: (group: string, lsn: string) => void;
   /** Called after every move that changed the catalog. */
   readonly afterMove?: () => Promise<void>;
+  /** Before a job's first move, and after its end (several proxies: DDL waits at every proxy meanwhile). */
+  readonly beforeJob?: (job: JobRecord) => Promise<void>;
+  readonly afterJob?: (job: JobRecord) => Promise<void>;
 }
 
 export class JobError extends Error {
@@ -275,6 +278,7 @@ export class MoveRunner {
   ): Promise<void> {
     const log = this.deps.logger;
     try {
+      await this.deps.beforeJob?.(job);
       if (req.kind !== 'move') {
         const catalog = this.deps.catalogs()!.current;
         const by = req.by ?? 'count';
@@ -312,6 +316,11 @@ export class MoveRunner {
     }
     // What its own moves' cleanup could not drop goes before the job is reported finished.
     await this.sweep();
+    await this.deps
+      .afterJob?.(job)
+      .catch((e: unknown) =>
+        log.warn({ err: e }, `sharding: ${job.kind} job ${job.id}: the proxies were not told of its end`),
+      );
     job.finished_at = new Date().toISOString();
     log.info({ job: job.id, state: job.state }, `sharding: ${job.kind} job ${job.id} ${job.state}`);
     this.history = [job, ...this.history.filter((j) => j.id !== job.id)].slice(0, HISTORY_KEPT);
@@ -327,7 +336,7 @@ export class MoveRunner {
     let lastSave = 0;
     const log = this.deps.logger;
     try {
-      const { pauseMs } = await moveShard<ShardHold>(this.spec(rec), {
+      const { pauseMs } = await moveShard<MoveHold>(this.spec(rec), {
         catalogs,
         connect: (g) => this.deps.connect(g),
         conninfo: (g) => this.deps.conninfo(g),

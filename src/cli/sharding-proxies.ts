@@ -24,6 +24,8 @@ import { performance } from 'node:perf_hooks';
 import { errorMessage } from '../errors.js';
 import type { LeaseId, StateStore } from '../ha/store.js';
 import type { Logger } from '../obs/logger.js';
+import { ShardHoldSync } from './sharding-holds.js';
+import type { HoldSyncDeps } from './sharding-holds.js';
 
 const PREFIX = 'shardproxies/';
 export const SHARD_PROXY_KEYS = {
@@ -33,13 +35,6 @@ export const SHARD_PROXY_KEYS = {
   /** `seen/<n>`: the newest catalog version proxy n routes with (under its registration's lease). */
   seen: `${PREFIX}seen/`,
 } as const;
-
-/**
- * Why shard moves are refused with several proxies: a move's cutover holds the shard's statements
- * at the proxy that runs it only, and the others would go on writing to its old place.
- */
-export const MOVES_REFUSED =
-  'shard moves, rebalance and drain are not served by the proxies over several hosts yet: the cutover must hold the shard at every proxy, which they do not coordinate yet (docs/multi-host.md)';
 
 /** What the duty holder built of the global tables: for which catalog version, which tables. */
 export interface GlobalRecord {
@@ -56,6 +51,8 @@ export interface DutyHooks {
   rebuild(): void;
   /** The holder published a record (every proxy's side). */
   published(rec: GlobalRecord): void;
+  /** This proxy no longer holds the duties (another took them): its shard moves stop. */
+  lost?(): void;
 }
 
 export class ShardingProxies {
@@ -68,6 +65,8 @@ export class ShardingProxies {
   private hooks: DutyHooks | null = null;
   private readonly me: string;
   private seenWrite: Promise<void> = Promise.resolve();
+  /** The proxy number in the duty key at the last look (null: none, or not read yet). */
+  dutyHolder: number | null = null;
 
   constructor(
     private readonly store: StateStore,
@@ -138,12 +137,18 @@ export class ShardingProxies {
       const lease = this.proxy.lease();
       const kv = await this.store.get(SHARD_PROXY_KEYS.duty);
       let mine = kv?.value === this.me;
+      this.dutyHolder = kv === null ? null : ((JSON.parse(kv.value) as { proxy?: number }).proxy ?? null);
       if (kv === null && lease !== null)
         mine = (await this.store.compareAndSet(SHARD_PROXY_KEYS.duty, 0, this.me, { lease })) !== null;
-      if (mine) this.confirmedAt = performance.now();
+      if (mine) {
+        this.confirmedAt = performance.now();
+        this.dutyHolder = this.proxy.id;
+      }
       const gained = mine && !this.holding;
-      if (this.holding && !mine)
+      if (this.holding && !mine) {
         this.log.warn(`proxy ${this.proxy.id}: another proxy runs the cluster-wide sharding duties now`);
+        this.hooks?.lost?.();
+      }
       this.holding = mine;
       if (gained) {
         this.log.info(
@@ -212,6 +217,26 @@ export class ShardingProxies {
       }
       await new Promise((r) => setTimeout(r, 50));
     }
+  }
+
+  /** Why this proxy does not run shard moves (another holds the duties), or null when it does. */
+  movesElsewhere(): string | null {
+    if (this.duty) return null;
+    const holder = this.dutyHolder === null ? 'none right now' : `proxy ${this.dutyHolder}`;
+    return `shard moves, rebalance and drain run in the proxy holding the cluster-wide sharding duties (${holder}): connect through it (docs/multi-host.md)`;
+  }
+
+  /** The cutover's holds and the running job at every proxy (sharding-holds.ts), with this proxy's registration. */
+  holdSync(local: Pick<HoldSyncDeps, 'holds' | 'reloadCatalog' | 'readFloor' | 'idle'>): ShardHoldSync {
+    return new ShardHoldSync({
+      store: this.store,
+      id: this.proxy.id,
+      lease: () => this.proxy.lease(),
+      others: () => this.proxy.others(),
+      ttlMs: this.ttlMs,
+      log: this.log,
+      ...local,
+    });
   }
 
   /** What the global tables' keeper (sharding-global.ts) uses: who builds, publish, follow. */

@@ -43,6 +43,7 @@ import { ShardHolds } from '../proxy/shard-hold.js';
 import { decideMove } from '../sharding/shard-move.js';
 import { passfilePath } from '../cluster/secrets.js';
 import { MoveRunner } from './sharding-moves.js';
+import type { JobRecord } from './sharding-moves.js';
 import { HostWork } from './host-work.js';
 import { parseLsn } from '../protocol/lsn.js';
 import { syncCatalogGroups } from './sharding-groups.js';
@@ -51,8 +52,8 @@ import { scanFunctions } from './function-scan.js';
 import { mayMove, moveCall, moveHttp, rebalanceStatusRows } from './sharding-move-api.js';
 import { subscriptionConninfo } from '../cluster/conf.js';
 import { pgSsl } from '../cluster/sql.js';
-import { MOVES_REFUSED } from './sharding-proxies.js';
 import type { ShardingProxies } from './sharding-proxies.js';
+import type { ShardHoldSync } from './sharding-holds.js';
 
 /** How often group 0's functions are scanned for ones that read distributed tables. */
 const FUNCTION_SCAN_MS = 3000;
@@ -88,6 +89,8 @@ export class ShardingService implements Service, ShardingHost {
   private readonly txs: ShardingDecisions;
   /** Shards held by a move's cutover (the proxy's side). */
   private readonly holds = new ShardHolds();
+  /** Several proxies: the cutover's holds at every proxy, and the running job, through etcd. */
+  private readonly sync: ShardHoldSync | null;
   /** Shard moves, rebalances and drains (one job at a time). */
   private readonly moves: MoveRunner;
   private store: StateStore | null = null;
@@ -112,6 +115,7 @@ export class ShardingService implements Service, ShardingHost {
       database: loaded.config.app.database,
       superuserPassword: () => cluster.secrets().superuser,
       rootCert: () => cluster.rootCert(),
+      serverCa: several !== null,
       primary: (g) => this.view.lastPrimary(Number(g)) ?? null,
       current: () => this.catalogs?.current ?? null,
       open: () => this.openPgSessions(null),
@@ -149,6 +153,19 @@ export class ShardingService implements Service, ShardingHost {
       this.holds,
       () => this.global.pending,
     );
+    this.sync =
+      several?.holdSync({
+        holds: this.holds,
+        reloadCatalog: async () => {
+          await this.catalogs?.load();
+        },
+        readFloor: (g, lsn) => {
+          const at = parseLsn(lsn);
+          if (at !== null) this.readFloor(Number(g), at);
+        },
+        idle: () => this.queue.then(() => undefined),
+      }) ?? null;
+    const sync = this.sync;
     this.moves = new MoveRunner({
       catalogs: () => this.catalogs,
       connect: async (g) => {
@@ -170,18 +187,27 @@ export class ShardingService implements Service, ShardingHost {
           p,
           this.app,
           this.loaded.config.postgres.superuser,
-          passfilePath(this.cluster.dataDir),
+          // Several hosts: the target's server reads the passfile its agent gave it (PGPASSFILE in
+          // its environment); a path on this proxy's host would mean nothing there.
+          several ? null : passfilePath(this.cluster.dataDir),
           this.cluster.rootCert(),
         );
       },
-      holds: this.holds,
+      holds: sync ?? this.holds,
       logger,
       store: () => this.store,
       afterMove: () => this.syncGlobal(),
       arrived: (g, lsn) => {
         const at = parseLsn(lsn);
         if (at !== null) this.readFloor(Number(g), at);
+        sync?.noteArrival(g, lsn);
       },
+      ...(sync
+        ? {
+            beforeJob: (job: JobRecord) => sync.jobStarted(job.id, job.kind),
+            afterJob: () => sync.jobEnded(),
+          }
+        : {}),
     });
   }
 
@@ -211,9 +237,23 @@ export class ShardingService implements Service, ShardingHost {
       await this.recover().catch((e: unknown) =>
         this.logger.warn({ err: e }, 'sharding: prepared transactions left by a crash could not be checked'),
       );
+    await this.sync?.start();
     await this.several?.start({
-      gained: () => void this.reload().then(() => this.syncGlobal(true)),
+      gained: () => {
+        void this.reload().then(() => this.syncGlobal(true));
+        // Jobs run in the duty holder: the history is read, an interrupted job resumed.
+        void this.moves
+          .start()
+          .catch((e: unknown) =>
+            this.logger.warn(
+              { err: e },
+              'sharding: the shard moves a crash interrupted could not be checked',
+            ),
+          );
+      },
       rebuild: () => void this.syncGlobal(true),
+      // Its holds could not be written any more anyway (they are bound to its lease).
+      lost: () => void this.moves.cancel(),
       published: (rec) => this.global.adopt(rec),
     });
     await this.syncGroups();
@@ -252,6 +292,7 @@ export class ShardingService implements Service, ShardingHost {
   async stop(): Promise<void> {
     await this.several?.stop();
     await this.moves.stop();
+    this.sync?.stop();
     if (this.functionTimer) clearInterval(this.functionTimer);
     this.functionTimer = null;
     await this.txs.stop();
@@ -279,7 +320,7 @@ export class ShardingService implements Service, ShardingHost {
 
   /** Why catalog changes wait now (a job moves shards), or null. */
   private movingRefusal(): string | null {
-    const job = this.moves.status().current;
+    const job = this.moves.status().current ?? this.sync?.remoteJob ?? null;
     return job === null
       ? null
       : `shards are being moved (${job.kind} job ${job.id}: see pgscale rebalance --status; pgscale rebalance --cancel stops it)`;
@@ -314,8 +355,9 @@ export class ShardingService implements Service, ShardingHost {
           : { status: 503, body: { error: 'the sharding catalog is not loaded yet' } },
       );
     }
-    if (this.several && method === 'POST')
-      return Promise.resolve({ status: 409, body: { error: MOVES_REFUSED } });
+    const elsewhere = this.several?.movesElsewhere() ?? null;
+    if (elsewhere !== null && method === 'POST')
+      return Promise.resolve({ status: 409, body: { error: elsewhere } });
     return Promise.resolve(moveHttp(this.moves, method, path, body));
   }
 
@@ -351,8 +393,9 @@ export class ShardingService implements Service, ShardingHost {
 
   private api(sql: string, user: string, searchPath: string | undefined): Promise<Buffer[]> {
     const parsed = apiCallOf(sql);
-    if (parsed?.ok === true && MOVE_CALLS.has(parsed.call.fn) && this.several)
-      return Promise.resolve(apiError('0A000', `${parsed.call.fn}: ${MOVES_REFUSED}`));
+    const elsewhere = this.several?.movesElsewhere() ?? null;
+    if (parsed?.ok === true && MOVE_CALLS.has(parsed.call.fn) && elsewhere !== null)
+      return Promise.resolve(apiError('0A000', `${parsed.call.fn}: ${elsewhere}`));
     if (parsed?.ok === true && MOVE_CALLS.has(parsed.call.fn))
       return moveCall(parsed.call, user, {
         moves: this.moves,

@@ -49,6 +49,7 @@ import { chownToService, ensureOwnedDir, serviceUser } from './run-as.js';
 import type { Secrets } from './secrets.js';
 import {
   ensureSecrets,
+  passfilePath,
   loadOrCreateSecrets,
   readSecrets,
   removeFile,
@@ -497,7 +498,13 @@ export class Cluster {
       await reload(this.bins, paths.pgdata);
       return;
     }
-    const pid = await start(this.bins, paths, n.name);
+    // A shard move's subscription on this node reads the passwords and the CA from here (several
+    // hosts: the mover, on another host, cannot name files of this one).
+    const ca = this.rootCert();
+    const pid = await start(this.bins, paths, n.name, undefined, {
+      PGPASSFILE: passfilePath(this.dataDir),
+      ...(ca ? { PGSSLROOTCERT: ca } : {}),
+    });
     this.reporter.step(
       `started ${n.name} as ${standby ? 'replica' : 'primary'} on ${n.host}:${n.port} (pid ${pid})`,
     );

@@ -59,7 +59,15 @@ test('every node runs wal_level logical with room for a few subscriptions of sha
   const bins = { dir: '/nonexistent/bin', major: 16 } as PgBinaries;
   const config = cfg('off');
   for (const node of allNodes(config)) {
-    const conf = renderNodeConf({ config, node, bins, archiveDir: '/a', archiveScript: '/s', peers: [], tls: null });
+    const conf = renderNodeConf({
+      config,
+      node,
+      bins,
+      archiveDir: '/a',
+      archiveScript: '/s',
+      peers: [],
+      tls: null,
+    });
     const num = (k: string) => Number(new RegExp(`^${k} = (\\d+)$`, 'm').exec(conf)?.[1] ?? NaN);
     assert.match(conf, /^wal_level = 'logical'$/m);
     assert.ok(num('max_logical_replication_workers') >= 8);
@@ -122,5 +130,15 @@ describe('subscriptionConninfo', () => {
       "host=db.example port=5433 dbname='a\\'b\\\\c' user=postgres passfile='/x y/pgpass' application_name=pgscale_move",
     );
     assert.doesNotMatch(s, /password/);
+  });
+  test("without a passfile it names none: the server's PGPASSFILE is read", () => {
+    const s = subscriptionConninfo({ host: 'h', port: 1 }, 'app', 'postgres', null);
+    assert.equal(s, 'host=h port=1 dbname=app user=postgres application_name=pgscale_move');
+    // With the cluster CA: verified, against the CA the server's environment names.
+    const t = subscriptionConninfo({ host: 'h', port: 1 }, 'app', 'postgres', null, '/d/tls/ca.crt');
+    assert.equal(
+      t,
+      'host=h port=1 dbname=app user=postgres application_name=pgscale_move sslmode=verify-full',
+    );
   });
 });

@@ -230,7 +230,12 @@ export function subscriptionConninfo(
   primary: { readonly host: string; readonly port: number },
   database: string,
   user: string,
-  passfile: string,
+  /**
+   * null: the server's own files (PGPASSFILE and, with `rootCert`, PGSSLROOTCERT in its
+   * environment, set by pgscale when it starts a node): several hosts, where the mover's paths
+   * mean nothing on the server's host.
+   */
+  passfile: string | null,
   rootCert: string | null = null,
 ): string {
   return [
@@ -238,9 +243,9 @@ export function subscriptionConninfo(
     kv('port', primary.port),
     kv('dbname', database),
     kv('user', user),
-    kv('passfile', passfile),
+    ...(passfile === null ? [] : [kv('passfile', passfile)]),
     kv('application_name', 'pgscale_move'),
-    ...(rootCert ? sslParams(rootCert) : []),
+    ...(rootCert && passfile === null ? [kv('sslmode', 'verify-full')] : rootCert ? sslParams(rootCert) : []),
   ].join(' ');
 }
 

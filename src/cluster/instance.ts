@@ -191,6 +191,8 @@ export async function start(
   paths: InstancePaths,
   node: string,
   timeoutS = 60,
+  /** The server's environment beyond ours (PGPASSFILE: what its subscriptions' libpq reads). */
+  env?: NodeJS.ProcessEnv,
 ): Promise<number> {
   // A pid file naming a dead or zombie postmaster (nothing reaps orphans in some containers)
   // would make PostgreSQL refuse to start; so would processes of a killed server still holding its
@@ -206,6 +208,7 @@ export async function start(
       {
         detached: true,
         timeoutMs: (timeoutS + 15) * 1000,
+        ...(env ? { env } : {}),
       },
     );
   } catch (e) {

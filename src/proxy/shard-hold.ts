@@ -36,6 +36,11 @@ export interface ShardHoldSpec {
    * ends (the shard is attached there only then).
    */
   readonly to?: string;
+  /**
+   * Every statement of the sharded database waits (several proxies: a proxy that could not
+   * confirm its registration stops routing, sharding-holds.ts); `group` and `shards` are unused.
+   */
+  readonly all?: boolean;
 }
 
 export class ShardHold {
@@ -57,6 +62,7 @@ export class ShardHold {
 
   /** A route on one group touching these shards. */
   touches(route: ShardRoute): boolean {
+    if (this.spec.all === true) return true;
     if (route.kind !== 'one') return false;
     if (route.group !== this.spec.group && route.group !== this.spec.to) return false;
     return route.shards.some((id) => this.ids.has(id));
@@ -112,6 +118,7 @@ export class ShardHolds {
   /** Starts holding statements for `spec`'s shards. */
   hold(spec: ShardHoldSpec): ShardHold {
     const h = new ShardHold(spec);
+    if (spec.all === true) h.phase = 'fence';
     // Group 0 too: reads across groups run there over the global tables.
     for (const l of this.inFlight([...new Set([spec.group, '0'])])) h.track(l);
     this.holds = [...this.holds, h];
@@ -132,7 +139,8 @@ export class ShardHolds {
 
   /** A hold on `group`, for a statement there whose shards are not known here. */
   anyOn(group: string): ShardHold | null {
-    for (const h of this.holds) if (h.spec.group === group || h.spec.to === group) return h;
+    for (const h of this.holds)
+      if (h.spec.all === true || h.spec.group === group || h.spec.to === group) return h;
     return null;
   }
 

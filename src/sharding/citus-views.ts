@@ -72,12 +72,16 @@ export async function runViewRead(sql: string, user: string, env: ViewsEnv): Pro
         if (t.kind === 'reference' || l.groupOfShard(t, r) === s.group) names.push(l.shardName(t, r));
     }
     if (names.length === 0) continue;
-    const r = await s.client.query<{ name: string; size: string }>(
-      `SELECT c.relname AS name, pg_total_relation_size(c.oid)::text AS size
+    // A shard locked by a move's cutover has no size now: reading it would wait for the lock,
+    // and the mover takes a statement waiting on the shard for one past its hold (and retries).
+    const r = await s.client.query<{ name: string; size: string | null }>(
+      `SELECT c.relname AS name,
+              CASE WHEN EXISTS (SELECT 1 FROM pg_locks l WHERE l.relation = c.oid AND l.mode = 'AccessExclusiveLock')
+                   THEN NULL ELSE pg_total_relation_size(c.oid)::text END AS size
          FROM pg_class c WHERE c.relname = ANY($1::text[])`,
       [names],
     );
-    for (const row of r.rows) sizes.set(`${s.group}/${row.name}`, Number(row.size));
+    for (const row of r.rows) if (row.size !== null) sizes.set(`${s.group}/${row.name}`, Number(row.size));
   }
   const g0 = sessions[0]!.client;
   const facts = await g0.query<{ key: string; owner: string; am: string | null }>(

@@ -59,6 +59,11 @@ export interface GlobalSyncEnv {
   readonly superuserPassword: string;
   /** The cluster CA's certificate (cluster.tls on): the foreign servers connect with verify-full. */
   readonly rootCert?: string | null;
+  /**
+   * Several hosts: the foreign servers verify against the CA the server's environment names
+   * (PGSSLROOTCERT, set by pgscale when it starts a node), not `rootCert`'s path on this host.
+   */
+  readonly serverCa?: boolean;
 }
 
 /** What a sync built: the distributed tables that have a global table (by catalog key). */
@@ -96,7 +101,11 @@ export async function syncGlobalTables(env: GlobalSyncEnv): Promise<GlobalSyncRe
       `SELECT srvname AS name FROM pg_foreign_server WHERE srvname LIKE '${SERVER_PREFIX}%'`,
     );
     for (const { name } of old.rows) await c.query(`DROP SERVER ${quoteIdent(name)} CASCADE`);
-    const ssl = env.rootCert ? `, sslmode 'verify-full', sslrootcert ${quoteLiteral(env.rootCert)}` : '';
+    const ssl = !env.rootCert
+      ? ''
+      : env.serverCa === true
+        ? `, sslmode 'verify-full'`
+        : `, sslmode 'verify-full', sslrootcert ${quoteLiteral(env.rootCert)}`;
     for (const e of env.endpoints) {
       const server = quoteIdent(SERVER_PREFIX + e.group);
       await c.query(
