@@ -34,8 +34,12 @@ import type { Endpoint } from './load.js';
 
 const BIN = fileURLToPath(new URL('../../bin/pgscale.js', import.meta.url));
 const HOST = '127.0.0.1';
-/** Free ports kept for the standalone proxies (two ports each) and PgBouncer. */
-const SPARE = 5;
+/**
+ * Free ports kept for what runs in front of the cluster: the read scenario's two standalone
+ * proxies (two ports each) and HAProxy, the connections scenario's PgBouncer — 6 in a full run —
+ * and two more. (5 left PgBouncer without one once HAProxy came: "no spare port left".)
+ */
+const SPARE = 8;
 
 export interface DemoClusterOptions {
   /** Parent of the temporary directory (default: the system's). */

@@ -198,7 +198,7 @@ export const connections: Scenario = {
   async run(ctx: ScenarioContext): Promise<ScenarioOutcome> {
     const { cluster, settings, progress } = ctx;
     const clients = settings.quick ? 200 : 1000;
-    const seconds = settings.quick ? 2 : 10;
+    const seconds = settings.quick ? 2 : 8;
     const poolSize = cluster.config.proxy.default_pool_size;
     const tool = findTool('pgbouncer');
     const span = tool.path ? 1 / 3 : 1 / 2;

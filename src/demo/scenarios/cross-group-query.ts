@@ -80,7 +80,7 @@ export const crossGroupQuery: Scenario = {
     const cluster = await ctx.sharded();
     await ensureGroups(cluster, 2);
     const groups = cluster.groupCount();
-    const rows = settings.quick ? 100_000 : 1_000_000;
+    const rows = settings.quick ? 100_000 : 500_000;
     const times = settings.quick ? 3 : 7;
     await ctx.phase('fill tables', () => fillTables(cluster, rows, groups, progress));
     const targets: QueryTarget[] = [];

@@ -218,7 +218,7 @@ export const readScaling: Scenario = {
   unavailable: () => null,
   async run(ctx: ScenarioContext): Promise<ScenarioOutcome> {
     const { cluster, settings, progress } = ctx;
-    const seconds = settings.quick ? 2 : 10;
+    const seconds = settings.quick ? 2 : 8;
     const warmup = settings.quick ? 1 : 3;
     const primary = await cluster.primary();
     const replicas = cluster.nodes().filter((n) => n.name !== primary.name);

@@ -53,7 +53,7 @@ export const writeScaling: Scenario = {
   async run(ctx: ScenarioContext): Promise<ScenarioOutcome> {
     const { settings, progress } = ctx;
     const cluster = await ctx.sharded();
-    const seconds = settings.quick ? 2 : 10;
+    const seconds = settings.quick ? 2 : 8;
     const warmup = settings.quick ? 1 : 2;
     const stages: WriteStage[] = [];
     const STAGES = stagesFor(settings.quick);
