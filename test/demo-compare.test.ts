@@ -9,7 +9,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cleanup } from '../src/demo/cleanup.js';
 import { DemoCluster } from '../src/demo/cluster.js';
@@ -20,24 +20,9 @@ import { patroniFailover } from '../src/demo/scenarios/failover-patroni.js';
 import { patroniRow } from '../src/demo/scenarios/failover.js';
 import { measureHaproxy } from '../src/demo/scenarios/reads.js';
 import { findTool } from '../src/demo/tools.js';
-import { cli, tempDir } from './harness.js';
+import { cli, processesMentioning, tempDir } from './harness.js';
 
 const KEYS = 2000;
-
-/** Processes whose command line mentions `text`. */
-function processesMentioning(text: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      if (cmd.includes(text)) out.push(`${e}: ${cmd}`);
-    } catch {
-      // exited
-    }
-  }
-  return out;
-}
 
 function missing(t: { skip(msg: string): void }, names: string[]): boolean {
   const absent = names.filter((n) => !findTool(n).path);

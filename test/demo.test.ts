@@ -11,7 +11,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { findTool } from '../src/demo/tools.js';
-import { cli, repoRoot, tempDir } from './harness.js';
+import { cli, processesMentioning, repoRoot, tempDir } from './harness.js';
 
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 
@@ -32,21 +32,6 @@ interface Results {
     notes?: string[];
     table?: { headers: string[]; rows: unknown[][] };
   }[];
-}
-
-/** Processes whose command line mentions `text` (our cluster's directory). */
-function processesMentioning(text: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      if (cmd.includes(text)) out.push(`${e}: ${cmd}`);
-    } catch {
-      // exited
-    }
-  }
-  return out;
 }
 
 test('pgscale demo --quick: summary, report, nothing left behind; the report renders in a browser', async (t) => {

@@ -5,7 +5,7 @@
  * npm), or the directories listed in PGSCALE_TEST_PG_BINS (colon-separated).
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -157,4 +157,19 @@ export function scalarOn(
   return withClient(tc.cluster.target(n, db), async (c) =>
     String(Object.values((await c.query<Record<string, unknown>>(sql)).rows[0]!)[0]),
   );
+}
+
+/** Processes whose command line mentions `text` (a cluster's directory, say): what a test left. */
+export function processesMentioning(text: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (cmd.includes(text)) out.push(`${e}: ${cmd}`);
+    } catch {
+      // exited
+    }
+  }
+  return out;
 }

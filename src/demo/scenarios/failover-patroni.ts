@@ -13,12 +13,12 @@ import { connectReadWrite } from '../load.js';
 import { PATRONI_DEFAULTS, startPatroni, toolVersion } from '../patroni.js';
 import type { PatroniTimings } from '../patroni.js';
 import type { ScenarioContext } from '../scenario.js';
-import { underLoad } from './under-load.js';
-import type { UnderLoadResult } from './under-load.js';
+import { underLoad, writeLoss } from './under-load.js';
+import type { UnderLoadResult, WriteLoss } from './under-load.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export interface PatroniFigures {
+export interface PatroniFigures extends WriteLoss {
   versions: { patroni: string | null; etcd: string | null };
   timings: PatroniTimings;
   /** Seconds from nothing to a leader with its standbys streaming and the demo's tables. */
@@ -26,13 +26,6 @@ export interface PatroniFigures {
   killed: string;
   /** The primary afterwards: the killed member itself when Patroni restarted it in place. */
   primaryAfter: string | null;
-  writePauseSeconds: number | null;
-  acknowledged: number;
-  lost: number;
-  inDoubt: number;
-  inDoubtCommitted: number;
-  errors: number;
-  errorsByKind: Record<string, number>;
 }
 
 /** `ttl 30, loop_wait 10, retry_timeout 10` */
@@ -98,7 +91,6 @@ export async function patroniFailover(
         },
       }),
     );
-    const r = run.load;
     return {
       run,
       figures: {
@@ -107,13 +99,7 @@ export async function patroniFailover(
         startSeconds,
         killed,
         primaryAfter: (await pc.leader())?.name ?? null,
-        writePauseSeconds: r.writeGap?.seconds ?? null,
-        acknowledged: r.acknowledged.length,
-        lost: run.lost.length,
-        inDoubt: r.inDoubt.length,
-        inDoubtCommitted: run.inDoubtCommitted,
-        errors: r.read.errors + r.write.errors,
-        errorsByKind: r.errorsByKind,
+        ...writeLoss(run),
       },
     };
   } finally {

@@ -14,24 +14,17 @@ import type { Scenario, ScenarioContext, ScenarioOutcome } from '../scenario.js'
 import { findTool, patroniNote } from '../tools.js';
 import { patroniFailover, timingsText } from './failover-patroni.js';
 import type { PatroniFigures } from './failover-patroni.js';
-import { timelineChart, underLoad } from './under-load.js';
-import type { UnderLoadResult } from './under-load.js';
+import { timelineChart, underLoad, writeLoss } from './under-load.js';
+import type { UnderLoadResult, WriteLoss } from './under-load.js';
 
 export const HA_MISSING = 'high availability not available in this build';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export interface FailoverFigures {
+export interface FailoverFigures extends WriteLoss {
   synchronous: 'on' | 'off';
   killed: string;
   promoted: string | null;
-  writePauseSeconds: number | null;
-  acknowledged: number;
-  lost: number;
-  inDoubt: number;
-  inDoubtCommitted: number;
-  errors: number;
-  errorsByKind: Record<string, number>;
   rejoinedAfterSeconds: number | null;
   events: UnderLoadResult['events'];
 }
@@ -105,20 +98,13 @@ async function failoverOnce(
     return null;
   });
   const promoted = (await cluster.primary()).name;
-  const r = run.load;
   return {
     run,
     figures: {
       synchronous: mode,
       killed,
       promoted,
-      writePauseSeconds: r.writeGap?.seconds ?? null,
-      acknowledged: r.acknowledged.length,
-      lost: run.lost.length,
-      inDoubt: r.inDoubt.length,
-      inDoubtCommitted: run.inDoubtCommitted,
-      errors: r.read.errors + r.write.errors,
-      errorsByKind: r.errorsByKind,
+      ...writeLoss(run),
       rejoinedAfterSeconds: rejoined,
       events: run.events,
     },

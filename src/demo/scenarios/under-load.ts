@@ -38,6 +38,31 @@ export interface UnderLoadResult {
   events: HaEvent[];
 }
 
+/** What a fault under load cost the writers (the failover rows, pgscale's and Patroni's). */
+export interface WriteLoss {
+  /** The longest time without an acknowledged write; null when unknown. */
+  writePauseSeconds: number | null;
+  acknowledged: number;
+  lost: number;
+  inDoubt: number;
+  inDoubtCommitted: number;
+  errors: number;
+  errorsByKind: Record<string, number>;
+}
+
+export function writeLoss(run: UnderLoadResult): WriteLoss {
+  const r = run.load;
+  return {
+    writePauseSeconds: r.writeGap?.seconds ?? null,
+    acknowledged: r.acknowledged.length,
+    lost: run.lost.length,
+    inDoubt: r.inDoubt.length,
+    inDoubtCommitted: run.inDoubtCommitted,
+    errors: r.read.errors + r.write.errors,
+    errorsByKind: r.errorsByKind,
+  };
+}
+
 export interface UnderLoadPlan {
   /** Seconds of steady load before the action. */
   before: number;
