@@ -98,9 +98,17 @@ describe(
      * After a job under `loads`: no client error; every acknowledged id exactly once over both
      * groups' primaries; each group holds exactly the shard tables the catalog places there (a
      * statement that reached a shard's old place after its cutover would have left a row there,
-     * lost or doubled); reads through each proxy, across groups and by key, see every row.
+     * lost or doubled); reads through each proxy, across groups and by key, see every row. The
+     * clients are closed afterwards, whatever the outcome.
      */
     const checkAfter = async (loads: Load[], clients: pg.Client[], failing: Load[] = []): Promise<void> => {
+      try {
+        await check(loads, clients, failing);
+      } finally {
+        for (const c of clients) await c.end();
+      }
+    };
+    const check = async (loads: Load[], clients: pg.Client[], failing: Load[]): Promise<void> => {
       assert.deepEqual(
         loads.filter((l) => !failing.includes(l)).flatMap((l) => l.errors),
         [],
@@ -223,12 +231,7 @@ describe(
       } finally {
         for (const l of loads) await l.stop();
       }
-      try {
-        await checkAfter(loads, [ca, cb]);
-      } finally {
-        await ca.end();
-        await cb.end();
-      }
+      await checkAfter(loads, [ca, cb]);
     });
 
     test('group 1 drained, then a rebalance, through A while both proxies write: nothing lost, every row where the catalog says', async () => {
@@ -262,12 +265,7 @@ describe(
       } finally {
         for (const l of loads) await l.stop();
       }
-      try {
-        await checkAfter(loads, [ca, cb]);
-      } finally {
-        await ca.end();
-        await cb.end();
-      }
+      await checkAfter(loads, [ca, cb]);
     });
 
     test("reads through B right after a move never go to a target replica that has not replayed the shard's arrival", async () => {
@@ -355,12 +353,8 @@ describe(
       } finally {
         for (const l of loads) await l.stop();
       }
-      try {
-        // A's writer lost its proxy (its errors are expected); B's saw none.
-        await checkAfter(loads, [cb], [loads[0]!]);
-      } finally {
-        await cb.end();
-      }
+      // A's writer lost its proxy (its errors are expected); B's saw none.
+      await checkAfter(loads, [cb], [loads[0]!]);
     });
   },
 );
